@@ -1,0 +1,11 @@
+/**
+ * deno-smtpd: Postfix's smtpd(8) as one Deno program. Entry point only.
+ *
+ * @module
+ */
+
+import { runCli } from "./src/app.ts";
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

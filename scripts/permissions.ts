@@ -1,0 +1,51 @@
+/**
+ * The one place that says what the program may touch. `deno task smtpd`,
+ * `deno task start`, `deno task compile` and the end-to-end tests all use
+ * {@linkcode productionFlags}, so tests run with exactly the permissions
+ * the compiled binary gets. Paths are relative to the working directory.
+ *
+ * @module
+ */
+
+/** Deployment paths and hosts the flags are built from. */
+export interface PermissionOptions {
+  /** Files and directories to read: configuration, tables, queue. */
+  readPaths?: readonly string[];
+  /** Directories to write: the queue directory only. */
+  writePaths?: readonly string[];
+  /** Hosts to listen on (and, later, the DNS server to reach). */
+  netHosts?: readonly string[];
+}
+
+/** The defaults for a checkout: config/ and var/ under the working directory, loopback only. */
+export const DEFAULT_PERMISSIONS: Required<PermissionOptions> = {
+  readPaths: ["config", "var"],
+  writePaths: ["var"],
+  netHosts: ["127.0.0.1", "[::1]"],
+};
+
+/** Environment variables the program reads (stand-alone peer identity). */
+export const ENV_VARS = [
+  "REMOTE_ADDR",
+  "REMOTE_PORT",
+  "TCPREMOTEIP",
+  "TCPREMOTEPORT",
+  "TCPREMOTEHOST",
+];
+
+/**
+ * Builds the permission flags.
+ * @param options paths and hosts (defaults: {@linkcode DEFAULT_PERMISSIONS})
+ * @returns the `--allow-*` flags, never --allow-all, --allow-run or --allow-ffi
+ */
+export function productionFlags(options: PermissionOptions = {}): string[] {
+  const o = { ...DEFAULT_PERMISSIONS, ...options };
+  return [
+    `--allow-read=${o.readPaths.join(",")}`,
+    `--allow-write=${o.writePaths.join(",")}`,
+    `--allow-net=${o.netHosts.join(",")}`,
+    `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-sys=hostname,statfs",
+    "--no-prompt",
+  ];
+}

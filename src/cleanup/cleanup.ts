@@ -1,0 +1,254 @@
+/**
+ * The cleanup writer: takes an envelope and the body lines of one message
+ * and turns them into one durable queue file, as Postfix's cleanup(8) does
+ * for smtpd. It prepends our Received: header, adds Message-ID: and Date:
+ * when missing (and From: for local submissions), adds the always_bcc
+ * recipient, and enforces hopcount_limit. Only the header block is
+ * buffered; body lines stream to the queue file.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import type { BodySink } from "../io/dot_reader.ts";
+import { REPLY, type Reply } from "../protocol/reply.ts";
+import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
+import { headerName, isContinuation, isHeaderStart, scanHeaders } from "./headers.ts";
+import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
+
+/** Who sent the message, for Received: and the envelope attributes. */
+export interface MessageOrigin {
+  readonly clientName: string;
+  readonly clientAddress: string;
+  readonly clientPort: string;
+  readonly helo: string | undefined;
+  /** "SMTP" or "ESMTP" (plus later suffixes such as "S" for TLS). */
+  readonly protocol: string;
+  /** True for stand-alone local submissions. */
+  readonly local: boolean;
+}
+
+/** The envelope of one message. */
+export interface MessageEnvelope {
+  readonly queue: QueueName;
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly arrival: Date;
+  readonly origin: MessageOrigin;
+  /** BODY= from MAIL FROM. */
+  readonly body: "7BIT" | "8BITMIME" | undefined;
+}
+
+/** How a message ended. */
+export type CleanupResult =
+  | { kind: "queued"; id: string; size: number; messageId: string; recipients: number }
+  | { kind: "refused"; reply: Reply; reason: string };
+
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+/** The settings cleanup uses. */
+export type CleanupConfig = Pick<
+  Config,
+  "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
+>;
+
+/** Starts messages. */
+export class Cleanup {
+  #store: QueueStore;
+  #config: CleanupConfig;
+
+  /**
+   * @param store the queue
+   * @param config cleanup settings
+   */
+  constructor(store: QueueStore, config: CleanupConfig) {
+    this.#store = store;
+    this.#config = config;
+  }
+
+  /**
+   * Opens a queue file for a message.
+   * @param env the envelope
+   * @returns the draft that receives body lines
+   * @throws {QueueWriteError} when no queue file can be created
+   */
+  async begin(env: MessageEnvelope): Promise<MessageDraft> {
+    const file = await this.#store.create(env.queue, env.arrival);
+    return new MessageDraft(file, env, this.#config);
+  }
+}
+
+interface HeldLine {
+  bytes: Uint8Array;
+  partial: boolean;
+}
+
+/** One message being received: a {@linkcode BodySink} over a queue file. */
+export class MessageDraft implements BodySink {
+  readonly id: string;
+  #file: QueueFile;
+  #env: MessageEnvelope;
+  #config: CleanupConfig;
+  #recipients: string[];
+  #inHeaders = true;
+  #held: HeldLine[] = [];
+  #heldBytes = 0;
+  #continuing = false;
+  #refused: { reply: Reply; reason: string } | undefined;
+  #writeError: Error | undefined;
+  #messageId = "";
+
+  constructor(file: QueueFile, env: MessageEnvelope, config: CleanupConfig) {
+    this.id = file.id;
+    this.#file = file;
+    this.#env = env;
+    this.#config = config;
+    this.#recipients = [...env.recipients];
+    const bcc = config.always_bcc.trim();
+    if (bcc && !this.#recipients.includes(bcc)) this.#recipients.push(bcc);
+    const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
+    if (!env.origin.local) {
+      const o = env.origin;
+      attrs.push(
+        ["log_client_name", o.clientName],
+        ["log_client_address", o.clientAddress],
+        ["log_client_port", o.clientPort],
+        ["log_message_origin", `${o.clientName}[${o.clientAddress}]`],
+        ["log_helo_name", o.helo ?? ""],
+        ["log_protocol_name", o.protocol],
+        ["client_name", o.clientName],
+        ["reverse_client_name", o.clientName],
+        ["client_address", o.clientAddress],
+        ["client_port", o.clientPort],
+        ["helo_name", o.helo ?? ""],
+        ["protocol_name", o.protocol],
+      );
+    }
+    file.writeEnvelope({
+      arrival: env.arrival,
+      sender: env.sender,
+      recipients: this.#recipients,
+      attributes: attrs,
+    });
+  }
+
+  /** Receives one body line from the DATA reader. */
+  line(bytes: Uint8Array, partial: boolean): void | Promise<void> {
+    if (this.#refused || this.#writeError) return;
+    if (this.#inHeaders) {
+      const holds = this.#continuing || isHeaderStart(bytes) ||
+        (this.#held.length > 0 && isContinuation(bytes));
+      if (holds && this.#heldBytes + bytes.length <= this.#config.header_size_limit) {
+        this.#held.push({ bytes: bytes.slice(), partial });
+        this.#heldBytes += bytes.length + 2;
+        this.#continuing = partial;
+        return;
+      }
+      this.#endHeaders();
+      if (this.#refused) return;
+    }
+    return this.#write(bytes, partial);
+  }
+
+  #write(bytes: Uint8Array, partial: boolean): void | Promise<void> {
+    try {
+      const r = this.#file.line(bytes, partial);
+      if (r) return r.catch((err) => this.#fail(err));
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#writeError = err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** Emits Received:, the held headers, and any missing headers. */
+  #endHeaders(): void {
+    this.#inHeaders = false;
+    const fields: { name: string; value: string }[] = [];
+    for (const h of this.#held) {
+      if (isHeaderStart(h.bytes)) {
+        const text = latin1.decode(h.bytes);
+        const colon = text.indexOf(":");
+        fields.push({ name: headerName(h.bytes), value: text.slice(colon + 1) });
+      } else if (fields.length > 0) {
+        const last = fields[fields.length - 1];
+        if (last) last.value += latin1.decode(h.bytes);
+      }
+    }
+    const facts = scanHeaders(fields);
+    if (facts.received + 1 >= this.#config.hopcount_limit) {
+      this.#refused = {
+        reply: REPLY.tooManyHops,
+        reason: `too many hops: ${facts.received} Received: headers`,
+      };
+      return;
+    }
+    const cfg = this.#config;
+    const env = this.#env;
+    const o = env.origin;
+    const when = formatRfc5322Date(env.arrival);
+    const heloPart = o.local
+      ? ""
+      : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
+    const forPart = this.#recipients.length === 1
+      ? `\n\tfor <${this.#recipients[0]}>; ${when}`
+      : `; ${when}`;
+    const received = o.local
+      ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
+      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
+    for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
+    for (const h of this.#held) this.#write(h.bytes, h.partial);
+    this.#held = [];
+    this.#messageId = facts.messageId ??
+      `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
+    if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
+    if (!facts.hasDate) this.#write(encoder.encode(`Date: ${when}`), false);
+    if (!facts.hasFrom && o.local) {
+      const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
+      this.#write(encoder.encode(`From: ${from}`), false);
+    }
+  }
+
+  /**
+   * Completes the message after the end-of-data line.
+   * @returns queued (on stable storage) or refused
+   */
+  async finish(size: number): Promise<CleanupResult> {
+    if (this.#inHeaders) this.#endHeaders();
+    if (this.#refused) {
+      await this.#file.abort();
+      return { kind: "refused", ...this.#refused };
+    }
+    if (this.#writeError) {
+      await this.#file.abort();
+      return { kind: "refused", reply: REPLY.queueWriteError, reason: this.#writeError.message };
+    }
+    const extracted: [string, string][] = [];
+    if (this.#env.body === "8BITMIME") extracted.push(["encoding", "8bit"]);
+    else if (this.#env.body === "7BIT") extracted.push(["encoding", "7bit"]);
+    try {
+      await this.#file.commit(extracted);
+    } catch (err) {
+      return {
+        kind: "refused",
+        reply: REPLY.queueWriteError,
+        reason: err instanceof QueueWriteError ? err.message : String(err),
+      };
+    }
+    return {
+      kind: "queued",
+      id: this.id,
+      size,
+      messageId: this.#messageId,
+      recipients: this.#recipients.length,
+    };
+  }
+
+  /** Throws the message away (client gone, too big, refused by policy). */
+  async abort(): Promise<void> {
+    await this.#file.abort();
+  }
+}

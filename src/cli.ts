@@ -1,0 +1,117 @@
+/**
+ * Command-line parsing (node:util parseArgs): `smtpd serve`, `smtpd stdin`,
+ * `smtpd config [-n] [--check]`, each with `-c FILE`, `-o name=value`
+ * (repeatable, like master.cf) and `-v` (repeatable), and `--help`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** A parsed command line. */
+export type CliOptions =
+  | { kind: "help"; text: string }
+  | { kind: "version" }
+  | { kind: "error"; message: string }
+  | {
+    kind: "serve" | "stdin" | "config";
+    configFile: string;
+    overrides: string[];
+    verbose: number;
+    nonDefault: boolean;
+    check: boolean;
+  };
+
+/** The default configuration file. */
+export const DEFAULT_CONFIG = "config/smtpd.toml";
+
+const COMMON = `Options:
+  -c, --config FILE   configuration file (default: ${DEFAULT_CONFIG})
+  -o name=value       override a parameter (repeatable)
+  -v, --verbose       more logging (repeatable)
+  -h, --help          this help`;
+
+/** Help text per subcommand. */
+export const HELP: Record<string, string> = {
+  main: `Usage: smtpd COMMAND [options]
+
+An SMTP server after Postfix's smtpd(8).
+
+Commands:
+  serve    daemon mode: listen on smtpd_listen, queue mail in incoming/
+  stdin    stand-alone mode: one session on stdin/stdout, mail to maildrop/
+  config   print the effective configuration (-n: only non-defaults; --check: validate)
+
+Run "smtpd COMMAND --help" for a command's options.`,
+  serve: `Usage: smtpd serve [-c FILE] [-o name=value]... [-v]
+
+Listens on every smtpd_listen address and serves SMTP sessions; accepted
+messages become queue files in <queue_directory>/incoming/.
+
+${COMMON}`,
+  stdin: `Usage: smtpd stdin [-c FILE] [-o name=value]... [-v]
+
+Serves one SMTP session on stdin/stdout (inetd, systemd Accept=yes,
+"sendmail -bs" style) and deposits messages in <queue_directory>/maildrop/.
+The client is taken from REMOTE_ADDR/REMOTE_PORT or TCPREMOTEIP/TCPREMOTEHOST;
+without them the session is a local submission.
+
+${COMMON}`,
+  config: `Usage: smtpd config [-c FILE] [-o name=value]... [-n] [--check]
+
+Prints every parameter's effective value as TOML.
+  -n         print only parameters set in the file or with -o
+  --check    only validate; exit non-zero with file:line: message on errors
+
+${COMMON}`,
+};
+
+/**
+ * Parses the arguments after the program name.
+ * @param args the arguments
+ * @returns what to do
+ */
+export function parseCli(args: readonly string[]): CliOptions {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    return { kind: "help", text: HELP.main ?? "" };
+  }
+  if (command === "--version" || command === "version") return { kind: "version" };
+  if (command !== "serve" && command !== "stdin" && command !== "config") {
+    return { kind: "error", message: `unknown command "${command}"\n\n${HELP.main}` };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string", short: "c" },
+        o: { type: "string", short: "o", multiple: true },
+        verbose: { type: "boolean", short: "v", multiple: true },
+        help: { type: "boolean", short: "h" },
+        n: { type: "boolean", short: "n" },
+        check: { type: "boolean" },
+      },
+    });
+  } catch (err) {
+    return { kind: "error", message: `${(err as Error).message}\n\n${HELP[command]}` };
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help", text: HELP[command] ?? "" };
+  if (command !== "config" && (v.n || v.check)) {
+    return {
+      kind: "error",
+      message: `-n and --check belong to "smtpd config"\n\n${HELP[command]}`,
+    };
+  }
+  return {
+    kind: command,
+    configFile: v.config ?? DEFAULT_CONFIG,
+    overrides: v.o ?? [],
+    verbose: v.verbose?.length ?? 0,
+    nonDefault: v.n ?? false,
+    check: v.check ?? false,
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Turns raw TOML values (or `-o name=value` strings) into typed parameter
+ * values, and renders values back as TOML for `smtpd config`.
+ *
+ * @module
+ */
+
+import type { ParamSpec } from "./schema.ts";
+
+const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/**
+ * Parses a Postfix time value: "300", "300s", "5m", "1h", "1d", "1w".
+ * @param text the value
+ * @returns seconds, or undefined when the syntax is wrong
+ */
+export function parseTime(text: string): number | undefined {
+  const m = /^\s*(\d+)\s*([smhdw]?)\s*$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * (TIME_UNITS[m[2] || "s"] ?? 1);
+}
+
+/**
+ * Splits a Postfix list string on commas and white space.
+ * @param text the value
+ * @returns the non-empty items
+ */
+export function splitList(text: string): string[] {
+  return text.split(/[\s,]+/).filter((s) => s.length > 0);
+}
+
+/**
+ * Checks and converts one value for a parameter.
+ * @param spec the parameter definition
+ * @param raw the value from TOML, or a string from the command line
+ * @param fromString whether raw came from `-o` (strings are then parsed per kind)
+ * @returns the typed value, or an error message
+ */
+export function coerceValue(
+  spec: ParamSpec<unknown>,
+  raw: unknown,
+  fromString: boolean,
+): { ok: true; value: unknown } | { ok: false; error: string } {
+  const bad = (want: string) => ({
+    ok: false as const,
+    error: `expected ${want}, got ${describe(raw)}`,
+  });
+  switch (spec.kind) {
+    case "string":
+      return typeof raw === "string" ? { ok: true, value: raw } : bad("a string");
+    case "enum": {
+      if (typeof raw !== "string") return bad("a string");
+      const choices = spec.choices ?? [];
+      return choices.includes(raw)
+        ? { ok: true, value: raw }
+        : { ok: false, error: `expected one of ${choices.join(", ")}, got "${raw}"` };
+    }
+    case "boolean": {
+      if (typeof raw === "boolean") return { ok: true, value: raw };
+      if (typeof raw === "string") {
+        const v = raw.toLowerCase();
+        if (v === "yes" || v === "true") return { ok: true, value: true };
+        if (v === "no" || v === "false") return { ok: true, value: false };
+      }
+      return bad("true/false (or yes/no)");
+    }
+    case "integer": {
+      let n: number | undefined;
+      if (typeof raw === "number" || typeof raw === "bigint") n = Number(raw);
+      else if (typeof raw === "string" && fromString && /^\s*\d+\s*$/.test(raw)) n = Number(raw);
+      if (n === undefined || !Number.isSafeInteger(n)) return bad("an integer");
+      return checkMin(spec, n);
+    }
+    case "time": {
+      let n: number | undefined;
+      if (typeof raw === "number" || typeof raw === "bigint") n = Number(raw);
+      else if (typeof raw === "string") n = parseTime(raw);
+      if (n === undefined || !Number.isFinite(n) || n < 0) {
+        return bad('a time such as 300, "300s", "5m" or "1h"');
+      }
+      return checkMin(spec, n);
+    }
+    case "list": {
+      if (typeof raw === "string") return { ok: true, value: splitList(raw) };
+      if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) {
+        return { ok: true, value: raw.flatMap((x: string) => splitList(x)) };
+      }
+      return bad("an array of strings (or a comma/space separated string)");
+    }
+  }
+}
+
+function checkMin(
+  spec: ParamSpec<unknown>,
+  n: number,
+): { ok: true; value: number } | { ok: false; error: string } {
+  if (spec.min !== undefined && n < spec.min) {
+    return { ok: false, error: `value ${n} is out of range: must be at least ${spec.min}` };
+  }
+  return { ok: true, value: n };
+}
+
+function describe(raw: unknown): string {
+  if (Array.isArray(raw)) return "an array";
+  if (raw === null) return "null";
+  if (typeof raw === "object") return "a table";
+  return `${typeof raw} ${JSON.stringify(raw)}`;
+}
+
+/**
+ * Renders a value as TOML, for `smtpd config`.
+ * @param value a typed parameter value
+ * @returns TOML text
+ */
+export function toToml(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => JSON.stringify(v)).join(", ")}]`;
+  if (typeof value === "string") return JSON.stringify(value);
+  return String(value);
+}

@@ -1,0 +1,206 @@
+/**
+ * Loads the TOML configuration: parse (smol-toml), check every key against
+ * the parameter table, apply `-o name=value` overrides, fill defaults,
+ * expand `$name` references as main.cf does, and freeze. Every problem is a
+ * {@linkcode ConfigError} that names the file and line.
+ *
+ * @module
+ */
+
+import { parse, TomlError } from "smol-toml";
+import { ConfigError } from "./config_error.ts";
+import { coerceValue } from "./coerce.ts";
+import { type Config, isParamName, type ParamName, PARAMS } from "./schema.ts";
+
+/** What {@linkcode loadConfig} needs besides the file. */
+export interface LoadOptions {
+  /** `-o name=value` overrides, in order. */
+  overrides?: readonly string[];
+  /** The system host name, for the default of myhostname. */
+  systemHostname?: string;
+}
+
+/** A loaded configuration plus where each value came from. */
+export interface LoadedConfig {
+  readonly config: Config;
+  /** Parameters set in the file or by `-o` (for `smtpd config -n`). */
+  readonly explicit: ReadonlySet<ParamName>;
+  /** The file read, if any. */
+  readonly file: string | undefined;
+}
+
+/**
+ * Reads and resolves a configuration file.
+ * @param file the TOML file path
+ * @param options overrides and host facts
+ * @returns the frozen configuration
+ * @throws {ConfigError} for any problem, with file and line
+ */
+export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration: ${(err as Error).message}`, { file });
+  }
+  return resolveConfigText(text, { ...options, file });
+}
+
+/**
+ * Resolves configuration text (the testable core of {@linkcode loadConfig}).
+ * @param text TOML source
+ * @param options overrides, host facts and the file name for messages
+ * @returns the frozen configuration
+ * @throws {ConfigError} for any problem
+ */
+export function resolveConfigText(
+  text: string,
+  options: LoadOptions & { file?: string } = {},
+): LoadedConfig {
+  const file = options.file ?? "<config>";
+  let raw: Record<string, unknown>;
+  try {
+    raw = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const msg = err.message.split("\n")[0] ?? "TOML syntax error";
+      throw new ConfigError(msg.replace(/^Invalid TOML document: /, ""), {
+        file,
+        line: err.line,
+      });
+    }
+    throw err;
+  }
+  const values = new Map<ParamName, unknown>();
+  const explicit = new Set<ParamName>();
+  for (const [key, value] of Object.entries(raw)) {
+    const line = findKeyLine(text, key);
+    if (!isParamName(key)) {
+      const hint = closestName(key);
+      throw new ConfigError(
+        `unknown parameter "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`,
+        { file, line, key },
+      );
+    }
+    const result = coerceValue(PARAMS[key], value, false);
+    if (!result.ok) throw new ConfigError(`${key}: ${result.error}`, { file, line, key });
+    values.set(key, result.value);
+    explicit.add(key);
+  }
+  for (const o of options.overrides ?? []) {
+    const eq = o.indexOf("=");
+    const key = eq < 0 ? o : o.slice(0, eq).trim();
+    if (eq < 0) throw new ConfigError(`-o ${o}: expected name=value`, { key });
+    if (!isParamName(key)) throw new ConfigError(`-o ${o}: unknown parameter "${key}"`, { key });
+    const result = coerceValue(PARAMS[key], o.slice(eq + 1), true);
+    if (!result.ok) throw new ConfigError(`-o ${key}: ${result.error}`, { key });
+    values.set(key, result.value);
+    explicit.add(key);
+  }
+  const config = expandAll(values, options.systemHostname ?? "localhost", file, text);
+  return { config: Object.freeze(config), explicit, file: options.file };
+}
+
+/** Fills defaults and expands $name / ${name} in string and list values. */
+function expandAll(
+  values: Map<ParamName, unknown>,
+  systemHostname: string,
+  file: string,
+  text: string,
+): Config {
+  const names = Object.keys(PARAMS) as ParamName[];
+  const rawOf = (name: ParamName): unknown =>
+    values.has(name) ? values.get(name) : PARAMS[name].default;
+  const done = new Map<ParamName, unknown>();
+  const active = new Set<ParamName>();
+
+  const expandString = (s: string, owner: ParamName): string =>
+    s.replace(/\$(\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, _a, b, c) => {
+      const ref = (b ?? c) as string;
+      if (!isParamName(ref)) {
+        throw new ConfigError(`${owner}: undefined parameter "$${ref}"`, {
+          file,
+          line: findKeyLine(text, owner),
+          key: owner,
+        });
+      }
+      const v = resolve(ref);
+      return Array.isArray(v) ? v.join(" ") : String(v);
+    });
+
+  const resolve = (name: ParamName): unknown => {
+    if (done.has(name)) return done.get(name);
+    if (active.has(name)) {
+      throw new ConfigError(`${name}: recursive $name reference`, {
+        file,
+        line: findKeyLine(text, name),
+        key: name,
+      });
+    }
+    active.add(name);
+    let v = rawOf(name);
+    if (name === "myhostname" && v === "") v = systemHostname;
+    if (name === "mydomain" && v === "") {
+      const host = String(resolve("myhostname"));
+      const dot = host.indexOf(".");
+      v = dot > 0 && dot < host.length - 1 ? host.slice(dot + 1) : "localdomain";
+    }
+    if (typeof v === "string" && PARAMS[name].kind === "string") v = expandString(v, name);
+    else if (Array.isArray(v)) v = Object.freeze(v.map((x: string) => expandString(x, name)));
+    active.delete(name);
+    done.set(name, v);
+    return v;
+  };
+  const out: Record<string, unknown> = {};
+  for (const n of names) out[n] = resolve(n);
+  return out as unknown as Config;
+}
+
+/**
+ * Finds the 1-based line on which a top-level key is assigned.
+ * @param text TOML source
+ * @param key the key
+ * @returns the line, or undefined
+ */
+export function findKeyLine(text: string, key: string): number | undefined {
+  const lines = text.split("\n");
+  const esc = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const re = new RegExp(`^\\s*(?:${esc}|"${esc}"|'${esc}')\\s*[=.]`);
+  for (let i = 0; i < lines.length; i++) {
+    if (re.test(lines[i] ?? "")) return i + 1;
+  }
+  const table = new RegExp(`^\\s*\\[+\\s*(?:${esc}|"${esc}")\\s*[\\].]`);
+  for (let i = 0; i < lines.length; i++) {
+    if (table.test(lines[i] ?? "")) return i + 1;
+  }
+  return undefined;
+}
+
+function closestName(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDist = 4;
+  for (const name of Object.keys(PARAMS)) {
+    const d = editDistance(key, name);
+    if (d < bestDist) {
+      bestDist = d;
+      best = name;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (cur[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}

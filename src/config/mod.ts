@@ -1,0 +1,12 @@
+/**
+ * Configuration: the parameter table, TOML loading, and errors.
+ *
+ * @module
+ */
+
+export { ConfigError } from "./config_error.ts";
+export { findKeyLine, loadConfig, resolveConfigText } from "./load.ts";
+export type { LoadedConfig, LoadOptions } from "./load.ts";
+export { isParamName, PARAMS } from "./schema.ts";
+export type { Config, ParamName, ParamSpec } from "./schema.ts";
+export { toToml } from "./coerce.ts";

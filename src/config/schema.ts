@@ -1,0 +1,106 @@
+/**
+ * Every configuration parameter the program knows, with its type, default
+ * and one-line description, in one table ({@linkcode PARAMS}). Names are
+ * Postfix's main.cf parameter names. `config/smtpd.toml` documents the same
+ * table, and a test keeps the two in step.
+ *
+ * @module
+ */
+
+/** The value kinds a parameter can have. */
+export type ParamKind = "string" | "integer" | "boolean" | "list" | "time" | "enum";
+
+/** One parameter's definition. */
+export interface ParamSpec<T> {
+  readonly kind: ParamKind;
+  readonly default: T;
+  readonly doc: string;
+  /** Smallest allowed value (integer and time kinds). */
+  readonly min?: number;
+  /** Allowed values (enum kind). */
+  readonly choices?: readonly string[];
+}
+
+function str(def: string, doc: string): ParamSpec<string> {
+  return { kind: "string", default: def, doc };
+}
+function int(def: number, doc: string, min = 0): ParamSpec<number> {
+  return { kind: "integer", default: def, doc, min };
+}
+function bool(def: boolean, doc: string): ParamSpec<boolean> {
+  return { kind: "boolean", default: def, doc };
+}
+function list(def: readonly string[], doc: string): ParamSpec<readonly string[]> {
+  return { kind: "list", default: def, doc };
+}
+function time(def: number, doc: string, min = 0): ParamSpec<number> {
+  return { kind: "time", default: def, doc, min };
+}
+function oneOf<const C extends readonly string[]>(
+  def: C[number],
+  choices: C,
+  doc: string,
+): ParamSpec<C[number]> {
+  return { kind: "enum", default: def, doc, choices };
+}
+
+/** The parameter table: name → definition. Time values are in seconds. */
+export const PARAMS = {
+  queue_directory: str("var/spool", "Queue directory: incoming/, maildrop/, deferred/, public/"),
+  smtpd_listen: list(["127.0.0.1:2525"], "Addresses the daemon listens on, as host:port"),
+  myhostname: str("", "This host's fully qualified name (empty: the system host name)"),
+  mydomain: str("", "This host's domain (empty: $myhostname minus its first label)"),
+  myorigin: str("$myhostname", "Domain appended to unqualified envelope addresses"),
+  mydestination: list(
+    ["$myhostname", "localhost.$mydomain", "localhost"],
+    "Domains delivered locally; mail to them is accepted from anyone",
+  ),
+  relay_domains: list([], "Other domains this host relays mail to, from anyone"),
+  mynetworks: list(
+    ["127.0.0.0/8", "[::1]/128"],
+    "Trusted client networks, allowed to relay to any domain",
+  ),
+  mail_name: str("deno-smtpd", "The mail system's name, for $mail_name in the banner"),
+  smtpd_banner: str("$myhostname ESMTP $mail_name", "Text after 220 in the greeting"),
+  smtpd_helo_required: bool(false, "Require HELO or EHLO before MAIL"),
+  strict_rfc821_envelopes: bool(false, "Accept only <address> forms in MAIL FROM and RCPT TO"),
+  disable_vrfy_command: bool(false, "Answer VRFY with 502"),
+  line_length_limit: int(2048, "Longest command line; longer DATA lines are split", 80),
+  message_size_limit: int(10240000, "Largest message in bytes", 1024),
+  header_size_limit: int(102400, "Largest header block in bytes; the rest counts as body", 1024),
+  smtpd_recipient_limit: int(1000, "Most recipients accepted per message", 1),
+  smtpd_timeout: time(300, "Time to wait for a client command or data", 1),
+  hopcount_limit: int(50, "Most Received: headers a message may carry", 1),
+  queue_minfree: int(0, "Free bytes the queue file system must keep to accept mail"),
+  smtpd_error_sleep_time: time(1, "Delay before each 4xx or 5xx reply"),
+  smtpd_soft_error_limit: int(
+    10,
+    "After this many errors, delay every reply by the error count",
+    1,
+  ),
+  smtpd_hard_error_limit: int(20, "After this many errors, reply 421 and disconnect", 1),
+  smtpd_forbid_bare_newline: oneOf(
+    "normalize",
+    ["normalize", "reject"] as const,
+    "Bare LF in DATA: treat as CRLF (normalize) or refuse the message (reject)",
+  ),
+  always_bcc: str("", "Address that gets a copy of every accepted message"),
+  syslog_name: str("postfix", "Program name prefix of log lines (postfix/smtpd[pid])"),
+} as const;
+
+/** A parameter name. */
+export type ParamName = keyof typeof PARAMS;
+
+/** The resolved, frozen configuration. */
+export type Config = {
+  readonly [K in ParamName]: (typeof PARAMS)[K] extends ParamSpec<infer T> ? T : never;
+};
+
+/**
+ * Whether a string names a known parameter.
+ * @param name the candidate name
+ * @returns true for a parameter of {@linkcode PARAMS}
+ */
+export function isParamName(name: string): name is ParamName {
+  return Object.hasOwn(PARAMS, name);
+}

@@ -1,0 +1,172 @@
+/**
+ * Buffered line reader over a byte source. Lines are returned as views into
+ * the buffer (no copies, no decoding), with the terminator that ended them:
+ * CRLF, a bare LF, or none when the line was longer than the caller's
+ * limit (then the first part comes back as a "partial" piece). Before any
+ * read that would block, a hook runs, so pipelined replies are flushed
+ * exactly when the client's input runs dry (RFC 2920 §3.2, Postfix style).
+ *
+ * @module
+ */
+
+/** Where bytes come from: a socket, stdin. */
+export interface ByteSource {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** How a returned line ended. */
+export type LineEnd = "crlf" | "lf" | "partial";
+
+/** One line (or partial piece) as a view into the reader's buffer. */
+export interface Line {
+  /** Line content without its terminator; valid until the next call. */
+  readonly bytes: Uint8Array;
+  readonly end: LineEnd;
+}
+
+/** Raised when no input arrives within the timeout. */
+export class ReadTimeoutError extends Error {
+  constructor() {
+    super("Timed out waiting for client input");
+    this.name = "ReadTimeoutError";
+  }
+}
+
+/** Options for {@linkcode LineReader}. */
+export interface LineReaderOptions {
+  /** Milliseconds to wait for input before {@linkcode ReadTimeoutError}. */
+  timeoutMs?: number;
+  /** Runs before a read that would block (flush pending replies). */
+  beforeBlock?: () => Promise<void>;
+  /** Initial buffer size. @default {16384} */
+  bufferSize?: number;
+}
+
+const LF = 10;
+const CR = 13;
+
+/** Reads CRLF/LF-terminated lines from a {@linkcode ByteSource}. */
+export class LineReader {
+  #src: ByteSource;
+  #buf: Uint8Array;
+  #start = 0;
+  #end = 0;
+  #eof = false;
+  #timeoutMs: number;
+  #beforeBlock: (() => Promise<void>) | undefined;
+
+  /**
+   * @param src the byte source
+   * @param options timeout, flush hook and buffer size
+   */
+  constructor(src: ByteSource, options: LineReaderOptions = {}) {
+    this.#src = src;
+    this.#buf = new Uint8Array(options.bufferSize ?? 16384);
+    this.#timeoutMs = options.timeoutMs ?? 300_000;
+    this.#beforeBlock = options.beforeBlock;
+  }
+
+  /** Whether input is already buffered (the client pipelined more). */
+  hasBuffered(): boolean {
+    return this.#start < this.#end;
+  }
+
+  /** Drops everything buffered (e.g. plaintext pipelined after STARTTLS). */
+  discardBuffered(): void {
+    this.#start = this.#end = 0;
+  }
+
+  /** Sets the flush hook. */
+  set beforeBlock(hook: (() => Promise<void>) | undefined) {
+    this.#beforeBlock = hook;
+  }
+
+  /**
+   * Returns the next line, or a partial piece of at most `max` bytes when no
+   * terminator comes within `max` bytes; null at end of input.
+   * @param max the longest piece to return
+   * @returns the line, or null at EOF (a final unterminated fragment is dropped)
+   */
+  async readLine(max: number): Promise<Line | null> {
+    let scanFrom = this.#start;
+    for (;;) {
+      const lf = this.#buf.subarray(scanFrom, this.#end).indexOf(LF);
+      if (lf >= 0) {
+        const at = scanFrom + lf;
+        const contentLen = at - this.#start;
+        if (contentLen <= max + 1) {
+          const crlf = at > this.#start && this.#buf[at - 1] === CR;
+          const stop = crlf ? at - 1 : at;
+          if (stop - this.#start <= max) {
+            const bytes = this.#buf.subarray(this.#start, stop);
+            this.#start = at + 1;
+            return { bytes, end: crlf ? "crlf" : "lf" };
+          }
+        }
+      }
+      const pending = this.#end - this.#start;
+      if (pending > max) {
+        // No terminator within max bytes: hand out a piece. Keep a trailing CR
+        // so a CRLF split across pieces is still seen as one terminator.
+        let cut = this.#start + max;
+        if (this.#buf[cut - 1] === CR) cut--;
+        if (cut === this.#start) cut = this.#start + 1;
+        const bytes = this.#buf.subarray(this.#start, cut);
+        this.#start = cut;
+        return { bytes, end: "partial" };
+      }
+      if (this.#eof) {
+        this.#start = this.#end;
+        return null;
+      }
+      scanFrom = this.#end;
+      const before = this.#start;
+      if (!(await this.#fill(max))) {
+        this.#eof = true;
+      }
+      scanFrom -= before - this.#start; // buffer may have been compacted
+    }
+  }
+
+  /**
+   * Reads the rest of a too-long line and throws it away.
+   * @returns false at EOF
+   */
+  async skipLine(): Promise<boolean> {
+    for (;;) {
+      const lf = this.#buf.subarray(this.#start, this.#end).indexOf(LF);
+      if (lf >= 0) {
+        this.#start += lf + 1;
+        return true;
+      }
+      this.#start = this.#end;
+      if (this.#eof || !(await this.#fill(0))) return false;
+    }
+  }
+
+  async #fill(max: number): Promise<boolean> {
+    if (this.#start > 0) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    if (this.#end === this.#buf.length || this.#buf.length < max + 2) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, max + 2));
+      grown.set(this.#buf.subarray(0, this.#end));
+      this.#buf = grown;
+    }
+    if (this.#beforeBlock) await this.#beforeBlock();
+    const n = await this.#readWithTimeout(this.#buf.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    return true;
+  }
+
+  #readWithTimeout(p: Uint8Array): Promise<number | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ReadTimeoutError()), this.#timeoutMs);
+    });
+    return Promise.race([this.#src.read(p), timeout]).finally(() => clearTimeout(timer));
+  }
+}

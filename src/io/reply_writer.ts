@@ -1,0 +1,71 @@
+/**
+ * Collects replies and writes them in one system call per pipelined group:
+ * the session calls {@linkcode ReplyWriter.flush} only when the client's
+ * input has run dry (RFC 2920 §3.2), or before it waits, sleeps or closes.
+ *
+ * @module
+ */
+
+/** Where bytes go: a socket, stdout. */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<number>;
+}
+
+const encoder = new TextEncoder();
+
+/** Buffers reply text and writes it with a timeout. */
+export class ReplyWriter {
+  #sink: ByteSink;
+  #pending = "";
+  #timeoutMs: number;
+  #onWrite: ((text: string) => void) | undefined;
+
+  /**
+   * @param sink the byte sink
+   * @param timeoutMs longest time a write may take
+   * @param onWrite observer of every text written (transcripts, debug logs)
+   */
+  constructor(sink: ByteSink, timeoutMs = 300_000, onWrite?: (text: string) => void) {
+    this.#sink = sink;
+    this.#timeoutMs = timeoutMs;
+    this.#onWrite = onWrite;
+  }
+
+  /** Queues text for the next flush. */
+  push(text: string): void {
+    this.#pending += text;
+  }
+
+  /** Whether anything waits to be written. */
+  get hasPending(): boolean {
+    return this.#pending.length > 0;
+  }
+
+  /** Writes everything queued. */
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const text = this.#pending;
+    this.#pending = "";
+    this.#onWrite?.(text);
+    const bytes = encoder.encode(text);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("Timed out writing to client")), this.#timeoutMs);
+    });
+    try {
+      await Promise.race([writeAll(this.#sink, bytes), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * Writes all bytes, looping over short writes.
+ * @param sink the byte sink
+ * @param bytes what to write
+ */
+export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await sink.write(bytes.subarray(off));
+}

@@ -1,0 +1,112 @@
+/**
+ * One method per mail event, each producing the line Postfix writes for it,
+ * so log tools that read Postfix logs (pflogsumm, exporters) read ours.
+ *
+ * @module
+ */
+
+import { type Reply, replyForLog } from "../protocol/reply.ts";
+import type { Logger } from "./logger.ts";
+
+/** A client as logs show it: `name[address]`. */
+export interface LogPeer {
+  readonly name: string;
+  readonly address: string;
+}
+
+function who(p: LogPeer): string {
+  return `${p.name}[${p.address}]`;
+}
+
+/** Postfix-shaped mail event lines. */
+export class MailLog {
+  readonly logger: Logger;
+
+  /** @param logger the line logger */
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  /** `connect from host[addr]` */
+  connect(p: LogPeer): void {
+    this.logger.info(`connect from ${who(p)}`);
+  }
+
+  /** `disconnect from host[addr] ehlo=1 mail=1 ... commands=N` */
+  disconnect(p: LogPeer, counts: ReadonlyMap<string, number>): void {
+    let total = 0;
+    let text = "";
+    for (const [verb, n] of counts) {
+      text += ` ${verb.toLowerCase()}=${n}`;
+      total += n;
+    }
+    this.logger.info(`disconnect from ${who(p)}${text} commands=${total}`);
+  }
+
+  /** `lost connection after CMD from host[addr]` */
+  lostConnection(p: LogPeer, after: string): void {
+    this.logger.info(`lost connection after ${after} from ${who(p)}`);
+  }
+
+  /** `timeout after CMD from host[addr]` */
+  timeout(p: LogPeer, after: string): void {
+    this.logger.info(`timeout after ${after} from ${who(p)}`);
+  }
+
+  /** `too many errors after CMD from host[addr]` */
+  tooManyErrors(p: LogPeer, after: string): void {
+    this.logger.info(`too many errors after ${after} from ${who(p)}`);
+  }
+
+  /** `ID: client=host[addr]` */
+  client(id: string, p: LogPeer): void {
+    this.logger.info(`${id}: client=${who(p)}`);
+  }
+
+  /** `ID: message-id=<...>` */
+  messageId(id: string, messageId: string): void {
+    this.logger.info(`${id}: message-id=${messageId}`);
+  }
+
+  /** `ID: from=<a>, size=N, nrcpt=N (queue active)` */
+  queued(id: string, from: string, size: number, nrcpt: number): void {
+    this.logger.info(`${id}: from=<${from}>, size=${size}, nrcpt=${nrcpt} (queue active)`);
+  }
+
+  /**
+   * `NOQUEUE: reject: RCPT from host[addr]: 554 5.7.1 ...; from=<a> to=<b> proto=ESMTP helo=<h>`
+   */
+  reject(
+    event: {
+      id?: string;
+      stage: string;
+      peer: LogPeer;
+      reply: Reply;
+      from?: string;
+      to?: string;
+      proto: string;
+      helo?: string;
+    },
+  ): void {
+    let tail = "";
+    if (event.from !== undefined) tail += ` from=<${event.from}>`;
+    if (event.to !== undefined) tail += ` to=<${event.to}>`;
+    tail += ` proto=${event.proto}`;
+    if (event.helo !== undefined) tail += ` helo=<${event.helo}>`;
+    this.logger.info(
+      `${event.id ?? "NOQUEUE"}: reject: ${event.stage} from ${who(event.peer)}: ${
+        replyForLog(event.reply)
+      };${tail}`,
+    );
+  }
+
+  /** `warning: text` */
+  warning(text: string): void {
+    this.logger.warning(text);
+  }
+
+  /** Plain informational line. */
+  info(text: string): void {
+    this.logger.info(text);
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Parses the reverse-path of MAIL FROM and the forward-path of RCPT TO
+ * (RFC 5321 §4.1.2), plus the looser forms the manual's
+ * `strict_rfc821_envelopes = no` allows: `MAIL FROM: a@b` and
+ * `MAIL FROM: Name <a@b>`. Source routes (`@a,@b:u@d`) are kept apart so
+ * relay control can see them.
+ *
+ * @module
+ */
+
+/** A parsed envelope address. */
+export interface Address {
+  /** Local part, unquoted (Postfix's internal form). */
+  readonly local: string;
+  /** Domain part as given (may be "" for a bare local part or the null path). */
+  readonly domain: string;
+  /** Source-route hosts (`@a,@b:`), empty when none. */
+  readonly route: readonly string[];
+  /** Whether the local part was quoted in the command. */
+  readonly quoted: boolean;
+}
+
+/** The parse result of a path plus the parameter text after it. */
+export type PathParse =
+  | { ok: true; address: Address; params: string }
+  | { ok: false };
+
+/** Options for {@linkcode parsePath}. */
+export interface ParsePathOptions {
+  /** Require `<address>` (strict_rfc821_envelopes). */
+  strict: boolean;
+}
+
+/** The null reverse-path `<>`. */
+export const NULL_ADDRESS: Address = Object.freeze({
+  local: "",
+  domain: "",
+  route: [],
+  quoted: false,
+});
+
+/**
+ * Renders an address in internal form: `local@domain`, or `local`, or "".
+ * @param a the address
+ * @returns the internal form
+ */
+export function addressText(a: Address): string {
+  return a.domain ? `${a.local}@${a.domain}` : a.local;
+}
+
+/**
+ * Whether an address is the null path.
+ * @param a the address
+ * @returns true for `<>`
+ */
+export function isNullAddress(a: Address): boolean {
+  return a.local === "" && a.domain === "";
+}
+
+/**
+ * Parses the text after `FROM:` or `TO:`.
+ * @param text the argument text, e.g. " <a@b> SIZE=10"
+ * @param options strictness
+ * @returns the address and the remaining parameter text, or a failure
+ */
+export function parsePath(text: string, options: ParsePathOptions): PathParse {
+  const s = text.replace(/^[ \t]+/, "");
+  let inner: string;
+  let rest: string;
+  if (s.startsWith("<")) {
+    const close = findClose(s, 1);
+    if (close < 0) return { ok: false };
+    inner = s.slice(1, close);
+    rest = s.slice(close + 1);
+  } else if (options.strict) {
+    return { ok: false };
+  } else {
+    const lt = findOpen(s);
+    if (lt >= 0) {
+      const close = findClose(s, lt + 1);
+      if (close < 0) return { ok: false };
+      inner = s.slice(lt + 1, close);
+      rest = s.slice(close + 1);
+    } else {
+      const m = /^(\S+)(.*)$/s.exec(s);
+      if (!m) return { ok: false };
+      inner = m[1] ?? "";
+      rest = m[2] ?? "";
+    }
+  }
+  if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
+  const address = parseMailbox(inner);
+  if (!address) return { ok: false };
+  return { ok: true, address, params: rest.trim() };
+}
+
+/** Finds "<" outside a quoted string. */
+function findOpen(s: string): number {
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\" && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === "<" && !quoted) return i;
+  }
+  return -1;
+}
+
+/** Finds the ">" closing a path, honouring quoted strings. */
+function findClose(s: string, from: number): number {
+  let quoted = false;
+  for (let i = from; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\" && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === ">" && !quoted) return i;
+  }
+  return -1;
+}
+
+const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+$/;
+const DOMAIN =
+  /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+const LITERAL = /^\[(\d{1,3}(\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]$/;
+
+/**
+ * Parses the inside of a path: "", `[@route,...:]local[@domain]`.
+ * @param inner text between the angle brackets
+ * @returns the address, or undefined when the syntax is bad
+ */
+export function parseMailbox(inner: string): Address | undefined {
+  if (inner === "") return NULL_ADDRESS;
+  let s = inner;
+  const route: string[] = [];
+  if (s.startsWith("@")) {
+    const colon = s.indexOf(":");
+    if (colon < 0) return undefined;
+    for (const hop of s.slice(0, colon).split(",")) {
+      const h = hop.trim();
+      if (!h.startsWith("@") || !isDomain(h.slice(1))) return undefined;
+      route.push(h.slice(1));
+    }
+    s = s.slice(colon + 1);
+  }
+  let local: string;
+  let quoted = false;
+  let domainPart: string | undefined;
+  if (s.startsWith('"')) {
+    let i = 1;
+    let out = "";
+    for (; i < s.length; i++) {
+      const c = s[i] as string;
+      if (c === "\\") {
+        i++;
+        if (i >= s.length) return undefined;
+        out += s[i];
+      } else if (c === '"') break;
+      else if (c.charCodeAt(0) < 32 || c.charCodeAt(0) > 126) return undefined;
+      else out += c;
+    }
+    if (i >= s.length) return undefined;
+    local = out;
+    quoted = true;
+    const after = s.slice(i + 1);
+    if (after === "") domainPart = undefined;
+    else if (after.startsWith("@")) domainPart = after.slice(1);
+    else return undefined;
+  } else {
+    const at = s.lastIndexOf("@");
+    local = at < 0 ? s : s.slice(0, at);
+    domainPart = at < 0 ? undefined : s.slice(at + 1);
+    if (local === "" || !ATEXT.test(local.replaceAll("@", "."))) return undefined;
+  }
+  if (domainPart !== undefined && !isDomain(domainPart)) return undefined;
+  if (local === "" && !quoted) return undefined;
+  return { local, domain: domainPart ?? "", route, quoted };
+}
+
+/**
+ * Whether text is a domain name or an address literal.
+ * @param d the candidate
+ * @returns true when syntactically valid
+ */
+export function isDomain(d: string): boolean {
+  if (d.length === 0 || d.length > 255) return false;
+  if (d.startsWith("[")) return LITERAL.test(d);
+  return DOMAIN.test(d);
+}

@@ -1,0 +1,48 @@
+/**
+ * Splits a command line into verb and argument text. Lines with NUL or
+ * other control bytes, or with invalid UTF-8, are refused here (500), so no
+ * handler ever sees them.
+ *
+ * @module
+ */
+
+import { REPLY, type Reply } from "./reply.ts";
+
+/** A command line, split. */
+export interface CommandLine {
+  /** Upper-cased verb. */
+  readonly verb: string;
+  /** The text after the verb and one space (may be ""). */
+  readonly arg: string;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parses one command line (without CRLF).
+ * @param line the raw bytes
+ * @returns the verb and argument, or an error reply
+ */
+export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
+  let ascii = true;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as number;
+    if (c < 32 && c !== 9) return { error: REPLY.badSyntax };
+    if (c === 127) return { error: REPLY.badSyntax };
+    if (c > 127) ascii = false;
+  }
+  let text: string;
+  if (ascii) {
+    text = String.fromCharCode.apply(null, line as unknown as number[]);
+  } else {
+    try {
+      text = utf8.decode(line);
+    } catch {
+      return { error: REPLY.badUtf8 };
+    }
+  }
+  text = text.replace(/[ \t]+$/, "");
+  const m = /^[ \t]*([A-Za-z0-9]+)(?:[ \t]+(.*))?$/s.exec(text);
+  if (!m) return { error: REPLY.badSyntax };
+  return { verb: (m[1] as string).toUpperCase(), arg: m[2] ?? "" };
+}

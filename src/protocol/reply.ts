@@ -1,0 +1,165 @@
+/**
+ * SMTP replies as values (RFC 5321 §4.2, enhanced status codes RFC 3463 /
+ * RFC 2034). Every reply the server sends comes from {@linkcode REPLY} or
+ * from {@linkcode reply}; the enhanced code's class digit is derived from
+ * the basic code, so the two can never disagree.
+ *
+ * @module
+ */
+
+/** A reply code of the SMTP protocol. */
+export type ReplyCode =
+  | 211
+  | 214
+  | 220
+  | 221
+  | 250
+  | 251
+  | 252
+  | 354
+  | 421
+  | 450
+  | 451
+  | 452
+  | 458
+  | 459
+  | 500
+  | 501
+  | 502
+  | 503
+  | 504
+  | 521
+  | 530
+  | 550
+  | 551
+  | 552
+  | 553
+  | 554
+  | 555;
+
+/** One SMTP reply: code, enhanced subject.detail, and text (may hold "\n" for multi-line). */
+export interface Reply {
+  readonly code: ReplyCode;
+  /** Enhanced status subject.detail, e.g. "1.1"; undefined for replies that carry none (220, 221 text). */
+  readonly detail: `${number}.${number}` | undefined;
+  readonly text: string;
+}
+
+/**
+ * Builds a reply value.
+ * @param code the basic reply code
+ * @param detail the enhanced status subject.detail, or undefined
+ * @param text the human-readable text
+ * @returns the reply
+ */
+export function reply(
+  code: ReplyCode,
+  detail: `${number}.${number}` | undefined,
+  text: string,
+): Reply {
+  return { code, detail, text };
+}
+
+/**
+ * The enhanced status code of a reply, e.g. "5.1.1", with the class digit from the basic code.
+ * @param r the reply
+ * @returns the enhanced status, or "" when the reply has none
+ */
+export function enhancedStatus(r: Reply): string {
+  return r.detail === undefined ? "" : `${Math.floor(r.code / 100)}.${r.detail}`;
+}
+
+/**
+ * True for 4xx and 5xx replies.
+ * @param r the reply
+ * @returns whether the reply is an error
+ */
+export function isError(r: Reply): boolean {
+  return r.code >= 400;
+}
+
+/**
+ * Formats a reply for the wire: one or more CRLF-terminated lines, "-" on all but the last.
+ * @param r the reply
+ * @param enhanced whether to print the enhanced status code
+ * @returns the wire text
+ */
+export function formatReply(r: Reply, enhanced = true): string {
+  const status = enhanced ? enhancedStatus(r) : "";
+  const lines = r.text.split("\n");
+  let out = "";
+  for (let i = 0; i < lines.length; i++) {
+    const sep = i === lines.length - 1 ? " " : "-";
+    out += status ? `${r.code}${sep}${status} ${lines[i]}\r\n` : `${r.code}${sep}${lines[i]}\r\n`;
+  }
+  return out;
+}
+
+/**
+ * The one-line form used in log records: "554 5.7.1 text".
+ * @param r the reply
+ * @returns the reply on one line
+ */
+export function replyForLog(r: Reply): string {
+  const status = enhancedStatus(r);
+  return `${r.code} ${status ? status + " " : ""}${r.text.replaceAll("\n", " ")}`;
+}
+
+/** The catalog of fixed replies. */
+export const REPLY = {
+  ok: reply(250, "0.0", "Ok"),
+  senderOk: reply(250, "1.0", "Ok"),
+  recipientOk: reply(250, "1.5", "Ok"),
+  resetOk: reply(250, "0.0", "Ok"),
+  noopOk: reply(250, "0.0", "Ok"),
+  bye: reply(221, "0.0", "Bye"),
+  help: reply(214, "0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"),
+  startData: reply(354, undefined, "End data with <CR><LF>.<CR><LF>"),
+  badSyntax: reply(500, "5.2", "Error: bad syntax"),
+  badUtf8: reply(500, "5.2", "Error: bad UTF-8 syntax"),
+  lineTooLong: reply(500, "5.0", "Error: line too long"),
+  unknownCommand: reply(502, "5.2", "Error: command not recognized"),
+  heloSyntax: reply(501, "5.4", "Syntax: HELO hostname"),
+  ehloSyntax: reply(501, "5.4", "Syntax: EHLO hostname"),
+  mailSyntax: reply(501, "5.4", "Syntax: MAIL FROM:<address>"),
+  rcptSyntax: reply(501, "5.4", "Syntax: RCPT TO:<address>"),
+  vrfySyntax: reply(501, "5.4", "Syntax: VRFY address"),
+  dataSyntax: reply(501, "5.4", "Syntax: DATA"),
+  noArgsSyntax: reply(501, "5.4", "Syntax: command takes no arguments"),
+  badSender: reply(501, "1.7", "Bad sender address syntax"),
+  badRecipient: reply(501, "1.3", "Bad recipient address syntax"),
+  sendHeloFirst: reply(503, "5.1", "Error: send HELO/EHLO first"),
+  nestedMail: reply(503, "5.1", "Error: nested MAIL command"),
+  needMail: reply(503, "5.1", "Error: need MAIL command"),
+  needRcpt: reply(503, "5.1", "Error: need RCPT command"),
+  noValidRecipients: reply(554, "5.1", "Error: no valid recipients"),
+  vrfyDisabled: reply(502, "5.1", "VRFY command is disabled"),
+  tooManyRecipients: reply(452, "5.3", "Error: too many recipients"),
+  messageTooBig: reply(552, "3.4", "Message size exceeds fixed limit"),
+  insufficientStorage: reply(452, "3.1", "Insufficient system storage"),
+  tooManyHops: reply(554, "4.6", "Too many hops"),
+  queueWriteError: reply(451, "3.0", "Error: queue file write error"),
+  localError: reply(451, "3.0", "Error: internal error, try again later"),
+  bareLf: reply(550, "5.2", "Error: bare <LF> received"),
+  relayDenied: reply(554, "7.1", "Relay access denied"),
+} as const satisfies Record<string, Reply>;
+
+/**
+ * 555 for an unsupported MAIL/RCPT parameter (RFC 5321 §4.1.1.11).
+ * @param name the parameter as the client sent it
+ * @returns the reply
+ */
+export function unsupportedOption(name: string): Reply {
+  return reply(555, "5.4", `Unsupported option: ${name}`);
+}
+
+/**
+ * 421 that closes the session, with the host name as RFC 5321 §3.8 asks.
+ * @param host our host name
+ * @param detail the enhanced subject.detail
+ * @param text the reason
+ * @returns the reply
+ */
+export function closing(host: string, detail: `${number}.${number}`, text: string): Reply {
+  return reply(421, detail, `${host} ${text}`);
+}

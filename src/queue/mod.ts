@@ -1,0 +1,12 @@
+/**
+ * The queue: Postfix-format queue files, durable commits, queue IDs.
+ *
+ * @module
+ */
+
+export { QueueFile, QueueStore, QueueWriteError, READY_MODE } from "./queue_writer.ts";
+export type { EnvelopeRecords, QueueName } from "./queue_writer.ts";
+export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer } from "./queue_file.ts";
+export type { QueueRecord, SizeFields } from "./queue_file.ts";
+export { isQueueId, makeQueueId } from "./queue_id.ts";
+export { DirSyncer } from "./dir_sync.ts";

@@ -1,0 +1,165 @@
+/**
+ * Postfix queue-file records: one type byte, the payload length as a
+ * base-128 varint (low 7 bits first, 0x80 = more follows; at most 4 bytes),
+ * then the payload. Record letters and the fixed-width size record follow
+ * Postfix's rec_type.h; `postcat` reads what we write.
+ *
+ * @module
+ */
+
+/** Record types used by the writer and understood by the reader. */
+export const REC = {
+  size: 0x43, // C: fixed-width size record, rewritten at commit
+  time: 0x54, // T: "seconds microseconds"
+  attr: 0x41, // A: name=value
+  from: 0x53, // S: sender
+  orcp: 0x4f, // O: original recipient
+  rcpt: 0x52, // R: recipient
+  done: 0x44, // D: delivered recipient
+  mesg: 0x4d, // M: start of message content
+  norm: 0x4e, // N: content line
+  cont: 0x4c, // L: piece of a long content line
+  xtra: 0x58, // X: start of the extracted segment
+  end: 0x45, // E: end of file
+  warn: 0x57, // W
+  full: 0x46, // F: sender full name
+  ctime: 0x63, // c
+  ptr: 0x70, // p
+  dtxt: 0x77, // w
+} as const;
+
+/** Fields of the size record, in order. */
+export interface SizeFields {
+  /** Bytes from the first content record to the X record. */
+  contentSize: number;
+  /** Offset of the first record after M. */
+  dataOffset: number;
+  recipientCount: number;
+  qmgrFlags: number;
+  /** Content length (equals contentSize for us). */
+  contentLength: number;
+  sendOpts: number;
+}
+
+/** Payload length of the size record: six %15d fields and five spaces. */
+export const SIZE_PAYLOAD_LENGTH = 95;
+
+/**
+ * Formats the size record payload as Postfix does ("%15ld" six times).
+ * @param f the fields
+ * @returns the 95-character payload
+ */
+export function formatSize(f: SizeFields): string {
+  return [f.contentSize, f.dataOffset, f.recipientCount, f.qmgrFlags, f.contentLength, f.sendOpts]
+    .map((n) => String(n).padStart(15, " "))
+    .join(" ");
+}
+
+const encoder = new TextEncoder();
+
+/** A growable byte buffer that encodes records. */
+export class RecordBuffer {
+  #buf = new Uint8Array(8192);
+  #len = 0;
+
+  /** Bytes held. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** The bytes held (a view). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  /** Forgets the bytes held. */
+  clear(): void {
+    this.#len = 0;
+  }
+
+  #ensure(extra: number): void {
+    if (this.#len + extra <= this.#buf.length) return;
+    let cap = this.#buf.length * 2;
+    while (cap < this.#len + extra) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  /**
+   * Appends one record.
+   * @param type the record type byte
+   * @param data the payload
+   */
+  put(type: number, data: Uint8Array): void {
+    this.#ensure(data.length + 6);
+    const b = this.#buf;
+    let i = this.#len;
+    b[i++] = type;
+    let n = data.length;
+    do {
+      let byte = n & 0x7f;
+      n >>>= 7;
+      if (n > 0) byte |= 0x80;
+      b[i++] = byte;
+    } while (n > 0);
+    b.set(data, i);
+    this.#len = i + data.length;
+  }
+
+  /**
+   * Appends one record with a text payload (UTF-8).
+   * @param type the record type byte
+   * @param text the payload
+   */
+  putText(type: number, text: string): void {
+    this.put(type, encoder.encode(text));
+  }
+}
+
+/** One decoded record. */
+export interface QueueRecord {
+  readonly type: number;
+  readonly data: Uint8Array;
+  /** Offset of the record's type byte. */
+  readonly offset: number;
+}
+
+/** Raised for a queue file that is truncated or malformed. */
+export class QueueFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "QueueFileError";
+  }
+}
+
+/**
+ * Splits a whole queue file into records.
+ * @param bytes the file content
+ * @returns the records in order
+ * @throws {QueueFileError} when a record is truncated or its length is malformed
+ */
+export function decodeRecords(bytes: Uint8Array): QueueRecord[] {
+  const out: QueueRecord[] = [];
+  let i = 0;
+  while (i < bytes.length) {
+    const offset = i;
+    const type = bytes[i++] as number;
+    let len = 0;
+    let shift = 0;
+    for (;;) {
+      if (i >= bytes.length) {
+        throw new QueueFileError(`truncated record length at offset ${offset}`);
+      }
+      if (shift + 7 >= 32) throw new QueueFileError(`bad record length at offset ${offset}`);
+      const b = bytes[i++] as number;
+      len |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    if (i + len > bytes.length) throw new QueueFileError(`truncated record at offset ${offset}`);
+    out.push({ type, data: bytes.subarray(i, i + len), offset });
+    i += len;
+  }
+  return out;
+}

@@ -1,0 +1,13 @@
+/**
+ * NOOP (RFC 5321 §4.1.1.9); an argument is allowed and ignored.
+ *
+ * @module
+ */
+
+import { REPLY } from "../../protocol/reply.ts";
+import type { CommandResult } from "../session.ts";
+
+/** NOOP [string] */
+export function handleNoop(): CommandResult {
+  return { reply: REPLY.noopOk };
+}

@@ -1,0 +1,13 @@
+/**
+ * QUIT (RFC 5321 §4.1.1.10): 221 and close.
+ *
+ * @module
+ */
+
+import { REPLY } from "../../protocol/reply.ts";
+import type { CommandResult } from "../session.ts";
+
+/** QUIT */
+export function handleQuit(): CommandResult {
+  return { reply: REPLY.bye, close: true };
+}

@@ -1,0 +1,21 @@
+/**
+ * The EHLO keyword list (RFC 1869/5321 §4.1.1.1): PIPELINING (RFC 2920),
+ * SIZE (RFC 1870), VRFY, ENHANCEDSTATUSCODES (RFC 2034), 8BITMIME (RFC 6152).
+ *
+ * @module
+ */
+
+/**
+ * Builds the lines after the greeting line of the EHLO reply.
+ * @param options the settings that shape the list
+ * @returns the keyword lines
+ */
+export function ehloKeywords(
+  options: { messageSizeLimit: number; vrfy: boolean; etrn: boolean },
+): string[] {
+  const out = ["PIPELINING", `SIZE ${options.messageSizeLimit}`];
+  if (options.vrfy) out.push("VRFY");
+  if (options.etrn) out.push("ETRN");
+  out.push("ENHANCEDSTATUSCODES", "8BITMIME");
+  return out;
+}

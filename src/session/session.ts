@@ -1,0 +1,243 @@
+/**
+ * The SMTP session loop (RFC 5321): greet, then read a command, parse it,
+ * look it up in the command table, run its handler, and queue the reply;
+ * replies go out when the client's input runs dry (RFC 2920). Error
+ * counting and tarpitting (smtpd_error_sleep_time, smtpd_soft_error_limit,
+ * smtpd_hard_error_limit) and smtpd_timeout live here, in one place.
+ *
+ * @module
+ */
+
+import type { Cleanup } from "../cleanup/mod.ts";
+import type { Config } from "../config/mod.ts";
+import { LineReader, ReadTimeoutError } from "../io/line_reader.ts";
+import { ReplyWriter } from "../io/reply_writer.ts";
+import type { LogPeer, MailLog } from "../log/mod.ts";
+import type { Policy, PolicyContext, PolicyStage } from "../policy/mod.ts";
+import type { Address } from "../protocol/address.ts";
+import { parseCommand } from "../protocol/parse_command.ts";
+import { closing, formatReply, isError, REPLY, type Reply } from "../protocol/reply.ts";
+import type { QueueName } from "../queue/mod.ts";
+import type { Transport } from "../transport/types.ts";
+import { COMMANDS, isVerb } from "./command_table.ts";
+import type { SessionPhase } from "./phase.ts";
+import type { Transaction } from "./transaction.ts";
+
+/** Everything a session needs from outside; only app.ts builds the real ones. */
+export interface SessionDeps {
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly cleanup: Cleanup;
+  readonly log: MailLog;
+  readonly clock: () => Date;
+  /** Free bytes in the queue file system, or undefined when unknown. */
+  readonly freeSpace: () => number | undefined;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** incoming (daemon) or maildrop (stand-alone). */
+  readonly queue: QueueName;
+}
+
+/** What a command handler returns. */
+export interface CommandResult {
+  readonly reply: Reply;
+  /** Close the connection after this reply. */
+  readonly close?: boolean;
+  /** The error already counted / nothing to count (e.g. DATA body errors). */
+  readonly noErrorCount?: boolean;
+}
+
+/** One SMTP session over one transport. */
+export class Session {
+  readonly deps: SessionDeps;
+  readonly config: Config;
+  readonly transport: Transport;
+  readonly reader: LineReader;
+  readonly writer: ReplyWriter;
+  readonly peer: LogPeer;
+  /** True for stand-alone submissions without a network peer. */
+  readonly local: boolean;
+  readonly clientPort: string;
+  phase: SessionPhase = { kind: "ready" };
+  helo: string | undefined;
+  /** "SMTP" after HELO, "ESMTP" after EHLO. */
+  protocol = "SMTP";
+  errorCount = 0;
+  lastVerb = "CONNECT";
+  readonly counts = new Map<string, number>();
+  #closed = false;
+
+  /**
+   * @param transport the connection
+   * @param deps configuration and services
+   */
+  constructor(transport: Transport, deps: SessionDeps) {
+    this.deps = deps;
+    this.config = deps.config;
+    this.transport = transport;
+    const timeoutMs = deps.config.smtpd_timeout * 1000;
+    this.writer = new ReplyWriter(transport, timeoutMs);
+    this.reader = new LineReader(transport, {
+      timeoutMs,
+      beforeBlock: () => this.writer.flush(),
+    });
+    const p = transport.peer;
+    if (p.kind === "network") {
+      this.peer = { name: p.name, address: p.address };
+      this.local = false;
+      this.clientPort = p.port;
+    } else {
+      this.peer = { name: "localhost", address: "127.0.0.1" };
+      this.local = true;
+      this.clientPort = "0";
+    }
+  }
+
+  /** The current transaction, if any. */
+  get tx(): Transaction | undefined {
+    return this.phase.kind === "inMail" ? this.phase.tx : undefined;
+  }
+
+  /** Starts a transaction (after MAIL FROM is accepted). */
+  beginTransaction(tx: Transaction): void {
+    this.phase = { kind: "inMail", tx };
+  }
+
+  /** Drops the transaction (RSET, HELO, end of DATA). */
+  endTransaction(): void {
+    this.phase = { kind: "ready" };
+  }
+
+  /**
+   * Session facts for a policy stage.
+   * @param extra the sender/recipient of the command at hand
+   * @returns the policy context
+   */
+  policyContext(extra: { sender?: Address; recipient?: Address } = {}): PolicyContext {
+    return {
+      clientAddress: this.peer.address,
+      clientName: this.peer.name,
+      local: this.local,
+      helo: this.helo,
+      sender: extra.sender ?? this.tx?.sender,
+      recipient: extra.recipient,
+    };
+  }
+
+  /**
+   * Runs a policy stage and logs a refusal in Postfix's shape.
+   * @param stage the stage
+   * @param verb the command, for the log ("RCPT")
+   * @param extra sender/recipient
+   * @returns the refusal reply, or undefined when allowed
+   */
+  async checkPolicy(
+    stage: PolicyStage,
+    verb: string,
+    extra: { sender?: Address; recipient?: Address; from?: string; to?: string },
+  ): Promise<Reply | undefined> {
+    const decision = await this.deps.policy.check(stage, this.policyContext(extra));
+    if (decision.kind !== "reject" && decision.kind !== "defer") return undefined;
+    this.deps.log.reject({
+      stage: verb,
+      peer: this.peer,
+      reply: decision.reply,
+      from: extra.from ?? this.tx?.senderText,
+      to: extra.to,
+      proto: this.protocol,
+      helo: this.helo,
+    });
+    return decision.reply;
+  }
+
+  /** Queues a reply, counting errors and applying the tarpit. */
+  async respond(result: CommandResult): Promise<void> {
+    const r = result.reply;
+    if (isError(r) && !result.noErrorCount && r.code !== 421) this.errorCount++;
+    const cfg = this.config;
+    if (this.errorCount >= cfg.smtpd_soft_error_limit) {
+      await this.writer.flush();
+      await this.deps.sleep(this.errorCount * 1000);
+    } else if (isError(r) && cfg.smtpd_error_sleep_time > 0) {
+      await this.writer.flush();
+      await this.deps.sleep(cfg.smtpd_error_sleep_time * 1000);
+    }
+    this.writer.push(formatReply(r));
+  }
+
+  /** Runs the session to its end; never throws. */
+  async run(): Promise<void> {
+    const log = this.deps.log;
+    log.connect(this.peer);
+    try {
+      this.writer.push(
+        formatReply({ code: 220, detail: undefined, text: this.config.smtpd_banner }),
+      );
+      await this.#loop();
+    } catch (err) {
+      if (err instanceof ReadTimeoutError) {
+        log.timeout(this.peer, this.lastVerb);
+        this.writer.push(
+          formatReply(closing(this.config.myhostname, "4.2", "Error: timeout exceeded")),
+        );
+      } else if (!this.#closed) {
+        log.lostConnection(this.peer, this.lastVerb);
+        log.logger.debug(`session error: ${(err as Error)?.stack ?? err}`);
+      }
+    } finally {
+      await Promise.race([this.writer.flush().catch(() => {}), this.deps.sleep(1000)]);
+      this.transport.close();
+      this.#closed = true;
+      log.disconnect(this.peer, this.counts);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    const cfg = this.config;
+    for (;;) {
+      const line = await this.reader.readLine(cfg.line_length_limit);
+      if (line === null) {
+        if (this.lastVerb !== "QUIT") this.deps.log.lostConnection(this.peer, this.lastVerb);
+        this.#closed = true;
+        return;
+      }
+      let result: CommandResult;
+      if (line.end === "partial") {
+        if (!(await this.reader.skipLine())) return;
+        result = { reply: REPLY.lineTooLong };
+      } else {
+        const parsed = parseCommand(line.bytes);
+        if ("error" in parsed) {
+          result = { reply: parsed.error };
+        } else if (!isVerb(parsed.verb)) {
+          this.lastVerb = "UNKNOWN";
+          this.#count("unknown");
+          result = { reply: REPLY.unknownCommand };
+        } else {
+          this.lastVerb = parsed.verb;
+          this.#count(parsed.verb);
+          result = await COMMANDS[parsed.verb].handler(parsed.arg, this);
+        }
+      }
+      await this.respond(result);
+      if (result.close) return;
+      if (this.errorCount >= cfg.smtpd_hard_error_limit) {
+        this.deps.log.tooManyErrors(this.peer, this.lastVerb);
+        this.writer.push(formatReply(closing(cfg.myhostname, "7.0", "Error: too many errors")));
+        return;
+      }
+    }
+  }
+
+  #count(verb: string): void {
+    this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
+  }
+}
+
+/**
+ * Runs one SMTP session over a transport.
+ * @param transport the connection
+ * @param deps configuration and services
+ */
+export async function runSession(transport: Transport, deps: SessionDeps): Promise<void> {
+  await new Session(transport, deps).run();
+}

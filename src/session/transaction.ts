@@ -1,0 +1,22 @@
+/**
+ * One mail transaction, from MAIL FROM to the end of DATA (or RSET). It is
+ * separate from the session: RSET or a finished message drops it, while
+ * session facts (peer, HELO, error count) stay.
+ *
+ * @module
+ */
+
+import type { Address } from "../protocol/address.ts";
+
+/** The state of one transaction. */
+export interface Transaction {
+  readonly sender: Address;
+  /** The sender in internal form ("" for the null sender). */
+  readonly senderText: string;
+  /** Accepted recipients in internal form. */
+  readonly recipients: string[];
+  /** SIZE= from MAIL FROM. */
+  readonly declaredSize: number | undefined;
+  /** BODY= from MAIL FROM. */
+  readonly body: "7BIT" | "8BITMIME" | undefined;
+}
