@@ -169,7 +169,9 @@ export function parseMailbox(inner: string): Address | undefined {
     const at = s.lastIndexOf("@");
     local = at < 0 ? s : s.slice(0, at);
     domainPart = at < 0 ? undefined : s.slice(at + 1);
-    if (local === "" || !ATEXT.test(local.replaceAll("@", "."))) return undefined;
+    // An unquoted "@" in the local part is sender-specified routing
+    // (u@v@w); keep it for relay control, but no empty pieces.
+    if (local.split("@").some((piece) => piece === "" || !ATEXT.test(piece))) return undefined;
   }
   if (domainPart !== undefined && !isDomain(domainPart)) return undefined;
   if (local === "" && !quoted) return undefined;

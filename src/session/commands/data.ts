@@ -63,6 +63,7 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
   switch (body.kind) {
     case "disconnected":
       await draft.abort();
+      log.lostConnection(s.peer, "DATA");
       return { reply: REPLY.localError, close: true, noErrorCount: true };
     case "tooBig":
       await draft.abort();

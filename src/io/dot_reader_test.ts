@@ -1,0 +1,249 @@
+import assert from "node:assert/strict";
+import { type BodySink, type DotBodyResult, readDotBody, type ReadDotBodyOptions } from "./dot_reader.ts";
+import { type ByteSource, LineReader } from "./line_reader.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A source that hands out the given chunks, one per read, then EOF. */
+class ChunkSource implements ByteSource {
+  #chunks: Uint8Array[];
+  constructor(chunks: Uint8Array[]) {
+    this.#chunks = [...chunks];
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    let c = this.#chunks.shift();
+    if (c === undefined) return Promise.resolve(null);
+    if (c.length > p.length) {
+      this.#chunks.unshift(c.subarray(p.length));
+      c = c.subarray(0, p.length);
+    }
+    p.set(c);
+    return Promise.resolve(c.length);
+  }
+}
+
+function chunkings(input: string): [string, Uint8Array[]][] {
+  const all = enc.encode(input);
+  const out: [string, Uint8Array[]][] = [
+    ["whole", [all]],
+    ["byte by byte", Array.from(all, (b) => new Uint8Array([b]))],
+  ];
+  for (let i = 1; i < all.length; i++) {
+    out.push([`cut at ${i}`, [all.subarray(0, i), all.subarray(i)]]);
+  }
+  return out;
+}
+
+/** Records sink calls: each piece with its partial flag. */
+class RecordingSink implements BodySink {
+  pieces: [string, boolean][] = [];
+  line(bytes: Uint8Array, partial: boolean): void {
+    // The bytes are only valid during the call: decode now.
+    this.pieces.push([dec.decode(bytes), partial]);
+  }
+  /** Pieces joined back into whole lines. */
+  lines(): string[] {
+    const out: string[] = [];
+    let cur = "";
+    for (const [text, partial] of this.pieces) {
+      cur += text;
+      if (!partial) {
+        out.push(cur);
+        cur = "";
+      }
+    }
+    assert.equal(cur, "", "a partial piece was never finished");
+    return out;
+  }
+}
+
+interface Run {
+  result: DotBodyResult;
+  sink: RecordingSink;
+  /** What the line reader returns after the body: the next "commands". */
+  after: string[];
+}
+
+async function run(chunks: Uint8Array[], options: ReadDotBodyOptions = {}): Promise<Run> {
+  const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 16 });
+  const sink = new RecordingSink();
+  const result = await readDotBody(reader, sink, options);
+  const after: string[] = [];
+  for (;;) {
+    const line = await reader.readLine(1000);
+    if (line === null) break;
+    after.push(dec.decode(line.bytes));
+  }
+  return { result, sink, after };
+}
+
+// [what, input, expected lines, expected size]; all complete, then "QUIT" follows.
+const COMPLETE: [string, string, string[], number][] = [
+  ["an empty body", ".\r\n", [], 0],
+  ["one line", "a\r\n.\r\n", ["a"], 3],
+  ["an empty line", "\r\n.\r\n", [""], 2],
+  ["headers and body", "Subject: x\r\n\r\nhello\r\n.\r\n", ["Subject: x", "", "hello"], 21],
+  ["a stuffed dot", "..\r\n.\r\n", ["."], 3],
+  ["a stuffed dot line start", "..x\r\n...\r\n.\r\n", [".x", ".."], 8],
+  ["a dot inside a line", "a.b\r\n.\r\n", ["a.b"], 5],
+  ["a dot line with trailing space", ". \r\n.\r\n", [" "], 3],
+  // SMTP smuggling (CVE-2023-51764): only <CR><LF>.<CR><LF> ends the body.
+  ["<LF>.<LF> as content", "a\n.\nb\r\n.\r\n", ["a", ".", "b"], 9],
+  ["<CR><LF>.<LF> as content", "a\r\n.\nb\r\n.\r\n", ["a", ".", "b"], 9],
+  ["<LF>.<CR><LF> as content", "a\n.\r\nb\r\n.\r\n", ["a", ".", "b"], 9],
+  ["<LF>.<CR><LF> at the start", "\n.\r\nb\r\n.\r\n", ["", ".", "b"], 8],
+  ["<CR><LF><LF>.<CR><LF> as content", "a\r\n\n.\r\nb\r\n.\r\n", ["a", "", ".", "b"], 11],
+  ["a bare CR before the dot", "a\r.\r\nb\r\n.\r\n", ["a", ".", "b"], 8],
+  // Bare CR in "normalize" mode: the line is split there.
+  ["a bare CR inside a line", "a\rb\r\n.\r\n", ["a", "b"], 5],
+  ["two bare CRs", "a\r\rb\r\n.\r\n", ["a", "", "b"], 6],
+  ["a CR before CRLF", "a\r\r\n.\r\n", ["a", ""], 4],
+];
+
+for (const [what, input, lines, size] of COMPLETE) {
+  Deno.test(`readDotBody() reads ${what}, for every chunking`, async () => {
+    for (const [how, chunks] of chunkings(`${input}QUIT\r\n`)) {
+      const r = await run(chunks);
+      assert.deepEqual(r.result, { kind: "complete", size }, how);
+      assert.deepEqual(r.sink.lines(), lines, how);
+      assert.deepEqual(r.after, ["QUIT"], how);
+    }
+  });
+}
+
+Deno.test("readDotBody() never stores a CR or LF", async () => {
+  for (const [, input] of COMPLETE) {
+    const r = await run([enc.encode(input)]);
+    for (const [text] of r.sink.pieces) assert.ok(!/[\r\n]/.test(text), JSON.stringify(input));
+  }
+});
+
+const SMUGGLED = [
+  "MAIL FROM:<evil@attacker.example>",
+  "RCPT TO:<victim@example.net>",
+  "DATA",
+  "From: ceo@example.net",
+  "",
+  "smuggled",
+];
+
+for (const sep of ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"]) {
+  Deno.test(`readDotBody() yields one message when ${JSON.stringify(sep)} hides a second one`, async () => {
+    const input = `Subject: hi\r\n\r\nbody${sep}${SMUGGLED.join("\r\n")}\r\n.\r\nQUIT\r\n`;
+    for (const [how, chunks] of chunkings(input)) {
+      const r = await run(chunks);
+      assert.equal(r.result.kind, "complete", how);
+      const lines = r.sink.lines();
+      // Everything up to the real end of data belongs to this one message.
+      assert.deepEqual(lines.slice(-SMUGGLED.length), SMUGGLED, how);
+      assert.deepEqual(r.after, ["QUIT"], how);
+    }
+  });
+}
+
+for (const sep of ["\n.\n", "\r\n.\n", "\n.\r\n"]) {
+  Deno.test(`readDotBody() refuses ${JSON.stringify(sep)} in "reject" mode and stays in sync`, async () => {
+    const input = `body${sep}${SMUGGLED.join("\r\n")}\r\n.\r\nQUIT\r\n`;
+    for (const [how, chunks] of chunkings(input)) {
+      const r = await run(chunks, { bareNewline: "reject" });
+      assert.equal(r.result.kind, "bareNewline", how);
+      assert.deepEqual(r.after, ["QUIT"], how);
+      assert.ok(!r.sink.lines().includes("DATA"), `${how}: nothing after the bare LF stored`);
+    }
+  });
+}
+
+Deno.test('readDotBody() reports a bare CR in "reject" mode', async () => {
+  const r = await run([enc.encode("a\rb\r\nc\r\n.\r\nQUIT\r\n")], { bareNewline: "reject" });
+  assert.equal(r.result.kind, "bareNewline");
+  assert.deepEqual(r.after, ["QUIT"]);
+});
+
+Deno.test('readDotBody() completes a clean body in "reject" mode', async () => {
+  const r = await run([enc.encode("a\r\n..b\r\n.\r\n")], { bareNewline: "reject" });
+  assert.deepEqual(r.result, { kind: "complete", size: 7 });
+  assert.deepEqual(r.sink.lines(), ["a", ".b"]);
+});
+
+Deno.test("readDotBody() reports tooBig only after reading to the end of data", async () => {
+  const body = Array.from({ length: 20 }, (_, i) => `line ${String(i).padStart(4, "0")}`);
+  const input = `${body.join("\r\n")}\r\n.\r\nQUIT\r\n`;
+  for (const [how, chunks] of chunkings(input)) {
+    const r = await run(chunks, { maxBytes: 50 });
+    assert.deepEqual(r.result, { kind: "tooBig", size: 20 * 11 }, how);
+    assert.deepEqual(r.after, ["QUIT"], how);
+    // Storing stops once the limit is passed: 4 lines of 11 bytes fit in 50.
+    assert.deepEqual(r.sink.lines(), body.slice(0, 4), how);
+  }
+});
+
+Deno.test("readDotBody() accepts a body of exactly maxBytes", async () => {
+  const r = await run([enc.encode("0123456789\r\nabc\r\n.\r\n")], { maxBytes: 17 });
+  assert.deepEqual(r.result, { kind: "complete", size: 17 });
+  const r2 = await run([enc.encode("0123456789\r\nabc\r\n.\r\n")], { maxBytes: 16 });
+  assert.deepEqual(r2.result, { kind: "tooBig", size: 17 });
+});
+
+const DISCONNECTED: [string, string][] = [
+  ["no end line", "a\r\nb\r\n"],
+  ["an unterminated last line", "a\r\nb"],
+  ["a dot without CRLF", "a\r\n."],
+  ["a dot and CR only", "a\r\n.\r"],
+  ["a dot ended by a bare LF", "a\r\n.\n"],
+  ["a dot after a bare LF", "a\n.\r\n"],
+  ["nothing at all", ""],
+];
+
+for (const [what, input] of DISCONNECTED) {
+  Deno.test(`readDotBody() reports disconnected for ${what}`, async () => {
+    for (const [how, chunks] of chunkings(input)) {
+      const r = await run(chunks);
+      assert.deepEqual(r.result, { kind: "disconnected" }, how);
+    }
+  });
+}
+
+Deno.test("readDotBody() splits long lines into pieces that rejoin to the original", async () => {
+  const long = Array.from({ length: 100 }, (_, i) => String.fromCharCode(65 + (i % 26))).join("");
+  const lines = [long, `.${long}`, "short", `${long.slice(0, 8)}.`, long.slice(0, 16)];
+  const input = `${lines.map((l) => (l.startsWith(".") ? `.${l}` : l)).join("\r\n")}\r\n.\r\n`;
+  for (const [how, chunks] of chunkings(input)) {
+    const r = await run(chunks, { maxLine: 8 });
+    assert.equal(r.result.kind, "complete", how);
+    assert.ok(r.sink.pieces.every(([t]) => t.length <= 8), `${how}: pieces at most maxLine`);
+    assert.ok(r.sink.pieces.some(([, partial]) => partial), how);
+    assert.deepEqual(r.sink.lines(), lines, how);
+  }
+});
+
+Deno.test("readDotBody() does not unstuff or end on a dot that continues a long line", async () => {
+  // "abcdefgh" is a partial piece; the "." and ".x" that follow are its tail.
+  const input = "abcdefgh.\r\nabcdefgh.x\r\n.\r\nQUIT\r\n";
+  const r = await run([enc.encode(input)], { maxLine: 8 });
+  assert.deepEqual(r.result, { kind: "complete", size: 23 });
+  assert.deepEqual(r.sink.lines(), ["abcdefgh.", "abcdefgh.x"]);
+  assert.deepEqual(r.after, ["QUIT"]);
+});
+
+Deno.test("readDotBody() counts size without stuffing dots and with CRLF as 2", async () => {
+  const r = await run([enc.encode("..\r\nab\na\rb\r\n.\r\n")]);
+  // ".." -> "." (1 + 2), "ab" ended by a bare LF (2 + 2), "a\rb" (3 + 2).
+  assert.deepEqual(r.result, { kind: "complete", size: 12 });
+});
+
+Deno.test("readDotBody() waits for an async sink", async () => {
+  const order: string[] = [];
+  const sink: BodySink = {
+    line: async (bytes) => {
+      const text = dec.decode(bytes);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      order.push(text);
+    },
+  };
+  const reader = new LineReader(new ChunkSource([enc.encode("a\r\nb\r\n.\r\n")]));
+  const result = await readDotBody(reader, sink);
+  order.push("done");
+  assert.deepEqual(result, { kind: "complete", size: 6 });
+  assert.deepEqual(order, ["a", "b", "done"]);
+});

@@ -1,0 +1,265 @@
+import assert from "node:assert/strict";
+import { type ByteSource, type LineEnd, LineReader, ReadTimeoutError } from "./line_reader.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A source that hands out the given chunks, one per read, then EOF. */
+class ChunkSource implements ByteSource {
+  #chunks: Uint8Array[];
+  reads = 0;
+  constructor(chunks: Uint8Array[]) {
+    this.#chunks = [...chunks];
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    this.reads++;
+    let c = this.#chunks.shift();
+    if (c === undefined) return Promise.resolve(null);
+    if (c.length > p.length) {
+      this.#chunks.unshift(c.subarray(p.length));
+      c = c.subarray(0, p.length);
+    }
+    p.set(c);
+    return Promise.resolve(c.length);
+  }
+}
+
+/** The ways to deliver an input: whole, byte by byte, and cut in two at every offset. */
+function chunkings(input: string): [string, Uint8Array[]][] {
+  const all = enc.encode(input);
+  const out: [string, Uint8Array[]][] = [
+    ["whole", [all]],
+    ["byte by byte", Array.from(all, (b) => new Uint8Array([b]))],
+  ];
+  for (let i = 1; i < all.length; i++) {
+    out.push([`cut at ${i}`, [all.subarray(0, i), all.subarray(i)]]);
+  }
+  return out;
+}
+
+async function readAll(
+  reader: LineReader,
+  max: number,
+): Promise<[string, LineEnd][]> {
+  const out: [string, LineEnd][] = [];
+  for (;;) {
+    const line = await reader.readLine(max);
+    if (line === null) return out;
+    out.push([dec.decode(line.bytes), line.end]);
+  }
+}
+
+const CASES: [string, string, number, [string, LineEnd][]][] = [
+  ["CRLF lines", "HELO a\r\nNOOP\r\n", 100, [["HELO a", "crlf"], ["NOOP", "crlf"]]],
+  ["bare LF lines", "a\nb\n", 100, [["a", "lf"], ["b", "lf"]]],
+  ["mixed endings", "a\r\nb\nc\r\n", 100, [["a", "crlf"], ["b", "lf"], ["c", "crlf"]]],
+  ["empty lines", "\r\n\n\r\n", 100, [["", "crlf"], ["", "lf"], ["", "crlf"]]],
+  ["a CR inside a line", "a\rb\r\n", 100, [["a\rb", "crlf"]]],
+  ["an unterminated tail (dropped)", "a\r\nxyz", 100, [["a", "crlf"]]],
+  ["a lone CR at the end (dropped)", "a\r\n\r", 100, [["a", "crlf"]]],
+  [
+    "an overlong line in pieces",
+    "abcdefghij\r\nk\r\n",
+    4,
+    [["abcd", "partial"], ["efgh", "partial"], ["ij", "crlf"], ["k", "crlf"]],
+  ],
+  [
+    "an overlong LF line in pieces",
+    "abcdefghij\nk\n",
+    4,
+    [["abcd", "partial"], ["efgh", "partial"], ["ij", "lf"], ["k", "lf"]],
+  ],
+  ["a line of exactly max bytes, LF", "abcd\nx\n", 4, [["abcd", "lf"], ["x", "lf"]]],
+  ["one byte over max", "abcde\r\n", 4, [["abcd", "partial"], ["e", "crlf"]]],
+  ["a CR inside the cut", "ab\rcdef\r\n", 4, [["ab\rc", "partial"], ["def", "crlf"]]],
+];
+
+for (const [what, input, max, expected] of CASES) {
+  Deno.test(`LineReader.readLine() reads ${what}, for every chunking`, async () => {
+    for (const [how, chunks] of chunkings(input)) {
+      const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 8 });
+      assert.deepEqual(await readAll(reader, max), expected, how);
+      assert.equal(await reader.readLine(max), null, `${how}: null again after EOF`);
+    }
+  });
+}
+
+// BUG: when exactly max bytes of content and the CR arrive together but the
+// LF comes in a later read, the line comes back as a "partial" piece plus an
+// empty CRLF line; in one read it is a complete line. A command of exactly
+// line_length_limit bytes is then refused or accepted depending on how TCP
+// split it. See the report.
+const CR_EDGE: [string, number, [string, LineEnd][]][] = [
+  ["abcd\r\nx\r\n", 4, [["abcd", "crlf"], ["x", "crlf"]]],
+  ["abc\r\n", 3, [["abc", "crlf"]]],
+  ["abc\rXYZ\r\n", 4, [["abc", "partial"], ["\rXYZ", "crlf"]]],
+];
+
+Deno.test({
+  name: "LineReader.readLine() returns a line of exactly max bytes whole for every chunking",
+  ignore: true,
+  fn: async () => {
+    for (const [input, max, expected] of CR_EDGE) {
+      for (const [how, chunks] of chunkings(input)) {
+        const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 8 });
+        assert.deepEqual(await readAll(reader, max), expected, `${JSON.stringify(input)} ${how}`);
+      }
+    }
+  },
+});
+
+Deno.test("LineReader.readLine() never splits a CRLF into a bare CR, for every chunking", async () => {
+  for (const [input, max] of CR_EDGE) {
+    for (const [how, chunks] of chunkings(input)) {
+      const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 8 });
+      const got = await readAll(reader, max);
+      const lines: string[] = [];
+      let current = "";
+      for (const [text, end] of got) {
+        current += text;
+        if (end === "partial") continue;
+        assert.equal(end, "crlf", how);
+        lines.push(current);
+        current = "";
+      }
+      assert.equal(current, "", how);
+      assert.equal(lines.map((l) => `${l}\r\n`).join(""), input, how);
+    }
+  }
+});
+
+Deno.test("LineReader.readLine() pieces of a long line rejoin to the line, for every chunking", async () => {
+  const line = Array.from({ length: 300 }, (_, i) => String.fromCharCode(33 + (i % 90))).join("");
+  for (const [how, chunks] of chunkings(`${line}\r\nnext\r\n`)) {
+    const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 16 });
+    const got = await readAll(reader, 64);
+    const pieces = got.slice(0, -1);
+    assert.ok(pieces.every(([text]) => text.length <= 64), how);
+    assert.ok(pieces.slice(0, -1).every(([, end]) => end === "partial"), how);
+    assert.equal(pieces.map(([text]) => text).join(""), line, how);
+    assert.deepEqual(got.at(-1), ["next", "crlf"], how);
+  }
+});
+
+Deno.test("LineReader.readLine() grows a small buffer for a long max", async () => {
+  const long = "x".repeat(1000);
+  const reader = new LineReader(new ChunkSource([enc.encode(`${long}\r\n`)]), { bufferSize: 4 });
+  assert.deepEqual(await readAll(reader, 2000), [[long, "crlf"]]);
+});
+
+Deno.test("LineReader.skipLine() drops the rest of a long line", async () => {
+  for (const [how, chunks] of chunkings("abcdefghij\r\nNOOP\r\n")) {
+    const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 8 });
+    const first = await reader.readLine(4);
+    assert.ok(first, how);
+    assert.equal(first.end, "partial", how);
+    assert.equal(await reader.skipLine(), true, how);
+    assert.deepEqual(await readAll(reader, 10), [["NOOP", "crlf"]], how);
+  }
+});
+
+Deno.test("LineReader.skipLine() returns false at EOF without a line end", async () => {
+  const reader = new LineReader(new ChunkSource([enc.encode("abcdefgh"), enc.encode("ij")]));
+  const first = await reader.readLine(4);
+  assert.equal(first?.end, "partial");
+  assert.equal(await reader.skipLine(), false);
+  assert.equal(await reader.readLine(4), null);
+});
+
+Deno.test("LineReader.readLine() rejects with ReadTimeoutError when no input comes", async () => {
+  let reads = 0;
+  const never: ByteSource = {
+    read: () => {
+      reads++;
+      return new Promise<number | null>(() => {});
+    },
+  };
+  const reader = new LineReader(never, { timeoutMs: 20 });
+  const started = Date.now();
+  await assert.rejects(reader.readLine(100), (err: unknown) => {
+    assert.ok(err instanceof ReadTimeoutError);
+    assert.equal(err.name, "ReadTimeoutError");
+    return true;
+  });
+  assert.equal(reads, 1);
+  assert.ok(Date.now() - started >= 15);
+});
+
+Deno.test("LineReader.readLine() times out after a partial line", async () => {
+  let first = true;
+  const src: ByteSource = {
+    read: (p) => {
+      if (!first) return new Promise<number | null>(() => {});
+      first = false;
+      p.set(enc.encode("HELO x"));
+      return Promise.resolve(6);
+    },
+  };
+  const reader = new LineReader(src, { timeoutMs: 10 });
+  await assert.rejects(reader.readLine(100), ReadTimeoutError);
+});
+
+Deno.test("LineReader.readLine() clears its timer when data arrives in time", async () => {
+  // With a 60 s timeout, a leaked timer would keep the test alive and fail
+  // Deno's sanitizer; the test ends at once only if it was cleared.
+  const reader = new LineReader(new ChunkSource([enc.encode("a\r\n")]), { timeoutMs: 60_000 });
+  assert.deepEqual(await readAll(reader, 10), [["a", "crlf"]]);
+});
+
+Deno.test("LineReader beforeBlock runs before each read that would block, not for buffered lines", async () => {
+  const events: string[] = [];
+  const inner = new ChunkSource([enc.encode("MAIL\r\nRCPT\r\n"), enc.encode("DATA\r\n")]);
+  const src: ByteSource = {
+    read: (p) => {
+      events.push("read");
+      return inner.read(p);
+    },
+  };
+  const reader = new LineReader(src, {
+    beforeBlock: async () => {
+      events.push("flush start");
+      await Promise.resolve();
+      events.push("flush end");
+    },
+  });
+  events.push(`line ${dec.decode((await reader.readLine(100))?.bytes)}`);
+  assert.equal(reader.hasBuffered(), true);
+  events.push(`line ${dec.decode((await reader.readLine(100))?.bytes)}`);
+  assert.equal(reader.hasBuffered(), false);
+  events.push(`line ${dec.decode((await reader.readLine(100))?.bytes)}`);
+  assert.equal(await reader.readLine(100), null);
+  assert.deepEqual(events, [
+    "flush start",
+    "flush end",
+    "read",
+    "line MAIL",
+    "line RCPT",
+    "flush start",
+    "flush end",
+    "read",
+    "line DATA",
+    "flush start",
+    "flush end",
+    "read",
+  ]);
+});
+
+Deno.test("LineReader beforeBlock can be replaced with the setter", async () => {
+  let calls = 0;
+  const reader = new LineReader(new ChunkSource([enc.encode("a\r\n")]));
+  reader.beforeBlock = () => {
+    calls++;
+    return Promise.resolve();
+  };
+  await reader.readLine(10);
+  assert.equal(calls, 1);
+});
+
+Deno.test("LineReader.discardBuffered() drops pipelined input", async () => {
+  const reader = new LineReader(new ChunkSource([enc.encode("STARTTLS\r\nMAIL x\r\n")]));
+  assert.equal(dec.decode((await reader.readLine(100))?.bytes), "STARTTLS");
+  assert.equal(reader.hasBuffered(), true);
+  reader.discardBuffered();
+  assert.equal(reader.hasBuffered(), false);
+  assert.equal(await reader.readLine(100), null);
+});

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { parseCommand } from "./parse_command.ts";
+import { formatReply, REPLY } from "./reply.ts";
+
+const enc = new TextEncoder();
+
+function bytes(s: string): Uint8Array {
+  return enc.encode(s);
+}
+
+const OK_CASES: [string, string, string][] = [
+  ["QUIT", "QUIT", ""],
+  ["quit", "QUIT", ""],
+  ["eHlO client.example", "EHLO", "client.example"],
+  ["mail FROM:<a@b> SIZE=10", "MAIL", "FROM:<a@b> SIZE=10"],
+  ["RCPT TO:<a@b>   \t ", "RCPT", "TO:<a@b>"],
+  ["NOOP   ", "NOOP", ""],
+  ["  HELO  x", "HELO", "x"],
+  ["NOOP\tx\ty", "NOOP", "x\ty"],
+  ["MAIL FROM: <a@b>", "MAIL", "FROM: <a@b>"],
+  ["vrfy Se\u00f1or", "VRFY", "Se\u00f1or"],
+];
+
+for (const [line, verb, arg] of OK_CASES) {
+  Deno.test(`parseCommand() splits ${JSON.stringify(line)}`, () => {
+    assert.deepEqual(parseCommand(bytes(line)), { verb, arg });
+  });
+}
+
+const BAD_SYNTAX: [string, Uint8Array][] = [
+  ["an empty line", bytes("")],
+  ["white space only", bytes(" \t ")],
+  ["NUL in the verb", bytes("MA\x00IL FROM:<a@b>")],
+  ["NUL in the argument", bytes("MAIL FROM:<a@b>\x00")],
+  ["a bare CR", bytes("NOOP\rRSET")],
+  ["a bare LF", bytes("NOOP\nRSET")],
+  ["ESC", bytes("HELO \x1b[31m")],
+  ["DEL", bytes("HELO x\x7f")],
+  ["a verb with punctuation", bytes("MA-IL x")],
+  ["text without a verb", bytes(":foo")],
+];
+
+for (const [what, line] of BAD_SYNTAX) {
+  Deno.test(`parseCommand() answers 500 5.5.2 for ${what}`, () => {
+    const r = parseCommand(line);
+    assert.deepEqual(r, { error: REPLY.badSyntax });
+    assert.ok("error" in r);
+    assert.equal(formatReply(r.error), "500 5.5.2 Error: bad syntax\r\n");
+  });
+}
+
+const BAD_UTF8: [string, number[]][] = [
+  ["a lone 0xff", [0x48, 0x45, 0x4c, 0x4f, 0x20, 0xff]],
+  ["a truncated sequence", [0x48, 0x45, 0x4c, 0x4f, 0x20, 0xc3]],
+  ["an overlong NUL", [0x48, 0x45, 0x4c, 0x4f, 0x20, 0xc0, 0x80]],
+  ["a surrogate", [0x48, 0x45, 0x4c, 0x4f, 0x20, 0xed, 0xa0, 0x80]],
+  ["a continuation byte alone", [0x48, 0x45, 0x4c, 0x4f, 0x20, 0x80]],
+];
+
+for (const [what, line] of BAD_UTF8) {
+  Deno.test(`parseCommand() answers REPLY.badUtf8 for ${what}`, () => {
+    assert.deepEqual(parseCommand(new Uint8Array(line)), { error: REPLY.badUtf8 });
+  });
+}
+
+Deno.test("parseCommand() checks control bytes before UTF-8", () => {
+  assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff])), { error: REPLY.badSyntax });
+});

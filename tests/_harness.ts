@@ -1,0 +1,308 @@
+/**
+ * End-to-end test harness: starts the real program (`deno run` with the
+ * production permission flags from scripts/permissions.ts) in daemon or
+ * stand-alone mode, with a private queue directory under var/, and reads
+ * queue files back with Postfix's own postcat.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { productionFlags } from "../scripts/permissions.ts";
+
+/** The repository root. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** A private work area under var/ (inside what the production flags allow). */
+export async function makeWorkDir(prefix = "test"): Promise<string> {
+  await Deno.mkdir(join(ROOT, "var", "tests"), { recursive: true });
+  return await Deno.makeTempDir({ dir: join(ROOT, "var", "tests"), prefix: `${prefix}-` });
+}
+
+/**
+ * Writes a TOML config in `dir` with a queue under it and the given extra text.
+ * @param dir the work directory
+ * @param extra additional TOML lines
+ * @returns the config path (relative to the repo root) and the queue directory
+ */
+export async function writeConfig(
+  dir: string,
+  extra = "",
+): Promise<{ configFile: string; queueDir: string }> {
+  const queueDir = join(dir, "spool");
+  const configFile = join(dir, "smtpd.toml");
+  const base = [
+    `queue_directory = "${rel(queueDir)}"`,
+    `smtpd_listen = ["127.0.0.1:0"]`,
+    `myhostname = "mx.test.example"`,
+    `smtpd_error_sleep_time = 0`,
+  ].filter((line) => !new RegExp(`^${line.split(" ")[0]}\\s*=`, "m").test(extra));
+  await Deno.writeTextFile(configFile, `${base.join("\n")}\n${extra}\n`);
+  return { configFile: rel(configFile), queueDir };
+}
+
+function rel(p: string): string {
+  return p.startsWith(ROOT) ? p.slice(ROOT.length) : p;
+}
+
+/** The deno command line for the program with production flags. */
+export function smtpdArgs(args: string[]): string[] {
+  return ["run", ...productionFlags(), "mod.ts", ...args];
+}
+
+/** A running daemon. */
+export interface Daemon {
+  readonly port: number;
+  readonly pid: number;
+  readonly queueDir: string;
+  /** Log text so far. */
+  log(): string;
+  /** Waits until the log contains text (bounded). */
+  waitForLog(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** Stops the process by its PID (SIGTERM, or SIGKILL) and waits. */
+  stop(signal?: Deno.Signal): Promise<void>;
+}
+
+/**
+ * Starts `smtpd serve` on a free loopback port.
+ * @param extraConfig TOML lines added to the test config
+ * @param options an existing work dir to reuse
+ * @returns the daemon handle
+ */
+export async function startDaemon(
+  extraConfig = "",
+  options: { dir?: string } = {},
+): Promise<Daemon> {
+  const dir = options.dir ?? await makeWorkDir("daemon");
+  const { configFile, queueDir } = await writeConfig(dir, extraConfig);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: smtpdArgs(["serve", "-c", configFile]),
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const reader = child.stderr.getReader();
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  const deadline = Date.now() + 15000;
+  let port = 0;
+  while (Date.now() < deadline) {
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
+    if (m) {
+      port = Number(m[1]);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!port) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await pump;
+    throw new Error(`daemon did not start:\n${text}`);
+  }
+  let stopped = false;
+  return {
+    port,
+    pid: child.pid,
+    queueDir,
+    log: () => text,
+    async waitForLog(want, timeoutMs = 5000) {
+      const end = Date.now() + timeoutMs;
+      while (Date.now() < end) {
+        if (typeof want === "string" ? text.includes(want) : want.test(text)) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`log never showed ${want}:\n${text}`);
+    },
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill(signal);
+      } catch { /* gone */ }
+      await child.status;
+      await pump;
+    },
+  };
+}
+
+/** Result of a finished process. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to completion with optional stdin text.
+ * @param cmd program
+ * @param args arguments
+ * @param options stdin, env, timeout
+ * @returns exit code and output
+ */
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { stdin?: string | Uint8Array; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, options.timeoutMs ?? 60000);
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(
+      typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin,
+    ).catch(() => {});
+    await w.close().catch(() => {});
+  }
+  const out = await child.output();
+  clearTimeout(timer);
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/**
+ * Runs `smtpd stdin` with a scripted client session on stdin.
+ * @param configFile the config (relative to the root)
+ * @param session the client's bytes
+ * @param env environment for the peer identity
+ * @returns what the server printed
+ */
+export function runStdin(
+  configFile: string,
+  session: string | Uint8Array,
+  env: Record<string, string> = {},
+): Promise<RunResult> {
+  return run(Deno.execPath(), smtpdArgs(["stdin", "-c", configFile]), { stdin: session, env });
+}
+
+let postcatConf: string | undefined;
+
+/**
+ * Prints a queue file with Postfix's postcat and checks it read to the end.
+ * @param file the queue file
+ * @returns postcat's output
+ */
+export async function postcat(file: string): Promise<string> {
+  if (!postcatConf) {
+    postcatConf = await Deno.makeTempDir({ prefix: "postcat-" });
+    await Deno.writeTextFile(join(postcatConf, "main.cf"), "");
+  }
+  const r = await run("postcat", ["-c", postcatConf, file]);
+  if (r.code !== 0 || !r.stdout.includes("*** MESSAGE FILE END")) {
+    throw new Error(`postcat failed on ${file} (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/**
+ * Lists the complete queue files (mode 0700/0744) of one queue.
+ * @param queueDir the queue directory
+ * @param queue incoming or maildrop
+ * @returns full paths
+ */
+export async function queueFiles(queueDir: string, queue = "incoming"): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(join(queueDir, queue))) {
+      const p = join(queueDir, queue, e.name);
+      const st = await Deno.stat(p);
+      if (((st.mode ?? 0) & 0o100) !== 0) out.push(p);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return out.sort();
+}
+
+/** Every entry in a queue directory, complete or not. */
+export async function allEntries(queueDir: string, queue = "incoming"): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(join(queueDir, queue))) out.push(e.name);
+  return out.sort();
+}
+
+/**
+ * A minimal raw SMTP client over TCP, for byte-exact tests.
+ */
+export class RawClient {
+  #conn: Deno.TcpConn;
+  #buf = "";
+  #pending: Promise<Uint8Array | null> | undefined;
+  private constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** Connects to the daemon. */
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Sends bytes as they are. */
+  async send(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Reads one complete (possibly multi-line) reply; "" at EOF. */
+  async reply(timeoutMs = 10000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.#buf);
+      if (m) {
+        this.#buf = this.#buf.slice(m[0].length);
+        return m[0];
+      }
+      if (Date.now() > end) throw new Error(`no reply; have ${JSON.stringify(this.#buf)}`);
+      if (!this.#pending) {
+        const chunk = new Uint8Array(65536);
+        this.#pending = this.#conn.read(chunk)
+          .then((n) => n === null ? null : chunk.subarray(0, n))
+          .catch(() => null);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const got = await Promise.race([
+        this.#pending,
+        new Promise<"timeout">((r) => {
+          timer = setTimeout(() => r("timeout"), Math.max(1, end - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+      if (got === "timeout") continue;
+      this.#pending = undefined;
+      if (got === null) {
+        const rest = this.#buf;
+        this.#buf = "";
+        return rest;
+      }
+      this.#buf += decoder.decode(got);
+    }
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+}

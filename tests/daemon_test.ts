@@ -1,0 +1,441 @@
+/**
+ * Daemon mode end to end: the real program with the production flags,
+ * real clients (swaks, Python smtplib, smtp-source), queue files read back
+ * with Postfix's postcat.
+ */
+
+import assert from "node:assert/strict";
+import { basename } from "node:path";
+import { allEntries, postcat, queueFiles, RawClient, run, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name: "serve accepts a swaks message and postcat reads sender, recipient and body",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      const r = await run("swaks", [
+        "--server",
+        `127.0.0.1:${d.port}`,
+        "--from",
+        "alice@sender.example",
+        "--to",
+        "user@example.com",
+        "--body",
+        "Hello from swaks\nsecond line",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const m = /250 2\.0\.0 Ok: queued as (\w+)/.exec(r.stdout);
+      assert.ok(m, r.stdout);
+      const files = await queueFiles(d.queueDir);
+      assert.deepEqual(files.map((f) => basename(f)), [m[1]]);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^sender: alice@sender\.example$/m);
+      assert.match(pc, /^recipient: user@example\.com$/m);
+      assert.match(pc, /^Hello from swaks$/m);
+      assert.match(pc, /^second line$/m);
+      assert.match(pc, new RegExp(`with ESMTP id ${m[1]}`));
+      await d.waitForLog(`${m[1]}: from=<alice@sender.example>, size=`);
+      assert.match(d.log(), /connect from unknown\[127\.0\.0\.1\]/);
+      assert.match(d.log(), new RegExp(`${m[1]}: client=unknown\\[127\\.0\\.0\\.1\\]`));
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+const SMTPLIB = `
+import smtplib, sys
+port = int(sys.argv[1])
+body = ("Subject: py\\r\\n\\r\\n.leading dot\\r\\n..two dots\\r\\n.\\r\\nx\\r\\n"
+        "Gr\\u00fc\\u00dfe aus K\\u00f6ln\\r\\n").encode("utf-8")
+with smtplib.SMTP("127.0.0.1", port) as s:
+    s.ehlo("py.example")
+    assert s.has_extn("pipelining") and s.has_extn("8bitmime") and s.has_extn("size")
+    refused = s.sendmail("py@sender.example", ["a@example.com", "b@example.net"], body,
+                         mail_options=["BODY=8BITMIME"])
+    assert refused == {}, refused
+    code, msg = s.noop()
+    assert code == 250
+print("sent")
+`;
+
+Deno.test({
+  name: "smtplib: 8-bit body and dot-stuffing round trip, two recipients",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      const r = await run("python3", ["-c", SMTPLIB, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 1);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^recipient: a@example\.com$/m);
+      assert.match(pc, /^recipient: b@example\.net$/m);
+      const body = pc.slice(pc.indexOf("Subject: py"));
+      assert.match(body, /^\.leading dot\n\.\.two dots\n\.\nx\nGrüße aus Köln\n/m);
+      assert.match(pc, /named_attribute: encoding=8bit/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "pipelined MAIL/RCPT/DATA replies come back in one write",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      assert.match(await c.reply(), /^220 mx\.test\.example ESMTP deno-smtpd\r\n$/);
+      await c.send("EHLO client.example\r\n");
+      assert.match(await c.reply(), /^250-mx\.test\.example\r\n250-PIPELINING\r\n/);
+      await c.send(
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n",
+      );
+      // All four replies must arrive together: one read returns them all.
+      const first = await c.reply();
+      assert.equal(first, "250 2.1.0 Ok\r\n");
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      assert.equal(await c.reply(), "354 End data with <CR><LF>.<CR><LF>\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as \w+\r\n$/);
+      assert.equal(await c.reply(), "221 2.0.0 Bye\r\n");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "pipelined group is answered with a single segment",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+    try {
+      const buf = new Uint8Array(65536);
+      await conn.read(buf); // banner
+      const group =
+        "EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRSET\r\nNOOP\r\n";
+      await conn.write(new TextEncoder().encode(group));
+      const n = await conn.read(buf);
+      const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      // EHLO reply, 250 MAIL, 250 RCPT, 250 RSET, 250 NOOP in one read.
+      assert.equal(text.match(/^250 /gm)?.length, 5, text);
+    } finally {
+      conn.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "1 MiB message is accepted; over-limit message gets 552 and the session goes on",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("message_size_limit = 1200000");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO x\r\n");
+      await c.reply();
+      const line = "x".repeat(1022) + "\r\n";
+      const mib = line.repeat(1024); // 1 MiB
+      await c.send("MAIL FROM:<a@example.org> SIZE=1048576\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      await c.reply();
+      await c.reply();
+      assert.match(await c.reply(), /^354/);
+      await c.send(`Subject: big\r\n\r\n${mib}.\r\n`);
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("MAIL FROM:<a@example.org> SIZE=2000000\r\n");
+      assert.equal(await c.reply(), "552 5.3.4 Message size exceeds fixed limit\r\n");
+      await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      await c.reply();
+      await c.reply();
+      await c.reply();
+      await c.send(`Subject: too big\r\n\r\n${mib}${mib}.\r\n`);
+      assert.equal(await c.reply(), "552 5.3.4 Message size exceeds fixed limit\r\n");
+      await c.send("NOOP\r\n");
+      assert.equal(await c.reply(), "250 2.0.0 Ok\r\n");
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 1);
+      assert.equal((await allEntries(d.queueDir)).length, 1, "no leftover of the refused message");
+      const pc = await postcat(files[0] as string);
+      assert.equal(pc.split("\n").filter((l) => l === "x".repeat(1022)).length, 1024);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "client that disconnects in the middle of DATA leaves no file",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 4; i++) await c.reply();
+      await c.send("Subject: half\r\n\r\n" + "line\r\n".repeat(50000));
+      c.close();
+      await d.waitForLog("lost connection after DATA");
+      await d.waitForLog("disconnect from");
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtp-source: 10 sessions x 300 messages leave 300 complete queue files",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      const r = await run("smtp-source", [
+        "-s",
+        "10",
+        "-m",
+        "300",
+        "-l",
+        "4096",
+        `127.0.0.1:${d.port}`,
+      ], {
+        timeoutMs: 120000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 300);
+      assert.equal((await allEntries(d.queueDir)).length, 300);
+      for (const f of files) await postcat(f);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "SMTP smuggling: bare-LF dot lines never end DATA, one DATA gives one message",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 4; i++) await c.reply();
+      await c.send(
+        "Subject: s\r\n\r\nbefore\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.com>\r\n" +
+          "DATA\r\nsmuggled\r\n\r\n.\n\r\nafter\r\n.\r\n",
+      );
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      assert.equal(await c.reply(), "221 2.0.0 Bye\r\n");
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 1);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^MAIL FROM:<evil@example\.org>$/m);
+      assert.match(pc, /^after$/m);
+      assert.doesNotMatch(pc, /recipient: victim/);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "client garbage gets SMTP errors and the server lives on",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO\x00x\r\n");
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad syntax\r\n");
+      await c.send(new Uint8Array([0x48, 0x45, 0xff, 0xfe, 0x0d, 0x0a]));
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad UTF-8 syntax\r\n");
+      await c.send("A".repeat(5000) + "\r\n");
+      assert.equal(await c.reply(), "500 5.5.0 Error: line too long\r\n");
+      const junk = crypto.getRandomValues(new Uint8Array(3000)).map((b) => b === 10 ? 65 : b);
+      await c.send(junk);
+      await c.send("\r\nNOOP\r\n");
+      let last = "";
+      for (let i = 0; i < 40 && !last.startsWith("250"); i++) last = await c.reply();
+      assert.equal(last, "250 2.0.0 Ok\r\n");
+      await c.send("FOO bar\r\n");
+      assert.equal(await c.reply(), "502 5.5.2 Error: command not recognized\r\n");
+      c.close();
+      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_hard_error_limit: 421 and disconnect",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_hard_error_limit = 3\nsmtpd_soft_error_limit = 10");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("BAD1\r\nBAD2\r\nBAD3\r\nNOOP\r\n");
+      assert.match(await c.reply(), /^502/);
+      assert.match(await c.reply(), /^502/);
+      assert.match(await c.reply(), /^502/);
+      assert.equal(await c.reply(), "421 4.7.0 mx.test.example Error: too many errors\r\n");
+      assert.equal(await c.reply(), "", "connection closed");
+      await d.waitForLog("too many errors after UNKNOWN");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_timeout: idle client gets 421 and is disconnected",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_timeout = 1");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      const t0 = Date.now();
+      assert.equal(await c.reply(5000), "421 4.4.2 mx.test.example Error: timeout exceeded\r\n");
+      assert.ok(Date.now() - t0 >= 900);
+      assert.equal(await c.reply(), "");
+      await d.waitForLog("timeout after CONNECT");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_error_sleep_time delays error replies, not good ones",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_error_sleep_time = 1");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      let t0 = Date.now();
+      await c.send("NOOP\r\n");
+      await c.reply();
+      assert.ok(Date.now() - t0 < 900);
+      t0 = Date.now();
+      await c.send("RCPT TO:<a@b.example>\r\n");
+      assert.equal(await c.reply(), "503 5.5.1 Error: need MAIL command\r\n");
+      assert.ok(Date.now() - t0 >= 900);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "queue_minfree: 452 4.3.1 when the queue file system is short of space",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("queue_minfree = 9000000000000000");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\n");
+      await c.reply();
+      assert.equal(await c.reply(), "452 4.3.1 Insufficient system storage\r\n");
+      await d.waitForLog("not enough free space");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "hopcount_limit: too many Received headers gives 554 5.4.6 and no file",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("hopcount_limit = 5");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 4; i++) await c.reply();
+      await c.send("Received: from a\r\n".repeat(4) + "Subject: loop\r\n\r\nbody\r\n.\r\n");
+      assert.equal(await c.reply(), "554 5.4.6 Too many hops\r\n");
+      await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 3; i++) await c.reply();
+      await c.send("Received: from a\r\n".repeat(3) + "Subject: ok\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0/);
+      assert.equal((await allEntries(d.queueDir)).length, 1);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "relay control: a client outside mynetworks may only send to our domains",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'mynetworks = ["127.0.0.2/32"]\nmydestination = ["example.com"]',
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.net>\r\n");
+      await c.reply();
+      await c.reply();
+      assert.equal(await c.reply(), "554 5.7.1 <u@example.net>: Relay access denied\r\n");
+      await c.send("RCPT TO:<u@example.com>\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      await d.waitForLog(
+        "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <u@example.net>: Relay access denied; from=<a@example.org> to=<u@example.net> proto=SMTP helo=<x>",
+      );
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "always_bcc adds a recipient to every message",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon('always_bcc = "archive@example.com"');
+    try {
+      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
+      assert.match(r.stdout, /250 2\.0\.0 Ok/);
+      const [f] = await queueFiles(d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /^recipient: u@example\.com$/m);
+      assert.match(pc, /^recipient: archive@example\.com$/m);
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -1,0 +1,215 @@
+/**
+ * Stand-alone mode (`smtpd stdin`) and the command line, end to end with
+ * the production flags.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  ROOT,
+  run,
+  runStdin,
+  smtpdArgs,
+  writeConfig,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+const SESSION = [
+  "HELO local",
+  "MAIL FROM:<me@local.example>",
+  "RCPT TO:<you@example.com>",
+  "DATA",
+  "Subject: from stdin",
+  "",
+  "stand-alone body",
+  ".",
+  "QUIT",
+  "",
+].join("\r\n");
+
+Deno.test({
+  name: "stdin mode leaves a postcat-readable file in maildrop/ (mode 0744)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const r = await runStdin(configFile, SESSION);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^220 mx\.test\.example ESMTP/);
+    assert.match(r.stdout, /250 2\.0\.0 Ok: queued as \w+\r\n221 2\.0\.0 Bye\r\n$/);
+    const files = await queueFiles(queueDir, "maildrop");
+    assert.equal(files.length, 1);
+    assert.equal(((await Deno.stat(files[0] as string)).mode ?? 0) & 0o777, 0o744);
+    const pc = await postcat(files[0] as string);
+    assert.match(pc, /^sender: me@local\.example$/m);
+    assert.match(pc, /^recipient: you@example\.com$/m);
+    assert.match(pc, /^stand-alone body$/m);
+    assert.match(pc, /^named_attribute: rewrite_context=local$/m);
+    assert.match(pc, /^From: me@local\.example$/m, "From: added for a local submission");
+    assert.match(r.stderr, /connect from localhost\[127\.0\.0\.1\]/);
+  },
+});
+
+Deno.test({
+  name: "stdin mode with REMOTE_ADDR gets the network policy (relay refused)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, 'mydestination = ["example.com"]');
+    const r = await runStdin(
+      configFile,
+      "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<y@example.com>\r\nQUIT\r\n",
+      { REMOTE_ADDR: "192.0.2.7", REMOTE_PORT: "40000" },
+    );
+    assert.match(
+      r.stdout,
+      /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied\r\n250 2\.1\.5 Ok/,
+    );
+    assert.match(r.stderr, /connect from unknown\[192\.0\.2\.7\]/);
+    assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+  },
+});
+
+Deno.test({
+  name: "bare LF in DATA: normalized by default, refused with 550 under reject",
+  ...opts,
+  fn: async () => {
+    const body = "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
+      "Subject: lf\r\n\r\nline one\nline two\r\n.\r\nQUIT\r\n";
+    const work = await makeWorkDir("stdin");
+    const normal = await writeConfig(work);
+    const r1 = await runStdin(normal.configFile, body);
+    assert.match(r1.stdout, /250 2\.0\.0 Ok: queued as/);
+    const [f] = await queueFiles(normal.queueDir, "maildrop");
+    assert.match(await postcat(f as string), /^line one\nline two$/m);
+
+    const work2 = await makeWorkDir("stdin");
+    const strict = await writeConfig(work2, 'smtpd_forbid_bare_newline = "reject"');
+    const r2 = await runStdin(strict.configFile, body);
+    assert.match(r2.stdout, /550 5\.5\.2 Error: bare <LF> received\r\n221/);
+    assert.equal((await queueFiles(strict.queueDir, "maildrop")).length, 0);
+  },
+});
+
+Deno.test({
+  name: "unknown parameter on line 7 stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    const file = join(work, "bad.toml").slice(ROOT.length);
+    await Deno.writeTextFile(
+      join(ROOT, file),
+      [
+        "# a config",
+        'queue_directory = "var/spool"',
+        "",
+        'myhostname = "mx.example.com"',
+        "message_size_limit = 20000000",
+        "# the next line is misspelled",
+        'smtpd_baner = "hello"',
+        "",
+      ].join("\n"),
+    );
+    const r = await run(Deno.execPath(), smtpdArgs(["serve", "-c", file]));
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${
+          file.replaceAll(".", "\\.")
+        }:7: unknown parameter "smtpd_baner" \\(did you mean "smtpd_banner"\\?\\)`,
+      ),
+    );
+  },
+});
+
+Deno.test({
+  name: "wrong type and out-of-range values stop the start with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    const file = join(work, "bad.toml").slice(ROOT.length);
+    await Deno.writeTextFile(
+      join(ROOT, file),
+      'queue_directory = "var/spool"\nsmtpd_recipient_limit = "many"\n',
+    );
+    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", file]));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.toml:2: smtpd_recipient_limit: expected an integer/);
+    await Deno.writeTextFile(join(ROOT, file), "\n\nline_length_limit = 10\n");
+    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", file]));
+    assert.equal(r2.code, 1);
+    assert.match(
+      r2.stderr,
+      /bad\.toml:3: line_length_limit: value 10 is out of range: must be at least 80/,
+    );
+  },
+});
+
+Deno.test({
+  name: "config prints effective values; -n only explicit ones; -o overrides",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    const { configFile } = await writeConfig(work);
+    const all = await run(Deno.execPath(), smtpdArgs(["config", "-c", configFile]));
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^message_size_limit = 10240000$/m);
+    assert.match(all.stdout, /^smtpd_banner = "mx\.test\.example ESMTP deno-smtpd"$/m);
+    const n = await run(
+      Deno.execPath(),
+      smtpdArgs([
+        "config",
+        "-n",
+        "-c",
+        configFile,
+        "-o",
+        "smtpd_timeout=5m",
+        "-o",
+        "smtpd_helo_required=yes",
+      ]),
+    );
+    assert.match(n.stdout, /^smtpd_timeout = 300$/m);
+    assert.match(n.stdout, /^smtpd_helo_required = true$/m);
+    assert.doesNotMatch(n.stdout, /^message_size_limit/m);
+    const bad = await run(Deno.execPath(), smtpdArgs(["config", "-c", configFile, "-o", "nope=1"]));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /-o nope=1: unknown parameter "nope"/);
+  },
+});
+
+Deno.test({
+  name: "--help works on every subcommand",
+  ...opts,
+  fn: async () => {
+    for (const sub of [[], ["serve"], ["stdin"], ["config"]]) {
+      const r = await run(Deno.execPath(), smtpdArgs([...sub, "--help"]));
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^Usage: smtpd/);
+    }
+    const r = await run(Deno.execPath(), smtpdArgs(["bogus"]));
+    assert.equal(r.code, 2);
+  },
+});
+
+Deno.test({
+  name: "the production flags deny writes outside the queue directory",
+  ...opts,
+  fn: async () => {
+    // A queue_directory outside var/ is outside --allow-write: the start fails clearly.
+    const work = await makeWorkDir("perm");
+    const cfg = join(work, "outside.toml");
+    await Deno.writeTextFile(
+      cfg,
+      'queue_directory = "/tmp/smtpd-outside-queue"\nsmtpd_listen = ["127.0.0.1:0"]\n',
+    );
+    const r = await runStdin(cfg.slice(ROOT.length), "QUIT\r\n");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot prepare queue directory.*(NotCapable|Requires write access)/);
+    assert.equal(await Deno.stat("/tmp/smtpd-outside-queue").then(() => true, () => false), false);
+  },
+});
