@@ -147,6 +147,11 @@ export class MessageDraft implements BodySink {
       }
       this.#endHeaders();
       if (this.#refused) return;
+      if (bytes.length > 0) {
+        // The body began without an empty line: add one, as Postfix does.
+        const r = this.#write(new Uint8Array(0), false);
+        if (r) return r.then(() => this.#write(bytes, partial));
+      }
     }
     return this.#write(bytes, partial);
   }
@@ -193,8 +198,8 @@ export class MessageDraft implements BodySink {
     const heloPart = o.local
       ? ""
       : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
-    const forPart = this.#recipients.length === 1
-      ? `\n\tfor <${this.#recipients[0]}>; ${when}`
+    const forPart = env.recipients.length === 1
+      ? `\n\tfor <${env.recipients[0]}>; ${when}`
       : `; ${when}`;
     const received = o.local
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`

@@ -21,12 +21,27 @@ export function parseTime(text: string): number | undefined {
 }
 
 /**
- * Splits a Postfix list string on commas and white space.
+ * Splits a Postfix list string on commas and white space, keeping
+ * `{ ... }` groups (as in `inline:{ a=b, c=d }`) in one piece.
  * @param text the value
  * @returns the non-empty items
  */
 export function splitList(text: string): string[] {
-  return text.split(/[\s,]+/).filter((s) => s.length > 0);
+  const out: string[] = [];
+  let cur = "";
+  let depth = 0;
+  for (const c of text) {
+    if (c === "{") depth++;
+    else if (c === "}" && depth > 0) depth--;
+    if (depth === 0 && (c === "," || /\s/.test(c))) {
+      if (cur) out.push(cur);
+      cur = "";
+    } else {
+      cur += c;
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
 }
 
 /**

@@ -9,7 +9,7 @@
 
 import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "./config_error.ts";
-import { coerceValue } from "./coerce.ts";
+import { coerceValue, splitList } from "./coerce.ts";
 import { type Config, isParamName, type ParamName, PARAMS } from "./schema.ts";
 
 /** What {@linkcode loadConfig} needs besides the file. */
@@ -27,6 +27,10 @@ export interface LoadedConfig {
   readonly explicit: ReadonlySet<ParamName>;
   /** The file read, if any. */
   readonly file: string | undefined;
+  /** Restriction class definitions (keys named in restriction_classes). */
+  readonly classes: ReadonlyMap<string, readonly string[]>;
+  /** The line a key was set on, for errors found after loading. */
+  lineOf(key: string): number | undefined;
 }
 
 /**
@@ -73,8 +77,22 @@ export function resolveConfigText(
   }
   const values = new Map<ParamName, unknown>();
   const explicit = new Set<ParamName>();
+  const classes = new Map<string, readonly string[]>();
+  const classNames = new Set<string>();
+  const declared = coerceValue(PARAMS.restriction_classes, raw.restriction_classes ?? [], false);
+  if (declared.ok) { for (const n of declared.value as string[]) classNames.add(n); }
+  for (const o of options.overrides ?? []) {
+    const m = /^\s*restriction_classes\s*=(.*)$/.exec(o);
+    if (m) { for (const n of (m[1] ?? "").split(/[\s,]+/)) if (n) classNames.add(n); }
+  }
   for (const [key, value] of Object.entries(raw)) {
     const line = findKeyLine(text, key);
+    if (classNames.has(key) && !isParamName(key)) {
+      const result = coerceValue(PARAMS.smtpd_client_restrictions, value, false);
+      if (!result.ok) throw new ConfigError(`${key}: ${result.error}`, { file, line, key });
+      classes.set(key, result.value as string[]);
+      continue;
+    }
     if (!isParamName(key)) {
       const hint = closestName(key);
       throw new ConfigError(
@@ -98,7 +116,13 @@ export function resolveConfigText(
     explicit.add(key);
   }
   const config = expandAll(values, options.systemHostname ?? "localhost", file, text);
-  return { config: Object.freeze(config), explicit, file: options.file };
+  return {
+    config: Object.freeze(config),
+    explicit,
+    file: options.file,
+    classes,
+    lineOf: (key: string) => findKeyLine(text, key),
+  };
 }
 
 /** Fills defaults and expands $name / ${name} in string and list values. */
@@ -146,7 +170,9 @@ function expandAll(
       v = dot > 0 && dot < host.length - 1 ? host.slice(dot + 1) : "localdomain";
     }
     if (typeof v === "string" && PARAMS[name].kind === "string") v = expandString(v, name);
-    else if (Array.isArray(v)) v = Object.freeze(v.map((x: string) => expandString(x, name)));
+    else if (Array.isArray(v)) {
+      v = Object.freeze(v.flatMap((x: string) => splitList(expandString(x, name))));
+    }
     active.delete(name);
     done.set(name, v);
     return v;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type BodySink, type DotBodyResult, readDotBody, type ReadDotBodyOptions } from "./dot_reader.ts";
+import {
+  type BodySink,
+  type DotBodyResult,
+  readDotBody,
+  type ReadDotBodyOptions,
+} from "./dot_reader.ts";
 import { type ByteSource, LineReader } from "./line_reader.ts";
 
 const enc = new TextEncoder();

@@ -105,7 +105,9 @@ export class LineReader {
         }
       }
       const pending = this.#end - this.#start;
-      if (pending > max) {
+      // A CR right after max bytes may be the first half of a CRLF still in flight.
+      const crMayEnd = pending === max + 1 && this.#buf[this.#end - 1] === CR && !this.#eof;
+      if (pending > max && !crMayEnd) {
         // No terminator within max bytes: hand out a piece. Keep a trailing CR
         // so a CRLF split across pieces is still seen as one terminator.
         let cut = this.#start + max;
@@ -140,7 +142,10 @@ export class LineReader {
         return true;
       }
       this.#start = this.#end;
-      if (this.#eof || !(await this.#fill(0))) return false;
+      if (this.#eof || !(await this.#fill(0))) {
+        this.#eof = true;
+        return false;
+      }
     }
   }
 

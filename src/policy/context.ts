@@ -6,19 +6,31 @@
 
 import type { Address } from "../protocol/address.ts";
 
-/** A stage at which restrictions run. */
+/** A restriction list stage (the five lists of the manual, plus VRFY). */
 export type PolicyStage = "client" | "helo" | "sender" | "recipient" | "vrfy" | "etrn";
+
+/** How the client's name lookup went. */
+export type ClientNameStatus = "ok" | "notFound" | "tempfail";
 
 /** The facts a stage's restrictions see. */
 export interface PolicyContext {
   /** Client IP address text, e.g. "192.0.2.1". */
   readonly clientAddress: string;
-  /** Client host name, or "unknown". */
+  /** Forward-confirmed client host name, or "unknown". */
   readonly clientName: string;
+  /** The PTR name (not confirmed), or "unknown". */
+  readonly reverseName: string;
+  /** How the name lookups went: notFound/tempfail explain an "unknown" name. */
+  readonly nameStatus: ClientNameStatus;
+  readonly reverseStatus: ClientNameStatus;
   /** True for stand-alone local submissions (no network peer). */
   readonly local: boolean;
   readonly helo: string | undefined;
   readonly sender: Address | undefined;
   readonly recipient: Address | undefined;
   readonly etrnDomain?: string;
+  /** The client sent commands ahead of time where that is not allowed. */
+  readonly unauthPipelining?: boolean;
+  /** The command being checked, for reject_unauth_pipelining's text. */
+  readonly command?: string;
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { parseIp } from "../policy/cidr.ts";
+
 /** A parsed envelope address. */
 export interface Address {
   /** Local part, unquoted (Postfix's internal form). */
@@ -185,6 +187,6 @@ export function parseMailbox(inner: string): Address | undefined {
  */
 export function isDomain(d: string): boolean {
   if (d.length === 0 || d.length > 255) return false;
-  if (d.startsWith("[")) return LITERAL.test(d);
+  if (d.startsWith("[")) return LITERAL.test(d) && parseIp(d) !== undefined;
   return DOMAIN.test(d);
 }

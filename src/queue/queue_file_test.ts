@@ -86,14 +86,17 @@ function smallFile(): { bytes: Uint8Array; boundaries: Set<number> } {
     buf.putText(type, text);
     boundaries.add(buf.length);
   };
-  put(REC.size, formatSize({
-    contentSize: 0,
-    dataOffset: 0,
-    recipientCount: 1,
-    qmgrFlags: 0,
-    contentLength: 0,
-    sendOpts: 0,
-  }));
+  put(
+    REC.size,
+    formatSize({
+      contentSize: 0,
+      dataOffset: 0,
+      recipientCount: 1,
+      qmgrFlags: 0,
+      contentLength: 0,
+      sendOpts: 0,
+    }),
+  );
   put(REC.time, "1767225600 0");
   put(REC.from, "a@example.org");
   put(REC.rcpt, "b@example.net");
@@ -115,7 +118,10 @@ Deno.test("decodeRecords() throws QueueFileError at every cut inside a record", 
     if (boundaries.has(cut)) {
       // A cut between records leaves whole records: a prefix without E.
       const records = decodeRecords(part);
-      assert.deepEqual(records.map((r) => r.offset), full.slice(0, records.length).map((r) => r.offset));
+      assert.deepEqual(
+        records.map((r) => r.offset),
+        full.slice(0, records.length).map((r) => r.offset),
+      );
       assert.notEqual(records.at(-1)?.type, REC.end, `cut ${cut}`);
     } else {
       assert.throws(() => decodeRecords(part), QueueFileError, `cut ${cut}`);

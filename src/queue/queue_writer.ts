@@ -116,6 +116,7 @@ export class QueueFile {
   #dataOffset = 0;
   #recipients = 0;
   #closed = false;
+  #chain: Promise<void> = Promise.resolve();
 
   /** @param parts the open file and its identity */
   constructor(
@@ -173,18 +174,24 @@ export class QueueFile {
     if (this.#buf.length >= FLUSH_AT) return this.#flush();
   }
 
-  async #flush(): Promise<void> {
-    const bytes = this.#buf.bytes();
-    let off = 0;
-    try {
-      while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
-    } catch (err) {
-      throw new QueueWriteError(`cannot write ${this.path}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    this.#flushed += bytes.length;
-    this.#buf.clear();
+  #flush(): Promise<void> {
+    // Swap buffers first: records added while a write is in flight go to the
+    // new one, and writes are chained so they reach the file in order.
+    const full = this.#buf;
+    this.#buf = new RecordBuffer();
+    this.#flushed += full.length;
+    const bytes = full.bytes();
+    this.#chain = this.#chain.then(async () => {
+      let off = 0;
+      try {
+        while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+      } catch (err) {
+        throw new QueueWriteError(`cannot write ${this.path}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    });
+    return this.#chain;
   }
 
   /**

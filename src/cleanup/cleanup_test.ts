@@ -1,0 +1,375 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { formatReply, REPLY } from "../protocol/reply.ts";
+import { decodeRecords, type QueueRecord, QueueStore, REC } from "../queue/mod.ts";
+import {
+  Cleanup,
+  type CleanupConfig,
+  type CleanupResult,
+  type MessageEnvelope,
+  type MessageOrigin,
+} from "./cleanup.ts";
+import { formatRfc5322Date } from "./rfc5322_date.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const ARRIVAL = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
+const WHEN = formatRfc5322Date(ARRIVAL);
+
+const CONFIG: CleanupConfig = {
+  myhostname: "mx.example.com",
+  "mail_name": "deno-smtpd",
+  "hopcount_limit": 50,
+  "header_size_limit": 102400,
+  "always_bcc": "",
+  myorigin: "mx.example.com",
+};
+
+const REMOTE: MessageOrigin = {
+  clientName: "client.example",
+  clientAddress: "192.0.2.1",
+  clientPort: "4321",
+  helo: "helo.example",
+  protocol: "ESMTP",
+  local: false,
+};
+
+const LOCAL: MessageOrigin = {
+  clientName: "localhost",
+  clientAddress: "127.0.0.1",
+  clientPort: "0",
+  helo: undefined,
+  protocol: "SMTP",
+  local: true,
+};
+
+interface Stored {
+  result: CleanupResult;
+  /** Content lines (L pieces joined). */
+  lines: string[];
+  records: QueueRecord[];
+  /** Files left in incoming/ and maildrop/. */
+  files: string[];
+}
+
+interface SendOptions {
+  config?: Partial<CleanupConfig>;
+  envelope?: Partial<MessageEnvelope>;
+}
+
+async function send(
+  body: (string | [string, boolean])[],
+  options: SendOptions = {},
+): Promise<Stored> {
+  const dir = await Deno.makeTempDir({ prefix: "cleanup_test_" });
+  try {
+    const store = new QueueStore(dir);
+    await store.prepare();
+    const cleanup = new Cleanup(store, { ...CONFIG, ...options.config });
+    const draft = await cleanup.begin({
+      queue: "incoming",
+      sender: "sender@example.org",
+      recipients: ["rcpt@example.net"],
+      arrival: ARRIVAL,
+      origin: REMOTE,
+      body: undefined,
+      ...options.envelope,
+    });
+    let size = 0;
+    for (const item of body) {
+      const [text, partial] = typeof item === "string" ? [item, false] : item;
+      size += text.length + (partial ? 0 : 2);
+      const r = draft.line(enc.encode(text), partial);
+      if (r) await r;
+    }
+    const result = await draft.finish(size);
+    const files: string[] = [];
+    for (const q of ["incoming", "maildrop"]) {
+      for await (const e of Deno.readDir(join(dir, q))) files.push(e.name);
+    }
+    if (result.kind !== "queued") return { result, lines: [], records: [], files };
+    assert.equal(result.id, draft.id);
+    const records = decodeRecords(await Deno.readFile(join(dir, "incoming", result.id)));
+    const lines: string[] = [];
+    let cur = "";
+    const m = records.findIndex((r) => r.type === REC.mesg);
+    const x = records.findIndex((r) => r.type === REC.xtra);
+    for (const r of records.slice(m + 1, x)) {
+      cur += dec.decode(r.data);
+      if (r.type === REC.norm) {
+        lines.push(cur);
+        cur = "";
+      }
+    }
+    assert.equal(cur, "");
+    return { result, lines, records, files };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function queued(s: Stored): Extract<CleanupResult, { kind: "queued" }> {
+  assert.equal(s.result.kind, "queued", JSON.stringify(s.result));
+  return s.result as Extract<CleanupResult, { kind: "queued" }>;
+}
+
+function recordTexts(s: Stored, type: number): string[] {
+  return s.records.filter((r) => r.type === type).map((r) => dec.decode(r.data));
+}
+
+/** Header field names, lower-cased, in order, up to the first empty line. */
+function headerNames(lines: string[]): string[] {
+  const out: string[] = [];
+  for (const l of lines) {
+    if (l === "") break;
+    const m = /^([^\s:]+):/.exec(l);
+    if (m) out.push(m[1]!.toLowerCase());
+  }
+  return out;
+}
+
+Deno.test("MessageDraft.finish() puts Received: first with the queue ID and the one recipient", async () => {
+  const s = await send(["Subject: hi", "", "body"]);
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(0, 4), [
+    "Received: from helo.example (client.example [192.0.2.1])",
+    `\tby mx.example.com (deno-smtpd) with ESMTP id ${r.id}`,
+    "\tfor <rcpt@example.net>; " + WHEN,
+    "Subject: hi",
+  ]);
+  assert.equal(r.recipients, 1);
+  assert.equal(r.size, 21);
+  assert.deepEqual(s.files, [r.id]);
+});
+
+Deno.test("MessageDraft.finish() leaves out 'for' with several recipients", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: { recipients: ["a@example.net", "b@example.net"] },
+  });
+  const r = queued(s);
+  assert.equal(s.lines[1], `\tby mx.example.com (deno-smtpd) with ESMTP id ${r.id}; ${WHEN}`);
+  assert.ok(!s.lines.some((l) => l.includes("for <")));
+  assert.equal(r.recipients, 2);
+});
+
+Deno.test("MessageDraft.finish() writes a local Received: without a client", async () => {
+  const s = await send(["Subject: hi", "", "body"], { envelope: { origin: LOCAL } });
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(0, 3), [
+    "Received: by mx.example.com (deno-smtpd, from userid local)",
+    `\tid ${r.id}`,
+    `\tfor <rcpt@example.net>; ${WHEN}`,
+  ]);
+});
+
+Deno.test("MessageDraft.finish() adds Message-Id and Date when missing", async () => {
+  const s = await send(["Subject: hi", "", "body"]);
+  const r = queued(s);
+  const messageId = `<20260102030405.${r.id}@mx.example.com>`;
+  assert.equal(r.messageId, messageId);
+  assert.deepEqual(headerNames(s.lines), ["received", "subject", "message-id", "date"]);
+  assert.ok(s.lines.includes(`Message-Id: ${messageId}`));
+  assert.ok(s.lines.includes(`Date: ${WHEN}`));
+  assert.deepEqual(s.lines.slice(-2), ["", "body"]);
+});
+
+Deno.test("MessageDraft.finish() keeps Message-ID and Date when present", async () => {
+  const s = await send([
+    "Message-ID: <abc@client.example>",
+    "DATE: Thu, 1 Jan 2026 00:00:00 +0000",
+    "",
+    "body",
+  ]);
+  const r = queued(s);
+  assert.equal(r.messageId, "<abc@client.example>");
+  assert.deepEqual(headerNames(s.lines), ["received", "message-id", "date"]);
+  assert.equal(s.lines.filter((l) => /^message-id:/i.test(l)).length, 1);
+  assert.equal(s.lines.filter((l) => /^date:/i.test(l)).length, 1);
+});
+
+Deno.test("MessageDraft.finish() adds From: only for local submissions", async () => {
+  const remote = await send(["Subject: hi", "", "body"]);
+  assert.ok(!headerNames(remote.lines).includes("from"));
+
+  const local = await send(["Subject: hi", "", "body"], { envelope: { origin: LOCAL } });
+  assert.ok(local.lines.includes("From: sender@example.org"));
+
+  const bounce = await send(["Subject: hi"], { envelope: { origin: LOCAL, sender: "" } });
+  assert.ok(bounce.lines.includes("From: MAILER-DAEMON@mx.example.com"));
+
+  const has = await send(["from: me@example.org", "", "x"], { envelope: { origin: LOCAL } });
+  assert.equal(has.lines.filter((l) => /^from:/i.test(l)).length, 1);
+});
+
+Deno.test("MessageDraft.finish() refuses 49 Received: headers with hopcount_limit 50 and removes the file", async () => {
+  const hops = Array.from({ length: 49 }, (_, i) => `Received: from hop${i}.example by x`);
+  const s = await send([...hops, "", "body"]);
+  assert.equal(s.result.kind, "refused");
+  assert.ok(s.result.kind === "refused");
+  assert.deepEqual(s.result.reply, REPLY.tooManyHops);
+  assert.equal(formatReply(s.result.reply), "554 5.4.6 Too many hops\r\n");
+  assert.match(s.result.reason, /49 Received: headers/);
+  assert.deepEqual(s.files, []);
+});
+
+Deno.test("MessageDraft.finish() accepts 48 Received: headers with hopcount_limit 50", async () => {
+  const hops = Array.from({ length: 48 }, (_, i) => `Received: from hop${i}.example by x`);
+  const s = await send([...hops, "", "body"]);
+  queued(s);
+  assert.equal(s.lines.filter((l) => l.startsWith("Received:")).length, 49);
+});
+
+Deno.test("MessageDraft.finish() counts folded Received: headers once each", async () => {
+  const hops = Array.from({ length: 4 }, (_, i) => [`Received: from hop${i}`, "\tby x; date"])
+    .flat();
+  const refused = await send([...hops, "", "body"], { config: { "hopcount_limit": 5 } });
+  assert.equal(refused.result.kind, "refused");
+  const ok = await send([...hops, "", "body"], { config: { "hopcount_limit": 6 } });
+  queued(ok);
+});
+
+Deno.test("MessageDraft.finish() adds the always_bcc recipient", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    config: { "always_bcc": "archive@example.com" },
+  });
+  const r = queued(s);
+  assert.equal(r.recipients, 2);
+  assert.deepEqual(recordTexts(s, REC.rcpt), ["rcpt@example.net", "archive@example.com"]);
+  const sizeFields = recordTexts(s, REC.size)[0]?.trim().split(/ +/).map(Number);
+  assert.equal(sizeFields?.[2], 2);
+  assert.ok(!s.lines.some((l) => l.includes("archive@example.com")), "bcc stays hidden");
+});
+
+Deno.test("MessageDraft.finish() does not add always_bcc twice", async () => {
+  const s = await send(["Subject: hi"], {
+    config: { "always_bcc": "rcpt@example.net" },
+  });
+  assert.deepEqual(recordTexts(s, REC.rcpt), ["rcpt@example.net"]);
+});
+
+// Regression (found by these tests, fixed): Postfix's smtpd writes "for <rcpt>" when the client gave one
+// recipient; always_bcc is added later by cleanup. Here the bcc recipient
+// counts, so the "for" clause disappears. See the report.
+Deno.test({
+  name: "MessageDraft.finish() keeps 'for <rcpt>' when always_bcc adds a recipient",
+  fn: async () => {
+    const s = await send(["Subject: hi", "", "body"], {
+      config: { "always_bcc": "archive@example.com" },
+    });
+    queued(s);
+    assert.equal(s.lines[2], `\tfor <rcpt@example.net>; ${WHEN}`);
+  },
+});
+
+Deno.test("MessageDraft.finish() keeps folded headers intact and in order", async () => {
+  const headers = [
+    "Subject: a long",
+    "\tsubject line",
+    "  continued",
+    "To: x@example.net,",
+    " y@example.net",
+    "X-Empty:",
+  ];
+  const s = await send([...headers, "", "body", " indented body"]);
+  queued(s);
+  assert.deepEqual(s.lines.slice(3, 3 + headers.length), headers);
+  assert.deepEqual(s.lines.slice(-3), ["", "body", " indented body"]);
+});
+
+Deno.test("MessageDraft.finish() keeps a header split into partial pieces", async () => {
+  const long = "X-Long: " + "v".repeat(50);
+  const s = await send([[long.slice(0, 20), true], [long.slice(20, 40), true], long.slice(40), ""]);
+  queued(s);
+  assert.equal(s.lines[3], long);
+  assert.deepEqual(headerNames(s.lines), ["received", "x-long", "message-id", "date"]);
+});
+
+Deno.test("MessageDraft.finish() handles a header block without a blank line or body", async () => {
+  const s = await send(["Subject: only headers", "X-Test: 1"]);
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(3), [
+    "Subject: only headers",
+    "X-Test: 1",
+    `Message-Id: <20260102030405.${r.id}@mx.example.com>`,
+    `Date: ${WHEN}`,
+  ]);
+});
+
+Deno.test("MessageDraft.finish() handles an empty message", async () => {
+  const s = await send([]);
+  queued(s);
+  assert.deepEqual(headerNames(s.lines), ["received", "message-id", "date"]);
+  assert.equal(s.lines.length, 5);
+});
+
+Deno.test("MessageDraft.finish() keeps body text that follows the headers without a blank line", async () => {
+  const s = await send(["Subject: hi", "Hello world", "second line"]);
+  queued(s);
+  assert.ok(s.lines.includes("Subject: hi"));
+  assert.deepEqual(s.lines.slice(-2), ["Hello world", "second line"]);
+});
+
+// Regression (found by these tests, fixed): when the header block ends at a line that is neither a header nor
+// empty, Postfix (mime_state.c) inserts the missing blank line so the body
+// does not become part of the header block. Here "Hello world" follows the
+// added Date: header directly. See the report.
+Deno.test({
+  name: "MessageDraft.finish() inserts a blank line before a body that has no header block",
+  fn: async () => {
+    const s = await send(["Hello world", "", "more"]);
+    queued(s);
+    const date = s.lines.indexOf(`Date: ${WHEN}`);
+    assert.ok(date > 0);
+    assert.deepEqual(s.lines.slice(date + 1), ["", "Hello world", "", "more"]);
+  },
+});
+
+Deno.test("MessageDraft.finish() records the BODY= type in the extracted segment", async () => {
+  const s = await send(["Subject: hi"], { envelope: { body: "8BITMIME" } });
+  queued(s);
+  const x = s.records.findIndex((r) => r.type === REC.xtra);
+  const extracted = s.records.slice(x).filter((r) => r.type === REC.attr).map((r) =>
+    dec.decode(r.data)
+  );
+  assert.deepEqual(extracted, ["encoding=8bit"]);
+});
+
+Deno.test("MessageDraft.finish() writes the client attributes for remote mail", async () => {
+  const s = await send(["Subject: hi"]);
+  const attrs = recordTexts(s, REC.attr);
+  for (
+    const a of [
+      "rewrite_context=remote",
+      "log_client_name=client.example",
+      "log_client_address=192.0.2.1",
+      "log_client_port=4321",
+      "log_helo_name=helo.example",
+      "log_protocol_name=ESMTP",
+    ]
+  ) {
+    assert.ok(attrs.includes(a), a);
+  }
+  assert.deepEqual(recordTexts(s, REC.from), ["sender@example.org"]);
+});
+
+Deno.test("MessageDraft.abort() removes the queue file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cleanup_test_" });
+  try {
+    const store = new QueueStore(dir);
+    await store.prepare();
+    const draft = await new Cleanup(store, CONFIG).begin({
+      queue: "incoming",
+      sender: "a@b",
+      recipients: ["c@d"],
+      arrival: ARRIVAL,
+      origin: REMOTE,
+      body: undefined,
+    });
+    await Deno.stat(join(dir, "incoming", draft.id));
+    await draft.line(enc.encode("Subject: x"), false);
+    await draft.abort();
+    await assert.rejects(Deno.stat(join(dir, "incoming", draft.id)), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,179 @@
+/**
+ * access(5) semantics: the order in which keys are looked up for a client,
+ * a host name or an e-mail address, and what a table's value means (OK,
+ * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, or a restriction list).
+ * Every value of every table is compiled at start, so a bad value stops the
+ * start instead of becoming a 451 in a session.
+ *
+ * @module
+ */
+
+import { reply, type ReplyCode } from "../protocol/reply.ts";
+import type { Decision } from "./decision.ts";
+import {
+  type CompileEnv,
+  type EvalEnv,
+  refusal,
+  refuse,
+  type Restriction,
+  type Subject,
+  tracedLookup,
+} from "./restriction.ts";
+import type { LookupTable } from "./tables/mod.ts";
+
+/** What a table value does, compiled. */
+export type Action = (env: EvalEnv, subject: Subject, by: string) => Promise<Decision>;
+
+/**
+ * Host name keys: the name, then each parent domain (Postfix's default
+ * parent_domain_matches_subdomains includes smtpd_access_maps).
+ * @param host a host or domain name
+ * @returns the keys in lookup order
+ */
+export function hostKeys(host: string): string[] {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  const out = [h];
+  let rest = h;
+  for (let dot = rest.indexOf("."); dot > 0; dot = rest.indexOf(".")) {
+    rest = rest.slice(dot + 1);
+    if (rest) out.push(rest);
+  }
+  return out;
+}
+
+/**
+ * Client address keys: the address, then shorter prefixes (1.2.3, 1.2, 1;
+ * for IPv6, fewer ":"-separated groups).
+ * @param address the IP address
+ * @returns the keys in lookup order
+ */
+export function addressKeys(address: string): string[] {
+  const sep = address.includes(":") ? ":" : ".";
+  const parts = address.split(sep);
+  const out: string[] = [];
+  for (let n = parts.length; n >= 1; n--) {
+    const k = parts.slice(0, n).join(sep);
+    if (k) out.push(k);
+  }
+  return out;
+}
+
+/**
+ * E-mail address keys: user@domain, domain and its parents, user@.
+ * @param local the local part
+ * @param domain the domain ("" when unqualified)
+ * @returns the keys in lookup order
+ */
+export function emailKeys(local: string, domain: string): string[] {
+  if (!local && !domain) return [""];
+  const out = domain
+    ? [`${local}@${domain}`.toLowerCase(), ...hostKeys(domain)]
+    : [local.toLowerCase()];
+  out.push(`${local}@`.toLowerCase());
+  return out;
+}
+
+/**
+ * Looks keys up in order; the first found value's action decides (DUNNO goes on to the next table).
+ * @param env the evaluation
+ * @param table the table
+ * @param keys keys in order
+ * @param actions compiled actions by value
+ * @param subject what a refusal names
+ * @param by the restriction name
+ * @returns the decision
+ */
+export async function checkAccess(
+  env: EvalEnv,
+  table: LookupTable,
+  keys: readonly string[],
+  actions: ReadonlyMap<string, Action>,
+  subject: Subject,
+  by: string,
+): Promise<Decision> {
+  for (const key of keys) {
+    const r = await tracedLookup(env, table, key);
+    if (r.kind === "tempfail") {
+      env.deferIfPermit ??= reply(451, "3.0", `Temporary lookup failure`);
+      env.warn(`${table.name}: lookup of "${key}" failed: ${r.reason}`);
+      return { kind: "dunno" };
+    }
+    if (r.kind === "found") {
+      const action = actions.get(r.value);
+      if (!action) return { kind: "dunno" };
+      return await action(env, subject, `${by} ${table.name} ${key}`);
+    }
+  }
+  return { kind: "dunno" };
+}
+
+/**
+ * Compiles every value of a table into actions.
+ * @param table the table (its values must be enumerable)
+ * @param env the compile environment
+ * @returns value → action
+ */
+export function compileActions(table: LookupTable, env: CompileEnv): Map<string, Action> {
+  const out = new Map<string, Action>();
+  for (const v of table.values ?? []) {
+    if (!out.has(v)) out.set(v, compileAction(v, env, table.name));
+  }
+  return out;
+}
+
+/**
+ * Compiles one access(5) value.
+ * @param value the table value
+ * @param env the compile environment
+ * @param where the table, for errors
+ * @returns the action
+ */
+export function compileAction(value: string, env: CompileEnv, where: string): Action {
+  const v = value.trim();
+  const [word = "", ...restWords] = v.split(/\s+/);
+  const rest = v.slice(word.length).trim();
+  const upper = word.toUpperCase();
+  const cfg = env.config;
+  if (upper === "OK" || upper === "PERMIT" || /^\d+$/.test(v)) {
+    return (_e, _s, by) => Promise.resolve({ kind: "permit", by });
+  }
+  if (upper === "DUNNO") return () => Promise.resolve({ kind: "dunno" });
+  if (upper === "REJECT") {
+    return (e, s, by) =>
+      Promise.resolve(
+        refuse(refusal(cfg.access_map_reject_code, "7.1", s, e.ctx, rest || "Access denied"), by),
+      );
+  }
+  if (upper === "DEFER") {
+    return (e, s, by) =>
+      Promise.resolve(refuse(refusal(450, "7.1", s, e.ctx, rest || "Access denied"), by));
+  }
+  if (upper === "DEFER_IF_PERMIT") {
+    return (e, s) => {
+      e.deferIfPermit ??= refusal(450, "7.1", s, e.ctx, rest || "Service is unavailable");
+      return Promise.resolve({ kind: "dunno" });
+    };
+  }
+  if (upper === "WARN") {
+    return (e, s, by) => {
+      e.warn(`access table ${by}: warning: ${s}: ${rest}`);
+      return Promise.resolve({ kind: "dunno" });
+    };
+  }
+  const coded = /^([45])(\d\d)$/.exec(word);
+  if (coded) {
+    const code = Number(word) as ReplyCode;
+    return (e, s, by) =>
+      Promise.resolve(refuse(refusal(code, "7.1", s, e.ctx, rest || "Access denied"), by));
+  }
+  if (
+    /^[0-9]/.test(word) ||
+    ["HOLD", "DISCARD", "FILTER", "REDIRECT", "PREPEND", "BCC"].includes(upper)
+  ) {
+    env.fail(`${where}: unsupported access action "${v}"`);
+  }
+  // Otherwise the value is a restriction list (restriction names or class names).
+  void restWords;
+  const list: Restriction[] = env.compileList(v.split(/[\s,]+/).filter(Boolean), where);
+  return (e) => env.evaluateList(list, e);
+}

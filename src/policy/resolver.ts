@@ -1,0 +1,122 @@
+/**
+ * The one DNS resolver every check uses, over `Deno.resolveDns` with a
+ * configurable server (`dns_server`) and timeout (`dns_timeout`). Answers
+ * have three outcomes: records, no such name/record, temporary failure. A
+ * timeout or SERVFAIL is a temporary failure, never a "not found".
+ *
+ * @module
+ */
+
+/** Record types the checks query. */
+export type DnsType = "A" | "AAAA" | "MX" | "PTR" | "TXT";
+
+/** The outcome of one query. */
+export type DnsAnswer =
+  | { kind: "ok"; records: string[] }
+  | { kind: "notFound" }
+  | { kind: "tempfail"; reason: string };
+
+/** Looks names up. */
+export interface DnsResolver {
+  /**
+   * Queries one name and type.
+   * @param name the query name
+   * @param type the record type
+   * @returns the answer (MX records as "preference host")
+   */
+  query(name: string, type: DnsType): Promise<DnsAnswer>;
+}
+
+/**
+ * Parses "host:port" for the name server.
+ * @param server e.g. "127.0.0.1:5353" or "[::1]:53"
+ * @returns the address, or undefined
+ */
+export function parseDnsServer(server: string): { ipAddr: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(server.trim());
+  if (!m) return undefined;
+  return { ipAddr: (m[1] ?? m[2]) as string, port: m[3] ? Number(m[3]) : 53 };
+}
+
+/**
+ * The real resolver.
+ * @param options name server (host:port; empty for the system's) and timeout in ms
+ * @returns a resolver
+ */
+export function denoResolver(options: { server: string; timeoutMs: number }): DnsResolver {
+  const nameServer = options.server ? parseDnsServer(options.server) : undefined;
+  return {
+    async query(name: string, type: DnsType): Promise<DnsAnswer> {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+      try {
+        const opts = { signal: controller.signal, ...(nameServer ? { nameServer } : {}) };
+        let records: string[];
+        switch (type) {
+          case "A":
+          case "AAAA":
+          case "PTR":
+            records = await Deno.resolveDns(name, type, opts);
+            break;
+          case "MX":
+            records = (await Deno.resolveDns(name, "MX", opts)).map((r) =>
+              `${r.preference} ${r.exchange}`
+            );
+            break;
+          case "TXT":
+            records = (await Deno.resolveDns(name, "TXT", opts)).map((r) => r.join(""));
+            break;
+        }
+        return records.length ? { kind: "ok", records } : { kind: "notFound" };
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return { kind: "notFound" };
+        if (controller.signal.aborted) return { kind: "tempfail", reason: "timeout" };
+        return { kind: "tempfail", reason: (err as Error).message };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/**
+ * A per-session cache in front of a resolver (one answer per name and type).
+ * @param inner the resolver
+ * @returns the caching resolver
+ */
+export function cachingResolver(inner: DnsResolver): DnsResolver {
+  const cache = new Map<string, Promise<DnsAnswer>>();
+  return {
+    query(name, type) {
+      const key = `${type} ${name.toLowerCase()}`;
+      let hit = cache.get(key);
+      if (!hit) {
+        hit = inner.query(name, type);
+        cache.set(key, hit);
+      }
+      return hit;
+    },
+  };
+}
+
+/**
+ * The PTR query name of an address: reversed octets under in-addr.arpa, or nibbles under ip6.arpa.
+ * @param address IPv4 or IPv6 text
+ * @param zone the suffix ("in-addr.arpa"/"ip6.arpa" by default, or a DNSBL zone)
+ * @returns the query name, or undefined for a malformed address
+ */
+export function reverseName(address: string, zone?: string): string | undefined {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (v4) return `${v4[4]}.${v4[3]}.${v4[2]}.${v4[1]}.${zone ?? "in-addr.arpa"}`;
+  if (!address.includes(":")) return undefined;
+  const halves = address.split("::");
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const fill = 8 - head.length - tail.length;
+  if (fill < 0) return undefined;
+  const groups = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  const nibbles = groups.map((g) => g.padStart(4, "0").toLowerCase()).join("").split("").reverse();
+  return `${nibbles.join(".")}.${zone ?? "ip6.arpa"}`;
+}

@@ -1,0 +1,178 @@
+/**
+ * The shape of a compiled restriction and the helpers restrictions share:
+ * building refusal replies from the `*_reject_code` parameters, and the
+ * per-evaluation environment (session facts, DNS, trace, defer-if-permit).
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import { addressText } from "../protocol/address.ts";
+import { type Reply, reply, type ReplyCode } from "../protocol/reply.ts";
+import type { PolicyContext, PolicyStage } from "./context.ts";
+import type { Decision } from "./decision.ts";
+import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
+import type { LookupResult, LookupTable } from "./tables/mod.ts";
+import type { Trace } from "./trace.ts";
+
+/** One evaluation's environment. */
+export interface EvalEnv {
+  readonly ctx: PolicyContext;
+  /** The list being evaluated (decides the wording of generic refusals). */
+  readonly stage: PolicyStage;
+  readonly dns: DnsResolver;
+  readonly trace: Trace | undefined;
+  readonly warn: (text: string) => void;
+  /** Set when a lookup failed temporarily: a later permit becomes this reply. */
+  deferIfPermit: Reply | undefined;
+  /** Nesting depth (restriction lists inside table values and classes). */
+  depth: number;
+}
+
+/** A restriction compiled at start-up. */
+export interface Restriction {
+  /** The name as written in the configuration (with its argument). */
+  readonly name: string;
+  run(env: EvalEnv): Promise<Decision>;
+}
+
+/** The subject a refusal names: "Client host", "Sender address", ... */
+export type Subject = "client" | "helo" | "sender" | "recipient" | "etrn";
+
+const SUBJECT_TEXT: Record<Subject, string> = {
+  client: "Client host",
+  helo: "Helo command",
+  sender: "Sender address",
+  recipient: "Recipient address",
+  etrn: "Etrn command",
+};
+
+/**
+ * The subject a list stage speaks for.
+ * @param stage the stage
+ * @returns the subject
+ */
+export function stageSubject(stage: PolicyStage): Subject {
+  return stage === "vrfy" ? "recipient" : stage;
+}
+
+/**
+ * The "<name>" a refusal shows for a subject.
+ * @param subject what is refused
+ * @param ctx the facts
+ * @returns the name without brackets
+ */
+export function subjectName(subject: Subject, ctx: PolicyContext): string {
+  switch (subject) {
+    case "client":
+      return `${ctx.clientName}[${ctx.clientAddress}]`;
+    case "helo":
+      return ctx.helo ?? "";
+    case "sender":
+      return ctx.sender ? addressText(ctx.sender) : "";
+    case "recipient":
+      return ctx.recipient ? addressText(ctx.recipient) : "";
+    case "etrn":
+      return ctx.etrnDomain ?? "";
+  }
+}
+
+/**
+ * Builds "<name>: Subject rejected: text" with a configured code. An
+ * enhanced code at the start of the text ("5.7.1 ...") is used and removed.
+ * @param code the reply code (from a *_reject_code parameter)
+ * @param detail the default enhanced subject.detail
+ * @param subject what is refused
+ * @param ctx the facts
+ * @param text the reason
+ * @returns the reply
+ */
+export function refusal(
+  code: number,
+  detail: `${number}.${number}`,
+  subject: Subject,
+  ctx: PolicyContext,
+  text: string,
+): Reply {
+  const m = /^[245]\.(\d{1,3}\.\d{1,3})\s+(.*)$/s.exec(text);
+  const d = (m ? m[1] : detail) as `${number}.${number}`;
+  const t = m ? (m[2] as string) : text;
+  return reply(
+    code as ReplyCode,
+    d,
+    `<${subjectName(subject, ctx)}>: ${SUBJECT_TEXT[subject]} rejected: ${t}`,
+  );
+}
+
+/**
+ * Turns a reply code into "reject" or "defer" by its class.
+ * @param r the reply
+ * @param by who decided
+ * @returns the decision
+ */
+export function refuse(r: Reply, by: string): Decision {
+  return r.code >= 500 ? { kind: "reject", reply: r, by } : { kind: "defer", reply: r, by };
+}
+
+/**
+ * Looks a key up and records it in the trace.
+ * @param env the evaluation
+ * @param table the table
+ * @param key the key
+ * @returns the result
+ */
+export async function tracedLookup(
+  env: EvalEnv,
+  table: LookupTable,
+  key: string,
+): Promise<LookupResult> {
+  const r = await table.lookup(key);
+  env.trace?.add({
+    kind: "lookup",
+    table: table.name,
+    key,
+    result: r.kind === "found"
+      ? `found: ${r.value}`
+      : r.kind === "tempfail"
+      ? `temporary failure: ${r.reason}`
+      : "not found",
+  });
+  return r;
+}
+
+/**
+ * Queries the DNS and records it in the trace.
+ * @param env the evaluation
+ * @param name the query name
+ * @param type the record type
+ * @returns the answer
+ */
+export async function tracedDns(env: EvalEnv, name: string, type: DnsType): Promise<DnsAnswer> {
+  const a = await env.dns.query(name, type);
+  env.trace?.add({
+    kind: "dns",
+    query: name,
+    type,
+    answer: a.kind === "ok"
+      ? a.records.join(", ")
+      : a.kind === "tempfail"
+      ? `temporary failure (${a.reason})`
+      : "not found",
+  });
+  return a;
+}
+
+/** What restriction factories get at start-up. */
+export interface CompileEnv {
+  readonly config: Config;
+  /** Reports a problem in the list being compiled (throws ConfigError). */
+  fail(message: string): never;
+  /** Logs a start-up warning. */
+  warn(message: string): void;
+  /** Opens (once) and returns a table. */
+  table(spec: string): LookupTable;
+  /** Compiles a nested restriction list (table values, classes). */
+  compileList(items: readonly string[], where: string): Restriction[];
+  /** Evaluates a nested list. */
+  evaluateList(list: readonly Restriction[], env: EvalEnv): Promise<Decision>;
+}

@@ -1,0 +1,42 @@
+/**
+ * `cidr:/path` tables (Postfix cidr_table(5)): "network/len value" lines,
+ * tried in file order, the first match wins. Keys that are not IP
+ * addresses never match.
+ *
+ * @module
+ */
+
+import { inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
+import { TableSyntaxError } from "./text_table.ts";
+import type { LookupResult, LookupTable } from "./types.ts";
+
+/**
+ * Parses a CIDR table.
+ * @param name the spec
+ * @param text the file content
+ * @returns the table
+ * @throws {TableSyntaxError} with the line number
+ */
+export function cidrTable(name: string, text: string): LookupTable {
+  const rules: { net: Network; value: string }[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? "").replace(/\r$/, "");
+    if (/^\s*(#|$)/.test(line)) continue;
+    const m = /^\s*(\S+)\s+(.*\S)\s*$/.exec(line);
+    if (!m) throw new TableSyntaxError(`missing value for "${line.trim()}"`, i + 1);
+    const net = parseNetwork(m[1] as string);
+    if (!net) throw new TableSyntaxError(`cannot parse network "${m[1]}"`, i + 1);
+    rules.push({ net, value: m[2] as string });
+  }
+  return {
+    name,
+    values: rules.map((r) => r.value),
+    lookup(key: string): Promise<LookupResult> {
+      const ip = parseIp(key);
+      if (ip === undefined) return Promise.resolve({ kind: "notFound" });
+      const hit = rules.find((r) => inNetwork(r.net, ip));
+      return Promise.resolve(hit ? { kind: "found", value: hit.value } : { kind: "notFound" });
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Opens lookup tables from `type:name` specs: `inline:{...}`, `static:VALUE`,
+ * `texthash:/path`, `cidr:/path`. Files are read once, at start; an
+ * unreadable or malformed table stops the start.
+ *
+ * @module
+ */
+
+import { cidrTable } from "./cidr_table.ts";
+import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
+import type { LookupResult, LookupTable } from "./types.ts";
+
+export type { LookupResult, LookupTable } from "./types.ts";
+export { TableSyntaxError } from "./text_table.ts";
+
+/** Table types we can open. */
+export const TABLE_TYPES = ["inline", "static", "texthash", "cidr"] as const;
+
+/** Raised when a table cannot be opened. */
+export class TableOpenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TableOpenError";
+  }
+}
+
+/**
+ * Whether a restriction argument looks like a table spec.
+ * @param spec the text
+ * @returns true for "type:name"
+ */
+export function isTableSpec(spec: string): boolean {
+  return /^[a-z][a-z0-9_]*:/.test(spec);
+}
+
+/**
+ * Opens a table (files are read synchronously: this runs at start-up only).
+ * @param spec "type:name"
+ * @returns the table
+ * @throws {TableOpenError} for an unknown type, an unreadable file or bad syntax
+ */
+export function openTable(spec: string): LookupTable {
+  const colon = spec.indexOf(":");
+  const type = spec.slice(0, colon);
+  const arg = spec.slice(colon + 1);
+  try {
+    switch (type) {
+      case "inline": {
+        const m = /^\{(.*)\}$/s.exec(arg.trim());
+        if (!m) {
+          throw new TableOpenError(
+            `"${spec}": inline tables are written inline:{ key=value, ... }`,
+          );
+        }
+        return mapTable(spec, parseInline(m[1] as string));
+      }
+      case "static": {
+        const value = arg.trim().replace(/^\{\s*(.*?)\s*\}$/s, "$1");
+        return {
+          name: spec,
+          values: [value],
+          lookup: (): Promise<LookupResult> => Promise.resolve({ kind: "found", value }),
+        };
+      }
+      case "texthash":
+        return mapTable(spec, parseTextTable(readTable(spec, arg)));
+      case "cidr":
+        return cidrTable(spec, readTable(spec, arg));
+      default:
+        throw new TableOpenError(
+          `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})`,
+        );
+    }
+  } catch (err) {
+    if (err instanceof TableSyntaxError) {
+      const where = err.line ? `${arg}:${err.line}: ` : `"${spec}": `;
+      throw new TableOpenError(`${where}${err.message}`);
+    }
+    throw err;
+  }
+}
+
+function readTable(spec: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotCapable
+      ? "outside the paths this program may read (see scripts/permissions.ts)"
+      : (err as Error).message;
+    throw new TableOpenError(`cannot open table "${spec}": ${why}`);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * In-memory key → value tables: `inline:{ k=v, ... }` from the config and
+ * `texthash:/path`, an access(5)-style text file read at start (Postfix's
+ * texthash: "key value" lines, "#" comments, indented continuation lines).
+ * Keys are case-folded.
+ *
+ * @module
+ */
+
+import type { LookupResult, LookupTable } from "./types.ts";
+
+/** A parse problem with the line it is on. */
+export class TableSyntaxError extends Error {
+  readonly line: number | undefined;
+  constructor(message: string, line?: number) {
+    super(message);
+    this.name = "TableSyntaxError";
+    this.line = line;
+  }
+}
+
+/**
+ * Builds a table from entries.
+ * @param name the spec
+ * @param entries key → value
+ * @returns the table
+ */
+export function mapTable(name: string, entries: Map<string, string>): LookupTable {
+  return {
+    name,
+    values: [...entries.values()],
+    lookup(key: string): Promise<LookupResult> {
+      const v = entries.get(key.toLowerCase());
+      return Promise.resolve(v === undefined ? { kind: "notFound" } : { kind: "found", value: v });
+    },
+  };
+}
+
+/**
+ * Parses the body of `inline:{ key=value, { key = value, with commas }, ... }`.
+ * @param body the text between the outer braces
+ * @returns the entries
+ * @throws {TableSyntaxError} for an item without "="
+ */
+export function parseInline(body: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  const items: string[] = [];
+  let depth = 0;
+  let cur = "";
+  for (const c of body) {
+    if (c === "{") {
+      depth++;
+      if (depth === 1) continue;
+    } else if (c === "}") {
+      depth--;
+      if (depth === 0) continue;
+    }
+    if (c === "," && depth === 0) {
+      items.push(cur);
+      cur = "";
+    } else {
+      cur += c;
+    }
+  }
+  items.push(cur);
+  for (const raw of items) {
+    const item = raw.trim();
+    if (!item) continue;
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new TableSyntaxError(`inline table item "${item}" needs key=value`);
+    entries.set(item.slice(0, eq).trim().toLowerCase(), item.slice(eq + 1).trim());
+  }
+  return entries;
+}
+
+/**
+ * Parses an access(5)-style text file: "key value" per line.
+ * @param text the file content
+ * @returns the entries (first definition of a key wins, as in texthash)
+ * @throws {TableSyntaxError} with the line number
+ */
+export function parseTextTable(text: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  const lines = text.split("\n");
+  let last: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? "").replace(/\r$/, "");
+    if (/^\s*(#|$)/.test(line)) continue;
+    if (/^\s/.test(line)) {
+      if (last === undefined) {
+        throw new TableSyntaxError("continuation line without an entry", i + 1);
+      }
+      entries.set(last, `${entries.get(last)} ${line.trim()}`);
+      continue;
+    }
+    const m = /^(\S+)\s+(.*\S)\s*$/.exec(line);
+    if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
+    const key = (m[1] as string).toLowerCase();
+    if (entries.has(key)) {
+      last = undefined;
+      continue;
+    }
+    entries.set(key, m[2] as string);
+    last = key;
+  }
+  return entries;
+}

@@ -1,0 +1,26 @@
+/**
+ * Lookup tables (`type:name`, as in Postfix): one interface, three
+ * outcomes. A temporary failure never counts as "not found".
+ *
+ * @module
+ */
+
+/** The outcome of one lookup. */
+export type LookupResult =
+  | { kind: "found"; value: string }
+  | { kind: "notFound" }
+  | { kind: "tempfail"; reason: string };
+
+/** A table opened at start-up. */
+export interface LookupTable {
+  /** The `type:name` spec, for logs and explain. */
+  readonly name: string;
+  /** Every value in the table, so start-up can validate them (undefined: not enumerable). */
+  readonly values: readonly string[] | undefined;
+  /**
+   * Looks a key up (keys are case-folded by the table).
+   * @param key the key
+   * @returns the result
+   */
+  lookup(key: string): Promise<LookupResult>;
+}
