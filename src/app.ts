@@ -18,7 +18,15 @@ import {
   toToml,
 } from "./config/mod.ts";
 import { Logger, MailLog } from "./log/mod.ts";
-import { compileDefaultPolicy } from "./policy/mod.ts";
+import {
+  auditLists,
+  type CompiledPolicy,
+  compileNetworks,
+  compilePolicy,
+  denoResolver,
+  parseDnsServer,
+} from "./policy/mod.ts";
+import { explain, formatExplanation } from "./explain.ts";
 import { QueueStore } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import { type ListenAddress, parseListenAddress, serveTcp } from "./transport/tcp_listener.ts";
@@ -51,7 +59,19 @@ function systemHostname(): string {
  */
 export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   const c = loaded.config;
-  compileDefaultPolicy(c); // parses mynetworks
+  const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
+  try {
+    compileNetworks(c.mynetworks, "mynetworks");
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.message, at("mynetworks"));
+    throw e;
+  }
+  if (c.dns_server && !parseDnsServer(c.dns_server)) {
+    throw new ConfigError(
+      `dns_server: cannot parse "${c.dns_server}": expected host:port`,
+      at("dns_server"),
+    );
+  }
   return c.smtpd_listen.map((a) => {
     const parsed = parseListenAddress(a);
     if (!parsed) {
@@ -81,19 +101,43 @@ function freeSpaceProbe(dir: string): () => number | undefined {
   };
 }
 
-function buildDeps(config: Config, verbose: number, queue: "incoming" | "maildrop"): {
-  deps: SessionDeps;
-  store: QueueStore;
-} {
-  const logger = new Logger({
+function makeLogger(config: Config, verbose: number): Logger {
+  return new Logger({
     tag: `${config.syslog_name}/smtpd`,
     host: config.myhostname,
     verbosity: verbose,
   });
+}
+
+/**
+ * Compiles the restriction lists with the real resolver.
+ * @param loaded the configuration
+ * @param logger where start-up and evaluation warnings go
+ * @returns the policy
+ * @throws {ConfigError}
+ */
+function buildPolicy(loaded: LoadedConfig, logger: Logger): CompiledPolicy {
+  const c = loaded.config;
+  return compilePolicy(loaded, {
+    dns: denoResolver({ server: c.dns_server, timeoutMs: c.dns_timeout * 1000 }),
+    warn: (text) => logger.warning(text),
+  });
+}
+
+function buildDeps(
+  loaded: LoadedConfig,
+  policy: CompiledPolicy,
+  logger: Logger,
+  queue: "incoming" | "maildrop",
+): {
+  deps: SessionDeps;
+  store: QueueStore;
+} {
+  const config = loaded.config;
   const store = new QueueStore(config.queue_directory);
   const deps: SessionDeps = {
     config,
-    policy: compileDefaultPolicy(config),
+    policy,
     cleanup: new Cleanup(store, config),
     log: new MailLog(logger),
     clock: () => new Date(),
@@ -133,9 +177,13 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
   let loaded: LoadedConfig;
   let listen: ListenAddress[];
+  let policy: CompiledPolicy;
+  let logger: Logger;
   try {
     loaded = await load(opts);
     listen = validateSemantics(loaded);
+    logger = makeLogger(loaded.config, opts.verbose);
+    policy = buildPolicy(loaded, logger);
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`smtpd: fatal: ${e.message}`);
@@ -147,7 +195,13 @@ export async function runCli(args: readonly string[]): Promise<number> {
   switch (opts.kind) {
     case "config": {
       if (opts.check) {
-        out(`${loaded.file}: configuration OK`);
+        const warnings = auditLists(loaded);
+        for (const w of warnings) err(`smtpd: warning: ${w}`);
+        out(
+          `${loaded.file}: configuration OK${
+            warnings.length ? ` (${warnings.length} warnings)` : ""
+          }`,
+        );
         return 0;
       }
       const names = (Object.keys(PARAMS) as (keyof typeof PARAMS)[])
@@ -156,15 +210,36 @@ export async function runCli(args: readonly string[]): Promise<number> {
       out(names.map((n) => `${n} = ${toToml(config[n])}`).join("\n"));
       return 0;
     }
+    case "explain": {
+      const x = opts.explain;
+      const result = await explain(
+        {
+          client: x.client ?? "",
+          clientName: x.clientName,
+          helo: x.helo,
+          from: x.from,
+          to: x.to,
+          etrn: x.etrn,
+        },
+        { config, policy, dns: policy.sessionResolver() },
+      );
+      out(x.json ? JSON.stringify(result, null, 2) : formatExplanation(result));
+      return 0;
+    }
     case "stdin":
-      return await runStdin(config, opts.verbose);
+      return await runStdin(buildDeps(loaded, policy, logger, "maildrop"));
     case "serve":
-      return await runServe(config, listen, opts.verbose, loaded.file ?? "");
+      return await runServe(
+        buildDeps(loaded, policy, logger, "incoming"),
+        listen,
+        loaded.file ?? "",
+      );
   }
 }
 
-async function runStdin(config: Config, verbose: number): Promise<number> {
-  const { deps, store } = buildDeps(config, verbose, "maildrop");
+async function runStdin(
+  { deps, store }: { deps: SessionDeps; store: QueueStore },
+): Promise<number> {
   try {
     await store.prepare();
   } catch (e) {
@@ -183,12 +258,11 @@ async function runStdin(config: Config, verbose: number): Promise<number> {
 }
 
 async function runServe(
-  config: Config,
+  { deps, store }: { deps: SessionDeps; store: QueueStore },
   listen: ListenAddress[],
-  verbose: number,
   file: string,
 ): Promise<number> {
-  const { deps, store } = buildDeps(config, verbose, "incoming");
+  const config = deps.config;
   const logger = deps.log.logger;
   try {
     await store.prepare();

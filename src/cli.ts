@@ -14,12 +14,21 @@ export type CliOptions =
   | { kind: "version" }
   | { kind: "error"; message: string }
   | {
-    kind: "serve" | "stdin" | "config";
+    kind: "serve" | "stdin" | "config" | "explain";
     configFile: string;
     overrides: string[];
     verbose: number;
     nonDefault: boolean;
     check: boolean;
+    explain: {
+      client?: string;
+      clientName?: string;
+      helo?: string;
+      from?: string;
+      to: string[];
+      etrn?: string;
+      json: boolean;
+    };
   };
 
 /** The default configuration file. */
@@ -41,6 +50,7 @@ Commands:
   serve    daemon mode: listen on smtpd_listen, queue mail in incoming/
   stdin    stand-alone mode: one session on stdin/stdout, mail to maildrop/
   config   print the effective configuration (-n: only non-defaults; --check: validate)
+  explain  run the restriction lists for a hypothetical client and show every step
 
 Run "smtpd COMMAND --help" for a command's options.`,
   serve: `Usage: smtpd serve [-c FILE] [-o name=value]... [-v]
@@ -64,6 +74,15 @@ Prints every parameter's effective value as TOML.
   --check    only validate; exit non-zero with file:line: message on errors
 
 ${COMMON}`,
+  explain: `Usage: smtpd explain --client ADDR [--client-name NAME] [--helo H] [--from A]
+                     [--to B]... [--etrn D] [--json] [-c FILE] [-o name=value]...
+
+Runs the configured restriction lists for a hypothetical session, without a
+socket, and prints per SMTP stage every restriction tried, every table key
+looked up, every DNS query and answer, and the reply. Without --client-name
+the name is looked up in the DNS (dns_server), as the daemon would.
+
+${COMMON}`,
 };
 
 /**
@@ -77,7 +96,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     return { kind: "help", text: HELP.main ?? "" };
   }
   if (command === "--version" || command === "version") return { kind: "version" };
-  if (command !== "serve" && command !== "stdin" && command !== "config") {
+  if (command !== "serve" && command !== "stdin" && command !== "config" && command !== "explain") {
     return { kind: "error", message: `unknown command "${command}"\n\n${HELP.main}` };
   }
   let parsed;
@@ -93,6 +112,17 @@ export function parseCli(args: readonly string[]): CliOptions {
         help: { type: "boolean", short: "h" },
         n: { type: "boolean", short: "n" },
         check: { type: "boolean" },
+        ...(command === "explain"
+          ? {
+            client: { type: "string" },
+            "client-name": { type: "string" },
+            helo: { type: "string" },
+            from: { type: "string" },
+            to: { type: "string", multiple: true },
+            etrn: { type: "string" },
+            json: { type: "boolean" },
+          } as const
+          : {}),
       },
     });
   } catch (err) {
@@ -106,6 +136,11 @@ export function parseCli(args: readonly string[]): CliOptions {
       message: `-n and --check belong to "smtpd config"\n\n${HELP[command]}`,
     };
   }
+  const x = v as Record<string, string | string[] | boolean | undefined>;
+  const str = (k: string) => typeof x[k] === "string" ? x[k] as string : undefined;
+  if (command === "explain" && !str("client")) {
+    return { kind: "error", message: `explain needs --client ADDR\n\n${HELP.explain}` };
+  }
   return {
     kind: command,
     configFile: v.config ?? DEFAULT_CONFIG,
@@ -113,5 +148,14 @@ export function parseCli(args: readonly string[]): CliOptions {
     verbose: v.verbose?.length ?? 0,
     nonDefault: v.n ?? false,
     check: v.check ?? false,
+    explain: {
+      client: str("client"),
+      clientName: str("client-name"),
+      helo: str("helo"),
+      from: str("from"),
+      to: Array.isArray(x.to) ? x.to : [],
+      etrn: str("etrn"),
+      json: x.json === true,
+    },
   };
 }

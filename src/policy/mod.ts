@@ -1,12 +1,21 @@
 /**
- * Policy: the decision seam every SMTP stage calls.
+ * Policy: the restriction lists every SMTP stage consults, compiled at
+ * start; lookup tables; DNS; tracing for `smtpd explain`.
  *
  * @module
  */
 
-export { compileDefaultPolicy, compileNetworks, isOurDomain } from "./relay.ts";
-export type { Policy } from "./relay.ts";
-export type { PolicyContext, PolicyStage } from "./context.ts";
+export { CompiledPolicy, compilePolicy, listsFor } from "./evaluate.ts";
+export type { CheckOptions, Policy } from "./evaluate.ts";
+export { auditLists, compileLists, LIST_PARAMS, RESTRICTIONS } from "./compile.ts";
+export type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
 export type { Decision } from "./decision.ts";
 export { inNetwork, parseIp, parseNetwork } from "./cidr.ts";
 export type { Network } from "./cidr.ts";
+export { compileNetworks } from "./relay.ts";
+export { cachingResolver, denoResolver, parseDnsServer, reverseName } from "./resolver.ts";
+export type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
+export { Trace } from "./trace.ts";
+export type { TraceEvent } from "./trace.ts";
+export { lookupClientName } from "./client_name.ts";
+export type { ClientName } from "./client_name.ts";

@@ -19,7 +19,7 @@ import type { Trace } from "./trace.ts";
 export interface EvalEnv {
   readonly ctx: PolicyContext;
   /** The list being evaluated (decides the wording of generic refusals). */
-  readonly stage: PolicyStage;
+  stage: PolicyStage;
   readonly dns: DnsResolver;
   readonly trace: Trace | undefined;
   readonly warn: (text: string) => void;

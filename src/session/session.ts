@@ -13,7 +13,14 @@ import type { Config } from "../config/mod.ts";
 import { LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter } from "../io/reply_writer.ts";
 import type { LogPeer, MailLog } from "../log/mod.ts";
-import type { Policy, PolicyContext, PolicyStage } from "../policy/mod.ts";
+import {
+  type ClientNameStatus,
+  type DnsResolver,
+  lookupClientName,
+  type Policy,
+  type PolicyContext,
+  type PolicyStage,
+} from "../policy/mod.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
 import { closing, formatReply, isError, REPLY, type Reply } from "../protocol/reply.ts";
@@ -53,7 +60,16 @@ export class Session {
   readonly transport: Transport;
   readonly reader: LineReader;
   readonly writer: ReplyWriter;
-  readonly peer: LogPeer;
+  peer: LogPeer;
+  reverseName = "unknown";
+  nameStatus: ClientNameStatus = "notFound";
+  reverseStatus: ClientNameStatus = "notFound";
+  /** The session's DNS cache. */
+  readonly dns: DnsResolver;
+  /** The client sent commands ahead of time where that is not allowed. */
+  unauthPipelining = false;
+  /** With smtpd_delay_reject = no: the client stage's refusal, repeated to every command. */
+  clientRefusal: Reply | undefined;
   /** True for stand-alone submissions without a network peer. */
   readonly local: boolean;
   readonly clientPort: string;
@@ -80,6 +96,7 @@ export class Session {
       timeoutMs,
       beforeBlock: () => this.writer.flush(),
     });
+    this.dns = deps.policy.sessionResolver();
     const p = transport.peer;
     if (p.kind === "network") {
       this.peer = { name: p.name, address: p.address };
@@ -112,14 +129,22 @@ export class Session {
    * @param extra the sender/recipient of the command at hand
    * @returns the policy context
    */
-  policyContext(extra: { sender?: Address; recipient?: Address } = {}): PolicyContext {
+  policyContext(
+    extra: { sender?: Address; recipient?: Address; etrnDomain?: string } = {},
+  ): PolicyContext {
     return {
       clientAddress: this.peer.address,
       clientName: this.peer.name,
+      reverseName: this.reverseName,
+      nameStatus: this.local ? "ok" : this.nameStatus,
+      reverseStatus: this.local ? "ok" : this.reverseStatus,
       local: this.local,
       helo: this.helo,
       sender: extra.sender ?? this.tx?.sender,
       recipient: extra.recipient,
+      etrnDomain: extra.etrnDomain,
+      unauthPipelining: this.unauthPipelining,
+      command: this.lastVerb,
     };
   }
 
@@ -133,9 +158,18 @@ export class Session {
   async checkPolicy(
     stage: PolicyStage,
     verb: string,
-    extra: { sender?: Address; recipient?: Address; from?: string; to?: string },
+    extra: {
+      sender?: Address;
+      recipient?: Address;
+      from?: string;
+      to?: string;
+      etrnDomain?: string;
+    },
   ): Promise<Reply | undefined> {
-    const decision = await this.deps.policy.check(stage, this.policyContext(extra));
+    if (this.clientRefusal && stage !== "client") return this.clientRefusal;
+    const decision = await this.deps.policy.check(stage, this.policyContext(extra), {
+      dns: this.dns,
+    });
     if (decision.kind !== "reject" && decision.kind !== "defer") return undefined;
     this.deps.log.reject({
       stage: verb,
@@ -146,6 +180,7 @@ export class Session {
       proto: this.protocol,
       helo: this.helo,
     });
+    this.deps.log.logger.debug(`NOQUEUE: decided by ${decision.by}`);
     return decision.reply;
   }
 
@@ -167,8 +202,20 @@ export class Session {
   /** Runs the session to its end; never throws. */
   async run(): Promise<void> {
     const log = this.deps.log;
+    try {
+      if (!this.local && this.config.smtpd_peername_lookup) {
+        const n = await lookupClientName(this.peer.address, this.dns);
+        this.peer = { name: n.name, address: this.peer.address };
+        this.reverseName = n.reverseName;
+        this.nameStatus = n.nameStatus;
+        this.reverseStatus = n.reverseStatus;
+      }
+    } catch (err) {
+      log.warning(`client name lookup failed: ${(err as Error).message}`);
+    }
     log.connect(this.peer);
     try {
+      this.clientRefusal = await this.checkPolicy("client", "CONNECT", {});
       this.writer.push(
         formatReply({ code: 220, detail: undefined, text: this.config.smtpd_banner }),
       );
@@ -215,6 +262,14 @@ export class Session {
         } else {
           this.lastVerb = parsed.verb;
           this.#count(parsed.verb);
+          // RFC 2920 §3.1: only ESMTP clients may pipeline, and never past a "last" command.
+          if (
+            this.reader.hasBuffered() &&
+            (this.protocol !== "ESMTP" || COMMANDS[parsed.verb].pipelining === "last") &&
+            parsed.verb !== "QUIT"
+          ) {
+            this.unauthPipelining = true;
+          }
           result = await COMMANDS[parsed.verb].handler(parsed.arg, this);
         }
       }

@@ -9,21 +9,43 @@ import { REPLY, reply } from "../../protocol/reply.ts";
 import { ehloKeywords } from "../ehlo_keywords.ts";
 import type { CommandResult, Session } from "../session.ts";
 
+/**
+ * Runs smtpd_helo_restrictions (when not delayed) with the new name.
+ * @param s the session
+ * @param name the HELO/EHLO argument
+ * @param verb HELO or EHLO
+ * @returns the refusal, or undefined
+ */
+async function checkHelo(
+  s: Session,
+  name: string,
+  verb: string,
+): Promise<CommandResult | undefined> {
+  const previous = s.helo;
+  s.helo = name;
+  const refused = await s.checkPolicy("helo", verb, {});
+  if (!refused) return undefined;
+  s.helo = previous;
+  return { reply: refused };
+}
+
 /** HELO hostname */
-export function handleHelo(arg: string, s: Session): CommandResult {
+export async function handleHelo(arg: string, s: Session): Promise<CommandResult> {
   const name = arg.trim();
   if (name === "" || /\s/.test(name)) return { reply: REPLY.heloSyntax };
-  s.helo = name;
+  const refused = await checkHelo(s, name, "HELO");
+  if (refused) return refused;
   s.protocol = "SMTP";
   s.endTransaction();
   return { reply: reply(250, undefined, s.config.myhostname) };
 }
 
 /** EHLO hostname */
-export function handleEhlo(arg: string, s: Session): CommandResult {
+export async function handleEhlo(arg: string, s: Session): Promise<CommandResult> {
   const name = arg.trim();
   if (name === "" || /\s/.test(name)) return { reply: REPLY.ehloSyntax };
-  s.helo = name;
+  const refused = await checkHelo(s, name, "EHLO");
+  if (refused) return refused;
   s.protocol = "ESMTP";
   s.endTransaction();
   const lines = [

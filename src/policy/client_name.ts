@@ -1,0 +1,56 @@
+/**
+ * The client's host name as Postfix determines it: the PTR record of the
+ * address (reverse name), then forward confirmation (the name's A/AAAA
+ * records must include the address). Unconfirmed or missing names are
+ * "unknown"; a temporary DNS failure is remembered as such, so
+ * reject_unknown_client_hostname answers 450, not 5xx.
+ *
+ * @module
+ */
+
+import { parseIp } from "./cidr.ts";
+import type { ClientNameStatus } from "./context.ts";
+import { type DnsResolver, reverseName } from "./resolver.ts";
+
+/** The outcome of the client name lookups. */
+export interface ClientName {
+  readonly name: string;
+  readonly nameStatus: ClientNameStatus;
+  readonly reverseName: string;
+  readonly reverseStatus: ClientNameStatus;
+}
+
+/**
+ * Looks up and confirms the client's name.
+ * @param address the client IP address
+ * @param dns the resolver
+ * @returns the verified and reverse names with their statuses
+ */
+export async function lookupClientName(address: string, dns: DnsResolver): Promise<ClientName> {
+  const unknown = (s: ClientNameStatus): ClientName => ({
+    name: "unknown",
+    nameStatus: s,
+    reverseName: "unknown",
+    reverseStatus: s,
+  });
+  const q = reverseName(address);
+  if (!q) return unknown("notFound");
+  const ptr = await dns.query(q, "PTR");
+  if (ptr.kind !== "ok") return unknown(ptr.kind);
+  const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
+  const want = parseIp(address);
+  let temp = false;
+  for (const type of address.includes(":") ? ["AAAA" as const] : ["A" as const]) {
+    const fwd = await dns.query(rev, type);
+    if (fwd.kind === "tempfail") temp = true;
+    if (fwd.kind === "ok" && fwd.records.some((r) => parseIp(r) === want)) {
+      return { name: rev, nameStatus: "ok", reverseName: rev, reverseStatus: "ok" };
+    }
+  }
+  return {
+    name: "unknown",
+    nameStatus: temp ? "tempfail" : "notFound",
+    reverseName: rev,
+    reverseStatus: "ok",
+  };
+}

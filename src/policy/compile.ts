@@ -1,0 +1,321 @@
+/**
+ * Compiles the restriction lists once, at start: every name is resolved
+ * against the registry below (a literal object, no registration by side
+ * effect), every table is opened and every table value compiled, and every
+ * restriction class is resolved with cycle detection. Any problem stops
+ * the start with `file:line: message`; evaluation never parses a string.
+ *
+ * @module
+ */
+
+import { ConfigError, type LoadedConfig } from "../config/mod.ts";
+import type { Decision } from "./decision.ts";
+import type { CompileEnv, EvalEnv, Restriction } from "./restriction.ts";
+import { ADDRESS } from "./restrictions/address.ts";
+import { CLIENT } from "./restrictions/client.ts";
+import { DNSBL } from "./restrictions/dnsbl.ts";
+import { ETRN } from "./restrictions/etrn.ts";
+import { GENERIC } from "./restrictions/generic.ts";
+import { HELO } from "./restrictions/helo.ts";
+import { RELAY } from "./restrictions/relay.ts";
+import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
+
+/** How a restriction is built. */
+export interface Factory {
+  /** The restriction takes the next list item as its argument. */
+  readonly arg?: "table" | "zone";
+  /** Old names that still work, with a warning naming this one. */
+  readonly aliases?: readonly string[];
+  /** This name itself is old: the warning names what replaces it. */
+  readonly replacedBy?: string;
+  make(name: string, arg: string | undefined, env: CompileEnv): Restriction;
+}
+
+/** Every restriction name. */
+export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
+  ...GENERIC,
+  ...CLIENT,
+  ...HELO,
+  ...ADDRESS,
+  ...RELAY,
+  ...DNSBL,
+  ...ETRN,
+};
+
+/** Resolves old names to current ones. */
+const ALIASES: ReadonlyMap<string, string> = new Map(
+  Object.entries(RESTRICTIONS).flatMap(([name, f]) =>
+    (f.aliases ?? []).map((a) => [a, name] as const)
+  ),
+);
+
+/** The five lists of the manual. */
+export const LIST_PARAMS = [
+  "smtpd_client_restrictions",
+  "smtpd_helo_restrictions",
+  "smtpd_sender_restrictions",
+  "smtpd_recipient_restrictions",
+  "smtpd_etrn_restrictions",
+] as const;
+
+/** A list parameter name. */
+export type ListParam = (typeof LIST_PARAMS)[number];
+
+/** The compiled lists. */
+export type CompiledLists = Readonly<Record<ListParam, readonly Restriction[]>>;
+
+/**
+ * Evaluates a list: the first restriction that is not "dunno" decides.
+ * @param list the restrictions
+ * @param env the evaluation
+ * @returns the decision ("dunno" when none decided)
+ */
+export async function evaluateList(list: readonly Restriction[], env: EvalEnv): Promise<Decision> {
+  if (env.depth > 20) throw new Error("restriction nesting too deep");
+  env.depth++;
+  try {
+    for (const r of list) {
+      env.trace?.add({ kind: "restriction", name: r.name, depth: env.depth });
+      const d = await r.run(env);
+      if (env.trace && d.kind !== "dunno") {
+        env.trace.add({
+          kind: "result",
+          name: r.name,
+          result: d.kind,
+          ...(d.kind === "reject" || d.kind === "defer"
+            ? { reply: `${d.reply.code} ${d.reply.text}` }
+            : {}),
+        });
+      }
+      if (d.kind !== "dunno") return d;
+    }
+    return { kind: "dunno" };
+  } finally {
+    env.depth--;
+  }
+}
+
+/**
+ * Compiles every restriction list of a configuration.
+ * @param loaded the loaded configuration (for file and line in errors)
+ * @param warn receives start-up warnings (old names)
+ * @returns the compiled lists
+ * @throws {ConfigError} for unknown names, missing arguments, bad tables, undefined or cyclic classes
+ */
+export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void): CompiledLists {
+  const config = loaded.config;
+  const tables = new Map<string, LookupTable>();
+  const classLists = new Map<string, Restriction[]>();
+  const compiling: string[] = [];
+  const declared = new Set(config.restriction_classes);
+  for (const name of declared) {
+    if (!loaded.classes.has(name)) {
+      throw new ConfigError(
+        `restriction_classes: class "${name}" is declared but has no definition`,
+        {
+          file: loaded.file,
+          line: loaded.lineOf("restriction_classes"),
+          key: "restriction_classes",
+        },
+      );
+    }
+    if (Object.hasOwn(RESTRICTIONS, name) || ALIASES.has(name)) {
+      throw new ConfigError(`restriction_classes: "${name}" is the name of a restriction`, {
+        file: loaded.file,
+        line: loaded.lineOf("restriction_classes"),
+      });
+    }
+  }
+
+  const envFor = (key: string): CompileEnv => ({
+    config,
+    fail(message: string): never {
+      throw new ConfigError(`${key}: ${message}`, {
+        file: loaded.file,
+        line: loaded.lineOf(key),
+        key,
+      });
+    },
+    warn,
+    table(spec: string): LookupTable {
+      let t = tables.get(spec);
+      if (!t) {
+        try {
+          t = openTable(spec);
+        } catch (err) {
+          if (err instanceof TableOpenError) this.fail(err.message);
+          throw err;
+        }
+        tables.set(spec, t);
+      }
+      return t;
+    },
+    compileList(items: readonly string[], where: string): Restriction[] {
+      return compile(items, key, where);
+    },
+    evaluateList,
+  });
+
+  const classRestriction = (name: string, key: string): Restriction => {
+    if (compiling.includes(name)) {
+      throw new ConfigError(
+        `${key}: restriction class "${name}" refers to itself (${
+          [...compiling, name].join(" -> ")
+        })`,
+        { file: loaded.file, line: loaded.lineOf(name) ?? loaded.lineOf(key), key },
+      );
+    }
+    let list = classLists.get(name);
+    if (!list) {
+      compiling.push(name);
+      list = compile(loaded.classes.get(name) ?? [], name, name);
+      compiling.pop();
+      classLists.set(name, list);
+    }
+    const body = list;
+    return { name, run: (e) => evaluateList(body, e) };
+  };
+
+  function compile(items: readonly string[], key: string, where: string): Restriction[] {
+    const env: CompileEnv = envFor(key);
+    const out: Restriction[] = [];
+    let warnNext = false;
+    for (let i = 0; i < items.length; i++) {
+      let word = items[i] as string;
+      if (word === "warn_if_reject") {
+        warnNext = true;
+        continue;
+      }
+      const modern = ALIASES.get(word);
+      if (modern) {
+        warn(`${where}: restriction "${word}" is obsolete; use "${modern}"`);
+        word = modern;
+      }
+      let r: Restriction;
+      const factory = RESTRICTIONS[word];
+      if (factory) {
+        if (factory.replacedBy) {
+          warn(`${where}: restriction "${word}" is obsolete; use ${factory.replacedBy}`);
+        }
+        let arg: string | undefined;
+        if (factory.arg) {
+          arg = items[i + 1];
+          if (arg === undefined || (factory.arg === "table" && !isTableSpec(arg))) {
+            env.fail(
+              `restriction "${word}" needs a ${
+                factory.arg === "table" ? "type:table" : "zone"
+              } argument`,
+            );
+          }
+          i++;
+        }
+        r = factory.make(arg === undefined ? word : `${word} ${arg}`, arg, env);
+      } else if (declared.has(word)) {
+        r = classRestriction(word, key);
+      } else if (isTableSpec(word)) {
+        env.fail(`table "${word}" must follow a check_*_access restriction`);
+      } else {
+        env.fail(`unknown restriction "${word}"${suggest(word)}`);
+      }
+      if (warnNext) {
+        const inner = r;
+        r = {
+          name: `warn_if_reject ${inner.name}`,
+          run: async (e) => {
+            const d = await inner.run(e);
+            if (d.kind === "reject" || d.kind === "defer") {
+              e.warn(`reject_warning: ${d.reply.code} ${d.reply.text} (${inner.name})`);
+              return { kind: "dunno" };
+            }
+            return d;
+          },
+        };
+        warnNext = false;
+      }
+      out.push(r);
+    }
+    if (warnNext) env.fail(`"warn_if_reject" must be followed by a restriction`);
+    return out;
+  }
+
+  const lists = {} as Record<ListParam, Restriction[]>;
+  for (const key of LIST_PARAMS) lists[key] = compile(config[key], key, key);
+  for (const name of declared) classRestriction(name, "restriction_classes");
+  return lists;
+}
+
+function suggest(word: string): string {
+  const names = [...Object.keys(RESTRICTIONS), ...ALIASES.keys()];
+  let best = "";
+  let bestScore = 4;
+  for (const n of names) {
+    const d = distance(word, n);
+    if (d < bestScore) {
+      bestScore = d;
+      best = n;
+    }
+  }
+  return best ? ` (did you mean "${best}"?)` : "";
+}
+
+function distance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0] as number;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j] as number;
+      dp[j] = Math.min(
+        (dp[j] as number) + 1,
+        (dp[j - 1] as number) + 1,
+        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      prev = tmp;
+    }
+  }
+  return dp[b.length] as number;
+}
+
+/**
+ * Warnings `smtpd config --check` prints: a configuration that would relay
+ * for untrusted clients, and rules that can never be reached.
+ * @param loaded the configuration
+ * @returns warning lines
+ */
+export function auditLists(loaded: LoadedConfig): string[] {
+  const c = loaded.config;
+  const out: string[] = [];
+  const terminal = new Set(["permit", "reject", "defer"]);
+  const lists: [string, readonly string[]][] = [
+    ...LIST_PARAMS.map((k) => [k, c[k]] as [string, readonly string[]]),
+    ...[...loaded.classes].map(([k, v]) => [k, v] as [string, readonly string[]]),
+  ];
+  for (const [key, items] of lists) {
+    const words = items.filter((w) => !w.includes(":") && !w.includes("."));
+    const stop = words.findIndex((w) => terminal.has(w));
+    if (stop >= 0 && stop < words.length - 1) {
+      const where = loaded.lineOf(key);
+      out.push(
+        `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: ${key}: "${
+          words.slice(stop + 1).join(", ")
+        }" can never be reached after "${words[stop]}"`,
+      );
+    }
+  }
+  const rcpt = c.smtpd_recipient_restrictions;
+  const guard = rcpt.findIndex((w) =>
+    ["reject_unauth_destination", "check_relay_domains", "reject", "defer"].includes(w)
+  );
+  const openAt = rcpt.findIndex((w) => w === "permit" || w === "permit_mx_backup");
+  const where = loaded.lineOf("smtpd_recipient_restrictions");
+  if (guard < 0 || (openAt >= 0 && openAt < guard)) {
+    out.push(
+      `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: smtpd_recipient_restrictions: ` +
+        `untrusted clients may relay to any domain: add reject_unauth_destination before any permit`,
+    );
+  }
+  if (c.mynetworks.some((n) => /^(0\.0\.0\.0\/0|\[?::\]?\/0)$/.test(n))) {
+    out.push(`mynetworks includes every address: every client may relay`);
+  }
+  return out;
+}

@@ -1,0 +1,147 @@
+/**
+ * The policy the session consults at each SMTP stage. With
+ * smtpd_delay_reject (the default) the client, HELO and sender lists run
+ * at RCPT (and VRFY, ETRN) time, as in Postfix; otherwise each list runs
+ * at its own command. A "permit" ends only its own list. A temporary
+ * lookup failure never becomes a permit: if nothing rejects, the stage
+ * answers with the deferred reply (Postfix's defer_if_permit).
+ *
+ * @module
+ */
+
+import type { LoadedConfig } from "../config/mod.ts";
+import { type CompiledLists, compileLists, evaluateList, type ListParam } from "./compile.ts";
+import type { PolicyContext, PolicyStage } from "./context.ts";
+import type { Decision } from "./decision.ts";
+import { cachingResolver, type DnsResolver } from "./resolver.ts";
+import type { EvalEnv } from "./restriction.ts";
+import type { Trace } from "./trace.ts";
+
+/** Per-check options. */
+export interface CheckOptions {
+  /** Records every step (smtpd explain, verbose logs). */
+  trace?: Trace;
+  /** The session's DNS cache (defaults to a fresh one). */
+  dns?: DnsResolver;
+}
+
+/** Runs the restrictions of a stage. */
+export interface Policy {
+  /**
+   * Evaluates a stage.
+   * @param stage the SMTP stage
+   * @param ctx the session facts
+   * @param options trace and DNS cache
+   * @returns the decision
+   */
+  check(stage: PolicyStage, ctx: PolicyContext, options?: CheckOptions): Promise<Decision>;
+  /** A per-session caching resolver over the policy's DNS. */
+  sessionResolver(): DnsResolver;
+}
+
+const STAGE_OF: Record<ListParam, PolicyStage> = {
+  "smtpd_client_restrictions": "client",
+  "smtpd_helo_restrictions": "helo",
+  "smtpd_sender_restrictions": "sender",
+  "smtpd_recipient_restrictions": "recipient",
+  "smtpd_etrn_restrictions": "etrn",
+};
+
+/**
+ * Which lists run at a stage.
+ * @param stage the SMTP stage
+ * @param delay smtpd_delay_reject
+ * @returns the list parameters in order
+ */
+export function listsFor(stage: PolicyStage, delay: boolean): ListParam[] {
+  const early: ListParam[] = [
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+  ];
+  switch (stage) {
+    case "client":
+      return delay ? [] : ["smtpd_client_restrictions"];
+    case "helo":
+      return delay ? [] : ["smtpd_helo_restrictions"];
+    case "sender":
+      return delay ? [] : ["smtpd_sender_restrictions"];
+    case "recipient":
+    case "vrfy":
+      return delay ? [...early, "smtpd_recipient_restrictions"] : ["smtpd_recipient_restrictions"];
+    case "etrn":
+      return delay
+        ? ["smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_etrn_restrictions"]
+        : ["smtpd_etrn_restrictions"];
+  }
+}
+
+/** Evaluates compiled lists. */
+export class CompiledPolicy implements Policy {
+  readonly lists: CompiledLists;
+  #delay: boolean;
+  #dns: DnsResolver;
+  #warn: (text: string) => void;
+
+  /**
+   * @param lists the compiled lists
+   * @param options delay_reject, the resolver and a warning sink
+   */
+  constructor(
+    lists: CompiledLists,
+    options: { delay: boolean; dns: DnsResolver; warn: (text: string) => void },
+  ) {
+    this.lists = lists;
+    this.#delay = options.delay;
+    this.#dns = options.dns;
+    this.#warn = options.warn;
+  }
+
+  sessionResolver(): DnsResolver {
+    return cachingResolver(this.#dns);
+  }
+
+  async check(
+    stage: PolicyStage,
+    ctx: PolicyContext,
+    options: CheckOptions = {},
+  ): Promise<Decision> {
+    const env: EvalEnv = {
+      ctx,
+      stage,
+      dns: options.dns ?? this.sessionResolver(),
+      trace: options.trace,
+      warn: this.#warn,
+      deferIfPermit: undefined,
+      depth: 0,
+    };
+    for (const key of listsFor(stage, this.#delay)) {
+      const list = this.lists[key];
+      options.trace?.add({ kind: "stage", stage: key, list: list.map((r) => r.name) });
+      env.stage = STAGE_OF[key] === "recipient" && stage === "vrfy" ? "vrfy" : STAGE_OF[key];
+      const d = await evaluateList(list, env);
+      if (d.kind === "reject" || d.kind === "defer") return { ...d, by: `${key}: ${d.by}` };
+    }
+    if (env.deferIfPermit) {
+      return { kind: "defer", reply: env.deferIfPermit, by: "defer_if_permit" };
+    }
+    return { kind: "permit", by: "end of lists" };
+  }
+}
+
+/**
+ * Compiles the policy of a configuration.
+ * @param loaded the loaded configuration
+ * @param options the resolver and a warning sink
+ * @returns the policy
+ * @throws {ConfigError} for any list problem
+ */
+export function compilePolicy(
+  loaded: LoadedConfig,
+  options: { dns: DnsResolver; warn: (text: string) => void },
+): CompiledPolicy {
+  return new CompiledPolicy(compileLists(loaded, options.warn), {
+    delay: loaded.config.smtpd_delay_reject,
+    ...options,
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * Sender and recipient restrictions: check_sender_access,
+ * check_recipient_access, reject_non_fqdn_sender/recipient,
+ * reject_unknown_sender/recipient_domain, reject_unlisted_recipient.
+ *
+ * @module
+ */
+
+import type { Address } from "../../protocol/address.ts";
+import { checkAccess, compileActions, emailKeys } from "../access.ts";
+import type { Factory } from "../compile.ts";
+import type { Decision } from "../decision.ts";
+import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
+import { refusal, refuse, type Restriction, type Subject, tracedLookup } from "../restriction.ts";
+import type { PolicyContext } from "../context.ts";
+import { domainExists } from "./helo.ts";
+import { destinationsOf } from "./relay.ts";
+
+function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address | undefined {
+  return subject === "sender" ? ctx.sender : ctx.recipient;
+}
+
+function accessCheck(subject: "sender" | "recipient"): Factory {
+  return {
+    arg: "table",
+    make: (name, arg, env): Restriction => {
+      const table = env.table(arg as string);
+      const actions = compileActions(table, env);
+      return {
+        name,
+        run: (e) => {
+          const a = addressOf(subject, e.ctx);
+          if (!a) return Promise.resolve({ kind: "dunno" });
+          return checkAccess(
+            e,
+            table,
+            emailKeys(a.local, normalizeDomain(a.domain)),
+            actions,
+            subject,
+            name,
+          );
+        },
+      };
+    },
+  };
+}
+
+function nonFqdn(subject: "sender" | "recipient"): Factory {
+  return {
+    make: (name, _arg, env) => ({
+      name,
+      run: (e) => {
+        const a = addressOf(subject, e.ctx);
+        if (!a || (a.local === "" && a.domain === "")) return Promise.resolve({ kind: "dunno" });
+        if (a.domain && isFqdn(a.domain)) return Promise.resolve({ kind: "dunno" });
+        return Promise.resolve(
+          refuse(
+            refusal(
+              env.config.non_fqdn_reject_code,
+              "5.2",
+              subject,
+              e.ctx,
+              "need fully-qualified address",
+            ),
+            name,
+          ),
+        );
+      },
+    }),
+  };
+}
+
+function unknownDomain(subject: "sender" | "recipient"): Factory {
+  const detail = subject === "sender" ? "1.8" : "1.2";
+  return {
+    make: (name, _arg, env) => ({
+      name,
+      run: async (e): Promise<Decision> => {
+        const a = addressOf(subject, e.ctx);
+        if (!a || !a.domain || isAddressLiteral(a.domain)) return { kind: "dunno" };
+        const found = await domainExists(e, a.domain);
+        if (found === "ok") return { kind: "dunno" };
+        const code = found === "tempfail" ? 450 : env.config.unknown_address_reject_code;
+        const r = refusal(
+          code,
+          detail as `${number}.${number}`,
+          subject as Subject,
+          e.ctx,
+          "Domain not found",
+        );
+        if (found === "tempfail") {
+          e.deferIfPermit ??= r;
+          return { kind: "dunno" };
+        }
+        return refuse(r, name);
+      },
+    }),
+  };
+}
+
+/** The address restrictions. */
+export const ADDRESS: Record<string, Factory> = {
+  "check_sender_access": accessCheck("sender"),
+  "check_recipient_access": accessCheck("recipient"),
+  "reject_non_fqdn_sender": nonFqdn("sender"),
+  "reject_non_fqdn_recipient": nonFqdn("recipient"),
+  "reject_unknown_sender_domain": unknownDomain("sender"),
+  "reject_unknown_recipient_domain": unknownDomain("recipient"),
+  "reject_unlisted_recipient": {
+    make: (name, _arg, env) => {
+      const tables = env.config.local_recipient_maps.map((spec) => env.table(spec));
+      const dest = destinationsOf(env.config);
+      return {
+        name,
+        run: async (e): Promise<Decision> => {
+          const a = e.ctx.recipient;
+          if (!a || tables.length === 0 || !isLocalDomain(a.domain, dest)) return { kind: "dunno" };
+          const keys = [a.domain ? `${a.local}@${normalizeDomain(a.domain)}` : a.local, a.local];
+          for (const t of tables) {
+            for (const k of keys) {
+              const r = await tracedLookup(e, t, k);
+              if (r.kind === "found") return { kind: "dunno" };
+              if (r.kind === "tempfail") {
+                e.deferIfPermit ??= refusal(
+                  450,
+                  "1.1",
+                  "recipient",
+                  e.ctx,
+                  "Temporary lookup failure",
+                );
+                return { kind: "dunno" };
+              }
+            }
+          }
+          return refuse(
+            refusal(
+              env.config.unknown_local_recipient_reject_code,
+              "1.1",
+              "recipient",
+              e.ctx,
+              "User unknown in local recipient table",
+            ),
+            name,
+          );
+        },
+      };
+    },
+  },
+};

@@ -1,0 +1,102 @@
+/**
+ * Client restrictions: permit_mynetworks, check_client_access,
+ * reject_unknown_client_hostname, reject_unknown_reverse_client_hostname.
+ *
+ * @module
+ */
+
+import { addressKeys, checkAccess, compileActions, hostKeys } from "../access.ts";
+import { inNetwork, parseIp } from "../cidr.ts";
+import type { Factory } from "../compile.ts";
+import { refusal, refuse } from "../restriction.ts";
+import { compileNetworks } from "../relay.ts";
+
+/** The client restrictions. */
+export const CLIENT: Record<string, Factory> = {
+  "permit_mynetworks": {
+    make: (name, _arg, env) => {
+      const nets = compileNetworks(env.config.mynetworks, "mynetworks");
+      return {
+        name,
+        run: (e) => {
+          if (e.ctx.local) return Promise.resolve({ kind: "permit", by: name });
+          const ip = parseIp(e.ctx.clientAddress);
+          const hit = ip !== undefined && nets.some((n) => inNetwork(n, ip));
+          return Promise.resolve(hit ? { kind: "permit", by: name } : { kind: "dunno" });
+        },
+      };
+    },
+  },
+  "check_client_access": {
+    arg: "table",
+    make: (name, arg, env) => {
+      const table = env.table(arg as string);
+      const actions = compileActions(table, env);
+      return {
+        name,
+        run: (e) => {
+          const keys = [
+            ...(e.ctx.clientName !== "unknown" ? hostKeys(e.ctx.clientName) : []),
+            ...addressKeys(e.ctx.clientAddress),
+          ];
+          return checkAccess(e, table, keys, actions, "client", name);
+        },
+      };
+    },
+  },
+  "reject_unknown_client_hostname": {
+    aliases: ["reject_unknown_client"],
+    make: (name, _arg, env) => ({
+      name,
+      run: (e) => {
+        const c = e.ctx;
+        if (c.local || c.nameStatus === "ok") return Promise.resolve({ kind: "dunno" });
+        const r = refusal(
+          c.nameStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code,
+          "7.1",
+          "client",
+          c,
+          `cannot find your hostname, [${c.clientAddress}]`,
+        );
+        if (c.nameStatus === "tempfail") {
+          e.deferIfPermit ??= r;
+          return Promise.resolve({ kind: "dunno" });
+        }
+        return Promise.resolve(refuse(r, name));
+      },
+    }),
+  },
+  "reject_unknown_reverse_client_hostname": {
+    make: (name, _arg, env) => ({
+      name,
+      run: (e) => {
+        const c = e.ctx;
+        if (c.local || c.reverseStatus === "ok") return Promise.resolve({ kind: "dunno" });
+        const r = refusal(
+          c.reverseStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code,
+          "7.1",
+          "client",
+          c,
+          `cannot find your reverse hostname, [${c.clientAddress}]`,
+        );
+        if (c.reverseStatus === "tempfail") {
+          e.deferIfPermit ??= r;
+          return Promise.resolve({ kind: "dunno" });
+        }
+        return Promise.resolve(refuse(r, name));
+      },
+    }),
+  },
+  "permit_naked_ip_address": {
+    replacedBy: "permit_mynetworks (or an access table)",
+    make: (name) => ({
+      name,
+      run: (e) =>
+        Promise.resolve(
+          e.ctx.helo && /^\d{1,3}(\.\d{1,3}){3}$/.test(e.ctx.helo)
+            ? { kind: "permit", by: name }
+            : { kind: "dunno" },
+        ),
+    }),
+  },
+};

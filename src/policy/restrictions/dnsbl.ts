@@ -1,0 +1,151 @@
+/**
+ * DNS blocklists: `reject_rbl_client zone[=filter]` and the old
+ * `reject_maps_rbl` (every zone of maps_rbl_domains). The client address
+ * is reversed under the zone and looked up (A); the TXT record gives the
+ * reply text. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
+ * outside 127.255.255.0/24 means "listed"; 127.255.255.x and answers
+ * outside 127/8 are list errors (logged, never a rejection). A filter
+ * (`=127.0.0.2`, `=127.0.0.[2..11]`, `=127.0.[0;1].2`) narrows the codes.
+ *
+ * @module
+ */
+
+import { reply } from "../../protocol/reply.ts";
+import type { Factory } from "../compile.ts";
+import type { Decision } from "../decision.ts";
+import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
+import { reverseName } from "../resolver.ts";
+import type { Config } from "../../config/mod.ts";
+
+/**
+ * Compiles a filter such as "127.0.0.[2..11]" or "127.0.[0;1].2".
+ * @param filter the pattern
+ * @returns a matcher, or undefined when malformed
+ */
+export function compileFilter(filter: string): ((ip: string) => boolean) | undefined {
+  const parts = filter.split(".");
+  if (parts.length !== 4) return undefined;
+  const tests: ((n: number) => boolean)[] = [];
+  for (const p of parts) {
+    const set = /^\[(.*)\]$/.exec(p);
+    if (!set) {
+      if (!/^\d{1,3}$/.test(p)) return undefined;
+      const v = Number(p);
+      tests.push((n) => n === v);
+      continue;
+    }
+    const alts: ((n: number) => boolean)[] = [];
+    for (const alt of (set[1] as string).split(";")) {
+      const range = /^(\d{1,3})\.\.(\d{1,3})$/.exec(alt);
+      if (range) {
+        const lo = Number(range[1]);
+        const hi = Number(range[2]);
+        alts.push((n) => n >= lo && n <= hi);
+      } else if (/^\d{1,3}$/.test(alt)) {
+        const v = Number(alt);
+        alts.push((n) => n === v);
+      } else return undefined;
+    }
+    tests.push((n) => alts.some((t) => t(n)));
+  }
+  return (ip) => {
+    const o = ip.split(".").map(Number);
+    return o.length === 4 && tests.every((t, i) => t(o[i] as number));
+  };
+}
+
+/**
+ * Whether an answer counts as "listed" without a filter.
+ * @param ip an A record
+ * @returns "listed", or "error" for list errors (127.255.255.x, outside 127/8, 127.0.0.0/1)
+ */
+export function classifyAnswer(ip: string): "listed" | "error" {
+  const o = ip.split(".").map(Number);
+  if (o.length !== 4 || o[0] !== 127) return "error";
+  if (o[1] === 255 && o[2] === 255) return "error";
+  if (o[1] === 0 && o[2] === 0 && (o[3] ?? 0) < 2) return "error";
+  return "listed";
+}
+
+function rblRestriction(
+  name: string,
+  zone: string,
+  filter: string | undefined,
+  config: Config,
+): Restriction {
+  const match = filter === undefined ? undefined : compileFilter(filter);
+  return {
+    name,
+    run: async (e: EvalEnv): Promise<Decision> => {
+      if (e.ctx.local) return { kind: "dunno" };
+      const q = reverseName(e.ctx.clientAddress, zone);
+      if (!q) return { kind: "dunno" };
+      const a = await tracedDns(e, q, "A");
+      if (a.kind === "tempfail") {
+        e.warn(`${zone}: DNS lookup of ${q} failed temporarily (${a.reason})`);
+        e.deferIfPermit ??= reply(
+          450,
+          "7.1",
+          "Service unavailable; temporary DNS blocklist failure",
+        );
+        return { kind: "dunno" };
+      }
+      if (a.kind !== "ok") return { kind: "dunno" };
+      let listed = false;
+      for (const ip of a.records) {
+        if (match) {
+          if (match(ip)) listed = true;
+        } else if (classifyAnswer(ip) === "listed") {
+          listed = true;
+        } else {
+          e.warn(`${zone}: list error answer ${ip} for ${e.ctx.clientAddress} ignored`);
+          e.trace?.add({ kind: "note", text: `${ip} is a list error, not a listing` });
+        }
+      }
+      if (!listed) return { kind: "dunno" };
+      const txt = await tracedDns(e, q, "TXT");
+      const why = txt.kind === "ok" && txt.records[0] ? `; ${txt.records[0]}` : "";
+      return refuse(
+        reply(
+          config.maps_rbl_reject_code as 554,
+          "7.1",
+          `Service unavailable; Client host [${e.ctx.clientAddress}] blocked using ${zone}${why}`,
+        ),
+        `${name}`,
+      );
+    },
+  };
+}
+
+/** The blocklist restrictions. */
+export const DNSBL: Record<string, Factory> = {
+  "reject_rbl_client": {
+    arg: "zone",
+    make: (name, arg, env) => {
+      const [zone = "", filter] = (arg as string).split("=");
+      if (!/^[A-Za-z0-9_.-]+$/.test(zone)) env.fail(`reject_rbl_client: bad zone "${arg}"`);
+      if (filter !== undefined && !compileFilter(filter)) {
+        env.fail(`reject_rbl_client: bad reply filter "${filter}"`);
+      }
+      return rblRestriction(name, zone, filter, env.config);
+    },
+  },
+  "reject_maps_rbl": {
+    replacedBy: "reject_rbl_client ZONE (one per maps_rbl_domains entry)",
+    make: (name, _arg, env) => {
+      const each = env.config.maps_rbl_domains.map((z) =>
+        rblRestriction(`${name} ${z}`, z, undefined, env.config)
+      );
+      return {
+        name,
+        run: async (e) => {
+          for (const r of each) {
+            const d = await r.run(e);
+            if (d.kind !== "dunno") return d;
+          }
+          return { kind: "dunno" };
+        },
+      };
+    },
+  },
+};

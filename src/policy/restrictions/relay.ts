@@ -1,0 +1,184 @@
+/**
+ * Relay control: permit_auth_destination, reject_unauth_destination (and
+ * the old check_relay_domains), permit_mx_backup, reject_unauth_pipelining.
+ * A destination is ours when the domain is in mydestination, in
+ * relay_domains (or below one), or an address literal of ours, and the
+ * address carries no sender-specified routing (unless
+ * allow_untrusted_routing allows it for relay_domains).
+ *
+ * @module
+ */
+
+import type { Config } from "../../config/mod.ts";
+import { reply } from "../../protocol/reply.ts";
+import { parseIp } from "../cidr.ts";
+import type { Factory } from "../compile.ts";
+import type { Decision } from "../decision.ts";
+import {
+  type Destinations,
+  hasRouting,
+  isLocalDomain,
+  isRelayDomain,
+  normalizeDomain,
+} from "../hostname.ts";
+import type { PolicyContext } from "../context.ts";
+import { refusal, refuse, tracedDns } from "../restriction.ts";
+
+/**
+ * Compiles our destinations from the configuration.
+ * @param config the configuration
+ * @returns mydestination, relay_domains and our addresses
+ */
+export function destinationsOf(config: Config): Destinations {
+  const hosts = config.inet_interfaces.includes("all")
+    ? config.smtpd_listen.map((l) => l.replace(/:\d+$/, ""))
+    : config.inet_interfaces;
+  const addresses = hosts
+    .map((h) => parseIp(h))
+    .filter((ip): ip is bigint => ip !== undefined && ip !== 0n && ip !== (0xffffn << 32n));
+  return {
+    local: new Set(config.mydestination.map(normalizeDomain)),
+    relay: config.relay_domains.map((d) => normalizeDomain(d).replace(/^\./, "")),
+    addresses,
+  };
+}
+
+/**
+ * Whether mail to the context's recipient may be accepted from anyone.
+ * @param ctx the facts
+ * @param d our destinations
+ * @param allowRouting allow_untrusted_routing
+ * @returns true for our own or relayed destinations without routing tricks
+ */
+export function isAuthDestination(
+  ctx: PolicyContext,
+  d: Destinations,
+  allowRouting: boolean,
+): boolean {
+  const r = ctx.recipient;
+  if (!r) return false;
+  const relay = isRelayDomain(r.domain, d);
+  if (hasRouting(r) && !(allowRouting && relay)) return false;
+  return relay || isLocalDomain(r.domain, d);
+}
+
+function relayDenied(config: Config, ctx: PolicyContext, by: string): Decision {
+  const name = ctx.recipient
+    ? `${ctx.recipient.local}${ctx.recipient.domain ? "@" + ctx.recipient.domain : ""}`
+    : "";
+  return refuse(
+    reply(config.relay_domains_reject_code as 554, "7.1", `<${name}>: Relay access denied`),
+    by,
+  );
+}
+
+/** The relay restrictions. */
+export const RELAY: Record<string, Factory> = {
+  "permit_auth_destination": {
+    make: (name, _arg, env) => {
+      const d = destinationsOf(env.config);
+      return {
+        name,
+        run: (e) =>
+          Promise.resolve(
+            isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
+              ? { kind: "permit", by: name }
+              : { kind: "dunno" },
+          ),
+      };
+    },
+  },
+  "reject_unauth_destination": {
+    make: (name, _arg, env) => {
+      const d = destinationsOf(env.config);
+      return {
+        name,
+        run: (e) =>
+          Promise.resolve(
+            !e.ctx.recipient || isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
+              ? { kind: "dunno" }
+              : relayDenied(env.config, e.ctx, name),
+          ),
+      };
+    },
+  },
+  "check_relay_domains": {
+    replacedBy: "permit_auth_destination, reject_unauth_destination",
+    make: (name, _arg, env) => {
+      const d = destinationsOf(env.config);
+      return {
+        name,
+        run: (e) => {
+          const host = e.ctx.clientName;
+          if (host !== "unknown" && isRelayDomain(host, d)) {
+            return Promise.resolve({ kind: "permit", by: name });
+          }
+          if (isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)) {
+            return Promise.resolve({ kind: "permit", by: name });
+          }
+          return Promise.resolve(relayDenied(env.config, e.ctx, name));
+        },
+      };
+    },
+  },
+  "permit_mx_backup": {
+    make: (name, _arg, env) => {
+      const d = destinationsOf(env.config);
+      const me = normalizeDomain(env.config.myhostname);
+      return {
+        name,
+        run: async (e): Promise<Decision> => {
+          const r = e.ctx.recipient;
+          if (!r || !r.domain || r.domain.startsWith("[") || hasRouting(r)) {
+            return { kind: "dunno" };
+          }
+          if (isLocalDomain(r.domain, d)) return { kind: "dunno" };
+          const mx = await tracedDns(e, normalizeDomain(r.domain), "MX");
+          if (mx.kind === "tempfail") {
+            e.deferIfPermit ??= refusal(450, "4.3", "recipient", e.ctx, "Temporary lookup failure");
+            return { kind: "dunno" };
+          }
+          if (mx.kind !== "ok") return { kind: "dunno" };
+          const hosts = mx.records.map((rec) => {
+            const [pref, host] = rec.split(" ");
+            return { pref: Number(pref), host: normalizeDomain(host ?? "") };
+          }).sort((a, b) => a.pref - b.pref);
+          const ours = async (host: string): Promise<boolean> => {
+            if (host === me) return true;
+            const a = await tracedDns(e, host, "A");
+            return a.kind === "ok" && a.records.some((ip) => {
+              const v = parseIp(ip);
+              return v !== undefined && d.addresses.includes(v);
+            });
+          };
+          const best = hosts[0]?.pref;
+          for (const h of hosts) {
+            if (await ours(h.host)) {
+              // Postfix: never when we are the primary MX (that needs mydestination or relay_domains).
+              return h.pref === best ? { kind: "dunno" } : { kind: "permit", by: name };
+            }
+          }
+          return { kind: "dunno" };
+        },
+      };
+    },
+  },
+  "reject_unauth_pipelining": {
+    make: (name) => ({
+      name,
+      run: (e) =>
+        Promise.resolve(
+          e.ctx.unauthPipelining
+            ? refuse(
+              reply(
+                503,
+                "5.0",
+                `${e.ctx.command ?? "Command"}: Improper use of SMTP command pipelining`,
+              ),
+              name,
+            )
+            : { kind: "dunno" },
+        ),
+    }),
+  },
+};
