@@ -1,0 +1,96 @@
+/**
+ * A real DNS server for tests: dnsmasq on a loopback port, serving only the
+ * records a test gives it (every other name is NXDOMAIN), plus a "black
+ * hole" UDP port that never answers (temporary failure).
+ *
+ * @module
+ */
+
+import { createSocket } from "node:dgram";
+
+/** A running dnsmasq. */
+export interface DnsServer {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Records to serve. */
+export interface Zone {
+  /** host → IPv4 address (A record and its PTR unless ptr is given). */
+  a?: [string, string][];
+  /** address → name (PTR only). */
+  ptr?: [string, string][];
+  /** domain → [mx host, preference]. */
+  mx?: [string, string, number][];
+  /** name → text. */
+  txt?: [string, string][];
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * Starts dnsmasq with the zone.
+ * @param zone the records
+ * @returns the server handle
+ */
+export async function startDns(zone: Zone): Promise<DnsServer> {
+  const port = await freeUdpPort();
+  const args = [
+    "--no-daemon",
+    `--port=${port}`,
+    "--listen-address=127.0.0.1",
+    "--bind-interfaces",
+    "--no-resolv",
+    "--no-hosts",
+    "--conf-file=/dev/null",
+    "--local=/#/",
+    "--user=root",
+  ];
+  for (const [host, ip] of zone.a ?? []) args.push(`--host-record=${host},${ip}`);
+  for (const [ip, name] of zone.ptr ?? []) {
+    args.push(`--ptr-record=${ip.split(".").reverse().join(".")}.in-addr.arpa,${name}`);
+  }
+  for (const [domain, host, pref] of zone.mx ?? []) {
+    args.push(`--mx-host=${domain},${host},${pref}`);
+  }
+  for (const [name, text] of zone.txt ?? []) args.push(`--txt-record=${name},${text}`);
+  const child = new Deno.Command("dnsmasq", { args, stdout: "null", stderr: "piped" }).spawn();
+  // Wait until it answers.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    try {
+      await Deno.resolveDns("ready.invalid", "A", { nameServer: { ipAddr: "127.0.0.1", port } });
+      break;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    port,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * A UDP port that reads queries and never answers.
+ * @returns the port and a stop function
+ */
+export async function startBlackHole(): Promise<{ port: number; stop(): void }> {
+  const s = createSocket("udp4");
+  s.on("message", () => {/* never answer */});
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  return { port: s.address().port, stop: () => s.close() };
+}
