@@ -22,11 +22,13 @@ import {
   auditLists,
   type CompiledPolicy,
   compileNetworks,
+  compilePeerList,
   compilePolicy,
   denoResolver,
   parseDnsServer,
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
+import { qmgrFlushTrigger, wakeupTrigger } from "./flush/mod.ts";
 import { QueueStore } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import { type ListenAddress, parseListenAddress, serveTcp } from "./transport/tcp_listener.ts";
@@ -101,6 +103,34 @@ function freeSpaceProbe(dir: string): () => number | undefined {
   };
 }
 
+/**
+ * Resolves mail_owner: "uid:gid", or a user name looked up in /etc/passwd.
+ * @param loaded the configuration
+ * @returns the owner, or undefined when mail_owner is empty
+ * @throws {ConfigError} when the user cannot be resolved
+ */
+export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number } | undefined {
+  const spec = loaded.config.mail_owner.trim();
+  if (spec === "") return undefined;
+  const numeric = /^(\d+):(\d+)$/.exec(spec);
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2]) };
+  const where = { file: loaded.file, line: loaded.lineOf("mail_owner"), key: "mail_owner" };
+  let passwd: string;
+  try {
+    passwd = Deno.readTextFileSync("/etc/passwd");
+  } catch (e) {
+    throw new ConfigError(
+      `mail_owner: cannot look up user "${spec}" (${(e as Error).name}): give "uid:gid" instead`,
+      where,
+    );
+  }
+  for (const line of passwd.split("\n")) {
+    const f = line.split(":");
+    if (f[0] === spec && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new ConfigError(`mail_owner: no such user "${spec}"`, where);
+}
+
 function makeLogger(config: Config, verbose: number): Logger {
   return new Logger({
     tag: `${config.syslog_name}/smtpd`,
@@ -134,7 +164,10 @@ function buildDeps(
   store: QueueStore;
 } {
   const config = loaded.config;
-  const store = new QueueStore(config.queue_directory);
+  const store = new QueueStore(config.queue_directory, { owner: resolveOwner(loaded) });
+  const wake = wakeupTrigger(
+    `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
+  );
   const deps: SessionDeps = {
     config,
     policy,
@@ -144,6 +177,9 @@ function buildDeps(
     freeSpace: freeSpaceProbe(config.queue_directory),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     queue,
+    flush: qmgrFlushTrigger(config.queue_directory),
+    debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
+    queued: wake,
   };
   return { deps, store };
 }
@@ -184,6 +220,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
     listen = validateSemantics(loaded);
     logger = makeLogger(loaded.config, opts.verbose);
     policy = buildPolicy(loaded, logger);
+    resolveOwner(loaded);
+    compilePeerList(loaded.config.debug_peer_list, "debug_peer_list");
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`smtpd: fatal: ${e.message}`);

@@ -117,6 +117,17 @@ export const PARAMS = {
   smtpd_peername_lookup: bool(true, "Look up the client's name in the DNS (PTR, then A/AAAA)"),
   dns_server: str("", "DNS server as host:port (empty: the system resolver)"),
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
+  notify_classes: list(
+    ["resource", "software"],
+    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software",
+  ),
+  error_notice_recipient: str("postmaster", "Recipient of notify_classes transcripts"),
+  debug_peer_list: list([], "Clients (addresses, networks, names, tables) that get verbose logs"),
+  debug_peer_level: int(2, "Extra verbosity for clients in debug_peer_list", 1),
+  mail_owner: str(
+    "",
+    'Owner given to queue files, as "user" or "uid:gid" (for a Postfix queue when run as root)',
+  ),
 } as const;
 
 /** A parameter name. */

@@ -1,13 +1,19 @@
 /**
- * The ETRN flush trigger seam (RFC 1985): the session asks a
- * {@linkcode FlushTrigger} to start delivery of deferred mail. The real
- * trigger (writing to the queue manager's public/qmgr) comes with ETRN
- * support; until then the session does not offer ETRN.
+ * Triggers for Postfix's queue manager and pickup daemon (RFC 1985 ETRN
+ * and queue wakeups). A trigger writes a few request bytes to an endpoint
+ * under `<queue_directory>/public/`: a FIFO (old master.cf "fifo"
+ * services) or a UNIX-domain stream socket ("unix" services). It never
+ * blocks the session: a missing endpoint, a FIFO without a reader, or an
+ * endpoint that does not take the bytes within the timeout is
+ * "unavailable".
  *
  * @module
  */
 
-/** The outcome of a flush request. */
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { createConnection } from "node:net";
+
+/** The outcome of a trigger. */
 export type FlushOutcome = "started" | "unavailable";
 
 /** Asks the queue manager to deliver deferred mail. */
@@ -18,4 +24,104 @@ export interface FlushTrigger {
    * @returns whether the request was delivered
    */
   request(domain: string): Promise<FlushOutcome>;
+}
+
+/** qmgr requests: flush dead transports, scan all (ignore times), deferred, incoming. */
+export const FLUSH_REQUEST = "FADI";
+/** The wakeup request (qmgr scans incoming/, pickup scans maildrop/). */
+export const WAKEUP_REQUEST = "W";
+
+/**
+ * Writes request bytes to a FIFO or UNIX socket endpoint.
+ * @param path the endpoint
+ * @param request the bytes
+ * @param timeoutMs the longest wait
+ * @returns "started" when the bytes were delivered
+ */
+export async function triggerEndpoint(
+  path: string,
+  request: string,
+  timeoutMs: number,
+): Promise<FlushOutcome> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    return "unavailable";
+  }
+  if (info.isFifo) return writeFifo(path, request);
+  if (info.isSocket) return await writeSocket(path, request, timeoutMs);
+  return "unavailable";
+}
+
+function writeFifo(path: string, request: string): FlushOutcome {
+  let fd: number | undefined;
+  try {
+    // O_NONBLOCK: opening a FIFO without a reader fails at once (ENXIO)
+    // instead of blocking, and a full pipe refuses the write (EAGAIN).
+    fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    const bytes = new TextEncoder().encode(request);
+    return writeSync(fd, bytes) === bytes.length ? "started" : "unavailable";
+  } catch {
+    return "unavailable";
+  } finally {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch { /* closed */ }
+    }
+  }
+}
+
+function writeSocket(path: string, request: string, timeoutMs: number): Promise<FlushOutcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (outcome: FlushOutcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(outcome);
+    };
+    const sock = createConnection({ path });
+    const timer = setTimeout(() => done("unavailable"), timeoutMs);
+    sock.on("error", () => done("unavailable"));
+    sock.on("connect", () => {
+      sock.write(request, (err) => done(err ? "unavailable" : "started"));
+    });
+  });
+}
+
+/**
+ * The ETRN trigger: FADI to `<queue_directory>/public/qmgr`, within one second.
+ * @param queueDirectory the queue directory
+ * @returns the trigger
+ */
+export function qmgrFlushTrigger(queueDirectory: string): FlushTrigger {
+  const path = `${queueDirectory}/public/qmgr`;
+  return { request: () => triggerEndpoint(path, FLUSH_REQUEST, 1000) };
+}
+
+/**
+ * Coalesced wakeups of a Postfix daemon after new queue files: at most one
+ * trigger in flight, and one more after it when more files arrived
+ * meanwhile. Failures are silent (no Postfix behind us is normal).
+ * @param path the endpoint (public/qmgr for incoming/, public/pickup for maildrop/)
+ * @returns a function to call after each committed file
+ */
+export function wakeupTrigger(path: string): () => void {
+  let running = false;
+  let again = false;
+  const run = async () => {
+    running = true;
+    do {
+      again = false;
+      await triggerEndpoint(path, WAKEUP_REQUEST, 1000);
+    } while (again);
+    running = false;
+  };
+  return () => {
+    if (running) again = true;
+    else void run();
+  };
 }

@@ -1,7 +1,14 @@
 /**
- * Flush triggers for ETRN.
+ * Triggers for ETRN (flush) and queue wakeups.
  *
  * @module
  */
 
+export {
+  FLUSH_REQUEST,
+  qmgrFlushTrigger,
+  triggerEndpoint,
+  WAKEUP_REQUEST,
+  wakeupTrigger,
+} from "./flush_trigger.ts";
 export type { FlushOutcome, FlushTrigger } from "./flush_trigger.ts";

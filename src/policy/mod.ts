@@ -19,3 +19,5 @@ export { Trace } from "./trace.ts";
 export type { TraceEvent } from "./trace.ts";
 export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";
+export { compilePeerList } from "./peer_match.ts";
+export type { PeerMatcher } from "./peer_match.ts";

@@ -113,7 +113,7 @@ export const REPLY = {
   resetOk: reply(250, "0.0", "Ok"),
   noopOk: reply(250, "0.0", "Ok"),
   bye: reply(221, "0.0", "Bye"),
-  help: reply(214, "0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"),
+  help: reply(214, "0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY ETRN HELP"),
   startData: reply(354, undefined, "End data with <CR><LF>.<CR><LF>"),
   badSyntax: reply(500, "5.2", "Error: bad syntax"),
   badUtf8: reply(500, "5.2", "Error: bad UTF-8 syntax"),

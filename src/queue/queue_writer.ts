@@ -45,10 +45,15 @@ let tempCounter = 0;
 export class QueueStore {
   readonly directory: string;
   #syncers = new Map<QueueName, DirSyncer>();
+  #owner: { uid: number; gid: number } | undefined;
 
-  /** @param directory the queue_directory */
-  constructor(directory: string) {
+  /**
+   * @param directory the queue_directory
+   * @param options owner: uid/gid given to every new file (mail_owner)
+   */
+  constructor(directory: string, options: { owner?: { uid: number; gid: number } } = {}) {
     this.directory = directory;
+    this.#owner = options.owner;
   }
 
   /** Creates the queue subdirectories that do not exist yet. */
@@ -78,6 +83,7 @@ export class QueueStore {
       });
     }
     try {
+      if (this.#owner) await Deno.chown(temp, this.#owner.uid, this.#owner.gid);
       const { ino } = await file.stat();
       const id = makeQueueId(Math.floor(arrival.getTime() / 1000), micros % 1_000_000, ino ?? 0);
       const path = join(dir, id);

@@ -7,6 +7,7 @@
 
 import { handleData } from "./commands/data.ts";
 import { handleEhlo, handleHelo } from "./commands/helo.ts";
+import { handleEtrn } from "./commands/etrn.ts";
 import { handleHelp } from "./commands/help.ts";
 import { handleMail } from "./commands/mail.ts";
 import { handleNoop } from "./commands/noop.ts";
@@ -27,6 +28,7 @@ export type Verb =
   | "NOOP"
   | "QUIT"
   | "VRFY"
+  | "ETRN"
   | "HELP";
 
 /** A command's handler and rules. */
@@ -47,6 +49,7 @@ export const COMMANDS = {
   NOOP: { handler: handleNoop, pipelining: "last" },
   QUIT: { handler: handleQuit, pipelining: "last" },
   VRFY: { handler: handleVrfy, pipelining: "last" },
+  ETRN: { handler: handleEtrn, pipelining: "last" },
   HELP: { handler: handleHelp, pipelining: "last" },
 } as const satisfies Record<Verb, CommandSpec>;
 

@@ -9,6 +9,7 @@
  */
 
 import type { Cleanup } from "../cleanup/mod.ts";
+import type { FlushTrigger } from "../flush/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter } from "../io/reply_writer.ts";
@@ -17,10 +18,12 @@ import {
   type ClientNameStatus,
   type DnsResolver,
   lookupClientName,
+  type PeerMatcher,
   type Policy,
   type PolicyContext,
   type PolicyStage,
 } from "../policy/mod.ts";
+import { sendTranscript } from "./transcript.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
 import { closing, formatReply, isError, REPLY, type Reply } from "../protocol/reply.ts";
@@ -42,7 +45,18 @@ export interface SessionDeps {
   readonly sleep: (ms: number) => Promise<void>;
   /** incoming (daemon) or maildrop (stand-alone). */
   readonly queue: QueueName;
+  /** ETRN's flush trigger. */
+  readonly flush: FlushTrigger;
+  /** Called after each committed queue file (wakes Postfix's qmgr or pickup). */
+  readonly queued: () => void;
+  /** Whether a client is in debug_peer_list. */
+  readonly debugPeer: PeerMatcher;
 }
+
+/** The notify_classes a session can hit. */
+export type NoticeClass = "policy" | "protocol" | "resource" | "software";
+
+const TRANSCRIPT_LIMIT = 1000;
 
 /** What a command handler returns. */
 export interface CommandResult {
@@ -51,6 +65,8 @@ export interface CommandResult {
   readonly close?: boolean;
   /** The error already counted / nothing to count (e.g. DATA body errors). */
   readonly noErrorCount?: boolean;
+  /** The client is gone: send nothing, end the session. */
+  readonly gone?: boolean;
 }
 
 /** One SMTP session over one transport. */
@@ -80,6 +96,12 @@ export class Session {
   errorCount = 0;
   lastVerb = "CONNECT";
   readonly counts = new Map<string, number>();
+  /** Every command and reply (message bodies left out), for notify_classes. */
+  readonly transcript: string[] = [];
+  /** The notify_classes this session hit. */
+  readonly notices = new Set<NoticeClass>();
+  /** Log every command and reply (debug_peer_list, -v). */
+  chat = false;
   #closed = false;
 
   /**
@@ -91,7 +113,7 @@ export class Session {
     this.config = deps.config;
     this.transport = transport;
     const timeoutMs = deps.config.smtpd_timeout * 1000;
-    this.writer = new ReplyWriter(transport, timeoutMs);
+    this.writer = new ReplyWriter(transport, timeoutMs, (text) => this.#sent(text));
     this.reader = new LineReader(transport, {
       timeoutMs,
       beforeBlock: () => this.writer.flush(),
@@ -181,13 +203,40 @@ export class Session {
       helo: this.helo,
     });
     this.deps.log.logger.debug(`NOQUEUE: decided by ${decision.by}`);
+    this.notices.add("policy");
     return decision.reply;
+  }
+
+  /**
+   * Records a client line in the transcript and, for debug peers, the log.
+   * @param text the command as received (message bodies are never passed here)
+   */
+  received(text: string): void {
+    if (this.transcript.length < TRANSCRIPT_LIMIT) this.transcript.push(` In:  ${text}`);
+    if (this.chat) this.deps.log.info(`< ${this.peer.name}[${this.peer.address}]: ${text}`);
+  }
+
+  #sent(text: string): void {
+    for (const line of text.split("\r\n")) {
+      if (line === "") continue;
+      if (this.transcript.length < TRANSCRIPT_LIMIT) this.transcript.push(` Out: ${line}`);
+      if (this.chat) this.deps.log.info(`> ${this.peer.name}[${this.peer.address}]: ${line}`);
+    }
+  }
+
+  #classify(r: Reply): void {
+    if ([500, 501, 502, 503, 555].includes(r.code) || (r.code === 550 && r.detail === "5.2")) {
+      this.notices.add("protocol");
+    } else if ((r.code === 451 || r.code === 452) && r.detail?.startsWith("3.")) {
+      this.notices.add("resource");
+    }
   }
 
   /** Queues a reply, counting errors and applying the tarpit. */
   async respond(result: CommandResult): Promise<void> {
     const r = result.reply;
     if (isError(r) && !result.noErrorCount && r.code !== 421) this.errorCount++;
+    if (isError(r)) this.#classify(r);
     const cfg = this.config;
     if (this.errorCount >= cfg.smtpd_soft_error_limit) {
       await this.writer.flush();
@@ -215,6 +264,12 @@ export class Session {
     }
     log.connect(this.peer);
     try {
+      this.chat = log.logger.verbosity >= 1 ||
+        await this.deps.debugPeer(this.peer.name, this.peer.address);
+    } catch (err) {
+      log.warning(`debug_peer_list lookup failed: ${(err as Error).message}`);
+    }
+    try {
       this.clientRefusal = await this.checkPolicy("client", "CONNECT", {});
       this.writer.push(
         formatReply({ code: 220, detail: undefined, text: this.config.smtpd_banner }),
@@ -226,15 +281,40 @@ export class Session {
         this.writer.push(
           formatReply(closing(this.config.myhostname, "4.2", "Error: timeout exceeded")),
         );
-      } else if (!this.#closed) {
+      } else if (!this.#closed && isConnectionError(err)) {
         log.lostConnection(this.peer, this.lastVerb);
-        log.logger.debug(`session error: ${(err as Error)?.stack ?? err}`);
+      } else {
+        this.notices.add("software");
+        log.logger.error(
+          `session with ${this.peer.name}[${this.peer.address}] failed: ${
+            (err as Error)?.stack ?? err
+          }`,
+        );
+        this.writer.push(formatReply(REPLY.localError));
       }
     } finally {
       await Promise.race([this.writer.flush().catch(() => {}), this.deps.sleep(1000)]);
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);
+      await this.#notify();
+    }
+  }
+
+  async #notify(): Promise<void> {
+    const wanted = this.config.notify_classes.filter((c) => this.notices.has(c as NoticeClass));
+    if (wanted.length === 0) return;
+    try {
+      const id = await sendTranscript(this, wanted);
+      if (id) {
+        this.deps.log.info(
+          `${id}: notice of ${
+            wanted.join(", ")
+          } problems sent to ${this.config.error_notice_recipient}`,
+        );
+      }
+    } catch (err) {
+      this.deps.log.warning(`cannot queue the session transcript: ${(err as Error).message}`);
     }
   }
 
@@ -253,6 +333,7 @@ export class Session {
         result = { reply: REPLY.lineTooLong };
       } else {
         const parsed = parseCommand(line.bytes);
+        this.received("error" in parsed ? "(unparsable command)" : printable(line.bytes));
         if ("error" in parsed) {
           result = { reply: parsed.error };
         } else if (!isVerb(parsed.verb)) {
@@ -273,6 +354,10 @@ export class Session {
           result = await COMMANDS[parsed.verb].handler(parsed.arg, this);
         }
       }
+      if (result.gone) {
+        this.#closed = true;
+        return;
+      }
       await this.respond(result);
       if (result.close) return;
       if (this.errorCount >= cfg.smtpd_hard_error_limit) {
@@ -286,6 +371,19 @@ export class Session {
   #count(verb: string): void {
     this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
   }
+}
+
+/** Connection-level failures: the client went away or the socket broke. */
+function isConnectionError(err: unknown): boolean {
+  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
+    (err instanceof Error && /timed out writing|closed|reset|broken pipe/i.test(err.message));
+}
+
+/** A command line as log-safe text. */
+function printable(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
 
 /**

@@ -64,7 +64,7 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
     case "disconnected":
       await draft.abort();
       log.lostConnection(s.peer, "DATA");
-      return { reply: REPLY.localError, close: true, noErrorCount: true };
+      return { reply: REPLY.localError, gone: true };
     case "tooBig":
       await draft.abort();
       log.reject({
@@ -106,6 +106,7 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
     if (result.reply.code < 500) log.warning(`${draft.id}: ${result.reason}`);
     return { reply: result.reply };
   }
+  s.deps.queued();
   log.messageId(result.id, result.messageId);
   log.queued(result.id, tx.senderText, result.size, result.recipients);
   s.errorCount = 0;

@@ -53,7 +53,7 @@ export async function handleEhlo(arg: string, s: Session): Promise<CommandResult
     ...ehloKeywords({
       messageSizeLimit: s.config.message_size_limit,
       vrfy: !s.config.disable_vrfy_command,
-      etrn: false,
+      etrn: true,
     }),
   ];
   return { reply: reply(250, undefined, lines.join("\n")) };
