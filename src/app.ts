@@ -29,7 +29,7 @@ import {
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { qmgrFlushTrigger, wakeupTrigger } from "./flush/mod.ts";
-import { QueueStore } from "./queue/mod.ts";
+import { findQueueFile, listQueue, QueueStore } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import { type ListenAddress, parseListenAddress, serveTcp } from "./transport/tcp_listener.ts";
 import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
@@ -264,6 +264,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
       out(x.json ? JSON.stringify(result, null, 2) : formatExplanation(result));
       return 0;
     }
+    case "queue":
+      return await runQueue(config, opts.queueArgs, opts.explain.json);
     case "stdin":
       return await runStdin(buildDeps(loaded, policy, logger, "maildrop"));
     case "serve":
@@ -273,6 +275,48 @@ export async function runCli(args: readonly string[]): Promise<number> {
         loaded.file ?? "",
       );
   }
+}
+
+async function runQueue(config: Config, args: string[], json: boolean): Promise<number> {
+  if (args[0] === "list") {
+    const entries = await listQueue(config.queue_directory);
+    if (json) {
+      out(JSON.stringify(entries, null, 2));
+      return 0;
+    }
+    const rows = entries.map((e) =>
+      [
+        `${e.id.padEnd(16)} ${String(e.size).padStart(8)}  ${e.arrival ?? "-"}  ${
+          e.queue.padEnd(9)
+        } ${e.sender === "" ? "MAILER-DAEMON" : e.sender ?? "-"}${
+          e.complete ? "" : `  (${e.problem})`
+        }`,
+        ...e.recipients.map((r) => `${" ".repeat(63)}${r}`),
+      ].join("\n")
+    );
+    out(rows.length ? rows.join("\n") + `\n-- ${entries.length} files` : "Mail queue is empty");
+    return 0;
+  }
+  const e = await findQueueFile(config.queue_directory, args[1] ?? "");
+  if (!e) {
+    err(`smtpd: queue cat: no queue file "${args[1]}"`);
+    return 1;
+  }
+  if (json) {
+    out(JSON.stringify(e, null, 2));
+    return 0;
+  }
+  out([
+    `*** ENVELOPE ${e.queue}/${e.id} (${e.size} bytes, ${e.complete ? "complete" : e.problem}) ***`,
+    `arrival: ${e.arrival ?? "-"}`,
+    `sender: ${e.sender ?? "-"}`,
+    ...e.recipients.map((r) => `recipient: ${r}`),
+    ...Object.entries(e.attributes).map(([k, v]) => `attribute: ${k}=${v}`),
+    "*** CONTENT ***",
+    (e.content ?? "").replace(/\n$/, ""),
+    "*** END ***",
+  ].join("\n"));
+  return e.complete ? 0 : 1;
 }
 
 async function runStdin(

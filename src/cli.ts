@@ -14,7 +14,9 @@ export type CliOptions =
   | { kind: "version" }
   | { kind: "error"; message: string }
   | {
-    kind: "serve" | "stdin" | "config" | "explain";
+    kind: "serve" | "stdin" | "config" | "explain" | "queue";
+    /** For queue: "list" or "cat", and the ID for cat. */
+    queueArgs: string[];
     configFile: string;
     overrides: string[];
     verbose: number;
@@ -51,6 +53,7 @@ Commands:
   stdin    stand-alone mode: one session on stdin/stdout, mail to maildrop/
   config   print the effective configuration (-n: only non-defaults; --check: validate)
   explain  run the restriction lists for a hypothetical client and show every step
+  queue    list the queue (queue list) or print one queue file (queue cat ID)
 
 Run "smtpd COMMAND --help" for a command's options.`,
   serve: `Usage: smtpd serve [-c FILE] [-o name=value]... [-v]
@@ -72,6 +75,14 @@ ${COMMON}`,
 Prints every parameter's effective value as TOML.
   -n         print only parameters set in the file or with -o
   --check    only validate; exit non-zero with file:line: message on errors
+
+${COMMON}`,
+  queue: `Usage: smtpd queue list [--json] [-c FILE]
+       smtpd queue cat ID [--json] [-c FILE]
+
+list: every queue file with its ID, size, arrival time, queue, sender and
+recipients, and whether it is complete. cat: one file's envelope and content.
+No Postfix tools needed.
 
 ${COMMON}`,
   explain: `Usage: smtpd explain --client ADDR [--client-name NAME] [--helo H] [--from A]
@@ -96,7 +107,10 @@ export function parseCli(args: readonly string[]): CliOptions {
     return { kind: "help", text: HELP.main ?? "" };
   }
   if (command === "--version" || command === "version") return { kind: "version" };
-  if (command !== "serve" && command !== "stdin" && command !== "config" && command !== "explain") {
+  if (
+    command !== "serve" && command !== "stdin" && command !== "config" && command !== "explain" &&
+    command !== "queue"
+  ) {
     return { kind: "error", message: `unknown command "${command}"\n\n${HELP.main}` };
   }
   let parsed;
@@ -104,7 +118,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     parsed = parseArgs({
       args: [...rest],
       strict: true,
-      allowPositionals: false,
+      allowPositionals: command === "queue",
       options: {
         config: { type: "string", short: "c" },
         o: { type: "string", short: "o", multiple: true },
@@ -123,6 +137,7 @@ export function parseCli(args: readonly string[]): CliOptions {
             json: { type: "boolean" },
           } as const
           : {}),
+        ...(command === "queue" ? { json: { type: "boolean" } } as const : {}),
       },
     });
   } catch (err) {
@@ -138,6 +153,15 @@ export function parseCli(args: readonly string[]): CliOptions {
   }
   const x = v as Record<string, string | string[] | boolean | undefined>;
   const str = (k: string) => typeof x[k] === "string" ? x[k] as string : undefined;
+  const positionals = parsed.positionals ?? [];
+  if (command === "queue") {
+    const [sub, id, ...extra] = positionals;
+    const ok = (sub === "list" && id === undefined) ||
+      (sub === "cat" && id !== undefined && extra.length === 0);
+    if (!ok) {
+      return { kind: "error", message: `expected "queue list" or "queue cat ID"\n\n${HELP.queue}` };
+    }
+  }
   if (command === "explain" && !str("client")) {
     return { kind: "error", message: `explain needs --client ADDR\n\n${HELP.explain}` };
   }
@@ -148,6 +172,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     verbose: v.verbose?.length ?? 0,
     nonDefault: v.n ?? false,
     check: v.check ?? false,
+    queueArgs: positionals,
     explain: {
       client: str("client"),
       clientName: str("client-name"),

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { type ClientName, lookupClientName } from "./client_name.ts";
+import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
+
+/** Records per name and type; "tempfail" makes that query fail temporarily. */
+type Zone = Record<string, Partial<Record<DnsType, string[] | "tempfail">>>;
+
+function fakeDns(zone: Zone): DnsResolver & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    query(name: string, type: DnsType): Promise<DnsAnswer> {
+      calls.push(`${type} ${name}`);
+      const r = zone[name.toLowerCase().replace(/\.$/, "")]?.[type];
+      if (r === "tempfail") return Promise.resolve({ kind: "tempfail", reason: "SERVFAIL" });
+      return Promise.resolve(r?.length ? { kind: "ok", records: r } : { kind: "notFound" });
+    },
+  };
+}
+
+const PTR_192_0_2_1 = "1.2.0.192.in-addr.arpa";
+const PTR_DB8_1 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+
+const CASES: [what: string, address: string, zone: Zone, expected: ClientName][] = [
+  [
+    "returns the PTR name when its A records include the address",
+    "192.0.2.1",
+    {
+      [PTR_192_0_2_1]: { PTR: ["mail.example.com."] },
+      "mail.example.com": { A: ["198.51.100.9", "192.0.2.1"] },
+    },
+    {
+      name: "mail.example.com",
+      nameStatus: "ok",
+      reverseName: "mail.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "lower-cases the confirmed name",
+    "192.0.2.1",
+    {
+      [PTR_192_0_2_1]: { PTR: ["Mail.Example.COM."] },
+      "mail.example.com": { A: ["192.0.2.1"] },
+    },
+    {
+      name: "mail.example.com",
+      nameStatus: "ok",
+      reverseName: "mail.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "confirms an IPv6 client through AAAA records written differently",
+    "2001:db8::1",
+    {
+      [PTR_DB8_1]: { PTR: ["v6.example.com."] },
+      "v6.example.com": { AAAA: ["2001:DB8:0:0:0:0:0:1"] },
+    },
+    {
+      name: "v6.example.com",
+      nameStatus: "ok",
+      reverseName: "v6.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "answers unknown with the reverse name kept when no A record matches",
+    "192.0.2.1",
+    {
+      [PTR_192_0_2_1]: { PTR: ["forged.example.com."] },
+      "forged.example.com": { A: ["198.51.100.1"] },
+    },
+    {
+      name: "unknown",
+      nameStatus: "notFound",
+      reverseName: "forged.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "answers unknown with the reverse name kept when the PTR name has no A record",
+    "192.0.2.1",
+    { [PTR_192_0_2_1]: { PTR: ["dangling.example.com."] } },
+    {
+      name: "unknown",
+      nameStatus: "notFound",
+      reverseName: "dangling.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "remembers a temporary failure of the forward lookup",
+    "192.0.2.1",
+    {
+      [PTR_192_0_2_1]: { PTR: ["slow.example.com."] },
+      "slow.example.com": { A: "tempfail" },
+    },
+    {
+      name: "unknown",
+      nameStatus: "tempfail",
+      reverseName: "slow.example.com",
+      reverseStatus: "ok",
+    },
+  ],
+  [
+    "answers unknown/notFound without a PTR record",
+    "192.0.2.1",
+    {},
+    { name: "unknown", nameStatus: "notFound", reverseName: "unknown", reverseStatus: "notFound" },
+  ],
+  [
+    "answers unknown/tempfail when the PTR lookup fails temporarily",
+    "192.0.2.1",
+    { [PTR_192_0_2_1]: { PTR: "tempfail" } },
+    { name: "unknown", nameStatus: "tempfail", reverseName: "unknown", reverseStatus: "tempfail" },
+  ],
+  [
+    "answers unknown/notFound for a malformed address without asking the DNS",
+    "not-an-address",
+    {},
+    { name: "unknown", nameStatus: "notFound", reverseName: "unknown", reverseStatus: "notFound" },
+  ],
+];
+
+for (const [what, address, zone, expected] of CASES) {
+  Deno.test(`lookupClientName() ${what}`, async () => {
+    const dns = fakeDns(zone);
+    assert.deepEqual(await lookupClientName(address, dns), expected);
+    if (address === "not-an-address") assert.deepEqual(dns.calls, []);
+  });
+}
+
+Deno.test("lookupClientName() queries PTR, then A for IPv4 (never AAAA)", async () => {
+  const dns = fakeDns({
+    [PTR_192_0_2_1]: { PTR: ["mail.example.com."] },
+    "mail.example.com": { A: ["192.0.2.1"], AAAA: ["2001:db8::1"] },
+  });
+  await lookupClientName("192.0.2.1", dns);
+  assert.deepEqual(dns.calls, [`PTR ${PTR_192_0_2_1}`, "A mail.example.com"]);
+});

@@ -1,0 +1,176 @@
+/**
+ * Reads queue files for `smtpd queue list` and `smtpd queue cat`: the
+ * envelope (arrival, sender, recipients, attributes), the content, and
+ * whether the file is complete (ready mode and an end record). A truncated
+ * or corrupted file is reported as such, never half-shown as a message.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { decodeRecords, QueueFileError, REC } from "./queue_file.ts";
+import { isQueueId } from "./queue_id.ts";
+
+/** What a queue file holds. */
+export interface QueueEntry {
+  readonly id: string;
+  readonly queue: string;
+  readonly path: string;
+  readonly size: number;
+  /** Arrival time (ISO 8601), from the T record. */
+  readonly arrival: string | undefined;
+  readonly sender: string | undefined;
+  readonly recipients: string[];
+  readonly attributes: Record<string, string>;
+  /** Complete: ready mode and an end record. */
+  readonly complete: boolean;
+  /** Why the file is not complete or could not be read. */
+  readonly problem?: string;
+  /** The message content (header and body lines), when asked for. */
+  readonly content?: string;
+}
+
+/** The queues we look in. */
+export const QUEUES = ["maildrop", "incoming", "active", "deferred", "hold"] as const;
+
+const latin1 = new TextDecoder("latin1");
+
+/**
+ * Reads one queue file.
+ * @param path the file
+ * @param queue its queue name
+ * @param withContent include the message content
+ * @returns the entry
+ */
+export async function readQueueFile(
+  path: string,
+  queue: string,
+  withContent = false,
+): Promise<QueueEntry> {
+  const id = path.slice(path.lastIndexOf("/") + 1);
+  const st = await Deno.stat(path);
+  const base = {
+    id,
+    queue,
+    path,
+    size: st.size,
+    arrival: undefined,
+    sender: undefined,
+    recipients: [] as string[],
+    attributes: {} as Record<string, string>,
+  };
+  const ready = ((st.mode ?? 0) & 0o700) === 0o700;
+  let records;
+  try {
+    records = decodeRecords(await Deno.readFile(path));
+  } catch (err) {
+    const why = err instanceof QueueFileError ? err.message : (err as Error).message;
+    return { ...base, complete: false, problem: `corrupt: ${why}` };
+  }
+  let arrival: string | undefined;
+  let sender: string | undefined;
+  const recipients: string[] = [];
+  const attributes: Record<string, string> = {};
+  let content = "";
+  let inContent = false;
+  let sawEnd = false;
+  for (const r of records) {
+    const text = () => latin1.decode(r.data);
+    switch (r.type) {
+      case REC.time:
+        arrival = new Date(Number(text().split(" ")[0]) * 1000).toISOString();
+        break;
+      case REC.from:
+        sender = text();
+        break;
+      case REC.rcpt:
+        recipients.push(text());
+        break;
+      case REC.attr: {
+        const t = text();
+        const eq = t.indexOf("=");
+        if (eq > 0) attributes[t.slice(0, eq)] = t.slice(eq + 1);
+        break;
+      }
+      case REC.mesg:
+        inContent = true;
+        break;
+      case REC.xtra:
+        inContent = false;
+        break;
+      case REC.norm:
+        if (inContent && withContent) content += text() + "\n";
+        break;
+      case REC.cont:
+        if (inContent && withContent) content += text();
+        break;
+      case REC.end:
+        sawEnd = true;
+        break;
+    }
+  }
+  const problem = !sawEnd
+    ? "incomplete: no end record"
+    : !ready
+    ? "incomplete: still being written"
+    : undefined;
+  return {
+    ...base,
+    arrival,
+    sender,
+    recipients,
+    attributes,
+    complete: sawEnd && ready,
+    ...(problem ? { problem } : {}),
+    ...(withContent ? { content } : {}),
+  };
+}
+
+/**
+ * Lists every queue file (deferred/ and hold/ may be hashed one level deep).
+ * @param queueDirectory the queue directory
+ * @returns the entries, oldest first
+ */
+export async function listQueue(queueDirectory: string): Promise<QueueEntry[]> {
+  const out: QueueEntry[] = [];
+  for (const queue of QUEUES) {
+    const dir = join(queueDirectory, queue);
+    const walk = async (d: string, depth: number): Promise<void> => {
+      let entries;
+      try {
+        entries = await Array.fromAsync(Deno.readDir(d));
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const p = join(d, e.name);
+        if (e.isDirectory && depth === 0) await walk(p, 1);
+        else if (e.isFile && isQueueId(e.name)) out.push(await readQueueFile(p, queue));
+      }
+    };
+    await walk(dir, 0);
+  }
+  return out.sort((a, b) => (a.arrival ?? "").localeCompare(b.arrival ?? ""));
+}
+
+/**
+ * Finds one queue file by ID.
+ * @param queueDirectory the queue directory
+ * @param id the queue ID
+ * @returns the entry with content, or undefined
+ */
+export async function findQueueFile(
+  queueDirectory: string,
+  id: string,
+): Promise<QueueEntry | undefined> {
+  if (!isQueueId(id)) return undefined;
+  for (const queue of QUEUES) {
+    for (
+      const p of [join(queueDirectory, queue, id), join(queueDirectory, queue, id[0] ?? "", id)]
+    ) {
+      const exists = await Deno.lstat(p).then((st) => st.isFile, () => false);
+      if (exists) return await readQueueFile(p, queue, true);
+    }
+  }
+  return undefined;
+}
