@@ -7,14 +7,18 @@
  * @module
  */
 
+import { resolve } from "node:path";
+
 /** Deployment paths and hosts the flags are built from. */
 export interface PermissionOptions {
   /** Files and directories to read: configuration, tables, queue. */
   readPaths?: readonly string[];
   /** Directories to write: the queue directory only. */
   writePaths?: readonly string[];
-  /** Hosts to listen on (and, later, the DNS server to reach). */
+  /** Hosts to listen on and the DNS server to reach. */
   netHosts?: readonly string[];
+  /** Queue directories whose public/qmgr and public/pickup sockets may be triggered. */
+  queueDirectories?: readonly string[];
 }
 
 /** The defaults for a checkout: config/ and var/ under the working directory, loopback only. */
@@ -22,6 +26,7 @@ export const DEFAULT_PERMISSIONS: Required<PermissionOptions> = {
   readPaths: ["config", "var"],
   writePaths: ["var"],
   netHosts: ["127.0.0.1", "[::1]"],
+  queueDirectories: ["var/spool"],
 };
 
 /** Environment variables the program reads (stand-alone peer identity). */
@@ -40,10 +45,14 @@ export const ENV_VARS = [
  */
 export function productionFlags(options: PermissionOptions = {}): string[] {
   const o = { ...DEFAULT_PERMISSIONS, ...options };
+  // Deno grants UNIX sockets by exact absolute path only.
+  const sockets = o.queueDirectories.flatMap((q) =>
+    ["qmgr", "pickup"].map((s) => `unix:${resolve(q, "public", s)}`)
+  );
   return [
     `--allow-read=${o.readPaths.join(",")}`,
     `--allow-write=${o.writePaths.join(",")}`,
-    `--allow-net=${o.netHosts.join(",")}`,
+    `--allow-net=${[...o.netHosts, ...sockets].join(",")}`,
     `--allow-env=${ENV_VARS.join(",")}`,
     "--allow-sys=hostname,statfs",
     "--no-prompt",

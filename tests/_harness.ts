@@ -46,9 +46,15 @@ function rel(p: string): string {
   return p.startsWith(ROOT) ? p.slice(ROOT.length) : p;
 }
 
-/** The deno command line for the program with production flags. */
-export function smtpdArgs(args: string[]): string[] {
-  return ["run", ...productionFlags(), "mod.ts", ...args];
+/**
+ * The deno command line for the program with the production flags.
+ * @param args the program's arguments
+ * @param queueDir the test's queue directory (its trigger sockets are allowed)
+ * @returns arguments for `deno`
+ */
+export function smtpdArgs(args: string[], queueDir?: string): string[] {
+  const flags = productionFlags(queueDir ? { queueDirectories: [queueDir] } : {});
+  return ["run", ...flags, "mod.ts", ...args];
 }
 
 /** A running daemon. */
@@ -77,7 +83,7 @@ export async function startDaemon(
   const dir = options.dir ?? await makeWorkDir("daemon");
   const { configFile, queueDir } = await writeConfig(dir, extraConfig);
   const child = new Deno.Command(Deno.execPath(), {
-    args: smtpdArgs(["serve", "-c", configFile]),
+    args: smtpdArgs(["serve", "-c", configFile], queueDir),
     cwd: ROOT,
     stdin: "null",
     stdout: "null",

@@ -11,7 +11,6 @@
  */
 
 import { closeSync, constants, openSync, writeSync } from "node:fs";
-import { createConnection } from "node:net";
 
 /** The outcome of a trigger. */
 export type FlushOutcome = "started" | "unavailable";
@@ -73,23 +72,32 @@ function writeFifo(path: string, request: string): FlushOutcome {
   }
 }
 
-function writeSocket(path: string, request: string, timeoutMs: number): Promise<FlushOutcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const done = (outcome: FlushOutcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(outcome);
-    };
-    const sock = createConnection({ path });
-    const timer = setTimeout(() => done("unavailable"), timeoutMs);
-    sock.on("error", () => done("unavailable"));
-    sock.on("connect", () => {
-      sock.write(request, (err) => done(err ? "unavailable" : "started"));
-    });
+async function writeSocket(
+  path: string,
+  request: string,
+  timeoutMs: number,
+): Promise<FlushOutcome> {
+  let conn: Deno.UnixConn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<FlushOutcome>((resolve) => {
+    timer = setTimeout(() => resolve("unavailable"), timeoutMs);
   });
+  const attempt = (async (): Promise<FlushOutcome> => {
+    // Deno needs --allow-net=unix:<absolute path> for this (scripts/permissions.ts).
+    conn = await Deno.connect({ transport: "unix", path });
+    const bytes = new TextEncoder().encode(request);
+    let off = 0;
+    while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    return "started";
+  })().catch((): FlushOutcome => "unavailable");
+  try {
+    return await Promise.race([attempt, timeout]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
 }
 
 /**
