@@ -28,7 +28,7 @@ import {
   parseDnsServer,
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
-import { qmgrFlushTrigger, wakeupTrigger } from "./flush/mod.ts";
+import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
 import { findQueueFile, listQueue, QueueStore } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import { type ListenAddress, parseListenAddress, serveTcp } from "./transport/tcp_listener.ts";
@@ -162,6 +162,7 @@ function buildDeps(
 ): {
   deps: SessionDeps;
   store: QueueStore;
+  wake: Wakeup;
 } {
   const config = loaded.config;
   const store = new QueueStore(config.queue_directory, { owner: resolveOwner(loaded) });
@@ -179,9 +180,9 @@ function buildDeps(
     queue,
     flush: qmgrFlushTrigger(config.queue_directory),
     debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
-    queued: wake,
+    queued: () => wake.wake(),
   };
-  return { deps, store };
+  return { deps, store, wake };
 }
 
 async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<LoadedConfig> {
@@ -320,7 +321,7 @@ async function runQueue(config: Config, args: string[], json: boolean): Promise<
 }
 
 async function runStdin(
-  { deps, store }: { deps: SessionDeps; store: QueueStore },
+  { deps, store, wake }: { deps: SessionDeps; store: QueueStore; wake: Wakeup },
 ): Promise<number> {
   try {
     await store.prepare();
@@ -336,6 +337,7 @@ async function runStdin(
     }
   });
   await runSession(stdioTransport(peer), deps);
+  await wake.settled();
   return 0;
 }
 

@@ -30,7 +30,8 @@ export async function writeConfig(
   dir: string,
   extra = "",
 ): Promise<{ configFile: string; queueDir: string }> {
-  const queueDir = join(dir, "spool");
+  const given = /^queue_directory\s*=\s*"([^"]+)"/m.exec(extra)?.[1];
+  const queueDir = given ? join(ROOT, given) : join(dir, "spool");
   const configFile = join(dir, "smtpd.toml");
   const base = [
     `queue_directory = "${rel(queueDir)}"`,

@@ -110,26 +110,38 @@ export function qmgrFlushTrigger(queueDirectory: string): FlushTrigger {
   return { request: () => triggerEndpoint(path, FLUSH_REQUEST, 1000) };
 }
 
+/** Coalesced wakeups of one Postfix daemon. */
+export interface Wakeup {
+  /** Asks for a wakeup (call after each committed queue file). */
+  wake(): void;
+  /** Resolves when no wakeup is in flight (stand-alone mode waits before exiting). */
+  settled(): Promise<void>;
+}
+
 /**
  * Coalesced wakeups of a Postfix daemon after new queue files: at most one
  * trigger in flight, and one more after it when more files arrived
  * meanwhile. Failures are silent (no Postfix behind us is normal).
  * @param path the endpoint (public/qmgr for incoming/, public/pickup for maildrop/)
- * @returns a function to call after each committed file
+ * @returns the wakeup handle
  */
-export function wakeupTrigger(path: string): () => void {
-  let running = false;
+export function wakeupTrigger(path: string): Wakeup {
+  let running: Promise<void> | undefined;
   let again = false;
   const run = async () => {
-    running = true;
     do {
       again = false;
       await triggerEndpoint(path, WAKEUP_REQUEST, 1000);
     } while (again);
-    running = false;
+    running = undefined;
   };
-  return () => {
-    if (running) again = true;
-    else void run();
+  return {
+    wake() {
+      if (running) again = true;
+      else running = run();
+    },
+    async settled() {
+      while (running) await running;
+    },
   };
 }

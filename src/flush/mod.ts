@@ -11,4 +11,4 @@ export {
   WAKEUP_REQUEST,
   wakeupTrigger,
 } from "./flush_trigger.ts";
-export type { FlushOutcome, FlushTrigger } from "./flush_trigger.ts";
+export type { FlushOutcome, FlushTrigger, Wakeup } from "./flush_trigger.ts";

@@ -1,0 +1,236 @@
+/**
+ * A real Postfix consumes our output. A private Postfix instance (Debian's
+ * postfix package) runs under a temporary directory, listening on nothing,
+ * delivering through a pipe(8) transport into a mailbox file, and our
+ * queue_directory is its queue:
+ *   1. `smtpd stdin` deposits into maildrop/, Postfix's pickup takes it;
+ *   2. `smtpd serve` accepts into incoming/, Postfix's qmgr takes it;
+ *   3. a message deferred by a temporarily failing transport is retried at
+ *      once after ETRN to our server (FADI on public/qmgr).
+ * Needs root (Postfix's queue belongs to the postfix user); skipped otherwise.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+
+const isRoot = Deno.uid() === 0;
+const hasPostfix = await run("sh", ["-c", "command -v postfix && id -u postfix"]).then((r) =>
+  r.code === 0
+);
+
+const MASTER_CF = (dir: string) => `
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+mbox      unix  -       n       n       -       -       pipe
+  flags=F user=nobody argv=${dir}/deliver.sh
+`;
+
+const MAIN_CF = (dir: string) => `
+compatibility_level = 3.6
+queue_directory = ${dir}/queue
+data_directory = ${dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-interop
+maillog_file = ${dir}/log/maillog
+maillog_file_prefixes = ${dir}/log
+myhostname = interop.localdomain
+mydomain = localdomain
+mydestination =
+local_recipient_maps =
+relay_domains =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+default_transport = mbox
+relay_transport = mbox
+local_transport = mbox
+smtp_dns_support_level = disabled
+biff = no
+delay_warning_time = 0
+`;
+
+async function sh(cmd: string): Promise<string> {
+  const r = await run("sh", ["-c", cmd]);
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const read = (p: string) => Deno.readTextFile(p).catch(() => "");
+
+Deno.test({
+  name:
+    "a stock Postfix delivers what smtpd stdin and smtpd serve queue, and ETRN makes qmgr retry",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("postfix");
+    // Postfix's users must be able to walk to the queue and the mailbox.
+    await sh(`chmod 755 ${ROOT}var ${ROOT}var/tests ${dir}`);
+    await sh(`mkdir -p ${dir}/conf ${dir}/queue ${dir}/data ${dir}/log ${dir}/mbox`);
+    await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 777 ${dir}/mbox`);
+    await Deno.writeTextFile(
+      join(dir, "deliver.sh"),
+      `#!/bin/sh\n[ -e ${dir}/down ] && exit 75\ncat >> ${dir}/mbox/mailbox\nexit 0\n`,
+    );
+    await sh(`chmod 755 ${dir}/deliver.sh`);
+    await Deno.writeTextFile(join(dir, "conf", "main.cf"), MAIN_CF(dir));
+    await Deno.writeTextFile(join(dir, "conf", "master.cf"), MASTER_CF(dir));
+    const conf = join(dir, "conf");
+    await sh(`postfix -c ${conf} check 2>&1`);
+    await sh(`postfix -c ${conf} start 2>&1`);
+    const maillog = join(dir, "log", "maillog");
+    const mailbox = join(dir, "mbox", "mailbox");
+    const owner = `${await sh("id -u postfix")}:${await sh("id -g postfix")}`;
+    const queueDir = join(dir, "queue");
+    const extra = [
+      `queue_directory = "${queueDir.slice(ROOT.length)}"`,
+      `mail_owner = "${owner}"`,
+      "smtpd_peername_lookup = false",
+    ].join("\n");
+    let daemon;
+    try {
+      await waitFor("postfix master", async () => (await read(maillog)).includes("daemon started"));
+
+      // 1. stand-alone: maildrop/ -> pickup -> qmgr -> mailbox.
+      const { configFile } = await writeConfig(join(dir), extra);
+      const stdin = await run(Deno.execPath(), smtpdArgs(["stdin", "-c", configFile], queueDir), {
+        stdin:
+          "HELO local\r\nMAIL FROM:<one@sender.example>\r\nRCPT TO:<one@example.com>\r\nDATA\r\n" +
+          "Subject: interop one\r\nX-Test: maildrop\r\n\r\nfirst body line\r\n..dot line\r\n.\r\nQUIT\r\n",
+      });
+      const id1 = /queued as (\w+)/.exec(stdin.stdout)?.[1];
+      assert.ok(id1, stdin.stdout + stdin.stderr);
+      await waitFor(
+        "maildrop message in the mailbox",
+        async () => (await read(mailbox)).includes("interop one"),
+      );
+      let box = await read(mailbox);
+      assert.match(box, /^Subject: interop one$/m);
+      assert.match(box, /^X-Test: maildrop$/m);
+      assert.match(box, /^first body line$/m);
+      assert.match(box, /^\.dot line$/m);
+      assert.match(
+        box,
+        new RegExp(`by mx\\.test\\.example \\(deno-smtpd, from userid local\\)\\n\\s+id ${id1}`),
+      );
+
+      // 2. daemon: incoming/ -> qmgr -> mailbox.
+      daemon = await startDaemon(extra, { dir });
+      const swaks = await run("swaks", [
+        "--server",
+        `127.0.0.1:${daemon.port}`,
+        "--from",
+        "two@sender.example",
+        "--to",
+        "two@example.com",
+        "--header",
+        "Subject: interop two",
+        "--body",
+        "second body line",
+      ]);
+      const id2 = /queued as (\w+)/.exec(swaks.stdout)?.[1];
+      assert.ok(id2, swaks.stdout);
+      await waitFor(
+        "incoming message in the mailbox",
+        async () => (await read(mailbox)).includes("interop two"),
+      );
+      box = await read(mailbox);
+      assert.match(box, /^second body line$/m);
+      assert.match(box, new RegExp(`with ESMTP id ${id2}`));
+
+      // 3. deferred, then ETRN.
+      await Deno.writeTextFile(join(dir, "down"), "");
+      const swaks3 = await run("swaks", [
+        "--server",
+        `127.0.0.1:${daemon.port}`,
+        "--from",
+        "three@sender.example",
+        "--to",
+        "three@example.com",
+        "--header",
+        "Subject: interop three",
+      ]);
+      const id3 = /queued as (\w+)/.exec(swaks3.stdout)?.[1] as string;
+      assert.ok(id3, swaks3.stdout);
+      await waitFor("the deferral", async () => /status=deferred/.test(await read(maillog)));
+      await Deno.remove(join(dir, "down"));
+      const c = await RawClient.connect(daemon.port);
+      await c.reply();
+      await c.send("EHLO etrn.example\r\nETRN example.com\r\nQUIT\r\n");
+      await c.reply();
+      assert.equal(await c.reply(), "250 Queuing started\r\n");
+      c.close();
+      await waitFor(
+        "delivery after ETRN",
+        async () => (await read(mailbox)).includes("interop three"),
+        10000,
+      );
+
+      const log = await read(maillog);
+      const lines = log.split("\n").filter((l) => /pickup|qmgr|pipe/.test(l));
+      // deno-lint-ignore no-console
+      console.log(lines.join("\n"));
+      // pickup hands the file to Postfix's cleanup, which gives it a new queue ID.
+      assert.match(log, /postfix-interop\/pickup\[\d+\]: \w+: uid=\d+ from=<one@sender\.example>/);
+      assert.match(
+        log,
+        new RegExp(
+          `postfix-interop/qmgr\\[\\d+\\]: ${id2}: from=<two@sender\\.example>, size=\\d+, nrcpt=1 \\(queue active\\)`,
+        ),
+      );
+      assert.match(
+        log,
+        new RegExp(
+          `postfix-interop/pipe\\[\\d+\\]: ${id2}: to=<two@example\\.com>, relay=mbox.*status=sent`,
+        ),
+      );
+      assert.match(
+        log,
+        new RegExp(`${id3}: to=<three@example\\.com>, relay=mbox.*status=deferred`),
+      );
+      assert.match(log, new RegExp(`${id3}: to=<three@example\\.com>, relay=mbox.*status=sent`));
+    } finally {
+      await daemon?.stop();
+      await run("postfix", ["-c", conf, "stop"]);
+    }
+  },
+});
