@@ -7,6 +7,7 @@
  */
 
 import { statfsSync } from "node:fs";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { Cleanup } from "./cleanup/mod.ts";
 import { type CliOptions, parseCli } from "./cli.ts";
 import {
@@ -31,7 +32,13 @@ import { explain, formatExplanation } from "./explain.ts";
 import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
 import { findQueueFile, listQueue, QueueStore } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
-import { type ListenAddress, parseListenAddress, serveTcp } from "./transport/tcp_listener.ts";
+import {
+  type ListenAddress,
+  parseListenAddress,
+  serveNodeTcp,
+  serveTcp,
+} from "./transport/tcp_listener.ts";
+import type { Transport } from "./transport/types.ts";
 import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
 
@@ -131,6 +138,48 @@ export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number }
   throw new ConfigError(`mail_owner: no such user "${spec}"`, where);
 }
 
+/**
+ * Builds the STARTTLS context from smtpd_tls_cert_file and smtpd_tls_key_file.
+ * @param loaded the configuration
+ * @returns the context, or undefined when TLS is off
+ * @throws {ConfigError} for missing or unreadable files, or a bad key/certificate pair
+ */
+export function tlsContext(loaded: LoadedConfig): SecureContext | undefined {
+  const c = loaded.config;
+  if (c.smtpd_tls_security_level === "none") return undefined;
+  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
+    const where = {
+      file: loaded.file,
+      line: loaded.lineOf(key) ?? loaded.lineOf("smtpd_tls_security_level"),
+      key,
+    };
+    if (!c[key]) {
+      throw new ConfigError(
+        `${key} is required when smtpd_tls_security_level is "${c.smtpd_tls_security_level}"`,
+        where,
+      );
+    }
+    try {
+      return Deno.readTextFileSync(c[key]);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotCapable
+        ? "outside the paths this program may read"
+        : (e as Error).message;
+      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, where);
+    }
+  };
+  const cert = read("smtpd_tls_cert_file");
+  const key = read("smtpd_tls_key_file");
+  try {
+    return createSecureContext({ cert, key, minVersion: "TLSv1.2" });
+  } catch (e) {
+    throw new ConfigError(`smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`, {
+      file: loaded.file,
+      line: loaded.lineOf("smtpd_tls_cert_file"),
+    });
+  }
+}
+
 function makeLogger(config: Config, verbose: number): Logger {
   return new Logger({
     tag: `${config.syslog_name}/smtpd`,
@@ -222,6 +271,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     logger = makeLogger(loaded.config, opts.verbose);
     policy = buildPolicy(loaded, logger);
     resolveOwner(loaded);
+    tlsContext(loaded);
     compilePeerList(loaded.config.debug_peer_list, "debug_peer_list");
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -274,6 +324,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
         buildDeps(loaded, policy, logger, "incoming"),
         listen,
         loaded.file ?? "",
+        tlsContext(loaded),
       );
   }
 }
@@ -345,6 +396,7 @@ async function runServe(
   { deps, store }: { deps: SessionDeps; store: QueueStore },
   listen: ListenAddress[],
   file: string,
+  tls: SecureContext | undefined,
 ): Promise<number> {
   const config = deps.config;
   const logger = deps.log.logger;
@@ -357,12 +409,10 @@ async function runServe(
     return 1;
   }
   let server;
+  const onTransport = (t: Transport) =>
+    runSession(t, deps).catch((e) => logger.error(`session failed: ${(e as Error).message}`));
   try {
-    server = serveTcp(
-      listen,
-      (t) =>
-        runSession(t, deps).catch((e) => logger.error(`session failed: ${(e as Error).message}`)),
-    );
+    server = tls ? await serveNodeTcp(listen, tls, onTransport) : serveTcp(listen, onTransport);
   } catch (e) {
     logger.error(`cannot listen: ${(e as Error).message}`);
     return 1;

@@ -26,6 +26,8 @@ export interface MessageOrigin {
   readonly protocol: string;
   /** True for stand-alone local submissions. */
   readonly local: boolean;
+  /** What TLS negotiated, when the session is encrypted. */
+  readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }
 
 /** The envelope of one message. */
@@ -195,9 +197,12 @@ export class MessageDraft implements BodySink {
     const env = this.#env;
     const o = env.origin;
     const when = formatRfc5322Date(env.arrival);
+    const tlsPart = o.tls
+      ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
+      : "";
     const heloPart = o.local
       ? ""
-      : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
+      : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t${tlsPart}`;
     const forPart = env.recipients.length === 1
       ? `\n\tfor <${env.recipients[0]}>; ${when}`
       : `; ${when}`;

@@ -76,6 +76,47 @@ export class LineReader {
     this.#start = this.#end = 0;
   }
 
+  /**
+   * Reads from a new source from now on (after a TLS upgrade).
+   * @param src the new byte source
+   */
+  setSource(src: ByteSource): void {
+    this.#src = src;
+    this.#eof = false;
+  }
+
+  /**
+   * Waits until at least n bytes are buffered.
+   * @param n the byte count
+   * @returns false when the input ends first
+   */
+  async ensure(n: number): Promise<boolean> {
+    while (this.#end - this.#start < n) {
+      if (this.#eof) return false;
+      if (!(await this.#fill(n))) {
+        this.#eof = true;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The buffered bytes (a view, valid until the next read).
+   * @returns the bytes not consumed yet
+   */
+  peek(): Uint8Array {
+    return this.#buf.subarray(this.#start, this.#end);
+  }
+
+  /**
+   * Consumes n buffered bytes.
+   * @param n the byte count (at most what {@linkcode peek} shows)
+   */
+  consume(n: number): void {
+    this.#start = Math.min(this.#end, this.#start + n);
+  }
+
   /** Sets the flush hook. */
   set beforeBlock(hook: (() => Promise<void>) | undefined) {
     this.#beforeBlock = hook;

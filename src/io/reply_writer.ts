@@ -31,6 +31,14 @@ export class ReplyWriter {
     this.#onWrite = onWrite;
   }
 
+  /**
+   * Writes to a new sink from now on (after a TLS upgrade).
+   * @param sink the new byte sink
+   */
+  setSink(sink: ByteSink): void {
+    this.#sink = sink;
+  }
+
   /** Queues text for the next flush. */
   push(text: string): void {
     this.#pending += text;

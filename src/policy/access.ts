@@ -65,7 +65,7 @@ export function addressKeys(address: string): string[] {
  * @returns the keys in lookup order
  */
 export function emailKeys(local: string, domain: string): string[] {
-  if (!local && !domain) return [""];
+  if (!local && !domain) return ["<>"]; // Postfix's smtpd_null_access_lookup_key
   const out = domain
     ? [`${local}@${domain}`.toLowerCase(), ...hostKeys(domain)]
     : [local.toLowerCase()];

@@ -10,6 +10,8 @@ export interface Network {
   readonly base: bigint;
   readonly bits: number;
   readonly text: string;
+  /** IPv4 networks match only IPv4 clients, IPv6 networks only IPv6 ones (as in Postfix). */
+  readonly family: 4 | 6;
 }
 
 const V4_MAPPED = 0xffffn << 32n;
@@ -88,7 +90,7 @@ export function parseNetwork(text: string): Network | undefined {
   }
   const total = isV4 ? bits + 96 : bits;
   const mask = total === 0 ? 0n : ((1n << BigInt(total)) - 1n) << BigInt(128 - total);
-  return { base: addr & mask, bits: total, text };
+  return { base: addr & mask, bits: total, text, family: isV4 ? 4 : 6 };
 }
 
 /**
@@ -98,6 +100,8 @@ export function parseNetwork(text: string): Network | undefined {
  * @returns true when inside
  */
 export function inNetwork(net: Network, addr: bigint): boolean {
+  const v4 = addr >> 32n === 0xffffn;
+  if ((net.family === 4) !== v4) return false;
   if (net.bits === 0) return true;
   const shift = BigInt(128 - net.bits);
   return (addr >> shift) === (net.base >> shift);

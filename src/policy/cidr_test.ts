@@ -64,7 +64,7 @@ const NETWORKS: [string, bigint, number][] = [
 
 for (const [text, base, bits] of NETWORKS) {
   Deno.test(`parseNetwork() parses ${text}`, () => {
-    assert.deepEqual(parseNetwork(text), { base, bits, text });
+    assert.deepEqual(parseNetwork(text), { base, bits, text, family: text.includes(":") ? 6 : 4 });
   });
 }
 
@@ -128,7 +128,8 @@ const MATCHES: [string, [string, boolean][]][] = [
     ["::1", true],
     ["2001:db8::1", true],
     ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true],
-    ["1.2.3.4", true],
+    // Families are kept apart, as in Postfix: ::/0 does not match IPv4 clients.
+    ["1.2.3.4", false],
   ]],
   ["192.0.2.128/25", [
     ["192.0.2.128", true],

@@ -222,7 +222,14 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         r = {
           name: `warn_if_reject ${inner.name}`,
           run: async (e) => {
+            const saved = e.deferIfPermit;
             const d = await inner.run(e);
+            if (e.deferIfPermit !== saved) {
+              e.warn(
+                `reject_warning: ${e.deferIfPermit?.code} ${e.deferIfPermit?.text} (${inner.name})`,
+              );
+              e.deferIfPermit = saved;
+            }
             if (d.kind === "reject" || d.kind === "defer") {
               e.warn(`reject_warning: ${d.reply.code} ${d.reply.text} (${inner.name})`);
               return { kind: "dunno" };

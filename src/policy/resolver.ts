@@ -35,7 +35,9 @@ export interface DnsResolver {
 export function parseDnsServer(server: string): { ipAddr: string; port: number } | undefined {
   const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(server.trim());
   if (!m) return undefined;
-  return { ipAddr: (m[1] ?? m[2]) as string, port: m[3] ? Number(m[3]) : 53 };
+  const port = m[3] ? Number(m[3]) : 53;
+  if (port < 1 || port > 65535) return undefined;
+  return { ipAddr: (m[1] ?? m[2]) as string, port };
 }
 
 /**
@@ -114,7 +116,7 @@ export function reverseName(address: string, zone?: string): string | undefined 
   const head = halves[0] ? halves[0].split(":") : [];
   const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
   const fill = 8 - head.length - tail.length;
-  if (fill < 0) return undefined;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
   const groups = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
   if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
   const nibbles = groups.map((g) => g.padStart(4, "0").toLowerCase()).join("").split("").reverse();

@@ -8,6 +8,7 @@
 import { handleData } from "./commands/data.ts";
 import { handleEhlo, handleHelo } from "./commands/helo.ts";
 import { handleEtrn } from "./commands/etrn.ts";
+import { handleStarttls } from "./commands/starttls.ts";
 import { handleHelp } from "./commands/help.ts";
 import { handleMail } from "./commands/mail.ts";
 import { handleNoop } from "./commands/noop.ts";
@@ -29,6 +30,7 @@ export type Verb =
   | "QUIT"
   | "VRFY"
   | "ETRN"
+  | "STARTTLS"
   | "HELP";
 
 /** A command's handler and rules. */
@@ -50,6 +52,7 @@ export const COMMANDS = {
   QUIT: { handler: handleQuit, pipelining: "last" },
   VRFY: { handler: handleVrfy, pipelining: "last" },
   ETRN: { handler: handleEtrn, pipelining: "last" },
+  STARTTLS: { handler: handleStarttls, pipelining: "last" },
   HELP: { handler: handleHelp, pipelining: "last" },
 } as const satisfies Record<Verb, CommandSpec>;
 

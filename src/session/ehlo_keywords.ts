@@ -11,11 +11,12 @@
  * @returns the keyword lines
  */
 export function ehloKeywords(
-  options: { messageSizeLimit: number; vrfy: boolean; etrn: boolean },
+  options: { messageSizeLimit: number; vrfy: boolean; etrn: boolean; starttls?: boolean },
 ): string[] {
   const out = ["PIPELINING", `SIZE ${options.messageSizeLimit}`];
   if (options.vrfy) out.push("VRFY");
   if (options.etrn) out.push("ETRN");
+  if (options.starttls) out.push("STARTTLS");
   out.push("ENHANCEDSTATUSCODES", "8BITMIME");
   return out;
 }

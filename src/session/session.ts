@@ -67,13 +67,15 @@ export interface CommandResult {
   readonly noErrorCount?: boolean;
   /** The client is gone: send nothing, end the session. */
   readonly gone?: boolean;
+  /** The handler already answered (STARTTLS's 220): send nothing, go on. */
+  readonly silent?: boolean;
 }
 
 /** One SMTP session over one transport. */
 export class Session {
   readonly deps: SessionDeps;
   readonly config: Config;
-  readonly transport: Transport;
+  transport: Transport;
   readonly reader: LineReader;
   readonly writer: ReplyWriter;
   peer: LogPeer;
@@ -358,6 +360,7 @@ export class Session {
         this.#closed = true;
         return;
       }
+      if (result.silent) continue;
       await this.respond(result);
       if (result.close) return;
       if (this.errorCount >= cfg.smtpd_hard_error_limit) {

@@ -5,6 +5,9 @@
  * @module
  */
 
+import { type AddressInfo, createServer, type Server } from "node:net";
+import type { SecureContext } from "node:tls";
+import { nodeTransport } from "./node_socket.ts";
 import type { Transport } from "./types.ts";
 
 /** A host:port pair from smtpd_listen. */
@@ -90,5 +93,50 @@ export function serveTcp(
       }
     },
     finished: Promise.all(loops).then(() => {}),
+  };
+}
+
+/**
+ * Like {@linkcode serveTcp}, on node:net sockets, so that sessions can
+ * upgrade to TLS with STARTTLS.
+ * @param addresses where to listen
+ * @param tls the server's TLS context
+ * @param onTransport runs one session
+ * @returns the server handle, once listening
+ */
+export async function serveNodeTcp(
+  addresses: readonly ListenAddress[],
+  tls: SecureContext,
+  onTransport: (t: Transport) => Promise<void>,
+): Promise<TcpServer> {
+  const servers: Server[] = [];
+  const bound: Deno.NetAddr[] = [];
+  for (const a of addresses) {
+    const server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+      const peer = {
+        kind: "network" as const,
+        address: (socket.remoteAddress ?? "").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
+        port: String(socket.remotePort ?? 0),
+        name: "unknown",
+      };
+      void onTransport(nodeTransport(socket, peer, tls));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(a.port, a.hostname, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    bound.push({ transport: "tcp", hostname: addr.address, port: addr.port });
+    servers.push(server);
+  }
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((r) => (finish = r));
+  return {
+    addresses: bound,
+    close: () => {
+      for (const s of servers) s.close();
+      finish();
+    },
+    finished,
   };
 }

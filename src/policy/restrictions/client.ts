@@ -8,7 +8,8 @@
 import { addressKeys, checkAccess, compileActions, hostKeys } from "../access.ts";
 import { inNetwork, parseIp } from "../cidr.ts";
 import type { Factory } from "../compile.ts";
-import { refusal, refuse } from "../restriction.ts";
+import { reply, type ReplyCode } from "../../protocol/reply.ts";
+import { refuse } from "../restriction.ts";
 import { compileNetworks } from "../relay.ts";
 
 /** The client restrictions. */
@@ -51,12 +52,11 @@ export const CLIENT: Record<string, Factory> = {
       run: (e) => {
         const c = e.ctx;
         if (c.local || c.nameStatus === "ok") return Promise.resolve({ kind: "dunno" });
-        const r = refusal(
-          c.nameStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code,
+        // Postfix's text has no "<name>:" prefix here; log parsers expect it so.
+        const r = reply(
+          (c.nameStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code) as ReplyCode,
           "7.1",
-          "client",
-          c,
-          `cannot find your hostname, [${c.clientAddress}]`,
+          `Client host rejected: cannot find your hostname, [${c.clientAddress}]`,
         );
         if (c.nameStatus === "tempfail") {
           e.deferIfPermit ??= r;
@@ -72,12 +72,13 @@ export const CLIENT: Record<string, Factory> = {
       run: (e) => {
         const c = e.ctx;
         if (c.local || c.reverseStatus === "ok") return Promise.resolve({ kind: "dunno" });
-        const r = refusal(
-          c.reverseStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code,
+        // Postfix's text has no "<name>:" prefix here; log parsers expect it so.
+        const r = reply(
+          (c.reverseStatus === "tempfail"
+            ? 450
+            : env.config.unknown_client_reject_code) as ReplyCode,
           "7.1",
-          "client",
-          c,
-          `cannot find your reverse hostname, [${c.clientAddress}]`,
+          `Client host rejected: cannot find your reverse hostname, [${c.clientAddress}]`,
         );
         if (c.reverseStatus === "tempfail") {
           e.deferIfPermit ??= r;

@@ -23,8 +23,8 @@ import type { Config } from "../../config/mod.ts";
  * @returns a matcher, or undefined when malformed
  */
 export function compileFilter(filter: string): ((ip: string) => boolean) | undefined {
-  const parts = filter.split(".");
-  if (parts.length !== 4) return undefined;
+  const parts = filter.match(/\[[^\]]*\]|[^.[\]]+/g) ?? [];
+  if (parts.length !== 4 || parts.join(".") !== filter) return undefined;
   const tests: ((n: number) => boolean)[] = [];
   for (const p of parts) {
     const set = /^\[(.*)\]$/.exec(p);

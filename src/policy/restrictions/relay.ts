@@ -129,10 +129,12 @@ export const RELAY: Record<string, Factory> = {
         name,
         run: async (e): Promise<Decision> => {
           const r = e.ctx.recipient;
-          if (!r || !r.domain || r.domain.startsWith("[") || hasRouting(r)) {
-            return { kind: "dunno" };
+          if (!r || hasRouting(r)) return { kind: "dunno" };
+          // As in Postfix, our own and relayed domains are permitted too.
+          if (isLocalDomain(r.domain, d) || isRelayDomain(r.domain, d)) {
+            return { kind: "permit", by: name };
           }
-          if (isLocalDomain(r.domain, d)) return { kind: "dunno" };
+          if (!r.domain || r.domain.startsWith("[")) return { kind: "dunno" };
           const mx = await tracedDns(e, normalizeDomain(r.domain), "MX");
           if (mx.kind === "tempfail") {
             e.deferIfPermit ??= refusal(450, "4.3", "recipient", e.ctx, "Temporary lookup failure");

@@ -83,9 +83,11 @@ export function parseTextTable(text: string): Map<string, string> {
   const entries = new Map<string, string>();
   const lines = text.split("\n");
   let last: string | undefined;
+  let skipping = false; // continuing a duplicate key's value, which is ignored
   for (let i = 0; i < lines.length; i++) {
     const line = (lines[i] ?? "").replace(/\r$/, "");
     if (/^\s*(#|$)/.test(line)) continue;
+    if (/^\s/.test(line) && skipping) continue;
     if (/^\s/.test(line)) {
       if (last === undefined) {
         throw new TableSyntaxError("continuation line without an entry", i + 1);
@@ -96,7 +98,8 @@ export function parseTextTable(text: string): Map<string, string> {
     const m = /^(\S+)\s+(.*\S)\s*$/.exec(line);
     if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
     const key = (m[1] as string).toLowerCase();
-    if (entries.has(key)) {
+    skipping = entries.has(key);
+    if (skipping) {
       last = undefined;
       continue;
     }

@@ -39,6 +39,7 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
         helo: s.helo,
         protocol: s.protocol,
         local: s.local,
+        ...(s.transport.tls ? { tls: s.transport.tls } : {}),
       },
     });
   } catch (err) {

@@ -35,7 +35,7 @@ export async function handleHelo(arg: string, s: Session): Promise<CommandResult
   if (name === "" || /\s/.test(name)) return { reply: REPLY.heloSyntax };
   const refused = await checkHelo(s, name, "HELO");
   if (refused) return refused;
-  s.protocol = "SMTP";
+  s.protocol = s.transport.tls ? "SMTPS" : "SMTP";
   s.endTransaction();
   return { reply: reply(250, undefined, s.config.myhostname) };
 }
@@ -46,7 +46,7 @@ export async function handleEhlo(arg: string, s: Session): Promise<CommandResult
   if (name === "" || /\s/.test(name)) return { reply: REPLY.ehloSyntax };
   const refused = await checkHelo(s, name, "EHLO");
   if (refused) return refused;
-  s.protocol = "ESMTP";
+  s.protocol = s.transport.tls ? "ESMTPS" : "ESMTP";
   s.endTransaction();
   const lines = [
     s.config.myhostname,
@@ -54,6 +54,7 @@ export async function handleEhlo(arg: string, s: Session): Promise<CommandResult
       messageSizeLimit: s.config.message_size_limit,
       vrfy: !s.config.disable_vrfy_command,
       etrn: true,
+      starttls: s.transport.startTls !== undefined && s.transport.tls === undefined,
     }),
   ];
   return { reply: reply(250, undefined, lines.join("\n")) };

@@ -8,7 +8,7 @@
 
 import { addressText, parsePath } from "../../protocol/address.ts";
 import { parseMailParams } from "../../protocol/esmtp_params.ts";
-import { REPLY, type Reply } from "../../protocol/reply.ts";
+import { REPLY, type Reply, reply } from "../../protocol/reply.ts";
 import type { CommandResult, Session } from "../session.ts";
 
 /**
@@ -36,6 +36,9 @@ export function checkSpace(s: Session, declared = 0): Reply | undefined {
 export async function handleMail(arg: string, s: Session): Promise<CommandResult> {
   if (s.config.smtpd_helo_required && s.helo === undefined) return { reply: REPLY.sendHeloFirst };
   if (s.phase.kind === "inMail") return { reply: REPLY.nestedMail };
+  if (s.config.smtpd_tls_security_level === "encrypt" && !s.transport.tls) {
+    return { reply: reply(530, "7.0", "Must issue a STARTTLS command first") };
+  }
   const m = /^FROM:/i.exec(arg);
   if (!m) return { reply: REPLY.mailSyntax };
   const path = parsePath(arg.slice(m[0].length), { strict: s.config.strict_rfc821_envelopes });
