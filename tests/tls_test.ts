@@ -1,0 +1,165 @@
+/**
+ * STARTTLS (RFC 3207) end to end: swaks --tls, the Received: header and the
+ * log, the STARTTLS command-injection defence, and smtpd_tls_security_level.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function tlsConfig(level: string): Promise<{ dir: string; extra: string }> {
+  const dir = await makeWorkDir("tls");
+  const r = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=mx.test.example",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rel = dir.slice(ROOT.length);
+  return {
+    dir,
+    extra: [
+      "smtpd_peername_lookup = false",
+      `smtpd_tls_security_level = "${level}"`,
+      `smtpd_tls_cert_file = "${rel}/cert.pem"`,
+      `smtpd_tls_key_file = "${rel}/key.pem"`,
+    ].join("\n"),
+  };
+}
+
+Deno.test({
+  name: "swaks --tls: TLS 1.3 negotiated, message queued, Received: and the log record the cipher",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const d = await startDaemon(extra, { dir });
+    try {
+      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com", "--tls"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /250-STARTTLS/);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      const [f] = await queueFiles(d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
+      assert.match(pc, /with ESMTPS id/);
+      await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+const INJECTION = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline().decode()
+        lines.append(l.strip())
+        if len(l) < 4 or l[3] != "-":
+            return lines
+reply()
+s.sendall(b"EHLO x\\r\\n"); reply()
+# The attack: a command pipelined in plaintext behind STARTTLS.
+s.sendall(b"STARTTLS\\r\\nMAIL FROM:<injected@evil.example>\\r\\n")
+print("starttls:", reply()[-1])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+tf = t.makefile("rb")
+def treply():
+    lines = []
+    while True:
+        l = tf.readline().decode()
+        lines.append(l.strip())
+        if len(l) < 4 or l[3] != "-":
+            return lines
+t.sendall(b"EHLO x\\r\\n"); print("ehlo:", treply()[-1])
+t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", treply()[-1])
+t.sendall(b"QUIT\\r\\n"); print("quit:", treply()[-1])
+`;
+
+Deno.test({
+  name: "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const d = await startDaemon(extra, { dir });
+    try {
+      const r = await run("python3", ["-c", INJECTION, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
+      assert.match(r.stdout, /^ehlo: 250 8BITMIME$/m);
+      // Had the injected MAIL run, RCPT would be accepted; it was discarded.
+      assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
+      await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
+      assert.doesNotMatch(d.log(), /injected@evil/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_tls_security_level = encrypt refuses MAIL before STARTTLS with 530",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("encrypt");
+    const d = await startDaemon(extra, { dir });
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO x\r\nMAIL FROM:<a@example.org>\r\nSTARTTLS now\r\n");
+      assert.match(await c.reply(), /250-STARTTLS/);
+      assert.equal(await c.reply(), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+      assert.equal(await c.reply(), "501 5.5.4 Syntax: STARTTLS\r\n");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS without a certificate, or with an unreadable one, stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("tls");
+    const { configFile } = await writeConfig(work, 'smtpd_tls_security_level = "may"');
+    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /smtpd\.toml:\d+: smtpd_tls_cert_file is required when smtpd_tls_security_level is "may"/);
+    const { configFile: c2 } = await writeConfig(
+      await makeWorkDir("tls"),
+      'smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "/etc/ssl/private/nope.pem"\nsmtpd_tls_key_file = "/etc/ssl/private/nope.pem"',
+    );
+    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", c2]));
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": outside the paths this program may read/);
+  },
+});
