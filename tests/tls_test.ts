@@ -56,7 +56,13 @@ Deno.test({
     const { dir, extra } = await tlsConfig("may");
     const d = await startDaemon(extra, { dir });
     try {
-      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com", "--tls"]);
+      const r = await run("swaks", [
+        "--server",
+        `127.0.0.1:${d.port}`,
+        "--to",
+        "u@example.com",
+        "--tls",
+      ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /250-STARTTLS/);
       assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
@@ -65,7 +71,9 @@ Deno.test({
       const pc = await postcat(f as string);
       assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
       assert.match(pc, /with ESMTPS id/);
-      await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/);
+      await d.waitForLog(
+        /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/,
+      );
     } finally {
       await d.stop();
     }
@@ -153,13 +161,19 @@ Deno.test({
     const { configFile } = await writeConfig(work, 'smtpd_tls_security_level = "may"');
     const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /smtpd\.toml:\d+: smtpd_tls_cert_file is required when smtpd_tls_security_level is "may"/);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file is required when smtpd_tls_security_level is "may"/,
+    );
     const { configFile: c2 } = await writeConfig(
       await makeWorkDir("tls"),
       'smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "/etc/ssl/private/nope.pem"\nsmtpd_tls_key_file = "/etc/ssl/private/nope.pem"',
     );
     const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", c2]));
     assert.equal(r2.code, 1);
-    assert.match(r2.stderr, /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": outside the paths this program may read/);
+    assert.match(
+      r2.stderr,
+      /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": outside the paths this program may read/,
+    );
   },
 });

@@ -24,6 +24,7 @@ import {
   type PolicyStage,
 } from "../policy/mod.ts";
 import { sendTranscript } from "./transcript.ts";
+import { type ProxyResult, readProxyHeader } from "../transport/proxy_protocol.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
 import { closing, formatReply, isError, REPLY, type Reply } from "../protocol/reply.ts";
@@ -89,8 +90,8 @@ export class Session {
   /** With smtpd_delay_reject = no: the client stage's refusal, repeated to every command. */
   clientRefusal: Reply | undefined;
   /** True for stand-alone submissions without a network peer. */
-  readonly local: boolean;
-  readonly clientPort: string;
+  local: boolean;
+  clientPort: string;
   phase: SessionPhase = { kind: "ready" };
   helo: string | undefined;
   /** "SMTP" after HELO, "ESMTP" after EHLO. */
@@ -253,6 +254,10 @@ export class Session {
   /** Runs the session to its end; never throws. */
   async run(): Promise<void> {
     const log = this.deps.log;
+    if (this.config.smtpd_upstream_proxy_protocol === "haproxy" && !(await this.#readProxy())) {
+      this.transport.close();
+      return;
+    }
     try {
       if (!this.local && this.config.smtpd_peername_lookup) {
         const n = await lookupClientName(this.peer.address, this.dns);
@@ -301,6 +306,37 @@ export class Session {
       log.disconnect(this.peer, this.counts);
       await this.#notify();
     }
+  }
+
+  /** Reads the PROXY header; false when the connection must be dropped. */
+  async #readProxy(): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<ProxyResult>((r) => {
+      timer = setTimeout(
+        () => r({ kind: "error", reason: "timeout" }),
+        this.config.smtpd_upstream_proxy_timeout * 1000,
+      );
+    });
+    let result: ProxyResult;
+    try {
+      result = await Promise.race([readProxyHeader(this.reader), timeout]);
+    } catch (err) {
+      result = { kind: "error", reason: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (result.kind === "error") {
+      this.deps.log.warning(
+        `haproxy read: ${result.reason} from [${this.peer.address}]:${this.clientPort}: dropping connection`,
+      );
+      return false;
+    }
+    if (result.kind === "proxied") {
+      this.peer = { name: "unknown", address: result.address.replace(/^::ffff:/, "") };
+      this.clientPort = result.port;
+      this.local = false;
+    }
+    return true;
   }
 
   async #notify(): Promise<void> {

@@ -1,0 +1,189 @@
+/**
+ * PROXY protocol end to end: Debian's HAProxy on loopback with
+ * send-proxy-v2 in front of two `smtpd serve` instances that share nothing;
+ * the queued messages and the logs show the real client address. Also v1
+ * by hand, a missing header, and stand-alone mode with a header on stdin.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  RawClient,
+  run,
+  runStdin,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const PROXY_EXTRA =
+  'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nmynetworks = ["127.0.0.0/8", "192.0.2.0/24"]';
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+const SEND_FROM = `
+import smtplib, sys
+port, src, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    with smtplib.SMTP("127.0.0.1", port, source_address=(src, 0)) as s:
+        s.sendmail("p@sender.example", ["u@example.com"], b"Subject: via haproxy %d\\r\\n\\r\\nbody\\r\\n" % i)
+print("sent", n)
+`;
+
+Deno.test({
+  name: "HAProxy with send-proxy-v2 in front of two instances: queue and log show the real client",
+  ignore: (await run("sh", ["-c", "command -v haproxy"])).code !== 0,
+  ...opts,
+  fn: async () => {
+    const a = await startDaemon(PROXY_EXTRA);
+    const b = await startDaemon(PROXY_EXTRA);
+    const dir = await makeWorkDir("haproxy");
+    const front = await freePort();
+    const cfg = join(dir, "haproxy.cfg");
+    await Deno.writeTextFile(
+      cfg,
+      `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
+        `frontend smtp\n  bind 127.0.0.1:${front}\n  default_backend mx\n` +
+        `backend mx\n  balance roundrobin\n  server a 127.0.0.1:${a.port} send-proxy-v2\n  server b 127.0.0.1:${b.port} send-proxy-v2\n`,
+    );
+    const haproxy = new Deno.Command("haproxy", {
+      args: ["-db", "-f", cfg],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      for (let i = 0; i < 50; i++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port: front })).close();
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const r = await run("python3", ["-c", SEND_FROM, String(front), "127.0.0.7", "4"]);
+      assert.equal(r.code, 0, r.stderr);
+      const files = [...await queueFiles(a.queueDir), ...await queueFiles(b.queueDir)];
+      assert.equal(files.length, 4);
+      assert.ok(
+        (await queueFiles(a.queueDir)).length > 0 && (await queueFiles(b.queueDir)).length > 0,
+        "both instances served",
+      );
+      for (const f of files) {
+        const pc = await postcat(f);
+        assert.match(pc, /^Received: from \[?127\.0\.0\.1\]? \(unknown \[127\.0\.0\.7\]\)$/m);
+        assert.match(pc, /^named_attribute: client_address=127\.0\.0\.7$/m);
+      }
+      await a.waitForLog("connect from unknown[127.0.0.7]");
+      await b.waitForLog("connect from unknown[127.0.0.7]");
+      // Every queued message names the real client (the readiness probe above came from 127.0.0.1).
+      const logs = a.log() + b.log();
+      assert.equal(logs.match(/: client=unknown\[127\.0\.0\.7\]/g)?.length, 4);
+      assert.doesNotMatch(logs, /: client=unknown\[127\.0\.0\.1\]/);
+    } finally {
+      try {
+        haproxy.kill("SIGTERM");
+      } catch { /* gone */ }
+      await haproxy.status;
+      await haproxy.stderr.cancel().catch(() => {});
+      await a.stop();
+      await b.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PROXY v1 header by hand; no header drops the connection; restrictions see the proxied client",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nsmtpd_upstream_proxy_timeout = 1\nmydestination = ["example.com"]',
+    );
+    try {
+      const c = await RawClient.connect(d.port);
+      await c.send("PROXY TCP4 203.0.113.9 127.0.0.1 40001 25\r\n");
+      assert.match(await c.reply(), /^220 /);
+      await c.send(
+        "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@elsewhere.example>\r\nQUIT\r\n",
+      );
+      await c.reply();
+      await c.reply();
+      // 203.0.113.9 is outside mynetworks: relaying is refused although the TCP peer is 127.0.0.1.
+      assert.equal(await c.reply(), "554 5.7.1 <u@elsewhere.example>: Relay access denied\r\n");
+      c.close();
+      await d.waitForLog("NOQUEUE: reject: RCPT from unknown[203.0.113.9]");
+      const bad = await RawClient.connect(d.port);
+      await bad.send("EHLO not-a-proxy-header\r\n");
+      assert.equal(await bad.reply(), "", "dropped without a greeting");
+      bad.close();
+      await d.waitForLog(/haproxy read: no PROXY header/);
+      const silent = await RawClient.connect(d.port);
+      assert.equal(await silent.reply(3000), "", "dropped after smtpd_upstream_proxy_timeout");
+      silent.close();
+      await d.waitForLog(/haproxy read: timeout/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stand-alone mode takes a PROXY v2 header on stdin",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("proxy");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nmydestination = ["example.com"]',
+    );
+    const header = new Uint8Array([
+      0x0d,
+      0x0a,
+      0x0d,
+      0x0a,
+      0x00,
+      0x0d,
+      0x0a,
+      0x51,
+      0x55,
+      0x49,
+      0x54,
+      0x0a,
+      0x21,
+      0x11,
+      0x00,
+      0x0c,
+      192,
+      0,
+      2,
+      44,
+      127,
+      0,
+      0,
+      1,
+      0x9c,
+      0x41,
+      0x00,
+      0x19,
+    ]);
+    const session = new TextEncoder().encode(
+      "HELO p\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: p\r\n\r\nb\r\n.\r\nQUIT\r\n",
+    );
+    const input = new Uint8Array(header.length + session.length);
+    input.set(header);
+    input.set(session, header.length);
+    const r = await runStdin(configFile, input);
+    assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+    assert.match(r.stderr, /connect from unknown\[192\.0\.2\.44\]/);
+    const [f] = await queueFiles(queueDir, "maildrop");
+    assert.match(await postcat(f as string), /^named_attribute: client_address=192\.0\.2\.44$/m);
+  },
+});
