@@ -1,5 +1,5 @@
 /**
- * `deno task compile [--read PATHS] [--write PATHS] [--net HOSTS]`: builds
+ * `deno task compile [--read PATHS] [--write PATHS] [--net HOSTS] [--queue DIRS] [--dry-run]`: builds
  * dist/smtpd with the production permission flags baked in. deno compile
  * needs the `denort` runtime; where dl.deno.land cannot be reached, point
  * DENORT_BIN at a local denort binary. The flags are printed either way.
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     read: { type: "string" },
     write: { type: "string" },
     net: { type: "string" },
+    queue: { type: "string" },
     "dry-run": { type: "boolean" },
   },
 });
@@ -24,6 +25,7 @@ const flags = productionFlags({
   readPaths: split(values.read, DEFAULT_PERMISSIONS.readPaths),
   writePaths: split(values.write, DEFAULT_PERMISSIONS.writePaths),
   netHosts: split(values.net, DEFAULT_PERMISSIONS.netHosts),
+  queueDirectories: split(values.queue, DEFAULT_PERMISSIONS.queueDirectories),
 });
 const args = ["compile", ...flags, "--output", "dist/smtpd", "mod.ts"];
 const log = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\n"));

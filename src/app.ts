@@ -18,7 +18,14 @@ import {
   PARAMS,
   toToml,
 } from "./config/mod.ts";
-import { Logger, MailLog } from "./log/mod.ts";
+import {
+  type LineSink,
+  Logger,
+  MailLog,
+  parseSyslogServer,
+  stderrSink,
+  syslogSink,
+} from "./log/mod.ts";
 import {
   auditLists,
   type CompiledPolicy,
@@ -74,6 +81,12 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(e.message, at("mynetworks"));
     throw e;
+  }
+  if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
+    throw new ConfigError(
+      `syslog_server: cannot parse "${c.syslog_server}": expected udp://host:port or tcp://host:port`,
+      at("syslog_server"),
+    );
   }
   if (c.dns_server && !parseDnsServer(c.dns_server)) {
     throw new ConfigError(
@@ -181,10 +194,14 @@ export function tlsContext(loaded: LoadedConfig): SecureContext | undefined {
 }
 
 function makeLogger(config: Config, verbose: number): Logger {
+  const sinks: LineSink[] = [stderrSink];
+  const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
+  if (target) sinks.push(syslogSink(target, config.syslog_facility));
   return new Logger({
     tag: `${config.syslog_name}/smtpd`,
     host: config.myhostname,
     verbosity: verbose,
+    sinks,
   });
 }
 
@@ -247,6 +264,15 @@ async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<
  * @returns the exit status
  */
 export async function runCli(args: readonly string[]): Promise<number> {
+  // Last line of defence: no stray asynchronous error may end the server.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    err(`smtpd: error: unhandled rejection: ${e.reason?.stack ?? e.reason}`);
+  });
+  globalThis.addEventListener("error", (e) => {
+    e.preventDefault();
+    err(`smtpd: error: uncaught exception: ${e.error?.stack ?? e.message}`);
+  });
   const opts = parseCli(args);
   switch (opts.kind) {
     case "help":
@@ -329,6 +355,14 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
 }
 
+function queueDirError(dir: string, e: unknown): string {
+  const why = e instanceof Deno.errors.NotCapable
+    ? `it is outside the paths this program may write (${(e as Error).message}); ` +
+      "build or run with --allow-write for it (scripts/permissions.ts, deno task compile --write)"
+    : (e as Error).message;
+  return `cannot prepare queue directory "${dir}": ${why}`;
+}
+
 async function runQueue(config: Config, args: string[], json: boolean): Promise<number> {
   if (args[0] === "list") {
     const entries = await listQueue(config.queue_directory);
@@ -377,7 +411,7 @@ async function runStdin(
   try {
     await store.prepare();
   } catch (e) {
-    deps.log.logger.error(`cannot prepare queue directory: ${(e as Error).message}`);
+    deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
     return 1;
   }
   const peer = peerFromEnv((name) => {
@@ -404,7 +438,7 @@ async function runServe(
     await store.prepare();
   } catch (e) {
     logger.error(
-      `cannot prepare queue directory "${config.queue_directory}": ${(e as Error).message}`,
+      queueDirError(config.queue_directory, e),
     );
     return 1;
   }

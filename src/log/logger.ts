@@ -9,8 +9,14 @@
 /** Verbosity: 0 normal, 1+ verbose (-v, debug_peer_level). */
 export type Verbosity = number;
 
-/** Where formatted lines go. */
-export type LineSink = (line: string) => void;
+/** Syslog severities (RFC 5424 §6.2.1). */
+export const SEVERITY = { error: 3, warning: 4, info: 6, debug: 7 } as const;
+
+/**
+ * Where formatted lines go: the RFC 3164 line after the priority
+ * ("Mon DD hh:mm:ss host tag[pid]: text\n") and its severity.
+ */
+export type LineSink = (line: string, severity: number) => void;
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const encoder = new TextEncoder();
@@ -19,45 +25,48 @@ const encoder = new TextEncoder();
 export class Logger {
   #tag: string;
   #host: string;
-  #sink: LineSink;
+  #sinks: LineSink[];
   readonly verbosity: Verbosity;
 
   /**
    * @param options program tag ("postfix/smtpd"), host, verbosity, sink
    */
-  constructor(options: { tag: string; host: string; verbosity?: number; sink?: LineSink }) {
+  constructor(
+    options: { tag: string; host: string; verbosity?: number; sinks?: LineSink[] },
+  ) {
     this.#tag = `${options.tag}[${Deno.pid}]`;
     this.#host = options.host;
     this.verbosity = options.verbosity ?? 0;
-    this.#sink = options.sink ?? stderrSink;
+    this.#sinks = options.sinks ?? [stderrSink];
   }
 
   /** Logs a normal event. */
   info(text: string): void {
-    this.#emit(text);
+    this.#emit(text, SEVERITY.info);
   }
 
   /** Logs a warning ("warning: text"). */
   warning(text: string): void {
-    this.#emit(`warning: ${text}`);
+    this.#emit(`warning: ${text}`, SEVERITY.warning);
   }
 
   /** Logs an error ("error: text"). */
   error(text: string): void {
-    this.#emit(`error: ${text}`);
+    this.#emit(`error: ${text}`, SEVERITY.error);
   }
 
   /** Logs when verbosity is at least `level`. */
   debug(text: string, level = 1): void {
-    if (this.verbosity >= level) this.#emit(text);
+    if (this.verbosity >= level) this.#emit(text, SEVERITY.debug);
   }
 
-  #emit(text: string): void {
+  #emit(text: string, severity: number): void {
     const d = new Date();
     const stamp = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, " ")} ${
       String(d.getHours()).padStart(2, "0")
     }:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`;
-    this.#sink(`${stamp} ${this.#host} ${this.#tag}: ${text}\n`);
+    const line = `${stamp} ${this.#host} ${this.#tag}: ${text}\n`;
+    for (const sink of this.#sinks) sink(line, severity);
   }
 }
 

@@ -4,7 +4,9 @@
  * @module
  */
 
-export { Logger, stderrSink } from "./logger.ts";
+export { Logger, SEVERITY, stderrSink } from "./logger.ts";
+export { FACILITY, parseSyslogServer, syslogSink } from "./syslog_sink.ts";
+export type { SyslogTarget } from "./syslog_sink.ts";
 export type { LineSink } from "./logger.ts";
 export { MailLog } from "./mail_log.ts";
 export type { LogPeer } from "./mail_log.ts";

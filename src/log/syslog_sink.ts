@@ -1,0 +1,129 @@
+/**
+ * Sends log lines to a syslog daemon (RFC 3164 format, the one Postfix's
+ * syslog(3) lines have), over UDP or TCP (RFC 6587 newline framing), beside
+ * stderr. It never blocks or fails a session: lines that cannot be sent
+ * are dropped (TCP keeps a small bounded backlog while it reconnects).
+ * /dev/log is not supported: Deno has no stable UNIX datagram API.
+ *
+ * @module
+ */
+
+import { createSocket, type Socket } from "node:dgram";
+import type { LineSink } from "./logger.ts";
+
+/** Syslog facility codes (RFC 5424 §6.2.1). */
+export const FACILITY: Record<string, number> = {
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+};
+
+/** A parsed syslog_server value. */
+export interface SyslogTarget {
+  readonly transport: "udp" | "tcp";
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Parses "udp://host:port" or "tcp://host:port" (port defaults to 514).
+ * @param text the syslog_server value
+ * @returns the target, or undefined when malformed
+ */
+export function parseSyslogServer(text: string): SyslogTarget | undefined {
+  const m = /^(udp|tcp):\/\/(?:\[([^\]]+)\]|([^:/]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m) return undefined;
+  const port = m[4] ? Number(m[4]) : 514;
+  if (port < 1 || port > 65535) return undefined;
+  return { transport: m[1] as "udp" | "tcp", host: (m[2] ?? m[3]) as string, port };
+}
+
+const encoder = new TextEncoder();
+const TCP_BACKLOG = 1000;
+
+/**
+ * Builds a syslog sink.
+ * @param target where to send
+ * @param facility the facility name (syslog_facility)
+ * @returns the sink
+ */
+export function syslogSink(target: SyslogTarget, facility: string): LineSink {
+  const fac = FACILITY[facility] ?? 2;
+  const frame = (line: string, severity: number) => `<${fac * 8 + severity}>${line}`;
+  if (target.transport === "udp") {
+    let sock: Socket | undefined;
+    let bound: Promise<void> | undefined;
+    const v6 = target.host.includes(":");
+    // Bind explicitly: Deno's permissions cover the local address we bind
+    // (loopback for a loopback server), never an implicit 0.0.0.0:0.
+    const local = /^127\./.test(target.host)
+      ? "127.0.0.1"
+      : target.host === "::1"
+      ? "::1"
+      : v6
+      ? "::"
+      : "0.0.0.0";
+    return (line, severity) => {
+      try {
+        if (!sock) {
+          const s = createSocket(v6 ? "udp6" : "udp4");
+          s.on("error", () => {/* dropped: logging must never fail a session */});
+          bound = new Promise<void>((r) => s.bind(0, local, () => r()));
+          sock = s;
+        }
+        const s = sock;
+        const bytes = encoder.encode(frame(line, severity).replace(/\n$/, ""));
+        void bound?.then(() => s.send(bytes, target.port, target.host, () => {}));
+      } catch { /* dropped */ }
+    };
+  }
+  let conn: Deno.TcpConn | undefined;
+  let connecting = false;
+  const backlog: Uint8Array[] = [];
+  let writing = false;
+  const pump = async () => {
+    if (writing || !conn) return;
+    writing = true;
+    try {
+      while (conn && backlog.length > 0) {
+        const b = backlog[0] as Uint8Array;
+        let off = 0;
+        while (off < b.length) off += await conn.write(b.subarray(off));
+        backlog.shift();
+      }
+    } catch {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      conn = undefined;
+    } finally {
+      writing = false;
+    }
+  };
+  const connect = async () => {
+    if (connecting || conn) return;
+    connecting = true;
+    try {
+      conn = await Deno.connect({ hostname: target.host, port: target.port });
+      void pump();
+    } catch {
+      conn = undefined;
+    } finally {
+      connecting = false;
+    }
+  };
+  return (line, severity) => {
+    if (backlog.length >= TCP_BACKLOG) backlog.shift();
+    backlog.push(encoder.encode(frame(line, severity)));
+    if (conn) void pump();
+    else void connect();
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Syslog: our Postfix-shaped lines reach a real rsyslog daemon on loopback
+ * (UDP and TCP), and pflogsumm (Debian's package) summarizes the resulting
+ * log file correctly: messages received and rejects by reason.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const have = (cmd: string) => run("sh", ["-c", `command -v ${cmd}`]).then((r) => r.code === 0);
+const ready = await have("rsyslogd") && await have("pflogsumm");
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "rsyslog on loopback receives our lines (UDP and TCP); pflogsumm counts received and rejects",
+  ignore: !ready,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("syslog");
+    const udp = await freePort();
+    const tcp = await freePort();
+    const conf = join(dir, "rsyslog.conf");
+    await Deno.writeTextFile(
+      conf,
+      [
+        `global(workDirectory="${dir}")`,
+        'module(load="imudp")',
+        `input(type="imudp" address="127.0.0.1" port="${udp}")`,
+        'module(load="imtcp")',
+        `input(type="imtcp" address="127.0.0.1" port="${tcp}")`,
+        `mail.* action(type="omfile" file="${dir}/maillog" template="RSYSLOG_TraditionalFileFormat")`,
+        "",
+      ].join("\n"),
+    );
+    const rsyslog = new Deno.Command("rsyslogd", {
+      args: ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const extra =
+      'smtpd_peername_lookup = false\nmynetworks = ["127.0.0.2/32"]\nmydestination = ["example.com"]';
+    const viaUdp = await startDaemon(`${extra}\nsyslog_server = "udp://127.0.0.1:${udp}"`);
+    const viaTcp = await startDaemon(`${extra}\nsyslog_server = "tcp://127.0.0.1:${tcp}"`);
+    const maillog = join(dir, "maillog");
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // rsyslog's inputs come up
+      for (const [d, n] of [[viaUdp, 2], [viaTcp, 1]] as const) {
+        for (let i = 0; i < n; i++) {
+          const r = await run("swaks", [
+            "--server",
+            `127.0.0.1:${d.port}`,
+            "--to",
+            `u${i}@example.com`,
+          ]);
+          assert.match(r.stdout, /250 2\.0\.0 Ok: queued/);
+        }
+      }
+      for (const d of [viaUdp, viaTcp]) {
+        const c = await RawClient.connect(d.port);
+        await c.reply();
+        await c.send(
+          "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@other.example>\r\nQUIT\r\n",
+        );
+        for (let i = 0; i < 4; i++) await c.reply();
+        c.close();
+      }
+      const end = Date.now() + 10000;
+      let text = "";
+      while (Date.now() < end) {
+        text = await Deno.readTextFile(maillog).catch(() => "");
+        if ((text.match(/disconnect from/g) ?? []).length >= 5) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(
+        text,
+        /^\w{3} [ \d]\d \d\d:\d\d:\d\d mx\.test\.example postfix\/smtpd\[\d+\]: connect from unknown\[127\.0\.0\.1\]$/m,
+      );
+      assert.equal((text.match(/: client=unknown\[127\.0\.0\.1\]/g) ?? []).length, 3);
+      const summary = await run("pflogsumm", ["--no_no_msg_size", maillog]);
+      assert.equal(summary.code, 0, summary.stderr);
+      // deno-lint-ignore no-console
+      console.log(summary.stdout.split("\n").slice(0, 40).join("\n"));
+      assert.match(summary.stdout, /^\s+3\s+received$/m);
+      assert.match(summary.stdout, /^\s+2\s+rejected \(\d+%\)$/m);
+      assert.match(summary.stdout, /Relay access denied \(total: 2\)/);
+    } finally {
+      await viaUdp.stop();
+      await viaTcp.stop();
+      try {
+        rsyslog.kill("SIGTERM");
+      } catch { /* gone */ }
+      await rsyslog.status;
+      await rsyslog.stderr.cancel().catch(() => {});
+    }
+  },
+});
