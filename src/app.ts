@@ -33,11 +33,13 @@ import {
   compilePeerList,
   compilePolicy,
   denoResolver,
+  inNetwork,
   parseDnsServer,
+  parseIp,
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
-import { findQueueFile, listQueue, QueueStore } from "./queue/mod.ts";
+import { findQueueFile, listQueue, QueueStore, recoverQueue } from "./queue/mod.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import {
   type ListenAddress,
@@ -48,6 +50,9 @@ import {
 import type { Transport } from "./transport/types.ts";
 import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
+import { ConnectionLimiter } from "./transport/limits.ts";
+import { writeAll } from "./io/reply_writer.ts";
+import { closing, formatReply } from "./protocol/reply.ts";
 
 const encoder = new TextEncoder();
 
@@ -355,6 +360,50 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * Sets aside leftovers of interrupted writes and logs each one.
+ * @param config the configuration
+ * @param logger where to log
+ */
+async function recover(config: Config, logger: Logger): Promise<void> {
+  try {
+    const found = await recoverQueue(config.queue_directory, {
+      minAgeMs: config.mail_owner ? 3600_000 : 0,
+    });
+    for (const r of found) {
+      logger.warning(
+        `${r.queue}/${r.name}: ${r.reason}: set aside in corrupt/ (interrupted write)`,
+      );
+    }
+  } catch (e) {
+    logger.warning(`queue recovery failed: ${(e as Error).message}`);
+  }
+}
+
+async function refuseConnection(
+  t: Transport,
+  config: Config,
+  why: "global" | "client",
+  address: string,
+  logger: Logger,
+): Promise<void> {
+  const text = why === "global"
+    ? closing(config.myhostname, "3.2", "Error: too many connections, try again later")
+    : closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
+  logger.warning(
+    why === "global"
+      ? `Connection limit exceeded: ${config.default_process_limit} sessions; refused [${address}]`
+      : `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
+  );
+  try {
+    await Promise.race([
+      writeAll(t, new TextEncoder().encode(formatReply(text))),
+      new Promise((r) => setTimeout(r, 1000)),
+    ]);
+  } catch { /* gone */ }
+  t.close();
+}
+
 function queueDirError(dir: string, e: unknown): string {
   const why = e instanceof Deno.errors.NotCapable
     ? `it is outside the paths this program may write (${(e as Error).message}); ` +
@@ -442,9 +491,37 @@ async function runServe(
     );
     return 1;
   }
+  // Only the daemon recovers: stand-alone processes run side by side and
+  // would take each other's files in progress for leftovers.
+  await recover(config, logger);
   let server;
-  const onTransport = (t: Transport) =>
-    runSession(t, deps).catch((e) => logger.error(`session failed: ${(e as Error).message}`));
+  const nets = compileNetworks(
+    config.smtpd_client_event_limit_exceptions,
+    "smtpd_client_event_limit_exceptions",
+  );
+  const limiter = new ConnectionLimiter({
+    global: config.default_process_limit,
+    perClient: config.smtpd_client_connection_count_limit,
+    exempt: (address) => {
+      const ip = parseIp(address);
+      return ip !== undefined && nets.some((n) => inNetwork(n, ip));
+    },
+  });
+  const onTransport = async (t: Transport) => {
+    const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
+    const admitted = limiter.admit(address);
+    if (admitted !== "ok") {
+      await refuseConnection(t, config, admitted, address, logger);
+      return;
+    }
+    try {
+      await runSession(t, deps);
+    } catch (e) {
+      logger.error(`session failed: ${(e as Error).message}`);
+    } finally {
+      limiter.release(address);
+    }
+  };
   try {
     server = tls ? await serveNodeTcp(listen, tls, onTransport) : serveTcp(listen, onTransport);
   } catch (e) {

@@ -158,6 +158,23 @@ export const PARAMS = {
     "",
     'Also send log lines to a syslog daemon: "udp://host:port" or "tcp://host:port"',
   ),
+  default_process_limit: int(
+    100,
+    "Most concurrent sessions in daemon mode; more get 421 and are disconnected",
+    1,
+  ),
+  smtpd_client_connection_count_limit: int(
+    50,
+    "Most concurrent connections from one client address (0: no limit)",
+  ),
+  smtpd_client_event_limit_exceptions: list(
+    ["$mynetworks"],
+    "Clients exempt from smtpd_client_connection_count_limit",
+  ),
+  smtpd_greeting_delay: time(
+    0,
+    "Wait this long before the 220 greeting; a client that talks first gets 554 (0: off)",
+  ),
   mail_owner: str(
     "",
     'Owner given to queue files, as "user" or "uid:gid" (for a Postfix queue when run as root)',

@@ -53,6 +53,7 @@ export class LineReader {
   #end = 0;
   #eof = false;
   #timeoutMs: number;
+  #deadline = Number.POSITIVE_INFINITY;
   #beforeBlock: (() => Promise<void>) | undefined;
 
   /**
@@ -129,6 +130,9 @@ export class LineReader {
    * @returns the line, or null at EOF (a final unterminated fragment is dropped)
    */
   async readLine(max: number): Promise<Line | null> {
+    // The whole line must arrive within the timeout, so a client that
+    // trickles one byte at a time is cut off too (a per-request deadline).
+    this.#deadline = Date.now() + this.#timeoutMs;
     let scanFrom = this.#start;
     for (;;) {
       const lf = this.#buf.subarray(scanFrom, this.#end).indexOf(LF);
@@ -209,9 +213,10 @@ export class LineReader {
   }
 
   #readWithTimeout(p: Uint8Array): Promise<number | null> {
+    const wait = Math.max(1, Math.min(this.#timeoutMs, this.#deadline - Date.now()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReadTimeoutError()), this.#timeoutMs);
+      timer = setTimeout(() => reject(new ReadTimeoutError()), wait);
     });
     return Promise.race([this.#src.read(p), timeout]).finally(() => clearTimeout(timer));
   }

@@ -10,5 +10,7 @@ export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer } from "./
 export type { QueueRecord, SizeFields } from "./queue_file.ts";
 export { isQueueId, makeQueueId } from "./queue_id.ts";
 export { DirSyncer } from "./dir_sync.ts";
+export { recoverQueue } from "./recover.ts";
+export type { Recovered } from "./recover.ts";
 export { findQueueFile, listQueue, QUEUES, readQueueFile } from "./queue_reader.ts";
 export type { QueueEntry } from "./queue_reader.ts";

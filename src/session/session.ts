@@ -27,7 +27,7 @@ import { sendTranscript } from "./transcript.ts";
 import { type ProxyResult, readProxyHeader } from "../transport/proxy_protocol.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
-import { closing, formatReply, isError, REPLY, type Reply } from "../protocol/reply.ts";
+import { closing, formatReply, isError, REPLY, type Reply, reply } from "../protocol/reply.ts";
 import type { QueueName } from "../queue/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { COMMANDS, isVerb } from "./command_table.ts";
@@ -106,6 +106,7 @@ export class Session {
   /** Log every command and reply (debug_peer_list, -v). */
   chat = false;
   #closed = false;
+  #pendingFirst: Promise<void> | undefined;
 
   /**
    * @param transport the connection
@@ -278,6 +279,7 @@ export class Session {
     }
     try {
       this.clientRefusal = await this.checkPolicy("client", "CONNECT", {});
+      if (!(await this.#greetingDelay())) return;
       this.writer.push(
         formatReply({ code: 220, detail: undefined, text: this.config.smtpd_banner }),
       );
@@ -306,6 +308,41 @@ export class Session {
       log.disconnect(this.peer, this.counts);
       await this.#notify();
     }
+  }
+
+  /**
+   * smtpd_greeting_delay: waits before the greeting; a client that talks
+   * first is refused (554) and disconnected.
+   * @returns false when the client was refused
+   */
+  async #greetingDelay(): Promise<boolean> {
+    const ms = this.config.smtpd_greeting_delay * 1000;
+    if (ms <= 0 || this.local) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const first = this.reader.ensure(1);
+    const talked = await Promise.race([
+      first.then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!talked) {
+      // The pending read goes on; the command loop's first read waits for it.
+      this.#pendingFirst = first.then(() => {});
+      return true;
+    }
+    this.deps.log.info(
+      `reject: early talker ${this.peer.name}[${this.peer.address}] sent before the greeting`,
+    );
+    this.notices.add("protocol");
+    this.writer.push(
+      formatReply(
+        reply(554, "5.1", "Error: SMTP protocol synchronization: you talked before the greeting"),
+      ),
+    );
+    this.#closed = true;
+    return false;
   }
 
   /** Reads the PROXY header; false when the connection must be dropped. */
@@ -358,6 +395,10 @@ export class Session {
 
   async #loop(): Promise<void> {
     const cfg = this.config;
+    if (this.#pendingFirst) {
+      await this.writer.flush(); // the greeting goes out while the first read is pending
+      await this.#pendingFirst;
+    }
     for (;;) {
       const line = await this.reader.readLine(cfg.line_length_limit);
       if (line === null) {
