@@ -27,7 +27,16 @@ const flags = productionFlags({
   netHosts: split(values.net, DEFAULT_PERMISSIONS.netHosts),
   queueDirectories: split(values.queue, DEFAULT_PERMISSIONS.queueDirectories),
 });
-const args = ["compile", ...flags, "--output", "dist/smtpd", "mod.ts"];
+// The listener-thread entry is loaded at run time: include it in the binary.
+const args = [
+  "compile",
+  ...flags,
+  "--include",
+  "src/worker.ts",
+  "--output",
+  "dist/smtpd",
+  "mod.ts",
+];
 const log = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\n"));
 log(`deno ${args.join(" ")}`);
 if (values["dry-run"]) Deno.exit(0);

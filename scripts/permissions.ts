@@ -23,7 +23,8 @@ export interface PermissionOptions {
 
 /** The defaults for a checkout: config/ and var/ under the working directory, loopback only. */
 export const DEFAULT_PERMISSIONS: Required<PermissionOptions> = {
-  readPaths: ["config", "var"],
+  // src: listener threads load src/worker.ts at run time (read-only code).
+  readPaths: ["config", "var", "src"],
   writePaths: ["var"],
   netHosts: ["127.0.0.1", "[::1]"],
   queueDirectories: ["var/spool"],
@@ -55,6 +56,8 @@ export function productionFlags(options: PermissionOptions = {}): string[] {
     `--allow-net=${[...o.netHosts, ...sockets].join(",")}`,
     `--allow-env=${ENV_VARS.join(",")}`,
     "--allow-sys=hostname,statfs",
+    // Not a permission: Deno.listen({ reusePort }) is still marked unstable.
+    "--unstable-net",
     "--no-prompt",
   ];
 }

@@ -46,6 +46,7 @@ import {
   parseListenAddress,
   serveNodeTcp,
   serveTcp,
+  type TcpServer,
 } from "./transport/tcp_listener.ts";
 import type { Transport } from "./transport/types.ts";
 import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
@@ -354,7 +355,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       return await runServe(
         buildDeps(loaded, policy, logger, "incoming"),
         listen,
-        loaded.file ?? "",
+        { file: opts.configFile, overrides: opts.overrides, verbose: opts.verbose },
         tlsContext(loaded),
       );
   }
@@ -475,26 +476,27 @@ async function runStdin(
   return 0;
 }
 
-async function runServe(
-  { deps, store }: { deps: SessionDeps; store: QueueStore },
-  listen: ListenAddress[],
-  file: string,
-  tls: SecureContext | undefined,
-): Promise<number> {
+/** What a listener thread needs to serve. */
+interface ListenerSetup {
+  deps: SessionDeps;
+  listen: ListenAddress[];
+  tls: SecureContext | undefined;
+  /** Shared connection counters (from the main thread's limiter). */
+  shared?: SharedArrayBuffer;
+  reusePort: boolean;
+}
+
+/**
+ * Starts one thread's listeners with its connection limiter.
+ * @param setup dependencies, addresses, TLS, shared counters
+ * @returns the server and its limiter
+ */
+export async function startListening(
+  setup: ListenerSetup,
+): Promise<{ server: TcpServer; limiter: ConnectionLimiter }> {
+  const { deps } = setup;
   const config = deps.config;
   const logger = deps.log.logger;
-  try {
-    await store.prepare();
-  } catch (e) {
-    logger.error(
-      queueDirError(config.queue_directory, e),
-    );
-    return 1;
-  }
-  // Only the daemon recovers: stand-alone processes run side by side and
-  // would take each other's files in progress for leftovers.
-  await recover(config, logger);
-  let server;
   const nets = compileNetworks(
     config.smtpd_client_event_limit_exceptions,
     "smtpd_client_event_limit_exceptions",
@@ -506,7 +508,7 @@ async function runServe(
       const ip = parseIp(address);
       return ip !== undefined && nets.some((n) => inNetwork(n, ip));
     },
-  });
+  }, setup.shared);
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     const admitted = limiter.admit(address);
@@ -522,20 +524,142 @@ async function runServe(
       limiter.release(address);
     }
   };
+  const server = setup.tls
+    ? await serveNodeTcp(setup.listen, setup.tls, onTransport)
+    : serveTcp(setup.listen, onTransport, { reusePort: setup.reusePort });
+  return { server, limiter };
+}
+
+/**
+ * How many listener threads to run: smtpd_listen_threads, or one per CPU
+ * (at most 8) when it is 0. TLS listeners run in one thread (node:net has
+ * no SO_REUSEPORT here).
+ * @param config the configuration
+ * @param tls whether STARTTLS is on
+ * @returns the thread count
+ */
+export function listenerThreads(config: Config, tls: boolean): number {
+  if (tls) return 1;
+  const n = config.smtpd_listen_threads;
+  return n > 0 ? n : Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
+}
+
+async function runServe(
+  { deps, store }: { deps: SessionDeps; store: QueueStore },
+  listen: ListenAddress[],
+  opts: { file: string; overrides: string[]; verbose: number },
+  tls: SecureContext | undefined,
+): Promise<number> {
+  const config = deps.config;
+  const logger = deps.log.logger;
   try {
-    server = tls ? await serveNodeTcp(listen, tls, onTransport) : serveTcp(listen, onTransport);
+    await store.prepare();
+  } catch (e) {
+    logger.error(queueDirError(config.queue_directory, e));
+    return 1;
+  }
+  // Only the daemon recovers: stand-alone processes run side by side and
+  // would take each other's files in progress for leftovers.
+  await recover(config, logger);
+  const threads = listenerThreads(config, tls !== undefined);
+  let main;
+  try {
+    main = await startListening({ deps, listen, tls, reusePort: threads > 1 });
   } catch (e) {
     logger.error(`cannot listen: ${(e as Error).message}`);
     return 1;
   }
+  const server = main.server;
+  // Extra threads bind the ports the main thread got (port 0 becomes a real port).
+  const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
+  const workers: Worker[] = [];
+  try {
+    for (let i = 1; i < threads; i++) {
+      workers.push(
+        await startWorker({
+          file: opts.file,
+          overrides: opts.overrides,
+          verbose: opts.verbose,
+          listen: bound,
+          shared: main.limiter.shared,
+        }),
+      );
+    }
+  } catch (e) {
+    logger.error(`cannot start listener thread: ${(e as Error).message}`);
+    for (const w of workers) w.terminate();
+    server.close();
+    return 1;
+  }
   const where = server.addresses.map((a) => `${a.hostname}:${a.port}`).join(" ");
-  logger.info(`daemon started -- version ${VERSION}, configuration ${file}, listening on ${where}`);
-  const stop = () => {
+  logger.info(
+    `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
+      (threads > 1 ? ` (${threads} threads)` : ""),
+  );
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     logger.info("terminating on signal");
     server.close();
+    // Let sessions that are writing a message finish (bounded), so a stop
+    // leaves no file half-written; idle clients are cut off after 3 s.
+    const end = Date.now() + 3000;
+    while (main.limiter.total > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const w of workers) w.terminate();
+    Deno.exit(0);
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", () => void stop());
+  Deno.addSignalListener("SIGINT", () => void stop());
   await server.finished;
   return 0;
+}
+
+/** What a listener thread is started with. */
+export interface WorkerInit {
+  file: string;
+  overrides: string[];
+  verbose: number;
+  listen: ListenAddress[];
+  shared: SharedArrayBuffer;
+}
+
+function startWorker(init: WorkerInit): Promise<Worker> {
+  const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+  return new Promise((resolve, reject) => {
+    w.onmessage = (e: MessageEvent) => {
+      if (e.data?.kind === "ready") resolve(w);
+      else if (e.data?.kind === "failed") reject(new Error(String(e.data.reason)));
+    };
+    w.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(e.message));
+    };
+    w.postMessage(init);
+  });
+}
+
+/**
+ * A listener thread's body: loads the same configuration, builds its own
+ * policy, cleanup and listeners on the shared ports (SO_REUSEPORT).
+ * @param init what the main thread sent
+ * @returns resolves when the thread is serving
+ */
+export async function serveInWorker(init: WorkerInit): Promise<void> {
+  const loaded = await loadConfig(init.file, {
+    overrides: init.overrides,
+    systemHostname: systemHostname(),
+  });
+  const logger = makeLogger(loaded.config, init.verbose);
+  const policy = buildPolicy(loaded, logger);
+  const { deps } = buildDeps(loaded, policy, logger, "incoming");
+  await startListening({
+    deps,
+    listen: init.listen,
+    tls: undefined,
+    shared: init.shared,
+    reusePort: true,
+  });
 }

@@ -57,7 +57,7 @@ Deno.test({
     await Deno.mkdir(mnt);
     await sh(`mount -t tmpfs -o size=1m tmpfs ${mnt}`);
     const d = await startDaemon(
-      "smtpd_peername_lookup = false\nmessage_size_limit = 200000\nqueue_minfree = 0",
+      "smtpd_peername_lookup = false\nmessage_size_limit = 200000\nqueue_minfree = 0\nnotify_classes = []",
       { dir },
     );
     const replies: string[] = [];
@@ -73,7 +73,7 @@ Deno.test({
       // Now really full, with the free-space check out of the way: the write itself fails.
       await sh(`dd if=/dev/zero of=${mnt}/filler2 bs=1k count=1024 2>/dev/null || true`);
       const d2 = await startDaemon(
-        "smtpd_peername_lookup = false\nmessage_size_limit = 1024\nqueue_minfree = 0",
+        "smtpd_peername_lookup = false\nmessage_size_limit = 1024\nqueue_minfree = 0\nnotify_classes = []",
         { dir },
       );
       try {
@@ -116,7 +116,14 @@ Deno.test({
       // Every file is complete and readable; nothing half-written stayed.
       const complete = await queueFiles(d.queueDir);
       assert.equal(complete.length, 4);
-      assert.equal((await allEntries(d.queueDir)).length, 4);
+      const entries = await allEntries(d.queueDir);
+      assert.equal(
+        entries.length,
+        4,
+        `entries: ${entries.join(" ")}\n${
+          d.log().split("\n").filter((l) => /warning|error/.test(l)).join("\n")
+        }`,
+      );
       for (const f of complete) await postcat(f);
       // deno-lint-ignore no-console
       console.log(replies.join("\n"));

@@ -158,6 +158,10 @@ export const PARAMS = {
     "",
     'Also send log lines to a syslog daemon: "udp://host:port" or "tcp://host:port"',
   ),
+  smtpd_listen_threads: int(
+    0,
+    "Listener threads sharing the ports (SO_REUSEPORT); 0: one per CPU, up to 8",
+  ),
   default_process_limit: int(
     100,
     "Most concurrent sessions in daemon mode; more get 421 and are disconnected",

@@ -40,6 +40,12 @@ export interface EnvelopeRecords {
 
 const FLUSH_AT = 256 * 1024;
 let tempCounter = 0;
+/** Tells this thread's temporary names from other listener threads' (same PID). */
+const THREAD_TAG = Array.from(
+  crypto.getRandomValues(new Uint8Array(4)),
+  (b) => b.toString(16).padStart(2, "0"),
+)
+  .join("");
 
 /** Creates queue files under one queue directory. */
 export class QueueStore {
@@ -73,7 +79,7 @@ export class QueueStore {
   async create(queue: QueueName, arrival: Date): Promise<QueueFile> {
     const dir = join(this.directory, queue);
     const micros = (arrival.getTime() % 1000) * 1000 + (tempCounter++ % 1000);
-    const temp = join(dir, `${micros}.${Deno.pid}.${tempCounter}`);
+    const temp = join(dir, `${micros}.${Deno.pid}.${THREAD_TAG}.${tempCounter}`);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });

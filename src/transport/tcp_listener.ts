@@ -57,14 +57,21 @@ export interface TcpServer {
  * Listens on every address and hands each connection to `onTransport`.
  * @param addresses where to listen
  * @param onTransport runs one session; errors are the caller's to log
+ * @param options reusePort: share the ports with other listener threads (SO_REUSEPORT)
  * @returns the server handle
  */
 export function serveTcp(
   addresses: readonly ListenAddress[],
   onTransport: (t: Transport) => Promise<void>,
+  options: { reusePort?: boolean } = {},
 ): TcpServer {
   const listeners = addresses.map((a) =>
-    Deno.listen({ hostname: a.hostname, port: a.port, transport: "tcp" })
+    Deno.listen({
+      hostname: a.hostname,
+      port: a.port,
+      transport: "tcp",
+      ...(options.reusePort ? { reusePort: true } : {}),
+    })
   );
   const loops = listeners.map(async (listener) => {
     for (;;) {

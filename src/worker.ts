@@ -1,0 +1,26 @@
+/**
+ * Entry point of a listener thread (smtpd_listen_threads): it receives the
+ * configuration file and the ports from the main thread and serves SMTP on
+ * the same ports, the kernel spreading connections (SO_REUSEPORT), so that
+ * the daemon uses every core. The thread has the process's permissions.
+ *
+ * @module
+ */
+
+import { serveInWorker, type WorkerInit } from "./app.ts";
+
+const self = globalThis as unknown as {
+  onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
+  postMessage(m: unknown): void;
+};
+
+// As in the main thread: no stray asynchronous error may end the server.
+globalThis.addEventListener("unhandledrejection", (e) => e.preventDefault());
+
+self.onmessage = (e: MessageEvent<WorkerInit>) => {
+  self.onmessage = null;
+  serveInWorker(e.data).then(
+    () => self.postMessage({ kind: "ready" }),
+    (err) => self.postMessage({ kind: "failed", reason: (err as Error)?.message ?? String(err) }),
+  );
+};
