@@ -43,6 +43,7 @@ export interface LineReaderOptions {
 }
 
 const LF = 10;
+const STREAM_BUFFER = 65536;
 const CR = 13;
 
 /** Reads CRLF/LF-terminated lines from a {@linkcode ByteSource}. */
@@ -54,6 +55,7 @@ export class LineReader {
   #eof = false;
   #timeoutMs: number;
   #deadline = Number.POSITIVE_INFINITY;
+  #lastReadFilled = false;
   #beforeBlock: (() => Promise<void>) | undefined;
 
   /**
@@ -62,7 +64,8 @@ export class LineReader {
    */
   constructor(src: ByteSource, options: LineReaderOptions = {}) {
     this.#src = src;
-    this.#buf = new Uint8Array(options.bufferSize ?? 16384);
+    // Small for idle sessions; grows to 64 KiB when the client streams (DATA).
+    this.#buf = new Uint8Array(options.bufferSize ?? 4096);
     this.#timeoutMs = options.timeoutMs ?? 300_000;
     this.#beforeBlock = options.beforeBlock;
   }
@@ -200,14 +203,19 @@ export class LineReader {
       this.#end -= this.#start;
       this.#start = 0;
     }
-    if (this.#end === this.#buf.length || this.#buf.length < max + 2) {
+    if (
+      this.#end === this.#buf.length || this.#buf.length < max + 2 ||
+      (this.#lastReadFilled && this.#buf.length < STREAM_BUFFER)
+    ) {
       const grown = new Uint8Array(Math.max(this.#buf.length * 2, max + 2));
       grown.set(this.#buf.subarray(0, this.#end));
       this.#buf = grown;
     }
     if (this.#beforeBlock) await this.#beforeBlock();
+    const room = this.#buf.length - this.#end;
     const n = await this.#readWithTimeout(this.#buf.subarray(this.#end));
     if (n === null) return false;
+    this.#lastReadFilled = n === room;
     this.#end += n;
     return true;
   }

@@ -129,6 +129,7 @@ export class QueueFile {
   #recipients = 0;
   #closed = false;
   #chain: Promise<void> = Promise.resolve();
+  #spare: RecordBuffer | undefined;
 
   /** @param parts the open file and its identity */
   constructor(
@@ -190,13 +191,18 @@ export class QueueFile {
     // Swap buffers first: records added while a write is in flight go to the
     // new one, and writes are chained so they reach the file in order.
     const full = this.#buf;
-    this.#buf = new RecordBuffer();
+    // Double buffering: the spare comes back when its write is done, so a
+    // large message reuses two buffers instead of allocating one per flush.
+    this.#buf = this.#spare ?? new RecordBuffer();
+    this.#spare = undefined;
     this.#flushed += full.length;
     const bytes = full.bytes();
     this.#chain = this.#chain.then(async () => {
       let off = 0;
       try {
         while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+        full.clear();
+        this.#spare = full;
       } catch (err) {
         throw new QueueWriteError(`cannot write ${this.path}: ${(err as Error).message}`, {
           cause: err,
