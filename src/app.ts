@@ -511,7 +511,13 @@ export async function startListening(
   }, setup.shared);
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
-    const admitted = limiter.admit(address);
+    let admitted = limiter.admit(address);
+    // At the global cap, hold the new client a moment, as a listen backlog
+    // would (Postfix's master simply accepts later), before refusing it.
+    for (let waited = 0; admitted === "global" && waited < 2000; waited += 25) {
+      await new Promise((r) => setTimeout(r, 25));
+      admitted = limiter.admit(address);
+    }
     if (admitted !== "ok") {
       await refuseConnection(t, config, admitted, address, logger);
       return;

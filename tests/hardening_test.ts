@@ -100,7 +100,7 @@ Deno.test({
       replies.push(`read-only: ${ro.trim()}`);
       assert.equal(ro, "451 4.3.0 Error: queue file write error\r\n");
       await d.waitForLog(
-        /warning: cannot create queue file: cannot create file in .*incoming: .*(Read-only|read-only)/,
+        /warning: \w+: cannot create file in .*incoming: .*(Read-only|read-only)/,
       );
       await sh(`mount -o remount,rw ${mnt}`);
       assert.match(await send(d.port), /^250 2\.0\.0 Ok: queued as/);

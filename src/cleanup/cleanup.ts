@@ -75,9 +75,9 @@ export class Cleanup {
    * @returns the draft that receives body lines
    * @throws {QueueWriteError} when no queue file can be created
    */
-  async begin(env: MessageEnvelope): Promise<MessageDraft> {
-    const file = await this.#store.create(env.queue, env.arrival);
-    return new MessageDraft(file, env, this.#config);
+  begin(env: MessageEnvelope): Promise<MessageDraft> {
+    const file = this.#store.create(env.queue, env.arrival);
+    return Promise.resolve(new MessageDraft(file, env, this.#config));
   }
 }
 

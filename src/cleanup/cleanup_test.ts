@@ -365,8 +365,9 @@ Deno.test("MessageDraft.abort() removes the queue file", async () => {
       origin: REMOTE,
       body: undefined,
     });
-    await Deno.stat(join(dir, "incoming", draft.id));
     await draft.line(enc.encode("Subject: x"), false);
+    await draft.line(enc.encode("x".repeat(300 * 1024)), false); // past the in-memory part
+    await Deno.stat(join(dir, "incoming", draft.id));
     await draft.abort();
     await assert.rejects(Deno.stat(join(dir, "incoming", draft.id)), Deno.errors.NotFound);
   } finally {

@@ -1,11 +1,16 @@
 /**
  * Durable queue-file commits, by Postfix's convention: the file is created
- * (O_EXCL, mode 0600) under a temporary name in its queue directory, renamed
- * to its queue ID once the inode is known, written, synced, then marked
- * complete by its mode (0700 in incoming/, 0744 in maildrop/ so that
- * Postfix's pickup can read it), and the directory is synced (coalesced)
- * before the caller may answer 250. Readers treat any other mode as "still
- * being written".
+ * (O_EXCL, mode 0600) under its queue ID in its queue directory, written,
+ * synced, then marked complete by its mode (0700 in incoming/, 0744 in
+ * maildrop/ so that Postfix's pickup can read it), and the directory is
+ * synced (coalesced) before the caller may answer 250. Readers treat any
+ * other mode as "still being written".
+ *
+ * The file is created lazily: a small message is written with one open,
+ * one write, one fsync, one chmod (and its share of a directory fsync) at
+ * the end of DATA; a large one is created at its first 256 KiB. The queue
+ * ID is known at once (it goes into Received:): Postfix's long-ID layout,
+ * time plus a per-process sequence where Postfix puts the inode number.
  *
  * @module
  */
@@ -39,13 +44,18 @@ export interface EnvelopeRecords {
 }
 
 const FLUSH_AT = 256 * 1024;
-let tempCounter = 0;
-/** Tells this thread's temporary names from other listener threads' (same PID). */
-const THREAD_TAG = Array.from(
-  crypto.getRandomValues(new Uint8Array(4)),
-  (b) => b.toString(16).padStart(2, "0"),
-)
-  .join("");
+let sequence = 0;
+/** Tells this thread's IDs from other listener threads' (same PID). */
+const THREAD_TAG = crypto.getRandomValues(new Uint16Array(1))[0] ?? 0;
+
+/**
+ * A number unique to this process, thread and message, for the ID's last part.
+ * @returns the number (below 2^53)
+ */
+function uniqueNumber(): number {
+  sequence = (sequence + 1) % 65536;
+  return ((Deno.pid % 1048576) * 65536 + THREAD_TAG) * 65536 + sequence;
+}
 
 /** Creates queue files under one queue directory. */
 export class QueueStore {
@@ -70,47 +80,22 @@ export class QueueStore {
   }
 
   /**
-   * Starts a new queue file.
+   * Starts a new queue file (nothing touches the disk yet).
    * @param queue incoming (daemon) or maildrop (stand-alone)
    * @param arrival the arrival time (used in the queue ID)
    * @returns a writer that owns the new file
-   * @throws {QueueWriteError} when the file cannot be created
    */
-  async create(queue: QueueName, arrival: Date): Promise<QueueFile> {
+  create(queue: QueueName, arrival: Date): QueueFile {
     const dir = join(this.directory, queue);
-    const micros = (arrival.getTime() % 1000) * 1000 + (tempCounter++ % 1000);
-    const temp = join(dir, `${micros}.${Deno.pid}.${THREAD_TAG}.${tempCounter}`);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
-    } catch (err) {
-      throw new QueueWriteError(`cannot create file in ${dir}: ${(err as Error).message}`, {
-        cause: err,
-      });
+    const ms = arrival.getTime();
+    const micros = (ms % 1000) * 1000 + (sequence % 1000);
+    const id = makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
+    let syncer = this.#syncers.get(queue);
+    if (!syncer) {
+      syncer = new DirSyncer(dir);
+      this.#syncers.set(queue, syncer);
     }
-    try {
-      if (this.#owner) await Deno.chown(temp, this.#owner.uid, this.#owner.gid);
-      const { ino } = await file.stat();
-      const id = makeQueueId(Math.floor(arrival.getTime() / 1000), micros % 1_000_000, ino ?? 0);
-      const path = join(dir, id);
-      await Deno.rename(temp, path);
-      return new QueueFile({ file, path, id, queue, syncer: this.#syncer(queue, dir) });
-    } catch (err) {
-      file.close();
-      await Deno.remove(temp).catch(() => {});
-      throw new QueueWriteError(`cannot name queue file: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-  }
-
-  #syncer(queue: QueueName, dir: string): DirSyncer {
-    let s = this.#syncers.get(queue);
-    if (!s) {
-      s = new DirSyncer(dir);
-      this.#syncers.set(queue, s);
-    }
-    return s;
+    return new QueueFile({ dir, path: join(dir, id), id, queue, syncer, owner: this.#owner });
   }
 }
 
@@ -121,25 +106,35 @@ export class QueueFile {
   /** Full path of the file. */
   readonly path: string;
   readonly queue: QueueName;
-  #file: Deno.FsFile;
+  #dir: string;
+  #owner: { uid: number; gid: number } | undefined;
+  #file: Deno.FsFile | undefined;
   #syncer: DirSyncer;
   #buf = new RecordBuffer();
-  #flushed = 0; // bytes already written to the file
+  #spare: RecordBuffer | undefined;
+  #flushed = 0; // bytes handed to the file (written or being written)
   #dataOffset = 0;
   #recipients = 0;
-  #closed = false;
+  #done = false;
   #chain: Promise<void> = Promise.resolve();
-  #spare: RecordBuffer | undefined;
 
-  /** @param parts the open file and its identity */
+  /** @param parts identity, directory syncer and owner */
   constructor(
-    parts: { file: Deno.FsFile; path: string; id: string; queue: QueueName; syncer: DirSyncer },
+    parts: {
+      dir: string;
+      path: string;
+      id: string;
+      queue: QueueName;
+      syncer: DirSyncer;
+      owner: { uid: number; gid: number } | undefined;
+    },
   ) {
-    this.#file = parts.file;
+    this.#dir = parts.dir;
     this.path = parts.path;
     this.id = parts.id;
     this.queue = parts.queue;
     this.#syncer = parts.syncer;
+    this.#owner = parts.owner;
   }
 
   /** Bytes of the file so far. */
@@ -187,9 +182,21 @@ export class QueueFile {
     if (this.#buf.length >= FLUSH_AT) return this.#flush();
   }
 
+  /** Creates the file (O_EXCL, 0600) on first need. */
+  #open(): Deno.FsFile {
+    if (this.#file) return this.#file;
+    try {
+      this.#file = Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 });
+      if (this.#owner) Deno.chownSync(this.path, this.#owner.uid, this.#owner.gid);
+    } catch (err) {
+      throw new QueueWriteError(`cannot create file in ${this.#dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return this.#file;
+  }
+
   #flush(): Promise<void> {
-    // Swap buffers first: records added while a write is in flight go to the
-    // new one, and writes are chained so they reach the file in order.
     const full = this.#buf;
     // Double buffering: the spare comes back when its write is done, so a
     // large message reuses two buffers instead of allocating one per flush.
@@ -198,16 +205,17 @@ export class QueueFile {
     this.#flushed += full.length;
     const bytes = full.bytes();
     this.#chain = this.#chain.then(async () => {
+      const file = this.#open();
       let off = 0;
       try {
-        while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
-        full.clear();
-        this.#spare = full;
+        while (off < bytes.length) off += await file.write(bytes.subarray(off));
       } catch (err) {
         throw new QueueWriteError(`cannot write ${this.path}: ${(err as Error).message}`, {
           cause: err,
         });
       }
+      full.clear();
+      this.#spare = full;
     });
     return this.#chain;
   }
@@ -232,20 +240,27 @@ export class QueueFile {
       contentLength: xtraOffset - this.#dataOffset,
       sendOpts: 0,
     }));
-    if (size.length !== SIZE_PAYLOAD_LENGTH) throw new QueueWriteError("size record overflow");
     try {
+      if (size.length !== SIZE_PAYLOAD_LENGTH) throw new QueueWriteError("size record overflow");
       if (this.#flushed === 0) {
+        // Small message: everything is still in memory; one write.
         this.#buf.bytes().set(size, 2); // type byte + one length byte (95 < 128)
-        await this.#flush();
+        const file = this.#open();
+        const bytes = this.#buf.bytes();
+        let off = 0;
+        while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
       } else {
         await this.#flush();
-        await this.#file.seek(2, Deno.SeekMode.Start);
-        await this.#file.write(size);
+        const file = this.#open();
+        await file.seek(2, Deno.SeekMode.Start);
+        await file.write(size);
       }
-      await this.#file.sync();
-      this.#file.close();
-      this.#closed = true;
-      await Deno.chmod(this.path, READY_MODE[this.queue]);
+      const file = this.#open();
+      await file.sync();
+      file.close();
+      this.#file = undefined;
+      this.#done = true;
+      Deno.chmodSync(this.path, READY_MODE[this.queue]);
       await this.#syncer.sync();
     } catch (err) {
       await this.abort();
@@ -258,12 +273,14 @@ export class QueueFile {
 
   /** Closes and removes the file (client gone, message refused, write error). */
   async abort(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
+    await this.#chain.catch(() => {});
+    const created = this.#file !== undefined || this.#done;
+    if (this.#file) {
       try {
         this.#file.close();
       } catch { /* already closed */ }
+      this.#file = undefined;
     }
-    await Deno.remove(this.path).catch(() => {});
+    if (created || this.#flushed > 0) await Deno.remove(this.path).catch(() => {});
   }
 }
