@@ -12,6 +12,12 @@
  * server's tree. Both servers are durable: ours fsyncs every queue file
  * before it answers 250; Postfix's cleanup does the same by default.
  *
+ * Every measured run gets a freshly started server (so no run inherits
+ * processes or heap from the one before), an untimed warm-up, an empty
+ * queue and a `sync` plus one second of quiet. Both servers run in
+ * sessions (so scheduler autogroups) of their own; the memory sampler is a
+ * separate process at nice 19 in an autogroup of its own.
+ *
  * Usage (as root, from anywhere):
  *
  *     deno run -A scripts/bench.ts [--quick] [--write BENCHMARKS.md]
@@ -37,7 +43,7 @@ const SAMPLE_MS = 100;
 const SENDER = "from@bench.example";
 const RECIPIENT = "to@bench.example";
 const HELO = "bench.localdomain";
-/** Untimed load each server gets once before the measured runs. */
+/** Untimed load a freshly started server gets before each measured run. */
 const WARMUP: LoadCase = { id: "warm-up", sessions: 10, messages: 500, size: 4096 };
 
 const encoder = new TextEncoder();
@@ -236,35 +242,162 @@ function memKiB(pid: number, kind: MemKind): number {
   }
 }
 
-/** Samples the summed memory of a process tree every SAMPLE_MS and keeps the peak. */
-class Sampler {
-  peakKiB = 0;
-  peakProcs = 0;
-  samples = 0;
-  busyMs = 0;
-  #timer: ReturnType<typeof setInterval> | undefined;
+/** What the sampler process found (written as JSON to its report file). */
+interface SampleReport {
+  peakKiB: number;
+  peakProcs: number;
+  samples: number;
+  /** Time spent taking samples, ms. */
+  busyMs: number;
+  /** The sampler's own CPU (utime+stime), clock ticks. */
+  cpuTicks: number;
+  /** Whether it got its own autogroup at nice 19. */
+  niced: boolean;
+}
 
-  constructor(readonly root: number, readonly kind: MemKind) {}
-
-  start(): void {
-    this.sample();
-    this.#timer = setInterval(() => this.sample(), SAMPLE_MS);
+/**
+ * The sampler process: `bench.ts --sampler ROOT rss|pss REPORT_FILE`.
+ * Sums the memory of ROOT's process tree every SAMPLE_MS and keeps the
+ * peak until SIGTERM. It runs in a session (so an autogroup) of its own at
+ * nice 19, so that reading smaps_rollup of 100+ Postfix processes ten
+ * times a second takes CPU from neither server: with autogroup
+ * scheduling, a plain `nice` in the bench's own session would not keep it
+ * from taking a full share against Postfix's session.
+ */
+async function samplerMain(args: string[]): Promise<number> {
+  const root = Number(args[0]);
+  const kind: MemKind = args[1] === "pss" ? "pss" : "rss";
+  const file = args[2];
+  if (!(root > 0) || !file) return 2;
+  let niced = false;
+  const own = procStat(Deno.pid);
+  if (own && Number(own[3]) === Deno.pid) { // session leader: its autogroup is its own
+    try {
+      Deno.writeTextFileSync("/proc/self/autogroup", "19");
+      niced = true;
+    } catch { /* no autogroup support */ }
   }
-
-  stop(): void {
-    clearInterval(this.#timer);
-    this.sample();
-  }
-
-  sample(): void {
+  const parent = Number(own?.[1]);
+  let stop = false;
+  const onTerm = () => {
+    stop = true;
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const report: SampleReport = {
+    peakKiB: 0,
+    peakProcs: 0,
+    samples: 0,
+    busyMs: 0,
+    cpuTicks: 0,
+    niced,
+  };
+  const save = () => {
+    report.cpuTicks = selfCpuTicks().own;
+    Deno.writeTextFileSync(`${file}.tmp`, JSON.stringify(report));
+    Deno.renameSync(`${file}.tmp`, file);
+  };
+  let next = performance.now();
+  // Bounded: 2 h of samples, or until the bench that started it is gone.
+  for (let i = 0; i < 72000; i++) {
     const t0 = performance.now();
-    const pids = processTree(this.root);
+    const pids = processTree(root);
     let sum = 0;
-    for (const pid of pids) sum += memKiB(pid, this.kind);
-    this.peakKiB = Math.max(this.peakKiB, sum);
-    this.peakProcs = Math.max(this.peakProcs, pids.length);
-    this.samples++;
-    this.busyMs += performance.now() - t0;
+    for (const pid of pids) sum += memKiB(pid, kind);
+    const higher = sum > report.peakKiB || pids.length > report.peakProcs;
+    report.peakKiB = Math.max(report.peakKiB, sum);
+    report.peakProcs = Math.max(report.peakProcs, pids.length);
+    report.samples++;
+    report.busyMs += performance.now() - t0;
+    // The first save tells the bench to start the clock; later ones keep the
+    // file current in case this process has to be SIGKILLed.
+    if (i === 0 || higher) save();
+    if (stop || procStat(Deno.pid)?.[1] !== String(parent)) break;
+    next += SAMPLE_MS;
+    const now = performance.now();
+    if (next < now) next = now; // behind (starved at nice 19): no burst of catch-up samples
+    await sleep(next - now);
+  }
+  save();
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  return 0;
+}
+
+/** A running sampler process (see {@linkcode samplerMain}). */
+class Sampler {
+  #child: Deno.ChildProcess;
+  #file: string;
+  /** Its CPU ticks at the first sample (start-up), before the clock starts. */
+  startTicks = 0;
+
+  private constructor(child: Deno.ChildProcess, file: string) {
+    this.#child = child;
+    this.#file = file;
+  }
+
+  /** Starts sampling ROOT's tree; resolves after the first sample. */
+  static async start(root: number, kind: MemKind, file: string): Promise<Sampler> {
+    try {
+      Deno.removeSync(file);
+    } catch { /* none */ }
+    // setsid execs (no fork: our child is no process-group leader), so the PID is Deno's.
+    const child = new Deno.Command("setsid", {
+      args: [
+        "nice",
+        "-n",
+        "19",
+        Deno.execPath(),
+        "run",
+        "-A",
+        new URL(import.meta.url).pathname,
+        "--sampler",
+        String(root),
+        kind,
+        file,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    const sampler = new Sampler(child, file);
+    let exited = false;
+    child.status.then(() => exited = true);
+    for (let i = 0; i < 200 && !exited; i++) {
+      const first = sampler.#read();
+      if (first) {
+        sampler.startTicks = first.cpuTicks;
+        return sampler;
+      }
+      await sleep(50);
+    }
+    await sampler.stop();
+    throw new Error("the memory sampler did not start");
+  }
+
+  #read(): SampleReport | null {
+    try {
+      return JSON.parse(Deno.readTextFileSync(this.#file)) as SampleReport;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Stops it by PID (SIGTERM, then SIGKILL after 5 s) and returns its report. */
+  async stop(): Promise<SampleReport> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch { /* gone */ }
+    const done = await Promise.race([
+      this.#child.status.then(() => true),
+      sleep(5000).then(() => false),
+    ]);
+    if (!done) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await Promise.race([this.#child.status, sleep(2000)]);
+    }
+    return this.#read() ??
+      { peakKiB: NaN, peakProcs: 0, samples: 0, busyMs: 0, cpuTicks: 0, niced: false };
   }
 }
 
@@ -378,8 +511,13 @@ interface Server {
   readonly spool: string;
   /** PID of the root of its process tree, or null when not running. */
   rootPid(): Promise<number | null>;
-  /** Makes sure it runs; true when it had to be (re)started. */
-  ensureRunning(): Promise<boolean>;
+  /**
+   * Stops it (when started) and starts it afresh.
+   * @returns true when it had been started but was found dead (a crash)
+   */
+  restart(): Promise<boolean>;
+  /** True when it has been started and is no longer running. */
+  isDead(): Promise<boolean>;
   clear(): Promise<void>;
   count(): Promise<number>;
   /** Problem lines (warning/error/fatal/panic) in its log. */
@@ -398,7 +536,8 @@ class OurServer implements Server {
   readonly #logFile: string;
   #child: Deno.ChildProcess | null = null;
   #exited = false;
-  starts = 0;
+  /** The current child got ready (so a later death is a crash, not a failed start). */
+  #ready = false;
 
   constructor(readonly port: number, readonly runDir: string) {
     const rel = runDir.slice(ROOT.length);
@@ -427,21 +566,26 @@ class OurServer implements Server {
     return Promise.resolve(pid !== undefined && !this.#exited && alive(pid) ? pid : null);
   }
 
-  async ensureRunning(): Promise<boolean> {
-    if (await this.rootPid() !== null) return false;
-    if (this.#child) {
-      note(`ours: server is not running (pid ${this.#child.pid}); log tail:\n${this.logTail()}`);
-      await this.stop();
-    }
+  async isDead(): Promise<boolean> {
+    return this.#child !== null && this.#ready && await this.rootPid() === null;
+  }
+
+  async restart(): Promise<boolean> {
+    const dead = await this.isDead();
+    if (dead) note(`ours: SERVER DIED (pid ${this.#child?.pid}); log tail:\n${this.logTail()}`);
+    await this.stop();
     await this.#start();
-    return true;
+    return dead;
   }
 
   async #start(): Promise<void> {
     const flags = productionFlags({ queueDirectories: [this.#queueDir] });
     const offset = this.#logSize();
-    const child = new Deno.Command("sh", {
+    // setsid: our daemon gets a session (autogroup) of its own, as Postfix's
+    // master does; setsid and sh exec, so the PID is Deno's.
+    const child = new Deno.Command("setsid", {
       args: [
+        "sh",
         "-c",
         'o=$1; shift; exec "$@" >>"$o" 2>&1',
         "sh",
@@ -461,14 +605,22 @@ class OurServer implements Server {
     }).spawn();
     this.#child = child;
     this.#exited = false;
-    this.starts++;
+    this.#ready = false;
     child.status.then(() => {
       if (this.#child === child) this.#exited = true;
     });
     const ready = `listening on 127.0.0.1:${this.port}`;
     for (let i = 0; i < 600; i++) {
       if (this.#logSince(offset).includes(ready)) {
+        let exe = "";
+        try {
+          exe = Deno.readLinkSync(`/proc/${child.pid}/exe`);
+        } catch { /* gone */ }
+        if (exe !== Deno.execPath()) {
+          throw new Error(`pid ${child.pid} runs ${exe || "nothing"}, not ${Deno.execPath()}`);
+        }
         note(`ours: pid ${child.pid} on 127.0.0.1:${this.port} (queue ${this.#queueDir})`);
+        this.#ready = true;
         return;
       }
       if (this.#exited) break;
@@ -551,6 +703,7 @@ class PostfixServer implements Server {
   readonly spool: string;
   #master: number | null = null;
   #started = false;
+  #earlierProblems: string[] = [];
 
   constructor(readonly port: number, readonly dir: string, readonly runDir: string) {
     this.spool = join(dir, "queue");
@@ -571,12 +724,14 @@ class PostfixServer implements Server {
     return r.code === 0 && pid > 0 && alive(pid) ? pid : null;
   }
 
-  async ensureRunning(): Promise<boolean> {
-    if (this.#started && await this.rootPid() !== null) return false;
-    if (this.#started) {
-      note(`postfix: not running; log tail:\n${this.logTail()}`);
-      await this.stop();
-    }
+  async isDead(): Promise<boolean> {
+    return this.#master !== null && await this.rootPid() === null;
+  }
+
+  async restart(): Promise<boolean> {
+    const dead = await this.isDead();
+    if (dead) note(`postfix: MASTER DIED; log tail:\n${this.logTail()}`);
+    await this.stop();
     this.#started = true;
     const r = await this.#anchor("start", 120);
     if (r.code !== 0 || r.timedOut) {
@@ -585,7 +740,7 @@ class PostfixServer implements Server {
     this.#master = await this.rootPid();
     if (this.#master === null) throw new Error("postfix started but has no master pid");
     note(`postfix: ${tail(r.output, 1).replace(/^\[[\d:]+\] /, "")}`);
-    return true;
+    return dead;
   }
 
   async clear(): Promise<void> {
@@ -615,11 +770,13 @@ class PostfixServer implements Server {
   }
 
   problems(): string[] {
-    return this.#log().split("\n").filter((l) => PROBLEM.test(l));
+    return [...this.#earlierProblems, ...this.#log().split("\n").filter((l) => PROBLEM.test(l))];
   }
 
   async stop(): Promise<void> {
     if (!this.#started) return;
+    // The next start rewrites DIR (log included): keep this instance's problems.
+    this.#earlierProblems = this.problems();
     const master = this.#master ?? await this.rootPid();
     const pids = master === null ? [] : processTree(master);
     const r = await this.#anchor("stop", 60);
@@ -651,6 +808,9 @@ interface RunResult {
   peakMiB: number;
   peakProcs: number;
   samples: number;
+  samplerMs: number;
+  samplerCpuS: number;
+  samplerNiced: boolean;
   serverCpuS: number;
   sourceCpuS: number;
   benchCpuS: number;
@@ -658,13 +818,14 @@ interface RunResult {
   stealS: number;
   rc: number;
   timedOut: boolean;
-  restarted: boolean;
+  /** The server was found dead before its next run (a crash after this one). */
+  diedAfter: boolean;
   diedDuring: boolean;
   sourceOutput: string;
 }
 
 function failed(r: RunResult): boolean {
-  return r.rc !== 0 || r.timedOut || r.landed !== r.sent || r.diedDuring;
+  return r.rc !== 0 || r.timedOut || r.landed !== r.sent || r.diedDuring || r.diedAfter;
 }
 
 let clkTck = 100;
@@ -698,8 +859,23 @@ async function runOne(
   seq: number,
   opts: Options,
   workDir: string,
+  previous: readonly RunResult[],
 ): Promise<RunResult> {
-  const restarted = await server.ensureRunning();
+  // A fresh server for every run: no run inherits processes or heap from the one before.
+  if (await server.restart()) {
+    const prev = previous.findLast((p) => p.label === server.label);
+    if (prev) prev.diedAfter = true;
+  }
+  const w = await execLogged(
+    SMTP_SOURCE,
+    sourceArgs(WARMUP, "reuse", server.port),
+    join(workDir, "warmup.out"),
+    opts.timeoutS,
+    true,
+  );
+  if (w.code !== 0 || w.timedOut) {
+    throw new Error(`warm-up of ${server.label} failed (rc ${w.code}):\n${tail(w.output)}`);
+  }
   await server.clear();
   const before = await server.count();
   if (before !== 0) throw new Error(`${server.label}: ${before} files left after clearing`);
@@ -707,33 +883,45 @@ async function runOne(
   await capture("sync", []);
   await sleep(1000);
   const root = await server.rootPid();
-  if (root === null) throw new Error(`${server.label}: not running`);
+  if (root === null) throw new Error(`${server.label}: SERVER DIED before the measured run`);
 
   const args = sourceArgs(c, mode, server.port);
-  const sampler = new Sampler(root, server.memKind);
-  const cpu0 = treeCpuTicks(root);
-  const sys0 = systemTicks();
-  const self0 = selfCpuTicks();
-  sampler.start();
-  const t0 = performance.now();
-  const r = await execLogged(
-    SMTP_SOURCE,
-    args,
-    join(workDir, "smtp-source.out"),
-    opts.timeoutS,
-    true,
-  );
-  const t1 = performance.now();
-  sampler.stop();
-  const stillAlive = alive(root);
-  const cpu1 = treeCpuTicks(root);
+  const sampler = await Sampler.start(root, server.memKind, join(workDir, "sampler.json"));
+  let sample: SampleReport | null = null;
+  let m;
+  try {
+    const cpu0 = treeCpuTicks(root);
+    const sys0 = systemTicks();
+    const self0 = selfCpuTicks();
+    const t0 = performance.now();
+    const r = await execLogged(
+      SMTP_SOURCE,
+      args,
+      join(workDir, "smtp-source.out"),
+      opts.timeoutS,
+      true,
+    );
+    const t1 = performance.now();
+    const stillAlive = alive(root);
+    const cpu1 = treeCpuTicks(root);
+    sample = await sampler.stop();
+    m = { r, t0, t1, cpu0, cpu1, sys0, self0, stillAlive };
+  } finally {
+    if (!sample) await sampler.stop();
+  }
+  const { r, t0, t1, cpu0, cpu1, sys0, self0, stillAlive } = m;
   const sys1 = systemTicks();
   const self1 = selfCpuTicks();
   const landed = await server.count();
 
   const elapsedS = (t1 - t0) / 1000;
   const serverCpuS = stillAlive ? (cpu1 - cpu0) / clkTck : NaN;
-  const sourceCpuS = (self1.children - self0.children) / clkTck;
+  // This process's reaped children in the window: smtp-source and the whole sampler.
+  // (Our server is a child too: when it died in the window, its CPU is in there as well.)
+  const sourceCpuS = server.label === "ours" && !stillAlive
+    ? NaN
+    : Math.max(0, (self1.children - self0.children - sample.cpuTicks) / clkTck);
+  const samplerCpuS = (sample.cpuTicks - sampler.startTicks) / clkTck; // after its start-up
   const benchCpuS = (self1.own - self0.own) / clkTck;
   const busyS = (sys1.busy - sys0.busy) / clkTck;
   return {
@@ -745,18 +933,23 @@ async function runOne(
     sent: c.messages,
     landed,
     elapsedS,
-    rate: c.messages / elapsedS,
-    peakMiB: sampler.peakKiB / 1024,
-    peakProcs: sampler.peakProcs,
-    samples: sampler.samples,
+    rate: r.code === 0 && !r.timedOut ? c.messages / elapsedS : NaN,
+    peakMiB: sample.peakKiB / 1024,
+    peakProcs: sample.peakProcs,
+    samples: sample.samples,
+    samplerMs: sample.busyMs,
+    samplerCpuS,
+    samplerNiced: sample.niced,
     serverCpuS,
     sourceCpuS,
     benchCpuS,
-    otherCpuS: busyS - (Number.isNaN(serverCpuS) ? 0 : serverCpuS) - sourceCpuS - benchCpuS,
+    otherCpuS: busyS - (Number.isNaN(serverCpuS) ? 0 : serverCpuS) - (sourceCpuS || 0) -
+      samplerCpuS -
+      benchCpuS,
     stealS: (sys1.steal - sys0.steal) / clkTck,
     rc: r.code,
     timedOut: r.timedOut,
-    restarted,
+    diedAfter: false,
     diedDuring: !stillAlive,
     sourceOutput: r.output,
   };
@@ -768,15 +961,17 @@ function describeRun(r: RunResult): string {
     r.rc !== 0 ? `smtp-source rc=${r.rc}` : "",
     r.timedOut ? "TIMED OUT" : "",
     r.diedDuring ? "SERVER DIED" : "",
-    r.restarted && r.seq > 2 ? "(server restarted before this run)" : "",
+    r.diedAfter ? "SERVER DIED AFTER THIS RUN" : "",
   ].filter(Boolean).join(" ");
   return `${r.label.padEnd(7)} (${r.caseId}) ${r.mode.padEnd(5)} rep ${r.rep}: ` +
-    `${r.rate.toFixed(1).padStart(7)} msg/s ${r.elapsedS.toFixed(2).padStart(6)} s ` +
+    `${fmtNum(r.rate, 1).padStart(7)} msg/s ${r.elapsedS.toFixed(2).padStart(6)} s ` +
     `landed ${r.landed}/${r.sent} peak ${r.peakMiB.toFixed(1)} MiB ` +
     `${r.label === "ours" ? "RSS" : "PSS"} (${r.peakProcs} procs) ` +
-    `cpu server ${fmtNum(r.serverCpuS, 2)} s src ${r.sourceCpuS.toFixed(2)} s ` +
-    `bench ${r.benchCpuS.toFixed(2)} s other ${r.otherCpuS.toFixed(2)} s ` +
-    `steal ${r.stealS.toFixed(2)} s${flags ? `  ${flags}` : ""}`;
+    `cpu server ${fmtNum(r.serverCpuS, 2)} s src ${fmtNum(r.sourceCpuS, 2)} s ` +
+    `other ${r.otherCpuS.toFixed(2)} s steal ${r.stealS.toFixed(2)} s; ` +
+    `sampler ${r.samples} samples, ${fmtNum(r.samplerMs / r.samples, 1)} ms each, ` +
+    `${r.samplerCpuS.toFixed(2)} s CPU${r.samplerNiced ? "" : " (NOT niced)"}` +
+    `${flags ? `  ${flags}` : ""}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -828,7 +1023,8 @@ function summaryRows(results: RunResult[], opts: Options): string[][] {
         const bad = rs.some(failed);
         return `${got}/${sent}${bad ? " MISMATCH" : ""}`;
       };
-      const cpu = (rs: RunResult[]) => median(rs.map((r) => (r.serverCpuS / r.sent) * 1000));
+      const cpu = (rs: RunResult[]) =>
+        median(rs.filter((r) => r.landed > 0).map((r) => (r.serverCpuS / r.landed) * 1000));
       const ro = rate(ours);
       const rp = rate(pf);
       const mo = ours.length ? Math.max(...ours.map((r) => r.peakMiB)) : NaN;
@@ -875,7 +1071,8 @@ async function describeMachine(ours: Server, pf: Server): Promise<Machine> {
   const kernel = Deno.readTextFileSync("/proc/sys/kernel/osrelease").trim();
   const nproc = await capture("nproc", []);
   const postfix = await capture("postconf", ["-d", "-h", "mail_version"]);
-  const rev = await capture("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]);
+  const rev = await capture("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) ||
+    "(not a git checkout)";
   const dirty = (await capture("git", ["-C", ROOT, "status", "--porcelain"])) !== "";
   const fs = async (p: string) =>
     (await capture("findmnt", ["-n", "-o", "SOURCE,FSTYPE", "-T", p]))
@@ -917,15 +1114,15 @@ function markdown(
     r.mode,
     String(r.rep),
     r.elapsedS.toFixed(2),
-    r.rate.toFixed(1),
+    fmtNum(r.rate, 1),
     `${r.landed}/${r.sent}${r.landed !== r.sent ? " MISMATCH" : ""}`,
     `${r.peakMiB.toFixed(1)} (${r.peakProcs})`,
     fmtNum(r.serverCpuS, 2),
-    r.sourceCpuS.toFixed(2),
-    r.benchCpuS.toFixed(2),
+    fmtNum(r.sourceCpuS, 2),
+    `${r.samplerCpuS.toFixed(2)} (${r.samples})`,
     r.otherCpuS.toFixed(2),
     r.stealS.toFixed(2),
-    `${r.rc}${r.timedOut ? " timeout" : ""}${r.diedDuring ? " died" : ""}`,
+    `${r.rc}${r.timedOut ? " timeout" : ""}${r.diedDuring || r.diedAfter ? " SERVER DIED" : ""}`,
   ]);
   return [
     `## ${when} UTC, ${kind} run`,
@@ -941,9 +1138,12 @@ function markdown(
     `msg/s = messages / wall time of smtp-source${
       opts.reps > 1 ? ` (median of ${opts.reps} runs; peak memory = maximum)` : ""
     }. ` +
-    `Order alternates between the servers; queues are emptied before every run; each server ` +
-    `first gets an untimed warm-up (${WARMUP.sessions} x ${WARMUP.messages} x 4 KiB, reuse). ` +
-    `Peak memory sampled every ${SAMPLE_MS} ms: ours = RSS summed over our server's ` +
+    `Order alternates between the servers. Before every run the server is restarted, gets an ` +
+    `untimed warm-up (${WARMUP.sessions} x ${WARMUP.messages} x 4 KiB, reuse) and its queue ` +
+    `is emptied. ` +
+    `Peak memory sampled every ${SAMPLE_MS} ms by a helper process at nice 19 in an ` +
+    `autogroup of its own (so it takes no CPU share from the servers; when the CPUs are ` +
+    `saturated it samples less often: see the sample counts below): ours = RSS summed over our server's ` +
     `process tree, Postfix = PSS summed over the master's tree. CPU = utime+stime ` +
     `(with reaped children) of the server's tree per message.`,
     "",
@@ -962,7 +1162,7 @@ function markdown(
         "peak MiB (procs)",
         "server CPU s",
         "smtp-source CPU s",
-        "bench CPU s",
+        "sampler CPU s (samples)",
         "other CPU s",
         "steal s",
         "rc",
@@ -1032,21 +1232,10 @@ async function main(): Promise<number> {
   let error: Error | null = null;
   try {
     note(`work directories: ${runDir} and ${pfDir}`);
-    await pf.ensureRunning();
-    await ours.ensureRunning();
+    // Start both once up front: fail early, and describe the machine with both spools present.
+    await pf.restart();
+    await ours.restart();
     machine = await describeMachine(ours, pf);
-    for (const server of [ours, pf]) {
-      note(`${server.label}: untimed warm-up, ${WARMUP.sessions} x ${WARMUP.messages} reuse`);
-      const w = await execLogged(
-        SMTP_SOURCE,
-        sourceArgs(WARMUP, "reuse", server.port),
-        join(runDir, "warmup.out"),
-        opts.timeoutS,
-        true,
-      );
-      if (w.code !== 0) throw new Error(`warm-up of ${server.label} failed:\n${tail(w.output)}`);
-      await server.clear();
-    }
     let seq = 0;
     let pair = 0;
     for (let rep = 1; rep <= opts.reps; rep++) {
@@ -1059,7 +1248,7 @@ async function main(): Promise<number> {
               `${server.label}: case (${c.id}) ${c.sessions} x ${c.messages} x ` +
                 `${sizeLabel(c.size)} ${mode} rep ${rep} ...`,
             );
-            const r = await runOne(server, c, mode, rep, ++seq, opts, runDir);
+            const r = await runOne(server, c, mode, rep, ++seq, opts, runDir, results);
             results.push(r);
             note(describeRun(r));
             if (failed(r)) {
@@ -1084,6 +1273,13 @@ async function main(): Promise<number> {
     if (ourProblemCount + pfProblemCount) {
       note(`log problems: ours ${ourProblemCount}, postfix ${pfProblemCount} lines`);
     }
+    for (const server of [ours, pf]) {
+      if (await server.isDead().catch(() => false)) {
+        note(`${server.label}: SERVER DIED (found dead when the bench ended)`);
+        const prev = results.findLast((p) => p.label === server.label);
+        if (prev && !prev.diedDuring) prev.diedAfter = true;
+      }
+    }
     await ours.stop().catch((e) => note(`stopping ours: ${e.message}`));
     await pf.stop().catch((e) => note(`stopping postfix: ${e.message}`));
     if (opts.keep) {
@@ -1103,7 +1299,9 @@ async function main(): Promise<number> {
     out();
     const md = markdown(results, opts, machine, started, problems);
     out(md);
-    if (opts.write) {
+    if (opts.write && error) {
+      note(`not appending to ${opts.write}: the run did not complete`);
+    } else if (opts.write) {
       const file = resolve(opts.write);
       let exists = true;
       try {
@@ -1124,4 +1322,6 @@ async function main(): Promise<number> {
   return bad.length ? 1 : 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  Deno.exit(await (Deno.args[0] === "--sampler" ? samplerMain(Deno.args.slice(1)) : main()));
+}
