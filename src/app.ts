@@ -237,7 +237,11 @@ function buildDeps(
   wake: Wakeup;
 } {
   const config = loaded.config;
-  const store = new QueueStore(config.queue_directory, { owner: resolveOwner(loaded) });
+  const store = new QueueStore(config.queue_directory, {
+    owner: resolveOwner(loaded),
+    pool: queue === "incoming",
+    onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
+  });
   const wake = wakeupTrigger(
     `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
   );
@@ -567,6 +571,7 @@ async function runServe(
   // Only the daemon recovers: stand-alone processes run side by side and
   // would take each other's files in progress for leftovers.
   await recover(config, logger);
+  await store.prefill("incoming");
   const threads = listenerThreads(config, tls !== undefined);
   let main;
   try {
@@ -603,6 +608,8 @@ async function runServe(
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
   let stopping = false;
+  let stopped: () => void = () => {};
+  const allStopped = new Promise<void>((r) => (stopped = r));
   const stop = async () => {
     if (stopping) return;
     stopping = true;
@@ -614,12 +621,12 @@ async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const w of workers) w.terminate();
-    Deno.exit(0);
+    await Promise.all([store.close(), ...workers.map(stopWorker)]);
+    stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
-  await server.finished;
+  await allStopped;
   return 0;
 }
 
@@ -630,6 +637,24 @@ export interface WorkerInit {
   verbose: number;
   listen: ListenAddress[];
   shared: SharedArrayBuffer;
+}
+
+/** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
+function stopWorker(w: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.terminate();
+      resolve();
+    };
+    const timer = setTimeout(done, 1000);
+    w.onmessage = (e: MessageEvent) => {
+      if (e.data?.kind === "stopped") {
+        clearTimeout(timer);
+        done();
+      }
+    };
+    w.postMessage({ kind: "stop" });
+  });
 }
 
 function startWorker(init: WorkerInit): Promise<Worker> {
@@ -653,14 +678,15 @@ function startWorker(init: WorkerInit): Promise<Worker> {
  * @param init what the main thread sent
  * @returns resolves when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<void> {
+export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   const loaded = await loadConfig(init.file, {
     overrides: init.overrides,
     systemHostname: systemHostname(),
   });
   const logger = makeLogger(loaded.config, init.verbose);
   const policy = buildPolicy(loaded, logger);
-  const { deps } = buildDeps(loaded, policy, logger, "incoming");
+  const { deps, store } = buildDeps(loaded, policy, logger, "incoming");
+  await store.prefill("incoming");
   await startListening({
     deps,
     listen: init.listen,
@@ -668,4 +694,5 @@ export async function serveInWorker(init: WorkerInit): Promise<void> {
     shared: init.shared,
     reusePort: true,
   });
+  return store;
 }

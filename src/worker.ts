@@ -20,7 +20,14 @@ globalThis.addEventListener("unhandledrejection", (e) => e.preventDefault());
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
   serveInWorker(e.data).then(
-    () => self.postMessage({ kind: "ready" }),
+    (store) => {
+      self.onmessage = (m: MessageEvent) => {
+        if ((m.data as { kind?: string })?.kind === "stop") {
+          void store.close().then(() => self.postMessage({ kind: "stopped" }));
+        }
+      };
+      self.postMessage({ kind: "ready" });
+    },
     (err) => self.postMessage({ kind: "failed", reason: (err as Error)?.message ?? String(err) }),
   );
 };

@@ -241,10 +241,17 @@ export async function queueFiles(queueDir: string, queue = "incoming"): Promise<
   return out.sort();
 }
 
-/** Every entry in a queue directory, complete or not. */
+/**
+ * Every entry in a queue directory, complete or not, except the daemon's
+ * pre-created pool files (empty, mode 0600: nothing was ever written).
+ */
 export async function allEntries(queueDir: string, queue = "incoming"): Promise<string[]> {
   const out: string[] = [];
-  for await (const e of Deno.readDir(join(queueDir, queue))) out.push(e.name);
+  for await (const e of Deno.readDir(join(queueDir, queue))) {
+    const st = await Deno.stat(join(queueDir, queue, e.name)).catch(() => undefined);
+    if (st && st.size === 0 && ((st.mode ?? 0) & 0o777) === 0o600) continue;
+    out.push(e.name);
+  }
   return out.sort();
 }
 

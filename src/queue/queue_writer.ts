@@ -17,6 +17,7 @@
 
 import { join } from "node:path";
 import { DirSyncer } from "./dir_sync.ts";
+import { FilePool, type PooledFile } from "./file_pool.ts";
 import { makeQueueId } from "./queue_id.ts";
 import { formatSize, REC, RecordBuffer, SIZE_PAYLOAD_LENGTH } from "./queue_file.ts";
 
@@ -57,19 +58,58 @@ function uniqueNumber(): number {
   return ((Deno.pid % 1048576) * 65536 + THREAD_TAG) * 65536 + sequence;
 }
 
+/**
+ * A fresh queue ID for a file created at this time.
+ * @param when the time
+ * @returns the ID
+ */
+function newQueueId(when: Date): string {
+  const ms = when.getTime();
+  const micros = (ms % 1000) * 1000 + (sequence % 1000);
+  return makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
+}
+
 /** Creates queue files under one queue directory. */
 export class QueueStore {
   readonly directory: string;
   #syncers = new Map<QueueName, DirSyncer>();
+  #pools = new Map<QueueName, FilePool>();
   #owner: { uid: number; gid: number } | undefined;
+  #usePool: boolean;
+  #onPoolError: (err: Error) => void;
 
   /**
    * @param directory the queue_directory
-   * @param options owner: uid/gid given to every new file (mail_owner)
+   * @param options owner: uid/gid given to every new file (mail_owner);
+   *   pool: keep pre-created files (daemon mode); onPoolError: report refill failures
    */
-  constructor(directory: string, options: { owner?: { uid: number; gid: number } } = {}) {
+  constructor(
+    directory: string,
+    options: {
+      owner?: { uid: number; gid: number };
+      pool?: boolean;
+      onPoolError?: (err: Error) => void;
+    } = {},
+  ) {
     this.directory = directory;
     this.#owner = options.owner;
+    this.#usePool = options.pool ?? false;
+    this.#onPoolError = options.onPoolError ?? (() => {});
+  }
+
+  /**
+   * Fills the pool for a queue ahead of the first message.
+   * @param queue the queue
+   */
+  async prefill(queue: QueueName): Promise<void> {
+    if (!this.#usePool) return;
+    this.create(queue, new Date()).abandon();
+    await this.#pools.get(queue)?.fill();
+  }
+
+  /** Removes the pool's unused files (clean stop). */
+  async close(): Promise<void> {
+    for (const p of this.#pools.values()) await p.close();
   }
 
   /** Creates the queue subdirectories that do not exist yet. */
@@ -87,15 +127,28 @@ export class QueueStore {
    */
   create(queue: QueueName, arrival: Date): QueueFile {
     const dir = join(this.directory, queue);
-    const ms = arrival.getTime();
-    const micros = (ms % 1000) * 1000 + (sequence % 1000);
-    const id = makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
     let syncer = this.#syncers.get(queue);
     if (!syncer) {
       syncer = new DirSyncer(dir);
       this.#syncers.set(queue, syncer);
     }
-    return new QueueFile({ dir, path: join(dir, id), id, queue, syncer, owner: this.#owner });
+    const owner = this.#owner;
+    if (this.#usePool) {
+      let pool = this.#pools.get(queue);
+      if (!pool) {
+        pool = new FilePool(dir, syncer, () => newQueueId(new Date()), {
+          owner,
+          onError: this.#onPoolError,
+        });
+        this.#pools.set(queue, pool);
+      }
+      const ready = pool.take();
+      if (ready) {
+        return new QueueFile({ dir, path: ready.path, id: ready.id, queue, syncer, owner, ready });
+      }
+    }
+    const id = newQueueId(arrival);
+    return new QueueFile({ dir, path: join(dir, id), id, queue, syncer, owner });
   }
 }
 
@@ -117,6 +170,8 @@ export class QueueFile {
   #recipients = 0;
   #done = false;
   #chain: Promise<void> = Promise.resolve();
+  /** Taken from the pool: created, its directory entry already durable. */
+  #pooled: boolean;
 
   /** @param parts identity, directory syncer and owner */
   constructor(
@@ -127,6 +182,7 @@ export class QueueFile {
       queue: QueueName;
       syncer: DirSyncer;
       owner: { uid: number; gid: number } | undefined;
+      ready?: PooledFile;
     },
   ) {
     this.#dir = parts.dir;
@@ -135,6 +191,8 @@ export class QueueFile {
     this.queue = parts.queue;
     this.#syncer = parts.syncer;
     this.#owner = parts.owner;
+    this.#file = parts.ready?.file;
+    this.#pooled = parts.ready !== undefined;
   }
 
   /** Bytes of the file so far. */
@@ -256,12 +314,22 @@ export class QueueFile {
         await file.write(size);
       }
       const file = this.#open();
-      await file.sync();
-      file.close();
-      this.#file = undefined;
-      this.#done = true;
-      Deno.chmodSync(this.path, READY_MODE[this.queue]);
-      await this.#syncer.sync();
+      if (this.#pooled) {
+        // The entry is durable already: mark complete, then one fsync makes
+        // data and mode durable together (Postfix's own order).
+        Deno.chmodSync(this.path, READY_MODE[this.queue]);
+        await file.sync();
+        file.close();
+        this.#file = undefined;
+        this.#done = true;
+      } else {
+        await file.sync();
+        file.close();
+        this.#file = undefined;
+        this.#done = true;
+        Deno.chmodSync(this.path, READY_MODE[this.queue]);
+        await this.#syncer.sync();
+      }
     } catch (err) {
       await this.abort();
       if (err instanceof QueueWriteError) throw err;
@@ -271,10 +339,15 @@ export class QueueFile {
     }
   }
 
+  /** Drops a file that was never written (no I/O unless it came from the pool). */
+  abandon(): void {
+    if (this.#pooled) void this.abort();
+  }
+
   /** Closes and removes the file (client gone, message refused, write error). */
   async abort(): Promise<void> {
     await this.#chain.catch(() => {});
-    const created = this.#file !== undefined || this.#done;
+    const created = this.#file !== undefined || this.#done || this.#pooled;
     if (this.#file) {
       try {
         this.#file.close();

@@ -50,6 +50,11 @@ export async function recoverQueue(
         continue; // gone meanwhile
       }
       if (options.minAgeMs && now - (st.mtime?.getTime() ?? now) < options.minAgeMs) continue;
+      if (st.size === 0 && ((st.mode ?? 0) & 0o777) === 0o600 && /^[A-Za-z0-9_]+$/.test(name)) {
+        // An unused file of the pre-created pool: nothing was ever written.
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
       const reason = await whyIncomplete(path, name, st, READY_MODE[queue]);
       if (!reason) continue;
       const corrupt = join(queueDirectory, "corrupt");

@@ -1,0 +1,148 @@
+/**
+ * A pool of empty queue files created ahead of need. Creating a file in a
+ * busy queue directory is slow (it contends with the directory syncs), and
+ * a new directory entry must be made durable before the client may see 250.
+ * The pool moves both off the path of a message: files are created in
+ * batches in the background, and one directory sync per batch makes all
+ * their entries durable. A message then takes a ready file, writes it,
+ * marks it complete (0700) and syncs it: one fsync per message, with its
+ * directory entry already on stable storage.
+ *
+ * Pool files are empty and mode 0600, so every reader (ours, Postfix's)
+ * takes them for files being written. Unused ones are removed on a clean
+ * stop, and start-up recovery removes those a crash left behind.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { DirSyncer } from "./dir_sync.ts";
+
+const CONCURRENT = 16;
+
+/** A created file whose directory entry is durable. */
+export interface PooledFile {
+  readonly id: string;
+  readonly path: string;
+  /** Open for writing (the pool keeps only names, so no descriptors pile up). */
+  readonly file: Deno.FsFile;
+}
+
+interface PooledName {
+  readonly id: string;
+  readonly path: string;
+}
+
+/** Options for {@linkcode FilePool}. */
+export interface FilePoolOptions {
+  /** Refill when fewer than this many files are ready. @default {64} */
+  low?: number;
+  /** Fill up to this many. @default {256} */
+  high?: number;
+  /** Owner for new files (mail_owner). */
+  owner?: { uid: number; gid: number };
+  /** Reports a failed refill (the direct path is used meanwhile). */
+  onError?: (err: Error) => void;
+}
+
+/** Keeps ready, durable, empty queue files for one queue directory. */
+export class FilePool {
+  #dir: string;
+  #syncer: DirSyncer;
+  #newId: () => string;
+  #ready: PooledName[] = [];
+  #filling = false;
+  #closed = false;
+  #low: number;
+  #high: number;
+  #owner: { uid: number; gid: number } | undefined;
+  #onError: (err: Error) => void;
+
+  /**
+   * @param dir the queue directory (e.g. .../incoming)
+   * @param syncer its directory syncer
+   * @param newId makes a fresh queue ID
+   * @param options pool sizes, owner, error report
+   */
+  constructor(dir: string, syncer: DirSyncer, newId: () => string, options: FilePoolOptions = {}) {
+    this.#dir = dir;
+    this.#syncer = syncer;
+    this.#newId = newId;
+    this.#low = options.low ?? 64;
+    this.#high = options.high ?? 256;
+    this.#owner = options.owner;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Files ready now. */
+  get size(): number {
+    return this.#ready.length;
+  }
+
+  /**
+   * Takes a ready file, or undefined when none is ready (the caller then
+   * creates its file the slow way). Starts a refill when running low.
+   * @returns a durable empty file, open for writing
+   */
+  take(): PooledFile | undefined {
+    let taken: PooledFile | undefined;
+    for (let n = this.#ready.pop(); n && !taken; n = taken ? undefined : this.#ready.pop()) {
+      try {
+        // No create: a name another process removed (two daemons on one
+        // queue, its start-up recovery) just fails here and is skipped.
+        taken = { ...n, file: Deno.openSync(n.path, { write: true }) };
+      } catch { /* gone, or the file system is read-only: try the next / the slow path */ }
+    }
+    if (this.#ready.length < this.#low) void this.fill();
+    return taken;
+  }
+
+  /** Creates files up to the high-water mark, then syncs the directory once. */
+  async fill(): Promise<void> {
+    if (this.#filling || this.#closed) return;
+    this.#filling = true;
+    const batch: PooledName[] = [];
+    try {
+      while (!this.#closed && this.#ready.length + batch.length < this.#high) {
+        // Several creates at once: they run in parallel on Deno's I/O threads.
+        const n = Math.min(CONCURRENT, this.#high - this.#ready.length - batch.length);
+        const made = await Promise.allSettled(
+          Array.from({ length: n }, () => this.#createOne()),
+        );
+        for (const m of made) if (m.status === "fulfilled") batch.push(m.value);
+        const failed = made.find((m) => m.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      }
+      await this.#syncer.sync();
+      if (this.#closed) throw new Error("pool closed");
+      this.#ready.push(...batch);
+    } catch (err) {
+      for (const f of batch) await discard(f);
+      if (!this.#closed) this.#onError(err as Error);
+    } finally {
+      this.#filling = false;
+    }
+  }
+
+  async #createOne(): Promise<PooledName> {
+    const id = this.#newId();
+    const path = join(this.#dir, id);
+    const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    file.close();
+    if (this.#owner) await Deno.chown(path, this.#owner.uid, this.#owner.gid);
+    return { id, path };
+  }
+
+  /** Removes every unused file (clean stop), after any refill in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#filling) await new Promise((r) => setTimeout(r, 10));
+    const left = this.#ready;
+    this.#ready = [];
+    for (const f of left) await discard(f);
+  }
+}
+
+async function discard(f: PooledName): Promise<void> {
+  await Deno.remove(f.path).catch(() => {});
+}
