@@ -189,15 +189,20 @@ function expandAll(
  * @returns the line, or undefined
  */
 export function findKeyLine(text: string, key: string): number | undefined {
+  // Plain string matching (no RegExp built from the key: a huge key would
+  // make one too large, found by the fuzzer).
   const lines = text.split("\n");
-  const esc = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const re = new RegExp(`^\\s*(?:${esc}|"${esc}"|'${esc}')\\s*[=.]`);
+  const forms = [key, `"${key}"`, `'${key}'`];
+  const after = (rest: string, stops: string): boolean => stops.includes(rest.trimStart()[0] ?? "");
   for (let i = 0; i < lines.length; i++) {
-    if (re.test(lines[i] ?? "")) return i + 1;
+    const l = (lines[i] ?? "").trimStart();
+    if (forms.some((f) => l.startsWith(f) && after(l.slice(f.length), "=."))) return i + 1;
   }
-  const table = new RegExp(`^\\s*\\[+\\s*(?:${esc}|"${esc}")\\s*[\\].]`);
   for (let i = 0; i < lines.length; i++) {
-    if (table.test(lines[i] ?? "")) return i + 1;
+    const l = (lines[i] ?? "").trimStart();
+    if (!l.startsWith("[")) continue;
+    const inner = l.replace(/^\[+/, "").trimStart();
+    if (forms.some((f) => inner.startsWith(f) && after(inner.slice(f.length), "]."))) return i + 1;
   }
   return undefined;
 }

@@ -69,7 +69,11 @@ export async function readDotBody(
         if (sawBare && bareNewline === "reject") return { kind: "bareNewline", size };
         return { kind: "complete", size };
       }
-      if (bytes.length > 1 && bytes[0] === DOT) bytes = bytes.subarray(1);
+      // Unstuff: a leading dot goes when the line has more (this piece may be
+      // only the start of a long line).
+      if (bytes[0] === DOT && (bytes.length > 1 || line.end === "partial")) {
+        bytes = bytes.subarray(1);
+      }
     }
     if (line.end === "lf") sawBare = true;
     size += bytes.length + (line.end === "partial" ? 0 : 2);

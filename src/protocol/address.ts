@@ -155,6 +155,9 @@ export function parseMailbox(inner: string): Address | undefined {
       if (c === "\\") {
         i++;
         if (i >= s.length) return undefined;
+        // RFC 5321 quoted-pairSMTP: a backslash and one printable ASCII character.
+        const q = s.charCodeAt(i);
+        if (q < 32 || q > 126) return undefined;
         out += s[i];
       } else if (c === '"') break;
       else if (c.charCodeAt(0) < 32 || c.charCodeAt(0) > 126) return undefined;

@@ -17,6 +17,7 @@ export interface CommandLine {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const latin1 = new TextDecoder("latin1");
 
 /**
  * Parses one command line (without CRLF).
@@ -33,7 +34,7 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
   }
   let text: string;
   if (ascii) {
-    text = String.fromCharCode.apply(null, line as unknown as number[]);
+    text = latin1.decode(line);
   } else {
     try {
       text = utf8.decode(line);
@@ -41,7 +42,11 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
       return { error: REPLY.badUtf8 };
     }
   }
-  text = text.replace(/[ \t]+$/, "");
+  // Trailing white space off, in linear time (a regex here is quadratic
+  // on long inner runs of blanks: found by the fuzzer).
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+  text = text.slice(0, end);
   const m = /^[ \t]*([A-Za-z0-9]+)(?:[ \t]+(.*))?$/s.exec(text);
   if (!m) return { error: REPLY.badSyntax };
   return { verb: (m[1] as string).toUpperCase(), arg: m[2] ?? "" };

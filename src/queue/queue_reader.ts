@@ -73,13 +73,17 @@ export async function readQueueFile(
   const attributes: Record<string, string> = {};
   let content = "";
   let inContent = false;
-  let sawEnd = false;
+  let badTime = false;
   for (const r of records) {
     const text = () => latin1.decode(r.data);
     switch (r.type) {
-      case REC.time:
-        arrival = new Date(Number(text().split(" ")[0]) * 1000).toISOString();
+      case REC.time: {
+        const secs = Number(text().split(" ")[0]);
+        const when = new Date(secs * 1000);
+        if (Number.isFinite(when.getTime())) arrival = when.toISOString();
+        else badTime = true;
         break;
+      }
       case REC.from:
         sender = text();
         break;
@@ -105,12 +109,15 @@ export async function readQueueFile(
         if (inContent && withContent) content += text();
         break;
       case REC.end:
-        sawEnd = true;
         break;
     }
   }
+  // Complete means: ready mode, and the end record is the very last record.
+  const sawEnd = records.at(-1)?.type === REC.end;
   const problem = !sawEnd
-    ? "incomplete: no end record"
+    ? "incomplete: no end record at the end"
+    : badTime
+    ? "corrupt: bad arrival time record"
     : !ready
     ? "incomplete: still being written"
     : undefined;
@@ -120,7 +127,7 @@ export async function readQueueFile(
     sender,
     recipients,
     attributes,
-    complete: sawEnd && ready,
+    complete: sawEnd && ready && !badTime,
     ...(problem ? { problem } : {}),
     ...(withContent ? { content } : {}),
   };
