@@ -171,10 +171,11 @@ const TOKENS: readonly Uint8Array[] = [
  * A run of one byte (or a short pattern), usually a few hundred bytes,
  * sometimes past 64 KiB.
  * @param rng the generator
+ * @param giant the probability of a run past 64 KiB
  * @returns the run
  */
-export function longRun(rng: Rng): Uint8Array {
-  const n = rng.chance(0.05) ? rng.range(60_000, 140_000) : rng.pick([
+export function longRun(rng: Rng, giant = 0.02): Uint8Array {
+  const n = rng.chance(giant) ? rng.range(60_000, 140_000) : rng.pick([
     rng.range(70, 90),
     rng.range(500, 520),
     rng.range(990, 1010),
