@@ -14,6 +14,14 @@ import { productionFlags } from "../scripts/permissions.ts";
 export const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
+/** A free TCP port on 127.0.0.1 (it is closed again at once). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** A private work area under var/ (inside what the production flags allow). */
 export async function makeWorkDir(prefix = "test"): Promise<string> {
   await Deno.mkdir(join(ROOT, "var", "tests"), { recursive: true });

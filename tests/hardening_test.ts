@@ -12,7 +12,6 @@ import {
   postcat,
   queueFiles,
   RawClient,
-  ROOT,
   run,
   startDaemon,
 } from "./_harness.ts";

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  freePort,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -21,13 +22,6 @@ import {
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const PROXY_EXTRA =
   'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nmynetworks = ["127.0.0.0/8", "192.0.2.0/24"]';
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 const SEND_FROM = `
 import smtplib, sys
@@ -46,7 +40,7 @@ Deno.test({
     const a = await startDaemon(PROXY_EXTRA);
     const b = await startDaemon(PROXY_EXTRA);
     const dir = await makeWorkDir("haproxy");
-    const front = await freePort();
+    const front = freePort();
     const cfg = join(dir, "haproxy.cfg");
     await Deno.writeTextFile(
       cfg,

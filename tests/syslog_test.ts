@@ -6,18 +6,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
+import { freePort, makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const have = (cmd: string) => run("sh", ["-c", `command -v ${cmd}`]).then((r) => r.code === 0);
 const ready = await have("rsyslogd") && await have("pflogsumm");
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 Deno.test({
   name:
@@ -26,8 +19,8 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("syslog");
-    const udp = await freePort();
-    const tcp = await freePort();
+    const udp = freePort();
+    const tcp = freePort();
     const conf = join(dir, "rsyslog.conf");
     await Deno.writeTextFile(
       conf,

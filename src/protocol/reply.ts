@@ -87,6 +87,7 @@ export function isError(r: Reply): boolean {
 export function formatReply(r: Reply, enhanced = true): string {
   const status = enhanced ? enhancedStatus(r) : "";
   // No control characters reach the wire (table texts are the operator's, but still).
+  // deno-lint-ignore no-control-regex
   const lines = r.text.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, " ").split("\n");
   let out = "";
   for (let i = 0; i < lines.length; i++) {
