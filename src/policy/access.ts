@@ -9,6 +9,8 @@
  */
 
 import { reply, type ReplyCode } from "../protocol/reply.ts";
+import type { Factory } from "./compile.ts";
+import type { PolicyContext } from "./context.ts";
 import type { Decision } from "./decision.ts";
 import {
   type CompileEnv,
@@ -176,4 +178,32 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
   void restWords;
   const list: Restriction[] = env.compileList(v.split(/[\s,]+/).filter(Boolean), where);
   return (e) => env.evaluateList(list, e);
+}
+
+/**
+ * Builds a check_*_access restriction: its table is opened and every value
+ * compiled at start; at evaluation the keys come from the session facts.
+ * @param subject what a refusal names
+ * @param keysOf the lookup keys in order, or undefined when the fact is absent
+ * @returns the restriction factory
+ */
+export function accessFactory(
+  subject: Subject,
+  keysOf: (ctx: PolicyContext) => readonly string[] | undefined,
+): Factory {
+  return {
+    arg: "table",
+    make: (name, arg, env) => {
+      const table = env.table(arg as string);
+      const actions = compileActions(table, env);
+      return {
+        name,
+        run: (e) => {
+          const keys = keysOf(e.ctx);
+          if (keys === undefined) return Promise.resolve({ kind: "dunno" });
+          return checkAccess(e, table, keys, actions, subject, name);
+        },
+      };
+    },
+  };
 }

@@ -7,11 +7,11 @@
  */
 
 import type { Address } from "../../protocol/address.ts";
-import { checkAccess, compileActions, emailKeys } from "../access.ts";
+import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../compile.ts";
 import type { Decision } from "../decision.ts";
 import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
-import { refusal, refuse, type Restriction, type Subject, tracedLookup } from "../restriction.ts";
+import { refusal, refuse, type Subject, tracedLookup } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
 import { domainExists } from "./helo.ts";
 import { destinationsOf } from "./relay.ts";
@@ -21,28 +21,10 @@ function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address
 }
 
 function accessCheck(subject: "sender" | "recipient"): Factory {
-  return {
-    arg: "table",
-    make: (name, arg, env): Restriction => {
-      const table = env.table(arg as string);
-      const actions = compileActions(table, env);
-      return {
-        name,
-        run: (e) => {
-          const a = addressOf(subject, e.ctx);
-          if (!a) return Promise.resolve({ kind: "dunno" });
-          return checkAccess(
-            e,
-            table,
-            emailKeys(a.local, normalizeDomain(a.domain)),
-            actions,
-            subject,
-            name,
-          );
-        },
-      };
-    },
-  };
+  return accessFactory(subject, (c) => {
+    const a = addressOf(subject, c);
+    return a ? emailKeys(a.local, normalizeDomain(a.domain)) : undefined;
+  });
 }
 
 function nonFqdn(subject: "sender" | "recipient"): Factory {

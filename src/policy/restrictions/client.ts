@@ -5,7 +5,7 @@
  * @module
  */
 
-import { addressKeys, checkAccess, compileActions, hostKeys } from "../access.ts";
+import { accessFactory, addressKeys, hostKeys } from "../access.ts";
 import { inNetwork, parseIp } from "../cidr.ts";
 import type { Factory } from "../compile.ts";
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
@@ -28,23 +28,10 @@ export const CLIENT: Record<string, Factory> = {
       };
     },
   },
-  "check_client_access": {
-    arg: "table",
-    make: (name, arg, env) => {
-      const table = env.table(arg as string);
-      const actions = compileActions(table, env);
-      return {
-        name,
-        run: (e) => {
-          const keys = [
-            ...(e.ctx.clientName !== "unknown" ? hostKeys(e.ctx.clientName) : []),
-            ...addressKeys(e.ctx.clientAddress),
-          ];
-          return checkAccess(e, table, keys, actions, "client", name);
-        },
-      };
-    },
-  },
+  "check_client_access": accessFactory("client", (c) => [
+    ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
+    ...addressKeys(c.clientAddress),
+  ]),
   "reject_unknown_client_hostname": {
     aliases: ["reject_unknown_client"],
     make: (name, _arg, env) => ({

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkAccess, compileActions, hostKeys } from "../access.ts";
+import { accessFactory, hostKeys } from "../access.ts";
 import type { Factory } from "../compile.ts";
 import { isAddressLiteral, isFqdn, isValidHostname } from "../hostname.ts";
 import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
@@ -32,20 +32,10 @@ export async function domainExists(
 
 /** The HELO restrictions. */
 export const HELO: Record<string, Factory> = {
-  "check_helo_access": {
-    arg: "table",
-    make: (name, arg, env) => {
-      const table = env.table(arg as string);
-      const actions = compileActions(table, env);
-      return {
-        name,
-        run: (e) =>
-          e.ctx.helo === undefined
-            ? Promise.resolve({ kind: "dunno" })
-            : checkAccess(e, table, hostKeys(e.ctx.helo), actions, "helo", name),
-      };
-    },
-  },
+  "check_helo_access": accessFactory(
+    "helo",
+    (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
+  ),
   "reject_invalid_helo_hostname": {
     aliases: ["reject_invalid_hostname"],
     make: (name, _arg, env) => ({
