@@ -27,6 +27,7 @@ import { resolveConfigText } from "../src/config/load.ts";
 import { ConfigError } from "../src/config/config_error.ts";
 import { REC, RecordBuffer } from "../src/queue/queue_file.ts";
 import { readQueueFile } from "../src/queue/queue_reader.ts";
+import { parseTextTable } from "../src/policy/tables/text_table.ts";
 
 const CORPUS = new URL("./fuzz_corpus/", import.meta.url).pathname;
 const SCRATCH = new URL("../var/tests/", import.meta.url).pathname;
@@ -135,6 +136,21 @@ Deno.test({
     const r = parseCommand(line);
     const ms = performance.now() - t0;
     assert.ok("verb" in r && r.verb === "A");
+    assert.ok(ms < 250, `took ${ms.toFixed(0)} ms`);
+  },
+});
+
+// Fixed: parseTextTable() and cidrTable() split "key value" with a regular
+// expression that backtracked quadratically on long blank runs: a 100 KB
+// table took 30 s to load (found by the 10-minute fuzz run's slowest-input report).
+Deno.test({
+  name: "regression: table lines are split in linear time",
+  fn() {
+    const line = "key" + " \t".repeat(50_000) + "x";
+    const t0 = performance.now();
+    const entries = parseTextTable(line + "\n" + "k2" + " ".repeat(100_000) + "v\n");
+    const ms = performance.now() - t0;
+    assert.equal(entries.get("key"), "x");
     assert.ok(ms < 250, `took ${ms.toFixed(0)} ms`);
   },
 });

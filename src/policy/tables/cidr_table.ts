@@ -7,7 +7,7 @@
  */
 
 import { inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
-import { TableSyntaxError } from "./text_table.ts";
+import { splitKeyValue, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
 /**
@@ -23,7 +23,7 @@ export function cidrTable(name: string, text: string): LookupTable {
   for (let i = 0; i < lines.length; i++) {
     const line = (lines[i] ?? "").replace(/\r$/, "");
     if (/^\s*(#|$)/.test(line)) continue;
-    const m = /^\s*(\S+)\s+(.*\S)\s*$/.exec(line);
+    const m = splitKeyValue(line);
     if (!m) throw new TableSyntaxError(`missing value for "${line.trim()}"`, i + 1);
     const net = parseNetwork(m[1] as string);
     if (!net) throw new TableSyntaxError(`cannot parse network "${m[1]}"`, i + 1);

@@ -74,6 +74,21 @@ export function parseInline(body: string): Map<string, string> {
 }
 
 /**
+ * Splits "key value" at the first run of white space, in linear time (a
+ * regular expression here backtracked quadratically on long blank runs:
+ * found by the fuzzer).
+ * @param line one table line
+ * @returns [whole, key, value] like a RegExp match, or undefined without a value
+ */
+export function splitKeyValue(line: string): [string, string, string] | undefined {
+  const t = line.trim();
+  let i = 0;
+  while (i < t.length && t[i] !== " " && t[i] !== "\t") i++;
+  const value = t.slice(i).trim();
+  return i > 0 && value ? [t, t.slice(0, i), value] : undefined;
+}
+
+/**
  * Parses an access(5)-style text file: "key value" per line.
  * @param text the file content
  * @returns the entries (first definition of a key wins, as in texthash)
@@ -95,7 +110,7 @@ export function parseTextTable(text: string): Map<string, string> {
       entries.set(last, `${entries.get(last)} ${line.trim()}`);
       continue;
     }
-    const m = /^(\S+)\s+(.*\S)\s*$/.exec(line);
+    const m = splitKeyValue(line);
     if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
     const key = (m[1] as string).toLowerCase();
     skipping = entries.has(key);
