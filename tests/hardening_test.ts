@@ -124,7 +124,15 @@ Deno.test({
 
       // Every file is complete and readable; nothing half-written stayed.
       const complete = await queueFiles(d.queueDir);
-      assert.equal(complete.length, 4);
+      assert.equal(
+        complete.length,
+        4,
+        `complete: ${complete.join(" ")}\nreplies: ${replies.join(" | ")}\n${
+          d.log().split("\n").filter((l) => /warning|error|queued|recovery|set aside/.test(l)).join(
+            "\n",
+          )
+        }`,
+      );
       const entries = await allEntries(d.queueDir);
       assert.equal(
         entries.length,

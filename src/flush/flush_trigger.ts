@@ -128,10 +128,13 @@ export interface Wakeup {
 export function wakeupTrigger(path: string): Wakeup {
   let running: Promise<void> | undefined;
   let again = false;
+  let absentUntil = 0; // no Postfix behind us: look again only after a second
   const run = async () => {
     do {
       again = false;
-      await triggerEndpoint(path, WAKEUP_REQUEST, 1000);
+      if (Date.now() < absentUntil) break;
+      const outcome = await triggerEndpoint(path, WAKEUP_REQUEST, 1000);
+      if (outcome === "unavailable") absentUntil = Date.now() + 1000;
     } while (again);
     running = undefined;
   };

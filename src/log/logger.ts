@@ -75,8 +75,24 @@ export class Logger {
  * @param line a formatted line
  */
 export function stderrSink(line: string): void {
+  // Lines logged during one task go out in one write at its end (a message
+  // logs four lines; one system call instead of four), in order.
+  pending += line;
+  if (!scheduled) {
+    scheduled = true;
+    queueMicrotask(flushStderr);
+  }
+}
+
+let pending = "";
+let scheduled = false;
+
+function flushStderr(): void {
+  scheduled = false;
+  const text = pending;
+  pending = "";
   try {
-    const bytes = encoder.encode(line);
+    const bytes = encoder.encode(text);
     let off = 0;
     while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
   } catch {

@@ -83,7 +83,7 @@ export function parseInline(body: string): Map<string, string> {
 export function splitKeyValue(line: string): [string, string, string] | undefined {
   const t = line.trim();
   let i = 0;
-  while (i < t.length && t[i] !== " " && t[i] !== "\t") i++;
+  while (i < t.length && !/\s/.test(t[i] as string)) i++;
   const value = t.slice(i).trim();
   return i > 0 && value ? [t, t.slice(0, i), value] : undefined;
 }
