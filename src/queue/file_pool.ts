@@ -17,8 +17,7 @@
 
 import { join } from "node:path";
 import type { DirSyncer } from "./dir_sync.ts";
-
-const CONCURRENT = 16;
+import type { PoolReply, PoolRequest } from "./pool_worker.ts";
 
 /** A created file whose directory entry is durable. */
 export interface PooledFile {
@@ -57,6 +56,7 @@ export class FilePool {
   #high: number;
   #owner: { uid: number; gid: number } | undefined;
   #onError: (err: Error) => void;
+  #helper: Worker | undefined;
 
   /**
    * @param dir the queue directory (e.g. .../incoming)
@@ -101,42 +101,45 @@ export class FilePool {
   async fill(): Promise<void> {
     if (this.#filling || this.#closed) return;
     this.#filling = true;
-    const batch: PooledName[] = [];
     try {
-      while (!this.#closed && this.#ready.length + batch.length < this.#high) {
-        // Several creates at once: they run in parallel on Deno's I/O threads.
-        const n = Math.min(CONCURRENT, this.#high - this.#ready.length - batch.length);
-        const made = await Promise.allSettled(
-          Array.from({ length: n }, () => this.#createOne()),
-        );
-        for (const m of made) if (m.status === "fulfilled") batch.push(m.value);
-        const failed = made.find((m) => m.status === "rejected");
-        if (failed) throw (failed as PromiseRejectedResult).reason;
+      const want = this.#high - this.#ready.length;
+      if (want <= 0) return;
+      const names = Array.from({ length: want }, () => this.#newId());
+      const reply = await this.#ask({ dir: this.#dir, names, owner: this.#owner });
+      const made = reply.created.map((id) => ({ id, path: join(this.#dir, id) }));
+      if (this.#closed) {
+        for (const f of made) await discard(f);
+        return;
       }
-      await this.#syncer.sync();
-      if (this.#closed) throw new Error("pool closed");
-      this.#ready.push(...batch);
+      this.#ready.push(...made);
+      if (reply.error) this.#onError(new Error(reply.error));
     } catch (err) {
-      for (const f of batch) await discard(f);
       if (!this.#closed) this.#onError(err as Error);
     } finally {
       this.#filling = false;
     }
   }
 
-  async #createOne(): Promise<PooledName> {
-    const id = this.#newId();
-    const path = join(this.#dir, id);
-    const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-    file.close();
-    if (this.#owner) await Deno.chown(path, this.#owner.uid, this.#owner.gid);
-    return { id, path };
+  /** Sends one batch to the helper thread (started on first use). */
+  #ask(req: PoolRequest): Promise<PoolReply> {
+    this.#helper ??= new Worker(new URL("./pool_worker.ts", import.meta.url), { type: "module" });
+    const helper = this.#helper;
+    return new Promise((resolve, reject) => {
+      helper.onmessage = (e: MessageEvent<PoolReply>) => resolve(e.data);
+      helper.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(e.message));
+      };
+      helper.postMessage(req);
+    });
   }
 
   /** Removes every unused file (clean stop), after any refill in progress. */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#filling) await new Promise((r) => setTimeout(r, 10));
+    this.#helper?.terminate();
+    this.#helper = undefined;
     const left = this.#ready;
     this.#ready = [];
     for (const f of left) await discard(f);
