@@ -302,7 +302,15 @@ export class Session {
         this.writer.push(formatReply(REPLY.localError));
       }
     } finally {
-      await Promise.race([this.writer.flush().catch(() => {}), this.deps.sleep(1000)]);
+      // The last replies get a second to leave; the timer goes as soon as they do.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.writer.flush().catch(() => {}),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, 1000);
+        }),
+      ]);
+      clearTimeout(timer);
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);
