@@ -56,6 +56,8 @@ export class LineReader {
   #timeoutMs: number;
   #deadline = Number.POSITIVE_INFINITY;
   #lastReadFilled = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pendingReject: ((err: Error) => void) | undefined;
   #beforeBlock: (() => Promise<void>) | undefined;
 
   /**
@@ -221,11 +223,49 @@ export class LineReader {
   }
 
   #readWithTimeout(p: Uint8Array): Promise<number | null> {
-    const wait = Math.max(1, Math.min(this.#timeoutMs, this.#deadline - Date.now()));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReadTimeoutError()), wait);
+    // One timer per reader, re-armed only when it fires early: a busy
+    // session reads many times per timeout period and sets no timer for it.
+    if (!Number.isFinite(this.#deadline) || this.#deadline < Date.now() - this.#timeoutMs) {
+      this.#deadline = Date.now() + this.#timeoutMs;
+    }
+    return new Promise<number | null>((resolve, reject) => {
+      this.#pendingReject = reject;
+      this.#armTimer();
+      this.#src.read(p).then(
+        (n) => {
+          this.#pendingReject = undefined;
+          resolve(n);
+        },
+        (err) => {
+          this.#pendingReject = undefined;
+          reject(err);
+        },
+      );
     });
-    return Promise.race([this.#src.read(p), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, this.#deadline - Date.now()));
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    const reject = this.#pendingReject;
+    if (!reject) return; // no read waiting: the timer stays off until the next one
+    const left = this.#deadline - Date.now();
+    if (left > 0) {
+      this.#timer = setTimeout(() => this.#onTimer(), left);
+      return;
+    }
+    this.#pendingReject = undefined;
+    reject(new ReadTimeoutError());
+  }
+
+  /** Stops the reader's timer (the session is over). */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pendingReject = undefined;
   }
 }

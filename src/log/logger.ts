@@ -20,6 +20,22 @@ export type LineSink = (line: string, severity: number) => void;
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const encoder = new TextEncoder();
+let stampSecond = -1;
+let stamp = "";
+
+/** "Mon DD hh:mm:ss", formatted once per second. */
+function stampNow(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== stampSecond) {
+    stampSecond = second;
+    const d = new Date(now);
+    stamp = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, " ")} ${
+      String(d.getHours()).padStart(2, "0")
+    }:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`;
+  }
+  return stamp;
+}
 
 /** Formats and emits log lines. */
 export class Logger {
@@ -61,11 +77,7 @@ export class Logger {
   }
 
   #emit(text: string, severity: number): void {
-    const d = new Date();
-    const stamp = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, " ")} ${
-      String(d.getHours()).padStart(2, "0")
-    }:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`;
-    const line = `${stamp} ${this.#host} ${this.#tag}: ${text}\n`;
+    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${text}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }
 }

@@ -256,6 +256,7 @@ export class Session {
   async run(): Promise<void> {
     const log = this.deps.log;
     if (this.config.smtpd_upstream_proxy_protocol === "haproxy" && !(await this.#readProxy())) {
+      this.reader.close();
       this.transport.close();
       return;
     }
@@ -311,6 +312,7 @@ export class Session {
         }),
       ]);
       clearTimeout(timer);
+      this.reader.close();
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);
