@@ -72,6 +72,11 @@ export class RecordBuffer {
     return this.#buf.subarray(0, this.#len);
   }
 
+  /** Bytes the buffer can hold before it grows. */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
   /** Forgets the bytes held. */
   clear(): void {
     this.#len = 0;
@@ -113,7 +118,28 @@ export class RecordBuffer {
    * @param text the payload
    */
   putText(type: number, text: string): void {
-    this.put(type, encoder.encode(text));
+    // ASCII fast path: write the characters straight into the buffer (no
+    // encoder call, no temporary array); anything else goes through UTF-8.
+    const n = text.length;
+    for (let k = 0; k < n; k++) {
+      if (text.charCodeAt(k) > 127) {
+        this.put(type, encoder.encode(text));
+        return;
+      }
+    }
+    this.#ensure(n + 6);
+    const b = this.#buf;
+    let i = this.#len;
+    b[i++] = type;
+    let len = n;
+    do {
+      let byte = len & 0x7f;
+      len >>>= 7;
+      if (len > 0) byte |= 0x80;
+      b[i++] = byte;
+    } while (len > 0);
+    for (let k = 0; k < n; k++) b[i + k] = text.charCodeAt(k);
+    this.#len = i + n;
   }
 }
 

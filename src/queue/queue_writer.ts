@@ -69,6 +69,19 @@ function newQueueId(when: Date): string {
   return makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
 }
 
+/** Record buffers of finished files, reused by the next ones (fewer allocations). */
+const freeBuffers: RecordBuffer[] = [];
+
+function takeBuffer(): RecordBuffer {
+  return freeBuffers.pop() ?? new RecordBuffer();
+}
+
+function releaseBuffer(b: RecordBuffer | undefined): void {
+  if (!b || freeBuffers.length >= 64 || b.capacity > 512 * 1024) return;
+  b.clear();
+  freeBuffers.push(b);
+}
+
 /** Creates queue files under one queue directory. */
 export class QueueStore {
   readonly directory: string;
@@ -163,7 +176,7 @@ export class QueueFile {
   #owner: { uid: number; gid: number } | undefined;
   #file: Deno.FsFile | undefined;
   #syncer: DirSyncer;
-  #buf = new RecordBuffer();
+  #buf = takeBuffer();
   #spare: RecordBuffer | undefined;
   #flushed = 0; // bytes handed to the file (written or being written)
   #dataOffset = 0;
@@ -258,7 +271,7 @@ export class QueueFile {
     const full = this.#buf;
     // Double buffering: the spare comes back when its write is done, so a
     // large message reuses two buffers instead of allocating one per flush.
-    this.#buf = this.#spare ?? new RecordBuffer();
+    this.#buf = this.#spare ?? takeBuffer();
     this.#spare = undefined;
     this.#flushed += full.length;
     const bytes = full.bytes();
@@ -330,6 +343,7 @@ export class QueueFile {
         Deno.chmodSync(this.path, READY_MODE[this.queue]);
         await this.#syncer.sync();
       }
+      this.#releaseBuffers();
     } catch (err) {
       await this.abort();
       if (err instanceof QueueWriteError) throw err;
@@ -355,5 +369,17 @@ export class QueueFile {
       this.#file = undefined;
     }
     if (created || this.#flushed > 0) await Deno.remove(this.path).catch(() => {});
+    this.#releaseBuffers();
+  }
+
+  #released = false;
+
+  /** Hands the record buffers to the next file (once; this file writes no more). */
+  #releaseBuffers(): void {
+    if (this.#released) return;
+    this.#released = true;
+    releaseBuffer(this.#buf);
+    releaseBuffer(this.#spare);
+    this.#spare = undefined;
   }
 }
