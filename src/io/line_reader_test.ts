@@ -1,41 +1,9 @@
 import assert from "node:assert/strict";
 import { type ByteSource, type LineEnd, LineReader, ReadTimeoutError } from "./line_reader.ts";
+import { chunkings, ChunkSource } from "./_chunk_source.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** A source that hands out the given chunks, one per read, then EOF. */
-class ChunkSource implements ByteSource {
-  #chunks: Uint8Array[];
-  reads = 0;
-  constructor(chunks: Uint8Array[]) {
-    this.#chunks = [...chunks];
-  }
-  read(p: Uint8Array): Promise<number | null> {
-    this.reads++;
-    let c = this.#chunks.shift();
-    if (c === undefined) return Promise.resolve(null);
-    if (c.length > p.length) {
-      this.#chunks.unshift(c.subarray(p.length));
-      c = c.subarray(0, p.length);
-    }
-    p.set(c);
-    return Promise.resolve(c.length);
-  }
-}
-
-/** The ways to deliver an input: whole, byte by byte, and cut in two at every offset. */
-function chunkings(input: string): [string, Uint8Array[]][] {
-  const all = enc.encode(input);
-  const out: [string, Uint8Array[]][] = [
-    ["whole", [all]],
-    ["byte by byte", Array.from(all, (b) => new Uint8Array([b]))],
-  ];
-  for (let i = 1; i < all.length; i++) {
-    out.push([`cut at ${i}`, [all.subarray(0, i), all.subarray(i)]]);
-  }
-  return out;
-}
 
 async function readAll(
   reader: LineReader,

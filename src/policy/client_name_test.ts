@@ -1,22 +1,6 @@
 import assert from "node:assert/strict";
+import { fakeDns, type Zone } from "./_fake_dns.ts";
 import { type ClientName, lookupClientName } from "./client_name.ts";
-import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
-
-/** Records per name and type; "tempfail" makes that query fail temporarily. */
-type Zone = Record<string, Partial<Record<DnsType, string[] | "tempfail">>>;
-
-function fakeDns(zone: Zone): DnsResolver & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    calls,
-    query(name: string, type: DnsType): Promise<DnsAnswer> {
-      calls.push(`${type} ${name}`);
-      const r = zone[name.toLowerCase().replace(/\.$/, "")]?.[type];
-      if (r === "tempfail") return Promise.resolve({ kind: "tempfail", reason: "SERVFAIL" });
-      return Promise.resolve(r?.length ? { kind: "ok", records: r } : { kind: "notFound" });
-    },
-  };
-}
 
 const PTR_192_0_2_1 = "1.2.0.192.in-addr.arpa";
 const PTR_DB8_1 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";

@@ -9,35 +9,19 @@
  */
 
 import assert from "node:assert/strict";
+import { fakeDns, type Zone } from "./_fake_dns.ts";
 import { resolveConfigText } from "../config/mod.ts";
 import { type Address, parsePath } from "../protocol/address.ts";
 import { replyForLog } from "../protocol/reply.ts";
 import type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision } from "./decision.ts";
 import { compilePolicy } from "./evaluate.ts";
-import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import { Trace } from "./trace.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
 
 type Params = Record<string, string | number | boolean | string[]>;
-
-/** Records per name and type; "tempfail" makes that query fail temporarily. */
-type Zone = Record<string, Partial<Record<DnsType, string[] | "tempfail">>>;
-
-function fakeDns(zone: Zone): DnsResolver & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    calls,
-    query(name: string, type: DnsType): Promise<DnsAnswer> {
-      calls.push(`${type} ${name}`);
-      const r = zone[name.toLowerCase().replace(/\.$/, "")]?.[type];
-      if (r === "tempfail") return Promise.resolve({ kind: "tempfail", reason: "SERVFAIL" });
-      return Promise.resolve(r?.length ? { kind: "ok", records: r } : { kind: "notFound" });
-    },
-  };
-}
 
 /** The session facts a case sets; everything else has a plain default. */
 interface Facts {
