@@ -60,7 +60,7 @@ export async function readDotBody(
   let prevCrlf = true; // the DATA command line itself ended the previous line
   let continuing = false; // this piece continues a long line
   for (;;) {
-    const line = await reader.readLine(maxLine);
+    const line = reader.tryLine(maxLine) ?? await reader.readLine(maxLine);
     if (line === null) return { kind: "disconnected" };
     let bytes = line.bytes;
     if (!continuing) {

@@ -134,6 +134,24 @@ export class LineReader {
    * @param max the longest piece to return
    * @returns the line, or null at EOF (a final unterminated fragment is dropped)
    */
+  /**
+   * The next complete line when it is already buffered (no I/O, no
+   * promise); undefined otherwise, and then {@linkcode readLine} does the
+   * rest. The DATA reader takes most lines of a large message this way.
+   * @param max the longest line content
+   * @returns the line, or undefined
+   */
+  tryLine(max: number): Line | undefined {
+    const start = this.#start;
+    const lf = this.#buf.indexOf(LF, start);
+    if (lf < 0 || lf >= this.#end) return undefined;
+    const crlf = lf > start && this.#buf[lf - 1] === CR;
+    const stop = crlf ? lf - 1 : lf;
+    if (stop - start > max) return undefined;
+    this.#start = lf + 1;
+    return { bytes: this.#buf.subarray(start, stop), end: crlf ? "crlf" : "lf" };
+  }
+
   async readLine(max: number): Promise<Line | null> {
     // The whole line must arrive within the timeout, so a client that
     // trickles one byte at a time is cut off too (a per-request deadline).
