@@ -19,6 +19,9 @@ export class ReplyWriter {
   #pending = "";
   #timeoutMs: number;
   #onWrite: ((text: string) => void) | undefined;
+  #deadline = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pendingReject: ((err: Error) => void) | undefined;
 
   /**
    * @param sink the byte sink
@@ -50,21 +53,58 @@ export class ReplyWriter {
   }
 
   /** Writes everything queued. */
-  async flush(): Promise<void> {
-    if (this.#pending.length === 0) return;
+  /**
+   * Writes everything queued.
+   * @param timeoutMs the longest this write may take (default: the writer's timeout)
+   */
+  flush(timeoutMs = this.#timeoutMs): Promise<void> {
+    if (this.#pending.length === 0) return Promise.resolve();
     const text = this.#pending;
     this.#pending = "";
     this.#onWrite?.(text);
     const bytes = encoder.encode(text);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("Timed out writing to client")), this.#timeoutMs);
+    // One timer per writer, armed lazily and re-armed only when it fires
+    // early: writes to a socket nearly always finish at once.
+    this.#deadline = Date.now() + timeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      this.#pendingReject = reject;
+      this.#armTimer();
+      writeAll(this.#sink, bytes).then(
+        () => {
+          this.#pendingReject = undefined;
+          resolve();
+        },
+        (err) => {
+          this.#pendingReject = undefined;
+          reject(err);
+        },
+      );
     });
-    try {
-      await Promise.race([writeAll(this.#sink, bytes), timeout]);
-    } finally {
-      clearTimeout(timer);
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, this.#deadline - Date.now()));
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    const reject = this.#pendingReject;
+    if (!reject) return;
+    const left = this.#deadline - Date.now();
+    if (left > 0) {
+      this.#timer = setTimeout(() => this.#onTimer(), left);
+      return;
     }
+    this.#pendingReject = undefined;
+    reject(new Error("Timed out writing to client"));
+  }
+
+  /** Stops the writer's timer (the session is over). */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pendingReject = undefined;
   }
 }
 

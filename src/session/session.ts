@@ -257,6 +257,7 @@ export class Session {
     const log = this.deps.log;
     if (this.config.smtpd_upstream_proxy_protocol === "haproxy" && !(await this.#readProxy())) {
       this.reader.close();
+      this.writer.close();
       this.transport.close();
       return;
     }
@@ -303,15 +304,9 @@ export class Session {
         this.writer.push(formatReply(REPLY.localError));
       }
     } finally {
-      // The last replies get a second to leave; the timer goes as soon as they do.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.writer.flush().catch(() => {}),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, 1000);
-        }),
-      ]);
-      clearTimeout(timer);
+      // The last replies get a second to leave.
+      await this.writer.flush(1000).catch(() => {});
+      this.writer.close();
       this.reader.close();
       this.transport.close();
       this.#closed = true;
