@@ -205,6 +205,13 @@ Deno.test({
         10000,
       );
 
+      // postlogd writes asynchronously: wait for the last delivery's line.
+      const sent3 = new RegExp(`${id3}: to=<three@example\\.com>, relay=mbox.*status=sent`);
+      await waitFor(
+        "the log line of the delivery after ETRN",
+        async () => sent3.test(await read(maillog)),
+        10000,
+      );
       const log = await read(maillog);
       const lines = log.split("\n").filter((l) => /pickup|qmgr|pipe/.test(l));
       // deno-lint-ignore no-console
