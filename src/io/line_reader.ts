@@ -9,6 +9,8 @@
  * @module
  */
 
+import { Deadline } from "./deadline.ts";
+
 /** Where bytes come from: a socket, stdin. */
 export interface ByteSource {
   read(p: Uint8Array): Promise<number | null>;
@@ -38,7 +40,7 @@ export interface LineReaderOptions {
   timeoutMs?: number;
   /** Runs before a read that would block (flush pending replies). */
   beforeBlock?: () => Promise<void>;
-  /** Initial buffer size. @default {16384} */
+  /** Initial buffer size. @default {4096} */
   bufferSize?: number;
 }
 
@@ -54,10 +56,8 @@ export class LineReader {
   #end = 0;
   #eof = false;
   #timeoutMs: number;
-  #deadline = Number.POSITIVE_INFINITY;
+  #deadline = new Deadline(() => new ReadTimeoutError());
   #lastReadFilled = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #pendingReject: ((err: Error) => void) | undefined;
   #beforeBlock: (() => Promise<void>) | undefined;
 
   /**
@@ -155,7 +155,7 @@ export class LineReader {
   async readLine(max: number): Promise<Line | null> {
     // The whole line must arrive within the timeout, so a client that
     // trickles one byte at a time is cut off too (a per-request deadline).
-    this.#deadline = Date.now() + this.#timeoutMs;
+    this.#deadline.at = Date.now() + this.#timeoutMs;
     let scanFrom = this.#start;
     for (;;) {
       const lf = this.#buf.subarray(scanFrom, this.#end).indexOf(LF);
@@ -241,49 +241,15 @@ export class LineReader {
   }
 
   #readWithTimeout(p: Uint8Array): Promise<number | null> {
-    // One timer per reader, re-armed only when it fires early: a busy
-    // session reads many times per timeout period and sets no timer for it.
-    if (!Number.isFinite(this.#deadline) || this.#deadline < Date.now() - this.#timeoutMs) {
-      this.#deadline = Date.now() + this.#timeoutMs;
+    const d = this.#deadline;
+    if (!Number.isFinite(d.at) || d.at < Date.now() - this.#timeoutMs) {
+      d.at = Date.now() + this.#timeoutMs;
     }
-    return new Promise<number | null>((resolve, reject) => {
-      this.#pendingReject = reject;
-      this.#armTimer();
-      this.#src.read(p).then(
-        (n) => {
-          this.#pendingReject = undefined;
-          resolve(n);
-        },
-        (err) => {
-          this.#pendingReject = undefined;
-          reject(err);
-        },
-      );
-    });
-  }
-
-  #armTimer(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, this.#deadline - Date.now()));
-  }
-
-  #onTimer(): void {
-    this.#timer = undefined;
-    const reject = this.#pendingReject;
-    if (!reject) return; // no read waiting: the timer stays off until the next one
-    const left = this.#deadline - Date.now();
-    if (left > 0) {
-      this.#timer = setTimeout(() => this.#onTimer(), left);
-      return;
-    }
-    this.#pendingReject = undefined;
-    reject(new ReadTimeoutError());
+    return d.race(this.#src.read(p));
   }
 
   /** Stops the reader's timer (the session is over). */
   close(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#pendingReject = undefined;
+    this.#deadline.close();
   }
 }

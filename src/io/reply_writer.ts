@@ -11,6 +11,8 @@ export interface ByteSink {
   write(p: Uint8Array): Promise<number>;
 }
 
+import { Deadline } from "./deadline.ts";
+
 const encoder = new TextEncoder();
 
 /** Buffers reply text and writes it with a timeout. */
@@ -19,9 +21,7 @@ export class ReplyWriter {
   #pending = "";
   #timeoutMs: number;
   #onWrite: ((text: string) => void) | undefined;
-  #deadline = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #pendingReject: ((err: Error) => void) | undefined;
+  #deadline = new Deadline(() => new Error("Timed out writing to client"));
 
   /**
    * @param sink the byte sink
@@ -63,48 +63,13 @@ export class ReplyWriter {
     this.#pending = "";
     this.#onWrite?.(text);
     const bytes = encoder.encode(text);
-    // One timer per writer, armed lazily and re-armed only when it fires
-    // early: writes to a socket nearly always finish at once.
-    this.#deadline = Date.now() + timeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      this.#pendingReject = reject;
-      this.#armTimer();
-      writeAll(this.#sink, bytes).then(
-        () => {
-          this.#pendingReject = undefined;
-          resolve();
-        },
-        (err) => {
-          this.#pendingReject = undefined;
-          reject(err);
-        },
-      );
-    });
-  }
-
-  #armTimer(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, this.#deadline - Date.now()));
-  }
-
-  #onTimer(): void {
-    this.#timer = undefined;
-    const reject = this.#pendingReject;
-    if (!reject) return;
-    const left = this.#deadline - Date.now();
-    if (left > 0) {
-      this.#timer = setTimeout(() => this.#onTimer(), left);
-      return;
-    }
-    this.#pendingReject = undefined;
-    reject(new Error("Timed out writing to client"));
+    this.#deadline.at = Date.now() + timeoutMs;
+    return this.#deadline.race(writeAll(this.#sink, bytes));
   }
 
   /** Stops the writer's timer (the session is over). */
   close(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#pendingReject = undefined;
+    this.#deadline.close();
   }
 }
 
