@@ -16,7 +16,6 @@
  */
 
 import { join } from "node:path";
-import type { DirSyncer } from "./dir_sync.ts";
 import type { PoolReply, PoolRequest } from "./pool_worker.ts";
 
 /** A created file whose directory entry is durable. */
@@ -47,7 +46,6 @@ export interface FilePoolOptions {
 /** Keeps ready, durable, empty queue files for one queue directory. */
 export class FilePool {
   #dir: string;
-  #syncer: DirSyncer;
   #newId: () => string;
   #ready: PooledName[] = [];
   #filling = false;
@@ -60,13 +58,11 @@ export class FilePool {
 
   /**
    * @param dir the queue directory (e.g. .../incoming)
-   * @param syncer its directory syncer
    * @param newId makes a fresh queue ID
    * @param options pool sizes, owner, error report
    */
-  constructor(dir: string, syncer: DirSyncer, newId: () => string, options: FilePoolOptions = {}) {
+  constructor(dir: string, newId: () => string, options: FilePoolOptions = {}) {
     this.#dir = dir;
-    this.#syncer = syncer;
     this.#newId = newId;
     this.#low = options.low ?? 64;
     this.#high = options.high ?? 256;

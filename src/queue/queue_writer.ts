@@ -149,7 +149,7 @@ export class QueueStore {
     if (this.#usePool) {
       let pool = this.#pools.get(queue);
       if (!pool) {
-        pool = new FilePool(dir, syncer, () => newQueueId(new Date()), {
+        pool = new FilePool(dir, () => newQueueId(new Date()), {
           owner,
           onError: this.#onPoolError,
         });
