@@ -72,6 +72,26 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+
+let trashSerial = 0;
+
+/**
+ * Empties a queue directory: deletes its files, or renames them into a
+ * fresh subdirectory of `trash` (same file system), which the bench
+ * removes at its end.
+ * @param dir the queue directory
+ * @param how delete or move
+ * @param trash the trash directory (for move)
+ */
+function emptyDir(dir: string, how: ClearMode, trash: string): void {
+  const to = join(trash, String(++trashSerial));
+  if (how === "move") Deno.mkdirSync(to, { recursive: true });
+  for (const e of Deno.readDirSync(dir)) {
+    if (!e.isFile) continue;
+    if (how === "move") Deno.renameSync(join(dir, e.name), join(to, e.name));
+    else Deno.removeSync(join(dir, e.name));
+  }
+}
 // ---------------------------------------------------------------------------
 // Options
 
@@ -103,6 +123,9 @@ Compares deno-smtpd with a private Postfix on 127.0.0.1 using smtp-source.
   --modes LIST       modes to run, from conn,reuse (default both)
   --timeout SECONDS  bound for each smtp-source run (default 300, 60 with --quick)
   --keep             keep the work directories (for inspection)
+  --clear HOW        how a queue is emptied before a run: move (default) renames the
+                     files into a trash directory removed when the bench ends; delete
+                     unlinks them at once (see "Emptying the queues" in BENCHMARKS.md)
 `;
 
 interface Options {
@@ -113,7 +136,16 @@ interface Options {
   modes: Mode[];
   timeoutS: number;
   keep: boolean;
+  clear: ClearMode;
 }
+
+/**
+ * How a queue is emptied between runs. On a file system that skips
+ * recently freed inodes when it allocates (ext4 without a journal), files
+ * deleted just before a run make every file created in that run scan past
+ * them; "move" keeps the inodes in use until the bench ends.
+ */
+type ClearMode = "move" | "delete";
 
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
@@ -126,6 +158,7 @@ function parseOptions(args: string[]): Options {
       modes: { type: "string", default: "conn,reuse" },
       timeout: { type: "string" },
       keep: { type: "boolean", default: false },
+      clear: { type: "string", default: "move" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -151,6 +184,8 @@ function parseOptions(args: string[]): Options {
     ? (values.quick ? 60 : 300)
     : Number(values.timeout);
   if (!(timeoutS > 0 && timeoutS <= 3600)) throw new Error("--timeout: want 1..3600 seconds");
+  const clear = values.clear;
+  if (clear !== "move" && clear !== "delete") throw new Error("--clear: want move or delete");
   return {
     quick: values.quick,
     write: values.write,
@@ -159,6 +194,7 @@ function parseOptions(args: string[]): Options {
     modes,
     timeoutS,
     keep: values.keep,
+    clear,
   };
 }
 
@@ -518,7 +554,8 @@ interface Server {
   restart(): Promise<boolean>;
   /** True when it has been started and is no longer running. */
   isDead(): Promise<boolean>;
-  clear(): Promise<void>;
+  /** Empties the queue (see {@linkcode ClearMode}). */
+  clear(how: ClearMode): Promise<void>;
   count(): Promise<number>;
   /** Problem lines (warning/error/fatal/panic) in its log. */
   problems(): string[];
@@ -650,8 +687,8 @@ class OurServer implements Server {
     return tail(this.#logSince(0));
   }
 
-  clear(): Promise<void> {
-    for (const e of Deno.readDirSync(this.spool)) Deno.removeSync(join(this.spool, e.name));
+  clear(how: ClearMode): Promise<void> {
+    emptyDir(this.spool, how, join(this.runDir, "trash"));
     return Promise.resolve();
   }
 
@@ -743,7 +780,12 @@ class PostfixServer implements Server {
     return dead;
   }
 
-  async clear(): Promise<void> {
+  async clear(how: ClearMode): Promise<void> {
+    if (how === "move") {
+      // Postfix's queue (hold/) is emptied the same way as ours.
+      emptyDir(join(this.spool, "hold"), how, join(this.dir, "trash"));
+      return;
+    }
     const r = await this.#anchor("clear", 120);
     if (r.code !== 0) throw new Error(`postfix-anchor.sh clear failed:\n${tail(r.output)}`);
   }
@@ -876,7 +918,7 @@ async function runOne(
   if (w.code !== 0 || w.timedOut) {
     throw new Error(`warm-up of ${server.label} failed (rc ${w.code}):\n${tail(w.output)}`);
   }
-  await server.clear();
+  await server.clear(opts.clear);
   const before = await server.count();
   if (before !== 0) throw new Error(`${server.label}: ${before} files left after clearing`);
   // Settle: the deletes reach the disk before the clock starts.
@@ -1140,7 +1182,9 @@ function markdown(
     }. ` +
     `Order alternates between the servers. Before every run the server is restarted, gets an ` +
     `untimed warm-up (${WARMUP.sessions} x ${WARMUP.messages} x 4 KiB, reuse) and its queue ` +
-    `is emptied. ` +
+    (opts.clear === "move"
+      ? `is emptied by moving the files into a trash directory that is removed when the bench ends. `
+      : `is emptied by deleting the files. `) +
     `Peak memory sampled every ${SAMPLE_MS} ms by a helper process at nice 19 in an ` +
     `autogroup of its own (so it takes no CPU share from the servers; when the CPUs are ` +
     `saturated it samples less often: see the sample counts below): ours = RSS summed over our server's ` +
