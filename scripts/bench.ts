@@ -72,7 +72,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-
 let trashSerial = 0;
 
 /**

@@ -6,10 +6,9 @@
  * @module
  */
 
-import { statfsSync } from "node:fs";
-import { createSecureContext, type SecureContext } from "node:tls";
+import type { SecureContext } from "node:tls";
 import { Cleanup } from "./cleanup/mod.ts";
-import { type CliOptions, parseCli } from "./cli.ts";
+import type { CliOptions } from "./cli.ts";
 import {
   type Config,
   ConfigError,
@@ -39,7 +38,8 @@ import {
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
-import { findQueueFile, listQueue, QueueStore, recoverQueue } from "./queue/mod.ts";
+import { findQueueFile, listQueue, PoolHelper, QueueStore, recoverQueue } from "./queue/mod.ts";
+import { FreeSpace } from "./queue/free_space.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import {
   type ListenAddress,
@@ -112,23 +112,6 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   });
 }
 
-function freeSpaceProbe(dir: string): () => number | undefined {
-  let cached: number | undefined;
-  let at = 0;
-  return () => {
-    const now = Date.now();
-    if (now - at < 1000) return cached;
-    at = now;
-    try {
-      const s = statfsSync(dir);
-      cached = Number(s.bavail) * Number(s.bsize);
-    } catch {
-      cached = undefined;
-    }
-    return cached;
-  };
-}
-
 /**
  * Resolves mail_owner: "uid:gid", or a user name looked up in /etc/passwd.
  * @param loaded the configuration
@@ -163,7 +146,7 @@ export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number }
  * @returns the context, or undefined when TLS is off
  * @throws {ConfigError} for missing or unreadable files, or a bad key/certificate pair
  */
-export function tlsContext(loaded: LoadedConfig): SecureContext | undefined {
+export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | undefined> {
   const c = loaded.config;
   if (c.smtpd_tls_security_level === "none") return undefined;
   const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
@@ -189,6 +172,8 @@ export function tlsContext(loaded: LoadedConfig): SecureContext | undefined {
   };
   const cert = read("smtpd_tls_cert_file");
   const key = read("smtpd_tls_key_file");
+  // node:tls is loaded only when STARTTLS is on: it costs every isolate memory.
+  const { createSecureContext } = await import("node:tls");
   try {
     return createSecureContext({ cert, key, minVersion: "TLSv1.2" });
   } catch (e) {
@@ -231,10 +216,12 @@ function buildDeps(
   policy: CompiledPolicy,
   logger: Logger,
   queue: "incoming" | "maildrop",
+  space: FreeSpace,
 ): {
   deps: SessionDeps;
   store: QueueStore;
   wake: Wakeup;
+  space: FreeSpace;
 } {
   const config = loaded.config;
   const store = new QueueStore(config.queue_directory, {
@@ -251,14 +238,14 @@ function buildDeps(
     cleanup: new Cleanup(store, config),
     log: new MailLog(logger),
     clock: () => new Date(),
-    freeSpace: freeSpaceProbe(config.queue_directory),
+    freeSpace: () => space.bytes(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     queue,
     flush: qmgrFlushTrigger(config.queue_directory),
     debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
     queued: () => wake.wake(),
   };
-  return { deps, store, wake };
+  return { deps, store, wake, space };
 }
 
 async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<LoadedConfig> {
@@ -283,6 +270,9 @@ export async function runCli(args: readonly string[]): Promise<number> {
     e.preventDefault();
     err(`smtpd: error: uncaught exception: ${e.error?.stack ?? e.message}`);
   });
+  // Loaded here: listener threads import this module too, and node:util
+  // (parseArgs) would cost each of them memory for nothing.
+  const { parseCli } = await import("./cli.ts");
   const opts = parseCli(args);
   switch (opts.kind) {
     case "help":
@@ -307,7 +297,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     logger = makeLogger(loaded.config, opts.verbose);
     policy = buildPolicy(loaded, logger);
     resolveOwner(loaded);
-    tlsContext(loaded);
+    await tlsContext(loaded);
     compilePeerList(loaded.config.debug_peer_list, "debug_peer_list");
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -354,13 +344,27 @@ export async function runCli(args: readonly string[]): Promise<number> {
     case "queue":
       return await runQueue(config, opts.queueArgs, opts.explain.json);
     case "stdin":
-      return await runStdin(buildDeps(loaded, policy, logger, "maildrop"));
+      return await runStdin(
+        buildDeps(
+          loaded,
+          policy,
+          logger,
+          "maildrop",
+          await FreeSpace.measuring(config.queue_directory),
+        ),
+      );
     case "serve":
       return await runServe(
-        buildDeps(loaded, policy, logger, "incoming"),
+        buildDeps(
+          loaded,
+          policy,
+          logger,
+          "incoming",
+          await FreeSpace.measuring(config.queue_directory),
+        ),
         listen,
         { file: opts.configFile, overrides: opts.overrides, verbose: opts.verbose },
-        tlsContext(loaded),
+        await tlsContext(loaded),
       );
   }
 }
@@ -555,7 +559,7 @@ export function listenerThreads(config: Config, tls: boolean): number {
 }
 
 async function runServe(
-  { deps, store }: { deps: SessionDeps; store: QueueStore },
+  { deps, store, space }: { deps: SessionDeps; store: QueueStore; space: FreeSpace },
   listen: ListenAddress[],
   opts: { file: string; overrides: string[]; verbose: number },
   tls: SecureContext | undefined,
@@ -584,6 +588,7 @@ async function runServe(
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
   const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
   const workers: Worker[] = [];
+  if (threads > 1) space.refreshEverySecond();
   try {
     for (let i = 1; i < threads; i++) {
       workers.push(
@@ -593,6 +598,8 @@ async function runServe(
           verbose: opts.verbose,
           listen: bound,
           shared: main.limiter.shared,
+          pool: PoolHelper.shared().port(),
+          freeSpace: space.shared,
         }),
       );
     }
@@ -622,6 +629,7 @@ async function runServe(
       await new Promise((r) => setTimeout(r, 50));
     }
     await Promise.all([store.close(), ...workers.map(stopWorker)]);
+    PoolHelper.closeShared();
     stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
@@ -637,6 +645,10 @@ export interface WorkerInit {
   verbose: number;
   listen: ListenAddress[];
   shared: SharedArrayBuffer;
+  /** The line to the process's pool helper thread (transferred). */
+  pool: MessagePort;
+  /** The main thread's free-space figure ({@linkcode FreeSpace}). */
+  freeSpace: SharedArrayBuffer;
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -668,7 +680,7 @@ function startWorker(init: WorkerInit): Promise<Worker> {
       e.preventDefault();
       reject(new Error(e.message));
     };
-    w.postMessage(init);
+    w.postMessage(init, [init.pool]);
   });
 }
 
@@ -685,7 +697,14 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   });
   const logger = makeLogger(loaded.config, init.verbose);
   const policy = buildPolicy(loaded, logger);
-  const { deps, store } = buildDeps(loaded, policy, logger, "incoming");
+  PoolHelper.adopt(init.pool);
+  const { deps, store } = buildDeps(
+    loaded,
+    policy,
+    logger,
+    "incoming",
+    FreeSpace.reading(init.freeSpace),
+  );
   await store.prefill("incoming");
   await startListening({
     deps,

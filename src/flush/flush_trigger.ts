@@ -10,8 +10,6 @@
  * @module
  */
 
-import { closeSync, constants, openSync, writeSync } from "node:fs";
-
 /** The outcome of a trigger. */
 export type FlushOutcome = "started" | "unavailable";
 
@@ -48,12 +46,17 @@ export async function triggerEndpoint(
   } catch {
     return "unavailable";
   }
-  if (info.isFifo) return writeFifo(path, request);
+  if (info.isFifo) return writeFifo(await import("node:fs"), path, request);
   if (info.isSocket) return await writeSocket(path, request, timeoutMs);
   return "unavailable";
 }
 
-function writeFifo(path: string, request: string): FlushOutcome {
+/** node:fs is loaded on first use: it costs every isolate a few MiB. */
+function writeFifo(
+  { closeSync, constants, openSync, writeSync }: typeof import("node:fs"),
+  path: string,
+  request: string,
+): FlushOutcome {
   let fd: number | undefined;
   try {
     // O_NONBLOCK: opening a FIFO without a reader fails at once (ENXIO)

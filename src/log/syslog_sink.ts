@@ -8,7 +8,7 @@
  * @module
  */
 
-import { createSocket, type Socket } from "node:dgram";
+import type { Socket } from "node:dgram";
 import type { LineSink } from "./logger.ts";
 
 /** Syslog facility codes (RFC 5424 §6.2.1). */
@@ -73,15 +73,15 @@ export function syslogSink(target: SyslogTarget, facility: string): LineSink {
       : "0.0.0.0";
     return (line, severity) => {
       try {
-        if (!sock) {
+        // node:dgram is loaded on first use (it costs memory in every isolate).
+        bound ??= import("node:dgram").then(({ createSocket }) => {
           const s = createSocket(v6 ? "udp6" : "udp4");
           s.on("error", () => {/* dropped: logging must never fail a session */});
-          bound = new Promise<void>((r) => s.bind(0, local, () => r()));
           sock = s;
-        }
-        const s = sock;
+          return new Promise<void>((r) => s.bind(0, local, () => r()));
+        });
         const bytes = encoder.encode(frame(line, severity).replace(/\n$/, ""));
-        void bound?.then(() => s.send(bytes, target.port, target.host, () => {}));
+        void bound.then(() => sock?.send(bytes, target.port, target.host, () => {}), () => {});
       } catch { /* dropped */ }
     };
   }

@@ -16,7 +16,92 @@
  */
 
 import { join } from "node:path";
-import type { PoolReply, PoolRequest } from "./pool_worker.ts";
+import type { PoolMessage, PoolReply, PoolRequest } from "./pool_worker.ts";
+
+type Waiter = { resolve: (r: PoolReply) => void; reject: (e: Error) => void };
+
+/**
+ * This thread's line to the pool helper thread (`pool_worker.ts`). The
+ * process has one helper: the main thread starts it on first use and
+ * hands every listener thread a MessagePort to it ({@linkcode PoolHelper.port}),
+ * which that thread adopts ({@linkcode PoolHelper.adopt}).
+ */
+export class PoolHelper {
+  static #shared: PoolHelper | undefined;
+  #end: Worker | MessagePort;
+  #seq = 0;
+  #waiting = new Map<number, Waiter>();
+
+  private constructor(end: Worker | MessagePort) {
+    this.#end = end;
+    end.onmessage = (e: MessageEvent<PoolReply>) => {
+      const w = this.#waiting.get(e.data.seq);
+      this.#waiting.delete(e.data.seq);
+      w?.resolve(e.data);
+    };
+    if (end instanceof Worker) {
+      end.onerror = (e) => {
+        e.preventDefault();
+        this.#failAll(new Error(e.message));
+      };
+    }
+  }
+
+  /** @returns this thread's helper (in the main thread, started on first use) */
+  static shared(): PoolHelper {
+    PoolHelper.#shared ??= new PoolHelper(
+      new Worker(new URL("./pool_worker.ts", import.meta.url), { type: "module" }),
+    );
+    return PoolHelper.#shared;
+  }
+
+  /**
+   * Makes a port (from the main thread's helper) this thread's helper.
+   * @param port the port a listener thread was started with
+   */
+  static adopt(port: MessagePort): void {
+    PoolHelper.#shared = new PoolHelper(port);
+  }
+
+  /** Ends this thread's line to the helper (and the helper, in the main thread). */
+  static closeShared(): void {
+    const helper = PoolHelper.#shared;
+    PoolHelper.#shared = undefined;
+    if (helper) helper.#close();
+  }
+
+  /** @returns a new port to the helper, for a listener thread (transfer it) */
+  port(): MessagePort {
+    const channel = new MessageChannel();
+    const m: PoolMessage = { port: channel.port1 };
+    this.#end.postMessage(m, [channel.port1]);
+    return channel.port2;
+  }
+
+  /**
+   * Sends one batch.
+   * @param req directory, names and owner (the sequence number is added)
+   * @returns the helper's answer
+   */
+  ask(req: Omit<PoolRequest, "seq">): Promise<PoolReply> {
+    const seq = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(seq, { resolve, reject });
+      this.#end.postMessage({ ...req, seq });
+    });
+  }
+
+  #failAll(err: Error): void {
+    for (const w of this.#waiting.values()) w.reject(err);
+    this.#waiting.clear();
+  }
+
+  #close(): void {
+    this.#failAll(new Error("pool helper closed"));
+    if (this.#end instanceof Worker) this.#end.terminate();
+    else this.#end.close();
+  }
+}
 
 /** A created file whose directory entry is durable. */
 export interface PooledFile {
@@ -54,7 +139,6 @@ export class FilePool {
   #high: number;
   #owner: { uid: number; gid: number } | undefined;
   #onError: (err: Error) => void;
-  #helper: Worker | undefined;
 
   /**
    * @param dir the queue directory (e.g. .../incoming)
@@ -101,7 +185,7 @@ export class FilePool {
       const want = this.#high - this.#ready.length;
       if (want <= 0) return;
       const names = Array.from({ length: want }, () => this.#newId());
-      const reply = await this.#ask({ dir: this.#dir, names, owner: this.#owner });
+      const reply = await PoolHelper.shared().ask({ dir: this.#dir, names, owner: this.#owner });
       const made = reply.created.map((id) => ({ id, path: join(this.#dir, id) }));
       if (this.#closed) {
         for (const f of made) await discard(f);
@@ -116,26 +200,10 @@ export class FilePool {
     }
   }
 
-  /** Sends one batch to the helper thread (started on first use). */
-  #ask(req: PoolRequest): Promise<PoolReply> {
-    this.#helper ??= new Worker(new URL("./pool_worker.ts", import.meta.url), { type: "module" });
-    const helper = this.#helper;
-    return new Promise((resolve, reject) => {
-      helper.onmessage = (e: MessageEvent<PoolReply>) => resolve(e.data);
-      helper.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(e.message));
-      };
-      helper.postMessage(req);
-    });
-  }
-
   /** Removes every unused file (clean stop), after any refill in progress. */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#filling) await new Promise((r) => setTimeout(r, 10));
-    this.#helper?.terminate();
-    this.#helper = undefined;
     const left = this.#ready;
     this.#ready = [];
     for (const f of left) await discard(f);

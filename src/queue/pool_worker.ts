@@ -1,16 +1,19 @@
 /**
- * The file pool's helper thread. Creating a file costs the calling thread
- * the whole system call in Deno (even through the async API), and on a busy
- * queue directory that was half of the main thread's time; here it costs
- * the main thread nothing. The helper creates the requested files (O_EXCL,
- * mode 0600, owner), syncs the directory once, and answers with the names
- * it made durable.
+ * The file pools' helper thread, one per process. Creating a file in a busy
+ * queue directory is slow, and the listener threads must not wait for it
+ * (nor for the directory lock it holds). The helper creates the requested
+ * files (O_EXCL, mode 0600, owner), syncs the directory once, and answers
+ * with the names it made durable. The main thread talks to it directly;
+ * every listener thread through a MessagePort of its own (a V8 isolate
+ * costs about 11 MiB, so the threads share this one).
  *
  * @module
  */
 
-/** A request from the pool. */
+/** A request from a pool. */
 export interface PoolRequest {
+  /** Matches the reply to the request. */
+  readonly seq: number;
   readonly dir: string;
   readonly names: readonly string[];
   readonly owner?: { uid: number; gid: number };
@@ -18,19 +21,34 @@ export interface PoolRequest {
 
 /** The helper's answer. */
 export interface PoolReply {
+  readonly seq: number;
   readonly created: string[];
   readonly error?: string;
 }
 
-const self = globalThis as unknown as {
-  onmessage: ((e: MessageEvent<PoolRequest>) => void) | null;
+/** What the helper is sent: a request, or a listener thread's port. */
+export type PoolMessage = PoolRequest | { readonly port: MessagePort };
+
+interface Endpoint {
+  onmessage: ((e: MessageEvent<PoolMessage>) => void) | null;
   postMessage(m: PoolReply): void;
-};
+}
+
+const self = globalThis as unknown as Endpoint;
 
 globalThis.addEventListener("unhandledrejection", (e) => e.preventDefault());
 
-self.onmessage = (e: MessageEvent<PoolRequest>) => {
-  const { dir, names, owner } = e.data;
+function serve(from: Endpoint): void {
+  from.onmessage = (e: MessageEvent<PoolMessage>) => {
+    const m = e.data;
+    if ("port" in m) serve(m.port as unknown as Endpoint);
+    else from.postMessage(create(m));
+  };
+}
+
+serve(self);
+
+function create({ seq, dir, names, owner }: PoolRequest): PoolReply {
   const created: string[] = [];
   try {
     for (const name of names) {
@@ -45,7 +63,7 @@ self.onmessage = (e: MessageEvent<PoolRequest>) => {
     } finally {
       d.close();
     }
-    self.postMessage({ created });
+    return { seq, created };
   } catch (err) {
     // Whatever was made is not known to be durable: remove it.
     for (const name of created) {
@@ -53,6 +71,6 @@ self.onmessage = (e: MessageEvent<PoolRequest>) => {
         Deno.removeSync(`${dir}/${name}`);
       } catch { /* gone */ }
     }
-    self.postMessage({ created: [], error: (err as Error).message });
+    return { seq, created: [], error: (err as Error).message };
   }
-};
+}

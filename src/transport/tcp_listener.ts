@@ -5,9 +5,8 @@
  * @module
  */
 
-import { type AddressInfo, createServer, type Server } from "node:net";
+import type { AddressInfo, Server } from "node:net";
 import type { SecureContext } from "node:tls";
-import { nodeTransport } from "./node_socket.ts";
 import type { Transport } from "./types.ts";
 
 /** A host:port pair from smtpd_listen. */
@@ -116,6 +115,10 @@ export async function serveNodeTcp(
   tls: SecureContext,
   onTransport: (t: Transport) => Promise<void>,
 ): Promise<TcpServer> {
+  // Loaded here, not at start-up: node:net and node:tls cost every isolate
+  // a few MiB, and only a STARTTLS listener needs them.
+  const { createServer } = await import("node:net");
+  const { nodeTransport } = await import("./node_socket.ts");
   const servers: Server[] = [];
   const bound: Deno.NetAddr[] = [];
   for (const a of addresses) {
