@@ -122,6 +122,8 @@ Compares deno-smtpd with a private Postfix on 127.0.0.1 using smtp-source.
   --modes LIST       modes to run, from conn,reuse (default both)
   --timeout SECONDS  bound for each smtp-source run (default 300, 60 with --quick)
   --keep             keep the work directories (for inspection)
+  --ours NAME=VALUE  a parameter for our server's configuration (repeatable; TOML value,
+                     e.g. --ours smtpd_listen_threads=1)
   --clear HOW        how a queue is emptied before a run: move (default) renames the
                      files into a trash directory removed when the bench ends; delete
                      unlinks them at once (see "Emptying the queues" in BENCHMARKS.md)
@@ -136,6 +138,8 @@ interface Options {
   timeoutS: number;
   keep: boolean;
   clear: ClearMode;
+  /** Extra TOML lines for our server's configuration. */
+  ours: string[];
 }
 
 /**
@@ -158,6 +162,7 @@ function parseOptions(args: string[]): Options {
       timeout: { type: "string" },
       keep: { type: "boolean", default: false },
       clear: { type: "string", default: "move" },
+      ours: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -194,6 +199,11 @@ function parseOptions(args: string[]): Options {
     timeoutS,
     keep: values.keep,
     clear,
+    ours: (values.ours ?? []).map((kv) => {
+      const m = /^([a-z_0-9]+)=(.+)$/.exec(kv);
+      if (!m) throw new Error(`--ours: want NAME=VALUE, got "${kv}"`);
+      return `${m[1]} = ${m[2]}`;
+    }),
   };
 }
 
@@ -583,7 +593,7 @@ class OurServer implements Server {
     this.spool = join(ROOT, this.#queueDir, "incoming");
   }
 
-  writeConfig(): void {
+  writeConfig(extra: readonly string[] = []): void {
     Deno.writeTextFileSync(
       join(ROOT, this.#configFile),
       [
@@ -592,6 +602,7 @@ class OurServer implements Server {
         `myhostname = "bench.localdomain"`,
         `smtpd_peername_lookup = false`,
         `message_size_limit = 20000000`,
+        ...extra,
         "",
       ].join("\n"),
     );
@@ -1253,7 +1264,7 @@ async function main(): Promise<number> {
   const ourPort = freePort([]);
   const pfPort = freePort([ourPort]);
   const ours = new OurServer(ourPort, runDir);
-  ours.writeConfig();
+  ours.writeConfig(opts.ours);
   const pf = new PostfixServer(pfPort, pfDir, runDir);
 
   const onSignal = () => {
