@@ -46,17 +46,14 @@ export async function triggerEndpoint(
   } catch {
     return "unavailable";
   }
-  if (info.isFifo) return writeFifo(await import("node:fs"), path, request);
+  if (info.isFifo) return await writeFifo(path, request);
   if (info.isSocket) return await writeSocket(path, request, timeoutMs);
   return "unavailable";
 }
 
-/** node:fs is loaded on first use: it costs every isolate a few MiB. */
-function writeFifo(
-  { closeSync, constants, openSync, writeSync }: typeof import("node:fs"),
-  path: string,
-  request: string,
-): FlushOutcome {
+async function writeFifo(path: string, request: string): Promise<FlushOutcome> {
+  // node:fs is loaded on first use: it costs every isolate a few MiB.
+  const { closeSync, constants, openSync, writeSync } = await import("node:fs");
   let fd: number | undefined;
   try {
     // O_NONBLOCK: opening a FIFO without a reader fails at once (ENXIO)
