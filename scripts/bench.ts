@@ -74,8 +74,17 @@ function sleep(ms: number): Promise<void> {
 
 let trashSerial = 0;
 
+/** Whether a queue file is marked complete (mode has the owner-execute bit). */
+function isComplete(path: string): boolean {
+  try {
+    return ((Deno.lstatSync(path).mode ?? 0) & 0o100) !== 0;
+  } catch {
+    return false; // removed meanwhile
+  }
+}
+
 /**
- * Empties a queue directory: deletes its files, or renames them into a
+ * Empties a queue directory of its messages: deletes them, or renames them into a
  * fresh subdirectory of `trash` (same file system), which the bench
  * removes at its end.
  * @param dir the queue directory
@@ -86,7 +95,9 @@ function emptyDir(dir: string, how: ClearMode, trash: string): void {
   const to = join(trash, String(++trashSerial));
   if (how === "move") Deno.mkdirSync(to, { recursive: true });
   for (const e of Deno.readDirSync(dir)) {
-    if (!e.isFile) continue;
+    // Messages only: a file without the owner-execute bit is still being
+    // written (our pool's empty files), and the server holds it open.
+    if (!e.isFile || !isComplete(join(dir, e.name))) continue;
     if (how === "move") Deno.renameSync(join(dir, e.name), join(to, e.name));
     else Deno.removeSync(join(dir, e.name));
   }
@@ -705,10 +716,7 @@ class OurServer implements Server {
   count(): Promise<number> {
     let n = 0;
     for (const e of Deno.readDirSync(this.spool)) {
-      if (!e.isFile) continue;
-      try {
-        if ((Deno.lstatSync(join(this.spool, e.name)).mode ?? 0) & 0o100) n++;
-      } catch { /* removed meanwhile */ }
+      if (e.isFile && isComplete(join(this.spool, e.name))) n++;
     }
     return Promise.resolve(n);
   }

@@ -38,7 +38,7 @@ import {
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
-import { findQueueFile, listQueue, PoolHelper, QueueStore, recoverQueue } from "./queue/mod.ts";
+import { findQueueFile, listQueue, PoolLock, QueueStore, recoverQueue } from "./queue/mod.ts";
 import { FreeSpace } from "./queue/free_space.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
 import {
@@ -598,7 +598,7 @@ async function runServe(
           verbose: opts.verbose,
           listen: bound,
           shared: main.limiter.shared,
-          pool: PoolHelper.shared().port(),
+          poolLock: PoolLock.shared().buffer,
           freeSpace: space.shared,
         }),
       );
@@ -629,7 +629,6 @@ async function runServe(
       await new Promise((r) => setTimeout(r, 50));
     }
     await Promise.all([store.close(), ...workers.map(stopWorker)]);
-    PoolHelper.closeShared();
     stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
@@ -645,8 +644,8 @@ export interface WorkerInit {
   verbose: number;
   listen: ListenAddress[];
   shared: SharedArrayBuffer;
-  /** The line to the process's pool helper thread (transferred). */
-  pool: MessagePort;
+  /** The process's pool refill lock ({@linkcode PoolLock}). */
+  poolLock: SharedArrayBuffer;
   /** The main thread's free-space figure ({@linkcode FreeSpace}). */
   freeSpace: SharedArrayBuffer;
 }
@@ -680,7 +679,7 @@ function startWorker(init: WorkerInit): Promise<Worker> {
       e.preventDefault();
       reject(new Error(e.message));
     };
-    w.postMessage(init, [init.pool]);
+    w.postMessage(init);
   });
 }
 
@@ -697,7 +696,7 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   });
   const logger = makeLogger(loaded.config, init.verbose);
   const policy = buildPolicy(loaded, logger);
-  PoolHelper.adopt(init.pool);
+  PoolLock.adopt(init.poolLock);
   const { deps, store } = buildDeps(
     loaded,
     policy,

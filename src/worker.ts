@@ -8,7 +8,6 @@
  */
 
 import { serveInWorker, type WorkerInit } from "./app.ts";
-import { PoolHelper } from "./queue/file_pool.ts";
 
 const self = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
@@ -24,10 +23,7 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
     (store) => {
       self.onmessage = (m: MessageEvent) => {
         if ((m.data as { kind?: string })?.kind === "stop") {
-          void store.close().then(() => {
-            PoolHelper.closeShared();
-            self.postMessage({ kind: "stopped" });
-          });
+          void store.close().then(() => self.postMessage({ kind: "stopped" }));
         }
       };
       self.postMessage({ kind: "ready" });

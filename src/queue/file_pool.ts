@@ -15,91 +15,60 @@
  * @module
  */
 
-import { join } from "node:path";
-import type { PoolMessage, PoolReply, PoolRequest } from "./pool_worker.ts";
-
-type Waiter = { resolve: (r: PoolReply) => void; reject: (e: Error) => void };
+import { join } from "./path.ts";
 
 /**
- * This thread's line to the pool helper thread (`pool_worker.ts`). The
- * process has one helper: the main thread starts it on first use and
- * hands every listener thread a MessagePort to it ({@linkcode PoolHelper.port}),
- * which that thread adopts ({@linkcode PoolHelper.adopt}).
+ * One refill at a time in the whole process. Each listener thread fills
+ * its own pool, but never while another thread does: a new name is looked
+ * up (by the permission check, on the calling thread) under the queue
+ * directory's lock, and a create may hold that lock while it waits for the
+ * directory's blocks to reach the disk (another pool's directory sync).
+ * Taking turns keeps that wait off every event loop. The main thread makes
+ * the lock; listener threads adopt its buffer.
  */
-export class PoolHelper {
-  static #shared: PoolHelper | undefined;
-  #end: Worker | MessagePort;
-  #seq = 0;
-  #waiting = new Map<number, Waiter>();
+export class PoolLock {
+  static #shared: PoolLock | undefined;
+  /** The lock's cell (0 free, 1 taken), to hand to a listener thread. */
+  readonly buffer: SharedArrayBuffer;
+  #cell: Int32Array;
 
-  private constructor(end: Worker | MessagePort) {
-    this.#end = end;
-    end.onmessage = (e: MessageEvent<PoolReply>) => {
-      const w = this.#waiting.get(e.data.seq);
-      this.#waiting.delete(e.data.seq);
-      w?.resolve(e.data);
-    };
-    if (end instanceof Worker) {
-      end.onerror = (e) => {
-        e.preventDefault();
-        this.#failAll(new Error(e.message));
-      };
+  private constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.#cell = new Int32Array(buffer);
+  }
+
+  /** @returns this thread's lock (in the main thread: made on first use) */
+  static shared(): PoolLock {
+    PoolLock.#shared ??= new PoolLock(new SharedArrayBuffer(4));
+    return PoolLock.#shared;
+  }
+
+  /**
+   * Makes the main thread's lock this thread's lock.
+   * @param buffer {@linkcode PoolLock.buffer} of the main thread's lock
+   */
+  static adopt(buffer: SharedArrayBuffer): void {
+    PoolLock.#shared = new PoolLock(buffer);
+  }
+
+  /**
+   * Runs a task holding the lock. A holder that never lets go (a thread
+   * ended mid-refill) is waited for at most `maxWaitMs`.
+   * @param task the refill
+   * @param maxWaitMs longest wait for the lock
+   * @returns what the task returns
+   */
+  async run<T>(task: () => Promise<T>, maxWaitMs = 5000): Promise<T> {
+    const end = Date.now() + maxWaitMs;
+    while (Atomics.compareExchange(this.#cell, 0, 0, 1) !== 0 && Date.now() < end) {
+      // Refills are short and rare: polling costs less than a waiting thread.
+      await new Promise((r) => setTimeout(r, 2));
     }
-  }
-
-  /** @returns this thread's helper (in the main thread, started on first use) */
-  static shared(): PoolHelper {
-    PoolHelper.#shared ??= new PoolHelper(
-      new Worker(new URL("./pool_worker.ts", import.meta.url), { type: "module" }),
-    );
-    return PoolHelper.#shared;
-  }
-
-  /**
-   * Makes a port (from the main thread's helper) this thread's helper.
-   * @param port the port a listener thread was started with
-   */
-  static adopt(port: MessagePort): void {
-    PoolHelper.#shared = new PoolHelper(port);
-  }
-
-  /** Ends this thread's line to the helper (and the helper, in the main thread). */
-  static closeShared(): void {
-    const helper = PoolHelper.#shared;
-    PoolHelper.#shared = undefined;
-    if (helper) helper.#close();
-  }
-
-  /** @returns a new port to the helper, for a listener thread (transfer it) */
-  port(): MessagePort {
-    const channel = new MessageChannel();
-    const m: PoolMessage = { port: channel.port1 };
-    this.#end.postMessage(m, [channel.port1]);
-    return channel.port2;
-  }
-
-  /**
-   * Sends one batch.
-   * @param req directory, names and owner (the sequence number is added)
-   * @returns the helper's answer
-   */
-  ask(req: Omit<PoolRequest, "seq">): Promise<PoolReply> {
-    const seq = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(seq, { resolve, reject });
-      this.#end.postMessage({ ...req, seq });
-    });
-  }
-
-  #failAll(err: Error): void {
-    for (const w of this.#waiting.values()) w.reject(err);
-    this.#waiting.clear();
-  }
-
-  #close(): void {
-    this.#failAll(new Error("pool helper closed"));
-    if (this.#end instanceof Worker) this.#end.terminate();
-    else this.#end.close();
+    try {
+      return await task();
+    } finally {
+      Atomics.store(this.#cell, 0, 0);
+    }
   }
 }
 
@@ -177,26 +146,54 @@ export class FilePool {
     return taken;
   }
 
-  /** Creates files up to the high-water mark, then syncs the directory once. */
+  /**
+   * Creates files up to the high-water mark, then syncs the directory once
+   * (holding the process's {@linkcode PoolLock}).
+   */
   async fill(): Promise<void> {
     if (this.#filling || this.#closed) return;
     this.#filling = true;
     try {
       const want = this.#high - this.#ready.length;
       if (want <= 0) return;
-      const names = Array.from({ length: want }, () => this.#newId());
-      const reply = await PoolHelper.shared().ask({ dir: this.#dir, names, owner: this.#owner });
-      const made = reply.created.map((id) => ({ id, path: join(this.#dir, id) }));
+      const made = await PoolLock.shared().run(() => this.#create(want));
       if (this.#closed) {
         for (const f of made) await discard(f);
         return;
       }
       this.#ready.push(...made);
-      if (reply.error) this.#onError(new Error(reply.error));
     } catch (err) {
       if (!this.#closed) this.#onError(err as Error);
     } finally {
       this.#filling = false;
+    }
+  }
+
+  /**
+   * Creates files one at a time (O_EXCL, 0600, owner): the opens run on
+   * Deno's blocking pool, so this thread's event loop goes on meanwhile.
+   */
+  async #create(want: number): Promise<PooledName[]> {
+    const made: PooledName[] = [];
+    try {
+      for (let i = 0; i < want; i++) {
+        const id = this.#newId();
+        const path = join(this.#dir, id);
+        (await Deno.open(path, { write: true, createNew: true, mode: 0o600 })).close();
+        made.push({ id, path });
+        if (this.#owner) await Deno.chown(path, this.#owner.uid, this.#owner.gid);
+      }
+      const dir = await Deno.open(this.#dir, { read: true });
+      try {
+        await dir.sync();
+      } finally {
+        dir.close();
+      }
+      return made;
+    } catch (err) {
+      // Whatever was made is not known to be durable: remove it.
+      for (const f of made) await discard(f);
+      throw err;
     }
   }
 

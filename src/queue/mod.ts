@@ -10,7 +10,7 @@ export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer } from "./
 export type { QueueRecord, SizeFields } from "./queue_file.ts";
 export { isQueueId, makeQueueId } from "./queue_id.ts";
 export { DirSyncer } from "./dir_sync.ts";
-export { PoolHelper } from "./file_pool.ts";
+export { PoolLock } from "./file_pool.ts";
 export { recoverQueue } from "./recover.ts";
 export type { Recovered } from "./recover.ts";
 export { findQueueFile, listQueue, QUEUES, readQueueFile } from "./queue_reader.ts";

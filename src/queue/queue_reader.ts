@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { decodeRecords, QueueFileError, REC } from "./queue_file.ts";
 import { isQueueId } from "./queue_id.ts";
 

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { DirSyncer } from "./dir_sync.ts";
 import { FilePool, type PooledFile } from "./file_pool.ts";
 import { makeQueueId } from "./queue_id.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { decodeRecords, REC } from "./queue_file.ts";
 import { READY_MODE } from "./queue_writer.ts";
 
