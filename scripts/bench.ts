@@ -1201,8 +1201,9 @@ function markdown(
     `Order alternates between the servers. Before every run the server is restarted, gets an ` +
     `untimed warm-up (${WARMUP.sessions} x ${WARMUP.messages} x 4 KiB, reuse) and its queue ` +
     (opts.clear === "move"
-      ? `is emptied by moving the files into a trash directory that is removed when the bench ends. `
-      : `is emptied by deleting the files. `) +
+      ? `is emptied of its messages (complete files; our pool's empty files stay) by moving them ` +
+        `into a trash directory that is removed when the bench ends. `
+      : `is emptied of its messages by deleting them. `) +
     `Peak memory sampled every ${SAMPLE_MS} ms by a helper process at nice 19 in an ` +
     `autogroup of its own (so it takes no CPU share from the servers; when the CPUs are ` +
     `saturated it samples less often: see the sample counts below): ours = RSS summed over our server's ` +
