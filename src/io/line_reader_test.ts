@@ -230,3 +230,38 @@ Deno.test("LineReader.discardBuffered() drops pipelined input", async () => {
   assert.equal(reader.hasBuffered(), false);
   assert.equal(await reader.readLine(100), null);
 });
+
+Deno.test("LineReader: buffers of closed readers serve later readers, with their own data", async () => {
+  const long = "x".repeat(20000);
+  const a = new LineReader(new ChunkSource([enc.encode(`${long}\r\nend\r\n`)]));
+  assert.deepEqual(await readAll(a, 30000), [[long, "crlf"], ["end", "crlf"]]);
+  a.close();
+  for (let i = 0; i < 3; i++) {
+    const b = new LineReader(new ChunkSource([enc.encode(`line ${i}\r\n`), enc.encode("two\r\n")]));
+    assert.deepEqual(await readAll(b, 100), [[`line ${i}`, "crlf"], ["two", "crlf"]]);
+    b.close();
+  }
+});
+
+Deno.test("LineReader: a buffer with a read under way is not handed to another reader", async () => {
+  let late: ((bytes: Uint8Array) => void) | undefined;
+  const slow: ByteSource = {
+    read: (p) =>
+      new Promise((resolve) => {
+        late = (bytes) => {
+          p.set(bytes);
+          resolve(bytes.length);
+        };
+      }),
+  };
+  const a = new LineReader(slow);
+  const pending = a.readLine(100);
+  await new Promise((r) => setTimeout(r, 0));
+  a.close(); // the session ends while its read waits (a timeout, a lost client)
+  const b = new LineReader(new ChunkSource([enc.encode("hello\r\n")]));
+  const line = await b.readLine(100);
+  late?.(enc.encode("XXXXXXX\r\n")); // a's read completes after all
+  assert.equal(await pending, null);
+  assert.equal(dec.decode(line?.bytes), "hello");
+  b.close();
+});
