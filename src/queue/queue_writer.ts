@@ -69,17 +69,28 @@ function newQueueId(when: Date): string {
   return makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
 }
 
-/** Record buffers of finished files, reused by the next ones (fewer allocations). */
+/**
+ * Record buffers of finished files, reused by the next ones (fewer
+ * allocations). A large message grows its two buffers to 512 KiB each, so
+ * the free list is bounded in bytes, not only in count: after a burst of
+ * large messages a thread keeps at most 8 MiB.
+ */
 const freeBuffers: RecordBuffer[] = [];
+const FREE_BUFFER_BYTES = 8 * 1024 * 1024;
+let freeBytes = 0;
 
 function takeBuffer(): RecordBuffer {
-  return freeBuffers.pop() ?? new RecordBuffer();
+  const b = freeBuffers.pop();
+  if (!b) return new RecordBuffer();
+  freeBytes -= b.capacity;
+  return b;
 }
 
 function releaseBuffer(b: RecordBuffer | undefined): void {
-  if (!b || freeBuffers.length >= 64 || b.capacity > 512 * 1024) return;
+  if (!b || b.capacity > 512 * 1024 || freeBytes + b.capacity > FREE_BUFFER_BYTES) return;
   b.clear();
   freeBuffers.push(b);
+  freeBytes += b.capacity;
 }
 
 /** Creates queue files under one queue directory. */
