@@ -82,8 +82,14 @@ export class LineReader {
   #deadline = new Deadline(() => new ReadTimeoutError());
   #lastReadFilled = false;
   #beforeBlock: (() => Promise<void>) | undefined;
-  /** A read into the buffer is under way (the buffer may not be reused). */
+  /**
+   * A read into the buffer is under way (the buffer may not be reused).
+   * It stays true after a timeout: the source's read may still fill it.
+   */
   #reading = false;
+  #readDone = () => {
+    this.#reading = false;
+  };
   #closed = false;
 
   /**
@@ -264,13 +270,7 @@ export class LineReader {
     }
     if (this.#beforeBlock) await this.#beforeBlock();
     const room = this.#buf.length - this.#end;
-    let n: number | null;
-    this.#reading = true;
-    try {
-      n = await this.#readWithTimeout(this.#buf.subarray(this.#end));
-    } finally {
-      this.#reading = false;
-    }
+    const n = await this.#readWithTimeout(this.#buf.subarray(this.#end));
     if (this.#closed) {
       // Closed while the read was under way: the buffer stays ours.
       return false;
@@ -286,7 +286,10 @@ export class LineReader {
     if (!Number.isFinite(d.at) || d.at < Date.now() - this.#timeoutMs) {
       d.at = Date.now() + this.#timeoutMs;
     }
-    return d.race(this.#src.read(p));
+    this.#reading = true;
+    const op = this.#src.read(p);
+    op.then(this.#readDone, this.#readDone);
+    return d.race(op);
   }
 
   /**

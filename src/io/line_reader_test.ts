@@ -265,3 +265,25 @@ Deno.test("LineReader: a buffer with a read under way is not handed to another r
   assert.equal(dec.decode(line?.bytes), "hello");
   b.close();
 });
+
+Deno.test("LineReader: after a timeout the buffer is not reused while the read may still fill it", async () => {
+  let late: ((bytes: Uint8Array) => void) | undefined;
+  const slow: ByteSource = {
+    read: (p) =>
+      new Promise((resolve) => {
+        late = (bytes) => {
+          p.set(bytes);
+          resolve(bytes.length);
+        };
+      }),
+  };
+  const a = new LineReader(slow, { timeoutMs: 10 });
+  await assert.rejects(a.readLine(100), ReadTimeoutError);
+  a.close();
+  const b = new LineReader(new ChunkSource([enc.encode("hello\r\n")]));
+  const line = await b.readLine(100);
+  late?.(enc.encode("XXXXXXX\r\n")); // the timed-out read completes after all
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(dec.decode(line?.bytes), "hello");
+  b.close();
+});
