@@ -84,8 +84,8 @@ function isComplete(path: string): boolean {
 }
 
 /**
- * Empties a queue directory of its messages: deletes them, or renames them into a
- * fresh subdirectory of `trash` (same file system), which the bench
+ * Empties a queue directory of its messages: deletes them, or renames them
+ * into a fresh subdirectory of `trash` (same file system), which the bench
  * removes at its end.
  * @param dir the queue directory
  * @param how delete or move
@@ -95,8 +95,9 @@ function emptyDir(dir: string, how: ClearMode, trash: string): void {
   const to = join(trash, String(++trashSerial));
   if (how === "move") Deno.mkdirSync(to, { recursive: true });
   for (const e of Deno.readDirSync(dir)) {
-    // Messages only: a file without the owner-execute bit is still being
-    // written (our pool's empty files), and the server holds it open.
+    // Messages only: a file without the owner-execute bit is one the server
+    // is writing or keeps ready (our pools' empty files); moving it would
+    // take it from under the server.
     if (!e.isFile || !isComplete(join(dir, e.name))) continue;
     if (how === "move") Deno.renameSync(join(dir, e.name), join(to, e.name));
     else Deno.removeSync(join(dir, e.name));
