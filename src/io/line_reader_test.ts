@@ -243,46 +243,46 @@ Deno.test("LineReader: buffers of closed readers serve later readers, with their
   }
 });
 
-Deno.test("LineReader: a buffer with a read under way is not handed to another reader", async () => {
-  let late: ((bytes: Uint8Array) => void) | undefined;
+/**
+ * A source whose read waits until the test delivers bytes into the buffer
+ * that read was given (as a socket read that completes late would).
+ */
+function lateSource(): { slow: ByteSource; late: (bytes: Uint8Array) => void } {
+  let deliver: ((bytes: Uint8Array) => void) | undefined;
   const slow: ByteSource = {
     read: (p) =>
       new Promise((resolve) => {
-        late = (bytes) => {
+        deliver = (bytes) => {
           p.set(bytes);
           resolve(bytes.length);
         };
       }),
   };
+  return { slow, late: (bytes) => deliver?.(bytes) };
+}
+
+Deno.test("LineReader: a buffer with a read under way is not handed to another reader", async () => {
+  const { slow, late } = lateSource();
   const a = new LineReader(slow);
   const pending = a.readLine(100);
   await new Promise((r) => setTimeout(r, 0));
   a.close(); // the session ends while its read waits (a timeout, a lost client)
   const b = new LineReader(new ChunkSource([enc.encode("hello\r\n")]));
   const line = await b.readLine(100);
-  late?.(enc.encode("XXXXXXX\r\n")); // a's read completes after all
+  late(enc.encode("XXXXXXX\r\n")); // a's read completes after all
   assert.equal(await pending, null);
   assert.equal(dec.decode(line?.bytes), "hello");
   b.close();
 });
 
 Deno.test("LineReader: after a timeout the buffer is not reused while the read may still fill it", async () => {
-  let late: ((bytes: Uint8Array) => void) | undefined;
-  const slow: ByteSource = {
-    read: (p) =>
-      new Promise((resolve) => {
-        late = (bytes) => {
-          p.set(bytes);
-          resolve(bytes.length);
-        };
-      }),
-  };
+  const { slow, late } = lateSource();
   const a = new LineReader(slow, { timeoutMs: 10 });
   await assert.rejects(a.readLine(100), ReadTimeoutError);
   a.close();
   const b = new LineReader(new ChunkSource([enc.encode("hello\r\n")]));
   const line = await b.readLine(100);
-  late?.(enc.encode("XXXXXXX\r\n")); // the timed-out read completes after all
+  late(enc.encode("XXXXXXX\r\n")); // the timed-out read completes after all
   await new Promise((r) => setTimeout(r, 0));
   assert.equal(dec.decode(line?.bytes), "hello");
   b.close();
