@@ -15,6 +15,7 @@
  * @module
  */
 
+import { DirSyncer } from "./dir_sync.ts";
 import { join } from "./path.ts";
 
 /**
@@ -95,6 +96,8 @@ export interface FilePoolOptions {
   owner?: { uid: number; gid: number };
   /** Reports a failed refill (the direct path is used meanwhile). */
   onError?: (err: Error) => void;
+  /** The directory's syncer, shared with the queue's other commits. @default {a new one} */
+  syncer?: DirSyncer;
 }
 
 /** Keeps ready, durable, empty queue files for one queue directory. */
@@ -108,6 +111,7 @@ export class FilePool {
   #high: number;
   #owner: { uid: number; gid: number } | undefined;
   #onError: (err: Error) => void;
+  #syncer: DirSyncer;
 
   /**
    * @param dir the queue directory (e.g. .../incoming)
@@ -121,6 +125,7 @@ export class FilePool {
     this.#high = options.high ?? 256;
     this.#owner = options.owner;
     this.#onError = options.onError ?? (() => {});
+    this.#syncer = options.syncer ?? new DirSyncer(dir);
   }
 
   /** Files ready now. */
@@ -183,12 +188,7 @@ export class FilePool {
         made.push({ id, path });
         if (this.#owner) await Deno.chown(path, this.#owner.uid, this.#owner.gid);
       }
-      const dir = await Deno.open(this.#dir, { read: true });
-      try {
-        await dir.sync();
-      } finally {
-        dir.close();
-      }
+      await this.#syncer.sync();
       return made;
     } catch (err) {
       // Whatever was made is not known to be durable: remove it.

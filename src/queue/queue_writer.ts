@@ -163,6 +163,7 @@ export class QueueStore {
         pool = new FilePool(dir, () => newQueueId(new Date()), {
           owner,
           onError: this.#onPoolError,
+          syncer,
         });
         this.#pools.set(queue, pool);
       }
