@@ -185,6 +185,41 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "smtpd_history_flush_threshold: a long transcript is mailed and started anew before the next command",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_peername_lookup = false\nnotify_classes = ["protocol"]\nsmtpd_history_flush_threshold = 5',
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      // EHLO and its reply pass 5 lines with no problem: dropped, not mailed.
+      for (const cmd of ["EHLO x", "BOGUS", "NOOP", "NOOP", "SECOND", "QUIT"]) {
+        await c.send(`${cmd}\r\n`);
+        await c.reply();
+      }
+      await d.waitForLog(/disconnect from/);
+      await d.waitForLog(/notice of protocol problems[^]*notice of protocol problems/);
+      const texts = await Promise.all((await queueFiles(d.queueDir)).map(postcat));
+      assert.equal(texts.length, 2, texts.join("\n---\n"));
+      const first = texts.find((t) => /^ In: {2}BOGUS$/m.test(t));
+      const second = texts.find((t) => /^ In: {2}SECOND$/m.test(t));
+      assert.ok(first && second && first !== second, texts.join("\n---\n"));
+      // The first was mailed before SECOND was read; the second holds only what followed.
+      assert.doesNotMatch(first, /SECOND|EHLO x/);
+      assert.match(first, /^ Out: 502 5\.5\.2 Error: command not recognized$/m);
+      assert.doesNotMatch(second, /^ In: {2}(BOGUS|NOOP)$/m);
+      assert.match(second, /^ In: {2}QUIT$/m);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
 const SMTPLIB_NOOP = `
 import smtplib, sys
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), source_address=(sys.argv[2], 0))

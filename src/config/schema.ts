@@ -122,6 +122,11 @@ export const PARAMS = {
     "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software",
   ),
   error_notice_recipient: str("postmaster", "Recipient of notify_classes transcripts"),
+  smtpd_history_flush_threshold: int(
+    100,
+    "Transcript lines kept before they are flushed (and mailed, if a notify_classes problem occurred)",
+    1,
+  ),
   debug_peer_list: list([], "Clients (addresses, networks, names, tables) that get verbose logs"),
   debug_peer_level: int(2, "Extra verbosity for clients in debug_peer_list", 1),
   smtpd_tls_security_level: oneOf(

@@ -26,7 +26,8 @@ export class ReplyWriter {
   /**
    * @param sink the byte sink
    * @param timeoutMs longest time a write may take
-   * @param onWrite observer of every text written (transcripts, debug logs)
+   * @param onWrite observer of every reply as it is queued (transcripts, debug logs), so
+   *   that a transcript holds each reply right after its command, before the group is sent
    */
   constructor(sink: ByteSink, timeoutMs = 300_000, onWrite?: (text: string) => void) {
     this.#sink = sink;
@@ -45,6 +46,7 @@ export class ReplyWriter {
   /** Queues text for the next flush. */
   push(text: string): void {
     this.#pending += text;
+    this.#onWrite?.(text);
   }
 
   /** Whether anything waits to be written. */
@@ -52,7 +54,6 @@ export class ReplyWriter {
     return this.#pending.length > 0;
   }
 
-  /** Writes everything queued. */
   /**
    * Writes everything queued.
    * @param timeoutMs the longest this write may take (default: the writer's timeout)
@@ -61,7 +62,6 @@ export class ReplyWriter {
     if (this.#pending.length === 0) return Promise.resolve();
     const text = this.#pending;
     this.#pending = "";
-    this.#onWrite?.(text);
     const bytes = encoder.encode(text);
     this.#deadline.at = Date.now() + timeoutMs;
     return this.#deadline.race(writeAll(this.#sink, bytes));

@@ -381,6 +381,13 @@ export class Session {
     return true;
   }
 
+  /** Mails the transcript if it holds a problem, then starts a new one. */
+  async #flushHistory(): Promise<void> {
+    await this.#notify();
+    this.notices.clear();
+    this.transcript.length = 0;
+  }
+
   async #notify(): Promise<void> {
     const wanted = this.config.notify_classes.filter((c) => this.notices.has(c as NoticeClass));
     if (wanted.length === 0) return;
@@ -405,6 +412,10 @@ export class Session {
       await this.#pendingFirst;
     }
     for (;;) {
+      // As Postfix does before each command: a long transcript is mailed (if
+      // it holds a notify_classes problem) and dropped, so a session that
+      // sends many messages does not keep every command it ever sent.
+      if (this.transcript.length > cfg.smtpd_history_flush_threshold) await this.#flushHistory();
       const line = await this.reader.readLine(cfg.line_length_limit);
       if (line === null) {
         if (this.lastVerb !== "QUIT") this.deps.log.lostConnection(this.peer, this.lastVerb);
@@ -466,9 +477,11 @@ function isConnectionError(err: unknown): boolean {
     (err instanceof Error && /timed out writing|closed|reset|broken pipe/i.test(err.message));
 }
 
+const decoder = new TextDecoder();
+
 /** A command line as log-safe text. */
 function printable(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
+  return decoder.decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
 
 /**

@@ -2,7 +2,9 @@
  * notify_classes: when a session hits an enabled problem class, a
  * transcript of the session (client, every command and reply; message
  * bodies are never recorded) is queued through the cleanup writer as a
- * message from the mail system to error_notice_recipient, once per session.
+ * message from the mail system to error_notice_recipient: when the session
+ * ends, or before a command once the transcript has grown past
+ * smtpd_history_flush_threshold lines (then a new transcript starts).
  *
  * @module
  */
