@@ -5,7 +5,10 @@
  */
 
 import { runCli } from "./src/app.ts";
+import { flushStderr } from "./src/log/logger.ts";
 
 if (import.meta.main) {
-  Deno.exit(await runCli(Deno.args));
+  const code = await runCli(Deno.args);
+  flushStderr();
+  Deno.exit(code);
 }

@@ -8,6 +8,7 @@
  */
 
 import { serveInWorker, type WorkerInit } from "./app.ts";
+import { flushStderr } from "./log/logger.ts";
 
 const self = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
@@ -23,7 +24,10 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
     (store) => {
       self.onmessage = (m: MessageEvent) => {
         if ((m.data as { kind?: string })?.kind === "stop") {
-          void store.close().then(() => self.postMessage({ kind: "stopped" }));
+          void store.close().then(() => {
+            flushStderr(); // the thread ends before its next timer could write them
+            self.postMessage({ kind: "stopped" });
+          });
         }
       };
       self.postMessage({ kind: "ready" });

@@ -87,19 +87,21 @@ export class Logger {
  * @param line a formatted line
  */
 export function stderrSink(line: string): void {
-  // Lines logged during one task go out in one write at its end (a message
-  // logs four lines; one system call instead of four), in order.
+  // Lines logged before the event loop turns go out in one write, in order,
+  // after the replies of that turn have been sent (a 250 does not wait for
+  // the log write; one system call for a message's four lines).
   pending += line;
   if (!scheduled) {
     scheduled = true;
-    queueMicrotask(flushStderr);
+    setTimeout(flushStderr, 0);
   }
 }
 
 let pending = "";
 let scheduled = false;
 
-function flushStderr(): void {
+/** Writes the log lines still waiting (before the process exits). */
+export function flushStderr(): void {
   scheduled = false;
   const text = pending;
   pending = "";
