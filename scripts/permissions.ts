@@ -70,11 +70,10 @@ export function productionFlags(options: PermissionOptions = {}): string[] {
     // the live size, and a session's state outlives the young generation
     // (it waits on fsyncs), so each isolate used to climb from about 7 to
     // 15 MiB between collections; now to about 10 (BENCHMARKS.md, session 4).
-    // --max-opt=2 makes Maglev the top tier (no Turbofan): 2-4 MiB less RSS
-    // (Turbofan's code pages and compile zones), the same CPU per message
-    // for 4 KiB messages and about 5% more for 1 MiB ones (session 4).
+    // (Turbofan stays: --max-opt=2, Maglev as the top tier, saved 1-4 MiB but
+    // cost 10-20% more CPU per 1 MiB message in the bench; session 4.)
     "--v8-flags=--max-semi-space-size=1,--optimize-for-size," +
-    "--incremental-marking-soft-trigger=35,--incremental-marking-hard-trigger=60,--max-opt=2",
+    "--incremental-marking-soft-trigger=35,--incremental-marking-hard-trigger=60",
     // V8's code cache lives in SQLite files of the deno CLI's cache, mapped
     // into the process for its whole life (2-3 MiB of RSS); a daemon
     // compiles its code once at start.
