@@ -23,7 +23,7 @@ import {
   type PolicyContext,
   type PolicyStage,
 } from "../policy/mod.ts";
-import { sendTranscript } from "./transcript.ts";
+import { sendTranscript, Transcript } from "./transcript.ts";
 import { type ProxyResult, readProxyHeader } from "../transport/proxy_protocol.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
@@ -56,8 +56,6 @@ export interface SessionDeps {
 
 /** The notify_classes a session can hit. */
 export type NoticeClass = "policy" | "protocol" | "resource" | "software";
-
-const TRANSCRIPT_LIMIT = 1000;
 
 /** What a command handler returns. */
 export interface CommandResult {
@@ -100,7 +98,7 @@ export class Session {
   lastVerb = "CONNECT";
   readonly counts = new Map<string, number>();
   /** Every command and reply (message bodies left out), for notify_classes. */
-  readonly transcript: string[] = [];
+  readonly transcript = new Transcript();
   /** The notify_classes this session hit. */
   readonly notices = new Set<NoticeClass>();
   /** Log every command and reply (debug_peer_list, -v). */
@@ -216,15 +214,15 @@ export class Session {
    * @param text the command as received (message bodies are never passed here)
    */
   received(text: string): void {
-    if (this.transcript.length < TRANSCRIPT_LIMIT) this.transcript.push(` In:  ${text}`);
+    this.transcript.received(text);
     if (this.chat) this.deps.log.info(`< ${this.peer.name}[${this.peer.address}]: ${text}`);
   }
 
   #sent(text: string): void {
+    this.transcript.sent(text);
+    if (!this.chat) return;
     for (const line of text.split("\r\n")) {
-      if (line === "") continue;
-      if (this.transcript.length < TRANSCRIPT_LIMIT) this.transcript.push(` Out: ${line}`);
-      if (this.chat) this.deps.log.info(`> ${this.peer.name}[${this.peer.address}]: ${line}`);
+      if (line !== "") this.deps.log.info(`> ${this.peer.name}[${this.peer.address}]: ${line}`);
     }
   }
 
@@ -385,7 +383,7 @@ export class Session {
   async #flushHistory(): Promise<void> {
     await this.#notify();
     this.notices.clear();
-    this.transcript.length = 0;
+    this.transcript.clear();
   }
 
   async #notify(): Promise<void> {
@@ -415,7 +413,7 @@ export class Session {
       // As Postfix does before each command: a long transcript is mailed (if
       // it holds a notify_classes problem) and dropped, so a session that
       // sends many messages does not keep every command it ever sent.
-      if (this.transcript.length > cfg.smtpd_history_flush_threshold) await this.#flushHistory();
+      if (this.transcript.lineCount > cfg.smtpd_history_flush_threshold) await this.#flushHistory();
       const line = await this.reader.readLine(cfg.line_length_limit);
       if (line === null) {
         if (this.lastVerb !== "QUIT") this.deps.log.lostConnection(this.peer, this.lastVerb);

@@ -13,6 +13,72 @@ import type { Session } from "./session.ts";
 
 const encoder = new TextEncoder();
 
+/** Most lines a transcript holds (a session that never flushes it stops recording). */
+const LINE_LIMIT = 1000;
+
+/**
+ * A session's history of commands and replies. It keeps the strings it is
+ * given (a command as received, a reply group as written) and formats its
+ * " In:  " / " Out: " lines only when it is mailed, so a session that sends
+ * many messages allocates no string per line for a transcript that is almost
+ * never mailed.
+ */
+export class Transcript {
+  #texts: string[] = [];
+  /** 1: a command, 0: replies (CRLF-terminated lines). */
+  #inbound: number[] = [];
+  #lines = 0;
+
+  /** Lines held (each reply line counts), as Postfix counts its history. */
+  get lineCount(): number {
+    return this.#lines;
+  }
+
+  /**
+   * Records a command line.
+   * @param text the command as received
+   */
+  received(text: string): void {
+    if (this.#lines >= LINE_LIMIT) return;
+    this.#texts.push(text);
+    this.#inbound.push(1);
+    this.#lines++;
+  }
+
+  /**
+   * Records replies as they are queued.
+   * @param text one or more CRLF-terminated reply lines
+   */
+  sent(text: string): void {
+    if (this.#lines >= LINE_LIMIT) return;
+    let n = 0;
+    for (let at = text.indexOf("\r\n"); at >= 0; at = text.indexOf("\r\n", at + 2)) n++;
+    this.#texts.push(text);
+    this.#inbound.push(0);
+    this.#lines += n;
+  }
+
+  /** Forgets everything (a flush). */
+  clear(): void {
+    this.#texts.length = 0;
+    this.#inbound.length = 0;
+    this.#lines = 0;
+  }
+
+  /** @returns the transcript's lines as mailed */
+  lines(): string[] {
+    const out: string[] = [];
+    this.#texts.forEach((text, i) => {
+      if (this.#inbound[i]) {
+        out.push(` In:  ${text}`);
+        return;
+      }
+      for (const line of text.split("\r\n")) if (line !== "") out.push(` Out: ${line}`);
+    });
+    return out;
+  }
+}
+
 /**
  * Queues the transcript message.
  * @param s the finished session
@@ -48,7 +114,7 @@ export async function sendTranscript(s: Session, classes: readonly string[]): Pr
     "",
     `Transcript of session follows (${classes.join(", ")} problems).`,
     "",
-    ...s.transcript,
+    ...s.transcript.lines(),
     "",
     "For other details, see the local mail logfile",
   ];
