@@ -24,9 +24,12 @@ const LINE_LIMIT = 1000;
  * never mailed.
  */
 export class Transcript {
+  /**
+   * Commands and reply groups, in order. A reply group always ends in CRLF
+   * (formatReply); a command never holds one (control characters are
+   * replaced before it is recorded), so the two need no other mark.
+   */
   #texts: string[] = [];
-  /** 1: a command, 0: replies (CRLF-terminated lines). */
-  #inbound: number[] = [];
   #lines = 0;
 
   /** Lines held (each reply line counts), as Postfix counts its history. */
@@ -41,7 +44,6 @@ export class Transcript {
   received(text: string): void {
     if (this.#lines >= LINE_LIMIT) return;
     this.#texts.push(text);
-    this.#inbound.push(1);
     this.#lines++;
   }
 
@@ -54,27 +56,22 @@ export class Transcript {
     let n = 0;
     for (let at = text.indexOf("\r\n"); at >= 0; at = text.indexOf("\r\n", at + 2)) n++;
     this.#texts.push(text);
-    this.#inbound.push(0);
     this.#lines += n;
   }
 
   /** Forgets everything (a flush). */
   clear(): void {
     this.#texts.length = 0;
-    this.#inbound.length = 0;
     this.#lines = 0;
   }
 
   /** @returns the transcript's lines as mailed */
   lines(): string[] {
     const out: string[] = [];
-    this.#texts.forEach((text, i) => {
-      if (this.#inbound[i]) {
-        out.push(` In:  ${text}`);
-        return;
-      }
-      for (const line of text.split("\r\n")) if (line !== "") out.push(` Out: ${line}`);
-    });
+    for (const text of this.#texts) {
+      if (!text.endsWith("\r\n")) out.push(` In:  ${text}`);
+      else for (const line of text.split("\r\n")) if (line !== "") out.push(` Out: ${line}`);
+    }
     return out;
   }
 }
