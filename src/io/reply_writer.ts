@@ -20,19 +20,19 @@ export class ReplyWriter {
   #sink: ByteSink;
   #pending = "";
   #timeoutMs: number;
-  #onWrite: ((text: string) => void) | undefined;
+  #onQueue: ((text: string) => void) | undefined;
   #deadline = new Deadline(() => new Error("Timed out writing to client"));
 
   /**
    * @param sink the byte sink
    * @param timeoutMs longest time a write may take
-   * @param onWrite observer of every reply as it is queued (transcripts, debug logs), so
+   * @param onQueue observer of every reply as it is queued (transcripts, debug logs), so
    *   that a transcript holds each reply right after its command, before the group is sent
    */
-  constructor(sink: ByteSink, timeoutMs = 300_000, onWrite?: (text: string) => void) {
+  constructor(sink: ByteSink, timeoutMs = 300_000, onQueue?: (text: string) => void) {
     this.#sink = sink;
     this.#timeoutMs = timeoutMs;
-    this.#onWrite = onWrite;
+    this.#onQueue = onQueue;
   }
 
   /**
@@ -46,7 +46,7 @@ export class ReplyWriter {
   /** Queues text for the next flush. */
   push(text: string): void {
     this.#pending += text;
-    this.#onWrite?.(text);
+    this.#onQueue?.(text);
   }
 
   /** Whether anything waits to be written. */
