@@ -65,15 +65,17 @@ export function productionFlags(options: PermissionOptions = {}): string[] {
     // V8's memory-over-speed heuristics. Peak RSS under 100 connections fell
     // from about 149 to 112 MiB at the same msgs/s (BENCHMARKS.md).
     // The two triggers start a full collection's incremental marking when
-    // the old generation has grown 35% of the way to its limit (at once at
-    // 60%) instead of close to it. V8 sets that limit at least 8 MiB above
-    // the live size, and a session's state outlives the young generation
-    // (it waits on fsyncs), so each isolate used to climb from about 7 to
-    // 15 MiB between collections; now to about 10 (BENCHMARKS.md, session 4).
+    // the old generation has grown 20% of the way to its limit (at once at
+    // 40%) instead of close to it. V8 sets that limit well above the live
+    // size, and a session's state outlives the young generation (it waits
+    // on fsyncs), so each isolate used to climb from about 7 to 15 MiB
+    // between collections. 35/60 brought that to about 10 (session 4);
+    // 20/40 takes 3-4 MiB more off the peak under 100 connections for about
+    // 8% more user CPU; 15/30 takes nothing more (BENCHMARKS.md, session 5).
     // (Turbofan stays: --max-opt=2, Maglev as the top tier, saved 1-4 MiB but
     // cost 10-20% more CPU per 1 MiB message in the bench; session 4.)
     "--v8-flags=--max-semi-space-size=1,--optimize-for-size," +
-    "--incremental-marking-soft-trigger=35,--incremental-marking-hard-trigger=60",
+    "--incremental-marking-soft-trigger=20,--incremental-marking-hard-trigger=40",
     // V8's code cache lives in SQLite files of the deno CLI's cache, mapped
     // into the process for its whole life (2-3 MiB of RSS); a daemon
     // compiles its code once at start.
