@@ -198,33 +198,38 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "smtp-source: 10 sessions x 300 messages leave 300 complete queue files",
-  ...opts,
-  fn: async () => {
-    const d = await startDaemon();
-    try {
-      const r = await run("smtp-source", [
-        "-s",
-        "10",
-        "-m",
-        "300",
-        "-l",
-        "4096",
-        `127.0.0.1:${d.port}`,
-      ], {
-        timeoutMs: 120000,
-      });
-      assert.equal(r.code, 0, r.stderr);
-      const files = await queueFiles(d.queueDir);
-      assert.equal(files.length, 300);
-      assert.equal((await allEntries(d.queueDir)).length, 300);
-      for (const f of files) await postcat(f);
-    } finally {
-      await d.stop();
-    }
-  },
-});
+for (const threads of [1, 2]) {
+  Deno.test({
+    name:
+      `smtp-source: 10 sessions x 300 messages leave 300 complete queue files (${threads} listener thread(s))`,
+    ...opts,
+    fn: async () => {
+      const d = await startDaemon(`smtpd_listen_threads = ${threads}`);
+      try {
+        await d.waitForLog(threads > 1 ? `(${threads} threads)` : "daemon started");
+        assert.equal(threads > 1, / \(\d+ threads\)/.test(d.log()), d.log());
+        const r = await run("smtp-source", [
+          "-s",
+          "10",
+          "-m",
+          "300",
+          "-l",
+          "4096",
+          `127.0.0.1:${d.port}`,
+        ], {
+          timeoutMs: 120000,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        const files = await queueFiles(d.queueDir);
+        assert.equal(files.length, 300);
+        assert.equal((await allEntries(d.queueDir)).length, 300);
+        for (const f of files) await postcat(f);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
 
 Deno.test({
   name: "SMTP smuggling: bare-LF dot lines never end DATA, one DATA gives one message",
