@@ -48,6 +48,7 @@ export type CleanupResult =
 
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
+const EMPTY = new Uint8Array(0);
 
 /** The settings cleanup uses. */
 export type CleanupConfig = Pick<
@@ -135,10 +136,11 @@ export class MessageDraft implements BodySink {
     });
   }
 
-  /** Receives one body line from the DATA reader. */
-  line(bytes: Uint8Array, partial: boolean): void | Promise<void> {
+  /** Receives one body line, `buf[start, end)`, from the DATA reader. */
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
     if (this.#inHeaders) {
+      const bytes = buf.subarray(start, end);
       const holds = this.#continuing || isHeaderStart(bytes) ||
         (this.#held.length > 0 && isContinuation(bytes));
       if (holds && this.#heldBytes + bytes.length <= this.#config.header_size_limit) {
@@ -151,16 +153,21 @@ export class MessageDraft implements BodySink {
       if (this.#refused) return;
       if (bytes.length > 0) {
         // The body began without an empty line: add one, as Postfix does.
-        const r = this.#write(new Uint8Array(0), false);
-        if (r) return r.then(() => this.#write(bytes, partial));
+        // (The DATA reader waits for this call, so buf stays valid.)
+        const r = this.#write(EMPTY, false);
+        if (r) return r.then(() => this.#writeRange(buf, start, end, partial));
       }
     }
-    return this.#write(bytes, partial);
+    return this.#writeRange(buf, start, end, partial);
   }
 
   #write(bytes: Uint8Array, partial: boolean): void | Promise<void> {
+    return this.#writeRange(bytes, 0, bytes.length, partial);
+  }
+
+  #writeRange(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     try {
-      const r = this.#file.line(bytes, partial);
+      const r = this.#file.line(buf, start, end, partial);
       if (r) return r.catch((err) => this.#fail(err));
     } catch (err) {
       this.#fail(err);

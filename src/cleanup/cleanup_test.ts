@@ -12,6 +12,11 @@ import {
 import { formatRfc5322Date } from "./rfc5322_date.ts";
 
 const enc = new TextEncoder();
+/** A whole line as the sink arguments buf, start, end. */
+const whole = (text: string): [Uint8Array, number, number] => {
+  const b = enc.encode(text);
+  return [b, 0, b.length];
+};
 const dec = new TextDecoder();
 const ARRIVAL = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
 const WHEN = formatRfc5322Date(ARRIVAL);
@@ -79,7 +84,8 @@ async function send(
     for (const item of body) {
       const [text, partial] = typeof item === "string" ? [item, false] : item;
       size += text.length + (partial ? 0 : 2);
-      const r = draft.line(enc.encode(text), partial);
+      const bytes = enc.encode(text);
+      const r = draft.line(bytes, 0, bytes.length, partial);
       if (r) await r;
     }
     const result = await draft.finish(size);
@@ -365,8 +371,8 @@ Deno.test("MessageDraft.abort() removes the queue file", async () => {
       origin: REMOTE,
       body: undefined,
     });
-    await draft.line(enc.encode("Subject: x"), false);
-    await draft.line(enc.encode("x".repeat(300 * 1024)), false); // past the in-memory part
+    await draft.line(...whole("Subject: x"), false);
+    await draft.line(...whole("x".repeat(300 * 1024)), false); // past the in-memory part
     await Deno.stat(join(dir, "incoming", draft.id));
     await draft.abort();
     await assert.rejects(Deno.stat(join(dir, "incoming", draft.id)), Deno.errors.NotFound);

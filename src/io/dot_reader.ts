@@ -9,15 +9,16 @@
  * @module
  */
 
-import type { LineReader } from "./line_reader.ts";
+import type { LineEnd, LineReader } from "./line_reader.ts";
 
 /** Receives body lines, already unstuffed, without terminators. */
 export interface BodySink {
   /**
-   * One line, or a piece of a long line when `partial` (the next call continues it).
-   * The bytes are a view that is only valid during the call.
+   * One line, or a piece of a long line when `partial` (the next call
+   * continues it): `buf[start, end)`. The bytes are only valid during the
+   * call (they are the reader's buffer: no view is made per line).
    */
-  line(bytes: Uint8Array, partial: boolean): void | Promise<void>;
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void>;
 }
 
 /** What {@linkcode readDotBody} found. */
@@ -41,6 +42,26 @@ const DOT = 46;
 const CR = 13;
 
 /**
+ * The first CR in `buf[from, to)`, or -1.
+ * @param buf the bytes
+ * @param from where to start
+ * @param to where the line's content ends
+ * @param bounded whether a CR at `to` or the buffer's end stops the builtin
+ *   search (a CRLF line, or a view of just the line); a bare-LF line in the
+ *   reader's buffer is searched byte by byte instead, so a client sending
+ *   only bare LFs cannot make each line scan the rest of the buffer
+ * @returns the index, or -1
+ */
+function findCr(buf: Uint8Array, from: number, to: number, bounded: boolean): number {
+  if (bounded) {
+    const i = buf.indexOf(CR, from);
+    return i >= 0 && i < to ? i : -1;
+  }
+  for (let i = from; i < to; i++) if (buf[i] === CR) return i;
+  return -1;
+}
+
+/**
  * Reads one DATA body up to the end-of-data line.
  * @param reader the session's line reader, positioned after "DATA"
  * @param sink where content lines go
@@ -60,23 +81,37 @@ export async function readDotBody(
   let prevCrlf = true; // the DATA command line itself ended the previous line
   let continuing = false; // this piece continues a long line
   for (;;) {
-    const line = reader.tryLine(maxLine) ?? await reader.readLine(maxLine);
-    if (line === null) return { kind: "disconnected" };
-    let bytes = line.bytes;
+    // Most lines are already buffered: take them in place.
+    let buf: Uint8Array;
+    let s: number;
+    let e = reader.scanLine(maxLine);
+    let end: LineEnd;
+    let bounded = true;
+    if (e >= 0) {
+      buf = reader.buffer;
+      s = reader.lineStart;
+      end = buf[e] === CR ? "crlf" : "lf";
+      bounded = end === "crlf";
+    } else {
+      const line = await reader.readLine(maxLine);
+      if (line === null) return { kind: "disconnected" };
+      buf = line.bytes;
+      s = 0;
+      e = buf.length;
+      end = line.end;
+    }
     if (!continuing) {
-      if (bytes.length === 1 && bytes[0] === DOT && line.end === "crlf" && prevCrlf) {
+      if (e - s === 1 && buf[s] === DOT && end === "crlf" && prevCrlf) {
         if (tooBig) return { kind: "tooBig", size };
         if (sawBare && bareNewline === "reject") return { kind: "bareNewline", size };
         return { kind: "complete", size };
       }
       // Unstuff: a leading dot goes when the line has more (this piece may be
       // only the start of a long line).
-      if (bytes[0] === DOT && (bytes.length > 1 || line.end === "partial")) {
-        bytes = bytes.subarray(1);
-      }
+      if (buf[s] === DOT && s < e && (e - s > 1 || end === "partial")) s++;
     }
-    if (line.end === "lf") sawBare = true;
-    size += bytes.length + (line.end === "partial" ? 0 : 2);
+    if (end === "lf") sawBare = true;
+    size += e - s + (end === "partial" ? 0 : 2);
     if (storing && size > maxBytes) {
       storing = false;
       tooBig = true;
@@ -84,22 +119,22 @@ export async function readDotBody(
     if (bareNewline === "reject" && sawBare) storing = false;
     if (storing) {
       // A bare CR inside the line: split there, so nothing stored holds one.
-      let cr = bytes.indexOf(CR);
+      let cr = findCr(buf, s, e, bounded);
       if (cr >= 0) sawBare = true;
       if (bareNewline === "reject" && cr >= 0) {
         storing = false;
       } else {
         while (cr >= 0) {
-          const r = sink.line(bytes.subarray(0, cr), false);
+          const r = sink.line(buf, s, cr, false);
           if (r) await r;
-          bytes = bytes.subarray(cr + 1);
-          cr = bytes.indexOf(CR);
+          s = cr + 1;
+          cr = findCr(buf, s, e, bounded);
         }
-        const r = sink.line(bytes, line.end === "partial");
+        const r = sink.line(buf, s, e, end === "partial");
         if (r) await r;
       }
     }
-    continuing = line.end === "partial";
-    if (!continuing) prevCrlf = line.end === "crlf";
+    continuing = end === "partial";
+    if (!continuing) prevCrlf = end === "crlf";
   }
 }

@@ -14,9 +14,9 @@ const dec = new TextDecoder();
 /** Records sink calls: each piece with its partial flag. */
 class RecordingSink implements BodySink {
   pieces: [string, boolean][] = [];
-  line(bytes: Uint8Array, partial: boolean): void {
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void {
     // The bytes are only valid during the call: decode now.
-    this.pieces.push([dec.decode(bytes), partial]);
+    this.pieces.push([dec.decode(buf.subarray(start, end)), partial]);
   }
   /** Pieces joined back into whole lines. */
   lines(): string[] {
@@ -75,6 +75,8 @@ const COMPLETE: [string, string, string[], number][] = [
   ["a bare CR inside a line", "a\rb\r\n.\r\n", ["a", "b"], 5],
   ["two bare CRs", "a\r\rb\r\n.\r\n", ["a", "", "b"], 6],
   ["a CR before CRLF", "a\r\r\n.\r\n", ["a", ""], 4],
+  ["a bare CR in a bare-LF line", "a\rb\nc\r\n.\r\n", ["a", "b", "c"], 8],
+  ["a bare-LF line before a CRLF line", "ab\ncd\r\n.\r\n", ["ab", "cd"], 8],
 ];
 
 for (const [what, input, lines, size] of COMPLETE) {
@@ -211,8 +213,8 @@ Deno.test("readDotBody() counts size without stuffing dots and with CRLF as 2", 
 Deno.test("readDotBody() waits for an async sink", async () => {
   const order: string[] = [];
   const sink: BodySink = {
-    line: async (bytes) => {
-      const text = dec.decode(bytes);
+    line: async (buf, start, end) => {
+      const text = dec.decode(buf.subarray(start, end));
       await new Promise((resolve) => setTimeout(resolve, 1));
       order.push(text);
     },

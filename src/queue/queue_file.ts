@@ -56,6 +56,8 @@ export function formatSize(f: SizeFields): string {
 }
 
 const encoder = new TextEncoder();
+/** Payloads up to this many bytes are copied by a loop, longer ones by TypedArray.set. */
+const SHORT_COPY = 128;
 
 /** A growable byte buffer that encodes records. */
 export class RecordBuffer {
@@ -97,19 +99,37 @@ export class RecordBuffer {
    * @param data the payload
    */
   put(type: number, data: Uint8Array): void {
-    this.#ensure(data.length + 6);
+    this.putRange(type, data, 0, data.length);
+  }
+
+  /**
+   * Appends one record whose payload is `src[start, end)`.
+   * @param type the record type byte
+   * @param src the bytes holding the payload
+   * @param start where it begins
+   * @param end where it ends
+   */
+  putRange(type: number, src: Uint8Array, start: number, end: number): void {
+    const len = end - start;
+    this.#ensure(len + 6);
     const b = this.#buf;
     let i = this.#len;
     b[i++] = type;
-    let n = data.length;
+    let n = len;
     do {
       let byte = n & 0x7f;
       n >>>= 7;
       if (n > 0) byte |= 0x80;
       b[i++] = byte;
     } while (n > 0);
-    b.set(data, i);
-    this.#len = i + data.length;
+    if (len <= SHORT_COPY) {
+      // A short line (most text) is copied in place: no view to allocate.
+      for (let k = start; k < end; k++) b[i++] = src[k] as number;
+    } else {
+      b.set(start === 0 && end === src.length ? src : src.subarray(start, end), i);
+      i += len;
+    }
+    this.#len = i;
   }
 
   /**

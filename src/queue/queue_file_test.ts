@@ -43,6 +43,17 @@ for (const [n, lenBytes] of LENGTHS) {
   });
 }
 
+for (const n of [5, 300]) {
+  Deno.test(`RecordBuffer.putRange() stores the ${n}-byte range, not the bytes around it`, () => {
+    const src = payload(n + 20);
+    const buf = new RecordBuffer();
+    buf.putRange(REC.norm, src, 7, 7 + n);
+    const records = decodeRecords(buf.bytes());
+    assert.equal(records.length, 1);
+    assert.deepEqual(records[0]?.data, src.slice(7, 7 + n));
+  });
+}
+
 Deno.test("RecordBuffer.put() writes the length low 7 bits first", () => {
   const buf = new RecordBuffer();
   buf.put(REC.norm, payload(300));

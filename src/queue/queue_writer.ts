@@ -256,12 +256,14 @@ export class QueueFile {
   }
 
   /**
-   * Appends one content line (N) or a piece of a long line (L).
-   * @param bytes the line without terminator
+   * Appends one content line (N) or a piece of a long line (L): `buf[start, end)`.
+   * @param buf the bytes holding the line (without terminator)
+   * @param start where the line begins
+   * @param end where it ends
    * @param partial whether the line continues in the next call
    */
-  line(bytes: Uint8Array, partial: boolean): void | Promise<void> {
-    this.#buf.put(partial ? REC.cont : REC.norm, bytes);
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    this.#buf.putRange(partial ? REC.cont : REC.norm, buf, start, end);
     if (this.#buf.length >= FLUSH_AT) return this.#flush();
   }
 

@@ -5,6 +5,11 @@ import { isQueueId } from "./queue_id.ts";
 import { type QueueName, QueueStore, READY_MODE } from "./queue_writer.ts";
 
 const enc = new TextEncoder();
+/** A whole line as the sink arguments buf, start, end. */
+const whole = (text: string): [Uint8Array, number, number] => {
+  const b = enc.encode(text);
+  return [b, 0, b.length];
+};
 const dec = new TextDecoder();
 const ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
 const ARRIVAL = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678));
@@ -69,7 +74,7 @@ async function writeMessage(
     attributes: [["rewrite_context", "remote"], ["client_name", "client.example"]],
   });
   for (const l of lines) {
-    const r = file.line(enc.encode(l), false);
+    const r = file.line(...whole(l), false);
     if (r) await r;
   }
   await file.commit([["encoding", "8bit"]]);
@@ -168,8 +173,8 @@ Deno.test("QueueFile.line() writes long-line pieces as L records", async () => {
   await withStore(async (store) => {
     const file = await store.create("incoming", ARRIVAL);
     file.writeEnvelope({ arrival: ARRIVAL, sender: "", recipients: ["b@x"], attributes: [] });
-    await file.line(enc.encode("abc"), true);
-    await file.line(enc.encode("def"), false);
+    await file.line(...whole("abc"), true);
+    await file.line(...whole("def"), false);
     await file.commit();
     const records = decodeRecords(await Deno.readFile(file.path));
     const body = records.filter((r) => r.type === REC.cont || r.type === REC.norm);
@@ -194,7 +199,7 @@ Deno.test("QueueFile.commit() rewrites the size record after a flush (message > 
     });
     let flushes = 0;
     for (const l of lines) {
-      const r = file.line(enc.encode(l), false);
+      const r = file.line(...whole(l), false);
       if (r) {
         flushes++;
         await r;
@@ -221,7 +226,7 @@ Deno.test("QueueFile.abort() removes the file", async () => {
   await withStore(async (store, dir) => {
     const file = await store.create("incoming", ARRIVAL);
     file.writeEnvelope({ arrival: ARRIVAL, sender: "a@b", recipients: ["c@d"], attributes: [] });
-    await file.line(enc.encode("x".repeat(300 * 1024)), false); // forces a flush to disk
+    await file.line(...whole("x".repeat(300 * 1024)), false); // forces a flush to disk
     assert.ok((await Deno.stat(file.path)).isFile);
     await file.abort();
     await assert.rejects(Deno.stat(file.path), Deno.errors.NotFound);

@@ -119,7 +119,7 @@ export async function sendTranscript(s: Session, classes: readonly string[]): Pr
   for (const l of lines) {
     const bytes = encoder.encode(l);
     size += bytes.length + 2;
-    const r = draft.line(bytes, false);
+    const r = draft.line(bytes, 0, bytes.length, false);
     if (r) await r;
   }
   const result = await draft.finish(size);

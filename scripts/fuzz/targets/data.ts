@@ -136,7 +136,8 @@ export class CollectingSink implements BodySink {
     this.#async = asyncSink;
   }
 
-  line(bytes: Uint8Array, partial: boolean): void | Promise<void> {
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    const bytes = buf.subarray(start, end);
     if (bytes.includes(CR) || bytes.includes(LF)) {
       this.bad ??= `stored piece holds CR/LF: ${preview(bytes)}`;
     }

@@ -101,7 +101,7 @@ async function writeThroughStore(dir: string): Promise<Uint8Array[]> {
       let at = 0;
       do {
         const end = Math.min(line.length, at + 2048);
-        const r = f.line(line.subarray(at, end), end < line.length);
+        const r = f.line(line, at, end, end < line.length);
         if (r) await r;
         at = end;
       } while (at < line.length);
