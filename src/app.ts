@@ -545,13 +545,10 @@ export async function startListening(
 }
 
 /**
- * How many listener threads to run: smtpd_listen_threads, or one per two
- * CPUs (at least 1, at most 8) when it is 0. A listener thread's sessions
- * keep more than its own core busy: the kernel's socket and file work and
- * the fsyncs on Deno's blocking pool run beside it. On 2 CPUs one thread
- * took as many 4 KiB messages per second as two, with 17 MiB less memory
- * (BENCHMARKS.md, session 5). TLS listeners run in one thread (node:net
- * has no SO_REUSEPORT here).
+ * How many listener threads to run: smtpd_listen_threads, or one per CPU
+ * (at most 8) when it is 0. (On 2 CPUs one thread used 17 MiB less but took
+ * 1 MiB messages 20-30% slower; BENCHMARKS.md, session 5.) TLS listeners
+ * run in one thread (node:net has no SO_REUSEPORT here).
  * @param config the configuration
  * @param tls whether STARTTLS is on
  * @returns the thread count
@@ -559,7 +556,7 @@ export async function startListening(
 export function listenerThreads(config: Config, tls: boolean): number {
   if (tls) return 1;
   const n = config.smtpd_listen_threads;
-  return n > 0 ? n : Math.max(1, Math.min(8, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
+  return n > 0 ? n : Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
 }
 
 async function runServe(
