@@ -162,12 +162,6 @@ export class LineReader {
   }
 
   /**
-   * Returns the next line, or a partial piece of at most `max` bytes when no
-   * terminator comes within `max` bytes; null at end of input.
-   * @param max the longest piece to return
-   * @returns the line, or null at EOF (a final unterminated fragment is dropped)
-   */
-  /**
    * The next complete line when it is already buffered, found in place:
    * no I/O, no promise and no object per line (the DATA reader takes most
    * lines of a large message this way; a view and a result object per line
@@ -201,6 +195,12 @@ export class LineReader {
     return this.#buf;
   }
 
+  /**
+   * Returns the next line, or a partial piece of at most `max` bytes when no
+   * terminator comes within `max` bytes; null at end of input.
+   * @param max the longest piece to return
+   * @returns the line, or null at EOF (a final unterminated fragment is dropped)
+   */
   async readLine(max: number): Promise<Line | null> {
     // The whole line must arrive within the timeout, so a client that
     // trickles one byte at a time is cut off too (a per-request deadline).
