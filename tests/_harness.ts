@@ -237,14 +237,22 @@ export async function postcat(file: string): Promise<string> {
  */
 export async function queueFiles(queueDir: string, queue = "incoming"): Promise<string[]> {
   const out: string[] = [];
+  let entries: Deno.DirEntry[];
   try {
-    for await (const e of Deno.readDir(join(queueDir, queue))) {
-      const p = join(queueDir, queue, e.name);
-      const st = await Deno.stat(p);
-      if (((st.mode ?? 0) & 0o100) !== 0) out.push(p);
-    }
+    entries = await Array.fromAsync(Deno.readDir(join(queueDir, queue)));
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (err instanceof Deno.errors.NotFound) return out; // no such queue yet
+    throw err;
+  }
+  for (const e of entries) {
+    const p = join(queueDir, queue, e.name);
+    // An entry may vanish between the listing and its stat: a daemon removes
+    // unused pool files (a refill that failed, a clean stop). Skip only that one.
+    const st = await Deno.stat(p).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    });
+    if (st && ((st.mode ?? 0) & 0o100) !== 0) out.push(p);
   }
   return out.sort();
 }
@@ -257,7 +265,8 @@ export async function allEntries(queueDir: string, queue = "incoming"): Promise<
   const out: string[] = [];
   for await (const e of Deno.readDir(join(queueDir, queue))) {
     const st = await Deno.stat(join(queueDir, queue, e.name)).catch(() => undefined);
-    if (st && st.size === 0 && ((st.mode ?? 0) & 0o777) === 0o600) continue;
+    if (!st) continue; // removed since the listing: not left over
+    if (st.size === 0 && ((st.mode ?? 0) & 0o777) === 0o600) continue;
     out.push(e.name);
   }
   return out.sort();
