@@ -170,17 +170,20 @@ Deno.test({
     ];
     for (const [input, maxLine, lines] of cases) {
       for (const chunking of ["whole", "bytes"] as const) {
-        const { result, sink } = await runDot(enc.encode(input), {
-          maxLine,
-          maxBytes: 1_000_000,
-          bareNewline: "normalize",
-          bufferSize: 16384,
-          chunking,
-          chunkSeed: 1,
-          asyncSink: false,
-        });
-        assert.equal(result.kind, "complete");
-        assert.deepEqual(sink.lines.map((l) => dec.decode(l)), lines, JSON.stringify(input));
+        for (const runs of [true, false]) {
+          const { result, sink } = await runDot(enc.encode(input), {
+            maxLine,
+            maxBytes: 1_000_000,
+            bareNewline: "normalize",
+            bufferSize: 16384,
+            chunking,
+            chunkSeed: 1,
+            asyncSink: false,
+            runs,
+          });
+          assert.equal(result.kind, "complete");
+          assert.deepEqual(sink.stored.map((l) => dec.decode(l)), lines, JSON.stringify(input));
+        }
       }
     }
   },

@@ -161,6 +161,28 @@ export class MessageDraft implements BodySink {
     return this.#writeRange(buf, start, end, partial);
   }
 
+  /** Whether the DATA reader may hand on runs of lines: once the headers are done. */
+  get takesRuns(): boolean {
+    return !this.#inHeaders;
+  }
+
+  /** Receives a run of whole body lines (see `BodySink.lines`). */
+  lines(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    lens: Uint16Array,
+    count: number,
+  ): void | Promise<void> {
+    if (this.#refused || this.#writeError) return;
+    try {
+      const r = this.#file.lines(buf, start, end, lens, count);
+      if (r) return r.catch((err) => this.#fail(err));
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
   #write(bytes: Uint8Array, partial: boolean): void | Promise<void> {
     return this.#writeRange(bytes, 0, bytes.length, partial);
   }

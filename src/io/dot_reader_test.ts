@@ -11,15 +11,37 @@ import { chunkings, ChunkSource } from "./_chunk_source.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Records sink calls: each piece with its partial flag. */
+/**
+ * Records sink calls: each piece with its partial flag. With `runs`, it
+ * takes runs of lines too, and checks each run's layout as it comes.
+ */
 class RecordingSink implements BodySink {
   pieces: [string, boolean][] = [];
+  /** Lines that came in runs. */
+  runLines = 0;
+  readonly takesRuns: boolean;
+  constructor(runs: boolean) {
+    this.takesRuns = runs;
+  }
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void {
     // The bytes are only valid during the call: decode now.
     this.pieces.push([dec.decode(buf.subarray(start, end)), partial]);
   }
+  lines(buf: Uint8Array, start: number, end: number, lens: Uint16Array, count: number): void {
+    assert.ok(this.takesRuns, "a run while runs are off");
+    assert.ok(count > 0);
+    let p = start;
+    for (let i = 0; i < count; i++) {
+      const len = lens[i] ?? -1;
+      assert.deepEqual([buf[p + len], buf[p + len + 1]], [13, 10], "each line ends with CRLF");
+      this.line(buf, p, p + len, false);
+      p += len + 2;
+    }
+    assert.equal(p, end, "the run ends after its last line");
+    this.runLines += count;
+  }
   /** Pieces joined back into whole lines. */
-  lines(): string[] {
+  joined(): string[] {
     const out: string[] = [];
     let cur = "";
     for (const [text, partial] of this.pieces) {
@@ -41,9 +63,13 @@ interface Run {
   after: string[];
 }
 
-async function run(chunks: Uint8Array[], options: ReadDotBodyOptions = {}): Promise<Run> {
+async function run(
+  chunks: Uint8Array[],
+  options: ReadDotBodyOptions = {},
+  runs = true,
+): Promise<Run> {
   const reader = new LineReader(new ChunkSource(chunks), { bufferSize: 16 });
-  const sink = new RecordingSink();
+  const sink = new RecordingSink(runs);
   const result = await readDotBody(reader, sink, options);
   const after: string[] = [];
   for (;;) {
@@ -77,18 +103,64 @@ const COMPLETE: [string, string, string[], number][] = [
   ["a CR before CRLF", "a\r\r\n.\r\n", ["a", ""], 4],
   ["a bare CR in a bare-LF line", "a\rb\nc\r\n.\r\n", ["a", "b", "c"], 8],
   ["a bare-LF line before a CRLF line", "ab\ncd\r\n.\r\n", ["ab", "cd"], 8],
+  // Other control bytes and 8-bit text are plain content (runs look at four bytes at a time).
+  ["tabs, form feeds and NULs", "a\tb\f\r\n\0x\v\r\n.\r\n", ["a\tb\f", "\0x\v"], 11],
+  ["8-bit text", "\u00e9t\u00e9\r\n\u00fc\u00f1\u00fc\u00f1\r\n.\r\n", [
+    "\u00e9t\u00e9",
+    "\u00fc\u00f1\u00fc\u00f1",
+  ], 17],
+  [
+    "lines of 127, 128 and 200 bytes",
+    `${"a".repeat(127)}\r\n${"b".repeat(128)}\r\n${"c".repeat(200)}\r\nd\r\n.\r\n`,
+    ["a".repeat(127), "b".repeat(128), "c".repeat(200), "d"],
+    464,
+  ],
 ];
 
 for (const [what, input, lines, size] of COMPLETE) {
-  Deno.test(`readDotBody() reads ${what}, for every chunking`, async () => {
-    for (const [how, chunks] of chunkings(`${input}QUIT\r\n`)) {
-      const r = await run(chunks);
-      assert.deepEqual(r.result, { kind: "complete", size }, how);
-      assert.deepEqual(r.sink.lines(), lines, how);
-      assert.deepEqual(r.after, ["QUIT"], how);
+  Deno.test(`readDotBody() reads ${what}, for every chunking, in runs and line by line`, async () => {
+    for (const runs of [true, false]) {
+      for (const [how, chunks] of chunkings(`${input}QUIT\r\n`)) {
+        const r = await run(chunks, {}, runs);
+        assert.deepEqual(r.result, { kind: "complete", size }, `${how}, runs ${runs}`);
+        assert.deepEqual(r.sink.joined(), lines, `${how}, runs ${runs}`);
+        assert.deepEqual(r.after, ["QUIT"], `${how}, runs ${runs}`);
+      }
     }
   });
 }
+
+Deno.test("readDotBody() hands plain lines on in runs, and each special line alone", async () => {
+  const plain = Array.from({ length: 300 }, (_, i) => `line ${i} ${"x".repeat(i % 150)}`);
+  const body = [
+    ...plain.slice(0, 100),
+    "..stuffed",
+    ...plain.slice(100, 200),
+    "a\rb",
+    ...plain.slice(200),
+  ];
+  const input = `${body.join("\r\n")}\r\n.\r\nQUIT\r\n`;
+  const r = await run([enc.encode(input)], { maxLine: 1000 });
+  assert.equal(r.result.kind, "complete");
+  assert.deepEqual(r.sink.joined(), [
+    ...plain.slice(0, 100),
+    ".stuffed",
+    ...plain.slice(100, 200),
+    "a",
+    "b",
+    ...plain.slice(200),
+  ]);
+  // All but the first line of each stretch (the reader's buffer starts small
+  // and grows) and the two special lines came in runs.
+  assert.ok(r.sink.runLines > 250, `${r.sink.runLines} lines in runs`);
+  const noRuns = await run([enc.encode(input)], { maxLine: 1000 }, false);
+  assert.deepEqual(noRuns.sink.pieces, r.sink.pieces);
+  assert.equal(noRuns.sink.runLines, 0);
+  // A line longer than maxLine is split into pieces, never part of a run.
+  const short = await run([enc.encode(input)], { maxLine: 100 });
+  assert.deepEqual(short.sink.joined(), r.sink.joined());
+  assert.ok(short.sink.pieces.every(([t]) => t.length <= 100));
+});
 
 Deno.test("readDotBody() never stores a CR or LF", async () => {
   for (const [, input] of COMPLETE) {
@@ -112,7 +184,7 @@ for (const sep of ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"]) {
     for (const [how, chunks] of chunkings(input)) {
       const r = await run(chunks);
       assert.equal(r.result.kind, "complete", how);
-      const lines = r.sink.lines();
+      const lines = r.sink.joined();
       // Everything up to the real end of data belongs to this one message.
       assert.deepEqual(lines.slice(-SMUGGLED.length), SMUGGLED, how);
       assert.deepEqual(r.after, ["QUIT"], how);
@@ -127,7 +199,7 @@ for (const sep of ["\n.\n", "\r\n.\n", "\n.\r\n"]) {
       const r = await run(chunks, { bareNewline: "reject" });
       assert.equal(r.result.kind, "bareNewline", how);
       assert.deepEqual(r.after, ["QUIT"], how);
-      assert.ok(!r.sink.lines().includes("DATA"), `${how}: nothing after the bare LF stored`);
+      assert.ok(!r.sink.joined().includes("DATA"), `${how}: nothing after the bare LF stored`);
     }
   });
 }
@@ -141,7 +213,7 @@ Deno.test('readDotBody() reports a bare CR in "reject" mode', async () => {
 Deno.test('readDotBody() completes a clean body in "reject" mode', async () => {
   const r = await run([enc.encode("a\r\n..b\r\n.\r\n")], { bareNewline: "reject" });
   assert.deepEqual(r.result, { kind: "complete", size: 7 });
-  assert.deepEqual(r.sink.lines(), ["a", ".b"]);
+  assert.deepEqual(r.sink.joined(), ["a", ".b"]);
 });
 
 Deno.test("readDotBody() reports tooBig only after reading to the end of data", async () => {
@@ -152,7 +224,7 @@ Deno.test("readDotBody() reports tooBig only after reading to the end of data", 
     assert.deepEqual(r.result, { kind: "tooBig", size: 20 * 11 }, how);
     assert.deepEqual(r.after, ["QUIT"], how);
     // Storing stops once the limit is passed: 4 lines of 11 bytes fit in 50.
-    assert.deepEqual(r.sink.lines(), body.slice(0, 4), how);
+    assert.deepEqual(r.sink.joined(), body.slice(0, 4), how);
   }
 });
 
@@ -191,7 +263,7 @@ Deno.test("readDotBody() splits long lines into pieces that rejoin to the origin
     assert.equal(r.result.kind, "complete", how);
     assert.ok(r.sink.pieces.every(([t]) => t.length <= 8), `${how}: pieces at most maxLine`);
     assert.ok(r.sink.pieces.some(([, partial]) => partial), how);
-    assert.deepEqual(r.sink.lines(), lines, how);
+    assert.deepEqual(r.sink.joined(), lines, how);
   }
 });
 
@@ -200,7 +272,7 @@ Deno.test("readDotBody() does not unstuff or end on a dot that continues a long 
   const input = "abcdefgh.\r\nabcdefgh.x\r\n.\r\nQUIT\r\n";
   const r = await run([enc.encode(input)], { maxLine: 8 });
   assert.deepEqual(r.result, { kind: "complete", size: 23 });
-  assert.deepEqual(r.sink.lines(), ["abcdefgh.", "abcdefgh.x"]);
+  assert.deepEqual(r.sink.joined(), ["abcdefgh.", "abcdefgh.x"]);
   assert.deepEqual(r.after, ["QUIT"]);
 });
 

@@ -126,6 +126,61 @@ export class RecordBuffer {
   }
 
   /**
+   * Appends one record per line of a run of CRLF lines (see
+   * `LineReader.scanRun`): `src[start, end)` holds `count` lines, each its
+   * content then CRLF, line i's content `lens[i]` bytes long. A record
+   * header of two bytes (a content length below 128) takes exactly the
+   * room of the CRLF before it, so the contents of such lines keep their
+   * distances: one copy per stretch of them, then the headers are written
+   * into place. A longer line's three-byte header starts a new stretch.
+   * @param type the record type byte
+   * @param src the bytes holding the run
+   * @param start where it begins
+   * @param end where it ends (after the last CRLF)
+   * @param lens the content lengths (each below 16384)
+   * @param count how many lines
+   */
+  putLines(
+    type: number,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    lens: Uint16Array,
+    count: number,
+  ): void {
+    this.#ensure(end - start + count);
+    const b = this.#buf;
+    let o = this.#len;
+    let p = start; // where the next stretch's first content begins in src
+    let j = 0;
+    while (j < count) {
+      const first = j;
+      const len = lens[j] ?? 0;
+      b[o++] = type;
+      if (len < 128) {
+        b[o++] = len;
+      } else {
+        b[o++] = (len & 0x7f) | 0x80;
+        b[o++] = len >>> 7;
+      }
+      let q = p + len; // end of the stretch's last content in src
+      for (j++; j < count && (lens[j] ?? 128) < 128; j++) q += 2 + (lens[j] ?? 0);
+      b.set(src.subarray(p, q), o);
+      // The headers of the stretch's other lines go where their CRLFs were copied.
+      let h = o + len;
+      for (let k = first + 1; k < j; k++) {
+        const n = lens[k] ?? 0;
+        b[h] = type;
+        b[h + 1] = n;
+        h += 2 + n;
+      }
+      o += q - p;
+      p = q + 2;
+    }
+    this.#len = o;
+  }
+
+  /**
    * Appends one record with a text payload (UTF-8).
    * @param type the record type byte
    * @param text the payload

@@ -54,6 +54,41 @@ for (const n of [5, 300]) {
   });
 }
 
+// Line lengths around the one- and two-byte length boundary, in several orders.
+const RUNS: number[][] = [
+  [0],
+  [5, 0, 127],
+  [128],
+  [127, 128, 129, 2047, 3, 0, 200],
+  [300, 300, 1, 1, 16383, 7],
+];
+
+for (const lens of RUNS) {
+  Deno.test(`RecordBuffer.putLines() writes what putRange() writes, line lengths ${lens}`, () => {
+    // The run sits inside other bytes, each line's content then CRLF.
+    const parts: number[] = [9, 9, 9];
+    const start = parts.length;
+    lens.forEach((n, i) =>
+      parts.push(...Array.from({ length: n }, (_, k) => 32 + (k + i) % 90), 13, 10)
+    );
+    const end = parts.length;
+    parts.push(9, 9);
+    const src = Uint8Array.from(parts);
+    const byLine = new RecordBuffer();
+    byLine.put(REC.mesg, new Uint8Array(0));
+    const inRuns = new RecordBuffer();
+    inRuns.put(REC.mesg, new Uint8Array(0));
+    let p = start;
+    for (const n of lens) {
+      byLine.putRange(REC.norm, src, p, p + n);
+      p += n + 2;
+    }
+    inRuns.putLines(REC.norm, src, start, end, Uint16Array.from(lens), lens.length);
+    assert.deepEqual(inRuns.bytes(), byLine.bytes());
+    assert.equal(decodeRecords(inRuns.bytes()).length, lens.length + 1);
+  });
+}
+
 Deno.test("RecordBuffer.put() writes the length low 7 bits first", () => {
   const buf = new RecordBuffer();
   buf.put(REC.norm, payload(300));

@@ -267,6 +267,26 @@ export class QueueFile {
     if (this.#buf.length >= FLUSH_AT) return this.#flush();
   }
 
+  /**
+   * Appends a run of whole CRLF lines as content records (N), one record
+   * per line (see `RecordBuffer.putLines`).
+   * @param buf the bytes holding the run
+   * @param start where it begins
+   * @param end where it ends (after the last CRLF)
+   * @param lens each line's content length
+   * @param count how many lines
+   */
+  lines(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    lens: Uint16Array,
+    count: number,
+  ): void | Promise<void> {
+    this.#buf.putLines(REC.norm, buf, start, end, lens, count);
+    if (this.#buf.length >= FLUSH_AT) return this.#flush();
+  }
+
   /** Creates the file (O_EXCL, 0600) on first need. */
   #open(): Deno.FsFile {
     if (this.#file) return this.#file;

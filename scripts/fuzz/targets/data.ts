@@ -32,6 +32,8 @@ export interface DotRun {
   chunking: Chunking;
   chunkSeed: number;
   asyncSink: boolean;
+  /** Whether the sink takes runs of lines (the cleanup writer's body path). */
+  runs: boolean;
 }
 
 /** A ByteSource that hands out its bytes in chunks of random size, then EOF. */
@@ -127,13 +129,39 @@ export function dotModel(input: Uint8Array): DotModel {
 
 /** Collects what the reader stores, joining partial pieces into lines. */
 export class CollectingSink implements BodySink {
-  lines: Uint8Array[] = [];
+  stored: Uint8Array[] = [];
   #pending: Uint8Array[] = [];
   #async: boolean;
+  readonly takesRuns: boolean;
   bad: string | undefined;
 
-  constructor(asyncSink: boolean) {
+  constructor(asyncSink: boolean, runs: boolean) {
     this.#async = asyncSink;
+    this.takesRuns = runs;
+  }
+
+  lines(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    lens: Uint16Array,
+    count: number,
+  ): void | Promise<void> {
+    if (!this.takesRuns) this.bad ??= "a run while runs are off";
+    let p = start;
+    for (let i = 0; i < count; i++) {
+      const len = lens[i] ?? 0;
+      if (buf[p + len] !== CR || buf[p + len + 1] !== LF) {
+        this.bad ??= `run line ${i} does not end with CRLF: ${
+          preview(buf.subarray(p, p + len + 2))
+        }`;
+      }
+      if (this.#pending.length > 0) this.bad ??= "a run inside a partial line";
+      void this.line(buf, p, p + len, false);
+      p += len + 2;
+    }
+    if (p !== end) this.bad ??= `run of ${count} lines ends at ${p}, not ${end}`;
+    if (this.#async) return Promise.resolve();
   }
 
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
@@ -143,7 +171,7 @@ export class CollectingSink implements BodySink {
     }
     this.#pending.push(bytes.slice());
     if (!partial) {
-      this.lines.push(concat(this.#pending));
+      this.stored.push(concat(this.#pending));
       this.#pending = [];
     }
     if (this.#async) return Promise.resolve();
@@ -181,7 +209,7 @@ export async function runDot(
     new ChunkedSource(input, run.chunking, run.chunkSeed),
     run.bufferSize > 0 ? { bufferSize: run.bufferSize } : {},
   );
-  const sink = new CollectingSink(run.asyncSink);
+  const sink = new CollectingSink(run.asyncSink, run.runs);
   let result: DotBodyResult;
   try {
     result = await readDotBody(reader, sink, {
@@ -197,7 +225,8 @@ export async function runDot(
 
 function describe(run: DotRun): string {
   return `maxLine=${run.maxLine} maxBytes=${run.maxBytes} bareNewline=${run.bareNewline} ` +
-    `bufferSize=${run.bufferSize} chunking=${run.chunking}/${run.chunkSeed} async=${run.asyncSink}`;
+    `bufferSize=${run.bufferSize} chunking=${run.chunking}/${run.chunkSeed} async=${run.asyncSink} ` +
+    `runs=${run.runs}`;
 }
 
 /** Line limits: mostly what line_length_limit allows (>= 80), sometimes tiny. */
@@ -237,8 +266,10 @@ export function runsFor(
     chunking: "random",
     chunkSeed: rng.next(),
     asyncSink: rng.chance(0.3),
+    runs: rng.chance(0.7),
   };
-  const runs = [base, { ...base, chunking: "whole" as const, bufferSize: 0 }];
+  // The second run is the production path: one chunk, the default buffer, runs of lines.
+  const runs = [base, { ...base, chunking: "whole" as const, bufferSize: 0, runs: true }];
   if (thorough) {
     for (const maxLine of [1, 2, 80, 2048].map((n) => Math.max(n, minMaxLine))) {
       for (const bareNewline of ["normalize", "reject"] as const) {
@@ -318,13 +349,13 @@ async function checkRun(input: Uint8Array, run: DotRun): Promise<void> {
     );
   }
   if (result.kind === "complete") {
-    const i = sameLines(sink.lines, m.lines);
+    const i = sameLines(sink.stored, m.lines);
     if (i >= 0) {
       throw new FuzzFailure(
         "dot.content",
-        `stored line ${i} is ${preview(sink.lines[i] ?? new Uint8Array())}, model ${
+        `stored line ${i} is ${preview(sink.stored[i] ?? new Uint8Array())}, model ${
           preview(m.lines[i] ?? new Uint8Array())
-        } (${sink.lines.length} vs ${m.lines.length} lines) (${where})`,
+        } (${sink.stored.length} vs ${m.lines.length} lines) (${where})`,
       );
     }
   }
@@ -424,11 +455,11 @@ export async function checkRoundTrip(
         `got ${JSON.stringify(result)}, expected complete with size ${size} (${where})`,
       );
     }
-    const i = sameLines(sink.lines, originals);
+    const i = sameLines(sink.stored, originals);
     if (i >= 0) {
       throw new FuzzFailure(
         "roundtrip.content",
-        `line ${i} came back as ${preview(sink.lines[i] ?? new Uint8Array())}, sent ${
+        `line ${i} came back as ${preview(sink.stored[i] ?? new Uint8Array())}, sent ${
           preview(originals[i] ?? new Uint8Array())
         } (${where})`,
       );
