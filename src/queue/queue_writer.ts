@@ -168,6 +168,17 @@ export class QueueStore {
         this.#pools.set(queue, pool);
       }
       const ready = pool.take();
+      // DEBUG-MISS
+      if (!ready) {
+        (globalThis as any).__miss = ((globalThis as any).__miss ?? 0) + 1;
+        if (!(globalThis as any).__missT) {
+          (globalThis as any).__missT = setInterval(
+            () => console.error("MISS", (globalThis as any).__miss),
+            1000,
+          );
+          Deno.unrefTimer((globalThis as any).__missT);
+        }
+      }
       if (ready) {
         return new QueueFile({ dir, path: ready.path, id: ready.id, queue, syncer, owner, ready });
       }
@@ -287,12 +298,17 @@ export class QueueFile {
     if (this.#buf.length >= FLUSH_AT) return this.#flush();
   }
 
-  /** Creates the file (O_EXCL, 0600) on first need. */
-  #open(): Deno.FsFile {
-    if (this.#file) return this.#file;
+  /**
+   * Creates the file (O_EXCL, 0600) when no pool file was ready. The create
+   * runs on Deno's blocking pool, not on this thread: in a busy queue
+   * directory it is slow (ext4 searches for a free inode, under the
+   * directory's lock), and this thread's other sessions go on meanwhile.
+   * @returns the open file
+   */
+  async #create(): Promise<Deno.FsFile> {
     try {
-      this.#file = Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 });
-      if (this.#owner) Deno.chownSync(this.path, this.#owner.uid, this.#owner.gid);
+      this.#file = await Deno.open(this.path, { write: true, createNew: true, mode: 0o600 });
+      if (this.#owner) await Deno.chown(this.path, this.#owner.uid, this.#owner.gid);
     } catch (err) {
       throw new QueueWriteError(`cannot create file in ${this.#dir}: ${(err as Error).message}`, {
         cause: err,
@@ -310,7 +326,7 @@ export class QueueFile {
     this.#flushed += full.length;
     const bytes = full.bytes();
     this.#chain = this.#chain.then(async () => {
-      const file = this.#open();
+      const file = this.#file ?? await this.#create();
       let off = 0;
       try {
         while (off < bytes.length) off += await file.write(bytes.subarray(off));
@@ -350,17 +366,18 @@ export class QueueFile {
       if (this.#flushed === 0) {
         // Small message: everything is still in memory; one write.
         this.#buf.bytes().set(size, 2); // type byte + one length byte (95 < 128)
-        const file = this.#open();
+        const file = this.#file ?? await this.#create();
         const bytes = this.#buf.bytes();
         let off = 0;
         while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
       } else {
         await this.#flush();
-        const file = this.#open();
+        const file = this.#file ?? await this.#create();
         await file.seek(2, Deno.SeekMode.Start);
         await file.write(size);
       }
-      const file = this.#open();
+      const file = this.#file;
+      if (!file) throw new QueueWriteError(`${this.path}: not open at commit`);
       if (this.#pooled) {
         // The entry is durable already: mark complete, then one fsync makes
         // data and mode durable together (Postfix's own order).
