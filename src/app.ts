@@ -545,10 +545,13 @@ export async function startListening(
 }
 
 /**
- * How many listener threads to run: smtpd_listen_threads, or one per CPU
- * (at most 8) when it is 0. (On 2 CPUs one thread used 17 MiB less but took
- * 1 MiB messages 20-30% slower; BENCHMARKS.md, session 5.) TLS listeners
- * run in one thread (node:net has no SO_REUSEPORT here).
+ * How many listener threads to run: smtpd_listen_threads, or one per two
+ * CPUs (at least 1, at most 8) when it is 0. A listener thread's sessions
+ * keep more than its own core busy: the kernel's socket and file work and
+ * the fsyncs and creates on Deno's blocking pool run beside it. On 2 CPUs
+ * one thread takes 4 KiB and 1 MiB messages at 2-3x Postfix's rate, with
+ * 17 MiB less memory than two (BENCHMARKS.md, sessions 5 and 6). TLS
+ * listeners run in one thread (node:net has no SO_REUSEPORT here).
  * @param config the configuration
  * @param tls whether STARTTLS is on
  * @returns the thread count
@@ -556,7 +559,7 @@ export async function startListening(
 export function listenerThreads(config: Config, tls: boolean): number {
   if (tls) return 1;
   const n = config.smtpd_listen_threads;
-  return n > 0 ? n : Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
+  return n > 0 ? n : Math.max(1, Math.min(8, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
 }
 
 async function runServe(

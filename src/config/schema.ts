@@ -165,7 +165,7 @@ export const PARAMS = {
   ),
   smtpd_listen_threads: int(
     0,
-    "Listener threads sharing the ports (SO_REUSEPORT); 0: one per CPU, up to 8",
+    "Listener threads sharing the ports (SO_REUSEPORT); 0: one per two CPUs, 1 to 8",
   ),
   default_process_limit: int(
     100,
