@@ -213,3 +213,63 @@ Deno.test({
     assert.equal(await Deno.stat("/tmp/smtpd-outside-queue").then(() => true, () => false), false);
   },
 });
+
+/** Whether strace is installed and may trace here (containers may forbid ptrace). */
+async function canTrace(): Promise<boolean> {
+  try {
+    return (await run("strace", ["-f", "-qq", "-o", "/dev/null", "true"])).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+// The order of a commit's system calls, seen with strace: the mode that marks
+// the file complete must reach the disk with the file's own fsync, and the
+// directory entry of a file created during the session needs a directory
+// fsync; both before the 250. (Before, a created file's chmod came after its
+// fsync and was never synced: a crash could leave a file the recovery sets
+// aside as a write in progress, after the client had its 250.)
+Deno.test({
+  name: "a created queue file is made complete, then fsynced, and its directory fsynced (strace)",
+  ignore: !(await canTrace()),
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin-order");
+    const { configFile, queueDir } = await writeConfig(work);
+    const trace = join(work, "strace.out");
+    const r = await run(
+      "strace",
+      [
+        "-f",
+        "-qq",
+        "-y", // file descriptors shown with their paths (Deno duplicates them for async calls)
+        "-e",
+        "trace=openat,chmod,fchmod,fchmodat,fsync,fdatasync,write",
+        "-o",
+        trace,
+        Deno.execPath(),
+        ...smtpdArgs(["stdin", "-c", configFile]),
+      ],
+      { stdin: SESSION },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+    const [file] = await queueFiles(queueDir, "maildrop");
+    assert.ok(file, "one queue file");
+    const id = file.slice(file.lastIndexOf("/") + 1);
+    const lines = (await Deno.readTextFile(trace)).split("\n");
+    // strace splits a call another thread interrupts into "<unfinished ...>" and "resumed".
+    const at = (re: RegExp, from = 0) =>
+      lines.findIndex((l, i) => i >= from && re.test(l) && !l.includes("resumed>"));
+    const created = at(new RegExp(`openat\\(.*maildrop/${id}", O_WRONLY\\|O_CREAT\\|O_EXCL`));
+    const chmod = at(new RegExp(`chmod(at)?\\(.*maildrop/${id}", 0744`));
+    const fileSync = at(new RegExp(`fsync\\(\\d+<[^>]*maildrop/${id}>`));
+    const dirSync = at(/fsync\(\d+<[^>]*maildrop>/);
+    // In stand-alone mode the pipelined replies go out in one write, after the commit.
+    const reply = at(/write\(1</, created);
+    const where = JSON.stringify({ created, chmod, fileSync, dirSync, reply });
+    assert.ok(created >= 0 && chmod >= 0 && fileSync >= 0 && dirSync >= 0 && reply >= 0, where);
+    assert.ok(chmod < fileSync, "the mode is set before the file's fsync");
+    assert.ok(fileSync < reply && dirSync < reply, "both fsyncs before the 250");
+  },
+});

@@ -343,8 +343,9 @@ export class QueueFile {
 
   /**
    * Ends the content, writes the extracted segment and the end record,
-   * fixes the size record, syncs, marks the file complete and syncs its
-   * directory. When this resolves, the message is on stable storage.
+   * fixes the size record, marks the file complete, then syncs it (and its
+   * directory, for a file not from the pool). When this resolves, the
+   * message and its mode are on stable storage.
    * @param extracted attribute records for the extracted segment
    * @throws {QueueWriteError} on any I/O failure (the file is then removed)
    */
@@ -378,22 +379,17 @@ export class QueueFile {
       }
       const file = this.#file;
       if (!file) throw new QueueWriteError(`${this.path}: not open at commit`);
-      if (this.#pooled) {
-        // The entry is durable already: mark complete, then one fsync makes
-        // data and mode durable together (Postfix's own order).
-        Deno.chmodSync(this.path, READY_MODE[this.queue]);
-        await file.sync();
-        file.close();
-        this.#file = undefined;
-        this.#done = true;
-      } else {
-        await file.sync();
-        file.close();
-        this.#file = undefined;
-        this.#done = true;
-        Deno.chmodSync(this.path, READY_MODE[this.queue]);
-        await this.#syncer.sync();
-      }
+      // Mark complete, then one fsync makes data and mode durable together
+      // (Postfix's own order). A pool file's directory entry is durable
+      // already; a file created just now needs its directory synced too, and
+      // that sync runs beside the file's. (The mode must be synced: a file
+      // still 0600 after a crash is set aside as a write in progress.)
+      Deno.chmodSync(this.path, READY_MODE[this.queue]);
+      if (this.#pooled) await file.sync();
+      else await Promise.all([file.sync(), this.#syncer.sync()]);
+      file.close();
+      this.#file = undefined;
+      this.#done = true;
       this.#releaseBuffers();
     } catch (err) {
       await this.abort();
