@@ -299,10 +299,9 @@ export class QueueFile {
   }
 
   /**
-   * Creates the file (O_EXCL, 0600) when no pool file was ready. The create
-   * runs on Deno's blocking pool, not on this thread: in a busy queue
-   * directory it is slow (ext4 searches for a free inode, under the
-   * directory's lock), and this thread's other sessions go on meanwhile.
+   * Creates the file (O_EXCL, 0600) when no pool file was ready, for a large
+   * message at its first flush: inside the write chain, so the open runs on
+   * Deno's blocking pool.
    * @returns the open file
    */
   async #create(): Promise<Deno.FsFile> {
@@ -310,11 +309,34 @@ export class QueueFile {
       this.#file = await Deno.open(this.path, { write: true, createNew: true, mode: 0o600 });
       if (this.#owner) await Deno.chown(this.path, this.#owner.uid, this.#owner.gid);
     } catch (err) {
-      throw new QueueWriteError(`cannot create file in ${this.#dir}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw this.#cannotCreate(err);
     }
     return this.#file;
+  }
+
+  /**
+   * The same for a small message at commit, on this thread. Handing that
+   * create to the blocking pool (20 clients, the pool run dry) took the
+   * listener thread's CPU down, but cost 10% of the messages per second
+   * with many messages per connection and gained nothing with one per
+   * connection: the hand-off waits in front of the write and the fsync
+   * (BENCHMARKS.md, session 6).
+   * @returns the open file
+   */
+  #createSync(): Deno.FsFile {
+    try {
+      this.#file = Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 });
+      if (this.#owner) Deno.chownSync(this.path, this.#owner.uid, this.#owner.gid);
+    } catch (err) {
+      throw this.#cannotCreate(err);
+    }
+    return this.#file;
+  }
+
+  #cannotCreate(err: unknown): QueueWriteError {
+    return new QueueWriteError(`cannot create file in ${this.#dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 
   #flush(): Promise<void> {
@@ -367,7 +389,7 @@ export class QueueFile {
       if (this.#flushed === 0) {
         // Small message: everything is still in memory; one write.
         this.#buf.bytes().set(size, 2); // type byte + one length byte (95 < 128)
-        const file = this.#file ?? await this.#create();
+        const file = this.#file ?? this.#createSync();
         const bytes = this.#buf.bytes();
         let off = 0;
         while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
