@@ -487,6 +487,8 @@ async function runStdin(
 /** What a listener thread needs to serve. */
 interface ListenerSetup {
   deps: SessionDeps;
+  /** This thread's queue store (told when a session is alone on the thread). */
+  store: QueueStore;
   listen: ListenAddress[];
   tls: SecureContext | undefined;
   /** Shared connection counters (from the main thread's limiter). */
@@ -517,6 +519,9 @@ export async function startListening(
       return ip !== undefined && nets.some((n) => inNetwork(n, ip));
     },
   }, setup.shared);
+  // Sessions of this thread: a lone one may fsync without a hand-off.
+  let active = 0;
+  setup.store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     let admitted = limiter.admit(address);
@@ -530,11 +535,13 @@ export async function startListening(
       await refuseConnection(t, config, admitted, address, logger);
       return;
     }
+    active++;
     try {
       await runSession(t, deps);
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
+      active--;
       limiter.release(address);
     }
   };
@@ -583,7 +590,7 @@ async function runServe(
   const threads = listenerThreads(config, tls !== undefined);
   let main;
   try {
-    main = await startListening({ deps, listen, tls, reusePort: threads > 1 });
+    main = await startListening({ deps, store, listen, tls, reusePort: threads > 1 });
   } catch (e) {
     logger.error(`cannot listen: ${(e as Error).message}`);
     return 1;
@@ -711,6 +718,7 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   await store.prefill("incoming");
   await startListening({
     deps,
+    store,
     listen: init.listen,
     tls: undefined,
     shared: init.shared,

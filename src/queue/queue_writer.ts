@@ -101,6 +101,14 @@ export class QueueStore {
   #owner: { uid: number; gid: number } | undefined;
   #usePool: boolean;
   #onPoolError: (err: Error) => void;
+  /**
+   * Whether a commit may fsync on the calling thread instead of Deno's
+   * blocking pool: set by a listener thread to "I serve this one session
+   * only". A lone client (one message per connection, waiting for each
+   * reply) then saves the hand-off to a pool thread and back; with other
+   * sessions the fsync must not stall them.
+   */
+  inlineSync: () => boolean = () => false;
 
   /**
    * @param directory the queue_directory
@@ -180,7 +188,16 @@ export class QueueStore {
         }
       }
       if (ready) {
-        return new QueueFile({ dir, path: ready.path, id: ready.id, queue, syncer, owner, ready });
+        return new QueueFile({
+          dir,
+          path: ready.path,
+          id: ready.id,
+          queue,
+          syncer,
+          owner,
+          ready,
+          inlineSync: this.inlineSync,
+        });
       }
     }
     const id = newQueueId(arrival);
@@ -208,6 +225,7 @@ export class QueueFile {
   #chain: Promise<void> = Promise.resolve();
   /** Taken from the pool: created, its directory entry already durable. */
   #pooled: boolean;
+  #inlineSync: () => boolean;
 
   /** @param parts identity, directory syncer and owner */
   constructor(
@@ -219,8 +237,10 @@ export class QueueFile {
       syncer: DirSyncer;
       owner: { uid: number; gid: number } | undefined;
       ready?: PooledFile;
+      inlineSync?: () => boolean;
     },
   ) {
+    this.#inlineSync = parts.inlineSync ?? (() => false);
     this.#dir = parts.dir;
     this.path = parts.path;
     this.id = parts.id;
@@ -407,8 +427,12 @@ export class QueueFile {
       // that sync runs beside the file's. (The mode must be synced: a file
       // still 0600 after a crash is set aside as a write in progress.)
       Deno.chmodSync(this.path, READY_MODE[this.queue]);
-      if (this.#pooled) await file.sync();
-      else await Promise.all([file.sync(), this.#syncer.sync()]);
+      if (this.#pooled) {
+        if (this.#inlineSync()) file.syncSync();
+        else await file.sync();
+      } else {
+        await Promise.all([file.sync(), this.#syncer.sync()]);
+      }
       file.close();
       this.#file = undefined;
       this.#done = true;
