@@ -176,17 +176,6 @@ export class QueueStore {
         this.#pools.set(queue, pool);
       }
       const ready = pool.take();
-      // DEBUG-MISS
-      if (!ready) {
-        (globalThis as any).__miss = ((globalThis as any).__miss ?? 0) + 1;
-        if (!(globalThis as any).__missT) {
-          (globalThis as any).__missT = setInterval(
-            () => console.error("MISS", (globalThis as any).__miss),
-            1000,
-          );
-          Deno.unrefTimer((globalThis as any).__missT);
-        }
-      }
       if (ready) {
         return new QueueFile({
           dir,
