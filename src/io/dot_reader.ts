@@ -98,7 +98,8 @@ export async function readDotBody(
   let sawBare = false;
   let prevCrlf = true; // the DATA command line itself ended the previous line
   let continuing = false; // this piece continues a long line
-  const runMax = Math.min(maxLine, 65535);
+  // A run's record headers take at most two length bytes (below 16384).
+  const runMax = Math.min(maxLine, 16383);
   for (;;) {
     // Most lines are already buffered and plain: hand them on a run at a time.
     if (storing && !continuing && prevCrlf && sink.lines && sink.takesRuns) {

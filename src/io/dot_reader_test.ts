@@ -162,6 +162,25 @@ Deno.test("readDotBody() hands plain lines on in runs, and each special line alo
   assert.ok(short.sink.pieces.every(([t]) => t.length <= 100));
 });
 
+Deno.test("readDotBody() leaves lines of 16384 bytes and more out of runs (three length bytes)", async () => {
+  const long = "x".repeat(20000);
+  const r = await run([enc.encode(`a\r\n${long}\r\nb\r\n.\r\nQUIT\r\n`)], { maxLine: 30000 });
+  assert.deepEqual(r.sink.joined(), ["a", long, "b"]);
+  let inRun = 0;
+  const sink: BodySink = {
+    takesRuns: true,
+    line: () => {},
+    lines: (_buf, _start, _end, lens, count) => {
+      for (let i = 0; i < count; i++) inRun = Math.max(inRun, lens[i] ?? 0);
+    },
+  };
+  const reader = new LineReader(new ChunkSource([enc.encode(`a\r\n${long}\r\n.\r\n`)]), {
+    bufferSize: 65536,
+  });
+  assert.equal((await readDotBody(reader, sink, { maxLine: 30000 })).kind, "complete");
+  assert.ok(inRun < 16384, `a ${inRun}-byte line in a run`);
+});
+
 Deno.test("readDotBody() never stores a CR or LF", async () => {
   for (const [, input] of COMPLETE) {
     const r = await run([enc.encode(input)]);

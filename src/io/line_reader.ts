@@ -198,7 +198,7 @@ export class LineReader {
    *
    * The search looks at four bytes at a time: a word with no byte below 14
    * (no CR, no LF) is skipped whole (RFC 5322 text is mostly such words).
-   * @param max the longest content (below 65536)
+   * @param max the longest content (at most 65535, what `lens` holds)
    * @param lens receives the content lengths; its size caps the run
    * @returns how many lines (0: none; then {@linkcode scanLine} / {@linkcode readLine})
    */
