@@ -175,12 +175,7 @@ export class MessageDraft implements BodySink {
     count: number,
   ): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
-    try {
-      const r = this.#file.lines(buf, start, end, lens, count);
-      if (r) return r.catch((err) => this.#fail(err));
-    } catch (err) {
-      this.#fail(err);
-    }
+    return this.#store(() => this.#file.lines(buf, start, end, lens, count));
   }
 
   #write(bytes: Uint8Array, partial: boolean): void | Promise<void> {
@@ -188,8 +183,16 @@ export class MessageDraft implements BodySink {
   }
 
   #writeRange(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    return this.#store(() => this.#file.line(buf, start, end, partial));
+  }
+
+  /**
+   * Runs one queue-file write; a failure, thrown or later, is kept for
+   * finish() instead of ending the DATA reader.
+   */
+  #store(write: () => void | Promise<void>): void | Promise<void> {
     try {
-      const r = this.#file.line(buf, start, end, partial);
+      const r = write();
       if (r) return r.catch((err) => this.#fail(err));
     } catch (err) {
       this.#fail(err);

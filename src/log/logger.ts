@@ -101,7 +101,7 @@ export function stderrSink(line: string): void {
 }
 
 /** How often collected log lines are written. */
-export const FLUSH_EVERY_MS = 20;
+const FLUSH_EVERY_MS = 20;
 
 let pending = "";
 let flusher: ReturnType<typeof setInterval> | undefined;
