@@ -70,6 +70,16 @@ export const PARAMS = {
   header_size_limit: int(102400, "Largest header block in bytes; the rest counts as body", 1024),
   smtpd_recipient_limit: int(1000, "Most recipients accepted per message", 1),
   smtpd_timeout: time(300, "Time to wait for a client command or data", 1),
+  smtpd_starttls_timeout: time(
+    300,
+    "Longest time for the TLS handshake after STARTTLS (and for each read and write in it)",
+    1,
+  ),
+  smtpd_junk_command_limit: int(
+    100,
+    "NOOP, VRFY, ETRN and RSET commands per session that are not counted as errors; more are",
+    1,
+  ),
   hopcount_limit: int(50, "Most Received: headers a message may carry", 1),
   queue_minfree: int(0, "Free bytes the queue file system must keep to accept mail"),
   smtpd_error_sleep_time: time(1, "Delay before each 4xx or 5xx reply"),
@@ -142,6 +152,10 @@ export const PARAMS = {
     'PROXY protocol (v1 and v2) from a load balancer: "" (off) or "haproxy"',
   ),
   smtpd_upstream_proxy_timeout: time(5, "Longest wait for the PROXY header", 1),
+  smtpd_upstream_proxy_networks: list(
+    ["127.0.0.0/8", "[::1]/128"],
+    "Load balancers allowed to send a PROXY header; a connection from anywhere else is dropped",
+  ),
   syslog_facility: oneOf(
     "mail",
     [
@@ -179,6 +193,18 @@ export const PARAMS = {
   smtpd_client_event_limit_exceptions: list(
     ["$mynetworks"],
     "Clients exempt from smtpd_client_connection_count_limit",
+  ),
+  smtpd_stress_threshold: int(
+    80,
+    "Percent of default_process_limit at which stress mode starts (0: never)",
+  ),
+  smtpd_stress_timeout: time(10, "smtpd_timeout while under stress", 1),
+  smtpd_stress_starttls_timeout: time(10, "smtpd_starttls_timeout while under stress", 1),
+  smtpd_stress_hard_error_limit: int(1, "smtpd_hard_error_limit while under stress", 1),
+  smtpd_stress_junk_command_limit: int(1, "smtpd_junk_command_limit while under stress", 1),
+  smtpd_memory_budget: int(
+    0,
+    "Bytes all sessions together may hold for messages in progress; past it new data gets 452 (0: a share of the heap limit)",
   ),
   smtpd_greeting_delay: time(
     0,
