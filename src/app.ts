@@ -244,6 +244,7 @@ function buildDeps(
     flush: qmgrFlushTrigger(config.queue_directory),
     debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
     queued: () => wake.wake(),
+    stressed: () => false,
   };
   return { deps, store, wake, space };
 }

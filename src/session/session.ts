@@ -33,6 +33,7 @@ import type { Transport } from "../transport/types.ts";
 import { COMMANDS, isVerb } from "./command_table.ts";
 import type { SessionPhase } from "./phase.ts";
 import type { Transaction } from "./transaction.ts";
+import { type SessionLimits, sessionLimits } from "./limits.ts";
 
 /** Everything a session needs from outside; only app.ts builds the real ones. */
 export interface SessionDeps {
@@ -52,6 +53,8 @@ export interface SessionDeps {
   readonly queued: () => void;
   /** Whether a client is in debug_peer_list. */
   readonly debugPeer: PeerMatcher;
+  /** Whether the service is under stress now (stress mode's lower limits apply). */
+  readonly stressed: () => boolean;
 }
 
 /** The notify_classes a session can hit. */
@@ -74,6 +77,8 @@ export interface CommandResult {
 export class Session {
   readonly deps: SessionDeps;
   readonly config: Config;
+  /** Timeouts and error limits, lowered when the session starts under stress. */
+  readonly limits: SessionLimits;
   transport: Transport;
   readonly reader: LineReader;
   readonly writer: ReplyWriter;
@@ -114,7 +119,8 @@ export class Session {
     this.deps = deps;
     this.config = deps.config;
     this.transport = transport;
-    const timeoutMs = deps.config.smtpd_timeout * 1000;
+    this.limits = sessionLimits(deps.config, deps.stressed());
+    const timeoutMs = this.limits.timeoutMs;
     this.writer = new ReplyWriter(transport, timeoutMs, (text) => this.#sent(text));
     this.reader = new LineReader(transport, {
       timeoutMs,
@@ -454,7 +460,7 @@ export class Session {
       if (result.silent) continue;
       await this.respond(result);
       if (result.close) return;
-      if (this.errorCount >= cfg.smtpd_hard_error_limit) {
+      if (this.errorCount >= this.limits.hardErrorLimit) {
         this.deps.log.tooManyErrors(this.peer, this.lastVerb);
         this.writer.push(formatReply(closing(cfg.myhostname, "7.0", "Error: too many errors")));
         return;
