@@ -23,8 +23,8 @@
  *     deno run -A scripts/bench.ts [--quick] [--write BENCHMARKS.md]
  *       [--reps N] [--cases a,b,c,d] [--modes conn,reuse] [--timeout SECONDS] [--keep]
  *
- * Needs Debian's postfix package (smtp-source, postfix, postconf) and the
- * shared `postfix-anchor.sh` (BENCH_ANCHOR overrides its path). Every
+ * Needs Debian's postfix package (smtp-source, postfix, postconf); the
+ * reference instance is scripts/bench/postfix_instance.ts. Every
  * process it starts is stopped by PID, also on errors and on SIGINT/SIGTERM;
  * its work directories (var/bench/RUN and a 0755 directory under /tmp for
  * Postfix) are removed unless --keep is given.
@@ -35,9 +35,10 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { productionFlags } from "./permissions.ts";
+import { PostfixInstance } from "./bench/postfix_instance.ts";
+import { replaceSection } from "./bench/report_file.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const ANCHOR = Deno.env.get("BENCH_ANCHOR") ?? "/work/shared/bench/postfix-anchor.sh";
 const SMTP_SOURCE = "/usr/sbin/smtp-source";
 const SAMPLE_MS = 100;
 const SENDER = "from@bench.example";
@@ -128,7 +129,8 @@ const USAGE = `Usage: deno run -A scripts/bench.ts [options]
 Compares deno-smtpd with a private Postfix on 127.0.0.1 using smtp-source.
 
   --quick            message counts / 10 (at least 200 per case)
-  --write FILE       append the Markdown report to FILE (e.g. BENCHMARKS.md)
+  --write FILE       put the Markdown report into FILE (e.g. BENCHMARKS.md), replacing
+                     the previous full (or quick) run's section
   --reps N           repetitions of every case and mode (default 1; medians reported)
   --cases LIST       cases to run, from a,b,c,d (default all)
   --modes LIST       modes to run, from conn,reuse (default both)
@@ -762,22 +764,14 @@ class PostfixServer implements Server {
   #earlierProblems: string[] = [];
 
   constructor(readonly port: number, readonly dir: string, readonly runDir: string) {
-    this.spool = join(dir, "queue");
+    this.#instance = new PostfixInstance(port, dir);
+    this.spool = this.#instance.queue;
   }
 
-  #anchor(verb: string, timeoutS: number): Promise<ExecResult> {
-    return execLogged(
-      ANCHOR,
-      [verb, String(this.port), this.dir],
-      join(this.runDir, `anchor-${verb}.out`),
-      timeoutS,
-    );
-  }
+  readonly #instance: PostfixInstance;
 
-  async rootPid(): Promise<number | null> {
-    const r = await this.#anchor("pid", 10);
-    const pid = Number(r.output.trim());
-    return r.code === 0 && pid > 0 && alive(pid) ? pid : null;
+  rootPid(): Promise<number | null> {
+    return Promise.resolve(this.#instance.masterPid());
   }
 
   async isDead(): Promise<boolean> {
@@ -789,38 +783,30 @@ class PostfixServer implements Server {
     if (dead) note(`postfix: MASTER DIED; log tail:\n${this.logTail()}`);
     await this.stop();
     this.#started = true;
-    const r = await this.#anchor("start", 120);
-    if (r.code !== 0 || r.timedOut) {
-      throw new Error(`postfix-anchor.sh start failed (rc ${r.code}):\n${tail(r.output, 20)}`);
-    }
+    const started = await this.#instance.start();
     this.#master = await this.rootPid();
     if (this.#master === null) throw new Error("postfix started but has no master pid");
-    note(`postfix: ${tail(r.output, 1).replace(/^\[[\d:]+\] /, "")}`);
+    note(`postfix: ${started}`);
     return dead;
   }
 
-  async clear(how: ClearMode): Promise<void> {
+  clear(how: ClearMode): Promise<void> {
     if (how === "move") {
       // Postfix's queue (hold/) is emptied the same way as ours.
       emptyDir(join(this.spool, "hold"), how, join(this.dir, "trash"));
-      return;
+    } else {
+      this.#instance.clear();
     }
-    const r = await this.#anchor("clear", 120);
-    if (r.code !== 0) throw new Error(`postfix-anchor.sh clear failed:\n${tail(r.output)}`);
+    return Promise.resolve();
   }
 
-  async count(): Promise<number> {
-    const r = await this.#anchor("count", 60);
-    const n = Number(r.output.trim());
-    if (r.code !== 0 || !Number.isInteger(n)) {
-      throw new Error(`postfix-anchor.sh count failed:\n${tail(r.output)}`);
-    }
-    return n;
+  count(): Promise<number> {
+    return Promise.resolve(this.#instance.count());
   }
 
   #log(): string {
     try {
-      return Deno.readTextFileSync(join(this.dir, "log", "maillog"));
+      return Deno.readTextFileSync(this.#instance.logFile);
     } catch {
       return "";
     }
@@ -840,8 +826,7 @@ class PostfixServer implements Server {
     this.#earlierProblems = this.problems();
     const master = this.#master ?? await this.rootPid();
     const pids = master === null ? [] : processTree(master);
-    const r = await this.#anchor("stop", 60);
-    if (r.code !== 0) note(`postfix-anchor.sh stop: rc ${r.code}: ${tail(r.output, 3)}`);
+    await this.#instance.stop();
     if (master !== null) await stopTree(master, 5);
     for (const pid of pids.filter(alive)) {
       try {
@@ -1145,7 +1130,7 @@ async function describeMachine(ours: Server, pf: Server): Promise<Machine> {
       `- CPU: ${nproc} (nproc) x ${model}`,
       `- Memory: ${(memKiB / 1048576).toFixed(1)} GiB`,
       `- Kernel: Linux ${kernel}`,
-      `- Postfix ${postfix} (private instance via postfix-anchor.sh: every message on HOLD, ` +
+      `- Postfix ${postfix} (private instance, scripts/bench/postfix_instance.ts: every message on HOLD, ` +
       `cleanup fsyncs before 250)`,
       `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); deno-smtpd ${rev}${
         dirty ? " (working tree has changes)" : ""
@@ -1245,11 +1230,11 @@ function markdown(
 
 async function preflight(): Promise<void> {
   if (Deno.uid() !== 0) throw new Error("run as root (the private Postfix instance needs it)");
-  for (const f of [SMTP_SOURCE, ANCHOR, "/usr/sbin/postfix"]) {
+  for (const f of [SMTP_SOURCE, "/usr/sbin/postfix"]) {
     try {
       Deno.statSync(f);
     } catch {
-      throw new Error(`${f} not found (Debian package postfix; BENCH_ANCHOR for the anchor)`);
+      throw new Error(`${f} not found (Debian package postfix)`);
     }
   }
   const tck = Number(await capture("getconf", ["CLK_TCK"]));
@@ -1364,17 +1349,15 @@ async function main(): Promise<number> {
     const md = markdown(results, opts, machine, started, problems);
     out(md);
     if (opts.write && error) {
-      note(`not appending to ${opts.write}: the run did not complete`);
+      note(`not writing ${opts.write}: the run did not complete`);
     } else if (opts.write) {
       const file = resolve(opts.write);
-      let exists = true;
+      let text = "# Benchmarks\n";
       try {
-        Deno.statSync(file);
-      } catch {
-        exists = false;
-      }
-      Deno.writeTextFileSync(file, `${exists ? "\n" : "# Benchmarks\n\n"}${md}`, { append: true });
-      note(`appended to ${file}`);
+        text = Deno.readTextFileSync(file);
+      } catch { /* a new file */ }
+      Deno.writeTextFileSync(file, replaceSection(text, opts.quick ? "quick" : "full", md));
+      note(`wrote the ${opts.quick ? "quick" : "full"} run into ${file}`);
     }
   }
   const bad = results.filter(failed);
