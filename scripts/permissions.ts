@@ -69,11 +69,11 @@ export function productionFlags(options: PermissionOptions = {}): string[] {
     // 40%) instead of close to it. V8 sets that limit well above the live
     // size, and a session's state outlives the young generation (it waits
     // on fsyncs), so each isolate used to climb from about 7 to 15 MiB
-    // between collections. 35/60 brought that to about 10 (session 4);
-    // 20/40 takes 3-4 MiB more off the peak under 100 connections for about
-    // 8% more user CPU; 15/30 takes nothing more (BENCHMARKS.md, session 5).
+    // between collections. 35/60 brought that to about 10; 20/40 takes
+    // 3-4 MiB more off the peak under 100 connections for about 8% more
+    // user CPU; 15/30 takes nothing more.
     // (Turbofan stays: --max-opt=2, Maglev as the top tier, saved 1-4 MiB but
-    // cost 10-20% more CPU per 1 MiB message in the bench; session 4.)
+    // cost 10-20% more CPU per 1 MiB message in the bench.)
     "--v8-flags=--max-semi-space-size=1,--optimize-for-size," +
     "--incremental-marking-soft-trigger=20,--incremental-marking-hard-trigger=40",
     // V8's code cache lives in SQLite files of the deno CLI's cache, mapped

@@ -328,8 +328,7 @@ export class QueueFile {
    * create to the blocking pool (20 clients, the pool run dry) took the
    * listener thread's CPU down, but cost 10% of the messages per second
    * with many messages per connection and gained nothing with one per
-   * connection: the hand-off waits in front of the write and the fsync
-   * (BENCHMARKS.md, session 6).
+   * connection: the hand-off waits in front of the write and the fsync.
    * @returns the open file
    */
   #createSync(): Deno.FsFile {
