@@ -1,6 +1,7 @@
 /**
  * Command-line parsing (node:util parseArgs): `smtpd serve`, `smtpd stdin`,
- * `smtpd config [-n] [--check]`, each with `-c FILE`, `-o name=value`
+ * `smtpd config [-n] [--check]`, `smtpd explain --client ADDR ...` and
+ * `smtpd queue list|cat ID`, each with `-c FILE`, `-o name=value`
  * (repeatable, like master.cf) and `-v` (repeatable), and `--help`.
  *
  * @module
