@@ -9,7 +9,7 @@
  */
 
 import { reply, type ReplyCode } from "../protocol/reply.ts";
-import type { Factory } from "./compile.ts";
+import type { Factory } from "./restriction.ts";
 import type { PolicyContext } from "./context.ts";
 import type { Decision } from "./decision.ts";
 import {

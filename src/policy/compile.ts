@@ -9,8 +9,10 @@
  */
 
 import { ConfigError, type LoadedConfig } from "../config/mod.ts";
-import type { Decision } from "./decision.ts";
-import type { CompileEnv, EvalEnv, Restriction } from "./restriction.ts";
+import type { CompileEnv, Factory, Restriction } from "./restriction.ts";
+import { type CompiledLists, evaluateList, LIST_PARAMS, type ListParam } from "./lists.ts";
+import { CompiledPolicy } from "./evaluate.ts";
+import type { DnsResolver } from "./resolver.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
@@ -19,17 +21,6 @@ import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
-
-/** How a restriction is built. */
-export interface Factory {
-  /** The restriction takes the next list item as its argument. */
-  readonly arg?: "table" | "zone";
-  /** Old names that still work, with a warning naming this one. */
-  readonly aliases?: readonly string[];
-  /** This name itself is old: the warning names what replaces it. */
-  readonly replacedBy?: string;
-  make(name: string, arg: string | undefined, env: CompileEnv): Restriction;
-}
 
 /** Every restriction name. */
 export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
@@ -48,52 +39,6 @@ const ALIASES: ReadonlyMap<string, string> = new Map(
     (f.aliases ?? []).map((a) => [a, name] as const)
   ),
 );
-
-/** The five lists of the manual. */
-export const LIST_PARAMS = [
-  "smtpd_client_restrictions",
-  "smtpd_helo_restrictions",
-  "smtpd_sender_restrictions",
-  "smtpd_recipient_restrictions",
-  "smtpd_etrn_restrictions",
-] as const;
-
-/** A list parameter name. */
-export type ListParam = (typeof LIST_PARAMS)[number];
-
-/** The compiled lists. */
-export type CompiledLists = Readonly<Record<ListParam, readonly Restriction[]>>;
-
-/**
- * Evaluates a list: the first restriction that is not "dunno" decides.
- * @param list the restrictions
- * @param env the evaluation
- * @returns the decision ("dunno" when none decided)
- */
-export async function evaluateList(list: readonly Restriction[], env: EvalEnv): Promise<Decision> {
-  if (env.depth > 20) throw new Error("restriction nesting too deep");
-  env.depth++;
-  try {
-    for (const r of list) {
-      env.trace?.add({ kind: "restriction", name: r.name, depth: env.depth });
-      const d = await r.run(env);
-      if (env.trace && d.kind !== "dunno") {
-        env.trace.add({
-          kind: "result",
-          name: r.name,
-          result: d.kind,
-          ...(d.kind === "reject" || d.kind === "defer"
-            ? { reply: `${d.reply.code} ${d.reply.text}` }
-            : {}),
-        });
-      }
-      if (d.kind !== "dunno") return d;
-    }
-    return { kind: "dunno" };
-  } finally {
-    env.depth--;
-  }
-}
 
 /**
  * Compiles every restriction list of a configuration.
@@ -325,4 +270,21 @@ export function auditLists(loaded: LoadedConfig): string[] {
     out.push(`mynetworks includes every address: every client may relay`);
   }
   return out;
+}
+
+/**
+ * Compiles the policy of a configuration.
+ * @param loaded the loaded configuration
+ * @param options the resolver and a warning sink
+ * @returns the policy
+ * @throws {ConfigError} for any list problem
+ */
+export function compilePolicy(
+  loaded: LoadedConfig,
+  options: { dns: DnsResolver; warn: (text: string) => void },
+): CompiledPolicy {
+  return new CompiledPolicy(compileLists(loaded, options.warn), {
+    delay: loaded.config.smtpd_delay_reject,
+    ...options,
+  });
 }

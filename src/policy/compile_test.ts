@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
-import { auditLists, compileLists, LIST_PARAMS } from "./compile.ts";
-import { compilePolicy } from "./evaluate.ts";
+import { auditLists, compileLists, compilePolicy } from "./compile.ts";
+import { LIST_PARAMS } from "./lists.ts";
 import type { DnsResolver } from "./resolver.ts";
 
 const NO_DNS: DnsResolver = { query: () => Promise.resolve({ kind: "notFound" }) };

@@ -9,8 +9,7 @@
  * @module
  */
 
-import type { LoadedConfig } from "../config/mod.ts";
-import { type CompiledLists, compileLists, evaluateList, type ListParam } from "./compile.ts";
+import { type CompiledLists, evaluateList, type ListParam } from "./lists.ts";
 import type { PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision } from "./decision.ts";
 import { cachingResolver, type DnsResolver } from "./resolver.ts";
@@ -127,21 +126,4 @@ export class CompiledPolicy implements Policy {
     }
     return { kind: "permit", by: "end of lists" };
   }
-}
-
-/**
- * Compiles the policy of a configuration.
- * @param loaded the loaded configuration
- * @param options the resolver and a warning sink
- * @returns the policy
- * @throws {ConfigError} for any list problem
- */
-export function compilePolicy(
-  loaded: LoadedConfig,
-  options: { dns: DnsResolver; warn: (text: string) => void },
-): CompiledPolicy {
-  return new CompiledPolicy(compileLists(loaded, options.warn), {
-    delay: loaded.config.smtpd_delay_reject,
-    ...options,
-  });
 }

@@ -15,7 +15,7 @@ import { type Address, parsePath } from "../protocol/address.ts";
 import { replyForLog } from "../protocol/reply.ts";
 import type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision } from "./decision.ts";
-import { compilePolicy } from "./evaluate.ts";
+import { compilePolicy } from "./compile.ts";
 import { Trace } from "./trace.ts";
 
 // ---------------------------------------------------------------------------

@@ -5,9 +5,10 @@
  * @module
  */
 
-export { CompiledPolicy, compilePolicy, listsFor } from "./evaluate.ts";
+export { CompiledPolicy, listsFor } from "./evaluate.ts";
 export type { CheckOptions, Policy } from "./evaluate.ts";
-export { auditLists, compileLists, LIST_PARAMS, RESTRICTIONS } from "./compile.ts";
+export { auditLists, compileLists, compilePolicy, RESTRICTIONS } from "./compile.ts";
+export { LIST_PARAMS } from "./lists.ts";
 export type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
 export type { Decision } from "./decision.ts";
 export { inNetwork, parseIp, parseNetwork } from "./cidr.ts";

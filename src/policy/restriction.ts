@@ -176,3 +176,14 @@ export interface CompileEnv {
   /** Evaluates a nested list. */
   evaluateList(list: readonly Restriction[], env: EvalEnv): Promise<Decision>;
 }
+
+/** How a restriction is built. */
+export interface Factory {
+  /** The restriction takes the next list item as its argument. */
+  readonly arg?: "table" | "zone";
+  /** Old names that still work, with a warning naming this one. */
+  readonly aliases?: readonly string[];
+  /** This name itself is old: the warning names what replaces it. */
+  readonly replacedBy?: string;
+  make(name: string, arg: string | undefined, env: CompileEnv): Restriction;
+}

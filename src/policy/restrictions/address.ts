@@ -8,7 +8,7 @@
 
 import type { Address } from "../../protocol/address.ts";
 import { accessFactory, emailKeys } from "../access.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
 import { refusal, refuse, type Subject, tracedLookup } from "../restriction.ts";

@@ -7,7 +7,7 @@
 
 import { accessFactory, addressKeys, hostKeys } from "../access.ts";
 import { inNetwork, parseIp } from "../cidr.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
 import { refuse } from "../restriction.ts";
 import { compileNetworks } from "../relay.ts";

@@ -11,7 +11,7 @@
  */
 
 import { reply } from "../../protocol/reply.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";

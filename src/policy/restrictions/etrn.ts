@@ -5,7 +5,7 @@
  */
 
 import { accessFactory, hostKeys } from "../access.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 
 /** The ETRN restrictions. */
 export const ETRN: Record<string, Factory> = {

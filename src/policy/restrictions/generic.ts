@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import { refusal, refuse, stageSubject } from "../restriction.ts";
 
 /** The generic restrictions. */

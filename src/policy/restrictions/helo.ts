@@ -6,7 +6,7 @@
  */
 
 import { accessFactory, hostKeys } from "../access.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import { isAddressLiteral, isFqdn, isValidHostname } from "../hostname.ts";
 import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
 import type { Decision } from "../decision.ts";

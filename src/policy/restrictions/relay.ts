@@ -12,7 +12,7 @@
 import type { Config } from "../../config/mod.ts";
 import { reply } from "../../protocol/reply.ts";
 import { parseIp } from "../cidr.ts";
-import type { Factory } from "../compile.ts";
+import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import {
   type Destinations,
