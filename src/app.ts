@@ -540,7 +540,7 @@ export async function startListening(
   const busy = new TextEncoder().encode(
     formatReply(closing(config.myhostname, "3.2", "Error: too many connections, try again later")),
   );
-  const perClient = (address: string): Reply | undefined => {
+  const perClient = (address: string): Reply => {
     logger.warning(
       `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
     );

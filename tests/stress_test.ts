@@ -27,10 +27,13 @@ Deno.test({
         "smtpd_stress_timeout = 1",
         "smtpd_hard_error_limit = 20",
         "smtpd_stress_hard_error_limit = 1",
+        // Two listener threads share one count and one stress state.
+        "smtpd_listen_threads = 2",
       ].join("\n"),
     );
     const held: RawClient[] = [];
     try {
+      assert.match(d.log(), /listening on .* \(2 threads\)/);
       for (let i = 0; i < 8; i++) {
         const c = await RawClient.connect(d.port);
         assert.match(await c.reply(), /^220 /);
