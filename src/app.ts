@@ -53,7 +53,7 @@ import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
 import { ConnectionLimiter } from "./transport/limits.ts";
 import { writeAll } from "./io/reply_writer.ts";
-import { closing, formatReply } from "./protocol/reply.ts";
+import { closing, formatReply, type Reply } from "./protocol/reply.ts";
 
 const encoder = new TextEncoder();
 
@@ -244,6 +244,8 @@ function buildDeps(
     flush: qmgrFlushTrigger(config.queue_directory),
     debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
     queued: () => wake.wake(),
+    // Stand-alone mode is never under stress; daemon mode's listener
+    // decides per connection (startListening).
     stressed: () => false,
   };
   return { deps, store, wake, space };
@@ -390,28 +392,25 @@ async function recover(config: Config, logger: Logger): Promise<void> {
   }
 }
 
-async function refuseConnection(
-  t: Transport,
-  config: Config,
-  why: "global" | "client",
-  address: string,
-  logger: Logger,
-): Promise<void> {
-  const text = why === "global"
-    ? closing(config.myhostname, "3.2", "Error: too many connections, try again later")
-    : closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
-  logger.warning(
-    why === "global"
-      ? `Connection limit exceeded: ${config.default_process_limit} sessions; refused [${address}]`
-      : `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
-  );
+/**
+ * Sends a refusal and closes, without a session: one write, bounded to
+ * half a second (a 421 fits any fresh socket's buffer), no DNS lookup.
+ * @param t the connection
+ * @param bytes the formatted reply
+ */
+async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     await Promise.race([
-      writeAll(t, new TextEncoder().encode(formatReply(text))),
-      new Promise((r) => setTimeout(r, 1000)),
+      writeAll(t, bytes),
+      new Promise((r) => (timer = setTimeout(r, 500))),
     ]);
-  } catch { /* gone */ }
-  t.close();
+  } catch {
+    /* gone */
+  } finally {
+    clearTimeout(timer);
+    t.close();
+  }
 }
 
 function queueDirError(dir: string, e: unknown): string {
@@ -497,8 +496,17 @@ interface ListenerSetup {
   reusePort: boolean;
 }
 
+/** Refusals at the global cap are logged at most this often (per thread). */
+const REFUSAL_LOG_MS = 10_000;
+
 /**
- * Starts one thread's listeners with its connection limiter.
+ * Starts one thread's listeners with its connection limiter. The global
+ * cap (default_process_limit) is applied at accept: a connection over it
+ * gets 421 at once and costs no session, no DNS lookup. Near the cap
+ * (smtpd_stress_threshold) new sessions get the stress limits. The
+ * per-client cap is applied to the client's address at accept or, behind
+ * a PROXY balancer, to the address in the header (through
+ * {@linkcode SessionDeps.admitClient}).
  * @param setup dependencies, addresses, TLS, shared counters
  * @returns the server and its limiter
  */
@@ -512,44 +520,90 @@ export async function startListening(
     config.smtpd_client_event_limit_exceptions,
     "smtpd_client_event_limit_exceptions",
   );
+  const limit = config.default_process_limit;
   const limiter = new ConnectionLimiter({
-    global: config.default_process_limit,
+    global: limit,
     perClient: config.smtpd_client_connection_count_limit,
     exempt: (address) => {
       const ip = parseIp(address);
       return ip !== undefined && nets.some((n) => inNetwork(n, ip));
     },
+    stressPercent: config.smtpd_stress_threshold,
+    onStress: (stressed, sessions) =>
+      stressed
+        ? logger.warning(
+          `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
+            `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits`,
+        )
+        : logger.info(`service no longer under stress: ${sessions} of ${limit} sessions`),
   }, setup.shared);
+  const busy = new TextEncoder().encode(
+    formatReply(closing(config.myhostname, "3.2", "Error: too many connections, try again later")),
+  );
+  const perClient = (address: string): Reply => {
+    logger.warning(
+      `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
+    );
+    return closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
+  };
+  // Refusals at the cap come in floods: one log line, then a count now and then.
+  let refused = 0;
+  let refusalLogged = -Infinity;
+  const refuseBusy = (t: Transport, address: string): Promise<void> => {
+    refused++;
+    const now = Date.now();
+    if (now - refusalLogged >= REFUSAL_LOG_MS) {
+      logger.warning(
+        `Connection limit exceeded: ${limit} sessions; refused [${address}]` +
+          (refused > 1 ? ` and ${refused - 1} more since the last report` : ""),
+      );
+      refused = 0;
+      refusalLogged = now;
+    }
+    return refuseConnection(t, busy);
+  };
+  const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
+  const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
   setup.store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
-    let admitted = limiter.admit(address);
-    // At the global cap, hold the new client a moment, as a listen backlog
-    // would (Postfix's master simply accepts later), before refusing it.
-    for (let waited = 0; admitted === "global" && waited < 2000; waited += 25) {
-      await new Promise((r) => setTimeout(r, 25));
-      admitted = limiter.admit(address);
-    }
-    if (admitted !== "ok") {
-      await refuseConnection(t, config, admitted, address, logger);
-      return;
-    }
+    if (limiter.enter() === "global") return await refuseBusy(t, address);
+    const stressed = limiter.stressed;
+    // The address holding a per-client slot, released when the session ends.
+    let counted: string | undefined;
+    const admitClient = (client: string): Reply | undefined => {
+      if (!limiter.enterClient(client)) return perClient(client);
+      counted = client;
+      return undefined;
+    };
     active++;
     try {
-      await runSession(t, deps);
+      if (proxied) {
+        // The client is known only after the PROXY header: the session asks.
+        await runSession(t, { ...deps, stressed: () => stressed, admitClient });
+      } else {
+        const refusal = admitClient(address);
+        if (refusal) return await refuseConnection(t, encodeReply(refusal));
+        await runSession(t, stressed ? stressedDeps : deps);
+      }
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
       active--;
-      limiter.release(address);
+      if (counted !== undefined) limiter.leaveClient(counted);
+      limiter.leave();
     }
   };
   const server = setup.tls
     ? await serveNodeTcp(setup.listen, setup.tls, onTransport)
     : serveTcp(setup.listen, onTransport, { reusePort: setup.reusePort });
   return { server, limiter };
+}
+
+function encodeReply(r: Reply): Uint8Array {
+  return new TextEncoder().encode(formatReply(r));
 }
 
 /**

@@ -55,6 +55,12 @@ export interface SessionDeps {
   readonly debugPeer: PeerMatcher;
   /** Whether the service is under stress now (stress mode's lower limits apply). */
   readonly stressed: () => boolean;
+  /**
+   * Behind a PROXY balancer: counts the client from the header against
+   * smtpd_client_connection_count_limit; a reply means over the limit
+   * (send it and hang up). Absent when the client was counted at accept.
+   */
+  readonly admitClient?: (address: string) => Reply | undefined;
 }
 
 /** The notify_classes a session can hit. */
@@ -260,6 +266,15 @@ export class Session {
   async run(): Promise<void> {
     const log = this.deps.log;
     if (this.config.smtpd_upstream_proxy_protocol === "haproxy" && !(await this.#readProxy())) {
+      this.reader.close();
+      this.writer.close();
+      this.transport.close();
+      return;
+    }
+    const overLimit = this.deps.admitClient?.(this.peer.address);
+    if (overLimit) {
+      this.writer.push(formatReply(overLimit));
+      await this.writer.flush(1000).catch(() => {});
       this.reader.close();
       this.writer.close();
       this.transport.close();

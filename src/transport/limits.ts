@@ -1,79 +1,142 @@
 /**
- * Connection limits for daemon mode: a global cap on concurrent sessions
- * (default_process_limit) and a per-client cap
+ * Connection limits for daemon mode, like Postfix's master and anvil: a
+ * global cap on concurrent sessions (default_process_limit), stress mode
+ * near that cap (smtpd_stress_threshold), and a per-client cap
  * (smtpd_client_connection_count_limit, with
- * smtpd_client_event_limit_exceptions, like Postfix's anvil). Refused
- * connections get a 421 and are closed before any session state exists.
+ * smtpd_client_event_limit_exceptions).
+ *
+ * The global slot is taken at accept, before any session state exists; a
+ * connection over the cap is refused at once. The per-client slot is taken
+ * once the client's address is known: at accept, or after the PROXY header
+ * when a load balancer sends one, so that clients behind one balancer are
+ * counted apart.
  *
  * @module
  */
 
-/** Why a connection was refused, or "ok". */
-export type Admission = "ok" | "global" | "client";
+/** Limits for a {@linkcode ConnectionLimiter}. */
+export interface ConnectionLimits {
+  /** Most concurrent sessions (default_process_limit). */
+  readonly global: number;
+  /** Most concurrent sessions per client address (0: no limit). */
+  readonly perClient: number;
+  /** Clients exempt from the per-client limit. */
+  readonly exempt: (address: string) => boolean;
+  /** Percent of {@linkcode global} at which stress mode starts (0: never). @default {0} */
+  readonly stressPercent?: number;
+  /**
+   * Told when the service enters (true) or leaves (false) stress mode,
+   * with the session count then; across threads sharing the counters,
+   * exactly one limiter reports each change.
+   */
+  readonly onStress?: (stressed: boolean, sessions: number) => void;
+}
 
+const TOTAL = 0;
+const STRESS = 1;
+const FIRST_SLOT = 2;
 const SLOTS = 4096;
 
 /**
  * Counts concurrent connections. The counters live in a SharedArrayBuffer
- * so that listener threads (smtpd_listen_threads) share one count; clients
- * are counted in 4096 hashed slots, so two addresses may share a slot
- * (which can only make the per-client limit stricter, never looser).
+ * so that listener threads (smtpd_listen_threads) share one count and one
+ * stress state; clients are counted in 4096 hashed slots, so two addresses
+ * may share a slot (which can only make the per-client limit stricter,
+ * never looser).
+ *
+ * Stress mode starts when a session brings the count to the threshold and
+ * ends when the count falls below three quarters of it, so that a count
+ * that hovers at the threshold does not flip the mode (and the log) with
+ * every connection.
  */
 export class ConnectionLimiter {
-  /** The shared counters: [0] total, [1..] per-client slots. */
+  /** The shared counters: total, stress flag, per-client slots. */
   readonly shared: SharedArrayBuffer;
   #counts: Int32Array;
   #global: number;
   #client: number;
   #exempt: (address: string) => boolean;
+  /** Sessions at which stress starts (0: never). */
+  #stressAt: number;
+  /** Stress ends when the count falls below this. */
+  #calmBelow: number;
+  #onStress: (stressed: boolean, sessions: number) => void;
 
   /**
-   * @param limits global and per-client maximums (0 per client: none), and exempt clients
+   * @param limits the limits, and who hears of stress changes
    * @param shared counters from another thread's limiter, to share its counts
    */
-  constructor(
-    limits: { global: number; perClient: number; exempt: (address: string) => boolean },
-    shared?: SharedArrayBuffer,
-  ) {
+  constructor(limits: ConnectionLimits, shared?: SharedArrayBuffer) {
     this.#global = limits.global;
     this.#client = limits.perClient;
     this.#exempt = limits.exempt;
-    this.shared = shared ?? new SharedArrayBuffer(4 * (1 + SLOTS));
+    const percent = limits.stressPercent ?? 0;
+    this.#stressAt = percent > 0 ? Math.max(1, Math.ceil((limits.global * percent) / 100)) : 0;
+    this.#calmBelow = Math.max(1, Math.ceil((this.#stressAt * 3) / 4));
+    this.#onStress = limits.onStress ?? (() => {});
+    this.shared = shared ?? new SharedArrayBuffer(4 * (FIRST_SLOT + SLOTS));
     this.#counts = new Int32Array(this.shared);
   }
 
   /** Current number of sessions. */
   get total(): number {
-    return Atomics.load(this.#counts, 0);
+    return Atomics.load(this.#counts, TOTAL);
+  }
+
+  /** Whether the service is in stress mode now. */
+  get stressed(): boolean {
+    return Atomics.load(this.#counts, STRESS) === 1;
   }
 
   /**
-   * Admits a connection or says which limit it hits.
-   * @param address the client address
-   * @returns "ok" (call {@linkcode release} later), "global" or "client"
+   * Takes a global slot for a new connection; at the stress threshold,
+   * the service enters stress mode.
+   * @returns "ok" (call {@linkcode leave} later) or "global" (refuse it)
    */
-  admit(address: string): Admission {
-    if (Atomics.add(this.#counts, 0, 1) >= this.#global) {
-      Atomics.sub(this.#counts, 0, 1);
+  enter(): "ok" | "global" {
+    const n = Atomics.add(this.#counts, TOTAL, 1) + 1;
+    if (n > this.#global) {
+      Atomics.sub(this.#counts, TOTAL, 1);
       return "global";
     }
-    const slot = 1 + slotOf(address);
-    const n = Atomics.add(this.#counts, slot, 1);
-    if (this.#client > 0 && n >= this.#client && !this.#exempt(address)) {
-      Atomics.sub(this.#counts, slot, 1);
-      Atomics.sub(this.#counts, 0, 1);
-      return "client";
+    if (
+      this.#stressAt > 0 && n >= this.#stressAt &&
+      Atomics.compareExchange(this.#counts, STRESS, 0, 1) === 0
+    ) {
+      this.#onStress(true, n);
     }
     return "ok";
   }
 
+  /** Gives back a global slot taken by {@linkcode enter}. */
+  leave(): void {
+    const n = Atomics.sub(this.#counts, TOTAL, 1) - 1;
+    if (n < this.#calmBelow && Atomics.compareExchange(this.#counts, STRESS, 1, 0) === 1) {
+      this.#onStress(false, n);
+    }
+  }
+
   /**
-   * Releases an admitted connection.
-   * @param address the client address
+   * Takes a per-client slot for a connection that holds a global slot.
+   * @param address the client address (the proxied one behind a balancer)
+   * @returns true (call {@linkcode leaveClient} later), or false: over the limit
    */
-  release(address: string): void {
-    Atomics.sub(this.#counts, 0, 1);
-    Atomics.sub(this.#counts, 1 + slotOf(address), 1);
+  enterClient(address: string): boolean {
+    const slot = FIRST_SLOT + slotOf(address);
+    const n = Atomics.add(this.#counts, slot, 1);
+    if (this.#client > 0 && n >= this.#client && !this.#exempt(address)) {
+      Atomics.sub(this.#counts, slot, 1);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Gives back a per-client slot taken by {@linkcode enterClient}.
+   * @param address the same address
+   */
+  leaveClient(address: string): void {
+    Atomics.sub(this.#counts, FIRST_SLOT + slotOf(address), 1);
   }
 }
 

@@ -1,0 +1,257 @@
+/**
+ * Stress mode and connection limits end to end: near default_process_limit
+ * new sessions get the smtpd_stress_* limits; over it a client is refused
+ * at once; behind HAProxy (send-proxy) the per-client limit counts the
+ * proxied clients, not the balancer.
+ */
+
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { freePort, makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name:
+    "stress mode: past smtpd_stress_threshold a session gets the stress timeout and error limit",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      [
+        "smtpd_peername_lookup = false",
+        "smtpd_client_connection_count_limit = 0",
+        "default_process_limit = 10",
+        "smtpd_stress_threshold = 80",
+        "smtpd_timeout = 60",
+        "smtpd_stress_timeout = 1",
+        "smtpd_hard_error_limit = 20",
+        "smtpd_stress_hard_error_limit = 1",
+        // Two listener threads share one count and one stress state.
+        "smtpd_listen_threads = 2",
+      ].join("\n"),
+    );
+    const held: RawClient[] = [];
+    try {
+      assert.match(d.log(), /listening on .* \(2 threads\)/);
+      for (let i = 0; i < 8; i++) {
+        const c = await RawClient.connect(d.port);
+        assert.match(await c.reply(), /^220 /);
+        held.push(c);
+      }
+      const first = held[0] as RawClient;
+      // Not stressed (it came first): an error is just an error.
+      await first.send("EHLO c.example\r\nFOO\r\n");
+      const ehlo = await first.reply();
+      assert.equal(await first.reply(), "502 5.5.2 Error: command not recognized\r\n");
+
+      // The 9th: hard error limit 1; nothing in its EHLO tells of stress.
+      const ninth = await RawClient.connect(d.port);
+      assert.match(await ninth.reply(), /^220 /);
+      await ninth.send("EHLO c.example\r\n");
+      assert.equal(await ninth.reply(), ehlo);
+      await ninth.send("FOO\r\n");
+      assert.equal(await ninth.reply(), "502 5.5.2 Error: command not recognized\r\n");
+      assert.equal(await ninth.reply(), "421 4.7.0 mx.test.example Error: too many errors\r\n");
+      assert.equal(await ninth.reply(), "", "disconnected");
+      ninth.close();
+
+      // Another 9th: smtpd_stress_timeout (1 s), not smtpd_timeout (60 s).
+      const idle = await RawClient.connect(d.port);
+      assert.match(await idle.reply(), /^220 /);
+      const t0 = Date.now();
+      assert.equal(
+        await idle.reply(5000),
+        "421 4.4.2 mx.test.example Error: timeout exceeded\r\n",
+      );
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 800 && waited < 5000, `timed out after ${waited} ms`);
+      idle.close();
+
+      // The first client has been idle longer than that and is still served.
+      await first.send("NOOP\r\n");
+      assert.equal(await first.reply(), "250 2.0.0 Ok\r\n");
+
+      await d.waitForLog("warning: service under stress: 8 of 10 sessions");
+      for (const c of held.splice(0)) c.close();
+      await d.waitForLog("service no longer under stress");
+      assert.equal(d.log().match(/service under stress/g)?.length, 1, "entering logged once");
+    } finally {
+      for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "default_process_limit: a client over the limit is refused at once, without a session",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_peername_lookup = false\ndefault_process_limit = 2");
+    const held: RawClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(d.port);
+        assert.match(await c.reply(), /^220 /);
+        held.push(c);
+      }
+      for (let i = 0; i < 3; i++) {
+        const t0 = Date.now();
+        const over = await RawClient.connect(d.port);
+        assert.equal(
+          await over.reply(),
+          "421 4.3.2 mx.test.example Error: too many connections, try again later\r\n",
+        );
+        const took = Date.now() - t0;
+        assert.ok(took < 500, `refusal took ${took} ms`);
+        assert.equal(await over.reply(), "", "closed after the refusal");
+        over.close();
+      }
+      await d.waitForLog("Connection limit exceeded: 2 sessions; refused [127.0.0.1]");
+      // One report for the burst, and no session (no connect line) for a refused client.
+      assert.equal(d.log().match(/Connection limit exceeded/g)?.length, 1);
+      assert.equal(d.log().match(/: connect from /g)?.length, 2);
+      held.pop()?.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await RawClient.connect(d.port);
+      assert.match(await again.reply(), /^220 /, "room again after a client left");
+      again.close();
+    } finally {
+      for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
+
+/** A raw SMTP client from a chosen loopback source address (node:net). */
+class SourceClient {
+  #socket: Socket;
+  #buf = "";
+  #ended = false;
+  #wake: () => void = () => {};
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => {
+      this.#buf += chunk;
+      this.#wake();
+    });
+    const end = () => {
+      this.#ended = true;
+      this.#wake();
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+    socket.on("error", end);
+  }
+
+  static connect(port: number, source: string): Promise<SourceClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: "127.0.0.1", port, localAddress: source }, () => {
+        s.off("error", reject);
+        resolve(new SourceClient(s));
+      });
+      s.once("error", reject);
+    });
+  }
+
+  /** One reply line; "" at end of stream. */
+  async reply(timeoutMs = 10000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const nl = this.#buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = this.#buf.slice(0, nl + 1);
+        this.#buf = this.#buf.slice(nl + 1);
+        return line;
+      }
+      if (this.#ended) return "";
+      if (Date.now() > end) throw new Error(`no reply; have ${JSON.stringify(this.#buf)}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        timer = setTimeout(r, Math.max(1, end - Date.now()));
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+Deno.test({
+  name: "behind HAProxy (send-proxy) the per-client limit counts each proxied client",
+  ignore: (await run("sh", ["-c", "command -v haproxy"])).code !== 0,
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      [
+        'smtpd_upstream_proxy_protocol = "haproxy"',
+        "smtpd_peername_lookup = false",
+        "smtpd_client_connection_count_limit = 2",
+        // The balancer (127.0.0.1) is not exempt: counted by it, the 3rd client would be refused.
+        "smtpd_client_event_limit_exceptions = []",
+        "default_process_limit = 20",
+      ].join("\n"),
+    );
+    const dir = await makeWorkDir("haproxy");
+    const front = freePort();
+    const cfg = join(dir, "haproxy.cfg");
+    await Deno.writeTextFile(
+      cfg,
+      `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
+        `frontend smtp\n  bind 127.0.0.1:${front}\n  default_backend mx\n` +
+        `backend mx\n  server a 127.0.0.1:${d.port} send-proxy\n`,
+    );
+    const haproxy = new Deno.Command("haproxy", {
+      args: ["-db", "-f", cfg],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const open: SourceClient[] = [];
+    try {
+      let ready = false;
+      for (let i = 0; i < 50 && !ready; i++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port: front })).close();
+          ready = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      assert.ok(ready, "haproxy listens");
+      const A = "127.0.0.7";
+      const B = "127.0.0.8";
+      for (const source of [A, A, B, B]) {
+        const c = await SourceClient.connect(front, source);
+        open.push(c);
+        assert.match(await c.reply(), /^220 /, `client ${source} admitted`);
+      }
+      const third = await SourceClient.connect(front, A);
+      assert.equal(
+        await third.reply(),
+        `421 4.7.0 mx.test.example Error: too many connections from ${A}\r\n`,
+      );
+      assert.equal(await third.reply(), "", "closed after the refusal");
+      third.close();
+      await d.waitForLog(`Connection concurrency limit exceeded: 2 from [${A}]`);
+      assert.doesNotMatch(d.log(), /too many connections from 127\.0\.0\.1|from \[127\.0\.0\.1\]/);
+      // A's slot is given back when one of its sessions ends.
+      open.shift()?.close();
+      await d.waitForLog(`disconnect from unknown[${A}]`);
+      const again = await SourceClient.connect(front, A);
+      open.push(again);
+      assert.match(await again.reply(), /^220 /, "room for A again");
+    } finally {
+      for (const c of open) c.close();
+      try {
+        haproxy.kill("SIGTERM");
+      } catch { /* gone */ }
+      await haproxy.status;
+      await d.stop();
+    }
+  },
+});
