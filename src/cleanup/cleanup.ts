@@ -120,6 +120,7 @@ export class MessageDraft implements BodySink {
   #recipients: string[];
   #inHeaders = true;
   #headers: HeaderBlock;
+  #headerLimit: number;
   #heldBytes = 0;
   #continuing = false;
   #refused: { reply: Reply; reason: string } | undefined;
@@ -140,8 +141,10 @@ export class MessageDraft implements BodySink {
     this.#env = env;
     this.#config = config;
     this.#memory = memory;
-    // Every held piece counts its bytes plus 2 against header_size_limit.
-    this.#headers = new HeaderBlock(config.header_size_limit, (config.header_size_limit >> 1) + 1);
+    // Every held piece counts its bytes plus 2 against header_size_limit
+    // (HeaderBlock keeps offsets below 2^30).
+    this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
+    this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
     this.#recipients = [...env.recipients];
     const bcc = config.always_bcc.trim();
     if (bcc && !this.#recipients.includes(bcc)) this.#recipients.push(bcc);
@@ -186,7 +189,7 @@ export class MessageDraft implements BodySink {
       const len = end - start;
       const holds = this.#continuing || isHeaderStart(buf, start, end) ||
         (this.#headers.count > 0 && isContinuation(buf, start, end));
-      if (holds && this.#heldBytes + len <= this.#config.header_size_limit) {
+      if (holds && this.#heldBytes + len <= this.#headerLimit) {
         const h = this.#headers;
         const after = h.memoryAfter(len);
         if (after > h.memory && !this.#memory.ensure(after + this.#records)) {
@@ -224,7 +227,7 @@ export class MessageDraft implements BodySink {
   ): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
     if (this.#file.offset + (end - start) + count > this.#records && this.#recordsFull()) {
-      return this.#outOfMemory("record buffers", this.#records);
+      return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
     }
     return this.#store(() => this.#file.lines(buf, start, end, lens, count));
   }
@@ -235,7 +238,7 @@ export class MessageDraft implements BodySink {
 
   #writeRange(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#file.offset + (end - start) + 6 > this.#records && this.#recordsFull()) {
-      return this.#outOfMemory("record buffers", this.#records);
+      return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
     }
     return this.#store(() => this.#file.line(buf, start, end, partial));
   }
