@@ -4,7 +4,10 @@
  * for smtpd. It prepends our Received: header, adds Message-ID: and Date:
  * when missing (and From: for local submissions), adds the always_bcc
  * recipient, and enforces hopcount_limit. Only the header block is
- * buffered; body lines stream to the queue file.
+ * buffered (one byte buffer for all its lines, see header_block.ts); body
+ * lines stream to the queue file. What a message holds in memory is
+ * reserved against the process's memory budget as it grows; without room
+ * the message is refused with 452 4.3.1 and let go at once.
  *
  * @module
  */
