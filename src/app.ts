@@ -41,6 +41,7 @@ import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
 import { findQueueFile, listQueue, PoolLock, QueueStore, recoverQueue } from "./queue/mod.ts";
 import { FreeSpace } from "./queue/free_space.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
+import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import {
   type ListenAddress,
   parseListenAddress,
@@ -217,6 +218,7 @@ function buildDeps(
   logger: Logger,
   queue: "incoming" | "maildrop",
   space: FreeSpace,
+  memory: MemoryBudget,
 ): {
   deps: SessionDeps;
   store: QueueStore;
@@ -247,6 +249,7 @@ function buildDeps(
     // Stand-alone mode is never under stress; daemon mode's listener
     // decides per connection (startListening).
     stressed: () => false,
+    memory,
   };
   return { deps, store, wake, space };
 }
@@ -354,6 +357,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
           logger,
           "maildrop",
           await FreeSpace.measuring(config.queue_directory),
+          await memoryBudget(config),
         ),
       );
     case "serve":
@@ -364,12 +368,23 @@ export async function runCli(args: readonly string[]): Promise<number> {
           logger,
           "incoming",
           await FreeSpace.measuring(config.queue_directory),
+          await memoryBudget(config),
         ),
         listen,
         { file: opts.configFile, overrides: opts.overrides, verbose: opts.verbose },
         await tlsContext(loaded),
       );
   }
+}
+
+/**
+ * The process's memory budget: smtpd_memory_budget, or when 0 a share of
+ * V8's heap limit (measured once, here on the main thread).
+ * @param config the configuration
+ * @returns the budget, shared with listener threads
+ */
+async function memoryBudget(config: Config): Promise<MemoryBudget> {
+  return MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
 }
 
 /**
@@ -666,6 +681,7 @@ async function runServe(
           shared: main.limiter.shared,
           poolLock: PoolLock.shared().buffer,
           freeSpace: space.shared,
+          memory: deps.memory.shared,
         }),
       );
     }
@@ -714,6 +730,8 @@ export interface WorkerInit {
   poolLock: SharedArrayBuffer;
   /** The main thread's free-space figure ({@linkcode FreeSpace}). */
   freeSpace: SharedArrayBuffer;
+  /** The process's memory budget ({@linkcode MemoryBudget}). */
+  memory: SharedArrayBuffer;
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -769,6 +787,7 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
     logger,
     "incoming",
     FreeSpace.reading(init.freeSpace),
+    MemoryBudget.adopt(init.memory),
   );
   await store.prefill("incoming");
   await startListening({

@@ -4,7 +4,10 @@
  * for smtpd. It prepends our Received: header, adds Message-ID: and Date:
  * when missing (and From: for local submissions), adds the always_bcc
  * recipient, and enforces hopcount_limit. Only the header block is
- * buffered; body lines stream to the queue file.
+ * buffered (one byte buffer for all its lines, see header_block.ts); body
+ * lines stream to the queue file. What a message holds in memory is
+ * reserved against the process's memory budget as it grows; without room
+ * the message is refused with 452 4.3.1 and let go at once.
  *
  * @module
  */
@@ -13,7 +16,8 @@ import type { Config } from "../config/mod.ts";
 import type { BodySink } from "../io/dot_reader.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
-import { headerName, isContinuation, isHeaderStart, scanHeaders } from "./headers.ts";
+import { HeaderBlock } from "./header_block.ts";
+import { isContinuation, isHeaderStart } from "./headers.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
 /** Who sent the message, for Received: and the envelope attributes. */
@@ -47,7 +51,6 @@ export type CleanupResult =
   | { kind: "refused"; reply: Reply; reason: string };
 
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 const EMPTY = new Uint8Array(0);
 
 /** The settings cleanup uses. */
@@ -73,19 +76,43 @@ export class Cleanup {
   /**
    * Opens a queue file for a message.
    * @param env the envelope
+   * @param memory the message's reservation against the memory budget
    * @returns the draft that receives body lines
    * @throws {QueueWriteError} when no queue file can be created
    */
-  begin(env: MessageEnvelope): Promise<MessageDraft> {
+  begin(env: MessageEnvelope, memory?: MemoryReservation): Promise<MessageDraft> {
     const file = this.#store.create(env.queue, env.arrival);
-    return Promise.resolve(new MessageDraft(file, env, this.#config));
+    return Promise.resolve(new MessageDraft(file, env, this.#config, memory));
   }
 }
 
-interface HeldLine {
-  bytes: Uint8Array;
-  partial: boolean;
+/**
+ * What a message may hold in memory: a reservation against the process's
+ * memory budget (the session's `MemoryHold`).
+ */
+export interface MemoryReservation {
+  /** Makes sure `total` bytes are reserved; false when the budget has no room. */
+  ensure(total: number): boolean;
+  /** Gives back what is reserved beyond `total` bytes. */
+  trim(total: number): void;
 }
+
+/** A reservation that always has room (tests, tools). */
+export const UNLIMITED: MemoryReservation = { ensure: () => true, trim: () => {} };
+
+/**
+ * What a message reserves at DATA, before its first line: the first record
+ * buffer and the first header buffers.
+ */
+export const DRAFT_FIRST_MEMORY = 16 * 1024;
+/**
+ * The most a queue file's record buffers hold: two of them (double
+ * buffering), each up to 512 KiB (a flush at 256 KiB, the last record
+ * past it doubles the buffer).
+ */
+const RECORDS_MAX = 1024 * 1024;
+/** Record-buffer reservations grow in steps of this many bytes. */
+const RECORDS_STEP = 64 * 1024;
 
 /** One message being received: a {@linkcode BodySink} over a queue file. */
 export class MessageDraft implements BodySink {
@@ -95,18 +122,32 @@ export class MessageDraft implements BodySink {
   #config: CleanupConfig;
   #recipients: string[];
   #inHeaders = true;
-  #held: HeldLine[] = [];
+  #headers: HeaderBlock;
+  #headerLimit: number;
   #heldBytes = 0;
   #continuing = false;
   #refused: { reply: Reply; reason: string } | undefined;
   #writeError: Error | undefined;
   #messageId = "";
+  #memory: MemoryReservation;
+  /** Bytes reserved for the record buffers: they hold at most what was written. */
+  #records = DRAFT_FIRST_MEMORY;
 
-  constructor(file: QueueFile, env: MessageEnvelope, config: CleanupConfig) {
+  constructor(
+    file: QueueFile,
+    env: MessageEnvelope,
+    config: CleanupConfig,
+    memory: MemoryReservation = UNLIMITED,
+  ) {
     this.id = file.id;
     this.#file = file;
     this.#env = env;
     this.#config = config;
+    this.#memory = memory;
+    // Every held piece counts its bytes plus 2 against header_size_limit
+    // (HeaderBlock keeps offsets below 2^30).
+    this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
+    this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
     this.#recipients = [...env.recipients];
     const bcc = config.always_bcc.trim();
     if (bcc && !this.#recipients.includes(bcc)) this.#recipients.push(bcc);
@@ -136,22 +177,35 @@ export class MessageDraft implements BodySink {
     });
   }
 
+  /**
+   * Bytes this message holds in memory for its header block (reserved
+   * against the memory budget with the record buffers' share).
+   */
+  get headerMemory(): number {
+    return this.#headers.memory;
+  }
+
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
     if (this.#inHeaders) {
-      const bytes = buf.subarray(start, end);
-      const holds = this.#continuing || isHeaderStart(bytes) ||
-        (this.#held.length > 0 && isContinuation(bytes));
-      if (holds && this.#heldBytes + bytes.length <= this.#config.header_size_limit) {
-        this.#held.push({ bytes: bytes.slice(), partial });
-        this.#heldBytes += bytes.length + 2;
+      const len = end - start;
+      const holds = this.#continuing || isHeaderStart(buf, start, end) ||
+        (this.#headers.count > 0 && isContinuation(buf, start, end));
+      if (holds && this.#heldBytes + len <= this.#headerLimit) {
+        const h = this.#headers;
+        const after = h.memoryAfter(len);
+        if (after > h.memory && !this.#memory.ensure(after + this.#records)) {
+          return this.#outOfMemory("header block", after);
+        }
+        h.append(buf, start, end, partial);
+        this.#heldBytes += len + 2;
         this.#continuing = partial;
         return;
       }
       this.#endHeaders();
       if (this.#refused) return;
-      if (bytes.length > 0) {
+      if (len > 0) {
         // The body began without an empty line: add one, as Postfix does.
         // (The DATA reader waits for this call, so buf stays valid.)
         const r = this.#write(EMPTY, false);
@@ -175,6 +229,9 @@ export class MessageDraft implements BodySink {
     count: number,
   ): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    if (this.#file.offset + (end - start) + count > this.#records && this.#recordsFull()) {
+      return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
+    }
     return this.#store(() => this.#file.lines(buf, start, end, lens, count));
   }
 
@@ -183,7 +240,40 @@ export class MessageDraft implements BodySink {
   }
 
   #writeRange(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    if (this.#file.offset + (end - start) + 6 > this.#records && this.#recordsFull()) {
+      return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
+    }
     return this.#store(() => this.#file.line(buf, start, end, partial));
+  }
+
+  /**
+   * Reserves the next step of record-buffer memory, up to what two record
+   * buffers can hold (past that the file is written as it grows).
+   * @returns true when the budget has no room for it
+   */
+  #recordsFull(): boolean {
+    if (this.#records >= RECORDS_MAX) return false;
+    const next = Math.min(RECORDS_MAX, this.#records + RECORDS_STEP);
+    if (!this.#memory.ensure(this.#headers.memory + next)) return true;
+    this.#records = next;
+    return false;
+  }
+
+  /**
+   * The memory budget has no room: the message is refused with 452 4.3.1
+   * at its end (the DATA reader reads on; nothing more is stored) and what
+   * it holds is let go at once.
+   */
+  #outOfMemory(what: string, wanted: number): Promise<void> {
+    this.#refused = {
+      reply: REPLY.insufficientStorage,
+      reason:
+        `memory budget exhausted (smtpd_memory_budget): no room for ${wanted} bytes of ${what}`,
+    };
+    this.#inHeaders = false;
+    this.#headers = new HeaderBlock(0, 0);
+    this.#memory.trim(0);
+    return this.#file.abort();
   }
 
   /**
@@ -206,18 +296,8 @@ export class MessageDraft implements BodySink {
   /** Emits Received:, the held headers, and any missing headers. */
   #endHeaders(): void {
     this.#inHeaders = false;
-    const fields: { name: string; value: string }[] = [];
-    for (const h of this.#held) {
-      if (isHeaderStart(h.bytes)) {
-        const text = latin1.decode(h.bytes);
-        const colon = text.indexOf(":");
-        fields.push({ name: headerName(h.bytes), value: text.slice(colon + 1) });
-      } else if (fields.length > 0) {
-        const last = fields[fields.length - 1];
-        if (last) last.value += latin1.decode(h.bytes);
-      }
-    }
-    const facts = scanHeaders(fields);
+    const headers = this.#headers;
+    const facts = headers.facts();
     if (facts.received + 1 >= this.#config.hopcount_limit) {
       this.#refused = {
         reply: REPLY.tooManyHops,
@@ -242,8 +322,14 @@ export class MessageDraft implements BodySink {
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
       : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
-    for (const h of this.#held) this.#write(h.bytes, h.partial);
-    this.#held = [];
+    // header_size_limit may have cut a long line: the block ends with it.
+    headers.closeLastLine();
+    headers.forEach((bytes, start, end, partial) => {
+      if (!this.#refused) this.#writeRange(bytes, start, end, partial);
+    });
+    if (this.#refused) return;
+    this.#headers = new HeaderBlock(0, 0);
+    this.#memory.trim(this.#records);
     this.#messageId = facts.messageId ??
       `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
     if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
@@ -259,6 +345,14 @@ export class MessageDraft implements BodySink {
    * @returns queued (on stable storage) or refused
    */
   async finish(size: number): Promise<CleanupResult> {
+    try {
+      return await this.#finish(size);
+    } finally {
+      this.#memory.trim(0);
+    }
+  }
+
+  async #finish(size: number): Promise<CleanupResult> {
     if (this.#inHeaders) this.#endHeaders();
     if (this.#refused) {
       await this.#file.abort();
@@ -291,6 +385,8 @@ export class MessageDraft implements BodySink {
 
   /** Throws the message away (client gone, too big, refused by policy). */
   async abort(): Promise<void> {
+    this.#headers = new HeaderBlock(0, 0);
+    this.#memory.trim(0);
     await this.#file.abort();
   }
 }

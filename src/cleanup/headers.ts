@@ -1,6 +1,7 @@
 /**
  * Recognizes header lines (RFC 5322 §2.2) and the fields cleanup cares
- * about, working on raw bytes so 8-bit headers pass unchanged.
+ * about, working on raw bytes in place (`buf[start, end)`), so 8-bit
+ * headers pass unchanged and no view or string is made per line.
  *
  * @module
  */
@@ -17,13 +18,15 @@ const COLON = 58;
 
 /**
  * Whether a line starts a header field: a name of printable ASCII except ":", then ":".
- * @param line the line bytes
+ * @param buf the bytes holding the line
+ * @param start where the line begins
+ * @param end where it ends
  * @returns true for "Name:" lines
  */
-export function isHeaderStart(line: Uint8Array): boolean {
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as number;
-    if (c === COLON) return i > 0;
+export function isHeaderStart(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    if (c === COLON) return i > start;
     if (c < 33 || c > 126) return false;
   }
   return false;
@@ -31,37 +34,28 @@ export function isHeaderStart(line: Uint8Array): boolean {
 
 /**
  * Whether a line continues the previous header (starts with SP or HTAB).
- * @param line the line bytes
+ * @param buf the bytes holding the line
+ * @param start where the line begins
+ * @param end where it ends
  * @returns true for folded continuation lines
  */
-export function isContinuation(line: Uint8Array): boolean {
-  return line.length > 0 && (line[0] === 32 || line[0] === 9);
+export function isContinuation(buf: Uint8Array, start: number, end: number): boolean {
+  return end > start && (buf[start] === 32 || buf[start] === 9);
 }
 
 /**
- * The lower-cased field name of a header line.
- * @param line a line for which {@linkcode isHeaderStart} holds
- * @returns the name
+ * Whether a header line's field name is `name`, in any case.
+ * @param buf the bytes holding the line (one for which {@linkcode isHeaderStart} holds)
+ * @param start where the line begins
+ * @param end where it ends
+ * @param name the lower-case field name
+ * @returns true when the line is "name:..."
  */
-export function headerName(line: Uint8Array): string {
-  const colon = line.indexOf(COLON);
-  let name = "";
-  for (let i = 0; i < colon; i++) name += String.fromCharCode((line[i] as number) | 0x20);
-  return name;
-}
-
-/**
- * Scans complete header fields (each possibly multi-line, joined) for the facts cleanup needs.
- * @param fields each field's first line name and full text
- * @returns the facts
- */
-export function scanHeaders(fields: readonly { name: string; value: string }[]): HeaderFacts {
-  const facts: HeaderFacts = { received: 0, messageId: undefined, hasDate: false, hasFrom: false };
-  for (const f of fields) {
-    if (f.name === "received") facts.received++;
-    else if (f.name === "message-id") facts.messageId ??= f.value.trim();
-    else if (f.name === "date") facts.hasDate = true;
-    else if (f.name === "from") facts.hasFrom = true;
+export function isField(buf: Uint8Array, start: number, end: number, name: string): boolean {
+  const n = name.length;
+  if (end - start <= n || buf[start + n] !== COLON) return false;
+  for (let i = 0; i < n; i++) {
+    if (((buf[start + i] as number) | 0x20) !== name.charCodeAt(i)) return false;
   }
-  return facts;
+  return true;
 }

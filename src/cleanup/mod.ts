@@ -4,6 +4,12 @@
  * @module
  */
 
-export { Cleanup, MessageDraft } from "./cleanup.ts";
-export type { CleanupConfig, CleanupResult, MessageEnvelope, MessageOrigin } from "./cleanup.ts";
+export { Cleanup, DRAFT_FIRST_MEMORY, MessageDraft, UNLIMITED } from "./cleanup.ts";
+export type {
+  CleanupConfig,
+  CleanupResult,
+  MemoryReservation,
+  MessageEnvelope,
+  MessageOrigin,
+} from "./cleanup.ts";
 export { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";

@@ -34,6 +34,7 @@ import { COMMANDS, isVerb } from "./command_table.ts";
 import type { SessionPhase } from "./phase.ts";
 import type { Transaction } from "./transaction.ts";
 import { type SessionLimits, sessionLimits } from "./limits.ts";
+import type { MemoryBudget, MemoryHold } from "./memory_budget.ts";
 
 /** Everything a session needs from outside; only app.ts builds the real ones. */
 export interface SessionDeps {
@@ -61,6 +62,8 @@ export interface SessionDeps {
    * (send it and hang up). Absent when the client was counted at accept.
    */
   readonly admitClient?: (address: string) => Reply | undefined;
+  /** The process's memory budget for messages in progress (smtpd_memory_budget). */
+  readonly memory: MemoryBudget;
 }
 
 /** The notify_classes a session can hit. */
@@ -114,6 +117,8 @@ export class Session {
   readonly notices = new Set<NoticeClass>();
   /** Log every command and reply (debug_peer_list, -v). */
   chat = false;
+  /** The session's share of the memory budget (its line buffer grown for DATA). */
+  readonly memory: MemoryHold;
   #closed = false;
   #pendingFirst: Promise<void> | undefined;
 
@@ -133,6 +138,7 @@ export class Session {
       beforeBlock: () => this.writer.flush(),
     });
     this.dns = deps.policy.sessionResolver();
+    this.memory = deps.memory.hold();
     const p = transport.peer;
     if (p.kind === "network") {
       this.peer = { name: p.name, address: p.address };
@@ -327,6 +333,7 @@ export class Session {
       await this.writer.flush(1000).catch(() => {});
       this.writer.close();
       this.reader.close();
+      this.memory.release();
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);

@@ -3,11 +3,15 @@
  * the cleanup writer, then "250 2.0.0 Ok: queued as ID" only once the queue
  * file is complete and on stable storage. Too big: 552 after reading to the
  * end. Client gone: the file is removed, nothing half-written stays.
+ * Memory: the session's line buffer (it grows for DATA) and the message's
+ * header block and record buffers are reserved against the process's
+ * memory budget; without room, 452 4.3.1 at DATA, or after the body when
+ * the budget runs out on the way (nothing is queued).
  *
  * @module
  */
 
-import type { MessageDraft } from "../../cleanup/mod.ts";
+import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
 import { readDotBody } from "../../io/dot_reader.ts";
 import { formatReply, REPLY, reply } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
@@ -23,6 +27,23 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
   const space = checkSpace(s);
   if (space) return { reply: space };
   const log = s.deps.log;
+  const memory = s.deps.memory.hold();
+  if (!s.memory.ensure(lineBufferBytes(s)) || !memory.ensure(DRAFT_FIRST_MEMORY)) {
+    memory.release();
+    const budget = s.deps.memory;
+    log.reject({
+      stage: "DATA",
+      peer: s.peer,
+      reply: REPLY.insufficientStorage,
+      from: tx.senderText,
+      proto: s.protocol,
+      helo: s.helo,
+    });
+    log.warning(
+      `memory budget exhausted: ${budget.used} of ${budget.limit} bytes (smtpd_memory_budget) held by messages in progress`,
+    );
+    return { reply: REPLY.insufficientStorage };
+  }
   const arrival = s.deps.clock();
   let draft: MessageDraft;
   try {
@@ -41,13 +62,36 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
         local: s.local,
         ...(s.transport.tls ? { tls: s.transport.tls } : {}),
       },
-    });
+    }, memory);
   } catch (err) {
+    memory.release();
     log.warning(`cannot create queue file: ${(err as Error).message}`);
     return { reply: err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError };
   }
   log.client(draft.id, s.peer);
   s.writer.push(formatReply(REPLY.startData));
+  try {
+    return await receive(s, draft);
+  } finally {
+    memory.release();
+    // The line buffer keeps its size for the session: keep what it holds.
+    s.memory.trim(s.reader.buffer.byteLength);
+  }
+}
+
+/**
+ * The most the line reader's buffer grows to in DATA: 64 KiB, or twice a
+ * line when line_length_limit is larger.
+ */
+function lineBufferBytes(s: Session): number {
+  return Math.max(65536, 2 * (s.config.line_length_limit + 2));
+}
+
+/** 354, the body, then the queue file committed or thrown away. */
+async function receive(s: Session, draft: MessageDraft): Promise<CommandResult> {
+  const tx = s.tx;
+  if (!tx) return { reply: REPLY.needMail };
+  const log = s.deps.log;
   let body;
   try {
     body = await readDotBody(s.reader, draft, {
