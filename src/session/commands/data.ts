@@ -111,5 +111,6 @@ export async function handleData(arg: string, s: Session): Promise<CommandResult
   log.messageId(result.id, result.messageId);
   log.queued(result.id, tx.senderText, result.size, result.recipients);
   s.errorCount = 0;
+  s.junkCommands = 0;
   return { reply: reply(250, "0.0", `Ok: queued as ${result.id}`) };
 }
