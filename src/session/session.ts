@@ -269,7 +269,7 @@ export class Session {
     }
     try {
       if (!this.local && this.config.smtpd_peername_lookup) {
-        const n = await lookupClientName(this.peer.address, this.dns);
+        const n = await lookupClientName(this.peer.address, this.dns, (t) => log.warning(t));
         this.peer = { name: n.name, address: this.peer.address };
         this.reverseName = n.reverseName;
         this.nameStatus = n.nameStatus;
