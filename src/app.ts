@@ -37,7 +37,7 @@ import {
   parseIp,
 } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
-import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
+import { qmgrFlushTrigger, TriggerClock, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
 import { findQueueFile, listQueue, PoolLock, QueueStore, recoverQueue } from "./queue/mod.ts";
 import { FreeSpace } from "./queue/free_space.ts";
 import { runSession, type SessionDeps } from "./session/mod.ts";
@@ -682,6 +682,7 @@ async function runServe(
           poolLock: PoolLock.shared().buffer,
           freeSpace: space.shared,
           memory: deps.memory.shared,
+          triggerClock: TriggerClock.shared().buffer,
         }),
       );
     }
@@ -732,6 +733,8 @@ export interface WorkerInit {
   freeSpace: SharedArrayBuffer;
   /** The process's memory budget ({@linkcode MemoryBudget}). */
   memory: SharedArrayBuffer;
+  /** The process's last trigger writes ({@linkcode TriggerClock}). */
+  triggerClock: SharedArrayBuffer;
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -781,6 +784,7 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   const logger = makeLogger(loaded.config, init.verbose);
   const policy = buildPolicy(loaded, logger);
   PoolLock.adopt(init.poolLock);
+  TriggerClock.adopt(init.triggerClock);
   const { deps, store } = buildDeps(
     loaded,
     policy,

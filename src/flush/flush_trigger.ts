@@ -5,10 +5,13 @@
  * services) or a UNIX-domain stream socket ("unix" services). It never
  * blocks the session: a missing endpoint, a FIFO without a reader, or an
  * endpoint that does not take the bytes within the timeout is
- * "unavailable".
+ * "unavailable". Writes to each endpoint are coalesced process-wide
+ * (trigger_gate.ts): a client that floods ETRN makes at most one a second.
  *
  * @module
  */
+
+import { TriggerGate, type TriggerGateOptions } from "./trigger_gate.ts";
 
 /** The outcome of a trigger. */
 export type FlushOutcome = "started" | "unavailable";
@@ -101,50 +104,76 @@ async function writeSocket(
 }
 
 /**
- * The ETRN trigger: FADI to `<queue_directory>/public/qmgr`, within one second.
+ * The ETRN trigger: FADI to `<queue_directory>/public/qmgr`, within one
+ * second, at most once a second in the whole process
+ * ({@linkcode TriggerGate}). An ETRN while the gate is shut is answered
+ * "started" when the endpoint is there (one FADI goes out when the second
+ * ends, for every ETRN meanwhile), "unavailable" when it is not. A FADI
+ * that reached nobody does not shut the gate.
  * @param queueDirectory the queue directory
+ * @param options the gate's interval and clock (tests)
  * @returns the trigger
  */
-export function qmgrFlushTrigger(queueDirectory: string): FlushTrigger {
+export function qmgrFlushTrigger(
+  queueDirectory: string,
+  options: TriggerGateOptions = {},
+): FlushTrigger {
   const path = `${queueDirectory}/public/qmgr`;
-  return { request: () => triggerEndpoint(path, FLUSH_REQUEST, 1000) };
+  const gate = new TriggerGate(
+    "qmgr FADI",
+    async () => await triggerEndpoint(path, FLUSH_REQUEST, 1000) === "started",
+    { ...options, failureCounts: false },
+  );
+  return {
+    async request() {
+      const outcome = await gate.request();
+      if (outcome === "sent") return "started";
+      if (outcome === "failed") return "unavailable";
+      return await endpointPresent(path) ? "started" : "unavailable";
+    },
+  };
+}
+
+async function endpointPresent(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFifo === true || info.isSocket === true;
+  } catch {
+    return false;
+  }
 }
 
 /** Coalesced wakeups of one Postfix daemon. */
 export interface Wakeup {
   /** Asks for a wakeup (call after each committed queue file). */
   wake(): void;
-  /** Resolves when no wakeup is in flight (stand-alone mode waits before exiting). */
+  /** Resolves when no wakeup is in flight or waiting (stand-alone mode waits before exiting). */
   settled(): Promise<void>;
 }
 
 /**
  * Coalesced wakeups of a Postfix daemon after new queue files: at most one
- * trigger in flight, and one more after it when more files arrived
- * meanwhile. Failures are silent (no Postfix behind us is normal).
+ * write a second per endpoint in the whole process, and one more at the
+ * end of the second when more files arrived meanwhile. Failures are
+ * silent (no Postfix behind us is normal) and shut the gate as well, so
+ * an absent endpoint is looked for once a second at most.
  * @param path the endpoint (public/qmgr for incoming/, public/pickup for maildrop/)
+ * @param options the gate's interval and clock (tests)
  * @returns the wakeup handle
  */
-export function wakeupTrigger(path: string): Wakeup {
-  let running: Promise<void> | undefined;
-  let again = false;
-  let absentUntil = 0; // no Postfix behind us: look again only after a second
-  const run = async () => {
-    do {
-      again = false;
-      if (Date.now() < absentUntil) break;
-      const outcome = await triggerEndpoint(path, WAKEUP_REQUEST, 1000);
-      if (outcome === "unavailable") absentUntil = Date.now() + 1000;
-    } while (again);
-    running = undefined;
-  };
+export function wakeupTrigger(path: string, options: TriggerGateOptions = {}): Wakeup {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const gate = new TriggerGate(
+    `${name} ${WAKEUP_REQUEST}`,
+    async () => await triggerEndpoint(path, WAKEUP_REQUEST, 1000) === "started",
+    { ...options, failureCounts: true },
+  );
   return {
     wake() {
-      if (running) again = true;
-      else running = run();
+      void gate.request();
     },
-    async settled() {
-      while (running) await running;
+    settled() {
+      return gate.settled();
     },
   };
 }

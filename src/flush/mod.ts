@@ -12,3 +12,5 @@ export {
   wakeupTrigger,
 } from "./flush_trigger.ts";
 export type { FlushOutcome, FlushTrigger, Wakeup } from "./flush_trigger.ts";
+export { TriggerClock, TriggerGate } from "./trigger_gate.ts";
+export type { GateOutcome, TriggerGateOptions } from "./trigger_gate.ts";

@@ -2,9 +2,12 @@
  * Log lines in syslog's shape (RFC 3164 style, as Postfix writes them):
  * `Mon DD hh:mm:ss host postfix/smtpd[pid]: text`, written to stderr.
  * Severity words follow Postfix: "warning: ", "fatal: ", "error: ".
+ * Every line's text passes {@linkcode sanitizeLogText} before any sink.
  *
  * @module
  */
+
+import { sanitizeLogText } from "./sanitize.ts";
 
 /** Verbosity: 0 normal, 1+ verbose (-v, debug_peer_level). */
 export type Verbosity = number;
@@ -77,7 +80,8 @@ export class Logger {
   }
 
   #emit(text: string, severity: number): void {
-    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${text}\n`;
+    // Every line, whatever wrote it, is made safe here, before any sink.
+    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(text)}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }
 }

@@ -7,6 +7,7 @@
 
 import { type Reply, replyForLog } from "../protocol/reply.ts";
 import type { Logger } from "./logger.ts";
+import { quoteAddress } from "./quote_address.ts";
 
 /** A client as logs show it: `name[address]`. */
 export interface LogPeer {
@@ -70,7 +71,9 @@ export class MailLog {
 
   /** `ID: from=<a>, size=N, nrcpt=N (queue active)` */
   queued(id: string, from: string, size: number, nrcpt: number): void {
-    this.logger.info(`${id}: from=<${from}>, size=${size}, nrcpt=${nrcpt} (queue active)`);
+    this.logger.info(
+      `${id}: from=<${quoteAddress(from)}>, size=${size}, nrcpt=${nrcpt} (queue active)`,
+    );
   }
 
   /**
@@ -89,8 +92,8 @@ export class MailLog {
     },
   ): void {
     let tail = "";
-    if (event.from !== undefined) tail += ` from=<${event.from}>`;
-    if (event.to !== undefined) tail += ` to=<${event.to}>`;
+    if (event.from !== undefined) tail += ` from=<${quoteAddress(event.from)}>`;
+    if (event.to !== undefined) tail += ` to=<${quoteAddress(event.to)}>`;
     tail += ` proto=${event.proto}`;
     if (event.helo !== undefined) tail += ` helo=<${event.helo}>`;
     this.logger.info(

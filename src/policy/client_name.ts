@@ -3,13 +3,18 @@
  * address (reverse name), then forward confirmation (the name's A/AAAA
  * records must include the address). Unconfirmed or missing names are
  * "unknown"; a temporary DNS failure is remembered as such, so
- * reject_unknown_client_hostname answers 450, not 5xx.
+ * reject_unknown_client_hostname answers 450, not 5xx. As in Postfix, a
+ * PTR answer that is not a valid host name (characters other than letters,
+ * digits, "-" and "_", a label over 63 or a name over 255 characters, an
+ * all-numeric name) is no name at all: "unknown" for both names, with a
+ * warning, so it never reaches the logs, Received: or the restrictions.
  *
  * @module
  */
 
 import { parseIp } from "./cidr.ts";
 import type { ClientNameStatus } from "./context.ts";
+import { isValidHostname } from "./hostname.ts";
 import { type DnsResolver, reverseName } from "./resolver.ts";
 
 /** The outcome of the client name lookups. */
@@ -24,9 +29,14 @@ export interface ClientName {
  * Looks up and confirms the client's name.
  * @param address the client IP address
  * @param dns the resolver
+ * @param warn where a malformed PTR answer is reported
  * @returns the verified and reverse names with their statuses
  */
-export async function lookupClientName(address: string, dns: DnsResolver): Promise<ClientName> {
+export async function lookupClientName(
+  address: string,
+  dns: DnsResolver,
+  warn: (text: string) => void = () => {},
+): Promise<ClientName> {
   const unknown = (s: ClientNameStatus): ClientName => ({
     name: "unknown",
     nameStatus: s,
@@ -38,6 +48,12 @@ export async function lookupClientName(address: string, dns: DnsResolver): Promi
   const ptr = await dns.query(q, "PTR");
   if (ptr.kind !== "ok") return unknown(ptr.kind);
   const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
+  if (!isValidHostname(rev)) {
+    // The logger replaces what is unsafe; a long name is cut, as Postfix does.
+    const shown = rev.length > 100 ? `${rev.slice(0, 100)}...` : rev;
+    warn(`malformed hostname in the PTR record of ${address}: ${shown}: using "unknown"`);
+    return unknown("notFound");
+  }
   const want = parseIp(address);
   let temp = false;
   for (const type of address.includes(":") ? ["AAAA" as const] : ["A" as const]) {

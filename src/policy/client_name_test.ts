@@ -123,3 +123,44 @@ Deno.test("lookupClientName() queries PTR, then A for IPv4 (never AAAA)", async 
   await lookupClientName("192.0.2.1", dns);
   assert.deepEqual(dns.calls, [`PTR ${PTR_192_0_2_1}`, "A mail.example.com"]);
 });
+
+const MALFORMED: [what: string, ptr: string][] = [
+  ["a space", "bad name.example."],
+  ["brackets", "[192.0.2.1]."],
+  ["control characters", "a\r\nb\x1b.example."],
+  ["a bidi override", "a\u202eb.example."],
+  ["non-ASCII letters", "ü.example."],
+  ["DNS escapes (as the resolver renders odd bytes)", "bad\\040name.example."],
+  ["a label over 63 characters", `${"a".repeat(64)}.example.`],
+  ["a name over 255 characters", `${"abcdefghi.".repeat(26)}example.`],
+  ["only digits and dots (an address)", "192.0.2.1."],
+  ["an empty label", "a..example."],
+];
+
+for (const [what, ptr] of MALFORMED) {
+  Deno.test(`lookupClientName(): a PTR name with ${what} is "unknown", with a warning`, async () => {
+    const rev = ptr.replace(/\.$/, "").toLowerCase();
+    const dns = fakeDns({
+      [PTR_192_0_2_1]: { PTR: [ptr] },
+      [rev]: { A: ["192.0.2.1"] }, // it would even confirm
+    });
+    const warnings: string[] = [];
+    assert.deepEqual(await lookupClientName("192.0.2.1", dns, (t) => warnings.push(t)), {
+      name: "unknown",
+      nameStatus: "notFound",
+      reverseName: "unknown",
+      reverseStatus: "notFound",
+    });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] as string, /^malformed hostname in the PTR record of 192\.0\.2\.1: /);
+    assert.ok((warnings[0] as string).length < 200);
+  });
+}
+
+Deno.test("lookupClientName(): underscores and digits in labels are a valid name", async () => {
+  const dns = fakeDns({
+    [PTR_192_0_2_1]: { PTR: ["mail_1.example."] },
+    "mail_1.example": { A: ["192.0.2.1"] },
+  });
+  assert.equal((await lookupClientName("192.0.2.1", dns)).name, "mail_1.example");
+});

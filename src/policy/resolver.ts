@@ -81,22 +81,58 @@ export function denoResolver(options: { server: string; timeoutMs: number }): Dn
   };
 }
 
+/** Bounds of a per-session DNS cache. */
+export interface DnsCacheLimits {
+  /** Most answers kept. @default {100} */
+  maxEntries?: number;
+  /** Most bytes of names and records kept (answers are counted once they arrive). @default {65536} */
+  maxBytes?: number;
+}
+
 /**
- * A per-session cache in front of a resolver (one answer per name and type).
+ * A per-session cache in front of a resolver (one answer per name and
+ * type), bounded: past `maxEntries` answers or `maxBytes` of names and
+ * records, the least recently used answers are dropped, so a client that
+ * makes the checks look up many distinct names (RCPT domains, HELO names)
+ * costs a bounded amount of memory; a dropped answer is asked again.
  * @param inner the resolver
+ * @param limits the bounds
  * @returns the caching resolver
  */
-export function cachingResolver(inner: DnsResolver): DnsResolver {
-  const cache = new Map<string, Promise<DnsAnswer>>();
+export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {}): DnsResolver {
+  const maxEntries = limits.maxEntries ?? 100;
+  const maxBytes = limits.maxBytes ?? 65536;
+  // Map order is use order: a hit moves its answer to the end.
+  const cache = new Map<string, { answer: Promise<DnsAnswer>; bytes: number }>();
+  let bytes = 0;
+  const trim = () => {
+    for (const [key, entry] of cache) {
+      if (cache.size <= maxEntries && bytes <= maxBytes) break;
+      cache.delete(key);
+      bytes -= entry.bytes;
+    }
+  };
   return {
     query(name, type) {
       const key = `${type} ${name.toLowerCase()}`;
-      let hit = cache.get(key);
-      if (!hit) {
-        hit = inner.query(name, type);
+      const hit = cache.get(key);
+      if (hit) {
+        cache.delete(key);
         cache.set(key, hit);
+        return hit.answer;
       }
-      return hit;
+      const entry = { answer: inner.query(name, type), bytes: 0 };
+      cache.set(key, entry);
+      trim();
+      void entry.answer.then((a) => {
+        if (cache.get(key) !== entry) return; // dropped meanwhile
+        let size = key.length;
+        if (a.kind === "ok") { for (const r of a.records) size += r.length; }
+        entry.bytes = size;
+        bytes += size;
+        trim();
+      }, () => {});
+      return entry.answer;
     },
   };
 }

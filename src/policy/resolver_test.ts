@@ -144,3 +144,44 @@ Deno.test("cachingResolver() caches are independent of each other", async () => 
   await cachingResolver(inner).query("a.example", "A");
   assert.equal(inner.calls.length, 2);
 });
+
+Deno.test("cachingResolver() keeps at most maxEntries answers, dropping the least recently used", async () => {
+  const inner = countingResolver({});
+  const dns = cachingResolver(inner, { maxEntries: 100 });
+  await dns.query("keep.example", "A");
+  for (let i = 0; i < 1000; i++) {
+    await dns.query(`d${i}.example`, "MX");
+    if (i % 50 === 0) await dns.query("keep.example", "A"); // used often: kept
+  }
+  const before = inner.calls.length;
+  await dns.query("keep.example", "A");
+  await dns.query("d999.example", "MX");
+  assert.equal(inner.calls.length, before, "recent answers are still cached");
+  await dns.query("d0.example", "MX");
+  assert.equal(inner.calls.length, before + 1, "an old answer was dropped and is asked again");
+  // 100 answers are held (d0 took the place of d901): keep, d0 and d902-d999.
+  const n = inner.calls.length;
+  for (let i = 902; i < 1000; i++) await dns.query(`d${i}.example`, "MX");
+  assert.equal(inner.calls.length, n);
+  await dns.query("d901.example", "MX");
+  assert.equal(inner.calls.length, n + 1);
+});
+
+Deno.test("cachingResolver() keeps at most maxBytes of answers", async () => {
+  const big = "x".repeat(1000);
+  const inner: DnsResolver & { calls: number } = {
+    calls: 0,
+    query() {
+      this.calls++;
+      return Promise.resolve({ kind: "ok", records: [big, big] } as DnsAnswer);
+    },
+  };
+  const dns = cachingResolver(inner, { maxEntries: 1000, maxBytes: 10_000 });
+  for (let i = 0; i < 50; i++) await dns.query(`t${i}.dnsbl.example`, "TXT");
+  assert.equal(inner.calls, 50);
+  // About 2 KB an answer: the 4 newest fit in 10 KB, older ones were dropped.
+  for (let i = 46; i < 50; i++) await dns.query(`t${i}.dnsbl.example`, "TXT");
+  assert.equal(inner.calls, 50);
+  await dns.query("t0.dnsbl.example", "TXT");
+  assert.equal(inner.calls, 51);
+});

@@ -3,6 +3,9 @@
  * envelope (arrival, sender, recipients, attributes), the content, and
  * whether the file is complete (ready mode and an end record). A truncated
  * or corrupted file is reported as such, never half-shown as a message.
+ * Empty files not marked complete are left out of the list: they are the
+ * daemon's pre-created pool files (file_pool.ts), or files whose first
+ * byte is not written yet, and hold no message.
  *
  * @module
  */
@@ -134,7 +137,18 @@ export async function readQueueFile(
 }
 
 /**
- * Lists every queue file (deferred/ and hold/ may be hashed one level deep).
+ * Whether a queue entry is an empty file never marked complete: a
+ * pre-created pool file (empty, 0600) or one not yet written.
+ * @param st the entry's stat
+ * @returns true when it holds no message yet
+ */
+export function isUnwrittenFile(st: Deno.FileInfo): boolean {
+  return st.isFile && st.size === 0 && ((st.mode ?? 0) & 0o100) === 0;
+}
+
+/**
+ * Lists every queue file (deferred/ and hold/ may be hashed one level
+ * deep), leaving out pool files and others not written yet.
  * @param queueDirectory the queue directory
  * @returns the entries, oldest first
  */
@@ -152,7 +166,13 @@ export async function listQueue(queueDirectory: string): Promise<QueueEntry[]> {
       for (const e of entries) {
         const p = join(d, e.name);
         if (e.isDirectory && depth === 0) await walk(p, 1);
-        else if (e.isFile && isQueueId(e.name)) out.push(await readQueueFile(p, queue));
+        else if (e.isFile && isQueueId(e.name)) {
+          // A file may go between the listing and its stat (a pool file removed at stop).
+          const st = await Deno.stat(p).catch(() => undefined);
+          if (!st || isUnwrittenFile(st)) continue;
+          const entry = await readQueueFile(p, queue).catch(() => undefined);
+          if (entry) out.push(entry);
+        }
       }
     };
     await walk(dir, 0);

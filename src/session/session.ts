@@ -109,6 +109,8 @@ export class Session {
   /** "SMTP" after HELO, "ESMTP" after EHLO. */
   protocol = "SMTP";
   errorCount = 0;
+  /** NOOP/VRFY/ETRN/RSET commands since the last message (smtpd_junk_command_limit). */
+  junkCommands = 0;
   lastVerb = "CONNECT";
   readonly counts = new Map<string, number>();
   /** Every command and reply (message bodies left out), for notify_classes. */
@@ -288,7 +290,7 @@ export class Session {
     }
     try {
       if (!this.local && this.config.smtpd_peername_lookup) {
-        const n = await lookupClientName(this.peer.address, this.dns);
+        const n = await lookupClientName(this.peer.address, this.dns, (t) => log.warning(t));
         this.peer = { name: n.name, address: this.peer.address };
         this.reverseName = n.reverseName;
         this.nameStatus = n.nameStatus;
@@ -473,6 +475,12 @@ export class Session {
             this.unauthPipelining = true;
           }
           result = await COMMANDS[parsed.verb].handler(parsed.arg, this);
+          // As Postfix: past smtpd_junk_command_limit, each junk command is an error.
+          if (
+            JUNK_COMMANDS.has(parsed.verb) && this.junkCommands++ > this.limits.junkCommandLimit
+          ) {
+            this.errorCount++;
+          }
         }
       }
       if (result.gone) {
@@ -494,6 +502,9 @@ export class Session {
     this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
   }
 }
+
+/** The commands smtpd_junk_command_limit counts (cost the client nothing, us something). */
+const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET"]);
 
 /** Connection-level failures: the client went away or the socket broke. */
 function isConnectionError(err: unknown): boolean {

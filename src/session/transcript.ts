@@ -9,6 +9,7 @@
  * @module
  */
 
+import { sanitizeLogText } from "../log/sanitize.ts";
 import type { Session } from "./session.ts";
 
 const encoder = new TextEncoder();
@@ -65,12 +66,20 @@ export class Transcript {
     this.#lines = 0;
   }
 
-  /** @returns the transcript's lines as mailed */
+  /**
+   * The lines as mailed, each made safe as a log line is (no control,
+   * bidi or separator characters can break or disguise the notice).
+   * @returns the transcript's lines
+   */
   lines(): string[] {
     const out: string[] = [];
     for (const text of this.#texts) {
-      if (!text.endsWith("\r\n")) out.push(` In:  ${text}`);
-      else for (const line of text.split("\r\n")) if (line !== "") out.push(` Out: ${line}`);
+      if (!text.endsWith("\r\n")) out.push(` In:  ${sanitizeLogText(text)}`);
+      else {
+        for (const line of text.split("\r\n")) {
+          if (line !== "") out.push(` Out: ${sanitizeLogText(line)}`);
+        }
+      }
     }
     return out;
   }
@@ -87,7 +96,7 @@ export async function sendTranscript(s: Session, classes: readonly string[]): Pr
   const rcpt = cfg.error_notice_recipient.includes("@")
     ? cfg.error_notice_recipient
     : `${cfg.error_notice_recipient}@${cfg.myorigin}`;
-  const client = `${s.peer.name}[${s.peer.address}]`;
+  const client = sanitizeLogText(`${s.peer.name}[${s.peer.address}]`);
   const draft = await s.deps.cleanup.begin({
     queue: s.deps.queue,
     sender: "",

@@ -29,3 +29,15 @@ Deno.test("Transcript: stops recording at 1000 lines", () => {
   assert.equal(t.lineCount, 1000);
   assert.equal(t.lines().at(-1), " In:  NOOP 999");
 });
+
+Deno.test("Transcript: control, bidi and separator characters are replaced in mailed lines", () => {
+  const t = new Transcript();
+  t.received("HELO a\u202eb\u0085c");
+  t.received("MAIL FROM:<x\u2028y@example.com>");
+  t.sent("501 5.5.4 <a\u2066b>: bad\r\n");
+  assert.deepEqual(t.lines(), [
+    " In:  HELO a?b?c",
+    " In:  MAIL FROM:<x?y@example.com>",
+    " Out: 501 5.5.4 <a?b>: bad",
+  ]);
+});

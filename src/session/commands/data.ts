@@ -155,5 +155,6 @@ async function receive(s: Session, draft: MessageDraft): Promise<CommandResult> 
   log.messageId(result.id, result.messageId);
   log.queued(result.id, tx.senderText, result.size, result.recipients);
   s.errorCount = 0;
+  s.junkCommands = 0;
   return { reply: reply(250, "0.0", `Ok: queued as ${result.id}`) };
 }

@@ -1,0 +1,44 @@
+/**
+ * Envelope addresses as log lines show them: the local part quoted when
+ * it is not an RFC 822 dot-string, as Postfix's quote_822_local() does,
+ * so that `MAIL FROM:<"a> to=<x"@example.com>` is logged as
+ * `from=<"a> to=<x"@example.com>` and cannot pass for a to= field.
+ * Eight-bit characters are left as they are (the log sanitizer deals with
+ * the unsafe ones).
+ *
+ * @module
+ */
+
+// Characters that end an RFC 822 atom, besides controls and space.
+const SPECIAL = /[()<>@,;:\\"[\]]/;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+function isDotString(local: string): boolean {
+  if (local === "" || local.startsWith(".") || local.endsWith(".")) return false;
+  if (local.includes("..") || local.includes(" ")) return false;
+  return !SPECIAL.test(local) && !CONTROL.test(local);
+}
+
+/**
+ * Quotes the local part of an address in internal form when it needs it.
+ * A source route (`@a,@b:`) is kept in front as it is; the domain is the
+ * text after the last "@".
+ * @param address the address, unquoted ("local@domain", "local" or "")
+ * @returns the address with its local part quoted where needed
+ */
+export function quoteAddress(address: string): string {
+  if (address === "") return "";
+  let route = "";
+  let rest = address;
+  const colon = address.indexOf(":");
+  if (address.startsWith("@") && colon > 0) {
+    route = address.slice(0, colon + 1);
+    rest = address.slice(colon + 1);
+  }
+  const at = rest.lastIndexOf("@");
+  const local = at < 0 ? rest : rest.slice(0, at);
+  const domain = at < 0 ? "" : rest.slice(at);
+  if (isDotString(local)) return address;
+  return `${route}"${local.replace(/["\\\r]/g, "\\$&")}"${domain}`;
+}
