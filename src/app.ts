@@ -54,6 +54,7 @@ import { VERSION } from "./version.ts";
 import { ConnectionLimiter } from "./transport/limits.ts";
 import { writeAll } from "./io/reply_writer.ts";
 import { closing, formatReply } from "./protocol/reply.ts";
+import { parseIpAddress } from "./protocol/ip.ts";
 
 const encoder = new TextEncoder();
 
@@ -82,11 +83,20 @@ function systemHostname(): string {
 export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   const c = loaded.config;
   const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
-  try {
-    compileNetworks(c.mynetworks, "mynetworks");
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(e.message, at("mynetworks"));
-    throw e;
+  for (const key of ["mynetworks", "smtpd_upstream_proxy_networks"] as const) {
+    try {
+      compileNetworks(c[key], key);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(e.message, at(key));
+      throw e;
+    }
+  }
+  // One IP parser (protocol/ip.ts): an address written here that it refuses
+  // (e.g. "127.0.0.010", octal to the C library) stops the start.
+  for (const h of c.inet_interfaces) {
+    if (looksLikeIp(h) && parseIpAddress(h.replace(/^\[(.*)\]$/, "$1")) === undefined) {
+      throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
+    }
   }
   if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
     throw new ConfigError(
@@ -102,14 +112,19 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   }
   return c.smtpd_listen.map((a) => {
     const parsed = parseListenAddress(a);
-    if (!parsed) {
-      throw new ConfigError(`smtpd_listen: cannot parse "${a}": expected host:port`, {
-        file: loaded.file,
-        key: "smtpd_listen",
-      });
+    if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
+      throw new ConfigError(
+        `smtpd_listen: cannot parse "${a}": expected host:port`,
+        at("smtpd_listen"),
+      );
     }
     return parsed;
   });
+}
+
+/** Whether configuration text is meant as an IP address rather than a host name. */
+function looksLikeIp(text: string): boolean {
+  return /^\[.*\]$/.test(text) || text.includes(":") || /^[0-9.]+$/.test(text);
 }
 
 /**
