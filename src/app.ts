@@ -49,7 +49,7 @@ import {
   type TcpServer,
 } from "./transport/tcp_listener.ts";
 import type { Transport } from "./transport/types.ts";
-import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
+import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
 import { ConnectionLimiter } from "./transport/limits.ts";
 import { writeAll } from "./io/reply_writer.ts";
@@ -488,14 +488,36 @@ async function runStdin(
     deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
     return 1;
   }
-  const peer = peerFromEnv((name) => {
+  const who = standAlonePeer(
+    peerFromEnv((name) => {
+      try {
+        return Deno.env.get(name);
+      } catch {
+        return undefined;
+      }
+    }),
+    stdinKind(),
+  );
+  if (who.kind === "refused") {
+    // Fail closed: a socket without a known peer could be anyone on the network.
+    deps.log.logger.error(
+      `stand-alone mode: refusing the session: ${who.reason}. A network connection on stdin ` +
+        "needs its client address in the environment: run smtpd stdin under tcpserver " +
+        "(TCPREMOTEIP), a systemd socket with Accept=yes (REMOTE_ADDR) or xinetd (REMOTE_HOST); " +
+        "a pipe or terminal on stdin is a local submission",
+    );
+    const t = stdioTransport({ kind: "local" });
+    const text = closing(deps.config.myhostname, "3.0", "Error: server configuration error");
     try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-  });
-  await runSession(stdioTransport(peer), deps);
+      await Promise.race([
+        writeAll(t, new TextEncoder().encode(formatReply(text))),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+    } catch { /* gone */ }
+    t.close();
+    return 1;
+  }
+  await runSession(stdioTransport(who.peer), deps);
   await wake.settled();
   return 0;
 }
