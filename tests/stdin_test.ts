@@ -365,9 +365,13 @@ Deno.test({
     const l = await socketActivate(configFile, queueDir);
     try {
       const replies = await dialog(l.port, RELAY_ATTEMPT);
+      assert.ok(
+        !replies.some((r) => r.startsWith("250")),
+        `no 250 for anything (a local submission would relay): ${JSON.stringify(replies)}`,
+      );
+      assert.equal((await queueFiles(queueDir, "maildrop")).length, 0, "nothing queued");
       assert.match(replies[0] ?? "", /^421 4\.3\.0 mx\.test\.example Error: server configuration/);
       assert.equal(replies.length, 1, `nothing after the 421: ${JSON.stringify(replies)}`);
-      assert.ok(!replies.some((r) => r.startsWith("250")), "no 250 for anything");
       for (let i = 0; i < 100 && !/refusing the session/.test(l.log()); i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
