@@ -49,7 +49,13 @@ import {
   type TcpServer,
 } from "./transport/tcp_listener.ts";
 import type { Transport } from "./transport/types.ts";
-import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "./transport/stdio.ts";
+import {
+  peerFromEnv,
+  standAlonePeer,
+  stderrIsClient,
+  stdinKind,
+  stdioTransport,
+} from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
 import { ConnectionLimiter } from "./transport/limits.ts";
 import { writeAll } from "./io/reply_writer.ts";
@@ -199,8 +205,10 @@ export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | 
   }
 }
 
-function makeLogger(config: Config, verbose: number): Logger {
-  const sinks: LineSink[] = [stderrSink];
+function makeLogger(config: Config, verbose: number, standAlone = false): Logger {
+  // Under inetd and xinetd stderr is the client's socket: log lines must not go there
+  // (syslog_server still gets them).
+  const sinks: LineSink[] = standAlone && stderrIsClient() ? [] : [stderrSink];
   const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
   if (target) sinks.push(syslogSink(target, config.syslog_facility));
   return new Logger({
@@ -310,7 +318,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
   try {
     loaded = await load(opts);
     listen = validateSemantics(loaded);
-    logger = makeLogger(loaded.config, opts.verbose);
+    logger = makeLogger(loaded.config, opts.verbose, opts.kind === "stdin");
     policy = buildPolicy(loaded, logger);
     resolveOwner(loaded);
     await tlsContext(loaded);

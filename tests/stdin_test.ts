@@ -285,26 +285,20 @@ interface Launcher {
 }
 
 /**
- * Starts `systemd-socket-activate --accept --inetd` on a free loopback port
- * (what a systemd socket with Accept=yes or inetd does: the connection is
- * stdin and stdout), running the program with the production flags.
+ * Starts a launcher and waits until it listens.
+ * @param cmd the launcher
+ * @param args its arguments
+ * @param port the loopback port it listens on
+ * @param ready text its stderr shows when listening, or "connect" to probe the port
  */
-async function socketActivate(
-  configFile: string,
-  queueDir: string,
-  env: string[] = [],
+async function launch(
+  cmd: string,
+  args: string[],
+  port: number,
+  ready: string,
 ): Promise<Launcher> {
-  const port = freePort();
-  const child = new Deno.Command("systemd-socket-activate", {
-    args: [
-      "--accept",
-      "--inetd",
-      "-l",
-      `127.0.0.1:${port}`,
-      ...env.flatMap((e) => ["-E", e]),
-      Deno.execPath(),
-      ...smtpdArgs(["stdin", "-c", configFile], queueDir),
-    ],
+  const child = new Deno.Command(cmd, {
+    args,
     cwd: ROOT,
     stdin: "null",
     stdout: "null",
@@ -322,14 +316,49 @@ async function socketActivate(
     await child.status;
     await pump;
   };
-  for (let i = 0; i < 100 && !text.includes("Listening on"); i++) {
-    await new Promise((r) => setTimeout(r, 50));
+  let up = false;
+  for (let i = 0; i < 100 && !up; i++) {
+    if (ready === "connect") {
+      // The probe is a session that ends at once (EOF before any command).
+      up = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => {
+        c.close();
+        return true;
+      }, () => false);
+    } else up = text.includes(ready);
+    if (!up) await new Promise((r) => setTimeout(r, 50));
   }
-  if (!text.includes("Listening on")) {
+  if (!up) {
     await stop();
-    throw new Error(`systemd-socket-activate did not start:\n${text}`);
+    throw new Error(`${cmd} did not start:\n${text}`);
   }
   return { port, log: () => text, stop };
+}
+
+/**
+ * Starts `systemd-socket-activate --accept --inetd` on a free loopback port
+ * (what a systemd socket with Accept=yes or inetd does: the connection is
+ * stdin and stdout), running the program with the production flags.
+ */
+function socketActivate(
+  configFile: string,
+  queueDir: string,
+  env: string[] = [],
+): Promise<Launcher> {
+  const port = freePort();
+  return launch(
+    "systemd-socket-activate",
+    [
+      "--accept",
+      "--inetd",
+      "-l",
+      `127.0.0.1:${port}`,
+      ...env.flatMap((e) => ["-E", e]),
+      Deno.execPath(),
+      ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+    ],
+    port,
+    "Listening on",
+  );
 }
 
 /** Sends a whole dialog at once and reads replies until the server closes. */
@@ -502,6 +531,109 @@ Deno.test({
       const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
       assert.notEqual(r.code, 0, extra);
       assert.match(r.stderr, want);
+    }
+  },
+});
+
+const hasTcpserver = (await run("sh", ["-c", "command -v tcpserver"])).code === 0;
+const hasXinetd = (await run("sh", ["-c", "command -v xinetd"])).code === 0;
+
+/** Mail for a domain of ours, then a relay attempt, each in its own connection. */
+async function oursAndRelay(l: Launcher, queueDir: string): Promise<string> {
+  const ours = await dialog(
+    l.port,
+    "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<u@example.com>\r\n" +
+      "DATA\r\nSubject: ours\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+  );
+  assert.ok(ours.some((r) => /^250 2\.0\.0 Ok: queued as/.test(r)), JSON.stringify(ours));
+  const relay = await dialog(l.port, RELAY_ATTEMPT);
+  assert.ok(
+    relay.includes("554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
+    JSON.stringify(relay),
+  );
+  // Only SMTP replies reach the client: no log line (xinetd makes stderr the socket too).
+  for (const r of [...ours, ...relay]) assert.match(r, /^(\d{3}[ -][^\n]*\n)+$/, r);
+  const files = await queueFiles(queueDir, "maildrop");
+  assert.equal(files.length, 1);
+  return await postcat(files[0] as string);
+}
+
+Deno.test({
+  name: "stdin mode under tcpserver takes TCPREMOTEIP as the client (loopback outside mynetworks)",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const port = freePort();
+    const l = await launch(
+      "tcpserver",
+      [
+        "-v",
+        "-H",
+        "-R",
+        "-c",
+        "4",
+        "127.0.0.1",
+        String(port),
+        Deno.execPath(),
+        ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+      ],
+      port,
+      "status:",
+    );
+    try {
+      const pc = await oursAndRelay(l, queueDir);
+      assert.match(pc, /^named_attribute: client_address=127\.0\.0\.1$/m);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stdin mode under xinetd takes REMOTE_HOST as the client (loopback outside mynetworks)",
+  // xinetd wants a user for each service, and only root may name one.
+  ignore: !hasXinetd || Deno.uid() !== 0,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const port = freePort();
+    // xinetd starts servers in "/": a wrapper enters the checkout first.
+    const wrapper = join(work, "smtpd.sh");
+    const argv = [Deno.execPath(), ...smtpdArgs(["stdin", "-c", configFile], queueDir)];
+    await Deno.writeTextFile(
+      wrapper,
+      `#!/bin/sh\ncd '${ROOT}' || exit 1\nexec ${argv.map((a) => `'${a}'`).join(" ")}\n`,
+    );
+    await Deno.chmod(wrapper, 0o755);
+    const conf = join(work, "xinetd.conf");
+    await Deno.writeTextFile(
+      conf,
+      `defaults\n{\n}\nservice smtpd-test\n{\n  type = UNLISTED\n  socket_type = stream\n` +
+        `  protocol = tcp\n  wait = no\n  bind = 127.0.0.1\n  port = ${port}\n  flags = IPv4\n` +
+        `  user = root\n  server = ${wrapper}\n}\n`,
+    );
+    const l = await launch(
+      "xinetd",
+      [
+        "-dontfork",
+        "-f",
+        conf,
+        "-pidfile",
+        join(work, "xinetd.pid"),
+        "-filelog",
+        join(work, "xinetd.log"),
+      ],
+      port,
+      "connect",
+    );
+    try {
+      const pc = await oursAndRelay(l, queueDir);
+      assert.match(pc, /^named_attribute: client_address=127\.0\.0\.1$/m);
+    } finally {
+      await l.stop();
     }
   },
 });

@@ -111,6 +111,22 @@ export function stdinKind(): StdinKind {
 }
 
 /**
+ * Whether stderr is the client's connection itself (inetd and xinetd hand
+ * the socket over as descriptors 0, 1 and 2): log lines written there would
+ * go to the client, in the middle of the SMTP dialog.
+ * @returns true when descriptors 0 and 2 are the same socket
+ */
+export function stderrIsClient(): boolean {
+  try {
+    const i = fstatSync(0);
+    const e = fstatSync(2);
+    return i.isSocket() && e.isSocket() && i.dev === e.dev && i.ino === e.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Builds the stdin/stdout transport.
  * @param peer the peer identity
  * @returns the transport
