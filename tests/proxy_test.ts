@@ -212,7 +212,9 @@ Deno.test({
       }
       await d.waitForLog(/(haproxy read: .*dropping connection[^]*){3}/);
       const log = d.log();
-      assert.doesNotMatch(log, /\x1b|\x07|\r/, "no control byte of the header in the log");
+      for (const c of ["\x1b", "\x07", "\r"]) {
+        assert.ok(!log.includes(c), `no ${JSON.stringify(c)} of the header in the log`);
+      }
       assert.doesNotMatch(log, /203\.0\.113/, "nothing of the address in the log");
       assert.equal((await queueFiles(d.queueDir)).length, 0, "nothing queued");
     } finally {

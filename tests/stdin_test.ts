@@ -471,7 +471,12 @@ Deno.test({
       const r = await runStdin(configFile, RELAY_ATTEMPT, env);
       assert.match(r.stdout, /^421 4\.3\.0 /, JSON.stringify(env));
       assert.doesNotMatch(r.stdout, /^250/m, JSON.stringify(env));
-      assert.doesNotMatch(r.stderr, /\x1b|\r|X-Injected|192\.0\.2\.7/, JSON.stringify(env));
+      for (const bad of ["\x1b", "\r", "X-Injected", "192.0.2.7"]) {
+        assert.ok(
+          !r.stderr.includes(bad),
+          `${JSON.stringify(bad)} logged for ${JSON.stringify(env)}`,
+        );
+      }
       assert.match(
         r.stderr,
         /refusing the session: (REMOTE_ADDR|REMOTE_PORT|TCPREMOTEIP|TCPREMOTEPORT) is not/,
@@ -485,9 +490,9 @@ Deno.test({
     );
     assert.match(named.stdout, /250 2\.0\.0 Ok: queued as/);
     assert.match(named.stderr, /connect from unknown\[203\.0\.113\.8\]/);
-    assert.doesNotMatch(named.stderr, /\x1b/);
+    assert.ok(!named.stderr.includes("\x1b"), "no ESC in the log");
     const [f] = await queueFiles(queueDir, "maildrop");
-    assert.doesNotMatch(await postcat(f as string), /\x1b/);
+    assert.ok(!(await postcat(f as string)).includes("\x1b"), "no ESC in the queue file");
   },
 });
 
