@@ -511,7 +511,7 @@ Deno.test({
         "RCPT TO:<u@[127.0.0.010]>\r\nRCPT TO:<u@[127.000.0.10]>\r\nQUIT\r\n",
       { REMOTE_ADDR: "203.0.113.7" },
     );
-    // [127.0.0.10] is ours; the octal-looking forms name 127.0.0.8 to the C library.
+    // [127.0.0.10] is ours; [127.0.0.010] is 127.0.0.8 to the C library: any leading zero is refused.
     assert.match(
       r.stdout,
       /250 2\.1\.5 Ok\r\n501 5\.1\.3 Bad recipient address syntax\r\n501 5\.1\.3 Bad recipient address syntax\r\n221/,
