@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { canonicalIp } from "./protocol/ip.ts";
 
 /** A parsed command line. */
 export type CliOptions =
@@ -167,6 +168,10 @@ export function parseCli(args: readonly string[]): CliOptions {
   if (command === "explain" && !str("client")) {
     return { kind: "error", message: `explain needs --client ADDR\n\n${HELP.explain}` };
   }
+  const client = str("client");
+  if (command === "explain" && client !== undefined && canonicalIp(client) === undefined) {
+    return { kind: "error", message: `explain: --client "${client}" is not an IP address` };
+  }
   return {
     kind: command,
     configFile: v.config ?? DEFAULT_CONFIG,
@@ -176,7 +181,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     check: v.check ?? false,
     queueArgs: positionals,
     explain: {
-      client: str("client"),
+      client: client === undefined ? undefined : canonicalIp(client) ?? client,
       clientName: str("client-name"),
       helo: str("helo"),
       from: str("from"),

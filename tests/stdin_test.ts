@@ -642,3 +642,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "explain --client with a leading zero is refused, not read as another host",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    const { configFile } = await writeConfig(work);
+    const r = await run(
+      Deno.execPath(),
+      smtpdArgs(["explain", "--client", "127.0.0.010", "--client-name", "x", "-c", configFile]),
+    );
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /explain: --client "127\.0\.0\.010" is not an IP address/);
+  },
+});
