@@ -518,7 +518,7 @@ async function runStdin(
     const text = closing(deps.config.myhostname, "3.0", "Error: server configuration error");
     try {
       await Promise.race([
-        writeAll(t, new TextEncoder().encode(formatReply(text))),
+        writeAll(t, encoder.encode(formatReply(text))),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
     } catch { /* gone */ }
