@@ -36,7 +36,6 @@ export const ENV_VARS = [
   "REMOTE_PORT",
   "TCPREMOTEIP",
   "TCPREMOTEPORT",
-  "TCPREMOTEHOST",
   "REMOTE_HOST",
 ];
 

@@ -68,7 +68,7 @@ ${COMMON}`,
 Serves one SMTP session on stdin/stdout (inetd, systemd Accept=yes,
 "sendmail -bs" style) and deposits messages in <queue_directory>/maildrop/.
 The client is taken from REMOTE_ADDR/REMOTE_PORT (systemd), TCPREMOTEIP/
-TCPREMOTEPORT/TCPREMOTEHOST (tcpserver) or REMOTE_HOST (xinetd). Without them
+TCPREMOTEPORT (tcpserver) or REMOTE_HOST (xinetd). Without them
 the session is a local submission when stdin is a pipe or terminal, and is
 refused with 421 when stdin is a socket (plain inetd: use tcpserver).
 

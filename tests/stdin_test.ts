@@ -454,7 +454,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "stdin mode refuses garbage in REMOTE_ADDR or its port; a bad TCPREMOTEHOST is ignored",
+  name: "stdin mode refuses garbage in REMOTE_ADDR or its port; TCPREMOTEHOST is not read",
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("stdin");
@@ -655,5 +655,26 @@ Deno.test({
     );
     assert.equal(r.code, 2);
     assert.match(r.stderr, /explain: --client "127\.0\.0\.010" is not an IP address/);
+  },
+});
+
+Deno.test({
+  name: "TCPREMOTEHOST (the client's own, unconfirmed PTR name) does not pass a name-based rule",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      `${NO_LOOPBACK}\nsmtpd_recipient_restrictions = ` +
+        '["check_client_access inline:{ trusted.example=OK }", "reject_unauth_destination"]',
+    );
+    const r = await runStdin(configFile, RELAY_ATTEMPT, {
+      TCPREMOTEIP: "203.0.113.8",
+      TCPREMOTEPORT: "4000",
+      TCPREMOTEHOST: "trusted.example",
+    });
+    assert.match(r.stdout, /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied/);
+    assert.match(r.stderr, /connect from unknown\[203\.0\.113\.8\]/);
+    assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
   },
 });

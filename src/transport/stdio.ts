@@ -1,8 +1,7 @@
 /**
  * Stand-alone mode's transport: one session over stdin/stdout. The peer
  * comes from the environment (DESIGN.md §1): REMOTE_ADDR/REMOTE_PORT
- * (systemd Accept=yes), TCPREMOTEIP/TCPREMOTEPORT/TCPREMOTEHOST
- * (ucspi-tcp's tcpserver), or REMOTE_HOST (xinetd, which puts the
+ * (systemd Accept=yes), TCPREMOTEIP/TCPREMOTEPORT (ucspi-tcp's tcpserver), or REMOTE_HOST (xinetd, which puts the
  * client's address there and passes no port).
  *
  * It fails closed. A session is a trusted local submission only when
@@ -12,14 +11,17 @@
  * it is refused with 421 rather than trusted. Values in the environment
  * are checked before use: an address must be an IP address to the
  * program's one parser, a port plain digits 0-65535; a bad one refuses
- * the session, and a TCPREMOTEHOST that is not a host name is ignored.
- * Nothing unchecked reaches the log or a queue file.
+ * the session. Nothing unchecked reaches the log or a queue file.
+ *
+ * tcpserver's TCPREMOTEHOST is not read: it is the PTR name, which the
+ * client's own DNS controls and tcpserver does not confirm (without -p).
+ * The session looks the name up and confirms it itself
+ * (smtpd_peername_lookup), as Postfix does; otherwise the name is "unknown".
  *
  * @module
  */
 
 import { fstatSync } from "node:fs";
-import { isValidHostname } from "../policy/hostname.ts";
 import { canonicalIp } from "../protocol/ip.ts";
 import type { PeerInfo, Transport } from "./types.ts";
 
@@ -29,7 +31,6 @@ export const PEER_ENV = [
   "REMOTE_PORT",
   "TCPREMOTEIP",
   "TCPREMOTEPORT",
-  "TCPREMOTEHOST",
   "REMOTE_HOST",
 ] as const;
 
@@ -48,7 +49,7 @@ export type StdinKind = "socket" | "other" | "unknown";
 
 /**
  * Works out the peer from environment values. REMOTE_ADDR goes with
- * REMOTE_PORT, TCPREMOTEIP with TCPREMOTEPORT and TCPREMOTEHOST, and
+ * REMOTE_PORT, TCPREMOTEIP with TCPREMOTEPORT, and
  * REMOTE_HOST (xinetd) stands alone; the sets are never mixed.
  * @param env a lookup of environment variables
  * @returns a network peer, "local" when none is named, or why the values are unusable
@@ -70,12 +71,11 @@ export function peerFromEnv(env: (name: string) => string | undefined): EnvPeer 
   if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
     return { kind: "invalid", reason: `${portVar} is not a port number` };
   }
-  const host = addrVar === "TCPREMOTEIP" ? env("TCPREMOTEHOST") : undefined;
   return {
     kind: "network",
     address,
     port: String(Number(portText)),
-    name: host && isValidHostname(host) ? host.replace(/\.$/, "") : "unknown",
+    name: "unknown",
   };
 }
 

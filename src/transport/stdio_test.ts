@@ -18,17 +18,18 @@ const CASES: [Record<string, string>, EnvPeer][] = [
     port: "0",
     name: "unknown",
   }],
-  [{ REMOTE_ADDR: "2001:DB8::1", REMOTE_PORT: "25", TCPREMOTEHOST: "mx.example" }, {
+  [{ REMOTE_ADDR: "2001:DB8::1", REMOTE_PORT: "25" }, {
     kind: "network",
     address: "2001:db8::1",
     port: "25",
-    name: "unknown", // TCPREMOTEHOST goes with TCPREMOTEIP only
+    name: "unknown",
   }],
-  [{ TCPREMOTEIP: "192.0.2.8", TCPREMOTEPORT: "1", TCPREMOTEHOST: "mx.example." }, {
+  // TCPREMOTEHOST is the client's own PTR name, unconfirmed: never taken as its name.
+  [{ TCPREMOTEIP: "192.0.2.8", TCPREMOTEPORT: "1", TCPREMOTEHOST: "trusted.example" }, {
     kind: "network",
     address: "192.0.2.8",
     port: "1",
-    name: "mx.example",
+    name: "unknown",
   }],
   [{ TCPREMOTEIP: "192.0.2.8", TCPREMOTEHOST: "bad\x1b[0mname" }, {
     kind: "network",
