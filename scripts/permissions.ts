@@ -30,13 +30,13 @@ export const DEFAULT_PERMISSIONS: Required<PermissionOptions> = {
   queueDirectories: ["var/spool"],
 };
 
-/** Environment variables the program reads (stand-alone peer identity). */
+/** Environment variables the program reads (stand-alone peer identity; src/transport/stdio.ts). */
 export const ENV_VARS = [
   "REMOTE_ADDR",
   "REMOTE_PORT",
   "TCPREMOTEIP",
   "TCPREMOTEPORT",
-  "TCPREMOTEHOST",
+  "REMOTE_HOST",
 ];
 
 /**

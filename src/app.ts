@@ -50,11 +50,18 @@ import {
   type TcpServer,
 } from "./transport/tcp_listener.ts";
 import type { Transport } from "./transport/types.ts";
-import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
+import {
+  peerFromEnv,
+  standAlonePeer,
+  stderrIsClient,
+  stdinKind,
+  stdioTransport,
+} from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
 import { ConnectionLimiter } from "./transport/limits.ts";
 import { writeAll } from "./io/reply_writer.ts";
 import { closing, formatReply, type Reply } from "./protocol/reply.ts";
+import { parseIpAddress } from "./protocol/ip.ts";
 
 const encoder = new TextEncoder();
 
@@ -83,11 +90,20 @@ function systemHostname(): string {
 export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   const c = loaded.config;
   const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
-  try {
-    compileNetworks(c.mynetworks, "mynetworks");
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(e.message, at("mynetworks"));
-    throw e;
+  for (const key of ["mynetworks", "smtpd_upstream_proxy_networks"] as const) {
+    try {
+      compileNetworks(c[key], key);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(e.message, at(key));
+      throw e;
+    }
+  }
+  // One IP parser (protocol/ip.ts): an address written here that it refuses
+  // (e.g. "127.0.0.010", octal to the C library) stops the start.
+  for (const h of c.inet_interfaces) {
+    if (looksLikeIp(h) && parseIpAddress(h.replace(/^\[(.*)\]$/, "$1")) === undefined) {
+      throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
+    }
   }
   if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
     throw new ConfigError(
@@ -103,14 +119,19 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
   }
   return c.smtpd_listen.map((a) => {
     const parsed = parseListenAddress(a);
-    if (!parsed) {
-      throw new ConfigError(`smtpd_listen: cannot parse "${a}": expected host:port`, {
-        file: loaded.file,
-        key: "smtpd_listen",
-      });
+    if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
+      throw new ConfigError(
+        `smtpd_listen: cannot parse "${a}": expected host:port`,
+        at("smtpd_listen"),
+      );
     }
     return parsed;
   });
+}
+
+/** Whether configuration text is meant as an IP address rather than a host name. */
+function looksLikeIp(text: string): boolean {
+  return /^\[.*\]$/.test(text) || text.includes(":") || /^[0-9.]+$/.test(text);
 }
 
 /**
@@ -185,8 +206,10 @@ export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | 
   }
 }
 
-function makeLogger(config: Config, verbose: number): Logger {
-  const sinks: LineSink[] = [stderrSink];
+function makeLogger(config: Config, verbose: number, standAlone = false): Logger {
+  // Under inetd and xinetd stderr is the client's socket: log lines must not go there
+  // (syslog_server still gets them).
+  const sinks: LineSink[] = standAlone && stderrIsClient() ? [] : [stderrSink];
   const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
   if (target) sinks.push(syslogSink(target, config.syslog_facility));
   return new Logger({
@@ -300,7 +323,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
   try {
     loaded = await load(opts);
     listen = validateSemantics(loaded);
-    logger = makeLogger(loaded.config, opts.verbose);
+    logger = makeLogger(loaded.config, opts.verbose, opts.kind === "stdin");
     policy = buildPolicy(loaded, logger);
     resolveOwner(loaded);
     await tlsContext(loaded);
@@ -487,14 +510,36 @@ async function runStdin(
     deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
     return 1;
   }
-  const peer = peerFromEnv((name) => {
+  const who = standAlonePeer(
+    peerFromEnv((name) => {
+      try {
+        return Deno.env.get(name);
+      } catch {
+        return undefined;
+      }
+    }),
+    stdinKind(),
+  );
+  if (who.kind === "refused") {
+    // Fail closed: a socket without a known peer could be anyone on the network.
+    deps.log.logger.error(
+      `stand-alone mode: refusing the session: ${who.reason}. A network connection on stdin ` +
+        "needs its client address in the environment: run smtpd stdin under tcpserver " +
+        "(TCPREMOTEIP), a systemd socket with Accept=yes (REMOTE_ADDR) or xinetd (REMOTE_HOST); " +
+        "a pipe or terminal on stdin is a local submission",
+    );
+    const t = stdioTransport({ kind: "local" });
+    const text = closing(deps.config.myhostname, "3.0", "Error: server configuration error");
     try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-  });
-  await runSession(stdioTransport(peer), deps);
+      await Promise.race([
+        writeAll(t, encoder.encode(formatReply(text))),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+    } catch { /* gone */ }
+    t.close();
+    return 1;
+  }
+  await runSession(stdioTransport(who.peer), deps);
   await wake.settled();
   return 0;
 }

@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { canonicalIp } from "./protocol/ip.ts";
 
 /** A parsed command line. */
 export type CliOptions =
@@ -67,8 +68,10 @@ ${COMMON}`,
 
 Serves one SMTP session on stdin/stdout (inetd, systemd Accept=yes,
 "sendmail -bs" style) and deposits messages in <queue_directory>/maildrop/.
-The client is taken from REMOTE_ADDR/REMOTE_PORT or TCPREMOTEIP/TCPREMOTEHOST;
-without them the session is a local submission.
+The client is taken from REMOTE_ADDR/REMOTE_PORT (systemd), TCPREMOTEIP/
+TCPREMOTEPORT (tcpserver) or REMOTE_HOST (xinetd). Without them
+the session is a local submission when stdin is a pipe or terminal, and is
+refused with 421 when stdin is a socket (plain inetd: use tcpserver).
 
 ${COMMON}`,
   config: `Usage: smtpd config [-c FILE] [-o name=value]... [-n] [--check]
@@ -166,6 +169,10 @@ export function parseCli(args: readonly string[]): CliOptions {
   if (command === "explain" && !str("client")) {
     return { kind: "error", message: `explain needs --client ADDR\n\n${HELP.explain}` };
   }
+  const client = str("client");
+  if (command === "explain" && client !== undefined && canonicalIp(client) === undefined) {
+    return { kind: "error", message: `explain: --client "${client}" is not an IP address` };
+  }
   return {
     kind: command,
     configFile: v.config ?? DEFAULT_CONFIG,
@@ -175,7 +182,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     check: v.check ?? false,
     queueArgs: positionals,
     explain: {
-      client: str("client"),
+      client: client === undefined ? undefined : canonicalIp(client) ?? client,
       clientName: str("client-name"),
       helo: str("helo"),
       from: str("from"),

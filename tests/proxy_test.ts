@@ -15,6 +15,7 @@ import {
   RawClient,
   run,
   runStdin,
+  smtpdArgs,
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
@@ -179,5 +180,93 @@ Deno.test({
     assert.match(r.stderr, /connect from unknown\[192\.0\.2\.44\]/);
     const [f] = await queueFiles(queueDir, "maildrop");
     assert.match(await postcat(f as string), /^named_attribute: client_address=192\.0\.2\.44$/m);
+  },
+});
+
+const MESSAGE =
+  "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: p\r\n\r\nb\r\n.\r\nQUIT\r\n";
+
+Deno.test({
+  name:
+    "a PROXY v1 header with an ESC or a bare CR in the address is dropped: nothing logged or queued",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nmydestination = ["example.com"]',
+    );
+    try {
+      const headers = [
+        "PROXY TCP4 \x1b[2J\x1b]0;pwned\x07203.0.113.9 127.0.0.1 40001 25\r\n",
+        "PROXY TCP4 203.0.113.9\rX 127.0.0.1 40001 25\r\n",
+        "PROXY TCP4 203.0.113.010 127.0.0.1 40001 25\r\n",
+      ];
+      for (const h of headers) {
+        const c = await RawClient.connect(d.port);
+        try {
+          // Latin-1 bytes as they are, then a whole transaction pipelined behind the header.
+          await c.send(Uint8Array.from(h + MESSAGE, (ch) => ch.charCodeAt(0)));
+          assert.equal(await c.reply(), "", `dropped without a greeting: ${JSON.stringify(h)}`);
+        } finally {
+          c.close();
+        }
+      }
+      await d.waitForLog(/(haproxy read: .*dropping connection[^]*){3}/);
+      const log = d.log();
+      for (const c of ["\x1b", "\x07", "\r"]) {
+        assert.ok(!log.includes(c), `no ${JSON.stringify(c)} of the header in the log`);
+      }
+      assert.doesNotMatch(log, /203\.0\.113/, "nothing of the address in the log");
+      assert.equal((await queueFiles(d.queueDir)).length, 0, "nothing queued");
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a PROXY header from a balancer outside smtpd_upstream_proxy_networks is refused",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        'mydestination = ["example.com"]\nsmtpd_upstream_proxy_networks = ["192.0.2.0/24"]\n' +
+        'mynetworks = ["203.0.113.0/24"]',
+    );
+    try {
+      const c = await RawClient.connect(d.port);
+      try {
+        // A client in mynetworks, claimed by an untrusted "balancer" (127.0.0.1).
+        await c.send("PROXY TCP4 203.0.113.9 127.0.0.1 40001 25\r\n" + MESSAGE);
+        assert.equal(await c.reply(), "", "dropped without a greeting");
+      } finally {
+        c.close();
+      }
+      await d.waitForLog(
+        "haproxy read: connection from [127.0.0.1]:",
+      );
+      assert.match(d.log(), /is not in smtpd_upstream_proxy_networks: dropping connection/);
+      assert.doesNotMatch(d.log(), /connect from unknown\[203\.0\.113\.9\]/);
+      assert.equal((await queueFiles(d.queueDir)).length, 0, "nothing queued");
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_upstream_proxy_networks with a bad entry stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("proxy");
+    const { configFile } = await writeConfig(
+      work,
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_upstream_proxy_networks = ["127.0.0.010/32"]',
+    );
+    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:6: smtpd_upstream_proxy_networks: cannot parse network "127\.0\.0\.010\/32"/,
+    );
   },
 });

@@ -6,9 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  freePort,
   makeWorkDir,
   postcat,
   queueFiles,
+  RawClient,
   ROOT,
   run,
   runStdin,
@@ -271,5 +273,408 @@ Deno.test({
     assert.ok(created >= 0 && chmod >= 0 && fileSync >= 0 && dirSync >= 0 && reply >= 0, where);
     assert.ok(chmod < fileSync, "the mode is set before the file's fsync");
     assert.ok(fileSync < reply && dirSync < reply, "both fsyncs before the 250");
+  },
+});
+
+/** A socket-passing launcher running `smtpd stdin` once per connection. */
+interface Launcher {
+  readonly port: number;
+  /** The launcher's and the sessions' stderr so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a launcher and waits until it listens.
+ * @param cmd the launcher
+ * @param args its arguments
+ * @param port the loopback port it listens on
+ * @param ready text its stderr shows when listening, or "connect" to probe the port
+ */
+async function launch(
+  cmd: string,
+  args: string[],
+  port: number,
+  ready: string,
+): Promise<Launcher> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = (async () => {
+    for await (const chunk of child.stderr) text += decoder.decode(chunk, { stream: true });
+  })();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await pump;
+  };
+  let up = false;
+  for (let i = 0; i < 100 && !up; i++) {
+    if (ready === "connect") {
+      // The probe is a session that ends at once (EOF before any command).
+      up = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => {
+        c.close();
+        return true;
+      }, () => false);
+    } else up = text.includes(ready);
+    if (!up) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!up) {
+    await stop();
+    throw new Error(`${cmd} did not start:\n${text}`);
+  }
+  return { port, log: () => text, stop };
+}
+
+/**
+ * Starts `systemd-socket-activate --accept --inetd` on a free loopback port
+ * (what a systemd socket with Accept=yes or inetd does: the connection is
+ * stdin and stdout), running the program with the production flags.
+ */
+function socketActivate(
+  configFile: string,
+  queueDir: string,
+  env: string[] = [],
+): Promise<Launcher> {
+  const port = freePort();
+  return launch(
+    "systemd-socket-activate",
+    [
+      "--accept",
+      "--inetd",
+      "-l",
+      `127.0.0.1:${port}`,
+      ...env.flatMap((e) => ["-E", e]),
+      Deno.execPath(),
+      ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+    ],
+    port,
+    "Listening on",
+  );
+}
+
+/** Sends a whole dialog at once and reads replies until the server closes. */
+async function dialog(port: number, text: string): Promise<string[]> {
+  const c = await RawClient.connect(port);
+  try {
+    await c.send(text);
+    const replies: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await c.reply(15000);
+      if (r === "") break;
+      replies.push(r);
+    }
+    return replies;
+  } finally {
+    c.close();
+  }
+}
+
+const RELAY_ATTEMPT = "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<x@elsewhere.example>\r\n" +
+  "DATA\r\nSubject: relay\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+const NO_LOOPBACK = 'mynetworks = ["192.0.2.0/24"]\nmydestination = ["example.com"]\n' +
+  "smtpd_peername_lookup = false";
+const hasLauncher = (await run("sh", ["-c", "command -v systemd-socket-activate"])).code === 0;
+
+Deno.test({
+  name: "stdin mode on a socket without a client address refuses with 421 (no open relay)",
+  ignore: !hasLauncher,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const l = await socketActivate(configFile, queueDir);
+    try {
+      const replies = await dialog(l.port, RELAY_ATTEMPT);
+      assert.ok(
+        !replies.some((r) => r.startsWith("250")),
+        `no 250 for anything (a local submission would relay): ${JSON.stringify(replies)}`,
+      );
+      assert.equal((await queueFiles(queueDir, "maildrop")).length, 0, "nothing queued");
+      assert.match(replies[0] ?? "", /^421 4\.3\.0 mx\.test\.example Error: server configuration/);
+      assert.equal(replies.length, 1, `nothing after the 421: ${JSON.stringify(replies)}`);
+      for (let i = 0; i < 100 && !/refusing the session/.test(l.log()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(
+        l.log(),
+        /stand-alone mode: refusing the session: stdin is a socket .*tcpserver .*Accept=yes .*xinetd/,
+      );
+      assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode on a socket with REMOTE_ADDR gets the network policy (relay denied, ours queued)",
+  ignore: !hasLauncher,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const l = await socketActivate(configFile, queueDir, [
+      "REMOTE_ADDR=203.0.113.7",
+      "REMOTE_PORT=40001",
+    ]);
+    try {
+      const relay = await dialog(l.port, RELAY_ATTEMPT);
+      assert.match(relay[0] ?? "", /^220 /);
+      assert.ok(
+        relay.includes("554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
+        JSON.stringify(relay),
+      );
+      assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+      const ours = await dialog(
+        l.port,
+        "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<u@example.com>\r\n" +
+          "DATA\r\nSubject: ours\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      );
+      assert.ok(ours.some((r) => /^250 2\.0\.0 Ok: queued as/.test(r)), JSON.stringify(ours));
+      const files = await queueFiles(queueDir, "maildrop");
+      assert.equal(files.length, 1);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^named_attribute: client_address=203\.0\.113\.7$/m);
+      assert.match(pc, /^recipient: u@example\.com$/m);
+      assert.doesNotMatch(pc, /^From: /m, "no From: added: not a local submission");
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stdin mode refuses garbage in REMOTE_ADDR or its port; TCPREMOTEHOST is not read",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const bad: Record<string, string>[] = [
+      { REMOTE_ADDR: "\x1b[2J192.0.2.7" },
+      { REMOTE_ADDR: "192.0.2.7\r\nX-Injected: 1" },
+      { REMOTE_ADDR: "127.0.0.010" },
+      { REMOTE_ADDR: "192.0.2.7", REMOTE_PORT: "25\x1b[0m" },
+      { TCPREMOTEIP: "192.0.2.7 ", TCPREMOTEPORT: "1" },
+      { TCPREMOTEIP: "192.0.2.7", TCPREMOTEPORT: "70000" },
+    ];
+    for (const env of bad) {
+      const r = await runStdin(configFile, RELAY_ATTEMPT, env);
+      assert.match(r.stdout, /^421 4\.3\.0 /, JSON.stringify(env));
+      assert.doesNotMatch(r.stdout, /^250/m, JSON.stringify(env));
+      for (const bad of ["\x1b", "\r", "X-Injected", "192.0.2.7"]) {
+        assert.ok(
+          !r.stderr.includes(bad),
+          `${JSON.stringify(bad)} logged for ${JSON.stringify(env)}`,
+        );
+      }
+      assert.match(
+        r.stderr,
+        /refusing the session: (REMOTE_ADDR|REMOTE_PORT|TCPREMOTEIP|TCPREMOTEPORT) is not/,
+      );
+    }
+    assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+    const named = await runStdin(
+      configFile,
+      "HELO x\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n\r\nb\r\n.\r\nQUIT\r\n",
+      { TCPREMOTEIP: "203.0.113.8", TCPREMOTEPORT: "4000", TCPREMOTEHOST: "a\x1b[31m.example" },
+    );
+    assert.match(named.stdout, /250 2\.0\.0 Ok: queued as/);
+    assert.match(named.stderr, /connect from unknown\[203\.0\.113\.8\]/);
+    assert.ok(!named.stderr.includes("\x1b"), "no ESC in the log");
+    const [f] = await queueFiles(queueDir, "maildrop");
+    assert.ok(!(await postcat(f as string)).includes("\x1b"), "no ESC in the queue file");
+  },
+});
+
+Deno.test({
+  name: "RCPT TO:<u@[127.0.0.010]> is a syntax error, not our address 127.0.0.10",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      `${NO_LOOPBACK}\ninet_interfaces = ["127.0.0.10"]`,
+    );
+    const r = await runStdin(
+      configFile,
+      "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<u@[127.0.0.10]>\r\n" +
+        "RCPT TO:<u@[127.0.0.010]>\r\nRCPT TO:<u@[127.000.0.10]>\r\nQUIT\r\n",
+      { REMOTE_ADDR: "203.0.113.7" },
+    );
+    // [127.0.0.10] is ours; [127.0.0.010] is 127.0.0.8 to the C library: any leading zero is refused.
+    assert.match(
+      r.stdout,
+      /250 2\.1\.5 Ok\r\n501 5\.1\.3 Bad recipient address syntax\r\n501 5\.1\.3 Bad recipient address syntax\r\n221/,
+    );
+    assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+  },
+});
+
+Deno.test({
+  name: "an address with a leading zero in mynetworks stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    for (
+      const [extra, want] of [
+        ['mynetworks = ["10.0.0.010/32"]', /smtpd\.toml:5: mynetworks: cannot parse network/],
+        ['inet_interfaces = ["127.0.0.010"]', /smtpd\.toml:5: inet_interfaces: cannot parse/],
+        ['smtpd_listen = ["127.0.0.01:2525"]', /smtpd\.toml:\d+: smtpd_listen: cannot parse/],
+      ] as const
+    ) {
+      const { configFile } = await writeConfig(work, extra);
+      const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+      assert.notEqual(r.code, 0, extra);
+      assert.match(r.stderr, want);
+    }
+  },
+});
+
+const hasTcpserver = (await run("sh", ["-c", "command -v tcpserver"])).code === 0;
+const hasXinetd = (await run("sh", ["-c", "command -v xinetd"])).code === 0;
+
+/** Mail for a domain of ours, then a relay attempt, each in its own connection. */
+async function oursAndRelay(l: Launcher, queueDir: string): Promise<string> {
+  const ours = await dialog(
+    l.port,
+    "HELO far\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<u@example.com>\r\n" +
+      "DATA\r\nSubject: ours\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+  );
+  assert.ok(ours.some((r) => /^250 2\.0\.0 Ok: queued as/.test(r)), JSON.stringify(ours));
+  const relay = await dialog(l.port, RELAY_ATTEMPT);
+  assert.ok(
+    relay.includes("554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
+    JSON.stringify(relay),
+  );
+  // Only SMTP replies reach the client: no log line (xinetd makes stderr the socket too).
+  for (const r of [...ours, ...relay]) assert.match(r, /^(\d{3}[ -][^\n]*\n)+$/, r);
+  const files = await queueFiles(queueDir, "maildrop");
+  assert.equal(files.length, 1);
+  return await postcat(files[0] as string);
+}
+
+Deno.test({
+  name: "stdin mode under tcpserver takes TCPREMOTEIP as the client (loopback outside mynetworks)",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const port = freePort();
+    const l = await launch(
+      "tcpserver",
+      [
+        "-v",
+        "-H",
+        "-R",
+        "-c",
+        "4",
+        "127.0.0.1",
+        String(port),
+        Deno.execPath(),
+        ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+      ],
+      port,
+      "status:",
+    );
+    try {
+      const pc = await oursAndRelay(l, queueDir);
+      assert.match(pc, /^named_attribute: client_address=127\.0\.0\.1$/m);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stdin mode under xinetd takes REMOTE_HOST as the client (loopback outside mynetworks)",
+  // xinetd wants a user for each service, and only root may name one.
+  ignore: !hasXinetd || Deno.uid() !== 0,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
+    const port = freePort();
+    // xinetd starts servers in "/": a wrapper enters the checkout first.
+    const wrapper = join(work, "smtpd.sh");
+    const argv = [Deno.execPath(), ...smtpdArgs(["stdin", "-c", configFile], queueDir)];
+    await Deno.writeTextFile(
+      wrapper,
+      `#!/bin/sh\ncd '${ROOT}' || exit 1\nexec ${argv.map((a) => `'${a}'`).join(" ")}\n`,
+    );
+    await Deno.chmod(wrapper, 0o755);
+    const conf = join(work, "xinetd.conf");
+    await Deno.writeTextFile(
+      conf,
+      `defaults\n{\n}\nservice smtpd-test\n{\n  type = UNLISTED\n  socket_type = stream\n` +
+        `  protocol = tcp\n  wait = no\n  bind = 127.0.0.1\n  port = ${port}\n  flags = IPv4\n` +
+        `  user = root\n  server = ${wrapper}\n}\n`,
+    );
+    const l = await launch(
+      "xinetd",
+      [
+        "-dontfork",
+        "-f",
+        conf,
+        "-pidfile",
+        join(work, "xinetd.pid"),
+        "-filelog",
+        join(work, "xinetd.log"),
+      ],
+      port,
+      "connect",
+    );
+    try {
+      const pc = await oursAndRelay(l, queueDir);
+      assert.match(pc, /^named_attribute: client_address=127\.0\.0\.1$/m);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "explain --client with a leading zero is refused, not read as another host",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config");
+    const { configFile } = await writeConfig(work);
+    const r = await run(
+      Deno.execPath(),
+      smtpdArgs(["explain", "--client", "127.0.0.010", "--client-name", "x", "-c", configFile]),
+    );
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /explain: --client "127\.0\.0\.010" is not an IP address/);
+  },
+});
+
+Deno.test({
+  name: "TCPREMOTEHOST (the client's own, unconfirmed PTR name) does not pass a name-based rule",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      `${NO_LOOPBACK}\nsmtpd_recipient_restrictions = ` +
+        '["check_client_access inline:{ trusted.example=OK }", "reject_unauth_destination"]',
+    );
+    const r = await runStdin(configFile, RELAY_ATTEMPT, {
+      TCPREMOTEIP: "203.0.113.8",
+      TCPREMOTEPORT: "4000",
+      TCPREMOTEHOST: "trusted.example",
+    });
+    assert.match(r.stdout, /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied/);
+    assert.match(r.stderr, /connect from unknown\[203\.0\.113\.8\]/);
+    assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
   },
 });

@@ -3,51 +3,7 @@ import { inNetwork, parseIp, parseNetwork } from "./cidr.ts";
 
 const V4 = 0xffffn << 32n;
 
-const IPS: [string, bigint | undefined][] = [
-  ["127.0.0.1", V4 | 0x7f000001n],
-  ["0.0.0.0", V4],
-  ["255.255.255.255", V4 | 0xffffffffn],
-  ["192.0.2.1", V4 | 0xc0000201n],
-  [" 10.1.2.3 ", V4 | 0x0a010203n],
-  ["[192.0.2.1]", V4 | 0xc0000201n],
-  ["::1", 1n],
-  ["::", 0n],
-  ["[::1]", 1n],
-  ["IPv6:::1", 1n],
-  ["[IPv6:::1]", 1n],
-  ["ipv6:::1", 1n],
-  ["2001:db8::1", 0x20010db8000000000000000000000001n],
-  ["2001:DB8:0:0:0:0:0:1", 0x20010db8000000000000000000000001n],
-  ["fe80::", 0xfe800000000000000000000000000000n],
-  ["1:2:3:4:5:6:7:8", 0x00010002000300040005000600070008n],
-  ["::ffff:127.0.0.1", V4 | 0x7f000001n],
-  ["::FFFF:7f00:1", V4 | 0x7f000001n],
-  ["64:ff9b::192.0.2.1", 0x0064ff9b0000000000000000c0000201n],
-  ["", undefined],
-  ["1.2.3", undefined],
-  ["1.2.3.4.5", undefined],
-  ["256.0.0.1", undefined],
-  ["1.2.3.-4", undefined],
-  ["a.b.c.d", undefined],
-  [":", undefined],
-  [":::", undefined],
-  ["1::2::3", undefined],
-  ["12345::", undefined],
-  ["1:2:3:4:5:6:7", undefined],
-  ["1:2:3:4:5:6:7:8:9", undefined],
-  ["1:2:3:4:5:6:7::8", undefined],
-  ["g::1", undefined],
-  ["::ffff:300.0.0.1", undefined],
-  ["::1.2.3", undefined],
-  ["example.com", undefined],
-];
-
-for (const [text, expected] of IPS) {
-  Deno.test(`parseIp() parses ${JSON.stringify(text)}`, () => {
-    assert.equal(parseIp(text), expected);
-  });
-}
-
+// The address parser itself is tested in src/protocol/ip_test.ts.
 const NETWORKS: [string, bigint, number][] = [
   ["127.0.0.0/8", V4 | 0x7f000000n, 104],
   ["10.0.0.0/8", V4 | 0x0a000000n, 104],
@@ -81,6 +37,10 @@ const BAD_NETWORKS = [
   "[::1]/",
   "example.com/8",
   "/8",
+  // Leading zeros are octal to inet_aton (issue 14): a syntax error, not 10.0.0.0/8.
+  "010.0.0.0/8",
+  "127.0.0.010",
+  "[IPv6:::1]/128",
 ];
 
 for (const text of BAD_NETWORKS) {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { parseIpAddress } from "../protocol/ip.ts";
+
 /** Record types the checks query. */
 export type DnsType = "A" | "AAAA" | "MX" | "PTR" | "TXT";
 
@@ -144,17 +146,13 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
  * @returns the query name, or undefined for a malformed address
  */
 export function reverseName(address: string, zone?: string): string | undefined {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
-  if (v4) return `${v4[4]}.${v4[3]}.${v4[2]}.${v4[1]}.${zone ?? "in-addr.arpa"}`;
-  if (!address.includes(":")) return undefined;
-  const halves = address.split("::");
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const groups = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
-  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
-  const nibbles = groups.map((g) => g.padStart(4, "0").toLowerCase()).join("").split("").reverse();
+  const ip = parseIpAddress(address);
+  if (ip === undefined) return undefined;
+  if (ip.family === 4) {
+    const octets = [0n, 8n, 16n, 24n].map((s) => String((ip.value >> s) & 0xffn));
+    return `${octets.join(".")}.${zone ?? "in-addr.arpa"}`;
+  }
+  const nibbles: string[] = [];
+  for (let i = 0n; i < 128n; i += 4n) nibbles.push(((ip.value >> i) & 0xfn).toString(16));
   return `${nibbles.join(".")}.${zone ?? "ip6.arpa"}`;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { parseIp } from "../policy/cidr.ts";
+import { parseIp } from "./ip.ts";
 
 /** A parsed envelope address. */
 export interface Address {

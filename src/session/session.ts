@@ -24,7 +24,7 @@ import {
   type PolicyStage,
 } from "../policy/mod.ts";
 import { sendTranscript, Transcript } from "./transcript.ts";
-import { type ProxyResult, readProxyHeader } from "../transport/proxy_protocol.ts";
+import { type ProxyResult, readProxyHeader, upstreamAllowed } from "../transport/proxy_protocol.ts";
 import type { Address } from "../protocol/address.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
 import { closing, formatReply, isError, REPLY, type Reply, reply } from "../protocol/reply.ts";
@@ -380,6 +380,13 @@ export class Session {
 
   /** Reads the PROXY header; false when the connection must be dropped. */
   async #readProxy(): Promise<boolean> {
+    // Only a balancer in smtpd_upstream_proxy_networks may say who the client is.
+    if (!upstreamAllowed(this.config, this.peer.address)) {
+      this.deps.log.warning(
+        `haproxy read: connection from [${this.peer.address}]:${this.clientPort} is not in smtpd_upstream_proxy_networks: dropping connection`,
+      );
+      return false;
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<ProxyResult>((r) => {
       timer = setTimeout(
@@ -402,7 +409,8 @@ export class Session {
       return false;
     }
     if (result.kind === "proxied") {
-      this.peer = { name: "unknown", address: result.address.replace(/^::ffff:/, "") };
+      // Canonical text from protocol/ip.ts: nothing of the header's own bytes.
+      this.peer = { name: "unknown", address: result.address };
       this.clientPort = result.port;
       this.local = false;
     }

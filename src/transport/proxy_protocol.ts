@@ -8,7 +8,11 @@
  * @module
  */
 
+import type { Config } from "../config/mod.ts";
 import type { LineReader } from "../io/line_reader.ts";
+import { inNetwork, type Network } from "../policy/cidr.ts";
+import { compileNetworks } from "../policy/relay.ts";
+import { formatIp, parseIp, parseIpAddress } from "../protocol/ip.ts";
 
 /** What a PROXY header said. */
 export type ProxyResult =
@@ -17,7 +21,10 @@ export type ProxyResult =
   | { kind: "error"; reason: string };
 
 const V2_SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+/** The longest v1 header, CRLF included (proxy-protocol.txt §2.1). */
 const V1_MAX = 107;
+/** The longest v2 address block we read: addresses plus TLVs (ALPN, SSL, unique ID). */
+const V2_MAX_BODY = 2048;
 
 /**
  * Reads and parses one PROXY header (v1 or v2).
@@ -37,23 +44,58 @@ async function readV1(reader: LineReader): Promise<ProxyResult> {
     const buf = reader.peek();
     const lf = buf.indexOf(10);
     if (lf >= 0) {
-      if (lf > V1_MAX || buf[lf - 1] !== 13) {
-        return { kind: "error", reason: "malformed v1 header" };
-      }
-      const line = new TextDecoder().decode(buf.subarray(0, lf - 1));
+      // The whole line, CRLF included, is at most 107 bytes.
+      if (lf + 1 > V1_MAX) return { kind: "error", reason: "v1 header too long" };
+      if (lf < 1 || buf[lf - 1] !== 13) return { kind: "error", reason: "v1 header without CRLF" };
+      const bytes = buf.subarray(0, lf - 1);
       reader.consume(lf + 1);
-      const f = line.split(" ");
-      if (f[1] === "UNKNOWN") return { kind: "local" };
-      const ok = f.length === 6 && (f[1] === "TCP4" || f[1] === "TCP6") &&
-        /^\d{1,5}$/.test(f[4] ?? "");
-      if (!ok) return { kind: "error", reason: `malformed v1 header "${line}"` };
-      return { kind: "proxied", address: f[2] as string, port: f[4] as string };
+      // Printable US-ASCII only: no control bytes (ESC, a bare CR, NUL), no 8-bit bytes.
+      if (bytes.some((b) => b < 0x20 || b > 0x7e)) {
+        return { kind: "error", reason: "v1 header with a control or 8-bit byte" };
+      }
+      return parseV1(String.fromCharCode(...bytes));
     }
-    if (buf.length > V1_MAX) return { kind: "error", reason: "v1 header too long" };
+    if (buf.length >= V1_MAX) return { kind: "error", reason: "v1 header too long" };
     if (!(await reader.ensure(buf.length + 1))) {
       return { kind: "error", reason: "connection closed" };
     }
   }
+}
+
+/**
+ * Parses the text of a v1 header (without CRLF) as HAProxy's specification
+ * and Postfix's reader do: `PROXY TCP4|TCP6 src dst sport dport`, single
+ * spaces, addresses of the stated family in strict syntax, ports 0-65535
+ * in plain decimal; or `PROXY UNKNOWN` and anything up to the CRLF.
+ * @param line printable ASCII text
+ * @returns the client address (canonical text), "local", or an error that quotes nothing
+ */
+export function parseV1(line: string): ProxyResult {
+  const f = line.split(" ");
+  if (f[0] !== "PROXY") return { kind: "error", reason: "malformed v1 header" };
+  if (f[1] === "UNKNOWN") return { kind: "local" };
+  if (f[1] !== "TCP4" && f[1] !== "TCP6") {
+    return { kind: "error", reason: "v1 header with an unknown protocol" };
+  }
+  if (f.length !== 6) return { kind: "error", reason: "v1 header with a wrong field count" };
+  const family = f[1] === "TCP4" ? 4 : 6;
+  const src = parseIpAddress(f[2] as string);
+  const dst = parseIpAddress(f[3] as string);
+  if (src === undefined || src.family !== family) {
+    return { kind: "error", reason: `v1 header with a bad ${f[1]} source address` };
+  }
+  if (dst === undefined || dst.family !== family) {
+    return { kind: "error", reason: `v1 header with a bad ${f[1]} destination address` };
+  }
+  if (!isPort(f[4] as string) || !isPort(f[5] as string)) {
+    return { kind: "error", reason: "v1 header with a bad port" };
+  }
+  return { kind: "proxied", address: formatIp(src.value), port: f[4] as string };
+}
+
+/** A port: 0-65535 in decimal, no sign, no leading zero. */
+function isPort(text: string): boolean {
+  return /^(0|[1-9][0-9]{0,4})$/.test(text) && Number(text) <= 65535;
 }
 
 async function readV2(reader: LineReader): Promise<ProxyResult> {
@@ -63,52 +105,50 @@ async function readV2(reader: LineReader): Promise<ProxyResult> {
   const fam = b[13] as number;
   const len = ((b[14] as number) << 8) | (b[15] as number);
   if (verCmd >> 4 !== 2) return { kind: "error", reason: "unsupported v2 version" };
+  const command = verCmd & 0x0f;
+  if (command > 1) return { kind: "error", reason: "unsupported v2 command" };
+  if (len > V2_MAX_BODY) return { kind: "error", reason: "v2 header too long" };
   if (!(await reader.ensure(16 + len))) return { kind: "error", reason: "connection closed" };
   b = reader.peek();
   const body = b.slice(16, 16 + len);
   reader.consume(16 + len);
-  if ((verCmd & 0x0f) === 0) return { kind: "local" };
-  if ((verCmd & 0x0f) !== 1) return { kind: "error", reason: "unsupported v2 command" };
+  // LOCAL: the balancer's own connection (a health check); its address stays.
+  if (command === 0) return { kind: "local" };
+  const family = fam >> 4;
+  const transport = fam & 0x0f;
+  // AF_UNSPEC: the balancer does not know the source; keep the connection's address.
+  if (family === 0) return { kind: "local" };
+  if (transport !== 1) return { kind: "error", reason: "unsupported v2 transport" };
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  if (fam >> 4 === 1 && len >= 12) {
-    return {
-      kind: "proxied",
-      address: Array.from(body.subarray(0, 4)).join("."),
-      port: String(view.getUint16(8)),
-    };
+  if (family === 1) {
+    if (len < 12) return { kind: "error", reason: "v2 header too short for TCP4" };
+    const value = (0xffffn << 32n) | BigInt(view.getUint32(0));
+    return { kind: "proxied", address: formatIp(value), port: String(view.getUint16(8)) };
   }
-  if (fam >> 4 === 2 && len >= 36) {
-    const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(view.getUint16(i * 2).toString(16));
-    return { kind: "proxied", address: normalizeV6(groups), port: String(view.getUint16(32)) };
+  if (family === 2) {
+    if (len < 36) return { kind: "error", reason: "v2 header too short for TCP6" };
+    const value = (view.getBigUint64(0) << 64n) | view.getBigUint64(8);
+    return { kind: "proxied", address: formatIp(value), port: String(view.getUint16(32)) };
   }
-  if (fam >> 4 === 0) return { kind: "local" };
   return { kind: "error", reason: "unsupported v2 address family" };
 }
 
-/** Compresses the longest run of zero groups (RFC 5952). */
-function normalizeV6(groups: string[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
+const proxyNetworks = new WeakMap<Config, Network[]>();
+
+/**
+ * Whether a connection's own address (the balancer) may send a PROXY
+ * header: it must lie in smtpd_upstream_proxy_networks (compiled once per
+ * configuration; app.ts checks the list at start).
+ * @param config the configuration
+ * @param address the connection's peer address
+ * @returns true when allowed
+ */
+export function upstreamAllowed(config: Config, address: string): boolean {
+  let nets = proxyNetworks.get(config);
+  if (!nets) {
+    nets = compileNetworks(config.smtpd_upstream_proxy_networks, "smtpd_upstream_proxy_networks");
+    proxyNetworks.set(config, nets);
   }
-  if (best < 0) return groups.join(":");
-  const mapped = best === 0 && bestLen === 5 && groups[5] === "ffff";
-  if (mapped) {
-    const hi = parseInt(groups[6] as string, 16);
-    const lo = parseInt(groups[7] as string, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+  const ip = parseIp(address);
+  return ip !== undefined && nets.some((n) => inNetwork(n, ip));
 }

@@ -1,12 +1,28 @@
 /**
  * Stand-alone mode's transport: one session over stdin/stdout. The peer
  * comes from the environment (DESIGN.md §1): REMOTE_ADDR/REMOTE_PORT
- * (systemd Accept=yes), or TCPREMOTEIP/TCPREMOTEPORT/TCPREMOTEHOST
- * (ucspi-tcp, inetd wrappers); with none it is a local submission.
+ * (systemd Accept=yes), TCPREMOTEIP/TCPREMOTEPORT (ucspi-tcp's tcpserver), or REMOTE_HOST (xinetd, which puts the
+ * client's address there and passes no port).
+ *
+ * It fails closed. A session is a trusted local submission only when
+ * stdin is not a socket (a pipe or a terminal, as for `sendmail -bs`). A
+ * socket on stdin with no client in the environment (plain inetd,
+ * `systemd-socket-activate`) could be anyone on the network, so
+ * it is refused with 421 rather than trusted. Values in the environment
+ * are checked before use: an address must be an IP address to the
+ * program's one parser, a port plain digits 0-65535; a bad one refuses
+ * the session. Nothing unchecked reaches the log or a queue file.
+ *
+ * tcpserver's TCPREMOTEHOST is not read: it is the PTR name, which the
+ * client's own DNS controls and tcpserver does not confirm (without -p).
+ * The session looks the name up and confirms it itself
+ * (smtpd_peername_lookup), as Postfix does; otherwise the name is "unknown".
  *
  * @module
  */
 
+import { fstatSync } from "node:fs";
+import { canonicalIp } from "../protocol/ip.ts";
 import type { PeerInfo, Transport } from "./types.ts";
 
 /** Environment variables consulted for the peer. */
@@ -15,23 +31,99 @@ export const PEER_ENV = [
   "REMOTE_PORT",
   "TCPREMOTEIP",
   "TCPREMOTEPORT",
-  "TCPREMOTEHOST",
+  "REMOTE_HOST",
 ] as const;
 
+/** What the environment says about the peer. */
+export type EnvPeer =
+  | PeerInfo
+  | { kind: "invalid"; reason: string };
+
+/** Who the stand-alone session is with, or why it must be refused. */
+export type StandAlonePeer =
+  | { kind: "ok"; peer: PeerInfo }
+  | { kind: "refused"; reason: string };
+
+/** What is on stdin: a socket, something else (pipe, terminal, file), or unknown. */
+export type StdinKind = "socket" | "other" | "unknown";
+
 /**
- * Works out the peer from environment values.
+ * Works out the peer from environment values. REMOTE_ADDR goes with
+ * REMOTE_PORT, TCPREMOTEIP with TCPREMOTEPORT, and
+ * REMOTE_HOST (xinetd) stands alone; the sets are never mixed.
  * @param env a lookup of environment variables
- * @returns a network peer, or local
+ * @returns a network peer, "local" when none is named, or why the values are unusable
  */
-export function peerFromEnv(env: (name: string) => string | undefined): PeerInfo {
-  const address = env("REMOTE_ADDR") || env("TCPREMOTEIP");
-  if (!address) return { kind: "local" };
+export function peerFromEnv(env: (name: string) => string | undefined): EnvPeer {
+  const [addrVar, portVar] = env("REMOTE_ADDR")
+    ? ["REMOTE_ADDR", "REMOTE_PORT"]
+    : env("TCPREMOTEIP")
+    ? ["TCPREMOTEIP", "TCPREMOTEPORT"]
+    : env("REMOTE_HOST")
+    ? ["REMOTE_HOST", undefined]
+    : [undefined, undefined];
+  if (!addrVar) return { kind: "local" };
+  const address = canonicalIp(env(addrVar) as string);
+  if (address === undefined) {
+    return { kind: "invalid", reason: `${addrVar} is not an IP address` };
+  }
+  const portText = (portVar && env(portVar)) || "0";
+  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
+    return { kind: "invalid", reason: `${portVar} is not a port number` };
+  }
   return {
     kind: "network",
-    address: address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
-    port: env("REMOTE_PORT") || env("TCPREMOTEPORT") || "0",
-    name: env("TCPREMOTEHOST") || "unknown",
+    address,
+    port: String(Number(portText)),
+    name: "unknown",
   };
+}
+
+/**
+ * Decides who a stand-alone session is with: the environment's peer, a
+ * local submission when stdin is not a socket, or a refusal.
+ * @param env the peer from {@linkcode peerFromEnv}
+ * @param stdin what is on stdin (from {@linkcode stdinKind})
+ * @returns the peer, or why the session is refused
+ */
+export function standAlonePeer(env: EnvPeer, stdin: StdinKind): StandAlonePeer {
+  if (env.kind === "invalid") return { kind: "refused", reason: env.reason };
+  if (env.kind === "network") return { kind: "ok", peer: env };
+  if (stdin === "other") return { kind: "ok", peer: env };
+  return {
+    kind: "refused",
+    reason: stdin === "socket"
+      ? "stdin is a socket but no REMOTE_ADDR, TCPREMOTEIP or REMOTE_HOST names the client"
+      : "cannot tell what stdin is, and no REMOTE_ADDR, TCPREMOTEIP or REMOTE_HOST names the client",
+  };
+}
+
+/**
+ * What is on file descriptor 0 (fstat through node:fs: no permission needed).
+ * @returns "socket", "other", or "unknown" when fstat fails
+ */
+export function stdinKind(): StdinKind {
+  try {
+    return fstatSync(0).isSocket() ? "socket" : "other";
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * Whether stderr is the client's connection itself (inetd and xinetd hand
+ * the socket over as descriptors 0, 1 and 2): log lines written there would
+ * go to the client, in the middle of the SMTP dialog.
+ * @returns true when descriptors 0 and 2 are the same socket
+ */
+export function stderrIsClient(): boolean {
+  try {
+    const i = fstatSync(0);
+    const e = fstatSync(2);
+    return i.isSocket() && e.isSocket() && i.dev === e.dev && i.ino === e.ino;
+  } catch {
+    return false;
+  }
 }
 
 /**

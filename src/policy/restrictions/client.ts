@@ -9,6 +9,7 @@ import { accessFactory, addressKeys, hostKeys } from "../access.ts";
 import { inNetwork, parseIp } from "../cidr.ts";
 import type { Factory } from "../restriction.ts";
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
+import { parseIpv4 } from "../../protocol/ip.ts";
 import { refuse } from "../restriction.ts";
 import { compileNetworks } from "../relay.ts";
 
@@ -81,7 +82,7 @@ export const CLIENT: Record<string, Factory> = {
       name,
       run: (e) =>
         Promise.resolve(
-          e.ctx.helo && /^\d{1,3}(\.\d{1,3}){3}$/.test(e.ctx.helo)
+          e.ctx.helo && parseIpv4(e.ctx.helo) !== undefined
             ? { kind: "permit", by: name }
             : { kind: "dunno" },
         ),

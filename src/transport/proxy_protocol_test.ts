@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import type { Config } from "../config/mod.ts";
+import { LineReader } from "../io/line_reader.ts";
+import { parseV1, type ProxyResult, readProxyHeader, upstreamAllowed } from "./proxy_protocol.ts";
+
+/** A reader over the given bytes, then EOF. */
+function readerOf(bytes: Uint8Array | string): LineReader {
+  let data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  return new LineReader({
+    read(p: Uint8Array): Promise<number | null> {
+      if (data.length === 0) return Promise.resolve(null);
+      const n = Math.min(p.length, data.length);
+      p.set(data.subarray(0, n));
+      data = data.subarray(n);
+      return Promise.resolve(n);
+    },
+  });
+}
+
+const V1_OK: [string, ProxyResult][] = [
+  ["PROXY TCP4 192.0.2.1 127.0.0.1 40001 25", {
+    kind: "proxied",
+    address: "192.0.2.1",
+    port: "40001",
+  }],
+  ["PROXY TCP4 192.0.2.1 127.0.0.1 0 65535", { kind: "proxied", address: "192.0.2.1", port: "0" }],
+  ["PROXY TCP6 2001:DB8:0:0:0:0:0:1 ::1 1 25", {
+    kind: "proxied",
+    address: "2001:db8::1",
+    port: "1",
+  }],
+  ["PROXY TCP6 ::ffff:192.0.2.9 ::1 1 25", { kind: "proxied", address: "192.0.2.9", port: "1" }],
+  ["PROXY UNKNOWN", { kind: "local" }],
+  ["PROXY UNKNOWN ffff::1 ::1 1 2", { kind: "local" }],
+];
+
+for (const [line, expected] of V1_OK) {
+  Deno.test(`readProxyHeader() reads v1 "${line}"`, async () => {
+    assert.deepEqual(await readProxyHeader(readerOf(`${line}\r\nEHLO x\r\n`)), expected);
+    assert.deepEqual(parseV1(line), expected);
+  });
+}
+
+// Each must be refused; none may come back as an address.
+const V1_BAD: [string, string][] = [
+  ["bad family", "PROXY UDP4 192.0.2.1 127.0.0.1 40001 25\r\n"],
+  ["lower-case family", "PROXY tcp4 192.0.2.1 127.0.0.1 40001 25\r\n"],
+  ["escape codes in the address", "PROXY TCP4 \x1b[31m1.2.3.4 127.0.0.1 40001 25\r\n"],
+  ["a bare CR in the address", "PROXY TCP4 1.2.3.4\rX 127.0.0.1 40001 25\r\n"],
+  ["a NUL", "PROXY TCP4 1.2.3.4\0 127.0.0.1 40001 25\r\n"],
+  ["an 8-bit byte", "PROXY TCP4 1.2.3.4\xe9 127.0.0.1 40001 25\r\n"],
+  ["a tab for a space", "PROXY TCP4\t1.2.3.4 127.0.0.1 40001 25\r\n"],
+  ["two spaces", "PROXY TCP4  1.2.3.4 127.0.0.1 40001 25\r\n"],
+  ["a trailing space", "PROXY TCP4 1.2.3.4 127.0.0.1 40001 25 \r\n"],
+  ["a source port above 65535", "PROXY TCP4 1.2.3.4 127.0.0.1 65536 25\r\n"],
+  ["a destination port above 65535", "PROXY TCP4 1.2.3.4 127.0.0.1 1 99999\r\n"],
+  ["a negative port", "PROXY TCP4 1.2.3.4 127.0.0.1 -1 25\r\n"],
+  ["a port with a leading zero", "PROXY TCP4 1.2.3.4 127.0.0.1 025 25\r\n"],
+  ["a six-digit port", "PROXY TCP4 1.2.3.4 127.0.0.1 000025 25\r\n"],
+  ["an IPv6 source in TCP4", "PROXY TCP4 ::1 127.0.0.1 40001 25\r\n"],
+  ["an IPv4 source in TCP6", "PROXY TCP6 1.2.3.4 ::1 40001 25\r\n"],
+  ["an IPv4 destination in TCP6", "PROXY TCP6 ::1 127.0.0.1 40001 25\r\n"],
+  ["leading zeros in the source", "PROXY TCP4 127.0.0.010 127.0.0.1 40001 25\r\n"],
+  ["leading zeros in the destination", "PROXY TCP4 192.0.2.1 127.000.0.1 40001 25\r\n"],
+  ["a short IPv4 form", "PROXY TCP4 127.1 127.0.0.1 40001 25\r\n"],
+  ["a host name", "PROXY TCP4 mx.example 127.0.0.1 40001 25\r\n"],
+  ["an IPv6 zone", "PROXY TCP6 fe80::1%eth0 ::1 40001 25\r\n"],
+  ["a missing field", "PROXY TCP4 192.0.2.1 127.0.0.1 40001\r\n"],
+  ["an extra field", "PROXY TCP4 192.0.2.1 127.0.0.1 40001 25 x\r\n"],
+  ["LF without CR", "PROXY TCP4 192.0.2.1 127.0.0.1 40001 25\n"],
+  ["a line over 107 bytes", `PROXY UNKNOWN ${"x".repeat(92)}\r\n`],
+  ["no end of line in 107 bytes", `PROXY UNKNOWN ${"x".repeat(120)}`],
+  ["a control byte after UNKNOWN", "PROXY UNKNOWN \x1b]0;x\x07\r\n"],
+];
+
+for (const [what, input] of V1_BAD) {
+  Deno.test(`readProxyHeader() refuses a v1 header with ${what}`, async () => {
+    const bytes = Uint8Array.from(input, (c) => c.charCodeAt(0));
+    const r = await readProxyHeader(readerOf(bytes));
+    assert.equal(r.kind, "error", JSON.stringify(r));
+    // The reason quotes nothing from the header.
+    assert.match((r as { reason: string }).reason, /^[a-z0-9 -]+$/i);
+  });
+}
+
+Deno.test("readProxyHeader() takes a v1 header of exactly 107 bytes", async () => {
+  const line = `PROXY UNKNOWN ${"x".repeat(91)}\r\n`;
+  assert.equal(line.length, 107);
+  assert.deepEqual(await readProxyHeader(readerOf(line)), { kind: "local" });
+});
+
+const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+
+function v2(verCmd: number, fam: number, body: number[], len = body.length): Uint8Array {
+  return new Uint8Array([...SIG, verCmd, fam, len >> 8, len & 255, ...body]);
+}
+
+const V4_BODY = [192, 0, 2, 44, 127, 0, 0, 1, 0x9c, 0x41, 0x00, 0x19];
+const V6_BODY = [
+  ...[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+  ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+  ...[0x9c, 0x41, 0x00, 0x19],
+];
+
+const V2_CASES: [string, Uint8Array, ProxyResult | "error"][] = [
+  ["TCP over IPv4", v2(0x21, 0x11, V4_BODY), {
+    kind: "proxied",
+    address: "192.0.2.44",
+    port: "40001",
+  }],
+  ["TCP over IPv6", v2(0x21, 0x21, V6_BODY), {
+    kind: "proxied",
+    address: "2001:db8::1",
+    port: "40001",
+  }],
+  ["LOCAL", v2(0x20, 0x00, []), { kind: "local" }],
+  ["PROXY with AF_UNSPEC", v2(0x21, 0x00, []), { kind: "local" }],
+  ["version 1 in the v2 signature", v2(0x11, 0x11, V4_BODY), "error"],
+  ["an unknown command", v2(0x22, 0x11, V4_BODY), "error"],
+  ["an unknown family", v2(0x21, 0x41, V4_BODY), "error"],
+  ["AF_UNIX", v2(0x21, 0x31, new Array(216).fill(0x41)), "error"],
+  ["UDP", v2(0x21, 0x12, V4_BODY), "error"],
+  ["an IPv4 block too short", v2(0x21, 0x11, V4_BODY.slice(0, 11)), "error"],
+  ["an IPv6 block too short", v2(0x21, 0x21, V4_BODY), "error"],
+  ["a length past the end", v2(0x21, 0x11, V4_BODY, 40), "error"],
+  ["a length over 2048", v2(0x21, 0x11, V4_BODY, 4096), "error"],
+];
+
+for (const [what, bytes, expected] of V2_CASES) {
+  Deno.test(`readProxyHeader() on a v2 header with ${what}`, async () => {
+    const r = await readProxyHeader(readerOf(bytes));
+    if (expected === "error") assert.equal(r.kind, "error", JSON.stringify(r));
+    else assert.deepEqual(r, expected);
+  });
+}
+
+Deno.test("upstreamAllowed() admits only balancers in smtpd_upstream_proxy_networks", () => {
+  const config = {
+    smtpd_upstream_proxy_networks: ["192.0.2.0/24", "[::1]/128"],
+  } as unknown as Config;
+  assert.equal(upstreamAllowed(config, "192.0.2.7"), true);
+  assert.equal(upstreamAllowed(config, "::1"), true);
+  assert.equal(upstreamAllowed(config, "127.0.0.1"), false);
+  assert.equal(upstreamAllowed(config, "198.51.100.1"), false);
+  assert.equal(upstreamAllowed(config, "garbage"), false);
+});
