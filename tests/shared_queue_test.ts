@@ -7,7 +7,10 @@
  * 1. Without Postfix: the queue holds files in the shapes Postfix's cleanup
  *    and postdrop leave while writing, beside leftovers of ours; a start
  *    sets aside ours and leaves the others as they were.
- * 2. With a private Postfix instance (root, Debian's postfix package) whose
+ * 2. A stand-alone process of ours (`smtpd stdin`) still writing a large
+ *    message into maildrop/ while a daemon starts: its file is locked, so
+ *    recovery leaves it, and the client gets its 250.
+ * 3. With a private Postfix instance (root, Debian's postfix package) whose
  *    queue is our queue_directory: Postfix's smtpd, sendmail/postdrop and
  *    our daemon write into it while our daemon is restarted (SIGTERM, start)
  *    several times. One Postfix session is held in the middle of DATA across
@@ -267,8 +270,8 @@ type Acked = Map<string, string>;
 
 /**
  * Sends messages one after another over one SMTP connection (reconnecting
- * when the server goes away), until `until` or `max` messages.
- * @returns the acknowledged tokens with their queue IDs
+ * when the server goes away), until `until` or `max` messages, and records
+ * each acknowledged token with its queue ID in `acked`.
  */
 async function smtpSender(
   port: () => number,
