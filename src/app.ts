@@ -411,15 +411,15 @@ async function memoryBudget(config: Config): Promise<MemoryBudget> {
 }
 
 /**
- * Sets aside leftovers of interrupted writes and logs each one.
+ * Sets aside leftovers of our interrupted writes and logs each one. Files
+ * this program did not create (Postfix's, in a shared queue) are never
+ * touched, however old: see src/queue/recover.ts.
  * @param config the configuration
  * @param logger where to log
  */
 async function recover(config: Config, logger: Logger): Promise<void> {
   try {
-    const found = await recoverQueue(config.queue_directory, {
-      minAgeMs: config.mail_owner ? 3600_000 : 0,
-    });
+    const found = await recoverQueue(config.queue_directory);
     for (const r of found) {
       logger.warning(
         `${r.queue}/${r.name}: ${r.reason}: set aside in corrupt/ (interrupted write)`,

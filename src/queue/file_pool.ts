@@ -144,7 +144,11 @@ export class FilePool {
       try {
         // No create: a name another process removed (two daemons on one
         // queue, its start-up recovery) just fails here and is skipped.
-        taken = { ...n, file: Deno.openSync(n.path, { write: true }) };
+        const file = Deno.openSync(n.path, { write: true });
+        // Locked until the message is marked complete (see recover.ts); a
+        // file another process's start-up recovery holds is skipped.
+        if (file.tryLockSync(true)) taken = { ...n, file };
+        else file.close();
       } catch { /* gone, or the file system is read-only: try the next / the slow path */ }
     }
     if (this.#ready.length < this.#low) void this.fill();

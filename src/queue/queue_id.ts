@@ -1,14 +1,41 @@
 /**
- * Postfix long queue IDs (enable_long_queue_ids = yes): the arrival second
- * in base 52 (at least 6 digits), the microsecond in base 52 (exactly 4),
- * the letter "z", then the file's inode number in base 51. The inode makes
- * the ID unique on the file system, as in Postfix, and Postfix's
- * `postsuper` finds name and inode in agreement.
+ * Queue IDs, and how to tell ours from Postfix's.
+ *
+ * Postfix names a queue file after its arrival time and inode number, in
+ * one of two shapes (mail_queue_enter in Postfix's global/mail_queue.c):
+ * - long (enable_long_queue_ids = yes): the second in base 52 (at least 6
+ *   digits), the microsecond in base 52 (exactly 4), the letter "z", then
+ *   the inode number in base 51, all in the alphabet
+ *   `0-9 B-Z b-z` without vowels (so the inode part has no "z");
+ * - short: the microsecond in upper-case hexadecimal (exactly 5 digits),
+ *   then the inode number in upper-case hexadecimal.
+ * While cleanup or postdrop creates a file it is briefly named
+ * `<microsecond>.<pid>`.
+ *
+ * Ours take the long shape behind one lower-case vowel, {@linkcode OUR_MARK}.
+ * Postfix can never produce that name (its long alphabet has no vowels, its
+ * short IDs no lower case, its temporary names contain a dot), so the name
+ * alone says, across crashes and restarts and without looking at times,
+ * which files in a queue this program created: start-up recovery touches
+ * those and nothing else. The name is still what Postfix's daemons accept
+ * (letters and digits: mail_queue_id_ok), and in the long shape: `postsuper`
+ * reads the part after the last "z" as the inode in base 51 and never
+ * renames long IDs by default (`postsuper -S` would replace that part only,
+ * keeping the mark; with enable_long_queue_ids = no, Postfix's start-up
+ * `postsuper` renames long IDs to short ones, and such a file is then
+ * Postfix's to handle). Where Postfix puts the inode number we put a
+ * per-process, per-thread sequence (the ID goes into Received: before the
+ * file exists).
  *
  * @module
  */
 
 const ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
+
+/** The first character of every queue ID this program makes: a vowel Postfix never uses. */
+export const OUR_MARK = "u";
+
+const OURS = new RegExp(`^${OUR_MARK}[${ALPHABET}]{10,}z[${ALPHABET.slice(0, 51)}]+$`);
 
 function encode(n: number, base: number, minWidth: number): string {
   let out = "";
@@ -21,14 +48,15 @@ function encode(n: number, base: number, minWidth: number): string {
 }
 
 /**
- * Builds a long queue ID.
+ * Builds one of our queue IDs: {@linkcode OUR_MARK}, then Postfix's long
+ * layout with `unique` where Postfix puts the inode number.
  * @param seconds arrival time, seconds since the epoch
  * @param micros the microsecond within that second
- * @param inode the queue file's inode number
+ * @param unique a number unique to this file among those made in that microsecond
  * @returns the queue ID
  */
-export function makeQueueId(seconds: number, micros: number, inode: number): string {
-  return `${encode(seconds, 52, 6)}${encode(micros, 52, 4)}z${encode(inode, 51, 1)}`;
+export function makeQueueId(seconds: number, micros: number, unique: number): string {
+  return `${OUR_MARK}${encode(seconds, 52, 6)}${encode(micros, 52, 4)}z${encode(unique, 51, 1)}`;
 }
 
 /**
@@ -38,4 +66,14 @@ export function makeQueueId(seconds: number, micros: number, inode: number): str
  */
 export function isQueueId(name: string): boolean {
   return /^[A-Za-z0-9_]{1,255}$/.test(name);
+}
+
+/**
+ * Whether a queue file name is one this program makes ({@linkcode makeQueueId}).
+ * False for every name Postfix's cleanup, postdrop or postsuper gives a file.
+ * @param name a file name
+ * @returns true for our shape only
+ */
+export function isOurQueueId(name: string): boolean {
+  return name.length <= 255 && OURS.test(name);
 }

@@ -10,7 +10,10 @@
  * one write, one fsync, one chmod (and its share of a directory fsync) at
  * the end of DATA; a large one is created at its first 256 KiB. The queue
  * ID is known at once (it goes into Received:): Postfix's long-ID layout,
- * time plus a per-process sequence where Postfix puts the inode number.
+ * time plus a per-process sequence where Postfix puts the inode number,
+ * behind a mark Postfix never uses (queue_id.ts). From creation until it is
+ * marked complete a file is write-locked (flock), which tells start-up
+ * recovery in another process that it is not a leftover (recover.ts).
  *
  * @module
  */
@@ -194,6 +197,17 @@ export class QueueStore {
   }
 }
 
+/**
+ * Takes the write lock of a file just created: held until the file is
+ * marked complete, it tells start-up recovery (src/queue/recover.ts) that a
+ * live process is writing the file. Only a recovery running at this very
+ * moment can hold it, and that recovery removes the empty file.
+ * @param file the new file
+ */
+function lockNew(file: Deno.FsFile): void {
+  if (!file.tryLockSync(true)) throw new Error("taken by start-up recovery of another process");
+}
+
 /** One queue file being written. */
 export class QueueFile {
   /** The queue ID (also the file name). */
@@ -316,6 +330,7 @@ export class QueueFile {
   async #create(): Promise<Deno.FsFile> {
     try {
       this.#file = await Deno.open(this.path, { write: true, createNew: true, mode: 0o600 });
+      lockNew(this.#file);
       if (this.#owner) await Deno.chown(this.path, this.#owner.uid, this.#owner.gid);
     } catch (err) {
       throw this.#cannotCreate(err);
@@ -334,6 +349,7 @@ export class QueueFile {
   #createSync(): Deno.FsFile {
     try {
       this.#file = Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 });
+      lockNew(this.#file);
       if (this.#owner) Deno.chownSync(this.path, this.#owner.uid, this.#owner.gid);
     } catch (err) {
       throw this.#cannotCreate(err);
@@ -414,6 +430,9 @@ export class QueueFile {
       // already; a file created just now needs its directory synced too, and
       // that sync runs beside the file's. (The mode must be synced: a file
       // still 0600 after a crash is set aside as a write in progress.)
+      // The write lock goes first: Postfix's qmgr flock()s a complete file
+      // and puts one it cannot lock back for 60 s.
+      file.unlockSync();
       Deno.chmodSync(this.path, READY_MODE[this.queue]);
       if (this.#pooled) {
         if (this.#inlineSync()) file.syncSync();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { decodeRecords, type QueueRecord, REC } from "./queue_file.ts";
-import { isQueueId } from "./queue_id.ts";
+import { isQueueId, OUR_MARK } from "./queue_id.ts";
 import { type QueueName, QueueStore, READY_MODE } from "./queue_writer.ts";
 
 const enc = new TextEncoder();
@@ -114,7 +114,9 @@ Deno.test("QueueStore.create() names the file by arrival time, in Postfix's long
     const file = await writeMessage(store, "incoming", BODY);
     const z = file.id.lastIndexOf("z");
     assert.ok(z >= 10, file.id);
-    assert.equal(decodeBase(file.id.slice(0, z - 4), 52), Math.floor(ARRIVAL.getTime() / 1000));
+    // Our mark first (queue_id.ts), then the time as Postfix writes it.
+    assert.equal(file.id[0], OUR_MARK);
+    assert.equal(decodeBase(file.id.slice(1, z - 4), 52), Math.floor(ARRIVAL.getTime() / 1000));
     assert.ok(decodeBase(file.id.slice(z - 4, z), 52) < 1_000_000);
     // Where Postfix puts the inode number we put a per-process sequence (the
     // file does not exist yet when the ID is needed for Received:).

@@ -1,18 +1,30 @@
 /**
- * Start-up recovery: a crash can leave files that were still being written
- * (mode 0600, a temporary name, or no end record). They never look
- * complete to a reader, but they should not linger either: each one is
- * moved to `<queue_directory>/corrupt/` and logged, as Postfix sets damaged
- * files aside. When the queue is shared with a running Postfix
- * (mail_owner is set), only files older than an hour are touched, so that
- * Postfix's own writes in progress are left alone.
+ * Start-up recovery: a crash can leave our files still being written (mode
+ * 0600, or no end record) and unused files of the pre-created pool (empty,
+ * 0600). They never look complete to a reader, but they should not linger
+ * either: each unfinished one is moved to `<queue_directory>/corrupt/` and
+ * logged, as Postfix sets damaged files aside; empty pool files are removed.
+ *
+ * Only files this program created are touched, told by their name
+ * ({@linkcode isOurQueueId}): a queue shared with Postfix holds Postfix's
+ * own files in progress (cleanup's in incoming/, postdrop's in maildrop/),
+ * and those are left alone whatever their age or state.
+ *
+ * A file of ours that another live process of ours is writing (a
+ * stand-alone `smtpd stdin` during a daemon restart, a second daemon on
+ * the queue) is left alone too: a writer holds an exclusive flock(2) on
+ * its file from creation until just before it marks the file complete,
+ * and a crash releases it. Recovery decides and acts on a file only while
+ * holding that lock itself, so a writer can never take a file recovery is
+ * about to move.
  *
  * @module
  */
 
 import { join } from "./path.ts";
 import { decodeRecords, REC } from "./queue_file.ts";
-import { READY_MODE } from "./queue_writer.ts";
+import { isOurQueueId } from "./queue_id.ts";
+import { type QueueName, READY_MODE } from "./queue_writer.ts";
 
 /** What recovery did with one file. */
 export interface Recovered {
@@ -22,58 +34,77 @@ export interface Recovered {
 }
 
 /**
- * Sets aside incomplete files in incoming/ and maildrop/.
+ * Sets aside our unfinished files in incoming/ and maildrop/ and removes
+ * our unused pool files; leaves every other file alone.
  * @param queueDirectory the queue directory
- * @param options minAgeMs: only files not modified for this long
  * @returns the files set aside
  */
-export async function recoverQueue(
-  queueDirectory: string,
-  options: { minAgeMs?: number } = {},
-): Promise<Recovered[]> {
+export async function recoverQueue(queueDirectory: string): Promise<Recovered[]> {
   const out: Recovered[] = [];
-  const now = Date.now();
   for (const queue of ["incoming", "maildrop"] as const) {
     const dir = join(queueDirectory, queue);
     let names: string[];
     try {
-      names = (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.isFile).map((e) => e.name);
+      names = (await Array.fromAsync(Deno.readDir(dir))).filter((e) =>
+        e.isFile && isOurQueueId(e.name)
+      )
+        .map((e) => e.name);
     } catch {
       continue;
     }
     for (const name of names) {
-      const path = join(dir, name);
-      let st: Deno.FileInfo;
-      try {
-        st = await Deno.stat(path);
-      } catch {
-        continue; // gone meanwhile
-      }
-      if (options.minAgeMs && now - (st.mtime?.getTime() ?? now) < options.minAgeMs) continue;
-      if (st.size === 0 && ((st.mode ?? 0) & 0o777) === 0o600 && /^[A-Za-z0-9_]+$/.test(name)) {
-        // An unused file of the pre-created pool: nothing was ever written.
-        await Deno.remove(path).catch(() => {});
-        continue;
-      }
-      const reason = await whyIncomplete(path, name, st, READY_MODE[queue]);
-      if (!reason) continue;
-      const corrupt = join(queueDirectory, "corrupt");
-      await Deno.mkdir(corrupt, { recursive: true, mode: 0o700 });
-      await Deno.rename(path, join(corrupt, `${queue}.${name}`));
-      out.push({ queue, name, reason });
+      const reason = await recoverFile(queueDirectory, queue, name);
+      if (reason) out.push({ queue, name, reason });
     }
   }
   return out;
 }
 
-async function whyIncomplete(
-  path: string,
+/**
+ * Looks at one of our files under its lock and removes it (unused pool
+ * file) or sets it aside (unfinished).
+ * @returns why it was set aside, or undefined when it was kept or removed
+ */
+async function recoverFile(
+  queueDirectory: string,
+  queue: QueueName,
   name: string,
-  st: Deno.FileInfo,
-  ready: number,
 ): Promise<string | undefined> {
-  if (!/^[A-Za-z0-9_]+$/.test(name)) return "temporary file of an interrupted write";
-  if (((st.mode ?? 0) & 0o777) !== ready) return "incomplete (still marked as being written)";
+  const path = join(queueDirectory, queue, name);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined; // gone meanwhile (committed and picked up, or removed)
+  }
+  try {
+    // Held by a live writer of ours: not a leftover.
+    if (!(await file.tryLock(true))) return undefined;
+    const st = await file.stat();
+    // Renamed or removed between the listing and the lock: not ours to judge.
+    const now = await Deno.stat(path).catch(() => undefined);
+    if (!now || now.ino !== st.ino || st.nlink === 0) return undefined;
+    const mode = (st.mode ?? 0) & 0o777;
+    if (st.size === 0 && mode === 0o600) {
+      // A pre-created pool file (or a file just created): nothing was ever written.
+      await Deno.remove(path).catch(() => {});
+      return undefined;
+    }
+    const reason = mode !== READY_MODE[queue]
+      ? "incomplete (still marked as being written)"
+      : await missingEnd(path);
+    if (!reason) return undefined;
+    const corrupt = join(queueDirectory, "corrupt");
+    await Deno.mkdir(corrupt, { recursive: true, mode: 0o700 });
+    await Deno.rename(path, join(corrupt, `${queue}.${name}`));
+    return reason;
+  } finally {
+    file.close();
+  }
+}
+
+/** Why a file marked complete is not: no end record, or unreadable records. */
+async function missingEnd(path: string): Promise<string | undefined> {
   try {
     const records = decodeRecords(await Deno.readFile(path));
     if (records.at(-1)?.type !== REC.end) return "no end record";
