@@ -199,12 +199,18 @@ Deno.test({
  * from the stall to the end of the connection.
  */
 const NON_READER = `
-import socket, sys, time
-port, wait = int(sys.argv[1]), float(sys.argv[2])
+import socket, ssl, sys, time
+port, wait, tls = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "tls"
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(("127.0.0.1", port))
 s.recv(1000)
+if tls:
+    s.sendall(b"EHLO x\\r\\n"); time.sleep(0.2); s.recv(1000)
+    s.sendall(b"STARTTLS\\r\\n"); s.recv(1000)
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(s)
+    print("tls", s.version(), flush=True)
 s.setblocking(False)
 chunk = b"HELO never.reads.example\\r\\n" * 2000
 sent, last = 0, time.time()
@@ -212,7 +218,7 @@ while time.time() - last < 1.0 and sent < 200_000_000:
     try:
         sent += s.send(chunk)
         last = time.time()
-    except BlockingIOError:
+    except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
         time.sleep(0.01)
     except OSError:
         break
@@ -231,14 +237,16 @@ except Exception as e:
     print("still open:", e, flush=True)
 `;
 
-async function nonReaderAgainst(extra: string, dir?: string): Promise<void> {
+async function nonReaderAgainst(extra: string, dir?: string, tls = false): Promise<void> {
   const d = await startDaemon(
     `${extra}\nsmtpd_peername_lookup = false\nsmtpd_timeout = 2\ndefault_process_limit = 1`,
     dir ? { dir } : {},
   );
   let fresh: RawClient | undefined;
   try {
-    const client = run("python3", ["-c", NON_READER, String(d.port), "4"], { timeoutMs: 40000 });
+    const client = run("python3", ["-c", NON_READER, String(d.port), "4", tls ? "tls" : "plain"], {
+      timeoutMs: 40000,
+    });
     // While the non-reader holds the only slot, its session must end within
     // smtpd_timeout of the stalled write: then a new client is greeted.
     await d.waitForLog(/timeout after HELO from unknown\[127\.0\.0\.1\]/, 20000);
@@ -247,7 +255,11 @@ async function nonReaderAgainst(extra: string, dir?: string): Promise<void> {
     assert.match(await sendMessage(fresh), /^250 2\.0\.0 Ok: queued as/);
     const r = await client;
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^stalled after \d+ bytes$/m);
+    // Its sends stalled: the server stopped reading once its replies backed
+    // up, rather than taking (and keeping in memory) all 200 MB.
+    const sent = Number(/^stalled after (\d+) bytes$/m.exec(r.stdout)?.[1]);
+    assert.ok(sent > 0 && sent < 64 * 2 ** 20, r.stdout);
+    if (tls) assert.match(r.stdout, /^tls TLSv1\.3$/m);
     // Its connection was closed by the server (an EOF, or a reset).
     assert.match(r.stdout, /^closed [\d.]+$/m);
   } finally {
@@ -268,6 +280,15 @@ Deno.test({
   fn: async () => {
     const { dir, tls } = await tlsSetup();
     await nonReaderAgainst(tls, dir);
+  },
+});
+
+Deno.test({
+  name: "a client that never reads its replies after STARTTLS is cut off after smtpd_timeout",
+  ...opts,
+  fn: async () => {
+    const { dir, tls } = await tlsSetup();
+    await nonReaderAgainst(tls, dir, true);
   },
 });
 

@@ -18,14 +18,59 @@ function bitsOf(cipher: string): number {
   return 0;
 }
 
+/** The read switch of a socket's stream handle (libuv's uv_read_start/uv_read_stop). */
+interface ReadSwitch {
+  readStart?: () => unknown;
+  readStop?: () => unknown;
+}
+
+/**
+ * Back-pressure for a socket: pause() stops reading from the network.
+ * For a TLS socket, pausing it is not enough: Deno's node:tls goes on
+ * reading ciphertext from the TCP socket underneath and keeps it in memory,
+ * so a client that sends without end (and does not read its replies) would
+ * grow the process without bound. The TCP handle's own reads are stopped too.
+ */
+function flowControl(socket: Socket, under?: Socket): { pause(): void; resume(): void } {
+  const handle = (under as unknown as { _handle?: ReadSwitch } | undefined)?._handle;
+  let stopped = false;
+  return {
+    pause() {
+      socket.pause();
+      if (!stopped && handle?.readStop) {
+        stopped = true;
+        try {
+          handle.readStop();
+        } catch { /* closed */ }
+      }
+    },
+    resume() {
+      if (stopped) {
+        stopped = false;
+        try {
+          handle?.readStart?.();
+        } catch { /* closed */ }
+      }
+      socket.resume();
+    },
+  };
+}
+
 /**
  * Wraps a connected socket.
  * @param socket the socket (plain or TLS)
  * @param peer who is at the other end
  * @param tls a TLS context for STARTTLS, if offered
+ * @param under for a TLS socket, the TCP socket it runs over
  * @returns the transport
  */
-export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContext): Transport {
+export function nodeTransport(
+  socket: Socket,
+  peer: PeerInfo,
+  tls?: SecureContext,
+  under?: Socket,
+): Transport {
+  const flow = flowControl(socket, under);
   const chunks: Uint8Array[] = [];
   let ended = false;
   let failed: Error | undefined;
@@ -37,7 +82,7 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
   };
   const onData = (b: Uint8Array) => {
     chunks.push(b);
-    socket.pause();
+    flow.pause();
     wake();
   };
   const onEnd = () => {
@@ -77,7 +122,7 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
       p.set(c.subarray(0, n));
       if (n === c.length) chunks.shift();
       else chunks[0] = c.subarray(n);
-      if (chunks.length === 0) socket.resume();
+      if (chunks.length === 0) flow.resume();
       return n;
     },
     write(p: Uint8Array): Promise<number> {
@@ -96,7 +141,12 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
       ? async (timeoutMs: number) => {
         detach();
         chunks.length = 0; // RFC 3207 §6: plaintext sent before the handshake is discarded
-        return nodeTransport(await serverHandshake(socket, tls, timeoutMs), peer);
+        return nodeTransport(
+          await serverHandshake(socket, tls, timeoutMs),
+          peer,
+          undefined,
+          socket,
+        );
       }
       : undefined,
   };
