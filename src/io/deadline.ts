@@ -12,6 +12,8 @@ export class Deadline {
   /** When the pending operation times out (ms since the epoch). */
   at = Number.POSITIVE_INFINITY;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires. */
+  #timerDue = Number.POSITIVE_INFINITY;
   #pendingReject: ((err: Error) => void) | undefined;
   #timeoutError: () => Error;
 
@@ -28,9 +30,9 @@ export class Deadline {
   race<T>(op: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pendingReject = reject;
-      if (this.#timer === undefined) {
-        this.#timer = setTimeout(() => this.#fire(), Math.max(1, this.at - Date.now()));
-      }
+      // A deadline moved earlier than the armed timer (a short final flush
+      // after a long one) needs the timer brought forward.
+      if (this.#timer === undefined || this.at < this.#timerDue) this.#arm();
       op.then(
         (v) => {
           this.#pendingReject = undefined;
@@ -44,13 +46,20 @@ export class Deadline {
     });
   }
 
+  #arm(): void {
+    clearTimeout(this.#timer);
+    const left = Math.max(1, this.at - Date.now());
+    this.#timerDue = Date.now() + left;
+    this.#timer = setTimeout(() => this.#fire(), left);
+  }
+
   #fire(): void {
     this.#timer = undefined;
+    this.#timerDue = Number.POSITIVE_INFINITY;
     const reject = this.#pendingReject;
     if (!reject) return; // nothing waiting: the timer stays off until the next operation
-    const left = this.at - Date.now();
-    if (left > 0) {
-      this.#timer = setTimeout(() => this.#fire(), left);
+    if (this.at - Date.now() > 0) {
+      this.#arm();
       return;
     }
     this.#pendingReject = undefined;
@@ -61,6 +70,7 @@ export class Deadline {
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerDue = Number.POSITIVE_INFINITY;
     this.#pendingReject = undefined;
   }
 }

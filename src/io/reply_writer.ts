@@ -15,13 +15,21 @@ import { Deadline } from "./deadline.ts";
 
 const encoder = new TextEncoder();
 
+/** Raised when the client does not take a reply within the timeout (it does not read). */
+export class WriteTimeoutError extends Error {
+  constructor() {
+    super("Timed out writing to client");
+    this.name = "WriteTimeoutError";
+  }
+}
+
 /** Buffers reply text and writes it with a timeout. */
 export class ReplyWriter {
   #sink: ByteSink;
   #pending = "";
   #timeoutMs: number;
   #onQueue: ((text: string) => void) | undefined;
-  #deadline = new Deadline(() => new Error("Timed out writing to client"));
+  #deadline = new Deadline(() => new WriteTimeoutError());
 
   /**
    * @param sink the byte sink

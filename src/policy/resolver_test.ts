@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   cachingResolver,
+  denoResolver,
   type DnsAnswer,
   type DnsResolver,
   type DnsType,
@@ -185,4 +186,33 @@ Deno.test("cachingResolver() keeps at most maxBytes of answers", async () => {
   assert.equal(inner.calls, 50);
   await dns.query("t0.dnsbl.example", "TXT");
   assert.equal(inner.calls, 51);
+});
+
+Deno.test({
+  name: "denoResolver(): a name server that never answers costs dns_timeout, not the retries",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // A UDP socket on loopback that takes every query and answers none.
+    const { createSocket } = await import("node:dgram");
+    const hole = createSocket("udp4");
+    let queries = 0;
+    hole.on("message", () => queries++);
+    await new Promise<void>((r) => hole.bind(0, "127.0.0.1", () => r()));
+    const port = hole.address().port;
+    try {
+      const dns = denoResolver({ server: `127.0.0.1:${port}`, timeoutMs: 300 });
+      for (const type of ["A", "PTR", "TXT"] as const) {
+        const t0 = Date.now();
+        const answer = await dns.query("stall.example", type);
+        const ms = Date.now() - t0;
+        assert.deepEqual(answer, { kind: "tempfail", reason: "timeout" });
+        // The resolver library alone would retry for seconds.
+        assert.ok(ms >= 250 && ms < 1500, `${type} took ${ms} ms`);
+      }
+      assert.ok(queries >= 3, `the server saw ${queries} queries`);
+    } finally {
+      hole.close();
+    }
+  },
 });

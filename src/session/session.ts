@@ -12,7 +12,7 @@ import type { Cleanup } from "../cleanup/mod.ts";
 import type { FlushTrigger } from "../flush/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { LineReader, ReadTimeoutError } from "../io/line_reader.ts";
-import { ReplyWriter } from "../io/reply_writer.ts";
+import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
 import type { LogPeer, MailLog } from "../log/mod.ts";
 import {
   type ClientNameStatus,
@@ -319,6 +319,8 @@ export class Session {
         this.writer.push(
           formatReply(closing(this.config.myhostname, "4.2", "Error: timeout exceeded")),
         );
+      } else if (err instanceof WriteTimeoutError) {
+        log.timeout(this.peer, this.lastVerb); // a client that does not read gets no 421 either
       } else if (!this.#closed && isConnectionError(err)) {
         log.lostConnection(this.peer, this.lastVerb);
       } else {

@@ -10,7 +10,7 @@
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
-import type { PeerInfo, TlsInfo, Transport } from "./types.ts";
+import { type PeerInfo, TlsHandshakeError, type TlsInfo, type Transport } from "./types.ts";
 
 function bitsOf(cipher: string): number {
   if (/AES_256|AES256|CHACHA20/i.test(cipher)) return 256;
@@ -18,14 +18,59 @@ function bitsOf(cipher: string): number {
   return 0;
 }
 
+/** The read switch of a socket's stream handle (libuv's uv_read_start/uv_read_stop). */
+interface ReadSwitch {
+  readStart?: () => unknown;
+  readStop?: () => unknown;
+}
+
+/**
+ * Back-pressure for a socket: pause() stops reading from the network.
+ * For a TLS socket, pausing it is not enough: Deno's node:tls goes on
+ * reading ciphertext from the TCP socket underneath and keeps it in memory,
+ * so a client that sends without end (and does not read its replies) would
+ * grow the process without bound. The TCP handle's own reads are stopped too.
+ */
+function flowControl(socket: Socket, under?: Socket): { pause(): void; resume(): void } {
+  const handle = (under as unknown as { _handle?: ReadSwitch } | undefined)?._handle;
+  let stopped = false;
+  return {
+    pause() {
+      socket.pause();
+      if (!stopped && handle?.readStop) {
+        stopped = true;
+        try {
+          handle.readStop();
+        } catch { /* closed */ }
+      }
+    },
+    resume() {
+      if (stopped) {
+        stopped = false;
+        try {
+          handle?.readStart?.();
+        } catch { /* closed */ }
+      }
+      socket.resume();
+    },
+  };
+}
+
 /**
  * Wraps a connected socket.
  * @param socket the socket (plain or TLS)
  * @param peer who is at the other end
  * @param tls a TLS context for STARTTLS, if offered
+ * @param under for a TLS socket, the TCP socket it runs over
  * @returns the transport
  */
-export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContext): Transport {
+export function nodeTransport(
+  socket: Socket,
+  peer: PeerInfo,
+  tls?: SecureContext,
+  under?: Socket,
+): Transport {
+  const flow = flowControl(socket, under);
   const chunks: Uint8Array[] = [];
   let ended = false;
   let failed: Error | undefined;
@@ -37,7 +82,7 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
   };
   const onData = (b: Uint8Array) => {
     chunks.push(b);
-    socket.pause();
+    flow.pause();
     wake();
   };
   const onEnd = () => {
@@ -77,7 +122,7 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
       p.set(c.subarray(0, n));
       if (n === c.length) chunks.shift();
       else chunks[0] = c.subarray(n);
-      if (chunks.length === 0) socket.resume();
+      if (chunks.length === 0) flow.resume();
       return n;
     },
     write(p: Uint8Array): Promise<number> {
@@ -93,20 +138,66 @@ export function nodeTransport(socket: Socket, peer: PeerInfo, tls?: SecureContex
       socket.destroy();
     },
     startTls: tls
-      ? async () => {
+      ? async (timeoutMs: number) => {
         detach();
         chunks.length = 0; // RFC 3207 §6: plaintext sent before the handshake is discarded
-        const secure = new TLSSocket(socket, { isServer: true, secureContext: tls });
-        await new Promise<void>((resolve, reject) => {
-          secure.once("secure", () => resolve());
-          secure.once("error", reject);
-          secure.once("close", () => reject(new Error("connection closed during TLS handshake")));
-        });
-        return nodeTransport(secure, peer);
+        return nodeTransport(
+          await serverHandshake(socket, tls, timeoutMs),
+          peer,
+          undefined,
+          socket,
+        );
       }
       : undefined,
   };
   return t;
+}
+
+/**
+ * Runs the server side of the TLS handshake on a connected socket, within
+ * timeoutMs (smtpd_starttls_timeout) from start to finish: a client that
+ * reads the 220 and goes silent, or trickles its handshake, is cut off.
+ * On any failure both sockets are destroyed before the error is thrown.
+ * @param socket the plain socket, its listeners detached
+ * @param tls the server's TLS context
+ * @param timeoutMs the longest the whole handshake may take
+ * @returns the encrypted socket
+ */
+async function serverHandshake(
+  socket: Socket,
+  tls: SecureContext,
+  timeoutMs: number,
+): Promise<TLSSocket> {
+  // An "error" event nobody listens to ends the process: both sockets keep a
+  // listener for errors that come after the outcome (a reset while closing).
+  const ignore = () => {};
+  socket.on("error", ignore);
+  const secure = new TLSSocket(socket, { isServer: true, secureContext: tls });
+  secure.on("error", ignore);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new TlsHandshakeError("timeout", "Connection timed out")),
+        timeoutMs,
+      );
+      secure.once("secure", () => resolve());
+      secure.once("error", (e: Error) => {
+        const lost = /ECONNRESET|EPIPE|socket hang up/.test(
+          String((e as { code?: string }).code ?? e),
+        );
+        reject(new TlsHandshakeError(lost ? "lost" : "protocol", e.message));
+      });
+      secure.once("close", () => reject(new TlsHandshakeError("lost", "lost connection")));
+    });
+  } catch (err) {
+    secure.destroy();
+    socket.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return secure;
 }
 
 function tlsInfo(s: TLSSocket): TlsInfo {

@@ -25,6 +25,30 @@ export interface Transport extends ByteSource, ByteSink {
   /** Set once the stream is encrypted. */
   readonly tls?: TlsInfo;
   close(): void;
-  /** Present when STARTTLS is possible: performs the server handshake (RFC 3207). */
-  startTls?: () => Promise<Transport>;
+  /**
+   * Present when STARTTLS is possible: performs the server handshake (RFC 3207).
+   * It fails with a {@linkcode TlsHandshakeError} when the handshake does not
+   * finish within `timeoutMs` (smtpd_starttls_timeout), the client sends
+   * something that is not TLS, or goes away; the connection is closed then.
+   */
+  startTls?: (timeoutMs: number) => Promise<Transport>;
+}
+
+/** Why a STARTTLS handshake failed. */
+export type TlsFailure = "timeout" | "protocol" | "lost";
+
+/** A failed STARTTLS handshake; the connection is already closed. */
+export class TlsHandshakeError extends Error {
+  /** timeout (smtpd_starttls_timeout), protocol (not TLS, or refused), or lost (closed). */
+  readonly why: TlsFailure;
+
+  /**
+   * @param why the kind of failure
+   * @param message the TLS library's message, or what happened
+   */
+  constructor(why: TlsFailure, message: string) {
+    super(message);
+    this.name = "TlsHandshakeError";
+    this.why = why;
+  }
 }
