@@ -44,7 +44,6 @@ import { runSession, type SessionDeps } from "./session/mod.ts";
 import {
   type ListenAddress,
   parseListenAddress,
-  serveNodeTcp,
   serveTcp,
   type TcpServer,
 } from "./transport/tcp_listener.ts";
@@ -546,9 +545,11 @@ export async function startListening(
       limiter.release(address);
     }
   };
-  const server = setup.tls
-    ? await serveNodeTcp(setup.listen, setup.tls, onTransport)
-    : serveTcp(setup.listen, onTransport, { reusePort: setup.reusePort });
+  const server = await serveTcp(setup.listen, onTransport, {
+    reusePort: setup.reusePort,
+    log: logger,
+    ...(setup.tls ? { tls: setup.tls } : {}),
+  });
   return { server, limiter };
 }
 
