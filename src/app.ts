@@ -50,7 +50,8 @@ import {
 import type { Transport } from "./transport/types.ts";
 import { peerFromEnv, stdioTransport } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
-import { ConnectionLimiter } from "./transport/limits.ts";
+import { ConnectionLedger, ConnectionLimiter } from "./transport/limits.ts";
+import { type SupervisedThread, ThreadSupervisor } from "./daemon/thread_supervisor.ts";
 import { writeAll } from "./io/reply_writer.ts";
 import { closing, formatReply } from "./protocol/reply.ts";
 
@@ -493,6 +494,8 @@ interface ListenerSetup {
   tls: SecureContext | undefined;
   /** Shared connection counters (from the main thread's limiter). */
   shared?: SharedArrayBuffer;
+  /** This thread's own share of them (a listener thread's, released if it dies). */
+  ledger?: ConnectionLedger;
   reusePort: boolean;
 }
 
@@ -535,6 +538,7 @@ export async function startListening(
       await refuseConnection(t, config, admitted, address, logger);
       return;
     }
+    setup.ledger?.admitted(address);
     active++;
     try {
       await runSession(t, deps);
@@ -543,6 +547,7 @@ export async function startListening(
     } finally {
       active--;
       limiter.release(address);
+      setup.ledger?.released(address);
     }
   };
   const server = await serveTcp(setup.listen, onTransport, {
@@ -600,25 +605,37 @@ async function runServe(
   const server = main.server;
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
   const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
-  const workers: Worker[] = [];
   if (threads > 1) space.refreshEverySecond();
+  // Listener threads: a dead one is logged, its slots released, and replaced.
+  const supervisor = new ThreadSupervisor<ListenerThread>({
+    log: logger,
+    start: async () => {
+      const ledger = new ConnectionLedger();
+      const heartbeat = new SharedArrayBuffer(4);
+      const worker = await startWorker({
+        file: opts.file,
+        overrides: opts.overrides,
+        verbose: opts.verbose,
+        listen: bound,
+        shared: main.limiter.shared,
+        ledger: ledger.shared,
+        heartbeat,
+        poolLock: PoolLock.shared().buffer,
+        freeSpace: space.shared,
+      });
+      return {
+        worker,
+        heartbeat: new Int32Array(heartbeat),
+        release: () => ledger.returnTo(main.limiter),
+      };
+    },
+  });
   try {
-    for (let i = 1; i < threads; i++) {
-      workers.push(
-        await startWorker({
-          file: opts.file,
-          overrides: opts.overrides,
-          verbose: opts.verbose,
-          listen: bound,
-          shared: main.limiter.shared,
-          poolLock: PoolLock.shared().buffer,
-          freeSpace: space.shared,
-        }),
-      );
-    }
+    await supervisor.start(threads - 1);
   } catch (e) {
     logger.error(`cannot start listener thread: ${(e as Error).message}`);
-    for (const w of workers) w.terminate();
+    supervisor.stop();
+    for (const t of supervisor.threads) t.worker.terminate();
     server.close();
     return 1;
   }
@@ -630,10 +647,18 @@ async function runServe(
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
-  const stop = async () => {
+  let status = 0;
+  const stop = async (why?: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info("terminating on signal");
+    if (why) {
+      // Not restorable here: exit non-zero for the service manager to restart the daemon.
+      logger.error(`${why}; exiting`);
+      status = 1;
+    } else {
+      logger.info("terminating on signal");
+    }
+    supervisor.stop();
     server.close();
     // Let sessions that are writing a message finish (bounded), so a stop
     // leaves no file half-written; idle clients are cut off after 3 s.
@@ -641,13 +666,20 @@ async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    await Promise.all([store.close(), ...workers.map(stopWorker)]);
+    await Promise.all([store.close(), ...supervisor.threads.map((t) => stopWorker(t.worker))]);
     stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
+  void server.failed.then(stop);
+  void supervisor.gaveUp.then(stop);
   await allStopped;
-  return 0;
+  return status;
+}
+
+/** A listener thread as the supervisor sees it. */
+interface ListenerThread extends SupervisedThread {
+  readonly worker: Worker;
 }
 
 /** What a listener thread is started with. */
@@ -657,6 +689,10 @@ export interface WorkerInit {
   verbose: number;
   listen: ListenAddress[];
   shared: SharedArrayBuffer;
+  /** The thread's own share of the counts ({@linkcode ConnectionLedger}). */
+  ledger: SharedArrayBuffer;
+  /** A cell the thread bumps every second, for the main thread to see it is alive. */
+  heartbeat: SharedArrayBuffer;
   /** The process's pool refill lock ({@linkcode PoolLock}). */
   poolLock: SharedArrayBuffer;
   /** The main thread's free-space figure ({@linkcode FreeSpace}). */
@@ -718,13 +754,19 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
     FreeSpace.reading(init.freeSpace),
   );
   await store.prefill("incoming");
-  await startListening({
+  const { server } = await startListening({
     deps,
     store,
     listen: init.listen,
     tls: undefined,
     shared: init.shared,
+    ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
   });
+  const heartbeat = new Int32Array(init.heartbeat);
+  const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);
+  // A listener that cannot be opened again: stop beating, and the main
+  // thread replaces this thread.
+  void server.failed.then(() => clearInterval(beating));
   return store;
 }

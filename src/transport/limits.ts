@@ -82,3 +82,61 @@ function slotOf(address: string): number {
   for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
   return (h >>> 0) % SLOTS;
 }
+
+/**
+ * One listener thread's share of a {@linkcode ConnectionLimiter}'s counts:
+ * the connections it admitted, per client slot, in a buffer the main thread
+ * also holds. When the thread dies its sessions end with it, and
+ * {@linkcode ConnectionLedger.returnTo} gives their slots back.
+ */
+export class ConnectionLedger {
+  /** The counts, to hand to the thread: [0] total, [1..] per client slot. */
+  readonly shared: SharedArrayBuffer;
+  #counts: Int32Array;
+
+  /** @param shared the buffer of the main thread's ledger for this thread (new when absent) */
+  constructor(shared?: SharedArrayBuffer) {
+    this.shared = shared ?? new SharedArrayBuffer(4 * (1 + SLOTS));
+    this.#counts = new Int32Array(this.shared);
+  }
+
+  /** Connections this thread holds now. */
+  get total(): number {
+    return Atomics.load(this.#counts, 0);
+  }
+
+  /**
+   * Counts a connection the limiter admitted ("ok").
+   * @param address the client address
+   */
+  admitted(address: string): void {
+    Atomics.add(this.#counts, 1 + slotOf(address), 1);
+    Atomics.add(this.#counts, 0, 1);
+  }
+
+  /**
+   * Uncounts a connection the limiter released.
+   * @param address the client address
+   */
+  released(address: string): void {
+    Atomics.sub(this.#counts, 0, 1);
+    Atomics.sub(this.#counts, 1 + slotOf(address), 1);
+  }
+
+  /**
+   * Gives every connection counted here back to the limiter and clears the
+   * ledger. Only for a thread that has ended: its sessions are gone.
+   * @param limiter the shared limiter
+   * @returns how many connections were given back
+   */
+  returnTo(limiter: ConnectionLimiter): number {
+    const shared = new Int32Array(limiter.shared);
+    const total = Atomics.exchange(this.#counts, 0, 0);
+    for (let slot = 1; slot <= SLOTS; slot++) {
+      const n = Atomics.exchange(this.#counts, slot, 0);
+      if (n !== 0) Atomics.sub(shared, slot, n);
+    }
+    if (total !== 0) Atomics.sub(shared, 0, total);
+    return total;
+  }
+}
