@@ -3,7 +3,7 @@
  * address and runs one session per connection until told to stop. When
  * accept fails (every descriptor in use, EMFILE) it backs off instead of
  * spinning, and recovers by itself; a listener that breaks is opened again,
- * and one that cannot be for a minute is reported as failed (the daemon then
+ * and one that cannot be for 30 s is reported as failed (the daemon then
  * exits non-zero, for its supervisor to restart it).
  *
  * @module
@@ -153,7 +153,7 @@ export async function serveTcp(
   const log = options.log ?? quiet;
   const reusePort = options.reusePort ?? false;
   const reopenAfter = options.reopenAfterMs ?? 5000;
-  const giveUpAfter = options.giveUpAfterMs ?? 60_000;
+  const giveUpAfter = options.giveUpAfterMs ?? 30_000;
   const startTls = options.tls ? await startTlsWith(options.tls) : undefined;
   const first = addresses.map((a) => listen({ ...a, reusePort }));
   let closed = false;
