@@ -3,11 +3,22 @@
  * socket is destroyed from outside with `ss -K` (SOCK_DESTROY, as an
  * administrator or a network daemon could): accept(2) then fails with
  * EINVAL for good. The daemon must not spin on it, and must listen again
- * on the same port by itself, in every listener thread.
+ * on the same port by itself, in every listener thread; when it cannot
+ * (the port was taken meanwhile), it exits non-zero for its service manager
+ * to restart it.
  */
 
 import assert from "node:assert/strict";
-import { type Daemon, RawClient, run, startDaemon } from "./_harness.ts";
+import {
+  type Daemon,
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -91,6 +102,59 @@ Deno.test({
       await destroyAndRecover(d, 2);
     } finally {
       await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a listener that cannot be opened again (port taken) ends the daemon with status 1",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("relisten");
+    const { configFile, queueDir } = await writeConfig(
+      dir,
+      "smtpd_listen_threads = 1\nsmtpd_peername_lookup = false",
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: smtpdArgs(["serve", "-c", configFile], queueDir),
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let log = "";
+    const pump = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (t) => void (log += t) }),
+    );
+    let squatter: Deno.Listener | undefined;
+    try {
+      const end = Date.now() + 15000;
+      let port = 0;
+      while (!port && Date.now() < end) {
+        port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      assert.ok(port, log);
+      const r = await run("ss", ["-K", "-t", "-l", `sport = :${port}`]);
+      assert.equal(r.code, 0, r.stderr);
+      // Someone else takes the port before the daemon can listen again.
+      squatter = Deno.listen({ hostname: "127.0.0.1", port });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60000);
+      const status = await child.status;
+      clearTimeout(timer);
+      await pump;
+      assert.equal(status.code, 1, log);
+      assert.match(log, /opening it again/);
+      assert.match(
+        log,
+        /error: listener 127\.0\.0\.1:\d+: cannot listen again for \d+ s: Address already in use; exiting/,
+      );
+    } finally {
+      squatter?.close();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await child.status;
     }
   },
 });
