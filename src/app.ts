@@ -45,7 +45,6 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import {
   type ListenAddress,
   parseListenAddress,
-  serveNodeTcp,
   serveTcp,
   type TcpServer,
 } from "./transport/tcp_listener.ts";
@@ -58,7 +57,8 @@ import {
   stdioTransport,
 } from "./transport/stdio.ts";
 import { VERSION } from "./version.ts";
-import { ConnectionLimiter } from "./transport/limits.ts";
+import { ConnectionLedger, ConnectionLimiter } from "./transport/limits.ts";
+import { type SupervisedThread, ThreadSupervisor } from "./daemon/thread_supervisor.ts";
 import { writeAll } from "./io/reply_writer.ts";
 import { closing, formatReply, type Reply } from "./protocol/reply.ts";
 import { parseIpAddress } from "./protocol/ip.ts";
@@ -553,6 +553,8 @@ interface ListenerSetup {
   tls: SecureContext | undefined;
   /** Shared connection counters (from the main thread's limiter). */
   shared?: SharedArrayBuffer;
+  /** This thread's own share of them (a listener thread's, released if it dies). */
+  ledger?: ConnectionLedger;
   reusePort: boolean;
 }
 
@@ -624,17 +626,20 @@ export async function startListening(
   };
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
   const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
+  const ledger = setup.ledger;
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
   setup.store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     if (limiter.enter() === "global") return await refuseBusy(t, address);
+    ledger?.entered();
     const stressed = limiter.stressed;
     // The address holding a per-client slot, released when the session ends.
     let counted: string | undefined;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
+      ledger?.clientEntered(client);
       counted = client;
       return undefined;
     };
@@ -652,13 +657,19 @@ export async function startListening(
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
       active--;
-      if (counted !== undefined) limiter.leaveClient(counted);
+      if (counted !== undefined) {
+        limiter.leaveClient(counted);
+        ledger?.clientLeft(counted);
+      }
       limiter.leave();
+      ledger?.left();
     }
   };
-  const server = setup.tls
-    ? await serveNodeTcp(setup.listen, setup.tls, onTransport)
-    : serveTcp(setup.listen, onTransport, { reusePort: setup.reusePort });
+  const server = await serveTcp(setup.listen, onTransport, {
+    reusePort: setup.reusePort,
+    log: logger,
+    ...(setup.tls ? { tls: setup.tls } : {}),
+  });
   return { server, limiter };
 }
 
@@ -713,27 +724,39 @@ async function runServe(
   const server = main.server;
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
   const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
-  const workers: Worker[] = [];
   if (threads > 1) space.refreshEverySecond();
+  // Listener threads: a dead one is logged, its slots released, and replaced.
+  const supervisor = new ThreadSupervisor<ListenerThread>({
+    log: logger,
+    start: async () => {
+      const ledger = new ConnectionLedger();
+      const heartbeat = new SharedArrayBuffer(4);
+      const worker = await startWorker({
+        file: opts.file,
+        overrides: opts.overrides,
+        verbose: opts.verbose,
+        listen: bound,
+        shared: main.limiter.shared,
+        ledger: ledger.shared,
+        heartbeat,
+        poolLock: PoolLock.shared().buffer,
+        freeSpace: space.shared,
+        memory: deps.memory.shared,
+        triggerClock: TriggerClock.shared().buffer,
+      });
+      return {
+        worker,
+        heartbeat: new Int32Array(heartbeat),
+        release: () => ledger.returnTo(main.limiter),
+      };
+    },
+  });
   try {
-    for (let i = 1; i < threads; i++) {
-      workers.push(
-        await startWorker({
-          file: opts.file,
-          overrides: opts.overrides,
-          verbose: opts.verbose,
-          listen: bound,
-          shared: main.limiter.shared,
-          poolLock: PoolLock.shared().buffer,
-          freeSpace: space.shared,
-          memory: deps.memory.shared,
-          triggerClock: TriggerClock.shared().buffer,
-        }),
-      );
-    }
+    await supervisor.start(threads - 1);
   } catch (e) {
     logger.error(`cannot start listener thread: ${(e as Error).message}`);
-    for (const w of workers) w.terminate();
+    supervisor.stop();
+    for (const t of supervisor.threads) t.worker.terminate();
     server.close();
     return 1;
   }
@@ -745,10 +768,18 @@ async function runServe(
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
-  const stop = async () => {
+  let status = 0;
+  const stop = async (why?: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info("terminating on signal");
+    if (why) {
+      // Not restorable here: exit non-zero for the service manager to restart the daemon.
+      logger.error(`${why}; exiting`);
+      status = 1;
+    } else {
+      logger.info("terminating on signal");
+    }
+    supervisor.stop();
     server.close();
     // Let sessions that are writing a message finish (bounded), so a stop
     // leaves no file half-written; idle clients are cut off after 3 s.
@@ -756,13 +787,20 @@ async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    await Promise.all([store.close(), ...workers.map(stopWorker)]);
+    await Promise.all([store.close(), ...supervisor.threads.map((t) => stopWorker(t.worker))]);
     stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
+  void server.failed.then(stop);
+  void supervisor.gaveUp.then(stop);
   await allStopped;
-  return 0;
+  return status;
+}
+
+/** A listener thread as the supervisor sees it. */
+interface ListenerThread extends SupervisedThread {
+  readonly worker: Worker;
 }
 
 /** What a listener thread is started with. */
@@ -772,6 +810,10 @@ export interface WorkerInit {
   verbose: number;
   listen: ListenAddress[];
   shared: SharedArrayBuffer;
+  /** The thread's own share of the counts ({@linkcode ConnectionLedger}). */
+  ledger: SharedArrayBuffer;
+  /** A cell the thread bumps every second, for the main thread to see it is alive. */
+  heartbeat: SharedArrayBuffer;
   /** The process's pool refill lock ({@linkcode PoolLock}). */
   poolLock: SharedArrayBuffer;
   /** The main thread's free-space figure ({@linkcode FreeSpace}). */
@@ -839,13 +881,19 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
     MemoryBudget.adopt(init.memory),
   );
   await store.prefill("incoming");
-  await startListening({
+  const { server } = await startListening({
     deps,
     store,
     listen: init.listen,
     tls: undefined,
     shared: init.shared,
+    ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
   });
+  const heartbeat = new Int32Array(init.heartbeat);
+  const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);
+  // A listener that cannot be opened again: stop beating, and the main
+  // thread replaces this thread.
+  void server.failed.then(() => clearInterval(beating));
   return store;
 }

@@ -16,7 +16,22 @@ const self = globalThis as unknown as {
 };
 
 // As in the main thread: no stray asynchronous error may end the server.
-globalThis.addEventListener("unhandledrejection", (e) => e.preventDefault());
+// (A thread that dies all the same is replaced by the main thread: see
+// daemon/thread_supervisor.ts.)
+const encoder = new TextEncoder();
+const report = (text: string) => {
+  try {
+    Deno.stderr.writeSync(encoder.encode(`smtpd: error: listener thread: ${text}\n`));
+  } catch { /* stderr gone */ }
+};
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  report(`unhandled rejection: ${e.reason?.stack ?? e.reason}`);
+});
+globalThis.addEventListener("error", (e) => {
+  e.preventDefault();
+  report(`uncaught exception: ${e.error?.stack ?? e.message}`);
+});
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;

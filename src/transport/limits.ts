@@ -145,3 +145,69 @@ function slotOf(address: string): number {
   for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
   return (h >>> 0) % SLOTS;
 }
+
+/**
+ * One listener thread's share of a {@linkcode ConnectionLimiter}'s counts:
+ * the global and per-client slots its sessions hold, in a buffer the main
+ * thread also holds. When the thread dies its sessions end with it, and
+ * {@linkcode ConnectionLedger.returnTo} gives their slots back.
+ */
+export class ConnectionLedger {
+  /** The counts, to hand to the thread: [0] global slots, [1..] per client slot. */
+  readonly shared: SharedArrayBuffer;
+  #counts: Int32Array;
+
+  /** @param shared the buffer of the main thread's ledger for this thread (new when absent) */
+  constructor(shared?: SharedArrayBuffer) {
+    this.shared = shared ?? new SharedArrayBuffer(4 * (1 + SLOTS));
+    this.#counts = new Int32Array(this.shared);
+  }
+
+  /** Global slots this thread holds now. */
+  get total(): number {
+    return Atomics.load(this.#counts, 0);
+  }
+
+  /** Counts a global slot the limiter gave ({@linkcode ConnectionLimiter.enter}). */
+  entered(): void {
+    Atomics.add(this.#counts, 0, 1);
+  }
+
+  /** Uncounts a global slot given back ({@linkcode ConnectionLimiter.leave}). */
+  left(): void {
+    Atomics.sub(this.#counts, 0, 1);
+  }
+
+  /**
+   * Counts a per-client slot ({@linkcode ConnectionLimiter.enterClient}).
+   * @param address the client address
+   */
+  clientEntered(address: string): void {
+    Atomics.add(this.#counts, 1 + slotOf(address), 1);
+  }
+
+  /**
+   * Uncounts a per-client slot ({@linkcode ConnectionLimiter.leaveClient}).
+   * @param address the client address
+   */
+  clientLeft(address: string): void {
+    Atomics.sub(this.#counts, 1 + slotOf(address), 1);
+  }
+
+  /**
+   * Gives every slot counted here back to the limiter and clears the
+   * ledger. Only for a thread that has ended: its sessions are gone.
+   * @param limiter the shared limiter
+   * @returns how many global slots were given back
+   */
+  returnTo(limiter: ConnectionLimiter): number {
+    const shared = new Int32Array(limiter.shared);
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const n = Atomics.exchange(this.#counts, 1 + slot, 0);
+      if (n !== 0) Atomics.sub(shared, FIRST_SLOT + slot, n);
+    }
+    const total = Atomics.exchange(this.#counts, 0, 0);
+    for (let i = 0; i < total; i++) limiter.leave();
+    return total;
+  }
+}

@@ -1,12 +1,22 @@
 /**
  * Daemon mode's listener: accepts TCP connections on each configured
- * address and runs one session per connection until told to stop.
+ * address and runs one session per connection until told to stop. When
+ * accept fails (every descriptor in use, EMFILE) it backs off instead of
+ * spinning, and recovers by itself; a listener that breaks is opened again,
+ * and one that cannot be for 30 s is reported as failed (the daemon then
+ * exits non-zero, for its supervisor to restart it).
  *
  * @module
  */
 
-import type { AddressInfo, Server } from "node:net";
 import type { SecureContext } from "node:tls";
+import {
+  AcceptBackoff,
+  type AcceptLog,
+  type BackoffOptions,
+  describeAcceptError,
+  resourceShortage,
+} from "./accept_backoff.ts";
 import type { Transport } from "./types.ts";
 
 /** A host:port pair from smtpd_listen. */
@@ -28,10 +38,16 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
-function tcpTransport(conn: Deno.TcpConn): Transport {
+function tcpTransport(conn: Deno.TcpConn, tls?: StartTls): Transport {
   const remote = conn.remoteAddr;
+  const peer = {
+    kind: "network" as const,
+    address: remote.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
+    port: String(remote.port),
+    name: "unknown",
+  };
   return {
-    peer: { kind: "network", address: remote.hostname, port: String(remote.port), name: "unknown" },
+    peer,
     read: (p) => conn.read(p),
     write: (p) => conn.write(p),
     close: () => {
@@ -39,6 +55,41 @@ function tcpTransport(conn: Deno.TcpConn): Transport {
         conn.close();
       } catch { /* already closed */ }
     },
+    ...(tls ? { startTls: () => tls(conn, peer) } : {}),
+  };
+}
+
+/** Runs the server side of STARTTLS on an accepted connection. */
+type StartTls = (
+  conn: Deno.TcpConn,
+  peer: Extract<Transport["peer"], { kind: "network" }>,
+) => Promise<Transport>;
+
+/**
+ * STARTTLS for connections from Deno.listen: node:tls over a stream on the
+ * connection (loaded only when TLS is on: node modules cost every isolate
+ * memory). The handshake is node_socket.ts's, as for any node socket.
+ */
+async function startTlsWith(context: SecureContext): Promise<StartTls> {
+  const { connDuplex } = await import("./conn_duplex.ts");
+  const { nodeTransport } = await import("./node_socket.ts");
+  type NodeSocket = Parameters<typeof nodeTransport>[0];
+  return async (conn, peer) => {
+    const stream = connDuplex(conn);
+    const plain = nodeTransport(stream as unknown as NodeSocket, peer, context);
+    const secure = await (plain.startTls as () => Promise<Transport>)();
+    return {
+      peer: secure.peer,
+      get tls() {
+        return secure.tls;
+      },
+      read: (p) => secure.read(p),
+      write: (p) => secure.write(p),
+      close: () => {
+        secure.close();
+        stream.destroy();
+      },
+    };
   };
 }
 
@@ -50,103 +101,149 @@ export interface TcpServer {
   close(): void;
   /** Resolves when all accept loops have ended. */
   readonly finished: Promise<void>;
+  /**
+   * Resolves with the reason when a listener broke and could not be opened
+   * again (the daemon should exit non-zero); never resolves otherwise.
+   */
+  readonly failed: Promise<string>;
+}
+
+/** How {@linkcode serveTcp} listens. */
+export interface ServeOptions {
+  /** Share the ports with other listener threads (SO_REUSEPORT). */
+  reusePort?: boolean;
+  /** Offer STARTTLS with this context. */
+  tls?: SecureContext;
+  /** Where accept warnings go (default: nowhere). */
+  log?: AcceptLog & { error(text: string): void };
+  /** Opens a listener (tests); default Deno.listen. */
+  listen?: (a: ListenAddress & { reusePort: boolean }) => Deno.TcpListener;
+  /** Failures other than a shortage for this long make the listener be opened again (ms). */
+  reopenAfterMs?: number;
+  /** A listener not open again after this long is given up (ms). */
+  giveUpAfterMs?: number;
+  /** Backoff waits (tests). */
+  backoff?: BackoffOptions;
+}
+
+const quiet = { warning() {}, info() {}, error() {} };
+
+function denoListen(a: ListenAddress & { reusePort: boolean }): Deno.TcpListener {
+  return Deno.listen({
+    hostname: a.hostname,
+    port: a.port,
+    transport: "tcp",
+    ...(a.reusePort ? { reusePort: true } : {}),
+  });
 }
 
 /**
  * Listens on every address and hands each connection to `onTransport`.
  * @param addresses where to listen
  * @param onTransport runs one session; errors are the caller's to log
- * @param options reusePort: share the ports with other listener threads (SO_REUSEPORT)
- * @returns the server handle
+ * @param options threads, STARTTLS, logging
+ * @returns the server handle, once listening
  */
-export function serveTcp(
+export async function serveTcp(
   addresses: readonly ListenAddress[],
   onTransport: (t: Transport) => Promise<void>,
-  options: { reusePort?: boolean } = {},
-): TcpServer {
-  const listeners = addresses.map((a) =>
-    Deno.listen({
-      hostname: a.hostname,
-      port: a.port,
-      transport: "tcp",
-      ...(options.reusePort ? { reusePort: true } : {}),
-    })
-  );
-  const loops = listeners.map(async (listener) => {
-    for (;;) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
-          return;
+  options: ServeOptions = {},
+): Promise<TcpServer> {
+  const listen = options.listen ?? denoListen;
+  const log = options.log ?? quiet;
+  const reusePort = options.reusePort ?? false;
+  const reopenAfter = options.reopenAfterMs ?? 5000;
+  const giveUpAfter = options.giveUpAfterMs ?? 30_000;
+  const startTls = options.tls ? await startTlsWith(options.tls) : undefined;
+  const first = addresses.map((a) => listen({ ...a, reusePort }));
+  let closed = false;
+  const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
+  // A wait that close() cuts short.
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t: { wake: () => void; id?: ReturnType<typeof setTimeout> } = {
+        wake: () => {
+          clearTimeout(t.id);
+          timers.delete(t);
+          resolve();
+        },
+      };
+      t.id = setTimeout(t.wake, ms);
+      timers.add(t);
+    });
+  let fail: (why: string) => void = () => {};
+  const failed = new Promise<string>((r) => (fail = r));
+  const current = [...first];
+  const loops = first.map(async (initial, i) => {
+    let listener: Deno.TcpListener | undefined = initial;
+    // Reopened on the port it got (port 0 became a real one).
+    const addr = initial.addr as Deno.NetAddr;
+    const where = `${addr.hostname}:${addr.port}`;
+    const backoff = new AcceptBackoff(log, options.backoff);
+    let lostSince: number | undefined;
+    try {
+      while (!closed) {
+        if (!listener) {
+          try {
+            listener = listen({ hostname: addr.hostname, port: addr.port, reusePort });
+            current[i] = listener;
+            log.warning(`listener ${where}: listening again`);
+            lostSince = undefined;
+          } catch (err) {
+            lostSince ??= Date.now();
+            if (Date.now() - lostSince >= giveUpAfter) {
+              const why = `listener ${where}: cannot listen again for ${
+                Math.round((Date.now() - lostSince) / 1000)
+              } s: ${describeAcceptError(err)}`;
+              log.error(why);
+              fail(why);
+              return;
+            }
+            await sleep(backoff.failed(err));
+            continue;
+          }
         }
-        continue; // e.g. EMFILE: keep serving
+        let conn: Deno.TcpConn;
+        try {
+          conn = await listener.accept();
+        } catch (err) {
+          if (closed) return;
+          const broken = err instanceof Deno.errors.BadResource ||
+            (!resourceShortage(err) && backoff.failingSince !== undefined &&
+              Date.now() - backoff.failingSince >= reopenAfter);
+          if (broken) {
+            log.warning(`listener ${where}: ${describeAcceptError(err)}; opening it again`);
+            try {
+              listener.close();
+            } catch { /* already closed */ }
+            listener = undefined;
+            lostSince = Date.now();
+          }
+          await sleep(backoff.failed(err));
+          continue;
+        }
+        backoff.succeeded();
+        try {
+          conn.setNoDelay(true);
+        } catch { /* not fatal */ }
+        void onTransport(tcpTransport(conn, startTls));
       }
-      try {
-        conn.setNoDelay(true);
-      } catch { /* not fatal */ }
-      void onTransport(tcpTransport(conn));
+    } finally {
+      backoff.dispose();
     }
   });
   return {
-    addresses: listeners.map((l) => l.addr),
+    addresses: first.map((l) => l.addr as Deno.NetAddr),
     close: () => {
-      for (const l of listeners) {
+      closed = true;
+      for (const t of [...timers]) t.wake();
+      for (const l of current) {
         try {
           l.close();
         } catch { /* closed */ }
       }
     },
     finished: Promise.all(loops).then(() => {}),
-  };
-}
-
-/**
- * Like {@linkcode serveTcp}, on node:net sockets, so that sessions can
- * upgrade to TLS with STARTTLS.
- * @param addresses where to listen
- * @param tls the server's TLS context
- * @param onTransport runs one session
- * @returns the server handle, once listening
- */
-export async function serveNodeTcp(
-  addresses: readonly ListenAddress[],
-  tls: SecureContext,
-  onTransport: (t: Transport) => Promise<void>,
-): Promise<TcpServer> {
-  // Loaded here, not at start-up: node:net and node:tls cost every isolate
-  // a few MiB, and only a STARTTLS listener needs them.
-  const { createServer } = await import("node:net");
-  const { nodeTransport } = await import("./node_socket.ts");
-  const servers: Server[] = [];
-  const bound: Deno.NetAddr[] = [];
-  for (const a of addresses) {
-    const server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
-      const peer = {
-        kind: "network" as const,
-        address: (socket.remoteAddress ?? "").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
-        port: String(socket.remotePort ?? 0),
-        name: "unknown",
-      };
-      void onTransport(nodeTransport(socket, peer, tls));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(a.port, a.hostname, () => resolve());
-    });
-    const addr = server.address() as AddressInfo;
-    bound.push({ transport: "tcp", hostname: addr.address, port: addr.port });
-    servers.push(server);
-  }
-  let finish: () => void = () => {};
-  const finished = new Promise<void>((r) => (finish = r));
-  return {
-    addresses: bound,
-    close: () => {
-      for (const s of servers) s.close();
-      finish();
-    },
-    finished,
+    failed,
   };
 }

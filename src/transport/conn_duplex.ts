@@ -1,0 +1,63 @@
+/**
+ * A node:stream Duplex over a Deno.TcpConn, so that node:tls can run the
+ * server side of STARTTLS on a connection that Deno.listen accepted.
+ * (node:net's own listener stops accepting for good after one EMFILE, with
+ * no event; Deno.listen reports each failure, so one accept loop with
+ * backoff serves both kinds of listener.)
+ *
+ * @module
+ */
+
+import { Duplex } from "node:stream";
+
+/**
+ * Wraps a connection: reads while the stream wants data (back-pressure),
+ * writes in order, end() half-closes, destroy() closes the connection.
+ * @param conn the accepted connection
+ * @returns the stream
+ */
+export function connDuplex(conn: Deno.Conn): Duplex {
+  let reading = false;
+  const stream: Duplex = new Duplex({
+    read() {
+      if (reading) return;
+      reading = true;
+      void (async () => {
+        try {
+          for (;;) {
+            const buf = new Uint8Array(16384);
+            const n = await conn.read(buf);
+            if (n === null) {
+              stream.push(null);
+              return;
+            }
+            if (!stream.push(buf.subarray(0, n))) return;
+          }
+        } catch (e) {
+          stream.destroy(e as Error);
+        } finally {
+          reading = false;
+        }
+      })();
+    },
+    write(chunk: Uint8Array, _encoding, done) {
+      void (async () => {
+        let off = 0;
+        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+      })().then(() => done(), (e) => done(e as Error));
+    },
+    final(done) {
+      try {
+        (conn as Deno.TcpConn).closeWrite();
+      } catch { /* already closed */ }
+      done();
+    },
+    destroy(err, done) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      done(err);
+    },
+  });
+  return stream;
+}

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { connDuplex } from "./conn_duplex.ts";
+
+Deno.test("connDuplex: bytes both ways, end() half-closes, destroy() closes the connection", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const accepted = listener.accept();
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const stream = connDuplex(await accepted);
+    const got: Uint8Array[] = [];
+    const ended = new Promise<void>((r) => stream.on("end", () => r()));
+    stream.on("data", (b: Uint8Array) => got.push(b));
+    await client.write(new TextEncoder().encode("EHLO x\r\n"));
+    client.closeWrite();
+    await ended;
+    assert.equal(new TextDecoder().decode(Buffer.concat(got)), "EHLO x\r\n");
+    await new Promise<void>((r) => stream.end("250 ok\r\n", () => r()));
+    const buf = new Uint8Array(64);
+    const n = await client.read(buf);
+    assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "250 ok\r\n");
+    assert.equal(await client.read(buf), null, "end() sent FIN");
+    stream.destroy();
+    client.close();
+  } finally {
+    listener.close();
+  }
+});

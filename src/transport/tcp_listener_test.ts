@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { parseListenAddress, serveTcp } from "./tcp_listener.ts";
+
+function recorder() {
+  const lines: string[] = [];
+  return {
+    lines,
+    log: {
+      warning: (t: string) => lines.push(`warning: ${t}`),
+      info: (t: string) => lines.push(t),
+      error: (t: string) => lines.push(`error: ${t}`),
+    },
+  };
+}
+
+/** A listener whose accept fails as told, then waits until closed. */
+function fakeListener(errors: Error[]): Deno.TcpListener {
+  let closed = false;
+  let wake: (() => void) | undefined;
+  return {
+    addr: { transport: "tcp", hostname: "127.0.0.1", port: 2525 },
+    accept(): Promise<Deno.TcpConn> {
+      const e = errors.shift();
+      if (e) return Promise.reject(e);
+      return new Promise((_, reject) => {
+        wake = () => reject(new Deno.errors.BadResource("closed"));
+        if (closed) wake();
+      });
+    },
+    close() {
+      closed = true;
+      wake?.();
+    },
+  } as unknown as Deno.TcpListener;
+}
+
+Deno.test("parseListenAddress: host:port, [v6]:port, :port", () => {
+  assert.deepEqual(parseListenAddress("127.0.0.1:25"), { hostname: "127.0.0.1", port: 25 });
+  assert.deepEqual(parseListenAddress("[::1]:2525"), { hostname: "::1", port: 2525 });
+  assert.deepEqual(parseListenAddress(":25"), { hostname: "0.0.0.0", port: 25 });
+  assert.equal(parseListenAddress("host:99999"), undefined);
+});
+
+Deno.test("serveTcp: a listener that breaks is opened again on the same port", async () => {
+  const r = recorder();
+  const opened: { port: number }[] = [];
+  const server = await serveTcp([{ hostname: "127.0.0.1", port: 0 }], () => Promise.resolve(), {
+    log: r.log,
+    backoff: { initialMs: 1 },
+    listen: (a) => {
+      opened.push({ port: a.port });
+      return fakeListener(opened.length === 1 ? [new Deno.errors.BadResource("gone")] : []);
+    },
+  });
+  const end = Date.now() + 2000;
+  while (opened.length < 2 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+  server.close();
+  await server.finished;
+  assert.equal(opened.length, 2);
+  assert.equal(opened[1]?.port, 2525, "opened again on the port the first one got");
+  assert.match(r.lines.join("\n"), /listener 127\.0\.0\.1:2525: gone; opening it again/);
+  assert.match(r.lines.join("\n"), /listener 127\.0\.0\.1:2525: listening again/);
+});
+
+Deno.test("serveTcp: a listener that cannot be opened again is reported failed", async () => {
+  const r = recorder();
+  let opens = 0;
+  const server = await serveTcp([{ hostname: "127.0.0.1", port: 25 }], () => Promise.resolve(), {
+    log: r.log,
+    backoff: { initialMs: 1, maxMs: 5 },
+    giveUpAfterMs: 100,
+    listen: () => {
+      if (++opens === 1) return fakeListener([new Deno.errors.BadResource("gone")]);
+      throw new Deno.errors.AddrInUse("Address already in use (os error 98)");
+    },
+  });
+  const why = await server.failed;
+  await server.finished;
+  server.close();
+  assert.match(
+    why,
+    /^listener 127\.0\.0\.1:2525: cannot listen again for 0 s: Address already in use$/,
+  );
+  assert.ok(opens > 2);
+  assert.match(r.lines.at(-1) ?? "", /^error: listener 127\.0\.0\.1:2525: cannot listen again/);
+});
+
+Deno.test("serveTcp: EMFILE is waited out, never a reason to reopen the listener", async () => {
+  const r = recorder();
+  let opens = 0;
+  const emfile = () => new Error("Too many open files (os error 24)");
+  const server = await serveTcp([{ hostname: "127.0.0.1", port: 0 }], () => Promise.resolve(), {
+    log: r.log,
+    backoff: { initialMs: 1, maxMs: 2 },
+    reopenAfterMs: 0,
+    listen: () => {
+      opens++;
+      return fakeListener(Array.from({ length: 20 }, emfile));
+    },
+  });
+  await new Promise((res) => setTimeout(res, 150));
+  server.close();
+  await server.finished;
+  assert.equal(opens, 1);
+  assert.deepEqual(r.lines, ["warning: accept: too many open files; backing off"]);
+});

@@ -1,0 +1,192 @@
+/**
+ * Running out of file descriptors must not stop service. The daemon's
+ * descriptor limit is lowered with prlimit(1) to a few more than it has
+ * open, clients connect until accept(2) fails with EMFILE, and then: the
+ * server does not spin (CPU measured from /proc/PID/stat over a second),
+ * logs one warning for the burst, a session already under way gets
+ * 451 4.3.0 for the message it cannot write (and the daemon lives on), and
+ * once the clients are gone it serves a new client (swaks) by itself, on
+ * the plain listener and on the STARTTLS one.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  type Daemon,
+  makeWorkDir,
+  queueFiles,
+  RawClient,
+  ROOT,
+  run,
+  startDaemon,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function openDescriptors(pid: number): Promise<number> {
+  return (await Array.fromAsync(Deno.readDir(`/proc/${pid}/fd`))).length;
+}
+
+/** User + system CPU time of a process, in clock ticks (1/100 s). */
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which is in parentheses): state is field 3.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]); // utime (14) + stime (15)
+}
+
+async function setSoftLimit(pid: number, n: number): Promise<void> {
+  const r = await run("prlimit", [`--pid=${pid}`, `--nofile=${n}:`]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function tlsExtra(dir: string): Promise<string> {
+  const r = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=mx.test.example",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rel = dir.slice(ROOT.length);
+  return [
+    `smtpd_tls_security_level = "may"`,
+    `smtpd_tls_cert_file = "${rel}/cert.pem"`,
+    `smtpd_tls_key_file = "${rel}/key.pem"`,
+  ].join("\n");
+}
+
+const count = (text: string, re: RegExp) => (text.match(new RegExp(re, "g")) ?? []).length;
+
+/**
+ * Exhausts the daemon's descriptors, checks it idles and logs once, frees
+ * them and checks a new client is served.
+ */
+async function exhaustAndRecover(d: Daemon, swaksArgs: string[]): Promise<void> {
+  // A session under way before the descriptors run out.
+  const session = await RawClient.connect(d.port);
+  assert.match(await session.reply(), /^220 /);
+  await session.send(
+    "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n",
+  );
+  assert.match(await session.reply(), /^250-/);
+  assert.match(await session.reply(), /^250 2\.1\.0/);
+  assert.match(await session.reply(), /^250 2\.1\.5/);
+  const before = await openDescriptors(d.pid);
+  const limit = before + 6;
+  await setSoftLimit(d.pid, limit);
+  const clients: Deno.TcpConn[] = [];
+  try {
+    // More clients than descriptors left: the rest wait in the listen queue.
+    for (let i = 0; i < 30; i++) {
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port: d.port }));
+    }
+    // Every descriptor in use: accept now fails with EMFILE.
+    const end = Date.now() + 5000;
+    while ((await openDescriptors(d.pid)) < limit - 1 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(
+      (await openDescriptors(d.pid)) >= limit - 1,
+      "the server never used its descriptors up",
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = await cpuTicks(d.pid);
+    const started = performance.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const ticks = (await cpuTicks(d.pid)) - t0;
+    const elapsed = (performance.now() - started) / 1000;
+    // A loop that retries accept at once uses a whole core (about 100
+    // ticks a second); backing off uses almost nothing.
+    assert.ok(
+      ticks / elapsed < 25,
+      `the server used ${ticks} ticks of CPU in ${elapsed.toFixed(2)} s while out of descriptors`,
+    );
+    // The message cannot be written (no descriptor for its queue file): 451, not a crash or a hang.
+    await session.send("DATA\r\n");
+    let reply = await session.reply();
+    if (reply.startsWith("354")) {
+      await session.send("Subject: test\r\n\r\nbody\r\n.\r\n");
+      reply = await session.reply();
+    }
+    assert.match(reply, /^451 4\.3\.0 /);
+    await session.send("QUIT\r\n");
+    assert.match(await session.reply(), /^221 /);
+  } finally {
+    session.close();
+    for (const c of clients) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  }
+  // Served again without any help, once the clients' descriptors are freed.
+  let r = { code: -1, stdout: "", stderr: "" };
+  for (let i = 0; i < 10 && r.code !== 0; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 500));
+    r = await run("swaks", [
+      "--server",
+      `127.0.0.1:${d.port}`,
+      "--to",
+      "u@example.com",
+      "--timeout",
+      "5",
+      ...swaksArgs,
+    ], { timeoutMs: 20000 });
+  }
+  assert.equal(r.code, 0, r.stdout + r.stderr + d.log());
+  assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+  assert.ok((await queueFiles(d.queueDir)).length >= 1, "no queue file");
+  // At the limit accept(2) fails even with nothing to accept, so the burst
+  // may outlast the last client: it ends with an accept that works (and
+  // none failing for a second after it).
+  await new Promise((r) => setTimeout(r, 1200));
+  const late = await RawClient.connect(d.port);
+  try {
+    assert.match(await late.reply(), /^220 /);
+  } finally {
+    late.close();
+  }
+  await d.waitForLog("accept: too many open files; backing off");
+  await d.waitForLog(/accept: recovered after \d+ ms, \d+ attempts/);
+  const log = d.log();
+  assert.equal(count(log, /accept: too many open files; backing off/), 1, log);
+  assert.equal(count(log, /accept: recovered after/), 1, log);
+}
+
+Deno.test({
+  name: "EMFILE on the plain listener: no spinning, one warning, served again afterwards",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_listen_threads = 1\nsmtpd_peername_lookup = false");
+    try {
+      await exhaustAndRecover(d, []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "EMFILE on the STARTTLS listener: no spinning, one warning, served (with TLS) afterwards",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("fds");
+    const d = await startDaemon(`smtpd_peername_lookup = false\n${await tlsExtra(dir)}`, { dir });
+    try {
+      await exhaustAndRecover(d, ["--tls"]);
+      await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
