@@ -10,14 +10,36 @@
 
 import { Duplex } from "node:stream";
 
+/** Stops and restarts reading from the connection (as libuv's uv_read_stop/uv_read_start). */
+export interface ReadSwitch {
+  readStop(): void;
+  readStart(): void;
+}
+
 /**
  * Wraps a connection: reads while the stream wants data (back-pressure),
  * writes in order, end() half-closes, destroy() closes the connection.
+ * Its `readSwitch` stops reading from the connection altogether: node:tls
+ * over this stream reads on while the TLS socket is paused, so a session
+ * that does not read stops the reads here (see node_socket.ts).
  * @param conn the accepted connection
  * @returns the stream
  */
-export function connDuplex(conn: Deno.Conn): Duplex {
+export function connDuplex(conn: Deno.Conn): Duplex & { readSwitch: ReadSwitch } {
   let reading = false;
+  let held = false;
+  let release: (() => void) | undefined;
+  const readSwitch: ReadSwitch = {
+    readStop() {
+      held = true;
+    },
+    readStart() {
+      held = false;
+      const r = release;
+      release = undefined;
+      r?.();
+    },
+  };
   const stream: Duplex = new Duplex({
     read() {
       if (reading) return;
@@ -25,6 +47,7 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       void (async () => {
         try {
           for (;;) {
+            while (held) await new Promise<void>((r) => (release = r));
             const buf = new Uint8Array(16384);
             const n = await conn.read(buf);
             if (n === null) {
@@ -59,5 +82,5 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       done(err);
     },
   });
-  return stream;
+  return Object.assign(stream, { readSwitch });
 }

@@ -32,7 +32,10 @@ interface ReadSwitch {
  * grow the process without bound. The TCP handle's own reads are stopped too.
  */
 function flowControl(socket: Socket, under?: Socket): { pause(): void; resume(): void } {
-  const handle = (under as unknown as { _handle?: ReadSwitch } | undefined)?._handle;
+  // A TCP socket's handle, or the read switch of a stream over a Deno
+  // connection (conn_duplex.ts).
+  const below = under as unknown as { _handle?: ReadSwitch; readSwitch?: ReadSwitch } | undefined;
+  const handle = below?.readSwitch ?? below?._handle;
   let stopped = false;
   return {
     pause() {

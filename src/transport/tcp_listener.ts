@@ -55,7 +55,7 @@ function tcpTransport(conn: Deno.TcpConn, tls?: StartTls): Transport {
         conn.close();
       } catch { /* already closed */ }
     },
-    ...(tls ? { startTls: () => tls(conn, peer) } : {}),
+    ...(tls ? { startTls: (timeoutMs: number) => tls(conn, peer, timeoutMs) } : {}),
   };
 }
 
@@ -63,6 +63,7 @@ function tcpTransport(conn: Deno.TcpConn, tls?: StartTls): Transport {
 type StartTls = (
   conn: Deno.TcpConn,
   peer: Extract<Transport["peer"], { kind: "network" }>,
+  timeoutMs: number,
 ) => Promise<Transport>;
 
 /**
@@ -74,10 +75,10 @@ async function startTlsWith(context: SecureContext): Promise<StartTls> {
   const { connDuplex } = await import("./conn_duplex.ts");
   const { nodeTransport } = await import("./node_socket.ts");
   type NodeSocket = Parameters<typeof nodeTransport>[0];
-  return async (conn, peer) => {
+  return async (conn, peer, timeoutMs) => {
     const stream = connDuplex(conn);
     const plain = nodeTransport(stream as unknown as NodeSocket, peer, context);
-    const secure = await (plain.startTls as () => Promise<Transport>)();
+    const secure = await (plain.startTls as (ms: number) => Promise<Transport>)(timeoutMs);
     return {
       peer: secure.peer,
       get tls() {
