@@ -20,8 +20,8 @@ const missing = (await run("sh", ["-c", "command -v smtp-source && command -v pr
 
 Deno.test({
   name: "deno task hostile --quick: every attack meets the targets of issue 14",
-  // smtp-source (postfix) and prlimit (util-linux) are needed; prlimit on the server needs root.
-  ignore: missing !== 0 || Deno.uid() !== 0,
+  // Needs smtp-source (Debian's postfix) and prlimit (util-linux), as .ci/run installs them.
+  ignore: missing !== 0,
   ...opts,
   fn: async (t) => {
     const r = await run(Deno.execPath(), ["run", "-A", "scripts/hostile.ts", "--quick", "--json"], {

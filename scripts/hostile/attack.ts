@@ -133,3 +133,53 @@ export function closeAll(conns: Iterable<SmtpConn>): void {
 export async function workers(count: number, worker: (i: number) => Promise<void>): Promise<void> {
   await Promise.all(Array.from({ length: count }, (_, i) => worker(i).catch(() => {})));
 }
+
+/** Stress settings the harness configures (production defaults), for the attacks' checks. */
+export const STRESS = {
+  /** default_process_limit. */
+  processLimit: 100,
+  /** smtpd_stress_threshold, percent. */
+  thresholdPercent: 80,
+  /** smtpd_stress_timeout and smtpd_stress_starttls_timeout, seconds. */
+  timeoutS: 10,
+} as const;
+
+/** A session an attack holds open, with when it began to hold. */
+export interface HeldSession {
+  conn: SmtpConn;
+  /** When the session began to stall (epoch ms). */
+  since: number;
+}
+
+/**
+ * Whether the sessions that certainly started under stress were cut by
+ * the server within the stress timeout (plus 3 s). Sessions are given in
+ * the order the server admitted them; from the threshold on (80 of 100)
+ * the server was under stress however few legitimate sessions it had.
+ * Only sessions held long enough to be due are judged.
+ * @param name the check's name
+ * @param held the sessions, in admission order
+ * @param windowEnd when the attack's window ended
+ * @returns the check, or a note when no session was due (a short window)
+ */
+export function stressCutCheck(
+  name: string,
+  held: readonly HeldSession[],
+  windowEnd: number,
+): Check | string {
+  const first = Math.floor(STRESS.processLimit * STRESS.thresholdPercent / 100);
+  const dueMs = (STRESS.timeoutS + 3) * 1000;
+  const judged = held.slice(first).filter((h) => windowEnd - h.since >= dueMs);
+  if (judged.length === 0) {
+    return `${name}: not judged (the window is shorter than the stress timeout + 3 s)`;
+  }
+  const late = judged.filter((h) =>
+    !h.conn.closedByServer || h.conn.closedAt === undefined || h.conn.closedAt - h.since > dueMs
+  );
+  return {
+    name,
+    ok: late.length === 0,
+    detail: `${judged.length - late.length} of ${judged.length} sessions admitted under stress ` +
+      `(from the ${first + 1}th on) cut within ${STRESS.timeoutS} + 3 s`,
+  };
+}

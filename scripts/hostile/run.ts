@@ -11,7 +11,13 @@
  */
 
 import { join } from "node:path";
-import type { Attack, AttackContext, AttackOutcome, Check } from "./attack.ts";
+import {
+  type Attack,
+  type AttackContext,
+  type AttackOutcome,
+  type Check,
+  STRESS,
+} from "./attack.ts";
 import { ATTACKS, HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./attacks/mod.ts";
 import { Ledger } from "./ledger.ts";
 import { LegitStream } from "./legit_stream.ts";
@@ -93,6 +99,10 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
       `smtpd_peername_lookup = false`,
       `smtpd_junk_command_limit = ${JUNK_COMMAND_LIMIT}`,
       `smtpd_hard_error_limit = ${HARD_ERROR_LIMIT}`,
+      `default_process_limit = ${STRESS.processLimit}`,
+      `smtpd_stress_threshold = ${STRESS.thresholdPercent}`,
+      `smtpd_stress_timeout = ${STRESS.timeoutS}`,
+      `smtpd_stress_starttls_timeout = ${STRESS.timeoutS}`,
     ];
     const lazy = new Map<"main" | "proxy", () => Instance>([
       ["main", () =>

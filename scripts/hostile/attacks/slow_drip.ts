@@ -12,11 +12,12 @@ import {
   type AttackOutcome,
   closeAll,
   command,
+  type HeldSession,
   openGreeted,
   pause,
+  stressCutCheck,
   workers,
 } from "../attack.ts";
-import type { SmtpConn } from "../smtp_conn.ts";
 
 const CLIENTS = 90;
 const HOSTS = 9;
@@ -35,7 +36,7 @@ export const slowDrip: Attack = {
   summary: `${CLIENTS} clients from ${HOSTS} addresses sending one byte per second`,
   target: "main",
   async run(ctx: AttackContext): Promise<AttackOutcome> {
-    const drippers: { conn: SmtpConn; text: string; at: number }[] = [];
+    const drippers: (HeldSession & { text: string; at: number })[] = [];
     let refused = 0;
     await workers(CLIENTS, async (i) => {
       if (ctx.signal.aborted) return;
@@ -53,7 +54,7 @@ export const slowDrip: Attack = {
         await command(o.conn, "RCPT TO:<u@hostile.example>");
         await command(o.conn, "DATA");
       }
-      drippers.push({ conn: o.conn, text: SCRIPTS[kind]!, at: 0 });
+      drippers.push({ conn: o.conn, since: Date.now(), text: SCRIPTS[kind]!, at: 0 });
     });
     ctx.ready();
     // One byte per client per second, until the window ends (each script outlasts any window).
@@ -65,10 +66,12 @@ export const slowDrip: Attack = {
       await pause(1000, ctx.signal);
     }
     const cut = drippers.filter((d) => d.conn.closedByServer).length;
+    const stress = stressCutCheck("drippers under stress cut", drippers, Date.now());
     closeAll(drippers.map((d) => d.conn));
     return {
-      checks: [],
+      checks: typeof stress === "string" ? [] : [stress],
       notes: [
+        ...(typeof stress === "string" ? [stress] : []),
         `${drippers.length} of ${CLIENTS} dripping, ${refused} refused; ` +
         `the server cut ${cut} during the window`,
       ],

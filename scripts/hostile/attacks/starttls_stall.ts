@@ -12,7 +12,9 @@ import {
   type AttackOutcome,
   closeAll,
   command,
+  type HeldSession,
   openGreeted,
+  stressCutCheck,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -27,6 +29,7 @@ export const starttlsStall: Attack = {
   target: "main",
   async run(ctx: AttackContext): Promise<AttackOutcome> {
     const conns: SmtpConn[] = [];
+    const held: HeldSession[] = [];
     let stalled = 0;
     let refused = 0;
     await workers(CLIENTS, async (i) => {
@@ -39,15 +42,20 @@ export const starttlsStall: Attack = {
         return;
       }
       await command(o.conn, "EHLO stall.example", 5000);
-      if ((await command(o.conn, "STARTTLS", 5000)).startsWith("220")) stalled++;
+      if ((await command(o.conn, "STARTTLS", 5000)).startsWith("220")) {
+        stalled++;
+        held.push({ conn: o.conn, since: Date.now() });
+      }
     });
     ctx.ready();
     await ctx.ended;
     const cut = conns.filter((c) => c.closedByServer).length;
+    const stress = stressCutCheck("stalled handshakes under stress cut", held, Date.now());
     closeAll(conns);
     return {
-      checks: [],
+      checks: typeof stress === "string" ? [] : [stress],
       notes: [
+        ...(typeof stress === "string" ? [stress] : []),
         `${stalled} of ${CLIENTS} sessions stalled in the TLS handshake, ${refused} refused; ` +
         `the server closed ${cut} during the window`,
       ],
