@@ -62,6 +62,11 @@ export interface Attack {
   /** Which instance: the main one (STARTTLS offered) or the PROXY one. */
   readonly target: "main" | "proxy";
   /**
+   * Shortest window in the short form (--quick), ms from full strength
+   * (default 1500): longer where lock-outs take seconds to show.
+   */
+  readonly quickMinMs?: number;
+  /**
    * Runs until `ctx.signal` aborts, then closes its connections.
    * @param ctx the context
    * @returns checks and notes
@@ -180,6 +185,6 @@ export function stressCutCheck(
     name,
     ok: late.length === 0,
     detail: `${judged.length - late.length} of ${judged.length} sessions admitted under stress ` +
-      `(from the ${first + 1}th on) cut within ${STRESS.timeoutS} + 3 s`,
+      `(session ${first + 1} on) cut within ${STRESS.timeoutS} + 3 s`,
   };
 }

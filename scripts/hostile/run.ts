@@ -243,8 +243,8 @@ async function runOne(
   const { server, ledger } = inst;
   const stream = inst.stream!;
   const fixedMs = opts.seconds !== undefined ? opts.seconds * 1000 : opts.quick ? 0 : 15_000;
-  const minMs = opts.quick ? 1500 : fixedMs;
-  const maxMs = opts.quick ? 6000 : fixedMs;
+  const minMs = opts.quick ? attack.quickMinMs ?? 1500 : fixedMs;
+  const maxMs = opts.quick ? Math.max(6000, minMs + 1000) : fixedMs;
   const readyLimitMs = opts.quick ? 8000 : 20_000;
   const mark = server.logMark;
   const ctlBefore = server.controlBytes;

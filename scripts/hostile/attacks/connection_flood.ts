@@ -25,6 +25,8 @@ export const connectionFlood: Attack = {
     `${SPREAD} idle connections from ${SPREAD_HOSTS} addresses + ${GREEDY} from one, reopened ` +
     `when closed, + ${CHURNERS} connect/drop loops`,
   target: "main",
+  // A refused client is held 2 s before its 421, then retries: give the lock-out time to show.
+  quickMinMs: 5000,
   async run(ctx: AttackContext): Promise<AttackOutcome> {
     const live = new Set<SmtpConn>();
     let opened = 0;

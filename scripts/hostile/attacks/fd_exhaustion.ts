@@ -44,6 +44,8 @@ export const fdExhaustion: Attack = {
   summary:
     `prlimit: open descriptors + ${HEADROOM}; ${HOLDERS} idle connections from ${HOSTS} addresses`,
   target: "main",
+  // A refused client is held 2 s before its 421, then retries: give the lock-out time to show.
+  quickMinMs: 5000,
   async run(ctx: AttackContext): Promise<AttackOutcome> {
     const pid = ctx.server.pid;
     const before = nofileLimits(pid);
