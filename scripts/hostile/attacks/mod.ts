@@ -1,0 +1,35 @@
+/**
+ * Every attack of the hostile harness, in the order they run.
+ *
+ * @module
+ */
+
+import type { Attack } from "../attack.ts";
+import { baseline } from "./baseline.ts";
+import { starttlsStall } from "./starttls_stall.ts";
+import { headerBomb } from "./header_bomb.ts";
+import { connectionFlood } from "./connection_flood.ts";
+import { fdExhaustion } from "./fd_exhaustion.ts";
+import { slowDrip } from "./slow_drip.ts";
+import { etrnFlood, noopFlood, vrfyFlood } from "./command_flood.ts";
+import { proxyForged } from "./proxy_forged.ts";
+import { smuggling } from "./smuggling.ts";
+import { garbageAfterStarttls } from "./garbage_after_starttls.ts";
+
+export { HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./command_flood.ts";
+
+/** All attacks, baseline first. */
+export const ATTACKS: readonly Attack[] = [
+  baseline,
+  starttlsStall,
+  headerBomb,
+  connectionFlood,
+  fdExhaustion,
+  slowDrip,
+  vrfyFlood,
+  noopFlood,
+  etrnFlood,
+  proxyForged,
+  smuggling,
+  garbageAfterStarttls,
+];
