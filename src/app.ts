@@ -624,6 +624,22 @@ export async function startListening(
     }
     return refuseConnection(t, busy);
   };
+  // Idle sessions closed to make room: one line, then a count now and then.
+  let evicted = 0;
+  let evictionLogged = -Infinity;
+  const logEviction = (victim: { address: string; idleMs: number }, why: string) => {
+    evicted++;
+    const now = Date.now();
+    if (now - evictionLogged < REFUSAL_LOG_MS) return;
+    logger.warning(
+      `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
+        `room: ${why}` + (evicted > 1 ? ` (${evicted - 1} more since the last report)` : ""),
+    );
+    evicted = 0;
+    evictionLogged = now;
+  };
+  // Set once listening; sessions that arrive before cannot evict anyone.
+  const listening: { server?: TcpServer } = {};
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
   const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
   const ledger = setup.ledger;
@@ -632,7 +648,14 @@ export async function startListening(
   setup.store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
-    if (limiter.enter() === "global") return await refuseBusy(t, address);
+    if (limiter.enter() === "global") {
+      // At the cap, a session that has long waited for its client gives its
+      // place to the new one; without one, the new client is refused.
+      const victim = listening.server?.evictIdle();
+      if (!victim) return await refuseBusy(t, address);
+      logEviction(victim, `${limit} sessions (default_process_limit)`);
+      limiter.enterInPlaceOfIdle();
+    }
     ledger?.entered();
     const stressed = limiter.stressed;
     // The address holding a per-client slot, released when the session ends.
@@ -668,8 +691,13 @@ export async function startListening(
   const server = await serveTcp(setup.listen, onTransport, {
     reusePort: setup.reusePort,
     log: logger,
+    farewell: encodeReply(
+      closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
+    ),
+    onEvict: (victim, why) => logEviction(victim, why),
     ...(setup.tls ? { tls: setup.tls } : {}),
   });
+  listening.server = server;
   return { server, limiter };
 }
 

@@ -338,3 +338,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a client that leaves during the TLS handshake frees its slot at once",
+  ...opts,
+  fn: async () => {
+    const { dir, tls } = await tlsSetup();
+    const d = await startDaemon(
+      `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 2\nsmtpd_starttls_timeout = 60`,
+      { dir },
+    );
+    try {
+      const gone = [await silentAfterStarttls(d.port), await silentAfterStarttls(d.port)];
+      for (const c of gone) c.close();
+      // Both slots come back well before smtpd_starttls_timeout (60 s).
+      const t0 = Date.now();
+      const next = await greeted(d.port, Date.now() + 5000);
+      assert.ok(next, "no slot came back within 5 s");
+      assert.ok(Date.now() - t0 < 1500, `a slot came back after ${Date.now() - t0} ms`);
+      next.close();
+      assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 2), 2);
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -10,6 +10,14 @@
 
 import { Duplex } from "node:stream";
 
+/** What the stream needs of a connection (a Deno.TcpConn, or a watched one). */
+export interface ByteConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
 /** Stops and restarts reading from the connection (as libuv's uv_read_stop/uv_read_start). */
 export interface ReadSwitch {
   readStop(): void;
@@ -25,7 +33,7 @@ export interface ReadSwitch {
  * @param conn the accepted connection
  * @returns the stream
  */
-export function connDuplex(conn: Deno.Conn): Duplex & { readSwitch: ReadSwitch } {
+export function connDuplex(conn: ByteConn): Duplex & { readSwitch: ReadSwitch } {
   let reading = false;
   let held = false;
   let release: (() => void) | undefined;
@@ -71,7 +79,7 @@ export function connDuplex(conn: Deno.Conn): Duplex & { readSwitch: ReadSwitch }
     },
     final(done) {
       try {
-        (conn as Deno.TcpConn).closeWrite();
+        void conn.closeWrite().catch(() => {});
       } catch { /* already closed */ }
       done();
     },

@@ -94,8 +94,21 @@ export class ConnectionLimiter {
    * @returns "ok" (call {@linkcode leave} later) or "global" (refuse it)
    */
   enter(): "ok" | "global" {
+    return this.#take(false);
+  }
+
+  /**
+   * Takes a global slot past the cap: for a client that an idle session
+   * just made room for (its slot comes back when that session ends, in a
+   * moment).
+   */
+  enterInPlaceOfIdle(): void {
+    this.#take(true);
+  }
+
+  #take(over: boolean): "ok" | "global" {
     const n = Atomics.add(this.#counts, TOTAL, 1) + 1;
-    if (n > this.#global) {
+    if (n > this.#global && !over) {
       Atomics.sub(this.#counts, TOTAL, 1);
       return "global";
     }

@@ -191,7 +191,13 @@ async function serverHandshake(
         );
         reject(new TlsHandshakeError(lost ? "lost" : "protocol", e.message));
       });
-      secure.once("close", () => reject(new TlsHandshakeError("lost", "lost connection")));
+      const lost = () => reject(new TlsHandshakeError("lost", "lost connection"));
+      secure.once("close", lost);
+      // The client may leave before TLS notices (node:tls over a stream does
+      // not always pass the end on during the handshake): its slot must not
+      // wait for smtpd_starttls_timeout.
+      socket.once("end", lost);
+      socket.once("close", lost);
     });
   } catch (err) {
     secure.destroy();

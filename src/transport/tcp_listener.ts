@@ -18,6 +18,7 @@ import {
   resourceShortage,
 } from "./accept_backoff.ts";
 import type { Transport } from "./types.ts";
+import type { ByteConn } from "./conn_duplex.ts";
 
 /** A host:port pair from smtpd_listen. */
 export interface ListenAddress {
@@ -38,7 +39,49 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
-function tcpTransport(conn: Deno.TcpConn, tls?: StartTls): Transport {
+/**
+ * An accepted connection as the listener sees it: whether the session is
+ * waiting for the client (a read pending, since when), so that an idle one
+ * can give its place to a new client when the slots or the descriptors run
+ * out.
+ */
+interface Watched extends ByteConn {
+  readonly address: string;
+  /** When the pending read started; undefined while none is pending. */
+  idleSince: number | undefined;
+  /** STARTTLS started: nothing may be written in plaintext any more. */
+  tls: boolean;
+  evicted: boolean;
+}
+
+function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched {
+  const w: Watched = {
+    address,
+    idleSince: undefined,
+    tls: false,
+    evicted: false,
+    async read(p) {
+      w.idleSince = Date.now();
+      try {
+        return await conn.read(p);
+      } finally {
+        w.idleSince = undefined;
+      }
+    },
+    write: (p) => conn.write(p),
+    closeWrite: () => conn.closeWrite(),
+    close() {
+      live.delete(w);
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    },
+  };
+  live.add(w);
+  return w;
+}
+
+function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): Transport {
   const remote = conn.remoteAddr;
   const peer = {
     kind: "network" as const,
@@ -46,22 +89,61 @@ function tcpTransport(conn: Deno.TcpConn, tls?: StartTls): Transport {
     port: String(remote.port),
     name: "unknown",
   };
+  const w = watch(conn, peer.address, live);
   return {
     peer,
-    read: (p) => conn.read(p),
-    write: (p) => conn.write(p),
-    close: () => {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
-    },
-    ...(tls ? { startTls: (timeoutMs: number) => tls(conn, peer, timeoutMs) } : {}),
+    read: (p) => w.read(p),
+    write: (p) => w.write(p),
+    close: () => w.close(),
+    ...(tls
+      ? {
+        startTls: (timeoutMs: number) => {
+          w.tls = true;
+          return tls(w, peer, timeoutMs);
+        },
+      }
+      : {}),
   };
+}
+
+/**
+ * Closes the connection that has waited longest for its client, if it has
+ * waited at least `minIdleMs`: a 421 first when the session is not in TLS.
+ * @returns the victim, or undefined when no connection was idle that long
+ */
+function evictOldest(
+  live: Set<Watched>,
+  minIdleMs: number,
+  farewell: Uint8Array | undefined,
+): { address: string; idleMs: number } | undefined {
+  const now = Date.now();
+  let victim: Watched | undefined;
+  for (const w of live) {
+    if (w.evicted || w.idleSince === undefined || now - w.idleSince < minIdleMs) continue;
+    if (!victim || w.idleSince < (victim.idleSince as number)) victim = w;
+  }
+  if (!victim) return undefined;
+  const v = victim;
+  v.evicted = true;
+  const idleMs = now - (v.idleSince as number);
+  live.delete(v);
+  if (farewell && !v.tls) {
+    // A 421 fits any idle socket's buffer; the close follows it, or comes
+    // after 200 ms at the latest.
+    const timer = setTimeout(() => v.close(), 200);
+    v.write(farewell).catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      v.close();
+    });
+  } else {
+    v.close();
+  }
+  return { address: v.address, idleMs };
 }
 
 /** Runs the server side of STARTTLS on an accepted connection. */
 type StartTls = (
-  conn: Deno.TcpConn,
+  conn: ByteConn,
   peer: Extract<Transport["peer"], { kind: "network" }>,
   timeoutMs: number,
 ) => Promise<Transport>;
@@ -107,6 +189,13 @@ export interface TcpServer {
    * again (the daemon should exit non-zero); never resolves otherwise.
    */
   readonly failed: Promise<string>;
+  /**
+   * Makes room for a new client: closes this listener's connection that has
+   * waited longest for its client, if it has waited at least
+   * `evictIdleAfterMs` (with a 421 when it is not in TLS).
+   * @returns the closed connection's client and idle time, or undefined
+   */
+  evictIdle(): { address: string; idleMs: number } | undefined;
 }
 
 /** How {@linkcode serveTcp} listens. */
@@ -125,6 +214,16 @@ export interface ServeOptions {
   giveUpAfterMs?: number;
   /** Backoff waits (tests). */
   backoff?: BackoffOptions;
+  /**
+   * A connection whose client has been silent this long may be closed to
+   * make room when the descriptors (or, through evictIdle, the session
+   * slots) run out (ms). @default {2000}
+   */
+  evictIdleAfterMs?: number;
+  /** The reply an idle connection gets when it is closed to make room. */
+  farewell?: Uint8Array;
+  /** Told of each idle connection closed because descriptors ran out. */
+  onEvict?: (victim: { address: string; idleMs: number }, why: string) => void;
 }
 
 const quiet = { warning() {}, info() {}, error() {} };
@@ -156,6 +255,9 @@ export async function serveTcp(
   const reopenAfter = options.reopenAfterMs ?? 5000;
   const giveUpAfter = options.giveUpAfterMs ?? 30_000;
   const startTls = options.tls ? await startTlsWith(options.tls) : undefined;
+  const live = new Set<Watched>();
+  const evictAfter = options.evictIdleAfterMs ?? 2000;
+  const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
   const first = addresses.map((a) => listen({ ...a, reusePort }));
   let closed = false;
   const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
@@ -220,14 +322,19 @@ export async function serveTcp(
             listener = undefined;
             lostSince = Date.now();
           }
-          await sleep(backoff.failed(err));
+          const wait = backoff.failed(err);
+          // Out of descriptors: an idle connection gives its own back, and
+          // the client waiting in the backlog gets it at once.
+          const victim = resourceShortage(err) ? evictIdle() : undefined;
+          if (victim) options.onEvict?.(victim, describeAcceptError(err));
+          await sleep(victim ? Math.min(wait, 20) : wait);
           continue;
         }
         backoff.succeeded();
         try {
           conn.setNoDelay(true);
         } catch { /* not fatal */ }
-        void onTransport(tcpTransport(conn, startTls));
+        void onTransport(tcpTransport(conn, live, startTls));
       }
     } finally {
       backoff.dispose();
@@ -246,5 +353,6 @@ export async function serveTcp(
     },
     finished: Promise.all(loops).then(() => {}),
     failed,
+    evictIdle,
   };
 }

