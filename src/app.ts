@@ -698,6 +698,11 @@ export async function startListening(
     ...(setup.tls ? { tls: setup.tls } : {}),
   });
   listening.server = server;
+  setup.store.makeRoom = () => {
+    const victim = server.evictIdleNow();
+    if (victim) logEviction(victim, "no descriptor for a queue file");
+    return victim !== undefined;
+  };
   return { server, limiter };
 }
 

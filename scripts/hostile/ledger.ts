@@ -82,12 +82,19 @@ export class Ledger {
   }
 
   /**
-   * Sets the running count of messages a client without queue IDs had acknowledged.
+   * Sets the running count of messages a client without queue IDs had
+   * acknowledged. smtp-source counts a message when it sends the final
+   * ".", before the reply: up to one message per session of the count may
+   * never have been acknowledged (the one whose 4xx ended it, or those in
+   * flight when it was stopped), so `unconfirmed` of the count are not held
+   * against the server.
    * @param sender the envelope sender its files carry
-   * @param total acknowledged so far
+   * @param total counted so far
+   * @param unconfirmed how many of them may lack their 250 (its sessions)
    */
-  counted(sender: string, total: number): void {
-    this.#countedAcked.set(sender, Math.max(total, this.#countedAcked.get(sender) ?? 0));
+  counted(sender: string, total: number, unconfirmed = 0): void {
+    const acked = Math.max(0, total - unconfirmed);
+    this.#countedAcked.set(sender, Math.max(acked, this.#countedAcked.get(sender) ?? 0));
   }
 
   /**

@@ -210,10 +210,12 @@ export class LegitStream {
           if (/^\d+$/.test(p)) last = Number(p);
         }
         this.volume.push({ at: Date.now(), total: base + last });
-        this.#opts.ledger.counted(VOLUME_SENDER, base + last);
+        this.#opts.ledger.counted(VOLUME_SENDER, base + last, SMTP_SOURCE_SESSIONS);
       }
       await child.status;
-      base += last;
+      // Of this run's count, the messages in flight at its end (one per
+      // session) may have had no 250: the next run's count starts below them.
+      base += Math.max(0, last - SMTP_SOURCE_SESSIONS);
       const why = (await errText).trim().split("\n").at(-1) ?? "";
       if (!this.#stopping) {
         this.volumeExits.push(`${new Date().toISOString().slice(11, 19)} ${why}`.slice(0, 200));

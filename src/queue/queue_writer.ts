@@ -112,6 +112,12 @@ export class QueueStore {
    * sessions the fsync must not stall them.
    */
   inlineSync: () => boolean = () => false;
+  /**
+   * Called when creating a queue file fails for want of descriptors: a
+   * listener closes an idle connection (true) and the create is tried once
+   * more. Stand-alone mode has none to close.
+   */
+  makeRoom: () => boolean = () => false;
 
   /**
    * @param directory the queue_directory
@@ -193,8 +199,30 @@ export class QueueStore {
       }
     }
     const id = newQueueId(arrival);
-    return new QueueFile({ dir, path: join(dir, id), id, queue, syncer, owner });
+    return new QueueFile({
+      dir,
+      path: join(dir, id),
+      id,
+      queue,
+      syncer,
+      owner,
+      makeRoom: this.makeRoom,
+    });
   }
+}
+
+/**
+ * Waits for the descriptor of a connection just closed to be free: its
+ * pending read holds it until the runtime cancels that read.
+ * @returns after a few milliseconds
+ */
+function descriptorFreed(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 10));
+}
+
+/** Whether an open failed for want of descriptors (EMFILE, ENFILE). */
+function outOfDescriptors(err: unknown): boolean {
+  return err instanceof Error && /os error 2[34]\b|too many open files/i.test(err.message);
 }
 
 /**
@@ -229,6 +257,7 @@ export class QueueFile {
   /** Taken from the pool: created, its directory entry already durable. */
   #pooled: boolean;
   #inlineSync: () => boolean;
+  #makeRoom: () => boolean;
 
   /** @param parts identity, directory syncer and owner */
   constructor(
@@ -241,9 +270,11 @@ export class QueueFile {
       owner: { uid: number; gid: number } | undefined;
       ready?: PooledFile;
       inlineSync?: () => boolean;
+      makeRoom?: () => boolean;
     },
   ) {
     this.#inlineSync = parts.inlineSync ?? (() => false);
+    this.#makeRoom = parts.makeRoom ?? (() => false);
     this.#dir = parts.dir;
     this.path = parts.path;
     this.id = parts.id;
@@ -329,7 +360,12 @@ export class QueueFile {
    */
   async #create(): Promise<Deno.FsFile> {
     try {
-      this.#file = await Deno.open(this.path, { write: true, createNew: true, mode: 0o600 });
+      const open = () => Deno.open(this.path, { write: true, createNew: true, mode: 0o600 });
+      this.#file = await open().catch(async (err) => {
+        if (!outOfDescriptors(err) || !this.#makeRoom()) throw err;
+        await descriptorFreed();
+        return await open();
+      });
       lockNew(this.#file);
       if (this.#owner) await Deno.chown(this.path, this.#owner.uid, this.#owner.gid);
     } catch (err) {
@@ -355,6 +391,21 @@ export class QueueFile {
       throw this.#cannotCreate(err);
     }
     return this.#file;
+  }
+
+  /**
+   * The small message's create on this thread; out of descriptors, an idle
+   * connection is closed to make room and the create is tried once more.
+   * @returns the open file
+   */
+  async #createSmall(): Promise<Deno.FsFile> {
+    try {
+      return this.#createSync();
+    } catch (err) {
+      if (!outOfDescriptors((err as Error).cause) || !this.#makeRoom()) throw err;
+      await descriptorFreed();
+      return this.#createSync();
+    }
   }
 
   #cannotCreate(err: unknown): QueueWriteError {
@@ -413,7 +464,7 @@ export class QueueFile {
       if (this.#flushed === 0) {
         // Small message: everything is still in memory; one write.
         this.#buf.bytes().set(size, 2); // type byte + one length byte (95 < 128)
-        const file = this.#file ?? this.#createSync();
+        const file = this.#file ?? await this.#createSmall();
         const bytes = this.#buf.bytes();
         let off = 0;
         while (off < bytes.length) off += file.writeSync(bytes.subarray(off));

@@ -116,6 +116,7 @@ function evictOldest(
   minIdleMs: number,
   farewell: Uint8Array | undefined,
 ): { address: string; idleMs: number } | undefined {
+  // Without a farewell the descriptor is needed now: closed at once.
   const now = Date.now();
   let victim: Watched | undefined;
   for (const w of live) {
@@ -196,6 +197,12 @@ export interface TcpServer {
    * @returns the closed connection's client and idle time, or undefined
    */
   evictIdle(): { address: string; idleMs: number } | undefined;
+  /**
+   * The same when descriptors ran out: the connection is closed at once,
+   * without a reply, so that its descriptor is free when this returns; a
+   * connection silent for an eighth of `evictIdleAfterMs` qualifies.
+   */
+  evictIdleNow(): { address: string; idleMs: number } | undefined;
 }
 
 /** How {@linkcode serveTcp} listens. */
@@ -258,6 +265,9 @@ export async function serveTcp(
   const live = new Set<Watched>();
   const evictAfter = options.evictIdleAfterMs ?? 2000;
   const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
+  // Out of descriptors nobody is served until one comes free: a connection
+  // silent for an eighth of that time may already give its own.
+  const evictIdleNow = () => evictOldest(live, evictAfter / 8, undefined);
   const first = addresses.map((a) => listen({ ...a, reusePort }));
   let closed = false;
   const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
@@ -325,9 +335,14 @@ export async function serveTcp(
           const wait = backoff.failed(err);
           // Out of descriptors: an idle connection gives its own back, and
           // the client waiting in the backlog gets it at once.
-          const victim = resourceShortage(err) ? evictIdle() : undefined;
-          if (victim) options.onEvict?.(victim, describeAcceptError(err));
-          await sleep(victim ? Math.min(wait, 20) : wait);
+          const victim = resourceShortage(err) ? evictIdleNow() : undefined;
+          if (victim) {
+            options.onEvict?.(victim, describeAcceptError(err));
+            // Its descriptor is free once the runtime has cancelled its read.
+            await sleep(10);
+            continue;
+          }
+          await sleep(wait);
           continue;
         }
         backoff.succeeded();
@@ -354,5 +369,6 @@ export async function serveTcp(
     finished: Promise.all(loops).then(() => {}),
     failed,
     evictIdle,
+    evictIdleNow,
   };
 }
