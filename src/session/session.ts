@@ -161,11 +161,13 @@ export class Session {
   /** Starts a transaction (after MAIL FROM is accepted). */
   beginTransaction(tx: Transaction): void {
     this.phase = { kind: "inMail", tx };
+    this.transport.inTransaction?.(true);
   }
 
   /** Drops the transaction (RSET, HELO, end of DATA). */
   endTransaction(): void {
     this.phase = { kind: "ready" };
+    this.transport.inTransaction?.(false);
   }
 
   /**

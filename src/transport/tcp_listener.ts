@@ -51,6 +51,8 @@ interface Watched extends ByteConn {
   idleSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
   tls: boolean;
+  /** A mail transaction is under way: never closed to make room. */
+  inMail: boolean;
   evicted: boolean;
 }
 
@@ -59,6 +61,7 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
     address,
     idleSince: undefined,
     tls: false,
+    inMail: false,
     evicted: false,
     async read(p) {
       w.idleSince = Date.now();
@@ -95,11 +98,19 @@ function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): T
     read: (p) => w.read(p),
     write: (p) => w.write(p),
     close: () => w.close(),
+    inTransaction: (on) => {
+      w.inMail = on;
+    },
     ...(tls
       ? {
-        startTls: (timeoutMs: number) => {
+        startTls: async (timeoutMs: number) => {
           w.tls = true;
-          return tls(w, peer, timeoutMs);
+          const secure = await tls(w, peer, timeoutMs);
+          return Object.assign(secure, {
+            inTransaction: (on: boolean) => {
+              w.inMail = on;
+            },
+          });
         },
       }
       : {}),
@@ -108,7 +119,8 @@ function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): T
 
 /**
  * Closes the connection that has waited longest for its client, if it has
- * waited at least `minIdleMs`: a 421 first when the session is not in TLS.
+ * waited at least `minIdleMs` and is not in a mail transaction (those end
+ * by smtpd_timeout): a 421 first when the session is not in TLS.
  * @returns the victim, or undefined when no connection was idle that long
  */
 function evictOldest(
@@ -120,7 +132,8 @@ function evictOldest(
   const now = Date.now();
   let victim: Watched | undefined;
   for (const w of live) {
-    if (w.evicted || w.idleSince === undefined || now - w.idleSince < minIdleMs) continue;
+    if (w.evicted || w.inMail || w.idleSince === undefined) continue;
+    if (now - w.idleSince < minIdleMs) continue;
     if (!victim || w.idleSince < (victim.idleSince as number)) victim = w;
   }
   if (!victim) return undefined;

@@ -32,6 +32,11 @@ export interface Transport extends ByteSource, ByteSink {
    * something that is not TLS, or goes away; the connection is closed then.
    */
   startTls?: (timeoutMs: number) => Promise<Transport>;
+  /**
+   * Told when a mail transaction starts (true) and ends (false): a listener
+   * that must close an idle connection to make room spares those in one.
+   */
+  inTransaction?: (on: boolean) => void;
 }
 
 /** Why a STARTTLS handshake failed. */
