@@ -648,18 +648,27 @@ export async function startListening(
   setup.store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
+    // The address holding a per-client slot, released when the session ends.
+    let counted: string | undefined;
     if (limiter.enter() === "global") {
       // At the cap, a session that has long waited for its client gives its
-      // place to the new one; without one, the new client is refused.
+      // place to the new one; without one, the new client is refused. A
+      // client already at its own limit makes no room for itself.
+      if (!proxied && !limiter.enterClient(address)) {
+        return await refuseConnection(t, encodeReply(perClient(address)));
+      }
+      if (!proxied) counted = address;
       const victim = listening.server?.evictIdle();
-      if (!victim) return await refuseBusy(t, address);
+      if (!victim) {
+        if (counted !== undefined) limiter.leaveClient(counted);
+        return await refuseBusy(t, address);
+      }
       logEviction(victim, `${limit} sessions (default_process_limit)`);
       limiter.enterInPlaceOfIdle();
     }
     ledger?.entered();
+    if (counted !== undefined) ledger?.clientEntered(counted);
     const stressed = limiter.stressed;
-    // The address holding a per-client slot, released when the session ends.
-    let counted: string | undefined;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
       ledger?.clientEntered(client);
@@ -672,7 +681,7 @@ export async function startListening(
         // The client is known only after the PROXY header: the session asks.
         await runSession(t, { ...deps, stressed: () => stressed, admitClient });
       } else {
-        const refusal = admitClient(address);
+        const refusal = counted === undefined ? admitClient(address) : undefined;
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
         await runSession(t, stressed ? stressedDeps : deps);
       }

@@ -24,7 +24,7 @@ Deno.test({
         clients.push(c);
         await new Promise((r) => setTimeout(r, 100));
       }
-      // The three are silent for longer than the idle threshold (2 s).
+      // The three are silent for longer than the idle threshold (1 s).
       await new Promise((r) => setTimeout(r, 2500));
       const fresh = await RawClient.connect(d.port);
       clients.push(fresh);
@@ -59,13 +59,13 @@ Deno.test({
         assert.match(await c.reply(), /^220 /);
         clients.push(c);
       }
-      // They keep talking: none is idle for 2 s.
+      // They keep talking: none is idle for 1 s.
       for (let round = 0; round < 6; round++) {
         for (const c of clients) {
           await c.send("NOOP\r\n");
           assert.match(await c.reply(), /^250 /);
         }
-        await new Promise((r) => setTimeout(r, 400));
+        await new Promise((r) => setTimeout(r, 250));
       }
       const late = await RawClient.connect(d.port);
       clients.push(late);

@@ -118,9 +118,10 @@ function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): T
 }
 
 /**
- * Closes the connection that has waited longest for its client, if it has
- * waited at least `minIdleMs` and is not in a mail transaction (those end
- * by smtpd_timeout): a 421 first when the session is not in TLS.
+ * Closes a connection whose client has been silent at least `minIdleMs`
+ * and that is not in a mail transaction (those end by smtpd_timeout): of
+ * the address holding the most connections, the longest silent. A 421
+ * goes first when the session is not in TLS.
  * @returns the victim, or undefined when no connection was idle that long
  */
 function evictOldest(
@@ -131,10 +132,22 @@ function evictOldest(
   // Without a farewell the descriptor is needed now: closed at once.
   const now = Date.now();
   let victim: Watched | undefined;
+  // The victim comes from the address that holds the most connections:
+  // one client with many idle connections pays before a client with few.
+  const held = new Map<string, number>();
+  for (const w of live) held.set(w.address, (held.get(w.address) ?? 0) + 1);
+  let victimHeld = 0;
   for (const w of live) {
     if (w.evicted || w.inMail || w.idleSince === undefined) continue;
     if (now - w.idleSince < minIdleMs) continue;
-    if (!victim || w.idleSince < (victim.idleSince as number)) victim = w;
+    const n = held.get(w.address) ?? 0;
+    if (
+      !victim || n > victimHeld ||
+      (n === victimHeld && w.idleSince < (victim.idleSince as number))
+    ) {
+      victim = w;
+      victimHeld = n;
+    }
   }
   if (!victim) return undefined;
   const v = victim;
@@ -213,7 +226,7 @@ export interface TcpServer {
   /**
    * The same when descriptors ran out: the connection is closed at once,
    * without a reply, so that its descriptor is free when this returns; a
-   * connection silent for an eighth of `evictIdleAfterMs` qualifies.
+   * connection silent for a quarter of `evictIdleAfterMs` qualifies.
    */
   evictIdleNow(): { address: string; idleMs: number } | undefined;
 }
@@ -237,7 +250,7 @@ export interface ServeOptions {
   /**
    * A connection whose client has been silent this long may be closed to
    * make room when the descriptors (or, through evictIdle, the session
-   * slots) run out (ms). @default {2000}
+   * slots) run out (ms). @default {1000}
    */
   evictIdleAfterMs?: number;
   /** The reply an idle connection gets when it is closed to make room. */
@@ -276,11 +289,11 @@ export async function serveTcp(
   const giveUpAfter = options.giveUpAfterMs ?? 30_000;
   const startTls = options.tls ? await startTlsWith(options.tls) : undefined;
   const live = new Set<Watched>();
-  const evictAfter = options.evictIdleAfterMs ?? 2000;
+  const evictAfter = options.evictIdleAfterMs ?? 1000;
   const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
   // Out of descriptors nobody is served until one comes free: a connection
-  // silent for an eighth of that time may already give its own.
-  const evictIdleNow = () => evictOldest(live, evictAfter / 8, undefined);
+  // silent for a quarter of that time may already give its own.
+  const evictIdleNow = () => evictOldest(live, evictAfter / 4, undefined);
   const first = addresses.map((a) => listen({ ...a, reusePort }));
   let closed = false;
   const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
