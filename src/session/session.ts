@@ -121,6 +121,13 @@ export class Session {
   chat = false;
   /** The session's share of the memory budget (its line buffer grown for DATA). */
   readonly memory: MemoryHold;
+  /**
+   * The transaction's recipient list, reserved against the memory budget
+   * (smtpd_recipient_limit addresses of up to line_length_limit bytes each).
+   */
+  readonly envelopeMemory: MemoryHold;
+  /** Bytes the transaction's recipient list holds, as reserved in envelopeMemory. */
+  envelopeBytes = 0;
   #closed = false;
   #pendingFirst: Promise<void> | undefined;
 
@@ -141,6 +148,7 @@ export class Session {
     });
     this.dns = deps.policy.sessionResolver();
     this.memory = deps.memory.hold();
+    this.envelopeMemory = deps.memory.hold();
     const p = transport.peer;
     if (p.kind === "network") {
       this.peer = { name: p.name, address: p.address };
@@ -166,6 +174,8 @@ export class Session {
   /** Drops the transaction (RSET, HELO, end of DATA). */
   endTransaction(): void {
     this.phase = { kind: "ready" };
+    this.envelopeBytes = 0;
+    this.envelopeMemory.release();
   }
 
   /**
@@ -338,6 +348,7 @@ export class Session {
       this.writer.close();
       this.reader.close();
       this.memory.release();
+      this.envelopeMemory.release();
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);
