@@ -109,7 +109,7 @@ export class Session {
   /** "SMTP" after HELO, "ESMTP" after EHLO. */
   protocol = "SMTP";
   errorCount = 0;
-  /** NOOP/VRFY/ETRN/RSET commands since the last message (smtpd_junk_command_limit). */
+  /** NOOP/VRFY/ETRN/RSET/HELP commands since the last message (smtpd_junk_command_limit). */
   junkCommands = 0;
   lastVerb = "CONNECT";
   readonly counts = new Map<string, number>();
@@ -524,8 +524,13 @@ export class Session {
   }
 }
 
-/** The commands smtpd_junk_command_limit counts (cost the client nothing, us something). */
-const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET"]);
+/**
+ * The commands smtpd_junk_command_limit counts (cost the client nothing, us
+ * something): Postfix's NOOP, VRFY, ETRN and RSET, and HELP, which Postfix
+ * does not implement (there a HELP is a 502 error, so a flood meets the
+ * tarpit; here it would be answered 214 without end).
+ */
+const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET", "HELP"]);
 
 /** Connection-level failures: the client went away or the socket broke. */
 function isConnectionError(err: unknown): boolean {
