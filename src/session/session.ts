@@ -510,6 +510,10 @@ export class Session {
       }
       if (result.silent) continue;
       await this.respond(result);
+      // Replies to a long pipelined burst go out once they pile up, as
+      // Postfix's 4 KB stream buffer does: 64 KiB of "EHLO x" lines would
+      // otherwise queue 8,192 EHLO replies (1.2 MB) before the next read.
+      if (this.writer.pendingLength > REPLY_FLUSH_LENGTH) await this.writer.flush();
       if (result.close) return;
       if (this.errorCount >= this.limits.hardErrorLimit) {
         this.deps.log.tooManyErrors(this.peer, this.lastVerb);
@@ -531,6 +535,9 @@ export class Session {
  * tarpit; here it would be answered 214 without end).
  */
 const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET", "HELP"]);
+
+/** Queued reply text past which the session writes before the next command. */
+const REPLY_FLUSH_LENGTH = 4096;
 
 /** Connection-level failures: the client went away or the socket broke. */
 function isConnectionError(err: unknown): boolean {
