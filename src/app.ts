@@ -639,7 +639,7 @@ export async function startListening(
     let counted: string | undefined;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
-      ledger?.clientEntered(client);
+      ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
       return undefined;
     };
@@ -659,7 +659,7 @@ export async function startListening(
       active--;
       if (counted !== undefined) {
         limiter.leaveClient(counted);
-        ledger?.clientLeft(counted);
+        ledger?.clientLeft(limiter.clientSlot(counted));
       }
       limiter.leave();
       ledger?.left();
