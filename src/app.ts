@@ -667,11 +667,11 @@ export async function startListening(
       limiter.enterInPlaceOfIdle();
     }
     ledger?.entered();
-    if (counted !== undefined) ledger?.clientEntered(counted);
+    if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
     const stressed = limiter.stressed;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
-      ledger?.clientEntered(client);
+      ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
       return undefined;
     };
@@ -691,7 +691,7 @@ export async function startListening(
       active--;
       if (counted !== undefined) {
         limiter.leaveClient(counted);
-        ledger?.clientLeft(counted);
+        ledger?.clientLeft(limiter.clientSlot(counted));
       }
       limiter.leave();
       ledger?.left();

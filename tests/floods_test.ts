@@ -1,7 +1,7 @@
 /**
  * Floods that cost the client nothing: ETRN (trigger writes to Postfix's
  * queue manager, coalesced to one a second) and junk commands (NOOP, VRFY,
- * ETRN, RSET past smtpd_junk_command_limit count as errors, so a flood
+ * ETRN, RSET, HELP past smtpd_junk_command_limit count as errors, so a flood
  * ends in 421). The triggers are counted by a real UNIX-domain socket
  * server on public/qmgr.
  */
@@ -96,6 +96,37 @@ Deno.test({
       assert.equal(replies.at(-1), "421 4.7.0 mx.test.example Error: too many errors\r\n");
       assert.equal(await c.reply(), "", "the server closed the connection");
       await d.waitForLog(/too many errors after NOOP from unknown\[127\.0\.0\.1\]/);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "HELP flood: HELP is a junk command too; 421 at the hard limit",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      "smtpd_peername_lookup = false\nsmtpd_junk_command_limit = 5\nsmtpd_hard_error_limit = 3\nsmtpd_soft_error_limit = 100",
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO flood.example\r\n");
+      await c.reply();
+      const replies: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        await c.send("HELP\r\n").catch(() => {});
+        const r = await c.reply();
+        if (r === "") break; // closed
+        replies.push(r);
+        if (r.startsWith("421")) break;
+      }
+      // As for NOOP: HELPs 7, 8 and 9 are errors 1-3, then 421.
+      assert.equal(replies.filter((r) => r.startsWith("214 ")).length, 9, replies.join(""));
+      assert.equal(replies.at(-1), "421 4.7.0 mx.test.example Error: too many errors\r\n");
+      await d.waitForLog(/too many errors after HELP from unknown\[127\.0\.0\.1\]/);
     } finally {
       c.close();
       await d.stop();

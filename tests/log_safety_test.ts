@@ -133,3 +133,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "HELO with U+0085 and U+202E: Received: and the queue file's helo_name hold ? instead",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_peername_lookup = false");
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send(new TextEncoder().encode("EHLO ev\u0085il\u202e)x\r\n"));
+      assert.match(await c.reply(), /^250/);
+      await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
+      assert.match(await c.reply(), /^250 /);
+      assert.match(await c.reply(), /^250 /);
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      const [file] = await queueFiles(d.queueDir);
+      assert.ok(file, "the message was queued");
+      const text = await postcat(file);
+      assert.match(text, /^Received: from ev\?il\?\)x \(unknown \[127\.0\.0\.1\]\)$/m);
+      assert.match(text, /^named_attribute: helo_name=ev\?il\?\)x$/m);
+      assert.doesNotMatch(text, /[\u0085\u202e]/, "no C1 or bidi control in the queue file");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});

@@ -126,3 +126,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a recipient list past smtpd_memory_budget gets 452 4.3.1 at RCPT; RSET gives the budget back",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      "smtpd_memory_budget = 300000\nsmtpd_listen_threads = 1\nsmtpd_peername_lookup = false\n" +
+        "notify_classes = []\nsmtpd_soft_error_limit = 1000\nsmtpd_hard_error_limit = 1000",
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO x\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.org>\r\n");
+      assert.match(await c.reply(), /^250/);
+      // 200 recipients of about 1 KB each: about 400 KB held as strings.
+      const count = 200;
+      let batch = "";
+      for (let i = 0; i < count; i++) {
+        batch += `RCPT TO:<${String(i).padStart(1000, "r")}@example.com>\r\n`;
+      }
+      await c.send(batch);
+      const replies: string[] = [];
+      for (let i = 0; i < count; i++) replies.push(await c.reply());
+      const ok = replies.filter((r) => r.startsWith("250 2.1.5"));
+      const refused = replies.filter((r) => r.startsWith("452 4.3.1 Insufficient system storage"));
+      assert.equal(ok.length + refused.length, count, replies.join(""));
+      assert.ok(
+        ok.length > 0 && refused.length > 0,
+        `${ok.length} accepted, ${refused.length} refused`,
+      );
+      await d.waitForLog("memory budget exhausted");
+      // RSET drops the list and its reservation: a message goes through.
+      await c.send("RSET\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      assert.match(await c.reply(), /^250/);
+      assert.match(await c.reply(), /^250/);
+      assert.match(await c.reply(), /^250/);
+      assert.match(await c.reply(), /^354/);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as /);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});

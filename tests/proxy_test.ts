@@ -270,3 +270,59 @@ Deno.test({
     );
   },
 });
+
+/** The per-client slot a fixed FNV-1a hash would give: what an attacker can compute. */
+function fixedSlot(address: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
+  return (h >>> 0) % 4096;
+}
+
+Deno.test({
+  name:
+    "per-client limit behind PROXY: addresses chosen to share a victim's slot do not lock the victim out",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "smtpd_client_connection_count_limit = 2\nsmtpd_client_event_limit_exceptions = []",
+    );
+    const held: RawClient[] = [];
+    try {
+      // Three victims; for each, an attacker address with the same fixed-hash slot
+      // (all in canonical text, as the server writes a PROXY header's address).
+      const pairs: [string, string][] = [];
+      for (let v = 1; pairs.length < 3; v++) {
+        const victim = `2001:db8::${v.toString(16)}`;
+        for (let n = 0; n < 0x40000; n++) {
+          const attacker = `2001:db8:${(1 + (n >> 12)).toString(16)}:${
+            (1 + (n & 0xfff)).toString(16)
+          }:1:1:1:1`;
+          if (fixedSlot(attacker) === fixedSlot(victim)) {
+            pairs.push([victim, attacker]);
+            break;
+          }
+        }
+      }
+      const proxied = async (address: string): Promise<string> => {
+        const c = await RawClient.connect(d.port);
+        held.push(c);
+        await c.send(`PROXY TCP6 ${address} ::1 40001 25\r\n`);
+        return await c.reply();
+      };
+      // Each attacker holds its two sessions: its slot is full.
+      for (const [, attacker] of pairs) {
+        assert.match(await proxied(attacker), /^220 /);
+        assert.match(await proxied(attacker), /^220 /);
+        assert.match(await proxied(attacker), /^421 4\.7\.0 .*too many connections from/);
+      }
+      const victims = await Promise.all(pairs.map(([victim]) => proxied(victim)));
+      // Keyed with a random seed, a victim shares an attacker's slot with odds 1/4096.
+      const admitted = victims.filter((r) => r.startsWith("220 "));
+      assert.ok(admitted.length >= 2, victims.join(""));
+    } finally {
+      for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});

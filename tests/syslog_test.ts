@@ -96,3 +96,81 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "A Message-ID of 8 KB cannot forge a record in rsyslog over TCP (records are cut at 2000 characters)",
+  ignore: !ready,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("syslog");
+    const tcp = freePort();
+    const conf = join(dir, "rsyslog.conf");
+    // Every facility: the rest of a record rsyslog cut would come as user.notice.
+    await Deno.writeTextFile(
+      conf,
+      [
+        `global(workDirectory="${dir}")`,
+        'module(load="imtcp")',
+        `input(type="imtcp" address="127.0.0.1" port="${tcp}")`,
+        `*.* action(type="omfile" file="${dir}/all" template="RSYSLOG_TraditionalFileFormat")`,
+        "",
+      ].join("\n"),
+    );
+    const rsyslog = new Deno.Command("rsyslogd", {
+      args: ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsyslog_server = "tcp://127.0.0.1:${tcp}"`,
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // rsyslog's input comes up
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+        for (let i = 0; i < 4; i++) await c.reply();
+        // Past rsyslog's 8 KB, the forged record is repeated so that wherever
+        // rsyslog cuts, the rest holds it.
+        const forged = "<18>Dec  4 01:00:00 mx.test.example postfix/smtpd[1]: FORGED record ";
+        await c.send(
+          `Message-ID: <${"a".repeat(8100)}${
+            forged.repeat(40)
+          }@x>\r\nSubject: x\r\n\r\nbody\r\n.\r\n`,
+        );
+        assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
+      const file = join(dir, "all");
+      const end = Date.now() + 10000;
+      let text = "";
+      while (Date.now() < end) {
+        text = await Deno.readTextFile(file).catch(() => "");
+        if (text.includes("disconnect from")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(text, /: message-id=<a{100}/);
+      // Ours only (rsyslog may log its own start).
+      const records = text.split("\n").filter((l) => l !== "" && !/ rsyslogd(\[\d+\])?: /.test(l));
+      assert.ok(
+        records.every((l) =>
+          /^\w{3} [ \d]\d [\d:]{8} mx\.test\.example postfix\/smtpd\[\d+\]: /.test(l) &&
+          !/FORGED/.test(l)
+        ),
+        records.map((l) => l.slice(0, 200)).join("\n"),
+      );
+    } finally {
+      await d.stop();
+      try {
+        rsyslog.kill("SIGTERM");
+      } catch { /* gone */ }
+      await rsyslog.status;
+      await rsyslog.stderr.cancel().catch(() => {});
+    }
+  },
+});

@@ -34,7 +34,7 @@ self.onmessage = (e) => {
     const address = `192.0.2.${i}`;
     if (limiter.enter() !== "ok") continue;
     ledger.entered();
-    if (limiter.enterClient(address)) ledger.clientEntered(address);
+    if (limiter.enterClient(address)) ledger.clientEntered(limiter.clientSlot(address));
   }
   const heartbeat = new Int32Array(init.heartbeat);
   setInterval(() => Atomics.add(heartbeat, 0, 1), 20);

@@ -62,6 +62,11 @@ export class ReplyWriter {
     return this.#pending.length > 0;
   }
 
+  /** How much reply text waits to be written (UTF-16 code units, about bytes). */
+  get pendingLength(): number {
+    return this.#pending.length;
+  }
+
   /**
    * Writes everything queued.
    * @param timeoutMs the longest this write may take (default: the writer's timeout)

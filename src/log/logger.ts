@@ -2,7 +2,8 @@
  * Log lines in syslog's shape (RFC 3164 style, as Postfix writes them):
  * `Mon DD hh:mm:ss host postfix/smtpd[pid]: text`, written to stderr.
  * Severity words follow Postfix: "warning: ", "fatal: ", "error: ".
- * Every line's text passes {@linkcode sanitizeLogText} before any sink.
+ * Every line's text passes {@linkcode sanitizeLogText} before any sink,
+ * cut to {@linkcode MAX_RECORD_TEXT} characters first.
  *
  * @module
  */
@@ -11,6 +12,14 @@ import { sanitizeLogText } from "./sanitize.ts";
 
 /** Verbosity: 0 normal, 1+ verbose (-v, debug_peer_level). */
 export type Verbosity = number;
+
+/**
+ * The longest text of one log record, as Postfix's MSG_SYSLOG_RECLEN (2000);
+ * the rest is cut. A syslog server that cuts a longer record itself
+ * (rsyslog at 8 KB over TCP) reads the rest as a record of its own, whose
+ * every byte the client chose: a Message-ID of 8 KB could forge a line.
+ */
+export const MAX_RECORD_TEXT = 2000;
 
 /** Syslog severities (RFC 5424 §6.2.1). */
 export const SEVERITY = { error: 3, warning: 4, info: 6, debug: 7 } as const;
@@ -81,7 +90,8 @@ export class Logger {
 
   #emit(text: string, severity: number): void {
     // Every line, whatever wrote it, is made safe here, before any sink.
-    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(text)}\n`;
+    const cut = text.length > MAX_RECORD_TEXT ? text.slice(0, MAX_RECORD_TEXT) : text;
+    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(cut)}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }
 }

@@ -109,7 +109,7 @@ export class Session {
   /** "SMTP" after HELO, "ESMTP" after EHLO. */
   protocol = "SMTP";
   errorCount = 0;
-  /** NOOP/VRFY/ETRN/RSET commands since the last message (smtpd_junk_command_limit). */
+  /** NOOP/VRFY/ETRN/RSET/HELP commands since the last message (smtpd_junk_command_limit). */
   junkCommands = 0;
   lastVerb = "CONNECT";
   readonly counts = new Map<string, number>();
@@ -121,6 +121,13 @@ export class Session {
   chat = false;
   /** The session's share of the memory budget (its line buffer grown for DATA). */
   readonly memory: MemoryHold;
+  /**
+   * The transaction's recipient list, reserved against the memory budget
+   * (smtpd_recipient_limit addresses of up to line_length_limit bytes each).
+   */
+  readonly envelopeMemory: MemoryHold;
+  /** Bytes the transaction's recipient list holds, as reserved in envelopeMemory. */
+  envelopeBytes = 0;
   #closed = false;
   #pendingFirst: Promise<void> | undefined;
 
@@ -141,6 +148,7 @@ export class Session {
     });
     this.dns = deps.policy.sessionResolver();
     this.memory = deps.memory.hold();
+    this.envelopeMemory = deps.memory.hold();
     const p = transport.peer;
     if (p.kind === "network") {
       this.peer = { name: p.name, address: p.address };
@@ -168,6 +176,8 @@ export class Session {
   endTransaction(): void {
     this.phase = { kind: "ready" };
     this.transport.inTransaction?.(false);
+    this.envelopeBytes = 0;
+    this.envelopeMemory.release();
   }
 
   /**
@@ -340,6 +350,7 @@ export class Session {
       this.writer.close();
       this.reader.close();
       this.memory.release();
+      this.envelopeMemory.release();
       this.transport.close();
       this.#closed = true;
       log.disconnect(this.peer, this.counts);
@@ -501,6 +512,10 @@ export class Session {
       }
       if (result.silent) continue;
       await this.respond(result);
+      // Replies to a long pipelined burst go out once they pile up, as
+      // Postfix's 4 KB stream buffer does: 64 KiB of "EHLO x" lines would
+      // otherwise queue 8,192 EHLO replies (1.2 MB) before the next read.
+      if (this.writer.pendingLength > REPLY_FLUSH_LENGTH) await this.writer.flush();
       if (result.close) return;
       if (this.errorCount >= this.limits.hardErrorLimit) {
         this.deps.log.tooManyErrors(this.peer, this.lastVerb);
@@ -515,8 +530,16 @@ export class Session {
   }
 }
 
-/** The commands smtpd_junk_command_limit counts (cost the client nothing, us something). */
-const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET"]);
+/**
+ * The commands smtpd_junk_command_limit counts (cost the client nothing, us
+ * something): Postfix's NOOP, VRFY, ETRN and RSET, and HELP, which Postfix
+ * does not implement (there a HELP is a 502 error, so a flood meets the
+ * tarpit; here it would be answered 214 without end).
+ */
+const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET", "HELP"]);
+
+/** Queued reply text past which the session writes before the next command. */
+const REPLY_FLUSH_LENGTH = 4096;
 
 /** Connection-level failures: the client went away or the socket broke. */
 function isConnectionError(err: unknown): boolean {

@@ -9,7 +9,12 @@
  * connection over the cap is refused at once. The per-client slot is taken
  * once the client's address is known: at accept, or after the PROXY header
  * when a load balancer sends one, so that clients behind one balancer are
- * counted apart.
+ * counted apart. Per-client counts live in 4096 slots chosen by a hash of
+ * the address keyed with a random seed drawn at start, so which addresses
+ * share a slot cannot be worked out from outside (with a fixed hash, an
+ * attacker could pick addresses that share a victim's slot and, holding
+ * smtpd_client_connection_count_limit sessions from them, lock the victim
+ * out).
  *
  * @module
  */
@@ -34,7 +39,9 @@ export interface ConnectionLimits {
 
 const TOTAL = 0;
 const STRESS = 1;
-const FIRST_SLOT = 2;
+/** The hash key of the per-client slots, shared by every thread. */
+const SEED = 2;
+const FIRST_SLOT = 3;
 const SLOTS = 4096;
 
 /**
@@ -76,6 +83,16 @@ export class ConnectionLimiter {
     this.#onStress = limits.onStress ?? (() => {});
     this.shared = shared ?? new SharedArrayBuffer(4 * (FIRST_SLOT + SLOTS));
     this.#counts = new Int32Array(this.shared);
+    if (!shared) this.#counts[SEED] = crypto.getRandomValues(new Int32Array(1))[0] as number;
+  }
+
+  /**
+   * The per-client slot of an address (for {@linkcode ConnectionLedger}).
+   * @param address the client address
+   * @returns the slot, 0 to 4095
+   */
+  clientSlot(address: string): number {
+    return slotOf(address, Atomics.load(this.#counts, SEED));
   }
 
   /** Current number of sessions. */
@@ -135,7 +152,7 @@ export class ConnectionLimiter {
    * @returns true (call {@linkcode leaveClient} later), or false: over the limit
    */
   enterClient(address: string): boolean {
-    const slot = FIRST_SLOT + slotOf(address);
+    const slot = FIRST_SLOT + this.clientSlot(address);
     const n = Atomics.add(this.#counts, slot, 1);
     if (this.#client > 0 && n >= this.#client && !this.#exempt(address)) {
       Atomics.sub(this.#counts, slot, 1);
@@ -149,13 +166,24 @@ export class ConnectionLimiter {
    * @param address the same address
    */
   leaveClient(address: string): void {
-    Atomics.sub(this.#counts, FIRST_SLOT + slotOf(address), 1);
+    Atomics.sub(this.#counts, FIRST_SLOT + this.clientSlot(address), 1);
   }
 }
 
-function slotOf(address: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
+/**
+ * A slot for an address: FNV-1a from the seed, with the high bits folded
+ * into the low ones at every step and a final mix (murmur3's), so the slot
+ * depends on every bit of the seed.
+ */
+function slotOf(address: string, seed: number): number {
+  let h = seed ^ 2166136261;
+  for (let i = 0; i < address.length; i++) {
+    h = Math.imul(h ^ address.charCodeAt(i), 16777619);
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
   return (h >>> 0) % SLOTS;
 }
 
@@ -193,18 +221,18 @@ export class ConnectionLedger {
 
   /**
    * Counts a per-client slot ({@linkcode ConnectionLimiter.enterClient}).
-   * @param address the client address
+   * @param slot the address's slot ({@linkcode ConnectionLimiter.clientSlot})
    */
-  clientEntered(address: string): void {
-    Atomics.add(this.#counts, 1 + slotOf(address), 1);
+  clientEntered(slot: number): void {
+    Atomics.add(this.#counts, 1 + slot, 1);
   }
 
   /**
    * Uncounts a per-client slot ({@linkcode ConnectionLimiter.leaveClient}).
-   * @param address the client address
+   * @param slot the address's slot ({@linkcode ConnectionLimiter.clientSlot})
    */
-  clientLeft(address: string): void {
-    Atomics.sub(this.#counts, 1 + slotOf(address), 1);
+  clientLeft(slot: number): void {
+    Atomics.sub(this.#counts, 1 + slot, 1);
   }
 
   /**

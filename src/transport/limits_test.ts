@@ -98,3 +98,45 @@ Deno.test("ConnectionLimiter shares counts and stress state through its SharedAr
   assert.equal(events[0], "b:true");
   assert.match(events[1] as string, /:false$/);
 });
+
+/** The slot a fixed (unkeyed) FNV-1a hash gives: what an attacker can compute. */
+function fixedSlot(address: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
+  return (h >>> 0) % 4096;
+}
+
+Deno.test("ConnectionLimiter: addresses picked to share a victim's slot under a fixed hash do not lock it out", () => {
+  // For each victim, an IPv6 address (canonical text, as the server sees it) that collides with it under the fixed hash.
+  const pairs: [string, string][] = [];
+  for (let v = 1; pairs.length < 8; v++) {
+    const victim = `2001:db8::${v.toString(16)}`;
+    for (let n = 0; n < 0x40000; n++) {
+      const other = `2001:db8:${(1 + (n >> 12)).toString(16)}:${
+        (1 + (n & 0xfff)).toString(16)
+      }:1:1:1:1`;
+      if (fixedSlot(other) === fixedSlot(victim)) {
+        pairs.push([victim, other]);
+        break;
+      }
+    }
+  }
+  let lockedOut = 0;
+  for (const [victim, attacker] of pairs) {
+    const l = new ConnectionLimiter({ global: 100, perClient: 1, exempt: none });
+    assert.equal(l.enterClient(attacker), true);
+    if (!l.enterClient(victim)) lockedOut++;
+  }
+  // Keyed with a random seed, each pair shares a slot with odds 1/4096.
+  assert.ok(lockedOut <= 1, `${lockedOut} of ${pairs.length} victims locked out`);
+});
+
+Deno.test("ConnectionLimiter: threads sharing the counters agree on the slots", () => {
+  const a = new ConnectionLimiter({ global: 100, perClient: 1, exempt: none });
+  const b = new ConnectionLimiter({ global: 100, perClient: 1, exempt: none }, a.shared);
+  for (const addr of ["192.0.2.1", "2001:db8::1", "198.51.100.7"]) {
+    assert.equal(a.clientSlot(addr), b.clientSlot(addr));
+    assert.equal(a.enterClient(addr), true);
+    assert.equal(b.enterClient(addr), false, addr);
+  }
+});

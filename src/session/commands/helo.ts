@@ -1,10 +1,14 @@
 /**
  * HELO and EHLO (RFC 5321 §4.1.1.1): record the client's name, reset any
- * transaction, and answer with our name (plus the EHLO keywords).
+ * transaction, and answer with our name (plus the EHLO keywords). As
+ * Postfix's printable(), characters that are unsafe to show (C1 and bidi
+ * controls, invalid UTF-16) become "?" in the name kept: it goes into
+ * Received:, the queue file's helo_name and the restrictions.
  *
  * @module
  */
 
+import { sanitizeLogText } from "../../log/mod.ts";
 import { REPLY, reply } from "../../protocol/reply.ts";
 import { ehloKeywords } from "../ehlo_keywords.ts";
 import type { CommandResult, Session } from "../session.ts";
@@ -21,6 +25,7 @@ async function checkHelo(
   name: string,
   verb: string,
 ): Promise<CommandResult | undefined> {
+  name = sanitizeLogText(name);
   const previous = s.helo;
   s.helo = name;
   const refused = await s.checkPolicy("helo", verb, {});

@@ -1,7 +1,9 @@
 /**
  * RCPT TO (RFC 5321 §4.1.1.3): sequence, forward-path syntax, the
  * recipient limit (smtpd_recipient_limit), then the recipient stage's
- * policy (relay control). Unqualified recipients get @$myorigin.
+ * policy (relay control). Unqualified recipients get @$myorigin. The
+ * recipient list counts against the memory budget (smtpd_memory_budget):
+ * without room, 452 4.3.1.
  *
  * @module
  */
@@ -27,6 +29,29 @@ export async function handleRcpt(arg: string, s: Session): Promise<CommandResult
   const given = addressText(path.address);
   const refused = await s.checkPolicy("recipient", "RCPT", { recipient: path.address, to: given });
   if (refused) return { reply: refused };
-  tx.recipients.push(path.address.domain ? given : `${given}@${s.config.myorigin}`);
+  const recipient = path.address.domain ? given : `${given}@${s.config.myorigin}`;
+  // The list is held until the end of DATA: reserve it against the budget.
+  const held = s.envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length;
+  if (!s.envelopeMemory.ensure(held)) {
+    const budget = s.deps.memory;
+    s.deps.log.reject({
+      stage: "RCPT",
+      peer: s.peer,
+      reply: REPLY.insufficientStorage,
+      from: tx.senderText,
+      to: given,
+      proto: s.protocol,
+      helo: s.helo,
+    });
+    s.deps.log.warning(
+      `memory budget exhausted: ${budget.used} of ${budget.limit} bytes (smtpd_memory_budget) held by messages in progress`,
+    );
+    return { reply: REPLY.insufficientStorage };
+  }
+  s.envelopeBytes = held;
+  tx.recipients.push(recipient);
   return { reply: REPLY.recipientOk };
 }
+
+/** What one recipient costs beyond its text (the array slot, the string's header). */
+const RECIPIENT_OVERHEAD = 32;
