@@ -111,14 +111,19 @@ async function exhaustAndRecover(d: Daemon, swaksArgs: string[]): Promise<void> 
       ticks / elapsed < 25,
       `the server used ${ticks} ticks of CPU in ${elapsed.toFixed(2)} s while out of descriptors`,
     );
-    // The message cannot be written (no descriptor for its queue file): 451, not a crash or a hang.
+    // The queue file needs a descriptor: an idle connection gives its own
+    // (250, and the log says so), or, when none has been silent long
+    // enough, 451: never a crash or a hang.
     await session.send("DATA\r\n");
     let reply = await session.reply();
     if (reply.startsWith("354")) {
       await session.send("Subject: test\r\n\r\nbody\r\n.\r\n");
       reply = await session.reply();
     }
-    assert.match(reply, /^451 4\.3\.0 /);
+    assert.match(reply, /^(250 2\.0\.0|451 4\.3\.0) /);
+    if (reply.startsWith("250")) {
+      await d.waitForLog(/closed the idle session of \[127\.0\.0\.1\] \(silent \d+ ms\)/);
+    }
     await session.send("QUIT\r\n");
     assert.match(await session.reply(), /^221 /);
   } finally {
