@@ -337,3 +337,35 @@ export class RawClient {
     } catch { /* closed */ }
   }
 }
+
+/**
+ * Makes a self-signed certificate in `dir` (openssl) and returns the TOML
+ * lines that offer STARTTLS with it.
+ * @param dir a work directory under the repository (see makeWorkDir)
+ * @param level smtpd_tls_security_level
+ * @returns the configuration lines
+ */
+export async function tlsCertConfig(dir: string, level = "may"): Promise<string> {
+  const r = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=mx.test.example",
+  ]);
+  if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  const relDir = rel(dir);
+  return [
+    `smtpd_tls_security_level = "${level}"`,
+    `smtpd_tls_cert_file = "${relDir}/cert.pem"`,
+    `smtpd_tls_key_file = "${relDir}/key.pem"`,
+  ].join("\n");
+}

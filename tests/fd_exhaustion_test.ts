@@ -10,15 +10,14 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   type Daemon,
   makeWorkDir,
   queueFiles,
   RawClient,
-  ROOT,
   run,
   startDaemon,
+  tlsCertConfig,
 } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -40,29 +39,8 @@ async function setSoftLimit(pid: number, n: number): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
-async function tlsExtra(dir: string): Promise<string> {
-  const r = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-    "-days",
-    "2",
-    "-subj",
-    "/CN=mx.test.example",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const rel = dir.slice(ROOT.length);
-  return [
-    `smtpd_tls_security_level = "may"`,
-    `smtpd_tls_cert_file = "${rel}/cert.pem"`,
-    `smtpd_tls_key_file = "${rel}/key.pem"`,
-  ].join("\n");
+function tlsExtra(dir: string): Promise<string> {
+  return tlsCertConfig(dir);
 }
 
 const count = (text: string, re: RegExp) => (text.match(new RegExp(re, "g")) ?? []).length;

@@ -7,7 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   type Daemon,
   makeWorkDir,
@@ -17,6 +16,7 @@ import {
   run,
   smtpdArgs,
   startDaemon,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 
@@ -25,31 +25,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 /** A work dir with a fresh self-signed certificate and the TLS settings for it. */
 async function tlsSetup(): Promise<{ dir: string; tls: string }> {
   const dir = await makeWorkDir("stall");
-  const r = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-    "-days",
-    "2",
-    "-subj",
-    "/CN=mx.test.example",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const rel = dir.slice(ROOT.length);
-  return {
-    dir,
-    tls: [
-      `smtpd_tls_security_level = "may"`,
-      `smtpd_tls_cert_file = "${rel}/cert.pem"`,
-      `smtpd_tls_key_file = "${rel}/key.pem"`,
-    ].join("\n"),
-  };
+  return { dir, tls: await tlsCertConfig(dir) };
 }
 
 /**

@@ -4,16 +4,15 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   makeWorkDir,
   postcat,
   queueFiles,
   RawClient,
-  ROOT,
   run,
   smtpdArgs,
   startDaemon,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 
@@ -21,32 +20,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 
 async function tlsConfig(level: string): Promise<{ dir: string; extra: string }> {
   const dir = await makeWorkDir("tls");
-  const r = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-    "-days",
-    "2",
-    "-subj",
-    "/CN=mx.test.example",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const rel = dir.slice(ROOT.length);
-  return {
-    dir,
-    extra: [
-      "smtpd_peername_lookup = false",
-      `smtpd_tls_security_level = "${level}"`,
-      `smtpd_tls_cert_file = "${rel}/cert.pem"`,
-      `smtpd_tls_key_file = "${rel}/key.pem"`,
-    ].join("\n"),
-  };
+  return { dir, extra: `smtpd_peername_lookup = false\n${await tlsCertConfig(dir, level)}` };
 }
 
 Deno.test({

@@ -48,13 +48,19 @@ export const slowDrip: Attack = {
         return;
       }
       const kind = i % 3;
+      // Entered at its greeting, so that the list is in the server's
+      // admission order (the stress check judges the sessions from the
+      // threshold on), also for those that first get to DATA.
+      const held = { conn: o.conn, since: Date.now(), text: SCRIPTS[kind]!, at: 0 };
+      drippers.push(held);
       if (kind === 1) {
+        held.at = held.text.length; // not dripping until DATA is reached
         await command(o.conn, "EHLO drip.example");
         await command(o.conn, "MAIL FROM:<drip@evil.example>");
         await command(o.conn, "RCPT TO:<u@hostile.example>");
         await command(o.conn, "DATA");
+        held.at = 0;
       }
-      drippers.push({ conn: o.conn, since: Date.now(), text: SCRIPTS[kind]!, at: 0 });
     });
     ctx.ready();
     // One byte per client per second, until the window ends (each script outlasts any window).
@@ -66,6 +72,7 @@ export const slowDrip: Attack = {
       await pause(1000, ctx.signal);
     }
     const cut = drippers.filter((d) => d.conn.closedByServer).length;
+    drippers.sort((a, b) => a.since - b.since);
     const stress = stressCutCheck("drippers under stress cut", drippers, Date.now());
     closeAll(drippers.map((d) => d.conn));
     return {
