@@ -583,6 +583,28 @@ export async function startListening(
     "smtpd_client_event_limit_exceptions",
   );
   const limit = config.default_process_limit;
+  // A load that hovers near the threshold enters and leaves stress often:
+  // each direction is logged at most once every 10 s, with the count.
+  const stressChanges = [0, 0];
+  const stressLogged = [-Infinity, -Infinity];
+  const stressLog = (stressed: boolean, sessions: number) => {
+    const i = stressed ? 1 : 0;
+    stressChanges[i]!++;
+    const now = Date.now();
+    if (now - stressLogged[i]! < REFUSAL_LOG_MS) return;
+    const n = stressChanges[i]!;
+    const more = n > 1 ? ` (${n - 1} more times since the last report)` : "";
+    if (stressed) {
+      logger.warning(
+        `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
+          `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits${more}`,
+      );
+    } else {
+      logger.info(`service no longer under stress: ${sessions} of ${limit} sessions${more}`);
+    }
+    stressChanges[i] = 0;
+    stressLogged[i] = now;
+  };
   const limiter = new ConnectionLimiter({
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
@@ -591,13 +613,7 @@ export async function startListening(
       return ip !== undefined && nets.some((n) => inNetwork(n, ip));
     },
     stressPercent: config.smtpd_stress_threshold,
-    onStress: (stressed, sessions) =>
-      stressed
-        ? logger.warning(
-          `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
-            `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits`,
-        )
-        : logger.info(`service no longer under stress: ${sessions} of ${limit} sessions`),
+    onStress: (stressed, sessions) => stressLog(stressed, sessions),
   }, setup.shared);
   const busy = new TextEncoder().encode(
     formatReply(closing(config.myhostname, "3.2", "Error: too many connections, try again later")),

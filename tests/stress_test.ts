@@ -255,3 +255,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "stress mode that comes and goes is logged once a direction, not once a change",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\ndefault_process_limit = 5\nsmtpd_stress_threshold = 80`,
+    );
+    const held: RawClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(d.port);
+        assert.match(await c.reply(), /^220 /);
+        held.push(c);
+      }
+      // Sessions 3 and 4 come and go: stress (4 of 5) starts and ends each time.
+      for (let round = 0; round < 8; round++) {
+        const pair = [await RawClient.connect(d.port), await RawClient.connect(d.port)];
+        for (const c of pair) assert.match(await c.reply(), /^220 /);
+        for (const c of pair) {
+          await c.send("QUIT\r\n");
+          await c.reply();
+          c.close();
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await d.waitForLog("service no longer under stress");
+      const log = d.log();
+      assert.equal(log.match(/service under stress/g)?.length, 1, log);
+      assert.equal(log.match(/service no longer under stress/g)?.length, 1, log);
+    } finally {
+      for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
