@@ -7,7 +7,7 @@
  * @module
  */
 
-import { serveInWorker, type WorkerInit } from "./app.ts";
+import { serveInWorker, type WorkerInit } from "./daemon/serve.ts";
 import { flushStderr } from "./log/logger.ts";
 
 const self = globalThis as unknown as {

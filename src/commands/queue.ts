@@ -1,0 +1,59 @@
+/**
+ * `smtpd queue list` and `smtpd queue cat ID`: the queue as this program
+ * reads it, without Postfix's tools.
+ *
+ * @module
+ */
+
+import { type Config } from "../config/mod.ts";
+import { findQueueFile, listQueue } from "../queue/mod.ts";
+import { err, out } from "./output.ts";
+
+/**
+ * `smtpd queue list` or `smtpd queue cat ID`.
+ * @param config the configuration
+ * @param args "list", or "cat" and the ID
+ * @param json print JSON
+ * @returns the exit status
+ */
+export async function runQueue(config: Config, args: string[], json: boolean): Promise<number> {
+  if (args[0] === "list") {
+    const entries = await listQueue(config.queue_directory);
+    if (json) {
+      out(JSON.stringify(entries, null, 2));
+      return 0;
+    }
+    const rows = entries.map((e) =>
+      [
+        `${e.id.padEnd(16)} ${String(e.size).padStart(8)}  ${e.arrival ?? "-"}  ${
+          e.queue.padEnd(9)
+        } ${e.sender === "" ? "MAILER-DAEMON" : e.sender ?? "-"}${
+          e.complete ? "" : `  (${e.problem})`
+        }`,
+        ...e.recipients.map((r) => `${" ".repeat(63)}${r}`),
+      ].join("\n")
+    );
+    out(rows.length ? rows.join("\n") + `\n-- ${entries.length} files` : "Mail queue is empty");
+    return 0;
+  }
+  const e = await findQueueFile(config.queue_directory, args[1] ?? "");
+  if (!e) {
+    err(`smtpd: queue cat: no queue file "${args[1]}"`);
+    return 1;
+  }
+  if (json) {
+    out(JSON.stringify(e, null, 2));
+    return 0;
+  }
+  out([
+    `*** ENVELOPE ${e.queue}/${e.id} (${e.size} bytes, ${e.complete ? "complete" : e.problem}) ***`,
+    `arrival: ${e.arrival ?? "-"}`,
+    `sender: ${e.sender ?? "-"}`,
+    ...e.recipients.map((r) => `recipient: ${r}`),
+    ...Object.entries(e.attributes).map(([k, v]) => `attribute: ${k}=${v}`),
+    "*** CONTENT ***",
+    (e.content ?? "").replace(/\n$/, ""),
+    "*** END ***",
+  ].join("\n"));
+  return e.complete ? 0 : 1;
+}

@@ -1,0 +1,66 @@
+/**
+ * Stand-alone mode (`smtpd stdin`): one session on stdin/stdout into
+ * maildrop/, with the client from the launcher's environment, or refused
+ * when stdin is a socket without one.
+ *
+ * @module
+ */
+
+import { type Wakeup } from "../flush/mod.ts";
+import { QueueStore } from "../queue/mod.ts";
+import { runSession, type SessionDeps } from "../session/mod.ts";
+import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "../transport/stdio.ts";
+import { writeAll } from "../io/reply_writer.ts";
+import { closing, formatReply } from "../protocol/reply.ts";
+import { queueDirError } from "../runtime.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * Runs one stand-alone session on stdin/stdout.
+ * @returns the exit status
+ */
+export async function runStdin(
+  { deps, store, wake }: { deps: SessionDeps; store: QueueStore; wake: Wakeup },
+): Promise<number> {
+  try {
+    await store.prepare();
+  } catch (e) {
+    deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
+    return 1;
+  }
+  const who = standAlonePeer(
+    peerFromEnv((name) => {
+      try {
+        return Deno.env.get(name);
+      } catch {
+        return undefined;
+      }
+    }),
+    stdinKind(),
+  );
+  if (who.kind === "refused") {
+    // Fail closed: a socket without a known peer could be anyone on the network.
+    deps.log.logger.error(
+      `stand-alone mode: refusing the session: ${who.reason}. A network connection on stdin ` +
+        "needs its client address in the environment: run smtpd stdin under tcpserver " +
+        "(TCPREMOTEIP), a systemd socket with Accept=yes (REMOTE_ADDR) or xinetd (REMOTE_HOST); " +
+        "a pipe or terminal on stdin is a local submission",
+    );
+    const t = stdioTransport({ kind: "local" });
+    const text = closing(deps.config.myhostname, "3.0", "Error: server configuration error");
+    try {
+      await Promise.race([
+        writeAll(t, encoder.encode(formatReply(text))),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+    } catch { /* gone */ }
+    t.close();
+    return 1;
+  }
+  await runSession(stdioTransport(who.peer), deps);
+  await wake.settled();
+  return 0;
+}
+
+/** What a listener thread needs to serve. */

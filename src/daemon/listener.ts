@@ -1,0 +1,254 @@
+/**
+ * One listener thread's accept side: the connection limiter (global cap,
+ * per-client cap, stress mode), idle sessions giving way at the cap, the
+ * refusals, and the session each admitted connection runs.
+ *
+ * @module
+ */
+
+import type { SecureContext } from "node:tls";
+import { type Config } from "../config/mod.ts";
+import { compileNetworks, inNetwork, parseIp } from "../policy/mod.ts";
+import { QueueStore } from "../queue/mod.ts";
+import { runSession, type SessionDeps } from "../session/mod.ts";
+import { type ListenAddress, serveTcp, type TcpServer } from "../transport/tcp_listener.ts";
+import type { Transport } from "../transport/types.ts";
+import { ConnectionLedger, ConnectionLimiter } from "../transport/limits.ts";
+import { writeAll } from "../io/reply_writer.ts";
+import { closing, formatReply, type Reply } from "../protocol/reply.ts";
+
+/**
+ * Sends a refusal and closes, without a session: one write, bounded to
+ * half a second (a 421 fits any fresh socket's buffer), no DNS lookup.
+ * @param t the connection
+ * @param bytes the formatted reply
+ */
+export async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      writeAll(t, bytes),
+      new Promise((r) => (timer = setTimeout(r, 500))),
+    ]);
+  } catch {
+    /* gone */
+  } finally {
+    clearTimeout(timer);
+    t.close();
+  }
+}
+
+/** What a listener thread needs to serve. */
+export interface ListenerSetup {
+  deps: SessionDeps;
+  /** This thread's queue store (told when a session is alone on the thread). */
+  store: QueueStore;
+  listen: ListenAddress[];
+  tls: SecureContext | undefined;
+  /** Shared connection counters (from the main thread's limiter). */
+  shared?: SharedArrayBuffer;
+  /** This thread's own share of them (a listener thread's, released if it dies). */
+  ledger?: ConnectionLedger;
+  reusePort: boolean;
+}
+
+/** Refusals at the global cap are logged at most this often (per thread). */
+
+export const REFUSAL_LOG_MS = 10_000;
+
+/**
+ * Starts one thread's listeners with its connection limiter. The global
+ * cap (default_process_limit) is applied at accept: a connection over it
+ * gets 421 at once and costs no session, no DNS lookup. Near the cap
+ * (smtpd_stress_threshold) new sessions get the stress limits. The
+ * per-client cap is applied to the client's address at accept or, behind
+ * a PROXY balancer, to the address in the header (through
+ * {@linkcode SessionDeps.admitClient}).
+ * @param setup dependencies, addresses, TLS, shared counters
+ * @returns the server and its limiter
+ */
+export async function startListening(
+  setup: ListenerSetup,
+): Promise<{ server: TcpServer; limiter: ConnectionLimiter }> {
+  const { deps } = setup;
+  const config = deps.config;
+  const logger = deps.log.logger;
+  const nets = compileNetworks(
+    config.smtpd_client_event_limit_exceptions,
+    "smtpd_client_event_limit_exceptions",
+  );
+  const limit = config.default_process_limit;
+  // A load that hovers near the threshold enters and leaves stress often:
+  // each direction is logged at most once every 10 s, with the count.
+  const stressChanges = [0, 0];
+  const stressLogged = [-Infinity, -Infinity];
+  const stressLog = (stressed: boolean, sessions: number) => {
+    const i = stressed ? 1 : 0;
+    stressChanges[i]!++;
+    const now = Date.now();
+    if (now - stressLogged[i]! < REFUSAL_LOG_MS) return;
+    const n = stressChanges[i]!;
+    const more = n > 1 ? ` (${n - 1} more times since the last report)` : "";
+    if (stressed) {
+      logger.warning(
+        `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
+          `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits${more}`,
+      );
+    } else {
+      logger.info(`service no longer under stress: ${sessions} of ${limit} sessions${more}`);
+    }
+    stressChanges[i] = 0;
+    stressLogged[i] = now;
+  };
+  const limiter = new ConnectionLimiter({
+    global: limit,
+    perClient: config.smtpd_client_connection_count_limit,
+    exempt: (address) => {
+      const ip = parseIp(address);
+      return ip !== undefined && nets.some((n) => inNetwork(n, ip));
+    },
+    stressPercent: config.smtpd_stress_threshold,
+    onStress: (stressed, sessions) => stressLog(stressed, sessions),
+  }, setup.shared);
+  const busy = new TextEncoder().encode(
+    formatReply(closing(config.myhostname, "3.2", "Error: too many connections, try again later")),
+  );
+  const perClient = (address: string): Reply => {
+    logger.warning(
+      `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
+    );
+    return closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
+  };
+  // Refusals at the cap come in floods: one log line, then a count now and then.
+  let refused = 0;
+  let refusalLogged = -Infinity;
+  const refuseBusy = (t: Transport, address: string): Promise<void> => {
+    refused++;
+    const now = Date.now();
+    if (now - refusalLogged >= REFUSAL_LOG_MS) {
+      logger.warning(
+        `Connection limit exceeded: ${limit} sessions; refused [${address}]` +
+          (refused > 1 ? ` and ${refused - 1} more since the last report` : ""),
+      );
+      refused = 0;
+      refusalLogged = now;
+    }
+    return refuseConnection(t, busy);
+  };
+  // Idle sessions closed to make room: one line, then a count now and then.
+  let evicted = 0;
+  let evictionLogged = -Infinity;
+  const logEviction = (victim: { address: string; idleMs: number }, why: string) => {
+    evicted++;
+    const now = Date.now();
+    if (now - evictionLogged < REFUSAL_LOG_MS) return;
+    logger.warning(
+      `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
+        `room: ${why}` + (evicted > 1 ? ` (${evicted - 1} more since the last report)` : ""),
+    );
+    evicted = 0;
+    evictionLogged = now;
+  };
+  // Set once listening; sessions that arrive before cannot evict anyone.
+  const listening: { server?: TcpServer } = {};
+  const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
+  const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
+  const ledger = setup.ledger;
+  // Sessions of this thread: a lone one may fsync without a hand-off.
+  let active = 0;
+  setup.store.inlineSync = () => active === 1;
+  const onTransport = async (t: Transport) => {
+    const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
+    // The address holding a per-client slot, released when the session ends.
+    let counted: string | undefined;
+    if (limiter.enter() === "global") {
+      // At the cap, a session that has long waited for its client gives its
+      // place to the new one; without one, the new client is refused. A
+      // client already at its own limit makes no room for itself.
+      if (!proxied && !limiter.enterClient(address)) {
+        return await refuseConnection(t, encodeReply(perClient(address)));
+      }
+      if (!proxied) counted = address;
+      const victim = listening.server?.evictIdle();
+      if (!victim) {
+        if (counted !== undefined) limiter.leaveClient(counted);
+        return await refuseBusy(t, address);
+      }
+      logEviction(victim, `${limit} sessions (default_process_limit)`);
+      limiter.enterInPlaceOfIdle();
+    }
+    ledger?.entered();
+    if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
+    const stressed = limiter.stressed;
+    const admitClient = (client: string): Reply | undefined => {
+      if (!limiter.enterClient(client)) return perClient(client);
+      ledger?.clientEntered(limiter.clientSlot(client));
+      counted = client;
+      return undefined;
+    };
+    active++;
+    try {
+      if (proxied) {
+        // The client is known only after the PROXY header: the session asks.
+        await runSession(t, { ...deps, stressed: () => stressed, admitClient });
+      } else {
+        const refusal = counted === undefined ? admitClient(address) : undefined;
+        if (refusal) return await refuseConnection(t, encodeReply(refusal));
+        await runSession(t, stressed ? stressedDeps : deps);
+      }
+    } catch (e) {
+      logger.error(`session failed: ${(e as Error).message}`);
+    } finally {
+      active--;
+      if (counted !== undefined) {
+        limiter.leaveClient(counted);
+        ledger?.clientLeft(limiter.clientSlot(counted));
+      }
+      limiter.leave();
+      ledger?.left();
+    }
+  };
+  const server = await serveTcp(setup.listen, onTransport, {
+    reusePort: setup.reusePort,
+    log: logger,
+    farewell: encodeReply(
+      closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
+    ),
+    onEvict: (victim, why) => logEviction(victim, why),
+    ...(setup.tls ? { tls: setup.tls } : {}),
+  });
+  listening.server = server;
+  setup.store.makeRoom = () => {
+    const victim = server.evictIdleNow();
+    if (victim) logEviction(victim, "no descriptor for a queue file");
+    return victim !== undefined;
+  };
+  return { server, limiter };
+}
+
+/**
+ * A reply as the bytes that go on the wire.
+ * @param r the reply
+ * @returns its bytes
+ */
+export function encodeReply(r: Reply): Uint8Array {
+  return new TextEncoder().encode(formatReply(r));
+}
+
+/**
+ * How many listener threads to run: smtpd_listen_threads, or one per two
+ * CPUs (at least 1, at most 8) when it is 0. A listener thread's sessions
+ * keep more than its own core busy: the kernel's socket and file work and
+ * the fsyncs and creates on Deno's blocking pool run beside it. On 2 CPUs
+ * one thread takes 4 KiB and 1 MiB messages at 2-3x Postfix's rate, with
+ * 17 MiB less memory than two (BENCHMARKS.md, sessions 5 and 6). TLS
+ * listeners run in one thread (node:net has no SO_REUSEPORT here).
+ * @param config the configuration
+ * @param tls whether STARTTLS is on
+ * @returns the thread count
+ */
+export function listenerThreads(config: Config, tls: boolean): number {
+  if (tls) return 1;
+  const n = config.smtpd_listen_threads;
+  return n > 0 ? n : Math.max(1, Math.min(8, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
+}
