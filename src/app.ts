@@ -1,7 +1,9 @@
 /**
- * The composition root: loads the configuration, builds the logger,
- * policy, queue and cleanup writer, and starts daemon or stand-alone mode.
- * This is the only place that builds real dependencies.
+ * The command line: argv → subcommand. Loads and checks the configuration
+ * (runtime.ts builds what it needs), then prints it (config), runs the
+ * restriction lists for a hypothetical session (explain), reads the queue
+ * (queue), or starts stand-alone mode (commands/stdin.ts) or daemon mode
+ * (daemon/serve.ts).
  *
  * @module
  */
