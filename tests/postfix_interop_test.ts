@@ -21,58 +21,12 @@ import {
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
+import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await run("sh", ["-c", "command -v postfix && id -u postfix"]).then((r) =>
   r.code === 0
 );
-
-const MASTER_CF = (dir: string) => `
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-mbox      unix  -       n       n       -       -       pipe
-  flags=F user=nobody argv=${dir}/deliver.sh
-`;
-
-const MAIN_CF = (dir: string) => `
-compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-interop
-maillog_file = ${dir}/log/maillog
-maillog_file_prefixes = ${dir}/log
-myhostname = interop.localdomain
-mydomain = localdomain
-mydestination =
-local_recipient_maps =
-relay_domains =
-alias_maps =
-alias_database =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-default_transport = mbox
-relay_transport = mbox
-local_transport = mbox
-smtp_dns_support_level = disabled
-biff = no
-delay_warning_time = 0
-`;
 
 async function sh(cmd: string): Promise<string> {
   const r = await run("sh", ["-c", cmd]);
@@ -112,8 +66,8 @@ Deno.test({
       `#!/bin/sh\n[ -e ${dir}/down ] && exit 75\ncat >> ${dir}/mbox/mailbox\nexit 0\n`,
     );
     await sh(`chmod 755 ${dir}/deliver.sh`);
-    await Deno.writeTextFile(join(dir, "conf", "main.cf"), MAIN_CF(dir));
-    await Deno.writeTextFile(join(dir, "conf", "master.cf"), MASTER_CF(dir));
+    await Deno.writeTextFile(join(dir, "conf", "main.cf"), postfixMainCf(dir, "interop"));
+    await Deno.writeTextFile(join(dir, "conf", "master.cf"), postfixMasterCf(dir));
     const conf = join(dir, "conf");
     await sh(`postfix -c ${conf} check 2>&1`);
     await sh(`postfix -c ${conf} start 2>&1`);

@@ -32,6 +32,7 @@ import {
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
+import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
 import { isOurQueueId, makeQueueId } from "../src/queue/queue_id.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -194,56 +195,6 @@ Deno.test({
   },
 });
 
-const MASTER_CF = (dir: string, port: number) => `
-127.0.0.1:${port} inet n -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-mbox      unix  -       n       n       -       -       pipe
-  flags=F user=nobody argv=${dir}/deliver.sh
-`;
-
-const MAIN_CF = (dir: string) => `
-compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-shared
-maillog_file = ${dir}/log/maillog
-maillog_file_prefixes = ${dir}/log
-myhostname = shared.localdomain
-mydomain = localdomain
-mydestination =
-local_recipient_maps =
-relay_domains =
-alias_maps =
-alias_database =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-default_transport = mbox
-relay_transport = mbox
-local_transport = mbox
-smtp_dns_support_level = disabled
-biff = no
-delay_warning_time = 0
-`;
-
 async function sh(cmd: string): Promise<string> {
   const r = await run("sh", ["-c", cmd]);
   if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
@@ -340,8 +291,15 @@ Deno.test({
     await sh(`chmod 755 ${dir}/deliver.sh`);
     const pfPort = freePort();
     const conf = join(dir, "conf");
-    await Deno.writeTextFile(join(conf, "main.cf"), MAIN_CF(dir));
-    await Deno.writeTextFile(join(conf, "master.cf"), MASTER_CF(dir, pfPort));
+    await Deno.writeTextFile(
+      join(conf, "main.cf"),
+      postfixMainCf(
+        dir,
+        "shared",
+        "mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n",
+      ),
+    );
+    await Deno.writeTextFile(join(conf, "master.cf"), postfixMasterCf(dir, pfPort));
     await sh(`postfix -c ${conf} check 2>&1`);
     await sh(`postfix -c ${conf} start 2>&1`);
     const maillog = join(dir, "log", "maillog");
