@@ -251,6 +251,43 @@ Deno.test({
 });
 
 Deno.test({
+  name: "debug_peer_level: at 2 that client's restriction steps are logged; at 1 only its dialog",
+  ...opts,
+  fn: async () => {
+    for (const level of [2, 1]) {
+      const d = await startDaemon(
+        `smtpd_peername_lookup = false\ndebug_peer_list = ["127.0.0.1"]\ndebug_peer_level = ${level}`,
+      );
+      try {
+        const c = await RawClient.connect(d.port);
+        assert.match(await c.reply(), /^220 /);
+        for (
+          const line of ["HELO t.example", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.com>"]
+        ) {
+          await c.send(`${line}\r\n`);
+          assert.match(await c.reply(), /^250 /);
+        }
+        await c.send("QUIT\r\n");
+        await c.reply();
+        c.close();
+        await d.waitForLog("disconnect from unknown[127.0.0.1]");
+        const steps = /RCPT from unknown\[127\.0\.0\.1\]: try permit_mynetworks/;
+        if (level === 2) {
+          assert.match(d.log(), steps);
+          assert.match(d.log(), /RCPT from unknown\[127\.0\.0\.1\]: permit_mynetworks => permit/);
+        } else {
+          assert.doesNotMatch(d.log(), steps);
+        }
+        // Level 1 and up: the dialog.
+        assert.match(d.log(), /< unknown\[127\.0\.0\.1\]: RCPT TO:<b@example\.com>/);
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "smtpd queue list and queue cat show envelope and content, with --json",
   ...opts,
   fn: async () => {

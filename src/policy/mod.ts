@@ -16,7 +16,7 @@ export type { Network } from "./cidr.ts";
 export { compileNetworks } from "./relay.ts";
 export { cachingResolver, denoResolver, parseDnsServer, reverseName } from "./resolver.ts";
 export type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
-export { Trace } from "./trace.ts";
+export { describeTraceEvent, Trace } from "./trace.ts";
 export type { TraceEvent } from "./trace.ts";
 export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";

@@ -24,3 +24,25 @@ export class Trace {
     this.events.push(event);
   }
 }
+
+/**
+ * One trace event as one line of text (verbose logs).
+ * @param ev the event
+ * @returns the line
+ */
+export function describeTraceEvent(ev: TraceEvent): string {
+  switch (ev.kind) {
+    case "stage":
+      return `${ev.stage} = ${ev.list.length ? ev.list.join(", ") : "(empty)"}`;
+    case "restriction":
+      return `${"  ".repeat(Math.max(0, ev.depth - 1))}try ${ev.name}`;
+    case "lookup":
+      return `lookup ${ev.table} key "${ev.key}": ${ev.result}`;
+    case "dns":
+      return `dns ${ev.type} ${ev.query}: ${ev.answer}`;
+    case "result":
+      return `${ev.name} => ${ev.result}${ev.reply ? `: ${ev.reply}` : ""}`;
+    case "note":
+      return ev.text;
+  }
+}

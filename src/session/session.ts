@@ -16,12 +16,14 @@ import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
 import type { LogPeer, MailLog } from "../log/mod.ts";
 import {
   type ClientNameStatus,
+  describeTraceEvent,
   type DnsResolver,
   lookupClientName,
   type PeerMatcher,
   type Policy,
   type PolicyContext,
   type PolicyStage,
+  Trace,
 } from "../policy/mod.ts";
 import { sendTranscript, Transcript } from "./transcript.ts";
 import { type ProxyResult, readProxyHeader, upstreamAllowed } from "../transport/proxy_protocol.ts";
@@ -119,6 +121,11 @@ export class Session {
   readonly notices = new Set<NoticeClass>();
   /** Log every command and reply (debug_peer_list, -v). */
   chat = false;
+  /**
+   * The session's log verbosity: -v, plus debug_peer_level for a client in
+   * debug_peer_list. 1: every command and reply; 2: every restriction step.
+   */
+  verbosity = 0;
   /** The session's share of the memory budget (its line buffer grown for DATA). */
   readonly memory: MemoryHold;
   /**
@@ -223,9 +230,17 @@ export class Session {
     },
   ): Promise<Reply | undefined> {
     if (this.clientRefusal && stage !== "client") return this.clientRefusal;
+    const trace = this.verbosity >= 2 ? new Trace() : undefined;
     const decision = await this.deps.policy.check(stage, this.policyContext(extra), {
       dns: this.dns,
+      ...(trace ? { trace } : {}),
     });
+    if (trace) {
+      const who = `${this.peer.name}[${this.peer.address}]`;
+      for (const ev of trace.events) {
+        this.deps.log.logger.debug(`${verb} from ${who}: ${describeTraceEvent(ev)}`, 0);
+      }
+    }
     if (decision.kind !== "reject" && decision.kind !== "defer") return undefined;
     this.deps.log.reject({
       stage: verb,
@@ -236,7 +251,7 @@ export class Session {
       proto: this.protocol,
       helo: this.helo,
     });
-    this.deps.log.logger.debug(`NOQUEUE: decided by ${decision.by}`);
+    if (this.verbosity >= 1) this.deps.log.logger.debug(`NOQUEUE: decided by ${decision.by}`, 0);
     this.notices.add("policy");
     return decision.reply;
   }
@@ -313,8 +328,11 @@ export class Session {
     }
     log.connect(this.peer);
     try {
-      this.chat = log.logger.verbosity >= 1 ||
-        await this.deps.debugPeer(this.peer.name, this.peer.address);
+      this.verbosity = log.logger.verbosity;
+      if (await this.deps.debugPeer(this.peer.name, this.peer.address)) {
+        this.verbosity += this.config.debug_peer_level;
+      }
+      this.chat = this.verbosity >= 1;
     } catch (err) {
       log.warning(`debug_peer_list lookup failed: ${(err as Error).message}`);
     }
