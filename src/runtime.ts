@@ -98,7 +98,7 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
 
 /** Whether configuration text is meant as an IP address rather than a host name. */
 
-export function looksLikeIp(text: string): boolean {
+function looksLikeIp(text: string): boolean {
   return /^\[.*\]$/.test(text) || text.includes(":") || /^[0-9.]+$/.test(text);
 }
 

@@ -7,6 +7,7 @@
  */
 
 import type { SecureContext } from "node:tls";
+import { throttled } from "../log/throttle.ts";
 import { type Config } from "../config/mod.ts";
 import { compileNetworks, inNetwork, parseIp } from "../policy/mod.ts";
 import { QueueStore } from "../queue/mod.ts";
@@ -23,7 +24,7 @@ import { closing, formatReply, type Reply } from "../protocol/reply.ts";
  * @param t the connection
  * @param bytes the formatted reply
  */
-export async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> {
+async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     await Promise.race([
@@ -54,7 +55,7 @@ export interface ListenerSetup {
 
 /** Refusals at the global cap are logged at most this often (per thread). */
 
-export const REFUSAL_LOG_MS = 10_000;
+const REFUSAL_LOG_MS = 10_000;
 
 /**
  * Starts one thread's listeners with its connection limiter. The global
@@ -80,26 +81,18 @@ export async function startListening(
   const limit = config.default_process_limit;
   // A load that hovers near the threshold enters and leaves stress often:
   // each direction is logged at most once every 10 s, with the count.
-  const stressChanges = [0, 0];
-  const stressLogged = [-Infinity, -Infinity];
-  const stressLog = (stressed: boolean, sessions: number) => {
-    const i = stressed ? 1 : 0;
-    stressChanges[i]!++;
-    const now = Date.now();
-    if (now - stressLogged[i]! < REFUSAL_LOG_MS) return;
-    const n = stressChanges[i]!;
-    const more = n > 1 ? ` (${n - 1} more times since the last report)` : "";
-    if (stressed) {
-      logger.warning(
-        `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
-          `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits${more}`,
-      );
-    } else {
-      logger.info(`service no longer under stress: ${sessions} of ${limit} sessions${more}`);
-    }
-    stressChanges[i] = 0;
-    stressLogged[i] = now;
-  };
+  const since = (n: number, text: string) => n > 0 ? ` (${n} ${text} since the last report)` : "";
+  const stressEntered = throttled((held: number, sessions: number) =>
+    logger.warning(
+      `service under stress: ${sessions} of ${limit} sessions (smtpd_stress_threshold ` +
+        `${config.smtpd_stress_threshold}%): new sessions get the smtpd_stress_* limits` +
+        since(held, "more times"),
+    ), REFUSAL_LOG_MS);
+  const stressLeft = throttled((held: number, sessions: number) =>
+    logger.info(
+      `service no longer under stress: ${sessions} of ${limit} sessions` +
+        since(held, "more times"),
+    ), REFUSAL_LOG_MS);
   const limiter = new ConnectionLimiter({
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
@@ -108,10 +101,10 @@ export async function startListening(
       return ip !== undefined && nets.some((n) => inNetwork(n, ip));
     },
     stressPercent: config.smtpd_stress_threshold,
-    onStress: (stressed, sessions) => stressLog(stressed, sessions),
+    onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);
-  const busy = new TextEncoder().encode(
-    formatReply(closing(config.myhostname, "3.2", "Error: too many connections, try again later")),
+  const busy = encodeReply(
+    closing(config.myhostname, "3.2", "Error: too many connections, try again later"),
   );
   const perClient = (address: string): Reply => {
     logger.warning(
@@ -120,35 +113,24 @@ export async function startListening(
     return closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
   };
   // Refusals at the cap come in floods: one log line, then a count now and then.
-  let refused = 0;
-  let refusalLogged = -Infinity;
+  const logRefusal = throttled((held: number, address: string) =>
+    logger.warning(
+      `Connection limit exceeded: ${limit} sessions; refused [${address}]` +
+        (held > 0 ? ` and ${held} more since the last report` : ""),
+    ), REFUSAL_LOG_MS);
   const refuseBusy = (t: Transport, address: string): Promise<void> => {
-    refused++;
-    const now = Date.now();
-    if (now - refusalLogged >= REFUSAL_LOG_MS) {
-      logger.warning(
-        `Connection limit exceeded: ${limit} sessions; refused [${address}]` +
-          (refused > 1 ? ` and ${refused - 1} more since the last report` : ""),
-      );
-      refused = 0;
-      refusalLogged = now;
-    }
+    logRefusal(address);
     return refuseConnection(t, busy);
   };
   // Idle sessions closed to make room: one line, then a count now and then.
-  let evicted = 0;
-  let evictionLogged = -Infinity;
-  const logEviction = (victim: { address: string; idleMs: number }, why: string) => {
-    evicted++;
-    const now = Date.now();
-    if (now - evictionLogged < REFUSAL_LOG_MS) return;
-    logger.warning(
-      `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
-        `room: ${why}` + (evicted > 1 ? ` (${evicted - 1} more since the last report)` : ""),
-    );
-    evicted = 0;
-    evictionLogged = now;
-  };
+  const logEviction = throttled(
+    (held: number, victim: { address: string; idleMs: number }, why: string) =>
+      logger.warning(
+        `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
+          `room: ${why}` + since(held, "more"),
+      ),
+    REFUSAL_LOG_MS,
+  );
   // Set once listening; sessions that arrive before cannot evict anyone.
   const listening: { server?: TcpServer } = {};
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
@@ -231,7 +213,7 @@ export async function startListening(
  * @param r the reply
  * @returns its bytes
  */
-export function encodeReply(r: Reply): Uint8Array {
+function encodeReply(r: Reply): Uint8Array {
   return new TextEncoder().encode(formatReply(r));
 }
 
@@ -241,8 +223,8 @@ export function encodeReply(r: Reply): Uint8Array {
  * keep more than its own core busy: the kernel's socket and file work and
  * the fsyncs and creates on Deno's blocking pool run beside it. On 2 CPUs
  * one thread takes 4 KiB and 1 MiB messages at 2-3x Postfix's rate, with
- * 17 MiB less memory than two (BENCHMARKS.md, sessions 5 and 6). TLS
- * listeners run in one thread (node:net has no SO_REUSEPORT here).
+ * 17 MiB less memory than two. With STARTTLS on, one thread serves: the
+ * listener threads build no TLS context.
  * @param config the configuration
  * @param tls whether STARTTLS is on
  * @returns the thread count

@@ -151,7 +151,7 @@ export async function runServe(
 
 /** A listener thread as the supervisor sees it. */
 
-export interface ListenerThread extends SupervisedThread {
+interface ListenerThread extends SupervisedThread {
   readonly worker: Worker;
 }
 
@@ -179,7 +179,7 @@ export interface WorkerInit {
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
 
-export function stopWorker(w: Worker): Promise<void> {
+function stopWorker(w: Worker): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       w.terminate();
@@ -201,7 +201,7 @@ export function stopWorker(w: Worker): Promise<void> {
  * @param init what it is started with
  * @returns the thread
  */
-export function startWorker(init: WorkerInit): Promise<Worker> {
+function startWorker(init: WorkerInit): Promise<Worker> {
   const w = new Worker(new URL("../worker.ts", import.meta.url), { type: "module" });
   return new Promise((resolve, reject) => {
     w.onmessage = (e: MessageEvent) => {

@@ -301,20 +301,10 @@ export class Session {
   async run(): Promise<void> {
     const log = this.deps.log;
     if (this.config.smtpd_upstream_proxy_protocol === "haproxy" && !(await this.#readProxy())) {
-      this.reader.close();
-      this.writer.close();
-      this.transport.close();
-      return;
+      return this.#hangUp();
     }
     const overLimit = this.deps.admitClient?.(this.peer.address);
-    if (overLimit) {
-      this.writer.push(formatReply(overLimit));
-      await this.writer.flush(1000).catch(() => {});
-      this.reader.close();
-      this.writer.close();
-      this.transport.close();
-      return;
-    }
+    if (overLimit) return await this.#hangUp(overLimit);
     try {
       if (!this.local && this.config.smtpd_peername_lookup) {
         const n = await lookupClientName(this.peer.address, this.dns, (t) => log.warning(t));
@@ -374,6 +364,21 @@ export class Session {
       log.disconnect(this.peer, this.counts);
       await this.#notify();
     }
+  }
+
+  /**
+   * Ends a session that never started (no greeting, nothing logged as a
+   * session): the reply, if any, gets a second to leave.
+   * @param reply a last word (a 421), or none
+   */
+  async #hangUp(reply?: Reply): Promise<void> {
+    if (reply) {
+      this.writer.push(formatReply(reply));
+      await this.writer.flush(1000).catch(() => {});
+    }
+    this.reader.close();
+    this.writer.close();
+    this.transport.close();
   }
 
   /**
