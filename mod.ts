@@ -5,10 +5,8 @@
  */
 
 import { runCli } from "./src/app.ts";
-import { flushStderr } from "./src/log/logger.ts";
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args);
-  flushStderr();
-  Deno.exit(code);
+  // runCli writes the log lines still waiting before it returns.
+  Deno.exit(await runCli(Deno.args));
 }

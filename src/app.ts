@@ -9,34 +9,17 @@
  */
 
 import type { CliOptions } from "./cli.ts";
-import { ConfigError, loadConfig, type LoadedConfig, PARAMS, toToml } from "./config/mod.ts";
-import { Logger } from "./log/mod.ts";
-import { auditLists, type CompiledPolicy, compilePeerList } from "./policy/mod.ts";
+import { ConfigError, loadConfig, PARAMS, toToml } from "./config/mod.ts";
+import { auditLists } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
-import { FreeSpace } from "./queue/free_space.ts";
-import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { VERSION } from "./version.ts";
 import { err, out } from "./commands/output.ts";
-import {
-  buildDeps,
-  buildPolicy,
-  makeLogger,
-  memoryBudget,
-  resolveOwner,
-  systemHostname,
-  tlsContext,
-  validateSemantics,
-} from "./runtime.ts";
+import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
 import { runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
 
-async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<LoadedConfig> {
-  return await loadConfig(opts.configFile, {
-    overrides: opts.overrides,
-    systemHostname: systemHostname(),
-  });
-}
+type RunOptions = Extract<CliOptions, { configFile: string }>;
 
 /**
  * Runs the program.
@@ -70,18 +53,16 @@ export async function runCli(args: readonly string[]): Promise<number> {
     default:
       break;
   }
-  let loaded: LoadedConfig;
-  let listen: ListenAddress[];
-  let policy: CompiledPolicy;
-  let logger: Logger;
+  // One runtime, built once and checked as it is built: `config --check`
+  // builds the same one as `serve`, without opening anything.
+  const mode: Mode = opts.kind === "serve" || opts.kind === "stdin" ? opts.kind : "check";
+  let runtime: Runtime;
   try {
-    loaded = await load(opts);
-    listen = validateSemantics(loaded);
-    logger = makeLogger(loaded.config, opts.verbose, opts.kind === "stdin");
-    policy = buildPolicy(loaded, logger);
-    resolveOwner(loaded);
-    await tlsContext(loaded);
-    compilePeerList(loaded.config.debug_peer_list, "debug_peer_list");
+    const loaded = await loadConfig(opts.configFile, {
+      overrides: opts.overrides,
+      systemHostname: systemHostname(),
+    });
+    runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`smtpd: fatal: ${e.message}`);
@@ -89,7 +70,21 @@ export async function runCli(args: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  const config = loaded.config;
+  try {
+    return await run(opts, runtime);
+  } finally {
+    runtime.stderr.flush();
+  }
+}
+
+/**
+ * Runs a subcommand with its runtime.
+ * @param opts the command line
+ * @param runtime the runtime
+ * @returns the exit status
+ */
+async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
+  const { loaded, config, policy } = runtime;
   switch (opts.kind) {
     case "config": {
       if (opts.check) {
@@ -127,29 +122,12 @@ export async function runCli(args: readonly string[]): Promise<number> {
     case "queue":
       return await runQueue(config, opts.queueArgs, opts.explain.json);
     case "stdin":
-      return await runStdin(
-        buildDeps(
-          loaded,
-          policy,
-          logger,
-          "maildrop",
-          await FreeSpace.measuring(config.queue_directory),
-          await memoryBudget(config),
-        ),
-      );
+      return await runStdin(runtime);
     case "serve":
-      return await runServe(
-        buildDeps(
-          loaded,
-          policy,
-          logger,
-          "incoming",
-          await FreeSpace.measuring(config.queue_directory),
-          await memoryBudget(config),
-        ),
-        listen,
-        { file: opts.configFile, overrides: opts.overrides, verbose: opts.verbose },
-        await tlsContext(loaded),
-      );
+      return await runServe(runtime, {
+        file: opts.configFile,
+        overrides: opts.overrides,
+        verbose: opts.verbose,
+      });
   }
 }

@@ -1,22 +1,26 @@
 /**
- * Builds what a process or listener thread runs with, from one loaded
- * configuration: the checks that need the whole configuration (addresses,
- * networks), the mail_owner lookup, the STARTTLS context, the logger, the
- * compiled policy, the session dependencies and the memory budget. Each
- * refuses a bad configuration with a ConfigError (file and line).
+ * The runtime: everything a process or listener thread runs with, built
+ * once from one loaded configuration by {@linkcode buildRuntime} and frozen.
+ * Building is validating: each part refuses a bad configuration with a
+ * ConfigError naming file and line, so `smtpd config --check` (which builds
+ * the same runtime without opening anything) reports every error `serve`
+ * would report at start. The runtime owns the thread's mutable state too:
+ * the log's stderr buffer, the queue store (queue IDs, record buffers, file
+ * pools), the reusable line buffers, and the cells shared with the other
+ * threads (pool refill lock, trigger clock, free space, memory budget).
  *
  * @module
  */
 
 import type { SecureContext } from "node:tls";
 import { Cleanup } from "./cleanup/mod.ts";
-import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { type Config, type LoadedConfig } from "./config/mod.ts";
 import {
   type LineSink,
   Logger,
   MailLog,
   parseSyslogServer,
-  stderrSink,
+  StderrSink,
   syslogSink,
 } from "./log/mod.ts";
 import {
@@ -25,16 +29,26 @@ import {
   compilePeerList,
   compilePolicy,
   denoResolver,
-  parseDnsServer,
+  inNetwork,
+  type Network,
+  parseIp,
+  type PeerMatcher,
 } from "./policy/mod.ts";
-import { qmgrFlushTrigger, type Wakeup, wakeupTrigger } from "./flush/mod.ts";
-import { QueueStore } from "./queue/mod.ts";
+import {
+  type FlushTrigger,
+  qmgrFlushTrigger,
+  TriggerClock,
+  type Wakeup,
+  wakeupTrigger,
+} from "./flush/mod.ts";
+import { PoolLock, type QueueName, QueueStore } from "./queue/mod.ts";
+import { IoBuffers } from "./io/io_buffers.ts";
 import { FreeSpace } from "./queue/free_space.ts";
 import { type SessionDeps } from "./session/mod.ts";
 import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
-import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
+import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { parseIpAddress } from "./protocol/ip.ts";
+import { located, resolveOwner, tlsContext, validateSemantics } from "./runtime_checks.ts";
 
 /**
  * This host's name from the system, or "localhost" when it cannot be had.
@@ -49,145 +63,20 @@ export function systemHostname(): string {
 }
 
 /**
- * Checks what only makes sense as a whole (addresses, networks).
- * @param loaded the loaded configuration
- * @returns the listen addresses
- * @throws {ConfigError}
- */
-export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
-  const c = loaded.config;
-  const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
-  for (const key of ["mynetworks", "smtpd_upstream_proxy_networks"] as const) {
-    try {
-      compileNetworks(c[key], key);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new ConfigError(e.message, at(key));
-      throw e;
-    }
-  }
-  // One IP parser (protocol/ip.ts): an address written here that it refuses
-  // (e.g. "127.0.0.010", octal to the C library) stops the start.
-  for (const h of c.inet_interfaces) {
-    if (looksLikeIp(h) && parseIpAddress(h.replace(/^\[(.*)\]$/, "$1")) === undefined) {
-      throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
-    }
-  }
-  if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
-    throw new ConfigError(
-      `syslog_server: cannot parse "${c.syslog_server}": expected udp://host:port or tcp://host:port`,
-      at("syslog_server"),
-    );
-  }
-  if (c.dns_server && !parseDnsServer(c.dns_server)) {
-    throw new ConfigError(
-      `dns_server: cannot parse "${c.dns_server}": expected host:port`,
-      at("dns_server"),
-    );
-  }
-  return c.smtpd_listen.map((a) => {
-    const parsed = parseListenAddress(a);
-    if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
-      throw new ConfigError(
-        `smtpd_listen: cannot parse "${a}": expected host:port`,
-        at("smtpd_listen"),
-      );
-    }
-    return parsed;
-  });
-}
-
-/** Whether configuration text is meant as an IP address rather than a host name. */
-
-function looksLikeIp(text: string): boolean {
-  return /^\[.*\]$/.test(text) || text.includes(":") || /^[0-9.]+$/.test(text);
-}
-
-/**
- * Resolves mail_owner: "uid:gid", or a user name looked up in /etc/passwd.
- * @param loaded the configuration
- * @returns the owner, or undefined when mail_owner is empty
- * @throws {ConfigError} when the user cannot be resolved
- */
-export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number } | undefined {
-  const spec = loaded.config.mail_owner.trim();
-  if (spec === "") return undefined;
-  const numeric = /^(\d+):(\d+)$/.exec(spec);
-  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2]) };
-  const where = { file: loaded.file, line: loaded.lineOf("mail_owner"), key: "mail_owner" };
-  let passwd: string;
-  try {
-    passwd = Deno.readTextFileSync("/etc/passwd");
-  } catch (e) {
-    throw new ConfigError(
-      `mail_owner: cannot look up user "${spec}" (${(e as Error).name}): give "uid:gid" instead`,
-      where,
-    );
-  }
-  for (const line of passwd.split("\n")) {
-    const f = line.split(":");
-    if (f[0] === spec && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  throw new ConfigError(`mail_owner: no such user "${spec}"`, where);
-}
-
-/**
- * Builds the STARTTLS context from smtpd_tls_cert_file and smtpd_tls_key_file.
- * @param loaded the configuration
- * @returns the context, or undefined when TLS is off
- * @throws {ConfigError} for missing or unreadable files, or a bad key/certificate pair
- */
-export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | undefined> {
-  const c = loaded.config;
-  if (c.smtpd_tls_security_level === "none") return undefined;
-  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
-    const where = {
-      file: loaded.file,
-      line: loaded.lineOf(key) ?? loaded.lineOf("smtpd_tls_security_level"),
-      key,
-    };
-    if (!c[key]) {
-      throw new ConfigError(
-        `${key} is required when smtpd_tls_security_level is "${c.smtpd_tls_security_level}"`,
-        where,
-      );
-    }
-    try {
-      return Deno.readTextFileSync(c[key]);
-    } catch (e) {
-      const why = e instanceof Deno.errors.NotCapable
-        ? "outside the paths this program may read"
-        : (e as Error).message;
-      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, where);
-    }
-  };
-  const cert = read("smtpd_tls_cert_file");
-  const key = read("smtpd_tls_key_file");
-  // node:tls is loaded only when STARTTLS is on: it costs every isolate memory.
-  const { createSecureContext } = await import("node:tls");
-  try {
-    return createSecureContext({ cert, key, minVersion: "TLSv1.2" });
-  } catch (e) {
-    throw new ConfigError(`smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`, {
-      file: loaded.file,
-      line: loaded.lineOf("smtpd_tls_cert_file"),
-    });
-  }
-}
-
-/**
  * The logger: stderr (unless stderr is the client's socket in stand-alone
- * mode) and, with syslog_server, a syslog daemon.
+ * mode) and, with syslog_server, a syslog daemon (not for a check).
  * @param config the configuration
  * @param verbose -v count
- * @param standAlone stand-alone mode with stderr on the client's socket
+ * @param mode what the runtime is for
+ * @param stderr the thread's stderr sink
  * @returns the logger
  */
-export function makeLogger(config: Config, verbose: number, standAlone = false): Logger {
+function makeLogger(config: Config, verbose: number, mode: Mode, stderr: StderrSink): Logger {
   // Under inetd and xinetd stderr is the client's socket: log lines must not go there
   // (syslog_server still gets them).
-  const sinks: LineSink[] = standAlone && stderrIsClient() ? [] : [stderrSink];
+  const sinks: LineSink[] = mode === "stdin" && stderrIsClient() ? [] : [stderr.write];
   const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
-  if (target) sinks.push(syslogSink(target, config.syslog_facility));
+  if (target && mode !== "check") sinks.push(syslogSink(target, config.syslog_facility));
   return new Logger({
     tag: `${config.syslog_name}/smtpd`,
     host: config.myhostname,
@@ -196,76 +85,177 @@ export function makeLogger(config: Config, verbose: number, standAlone = false):
   });
 }
 
-/**
- * Compiles the restriction lists with the real resolver.
- * @param loaded the configuration
- * @param logger where start-up and evaluation warnings go
- * @returns the policy
- * @throws {ConfigError}
- */
-export function buildPolicy(loaded: LoadedConfig, logger: Logger): CompiledPolicy {
-  const c = loaded.config;
-  return compilePolicy(loaded, {
-    dns: denoResolver({ server: c.dns_server, timeoutMs: c.dns_timeout * 1000 }),
-    warn: (text) => logger.warning(text),
-  });
+/** What a runtime is for: a check opens nothing (no syslog socket). */
+export type Mode = "check" | "stdin" | "serve";
+
+/** The cells a listener thread's runtime shares with the main thread's. */
+export interface ThreadShares {
+  /** The process's pool refill lock ({@linkcode PoolLock}). */
+  readonly poolLock: SharedArrayBuffer;
+  /** The process's last trigger writes ({@linkcode TriggerClock}). */
+  readonly triggerClock: SharedArrayBuffer;
+  /** The main thread's free-space figure ({@linkcode FreeSpace}). */
+  readonly freeSpace: SharedArrayBuffer;
+  /** The process's memory budget ({@linkcode MemoryBudget}). */
+  readonly memory: SharedArrayBuffer;
+}
+
+/** Options of {@linkcode buildRuntime}. */
+export interface RuntimeOptions {
+  /** -v count. */
+  readonly verbose: number;
+  readonly mode: Mode;
+  /** A listener thread's: the main thread's shared cells, adopted. */
+  readonly thread?: ThreadShares;
+}
+
+/** Everything one process or thread runs with (frozen). */
+export interface Runtime {
+  readonly loaded: LoadedConfig;
+  readonly config: Config;
+  readonly mode: Mode;
+  /** smtpd_listen, parsed. */
+  readonly listen: readonly ListenAddress[];
+  /** The thread's stderr sink (flush it before the thread or process ends). */
+  readonly stderr: StderrSink;
+  readonly logger: Logger;
+  readonly policy: CompiledPolicy;
+  /** mail_owner resolved, or undefined. */
+  readonly owner: { uid: number; gid: number } | undefined;
+  /** The STARTTLS context, or undefined when TLS is off. */
+  readonly tls: SecureContext | undefined;
+  /** The limiter's view: whether a client is exempt (smtpd_client_event_limit_exceptions). */
+  readonly limitExempt: (address: string) => boolean;
+  readonly debugPeer: PeerMatcher;
+  /** incoming (daemon) or maildrop (stand-alone). */
+  readonly queue: QueueName;
+  readonly store: QueueStore;
+  /** Wakes qmgr (incoming) or pickup (maildrop) after a commit. */
+  readonly wake: Wakeup;
+  /** ETRN's flush trigger. */
+  readonly flush: FlushTrigger;
+  readonly space: FreeSpace;
+  readonly memory: MemoryBudget;
+  /** The thread's reusable line buffers. */
+  readonly buffers: IoBuffers;
+  /** What a listener thread adopts ({@linkcode RuntimeOptions.thread}). */
+  readonly shares: ThreadShares;
+  /** A session's dependencies, made of the above. */
+  readonly deps: SessionDeps;
 }
 
 /**
- * A session's dependencies for one queue, with the queue store and the
- * wakeup trigger they use.
- * @returns the dependencies, the store, the trigger and the free-space figure
+ * Builds and checks everything a process or thread runs with, once: the
+ * checks of the whole configuration, the logger, the policy, mail_owner,
+ * the STARTTLS context (its files read once), the limiter's exceptions,
+ * debug_peer_list, the queue store, the triggers, the free-space probe,
+ * the memory budget and the session dependencies. Nothing is opened: no
+ * listener, no queue file, no socket until a line is logged to syslog (and
+ * for a check, no syslog sink at all).
+ * @param loaded the loaded configuration
+ * @param options verbosity, mode, and a listener thread's shared cells
+ * @returns the runtime, frozen
+ * @throws {ConfigError} naming file and line
  */
-export function buildDeps(
+export async function buildRuntime(
   loaded: LoadedConfig,
-  policy: CompiledPolicy,
-  logger: Logger,
-  queue: "incoming" | "maildrop",
-  space: FreeSpace,
-  memory: MemoryBudget,
-): {
-  deps: SessionDeps;
-  store: QueueStore;
-  wake: Wakeup;
-  space: FreeSpace;
-} {
+  options: RuntimeOptions,
+): Promise<Runtime> {
   const config = loaded.config;
+  const { mode, thread } = options;
+  const listen = validateSemantics(loaded);
+  const stderr = new StderrSink();
+  const logger = makeLogger(config, options.verbose, mode, stderr);
+  const policy = compilePolicy(loaded, {
+    dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
+    warn: (text) => logger.warning(text),
+  });
+  const owner = resolveOwner(loaded);
+  const tls = await tlsContext(loaded);
+  const exceptions: Network[] = located(
+    loaded,
+    "smtpd_client_event_limit_exceptions",
+    () =>
+      compileNetworks(
+        config.smtpd_client_event_limit_exceptions,
+        "smtpd_client_event_limit_exceptions",
+      ),
+  );
+  const limitExempt = (address: string) => {
+    const ip = parseIp(address);
+    return ip !== undefined && exceptions.some((n) => inNetwork(n, ip));
+  };
+  const debugPeer = located(
+    loaded,
+    "debug_peer_list",
+    () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
+  );
+  const poolLock = new PoolLock(thread?.poolLock);
+  const clock = new TriggerClock(thread?.triggerClock);
+  const space = thread
+    ? FreeSpace.reading(thread.freeSpace)
+    : await FreeSpace.measuring(config.queue_directory);
+  const memory = thread
+    ? MemoryBudget.adopt(thread.memory)
+    : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+  const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
   const store = new QueueStore(config.queue_directory, {
-    owner: resolveOwner(loaded),
+    owner,
     pool: queue === "incoming",
+    poolLock,
     onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
   });
   const wake = wakeupTrigger(
     `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
+    { clock },
   );
-  const deps: SessionDeps = {
+  const flush = qmgrFlushTrigger(config.queue_directory, { clock });
+  const buffers = new IoBuffers();
+  const deps: SessionDeps = Object.freeze({
     config,
     policy,
     cleanup: new Cleanup(store, config),
     log: new MailLog(logger),
     clock: () => new Date(),
     freeSpace: () => space.bytes(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
     queue,
-    flush: qmgrFlushTrigger(config.queue_directory),
-    debugPeer: compilePeerList(config.debug_peer_list, "debug_peer_list"),
+    flush,
+    debugPeer,
     queued: () => wake.wake(),
     // Stand-alone mode is never under stress; daemon mode's listener
     // decides per connection (startListening).
     stressed: () => false,
     memory,
-  };
-  return { deps, store, wake, space };
-}
-
-/**
- * The process's memory budget: smtpd_memory_budget, or when 0 a share of
- * V8's heap limit (measured once, here on the main thread).
- * @param config the configuration
- * @returns the budget, shared with listener threads
- */
-export async function memoryBudget(config: Config): Promise<MemoryBudget> {
-  return MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+    buffers,
+  });
+  return Object.freeze({
+    loaded,
+    config,
+    mode,
+    listen: Object.freeze(listen),
+    stderr,
+    logger,
+    policy,
+    owner,
+    tls,
+    limitExempt,
+    debugPeer,
+    queue,
+    store,
+    wake,
+    flush,
+    space,
+    memory,
+    buffers,
+    shares: Object.freeze({
+      poolLock: poolLock.buffer,
+      triggerClock: clock.buffer,
+      freeSpace: space.shared,
+      memory: memory.shared,
+    }),
+    deps,
+  });
 }
 
 /**

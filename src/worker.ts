@@ -8,7 +8,6 @@
  */
 
 import { serveInWorker, type WorkerInit } from "./daemon/serve.ts";
-import { flushStderr } from "./log/logger.ts";
 
 const self = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
@@ -36,11 +35,11 @@ globalThis.addEventListener("error", (e) => {
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
   serveInWorker(e.data).then(
-    (store) => {
+    (runtime) => {
       self.onmessage = (m: MessageEvent) => {
         if ((m.data as { kind?: string })?.kind === "stop") {
-          void store.close().then(() => {
-            flushStderr(); // the thread ends before its next timer could write them
+          void runtime.store.close().then(() => {
+            runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });
         }

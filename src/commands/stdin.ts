@@ -6,13 +6,11 @@
  * @module
  */
 
-import { type Wakeup } from "../flush/mod.ts";
-import { QueueStore } from "../queue/mod.ts";
-import { runSession, type SessionDeps } from "../session/mod.ts";
+import { runSession } from "../session/mod.ts";
 import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "../transport/stdio.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import { closing, formatReply } from "../protocol/reply.ts";
-import { queueDirError } from "../runtime.ts";
+import { queueDirError, type Runtime } from "../runtime.ts";
 
 const encoder = new TextEncoder();
 
@@ -20,9 +18,7 @@ const encoder = new TextEncoder();
  * Runs one stand-alone session on stdin/stdout.
  * @returns the exit status
  */
-export async function runStdin(
-  { deps, store, wake }: { deps: SessionDeps; store: QueueStore; wake: Wakeup },
-): Promise<number> {
+export async function runStdin({ deps, store, wake }: Runtime): Promise<number> {
   try {
     await store.prepare();
   } catch (e) {
@@ -62,5 +58,3 @@ export async function runStdin(
   await wake.settled();
   return 0;
 }
-
-/** What a listener thread needs to serve. */

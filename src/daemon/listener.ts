@@ -6,11 +6,9 @@
  * @module
  */
 
-import type { SecureContext } from "node:tls";
 import { throttled } from "../log/throttle.ts";
 import { type Config } from "../config/mod.ts";
-import { compileNetworks, inNetwork, parseIp } from "../policy/mod.ts";
-import { QueueStore } from "../queue/mod.ts";
+import type { Runtime } from "../runtime.ts";
 import { runSession, type SessionDeps } from "../session/mod.ts";
 import { type ListenAddress, serveTcp, type TcpServer } from "../transport/tcp_listener.ts";
 import type { Transport } from "../transport/types.ts";
@@ -41,11 +39,9 @@ async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> 
 
 /** What a listener thread needs to serve. */
 export interface ListenerSetup {
-  deps: SessionDeps;
-  /** This thread's queue store (told when a session is alone on the thread). */
-  store: QueueStore;
-  listen: ListenAddress[];
-  tls: SecureContext | undefined;
+  /** The thread's runtime: session dependencies, queue store, TLS, the limiter's exceptions. */
+  runtime: Runtime;
+  listen: readonly ListenAddress[];
   /** Shared connection counters (from the main thread's limiter). */
   shared?: SharedArrayBuffer;
   /** This thread's own share of them (a listener thread's, released if it dies). */
@@ -71,13 +67,8 @@ const REFUSAL_LOG_MS = 10_000;
 export async function startListening(
   setup: ListenerSetup,
 ): Promise<{ server: TcpServer; limiter: ConnectionLimiter }> {
-  const { deps } = setup;
-  const config = deps.config;
-  const logger = deps.log.logger;
-  const nets = compileNetworks(
-    config.smtpd_client_event_limit_exceptions,
-    "smtpd_client_event_limit_exceptions",
-  );
+  const { runtime } = setup;
+  const { deps, config, logger, store } = runtime;
   const limit = config.default_process_limit;
   // A load that hovers near the threshold enters and leaves stress often:
   // each direction is logged at most once every 10 s, with the count.
@@ -96,10 +87,7 @@ export async function startListening(
   const limiter = new ConnectionLimiter({
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
-    exempt: (address) => {
-      const ip = parseIp(address);
-      return ip !== undefined && nets.some((n) => inNetwork(n, ip));
-    },
+    exempt: runtime.limitExempt,
     stressPercent: config.smtpd_stress_threshold,
     onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);
@@ -138,7 +126,7 @@ export async function startListening(
   const ledger = setup.ledger;
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
-  setup.store.inlineSync = () => active === 1;
+  store.inlineSync = () => active === 1;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
@@ -197,10 +185,10 @@ export async function startListening(
       closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
     ),
     onEvict: (victim, why) => logEviction(victim, why),
-    ...(setup.tls ? { tls: setup.tls } : {}),
+    ...(runtime.tls ? { tls: runtime.tls } : {}),
   });
   listening.server = server;
-  setup.store.makeRoom = () => {
+  store.makeRoom = () => {
     const victim = server.evictIdleNow();
     if (victim) logEviction(victim, "no descriptor for a queue file");
     return victim !== undefined;

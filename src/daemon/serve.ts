@@ -6,19 +6,20 @@
  * @module
  */
 
-import type { SecureContext } from "node:tls";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
-import { TriggerClock } from "../flush/mod.ts";
-import { PoolLock, QueueStore, recoverQueue } from "../queue/mod.ts";
-import { FreeSpace } from "../queue/free_space.ts";
-import { type SessionDeps } from "../session/mod.ts";
-import { MemoryBudget } from "../session/memory_budget.ts";
+import { recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
 import { type SupervisedThread, ThreadSupervisor } from "./thread_supervisor.ts";
-import { buildDeps, buildPolicy, makeLogger, queueDirError, systemHostname } from "../runtime.ts";
+import {
+  buildRuntime,
+  queueDirError,
+  type Runtime,
+  systemHostname,
+  type ThreadShares,
+} from "../runtime.ts";
 import { listenerThreads, startListening } from "./listener.ts";
 
 /**
@@ -47,13 +48,10 @@ export async function recover(config: Config, logger: Logger): Promise<void> {
  * @returns the exit status
  */
 export async function runServe(
-  { deps, store, space }: { deps: SessionDeps; store: QueueStore; space: FreeSpace },
-  listen: ListenAddress[],
+  runtime: Runtime,
   opts: { file: string; overrides: string[]; verbose: number },
-  tls: SecureContext | undefined,
 ): Promise<number> {
-  const config = deps.config;
-  const logger = deps.log.logger;
+  const { config, logger, store, space } = runtime;
   try {
     await store.prepare();
   } catch (e) {
@@ -64,10 +62,10 @@ export async function runServe(
   // would take each other's files in progress for leftovers.
   await recover(config, logger);
   await store.prefill("incoming");
-  const threads = listenerThreads(config, tls !== undefined);
+  const threads = listenerThreads(config, runtime.tls !== undefined);
   let main;
   try {
-    main = await startListening({ deps, store, listen, tls, reusePort: threads > 1 });
+    main = await startListening({ runtime, listen: runtime.listen, reusePort: threads > 1 });
   } catch (e) {
     logger.error(`cannot listen: ${(e as Error).message}`);
     return 1;
@@ -90,10 +88,7 @@ export async function runServe(
         shared: main.limiter.shared,
         ledger: ledger.shared,
         heartbeat,
-        poolLock: PoolLock.shared().buffer,
-        freeSpace: space.shared,
-        memory: deps.memory.shared,
-        triggerClock: TriggerClock.shared().buffer,
+        shares: runtime.shares,
       });
       return {
         worker,
@@ -167,14 +162,8 @@ export interface WorkerInit {
   ledger: SharedArrayBuffer;
   /** A cell the thread bumps every second, for the main thread to see it is alive. */
   heartbeat: SharedArrayBuffer;
-  /** The process's pool refill lock ({@linkcode PoolLock}). */
-  poolLock: SharedArrayBuffer;
-  /** The main thread's free-space figure ({@linkcode FreeSpace}). */
-  freeSpace: SharedArrayBuffer;
-  /** The process's memory budget ({@linkcode MemoryBudget}). */
-  memory: SharedArrayBuffer;
-  /** The process's last trigger writes ({@linkcode TriggerClock}). */
-  triggerClock: SharedArrayBuffer;
+  /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
+  shares: ThreadShares;
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -217,34 +206,26 @@ function startWorker(init: WorkerInit): Promise<Worker> {
 }
 
 /**
- * A listener thread's body: loads the same configuration, builds its own
- * policy, cleanup and listeners on the shared ports (SO_REUSEPORT).
+ * A listener thread's body: loads the same configuration and builds its
+ * own runtime (policy, cleanup, queue store), adopting the main thread's
+ * shared cells, then listens on the shared ports (SO_REUSEPORT).
  * @param init what the main thread sent
- * @returns resolves when the thread is serving
+ * @returns the thread's runtime, when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
+export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
   const loaded = await loadConfig(init.file, {
     overrides: init.overrides,
     systemHostname: systemHostname(),
   });
-  const logger = makeLogger(loaded.config, init.verbose);
-  const policy = buildPolicy(loaded, logger);
-  PoolLock.adopt(init.poolLock);
-  TriggerClock.adopt(init.triggerClock);
-  const { deps, store } = buildDeps(
-    loaded,
-    policy,
-    logger,
-    "incoming",
-    FreeSpace.reading(init.freeSpace),
-    MemoryBudget.adopt(init.memory),
-  );
-  await store.prefill("incoming");
+  const runtime = await buildRuntime(loaded, {
+    verbose: init.verbose,
+    mode: "serve",
+    thread: init.shares,
+  });
+  await runtime.store.prefill("incoming");
   const { server } = await startListening({
-    deps,
-    store,
+    runtime,
     listen: init.listen,
-    tls: undefined,
     shared: init.shared,
     ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
@@ -254,5 +235,5 @@ export async function serveInWorker(init: WorkerInit): Promise<QueueStore> {
   // A listener that cannot be opened again: stop beating, and the main
   // thread replaces this thread.
   void server.failed.then(() => clearInterval(beating));
-  return store;
+  return runtime;
 }

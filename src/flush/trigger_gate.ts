@@ -6,8 +6,8 @@
  * by any thread after the request covers it too.
  *
  * The time of each target's last write lives in a
- * {@linkcode TriggerClock}, a SharedArrayBuffer that the main thread makes
- * and the listener threads adopt, so the limit holds across threads (a
+ * {@linkcode TriggerClock}, a SharedArrayBuffer that the main thread's
+ * runtime makes and the listener threads' runtimes adopt, so the limit holds across threads (a
  * compare-and-swap decides which thread writes).
  *
  * @module
@@ -21,29 +21,17 @@ const CELLS = 8;
  * The process's last-write times, one cell per target (ms since the epoch).
  */
 export class TriggerClock {
-  static #shared: TriggerClock | undefined;
   /** The cells, to hand to a listener thread. */
   readonly buffer: SharedArrayBuffer;
   #cells: BigInt64Array;
 
-  /** @param buffer the cells (a new clock makes its own) */
+  /**
+   * @param buffer the main thread's {@linkcode TriggerClock.buffer} (a
+   *   listener thread's runtime), or none for a new clock (the main thread's)
+   */
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(8 * CELLS)) {
     this.buffer = buffer;
     this.#cells = new BigInt64Array(buffer);
-  }
-
-  /** @returns this thread's clock (in the main thread: made on first use) */
-  static shared(): TriggerClock {
-    TriggerClock.#shared ??= new TriggerClock();
-    return TriggerClock.#shared;
-  }
-
-  /**
-   * Makes the main thread's clock this thread's clock.
-   * @param buffer {@linkcode TriggerClock.buffer} of the main thread's clock
-   */
-  static adopt(buffer: SharedArrayBuffer): void {
-    TriggerClock.#shared = new TriggerClock(buffer);
   }
 
   /**
@@ -81,7 +69,7 @@ export type GateOutcome = "sent" | "failed" | "deferred";
 export interface TriggerGateOptions {
   /** The shortest time between two writes. @default {1000} */
   intervalMs?: number;
-  /** The clock shared by the threads. @default {TriggerClock.shared()} */
+  /** The clock shared by the threads (the runtime's). @default {a clock of its own} */
   clock?: TriggerClock;
   /** The time now (tests). @default {Date.now} */
   now?: () => number;
@@ -117,7 +105,7 @@ export class TriggerGate {
   constructor(target: string, send: () => Promise<boolean>, options: TriggerGateOptions = {}) {
     this.#cell = TriggerClock.cellOf(target);
     this.#send = send;
-    this.#clock = options.clock ?? TriggerClock.shared();
+    this.#clock = options.clock ?? new TriggerClock();
     this.#interval = options.intervalMs ?? 1000;
     this.#now = options.now ?? Date.now;
     this.#failureCounts = options.failureCounts ?? true;

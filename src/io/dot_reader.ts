@@ -56,8 +56,6 @@ export interface ReadDotBodyOptions {
 
 const DOT = 46;
 const CR = 13;
-/** Line lengths of one run (this thread's; a run is used up before the next). */
-const runLens = new Uint16Array(16384);
 
 /**
  * The first CR in `buf[from, to)`, or -1.
@@ -100,6 +98,8 @@ export async function readDotBody(
   let continuing = false; // this piece continues a long line
   // A run's record headers take at most two length bytes (below 16384).
   const runMax = Math.min(maxLine, 16383);
+  // Line lengths of one run: the thread's scratch array (a run is used up before the next).
+  const runLens = reader.buffers.runLens;
   for (;;) {
     // Most lines are already buffered and plain: hand them on a run at a time.
     if (storing && !continuing && prevCrlf && sink.lines && sink.takesRuns) {

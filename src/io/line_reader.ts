@@ -10,6 +10,7 @@
  */
 
 import { Deadline } from "./deadline.ts";
+import { FIRST_BUFFER, IoBuffers, STREAM_BUFFER } from "./io_buffers.ts";
 
 /** Where bytes come from: a socket, stdin. */
 export interface ByteSource {
@@ -42,35 +43,13 @@ export interface LineReaderOptions {
   beforeBlock?: () => Promise<void>;
   /** Initial buffer size. @default {4096} */
   bufferSize?: number;
+  /** The thread's reusable buffers (the runtime's). @default {a set of its own} */
+  buffers?: IoBuffers;
 }
 
 const LF = 10;
-const STREAM_BUFFER = 65536;
 const CR = 13;
-const FIRST_BUFFER = 4096;
 const DOT = 46;
-
-/**
- * Buffers of ended sessions, by size (4 KiB to 64 KiB, powers of two), for
- * the next sessions of this thread. With one message per connection every
- * session used to leave 4-64 KiB of buffers behind, outside V8's heap,
- * where they waited for a full garbage collection (they outlive the young
- * generation): 2.5-3.5 MB per listener thread under 100 clients. Each size
- * keeps at most 512 KiB.
- */
-const spare = new Map<number, Uint8Array[]>();
-
-function takeBuffer(size: number): Uint8Array {
-  return spare.get(size)?.pop() ?? new Uint8Array(size);
-}
-
-function giveBack(buf: Uint8Array): void {
-  const size = buf.byteLength;
-  if (size < FIRST_BUFFER || size > STREAM_BUFFER || (size & (size - 1)) !== 0) return;
-  let list = spare.get(size);
-  if (!list) spare.set(size, list = []);
-  if (list.length * size < 512 * 1024) list.push(buf);
-}
 
 /** Reads CRLF/LF-terminated lines from a {@linkcode ByteSource}. */
 export class LineReader {
@@ -94,6 +73,8 @@ export class LineReader {
     this.#reading = false;
   };
   #closed = false;
+  /** Where buffers come from and go back to (the thread's). */
+  readonly buffers: IoBuffers;
 
   /**
    * @param src the byte source
@@ -101,8 +82,9 @@ export class LineReader {
    */
   constructor(src: ByteSource, options: LineReaderOptions = {}) {
     this.#src = src;
+    this.buffers = options.buffers ?? new IoBuffers();
     // Small for idle sessions; grows to 64 KiB when the client streams (DATA).
-    this.#buf = options.bufferSize ? new Uint8Array(options.bufferSize) : takeBuffer(FIRST_BUFFER);
+    this.#buf = options.bufferSize ? new Uint8Array(options.bufferSize) : this.buffers.take(FIRST_BUFFER);
     this.#timeoutMs = options.timeoutMs ?? 300_000;
     this.#beforeBlock = options.beforeBlock;
   }
@@ -340,12 +322,12 @@ export class LineReader {
     ) {
       const size = Math.max(this.#buf.length * 2, max + 2);
       const grown = size <= STREAM_BUFFER
-        ? takeBuffer(2 ** Math.ceil(Math.log2(size)))
+        ? this.buffers.take(2 ** Math.ceil(Math.log2(size)))
         : new Uint8Array(size);
       grown.set(this.#buf.subarray(0, this.#end));
       // Lines handed out are valid only until this call (see Line), so the
       // old buffer is free now.
-      giveBack(this.#buf);
+      this.buffers.giveBack(this.#buf);
       this.#buf = grown;
     }
     if (this.#beforeBlock) await this.#beforeBlock();
@@ -381,7 +363,7 @@ export class LineReader {
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#reading) {
-      giveBack(this.#buf);
+      this.buffers.giveBack(this.#buf);
       this.#buf = new Uint8Array(0);
       this.#start = this.#end = 0;
     }

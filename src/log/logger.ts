@@ -32,32 +32,19 @@ export type LineSink = (line: string, severity: number) => void;
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const encoder = new TextEncoder();
-let stampSecond = -1;
-let stamp = "";
-
-/** "Mon DD hh:mm:ss", formatted once per second. */
-function stampNow(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== stampSecond) {
-    stampSecond = second;
-    const d = new Date(now);
-    stamp = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, " ")} ${
-      String(d.getHours()).padStart(2, "0")
-    }:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`;
-  }
-  return stamp;
-}
-
 /** Formats and emits log lines. */
 export class Logger {
   #tag: string;
   #host: string;
   #sinks: LineSink[];
   readonly verbosity: Verbosity;
+  /** "Mon DD hh:mm:ss" of {@linkcode Logger.#stampSecond}, formatted once per second. */
+  #stamp = "";
+  #stampSecond = -1;
 
   /**
-   * @param options program tag ("postfix/smtpd"), host, verbosity, sink
+   * @param options program tag ("postfix/smtpd"), host, verbosity, sinks
+   *   (default: a {@linkcode StderrSink} of its own)
    */
   constructor(
     options: { tag: string; host: string; verbosity?: number; sinks?: LineSink[] },
@@ -65,7 +52,7 @@ export class Logger {
     this.#tag = `${options.tag}[${Deno.pid}]`;
     this.#host = options.host;
     this.verbosity = options.verbosity ?? 0;
-    this.#sinks = options.sinks ?? [stderrSink];
+    this.#sinks = options.sinks ?? [new StderrSink().write];
   }
 
   /** Logs a normal event. */
@@ -91,57 +78,73 @@ export class Logger {
   #emit(text: string, severity: number): void {
     // Every line, whatever wrote it, is made safe here, before any sink.
     const cut = text.length > MAX_RECORD_TEXT ? text.slice(0, MAX_RECORD_TEXT) : text;
-    const line = `${stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(cut)}\n`;
+    const line = `${this.#stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(cut)}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }
-}
 
-/**
- * The default sink: stderr. Lines are collected and written together every
- * {@linkcode FLUSH_EVERY_MS} ms, so a reply never waits for a log write and
- * a busy thread makes one write for many messages' lines. (A timer per
- * event-loop turn cost 6-8% of a listener thread's time with one message
- * per connection: every message logs in three or four turns.) The timer
- * stops after a second without lines; pending lines are flushed before exit.
- * @param line a formatted line
- */
-export function stderrSink(line: string): void {
-  pending += line;
-  if (flusher === undefined) {
-    const timer = setInterval(tick, FLUSH_EVERY_MS);
-    Deno.unrefTimer(timer);
-    flusher = timer;
+  #stampNow(): string {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.#stampSecond) {
+      this.#stampSecond = second;
+      const d = new Date(now);
+      this.#stamp = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, " ")} ${
+        String(d.getHours()).padStart(2, "0")
+      }:${String(d.getMinutes()).padStart(2, "0")}:${String(d.getSeconds()).padStart(2, "0")}`;
+    }
+    return this.#stamp;
   }
 }
 
 /** How often collected log lines are written. */
 const FLUSH_EVERY_MS = 20;
 
-let pending = "";
-let flusher: ReturnType<typeof setInterval> | undefined;
-let idleTicks = 0;
+/**
+ * The stderr sink of one thread (its runtime's). Lines are collected and
+ * written together every {@linkcode FLUSH_EVERY_MS} ms, so a reply never
+ * waits for a log write and a busy thread makes one write for many
+ * messages' lines. (A timer per event-loop turn cost 6-8% of a listener
+ * thread's time with one message per connection: every message logs in
+ * three or four turns.) The timer stops after a second without lines;
+ * {@linkcode StderrSink.flush} writes what is pending (before exit).
+ */
+export class StderrSink {
+  #pending = "";
+  #flusher: ReturnType<typeof setInterval> | undefined;
+  #idleTicks = 0;
 
-function tick(): void {
-  if (pending) {
-    idleTicks = 0;
-    flushStderr();
-  } else if (++idleTicks >= 1000 / FLUSH_EVERY_MS) {
-    clearInterval(flusher);
-    flusher = undefined;
-    idleTicks = 0;
-  }
-}
+  /** The sink: collects a formatted line. */
+  readonly write: LineSink = (line) => {
+    this.#pending += line;
+    if (this.#flusher === undefined) {
+      const timer = setInterval(this.#tick, FLUSH_EVERY_MS);
+      Deno.unrefTimer(timer);
+      this.#flusher = timer;
+    }
+  };
 
-/** Writes the log lines still waiting (before the process exits). */
-export function flushStderr(): void {
-  if (!pending) return;
-  const text = pending;
-  pending = "";
-  try {
-    const bytes = encoder.encode(text);
-    let off = 0;
-    while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-  } catch {
-    // stderr gone: nothing sensible to do
+  #tick = (): void => {
+    if (this.#pending) {
+      this.#idleTicks = 0;
+      this.flush();
+    } else if (++this.#idleTicks >= 1000 / FLUSH_EVERY_MS) {
+      clearInterval(this.#flusher);
+      this.#flusher = undefined;
+      this.#idleTicks = 0;
+    }
+  };
+
+  /** Writes the lines still waiting (before the process or thread ends). */
+  flush(): void {
+    if (!this.#pending) return;
+    const text = this.#pending;
+    this.#pending = "";
+    try {
+      const bytes = encoder.encode(text);
+      let off = 0;
+      while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+    } catch {
+      // stderr gone: nothing sensible to do
+    }
   }
 }

@@ -24,32 +24,21 @@ import { join } from "./path.ts";
  * up (by the permission check, on the calling thread) under the queue
  * directory's lock, and a create may hold that lock while it waits for the
  * directory's blocks to reach the disk (another pool's directory sync).
- * Taking turns keeps that wait off every event loop. The main thread makes
- * the lock; listener threads adopt its buffer.
+ * Taking turns keeps that wait off every event loop. The main thread's
+ * runtime makes the lock; listener threads' runtimes adopt its buffer.
  */
 export class PoolLock {
-  static #shared: PoolLock | undefined;
   /** The lock's cell (0 free, 1 taken), to hand to a listener thread. */
   readonly buffer: SharedArrayBuffer;
   #cell: Int32Array;
 
-  private constructor(buffer: SharedArrayBuffer) {
+  /**
+   * @param buffer {@linkcode PoolLock.buffer} of the main thread's lock (a
+   *   listener thread's runtime), or none for a new lock (the main thread's)
+   */
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
     this.buffer = buffer;
     this.#cell = new Int32Array(buffer);
-  }
-
-  /** @returns this thread's lock (in the main thread: made on first use) */
-  static shared(): PoolLock {
-    PoolLock.#shared ??= new PoolLock(new SharedArrayBuffer(4));
-    return PoolLock.#shared;
-  }
-
-  /**
-   * Makes the main thread's lock this thread's lock.
-   * @param buffer {@linkcode PoolLock.buffer} of the main thread's lock
-   */
-  static adopt(buffer: SharedArrayBuffer): void {
-    PoolLock.#shared = new PoolLock(buffer);
   }
 
   /**
@@ -98,6 +87,8 @@ export interface FilePoolOptions {
   onError?: (err: Error) => void;
   /** The directory's syncer, shared with the queue's other commits. @default {a new one} */
   syncer?: DirSyncer;
+  /** The process's refill lock (the runtime's). @default {a lock of its own} */
+  lock?: PoolLock;
 }
 
 /** Keeps ready, durable, empty queue files for one queue directory. */
@@ -112,6 +103,7 @@ export class FilePool {
   #owner: { uid: number; gid: number } | undefined;
   #onError: (err: Error) => void;
   #syncer: DirSyncer;
+  #lock: PoolLock;
 
   /**
    * @param dir the queue directory (e.g. .../incoming)
@@ -126,6 +118,7 @@ export class FilePool {
     this.#owner = options.owner;
     this.#onError = options.onError ?? (() => {});
     this.#syncer = options.syncer ?? new DirSyncer(dir);
+    this.#lock = options.lock ?? new PoolLock();
   }
 
   /** Files ready now. */
@@ -165,7 +158,7 @@ export class FilePool {
     try {
       const want = this.#high - this.#ready.length;
       if (want <= 0) return;
-      const made = await PoolLock.shared().run(() => this.#create(want));
+      const made = await this.#lock.run(() => this.#create(want));
       if (this.#closed) {
         for (const f of made) await discard(f);
         return;

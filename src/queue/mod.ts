@@ -4,11 +4,12 @@
  * @module
  */
 
-export { QueueFile, QueueStore, QueueWriteError, READY_MODE } from "./queue_writer.ts";
+export { QueueFile, QueueWriteError, READY_MODE } from "./queue_writer.ts";
+export { QueueStore } from "./queue_store.ts";
 export type { EnvelopeRecords, QueueName } from "./queue_writer.ts";
-export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer } from "./queue_file.ts";
+export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer, RecordBufferPool } from "./queue_file.ts";
 export type { QueueRecord, SizeFields } from "./queue_file.ts";
-export { isQueueId, makeQueueId } from "./queue_id.ts";
+export { isQueueId, makeQueueId, QueueIds } from "./queue_id.ts";
 export { DirSyncer } from "./dir_sync.ts";
 export { PoolLock } from "./file_pool.ts";
 export { recoverQueue } from "./recover.ts";

@@ -257,3 +257,38 @@ export function decodeRecords(bytes: Uint8Array): QueueRecord[] {
   }
   return out;
 }
+
+/** Largest buffer kept for reuse, and the bytes kept in all. */
+const KEEP_BUFFER = 512 * 1024;
+const KEEP_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Record buffers of finished files, reused by the next ones of the same
+ * store (fewer allocations). A large message grows its two buffers to
+ * 512 KiB each, so the free list is bounded in bytes, not only in count:
+ * after a burst of large messages a thread keeps at most 8 MiB.
+ */
+export class RecordBufferPool {
+  #free: RecordBuffer[] = [];
+  #bytes = 0;
+
+  /** @returns a spare buffer, or a new one */
+  take(): RecordBuffer {
+    const b = this.#free.pop();
+    if (!b) return new RecordBuffer();
+    this.#bytes -= b.capacity;
+    return b;
+  }
+
+  /**
+   * Keeps a buffer no longer written for the next file, unless it is too
+   * large or the pool is full.
+   * @param b the buffer
+   */
+  release(b: RecordBuffer | undefined): void {
+    if (!b || b.capacity > KEEP_BUFFER || this.#bytes + b.capacity > KEEP_BYTES) return;
+    b.clear();
+    this.#free.push(b);
+    this.#bytes += b.capacity;
+  }
+}

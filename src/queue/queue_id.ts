@@ -77,3 +77,26 @@ export function isQueueId(name: string): boolean {
 export function isOurQueueId(name: string): boolean {
   return name.length <= 255 && OURS.test(name);
 }
+
+/**
+ * Makes the IDs of one queue store (one per thread): time plus a number
+ * unique to this process, store and message where Postfix puts the inode.
+ */
+export class QueueIds {
+  #sequence = 0;
+  /** Tells this store's IDs from other threads' (same PID). */
+  #tag = crypto.getRandomValues(new Uint16Array(1))[0] ?? 0;
+
+  /**
+   * A fresh queue ID for a file created at this time.
+   * @param when the time
+   * @returns the ID
+   */
+  next(when: Date): string {
+    const ms = when.getTime();
+    const micros = (ms % 1000) * 1000 + (this.#sequence % 1000);
+    this.#sequence = (this.#sequence + 1) % 65536;
+    const unique = ((Deno.pid % 1048576) * 65536 + this.#tag) * 65536 + this.#sequence;
+    return makeQueueId(Math.floor(ms / 1000), micros, unique);
+  }
+}

@@ -18,11 +18,16 @@
  * @module
  */
 
-import { join } from "./path.ts";
-import { DirSyncer } from "./dir_sync.ts";
-import { FilePool, type PooledFile } from "./file_pool.ts";
-import { makeQueueId } from "./queue_id.ts";
-import { formatSize, REC, RecordBuffer, SIZE_PAYLOAD_LENGTH } from "./queue_file.ts";
+import type { DirSyncer } from "./dir_sync.ts";
+import type { PooledFile } from "./file_pool.ts";
+import {
+  formatSize,
+  REC,
+  type RecordBuffer,
+  type RecordBufferPool,
+  SIZE_PAYLOAD_LENGTH,
+} from "./queue_file.ts";
+import { outOfDescriptors } from "../io/os_error.ts";
 
 /** The queues this writer can put files in. */
 export type QueueName = "incoming" | "maildrop";
@@ -48,168 +53,6 @@ export interface EnvelopeRecords {
 }
 
 const FLUSH_AT = 256 * 1024;
-let sequence = 0;
-/** Tells this thread's IDs from other listener threads' (same PID). */
-const THREAD_TAG = crypto.getRandomValues(new Uint16Array(1))[0] ?? 0;
-
-/**
- * A number unique to this process, thread and message, for the ID's last part.
- * @returns the number (below 2^53)
- */
-function uniqueNumber(): number {
-  sequence = (sequence + 1) % 65536;
-  return ((Deno.pid % 1048576) * 65536 + THREAD_TAG) * 65536 + sequence;
-}
-
-/**
- * A fresh queue ID for a file created at this time.
- * @param when the time
- * @returns the ID
- */
-function newQueueId(when: Date): string {
-  const ms = when.getTime();
-  const micros = (ms % 1000) * 1000 + (sequence % 1000);
-  return makeQueueId(Math.floor(ms / 1000), micros, uniqueNumber());
-}
-
-/**
- * Record buffers of finished files, reused by the next ones (fewer
- * allocations). A large message grows its two buffers to 512 KiB each, so
- * the free list is bounded in bytes, not only in count: after a burst of
- * large messages a thread keeps at most 8 MiB.
- */
-const freeBuffers: RecordBuffer[] = [];
-const FREE_BUFFER_BYTES = 8 * 1024 * 1024;
-let freeBytes = 0;
-
-function takeBuffer(): RecordBuffer {
-  const b = freeBuffers.pop();
-  if (!b) return new RecordBuffer();
-  freeBytes -= b.capacity;
-  return b;
-}
-
-function releaseBuffer(b: RecordBuffer | undefined): void {
-  if (!b || b.capacity > 512 * 1024 || freeBytes + b.capacity > FREE_BUFFER_BYTES) return;
-  b.clear();
-  freeBuffers.push(b);
-  freeBytes += b.capacity;
-}
-
-/** Creates queue files under one queue directory. */
-export class QueueStore {
-  readonly directory: string;
-  #syncers = new Map<QueueName, DirSyncer>();
-  #pools = new Map<QueueName, FilePool>();
-  #owner: { uid: number; gid: number } | undefined;
-  #usePool: boolean;
-  #onPoolError: (err: Error) => void;
-  /**
-   * Whether a commit may fsync on the calling thread instead of Deno's
-   * blocking pool: set by a listener thread to "I serve this one session
-   * only". A lone client (one message per connection, waiting for each
-   * reply) then saves the hand-off to a pool thread and back; with other
-   * sessions the fsync must not stall them.
-   */
-  inlineSync: () => boolean = () => false;
-  /**
-   * Called when creating a queue file fails for want of descriptors: a
-   * listener closes an idle connection (true) and the create is tried once
-   * more. Stand-alone mode has none to close.
-   */
-  makeRoom: () => boolean = () => false;
-
-  /**
-   * @param directory the queue_directory
-   * @param options owner: uid/gid given to every new file (mail_owner);
-   *   pool: keep pre-created files (daemon mode); onPoolError: report refill failures
-   */
-  constructor(
-    directory: string,
-    options: {
-      owner?: { uid: number; gid: number };
-      pool?: boolean;
-      onPoolError?: (err: Error) => void;
-    } = {},
-  ) {
-    this.directory = directory;
-    this.#owner = options.owner;
-    this.#usePool = options.pool ?? false;
-    this.#onPoolError = options.onPoolError ?? (() => {});
-  }
-
-  /**
-   * Fills the pool for a queue ahead of the first message.
-   * @param queue the queue
-   */
-  async prefill(queue: QueueName): Promise<void> {
-    if (!this.#usePool) return;
-    this.create(queue, new Date()).abandon();
-    await this.#pools.get(queue)?.fill();
-  }
-
-  /** Removes the pool's unused files (clean stop). */
-  async close(): Promise<void> {
-    for (const p of this.#pools.values()) await p.close();
-  }
-
-  /** Creates the queue subdirectories that do not exist yet. */
-  async prepare(): Promise<void> {
-    for (const sub of ["incoming", "maildrop", "deferred", "active", "public"]) {
-      await Deno.mkdir(join(this.directory, sub), { recursive: true, mode: 0o700 });
-    }
-  }
-
-  /**
-   * Starts a new queue file (nothing touches the disk yet).
-   * @param queue incoming (daemon) or maildrop (stand-alone)
-   * @param arrival the arrival time (used in the queue ID)
-   * @returns a writer that owns the new file
-   */
-  create(queue: QueueName, arrival: Date): QueueFile {
-    const dir = join(this.directory, queue);
-    let syncer = this.#syncers.get(queue);
-    if (!syncer) {
-      syncer = new DirSyncer(dir);
-      this.#syncers.set(queue, syncer);
-    }
-    const owner = this.#owner;
-    if (this.#usePool) {
-      let pool = this.#pools.get(queue);
-      if (!pool) {
-        pool = new FilePool(dir, () => newQueueId(new Date()), {
-          owner,
-          onError: this.#onPoolError,
-          syncer,
-        });
-        this.#pools.set(queue, pool);
-      }
-      const ready = pool.take();
-      if (ready) {
-        return new QueueFile({
-          dir,
-          path: ready.path,
-          id: ready.id,
-          queue,
-          syncer,
-          owner,
-          ready,
-          inlineSync: this.inlineSync,
-        });
-      }
-    }
-    const id = newQueueId(arrival);
-    return new QueueFile({
-      dir,
-      path: join(dir, id),
-      id,
-      queue,
-      syncer,
-      owner,
-      makeRoom: this.makeRoom,
-    });
-  }
-}
 
 /**
  * Waits for the descriptor of a connection just closed to be free: its
@@ -218,11 +61,6 @@ export class QueueStore {
  */
 function descriptorFreed(): Promise<void> {
   return new Promise((r) => setTimeout(r, 10));
-}
-
-/** Whether an open failed for want of descriptors (EMFILE, ENFILE). */
-function outOfDescriptors(err: unknown): boolean {
-  return err instanceof Error && /os error 2[34]\b|too many open files/i.test(err.message);
 }
 
 /**
@@ -247,7 +85,8 @@ export class QueueFile {
   #owner: { uid: number; gid: number } | undefined;
   #file: Deno.FsFile | undefined;
   #syncer: DirSyncer;
-  #buf = takeBuffer();
+  #buffers: RecordBufferPool;
+  #buf: RecordBuffer;
   #spare: RecordBuffer | undefined;
   #flushed = 0; // bytes handed to the file (written or being written)
   #dataOffset = 0;
@@ -259,7 +98,7 @@ export class QueueFile {
   #inlineSync: () => boolean;
   #makeRoom: () => boolean;
 
-  /** @param parts identity, directory syncer and owner */
+  /** @param parts identity, directory syncer, owner and the store's record buffers */
   constructor(
     parts: {
       dir: string;
@@ -268,11 +107,14 @@ export class QueueFile {
       queue: QueueName;
       syncer: DirSyncer;
       owner: { uid: number; gid: number } | undefined;
+      buffers: RecordBufferPool;
       ready?: PooledFile;
       inlineSync?: () => boolean;
       makeRoom?: () => boolean;
     },
   ) {
+    this.#buffers = parts.buffers;
+    this.#buf = parts.buffers.take();
     this.#inlineSync = parts.inlineSync ?? (() => false);
     this.#makeRoom = parts.makeRoom ?? (() => false);
     this.#dir = parts.dir;
@@ -418,7 +260,7 @@ export class QueueFile {
     const full = this.#buf;
     // Double buffering: the spare comes back when its write is done, so a
     // large message reuses two buffers instead of allocating one per flush.
-    this.#buf = this.#spare ?? takeBuffer();
+    this.#buf = this.#spare ?? this.#buffers.take();
     this.#spare = undefined;
     this.#flushed += full.length;
     const bytes = full.bytes();
@@ -529,8 +371,8 @@ export class QueueFile {
   #releaseBuffers(): void {
     if (this.#released) return;
     this.#released = true;
-    releaseBuffer(this.#buf);
-    releaseBuffer(this.#spare);
+    this.#buffers.release(this.#buf);
+    this.#buffers.release(this.#spare);
     this.#spare = undefined;
   }
 }

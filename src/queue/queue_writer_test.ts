@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { decodeRecords, type QueueRecord, REC } from "./queue_file.ts";
 import { isQueueId, OUR_MARK } from "./queue_id.ts";
-import { type QueueName, QueueStore, READY_MODE } from "./queue_writer.ts";
+import { type QueueName, READY_MODE } from "./queue_writer.ts";
+import { QueueStore } from "./queue_store.ts";
 
 const enc = new TextEncoder();
 /** A whole line as the sink arguments buf, start, end. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeQueueId } from "./queue_id.ts";
-import { QueueStore } from "./queue_writer.ts";
+import { QueueStore } from "./queue_store.ts";
 import { recoverQueue } from "./recover.ts";
 
 const enc = new TextEncoder();

@@ -13,6 +13,7 @@ import type { FlushTrigger } from "../flush/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
+import type { IoBuffers } from "../io/io_buffers.ts";
 import type { LogPeer, MailLog } from "../log/mod.ts";
 import {
   type ClientNameStatus,
@@ -66,6 +67,8 @@ export interface SessionDeps {
   readonly admitClient?: (address: string) => Reply | undefined;
   /** The process's memory budget for messages in progress (smtpd_memory_budget). */
   readonly memory: MemoryBudget;
+  /** The thread's reusable line buffers (its runtime's); absent: the session's own. */
+  readonly buffers?: IoBuffers;
 }
 
 /** The notify_classes a session can hit. */
@@ -152,6 +155,7 @@ export class Session {
     this.reader = new LineReader(transport, {
       timeoutMs,
       beforeBlock: () => this.writer.flush(),
+      buffers: deps.buffers,
     });
     this.dns = deps.policy.sessionResolver();
     this.memory = deps.memory.hold();

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { resourceShortage, SHORTAGE } from "../io/os_error.ts";
+
 /** Where the backoff reports. */
 export interface AcceptLog {
   warning(text: string): void;
@@ -27,33 +29,6 @@ export interface BackoffOptions {
   settleMs?: number;
   /** The clock (tests). */
   now?: () => number;
-}
-
-const SHORTAGE: Record<string, string> = {
-  EMFILE: "too many open files",
-  ENFILE: "too many open files in system",
-  ENOBUFS: "no buffer space available",
-  ENOMEM: "out of memory",
-};
-const OS_ERRNO: Record<number, string> = {
-  24: "EMFILE",
-  23: "ENFILE",
-  105: "ENOBUFS",
-  12: "ENOMEM",
-};
-
-/**
- * The errno name of an accept error when it is a shortage of descriptors or
- * memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): transient, it ends when sessions
- * end, and the listener itself is fine.
- * @param err what accept threw
- * @returns the errno name, or undefined for any other error
- */
-export function resourceShortage(err: unknown): string | undefined {
-  const code = (err as { code?: unknown })?.code;
-  if (typeof code === "string" && code in SHORTAGE) return code;
-  const m = /\(os error (\d+)\)/.exec(String((err as Error)?.message ?? err));
-  return m ? OS_ERRNO[Number(m[1])] : undefined;
 }
 
 /** Describes an accept error for the log: "too many open files", or its message. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { AcceptBackoff, describeAcceptError, resourceShortage } from "./accept_backoff.ts";
+import { AcceptBackoff, describeAcceptError } from "./accept_backoff.ts";
+import { resourceShortage } from "../io/os_error.ts";
 
 const emfile = new Error("Too many open files (os error 24)");
 

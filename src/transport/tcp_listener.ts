@@ -15,8 +15,8 @@ import {
   type AcceptLog,
   type BackoffOptions,
   describeAcceptError,
-  resourceShortage,
 } from "./accept_backoff.ts";
+import { resourceShortage } from "../io/os_error.ts";
 import type { Transport } from "./types.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 

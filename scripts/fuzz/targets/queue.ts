@@ -16,7 +16,7 @@ import {
   RecordBuffer,
 } from "../../../src/queue/queue_file.ts";
 import { readQueueFile } from "../../../src/queue/queue_reader.ts";
-import { QueueStore } from "../../../src/queue/queue_writer.ts";
+import { QueueStore } from "../../../src/queue/queue_store.ts";
 import { concat, INTERESTING, mutate, preview } from "../bytes.ts";
 import { bodyLine, mailbox } from "../grammar.ts";
 import { fnv1a, Rng } from "../prng.ts";

@@ -1,0 +1,139 @@
+/**
+ * A queue directory's store: its subdirectories, the queue IDs of its
+ * files, their record buffers and (daemon mode) pools of pre-created files.
+ * One per thread, owned by the thread's runtime; a {@linkcode QueueFile}
+ * writes one message.
+ *
+ * @module
+ */
+
+import { join } from "./path.ts";
+import { DirSyncer } from "./dir_sync.ts";
+import { FilePool, PoolLock } from "./file_pool.ts";
+import { QueueIds } from "./queue_id.ts";
+import { RecordBufferPool } from "./queue_file.ts";
+import { QueueFile, type QueueName } from "./queue_writer.ts";
+
+/** Creates queue files under one queue directory. */
+export class QueueStore {
+  readonly directory: string;
+  #syncers = new Map<QueueName, DirSyncer>();
+  #pools = new Map<QueueName, FilePool>();
+  #owner: { uid: number; gid: number } | undefined;
+  #usePool: boolean;
+  #onPoolError: (err: Error) => void;
+  #poolLock: PoolLock;
+  #ids = new QueueIds();
+  #buffers = new RecordBufferPool();
+  /**
+   * Whether a commit may fsync on the calling thread instead of Deno's
+   * blocking pool: set by a listener thread to "I serve this one session
+   * only". A lone client (one message per connection, waiting for each
+   * reply) then saves the hand-off to a pool thread and back; with other
+   * sessions the fsync must not stall them.
+   */
+  inlineSync: () => boolean = () => false;
+  /**
+   * Called when creating a queue file fails for want of descriptors: a
+   * listener closes an idle connection (true) and the create is tried once
+   * more. Stand-alone mode has none to close.
+   */
+  makeRoom: () => boolean = () => false;
+
+  /**
+   * @param directory the queue_directory
+   * @param options owner: uid/gid given to every new file (mail_owner);
+   *   pool: keep pre-created files (daemon mode); onPoolError: report refill failures;
+   *   poolLock: the process's refill lock (the runtime's; default: one of its own)
+   */
+  constructor(
+    directory: string,
+    options: {
+      owner?: { uid: number; gid: number };
+      pool?: boolean;
+      onPoolError?: (err: Error) => void;
+      poolLock?: PoolLock;
+    } = {},
+  ) {
+    this.directory = directory;
+    this.#owner = options.owner;
+    this.#usePool = options.pool ?? false;
+    this.#onPoolError = options.onPoolError ?? (() => {});
+    this.#poolLock = options.poolLock ?? new PoolLock();
+  }
+
+  /**
+   * Fills the pool for a queue ahead of the first message.
+   * @param queue the queue
+   */
+  async prefill(queue: QueueName): Promise<void> {
+    if (!this.#usePool) return;
+    this.create(queue, new Date()).abandon();
+    await this.#pools.get(queue)?.fill();
+  }
+
+  /** Removes the pool's unused files (clean stop). */
+  async close(): Promise<void> {
+    for (const p of this.#pools.values()) await p.close();
+  }
+
+  /** Creates the queue subdirectories that do not exist yet. */
+  async prepare(): Promise<void> {
+    for (const sub of ["incoming", "maildrop", "deferred", "active", "public"]) {
+      await Deno.mkdir(join(this.directory, sub), { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /**
+   * Starts a new queue file (nothing touches the disk yet).
+   * @param queue incoming (daemon) or maildrop (stand-alone)
+   * @param arrival the arrival time (used in the queue ID)
+   * @returns a writer that owns the new file
+   */
+  create(queue: QueueName, arrival: Date): QueueFile {
+    const dir = join(this.directory, queue);
+    let syncer = this.#syncers.get(queue);
+    if (!syncer) {
+      syncer = new DirSyncer(dir);
+      this.#syncers.set(queue, syncer);
+    }
+    const owner = this.#owner;
+    if (this.#usePool) {
+      let pool = this.#pools.get(queue);
+      if (!pool) {
+        pool = new FilePool(dir, () => this.#ids.next(new Date()), {
+          owner,
+          lock: this.#poolLock,
+          onError: this.#onPoolError,
+          syncer,
+        });
+        this.#pools.set(queue, pool);
+      }
+      const ready = pool.take();
+      if (ready) {
+        return new QueueFile({
+          dir,
+          path: ready.path,
+          id: ready.id,
+          queue,
+          syncer,
+          owner,
+          ready,
+          buffers: this.#buffers,
+          inlineSync: this.inlineSync,
+        });
+      }
+    }
+    const id = this.#ids.next(arrival);
+    return new QueueFile({
+      dir,
+      path: join(dir, id),
+      id,
+      queue,
+      syncer,
+      owner,
+      buffers: this.#buffers,
+      makeRoom: this.makeRoom,
+    });
+  }
+}

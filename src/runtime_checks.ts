@@ -1,0 +1,157 @@
+/**
+ * The checks and parts of the runtime that read the configuration as a
+ * whole or read files: addresses and networks, mail_owner, the STARTTLS
+ * key and certificate. Each refuses a bad configuration with a ConfigError
+ * naming file and line. Only {@linkcode buildRuntime} calls them.
+ *
+ * @module
+ */
+
+import type { SecureContext } from "node:tls";
+import { ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { parseSyslogServer } from "./log/mod.ts";
+import { compileNetworks, parseDnsServer } from "./policy/mod.ts";
+import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
+import { parseIpAddress } from "./protocol/ip.ts";
+
+/**
+ * Checks what only makes sense as a whole (addresses, networks).
+ * @param loaded the loaded configuration
+ * @returns the listen addresses
+ * @throws {ConfigError}
+ */
+export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
+  const c = loaded.config;
+  const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
+  // Checked here for file and line; the policy and the PROXY reader build their own.
+  for (const key of ["mynetworks", "smtpd_upstream_proxy_networks"] as const) {
+    located(loaded, key, () => compileNetworks(c[key], key));
+  }
+  // One IP parser (protocol/ip.ts): an address written here that it refuses
+  // (e.g. "127.0.0.010", octal to the C library) stops the start.
+  for (const h of c.inet_interfaces) {
+    if (looksLikeIp(h) && parseIpAddress(h.replace(/^\[(.*)\]$/, "$1")) === undefined) {
+      throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
+    }
+  }
+  if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
+    throw new ConfigError(
+      `syslog_server: cannot parse "${c.syslog_server}": expected udp://host:port or tcp://host:port`,
+      at("syslog_server"),
+    );
+  }
+  if (c.dns_server && !parseDnsServer(c.dns_server)) {
+    throw new ConfigError(
+      `dns_server: cannot parse "${c.dns_server}": expected host:port`,
+      at("dns_server"),
+    );
+  }
+  return c.smtpd_listen.map((a) => {
+    const parsed = parseListenAddress(a);
+    if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
+      throw new ConfigError(
+        `smtpd_listen: cannot parse "${a}": expected host:port`,
+        at("smtpd_listen"),
+      );
+    }
+    return parsed;
+  });
+}
+
+/**
+ * Runs a build step for one parameter; a ConfigError it throws without a
+ * file gets the parameter's file and line.
+ * @param loaded the configuration
+ * @param key the parameter
+ * @param build the step
+ * @returns what the step built
+ * @throws {ConfigError}
+ */
+export function located<T>(loaded: LoadedConfig, key: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (e instanceof ConfigError && e.file === undefined) {
+      throw new ConfigError(e.message, { file: loaded.file, line: loaded.lineOf(key), key });
+    }
+    throw e;
+  }
+}
+
+/** Whether configuration text is meant as an IP address rather than a host name. */
+
+function looksLikeIp(text: string): boolean {
+  return /^\[.*\]$/.test(text) || text.includes(":") || /^[0-9.]+$/.test(text);
+}
+
+/**
+ * Resolves mail_owner: "uid:gid", or a user name looked up in /etc/passwd.
+ * @param loaded the configuration
+ * @returns the owner, or undefined when mail_owner is empty
+ * @throws {ConfigError} when the user cannot be resolved
+ */
+export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number } | undefined {
+  const spec = loaded.config.mail_owner.trim();
+  if (spec === "") return undefined;
+  const numeric = /^(\d+):(\d+)$/.exec(spec);
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2]) };
+  const where = { file: loaded.file, line: loaded.lineOf("mail_owner"), key: "mail_owner" };
+  let passwd: string;
+  try {
+    passwd = Deno.readTextFileSync("/etc/passwd");
+  } catch (e) {
+    throw new ConfigError(
+      `mail_owner: cannot look up user "${spec}" (${(e as Error).name}): give "uid:gid" instead`,
+      where,
+    );
+  }
+  for (const line of passwd.split("\n")) {
+    const f = line.split(":");
+    if (f[0] === spec && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new ConfigError(`mail_owner: no such user "${spec}"`, where);
+}
+
+/**
+ * Builds the STARTTLS context from smtpd_tls_cert_file and smtpd_tls_key_file.
+ * @param loaded the configuration
+ * @returns the context, or undefined when TLS is off
+ * @throws {ConfigError} for missing or unreadable files, or a bad key/certificate pair
+ */
+export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | undefined> {
+  const c = loaded.config;
+  if (c.smtpd_tls_security_level === "none") return undefined;
+  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
+    const where = {
+      file: loaded.file,
+      line: loaded.lineOf(key) ?? loaded.lineOf("smtpd_tls_security_level"),
+      key,
+    };
+    if (!c[key]) {
+      throw new ConfigError(
+        `${key} is required when smtpd_tls_security_level is "${c.smtpd_tls_security_level}"`,
+        where,
+      );
+    }
+    try {
+      return Deno.readTextFileSync(c[key]);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotCapable
+        ? "outside the paths this program may read"
+        : (e as Error).message;
+      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, where);
+    }
+  };
+  const cert = read("smtpd_tls_cert_file");
+  const key = read("smtpd_tls_key_file");
+  // node:tls is loaded only when STARTTLS is on: it costs every isolate memory.
+  const { createSecureContext } = await import("node:tls");
+  try {
+    return createSecureContext({ cert, key, minVersion: "TLSv1.2" });
+  } catch (e) {
+    throw new ConfigError(`smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`, {
+      file: loaded.file,
+      line: loaded.lineOf("smtpd_tls_cert_file"),
+    });
+  }
+}

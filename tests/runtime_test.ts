@@ -1,0 +1,94 @@
+/**
+ * The runtime is built once and checked as it is built: `smtpd config
+ * --check` reports every error `smtpd serve` reports at start, with file
+ * and line, and nothing is read twice (the STARTTLS certificate).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkDir, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+// Before, only the listener compiled smtpd_client_event_limit_exceptions:
+// `config --check` said "configuration OK" and `serve` refused to start
+// with "cannot listen: ..." and no file or line.
+Deno.test({
+  name: "a bad smtpd_client_event_limit_exceptions: config --check and serve both refuse, file:line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      'smtpd_client_event_limit_exceptions = ["127.0.0.1", "10.0.0.0/99"]',
+    );
+    // writeConfig puts its four base lines first: the parameter is on line 5.
+    const want = new RegExp(
+      `${configFile.replaceAll(".", "\\.")}:5: smtpd_client_event_limit_exceptions: ` +
+        `cannot parse network "10\\.0\\.0\\.0/99"`,
+    );
+    const check = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(check.code, 1, check.stdout + check.stderr);
+    assert.match(check.stderr, want);
+    assert.doesNotMatch(check.stdout, /configuration OK/);
+    const serve = await run(Deno.execPath(), smtpdArgs(["serve", "-c", configFile], queueDir), {
+      timeoutMs: 20_000,
+    });
+    assert.equal(serve.code, 1, serve.stderr);
+    assert.match(serve.stderr, want);
+    assert.doesNotMatch(serve.stderr, /daemon started/);
+  },
+});
+
+/** Whether strace is installed and may trace here (containers may forbid ptrace). */
+async function canTrace(): Promise<boolean> {
+  try {
+    return (await run("strace", ["-f", "-qq", "-o", "/dev/null", "true"])).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+// Before, app.ts built the STARTTLS context to check the files, threw it
+// away, and built it again for the listener: two reads of each file.
+Deno.test({
+  name: "serve reads the STARTTLS certificate and key once (strace)",
+  ignore: !(await canTrace()),
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-tls");
+    // A port already taken: serve builds its runtime, then cannot listen and exits.
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      const { configFile, queueDir } = await writeConfig(
+        work,
+        `smtpd_listen = ["127.0.0.1:${port}"]\n${await tlsCertConfig(work, "may")}`,
+      );
+      const trace = join(work, "strace.out");
+      const r = await run(
+        "strace",
+        [
+          "-f",
+          "-qq",
+          "-e",
+          "trace=openat,open",
+          "-o",
+          trace,
+          Deno.execPath(),
+          ...smtpdArgs(["serve", "-c", configFile], queueDir),
+        ],
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot listen/);
+      const lines = (await Deno.readTextFile(trace)).split("\n")
+        .filter((l) => !l.includes("resumed>"));
+      const opens = (name: string) => lines.filter((l) => l.includes(`/${name}"`)).length;
+      assert.equal(opens("cert.pem"), 1, "the certificate is read once");
+      assert.equal(opens("key.pem"), 1, "the key is read once");
+    } finally {
+      taken.close();
+    }
+  },
+});
