@@ -14,7 +14,8 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 // `config --check` said "configuration OK" and `serve` refused to start
 // with "cannot listen: ..." and no file or line.
 Deno.test({
-  name: "a bad smtpd_client_event_limit_exceptions: config --check and serve both refuse, file:line",
+  name:
+    "a bad smtpd_client_event_limit_exceptions: config --check and serve both refuse, file:line",
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("runtime");

@@ -84,7 +84,9 @@ export class LineReader {
     this.#src = src;
     this.buffers = options.buffers ?? new IoBuffers();
     // Small for idle sessions; grows to 64 KiB when the client streams (DATA).
-    this.#buf = options.bufferSize ? new Uint8Array(options.bufferSize) : this.buffers.take(FIRST_BUFFER);
+    this.#buf = options.bufferSize
+      ? new Uint8Array(options.bufferSize)
+      : this.buffers.take(FIRST_BUFFER);
     this.#timeoutMs = options.timeoutMs ?? 300_000;
     this.#beforeBlock = options.beforeBlock;
   }

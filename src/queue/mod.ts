@@ -7,7 +7,14 @@
 export { QueueFile, QueueWriteError, READY_MODE } from "./queue_writer.ts";
 export { QueueStore } from "./queue_store.ts";
 export type { EnvelopeRecords, QueueName } from "./queue_writer.ts";
-export { decodeRecords, formatSize, QueueFileError, REC, RecordBuffer, RecordBufferPool } from "./queue_file.ts";
+export {
+  decodeRecords,
+  formatSize,
+  QueueFileError,
+  REC,
+  RecordBuffer,
+  RecordBufferPool,
+} from "./queue_file.ts";
 export type { QueueRecord, SizeFields } from "./queue_file.ts";
 export { isQueueId, makeQueueId, QueueIds } from "./queue_id.ts";
 export { DirSyncer } from "./dir_sync.ts";
