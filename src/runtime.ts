@@ -163,7 +163,7 @@ export async function buildRuntime(
 ): Promise<Runtime> {
   const config = loaded.config;
   const { mode, thread } = options;
-  const listen = validateSemantics(loaded);
+  const { listen, proxyNetworks } = validateSemantics(loaded);
   const stderr = new StderrSink();
   const logger = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
@@ -228,6 +228,7 @@ export async function buildRuntime(
     stressed: () => false,
     memory,
     buffers,
+    proxyNetworks,
   });
   return Object.freeze({
     loaded,

@@ -10,23 +10,28 @@
 import type { SecureContext } from "node:tls";
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
 import { parseSyslogServer } from "./log/mod.ts";
-import { compileNetworks, parseDnsServer } from "./policy/mod.ts";
+import { compileNetworks, type Network, parseDnsServer } from "./policy/mod.ts";
 import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
 import { parseIpAddress } from "./protocol/ip.ts";
 
 /**
- * Checks what only makes sense as a whole (addresses, networks).
+ * Checks what only makes sense as a whole (addresses, networks) and
+ * parses what the listeners and the PROXY reader use. (mynetworks is
+ * compiled, with file and line, by the policy.)
  * @param loaded the loaded configuration
- * @returns the listen addresses
+ * @returns the listen addresses and smtpd_upstream_proxy_networks compiled
  * @throws {ConfigError}
  */
-export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
+export function validateSemantics(
+  loaded: LoadedConfig,
+): { listen: ListenAddress[]; proxyNetworks: Network[] } {
   const c = loaded.config;
   const at = (key: string) => ({ file: loaded.file, line: loaded.lineOf(key), key });
-  // Checked here for file and line; the policy and the PROXY reader build their own.
-  for (const key of ["mynetworks", "smtpd_upstream_proxy_networks"] as const) {
-    located(loaded, key, () => compileNetworks(c[key], key));
-  }
+  const proxyNetworks = located(
+    loaded,
+    "smtpd_upstream_proxy_networks",
+    () => compileNetworks(c.smtpd_upstream_proxy_networks, "smtpd_upstream_proxy_networks"),
+  );
   // One IP parser (protocol/ip.ts): an address written here that it refuses
   // (e.g. "127.0.0.010", octal to the C library) stops the start.
   for (const h of c.inet_interfaces) {
@@ -46,7 +51,7 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
       at("dns_server"),
     );
   }
-  return c.smtpd_listen.map((a) => {
+  const listen = c.smtpd_listen.map((a) => {
     const parsed = parseListenAddress(a);
     if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
       throw new ConfigError(
@@ -56,6 +61,7 @@ export function validateSemantics(loaded: LoadedConfig): ListenAddress[] {
     }
     return parsed;
   });
+  return { listen, proxyNetworks };
 }
 
 /**

@@ -103,6 +103,7 @@ const CTX: PolicyContext = {
 function compileEnv(): CompileEnv {
   return {
     config: CONFIG,
+    mynetworks: [],
     fail(message: string): never {
       throw new Error(message);
     },

@@ -13,6 +13,8 @@ import type { CompileEnv, Factory, Restriction } from "./restriction.ts";
 import { type CompiledLists, evaluateList, LIST_PARAMS, type ListParam } from "./lists.ts";
 import { CompiledPolicy } from "./evaluate.ts";
 import type { DnsResolver } from "./resolver.ts";
+import type { Network } from "./cidr.ts";
+import { compileNetworks } from "./relay.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
@@ -41,6 +43,25 @@ const ALIASES: ReadonlyMap<string, string> = new Map(
 );
 
 /**
+ * mynetworks, compiled once for every permit_mynetworks.
+ * @param loaded the loaded configuration
+ * @returns the networks
+ * @throws {ConfigError} with file and line for a malformed entry
+ */
+function compileMynetworks(loaded: LoadedConfig): Network[] {
+  try {
+    return compileNetworks(loaded.config.mynetworks, "mynetworks");
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.message, {
+      file: loaded.file,
+      line: loaded.lineOf("mynetworks"),
+      key: "mynetworks",
+    });
+  }
+}
+
+/**
  * Compiles every restriction list of a configuration.
  * @param loaded the loaded configuration (for file and line in errors)
  * @param warn receives start-up warnings (old names)
@@ -53,6 +74,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
   const classLists = new Map<string, Restriction[]>();
   const compiling: string[] = [];
   const declared = new Set(config.restriction_classes);
+  const mynetworks = compileMynetworks(loaded);
   for (const name of declared) {
     if (!loaded.classes.has(name)) {
       throw new ConfigError(
@@ -74,6 +96,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
 
   const envFor = (key: string): CompileEnv => ({
     config,
+    mynetworks,
     fail(message: string): never {
       throw new ConfigError(`${key}: ${message}`, {
         file: loaded.file,

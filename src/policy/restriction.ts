@@ -14,6 +14,7 @@ import type { Decision } from "./decision.ts";
 import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import type { LookupResult, LookupTable } from "./tables/mod.ts";
 import type { Trace } from "./trace.ts";
+import type { Network } from "./cidr.ts";
 
 /** One evaluation's environment. */
 export interface EvalEnv {
@@ -165,6 +166,8 @@ export async function tracedDns(env: EvalEnv, name: string, type: DnsType): Prom
 /** What restriction factories get at start-up. */
 export interface CompileEnv {
   readonly config: Config;
+  /** mynetworks, compiled once for the whole policy. */
+  readonly mynetworks: readonly Network[];
   /** Reports a problem in the list being compiled (throws ConfigError). */
   fail(message: string): never;
   /** Logs a start-up warning. */

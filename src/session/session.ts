@@ -20,6 +20,7 @@ import {
   describeTraceEvent,
   type DnsResolver,
   lookupClientName,
+  type Network,
   type PeerMatcher,
   type Policy,
   type PolicyContext,
@@ -69,6 +70,8 @@ export interface SessionDeps {
   readonly memory: MemoryBudget;
   /** The thread's reusable line buffers (its runtime's); absent: the session's own. */
   readonly buffers?: IoBuffers;
+  /** smtpd_upstream_proxy_networks, compiled once (the runtime's); absent: compiled per use. */
+  readonly proxyNetworks?: readonly Network[];
 }
 
 /** The notify_classes a session can hit. */
@@ -423,7 +426,7 @@ export class Session {
   /** Reads the PROXY header; false when the connection must be dropped. */
   async #readProxy(): Promise<boolean> {
     // Only a balancer in smtpd_upstream_proxy_networks may say who the client is.
-    if (!upstreamAllowed(this.config, this.peer.address)) {
+    if (!upstreamAllowed(this.config, this.peer.address, this.deps.proxyNetworks)) {
       this.deps.log.warning(
         `haproxy read: connection from [${this.peer.address}]:${this.clientPort} is not in smtpd_upstream_proxy_networks: dropping connection`,
       );

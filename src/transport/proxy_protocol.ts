@@ -133,22 +133,23 @@ async function readV2(reader: LineReader): Promise<ProxyResult> {
   return { kind: "error", reason: "unsupported v2 address family" };
 }
 
-const proxyNetworks = new WeakMap<Config, Network[]>();
-
 /**
  * Whether a connection's own address (the balancer) may send a PROXY
- * header: it must lie in smtpd_upstream_proxy_networks (compiled once per
- * configuration; app.ts checks the list at start).
+ * header: it must lie in smtpd_upstream_proxy_networks.
  * @param config the configuration
  * @param address the connection's peer address
+ * @param nets smtpd_upstream_proxy_networks compiled (the runtime compiles
+ *   and checks it once at start); without it, compiled here
  * @returns true when allowed
  */
-export function upstreamAllowed(config: Config, address: string): boolean {
-  let nets = proxyNetworks.get(config);
-  if (!nets) {
-    nets = compileNetworks(config.smtpd_upstream_proxy_networks, "smtpd_upstream_proxy_networks");
-    proxyNetworks.set(config, nets);
-  }
+export function upstreamAllowed(
+  config: Config,
+  address: string,
+  nets: readonly Network[] = compileNetworks(
+    config.smtpd_upstream_proxy_networks,
+    "smtpd_upstream_proxy_networks",
+  ),
+): boolean {
   const ip = parseIp(address);
   return ip !== undefined && nets.some((n) => inNetwork(n, ip));
 }

@@ -52,46 +52,38 @@ function nonFqdn(subject: "sender" | "recipient"): Factory {
   };
 }
 
-const destinationCache = new WeakMap<object, ReturnType<typeof destinationsOf>>();
-function ours(config: Parameters<typeof destinationsOf>[0]): ReturnType<typeof destinationsOf> {
-  let d = destinationCache.get(config);
-  if (!d) {
-    d = destinationsOf(config);
-    destinationCache.set(config, d);
-  }
-  return d;
-}
-
 function unknownDomain(subject: "sender" | "recipient"): Factory {
   const detail = subject === "sender" ? "1.8" : "1.2";
   return {
-    make: (name, _arg, env) => ({
-      name,
-      run: async (e): Promise<Decision> => {
-        const a = addressOf(subject, e.ctx);
-        // Our own domains are not looked up (Postfix skips local destinations).
-        if (
-          !a || !a.domain || isAddressLiteral(a.domain) || isLocalDomain(a.domain, ours(env.config))
-        ) {
-          return { kind: "dunno" };
-        }
-        const found = await domainExists(e, a.domain);
-        if (found === "ok") return { kind: "dunno" };
-        const code = found === "tempfail" ? 450 : env.config.unknown_address_reject_code;
-        const r = refusal(
-          code,
-          detail as `${number}.${number}`,
-          subject as Subject,
-          e.ctx,
-          "Domain not found",
-        );
-        if (found === "tempfail") {
-          e.deferIfPermit ??= r;
-          return { kind: "dunno" };
-        }
-        return refuse(r, name);
-      },
-    }),
+    make: (name, _arg, env) => {
+      // Our own domains, worked out once here (when the policy is compiled).
+      const ours = destinationsOf(env.config);
+      return {
+        name,
+        run: async (e): Promise<Decision> => {
+          const a = addressOf(subject, e.ctx);
+          // Our own domains are not looked up (Postfix skips local destinations).
+          if (!a || !a.domain || isAddressLiteral(a.domain) || isLocalDomain(a.domain, ours)) {
+            return { kind: "dunno" };
+          }
+          const found = await domainExists(e, a.domain);
+          if (found === "ok") return { kind: "dunno" };
+          const code = found === "tempfail" ? 450 : env.config.unknown_address_reject_code;
+          const r = refusal(
+            code,
+            detail as `${number}.${number}`,
+            subject as Subject,
+            e.ctx,
+            "Domain not found",
+          );
+          if (found === "tempfail") {
+            e.deferIfPermit ??= r;
+            return { kind: "dunno" };
+          }
+          return refuse(r, name);
+        },
+      };
+    },
   };
 }
 

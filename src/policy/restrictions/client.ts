@@ -11,13 +11,12 @@ import type { Factory } from "../restriction.ts";
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
 import { parseIpv4 } from "../../protocol/ip.ts";
 import { refuse } from "../restriction.ts";
-import { compileNetworks } from "../relay.ts";
 
 /** The client restrictions. */
 export const CLIENT: Record<string, Factory> = {
   "permit_mynetworks": {
     make: (name, _arg, env) => {
-      const nets = compileNetworks(env.config.mynetworks, "mynetworks");
+      const nets = env.mynetworks;
       return {
         name,
         run: (e) => {
