@@ -1,9 +1,9 @@
 /**
- * The command line: argv → subcommand. Loads and checks the configuration
- * (runtime.ts builds what it needs), then prints it (config), runs the
- * restriction lists for a hypothetical session (explain), reads the queue
- * (queue), or starts stand-alone mode (commands/stdin.ts) or daemon mode
- * (daemon/serve.ts).
+ * The command line: argv → subcommand. Loads the configuration and builds
+ * the one runtime (runtime.ts: every check, with file and line), then
+ * prints the configuration (config), runs the restriction lists for a
+ * hypothetical session (explain), reads the queue (queue), or starts
+ * stand-alone mode (commands/stdin.ts) or daemon mode (daemon/serve.ts).
  *
  * @module
  */

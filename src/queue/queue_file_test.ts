@@ -5,6 +5,7 @@ import {
   QueueFileError,
   REC,
   RecordBuffer,
+  RecordBufferPool,
   SIZE_PAYLOAD_LENGTH,
 } from "./queue_file.ts";
 
@@ -226,4 +227,32 @@ Deno.test("formatSize() keeps 95 characters for 15-digit values", () => {
   });
   assert.equal(text.length, 95);
   assert.equal(text, Array(6).fill(String(big)).join(" "));
+});
+
+Deno.test("RecordBufferPool: a released buffer comes back cleared; large ones are dropped", () => {
+  const pool = new RecordBufferPool();
+  const b = pool.take();
+  b.putText(REC.from, "a@example.com");
+  pool.release(b);
+  const again = pool.take();
+  assert.equal(again, b);
+  assert.equal(again.length, 0);
+  const big = new RecordBuffer();
+  big.put(REC.norm, new Uint8Array(600 * 1024));
+  pool.release(big);
+  assert.notEqual(pool.take(), big, "over 512 KiB: not kept");
+});
+
+Deno.test("RecordBufferPool: at most 8 MiB is kept", () => {
+  const pool = new RecordBufferPool();
+  const made = Array.from({ length: 20 }, () => {
+    const b = new RecordBuffer();
+    b.put(REC.norm, new Uint8Array(300 * 1024)); // grows to 512 KiB
+    return b;
+  });
+  for (const b of made) pool.release(b);
+  const kept = new Set(made);
+  let reused = 0;
+  for (let i = 0; i < 20; i++) if (kept.has(pool.take())) reused++;
+  assert.equal(reused, 16);
 });

@@ -10,7 +10,7 @@
  * one write, one fsync, one chmod (and its share of a directory fsync) at
  * the end of DATA; a large one is created at its first 256 KiB. The queue
  * ID is known at once (it goes into Received:): Postfix's long-ID layout,
- * time plus a per-process sequence where Postfix puts the inode number,
+ * time plus a per-store sequence where Postfix puts the inode number,
  * behind a mark Postfix never uses (queue_id.ts). From creation until it is
  * marked complete a file is write-locked (flock), which tells start-up
  * recovery in another process that it is not a leftover (recover.ts).

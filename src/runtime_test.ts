@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "./config/mod.ts";
+import { buildRuntime } from "./runtime.ts";
+
+async function loaded(text: string) {
+  const dir = await Deno.makeTempDir({ prefix: "runtime_test_" });
+  const file = `${dir}/smtpd.toml`;
+  await Deno.writeTextFile(file, `queue_directory = "${dir}/spool"\n${text}`);
+  return { dir, file, loaded: await loadConfig(file, { systemHostname: "mx.example" }) };
+}
+
+Deno.test("buildRuntime: one frozen runtime; the session's dependencies are its own parts", async () => {
+  const { dir, loaded: l } = await loaded(
+    'smtpd_client_event_limit_exceptions = ["192.0.2.0/24"]\n',
+  );
+  try {
+    const rt = await buildRuntime(l, { verbose: 0, mode: "check" });
+    assert.ok(Object.isFrozen(rt) && Object.isFrozen(rt.deps) && Object.isFrozen(rt.shares));
+    assert.throws(() => {
+      (rt as { logger: unknown }).logger = undefined;
+    });
+    assert.equal(rt.deps.config, rt.config);
+    assert.equal(rt.deps.buffers, rt.buffers);
+    assert.equal(rt.deps.memory, rt.memory);
+    assert.equal(rt.deps.flush, rt.flush);
+    assert.equal(rt.limitExempt("192.0.2.9"), true);
+    assert.equal(rt.limitExempt("198.51.100.1"), false);
+    assert.equal(rt.tls, undefined);
+    assert.equal(rt.queue, "incoming");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("buildRuntime: a listener thread's runtime adopts the main thread's shared cells", async () => {
+  const { dir, loaded: l } = await loaded("");
+  try {
+    const main = await buildRuntime(l, { verbose: 0, mode: "serve" });
+    const thread = await buildRuntime(l, { verbose: 0, mode: "serve", thread: main.shares });
+    assert.equal(thread.shares.poolLock, main.shares.poolLock);
+    assert.equal(thread.shares.triggerClock, main.shares.triggerClock);
+    assert.equal(thread.shares.freeSpace, main.shares.freeSpace);
+    assert.equal(thread.shares.memory, main.shares.memory);
+    // Its own thread-local state.
+    assert.notEqual(thread.buffers, main.buffers);
+    assert.notEqual(thread.store, main.store);
+    assert.notEqual(thread.stderr, main.stderr);
+    const other = await buildRuntime(l, { verbose: 0, mode: "serve" });
+    assert.notEqual(other.shares.poolLock, main.shares.poolLock);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("buildRuntime: errors found while building name file and line", async () => {
+  const cases: [string, string][] = [
+    [
+      'smtpd_client_event_limit_exceptions = ["nonsense/40"]\n',
+      "smtpd_client_event_limit_exceptions",
+    ],
+    ['mynetworks = ["10.0.0.0/33"]\n', "mynetworks"],
+    ['smtpd_upstream_proxy_networks = ["x"]\n', "smtpd_upstream_proxy_networks"],
+  ];
+  for (const [text, key] of cases) {
+    const { dir, file, loaded: l } = await loaded(text);
+    try {
+      await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.file, file);
+        assert.equal(e.line, 2, e.message);
+        assert.ok(e.message.startsWith(`${file}:2: ${key}: `), e.message);
+        return true;
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
