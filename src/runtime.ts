@@ -130,6 +130,8 @@ export interface Runtime {
   /** incoming (daemon) or maildrop (stand-alone). */
   readonly queue: QueueName;
   readonly store: QueueStore;
+  /** Headers, Received:, Message-Id: and the rest, into the store's files. */
+  readonly cleanup: Cleanup;
   /** Wakes qmgr (incoming) or pickup (maildrop) after a commit. */
   readonly wake: Wakeup;
   /** ETRN's flush trigger. */
@@ -211,10 +213,11 @@ export async function buildRuntime(
   );
   const flush = qmgrFlushTrigger(config.queue_directory, { clock });
   const buffers = new IoBuffers();
+  const cleanup = new Cleanup(store, config);
   const deps: SessionDeps = Object.freeze({
     config,
     policy,
-    cleanup: new Cleanup(store, config),
+    cleanup,
     log: new MailLog(logger),
     clock: () => new Date(),
     freeSpace: () => space.bytes(),
@@ -244,6 +247,7 @@ export async function buildRuntime(
     debugPeer,
     queue,
     store,
+    cleanup,
     wake,
     flush,
     space,
