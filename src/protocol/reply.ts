@@ -109,7 +109,6 @@ export function replyForLog(r: Reply): string {
 
 /** The catalog of fixed replies. */
 export const REPLY = {
-  ok: reply(250, "0.0", "Ok"),
   senderOk: reply(250, "1.0", "Ok"),
   recipientOk: reply(250, "1.5", "Ok"),
   resetOk: reply(250, "0.0", "Ok"),

@@ -19,9 +19,6 @@ export type SessionPhase =
 /** The name of a phase, as the command table lists them. */
 export type PhaseKind = SessionPhase["kind"];
 
-/** Every phase, in the order a session meets them. */
-export const PHASES: readonly PhaseKind[] = ["connected", "greeted", "inMail"];
-
 /**
  * The HELO/EHLO name the client gave, if any.
  * @param phase the phase
