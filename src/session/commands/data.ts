@@ -13,7 +13,7 @@
  */
 
 import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
-import { queuedAs, REPLY } from "../../protocol/reply.ts";
+import { queuedAs, REPLY, type Reply } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { Transaction } from "../transaction.ts";
@@ -87,7 +87,7 @@ async function receive(
     throw err;
   }
   ctx.endTransaction();
-  const reject = (reply: typeof REPLY.bareLf | typeof REPLY.messageTooBig) => {
+  const reject = (reply: Reply): CommandResult => {
     ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
     return answer(reply);
   };
