@@ -109,12 +109,13 @@ export function replyForLog(r: Reply): string {
 
 /** The catalog of fixed replies. */
 export const REPLY = {
-  ok: reply(250, "0.0", "Ok"),
   senderOk: reply(250, "1.0", "Ok"),
   recipientOk: reply(250, "1.5", "Ok"),
   resetOk: reply(250, "0.0", "Ok"),
   noopOk: reply(250, "0.0", "Ok"),
+  queuingStarted: reply(250, undefined, "Queuing started"),
   bye: reply(221, "0.0", "Bye"),
+  readyForTls: reply(220, "0.0", "Ready to start TLS"),
   help: reply(214, "0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY ETRN HELP"),
   startData: reply(354, undefined, "End data with <CR><LF>.<CR><LF>"),
   badSyntax: reply(500, "5.2", "Error: bad syntax"),
@@ -127,14 +128,24 @@ export const REPLY = {
   rcptSyntax: reply(501, "5.4", "Syntax: RCPT TO:<address>"),
   vrfySyntax: reply(501, "5.4", "Syntax: VRFY address"),
   dataSyntax: reply(501, "5.4", "Syntax: DATA"),
+  etrnSyntax: reply(501, "5.4", "Syntax: ETRN domain"),
+  starttlsSyntax: reply(501, "5.4", "Syntax: STARTTLS"),
   noArgsSyntax: reply(501, "5.4", "Syntax: command takes no arguments"),
+  badParameter: reply(501, "5.4", "Error: invalid parameter syntax"),
   badSender: reply(501, "1.7", "Bad sender address syntax"),
   badRecipient: reply(501, "1.3", "Bad recipient address syntax"),
   sendHeloFirst: reply(503, "5.1", "Error: send HELO/EHLO first"),
   nestedMail: reply(503, "5.1", "Error: nested MAIL command"),
   needMail: reply(503, "5.1", "Error: need MAIL command"),
-  needRcpt: reply(503, "5.1", "Error: need RCPT command"),
+  mailInProgress: reply(503, "5.1", "Error: MAIL transaction in progress"),
+  starttlsFirst: reply(530, "7.0", "Must issue a STARTTLS command first"),
   noValidRecipients: reply(554, "5.1", "Error: no valid recipients"),
+  tlsActive: reply(554, "5.1", "Error: TLS already active"),
+  earlyTalker: reply(
+    554,
+    "5.1",
+    "Error: SMTP protocol synchronization: you talked before the greeting",
+  ),
   vrfyDisabled: reply(502, "5.1", "VRFY command is disabled"),
   tooManyRecipients: reply(452, "5.3", "Error: too many recipients"),
   messageTooBig: reply(552, "3.4", "Message size exceeds fixed limit"),
@@ -143,7 +154,7 @@ export const REPLY = {
   queueWriteError: reply(451, "3.0", "Error: queue file write error"),
   localError: reply(451, "3.0", "Error: internal error, try again later"),
   bareLf: reply(550, "5.2", "Error: bare <LF> received"),
-  relayDenied: reply(554, "7.1", "Relay access denied"),
+  etrnNeedsNetwork: reply(458, "7.1", "Unable to queue messages: ETRN needs a network client"),
 } as const satisfies Record<string, Reply>;
 
 /**
@@ -164,4 +175,77 @@ export function unsupportedOption(name: string): Reply {
  */
 export function closing(host: string, detail: `${number}.${number}`, text: string): Reply {
   return reply(421, detail, `${host} ${text}`);
+}
+
+/**
+ * 421 after smtpd_timeout passed with no command.
+ * @param host our host name
+ * @returns the reply
+ */
+export function timeoutExceeded(host: string): Reply {
+  return closing(host, "4.2", "Error: timeout exceeded");
+}
+
+/**
+ * 421 at smtpd_hard_error_limit.
+ * @param host our host name
+ * @returns the reply
+ */
+export function tooManyErrors(host: string): Reply {
+  return closing(host, "7.0", "Error: too many errors");
+}
+
+/**
+ * The 220 greeting (smtpd_banner, already expanded; no enhanced code).
+ * @param banner the banner text
+ * @returns the reply
+ */
+export function greeting(banner: string): Reply {
+  return reply(220, undefined, banner);
+}
+
+/**
+ * 250 to HELO, or to EHLO with the keyword lines after our name.
+ * @param host our host name
+ * @param keywords the EHLO keywords (none for HELO)
+ * @returns the reply
+ */
+export function heloOk(host: string, keywords: readonly string[] = []): Reply {
+  return reply(250, undefined, [host, ...keywords].join("\n"));
+}
+
+/**
+ * 250 once the queue file is complete and on stable storage.
+ * @param id the queue ID
+ * @returns the reply
+ */
+export function queuedAs(id: string): Reply {
+  return reply(250, "0.0", `Ok: queued as ${id}`);
+}
+
+/**
+ * 252 to VRFY: cannot verify the address, will accept and try (RFC 5321 §3.5.3).
+ * @param address the address in internal form
+ * @returns the reply
+ */
+export function cannotVerify(address: string): Reply {
+  return reply(252, "0.0", address);
+}
+
+/**
+ * 459 to "ETRN #queue": queue names are not supported.
+ * @param arg the argument as the client gave it
+ * @returns the reply
+ */
+export function etrnQueueName(arg: string): Reply {
+  return reply(459, "7.1", `<${arg}>: queue names are not supported; give a domain`);
+}
+
+/**
+ * 458 when the queue manager cannot be triggered for ETRN.
+ * @param domain the domain asked for
+ * @returns the reply
+ */
+export function etrnUnavailable(domain: string): Reply {
+  return reply(458, "0.0", `Unable to queue messages for node ${domain}`);
 }

@@ -12,8 +12,8 @@ import {
 } from "./reply.ts";
 
 const FORMAT_CASES: [string, Reply, boolean, string][] = [
-  ["one line", REPLY.ok, true, "250 2.0.0 Ok\r\n"],
-  ["one line without enhanced codes", REPLY.ok, false, "250 Ok\r\n"],
+  ["one line", REPLY.noopOk, true, "250 2.0.0 Ok\r\n"],
+  ["one line without enhanced codes", REPLY.noopOk, false, "250 Ok\r\n"],
   ["a reply without detail", REPLY.startData, true, "354 End data with <CR><LF>.<CR><LF>\r\n"],
   ["two lines without detail", reply(250, undefined, "a\nb"), true, "250-a\r\n250 b\r\n"],
   [
@@ -75,7 +75,7 @@ Deno.test("formatReply() renders catalog replies with the derived enhanced code"
 });
 
 Deno.test("isError() is true for 4xx and 5xx only", () => {
-  assert.equal(isError(REPLY.ok), false);
+  assert.equal(isError(REPLY.noopOk), false);
   assert.equal(isError(REPLY.startData), false);
   assert.equal(isError(REPLY.localError), true);
   assert.equal(isError(REPLY.badSyntax), true);

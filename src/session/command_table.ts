@@ -1,10 +1,22 @@
 /**
  * The command table: verb → handler plus its protocol rules. The session
- * loop is its only caller; client input never becomes a method name.
+ * loop is its only caller, and it applies the rules before the handler
+ * runs, in this order (as Postfix's replies have it):
+ *
+ * 1. `precheck`: what a command refuses whatever the phase (DATA with an
+ *    argument; STARTTLS when not offered or with an argument);
+ * 2. `greeting`: HELO/EHLO must have been accepted first, always (ETRN)
+ *    or only with smtpd_helo_required (MAIL): 503 5.5.1 send HELO/EHLO first;
+ * 3. `refusedIn`: the phases the command is refused in, with the reply.
+ *
+ * A handler therefore runs only in a phase its rules allow. Client input
+ * never becomes a method name.
  *
  * @module
  */
 
+import type { Config } from "../config/mod.ts";
+import { REPLY, type Reply } from "../protocol/reply.ts";
 import { handleData } from "./commands/data.ts";
 import { handleEhlo, handleHelo } from "./commands/helo.ts";
 import { handleEtrn } from "./commands/etrn.ts";
@@ -16,7 +28,8 @@ import { handleQuit } from "./commands/quit.ts";
 import { handleRcpt } from "./commands/rcpt.ts";
 import { handleRset } from "./commands/rset.ts";
 import { handleVrfy } from "./commands/vrfy.ts";
-import type { CommandResult, Session } from "./session.ts";
+import type { CommandHandler, SessionContext } from "./context.ts";
+import type { PhaseKind, SessionPhase } from "./phase.ts";
 
 /** A verb the server implements. */
 export type Verb =
@@ -35,24 +48,62 @@ export type Verb =
 
 /** A command's handler and rules. */
 export interface CommandSpec {
-  readonly handler: (arg: string, s: Session) => CommandResult | Promise<CommandResult>;
+  readonly handler: CommandHandler;
   /** RFC 2920 §3.1: "last" commands end a pipelined group. */
   readonly pipelining: "group" | "last";
+  /** A refusal that comes before the sequence rules, whatever the phase. */
+  readonly precheck?: (arg: string, ctx: SessionContext) => Reply | undefined;
+  /** HELO/EHLO first: always, or only when smtpd_helo_required is set. */
+  readonly greeting?: "required" | "smtpd_helo_required";
+  /** The phases the command is refused in, and the reply; other phases allow it. */
+  readonly refusedIn?: { readonly [P in PhaseKind]?: Reply };
 }
 
 /** Every implemented command. */
 export const COMMANDS = {
   HELO: { handler: handleHelo, pipelining: "last" },
   EHLO: { handler: handleEhlo, pipelining: "last" },
-  MAIL: { handler: handleMail, pipelining: "group" },
-  RCPT: { handler: handleRcpt, pipelining: "group" },
-  DATA: { handler: handleData, pipelining: "last" },
-  RSET: { handler: handleRset, pipelining: "group" },
+  MAIL: {
+    handler: handleMail,
+    pipelining: "group",
+    greeting: "smtpd_helo_required",
+    refusedIn: { inMail: REPLY.nestedMail },
+  },
+  RCPT: {
+    handler: handleRcpt,
+    pipelining: "group",
+    refusedIn: { connected: REPLY.needMail, greeted: REPLY.needMail },
+  },
+  DATA: {
+    handler: handleData,
+    pipelining: "last",
+    precheck: (arg) => arg.trim() !== "" ? REPLY.dataSyntax : undefined,
+    refusedIn: { connected: REPLY.needMail, greeted: REPLY.needMail },
+  },
+  RSET: {
+    handler: handleRset,
+    pipelining: "group",
+    precheck: (arg) => arg.trim() !== "" ? REPLY.noArgsSyntax : undefined,
+  },
   NOOP: { handler: handleNoop, pipelining: "last" },
   QUIT: { handler: handleQuit, pipelining: "last" },
   VRFY: { handler: handleVrfy, pipelining: "last" },
-  ETRN: { handler: handleEtrn, pipelining: "last" },
-  STARTTLS: { handler: handleStarttls, pipelining: "last" },
+  ETRN: {
+    handler: handleEtrn,
+    pipelining: "last",
+    greeting: "required",
+    refusedIn: { inMail: REPLY.mailInProgress },
+  },
+  STARTTLS: {
+    handler: handleStarttls,
+    pipelining: "last",
+    precheck: (arg, ctx) => {
+      if (ctx.tls) return REPLY.tlsActive;
+      if (!ctx.tlsOffered) return REPLY.unknownCommand;
+      return arg.trim() !== "" ? REPLY.starttlsSyntax : undefined;
+    },
+    refusedIn: { inMail: REPLY.mailInProgress },
+  },
   HELP: { handler: handleHelp, pipelining: "last" },
 } as const satisfies Record<Verb, CommandSpec>;
 
@@ -63,4 +114,38 @@ export const COMMANDS = {
  */
 export function isVerb(verb: string): verb is Verb {
   return Object.hasOwn(COMMANDS, verb);
+}
+
+/**
+ * The sequence rules of a command: whether it may run in a phase.
+ * @param spec the command's table entry
+ * @param phase the session's phase
+ * @param config the settings the rules depend on
+ * @returns the refusal, or undefined when the command may run
+ */
+export function sequenceRefusal(
+  spec: CommandSpec,
+  phase: SessionPhase,
+  config: Pick<Config, "smtpd_helo_required">,
+): Reply | undefined {
+  const greeted = phase.kind === "greeted" || (phase.kind === "inMail" && phase.helo !== undefined);
+  const needsGreeting = spec.greeting === "required" ||
+    (spec.greeting === "smtpd_helo_required" && config.smtpd_helo_required);
+  if (needsGreeting && !greeted) return REPLY.sendHeloFirst;
+  return spec.refusedIn?.[phase.kind];
+}
+
+/**
+ * Every rule of a command, in order: its precheck, then its sequence rules.
+ * @param spec the command's table entry
+ * @param arg the argument text
+ * @param ctx the session
+ * @returns the refusal, or undefined when the handler may run
+ */
+export function commandRefusal(
+  spec: CommandSpec,
+  arg: string,
+  ctx: SessionContext,
+): Reply | undefined {
+  return spec.precheck?.(arg, ctx) ?? sequenceRefusal(spec, ctx.phase, ctx.config);
 }

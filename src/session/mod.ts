@@ -4,6 +4,6 @@
  * @module
  */
 
-export { runSession, Session } from "./session.ts";
-export type { CommandResult, SessionDeps } from "./session.ts";
+export { runSession } from "./session.ts";
+export type { CommandResult, SessionContext, SessionDeps } from "./session.ts";
 export { COMMANDS } from "./command_table.ts";

@@ -8,15 +8,19 @@
 
 import type { Address } from "../protocol/address.ts";
 
-/** The state of one transaction. */
-export interface Transaction {
+/** What MAIL FROM gives a transaction. */
+export interface TransactionStart {
   readonly sender: Address;
   /** The sender in internal form ("" for the null sender). */
   readonly senderText: string;
-  /** Accepted recipients in internal form. */
-  readonly recipients: string[];
   /** SIZE= from MAIL FROM. */
   readonly declaredSize: number | undefined;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+}
+
+/** The state of one transaction. */
+export interface Transaction extends TransactionStart {
+  /** Accepted recipients in internal form (the session adds them). */
+  readonly recipients: readonly string[];
 }

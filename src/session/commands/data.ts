@@ -6,155 +6,118 @@
  * Memory: the session's line buffer (it grows for DATA) and the message's
  * header block and record buffers are reserved against the process's
  * memory budget; without room, 452 4.3.1 at DATA, or after the body when
- * the budget runs out on the way (nothing is queued).
+ * the budget runs out on the way (nothing is queued). The command table
+ * refuses DATA with an argument, and outside a transaction.
  *
  * @module
  */
 
 import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
-import { readDotBody } from "../../io/dot_reader.ts";
-import { formatReply, REPLY, reply } from "../../protocol/reply.ts";
+import { queuedAs, REPLY, type Reply } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
-import type { CommandResult, Session } from "../session.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import type { Transaction } from "../transaction.ts";
+import { inTransaction } from "./_transaction.ts";
 import { checkSpace } from "./mail.ts";
 
 /** DATA */
-export async function handleData(arg: string, s: Session): Promise<CommandResult> {
-  if (arg.trim() !== "") return { reply: REPLY.dataSyntax };
-  const tx = s.tx;
-  if (!tx) return { reply: REPLY.needMail };
-  if (tx.recipients.length === 0) return { reply: REPLY.noValidRecipients };
-  const space = checkSpace(s);
-  if (space) return { reply: space };
-  const log = s.deps.log;
-  const memory = s.deps.memory.hold();
-  if (!s.memory.ensure(lineBufferBytes(s)) || !memory.ensure(DRAFT_FIRST_MEMORY)) {
+export async function handleData(_arg: string, ctx: SessionContext): Promise<CommandResult> {
+  const tx = inTransaction(ctx, "DATA");
+  if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
+  const space = checkSpace(ctx);
+  if (space) return answer(space);
+  const { log, client } = ctx;
+  const budget = ctx.services.memory;
+  const memory = budget.hold();
+  if (!ctx.reserveBodyBuffer() || !memory.ensure(DRAFT_FIRST_MEMORY)) {
     memory.release();
-    const budget = s.deps.memory;
-    log.reject({
-      stage: "DATA",
-      peer: s.peer,
-      reply: REPLY.insufficientStorage,
-      from: tx.senderText,
-      proto: s.protocol,
-      helo: s.helo,
-    });
+    ctx.logReject({ stage: "DATA", reply: REPLY.insufficientStorage, from: tx.senderText });
     log.warning(
       `memory budget exhausted: ${budget.used} of ${budget.limit} bytes (smtpd_memory_budget) held by messages in progress`,
     );
-    return { reply: REPLY.insufficientStorage };
+    return answer(REPLY.insufficientStorage);
   }
-  const arrival = s.deps.clock();
+  const arrival = ctx.services.clock();
   let draft: MessageDraft;
   try {
-    draft = await s.deps.cleanup.begin({
-      queue: s.deps.queue,
+    draft = await ctx.services.cleanup.begin({
+      queue: ctx.services.queue,
       sender: tx.senderText,
       recipients: tx.recipients,
       arrival,
       body: tx.body,
       origin: {
-        clientName: s.peer.name,
-        clientAddress: s.peer.address,
-        clientPort: s.clientPort,
-        helo: s.helo,
-        protocol: s.protocol,
-        local: s.local,
-        ...(s.transport.tls ? { tls: s.transport.tls } : {}),
+        clientName: client.name,
+        clientAddress: client.address,
+        clientPort: client.port,
+        helo: ctx.helo,
+        protocol: ctx.protocol,
+        local: client.local,
+        ...(ctx.tls ? { tls: ctx.tls } : {}),
       },
     }, memory);
   } catch (err) {
     memory.release();
     log.warning(`cannot create queue file: ${(err as Error).message}`);
-    return { reply: err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError };
+    return answer(err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError);
   }
-  log.client(draft.id, s.peer);
-  s.writer.push(formatReply(REPLY.startData));
+  log.client(draft.id, client);
+  ctx.send(REPLY.startData);
   try {
-    return await receive(s, draft);
+    return await receive(ctx, tx, draft);
   } finally {
     memory.release();
     // The line buffer keeps its size for the session: keep what it holds.
-    s.memory.trim(s.reader.buffer.byteLength);
+    ctx.trimBodyBuffer();
   }
-}
-
-/**
- * The most the line reader's buffer grows to in DATA: 64 KiB, or twice a
- * line when line_length_limit is larger.
- */
-function lineBufferBytes(s: Session): number {
-  return Math.max(65536, 2 * (s.config.line_length_limit + 2));
 }
 
 /** 354, the body, then the queue file committed or thrown away. */
-async function receive(s: Session, draft: MessageDraft): Promise<CommandResult> {
-  const tx = s.tx;
-  if (!tx) return { reply: REPLY.needMail };
-  const log = s.deps.log;
+async function receive(
+  ctx: SessionContext,
+  tx: Transaction,
+  draft: MessageDraft,
+): Promise<CommandResult> {
   let body;
   try {
-    body = await readDotBody(s.reader, draft, {
-      maxBytes: s.config.message_size_limit,
-      maxLine: s.config.line_length_limit,
-      bareNewline: s.config.smtpd_forbid_bare_newline,
-    });
+    body = await ctx.readBody(draft);
   } catch (err) {
     await draft.abort();
-    s.endTransaction();
+    ctx.endTransaction();
     throw err;
   }
-  s.endTransaction();
+  ctx.endTransaction();
+  const reject = (reply: Reply): CommandResult => {
+    ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
+    return answer(reply);
+  };
   switch (body.kind) {
     case "disconnected":
       await draft.abort();
-      log.lostConnection(s.peer, "DATA");
-      return { reply: REPLY.localError, gone: true };
+      ctx.log.lostConnection(ctx.client, "DATA");
+      return { kind: "gone" };
     case "tooBig":
       await draft.abort();
-      log.reject({
-        id: draft.id,
-        stage: "END-OF-MESSAGE",
-        peer: s.peer,
-        reply: REPLY.messageTooBig,
-        from: tx.senderText,
-        proto: s.protocol,
-        helo: s.helo,
-      });
-      return { reply: REPLY.messageTooBig };
+      return reject(REPLY.messageTooBig);
     case "bareNewline":
       await draft.abort();
-      log.reject({
-        id: draft.id,
-        stage: "END-OF-MESSAGE",
-        peer: s.peer,
-        reply: REPLY.bareLf,
-        from: tx.senderText,
-        proto: s.protocol,
-        helo: s.helo,
-      });
-      return { reply: REPLY.bareLf };
+      return reject(REPLY.bareLf);
     case "complete":
       break;
   }
   const result = await draft.finish(body.size);
   if (result.kind === "refused") {
-    log.reject({
+    ctx.logReject({
       id: draft.id,
       stage: "END-OF-MESSAGE",
-      peer: s.peer,
       reply: result.reply,
       from: tx.senderText,
-      proto: s.protocol,
-      helo: s.helo,
     });
-    if (result.reply.code < 500) log.warning(`${draft.id}: ${result.reason}`);
-    return { reply: result.reply };
+    if (result.reply.code < 500) ctx.log.warning(`${draft.id}: ${result.reason}`);
+    return answer(result.reply);
   }
-  s.deps.queued();
-  log.messageId(result.id, result.messageId);
-  log.queued(result.id, tx.senderText, result.size, result.recipients);
-  s.errorCount = 0;
-  s.junkCommands = 0;
-  return { reply: reply(250, "0.0", `Ok: queued as ${result.id}`) };
+  ctx.messageQueued();
+  ctx.log.messageId(result.id, result.messageId);
+  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
+  return answer(queuedAs(result.id));
 }

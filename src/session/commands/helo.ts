@@ -9,58 +9,44 @@
  */
 
 import { sanitizeLogText } from "../../log/mod.ts";
-import { REPLY, reply } from "../../protocol/reply.ts";
+import { heloOk, REPLY, type Reply } from "../../protocol/reply.ts";
 import { ehloKeywords } from "../ehlo_keywords.ts";
-import type { CommandResult, Session } from "../session.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /**
- * Runs smtpd_helo_restrictions (when not delayed) with the new name.
- * @param s the session
- * @param name the HELO/EHLO argument
- * @param verb HELO or EHLO
- * @returns the refusal, or undefined
+ * Checks the name and runs smtpd_helo_restrictions (when not delayed)
+ * with it; an accepted name greets the session.
+ * @returns the refusal, or undefined when the session is greeted
  */
-async function checkHelo(
-  s: Session,
-  name: string,
-  verb: string,
-): Promise<CommandResult | undefined> {
-  name = sanitizeLogText(name);
-  const previous = s.helo;
-  s.helo = name;
-  const refused = await s.checkPolicy("helo", verb, {});
-  if (!refused) return undefined;
-  s.helo = previous;
-  return { reply: refused };
+async function greet(
+  ctx: SessionContext,
+  arg: string,
+  verb: "HELO" | "EHLO",
+): Promise<Reply | undefined> {
+  const name = arg.trim();
+  if (name === "" || /\s/.test(name)) return verb === "HELO" ? REPLY.heloSyntax : REPLY.ehloSyntax;
+  const helo = sanitizeLogText(name);
+  const refused = await ctx.checkPolicy("helo", verb, { helo });
+  if (refused) return refused;
+  const extended = verb === "EHLO" ? "E" : "";
+  ctx.greet(helo, ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
+  return undefined;
 }
 
 /** HELO hostname */
-export async function handleHelo(arg: string, s: Session): Promise<CommandResult> {
-  const name = arg.trim();
-  if (name === "" || /\s/.test(name)) return { reply: REPLY.heloSyntax };
-  const refused = await checkHelo(s, name, "HELO");
-  if (refused) return refused;
-  s.protocol = s.transport.tls ? "SMTPS" : "SMTP";
-  s.endTransaction();
-  return { reply: reply(250, undefined, s.config.myhostname) };
+export async function handleHelo(arg: string, ctx: SessionContext): Promise<CommandResult> {
+  return answer(await greet(ctx, arg, "HELO") ?? heloOk(ctx.config.myhostname));
 }
 
 /** EHLO hostname */
-export async function handleEhlo(arg: string, s: Session): Promise<CommandResult> {
-  const name = arg.trim();
-  if (name === "" || /\s/.test(name)) return { reply: REPLY.ehloSyntax };
-  const refused = await checkHelo(s, name, "EHLO");
-  if (refused) return refused;
-  s.protocol = s.transport.tls ? "ESMTPS" : "ESMTP";
-  s.endTransaction();
-  const lines = [
-    s.config.myhostname,
-    ...ehloKeywords({
-      messageSizeLimit: s.config.message_size_limit,
-      vrfy: !s.config.disable_vrfy_command,
-      etrn: true,
-      starttls: s.transport.startTls !== undefined && s.transport.tls === undefined,
-    }),
-  ];
-  return { reply: reply(250, undefined, lines.join("\n")) };
+export async function handleEhlo(arg: string, ctx: SessionContext): Promise<CommandResult> {
+  const refused = await greet(ctx, arg, "EHLO");
+  if (refused) return answer(refused);
+  const keywords = ehloKeywords({
+    messageSizeLimit: ctx.config.message_size_limit,
+    vrfy: !ctx.config.disable_vrfy_command,
+    etrn: true,
+    starttls: ctx.tlsOffered,
+  });
+  return answer(heloOk(ctx.config.myhostname, keywords));
 }

@@ -5,9 +5,9 @@
  */
 
 import { REPLY } from "../../protocol/reply.ts";
-import type { CommandResult } from "../session.ts";
+import { answer, type CommandResult } from "../context.ts";
 
 /** HELP [topic] */
 export function handleHelp(): CommandResult {
-  return { reply: REPLY.help };
+  return answer(REPLY.help);
 }

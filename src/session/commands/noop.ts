@@ -5,9 +5,9 @@
  */
 
 import { REPLY } from "../../protocol/reply.ts";
-import type { CommandResult } from "../session.ts";
+import { answer, type CommandResult } from "../context.ts";
 
 /** NOOP [string] */
 export function handleNoop(): CommandResult {
-  return { reply: REPLY.noopOk };
+  return answer(REPLY.noopOk);
 }

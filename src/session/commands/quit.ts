@@ -5,9 +5,9 @@
  */
 
 import { REPLY } from "../../protocol/reply.ts";
-import type { CommandResult } from "../session.ts";
+import type { CommandResult } from "../context.ts";
 
 /** QUIT */
 export function handleQuit(): CommandResult {
-  return { reply: REPLY.bye, close: true };
+  return { kind: "close", reply: REPLY.bye };
 }

@@ -1,15 +1,15 @@
 /**
- * RSET (RFC 5321 §4.1.1.5): drop the transaction, keep the session.
+ * RSET (RFC 5321 §4.1.1.5): drop the transaction, keep the session. An
+ * argument is refused by the command table.
  *
  * @module
  */
 
 import { REPLY } from "../../protocol/reply.ts";
-import type { CommandResult, Session } from "../session.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** RSET */
-export function handleRset(arg: string, s: Session): CommandResult {
-  if (arg.trim() !== "") return { reply: REPLY.noArgsSyntax };
-  s.endTransaction();
-  return { reply: REPLY.resetOk };
+export function handleRset(_arg: string, ctx: SessionContext): CommandResult {
+  ctx.endTransaction();
+  return answer(REPLY.resetOk);
 }

@@ -7,19 +7,18 @@
  */
 
 import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
-import { REPLY, reply } from "../../protocol/reply.ts";
-import type { CommandResult, Session } from "../session.ts";
+import { cannotVerify, REPLY } from "../../protocol/reply.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** VRFY address */
-export async function handleVrfy(arg: string, s: Session): Promise<CommandResult> {
-  if (s.config.disable_vrfy_command) return { reply: REPLY.vrfyDisabled };
-  if (arg.trim() === "") return { reply: REPLY.vrfySyntax };
+export async function handleVrfy(arg: string, ctx: SessionContext): Promise<CommandResult> {
+  if (ctx.config.disable_vrfy_command) return answer(REPLY.vrfyDisabled);
+  if (arg.trim() === "") return answer(REPLY.vrfySyntax);
   const path = parsePath(arg, { strict: false });
   if (!path.ok || isNullAddress(path.address) || path.params !== "") {
-    return { reply: REPLY.badRecipient };
+    return answer(REPLY.badRecipient);
   }
   const text = addressText(path.address);
-  const refused = await s.checkPolicy("vrfy", "VRFY", { recipient: path.address, to: text });
-  if (refused) return { reply: refused };
-  return { reply: reply(252, "0.0", text) };
+  const refused = await ctx.checkPolicy("vrfy", "VRFY", { recipient: path.address, to: text });
+  return answer(refused ?? cannotVerify(text));
 }

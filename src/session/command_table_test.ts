@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import { formatReply, REPLY, type Reply } from "../protocol/reply.ts";
+import { COMMANDS, sequenceRefusal, type Verb } from "./command_table.ts";
+import type { SessionPhase } from "./phase.ts";
+import { runSession } from "./session.ts";
+import type { Transaction } from "./transaction.ts";
+import { fakeDeps, scriptedTransport } from "./_test_fakes.ts";
+
+/** Where a session can stand when a command arrives. */
+type Where = "connected" | "greeted" | "inMail" | "inMailNoHelo";
+
+/** The handler runs (the sequence rules let the command through). */
+const RUNS = "runs";
+type Cell = Reply | typeof RUNS;
+
+const tx: Transaction = {
+  sender: { local: "s", domain: "example.org" } as Transaction["sender"],
+  senderText: "s@example.org",
+  recipients: [],
+  declaredSize: undefined,
+  body: undefined,
+};
+
+const PHASES: Record<Where, SessionPhase> = {
+  connected: { kind: "connected" },
+  greeted: { kind: "greeted", helo: "c.example" },
+  inMail: { kind: "inMail", helo: "c.example", tx },
+  inMailNoHelo: { kind: "inMail", helo: undefined, tx },
+};
+
+/** The sequence rules with smtpd_helo_required = no (the default), written out. */
+const RULES: Record<Verb, Record<Where, Cell>> = {
+  HELO: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  EHLO: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  MAIL: {
+    connected: RUNS,
+    greeted: RUNS,
+    inMail: REPLY.nestedMail,
+    inMailNoHelo: REPLY.nestedMail,
+  },
+  RCPT: {
+    connected: REPLY.needMail,
+    greeted: REPLY.needMail,
+    inMail: RUNS,
+    inMailNoHelo: RUNS,
+  },
+  DATA: {
+    connected: REPLY.needMail,
+    greeted: REPLY.needMail,
+    inMail: RUNS,
+    inMailNoHelo: RUNS,
+  },
+  RSET: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  NOOP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  QUIT: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  VRFY: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  ETRN: {
+    connected: REPLY.sendHeloFirst,
+    greeted: RUNS,
+    inMail: REPLY.mailInProgress,
+    inMailNoHelo: REPLY.sendHeloFirst,
+  },
+  STARTTLS: {
+    connected: RUNS,
+    greeted: RUNS,
+    inMail: REPLY.mailInProgress,
+    inMailNoHelo: REPLY.mailInProgress,
+  },
+  HELP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+};
+
+/** With smtpd_helo_required = yes, MAIL needs HELO/EHLO first; nothing else changes. */
+const RULES_HELO_REQUIRED: Record<Verb, Record<Where, Cell>> = {
+  ...RULES,
+  MAIL: {
+    connected: REPLY.sendHeloFirst,
+    greeted: RUNS,
+    inMail: REPLY.nestedMail,
+    inMailNoHelo: REPLY.sendHeloFirst,
+  },
+};
+
+const CONFIGS = [
+  { heloRequired: false, rules: RULES },
+  { heloRequired: true, rules: RULES_HELO_REQUIRED },
+];
+
+for (const { heloRequired, rules } of CONFIGS) {
+  Deno.test(`sequenceRefusal() follows the rules for every verb and phase (smtpd_helo_required = ${heloRequired})`, () => {
+    assert.deepEqual(Object.keys(rules).sort(), Object.keys(COMMANDS).sort());
+    for (const [verb, row] of Object.entries(rules) as [Verb, Record<Where, Cell>][]) {
+      for (const [where, want] of Object.entries(row) as [Where, Cell][]) {
+        const got = sequenceRefusal(COMMANDS[verb], PHASES[where], {
+          smtpd_helo_required: heloRequired,
+        });
+        assert.deepEqual(got ?? RUNS, want, `${verb} in ${where}`);
+      }
+    }
+  });
+}
+
+/** A valid command line per verb, and the handler's reply when it runs in a fake local session. */
+const COMMAND_LINES: Record<Verb, [string, string]> = {
+  HELO: ["HELO c.example", "250 "],
+  EHLO: ["EHLO c.example", "250 8BITMIME"],
+  MAIL: ["MAIL FROM:<s@example.org>", "250 2.1.0 Ok"],
+  RCPT: ["RCPT TO:<r@example.com>", "250 2.1.5 Ok"],
+  DATA: ["DATA", formatReply(REPLY.noValidRecipients).trim()],
+  RSET: ["RSET", "250 2.0.0 Ok"],
+  NOOP: ["NOOP", "250 2.0.0 Ok"],
+  QUIT: ["QUIT", "221 2.0.0 Bye"],
+  VRFY: ["VRFY r@example.com", "252 2.0.0 r@example.com"],
+  ETRN: ["ETRN example.com", formatReply(REPLY.etrnNeedsNetwork).trim()],
+  STARTTLS: ["STARTTLS", formatReply(REPLY.readyForTls).trim()],
+  HELP: ["HELP", "214 2.0.0 Commands:"],
+};
+
+/** The commands that bring a session to each phase. */
+const PREFIXES: Record<Where, string[]> = {
+  connected: [],
+  greeted: ["EHLO c.example"],
+  inMail: ["EHLO c.example", "MAIL FROM:<s@example.org>"],
+  inMailNoHelo: ["MAIL FROM:<s@example.org>"],
+};
+
+/**
+ * Plays lines through a real session loop (STARTTLS offered, its handshake
+ * fails) and returns the last reply line.
+ */
+async function lastReply(lines: string[], heloRequired: boolean): Promise<string> {
+  const input = new TextEncoder().encode(lines.map((l) => `${l}\r\n`).join(""));
+  const { transport, output } = scriptedTransport(input, { startTls: true });
+  await runSession(transport, fakeDeps({ smtpd_helo_required: heloRequired }));
+  const replies = output().split("\r\n").filter((l) => /^\d{3} /.test(l));
+  return replies.at(-1) ?? "";
+}
+
+for (const { heloRequired, rules } of CONFIGS) {
+  Deno.test(`Session applies the command table's rules for every verb and phase (smtpd_helo_required = ${heloRequired})`, async () => {
+    for (const [verb, row] of Object.entries(rules) as [Verb, Record<Where, Cell>][]) {
+      for (const [where, want] of Object.entries(row) as [Where, Cell][]) {
+        // With HELO required, a transaction without HELO cannot be reached.
+        if (heloRequired && where === "inMailNoHelo") continue;
+        const [line, ran] = COMMAND_LINES[verb];
+        const got = await lastReply([...PREFIXES[where], line], heloRequired);
+        const expected = want === RUNS ? ran : formatReply(want).trim();
+        assert.ok(
+          got.startsWith(expected),
+          `${verb} in ${where}: got "${got}", want "${expected}"`,
+        );
+      }
+    }
+  });
+}
+
+/** Syntax and sequence checks come in Postfix's order; each row would change if it did not. */
+const ORDER_CASES: [string, string[], Reply][] = [
+  ["DATA with an argument is a syntax error before anything else", ["DATA x"], REPLY.dataSyntax],
+  ["RSET with an argument", ["EHLO c", "MAIL FROM:<a@b.example>", "RSET x"], REPLY.noArgsSyntax],
+  ["a malformed RCPT outside a transaction is a sequence error", ["RCPT bogus"], REPLY.needMail],
+  ["a malformed MAIL inside a transaction is a nested MAIL", [
+    "EHLO c",
+    "MAIL FROM:<a@b.example>",
+    "MAIL bogus",
+  ], REPLY.nestedMail],
+  ["ETRN without an argument before HELO", ["ETRN"], REPLY.sendHeloFirst],
+  ["ETRN without an argument after HELO is a syntax error", ["HELO c", "ETRN"], REPLY.etrnSyntax],
+  ["STARTTLS with an argument inside a transaction", [
+    "EHLO c",
+    "MAIL FROM:<a@b.example>",
+    "STARTTLS x",
+  ], REPLY.starttlsSyntax],
+  ["STARTTLS after a RSET ends the transaction", [
+    "EHLO c",
+    "MAIL FROM:<a@b.example>",
+    "RSET",
+    "STARTTLS",
+  ], REPLY.readyForTls],
+  [
+    "RCPT after RSET without HELO",
+    ["MAIL FROM:<a@b.example>", "RSET", "RCPT TO:<r@c.example>"],
+    REPLY.needMail,
+  ],
+  [
+    "ETRN after RSET without HELO",
+    ["MAIL FROM:<a@b.example>", "RSET", "ETRN c.example"],
+    REPLY.sendHeloFirst,
+  ],
+];
+
+for (const [what, lines, want] of ORDER_CASES) {
+  Deno.test(`Session: ${what}`, async () => {
+    assert.equal(await lastReply(lines, false), formatReply(want).trim());
+  });
+}
+
+Deno.test("Session: STARTTLS is not recognized where it is not offered", async () => {
+  const input = new TextEncoder().encode("EHLO c\r\nSTARTTLS\r\n");
+  const { transport, output } = scriptedTransport(input);
+  await runSession(transport, fakeDeps());
+  assert.ok(output().endsWith(formatReply(REPLY.unknownCommand)));
+});

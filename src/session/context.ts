@@ -1,0 +1,163 @@
+/**
+ * What a command handler sees of its session: the client (read-only), the
+ * phase and transaction (read-only), and the few operations a handler
+ * needs. The session owns its fields; a handler changes them only through
+ * these operations. Handlers import this module, never session.ts.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import type { BodySink, DotBodyResult } from "../io/dot_reader.ts";
+import type { MailLog } from "../log/mod.ts";
+import type { PolicyStage } from "../policy/mod.ts";
+import type { Address } from "../protocol/address.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { TlsInfo } from "../transport/types.ts";
+import type { ClientIdentity } from "./client.ts";
+import type { SessionDeps } from "./deps.ts";
+import type { SessionLimits } from "./limits.ts";
+import type { SessionPhase } from "./phase.ts";
+import type { Transaction, TransactionStart } from "./transaction.ts";
+
+/** What a command handler returns. */
+export type CommandResult =
+  /** Send the reply (an error reply counts against the error limits). */
+  | { readonly kind: "reply"; readonly reply: Reply }
+  /** Send the reply, then close the connection. */
+  | { readonly kind: "close"; readonly reply: Reply }
+  /** The client is gone: send nothing, end the session. */
+  | { readonly kind: "gone" }
+  /** The handler already answered (STARTTLS's 220): send nothing, go on. */
+  | { readonly kind: "silent" };
+
+/** A command's handler: the argument text and the session's context. */
+export type CommandHandler = (
+  arg: string,
+  ctx: SessionContext,
+) => CommandResult | Promise<CommandResult>;
+
+/**
+ * The usual result: a reply to send.
+ * @param reply the reply
+ * @returns the result
+ */
+export function answer(reply: Reply): CommandResult {
+  return { kind: "reply", reply };
+}
+
+/** The facts of the command at hand, for a policy stage and its log line. */
+export interface PolicyFacts {
+  readonly sender?: Address;
+  readonly recipient?: Address;
+  /** The sender as logged ("from=<...>"); default: the transaction's. */
+  readonly from?: string;
+  /** The recipient as logged ("to=<...>"). */
+  readonly to?: string;
+  readonly etrnDomain?: string;
+  /** A HELO/EHLO name being checked, before it is accepted. */
+  readonly helo?: string;
+}
+
+/** A refusal for the log ("NOQUEUE: reject: RCPT from ..."); the session adds client, proto and helo. */
+export interface RejectEntry {
+  /** The queue ID, when a message has one. */
+  readonly id?: string;
+  readonly stage: string;
+  readonly reply: Reply;
+  readonly from?: string;
+  readonly to?: string;
+}
+
+/** How a STARTTLS handshake ended. */
+export type TlsUpgrade = { readonly kind: "done" } | {
+  readonly kind: "failed";
+  readonly error: unknown;
+};
+
+/** The services a handler may use. */
+export type HandlerServices = Pick<
+  SessionDeps,
+  "cleanup" | "clock" | "freeSpace" | "queue" | "flush" | "memory"
+>;
+
+/** A session as its command handlers see it. */
+export interface SessionContext {
+  readonly config: Config;
+  readonly limits: SessionLimits;
+  readonly log: MailLog;
+  readonly services: HandlerServices;
+  /** Who the client is; fixed before the greeting. */
+  readonly client: ClientIdentity;
+  readonly phase: SessionPhase;
+  /** The transaction, in the inMail phase. */
+  readonly tx: Transaction | undefined;
+  /** The HELO/EHLO name, if any. */
+  readonly helo: string | undefined;
+  /** SMTP, ESMTP, SMTPS or ESMTPS (for Received: and the log). */
+  readonly protocol: string;
+  /** What TLS negotiated, once the connection is encrypted. */
+  readonly tls: TlsInfo | undefined;
+  /** Whether STARTTLS is offered now (possible, and not done yet). */
+  readonly tlsOffered: boolean;
+
+  /**
+   * Queues a reply ahead of the command's result (DATA's 354, STARTTLS's 220).
+   * @param reply the reply
+   */
+  send(reply: Reply): void;
+  /**
+   * Runs a policy stage; a refusal is logged in Postfix's shape.
+   * @param stage the stage
+   * @param verb the command, for the log
+   * @param facts the command's facts
+   * @returns the refusal, or undefined when allowed
+   */
+  checkPolicy(stage: PolicyStage, verb: string, facts: PolicyFacts): Promise<Reply | undefined>;
+  /**
+   * Logs a refusal that was not a policy stage's (memory, size, cleanup).
+   * @param entry what was refused
+   */
+  logReject(entry: RejectEntry): void;
+  /**
+   * HELO/EHLO accepted: the session is greeted and any transaction ends.
+   * @param helo the name
+   * @param protocol SMTP, ESMTP, SMTPS or ESMTPS
+   */
+  greet(helo: string, protocol: string): void;
+  /**
+   * MAIL accepted: a transaction starts.
+   * @param start the transaction's sender and parameters
+   */
+  beginTransaction(start: TransactionStart): void;
+  /** Ends the transaction (RSET, end of DATA). */
+  endTransaction(): void;
+  /**
+   * Adds a recipient to the transaction, reserved against the memory budget.
+   * @param recipient the address in internal form
+   * @returns false when the budget has no room
+   */
+  addRecipient(recipient: string): boolean;
+  /**
+   * Reserves the line buffer's growth for a message body.
+   * @returns false when the budget has no room
+   */
+  reserveBodyBuffer(): boolean;
+  /** Gives back what the line buffer no longer holds after a body. */
+  trimBodyBuffer(): void;
+  /**
+   * Reads a message body (up to CRLF.CRLF) into a sink.
+   * @param sink where the body goes
+   * @returns how the body ended
+   */
+  readBody(sink: BodySink): Promise<DotBodyResult>;
+  /** A message was queued: the queue manager is woken, error counts start over. */
+  messageQueued(): void;
+  /**
+   * Flushes the replies, drops plaintext pipelined after STARTTLS, and runs
+   * the handshake; once done, the session starts over (no HELO, no
+   * transaction).
+   * @returns how the handshake ended
+   */
+  startTls(): Promise<TlsUpgrade>;
+}

@@ -1,0 +1,51 @@
+/**
+ * What a session needs from outside. Only the runtime and the daemon build
+ * the real ones; tests build fakes.
+ *
+ * @module
+ */
+
+import type { Cleanup } from "../cleanup/mod.ts";
+import type { Config } from "../config/mod.ts";
+import type { FlushTrigger } from "../flush/mod.ts";
+import type { MailLog } from "../log/mod.ts";
+import type { PeerMatcher, Policy } from "../policy/mod.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { QueueName } from "../queue/mod.ts";
+import type { IoBuffers } from "../io/io_buffers.ts";
+import type { Network } from "../policy/mod.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
+
+/** Everything a session needs from outside; the runtime builds the real ones. */
+export interface SessionDeps {
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly cleanup: Cleanup;
+  readonly log: MailLog;
+  readonly clock: () => Date;
+  /** Free bytes in the queue file system, or undefined when unknown. */
+  readonly freeSpace: () => number | undefined;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** incoming (daemon) or maildrop (stand-alone). */
+  readonly queue: QueueName;
+  /** ETRN's flush trigger. */
+  readonly flush: FlushTrigger;
+  /** Called after each committed queue file (wakes Postfix's qmgr or pickup). */
+  readonly queued: () => void;
+  /** Whether a client is in debug_peer_list. */
+  readonly debugPeer: PeerMatcher;
+  /** Whether the service is under stress now (stress mode's lower limits apply). */
+  readonly stressed: () => boolean;
+  /**
+   * Behind a PROXY balancer: counts the client from the header against
+   * smtpd_client_connection_count_limit; a reply means over the limit
+   * (send it and hang up). Absent when the client was counted at accept.
+   */
+  readonly admitClient?: (address: string) => Reply | undefined;
+  /** The process's memory budget for messages in progress (smtpd_memory_budget). */
+  readonly memory: MemoryBudget;
+  /** The thread's reusable line buffers (its runtime's); absent: the session's own. */
+  readonly buffers?: IoBuffers;
+  /** smtpd_upstream_proxy_networks, compiled once (the runtime's); absent: compiled per use. */
+  readonly proxyNetworks?: readonly Network[];
+}

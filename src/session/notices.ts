@@ -1,0 +1,143 @@
+/**
+ * notify_classes: when a session hits an enabled problem class, a
+ * transcript of the session (client, every command and reply; message
+ * bodies are never recorded) is queued through the cleanup writer as a
+ * message from the mail system to error_notice_recipient: when the session
+ * ends, or before a command once the transcript has grown past
+ * smtpd_history_flush_threshold lines (then a new transcript starts).
+ *
+ * @module
+ */
+
+import { type LogPeer, sanitizeLogText } from "../log/mod.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { SessionDeps } from "./deps.ts";
+import { Transcript } from "./transcript.ts";
+
+/** The notify_classes a session can hit. */
+export type NoticeClass = "policy" | "protocol" | "resource" | "software";
+
+/** What mailing a transcript needs. */
+export type NoticeDeps = Pick<
+  SessionDeps,
+  "config" | "cleanup" | "queue" | "clock" | "queued" | "log"
+>;
+
+const encoder = new TextEncoder();
+
+/** The problem classes a session hit, and its transcript. */
+export class SessionNotices {
+  /** Every command and reply (message bodies left out). */
+  readonly transcript = new Transcript();
+  #classes = new Set<NoticeClass>();
+
+  /**
+   * Records a problem of a class.
+   * @param c the class
+   */
+  add(c: NoticeClass): void {
+    this.#classes.add(c);
+  }
+
+  /**
+   * Files an error reply under its class: protocol (500-503, 555, 550 5.5.2)
+   * or resource (451/452 4.3.x).
+   * @param r an error reply about to be sent
+   */
+  classify(r: Reply): void {
+    if ([500, 501, 502, 503, 555].includes(r.code) || (r.code === 550 && r.detail === "5.2")) {
+      this.add("protocol");
+    } else if ((r.code === 451 || r.code === 452) && r.detail?.startsWith("3.")) {
+      this.add("resource");
+    }
+  }
+
+  /**
+   * Mails the transcript if it holds a problem of an enabled class; a
+   * failure is logged, never thrown.
+   * @param deps configuration and services
+   * @param client the client, for the subject
+   */
+  async send(deps: NoticeDeps, client: LogPeer): Promise<void> {
+    const wanted = deps.config.notify_classes.filter((c) => this.#classes.has(c as NoticeClass));
+    if (wanted.length === 0) return;
+    try {
+      const id = await sendTranscript(deps, client, this.transcript, wanted);
+      if (id) {
+        deps.log.info(
+          `${id}: notice of ${
+            wanted.join(", ")
+          } problems sent to ${deps.config.error_notice_recipient}`,
+        );
+      }
+    } catch (err) {
+      deps.log.warning(`cannot queue the session transcript: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Mails the transcript if it holds a problem, then starts a new one.
+   * @param deps configuration and services
+   * @param client the client, for the subject
+   */
+  async flush(deps: NoticeDeps, client: LogPeer): Promise<void> {
+    await this.send(deps, client);
+    this.#classes.clear();
+    this.transcript.clear();
+  }
+}
+
+/**
+ * Queues the transcript message.
+ * @returns the queue ID
+ */
+async function sendTranscript(
+  deps: NoticeDeps,
+  client: LogPeer,
+  transcript: Transcript,
+  classes: readonly string[],
+): Promise<string> {
+  const cfg = deps.config;
+  const rcpt = cfg.error_notice_recipient.includes("@")
+    ? cfg.error_notice_recipient
+    : `${cfg.error_notice_recipient}@${cfg.myorigin}`;
+  const who = sanitizeLogText(`${client.name}[${client.address}]`);
+  const draft = await deps.cleanup.begin({
+    queue: deps.queue,
+    sender: "",
+    recipients: [rcpt],
+    arrival: deps.clock(),
+    body: "7BIT",
+    origin: {
+      clientName: "localhost",
+      clientAddress: "127.0.0.1",
+      clientPort: "0",
+      helo: undefined,
+      protocol: "ESMTP",
+      local: true,
+    },
+  });
+  const lines = [
+    `From: Mail Delivery System <MAILER-DAEMON@${cfg.myhostname}>`,
+    `To: Postmaster <${rcpt}>`,
+    `Subject: ${cfg.mail_name} SMTP server: errors from ${who}`,
+    "Auto-Submitted: auto-generated",
+    "",
+    `Transcript of session follows (${classes.join(", ")} problems).`,
+    "",
+    ...transcript.lines(),
+    "",
+    "For other details, see the local mail logfile",
+  ];
+  let size = 0;
+  for (const l of lines) {
+    const bytes = encoder.encode(l);
+    size += bytes.length + 2;
+    const r = draft.line(bytes, 0, bytes.length, false);
+    if (r) await r;
+  }
+  const result = await draft.finish(size);
+  if (result.kind !== "queued") throw new Error(result.reason);
+  deps.queued();
+  return result.id;
+}

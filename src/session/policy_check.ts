@@ -1,0 +1,84 @@
+/**
+ * One policy stage for a session: the session's facts go to the
+ * restriction evaluator, each step is logged for a debug peer
+ * (debug_peer_level 2), and a refusal is logged in Postfix's shape
+ * ("NOQUEUE: reject: RCPT from ...").
+ *
+ * @module
+ */
+
+import type { MailLog } from "../log/mod.ts";
+import {
+  describeTraceEvent,
+  type DnsResolver,
+  type Policy,
+  type PolicyStage,
+  Trace,
+} from "../policy/mod.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { ClientIdentity } from "./client.ts";
+import type { PolicyFacts } from "./context.ts";
+import type { Transaction } from "./transaction.ts";
+
+/** The session's side of a policy check. */
+export interface StageSession {
+  readonly policy: Policy;
+  readonly log: MailLog;
+  readonly dns: DnsResolver;
+  readonly client: ClientIdentity;
+  /** 2 and more: every restriction step is logged. */
+  readonly verbosity: number;
+  readonly helo: string | undefined;
+  readonly protocol: string;
+  readonly tx: Transaction | undefined;
+  readonly unauthPipelining: boolean;
+  /** The command at hand (or CONNECT), as reject_unauth_pipelining sees it. */
+  readonly command: string;
+}
+
+/**
+ * Runs a policy stage and logs a refusal.
+ * @param stage the stage
+ * @param verb the command, for the log ("RCPT")
+ * @param facts the command's facts
+ * @param s the session
+ * @returns the refusal reply, or undefined when allowed
+ */
+export async function checkStage(
+  stage: PolicyStage,
+  verb: string,
+  facts: PolicyFacts,
+  s: StageSession,
+): Promise<Reply | undefined> {
+  const { client: c, log } = s;
+  const trace = s.verbosity >= 2 ? new Trace() : undefined;
+  const decision = await s.policy.check(stage, {
+    clientAddress: c.address,
+    clientName: c.name,
+    reverseName: c.reverseName,
+    nameStatus: c.local ? "ok" : c.nameStatus,
+    reverseStatus: c.local ? "ok" : c.reverseStatus,
+    local: c.local,
+    helo: s.helo,
+    sender: facts.sender ?? s.tx?.sender,
+    recipient: facts.recipient,
+    etrnDomain: facts.etrnDomain,
+    unauthPipelining: s.unauthPipelining,
+    command: s.command,
+  }, { dns: s.dns, ...(trace ? { trace } : {}) });
+  for (const ev of trace?.events ?? []) {
+    log.logger.debug(`${verb} from ${c.name}[${c.address}]: ${describeTraceEvent(ev)}`, 0);
+  }
+  if (decision.kind !== "reject" && decision.kind !== "defer") return undefined;
+  log.reject({
+    stage: verb,
+    peer: c,
+    reply: decision.reply,
+    from: facts.from ?? s.tx?.senderText,
+    to: facts.to,
+    proto: s.protocol,
+    helo: s.helo,
+  });
+  if (s.verbosity >= 1) log.logger.debug(`NOQUEUE: decided by ${decision.by}`, 0);
+  return decision.reply;
+}

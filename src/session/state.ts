@@ -1,0 +1,263 @@
+/**
+ * A session's state once its client is known: the phase and transaction,
+ * the protocol name, the connection (which STARTTLS replaces), and the
+ * operations command handlers use, as {@linkcode SessionContext}. Every
+ * field is private; handlers change the state only through the
+ * operations, and the session loop through the few methods outside that
+ * interface.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
+import type { LineReader } from "../io/line_reader.ts";
+import type { ReplyWriter } from "../io/reply_writer.ts";
+import type { MailLog } from "../log/mod.ts";
+import type { DnsResolver, PolicyStage } from "../policy/mod.ts";
+import { formatReply, type Reply } from "../protocol/reply.ts";
+import type { TlsInfo, Transport } from "../transport/types.ts";
+import type { ClientIdentity } from "./client.ts";
+import type {
+  HandlerServices,
+  PolicyFacts,
+  RejectEntry,
+  SessionContext,
+  TlsUpgrade,
+} from "./context.ts";
+import type { SessionDeps } from "./deps.ts";
+import type { ErrorCounter } from "./error_counter.ts";
+import type { SessionLimits } from "./limits.ts";
+import type { MemoryHold } from "./memory_budget.ts";
+import type { SessionNotices } from "./notices.ts";
+import { heloName, outsideTransaction, type SessionPhase } from "./phase.ts";
+import { checkStage } from "./policy_check.ts";
+import type { Transaction, TransactionStart } from "./transaction.ts";
+
+/** What a session's state is made of. */
+export interface SessionStateInit {
+  readonly deps: SessionDeps;
+  readonly limits: SessionLimits;
+  readonly transport: Transport;
+  readonly reader: LineReader;
+  readonly writer: ReplyWriter;
+  readonly client: ClientIdentity;
+  /** The session's DNS cache (the client name lookup filled it). */
+  readonly dns: DnsResolver;
+  /** -v, plus debug_peer_level for a client in debug_peer_list. */
+  readonly verbosity: number;
+  readonly errors: ErrorCounter;
+  readonly notices: SessionNotices;
+}
+
+/** What one recipient costs beyond its text (the array slot, the string's header). */
+const RECIPIENT_OVERHEAD = 32;
+
+/** The state of one session, and the operations of its command handlers. */
+export class SessionState implements SessionContext {
+  readonly config: Config;
+  readonly log: MailLog;
+  readonly services: HandlerServices;
+  readonly limits: SessionLimits;
+  readonly client: ClientIdentity;
+  readonly #deps: SessionDeps;
+  #transport: Transport;
+  readonly #reader: LineReader;
+  readonly #writer: ReplyWriter;
+  readonly #verbosity: number;
+  readonly #errors: ErrorCounter;
+  readonly #notices: SessionNotices;
+  /** The session's DNS cache. */
+  readonly #dns: DnsResolver;
+  #phase: SessionPhase = { kind: "connected" };
+  /** The transaction's recipient list (the transaction shows it read-only). */
+  #recipients: string[] = [];
+  /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
+  #protocol = "SMTP";
+  /** The client sent commands ahead of time where that is not allowed. */
+  #unauthPipelining = false;
+  /** With smtpd_delay_reject = no: the client stage's refusal, repeated to every command. */
+  #clientRefusal: Reply | undefined;
+  #lastVerb = "CONNECT";
+  /** The session's share of the memory budget (its line buffer grown for DATA). */
+  readonly #memory: MemoryHold;
+  /** The transaction's recipient list, reserved against the memory budget. */
+  readonly #envelopeMemory: MemoryHold;
+  #envelopeBytes = 0;
+
+  /** @param init the session's parts */
+  constructor(init: SessionStateInit) {
+    this.#deps = init.deps;
+    this.config = init.deps.config;
+    this.log = init.deps.log;
+    this.services = init.deps;
+    this.limits = init.limits;
+    this.client = init.client;
+    this.#transport = init.transport;
+    this.#reader = init.reader;
+    this.#writer = init.writer;
+    this.#verbosity = init.verbosity;
+    this.#errors = init.errors;
+    this.#notices = init.notices;
+    this.#dns = init.dns;
+    this.#memory = init.deps.memory.hold();
+    this.#envelopeMemory = init.deps.memory.hold();
+  }
+
+  get phase(): SessionPhase {
+    return this.#phase;
+  }
+  get tx(): Transaction | undefined {
+    return this.#phase.kind === "inMail" ? this.#phase.tx : undefined;
+  }
+  get helo(): string | undefined {
+    return heloName(this.#phase);
+  }
+  get protocol(): string {
+    return this.#protocol;
+  }
+  get tls(): TlsInfo | undefined {
+    return this.#transport.tls;
+  }
+  get tlsOffered(): boolean {
+    return this.#transport.startTls !== undefined && this.#transport.tls === undefined;
+  }
+  /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
+  get lastVerb(): string {
+    return this.#lastVerb;
+  }
+
+  // ---- For the session loop only (not part of SessionContext).
+
+  /**
+   * Notes the command at hand, for the policy and the log.
+   * @param verb the verb, or UNKNOWN
+   * @param early whether the client sent it ahead of time where it may not
+   */
+  commandSeen(verb: string, early = false): void {
+    this.#lastVerb = verb;
+    if (early) this.#unauthPipelining = true;
+  }
+
+  /** Runs the client stage; with smtpd_delay_reject = no its refusal answers every later stage. */
+  async checkClient(): Promise<void> {
+    this.#clientRefusal = await this.checkPolicy("client", "CONNECT", {});
+  }
+
+  /** Gives back the memory held and closes the connection (the current one, after STARTTLS). */
+  close(): void {
+    this.#memory.release();
+    this.#envelopeMemory.release();
+    this.#transport.close();
+  }
+
+  // ---- SessionContext.
+
+  send(reply: Reply): void {
+    this.#writer.push(formatReply(reply));
+  }
+
+  async checkPolicy(
+    stage: PolicyStage,
+    verb: string,
+    facts: PolicyFacts,
+  ): Promise<Reply | undefined> {
+    if (this.#clientRefusal && stage !== "client") return this.#clientRefusal;
+    const refused = await checkStage(stage, verb, facts, {
+      policy: this.#deps.policy,
+      log: this.log,
+      dns: this.#dns,
+      client: this.client,
+      verbosity: this.#verbosity,
+      helo: facts.helo ?? this.helo,
+      protocol: this.#protocol,
+      tx: this.tx,
+      unauthPipelining: this.#unauthPipelining,
+      command: this.#lastVerb,
+    });
+    if (refused) this.#notices.add("policy");
+    return refused;
+  }
+
+  logReject(entry: RejectEntry): void {
+    this.log.reject({ ...entry, peer: this.client, proto: this.#protocol, helo: this.helo });
+  }
+
+  greet(helo: string, protocol: string): void {
+    this.#protocol = protocol;
+    this.#leaveTransaction({ kind: "greeted", helo });
+  }
+
+  beginTransaction(start: TransactionStart): void {
+    this.#recipients = [];
+    const tx = { ...start, recipients: this.#recipients };
+    this.#phase = { kind: "inMail", helo: this.helo, tx };
+    this.#transport.inTransaction?.(true);
+  }
+
+  endTransaction(): void {
+    this.#leaveTransaction(outsideTransaction(this.#phase));
+  }
+
+  #leaveTransaction(next: SessionPhase): void {
+    this.#phase = next;
+    this.#transport.inTransaction?.(false);
+    this.#envelopeBytes = 0;
+    this.#envelopeMemory.release();
+  }
+
+  addRecipient(recipient: string): boolean {
+    const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length;
+    if (!this.#envelopeMemory.ensure(held)) return false;
+    this.#envelopeBytes = held;
+    this.#recipients.push(recipient);
+    return true;
+  }
+
+  reserveBodyBuffer(): boolean {
+    // 64 KiB, or twice a line when line_length_limit is larger.
+    return this.#memory.ensure(Math.max(65536, 2 * (this.config.line_length_limit + 2)));
+  }
+
+  trimBodyBuffer(): void {
+    this.#memory.trim(this.#reader.buffer.byteLength);
+  }
+
+  readBody(sink: BodySink): Promise<DotBodyResult> {
+    return readDotBody(this.#reader, sink, {
+      maxBytes: this.config.message_size_limit,
+      maxLine: this.config.line_length_limit,
+      bareNewline: this.config.smtpd_forbid_bare_newline,
+    });
+  }
+
+  messageQueued(): void {
+    this.#deps.queued();
+    this.#errors.reset();
+  }
+
+  async startTls(): Promise<TlsUpgrade> {
+    const upgrade = this.#transport.startTls;
+    if (!upgrade) throw new Error("STARTTLS is not offered on this connection");
+    await this.#writer.flush();
+    const injected = this.#reader.peek().length;
+    this.#reader.discardBuffered();
+    if (injected > 0) {
+      this.log.warning(
+        `${this.client.name}[${this.client.address}]: discarded ${injected} bytes of plaintext pipelined after STARTTLS`,
+      );
+    }
+    let secure;
+    try {
+      secure = await upgrade(this.limits.starttlsTimeoutMs);
+    } catch (error) {
+      return { kind: "failed", error };
+    }
+    this.#transport = secure;
+    this.#reader.setSource(secure);
+    this.#writer.setSink(secure);
+    this.#protocol = "ESMTP";
+    this.#leaveTransaction({ kind: "connected" });
+    return { kind: "done" };
+  }
+}
