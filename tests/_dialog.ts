@@ -38,8 +38,8 @@
  *   the queue is prepared, so no queue file can be created.
  * - `# qmgr: listening`: a UNIX socket at public/qmgr takes ETRN's trigger;
  *   `# qmgr: FADI` checks the bytes it received.
- * - `# postcat: text`: Postfix's postcat prints every queued file, and its
- *   output contains text.
+ * - `# postcat: pattern`: Postfix's postcat prints every queued file, and
+ *   a line of its output matches pattern (`*` as above).
  * - `# log: pattern`: some log line matches pattern (`*` as above).
  * - `# slept: MS`: the tarpit asked to sleep MS milliseconds in all (the
  *   clock is fake: nothing really sleeps).

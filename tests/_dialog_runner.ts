@@ -184,6 +184,7 @@ export async function playDialog(
     const out: Uint8Array[] = [];
     await runSession(scriptedTransport(dialog, chunks, out), deps);
     listener?.close();
+    listener = undefined;
     await accepting;
     const files = dialog.fault ? [] : await queueFiles(queueDir, "maildrop");
     for (const f of files) {
