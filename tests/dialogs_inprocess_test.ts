@@ -14,6 +14,9 @@ import { ROOT } from "./_harness.ts";
 
 const DIALOGS = await readDialogs(`${ROOT}tests/dialogs`);
 
+/** Replies of each dialog played as written, kept for the coverage test. */
+const PLAYED = new Map<string, string[]>();
+
 /** Queue IDs differ from play to play; nothing else may. */
 function normalized(output: string): string {
   return output.replace(/queued as \S+/g, "queued as ID");
@@ -60,6 +63,7 @@ for (const dialog of DIALOGS) {
           }
         }
         first = normalized(p.output);
+        PLAYED.set(dialog.name, p.replies);
       } else {
         assert.equal(
           normalized(p.output),
@@ -130,8 +134,9 @@ Deno.test("the dialogs produce every reply of the catalog", async () => {
   assert.ok(entries.length > 30, `read ${entries.length} catalog entries`);
   const seen = new Set<string>();
   for (const dialog of DIALOGS) {
-    const p = await playDialog(dialog, dialog.groups);
-    for (const r of p.replies) seen.add(r);
+    // Played by the tests above, unless a filter left them out.
+    const replies = PLAYED.get(dialog.name) ?? (await playDialog(dialog, dialog.groups)).replies;
+    for (const r of replies) seen.add(r);
   }
   const replies = [...seen];
   const missing: string[] = [];
