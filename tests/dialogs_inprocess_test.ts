@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import * as catalog from "../src/protocol/reply.ts";
 import { formatReply, REPLY, type Reply } from "../src/protocol/reply.ts";
-import { compareReplies, type Dialog, globMatch, readDialogs } from "./_dialog.ts";
+import { compareReplies, type Dialog, globMatch, parseDialog, readDialogs } from "./_dialog.ts";
 import { chunkings, playDialog, type Played } from "./_dialog_runner.ts";
 import { ROOT } from "./_harness.ts";
 
@@ -151,4 +151,38 @@ Deno.test("the dialogs produce every reply of the catalog", async () => {
   assert.deepEqual(missing, [], "catalog replies no dialog produces");
   assert.deepEqual(stale, [], "exclusions that are produced after all, or not in the catalog");
   assert.deepEqual(generic, ["reply()"], "generic reply constructors (code from an argument)");
+});
+
+Deno.test("parseDialog() decodes escapes, groups client lines and reads S- lines", () => {
+  const d = parseDialog(
+    "x.dialog",
+    "# peer: 192.0.2.1 a.example\nS: 220 *\nC: A\\tB\\x0a\\{3:ab}\\\\\nC:\nS- 250-x\nS: 250 y\nC: Q\n",
+  );
+  const text = new TextDecoder();
+  assert.deepEqual(d.groups.map((g) => text.decode(g)), ["A\tB\nababab\\\r\n\r\n", "Q\r\n"]);
+  assert.deepEqual(d.expect, ["220 *", "250 y"]);
+  assert.deepEqual(d.expectFirst, [[], ["250-x"]]);
+  assert.deepEqual(d.peer, { address: "192.0.2.1", name: "a.example" });
+  assert.deepEqual(d.inProcessOnly, ["peer"]);
+  assert.throws(() => parseDialog("y.dialog", "C: \\q\n"), SyntaxError);
+  assert.throws(() => parseDialog("z.dialog", "# dns: only-a-name\n"), SyntaxError);
+});
+
+Deno.test("chunkings() deliver every dialog's bytes whole, in order, in several cuts", () => {
+  const join = (parts: Uint8Array[]) => parts.flatMap((p) => [...p]).join(",");
+  for (const dialog of DIALOGS) {
+    const all = join(dialog.groups);
+    const cuts = chunkings(dialog);
+    assert.equal(cuts.length, dialog.asWritten === undefined ? 6 : 1, dialog.name);
+    for (const [label, chunks] of cuts) assert.equal(join(chunks), all, `${dialog.name} ${label}`);
+  }
+});
+
+Deno.test("compareReplies() reports a wrong, a missing and an extra reply", () => {
+  const d = parseDialog("x.dialog", "S: 220 *\nS- 250-a\nS: 250 b\n");
+  assert.equal(compareReplies(d, ["220 hi", "250-a\r\n250 b"]), undefined);
+  assert.match(compareReplies(d, ["220 hi", "250-z\r\n250 b"]) ?? "", /reply 2/);
+  assert.match(compareReplies(d, ["220 hi", "250 b"]) ?? "", /reply 2/);
+  assert.match(compareReplies(d, ["220 hi"]) ?? "", /got nothing/);
+  assert.match(compareReplies(d, ["220 hi", "250-a\r\n250 b", "221 x"]) ?? "", /unexpected/);
 });
