@@ -51,7 +51,8 @@
  *   Other dialogs are also played whole, byte by byte and cut at random
  *   (fixed seed), and must get identical replies.
  *
- * Lines starting with "#" that are none of these are comments.
+ * Other lines starting with "#" are comments, except that one of the shape
+ * "# word: ..." is refused as an unknown directive (a typo).
  *
  * @module
  */
@@ -95,6 +96,8 @@ export interface Dialog {
 }
 
 const encoder = new TextEncoder();
+
+const DNS_TYPES = ["A", "AAAA", "MX", "PTR", "TXT"];
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -160,7 +163,13 @@ function directive(d: Mutable<Dialog>, text: string, where: string): void {
     d.hang = true;
     d.inProcessOnly.push("hang");
   }
-  if (!m) return;
+  if (!m) {
+    // A typo in a directive must not turn it into a comment.
+    if (/^[a-z-]+:( |$)/.test(text)) {
+      throw new SyntaxError(`${where}: unknown directive "# ${text}"`);
+    }
+    return;
+  }
   const [, key, value] = m as unknown as [string, string, string];
   const bad = () => new SyntaxError(`${where}: cannot parse "# ${text}"`);
   if (key !== "config" && key !== "env" && key !== "queued") d.inProcessOnly.push(key);
@@ -186,7 +195,7 @@ function directive(d: Mutable<Dialog>, text: string, where: string): void {
     }
     case "dns": {
       const [host, type, ...values] = value.trim().split(/\s+/);
-      if (!host || !type || values.length === 0) throw bad();
+      if (!host || !type || !DNS_TYPES.includes(type) || values.length === 0) throw bad();
       const special = values[0] === "tempfail" || values[0] === "crash" ? values[0] : undefined;
       d.dns.push({ name: host, type, values: special ?? values });
       break;

@@ -82,7 +82,8 @@ export async function dialogDeps(
   const zone = fakeDns(world.zone);
   const dns: DnsResolver = {
     query(name, type) {
-      if (world.crash?.has(`${type} ${name}`)) throw new Error(`fake DNS crash on ${type} ${name}`);
+      const key = `${type} ${name.toLowerCase().replace(/\.$/, "")}`;
+      if (world.crash?.has(key)) throw new Error(`fake DNS crash on ${key}`);
       return zone.query(name, type);
     },
   };
@@ -176,7 +177,8 @@ export async function playDialog(
       queueDir,
       zone: zoneOf(dialog),
       crash: new Set(
-        dialog.dns.filter((r) => r.values === "crash").map((r) => `${r.type} ${r.name}`),
+        dialog.dns.filter((r) => r.values === "crash")
+          .map((r) => `${r.type} ${r.name.toLowerCase().replace(/\.$/, "")}`),
       ),
       log: (line) => log.push(line),
       sleep: (ms) => slept += ms,

@@ -166,6 +166,7 @@ Deno.test("parseDialog() decodes escapes, groups client lines and reads S- lines
   assert.deepEqual(d.inProcessOnly, ["peer"]);
   assert.throws(() => parseDialog("y.dialog", "C: \\q\n"), SyntaxError);
   assert.throws(() => parseDialog("z.dialog", "# dns: only-a-name\n"), SyntaxError);
+  assert.throws(() => parseDialog("t.dialog", "# postact: typo\n"), SyntaxError);
 });
 
 Deno.test("chunkings() deliver every dialog's bytes whole, in order, in several cuts", () => {
