@@ -1,90 +1,58 @@
 /**
- * Plain-text SMTP dialogs (Postfix .in/.ref, chasquid .cmy style) played
- * through stand-alone mode: `smtpd stdin` with the production flags.
- *
- * A dialog file has "C: line" (client) and "S: pattern" (one whole server
- * reply; "*" matches any text; a multi-line reply is matched on its last
- * line). Consecutive C: lines are sent as one pipelined write. A line
- * "# config: name = value" adds a parameter. "# env: NAME=value" sets the
- * peer identity.
+ * The smoke set of the plain-text SMTP dialogs: those marked "# smoke"
+ * are played through stand-alone mode, `smtpd stdin` with the production
+ * flags (the real executable, its own dependencies), and must get the
+ * replies the in-process runner (tests/dialogs_inprocess_test.ts) gets.
+ * The dialog format: tests/_dialog.ts.
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { compareReplies, readDialogs, splitReplies } from "./_dialog.ts";
+import { playDialog } from "./_dialog_runner.ts";
 import { makeWorkDir, postcat, queueFiles, ROOT, runStdin, writeConfig } from "./_harness.ts";
 
-interface Dialog {
-  config: string[];
-  env: Record<string, string>;
-  input: string;
-  expect: string[];
-  queued: number;
-}
+const DIALOGS = await readDialogs(`${ROOT}tests/dialogs`);
+const SMOKE = DIALOGS.filter((d) => d.smoke);
 
-function parseDialog(text: string): Dialog {
-  const d: Dialog = { config: [], env: {}, input: "", expect: [], queued: 0 };
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/\r$/, "");
-    let m;
-    if ((m = /^# config: (.*)$/.exec(line))) d.config.push(m[1] as string);
-    else if ((m = /^# env: (\w+)=(.*)$/.exec(line))) d.env[m[1] as string] = m[2] as string;
-    else if ((m = /^# queued: (\d+)$/.exec(line))) d.queued = Number(m[1]);
-    else if (line.startsWith("C: ")) d.input += line.slice(3).replaceAll("\\t", "\t") + "\r\n";
-    else if (line === "C:") d.input += "\r\n";
-    else if (line.startsWith("S: ")) d.expect.push(line.slice(3));
+Deno.test("the smoke set is a handful of dialogs the subprocess runner can play", () => {
+  assert.ok(SMOKE.length >= 5 && SMOKE.length <= 12, `${SMOKE.length} dialogs marked # smoke`);
+  for (const d of SMOKE) {
+    assert.deepEqual(
+      d.inProcessOnly,
+      [],
+      `${d.name}: in-process-only directives in a smoke dialog`,
+    );
   }
-  return d;
+});
+
+/** Queue IDs differ from run to run; nothing else may. */
+function normalized(output: string): string {
+  return output.replace(/queued as \S+/g, "queued as ID");
 }
 
-function splitReplies(out: string): string[] {
-  const replies: string[] = [];
-  let cur = "";
-  for (const line of out.split("\r\n")) {
-    if (line === "") continue;
-    cur += line;
-    if (/^\d{3}( |$)/.test(line)) {
-      replies.push(line);
-      cur = "";
-    }
-  }
-  return replies;
-}
-
-function globMatch(pattern: string, text: string): boolean {
-  const re = new RegExp(
-    "^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$",
-  );
-  return re.test(text);
-}
-
-const dir = join(ROOT, "tests", "dialogs");
-for await (const entry of Deno.readDir(dir)) {
-  if (!entry.name.endsWith(".dialog")) continue;
+for (const dialog of SMOKE) {
   Deno.test({
-    name: `dialog ${entry.name}`,
+    name: `dialog ${dialog.name} (smtpd stdin)`,
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
-      const dialog = parseDialog(await Deno.readTextFile(join(dir, entry.name)));
       const work = await makeWorkDir("dialog");
       const { configFile, queueDir } = await writeConfig(work, dialog.config.join("\n"));
-      const r = await runStdin(configFile, dialog.input, dialog.env);
-      const replies = splitReplies(r.stdout);
-      assert.equal(
-        replies.length,
-        dialog.expect.length,
-        `reply count\n${r.stdout}\n--- log ---\n${r.stderr}`,
-      );
-      dialog.expect.forEach((want, i) => {
-        assert.ok(
-          globMatch(want, replies[i] ?? ""),
-          `reply ${i + 1}: want "${want}", got "${replies[i]}"`,
-        );
-      });
+      const input = new Uint8Array(dialog.groups.reduce((n, g) => n + g.length, 0));
+      let at = 0;
+      for (const g of dialog.groups) {
+        input.set(g, at);
+        at += g.length;
+      }
+      const r = await runStdin(configFile, input, dialog.env);
+      const diff = compareReplies(dialog, splitReplies(r.stdout));
+      assert.ok(diff === undefined, `${diff}\n${r.stdout}\n--- log ---\n${r.stderr}`);
       const files = await queueFiles(queueDir, "maildrop");
       assert.equal(files.length, dialog.queued, "messages in maildrop");
       for (const f of files) await postcat(f);
       assert.equal(r.code, 0);
+      const inProcess = await playDialog(dialog, [input]);
+      assert.equal(normalized(r.stdout), normalized(inProcess.output), "in-process replies");
     },
   });
 }
