@@ -16,13 +16,14 @@
 import { join } from "node:path";
 import { resolveConfigText } from "../src/config/mod.ts";
 import { qmgrFlushTrigger, TriggerClock } from "../src/flush/mod.ts";
-import { Logger } from "../src/log/mod.ts";
+import { Logger, MailLog } from "../src/log/mod.ts";
+import { makeWorkDir, tlsCertConfig } from "./_harness.ts";
 import { compilePolicy, type DnsResolver, type DnsType, reverseName } from "../src/policy/mod.ts";
 import { fakeDns, type Zone } from "../src/policy/_fake_dns.ts";
 import { readQueueFile } from "../src/queue/mod.ts";
 import type { QueueStore } from "../src/queue/mod.ts";
 import { FreeSpace } from "../src/queue/free_space.ts";
-import { buildDeps, memoryBudget, validateSemantics } from "../src/runtime.ts";
+import { buildRuntime } from "../src/runtime.ts";
 import { runSession, type SessionDeps } from "../src/session/mod.ts";
 import { peerFromEnv } from "../src/transport/stdio.ts";
 import { type PeerInfo, TlsHandshakeError, type Transport } from "../src/transport/types.ts";
@@ -72,7 +73,9 @@ export async function dialogDeps(
     file: "dialog.toml",
     systemHostname: "mx.test.example",
   });
-  validateSemantics(loaded);
+  // The product's runtime (checks, queue store, cleanup, budget); the
+  // policy and the log are replaced by ones on the fake DNS and the dialog's log.
+  const runtime = await buildRuntime(loaded, { verbose: 0, mode: "stdin" });
   const config = loaded.config;
   const logger = new Logger({
     tag: `${config.syslog_name}/smtpd`,
@@ -91,17 +94,12 @@ export async function dialogDeps(
     dns,
     warn: (text) => logger.warning(text),
   });
-  const { deps, store } = buildDeps(
-    loaded,
-    policy,
-    logger,
-    "maildrop",
-    await FreeSpace.measuring(config.queue_directory),
-    await memoryBudget(config),
-  );
+  const { deps, store } = runtime;
   return {
     deps: {
       ...deps,
+      policy,
+      log: new MailLog(logger),
       clock: () => new Date(DIALOG_TIME),
       sleep: (ms) => {
         world.sleep(ms);
@@ -173,7 +171,9 @@ export async function playDialog(
   let listener: Deno.Listener | undefined;
   let accepting: Promise<void> | undefined;
   try {
-    const { deps, store } = await dialogDeps(dialog.config, {
+    // A dialog that needs TLS gets a real certificate, made once per run.
+    const tlsLines = dialog.tls ? [await dialogCert()] : [];
+    const { deps, store } = await dialogDeps([...tlsLines, ...dialog.config], {
       queueDir,
       zone: zoneOf(dialog),
       crash: new Set(
@@ -358,4 +358,16 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+let certLines: Promise<string> | undefined;
+
+/** smtpd_tls_cert_file and _key_file lines for a certificate made once per test run. */
+function dialogCert(): Promise<string> {
+  certLines ??= (async () => {
+    const dir = await makeWorkDir("dialog-cert");
+    const text = await tlsCertConfig(dir);
+    return text.split("\n").filter((l) => /^smtpd_tls_(cert|key)_file/.test(l)).join("\n");
+  })();
+  return certLines;
 }
