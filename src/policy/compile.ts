@@ -19,6 +19,7 @@ import { DNSBL } from "./restrictions/dnsbl.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
+import { impliedAccess } from "./implied_access.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
@@ -158,7 +159,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       } else if (declared.has(word)) {
         r = classRestriction(word, key);
       } else if (isTableSpec(word)) {
-        env.fail(`table "${word}" must follow a check_*_access restriction`);
+        r = impliedAccess(word, env); // Postfix's implied check_<stage>_access
       } else {
         env.fail(`unknown restriction "${word}"${suggest(word)}`);
       }

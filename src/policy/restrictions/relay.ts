@@ -116,7 +116,17 @@ export const RELAY: Record<string, Factory> = {
           if (isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)) {
             return Promise.resolve({ kind: "permit", by: name });
           }
-          return Promise.resolve(relayDenied(env.config, e.ctx, name));
+          // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
+          return Promise.resolve(refuse(
+            refusal(
+              env.config.relay_domains_reject_code,
+              "7.1",
+              "recipient",
+              e.ctx,
+              "Relay access denied",
+            ),
+            name,
+          ));
         },
       };
     },
