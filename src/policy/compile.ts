@@ -19,8 +19,10 @@ import { DNSBL } from "./restrictions/dnsbl.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
+import { dnsReplyFilter } from "./dns_filter.ts";
 import { impliedAccess } from "./implied_access.ts";
 import { RELAY } from "./restrictions/relay.ts";
+import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
 /** Every restriction name. */
@@ -32,6 +34,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...RELAY,
   ...DNSBL,
   ...ETRN,
+  ...SERVER_ACCESS,
 };
 
 /** Resolves old names to current ones. */
@@ -284,8 +287,10 @@ export function compilePolicy(
   loaded: LoadedConfig,
   options: { dns: DnsResolver; warn: (text: string) => void },
 ): CompiledPolicy {
+  const dns = dnsReplyFilter(loaded, options.dns, options.warn);
   return new CompiledPolicy(compileLists(loaded, options.warn), {
     delay: loaded.config.smtpd_delay_reject,
     ...options,
+    dns,
   });
 }

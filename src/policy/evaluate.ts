@@ -130,7 +130,11 @@ export class CompiledPolicy implements Policy {
       const list = this.lists[key];
       options.trace?.add({ kind: "stage", stage: key, list: list.map((r) => r.name) });
       env.stage = STAGE_OF[key] === "recipient" && stage === "vrfy" ? "vrfy" : STAGE_OF[key];
-      const d = await evaluateList(list, env);
+      env.deferIfReject = undefined; // Postfix's defer_if_reject lasts one list
+      let d = await evaluateList(list, env);
+      if (d.kind === "reject" && env.deferIfReject) {
+        d = { kind: "defer", reply: env.deferIfReject, by: `defer_if_reject (${d.by})` };
+      }
       if (d.kind === "reject" || d.kind === "defer") return { ...d, by: `${key}: ${d.by}` };
     }
     if (env.deferIfPermit) {

@@ -25,6 +25,8 @@ export interface EvalEnv {
   readonly warn: (text: string) => void;
   /** Set when a lookup failed temporarily: a later permit becomes this reply. */
   deferIfPermit: Reply | undefined;
+  /** Set when a lookup failed temporarily: a later 5xx in the same list becomes this reply. */
+  deferIfReject?: Reply | undefined;
   /** Nesting depth (restriction lists inside table values and classes). */
   depth: number;
 }
