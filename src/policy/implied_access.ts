@@ -41,7 +41,7 @@ export function impliedAccess(spec: string, env: CompileEnv): Restriction {
       const subject = stageSubject(e.stage);
       const keys = KEYS[subject](e.ctx);
       if (keys === undefined) return Promise.resolve({ kind: "dunno" });
-      e.trace?.add({ kind: "note", text: `${spec} is check_${subject}_access ${spec}` });
+      e.trace?.add({ kind: "note", text: `bare table: the implied check_${subject}_access` });
       return checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);
     },
   };
