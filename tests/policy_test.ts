@@ -142,7 +142,7 @@ Deno.test({
       // PTR without a matching A record: unknown client, 450.
       assert.equal(
         await rcptFrom(d.port, "127.0.0.10", "u@example.com", "mail.good.example"),
-        "450 4.7.1 Client host rejected: cannot find your hostname, [127.0.0.10]",
+        "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.10]",
       );
       // Listed: refused with the TXT text.
       assert.equal(
@@ -153,7 +153,7 @@ Deno.test({
       const r12 = await rcptFrom(d.port, "127.0.0.12", "u@example.com");
       assert.match(
         r12,
-        /^450 4\.7\.1 Client host rejected: cannot find your hostname, \[127\.0\.0\.12\]/,
+        /^450 4\.7\.25 Client host rejected: cannot find your hostname, \[127\.0\.0\.12\]/,
       );
       await d.waitForLog("list error answer 127.255.255.254");
       // A real PTR + A pair from dnsmasq, seen through smtpd explain with the same resolver.

@@ -113,6 +113,14 @@ export const PARAMS = {
   allow_untrusted_routing: bool(false, "Allow %, !, extra @ and source routes from strangers"),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
   local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),
+  permit_mx_backup_networks: list(
+    [],
+    "permit_mx_backup only for domains whose primary MX hosts are all in these networks (empty: any)",
+  ),
+  smtpd_dns_reply_filter: list(
+    [],
+    'Tables of DNS records ("name. 0 IN TYPE data") to drop from answers (value IGNORE)',
+  ),
   access_map_reject_code: int(554, "Reply code for an access table REJECT", 400),
   invalid_hostname_reject_code: int(501, "Reply code for reject_invalid_*hostname", 400),
   maps_rbl_reject_code: int(554, "Reply code for a DNS blocklist hit", 400),

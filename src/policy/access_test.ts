@@ -164,7 +164,8 @@ const ACTIONS: [value: string, expected: string][] = [
   ["DEFER", "defer 450 4.7.1 <u@example.org>: Sender address rejected: Access denied"],
   ["DEFER later", "defer 450 4.7.1 <u@example.org>: Sender address rejected: later"],
   ["554 match bad", "reject 554 5.7.1 <u@example.org>: Sender address rejected: match bad"],
-  ["550 5.1.1 no such", "reject 550 5.1.1 <u@example.org>: Sender address rejected: no such"],
+  // Postfix's smtpd_dsn_fix: a recipient status (X.1.1) becomes the sender one (X.1.7).
+  ["550 5.1.1 no such", "reject 550 5.1.7 <u@example.org>: Sender address rejected: no such"],
   ["450 try later", "defer 450 4.7.1 <u@example.org>: Sender address rejected: try later"],
   // Postfix: an all-numeric value is OK, even "550"; 4NN/5NN need text.
   ["550", "permit"],

@@ -14,7 +14,7 @@
 
 import { parseIp } from "./cidr.ts";
 import type { ClientNameStatus } from "./context.ts";
-import { isValidHostname } from "./hostname.ts";
+import { isValidHostname } from "../protocol/hostname.ts";
 import { type DnsResolver, reverseName } from "./resolver.ts";
 
 /** The outcome of the client name lookups. */
@@ -46,7 +46,7 @@ export async function lookupClientName(
   const q = reverseName(address);
   if (!q) return unknown("notFound");
   const ptr = await dns.query(q, "PTR");
-  if (ptr.kind !== "ok") return unknown(ptr.kind);
+  if (ptr.kind !== "ok") return unknown(ptr.kind === "tempfail" ? "tempfail" : "notFound");
   const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
   if (!isValidHostname(rev)) {
     // The logger replaces what is unsafe; a long name is cut, as Postfix does.

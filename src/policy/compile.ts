@@ -21,7 +21,10 @@ import { DNSBL } from "./restrictions/dnsbl.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
+import { dnsReplyFilter } from "./dns_filter.ts";
+import { impliedAccess } from "./implied_access.ts";
 import { RELAY } from "./restrictions/relay.ts";
+import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
 /** Every restriction name. */
@@ -33,6 +36,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...RELAY,
   ...DNSBL,
   ...ETRN,
+  ...SERVER_ACCESS,
 };
 
 /** Resolves old names to current ones. */
@@ -181,7 +185,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       } else if (declared.has(word)) {
         r = classRestriction(word, key);
       } else if (isTableSpec(word)) {
-        env.fail(`table "${word}" must follow a check_*_access restriction`);
+        r = impliedAccess(word, env); // Postfix's implied check_<stage>_access
       } else {
         env.fail(`unknown restriction "${word}"${suggest(word)}`);
       }
@@ -306,8 +310,10 @@ export function compilePolicy(
   loaded: LoadedConfig,
   options: { dns: DnsResolver; warn: (text: string) => void },
 ): CompiledPolicy {
+  const dns = dnsReplyFilter(loaded, options.dns, options.warn);
   return new CompiledPolicy(compileLists(loaded, options.warn), {
     delay: loaded.config.smtpd_delay_reject,
     ...options,
+    dns,
   });
 }

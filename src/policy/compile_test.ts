@@ -73,9 +73,9 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     'test.toml:1: smtpd_client_restrictions: reject_rbl_client: bad reply filter "127.0.0.[x]"',
   ],
   [
-    "a table that follows no check_*_access restriction",
-    'smtpd_client_restrictions = ["inline:{ x=OK }"]',
-    'test.toml:1: smtpd_client_restrictions: table "inline:{ x=OK }" must follow a check_*_access restriction',
+    "a bad value in a bare table (Postfix's implied check_<stage>_access)",
+    'smtpd_client_restrictions = ["inline:{ x=HOLD }"]',
+    'test.toml:1: smtpd_client_restrictions: inline:{ x=HOLD }: unsupported access action "HOLD"',
   ],
   [
     "an unsupported table type",

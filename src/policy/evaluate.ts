@@ -4,7 +4,8 @@
  * at RCPT (and VRFY, ETRN) time, as in Postfix; otherwise each list runs
  * at its own command. A "permit" ends only its own list. A temporary
  * lookup failure never becomes a permit: if nothing rejects, the stage
- * answers with the deferred reply (Postfix's defer_if_permit).
+ * answers with the deferred reply (Postfix's defer_if_permit). RCPT TO and
+ * VRFY of an unqualified "postmaster" are accepted before any list runs.
  *
  * @module
  */
@@ -75,6 +76,11 @@ export function listsFor(stage: PolicyStage, delay: boolean): ListParam[] {
   }
 }
 
+function isBarePostmaster(ctx: PolicyContext): boolean {
+  const r = ctx.recipient;
+  return r !== undefined && r.domain === "" && r.local.toLowerCase() === "postmaster";
+}
+
 /** Evaluates compiled lists. */
 export class CompiledPolicy implements Policy {
   readonly lists: CompiledLists;
@@ -114,11 +120,21 @@ export class CompiledPolicy implements Policy {
       deferIfPermit: undefined,
       depth: 0,
     };
+    // RFC 5321 §4.5.1: "postmaster" without a domain is accepted before any
+    // restriction (Postfix's smtpd_check_rcpt does the same, for RCPT and VRFY).
+    if ((stage === "recipient" || stage === "vrfy") && isBarePostmaster(ctx)) {
+      options.trace?.add({ kind: "note", text: "postmaster is accepted before any restriction" });
+      return { kind: "permit", by: "unqualified postmaster" };
+    }
     for (const key of listsFor(stage, this.#delay)) {
       const list = this.lists[key];
       options.trace?.add({ kind: "stage", stage: key, list: list.map((r) => r.name) });
       env.stage = STAGE_OF[key] === "recipient" && stage === "vrfy" ? "vrfy" : STAGE_OF[key];
-      const d = await evaluateList(list, env);
+      env.deferIfReject = undefined; // Postfix's defer_if_reject lasts one list
+      let d = await evaluateList(list, env);
+      if (d.kind === "reject" && env.deferIfReject) {
+        d = { kind: "defer", reply: env.deferIfReject, by: `defer_if_reject (${d.by})` };
+      }
       if (d.kind === "reject" || d.kind === "defer") return { ...d, by: `${key}: ${d.by}` };
     }
     if (env.deferIfPermit) {

@@ -1,6 +1,6 @@
 /**
- * Host name checks shared by restrictions: syntax (Postfix's
- * valid_hostname), fully-qualified names, address literals, our own
+ * Host name checks shared by restrictions (the syntax itself is
+ * protocol/hostname.ts): fully-qualified names, address literals, our own
  * destinations (mydestination, relay_domains, our addresses) and
  * sender-specified routing.
  *
@@ -8,7 +8,11 @@
  */
 
 import type { Address } from "../protocol/address.ts";
+import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIp } from "./cidr.ts";
+
+// Kept for callers outside policy/ (session/commands/etrn.ts).
+export { isValidHostname };
 
 /**
  * Whether text is an address literal "[1.2.3.4]" or "[IPv6:...]".
@@ -17,24 +21,6 @@ import { parseIp } from "./cidr.ts";
  */
 export function isAddressLiteral(name: string): boolean {
   return name.startsWith("[") && name.endsWith("]") && parseIp(name) !== undefined;
-}
-
-/**
- * Postfix's valid_hostname: letters, digits, "-" and "_" in labels of at
- * most 63 characters, no empty label, at most 255 characters, and not
- * all-numeric (a bare IP address is not a host name).
- * @param name the candidate (a trailing dot is allowed)
- * @returns true when valid
- */
-export function isValidHostname(name: string): boolean {
-  const n = name.replace(/\.$/, "");
-  if (n.length === 0 || n.length > 255) return false;
-  const labels = n.split(".");
-  for (const l of labels) {
-    if (l.length === 0 || l.length > 63) return false;
-    if (!/^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$/.test(l)) return false;
-  }
-  return !/^[0-9.]+$/.test(n);
 }
 
 /**

@@ -10,13 +10,15 @@
 import { parseIpAddress } from "../protocol/ip.ts";
 
 /** Record types the checks query. */
-export type DnsType = "A" | "AAAA" | "MX" | "PTR" | "TXT";
+export type DnsType = "A" | "AAAA" | "MX" | "NS" | "PTR" | "TXT";
 
 /** The outcome of one query. */
 export type DnsAnswer =
   | { kind: "ok"; records: string[] }
   | { kind: "notFound" }
-  | { kind: "tempfail"; reason: string };
+  | { kind: "tempfail"; reason: string }
+  /** smtpd_dns_reply_filter dropped every record of an answer (Postfix's DNS_POLICY). */
+  | { kind: "filtered" };
 
 /** Looks names up. */
 export interface DnsResolver {
@@ -59,6 +61,7 @@ export function denoResolver(options: { server: string; timeoutMs: number }): Dn
         switch (type) {
           case "A":
           case "AAAA":
+          case "NS":
           case "PTR":
             records = await Deno.resolveDns(name, type, opts);
             break;

@@ -26,6 +26,8 @@ export interface EvalEnv {
   readonly warn: (text: string) => void;
   /** Set when a lookup failed temporarily: a later permit becomes this reply. */
   deferIfPermit: Reply | undefined;
+  /** Set when a lookup failed temporarily: a later 5xx in the same list becomes this reply. */
+  deferIfReject?: Reply | undefined;
   /** Nesting depth (restriction lists inside table values and classes). */
   depth: number;
 }
@@ -80,7 +82,8 @@ export function subjectName(subject: Subject, ctx: PolicyContext): string {
 
 /**
  * Builds "<name>: Subject rejected: text" with a configured code. An
- * enhanced code at the start of the text ("5.7.1 ...") is used and removed.
+ * enhanced code at the start of the text ("5.7.1 ...") is used and removed,
+ * fitted to the subject ({@linkcode fitDetail}).
  * @param code the reply code (from a *_reject_code parameter)
  * @param detail the default enhanced subject.detail
  * @param subject what is refused
@@ -96,13 +99,55 @@ export function refusal(
   text: string,
 ): Reply {
   const m = /^[245]\.(\d{1,3}\.\d{1,3})\s+(.*)$/s.exec(text);
-  const d = (m ? m[1] : detail) as `${number}.${number}`;
+  const d = (m ? fitDetail(m[1] as string, subject) : detail) as `${number}.${number}`;
   const t = m ? (m[2] as string) : text;
   return reply(
     code as ReplyCode,
     d,
     `<${subjectName(subject, ctx)}>: ${SUBJECT_TEXT[subject]} rejected: ${t}`,
   );
+}
+
+// Postfix's smtpd_dsn_fix table: the last digit of an X.1.x address
+// status, as a sender status and as a recipient status.
+const SENDER_DSN: Record<string, string> = {
+  "1": "1.7",
+  "2": "1.8",
+  "3": "1.7",
+  "4": "1.7",
+  "5": "1.0",
+  "6": "1.7",
+  "7": "1.7",
+  "8": "1.8",
+};
+const RECIPIENT_DSN: Record<string, string> = {
+  "1": "1.1",
+  "2": "1.2",
+  "3": "1.3",
+  "4": "1.4",
+  "5": "1.5",
+  "6": "1.6",
+  "7": "1.3",
+  "8": "1.2",
+};
+
+/**
+ * Fits an address status written in a table to what is refused, as
+ * Postfix's smtpd_dsn_fix does: X.1.x becomes the matching sender status
+ * for a sender (X.1.1 → X.1.7), the matching recipient status for a
+ * recipient (X.1.8 → X.1.2), and X.0.0 for anything else (client, HELO,
+ * ETRN); other statuses are kept.
+ * @param detail subject.detail as written, e.g. "1.1"
+ * @param subject what is refused
+ * @returns the fitted subject.detail
+ */
+export function fitDetail(detail: string, subject: Subject): string {
+  const m = /^1\.(\d{1,3})$/.exec(detail);
+  if (!m) return detail;
+  const last = m[1] as string;
+  if (subject === "sender") return SENDER_DSN[last] ?? "1.0";
+  if (subject === "recipient") return RECIPIENT_DSN[last] ?? "1.0";
+  return "0.0";
 }
 
 /**
@@ -158,6 +203,8 @@ export async function tracedDns(env: EvalEnv, name: string, type: DnsType): Prom
       ? a.records.join(", ")
       : a.kind === "tempfail"
       ? `temporary failure (${a.reason})`
+      : a.kind === "filtered"
+      ? "every record dropped by smtpd_dns_reply_filter"
       : "not found",
   });
   return a;

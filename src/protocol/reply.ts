@@ -35,7 +35,8 @@ export type ReplyCode =
   | 552
   | 553
   | 554
-  | 555;
+  | 555
+  | 556;
 
 /** One SMTP reply: code, enhanced subject.detail, and text (may hold "\n" for multi-line). */
 export interface Reply {

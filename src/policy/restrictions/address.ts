@@ -1,7 +1,9 @@
 /**
  * Sender and recipient restrictions: check_sender_access,
  * check_recipient_access, reject_non_fqdn_sender/recipient,
- * reject_unknown_sender/recipient_domain, reject_unlisted_recipient.
+ * reject_unknown_sender/recipient_domain (a null MX, RFC 7505, is refused
+ * with 550 5.7.27 for a sender and 556 5.1.10 for a recipient, as in
+ * Postfix 3.0+), reject_unlisted_recipient.
  *
  * @module
  */
@@ -11,9 +13,15 @@ import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
-import { refusal, refuse, type Subject, tracedLookup } from "../restriction.ts";
+import {
+  type EvalEnv,
+  refusal,
+  refuse,
+  type Subject,
+  tracedDns,
+  tracedLookup,
+} from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
-import { domainExists } from "./helo.ts";
 import { destinationsOf } from "./relay.ts";
 
 function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address | undefined {
@@ -52,6 +60,36 @@ function nonFqdn(subject: "sender" | "recipient"): Factory {
   };
 }
 
+/**
+ * Whether an MX answer is a null MX (RFC 7505): a record whose host is ".".
+ * @param records MX records as "preference host"
+ * @returns true for a null MX
+ */
+export function isNullMx(records: readonly string[]): boolean {
+  return records.some((r) => (r.split(" ")[1] ?? "").replace(/\.$/, "") === "");
+}
+
+/**
+ * Postfix's reject_unknown_mailhost lookup: MX first (a null MX ends it), then A and AAAA.
+ * @param e the evaluation
+ * @param domain the domain
+ * @returns the outcome
+ */
+async function mailhost(
+  e: EvalEnv,
+  domain: string,
+): Promise<"ok" | "nullMx" | "notFound" | "tempfail" | "filtered"> {
+  let temp = false;
+  let filtered = false;
+  for (const type of ["MX", "A", "AAAA"] as const) {
+    const a = await tracedDns(e, domain, type);
+    if (a.kind === "ok") return type === "MX" && isNullMx(a.records) ? "nullMx" : "ok";
+    if (a.kind === "tempfail") temp = true;
+    if (a.kind === "filtered") filtered = true;
+  }
+  return temp ? "tempfail" : filtered ? "filtered" : "notFound";
+}
+
 function unknownDomain(subject: "sender" | "recipient"): Factory {
   const detail = subject === "sender" ? "1.8" : "1.2";
   return {
@@ -63,11 +101,31 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
         run: async (e): Promise<Decision> => {
           const a = addressOf(subject, e.ctx);
           // Our own domains are not looked up (Postfix skips local destinations).
-          if (!a || !a.domain || isAddressLiteral(a.domain) || isLocalDomain(a.domain, ours)) {
+          if (
+            !a || !a.domain || isAddressLiteral(a.domain) || isLocalDomain(a.domain, ours)
+          ) {
             return { kind: "dunno" };
           }
-          const found = await domainExists(e, a.domain);
+          const domain = normalizeDomain(a.domain);
+          const found = await mailhost(e, domain);
           if (found === "ok") return { kind: "dunno" };
+          if (found === "filtered") {
+            e.warn(`${domain}: MX or address lookup error: DNS reply filter drops all results`);
+            return { kind: "dunno" };
+          }
+          if (found === "nullMx") {
+            // RFC 7505 §4.2/4.3, as Postfix 3.0+ answers.
+            return refuse(
+              refusal(
+                subject === "sender" ? 550 : 556,
+                subject === "sender" ? "7.27" : "1.10",
+                subject,
+                e.ctx,
+                `Domain ${domain} does not accept mail (nullMX)`,
+              ),
+              name,
+            );
+          }
           const code = found === "tempfail" ? 450 : env.config.unknown_address_reject_code;
           const r = refusal(
             code,
@@ -93,7 +151,11 @@ export const ADDRESS: Record<string, Factory> = {
   "check_recipient_access": accessCheck("recipient"),
   "reject_non_fqdn_sender": nonFqdn("sender"),
   "reject_non_fqdn_recipient": nonFqdn("recipient"),
-  "reject_unknown_sender_domain": unknownDomain("sender"),
+  // reject_unknown_address: the name smtpd(8)'s unknown_address_reject_code speaks of.
+  "reject_unknown_sender_domain": {
+    ...unknownDomain("sender"),
+    aliases: ["reject_unknown_address"],
+  },
   "reject_unknown_recipient_domain": unknownDomain("recipient"),
   "reject_unlisted_recipient": {
     make: (name, _arg, env) => {

@@ -1,6 +1,8 @@
 /**
  * Client restrictions: permit_mynetworks, check_client_access,
  * reject_unknown_client_hostname, reject_unknown_reverse_client_hostname.
+ * A temporary failure of the name lookups answers 450 at once, as in
+ * Postfix: these two never wait for a later restriction (defer_if_permit).
  *
  * @module
  */
@@ -9,7 +11,6 @@ import { accessFactory, addressKeys, hostKeys } from "../access.ts";
 import { inNetwork, parseIp } from "../cidr.ts";
 import type { Factory } from "../restriction.ts";
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
-import { parseIpv4 } from "../../protocol/ip.ts";
 import { refuse } from "../restriction.ts";
 
 /** The client restrictions. */
@@ -42,13 +43,10 @@ export const CLIENT: Record<string, Factory> = {
         // Postfix's text has no "<name>:" prefix here; log parsers expect it so.
         const r = reply(
           (c.nameStatus === "tempfail" ? 450 : env.config.unknown_client_reject_code) as ReplyCode,
-          "7.1",
+          "7.25", // RFC 7372, as Postfix says
           `Client host rejected: cannot find your hostname, [${c.clientAddress}]`,
         );
-        if (c.nameStatus === "tempfail") {
-          e.deferIfPermit ??= r;
-          return Promise.resolve({ kind: "dunno" });
-        }
+        // A temporary failure answers 450 at once, as in Postfix (no defer_if_permit).
         return Promise.resolve(refuse(r, name));
       },
     }),
@@ -67,24 +65,8 @@ export const CLIENT: Record<string, Factory> = {
           "7.1",
           `Client host rejected: cannot find your reverse hostname, [${c.clientAddress}]`,
         );
-        if (c.reverseStatus === "tempfail") {
-          e.deferIfPermit ??= r;
-          return Promise.resolve({ kind: "dunno" });
-        }
         return Promise.resolve(refuse(r, name));
       },
-    }),
-  },
-  "permit_naked_ip_address": {
-    replacedBy: "permit_mynetworks (or an access table)",
-    make: (name) => ({
-      name,
-      run: (e) =>
-        Promise.resolve(
-          e.ctx.helo && parseIpv4(e.ctx.helo) !== undefined
-            ? { kind: "permit", by: name }
-            : { kind: "dunno" },
-        ),
     }),
   },
 };

@@ -1,6 +1,7 @@
 /**
- * DNS blocklists: `reject_rbl_client zone[=filter]` and the old
- * `reject_maps_rbl` (every zone of maps_rbl_domains). The client address
+ * DNS blocklists: `reject_rbl_client zone[=filter]`, the old
+ * `reject_maps_rbl` (every zone of maps_rbl_domains), and the allowlist
+ * `permit_rhswl_client zone[=filter]` (the client's name under the zone). The client address
  * is reversed under the zone and looked up (A); the TXT record gives the
  * reply text. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
  * outside 127.255.255.0/24 means "listed"; 127.255.255.x and answers
@@ -16,6 +17,8 @@ import type { Decision } from "../decision.ts";
 import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";
 import type { Config } from "../../config/mod.ts";
+import { isValidHostname } from "../../protocol/hostname.ts";
+import { destinationsOf, isAuthDestination } from "./relay.ts";
 
 /**
  * Compiles a filter such as "127.0.0.[2..11]" or "127.0.[0;1].2".
@@ -117,8 +120,60 @@ function rblRestriction(
   };
 }
 
+/**
+ * permit_rhswl_client zone[=filter]: the client's (verified) name under the
+ * zone has an A record that counts as listed → permit. As in Postfix it
+ * never permits at RCPT for a recipient we would not accept from anyone,
+ * and a temporary failure turns a later 5xx of the list into 450.
+ */
+function rhswlRestriction(name: string, zone: string, filter: string | undefined): Restriction {
+  const match = filter === undefined ? undefined : compileFilter(filter);
+  return {
+    name,
+    run: async (e: EvalEnv): Promise<Decision> => {
+      const host = e.ctx.clientName.toLowerCase().replace(/\.$/, "");
+      const last = host.slice(host.lastIndexOf(".") + 1);
+      if (host === "unknown" || /^\d*$/.test(last) || !isValidHostname(host)) {
+        return { kind: "dunno" };
+      }
+      const a = await tracedDns(e, `${host}.${zone}`, "A");
+      if (a.kind === "tempfail") {
+        e.deferIfReject ??= reply(
+          450,
+          "7.1",
+          `<${host}>: Client host rejected: Service unavailable`,
+        );
+        return { kind: "dunno" };
+      }
+      if (a.kind !== "ok") return { kind: "dunno" };
+      const listed = a.records.some((ip) => match ? match(ip) : classifyAnswer(ip) === "listed");
+      return listed ? { kind: "permit", by: name } : { kind: "dunno" };
+    },
+  };
+}
+
 /** The blocklist restrictions. */
 export const DNSBL: Record<string, Factory> = {
+  "permit_rhswl_client": {
+    arg: "zone",
+    make: (name, arg, env) => {
+      const [zone = "", filter] = (arg as string).split("=");
+      if (!/^[A-Za-z0-9_.-]+$/.test(zone)) env.fail(`permit_rhswl_client: bad zone "${arg}"`);
+      if (filter !== undefined && !compileFilter(filter)) {
+        env.fail(`permit_rhswl_client: bad reply filter "${filter}"`);
+      }
+      const inner = rhswlRestriction(name, zone, filter);
+      const d = destinationsOf(env.config);
+      return {
+        name,
+        run: (e) =>
+          // Safety, as in Postfix: no allowlisting of relaying at RCPT.
+          e.ctx.recipient && !isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
+            ? Promise.resolve({ kind: "dunno" })
+            : inner.run(e),
+      };
+    },
+  },
   "reject_rbl_client": {
     arg: "zone",
     make: (name, arg, env) => {

@@ -1,7 +1,8 @@
 /**
  * permit, reject, defer, dunno (warn_if_reject wraps the next restriction
  * in compile.ts). The generic refusals name the subject of the list they
- * are in: "<x@y>: Recipient address rejected: Access denied".
+ * are in: "<x@y>: Recipient address rejected: Access denied". defer says
+ * 4.3.2 (system not accepting messages), as Postfix does.
  *
  * @module
  */
@@ -28,7 +29,7 @@ export const GENERIC: Record<string, Factory> = {
       name,
       run: (e) =>
         Promise.resolve(refuse(
-          refusal(env.config.defer_code, "7.1", stageSubject(e.stage), e.ctx, "Try again later"),
+          refusal(env.config.defer_code, "3.2", stageSubject(e.stage), e.ctx, "Try again later"),
           name,
         )),
     }),

@@ -1,6 +1,7 @@
 /**
  * Relay control: permit_auth_destination, reject_unauth_destination (and
- * the old check_relay_domains), permit_mx_backup, reject_unauth_pipelining.
+ * the old check_relay_domains), permit_mx_backup (with
+ * permit_mx_backup_networks), reject_unauth_pipelining.
  * A destination is ours when the domain is in mydestination, in
  * relay_domains (or below one), or an address literal of ours, and the
  * address carries no sender-specified routing (unless
@@ -11,7 +12,8 @@
 
 import type { Config } from "../../config/mod.ts";
 import { reply } from "../../protocol/reply.ts";
-import { parseIp } from "../cidr.ts";
+import { inNetwork, type Network, parseIp } from "../cidr.ts";
+import { compileNetworks } from "../relay.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import {
@@ -22,7 +24,7 @@ import {
   normalizeDomain,
 } from "../hostname.ts";
 import type { PolicyContext } from "../context.ts";
-import { refusal, refuse, tracedDns } from "../restriction.ts";
+import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
 
 /**
  * Compiles our destinations from the configuration.
@@ -72,6 +74,41 @@ function relayDenied(config: Config, ctx: PolicyContext, by: string): Decision {
   );
 }
 
+/**
+ * permit_mx_backup_networks: with networks given, every address of every
+ * primary MX host must be inside them (a failed lookup: no, and a later
+ * 5xx of the list becomes 450 4.4.4, as in Postfix).
+ */
+async function primariesAllowed(
+  e: EvalEnv,
+  primaries: readonly string[],
+  nets: readonly Network[],
+): Promise<boolean> {
+  if (nets.length === 0) return true;
+  for (const host of primaries) {
+    const ips: string[] = [];
+    for (const type of ["A", "AAAA"] as const) {
+      const a = await tracedDns(e, host, type);
+      if (a.kind === "ok") ips.push(...a.records);
+    }
+    if (ips.length === 0) {
+      e.deferIfReject ??= refusal(
+        450,
+        "4.4",
+        "recipient",
+        e.ctx,
+        `Unable to look up host ${host} as mail exchanger`,
+      );
+      return false;
+    }
+    for (const ip of ips) {
+      const v = parseIp(ip);
+      if (v === undefined || !nets.some((n) => inNetwork(n, v))) return false;
+    }
+  }
+  return true;
+}
+
 /** The relay restrictions. */
 export const RELAY: Record<string, Factory> = {
   "permit_auth_destination": {
@@ -116,7 +153,17 @@ export const RELAY: Record<string, Factory> = {
           if (isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)) {
             return Promise.resolve({ kind: "permit", by: name });
           }
-          return Promise.resolve(relayDenied(env.config, e.ctx, name));
+          // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
+          return Promise.resolve(refuse(
+            refusal(
+              env.config.relay_domains_reject_code,
+              "7.1",
+              "recipient",
+              e.ctx,
+              "Relay access denied",
+            ),
+            name,
+          ));
         },
       };
     },
@@ -125,6 +172,10 @@ export const RELAY: Record<string, Factory> = {
     make: (name, _arg, env) => {
       const d = destinationsOf(env.config);
       const me = normalizeDomain(env.config.myhostname);
+      const backupNets = compileNetworks(
+        env.config.permit_mx_backup_networks,
+        "permit_mx_backup_networks",
+      );
       return {
         name,
         run: async (e): Promise<Decision> => {
@@ -157,7 +208,11 @@ export const RELAY: Record<string, Factory> = {
           for (const h of hosts) {
             if (await ours(h.host)) {
               // Postfix: never when we are the primary MX (that needs mydestination or relay_domains).
-              return h.pref === best ? { kind: "dunno" } : { kind: "permit", by: name };
+              if (h.pref === best) return { kind: "dunno" };
+              const primaries = hosts.filter((p) => p.pref === best).map((p) => p.host);
+              return (await primariesAllowed(e, primaries, backupNets))
+                ? { kind: "permit", by: name }
+                : { kind: "dunno" };
             }
           }
           return { kind: "dunno" };

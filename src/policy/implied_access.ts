@@ -1,0 +1,48 @@
+/**
+ * A bare `type:table` in a restriction list: Postfix's implied
+ * check_<stage>_access (smtpd(8) of 1999 documents `maptype:mapname` in the
+ * lists). The table is looked up with the keys of the list it runs in: the
+ * client in smtpd_client_restrictions, the HELO name in
+ * smtpd_helo_restrictions, and so on; in a restriction class, those of the
+ * list that called the class, as in Postfix.
+ *
+ * @module
+ */
+
+import { addressKeys, checkAccess, compileActions, emailKeys, hostKeys } from "./access.ts";
+import type { PolicyContext } from "./context.ts";
+import { normalizeDomain } from "./hostname.ts";
+import { type CompileEnv, type Restriction, stageSubject, type Subject } from "./restriction.ts";
+
+const KEYS: Record<Subject, (c: PolicyContext) => readonly string[] | undefined> = {
+  client: (c) => [
+    ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
+    ...addressKeys(c.clientAddress),
+  ],
+  helo: (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
+  sender: (c) => c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain)),
+  recipient: (c) =>
+    c.recipient && emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain)),
+  etrn: (c) => c.etrnDomain === undefined ? undefined : hostKeys(c.etrnDomain),
+};
+
+/**
+ * Compiles a bare table as the access check of the list it runs in.
+ * @param spec the `type:name` table
+ * @param env the compile environment
+ * @returns the restriction
+ */
+export function impliedAccess(spec: string, env: CompileEnv): Restriction {
+  const table = env.table(spec);
+  const actions = compileActions(table, env);
+  return {
+    name: spec,
+    run: (e) => {
+      const subject = stageSubject(e.stage);
+      const keys = KEYS[subject](e.ctx);
+      if (keys === undefined) return Promise.resolve({ kind: "dunno" });
+      e.trace?.add({ kind: "note", text: `bare table: the implied check_${subject}_access` });
+      return checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);
+    },
+  };
+}
