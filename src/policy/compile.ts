@@ -19,6 +19,7 @@ import { DNSBL } from "./restrictions/dnsbl.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
+import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
@@ -31,6 +32,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...RELAY,
   ...DNSBL,
   ...ETRN,
+  ...POLICY_SERVICE,
 };
 
 /** Resolves old names to current ones. */
@@ -146,11 +148,8 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (factory.arg) {
           arg = items[i + 1];
           if (arg === undefined || (factory.arg === "table" && !isTableSpec(arg))) {
-            env.fail(
-              `restriction "${word}" needs a ${
-                factory.arg === "table" ? "type:table" : "zone"
-              } argument`,
-            );
+            const what = { table: "type:table", zone: "zone", service: "policy service" };
+            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
           }
           i++;
         }

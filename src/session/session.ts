@@ -68,6 +68,10 @@ export interface SessionDeps {
   readonly memory: MemoryBudget;
 }
 
+/** Sessions of this thread so far, and a random prefix that tells threads apart. */
+let sessionSerial = 0;
+const INSTANCE_PREFIX = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
+
 /** The notify_classes a session can hit. */
 export type NoticeClass = "policy" | "protocol" | "resource" | "software";
 
@@ -136,6 +140,8 @@ export class Session {
   /** Bytes the transaction's recipient list holds, as reserved in envelopeMemory. */
   envelopeBytes = 0;
   #closed = false;
+  /** Postfix's policy "instance": this session, then the MAIL count. */
+  readonly #instance = `${INSTANCE_PREFIX}.${(++sessionSerial).toString(16)}`;
   #pendingFirst: Promise<void> | undefined;
 
   /**
@@ -208,6 +214,12 @@ export class Session {
       etrnDomain: extra.etrnDomain,
       unauthPipelining: this.unauthPipelining,
       command: this.lastVerb,
+      protocolName: this.protocol,
+      clientPort: this.clientPort,
+      size: this.tx?.declaredSize,
+      instance: `${this.#instance}.${(this.counts.get("MAIL") ?? 0).toString(16)}`,
+      stress: this.deps.stressed(),
+      tls: this.transport.tls,
     };
   }
 
