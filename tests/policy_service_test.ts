@@ -57,6 +57,7 @@ Deno.test({
     const d = await startDaemon(restrictions(`inet:127.0.0.1:${pg.port}`), { dir });
     try {
       const first = await swaks(d.port, "a@sender.example");
+      // deno-lint-ignore no-console
       console.log(`first attempt:  ${first.rcpt}`);
       assert.match(
         first.rcpt,
@@ -65,6 +66,7 @@ Deno.test({
       assert.equal((await queueFiles(d.queueDir)).length, 0);
       await new Promise((r) => setTimeout(r, 3000));
       const second = await swaks(d.port, "a@sender.example");
+      // deno-lint-ignore no-console
       console.log(`after ${2}s delay: ${second.rcpt}`);
       assert.match(second.out, /<[~-] +250 2\.1\.5 Ok/);
       assert.match(second.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
@@ -124,12 +126,14 @@ Deno.test({
     });
     try {
       const forged = await swaks(d.port, "someone@forged.example");
+      // deno-lint-ignore no-console
       console.log(`forged sender:    ${forged.rcpt}`);
       assert.match(
         forged.rcpt,
         /550 5\.7\.23 <b@example\.com>: Recipient address rejected: Message rejected due to: SPF fail/,
       );
       const good = await swaks(d.port, "someone@permitted.example");
+      // deno-lint-ignore no-console
       console.log(`permitted sender: ${good.rcpt}`);
       assert.match(good.out, /<[~-] +250 2\.1\.5 Ok/);
       assert.match(good.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
@@ -358,6 +362,7 @@ Deno.test({
           "b@example.com",
         ]),
       );
+      // deno-lint-ignore no-console
       console.log(r.stdout);
       assert.match(r.stdout, /try check_policy_service inet:127\.0\.0\.1:\d+/);
       assert.match(r.stdout, /note: policy request to inet:127\.0\.0\.1:\d+: protocol_state=RCPT/);

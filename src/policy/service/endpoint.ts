@@ -71,14 +71,14 @@ const STRINGS = ["default_action", "policy_context"] as const;
  */
 export function parseServiceSpec(arg: string, config: Config): ServiceSettings {
   const values = {
-    timeout: config.smtpd_policy_service_timeout,
-    max_idle: config.smtpd_policy_service_max_idle,
-    max_ttl: config.smtpd_policy_service_max_ttl,
-    retry_delay: config.smtpd_policy_service_retry_delay,
-    request_limit: config.smtpd_policy_service_request_limit,
-    try_limit: config.smtpd_policy_service_try_limit,
-    default_action: config.smtpd_policy_service_default_action,
-    policy_context: config.smtpd_policy_service_policy_context,
+    "timeout": config.smtpd_policy_service_timeout,
+    "max_idle": config.smtpd_policy_service_max_idle,
+    "max_ttl": config.smtpd_policy_service_max_ttl,
+    "retry_delay": config.smtpd_policy_service_retry_delay,
+    "request_limit": config.smtpd_policy_service_request_limit,
+    "try_limit": config.smtpd_policy_service_try_limit,
+    "default_action": config.smtpd_policy_service_default_action,
+    "policy_context": config.smtpd_policy_service_policy_context,
   };
   let name = arg.trim();
   const braced = /^\{(.*)\}$/s.exec(name);
