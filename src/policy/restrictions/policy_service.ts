@@ -126,6 +126,14 @@ export function serverAction(value: string, config: Config): Action | string {
   }
 }
 
+function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
+  try {
+    return parseServiceSpec(arg, env.config);
+  } catch (err) {
+    return env.fail((err as Error).message);
+  }
+}
+
 const SERVER_ERROR = reply(451, "3.5", "Server configuration error");
 
 /** check_policy_service. */
@@ -133,13 +141,7 @@ export const POLICY_SERVICE: Record<string, Factory> = {
   "check_policy_service": {
     arg: "service",
     make: (name, arg, env) => {
-      let parsed: ServiceSettings | undefined;
-      try {
-        parsed = parseServiceSpec(arg as string, env.config);
-      } catch (err) {
-        env.fail((err as Error).message);
-      }
-      const settings = parsed;
+      const settings = serviceSettings(arg as string, env);
       const defaultAction = compileAction(
         settings.defaultAction,
         env,
