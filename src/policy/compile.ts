@@ -88,7 +88,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       let t = tables.get(spec);
       if (!t) {
         try {
-          t = openTable(spec);
+          t = openTable(spec, { queueDirectory: config.queue_directory });
         } catch (err) {
           if (err instanceof TableOpenError) this.fail(err.message);
           throw err;

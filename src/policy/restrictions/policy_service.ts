@@ -17,7 +17,7 @@ import type { Config } from "../../config/mod.ts";
 import { reply } from "../../protocol/reply.ts";
 import { addressText } from "../../protocol/address.ts";
 import { VERSION } from "../../version.ts";
-import { type Action, compileAction } from "../access.ts";
+import { compileAction, runtimeAction } from "../access.ts";
 import type { PolicyContext, PolicyStage } from "../context.ts";
 import type { CompileEnv, EvalEnv, Factory } from "../restriction.ts";
 import { refuse, stageSubject } from "../restriction.ts";
@@ -90,42 +90,6 @@ export function requestAttributes(
   ];
 }
 
-class ActionError extends Error {}
-
-/**
- * Compiles an action a policy server returned (at run time: the value is
- * not known before). Restriction names are refused.
- * @param value the action text
- * @param config the configuration (reply codes)
- * @returns the action, or why it cannot be applied
- */
-export function serverAction(value: string, config: Config): Action | string {
-  const word = (value.trim().split(/\s+/)[0] ?? "").toUpperCase();
-  if (word === "PREPEND" || word === "DEFER_IF_REJECT") {
-    return () => Promise.resolve({ kind: "dunno" });
-  }
-  const env: CompileEnv = {
-    config,
-    fail: (message) => {
-      throw new ActionError(message);
-    },
-    warn: () => {},
-    table: () => {
-      throw new ActionError("tables are not allowed in a policy reply");
-    },
-    compileList: () => {
-      throw new ActionError("restriction lists are not allowed in a policy reply");
-    },
-    evaluateList: () => Promise.resolve({ kind: "dunno" }),
-  };
-  try {
-    return compileAction(value, env, "policy reply");
-  } catch (err) {
-    if (err instanceof ActionError) return `unsupported action "${value}"`;
-    throw err;
-  }
-}
-
 function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
   try {
     return parseServiceSpec(arg, env.config);
@@ -185,7 +149,7 @@ export const POLICY_SERVICE: Record<string, Factory> = {
             return await defaultAction(e, subject, by);
           }
           e.trace?.add({ kind: "note", text: `policy reply: action=${answer.action}` });
-          const action = serverAction(answer.action, env.config);
+          const action = runtimeAction(answer.action, env.config);
           if (typeof action === "string") {
             e.warn(`policy server ${settings.name}: ${action}`);
             return refuse(SERVER_ERROR, by);

@@ -13,7 +13,13 @@
  * @module
  */
 
-import { type Connector, ExchangeError, PolicyConnection, withDeadline } from "./connection.ts";
+import {
+  type Connector,
+  ExchangeError,
+  type Framing,
+  PolicyConnection,
+  withDeadline,
+} from "./connection.ts";
 import type { ServiceSettings } from "./endpoint.ts";
 import { type Attributes, encodeRequest } from "./protocol.ts";
 
@@ -28,6 +34,8 @@ export interface ClientDeps {
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly warn: (text: string) => void;
+  /** How replies are framed (default: the policy protocol's). */
+  readonly framing?: Framing;
 }
 
 interface IdleEntry {
@@ -62,9 +70,17 @@ export class PolicyClient {
    * @param attrs the request attributes
    * @returns the server's action, or why there is none
    */
-  async request(attrs: Attributes): Promise<PolicyAnswer> {
+  request(attrs: Attributes): Promise<PolicyAnswer> {
+    return this.exchange(encodeRequest(attrs));
+  }
+
+  /**
+   * Sends an encoded request, retrying as configured.
+   * @param bytes the request
+   * @returns the reply, or why there is none
+   */
+  async exchange(bytes: Uint8Array): Promise<PolicyAnswer> {
     const s = this.settings;
-    const bytes = encodeRequest(attrs);
     let reason = "";
     for (let attempt = 1; attempt <= s.tryLimit; attempt++) {
       const deadline = this.#deps.now() + s.timeout * 1000;
@@ -116,7 +132,7 @@ export class PolicyClient {
     try {
       const c = await withDeadline(pending, deadline, "connecting", () => late = true);
       this.opened++;
-      return new PolicyConnection(c, this.#deps.now());
+      return new PolicyConnection(c, this.#deps.now(), this.#deps.framing);
     } catch (err) {
       // A connection that completes after the deadline is closed at once.
       if (late) pending.then((c) => c.close(), () => {});

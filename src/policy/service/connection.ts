@@ -8,7 +8,7 @@
  * @module
  */
 
-import { parseReply, REPLY_LIMIT } from "./protocol.ts";
+import { type ParsedReply, parseReply, REPLY_LIMIT } from "./protocol.ts";
 import type { Endpoint } from "./endpoint.ts";
 
 /** The byte stream to a server (a Deno.Conn). */
@@ -70,6 +70,16 @@ export async function withDeadline<T>(
   }
 }
 
+/** How replies are framed: a parser of the bytes so far, and their bound. */
+export interface Framing {
+  parse(bytes: Uint8Array): ParsedReply & { trailing?: boolean };
+  /** Bytes a reply may have; more is an error. */
+  readonly limit: number;
+}
+
+/** The policy protocol's framing: attributes up to an empty line. */
+export const POLICY_FRAMING: Framing = { parse: parseReply, limit: REPLY_LIMIT };
+
 /** An open connection to a policy server. */
 export class PolicyConnection {
   readonly openedAt: number;
@@ -80,14 +90,17 @@ export class PolicyConnection {
   #busy = false;
   #dead: string | undefined;
   #wake: (() => void) | undefined;
+  #framing: Framing;
 
   /**
    * @param conn the stream
    * @param now the time it was opened (ms)
+   * @param framing how replies end (default: the policy protocol's)
    */
-  constructor(conn: Duplex, now: number) {
+  constructor(conn: Duplex, now: number, framing: Framing = POLICY_FRAMING) {
     this.#conn = conn;
     this.openedAt = now;
+    this.#framing = framing;
     void this.#pump();
   }
 
@@ -109,8 +122,8 @@ export class PolicyConnection {
           this.#kill("the server sent data out of turn");
           return;
         }
-        if (this.#buffer.length + n > REPLY_LIMIT + 4096) {
-          this.#kill(`reply longer than ${REPLY_LIMIT} bytes`);
+        if (this.#buffer.length + n > this.#framing.limit + 4096) {
+          this.#kill(`reply longer than ${this.#framing.limit} bytes`);
           return;
         }
         const next = new Uint8Array(this.#buffer.length + n);
@@ -163,7 +176,7 @@ export class PolicyConnection {
         () => this.#kill("timeout while sending the request"),
       );
       for (;;) {
-        const r = parseReply(this.#buffer);
+        const r = this.#framing.parse(this.#buffer);
         if (r.kind === "action") {
           if (r.trailing) this.#kill("the server sent more than one reply");
           return r.action;
