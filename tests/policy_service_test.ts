@@ -8,7 +8,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, queueFiles, RawClient, run, startDaemon } from "./_harness.ts";
+import {
+  makeWorkDir,
+  queueFiles,
+  RawClient,
+  run,
+  runStdin,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 import { fakePolicyServer, startPostgrey, startSpfPolicy } from "./_policy_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -371,6 +379,34 @@ Deno.test({
         r.stdout,
         /reply: 450 4\.7\.1 <b@example\.com>: Recipient address rejected: Greylisted for test/,
       );
+    } finally {
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: stand-alone mode asks the server and exits after the session (idle connection left open)",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({ action: "DUNNO" });
+    const dir = await makeWorkDir("policy-stdin");
+    const { configFile } = await writeConfig(
+      dir,
+      `mydestination = ["example.com"]\nsmtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${rec.port}", "permit"]`,
+    );
+    try {
+      const t0 = Date.now();
+      const r = await runStdin(
+        configFile,
+        "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n",
+      );
+      assert.match(r.stdout, /250 2\.1\.5 Ok/);
+      assert.equal(r.code, 0);
+      assert.ok(Date.now() - t0 < 15000);
+      assert.equal(rec.requests()[0]?.get("protocol_state"), "RCPT");
+      assert.equal(rec.requests()[0]?.get("client_address"), "127.0.0.1");
     } finally {
       rec.stop();
     }
