@@ -319,6 +319,8 @@ Deno.test({
           recipient: "ok@example.com",
           recipient_count: "0",
           client_address: "127.0.0.1",
+          server_address: "127.0.0.1",
+          server_port: String(d.port),
           client_name: "unknown",
           reverse_client_name: "unknown",
           size: "1234",

@@ -37,6 +37,9 @@ export interface PolicyContext {
   readonly protocolName?: string;
   /** The client's TCP port. */
   readonly clientPort?: string;
+  /** The address and port the client connected to. */
+  readonly serverAddress?: string;
+  readonly serverPort?: string;
   /** SIZE= of MAIL FROM. */
   readonly size?: number;
   /** Names the mail transaction, the same for all its policy requests. */

@@ -201,6 +201,7 @@ export class Session {
   policyContext(
     extra: { sender?: Address; recipient?: Address; etrnDomain?: string } = {},
   ): PolicyContext {
+    const p = this.transport.peer;
     return {
       clientAddress: this.peer.address,
       clientName: this.peer.name,
@@ -216,6 +217,7 @@ export class Session {
       command: this.lastVerb,
       protocolName: this.protocol,
       clientPort: this.clientPort,
+      ...(p.kind === "network" ? { serverAddress: p.serverAddress, serverPort: p.serverPort } : {}),
       size: this.tx?.declaredSize,
       instance: `${this.#instance}.${(this.counts.get("MAIL") ?? 0).toString(16)}`,
       stress: this.deps.stressed(),

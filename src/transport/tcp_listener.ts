@@ -91,6 +91,8 @@ function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): T
     address: remote.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
     port: String(remote.port),
     name: "unknown",
+    serverAddress: conn.localAddr.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
+    serverPort: String(conn.localAddr.port),
   };
   const w = watch(conn, peer.address, live);
   return {

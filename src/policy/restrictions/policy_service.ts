@@ -41,8 +41,7 @@ const STATE: Record<PolicyStage, string> = {
 /**
  * The request attributes Postfix's smtpd sends (smtpd_check.c), from the
  * session's facts. queue_id is empty (our queue ID is made at DATA);
- * sasl_*, ccert_* and server_address/port are empty (no AUTH, no client
- * certificates, the listener's address is not known here).
+ * sasl_*, ccert_* and tls_sni are empty (no AUTH, no client certificates).
  * @param ctx the session facts
  * @param stage the stage, when the context does not name the command
  * @param policyContext the policy_context setting
@@ -62,8 +61,8 @@ export function requestAttributes(
     ["client_name", ctx.clientName],
     ["client_port", ctx.clientPort ?? ""],
     ["reverse_client_name", ctx.reverseName],
-    ["server_address", ""],
-    ["server_port", ""],
+    ["server_address", ctx.serverAddress ?? ""],
+    ["server_port", ctx.serverPort ?? ""],
     ["helo_name", ctx.helo ?? ""],
     ["sender", ctx.sender ? addressText(ctx.sender) : ""],
     ["recipient", ctx.recipient ? addressText(ctx.recipient) : ""],
