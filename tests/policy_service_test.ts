@@ -414,3 +414,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "check_policy_service: a bad endpoint or a socket outside the permissions stops the start with file:line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("policy-config");
+    const { configFile } = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = [\n  "reject_unauth_destination",\n  "check_policy_service", "unix:/run/not-allowed/policy",\n]`,
+    );
+    const { smtpdArgs } = await import("./_harness.ts");
+    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_recipient_restrictions: policy service "unix:\/run\/not-allowed\/policy" is outside the hosts and sockets this program may connect to/,
+    );
+    const bad = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=soon }"]`,
+    );
+    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", bad.configFile]));
+    assert.notEqual(r2.code, 0);
+    assert.match(r2.stderr, /smtpd\.toml:\d+: .*Cannot parse timeout "soon": not a time/);
+    const missing = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service"]`,
+    );
+    const r3 = await run(
+      Deno.execPath(),
+      smtpdArgs(["config", "--check", "-c", missing.configFile]),
+    );
+    assert.match(r3.stderr, /restriction "check_policy_service" needs a policy service argument/);
+  },
+});

@@ -22,7 +22,7 @@ import type { PolicyContext, PolicyStage } from "../context.ts";
 import type { CompileEnv, EvalEnv, Factory } from "../restriction.ts";
 import { refuse, stageSubject } from "../restriction.ts";
 import { PolicyClient } from "../service/client.ts";
-import { socketConnector } from "../service/connection.ts";
+import { mayConnect, socketConnector } from "../service/connection.ts";
 import { parseServiceSpec, type ServiceSettings } from "../service/endpoint.ts";
 import type { Attributes } from "../service/protocol.ts";
 
@@ -90,11 +90,19 @@ export function requestAttributes(
 }
 
 function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
+  let s: ServiceSettings;
   try {
-    return parseServiceSpec(arg, env.config);
+    s = parseServiceSpec(arg, env.config);
   } catch (err) {
     return env.fail((err as Error).message);
   }
+  if (!mayConnect(s.endpoint)) {
+    env.fail(
+      `policy service "${s.name}" is outside the hosts and sockets this program may connect to` +
+        ` (see scripts/permissions.ts; deno task compile --net)`,
+    );
+  }
+  return s;
 }
 
 const SERVER_ERROR = reply(451, "3.5", "Server configuration error");

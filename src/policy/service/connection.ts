@@ -8,6 +8,7 @@
  * @module
  */
 
+import { isAbsolute, join } from "node:path";
 import { type ParsedReply, parseReply, REPLY_LIMIT } from "./protocol.ts";
 import type { Endpoint } from "./endpoint.ts";
 
@@ -32,6 +33,21 @@ export function socketConnector(endpoint: Endpoint): Promise<Duplex> {
   return endpoint.kind === "inet"
     ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port })
     : Deno.connect({ transport: "unix", path: endpoint.path });
+}
+
+/**
+ * Whether this process may connect to an endpoint (Deno's --allow-net:
+ * hosts, and UNIX sockets by exact path).
+ * @param endpoint the endpoint
+ * @returns true when granted
+ */
+export function mayConnect(endpoint: Endpoint): boolean {
+  const host = endpoint.kind === "unix"
+    ? `unix:${isAbsolute(endpoint.path) ? endpoint.path : join(Deno.cwd(), endpoint.path)}`
+    : `${
+      endpoint.hostname.includes(":") ? `[${endpoint.hostname}]` : endpoint.hostname
+    }:${endpoint.port}`;
+  return Deno.permissions.querySync({ name: "net", host }).state === "granted";
 }
 
 /** Raised when an exchange fails; the connection is closed then. */

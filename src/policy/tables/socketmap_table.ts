@@ -12,7 +12,7 @@
  */
 
 import { PolicyClient } from "../service/client.ts";
-import { type Framing, socketConnector } from "../service/connection.ts";
+import { type Framing, mayConnect, socketConnector } from "../service/connection.ts";
 import { parseEndpoint } from "../service/endpoint.ts";
 import type { ParsedReply } from "../service/protocol.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
@@ -83,6 +83,11 @@ export function socketmapTable(spec: string, arg: string, queueDirectory: string
     throw new SyntaxError(`expected socketmap:inet:host:port:name or socketmap:unix:/path:name`);
   }
   const endpoint = parseEndpoint(where, queueDirectory);
+  if (!mayConnect(endpoint)) {
+    throw new SyntaxError(
+      `"${where}" is outside the hosts and sockets this program may connect to (see scripts/permissions.ts)`,
+    );
+  }
   const client = new PolicyClient({
     endpoint,
     name: where,
