@@ -79,13 +79,29 @@ export async function startPostgrey(
     connections: () => (text.match(/CONNECT (TCP|UNIX)/g) ?? []).length - probe,
     log: () => text,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
+      await stopProcess(child);
       await pumps.catch(() => {});
     },
   };
+}
+
+/**
+ * Stops a process by its PID: SIGTERM, then SIGKILL if it is still there
+ * after 5 s (postgrey once ignored a SIGTERM under load).
+ */
+async function stopProcess(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* gone */ }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), 5000));
+  if (await Promise.race([child.status.then(() => "done" as const), late]) === "late") {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+  clearTimeout(timer);
+  await child.status;
 }
 
 /** policyd-spf behind a UNIX socket. */
@@ -177,10 +193,7 @@ export async function startSpfPolicy(
         } catch { /* gone */ }
         await c.status;
       }
-      try {
-        dns.kill("SIGTERM");
-      } catch { /* gone */ }
-      await dns.status;
+      await stopProcess(dns);
     },
   };
 }
