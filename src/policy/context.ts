@@ -38,8 +38,7 @@ export interface PolicyContext {
   /** The client's TCP port. */
   readonly clientPort?: string;
   /** The address and port the client connected to. */
-  readonly serverAddress?: string;
-  readonly serverPort?: string;
+  readonly server?: { readonly hostname: string; readonly port: number };
   /** SIZE= of MAIL FROM. */
   readonly size?: number;
   /** Names the mail transaction, the same for all its policy requests. */

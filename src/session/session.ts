@@ -217,7 +217,7 @@ export class Session {
       command: this.lastVerb,
       protocolName: this.protocol,
       clientPort: this.clientPort,
-      ...(p.kind === "network" ? { serverAddress: p.serverAddress, serverPort: p.serverPort } : {}),
+      ...(p.kind === "network" && p.server ? { server: p.server } : {}),
       size: this.tx?.declaredSize,
       instance: `${this.#instance}.${(this.counts.get("MAIL") ?? 0).toString(16)}`,
       stress: this.deps.stressed(),

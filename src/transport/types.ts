@@ -15,8 +15,7 @@ export type PeerInfo =
     port: string;
     name: string;
     /** Our end of the connection (check_policy_service's server_address/port). */
-    serverAddress?: string;
-    serverPort?: string;
+    server?: { readonly hostname: string; readonly port: number };
   }
   | { kind: "local" };
 
