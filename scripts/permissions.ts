@@ -74,8 +74,12 @@ export function productionFlags(options: PermissionOptions = {}): string[] {
     // user CPU; 15/30 takes nothing more.
     // (Turbofan stays: --max-opt=2, Maglev as the top tier, saved 1-4 MiB but
     // cost 10-20% more CPU per 1 MiB message in the bench.)
+    // Also: a regular expression that backtracks excessively (a regexp: or
+    // pcre: table pattern such as /^(a+)+$/ against a long key) falls back
+    // to V8's linear-time engine instead of running for ever (ReDoS).
     "--v8-flags=--max-semi-space-size=1,--optimize-for-size," +
-    "--incremental-marking-soft-trigger=20,--incremental-marking-hard-trigger=40",
+    "--incremental-marking-soft-trigger=20,--incremental-marking-hard-trigger=40," +
+    "--enable-experimental-regexp-engine-on-excessive-backtracks",
     // V8's code cache lives in SQLite files of the deno CLI's cache, mapped
     // into the process for its whole life (2-3 MiB of RSS); a daemon
     // compiles its code once at start.

@@ -111,7 +111,8 @@ export async function explain(
     argument?: string,
   ): Promise<boolean> => {
     const trace = new Trace();
-    const d = await deps.policy.check(stage, ctx, { trace, dns: deps.dns });
+    // The command names the protocol_state a policy server is sent.
+    const d = await deps.policy.check(stage, { ...ctx, command }, { trace, dns: deps.dns });
     stages.push({
       command,
       ...(argument ? { argument } : {}),

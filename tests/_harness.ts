@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { productionFlags } from "../scripts/permissions.ts";
+import { DEFAULT_PERMISSIONS, productionFlags } from "../scripts/permissions.ts";
 
 /** The repository root. */
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -59,10 +59,14 @@ function rel(p: string): string {
  * The deno command line for the program with the production flags.
  * @param args the program's arguments
  * @param queueDir the test's queue directory (its trigger sockets are allowed)
+ * @param net more --allow-net entries (a policy server's "unix:/path")
  * @returns arguments for `deno`
  */
-export function smtpdArgs(args: string[], queueDir?: string): string[] {
-  const flags = productionFlags(queueDir ? { queueDirectories: [queueDir] } : {});
+export function smtpdArgs(args: string[], queueDir?: string, net: string[] = []): string[] {
+  const flags = productionFlags({
+    ...(queueDir ? { queueDirectories: [queueDir] } : {}),
+    ...(net.length ? { netHosts: [...DEFAULT_PERMISSIONS.netHosts, ...net] } : {}),
+  });
   return ["run", ...flags, "mod.ts", ...args];
 }
 
@@ -82,17 +86,17 @@ export interface Daemon {
 /**
  * Starts `smtpd serve` on a free loopback port.
  * @param extraConfig TOML lines added to the test config
- * @param options an existing work dir to reuse
+ * @param options an existing work dir to reuse, more --allow-net entries
  * @returns the daemon handle
  */
 export async function startDaemon(
   extraConfig = "",
-  options: { dir?: string } = {},
+  options: { dir?: string; net?: string[] } = {},
 ): Promise<Daemon> {
   const dir = options.dir ?? await makeWorkDir("daemon");
   const { configFile, queueDir } = await writeConfig(dir, extraConfig);
   const child = new Deno.Command(Deno.execPath(), {
-    args: smtpdArgs(["serve", "-c", configFile], queueDir),
+    args: smtpdArgs(["serve", "-c", configFile], queueDir, options.net),
     cwd: ROOT,
     stdin: "null",
     stdout: "null",

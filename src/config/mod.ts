@@ -9,4 +9,4 @@ export { findKeyLine, loadConfig, resolveConfigText } from "./load.ts";
 export type { LoadedConfig, LoadOptions } from "./load.ts";
 export { isParamName, PARAMS } from "./schema.ts";
 export type { Config, ParamName, ParamSpec } from "./schema.ts";
-export { toToml } from "./coerce.ts";
+export { parseTime, splitList, toToml } from "./coerce.ts";

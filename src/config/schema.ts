@@ -110,6 +110,40 @@ export const PARAMS = {
   smtpd_etrn_restrictions: list([], "Restrictions on ETRN"),
   smtpd_delay_reject: bool(true, "Give client, HELO and sender verdicts at RCPT time"),
   restriction_classes: list([], "Names of extra keys that each hold a restriction list"),
+  smtpd_policy_service_timeout: time(
+    100,
+    "check_policy_service: longest time to connect to, and get a reply from, a policy server",
+    1,
+  ),
+  smtpd_policy_service_max_idle: time(
+    300,
+    "check_policy_service: close a policy server connection unused this long",
+  ),
+  smtpd_policy_service_max_ttl: time(
+    1000,
+    "check_policy_service: close a policy server connection this long after it was opened",
+  ),
+  smtpd_policy_service_request_limit: int(
+    0,
+    "check_policy_service: requests per connection before it is closed (0: no limit)",
+  ),
+  smtpd_policy_service_try_limit: int(
+    2,
+    "check_policy_service: attempts per request before the default action applies",
+    1,
+  ),
+  smtpd_policy_service_retry_delay: time(
+    1,
+    "check_policy_service: wait between two attempts of one request",
+  ),
+  smtpd_policy_service_default_action: str(
+    "451 4.3.5 Server configuration problem",
+    "check_policy_service: the access(5) action used when a policy server cannot be asked",
+  ),
+  smtpd_policy_service_policy_context: str(
+    "",
+    "check_policy_service: text sent in the policy_context attribute",
+  ),
   allow_untrusted_routing: bool(false, "Allow %, !, extra @ and source routes from strangers"),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
   local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),

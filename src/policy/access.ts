@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { Config } from "../config/mod.ts";
+import { addressText } from "../protocol/address.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
 import type { Factory } from "./restriction.ts";
 import type { PolicyContext } from "./context.ts";
@@ -23,8 +25,16 @@ import {
 } from "./restriction.ts";
 import type { LookupTable } from "./tables/mod.ts";
 
-/** What a table value does, compiled. */
-export type Action = (env: EvalEnv, subject: Subject, by: string) => Promise<Decision>;
+/**
+ * What a table value does, compiled. `value` is the looked-up value when
+ * it differs from the compiled one ($n substitution in regexp:/pcre:).
+ */
+export type Action = (
+  env: EvalEnv,
+  subject: Subject,
+  by: string,
+  value?: string,
+) => Promise<Decision>;
 
 /**
  * Host name keys: the name, then each parent domain (Postfix's default
@@ -101,9 +111,9 @@ export async function checkAccess(
       return { kind: "dunno" };
     }
     if (r.kind === "found") {
-      const action = actions.get(r.value);
+      const action = actions.get(r.template ?? r.value);
       if (!action) return { kind: "dunno" };
-      return await action(env, subject, `${by} ${table.name} ${key}`);
+      return await action(env, subject, `${by} ${table.name} ${key}`, r.value);
     }
   }
   return { kind: "dunno" };
@@ -116,11 +126,90 @@ export async function checkAccess(
  * @returns value → action
  */
 export function compileActions(table: LookupTable, env: CompileEnv): Map<string, Action> {
+  if (table.values === undefined) return new RuntimeActions(env.config, table.name);
   const out = new Map<string, Action>();
   for (const v of table.values ?? []) {
-    if (!out.has(v)) out.set(v, compileAction(v, env, table.name));
+    if (out.has(v)) continue;
+    const action = compileAction(v, env, table.name);
+    // A result with $n is checked as written at start, and compiled again
+    // with the matched text filled in when it is used.
+    out.set(
+      v,
+      !/\$(\d|\{\d|\(\d)/.test(v) ? action : (e, s, by, value) => {
+        if (value === undefined || value === v) return action(e, s, by);
+        const filled = runtimeAction(value, env.config);
+        if (typeof filled !== "string") return filled(e, s, by);
+        e.warn(`${table.name}: ${filled}`);
+        return Promise.resolve(refuse(reply(451, "3.5", "Server configuration error"), by));
+      },
+    );
   }
   return out;
+}
+
+/**
+ * The actions of a table whose values are known only when looked up
+ * (socketmap:): each value is compiled when first seen (at most 1,000 kept).
+ */
+class RuntimeActions extends Map<string, Action> {
+  #config: Config;
+  #where: string;
+  constructor(config: Config, where: string) {
+    super();
+    this.#config = config;
+    this.#where = where;
+  }
+  override get(value: string): Action {
+    const known = super.get(value);
+    if (known) return known;
+    const a = runtimeAction(value, this.#config);
+    const action: Action = typeof a !== "string" ? a : (e, _s, by) => {
+      e.warn(`${this.#where}: ${a}`);
+      return Promise.resolve(refuse(reply(451, "3.5", "Server configuration error"), by));
+    };
+    if (this.size < 1000) this.set(value, action);
+    return action;
+  }
+}
+
+class ActionError extends Error {}
+
+/**
+ * Compiles an action known only at run time (a policy server's reply, a
+ * table result after $n substitution). Restriction lists and tables are
+ * refused; PREPEND and DEFER_IF_REJECT are answered with DUNNO (no header
+ * is added; a later reject stays a reject).
+ * @param value the action text
+ * @param config the configuration (reply codes)
+ * @returns the action, or why it cannot be applied
+ */
+export function runtimeAction(value: string, config: Config): Action | string {
+  const word = (value.trim().split(/\s+/)[0] ?? "").toUpperCase();
+  if (word === "PREPEND" || word === "DEFER_IF_REJECT") {
+    return () => Promise.resolve({ kind: "dunno" });
+  }
+  const env: CompileEnv = {
+    config,
+    // No restriction names in a policy service's answer: nothing needs mynetworks.
+    mynetworks: [],
+    fail: (message) => {
+      throw new ActionError(message);
+    },
+    warn: () => {},
+    table: () => {
+      throw new ActionError("tables are not allowed here");
+    },
+    compileList: () => {
+      throw new ActionError("restriction lists are not allowed here");
+    },
+    evaluateList: () => Promise.resolve({ kind: "dunno" }),
+  };
+  try {
+    return compileAction(value, env, "action");
+  } catch (err) {
+    if (err instanceof ActionError) return `unsupported action "${value}"`;
+    throw err;
+  }
 }
 
 /**
@@ -201,9 +290,35 @@ export function accessFactory(
         run: (e) => {
           const keys = keysOf(e.ctx);
           if (keys === undefined) return Promise.resolve({ kind: "dunno" });
-          return checkAccess(e, table, keys, actions, subject, name);
+          const k = table.pattern ? wholeKeys(keys, e.ctx) : keys;
+          return checkAccess(e, table, k, actions, subject, name);
         },
       };
     },
   };
+}
+
+/**
+ * The keys a pattern table (regexp:, pcre:) sees: only whole facts, in
+ * their original case, as Postfix gives them (no parent domains, network
+ * prefixes or "user@" parts; no case folding).
+ * @param keys the access(5) keys in lookup order (lower-cased)
+ * @param ctx the facts, for the original spelling
+ * @returns the keys that are not parts of an earlier key
+ */
+export function wholeKeys(keys: readonly string[], ctx: PolicyContext): string[] {
+  const originals = [
+    ctx.clientName,
+    ctx.clientAddress,
+    ctx.helo,
+    ctx.sender && addressText(ctx.sender),
+    ctx.recipient && addressText(ctx.recipient),
+    ctx.etrnDomain,
+  ].filter((v): v is string => !!v);
+  const out: string[] = [];
+  for (const k of keys) {
+    if (out.some((w) => w.toLowerCase() !== k && w.toLowerCase().includes(k))) continue;
+    out.push(originals.find((o) => o.toLowerCase() === k) ?? k);
+  }
+  return out;
 }

@@ -8,6 +8,7 @@ import {
   compileAction,
   emailKeys,
   hostKeys,
+  wholeKeys,
 } from "./access.ts";
 import type { PolicyContext } from "./context.ts";
 import type { Decision } from "./decision.ts";
@@ -280,4 +281,28 @@ Deno.test("checkAccess() turns a temporary lookup failure into dunno plus a defe
   assert.deepEqual(table.keys, ["u@example.org"]);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0] as string, /fake:table: lookup of "u@example\.org" failed: server down/);
+});
+
+Deno.test("wholeKeys() gives a pattern table whole facts in their original case", () => {
+  const ctx = {
+    clientAddress: "192.0.2.1",
+    clientName: "mail.Example.com",
+    reverseName: "mail.example.com",
+    nameStatus: "ok",
+    reverseStatus: "ok",
+    local: false,
+    helo: "Helo.Example",
+    sender: { local: "John.Doe", domain: "Example.ORG", route: [], quoted: false },
+    recipient: undefined,
+  } as const;
+  assert.deepEqual(
+    wholeKeys(emailKeys("John.Doe", "Example.ORG"), ctx),
+    ["John.Doe@Example.ORG"],
+  );
+  assert.deepEqual(
+    wholeKeys([...hostKeys("mail.Example.com"), ...addressKeys("192.0.2.1")], ctx),
+    ["mail.Example.com", "192.0.2.1"],
+  );
+  assert.deepEqual(wholeKeys(hostKeys("Helo.Example"), ctx), ["Helo.Example"]);
+  assert.deepEqual(wholeKeys(["<>"], ctx), ["<>"]);
 });

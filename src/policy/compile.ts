@@ -23,6 +23,7 @@ import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
 import { dnsReplyFilter } from "./dns_filter.ts";
 import { impliedAccess } from "./implied_access.ts";
+import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
@@ -37,6 +38,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...DNSBL,
   ...ETRN,
   ...SERVER_ACCESS,
+  ...POLICY_SERVICE,
 };
 
 /** Resolves old names to current ones. */
@@ -113,7 +115,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       let t = tables.get(spec);
       if (!t) {
         try {
-          t = openTable(spec);
+          t = openTable(spec, { queueDirectory: config.queue_directory });
         } catch (err) {
           if (err instanceof TableOpenError) this.fail(err.message);
           throw err;
@@ -173,11 +175,8 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (factory.arg) {
           arg = items[i + 1];
           if (arg === undefined || (factory.arg === "table" && !isTableSpec(arg))) {
-            env.fail(
-              `restriction "${word}" needs a ${
-                factory.arg === "table" ? "type:table" : "zone"
-              } argument`,
-            );
+            const what = { table: "type:table", zone: "zone", service: "policy service" };
+            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
           }
           i++;
         }

@@ -33,4 +33,18 @@ export interface PolicyContext {
   readonly unauthPipelining?: boolean;
   /** The command being checked, for reject_unauth_pipelining's text. */
   readonly command?: string;
+  /** "SMTP" or "ESMTP" (check_policy_service's protocol_name). */
+  readonly protocolName?: string;
+  /** The client's TCP port. */
+  readonly clientPort?: string;
+  /** The address and port the client connected to. */
+  readonly server?: { readonly hostname: string; readonly port: number };
+  /** SIZE= of MAIL FROM. */
+  readonly size?: number;
+  /** Names the mail transaction, the same for all its policy requests. */
+  readonly instance?: string;
+  /** The service is under stress (stress mode). */
+  readonly stress?: boolean;
+  /** What STARTTLS negotiated, when the session is encrypted. */
+  readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }

@@ -230,7 +230,7 @@ export interface CompileEnv {
 /** How a restriction is built. */
 export interface Factory {
   /** The restriction takes the next list item as its argument. */
-  readonly arg?: "table" | "zone";
+  readonly arg?: "table" | "zone" | "service";
   /** Old names that still work, with a warning naming this one. */
   readonly aliases?: readonly string[];
   /** This name itself is old: the warning names what replaces it. */

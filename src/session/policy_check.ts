@@ -12,6 +12,7 @@ import {
   describeTraceEvent,
   type DnsResolver,
   type Policy,
+  type PolicyContext,
   type PolicyStage,
   Trace,
 } from "../policy/mod.ts";
@@ -34,6 +35,8 @@ export interface StageSession {
   readonly unauthPipelining: boolean;
   /** The command at hand (or CONNECT), as reject_unauth_pipelining sees it. */
   readonly command: string;
+  /** Facts for policy services (check_policy_service). */
+  readonly more?: Partial<PolicyContext>;
 }
 
 /**
@@ -65,6 +68,7 @@ export async function checkStage(
     etrnDomain: facts.etrnDomain,
     unauthPipelining: s.unauthPipelining,
     command: s.command,
+    ...s.more,
   }, { dns: s.dns, ...(trace ? { trace } : {}) });
   for (const ev of trace?.events ?? []) {
     log.logger.debug(`${verb} from ${c.name}[${c.address}]: ${describeTraceEvent(ev)}`, 0);

@@ -14,7 +14,7 @@ import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader
 import type { LineReader } from "../io/line_reader.ts";
 import type { ReplyWriter } from "../io/reply_writer.ts";
 import type { MailLog } from "../log/mod.ts";
-import type { DnsResolver, PolicyStage } from "../policy/mod.ts";
+import type { DnsResolver, PolicyContext, PolicyStage } from "../policy/mod.ts";
 import { formatReply, type Reply } from "../protocol/reply.ts";
 import type { TlsInfo, Transport } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
@@ -84,6 +84,9 @@ export class SessionState implements SessionContext {
   /** The transaction's recipient list, reserved against the memory budget. */
   readonly #envelopeMemory: MemoryHold;
   #envelopeBytes = 0;
+  /** Postfix's policy "instance": this session (random), then its MAIL transactions. */
+  readonly #instance = crypto.getRandomValues(new Uint32Array(2)).join("");
+  #transactions = 0;
 
   /** @param init the session's parts */
   constructor(init: SessionStateInit) {
@@ -174,9 +177,24 @@ export class SessionState implements SessionContext {
       tx: this.tx,
       unauthPipelining: this.#unauthPipelining,
       command: this.#lastVerb,
+      more: this.#policyFacts(),
     });
     if (refused) this.#notices.add("policy");
     return refused;
+  }
+
+  /** What a policy service is told beyond the restriction facts. */
+  #policyFacts(): Partial<PolicyContext> {
+    const p = this.#transport.peer;
+    return {
+      protocolName: this.#protocol,
+      clientPort: this.client.port,
+      ...(p.kind === "network" && p.server ? { server: p.server } : {}),
+      size: this.tx?.declaredSize,
+      instance: `${this.#instance}.${this.#transactions.toString(16)}`,
+      stress: this.#deps.stressed(),
+      tls: this.#transport.tls,
+    };
   }
 
   logReject(entry: RejectEntry): void {
@@ -191,6 +209,7 @@ export class SessionState implements SessionContext {
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
     const tx = { ...start, recipients: this.#recipients };
+    this.#transactions++;
     this.#phase = { kind: "inMail", helo: this.helo, tx };
     this.#transport.inTransaction?.(true);
   }

@@ -85,12 +85,12 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
 }
 
 function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): Transport {
-  const remote = conn.remoteAddr;
   const peer = {
     kind: "network" as const,
-    address: remote.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
-    port: String(remote.port),
+    address: conn.remoteAddr.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
+    port: String(conn.remoteAddr.port),
     name: "unknown",
+    server: conn.localAddr,
   };
   const w = watch(conn, peer.address, live);
   return {

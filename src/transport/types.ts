@@ -9,7 +9,14 @@ import type { ByteSink } from "../io/reply_writer.ts";
 
 /** Who the client is. */
 export type PeerInfo =
-  | { kind: "network"; address: string; port: string; name: string }
+  | {
+    kind: "network";
+    address: string;
+    port: string;
+    name: string;
+    /** Our end of the connection (check_policy_service's server_address/port). */
+    server?: { readonly hostname: string; readonly port: number };
+  }
   | { kind: "local" };
 
 /** What a TLS session negotiated, for Received: and the log. */

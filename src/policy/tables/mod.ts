@@ -1,20 +1,32 @@
 /**
  * Opens lookup tables from `type:name` specs: `inline:{...}`, `static:VALUE`,
- * `texthash:/path`, `cidr:/path`. Files are read once, at start; an
+ * `texthash:/path`, `cidr:/path`, `regexp:/path`, `pcre:/path` (or their
+ * inline `{ { rule }, ... }` form). Files are read once, at start; an
  * unreadable or malformed table stops the start.
  *
  * @module
  */
 
 import { cidrTable } from "./cidr_table.ts";
+import { patternTable } from "./pattern_table.ts";
+import { socketmapTable } from "./socketmap_table.ts";
 import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
+import { splitList } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
 
 /** Table types we can open. */
-export const TABLE_TYPES = ["inline", "static", "texthash", "cidr"] as const;
+export const TABLE_TYPES = [
+  "inline",
+  "static",
+  "texthash",
+  "cidr",
+  "regexp",
+  "pcre",
+  "socketmap",
+] as const;
 
 /** Raised when a table cannot be opened. */
 export class TableOpenError extends Error {
@@ -36,10 +48,11 @@ export function isTableSpec(spec: string): boolean {
 /**
  * Opens a table (files are read synchronously: this runs at start-up only).
  * @param spec "type:name"
+ * @param options the base of relative UNIX socket paths (socketmap:unix:private/x:name)
  * @returns the table
  * @throws {TableOpenError} for an unknown type, an unreadable file or bad syntax
  */
-export function openTable(spec: string): LookupTable {
+export function openTable(spec: string, options: { queueDirectory?: string } = {}): LookupTable {
   const colon = spec.indexOf(":");
   const type = spec.slice(0, colon);
   const arg = spec.slice(colon + 1);
@@ -66,6 +79,16 @@ export function openTable(spec: string): LookupTable {
         return mapTable(spec, parseTextTable(readTable(spec, arg)));
       case "cidr":
         return cidrTable(spec, readTable(spec, arg));
+      case "socketmap":
+        try {
+          return socketmapTable(spec, arg, options.queueDirectory ?? ".");
+        } catch (err) {
+          if (err instanceof SyntaxError) throw new TableOpenError(`"${spec}": ${err.message}`);
+          throw err;
+        }
+      case "regexp":
+      case "pcre":
+        return patternTable(spec, inlineRules(arg) ?? readTable(spec, arg), type);
       default:
         throw new TableOpenError(
           `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})`,
@@ -78,6 +101,14 @@ export function openTable(spec: string): LookupTable {
     }
     throw err;
   }
+}
+
+/** Postfix 3.7's inline form, `pcre:{ { /a/ OK }, { /b/ REJECT } }`: one rule per item. */
+function inlineRules(arg: string): string | undefined {
+  const m = /^\{(.*)\}$/s.exec(arg.trim());
+  if (!m) return undefined;
+  return splitList(m[1] as string).map((item) => item.replace(/^\{\s*(.*?)\s*\}$/s, "$1"))
+    .join("\n");
 }
 
 function readTable(spec: string, path: string): string {

@@ -7,7 +7,8 @@
 
 /** The outcome of one lookup. */
 export type LookupResult =
-  | { kind: "found"; value: string }
+  /** template: the table's result before $n substitution (regexp:, pcre:). */
+  | { kind: "found"; value: string; template?: string }
   | { kind: "notFound" }
   | { kind: "tempfail"; reason: string };
 
@@ -17,6 +18,11 @@ export interface LookupTable {
   readonly name: string;
   /** Every value in the table, so start-up can validate them (undefined: not enumerable). */
   readonly values: readonly string[] | undefined;
+  /**
+   * Keys are matched as patterns (regexp:, pcre:): only whole keys are
+   * looked up, in their original case.
+   */
+  readonly pattern?: boolean;
   /**
    * Looks a key up (keys are case-folded by the table).
    * @param key the key

@@ -1,0 +1,169 @@
+/**
+ * check_policy_service (Postfix's SMTPD access policy delegation): the
+ * session's facts go to a policy server as `name=value` attributes, and its
+ * `action=` reply is applied as an access(5) action. A server that cannot
+ * be asked (down, slow past the timeout, a malformed or oversized reply)
+ * yields smtpd_policy_service_default_action; an action we cannot apply
+ * yields Postfix's "451 4.3.5 Server configuration error".
+ *
+ * PREPEND and DEFER_IF_REJECT are answered with DUNNO (no header is added;
+ * a later reject stays a reject); HOLD, DISCARD, FILTER, REDIRECT, BCC and
+ * restriction names are not supported and give the 451.
+ *
+ * @module
+ */
+
+import type { Config } from "../../config/mod.ts";
+import { reply } from "../../protocol/reply.ts";
+import { addressText } from "../../protocol/address.ts";
+import { VERSION } from "../../version.ts";
+import { compileAction, runtimeAction } from "../access.ts";
+import type { PolicyContext, PolicyStage } from "../context.ts";
+import type { CompileEnv, EvalEnv, Factory } from "../restriction.ts";
+import { refuse, stageSubject } from "../restriction.ts";
+import { PolicyClient } from "../service/client.ts";
+import { mayConnect, socketConnector } from "../service/connection.ts";
+import { parseServiceSpec, type ServiceSettings } from "../service/endpoint.ts";
+import type { Attributes } from "../service/protocol.ts";
+
+/** One client per endpoint spec and configuration (one per listener thread). */
+const CLIENTS = new WeakMap<Config, Map<string, PolicyClient>>();
+
+const STATE: Record<PolicyStage, string> = {
+  client: "CONNECT",
+  helo: "HELO",
+  sender: "MAIL",
+  recipient: "RCPT",
+  vrfy: "VRFY",
+  etrn: "ETRN",
+};
+
+/**
+ * The request attributes Postfix's smtpd sends (smtpd_check.c), from the
+ * session's facts. queue_id is empty (our queue ID is made at DATA);
+ * sasl_*, ccert_* and tls_sni are empty (no AUTH, no client certificates).
+ * @param ctx the session facts
+ * @param stage the stage, when the context does not name the command
+ * @param policyContext the policy_context setting
+ * @returns the attributes in Postfix's order
+ */
+export function requestAttributes(
+  ctx: PolicyContext,
+  stage: PolicyStage,
+  policyContext: string,
+): Attributes {
+  const state = ctx.command && ctx.command !== "UNKNOWN" ? ctx.command : STATE[stage];
+  return [
+    ["request", "smtpd_access_policy"],
+    ["protocol_state", state],
+    ["protocol_name", ctx.protocolName ?? "SMTP"],
+    ["client_address", ctx.clientAddress],
+    ["client_name", ctx.clientName],
+    ["client_port", ctx.clientPort ?? ""],
+    ["reverse_client_name", ctx.reverseName],
+    ["server_address", ctx.server?.hostname.replace(/^::ffff:(?=\d+\.)/, "") ?? ""],
+    ["server_port", ctx.server ? String(ctx.server.port) : ""],
+    ["helo_name", ctx.helo ?? ""],
+    ["sender", ctx.sender ? addressText(ctx.sender) : ""],
+    ["recipient", ctx.recipient ? addressText(ctx.recipient) : ""],
+    ["recipient_count", "0"],
+    ["queue_id", ""],
+    ["instance", ctx.instance ?? ""],
+    ["size", String(ctx.size ?? 0)],
+    ["etrn_domain", ctx.etrnDomain ?? ""],
+    ["stress", ctx.stress ? "yes" : ""],
+    ["sasl_method", ""],
+    ["sasl_username", ""],
+    ["sasl_sender", ""],
+    ["ccert_subject", ""],
+    ["ccert_issuer", ""],
+    ["ccert_fingerprint", ""],
+    ["ccert_pubkey_fingerprint", ""],
+    ["encryption_protocol", ctx.tls?.protocol ?? ""],
+    ["encryption_cipher", ctx.tls?.cipher ?? ""],
+    ["encryption_keysize", String(ctx.tls?.bits ?? 0)],
+    ["tls_sni", ""],
+    ["policy_context", policyContext],
+    ["compatibility_level", ""],
+    ["mail_version", VERSION],
+  ];
+}
+
+function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
+  let s: ServiceSettings;
+  try {
+    s = parseServiceSpec(arg, env.config);
+  } catch (err) {
+    return env.fail((err as Error).message);
+  }
+  if (!mayConnect(s.endpoint)) {
+    env.fail(
+      `policy service "${s.name}" is outside the hosts and sockets this program may connect to` +
+        ` (see scripts/permissions.ts; deno task compile --net)`,
+    );
+  }
+  return s;
+}
+
+const SERVER_ERROR = reply(451, "3.5", "Server configuration error");
+
+/** check_policy_service. */
+export const POLICY_SERVICE: Record<string, Factory> = {
+  "check_policy_service": {
+    arg: "service",
+    make: (name, arg, env) => {
+      const settings = serviceSettings(arg as string, env);
+      const defaultAction = compileAction(
+        settings.defaultAction,
+        env,
+        `${settings.name} default_action`,
+      );
+      let clients = CLIENTS.get(env.config);
+      if (!clients) CLIENTS.set(env.config, clients = new Map());
+      let client = clients.get(arg as string);
+      if (!client) {
+        client = new PolicyClient(settings, {
+          connect: socketConnector,
+          now: Date.now,
+          sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+          warn: env.warn,
+        });
+        clients.set(arg as string, client);
+      }
+      const c = client;
+      return {
+        name,
+        run: async (e: EvalEnv) => {
+          const attrs = requestAttributes(e.ctx, e.stage, settings.policyContext);
+          const state = attrs[1]?.[1];
+          e.trace?.add({
+            kind: "note",
+            text: `policy request to ${settings.name}: protocol_state=${state}, ` +
+              attrs.filter(([k, v]) =>
+                v && ["sender", "recipient", "client_address", "helo_name"].includes(k)
+              )
+                .map(([k, v]) => `${k}=${v}`).join(", "),
+          });
+          const answer = await c.request(attrs);
+          const subject = stageSubject(e.stage);
+          const by = `${name}`;
+          if (answer.kind === "failed") {
+            e.trace?.add({
+              kind: "note",
+              text:
+                `policy server failed (${answer.reason}): default_action ${settings.defaultAction}`,
+            });
+            return await defaultAction(e, subject, by);
+          }
+          e.trace?.add({ kind: "note", text: `policy reply: action=${answer.action}` });
+          const action = runtimeAction(answer.action, env.config);
+          if (typeof action === "string") {
+            e.warn(`policy server ${settings.name}: ${action}`);
+            return refuse(SERVER_ERROR, by);
+          }
+          return await action(e, subject, by);
+        },
+      };
+    },
+  },
+};

@@ -1,0 +1,452 @@
+/**
+ * check_policy_service end to end: the real server asks real policy
+ * servers from Debian (postgrey for greylisting, postfix-policyd-spf-python
+ * for SPF with dnsmasq serving the SPF records), and a policy server of our
+ * own that misbehaves (down, silent, endless reply, garbage) or records
+ * what it was sent. The client is swaks or a raw socket.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  queueFiles,
+  RawClient,
+  run,
+  runStdin,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+import { fakePolicyServer, startPostgrey, startSpfPolicy } from "./_policy_servers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const isRoot = Deno.uid() === 0;
+const has = (cmd: string) =>
+  new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" }).outputSync()
+    .success;
+
+const BASE = [
+  `mynetworks = []`,
+  `mydestination = ["example.com"]`,
+  `smtpd_peername_lookup = false`,
+].join("\n");
+
+function restrictions(service: string, more = ""): string {
+  return `${BASE}\nsmtpd_recipient_restrictions = ["reject_unauth_destination", "check_policy_service", "${service}"]\n${more}`;
+}
+
+/** One swaks session; returns its transcript and the RCPT reply line. */
+async function swaks(port: number, from: string, to = "b@example.com") {
+  const r = await run("swaks", [
+    "--server",
+    `127.0.0.1:${port}`,
+    "--helo",
+    "client.example.org",
+    "--from",
+    from,
+    "--to",
+    to,
+    "--body",
+    "policy test",
+  ], { timeoutMs: 30000 });
+  const lines = r.stdout.split("\n");
+  const rcpt = lines[lines.findIndex((l) => / -> RCPT TO:/.test(l)) + 1] ?? "";
+  return { out: r.stdout, rcpt: rcpt.trim() };
+}
+
+Deno.test({
+  name:
+    "check_policy_service: postgrey over inet: greylisted first (450), accepted after the delay, one connection",
+  ignore: !has("postgrey") || !has("swaks") || !isRoot,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("postgrey");
+    const pg = await startPostgrey(dir, { delay: 2 });
+    const d = await startDaemon(restrictions(`inet:127.0.0.1:${pg.port}`), { dir });
+    try {
+      const first = await swaks(d.port, "a@sender.example");
+      // deno-lint-ignore no-console
+      console.log(`first attempt:  ${first.rcpt}`);
+      assert.match(
+        first.rcpt,
+        /450 4\.2\.0 <b@example\.com>: Recipient address rejected: Greylisted/,
+      );
+      assert.equal((await queueFiles(d.queueDir)).length, 0);
+      await new Promise((r) => setTimeout(r, 3000));
+      const second = await swaks(d.port, "a@sender.example");
+      // deno-lint-ignore no-console
+      console.log(`after ${2}s delay: ${second.rcpt}`);
+      assert.match(second.out, /<[~-] +250 2\.1\.5 Ok/);
+      assert.match(second.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
+      assert.equal((await queueFiles(d.queueDir)).length, 1);
+      // Both sessions used the same connection to postgrey.
+      assert.equal(pg.connections(), 1, pg.log());
+    } finally {
+      await d.stop();
+      await pg.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: postgrey over a UNIX socket relative to the queue directory, request_limit=1",
+  ignore: !has("postgrey") || !has("swaks") || !isRoot,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("postgrey-unix");
+    const socket = join(dir, "spool", "private", "postgrey");
+    await Deno.mkdir(join(dir, "spool", "private"), { recursive: true });
+    const pg = await startPostgrey(dir, { delay: 1, unix: socket });
+    const d = await startDaemon(
+      restrictions("unix:private/postgrey", "smtpd_policy_service_request_limit = 1"),
+      { dir, net: [`unix:${socket}`] },
+    );
+    try {
+      const first = await swaks(d.port, "c@sender.example");
+      assert.match(first.rcpt, /450 4\.2\.0 .*Greylisted/);
+      await new Promise((r) => setTimeout(r, 2000));
+      const second = await swaks(d.port, "c@sender.example");
+      assert.match(second.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
+      // request_limit = 1: a new connection for each request.
+      assert.equal(pg.connections(), 2, pg.log());
+    } finally {
+      await d.stop();
+      await pg.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: policyd-spf refuses a forged sender (550 5.7.23) and accepts a permitted one",
+  ignore: !has("policyd-spf") || !has("swaks") || !has("dnsmasq") || !has("unshare") || !isRoot,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("spf");
+    const spf = await startSpfPolicy(dir, [
+      ["forged.example", "v=spf1 ip4:192.0.2.10 -all"],
+      ["permitted.example", "v=spf1 ip4:127.0.0.0/8 -all"],
+    ]);
+    const d = await startDaemon(restrictions(`unix:${spf.socket}`), {
+      dir,
+      net: [`unix:${spf.socket}`],
+    });
+    try {
+      const forged = await swaks(d.port, "someone@forged.example");
+      // deno-lint-ignore no-console
+      console.log(`forged sender:    ${forged.rcpt}`);
+      assert.match(
+        forged.rcpt,
+        /550 5\.7\.23 <b@example\.com>: Recipient address rejected: Message rejected due to: SPF fail/,
+      );
+      const good = await swaks(d.port, "someone@permitted.example");
+      // deno-lint-ignore no-console
+      console.log(`permitted sender: ${good.rcpt}`);
+      assert.match(good.out, /<[~-] +250 2\.1\.5 Ok/);
+      assert.match(good.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
+      assert.equal((await queueFiles(d.queueDir)).length, 1);
+    } finally {
+      await d.stop();
+      await spf.stop();
+    }
+  },
+});
+
+/** Sends one transaction on a raw connection and returns the RCPT reply. */
+async function rcptReply(port: number, rcpts = ["<b@example.com>"], size = ""): Promise<string[]> {
+  const c = await RawClient.connect(port);
+  try {
+    await c.reply();
+    await c.send(`EHLO client.example.org\r\n`);
+    await c.reply();
+    await c.send(`MAIL FROM:<a@sender.example>${size}\r\n`);
+    await c.reply();
+    const out: string[] = [];
+    for (const r of rcpts) {
+      await c.send(`RCPT TO:${r}\r\n`);
+      out.push((await c.reply(20000)).trim());
+    }
+    await c.send("QUIT\r\n");
+    return out;
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test({
+  name:
+    "check_policy_service: a server that is down gives the default action (451 4.3.5), or DUNNO when so configured",
+  ...opts,
+  fn: async () => {
+    const down = await fakePolicyServer("close");
+    down.stop(); // nothing listens there now
+    const d = await startDaemon(
+      restrictions(`inet:127.0.0.1:${down.port}`, "smtpd_policy_service_retry_delay = 0"),
+    );
+    const d2 = await startDaemon(
+      restrictions(`{ inet:127.0.0.1:${down.port}, default_action=DUNNO, try_limit=1 }`),
+    );
+    try {
+      assert.deepEqual(await rcptReply(d.port), [
+        "451 4.3.5 <b@example.com>: Recipient address rejected: Server configuration problem",
+      ]);
+      await d.waitForLog(/warning: problem talking to server inet:127\.0\.0\.1:\d+: connect to/);
+      assert.deepEqual(await rcptReply(d2.port), ["250 2.1.5 Ok"]);
+    } finally {
+      await d.stop();
+      await d2.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "check_policy_service: a silent server costs at most the timeout per try",
+  ...opts,
+  fn: async () => {
+    const silent = await fakePolicyServer("silent");
+    const d = await startDaemon(
+      restrictions(`{ inet:127.0.0.1:${silent.port}, timeout=1s, try_limit=2, retry_delay=0 }`),
+    );
+    try {
+      const t0 = Date.now();
+      assert.deepEqual(await rcptReply(d.port), [
+        "451 4.3.5 <b@example.com>: Recipient address rejected: Server configuration problem",
+      ]);
+      const took = Date.now() - t0;
+      assert.ok(took >= 1900 && took < 5000, `took ${took} ms`);
+      await d.waitForLog(/problem talking to server .*timeout while waiting for the reply/);
+    } finally {
+      await d.stop();
+      silent.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: an endless reply line is cut off at the reply limit, memory stays bounded",
+  ...opts,
+  fn: async () => {
+    const flood = await fakePolicyServer("flood");
+    const d = await startDaemon(
+      restrictions(`{ inet:127.0.0.1:${flood.port}, timeout=20s, try_limit=1 }`),
+    );
+    try {
+      const t0 = Date.now();
+      assert.deepEqual(await rcptReply(d.port), [
+        "451 4.3.5 <b@example.com>: Recipient address rejected: Server configuration problem",
+      ]);
+      assert.ok(Date.now() - t0 < 10000, "the reply limit, not the timeout, ended it");
+      await d.waitForLog(/problem talking to server .*reply longer than 8192 bytes/);
+      // The server could write only what the socket buffers hold before we hung up.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(flood.written() < 32 * 1024 * 1024, `server wrote ${flood.written()} bytes`);
+    } finally {
+      await d.stop();
+      flood.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: a reply without action= gets the default action; an unknown action gets 451 4.3.5 Server configuration error",
+  ...opts,
+  fn: async () => {
+    const garbage = await fakePolicyServer("garbage");
+    const unknown = await fakePolicyServer({ action: "FROBNICATE now" });
+    const d = await startDaemon(
+      restrictions(`{ inet:127.0.0.1:${garbage.port}, try_limit=1 }`),
+    );
+    const d2 = await startDaemon(restrictions(`inet:127.0.0.1:${unknown.port}`));
+    try {
+      assert.deepEqual(await rcptReply(d.port), [
+        "451 4.3.5 <b@example.com>: Recipient address rejected: Server configuration problem",
+      ]);
+      await d.waitForLog("missing attribute action");
+      assert.deepEqual(await rcptReply(d2.port), ["451 4.3.5 Server configuration error"]);
+      await d2.waitForLog(/policy server inet:.*: unsupported action "FROBNICATE now"/);
+    } finally {
+      await d.stop();
+      await d2.stop();
+      garbage.stop();
+      unknown.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: Postfix's attributes are sent; actions are applied as access(5) actions",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({
+      action: (attrs) =>
+        attrs.get("recipient") === "bad@example.com"
+          ? "REJECT no such user here"
+          : attrs.get("recipient") === "later@example.com"
+          ? "DEFER_IF_PERMIT try later"
+          : attrs.get("recipient") === "ok@example.com"
+          ? "OK"
+          : "PREPEND X-Test: yes",
+    });
+    const d = await startDaemon(
+      restrictions(
+        `{ inet:127.0.0.1:${rec.port}, policy_context=unit-test }`,
+      ),
+    );
+    try {
+      const replies = await rcptReply(
+        d.port,
+        ["<ok@example.com>", "<bad@example.com>", "<later@example.com>", "<x@example.com>"],
+        " SIZE=1234",
+      );
+      assert.deepEqual(replies, [
+        "250 2.1.5 Ok",
+        "554 5.7.1 <bad@example.com>: Recipient address rejected: no such user here",
+        "450 4.7.1 <later@example.com>: Recipient address rejected: try later",
+        "250 2.1.5 Ok",
+      ]);
+      const req = rec.requests()[0] as Map<string, string>;
+      for (
+        const [k, v] of Object.entries({
+          request: "smtpd_access_policy",
+          protocol_state: "RCPT",
+          protocol_name: "ESMTP",
+          helo_name: "client.example.org",
+          sender: "a@sender.example",
+          recipient: "ok@example.com",
+          recipient_count: "0",
+          client_address: "127.0.0.1",
+          server_address: "127.0.0.1",
+          server_port: String(d.port),
+          client_name: "unknown",
+          reverse_client_name: "unknown",
+          size: "1234",
+          policy_context: "unit-test",
+          stress: "",
+          encryption_keysize: "0",
+        })
+      ) assert.equal(req.get(k), v, k);
+      assert.match(req.get("client_port") ?? "", /^\d+$/);
+      // One transaction: one instance, and one connection for every request.
+      const instances = new Set(rec.requests().map((r) => r.get("instance")));
+      assert.equal(instances.size, 1);
+      assert.match([...instances][0] ?? "", /^[0-9a-f]+\.[0-9a-f]+\.1$/);
+      assert.equal(rec.connections(), 1);
+    } finally {
+      await d.stop();
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd explain shows the policy request and the server's action",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({ action: "DEFER_IF_PERMIT Greylisted for test" });
+    const dir = await makeWorkDir("policy-explain");
+    const config = join(dir, "smtpd.toml");
+    await Deno.writeTextFile(
+      config,
+      `queue_directory = "${join(dir, "spool")}"\n${restrictions(`inet:127.0.0.1:${rec.port}`)}`,
+    );
+    try {
+      const rel = config.slice(config.indexOf("var/"));
+      const { smtpdArgs } = await import("./_harness.ts");
+      const r = await run(
+        Deno.execPath(),
+        smtpdArgs([
+          "explain",
+          "-c",
+          rel,
+          "--client",
+          "192.0.2.7",
+          "--helo",
+          "h.example",
+          "--from",
+          "a@sender.example",
+          "--to",
+          "b@example.com",
+        ]),
+      );
+      // deno-lint-ignore no-console
+      console.log(r.stdout);
+      assert.match(r.stdout, /try check_policy_service inet:127\.0\.0\.1:\d+/);
+      assert.match(r.stdout, /note: policy request to inet:127\.0\.0\.1:\d+: protocol_state=RCPT/);
+      assert.match(r.stdout, /note: policy reply: action=DEFER_IF_PERMIT Greylisted for test/);
+      assert.match(
+        r.stdout,
+        /reply: 450 4\.7\.1 <b@example\.com>: Recipient address rejected: Greylisted for test/,
+      );
+    } finally {
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: stand-alone mode asks the server and exits after the session (idle connection left open)",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({ action: "DUNNO" });
+    const dir = await makeWorkDir("policy-stdin");
+    const { configFile } = await writeConfig(
+      dir,
+      `mydestination = ["example.com"]\nsmtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${rec.port}", "permit"]`,
+    );
+    try {
+      const t0 = Date.now();
+      const r = await runStdin(
+        configFile,
+        "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n",
+      );
+      assert.match(r.stdout, /250 2\.1\.5 Ok/);
+      assert.equal(r.code, 0);
+      assert.ok(Date.now() - t0 < 15000);
+      assert.equal(rec.requests()[0]?.get("protocol_state"), "RCPT");
+      assert.equal(rec.requests()[0]?.get("client_address"), "127.0.0.1");
+    } finally {
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: a bad endpoint or a socket outside the permissions stops the start with file:line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("policy-config");
+    const { configFile } = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = [\n  "reject_unauth_destination",\n  "check_policy_service", "unix:/run/not-allowed/policy",\n]`,
+    );
+    const { smtpdArgs } = await import("./_harness.ts");
+    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_recipient_restrictions: policy service "unix:\/run\/not-allowed\/policy" is outside the hosts and sockets this program may connect to/,
+    );
+    const bad = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=soon }"]`,
+    );
+    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", bad.configFile]));
+    assert.notEqual(r2.code, 0);
+    assert.match(r2.stderr, /smtpd\.toml:\d+: .*Cannot parse timeout "soon": not a time/);
+    const missing = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service"]`,
+    );
+    const r3 = await run(
+      Deno.execPath(),
+      smtpdArgs(["config", "--check", "-c", missing.configFile]),
+    );
+    assert.match(r3.stderr, /restriction "check_policy_service" needs a policy service argument/);
+  },
+});
