@@ -22,7 +22,6 @@ import { compilePolicy, type DnsResolver, type DnsType, reverseName } from "../s
 import { fakeDns, type Zone } from "../src/policy/_fake_dns.ts";
 import { readQueueFile } from "../src/queue/mod.ts";
 import type { QueueStore } from "../src/queue/mod.ts";
-import { FreeSpace } from "../src/queue/free_space.ts";
 import { buildRuntime } from "../src/runtime.ts";
 import { runSession, type SessionDeps } from "../src/session/mod.ts";
 import { peerFromEnv } from "../src/transport/stdio.ts";
