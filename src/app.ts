@@ -30,6 +30,8 @@ import {
 import { runQueue } from "./commands/queue.ts";
 import { runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
+import { checkPermissions, runPermissions } from "./commands/permissions.ts";
+import { checkDns } from "./commands/dns_check.ts";
 
 async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<LoadedConfig> {
   return await loadConfig(opts.configFile, {
@@ -77,6 +79,16 @@ export async function runCli(args: readonly string[]): Promise<number> {
   try {
     loaded = await load(opts);
     listen = validateSemantics(loaded);
+    if (opts.kind === "permissions") return runPermissions(loaded, opts.explain.json);
+    // Before anything touches a file, port or name server: a program built
+    // for another configuration names every flag it lacks.
+    if (opts.kind === "serve" || opts.kind === "stdin" || (opts.kind === "config" && opts.check)) {
+      const missing = checkPermissions(loaded, opts.overrides);
+      if (missing) {
+        for (const line of missing) err(`smtpd: fatal: ${line}`);
+        return 1;
+      }
+    }
     logger = makeLogger(loaded.config, opts.verbose, opts.kind === "stdin");
     policy = buildPolicy(loaded, logger);
     resolveOwner(loaded);
@@ -94,7 +106,10 @@ export async function runCli(args: readonly string[]): Promise<number> {
     case "config": {
       if (opts.check) {
         const warnings = auditLists(loaded);
+        const dns = await checkDns(loaded, policy);
+        if (dns?.warning) warnings.push(dns.warning);
         for (const w of warnings) err(`smtpd: warning: ${w}`);
+        if (dns?.ok) out(dns.ok);
         out(
           `${loaded.file}: configuration OK${
             warnings.length ? ` (${warnings.length} warnings)` : ""
@@ -138,6 +153,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
         ),
       );
     case "serve":
+      // Not awaited: a resolver that does not answer must not delay the start.
+      void checkDns(loaded, policy).then((r) => r?.warning && logger.warning(r.warning));
       return await runServe(
         buildDeps(
           loaded,
