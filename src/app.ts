@@ -30,7 +30,7 @@ import {
 import { runQueue } from "./commands/queue.ts";
 import { runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
-import { checkPermissions, runPermissions } from "./commands/permissions.ts";
+import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 
 async function load(opts: Extract<CliOptions, { configFile: string }>): Promise<LoadedConfig> {
@@ -76,6 +76,11 @@ export async function runCli(args: readonly string[]): Promise<number> {
   let listen: ListenAddress[];
   let policy: CompiledPolicy;
   let logger: Logger;
+  const unreadable = checkConfigReadable(opts.configFile, opts.overrides);
+  if (unreadable) {
+    for (const line of unreadable) err(`smtpd: fatal: ${line}`);
+    return 1;
+  }
   try {
     loaded = await load(opts);
     listen = validateSemantics(loaded);

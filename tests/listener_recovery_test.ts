@@ -116,7 +116,7 @@ Deno.test({
       "smtpd_listen_threads = 1\nsmtpd_peername_lookup = false",
     );
     const child = new Deno.Command(Deno.execPath(), {
-      args: smtpdArgs(["serve", "-c", configFile], queueDir),
+      args: await smtpdArgs(["serve", "-c", configFile]),
       cwd: ROOT,
       stdin: "null",
       stdout: "null",

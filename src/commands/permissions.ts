@@ -57,3 +57,22 @@ export function checkPermissions(
   const file = resolve(Deno.cwd(), loaded.file ?? "");
   return missingMessage(missing, grantAdvice(file, overrides, Deno.build.standalone));
 }
+
+/**
+ * The first check of all: whether the configuration file itself may be read
+ * (a binary built for another file may not).
+ * @param file the -c file
+ * @param overrides the -o overrides (for the advice)
+ * @returns the message lines when it may not, else undefined
+ */
+export function checkConfigReadable(
+  file: string,
+  overrides: readonly string[],
+): string[] | undefined {
+  const path = resolve(Deno.cwd(), file);
+  if (Deno.permissions.querySync({ name: "read", path }).state === "granted") return undefined;
+  return missingMessage(
+    [{ kind: "read", value: path, why: "configuration file" }],
+    grantAdvice(path, overrides, Deno.build.standalone),
+  );
+}
