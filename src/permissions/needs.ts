@@ -230,7 +230,12 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
 
   for (const a of c.smtpd_listen) {
     const l = parseListenAddress(a);
-    if (l) add("net", netTarget(l.hostname, l.port), "smtpd_listen");
+    // Port 0 (any free port, as tests use) is known only after the first
+    // bind, and listener threads bind that port again: every port of the host.
+    const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
+    if (l) {
+      add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), "smtpd_listen");
+    }
   }
   const dns = dnsUse(loaded, options);
   if (dns.peername || dns.restrictions.length > 0) {
