@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, loadConfig } from "../src/config/mod.ts";
 import { DEFAULT_CONFIG } from "../src/cli.ts";
+import { readText } from "../src/commands/permissions.ts";
 import {
   deriveNeeds,
   ENV_VARS,
@@ -57,7 +58,7 @@ export async function needsForConfig(
   const path = isAbsolute(file) ? file : resolve(cwd, file);
   try {
     const loaded = await loadConfig(path, { overrides, systemHostname: Deno.hostname() });
-    return deriveNeeds(loaded, { cwd, codeDir: programCodeDir() });
+    return deriveNeeds(loaded, { cwd, codeDir: programCodeDir(), readText });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const code = programCodeDir();

@@ -111,7 +111,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("relisten");
-    const { configFile, queueDir } = await writeConfig(
+    const { configFile } = await writeConfig(
       dir,
       "smtpd_listen_threads = 1\nsmtpd_peername_lookup = false",
     );

@@ -10,6 +10,7 @@
 import type { LoadedConfig } from "../config/mod.ts";
 import type { CompiledPolicy } from "../policy/mod.ts";
 import { dnsServers, dnsUse, probeDns, programCodeDir } from "../permissions/mod.ts";
+import { readText } from "./permissions.ts";
 
 /**
  * Runs the check.
@@ -22,10 +23,10 @@ export async function checkDns(
   loaded: LoadedConfig,
   policy: CompiledPolicy,
 ): Promise<{ ok?: string; warning?: string } | undefined> {
-  const use = dnsUse(loaded, { cwd: Deno.cwd(), codeDir: programCodeDir() });
+  const use = dnsUse(loaded, { cwd: Deno.cwd(), codeDir: programCodeDir(), readText });
   if (use.restrictions.length === 0) return undefined;
   const c = loaded.config;
-  const servers = dnsServers(loaded).join(", ") || "none found";
+  const servers = dnsServers(loaded, readText).join(", ") || "none found";
   const which = c.dns_server ? `dns_server ${servers}` : `system resolver (${servers})`;
   const probe = await probeDns(policy.sessionResolver(), use.zones, c.mydomain || c.myhostname);
   if (probe.kind === "answering") {

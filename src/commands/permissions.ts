@@ -26,7 +26,20 @@ import { out } from "./output.ts";
  * @returns the needs
  */
 export function needsOf(loaded: LoadedConfig): Need[] {
-  return deriveNeeds(loaded, { cwd: Deno.cwd(), codeDir: programCodeDir() });
+  return deriveNeeds(loaded, { cwd: Deno.cwd(), codeDir: programCodeDir(), readText });
+}
+
+/**
+ * Reads a text file for the derivation (tables, resolv.conf).
+ * @param path the file
+ * @returns its text, or undefined when it cannot be read
+ */
+export function readText(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -68,8 +68,8 @@ export interface NeedsOptions {
   readonly cwd: string;
   /** The program's own code directory (listener threads load it at run time), if any. */
   readonly codeDir?: string;
-  /** Reads a text file; undefined when it cannot be read. */
-  readonly readText?: (path: string) => string | undefined;
+  /** Reads a text file (tables, resolv.conf); undefined when it cannot be read. */
+  readonly readText: (path: string) => string | undefined;
 }
 
 /**
@@ -81,14 +81,6 @@ export function programCodeDir(): string | undefined {
   const here = new URL(import.meta.url);
   if (Deno.build.standalone || here.protocol !== "file:") return undefined;
   return dirname(dirname(fileURLToPath(here)));
-}
-
-function readTextOrUndefined(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /** `host:port` as Deno's --allow-net writes it (IPv6 in brackets). */
@@ -166,7 +158,7 @@ export function dnsUse(
   loaded: LoadedConfig,
   options: NeedsOptions,
 ): { restrictions: string[]; zones: string[]; peername: boolean } {
-  const readText = options.readText ?? readTextOrUndefined;
+  const readText = options.readText;
   const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
   const { words } = tablesAndWords(loaded, abs, readText);
   const restrictions = [...new Set(words.filter((w) => DNS_RESTRICTIONS.has(w)))];
@@ -189,7 +181,7 @@ export function dnsUse(
  */
 export function dnsServers(
   loaded: LoadedConfig,
-  readText: (path: string) => string | undefined = readTextOrUndefined,
+  readText: (path: string) => string | undefined,
 ): string[] {
   const c = loaded.config;
   if (c.dns_server) {
@@ -207,7 +199,7 @@ export function dnsServers(
  */
 export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[] {
   const c = loaded.config;
-  const readText = options.readText ?? readTextOrUndefined;
+  const readText = options.readText;
   const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
   const needs: Need[] = [];
   const add = (kind: NeedKind, value: string, why: string) => {
