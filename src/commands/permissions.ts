@@ -18,7 +18,7 @@ import {
   type Need,
   programCodeDir,
 } from "../permissions/mod.ts";
-import { out } from "./output.ts";
+import { err, out } from "./output.ts";
 
 /**
  * The needs of a configuration for this process.
@@ -50,7 +50,14 @@ export function readText(path: string): string | undefined {
  */
 export function runPermissions(loaded: LoadedConfig, json: boolean): number {
   const needs = needsOf(loaded);
-  const flags = flagsFor(needs);
+  let flags: string[];
+  try {
+    flags = flagsFor(needs);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    err(`smtpd: fatal: ${e.message}`);
+    return 1;
+  }
   out(json ? JSON.stringify({ flags, needs }, null, 2) : flags.join("\n"));
   return 0;
 }
