@@ -288,6 +288,25 @@ Deno.test({
       await waitFor("our server", () => Promise.resolve(server!.log().includes("listening on")));
       await waitFor("dnsmasq", () => Promise.resolve(dnsmasq!.log().includes("started")));
 
+      await t.step("config --check says the system resolver answers", async () => {
+        const r = await inNs("deno", [
+          "run",
+          ...flags,
+          "mod.ts",
+          "config",
+          "--check",
+          "-c",
+          configFile,
+        ]);
+        // deno-lint-ignore no-console
+        console.log(r.stdout + r.stderr);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /^DNS: the system resolver \(192\.0\.2\.53:53\) answers \(2\.0\.0\.127\.bl\.test\.example A\)$/m,
+        );
+      });
+
       await t.step("swaks delivers to a local user; the mailbox has it", async () => {
         const r = await swaks("192.0.2.10", [
           "--to",
@@ -361,6 +380,16 @@ Deno.test({
           async () => (await Deno.readTextFile(box).catch(() => "")).includes("netns over TLS"),
         );
         assert.match(await Deno.readTextFile(box), /with ESMTPS? .*TLS|\(using TLSv1\.[23]/);
+      });
+
+      await t.step("with the name server gone, the listed client gets 4xx, never 5xx", async () => {
+        await stop(dnsmasq);
+        dnsmasq = undefined;
+        const r = await swaks("192.0.2.66", ["--to", "nobody@mx.test.example"]);
+        // deno-lint-ignore no-console
+        console.log(r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
+        assert.match(r.stdout, /<\*\* 4\d\d 4\.\d\.\d /);
+        assert.doesNotMatch(r.stdout, /<\*\* 5\d\d /);
       });
 
       // TODO(reload, issue 16 item 3): enable when SIGHUP reloads the
