@@ -71,6 +71,7 @@ async function removeNamespace(name: string): Promise<void> {
   }
   await run("ip", ["netns", "del", name]);
   await Deno.remove(`/etc/netns/${name}`, { recursive: true }).catch(() => {});
+  await Deno.remove("/etc/netns").catch(() => {}); // only when empty
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, ms = 20000): Promise<void> {
