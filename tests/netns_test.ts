@@ -273,7 +273,14 @@ Deno.test({
       );
 
       // The flags, from `smtpd permissions` inside the namespace.
-      const perms = await inNs("deno", ["task", "-q", "smtpd", "permissions", "-c", configFile]);
+      const perms = await inNs(Deno.execPath(), [
+        "task",
+        "-q",
+        "smtpd",
+        "permissions",
+        "-c",
+        configFile,
+      ]);
       assert.equal(perms.code, 0, perms.stderr);
       const flags = perms.stdout.trim().split("\n");
       // deno-lint-ignore no-console
@@ -285,12 +292,12 @@ Deno.test({
         assert.ok(read.split(/[=,]/).includes(p), `${p} in ${read}`);
       }
 
-      server = spawnInNs("deno", ["run", ...flags, "mod.ts", "serve", "-c", configFile]);
+      server = spawnInNs(Deno.execPath(), ["run", ...flags, "mod.ts", "serve", "-c", configFile]);
       await waitFor("our server", () => Promise.resolve(server!.log().includes("listening on")));
       await waitFor("dnsmasq", () => Promise.resolve(dnsmasq!.log().includes("started")));
 
       await t.step("config --check says the system resolver answers", async () => {
-        const r = await inNs("deno", [
+        const r = await inNs(Deno.execPath(), [
           "run",
           ...flags,
           "mod.ts",

@@ -53,7 +53,7 @@ Deno.test({
     const queue = await Deno.makeTempDir({ prefix: "smtpd-queue-" });
     const port = freePort();
     const o = ["-o", `queue_directory=${queue}`, "-o", `smtpd_listen=0.0.0.0:${port}`];
-    const printed = await run("deno", [
+    const printed = await run(Deno.execPath(), [
       "task",
       "-q",
       "smtpd",
@@ -67,7 +67,7 @@ Deno.test({
     assert.ok(flags.includes(`--allow-write=${queue}`), flags.join("\n"));
     assert.match(flags.join("\n"), new RegExp(`--allow-net=0\\.0\\.0\\.0:${port},`));
 
-    const compiled = await run("deno", [
+    const compiled = await run(Deno.execPath(), [
       "task",
       "-q",
       "compile",
@@ -85,7 +85,7 @@ Deno.test({
     );
     assert.deepEqual(baked, flags);
 
-    const server = new Deno.Command("deno", {
+    const server = new Deno.Command(Deno.execPath(), {
       args: ["task", "-q", "smtpd", "serve", "-c", configFile, ...o],
       cwd: ROOT,
       stdin: "null",
