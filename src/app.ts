@@ -1,6 +1,8 @@
 /**
  * The command line: argv → subcommand. Loads and checks the configuration
- * (runtime.ts builds what it needs), then prints it (config), runs the
+ * (runtime.ts builds what it needs) and that this process holds the Deno
+ * permissions it needs (commands/permissions.ts, which also prints them for
+ * `smtpd permissions`), then prints it (config), runs the
  * restriction lists for a hypothetical session (explain), reads the queue
  * (queue), or starts stand-alone mode (commands/stdin.ts) or daemon mode
  * (daemon/serve.ts).
