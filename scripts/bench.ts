@@ -34,7 +34,7 @@
 
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { productionFlags } from "./permissions.ts";
+import { flagsForArgs } from "./permissions.ts";
 import { PostfixInstance } from "./bench/postfix_instance.ts";
 import { replaceSection } from "./bench/report_file.ts";
 
@@ -640,7 +640,7 @@ class OurServer implements Server {
   }
 
   async #start(): Promise<void> {
-    const flags = productionFlags({ queueDirectories: [this.#queueDir] });
+    const flags = await flagsForArgs(["-c", this.#configFile]);
     const offset = this.#logSize();
     // setsid: our daemon gets a session (autogroup) of its own, as Postfix's
     // master does; setsid and sh exec, so the PID is Deno's.

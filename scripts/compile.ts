@@ -1,32 +1,29 @@
 /**
- * `deno task compile [--read PATHS] [--write PATHS] [--net HOSTS] [--queue DIRS] [--dry-run]`: builds
- * dist/smtpd with the production permission flags baked in. deno compile
- * needs the `denort` runtime; where dl.deno.land cannot be reached, point
- * DENORT_BIN at a local denort binary. The flags are printed either way.
+ * `deno task compile [-c FILE] [-o name=value]... [--dry-run]`: builds
+ * dist/smtpd with the permission flags of that configuration baked in (the
+ * flags `smtpd permissions` prints and `deno task smtpd` runs with). A
+ * binary started with a configuration that needs more stops at start and
+ * names the missing flags. deno compile needs the `denort` runtime; where
+ * dl.deno.land cannot be reached, point DENORT_BIN at a local denort
+ * binary. The command is printed either way.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { DEFAULT_PERMISSIONS, productionFlags } from "./permissions.ts";
+import { flagsFor } from "../src/permissions/mod.ts";
+import { configArgs, needsForConfig, ROOT } from "./permissions.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    read: { type: "string" },
-    write: { type: "string" },
-    net: { type: "string" },
-    queue: { type: "string" },
+    config: { type: "string", short: "c" },
+    o: { type: "string", multiple: true },
     "dry-run": { type: "boolean" },
   },
 });
-const split = (s: string | undefined, d: readonly string[]) => s ? s.split(",") : d;
-const flags = productionFlags({
-  readPaths: split(values.read, DEFAULT_PERMISSIONS.readPaths),
-  writePaths: split(values.write, DEFAULT_PERMISSIONS.writePaths),
-  netHosts: split(values.net, DEFAULT_PERMISSIONS.netHosts),
-  queueDirectories: split(values.queue, DEFAULT_PERMISSIONS.queueDirectories),
-});
+const { file, overrides } = configArgs(Deno.args);
+const flags = flagsFor(await needsForConfig(file, overrides));
 // The listener-thread entry is loaded at run time: include it in the binary.
 const args = [
   "compile",
@@ -43,6 +40,5 @@ if (values["dry-run"]) Deno.exit(0);
 if (!Deno.env.get("DENORT_BIN")) {
   log("note: DENORT_BIN is not set; deno compile will try to download denort from dl.deno.land");
 }
-const root = new URL("..", import.meta.url).pathname;
-const status = await new Deno.Command(Deno.execPath(), { args, cwd: root }).spawn().status;
+const status = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
 Deno.exit(status.code);

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { productionFlags } from "./permissions.ts";
+import { flagsForArgs } from "./permissions.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const work = join(root, "var", "bench", `memory-${Date.now()}`);
@@ -24,7 +24,7 @@ const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\
 const child = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
-    ...productionFlags({ queueDirectories: [`${rel}/spool`] }),
+    ...await flagsForArgs(["-c", `${rel}/smtpd.toml`]),
     "mod.ts",
     "serve",
     "-c",

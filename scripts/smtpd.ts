@@ -1,17 +1,17 @@
 /**
  * `deno task smtpd ARGS...` and `deno task start`: runs mod.ts in a child
- * Deno with the production permission flags, forwarding stdio, signals and
- * the exit status.
+ * Deno with the permission flags derived from the configuration named by
+ * `-c` and `-o` in ARGS (scripts/permissions.ts; what `smtpd permissions`
+ * prints), forwarding stdio, signals and the exit status.
  *
  * @module
  */
 
-import { productionFlags } from "./permissions.ts";
+import { flagsForArgs, ROOT } from "./permissions.ts";
 
-const root = new URL("..", import.meta.url).pathname;
 const child = new Deno.Command(Deno.execPath(), {
-  args: ["run", ...productionFlags(), "mod.ts", ...Deno.args],
-  cwd: root,
+  args: ["run", ...await flagsForArgs(Deno.args), "mod.ts", ...Deno.args],
+  cwd: ROOT,
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -1,9 +1,11 @@
 /**
- * The command line: argv → subcommand. Loads the configuration and builds
- * the one runtime (runtime.ts: every check, with file and line), then
- * prints the configuration (config), runs the restriction lists for a
- * hypothetical session (explain), reads the queue (queue), or starts
- * stand-alone mode (commands/stdin.ts) or daemon mode (daemon/serve.ts).
+ * The command line: argv → subcommand. Loads and checks the configuration
+ * (runtime.ts builds what it needs) and that this process holds the Deno
+ * permissions it needs (commands/permissions.ts, which also prints them for
+ * `smtpd permissions`), then prints it (config), runs the
+ * restriction lists for a hypothetical session (explain), reads the queue
+ * (queue), or starts stand-alone mode (commands/stdin.ts) or daemon mode
+ * (daemon/serve.ts).
  *
  * @module
  */
@@ -18,6 +20,8 @@ import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime
 import { runQueue } from "./commands/queue.ts";
 import { runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
+import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
+import { checkDns } from "./commands/dns_check.ts";
 
 type RunOptions = Extract<CliOptions, { configFile: string }>;
 
@@ -53,6 +57,11 @@ export async function runCli(args: readonly string[]): Promise<number> {
     default:
       break;
   }
+  const unreadable = checkConfigReadable(opts.configFile, opts.overrides);
+  if (unreadable) {
+    for (const line of unreadable) err(`smtpd: fatal: ${line}`);
+    return 1;
+  }
   // One runtime, built once and checked as it is built: `config --check`
   // builds the same one as `serve`, without opening anything.
   const mode: Mode = opts.kind === "serve" || opts.kind === "stdin" ? opts.kind : "check";
@@ -62,6 +71,16 @@ export async function runCli(args: readonly string[]): Promise<number> {
       overrides: opts.overrides,
       systemHostname: systemHostname(),
     });
+    if (opts.kind === "permissions") return runPermissions(loaded, opts.explain.json);
+    // Before anything touches a file, port or name server: a program built
+    // for another configuration names every flag it lacks.
+    if (opts.kind === "serve" || opts.kind === "stdin" || (opts.kind === "config" && opts.check)) {
+      const missing = checkPermissions(loaded, opts.overrides);
+      if (missing) {
+        for (const line of missing) err(`smtpd: fatal: ${line}`);
+        return 1;
+      }
+    }
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -89,7 +108,10 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "config": {
       if (opts.check) {
         const warnings = auditLists(loaded);
+        const dns = await checkDns(loaded, policy);
+        if (dns?.warning) warnings.push(dns.warning);
         for (const w of warnings) err(`smtpd: warning: ${w}`);
+        if (dns?.ok) out(dns.ok);
         out(
           `${loaded.file}: configuration OK${
             warnings.length ? ` (${warnings.length} warnings)` : ""
@@ -124,10 +146,14 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "stdin":
       return await runStdin(runtime);
     case "serve":
+      // Not awaited: a resolver that does not answer must not delay the start.
+      void checkDns(loaded, policy).then((r) => r?.warning && runtime.logger.warning(r.warning));
       return await runServe(runtime, {
         file: opts.configFile,
         overrides: opts.overrides,
         verbose: opts.verbose,
       });
+    case "permissions":
+      return runPermissions(loaded, opts.explain.json);
   }
 }

@@ -16,7 +16,7 @@ export type CliOptions =
   | { kind: "version" }
   | { kind: "error"; message: string }
   | {
-    kind: "serve" | "stdin" | "config" | "explain" | "queue";
+    kind: "serve" | "stdin" | "config" | "explain" | "queue" | "permissions";
     /** For queue: "list" or "cat", and the ID for cat. */
     queueArgs: string[];
     configFile: string;
@@ -56,6 +56,7 @@ Commands:
   config   print the effective configuration (-n: only non-defaults; --check: validate)
   explain  run the restriction lists for a hypothetical client and show every step
   queue    list the queue (queue list) or print one queue file (queue cat ID)
+  permissions  print the Deno flags this configuration needs
 
 Run "smtpd COMMAND --help" for a command's options.`,
   serve: `Usage: smtpd serve [-c FILE] [-o name=value]... [-v]
@@ -89,6 +90,17 @@ recipients, and whether it is complete. cat: one file's envelope and content.
 No Postfix tools needed.
 
 ${COMMON}`,
+  permissions: `Usage: smtpd permissions [-c FILE] [-o name=value]... [--json]
+
+Prints the Deno permission flags the configuration needs, one per line, with
+absolute paths: read the configuration and every file it names (tables, TLS
+certificate and key), read and write the queue directory, listen on each
+smtpd_listen address, reach the DNS servers in use (dns_server, else the
+name servers of /etc/resolv.conf), the syslog server and Postfix's trigger
+sockets; then the runtime flags. "deno task smtpd" and "deno task compile"
+use exactly these. --json adds the reason for each value.
+
+${COMMON}`,
   explain: `Usage: smtpd explain --client ADDR [--client-name NAME] [--helo H] [--from A]
                      [--to B]... [--etrn D] [--json] [-c FILE] [-o name=value]...
 
@@ -113,7 +125,7 @@ export function parseCli(args: readonly string[]): CliOptions {
   if (command === "--version" || command === "version") return { kind: "version" };
   if (
     command !== "serve" && command !== "stdin" && command !== "config" && command !== "explain" &&
-    command !== "queue"
+    command !== "queue" && command !== "permissions"
   ) {
     return { kind: "error", message: `unknown command "${command}"\n\n${HELP.main}` };
   }
@@ -141,7 +153,9 @@ export function parseCli(args: readonly string[]): CliOptions {
             json: { type: "boolean" },
           } as const
           : {}),
-        ...(command === "queue" ? { json: { type: "boolean" } } as const : {}),
+        ...(command === "queue" || command === "permissions"
+          ? { json: { type: "boolean" } } as const
+          : {}),
       },
     });
   } catch (err) {

@@ -272,7 +272,7 @@ export async function buildRuntime(
 export function queueDirError(dir: string, e: unknown): string {
   const why = e instanceof Deno.errors.NotCapable
     ? `it is outside the paths this program may write (${(e as Error).message}); ` +
-      "build or run with --allow-write for it (scripts/permissions.ts, deno task compile --write)"
+      "smtpd permissions -c FILE prints the flags this configuration needs"
     : (e as Error).message;
   return `cannot prepare queue directory "${dir}": ${why}`;
 }

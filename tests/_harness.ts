@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { DEFAULT_PERMISSIONS, productionFlags } from "../scripts/permissions.ts";
+import { flagsForArgs } from "../scripts/permissions.ts";
 
 /** The repository root. */
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -47,7 +47,12 @@ export async function writeConfig(
     `myhostname = "mx.test.example"`,
     `smtpd_error_sleep_time = 0`,
   ].filter((line) => !new RegExp(`^${line.split(" ")[0]}\\s*=`, "m").test(extra));
-  await Deno.writeTextFile(configFile, `${base.join("\n")}\n${extra}\n`);
+  // No test asks the machine's resolver: without a DNS server of its own
+  // (dns_server, tests/_dns.ts) a test looks up no client names.
+  const tail = /^(dns_server|smtpd_peername_lookup)\s*=/m.test(extra)
+    ? ""
+    : "smtpd_peername_lookup = false\n";
+  await Deno.writeTextFile(configFile, `${base.join("\n")}\n${extra}\n${tail}`);
   return { configFile: rel(configFile), queueDir };
 }
 
@@ -56,18 +61,13 @@ function rel(p: string): string {
 }
 
 /**
- * The deno command line for the program with the production flags.
+ * The deno command line for the program with the flags derived from the
+ * configuration in `args` (`-c`, `-o`), as `deno task smtpd` runs it.
  * @param args the program's arguments
- * @param queueDir the test's queue directory (its trigger sockets are allowed)
- * @param net more --allow-net entries (a policy server's "unix:/path")
  * @returns arguments for `deno`
  */
-export function smtpdArgs(args: string[], queueDir?: string, net: string[] = []): string[] {
-  const flags = productionFlags({
-    ...(queueDir ? { queueDirectories: [queueDir] } : {}),
-    ...(net.length ? { netHosts: [...DEFAULT_PERMISSIONS.netHosts, ...net] } : {}),
-  });
-  return ["run", ...flags, "mod.ts", ...args];
+export async function smtpdArgs(args: string[]): Promise<string[]> {
+  return ["run", ...await flagsForArgs(args, ROOT), "mod.ts", ...args];
 }
 
 /** A running daemon. */
@@ -86,17 +86,17 @@ export interface Daemon {
 /**
  * Starts `smtpd serve` on a free loopback port.
  * @param extraConfig TOML lines added to the test config
- * @param options an existing work dir to reuse, more --allow-net entries
+ * @param options an existing work dir to reuse
  * @returns the daemon handle
  */
 export async function startDaemon(
   extraConfig = "",
-  options: { dir?: string; net?: string[] } = {},
+  options: { dir?: string } = {},
 ): Promise<Daemon> {
   const dir = options.dir ?? await makeWorkDir("daemon");
   const { configFile, queueDir } = await writeConfig(dir, extraConfig);
   const child = new Deno.Command(Deno.execPath(), {
-    args: smtpdArgs(["serve", "-c", configFile], queueDir, options.net),
+    args: await smtpdArgs(["serve", "-c", configFile]),
     cwd: ROOT,
     stdin: "null",
     stdout: "null",
@@ -206,12 +206,15 @@ export async function run(
  * @param env environment for the peer identity
  * @returns what the server printed
  */
-export function runStdin(
+export async function runStdin(
   configFile: string,
   session: string | Uint8Array,
   env: Record<string, string> = {},
 ): Promise<RunResult> {
-  return run(Deno.execPath(), smtpdArgs(["stdin", "-c", configFile]), { stdin: session, env });
+  return await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
+    stdin: session,
+    env,
+  });
 }
 
 let postcatConf: string | undefined;

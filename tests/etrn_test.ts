@@ -301,7 +301,7 @@ Deno.test({
     assert.ok(id);
     const list = await run(
       Deno.execPath(),
-      smtpdArgs(["queue", "list", "-c", configFile, "--json"]),
+      await smtpdArgs(["queue", "list", "-c", configFile, "--json"]),
     );
     const entries = JSON.parse(list.stdout);
     assert.equal(entries.length, 1);
@@ -310,20 +310,23 @@ Deno.test({
     assert.equal(entries[0].sender, "q@example.org");
     assert.deepEqual(entries[0].recipients, ["r@example.com"]);
     assert.equal(entries[0].complete, true);
-    const text = await run(Deno.execPath(), smtpdArgs(["queue", "list", "-c", configFile]));
+    const text = await run(Deno.execPath(), await smtpdArgs(["queue", "list", "-c", configFile]));
     assert.match(text.stdout, new RegExp(`^${id} .* maildrop  q@example\\.org$`, "m"));
-    const cat = await run(Deno.execPath(), smtpdArgs(["queue", "cat", id, "-c", configFile]));
+    const cat = await run(Deno.execPath(), await smtpdArgs(["queue", "cat", id, "-c", configFile]));
     assert.equal(cat.code, 0);
     assert.match(cat.stdout, /^sender: q@example\.org$/m);
     assert.match(cat.stdout, /^queued body$/m);
     const catJson = JSON.parse(
-      (await run(Deno.execPath(), smtpdArgs(["queue", "cat", id, "--json", "-c", configFile])))
+      (await run(
+        Deno.execPath(),
+        await smtpdArgs(["queue", "cat", id, "--json", "-c", configFile]),
+      ))
         .stdout,
     );
     assert.match(catJson.content, /Subject: q\nMessage-Id: /);
     const missing = await run(
       Deno.execPath(),
-      smtpdArgs(["queue", "cat", "NOSUCHID", "-c", configFile]),
+      await smtpdArgs(["queue", "cat", "NOSUCHID", "-c", configFile]),
     );
     assert.equal(missing.code, 1);
   },

@@ -111,12 +111,12 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("relisten");
-    const { configFile, queueDir } = await writeConfig(
+    const { configFile } = await writeConfig(
       dir,
       "smtpd_listen_threads = 1\nsmtpd_peername_lookup = false",
     );
     const child = new Deno.Command(Deno.execPath(), {
-      args: smtpdArgs(["serve", "-c", configFile], queueDir),
+      args: await smtpdArgs(["serve", "-c", configFile]),
       cwd: ROOT,
       stdin: "null",
       stdout: "null",

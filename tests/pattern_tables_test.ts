@@ -178,7 +178,7 @@ Deno.test({
       `queue_directory = "${rel}/spool"\n${BASE}` +
         `smtpd_sender_restrictions = ["check_sender_access", "pcre:${rel}/bad.pcre"]\n`,
     );
-    const check = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", config]));
+    const check = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", config]));
     // deno-lint-ignore no-console
     console.log(check.stderr.trim());
     assert.notEqual(check.code, 0);
@@ -188,7 +188,7 @@ Deno.test({
         `${rel}/bad\\.pcre:3: pattern /\\^\\(\\?>a\\+\\)b@/: not supported: atomic groups`,
       ),
     );
-    const serve = await run(Deno.execPath(), smtpdArgs(["serve", "-c", config]), {
+    const serve = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", config]), {
       timeoutMs: 20000,
     });
     assert.notEqual(serve.code, 0);

@@ -100,7 +100,7 @@ Deno.test({
     const pg = await startPostgrey(dir, { delay: 1, unix: socket });
     const d = await startDaemon(
       restrictions("unix:private/postgrey", "smtpd_policy_service_request_limit = 1"),
-      { dir, net: [`unix:${socket}`] },
+      { dir },
     );
     try {
       const first = await swaks(d.port, "c@sender.example");
@@ -130,7 +130,6 @@ Deno.test({
     ]);
     const d = await startDaemon(restrictions(`unix:${spf.socket}`), {
       dir,
-      net: [`unix:${spf.socket}`],
     });
     try {
       const forged = await swaks(d.port, "someone@forged.example");
@@ -358,7 +357,7 @@ Deno.test({
       const { smtpdArgs } = await import("./_harness.ts");
       const r = await run(
         Deno.execPath(),
-        smtpdArgs([
+        await smtpdArgs([
           "explain",
           "-c",
           rel,
@@ -426,7 +425,7 @@ Deno.test({
       `smtpd_recipient_restrictions = [\n  "reject_unauth_destination",\n  "check_policy_service", "unix:/run/not-allowed/policy",\n]`,
     );
     const { smtpdArgs } = await import("./_harness.ts");
-    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,
@@ -436,7 +435,10 @@ Deno.test({
       dir,
       `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=soon }"]`,
     );
-    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", bad.configFile]));
+    const r2 = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", bad.configFile]),
+    );
     assert.notEqual(r2.code, 0);
     assert.match(r2.stderr, /smtpd\.toml:\d+: .*Cannot parse timeout "soon": not a time/);
     const missing = await writeConfig(
@@ -445,7 +447,7 @@ Deno.test({
     );
     const r3 = await run(
       Deno.execPath(),
-      smtpdArgs(["config", "--check", "-c", missing.configFile]),
+      await smtpdArgs(["config", "--check", "-c", missing.configFile]),
     );
     assert.match(r3.stderr, /restriction "check_policy_service" needs a policy service argument/);
   },

@@ -161,12 +161,12 @@ Deno.test({
       const { configFile } = await writeConfig(work, `dns_server = "127.0.0.1:${dnsAll.port}"`);
       const good = await run(
         Deno.execPath(),
-        smtpdArgs(["explain", "-c", configFile, "--client", "192.0.2.9", "--json"]),
+        await smtpdArgs(["explain", "-c", configFile, "--client", "192.0.2.9", "--json"]),
       );
       assert.equal(JSON.parse(good.stdout).client.name, "mail.good.example");
       const forged = await run(
         Deno.execPath(),
-        smtpdArgs(["explain", "-c", configFile, "--client", "192.0.2.10", "--json"]),
+        await smtpdArgs(["explain", "-c", configFile, "--client", "192.0.2.10", "--json"]),
       );
       const fc = JSON.parse(forged.stdout).client;
       assert.equal(fc.name, "unknown");
@@ -229,7 +229,7 @@ Deno.test({
       "--to",
       "c@other.example",
     ];
-    const text = await run(Deno.execPath(), smtpdArgs(args));
+    const text = await run(Deno.execPath(), await smtpdArgs(args));
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /try check_client_access inline:\{ 192\.0\.2\.66=REJECT go away \}/);
     assert.match(text.stdout, /lookup inline:.* key "192\.0\.2\.1": not found/);
@@ -238,7 +238,7 @@ Deno.test({
       text.stdout,
       /decided by: smtpd_recipient_restrictions: reject_unauth_destination/,
     );
-    const json = await run(Deno.execPath(), smtpdArgs([...args, "--json"]));
+    const json = await run(Deno.execPath(), await smtpdArgs([...args, "--json"]));
     const parsed = JSON.parse(json.stdout);
     const rcpt = parsed.stages.find((s: { command: string }) => s.command === "RCPT");
     assert.equal(rcpt.decision.kind, "reject");
@@ -246,7 +246,7 @@ Deno.test({
     assert.equal(rcpt.decision.by, "smtpd_recipient_restrictions: reject_unauth_destination");
     const blocked = await run(
       Deno.execPath(),
-      smtpdArgs([
+      await smtpdArgs([
         "explain",
         "-c",
         configFile,
@@ -279,7 +279,7 @@ Deno.test({
         join(work, "spool").slice(ROOT.length)
       }"\nsmtpd_listen = ["127.0.0.1:0"]\n\nsmtpd_recipient_restrictions = ["permit_mynetworks", "reject_unauth_destinaton"]\n`,
     );
-    const r = await run(Deno.execPath(), smtpdArgs(["serve", "-c", file.slice(ROOT.length)]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", file.slice(ROOT.length)]));
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
@@ -297,7 +297,7 @@ Deno.test({
       work,
       'smtpd_recipient_restrictions = ["permit", "reject_unauth_destination"]',
     );
-    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.equal(r.code, 0);
     assert.match(r.stderr, /untrusted clients may relay to any domain/);
     assert.match(r.stderr, /"reject_unauth_destination" can never be reached after "permit"/);

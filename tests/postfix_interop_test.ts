@@ -86,7 +86,7 @@ Deno.test({
 
       // 1. stand-alone: maildrop/ -> pickup -> qmgr -> mailbox.
       const { configFile } = await writeConfig(join(dir), extra);
-      const stdin = await run(Deno.execPath(), smtpdArgs(["stdin", "-c", configFile], queueDir), {
+      const stdin = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
         stdin:
           "HELO local\r\nMAIL FROM:<one@sender.example>\r\nRCPT TO:<one@example.com>\r\nDATA\r\n" +
           "Subject: interop one\r\nX-Test: maildrop\r\n\r\nfirst body line\r\n..dot line\r\n.\r\nQUIT\r\n",

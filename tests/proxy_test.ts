@@ -262,7 +262,7 @@ Deno.test({
       work,
       'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_upstream_proxy_networks = ["127.0.0.010/32"]',
     );
-    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,

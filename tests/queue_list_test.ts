@@ -20,7 +20,7 @@ Deno.test({
       const list = async () => {
         const r = await run(
           Deno.execPath(),
-          smtpdArgs(["queue", "list", "--json", "-c", configFile]),
+          await smtpdArgs(["queue", "list", "--json", "-c", configFile]),
         );
         assert.equal(r.code, 0, r.stderr);
         return JSON.parse(r.stdout) as { id: string; complete: boolean }[];
@@ -51,7 +51,7 @@ Deno.test({
       const entries = await list();
       assert.equal(entries.length, 1, JSON.stringify(entries));
       assert.equal(entries[0]?.complete, true);
-      const text = await run(Deno.execPath(), smtpdArgs(["queue", "list", "-c", configFile]));
+      const text = await run(Deno.execPath(), await smtpdArgs(["queue", "list", "-c", configFile]));
       assert.match(text.stdout, /-- 1 files$/m);
       assert.doesNotMatch(text.stdout, /incomplete/);
     } finally {

@@ -28,11 +28,14 @@ Deno.test({
       `${configFile.replaceAll(".", "\\.")}:5: smtpd_client_event_limit_exceptions: ` +
         `cannot parse network "10\\.0\\.0\\.0/99"`,
     );
-    const check = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    const check = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile]),
+    );
     assert.equal(check.code, 1, check.stdout + check.stderr);
     assert.match(check.stderr, want);
     assert.doesNotMatch(check.stdout, /configuration OK/);
-    const serve = await run(Deno.execPath(), smtpdArgs(["serve", "-c", configFile], queueDir), {
+    const serve = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
       timeoutMs: 20_000,
     });
     assert.equal(serve.code, 1, serve.stderr);
@@ -77,7 +80,7 @@ Deno.test({
           "-o",
           trace,
           Deno.execPath(),
-          ...smtpdArgs(["serve", "-c", configFile], queueDir),
+          ...await smtpdArgs(["serve", "-c", configFile]),
         ],
         { timeoutMs: 30_000 },
       );

@@ -155,7 +155,7 @@ Deno.test({
     const { configFile, queueDir } = await writeConfig(dir, "smtpd_peername_lookup = false");
     await Deno.mkdir(join(queueDir, "maildrop"), { recursive: true });
     const child = new Deno.Command(Deno.execPath(), {
-      args: smtpdArgs(["stdin", "-c", configFile], queueDir),
+      args: await smtpdArgs(["stdin", "-c", configFile]),
       cwd: ROOT,
       stdin: "piped",
       stdout: "piped",

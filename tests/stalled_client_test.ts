@@ -276,7 +276,7 @@ Deno.test({
     const dir = await makeWorkDir("stall");
     const { configFile } = await writeConfig(dir, "smtpd_timeout = 2");
     const child = new Deno.Command(Deno.execPath(), {
-      args: smtpdArgs(["stdin", "-c", configFile]),
+      args: await smtpdArgs(["stdin", "-c", configFile]),
       cwd: ROOT,
       stdin: "piped",
       stdout: "piped", // never read: the pipe fills

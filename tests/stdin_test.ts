@@ -17,6 +17,7 @@ import {
   smtpdArgs,
   writeConfig,
 } from "./_harness.ts";
+import { flagsForArgs } from "../scripts/permissions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -116,7 +117,7 @@ Deno.test({
         "",
       ].join("\n"),
     );
-    const r = await run(Deno.execPath(), smtpdArgs(["serve", "-c", file]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", file]));
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,
@@ -139,11 +140,11 @@ Deno.test({
       join(ROOT, file),
       'queue_directory = "var/spool"\nsmtpd_recipient_limit = "many"\n',
     );
-    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", file]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", file]));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /bad\.toml:2: smtpd_recipient_limit: expected an integer/);
     await Deno.writeTextFile(join(ROOT, file), "\n\nline_length_limit = 10\n");
-    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", file]));
+    const r2 = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", file]));
     assert.equal(r2.code, 1);
     assert.match(
       r2.stderr,
@@ -158,13 +159,13 @@ Deno.test({
   fn: async () => {
     const work = await makeWorkDir("config");
     const { configFile } = await writeConfig(work);
-    const all = await run(Deno.execPath(), smtpdArgs(["config", "-c", configFile]));
+    const all = await run(Deno.execPath(), await smtpdArgs(["config", "-c", configFile]));
     assert.equal(all.code, 0, all.stderr);
     assert.match(all.stdout, /^message_size_limit = 10240000$/m);
     assert.match(all.stdout, /^smtpd_banner = "mx\.test\.example ESMTP deno-smtpd"$/m);
     const n = await run(
       Deno.execPath(),
-      smtpdArgs([
+      await smtpdArgs([
         "config",
         "-n",
         "-c",
@@ -178,7 +179,10 @@ Deno.test({
     assert.match(n.stdout, /^smtpd_timeout = 300$/m);
     assert.match(n.stdout, /^smtpd_helo_required = true$/m);
     assert.doesNotMatch(n.stdout, /^message_size_limit/m);
-    const bad = await run(Deno.execPath(), smtpdArgs(["config", "-c", configFile, "-o", "nope=1"]));
+    const bad = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "-c", configFile, "-o", "nope=1"]),
+    );
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /-o nope=1: unknown parameter "nope"/);
   },
@@ -189,30 +193,85 @@ Deno.test({
   ...opts,
   fn: async () => {
     for (const sub of [[], ["serve"], ["stdin"], ["config"]]) {
-      const r = await run(Deno.execPath(), smtpdArgs([...sub, "--help"]));
+      const r = await run(Deno.execPath(), await smtpdArgs([...sub, "--help"]));
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^Usage: smtpd/);
     }
-    const r = await run(Deno.execPath(), smtpdArgs(["bogus"]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["bogus"]));
     assert.equal(r.code, 2);
   },
 });
 
 Deno.test({
-  name: "the production flags deny writes outside the queue directory",
+  name: "started with the flags of another configuration, the program names each missing flag",
   ...opts,
   fn: async () => {
-    // A queue_directory outside var/ is outside --allow-write: the start fails clearly.
+    // As a compiled binary carries the flags of the configuration it was
+    // built for: this one runs with the flags of a loopback configuration.
     const work = await makeWorkDir("perm");
-    const cfg = join(work, "outside.toml");
+    const { configFile } = await writeConfig(work);
+    const flags = await flagsForArgs(["-c", configFile], ROOT);
+    // Then the operator moves the queue and listens on all addresses.
+    const outside = `/tmp/smtpd-outside-queue-${Date.now()}`;
+    const cfg = join(ROOT, configFile);
     await Deno.writeTextFile(
       cfg,
-      'queue_directory = "/tmp/smtpd-outside-queue"\nsmtpd_listen = ["127.0.0.1:0"]\n',
+      `queue_directory = "${outside}"\nsmtpd_listen = ["0.0.0.0:2599"]\n`,
     );
-    const r = await runStdin(cfg.slice(ROOT.length), "QUIT\r\n");
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /cannot prepare queue directory.*(NotCapable|Requires write access)/);
-    assert.equal(await Deno.stat("/tmp/smtpd-outside-queue").then(() => true, () => false), false);
+    for (const sub of [["stdin"], ["serve"], ["config", "--check"]]) {
+      const r = await run(Deno.execPath(), [
+        "run",
+        ...flags,
+        "mod.ts",
+        ...sub,
+        "-c",
+        cfg.slice(ROOT.length),
+      ], { stdin: "QUIT\r\n" });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /needs permissions this program was not given/);
+      assert.ok(r.stderr.includes(`--allow-write=${outside}  (queue_directory)`), r.stderr);
+      assert.ok(r.stderr.includes(`--allow-net=0.0.0.0:2599  (smtpd_listen)`), r.stderr);
+      assert.match(r.stderr, /run it with the flags it needs: deno task smtpd COMMAND -c \//);
+      assert.doesNotMatch(r.stdout, /^220/m); // no session was served
+    }
+    assert.equal(await Deno.stat(outside).then(() => true, () => false), false);
+  },
+});
+
+Deno.test({
+  name:
+    "the derived flags deny writes outside the queue directory and reads outside the named files",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("perm");
+    const { configFile, queueDir } = await writeConfig(work);
+    await Deno.mkdir(queueDir, { recursive: true });
+    const flags = await flagsForArgs(["-c", configFile], ROOT);
+    assert.ok(!flags.some((f) => /^--allow-(all|run|ffi)\b|^-A$/.test(f)), flags.join(" "));
+    const probe = `
+      const results = [];
+      for (const [op, path] of JSON.parse(Deno.args[0])) {
+        try {
+          if (op === "write") Deno.writeTextFileSync(path, "x");
+          else Deno.readTextFileSync(path);
+          results.push("ok");
+        } catch (e) {
+          results.push(e.name);
+        }
+      }
+      console.log(results.join(" "));`;
+    const probeFile = join(work, "probe.ts");
+    await Deno.writeTextFile(probeFile, probe);
+    const ops = [
+      ["write", join(queueDir, "probe")],
+      ["write", join(work, "beside-the-queue")],
+      ["write", "/tmp/smtpd-probe"],
+      ["read", join(ROOT, configFile)],
+      ["read", join(ROOT, "deno.json")],
+      ["read", "/etc/hostname"],
+    ];
+    const r = await run(Deno.execPath(), ["run", ...flags, probeFile, JSON.stringify(ops)]);
+    assert.equal(r.stdout.trim(), "ok NotCapable NotCapable ok NotCapable NotCapable", r.stderr);
   },
 });
 
@@ -250,7 +309,7 @@ Deno.test({
         "-o",
         trace,
         Deno.execPath(),
-        ...smtpdArgs(["stdin", "-c", configFile]),
+        ...await smtpdArgs(["stdin", "-c", configFile]),
       ],
       { stdin: SESSION },
     );
@@ -339,13 +398,13 @@ async function launch(
  * (what a systemd socket with Accept=yes or inetd does: the connection is
  * stdin and stdout), running the program with the production flags.
  */
-function socketActivate(
+async function socketActivate(
   configFile: string,
-  queueDir: string,
+  _queueDir: string,
   env: string[] = [],
 ): Promise<Launcher> {
   const port = freePort();
-  return launch(
+  return await launch(
     "systemd-socket-activate",
     [
       "--accept",
@@ -354,7 +413,7 @@ function socketActivate(
       `127.0.0.1:${port}`,
       ...env.flatMap((e) => ["-E", e]),
       Deno.execPath(),
-      ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
     ],
     port,
     "Listening on",
@@ -533,7 +592,10 @@ Deno.test({
       ] as const
     ) {
       const { configFile } = await writeConfig(work, extra);
-      const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
       assert.notEqual(r.code, 0, extra);
       assert.match(r.stderr, want);
     }
@@ -582,7 +644,7 @@ Deno.test({
         "127.0.0.1",
         String(port),
         Deno.execPath(),
-        ...smtpdArgs(["stdin", "-c", configFile], queueDir),
+        ...await smtpdArgs(["stdin", "-c", configFile]),
       ],
       port,
       "status:",
@@ -607,7 +669,7 @@ Deno.test({
     const port = freePort();
     // xinetd starts servers in "/": a wrapper enters the checkout first.
     const wrapper = join(work, "smtpd.sh");
-    const argv = [Deno.execPath(), ...smtpdArgs(["stdin", "-c", configFile], queueDir)];
+    const argv = [Deno.execPath(), ...await smtpdArgs(["stdin", "-c", configFile])];
     await Deno.writeTextFile(
       wrapper,
       `#!/bin/sh\ncd '${ROOT}' || exit 1\nexec ${argv.map((a) => `'${a}'`).join(" ")}\n`,
@@ -651,7 +713,15 @@ Deno.test({
     const { configFile } = await writeConfig(work);
     const r = await run(
       Deno.execPath(),
-      smtpdArgs(["explain", "--client", "127.0.0.010", "--client-name", "x", "-c", configFile]),
+      await smtpdArgs([
+        "explain",
+        "--client",
+        "127.0.0.010",
+        "--client-name",
+        "x",
+        "-c",
+        configFile,
+      ]),
     );
     assert.equal(r.code, 2);
     assert.match(r.stderr, /explain: --client "127\.0\.0\.010" is not an IP address/);

@@ -133,7 +133,7 @@ Deno.test({
   fn: async () => {
     const work = await makeWorkDir("tls");
     const { configFile } = await writeConfig(work, 'smtpd_tls_security_level = "may"');
-    const r = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", configFile]));
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
@@ -143,11 +143,11 @@ Deno.test({
       await makeWorkDir("tls"),
       'smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "/etc/ssl/private/nope.pem"\nsmtpd_tls_key_file = "/etc/ssl/private/nope.pem"',
     );
-    const r2 = await run(Deno.execPath(), smtpdArgs(["config", "--check", "-c", c2]));
+    const r2 = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", c2]));
     assert.equal(r2.code, 1);
     assert.match(
       r2.stderr,
-      /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": outside the paths this program may read/,
+      /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": No such file/,
     );
   },
 });

@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import { productionFlags } from "../permissions.ts";
+import { flagsForArgs } from "../permissions.ts";
 import { SmtpConn } from "./smtp_conn.ts";
 
 /** The repository root. */
@@ -106,7 +106,7 @@ export class ServerUnderTest {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...productionFlags({ queueDirectories: [rel(this.queueDir)] }),
+        ...await flagsForArgs(["-c", rel(this.configFile)]),
         "mod.ts",
         "serve",
         "-c",

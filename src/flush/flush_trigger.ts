@@ -86,7 +86,7 @@ async function writeSocket(
     timer = setTimeout(() => resolve("unavailable"), timeoutMs);
   });
   const attempt = (async (): Promise<FlushOutcome> => {
-    // Deno needs --allow-net=unix:<absolute path> for this (scripts/permissions.ts).
+    // Deno needs --allow-net=unix:<absolute path> for this (src/permissions/needs.ts).
     conn = await Deno.connect({ transport: "unix", path });
     const bytes = new TextEncoder().encode(request);
     let off = 0;

@@ -46,6 +46,23 @@ export function parseSyslogServer(text: string): SyslogTarget | undefined {
   return { transport: m[1] as "udp" | "tcp", host: (m[2] ?? m[3]) as string, port };
 }
 
+/**
+ * The local address a UDP syslog socket binds (port 0). Bound explicitly:
+ * Deno's permissions cover the local address we bind (loopback for a
+ * loopback server), never an implicit 0.0.0.0:0.
+ * @param host the syslog server's address
+ * @returns the local address
+ */
+export function udpBindAddress(host: string): string {
+  return /^127\./.test(host)
+    ? "127.0.0.1"
+    : host === "::1"
+    ? "::1"
+    : host.includes(":")
+    ? "::"
+    : "0.0.0.0";
+}
+
 const encoder = new TextEncoder();
 const TCP_BACKLOG = 1000;
 
@@ -62,15 +79,7 @@ export function syslogSink(target: SyslogTarget, facility: string): LineSink {
     let sock: Socket | undefined;
     let bound: Promise<void> | undefined;
     const v6 = target.host.includes(":");
-    // Bind explicitly: Deno's permissions cover the local address we bind
-    // (loopback for a loopback server), never an implicit 0.0.0.0:0.
-    const local = /^127\./.test(target.host)
-      ? "127.0.0.1"
-      : target.host === "::1"
-      ? "::1"
-      : v6
-      ? "::"
-      : "0.0.0.0";
+    const local = udpBindAddress(target.host);
     return (line, severity) => {
       try {
         // node:dgram is loaded on first use (it costs memory in every isolate).

@@ -116,7 +116,7 @@ function readTable(spec: string, path: string): string {
     return Deno.readTextFileSync(path);
   } catch (err) {
     const why = err instanceof Deno.errors.NotCapable
-      ? "outside the paths this program may read (see scripts/permissions.ts)"
+      ? "outside the paths this program may read (smtpd permissions lists them)"
       : (err as Error).message;
     throw new TableOpenError(`cannot open table "${spec}": ${why}`);
   }

@@ -1,0 +1,275 @@
+/**
+ * What a configuration needs from Deno's permissions, derived from the
+ * configuration itself: read the configuration file and every file it names
+ * (tables, also tables named inside tables; the STARTTLS certificate and
+ * key), read and write the queue directory, reach its Postfix trigger
+ * sockets, listen on each `smtpd_listen` address, reach the DNS servers
+ * actually used (`dns_server`, else the `nameserver` lines of
+ * /etc/resolv.conf) and the syslog server. Every path is absolute.
+ *
+ * @module
+ */
+
+import { parseEndpoint } from "../policy/service/endpoint.ts";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { LoadedConfig } from "../config/mod.ts";
+import { PARAMS } from "../config/mod.ts";
+import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
+import { parseDnsServer } from "../policy/resolver.ts";
+import { parseListenAddress } from "../transport/tcp_listener.ts";
+
+/** The kinds of Deno permission the program uses. */
+export type NeedKind = "read" | "write" | "net" | "env" | "sys";
+
+/** One permission the configuration needs, and why. */
+export interface Need {
+  readonly kind: NeedKind;
+  /** An absolute path, `host:port`, `unix:/path`, a variable or a system call. */
+  readonly value: string;
+  /** The parameter or purpose that needs it. */
+  readonly why: string;
+}
+
+/** Environment variables the program reads (stand-alone peer identity; src/transport/stdio.ts). */
+export const ENV_VARS = [
+  "REMOTE_ADDR",
+  "REMOTE_PORT",
+  "TCPREMOTEIP",
+  "TCPREMOTEPORT",
+  "REMOTE_HOST",
+] as const;
+
+/** The file Deno's resolver reads its name servers from when no dns_server is set. */
+export const RESOLV_CONF = "/etc/resolv.conf";
+
+/**
+ * Restrictions that ask the DNS (their old names included). A unit test
+ * checks that each is a known restriction name.
+ */
+export const DNS_RESTRICTIONS: ReadonlySet<string> = new Set([
+  "reject_unknown_client_hostname",
+  "reject_unknown_client",
+  "reject_unknown_reverse_client_hostname",
+  "reject_unknown_helo_hostname",
+  "reject_unknown_hostname",
+  "reject_unknown_sender_domain",
+  "reject_unknown_recipient_domain",
+  "reject_rbl_client",
+  "reject_maps_rbl",
+  "permit_mx_backup",
+]);
+
+/** File-backed table types (the others are written inline). */
+const FILE_TABLES = /^(texthash|cidr|regexp|pcre):([^{].*)$/;
+
+/** Where facts outside the configuration come from (replaceable in tests). */
+export interface NeedsOptions {
+  /** Relative paths in the configuration are taken from here. */
+  readonly cwd: string;
+  /** The program's own code directory (listener threads load it at run time), if any. */
+  readonly codeDir?: string;
+  /** Reads a text file (tables, resolv.conf); undefined when it cannot be read. */
+  readonly readText: (path: string) => string | undefined;
+}
+
+/**
+ * The program's code directory (src/), which listener threads load at run
+ * time, or undefined in a compiled binary (its code is inside it).
+ * @returns the absolute path
+ */
+export function programCodeDir(): string | undefined {
+  const here = new URL(import.meta.url);
+  if (Deno.build.standalone || here.protocol !== "file:") return undefined;
+  return dirname(dirname(fileURLToPath(here)));
+}
+
+/** `host:port` as Deno's --allow-net writes it (IPv6 in brackets). */
+export function netTarget(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The name servers of a resolv.conf text.
+ * @param text the file's text
+ * @returns the addresses of its nameserver lines, in order
+ */
+export function resolvConfNameServers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    // A link-local IPv6 server carries its interface: fe80::1%eth0.
+    if (m) out.push((m[1] as string).replace(/%.*$/, ""));
+  }
+  return out;
+}
+
+/** Every word of every list parameter and restriction class (tables and names hide there). */
+function configWords(loaded: LoadedConfig): string[] {
+  const words: string[] = [];
+  const add = (item: string) => words.push(...splitWords(item));
+  for (const [name, spec] of Object.entries(PARAMS)) {
+    if (spec.kind !== "list") continue;
+    for (const item of loaded.config[name as keyof typeof PARAMS] as readonly string[]) add(item);
+  }
+  for (const items of loaded.classes.values()) for (const item of items) add(item);
+  return words;
+}
+
+function splitWords(text: string): string[] {
+  return text.split(/[\s,{}]+/).filter((w) => w !== "");
+}
+
+/**
+ * The file-backed tables a configuration names, also those named in the
+ * values of other tables, as absolute paths; and every word seen on the way.
+ */
+function tablesAndWords(
+  loaded: LoadedConfig,
+  abs: (p: string) => string,
+  readText: (path: string) => string | undefined,
+): { tables: Map<string, string>; words: string[] } {
+  const words = configWords(loaded);
+  const tables = new Map<string, string>(); // absolute path → spec
+  for (let i = 0; i < words.length; i++) {
+    const m = FILE_TABLES.exec(words[i] as string);
+    if (!m) continue;
+    const path = abs(m[2] as string);
+    if (tables.has(path)) continue;
+    tables.set(path, words[i] as string);
+    // A table's values may be restriction lists naming more tables.
+    const text = readText(path);
+    if (text !== undefined) {
+      for (const line of text.split("\n")) {
+        if (!/^\s*#/.test(line)) words.push(...splitWords(line));
+      }
+    }
+  }
+  return { tables, words };
+}
+
+/**
+ * Whether anything in the configuration asks the DNS: client name lookups
+ * (`smtpd_peername_lookup`) or a restriction that queries it.
+ * @param loaded the configuration
+ * @param options where table files are read
+ * @returns the DNS restrictions named, the DNSBL zones, and whether client names are looked up
+ */
+export function dnsUse(
+  loaded: LoadedConfig,
+  options: NeedsOptions,
+): { restrictions: string[]; zones: string[]; peername: boolean } {
+  const readText = options.readText;
+  const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
+  const { words } = tablesAndWords(loaded, abs, readText);
+  const restrictions = [...new Set(words.filter((w) => DNS_RESTRICTIONS.has(w)))];
+  const zones = new Set<string>();
+  words.forEach((w, i) => {
+    const next = words[i + 1];
+    if (w === "reject_rbl_client" && next) zones.add(next.split("=")[0] as string);
+  });
+  if (restrictions.includes("reject_maps_rbl")) {
+    for (const z of loaded.config.maps_rbl_domains) zones.add(z);
+  }
+  return { restrictions, zones: [...zones], peername: loaded.config.smtpd_peername_lookup };
+}
+
+/**
+ * The DNS servers this configuration's resolver talks to.
+ * @param loaded the configuration
+ * @param readText reads resolv.conf
+ * @returns `host:port` targets (empty when resolv.conf names none)
+ */
+export function dnsServers(
+  loaded: LoadedConfig,
+  readText: (path: string) => string | undefined,
+): string[] {
+  const c = loaded.config;
+  if (c.dns_server) {
+    const s = parseDnsServer(c.dns_server);
+    return s ? [netTarget(s.ipAddr, s.port)] : [];
+  }
+  return resolvConfNameServers(readText(RESOLV_CONF) ?? "").map((h) => netTarget(h, 53));
+}
+
+/**
+ * Derives what the configuration needs.
+ * @param loaded the loaded configuration
+ * @param options the working directory and the program's code directory
+ * @returns the needs, in a stable order, without duplicates
+ */
+export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[] {
+  const c = loaded.config;
+  const readText = options.readText;
+  const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
+  const needs: Need[] = [];
+  const add = (kind: NeedKind, value: string, why: string) => {
+    if (!needs.some((n) => n.kind === kind && n.value === value)) needs.push({ kind, value, why });
+  };
+
+  if (loaded.file) add("read", abs(loaded.file), "configuration file");
+  if (options.codeDir) add("read", options.codeDir, "program code (listener threads)");
+  const { tables } = tablesAndWords(loaded, abs, readText);
+  for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
+  if (c.smtpd_tls_security_level !== "none") {
+    if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
+    if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");
+  }
+  const owner = c.mail_owner.trim();
+  if (owner && !/^\d+:\d+$/.test(owner)) add("read", "/etc/passwd", "mail_owner (user name)");
+  const queue = abs(c.queue_directory);
+  add("read", queue, "queue_directory");
+  add("write", queue, "queue_directory");
+
+  for (const a of c.smtpd_listen) {
+    const l = parseListenAddress(a);
+    // Port 0 (any free port, as tests use) is known only after the first
+    // bind, and listener threads bind that port again: every port of the host.
+    const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
+    if (l) {
+      add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), "smtpd_listen");
+    }
+  }
+  // Policy servers and socket maps: their endpoints, wherever they are named.
+  const { words } = tablesAndWords(loaded, abs, readText);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i] as string;
+    const policy = words[i - 1] === "check_policy_service" ? w : undefined;
+    const socketmap = /^socketmap:((?:inet|unix|local):.+):[^:]+$/.exec(w)?.[1];
+    const target = policy ?? socketmap;
+    if (!target) continue;
+    try {
+      const e = parseEndpoint(target, queue);
+      add(
+        "net",
+        e.kind === "inet" ? netTarget(e.hostname, e.port) : `unix:${e.path}`,
+        policy ? "check_policy_service" : "socketmap: table",
+      );
+    } catch {
+      // A bad endpoint: the program names it, with file and line, at start.
+    }
+  }
+  const dns = dnsUse(loaded, options);
+  if (dns.peername || dns.restrictions.length > 0) {
+    const why = c.dns_server ? "dns_server" : `name server in ${RESOLV_CONF}`;
+    // Deno reads resolv.conf itself; the program reads it too, to check at
+    // start that its name servers are granted.
+    if (!c.dns_server) add("read", RESOLV_CONF, "system resolver (dns_server is empty)");
+    for (const s of dnsServers(loaded, readText)) add("net", s, why);
+  }
+  const syslog = c.syslog_server ? parseSyslogServer(c.syslog_server) : undefined;
+  if (syslog) {
+    if (syslog.transport === "udp") {
+      add("net", netTarget(udpBindAddress(syslog.host), 0), "syslog_server (local UDP port)");
+    }
+    add("net", netTarget(syslog.host, syslog.port), "syslog_server");
+  }
+  // Deno grants UNIX sockets by exact absolute path only.
+  for (const s of ["qmgr", "pickup"]) {
+    add("net", `unix:${resolve(queue, "public", s)}`, "Postfix trigger (ETRN, wakeups)");
+  }
+  for (const v of ENV_VARS) add("env", v, "stand-alone mode: the client's address");
+  add("sys", "hostname", "myhostname default");
+  add("sys", "statfs", "queue_minfree (free space)");
+  return needs;
+}

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { resolveConfigText } from "../config/load.ts";
+import { RESTRICTIONS } from "../policy/compile.ts";
+import { deriveNeeds, DNS_RESTRICTIONS, dnsUse, resolvConfNameServers } from "./needs.ts";
+import { flagsFor } from "./flags.ts";
+
+const RESOLV =
+  "search example\nnameserver 192.0.2.53\n# nameserver 192.0.2.99\nnameserver fe80::1%eth0\n";
+
+function needsOf(text: string, files: Record<string, string> = {}, overrides: string[] = []) {
+  const loaded = resolveConfigText(text, {
+    file: "/etc/smtpd/smtpd.toml",
+    overrides,
+    systemHostname: "mx.example.com",
+  });
+  return deriveNeeds(loaded, {
+    cwd: "/srv/smtpd",
+    codeDir: "/opt/smtpd/src",
+    readText: (p) => p === "/etc/resolv.conf" ? RESOLV : files[p],
+  });
+}
+
+function flag(needs: ReturnType<typeof needsOf>, kind: string): string | undefined {
+  return flagsFor(needs).find((f) => f.startsWith(`--allow-${kind}=`));
+}
+
+Deno.test("deriveNeeds() gives absolute paths, the listen address and the resolv.conf servers", () => {
+  const needs = needsOf('queue_directory = "spool"\nsmtpd_listen = ["0.0.0.0:25", "[::]:25"]');
+  assert.equal(
+    flag(needs, "read"),
+    "--allow-read=/etc/smtpd/smtpd.toml,/opt/smtpd/src,/srv/smtpd/spool,/etc/resolv.conf",
+  );
+  assert.equal(flag(needs, "write"), "--allow-write=/srv/smtpd/spool");
+  assert.equal(
+    flag(needs, "net"),
+    "--allow-net=0.0.0.0:25,[::]:25,192.0.2.53:53,[fe80::1]:53," +
+      "unix:/srv/smtpd/spool/public/qmgr,unix:/srv/smtpd/spool/public/pickup",
+  );
+  const all = flagsFor(needs).join(" ");
+  assert.doesNotMatch(all, /--allow-(all|run|ffi)|(^| )-A( |$)/);
+});
+
+Deno.test("deriveNeeds() takes dns_server instead of resolv.conf, and no DNS when nothing asks it", () => {
+  const withServer = needsOf('dns_server = "127.0.0.1:5353"');
+  assert.match(flag(withServer, "net") ?? "", /,127\.0\.0\.1:5353,/);
+  assert.doesNotMatch(flag(withServer, "read") ?? "", /resolv\.conf/);
+  const none = needsOf("smtpd_peername_lookup = false");
+  assert.doesNotMatch(flag(none, "net") ?? "", /:53\b/);
+  assert.doesNotMatch(flag(none, "read") ?? "", /resolv\.conf/);
+  // A DNS restriction brings the resolver back even without name lookups.
+  const rbl = needsOf(
+    'smtpd_peername_lookup = false\nsmtpd_client_restrictions = ["reject_rbl_client", "bl.example"]',
+  );
+  assert.match(flag(rbl, "net") ?? "", /192\.0\.2\.53:53/);
+});
+
+Deno.test("deriveNeeds() reads every table named, also inside tables and classes, and TLS files", () => {
+  const files = {
+    "/etc/smtpd/access": "192.0.2.1 check_sender_access texthash:/etc/smtpd/senders\n",
+    "/etc/smtpd/senders": "# texthash:/etc/smtpd/commented\nspam@example.com REJECT\n",
+  };
+  const needs = needsOf(
+    [
+      'smtpd_client_restrictions = ["check_client_access", "texthash:/etc/smtpd/access"]',
+      'restriction_classes = ["strict"]',
+      'strict = ["check_recipient_access", "cidr:tables/nets.cidr"]',
+      'debug_peer_list = ["inline:{ 192.0.2.7=x }"]',
+      'smtpd_tls_security_level = "may"',
+      'smtpd_tls_cert_file = "/etc/ssl/smtpd.pem"',
+      'smtpd_tls_key_file = "/etc/ssl/private/smtpd.key"',
+      'mail_owner = "postfix"',
+    ].join("\n"),
+    files,
+  );
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  for (
+    const p of [
+      "/etc/smtpd/access",
+      "/etc/smtpd/senders",
+      "/srv/smtpd/tables/nets.cidr",
+      "/etc/ssl/smtpd.pem",
+      "/etc/ssl/private/smtpd.key",
+      "/etc/passwd",
+    ]
+  ) assert.ok(reads.includes(p), `${p} in ${reads.join(" ")}`);
+  assert.ok(!reads.includes("/etc/smtpd/commented"));
+  // TLS files only when TLS is on; /etc/passwd only for a user name.
+  const plain = needsOf('smtpd_tls_cert_file = "/etc/ssl/smtpd.pem"\nmail_owner = "102:105"');
+  assert.ok(!plain.some((n) => n.value === "/etc/ssl/smtpd.pem" || n.value === "/etc/passwd"));
+});
+
+Deno.test("deriveNeeds() follows -o overrides and grants the syslog server and its UDP port", () => {
+  const needs = needsOf("", {}, [
+    "queue_directory=/srv/q",
+    "smtpd_listen=0.0.0.0:25",
+    "syslog_server=udp://192.0.2.5:514",
+  ]);
+  assert.equal(flag(needs, "write"), "--allow-write=/srv/q");
+  assert.match(
+    flag(needs, "net") ?? "",
+    /^--allow-net=0\.0\.0\.0:25,.*0\.0\.0\.0:0,192\.0\.2\.5:514,/,
+  );
+});
+
+Deno.test("flagsFor() refuses a path Deno's flag list cannot carry", () => {
+  assert.throws(() => flagsFor(needsOf(`queue_directory = "/srv/a,b"`)), RangeError);
+});
+
+Deno.test("resolvConfNameServers() reads nameserver lines only", () => {
+  assert.deepEqual(resolvConfNameServers(RESOLV), ["192.0.2.53", "fe80::1"]);
+});
+
+Deno.test("every DNS restriction name is a restriction the compiler knows", () => {
+  const aliases = Object.values(RESTRICTIONS).flatMap((f) => f.aliases ?? []);
+  for (const name of DNS_RESTRICTIONS) {
+    assert.ok(Object.hasOwn(RESTRICTIONS, name) || aliases.includes(name), name);
+  }
+});
+
+Deno.test("dnsUse() finds DNSBL zones of reject_rbl_client and reject_maps_rbl", () => {
+  const loaded = resolveConfigText(
+    'smtpd_client_restrictions = ["reject_rbl_client", "a.example=127.0.0.2", "reject_maps_rbl"]\nmaps_rbl_domains = ["b.example"]',
+  );
+  const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
+  assert.deepEqual(use.zones, ["a.example", "b.example"]);
+  assert.deepEqual(use.restrictions.sort(), ["reject_maps_rbl", "reject_rbl_client"]);
+});

@@ -1,0 +1,183 @@
+/**
+ * Flags derived from the configuration: `smtpd permissions` prints exactly
+ * what `deno task smtpd` runs the program with and what `deno task compile`
+ * bakes into the binary; a queue outside the checkout and a wildcard listen
+ * address just work; the DNS check at start and in `config --check`.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  freePort,
+  makeWorkDir,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+import { startBlackHole, startDns } from "./_dns.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** The command line of a live process, from /proc. */
+function cmdline(pid: number): string[] {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((a) => a !== "");
+  } catch {
+    return [];
+  }
+}
+
+/** Every live process whose command line has all the words. */
+function findProcesses(...words: string[]): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const argv = cmdline(Number(e.name));
+    if (words.every((w) => argv.includes(w))) out.push(Number(e.name));
+  }
+  return out;
+}
+
+Deno.test({
+  name:
+    "deno task smtpd runs with exactly the flags smtpd permissions prints and compile --dry-run bakes",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("perm");
+    const { configFile } = await writeConfig(work);
+    // A queue outside the checkout and a wildcard address: they just work.
+    const queue = await Deno.makeTempDir({ prefix: "smtpd-queue-" });
+    const port = freePort();
+    const o = ["-o", `queue_directory=${queue}`, "-o", `smtpd_listen=0.0.0.0:${port}`];
+    const printed = await run(Deno.execPath(), [
+      "task",
+      "-q",
+      "smtpd",
+      "permissions",
+      "-c",
+      configFile,
+      ...o,
+    ]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const flags = printed.stdout.trim().split("\n");
+    assert.ok(flags.includes(`--allow-write=${queue}`), flags.join("\n"));
+    assert.match(flags.join("\n"), new RegExp(`--allow-net=0\\.0\\.0\\.0:${port},`));
+
+    const compiled = await run(Deno.execPath(), [
+      "task",
+      "-q",
+      "compile",
+      "--dry-run",
+      "-c",
+      configFile,
+      ...o,
+    ]);
+    assert.equal(compiled.code, 0, compiled.stderr);
+    const cmd = compiled.stderr.trim().split("\n").find((l) => l.startsWith("deno compile "));
+    assert.ok(cmd, compiled.stderr);
+    const baked = cmd.split(" ").slice(2).filter((a) =>
+      a.startsWith("--") && a !== "--include" &&
+      a !== "--output"
+    );
+    assert.deepEqual(baked, flags);
+
+    const server = new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "smtpd", "serve", "-c", configFile, ...o],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      let child: number | undefined;
+      const deadline = Date.now() + 20000;
+      while (!child && Date.now() < deadline) {
+        child = findProcesses("mod.ts", "serve", configFile).find((pid) =>
+          cmdline(pid).some((a) => a.startsWith("--allow-"))
+        );
+        if (!child) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(child, "the server process never appeared");
+      const argv = cmdline(child);
+      const ran = argv.slice(argv.indexOf("run") + 1, argv.indexOf("mod.ts"));
+      assert.deepEqual(ran, flags);
+      // And it serves, with its queue outside the checkout.
+      let greeting = "";
+      while (!greeting && Date.now() < deadline) {
+        greeting = await (async () => {
+          try {
+            const c = await Deno.connect({ hostname: "127.0.0.1", port });
+            const buf = new Uint8Array(512);
+            const n = await c.read(buf);
+            c.close();
+            return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+            return "";
+          }
+        })();
+      }
+      assert.match(greeting, /^220 /);
+      assert.ok((await Deno.stat(join(queue, "incoming"))).isDirectory);
+    } finally {
+      try {
+        server.kill("SIGTERM");
+      } catch { /* gone */ }
+      await server.status;
+      await server.stderr.cancel().catch(() => {});
+      await Deno.remove(queue, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "config --check and the start say whether the resolver of a DNS restriction answers",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({ a: [["2.0.0.127.bl.test.example", "127.0.0.2"]] });
+    const hole = await startBlackHole();
+    try {
+      const rbl = 'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example"]';
+      const { configFile: good } = await writeConfig(
+        await makeWorkDir("dnscheck"),
+        `${rbl}\ndns_server = "127.0.0.1:${dns.port}"`,
+      );
+      const ok = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", good]));
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(
+        ok.stdout,
+        new RegExp(
+          `DNS: the dns_server 127\\.0\\.0\\.1:${dns.port} answers \\(2\\.0\\.0\\.127\\.bl`,
+        ),
+      );
+      const { configFile: bad } = await writeConfig(
+        await makeWorkDir("dnscheck"),
+        `${rbl}\ndns_server = "127.0.0.1:${hole.port}"\ndns_timeout = 1`,
+      );
+      const warn = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", bad]));
+      assert.equal(warn.code, 0, warn.stderr);
+      assert.match(
+        warn.stderr,
+        /warning: DNS: the dns_server 127\.0\.0\.1:\d+ does not answer \(2\.0\.0\.127\.bl\.test\.example A: timeout\); until it does, reject_rbl_client answer with 4xx \(never 5xx\)/,
+      );
+      // The daemon starts anyway (an outage is temporary) and says so in its log.
+      const d = await startDaemon(`${rbl}\ndns_server = "127.0.0.1:${hole.port}"\ndns_timeout = 1`);
+      try {
+        await d.waitForLog(/warning: DNS: the dns_server [^ ]+ does not answer/, 5000);
+      } finally {
+        await d.stop();
+      }
+      // No DNS restriction: nothing said.
+      const { configFile: none } = await writeConfig(await makeWorkDir("dnscheck"));
+      const quiet = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", none]));
+      assert.doesNotMatch(quiet.stdout + quiet.stderr, /DNS:/);
+    } finally {
+      await dns.stop();
+      hole.stop();
+    }
+  },
+});

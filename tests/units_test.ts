@@ -1,0 +1,131 @@
+/**
+ * The service files in config/ are checked: `systemd-analyze verify` on the
+ * daemon unit and the socket pair (in a private root with a stand-in
+ * binary, so nothing is installed), and every command line in them and in
+ * config/inetd.conf is one the program accepts: run against a test
+ * configuration with the real program and the flags derived from it.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkDir, ROOT, run, smtpdArgs, writeConfig } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const UNITS = ["smtpd.service", "smtpd.socket", "smtpd@.service"];
+const hasAnalyze = (await run("sh", ["-c", "command -v systemd-analyze"])).code === 0;
+const SYSTEM_UNITS = "/usr/lib/systemd/system";
+
+/** systemd-analyze verify in a private root that holds the units and a stand-in binary. */
+async function verify(units: Record<string, string>): Promise<{ code: number; output: string }> {
+  const root = await makeWorkDir("units");
+  await Deno.mkdir(join(root, "usr/local/bin"), { recursive: true });
+  await Deno.writeTextFile(join(root, "usr/local/bin/smtpd"), "#!/bin/sh\n", { mode: 0o755 });
+  await Deno.mkdir(join(root, "etc/systemd/system"), { recursive: true });
+  // The targets and slices the units refer to, from the system's own set.
+  await Deno.mkdir(join(root, "usr/lib/systemd"), { recursive: true });
+  const cp = await run("cp", ["-r", SYSTEM_UNITS, join(root, "usr/lib/systemd/")]);
+  assert.equal(cp.code, 0, cp.stderr);
+  for (const [name, text] of Object.entries(units)) {
+    await Deno.writeTextFile(join(root, "etc/systemd/system", name), text);
+  }
+  const r = await run("systemd-analyze", [
+    "verify",
+    "--man=no",
+    `--root=${root}`,
+    ...Object.keys(units).map((u) => u.replace("@.", "@1.")),
+  ]);
+  return { code: r.code, output: (r.stdout + r.stderr).trim() };
+}
+
+const unitText = async () =>
+  Object.fromEntries(
+    await Promise.all(
+      UNITS.map(async (u) => [u, await Deno.readTextFile(join(ROOT, "config", u))] as const),
+    ),
+  );
+
+Deno.test({
+  name: "systemd-analyze verify finds nothing to say about smtpd.service and the socket pair",
+  ignore: !hasAnalyze,
+  ...opts,
+  fn: async () => {
+    const units = await unitText();
+    const ok = await verify(units);
+    assert.equal(ok.output, "");
+    assert.equal(ok.code, 0);
+    // The check can fail: a misspelt setting and a missing binary are reported.
+    const broken = await verify({
+      ...units,
+      "smtpd.service": (units["smtpd.service"] as string)
+        .replace("ProtectSystem=strict", "ProtectSystem=strictly")
+        .replace("ExecStart=/usr/local/bin/smtpd", "ExecStart=/usr/local/bin/smtpd-missing"),
+    });
+    assert.match(broken.output, /protect system value, ignoring: strictly/);
+    assert.match(broken.output, /smtpd-missing/);
+  },
+});
+
+/** The arguments after the binary in every command line of the service files. */
+async function commandLines(): Promise<{ where: string; args: string[] }[]> {
+  const out: { where: string; args: string[] }[] = [];
+  for (const file of [...UNITS, "inetd.conf"]) {
+    const text = await Deno.readTextFile(join(ROOT, "config", file));
+    for (const line of text.split("\n")) {
+      const m = /\/usr\/local\/bin\/smtpd\s+(?:smtpd\s+)?((?:serve|stdin|config)\b.*)$/.exec(line);
+      if (!m) continue;
+      out.push({ where: `${file}: ${line.trim()}`, args: (m[1] as string).trim().split(/\s+/) });
+    }
+    // xinetd's server_args line.
+    for (const m of text.matchAll(/server_args\s*=\s*(.*)$/gm)) {
+      out.push({ where: `${file}: ${m[0].trim()}`, args: (m[1] as string).trim().split(/\s+/) });
+    }
+  }
+  return out;
+}
+
+Deno.test({
+  name: "every smtpd command line in the units and inetd.conf runs: config --check, stdin, serve",
+  ...opts,
+  fn: async () => {
+    const lines = await commandLines();
+    const seen = new Set(lines.map((l) => l.args[0]));
+    for (const verb of ["serve", "stdin", "config"]) {
+      assert.ok(seen.has(verb), `${verb} in ${seen}`);
+    }
+    const { configFile } = await writeConfig(await makeWorkDir("units"));
+    for (const { where, args } of lines) {
+      assert.ok(args.includes("/etc/smtpd/smtpd.toml"), where);
+      const local = args.map((a) => a === "/etc/smtpd/smtpd.toml" ? configFile : a);
+      if (local[0] === "serve") {
+        // Starts, then stops on SIGTERM.
+        const child = new Deno.Command(Deno.execPath(), {
+          args: await smtpdArgs(local),
+          cwd: ROOT,
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        const reader = child.stderr.getReader();
+        let log = "";
+        const end = Date.now() + 15000;
+        while (!log.includes("daemon started") && Date.now() < end) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          log += new TextDecoder().decode(value);
+        }
+        child.kill("SIGTERM");
+        reader.releaseLock();
+        await child.stderr.cancel().catch(() => {});
+        assert.equal((await child.status).code, 0, `${where}\n${log}`);
+        assert.match(log, /daemon started/, where);
+        continue;
+      }
+      const r = await run(Deno.execPath(), await smtpdArgs(local), { stdin: "QUIT\r\n" });
+      assert.equal(r.code, 0, `${where}\n${r.stdout}${r.stderr}`);
+      if (local[0] === "stdin") assert.match(r.stdout, /^221 /m, where);
+      else assert.match(r.stdout, /configuration OK/, where);
+    }
+  },
+});
