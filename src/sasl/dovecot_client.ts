@@ -159,15 +159,15 @@ class DovecotExchange implements SaslExchange {
     // fresh attempt, so a Dovecot restart between sessions costs nothing.
     for (let attempt = 0; attempt < 2; attempt++) {
       let conn = await this.#client.connection();
+      const mech = conn?.mechanisms.find((m) => m.name === this.#mechanism.toUpperCase());
+      // Dovecot drops the whole connection for a mechanism it does not offer.
+      if (conn && !mech) return this.#fail("Invalid authentication mechanism", false);
       let id = conn?.newId();
       if (conn && id === undefined) {
         conn = await this.#client.connection(true);
         id = conn?.newId();
       }
-      if (!conn || id === undefined) return this.#fail(CANNOT_CONNECT, true);
-      const mech = conn.mechanisms.find((m) => m.name === this.#mechanism.toUpperCase());
-      // Dovecot drops the whole connection for a mechanism it does not offer.
-      if (!mech) return this.#fail("Invalid authentication mechanism", false);
+      if (!conn || !mech || id === undefined) return this.#fail(CANNOT_CONNECT, true);
       let line: string;
       try {
         line = encodeAuth(id, mech.name, {
