@@ -25,7 +25,6 @@ class FakeServer implements SaslServer {
   }
   start(mechanism: string): SaslExchange {
     this.started.push(mechanism);
-    const self = this;
     let stage = 0;
     let user = "";
     const decide = (u: string, p: string): SaslStep =>
@@ -37,8 +36,8 @@ class FakeServer implements SaslServer {
       return decide(u, p);
     };
     return {
-      begin(initial) {
-        self.initial.push(initial);
+      begin: (initial) => {
+        this.initial.push(initial);
         if (mechanism === "TEMP") {
           return Promise.resolve({ kind: "failure", reason: "backend down", temporary: true });
         }
@@ -50,8 +49,8 @@ class FakeServer implements SaslServer {
         }
         return Promise.resolve({ kind: "challenge", challenge: b64("Username:") });
       },
-      respond(response) {
-        self.responses.push(response);
+      respond: (response) => {
+        this.responses.push(response);
         if (mechanism === "LOOP") return Promise.resolve({ kind: "challenge", challenge: "" });
         if (mechanism === "PLAIN") return Promise.resolve(plain(response));
         if (stage++ === 0) {
@@ -60,8 +59,8 @@ class FakeServer implements SaslServer {
         }
         return Promise.resolve(decide(user, atob(response)));
       },
-      abandon() {
-        self.abandoned++;
+      abandon: () => {
+        this.abandoned++;
       },
     };
   }
