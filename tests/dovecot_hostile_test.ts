@@ -102,10 +102,11 @@ async function fakeServer(script: (c: FakeConn, index: number) => Promise<void>)
   };
 }
 
-function clientFor(path: string, warnings: string[], timeoutMs = 1_000) {
+function clientFor(path: string, warnings: string[], timeoutMs = 1_000, retryDelayMs = 0) {
   return new DovecotAuthClient({
     endpoint: { transport: "unix", path },
     timeoutMs,
+    retryDelayMs,
     onWarning: (t) => warnings.push(t),
   });
 }
@@ -301,6 +302,36 @@ Deno.test("Dovecot client: the AUTH line, ids never reused, replies for other id
     assert.deepEqual(ids, [1, 2, 3, 4, 5, 6]);
     assert.deepEqual(server.received.slice(0, 2), ["VERSION\t1\t2", `CPID\t${Deno.pid}`]);
     assert.equal(server.connections, 1);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("Dovecot client: after a failed connect, requests fail at once for retryDelayMs", async () => {
+  const server = await fakeServer(async (c) => {
+    await c.line();
+    await new Promise((r) => setTimeout(r, 1_000));
+  });
+  const warnings: string[] = [];
+  const client = clientFor(server.path, warnings, 300, 1_000);
+  try {
+    assert.equal(await client.mechanisms(), undefined);
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) {
+      const step = await client.start("PLAIN", INFO).begin(btoa("\0a\0b"));
+      assert.deepEqual(step, {
+        kind: "failure",
+        reason: "Can't connect to authentication server",
+        temporary: true,
+      });
+    }
+    assert.ok(Date.now() - t0 < 200, `took ${Date.now() - t0} ms`);
+    assert.equal(server.connections, 1);
+    assert.equal(warnings.length, 1);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(await client.mechanisms(), undefined);
+    assert.equal(server.connections, 2, "a new attempt once the delay is over");
   } finally {
     client.close();
     await server.close();

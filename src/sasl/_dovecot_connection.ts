@@ -197,7 +197,9 @@ export class DovecotConnection {
     const waiters = [...this.#waiters.values()];
     this.#waiters.clear();
     for (const w of waiters) w({ kind: "lost", reason: LOST });
-    this.#onClose(reason);
+    try {
+      this.#onClose(reason);
+    } catch { /* a callback's fault must not end the read loop badly */ }
   }
 
   async #send(line: string): Promise<boolean> {

@@ -32,6 +32,12 @@ export interface DovecotClientOptions {
   maxLineLength?: number;
   /** Our process id for CPID. @default {Deno.pid} */
   pid?: number;
+  /**
+   * After a failed connect, requests within this many ms fail at once
+   * without a new attempt (and without a new warning), so a dead server
+   * does not cost every EHLO a connect timeout. @default {1000}
+   */
+  retryDelayMs?: number;
   /** Receives warnings (connect failures, lost connections); never credentials. */
   onWarning?: (text: string) => void;
 }
@@ -48,6 +54,8 @@ export class DovecotAuthClient implements SaslServer {
   #conn: DovecotConnection | undefined;
   #opening: Promise<DovecotConnection | undefined> | undefined;
   #closed = false;
+  #retryDelayMs: number;
+  #failedAt = -Infinity;
 
   /** @param options endpoint, service and limits */
   constructor(options: DovecotClientOptions) {
@@ -60,6 +68,7 @@ export class DovecotAuthClient implements SaslServer {
     };
     this.#pid = options.pid ?? Deno.pid;
     this.#warn = options.onWarning ?? (() => {});
+    this.#retryDelayMs = options.retryDelayMs ?? 1_000;
   }
 
   /**
@@ -99,6 +108,9 @@ export class DovecotAuthClient implements SaslServer {
       this.#conn = undefined;
     }
     if (this.#conn?.open) return this.#conn;
+    if (!this.#opening && performance.now() - this.#failedAt < this.#retryDelayMs) {
+      return undefined;
+    }
     this.#opening ??= this.#open().finally(() => {
       this.#opening = undefined;
     });
@@ -107,8 +119,9 @@ export class DovecotAuthClient implements SaslServer {
 
   async #open(): Promise<DovecotConnection | undefined> {
     const where = describeEndpoint(this.#endpoint);
+    let conn: DovecotConnection | undefined;
     try {
-      const conn = await DovecotConnection.open(this.#endpoint, {
+      conn = await DovecotConnection.open(this.#endpoint, {
         limits: this.#limits,
         pid: this.#pid,
         onClose: (reason) => {
@@ -125,6 +138,7 @@ export class DovecotAuthClient implements SaslServer {
       this.#conn = conn;
       return conn;
     } catch (err) {
+      this.#failedAt = performance.now();
       const why = err instanceof Error ? err.message : String(err);
       this.#warn(`SASL: Connect to Dovecot auth socket '${where}' failed: ${why}`);
       return undefined;
