@@ -48,16 +48,28 @@ function userExists(name: string): boolean {
   }
 }
 
-/** The users Dovecot's processes run as: its own when root, else ours. */
-function serviceUsers(): { internal: string; login: string } {
+/**
+ * The users Dovecot's processes run as. As root: Debian's dovecot and
+ * dovenull (nobody where they are missing), and Dovecot's own group. Not
+ * as root: ourselves and our primary group for everything (Dovecot cannot
+ * change owners then; it runs fine if every user and group is ours).
+ */
+function serviceSettings(): string {
   if (Deno.uid() !== 0) {
     const me = Deno.env.get("USER") ?? "nobody";
-    return { internal: me, login: me };
+    const gid = Deno.gid();
+    let group = "nogroup";
+    try {
+      const line = Deno.readTextFileSync("/etc/group").split("\n")
+        .find((l) => l.split(":")[2] === String(gid));
+      if (line) group = line.split(":")[0] ?? group;
+    } catch { /* keep nogroup */ }
+    return `default_internal_user = ${me}\ndefault_login_user = ${me}\n` +
+      `default_internal_group = ${group}\n`;
   }
-  return {
-    internal: userExists("dovecot") ? "dovecot" : "nobody",
-    login: userExists("dovenull") ? "dovenull" : "nobody",
-  };
+  const internal = userExists("dovecot") ? "dovecot" : "nobody";
+  const login = userExists("dovenull") ? "dovenull" : "nobody";
+  return `default_internal_user = ${internal}\ndefault_login_user = ${login}\n`;
 }
 
 /**
@@ -67,7 +79,6 @@ function serviceUsers(): { internal: string; login: string } {
  * @returns dovecot.conf text
  */
 export function dovecotConf(dir: string, port: number): string {
-  const users = serviceUsers();
   return `# private test instance
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -75,9 +86,7 @@ log_path = ${dir}/dovecot.log
 protocols =
 ssl = no
 listen = 127.0.0.1
-default_internal_user = ${users.internal}
-default_login_user = ${users.login}
-auth_mechanisms = plain login anonymous
+${serviceSettings()}auth_mechanisms = plain login anonymous
 auth_verbose = yes
 passdb {
   driver = passwd-file
