@@ -80,7 +80,23 @@ for (const dialog of DIALOGS) {
  * test fails when one of these is produced after all (the exclusion is
  * stale) or is no longer in the catalog.
  */
-const UNREACHABLE: Readonly<Record<string, string>> = {};
+/** AUTH's replies: src/sasl/ builds them; the session does not offer AUTH yet (issue 18). */
+const NOT_WIRED = "AUTH is not wired into the session yet: src/sasl/ is tested on its own";
+
+const UNREACHABLE: Readonly<Record<string, string>> = {
+  "REPLY.authOk": NOT_WIRED,
+  "REPLY.authAborted": NOT_WIRED,
+  "REPLY.authSyntax": NOT_WIRED,
+  "REPLY.authBadBase64": NOT_WIRED,
+  "REPLY.authNotEnabled": NOT_WIRED,
+  "REPLY.authAlready": NOT_WIRED,
+  "REPLY.authUnsupported": NOT_WIRED,
+  "REPLY.authNeedsTls": NOT_WIRED,
+  "REPLY.authResponseTooLong": NOT_WIRED,
+  "authChallenge()": NOT_WIRED,
+  "authFailed()": NOT_WIRED,
+  "authTemporaryFailure()": NOT_WIRED,
+};
 
 /** A catalog entry as a matcher over whole replies (CRLF-joined lines). */
 interface Entry {

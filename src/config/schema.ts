@@ -252,6 +252,31 @@ export const PARAMS = {
     0,
     "Wait this long before the 220 greeting; a client that talks first gets 554 (0: off)",
   ),
+  smtpd_sasl_auth_enable: bool(
+    false,
+    "Offer SMTP AUTH (RFC 4954) in daemon mode, checked by a Dovecot auth server (in progress: not yet wired into sessions)",
+  ),
+  smtpd_sasl_type: oneOf("dovecot", ["dovecot"] as const, "SASL implementation: dovecot only"),
+  smtpd_sasl_path: str(
+    "private/auth",
+    "Dovecot auth socket: a UNIX socket path (relative: under queue_directory) or inet:host:port",
+  ),
+  smtpd_sasl_service: str("smtp", "Service name given to the auth server"),
+  smtpd_sasl_security_options: list(
+    ["noanonymous"],
+    "Mechanisms not offered: noanonymous, noplaintext, noactive, nodictionary; or required: mutual_auth, forward_secrecy",
+  ),
+  smtpd_sasl_tls_security_options: list(
+    ["$smtpd_sasl_security_options"],
+    "smtpd_sasl_security_options for sessions over TLS",
+  ),
+  smtpd_tls_auth_only: bool(false, "Offer and accept AUTH only over TLS"),
+  smtpd_sasl_response_limit: int(12288, "Longest AUTH response line from a client, in bytes", 1),
+  smtpd_sasl_exceptions_networks: list([], "Clients to which AUTH is not offered in EHLO"),
+  smtpd_sasl_authenticated_header: bool(
+    false,
+    "Put the AUTH user name in the Received: header",
+  ),
   mail_owner: str(
     "",
     'Owner given to queue files, as "user" or "uid:gid" (for a Postfix queue when run as root)',

@@ -13,14 +13,17 @@ export type ReplyCode =
   | 214
   | 220
   | 221
+  | 235
   | 250
   | 251
   | 252
+  | 334
   | 354
   | 421
   | 450
   | 451
   | 452
+  | 454
   | 458
   | 459
   | 500
@@ -30,6 +33,7 @@ export type ReplyCode =
   | 504
   | 521
   | 530
+  | 535
   | 550
   | 551
   | 552
@@ -156,6 +160,17 @@ export const REPLY = {
   localError: reply(451, "3.0", "Error: internal error, try again later"),
   bareLf: reply(550, "5.2", "Error: bare <LF> received"),
   etrnNeedsNetwork: reply(458, "7.1", "Unable to queue messages: ETRN needs a network client"),
+  // SMTP AUTH (RFC 4954 §4 and §6; texts as Postfix's smtpd).
+  authOk: reply(235, "7.0", "Authentication successful"),
+  authAborted: reply(501, "7.0", "Authentication aborted"),
+  authSyntax: reply(501, "5.4", "Syntax: AUTH mechanism"),
+  authBadBase64: reply(501, "5.2", "Error: invalid base64 data in authentication response"),
+  authNotEnabled: reply(503, "5.1", "Error: authentication not enabled"),
+  authAlready: reply(503, "5.1", "Error: already authenticated"),
+  authInTransaction: reply(503, "5.1", "Error: MAIL transaction in progress"),
+  authUnsupported: reply(504, "5.4", "Unsupported authentication mechanism"),
+  authNeedsTls: reply(504, "5.4", "Encryption required for requested authentication mechanism"),
+  authResponseTooLong: reply(500, "5.6", "SASL response limit exceeded"),
 } as const satisfies Record<string, Reply>;
 
 /**
@@ -165,6 +180,33 @@ export const REPLY = {
  */
 export function unsupportedOption(name: string): Reply {
   return reply(555, "5.4", `Unsupported option: ${name}`);
+}
+
+/**
+ * 334 with a server challenge (base64, possibly empty) during AUTH (RFC 4954 §4).
+ * @param challenge the base64 challenge
+ * @returns the reply
+ */
+export function authChallenge(challenge: string): Reply {
+  return reply(334, undefined, challenge);
+}
+
+/**
+ * 535 for credentials the authentication server refused (RFC 4954 §6).
+ * @param reason the reason, printable
+ * @returns the reply
+ */
+export function authFailed(reason: string): Reply {
+  return reply(535, "7.8", `Error: authentication failed: ${reason}`);
+}
+
+/**
+ * 454 when the authentication server could not decide (RFC 4954 §6).
+ * @param reason the reason, printable
+ * @returns the reply
+ */
+export function authTemporaryFailure(reason: string): Reply {
+  return reply(454, "7.0", `Temporary authentication failure: ${reason}`);
 }
 
 /**

@@ -1,0 +1,219 @@
+/**
+ * The SMTP side of AUTH (RFC 4954), as a pure function the session calls
+ * for one AUTH command: checks (enabled, transaction, TLS-only, already
+ * authenticated, syntax), the mechanism, the initial response ("=" is the
+ * empty one), then the 334 challenge / response loop until the server
+ * decides or the client cancels with "*". Replies are Postfix's (see
+ * {@linkcode REPLY}), except where RFC 4954 names a code Postfix does not
+ * use: an unsupported mechanism is 504 5.5.4 and undecodable base64 is
+ * 501 5.5.2 (Postfix answers both with 535 5.7.8).
+ *
+ * Credentials never leave this module in a log text: responses are read
+ * through {@linkcode AuthIo.readSecretLine} (the session keeps them out of
+ * its transcript), passed to the server as the base64 they arrived in, and
+ * the outcome carries only what may be logged.
+ *
+ * @module
+ */
+
+import {
+  authChallenge,
+  authFailed,
+  authTemporaryFailure,
+  REPLY,
+  type Reply,
+} from "../protocol/reply.ts";
+import { printable, type SaslClientInfo } from "./dovecot_protocol.ts";
+import type { SaslServer, SaslStep } from "./sasl_server.ts";
+
+/** One client line read during the exchange. */
+export type SecretLine =
+  | { kind: "line"; text: string }
+  | { kind: "tooLong" }
+  | { kind: "closed" };
+
+/** How the module talks to the client; the session provides it. */
+export interface AuthIo {
+  /**
+   * Reads one line (without CRLF). It holds credentials: it must not reach
+   * the transcript, a debug log or an error message. Bounded by the
+   * session's own read timeout; a timeout or a lost connection is "closed".
+   * @param maxLength the longest line accepted, in bytes; a longer one is
+   *   read to its end and reported as "tooLong"
+   */
+  readSecretLine(maxLength: number): Promise<SecretLine>;
+  /**
+   * Sends a reply (a 334 challenge) and flushes it.
+   * @param reply the reply
+   */
+  sendReply(reply: Reply): Promise<void>;
+}
+
+/** What the session knows at the AUTH command. */
+export interface AuthSessionState {
+  /** AUTH is enabled for this session (smtpd_sasl_auth_enable, daemon mode). */
+  readonly enabled: boolean;
+  /** The session runs over TLS. */
+  readonly tls: boolean;
+  /** A MAIL transaction is in progress. */
+  readonly inTransaction: boolean;
+  /** The name a previous AUTH established, if any. */
+  readonly username: string | undefined;
+}
+
+/** What stays the same for the sessions of a process. */
+export interface AuthOptions {
+  /** The authentication server (Dovecot, or a fake in tests). */
+  readonly server: SaslServer;
+  /** Mechanisms this session may use (filtered by the security options in force). */
+  readonly mechanisms: readonly string[];
+  /** smtpd_tls_auth_only: AUTH only over TLS. */
+  readonly tlsAuthOnly: boolean;
+  /** smtpd_sasl_response_limit: longest client response line, in bytes. */
+  readonly responseLimit: number;
+  /** The connection facts given to the server. */
+  readonly client: SaslClientInfo;
+}
+
+/** The outcome of one AUTH command. */
+export type AuthOutcome =
+  | {
+    kind: "authenticated";
+    reply: Reply;
+    username: string;
+    mechanism: string;
+    /** For the session's log lines: "sasl_method=PLAIN, sasl_username=user". */
+    logFields: string;
+  }
+  | { kind: "refused"; reply: Reply; warning?: string }
+  | { kind: "aborted"; reply: Reply; warning: string }
+  | { kind: "lost"; warning: string };
+
+/** Most 334 rounds in one exchange (a server that never decides is cut off). */
+const MAX_ROUNDS = 32;
+const MECH_NAME = /^[A-Za-z0-9_-]{1,20}$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Runs one AUTH command.
+ * @param args the text after "AUTH " (mechanism and optional initial response)
+ * @param state the session's state
+ * @param deps the client I/O and the process-wide options
+ * @returns the outcome; the session sends its reply (none for "lost")
+ */
+export async function runAuthCommand(
+  args: string,
+  state: AuthSessionState,
+  deps: { io: AuthIo; options: AuthOptions },
+): Promise<AuthOutcome> {
+  const { io, options } = deps;
+  const refused = checkAuthAllowed(state, options);
+  if (refused) return { kind: "refused", reply: refused };
+  const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
+  if (words.length < 1 || words.length > 2) return { kind: "refused", reply: REPLY.authSyntax };
+  const asked = words[0] ?? "";
+  const mechanism = options.mechanisms.find((m) => m.toUpperCase() === asked.toUpperCase());
+  if (!MECH_NAME.test(asked) || mechanism === undefined) {
+    return { kind: "refused", reply: REPLY.authUnsupported };
+  }
+  let initial = words[1];
+  if (initial === "=") initial = "";
+  else if (initial !== undefined && (initial === "" || !BASE64.test(initial))) {
+    return {
+      kind: "refused",
+      reply: REPLY.authBadBase64,
+      warning: failedText(mechanism, "invalid base64 data in initial response"),
+    };
+  }
+
+  const exchange = options.server.start(mechanism, options.client);
+  let step: SaslStep = await exchange.begin(initial);
+  for (let round = 0; step.kind === "challenge"; round++) {
+    if (round === MAX_ROUNDS) {
+      exchange.abandon();
+      step = { kind: "failure", reason: "too many authentication steps", temporary: true };
+      break;
+    }
+    await io.sendReply(authChallenge(step.challenge));
+    const line = await io.readSecretLine(options.responseLimit);
+    if (line.kind === "closed") {
+      exchange.abandon();
+      return { kind: "lost", warning: `SASL ${mechanism} authentication aborted: lost connection` };
+    }
+    if (line.kind === "tooLong") {
+      exchange.abandon();
+      return {
+        kind: "refused",
+        reply: REPLY.authResponseTooLong,
+        warning: failedText(mechanism, "SASL response limit exceeded"),
+      };
+    }
+    if (line.text === "*") {
+      exchange.abandon();
+      return {
+        kind: "aborted",
+        reply: REPLY.authAborted,
+        warning: `SASL ${mechanism} authentication aborted`,
+      };
+    }
+    if (!BASE64.test(line.text)) {
+      exchange.abandon();
+      return {
+        kind: "refused",
+        reply: REPLY.authBadBase64,
+        warning: failedText(mechanism, "invalid base64 data in continued response"),
+      };
+    }
+    step = await exchange.respond(line.text);
+  }
+
+  if (step.kind === "success") {
+    const username = printable(step.username, 255);
+    return {
+      kind: "authenticated",
+      reply: REPLY.authOk,
+      username,
+      mechanism,
+      logFields: `sasl_method=${mechanism}, sasl_username=${username}`,
+    };
+  }
+  const reason = step.reason === "" ? "(reason unavailable)" : printable(step.reason);
+  return {
+    kind: "refused",
+    reply: step.temporary ? authTemporaryFailure(reason) : authFailed(reason),
+    warning: failedText(mechanism, reason, step.username),
+  };
+}
+
+/**
+ * The refusal of an AUTH command before any mechanism is looked at, in
+ * Postfix's order; undefined when AUTH may go ahead.
+ * @param state the session's state
+ * @param options the AUTH options
+ * @returns the reply, or undefined
+ */
+export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions): Reply | undefined {
+  if (!state.enabled) return REPLY.authNotEnabled;
+  if (state.inTransaction) return REPLY.authInTransaction;
+  if (options.tlsAuthOnly && !state.tls) return REPLY.authNeedsTls;
+  if (state.username !== undefined) return REPLY.authAlready;
+  return undefined;
+}
+
+/**
+ * The AUTH command line as a transcript or debug log may show it: the
+ * mechanism, and "****" in place of an initial response.
+ * @param args the text after "AUTH "
+ * @returns "AUTH PLAIN ****", "AUTH LOGIN", ...
+ */
+export function authCommandForLog(args: string): string {
+  const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
+  const mech = printable(words[0] ?? "", 20);
+  return `AUTH${mech ? ` ${mech}` : ""}${words.length > 1 ? " ****" : ""}`;
+}
+
+function failedText(mechanism: string, reason: string, username?: string): string {
+  return `SASL ${mechanism} authentication failed: ${reason}, sasl_username=${
+    username === undefined ? "(unavailable)" : printable(username)
+  }`;
+}
