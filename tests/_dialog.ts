@@ -197,7 +197,11 @@ function directive(d: Mutable<Dialog>, text: string, where: string): void {
       const [host, type, ...values] = value.trim().split(/\s+/);
       if (!host || !type || !DNS_TYPES.includes(type) || values.length === 0) throw bad();
       const special = values[0] === "tempfail" || values[0] === "crash" ? values[0] : undefined;
-      d.dns.push({ name: host, type, values: special ?? values });
+      // An MX record is two words, "preference host", as the resolver gives it.
+      const records = type === "MX" && !special
+        ? values.flatMap((v, i) => i % 2 ? [] : [`${v} ${values[i + 1] ?? ""}`.trim()])
+        : values;
+      d.dns.push({ name: host, type, values: special ?? records });
       break;
     }
     case "tls":
