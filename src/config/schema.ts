@@ -17,7 +17,7 @@ export interface ParamSpec<T> {
   readonly doc: string;
   /** Smallest allowed value (integer and time kinds). */
   readonly min?: number;
-  /** Allowed values (enum kind). */
+  /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
 }
 
@@ -30,8 +30,14 @@ function int(def: number, doc: string, min = 0): ParamSpec<number> {
 function bool(def: boolean, doc: string): ParamSpec<boolean> {
   return { kind: "boolean", default: def, doc };
 }
-function list(def: readonly string[], doc: string): ParamSpec<readonly string[]> {
-  return { kind: "list", default: def, doc };
+function list(
+  def: readonly string[],
+  doc: string,
+  choices?: readonly string[],
+): ParamSpec<readonly string[]> {
+  return choices
+    ? { kind: "list", default: def, doc, choices }
+    : { kind: "list", default: def, doc };
 }
 function time(def: number, doc: string, min = 0): ParamSpec<number> {
   return { kind: "time", default: def, doc, min };
@@ -129,7 +135,8 @@ export const PARAMS = {
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
   notify_classes: list(
     ["resource", "software"],
-    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software",
+    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software (Postfix's bounce, 2bounce, data and delay are accepted and concern its other daemons)",
+    ["policy", "protocol", "resource", "software", "bounce", "2bounce", "data", "delay"],
   ),
   error_notice_recipient: str("postmaster", "Recipient of notify_classes transcripts"),
   smtpd_history_flush_threshold: int(
