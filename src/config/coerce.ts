@@ -82,7 +82,7 @@ export function coerceValue(
     case "integer": {
       let n: number | undefined;
       if (typeof raw === "number" || typeof raw === "bigint") n = Number(raw);
-      else if (typeof raw === "string" && fromString && /^\s*\d+\s*$/.test(raw)) n = Number(raw);
+      else if (typeof raw === "string" && fromString && /^\s*-?\d+\s*$/.test(raw)) n = Number(raw);
       if (n === undefined || !Number.isSafeInteger(n)) return bad("an integer");
       return checkMin(spec, n);
     }

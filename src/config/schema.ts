@@ -117,6 +117,20 @@ export const PARAMS = {
   smtpd_delay_reject: bool(true, "Give client, HELO and sender verdicts at RCPT time"),
   restriction_classes: list([], "Names of extra keys that each hold a restriction list"),
   allow_untrusted_routing: bool(false, "Allow %, !, extra @ and source routes from strangers"),
+  smtpd_dnsbl_sites: list(
+    [],
+    "Weighed DNS blocklists for reject_dnsbl_score: zone[=filter][*weight] (postscreen_dnsbl_sites syntax; a negative weight marks an allow list)",
+  ),
+  smtpd_dnsbl_threshold: int(
+    1,
+    "reject_dnsbl_score refuses a client whose summed smtpd_dnsbl_sites weight reaches this",
+    1,
+  ),
+  smtpd_dnsbl_allowlist_threshold: int(
+    0,
+    "reject_dnsbl_score permits a client whose summed weight is at or below this; 0: off (a negative value turns it on)",
+    -1_000_000,
+  ),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
   local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),
   access_map_reject_code: int(554, "Reply code for an access table REJECT", 400),

@@ -16,6 +16,7 @@ import type { DnsResolver } from "./resolver.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
+import { DNSBL_SCORE } from "./restrictions/dnsbl_score.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
@@ -30,6 +31,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...ADDRESS,
   ...RELAY,
   ...DNSBL,
+  ...DNSBL_SCORE,
   ...ETRN,
 };
 
