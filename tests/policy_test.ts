@@ -101,6 +101,62 @@ async function rcptFrom(
 }
 
 Deno.test({
+  name:
+    "reject_dnsbl_score against dnsmasq: two lists refuse, one does not, an allow list offsets, a dead list adds nothing",
+  ...opts,
+  fn: async () => {
+    // .21: on both block lists (2 + 1); .22: on the small one only (1);
+    // .23: on the big one and the allow list (2 - 5).
+    const dns = await startDns({
+      a: [
+        ["21.0.0.127.big.example", "127.0.0.2"],
+        ["21.0.0.127.small.example", "127.0.0.3"],
+        ["22.0.0.127.small.example", "127.0.0.2"],
+        ["23.0.0.127.big.example", "127.0.0.2"],
+        ["23.0.0.127.allow.example", "127.0.0.10"],
+      ],
+    });
+    const hole = await startBlackHole();
+    const d = await startDaemon([
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "smtpd_peername_lookup = false",
+      'mynetworks = ["127.0.0.2/32"]',
+      'mydestination = ["example.com"]',
+      'smtpd_dnsbl_sites = ["big.example*2", "small.example=127.0.0.[2..3]", "allow.example*-5"]',
+      "smtpd_dnsbl_threshold = 3",
+      'smtpd_recipient_restrictions = ["reject_dnsbl_score", "permit_auth_destination", "reject"]',
+    ].join("\n"));
+    try {
+      assert.equal(
+        await rcptFrom(d.port, "127.0.0.21", "u@example.com"),
+        "554 5.7.1 Service unavailable; Client host [127.0.0.21] blocked using DNSBL score 3 (big.example, small.example)",
+      );
+      assert.equal(await rcptFrom(d.port, "127.0.0.22", "u@example.com"), "250 2.1.5 Ok");
+      assert.equal(await rcptFrom(d.port, "127.0.0.23", "u@example.com"), "250 2.1.5 Ok");
+    } finally {
+      await d.stop();
+    }
+    // A resolver that never answers: every list fails, the client is not refused (nor deferred).
+    const dead = await startDaemon([
+      `dns_server = "127.0.0.1:${hole.port}"`,
+      "dns_timeout = 1",
+      "smtpd_peername_lookup = false",
+      'mydestination = ["example.com"]',
+      'smtpd_dnsbl_sites = ["big.example*3"]',
+      'smtpd_recipient_restrictions = ["reject_dnsbl_score", "permit_auth_destination", "reject"]',
+    ].join("\n"));
+    try {
+      assert.equal(await rcptFrom(dead.port, "127.0.0.21", "u@example.com"), "250 2.1.5 Ok");
+      await dead.waitForLog("21.0.0.127.big.example: RBL lookup error");
+    } finally {
+      await dead.stop();
+      hole.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "DNS checks against dnsmasq: client names, blocklist with TXT text, list errors, domains",
   ...opts,
   fn: async () => {

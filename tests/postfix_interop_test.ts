@@ -159,6 +159,32 @@ Deno.test({
         10000,
       );
 
+      // 4. a recipient given twice: one R record, one delivery.
+      const swaks4 = await run("swaks", [
+        "--server",
+        `127.0.0.1:${daemon.port}`,
+        "--from",
+        "four@sender.example",
+        "--to",
+        "four@example.com,four@example.com",
+        "--header",
+        "Subject: interop four",
+      ]);
+      const id4 = /queued as (\w+)/.exec(swaks4.stdout)?.[1] as string;
+      assert.ok(id4, swaks4.stdout);
+      assert.equal(swaks4.stdout.match(/RCPT TO:<four@example\.com>/g)?.length, 2, swaks4.stdout);
+      const sent4 = new RegExp(`${id4}: to=<four@example\\.com>, relay=mbox.*status=sent`);
+      await waitFor(
+        "the delivery of the doubled recipient",
+        async () => sent4.test(await read(maillog)),
+        10000,
+      );
+      assert.equal((await read(mailbox)).match(/^Subject: interop four$/gm)?.length, 1);
+      assert.match(
+        await read(maillog),
+        new RegExp(`${id4}: from=<four@sender\\.example>, size=\\d+, nrcpt=1 `),
+      );
+
       // postlogd writes asynchronously: wait for the last delivery's line.
       const sent3 = new RegExp(`${id3}: to=<three@example\\.com>, relay=mbox.*status=sent`);
       await waitFor(

@@ -148,9 +148,12 @@ export class MessageDraft implements BodySink {
     // (HeaderBlock keeps offsets below 2^30).
     this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
     this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
-    this.#recipients = [...env.recipients];
+    // As Postfix's cleanup: a recipient given twice is written once (its
+    // queue manager would deliver each R record), and always_bcc joins the set.
+    const unique = new Set(env.recipients);
     const bcc = config.always_bcc.trim();
-    if (bcc && !this.#recipients.includes(bcc)) this.#recipients.push(bcc);
+    if (bcc) unique.add(bcc);
+    this.#recipients = [...unique];
     const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
     if (!env.origin.local) {
       const o = env.origin;

@@ -253,6 +253,21 @@ Deno.test("MessageDraft.finish() does not add always_bcc twice", async () => {
   assert.deepEqual(recordTexts(s, REC.rcpt), ["rcpt@example.net"]);
 });
 
+Deno.test("MessageDraft writes a recipient given twice once, as Postfix's cleanup does", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: {
+      recipients: ["a@example.net", "b@example.net", "a@example.net", "A@example.net"],
+    },
+    config: { "always_bcc": "b@example.net" },
+  });
+  const r = queued(s);
+  // Exact text, as Postfix compares: a different spelling is another recipient.
+  assert.deepEqual(recordTexts(s, REC.rcpt), ["a@example.net", "b@example.net", "A@example.net"]);
+  assert.equal(r.recipients, 3);
+  const sizeFields = recordTexts(s, REC.size)[0]?.trim().split(/ +/).map(Number);
+  assert.equal(sizeFields?.[2], 3);
+});
+
 // Regression (found by these tests, fixed): Postfix's smtpd writes "for <rcpt>" when the client gave one
 // recipient; always_bcc is added later by cleanup. Here the bcc recipient
 // counts, so the "for" clause disappears. See the report.

@@ -82,7 +82,7 @@ export function coerceValue(
     case "integer": {
       let n: number | undefined;
       if (typeof raw === "number" || typeof raw === "bigint") n = Number(raw);
-      else if (typeof raw === "string" && fromString && /^\s*\d+\s*$/.test(raw)) n = Number(raw);
+      else if (typeof raw === "string" && fromString && /^\s*-?\d+\s*$/.test(raw)) n = Number(raw);
       if (n === undefined || !Number.isSafeInteger(n)) return bad("an integer");
       return checkMin(spec, n);
     }
@@ -96,11 +96,15 @@ export function coerceValue(
       return checkMin(spec, n);
     }
     case "list": {
-      if (typeof raw === "string") return { ok: true, value: splitList(raw) };
-      if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) {
-        return { ok: true, value: raw.flatMap((x: string) => splitList(x)) };
-      }
-      return bad("an array of strings (or a comma/space separated string)");
+      let items: string[];
+      if (typeof raw === "string") items = splitList(raw);
+      else if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) {
+        items = raw.flatMap((x: string) => splitList(x));
+      } else return bad("an array of strings (or a comma/space separated string)");
+      const stray = spec.choices && items.find((x) => !spec.choices?.includes(x));
+      return stray === undefined
+        ? { ok: true, value: items }
+        : { ok: false, error: `"${stray}" is not one of ${spec.choices?.join(", ")}` };
     }
   }
 }

@@ -123,6 +123,18 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     1,
     /one of normalize, reject/,
   ],
+  [
+    "a misspelt notify class",
+    '\nnotify_classes = ["resource", "sofware"]',
+    2,
+    /"sofware" is not one of policy/,
+  ],
+  [
+    "a misspelt notify class in a string",
+    'notify_classes = "protocol,polcy"',
+    1,
+    /"polcy" is not one/,
+  ],
   ["an integer below min", "\nline_length_limit = 79", 2, /out of range: must be at least 80/],
   ["a time below min", "smtpd_timeout = 0", 1, /value 0 is out of range: must be at least 1/],
   ["a recipient limit of 0", "smtpd_recipient_limit = 0", 1, /must be at least 1/],

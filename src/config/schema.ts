@@ -17,7 +17,7 @@ export interface ParamSpec<T> {
   readonly doc: string;
   /** Smallest allowed value (integer and time kinds). */
   readonly min?: number;
-  /** Allowed values (enum kind). */
+  /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
 }
 
@@ -30,8 +30,14 @@ function int(def: number, doc: string, min = 0): ParamSpec<number> {
 function bool(def: boolean, doc: string): ParamSpec<boolean> {
   return { kind: "boolean", default: def, doc };
 }
-function list(def: readonly string[], doc: string): ParamSpec<readonly string[]> {
-  return { kind: "list", default: def, doc };
+function list(
+  def: readonly string[],
+  doc: string,
+  choices?: readonly string[],
+): ParamSpec<readonly string[]> {
+  return choices
+    ? { kind: "list", default: def, doc, choices }
+    : { kind: "list", default: def, doc };
 }
 function time(def: number, doc: string, min = 0): ParamSpec<number> {
   return { kind: "time", default: def, doc, min };
@@ -145,6 +151,20 @@ export const PARAMS = {
     "check_policy_service: text sent in the policy_context attribute",
   ),
   allow_untrusted_routing: bool(false, "Allow %, !, extra @ and source routes from strangers"),
+  smtpd_dnsbl_sites: list(
+    [],
+    "Weighed DNS blocklists for reject_dnsbl_score: zone[=filter][*weight] (postscreen_dnsbl_sites syntax; a negative weight marks an allow list)",
+  ),
+  smtpd_dnsbl_threshold: int(
+    1,
+    "reject_dnsbl_score refuses a client whose summed smtpd_dnsbl_sites weight reaches this",
+    1,
+  ),
+  smtpd_dnsbl_allowlist_threshold: int(
+    0,
+    "reject_dnsbl_score permits a client whose summed weight is at or below this; 0: off (a negative value turns it on)",
+    -1_000_000,
+  ),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
   local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),
   permit_mx_backup_networks: list(
@@ -171,7 +191,8 @@ export const PARAMS = {
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
   notify_classes: list(
     ["resource", "software"],
-    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software",
+    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software (Postfix's bounce, 2bounce, data and delay are accepted and concern its other daemons)",
+    ["policy", "protocol", "resource", "software", "bounce", "2bounce", "data", "delay"],
   ),
   error_notice_recipient: str("postmaster", "Recipient of notify_classes transcripts"),
   smtpd_history_flush_threshold: int(

@@ -18,6 +18,7 @@ import { compileNetworks } from "./relay.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
+import { DNSBL_SCORE } from "./restrictions/dnsbl_score.ts";
 import { ETRN } from "./restrictions/etrn.ts";
 import { GENERIC } from "./restrictions/generic.ts";
 import { HELO } from "./restrictions/helo.ts";
@@ -36,6 +37,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...ADDRESS,
   ...RELAY,
   ...DNSBL,
+  ...DNSBL_SCORE,
   ...ETRN,
   ...SERVER_ACCESS,
   ...POLICY_SERVICE,

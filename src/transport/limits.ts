@@ -19,6 +19,8 @@
  * @module
  */
 
+import { keyedHash } from "./keyed_hash.ts";
+
 /** Limits for a {@linkcode ConnectionLimiter}. */
 export interface ConnectionLimits {
   /** Most concurrent sessions (default_process_limit). */
@@ -170,21 +172,9 @@ export class ConnectionLimiter {
   }
 }
 
-/**
- * A slot for an address: FNV-1a from the seed, with the high bits folded
- * into the low ones at every step and a final mix (murmur3's), so the slot
- * depends on every bit of the seed.
- */
+/** A slot for an address. */
 function slotOf(address: string, seed: number): number {
-  let h = seed ^ 2166136261;
-  for (let i = 0; i < address.length; i++) {
-    h = Math.imul(h ^ address.charCodeAt(i), 16777619);
-    h ^= h >>> 15;
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  h ^= h >>> 16;
-  return (h >>> 0) % SLOTS;
+  return (keyedHash(address, seed) >>> 0) % SLOTS;
 }
 
 /**

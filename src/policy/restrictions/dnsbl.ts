@@ -7,6 +7,8 @@
  * outside 127.255.255.0/24 means "listed"; 127.255.255.x and answers
  * outside 127/8 are list errors (logged, never a rejection). A filter
  * (`=127.0.0.2`, `=127.0.0.[2..11]`, `=127.0.[0;1].2`) narrows the codes.
+ * A list that fails to answer counts as "not listed", as in Postfix: the
+ * failure is logged and the client gets the benefit of the doubt.
  *
  * @module
  */
@@ -85,12 +87,8 @@ function rblRestriction(
       if (!q) return { kind: "dunno" };
       const a = await tracedDns(e, q, "A");
       if (a.kind === "tempfail") {
-        e.warn(`${zone}: DNS lookup of ${q} failed temporarily (${a.reason})`);
-        e.deferIfPermit ??= reply(
-          450,
-          "7.1",
-          "Service unavailable; temporary DNS blocklist failure",
-        );
+        // As Postfix: a list that does not answer gives the client the benefit of the doubt.
+        e.warn(`${q}: RBL lookup error: ${a.reason}`);
         return { kind: "dunno" };
       }
       if (a.kind !== "ok") return { kind: "dunno" };

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { RateLimiter } from "./rate_limiter.ts";
+
+/** A limiter on a clock the test moves. */
+function clocked(timeUnit = 60): { limiter: RateLimiter; advance: (s: number) => void } {
+  let ms = 1_800_000_000_000;
+  const limiter = new RateLimiter({ timeUnit, now: () => ms });
+  return { limiter, advance: (s) => (ms += s * 1000) };
+}
+
+Deno.test("RateLimiter counts each event of a client apart", () => {
+  const { limiter } = clocked();
+  assert.equal(limiter.count("connection", "192.0.2.1"), 1);
+  assert.equal(limiter.count("connection", "192.0.2.1"), 2);
+  assert.equal(limiter.count("message", "192.0.2.1"), 1);
+  assert.equal(limiter.count("recipient", "192.0.2.1"), 1);
+  assert.equal(limiter.count("connection", "192.0.2.2"), 1);
+  assert.equal(limiter.count("connection", "192.0.2.1"), 3);
+});
+
+Deno.test("RateLimiter starts a new window, with every count at 0, once anvil_rate_time_unit is over", () => {
+  const { limiter, advance } = clocked(60);
+  for (let i = 0; i < 5; i++) limiter.count("connection", "192.0.2.1");
+  limiter.count("message", "192.0.2.1");
+  advance(60); // start + unit < now is false: still the same window, as in anvil
+  assert.equal(limiter.count("connection", "192.0.2.1"), 6);
+  advance(1);
+  assert.equal(limiter.count("connection", "192.0.2.1"), 1);
+  assert.equal(limiter.count("message", "192.0.2.1"), 1);
+});
+
+Deno.test("RateLimiter: the window starts at the client's first event, not at a fixed tick", () => {
+  const { limiter, advance } = clocked(60);
+  limiter.count("connection", "192.0.2.1");
+  advance(50);
+  limiter.count("connection", "192.0.2.2"); // 192.0.2.2's window starts here
+  advance(20);
+  assert.equal(limiter.count("connection", "192.0.2.1"), 1, "192.0.2.1's window is over");
+  assert.equal(limiter.count("connection", "192.0.2.2"), 2, "192.0.2.2's is not");
+});
+
+Deno.test("RateLimiter shares its counts with a limiter built on the same buffer (another thread)", () => {
+  const a = new RateLimiter({ timeUnit: 60 });
+  const b = new RateLimiter({ timeUnit: 60 }, a.shared);
+  a.count("recipient", "2001:db8::1");
+  b.count("recipient", "2001:db8::1");
+  assert.equal(a.count("recipient", "2001:db8::1"), 3);
+});
+
+Deno.test("RateLimiter keeps 40,000 clients apart within their windows (probing, not one shared slot)", () => {
+  const { limiter } = clocked();
+  // 40,000 clients in 65,536 slots: with one probe about 10,000 would share,
+  // with four about 1,100.
+  let shared = 0;
+  for (let i = 0; i < 40_000; i++) {
+    if (limiter.count("connection", `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`) !== 1) shared++;
+  }
+  assert.ok(shared < 1_500, `${shared} of 40,000 clients share a slot`);
+});
+
+Deno.test("RateLimiter gives a stale slot to a new client", () => {
+  const { limiter, advance } = clocked(60);
+  for (let i = 0; i < 65_536 * 4; i++) limiter.count("connection", `old-${i}`);
+  advance(61);
+  // Every slot is held by an old client whose window is over: new clients start at 1.
+  for (let i = 0; i < 1000; i++) assert.equal(limiter.count("message", `new-${i}`), 1);
+});
+
+Deno.test("RateLimiter stops at the largest Int32, as anvil stops at INT_MAX", () => {
+  const { limiter } = clocked();
+  const shared = new Int32Array(limiter.shared);
+  limiter.count("recipient", "192.0.2.9");
+  // The recipient count: field 4 of a 7-field slot after a 3-field header.
+  const at = shared.findIndex((v, i) => i >= 3 && (i - 3) % 7 === 4 && v === 1);
+  shared[at] = 0x7fffffff;
+  assert.equal(limiter.count("recipient", "192.0.2.9"), 0x7fffffff);
+  assert.equal(limiter.count("recipient", "192.0.2.9"), 0x7fffffff);
+});
