@@ -19,7 +19,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("runtime");
-    const { configFile, queueDir } = await writeConfig(
+    const { configFile } = await writeConfig(
       work,
       'smtpd_client_event_limit_exceptions = ["127.0.0.1", "10.0.0.0/99"]',
     );
@@ -65,7 +65,7 @@ Deno.test({
     const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
       const port = (taken.addr as Deno.NetAddr).port;
-      const { configFile, queueDir } = await writeConfig(
+      const { configFile } = await writeConfig(
         work,
         `smtpd_listen = ["127.0.0.1:${port}"]\n${await tlsCertConfig(work, "may")}`,
       );
