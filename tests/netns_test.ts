@@ -390,15 +390,24 @@ Deno.test({
         assert.match(await Deno.readTextFile(box), /with ESMTPS? .*TLS|\(using TLSv1\.[23]/);
       });
 
-      await t.step("with the name server gone, the listed client gets 4xx, never 5xx", async () => {
-        await stop(dnsmasq);
-        dnsmasq = undefined;
-        const r = await swaks("192.0.2.66", ["--to", "nobody@mx.test.example"]);
-        // deno-lint-ignore no-console
-        console.log(r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
-        assert.match(r.stdout, /<\*\* 4\d\d 4\.\d\.\d /);
-        assert.doesNotMatch(r.stdout, /<\*\* 5\d\d /);
-      });
+      await t.step(
+        "with the name server gone, the listed client is never refused with 5xx (as Postfix, the list counts as not listed)",
+        async () => {
+          await stop(dnsmasq);
+          dnsmasq = undefined;
+          const r = await swaks("192.0.2.66", ["--to", "nobody@mx.test.example"]);
+          // deno-lint-ignore no-console
+          console.log(r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
+          assert.doesNotMatch(r.stdout, /<\*\* 5\d\d /);
+          await waitFor(
+            "the logged lookup error",
+            () =>
+              Promise.resolve(
+                /66\.2\.0\.192\.bl\.test\.example: RBL lookup error/.test(server!.log()),
+              ),
+          );
+        },
+      );
 
       // TODO(reload, issue 16 item 3): enable when SIGHUP reloads the
       // configuration and its tables. The step is complete: it changes the

@@ -420,17 +420,26 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("policy-config");
+    const { smtpdArgs } = await import("./_harness.ts");
+    // The flags of this file without the policy service...
+    const plain = await writeConfig(dir, "");
+    const flags = await smtpdArgs(["config", "--check", "-c", plain.configFile]);
+    // ...and the same file naming one: the derived flags grant its socket,
     const { configFile } = await writeConfig(
       dir,
       `smtpd_recipient_restrictions = [\n  "reject_unauth_destination",\n  "check_policy_service", "unix:/run/not-allowed/policy",\n]`,
     );
-    const { smtpdArgs } = await import("./_harness.ts");
-    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
-    assert.notEqual(r.code, 0);
-    assert.match(
-      r.stderr,
-      /smtpd\.toml:\d+: smtpd_recipient_restrictions: policy service "unix:\/run\/not-allowed\/policy" is outside the hosts and sockets this program may connect to/,
+    assert.equal(configFile, plain.configFile);
+    const granted = await smtpdArgs(["config", "--check", "-c", configFile]);
+    assert.ok(
+      granted.some((a) =>
+        a.startsWith("--allow-net=") && a.includes("unix:/run/not-allowed/policy")
+      ),
     );
+    // and a program given the old flags names the one it lacks.
+    const r = await run(Deno.execPath(), flags);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--allow-net=unix:\/run\/not-allowed\/policy +\(check_policy_service\)/);
     const bad = await writeConfig(
       dir,
       `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=soon }"]`,

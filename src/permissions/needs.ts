@@ -240,11 +240,14 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
     if (!target) continue;
     try {
       const e = parseEndpoint(target, queue);
-      add(
-        "net",
-        e.kind === "inet" ? netTarget(e.hostname, e.port) : `unix:${e.path}`,
-        policy ? "check_policy_service" : "socketmap: table",
-      );
+      const why = policy ? "check_policy_service" : "socketmap: table";
+      if (e.kind === "inet") add("net", netTarget(e.hostname, e.port), why);
+      else {
+        // Deno checks a UNIX socket's path as a file too (read and write).
+        add("net", `unix:${e.path}`, why);
+        add("read", e.path, why);
+        add("write", e.path, why);
+      }
     } catch {
       // A bad endpoint: the program names it, with file and line, at start.
     }

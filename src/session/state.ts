@@ -85,7 +85,8 @@ export class SessionState implements SessionContext {
   readonly #envelopeMemory: MemoryHold;
   #envelopeBytes = 0;
   /** Postfix's policy "instance": this session (random), then its MAIL transactions. */
-  readonly #instance = crypto.getRandomValues(new Uint32Array(2)).join("");
+  readonly #instance = [...crypto.getRandomValues(new Uint32Array(2))].map((n) => n.toString(16))
+    .join(".");
   #transactions = 0;
 
   /** @param init the session's parts */
