@@ -49,6 +49,8 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { located, resolveOwner, tlsContext, validateSemantics } from "./runtime_checks.ts";
+import { RateLimiter } from "./transport/rate_limiter.ts";
+import { rateLimits } from "./transport/rate_limits.ts";
 
 /**
  * This host's name from the system, or "localhost" when it cannot be had.
@@ -98,6 +100,8 @@ export interface ThreadShares {
   readonly freeSpace: SharedArrayBuffer;
   /** The process's memory budget ({@linkcode MemoryBudget}). */
   readonly memory: SharedArrayBuffer;
+  /** The per-client event rates (smtpd_client_*_rate_limit). */
+  readonly rates: SharedArrayBuffer;
 }
 
 /** Options of {@linkcode buildRuntime}. */
@@ -213,6 +217,8 @@ export async function buildRuntime(
   );
   const flush = qmgrFlushTrigger(config.queue_directory, { clock });
   const buffers = new IoBuffers();
+  const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
+  const overRate = rateLimits(config, rates, limitExempt, logger);
   const cleanup = new Cleanup(store, config);
   const deps: SessionDeps = Object.freeze({
     config,
@@ -232,6 +238,8 @@ export async function buildRuntime(
     memory,
     buffers,
     proxyNetworks,
+    // As Postfix: no rate limits for stand-alone mode.
+    ...(mode === "serve" ? { overRate } : {}),
   });
   return Object.freeze({
     loaded,
@@ -258,6 +266,7 @@ export async function buildRuntime(
       triggerClock: clock.buffer,
       freeSpace: space.shared,
       memory: memory.shared,
+      rates: rates.shared,
     }),
     deps,
   });

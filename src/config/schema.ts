@@ -255,7 +255,28 @@ export const PARAMS = {
   ),
   smtpd_client_event_limit_exceptions: list(
     ["$mynetworks"],
-    "Clients exempt from smtpd_client_connection_count_limit",
+    "Clients exempt from smtpd_client_connection_count_limit and the smtpd_client_*_rate_limit limits",
+  ),
+  smtpd_client_connection_rate_limit: int(
+    0,
+    "Most connections from one client address per anvil_rate_time_unit; more get 421 4.7.0 (0: no limit)",
+  ),
+  smtpd_client_message_rate_limit: int(
+    0,
+    "Most MAIL commands from one client address per anvil_rate_time_unit; more get 450 4.7.1 (0: no limit)",
+  ),
+  smtpd_client_recipient_rate_limit: int(
+    0,
+    "Most RCPT commands from one client address per anvil_rate_time_unit; more get 450 4.7.1 (0: no limit)",
+  ),
+  smtpd_client_new_tls_session_rate_limit: int(
+    0,
+    "Most STARTTLS handshakes from one client address per anvil_rate_time_unit; more get 454 4.7.0 (0: no limit)",
+  ),
+  anvil_rate_time_unit: time(
+    60,
+    "The window of the smtpd_client_*_rate_limit counts, per client from its first event (shared by listener threads)",
+    1,
   ),
   smtpd_stress_threshold: int(
     80,

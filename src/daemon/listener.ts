@@ -14,7 +14,7 @@ import { type ListenAddress, serveTcp, type TcpServer } from "../transport/tcp_l
 import type { Transport } from "../transport/types.ts";
 import { ConnectionLedger, ConnectionLimiter } from "../transport/limits.ts";
 import { writeAll } from "../io/reply_writer.ts";
-import { closing, formatReply, type Reply } from "../protocol/reply.ts";
+import { closing, formatReply, type Reply, tooManyConnections } from "../protocol/reply.ts";
 
 /**
  * Sends a refusal and closes, without a session: one write, bounded to
@@ -98,7 +98,7 @@ export async function startListening(
     logger.warning(
       `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
     );
-    return closing(config.myhostname, "7.0", `Error: too many connections from ${address}`);
+    return tooManyConnections(config.myhostname, address);
   };
   // Refusals at the cap come in floods: one log line, then a count now and then.
   const logRefusal = throttled((held: number, address: string) =>
@@ -152,6 +152,12 @@ export async function startListening(
     const stressed = limiter.stressed;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
+      // smtpd_client_connection_rate_limit, once the client is known.
+      const overRate = deps.overRate?.("connection", client);
+      if (overRate) {
+        limiter.leaveClient(client);
+        return overRate;
+      }
       ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
       return undefined;
@@ -162,7 +168,9 @@ export async function startListening(
         // The client is known only after the PROXY header: the session asks.
         await runSession(t, { ...deps, stressed: () => stressed, admitClient });
       } else {
-        const refusal = counted === undefined ? admitClient(address) : undefined;
+        const refusal = counted === undefined
+          ? admitClient(address)
+          : deps.overRate?.("connection", address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
         await runSession(t, stressed ? stressedDeps : deps);
       }

@@ -230,6 +230,43 @@ export function timeoutExceeded(host: string): Reply {
 }
 
 /**
+ * 421 past smtpd_client_connection_count_limit or _rate_limit (Postfix's words).
+ * @param host our host name
+ * @param address the client address
+ * @returns the reply
+ */
+export function tooManyConnections(host: string, address: string): Reply {
+  return closing(host, "7.0", `Error: too many connections from ${address}`);
+}
+
+/**
+ * 450 past smtpd_client_message_rate_limit.
+ * @param address the client address
+ * @returns the reply
+ */
+export function tooMuchMail(address: string): Reply {
+  return reply(450, "7.1", `Error: too much mail from ${address}`);
+}
+
+/**
+ * 450 past smtpd_client_recipient_rate_limit.
+ * @param address the client address
+ * @returns the reply
+ */
+export function tooManyRecipientsFrom(address: string): Reply {
+  return reply(450, "7.1", `Error: too many recipients from ${address}`);
+}
+
+/**
+ * 454 past smtpd_client_new_tls_session_rate_limit (STARTTLS refused).
+ * @param address the client address
+ * @returns the reply
+ */
+export function tooManyTlsSessions(address: string): Reply {
+  return reply(454, "7.0", `Error: too many new TLS sessions from ${address}`);
+}
+
+/**
  * 421 at smtpd_hard_error_limit.
  * @param host our host name
  * @returns the reply

@@ -78,7 +78,7 @@ export type TlsUpgrade = { readonly kind: "done" } | {
 /** The services a handler may use. */
 export type HandlerServices = Pick<
   SessionDeps,
-  "cleanup" | "clock" | "freeSpace" | "queue" | "flush" | "memory"
+  "cleanup" | "clock" | "freeSpace" | "queue" | "flush" | "memory" | "overRate"
 >;
 
 /** A session as its command handlers see it. */

@@ -14,6 +14,7 @@ import type { Reply } from "../protocol/reply.ts";
 import type { QueueName } from "../queue/mod.ts";
 import type { IoBuffers } from "../io/io_buffers.ts";
 import type { Network } from "../policy/mod.ts";
+import type { LimitedEvent } from "../transport/rate_limits.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 
 /** Everything a session needs from outside; the runtime builds the real ones. */
@@ -48,4 +49,9 @@ export interface SessionDeps {
   readonly buffers?: IoBuffers;
   /** smtpd_upstream_proxy_networks, compiled once (the runtime's); absent: compiled per use. */
   readonly proxyNetworks?: readonly Network[];
+  /**
+   * Counts a client event against its smtpd_client_*_rate_limit; the
+   * refusal when the client is over it. Absent: no rate limits (stand-alone).
+   */
+  readonly overRate?: (event: LimitedEvent, address: string) => Reply | undefined;
 }

@@ -38,6 +38,9 @@ export function checkSpace(ctx: SessionContext, declared = 0): Reply | undefined
 export async function handleMail(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const cfg = ctx.config;
   if (cfg.smtpd_tls_security_level === "encrypt" && !ctx.tls) return answer(REPLY.starttlsFirst);
+  // As Postfix: the rate counts every MAIL, before its syntax is looked at.
+  const overRate = ctx.services.overRate?.("message", ctx.client.address);
+  if (overRate) return answer(overRate);
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
   const path = parsePath(arg.slice(m[0].length), { strict: cfg.strict_rfc821_envelopes });

@@ -17,6 +17,9 @@ import { inTransaction } from "./_transaction.ts";
 /** RCPT TO:<address> */
 export async function handleRcpt(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "RCPT");
+  // As Postfix: the rate counts every RCPT, before its syntax is looked at.
+  const overRate = ctx.services.overRate?.("recipient", ctx.client.address);
+  if (overRate) return answer(overRate);
   const m = /^TO:/i.exec(arg);
   if (!m) return answer(REPLY.rcptSyntax);
   const path = parsePath(arg.slice(m[0].length), { strict: ctx.config.strict_rfc821_envelopes });

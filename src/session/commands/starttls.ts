@@ -16,6 +16,9 @@ import type { CommandResult, SessionContext } from "../context.ts";
 
 /** STARTTLS */
 export async function handleStarttls(_arg: string, ctx: SessionContext): Promise<CommandResult> {
+  // smtpd_client_new_tls_session_rate_limit: refused before the handshake costs us anything.
+  const overRate = ctx.services.overRate?.("newTls", ctx.client.address);
+  if (overRate) return { kind: "reply", reply: overRate };
   ctx.send(REPLY.readyForTls);
   const upgrade = await ctx.startTls();
   if (upgrade.kind === "failed") {

@@ -1,0 +1,79 @@
+/**
+ * Postfix's client rate limits over a {@linkcode RateLimiter}:
+ * smtpd_client_connection_rate_limit (421 4.7.0), _message_rate_limit
+ * (450 4.7.1 at MAIL), _recipient_rate_limit (450 4.7.1 at RCPT) and
+ * _new_tls_session_rate_limit (454 4.7.0 at STARTTLS), each counted per
+ * client address over anvil_rate_time_unit, with
+ * smtpd_client_event_limit_exceptions exempt. Each refusal is logged with
+ * Postfix's warning text.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import {
+  type Reply,
+  tooManyConnections,
+  tooManyRecipientsFrom,
+  tooManyTlsSessions,
+  tooMuchMail,
+} from "../protocol/reply.ts";
+import type { RateEvent, RateLimiter } from "./rate_limiter.ts";
+
+/** The events with a limit (AUTH's comes with AUTH, issue 18). */
+export type LimitedEvent = Exclude<RateEvent, "auth">;
+
+/** Per event: its limit parameter, Postfix's warning, the refusal. */
+const EVENTS: Readonly<
+  Record<
+    LimitedEvent,
+    { limit: keyof Config; what: string; refuse: (c: Config, a: string) => Reply }
+  >
+> = {
+  connection: {
+    limit: "smtpd_client_connection_rate_limit",
+    what: "Connection rate limit exceeded",
+    refuse: (c, a) => tooManyConnections(c.myhostname, a),
+  },
+  message: {
+    limit: "smtpd_client_message_rate_limit",
+    what: "Message delivery request rate limit exceeded",
+    refuse: (_c, a) => tooMuchMail(a),
+  },
+  recipient: {
+    limit: "smtpd_client_recipient_rate_limit",
+    what: "Recipient address rate limit exceeded",
+    refuse: (_c, a) => tooManyRecipientsFrom(a),
+  },
+  newTls: {
+    limit: "smtpd_client_new_tls_session_rate_limit",
+    what: "New TLS session rate limit exceeded",
+    refuse: (_c, a) => tooManyTlsSessions(a),
+  },
+};
+
+/**
+ * The rate check a session and the listener call.
+ * @param config the limits and our host name
+ * @param rates the shared counts
+ * @param exempt smtpd_client_event_limit_exceptions
+ * @param logger where refusals are logged
+ * @returns a function that counts an event and gives the refusal when over the limit
+ */
+export function rateLimits(
+  config: Config,
+  rates: RateLimiter,
+  exempt: (address: string) => boolean,
+  logger: Logger,
+): (event: LimitedEvent, address: string) => Reply | undefined {
+  return (event, address) => {
+    const e = EVENTS[event];
+    const limit = config[e.limit] as number;
+    if (limit <= 0 || exempt(address)) return undefined;
+    const n = rates.count(event, address);
+    if (n <= limit) return undefined;
+    logger.warning(`${e.what}: ${n} from [${address}] for service smtp`);
+    return e.refuse(config, address);
+  };
+}
