@@ -100,11 +100,11 @@ Deno.test({
 
 Deno.test({
   name:
-    "ETRN replies: 503 before HELO and in a transaction, 501 syntax, 459 queue names, restrictions",
+    "ETRN replies: 503 before HELO (smtpd_helo_required) and in a transaction, 501 syntax, 459 queue names, restrictions",
   ...opts,
   fn: async () => {
     const d = await startDaemon(
-      'smtpd_peername_lookup = false\nsmtpd_etrn_restrictions = ["check_etrn_access", "inline:{ forbidden.example=REJECT not for you }"]',
+      'smtpd_peername_lookup = false\nsmtpd_helo_required = true\nsmtpd_etrn_restrictions = ["check_etrn_access", "inline:{ forbidden.example=REJECT not for you }"]',
     );
     const c = await RawClient.connect(d.port);
     try {

@@ -5,8 +5,8 @@
  *
  * 1. `precheck`: what a command refuses whatever the phase (DATA with an
  *    argument; STARTTLS when not offered or with an argument);
- * 2. `greeting`: HELO/EHLO must have been accepted first, always (ETRN)
- *    or only with smtpd_helo_required (MAIL): 503 5.5.1 send HELO/EHLO first;
+ * 2. `greeting`: with smtpd_helo_required, HELO/EHLO must have been
+ *    accepted first (MAIL, ETRN, as Postfix): 503 5.5.1 send HELO/EHLO first;
  * 3. `refusedIn`: the phases the command is refused in, with the reply.
  *
  * A handler therefore runs only in a phase its rules allow. Client input
@@ -53,8 +53,8 @@ export interface CommandSpec {
   readonly pipelining: "group" | "last";
   /** A refusal that comes before the sequence rules, whatever the phase. */
   readonly precheck?: (arg: string, ctx: SessionContext) => Reply | undefined;
-  /** HELO/EHLO first: always, or only when smtpd_helo_required is set. */
-  readonly greeting?: "required" | "smtpd_helo_required";
+  /** HELO/EHLO first when smtpd_helo_required is set. */
+  readonly greeting?: "smtpd_helo_required";
   /** The phases the command is refused in, and the reply; other phases allow it. */
   readonly refusedIn?: { readonly [P in PhaseKind]?: Reply };
 }
@@ -91,7 +91,8 @@ export const COMMANDS = {
   ETRN: {
     handler: handleEtrn,
     pipelining: "last",
-    greeting: "required",
+    // As Postfix: HELO first only when smtpd_helo_required is set.
+    greeting: "smtpd_helo_required",
     refusedIn: { inMail: REPLY.mailInProgress },
   },
   STARTTLS: {
@@ -129,8 +130,7 @@ export function sequenceRefusal(
   config: Pick<Config, "smtpd_helo_required">,
 ): Reply | undefined {
   const greeted = phase.kind === "greeted" || (phase.kind === "inMail" && phase.helo !== undefined);
-  const needsGreeting = spec.greeting === "required" ||
-    (spec.greeting === "smtpd_helo_required" && config.smtpd_helo_required);
+  const needsGreeting = spec.greeting === "smtpd_helo_required" && config.smtpd_helo_required;
   if (needsGreeting && !greeted) return REPLY.sendHeloFirst;
   return spec.refusedIn?.[phase.kind];
 }

@@ -54,11 +54,12 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
   NOOP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   QUIT: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   VRFY: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  // As Postfix: HELO first only with smtpd_helo_required.
   ETRN: {
-    connected: REPLY.sendHeloFirst,
+    connected: RUNS,
     greeted: RUNS,
     inMail: REPLY.mailInProgress,
-    inMailNoHelo: REPLY.sendHeloFirst,
+    inMailNoHelo: REPLY.mailInProgress,
   },
   STARTTLS: {
     connected: RUNS,
@@ -69,13 +70,19 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
   HELP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
 };
 
-/** With smtpd_helo_required = yes, MAIL needs HELO/EHLO first; nothing else changes. */
+/** With smtpd_helo_required = yes, MAIL and ETRN need HELO/EHLO first; nothing else changes. */
 const RULES_HELO_REQUIRED: Record<Verb, Record<Where, Cell>> = {
   ...RULES,
   MAIL: {
     connected: REPLY.sendHeloFirst,
     greeted: RUNS,
     inMail: REPLY.nestedMail,
+    inMailNoHelo: REPLY.sendHeloFirst,
+  },
+  ETRN: {
+    connected: REPLY.sendHeloFirst,
+    greeted: RUNS,
+    inMail: REPLY.mailInProgress,
     inMailNoHelo: REPLY.sendHeloFirst,
   },
 };
@@ -163,7 +170,7 @@ const ORDER_CASES: [string, string[], Reply][] = [
     "MAIL FROM:<a@b.example>",
     "MAIL bogus",
   ], REPLY.nestedMail],
-  ["ETRN without an argument before HELO", ["ETRN"], REPLY.sendHeloFirst],
+  ["ETRN without an argument before HELO is a syntax error", ["ETRN"], REPLY.etrnSyntax],
   ["ETRN without an argument after HELO is a syntax error", ["HELO c", "ETRN"], REPLY.etrnSyntax],
   ["STARTTLS with an argument inside a transaction", [
     "EHLO c",
@@ -182,9 +189,9 @@ const ORDER_CASES: [string, string[], Reply][] = [
     REPLY.needMail,
   ],
   [
-    "ETRN after RSET without HELO",
+    "ETRN after RSET without HELO runs (stand-alone: no network client)",
     ["MAIL FROM:<a@b.example>", "RSET", "ETRN c.example"],
-    REPLY.sendHeloFirst,
+    REPLY.etrnNeedsNetwork,
   ],
 ];
 

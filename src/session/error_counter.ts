@@ -1,8 +1,9 @@
 /**
  * A session's error count, in one place: every 4xx/5xx reply but 421
  * counts; past smtpd_junk_command_limit, each junk command counts too
- * (as Postfix); from smtpd_soft_error_limit on, each reply waits one
- * second per error (the tarpit), below it each error reply waits
+ * (as Postfix); once the count is past smtpd_soft_error_limit (greater
+ * than it, as the 1999 Postfix), each reply waits one second per error
+ * (the tarpit); up to it each error reply waits
  * smtpd_error_sleep_time; at smtpd_hard_error_limit the session ends. A
  * queued message forgives everything.
  *
@@ -53,7 +54,7 @@ export class ErrorCounter {
    */
   reply(r: Reply): number | undefined {
     if (isError(r) && r.code !== 421) this.#errors++;
-    if (this.#errors >= this.#config.smtpd_soft_error_limit) return this.#errors * 1000;
+    if (this.#errors > this.#config.smtpd_soft_error_limit) return this.#errors * 1000;
     if (isError(r) && this.#config.smtpd_error_sleep_time > 0) {
       return this.#config.smtpd_error_sleep_time * 1000;
     }

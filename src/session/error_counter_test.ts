@@ -26,13 +26,14 @@ Deno.test("ErrorCounter: error replies count, 421 and success replies do not; th
   assert.equal(c.atHardLimit, false);
 });
 
-Deno.test("ErrorCounter: error sleep below the soft limit, one second per error from it on", () => {
+Deno.test("ErrorCounter: error sleep up to the soft limit, one second per error past it (as the 1999 Postfix)", () => {
   const c = new ErrorCounter(LIMITS, { smtpd_soft_error_limit: 2, smtpd_error_sleep_time: 1 });
   assert.equal(c.reply(REPLY.noopOk), undefined);
   assert.equal(c.reply(REPLY.needMail), 1000);
-  assert.equal(c.reply(REPLY.needMail), 2000);
-  assert.equal(c.reply(REPLY.noopOk), 2000); // the tarpit holds every reply
-  assert.equal(c.reply(REPLY.needMail), 3000);
+  assert.equal(c.reply(REPLY.needMail), 1000, "2 errors: at the limit, not past it");
+  assert.equal(c.reply(REPLY.noopOk), undefined);
+  assert.equal(c.reply(REPLY.needMail), 3000, "3 errors: past the limit");
+  assert.equal(c.reply(REPLY.noopOk), 3000); // the tarpit holds every reply
 });
 
 Deno.test("ErrorCounter: past smtpd_junk_command_limit each junk command is an error", () => {

@@ -42,7 +42,8 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
   try {
     draft = await ctx.services.cleanup.begin({
       queue: ctx.services.queue,
-      sender: tx.senderText,
+      // Unqualified senders get @$myorigin, as Postfix's cleanup appends it.
+      sender: qualifiedSender(tx.senderText, ctx.config.myorigin),
       recipients: tx.recipients,
       arrival,
       body: tx.body,
@@ -120,4 +121,15 @@ async function receive(
   ctx.log.messageId(result.id, result.messageId);
   ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
   return answer(queuedAs(result.id));
+}
+
+/**
+ * The sender as queued: an address without a domain gets @$myorigin (the
+ * null sender stays null).
+ * @param sender the sender in internal form
+ * @param myorigin the domain to append
+ * @returns the queued sender
+ */
+export function qualifiedSender(sender: string, myorigin: string): string {
+  return sender === "" || sender.includes("@") ? sender : `${sender}@${myorigin}`;
 }
