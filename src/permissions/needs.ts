@@ -209,7 +209,9 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
 
   if (loaded.file) add("read", abs(loaded.file), "configuration file");
   if (options.codeDir) add("read", options.codeDir, "program code (listener threads)");
-  const { tables } = tablesAndWords(loaded, abs, readText);
+  // One walk over the configuration and its table files: the tables to
+  // read, and every word (policy services and socket maps hide there too).
+  const { tables, words } = tablesAndWords(loaded, abs, readText);
   for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
   if (c.smtpd_tls_security_level !== "none") {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
@@ -231,7 +233,6 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
     }
   }
   // Policy servers and socket maps: their endpoints, wherever they are named.
-  const { words } = tablesAndWords(loaded, abs, readText);
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as string;
     const policy = words[i - 1] === "check_policy_service" ? w : undefined;

@@ -72,6 +72,20 @@ export function classifyAnswer(ip: string): "listed" | "error" {
   return "listed";
 }
 
+/**
+ * A blocklist's A answers for a query. A list that does not answer gives
+ * the client the benefit of the doubt, as in Postfix: no answers, and the
+ * failure is logged.
+ * @param e the evaluation
+ * @param query the reversed client address under the zone
+ * @returns the answers (none when not listed or not answering)
+ */
+export async function blocklistAnswers(e: EvalEnv, query: string): Promise<readonly string[]> {
+  const a = await tracedDns(e, query, "A");
+  if (a.kind === "tempfail") e.warn(`${query}: RBL lookup error: ${a.reason}`);
+  return a.kind === "ok" ? a.records : [];
+}
+
 function rblRestriction(
   name: string,
   zone: string,
@@ -85,15 +99,8 @@ function rblRestriction(
       if (e.ctx.local) return { kind: "dunno" };
       const q = reverseName(e.ctx.clientAddress, zone);
       if (!q) return { kind: "dunno" };
-      const a = await tracedDns(e, q, "A");
-      if (a.kind === "tempfail") {
-        // As Postfix: a list that does not answer gives the client the benefit of the doubt.
-        e.warn(`${q}: RBL lookup error: ${a.reason}`);
-        return { kind: "dunno" };
-      }
-      if (a.kind !== "ok") return { kind: "dunno" };
       let listed = false;
-      for (const ip of a.records) {
+      for (const ip of await blocklistAnswers(e, q)) {
         if (match) {
           if (match(ip)) listed = true;
         } else if (classifyAnswer(ip) === "listed") {

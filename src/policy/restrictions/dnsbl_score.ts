@@ -18,8 +18,8 @@
 import { reply, type ReplyCode } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import { reverseName } from "../resolver.ts";
-import { type EvalEnv, type Factory, refuse, tracedDns } from "../restriction.ts";
-import { classifyAnswer, compileFilter } from "./dnsbl.ts";
+import { type EvalEnv, type Factory, refuse } from "../restriction.ts";
+import { blocklistAnswers, classifyAnswer, compileFilter } from "./dnsbl.ts";
 
 /** One weighed site. */
 export interface DnsblSite {
@@ -49,13 +49,8 @@ export function parseSite(entry: string): DnsblSite | string {
 async function listedBy(site: DnsblSite, e: EvalEnv): Promise<boolean> {
   const q = reverseName(e.ctx.clientAddress, site.zone);
   if (!q) return false;
-  const a = await tracedDns(e, q, "A");
-  if (a.kind === "tempfail") {
-    e.warn(`${q}: RBL lookup error: ${a.reason}`);
-    return false;
-  }
-  if (a.kind !== "ok") return false;
-  return a.records.some((ip) => site.match ? site.match(ip) : classifyAnswer(ip) === "listed");
+  const answers = await blocklistAnswers(e, q);
+  return answers.some((ip) => site.match ? site.match(ip) : classifyAnswer(ip) === "listed");
 }
 
 /** The scored blocklist restriction. */
