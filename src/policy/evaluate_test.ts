@@ -9,93 +9,29 @@
  */
 
 import assert from "node:assert/strict";
+import {
+  BASE,
+  context,
+  decide,
+  type Facts,
+  type Params,
+  rows as rowsOf,
+  show,
+  toml,
+} from "./_policy_cases.ts";
 import { fakeDns, type Zone } from "./_fake_dns.ts";
 import { resolveConfigText } from "../config/mod.ts";
-import { type Address, parsePath } from "../protocol/address.ts";
-import { replyForLog } from "../protocol/reply.ts";
-import type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
-import type { Decision } from "./decision.ts";
+import type { PolicyStage } from "./context.ts";
 import { compilePolicy } from "./compile.ts";
 import { Trace } from "./trace.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-type Params = Record<string, string | number | boolean | string[]>;
-
-/** The session facts a case sets; everything else has a plain default. */
-interface Facts {
-  /** "name[address]"; default "client.example.net[192.0.2.1]". */
-  client?: string;
-  /** Default: "ok" for a named client, "notFound" for "unknown". */
-  nameStatus?: ClientNameStatus;
-  reverseStatus?: ClientNameStatus;
-  local?: boolean;
-  helo?: string;
-  /** The MAIL FROM path without angle brackets ("" for the null sender). */
-  from?: string;
-  /** The RCPT TO path without angle brackets. */
-  to?: string;
-  etrn?: string;
-  pipelining?: boolean;
-  command?: string;
-}
-
-function path(text: string): Address {
-  const r = parsePath(`<${text}>`, { strict: false });
-  if (!r.ok) throw new SyntaxError(`Cannot parse test address "${text}"`);
-  return r.address;
-}
-
-function context(f: Facts): PolicyContext {
-  const m = /^(.*)\[(.*)\]$/.exec(f.client ?? "client.example.net[192.0.2.1]");
-  if (!m) throw new SyntaxError(`Cannot parse test client "${f.client}"`);
-  const name = m[1] as string;
-  const nameStatus = f.nameStatus ?? (name === "unknown" ? "notFound" : "ok");
-  return {
-    clientAddress: m[2] as string,
-    clientName: name,
-    reverseName: name,
-    nameStatus,
-    reverseStatus: f.reverseStatus ?? nameStatus,
-    local: f.local ?? false,
-    helo: f.helo,
-    sender: f.from === undefined ? undefined : path(f.from),
-    recipient: f.to === undefined ? undefined : path(f.to),
-    ...(f.etrn === undefined ? {} : { etrnDomain: f.etrn }),
-    ...(f.pipelining === undefined ? {} : { unauthPipelining: f.pipelining }),
-    ...(f.command === undefined ? {} : { command: f.command }),
-  };
-}
-
-/** Renders params as TOML (JSON strings and arrays are valid TOML values). */
-function toml(params: Params): string {
-  return Object.entries(params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n");
-}
-
-/** "permit", or "reject|defer <reply as logged>". */
-function show(d: Decision): string {
-  switch (d.kind) {
-    case "permit":
-    case "dunno":
-      return d.kind;
-    case "reject":
-    case "defer":
-      return `${d.kind} ${replyForLog(d.reply)}`;
-  }
-}
-
 /** An inline: table whose values may hold spaces and commas. */
 function inline(entries: [string, string][]): string {
   return `inline:{ ${entries.map(([k, v]) => `{ ${k} = ${v} }`).join(", ")} }`;
 }
-
-/** Postfix's test parameters: delay_reject off, two trusted networks, one relay domain. */
-const BASE: Params = {
-  "smtpd_delay_reject": false,
-  "mynetworks": ["127.0.0.0/8", "198.51.100.0/28"],
-  "relay_domains": ["example.com"],
-};
 
 /** What a case expects: "permit", an exact "reject|defer <reply>", or a pattern for it. */
 type Expect = string | RegExp;
@@ -113,32 +49,7 @@ interface Case {
   ignore?: boolean;
 }
 
-type Row = [does: string, facts: Facts, expect: Expect, more?: Partial<Case>];
-
-function rows(shared: Omit<Case, "does" | "facts" | "expect">, list: Row[]): Case[] {
-  return list.map(([does, facts, expect, more]) => ({
-    ...shared,
-    does,
-    facts,
-    expect,
-    ...more,
-    params: { ...shared.params, ...more?.params },
-  }));
-}
-
-async function run(c: Case): Promise<{ decision: Decision; warnings: string[] }> {
-  const warnings: string[] = [];
-  const loaded = resolveConfigText(toml({ ...BASE, ...c.params }), {
-    systemHostname: "mx.example.com",
-    file: "test.toml",
-  });
-  const policy = compilePolicy(loaded, {
-    dns: fakeDns(c.dns ?? {}),
-    warn: (t) => warnings.push(t),
-  });
-  const decision = await policy.check(c.stage, context(c.facts));
-  return { decision, warnings };
-}
+const rows = rowsOf<Case>;
 
 function checkWarnings(warnings: string[], expected: RegExp[]): void {
   assert.equal(
@@ -1533,7 +1444,7 @@ for (const c of ALL) {
     name: `CompiledPolicy.check() ${c.does}`,
     ignore: c.ignore ?? false,
     fn: async () => {
-      const { decision, warnings } = await run(c);
+      const { decision, warnings } = await decide(c);
       const got = show(decision);
       if (typeof c.expect === "string") assert.equal(got, c.expect);
       else assert.match(got, c.expect);
@@ -1561,12 +1472,10 @@ Deno.test({
   // reject_unknown_reverse_client_hostname) say only "Client host rejected:
   // cannot find your hostname, [addr]", and log parsers expect that text.
   fn: async () => {
-    const { decision } = await run({
-      does: "",
+    const { decision } = await decide({
       params: { "smtpd_client_restrictions": ["reject_unknown_client_hostname"] },
       stage: "client",
       facts: { client: "unknown[203.0.113.17]" },
-      expect: "",
     });
     assert.equal(
       show(decision),

@@ -10,23 +10,18 @@
  */
 
 import assert from "node:assert/strict";
+import {
+  decide,
+  type Facts,
+  type Params,
+  type Row,
+  rows as rowsOf,
+  show,
+} from "./_policy_cases.ts";
 import { ConfigError, resolveConfigText } from "../config/mod.ts";
-import { type Address, parsePath } from "../protocol/address.ts";
-import { replyForLog } from "../protocol/reply.ts";
 import { fakeDns, type Zone } from "./_fake_dns.ts";
 import { compilePolicy } from "./compile.ts";
-import type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
-import type { Decision } from "./decision.ts";
-
-type Params = Record<string, string | number | boolean | string[]>;
-
-interface Facts {
-  client?: string;
-  nameStatus?: ClientNameStatus;
-  helo?: string;
-  from?: string;
-  to?: string;
-}
+import type { PolicyStage } from "./context.ts";
 
 interface Case {
   item: number;
@@ -39,70 +34,7 @@ interface Case {
   warns?: RegExp[];
 }
 
-function path(text: string): Address {
-  const r = parsePath(`<${text}>`, { strict: false });
-  if (!r.ok) throw new SyntaxError(`Cannot parse test address "${text}"`);
-  return r.address;
-}
-
-function context(f: Facts): PolicyContext {
-  const m = /^(.*)\[(.*)\]$/.exec(f.client ?? "client.example.net[192.0.2.1]");
-  if (!m) throw new SyntaxError(`Cannot parse test client "${f.client}"`);
-  const name = m[1] as string;
-  const nameStatus = f.nameStatus ?? (name === "unknown" ? "notFound" : "ok");
-  return {
-    clientAddress: m[2] as string,
-    clientName: name,
-    reverseName: name,
-    nameStatus,
-    reverseStatus: nameStatus,
-    local: false,
-    helo: f.helo,
-    sender: f.from === undefined ? undefined : path(f.from),
-    recipient: f.to === undefined ? undefined : path(f.to),
-  };
-}
-
-function toml(params: Params): string {
-  return Object.entries(params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n");
-}
-
-function show(d: Decision): string {
-  return d.kind === "reject" || d.kind === "defer" ? `${d.kind} ${replyForLog(d.reply)}` : d.kind;
-}
-
-/** Postfix's test parameters: delay_reject off (one stage at a time), trusted networks, a relay domain. */
-const BASE: Params = {
-  "smtpd_delay_reject": false,
-  "mynetworks": ["127.0.0.0/8", "198.51.100.0/28"],
-  "relay_domains": ["example.com"],
-};
-
-async function run(c: Case): Promise<{ decision: Decision; warnings: string[] }> {
-  const warnings: string[] = [];
-  const loaded = resolveConfigText(toml({ ...BASE, ...c.params }), {
-    systemHostname: "mx.example.com",
-    file: "test.toml",
-  });
-  const policy = compilePolicy(loaded, {
-    dns: fakeDns(c.dns ?? {}),
-    warn: (t) => warnings.push(t),
-  });
-  return { decision: await policy.check(c.stage, context(c.facts)), warnings };
-}
-
-type Row = [does: string, facts: Facts, expect: string | RegExp, more?: Partial<Case>];
-
-function rows(shared: Omit<Case, "does" | "facts" | "expect">, list: Row[]): Case[] {
-  return list.map(([does, facts, expect, more]) => ({
-    ...shared,
-    does,
-    facts,
-    expect,
-    ...more,
-    params: { ...shared.params, ...more?.params },
-  }));
-}
+const rows = rowsOf<Case>;
 
 const HELO = (name: string, text: string) =>
   `reject 501 5.5.2 <${name}>: Helo command rejected: ${text}`;
@@ -203,7 +135,7 @@ const CASES: Case[] = [
     ]
       .map((
         h,
-      ): Row => [
+      ): Row<Case> => [
         `reject_non_fqdn_helo_hostname refuses ${h} as an invalid ip address`,
         { helo: h },
         BAD_IP(h),
@@ -263,7 +195,7 @@ const CASES: Case[] = [
     ]
       .map((
         h,
-      ): Row => [
+      ): Row<Case> => [
         `permit_naked_ip_address refuses ${h} (501 invalid ip address)`,
         { helo: h },
         BAD_IP(h),
@@ -776,7 +708,7 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`Postfix parity, item ${c.item}: ${c.does}`, async () => {
-    const { decision, warnings } = await run(c);
+    const { decision, warnings } = await decide(c);
     const got = show(decision);
     if (typeof c.expect === "string") assert.equal(got, c.expect);
     else assert.match(got, c.expect);
