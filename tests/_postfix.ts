@@ -1,24 +1,15 @@
 /**
  * The configuration of a private Postfix instance for end-to-end tests: its
  * queue, data and log under one directory, loopback only, every message
- * delivered by a pipe to `<dir>/deliver.sh` (so a test counts deliveries),
+ * delivered by a pipe to `<dir>/deliver.sh` (so a test counts deliveries)
+ * or by local(8) to mailboxes,
  * and, when a port is given, an smtpd on 127.0.0.1:port.
  *
  * @module
  */
 
-/**
- * master.cf: the daemons a queue needs, chroot off.
- * @param dir the instance's directory
- * @param smtpdPort a loopback port for Postfix's own smtpd, if wanted
- * @returns the file's text
- */
-export function postfixMasterCf(dir: string, smtpdPort?: number): string {
-  const smtpd = smtpdPort === undefined
-    ? ""
-    : `127.0.0.1:${smtpdPort} inet n -       n       -       -       smtpd\n`;
-  return `
-${smtpd}pickup    unix  n       -       n       60      1       pickup
+/** master.cf lines of the daemons a queue needs, chroot off. */
+const QUEUE_SERVICES = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -34,10 +25,29 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-mbox      unix  -       n       n       -       -       pipe
+`;
+
+/**
+ * master.cf: the daemons a queue needs, chroot off, and the `mbox` pipe to
+ * `<dir>/deliver.sh`.
+ * @param dir the instance's directory
+ * @param smtpdPort a loopback port for Postfix's own smtpd, if wanted
+ * @returns the file's text
+ */
+export function postfixMasterCf(dir: string, smtpdPort?: number): string {
+  const smtpd = smtpdPort === undefined
+    ? ""
+    : `127.0.0.1:${smtpdPort} inet n -       n       -       -       smtpd\n`;
+  return `
+${smtpd}${QUEUE_SERVICES}mbox      unix  -       n       n       -       -       pipe
   flags=F user=nobody argv=${dir}/deliver.sh
 `;
 }
+
+/** master.cf with local(8) delivery to mailboxes instead of the pipe. */
+export const POSTFIX_LOCAL_MASTER_CF = `
+${QUEUE_SERVICES}local     unix  -       n       n       -       -       local
+`;
 
 /**
  * main.cf: nothing local, everything to the `mbox` pipe.

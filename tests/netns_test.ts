@@ -24,6 +24,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeWorkDir, ROOT, run } from "./_harness.ts";
+import { POSTFIX_LOCAL_MASTER_CF } from "./_postfix.ts";
 
 const NS = `smtpd-test-${Deno.pid}`;
 const have = async (cmd: string) => (await run("sh", ["-c", `command -v ${cmd}`])).code === 0;
@@ -113,26 +114,6 @@ async function stop(p: { child: Deno.ChildProcess } | undefined): Promise<void> 
   await p.child.status;
   clearTimeout(timer);
 }
-
-const POSTFIX_MASTER_CF = `
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`;
 
 function postfixMainCf(dir: string): string {
   return `
@@ -225,7 +206,7 @@ Deno.test({
       await sh(`mkdir -p ${conf} ${dir}/queue ${dir}/data ${dir}/log ${dir}/mail`);
       await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 1777 ${dir}/mail`);
       await Deno.writeTextFile(join(conf, "main.cf"), postfixMainCf(dir));
-      await Deno.writeTextFile(join(conf, "master.cf"), POSTFIX_MASTER_CF);
+      await Deno.writeTextFile(join(conf, "master.cf"), POSTFIX_LOCAL_MASTER_CF);
       const check = await inNs("postfix", ["-c", conf, "check"]);
       assert.equal(check.code, 0, check.stderr);
       const start = await inNs("postfix", ["-c", conf, "start"]);
