@@ -35,13 +35,19 @@ globalThis.addEventListener("error", (e) => {
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
   serveInWorker(e.data).then(
-    (runtime) => {
+    (thread) => {
+      let reloads = Promise.resolve();
       self.onmessage = (m: MessageEvent) => {
-        if ((m.data as { kind?: string })?.kind === "stop") {
+        const msg = m.data as { kind?: string; text?: string };
+        if (msg?.kind === "stop") {
+          const { runtime } = thread;
           void runtime.store.close().then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });
+        } else if (msg?.kind === "reload" && typeof msg.text === "string") {
+          const text = msg.text;
+          reloads = reloads.then(() => thread.reload(text));
         }
       };
       self.postMessage({ kind: "ready" });

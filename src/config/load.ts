@@ -29,6 +29,8 @@ export interface LoadedConfig {
   readonly file: string | undefined;
   /** Restriction class definitions (keys named in restriction_classes). */
   readonly classes: ReadonlyMap<string, readonly string[]>;
+  /** The TOML text it was read from (listener threads resolve the same text). */
+  readonly text: string;
   /** The line a key was set on, for errors found after loading. */
   lineOf(key: string): number | undefined;
 }
@@ -121,6 +123,7 @@ export function resolveConfigText(
     explicit,
     file: options.file,
     classes,
+    text,
     lineOf: (key: string) => findKeyLine(text, key),
   };
 }

@@ -66,9 +66,9 @@ const REFUSAL_LOG_MS = 10_000;
  */
 export async function startListening(
   setup: ListenerSetup,
-): Promise<{ server: TcpServer; limiter: ConnectionLimiter }> {
+): Promise<Listening> {
   const { runtime } = setup;
-  const { deps, config, logger, store } = runtime;
+  const { config, logger, store } = runtime;
   const limit = config.default_process_limit;
   // A load that hovers near the threshold enters and leaves stress often:
   // each direction is logged at most once every 10 s, with the count.
@@ -122,7 +122,10 @@ export async function startListening(
   // Set once listening; sessions that arrive before cannot evict anyone.
   const listening: { server?: TcpServer } = {};
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
-  const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
+  // What new sessions run with: replaced on reload, while sessions in
+  // progress keep the dependencies they started with.
+  let live = runtime;
+  let stressedDeps: SessionDeps = { ...live.deps, stressed: () => true };
   const ledger = setup.ledger;
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
@@ -131,6 +134,8 @@ export async function startListening(
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
     let counted: string | undefined;
+    const deps = live.deps;
+    const stressedNow = stressedDeps;
     if (limiter.enter() === "global") {
       // At the cap, a session that has long waited for its client gives its
       // place to the new one; without one, the new client is refused. A
@@ -172,7 +177,7 @@ export async function startListening(
           ? admitClient(address)
           : deps.overRate?.("connection", address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
-        await runSession(t, stressed ? stressedDeps : deps);
+        await runSession(t, stressed ? stressedNow : deps);
       }
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
@@ -193,7 +198,8 @@ export async function startListening(
       closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
     ),
     onEvict: (victim, why) => logEviction(victim, why),
-    ...(runtime.tls ? { tls: runtime.tls } : {}),
+    // STARTTLS with the context of the latest reload (new certificates).
+    ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
   });
   listening.server = server;
   store.makeRoom = () => {
@@ -201,7 +207,19 @@ export async function startListening(
     if (victim) logEviction(victim, "no descriptor for a queue file");
     return victim !== undefined;
   };
-  return { server, limiter };
+  const swap = (next: Runtime) => {
+    live = next;
+    stressedDeps = { ...next.deps, stressed: () => true };
+  };
+  return { server, limiter, swap };
+}
+
+/** A thread's running listeners. */
+export interface Listening {
+  readonly server: TcpServer;
+  readonly limiter: ConnectionLimiter;
+  /** Serves new sessions with a reloaded runtime ({@linkcode rebuildRuntime}). */
+  readonly swap: (next: Runtime) => void;
 }
 
 /**

@@ -6,21 +6,16 @@
  * @module
  */
 
-import { type Config, loadConfig } from "../config/mod.ts";
+import { type Config } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
 import { type SupervisedThread, ThreadSupervisor } from "./thread_supervisor.ts";
-import {
-  buildRuntime,
-  queueDirError,
-  type Runtime,
-  systemHostname,
-  type ThreadShares,
-} from "../runtime.ts";
+import { buildRuntime, queueDirError, type Runtime, type ThreadShares } from "../runtime.ts";
 import { listenerThreads, startListening } from "./listener.ts";
+import { reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -51,6 +46,8 @@ export async function runServe(
   runtime: Runtime,
   opts: { file: string; overrides: string[]; verbose: number },
 ): Promise<number> {
+  // The runtime new sessions and new listener threads get (SIGHUP replaces it).
+  let current = runtime;
   const { config, logger, store, space } = runtime;
   try {
     await store.prepare();
@@ -81,6 +78,9 @@ export async function runServe(
       const ledger = new ConnectionLedger();
       const heartbeat = new SharedArrayBuffer(4);
       const worker = await startWorker({
+        // The text of the configuration in force (after the last good
+        // reload), not the file as it may be now.
+        text: current.loaded.text,
         file: opts.file,
         overrides: opts.overrides,
         verbose: opts.verbose,
@@ -111,6 +111,15 @@ export async function runServe(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
+  // SIGHUP: one reload at a time, in the order the signals came.
+  let reloads = Promise.resolve();
+  const reload = async () => {
+    const result = await reloadFromFile(current, opts);
+    if (!result.ok) return;
+    current = result.runtime;
+    main.swap(current);
+    for (const t of supervisor.threads) t.worker.postMessage({ kind: "reload", text: result.text });
+  };
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
@@ -138,6 +147,9 @@ export async function runServe(
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
+  Deno.addSignalListener("SIGHUP", () => {
+    if (!stopping) reloads = reloads.then(reload);
+  });
   void server.failed.then(stop);
   void supervisor.gaveUp.then(stop);
   await allStopped;
@@ -153,6 +165,8 @@ interface ListenerThread extends SupervisedThread {
 /** What a listener thread is started with. */
 
 export interface WorkerInit {
+  /** The configuration text in force; file names it in messages. */
+  text: string;
   file: string;
   overrides: string[];
   verbose: number;
@@ -212,18 +226,16 @@ function startWorker(init: WorkerInit): Promise<Worker> {
  * @param init what the main thread sent
  * @returns the thread's runtime, when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
-  const loaded = await loadConfig(init.file, {
-    overrides: init.overrides,
-    systemHostname: systemHostname(),
-  });
+export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
+  const source = { file: init.file, overrides: init.overrides };
+  const loaded = resolveSource(init.text, source);
   const runtime = await buildRuntime(loaded, {
     verbose: init.verbose,
     mode: "serve",
     thread: init.shares,
   });
   await runtime.store.prefill("incoming");
-  const { server } = await startListening({
+  const { server, swap } = await startListening({
     runtime,
     listen: init.listen,
     shared: init.shared,
@@ -235,5 +247,29 @@ export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
   // A listener that cannot be opened again: stop beating, and the main
   // thread replaces this thread.
   void server.failed.then(() => clearInterval(beating));
-  return runtime;
+  let current = runtime;
+  return {
+    get runtime() {
+      return current;
+    },
+    reload: async (text: string) => {
+      // The main thread has compiled this text already; a failure here
+      // (a table changed between the two reads) keeps this thread's runtime.
+      const result = await reloadFromText(current, text, source);
+      if (!result.ok) {
+        current.logger.warning(
+          `reload failed in a listener thread: ${result.error}; keeping its running configuration`,
+        );
+        return;
+      }
+      current = result.runtime;
+      swap(current);
+    },
+  };
+}
+
+/** A listener thread serving: its runtime (the latest) and its reload. */
+export interface ServingThread {
+  readonly runtime: Runtime;
+  reload(text: string): Promise<void>;
 }

@@ -1,0 +1,106 @@
+/**
+ * Reload (SIGHUP): the configuration file is read again, and it and every
+ * table are compiled into a new runtime that serves the sessions that start
+ * afterwards; sessions in progress finish under the runtime they started
+ * with. A configuration that does not load, compile or fit this process's
+ * permissions changes nothing: the running one stays, and the log says why
+ * with file and line. Each listener thread rebuilds its own runtime from
+ * the text the main thread read, so that all threads serve the same one.
+ *
+ * @module
+ */
+
+import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
+import { checkPermissions } from "../commands/permissions.ts";
+import { rebuildRuntime, type Runtime, systemHostname } from "../runtime.ts";
+
+/** Where a configuration is read from: the -c file and the -o overrides. */
+export interface ConfigSource {
+  readonly file: string;
+  readonly overrides: readonly string[];
+}
+
+/**
+ * Resolves configuration text as the start-up did.
+ * @param text the TOML text
+ * @param source the file (for messages) and the overrides
+ * @returns the loaded configuration
+ * @throws {ConfigError} with file and line
+ */
+export function resolveSource(text: string, source: ConfigSource): LoadedConfig {
+  return resolveConfigText(text, {
+    file: source.file,
+    overrides: source.overrides,
+    systemHostname: systemHostname(),
+  });
+}
+
+/** What a reload did. */
+export type ReloadResult =
+  | { ok: true; runtime: Runtime; text: string }
+  | { ok: false; error: string };
+
+/**
+ * Rebuilds a runtime from configuration text, or says why it cannot.
+ * Restart-only parameters that changed are logged and keep their values.
+ * @param current the running runtime
+ * @param text the configuration text
+ * @param source the file and overrides
+ * @returns the new runtime, or the error (nothing changed)
+ */
+export async function reloadFromText(
+  current: Runtime,
+  text: string,
+  source: ConfigSource,
+): Promise<ReloadResult> {
+  try {
+    const loaded = resolveSource(text, source);
+    const missing = checkPermissions(loaded, source.overrides);
+    if (missing) return { ok: false, error: missing.join(" ") };
+    const { runtime, kept } = await rebuildRuntime(current, loaded);
+    for (const key of kept) {
+      const line = loaded.lineOf(key);
+      current.logger.warning(
+        `reload: ${key} changed${line ? ` (${source.file}:${line})` : ""} but takes effect ` +
+          `only after a restart; still ${
+            JSON.stringify(current.config[key as keyof typeof current.config])
+          }`,
+      );
+    }
+    return { ok: true, runtime, text };
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, error: e.message };
+    return { ok: false, error: (e as Error)?.message ?? String(e) };
+  }
+}
+
+/**
+ * The main thread's reload: reads the file and rebuilds its runtime. The
+ * outcome is logged either way.
+ * @param current the running runtime
+ * @param source the file and overrides
+ * @returns the outcome
+ */
+export async function reloadFromFile(
+  current: Runtime,
+  source: ConfigSource,
+): Promise<ReloadResult> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(source.file);
+  } catch (e) {
+    const error = `${source.file}: cannot read configuration: ${(e as Error).message}`;
+    return failed(current, error);
+  }
+  const result = await reloadFromText(current, text, source);
+  if (!result.ok) return failed(current, result.error);
+  current.logger.info(
+    `reload: configuration and tables re-read from ${source.file}; new sessions use them`,
+  );
+  return result;
+}
+
+function failed(current: Runtime, error: string): ReloadResult {
+  current.logger.warning(`reload failed: ${error}; keeping the running configuration`);
+  return { ok: false, error };
+}

@@ -1,0 +1,219 @@
+/**
+ * Reload on SIGHUP against the real daemon: a changed table changes the
+ * answer of the next session while a session in progress keeps the old
+ * one; every listener thread reloads; a bad configuration keeps the
+ * running one and the log names file and line; a restart-only parameter
+ * is named and keeps its value; the launcher (`deno task smtpd`) passes
+ * SIGHUP on to the server.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Daemon, makeWorkDir, RawClient, ROOT, startDaemon, writeConfig } from "./_harness.ts";
+import { flagsForArgs } from "../scripts/permissions.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const RELOADED = "reload: configuration and tables re-read from";
+
+/** The configuration of these tests: a sender access table, and more. */
+function senderConfig(table: string, extra = ""): string {
+  return `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]\n${extra}`;
+}
+
+/**
+ * The answer to a sender in a session that has greeted: the RCPT reply
+ * (smtpd_delay_reject puts the sender check there).
+ */
+async function mailReply(c: RawClient, sender = "spammer@bad.example"): Promise<string> {
+  await c.send(`MAIL FROM:<${sender}>\r\n`);
+  assert.equal((await c.reply()).trim(), "250 2.1.0 Ok");
+  await c.send("RCPT TO:<postmaster@mx.test.example>\r\n");
+  const r = (await c.reply()).trim();
+  await c.send("RSET\r\n");
+  await c.reply();
+  return r;
+}
+
+async function greeted(port: number): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  await c.reply();
+  await c.send("EHLO client.example\r\n");
+  await c.reply();
+  return c;
+}
+
+/** Sends SIGHUP and waits until the log has the line n times. */
+async function hup(d: Daemon, n: number, line = RELOADED): Promise<void> {
+  Deno.kill(d.pid, "SIGHUP");
+  const end = Date.now() + 10_000;
+  while (d.log().split(line).length - 1 < n) {
+    if (Date.now() > end) throw new Error(`no "${line}" (${n}) in the log:\n${d.log()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const REFUSED = "554 5.7.1 <spammer@bad.example>: Sender address rejected: Access denied";
+
+Deno.test({
+  name:
+    "SIGHUP: a changed access table answers the next session; a session in progress keeps the old answer",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      const before = await greeted(d.port);
+      assert.equal(await mailReply(before), REFUSED);
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1);
+      const after = await greeted(d.port);
+      assert.equal(await mailReply(after), "250 2.1.5 Ok");
+      // The session opened before the reload finishes under the old table.
+      assert.equal(await mailReply(before), REFUSED);
+      before.close();
+      after.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGHUP with smtpd_listen_threads = 2: every listener thread serves the new table",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    try {
+      await d.waitForLog("(2 threads)");
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1);
+      // The thread's reload follows the main thread's message: give it a moment.
+      await new Promise((r) => setTimeout(r, 500));
+      // The kernel spreads connections over both threads: 12 sessions, all new answers.
+      const answers = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const c = await greeted(d.port);
+        answers.add(await mailReply(c));
+        c.close();
+      }
+      assert.deepEqual([...answers], ["250 2.1.5 Ok"]);
+      assert.doesNotMatch(d.log(), /reload failed/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGHUP with a bad configuration: the running one stays, the log names file and line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      // An unknown restriction on line 6 of the file.
+      const { configFile } = await writeConfig(
+        dir,
+        `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]\n` +
+          `smtpd_recipient_restrictions = ["reject_everything"]`,
+      );
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1, "reload failed:");
+      const file = configFile;
+      assert.match(
+        d.log(),
+        new RegExp(
+          `reload failed: ${file}:6: .*reject_everything.*; keeping the running configuration`,
+        ),
+      );
+      // The old policy, and its table as compiled at start, still answer.
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), REFUSED);
+      c.close();
+      // A syntax error: named with its line too.
+      await Deno.writeTextFile(join(ROOT, configFile), "myhostname = \n");
+      await hup(d, 2, "reload failed:");
+      assert.match(d.log(), new RegExp(`reload failed: ${file}:1: `));
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGHUP: a restart-only parameter is named in the log and keeps its value",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const d = await startDaemon("default_process_limit = 50", { dir });
+    try {
+      await writeConfig(dir, 'default_process_limit = 60\nsmtpd_banner = "$myhostname reloaded"');
+      await hup(d, 1);
+      assert.match(
+        d.log(),
+        /reload: default_process_limit changed \(.*smtpd\.toml:5\) but takes effect only after a restart; still 50/,
+      );
+      // The rest of the new configuration is in force.
+      const c = await RawClient.connect(d.port);
+      assert.equal((await c.reply()).trim(), "220 mx.test.example reloaded");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task smtpd (the launcher) passes SIGHUP on: the server reloads",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const { configFile } = await writeConfig(dir, senderConfig(table));
+    const args = ["serve", "-c", configFile];
+    // What `deno task smtpd serve -c FILE` runs: the launcher script.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/smtpd.ts", ...args],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let text = "";
+    const pump = (async () => {
+      for await (const chunk of child.stderr) text += new TextDecoder().decode(chunk);
+    })();
+    const until = async (re: RegExp) => {
+      const end = Date.now() + 15_000;
+      while (!re.test(text)) {
+        if (Date.now() > end) throw new Error(`never saw ${re}:\n${text}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return re.exec(text)!;
+    };
+    try {
+      assert.ok((await flagsForArgs(args, ROOT)).length > 0);
+      const port = Number((await until(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      child.kill("SIGHUP");
+      await until(/reload: configuration and tables re-read/);
+      const c = await greeted(port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await pump;
+    }
+  },
+});
