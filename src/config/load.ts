@@ -81,10 +81,12 @@ export function resolveConfigText(
   const explicit = new Set<ParamName>();
   const classes = new Map<string, readonly string[]>();
   const classNames = new Set<string>();
-  const declared = coerceValue(PARAMS.restriction_classes, raw.restriction_classes ?? [], false);
-  if (declared.ok) { for (const n of declared.value as string[]) classNames.add(n); }
+  for (const key of ["smtpd_restriction_classes", "restriction_classes"] as const) {
+    const declared = coerceValue(PARAMS[key], raw[key] ?? [], false);
+    if (declared.ok) { for (const n of declared.value as string[]) classNames.add(n); }
+  }
   for (const o of options.overrides ?? []) {
-    const m = /^\s*restriction_classes\s*=(.*)$/.exec(o);
+    const m = /^\s*(?:smtpd_)?restriction_classes\s*=(.*)$/.exec(o);
     if (m) { for (const n of (m[1] ?? "").split(/[\s,]+/)) if (n) classNames.add(n); }
   }
   for (const [key, value] of Object.entries(raw)) {

@@ -16,52 +16,51 @@ import { inNetwork, type Network, parseIp } from "../cidr.ts";
 import { compileNetworks } from "../relay.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import {
-  type Destinations,
-  hasRouting,
-  isLocalDomain,
-  isRelayDomain,
-  normalizeDomain,
-} from "../hostname.ts";
+import { hasRouting, normalizeDomain } from "../hostname.ts";
+import { type Destinations, localDomain, relayDomain } from "../destinations.ts";
+import type { Membership } from "../domain_list.ts";
+import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
 import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
 
 /**
- * Compiles our destinations from the configuration.
- * @param config the configuration
- * @returns mydestination, relay_domains and our addresses
- */
-export function destinationsOf(config: Config): Destinations {
-  const hosts = config.inet_interfaces.includes("all")
-    ? config.smtpd_listen.map((l) => l.replace(/:\d+$/, ""))
-    : config.inet_interfaces;
-  const addresses = hosts
-    .map((h) => parseIp(h))
-    .filter((ip): ip is bigint => ip !== undefined && ip !== 0n && ip !== (0xffffn << 32n));
-  return {
-    local: new Set(config.mydestination.map(normalizeDomain)),
-    relay: config.relay_domains.map((d) => normalizeDomain(d).replace(/^\./, "")),
-    addresses,
-  };
-}
-
-/**
  * Whether mail to the context's recipient may be accepted from anyone.
- * @param ctx the facts
+ * A table in mydestination or relay_domains that cannot answer counts as
+ * "not ours", and a later permit becomes 451 4.3.0 (Postfix defers).
+ * @param e the evaluation
  * @param d our destinations
  * @param allowRouting allow_untrusted_routing
  * @returns true for our own or relayed destinations without routing tricks
  */
-export function isAuthDestination(
-  ctx: PolicyContext,
+export async function isAuthDestination(
+  e: EvalEnv,
   d: Destinations,
   allowRouting: boolean,
-): boolean {
-  const r = ctx.recipient;
+): Promise<boolean> {
+  const r = e.ctx.recipient;
   if (!r) return false;
-  const relay = isRelayDomain(r.domain, d);
+  const relay = await member(e, relayDomain(r.domain, d, e));
   if (hasRouting(r) && !(allowRouting && relay)) return false;
-  return relay || isLocalDomain(r.domain, d);
+  return relay || await member(e, localDomain(r.domain, d, e));
+}
+
+/**
+ * A membership answer as yes or no: a table failure is "no", and makes a
+ * later permit a temporary refusal.
+ * @param e the evaluation
+ * @param m the answer
+ * @returns true for yes
+ */
+export async function member(e: EvalEnv, m: Promise<Membership>): Promise<boolean> {
+  const got = await m;
+  if (got === "tempfail") {
+    e.deferIfPermit ??= reply(
+      451,
+      "3.0",
+      `<${addressText(e.ctx.recipient!)}>: Temporary lookup failure`,
+    );
+  }
+  return got === "yes";
 }
 
 function relayDenied(config: Config, ctx: PolicyContext, by: string): Decision {
@@ -113,48 +112,44 @@ async function primariesAllowed(
 export const RELAY: Record<string, Factory> = {
   "permit_auth_destination": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) =>
-          Promise.resolve(
-            isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
-              ? { kind: "permit", by: name }
-              : { kind: "dunno" },
-          ),
+        run: async (e) =>
+          await isAuthDestination(e, d, env.config.allow_untrusted_routing)
+            ? { kind: "permit", by: name }
+            : { kind: "dunno" },
       };
     },
   },
   "reject_unauth_destination": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) =>
-          Promise.resolve(
-            !e.ctx.recipient || isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
-              ? { kind: "dunno" }
-              : relayDenied(env.config, e.ctx, name),
-          ),
+        run: async (e) =>
+          !e.ctx.recipient || await isAuthDestination(e, d, env.config.allow_untrusted_routing)
+            ? { kind: "dunno" }
+            : relayDenied(env.config, e.ctx, name),
       };
     },
   },
   "check_relay_domains": {
     replacedBy: "permit_auth_destination, reject_unauth_destination",
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) => {
+        run: async (e) => {
           const host = e.ctx.clientName;
-          if (host !== "unknown" && isRelayDomain(host, d)) {
-            return Promise.resolve({ kind: "permit", by: name });
+          if (host !== "unknown" && (await relayDomain(host, d, e)) === "yes") {
+            return { kind: "permit", by: name };
           }
-          if (isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)) {
-            return Promise.resolve({ kind: "permit", by: name });
+          if (await isAuthDestination(e, d, env.config.allow_untrusted_routing)) {
+            return { kind: "permit", by: name };
           }
           // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
-          return Promise.resolve(refuse(
+          return (refuse(
             refusal(
               env.config.relay_domains_reject_code,
               "7.1",
@@ -170,7 +165,7 @@ export const RELAY: Record<string, Factory> = {
   },
   "permit_mx_backup": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       const me = normalizeDomain(env.config.myhostname);
       const backupNets = compileNetworks(
         env.config.permit_mx_backup_networks,
@@ -182,7 +177,10 @@ export const RELAY: Record<string, Factory> = {
           const r = e.ctx.recipient;
           if (!r || hasRouting(r)) return { kind: "dunno" };
           // As in Postfix, our own and relayed domains are permitted too.
-          if (isLocalDomain(r.domain, d) || isRelayDomain(r.domain, d)) {
+          if (
+            await member(e, localDomain(r.domain, d, e)) ||
+            await member(e, relayDomain(r.domain, d, e))
+          ) {
             return { kind: "permit", by: name };
           }
           if (!r.domain || r.domain.startsWith("[")) return { kind: "dunno" };
