@@ -66,6 +66,11 @@ export const PARAMS = {
     ["127.0.0.0/8", "[::1]/128"],
     "Trusted client networks, allowed to relay to any domain",
   ),
+  mynetworks_style: oneOf(
+    "host",
+    ["host", "subnet", "class"] as const,
+    "Without mynetworks: trust loopback (host), or also this host's interface networks (subnet, class)",
+  ),
   mail_name: str("deno-smtpd", "The mail system's name, for $mail_name in the banner"),
   smtpd_banner: str("$myhostname ESMTP $mail_name", "Text after 220 in the greeting"),
   smtpd_helo_required: bool(false, "Require HELO or EHLO before MAIL"),

@@ -20,7 +20,7 @@ import {
 import { CompiledPolicy } from "./evaluate.ts";
 import type { DnsResolver } from "./resolver.ts";
 import type { Network } from "./cidr.ts";
-import { compileNetworks } from "./relay.ts";
+import { compileNetworks, styleNetworks } from "./relay.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
@@ -67,7 +67,16 @@ const ALIASES: ReadonlyMap<string, string> = new Map(
  * @throws {ConfigError} with file and line for a malformed entry
  */
 function compileMynetworks(loaded: LoadedConfig): Network[] {
+  const style = loaded.config.mynetworks_style;
   try {
+    // Without mynetworks, mynetworks_style "subnet" or "class" trusts the
+    // networks of this host's interfaces (Postfix); "host" trusts loopback.
+    if (!loaded.explicit.has("mynetworks") && style !== "host") {
+      return compileNetworks(
+        [...loaded.config.mynetworks, ...styleNetworks(style, Deno.networkInterfaces())],
+        "mynetworks_style",
+      );
+    }
     return compileNetworks(loaded.config.mynetworks, "mynetworks");
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -153,7 +153,7 @@ export class CompiledPolicy implements Policy {
         : []),
     ];
     for (const check of checks) {
-      options.trace?.add({ kind: "stage", stage: check.name, list: [check.name] });
+      options.trace?.add({ kind: "stage", stage: check.name, list: ["yes"] });
       env.stage = check === implicit?.sender ? "sender" : stage;
       const d = await evaluateList([check], env);
       if (d.kind === "reject" || d.kind === "defer") return d;

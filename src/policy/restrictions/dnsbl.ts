@@ -173,7 +173,8 @@ export const DNSBL: Record<string, Factory> = {
         name,
         run: async (e) =>
           // Safety, as in Postfix: no allowlisting of relaying at RCPT.
-          e.ctx.recipient && !await isAuthDestination(e, d, env.config.allow_untrusted_routing)
+          e.ctx.recipient &&
+            await isAuthDestination(e, d, env.config.allow_untrusted_routing) !== "yes"
             ? { kind: "dunno" }
             : await inner.run(e),
       };

@@ -25,23 +25,35 @@ import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
 
 /**
  * Whether mail to the context's recipient may be accepted from anyone.
- * A table in mydestination or relay_domains that cannot answer counts as
- * "not ours", and a later permit becomes 451 4.3.0 (Postfix defers).
  * @param e the evaluation
  * @param d our destinations
  * @param allowRouting allow_untrusted_routing
- * @returns true for our own or relayed destinations without routing tricks
+ * @returns yes for our own or relayed destinations without routing tricks;
+ *   tempfail when a table in mydestination or relay_domains could not answer
  */
 export async function isAuthDestination(
   e: EvalEnv,
   d: Destinations,
   allowRouting: boolean,
-): Promise<boolean> {
+): Promise<Membership> {
   const r = e.ctx.recipient;
-  if (!r) return false;
-  const relay = await member(e, relayDomain(r.domain, d, e));
-  if (hasRouting(r) && !(allowRouting && relay)) return false;
-  return relay || await member(e, localDomain(r.domain, d, e));
+  if (!r) return "no";
+  const relay = await relayDomain(r.domain, d, e);
+  if (relay === "tempfail") return "tempfail";
+  if (hasRouting(r) && !(allowRouting && relay === "yes")) return "no";
+  return relay === "yes" ? "yes" : await localDomain(r.domain, d, e);
+}
+
+/**
+ * A table of our destinations could not answer: Postfix defers the
+ * request (451 4.3.0) rather than guess.
+ * @param e the evaluation
+ * @param by the restriction
+ * @returns the deferral
+ */
+export function lookupFailed(e: EvalEnv, by: string): Decision {
+  const a = e.ctx.recipient;
+  return refuse(reply(451, "3.0", `<${a ? addressText(a) : ""}>: Temporary lookup failure`), by);
 }
 
 /**
@@ -54,11 +66,8 @@ export async function isAuthDestination(
 export async function member(e: EvalEnv, m: Promise<Membership>): Promise<boolean> {
   const got = await m;
   if (got === "tempfail") {
-    e.deferIfPermit ??= reply(
-      451,
-      "3.0",
-      `<${addressText(e.ctx.recipient!)}>: Temporary lookup failure`,
-    );
+    const a = e.ctx.recipient ?? e.ctx.sender;
+    e.deferIfPermit ??= reply(451, "3.0", `<${a ? addressText(a) : ""}>: Temporary lookup failure`);
   }
   return got === "yes";
 }
@@ -115,10 +124,11 @@ export const RELAY: Record<string, Factory> = {
       const d = env.destinations;
       return {
         name,
-        run: async (e) =>
-          await isAuthDestination(e, d, env.config.allow_untrusted_routing)
-            ? { kind: "permit", by: name }
-            : { kind: "dunno" },
+        run: async (e) => {
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          return m === "yes" ? { kind: "permit", by: name } : { kind: "dunno" };
+        },
       };
     },
   },
@@ -127,10 +137,12 @@ export const RELAY: Record<string, Factory> = {
       const d = env.destinations;
       return {
         name,
-        run: async (e) =>
-          !e.ctx.recipient || await isAuthDestination(e, d, env.config.allow_untrusted_routing)
-            ? { kind: "dunno" }
-            : relayDenied(env.config, e.ctx, name),
+        run: async (e) => {
+          if (!e.ctx.recipient) return { kind: "dunno" };
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          return m === "yes" ? { kind: "dunno" } : relayDenied(env.config, e.ctx, name);
+        },
       };
     },
   },
@@ -145,9 +157,9 @@ export const RELAY: Record<string, Factory> = {
           if (host !== "unknown" && (await relayDomain(host, d, e)) === "yes") {
             return { kind: "permit", by: name };
           }
-          if (await isAuthDestination(e, d, env.config.allow_untrusted_routing)) {
-            return { kind: "permit", by: name };
-          }
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          if (m === "yes") return { kind: "permit", by: name };
           // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
           return (refuse(
             refusal(
