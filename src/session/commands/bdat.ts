@@ -69,19 +69,26 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   if (!progress) {
     if (!tx) return await skip(ctx, size, last, REPLY.needRcpt);
     if (tx.recipients.length === 0) return await skip(ctx, size, last, REPLY.noValidRecipients);
-    const opened = await openMessage(ctx, tx, "BDAT");
+  }
+  // As Postfix: a chunk that would pass the limit is refused before any of it is stored.
+  const octets = progress ? progress.body.octets : 0;
+  if (octets > ctx.config.message_size_limit - size) {
+    const id = progress ? progress.draft.id : undefined;
+    ctx.log.warning(
+      `${
+        id ?? "NOQUEUE"
+      }: BDAT request from ${ctx.client.name}[${ctx.client.address}] exceeds message size limit`,
+    );
+    ctx.logReject({ id, stage: "BDAT", reply: REPLY.chunkTooBig, from: tx?.senderText });
+    return await skip(ctx, size, last, REPLY.chunkTooBig);
+  }
+  if (!progress) {
+    const opened = await openMessage(ctx, tx!, "BDAT");
     if ("code" in opened) return await skip(ctx, size, last, opened);
     progress = { kind: "receiving", ...opened, body: ctx.bdatBody(opened.draft) };
     ctx.setBdat(progress);
   }
   const { draft, body, memory } = progress;
-  if (body.octets > ctx.config.message_size_limit - size) {
-    ctx.log.warning(
-      `${draft.id}: BDAT request from ${ctx.client.name}[${ctx.client.address}] exceeds message size limit`,
-    );
-    ctx.logReject({ id: draft.id, stage: "BDAT", reply: REPLY.chunkTooBig, from: tx?.senderText });
-    return await skip(ctx, size, last, REPLY.chunkTooBig);
-  }
   let complete;
   try {
     complete = await ctx.readChunk(body, size);
