@@ -159,6 +159,14 @@ export const REPLY = {
   queueWriteError: reply(451, "3.0", "Error: queue file write error"),
   localError: reply(451, "3.0", "Error: internal error, try again later"),
   bareLf: reply(550, "5.2", "Error: bare <LF> received"),
+  // CHUNKING (RFC 3030; texts as Postfix's bdat_cmd).
+  bdatSyntax: reply(521, "5.4", "Syntax: BDAT count [LAST]"),
+  bdatNull: reply(551, "7.1", "Null BDAT request"),
+  needRcpt: reply(503, "5.1", "Error: need RCPT command"),
+  mailAfterBdat: reply(503, "5.1", "Error: MAIL after BDAT"),
+  rcptAfterBdat: reply(503, "5.1", "Error: RCPT after BDAT"),
+  dataAfterBdat: reply(503, "5.1", "Error: DATA after BDAT"),
+  chunkTooBig: reply(552, "3.4", "Chunk exceeds message size limit"),
   etrnNeedsNetwork: reply(458, "7.1", "Unable to queue messages: ETRN needs a network client"),
   // SMTP AUTH (RFC 4954 §4 and §6; texts as Postfix's smtpd).
   authOk: reply(235, "7.0", "Authentication successful"),
@@ -301,6 +309,34 @@ export function heloOk(host: string, keywords: readonly string[] = []): Reply {
  */
 export function queuedAs(id: string): Reply {
   return reply(250, "0.0", `Ok: queued as ${id}`);
+}
+
+/**
+ * 250 to a BDAT chunk that is not the last.
+ * @param size the chunk's size
+ * @returns the reply
+ */
+export function chunkOk(size: number): Reply {
+  return reply(250, "0.0", `Ok: ${size} bytes`);
+}
+
+/**
+ * 250 to BDAT LAST once the queue file is complete and on stable storage.
+ * @param size the message's octets, all chunks together
+ * @param id the queue ID
+ * @returns the reply
+ */
+export function chunksQueuedAs(size: number, id: string): Reply {
+  return reply(250, "0.0", `Ok: ${size} bytes queued as ${id}`);
+}
+
+/**
+ * 551 to a BDAT chunk after an earlier chunk of the message was refused.
+ * @param size the chunk's size
+ * @returns the reply
+ */
+export function chunkDiscarded(size: number): Reply {
+  return reply(551, "0.0", `Discarded ${size} bytes after earlier error`);
 }
 
 /**

@@ -17,6 +17,7 @@
 
 import type { Config } from "../config/mod.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
+import { handleBdat } from "./commands/bdat.ts";
 import { handleData } from "./commands/data.ts";
 import { handleEhlo, handleHelo } from "./commands/helo.ts";
 import { handleEtrn } from "./commands/etrn.ts";
@@ -38,6 +39,7 @@ export type Verb =
   | "MAIL"
   | "RCPT"
   | "DATA"
+  | "BDAT"
   | "RSET"
   | "NOOP"
   | "QUIT"
@@ -67,19 +69,28 @@ export const COMMANDS = {
     handler: handleMail,
     pipelining: "group",
     greeting: "smtpd_helo_required",
+    // After a refused BDAT outside a transaction, until RSET (as Postfix).
+    precheck: (_arg, ctx) =>
+      ctx.bdat && ctx.phase.kind !== "inMail" ? REPLY.mailAfterBdat : undefined,
     refusedIn: { inMail: REPLY.nestedMail },
   },
   RCPT: {
     handler: handleRcpt,
     pipelining: "group",
+    precheck: (_arg, ctx) =>
+      ctx.bdat && ctx.phase.kind === "inMail" ? REPLY.rcptAfterBdat : undefined,
     refusedIn: { connected: REPLY.needMail, greeted: REPLY.needMail },
   },
   DATA: {
     handler: handleData,
     pipelining: "last",
-    precheck: (arg) => arg.trim() !== "" ? REPLY.dataSyntax : undefined,
+    precheck: (arg, ctx) =>
+      arg.trim() !== "" ? REPLY.dataSyntax : ctx.bdat ? REPLY.dataAfterBdat : undefined,
     refusedIn: { connected: REPLY.needMail, greeted: REPLY.needMail },
   },
+  // RFC 3030: chunks are pipelined; the handler applies BDAT's own rules
+  // (it must read the chunk whatever the phase, to stay in step).
+  BDAT: { handler: handleBdat, pipelining: "group" },
   RSET: {
     handler: handleRset,
     pipelining: "group",

@@ -50,6 +50,8 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
     inMail: RUNS,
     inMailNoHelo: RUNS,
   },
+  // The handler always runs: it must read the chunk to stay in step.
+  BDAT: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   RSET: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   NOOP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   QUIT: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
@@ -109,10 +111,11 @@ for (const { heloRequired, rules } of CONFIGS) {
 /** A valid command line per verb, and the handler's reply when it runs in a fake local session. */
 const COMMAND_LINES: Record<Verb, [string, string]> = {
   HELO: ["HELO c.example", "250 "],
-  EHLO: ["EHLO c.example", "250 8BITMIME"],
+  EHLO: ["EHLO c.example", "250 CHUNKING"],
   MAIL: ["MAIL FROM:<s@example.org>", "250 2.1.0 Ok"],
   RCPT: ["RCPT TO:<r@example.com>", "250 2.1.5 Ok"],
   DATA: ["DATA", formatReply(REPLY.noValidRecipients).trim()],
+  BDAT: ["BDAT x", formatReply(REPLY.bdatSyntax).trim()],
   RSET: ["RSET", "250 2.0.0 Ok"],
   NOOP: ["NOOP", "250 2.0.0 Ok"],
   QUIT: ["QUIT", "221 2.0.0 Bye"],

@@ -7,7 +7,9 @@
  * @module
  */
 
+import type { MessageDraft } from "../cleanup/mod.ts";
 import type { Config } from "../config/mod.ts";
+import type { BdatBody } from "../io/bdat_reader.ts";
 import type { BodySink, DotBodyResult } from "../io/dot_reader.ts";
 import type { MailLog } from "../log/mod.ts";
 import type { PolicyStage } from "../policy/mod.ts";
@@ -17,6 +19,7 @@ import type { TlsInfo } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type { SessionDeps } from "./deps.ts";
 import type { SessionLimits } from "./limits.ts";
+import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionPhase } from "./phase.ts";
 import type { Transaction, TransactionStart } from "./transaction.ts";
 
@@ -74,6 +77,20 @@ export type TlsUpgrade = { readonly kind: "done" } | {
   readonly kind: "failed";
   readonly error: unknown;
 };
+
+/**
+ * A message arriving in BDAT chunks: the queue file being written, or, once
+ * a chunk was refused, every chunk up to LAST or RSET is read and dropped.
+ */
+export type BdatProgress =
+  | {
+    readonly kind: "receiving";
+    readonly draft: MessageDraft;
+    readonly body: BdatBody;
+    /** The message's share of the memory budget. */
+    readonly memory: MemoryHold;
+  }
+  | { readonly kind: "failed" };
 
 /** The services a handler may use. */
 export type HandlerServices = Pick<
@@ -151,6 +168,35 @@ export interface SessionContext {
    * @returns how the body ended
    */
   readBody(sink: BodySink): Promise<DotBodyResult>;
+  /** BDAT in progress (Postfix's SMTPD_PROCESSING_BDAT), if any. */
+  readonly bdat: BdatProgress | undefined;
+  /**
+   * Sets the BDAT progress. A message being received that is replaced is
+   * thrown away (queue file removed, memory given back) unless `keep`.
+   * RSET, HELO/EHLO, STARTTLS and the end of a transaction clear it.
+   * @param next the new progress
+   * @param keep whether the replaced draft lives on (BDAT LAST commits it)
+   */
+  setBdat(next: BdatProgress | undefined, keep?: boolean): void;
+  /**
+   * A body that takes BDAT chunks into a sink, with the DATA limits.
+   * @param sink where the lines go
+   * @returns the body
+   */
+  bdatBody(sink: BodySink): BdatBody;
+  /**
+   * Reads one BDAT chunk into a body.
+   * @param body the message's body
+   * @param size the chunk's octets
+   * @returns false when the client is gone
+   */
+  readChunk(body: BdatBody, size: number): Promise<boolean>;
+  /**
+   * Reads and drops one BDAT chunk.
+   * @param size the chunk's octets
+   * @returns false when the client is gone
+   */
+  discardChunk(size: number): Promise<boolean>;
   /** A message was queued: the queue manager is woken, error counts start over. */
   messageQueued(): void;
   /**

@@ -1,6 +1,8 @@
 /**
  * The EHLO keyword list (RFC 1869/5321 §4.1.1.1): PIPELINING (RFC 2920),
- * SIZE (RFC 1870), VRFY, ENHANCEDSTATUSCODES (RFC 2034), 8BITMIME (RFC 6152).
+ * SIZE (RFC 1870), VRFY, ENHANCEDSTATUSCODES (RFC 2034), 8BITMIME (RFC 6152),
+ * CHUNKING (RFC 3030; last, as Postfix 3.4+). BINARYMIME is not offered:
+ * the Postfix behind us cannot deliver binary content.
  *
  * @module
  */
@@ -17,6 +19,6 @@ export function ehloKeywords(
   if (options.vrfy) out.push("VRFY");
   if (options.etrn) out.push("ETRN");
   if (options.starttls) out.push("STARTTLS");
-  out.push("ENHANCEDSTATUSCODES", "8BITMIME");
+  out.push("ENHANCEDSTATUSCODES", "8BITMIME", "CHUNKING");
   return out;
 }

@@ -10,6 +10,7 @@
  */
 
 import type { Config } from "../config/mod.ts";
+import { BdatBody, discardChunk } from "../io/bdat_reader.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
 import type { LineReader } from "../io/line_reader.ts";
 import type { ReplyWriter } from "../io/reply_writer.ts";
@@ -19,6 +20,7 @@ import { formatReply, type Reply } from "../protocol/reply.ts";
 import type { TlsInfo, Transport } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type {
+  BdatProgress,
   HandlerServices,
   PolicyFacts,
   RejectEntry,
@@ -88,6 +90,7 @@ export class SessionState implements SessionContext {
   readonly #instance = [...crypto.getRandomValues(new Uint32Array(2))].map((n) => n.toString(16))
     .join(".");
   #transactions = 0;
+  #bdat: BdatProgress | undefined;
 
   /** @param init the session's parts */
   constructor(init: SessionStateInit) {
@@ -150,6 +153,7 @@ export class SessionState implements SessionContext {
 
   /** Gives back the memory held and closes the connection (the current one, after STARTTLS). */
   close(): void {
+    this.setBdat(undefined);
     this.#memory.release();
     this.#envelopeMemory.release();
     this.#transport.close();
@@ -220,6 +224,7 @@ export class SessionState implements SessionContext {
   }
 
   #leaveTransaction(next: SessionPhase): void {
+    this.setBdat(undefined);
     this.#phase = next;
     this.#transport.inTransaction?.(false);
     this.#envelopeBytes = 0;
@@ -249,6 +254,37 @@ export class SessionState implements SessionContext {
       maxLine: this.config.line_length_limit,
       bareNewline: this.config.smtpd_forbid_bare_newline,
     });
+  }
+
+  get bdat(): BdatProgress | undefined {
+    return this.#bdat;
+  }
+
+  setBdat(next: BdatProgress | undefined, keep = false): void {
+    const prev = this.#bdat;
+    this.#bdat = next;
+    if (keep || prev?.kind !== "receiving" || prev === next) return;
+    prev.draft.abort().catch((err) => {
+      this.log.warning(`${prev.draft.id}: cannot remove queue file: ${(err as Error).message}`);
+    });
+    prev.memory.release();
+    this.trimBodyBuffer();
+  }
+
+  bdatBody(sink: BodySink): BdatBody {
+    return new BdatBody(sink, {
+      maxBytes: this.config.message_size_limit,
+      maxLine: this.config.line_length_limit,
+      bareNewline: this.config.smtpd_forbid_bare_newline,
+    });
+  }
+
+  readChunk(body: BdatBody, size: number): Promise<boolean> {
+    return body.readChunk(this.#reader, size);
+  }
+
+  discardChunk(size: number): Promise<boolean> {
+    return discardChunk(this.#reader, size);
   }
 
   messageQueued(): void {

@@ -7,129 +7,40 @@
  * header block and record buffers are reserved against the process's
  * memory budget; without room, 452 4.3.1 at DATA, or after the body when
  * the budget runs out on the way (nothing is queued). The command table
- * refuses DATA with an argument, and outside a transaction.
+ * refuses DATA with an argument, outside a transaction, and once BDAT
+ * has begun (503 5.5.1 Error: DATA after BDAT, as Postfix). Opening and
+ * completing the message is shared with BDAT (./_message.ts).
  *
  * @module
  */
 
-import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
-import { queuedAs, REPLY, type Reply } from "../../protocol/reply.ts";
-import { QueueWriteError } from "../../queue/mod.ts";
+import { queuedAs, REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
-import type { Transaction } from "../transaction.ts";
+import { completeMessage, openMessage } from "./_message.ts";
 import { inTransaction } from "./_transaction.ts";
-import { checkSpace } from "./mail.ts";
 
 /** DATA */
 export async function handleData(_arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "DATA");
   if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
-  const space = checkSpace(ctx);
-  if (space) return answer(space);
-  const { log, client } = ctx;
-  const budget = ctx.services.memory;
-  const memory = budget.hold();
-  if (!ctx.reserveBodyBuffer() || !memory.ensure(DRAFT_FIRST_MEMORY)) {
-    memory.release();
-    ctx.logReject({ stage: "DATA", reply: REPLY.insufficientStorage, from: tx.senderText });
-    log.warning(
-      `memory budget exhausted: ${budget.used} of ${budget.limit} bytes (smtpd_memory_budget) held by messages in progress`,
-    );
-    return answer(REPLY.insufficientStorage);
-  }
-  const arrival = ctx.services.clock();
-  let draft: MessageDraft;
-  try {
-    draft = await ctx.services.cleanup.begin({
-      queue: ctx.services.queue,
-      // Unqualified senders get @$myorigin, as Postfix's cleanup appends it.
-      sender: qualifiedSender(tx.senderText, ctx.config.myorigin),
-      recipients: tx.recipients,
-      arrival,
-      body: tx.body,
-      origin: {
-        clientName: client.name,
-        clientAddress: client.address,
-        clientPort: client.port,
-        helo: ctx.helo,
-        protocol: ctx.protocol,
-        local: client.local,
-        ...(ctx.tls ? { tls: ctx.tls } : {}),
-      },
-    }, memory);
-  } catch (err) {
-    memory.release();
-    log.warning(`cannot create queue file: ${(err as Error).message}`);
-    return answer(err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError);
-  }
-  log.client(draft.id, client);
+  const opened = await openMessage(ctx, tx, "DATA");
+  if ("code" in opened) return answer(opened);
+  const { draft, memory } = opened;
   ctx.send(REPLY.startData);
   try {
-    return await receive(ctx, tx, draft);
+    let body;
+    try {
+      body = await ctx.readBody(draft);
+    } catch (err) {
+      await draft.abort();
+      ctx.endTransaction();
+      throw err;
+    }
+    ctx.endTransaction();
+    return await completeMessage(ctx, tx, draft, body, queuedAs);
   } finally {
     memory.release();
     // The line buffer keeps its size for the session: keep what it holds.
     ctx.trimBodyBuffer();
   }
-}
-
-/** 354, the body, then the queue file committed or thrown away. */
-async function receive(
-  ctx: SessionContext,
-  tx: Transaction,
-  draft: MessageDraft,
-): Promise<CommandResult> {
-  let body;
-  try {
-    body = await ctx.readBody(draft);
-  } catch (err) {
-    await draft.abort();
-    ctx.endTransaction();
-    throw err;
-  }
-  ctx.endTransaction();
-  const reject = (reply: Reply): CommandResult => {
-    ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
-    return answer(reply);
-  };
-  switch (body.kind) {
-    case "disconnected":
-      await draft.abort();
-      ctx.log.lostConnection(ctx.client, "DATA");
-      return { kind: "gone" };
-    case "tooBig":
-      await draft.abort();
-      return reject(REPLY.messageTooBig);
-    case "bareNewline":
-      await draft.abort();
-      return reject(REPLY.bareLf);
-    case "complete":
-      break;
-  }
-  const result = await draft.finish(body.size);
-  if (result.kind === "refused") {
-    ctx.logReject({
-      id: draft.id,
-      stage: "END-OF-MESSAGE",
-      reply: result.reply,
-      from: tx.senderText,
-    });
-    if (result.reply.code < 500) ctx.log.warning(`${draft.id}: ${result.reason}`);
-    return answer(result.reply);
-  }
-  ctx.messageQueued();
-  ctx.log.messageId(result.id, result.messageId);
-  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
-  return answer(queuedAs(result.id));
-}
-
-/**
- * The sender as queued: an address without a domain gets @$myorigin (the
- * null sender stays null).
- * @param sender the sender in internal form
- * @param myorigin the domain to append
- * @returns the queued sender
- */
-export function qualifiedSender(sender: string, myorigin: string): string {
-  return sender === "" || sender.includes("@") ? sender : `${sender}@${myorigin}`;
 }

@@ -1,0 +1,197 @@
+/**
+ * Reads BDAT chunks (RFC 3030): exactly the announced number of octets,
+ * with no dot-unstuffing and no end marker, so chunk bytes are never read
+ * as commands. The octets of all chunks of a message form one stream that
+ * is cut into lines for the cleanup writer, as Postfix's bdat_cmd does: a
+ * line may span fragments and chunks; a line longer than line_length_limit
+ * is handed on in pieces; the last line of the last chunk needs no line
+ * end. Bare LF and bare CR are line breaks ("normalize") or make the
+ * message refused ("reject"), as in DATA. Memory: the line reader's buffer
+ * (at most its streaming size, whatever the chunk size) plus one carried
+ * line of at most line_length_limit bytes.
+ *
+ * @module
+ */
+
+import type { BodySink, DotBodyResult } from "./dot_reader.ts";
+import type { LineReader } from "./line_reader.ts";
+
+/** Options for {@linkcode BdatBody}. */
+export interface BdatBodyOptions {
+  /** Largest message accepted, in bytes (a line end counted as 2). @default {10240000} */
+  maxBytes?: number;
+  /** Longest piece handed to the sink before a long line is split. @default {2048} */
+  maxLine?: number;
+  /** What to do with bare LF / bare CR. @default {"normalize"} */
+  bareNewline?: "normalize" | "reject";
+}
+
+const CR = 13;
+const LF = 10;
+
+/** One message's body as it arrives in BDAT chunks. */
+export class BdatBody {
+  readonly #sink: BodySink;
+  readonly #maxBytes: number;
+  readonly #maxLine: number;
+  readonly #reject: boolean;
+  /** The current line's bytes not handed on yet. */
+  readonly #carry: Uint8Array;
+  #carryLen = 0;
+  /** A piece of the current line was handed on (the sink expects more). */
+  #continuing = false;
+  /** The last fragment ended with CR: its LF may start the next one. */
+  #pendingCr = false;
+  #sawBare = false;
+  #storing = true;
+  #tooBig = false;
+  /** The message's size as stored: line contents plus 2 per line end. */
+  #size = 0;
+  /** The chunk octets received, all chunks together. */
+  #octets = 0;
+
+  /**
+   * @param sink where the lines go
+   * @param options limits and bare-newline policy
+   */
+  constructor(sink: BodySink, options: BdatBodyOptions = {}) {
+    this.#sink = sink;
+    this.#maxBytes = options.maxBytes ?? 10_240_000;
+    this.#maxLine = Math.max(1, options.maxLine ?? 2048);
+    this.#reject = options.bareNewline === "reject";
+    this.#carry = new Uint8Array(this.#maxLine);
+  }
+
+  /** The chunk octets received so far, all chunks together. */
+  get octets(): number {
+    return this.#octets;
+  }
+
+  /**
+   * Reads one chunk of exactly `size` octets into the body.
+   * @param reader the session's reader, positioned after the BDAT line
+   * @param size the chunk's size
+   * @returns false when the input ended first
+   */
+  async readChunk(reader: LineReader, size: number): Promise<boolean> {
+    let left = size;
+    while (left > 0) {
+      if (!reader.hasBuffered() && !(await reader.ensure(1))) return false;
+      const view = reader.peek();
+      const take = Math.min(view.length, left);
+      await this.#push(view, 0, take);
+      reader.consume(take);
+      left -= take;
+      this.#octets += take;
+    }
+    return true;
+  }
+
+  /**
+   * The last chunk is in: the last line is handed on (with or without its
+   * line end) and the body's outcome is known.
+   * @returns how the body ended
+   */
+  async finish(): Promise<DotBodyResult> {
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      this.#sawBare = true;
+      await this.#endLine();
+    } else if (this.#carryLen > 0 || this.#continuing) {
+      await this.#endLine();
+    }
+    if (this.#tooBig) return { kind: "tooBig", size: this.#size };
+    if (this.#sawBare && this.#reject) return { kind: "bareNewline", size: this.#size };
+    return { kind: "complete", size: this.#size };
+  }
+
+  /** Cuts `buf[start, end)` into lines. */
+  async #push(buf: Uint8Array, start: number, end: number): Promise<void> {
+    let i = start;
+    if (this.#pendingCr && i < end) {
+      this.#pendingCr = false;
+      if (buf[i] === LF) i++;
+      else this.#sawBare = true;
+      await this.#endLine();
+    }
+    while (i < end) {
+      let j = i;
+      while (j < end && buf[j] !== CR && buf[j] !== LF) j++;
+      await this.#addContent(buf, i, j);
+      if (j === end) return;
+      if (buf[j] === LF) {
+        this.#sawBare = true;
+        i = j + 1;
+      } else if (j + 1 === end) {
+        // CR at the fragment's end: the next octet says what it was.
+        this.#pendingCr = true;
+        return;
+      } else if (buf[j + 1] === LF) {
+        i = j + 2;
+      } else {
+        this.#sawBare = true;
+        i = j + 1;
+      }
+      await this.#endLine();
+    }
+  }
+
+  /** Adds `buf[s, e)` to the current line, handing on full pieces. */
+  async #addContent(buf: Uint8Array, s: number, e: number): Promise<void> {
+    const max = this.#maxLine;
+    while (this.#carryLen + (e - s) > max) {
+      if (this.#carryLen === 0) {
+        await this.#emit(buf, s, s + max, true);
+        s += max;
+      } else {
+        const n = max - this.#carryLen;
+        this.#carry.set(buf.subarray(s, s + n), this.#carryLen);
+        s += n;
+        this.#carryLen = 0;
+        await this.#emit(this.#carry, 0, max, true);
+      }
+    }
+    if (e > s) {
+      this.#carry.set(buf.subarray(s, e), this.#carryLen);
+      this.#carryLen += e - s;
+    }
+  }
+
+  async #endLine(): Promise<void> {
+    const len = this.#carryLen;
+    this.#carryLen = 0;
+    await this.#emit(this.#carry, 0, len, false);
+  }
+
+  async #emit(buf: Uint8Array, s: number, e: number, partial: boolean): Promise<void> {
+    this.#size += e - s + (partial ? 0 : 2);
+    if (this.#storing && this.#size > this.#maxBytes) {
+      this.#storing = false;
+      this.#tooBig = true;
+    }
+    if (this.#reject && this.#sawBare) this.#storing = false;
+    if (this.#storing) {
+      const r = this.#sink.line(buf, s, e, partial);
+      if (r) await r;
+    }
+    this.#continuing = partial;
+  }
+}
+
+/**
+ * Reads and drops `size` octets (a refused chunk), to stay in step with
+ * the client.
+ * @param reader the session's reader, positioned after the BDAT line
+ * @param size the chunk's size
+ * @returns false when the input ended first
+ */
+export async function discardChunk(reader: LineReader, size: number): Promise<boolean> {
+  let left = size;
+  while (left > 0) {
+    if (!reader.hasBuffered() && !(await reader.ensure(1))) return false;
+    const take = Math.min(reader.peek().length, left);
+    reader.consume(take);
+    left -= take;
+  }
+  return true;
+}

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { chunkings, ChunkSource } from "./_chunk_source.ts";
+import { BdatBody, type BdatBodyOptions, discardChunk } from "./bdat_reader.ts";
+import type { BodySink } from "./dot_reader.ts";
+import { LineReader } from "./line_reader.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Records lines; pieces of a long line are joined with "|". */
+class Lines implements BodySink {
+  out: string[] = [];
+  #cont = false;
+  line(buf: Uint8Array, start: number, end: number, partial: boolean): void {
+    const text = dec.decode(buf.subarray(start, end));
+    if (this.#cont) this.out[this.out.length - 1] += "|" + text;
+    else this.out.push(text);
+    this.#cont = partial;
+  }
+}
+
+/** Plays "BDAT"-framed input: each [size, text] chunk, then what follows. */
+async function play(
+  chunks: number[],
+  input: string,
+  options: BdatBodyOptions = {},
+  cut: Uint8Array[] = [enc.encode(input)],
+) {
+  const reader = new LineReader(new ChunkSource(cut), { bufferSize: 8 });
+  const sink = new Lines();
+  const body = new BdatBody(sink, options);
+  for (const n of chunks) assert(await body.readChunk(reader, n), "chunk read");
+  const result = await body.finish();
+  const next = await reader.readLine(100);
+  return { result, lines: sink.out, rest: next ? dec.decode(next.bytes) : "", octets: body.octets };
+}
+
+Deno.test("BdatBody: chunks are cut into lines across chunk and read boundaries", async () => {
+  const input = "Subject: hi\r\n\r\nbody one\r\n.not unstuffed\r\n" + "QUIT\r\n";
+  for (const [label, cut] of chunkings(input)) {
+    const { result, lines, rest, octets } = await play([5, 20, 16], input, {}, cut);
+    assert.deepEqual(lines, ["Subject: hi", "", "body one", ".not unstuffed"], label);
+    assert.deepEqual(result, { kind: "complete", size: 41 }, label);
+    assert.deepEqual(octets, 41, label);
+    // What follows the chunk stays for the command reader.
+    assert.deepEqual(rest, "QUIT", label);
+  }
+});
+
+Deno.test("BdatBody: the last line needs no line end; a dot line is content", async () => {
+  const { result, lines } = await play([9], ".\r\nlast.x");
+  assert.deepEqual(lines, [".", "last.x"]);
+  assert.deepEqual(result, { kind: "complete", size: 11 });
+});
+
+Deno.test("BdatBody: BDAT 0 LAST is an empty body", async () => {
+  const { result, lines } = await play([0], "");
+  assert.deepEqual(lines, []);
+  assert.deepEqual(result, { kind: "complete", size: 0 });
+});
+
+Deno.test("BdatBody: a CRLF split between two chunks is one line end", async () => {
+  const { lines } = await play([2, 3], "a\r\nb\r\n");
+  assert.deepEqual(lines, ["a", "b"]);
+});
+
+Deno.test("BdatBody: long lines are handed on in pieces of line_length_limit", async () => {
+  const { lines, result } = await play([3, 9], "abcdefghij\r\n", { maxLine: 4 });
+  assert.deepEqual(lines, ["abcd|efgh|ij"]);
+  assert.deepEqual(result.kind, "complete");
+});
+
+Deno.test("BdatBody: bare LF and bare CR become line breaks, or refuse the message", async () => {
+  const input = "a\nb\rc\r\n";
+  const norm = await play([input.length], input);
+  assert.deepEqual(norm.lines, ["a", "b", "c"]);
+  assert.deepEqual(norm.result.kind, "complete");
+  const rej = await play([input.length], input, { bareNewline: "reject" });
+  assert.deepEqual(rej.result.kind, "bareNewline");
+  assert.deepEqual(rej.lines, []);
+  // A CR that ends the last chunk is bare too.
+  const tail = await play([2], "a\r", { bareNewline: "reject" });
+  assert.deepEqual(tail.result.kind, "bareNewline");
+});
+
+Deno.test("BdatBody: the size limit counts across chunks and stops storing", async () => {
+  const { result, lines } = await play([6, 6], "12345\r\n6789\r\n", { maxBytes: 8 });
+  assert.deepEqual(result.kind, "tooBig");
+  assert.deepEqual(lines, ["12345"]);
+});
+
+Deno.test("BdatBody: a huge announced chunk does not grow the buffer beyond streaming size", async () => {
+  // 1 MiB arrives in 256 KiB reads; the reader's buffer stays bounded and
+  // the sink gets lines of at most maxLine bytes.
+  const piece = new Uint8Array(256 * 1024).fill(0x61);
+  const reader = new LineReader(new ChunkSource([piece, piece, piece, piece]));
+  let longest = 0;
+  const body = new BdatBody({
+    line: (_b, s, e) => {
+      longest = Math.max(longest, e - s);
+    },
+  }, { maxLine: 2048, maxBytes: 1 << 30 });
+  assert.ok(await body.readChunk(reader, 4 * piece.length));
+  assert.ok(reader.buffer.byteLength <= 65536, `buffer ${reader.buffer.byteLength}`);
+  assert.deepEqual(longest, 2048);
+  // The client announced more than it sent: the input ends.
+  assert.deepEqual(await body.readChunk(reader, 1), false);
+});
+
+Deno.test("discardChunk: drops exactly the chunk and keeps the next command", async () => {
+  for (const [label, cut] of chunkings("RSET\r\nQUIT\r\nNOOP\r\n")) {
+    const reader = new LineReader(new ChunkSource(cut), { bufferSize: 8 });
+    assert.ok(await discardChunk(reader, 12), label);
+    const line = await reader.readLine(100);
+    assert.deepEqual(dec.decode(line!.bytes), "NOOP", label);
+  }
+  const short = new LineReader(new ChunkSource([enc.encode("abc")]));
+  assert.deepEqual(await discardChunk(short, 10), false);
+});

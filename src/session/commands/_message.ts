@@ -1,0 +1,138 @@
+/**
+ * What DATA and BDAT share: opening a message (queue space, memory, the
+ * queue file) and completing it ("message complete → checks → durable
+ * commit"). The 250 is sent only once the queue file is complete and on
+ * stable storage; any other outcome removes the file.
+ *
+ * @module
+ */
+
+import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
+import type { DotBodyResult } from "../../io/dot_reader.ts";
+import { REPLY, type Reply } from "../../protocol/reply.ts";
+import { QueueWriteError } from "../../queue/mod.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import type { MemoryHold } from "../memory_budget.ts";
+import type { Transaction } from "../transaction.ts";
+import { checkSpace } from "./mail.ts";
+
+/** An open message: its queue file in the making and its memory. */
+export interface OpenMessage {
+  readonly draft: MessageDraft;
+  readonly memory: MemoryHold;
+}
+
+/**
+ * Checks queue space and memory, then creates the queue file.
+ * @param ctx the session
+ * @param tx the transaction (with at least one recipient)
+ * @param stage the command, for the log ("DATA" or "BDAT")
+ * @returns the open message, or the refusal (nothing is held then)
+ */
+export async function openMessage(
+  ctx: SessionContext,
+  tx: Transaction,
+  stage: string,
+): Promise<OpenMessage | Reply> {
+  const space = checkSpace(ctx);
+  if (space) return space;
+  const { log, client } = ctx;
+  const budget = ctx.services.memory;
+  const memory = budget.hold();
+  if (!ctx.reserveBodyBuffer() || !memory.ensure(DRAFT_FIRST_MEMORY)) {
+    memory.release();
+    ctx.logReject({ stage, reply: REPLY.insufficientStorage, from: tx.senderText });
+    log.warning(
+      `memory budget exhausted: ${budget.used} of ${budget.limit} bytes (smtpd_memory_budget) held by messages in progress`,
+    );
+    return REPLY.insufficientStorage;
+  }
+  try {
+    const draft = await ctx.services.cleanup.begin({
+      queue: ctx.services.queue,
+      // Unqualified senders get @$myorigin, as Postfix's cleanup appends it.
+      sender: qualifiedSender(tx.senderText, ctx.config.myorigin),
+      recipients: tx.recipients,
+      arrival: ctx.services.clock(),
+      body: tx.body,
+      origin: {
+        clientName: client.name,
+        clientAddress: client.address,
+        clientPort: client.port,
+        helo: ctx.helo,
+        protocol: ctx.protocol,
+        local: client.local,
+        ...(ctx.tls ? { tls: ctx.tls } : {}),
+      },
+    }, memory);
+    log.client(draft.id, client);
+    return { draft, memory };
+  } catch (err) {
+    memory.release();
+    log.warning(`cannot create queue file: ${(err as Error).message}`);
+    return err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError;
+  }
+}
+
+/**
+ * The body is in (the transaction has ended): refuse it or commit it.
+ * The one path from "message complete" to the 250 for DATA and BDAT.
+ * @param ctx the session
+ * @param tx the transaction the message belongs to
+ * @param draft the queue file
+ * @param body how the body ended
+ * @param queued the 250 once committed, from the queue ID
+ * @returns the reply
+ */
+export async function completeMessage(
+  ctx: SessionContext,
+  tx: Transaction,
+  draft: MessageDraft,
+  body: DotBodyResult,
+  queued: (id: string) => Reply,
+): Promise<CommandResult> {
+  const reject = (reply: Reply): CommandResult => {
+    ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
+    return answer(reply);
+  };
+  switch (body.kind) {
+    case "disconnected":
+      await draft.abort();
+      ctx.log.lostConnection(ctx.client, "DATA");
+      return { kind: "gone" };
+    case "tooBig":
+      await draft.abort();
+      return reject(REPLY.messageTooBig);
+    case "bareNewline":
+      await draft.abort();
+      return reject(REPLY.bareLf);
+    case "complete":
+      break;
+  }
+  const result = await draft.finish(body.size);
+  if (result.kind === "refused") {
+    ctx.logReject({
+      id: draft.id,
+      stage: "END-OF-MESSAGE",
+      reply: result.reply,
+      from: tx.senderText,
+    });
+    if (result.reply.code < 500) ctx.log.warning(`${draft.id}: ${result.reason}`);
+    return answer(result.reply);
+  }
+  ctx.messageQueued();
+  ctx.log.messageId(result.id, result.messageId);
+  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
+  return answer(queued(result.id));
+}
+
+/**
+ * The sender as queued: an address without a domain gets @$myorigin (the
+ * null sender stays null).
+ * @param sender the sender in internal form
+ * @param myorigin the domain to append
+ * @returns the queued sender
+ */
+export function qualifiedSender(sender: string, myorigin: string): string {
+  return sender === "" || sender.includes("@") ? sender : `${sender}@${myorigin}`;
+}

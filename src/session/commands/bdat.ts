@@ -1,0 +1,152 @@
+/**
+ * BDAT (RFC 3030 CHUNKING), as Postfix's bdat_cmd: `BDAT size [LAST]`,
+ * then exactly `size` octets that are message content, never commands.
+ * Chunks may be pipelined. The first chunk opens the message as DATA does
+ * (queue space, memory, the queue file); each chunk is streamed to the
+ * cleanup writer through the line reader's buffer, so an announced size
+ * allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
+ * bytes"; LAST completes the message on DATA's path (./_message.ts): the
+ * 250 comes once the queue file is on stable storage.
+ *
+ * Refusals keep the client in step: the chunk is read and dropped, and
+ * later chunks of the message get 551 until LAST or RSET. A chunk that
+ * would take the message past 1.5 × message_size_limit is not read: the
+ * reply is sent and the connection closed (Postfix shuts the input down).
+ * A malformed BDAT line gets 521 and the connection is closed: what
+ * follows is content of unknown length.
+ *
+ * @module
+ */
+
+import {
+  chunkDiscarded,
+  chunkOk,
+  chunksQueuedAs,
+  REPLY,
+  type Reply,
+} from "../../protocol/reply.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { completeMessage, openMessage } from "./_message.ts";
+
+/** A BDAT argument: the chunk size and whether it is the last. */
+export interface BdatArg {
+  readonly size: number;
+  readonly last: boolean;
+}
+
+/**
+ * Parses `size [LAST]` (digits only; LAST in any case).
+ * @param arg the argument text
+ * @returns the parsed argument, or undefined when malformed
+ */
+export function parseBdatArg(arg: string): BdatArg | undefined {
+  const words = arg.trim().split(/[ \t]+/);
+  if (words.length < 1 || words.length > 2) return undefined;
+  const [count, last] = words as [string, string | undefined];
+  if (!/^[0-9]{1,18}$/.test(count)) return undefined;
+  if (last !== undefined && last.toUpperCase() !== "LAST") return undefined;
+  const size = Number(count);
+  return Number.isSafeInteger(size) ? { size, last: last !== undefined } : undefined;
+}
+
+/** BDAT */
+export async function handleBdat(arg: string, ctx: SessionContext): Promise<CommandResult> {
+  const parsed = parseBdatArg(arg);
+  if (!parsed) {
+    ctx.log.warning(
+      `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
+        `BDAT ${arg}`.slice(0, 100)
+      }`,
+    );
+    ctx.setBdat(undefined);
+    return { kind: "close", reply: REPLY.bdatSyntax };
+  }
+  const { size, last } = parsed;
+  if (size === 0 && !last) return await skip(ctx, size, last, REPLY.bdatNull);
+  let progress = ctx.bdat;
+  if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(size));
+  const tx = ctx.tx;
+  if (!progress) {
+    if (!tx) return await skip(ctx, size, last, REPLY.needRcpt);
+    if (tx.recipients.length === 0) return await skip(ctx, size, last, REPLY.noValidRecipients);
+  }
+  // As Postfix: a chunk that would pass the limit is refused before any of it is stored.
+  const octets = progress ? progress.body.octets : 0;
+  if (octets > ctx.config.message_size_limit - size) {
+    const id = progress ? progress.draft.id : undefined;
+    ctx.log.warning(
+      `${
+        id ?? "NOQUEUE"
+      }: BDAT request from ${ctx.client.name}[${ctx.client.address}] exceeds message size limit`,
+    );
+    ctx.logReject({ id, stage: "BDAT", reply: REPLY.chunkTooBig, from: tx?.senderText });
+    return await skip(ctx, size, last, REPLY.chunkTooBig);
+  }
+  if (!progress) {
+    const opened = await openMessage(ctx, tx!, "BDAT");
+    if ("code" in opened) return await skip(ctx, size, last, opened);
+    progress = { kind: "receiving", ...opened, body: ctx.bdatBody(opened.draft) };
+    ctx.setBdat(progress);
+  }
+  const { draft, body, memory } = progress;
+  let complete;
+  try {
+    complete = await ctx.readChunk(body, size);
+  } catch (err) {
+    ctx.setBdat(undefined); // the queue file goes
+    throw err;
+  }
+  if (!complete) {
+    ctx.setBdat(undefined);
+    ctx.log.lostConnection(ctx.client, "BDAT");
+    return { kind: "gone" };
+  }
+  if (!last) return answer(chunkOk(size));
+  // LAST: the message is complete; the transaction ends whatever happens.
+  ctx.setBdat(undefined, true);
+  try {
+    const result = await body.finish();
+    ctx.endTransaction();
+    return await completeMessage(
+      ctx,
+      tx!,
+      draft,
+      result,
+      (id) => chunksQueuedAs(body.octets, id),
+    );
+  } catch (err) {
+    await draft.abort();
+    throw err;
+  } finally {
+    memory.release();
+    ctx.trimBodyBuffer();
+  }
+}
+
+/**
+ * A refused chunk: read and dropped (unless too big to wait for), then the
+ * reply. LAST ends the transaction; otherwise later chunks are dropped too.
+ */
+async function skip(
+  ctx: SessionContext,
+  size: number,
+  last: boolean,
+  reply: Reply,
+): Promise<CommandResult> {
+  const progress = ctx.bdat;
+  const before = progress?.kind === "receiving" ? progress.body.octets : 0;
+  if (before + size > 1.5 * ctx.config.message_size_limit) {
+    ctx.log.warning(
+      `NOQUEUE: too much BDAT content -- disabling further input from ${ctx.client.name}[${ctx.client.address}]`,
+    );
+    ctx.endTransaction();
+    return { kind: "close", reply };
+  }
+  if (last) ctx.endTransaction();
+  else ctx.setBdat({ kind: "failed" });
+  if (!(await ctx.discardChunk(size))) {
+    ctx.log.lostConnection(ctx.client, "BDAT");
+    return { kind: "gone" };
+  }
+  return answer(reply);
+}

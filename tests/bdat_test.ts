@@ -1,0 +1,199 @@
+/**
+ * CHUNKING (RFC 3030) end to end: the real daemon, Debian's Exim sending
+ * with BDAT, a Python raw-socket client pipelining chunks, queue files read
+ * back with Postfix's postcat.
+ */
+
+import assert from "node:assert/strict";
+import { basename } from "node:path";
+import { eximSend, prepareExim } from "./_exim.ts";
+import { allEntries, postcat, queueFiles, run, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** Exim, or why it cannot run here (its test is then ignored, with the reason in its name). */
+const EXIM = await prepareExim();
+
+Deno.test({
+  name: "Exim sends with BDAT when CHUNKING is offered; postcat shows the message intact" +
+    (typeof EXIM === "string" ? ` (skipped: ${EXIM})` : ""),
+  ...opts,
+  ignore: typeof EXIM === "string",
+  fn: async () => {
+    const exim = EXIM;
+    if (typeof exim === "string") throw new Error(exim);
+    const d = await startDaemon();
+    try {
+      const lines = Array.from({ length: 400 }, (_, i) => `line ${i} ${"x".repeat(60)}`);
+      const message = [
+        "Subject: chunked by Exim",
+        "From: sender@exim.test.example",
+        "",
+        ".a leading dot stays one dot",
+        "QUIT",
+        ...lines,
+        "the end",
+        "",
+      ].join("\n");
+      const r = await eximSend(exim, d.port, "rcpt@example.com", message);
+      assert.equal(r.code, 0, r.transcript);
+      assert.match(r.transcript, /CHUNKING/);
+      // Exim sends the headers and the body as two chunks, the second LAST.
+      assert.match(r.transcript, /SMTP\+> BDAT \d+\n[\s\S]*250 2\.0\.0 Ok: \d+ bytes\n/);
+      assert.match(r.transcript, /SMTP\+> BDAT \d+ LAST\n/);
+      const m = /250 2\.0\.0 Ok: (\d+) bytes queued as (\w+)/.exec(r.transcript);
+      assert.ok(m, r.transcript);
+      const files = await queueFiles(d.queueDir);
+      assert.deepEqual(files.map((f) => basename(f)), [m[2]]);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^recipient: rcpt@example\.com$/m);
+      assert.match(pc, /^Subject: chunked by Exim$/m);
+      assert.match(pc, /^\.a leading dot stays one dot$/m);
+      assert.match(pc, /^QUIT$/m);
+      for (const l of lines) assert.ok(pc.includes(`\n${l}\n`), `missing: ${l}`);
+      assert.match(pc, /^the end$/m);
+      await d.waitForLog(`${m[2]}: from=<`);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/** Chunks pipelined in one write each, a line cut between chunks, a refused chunk kept in step. */
+const PIPELINED = `
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline().decode()
+        lines.append(l.strip())
+        if l[3:4] == " ":
+            return lines
+print(reply()[-1])
+s.sendall(b"EHLO py.example\\r\\n")
+print("ehlo:", " ".join(reply()))
+c1 = b"Subject: pipelined\\r\\n\\r\\nfirst QUI"
+c2 = b"T\\r\\nRSET\\r\\n.\\r\\nlast line without CRLF"
+# Everything in one write: MAIL, RCPT, both chunks and their BDAT lines.
+s.sendall(b"MAIL FROM:<py@example.org>\\r\\nRCPT TO:<r@example.com>\\r\\n"
+          + b"BDAT %d\\r\\n" % len(c1) + c1 + b"BDAT %d LAST\\r\\n" % len(c2) + c2)
+for _ in range(4):
+    print(reply()[-1])
+# A chunk without a transaction is read and dropped: the NOOP after it runs.
+junk = b"MAIL FROM:<evil@example.org>\\r\\n" * 10
+s.sendall(b"BDAT %d LAST\\r\\n" % len(junk) + junk + b"NOOP\\r\\n")
+print(reply()[-1])
+print(reply()[-1])
+s.sendall(b"QUIT\\r\\n")
+print(reply()[-1])
+`;
+
+Deno.test({
+  name: "python raw socket: pipelined BDAT chunks, a line cut between chunks, no unstuffing",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      const r = await run("python3", ["-c", PIPELINED, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      const out = r.stdout.split("\n");
+      assert.match(out[1] ?? "", / 250 CHUNKING$/);
+      assert.doesNotMatch(out[1] ?? "", /BINARYMIME/);
+      assert.deepEqual(out.slice(2, 5), [
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "250 2.0.0 Ok: 31 bytes",
+      ]);
+      const m = /^250 2\.0\.0 Ok: 65 bytes queued as (\w+)$/.exec(out[5] ?? "");
+      assert.ok(m, r.stdout);
+      assert.deepEqual(out.slice(6, 9), [
+        "503 5.5.1 Error: need RCPT command",
+        "250 2.0.0 Ok",
+        "221 2.0.0 Bye",
+      ]);
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 1);
+      const pc = await postcat(files[0] as string);
+      const body = pc.slice(pc.indexOf("Subject: pipelined"));
+      assert.match(body, /\nfirst QUIT\nRSET\n\.\nlast line without CRLF\n/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/** The attacker's view: a huge announced chunk, then the connection. */
+const HUGE = `
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO py.example\\r\\n")
+while f.readline()[3:4] != b" ":
+    pass
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\nBDAT 4000000000 LAST\\r\\n")
+for _ in range(3):
+    print(f.readline().decode().strip())
+# The server hung up instead of waiting for 4 GB.
+print("eof" if f.readline() == b"" else "open")
+`;
+
+Deno.test({
+  name: "BDAT 4000000000: refused at once, nothing allocated, the connection closed",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("message_size_limit = 1048576");
+    try {
+      const r = await run("python3", ["-c", HUGE, String(d.port)], { timeoutMs: 20000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), [
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "552 5.3.4 Chunk exceeds message size limit",
+        "eof",
+      ]);
+      await d.waitForLog("too much BDAT content -- disabling further input");
+      assert.deepEqual(await queueFiles(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/** A client that leaves mid-chunk, after a first chunk was accepted. */
+const LEAVES = `
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO py.example\\r\\n")
+while f.readline()[3:4] != b" ":
+    pass
+# Large enough that the queue file has content on disk.
+chunk = b"Subject: x\\r\\n\\r\\n" + b"%s\\r\\n" % (b"y" * 78) * 4000
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\nBDAT %d\\r\\n" % len(chunk) + chunk)
+for _ in range(3):
+    print(f.readline().decode().strip())
+s.sendall(b"BDAT 100 LAST\\r\\nonly ten b")
+s.close()
+`;
+
+Deno.test({
+  name: "a client that leaves mid-chunk leaves no queue file behind",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      const r = await run("python3", ["-c", LEAVES, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: 320014 bytes/);
+      await d.waitForLog("lost connection after BDAT");
+      await d.waitForLog("disconnect from");
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
