@@ -3,6 +3,9 @@
  * the cleanup writer, then "250 2.0.0 Ok: queued as ID" only once the queue
  * file is complete and on stable storage. Too big: 552 after reading to the
  * end. Client gone: the file is removed, nothing half-written stays.
+ * smtpd_data_restrictions run before the queue file is opened (no 354 on
+ * a refusal); the end of the message (end-of-data restrictions, HOLD,
+ * DISCARD, the commit) is in _end_of_data.ts, shared with BDAT.
  * Memory: the session's line buffer (it grows for DATA) and the message's
  * header block and record buffers are reserved against the process's
  * memory budget; without room, 452 4.3.1 at DATA, or after the body when
@@ -13,17 +16,22 @@
  */
 
 import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
-import { queuedAs, REPLY, type Reply } from "../../protocol/reply.ts";
+import { REPLY } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { Transaction } from "../transaction.ts";
 import { inTransaction } from "./_transaction.ts";
 import { checkSpace } from "./mail.ts";
+import { endOfData } from "./_end_of_data.ts";
 
 /** DATA */
 export async function handleData(_arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "DATA");
   if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
+  const refused = await ctx.checkPolicy("data", "DATA", {
+    ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),
+  });
+  if (refused) return answer(refused);
   const space = checkSpace(ctx);
   if (space) return answer(space);
   const { log, client } = ctx;
@@ -87,40 +95,20 @@ async function receive(
     ctx.endTransaction();
     throw err;
   }
+  if (body.kind === "complete") return await endOfData(ctx, tx, draft, body.size);
   ctx.endTransaction();
-  const reject = (reply: Reply): CommandResult => {
-    ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
-    return answer(reply);
-  };
+  await draft.abort();
   switch (body.kind) {
     case "disconnected":
-      await draft.abort();
       ctx.log.lostConnection(ctx.client, "DATA");
       return { kind: "gone" };
     case "tooBig":
-      await draft.abort();
-      return reject(REPLY.messageTooBig);
-    case "bareNewline":
-      await draft.abort();
-      return reject(REPLY.bareLf);
-    case "complete":
-      break;
+    case "bareNewline": {
+      const reply = body.kind === "tooBig" ? REPLY.messageTooBig : REPLY.bareLf;
+      ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
+      return answer(reply);
+    }
   }
-  const result = await draft.finish(body.size);
-  if (result.kind === "refused") {
-    ctx.logReject({
-      id: draft.id,
-      stage: "END-OF-MESSAGE",
-      reply: result.reply,
-      from: tx.senderText,
-    });
-    if (result.reply.code < 500) ctx.log.warning(`${draft.id}: ${result.reason}`);
-    return answer(result.reply);
-  }
-  ctx.messageQueued();
-  ctx.log.messageId(result.id, result.messageId);
-  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
-  return answer(queuedAs(result.id));
 }
 
 /**
