@@ -55,6 +55,7 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
       recipients: tx.recipients,
       arrival,
       body: tx.body,
+      prepend: tx.actions.prepend,
       origin: {
         clientName: client.name,
         clientAddress: client.address,
