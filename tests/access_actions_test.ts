@@ -9,7 +9,16 @@
 
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
-import { allEntries, postcat, queueFiles, run, startDaemon } from "./_harness.ts";
+import {
+  allEntries,
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -174,5 +183,40 @@ Deno.test({
     } finally {
       await d.stop();
     }
+  },
+});
+
+Deno.test({
+  name: "smtpd explain shows the relay, DATA and end-of-data lists and the actions met",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("explain-actions");
+    const { configFile } = await writeConfig(dir, CONFIG);
+    const r = await run(
+      Deno.execPath(),
+      await smtpdArgs([
+        "explain",
+        "-c",
+        configFile,
+        "--client",
+        "127.0.0.1",
+        "--from",
+        "eodhold@s.example",
+        "--to",
+        "user@example.com",
+      ]),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination/,
+    );
+    assert.match(r.stdout, /^DATA$/m);
+    assert.match(r.stdout, /smtpd_data_restrictions = check_sender_access/);
+    assert.match(r.stdout, /^END-OF-MESSAGE$/m);
+    assert.match(
+      r.stdout,
+      /action hold: <eodhold@s\.example>: Sender address triggers HOLD action/,
+    );
   },
 });

@@ -27,6 +27,12 @@ export function isHeaderText(text: string): boolean {
 
 function add(e: EvalEnv, effect: MessageEffect): void {
   (e.effects ??= []).push(effect);
+  e.trace?.add({
+    kind: "note",
+    text: `access action ${effect.kind.toUpperCase()}: ${
+      effect.kind === "prepend" ? effect.header : effect.text
+    }`,
+  });
 }
 
 /**
