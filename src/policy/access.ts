@@ -1,7 +1,9 @@
 /**
  * access(5) semantics: the order in which keys are looked up for a client,
  * a host name or an e-mail address, and what a table's value means (OK,
- * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, or a restriction list).
+ * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, the actions on the
+ * message in message_actions.ts, or a restriction list; FILTER, REDIRECT
+ * and BCC are refused).
  * Every value of every table is compiled at start, so a bad value stops the
  * start instead of becoming a 451 in a session.
  *
