@@ -58,6 +58,8 @@ export interface PolicyContext {
   readonly stress?: boolean;
   /** Accepted recipients so far (DATA and end-of-data stages, policy services). */
   readonly recipientCount?: number;
+  /** The transaction is already held (HOLD once per message, as Postfix). */
+  readonly held?: boolean;
   /** The queue ID, once the message has one (end of data). */
   readonly queueId?: string;
   /** What STARTTLS negotiated, when the session is encrypted. */

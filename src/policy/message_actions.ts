@@ -70,7 +70,8 @@ export function messageAction(
   switch (upper) {
     case "HOLD":
       return (e, s, by) => {
-        if (outsideMail(e, "HOLD", by) || e.effects?.some((x) => x.kind === "hold")) {
+        const already = e.ctx.held || e.effects?.some((x) => x.kind === "hold");
+        if (outsideMail(e, "HOLD", by) || already) {
           return Promise.resolve({ kind: "dunno" });
         }
         add(e, {

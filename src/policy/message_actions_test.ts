@@ -49,6 +49,15 @@ Deno.test("HOLD goes on to the next restriction and asks for hold with Postfix's
   }]);
 });
 
+Deno.test("HOLD is met once per message: a held transaction is not held again", async () => {
+  const loaded = resolveConfigText(toml({ ...BASE, ...SENDER("HOLD") }), { file: "t.toml" });
+  const policy = compilePolicy(loaded, { dns: fakeDns({}), warn: () => {} });
+  const first = await policy.check("sender", context(MAIL));
+  assert.equal(first.effects?.length, 1);
+  const again = await policy.check("sender", { ...context(MAIL), held: true });
+  assert.equal(again.effects, undefined);
+});
+
 Deno.test("DISCARD ends the list as OK and asks for the message to be dropped", async () => {
   const { v } = await verdict(
     {

@@ -204,6 +204,7 @@ export class SessionState implements SessionContext {
       ...(p.kind === "network" && p.server ? { server: p.server } : {}),
       size: this.tx?.declaredSize,
       recipientCount: this.tx?.recipients.length ?? 0,
+      held: this.tx?.actions.hold ?? false,
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
