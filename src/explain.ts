@@ -38,6 +38,8 @@ export interface ExplainStage {
   argument?: string;
   events: TraceEvent[];
   decision: { kind: string; reply?: string; by?: string };
+  /** Access actions met (HOLD, DISCARD, PREPEND, INFO), as "kind: text". */
+  actions?: string[];
 }
 
 /** The whole explanation. */
@@ -113,11 +115,15 @@ export async function explain(
     const trace = new Trace();
     // The command names the protocol_state a policy server is sent.
     const d = await deps.policy.check(stage, { ...ctx, command }, { trace, dns: deps.dns });
+    const actions = (d.effects ?? []).map((e) =>
+      `${e.kind}: ${e.kind === "prepend" ? e.header : e.text}`
+    );
     stages.push({
       command,
       ...(argument ? { argument } : {}),
       events: trace.events,
       decision: describe(d),
+      ...(actions.length ? { actions } : {}),
     });
     return d.kind !== "reject" && d.kind !== "defer";
   };
@@ -126,13 +132,20 @@ export async function explain(
   const withSender = { ...base, sender };
   if (ok && sender) ok = await run("sender", "MAIL", withSender, input.from);
   if (ok) {
+    let accepted = 0;
     for (const to of input.to) {
-      await run(
+      const rcptOk = await run(
         "recipient",
         "RCPT",
         { ...withSender, recipient: parseAddress(to, "recipient") },
         to,
       );
+      if (rcptOk) accepted++;
+    }
+    // DATA and the end of data, once a recipient is accepted.
+    if (sender && accepted > 0) {
+      const tx = { ...withSender, recipientCount: accepted };
+      if (await run("data", "DATA", tx)) await run("eod", "END-OF-MESSAGE", tx);
     }
   }
   if (input.etrn !== undefined) {
@@ -164,7 +177,7 @@ export function formatExplanation(e: Explanation): string {
     lines.push("", `${s.command}${s.argument !== undefined ? ` ${s.argument}` : ""}`);
     if (s.events.length === 0) {
       lines.push(
-        e.delayReject && s.command !== "ETRN"
+        e.delayReject && !["ETRN", "DATA", "END-OF-MESSAGE"].includes(s.command)
           ? "  (nothing evaluated here: smtpd_delay_reject defers this stage's lists to RCPT)"
           : "  (no restrictions at this stage)",
       );
@@ -192,6 +205,7 @@ export function formatExplanation(e: Explanation): string {
       }
     }
     const d = s.decision;
+    for (const a of s.actions ?? []) lines.push(`  action ${a}`);
     lines.push(
       d.reply ? `  reply: ${d.reply}` : `  reply: accepted (${d.kind})`,
       ...(d.by ? [`  decided by: ${d.by}`] : []),

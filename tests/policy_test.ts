@@ -292,14 +292,14 @@ Deno.test({
     assert.match(text.stdout, /reply: 554 5\.7\.1 <c@other\.example>: Relay access denied/);
     assert.match(
       text.stdout,
-      /decided by: smtpd_recipient_restrictions: reject_unauth_destination/,
+      /decided by: smtpd_relay_restrictions: reject_unauth_destination/,
     );
     const json = await run(Deno.execPath(), await smtpdArgs([...args, "--json"]));
     const parsed = JSON.parse(json.stdout);
     const rcpt = parsed.stages.find((s: { command: string }) => s.command === "RCPT");
     assert.equal(rcpt.decision.kind, "reject");
     assert.equal(rcpt.decision.reply, "554 5.7.1 <c@other.example>: Relay access denied");
-    assert.equal(rcpt.decision.by, "smtpd_recipient_restrictions: reject_unauth_destination");
+    assert.equal(rcpt.decision.by, "smtpd_relay_restrictions: reject_unauth_destination");
     const blocked = await run(
       Deno.execPath(),
       await smtpdArgs([

@@ -43,6 +43,8 @@ export interface MessageEnvelope {
   readonly origin: MessageOrigin;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** Headers from access actions (PREPEND), written above our Received:. */
+  readonly prepend?: readonly string[];
 }
 
 /** How a message ended. */
@@ -324,6 +326,8 @@ export class MessageDraft implements BodySink {
     const received = o.local
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
       : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
+    // PREPEND headers go above our own Received:, as Postfix's smtpd writes them.
+    for (const h of env.prepend ?? []) this.#write(encoder.encode(h), false);
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
@@ -345,17 +349,19 @@ export class MessageDraft implements BodySink {
 
   /**
    * Completes the message after the end-of-data line.
+   * @param size the message size, for the result
+   * @param hold the file goes to hold/ (access action HOLD)
    * @returns queued (on stable storage) or refused
    */
-  async finish(size: number): Promise<CleanupResult> {
+  async finish(size: number, hold = false): Promise<CleanupResult> {
     try {
-      return await this.#finish(size);
+      return await this.#finish(size, hold);
     } finally {
       this.#memory.trim(0);
     }
   }
 
-  async #finish(size: number): Promise<CleanupResult> {
+  async #finish(size: number, hold: boolean): Promise<CleanupResult> {
     if (this.#inHeaders) this.#endHeaders();
     if (this.#refused) {
       await this.#file.abort();
@@ -369,7 +375,7 @@ export class MessageDraft implements BodySink {
     if (this.#env.body === "8BITMIME") extracted.push(["encoding", "8bit"]);
     else if (this.#env.body === "7BIT") extracted.push(["encoding", "7bit"]);
     try {
-      await this.#file.commit(extracted);
+      await this.#file.commit(extracted, hold);
     } catch (err) {
       return {
         kind: "refused",

@@ -119,6 +119,14 @@ export function resolveConfigText(
     values.set(key, result.value);
     explicit.add(key);
   }
+  // A configuration that sets smtpd_recipient_restrictions and not
+  // smtpd_relay_restrictions was written for relay control in the
+  // recipient list (before Postfix 2.10): its relay list is empty, as
+  // Postfix's backwards-compatible setting. Without a guard in either list
+  // the start is refused (compileLists).
+  if (
+    explicit.has("smtpd_recipient_restrictions") && !explicit.has("smtpd_relay_restrictions")
+  ) values.set("smtpd_relay_restrictions", []);
   const config = expandAll(values, options.systemHostname ?? "localhost", file, text);
   return {
     config: Object.freeze(config),

@@ -114,11 +114,20 @@ export const PARAMS = {
   smtpd_client_restrictions: list([], "Restrictions on the client (at RCPT when delayed)"),
   smtpd_helo_restrictions: list([], "Restrictions on the HELO/EHLO name (at RCPT when delayed)"),
   smtpd_sender_restrictions: list([], "Restrictions on MAIL FROM (at RCPT when delayed)"),
-  smtpd_recipient_restrictions: list(
+  // Postfix 3's default is "permit_mynetworks, permit_sasl_authenticated,
+  // defer_unauth_destination"; those two names are not built yet on this
+  // branch, so the default is the relay control that works today.
+  smtpd_relay_restrictions: list(
     ["permit_mynetworks", "reject_unauth_destination"],
-    "Restrictions on RCPT TO and VRFY",
+    "Relay control at RCPT TO and VRFY, before smtpd_recipient_restrictions",
   ),
+  smtpd_recipient_restrictions: list([], "Restrictions on RCPT TO and VRFY"),
   smtpd_etrn_restrictions: list([], "Restrictions on ETRN"),
+  smtpd_data_restrictions: list([], "Restrictions on DATA (before 354)"),
+  smtpd_end_of_data_restrictions: list(
+    [],
+    "Restrictions after the end of the message, before it is queued",
+  ),
   smtpd_delay_reject: bool(true, "Give client, HELO and sender verdicts at RCPT time"),
   smtpd_restriction_classes: list(
     [],

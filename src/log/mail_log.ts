@@ -91,15 +91,35 @@ export class MailLog {
       helo?: string;
     },
   ): void {
+    this.whatsup({ ...event, action: "reject", text: replyForLog(event.reply) });
+  }
+
+  /**
+   * Postfix's log_whatsup: `ID: action: STAGE from host[addr]: text;
+   * from=<...> to=<...> proto=... helo=<...>` (reject, hold, discard, info).
+   */
+  whatsup(
+    event: {
+      id?: string;
+      action: string;
+      stage: string;
+      peer: LogPeer;
+      text: string;
+      from?: string;
+      to?: string;
+      proto: string;
+      helo?: string;
+    },
+  ): void {
     let tail = "";
     if (event.from !== undefined) tail += ` from=<${quoteAddress(event.from)}>`;
     if (event.to !== undefined) tail += ` to=<${quoteAddress(event.to)}>`;
     tail += ` proto=${event.proto}`;
     if (event.helo !== undefined) tail += ` helo=<${event.helo}>`;
     this.logger.info(
-      `${event.id ?? "NOQUEUE"}: reject: ${event.stage} from ${who(event.peer)}: ${
-        replyForLog(event.reply)
-      };${tail}`,
+      `${event.id ?? "NOQUEUE"}: ${event.action}: ${event.stage} from ${
+        who(event.peer)
+      }: ${event.text};${tail}`,
     );
   }
 

@@ -156,3 +156,18 @@ Deno.test("deriveNeeds() asks for the interfaces only for mynetworks_style subne
     /networkInterfaces/,
   );
 });
+
+Deno.test("deriveNeeds() reads the tables of the relay, DATA and end-of-data lists", () => {
+  const needs = needsOf(
+    [
+      'smtpd_relay_restrictions = ["check_client_access", "texthash:/etc/smtpd/relay", "reject_unauth_destination"]',
+      'smtpd_data_restrictions = ["check_sender_access", "texthash:/etc/smtpd/data"]',
+      'smtpd_end_of_data_restrictions = ["check_sender_access", "cidr:/etc/smtpd/eod.cidr"]',
+    ].join("\n"),
+    {},
+  );
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  for (const p of ["/etc/smtpd/relay", "/etc/smtpd/data", "/etc/smtpd/eod.cidr"]) {
+    assert.ok(reads.includes(p), `${p} in ${reads.join(" ")}`);
+  }
+});

@@ -1,7 +1,9 @@
 /**
  * access(5) semantics: the order in which keys are looked up for a client,
  * a host name or an e-mail address, and what a table's value means (OK,
- * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, or a restriction list).
+ * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, the actions on the
+ * message in message_actions.ts, or a restriction list; FILTER, REDIRECT
+ * and BCC are refused).
  * Every value of every table is compiled at start, so a bad value stops the
  * start instead of becoming a 451 in a session.
  *
@@ -25,6 +27,7 @@ import {
   tracedLookup,
 } from "./restriction.ts";
 import type { LookupTable } from "./tables/mod.ts";
+import { messageAction } from "./message_actions.ts";
 
 /**
  * What a table value does, compiled. `value` is the looked-up value when
@@ -178,17 +181,12 @@ class ActionError extends Error {}
 /**
  * Compiles an action known only at run time (a policy server's reply, a
  * table result after $n substitution). Restriction lists and tables are
- * refused; PREPEND and DEFER_IF_REJECT are answered with DUNNO (no header
- * is added; a later reject stays a reject).
+ * refused, and so are FILTER, REDIRECT and BCC (not built).
  * @param value the action text
  * @param config the configuration (reply codes)
  * @returns the action, or why it cannot be applied
  */
 export function runtimeAction(value: string, config: Config): Action | string {
-  const word = (value.trim().split(/\s+/)[0] ?? "").toUpperCase();
-  if (word === "PREPEND" || word === "DEFER_IF_REJECT") {
-    return () => Promise.resolve({ kind: "dunno" });
-  }
   const env: CompileEnv = {
     config,
     // No restriction names in a policy service's answer: nothing needs mynetworks.
@@ -259,10 +257,9 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
     return (e, s, by) =>
       Promise.resolve(refuse(refusal(code, "7.1", s, e.ctx, rest || "Access denied"), by));
   }
-  if (
-    /^[0-9]/.test(word) ||
-    ["HOLD", "DISCARD", "FILTER", "REDIRECT", "PREPEND", "BCC"].includes(upper)
-  ) {
+  const action = messageAction(upper, rest, env, where);
+  if (action) return action;
+  if (/^[0-9]/.test(word) || ["FILTER", "REDIRECT", "BCC"].includes(upper)) {
     env.fail(`${where}: unsupported access action "${v}"`);
   }
   // Otherwise the value is a restriction list (restriction names or class names).

@@ -203,7 +203,15 @@ Deno.test("compileAction() WARN answers dunno and logs the text", async () => {
   assert.match(warnings[0] as string, /suspicious sender/);
 });
 
-for (const value of ["HOLD", "DISCARD spam", "FILTER smtp:[127.0.0.1]:10025", "250 ok", "600 x"]) {
+for (
+  const value of [
+    "REDIRECT a@example.com",
+    "BCC b@example.com",
+    "FILTER smtp:[127.0.0.1]:10025",
+    "250 ok",
+    "600 x",
+  ]
+) {
   Deno.test(`compileAction() refuses the unsupported access value "${value}" at start`, () => {
     assert.throws(
       () => compileAction(value, compileEnv(), "inline:{ k=v }"),

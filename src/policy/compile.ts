@@ -375,15 +375,22 @@ export function auditLists(loaded: LoadedConfig): string[] {
       );
     }
   }
-  const rcpt = c.smtpd_recipient_restrictions;
-  const guard = rcpt.findIndex((w) =>
-    ["reject_unauth_destination", "check_relay_domains", "reject", "defer"].includes(w)
-  );
-  const openAt = rcpt.findIndex((w) => w === "permit" || w === "permit_mx_backup");
-  const where = loaded.lineOf("smtpd_recipient_restrictions");
-  if (guard < 0 || (openAt >= 0 && openAt < guard)) {
+  // Postfix refuses to start when neither the relay nor the recipient list
+  // has a guard; we warn here (config --check).
+  const guarded = (items: readonly string[]): boolean => {
+    const guard = items.findIndex((w) =>
+      ["reject_unauth_destination", "check_relay_domains", "reject", "defer"].includes(w)
+    );
+    const openAt = items.findIndex((w) => w === "permit" || w === "permit_mx_backup");
+    return guard >= 0 && (openAt < 0 || openAt > guard);
+  };
+  if (!guarded(c.smtpd_relay_restrictions) && !guarded(c.smtpd_recipient_restrictions)) {
+    const listName = c.smtpd_relay_restrictions.length
+      ? "smtpd_relay_restrictions"
+      : "smtpd_recipient_restrictions";
+    const where = loaded.lineOf(listName);
     out.push(
-      `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: smtpd_recipient_restrictions: ` +
+      `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: ${listName}: ` +
         `untrusted clients may relay to any domain: add reject_unauth_destination before any permit`,
     );
   }

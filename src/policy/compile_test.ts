@@ -74,8 +74,8 @@ const ERRORS: [what: string, toml: string, message: string][] = [
   ],
   [
     "a bad value in a bare table (Postfix's implied check_<stage>_access)",
-    'smtpd_client_restrictions = ["inline:{ x=HOLD }"]',
-    'test.toml:1: smtpd_client_restrictions: inline:{ x=HOLD }: unsupported access action "HOLD"',
+    'smtpd_client_restrictions = ["inline:{ x=REDIRECT a@b.example }"]',
+    'test.toml:1: smtpd_client_restrictions: inline:{ x=REDIRECT a@b.example }: unsupported access action "REDIRECT a@b.example"',
   ],
   [
     "an unsupported table type",
@@ -114,14 +114,14 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     'test.toml:2: a: restriction class "a" refers to itself (a -> a)',
   ],
   [
-    'an unsupported access value ("HOLD")',
-    'smtpd_client_restrictions = ["check_client_access inline:{ bad.example=HOLD }"]',
-    'test.toml:1: smtpd_client_restrictions: inline:{ bad.example=HOLD }: unsupported access action "HOLD"',
+    'an unsupported access value ("FILTER")',
+    'smtpd_client_restrictions = ["check_client_access inline:{ bad.example=FILTER smtp:x }"]',
+    'test.toml:1: smtpd_client_restrictions: inline:{ bad.example=FILTER smtp:x }: unsupported access action "FILTER smtp:x"',
   ],
   [
-    'an unsupported access value ("DISCARD text") in a class',
-    'restriction_classes = ["c"]\nc = ["check_sender_access inline:{ { x = DISCARD text } }"]',
-    'test.toml:2: c: inline:{ { x = DISCARD text } }: unsupported access action "DISCARD text"',
+    'an unsupported access value ("BCC a@b.example") in a class',
+    'restriction_classes = ["c"]\nc = ["check_sender_access inline:{ { x = BCC a@b.example } }"]',
+    'test.toml:2: c: inline:{ { x = BCC a@b.example } }: unsupported access action "BCC a@b.example"',
   ],
   [
     "an access value naming an unknown restriction",
@@ -170,13 +170,13 @@ Deno.test("compilePolicy() names both the config line and the table line for a b
 });
 
 Deno.test("compilePolicy() refuses a bad value in a texthash: file at start", () => {
-  withTableFile("ok.example OK\nheld.example HOLD\n", (path) => {
+  withTableFile("ok.example OK\nheld.example REDIRECT x@y.example\n", (path) => {
     const err = compileError(
       `smtpd_client_restrictions = ["check_client_access texthash:${path}"]`,
     );
     assert.equal(
       err.message,
-      `test.toml:1: smtpd_client_restrictions: texthash:${path}: unsupported access action "HOLD"`,
+      `test.toml:1: smtpd_client_restrictions: texthash:${path}: unsupported access action "REDIRECT x@y.example"`,
     );
   });
 });
@@ -196,10 +196,11 @@ Deno.test("compileLists() compiles the default configuration without warnings", 
   // smtpd_reject_unlisted_recipient is on by default, as in Postfix.
   assert.equal(lists.implicit?.recipient?.name, "smtpd_reject_unlisted_recipient");
   assert.equal(lists.implicit?.sender, undefined);
-  assert.deepEqual(lists.smtpd_recipient_restrictions.map((r) => r.name), [
+  assert.deepEqual(lists.smtpd_relay_restrictions.map((r) => r.name), [
     "permit_mynetworks",
     "reject_unauth_destination",
   ]);
+  assert.deepEqual(lists.smtpd_recipient_restrictions, []);
   assert.deepEqual(lists.smtpd_client_restrictions, []);
 });
 

@@ -6,8 +6,19 @@
 
 import type { Address } from "../protocol/address.ts";
 
-/** A restriction list stage (the five lists of the manual, plus VRFY). */
-export type PolicyStage = "client" | "helo" | "sender" | "recipient" | "vrfy" | "etrn";
+/**
+ * A restriction list stage: the five lists of the manual, VRFY, and
+ * Postfix's DATA and end-of-data lists.
+ */
+export type PolicyStage =
+  | "client"
+  | "helo"
+  | "sender"
+  | "recipient"
+  | "vrfy"
+  | "etrn"
+  | "data"
+  | "eod";
 
 /** How the client's name lookup went. */
 export type ClientNameStatus = "ok" | "notFound" | "tempfail";
@@ -45,6 +56,12 @@ export interface PolicyContext {
   readonly instance?: string;
   /** The service is under stress (stress mode). */
   readonly stress?: boolean;
+  /** Accepted recipients so far (DATA and end-of-data stages, policy services). */
+  readonly recipientCount?: number;
+  /** The transaction is already held (HOLD once per message, as Postfix). */
+  readonly held?: boolean;
+  /** The queue ID, once the message has one (end of data). */
+  readonly queueId?: string;
   /** What STARTTLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }

@@ -2,7 +2,11 @@
  * The policy the session consults at each SMTP stage. With
  * smtpd_delay_reject (the default) the client, HELO and sender lists run
  * at RCPT (and VRFY, ETRN) time, as in Postfix; otherwise each list runs
- * at its own command. A "permit" ends only its own list. A temporary
+ * at its own command. At RCPT, smtpd_relay_restrictions run before
+ * smtpd_recipient_restrictions (Postfix 3.6's
+ * smtpd_relay_before_recipient_restrictions = yes); both run unless one
+ * refuses. DATA and the end of data have their own lists.
+ * A "permit" ends only its own list. A temporary
  * lookup failure never becomes a permit: if nothing rejects, the stage
  * answers with the deferred reply (Postfix's defer_if_permit). RCPT TO and
  * VRFY of an unqualified "postmaster" are accepted before any list runs.
@@ -12,7 +16,7 @@
 
 import { type CompiledLists, evaluateList, type ListParam } from "./lists.ts";
 import type { PolicyContext, PolicyStage } from "./context.ts";
-import type { Decision } from "./decision.ts";
+import type { Decision, Verdict } from "./decision.ts";
 import { cachingResolver, type DnsResolver } from "./resolver.ts";
 import type { EvalEnv } from "./restriction.ts";
 import type { Trace } from "./trace.ts";
@@ -32,9 +36,9 @@ export interface Policy {
    * @param stage the SMTP stage
    * @param ctx the session facts
    * @param options trace and DNS cache
-   * @returns the decision
+   * @returns the decision, with the access actions met (HOLD, DISCARD, PREPEND, INFO)
    */
-  check(stage: PolicyStage, ctx: PolicyContext, options?: CheckOptions): Promise<Decision>;
+  check(stage: PolicyStage, ctx: PolicyContext, options?: CheckOptions): Promise<Verdict>;
   /** A per-session caching resolver over the policy's DNS. */
   sessionResolver(): DnsResolver;
 }
@@ -43,8 +47,11 @@ const STAGE_OF: Record<ListParam, PolicyStage> = {
   "smtpd_client_restrictions": "client",
   "smtpd_helo_restrictions": "helo",
   "smtpd_sender_restrictions": "sender",
+  "smtpd_relay_restrictions": "recipient",
   "smtpd_recipient_restrictions": "recipient",
   "smtpd_etrn_restrictions": "etrn",
+  "smtpd_data_restrictions": "data",
+  "smtpd_end_of_data_restrictions": "eod",
 };
 
 /**
@@ -68,11 +75,19 @@ export function listsFor(stage: PolicyStage, delay: boolean): ListParam[] {
       return delay ? [] : ["smtpd_sender_restrictions"];
     case "recipient":
     case "vrfy":
-      return delay ? [...early, "smtpd_recipient_restrictions"] : ["smtpd_recipient_restrictions"];
+      return [
+        ...(delay ? early : []),
+        "smtpd_relay_restrictions",
+        "smtpd_recipient_restrictions",
+      ];
     case "etrn":
       return delay
         ? ["smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_etrn_restrictions"]
         : ["smtpd_etrn_restrictions"];
+    case "data":
+      return ["smtpd_data_restrictions"];
+    case "eod":
+      return ["smtpd_end_of_data_restrictions"];
   }
 }
 
@@ -110,8 +125,14 @@ export class CompiledPolicy implements Policy {
     stage: PolicyStage,
     ctx: PolicyContext,
     options: CheckOptions = {},
-  ): Promise<Decision> {
-    const env: EvalEnv = {
+  ): Promise<Verdict> {
+    const env = this.#env(stage, ctx, options);
+    const d = await this.#decide(stage, ctx, env, options);
+    return env.effects?.length ? { ...d, effects: env.effects } : d;
+  }
+
+  #env(stage: PolicyStage, ctx: PolicyContext, options: CheckOptions): EvalEnv {
+    return {
       ctx,
       stage,
       dns: options.dns ?? this.sessionResolver(),
@@ -120,6 +141,14 @@ export class CompiledPolicy implements Policy {
       deferIfPermit: undefined,
       depth: 0,
     };
+  }
+
+  async #decide(
+    stage: PolicyStage,
+    ctx: PolicyContext,
+    env: EvalEnv,
+    options: CheckOptions,
+  ): Promise<Decision> {
     // RFC 5321 §4.5.1: "postmaster" without a domain is accepted before any
     // restriction (Postfix's smtpd_check_rcpt does the same, for RCPT and VRFY).
     if ((stage === "recipient" || stage === "vrfy") && isBarePostmaster(ctx)) {

@@ -24,6 +24,9 @@ const KEYS: Record<Subject, (c: PolicyContext) => readonly string[] | undefined>
   recipient: (c) =>
     c.recipient && emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain)),
   etrn: (c) => c.etrnDomain === undefined ? undefined : hostKeys(c.etrnDomain),
+  // DATA and end-of-data have no key of their own (Postfix: no default ACL).
+  data: () => undefined,
+  eod: () => undefined,
 };
 
 /**

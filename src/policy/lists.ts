@@ -9,13 +9,16 @@
 import type { Decision } from "./decision.ts";
 import type { EvalEnv, Restriction } from "./restriction.ts";
 
-/** The five lists of the manual. */
+/** The five lists of the manual and Postfix's relay, DATA and end-of-data lists. */
 export const LIST_PARAMS = [
   "smtpd_client_restrictions",
   "smtpd_helo_restrictions",
   "smtpd_sender_restrictions",
+  "smtpd_relay_restrictions",
   "smtpd_recipient_restrictions",
   "smtpd_etrn_restrictions",
+  "smtpd_data_restrictions",
+  "smtpd_end_of_data_restrictions",
 ] as const;
 
 /** A list parameter name. */

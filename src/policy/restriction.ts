@@ -10,7 +10,7 @@ import type { Config } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
 import { type Reply, reply, type ReplyCode } from "../protocol/reply.ts";
 import type { PolicyContext, PolicyStage } from "./context.ts";
-import type { Decision } from "./decision.ts";
+import type { Decision, MessageEffect } from "./decision.ts";
 import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import type { LookupResult, LookupTable } from "./tables/mod.ts";
 import type { Trace } from "./trace.ts";
@@ -31,6 +31,8 @@ export interface EvalEnv {
   deferIfReject?: Reply | undefined;
   /** Nesting depth (restriction lists inside table values and classes). */
   depth: number;
+  /** Access actions that change the message (HOLD, DISCARD, PREPEND), in order. */
+  effects?: MessageEffect[];
 }
 
 /** A restriction compiled at start-up. */
@@ -41,7 +43,7 @@ export interface Restriction {
 }
 
 /** The subject a refusal names: "Client host", "Sender address", ... */
-export type Subject = "client" | "helo" | "sender" | "recipient" | "etrn";
+export type Subject = "client" | "helo" | "sender" | "recipient" | "etrn" | "data" | "eod";
 
 const SUBJECT_TEXT: Record<Subject, string> = {
   client: "Client host",
@@ -49,6 +51,8 @@ const SUBJECT_TEXT: Record<Subject, string> = {
   sender: "Sender address",
   recipient: "Recipient address",
   etrn: "Etrn command",
+  data: "Data command",
+  eod: "End-of-data",
 };
 
 /**
@@ -78,7 +82,22 @@ export function subjectName(subject: Subject, ctx: PolicyContext): string {
       return ctx.recipient ? addressText(ctx.recipient) : "";
     case "etrn":
       return ctx.etrnDomain ?? "";
+    case "data":
+      return "DATA";
+    case "eod":
+      return "END-OF-MESSAGE";
   }
+}
+
+/**
+ * "<name>: Subject" as Postfix's access actions log it ("<a@b>: Recipient
+ * address triggers HOLD action").
+ * @param subject what the action is about
+ * @param ctx the facts
+ * @returns the text
+ */
+export function subjectLabel(subject: Subject, ctx: PolicyContext): string {
+  return `<${subjectName(subject, ctx)}>: ${SUBJECT_TEXT[subject]}`;
 }
 
 /**

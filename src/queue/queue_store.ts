@@ -79,7 +79,7 @@ export class QueueStore {
 
   /** Creates the queue subdirectories that do not exist yet. */
   async prepare(): Promise<void> {
-    for (const sub of ["incoming", "maildrop", "deferred", "active", "public"]) {
+    for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
       await Deno.mkdir(join(this.directory, sub), { recursive: true, mode: 0o700 });
     }
   }

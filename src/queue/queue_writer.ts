@@ -28,6 +28,7 @@ import {
   SIZE_PAYLOAD_LENGTH,
 } from "./queue_file.ts";
 import { outOfDescriptors } from "../io/os_error.ts";
+import { join } from "./path.ts";
 
 /** The queues this writer can put files in. */
 export type QueueName = "incoming" | "maildrop";
@@ -74,12 +75,25 @@ function lockNew(file: Deno.FsFile): void {
   if (!file.tryLockSync(true)) throw new Error("taken by start-up recovery of another process");
 }
 
+/**
+ * Syncs a directory once (hold/: rare, so no syncer is kept for it).
+ * @param path the directory
+ */
+async function syncDirOnce(path: string): Promise<void> {
+  const dir = await Deno.open(path, { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}
+
 /** One queue file being written. */
 export class QueueFile {
   /** The queue ID (also the file name). */
   readonly id: string;
-  /** Full path of the file. */
-  readonly path: string;
+  /** Full path of the file (in hold/ once a held message is committed). */
+  path: string;
   readonly queue: QueueName;
   #dir: string;
   #owner: { uid: number; gid: number } | undefined;
@@ -285,10 +299,16 @@ export class QueueFile {
    * fixes the size record, marks the file complete, then syncs it (and its
    * directory, for a file not from the pool). When this resolves, the
    * message and its mode are on stable storage.
+   * A held message (access action HOLD) is renamed into hold/ once
+   * complete, as Postfix's cleanup does; both directories are synced.
    * @param extracted attribute records for the extracted segment
+   * @param hold whether the file goes to hold/
    * @throws {QueueWriteError} on any I/O failure (the file is then removed)
    */
-  async commit(extracted: readonly (readonly [string, string])[] = []): Promise<void> {
+  async commit(
+    extracted: readonly (readonly [string, string])[] = [],
+    hold = false,
+  ): Promise<void> {
     const xtraOffset = this.offset;
     this.#buf.put(REC.xtra, new Uint8Array(0));
     for (const [name, value] of extracted) this.#buf.putText(REC.attr, `${name}=${value}`);
@@ -326,8 +346,14 @@ export class QueueFile {
       // The write lock goes first: Postfix's qmgr flock()s a complete file
       // and puts one it cannot lock back for 60 s.
       file.unlockSync();
-      Deno.chmodSync(this.path, READY_MODE[this.queue]);
-      if (this.#pooled) {
+      Deno.chmodSync(this.path, hold ? READY_MODE.incoming : READY_MODE[this.queue]);
+      if (hold) {
+        const holdDir = this.#dir.replace(/[^/]+\/?$/, "hold");
+        const target = join(holdDir, this.id);
+        Deno.renameSync(this.path, target);
+        this.path = target;
+        await Promise.all([file.sync(), this.#syncer.sync(), syncDirOnce(holdDir)]);
+      } else if (this.#pooled) {
         if (this.#inlineSync()) file.syncSync();
         else await file.sync();
       } else {

@@ -17,6 +17,7 @@ const tx: Transaction = {
   sender: { local: "s", domain: "example.org" } as Transaction["sender"],
   senderText: "s@example.org",
   recipients: [],
+  actions: { hold: false, discard: false, prepend: [] },
   declaredSize: undefined,
   body: undefined,
 };

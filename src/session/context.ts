@@ -60,6 +60,8 @@ export interface PolicyFacts {
   readonly etrnDomain?: string;
   /** A HELO/EHLO name being checked, before it is accepted. */
   readonly helo?: string;
+  /** The message's queue ID (end of data). */
+  readonly queueId?: string;
 }
 
 /** A refusal for the log ("NOQUEUE: reject: RCPT from ..."); the session adds client, proto and helo. */

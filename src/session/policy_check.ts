@@ -2,7 +2,9 @@
  * One policy stage for a session: the session's facts go to the
  * restriction evaluator, each step is logged for a debug peer
  * (debug_peer_level 2), and a refusal is logged in Postfix's shape
- * ("NOQUEUE: reject: RCPT from ...").
+ * ("NOQUEUE: reject: RCPT from ..."), and so are the access actions met
+ * on the way ("hold:", "discard:", "info:"); those that change the message
+ * are handed back for the transaction.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import {
   Trace,
 } from "../policy/mod.ts";
 import type { Reply } from "../protocol/reply.ts";
+import type { MessageEffect } from "../policy/decision.ts";
 import type { ClientIdentity } from "./client.ts";
 import type { PolicyFacts } from "./context.ts";
 import type { Transaction } from "./transaction.ts";
@@ -39,20 +42,28 @@ export interface StageSession {
   readonly more?: Partial<PolicyContext>;
 }
 
+/** A stage's outcome for the session. */
+export interface StageOutcome {
+  /** The refusal, or undefined when allowed. */
+  readonly refused: Reply | undefined;
+  /** HOLD, DISCARD and PREPEND met on the way, in order. */
+  readonly effects: readonly MessageEffect[];
+}
+
 /**
- * Runs a policy stage and logs a refusal.
+ * Runs a policy stage and logs a refusal and the access actions.
  * @param stage the stage
  * @param verb the command, for the log ("RCPT")
  * @param facts the command's facts
  * @param s the session
- * @returns the refusal reply, or undefined when allowed
+ * @returns the refusal reply, if any, and the message actions
  */
 export async function checkStage(
   stage: PolicyStage,
   verb: string,
   facts: PolicyFacts,
   s: StageSession,
-): Promise<Reply | undefined> {
+): Promise<StageOutcome> {
   const { client: c, log } = s;
   const trace = s.verbosity >= 2 ? new Trace() : undefined;
   const decision = await s.policy.check(stage, {
@@ -66,6 +77,7 @@ export async function checkStage(
     sender: facts.sender ?? s.tx?.sender,
     recipient: facts.recipient,
     etrnDomain: facts.etrnDomain,
+    ...(facts.queueId ? { queueId: facts.queueId } : {}),
     unauthPipelining: s.unauthPipelining,
     command: s.command,
     ...s.more,
@@ -73,8 +85,27 @@ export async function checkStage(
   for (const ev of trace?.events ?? []) {
     log.logger.debug(`${verb} from ${c.name}[${c.address}]: ${describeTraceEvent(ev)}`, 0);
   }
-  if (decision.kind !== "reject" && decision.kind !== "defer") return undefined;
+  const effects = decision.effects ?? [];
+  for (const e of effects) {
+    if (e.kind === "prepend") continue;
+    log.whatsup({
+      id: facts.queueId,
+      action: e.kind,
+      stage: verb,
+      peer: c,
+      text: e.text,
+      from: facts.from ?? s.tx?.senderText,
+      to: facts.to,
+      proto: s.protocol,
+      helo: s.helo,
+    });
+  }
+  const changes = effects.filter((e) => e.kind !== "info");
+  if (decision.kind !== "reject" && decision.kind !== "defer") {
+    return { refused: undefined, effects: changes };
+  }
   log.reject({
+    id: facts.queueId,
     stage: verb,
     peer: c,
     reply: decision.reply,
@@ -84,5 +115,5 @@ export async function checkStage(
     helo: s.helo,
   });
   if (s.verbosity >= 1) log.logger.debug(`NOQUEUE: decided by ${decision.by}`, 0);
-  return decision.reply;
+  return { refused: decision.reply, effects: changes };
 }

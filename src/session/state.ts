@@ -34,7 +34,7 @@ import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionNotices } from "./notices.ts";
 import { heloName, outsideTransaction, type SessionPhase } from "./phase.ts";
 import { checkStage } from "./policy_check.ts";
-import type { Transaction, TransactionStart } from "./transaction.ts";
+import type { MessageActions, Transaction, TransactionStart } from "./transaction.ts";
 
 /** What a session's state is made of. */
 export interface SessionStateInit {
@@ -74,6 +74,8 @@ export class SessionState implements SessionContext {
   #phase: SessionPhase = { kind: "connected" };
   /** The transaction's recipient list (the transaction shows it read-only). */
   #recipients: string[] = [];
+  /** What access actions asked of the transaction's message. */
+  #actions: MessageActions = { hold: false, discard: false, prepend: [] };
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
   /** The client sent commands ahead of time where that is not allowed. */
@@ -171,7 +173,7 @@ export class SessionState implements SessionContext {
     facts: PolicyFacts,
   ): Promise<Reply | undefined> {
     if (this.#clientRefusal && stage !== "client") return this.#clientRefusal;
-    const refused = await checkStage(stage, verb, facts, {
+    const { refused, effects } = await checkStage(stage, verb, facts, {
       policy: this.#deps.policy,
       log: this.log,
       dns: this.#dns,
@@ -185,6 +187,15 @@ export class SessionState implements SessionContext {
       more: this.#policyFacts(),
     });
     if (refused) this.#notices.add("policy");
+    // As Postfix: the actions stay with the transaction even when this
+    // command is refused (they need a sender, so a transaction exists).
+    if (this.tx) {
+      for (const e of effects) {
+        if (e.kind === "hold") this.#actions.hold = true;
+        else if (e.kind === "discard") this.#actions.discard = true;
+        else if (e.kind === "prepend") this.#actions.prepend.push(e.header);
+      }
+    }
     return refused;
   }
 
@@ -196,6 +207,8 @@ export class SessionState implements SessionContext {
       clientPort: this.client.port,
       ...(p.kind === "network" && p.server ? { server: p.server } : {}),
       size: this.tx?.declaredSize,
+      recipientCount: this.tx?.recipients.length ?? 0,
+      held: this.tx?.actions.hold ?? false,
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
@@ -213,7 +226,8 @@ export class SessionState implements SessionContext {
 
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
-    const tx = { ...start, recipients: this.#recipients };
+    this.#actions = { hold: false, discard: false, prepend: [] };
+    const tx = { ...start, recipients: this.#recipients, actions: this.#actions };
     this.#transactions++;
     this.#phase = { kind: "inMail", helo: this.helo, tx };
     this.#transport.inTransaction?.(true);

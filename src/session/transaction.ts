@@ -19,8 +19,20 @@ export interface TransactionStart {
   readonly body: "7BIT" | "8BITMIME" | undefined;
 }
 
+/** What access actions asked of the message (Postfix's saved_flags and prepend). */
+export interface MessageActions {
+  /** HOLD: the queue file goes to hold/. */
+  hold: boolean;
+  /** DISCARD: the message is accepted and not queued. */
+  discard: boolean;
+  /** PREPEND: headers above our Received:, in order. */
+  readonly prepend: string[];
+}
+
 /** The state of one transaction. */
 export interface Transaction extends TransactionStart {
   /** Accepted recipients in internal form (the session adds them). */
   readonly recipients: readonly string[];
+  /** What access actions asked of the message so far (the session sets them). */
+  readonly actions: Readonly<MessageActions> & { readonly prepend: readonly string[] };
 }

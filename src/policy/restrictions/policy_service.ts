@@ -36,6 +36,8 @@ const STATE: Record<PolicyStage, string> = {
   recipient: "RCPT",
   vrfy: "VRFY",
   etrn: "ETRN",
+  data: "DATA",
+  eod: "END-OF-MESSAGE",
 };
 
 /**
@@ -66,8 +68,8 @@ export function requestAttributes(
     ["helo_name", ctx.helo ?? ""],
     ["sender", ctx.sender ? addressText(ctx.sender) : ""],
     ["recipient", ctx.recipient ? addressText(ctx.recipient) : ""],
-    ["recipient_count", "0"],
-    ["queue_id", ""],
+    ["recipient_count", String(ctx.recipientCount ?? 0)],
+    ["queue_id", ctx.queueId ?? ""],
     ["instance", ctx.instance ?? ""],
     ["size", String(ctx.size ?? 0)],
     ["etrn_domain", ctx.etrnDomain ?? ""],

@@ -36,7 +36,10 @@ import type { LookupTable } from "../tables/mod.ts";
 type ServerType = "MX" | "NS" | "A";
 
 /** What is looked at: the name or address, or undefined to skip. */
-const WHAT: Record<Exclude<Subject, "etrn">, (c: PolicyContext) => string | undefined> = {
+const WHAT: Record<
+  Exclude<Subject, "etrn" | "data" | "eod">,
+  (c: PolicyContext) => string | undefined
+> = {
   client: (c) => c.clientName === "unknown" ? undefined : c.clientName,
   helo: (c) => c.helo,
   sender: (c) => c.sender && (c.sender.domain || c.sender.local || undefined),
@@ -102,7 +105,10 @@ async function servers(
   }
 }
 
-function serverAccess(subject: Exclude<Subject, "etrn">, type: ServerType): Factory {
+function serverAccess(
+  subject: Exclude<Subject, "etrn" | "data" | "eod">,
+  type: ServerType,
+): Factory {
   return {
     arg: "table",
     make: (name, arg, env) => {

@@ -15,6 +15,7 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { MemoryHold } from "../memory_budget.ts";
 import type { Transaction } from "../transaction.ts";
 import { checkSpace } from "./mail.ts";
+import { endOfData } from "./_end_of_data.ts";
 
 /** An open message: its queue file in the making and its memory. */
 export interface OpenMessage {
@@ -55,6 +56,7 @@ export async function openMessage(
       recipients: tx.recipients,
       arrival: ctx.services.clock(),
       body: tx.body,
+      prepend: tx.actions.prepend,
       origin: {
         clientName: client.name,
         clientAddress: client.address,
@@ -75,9 +77,12 @@ export async function openMessage(
 }
 
 /**
- * The body is in (the transaction has ended): refuse it or commit it.
- * The one path from "message complete" to the 250 for DATA and BDAT.
- * @param ctx the session
+ * The body is in: refuse it or commit it, and end the transaction. The one
+ * path from "message complete" to the 250 for DATA and BDAT LAST: a body
+ * that is too big or has a bare newline is refused; a complete one goes
+ * through the end-of-data restrictions, DISCARD and HOLD
+ * (`_end_of_data.ts`) to the durable commit.
+ * @param ctx the session (its transaction still open)
  * @param tx the transaction the message belongs to
  * @param draft the queue file
  * @param body how the body ended
@@ -91,39 +96,20 @@ export async function completeMessage(
   body: DotBodyResult,
   queued: (id: string) => Reply,
 ): Promise<CommandResult> {
-  const reject = (reply: Reply): CommandResult => {
-    ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
-    return answer(reply);
-  };
+  if (body.kind === "complete") return await endOfData(ctx, tx, draft, body.size, queued);
+  ctx.endTransaction();
+  await draft.abort();
   switch (body.kind) {
     case "disconnected":
-      await draft.abort();
       ctx.log.lostConnection(ctx.client, "DATA");
       return { kind: "gone" };
     case "tooBig":
-      await draft.abort();
-      return reject(REPLY.messageTooBig);
-    case "bareNewline":
-      await draft.abort();
-      return reject(REPLY.bareLf);
-    case "complete":
-      break;
+    case "bareNewline": {
+      const reply = body.kind === "tooBig" ? REPLY.messageTooBig : REPLY.bareLf;
+      ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
+      return answer(reply);
+    }
   }
-  const result = await draft.finish(body.size);
-  if (result.kind === "refused") {
-    ctx.logReject({
-      id: draft.id,
-      stage: "END-OF-MESSAGE",
-      reply: result.reply,
-      from: tx.senderText,
-    });
-    if (result.reply.code < 500) ctx.log.warning(`${draft.id}: ${result.reason}`);
-    return answer(result.reply);
-  }
-  ctx.messageQueued();
-  ctx.log.messageId(result.id, result.messageId);
-  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
-  return answer(queued(result.id));
 }
 
 /**

@@ -106,7 +106,6 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   ctx.setBdat(undefined, true);
   try {
     const result = await body.finish();
-    ctx.endTransaction();
     return await completeMessage(
       ctx,
       tx!,

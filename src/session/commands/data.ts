@@ -3,6 +3,9 @@
  * the cleanup writer, then "250 2.0.0 Ok: queued as ID" only once the queue
  * file is complete and on stable storage. Too big: 552 after reading to the
  * end. Client gone: the file is removed, nothing half-written stays.
+ * smtpd_data_restrictions run before the queue file is opened (no 354 on
+ * a refusal); the end of the message (end-of-data restrictions, HOLD,
+ * DISCARD, the commit) is in _end_of_data.ts, shared with BDAT.
  * Memory: the session's line buffer (it grows for DATA) and the message's
  * header block and record buffers are reserved against the process's
  * memory budget; without room, 452 4.3.1 at DATA, or after the body when
@@ -23,6 +26,11 @@ import { inTransaction } from "./_transaction.ts";
 export async function handleData(_arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "DATA");
   if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
+  // smtpd_data_restrictions, before the queue file is opened (no 354 on a refusal).
+  const refused = await ctx.checkPolicy("data", "DATA", {
+    ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),
+  });
+  if (refused) return answer(refused);
   const opened = await openMessage(ctx, tx, "DATA");
   if ("code" in opened) return answer(opened);
   const { draft, memory } = opened;
@@ -36,7 +44,6 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
       ctx.endTransaction();
       throw err;
     }
-    ctx.endTransaction();
     return await completeMessage(ctx, tx, draft, body, queuedAs);
   } finally {
     memory.release();
