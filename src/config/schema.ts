@@ -180,7 +180,16 @@ export const PARAMS = {
   maps_rbl_reject_code: int(554, "Reply code for a DNS blocklist hit", 400),
   reject_code: int(554, "Reply code for the reject restriction", 400),
   defer_code: int(450, "Reply code for the defer restriction", 400),
-  relay_domains_reject_code: int(554, "Reply code for reject_unauth_destination", 400),
+  relay_domains_reject_code: int(
+    554,
+    "Reply code for reject_unauth_destination (defer_unauth_destination answers 100 less)",
+    400,
+  ),
+  multi_recipient_bounce_reject_code: int(
+    550,
+    "Reply code for reject_multi_recipient_bounce",
+    400,
+  ),
   unknown_address_reject_code: int(450, "Reply code for reject_unknown_*_domain", 400),
   unknown_client_reject_code: int(450, "Reply code for reject_unknown_client_hostname", 400),
   unknown_hostname_reject_code: int(450, "Reply code for reject_unknown_helo_hostname", 400),

@@ -27,6 +27,10 @@ import { impliedAccess } from "./implied_access.ts";
 import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { SERVER_ACCESS } from "./restrictions/server_access.ts";
+import { DNSWL } from "./restrictions/dnswl.ts";
+import { ENVELOPE } from "./restrictions/envelope.ts";
+import { RHSBL } from "./restrictions/rhsbl.ts";
+import { SLEEP } from "./restrictions/sleep.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
 /** Every restriction name. */
@@ -41,6 +45,10 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...ETRN,
   ...SERVER_ACCESS,
   ...POLICY_SERVICE,
+  ...RHSBL,
+  ...DNSWL,
+  ...ENVELOPE,
+  ...SLEEP,
 };
 
 /** Resolves old names to current ones. */
@@ -177,7 +185,12 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (factory.arg) {
           arg = items[i + 1];
           if (arg === undefined || (factory.arg === "table" && !isTableSpec(arg))) {
-            const what = { table: "type:table", zone: "zone", service: "policy service" };
+            const what = {
+              table: "type:table",
+              zone: "zone",
+              service: "policy service",
+              seconds: "number of seconds",
+            };
             env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
           }
           i++;

@@ -31,6 +31,8 @@ export interface PolicyContext {
   readonly etrnDomain?: string;
   /** The client sent commands ahead of time where that is not allowed. */
   readonly unauthPipelining?: boolean;
+  /** Recipients accepted so far in the mail transaction (reject_multi_recipient_bounce). */
+  readonly recipientCount?: number;
   /** The command being checked, for reject_unauth_pipelining's text. */
   readonly command?: string;
   /** "SMTP" or "ESMTP" (check_policy_service's protocol_name). */

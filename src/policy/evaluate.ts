@@ -23,6 +23,8 @@ export interface CheckOptions {
   trace?: Trace;
   /** The session's DNS cache (defaults to a fresh one). */
   dns?: DnsResolver;
+  /** How the sleep restriction pauses (defaults to a timer; smtpd explain does not wait). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** Runs the restrictions of a stage. */
@@ -119,6 +121,7 @@ export class CompiledPolicy implements Policy {
       warn: this.#warn,
       deferIfPermit: undefined,
       depth: 0,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
     };
     // RFC 5321 §4.5.1: "postmaster" without a domain is accepted before any
     // restriction (Postfix's smtpd_check_rcpt does the same, for RCPT and VRFY).

@@ -30,6 +30,8 @@ export interface EvalEnv {
   deferIfReject?: Reply | undefined;
   /** Nesting depth (restriction lists inside table values and classes). */
   depth: number;
+  /** Pauses the evaluation (the sleep restriction); smtpd explain passes one that does not wait. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /** A restriction compiled at start-up. */
@@ -40,10 +42,11 @@ export interface Restriction {
 }
 
 /** The subject a refusal names: "Client host", "Sender address", ... */
-export type Subject = "client" | "helo" | "sender" | "recipient" | "etrn";
+export type Subject = "client" | "reverse_client" | "helo" | "sender" | "recipient" | "etrn";
 
 const SUBJECT_TEXT: Record<Subject, string> = {
   client: "Client host",
+  reverse_client: "Unverified Client host",
   helo: "Helo command",
   sender: "Sender address",
   recipient: "Recipient address",
@@ -55,7 +58,7 @@ const SUBJECT_TEXT: Record<Subject, string> = {
  * @param stage the stage
  * @returns the subject
  */
-export function stageSubject(stage: PolicyStage): Subject {
+export function stageSubject(stage: PolicyStage): Exclude<Subject, "reverse_client"> {
   return stage === "vrfy" ? "recipient" : stage;
 }
 
@@ -69,6 +72,8 @@ export function subjectName(subject: Subject, ctx: PolicyContext): string {
   switch (subject) {
     case "client":
       return `${ctx.clientName}[${ctx.clientAddress}]`;
+    case "reverse_client":
+      return ctx.reverseName;
     case "helo":
       return ctx.helo ?? "";
     case "sender":
@@ -230,7 +235,7 @@ export interface CompileEnv {
 /** How a restriction is built. */
 export interface Factory {
   /** The restriction takes the next list item as its argument. */
-  readonly arg?: "table" | "zone" | "service";
+  readonly arg?: "table" | "zone" | "service" | "seconds";
   /** Old names that still work, with a warning naming this one. */
   readonly aliases?: readonly string[];
   /** This name itself is old: the warning names what replaces it. */

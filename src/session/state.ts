@@ -192,6 +192,7 @@ export class SessionState implements SessionContext {
       clientPort: this.client.port,
       ...(p.kind === "network" && p.server ? { server: p.server } : {}),
       size: this.tx?.declaredSize,
+      recipientCount: this.tx?.recipients.length ?? 0,
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,

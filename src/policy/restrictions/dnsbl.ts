@@ -14,7 +14,7 @@
  */
 
 import { reply } from "../../protocol/reply.ts";
-import type { Factory } from "../restriction.ts";
+import type { CompileEnv, Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";
@@ -86,6 +86,74 @@ export async function blocklistAnswers(e: EvalEnv, query: string): Promise<reado
   return a.kind === "ok" ? a.records : [];
 }
 
+/** Postfix's limit on the concatenated TXT text of a listing. */
+const TXT_LIMIT = 500;
+
+/**
+ * The reason a list gives for a listing, as Postfix shows it: every TXT
+ * record of the query joined with " / ", at most 500 characters.
+ * @param e the evaluation
+ * @param query the query that was listed
+ * @returns "; text", or "" when the list gives none
+ */
+export async function listingReason(e: EvalEnv, query: string): Promise<string> {
+  const txt = await tracedDns(e, query, "TXT");
+  if (txt.kind === "filtered") {
+    e.warn(`${query}: TXT lookup error: DNS reply filter drops all results`);
+  }
+  if (txt.kind !== "ok" || txt.records.length === 0) return "";
+  return `; ${txt.records.join(" / ").slice(0, TXT_LIMIT)}`;
+}
+
+/**
+ * Whether a list's answers say "listed": with a filter, an answer it
+ * matches; without, an answer that {@linkcode classifyAnswer} calls a
+ * listing (the others are logged as list errors).
+ * @param e the evaluation
+ * @param answers the A records
+ * @param list the zone and its compiled filter
+ * @param what the name or address looked up (for the log)
+ * @returns true when listed
+ */
+export function isListed(
+  e: EvalEnv,
+  answers: readonly string[],
+  list: { zone: string; match: ((ip: string) => boolean) | undefined },
+  what: string,
+): boolean {
+  let listed = false;
+  for (const ip of answers) {
+    if (list.match) {
+      if (list.match(ip)) listed = true;
+    } else if (classifyAnswer(ip) === "listed") {
+      listed = true;
+    } else {
+      e.warn(`${list.zone}: list error answer ${ip} for ${what} ignored`);
+      e.trace?.add({ kind: "note", text: `${ip} is a list error, not a listing` });
+    }
+  }
+  return listed;
+}
+
+/**
+ * Parses a `zone[=filter]` argument at start-up.
+ * @param name the restriction (for the error)
+ * @param arg the argument
+ * @param env the compile environment
+ * @returns the zone and its compiled filter
+ */
+export function parseZoneArg(
+  name: string,
+  arg: string,
+  env: CompileEnv,
+): { zone: string; match: ((ip: string) => boolean) | undefined } {
+  const [zone = "", filter, ...more] = arg.split("=");
+  if (!/^[A-Za-z0-9_.-]+$/.test(zone) || more.length) env.fail(`${name}: bad zone "${arg}"`);
+  const match = filter === undefined ? undefined : compileFilter(filter);
+  if (filter !== undefined && !match) env.fail(`${name}: bad reply filter "${filter}"`);
+  return { zone, match };
+}
+
 function rblRestriction(
   name: string,
   zone: string,
@@ -99,20 +167,9 @@ function rblRestriction(
       if (e.ctx.local) return { kind: "dunno" };
       const q = reverseName(e.ctx.clientAddress, zone);
       if (!q) return { kind: "dunno" };
-      let listed = false;
-      for (const ip of await blocklistAnswers(e, q)) {
-        if (match) {
-          if (match(ip)) listed = true;
-        } else if (classifyAnswer(ip) === "listed") {
-          listed = true;
-        } else {
-          e.warn(`${zone}: list error answer ${ip} for ${e.ctx.clientAddress} ignored`);
-          e.trace?.add({ kind: "note", text: `${ip} is a list error, not a listing` });
-        }
-      }
-      if (!listed) return { kind: "dunno" };
-      const txt = await tracedDns(e, q, "TXT");
-      const why = txt.kind === "ok" && txt.records[0] ? `; ${txt.records[0]}` : "";
+      const answers = await blocklistAnswers(e, q);
+      if (!isListed(e, answers, { zone, match }, e.ctx.clientAddress)) return { kind: "dunno" };
+      const why = await listingReason(e, q);
       return refuse(
         reply(
           config.maps_rbl_reject_code as 554,
