@@ -46,7 +46,7 @@ export type Subject = "client" | "reverse_client" | "helo" | "sender" | "recipie
 
 const SUBJECT_TEXT: Record<Subject, string> = {
   client: "Client host",
-  reverse_client: "Unverified Client host",
+  "reverse_client": "Unverified Client host",
   helo: "Helo command",
   sender: "Sender address",
   recipient: "Recipient address",

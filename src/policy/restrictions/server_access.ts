@@ -39,7 +39,7 @@ type ServerType = "MX" | "NS" | "A";
 /** What is looked at: the name or address, or undefined to skip. */
 const WHAT: Record<Exclude<Subject, "etrn">, (c: PolicyContext) => string | undefined> = {
   client: (c) => c.clientName === "unknown" ? undefined : c.clientName,
-  reverse_client: (c) => c.reverseName === "unknown" ? undefined : c.reverseName,
+  "reverse_client": (c) => c.reverseName === "unknown" ? undefined : c.reverseName,
   helo: (c) => c.helo,
   sender: (c) => c.sender && (c.sender.domain || c.sender.local || undefined),
   recipient: (c) => c.recipient && (c.recipient.domain || c.recipient.local || undefined),
