@@ -112,7 +112,12 @@ export async function explain(
   ): Promise<boolean> => {
     const trace = new Trace();
     // The command names the protocol_state a policy server is sent.
-    const d = await deps.policy.check(stage, { ...ctx, command }, { trace, dns: deps.dns });
+    // sleep shows its pause in the trace; explain does not wait it out.
+    const d = await deps.policy.check(stage, { ...ctx, command }, {
+      trace,
+      dns: deps.dns,
+      sleep: () => Promise.resolve(),
+    });
     stages.push({
       command,
       ...(argument ? { argument } : {}),
