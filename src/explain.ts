@@ -131,13 +131,11 @@ export async function explain(
   const withSender = { ...base, sender };
   if (ok && sender) ok = await run("sender", "MAIL", withSender, input.from);
   if (ok) {
+    let accepted = 0; // reject_multi_recipient_bounce counts the recipients accepted so far
     for (const to of input.to) {
-      await run(
-        "recipient",
-        "RCPT",
-        { ...withSender, recipient: parseAddress(to, "recipient") },
-        to,
-      );
+      const recipient = parseAddress(to, "recipient");
+      const ctx = { ...withSender, recipient, recipientCount: accepted };
+      if (await run("recipient", "RCPT", ctx, to)) accepted++;
     }
   }
   if (input.etrn !== undefined) {
