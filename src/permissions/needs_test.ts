@@ -125,3 +125,18 @@ Deno.test("dnsUse() finds DNSBL zones of reject_rbl_client and reject_maps_rbl",
   assert.deepEqual(use.zones, ["a.example", "b.example"]);
   assert.deepEqual(use.restrictions.sort(), ["reject_maps_rbl", "reject_rbl_client"]);
 });
+
+Deno.test("dnsUse() counts the RHSBL, DNSWL and server-access restrictions as DNS users", () => {
+  const loaded = resolveConfigText(
+    "smtpd_peername_lookup = false\n" +
+      'smtpd_recipient_restrictions = ["reject_rhsbl_sender r.example", "permit_dnswl_client w.example=127.0.[0..255].[1..3]", "check_reverse_client_mx_access inline:{ a=REJECT }"]',
+  );
+  const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
+  assert.deepEqual(use.restrictions.sort(), [
+    "check_reverse_client_mx_access",
+    "permit_dnswl_client",
+    "reject_rhsbl_sender",
+  ]);
+  assert.deepEqual(use.zones, ["w.example"]);
+  assert.equal(use.peername, false);
+});
