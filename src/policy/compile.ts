@@ -297,7 +297,13 @@ export function auditLists(loaded: LoadedConfig): string[] {
   }
   const rcpt = c.smtpd_recipient_restrictions;
   const guard = rcpt.findIndex((w) =>
-    ["reject_unauth_destination", "check_relay_domains", "reject", "defer"].includes(w)
+    [
+      "reject_unauth_destination",
+      "defer_unauth_destination",
+      "check_relay_domains",
+      "reject",
+      "defer",
+    ].includes(w)
   );
   const openAt = rcpt.findIndex((w) => w === "permit" || w === "permit_mx_backup");
   const where = loaded.lineOf("smtpd_recipient_restrictions");
