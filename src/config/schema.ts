@@ -8,7 +8,7 @@
  */
 
 /** The value kinds a parameter can have. */
-export type ParamKind = "string" | "integer" | "boolean" | "list" | "time" | "enum";
+export type ParamKind = "string" | "integer" | "boolean" | "list" | "time" | "enum" | "template";
 
 /** One parameter's definition. */
 export interface ParamSpec<T> {
@@ -23,6 +23,10 @@ export interface ParamSpec<T> {
 
 function str(def: string, doc: string): ParamSpec<string> {
   return { kind: "string", default: def, doc };
+}
+/** A string whose $names are expanded when it is used, not at load (default_rbl_reply). */
+function template(def: string, doc: string): ParamSpec<string> {
+  return { kind: "template", default: def, doc };
 }
 function int(def: number, doc: string, min = 0): ParamSpec<number> {
   return { kind: "integer", default: def, doc, min };
@@ -166,6 +170,14 @@ export const PARAMS = {
     -1_000_000,
   ),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
+  default_rbl_reply: template(
+    "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",
+    "Reply template of reject_rbl_client and reject_rhsbl_* ($name expanded per reply, not at load)",
+  ),
+  rbl_reply_maps: list(
+    [],
+    "Tables: DNS list zone (as written with =filter, then without) -> reply template for that list",
+  ),
   local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),
   permit_mx_backup_networks: list(
     [],

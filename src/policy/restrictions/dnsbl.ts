@@ -18,7 +18,7 @@ import type { CompileEnv, Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
 import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";
-import type { Config } from "../../config/mod.ts";
+import { compileRblReply, type RblReply } from "../rbl_reply.ts";
 import { isValidHostname } from "../../protocol/hostname.ts";
 import { destinationsOf, isAuthDestination } from "./relay.ts";
 
@@ -90,11 +90,12 @@ export async function blocklistAnswers(e: EvalEnv, query: string): Promise<reado
 const TXT_LIMIT = 500;
 
 /**
- * The reason a list gives for a listing, as Postfix shows it: every TXT
- * record of the query joined with " / ", at most 500 characters.
+ * The reason a list gives for a listing ($rbl_reason), as Postfix takes
+ * it: every TXT record of the query joined with " / ", at most 500
+ * characters.
  * @param e the evaluation
  * @param query the query that was listed
- * @returns "; text", or "" when the list gives none
+ * @returns the text, or "" when the list gives none
  */
 export async function listingReason(e: EvalEnv, query: string): Promise<string> {
   const txt = await tracedDns(e, query, "TXT");
@@ -102,7 +103,7 @@ export async function listingReason(e: EvalEnv, query: string): Promise<string> 
     e.warn(`${query}: TXT lookup error: DNS reply filter drops all results`);
   }
   if (txt.kind !== "ok" || txt.records.length === 0) return "";
-  return `; ${txt.records.join(" / ").slice(0, TXT_LIMIT)}`;
+  return txt.records.join(" / ").slice(0, TXT_LIMIT);
 }
 
 /**
@@ -156,10 +157,11 @@ export function parseZoneArg(
 
 function rblRestriction(
   name: string,
-  zone: string,
+  zoneArg: string,
   filter: string | undefined,
-  config: Config,
+  rblReply: RblReply,
 ): Restriction {
+  const zone = zoneArg.split("=")[0] as string;
   const match = filter === undefined ? undefined : compileFilter(filter);
   return {
     name,
@@ -169,15 +171,9 @@ function rblRestriction(
       if (!q) return { kind: "dunno" };
       const answers = await blocklistAnswers(e, q);
       if (!isListed(e, answers, { zone, match }, e.ctx.clientAddress)) return { kind: "dunno" };
-      const why = await listingReason(e, q);
-      return refuse(
-        reply(
-          config.maps_rbl_reject_code as 554,
-          "7.1",
-          `Service unavailable; Client host [${e.ctx.clientAddress}] blocked using ${zone}${why}`,
-        ),
-        `${name}`,
-      );
+      const what = e.ctx.clientAddress;
+      const reason = await listingReason(e, q);
+      return await rblReply(e, { zoneArg, zone, what, class: "Client host", reason }, name);
     },
   };
 }
@@ -244,14 +240,15 @@ export const DNSBL: Record<string, Factory> = {
       if (filter !== undefined && !compileFilter(filter)) {
         env.fail(`reject_rbl_client: bad reply filter "${filter}"`);
       }
-      return rblRestriction(name, zone, filter, env.config);
+      return rblRestriction(name, arg as string, filter, compileRblReply(env));
     },
   },
   "reject_maps_rbl": {
     replacedBy: "reject_rbl_client ZONE (one per maps_rbl_domains entry)",
     make: (name, _arg, env) => {
+      const rblReply = compileRblReply(env);
       const each = env.config.maps_rbl_domains.map((z) =>
-        rblRestriction(`${name} ${z}`, z, undefined, env.config)
+        rblRestriction(`${name} ${z}`, z, undefined, rblReply)
       );
       return {
         name,

@@ -4,8 +4,8 @@
  * `reject_rhsbl_sender` and `reject_rhsbl_recipient`, each `zone[=filter]`.
  * The domain (the client's verified or unverified name, the HELO name, or
  * the domain of the sender or recipient address) is looked up as
- * `domain.zone` (A); the TXT records give the reason. The reply is Postfix's
- * default_rbl_reply: `554 5.7.1 Service unavailable; Sender address
+ * `domain.zone` (A); the TXT records give the reason. The reply is that of
+ * rbl_reply.ts: by default `554 5.7.1 Service unavailable; Sender address
  * [user@domain] blocked using zone; reason` (code maps_rbl_reject_code).
  *
  * Skipped, as in Postfix: an unknown client name, the null sender, an
@@ -18,12 +18,12 @@
  * @module
  */
 
-import { reply } from "../../protocol/reply.ts";
 import { addressText, isNullAddress } from "../../protocol/address.ts";
 import { isValidHostname, withoutTrailingDot } from "../../protocol/hostname.ts";
 import type { PolicyContext } from "../context.ts";
 import type { Decision } from "../decision.ts";
-import { type EvalEnv, type Factory, refuse } from "../restriction.ts";
+import type { EvalEnv, Factory } from "../restriction.ts";
+import { compileRblReply } from "../rbl_reply.ts";
 import { blocklistAnswers, isListed, listingReason, parseZoneArg } from "./dnsbl.ts";
 
 /** What each restriction looks at: the text shown and the class of the reply. */
@@ -77,6 +77,7 @@ function rhsbl(target: Target): Factory {
     arg: "zone",
     make: (name, arg, env) => {
       const list = parseZoneArg(name.split(" ")[0] as string, arg as string, env);
+      const rblReply = compileRblReply(env);
       return {
         name,
         run: async (e: EvalEnv): Promise<Decision> => {
@@ -85,15 +86,15 @@ function rhsbl(target: Target): Factory {
           if (what === undefined || domain === undefined) return { kind: "dunno" };
           const q = `${domain}.${list.zone}`;
           if (!isListed(e, await blocklistAnswers(e, q), list, domain)) return { kind: "dunno" };
-          const why = await listingReason(e, q);
-          return refuse(
-            reply(
-              env.config.maps_rbl_reject_code as 554,
-              "7.1",
-              `Service unavailable; ${target.class} [${what}] blocked using ${list.zone}${why}`,
-            ),
-            name,
-          );
+          const reason = await listingReason(e, q);
+          const hit = {
+            zoneArg: arg as string,
+            zone: list.zone,
+            what,
+            class: target.class,
+            reason,
+          };
+          return await rblReply(e, hit, name);
         },
       };
     },
