@@ -16,7 +16,7 @@
 import { reply } from "../../protocol/reply.ts";
 import type { CompileEnv, Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
+import { type EvalEnv, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";
 import { compileRblReply, type RblReply } from "../rbl_reply.ts";
 import { isValidHostname } from "../../protocol/hostname.ts";
