@@ -140,3 +140,9 @@ Deno.test("dnsUse() counts the RHSBL, DNSWL and server-access restrictions as DN
   assert.deepEqual(use.zones, ["w.example"]);
   assert.equal(use.peername, false);
 });
+
+Deno.test("deriveNeeds() reads the rbl_reply_maps tables", () => {
+  const needs = needsOf('rbl_reply_maps = ["texthash:/etc/smtpd/rbl_replies"]');
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  assert.ok(reads.includes("/etc/smtpd/rbl_replies"), reads.join(", "));
+});
