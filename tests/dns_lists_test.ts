@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { startDns } from "./_dns.ts";
+import { join } from "node:path";
 import { makeWorkDir, run, smtpdArgs, startDaemon, writeConfig } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -218,6 +219,50 @@ Deno.test({
       assert.match(other.stdout, /try defer_unauth_destination/);
       assert.match(other.stdout, /reply: 454 4\.7\.1 <u@other\.example>: Relay access denied/);
     } finally {
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "rbl_reply_maps from a texthash file gives a listed HELO name the list's own reply",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns(LISTS);
+    const dir = await makeWorkDir("rbl-reply");
+    const table = join(dir, "rbl_replies");
+    await Deno.writeTextFile(
+      table,
+      "rhsbl.example $rbl_code 5.7.1 HELO $helo_name is listed at $rbl_domain; see https://rhsbl.example/\n",
+    );
+    const d = await startDaemon(
+      [
+        ...BASE,
+        `dns_server = "127.0.0.1:${dns.port}"`,
+        `rbl_reply_maps = ["texthash:${table}"]`,
+        'smtpd_recipient_restrictions = ["reject_rhsbl_helo rhsbl.example", "permit_auth_destination", "reject"]',
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const r = await run("swaks", [
+        "--server",
+        `127.0.0.1:${d.port}`,
+        "--helo",
+        "bad.example",
+        "--from",
+        "joe@good.example",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.ok(
+        r.stdout.includes(
+          "<** 554 5.7.1 HELO bad.example is listed at rhsbl.example; see https://rhsbl.example/",
+        ),
+        r.stdout,
+      );
+    } finally {
+      await d.stop();
       await dns.stop();
     }
   },
