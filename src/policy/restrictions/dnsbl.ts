@@ -2,8 +2,10 @@
  * DNS blocklists: `reject_rbl_client zone[=filter]`, the old
  * `reject_maps_rbl` (every zone of maps_rbl_domains), and the allowlist
  * `permit_rhswl_client zone[=filter]` (the client's name under the zone). The client address
- * is reversed under the zone and looked up (A); the TXT record gives the
- * reply text. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
+ * is reversed under the zone and looked up (A); the TXT records give
+ * $rbl_reason of the reply (../rbl_reply.ts: default_rbl_reply,
+ * rbl_reply_maps). The helpers here (filters, listing, reason, zone
+ * argument) serve rhsbl.ts and dnswl.ts too. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
  * outside 127.255.255.0/24 means "listed"; 127.255.255.x and answers
  * outside 127/8 are list errors (logged, never a rejection). A filter
  * (`=127.0.0.2`, `=127.0.0.[2..11]`, `=127.0.[0;1].2`) narrows the codes.
