@@ -114,7 +114,12 @@ export async function explain(
   ): Promise<boolean> => {
     const trace = new Trace();
     // The command names the protocol_state a policy server is sent.
-    const d = await deps.policy.check(stage, { ...ctx, command }, { trace, dns: deps.dns });
+    // sleep shows its pause in the trace; explain does not wait it out.
+    const d = await deps.policy.check(stage, { ...ctx, command }, {
+      trace,
+      dns: deps.dns,
+      sleep: () => Promise.resolve(),
+    });
     const actions = (d.effects ?? []).map((e) =>
       `${e.kind}: ${e.kind === "prepend" ? e.header : e.text}`
     );
@@ -132,15 +137,11 @@ export async function explain(
   const withSender = { ...base, sender };
   if (ok && sender) ok = await run("sender", "MAIL", withSender, input.from);
   if (ok) {
-    let accepted = 0;
+    let accepted = 0; // reject_multi_recipient_bounce counts the recipients accepted so far
     for (const to of input.to) {
-      const rcptOk = await run(
-        "recipient",
-        "RCPT",
-        { ...withSender, recipient: parseAddress(to, "recipient") },
-        to,
-      );
-      if (rcptOk) accepted++;
+      const recipient = parseAddress(to, "recipient");
+      const ctx = { ...withSender, recipient, recipientCount: accepted };
+      if (await run("recipient", "RCPT", ctx, to)) accepted++;
     }
     // DATA and the end of data, once a recipient is accepted.
     if (sender && accepted > 0) {

@@ -62,6 +62,7 @@ export function coerceValue(
   });
   switch (spec.kind) {
     case "string":
+    case "template":
       return typeof raw === "string" ? { ok: true, value: raw } : bad("a string");
     case "enum": {
       if (typeof raw !== "string") return bad("a string");

@@ -8,7 +8,7 @@
  */
 
 /** The value kinds a parameter can have. */
-export type ParamKind = "string" | "integer" | "boolean" | "list" | "time" | "enum";
+export type ParamKind = "string" | "integer" | "boolean" | "list" | "time" | "enum" | "template";
 
 /** One parameter's definition. */
 export interface ParamSpec<T> {
@@ -23,6 +23,10 @@ export interface ParamSpec<T> {
 
 function str(def: string, doc: string): ParamSpec<string> {
   return { kind: "string", default: def, doc };
+}
+/** A string whose $names are expanded when it is used, not at load (default_rbl_reply). */
+function template(def: string, doc: string): ParamSpec<string> {
+  return { kind: "template", default: def, doc };
 }
 function int(def: number, doc: string, min = 0): ParamSpec<number> {
   return { kind: "integer", default: def, doc, min };
@@ -187,6 +191,14 @@ export const PARAMS = {
     -1_000_000,
   ),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
+  default_rbl_reply: template(
+    "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",
+    "Reply template of reject_rbl_client and reject_rhsbl_* ($name expanded per reply, not at load)",
+  ),
+  rbl_reply_maps: list(
+    [],
+    "Tables: DNS list zone (as written with =filter, then without) -> reply template for that list",
+  ),
   local_recipient_maps: list(
     [],
     "Tables of the users of mydestination; an unknown one is refused at RCPT (empty: no check)",
@@ -226,7 +238,16 @@ export const PARAMS = {
   maps_rbl_reject_code: int(554, "Reply code for a DNS blocklist hit", 400),
   reject_code: int(554, "Reply code for the reject restriction", 400),
   defer_code: int(450, "Reply code for the defer restriction", 400),
-  relay_domains_reject_code: int(554, "Reply code for reject_unauth_destination", 400),
+  relay_domains_reject_code: int(
+    554,
+    "Reply code for reject_unauth_destination (defer_unauth_destination answers 100 less)",
+    400,
+  ),
+  multi_recipient_bounce_reject_code: int(
+    550,
+    "Reply code for reject_multi_recipient_bounce",
+    400,
+  ),
   unknown_address_reject_code: int(450, "Reply code for reject_unknown_*_domain", 400),
   unknown_client_reject_code: int(450, "Reply code for reject_unknown_client_hostname", 400),
   unknown_hostname_reject_code: int(450, "Reply code for reject_unknown_helo_hostname", 400),

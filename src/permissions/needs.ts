@@ -58,6 +58,17 @@ export const DNS_RESTRICTIONS: ReadonlySet<string> = new Set([
   "reject_rbl_client",
   "reject_maps_rbl",
   "permit_mx_backup",
+  "reject_rhsbl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+  "permit_dnswl_client",
+  "permit_rhswl_client",
+  "reject_dnsbl_score",
+  ...["client", "reverse_client", "helo", "sender", "recipient"].flatMap((s) =>
+    ["mx", "ns", "a"].map((t) => `check_${s}_${t}_access`)
+  ),
 ]);
 
 /** File-backed table types (the others are written inline). */
@@ -199,7 +210,9 @@ export function dnsUse(
   const zones = new Set<string>();
   words.forEach((w, i) => {
     const next = words[i + 1];
-    if (w === "reject_rbl_client" && next) zones.add(next.split("=")[0] as string);
+    if (/^(reject_rbl_client|permit_dnswl_client)$/.test(w) && next) {
+      zones.add(next.split("=")[0] as string);
+    }
   });
   if (restrictions.includes("reject_maps_rbl")) {
     for (const z of loaded.config.maps_rbl_domains) zones.add(z);

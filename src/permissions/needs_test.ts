@@ -171,3 +171,24 @@ Deno.test("deriveNeeds() reads the tables of the relay, DATA and end-of-data lis
     assert.ok(reads.includes(p), `${p} in ${reads.join(" ")}`);
   }
 });
+
+Deno.test("dnsUse() counts the RHSBL, DNSWL and server-access restrictions as DNS users", () => {
+  const loaded = resolveConfigText(
+    "smtpd_peername_lookup = false\n" +
+      'smtpd_recipient_restrictions = ["reject_rhsbl_sender r.example", "permit_dnswl_client w.example=127.0.[0..255].[1..3]", "check_reverse_client_mx_access inline:{ a=REJECT }"]',
+  );
+  const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
+  assert.deepEqual(use.restrictions.sort(), [
+    "check_reverse_client_mx_access",
+    "permit_dnswl_client",
+    "reject_rhsbl_sender",
+  ]);
+  assert.deepEqual(use.zones, ["w.example"]);
+  assert.equal(use.peername, false);
+});
+
+Deno.test("deriveNeeds() reads the rbl_reply_maps tables", () => {
+  const needs = needsOf('rbl_reply_maps = ["texthash:/etc/smtpd/rbl_replies"]');
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  assert.ok(reads.includes("/etc/smtpd/rbl_replies"), reads.join(", "));
+});

@@ -26,6 +26,10 @@ export interface Facts {
   /** Default: "ok" for a named client, "notFound" for "unknown". */
   nameStatus?: ClientNameStatus;
   reverseStatus?: ClientNameStatus;
+  /** The unverified (PTR) name; default: the client name. */
+  reverseName?: string;
+  /** Recipients accepted so far in the transaction. */
+  recipients?: number;
   local?: boolean;
   helo?: string;
   /** The MAIL FROM path without angle brackets ("" for the null sender). */
@@ -68,7 +72,7 @@ export function context(f: Facts): PolicyContext {
   return {
     clientAddress: m[2] as string,
     clientName: name,
-    reverseName: name,
+    reverseName: f.reverseName ?? name,
     nameStatus,
     reverseStatus: f.reverseStatus ?? nameStatus,
     local: f.local ?? false,
@@ -78,6 +82,7 @@ export function context(f: Facts): PolicyContext {
     ...(f.etrn === undefined ? {} : { etrnDomain: f.etrn }),
     ...(f.pipelining === undefined ? {} : { unauthPipelining: f.pipelining }),
     ...(f.command === undefined ? {} : { command: f.command }),
+    ...(f.recipients === undefined ? {} : { recipientCount: f.recipients }),
   };
 }
 

@@ -36,6 +36,10 @@ import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { UNLISTED, unlistedCheck } from "./restrictions/unlisted.ts";
 import { compileDestinations, type Destinations } from "./destinations.ts";
 import { readListFile } from "./tables/mod.ts";
+import { DNSWL } from "./restrictions/dnswl.ts";
+import { ENVELOPE } from "./restrictions/envelope.ts";
+import { RHSBL } from "./restrictions/rhsbl.ts";
+import { SLEEP } from "./restrictions/sleep.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
 /** Every restriction name. */
@@ -51,6 +55,10 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...SERVER_ACCESS,
   ...POLICY_SERVICE,
   ...UNLISTED,
+  ...RHSBL,
+  ...DNSWL,
+  ...ENVELOPE,
+  ...SLEEP,
 };
 
 /** Resolves old names to current ones. */
@@ -211,7 +219,12 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (factory.arg) {
           arg = items[i + 1];
           if (arg === undefined || (factory.arg === "table" && !isTableSpec(arg))) {
-            const what = { table: "type:table", zone: "zone", service: "policy service" };
+            const what = {
+              table: "type:table",
+              zone: "zone",
+              service: "policy service",
+              seconds: "number of seconds",
+            };
             env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
           }
           i++;
@@ -379,7 +392,13 @@ export function auditLists(loaded: LoadedConfig): string[] {
   // has a guard; we warn here (config --check).
   const guarded = (items: readonly string[]): boolean => {
     const guard = items.findIndex((w) =>
-      ["reject_unauth_destination", "check_relay_domains", "reject", "defer"].includes(w)
+      [
+        "reject_unauth_destination",
+        "defer_unauth_destination",
+        "check_relay_domains",
+        "reject",
+        "defer",
+      ].includes(w)
     );
     const openAt = items.findIndex((w) => w === "permit" || w === "permit_mx_backup");
     return guard >= 0 && (openAt < 0 || openAt > guard);

@@ -313,3 +313,12 @@ for (const [what, toml, expected] of AUDITS) {
     assert.deepEqual(auditLists(load(toml)), expected);
   });
 }
+
+Deno.test("auditLists() takes defer_unauth_destination as a relay guard, as Postfix does", () => {
+  assert.deepEqual(
+    auditLists(
+      load('smtpd_recipient_restrictions = ["permit_mynetworks", "defer_unauth_destination"]'),
+    ),
+    [],
+  );
+});

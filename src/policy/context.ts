@@ -42,6 +42,8 @@ export interface PolicyContext {
   readonly etrnDomain?: string;
   /** The client sent commands ahead of time where that is not allowed. */
   readonly unauthPipelining?: boolean;
+  /** Recipients accepted so far in the mail transaction (reject_multi_recipient_bounce, policy services). */
+  readonly recipientCount?: number;
   /** The command being checked, for reject_unauth_pipelining's text. */
   readonly command?: string;
   /** "SMTP" or "ESMTP" (check_policy_service's protocol_name). */
@@ -56,8 +58,6 @@ export interface PolicyContext {
   readonly instance?: string;
   /** The service is under stress (stress mode). */
   readonly stress?: boolean;
-  /** Accepted recipients so far (DATA and end-of-data stages, policy services). */
-  readonly recipientCount?: number;
   /** The transaction is already held (HOLD once per message, as Postfix). */
   readonly held?: boolean;
   /** The queue ID, once the message has one (end of data). */

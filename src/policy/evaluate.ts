@@ -27,6 +27,8 @@ export interface CheckOptions {
   trace?: Trace;
   /** The session's DNS cache (defaults to a fresh one). */
   dns?: DnsResolver;
+  /** How the sleep restriction pauses (defaults to a timer; smtpd explain does not wait). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** Runs the restrictions of a stage. */
@@ -140,6 +142,7 @@ export class CompiledPolicy implements Policy {
       warn: this.#warn,
       deferIfPermit: undefined,
       depth: 0,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
     };
   }
 

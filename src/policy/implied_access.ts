@@ -14,7 +14,10 @@ import type { PolicyContext } from "./context.ts";
 import { normalizeDomain } from "./hostname.ts";
 import { type CompileEnv, type Restriction, stageSubject, type Subject } from "./restriction.ts";
 
-const KEYS: Record<Subject, (c: PolicyContext) => readonly string[] | undefined> = {
+const KEYS: Record<
+  Exclude<Subject, "reverse_client">,
+  (c: PolicyContext) => readonly string[] | undefined
+> = {
   client: (c) => [
     ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
     ...addressKeys(c.clientAddress),

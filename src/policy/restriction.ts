@@ -33,6 +33,8 @@ export interface EvalEnv {
   depth: number;
   /** Access actions that change the message (HOLD, DISCARD, PREPEND), in order. */
   effects?: MessageEffect[];
+  /** Pauses the evaluation (the sleep restriction); smtpd explain passes one that does not wait. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /** A restriction compiled at start-up. */
@@ -43,10 +45,19 @@ export interface Restriction {
 }
 
 /** The subject a refusal names: "Client host", "Sender address", ... */
-export type Subject = "client" | "helo" | "sender" | "recipient" | "etrn" | "data" | "eod";
+export type Subject =
+  | "client"
+  | "reverse_client"
+  | "helo"
+  | "sender"
+  | "recipient"
+  | "etrn"
+  | "data"
+  | "eod";
 
 const SUBJECT_TEXT: Record<Subject, string> = {
   client: "Client host",
+  "reverse_client": "Unverified Client host",
   helo: "Helo command",
   sender: "Sender address",
   recipient: "Recipient address",
@@ -60,7 +71,7 @@ const SUBJECT_TEXT: Record<Subject, string> = {
  * @param stage the stage
  * @returns the subject
  */
-export function stageSubject(stage: PolicyStage): Subject {
+export function stageSubject(stage: PolicyStage): Exclude<Subject, "reverse_client"> {
   return stage === "vrfy" ? "recipient" : stage;
 }
 
@@ -74,6 +85,8 @@ export function subjectName(subject: Subject, ctx: PolicyContext): string {
   switch (subject) {
     case "client":
       return `${ctx.clientName}[${ctx.clientAddress}]`;
+    case "reverse_client":
+      return ctx.reverseName;
     case "helo":
       return ctx.helo ?? "";
     case "sender":
@@ -252,7 +265,7 @@ export interface CompileEnv {
 /** How a restriction is built. */
 export interface Factory {
   /** The restriction takes the next list item as its argument. */
-  readonly arg?: "table" | "zone" | "service";
+  readonly arg?: "table" | "zone" | "service" | "seconds";
   /** Old names that still work, with a warning naming this one. */
   readonly aliases?: readonly string[];
   /** This name itself is old: the warning names what replaces it. */

@@ -2,8 +2,10 @@
  * DNS blocklists: `reject_rbl_client zone[=filter]`, the old
  * `reject_maps_rbl` (every zone of maps_rbl_domains), and the allowlist
  * `permit_rhswl_client zone[=filter]` (the client's name under the zone). The client address
- * is reversed under the zone and looked up (A); the TXT record gives the
- * reply text. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
+ * is reversed under the zone and looked up (A); the TXT records give
+ * $rbl_reason of the reply (../rbl_reply.ts: default_rbl_reply,
+ * rbl_reply_maps). The helpers here (filters, listing, reason, zone
+ * argument) serve rhsbl.ts and dnswl.ts too. Safe default (DESIGN.md §5): only 127.0.0.2-127.255.255.255
  * outside 127.255.255.0/24 means "listed"; 127.255.255.x and answers
  * outside 127/8 are list errors (logged, never a rejection). A filter
  * (`=127.0.0.2`, `=127.0.0.[2..11]`, `=127.0.[0;1].2`) narrows the codes.
@@ -14,11 +16,11 @@
  */
 
 import { reply } from "../../protocol/reply.ts";
-import type { Factory } from "../restriction.ts";
+import type { CompileEnv, Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restriction.ts";
+import { type EvalEnv, type Restriction, tracedDns } from "../restriction.ts";
 import { reverseName } from "../resolver.ts";
-import type { Config } from "../../config/mod.ts";
+import { compileRblReply, type RblReply } from "../rbl_reply.ts";
 import { isValidHostname } from "../../protocol/hostname.ts";
 import { isAuthDestination } from "./relay.ts";
 
@@ -86,12 +88,82 @@ export async function blocklistAnswers(e: EvalEnv, query: string): Promise<reado
   return a.kind === "ok" ? a.records : [];
 }
 
+/** Postfix's limit on the concatenated TXT text of a listing. */
+const TXT_LIMIT = 500;
+
+/**
+ * The reason a list gives for a listing ($rbl_reason), as Postfix takes
+ * it: every TXT record of the query joined with " / ", at most 500
+ * characters.
+ * @param e the evaluation
+ * @param query the query that was listed
+ * @returns the text, or "" when the list gives none
+ */
+export async function listingReason(e: EvalEnv, query: string): Promise<string> {
+  const txt = await tracedDns(e, query, "TXT");
+  if (txt.kind === "filtered") {
+    e.warn(`${query}: TXT lookup error: DNS reply filter drops all results`);
+  }
+  if (txt.kind !== "ok" || txt.records.length === 0) return "";
+  return txt.records.join(" / ").slice(0, TXT_LIMIT);
+}
+
+/**
+ * Whether a list's answers say "listed": with a filter, an answer it
+ * matches; without, an answer that {@linkcode classifyAnswer} calls a
+ * listing (the others are logged as list errors).
+ * @param e the evaluation
+ * @param answers the A records
+ * @param list the zone and its compiled filter
+ * @param what the name or address looked up (for the log)
+ * @returns true when listed
+ */
+export function isListed(
+  e: EvalEnv,
+  answers: readonly string[],
+  list: { zone: string; match: ((ip: string) => boolean) | undefined },
+  what: string,
+): boolean {
+  let listed = false;
+  for (const ip of answers) {
+    if (list.match) {
+      if (list.match(ip)) listed = true;
+    } else if (classifyAnswer(ip) === "listed") {
+      listed = true;
+    } else {
+      e.warn(`${list.zone}: list error answer ${ip} for ${what} ignored`);
+      e.trace?.add({ kind: "note", text: `${ip} is a list error, not a listing` });
+    }
+  }
+  return listed;
+}
+
+/**
+ * Parses a `zone[=filter]` argument at start-up.
+ * @param name the restriction (for the error)
+ * @param arg the argument
+ * @param env the compile environment
+ * @returns the zone and its compiled filter
+ */
+export function parseZoneArg(
+  name: string,
+  arg: string,
+  env: CompileEnv,
+): { zone: string; match: ((ip: string) => boolean) | undefined } {
+  const [zone = "", filter, ...more] = arg.split("=");
+  if (!/^[A-Za-z0-9_.-]+$/.test(zone) || more.length) env.fail(`${name}: bad zone "${arg}"`);
+  const match = filter === undefined ? undefined : compileFilter(filter);
+  if (filter !== undefined && !match) env.fail(`${name}: bad reply filter "${filter}"`);
+  return { zone, match };
+}
+
 function rblRestriction(
   name: string,
-  zone: string,
+  zoneArg: string,
   filter: string | undefined,
-  config: Config,
+  rblReply: RblReply,
 ): Restriction {
+  const zone = zoneArg.split("=")[0] as string;
   const match = filter === undefined ? undefined : compileFilter(filter);
   return {
     name,
@@ -99,28 +171,11 @@ function rblRestriction(
       if (e.ctx.local) return { kind: "dunno" };
       const q = reverseName(e.ctx.clientAddress, zone);
       if (!q) return { kind: "dunno" };
-      let listed = false;
-      for (const ip of await blocklistAnswers(e, q)) {
-        if (match) {
-          if (match(ip)) listed = true;
-        } else if (classifyAnswer(ip) === "listed") {
-          listed = true;
-        } else {
-          e.warn(`${zone}: list error answer ${ip} for ${e.ctx.clientAddress} ignored`);
-          e.trace?.add({ kind: "note", text: `${ip} is a list error, not a listing` });
-        }
-      }
-      if (!listed) return { kind: "dunno" };
-      const txt = await tracedDns(e, q, "TXT");
-      const why = txt.kind === "ok" && txt.records[0] ? `; ${txt.records[0]}` : "";
-      return refuse(
-        reply(
-          config.maps_rbl_reject_code as 554,
-          "7.1",
-          `Service unavailable; Client host [${e.ctx.clientAddress}] blocked using ${zone}${why}`,
-        ),
-        `${name}`,
-      );
+      const answers = await blocklistAnswers(e, q);
+      if (!isListed(e, answers, { zone, match }, e.ctx.clientAddress)) return { kind: "dunno" };
+      const what = e.ctx.clientAddress;
+      const reason = await listingReason(e, q);
+      return await rblReply(e, { zoneArg, zone, what, class: "Client host", reason }, name);
     },
   };
 }
@@ -188,14 +243,15 @@ export const DNSBL: Record<string, Factory> = {
       if (filter !== undefined && !compileFilter(filter)) {
         env.fail(`reject_rbl_client: bad reply filter "${filter}"`);
       }
-      return rblRestriction(name, zone, filter, env.config);
+      return rblRestriction(name, arg as string, filter, compileRblReply(env));
     },
   },
   "reject_maps_rbl": {
     replacedBy: "reject_rbl_client ZONE (one per maps_rbl_domains entry)",
     make: (name, _arg, env) => {
+      const rblReply = compileRblReply(env);
       const each = env.config.maps_rbl_domains.map((z) =>
-        rblRestriction(`${name} ${z}`, z, undefined, env.config)
+        rblRestriction(`${name} ${z}`, z, undefined, rblReply)
       );
       return {
         name,

@@ -1,8 +1,9 @@
 /**
- * check_{client,helo,sender,recipient}_{mx,ns,a}_access: the access table
- * is looked up with the MX hosts, the DNS servers or the addresses of a
- * domain (the client's name, the HELO name, the sender's or recipient's
- * domain), as Postfix's check_server_access does. For each host its name
+ * check_{client,reverse_client,helo,sender,recipient}_{mx,ns,a}_access: the
+ * access table is looked up with the MX hosts, the DNS servers or the
+ * addresses of a domain (the client's verified or unverified name, the HELO
+ * name, the sender's or recipient's domain), as Postfix's
+ * check_server_access does. For each host its name
  * (and parent domains) is looked up first (not for _a_access), then each of
  * its addresses (and their prefixes). A domain without MX records is its
  * own MX host; without NS records, its parent's servers count; an address
@@ -41,6 +42,7 @@ const WHAT: Record<
   (c: PolicyContext) => string | undefined
 > = {
   client: (c) => c.clientName === "unknown" ? undefined : c.clientName,
+  "reverse_client": (c) => c.reverseName === "unknown" ? undefined : c.reverseName,
   helo: (c) => c.helo,
   sender: (c) => c.sender && (c.sender.domain || c.sender.local || undefined),
   recipient: (c) => c.recipient && (c.recipient.domain || c.recipient.local || undefined),
@@ -170,7 +172,7 @@ function serverAccess(
 
 /** The server access restrictions. */
 export const SERVER_ACCESS: Record<string, Factory> = Object.fromEntries(
-  (["client", "helo", "sender", "recipient"] as const).flatMap((s) =>
+  (["client", "reverse_client", "helo", "sender", "recipient"] as const).flatMap((s) =>
     (["MX", "NS", "A"] as const).map((t) => [
       `check_${s}_${t.toLowerCase()}_access`,
       serverAccess(s, t),
