@@ -111,6 +111,14 @@ export interface RuntimeOptions {
   readonly mode: Mode;
   /** A listener thread's: the main thread's shared cells, adopted. */
   readonly thread?: ThreadShares;
+  /**
+   * A reload's: the running runtime, whose open parts are kept (stderr,
+   * logger, queue store, triggers, free space, memory budget, buffers, rate
+   * counters, mail_owner, STARTTLS context): only what the configuration and
+   * tables decide is built again. The restart-only parameters
+   * (src/daemon/reload.ts) must already be pinned to its values.
+   */
+  readonly previous?: Runtime;
 }
 
 /** Everything one process or thread runs with (frozen). */
@@ -168,16 +176,16 @@ export async function buildRuntime(
   options: RuntimeOptions,
 ): Promise<Runtime> {
   const config = loaded.config;
-  const { mode, thread } = options;
+  const { mode, thread, previous } = options;
   const { listen, proxyNetworks } = validateSemantics(loaded);
-  const stderr = new StderrSink();
-  const logger = makeLogger(config, options.verbose, mode, stderr);
+  const stderr = previous?.stderr ?? new StderrSink();
+  const logger = previous?.logger ?? makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
     dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
     warn: (text) => logger.warning(text),
   });
-  const owner = resolveOwner(loaded);
-  const tls = await tlsContext(loaded);
+  const owner = previous ? previous.owner : resolveOwner(loaded);
+  const tls = previous ? previous.tls : await tlsContext(loaded);
   const exceptions: Network[] = located(
     loaded,
     "smtpd_client_event_limit_exceptions",
@@ -196,28 +204,15 @@ export async function buildRuntime(
     "debug_peer_list",
     () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
   );
-  const poolLock = new PoolLock(thread?.poolLock);
-  const clock = new TriggerClock(thread?.triggerClock);
-  const space = thread
-    ? FreeSpace.reading(thread.freeSpace)
-    : await FreeSpace.measuring(config.queue_directory);
-  const memory = thread
-    ? MemoryBudget.adopt(thread.memory)
-    : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
-  const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
-  const store = new QueueStore(config.queue_directory, {
-    owner,
-    pool: queue === "incoming",
-    poolLock,
-    onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
-  });
-  const wake = wakeupTrigger(
-    `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
-    { clock },
+  const kept = previous ?? await openParts(loaded, mode, logger, owner, thread);
+  const { queue, store, wake, flush, space, memory, buffers } = kept;
+  // A reload adopts the running counters: the rates go on being counted.
+  const rates = new RateLimiter(
+    { timeUnit: config.anvil_rate_time_unit },
+    previous?.shares.rates ?? thread?.rates,
   );
-  const flush = qmgrFlushTrigger(config.queue_directory, { clock });
-  const buffers = new IoBuffers();
-  const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
+  const shares: ThreadShares = previous?.shares ??
+    Object.freeze({ ...kept.shares, rates: rates.shared });
   const overRate = rateLimits(config, rates, limitExempt, logger);
   const cleanup = new Cleanup(store, config);
   const deps: SessionDeps = Object.freeze({
@@ -261,15 +256,72 @@ export async function buildRuntime(
     space,
     memory,
     buffers,
-    shares: Object.freeze({
+    shares,
+    deps,
+  });
+}
+
+/** The parts of a runtime a reload keeps (see {@linkcode RuntimeOptions.previous}). */
+type OpenParts =
+  & Pick<
+    Runtime,
+    "queue" | "store" | "wake" | "flush" | "space" | "memory" | "buffers"
+  >
+  & { shares: Omit<ThreadShares, "rates"> };
+
+/**
+ * The parts of a runtime that hold files, shared cells or timers: made
+ * once per thread, at start, and kept by every reload.
+ * @param loaded the configuration
+ * @param mode what the runtime is for
+ * @param logger where the store's warnings go
+ * @param owner mail_owner resolved
+ * @param thread a listener thread's shared cells
+ * @returns the parts
+ */
+async function openParts(
+  loaded: LoadedConfig,
+  mode: Mode,
+  logger: Logger,
+  owner: Runtime["owner"],
+  thread: ThreadShares | undefined,
+): Promise<OpenParts> {
+  const config = loaded.config;
+  const poolLock = new PoolLock(thread?.poolLock);
+  const clock = new TriggerClock(thread?.triggerClock);
+  const space = thread
+    ? FreeSpace.reading(thread.freeSpace)
+    : await FreeSpace.measuring(config.queue_directory);
+  const memory = thread
+    ? MemoryBudget.adopt(thread.memory)
+    : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+  const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
+  const store = new QueueStore(config.queue_directory, {
+    owner,
+    pool: queue === "incoming",
+    poolLock,
+    onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
+  });
+  const wake = wakeupTrigger(
+    `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
+    { clock },
+  );
+  const flush = qmgrFlushTrigger(config.queue_directory, { clock });
+  return {
+    queue,
+    store,
+    wake,
+    flush,
+    space,
+    memory,
+    buffers: new IoBuffers(),
+    shares: {
       poolLock: poolLock.buffer,
       triggerClock: clock.buffer,
       freeSpace: space.shared,
       memory: memory.shared,
-      rates: rates.shared,
-    }),
-    deps,
-  });
+    },
+  };
 }
 
 /**

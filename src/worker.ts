@@ -35,9 +35,13 @@ globalThis.addEventListener("error", (e) => {
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
   serveInWorker(e.data).then(
-    (runtime) => {
+    (serving) => {
       self.onmessage = (m: MessageEvent) => {
-        if ((m.data as { kind?: string })?.kind === "stop") {
+        const kind = (m.data as { kind?: string })?.kind;
+        if (kind === "reload") {
+          void serving.reload().then((error) => self.postMessage({ kind: "reloaded", error }));
+        } else if (kind === "stop") {
+          const runtime = serving.runtime();
           void runtime.store.close().then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });

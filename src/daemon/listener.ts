@@ -66,9 +66,11 @@ const REFUSAL_LOG_MS = 10_000;
  */
 export async function startListening(
   setup: ListenerSetup,
-): Promise<{ server: TcpServer; limiter: ConnectionLimiter }> {
+): Promise<Listening> {
   const { runtime } = setup;
-  const { deps, config, logger, store } = runtime;
+  const { config, logger, store } = runtime;
+  // The runtime new sessions get: a reload swaps it; a session keeps the one it started with.
+  let current = runtime;
   const limit = config.default_process_limit;
   // A load that hovers near the threshold enters and leaves stress often:
   // each direction is logged at most once every 10 s, with the count.
@@ -87,7 +89,7 @@ export async function startListening(
   const limiter = new ConnectionLimiter({
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
-    exempt: runtime.limitExempt,
+    exempt: (address) => current.limitExempt(address),
     stressPercent: config.smtpd_stress_threshold,
     onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);
@@ -98,7 +100,7 @@ export async function startListening(
     logger.warning(
       `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
     );
-    return tooManyConnections(config.myhostname, address);
+    return tooManyConnections(current.config.myhostname, address);
   };
   // Refusals at the cap come in floods: one log line, then a count now and then.
   const logRefusal = throttled((held: number, address: string) =>
@@ -122,7 +124,6 @@ export async function startListening(
   // Set once listening; sessions that arrive before cannot evict anyone.
   const listening: { server?: TcpServer } = {};
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
-  const stressedDeps: SessionDeps = { ...deps, stressed: () => true };
   const ledger = setup.ledger;
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
@@ -150,6 +151,7 @@ export async function startListening(
     ledger?.entered();
     if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
     const stressed = limiter.stressed;
+    const deps: SessionDeps = current.deps;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
       // smtpd_client_connection_rate_limit, once the client is known.
@@ -172,7 +174,7 @@ export async function startListening(
           ? admitClient(address)
           : deps.overRate?.("connection", address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
-        await runSession(t, stressed ? stressedDeps : deps);
+        await runSession(t, stressed ? { ...deps, stressed: () => true } : deps);
       }
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
@@ -201,7 +203,21 @@ export async function startListening(
     if (victim) logEviction(victim, "no descriptor for a queue file");
     return victim !== undefined;
   };
-  return { server, limiter };
+  return {
+    server,
+    limiter,
+    swap: (next) => {
+      current = next;
+    },
+  };
+}
+
+/** A thread's listeners as started. */
+export interface Listening {
+  server: TcpServer;
+  limiter: ConnectionLimiter;
+  /** Gives new sessions another runtime (a reload's; same store, logger and TLS). */
+  swap(next: Runtime): void;
 }
 
 /**

@@ -20,7 +20,9 @@ import {
   systemHostname,
   type ThreadShares,
 } from "../runtime.ts";
-import { listenerThreads, startListening } from "./listener.ts";
+import { listenerThreads, type Listening, startListening } from "./listener.ts";
+import { keptWarning, reloadRuntime } from "./reload.ts";
+import { checkReloadPermissions } from "../commands/permissions.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -136,6 +138,47 @@ export async function runServe(
     await Promise.all([store.close(), ...supervisor.threads.map((t) => stopWorker(t.worker))]);
     stopped();
   };
+  // SIGHUP: re-read the configuration and tables for new sessions, in every thread.
+  let running = runtime;
+  const reload = async () => {
+    const r = await reloadRuntime(running, {
+      ...opts,
+      permissions: (loaded) => checkReloadPermissions(loaded, opts.overrides),
+    });
+    if (!r.ok) {
+      logger.warning(`reload failed: ${r.error}; keeping the running configuration`);
+      return;
+    }
+    const kept = keptWarning(r.kept);
+    if (kept) logger.warning(kept);
+    running = r.runtime;
+    main.swap(running);
+    const replies = await Promise.all(supervisor.threads.map((t) => reloadWorker(t.worker)));
+    replies.forEach((error, i) => {
+      if (error) logger.warning(`reload failed in listener thread ${i + 1}: ${error}`);
+    });
+    const done = replies.filter((e) => e === undefined).length + 1;
+    logger.info(
+      `reload: configuration re-read from ${opts.file}` +
+        (threads > 1 ? ` (${done} of ${supervisor.threads.length + 1} threads)` : ""),
+    );
+  };
+  let reloading = false;
+  let again = false;
+  Deno.addSignalListener("SIGHUP", async () => {
+    if (stopping) return;
+    // One reload at a time; a signal during one asks for another after it.
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = true;
+    do {
+      again = false;
+      await reload();
+    } while (again && !stopping);
+    reloading = false;
+  });
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
   void server.failed.then(stop);
@@ -164,6 +207,28 @@ export interface WorkerInit {
   heartbeat: SharedArrayBuffer;
   /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
   shares: ThreadShares;
+}
+
+/**
+ * Asks a listener thread to reload (bounded: a thread that does not answer
+ * in 10 s keeps what it has and is reported).
+ * @param w the thread
+ * @returns undefined when it reloaded, else why not
+ */
+function reloadWorker(w: Worker): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish("no answer in 10 s"), 10_000);
+    const onMessage = (e: MessageEvent) => {
+      if (e.data?.kind === "reloaded") finish(e.data.error);
+    };
+    const finish = (error: string | undefined) => {
+      clearTimeout(timer);
+      w.removeEventListener("message", onMessage);
+      resolve(error);
+    };
+    w.addEventListener("message", onMessage);
+    w.postMessage({ kind: "reload" });
+  });
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -205,14 +270,22 @@ function startWorker(init: WorkerInit): Promise<Worker> {
   });
 }
 
+/** A serving listener thread, as its entry point (src/worker.ts) holds it. */
+export interface ThreadServing {
+  /** The runtime new sessions get. */
+  readonly runtime: () => Runtime;
+  /** Reloads: resolves to undefined when done, else why not. */
+  reload(): Promise<string | undefined>;
+}
+
 /**
  * A listener thread's body: loads the same configuration and builds its
  * own runtime (policy, cleanup, queue store), adopting the main thread's
  * shared cells, then listens on the shared ports (SO_REUSEPORT).
  * @param init what the main thread sent
- * @returns the thread's runtime, when the thread is serving
+ * @returns the thread's runtime and reload, when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
+export async function serveInWorker(init: WorkerInit): Promise<ThreadServing> {
   const loaded = await loadConfig(init.file, {
     overrides: init.overrides,
     systemHostname: systemHostname(),
@@ -223,7 +296,7 @@ export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
     thread: init.shares,
   });
   await runtime.store.prefill("incoming");
-  const { server } = await startListening({
+  const listening: Listening = await startListening({
     runtime,
     listen: init.listen,
     shared: init.shared,
@@ -234,6 +307,17 @@ export async function serveInWorker(init: WorkerInit): Promise<Runtime> {
   const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);
   // A listener that cannot be opened again: stop beating, and the main
   // thread replaces this thread.
-  void server.failed.then(() => clearInterval(beating));
-  return runtime;
+  void listening.server.failed.then(() => clearInterval(beating));
+  let running = runtime;
+  return {
+    runtime: () => running,
+    reload: async () => {
+      // The main thread has checked the permissions and named the restart-only changes.
+      const r = await reloadRuntime(running, init);
+      if (!r.ok) return r.error;
+      running = r.runtime;
+      listening.swap(running);
+      return undefined;
+    },
+  };
 }
