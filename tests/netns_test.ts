@@ -390,21 +390,32 @@ Deno.test({
         },
       );
 
-      // TODO(reload, issue 16 item 3): enable when SIGHUP reloads the
-      // configuration and its tables. The step is complete: it changes the
-      // access table, sends SIGHUP to the server's PID, and expects the next
-      // session from 192.0.2.10 to be refused by the new entry.
-      await t.step({
-        name: "kill -HUP with a changed access table changes the next session's answer",
-        ignore: true,
-        fn: async () => {
+      await t.step(
+        "kill -HUP with a changed access table changes the next session's answer",
+        async () => {
+          const before = await swaks("192.0.2.10", ["--to", "nobody@mx.test.example"]);
+          assert.doesNotMatch(before.stdout, /Changed by the reload test/);
           await Deno.writeTextFile(access, "192.0.2.10 REJECT Changed by the reload test\n");
           Deno.kill(server!.child.pid, "SIGHUP");
-          await waitFor("the reload", () => Promise.resolve(/reload/i.test(server!.log())));
+          await waitFor(
+            "the reload",
+            () => Promise.resolve(/reload: configuration re-read from/.test(server!.log())),
+          );
           const r = await swaks("192.0.2.10", ["--to", "nobody@mx.test.example"]);
+          // deno-lint-ignore no-console
+          console.log(
+            [
+              "before:",
+              ...before.stdout.split("\n").filter((l) => /RCPT TO|<[-*~]+ +[2-5]\d\d /.test(l)),
+              `kill -HUP ${server!.child.pid}:`,
+              ...server!.log().split("\n").filter((l) => /reload/.test(l)),
+              "after:",
+              ...r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)),
+            ].join("\n"),
+          );
           assert.match(r.stdout, /<\*\* 554 5\.7\.1 .*Changed by the reload test/);
         },
-      });
+      );
       // deno-lint-ignore no-console
       console.log(`server log:\n${server.log()}`);
     } finally {
