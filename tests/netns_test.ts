@@ -408,7 +408,7 @@ Deno.test({
               "before:",
               ...before.stdout.split("\n").filter((l) => /RCPT TO|<[-*~]+ +[2-5]\d\d /.test(l)),
               `kill -HUP ${server!.child.pid}:`,
-              ...server!.log().split("\n").filter((l) => /reload/.test(l)),
+              ...server!.log().split("\n").filter((l) => /: reload(:| failed)/.test(l)),
               "after:",
               ...r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)),
             ].join("\n"),

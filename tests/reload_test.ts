@@ -94,7 +94,9 @@ Deno.test({
       await hup(d, 1);
       // deno-lint-ignore no-console
       console.log(
-        `kill -HUP ${d.pid}:\n${d.log().split("\n").filter((l) => /reload/.test(l)).join("\n")}`,
+        `kill -HUP ${d.pid}:\n${
+          d.log().split("\n").filter((l) => /: reload(:| failed)/.test(l)).join("\n")
+        }`,
       );
       assert.match(d.log(), /reload: configuration re-read from \S+smtpd\.toml/);
 
