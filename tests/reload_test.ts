@@ -284,3 +284,49 @@ Deno.test({
     assert.match(stdout, /250 2\.0\.0 Ok\r\n221 2\.0\.0 Bye\r\n$/);
   },
 });
+
+Deno.test({
+  name: "deno task smtpd: kill -HUP of the launcher reloads the daemon it runs",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload-launcher");
+    const access = join(dir, "sender_access");
+    await Deno.writeTextFile(access, table("REJECT Listed before the reload"));
+    const { configFile } = await writeConfig(dir, extra(access, "smtpd_listen_threads = 1"));
+    // As `deno task smtpd serve -c FILE` runs it.
+    const launcher = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/smtpd.ts", "serve", "-c", configFile],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let log = "";
+    const pump = (async () => {
+      for await (const chunk of launcher.stderr) log += new TextDecoder().decode(chunk);
+    })();
+    const until = async (want: RegExp) => {
+      const end = Date.now() + 15000;
+      while (!want.test(log)) {
+        if (Date.now() > end) throw new Error(`log never showed ${want}:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await until(/listening on 127\.0\.0\.1:(\d+)/);
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(log)?.[1]);
+      assert.match(await swaks(port), /<\*\* 554 5\.7\.1 .*Listed before the reload/);
+      await Deno.writeTextFile(access, table("OK"));
+      Deno.kill(launcher.pid, "SIGHUP");
+      await until(/: reload: configuration re-read from/);
+      assert.match(await swaks(port), /250 2\.0\.0 Ok: queued as/);
+    } finally {
+      try {
+        launcher.kill("SIGTERM");
+      } catch { /* gone */ }
+      const status = await launcher.status;
+      await pump;
+      assert.equal(status.signal, null, "the launcher survived the SIGHUP and ended on its own");
+    }
+  },
+});
