@@ -10,7 +10,13 @@
  * @module
  */
 
-import { ConfigError, loadConfig, type LoadedConfig, type ParamName } from "../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  loadConfig,
+  type LoadedConfig,
+  type ParamName,
+} from "../config/mod.ts";
 import { buildRuntime, type Runtime, systemHostname } from "../runtime.ts";
 
 /**
@@ -37,23 +43,37 @@ export const RESTART_ONLY: Readonly<Partial<Record<ParamName, string>>> = Object
   smtpd_memory_budget: "the shared memory budget",
 });
 
+/** The running values of the restart-only parameters (structured-cloneable, for a thread). */
+export type RestartOnlyValues = Readonly<Partial<Record<ParamName, unknown>>>;
+
+/**
+ * The running values of the restart-only parameters.
+ * @param config the configuration in force
+ * @returns their values
+ */
+export function restartOnlyValues(config: Config): RestartOnlyValues {
+  return Object.fromEntries(
+    (Object.keys(RESTART_ONLY) as ParamName[]).map((name) => [name, config[name]]),
+  );
+}
+
 /**
  * The new configuration with every restart-only parameter set back to its
  * running value, and the names of those that differed.
- * @param running the configuration in force
+ * @param running the values in force ({@linkcode restartOnlyValues})
  * @param next the configuration just read
  * @returns the configuration to use, and the parameters kept
  */
 export function pinRestartOnly(
-  running: LoadedConfig,
+  running: RestartOnlyValues,
   next: LoadedConfig,
 ): { loaded: LoadedConfig; kept: ParamName[] } {
   const kept: ParamName[] = [];
   const config: Record<string, unknown> = { ...next.config };
   for (const name of Object.keys(RESTART_ONLY) as ParamName[]) {
-    if (JSON.stringify(running.config[name]) === JSON.stringify(next.config[name])) continue;
+    if (JSON.stringify(running[name]) === JSON.stringify(next.config[name])) continue;
     kept.push(name);
-    config[name] = running.config[name];
+    config[name] = running[name];
   }
   if (kept.length === 0) return { loaded: next, kept };
   const loaded: LoadedConfig = {
@@ -98,7 +118,7 @@ export async function reloadRuntime(running: Runtime, source: ReloadSource): Pro
     });
     const missing = source.permissions?.(next);
     if (missing) return { ok: false, error: missing };
-    const { loaded, kept } = pinRestartOnly(running.loaded, next);
+    const { loaded, kept } = pinRestartOnly(restartOnlyValues(running.config), next);
     const runtime = await buildRuntime(loaded, {
       verbose: source.verbose,
       mode: running.mode,

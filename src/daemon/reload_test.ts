@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../config/mod.ts";
 import { buildRuntime } from "../runtime.ts";
-import { keptWarning, pinRestartOnly, reloadRuntime, RESTART_ONLY } from "./reload.ts";
+import {
+  keptWarning,
+  pinRestartOnly,
+  reloadRuntime,
+  RESTART_ONLY,
+  restartOnlyValues,
+} from "./reload.ts";
 
 async function workDir() {
   const dir = await Deno.makeTempDir({ prefix: "reload_test_" });
@@ -22,7 +28,7 @@ Deno.test("pinRestartOnly: restart-only parameters keep their running values and
       'smtpd_listen = ["127.0.0.1:2626"]\nmyhostname = "b.example"\nsmtpd_listen_threads = 4\n',
     );
     const next = await load(file);
-    const { loaded, kept } = pinRestartOnly(running, next);
+    const { loaded, kept } = pinRestartOnly(restartOnlyValues(running.config), next);
     assert.deepEqual(kept, ["smtpd_listen", "smtpd_listen_threads"]);
     assert.deepEqual(loaded.config.smtpd_listen, ["127.0.0.1:2525"]);
     assert.equal(loaded.config.smtpd_listen_threads, running.config.smtpd_listen_threads);
@@ -30,7 +36,7 @@ Deno.test("pinRestartOnly: restart-only parameters keep their running values and
     assert.equal(loaded.file, next.file);
     assert.equal(loaded.lineOf("myhostname"), next.lineOf("myhostname"));
     // Nothing restart-only changed: the new configuration as it is.
-    const same = pinRestartOnly(running, running);
+    const same = pinRestartOnly(restartOnlyValues(running.config), running);
     assert.deepEqual(same.kept, []);
     assert.equal(same.loaded, running);
   } finally {

@@ -21,7 +21,13 @@ import {
   type ThreadShares,
 } from "../runtime.ts";
 import { listenerThreads, type Listening, startListening } from "./listener.ts";
-import { keptWarning, reloadRuntime } from "./reload.ts";
+import {
+  keptWarning,
+  pinRestartOnly,
+  reloadRuntime,
+  type RestartOnlyValues,
+  restartOnlyValues,
+} from "./reload.ts";
 import { checkReloadPermissions } from "../commands/permissions.ts";
 
 /**
@@ -76,6 +82,8 @@ export async function runServe(
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
   const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
   if (threads > 1) space.refreshEverySecond();
+  // The runtime in force (a reload replaces it).
+  let running = runtime;
   // Listener threads: a dead one is logged, its slots released, and replaced.
   const supervisor = new ThreadSupervisor<ListenerThread>({
     log: logger,
@@ -91,6 +99,9 @@ export async function runServe(
         ledger: ledger.shared,
         heartbeat,
         shares: runtime.shares,
+        // A thread started after a reload reads the file as it is now, but
+        // keeps the restart-only values the process runs with.
+        pinned: restartOnlyValues(running.config),
       });
       return {
         worker,
@@ -139,7 +150,6 @@ export async function runServe(
     stopped();
   };
   // SIGHUP: re-read the configuration and tables for new sessions, in every thread.
-  let running = runtime;
   const reload = async () => {
     const r = await reloadRuntime(running, {
       ...opts,
@@ -207,6 +217,8 @@ export interface WorkerInit {
   heartbeat: SharedArrayBuffer;
   /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
   shares: ThreadShares;
+  /** The restart-only parameters' values in force (src/daemon/reload.ts). */
+  pinned: RestartOnlyValues;
 }
 
 /**
@@ -286,10 +298,10 @@ export interface ThreadServing {
  * @returns the thread's runtime and reload, when the thread is serving
  */
 export async function serveInWorker(init: WorkerInit): Promise<ThreadServing> {
-  const loaded = await loadConfig(init.file, {
-    overrides: init.overrides,
-    systemHostname: systemHostname(),
-  });
+  const { loaded } = pinRestartOnly(
+    init.pinned,
+    await loadConfig(init.file, { overrides: init.overrides, systemHostname: systemHostname() }),
+  );
   const runtime = await buildRuntime(loaded, {
     verbose: init.verbose,
     mode: "serve",
