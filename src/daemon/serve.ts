@@ -60,6 +60,11 @@ export async function runServe(
   opts: { file: string; overrides: string[]; verbose: number },
 ): Promise<number> {
   const { config, logger, store, space } = runtime;
+  // A SIGHUP while starting (Deno's default would end the process) is
+  // remembered and served once the daemon runs.
+  let hupWhileStarting = false;
+  const starting = () => (hupWhileStarting = true);
+  Deno.addSignalListener("SIGHUP", starting);
   try {
     await store.prepare();
   } catch (e) {
@@ -175,7 +180,7 @@ export async function runServe(
   };
   let reloading = false;
   let again = false;
-  Deno.addSignalListener("SIGHUP", async () => {
+  const onHup = async () => {
     if (stopping) return;
     // One reload at a time; a signal during one asks for another after it.
     if (reloading) {
@@ -188,7 +193,10 @@ export async function runServe(
       await reload();
     } while (again && !stopping);
     reloading = false;
-  });
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  Deno.removeSignalListener("SIGHUP", starting);
+  if (hupWhileStarting) void onHup();
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
   void server.failed.then(stop);
