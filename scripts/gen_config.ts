@@ -14,8 +14,6 @@ let out = `# deno-smtpd configuration (TOML). Keys are Postfix main.cf parameter
 # "5m", "1h", "1d"; "$name" expands to another parameter's value.
 # Unknown names, wrong types and out-of-range values stop the start with
 # file:line: message. Show the effective values with: deno task smtpd config
-# SIGHUP (systemctl reload smtpd) re-reads this file and its tables for new
-# sessions; the parameters that need a restart are listed in README "Reload".
 
 `;
 const explicit = new Set(["queue_directory", "smtpd_listen"]);

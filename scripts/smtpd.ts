@@ -2,7 +2,7 @@
  * `deno task smtpd ARGS...` and `deno task start`: runs mod.ts in a child
  * Deno with the permission flags derived from the configuration named by
  * `-c` and `-o` in ARGS (scripts/permissions.ts; what `smtpd permissions`
- * prints), forwarding stdio, signals (SIGINT, SIGTERM, SIGHUP) and the exit status.
+ * prints), forwarding stdio, signals (SIGHUP: reload) and the exit status.
  *
  * @module
  */
@@ -16,7 +16,7 @@ const child = new Deno.Command(Deno.execPath(), {
   stdout: "inherit",
   stderr: "inherit",
 }).spawn();
-// SIGHUP too: `kill -HUP` of the launcher reloads the daemon it runs.
+// SIGHUP too: the server reloads its configuration on it.
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   Deno.addSignalListener(sig, () => {
     try {

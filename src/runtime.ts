@@ -111,14 +111,6 @@ export interface RuntimeOptions {
   readonly mode: Mode;
   /** A listener thread's: the main thread's shared cells, adopted. */
   readonly thread?: ThreadShares;
-  /**
-   * A reload's: the running runtime, whose open parts are kept (stderr,
-   * logger, queue store, triggers, free space, memory budget, buffers, rate
-   * counters, mail_owner, STARTTLS context): only what the configuration and
-   * tables decide is built again. The restart-only parameters
-   * (src/daemon/reload.ts) must already be pinned to its values.
-   */
-  readonly previous?: Runtime;
 }
 
 /** Everything one process or thread runs with (frozen). */
@@ -176,16 +168,16 @@ export async function buildRuntime(
   options: RuntimeOptions,
 ): Promise<Runtime> {
   const config = loaded.config;
-  const { mode, thread, previous } = options;
+  const { mode, thread } = options;
   const { listen, proxyNetworks } = validateSemantics(loaded);
-  const stderr = previous?.stderr ?? new StderrSink();
-  const logger = previous?.logger ?? makeLogger(config, options.verbose, mode, stderr);
+  const stderr = new StderrSink();
+  const logger = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
     dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
     warn: (text) => logger.warning(text),
   });
-  const owner = previous ? previous.owner : resolveOwner(loaded);
-  const tls = previous ? previous.tls : await tlsContext(loaded);
+  const owner = resolveOwner(loaded);
+  const tls = await tlsContext(loaded);
   const exceptions: Network[] = located(
     loaded,
     "smtpd_client_event_limit_exceptions",
@@ -204,37 +196,43 @@ export async function buildRuntime(
     "debug_peer_list",
     () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
   );
-  const kept = previous ?? await openParts(loaded, mode, logger, owner, thread);
-  const { queue, store, wake, flush, space, memory, buffers } = kept;
-  // A reload adopts the running counters: the rates go on being counted.
-  const rates = new RateLimiter(
-    { timeUnit: config.anvil_rate_time_unit },
-    previous?.shares.rates ?? thread?.rates,
+  const poolLock = new PoolLock(thread?.poolLock);
+  const clock = new TriggerClock(thread?.triggerClock);
+  const space = thread
+    ? FreeSpace.reading(thread.freeSpace)
+    : await FreeSpace.measuring(config.queue_directory);
+  const memory = thread
+    ? MemoryBudget.adopt(thread.memory)
+    : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+  const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
+  const store = new QueueStore(config.queue_directory, {
+    owner,
+    pool: queue === "incoming",
+    poolLock,
+    onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
+  });
+  const wake = wakeupTrigger(
+    `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
+    { clock },
   );
-  const shares: ThreadShares = previous?.shares ??
-    Object.freeze({ ...kept.shares, rates: rates.shared });
-  const overRate = rateLimits(config, rates, limitExempt, logger);
+  const flush = qmgrFlushTrigger(config.queue_directory, { clock });
+  const buffers = new IoBuffers();
+  const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
   const cleanup = new Cleanup(store, config);
-  const deps: SessionDeps = Object.freeze({
+  const deps = sessionDeps({
     config,
     policy,
     cleanup,
-    log: new MailLog(logger),
-    clock: () => new Date(),
-    freeSpace: () => space.bytes(),
-    sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+    logger,
+    space,
     queue,
     flush,
     debugPeer,
-    queued: () => wake.wake(),
-    // Stand-alone mode is never under stress; daemon mode's listener
-    // decides per connection (startListening).
-    stressed: () => false,
+    wake,
     memory,
     buffers,
     proxyNetworks,
-    // As Postfix: no rate limits for stand-alone mode.
-    ...(mode === "serve" ? { overRate } : {}),
+    overRate: mode === "serve" ? rateLimits(config, rates, limitExempt, logger) : undefined,
   });
   return Object.freeze({
     loaded,
@@ -256,72 +254,155 @@ export async function buildRuntime(
     space,
     memory,
     buffers,
-    shares,
-    deps,
-  });
-}
-
-/** The parts of a runtime a reload keeps (see {@linkcode RuntimeOptions.previous}). */
-type OpenParts =
-  & Pick<
-    Runtime,
-    "queue" | "store" | "wake" | "flush" | "space" | "memory" | "buffers"
-  >
-  & { shares: Omit<ThreadShares, "rates"> };
-
-/**
- * The parts of a runtime that hold files, shared cells or timers: made
- * once per thread, at start, and kept by every reload.
- * @param loaded the configuration
- * @param mode what the runtime is for
- * @param logger where the store's warnings go
- * @param owner mail_owner resolved
- * @param thread a listener thread's shared cells
- * @returns the parts
- */
-async function openParts(
-  loaded: LoadedConfig,
-  mode: Mode,
-  logger: Logger,
-  owner: Runtime["owner"],
-  thread: ThreadShares | undefined,
-): Promise<OpenParts> {
-  const config = loaded.config;
-  const poolLock = new PoolLock(thread?.poolLock);
-  const clock = new TriggerClock(thread?.triggerClock);
-  const space = thread
-    ? FreeSpace.reading(thread.freeSpace)
-    : await FreeSpace.measuring(config.queue_directory);
-  const memory = thread
-    ? MemoryBudget.adopt(thread.memory)
-    : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
-  const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
-  const store = new QueueStore(config.queue_directory, {
-    owner,
-    pool: queue === "incoming",
-    poolLock,
-    onPoolError: (e) => logger.warning(`cannot pre-create queue files: ${e.message}`),
-  });
-  const wake = wakeupTrigger(
-    `${config.queue_directory}/public/${queue === "incoming" ? "qmgr" : "pickup"}`,
-    { clock },
-  );
-  const flush = qmgrFlushTrigger(config.queue_directory, { clock });
-  return {
-    queue,
-    store,
-    wake,
-    flush,
-    space,
-    memory,
-    buffers: new IoBuffers(),
-    shares: {
+    shares: Object.freeze({
       poolLock: poolLock.buffer,
       triggerClock: clock.buffer,
       freeSpace: space.shared,
       memory: memory.shared,
-    },
-  };
+      rates: rates.shared,
+    }),
+    deps,
+  });
+}
+
+/** What a session's dependencies are made of. */
+interface DepsParts {
+  config: Config;
+  policy: CompiledPolicy;
+  cleanup: Cleanup;
+  logger: Logger;
+  space: FreeSpace;
+  queue: QueueName;
+  flush: FlushTrigger;
+  debugPeer: PeerMatcher;
+  wake: Wakeup;
+  memory: MemoryBudget;
+  buffers: IoBuffers;
+  proxyNetworks: readonly Network[];
+  /** Daemon mode's rate limits (stand-alone mode has none, as Postfix). */
+  overRate: SessionDeps["overRate"] | undefined;
+}
+
+/**
+ * A session's dependencies, frozen.
+ * @param p the parts
+ * @returns the dependencies
+ */
+function sessionDeps(p: DepsParts): SessionDeps {
+  const { space, wake } = p;
+  return Object.freeze({
+    config: p.config,
+    policy: p.policy,
+    cleanup: p.cleanup,
+    log: new MailLog(p.logger),
+    clock: () => new Date(),
+    freeSpace: () => space.bytes(),
+    sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+    queue: p.queue,
+    flush: p.flush,
+    debugPeer: p.debugPeer,
+    queued: () => wake.wake(),
+    // Stand-alone mode is never under stress; daemon mode's listener
+    // decides per connection (startListening).
+    stressed: () => false,
+    memory: p.memory,
+    buffers: p.buffers,
+    proxyNetworks: p.proxyNetworks as Network[],
+    ...(p.overRate ? { overRate: p.overRate } : {}),
+  });
+}
+
+/**
+ * Parameters a reload cannot change: the listeners, threads, queue, owner,
+ * logging, the connection limiter and the shared counters are set up once
+ * at start. A reload that changes one keeps its running value and names it.
+ */
+export const RESTART_ONLY = [
+  "smtpd_listen",
+  "smtpd_listen_threads",
+  "queue_directory",
+  "mail_owner",
+  "syslog_server",
+  "syslog_facility",
+  "syslog_name",
+  "default_process_limit",
+  "smtpd_client_connection_count_limit",
+  "smtpd_stress_threshold",
+  "smtpd_client_event_limit_exceptions",
+  "smtpd_upstream_proxy_protocol",
+  "smtpd_memory_budget",
+  "anvil_rate_time_unit",
+] as const satisfies readonly (keyof Config)[];
+
+/**
+ * A running runtime rebuilt from a configuration re-read on reload: a new
+ * policy (every table read and compiled again), STARTTLS context (the
+ * certificate files read again), cleanup settings, debug peers and rate
+ * limits, over the same logger, queue store, memory budget, buffers and
+ * shared counters. A restart-only parameter that changed keeps its running
+ * value; so does turning STARTTLS on or off (it changes the thread count).
+ * @param old the running runtime
+ * @param next the configuration re-read
+ * @returns the new runtime and the restart-only parameters left unchanged
+ * @throws {ConfigError} naming file and line; the running runtime stays as it is
+ */
+export async function rebuildRuntime(
+  old: Runtime,
+  next: LoadedConfig,
+): Promise<{ runtime: Runtime; kept: string[] }> {
+  const was = old.config;
+  const kept: string[] = RESTART_ONLY.filter((k) =>
+    JSON.stringify(was[k]) !== JSON.stringify(next.config[k])
+  );
+  const tlsOn = (c: Config) => c.smtpd_tls_security_level !== "none";
+  if (tlsOn(was) !== tlsOn(next.config)) kept.push("smtpd_tls_security_level");
+  const config: Config = Object.freeze({
+    ...next.config,
+    ...Object.fromEntries(kept.map((k) => [k, was[k as keyof Config]])),
+  });
+  const loaded: LoadedConfig = Object.freeze({
+    config,
+    explicit: next.explicit,
+    file: next.file,
+    classes: next.classes,
+    text: next.text,
+    lineOf: (key: string) => next.lineOf(key),
+  });
+  const { proxyNetworks } = validateSemantics(loaded);
+  const { logger } = old;
+  const policy = compilePolicy(loaded, {
+    dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
+    warn: (text) => logger.warning(text),
+  });
+  const tls = await tlsContext(loaded);
+  const debugPeer = located(
+    loaded,
+    "debug_peer_list",
+    () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
+  );
+  const cleanup = new Cleanup(old.store, config);
+  // The same counters: a reload resets no client's rate.
+  const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, old.shares.rates);
+  const deps = sessionDeps({
+    ...old,
+    config,
+    policy,
+    cleanup,
+    debugPeer,
+    proxyNetworks,
+    overRate: old.mode === "serve" ? rateLimits(config, rates, old.limitExempt, logger) : undefined,
+  });
+  const runtime: Runtime = Object.freeze({
+    ...old,
+    loaded,
+    config,
+    policy,
+    tls,
+    debugPeer,
+    cleanup,
+    deps,
+  });
+  return { runtime, kept };
 }
 
 /**

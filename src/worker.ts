@@ -35,17 +35,19 @@ globalThis.addEventListener("error", (e) => {
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
   serveInWorker(e.data).then(
-    (serving) => {
+    (thread) => {
+      let reloads = Promise.resolve();
       self.onmessage = (m: MessageEvent) => {
-        const kind = (m.data as { kind?: string })?.kind;
-        if (kind === "reload") {
-          void serving.reload().then((error) => self.postMessage({ kind: "reloaded", error }));
-        } else if (kind === "stop") {
-          const runtime = serving.runtime();
+        const msg = m.data as { kind?: string; text?: string };
+        if (msg?.kind === "stop") {
+          const { runtime } = thread;
           void runtime.store.close().then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });
+        } else if (msg?.kind === "reload" && typeof msg.text === "string") {
+          const text = msg.text;
+          reloads = reloads.then(() => thread.reload(text));
         }
       };
       self.postMessage({ kind: "ready" });

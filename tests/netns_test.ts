@@ -390,29 +390,20 @@ Deno.test({
         },
       );
 
+      // The access table changes, SIGHUP goes to the server's PID, and the
+      // next session from 192.0.2.10 is refused by the new entry.
       await t.step(
         "kill -HUP with a changed access table changes the next session's answer",
         async () => {
-          const before = await swaks("192.0.2.10", ["--to", "nobody@mx.test.example"]);
-          assert.doesNotMatch(before.stdout, /Changed by the reload test/);
           await Deno.writeTextFile(access, "192.0.2.10 REJECT Changed by the reload test\n");
           Deno.kill(server!.child.pid, "SIGHUP");
           await waitFor(
             "the reload",
-            () => Promise.resolve(/reload: configuration re-read from/.test(server!.log())),
+            () => Promise.resolve(/reload: configuration and tables re-read/.test(server!.log())),
           );
           const r = await swaks("192.0.2.10", ["--to", "nobody@mx.test.example"]);
           // deno-lint-ignore no-console
-          console.log(
-            [
-              "before:",
-              ...before.stdout.split("\n").filter((l) => /RCPT TO|<[-*~]+ +[2-5]\d\d /.test(l)),
-              `kill -HUP ${server!.child.pid}:`,
-              ...server!.log().split("\n").filter((l) => /: reload(:| failed)/.test(l)),
-              "after:",
-              ...r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)),
-            ].join("\n"),
-          );
+          console.log(r.stdout.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
           assert.match(r.stdout, /<\*\* 554 5\.7\.1 .*Changed by the reload test/);
         },
       );

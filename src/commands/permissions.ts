@@ -11,7 +11,6 @@ import { resolve } from "node:path";
 import type { LoadedConfig } from "../config/mod.ts";
 import {
   deriveNeeds,
-  flagFor,
   flagsFor,
   grantAdvice,
   missingMessage,
@@ -77,25 +76,6 @@ export function checkPermissions(
   if (missing.length === 0) return undefined;
   const file = resolve(Deno.cwd(), loaded.file ?? "");
   return missingMessage(missing, grantAdvice(file, overrides, Deno.build.standalone));
-}
-
-/**
- * A reload's check: the permission flags are fixed at start, so a new
- * configuration that needs one more cannot be taken.
- * @param loaded the new configuration
- * @param overrides the -o overrides (for the advice)
- * @returns one line saying what is missing and how to get it, else undefined
- */
-export function checkReloadPermissions(
-  loaded: LoadedConfig,
-  overrides: readonly string[],
-): string | undefined {
-  const missing = missingNeeds(needsOf(loaded));
-  if (missing.length === 0) return undefined;
-  const file = resolve(Deno.cwd(), loaded.file ?? "");
-  return `the new configuration needs permissions this process was not started with ` +
-    `(a reload cannot add them): ${missing.map((n) => `${flagFor(n)} (${n.why})`).join(", ")}; ` +
-    `to take it, restart; ${grantAdvice(file, overrides, Deno.build.standalone)}`;
 }
 
 /**

@@ -54,16 +54,7 @@ export async function runStdin({ deps, store, wake }: Runtime): Promise<number> 
     t.close();
     return 1;
   }
-  // As Postfix's smtpd in one session: a SIGHUP (a reload of the daemon,
-  // a terminal hanging up) does not end it; the session goes on under the
-  // configuration it started with (Deno's default would end the process).
-  const ignore = () => deps.log.logger.info("SIGHUP ignored in stand-alone mode");
-  Deno.addSignalListener("SIGHUP", ignore);
-  try {
-    await runSession(stdioTransport(who.peer), deps);
-  } finally {
-    Deno.removeSignalListener("SIGHUP", ignore);
-  }
+  await runSession(stdioTransport(who.peer), deps);
   await wake.settled();
   return 0;
 }

@@ -29,6 +29,8 @@ export interface LoadedConfig {
   readonly file: string | undefined;
   /** Restriction class definitions (keys named in restriction_classes). */
   readonly classes: ReadonlyMap<string, readonly string[]>;
+  /** The TOML text it was read from (listener threads resolve the same text). */
+  readonly text: string;
   /** The line a key was set on, for errors found after loading. */
   lineOf(key: string): number | undefined;
 }
@@ -79,10 +81,12 @@ export function resolveConfigText(
   const explicit = new Set<ParamName>();
   const classes = new Map<string, readonly string[]>();
   const classNames = new Set<string>();
-  const declared = coerceValue(PARAMS.restriction_classes, raw.restriction_classes ?? [], false);
-  if (declared.ok) { for (const n of declared.value as string[]) classNames.add(n); }
+  for (const key of ["smtpd_restriction_classes", "restriction_classes"] as const) {
+    const declared = coerceValue(PARAMS[key], raw[key] ?? [], false);
+    if (declared.ok) { for (const n of declared.value as string[]) classNames.add(n); }
+  }
   for (const o of options.overrides ?? []) {
-    const m = /^\s*restriction_classes\s*=(.*)$/.exec(o);
+    const m = /^\s*(?:smtpd_)?restriction_classes\s*=(.*)$/.exec(o);
     if (m) { for (const n of (m[1] ?? "").split(/[\s,]+/)) if (n) classNames.add(n); }
   }
   for (const [key, value] of Object.entries(raw)) {
@@ -121,6 +125,7 @@ export function resolveConfigText(
     explicit,
     file: options.file,
     classes,
+    text,
     lineOf: (key: string) => findKeyLine(text, key),
   };
 }

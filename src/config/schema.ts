@@ -66,6 +66,11 @@ export const PARAMS = {
     ["127.0.0.0/8", "[::1]/128"],
     "Trusted client networks, allowed to relay to any domain",
   ),
+  mynetworks_style: oneOf(
+    "host",
+    ["host", "subnet", "class"] as const,
+    "Without mynetworks: trust loopback (host), or also this host's interface networks (subnet, class)",
+  ),
   mail_name: str("deno-smtpd", "The mail system's name, for $mail_name in the banner"),
   smtpd_banner: str("$myhostname ESMTP $mail_name", "Text after 220 in the greeting"),
   smtpd_helo_required: bool(false, "Require HELO or EHLO before MAIL"),
@@ -115,7 +120,14 @@ export const PARAMS = {
   ),
   smtpd_etrn_restrictions: list([], "Restrictions on ETRN"),
   smtpd_delay_reject: bool(true, "Give client, HELO and sender verdicts at RCPT time"),
-  restriction_classes: list([], "Names of extra keys that each hold a restriction list"),
+  smtpd_restriction_classes: list(
+    [],
+    "Names of extra keys that each hold a restriction list (Postfix's name)",
+  ),
+  restriction_classes: list(
+    [],
+    "The 1999 manual's name for smtpd_restriction_classes (both may be set: the names add up)",
+  ),
   smtpd_policy_service_timeout: time(
     100,
     "check_policy_service: longest time to connect to, and get a reply from, a policy server",
@@ -166,7 +178,32 @@ export const PARAMS = {
     -1_000_000,
   ),
   maps_rbl_domains: list([], "DNS blocklist zones for the old reject_maps_rbl"),
-  local_recipient_maps: list([], "Tables of local users; reject_unlisted_recipient uses them"),
+  local_recipient_maps: list(
+    [],
+    "Tables of the users of mydestination; an unknown one is refused at RCPT (empty: no check)",
+  ),
+  relay_recipient_maps: list(
+    [],
+    "Tables of the valid recipients in relay_domains; others are refused at RCPT (empty: no check)",
+  ),
+  virtual_alias_maps: list([], "Tables of virtual aliases (known recipients in every class)"),
+  virtual_alias_domains: list(
+    ["$virtual_alias_maps"],
+    "Domains whose every user is a virtual alias (names, /file, type:table)",
+  ),
+  virtual_mailbox_maps: list([], "Tables of the users of virtual_mailbox_domains"),
+  virtual_mailbox_domains: list(
+    ["$virtual_mailbox_maps"],
+    "Domains of virtual mailboxes (names, /file, type:table)",
+  ),
+  smtpd_reject_unlisted_recipient: bool(
+    true,
+    "Refuse a recipient its class's table does not list, after the restrictions, without reject_unlisted_recipient",
+  ),
+  smtpd_reject_unlisted_sender: bool(
+    false,
+    "Refuse a sender address of ours that its class's table does not list",
+  ),
   permit_mx_backup_networks: list(
     [],
     "permit_mx_backup only for domains whose primary MX hosts are all in these networks (empty: any)",
@@ -185,7 +222,26 @@ export const PARAMS = {
   unknown_client_reject_code: int(450, "Reply code for reject_unknown_client_hostname", 400),
   unknown_hostname_reject_code: int(450, "Reply code for reject_unknown_helo_hostname", 400),
   non_fqdn_reject_code: int(504, "Reply code for reject_non_fqdn_*", 400),
-  unknown_local_recipient_reject_code: int(550, "Reply code for reject_unlisted_recipient", 400),
+  unknown_local_recipient_reject_code: int(
+    550,
+    "Reply code for a user unknown in local_recipient_maps",
+    400,
+  ),
+  unknown_relay_recipient_reject_code: int(
+    550,
+    "Reply code for a user unknown in relay_recipient_maps",
+    400,
+  ),
+  unknown_virtual_alias_reject_code: int(
+    550,
+    "Reply code for a user unknown in virtual_alias_maps",
+    400,
+  ),
+  unknown_virtual_mailbox_reject_code: int(
+    550,
+    "Reply code for a user unknown in virtual_mailbox_maps",
+    400,
+  ),
   smtpd_peername_lookup: bool(true, "Look up the client's name in the DNS (PTR, then A/AAAA)"),
   dns_server: str("", "DNS server as host:port (empty: the system resolver)"),
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),

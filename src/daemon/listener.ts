@@ -69,8 +69,6 @@ export async function startListening(
 ): Promise<Listening> {
   const { runtime } = setup;
   const { config, logger, store } = runtime;
-  // The runtime new sessions get: a reload swaps it; a session keeps the one it started with.
-  let current = runtime;
   const limit = config.default_process_limit;
   // A load that hovers near the threshold enters and leaves stress often:
   // each direction is logged at most once every 10 s, with the count.
@@ -89,7 +87,7 @@ export async function startListening(
   const limiter = new ConnectionLimiter({
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
-    exempt: (address) => current.limitExempt(address),
+    exempt: runtime.limitExempt,
     stressPercent: config.smtpd_stress_threshold,
     onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);
@@ -100,7 +98,7 @@ export async function startListening(
     logger.warning(
       `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
     );
-    return tooManyConnections(current.config.myhostname, address);
+    return tooManyConnections(config.myhostname, address);
   };
   // Refusals at the cap come in floods: one log line, then a count now and then.
   const logRefusal = throttled((held: number, address: string) =>
@@ -124,6 +122,10 @@ export async function startListening(
   // Set once listening; sessions that arrive before cannot evict anyone.
   const listening: { server?: TcpServer } = {};
   const proxied = config.smtpd_upstream_proxy_protocol === "haproxy";
+  // What new sessions run with: replaced on reload, while sessions in
+  // progress keep the dependencies they started with.
+  let live = runtime;
+  let stressedDeps: SessionDeps = { ...live.deps, stressed: () => true };
   const ledger = setup.ledger;
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
@@ -132,6 +134,8 @@ export async function startListening(
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
     let counted: string | undefined;
+    const deps = live.deps;
+    const stressedNow = stressedDeps;
     if (limiter.enter() === "global") {
       // At the cap, a session that has long waited for its client gives its
       // place to the new one; without one, the new client is refused. A
@@ -151,7 +155,6 @@ export async function startListening(
     ledger?.entered();
     if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
     const stressed = limiter.stressed;
-    const deps: SessionDeps = current.deps;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
       // smtpd_client_connection_rate_limit, once the client is known.
@@ -174,7 +177,7 @@ export async function startListening(
           ? admitClient(address)
           : deps.overRate?.("connection", address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
-        await runSession(t, stressed ? { ...deps, stressed: () => true } : deps);
+        await runSession(t, stressed ? stressedNow : deps);
       }
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
@@ -195,7 +198,8 @@ export async function startListening(
       closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
     ),
     onEvict: (victim, why) => logEviction(victim, why),
-    ...(runtime.tls ? { tls: runtime.tls } : {}),
+    // STARTTLS with the context of the latest reload (new certificates).
+    ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
   });
   listening.server = server;
   store.makeRoom = () => {
@@ -203,21 +207,19 @@ export async function startListening(
     if (victim) logEviction(victim, "no descriptor for a queue file");
     return victim !== undefined;
   };
-  return {
-    server,
-    limiter,
-    swap: (next) => {
-      current = next;
-    },
+  const swap = (next: Runtime) => {
+    live = next;
+    stressedDeps = { ...next.deps, stressed: () => true };
   };
+  return { server, limiter, swap };
 }
 
-/** A thread's listeners as started. */
+/** A thread's running listeners. */
 export interface Listening {
-  server: TcpServer;
-  limiter: ConnectionLimiter;
-  /** Gives new sessions another runtime (a reload's; same store, logger and TLS). */
-  swap(next: Runtime): void;
+  readonly server: TcpServer;
+  readonly limiter: ConnectionLimiter;
+  /** Serves new sessions with a reloaded runtime ({@linkcode rebuildRuntime}). */
+  readonly swap: (next: Runtime) => void;
 }
 
 /**

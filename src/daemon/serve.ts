@@ -6,29 +6,16 @@
  * @module
  */
 
-import { type Config, loadConfig } from "../config/mod.ts";
+import { type Config } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
 import { type SupervisedThread, ThreadSupervisor } from "./thread_supervisor.ts";
-import {
-  buildRuntime,
-  queueDirError,
-  type Runtime,
-  systemHostname,
-  type ThreadShares,
-} from "../runtime.ts";
-import { listenerThreads, type Listening, startListening } from "./listener.ts";
-import {
-  keptWarning,
-  pinRestartOnly,
-  reloadRuntime,
-  type RestartOnlyValues,
-  restartOnlyValues,
-} from "./reload.ts";
-import { checkReloadPermissions } from "../commands/permissions.ts";
+import { buildRuntime, queueDirError, type Runtime, type ThreadShares } from "../runtime.ts";
+import { listenerThreads, startListening } from "./listener.ts";
+import { reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -59,12 +46,9 @@ export async function runServe(
   runtime: Runtime,
   opts: { file: string; overrides: string[]; verbose: number },
 ): Promise<number> {
+  // The runtime new sessions and new listener threads get (SIGHUP replaces it).
+  let current = runtime;
   const { config, logger, store, space } = runtime;
-  // A SIGHUP while starting (Deno's default would end the process) is
-  // remembered and served once the daemon runs.
-  let hupWhileStarting = false;
-  const starting = () => (hupWhileStarting = true);
-  Deno.addSignalListener("SIGHUP", starting);
   try {
     await store.prepare();
   } catch (e) {
@@ -87,8 +71,6 @@ export async function runServe(
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
   const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
   if (threads > 1) space.refreshEverySecond();
-  // The runtime in force (a reload replaces it).
-  let running = runtime;
   // Listener threads: a dead one is logged, its slots released, and replaced.
   const supervisor = new ThreadSupervisor<ListenerThread>({
     log: logger,
@@ -96,6 +78,9 @@ export async function runServe(
       const ledger = new ConnectionLedger();
       const heartbeat = new SharedArrayBuffer(4);
       const worker = await startWorker({
+        // The text of the configuration in force (after the last good
+        // reload), not the file as it may be now.
+        text: current.loaded.text,
         file: opts.file,
         overrides: opts.overrides,
         verbose: opts.verbose,
@@ -104,9 +89,6 @@ export async function runServe(
         ledger: ledger.shared,
         heartbeat,
         shares: runtime.shares,
-        // A thread started after a reload reads the file as it is now, but
-        // keeps the restart-only values the process runs with.
-        pinned: restartOnlyValues(running.config),
       });
       return {
         worker,
@@ -129,6 +111,15 @@ export async function runServe(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
+  // SIGHUP: one reload at a time, in the order the signals came.
+  let reloads = Promise.resolve();
+  const reload = async () => {
+    const result = await reloadFromFile(current, opts);
+    if (!result.ok) return;
+    current = result.runtime;
+    main.swap(current);
+    for (const t of supervisor.threads) t.worker.postMessage({ kind: "reload", text: result.text });
+  };
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
@@ -154,51 +145,11 @@ export async function runServe(
     await Promise.all([store.close(), ...supervisor.threads.map((t) => stopWorker(t.worker))]);
     stopped();
   };
-  // SIGHUP: re-read the configuration and tables for new sessions, in every thread.
-  const reload = async () => {
-    const r = await reloadRuntime(running, {
-      ...opts,
-      permissions: (loaded) => checkReloadPermissions(loaded, opts.overrides),
-    });
-    if (!r.ok) {
-      logger.warning(`reload failed: ${r.error}; keeping the running configuration`);
-      return;
-    }
-    const kept = keptWarning(r.kept);
-    if (kept) logger.warning(kept);
-    running = r.runtime;
-    main.swap(running);
-    const replies = await Promise.all(supervisor.threads.map((t) => reloadWorker(t.worker)));
-    replies.forEach((error, i) => {
-      if (error) logger.warning(`reload failed in listener thread ${i + 1}: ${error}`);
-    });
-    const done = replies.filter((e) => e === undefined).length + 1;
-    logger.info(
-      `reload: configuration re-read from ${opts.file}` +
-        (threads > 1 ? ` (${done} of ${supervisor.threads.length + 1} threads)` : ""),
-    );
-  };
-  let reloading = false;
-  let again = false;
-  const onHup = async () => {
-    if (stopping) return;
-    // One reload at a time; a signal during one asks for another after it.
-    if (reloading) {
-      again = true;
-      return;
-    }
-    reloading = true;
-    do {
-      again = false;
-      await reload();
-    } while (again && !stopping);
-    reloading = false;
-  };
-  Deno.addSignalListener("SIGHUP", onHup);
-  Deno.removeSignalListener("SIGHUP", starting);
-  if (hupWhileStarting) void onHup();
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
+  Deno.addSignalListener("SIGHUP", () => {
+    if (!stopping) reloads = reloads.then(reload);
+  });
   void server.failed.then(stop);
   void supervisor.gaveUp.then(stop);
   await allStopped;
@@ -214,6 +165,8 @@ interface ListenerThread extends SupervisedThread {
 /** What a listener thread is started with. */
 
 export interface WorkerInit {
+  /** The configuration text in force; file names it in messages. */
+  text: string;
   file: string;
   overrides: string[];
   verbose: number;
@@ -225,30 +178,6 @@ export interface WorkerInit {
   heartbeat: SharedArrayBuffer;
   /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
   shares: ThreadShares;
-  /** The restart-only parameters' values in force (src/daemon/reload.ts). */
-  pinned: RestartOnlyValues;
-}
-
-/**
- * Asks a listener thread to reload (bounded: a thread that does not answer
- * in 10 s keeps what it has and is reported).
- * @param w the thread
- * @returns undefined when it reloaded, else why not
- */
-function reloadWorker(w: Worker): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => finish("no answer in 10 s"), 10_000);
-    const onMessage = (e: MessageEvent) => {
-      if (e.data?.kind === "reloaded") finish(e.data.error);
-    };
-    const finish = (error: string | undefined) => {
-      clearTimeout(timer);
-      w.removeEventListener("message", onMessage);
-      resolve(error);
-    };
-    w.addEventListener("message", onMessage);
-    w.postMessage({ kind: "reload" });
-  });
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -290,33 +219,23 @@ function startWorker(init: WorkerInit): Promise<Worker> {
   });
 }
 
-/** A serving listener thread, as its entry point (src/worker.ts) holds it. */
-export interface ThreadServing {
-  /** The runtime new sessions get. */
-  readonly runtime: () => Runtime;
-  /** Reloads: resolves to undefined when done, else why not. */
-  reload(): Promise<string | undefined>;
-}
-
 /**
  * A listener thread's body: loads the same configuration and builds its
  * own runtime (policy, cleanup, queue store), adopting the main thread's
  * shared cells, then listens on the shared ports (SO_REUSEPORT).
  * @param init what the main thread sent
- * @returns the thread's runtime and reload, when the thread is serving
+ * @returns the thread's runtime, when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<ThreadServing> {
-  const { loaded } = pinRestartOnly(
-    init.pinned,
-    await loadConfig(init.file, { overrides: init.overrides, systemHostname: systemHostname() }),
-  );
+export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
+  const source = { file: init.file, overrides: init.overrides };
+  const loaded = resolveSource(init.text, source);
   const runtime = await buildRuntime(loaded, {
     verbose: init.verbose,
     mode: "serve",
     thread: init.shares,
   });
   await runtime.store.prefill("incoming");
-  const listening: Listening = await startListening({
+  const { server, swap } = await startListening({
     runtime,
     listen: init.listen,
     shared: init.shared,
@@ -327,17 +246,30 @@ export async function serveInWorker(init: WorkerInit): Promise<ThreadServing> {
   const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);
   // A listener that cannot be opened again: stop beating, and the main
   // thread replaces this thread.
-  void listening.server.failed.then(() => clearInterval(beating));
-  let running = runtime;
+  void server.failed.then(() => clearInterval(beating));
+  let current = runtime;
   return {
-    runtime: () => running,
-    reload: async () => {
-      // The main thread has checked the permissions and named the restart-only changes.
-      const r = await reloadRuntime(running, init);
-      if (!r.ok) return r.error;
-      running = r.runtime;
-      listening.swap(running);
-      return undefined;
+    get runtime() {
+      return current;
+    },
+    reload: async (text: string) => {
+      // The main thread has compiled this text already; a failure here
+      // (a table changed between the two reads) keeps this thread's runtime.
+      const result = await reloadFromText(current, text, source);
+      if (!result.ok) {
+        current.logger.warning(
+          `reload failed in a listener thread: ${result.error}; keeping its running configuration`,
+        );
+        return;
+      }
+      current = result.runtime;
+      swap(current);
     },
   };
+}
+
+/** A listener thread serving: its runtime (the latest) and its reload. */
+export interface ServingThread {
+  readonly runtime: Runtime;
+  reload(text: string): Promise<void>;
 }

@@ -104,16 +104,49 @@ export function resolvConfNameServers(text: string): string[] {
   return out;
 }
 
-/** Every word of every list parameter and restriction class (tables and names hide there). */
-function configWords(loaded: LoadedConfig): string[] {
+/** List parameters whose `/file` entries are read at start (src/policy/domain_list.ts). */
+const LIST_FILE_PARAMS = [
+  "mynetworks",
+  "mydestination",
+  "relay_domains",
+  "virtual_alias_domains",
+  "virtual_mailbox_domains",
+] as const;
+
+/**
+ * Every word of every list parameter and restriction class (tables and
+ * names hide there), the words of the `/file` entries of domain and
+ * network lists included; restriction names in lower case, as compiled.
+ */
+function configWords(
+  loaded: LoadedConfig,
+  abs: (p: string) => string,
+  readText: (path: string) => string | undefined,
+): { words: string[]; files: string[] } {
   const words: string[] = [];
+  const files: string[] = [];
   const add = (item: string) => words.push(...splitWords(item));
   for (const [name, spec] of Object.entries(PARAMS)) {
     if (spec.kind !== "list") continue;
     for (const item of loaded.config[name as keyof typeof PARAMS] as readonly string[]) add(item);
   }
   for (const items of loaded.classes.values()) for (const item of items) add(item);
-  return words;
+  const pending = LIST_FILE_PARAMS.flatMap((k) =>
+    loaded.config[k].filter((i) => i.startsWith("/"))
+  );
+  while (pending.length > 0 && files.length < 100) {
+    const path = abs(pending.shift() as string);
+    if (files.includes(path)) continue;
+    files.push(path);
+    for (const line of (readText(path) ?? "").split("\n")) {
+      for (const w of splitWords(line.replace(/#.*$/, ""))) {
+        if (w.startsWith("/")) pending.push(w);
+        else words.push(w);
+      }
+    }
+  }
+  const lower = (w: string) => w.includes(":") || w.startsWith("/") ? w : w.toLowerCase();
+  return { words: words.map(lower), files };
 }
 
 function splitWords(text: string): string[] {
@@ -128,8 +161,8 @@ function tablesAndWords(
   loaded: LoadedConfig,
   abs: (p: string) => string,
   readText: (path: string) => string | undefined,
-): { tables: Map<string, string>; words: string[] } {
-  const words = configWords(loaded);
+): { tables: Map<string, string>; words: string[]; files: string[] } {
+  const { words, files } = configWords(loaded, abs, readText);
   const tables = new Map<string, string>(); // absolute path → spec
   for (let i = 0; i < words.length; i++) {
     const m = FILE_TABLES.exec(words[i] as string);
@@ -145,7 +178,7 @@ function tablesAndWords(
       }
     }
   }
-  return { tables, words };
+  return { tables, words, files };
 }
 
 /**
@@ -211,7 +244,8 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   if (options.codeDir) add("read", options.codeDir, "program code (listener threads)");
   // One walk over the configuration and its table files: the tables to
   // read, and every word (policy services and socket maps hide there too).
-  const { tables, words } = tablesAndWords(loaded, abs, readText);
+  const { tables, words, files } = tablesAndWords(loaded, abs, readText);
+  for (const path of files) add("read", path, "a /file of a domain or network list");
   for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
   if (c.smtpd_tls_security_level !== "none") {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
@@ -275,5 +309,8 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   for (const v of ENV_VARS) add("env", v, "stand-alone mode: the client's address");
   add("sys", "hostname", "myhostname default");
   add("sys", "statfs", "queue_minfree (free space)");
+  if (!loaded.explicit.has("mynetworks") && c.mynetworks_style !== "host") {
+    add("sys", "networkInterfaces", `mynetworks_style = ${c.mynetworks_style}`);
+  }
   return needs;
 }

@@ -125,3 +125,34 @@ Deno.test("dnsUse() finds DNSBL zones of reject_rbl_client and reject_maps_rbl",
   assert.deepEqual(use.zones, ["a.example", "b.example"]);
   assert.deepEqual(use.restrictions.sort(), ["reject_maps_rbl", "reject_rbl_client"]);
 });
+
+Deno.test("deriveNeeds() reads the /file entries of domain and network lists, and the tables they name", () => {
+  const needs = needsOf(
+    'relay_domains = ["/etc/smtpd/relay_domains"]\nmynetworks = ["/etc/smtpd/networks"]',
+    {
+      "/etc/smtpd/relay_domains": "# relayed\nexample.com /etc/smtpd/more_domains\n",
+      "/etc/smtpd/more_domains": "example.net texthash:/etc/smtpd/domain_table\n",
+      "/etc/smtpd/networks": "192.0.2.0/24 cidr:/etc/smtpd/networks.cidr\n",
+    },
+  );
+  const read = flag(needs, "read") ?? "";
+  for (
+    const p of [
+      "/etc/smtpd/relay_domains",
+      "/etc/smtpd/more_domains",
+      "/etc/smtpd/domain_table",
+      "/etc/smtpd/networks",
+      "/etc/smtpd/networks.cidr",
+    ]
+  ) assert.ok(read.split(/[=,]/).includes(p), `${p} in ${read}`);
+});
+
+Deno.test("deriveNeeds() asks for the interfaces only for mynetworks_style subnet or class without mynetworks", () => {
+  const sys = (text: string) => flag(needsOf(text), "sys") ?? "";
+  assert.match(sys('mynetworks_style = "subnet"'), /networkInterfaces/);
+  assert.doesNotMatch(sys('mynetworks_style = "host"'), /networkInterfaces/);
+  assert.doesNotMatch(
+    sys('mynetworks_style = "class"\nmynetworks = ["127.0.0.0/8"]'),
+    /networkInterfaces/,
+  );
+});

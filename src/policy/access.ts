@@ -8,6 +8,7 @@
  * @module
  */
 
+import { NO_DESTINATIONS } from "./destinations.ts";
 import type { Config } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
@@ -192,6 +193,7 @@ export function runtimeAction(value: string, config: Config): Action | string {
     config,
     // No restriction names in a policy service's answer: nothing needs mynetworks.
     mynetworks: [],
+    destinations: NO_DESTINATIONS,
     fail: (message) => {
       throw new ActionError(message);
     },

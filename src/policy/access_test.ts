@@ -1,3 +1,4 @@
+import { NO_DESTINATIONS } from "./destinations.ts";
 import assert from "node:assert/strict";
 import { resolveConfigText } from "../config/mod.ts";
 import { replyForLog } from "../protocol/reply.ts";
@@ -105,6 +106,7 @@ function compileEnv(): CompileEnv {
   return {
     config: CONFIG,
     mynetworks: [],
+    destinations: NO_DESTINATIONS,
     fail(message: string): never {
       throw new Error(message);
     },

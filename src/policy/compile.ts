@@ -10,11 +10,17 @@
 
 import { ConfigError, type LoadedConfig } from "../config/mod.ts";
 import type { CompileEnv, Factory, Restriction } from "./restriction.ts";
-import { type CompiledLists, evaluateList, LIST_PARAMS, type ListParam } from "./lists.ts";
+import {
+  type CompiledLists,
+  evaluateList,
+  type ImplicitChecks,
+  LIST_PARAMS,
+  type ListParam,
+} from "./lists.ts";
 import { CompiledPolicy } from "./evaluate.ts";
 import type { DnsResolver } from "./resolver.ts";
 import type { Network } from "./cidr.ts";
-import { compileNetworks } from "./relay.ts";
+import { compileNetworks, styleNetworks } from "./relay.ts";
 import { ADDRESS } from "./restrictions/address.ts";
 import { CLIENT } from "./restrictions/client.ts";
 import { DNSBL } from "./restrictions/dnsbl.ts";
@@ -27,6 +33,9 @@ import { impliedAccess } from "./implied_access.ts";
 import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
 import { SERVER_ACCESS } from "./restrictions/server_access.ts";
+import { UNLISTED, unlistedCheck } from "./restrictions/unlisted.ts";
+import { compileDestinations, type Destinations } from "./destinations.ts";
+import { readListFile } from "./tables/mod.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
 /** Every restriction name. */
@@ -41,6 +50,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...ETRN,
   ...SERVER_ACCESS,
   ...POLICY_SERVICE,
+  ...UNLISTED,
 };
 
 /** Resolves old names to current ones. */
@@ -57,7 +67,16 @@ const ALIASES: ReadonlyMap<string, string> = new Map(
  * @throws {ConfigError} with file and line for a malformed entry
  */
 function compileMynetworks(loaded: LoadedConfig): Network[] {
+  const style = loaded.config.mynetworks_style;
   try {
+    // Without mynetworks, mynetworks_style "subnet" or "class" trusts the
+    // networks of this host's interfaces (Postfix); "host" trusts loopback.
+    if (!loaded.explicit.has("mynetworks") && style !== "host") {
+      return compileNetworks(
+        [...loaded.config.mynetworks, ...styleNetworks(style, Deno.networkInterfaces())],
+        "mynetworks_style",
+      );
+    }
     return compileNetworks(loaded.config.mynetworks, "mynetworks");
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -81,23 +100,43 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
   const tables = new Map<string, LookupTable>();
   const classLists = new Map<string, Restriction[]>();
   const compiling: string[] = [];
-  const declared = new Set(config.restriction_classes);
+  const declared = new Set([...config.smtpd_restriction_classes, ...config.restriction_classes]);
+  const classKey = config.smtpd_restriction_classes.length
+    ? "smtpd_restriction_classes"
+    : "restriction_classes";
   const mynetworks = compileMynetworks(loaded);
+  const openFor = (key: string) => (spec: string): LookupTable => {
+    let t = tables.get(spec);
+    if (!t) {
+      try {
+        t = openTable(spec, { queueDirectory: config.queue_directory });
+      } catch (err) {
+        if (err instanceof TableOpenError) {
+          throw new ConfigError(`${key}: ${err.message}`, {
+            file: loaded.file,
+            line: loaded.lineOf(key),
+            key,
+          });
+        }
+        throw err;
+      }
+      tables.set(spec, t);
+    }
+    return t;
+  };
+  const destinations = compileDestinationsOf(loaded, openFor);
   for (const name of declared) {
     if (!loaded.classes.has(name)) {
       throw new ConfigError(
-        `restriction_classes: class "${name}" is declared but has no definition`,
-        {
-          file: loaded.file,
-          line: loaded.lineOf("restriction_classes"),
-          key: "restriction_classes",
-        },
+        `${classKey}: class "${name}" is declared but has no definition`,
+        { file: loaded.file, line: loaded.lineOf(classKey), key: classKey },
       );
     }
-    if (Object.hasOwn(RESTRICTIONS, name) || ALIASES.has(name)) {
-      throw new ConfigError(`restriction_classes: "${name}" is the name of a restriction`, {
+    const lower = name.toLowerCase();
+    if (Object.hasOwn(RESTRICTIONS, lower) || ALIASES.has(lower)) {
+      throw new ConfigError(`${classKey}: "${name}" is the name of a restriction`, {
         file: loaded.file,
-        line: loaded.lineOf("restriction_classes"),
+        line: loaded.lineOf(classKey),
       });
     }
   }
@@ -105,6 +144,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
   const envFor = (key: string): CompileEnv => ({
     config,
     mynetworks,
+    destinations,
     fail(message: string): never {
       throw new ConfigError(`${key}: ${message}`, {
         file: loaded.file,
@@ -113,19 +153,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       });
     },
     warn,
-    table(spec: string): LookupTable {
-      let t = tables.get(spec);
-      if (!t) {
-        try {
-          t = openTable(spec, { queueDirectory: config.queue_directory });
-        } catch (err) {
-          if (err instanceof TableOpenError) this.fail(err.message);
-          throw err;
-        }
-        tables.set(spec, t);
-      }
-      return t;
-    },
+    table: openFor(key),
     compileList(items: readonly string[], where: string): Restriction[] {
       return compile(items, key, where);
     },
@@ -157,7 +185,13 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     const out: Restriction[] = [];
     let warnNext = false;
     for (let i = 0; i < items.length; i++) {
-      let word = items[i] as string;
+      const given = items[i] as string;
+      // Restriction names in any case, as Postfix (strcasecmp); a class
+      // name or a table argument is taken as written.
+      let word = Object.hasOwn(RESTRICTIONS, given.toLowerCase()) ||
+          ALIASES.has(given.toLowerCase()) || given.toLowerCase() === "warn_if_reject"
+        ? given.toLowerCase()
+        : given;
       if (word === "warn_if_reject") {
         warnNext = true;
         continue;
@@ -168,7 +202,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         word = modern;
       }
       let r: Restriction;
-      const factory = RESTRICTIONS[word];
+      const factory = Object.hasOwn(RESTRICTIONS, word) ? RESTRICTIONS[word] : undefined;
       if (factory) {
         if (factory.replacedBy) {
           warn(`${where}: restriction "${word}" is obsolete; use ${factory.replacedBy}`);
@@ -220,8 +254,67 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
 
   const lists = {} as Record<ListParam, Restriction[]>;
   for (const key of LIST_PARAMS) lists[key] = compile(config[key], key, key);
-  for (const name of declared) classRestriction(name, "restriction_classes");
-  return lists;
+  for (const name of declared) classRestriction(name, classKey);
+  // After the lists, as Postfix's smtpd_check_rcpt and smtpd_check_mail.
+  const implicit: ImplicitChecks = {
+    ...(config.smtpd_reject_unlisted_recipient
+      ? {
+        recipient: unlistedCheck(
+          envFor("local_recipient_maps"),
+          "recipient",
+          "smtpd_reject_unlisted_recipient",
+        ),
+      }
+      : {}),
+    ...(config.smtpd_reject_unlisted_sender
+      ? {
+        sender: unlistedCheck(
+          envFor("local_recipient_maps"),
+          "sender",
+          "smtpd_reject_unlisted_sender",
+        ),
+      }
+      : {}),
+  };
+  return { ...lists, implicit };
+}
+
+/**
+ * mydestination, relay_domains and the virtual domain lists, each with
+ * its files read and tables opened; an error names the parameter's line.
+ */
+function compileDestinationsOf(
+  loaded: LoadedConfig,
+  openFor: (key: string) => (spec: string) => LookupTable,
+): Destinations {
+  const keys = [
+    "mydestination",
+    "relay_domains",
+    "virtual_alias_domains",
+    "virtual_mailbox_domains",
+  ];
+  // Which list a table or file belongs to, for the error's line.
+  let key = "mydestination";
+  const c = loaded.config;
+  try {
+    return compileDestinations(c, {
+      table: (spec) => {
+        key = keys.find((k) => (c[k as keyof typeof c] as readonly string[]).includes(spec)) ?? key;
+        return openFor(key)(spec);
+      },
+      readFile: (path) => {
+        key = keys.find((k) => (c[k as keyof typeof c] as readonly string[]).includes(path)) ?? key;
+        return readListFile(path);
+      },
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${key}: ${(err as Error).message}`, {
+      file: loaded.file,
+      line: loaded.lineOf(key),
+      key,
+    });
+  }
 }
 
 function suggest(word: string): string {

@@ -192,7 +192,10 @@ Deno.test("compileLists() compiles the default configuration without warnings", 
   const warnings: string[] = [];
   const lists = compileLists(load(""), (w) => warnings.push(w));
   assert.deepEqual(warnings, []);
-  assert.deepEqual(Object.keys(lists).sort(), [...LIST_PARAMS].sort());
+  assert.deepEqual(Object.keys(lists).sort(), [...LIST_PARAMS, "implicit"].sort());
+  // smtpd_reject_unlisted_recipient is on by default, as in Postfix.
+  assert.equal(lists.implicit?.recipient?.name, "smtpd_reject_unlisted_recipient");
+  assert.equal(lists.implicit?.sender, undefined);
   assert.deepEqual(lists.smtpd_recipient_restrictions.map((r) => r.name), [
     "permit_mynetworks",
     "reject_unauth_destination",

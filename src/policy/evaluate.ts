@@ -126,7 +126,8 @@ export class CompiledPolicy implements Policy {
       options.trace?.add({ kind: "note", text: "postmaster is accepted before any restriction" });
       return { kind: "permit", by: "unqualified postmaster" };
     }
-    for (const key of listsFor(stage, this.#delay)) {
+    const lists = listsFor(stage, this.#delay);
+    for (const key of lists) {
       const list = this.lists[key];
       options.trace?.add({ kind: "stage", stage: key, list: list.map((r) => r.name) });
       env.stage = STAGE_OF[key] === "recipient" && stage === "vrfy" ? "vrfy" : STAGE_OF[key];
@@ -139,6 +140,23 @@ export class CompiledPolicy implements Policy {
     }
     if (env.deferIfPermit) {
       return { kind: "defer", reply: env.deferIfPermit, by: "defer_if_permit" };
+    }
+    // smtpd_reject_unlisted_sender / _recipient: after the lists, even a
+    // permit (Postfix's smtpd_check_mail and smtpd_check_rcpt).
+    const implicit = this.lists.implicit;
+    const checks = [
+      ...(implicit?.sender && lists.includes("smtpd_sender_restrictions") && stage !== "vrfy"
+        ? [implicit.sender]
+        : []),
+      ...(implicit?.recipient && (stage === "recipient" || stage === "vrfy")
+        ? [implicit.recipient]
+        : []),
+    ];
+    for (const check of checks) {
+      options.trace?.add({ kind: "stage", stage: check.name, list: ["yes"] });
+      env.stage = check === implicit?.sender ? "sender" : stage;
+      const d = await evaluateList([check], env);
+      if (d.kind === "reject" || d.kind === "defer") return d;
     }
     return { kind: "permit", by: "end of lists" };
   }

@@ -1,8 +1,7 @@
 /**
  * Host name checks shared by restrictions (the syntax itself is
- * protocol/hostname.ts): fully-qualified names, address literals, our own
- * destinations (mydestination, relay_domains, our addresses) and
- * sender-specified routing.
+ * protocol/hostname.ts): fully-qualified names, address literals and
+ * sender-specified routing. Our destinations are destinations.ts.
  *
  * @module
  */
@@ -42,16 +41,6 @@ export function hasRouting(a: Address): boolean {
   return a.route.length > 0 || /[%!@]/.test(a.local);
 }
 
-/** Our destinations, compiled from the configuration. */
-export interface Destinations {
-  /** mydestination names (lower case). */
-  readonly local: ReadonlySet<string>;
-  /** relay_domains (lower case; subdomains match). */
-  readonly relay: readonly string[];
-  /** Our IP addresses, for address literals. */
-  readonly addresses: readonly bigint[];
-}
-
 /**
  * Normalizes a domain for comparisons: lower case, no trailing dot.
  * @param domain the domain
@@ -59,31 +48,4 @@ export interface Destinations {
  */
 export function normalizeDomain(domain: string): string {
   return domain.toLowerCase().replace(/\.$/, "");
-}
-
-/**
- * Whether a domain is delivered locally (mydestination or one of our address literals).
- * @param domain the recipient domain
- * @param d our destinations
- * @returns true when local
- */
-export function isLocalDomain(domain: string, d: Destinations): boolean {
-  const n = normalizeDomain(domain);
-  if (n === "") return true;
-  if (n.startsWith("[")) {
-    const ip = parseIp(n);
-    return ip !== undefined && d.addresses.includes(ip);
-  }
-  return d.local.has(n);
-}
-
-/**
- * Whether a domain is in relay_domains (a listed domain or a subdomain of one).
- * @param domain the recipient domain
- * @param d our destinations
- * @returns true when we relay to it
- */
-export function isRelayDomain(domain: string, d: Destinations): boolean {
-  const n = normalizeDomain(domain);
-  return d.relay.some((r) => n === r || n.endsWith("." + r));
 }

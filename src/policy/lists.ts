@@ -21,8 +21,19 @@ export const LIST_PARAMS = [
 /** A list parameter name. */
 export type ListParam = (typeof LIST_PARAMS)[number];
 
+/**
+ * Checks that run after the lists of a stage (smtpd_reject_unlisted_recipient,
+ * smtpd_reject_unlisted_sender), when the lists did not refuse.
+ */
+export interface ImplicitChecks {
+  readonly recipient?: Restriction;
+  readonly sender?: Restriction;
+}
+
 /** The compiled lists. */
-export type CompiledLists = Readonly<Record<ListParam, readonly Restriction[]>>;
+export type CompiledLists = Readonly<Record<ListParam, readonly Restriction[]>> & {
+  readonly implicit?: ImplicitChecks;
+};
 
 /**
  * Evaluates a list: the first restriction that is not "dunno" decides.

@@ -15,6 +15,7 @@ import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import type { LookupResult, LookupTable } from "./tables/mod.ts";
 import type { Trace } from "./trace.ts";
 import type { Network } from "./cidr.ts";
+import type { Destinations } from "./destinations.ts";
 
 /** One evaluation's environment. */
 export interface EvalEnv {
@@ -215,6 +216,8 @@ export interface CompileEnv {
   readonly config: Config;
   /** mynetworks, compiled once for the whole policy. */
   readonly mynetworks: readonly Network[];
+  /** mydestination, relay_domains and the virtual domains, compiled once. */
+  readonly destinations: Destinations;
   /** Reports a problem in the list being compiled (throws ConfigError). */
   fail(message: string): never;
   /** Logs a start-up warning. */

@@ -1,8 +1,9 @@
 /**
  * Parses the reverse-path of MAIL FROM and the forward-path of RCPT TO
  * (RFC 5321 §4.1.2), plus the looser forms the manual's
- * `strict_rfc821_envelopes = no` allows: `MAIL FROM: a@b` and
- * `MAIL FROM: Name <a@b>`. Source routes (`@a,@b:u@d`) are kept apart so
+ * `strict_rfc821_envelopes = no` allows: `MAIL FROM: a@b`,
+ * `MAIL FROM: Name <a@b>` and RFC 822 comments after the address or in the
+ * phrase: `MAIL FROM: <a@b> (comment)`, `MAIL FROM: (c) Name <a@b>`. Source routes (`@a,@b:u@d`) are kept apart so
  * relay control can see them.
  *
  * @module
@@ -90,22 +91,53 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
       rest = m[2] ?? "";
     }
   }
+  if (!options.strict) {
+    // RFC 822 comments after the address go, as Sendmail and Postfix allow.
+    const after = skipComments(rest);
+    if (after === undefined) return { ok: false };
+    if (after !== rest) rest = after === "" ? "" : ` ${after}`;
+  }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
   const address = parseMailbox(inner);
   if (!address) return { ok: false };
   return { ok: true, address, params: rest.trim() };
 }
 
-/** Finds "<" outside a quoted string. */
+/** Finds "<" outside a quoted string and outside comments. */
 function findOpen(s: string): number {
   let quoted = false;
+  let depth = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
-    if (c === "\\" && quoted) i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === "<" && !quoted) return i;
+    if (c === "\\" && (quoted || depth > 0)) i++;
+    else if (c === '"' && depth === 0) quoted = !quoted;
+    else if (c === "(" && !quoted) depth++;
+    else if (c === ")" && !quoted && depth > 0) depth--;
+    else if (c === "<" && !quoted && depth === 0) return i;
   }
   return -1;
+}
+
+/**
+ * Drops the RFC 822 comments at the start of a text: `(a (nested) \) b)`.
+ * @param text what follows the address
+ * @returns the text after them, trimmed at the start; undefined for an unclosed comment
+ */
+export function skipComments(text: string): string | undefined {
+  let s = text.replace(/^[ \t]+/, "");
+  while (s.startsWith("(")) {
+    let depth = 0;
+    let end = -1;
+    for (let i = 0; i < s.length && end < 0; i++) {
+      const c = s[i];
+      if (c === "\\") i++;
+      else if (c === "(") depth++;
+      else if (c === ")" && --depth === 0) end = i;
+    }
+    if (end < 0) return undefined;
+    s = s.slice(end + 1).replace(/^[ \t]+/, "");
+  }
+  return s;
 }
 
 /** Finds the ">" closing a path, honouring quoted strings. */

@@ -192,3 +192,27 @@ Deno.test("isNullAddress() is true only for the empty path", () => {
   assert.ok(!isNullAddress(addr("a", "")));
   assert.ok(!isNullAddress(addr("", "d", [], true)));
 });
+
+Deno.test("parsePath() with strict_rfc821_envelopes = no drops RFC 822 comments after the address", () => {
+  const loose = { strict: false };
+  const r = parsePath("<a@b.example> (the manual's example)", loose);
+  assert.ok(r.ok);
+  assert.equal(r.address.local, "a");
+  assert.equal(r.address.domain, "b.example");
+  assert.equal(r.params, "");
+  // Nested comments, a quoted ")" and parameters after them.
+  const p = parsePath("<a@b.example> (one (two) \\) three) (four) SIZE=10", loose);
+  assert.ok(p.ok);
+  assert.equal(p.params, "SIZE=10");
+  // The bare form, and a phrase whose comment holds a "<".
+  const bare = parsePath("a@b.example (comment)", loose);
+  assert.ok(bare.ok && bare.address.domain === "b.example" && bare.params === "");
+  const phrase = parsePath("Some One (not <this>) <c@d.example>", loose);
+  assert.ok(phrase.ok && phrase.address.local === "c");
+  // An unclosed comment is refused.
+  assert.equal(parsePath("<a@b.example> (unclosed", loose).ok, false);
+  // strict_rfc821_envelopes = yes leaves the comment as a parameter (MAIL refuses it).
+  const strict = parsePath("<a@b.example> (comment)", { strict: true });
+  assert.ok(strict.ok);
+  assert.equal(strict.params, "(comment)");
+});

@@ -180,13 +180,13 @@ type StartTls = (
  * connection (loaded only when TLS is on: node modules cost every isolate
  * memory). The handshake is node_socket.ts's, as for any node socket.
  */
-async function startTlsWith(context: SecureContext): Promise<StartTls> {
+async function startTlsWith(context: () => SecureContext): Promise<StartTls> {
   const { connDuplex } = await import("./conn_duplex.ts");
   const { nodeTransport } = await import("./node_socket.ts");
   type NodeSocket = Parameters<typeof nodeTransport>[0];
   return async (conn, peer, timeoutMs) => {
     const stream = connDuplex(conn);
-    const plain = nodeTransport(stream as unknown as NodeSocket, peer, context);
+    const plain = nodeTransport(stream as unknown as NodeSocket, peer, context());
     const secure = await (plain.startTls as (ms: number) => Promise<Transport>)(timeoutMs);
     return {
       peer: secure.peer,
@@ -235,8 +235,8 @@ export interface TcpServer {
 export interface ServeOptions {
   /** Share the ports with other listener threads (SO_REUSEPORT). */
   reusePort?: boolean;
-  /** Offer STARTTLS with this context. */
-  tls?: SecureContext;
+  /** Offer STARTTLS with this context (asked per handshake: a reload may replace it). */
+  tls?: () => SecureContext;
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */

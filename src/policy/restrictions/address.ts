@@ -3,7 +3,7 @@
  * check_recipient_access, reject_non_fqdn_sender/recipient,
  * reject_unknown_sender/recipient_domain (a null MX, RFC 7505, is refused
  * with 550 5.7.27 for a sender and 556 5.1.10 for a recipient, as in
- * Postfix 3.0+), reject_unlisted_recipient.
+ * Postfix 3.0+). reject_unlisted_recipient is in unlisted.ts.
  *
  * @module
  */
@@ -12,17 +12,11 @@ import type { Address } from "../../protocol/address.ts";
 import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
-import {
-  type EvalEnv,
-  refusal,
-  refuse,
-  type Subject,
-  tracedDns,
-  tracedLookup,
-} from "../restriction.ts";
+import { isAddressLiteral, isFqdn, normalizeDomain } from "../hostname.ts";
+import { localDomain } from "../destinations.ts";
+import { type EvalEnv, refusal, refuse, type Subject, tracedDns } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
-import { destinationsOf } from "./relay.ts";
+import { member } from "./relay.ts";
 
 function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address | undefined {
   return subject === "sender" ? ctx.sender : ctx.recipient;
@@ -95,14 +89,15 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
   return {
     make: (name, _arg, env) => {
       // Our own domains, worked out once here (when the policy is compiled).
-      const ours = destinationsOf(env.config);
+      const ours = env.destinations;
       return {
         name,
         run: async (e): Promise<Decision> => {
           const a = addressOf(subject, e.ctx);
           // Our own domains are not looked up (Postfix skips local destinations).
           if (
-            !a || !a.domain || isAddressLiteral(a.domain) || isLocalDomain(a.domain, ours)
+            !a || !a.domain || isAddressLiteral(a.domain) ||
+            await member(e, localDomain(a.domain, ours, e))
           ) {
             return { kind: "dunno" };
           }
@@ -157,44 +152,4 @@ export const ADDRESS: Record<string, Factory> = {
     aliases: ["reject_unknown_address"],
   },
   "reject_unknown_recipient_domain": unknownDomain("recipient"),
-  "reject_unlisted_recipient": {
-    make: (name, _arg, env) => {
-      const tables = env.config.local_recipient_maps.map((spec) => env.table(spec));
-      const dest = destinationsOf(env.config);
-      return {
-        name,
-        run: async (e): Promise<Decision> => {
-          const a = e.ctx.recipient;
-          if (!a || tables.length === 0 || !isLocalDomain(a.domain, dest)) return { kind: "dunno" };
-          const keys = [a.domain ? `${a.local}@${normalizeDomain(a.domain)}` : a.local, a.local];
-          for (const t of tables) {
-            for (const k of keys) {
-              const r = await tracedLookup(e, t, k);
-              if (r.kind === "found") return { kind: "dunno" };
-              if (r.kind === "tempfail") {
-                e.deferIfPermit ??= refusal(
-                  450,
-                  "1.1",
-                  "recipient",
-                  e.ctx,
-                  "Temporary lookup failure",
-                );
-                return { kind: "dunno" };
-              }
-            }
-          }
-          return refuse(
-            refusal(
-              env.config.unknown_local_recipient_reject_code,
-              "1.1",
-              "recipient",
-              e.ctx,
-              "User unknown in local recipient table",
-            ),
-            name,
-          );
-        },
-      };
-    },
-  },
 };

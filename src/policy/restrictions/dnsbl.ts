@@ -20,7 +20,7 @@ import { type EvalEnv, refuse, type Restriction, tracedDns } from "../restrictio
 import { reverseName } from "../resolver.ts";
 import type { Config } from "../../config/mod.ts";
 import { isValidHostname } from "../../protocol/hostname.ts";
-import { destinationsOf, isAuthDestination } from "./relay.ts";
+import { isAuthDestination } from "./relay.ts";
 
 /**
  * Compiles a filter such as "127.0.0.[2..11]" or "127.0.[0;1].2".
@@ -168,14 +168,15 @@ export const DNSBL: Record<string, Factory> = {
         env.fail(`permit_rhswl_client: bad reply filter "${filter}"`);
       }
       const inner = rhswlRestriction(name, zone, filter);
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) =>
+        run: async (e) =>
           // Safety, as in Postfix: no allowlisting of relaying at RCPT.
-          e.ctx.recipient && !isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
-            ? Promise.resolve({ kind: "dunno" })
-            : inner.run(e),
+          e.ctx.recipient &&
+            await isAuthDestination(e, d, env.config.allow_untrusted_routing) !== "yes"
+            ? { kind: "dunno" }
+            : await inner.run(e),
       };
     },
   },

@@ -16,52 +16,60 @@ import { inNetwork, type Network, parseIp } from "../cidr.ts";
 import { compileNetworks } from "../relay.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import {
-  type Destinations,
-  hasRouting,
-  isLocalDomain,
-  isRelayDomain,
-  normalizeDomain,
-} from "../hostname.ts";
+import { hasRouting, normalizeDomain } from "../hostname.ts";
+import { type Destinations, localDomain, relayDomain } from "../destinations.ts";
+import type { Membership } from "../domain_list.ts";
+import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
 import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
 
 /**
- * Compiles our destinations from the configuration.
- * @param config the configuration
- * @returns mydestination, relay_domains and our addresses
+ * Whether mail to the context's recipient may be accepted from anyone.
+ * @param e the evaluation
+ * @param d our destinations
+ * @param allowRouting allow_untrusted_routing
+ * @returns yes for our own or relayed destinations without routing tricks;
+ *   tempfail when a table in mydestination or relay_domains could not answer
  */
-export function destinationsOf(config: Config): Destinations {
-  const hosts = config.inet_interfaces.includes("all")
-    ? config.smtpd_listen.map((l) => l.replace(/:\d+$/, ""))
-    : config.inet_interfaces;
-  const addresses = hosts
-    .map((h) => parseIp(h))
-    .filter((ip): ip is bigint => ip !== undefined && ip !== 0n && ip !== (0xffffn << 32n));
-  return {
-    local: new Set(config.mydestination.map(normalizeDomain)),
-    relay: config.relay_domains.map((d) => normalizeDomain(d).replace(/^\./, "")),
-    addresses,
-  };
+export async function isAuthDestination(
+  e: EvalEnv,
+  d: Destinations,
+  allowRouting: boolean,
+): Promise<Membership> {
+  const r = e.ctx.recipient;
+  if (!r) return "no";
+  const relay = await relayDomain(r.domain, d, e);
+  if (relay === "tempfail") return "tempfail";
+  if (hasRouting(r) && !(allowRouting && relay === "yes")) return "no";
+  return relay === "yes" ? "yes" : await localDomain(r.domain, d, e);
 }
 
 /**
- * Whether mail to the context's recipient may be accepted from anyone.
- * @param ctx the facts
- * @param d our destinations
- * @param allowRouting allow_untrusted_routing
- * @returns true for our own or relayed destinations without routing tricks
+ * A table of our destinations could not answer: Postfix defers the
+ * request (451 4.3.0) rather than guess.
+ * @param e the evaluation
+ * @param by the restriction
+ * @returns the deferral
  */
-export function isAuthDestination(
-  ctx: PolicyContext,
-  d: Destinations,
-  allowRouting: boolean,
-): boolean {
-  const r = ctx.recipient;
-  if (!r) return false;
-  const relay = isRelayDomain(r.domain, d);
-  if (hasRouting(r) && !(allowRouting && relay)) return false;
-  return relay || isLocalDomain(r.domain, d);
+export function lookupFailed(e: EvalEnv, by: string): Decision {
+  const a = e.ctx.recipient;
+  return refuse(reply(451, "3.0", `<${a ? addressText(a) : ""}>: Temporary lookup failure`), by);
+}
+
+/**
+ * A membership answer as yes or no: a table failure is "no", and makes a
+ * later permit a temporary refusal.
+ * @param e the evaluation
+ * @param m the answer
+ * @returns true for yes
+ */
+export async function member(e: EvalEnv, m: Promise<Membership>): Promise<boolean> {
+  const got = await m;
+  if (got === "tempfail") {
+    const a = e.ctx.recipient ?? e.ctx.sender;
+    e.deferIfPermit ??= reply(451, "3.0", `<${a ? addressText(a) : ""}>: Temporary lookup failure`);
+  }
+  return got === "yes";
 }
 
 function relayDenied(config: Config, ctx: PolicyContext, by: string): Decision {
@@ -113,48 +121,47 @@ async function primariesAllowed(
 export const RELAY: Record<string, Factory> = {
   "permit_auth_destination": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) =>
-          Promise.resolve(
-            isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
-              ? { kind: "permit", by: name }
-              : { kind: "dunno" },
-          ),
+        run: async (e) => {
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          return m === "yes" ? { kind: "permit", by: name } : { kind: "dunno" };
+        },
       };
     },
   },
   "reject_unauth_destination": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) =>
-          Promise.resolve(
-            !e.ctx.recipient || isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)
-              ? { kind: "dunno" }
-              : relayDenied(env.config, e.ctx, name),
-          ),
+        run: async (e) => {
+          if (!e.ctx.recipient) return { kind: "dunno" };
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          return m === "yes" ? { kind: "dunno" } : relayDenied(env.config, e.ctx, name);
+        },
       };
     },
   },
   "check_relay_domains": {
     replacedBy: "permit_auth_destination, reject_unauth_destination",
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       return {
         name,
-        run: (e) => {
+        run: async (e) => {
           const host = e.ctx.clientName;
-          if (host !== "unknown" && isRelayDomain(host, d)) {
-            return Promise.resolve({ kind: "permit", by: name });
+          if (host !== "unknown" && (await relayDomain(host, d, e)) === "yes") {
+            return { kind: "permit", by: name };
           }
-          if (isAuthDestination(e.ctx, d, env.config.allow_untrusted_routing)) {
-            return Promise.resolve({ kind: "permit", by: name });
-          }
+          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          if (m === "tempfail") return lookupFailed(e, name);
+          if (m === "yes") return { kind: "permit", by: name };
           // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
-          return Promise.resolve(refuse(
+          return (refuse(
             refusal(
               env.config.relay_domains_reject_code,
               "7.1",
@@ -170,7 +177,7 @@ export const RELAY: Record<string, Factory> = {
   },
   "permit_mx_backup": {
     make: (name, _arg, env) => {
-      const d = destinationsOf(env.config);
+      const d = env.destinations;
       const me = normalizeDomain(env.config.myhostname);
       const backupNets = compileNetworks(
         env.config.permit_mx_backup_networks,
@@ -182,7 +189,10 @@ export const RELAY: Record<string, Factory> = {
           const r = e.ctx.recipient;
           if (!r || hasRouting(r)) return { kind: "dunno" };
           // As in Postfix, our own and relayed domains are permitted too.
-          if (isLocalDomain(r.domain, d) || isRelayDomain(r.domain, d)) {
+          if (
+            await member(e, localDomain(r.domain, d, e)) ||
+            await member(e, relayDomain(r.domain, d, e))
+          ) {
             return { kind: "permit", by: name };
           }
           if (!r.domain || r.domain.startsWith("[")) return { kind: "dunno" };

@@ -111,6 +111,24 @@ function inlineRules(arg: string): string | undefined {
     .join("\n");
 }
 
+/**
+ * Reads a `/file` named in a list parameter (mynetworks, mydestination,
+ * relay_domains, ...).
+ * @param path the absolute path
+ * @returns its text
+ * @throws {Error} saying why it cannot be read
+ */
+export function readListFile(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotCapable
+      ? "outside the paths this program may read (smtpd permissions lists them)"
+      : (err as Error).message;
+    throw new Error(`cannot read "${path}": ${why}`);
+  }
+}
+
 function readTable(spec: string, path: string): string {
   try {
     return Deno.readTextFileSync(path);

@@ -1,0 +1,125 @@
+/**
+ * Recipient validation against the real daemon with swaks: a relay for
+ * relay_domains refuses an unknown recipient at RCPT time (550 5.1.1), not
+ * after accepting the message; local_recipient_maps alone takes effect
+ * (smtpd_reject_unlisted_recipient defaults to yes); relay_domains from a
+ * /file and mydestination from a table.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkDir, postcat, queueFiles, run, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** One swaks session: its transcript, RCPT reply and exit code. */
+async function swaks(port: number, to: string) {
+  const r = await run("swaks", [
+    "--server",
+    `127.0.0.1:${port}`,
+    "--helo",
+    "client.example.org",
+    "--from",
+    "sender@example.org",
+    "--to",
+    to,
+    "--body",
+    "recipient validation test",
+  ], { timeoutMs: 30000 });
+  const lines = r.stdout.split("\n");
+  const rcpt = lines[lines.findIndex((l) => / -> RCPT TO:/.test(l)) + 1] ?? "";
+  return { out: r.stdout, rcpt: rcpt.trim(), code: r.code };
+}
+
+Deno.test({
+  name:
+    "relay_recipient_maps: swaks to an unknown relay recipient gets 550 5.1.1 at RCPT, a known one is queued",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("rcptval");
+    const users = join(dir, "relay_recipients");
+    await Deno.writeTextFile(users, "alice@relay.example OK\n");
+    const d = await startDaemon(
+      [
+        `relay_domains = ["relay.example"]`,
+        `relay_recipient_maps = ["texthash:${users}"]`,
+        // Not trusted: 127.0.0.1 may only send to our destinations.
+        `mynetworks = []`,
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const bad = await swaks(d.port, "bob@relay.example");
+      // deno-lint-ignore no-console
+      console.log(bad.out.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
+      assert.equal(
+        bad.rcpt,
+        "<** 550 5.1.1 <bob@relay.example>: Recipient address rejected: User unknown in relay recipient table",
+      );
+      assert.equal(bad.code, 24, "swaks: every recipient refused");
+      assert.deepEqual(await queueFiles(d.queueDir), [], "nothing queued for the unknown user");
+      await d.waitForLog(
+        /NOQUEUE: reject: RCPT from [^:]+: 550 5\.1\.1 <bob@relay\.example>: Recipient address rejected: User unknown in relay recipient table; from=<sender@example\.org> to=<bob@relay\.example>/,
+      );
+      const good = await swaks(d.port, "alice@relay.example");
+      assert.equal(good.rcpt, "<-  250 2.1.5 Ok");
+      assert.equal(good.code, 0);
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, 1);
+      assert.match(await postcat(files[0] as string), /recipient: alice@relay\.example/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "local_recipient_maps alone refuses an unknown local user at RCPT (smtpd_reject_unlisted_recipient = yes)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("rcptval");
+    const users = join(dir, "local_users");
+    await Deno.writeTextFile(users, "postmaster x\nalice x\n");
+    const d = await startDaemon(`local_recipient_maps = ["texthash:${users}"]`, { dir });
+    try {
+      const bad = await swaks(d.port, "nobody@mx.test.example");
+      assert.equal(
+        bad.rcpt,
+        "<** 550 5.1.1 <nobody@mx.test.example>: Recipient address rejected: User unknown in local recipient table",
+      );
+      const good = await swaks(d.port, "alice@mx.test.example");
+      assert.equal(good.code, 0, good.out);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "relay_domains from a /file and mydestination from a table decide what is ours",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("rcptval");
+    const relayFile = join(dir, "relay_domains");
+    await Deno.writeTextFile(relayFile, "# domains we relay for\nfiled.example\n");
+    const local = join(dir, "mydestination");
+    await Deno.writeTextFile(local, "tabled.example OK\n");
+    const d = await startDaemon(
+      [
+        `relay_domains = ["${relayFile}"]`,
+        `mydestination = ["texthash:${local}"]`,
+        `mynetworks = []`,
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      assert.equal((await swaks(d.port, "a@filed.example")).code, 0);
+      assert.equal((await swaks(d.port, "a@tabled.example")).code, 0);
+      const other = await swaks(d.port, "a@elsewhere.example");
+      assert.equal(other.rcpt, "<** 554 5.7.1 <a@elsewhere.example>: Relay access denied");
+    } finally {
+      await d.stop();
+    }
+  },
+});
