@@ -9,7 +9,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Daemon, makeWorkDir, RawClient, ROOT, startDaemon, writeConfig } from "./_harness.ts";
+import {
+  type Daemon,
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  run,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -54,6 +62,24 @@ async function hup(d: Daemon, n: number, line = RELOADED): Promise<void> {
 
 const REFUSED = "554 5.7.1 <spammer@bad.example>: Sender address rejected: Access denied";
 
+/** One message from the listed sender with swaks (a real client); its transcript. */
+async function swaks(port: number): Promise<string> {
+  const r = await run("swaks", [
+    "--server",
+    `127.0.0.1:${port}`,
+    "--from",
+    "spammer@bad.example",
+    "--to",
+    "postmaster@mx.test.example",
+  ]);
+  return r.stdout + r.stderr;
+}
+
+/** The envelope lines of a swaks transcript, for the test's output. */
+function transcript(text: string): string[] {
+  return text.split("\n").filter((l) => /^( -> (MAIL|RCPT)|<[-*~ ]+ ?[2-5]\d\d )/.test(l));
+}
+
 Deno.test({
   name:
     "SIGHUP: a changed access table answers the next session; a session in progress keeps the old answer",
@@ -64,10 +90,25 @@ Deno.test({
     await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
     const d = await startDaemon(senderConfig(table), { dir });
     try {
+      const sent = await swaks(d.port);
+      assert.match(sent, new RegExp(`<\\*\\* ${REFUSED}`));
       const before = await greeted(d.port);
       assert.equal(await mailReply(before), REFUSED);
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
       await hup(d, 1);
+      const resent = await swaks(d.port);
+      assert.match(resent, /<- {2}250 2\.0\.0 Ok: queued as \w+/);
+      // deno-lint-ignore no-console
+      console.log(
+        [
+          "swaks before the reload:",
+          ...transcript(sent),
+          `kill -HUP ${d.pid}:`,
+          ...d.log().split("\n").filter((l) => /: reload/.test(l)),
+          "swaks after the reload:",
+          ...transcript(resent),
+        ].join("\n"),
+      );
       const after = await greeted(d.port);
       assert.equal(await mailReply(after), "250 2.1.5 Ok");
       // The session opened before the reload finishes under the old table.
