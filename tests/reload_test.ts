@@ -265,3 +265,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP with a configuration that needs a permission the process lacks: refused, named, the running one stays",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      // A table in a file the process was not given (the flags name each table file).
+      const other = join(dir, "other_access");
+      await Deno.writeTextFile(other, "spammer@bad.example OK\n");
+      await writeConfig(dir, senderConfig(other));
+      await hup(d, 1, "reload failed:");
+      const line = d.log().split("\n").find((l) => l.includes("reload failed:")) ?? "";
+      // deno-lint-ignore no-console
+      console.log(line);
+      assert.match(line, /needs permissions this program was not given/);
+      assert.match(line, new RegExp(`--allow-read=${other}\\b`));
+      assert.match(line, /a reload cannot add permissions: restart, and run it with the flags/);
+      assert.match(line, /keeping the running configuration$/);
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), REFUSED);
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});

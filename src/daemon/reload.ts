@@ -59,7 +59,7 @@ export async function reloadFromText(
   try {
     const loaded = resolveSource(text, source);
     const missing = checkPermissions(loaded, source.overrides);
-    if (missing) return { ok: false, error: missing.join(" ") };
+    if (missing) return { ok: false, error: permissionsError(missing) };
     const { runtime, kept } = await rebuildRuntime(current, loaded);
     for (const key of logKept ? kept : []) {
       const line = loaded.lineOf(key);
@@ -117,4 +117,17 @@ export function reloadedMessage(file: string, threads: number, failed: number): 
 function failed(current: Runtime, error: string): ReloadResult {
   current.logger.warning(`reload failed: ${error}; keeping the running configuration`);
   return { ok: false, error };
+}
+
+/**
+ * The start-up check's message (a header, a line per missing flag, the
+ * advice) as one log line for a reload, which cannot add permissions.
+ * @param lines the message lines of the check
+ * @returns the text
+ */
+export function permissionsError(lines: readonly string[]): string {
+  const [header = "", ...rest] = lines;
+  const advice = rest.pop() ?? "";
+  const flags = rest.map((l) => l.trim().replace(/\s{2,}/g, " ")).join(", ");
+  return `${header} ${flags}; a reload cannot add permissions: restart, and ${advice}`;
 }

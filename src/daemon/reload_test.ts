@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildRuntime } from "../runtime.ts";
-import { reloadedMessage, reloadFromText, resolveSource } from "./reload.ts";
+import { permissionsError, reloadedMessage, reloadFromText, resolveSource } from "./reload.ts";
 import { pinRestartOnly, restartOnlyValues } from "./serve.ts";
 
 async function workDir() {
@@ -76,4 +76,19 @@ Deno.test("reloadedMessage counts the threads that reloaded", () => {
     "reload: configuration and tables re-read from /etc/smtpd/smtpd.toml; new sessions use them";
   assert.equal(reloadedMessage("/etc/smtpd/smtpd.toml", 1, 0), base);
   assert.equal(reloadedMessage("/etc/smtpd/smtpd.toml", 3, 1), `${base} (2 of 3 threads)`);
+});
+
+Deno.test("permissionsError: the start-up check's lines as one log line", () => {
+  assert.equal(
+    permissionsError([
+      "this configuration needs permissions this program was not given:",
+      "  --allow-read=/etc/smtpd/a  (table texthash:)",
+      "  --allow-net=192.0.2.53:53  (DNS server)",
+      "run it with the flags it needs: deno task smtpd COMMAND -c /etc/smtpd/smtpd.toml",
+    ]),
+    "this configuration needs permissions this program was not given: " +
+      "--allow-read=/etc/smtpd/a (table texthash:), --allow-net=192.0.2.53:53 (DNS server); " +
+      "a reload cannot add permissions: restart, and run it with the flags it needs: " +
+      "deno task smtpd COMMAND -c /etc/smtpd/smtpd.toml",
+  );
 });
