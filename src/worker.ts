@@ -47,7 +47,11 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
           });
         } else if (msg?.kind === "reload" && typeof msg.text === "string") {
           const text = msg.text;
-          reloads = reloads.then(() => thread.reload(text));
+          // The main thread waits for each thread's answer before it logs the reload.
+          reloads = reloads.then(async () => {
+            const error = await thread.reload(text);
+            self.postMessage({ kind: "reloaded", error });
+          });
         }
       };
       self.postMessage({ kind: "ready" });

@@ -9,7 +9,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Daemon, makeWorkDir, RawClient, ROOT, startDaemon, writeConfig } from "./_harness.ts";
+import {
+  type Daemon,
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  run,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -54,6 +62,24 @@ async function hup(d: Daemon, n: number, line = RELOADED): Promise<void> {
 
 const REFUSED = "554 5.7.1 <spammer@bad.example>: Sender address rejected: Access denied";
 
+/** One message from the listed sender with swaks (a real client); its transcript. */
+async function swaks(port: number): Promise<string> {
+  const r = await run("swaks", [
+    "--server",
+    `127.0.0.1:${port}`,
+    "--from",
+    "spammer@bad.example",
+    "--to",
+    "postmaster@mx.test.example",
+  ]);
+  return r.stdout + r.stderr;
+}
+
+/** The envelope lines of a swaks transcript, for the test's output. */
+function transcript(text: string): string[] {
+  return text.split("\n").filter((l) => /^( -> (MAIL|RCPT)|<[-*~ ]+ ?[2-5]\d\d )/.test(l));
+}
+
 Deno.test({
   name:
     "SIGHUP: a changed access table answers the next session; a session in progress keeps the old answer",
@@ -64,10 +90,25 @@ Deno.test({
     await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
     const d = await startDaemon(senderConfig(table), { dir });
     try {
+      const sent = await swaks(d.port);
+      assert.match(sent, new RegExp(`<\\*\\* ${REFUSED}`));
       const before = await greeted(d.port);
       assert.equal(await mailReply(before), REFUSED);
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
       await hup(d, 1);
+      const resent = await swaks(d.port);
+      assert.match(resent, /<- {2}250 2\.0\.0 Ok: queued as \w+/);
+      // deno-lint-ignore no-console
+      console.log(
+        [
+          "swaks before the reload:",
+          ...transcript(sent),
+          `kill -HUP ${d.pid}:`,
+          ...d.log().split("\n").filter((l) => /: reload/.test(l)),
+          "swaks after the reload:",
+          ...transcript(resent),
+        ].join("\n"),
+      );
       const after = await greeted(d.port);
       assert.equal(await mailReply(after), "250 2.1.5 Ok");
       // The session opened before the reload finishes under the old table.
@@ -91,9 +132,9 @@ Deno.test({
     try {
       await d.waitForLog("(2 threads)");
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      // Logged once both threads have answered.
       await hup(d, 1);
-      // The thread's reload follows the main thread's message: give it a moment.
-      await new Promise((r) => setTimeout(r, 500));
+      assert.match(d.log(), /re-read from \S+; new sessions use them \(2 of 2 threads\)/);
       // The kernel spreads connections over both threads: 12 sessions, all new answers.
       const answers = new Set<string>();
       for (let i = 0; i < 12; i++) {
@@ -152,18 +193,25 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("reload");
-    const d = await startDaemon("default_process_limit = 50", { dir });
+    const d = await startDaemon("default_process_limit = 50\nsmtpd_listen_threads = 2", { dir });
     try {
-      await writeConfig(dir, 'default_process_limit = 60\nsmtpd_banner = "$myhostname reloaded"');
+      await writeConfig(
+        dir,
+        'default_process_limit = 60\nsmtpd_listen_threads = 2\nsmtpd_banner = "$myhostname reloaded"',
+      );
       await hup(d, 1);
+      // Named once, by the main thread, not once per listener thread.
+      assert.equal(d.log().split("default_process_limit changed").length - 1, 1, d.log());
       assert.match(
         d.log(),
         /reload: default_process_limit changed \(.*smtpd\.toml:5\) but takes effect only after a restart; still 50/,
       );
       // The rest of the new configuration is in force.
-      const c = await RawClient.connect(d.port);
-      assert.equal((await c.reply()).trim(), "220 mx.test.example reloaded");
-      c.close();
+      for (let i = 0; i < 6; i++) {
+        const c = await RawClient.connect(d.port);
+        assert.equal((await c.reply()).trim(), "220 mx.test.example reloaded");
+        c.close();
+      }
     } finally {
       await d.stop();
     }
@@ -214,6 +262,37 @@ Deno.test({
       } catch { /* gone */ }
       await child.status;
       await pump;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGHUP with a configuration that needs a permission the process lacks: refused, named, the running one stays",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      // A table in a file the process was not given (the flags name each table file).
+      const other = join(dir, "other_access");
+      await Deno.writeTextFile(other, "spammer@bad.example OK\n");
+      await writeConfig(dir, senderConfig(other));
+      await hup(d, 1, "reload failed:");
+      const line = d.log().split("\n").find((l) => l.includes("reload failed:")) ?? "";
+      // deno-lint-ignore no-console
+      console.log(line);
+      assert.match(line, /needs permissions this program was not given/);
+      assert.match(line, new RegExp(`--allow-read=${other}\\b`));
+      assert.match(line, /a reload cannot add permissions: restart, and run it with the flags/);
+      assert.match(line, /keeping the running configuration$/);
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), REFUSED);
+      c.close();
+    } finally {
+      await d.stop();
     }
   },
 });

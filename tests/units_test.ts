@@ -1,7 +1,7 @@
 /**
  * The service files in config/ are checked: `systemd-analyze verify` on the
- * daemon unit and the socket pair (in a private root with a stand-in
- * binary, so nothing is installed), and every command line in them and in
+ * daemon unit and the socket pair (in a private root with stand-in
+ * binaries, so nothing is installed), and every command line in them and in
  * config/inetd.conf is one the program accepts: run against a test
  * configuration with the real program and the flags derived from it.
  *
@@ -22,6 +22,9 @@ async function verify(units: Record<string, string>): Promise<{ code: number; ou
   const root = await makeWorkDir("units");
   await Deno.mkdir(join(root, "usr/local/bin"), { recursive: true });
   await Deno.writeTextFile(join(root, "usr/local/bin/smtpd"), "#!/bin/sh\n", { mode: 0o755 });
+  // ExecReload's kill(1), as every system has it.
+  await Deno.mkdir(join(root, "bin"), { recursive: true });
+  await Deno.writeTextFile(join(root, "bin/kill"), "#!/bin/sh\n", { mode: 0o755 });
   await Deno.mkdir(join(root, "etc/systemd/system"), { recursive: true });
   // The targets and slices the units refer to, from the system's own set.
   await Deno.mkdir(join(root, "usr/lib/systemd"), { recursive: true });
@@ -52,6 +55,8 @@ Deno.test({
   ...opts,
   fn: async () => {
     const units = await unitText();
+    // systemctl reload: SIGHUP to the daemon (tests/reload_test.ts).
+    assert.match(units["smtpd.service"] as string, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     const ok = await verify(units);
     assert.equal(ok.output, "");
     assert.equal(ok.code, 0);

@@ -42,23 +42,26 @@ export type ReloadResult =
 
 /**
  * Rebuilds a runtime from configuration text, or says why it cannot.
- * Restart-only parameters that changed are logged and keep their values.
+ * Restart-only parameters that changed keep their values and are logged
+ * (by the main thread only: a listener thread's reload passes false).
  * @param current the running runtime
  * @param text the configuration text
  * @param source the file and overrides
+ * @param logKept whether to log the restart-only parameters that changed
  * @returns the new runtime, or the error (nothing changed)
  */
 export async function reloadFromText(
   current: Runtime,
   text: string,
   source: ConfigSource,
+  logKept = true,
 ): Promise<ReloadResult> {
   try {
     const loaded = resolveSource(text, source);
     const missing = checkPermissions(loaded, source.overrides);
-    if (missing) return { ok: false, error: missing.join(" ") };
+    if (missing) return { ok: false, error: permissionsError(missing) };
     const { runtime, kept } = await rebuildRuntime(current, loaded);
-    for (const key of kept) {
+    for (const key of logKept ? kept : []) {
       const line = loaded.lineOf(key);
       current.logger.warning(
         `reload: ${key} changed${line ? ` (${source.file}:${line})` : ""} but takes effect ` +
@@ -75,8 +78,9 @@ export async function reloadFromText(
 }
 
 /**
- * The main thread's reload: reads the file and rebuilds its runtime. The
- * outcome is logged either way.
+ * The main thread's reload: reads the file and rebuilds its runtime. A
+ * failure is logged here; success is logged by the caller once the
+ * listener threads have answered ({@linkcode reloadedMessage}).
  * @param current the running runtime
  * @param source the file and overrides
  * @returns the outcome
@@ -94,13 +98,36 @@ export async function reloadFromFile(
   }
   const result = await reloadFromText(current, text, source);
   if (!result.ok) return failed(current, result.error);
-  current.logger.info(
-    `reload: configuration and tables re-read from ${source.file}; new sessions use them`,
-  );
   return result;
+}
+
+/**
+ * The log line of a reload that was taken, once every listener thread has
+ * answered.
+ * @param file the configuration file
+ * @param threads how many threads serve (main thread included)
+ * @param failed the listener threads that kept their runtime
+ * @returns the line
+ */
+export function reloadedMessage(file: string, threads: number, failed: number): string {
+  return `reload: configuration and tables re-read from ${file}; new sessions use them` +
+    (threads > 1 ? ` (${threads - failed} of ${threads} threads)` : "");
 }
 
 function failed(current: Runtime, error: string): ReloadResult {
   current.logger.warning(`reload failed: ${error}; keeping the running configuration`);
   return { ok: false, error };
+}
+
+/**
+ * The start-up check's message (a header, a line per missing flag, the
+ * advice) as one log line for a reload, which cannot add permissions.
+ * @param lines the message lines of the check
+ * @returns the text
+ */
+export function permissionsError(lines: readonly string[]): string {
+  const [header = "", ...rest] = lines;
+  const advice = rest.pop() ?? "";
+  const flags = rest.map((l) => l.trim().replace(/\s{2,}/g, " ")).join(", ");
+  return `${header} ${flags}; a reload cannot add permissions: restart, and ${advice}`;
 }

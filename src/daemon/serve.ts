@@ -6,16 +6,22 @@
  * @module
  */
 
-import { type Config } from "../config/mod.ts";
+import { type Config, type LoadedConfig } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
 import { type SupervisedThread, ThreadSupervisor } from "./thread_supervisor.ts";
-import { buildRuntime, queueDirError, type Runtime, type ThreadShares } from "../runtime.ts";
+import {
+  buildRuntime,
+  queueDirError,
+  RESTART_ONLY,
+  type Runtime,
+  type ThreadShares,
+} from "../runtime.ts";
 import { listenerThreads, startListening } from "./listener.ts";
-import { reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
+import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -49,6 +55,12 @@ export async function runServe(
   // The runtime new sessions and new listener threads get (SIGHUP replaces it).
   let current = runtime;
   const { config, logger, store, space } = runtime;
+  // A SIGHUP while starting (Deno's default would end the process: systemd
+  // counts that as a clean exit and does not restart) is served once the
+  // daemon runs.
+  let hupWhileStarting = false;
+  const starting = () => (hupWhileStarting = true);
+  Deno.addSignalListener("SIGHUP", starting);
   try {
     await store.prepare();
   } catch (e) {
@@ -81,6 +93,9 @@ export async function runServe(
         // The text of the configuration in force (after the last good
         // reload), not the file as it may be now.
         text: current.loaded.text,
+        // ... with the restart-only values the process runs with, which a
+        // reload leaves as they were while the text may have others.
+        pinned: restartOnlyValues(current),
         file: opts.file,
         overrides: opts.overrides,
         verbose: opts.verbose,
@@ -118,7 +133,14 @@ export async function runServe(
     if (!result.ok) return;
     current = result.runtime;
     main.swap(current);
-    for (const t of supervisor.threads) t.worker.postMessage({ kind: "reload", text: result.text });
+    const threads = supervisor.threads;
+    const errors = await Promise.all(threads.map((t) => reloadWorker(t.worker, result.text)));
+    errors.forEach((error, i) => {
+      if (error) logger.warning(`reload failed in listener thread ${i + 1}: ${error}`);
+    });
+    logger.info(
+      reloadedMessage(opts.file, threads.length + 1, errors.filter((e) => e !== undefined).length),
+    );
   };
   let stopping = false;
   let stopped: () => void = () => {};
@@ -147,9 +169,12 @@ export async function runServe(
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
-  Deno.addSignalListener("SIGHUP", () => {
+  const onHup = () => {
     if (!stopping) reloads = reloads.then(reload);
-  });
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  Deno.removeSignalListener("SIGHUP", starting);
+  if (hupWhileStarting) onHup();
   void server.failed.then(stop);
   void supervisor.gaveUp.then(stop);
   await allStopped;
@@ -178,6 +203,62 @@ export interface WorkerInit {
   heartbeat: SharedArrayBuffer;
   /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
   shares: ThreadShares;
+  /** The restart-only parameters' values in force ({@linkcode restartOnlyValues}). */
+  pinned: RestartOnlyValues;
+}
+
+/** The values of the restart-only parameters, as a listener thread is sent them. */
+export type RestartOnlyValues = Readonly<Record<string, unknown>>;
+
+/**
+ * The restart-only parameters' values a runtime runs with.
+ * @param runtime the runtime in force
+ * @returns their values
+ */
+export function restartOnlyValues(runtime: Runtime): RestartOnlyValues {
+  return Object.fromEntries(RESTART_ONLY.map((k) => [k, runtime.config[k]]));
+}
+
+/**
+ * A configuration with the restart-only values in force in place of its own.
+ * @param loaded the configuration resolved from the text
+ * @param values the values in force
+ * @returns the configuration a listener thread runs with
+ */
+export function pinRestartOnly(loaded: LoadedConfig, values: RestartOnlyValues): LoadedConfig {
+  const differs = Object.keys(values).some((k) =>
+    JSON.stringify(values[k]) !== JSON.stringify(loaded.config[k as keyof Config])
+  );
+  if (!differs) return loaded;
+  return Object.freeze({
+    ...loaded,
+    config: Object.freeze({ ...loaded.config, ...values }) as Config,
+    lineOf: (key: string) => loaded.lineOf(key),
+  });
+}
+
+/**
+ * Asks a listener thread to reload the text the main thread compiled, and
+ * waits for its answer (bounded: a thread silent for 10 s is reported and
+ * keeps what it has).
+ * @param w the thread
+ * @param text the configuration text
+ * @returns undefined when it reloaded, else why not
+ */
+function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const finish = (error: string | undefined) => {
+      clearTimeout(timer);
+      w.removeEventListener("message", onMessage);
+      resolve(error);
+    };
+    const timer = setTimeout(() => finish("no answer in 10 s"), 10_000);
+    const onMessage = (e: MessageEvent) => {
+      if (e.data?.kind === "reloaded") finish(e.data.error);
+    };
+    w.addEventListener("message", onMessage);
+    w.postMessage({ kind: "reload", text });
+  });
 }
 
 /** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
@@ -228,7 +309,7 @@ function startWorker(init: WorkerInit): Promise<Worker> {
  */
 export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
   const source = { file: init.file, overrides: init.overrides };
-  const loaded = resolveSource(init.text, source);
+  const loaded = pinRestartOnly(resolveSource(init.text, source), init.pinned);
   const runtime = await buildRuntime(loaded, {
     verbose: init.verbose,
     mode: "serve",
@@ -255,15 +336,12 @@ export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
     reload: async (text: string) => {
       // The main thread has compiled this text already; a failure here
       // (a table changed between the two reads) keeps this thread's runtime.
-      const result = await reloadFromText(current, text, source);
-      if (!result.ok) {
-        current.logger.warning(
-          `reload failed in a listener thread: ${result.error}; keeping its running configuration`,
-        );
-        return;
-      }
+      // The main thread logs the outcome, and the restart-only parameters once.
+      const result = await reloadFromText(current, text, source, false);
+      if (!result.ok) return `${result.error}; keeping its running configuration`;
       current = result.runtime;
       swap(current);
+      return undefined;
     },
   };
 }
@@ -271,5 +349,6 @@ export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
 /** A listener thread serving: its runtime (the latest) and its reload. */
 export interface ServingThread {
   readonly runtime: Runtime;
-  reload(text: string): Promise<void>;
+  /** Resolves to undefined when reloaded, else why not. */
+  reload(text: string): Promise<string | undefined>;
 }
