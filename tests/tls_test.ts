@@ -96,7 +96,7 @@ Deno.test({
       const r = await run("python3", ["-c", INJECTION, String(d.port)]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
-      assert.match(r.stdout, /^ehlo: 250 8BITMIME$/m);
+      assert.match(r.stdout, /^ehlo: 250 SMTPUTF8$/m);
       // Had the injected MAIL run, RCPT would be accepted; it was discarded.
       assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
       await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);

@@ -15,7 +15,13 @@
 import type { Config } from "../config/mod.ts";
 import type { BodySink } from "../io/dot_reader.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
-import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
+import {
+  type QueueFile,
+  type QueueName,
+  type QueueRecipient,
+  type QueueStore,
+  QueueWriteError,
+} from "../queue/mod.ts";
 import { HeaderBlock } from "./header_block.ts";
 import { isContinuation, isHeaderStart } from "./headers.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
@@ -43,7 +49,21 @@ export interface MessageEnvelope {
   readonly origin: MessageOrigin;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** SMTPUTF8 on MAIL FROM (RFC 6531). */
+  readonly smtputf8?: boolean;
+  /** Each recipient's DSN facts, in the order of `recipients`. */
+  readonly recipientDsn?:
+    readonly ({ readonly notify?: number; readonly orcpt: string } | undefined)[];
+  /** RET= as Postfix's bits (1 FULL, 2 HDRS). */
+  readonly dsnRet?: number;
+  /** ENVID=, decoded. */
+  readonly dsnEnvid?: string;
 }
+
+/** Postfix's sendopts bits (sendopts.h): the size record's sixth field. */
+const SMTPUTF8_REQUESTED = 1;
+const SMTPUTF8_HEADER = 2;
+const SMTPUTF8_SENDER = 4;
 
 /** How a message ended. */
 export type CleanupResult =
@@ -54,10 +74,12 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 /** The settings cleanup uses. */
-export type CleanupConfig = Pick<
-  Config,
-  "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
->;
+export type CleanupConfig =
+  & Pick<
+    Config,
+    "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
+  >
+  & { readonly smtputf8_enable?: boolean };
 
 /** Starts messages. */
 export class Cleanup {
@@ -120,7 +142,9 @@ export class MessageDraft implements BodySink {
   #file: QueueFile;
   #env: MessageEnvelope;
   #config: CleanupConfig;
-  #recipients: string[];
+  #recipients: QueueRecipient[];
+  /** SMTPUTF8_HEADER once a header line holds a non-ASCII byte. */
+  #headerOpts = 0;
   #inHeaders = true;
   #headers: HeaderBlock;
   #headerLimit: number;
@@ -148,13 +172,11 @@ export class MessageDraft implements BodySink {
     // (HeaderBlock keeps offsets below 2^30).
     this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
     this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
-    // As Postfix's cleanup: a recipient given twice is written once (its
-    // queue manager would deliver each R record), and always_bcc joins the set.
-    const unique = new Set(env.recipients);
-    const bcc = config.always_bcc.trim();
-    if (bcc) unique.add(bcc);
-    this.#recipients = [...unique];
+    this.#recipients = uniqueRecipients(env, config.always_bcc.trim());
     const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
+    // As Postfix's smtpd: the DSN envelope facts are named attributes.
+    if (env.dsnEnvid !== undefined) attrs.push(["envelope_id", env.dsnEnvid]);
+    if (env.dsnRet) attrs.push(["ret_flags", String(env.dsnRet)]);
     if (!env.origin.local) {
       const o = env.origin;
       attrs.push(
@@ -177,6 +199,8 @@ export class MessageDraft implements BodySink {
       sender: env.sender,
       recipients: this.#recipients,
       attributes: attrs,
+      sendOpts: (env.smtputf8 ? SMTPUTF8_REQUESTED : 0) |
+        (config.smtputf8_enable !== false && !isAscii(env.sender) ? SMTPUTF8_SENDER : 0),
     });
   }
 
@@ -323,12 +347,19 @@ export class MessageDraft implements BodySink {
       : `; ${when}`;
     const received = o.local
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
-      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
+      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${
+        env.smtputf8 ? "UTF8SMTP" : o.protocol
+      } id ${this.id}${forPart}`;
+    if (!isAscii(received)) this.#headerOpts = SMTPUTF8_HEADER;
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
     headers.forEach((bytes, start, end, partial) => {
-      if (!this.#refused) this.#writeRange(bytes, start, end, partial);
+      if (this.#refused) return;
+      for (let i = start; i < end && this.#headerOpts === 0; i++) {
+        if ((bytes[i] as number) > 127) this.#headerOpts = SMTPUTF8_HEADER;
+      }
+      this.#writeRange(bytes, start, end, partial);
     });
     if (this.#refused) return;
     this.#headers = new HeaderBlock(0, 0);
@@ -369,7 +400,8 @@ export class MessageDraft implements BodySink {
     if (this.#env.body === "8BITMIME") extracted.push(["encoding", "8bit"]);
     else if (this.#env.body === "7BIT") extracted.push(["encoding", "7bit"]);
     try {
-      await this.#file.commit(extracted);
+      const utf8 = this.#config.smtputf8_enable !== false ? this.#headerOpts : 0;
+      await this.#file.commit(extracted, utf8);
     } catch (err) {
       return {
         kind: "refused",
@@ -392,4 +424,34 @@ export class MessageDraft implements BodySink {
     this.#memory.trim(0);
     await this.#file.abort();
   }
+}
+
+/**
+ * The recipients to write: as Postfix's cleanup, one given twice with the
+ * same DSN facts is written once (its queue manager would deliver each R
+ * record), and always_bcc joins the set.
+ * @param env the envelope
+ * @param bcc always_bcc, or ""
+ * @returns the recipients in order
+ */
+function uniqueRecipients(env: MessageEnvelope, bcc: string): QueueRecipient[] {
+  const seen = new Map<string, QueueRecipient>();
+  env.recipients.forEach((address, i) => {
+    const dsn = env.recipientDsn?.[i];
+    const r: QueueRecipient = dsn
+      ? { address, dsnOrcpt: dsn.orcpt, ...(dsn.notify ? { notify: dsn.notify } : {}) }
+      : { address };
+    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${address}`;
+    if (!seen.has(key)) seen.set(key, r);
+  });
+  if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
+    seen.set(`\n0\n${bcc}`, { address: bcc });
+  }
+  return [...seen.values()];
+}
+
+/** Whether text is all ASCII. */
+function isAscii(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return /^[\x00-\x7f]*$/.test(text);
 }

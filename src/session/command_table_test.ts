@@ -109,7 +109,7 @@ for (const { heloRequired, rules } of CONFIGS) {
 /** A valid command line per verb, and the handler's reply when it runs in a fake local session. */
 const COMMAND_LINES: Record<Verb, [string, string]> = {
   HELO: ["HELO c.example", "250 "],
-  EHLO: ["EHLO c.example", "250 8BITMIME"],
+  EHLO: ["EHLO c.example", "250 SMTPUTF8"],
   MAIL: ["MAIL FROM:<s@example.org>", "250 2.1.0 Ok"],
   RCPT: ["RCPT TO:<r@example.com>", "250 2.1.5 Ok"],
   DATA: ["DATA", formatReply(REPLY.noValidRecipients).trim()],

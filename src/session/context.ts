@@ -18,7 +18,7 @@ import type { ClientIdentity } from "./client.ts";
 import type { SessionDeps } from "./deps.ts";
 import type { SessionLimits } from "./limits.ts";
 import type { SessionPhase } from "./phase.ts";
-import type { Transaction, TransactionStart } from "./transaction.ts";
+import type { RecipientDsn, Transaction, TransactionStart } from "./transaction.ts";
 
 /** What a command handler returns. */
 export type CommandResult =
@@ -135,9 +135,10 @@ export interface SessionContext {
   /**
    * Adds a recipient to the transaction, reserved against the memory budget.
    * @param recipient the address in internal form
+   * @param dsn its DSN facts (NOTIFY, ORCPT)
    * @returns false when the budget has no room
    */
-  addRecipient(recipient: string): boolean;
+  addRecipient(recipient: string, dsn?: RecipientDsn): boolean;
   /**
    * Reserves the line buffer's growth for a message body.
    * @returns false when the budget has no room

@@ -1,22 +1,73 @@
 /**
  * The EHLO keyword list (RFC 1869/5321 §4.1.1.1): PIPELINING (RFC 2920),
- * SIZE (RFC 1870), VRFY, ENHANCEDSTATUSCODES (RFC 2034), 8BITMIME (RFC 6152).
+ * SIZE (RFC 1870), VRFY, ETRN, STARTTLS, ENHANCEDSTATUSCODES (RFC 2034),
+ * 8BITMIME (RFC 6152), DSN (RFC 3461), SMTPUTF8 (RFC 6531), in Postfix's
+ * order; minus what smtpd_discard_ehlo_keywords names (any case; unknown
+ * names are ignored, as Postfix does, and `silent-discard` only stops the
+ * "discarding EHLO keywords" log line).
  *
  * @module
  */
+
+/** What shapes the list. */
+export interface EhloOptions {
+  readonly messageSizeLimit: number;
+  readonly vrfy: boolean;
+  readonly etrn: boolean;
+  readonly starttls?: boolean;
+  /** smtputf8_enable. */
+  readonly smtputf8?: boolean;
+  /** Keywords to leave out (upper case), from {@linkcode ehloDiscards}. */
+  readonly discard?: ReadonlySet<string>;
+}
 
 /**
  * Builds the lines after the greeting line of the EHLO reply.
  * @param options the settings that shape the list
  * @returns the keyword lines
  */
-export function ehloKeywords(
-  options: { messageSizeLimit: number; vrfy: boolean; etrn: boolean; starttls?: boolean },
-): string[] {
+export function ehloKeywords(options: EhloOptions): string[] {
   const out = ["PIPELINING", `SIZE ${options.messageSizeLimit}`];
   if (options.vrfy) out.push("VRFY");
   if (options.etrn) out.push("ETRN");
   if (options.starttls) out.push("STARTTLS");
-  out.push("ENHANCEDSTATUSCODES", "8BITMIME");
+  out.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
+  if (options.smtputf8) out.push("SMTPUTF8");
+  const discard = options.discard;
+  if (!discard || discard.size === 0) return out;
+  return out.filter((k) => !discard.has(k.split(" ")[0] as string));
+}
+
+/** The keywords Postfix's smtpd_discard_ehlo_keywords knows (ehlo_mask.c). */
+const KNOWN = new Set([
+  "8BITMIME",
+  "AUTH",
+  "ETRN",
+  "PIPELINING",
+  "SIZE",
+  "VERP",
+  "VRFY",
+  "XCLIENT",
+  "XFORWARD",
+  "STARTTLS",
+  "ENHANCEDSTATUSCODES",
+  "DSN",
+  "SMTPUTF8",
+  "CHUNKING",
+  "REQUIRETLS",
+  "SILENT-DISCARD",
+]);
+
+/**
+ * The set of keywords a smtpd_discard_ehlo_keywords value names.
+ * @param words the list (names in any case, separated by spaces or commas)
+ * @returns the known names, upper case
+ */
+export function ehloDiscards(words: readonly string[]): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const w of words.flatMap((x) => x.split(/[\s,]+/))) {
+    const name = w.toUpperCase();
+    if (KNOWN.has(name)) out.add(name);
+  }
   return out;
 }

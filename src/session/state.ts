@@ -32,7 +32,8 @@ import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionNotices } from "./notices.ts";
 import { heloName, outsideTransaction, type SessionPhase } from "./phase.ts";
 import { checkStage } from "./policy_check.ts";
-import type { Transaction, TransactionStart } from "./transaction.ts";
+import type { RecipientDsn, Transaction, TransactionStart } from "./transaction.ts";
+import { ehloDiscards } from "./ehlo_keywords.ts";
 
 /** What a session's state is made of. */
 export interface SessionStateInit {
@@ -72,6 +73,7 @@ export class SessionState implements SessionContext {
   #phase: SessionPhase = { kind: "connected" };
   /** The transaction's recipient list (the transaction shows it read-only). */
   #recipients: string[] = [];
+  #recipientDsn: (RecipientDsn | undefined)[] = [];
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
   /** The client sent commands ahead of time where that is not allowed. */
@@ -124,7 +126,8 @@ export class SessionState implements SessionContext {
     return this.#transport.tls;
   }
   get tlsOffered(): boolean {
-    return this.#transport.startTls !== undefined && this.#transport.tls === undefined;
+    return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
+      !ehloDiscards(this.config.smtpd_discard_ehlo_keywords).has("STARTTLS");
   }
   /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
   get lastVerb(): string {
@@ -209,7 +212,8 @@ export class SessionState implements SessionContext {
 
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
-    const tx = { ...start, recipients: this.#recipients };
+    this.#recipientDsn = [];
+    const tx = { ...start, recipients: this.#recipients, recipientDsn: this.#recipientDsn };
     this.#transactions++;
     this.#phase = { kind: "inMail", helo: this.helo, tx };
     this.#transport.inTransaction?.(true);
@@ -226,11 +230,13 @@ export class SessionState implements SessionContext {
     this.#envelopeMemory.release();
   }
 
-  addRecipient(recipient: string): boolean {
-    const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length;
+  addRecipient(recipient: string, dsn?: RecipientDsn): boolean {
+    const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length +
+      2 * (dsn?.orcpt.length ?? 0);
     if (!this.#envelopeMemory.ensure(held)) return false;
     this.#envelopeBytes = held;
     this.#recipients.push(recipient);
+    this.#recipientDsn.push(dsn);
     return true;
   }
 

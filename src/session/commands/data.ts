@@ -47,6 +47,10 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
       recipients: tx.recipients,
       arrival,
       body: tx.body,
+      smtputf8: tx.smtputf8 === true,
+      ...(tx.recipientDsn ? { recipientDsn: tx.recipientDsn } : {}),
+      ...(tx.dsnRet ? { dsnRet: tx.dsnRet } : {}),
+      ...(tx.dsnEnvid !== undefined ? { dsnEnvid: tx.dsnEnvid } : {}),
       origin: {
         clientName: client.name,
         clientAddress: client.address,
