@@ -10,12 +10,13 @@
  *   2. NOTIFY=SUCCESS brings a success DSN (Postfix's bounce daemon) to the
  *      sender's mailbox, with our ENVID and ORCPT in it;
  *   3. NOTIFY=NEVER brings none.
- * Needs root (Postfix's queue belongs to the postfix user); skipped otherwise.
+ * The Postfix part needs root (Postfix's queue belongs to the postfix
+ * user) and is skipped otherwise; the postcat and refusal parts run always.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, ROOT, run, startDaemon } from "./_harness.ts";
+import { makeWorkDir, postcat, RawClient, ROOT, run, startDaemon } from "./_harness.ts";
 import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -175,6 +176,82 @@ Deno.test({
     } finally {
       await daemon?.stop();
       await run("postfix", ["-c", conf, "stop"]);
+    }
+  },
+});
+
+Deno.test({
+  name: "smtplib's SMTPUTF8 and DSN options reach the queue file as Postfix's records (postcat)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const daemon = await startDaemon("smtpd_peername_lookup = false");
+    try {
+      const one = await send(daemon.port, [
+        "χρήστης@αποστολέας.example",
+        "élève@école.example",
+        "Grüße",
+        "SMTPUTF8 RET=FULL ENVID=E+2B1",
+        "NOTIFY=SUCCESS,DELAY ORCPT=utf-8;\\x{E9}l\u00e8ve@\u00e9cole.example",
+      ]);
+      const file = join(daemon.queueDir, "incoming", one.id);
+      const text = await postcat(file);
+      // deno-lint-ignore no-console
+      console.log(text);
+      // The size record's fields: qmgr flags = (SUCCESS|DELAY) << 1 = 20;
+      // sendopts = SMTPUTF8 requested (1) | header (2) | sender (4) = 7.
+      assert.match(text, /^message_size: +\d+ +\d+ +1 +20 +\d+ +7$/m);
+      assert.match(text, /^named_attribute: ret_flags=1$|^dsn_ret: 1$/m);
+      assert.match(text, /envelope_id=E\+1$|^dsn_envid: E\+1$/m);
+      assert.match(text, /notify_flags=10$|^dsn_notify: 10$/m);
+      assert.match(
+        text,
+        /dsn_orig_rcpt=utf-8;élève@école\.example$|^dsn_orig_rcpt: utf-8;élève@école\.example$/m,
+      );
+      assert.match(text, /^sender: χρήστης@αποστολέας\.example$/m);
+      assert.match(text, /^recipient: élève@école\.example$/m);
+
+      // Without SMTPUTF8 the same UTF-8 addresses are refused as before;
+      // bytes that are not UTF-8 are refused with it.
+      const c = await RawClient.connect(daemon.port);
+      await c.reply();
+      const enc = new TextEncoder();
+      await c.send(enc.encode("EHLO client.example\r\n"));
+      await c.reply();
+      await c.send(enc.encode("MAIL FROM:<χρήστης@example.org>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.7 Bad sender address syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<a@αποστολέας.example>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.7 Bad sender address syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<a@example.org>\r\n"));
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send(enc.encode("RCPT TO:<élève@example.com>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.3 Bad recipient address syntax\r\n");
+      await c.send(enc.encode("RSET\r\n"));
+      await c.reply();
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("MAIL FROM:<a"),
+          0xff,
+          ...enc.encode("@example.org> SMTPUTF8\r\n"),
+        ]),
+      );
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad UTF-8 syntax\r\n");
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("MAIL FROM:<a"),
+          0xc3,
+          0x28,
+          ...enc.encode("@example.org> SMTPUTF8\r\n"),
+        ]),
+      );
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad UTF-8 syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<χρήστης@αποστολέας.example> SMTPUTF8\r\n"));
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send(enc.encode("RCPT TO:<élève@école.example>\r\n"));
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      c.close();
+    } finally {
+      await daemon.stop();
     }
   },
 });
