@@ -12,7 +12,13 @@ import type { Address } from "../../protocol/address.ts";
 import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { isAddressLiteral, isFqdn, isLocalDomain, normalizeDomain } from "../hostname.ts";
+import {
+  asciiDomain,
+  isAddressLiteral,
+  isFqdn,
+  isLocalDomain,
+  normalizeDomain,
+} from "../hostname.ts";
 import {
   type EvalEnv,
   refusal,
@@ -42,7 +48,9 @@ function nonFqdn(subject: "sender" | "recipient"): Factory {
       run: (e) => {
         const a = addressOf(subject, e.ctx);
         if (!a || (a.local === "" && a.domain === "")) return Promise.resolve({ kind: "dunno" });
-        if (a.domain && isFqdn(a.domain)) return Promise.resolve({ kind: "dunno" });
+        // A UTF-8 domain (SMTPUTF8) is judged by its ASCII form, as Postfix's
+        // valid_utf8_hostname does for a transaction with SMTPUTF8.
+        if (a.domain && isFqdn(asciiDomain(a.domain))) return Promise.resolve({ kind: "dunno" });
         return Promise.resolve(
           refuse(
             refusal(
@@ -106,8 +114,9 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
           ) {
             return { kind: "dunno" };
           }
-          const domain = normalizeDomain(a.domain);
-          const found = await mailhost(e, domain);
+          // U-labels are looked up by their A-labels (Postfix: midna_domain_to_ascii).
+          const domain = asciiDomain(normalizeDomain(a.domain));
+          const found = domain === "" ? "notFound" : await mailhost(e, domain);
           if (found === "ok") return { kind: "dunno" };
           if (found === "filtered") {
             e.warn(`${domain}: MX or address lookup error: DNS reply filter drops all results`);
