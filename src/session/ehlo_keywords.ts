@@ -59,6 +59,15 @@ const KNOWN = new Set([
 ]);
 
 /**
+ * The discarded keywords as Postfix's log line lists them (its table's order).
+ * @param discard the set
+ * @returns e.g. "ETRN VRFY DSN"
+ */
+export function describeDiscards(discard: ReadonlySet<string>): string {
+  return [...KNOWN].filter((k) => discard.has(k)).join(" ");
+}
+
+/**
  * The set of keywords a smtpd_discard_ehlo_keywords value names.
  * @param words the list (names in any case, separated by spaces or commas)
  * @returns the known names, upper case

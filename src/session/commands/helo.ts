@@ -10,7 +10,7 @@
 
 import { sanitizeLogText } from "../../log/mod.ts";
 import { heloOk, REPLY, type Reply } from "../../protocol/reply.ts";
-import { ehloDiscards, ehloKeywords } from "../ehlo_keywords.ts";
+import { describeDiscards, ehloDiscards, ehloKeywords } from "../ehlo_keywords.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /**
@@ -43,8 +43,10 @@ export async function handleEhlo(arg: string, ctx: SessionContext): Promise<Comm
   const refused = await greet(ctx, arg, "EHLO");
   if (refused) return answer(refused);
   const discard = ehloDiscards(ctx.config.smtpd_discard_ehlo_keywords);
-  if (discard.size > 0 && !discard.has("SILENT-DISCARD")) {
-    ctx.log.info(`discarding EHLO keywords: ${[...discard].join(" ")}`);
+  // As Postfix: not logged with silent-discard, nor (a quirk of its
+  // milter handling) when ENHANCEDSTATUSCODES itself is discarded.
+  if (discard.size > 0 && !discard.has("SILENT-DISCARD") && !discard.has("ENHANCEDSTATUSCODES")) {
+    ctx.log.info(`discarding EHLO keywords: ${describeDiscards(discard)}`);
   }
   const keywords = ehloKeywords({
     messageSizeLimit: ctx.config.message_size_limit,
