@@ -9,14 +9,25 @@
  *      Subject arrives with the address intact (Delivered-To:, the log);
  *   2. NOTIFY=SUCCESS brings a success DSN (Postfix's bounce daemon) to the
  *      sender's mailbox, with our ENVID and ORCPT in it;
- *   3. NOTIFY=NEVER brings none.
+ *   3. NOTIFY=NEVER brings none;
+ *   4. the same through `smtpd stdin` (maildrop/, Postfix's pickup and
+ *      cleanup read our records): UTF-8 address intact, a success DSN.
  * The Postfix part needs root (Postfix's queue belongs to the postfix
  * user) and is skipped otherwise; the postcat and refusal parts run always.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, postcat, RawClient, ROOT, run, startDaemon } from "./_harness.ts";
+import {
+  makeWorkDir,
+  postcat,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -168,6 +179,22 @@ Deno.test({
         await read(maillog),
         new RegExp(`${two.id}: sender delivery status notification`),
       );
+      // 4: stand-alone mode, maildrop/ -> pickup -> cleanup -> qmgr.
+      const { configFile } = await writeConfig(dir, extra);
+      const stdin = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
+        stdin: "EHLO local\r\nMAIL FROM:<local@sender.example> SMTPUTF8 ENVID=LOCAL1\r\n" +
+          "RCPT TO:<ünïcödé@example.com> NOTIFY=SUCCESS\r\nDATA\r\nSubject: über pickup\r\n\r\nx\r\n.\r\nQUIT\r\n",
+      });
+      assert.match(stdin.stdout, /250 2\.0\.0 Ok: queued as/, stdin.stdout + stdin.stderr);
+      await waitFor(
+        "the DSN for the maildrop message",
+        async () => (await read(mailbox)).includes("Original-Envelope-Id: LOCAL1"),
+      );
+      const box4 = await read(mailbox);
+      assert.match(box4, /^Delivered-To: ünïcödé@example\.com$/m);
+      assert.match(box4, /^Subject: über pickup$/m);
+      assert.match(box4, /^Final-Recipient: utf-8; ünïcödé@example\.com$/m);
+      assert.match(box4, /^Original-Recipient: rfc822;ünïcödé@example\.com$/m);
       const lines = (await read(maillog)).split("\n").filter((l) =>
         l.includes(one.id) || l.includes(two.id)
       );
