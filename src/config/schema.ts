@@ -76,6 +76,10 @@ export const PARAMS = {
     [],
     "EHLO keywords not to offer (any case; silent-discard: do not log it), e.g. dsn, smtputf8",
   ),
+  smtpd_discard_ehlo_keyword_address_maps: list(
+    [],
+    "Tables looked up by client address; a value replaces smtpd_discard_ehlo_keywords",
+  ),
   line_length_limit: int(2048, "Longest command line; longer DATA lines are split", 80),
   message_size_limit: int(10240000, "Largest message in bytes", 1024),
   header_size_limit: int(102400, "Largest header block in bytes; the rest counts as body", 1024),

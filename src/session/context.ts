@@ -98,6 +98,8 @@ export interface SessionContext {
   readonly protocol: string;
   /** What TLS negotiated, once the connection is encrypted. */
   readonly tls: TlsInfo | undefined;
+  /** The EHLO keywords this client is not offered (upper case). */
+  readonly ehloDiscard: ReadonlySet<string>;
   /** Whether STARTTLS is offered now (possible, and not done yet). */
   readonly tlsOffered: boolean;
 

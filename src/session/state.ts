@@ -49,6 +49,8 @@ export interface SessionStateInit {
   readonly verbosity: number;
   readonly errors: ErrorCounter;
   readonly notices: SessionNotices;
+  /** The EHLO keywords this client is not offered (smtpd_discard_ehlo_keyword*). */
+  readonly ehloDiscard?: ReadonlySet<string>;
 }
 
 /** What one recipient costs beyond its text (the array slot, the string's header). */
@@ -61,6 +63,7 @@ export class SessionState implements SessionContext {
   readonly services: HandlerServices;
   readonly limits: SessionLimits;
   readonly client: ClientIdentity;
+  readonly ehloDiscard: ReadonlySet<string>;
   readonly #deps: SessionDeps;
   #transport: Transport;
   readonly #reader: LineReader;
@@ -106,6 +109,7 @@ export class SessionState implements SessionContext {
     this.#errors = init.errors;
     this.#notices = init.notices;
     this.#dns = init.dns;
+    this.ehloDiscard = init.ehloDiscard ?? ehloDiscards(this.config.smtpd_discard_ehlo_keywords);
     this.#memory = init.deps.memory.hold();
     this.#envelopeMemory = init.deps.memory.hold();
   }
@@ -127,7 +131,7 @@ export class SessionState implements SessionContext {
   }
   get tlsOffered(): boolean {
     return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
-      !ehloDiscards(this.config.smtpd_discard_ehlo_keywords).has("STARTTLS");
+      !this.ehloDiscard.has("STARTTLS");
   }
   /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
   get lastVerb(): string {

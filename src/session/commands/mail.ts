@@ -45,7 +45,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   if (overRate) return answer(overRate);
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
-  const offered = offeredExtensions(cfg);
+  const offered = offeredExtensions(cfg, ctx.ehloDiscard);
   // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on it.
   const rest = arg.slice(m[0].length);
   const utf8 = declaresSmtputf8(rest.replace(/^[ \t]*<[^>]*>?/, ""), offered);

@@ -29,7 +29,7 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
     utf8: tx.smtputf8 === true,
   });
   if (!path.ok || isNullAddress(path.address)) return answer(REPLY.badRecipient);
-  const params = parseRcptParams(path.params, offeredExtensions(ctx.config));
+  const params = parseRcptParams(path.params, offeredExtensions(ctx.config, ctx.ehloDiscard));
   if ("code" in params) return answer(params);
   if (tx.recipients.length >= ctx.config.smtpd_recipient_limit) {
     return answer(REPLY.tooManyRecipients);
