@@ -125,3 +125,12 @@ Deno.test("dnsUse() finds DNSBL zones of reject_rbl_client and reject_maps_rbl",
   assert.deepEqual(use.zones, ["a.example", "b.example"]);
   assert.deepEqual(use.restrictions.sort(), ["reject_maps_rbl", "reject_rbl_client"]);
 });
+
+Deno.test("deriveNeeds() reads the tables of smtpd_discard_ehlo_keyword_address_maps", () => {
+  const needs = needsOf(
+    'smtpd_discard_ehlo_keyword_address_maps = ["cidr:/etc/smtpd/ehlo.cidr", "texthash:ehlo"]',
+  );
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  assert.ok(reads.includes("/etc/smtpd/ehlo.cidr"), reads.join(" "));
+  assert.ok(reads.includes("/srv/smtpd/ehlo"), reads.join(" "));
+});
