@@ -23,6 +23,14 @@ import {
   QueueWriteError,
 } from "../queue/mod.ts";
 import { HeaderBlock } from "./header_block.ts";
+import {
+  envelopeAttributes,
+  envelopeSendOpts,
+  isAscii,
+  type RecipientDsnFacts,
+  SMTPUTF8_HEADER,
+  uniqueRecipients,
+} from "./envelope_records.ts";
 import { isContinuation, isHeaderStart } from "./headers.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
@@ -52,18 +60,12 @@ export interface MessageEnvelope {
   /** SMTPUTF8 on MAIL FROM (RFC 6531). */
   readonly smtputf8?: boolean;
   /** Each recipient's DSN facts, in the order of `recipients`. */
-  readonly recipientDsn?:
-    readonly ({ readonly notify?: number; readonly orcpt: string } | undefined)[];
+  readonly recipientDsn?: readonly (RecipientDsnFacts | undefined)[];
   /** RET= as Postfix's bits (1 FULL, 2 HDRS). */
   readonly dsnRet?: number;
   /** ENVID=, decoded. */
   readonly dsnEnvid?: string;
 }
-
-/** Postfix's sendopts bits (sendopts.h): the size record's sixth field. */
-const SMTPUTF8_REQUESTED = 1;
-const SMTPUTF8_HEADER = 2;
-const SMTPUTF8_SENDER = 4;
 
 /** How a message ended. */
 export type CleanupResult =
@@ -172,35 +174,21 @@ export class MessageDraft implements BodySink {
     // (HeaderBlock keeps offsets below 2^30).
     this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
     this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
-    this.#recipients = uniqueRecipients(env, config.always_bcc.trim());
-    const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
-    // As Postfix's smtpd: the DSN envelope facts are named attributes.
-    if (env.dsnEnvid !== undefined) attrs.push(["envelope_id", env.dsnEnvid]);
-    if (env.dsnRet) attrs.push(["ret_flags", String(env.dsnRet)]);
-    if (!env.origin.local) {
-      const o = env.origin;
-      attrs.push(
-        ["log_client_name", o.clientName],
-        ["log_client_address", o.clientAddress],
-        ["log_client_port", o.clientPort],
-        ["log_message_origin", `${o.clientName}[${o.clientAddress}]`],
-        ["log_helo_name", o.helo ?? ""],
-        ["log_protocol_name", o.protocol],
-        ["client_name", o.clientName],
-        ["reverse_client_name", o.clientName],
-        ["client_address", o.clientAddress],
-        ["client_port", o.clientPort],
-        ["helo_name", o.helo ?? ""],
-        ["protocol_name", o.protocol],
-      );
-    }
+    this.#recipients = uniqueRecipients(
+      env.recipients,
+      env.recipientDsn,
+      config.always_bcc.trim(),
+    );
     file.writeEnvelope({
       arrival: env.arrival,
       sender: env.sender,
       recipients: this.#recipients,
-      attributes: attrs,
-      sendOpts: (env.smtputf8 ? SMTPUTF8_REQUESTED : 0) |
-        (config.smtputf8_enable !== false && !isAscii(env.sender) ? SMTPUTF8_SENDER : 0),
+      attributes: envelopeAttributes(env),
+      sendOpts: envelopeSendOpts(
+        env.smtputf8 === true,
+        env.sender,
+        config.smtputf8_enable !== false,
+      ),
     });
   }
 
@@ -424,34 +412,4 @@ export class MessageDraft implements BodySink {
     this.#memory.trim(0);
     await this.#file.abort();
   }
-}
-
-/**
- * The recipients to write: as Postfix's cleanup, one given twice with the
- * same DSN facts is written once (its queue manager would deliver each R
- * record), and always_bcc joins the set.
- * @param env the envelope
- * @param bcc always_bcc, or ""
- * @returns the recipients in order
- */
-function uniqueRecipients(env: MessageEnvelope, bcc: string): QueueRecipient[] {
-  const seen = new Map<string, QueueRecipient>();
-  env.recipients.forEach((address, i) => {
-    const dsn = env.recipientDsn?.[i];
-    const r: QueueRecipient = dsn
-      ? { address, dsnOrcpt: dsn.orcpt, ...(dsn.notify ? { notify: dsn.notify } : {}) }
-      : { address };
-    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${address}`;
-    if (!seen.has(key)) seen.set(key, r);
-  });
-  if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
-    seen.set(`\n0\n${bcc}`, { address: bcc });
-  }
-  return [...seen.values()];
-}
-
-/** Whether text is all ASCII. */
-function isAscii(text: string): boolean {
-  // deno-lint-ignore no-control-regex
-  return /^[\x00-\x7f]*$/.test(text);
 }
