@@ -14,7 +14,7 @@
 
 import type { SecureContext } from "node:tls";
 import { Cleanup } from "./cleanup/mod.ts";
-import { type Config, type LoadedConfig } from "./config/mod.ts";
+import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
 import {
   type LineSink,
   Logger,
@@ -31,6 +31,7 @@ import {
   denoResolver,
   inNetwork,
   type Network,
+  openTable,
   parseIp,
   type PeerMatcher,
 } from "./policy/mod.ts";
@@ -196,6 +197,7 @@ export async function buildRuntime(
     "debug_peer_list",
     () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
   );
+  const ehloDiscardFor = ehloDiscardLookup(loaded);
   const poolLock = new PoolLock(thread?.poolLock);
   const clock = new TriggerClock(thread?.triggerClock);
   const space = thread
@@ -233,6 +235,7 @@ export async function buildRuntime(
     buffers,
     proxyNetworks,
     overRate: mode === "serve" ? rateLimits(config, rates, limitExempt, logger) : undefined,
+    ehloDiscardFor,
   });
   return Object.freeze({
     loaded,
@@ -281,6 +284,8 @@ interface DepsParts {
   proxyNetworks: readonly Network[];
   /** Daemon mode's rate limits (stand-alone mode has none, as Postfix). */
   overRate: SessionDeps["overRate"] | undefined;
+  /** smtpd_discard_ehlo_keyword_address_maps, when set. */
+  ehloDiscardFor: SessionDeps["ehloDiscardFor"] | undefined;
 }
 
 /**
@@ -309,6 +314,7 @@ function sessionDeps(p: DepsParts): SessionDeps {
     buffers: p.buffers,
     proxyNetworks: p.proxyNetworks as Network[],
     ...(p.overRate ? { overRate: p.overRate } : {}),
+    ...(p.ehloDiscardFor ? { ehloDiscardFor: p.ehloDiscardFor } : {}),
   });
 }
 
@@ -391,6 +397,7 @@ export async function rebuildRuntime(
     debugPeer,
     proxyNetworks,
     overRate: old.mode === "serve" ? rateLimits(config, rates, old.limitExempt, logger) : undefined,
+    ehloDiscardFor: ehloDiscardLookup(loaded),
   });
   const runtime: Runtime = Object.freeze({
     ...old,
@@ -417,4 +424,40 @@ export function queueDirError(dir: string, e: unknown): string {
       "smtpd permissions -c FILE prints the flags this configuration needs"
     : (e as Error).message;
   return `cannot prepare queue directory "${dir}": ${why}`;
+}
+
+/**
+ * smtpd_discard_ehlo_keyword_address_maps, opened at start: the first
+ * table that has the client address gives its keyword list.
+ * @param loaded the configuration
+ * @returns the lookup, or undefined when no tables are named
+ * @throws {ConfigError} for a table that cannot be opened (with file and line)
+ */
+function ehloDiscardLookup(
+  loaded: LoadedConfig,
+): ((address: string) => Promise<string | undefined>) | undefined {
+  const config = loaded.config;
+  const specs = config.smtpd_discard_ehlo_keyword_address_maps;
+  if (specs.length === 0) return undefined;
+  const tables = located(
+    loaded,
+    "smtpd_discard_ehlo_keyword_address_maps",
+    () =>
+      specs.map((spec) => {
+        try {
+          return openTable(spec, { queueDirectory: config.queue_directory });
+        } catch (err) {
+          const key = "smtpd_discard_ehlo_keyword_address_maps";
+          throw new ConfigError(`${key}: ${(err as Error).message}`, { key });
+        }
+      }),
+  );
+  return async (address) => {
+    for (const t of tables) {
+      const r = await t.lookup(address);
+      if (r.kind === "found") return r.value;
+      if (r.kind === "tempfail") throw new Error(`${t.name}: ${r.reason}`);
+    }
+    return undefined;
+  };
 }

@@ -60,6 +60,10 @@ Deno.test("buildRuntime: errors found while building name file and line", async 
     ],
     ['mynetworks = ["10.0.0.0/33"]\n', "mynetworks"],
     ['smtpd_upstream_proxy_networks = ["x"]\n', "smtpd_upstream_proxy_networks"],
+    [
+      'smtpd_discard_ehlo_keyword_address_maps = ["texthash:/nonexistent/ehlo"]\n',
+      "smtpd_discard_ehlo_keyword_address_maps",
+    ],
   ];
   for (const [text, key] of cases) {
     const { dir, file, loaded: l } = await loaded(text);

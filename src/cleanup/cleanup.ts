@@ -15,8 +15,22 @@
 import type { Config } from "../config/mod.ts";
 import type { BodySink } from "../io/dot_reader.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
-import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
+import {
+  type QueueFile,
+  type QueueName,
+  type QueueRecipient,
+  type QueueStore,
+  QueueWriteError,
+} from "../queue/mod.ts";
 import { HeaderBlock } from "./header_block.ts";
+import {
+  envelopeAttributes,
+  envelopeSendOpts,
+  isAscii,
+  type RecipientDsnFacts,
+  SMTPUTF8_HEADER,
+  uniqueRecipients,
+} from "./envelope_records.ts";
 import { isContinuation, isHeaderStart } from "./headers.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
@@ -45,6 +59,14 @@ export interface MessageEnvelope {
   readonly body: "7BIT" | "8BITMIME" | undefined;
   /** Headers from access actions (PREPEND), written above our Received:. */
   readonly prepend?: readonly string[];
+  /** SMTPUTF8 on MAIL FROM (RFC 6531). */
+  readonly smtputf8?: boolean;
+  /** Each recipient's DSN facts, in the order of `recipients`. */
+  readonly recipientDsn?: readonly (RecipientDsnFacts | undefined)[];
+  /** RET= as Postfix's bits (1 FULL, 2 HDRS). */
+  readonly dsnRet?: number;
+  /** ENVID=, decoded. */
+  readonly dsnEnvid?: string;
 }
 
 /** How a message ended. */
@@ -56,10 +78,12 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 /** The settings cleanup uses. */
-export type CleanupConfig = Pick<
-  Config,
-  "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
->;
+export type CleanupConfig =
+  & Pick<
+    Config,
+    "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
+  >
+  & { readonly smtputf8_enable?: boolean };
 
 /** Starts messages. */
 export class Cleanup {
@@ -122,7 +146,9 @@ export class MessageDraft implements BodySink {
   #file: QueueFile;
   #env: MessageEnvelope;
   #config: CleanupConfig;
-  #recipients: string[];
+  #recipients: QueueRecipient[];
+  /** SMTPUTF8_HEADER once a header line holds a non-ASCII byte. */
+  #headerOpts = 0;
   #inHeaders = true;
   #headers: HeaderBlock;
   #headerLimit: number;
@@ -150,35 +176,21 @@ export class MessageDraft implements BodySink {
     // (HeaderBlock keeps offsets below 2^30).
     this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
     this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
-    // As Postfix's cleanup: a recipient given twice is written once (its
-    // queue manager would deliver each R record), and always_bcc joins the set.
-    const unique = new Set(env.recipients);
-    const bcc = config.always_bcc.trim();
-    if (bcc) unique.add(bcc);
-    this.#recipients = [...unique];
-    const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
-    if (!env.origin.local) {
-      const o = env.origin;
-      attrs.push(
-        ["log_client_name", o.clientName],
-        ["log_client_address", o.clientAddress],
-        ["log_client_port", o.clientPort],
-        ["log_message_origin", `${o.clientName}[${o.clientAddress}]`],
-        ["log_helo_name", o.helo ?? ""],
-        ["log_protocol_name", o.protocol],
-        ["client_name", o.clientName],
-        ["reverse_client_name", o.clientName],
-        ["client_address", o.clientAddress],
-        ["client_port", o.clientPort],
-        ["helo_name", o.helo ?? ""],
-        ["protocol_name", o.protocol],
-      );
-    }
+    this.#recipients = uniqueRecipients(
+      env.recipients,
+      env.recipientDsn,
+      config.always_bcc.trim(),
+    );
     file.writeEnvelope({
       arrival: env.arrival,
       sender: env.sender,
       recipients: this.#recipients,
-      attributes: attrs,
+      attributes: envelopeAttributes(env),
+      sendOpts: envelopeSendOpts(
+        env.smtputf8 === true,
+        env.sender,
+        config.smtputf8_enable !== false,
+      ),
     });
   }
 
@@ -325,14 +337,21 @@ export class MessageDraft implements BodySink {
       : `; ${when}`;
     const received = o.local
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
-      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
+      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${
+        env.smtputf8 ? "UTF8SMTP" : o.protocol
+      } id ${this.id}${forPart}`;
+    if (!isAscii(received)) this.#headerOpts = SMTPUTF8_HEADER;
     // PREPEND headers go above our own Received:, as Postfix's smtpd writes them.
     for (const h of env.prepend ?? []) this.#write(encoder.encode(h), false);
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
     headers.forEach((bytes, start, end, partial) => {
-      if (!this.#refused) this.#writeRange(bytes, start, end, partial);
+      if (this.#refused) return;
+      for (let i = start; i < end && this.#headerOpts === 0; i++) {
+        if ((bytes[i] as number) > 127) this.#headerOpts = SMTPUTF8_HEADER;
+      }
+      this.#writeRange(bytes, start, end, partial);
     });
     if (this.#refused) return;
     this.#headers = new HeaderBlock(0, 0);
@@ -375,7 +394,8 @@ export class MessageDraft implements BodySink {
     if (this.#env.body === "8BITMIME") extracted.push(["encoding", "8bit"]);
     else if (this.#env.body === "7BIT") extracted.push(["encoding", "7bit"]);
     try {
-      await this.#file.commit(extracted, hold);
+      const utf8 = this.#config.smtputf8_enable !== false ? this.#headerOpts : 0;
+      await this.#file.commit(extracted, utf8, hold);
     } catch (err) {
       return {
         kind: "refused",

@@ -80,6 +80,15 @@ export const PARAMS = {
   smtpd_helo_required: bool(false, "Require HELO or EHLO before MAIL"),
   strict_rfc821_envelopes: bool(false, "Accept only <address> forms in MAIL FROM and RCPT TO"),
   disable_vrfy_command: bool(false, "Answer VRFY with 502"),
+  smtputf8_enable: bool(true, "Offer SMTPUTF8 (RFC 6531): UTF-8 addresses with MAIL ... SMTPUTF8"),
+  smtpd_discard_ehlo_keywords: list(
+    [],
+    "EHLO keywords not to offer (any case; silent-discard: do not log it), e.g. dsn, smtputf8",
+  ),
+  smtpd_discard_ehlo_keyword_address_maps: list(
+    [],
+    "Tables looked up by client address; a value replaces smtpd_discard_ehlo_keywords",
+  ),
   line_length_limit: int(2048, "Longest command line; longer DATA lines are split", 80),
   message_size_limit: int(10240000, "Largest message in bytes", 1024),
   header_size_limit: int(102400, "Largest header block in bytes; the rest counts as body", 1024),

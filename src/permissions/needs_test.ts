@@ -192,3 +192,12 @@ Deno.test("deriveNeeds() reads the rbl_reply_maps tables", () => {
   const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
   assert.ok(reads.includes("/etc/smtpd/rbl_replies"), reads.join(", "));
 });
+
+Deno.test("deriveNeeds() reads the tables of smtpd_discard_ehlo_keyword_address_maps", () => {
+  const needs = needsOf(
+    'smtpd_discard_ehlo_keyword_address_maps = ["cidr:/etc/smtpd/ehlo.cidr", "texthash:ehlo"]',
+  );
+  const reads = needs.filter((n) => n.kind === "read").map((n) => n.value);
+  assert.ok(reads.includes("/etc/smtpd/ehlo.cidr"), reads.join(" "));
+  assert.ok(reads.includes("/srv/smtpd/ehlo"), reads.join(" "));
+});

@@ -6,12 +6,25 @@
  * @module
  */
 
+import { domainToASCII } from "node:url";
 import type { Address } from "../protocol/address.ts";
 import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIp } from "./cidr.ts";
 
 // Kept for callers outside policy/ (session/commands/etrn.ts).
 export { isValidHostname };
+
+/**
+ * A domain's ASCII form: U-labels (an SMTPUTF8 address) become A-labels
+ * by IDNA (UTS #46), as Postfix's midna_domain_to_ascii does before a DNS
+ * lookup or a host name check; an ASCII name is returned as it is.
+ * @param domain the domain
+ * @returns the ASCII form, or "" when the U-labels are not valid IDNA
+ */
+export function asciiDomain(domain: string): string {
+  // deno-lint-ignore no-control-regex
+  return /^[\x00-\x7f]*$/.test(domain) ? domain : domainToASCII(domain);
+}
 
 /**
  * Whether text is an address literal "[1.2.3.4]" or "[IPv6:...]".

@@ -6,9 +6,16 @@
  * phrase: `MAIL FROM: <a@b> (comment)`, `MAIL FROM: (c) Name <a@b>`. Source routes (`@a,@b:u@d`) are kept apart so
  * relay control can see them.
  *
+ * With SMTPUTF8 (RFC 6531 §3.3) a local part may hold UTF-8 characters
+ * (`atext =/ UTF8-non-ascii`, in quoted strings too) and a domain may hold
+ * U-labels, valid when IDNA (UTS #46) maps them to an ASCII host name.
+ * Without it both stay ASCII only. No Unicode normalization is applied
+ * (Postfix applies none either): addresses are kept as sent.
+ *
  * @module
  */
 
+import { domainToASCII } from "node:url";
 import { parseIp } from "./ip.ts";
 
 /** A parsed envelope address. */
@@ -32,6 +39,8 @@ export type PathParse =
 export interface ParsePathOptions {
   /** Require `<address>` (strict_rfc821_envelopes). */
   strict: boolean;
+  /** Allow UTF-8 in the local part and domain (the transaction has SMTPUTF8). */
+  utf8?: boolean;
 }
 
 /** The null reverse-path `<>`. */
@@ -98,7 +107,7 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
     if (after !== rest) rest = after === "" ? "" : ` ${after}`;
   }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
-  const address = parseMailbox(inner);
+  const address = parseMailbox(inner, options.utf8 === true);
   if (!address) return { ok: false };
   return { ok: true, address, params: rest.trim() };
 }
@@ -155,14 +164,17 @@ function findClose(s: string, from: number): number {
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+$/;
 const DOMAIN =
   /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+/** atext plus UTF8-non-ascii (RFC 6531 §3.3), without the C1 controls. */
+const ATEXT_UTF8 = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u00a0-\u{10ffff}]+$/u;
 const LITERAL = /^\[(\d{1,3}(\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]$/;
 
 /**
  * Parses the inside of a path: "", `[@route,...:]local[@domain]`.
  * @param inner text between the angle brackets
+ * @param utf8 whether UTF-8 is allowed (SMTPUTF8)
  * @returns the address, or undefined when the syntax is bad
  */
-export function parseMailbox(inner: string): Address | undefined {
+export function parseMailbox(inner: string, utf8 = false): Address | undefined {
   if (inner === "") return NULL_ADDRESS;
   let s = inner;
   const route: string[] = [];
@@ -189,10 +201,10 @@ export function parseMailbox(inner: string): Address | undefined {
         if (i >= s.length) return undefined;
         // RFC 5321 quoted-pairSMTP: a backslash and one printable ASCII character.
         const q = s.charCodeAt(i);
-        if (q < 32 || q > 126) return undefined;
+        if (!quotable(q, utf8)) return undefined;
         out += s[i];
       } else if (c === '"') break;
-      else if (c.charCodeAt(0) < 32 || c.charCodeAt(0) > 126) return undefined;
+      else if (!quotable(c.charCodeAt(0), utf8)) return undefined;
       else out += c;
     }
     if (i >= s.length) return undefined;
@@ -208,11 +220,34 @@ export function parseMailbox(inner: string): Address | undefined {
     domainPart = at < 0 ? undefined : s.slice(at + 1);
     // An unquoted "@" in the local part is sender-specified routing
     // (u@v@w); keep it for relay control, but no empty pieces.
-    if (local.split("@").some((piece) => piece === "" || !ATEXT.test(piece))) return undefined;
+    const atext = utf8 ? ATEXT_UTF8 : ATEXT;
+    if (local.split("@").some((piece) => piece === "" || !atext.test(piece))) return undefined;
   }
-  if (domainPart !== undefined && !isDomain(domainPart)) return undefined;
+  if (domainPart !== undefined && !(utf8 ? isUtf8Domain(domainPart) : isDomain(domainPart))) {
+    return undefined;
+  }
   if (local === "" && !quoted) return undefined;
   return { local, domain: domainPart ?? "", route, quoted };
+}
+
+/** A character of a quoted string: printable ASCII, or UTF-8 past the C1 controls. */
+function quotable(c: number, utf8: boolean): boolean {
+  return (c >= 32 && c <= 126) || (utf8 && c >= 0xa0);
+}
+
+/**
+ * Whether text is a domain name (ASCII or with U-labels: RFC 6531 §3.3,
+ * valid when IDNA maps it to a valid ASCII name) or an address literal.
+ * @param d the candidate
+ * @returns true when syntactically valid
+ */
+export function isUtf8Domain(d: string): boolean {
+  // deno-lint-ignore no-control-regex
+  if (/^[\x00-\x7f]*$/.test(d)) return isDomain(d);
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x20\x7f-\x9f]/.test(d)) return false;
+  const ascii = domainToASCII(d);
+  return ascii !== "" && !ascii.startsWith("[") && isDomain(ascii);
 }
 
 /**

@@ -1,26 +1,67 @@
 /**
- * MAIL FROM parameters: SIZE= (RFC 1870) and BODY= (RFC 6152, formerly
- * 1652). Anything else is refused with 555 (RFC 5321 §4.1.1.11).
+ * MAIL FROM parameters: SIZE= (RFC 1870), BODY= (RFC 6152, formerly 1652),
+ * SMTPUTF8 (RFC 6531 §3.4), RET= and ENVID= (RFC 3461 §4.3, §4.4); RCPT TO
+ * parameters: NOTIFY= and ORCPT= (RFC 3461 §4.1, §4.2). Anything else is
+ * refused with 555 (RFC 5321 §4.1.1.11). Replies as Postfix's smtpd: a DSN
+ * parameter given twice or malformed is 501 5.5.4; with DSN discarded by
+ * smtpd_discard_ehlo_keywords it is 501 5.7.1; SMTPUTF8 when it is off
+ * (smtputf8_enable = no or discarded) is an unsupported option.
  *
  * @module
  */
 
-import { type Reply, reply, unsupportedOption } from "./reply.ts";
+import { REPLY, type Reply, reply, unsupportedOption } from "./reply.ts";
+import { decodeUtf8AddrXtext, decodeXtext } from "./xtext.ts";
 
 /** Parsed MAIL parameters. */
 export interface MailParams {
   readonly size: number | undefined;
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** SMTPUTF8 was given (RFC 6531). */
+  readonly smtputf8: boolean;
+  /** RET= (RFC 3461 §4.3). */
+  readonly ret: "FULL" | "HDRS" | undefined;
+  /** ENVID=, xtext-decoded (RFC 3461 §4.4). */
+  readonly envid: string | undefined;
+}
+
+/** The extensions this session offers (what EHLO announced). */
+export interface ParamOptions {
+  /** SMTPUTF8 is on (smtputf8_enable, not discarded). @default {false} */
+  readonly smtputf8?: boolean;
+  /** DSN is on (not discarded). @default {false} */
+  readonly dsn?: boolean;
+}
+
+/** RFC 3461 §4.4: an ENVID is at most 100 characters (as sent, xtext). */
+const ENVID_MAX = 100;
+/** RFC 3461 §4.2: an ORCPT is at most 500 characters (as sent). */
+const ORCPT_MAX = 500;
+
+/**
+ * Whether the parameter text holds SMTPUTF8 (looked at before the
+ * address, whose syntax depends on it, as Postfix does).
+ * @param text the parameter text
+ * @param options what the session offers
+ * @returns true when SMTPUTF8 is given and on
+ */
+export function declaresSmtputf8(text: string, options: ParamOptions = {}): boolean {
+  return options.smtputf8 === true &&
+    text.split(/[ \t]+/).some((item) => item.toUpperCase() === "SMTPUTF8");
 }
 
 /**
  * Parses the parameter text after the reverse-path.
- * @param text e.g. "SIZE=1000 BODY=8BITMIME"
+ * @param text e.g. "SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=x"
+ * @param options what the session offers
  * @returns the parameters, or the error reply
  */
-export function parseMailParams(text: string): MailParams | Reply {
+export function parseMailParams(text: string, options: ParamOptions = {}): MailParams | Reply {
   let size: number | undefined;
   let body: MailParams["body"];
+  let smtputf8 = false;
+  let ret: MailParams["ret"];
+  let envid: string | undefined;
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
@@ -37,19 +78,89 @@ export function parseMailParams(text: string): MailParams | Reply {
         return reply(501, "5.4", "Unsupported BODY parameter value");
       }
       body = v;
+    } else if (name === "SMTPUTF8" && value === undefined && options.smtputf8) {
+      smtputf8 = true;
+    } else if (name === "RET" && value !== undefined) {
+      if (!options.dsn) return REPLY.dsnDisabled;
+      const v = value.toUpperCase();
+      if (ret !== undefined || (v !== "FULL" && v !== "HDRS")) return REPLY.badRet;
+      ret = v;
+    } else if (name === "ENVID" && value !== undefined) {
+      if (!options.dsn) return REPLY.dsnDisabled;
+      const decoded = value.length <= ENVID_MAX ? decodeXtext(value) : undefined;
+      if (envid !== undefined || decoded === undefined || decoded === "") return REPLY.badEnvid;
+      envid = decoded;
     } else {
       return unsupportedOption(item);
     }
   }
-  return { size, body };
+  return { size, body, smtputf8, ret, envid };
+}
+
+/** DSN NOTIFY bits, as Postfix's dsn_mask.h (they go into the queue file). */
+export const DSN_NOTIFY = { NEVER: 1, SUCCESS: 2, FAILURE: 4, DELAY: 8 } as const;
+
+/** DSN RET values, as Postfix's dsn_mask.h. */
+export const DSN_RET = { FULL: 1, HDRS: 2 } as const;
+
+/** Parsed RCPT parameters. */
+export interface RcptParams {
+  /** NOTIFY= as Postfix's bit mask (DSN_NOTIFY), when given. */
+  readonly notify: number | undefined;
+  /** ORCPT=, when given: the address type as sent and the decoded address. */
+  readonly orcpt: { readonly type: string; readonly address: string } | undefined;
 }
 
 /**
- * Parses RCPT TO parameters: none are supported.
- * @param text the parameter text
- * @returns undefined when empty, else the 555 reply
+ * Parses RCPT TO parameters.
+ * @param text the parameter text, e.g. "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@c"
+ * @param options what the session offers
+ * @returns the parameters, or the error reply
  */
-export function checkRcptParams(text: string): Reply | undefined {
-  const first = text.split(/[ \t]+/).find((s) => s !== "");
-  return first === undefined ? undefined : unsupportedOption(first);
+export function parseRcptParams(text: string, options: ParamOptions = {}): RcptParams | Reply {
+  let notify: number | undefined;
+  let orcpt: RcptParams["orcpt"];
+  for (const item of text.split(/[ \t]+/)) {
+    if (item === "") continue;
+    const eq = item.indexOf("=");
+    const name = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
+    const value = item.slice(eq + 1);
+    if (name === "NOTIFY" && eq >= 0) {
+      if (!options.dsn) return REPLY.dsnDisabled;
+      const mask = notifyMask(value);
+      if (notify !== undefined || mask === undefined) return REPLY.badNotify;
+      notify = mask;
+    } else if (name === "ORCPT" && eq >= 0) {
+      if (!options.dsn) return REPLY.dsnDisabled;
+      const semi = value.indexOf(";");
+      const type = value.slice(0, semi);
+      const coded = value.slice(semi + 1);
+      const address = semi <= 0 || value.length > ORCPT_MAX
+        ? undefined
+        : type.toLowerCase() === "utf-8"
+        ? decodeUtf8AddrXtext(coded)
+        : decodeXtext(coded);
+      if (orcpt !== undefined || address === undefined || address === "") return REPLY.badOrcpt;
+      orcpt = { type, address };
+    } else {
+      return unsupportedOption(item);
+    }
+  }
+  return { notify, orcpt };
+}
+
+/**
+ * NOTIFY's value as a mask: NEVER alone, or any of SUCCESS, FAILURE,
+ * DELAY (RFC 3461 §4.1), names in any case.
+ * @param value e.g. "SUCCESS,FAILURE"
+ * @returns the mask, or undefined when malformed
+ */
+function notifyMask(value: string): number | undefined {
+  let mask = 0;
+  for (const word of value.split(",")) {
+    const name = word.toUpperCase();
+    if (!Object.hasOwn(DSN_NOTIFY, name)) return undefined;
+    mask |= DSN_NOTIFY[name as keyof typeof DSN_NOTIFY];
+  }
+  return mask === DSN_NOTIFY.NEVER || (mask & DSN_NOTIFY.NEVER) === 0 ? mask : undefined;
 }

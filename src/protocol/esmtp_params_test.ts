@@ -1,33 +1,57 @@
 import assert from "node:assert/strict";
-import { checkRcptParams, type MailParams, parseMailParams } from "./esmtp_params.ts";
+import {
+  declaresSmtputf8,
+  DSN_NOTIFY,
+  type MailParams,
+  parseMailParams,
+  parseRcptParams,
+  type RcptParams,
+} from "./esmtp_params.ts";
 import { enhancedStatus, type Reply } from "./reply.ts";
 
-function isReply(r: MailParams | Reply): r is Reply {
+function isReply(r: MailParams | RcptParams | Reply): r is Reply {
   return "code" in r;
 }
 
-const OK_CASES: [string, MailParams][] = [
-  ["", { size: undefined, body: undefined }],
-  ["   ", { size: undefined, body: undefined }],
-  ["SIZE=1000", { size: 1000, body: undefined }],
-  ["size=0", { size: 0, body: undefined }],
-  ["SIZE=999999999999999", { size: 999999999999999, body: undefined }],
-  ["BODY=8BITMIME", { size: undefined, body: "8BITMIME" }],
-  ["body=7bit", { size: undefined, body: "7BIT" }],
+const ON = { smtputf8: true, dsn: true };
+const NONE = {
+  size: undefined,
+  body: undefined,
+  smtputf8: false,
+  ret: undefined,
+  envid: undefined,
+};
+
+const OK_CASES: [string, Partial<MailParams>][] = [
+  ["", {}],
+  ["   ", {}],
+  ["SIZE=1000", { size: 1000 }],
+  ["size=0", { size: 0 }],
+  ["SIZE=999999999999999", { size: 999999999999999 }],
+  ["BODY=8BITMIME", { body: "8BITMIME" }],
+  ["body=7bit", { body: "7BIT" }],
   ["BODY=8bitmime  SIZE=42", { size: 42, body: "8BITMIME" }],
   ["SIZE=1\tBODY=7BIT", { size: 1, body: "7BIT" }],
+  ["SMTPUTF8", { smtputf8: true }],
+  ["smtputf8 BODY=8BITMIME", { smtputf8: true, body: "8BITMIME" }],
+  ["RET=FULL", { ret: "FULL" }],
+  ["ret=hdrs", { ret: "HDRS" }],
+  ["ENVID=QQ314159", { envid: "QQ314159" }],
+  ["ENVID=a+2Bb+3Dc+20d", { envid: "a+b=c d" }],
+  ["ENVID=x+c3+a9", { envid: "x\u00e9" }],
+  [`ENVID=${"e".repeat(100)}`, { envid: "e".repeat(100) }],
+  ["RET=HDRS ENVID=id1 SMTPUTF8 SIZE=5", { ret: "HDRS", envid: "id1", smtputf8: true, size: 5 }],
 ];
 
 for (const [text, expected] of OK_CASES) {
   Deno.test(`parseMailParams() parses ${JSON.stringify(text)}`, () => {
-    assert.deepEqual(parseMailParams(text), expected);
+    assert.deepEqual(parseMailParams(text, ON), { ...NONE, ...expected });
   });
 }
 
-const ERROR_CASES: [string, number, string, RegExp][] = [
+const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: boolean }?][] = [
   ["FOO=bar", 555, "5.5.4", /Unsupported option: FOO=bar/],
   ["SIZE=10 XYZ", 555, "5.5.4", /Unsupported option: XYZ/],
-  ["SMTPUTF8", 555, "5.5.4", /Unsupported option: SMTPUTF8/],
   ["SIZE", 501, "5.5.4", /size syntax/],
   ["SIZE=", 501, "5.5.4", /size syntax/],
   ["SIZE=abc", 501, "5.5.4", /size syntax/],
@@ -36,11 +60,25 @@ const ERROR_CASES: [string, number, string, RegExp][] = [
   ["SIZE=1234567890123456", 501, "5.5.4", /size syntax/],
   ["BODY=BINARYMIME", 501, "5.5.4", /BODY/],
   ["BODY", 501, "5.5.4", /BODY/],
+  ["SMTPUTF8=yes", 555, "5.5.4", /Unsupported option: SMTPUTF8=yes/],
+  ["RET", 555, "5.5.4", /Unsupported option: RET/],
+  ["RET=", 501, "5.5.4", /^Bad RET parameter syntax$/],
+  ["RET=NONE", 501, "5.5.4", /^Bad RET parameter syntax$/],
+  ["RET=FULL RET=FULL", 501, "5.5.4", /^Bad RET parameter syntax$/],
+  ["ENVID=", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
+  ["ENVID=a+2", 501, "5.5.4", /ENVID/],
+  ["ENVID=a+zz", 501, "5.5.4", /ENVID/],
+  ["ENVID=a+0Ab", 501, "5.5.4", /ENVID/],
+  ["ENVID=a+00", 501, "5.5.4", /ENVID/],
+  ["ENVID=\u00e9", 501, "5.5.4", /ENVID/],
+  ["ENVID=a ENVID=b", 501, "5.5.4", /ENVID/],
+  [`ENVID=${"e".repeat(101)}`, 501, "5.5.4", /ENVID/],
+  ["ENVID=x+FF", 501, "5.5.4", /ENVID/],
 ];
 
-for (const [text, code, status, textRe] of ERROR_CASES) {
+for (const [text, code, status, textRe, options] of ERROR_CASES) {
   Deno.test(`parseMailParams() answers ${code} for ${JSON.stringify(text)}`, () => {
-    const r = parseMailParams(text);
+    const r = parseMailParams(text, options ?? ON);
     assert.ok(isReply(r), "expected a reply");
     assert.equal(r.code, code);
     assert.equal(enhancedStatus(r), status);
@@ -48,11 +86,81 @@ for (const [text, code, status, textRe] of ERROR_CASES) {
   });
 }
 
-Deno.test("checkRcptParams() accepts nothing but an empty parameter list", () => {
-  assert.equal(checkRcptParams(""), undefined);
-  assert.equal(checkRcptParams("  \t"), undefined);
-  const r = checkRcptParams(" NOTIFY=NEVER ORCPT=rfc822;a@b");
-  assert.ok(r);
-  assert.equal(r.code, 555);
-  assert.equal(r.text, "Unsupported option: NOTIFY=NEVER");
+Deno.test("parseMailParams() refuses SMTPUTF8 and the DSN parameters when they are off", () => {
+  const utf8 = parseMailParams("SMTPUTF8", { smtputf8: false, dsn: true });
+  assert.ok(isReply(utf8));
+  assert.equal(
+    `${utf8.code} ${enhancedStatus(utf8)} ${utf8.text}`,
+    "555 5.5.4 Unsupported option: SMTPUTF8",
+  );
+  for (const p of ["RET=FULL", "ENVID=x"]) {
+    const r = parseMailParams(p, { smtputf8: true, dsn: false });
+    assert.ok(isReply(r));
+    assert.equal(`${r.code} ${enhancedStatus(r)} ${r.text}`, "501 5.7.1 DSN support is disabled");
+  }
+});
+
+Deno.test("declaresSmtputf8() finds SMTPUTF8 only when it is on", () => {
+  assert.equal(declaresSmtputf8("SIZE=1 smtputf8", { smtputf8: true }), true);
+  assert.equal(declaresSmtputf8("SIZE=1 smtputf8", { smtputf8: false }), false);
+  assert.equal(declaresSmtputf8("SMTPUTF8=1", { smtputf8: true }), false);
+});
+
+const RCPT_OK: [string, RcptParams][] = [
+  ["", { notify: undefined, orcpt: undefined }],
+  ["NOTIFY=NEVER", { notify: DSN_NOTIFY.NEVER, orcpt: undefined }],
+  ["notify=success,failure", { notify: 6, orcpt: undefined }],
+  ["NOTIFY=DELAY,SUCCESS,FAILURE", { notify: 14, orcpt: undefined }],
+  ["ORCPT=rfc822;a@b.example", {
+    notify: undefined,
+    orcpt: { type: "rfc822", address: "a@b.example" },
+  }],
+  [
+    "ORCPT=RFC822;x+2By+3D@b.example NOTIFY=SUCCESS",
+    { notify: 2, orcpt: { type: "RFC822", address: "x+y=@b.example" } },
+  ],
+  [
+    "ORCPT=utf-8;\\x{E9}l\u00e8ve@b.example",
+    { notify: undefined, orcpt: { type: "utf-8", address: "\u00e9l\u00e8ve@b.example" } },
+  ],
+];
+
+for (const [text, expected] of RCPT_OK) {
+  Deno.test(`parseRcptParams() parses ${JSON.stringify(text)}`, () => {
+    assert.deepEqual(parseRcptParams(text, ON), expected);
+  });
+}
+
+const RCPT_ERRORS: [string, string][] = [
+  ["NOTIFY=", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=NEVER,SUCCESS", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=SOMETIMES", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=toString", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=NEVER NOTIFY=NEVER", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["ORCPT=a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=rfc822;", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=rfc822;a+0Db@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=utf-8;a\\x{0}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=utf-8;a\\x{D800}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=rfc822;a@b ORCPT=rfc822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  [`ORCPT=rfc822;${"a".repeat(490)}@b.example`, "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["NOTIFY", "555 5.5.4 Unsupported option: NOTIFY"],
+  ["FOO=1", "555 5.5.4 Unsupported option: FOO=1"],
+];
+
+for (const [text, expected] of RCPT_ERRORS) {
+  Deno.test(`parseRcptParams() answers ${JSON.stringify(expected)} for ${JSON.stringify(text)}`, () => {
+    const r = parseRcptParams(text, ON);
+    assert.ok(isReply(r), "expected a reply");
+    assert.equal(`${r.code} ${enhancedStatus(r)} ${r.text}`, expected);
+  });
+}
+
+Deno.test("parseRcptParams() refuses NOTIFY and ORCPT when DSN is off", () => {
+  for (const p of ["NOTIFY=NEVER", "ORCPT=rfc822;a@b"]) {
+    const r = parseRcptParams(p, { dsn: false });
+    assert.ok(isReply(r));
+    assert.equal(`${r.code} ${enhancedStatus(r)} ${r.text}`, "501 5.7.1 DSN support is disabled");
+  }
 });

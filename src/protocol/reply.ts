@@ -168,6 +168,12 @@ export const REPLY = {
   dataAfterBdat: reply(503, "5.1", "Error: DATA after BDAT"),
   chunkTooBig: reply(552, "3.4", "Chunk exceeds message size limit"),
   etrnNeedsNetwork: reply(458, "7.1", "Unable to queue messages: ETRN needs a network client"),
+  // DSN (RFC 3461) parameters of MAIL and RCPT; texts as Postfix's smtpd.
+  dsnDisabled: reply(501, "7.1", "DSN support is disabled"),
+  badRet: reply(501, "5.4", "Bad RET parameter syntax"),
+  badEnvid: reply(501, "5.4", "Bad ENVID parameter syntax"),
+  badNotify: reply(501, "5.4", "Error: Bad NOTIFY parameter syntax"),
+  badOrcpt: reply(501, "5.4", "Error: Bad ORCPT parameter syntax"),
   // SMTP AUTH (RFC 4954 §4 and §6; texts as Postfix's smtpd).
   authOk: reply(235, "7.0", "Authentication successful"),
   authAborted: reply(501, "7.0", "Authentication aborted"),

@@ -44,13 +44,24 @@ export class QueueWriteError extends Error {
   }
 }
 
+/** A recipient with the DSN facts Postfix keeps before its R record. */
+export interface QueueRecipient {
+  readonly address: string;
+  /** DSN NOTIFY bits (Postfix's dsn_mask.h), when the client gave NOTIFY=. */
+  readonly notify?: number;
+  /** The DSN original recipient, "type;address" (Postfix's dsn_orig_rcpt). */
+  readonly dsnOrcpt?: string;
+}
+
 /** Envelope facts written before the content. */
 export interface EnvelopeRecords {
   readonly arrival: Date;
   readonly sender: string;
-  readonly recipients: readonly string[];
+  readonly recipients: readonly (string | QueueRecipient)[];
   /** name=value attribute records, in order. */
   readonly attributes: readonly (readonly [string, string])[];
+  /** Postfix's sendopts (the size record's sixth field): SMTPUTF8 bits. */
+  readonly sendOpts?: number;
 }
 
 const FLUSH_AT = 256 * 1024;
@@ -105,6 +116,9 @@ export class QueueFile {
   #flushed = 0; // bytes handed to the file (written or being written)
   #dataOffset = 0;
   #recipients = 0;
+  /** The size record's qmgr flags: the union of the recipients' NOTIFY bits, shifted (qmgr_user.h). */
+  #qmgrFlags = 0;
+  #sendOpts = 0;
   #done = false;
   #chain: Promise<void> = Promise.resolve();
   /** Taken from the pool: created, its directory entry already durable. */
@@ -168,9 +182,21 @@ export class QueueFile {
     for (const [name, value] of env.attributes) this.#buf.putText(REC.attr, `${name}=${value}`);
     this.#buf.putText(REC.from, env.sender);
     for (const r of env.recipients) {
-      this.#buf.putText(REC.orcp, r);
-      this.#buf.putText(REC.rcpt, r);
+      if (typeof r === "string") {
+        this.#buf.putText(REC.orcp, r);
+        this.#buf.putText(REC.rcpt, r);
+        continue;
+      }
+      // As Postfix's cleanup_out_recipient: the DSN records precede O and R.
+      if (r.notify) {
+        this.#buf.putText(REC.attr, `notify_flags=${r.notify}`);
+        this.#qmgrFlags |= r.notify << 1;
+      }
+      if (r.dsnOrcpt) this.#buf.putText(REC.attr, `dsn_orig_rcpt=${r.dsnOrcpt}`);
+      this.#buf.putText(REC.orcp, r.address);
+      this.#buf.putText(REC.rcpt, r.address);
     }
+    this.#sendOpts = env.sendOpts ?? 0;
     this.#recipients = env.recipients.length;
     this.#buf.put(REC.mesg, new Uint8Array(0));
     this.#dataOffset = this.offset;
@@ -302,11 +328,13 @@ export class QueueFile {
    * A held message (access action HOLD) is renamed into hold/ once
    * complete, as Postfix's cleanup does; both directories are synced.
    * @param extracted attribute records for the extracted segment
+   * @param sendOpts more sendopts bits found in the content (SMTPUTF8 header)
    * @param hold whether the file goes to hold/
    * @throws {QueueWriteError} on any I/O failure (the file is then removed)
    */
   async commit(
     extracted: readonly (readonly [string, string])[] = [],
+    sendOpts = 0,
     hold = false,
   ): Promise<void> {
     const xtraOffset = this.offset;
@@ -317,9 +345,9 @@ export class QueueFile {
       contentSize: xtraOffset - this.#dataOffset,
       dataOffset: this.#dataOffset,
       recipientCount: this.#recipients,
-      qmgrFlags: 0,
+      qmgrFlags: this.#qmgrFlags,
       contentLength: xtraOffset - this.#dataOffset,
-      sendOpts: 0,
+      sendOpts: this.#sendOpts | sendOpts,
     }));
     try {
       if (size.length !== SIZE_PAYLOAD_LENGTH) throw new QueueWriteError("size record overflow");

@@ -21,7 +21,7 @@ import type { SessionDeps } from "./deps.ts";
 import type { SessionLimits } from "./limits.ts";
 import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionPhase } from "./phase.ts";
-import type { Transaction, TransactionStart } from "./transaction.ts";
+import type { RecipientDsn, Transaction, TransactionStart } from "./transaction.ts";
 
 /** What a command handler returns. */
 export type CommandResult =
@@ -117,6 +117,8 @@ export interface SessionContext {
   readonly protocol: string;
   /** What TLS negotiated, once the connection is encrypted. */
   readonly tls: TlsInfo | undefined;
+  /** The EHLO keywords this client is not offered (upper case). */
+  readonly ehloDiscard: ReadonlySet<string>;
   /** Whether STARTTLS is offered now (possible, and not done yet). */
   readonly tlsOffered: boolean;
 
@@ -154,9 +156,10 @@ export interface SessionContext {
   /**
    * Adds a recipient to the transaction, reserved against the memory budget.
    * @param recipient the address in internal form
+   * @param dsn its DSN facts (NOTIFY, ORCPT)
    * @returns false when the budget has no room
    */
-  addRecipient(recipient: string): boolean;
+  addRecipient(recipient: string, dsn?: RecipientDsn): boolean;
   /**
    * Reserves the line buffer's growth for a message body.
    * @returns false when the budget has no room

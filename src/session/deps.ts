@@ -54,4 +54,9 @@ export interface SessionDeps {
    * refusal when the client is over it. Absent: no rate limits (stand-alone).
    */
   readonly overRate?: (event: LimitedEvent, address: string) => Reply | undefined;
+  /**
+   * smtpd_discard_ehlo_keyword_address_maps: the keyword list for a client
+   * address, or undefined when no table has it. Absent: no such tables.
+   */
+  readonly ehloDiscardFor?: (address: string) => Promise<string | undefined>;
 }

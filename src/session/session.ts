@@ -32,6 +32,7 @@ import { ErrorCounter } from "./error_counter.ts";
 import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
+import { ehloDiscards } from "./ehlo_keywords.ts";
 import { isConnectionError, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
@@ -104,6 +105,7 @@ export class Session {
     } catch (err) {
       log.warning(`debug_peer_list lookup failed: ${(err as Error).message}`);
     }
+    const ehloDiscard = await this.#ehloDiscard(client.address);
     const state = this.#state = new SessionState({
       deps: this.#deps,
       limits: this.#limits,
@@ -115,6 +117,7 @@ export class Session {
       verbosity: this.#verbosity,
       errors: this.#errors,
       notices: this.#notices,
+      ...(ehloDiscard ? { ehloDiscard } : {}),
     });
     try {
       await state.checkClient();
@@ -145,6 +148,27 @@ export class Session {
       this.#closed = true;
       log.disconnect(client, this.#counts);
       await this.#notices.send(this.#deps, client);
+    }
+  }
+
+  /**
+   * smtpd_discard_ehlo_keyword_address_maps: the client's own list, when a
+   * table has its address (looked up at connect, as Postfix does). A table
+   * that fails is logged and the smtpd_discard_ehlo_keywords list applies.
+   * @param address the client address
+   * @returns the client's discarded keywords, or undefined for the default
+   */
+  async #ehloDiscard(address: string): Promise<ReadonlySet<string> | undefined> {
+    const find = this.#deps.ehloDiscardFor;
+    if (!find) return undefined;
+    try {
+      const words = await find(address);
+      return words === undefined ? undefined : ehloDiscards([words]);
+    } catch (err) {
+      this.#deps.log.warning(
+        `don't know what EHLO features to announce to ${address}: ${(err as Error).message}`,
+      );
+      return undefined;
     }
   }
 

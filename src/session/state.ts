@@ -34,7 +34,8 @@ import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionNotices } from "./notices.ts";
 import { heloName, outsideTransaction, type SessionPhase } from "./phase.ts";
 import { checkStage } from "./policy_check.ts";
-import type { MessageActions, Transaction, TransactionStart } from "./transaction.ts";
+import type { MessageActions, RecipientDsn, Transaction, TransactionStart } from "./transaction.ts";
+import { ehloDiscards } from "./ehlo_keywords.ts";
 
 /** What a session's state is made of. */
 export interface SessionStateInit {
@@ -50,6 +51,8 @@ export interface SessionStateInit {
   readonly verbosity: number;
   readonly errors: ErrorCounter;
   readonly notices: SessionNotices;
+  /** The EHLO keywords this client is not offered (smtpd_discard_ehlo_keyword*). */
+  readonly ehloDiscard?: ReadonlySet<string>;
 }
 
 /** What one recipient costs beyond its text (the array slot, the string's header). */
@@ -62,6 +65,7 @@ export class SessionState implements SessionContext {
   readonly services: HandlerServices;
   readonly limits: SessionLimits;
   readonly client: ClientIdentity;
+  readonly ehloDiscard: ReadonlySet<string>;
   readonly #deps: SessionDeps;
   #transport: Transport;
   readonly #reader: LineReader;
@@ -76,6 +80,7 @@ export class SessionState implements SessionContext {
   #recipients: string[] = [];
   /** What access actions asked of the transaction's message. */
   #actions: MessageActions = { hold: false, discard: false, prepend: [] };
+  #recipientDsn: (RecipientDsn | undefined)[] = [];
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
   /** The client sent commands ahead of time where that is not allowed. */
@@ -109,6 +114,7 @@ export class SessionState implements SessionContext {
     this.#errors = init.errors;
     this.#notices = init.notices;
     this.#dns = init.dns;
+    this.ehloDiscard = init.ehloDiscard ?? ehloDiscards(this.config.smtpd_discard_ehlo_keywords);
     this.#memory = init.deps.memory.hold();
     this.#envelopeMemory = init.deps.memory.hold();
   }
@@ -129,7 +135,8 @@ export class SessionState implements SessionContext {
     return this.#transport.tls;
   }
   get tlsOffered(): boolean {
-    return this.#transport.startTls !== undefined && this.#transport.tls === undefined;
+    return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
+      !this.ehloDiscard.has("STARTTLS");
   }
   /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
   get lastVerb(): string {
@@ -227,7 +234,13 @@ export class SessionState implements SessionContext {
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
     this.#actions = { hold: false, discard: false, prepend: [] };
-    const tx = { ...start, recipients: this.#recipients, actions: this.#actions };
+    this.#recipientDsn = [];
+    const tx = {
+      ...start,
+      recipients: this.#recipients,
+      actions: this.#actions,
+      recipientDsn: this.#recipientDsn,
+    };
     this.#transactions++;
     this.#phase = { kind: "inMail", helo: this.helo, tx };
     this.#transport.inTransaction?.(true);
@@ -245,11 +258,13 @@ export class SessionState implements SessionContext {
     this.#envelopeMemory.release();
   }
 
-  addRecipient(recipient: string): boolean {
-    const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length;
+  addRecipient(recipient: string, dsn?: RecipientDsn): boolean {
+    const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length +
+      2 * (dsn?.orcpt.length ?? 0);
     if (!this.#envelopeMemory.ensure(held)) return false;
     this.#envelopeBytes = held;
     this.#recipients.push(recipient);
+    this.#recipientDsn.push(dsn);
     return true;
   }
 

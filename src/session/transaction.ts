@@ -17,6 +17,20 @@ export interface TransactionStart {
   readonly declaredSize: number | undefined;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** SMTPUTF8 on MAIL FROM (RFC 6531). */
+  readonly smtputf8?: boolean;
+  /** RET= as Postfix's bits (1 FULL, 2 HDRS), when given (RFC 3461). */
+  readonly dsnRet?: number;
+  /** ENVID=, decoded, when given (RFC 3461). */
+  readonly dsnEnvid?: string;
+}
+
+/** A recipient's DSN facts (RFC 3461), as Postfix keeps them. */
+export interface RecipientDsn {
+  /** NOTIFY= bits, when given. */
+  readonly notify?: number;
+  /** "type;address": ORCPT= decoded, else "rfc822;" and the address as sent. */
+  readonly orcpt: string;
 }
 
 /** What access actions asked of the message (Postfix's saved_flags and prepend). */
@@ -35,4 +49,6 @@ export interface Transaction extends TransactionStart {
   readonly recipients: readonly string[];
   /** What access actions asked of the message so far (the session sets them). */
   readonly actions: Readonly<MessageActions> & { readonly prepend: readonly string[] };
+  /** Each recipient's DSN facts, in the same order (absent for none). */
+  readonly recipientDsn?: readonly (RecipientDsn | undefined)[];
 }

@@ -8,7 +8,10 @@
 import { parseCommand } from "../../../src/protocol/parse_command.ts";
 import { formatReply, REPLY, type Reply } from "../../../src/protocol/reply.ts";
 import { type Address, addressText, parsePath } from "../../../src/protocol/address.ts";
-import { checkRcptParams, parseMailParams } from "../../../src/protocol/esmtp_params.ts";
+import { parseMailParams, parseRcptParams } from "../../../src/protocol/esmtp_params.ts";
+
+/** Every extension on, so the fuzzer reaches the SMTPUTF8 and DSN paths. */
+const ON = { smtputf8: true, dsn: true };
 import { preview } from "../bytes.ts";
 import { addressInput, commandLine } from "../grammar.ts";
 import { FuzzFailure, type FuzzTarget, unexpected } from "../target.ts";
@@ -78,17 +81,17 @@ export const commandTarget: FuzzTarget = {
     // What the MAIL and RCPT handlers do next.
     const m = /^(FROM|TO):/i.exec(arg);
     if ((verb === "MAIL" || verb === "RCPT") && m) {
-      for (const strict of [true, false]) {
+      for (const [strict, utf8] of [[true, false], [false, false], [false, true]] as const) {
         let p;
         try {
-          p = parsePath(arg.slice(m[0].length), { strict });
+          p = parsePath(arg.slice(m[0].length), { strict, utf8 });
         } catch (err) {
           throw unexpected("command.parsePath", err);
         }
         if (!p.ok) continue;
         checkAddress(p.address, `${verb} ${preview(input)}`);
         try {
-          const r = verb === "MAIL" ? parseMailParams(p.params) : checkRcptParams(p.params);
+          const r = verb === "MAIL" ? parseMailParams(p.params, ON) : parseRcptParams(p.params, ON);
           if (r && "code" in r) checkReply(r, `params of ${preview(input)}`);
         } catch (err) {
           if (err instanceof FuzzFailure) throw err;

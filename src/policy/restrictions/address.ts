@@ -12,7 +12,7 @@ import type { Address } from "../../protocol/address.ts";
 import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { isAddressLiteral, isFqdn, normalizeDomain } from "../hostname.ts";
+import { asciiDomain, isAddressLiteral, isFqdn, normalizeDomain } from "../hostname.ts";
 import { localDomain } from "../destinations.ts";
 import { type EvalEnv, refusal, refuse, type Subject, tracedDns } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
@@ -36,7 +36,9 @@ function nonFqdn(subject: "sender" | "recipient"): Factory {
       run: (e) => {
         const a = addressOf(subject, e.ctx);
         if (!a || (a.local === "" && a.domain === "")) return Promise.resolve({ kind: "dunno" });
-        if (a.domain && isFqdn(a.domain)) return Promise.resolve({ kind: "dunno" });
+        // A UTF-8 domain (SMTPUTF8) is judged by its ASCII form, as Postfix's
+        // valid_utf8_hostname does for a transaction with SMTPUTF8.
+        if (a.domain && isFqdn(asciiDomain(a.domain))) return Promise.resolve({ kind: "dunno" });
         return Promise.resolve(
           refuse(
             refusal(
@@ -101,8 +103,9 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
           ) {
             return { kind: "dunno" };
           }
-          const domain = normalizeDomain(a.domain);
-          const found = await mailhost(e, domain);
+          // U-labels are looked up by their A-labels (Postfix: midna_domain_to_ascii).
+          const domain = asciiDomain(normalizeDomain(a.domain));
+          const found = domain === "" ? "notFound" : await mailhost(e, domain);
           if (found === "ok") return { kind: "dunno" };
           if (found === "filtered") {
             e.warn(`${domain}: MX or address lookup error: DNS reply filter drops all results`);

@@ -57,6 +57,10 @@ export async function openMessage(
       arrival: ctx.services.clock(),
       body: tx.body,
       prepend: tx.actions.prepend,
+      smtputf8: tx.smtputf8 === true,
+      ...(tx.recipientDsn ? { recipientDsn: tx.recipientDsn } : {}),
+      ...(tx.dsnRet ? { dsnRet: tx.dsnRet } : {}),
+      ...(tx.dsnEnvid !== undefined ? { dsnEnvid: tx.dsnEnvid } : {}),
       origin: {
         clientName: client.name,
         clientAddress: client.address,

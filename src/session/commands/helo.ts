@@ -10,7 +10,7 @@
 
 import { sanitizeLogText } from "../../log/mod.ts";
 import { heloOk, REPLY, type Reply } from "../../protocol/reply.ts";
-import { ehloKeywords } from "../ehlo_keywords.ts";
+import { describeDiscards, ehloKeywords } from "../ehlo_keywords.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /**
@@ -42,11 +42,19 @@ export async function handleHelo(arg: string, ctx: SessionContext): Promise<Comm
 export async function handleEhlo(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const refused = await greet(ctx, arg, "EHLO");
   if (refused) return answer(refused);
+  const discard = ctx.ehloDiscard;
+  // As Postfix: not logged with silent-discard, nor (a quirk of its
+  // milter handling) when ENHANCEDSTATUSCODES itself is discarded.
+  if (discard.size > 0 && !discard.has("SILENT-DISCARD") && !discard.has("ENHANCEDSTATUSCODES")) {
+    ctx.log.info(`discarding EHLO keywords: ${describeDiscards(discard)}`);
+  }
   const keywords = ehloKeywords({
     messageSizeLimit: ctx.config.message_size_limit,
     vrfy: !ctx.config.disable_vrfy_command,
     etrn: true,
     starttls: ctx.tlsOffered,
+    smtputf8: ctx.config.smtputf8_enable,
+    discard,
   });
   return answer(heloOk(ctx.config.myhostname, keywords));
 }

@@ -1,6 +1,7 @@
 /**
- * MAIL FROM (RFC 5321 §4.1.1.2, SIZE RFC 1870, BODY RFC 6152): TLS when
- * required, reverse-path and parameter syntax, the size pre-check,
+ * MAIL FROM (RFC 5321 §4.1.1.2, SIZE RFC 1870, BODY RFC 6152, SMTPUTF8
+ * RFC 6531, RET/ENVID RFC 3461): TLS when required, reverse-path and
+ * parameter syntax (SMTPUTF8 first: a UTF-8 address needs it), the size pre-check,
  * queue_minfree, the sender stage's policy, then a new transaction. The
  * command table refuses a nested MAIL, and MAIL before HELO/EHLO when
  * smtpd_helo_required is set.
@@ -9,9 +10,10 @@
  */
 
 import { addressText, parsePath } from "../../protocol/address.ts";
-import { parseMailParams } from "../../protocol/esmtp_params.ts";
+import { declaresSmtputf8, DSN_RET, parseMailParams } from "../../protocol/esmtp_params.ts";
 import { REPLY, type Reply } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { offeredExtensions } from "../extensions.ts";
 
 /**
  * Whether the queue file system has room: queue_minfree, and room for
@@ -43,9 +45,13 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   if (overRate) return answer(overRate);
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
-  const path = parsePath(arg.slice(m[0].length), { strict: cfg.strict_rfc821_envelopes });
+  const offered = offeredExtensions(cfg, ctx.ehloDiscard);
+  // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on it.
+  const rest = arg.slice(m[0].length);
+  const utf8 = declaresSmtputf8(rest.replace(/^[ \t]*<[^>]*>?/, ""), offered);
+  const path = parsePath(rest, { strict: cfg.strict_rfc821_envelopes, utf8 });
   if (!path.ok) return answer(REPLY.badSender);
-  const params = parseMailParams(path.params);
+  const params = parseMailParams(path.params, offered);
   if ("code" in params) return answer(params);
   if (params.size !== undefined && params.size > cfg.message_size_limit) {
     return answer(REPLY.messageTooBig);
@@ -63,6 +69,9 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     senderText,
     declaredSize: params.size,
     body: params.body,
+    smtputf8: params.smtputf8,
+    ...(params.ret ? { dsnRet: DSN_RET[params.ret] } : {}),
+    ...(params.envid !== undefined ? { dsnEnvid: params.envid } : {}),
   });
   return answer(REPLY.senderOk);
 }

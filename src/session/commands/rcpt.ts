@@ -1,5 +1,6 @@
 /**
- * RCPT TO (RFC 5321 §4.1.1.3): forward-path syntax, the recipient limit
+ * RCPT TO (RFC 5321 §4.1.1.3): forward-path syntax (UTF-8 only in a
+ * transaction with SMTPUTF8), NOTIFY= and ORCPT= (RFC 3461), the recipient limit
  * (smtpd_recipient_limit), then the recipient stage's policy (relay
  * control). Unqualified recipients get @$myorigin. The recipient list
  * counts against the memory budget (smtpd_memory_budget): without room,
@@ -9,9 +10,10 @@
  */
 
 import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
-import { checkRcptParams } from "../../protocol/esmtp_params.ts";
+import { parseRcptParams } from "../../protocol/esmtp_params.ts";
 import { REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { offeredExtensions } from "../extensions.ts";
 import { inTransaction } from "./_transaction.ts";
 
 /** RCPT TO:<address> */
@@ -22,10 +24,13 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   if (overRate) return answer(overRate);
   const m = /^TO:/i.exec(arg);
   if (!m) return answer(REPLY.rcptSyntax);
-  const path = parsePath(arg.slice(m[0].length), { strict: ctx.config.strict_rfc821_envelopes });
+  const path = parsePath(arg.slice(m[0].length), {
+    strict: ctx.config.strict_rfc821_envelopes,
+    utf8: tx.smtputf8 === true,
+  });
   if (!path.ok || isNullAddress(path.address)) return answer(REPLY.badRecipient);
-  const bad = checkRcptParams(path.params);
-  if (bad) return answer(bad);
+  const params = parseRcptParams(path.params, offeredExtensions(ctx.config, ctx.ehloDiscard));
+  if ("code" in params) return answer(params);
   if (tx.recipients.length >= ctx.config.smtpd_recipient_limit) {
     return answer(REPLY.tooManyRecipients);
   }
@@ -37,7 +42,14 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   if (refused) return answer(refused);
   const recipient = path.address.domain ? given : `${given}@${ctx.config.myorigin}`;
   // The list is held until the end of DATA: it is reserved against the budget.
-  if (!ctx.addRecipient(recipient)) {
+  // As Postfix's smtpd: without ORCPT=, the original recipient is the address as sent.
+  const a = path.address;
+  const sent = a.quoted
+    ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
+    : given;
+  const orcpt = params.orcpt ? `${params.orcpt.type};${params.orcpt.address}` : `rfc822;${sent}`;
+  const dsn = params.notify === undefined ? { orcpt } : { notify: params.notify, orcpt };
+  if (!ctx.addRecipient(recipient, dsn)) {
     const budget = ctx.services.memory;
     ctx.logReject({
       stage: "RCPT",

@@ -1,7 +1,8 @@
 /**
  * VRFY (RFC 5321 §3.5.3, §4.1.1.6): 502 when disable_vrfy_command is set;
  * otherwise the address is checked against the recipient restrictions and
- * answered with 252 (we cannot verify, but will accept and try).
+ * answered with 252 (we cannot verify, but will accept and try). A last
+ * word SMTPUTF8 (RFC 6531 §3.7.4.2) allows a UTF-8 address, as in Postfix.
  *
  * @module
  */
@@ -9,12 +10,17 @@
 import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
 import { cannotVerify, REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { offeredExtensions } from "../extensions.ts";
 
 /** VRFY address */
 export async function handleVrfy(arg: string, ctx: SessionContext): Promise<CommandResult> {
   if (ctx.config.disable_vrfy_command) return answer(REPLY.vrfyDisabled);
-  if (arg.trim() === "") return answer(REPLY.vrfySyntax);
-  const path = parsePath(arg, { strict: false });
+  let text0 = arg.trim();
+  const utf8 = offeredExtensions(ctx.config, ctx.ehloDiscard).smtputf8 &&
+    /(^|[ \t])SMTPUTF8$/i.test(text0);
+  if (utf8) text0 = text0.slice(0, -"SMTPUTF8".length).trim();
+  if (text0 === "") return answer(REPLY.vrfySyntax);
+  const path = parsePath(text0, { strict: false, utf8 });
   if (!path.ok || isNullAddress(path.address) || path.params !== "") {
     return answer(REPLY.badRecipient);
   }

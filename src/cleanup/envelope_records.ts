@@ -1,0 +1,121 @@
+/**
+ * What Postfix's cleanup derives from an envelope before it writes one:
+ * the recipients without duplicates (same address, same DSN facts, as
+ * cleanup_out_recipient's been_here key), each with the DSN records that
+ * go before its R record, and the SMTPUTF8 `sendopts` bits of the size
+ * record (Postfix's sendopts.h: requested, header, sender), and the named
+ * attributes of the envelope.
+ *
+ * @module
+ */
+
+import type { QueueRecipient } from "../queue/mod.ts";
+
+/** SMTPUTF8 was given on MAIL FROM. */
+export const SMTPUTF8_REQUESTED = 1;
+/** A header holds a non-ASCII byte. */
+export const SMTPUTF8_HEADER = 2;
+/** The envelope sender is not ASCII. */
+export const SMTPUTF8_SENDER = 4;
+
+/** A recipient's DSN facts as the session keeps them. */
+export interface RecipientDsnFacts {
+  readonly notify?: number;
+  readonly orcpt: string;
+}
+
+/**
+ * The recipients to write: one given twice with the same DSN facts is
+ * written once (Postfix's queue manager would deliver each R record), and
+ * always_bcc joins the set (without DSN facts) unless it is there already.
+ * @param recipients the addresses, in order
+ * @param dsn each one's DSN facts, in the same order
+ * @param bcc always_bcc, or ""
+ * @returns the recipients in order
+ */
+export function uniqueRecipients(
+  recipients: readonly string[],
+  dsn: readonly (RecipientDsnFacts | undefined)[] | undefined,
+  bcc: string,
+): QueueRecipient[] {
+  const seen = new Map<string, QueueRecipient>();
+  recipients.forEach((address, i) => {
+    const d = dsn?.[i];
+    const r: QueueRecipient = d
+      ? { address, dsnOrcpt: d.orcpt, ...(d.notify ? { notify: d.notify } : {}) }
+      : { address };
+    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${address}`;
+    if (!seen.has(key)) seen.set(key, r);
+  });
+  if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
+    seen.set(`\n0\n${bcc}`, { address: bcc });
+  }
+  return [...seen.values()];
+}
+
+/** The envelope facts that become named attributes. */
+export interface AttributeFacts {
+  readonly origin: {
+    readonly local: boolean;
+    readonly clientName: string;
+    readonly clientAddress: string;
+    readonly clientPort: string;
+    readonly helo: string | undefined;
+    readonly protocol: string;
+  };
+  readonly dsnEnvid?: string;
+  readonly dsnRet?: number;
+}
+
+/**
+ * The envelope's named attributes, in the order Postfix's smtpd sends them
+ * to its cleanup: rewrite context, the DSN envelope facts, then (for a
+ * network client) the client's log and actual attributes.
+ * @param env the envelope
+ * @returns name/value pairs
+ */
+export function envelopeAttributes(env: AttributeFacts): [string, string][] {
+  const attrs: [string, string][] = [["rewrite_context", env.origin.local ? "local" : "remote"]];
+  if (env.dsnEnvid !== undefined) attrs.push(["envelope_id", env.dsnEnvid]);
+  if (env.dsnRet) attrs.push(["ret_flags", String(env.dsnRet)]);
+  if (!env.origin.local) {
+    const o = env.origin;
+    attrs.push(
+      ["log_client_name", o.clientName],
+      ["log_client_address", o.clientAddress],
+      ["log_client_port", o.clientPort],
+      ["log_message_origin", `${o.clientName}[${o.clientAddress}]`],
+      ["log_helo_name", o.helo ?? ""],
+      ["log_protocol_name", o.protocol],
+      ["client_name", o.clientName],
+      ["reverse_client_name", o.clientName],
+      ["client_address", o.clientAddress],
+      ["client_port", o.clientPort],
+      ["helo_name", o.helo ?? ""],
+      ["protocol_name", o.protocol],
+    );
+  }
+  return attrs;
+}
+
+/**
+ * The sendopts bits known from the envelope alone.
+ * @param smtputf8 SMTPUTF8 on MAIL FROM
+ * @param sender the envelope sender
+ * @param enabled smtputf8_enable (Postfix derives the sender bit only then)
+ * @returns the bits
+ */
+export function envelopeSendOpts(smtputf8: boolean, sender: string, enabled: boolean): number {
+  return (smtputf8 ? SMTPUTF8_REQUESTED : 0) |
+    (enabled && !isAscii(sender) ? SMTPUTF8_SENDER : 0);
+}
+
+/**
+ * Whether text is all ASCII.
+ * @param text the text
+ * @returns true when every character is below 128
+ */
+export function isAscii(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return /^[\x00-\x7f]*$/.test(text);
+}

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import {
+  envelopeAttributes,
+  envelopeSendOpts,
+  isAscii,
+  uniqueRecipients,
+} from "./envelope_records.ts";
+
+Deno.test("uniqueRecipients() drops a recipient given twice with the same DSN facts only", () => {
+  const r = uniqueRecipients(
+    ["a@x", "a@x", "a@x", "b@x"],
+    [
+      { orcpt: "rfc822;a@x" },
+      { orcpt: "rfc822;a@x" },
+      { orcpt: "rfc822;a@x", notify: 2 },
+      undefined,
+    ],
+    "",
+  );
+  assert.deepEqual(r, [
+    { address: "a@x", dsnOrcpt: "rfc822;a@x" },
+    { address: "a@x", dsnOrcpt: "rfc822;a@x", notify: 2 },
+    { address: "b@x" },
+  ]);
+});
+
+Deno.test("uniqueRecipients() adds always_bcc once", () => {
+  assert.deepEqual(uniqueRecipients(["a@x"], undefined, "bcc@x"), [
+    { address: "a@x" },
+    { address: "bcc@x" },
+  ]);
+  assert.deepEqual(uniqueRecipients(["bcc@x"], undefined, "bcc@x"), [{ address: "bcc@x" }]);
+});
+
+Deno.test("envelopeSendOpts() sets Postfix's requested and sender bits", () => {
+  assert.equal(envelopeSendOpts(false, "a@x", true), 0);
+  assert.equal(envelopeSendOpts(true, "a@x", true), 1);
+  assert.equal(envelopeSendOpts(true, "\u00e9@x", true), 5);
+  assert.equal(envelopeSendOpts(false, "\u00e9@x", false), 0);
+  assert.equal(isAscii("plain"), true);
+  assert.equal(isAscii("pl\u00e4in"), false);
+});
+
+Deno.test("envelopeAttributes() puts the DSN envelope facts after rewrite_context", () => {
+  const origin = {
+    local: true,
+    clientName: "localhost",
+    clientAddress: "127.0.0.1",
+    clientPort: "0",
+    helo: undefined,
+    protocol: "ESMTP",
+  };
+  assert.deepEqual(envelopeAttributes({ origin, dsnEnvid: "E1", dsnRet: 2 }), [
+    ["rewrite_context", "local"],
+    ["envelope_id", "E1"],
+    ["ret_flags", "2"],
+  ]);
+  const remote = envelopeAttributes({ origin: { ...origin, local: false } });
+  assert.deepEqual(remote[0], ["rewrite_context", "remote"]);
+  assert.ok(remote.some(([n]) => n === "client_address"));
+  assert.ok(!remote.some(([n]) => n === "envelope_id" || n === "ret_flags"));
+});

@@ -1,0 +1,86 @@
+/**
+ * xtext (RFC 3461 §4): the encoding of the DSN parameters ENVID and ORCPT.
+ * "+" and two hexadecimal digits stand for one byte; other printable ASCII
+ * characters stand for themselves. Decoding is as lenient as Postfix's
+ * xtext_unquote (either case of hex digit) but refuses what could harm a
+ * log line or a queue record: a decoded control character or NUL. The
+ * "utf-8" address type of ORCPT (RFC 6533 §3) uses unitext instead, where
+ * `\x{HEX}` stands for one Unicode code point.
+ *
+ * @module
+ */
+
+const HEX = /^[0-9A-Fa-f]{2}$/;
+
+/**
+ * Decodes xtext.
+ * @param text the encoded text (printable ASCII)
+ * @returns the decoded text, or undefined when malformed or when it decodes to a control character
+ */
+export function decodeXtext(text: string): string | undefined {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 32 || c >= 127) return undefined;
+    if (c === 0x2b) { // "+"
+      const hex = text.slice(i + 1, i + 3);
+      if (!HEX.test(hex)) return undefined;
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(c);
+    }
+  }
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes));
+  } catch {
+    return undefined;
+  }
+  return hasControl(decoded) ? undefined : decoded;
+}
+
+/**
+ * Decodes the unitext of an ORCPT of type "utf-8" (RFC 6533 §3): UTF-8
+ * text in which `\x{HEX}` (one to six hex digits) is one code point.
+ * @param text the encoded text
+ * @returns the decoded text, or undefined when malformed
+ */
+export function decodeUtf8AddrXtext(text: string): string | undefined {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] as string;
+    if (ch === "\\") {
+      const m = /^\\x\{([0-9A-Fa-f]{1,6})\}/.exec(text.slice(i));
+      if (!m) return undefined;
+      const cp = parseInt(m[1] as string, 16);
+      if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return undefined;
+      out += String.fromCodePoint(cp);
+      i += m[0].length - 1;
+    } else {
+      out += ch;
+    }
+  }
+  return hasControl(out) || out.includes(" ") ? undefined : out;
+}
+
+/**
+ * Encodes text as xtext: bytes outside "!".."~", and "+" and "=", become "+HH".
+ * @param text the text
+ * @returns the xtext
+ */
+export function encodeXtext(text: string): string {
+  let out = "";
+  for (const b of new TextEncoder().encode(text)) {
+    out += b > 32 && b < 127 && b !== 0x2b && b !== 0x3d
+      ? String.fromCharCode(b)
+      : `+${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** C0 and C1 controls and DEL. */
+function hasControl(s: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return /[\x00-\x1f\x7f-\x9f]/.test(s);
+}

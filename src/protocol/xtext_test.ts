@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { decodeUtf8AddrXtext, decodeXtext, encodeXtext } from "./xtext.ts";
+
+const CASES: [string, string | undefined][] = [
+  ["abc", "abc"],
+  ["a+2Bb", "a+b"],
+  ["a+2bb", "a+b"],
+  ["+3D", "="],
+  ["+20x", " x"],
+  ["+C3+A9", "\u00e9"],
+  ["+", undefined],
+  ["+2", undefined],
+  ["+G0", undefined],
+  ["a b", undefined],
+  ["+00", undefined],
+  ["+0A", undefined],
+  ["+7F", undefined],
+  ["+C2+85", undefined], // U+0085, a C1 control
+  ["+C3", undefined], // not UTF-8
+  ["\u00e9", undefined],
+];
+
+for (const [text, expected] of CASES) {
+  Deno.test(`decodeXtext() decodes ${JSON.stringify(text)} to ${JSON.stringify(expected)}`, () => {
+    assert.equal(decodeXtext(text), expected);
+  });
+}
+
+Deno.test("encodeXtext() and decodeXtext() are inverses", () => {
+  for (const s of ["a+b=c", "\u00e9l\u00e8ve@example", "x y", "plain@example.com"]) {
+    const coded = encodeXtext(s);
+    assert.match(coded, /^[!-*,-<>-~]*(\+[0-9A-F]{2}[!-*,-<>-~]*)*$/);
+    assert.equal(decodeXtext(coded), s);
+  }
+});
+
+Deno.test("decodeUtf8AddrXtext() decodes \\x{HEX} and keeps UTF-8", () => {
+  assert.equal(decodeUtf8AddrXtext("\\x{E9}t\u00e9@x"), "\u00e9t\u00e9@x");
+  assert.equal(decodeUtf8AddrXtext("\\x{1F600}@x"), "\u{1F600}@x");
+  assert.equal(decodeUtf8AddrXtext("a\\x{}@x"), undefined);
+  assert.equal(decodeUtf8AddrXtext("a\\x{110000}@x"), undefined);
+  assert.equal(decodeUtf8AddrXtext("a\\x{9}@x"), undefined);
+  assert.equal(decodeUtf8AddrXtext("a\\n@x"), undefined);
+});

@@ -1,0 +1,284 @@
+/**
+ * SMTPUTF8 and DSN end to end, with clients and servers nobody here wrote:
+ * Python's smtplib sends to our daemon with `MAIL FROM:<...> SMTPUTF8
+ * RET=HDRS ENVID=...` and `RCPT TO:<...> NOTIFY=... ORCPT=...`; Postfix's
+ * postcat shows the queue file's records; a private Postfix instance
+ * (Debian's postfix package, our queue_directory is its queue) delivers the
+ * messages through a pipe(8) transport into a mailbox file:
+ *   1. a message to a UTF-8 address (local part and domain) with a UTF-8
+ *      Subject arrives with the address intact (Delivered-To:, the log);
+ *   2. NOTIFY=SUCCESS brings a success DSN (Postfix's bounce daemon) to the
+ *      sender's mailbox, with our ENVID and ORCPT in it;
+ *   3. NOTIFY=NEVER brings none;
+ *   4. the same through `smtpd stdin` (maildrop/, Postfix's pickup and
+ *      cleanup read our records): UTF-8 address intact, a success DSN.
+ * The Postfix part needs root (Postfix's queue belongs to the postfix
+ * user) and is skipped otherwise; the postcat and refusal parts run always.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  postcat,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
+import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
+
+const isRoot = Deno.uid() === 0;
+const hasPostfix = await run("sh", ["-c", "command -v postfix && id -u postfix"]).then((r) =>
+  r.code === 0
+);
+
+async function sh(cmd: string): Promise<string> {
+  const r = await run("sh", ["-c", cmd]);
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const read = (p: string) => Deno.readTextFile(p).catch(() => "");
+
+/** smtplib: one message; prints the protocol dialog (debug level 1) on stderr. */
+const SEND = `
+import smtplib, sys
+port, sender, rcpt, subject, mopts, ropts = sys.argv[1:7]
+msg = ("From: <%s>\\r\\nTo: <%s>\\r\\nSubject: %s\\r\\n\\r\\nbody\\r\\n" % (sender, rcpt, subject)).encode("utf-8")
+s = smtplib.SMTP("127.0.0.1", int(port))
+s.set_debuglevel(1)
+s.ehlo("client.example")
+print("esmtp:", " ".join(sorted(s.esmtp_features)))
+s.sendmail(sender, [rcpt], msg, mail_options=mopts.split(), rcpt_options=ropts.split())
+s.quit()
+`;
+
+async function send(port: number, args: string[]): Promise<{ id: string; dialog: string }> {
+  const r = await run("python3", ["-c", SEND, String(port), ...args]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const id = /queued as (\w+)/.exec(r.stderr)?.[1];
+  assert.ok(id, r.stderr);
+  return { id, dialog: r.stdout + r.stderr };
+}
+
+Deno.test({
+  name:
+    "Postfix delivers an SMTPUTF8 message from smtplib intact and sends a DSN for NOTIFY=SUCCESS only",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("utf8dsn");
+    await sh(`chmod 755 ${ROOT}var ${ROOT}var/tests ${dir}`);
+    await sh(`mkdir -p ${dir}/conf ${dir}/queue ${dir}/data ${dir}/log ${dir}/mbox`);
+    await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 777 ${dir}/mbox`);
+    await Deno.writeTextFile(
+      join(dir, "deliver.sh"),
+      `#!/bin/sh\ncat >> ${dir}/mbox/mailbox\nexit 0\n`,
+    );
+    await sh(`chmod 755 ${dir}/deliver.sh`);
+    await Deno.writeTextFile(join(dir, "conf", "main.cf"), postfixMainCf(dir, "utf8dsn"));
+    // D: Delivered-To: with the recipient, as the pipe delivered it.
+    await Deno.writeTextFile(
+      join(dir, "conf", "master.cf"),
+      postfixMasterCf(dir).replace("flags=F ", "flags=DF "),
+    );
+    const conf = join(dir, "conf");
+    await sh(`postfix -c ${conf} check 2>&1`);
+    await sh(`postfix -c ${conf} start 2>&1`);
+    const maillog = join(dir, "log", "maillog");
+    const mailbox = join(dir, "mbox", "mailbox");
+    const owner = `${await sh("id -u postfix")}:${await sh("id -g postfix")}`;
+    const queueDir = join(dir, "queue");
+    const extra = [
+      `queue_directory = "${queueDir.slice(ROOT.length)}"`,
+      `mail_owner = "${owner}"`,
+      "smtpd_peername_lookup = false",
+    ].join("\n");
+    let daemon;
+    try {
+      await waitFor("postfix master", async () => (await read(maillog)).includes("daemon started"));
+      daemon = await startDaemon(extra, { dir });
+
+      // 1 and 2: SMTPUTF8, UTF-8 recipient, NOTIFY=SUCCESS with ORCPT, RET and ENVID.
+      const utf8Rcpt = "δοκιμή@παράδειγμα.example";
+      const one = await send(daemon.port, [
+        "sender@sender.example",
+        utf8Rcpt,
+        "Grüße aus Köln",
+        "SMTPUTF8 RET=HDRS ENVID=QQ314159",
+        "NOTIFY=SUCCESS ORCPT=rfc822;first+2Brcpt@example.org",
+      ]);
+      // deno-lint-ignore no-console
+      console.log(`smtplib, message 1:\n${one.dialog}`);
+      assert.match(one.dialog, /esmtp: .*\bdsn\b.*\bsmtputf8\b/);
+      assert.match(
+        one.dialog,
+        /mail FROM:<sender@sender\.example> size=\d+ SMTPUTF8 RET=HDRS ENVID=QQ314159/,
+      );
+      await waitFor("the UTF-8 message in the mailbox", async () => {
+        return (await read(mailbox)).includes("Grüße aus Köln");
+      });
+      await waitFor(
+        "the success DSN in the mailbox",
+        async () => (await read(mailbox)).includes("Successful Mail Delivery Report"),
+      );
+      const box = await read(mailbox);
+      // deno-lint-ignore no-console
+      console.log(`mailbox after message 1:\n${box}`);
+      assert.match(box, new RegExp(`^Delivered-To: ${utf8Rcpt}$`, "m"));
+      assert.match(box, new RegExp(`^To: <${utf8Rcpt}>$`, "m"));
+      assert.match(box, /^Subject: Grüße aus Köln$/m);
+      assert.match(box, new RegExp(`with UTF8SMTP id ${one.id}`));
+      // The DSN (RFC 3464) from Postfix's bounce daemon: to the sender, with ENVID and ORCPT.
+      assert.match(box, /^Subject: Successful Mail Delivery Report$/m);
+      assert.match(box, /^To: sender@sender\.example$/m);
+      assert.match(box, /^Original-Envelope-Id: QQ314159$/m);
+      assert.match(box, /^Original-Recipient: rfc822;first\+rcpt@example\.org$/m);
+      // pipe(8) reports "relayed"; the SMTPUTF8 flag makes it a message/global report (RFC 6533).
+      assert.match(box, /^Action: relayed$/m);
+      assert.match(box, /^Content-Type: message\/global-delivery-status$/m);
+      assert.match(box, new RegExp(`^Final-Recipient: utf-8; ${utf8Rcpt}$`, "m"));
+      assert.match(box, /^Status: 2\.0\.0$/m);
+      const log = await read(maillog);
+      assert.match(
+        log,
+        new RegExp(`${one.id}: to=<${utf8Rcpt}>, relay=mbox.*status=sent`),
+      );
+      assert.match(log, new RegExp(`${one.id}: sender delivery status notification: \\w+`));
+
+      // 3: NOTIFY=NEVER: delivered, no report.
+      const two = await send(daemon.port, [
+        "sender@sender.example",
+        "never@example.com",
+        "no report please",
+        "ENVID=QQ2",
+        "NOTIFY=NEVER",
+      ]);
+      const removed = new RegExp(`${two.id}: removed`);
+      await waitFor(
+        "message 2 delivered and removed",
+        async () => removed.test(await read(maillog)),
+      );
+      const after = await read(mailbox);
+      assert.match(after, /^Subject: no report please$/m);
+      assert.equal(after.match(/^Subject: Successful Mail Delivery Report$/gm)?.length, 1);
+      assert.doesNotMatch(
+        await read(maillog),
+        new RegExp(`${two.id}: sender delivery status notification`),
+      );
+      // 4: stand-alone mode, maildrop/ -> pickup -> cleanup -> qmgr.
+      const { configFile } = await writeConfig(dir, extra);
+      const stdin = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
+        stdin: "EHLO local\r\nMAIL FROM:<local@sender.example> SMTPUTF8 ENVID=LOCAL1\r\n" +
+          "RCPT TO:<ünïcödé@example.com> NOTIFY=SUCCESS\r\nDATA\r\nSubject: über pickup\r\n\r\nx\r\n.\r\nQUIT\r\n",
+      });
+      assert.match(stdin.stdout, /250 2\.0\.0 Ok: queued as/, stdin.stdout + stdin.stderr);
+      await waitFor(
+        "the DSN for the maildrop message",
+        async () => (await read(mailbox)).includes("Original-Envelope-Id: LOCAL1"),
+      );
+      const box4 = await read(mailbox);
+      assert.match(box4, /^Delivered-To: ünïcödé@example\.com$/m);
+      assert.match(box4, /^Subject: über pickup$/m);
+      assert.match(box4, /^Final-Recipient: utf-8; ünïcödé@example\.com$/m);
+      assert.match(box4, /^Original-Recipient: rfc822;ünïcödé@example\.com$/m);
+      const lines = (await read(maillog)).split("\n").filter((l) =>
+        l.includes(one.id) || l.includes(two.id)
+      );
+      // deno-lint-ignore no-console
+      console.log(lines.join("\n"));
+    } finally {
+      await daemon?.stop();
+      await run("postfix", ["-c", conf, "stop"]);
+    }
+  },
+});
+
+Deno.test({
+  name: "smtplib's SMTPUTF8 and DSN options reach the queue file as Postfix's records (postcat)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const daemon = await startDaemon("smtpd_peername_lookup = false");
+    try {
+      const one = await send(daemon.port, [
+        "χρήστης@αποστολέας.example",
+        "élève@école.example",
+        "Grüße",
+        "SMTPUTF8 RET=FULL ENVID=E+2B1",
+        "NOTIFY=SUCCESS,DELAY ORCPT=utf-8;\\x{E9}l\u00e8ve@\u00e9cole.example",
+      ]);
+      const file = join(daemon.queueDir, "incoming", one.id);
+      const text = await postcat(file);
+      // deno-lint-ignore no-console
+      console.log(text);
+      // The size record's fields: qmgr flags = (SUCCESS|DELAY) << 1 = 20;
+      // sendopts = SMTPUTF8 requested (1) | header (2) | sender (4) = 7.
+      assert.match(text, /^message_size: +\d+ +\d+ +1 +20 +\d+ +7$/m);
+      assert.match(text, /^named_attribute: ret_flags=1$|^dsn_ret: 1$/m);
+      assert.match(text, /envelope_id=E\+1$|^dsn_envid: E\+1$/m);
+      assert.match(text, /notify_flags=10$|^dsn_notify: 10$/m);
+      assert.match(
+        text,
+        /dsn_orig_rcpt=utf-8;élève@école\.example$|^dsn_orig_rcpt: utf-8;élève@école\.example$/m,
+      );
+      assert.match(text, /^sender: χρήστης@αποστολέας\.example$/m);
+      assert.match(text, /^recipient: élève@école\.example$/m);
+
+      // Without SMTPUTF8 the same UTF-8 addresses are refused as before;
+      // bytes that are not UTF-8 are refused with it.
+      const c = await RawClient.connect(daemon.port);
+      await c.reply();
+      const enc = new TextEncoder();
+      await c.send(enc.encode("EHLO client.example\r\n"));
+      await c.reply();
+      await c.send(enc.encode("MAIL FROM:<χρήστης@example.org>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.7 Bad sender address syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<a@αποστολέας.example>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.7 Bad sender address syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<a@example.org>\r\n"));
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send(enc.encode("RCPT TO:<élève@example.com>\r\n"));
+      assert.equal(await c.reply(), "501 5.1.3 Bad recipient address syntax\r\n");
+      await c.send(enc.encode("RSET\r\n"));
+      await c.reply();
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("MAIL FROM:<a"),
+          0xff,
+          ...enc.encode("@example.org> SMTPUTF8\r\n"),
+        ]),
+      );
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad UTF-8 syntax\r\n");
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("MAIL FROM:<a"),
+          0xc3,
+          0x28,
+          ...enc.encode("@example.org> SMTPUTF8\r\n"),
+        ]),
+      );
+      assert.equal(await c.reply(), "500 5.5.2 Error: bad UTF-8 syntax\r\n");
+      await c.send(enc.encode("MAIL FROM:<χρήστης@αποστολέας.example> SMTPUTF8\r\n"));
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send(enc.encode("RCPT TO:<élève@école.example>\r\n"));
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      c.close();
+    } finally {
+      await daemon.stop();
+    }
+  },
+});
