@@ -50,6 +50,7 @@ import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { located, resolveOwner, tlsContext, validateSemantics } from "./runtime_checks.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
+import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
 import { rateLimits } from "./transport/rate_limits.ts";
 
 /**
@@ -220,6 +221,25 @@ export async function buildRuntime(
   const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
   const overRate = rateLimits(config, rates, limitExempt, logger);
   const cleanup = new Cleanup(store, config);
+  // AUTH: daemon mode only (Postfix's smtpd refuses AUTH in stand-alone mode).
+  const settings = saslSettings(config, { file: loaded.file, lineOf: loaded.lineOf });
+  const saslExceptions = located(
+    loaded,
+    "smtpd_sasl_exceptions_networks",
+    () => compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
+  );
+  const sasl = mode === "serve" && settings.enabled
+    ? sessionSasl(
+      settings,
+      new DovecotAuthClient({
+        endpoint: settings.endpoint,
+        service: settings.service,
+        timeoutMs: config.smtpd_timeout * 1000,
+        onWarning: (text) => logger.warning(text),
+      }),
+      (name, address) => saslExceptions(name, address),
+    )
+    : undefined;
   const deps: SessionDeps = Object.freeze({
     config,
     policy,
@@ -240,6 +260,7 @@ export async function buildRuntime(
     proxyNetworks,
     // As Postfix: no rate limits for stand-alone mode.
     ...(mode === "serve" ? { overRate } : {}),
+    ...(sasl ? { sasl } : {}),
   });
   return Object.freeze({
     loaded,

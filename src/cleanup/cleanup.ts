@@ -17,7 +17,7 @@ import type { BodySink } from "../io/dot_reader.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
 import { HeaderBlock } from "./header_block.ts";
-import { isContinuation, isHeaderStart } from "./headers.ts";
+import { commentSafe, isContinuation, isHeaderStart } from "./headers.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
 /** Who sent the message, for Received: and the envelope attributes. */
@@ -32,6 +32,12 @@ export interface MessageOrigin {
   readonly local: boolean;
   /** What TLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
+  /** The AUTH login, and AUTH= of MAIL FROM (as sent). */
+  readonly sasl?: {
+    readonly method: string;
+    readonly username: string;
+    readonly sender?: string;
+  };
 }
 
 /** The envelope of one message. */
@@ -56,7 +62,13 @@ const EMPTY = new Uint8Array(0);
 /** The settings cleanup uses. */
 export type CleanupConfig = Pick<
   Config,
-  "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
+  | "myhostname"
+  | "mail_name"
+  | "hopcount_limit"
+  | "header_size_limit"
+  | "always_bcc"
+  | "myorigin"
+  | "smtpd_sasl_authenticated_header"
 >;
 
 /** Starts messages. */
@@ -171,6 +183,11 @@ export class MessageDraft implements BodySink {
         ["helo_name", o.helo ?? ""],
         ["protocol_name", o.protocol],
       );
+      // Postfix's smtpd passes the login on to cleanup as these attributes.
+      if (o.sasl) {
+        attrs.push(["sasl_method", o.sasl.method], ["sasl_username", o.sasl.username]);
+        if (o.sasl.sender !== undefined) attrs.push(["sasl_sender", o.sasl.sender]);
+      }
     }
     file.writeEnvelope({
       arrival: env.arrival,
@@ -315,15 +332,22 @@ export class MessageDraft implements BodySink {
     const tlsPart = o.tls
       ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
       : "";
+    const authPart = o.sasl && cfg.smtpd_sasl_authenticated_header
+      ? `(Authenticated sender: ${commentSafe(o.sasl.username)})\n\t`
+      : "";
     const heloPart = o.local
       ? ""
-      : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t${tlsPart}`;
+      : `from ${
+        o.helo ?? o.clientName
+      } (${o.clientName} [${o.clientAddress}])\n\t${tlsPart}${authPart}`;
+    // RFC 3848: ESMTPA / ESMTPSA for an authenticated ESMTP session.
+    const withProtocol = o.sasl && o.protocol.startsWith("ESMTP") ? `${o.protocol}A` : o.protocol;
     const forPart = env.recipients.length === 1
       ? `\n\tfor <${env.recipients[0]}>; ${when}`
       : `; ${when}`;
     const received = o.local
       ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
-      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${o.protocol} id ${this.id}${forPart}`;
+      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${withProtocol} id ${this.id}${forPart}`;
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();

@@ -28,6 +28,7 @@ const CONFIG: CleanupConfig = {
   "header_size_limit": 102400,
   "always_bcc": "",
   myorigin: "mx.example.com",
+  "smtpd_sasl_authenticated_header": false,
 };
 
 const REMOTE: MessageOrigin = {

@@ -26,6 +26,7 @@ import { dnsReplyFilter } from "./dns_filter.ts";
 import { impliedAccess } from "./implied_access.ts";
 import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
+import { SASL } from "./restrictions/sasl.ts";
 import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { isTableSpec, type LookupTable, openTable, TableOpenError } from "./tables/mod.ts";
 
@@ -41,6 +42,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...ETRN,
   ...SERVER_ACCESS,
   ...POLICY_SERVICE,
+  ...SASL,
 };
 
 /** Resolves old names to current ones. */

@@ -45,6 +45,13 @@ export interface PolicyContext {
   readonly instance?: string;
   /** The service is under stress (stress mode). */
   readonly stress?: boolean;
+  /** The SASL login of the session (AUTH), when the client authenticated. */
+  readonly sasl?: {
+    readonly method: string;
+    readonly username: string;
+    /** AUTH= of MAIL FROM, as sent. */
+    readonly sender?: string;
+  };
   /** What STARTTLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }

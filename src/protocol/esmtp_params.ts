@@ -1,16 +1,25 @@
 /**
- * MAIL FROM parameters: SIZE= (RFC 1870) and BODY= (RFC 6152, formerly
- * 1652). Anything else is refused with 555 (RFC 5321 §4.1.1.11).
+ * MAIL FROM parameters: SIZE= (RFC 1870), BODY= (RFC 6152, formerly
+ * 1652) and, when AUTH is offered, AUTH= (RFC 4954 §5). Anything else is
+ * refused with 555 (RFC 5321 §4.1.1.11).
  *
  * @module
  */
 
-import { type Reply, reply, unsupportedOption } from "./reply.ts";
+import { REPLY, type Reply, reply, unsupportedOption } from "./reply.ts";
 
 /** Parsed MAIL parameters. */
 export interface MailParams {
   readonly size: number | undefined;
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** AUTH= (RFC 4954 §5), as sent (xtext, not decoded, as Postfix keeps it); not for "<>". */
+  readonly auth?: string;
+}
+
+/** What the session allows among MAIL parameters. */
+export interface MailParamOptions {
+  /** AUTH= is understood (AUTH is offered); otherwise it is an unsupported option. */
+  readonly auth?: boolean;
 }
 
 /**
@@ -18,9 +27,11 @@ export interface MailParams {
  * @param text e.g. "SIZE=1000 BODY=8BITMIME"
  * @returns the parameters, or the error reply
  */
-export function parseMailParams(text: string): MailParams | Reply {
+export function parseMailParams(text: string, options: MailParamOptions = {}): MailParams | Reply {
   let size: number | undefined;
   let body: MailParams["body"];
+  let auth: string | undefined;
+  let authSeen = false;
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
@@ -37,11 +48,21 @@ export function parseMailParams(text: string): MailParams | Reply {
         return reply(501, "5.4", "Unsupported BODY parameter value");
       }
       body = v;
+    } else if (name === "AUTH" && options.auth && value !== undefined) {
+      // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
+      if (authSeen) return REPLY.authMultipleOption;
+      authSeen = true;
+      if (value !== "<>") auth = printableAscii(value);
     } else {
       return unsupportedOption(item);
     }
   }
-  return { size, body };
+  return auth === undefined ? { size, body } : { size, body, auth };
+}
+
+/** As Postfix's printable(): anything but printable ASCII becomes "?". */
+function printableAscii(text: string): string {
+  return text.replace(/[^\x21-\x7e]/g, "?");
 }
 
 /**

@@ -11,17 +11,19 @@
 
 import type { Config } from "../config/mod.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
-import type { LineReader } from "../io/line_reader.ts";
+import { type LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import type { ReplyWriter } from "../io/reply_writer.ts";
 import type { MailLog } from "../log/mod.ts";
 import type { DnsResolver, PolicyContext, PolicyStage } from "../policy/mod.ts";
 import { formatReply, type Reply } from "../protocol/reply.ts";
+import type { SaslClientInfo, SecretLine } from "../sasl/mod.ts";
 import type { TlsInfo, Transport } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type {
   HandlerServices,
   PolicyFacts,
   RejectEntry,
+  SaslLogin,
   SessionContext,
   TlsUpgrade,
 } from "./context.ts";
@@ -88,6 +90,8 @@ export class SessionState implements SessionContext {
   readonly #instance = [...crypto.getRandomValues(new Uint32Array(2))].map((n) => n.toString(16))
     .join(".");
   #transactions = 0;
+  /** The AUTH login, if any. */
+  #sasl: SaslLogin | undefined;
 
   /** @param init the session's parts */
   constructor(init: SessionStateInit) {
@@ -125,6 +129,9 @@ export class SessionState implements SessionContext {
   }
   get tlsOffered(): boolean {
     return this.#transport.startTls !== undefined && this.#transport.tls === undefined;
+  }
+  get sasl(): SaslLogin | undefined {
+    return this.#sasl;
   }
   /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
   get lastVerb(): string {
@@ -195,6 +202,14 @@ export class SessionState implements SessionContext {
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
+      ...(this.#sasl
+        ? {
+          sasl: {
+            ...this.#sasl,
+            ...(this.tx?.authSender !== undefined ? { sender: this.tx.authSender } : {}),
+          },
+        }
+        : {}),
     };
   }
 
@@ -251,6 +266,42 @@ export class SessionState implements SessionContext {
     });
   }
 
+  authenticated(login: SaslLogin): void {
+    this.#sasl = login;
+  }
+
+  async readSecretLine(maxLength: number): Promise<SecretLine> {
+    let line;
+    try {
+      line = await this.#reader.readLine(maxLength);
+    } catch (err) {
+      if (err instanceof ReadTimeoutError) return { kind: "closed" };
+      throw err;
+    }
+    if (line === null) return { kind: "closed" };
+    if (line.end === "partial") {
+      return (await this.#reader.skipLine()) ? { kind: "tooLong" } : { kind: "closed" };
+    }
+    return { kind: "line", text: new TextDecoder().decode(line.bytes) };
+  }
+
+  flush(): Promise<void> {
+    return this.#writer.flush();
+  }
+
+  saslClientInfo(): SaslClientInfo {
+    const p = this.#transport.peer;
+    const port = Number(this.client.port);
+    return {
+      ...(this.client.local ? {} : { clientAddress: this.client.address }),
+      ...(Number.isInteger(port) && port > 0 ? { clientPort: port } : {}),
+      ...(p.kind === "network" && p.server
+        ? { serverAddress: p.server.hostname, serverPort: p.server.port }
+        : {}),
+      tls: this.#transport.tls !== undefined,
+    };
+  }
+
   messageQueued(): void {
     this.#deps.queued();
     this.#errors.reset();
@@ -277,6 +328,8 @@ export class SessionState implements SessionContext {
     this.#reader.setSource(secure);
     this.#writer.setSink(secure);
     this.#protocol = "ESMTP";
+    // RFC 3207 §4.2 and Postfix: what was learned before TLS is forgotten, AUTH too.
+    this.#sasl = undefined;
     this.#leaveTransaction({ kind: "connected" });
     return { kind: "done" };
   }

@@ -17,6 +17,8 @@ export interface TransactionStart {
   readonly declaredSize: number | undefined;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** AUTH= from MAIL FROM (RFC 4954 §5), as sent; undefined for none or "<>". */
+  readonly authSender?: string;
 }
 
 /** The state of one transaction. */

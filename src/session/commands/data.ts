@@ -55,6 +55,14 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
         protocol: ctx.protocol,
         local: client.local,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
+        ...(ctx.sasl
+          ? {
+            sasl: {
+              ...ctx.sasl,
+              ...(tx.authSender !== undefined ? { sender: tx.authSender } : {}),
+            },
+          }
+          : {}),
       },
     }, memory);
   } catch (err) {
@@ -62,7 +70,7 @@ export async function handleData(_arg: string, ctx: SessionContext): Promise<Com
     log.warning(`cannot create queue file: ${(err as Error).message}`);
     return answer(err instanceof QueueWriteError ? REPLY.queueWriteError : REPLY.localError);
   }
-  log.client(draft.id, client);
+  log.client(draft.id, client, ctx.sasl && { ...ctx.sasl, sender: tx.authSender });
   ctx.send(REPLY.startData);
   try {
     return await receive(ctx, tx, draft);

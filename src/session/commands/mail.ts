@@ -45,7 +45,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   if (!m) return answer(REPLY.mailSyntax);
   const path = parsePath(arg.slice(m[0].length), { strict: cfg.strict_rfc821_envelopes });
   if (!path.ok) return answer(REPLY.badSender);
-  const params = parseMailParams(path.params);
+  const params = parseMailParams(path.params, { auth: ctx.services.sasl?.settings.enabled });
   if ("code" in params) return answer(params);
   if (params.size !== undefined && params.size > cfg.message_size_limit) {
     return answer(REPLY.messageTooBig);
@@ -63,6 +63,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     senderText,
     declaredSize: params.size,
     body: params.body,
+    ...(params.auth !== undefined ? { authSender: params.auth } : {}),
   });
   return answer(REPLY.senderOk);
 }
