@@ -267,3 +267,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "smtpd_client_auth_rate_limit: the third AUTH within the time unit gets 450 4.7.1",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(`smtpd_client_auth_rate_limit = 2`, false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      assert.match(await c.reply(), /250-AUTH PLAIN LOGIN/);
+      const wrong = btoa("\0alice\0nope");
+      for (let i = 0; i < 2; i++) {
+        await c.send(`AUTH PLAIN ${wrong}\r\n`);
+        assert.match(await c.reply(), /^535 5\.7\.8 /);
+      }
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^450 4\.7\.1 Error: too many AUTH commands from 127\.0\.0\.1/);
+      c.close();
+      await s.d.waitForLog(/warning: AUTH command rate limit exceeded: 3 from \[127\.0\.0\.1\]/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
