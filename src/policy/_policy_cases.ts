@@ -35,6 +35,8 @@ export interface Facts {
   etrn?: string;
   pipelining?: boolean;
   command?: string;
+  /** "METHOD:user" when the client logged in with AUTH. */
+  sasl?: string;
 }
 
 /** Postfix's test parameters: delay_reject off, two trusted networks, one relay domain. */
@@ -78,6 +80,9 @@ export function context(f: Facts): PolicyContext {
     ...(f.etrn === undefined ? {} : { etrnDomain: f.etrn }),
     ...(f.pipelining === undefined ? {} : { unauthPipelining: f.pipelining }),
     ...(f.command === undefined ? {} : { command: f.command }),
+    ...(f.sasl === undefined ? {} : {
+      sasl: { method: f.sasl.split(":")[0] as string, username: f.sasl.split(":")[1] as string },
+    }),
   };
 }
 
