@@ -18,7 +18,13 @@ import { resolveConfigText } from "../src/config/mod.ts";
 import { qmgrFlushTrigger, TriggerClock } from "../src/flush/mod.ts";
 import { Logger, MailLog } from "../src/log/mod.ts";
 import { makeWorkDir, tlsCertConfig } from "./_harness.ts";
-import { compilePolicy, type DnsResolver, type DnsType, reverseName } from "../src/policy/mod.ts";
+import {
+  compilePeerList,
+  compilePolicy,
+  type DnsResolver,
+  type DnsType,
+  reverseName,
+} from "../src/policy/mod.ts";
 import { fakeDns, type Zone } from "../src/policy/_fake_dns.ts";
 import { readQueueFile } from "../src/queue/mod.ts";
 import type { QueueStore } from "../src/queue/mod.ts";
@@ -103,7 +109,7 @@ export async function dialogDeps(
     ? sessionSasl(
       saslSettings(config),
       new FakeSaslServer(world.sasl),
-      () => Promise.resolve(false),
+      compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
     )
     : undefined;
   return {

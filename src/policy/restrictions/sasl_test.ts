@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-
-/** A stage that no restriction refuses ends in "permit" (the end of the lists). */
 import { decide, type Facts, type Params, show } from "../_policy_cases.ts";
 
 const MAPS = await Deno.makeTempFile({ suffix: ".logins" });
@@ -14,6 +12,7 @@ const AUTH: Params = {
   "smtpd_sender_login_maps": [`texthash:${MAPS}`],
 };
 
+/** A stage that no restriction refuses ends in "permit" (the end of the lists). */
 async function sender(restriction: string, facts: Facts, params: Params = AUTH) {
   const r = await decide({
     params: { ...params, "smtpd_sender_restrictions": [restriction] },
