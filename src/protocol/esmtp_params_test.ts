@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { checkRcptParams, type MailParams, parseMailParams } from "./esmtp_params.ts";
-import { enhancedStatus, type Reply } from "./reply.ts";
+import { enhancedStatus, formatReply, type Reply } from "./reply.ts";
 
 function isReply(r: MailParams | Reply): r is Reply {
   return "code" in r;
@@ -55,4 +55,26 @@ Deno.test("checkRcptParams() accepts nothing but an empty parameter list", () =>
   assert.ok(r);
   assert.equal(r.code, 555);
   assert.equal(r.text, "Unsupported option: NOTIFY=NEVER");
+});
+
+Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as sent, refuses a second", () => {
+  const off = parseMailParams("AUTH=<>") as Reply;
+  assert.equal(formatReply(off), "555 5.5.4 Unsupported option: AUTH=<>\r\n");
+  assert.deepEqual(parseMailParams("AUTH=a+40b.example SIZE=10", { auth: true }), {
+    size: 10,
+    body: undefined,
+    auth: "a+40b.example",
+  });
+  assert.deepEqual(parseMailParams("AUTH=<>", { auth: true }), {
+    size: undefined,
+    body: undefined,
+  });
+  const twice = parseMailParams("AUTH=<> AUTH=x", { auth: true }) as Reply;
+  assert.equal(twice.code, 503);
+  assert.equal(enhancedStatus(twice), "5.5.4");
+  assert.deepEqual(parseMailParams("AUTH=a\u00e9b", { auth: true }), {
+    size: undefined,
+    body: undefined,
+    auth: "a?b",
+  });
 });

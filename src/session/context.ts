@@ -169,7 +169,8 @@ export interface SessionContext {
   authenticated(login: SaslLogin): void;
   /**
    * Reads one AUTH response line. It never reaches the transcript or a
-   * debug log; a timeout or a lost connection is "closed".
+   * debug log; a lost connection is "closed", smtpd_timeout throws
+   * ReadTimeoutError.
    * @param maxLength the longest line accepted, in bytes
    * @returns the line, "tooLong" or "closed"
    */

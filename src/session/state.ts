@@ -11,7 +11,7 @@
 
 import type { Config } from "../config/mod.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
-import { type LineReader, ReadTimeoutError } from "../io/line_reader.ts";
+import type { LineReader } from "../io/line_reader.ts";
 import type { ReplyWriter } from "../io/reply_writer.ts";
 import type { MailLog } from "../log/mod.ts";
 import type { DnsResolver, PolicyContext, PolicyStage } from "../policy/mod.ts";
@@ -271,13 +271,7 @@ export class SessionState implements SessionContext {
   }
 
   async readSecretLine(maxLength: number): Promise<SecretLine> {
-    let line;
-    try {
-      line = await this.#reader.readLine(maxLength);
-    } catch (err) {
-      if (err instanceof ReadTimeoutError) return { kind: "closed" };
-      throw err;
-    }
+    const line = await this.#reader.readLine(maxLength);
     if (line === null) return { kind: "closed" };
     if (line.end === "partial") {
       return (await this.#reader.skipLine()) ? { kind: "tooLong" } : { kind: "closed" };

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { ReadTimeoutError } from "../../io/line_reader.ts";
 import { REPLY } from "../../protocol/reply.ts";
 import { runAuthCommand } from "../../sasl/mod.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
@@ -24,6 +25,10 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
   const overRate = ctx.services.overRate?.("auth", ctx.client.address);
   if (overRate) return answer(overRate);
   const tls = ctx.tls !== undefined;
+  // A client silent in the middle of the exchange: the exchange is
+  // abandoned (Dovecot's request cancelled), then the session ends with
+  // its usual 421 timeout.
+  let timedOut: ReadTimeoutError | undefined;
   const outcome = await runAuthCommand(arg, {
     enabled: true,
     tls,
@@ -31,7 +36,15 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
     username: ctx.sasl?.username,
   }, {
     io: {
-      readSecretLine: (max) => ctx.readSecretLine(max),
+      readSecretLine: async (max) => {
+        try {
+          return await ctx.readSecretLine(max);
+        } catch (err) {
+          if (!(err instanceof ReadTimeoutError)) throw err;
+          timedOut = err;
+          return { kind: "closed" };
+        }
+      },
       sendReply: (reply) => {
         ctx.send(reply);
         return ctx.flush();
@@ -51,6 +64,7 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
       ctx.authenticated({ method: outcome.mechanism, username: outcome.username });
       return answer(outcome.reply);
     case "lost":
+      if (timedOut) throw timedOut;
       ctx.log.warning(`${who}: ${outcome.warning}`);
       ctx.log.lostConnection(ctx.client, "AUTH");
       return { kind: "gone" };
