@@ -19,8 +19,10 @@ import {
   queueFiles,
   RawClient,
   run,
+  smtpdArgs,
   startDaemon,
   tlsCertConfig,
+  writeConfig,
 } from "./_harness.ts";
 
 const ignore = !hasDovecot();
@@ -290,5 +292,54 @@ Deno.test({
     } finally {
       await s.stop();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "smtpd explain --sasl-user: permit_sasl_authenticated and reject_sender_login_mismatch steps",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("auth-explain");
+    const maps = join(dir, "logins");
+    await Deno.writeTextFile(maps, "alice@example.org alice\n");
+    const { configFile } = await writeConfig(
+      dir,
+      [
+        `smtpd_sasl_auth_enable = true`,
+        `mynetworks = ["192.0.2.0/24"]`,
+        `smtpd_sender_login_maps = ["texthash:${maps}"]`,
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`,
+        `smtpd_recipient_restrictions = ["permit_sasl_authenticated", "reject_unauth_destination"]`,
+      ].join("\n"),
+    );
+    // deno run <flags of this configuration> mod.ts explain -c FILE ...
+    const base = await smtpdArgs(["explain", "-c", configFile]);
+    const explainAs = (extra: string[]) =>
+      run(Deno.execPath(), [
+        ...base,
+        "--client",
+        "198.51.100.7",
+        "--from",
+        "alice@example.org",
+        "--to",
+        "x@foreign.example",
+        ...extra,
+      ]);
+    const alice = await explainAs(["--sasl-user", "alice"]);
+    assert.equal(alice.code, 0, alice.stderr);
+    assert.match(alice.stdout, /try reject_sender_login_mismatch/);
+    assert.match(alice.stdout, /try permit_sasl_authenticated\n\s+=> permit/);
+    const carol = await explainAs(["--sasl-user", "carol"]);
+    assert.match(
+      carol.stdout,
+      /553 5\.7\.1 <alice@example\.org>: Sender address rejected: not owned by user carol/,
+    );
+    const nobody = await explainAs([]);
+    assert.match(
+      nobody.stdout,
+      /553 5\.7\.1 <alice@example\.org>: Sender address rejected: not logged in/,
+    );
   },
 });
