@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { decide, type Facts, type Params, show } from "../_policy_cases.ts";
+import { requestAttributes } from "./policy_service.ts";
 
 const MAPS = await Deno.makeTempFile({ suffix: ".logins" });
 await Deno.writeTextFile(
@@ -91,4 +92,29 @@ Deno.test("a sender login restriction without smtpd_sasl_auth_enable is ignored 
     ),
     r.warnings.join("\n"),
   );
+});
+
+Deno.test("a policy server is sent sasl_method, sasl_username and sasl_sender after AUTH", () => {
+  const base = {
+    clientAddress: "192.0.2.1",
+    clientName: "c.example",
+    reverseName: "c.example",
+    nameStatus: "ok" as const,
+    reverseStatus: "ok" as const,
+    local: false,
+    helo: "c.example",
+    sender: undefined,
+    recipient: undefined,
+  };
+  const get = (attrs: [string, string][], name: string) => attrs.find(([n]) => n === name)?.[1];
+  const before = requestAttributes(base, "recipient", "") as [string, string][];
+  assert.equal(get(before, "sasl_username"), "");
+  const after = requestAttributes(
+    { ...base, sasl: { method: "LOGIN", username: "carol", sender: "c+40x.example" } },
+    "recipient",
+    "",
+  ) as [string, string][];
+  assert.equal(get(after, "sasl_method"), "LOGIN");
+  assert.equal(get(after, "sasl_username"), "carol");
+  assert.equal(get(after, "sasl_sender"), "c+40x.example");
 });
