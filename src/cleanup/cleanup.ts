@@ -17,7 +17,8 @@ import type { BodySink } from "../io/dot_reader.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import { type QueueFile, type QueueName, type QueueStore, QueueWriteError } from "../queue/mod.ts";
 import { HeaderBlock } from "./header_block.ts";
-import { commentSafe, isContinuation, isHeaderStart } from "./headers.ts";
+import { isContinuation, isHeaderStart } from "./headers.ts";
+import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
 /** Who sent the message, for Received: and the envelope attributes. */
@@ -33,11 +34,7 @@ export interface MessageOrigin {
   /** What TLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
   /** The AUTH login, and AUTH= of MAIL FROM (as sent). */
-  readonly sasl?: {
-    readonly method: string;
-    readonly username: string;
-    readonly sender?: string;
-  };
+  readonly sasl?: { readonly method: string; readonly username: string; readonly sender?: string };
 }
 
 /** The envelope of one message. */
@@ -327,27 +324,8 @@ export class MessageDraft implements BodySink {
     }
     const cfg = this.#config;
     const env = this.#env;
-    const o = env.origin;
     const when = formatRfc5322Date(env.arrival);
-    const tlsPart = o.tls
-      ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
-      : "";
-    const authPart = o.sasl && cfg.smtpd_sasl_authenticated_header
-      ? `(Authenticated sender: ${commentSafe(o.sasl.username)})\n\t`
-      : "";
-    const heloPart = o.local
-      ? ""
-      : `from ${
-        o.helo ?? o.clientName
-      } (${o.clientName} [${o.clientAddress}])\n\t${tlsPart}${authPart}`;
-    // RFC 3848: ESMTPA / ESMTPSA for an authenticated ESMTP session.
-    const withProtocol = o.sasl && o.protocol.startsWith("ESMTP") ? `${o.protocol}A` : o.protocol;
-    const forPart = env.recipients.length === 1
-      ? `\n\tfor <${env.recipients[0]}>; ${when}`
-      : `; ${when}`;
-    const received = o.local
-      ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
-      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${withProtocol} id ${this.id}${forPart}`;
+    const received = receivedHeader(cfg, env, this.id, when);
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
@@ -361,7 +339,7 @@ export class MessageDraft implements BodySink {
       `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
     if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
     if (!facts.hasDate) this.#write(encoder.encode(`Date: ${when}`), false);
-    if (!facts.hasFrom && o.local) {
+    if (!facts.hasFrom && env.origin.local) {
       const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
       this.#write(encoder.encode(`From: ${from}`), false);
     }
