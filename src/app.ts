@@ -135,6 +135,7 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
           from: x.from,
           to: x.to,
           etrn: x.etrn,
+          ...(x.saslUser !== undefined ? { saslUser: x.saslUser } : {}),
         },
         { config, policy, dns: policy.sessionResolver() },
       );

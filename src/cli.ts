@@ -31,6 +31,7 @@ export type CliOptions =
       from?: string;
       to: string[];
       etrn?: string;
+      saslUser?: string;
       json: boolean;
     };
   };
@@ -102,12 +103,14 @@ use exactly these. --json adds the reason for each value.
 
 ${COMMON}`,
   explain: `Usage: smtpd explain --client ADDR [--client-name NAME] [--helo H] [--from A]
-                     [--to B]... [--etrn D] [--json] [-c FILE] [-o name=value]...
+                     [--to B]... [--etrn D] [--sasl-user NAME] [--json]
+                     [-c FILE] [-o name=value]...
 
 Runs the configured restriction lists for a hypothetical session, without a
 socket, and prints per SMTP stage every restriction tried, every table key
 looked up, every DNS query and answer, and the reply. Without --client-name
-the name is looked up in the DNS (dns_server), as the daemon would.
+the name is looked up in the DNS (dns_server), as the daemon would. With
+--sasl-user the client counts as logged in with AUTH PLAIN as NAME.
 
 ${COMMON}`,
 };
@@ -150,6 +153,7 @@ export function parseCli(args: readonly string[]): CliOptions {
             from: { type: "string" },
             to: { type: "string", multiple: true },
             etrn: { type: "string" },
+            "sasl-user": { type: "string" },
             json: { type: "boolean" },
           } as const
           : {}),
@@ -202,6 +206,7 @@ export function parseCli(args: readonly string[]): CliOptions {
       from: str("from"),
       to: Array.isArray(x.to) ? x.to : [],
       etrn: str("etrn"),
+      saslUser: str("sasl-user"),
       json: x.json === true,
     },
   };

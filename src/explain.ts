@@ -30,6 +30,8 @@ export interface ExplainInput {
   from?: string;
   to: string[];
   etrn?: string;
+  /** The SASL login name, as if the client had authenticated (AUTH PLAIN). */
+  saslUser?: string;
 }
 
 /** One stage's outcome. */
@@ -104,6 +106,9 @@ export async function explain(
     helo: input.helo,
     sender: undefined,
     recipient: undefined,
+    ...(input.saslUser !== undefined
+      ? { sasl: { method: "PLAIN", username: input.saslUser } }
+      : {}),
   };
   const stages: ExplainStage[] = [];
   const run = async (

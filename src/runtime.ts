@@ -51,6 +51,7 @@ import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { located, resolveOwner, tlsContext, validateSemantics } from "./runtime_checks.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
+import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
 import { rateLimits } from "./transport/rate_limits.ts";
 
 /**
@@ -221,6 +222,25 @@ export async function buildRuntime(
   const buffers = new IoBuffers();
   const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
   const cleanup = new Cleanup(store, config);
+  // AUTH: daemon mode only (Postfix's smtpd refuses AUTH in stand-alone mode).
+  const settings = saslSettings(config, { file: loaded.file, lineOf: loaded.lineOf });
+  const saslExceptions = located(
+    loaded,
+    "smtpd_sasl_exceptions_networks",
+    () => compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
+  );
+  const sasl = mode === "serve" && settings.enabled
+    ? sessionSasl(
+      settings,
+      new DovecotAuthClient({
+        endpoint: settings.endpoint,
+        service: settings.service,
+        timeoutMs: config.smtpd_timeout * 1000,
+        onWarning: (text) => logger.warning(text),
+      }),
+      (name, address) => saslExceptions(name, address),
+    )
+    : undefined;
   const deps = sessionDeps({
     config,
     policy,
@@ -236,6 +256,7 @@ export async function buildRuntime(
     proxyNetworks,
     overRate: mode === "serve" ? rateLimits(config, rates, limitExempt, logger) : undefined,
     ehloDiscardFor,
+    sasl,
   });
   return Object.freeze({
     loaded,
@@ -286,6 +307,8 @@ interface DepsParts {
   overRate: SessionDeps["overRate"] | undefined;
   /** smtpd_discard_ehlo_keyword_address_maps, when set. */
   ehloDiscardFor: SessionDeps["ehloDiscardFor"] | undefined;
+  /** SMTP AUTH, when on (daemon mode). */
+  sasl: SessionDeps["sasl"] | undefined;
 }
 
 /**
@@ -315,6 +338,7 @@ function sessionDeps(p: DepsParts): SessionDeps {
     proxyNetworks: p.proxyNetworks as Network[],
     ...(p.overRate ? { overRate: p.overRate } : {}),
     ...(p.ehloDiscardFor ? { ehloDiscardFor: p.ehloDiscardFor } : {}),
+    ...(p.sasl ? { sasl: p.sasl } : {}),
   });
 }
 
@@ -398,6 +422,8 @@ export async function rebuildRuntime(
     proxyNetworks,
     overRate: old.mode === "serve" ? rateLimits(config, rates, old.limitExempt, logger) : undefined,
     ehloDiscardFor: ehloDiscardLookup(loaded),
+    // The authentication server's connection stays; its settings need a restart.
+    sasl: old.deps.sasl,
   });
   const runtime: Runtime = Object.freeze({
     ...old,

@@ -41,6 +41,10 @@
  * - `# postcat: pattern`: Postfix's postcat prints every queued file, and
  *   a line of its output matches pattern (`*` as above).
  * - `# log: pattern`: some log line matches pattern (`*` as above).
+ * - `# nolog: text`: no log line contains text (a credential).
+ * - `# sasl: user:password ...`: AUTH is provided (as in daemon mode) by a
+ *   fake authentication server with these users (tests/_fake_sasl.ts);
+ *   the configuration must still set smtpd_sasl_auth_enable.
  * - `# slept: MS`: the tarpit asked to sleep MS milliseconds in all (the
  *   clock is fake: nothing really sleeps).
  * - `# hang`: after its last line the client keeps the connection open and
@@ -87,6 +91,10 @@ export interface Dialog {
   readonly qmgr?: { expect?: string };
   readonly postcat: string[];
   readonly log: string[];
+  /** "# nolog:": text no log line may contain (credentials). */
+  readonly nolog: string[];
+  /** "# sasl:": AUTH against a fake server with these users (name → password). */
+  readonly sasl?: ReadonlyMap<string, string>;
   readonly slept?: number;
   readonly hang: boolean;
   /** Why the dialog is played only as written, if it is. */
@@ -121,6 +129,7 @@ export function parseDialog(name: string, text: string): Dialog {
     dns: [],
     postcat: [],
     log: [],
+    nolog: [],
     hang: false,
     inProcessOnly: [],
   };
@@ -155,9 +164,11 @@ export function parseDialog(name: string, text: string): Dialog {
 
 /** Applies one "# name: value" line; other "# " lines are comments. */
 function directive(d: Mutable<Dialog>, text: string, where: string): void {
-  const m = /^(config|env|queued|peer|dns|tls|fault|qmgr|postcat|log|slept|chunks): (.*)$/.exec(
-    text,
-  );
+  const m =
+    /^(config|env|queued|peer|dns|tls|fault|qmgr|postcat|log|slept|chunks|sasl|nolog): (.*)$/
+      .exec(
+        text,
+      );
   if (text === "smoke") d.smoke = true;
   else if (text === "hang") {
     d.hang = true;
@@ -224,6 +235,15 @@ function directive(d: Mutable<Dialog>, text: string, where: string): void {
     case "slept":
       if (!/^\d+$/.test(value)) throw bad();
       d.slept = Number(value);
+      break;
+    case "sasl": {
+      const users = value.trim().split(/\s+/).map((u) => u.split(":"));
+      if (users.some((u) => u.length !== 2 || !u[0])) throw bad();
+      d.sasl = new Map(users as [string, string][]);
+      break;
+    }
+    case "nolog":
+      d.nolog.push(value);
       break;
     case "chunks":
       if (!value.startsWith("as-written ")) throw bad();

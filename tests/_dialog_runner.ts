@@ -18,11 +18,19 @@ import { resolveConfigText } from "../src/config/mod.ts";
 import { qmgrFlushTrigger, TriggerClock } from "../src/flush/mod.ts";
 import { Logger, MailLog } from "../src/log/mod.ts";
 import { makeWorkDir, tlsCertConfig } from "./_harness.ts";
-import { compilePolicy, type DnsResolver, type DnsType, reverseName } from "../src/policy/mod.ts";
+import {
+  compilePeerList,
+  compilePolicy,
+  type DnsResolver,
+  type DnsType,
+  reverseName,
+} from "../src/policy/mod.ts";
 import { fakeDns, type Zone } from "../src/policy/_fake_dns.ts";
 import { readQueueFile } from "../src/queue/mod.ts";
 import type { QueueStore } from "../src/queue/mod.ts";
 import { buildRuntime } from "../src/runtime.ts";
+import { saslSettings, sessionSasl } from "../src/sasl/mod.ts";
+import { FakeSaslServer } from "./_fake_sasl.ts";
 import { runSession, type SessionDeps } from "../src/session/mod.ts";
 import { peerFromEnv } from "../src/transport/stdio.ts";
 import { type PeerInfo, TlsHandshakeError, type Transport } from "../src/transport/types.ts";
@@ -46,6 +54,8 @@ export interface DialogWorld {
   sleep(ms: number): void;
   /** Told after each committed queue file. */
   queued(): void;
+  /** AUTH users for a fake authentication server ("# sasl:"). */
+  readonly sasl?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -94,9 +104,18 @@ export async function dialogDeps(
     warn: (text) => logger.warning(text),
   });
   const { deps, store } = runtime;
+  // AUTH is daemon mode only; a "# sasl:" dialog gets it as a daemon would.
+  const sasl = world.sasl
+    ? sessionSasl(
+      saslSettings(config),
+      new FakeSaslServer(world.sasl),
+      compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
+    )
+    : undefined;
   return {
     deps: {
       ...deps,
+      ...(sasl ? { sasl } : {}),
       policy,
       log: new MailLog(logger),
       clock: () => new Date(DIALOG_TIME),
@@ -175,6 +194,7 @@ export async function playDialog(
     const { deps, store } = await dialogDeps([...tlsLines, ...dialog.config], {
       queueDir,
       zone: zoneOf(dialog),
+      ...(dialog.sasl ? { sasl: dialog.sasl } : {}),
       crash: new Set(
         dialog.dns.filter((r) => r.values === "crash")
           .map((r) => `${r.type} ${r.name.toLowerCase().replace(/\.$/, "")}`),

@@ -2,7 +2,7 @@
  * The SASL building blocks against a real Dovecot (Debian's dovecot-core,
  * started privately by tests/_dovecot.ts): the Dovecot client's handshake
  * and requests, and the SMTP side of AUTH on top of it, with a fake SMTP
- * client (the session wiring is not built yet). Skipped without a
+ * client (the daemon with real clients is tests/smtpd_auth_test.ts). Skipped without a
  * `dovecot` binary. Hostile and broken auth servers are in
  * dovecot_hostile_test.ts.
  */

@@ -32,6 +32,7 @@ import {
   uniqueRecipients,
 } from "./envelope_records.ts";
 import { isContinuation, isHeaderStart } from "./headers.ts";
+import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
 /** Who sent the message, for Received: and the envelope attributes. */
@@ -46,6 +47,8 @@ export interface MessageOrigin {
   readonly local: boolean;
   /** What TLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
+  /** The AUTH login, and AUTH= of MAIL FROM (as sent). */
+  readonly sasl?: { readonly method: string; readonly username: string; readonly sender?: string };
 }
 
 /** The envelope of one message. */
@@ -81,7 +84,13 @@ const EMPTY = new Uint8Array(0);
 export type CleanupConfig =
   & Pick<
     Config,
-    "myhostname" | "mail_name" | "hopcount_limit" | "header_size_limit" | "always_bcc" | "myorigin"
+    | "myhostname"
+    | "mail_name"
+    | "hopcount_limit"
+    | "header_size_limit"
+    | "always_bcc"
+    | "myorigin"
+    | "smtpd_sasl_authenticated_header"
   >
   & { readonly smtputf8_enable?: boolean };
 
@@ -324,22 +333,8 @@ export class MessageDraft implements BodySink {
     }
     const cfg = this.#config;
     const env = this.#env;
-    const o = env.origin;
     const when = formatRfc5322Date(env.arrival);
-    const tlsPart = o.tls
-      ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
-      : "";
-    const heloPart = o.local
-      ? ""
-      : `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t${tlsPart}`;
-    const forPart = env.recipients.length === 1
-      ? `\n\tfor <${env.recipients[0]}>; ${when}`
-      : `; ${when}`;
-    const received = o.local
-      ? `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${this.id}${forPart}`
-      : `Received: ${heloPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${
-        env.smtputf8 ? "UTF8SMTP" : o.protocol
-      } id ${this.id}${forPart}`;
+    const received = receivedHeader(cfg, env, this.id, when);
     if (!isAscii(received)) this.#headerOpts = SMTPUTF8_HEADER;
     // PREPEND headers go above our own Received:, as Postfix's smtpd writes them.
     for (const h of env.prepend ?? []) this.#write(encoder.encode(h), false);
@@ -360,7 +355,7 @@ export class MessageDraft implements BodySink {
       `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
     if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
     if (!facts.hasDate) this.#write(encoder.encode(`Date: ${when}`), false);
-    if (!facts.hasFrom && o.local) {
+    if (!facts.hasFrom && env.origin.local) {
       const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
       this.#write(encoder.encode(`From: ${from}`), false);
     }

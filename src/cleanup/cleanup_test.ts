@@ -28,6 +28,7 @@ const CONFIG: CleanupConfig = {
   "header_size_limit": 102400,
   "always_bcc": "",
   myorigin: "mx.example.com",
+  "smtpd_sasl_authenticated_header": false,
 };
 
 const REMOTE: MessageOrigin = {
@@ -510,4 +511,33 @@ Deno.test("MessageDraft ends the header block with the line header_size_limit cu
   assert.ok(blank > idAt - 4);
   assert.equal(s.lines[blank + 1], long.slice(held.length));
   assert.deepEqual(s.lines.slice(-2), ["", "body"]);
+});
+
+Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticated sender:) only with the header setting", async () => {
+  const origin: MessageOrigin = {
+    ...REMOTE,
+    protocol: "ESMTPS",
+    tls: { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 },
+    sasl: { method: "PLAIN", username: "al(ice)", sender: "al+40x.example" },
+  };
+  const quiet = await send(["Subject: hi", "", "body"], { envelope: { origin } });
+  const id = queued(quiet).id;
+  assert.ok(!quiet.lines.some((l) => l.includes("Authenticated sender")));
+  assert.ok(quiet.lines.includes(`\tby mx.example.com (deno-smtpd) with ESMTPSA id ${id}`));
+  const attrs = recordTexts(quiet, REC.attr);
+  for (const a of ["sasl_method=PLAIN", "sasl_username=al(ice)", "sasl_sender=al+40x.example"]) {
+    assert.ok(attrs.includes(a), `${a} in ${attrs.join(" ")}`);
+  }
+  assert.ok(attrs.includes("protocol_name=ESMTPS"));
+  const told = await send(["Subject: hi", "", "body"], {
+    envelope: { origin },
+    config: { "smtpd_sasl_authenticated_header": true },
+  });
+  assert.equal(told.lines[2], "\t(No client certificate requested)");
+  assert.equal(told.lines[3], "\t(Authenticated sender: al?ice?)");
+  const plain = await send(["Subject: hi", "", "body"], {
+    envelope: { origin: { ...REMOTE, sasl: { method: "LOGIN", username: "bob" } } },
+  });
+  assert.ok(plain.lines.some((l) => l.includes(" with ESMTPA id ")));
+  assert.ok(!recordTexts(plain, REC.attr).some((a) => a.startsWith("sasl_sender=")));
 });

@@ -62,6 +62,12 @@ export interface AttributeFacts {
     readonly clientPort: string;
     readonly helo: string | undefined;
     readonly protocol: string;
+    /** The AUTH login: sasl_method, sasl_username and sasl_sender attributes. */
+    readonly sasl?: {
+      readonly method: string;
+      readonly username: string;
+      readonly sender?: string | undefined;
+    };
   };
   readonly dsnEnvid?: string;
   readonly dsnRet?: number;
@@ -94,6 +100,11 @@ export function envelopeAttributes(env: AttributeFacts): [string, string][] {
       ["helo_name", o.helo ?? ""],
       ["protocol_name", o.protocol],
     );
+    // Postfix's smtpd passes the AUTH login on to cleanup as these attributes.
+    if (o.sasl) {
+      attrs.push(["sasl_method", o.sasl.method], ["sasl_username", o.sasl.username]);
+      if (o.sasl.sender !== undefined) attrs.push(["sasl_sender", o.sasl.sender]);
+    }
   }
   return attrs;
 }

@@ -59,3 +59,18 @@ export function isField(buf: Uint8Array, start: number, end: number, name: strin
   }
   return true;
 }
+
+/**
+ * Text made safe inside a header comment, as Postfix's comment_sanitize():
+ * parentheses, backslashes and control characters become "?".
+ * @param text the text (a SASL user name)
+ * @returns the safe text
+ */
+export function commentSafe(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0) as number;
+    out += c < 0x20 || c === 0x7f || ch === "(" || ch === ")" || ch === "\\" ? "?" : ch;
+  }
+  return out;
+}

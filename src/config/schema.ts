@@ -391,7 +391,7 @@ export const PARAMS = {
   ),
   smtpd_sasl_auth_enable: bool(
     false,
-    "Offer SMTP AUTH (RFC 4954) in daemon mode, checked by a Dovecot auth server (in progress: not yet wired into sessions)",
+    "Offer SMTP AUTH (RFC 4954) in daemon mode, checked by a Dovecot auth server",
   ),
   smtpd_sasl_type: oneOf("dovecot", ["dovecot"] as const, "SASL implementation: dovecot only"),
   smtpd_sasl_path: str(
@@ -413,6 +413,19 @@ export const PARAMS = {
   smtpd_sasl_authenticated_header: bool(
     false,
     "Put the AUTH user name in the Received: header",
+  ),
+  broken_sasl_auth_clients: bool(
+    false,
+    'Also announce AUTH in the old "AUTH=" form for clients that need it (Outlook Express 4)',
+  ),
+  smtpd_sender_login_maps: list(
+    [],
+    "Tables of MAIL FROM address -> SASL login names that own it (reject_*sender_login_mismatch)",
+  ),
+  smtpd_client_auth_rate_limit: int(
+    0,
+    "AUTH commands a client may send per anvil_rate_time_unit (0: no limit)",
+    0,
   ),
   mail_owner: str(
     "",

@@ -59,9 +59,18 @@ export class MailLog {
     this.logger.info(`too many errors after ${after} from ${who(p)}`);
   }
 
-  /** `ID: client=host[addr]` */
-  client(id: string, p: LogPeer): void {
-    this.logger.info(`${id}: client=${who(p)}`);
+  /** `ID: client=host[addr]`, with `, sasl_method=M, sasl_username=U[, sasl_sender=S]` after AUTH */
+  client(
+    id: string,
+    p: LogPeer,
+    sasl?: { method: string; username: string; sender?: string | undefined },
+  ): void {
+    const auth = sasl
+      ? `, sasl_method=${sasl.method}, sasl_username=${sasl.username}${
+        sasl.sender !== undefined ? `, sasl_sender=${sasl.sender}` : ""
+      }`
+      : "";
+    this.logger.info(`${id}: client=${who(p)}${auth}`);
   }
 
   /** `ID: message-id=<...>` */

@@ -11,6 +11,7 @@
  */
 
 import { parseEndpoint } from "../policy/service/endpoint.ts";
+import { parseSaslPath } from "../sasl/sasl_path.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LoadedConfig } from "../config/mod.ts";
@@ -298,6 +299,17 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
       }
     } catch {
       // A bad endpoint: the program names it, with file and line, at start.
+    }
+  }
+  // smtpd_sasl_path: the Dovecot auth socket, when AUTH is on.
+  if (c.smtpd_sasl_auth_enable) {
+    const sasl = parseSaslPath(c.smtpd_sasl_path, queue);
+    const e = sasl.ok ? sasl.endpoint : undefined;
+    if (e?.transport === "tcp") add("net", netTarget(e.hostname, e.port), "smtpd_sasl_path");
+    else if (e?.transport === "unix") {
+      add("net", `unix:${e.path}`, "smtpd_sasl_path");
+      add("read", e.path, "smtpd_sasl_path");
+      add("write", e.path, "smtpd_sasl_path");
     }
   }
   const dns = dnsUse(loaded, options);

@@ -201,3 +201,24 @@ Deno.test("deriveNeeds() reads the tables of smtpd_discard_ehlo_keyword_address_
   assert.ok(reads.includes("/etc/smtpd/ehlo.cidr"), reads.join(" "));
   assert.ok(reads.includes("/srv/smtpd/ehlo"), reads.join(" "));
 });
+
+Deno.test("deriveNeeds() grants smtpd_sasl_path (UNIX socket under the queue, or inet) only with AUTH on", () => {
+  const off = needsOf('queue_directory = "/q"');
+  assert.doesNotMatch(flag(off, "net") ?? "", /auth/);
+  const unix = needsOf('queue_directory = "/q"\nsmtpd_sasl_auth_enable = true');
+  assert.match(flag(unix, "net") ?? "", /unix:\/q\/private\/auth(,|$)/);
+  assert.match(flag(unix, "read") ?? "", /\/q\/private\/auth/);
+  assert.match(flag(unix, "write") ?? "", /\/q\/private\/auth/);
+  const inet = needsOf(
+    'queue_directory = "/q"\nsmtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "inet:127.0.0.1:12345"',
+  );
+  assert.match(flag(inet, "net") ?? "", /127\.0\.0\.1:12345/);
+});
+
+Deno.test("deriveNeeds() reads the smtpd_sender_login_maps tables", () => {
+  const needs = needsOf(
+    'queue_directory = "/q"\nsmtpd_sasl_auth_enable = true\nsmtpd_sender_login_maps = ["texthash:/etc/smtpd/logins"]',
+    { "/etc/smtpd/logins": "a@example.com alice\n" },
+  );
+  assert.match(flag(needs, "read") ?? "", /\/etc\/smtpd\/logins/);
+});

@@ -39,6 +39,8 @@ export interface Facts {
   etrn?: string;
   pipelining?: boolean;
   command?: string;
+  /** "METHOD:user" when the client logged in with AUTH. */
+  sasl?: string;
 }
 
 /** Postfix's test parameters: delay_reject off, two trusted networks, one relay domain. */
@@ -83,6 +85,9 @@ export function context(f: Facts): PolicyContext {
     ...(f.pipelining === undefined ? {} : { unauthPipelining: f.pipelining }),
     ...(f.command === undefined ? {} : { command: f.command }),
     ...(f.recipients === undefined ? {} : { recipientCount: f.recipients }),
+    ...(f.sasl === undefined ? {} : {
+      sasl: { method: f.sasl.split(":")[0] as string, username: f.sasl.split(":")[1] as string },
+    }),
   };
 }
 

@@ -32,6 +32,7 @@ import { dnsReplyFilter } from "./dns_filter.ts";
 import { impliedAccess } from "./implied_access.ts";
 import { POLICY_SERVICE } from "./restrictions/policy_service.ts";
 import { RELAY } from "./restrictions/relay.ts";
+import { SASL } from "./restrictions/sasl.ts";
 import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { UNLISTED, unlistedCheck } from "./restrictions/unlisted.ts";
 import { compileDestinations, type Destinations } from "./destinations.ts";
@@ -59,6 +60,7 @@ export const RESTRICTIONS: Readonly<Record<string, Factory>> = {
   ...DNSWL,
   ...ENVELOPE,
   ...SLEEP,
+  ...SASL,
 };
 
 /** Resolves old names to current ones. */

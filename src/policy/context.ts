@@ -62,6 +62,13 @@ export interface PolicyContext {
   readonly held?: boolean;
   /** The queue ID, once the message has one (end of data). */
   readonly queueId?: string;
+  /** The SASL login of the session (AUTH), when the client authenticated. */
+  readonly sasl?: {
+    readonly method: string;
+    readonly username: string;
+    /** AUTH= of MAIL FROM, as sent. */
+    readonly sender?: string;
+  };
   /** What STARTTLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }

@@ -1,7 +1,8 @@
 /**
  * MAIL FROM parameters: SIZE= (RFC 1870), BODY= (RFC 6152, formerly 1652),
  * SMTPUTF8 (RFC 6531 §3.4), RET= and ENVID= (RFC 3461 §4.3, §4.4); RCPT TO
- * parameters: NOTIFY= and ORCPT= (RFC 3461 §4.1, §4.2). Anything else is
+ * parameters: NOTIFY= and ORCPT= (RFC 3461 §4.1, §4.2); with AUTH offered,
+ * AUTH= on MAIL (RFC 4954 §5). Anything else is
  * refused with 555 (RFC 5321 §4.1.1.11). Replies as Postfix's smtpd: a DSN
  * parameter given twice or malformed is 501 5.5.4; with DSN discarded by
  * smtpd_discard_ehlo_keywords it is 501 5.7.1; SMTPUTF8 when it is off
@@ -23,6 +24,8 @@ export interface MailParams {
   readonly ret: "FULL" | "HDRS" | undefined;
   /** ENVID=, xtext-decoded (RFC 3461 §4.4). */
   readonly envid: string | undefined;
+  /** AUTH= (RFC 4954 §5), as sent (xtext, not decoded, as Postfix keeps it); not for "<>". */
+  readonly auth?: string;
 }
 
 /** The extensions this session offers (what EHLO announced). */
@@ -31,6 +34,8 @@ export interface ParamOptions {
   readonly smtputf8?: boolean;
   /** DSN is on (not discarded). @default {false} */
   readonly dsn?: boolean;
+  /** AUTH= is understood (AUTH is offered); otherwise it is an unsupported option. */
+  readonly auth?: boolean;
 }
 
 /** RFC 3461 §4.4: an ENVID is at most 100 characters (as sent, xtext). */
@@ -62,6 +67,8 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
   let smtputf8 = false;
   let ret: MailParams["ret"];
   let envid: string | undefined;
+  let auth: string | undefined;
+  let authSeen = false;
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
@@ -90,11 +97,28 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
       const decoded = value.length <= ENVID_MAX ? decodeXtext(value) : undefined;
       if (envid !== undefined || decoded === undefined || decoded === "") return REPLY.badEnvid;
       envid = decoded;
+    } else if (name === "AUTH" && options.auth && value !== undefined) {
+      // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
+      if (authSeen) return REPLY.authMultipleOption;
+      authSeen = true;
+      if (value !== "<>") auth = printableAscii(value);
     } else {
       return unsupportedOption(item);
     }
   }
-  return { size, body, smtputf8, ret, envid };
+  return auth === undefined ? { size, body, smtputf8, ret, envid } : {
+    size,
+    body,
+    smtputf8,
+    ret,
+    envid,
+    auth,
+  };
+}
+
+/** As Postfix's printable(): anything but printable ASCII becomes "?". */
+function printableAscii(text: string): string {
+  return text.replace(/[^\x21-\x7e]/g, "?");
 }
 
 /** DSN NOTIFY bits, as Postfix's dsn_mask.h (they go into the queue file). */

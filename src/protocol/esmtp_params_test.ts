@@ -7,7 +7,7 @@ import {
   parseRcptParams,
   type RcptParams,
 } from "./esmtp_params.ts";
-import { enhancedStatus, type Reply } from "./reply.ts";
+import { enhancedStatus, formatReply, type Reply } from "./reply.ts";
 
 function isReply(r: MailParams | RcptParams | Reply): r is Reply {
   return "code" in r;
@@ -163,4 +163,35 @@ Deno.test("parseRcptParams() refuses NOTIFY and ORCPT when DSN is off", () => {
     assert.ok(isReply(r));
     assert.equal(`${r.code} ${enhancedStatus(r)} ${r.text}`, "501 5.7.1 DSN support is disabled");
   }
+});
+
+Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as sent, refuses a second", () => {
+  const off = parseMailParams("AUTH=<>") as Reply;
+  assert.equal(formatReply(off), "555 5.5.4 Unsupported option: AUTH=<>\r\n");
+  assert.deepEqual(parseMailParams("AUTH=a+40b.example SIZE=10", { auth: true }), {
+    size: 10,
+    body: undefined,
+    smtputf8: false,
+    ret: undefined,
+    envid: undefined,
+    auth: "a+40b.example",
+  });
+  assert.deepEqual(parseMailParams("AUTH=<>", { auth: true }), {
+    size: undefined,
+    body: undefined,
+    smtputf8: false,
+    ret: undefined,
+    envid: undefined,
+  });
+  const twice = parseMailParams("AUTH=<> AUTH=x", { auth: true }) as Reply;
+  assert.equal(twice.code, 503);
+  assert.equal(enhancedStatus(twice), "5.5.4");
+  assert.deepEqual(parseMailParams("AUTH=a\u00e9b", { auth: true }), {
+    size: undefined,
+    body: undefined,
+    smtputf8: false,
+    ret: undefined,
+    envid: undefined,
+    auth: "a?b",
+  });
 });

@@ -185,6 +185,7 @@ export const REPLY = {
   authUnsupported: reply(504, "5.4", "Unsupported authentication mechanism"),
   authNeedsTls: reply(504, "5.4", "Encryption required for requested authentication mechanism"),
   authResponseTooLong: reply(500, "5.6", "SASL response limit exceeded"),
+  authMultipleOption: reply(503, "5.4", "Error: multiple AUTH= options"),
 } as const satisfies Record<string, Reply>;
 
 /**
@@ -221,6 +222,15 @@ export function authFailed(reason: string): Reply {
  */
 export function authTemporaryFailure(reason: string): Reply {
   return reply(454, "7.0", `Temporary authentication failure: ${reason}`);
+}
+
+/**
+ * 450 over smtpd_client_auth_rate_limit (Postfix's text).
+ * @param address the client address
+ * @returns the reply
+ */
+export function tooManyAuths(address: string): Reply {
+  return reply(450, "7.1", `Error: too many AUTH commands from ${address}`);
 }
 
 /**

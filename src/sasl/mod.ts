@@ -1,7 +1,7 @@
 /**
  * SMTP AUTH building blocks (RFC 4954) with Dovecot as the authentication
  * server: the Dovecot auth protocol client, the SMTP-side exchange, the
- * mechanism filter and the settings. Not yet called by the session.
+ * mechanism filter, the settings, and the service the sessions use.
  *
  * @module
  */
@@ -15,6 +15,8 @@ export { describeEndpoint, parseSaslPath } from "./sasl_path.ts";
 export type { SaslEndpoint } from "./sasl_path.ts";
 export type { SaslExchange, SaslServer, SaslStep } from "./sasl_server.ts";
 export { saslSettings } from "./settings.ts";
+export { sessionSasl } from "./session_sasl.ts";
+export type { SessionSasl } from "./session_sasl.ts";
 export type { SaslSettings } from "./settings.ts";
 export { authCommandForLog, checkAuthAllowed, runAuthCommand } from "./smtp_auth.ts";
 export type {

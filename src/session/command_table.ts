@@ -18,6 +18,7 @@
 import type { Config } from "../config/mod.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import { handleBdat } from "./commands/bdat.ts";
+import { handleAuth } from "./commands/auth.ts";
 import { handleData } from "./commands/data.ts";
 import { handleEhlo, handleHelo } from "./commands/helo.ts";
 import { handleEtrn } from "./commands/etrn.ts";
@@ -46,6 +47,7 @@ export type Verb =
   | "VRFY"
   | "ETRN"
   | "STARTTLS"
+  | "AUTH"
   | "HELP";
 
 /** A command's handler and rules. */
@@ -115,6 +117,13 @@ export const COMMANDS = {
       return arg.trim() !== "" ? REPLY.starttlsSyntax : undefined;
     },
     refusedIn: { inMail: REPLY.mailInProgress },
+  },
+  AUTH: {
+    handler: handleAuth,
+    pipelining: "last",
+    // As Postfix: HELO first only when smtpd_helo_required is set; the
+    // handler refuses the rest in Postfix's order (enabled, transaction, TLS, twice).
+    greeting: "smtpd_helo_required",
   },
   HELP: { handler: handleHelp, pipelining: "last" },
 } as const satisfies Record<Verb, CommandSpec>;

@@ -57,6 +57,8 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
   NOOP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   QUIT: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   VRFY: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
+  // The handler refuses AUTH in a transaction (after "not enabled", Postfix's order).
+  AUTH: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   // As Postfix: HELO first only with smtpd_helo_required.
   ETRN: {
     connected: RUNS,
@@ -73,7 +75,7 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
   HELP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
 };
 
-/** With smtpd_helo_required = yes, MAIL and ETRN need HELO/EHLO first; nothing else changes. */
+/** With smtpd_helo_required = yes, MAIL, ETRN and AUTH need HELO/EHLO first; nothing else changes. */
 const RULES_HELO_REQUIRED: Record<Verb, Record<Where, Cell>> = {
   ...RULES,
   MAIL: {
@@ -86,6 +88,12 @@ const RULES_HELO_REQUIRED: Record<Verb, Record<Where, Cell>> = {
     connected: REPLY.sendHeloFirst,
     greeted: RUNS,
     inMail: REPLY.mailInProgress,
+    inMailNoHelo: REPLY.sendHeloFirst,
+  },
+  AUTH: {
+    connected: REPLY.sendHeloFirst,
+    greeted: RUNS,
+    inMail: RUNS,
     inMailNoHelo: REPLY.sendHeloFirst,
   },
 };
@@ -123,6 +131,7 @@ const COMMAND_LINES: Record<Verb, [string, string]> = {
   VRFY: ["VRFY r@example.com", "252 2.0.0 r@example.com"],
   ETRN: ["ETRN example.com", formatReply(REPLY.etrnNeedsNetwork).trim()],
   STARTTLS: ["STARTTLS", formatReply(REPLY.readyForTls).trim()],
+  AUTH: ["AUTH PLAIN", formatReply(REPLY.authNotEnabled).trim()],
   HELP: ["HELP", "214 2.0.0 Commands:"],
 };
 

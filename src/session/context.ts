@@ -15,6 +15,7 @@ import type { MailLog } from "../log/mod.ts";
 import type { PolicyStage } from "../policy/mod.ts";
 import type { Address } from "../protocol/address.ts";
 import type { Reply } from "../protocol/reply.ts";
+import type { SaslClientInfo, SecretLine } from "../sasl/mod.ts";
 import type { TlsInfo } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type { SessionDeps } from "./deps.ts";
@@ -97,8 +98,16 @@ export type BdatProgress =
 /** The services a handler may use. */
 export type HandlerServices = Pick<
   SessionDeps,
-  "cleanup" | "clock" | "freeSpace" | "queue" | "flush" | "memory" | "overRate"
+  "cleanup" | "clock" | "freeSpace" | "queue" | "flush" | "memory" | "overRate" | "sasl"
 >;
+
+/** The login an AUTH command established. */
+export interface SaslLogin {
+  /** The mechanism, as the server names it ("PLAIN"). */
+  readonly method: string;
+  /** The user name the server gave. */
+  readonly username: string;
+}
 
 /** A session as its command handlers see it. */
 export interface SessionContext {
@@ -121,6 +130,8 @@ export interface SessionContext {
   readonly ehloDiscard: ReadonlySet<string>;
   /** Whether STARTTLS is offered now (possible, and not done yet). */
   readonly tlsOffered: boolean;
+  /** The AUTH login, once the client authenticated (STARTTLS forgets it). */
+  readonly sasl: SaslLogin | undefined;
 
   /**
    * Queues a reply ahead of the command's result (DATA's 354, STARTTLS's 220).
@@ -202,6 +213,25 @@ export interface SessionContext {
    * @returns false when the client is gone
    */
   discardChunk(size: number): Promise<boolean>;
+  /**
+   * AUTH succeeded: the session is authenticated from now on.
+   * @param login the mechanism and the user name
+   */
+  authenticated(login: SaslLogin): void;
+  /**
+   * Reads one AUTH response line. It never reaches the transcript or a
+   * debug log; a lost connection is "closed", smtpd_timeout throws
+   * ReadTimeoutError.
+   * @param maxLength the longest line accepted, in bytes
+   * @returns the line, "tooLong" or "closed"
+   */
+  readSecretLine(maxLength: number): Promise<SecretLine>;
+  /**
+   * Sends the queued replies now (an AUTH challenge before its response).
+   */
+  flush(): Promise<void>;
+  /** What the authentication server is told about the connection. */
+  saslClientInfo(): SaslClientInfo;
   /** A message was queued: the queue manager is woken, error counts start over. */
   messageQueued(): void;
   /**

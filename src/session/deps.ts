@@ -15,6 +15,7 @@ import type { QueueName } from "../queue/mod.ts";
 import type { IoBuffers } from "../io/io_buffers.ts";
 import type { Network } from "../policy/mod.ts";
 import type { LimitedEvent } from "../transport/rate_limits.ts";
+import type { SessionSasl } from "../sasl/mod.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 
 /** Everything a session needs from outside; the runtime builds the real ones. */
@@ -59,4 +60,9 @@ export interface SessionDeps {
    * address, or undefined when no table has it. Absent: no such tables.
    */
   readonly ehloDiscardFor?: (address: string) => Promise<string | undefined>;
+  /**
+   * SMTP AUTH (smtpd_sasl_auth_enable, daemon mode only, as Postfix).
+   * Absent: AUTH is not offered and gets 503 5.5.1.
+   */
+  readonly sasl?: SessionSasl;
 }

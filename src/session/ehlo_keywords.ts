@@ -1,6 +1,7 @@
 /**
  * The EHLO keyword list (RFC 1869/5321 §4.1.1.1): PIPELINING (RFC 2920),
- * SIZE (RFC 1870), VRFY, ETRN, STARTTLS, ENHANCEDSTATUSCODES (RFC 2034),
+ * SIZE (RFC 1870), VRFY, ETRN, STARTTLS (RFC 3207), AUTH (RFC 4954),
+ * ENHANCEDSTATUSCODES (RFC 2034),
  * 8BITMIME (RFC 6152), DSN (RFC 3461), SMTPUTF8 (RFC 6531), CHUNKING (RFC
  * 3030; last, as Postfix 3.4+), in Postfix's order; minus what
  * smtpd_discard_ehlo_keywords names (any case; unknown names are ignored,
@@ -19,6 +20,8 @@ export interface EhloOptions {
   readonly starttls?: boolean;
   /** smtputf8_enable. */
   readonly smtputf8?: boolean;
+  /** The AUTH lines ("AUTH PLAIN LOGIN", and "AUTH=PLAIN LOGIN" for broken clients). */
+  readonly auth?: readonly string[];
   /** Keywords to leave out (upper case), from {@linkcode ehloDiscards}. */
   readonly discard?: ReadonlySet<string>;
 }
@@ -33,12 +36,13 @@ export function ehloKeywords(options: EhloOptions): string[] {
   if (options.vrfy) out.push("VRFY");
   if (options.etrn) out.push("ETRN");
   if (options.starttls) out.push("STARTTLS");
+  if (options.auth) out.push(...options.auth);
   out.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
   if (options.smtputf8) out.push("SMTPUTF8");
   out.push("CHUNKING");
   const discard = options.discard;
   if (!discard || discard.size === 0) return out;
-  return out.filter((k) => !discard.has(k.split(" ")[0] as string));
+  return out.filter((k) => !discard.has(k.split(/[ =]/)[0] as string));
 }
 
 /** The keywords Postfix's smtpd_discard_ehlo_keywords knows (ehlo_mask.c). */

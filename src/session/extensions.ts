@@ -21,7 +21,7 @@ import { ehloDiscards } from "./ehlo_keywords.ts";
 export function offeredExtensions(
   config: Pick<Config, "smtputf8_enable" | "smtpd_discard_ehlo_keywords">,
   discard: ReadonlySet<string> = ehloDiscards(config.smtpd_discard_ehlo_keywords),
-): Required<ParamOptions> {
+): Required<Omit<ParamOptions, "auth">> {
   return {
     smtputf8: config.smtputf8_enable && !discard.has("SMTPUTF8"),
     dsn: !discard.has("DSN"),

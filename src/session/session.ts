@@ -23,6 +23,7 @@ import {
   timeoutExceeded,
   tooManyErrors,
 } from "../protocol/reply.ts";
+import { authCommandForLog } from "../sasl/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
@@ -263,7 +264,15 @@ export class Session {
       return (await this.#reader.skipLine()) ? answer(REPLY.lineTooLong) : { kind: "gone" };
     }
     const parsed = parseCommand(line.bytes);
-    this.#received("error" in parsed ? "(unparsable command)" : printable(line.bytes));
+    // AUTH's initial response holds credentials: the transcript and a debug
+    // peer's log get "AUTH PLAIN ****" instead.
+    this.#received(
+      "error" in parsed
+        ? "(unparsable command)"
+        : parsed.verb === "AUTH"
+        ? authCommandForLog(parsed.arg)
+        : printable(line.bytes),
+    );
     if ("error" in parsed) return answer(parsed.error);
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");

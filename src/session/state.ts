@@ -17,6 +17,7 @@ import type { ReplyWriter } from "../io/reply_writer.ts";
 import type { MailLog } from "../log/mod.ts";
 import type { DnsResolver, PolicyContext, PolicyStage } from "../policy/mod.ts";
 import { formatReply, type Reply } from "../protocol/reply.ts";
+import type { SaslClientInfo, SecretLine } from "../sasl/mod.ts";
 import type { TlsInfo, Transport } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type {
@@ -24,6 +25,7 @@ import type {
   HandlerServices,
   PolicyFacts,
   RejectEntry,
+  SaslLogin,
   SessionContext,
   TlsUpgrade,
 } from "./context.ts";
@@ -98,6 +100,8 @@ export class SessionState implements SessionContext {
     .join(".");
   #transactions = 0;
   #bdat: BdatProgress | undefined;
+  /** The AUTH login, if any. */
+  #sasl: SaslLogin | undefined;
 
   /** @param init the session's parts */
   constructor(init: SessionStateInit) {
@@ -137,6 +141,9 @@ export class SessionState implements SessionContext {
   get tlsOffered(): boolean {
     return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
       !this.ehloDiscard.has("STARTTLS");
+  }
+  get sasl(): SaslLogin | undefined {
+    return this.#sasl;
   }
   /** The last command's verb (CONNECT before the first, UNKNOWN for an unknown one). */
   get lastVerb(): string {
@@ -219,6 +226,14 @@ export class SessionState implements SessionContext {
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
+      ...(this.#sasl
+        ? {
+          sasl: {
+            ...this.#sasl,
+            ...(this.tx?.authSender !== undefined ? { sender: this.tx.authSender } : {}),
+          },
+        }
+        : {}),
     };
   }
 
@@ -316,6 +331,36 @@ export class SessionState implements SessionContext {
     return discardChunk(this.#reader, size);
   }
 
+  authenticated(login: SaslLogin): void {
+    this.#sasl = login;
+  }
+
+  async readSecretLine(maxLength: number): Promise<SecretLine> {
+    const line = await this.#reader.readLine(maxLength);
+    if (line === null) return { kind: "closed" };
+    if (line.end === "partial") {
+      return (await this.#reader.skipLine()) ? { kind: "tooLong" } : { kind: "closed" };
+    }
+    return { kind: "line", text: new TextDecoder().decode(line.bytes) };
+  }
+
+  flush(): Promise<void> {
+    return this.#writer.flush();
+  }
+
+  saslClientInfo(): SaslClientInfo {
+    const p = this.#transport.peer;
+    const port = Number(this.client.port);
+    return {
+      ...(this.client.local ? {} : { clientAddress: this.client.address }),
+      ...(Number.isInteger(port) && port > 0 ? { clientPort: port } : {}),
+      ...(p.kind === "network" && p.server
+        ? { serverAddress: p.server.hostname, serverPort: p.server.port }
+        : {}),
+      tls: this.#transport.tls !== undefined,
+    };
+  }
+
   messageQueued(): void {
     this.#deps.queued();
     this.#errors.reset();
@@ -342,6 +387,8 @@ export class SessionState implements SessionContext {
     this.#reader.setSource(secure);
     this.#writer.setSink(secure);
     this.#protocol = "ESMTP";
+    // RFC 3207 §4.2 and Postfix: what was learned before TLS is forgotten, AUTH too.
+    this.#sasl = undefined;
     this.#leaveTransaction({ kind: "connected" });
     return { kind: "done" };
   }

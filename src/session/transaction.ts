@@ -17,6 +17,8 @@ export interface TransactionStart {
   readonly declaredSize: number | undefined;
   /** BODY= from MAIL FROM. */
   readonly body: "7BIT" | "8BITMIME" | undefined;
+  /** AUTH= from MAIL FROM (RFC 4954 §5), as sent; undefined for none or "<>". */
+  readonly authSender?: string;
   /** SMTPUTF8 on MAIL FROM (RFC 6531). */
   readonly smtputf8?: boolean;
   /** RET= as Postfix's bits (1 FULL, 2 HDRS), when given (RFC 3461). */

@@ -2,7 +2,8 @@
  * Postfix's client rate limits over a {@linkcode RateLimiter}:
  * smtpd_client_connection_rate_limit (421 4.7.0), _message_rate_limit
  * (450 4.7.1 at MAIL), _recipient_rate_limit (450 4.7.1 at RCPT) and
- * _new_tls_session_rate_limit (454 4.7.0 at STARTTLS), each counted per
+ * _new_tls_session_rate_limit (454 4.7.0 at STARTTLS) and _auth_rate_limit
+ * (450 4.7.1 at AUTH), each counted per
  * client address over anvil_rate_time_unit, with
  * smtpd_client_event_limit_exceptions exempt. Each refusal is logged with
  * Postfix's warning text.
@@ -14,6 +15,7 @@ import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import {
   type Reply,
+  tooManyAuths,
   tooManyConnections,
   tooManyRecipientsFrom,
   tooManyTlsSessions,
@@ -21,8 +23,8 @@ import {
 } from "../protocol/reply.ts";
 import type { RateEvent, RateLimiter } from "./rate_limiter.ts";
 
-/** The events with a limit (AUTH's comes with AUTH, issue 18). */
-export type LimitedEvent = Exclude<RateEvent, "auth">;
+/** The events with a limit. */
+export type LimitedEvent = RateEvent;
 
 /** Per event: its limit parameter, Postfix's warning, the refusal. */
 const EVENTS: Readonly<
@@ -50,6 +52,11 @@ const EVENTS: Readonly<
     limit: "smtpd_client_new_tls_session_rate_limit",
     what: "New TLS session rate limit exceeded",
     refuse: (_c, a) => tooManyTlsSessions(a),
+  },
+  auth: {
+    limit: "smtpd_client_auth_rate_limit",
+    what: "AUTH command rate limit exceeded",
+    refuse: (_c, a) => tooManyAuths(a),
   },
 };
 

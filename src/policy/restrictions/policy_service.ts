@@ -43,7 +43,7 @@ const STATE: Record<PolicyStage, string> = {
 /**
  * The request attributes Postfix's smtpd sends (smtpd_check.c), from the
  * session's facts. queue_id is empty (our queue ID is made at DATA);
- * sasl_*, ccert_* and tls_sni are empty (no AUTH, no client certificates).
+ * sasl_* come from AUTH; ccert_* and tls_sni are empty (no client certificates).
  * @param ctx the session facts
  * @param stage the stage, when the context does not name the command
  * @param policyContext the policy_context setting
@@ -74,9 +74,9 @@ export function requestAttributes(
     ["size", String(ctx.size ?? 0)],
     ["etrn_domain", ctx.etrnDomain ?? ""],
     ["stress", ctx.stress ? "yes" : ""],
-    ["sasl_method", ""],
-    ["sasl_username", ""],
-    ["sasl_sender", ""],
+    ["sasl_method", ctx.sasl?.method ?? ""],
+    ["sasl_username", ctx.sasl?.username ?? ""],
+    ["sasl_sender", ctx.sasl?.sender ?? ""],
     ["ccert_subject", ""],
     ["ccert_issuer", ""],
     ["ccert_fingerprint", ""],

@@ -69,9 +69,17 @@ export async function openMessage(
         protocol: ctx.protocol,
         local: client.local,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
+        ...(ctx.sasl
+          ? {
+            sasl: {
+              ...ctx.sasl,
+              ...(tx.authSender !== undefined ? { sender: tx.authSender } : {}),
+            },
+          }
+          : {}),
       },
     }, memory);
-    log.client(draft.id, client);
+    log.client(draft.id, client, ctx.sasl && { ...ctx.sasl, sender: tx.authSender });
     return { draft, memory };
   } catch (err) {
     memory.release();

@@ -38,6 +38,22 @@ export async function handleHelo(arg: string, ctx: SessionContext): Promise<Comm
   return answer(await greet(ctx, arg, "HELO") ?? heloOk(ctx.config.myhostname));
 }
 
+/**
+ * The AUTH keyword lines, as Postfix's EHLO: none without AUTH, before
+ * TLS with smtpd_tls_auth_only, for a client in
+ * smtpd_sasl_exceptions_networks, or when no mechanism may be offered.
+ */
+async function authKeywords(ctx: SessionContext): Promise<string[]> {
+  const sasl = ctx.services.sasl;
+  if (!sasl?.settings.enabled) return [];
+  if (sasl.settings.tlsAuthOnly && !ctx.tls) return [];
+  if (await sasl.hiddenFrom(ctx.client.name, ctx.client.address)) return [];
+  const mechanisms = await sasl.mechanisms(ctx.tls !== undefined);
+  if (mechanisms.length === 0) return [];
+  const list = mechanisms.join(" ");
+  return ctx.config.broken_sasl_auth_clients ? [`AUTH ${list}`, `AUTH=${list}`] : [`AUTH ${list}`];
+}
+
 /** EHLO hostname */
 export async function handleEhlo(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const refused = await greet(ctx, arg, "EHLO");
@@ -55,6 +71,7 @@ export async function handleEhlo(arg: string, ctx: SessionContext): Promise<Comm
     starttls: ctx.tlsOffered,
     smtputf8: ctx.config.smtputf8_enable,
     discard,
+    auth: await authKeywords(ctx),
   });
   return answer(heloOk(ctx.config.myhostname, keywords));
 }

@@ -51,7 +51,10 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   const utf8 = declaresSmtputf8(rest.replace(/^[ \t]*<[^>]*>?/, ""), offered);
   const path = parsePath(rest, { strict: cfg.strict_rfc821_envelopes, utf8 });
   if (!path.ok) return answer(REPLY.badSender);
-  const params = parseMailParams(path.params, offered);
+  const params = parseMailParams(path.params, {
+    ...offered,
+    auth: ctx.services.sasl?.settings.enabled === true,
+  });
   if ("code" in params) return answer(params);
   if (params.size !== undefined && params.size > cfg.message_size_limit) {
     return answer(REPLY.messageTooBig);
@@ -72,6 +75,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     smtputf8: params.smtputf8,
     ...(params.ret ? { dsnRet: DSN_RET[params.ret] } : {}),
     ...(params.envid !== undefined ? { dsnEnvid: params.envid } : {}),
+    ...(params.auth !== undefined ? { authSender: params.auth } : {}),
   });
   return answer(REPLY.senderOk);
 }

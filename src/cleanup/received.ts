@@ -1,0 +1,50 @@
+/**
+ * Our Received: header, as Postfix's smtpd writes it: the client's HELO
+ * name, name and address; TLS protocol and cipher; the AUTH login with
+ * smtpd_sasl_authenticated_header; "with" ESMTP/ESMTPS plus "A" after AUTH
+ * (RFC 3848); the queue ID; "for <rcpt>" with one recipient; the date.
+ * A local submission gets "by host (mail_name, from userid local)".
+ *
+ * @module
+ */
+
+import type { CleanupConfig, MessageEnvelope } from "./cleanup.ts";
+import { commentSafe } from "./headers.ts";
+
+/**
+ * The Received: header, its lines joined by "\n" (continuations start with a tab).
+ * @param cfg our host name, mail name and smtpd_sasl_authenticated_header
+ * @param env the envelope
+ * @param id the queue ID
+ * @param when the arrival date, formatted
+ * @returns the header text
+ */
+export function receivedHeader(
+  cfg: Pick<CleanupConfig, "myhostname" | "mail_name" | "smtpd_sasl_authenticated_header">,
+  env: MessageEnvelope,
+  id: string,
+  when: string,
+): string {
+  const o = env.origin;
+  const forPart = env.recipients.length === 1
+    ? `\n\tfor <${env.recipients[0]}>; ${when}`
+    : `; ${when}`;
+  if (o.local) {
+    return `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${id}${forPart}`;
+  }
+  const tlsPart = o.tls
+    ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
+    : "";
+  const authPart = o.sasl && cfg.smtpd_sasl_authenticated_header
+    ? `(Authenticated sender: ${commentSafe(o.sasl.username)})\n\t`
+    : "";
+  const from = `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
+  // RFC 3848: ESMTPA / ESMTPSA for an authenticated ESMTP session; RFC 6531:
+  // UTF8SMTP, with S for TLS and A for AUTH, for an SMTPUTF8 transaction.
+  const protocol = env.smtputf8
+    ? `UTF8SMTP${o.tls ? "S" : ""}${o.sasl ? "A" : ""}`
+    : o.sasl && o.protocol.startsWith("ESMTP")
+    ? `${o.protocol}A`
+    : o.protocol;
+  return `Received: ${from}${tlsPart}${authPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${protocol} id ${id}${forPart}`;
+}
