@@ -18,6 +18,7 @@ import { PARAMS } from "../config/mod.ts";
 import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
 import { parseDnsServer } from "../policy/resolver.ts";
 import { parseListenAddress } from "../transport/tcp_listener.ts";
+import { tlsNeededBy } from "../tls_context.ts";
 
 /** The kinds of Deno permission the program uses. */
 export type NeedKind = "read" | "write" | "net" | "env" | "sys";
@@ -213,7 +214,7 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   // read, and every word (policy services and socket maps hide there too).
   const { tables, words } = tablesAndWords(loaded, abs, readText);
   for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
-  if (c.smtpd_tls_security_level !== "none") {
+  if (tlsNeededBy(c)) {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
     if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");
   }
@@ -223,13 +224,13 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   add("read", queue, "queue_directory");
   add("write", queue, "queue_directory");
 
-  for (const a of c.smtpd_listen) {
-    const l = parseListenAddress(a);
-    // Port 0 (any free port, as tests use) is known only after the first
-    // bind, and listener threads bind that port again: every port of the host.
-    const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
-    if (l) {
-      add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), "smtpd_listen");
+  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
+    for (const a of c[key]) {
+      const l = parseListenAddress(a);
+      // Port 0 (any free port, as tests use) is known only after the first
+      // bind, and listener threads bind that port again: every port of the host.
+      const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
+      if (l) add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), key);
     }
   }
   // Policy servers and socket maps: their endpoints, wherever they are named.
