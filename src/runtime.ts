@@ -13,7 +13,7 @@
  */
 
 import { Cleanup } from "./cleanup/mod.ts";
-import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { type Config, type LoadedConfig } from "./config/mod.ts";
 import {
   type LineSink,
   Logger,
@@ -177,21 +177,7 @@ export async function buildRuntime(
     warn: (text) => logger.warning(text),
   });
   const owner = resolveOwner(loaded);
-  // Stand-alone mode has no TLS (as Postfix's): required TLS there would
-  // only mean 530 to every MAIL, so it stops the start instead.
-  if (mode === "stdin" && config.smtpd_tls_security_level === "encrypt") {
-    throw new ConfigError(
-      'smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode (smtpd stdin): ' +
-        "there is no TLS over stdin/stdout; run the daemon, or override it " +
-        "(-o smtpd_tls_security_level=none)",
-      {
-        file: loaded.file,
-        line: loaded.lineOf("smtpd_tls_security_level"),
-        key: "smtpd_tls_security_level",
-      },
-    );
-  }
-  const tls = mode === "stdin" ? undefined : await tlsContext(loaded);
+  const tls = await tlsContext(loaded);
   const exceptions: Network[] = located(
     loaded,
     "smtpd_client_event_limit_exceptions",
