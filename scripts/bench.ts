@@ -432,7 +432,8 @@ class Sampler {
     const sampler = new Sampler(child, file);
     let exited = false;
     child.status.then(() => exited = true);
-    for (let i = 0; i < 200 && !exited; i++) {
+    // Up to 60 s: on a machine loaded by other work a Deno start-up can take more than 10.
+    for (let i = 0; i < 1200 && !exited; i++) {
       const first = sampler.#read();
       if (first) {
         sampler.startTicks = first.cpuTicks;

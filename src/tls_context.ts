@@ -16,13 +16,15 @@
 import type { SecureContext } from "node:tls";
 import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
 import { parseTlsProtocols } from "./transport/tls_protocols.ts";
+import type { ServerTls } from "./transport/node_socket.ts";
+import { sniContexts } from "./tls_sni.ts";
 
 /** The contexts the listeners use. */
 export interface TlsContexts {
   /** For STARTTLS on the plain addresses; undefined when it is not offered (level none). */
-  readonly starttls: SecureContext | undefined;
+  readonly starttls: ServerTls | undefined;
   /** For the wrapper-mode addresses (TLS required: the mandatory settings). */
-  readonly wrapper: SecureContext;
+  readonly wrapper: ServerTls;
 }
 
 /**
@@ -87,19 +89,23 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   const key = read("smtpd_tls_key_file");
   // node:tls is loaded only when TLS is on: it costs every isolate memory.
   const { createSecureContext } = await import("node:tls");
-  const build = (range: { minVersion: string; maxVersion: string }) => {
+  type Range = { minVersion: string; maxVersion: string };
+  const context = (k: string, chain: string, range: Range): SecureContext =>
+    createSecureContext(
+      { cert: chain, key: k, ...range } as Parameters<typeof createSecureContext>[0],
+    );
+  const build = (range: Range): ServerTls => {
+    let main: SecureContext;
     try {
-      return createSecureContext(
-        { cert, key, ...range } as Parameters<
-          typeof createSecureContext
-        >[0],
-      );
+      main = context(key, cert, range);
     } catch (e) {
       throw new ConfigError(
         `smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`,
         at("smtpd_tls_cert_file"),
       );
     }
+    const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
+    return sni ? { context: main, sni } : { context: main };
   };
   const wrapper = build(mandatory);
   const same = opportunistic.minVersion === mandatory.minVersion &&

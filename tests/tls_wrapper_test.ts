@@ -221,3 +221,61 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "tls_server_sni_maps: openssl -servername gets the mapped chain (name or .parent), others the default",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-sni");
+    const pem = `${dir}/sni.pem`;
+    const made = await run("sh", [
+      "-c",
+      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${dir}/sk.pem ` +
+      `-out ${dir}/sc.pem -days 2 -subj /CN=sni.example 2>&1 && cat ${dir}/sk.pem ${dir}/sc.pem > ${pem}`,
+    ]);
+    assert.equal(made.code, 0, made.stdout);
+    await Deno.writeTextFile(`${dir}/sni`, `sni.example ${pem}\n.sub.example ${pem}\n`);
+    const { d, port } = await wrapperDaemon(`tls_server_sni_maps = ["texthash:${dir}/sni"]`);
+    try {
+      const subject = async (name: string) =>
+        /subject=CN ?= ?([\w.]+)/.exec(await openssl(port, "-servername", name))?.[1];
+      assert.equal(await subject("sni.example"), "sni.example");
+      assert.equal(await subject("SNI.Example"), "sni.example");
+      assert.equal(await subject("a.b.sub.example"), "sni.example");
+      assert.equal(await subject("sub.example"), "mx.test.example"); // ".sub.example" is for subdomains
+      assert.equal(await subject("other.example"), "mx.test.example");
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tls_server_sni_maps: two chains for one name, or an unreadable chain, stop the start with file and line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-sni-bad");
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/rsa.pem, ${dir}/ec.pem\n`);
+    const { configFile } = await writeConfig(
+      dir,
+      `${await tlsCertConfig(dir, "may")}\ntls_server_sni_maps = ["texthash:${dir}/sni"]`,
+    );
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: a\.example: 2 files: one file/);
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/missing.pem\n`);
+    const r2 = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      "mod.ts",
+      "config",
+      "--check",
+      "-c",
+      configFile,
+    ]);
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(r2.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: cannot read ".*missing\.pem"/);
+  },
+});

@@ -227,6 +227,10 @@ export const PARAMS = {
     ["export", "low", "medium", "high", "null"] as const,
     "Minimum cipher grade when TLS is required",
   ),
+  tls_server_sni_maps: list(
+    [],
+    "SNI name (or .parent domain) -> file with the key, then the chain (texthash: or inline:)",
+  ),
   smtpd_tls_wrappermode: bool(
     false,
     "Implicit TLS (RFC 8314) on every smtpd_listen address: the handshake before the greeting",

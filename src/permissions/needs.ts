@@ -19,6 +19,7 @@ import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
 import { parseDnsServer } from "../policy/resolver.ts";
 import { parseListenAddress } from "../transport/tcp_listener.ts";
 import { tlsNeededBy } from "../tls_context.ts";
+import { chainFiles, readSniTable } from "../tls_sni.ts";
 
 /** The kinds of Deno permission the program uses. */
 export type NeedKind = "read" | "write" | "net" | "env" | "sys";
@@ -217,6 +218,18 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   if (tlsNeededBy(c)) {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
     if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");
+  }
+  // tls_server_sni_maps: the tables are among the tables above; the chain files they name.
+  for (const spec of c.tls_server_sni_maps) {
+    let entries;
+    try {
+      entries = readSniTable(spec, (p) => readText(abs(p)) ?? "");
+    } catch {
+      continue; // the start refuses it, with file and line
+    }
+    for (const value of entries.values()) {
+      for (const f of chainFiles(value)) add("read", abs(f), "tls_server_sni_maps");
+    }
   }
   const owner = c.mail_owner.trim();
   if (owner && !/^\d+:\d+$/.test(owner)) add("read", "/etc/passwd", "mail_owner (user name)");

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { SecureContext } from "node:tls";
+import type { ServerTls } from "./node_socket.ts";
 import {
   AcceptBackoff,
   type AcceptLog,
@@ -190,7 +190,7 @@ type StartTls = (
  * connection (loaded only when TLS is on: node modules cost every isolate
  * memory). The handshake is node_socket.ts's, as for any node socket.
  */
-async function startTlsWith(context: SecureContext): Promise<StartTls> {
+async function startTlsWith(context: ServerTls): Promise<StartTls> {
   const { connDuplex } = await import("./conn_duplex.ts");
   const { nodeTransport } = await import("./node_socket.ts");
   type NodeSocket = Parameters<typeof nodeTransport>[0];
@@ -246,7 +246,7 @@ export interface ServeOptions {
   /** Share the ports with other listener threads (SO_REUSEPORT). */
   reusePort?: boolean;
   /** TLS contexts: for STARTTLS on the plain addresses (when offered), and wrapper mode. */
-  tls?: { readonly starttls: SecureContext | undefined; readonly wrapper: SecureContext };
+  tls?: { readonly starttls: ServerTls | undefined; readonly wrapper: ServerTls };
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */
