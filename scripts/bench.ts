@@ -37,6 +37,14 @@ import { join, resolve } from "node:path";
 import { flagsForArgs } from "./permissions.ts";
 import { PostfixInstance } from "./bench/postfix_instance.ts";
 import { replaceSection } from "./bench/report_file.ts";
+import {
+  type BenchCert,
+  clientElapsedS,
+  makeBenchCert,
+  ourTlsConfig,
+  postfixTlsConfig,
+  tlsSourceCommand,
+} from "./bench/tls_case.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SMTP_SOURCE = "/usr/sbin/smtp-source";
@@ -112,6 +120,8 @@ interface LoadCase {
   sessions: number;
   messages: number;
   size: number;
+  /** Over STARTTLS (scripts/bench/tls_source.ts instead of smtp-source; both servers offer TLS). */
+  tls?: boolean;
 }
 
 type Mode = "conn" | "reuse";
@@ -122,6 +132,7 @@ const CASES: readonly LoadCase[] = [
   { id: "b", sessions: 20, messages: 10000, size: 4096 },
   { id: "c", sessions: 100, messages: 10000, size: 4096 },
   { id: "d", sessions: 10, messages: 200, size: 1048576 },
+  { id: "t", sessions: 20, messages: 4000, size: 4096, tls: true },
 ];
 
 const USAGE = `Usage: deno run -A scripts/bench.ts [options]
@@ -132,7 +143,8 @@ Compares deno-smtpd with a private Postfix on 127.0.0.1 using smtp-source.
   --write FILE       put the Markdown report into FILE (e.g. BENCHMARKS.md), replacing
                      the previous full (or quick) run's section
   --reps N           repetitions of every case and mode (default 1; medians reported)
-  --cases LIST       cases to run, from a,b,c,d (default all)
+  --cases LIST       cases to run, from a,b,c,d,t (default all; t = 20 sessions of
+                     4 KiB over STARTTLS; a run of t alone is written as the TLS section)
   --modes LIST       modes to run, from conn,reuse (default both)
   --timeout SECONDS  bound for each smtp-source run (default 300, 60 with --quick)
   --keep             keep the work directories (for inspection)
@@ -171,7 +183,7 @@ function parseOptions(args: string[]): Options {
       quick: { type: "boolean", default: false },
       write: { type: "string" },
       reps: { type: "string", default: "1" },
-      cases: { type: "string", default: "a,b,c,d" },
+      cases: { type: "string", default: "a,b,c,d,t" },
       modes: { type: "string", default: "conn,reuse" },
       timeout: { type: "string" },
       keep: { type: "boolean", default: false },
@@ -190,7 +202,7 @@ function parseOptions(args: string[]): Options {
   if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error("--reps: want 1..20");
   const cases = values.cases.split(",").map((id) => {
     const c = CASES.find((x) => x.id === id.trim());
-    if (!c) throw new Error(`--cases: unknown case "${id}" (want a,b,c,d)`);
+    if (!c) throw new Error(`--cases: unknown case "${id}" (want a,b,c,d,t)`);
     return values.quick ? { ...c, messages: Math.max(200, Math.floor(c.messages / 10)) } : c;
   });
   const modes = values.modes.split(",").map((m) => {
@@ -420,7 +432,8 @@ class Sampler {
     const sampler = new Sampler(child, file);
     let exited = false;
     child.status.then(() => exited = true);
-    for (let i = 0; i < 200 && !exited; i++) {
+    // Up to 60 s: on a machine loaded by other work a Deno start-up can take more than 10.
+    for (let i = 0; i < 1200 && !exited; i++) {
       const first = sampler.#read();
       if (first) {
         sampler.startTicks = first.cpuTicks;
@@ -583,12 +596,16 @@ interface Server {
   /** Problem lines (warning/error/fatal/panic) in its log. */
   problems(): string[];
   stop(): Promise<void>;
+  /** Offer STARTTLS with this certificate from the next restart on (undefined: no TLS). */
+  tls: BenchCert | undefined;
 }
 
 const PROBLEM = /\b(warning|error|fatal|panic):/;
 
 class OurServer implements Server {
   readonly label = "ours";
+  tls: BenchCert | undefined;
+  #extra: readonly string[] = [];
   readonly memKind = "rss";
   readonly spool: string;
   readonly #configFile: string; // relative to ROOT
@@ -607,7 +624,8 @@ class OurServer implements Server {
     this.spool = join(ROOT, this.#queueDir, "incoming");
   }
 
-  writeConfig(extra: readonly string[] = []): void {
+  writeConfig(extra: readonly string[] = this.#extra): void {
+    this.#extra = extra;
     Deno.writeTextFileSync(
       join(ROOT, this.#configFile),
       [
@@ -616,6 +634,7 @@ class OurServer implements Server {
         `myhostname = "bench.localdomain"`,
         `smtpd_peername_lookup = false`,
         `message_size_limit = 20000000`,
+        ...(this.tls ? ourTlsConfig(this.tls) : []),
         ...extra,
         "",
       ].join("\n"),
@@ -635,6 +654,7 @@ class OurServer implements Server {
     const dead = await this.isDead();
     if (dead) note(`ours: SERVER DIED (pid ${this.#child?.pid}); log tail:\n${this.logTail()}`);
     await this.stop();
+    this.writeConfig();
     await this.#start();
     return dead;
   }
@@ -757,6 +777,7 @@ class OurServer implements Server {
 
 class PostfixServer implements Server {
   readonly label = "postfix";
+  tls: BenchCert | undefined;
   readonly memKind = "pss";
   readonly spool: string;
   #master: number | null = null;
@@ -783,7 +804,7 @@ class PostfixServer implements Server {
     if (dead) note(`postfix: MASTER DIED; log tail:\n${this.logTail()}`);
     await this.stop();
     this.#started = true;
-    const started = await this.#instance.start();
+    const started = await this.#instance.start(this.tls ? postfixTlsConfig(this.tls) : "");
     this.#master = await this.rootPid();
     if (this.#master === null) throw new Error("postfix started but has no master pid");
     note(`postfix: ${started}`);
@@ -897,6 +918,19 @@ function sourceArgs(c: LoadCase, mode: Mode, port: number): string[] {
   ];
 }
 
+/** The load command for a case: smtp-source, or the STARTTLS client for a TLS case. */
+function loadCommand(
+  c: LoadCase,
+  mode: Mode,
+  port: number,
+  cert: BenchCert | undefined,
+): [string, string[]] {
+  const args = sourceArgs(c, mode, port);
+  if (!c.tls) return [SMTP_SOURCE, args];
+  if (!cert) throw new Error("a TLS case without a certificate");
+  return tlsSourceCommand(cert, args);
+}
+
 async function runOne(
   server: Server,
   c: LoadCase,
@@ -906,15 +940,18 @@ async function runOne(
   opts: Options,
   workDir: string,
   previous: readonly RunResult[],
+  cert: BenchCert | undefined,
 ): Promise<RunResult> {
+  server.tls = c.tls ? cert : undefined;
   // A fresh server for every run: no run inherits processes or heap from the one before.
   if (await server.restart()) {
     const prev = previous.findLast((p) => p.label === server.label);
     if (prev) prev.diedAfter = true;
   }
+  const [warmCmd, warmArgs] = loadCommand({ ...WARMUP, tls: c.tls }, "reuse", server.port, cert);
   const w = await execLogged(
-    SMTP_SOURCE,
-    sourceArgs(WARMUP, "reuse", server.port),
+    warmCmd,
+    warmArgs,
     join(workDir, "warmup.out"),
     opts.timeoutS,
     true,
@@ -931,7 +968,7 @@ async function runOne(
   const root = await server.rootPid();
   if (root === null) throw new Error(`${server.label}: SERVER DIED before the measured run`);
 
-  const args = sourceArgs(c, mode, server.port);
+  const [cmd, args] = loadCommand(c, mode, server.port, cert);
   const sampler = await Sampler.start(root, server.memKind, join(workDir, "sampler.json"));
   let sample: SampleReport | null = null;
   let m;
@@ -941,7 +978,7 @@ async function runOne(
     const self0 = selfCpuTicks();
     const t0 = performance.now();
     const r = await execLogged(
-      SMTP_SOURCE,
+      cmd,
       args,
       join(workDir, "smtp-source.out"),
       opts.timeoutS,
@@ -960,7 +997,8 @@ async function runOne(
   const self1 = selfCpuTicks();
   const landed = await server.count();
 
-  const elapsedS = (t1 - t0) / 1000;
+  // The STARTTLS client times itself (a Deno start-up is not the server's time).
+  const elapsedS = (c.tls ? clientElapsedS(r.output) : undefined) ?? (t1 - t0) / 1000;
   const serverCpuS = stillAlive ? (cpu1 - cpu0) / clkTck : NaN;
   // This process's reaped children in the window: smtp-source and the whole sampler.
   // (Our server is a child too: when it died in the window, its CPU is in there as well.)
@@ -1143,6 +1181,12 @@ async function describeMachine(ours: Server, pf: Server): Promise<Machine> {
   };
 }
 
+/** Which section of the report file a run replaces: a run of TLS cases alone is the TLS section. */
+function reportKind(opts: Options): string {
+  if (opts.cases.every((c) => c.tls)) return "tls";
+  return opts.quick ? "quick" : "full";
+}
+
 function markdown(
   results: RunResult[],
   opts: Options,
@@ -1150,7 +1194,7 @@ function markdown(
   started: Date,
   problems: string[],
 ): string {
-  const kind = opts.quick ? "quick" : "full";
+  const kind = reportKind(opts);
   const cmd = ["deno run -A scripts/bench.ts", ...Deno.args].join(" ");
   const when = started.toISOString().slice(0, 16).replace("T", " ");
   const details = results.map((r) => [
@@ -1181,6 +1225,12 @@ function markdown(
     "",
     `smtp-source -s SESSIONS -m MESSAGES -l SIZE [-d] -f ${SENDER} -t ${RECIPIENT} -M ${HELO}` +
     `, 1 recipient per message; \`conn\` = one message per connection, \`reuse\` = -d. ` +
+    (opts.cases.some((c) => c.tls)
+      ? `TLS case (t): scripts/bench/tls_source.ts with the same options (EHLO, STARTTLS, EHLO, ` +
+        `then lock-step MAIL/RCPT/DATA; one RSA 2048 certificate served by both servers, no ` +
+        `session resumption); its msg/s = messages / the client's own elapsed time (first ` +
+        `connect to last QUIT, without its start-up), and its warm-up is over STARTTLS too. `
+      : "") +
     `msg/s = messages / wall time of smtp-source${
       opts.reps > 1 ? ` (median of ${opts.reps} runs; peak memory = maximum)` : ""
     }. ` +
@@ -1261,6 +1311,8 @@ async function main(): Promise<number> {
   const ours = new OurServer(ourPort, runDir);
   ours.writeConfig(opts.ours);
   const pf = new PostfixServer(pfPort, pfDir, runDir);
+  // The TLS case's certificate, served by both (Postfix reads it as root, before dropping privileges).
+  const cert = opts.cases.some((c) => c.tls) ? await makeBenchCert(join(runDir, "tls")) : undefined;
 
   const onSignal = () => {
     if (interrupted) return;
@@ -1297,7 +1349,7 @@ async function main(): Promise<number> {
               `${server.label}: case (${c.id}) ${c.sessions} x ${c.messages} x ` +
                 `${sizeLabel(c.size)} ${mode} rep ${rep} ...`,
             );
-            const r = await runOne(server, c, mode, rep, ++seq, opts, runDir, results);
+            const r = await runOne(server, c, mode, rep, ++seq, opts, runDir, results, cert);
             results.push(r);
             note(describeRun(r));
             if (failed(r)) {
@@ -1356,8 +1408,9 @@ async function main(): Promise<number> {
       try {
         text = Deno.readTextFileSync(file);
       } catch { /* a new file */ }
-      Deno.writeTextFileSync(file, replaceSection(text, opts.quick ? "quick" : "full", md));
-      note(`wrote the ${opts.quick ? "quick" : "full"} run into ${file}`);
+      const kind = reportKind(opts);
+      Deno.writeTextFileSync(file, replaceSection(text, kind, md));
+      note(`wrote the ${kind} run into ${file}`);
     }
   }
   const bad = results.filter(failed);

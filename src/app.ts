@@ -18,7 +18,7 @@ import { VERSION } from "./version.ts";
 import { err, out } from "./commands/output.ts";
 import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
-import { runStdin } from "./commands/stdin.ts";
+import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
@@ -81,6 +81,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
         return 1;
       }
     }
+    if (opts.kind === "stdin") checkStandAloneTls(loaded);
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -12,7 +12,6 @@
  * @module
  */
 
-import type { SecureContext } from "node:tls";
 import { Cleanup } from "./cleanup/mod.ts";
 import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
 import {
@@ -49,7 +48,8 @@ import { type SessionDeps } from "./session/mod.ts";
 import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { located, resolveOwner, tlsContext, validateSemantics } from "./runtime_checks.ts";
+import { located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
+import { tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
 import { rateLimits } from "./transport/rate_limits.ts";
@@ -128,8 +128,8 @@ export interface Runtime {
   readonly policy: CompiledPolicy;
   /** mail_owner resolved, or undefined. */
   readonly owner: { uid: number; gid: number } | undefined;
-  /** The STARTTLS context, or undefined when TLS is off. */
-  readonly tls: SecureContext | undefined;
+  /** The TLS contexts (STARTTLS, wrapper mode), or undefined when TLS is off. */
+  readonly tls: TlsContexts | undefined;
   /** The limiter's view: whether a client is exempt (smtpd_client_event_limit_exceptions). */
   readonly limitExempt: (address: string) => boolean;
   readonly debugPeer: PeerMatcher;
@@ -349,6 +349,8 @@ function sessionDeps(p: DepsParts): SessionDeps {
  */
 export const RESTART_ONLY = [
   "smtpd_listen",
+  "smtpd_tls_wrappermode",
+  "smtpd_tls_wrappermode_listen",
   "smtpd_listen_threads",
   "queue_directory",
   "mail_owner",

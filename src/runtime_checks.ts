@@ -1,13 +1,12 @@
 /**
  * The checks and parts of the runtime that read the configuration as a
- * whole or read files: addresses and networks, mail_owner, the STARTTLS
- * key and certificate. Each refuses a bad configuration with a ConfigError
+ * whole or read files: addresses and networks, mail_owner (the TLS
+ * context is tls_context.ts's). Each refuses a bad configuration with a ConfigError
  * naming file and line. Only {@linkcode buildRuntime} calls them.
  *
  * @module
  */
 
-import type { SecureContext } from "node:tls";
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
 import { parseSyslogServer } from "./log/mod.ts";
 import { compileNetworks, type Network, parseDnsServer } from "./policy/mod.ts";
@@ -51,16 +50,18 @@ export function validateSemantics(
       at("dns_server"),
     );
   }
-  const listen = c.smtpd_listen.map((a) => {
-    const parsed = parseListenAddress(a);
-    if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
-      throw new ConfigError(
-        `smtpd_listen: cannot parse "${a}": expected host:port`,
-        at("smtpd_listen"),
-      );
-    }
-    return parsed;
-  });
+  const parseListen = (key: "smtpd_listen" | "smtpd_tls_wrappermode_listen", wrapper: boolean) =>
+    c[key].map((a): ListenAddress => {
+      const parsed = parseListenAddress(a);
+      if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
+        throw new ConfigError(`${key}: cannot parse "${a}": expected host:port`, at(key));
+      }
+      return wrapper ? { ...parsed, wrapper } : parsed;
+    });
+  const listen = [
+    ...parseListen("smtpd_listen", c.smtpd_tls_wrappermode),
+    ...parseListen("smtpd_tls_wrappermode_listen", true),
+  ];
   return { listen, proxyNetworks };
 }
 
@@ -116,48 +117,4 @@ export function resolveOwner(loaded: LoadedConfig): { uid: number; gid: number }
     if (f[0] === spec && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
   }
   throw new ConfigError(`mail_owner: no such user "${spec}"`, where);
-}
-
-/**
- * Builds the STARTTLS context from smtpd_tls_cert_file and smtpd_tls_key_file.
- * @param loaded the configuration
- * @returns the context, or undefined when TLS is off
- * @throws {ConfigError} for missing or unreadable files, or a bad key/certificate pair
- */
-export async function tlsContext(loaded: LoadedConfig): Promise<SecureContext | undefined> {
-  const c = loaded.config;
-  if (c.smtpd_tls_security_level === "none") return undefined;
-  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
-    const where = {
-      file: loaded.file,
-      line: loaded.lineOf(key) ?? loaded.lineOf("smtpd_tls_security_level"),
-      key,
-    };
-    if (!c[key]) {
-      throw new ConfigError(
-        `${key} is required when smtpd_tls_security_level is "${c.smtpd_tls_security_level}"`,
-        where,
-      );
-    }
-    try {
-      return Deno.readTextFileSync(c[key]);
-    } catch (e) {
-      const why = e instanceof Deno.errors.NotCapable
-        ? "outside the paths this program may read"
-        : (e as Error).message;
-      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, where);
-    }
-  };
-  const cert = read("smtpd_tls_cert_file");
-  const key = read("smtpd_tls_key_file");
-  // node:tls is loaded only when STARTTLS is on: it costs every isolate memory.
-  const { createSecureContext } = await import("node:tls");
-  try {
-    return createSecureContext({ cert, key, minVersion: "TLSv1.2" });
-  } catch (e) {
-    throw new ConfigError(`smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`, {
-      file: loaded.file,
-      line: loaded.lineOf("smtpd_tls_cert_file"),
-    });
-  }
 }

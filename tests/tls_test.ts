@@ -10,6 +10,7 @@ import {
   queueFiles,
   RawClient,
   run,
+  runStdin,
   smtpdArgs,
   startDaemon,
   tlsCertConfig,
@@ -148,6 +149,29 @@ Deno.test({
     assert.match(
       r2.stderr,
       /smtpd_tls_cert_file: cannot read "\/etc\/ssl\/private\/nope\.pem": No such file/,
+    );
+  },
+});
+
+Deno.test({
+  name: "stand-alone mode: no STARTTLS offered at level may; level encrypt stops the start",
+  ...opts,
+  fn: async () => {
+    const may = await tlsConfig("may");
+    const { configFile } = await writeConfig(may.dir, may.extra);
+    const r = await runStdin(configFile, "EHLO x\r\nSTARTTLS\r\nQUIT\r\n");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /250-8BITMIME/);
+    assert.doesNotMatch(r.stdout, /250-STARTTLS/);
+    assert.match(r.stdout, /502 5\.5\.2 Error: command not recognized/);
+    const enc = await tlsConfig("encrypt");
+    const { configFile: c2 } = await writeConfig(enc.dir, enc.extra);
+    const r2 = await runStdin(c2, "EHLO x\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n");
+    assert.equal(r2.code, 1);
+    assert.doesNotMatch(r2.stdout, /530/);
+    assert.match(
+      r2.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode/,
     );
   },
 });

@@ -65,6 +65,7 @@ async function listening(port: number): Promise<boolean> {
   }
 }
 
+/** main.cf; smtpd_tls_security_level is left at none unless start() is given TLS lines. */
 function mainCf(dir: string, port: number): string {
   return `# Written by scripts/bench/postfix_instance.ts: a private benchmark instance.
 compatibility_level = 3.6
@@ -102,7 +103,6 @@ smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 smtp_host_lookup = native
 lmtp_host_lookup = native
-smtpd_tls_security_level = none
 smtp_tls_security_level = none
 smtpd_sasl_auth_enable = no
 biff = no
@@ -118,6 +118,8 @@ function masterCf(port: number): string {
     "pickup unix n - n 60 1 pickup",
     "cleanup unix n - n - 0 cleanup",
     "qmgr unix n - n 300 1 qmgr",
+    // The TLS case: smtpd's entropy and session-ticket keys come from tlsmgr.
+    "tlsmgr unix - - n 1000? 1 tlsmgr",
     "rewrite unix - - n - - trivial-rewrite",
     "bounce unix - - n - 0 bounce",
     "defer unix - - n - 0 bounce",
@@ -170,10 +172,11 @@ export class PostfixInstance {
 
   /**
    * Writes a fresh configuration and starts the instance.
+   * @param extraMainCf lines added to main.cf (the TLS case's settings)
    * @returns what `postfix start` printed
    * @throws {Error} when it does not start or listens anywhere but loopback
    */
-  async start(): Promise<string> {
+  async start(extraMainCf = ""): Promise<string> {
     if (this.masterPid() !== null) throw new Error("the reference Postfix is already running");
     if (await listening(this.port)) throw new Error(`port ${this.port} is already in use`);
     for (const d of ["conf", "queue", "data", "log"]) {
@@ -187,7 +190,7 @@ export class PostfixInstance {
     const owner = await exec("id", ["-u", "postfix"], 10);
     await Deno.chown(join(this.dir, "data"), Number(owner.output.trim()), null);
     await Deno.chmod(join(this.dir, "data"), 0o700);
-    await Deno.writeTextFile(join(this.conf, "main.cf"), mainCf(this.dir, this.port));
+    await Deno.writeTextFile(join(this.conf, "main.cf"), mainCf(this.dir, this.port) + extraMainCf);
     await Deno.writeTextFile(join(this.conf, "master.cf"), masterCf(this.port));
     const inet = await exec("postconf", ["-c", this.conf, "-M"], 30);
     const services = inet.output.split("\n").filter((l) => /^\S+\s+inet\s/.test(l));

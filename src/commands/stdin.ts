@@ -11,8 +11,30 @@ import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "../trans
 import { writeAll } from "../io/reply_writer.ts";
 import { closing, formatReply } from "../protocol/reply.ts";
 import { queueDirError, type Runtime } from "../runtime.ts";
+import { ConfigError, type LoadedConfig } from "../config/mod.ts";
 
 const encoder = new TextEncoder();
+
+/**
+ * Stand-alone mode has no TLS (as Postfix's: STARTTLS is not offered over
+ * stdin/stdout), so required TLS there would only mean 530 to every MAIL:
+ * it stops the start instead.
+ * @param loaded the configuration
+ * @throws {ConfigError} naming smtpd_tls_security_level's file and line
+ */
+export function checkStandAloneTls(loaded: LoadedConfig): void {
+  if (loaded.config.smtpd_tls_security_level !== "encrypt") return;
+  throw new ConfigError(
+    'smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode (smtpd stdin): ' +
+      "there is no TLS over stdin/stdout; run the daemon, or override it " +
+      "(-o smtpd_tls_security_level=none)",
+    {
+      file: loaded.file,
+      line: loaded.lineOf("smtpd_tls_security_level"),
+      key: "smtpd_tls_security_level",
+    },
+  );
+}
 
 /**
  * Runs one stand-alone session on stdin/stdout.

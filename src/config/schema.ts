@@ -302,8 +302,38 @@ export const PARAMS = {
     ["none", "may", "encrypt"] as const,
     "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL)",
   ),
-  smtpd_tls_cert_file: str("", "PEM certificate chain for STARTTLS"),
-  smtpd_tls_key_file: str("", "PEM private key for STARTTLS"),
+  smtpd_tls_cert_file: str("", "PEM certificate chain for STARTTLS and wrapper mode"),
+  smtpd_tls_key_file: str("", "PEM private key for STARTTLS and wrapper mode"),
+  smtpd_tls_protocols: str(
+    ">=TLSv1",
+    "TLS protocols when TLS is optional (Postfix syntax: !TLSv1.2, >=TLSv1.3; only TLSv1.2 and TLSv1.3 exist here)",
+  ),
+  smtpd_tls_mandatory_protocols: str(
+    ">=TLSv1",
+    "TLS protocols when TLS is required (level encrypt, wrapper mode)",
+  ),
+  smtpd_tls_ciphers: oneOf(
+    "medium",
+    ["export", "low", "medium", "high", "null"] as const,
+    'Minimum cipher grade when TLS is optional (every suite offered is "high"; "null" is refused)',
+  ),
+  smtpd_tls_mandatory_ciphers: oneOf(
+    "medium",
+    ["export", "low", "medium", "high", "null"] as const,
+    "Minimum cipher grade when TLS is required",
+  ),
+  tls_server_sni_maps: list(
+    [],
+    "SNI name (or .parent domain) -> file with the key, then the chain (texthash: or inline:)",
+  ),
+  smtpd_tls_wrappermode: bool(
+    false,
+    "Implicit TLS (RFC 8314) on every smtpd_listen address: the handshake before the greeting",
+  ),
+  smtpd_tls_wrappermode_listen: list(
+    [],
+    "More addresses (host:port, e.g. 465) served in implicit TLS, beside smtpd_listen",
+  ),
   smtpd_upstream_proxy_protocol: oneOf(
     "",
     ["", "haproxy"] as const,

@@ -237,14 +237,12 @@ function encodeReply(r: Reply): Uint8Array {
  * keep more than its own core busy: the kernel's socket and file work and
  * the fsyncs and creates on Deno's blocking pool run beside it. On 2 CPUs
  * one thread takes 4 KiB and 1 MiB messages at 2-3x Postfix's rate, with
- * 17 MiB less memory than two. With STARTTLS on, one thread serves: the
- * listener threads build no TLS context.
+ * 17 MiB less memory than two. Every thread builds its own TLS context
+ * (buildRuntime), so STARTTLS and implicit TLS are served by all of them.
  * @param config the configuration
- * @param tls whether STARTTLS is on
  * @returns the thread count
  */
-export function listenerThreads(config: Config, tls: boolean): number {
-  if (tls) return 1;
+export function listenerThreads(config: Config): number {
   const n = config.smtpd_listen_threads;
   return n > 0 ? n : Math.max(1, Math.min(8, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
 }

@@ -71,7 +71,7 @@ export async function runServe(
   // would take each other's files in progress for leftovers.
   await recover(config, logger);
   await store.prefill("incoming");
-  const threads = listenerThreads(config, runtime.tls !== undefined);
+  const threads = listenerThreads(config);
   let main;
   try {
     main = await startListening({ runtime, listen: runtime.listen, reusePort: threads > 1 });
@@ -81,7 +81,11 @@ export async function runServe(
   }
   const server = main.server;
   // Extra threads bind the ports the main thread got (port 0 becomes a real port).
-  const bound = server.addresses.map((a) => ({ hostname: a.hostname, port: a.port }));
+  const bound = server.addresses.map((a, i) => ({
+    hostname: a.hostname,
+    port: a.port,
+    ...(runtime.listen[i]?.wrapper ? { wrapper: true } : {}),
+  }));
   if (threads > 1) space.refreshEverySecond();
   // Listener threads: a dead one is logged, its slots released, and replaced.
   const supervisor = new ThreadSupervisor<ListenerThread>({
@@ -121,7 +125,8 @@ export async function runServe(
     server.close();
     return 1;
   }
-  const where = server.addresses.map((a) => `${a.hostname}:${a.port}`).join(" ");
+  const where = bound.map((a) => `${a.hostname}:${a.port}${a.wrapper ? " (TLS wrapper mode)" : ""}`)
+    .join(" ");
   logger.info(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),

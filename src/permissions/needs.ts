@@ -19,6 +19,8 @@ import { PARAMS } from "../config/mod.ts";
 import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
 import { parseDnsServer } from "../policy/resolver.ts";
 import { parseListenAddress } from "../transport/tcp_listener.ts";
+import { tlsNeededBy } from "../tls_context.ts";
+import { chainFiles, readSniTable } from "../tls_sni.ts";
 
 /** The kinds of Deno permission the program uses. */
 export type NeedKind = "read" | "write" | "net" | "env" | "sys";
@@ -261,9 +263,21 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   const { tables, words, files } = tablesAndWords(loaded, abs, readText);
   for (const path of files) add("read", path, "a /file of a domain or network list");
   for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
-  if (c.smtpd_tls_security_level !== "none") {
+  if (tlsNeededBy(c)) {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
     if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");
+  }
+  // tls_server_sni_maps: the tables are among the tables above; the chain files they name.
+  for (const spec of c.tls_server_sni_maps) {
+    let entries;
+    try {
+      entries = readSniTable(spec, (p) => readText(abs(p)) ?? "");
+    } catch {
+      continue; // the start refuses it, with file and line
+    }
+    for (const value of entries.values()) {
+      for (const f of chainFiles(value)) add("read", abs(f), "tls_server_sni_maps");
+    }
   }
   const owner = c.mail_owner.trim();
   if (owner && !/^\d+:\d+$/.test(owner)) add("read", "/etc/passwd", "mail_owner (user name)");
@@ -271,13 +285,13 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   add("read", queue, "queue_directory");
   add("write", queue, "queue_directory");
 
-  for (const a of c.smtpd_listen) {
-    const l = parseListenAddress(a);
-    // Port 0 (any free port, as tests use) is known only after the first
-    // bind, and listener threads bind that port again: every port of the host.
-    const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
-    if (l) {
-      add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), "smtpd_listen");
+  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
+    for (const a of c[key]) {
+      const l = parseListenAddress(a);
+      // Port 0 (any free port, as tests use) is known only after the first
+      // bind, and listener threads bind that port again: every port of the host.
+      const host = l?.hostname.includes(":") ? `[${l.hostname}]` : l?.hostname;
+      if (l) add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), key);
     }
   }
   // Policy servers and socket maps: their endpoints, wherever they are named.

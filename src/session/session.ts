@@ -25,6 +25,7 @@ import {
 } from "../protocol/reply.ts";
 import { authCommandForLog } from "../sasl/mod.ts";
 import type { Transport } from "../transport/types.ts";
+import { startImplicitTls } from "./commands/starttls.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
 import { answer, type CommandResult } from "./context.ts";
@@ -121,6 +122,10 @@ export class Session {
       ...(ehloDiscard ? { ehloDiscard } : {}),
     });
     try {
+      if (this.#transport.implicitTls && !(await startImplicitTls(state))) {
+        this.#closed = true;
+        return;
+      }
       await state.checkClient();
       if (!(await this.#greetingDelay())) return;
       state.send(greeting(config.smtpd_banner));

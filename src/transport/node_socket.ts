@@ -12,6 +12,12 @@ import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
 import { type PeerInfo, TlsHandshakeError, type TlsInfo, type Transport } from "./types.ts";
 
+/** A server's TLS context, and the contexts it serves for SNI names (tls_server_sni_maps). */
+export interface ServerTls {
+  readonly context: SecureContext;
+  readonly sni?: (name: string) => SecureContext | undefined;
+}
+
 function bitsOf(cipher: string): number {
   if (/AES_256|AES256|CHACHA20/i.test(cipher)) return 256;
   if (/AES_128|AES128/i.test(cipher)) return 128;
@@ -70,7 +76,7 @@ function flowControl(socket: Socket, under?: Socket): { pause(): void; resume():
 export function nodeTransport(
   socket: Socket,
   peer: PeerInfo,
-  tls?: SecureContext,
+  tls?: ServerTls,
   under?: Socket,
 ): Transport {
   const flow = flowControl(socket, under);
@@ -168,14 +174,25 @@ export function nodeTransport(
  */
 async function serverHandshake(
   socket: Socket,
-  tls: SecureContext,
+  tls: ServerTls,
   timeoutMs: number,
 ): Promise<TLSSocket> {
   // An "error" event nobody listens to ends the process: both sockets keep a
   // listener for errors that come after the outcome (a reset while closing).
   const ignore = () => {};
   socket.on("error", ignore);
-  const secure = new TLSSocket(socket, { isServer: true, secureContext: tls });
+  const sni = tls.sni;
+  const secure = new TLSSocket(socket, {
+    isServer: true,
+    secureContext: tls.context,
+    // An unmatched name (or none) gets the default chain.
+    ...(sni
+      ? {
+        SNICallback: (name: string, done: (e: Error | null, c?: SecureContext) => void) =>
+          done(null, sni(name) ?? tls.context),
+      }
+      : {}),
+  });
   secure.on("error", ignore);
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -19,7 +19,7 @@ async function pair(): Promise<{ server: Server; transport: Transport; client: D
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const port = (server.address() as { port: number }).port;
   const client = await Deno.connect({ hostname: "127.0.0.1", port });
-  const transport = nodeTransport(await socket, { kind: "local" }, tls);
+  const transport = nodeTransport(await socket, { kind: "local" }, { context: tls });
   return { server, transport, client };
 }
 

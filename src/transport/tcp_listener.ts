@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { SecureContext } from "node:tls";
+import type { ServerTls } from "./node_socket.ts";
 import {
   AcceptBackoff,
   type AcceptLog,
@@ -20,10 +20,12 @@ import { resourceShortage } from "../io/os_error.ts";
 import type { Transport } from "./types.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 
-/** A host:port pair from smtpd_listen. */
+/** A host:port pair from smtpd_listen (or smtpd_tls_wrappermode_listen). */
 export interface ListenAddress {
   readonly hostname: string;
   readonly port: number;
+  /** Implicit TLS (smtpd_tls_wrappermode): the session starts with the handshake. */
+  readonly wrapper?: boolean;
 }
 
 /**
@@ -84,7 +86,12 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
   return w;
 }
 
-function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): Transport {
+function tcpTransport(
+  conn: Deno.TcpConn,
+  live: Set<Watched>,
+  tls: StartTls | undefined,
+  wrapper: boolean,
+): Transport {
   const peer = {
     kind: "network" as const,
     address: conn.remoteAddr.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"),
@@ -93,8 +100,11 @@ function tcpTransport(conn: Deno.TcpConn, live: Set<Watched>, tls?: StartTls): T
     server: conn.localAddr,
   };
   const w = watch(conn, peer.address, live);
+  // A wrapper-mode connection is never sent a plaintext 421 to make room.
+  w.tls = wrapper;
   return {
     peer,
+    ...(wrapper ? { implicitTls: true } : {}),
     read: (p) => w.read(p),
     write: (p) => w.write(p),
     close: () => w.close(),
@@ -180,7 +190,7 @@ type StartTls = (
  * connection (loaded only when TLS is on: node modules cost every isolate
  * memory). The handshake is node_socket.ts's, as for any node socket.
  */
-async function startTlsWith(context: () => SecureContext): Promise<StartTls> {
+async function startTlsWith(context: () => ServerTls): Promise<StartTls> {
   const { connDuplex } = await import("./conn_duplex.ts");
   const { nodeTransport } = await import("./node_socket.ts");
   type NodeSocket = Parameters<typeof nodeTransport>[0];
@@ -235,8 +245,11 @@ export interface TcpServer {
 export interface ServeOptions {
   /** Share the ports with other listener threads (SO_REUSEPORT). */
   reusePort?: boolean;
-  /** Offer STARTTLS with this context (asked per handshake: a reload may replace it). */
-  tls?: () => SecureContext;
+  /**
+   * TLS contexts: for STARTTLS on the plain addresses (when offered), and
+   * wrapper mode; asked per handshake (a reload may replace them).
+   */
+  tls?: () => { readonly starttls: ServerTls | undefined; readonly wrapper: ServerTls };
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */
@@ -287,14 +300,19 @@ export async function serveTcp(
   const reusePort = options.reusePort ?? false;
   const reopenAfter = options.reopenAfterMs ?? 5000;
   const giveUpAfter = options.giveUpAfterMs ?? 30_000;
-  const startTls = options.tls ? await startTlsWith(options.tls) : undefined;
+  const tls = options.tls;
+  const starttls = tls?.().starttls ? await startTlsWith(() => tls().starttls!) : undefined;
+  const wrapperTls = tls ? await startTlsWith(() => tls().wrapper) : undefined;
   const live = new Set<Watched>();
   const evictAfter = options.evictIdleAfterMs ?? 1000;
   const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
   // Out of descriptors nobody is served until one comes free: a connection
   // silent for a quarter of that time may already give its own.
   const evictIdleNow = () => evictOldest(live, evictAfter / 4, undefined);
-  const first = addresses.map((a) => listen({ ...a, reusePort }));
+  if (!wrapperTls && addresses.some((a) => a.wrapper)) {
+    throw new Error("smtpd_tls_wrappermode: no TLS context (certificate and key)");
+  }
+  const first = addresses.map((a) => listen({ hostname: a.hostname, port: a.port, reusePort }));
   let closed = false;
   const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
   // A wait that close() cuts short.
@@ -375,7 +393,9 @@ export async function serveTcp(
         try {
           conn.setNoDelay(true);
         } catch { /* not fatal */ }
-        void onTransport(tcpTransport(conn, live, startTls));
+        const wrapper = addresses[i]?.wrapper === true;
+        const upgrade = wrapper ? wrapperTls : starttls;
+        void onTransport(tcpTransport(conn, live, upgrade, wrapper));
       }
     } finally {
       backoff.dispose();

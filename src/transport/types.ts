@@ -40,6 +40,11 @@ export interface Transport extends ByteSource, ByteSink {
    */
   startTls?: (timeoutMs: number) => Promise<Transport>;
   /**
+   * Implicit TLS (smtpd_tls_wrappermode, RFC 8314): the session runs
+   * `startTls` before its greeting, and offers no STARTTLS.
+   */
+  readonly implicitTls?: boolean;
+  /**
    * Told when a mail transaction starts (true) and ends (false): a listener
    * that must close an idle connection to make room spares those in one.
    */

@@ -22,14 +22,43 @@ export async function handleStarttls(_arg: string, ctx: SessionContext): Promise
   ctx.send(REPLY.readyForTls);
   const upgrade = await ctx.startTls();
   if (upgrade.kind === "failed") {
-    logHandshakeFailure(ctx, upgrade.error);
+    logHandshakeFailure(ctx, upgrade.error, "STARTTLS");
     return { kind: "gone" };
   }
+  logEstablished(ctx);
+  return { kind: "silent" };
+}
+
+/**
+ * Implicit TLS (smtpd_tls_wrappermode, RFC 8314): the handshake before the
+ * greeting, within smtpd_starttls_timeout, as Postfix's smtpd does on a
+ * wrapper-mode service. A client over smtpd_client_new_tls_session_rate_limit
+ * is dropped before the handshake costs anything ("Refusing TLS service
+ * request"); a failed handshake ends the session ("lost connection after
+ * CONNECT").
+ * @param ctx the session, before its greeting
+ * @returns whether the session goes on (encrypted)
+ */
+export async function startImplicitTls(ctx: SessionContext): Promise<boolean> {
+  const who = `${ctx.client.name}[${ctx.client.address}]`;
+  if (ctx.services.overRate?.("newTls", ctx.client.address)) {
+    ctx.log.warning(`Refusing TLS service request from ${who} for service smtp`);
+    return false;
+  }
+  const upgrade = await ctx.startTls();
+  if (upgrade.kind === "failed") {
+    logHandshakeFailure(ctx, upgrade.error, "CONNECT");
+    return false;
+  }
+  logEstablished(ctx);
+  return true;
+}
+
+function logEstablished(ctx: SessionContext): void {
   const t = ctx.tls;
   ctx.log.info(
     `Anonymous TLS connection established from ${ctx.client.name}[${ctx.client.address}]: ${t?.protocol} with cipher ${t?.cipher} (${t?.bits}/${t?.bits} bits)`,
   );
-  return { kind: "silent" };
 }
 
 /**
@@ -37,7 +66,7 @@ export async function handleStarttls(_arg: string, ctx: SessionContext): Promise
  * name[addr]: Connection timed out" (or ": lost connection", or ": -1" and
  * the TLS library's complaint), then "lost connection after STARTTLS".
  */
-function logHandshakeFailure(ctx: SessionContext, err: unknown): void {
+function logHandshakeFailure(ctx: SessionContext, err: unknown, after: string): void {
   const who = `${ctx.client.name}[${ctx.client.address}]`;
   const why = err instanceof TlsHandshakeError ? err.why : "protocol";
   const message = (err as Error)?.message ?? String(err);
@@ -47,5 +76,5 @@ function logHandshakeFailure(ctx: SessionContext, err: unknown): void {
   } else {
     ctx.log.info(`SSL_accept error from ${who}: ${message}`);
   }
-  ctx.log.lostConnection(ctx.client, "STARTTLS");
+  ctx.log.lostConnection(ctx.client, after);
 }

@@ -1,0 +1,119 @@
+/**
+ * The server's TLS contexts, built once from the configuration: the
+ * certificate chain and key (smtpd_tls_cert_file, smtpd_tls_key_file), the
+ * protocol range (smtpd_tls_protocols, or smtpd_tls_mandatory_protocols
+ * when TLS is required: security level encrypt, and every wrapper-mode
+ * address) and the cipher grade (smtpd_tls_ciphers,
+ * smtpd_tls_mandatory_ciphers). The TLS library (rustls, behind Deno's
+ * node:tls) offers only AEAD suites of 128 bits and more, which OpenSSL
+ * grades "high": every grade but "null" is met as it is; "null" (no
+ * encryption) cannot be, and is refused. Each mistake stops the start
+ * with file and line.
+ *
+ * @module
+ */
+
+import type { SecureContext } from "node:tls";
+import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { parseTlsProtocols } from "./transport/tls_protocols.ts";
+import type { ServerTls } from "./transport/node_socket.ts";
+import { sniContexts } from "./tls_sni.ts";
+
+/** The contexts the listeners use. */
+export interface TlsContexts {
+  /** For STARTTLS on the plain addresses; undefined when it is not offered (level none). */
+  readonly starttls: ServerTls | undefined;
+  /** For the wrapper-mode addresses (TLS required: the mandatory settings). */
+  readonly wrapper: ServerTls;
+}
+
+/**
+ * Why the program needs a TLS context: STARTTLS offered, or a wrapper-mode
+ * address.
+ * @param c the configuration
+ * @returns the reason, starting with the parameter's name, or undefined
+ */
+export function tlsNeededBy(c: Config): string | undefined {
+  if (c.smtpd_tls_security_level !== "none") {
+    return `smtpd_tls_security_level is "${c.smtpd_tls_security_level}"`;
+  }
+  if (c.smtpd_tls_wrappermode) return "smtpd_tls_wrappermode is true";
+  if (c.smtpd_tls_wrappermode_listen.length > 0) return "smtpd_tls_wrappermode_listen is set";
+  return undefined;
+}
+
+/**
+ * Builds the TLS contexts.
+ * @param loaded the configuration
+ * @returns the contexts, or undefined when TLS is off
+ * @throws {ConfigError} for missing or unreadable files, a bad key/certificate
+ *   pair, or a protocol list or cipher grade that cannot be enforced
+ */
+export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | undefined> {
+  const c = loaded.config;
+  const because = tlsNeededBy(c);
+  if (!because) return undefined;
+  const at = (key: string) => ({
+    file: loaded.file,
+    line: loaded.lineOf(key) ?? loaded.lineOf(because.split(" ")[0] as string),
+    key,
+  });
+  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
+    if (!c[key]) throw new ConfigError(`${key} is required when ${because}`, at(key));
+    try {
+      return Deno.readTextFileSync(c[key]);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotCapable
+        ? "outside the paths this program may read"
+        : (e as Error).message;
+      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, at(key));
+    }
+  };
+  const settings = (mandatory: boolean) => {
+    const protoKey = mandatory ? "smtpd_tls_mandatory_protocols" : "smtpd_tls_protocols";
+    const cipherKey = mandatory ? "smtpd_tls_mandatory_ciphers" : "smtpd_tls_ciphers";
+    const range = parseTlsProtocols(c[protoKey]);
+    if ("error" in range) throw new ConfigError(`${protoKey}: ${range.error}`, at(protoKey));
+    if (c[cipherKey] === "null") {
+      throw new ConfigError(
+        `${cipherKey}: "null" (no encryption) is not supported: the TLS library offers only ` +
+          `encrypting cipher suites`,
+        at(cipherKey),
+      );
+    }
+    return range;
+  };
+  const opportunistic = settings(c.smtpd_tls_security_level === "encrypt");
+  const mandatory = settings(true);
+  const cert = read("smtpd_tls_cert_file");
+  const key = read("smtpd_tls_key_file");
+  // node:tls is loaded only when TLS is on: it costs every isolate memory.
+  const { createSecureContext } = await import("node:tls");
+  type Range = { minVersion: string; maxVersion: string };
+  const context = (k: string, chain: string, range: Range): SecureContext =>
+    createSecureContext(
+      { cert: chain, key: k, ...range } as Parameters<typeof createSecureContext>[0],
+    );
+  const build = (range: Range): ServerTls => {
+    let main: SecureContext;
+    try {
+      main = context(key, cert, range);
+    } catch (e) {
+      throw new ConfigError(
+        `smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`,
+        at("smtpd_tls_cert_file"),
+      );
+    }
+    const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
+    return sni ? { context: main, sni } : { context: main };
+  };
+  const wrapper = build(mandatory);
+  const same = opportunistic.minVersion === mandatory.minVersion &&
+    opportunistic.maxVersion === mandatory.maxVersion;
+  const starttls = c.smtpd_tls_security_level === "none"
+    ? undefined
+    : same
+    ? wrapper
+    : build(opportunistic);
+  return { starttls, wrapper };
+}

@@ -1,0 +1,281 @@
+/**
+ * TLS beyond STARTTLS on one thread: STARTTLS on every listener thread,
+ * implicit TLS (smtpd_tls_wrappermode) on an address of its own with a
+ * bounded handshake, and the protocol range (smtpd_tls_protocols,
+ * smtpd_tls_mandatory_protocols) enforced or refused at start.
+ */
+
+import assert from "node:assert/strict";
+import {
+  freePort,
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  RawClient,
+  run,
+  smtpdArgs,
+  startDaemon,
+  tlsCertConfig,
+  writeConfig,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** N concurrent smtplib sessions, each STARTTLS then one message; prints one line per result. */
+const CONCURRENT_STARTTLS = `
+import smtplib, ssl, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+results = []
+def one(i):
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+            s.ehlo("c%d.example" % i)
+            s.starttls(context=ctx)
+            s.ehlo("c%d.example" % i)
+            s.sendmail("a@example.org", ["u@example.com"], "Subject: %d\\r\\n\\r\\nhi\\r\\n" % i)
+            results.append("ok " + s.sock.version())
+    except Exception as e:
+        results.append("fail %r" % e)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("\\n".join(results))
+`;
+
+Deno.test({
+  name: "STARTTLS on every listener thread: 2 threads, 16 concurrent smtplib sessions all encrypt",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-threads");
+    const d = await startDaemon(`smtpd_listen_threads = 2\n${await tlsCertConfig(dir, "may")}`, {
+      dir,
+    });
+    try {
+      await d.waitForLog(/listening on .*\(2 threads\)/);
+      const r = await run("python3", ["-c", CONCURRENT_STARTTLS, String(d.port), "16"]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      // A thread without a TLS context would not offer STARTTLS: smtplib fails there.
+      assert.deepEqual(lines, Array(16).fill("ok TLSv1.3"), r.stdout);
+      const deadline = Date.now() + 5000;
+      while ((await queueFiles(d.queueDir)).length < 16 && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.equal((await queueFiles(d.queueDir)).length, 16);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+async function wrapperDaemon(extra = "", level = "none") {
+  const dir = await makeWorkDir("tls-wrapper");
+  const port = freePort();
+  const d = await startDaemon(
+    `smtpd_tls_wrappermode_listen = ["127.0.0.1:${port}"]\n${await tlsCertConfig(dir, level)}\n` +
+      extra,
+    { dir },
+  );
+  return { d, port };
+}
+
+Deno.test({
+  name: "swaks --tls-on-connect on the wrapper-mode address: TLS first, no STARTTLS, mail queued",
+  ...opts,
+  fn: async () => {
+    const { d, port } = await wrapperDaemon();
+    try {
+      await d.waitForLog(`127.0.0.1:${port} (TLS wrapper mode)`);
+      const r = await run("swaks", [
+        "--server",
+        `127.0.0.1:${port}`,
+        "--tls-on-connect",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+      assert.match(r.stdout, /<~ +220 mx\.test\.example ESMTP/);
+      assert.doesNotMatch(r.stdout, /STARTTLS/);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      const [f] = await queueFiles(d.queueDir);
+      assert.match(await postcat(f as string), /with ESMTPS id/);
+      await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]/);
+      // The plain address (level none) offers no STARTTLS.
+      const plain = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--quit-after", "EHLO"]);
+      assert.doesNotMatch(plain.stdout, /STARTTLS/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "wrapper mode: a client that connects and sends nothing is cut off at smtpd_starttls_timeout",
+  ...opts,
+  fn: async () => {
+    const { d, port } = await wrapperDaemon("smtpd_starttls_timeout = 1");
+    const c = await RawClient.connect(port);
+    try {
+      const start = Date.now();
+      // No greeting in plaintext, ever; the connection ends after the timeout.
+      assert.equal(await c.reply(8000), "");
+      const took = Date.now() - start;
+      assert.ok(took >= 900 && took < 4000, `closed after ${took} ms`);
+      await d.waitForLog(/SSL_accept error from unknown\[127\.0\.0\.1\]: Connection timed out/);
+      await d.waitForLog(/lost connection after CONNECT from unknown\[127\.0\.0\.1\]/);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+async function openssl(port: number, ...args: string[]): Promise<string> {
+  const r = await run("sh", [
+    "-c",
+    `echo QUIT | timeout 10 openssl s_client -connect 127.0.0.1:${port} ${args.join(" ")} 2>&1`,
+  ]);
+  return r.stdout;
+}
+
+Deno.test({
+  name: "smtpd_tls_mandatory_protocols = >=TLSv1.3 on the wrapper address: a TLSv1.2 client fails",
+  ...opts,
+  fn: async () => {
+    const { d, port } = await wrapperDaemon('smtpd_tls_mandatory_protocols = ">=TLSv1.3"');
+    try {
+      assert.match(await openssl(port, "-tls1_3"), /New, TLSv1\.3, Cipher is/);
+      const old = await openssl(port, "-tls1_2");
+      assert.doesNotMatch(old, /New, TLSv1\.2/);
+      assert.match(old, /alert|error/i);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_tls_protocols = !TLSv1.3 for STARTTLS at level may: TLSv1.2 is negotiated",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-proto");
+    const d = await startDaemon(
+      `smtpd_tls_protocols = "!TLSv1.3"\n${await tlsCertConfig(dir, "may")}`,
+      { dir },
+    );
+    try {
+      const r = await run("swaks", [
+        "--server",
+        `127.0.0.1:${d.port}`,
+        "--tls",
+        "--quit-after",
+        "EHLO",
+      ]);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.2:/, r.stdout);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "protocol lists and cipher grades that cannot be enforced stop the start with file and line",
+  ...opts,
+  fn: async () => {
+    for (
+      const [line, want] of [
+        [
+          'smtpd_tls_protocols = "<=TLSv1.1"',
+          /smtpd\.toml:\d+: smtpd_tls_protocols: "<=TLSv1\.1" leaves no protocol/,
+        ],
+        [
+          'smtpd_tls_mandatory_protocols = "TLSv9"',
+          /smtpd\.toml:\d+: smtpd_tls_mandatory_protocols: unknown protocol "TLSv9"/,
+        ],
+        [
+          'smtpd_tls_ciphers = "null"',
+          /smtpd\.toml:\d+: smtpd_tls_ciphers: "null" \(no encryption\) is not supported/,
+        ],
+      ] as const
+    ) {
+      const dir = await makeWorkDir("tls-bad");
+      const { configFile } = await writeConfig(dir, `${await tlsCertConfig(dir, "may")}\n${line}`);
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, want);
+    }
+    // A wrapper-mode address needs a certificate even at level none.
+    const dir = await makeWorkDir("tls-bad");
+    const { configFile } = await writeConfig(dir, 'smtpd_tls_wrappermode_listen = ["127.0.0.1:0"]');
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file is required when smtpd_tls_wrappermode_listen is set/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "tls_server_sni_maps: openssl -servername gets the mapped chain (name or .parent), others the default",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-sni");
+    const pem = `${dir}/sni.pem`;
+    const made = await run("sh", [
+      "-c",
+      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${dir}/sk.pem ` +
+      `-out ${dir}/sc.pem -days 2 -subj /CN=sni.example 2>&1 && cat ${dir}/sk.pem ${dir}/sc.pem > ${pem}`,
+    ]);
+    assert.equal(made.code, 0, made.stdout);
+    await Deno.writeTextFile(`${dir}/sni`, `sni.example ${pem}\n.sub.example ${pem}\n`);
+    const { d, port } = await wrapperDaemon(`tls_server_sni_maps = ["texthash:${dir}/sni"]`);
+    try {
+      const subject = async (name: string) =>
+        /subject=CN ?= ?([\w.]+)/.exec(await openssl(port, "-servername", name))?.[1];
+      assert.equal(await subject("sni.example"), "sni.example");
+      assert.equal(await subject("SNI.Example"), "sni.example");
+      assert.equal(await subject("a.b.sub.example"), "sni.example");
+      assert.equal(await subject("sub.example"), "mx.test.example"); // ".sub.example" is for subdomains
+      assert.equal(await subject("other.example"), "mx.test.example");
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tls_server_sni_maps: two chains for one name, or an unreadable chain, stop the start with file and line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-sni-bad");
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/rsa.pem, ${dir}/ec.pem\n`);
+    const { configFile } = await writeConfig(
+      dir,
+      `${await tlsCertConfig(dir, "may")}\ntls_server_sni_maps = ["texthash:${dir}/sni"]`,
+    );
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: a\.example: 2 files: one file/);
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/missing.pem\n`);
+    const r2 = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      "mod.ts",
+      "config",
+      "--check",
+      "-c",
+      configFile,
+    ]);
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(r2.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: cannot read ".*missing\.pem"/);
+  },
+});
