@@ -102,9 +102,10 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   }
   if (!options.strict) {
     // RFC 822 comments after the address go, as Sendmail and Postfix allow.
+    // An unclosed comment stays as it is: a parameter, refused as the strict
+    // mode refuses it (what strict accepts, loose accepts too).
     const after = skipComments(rest);
-    if (after === undefined) return { ok: false };
-    if (after !== rest) rest = after === "" ? "" : ` ${after}`;
+    if (after !== undefined && after !== rest) rest = after === "" ? "" : ` ${after}`;
   }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
   const address = parseMailbox(inner, options.utf8 === true);
