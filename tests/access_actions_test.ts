@@ -209,7 +209,7 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination/,
+      /smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination/,
     );
     assert.match(r.stdout, /^DATA$/m);
     assert.match(r.stdout, /smtpd_data_restrictions = check_sender_access/);

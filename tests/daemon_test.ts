@@ -414,11 +414,11 @@ Deno.test({
       await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.net>\r\n");
       await c.reply();
       await c.reply();
-      assert.equal(await c.reply(), "554 5.7.1 <u@example.net>: Relay access denied\r\n");
+      assert.equal(await c.reply(), "454 4.7.1 <u@example.net>: Relay access denied\r\n");
       await c.send("RCPT TO:<u@example.com>\r\n");
       assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
       await d.waitForLog(
-        "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <u@example.net>: Relay access denied; from=<a@example.org> to=<u@example.net> proto=SMTP helo=<x>",
+        "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 454 4.7.1 <u@example.net>: Relay access denied; from=<a@example.org> to=<u@example.net> proto=SMTP helo=<x>",
       );
     } finally {
       c.close();

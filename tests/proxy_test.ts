@@ -112,7 +112,7 @@ Deno.test({
       await c.reply();
       await c.reply();
       // 203.0.113.9 is outside mynetworks: relaying is refused although the TCP peer is 127.0.0.1.
-      assert.equal(await c.reply(), "554 5.7.1 <u@elsewhere.example>: Relay access denied\r\n");
+      assert.equal(await c.reply(), "454 4.7.1 <u@elsewhere.example>: Relay access denied\r\n");
       c.close();
       await d.waitForLog("NOQUEUE: reject: RCPT from unknown[203.0.113.9]");
       const bad = await RawClient.connect(d.port);

@@ -117,7 +117,7 @@ Deno.test({
       assert.equal((await swaks(d.port, "a@filed.example")).code, 0);
       assert.equal((await swaks(d.port, "a@tabled.example")).code, 0);
       const other = await swaks(d.port, "a@elsewhere.example");
-      assert.equal(other.rcpt, "<** 554 5.7.1 <a@elsewhere.example>: Relay access denied");
+      assert.equal(other.rcpt, "<** 454 4.7.1 <a@elsewhere.example>: Relay access denied");
     } finally {
       await d.stop();
     }

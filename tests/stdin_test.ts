@@ -70,7 +70,7 @@ Deno.test({
     );
     assert.match(
       r.stdout,
-      /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied\r\n250 2\.1\.5 Ok/,
+      /454 4\.7\.1 <x@elsewhere\.example>: Relay access denied\r\n250 2\.1\.5 Ok/,
     );
     assert.match(r.stderr, /connect from unknown\[192\.0\.2\.7\]/);
     assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
@@ -490,7 +490,7 @@ Deno.test({
       const relay = await dialog(l.port, RELAY_ATTEMPT);
       assert.match(relay[0] ?? "", /^220 /);
       assert.ok(
-        relay.includes("554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
+        relay.includes("454 4.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
         JSON.stringify(relay),
       );
       assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
@@ -615,7 +615,7 @@ async function oursAndRelay(l: Launcher, queueDir: string): Promise<string> {
   assert.ok(ours.some((r) => /^250 2\.0\.0 Ok: queued as/.test(r)), JSON.stringify(ours));
   const relay = await dialog(l.port, RELAY_ATTEMPT);
   assert.ok(
-    relay.includes("554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
+    relay.includes("454 4.7.1 <x@elsewhere.example>: Relay access denied\r\n"),
     JSON.stringify(relay),
   );
   // Only SMTP replies reach the client: no log line (xinetd makes stderr the socket too).

@@ -131,8 +131,8 @@ export const PARAMS = {
   // defer_unauth_destination"; those two names are not built yet on this
   // branch, so the default is the relay control that works today.
   smtpd_relay_restrictions: list(
-    ["permit_mynetworks", "reject_unauth_destination"],
-    "Relay control at RCPT TO and VRFY, before smtpd_recipient_restrictions",
+    ["permit_mynetworks", "permit_sasl_authenticated", "defer_unauth_destination"],
+    "Relay control at RCPT TO and VRFY, before smtpd_recipient_restrictions (Postfix 3's default)",
   ),
   smtpd_recipient_restrictions: list([], "Restrictions on RCPT TO and VRFY"),
   smtpd_etrn_restrictions: list([], "Restrictions on ETRN"),

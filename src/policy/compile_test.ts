@@ -196,9 +196,11 @@ Deno.test("compileLists() compiles the default configuration without warnings", 
   // smtpd_reject_unlisted_recipient is on by default, as in Postfix.
   assert.equal(lists.implicit?.recipient?.name, "smtpd_reject_unlisted_recipient");
   assert.equal(lists.implicit?.sender, undefined);
+  // Postfix 3's default.
   assert.deepEqual(lists.smtpd_relay_restrictions.map((r) => r.name), [
     "permit_mynetworks",
-    "reject_unauth_destination",
+    "permit_sasl_authenticated",
+    "defer_unauth_destination",
   ]);
   assert.deepEqual(lists.smtpd_recipient_restrictions, []);
   assert.deepEqual(lists.smtpd_client_restrictions, []);

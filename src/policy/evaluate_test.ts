@@ -677,8 +677,14 @@ const RECIPIENT_ACCESS_CASES = rows({
 
 const DENIED = (addr: string) => `reject 554 5.7.1 <${addr}>: Relay access denied`;
 
+// reject_unauth_destination as Postfix's own test driver runs it (the
+// default relay list, Postfix 3's, defers instead: see RELAY_DEFAULT_CASES).
+const REJECT_RELAY = {
+  "smtpd_relay_restrictions": ["permit_mynetworks", "reject_unauth_destination"],
+};
+
 const RELAY_CASES = [
-  ...rows({ params: {}, stage: "recipient" }, [
+  ...rows({ params: REJECT_RELAY, stage: "recipient" }, [
     ["denies relaying to another domain", { to: "u@other.example" }, DENIED("u@other.example")],
     [
       "denies the percent hack",
@@ -756,7 +762,7 @@ const RELAY_CASES = [
       { params: { "relay_domains_reject_code": 450 } },
     ],
   ]),
-  ...rows({ params: { "allow_untrusted_routing": true }, stage: "recipient" }, [
+  ...rows({ params: { ...REJECT_RELAY, "allow_untrusted_routing": true }, stage: "recipient" }, [
     [
       "permits the percent hack to a relay domain with allow_untrusted_routing",
       { to: "u%other.example@example.com" },
@@ -836,6 +842,26 @@ const MX_BACKUP_ZONE: Zone = {
   "notus.example": { MX: ["10 a.example.net", "20 b.example.net"] },
   "slowmx.example": { MX: "tempfail" },
 };
+
+// Postfix 3's default relay list: an unauthorized destination is deferred
+// (454), a trusted client or an authenticated one relays.
+const RELAY_DEFAULT_CASES = rows({ params: {}, stage: "recipient" }, [
+  [
+    "defers relaying with the default smtpd_relay_restrictions (454 4.7.1, Postfix 3)",
+    { to: "u@other.example" },
+    "defer 454 4.7.1 <u@other.example>: Relay access denied",
+  ],
+  [
+    "lets mynetworks relay with the default smtpd_relay_restrictions",
+    { client: "localhost[127.0.0.1]", to: "u@other.example" },
+    "permit",
+  ],
+  [
+    "accepts our own domain with the default smtpd_relay_restrictions",
+    { to: "u@example.com" },
+    "permit",
+  ],
+]);
 
 const MX_BACKUP_CASES = rows({
   params: { "smtpd_recipient_restrictions": ["permit_mx_backup", "reject"] },
@@ -1431,6 +1457,7 @@ const ALL: Case[] = [
   ...NON_FQDN_CASES,
   ...RECIPIENT_ACCESS_CASES,
   ...RELAY_CASES,
+  ...RELAY_DEFAULT_CASES,
   ...MX_BACKUP_CASES,
   ...UNLISTED_CASES,
   ...RBL_CASES,

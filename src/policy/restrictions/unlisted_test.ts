@@ -176,7 +176,7 @@ const CASES: Case[] = [
     params: { "mydestination": ["inline:{ ours.example=yes }"], "relay_domains": [] },
     stage: "recipient",
     facts: { to: "x@theirs.example" },
-    expect: "reject 554 5.7.1 <x@theirs.example>: Relay access denied",
+    expect: "defer 454 4.7.1 <x@theirs.example>: Relay access denied",
   },
   {
     does: "relay_domains as a table that cannot answer: 451 4.3.0, not a relay refusal",
@@ -203,7 +203,7 @@ Deno.test("recipient validation: mydestination and relay_domains read /file entr
     const ok = await decide({ params, stage: "recipient", facts: { to: "x@filed.example" } });
     assert.equal(show(ok.decision), "permit");
     const no = await decide({ params, stage: "recipient", facts: { to: "x@notfiled.example" } });
-    assert.equal(show(no.decision), "reject 554 5.7.1 <x@notfiled.example>: Relay access denied");
+    assert.equal(show(no.decision), "defer 454 4.7.1 <x@notfiled.example>: Relay access denied");
     // A missing file stops the start with the parameter's line.
     await assert.rejects(
       () =>
