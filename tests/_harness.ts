@@ -200,6 +200,21 @@ export async function run(
 }
 
 /**
+ * Runs swaks against a server on 127.0.0.1:port.
+ * @param port the server's port
+ * @param args swaks's other arguments
+ * @param options a timeout (default 60 s)
+ * @returns swaks's exit code and transcript
+ */
+export async function swaks(
+  port: number,
+  args: string[],
+  options: { timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return await run("swaks", ["--server", `127.0.0.1:${port}`, ...args], options);
+}
+
+/**
  * Runs `smtpd stdin` with a scripted client session on stdin.
  * @param configFile the config (relative to the root)
  * @param session the client's bytes
@@ -215,6 +230,51 @@ export async function runStdin(
     stdin: session,
     env,
   });
+}
+
+/**
+ * Runs a shell command line and fails unless it exits 0.
+ * @param cmd the command line for `sh -c`
+ * @returns its standard output, trimmed
+ */
+export async function sh(cmd: string): Promise<string> {
+  const r = await run("sh", ["-c", cmd]);
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Asks `check` every 100 ms until it says yes.
+ * @param what what is awaited, for the error
+ * @param check the condition
+ * @param timeoutMs how long to wait before throwing
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A file's text, or "" while it does not exist yet (a mailbox before the
+ * first delivery, a log before its first line).
+ * @param path the file
+ * @returns its text or ""
+ */
+export function readOrEmpty(path: string): Promise<string> {
+  return Deno.readTextFile(path).catch(() => "");
 }
 
 let postcatConf: string | undefined;
@@ -346,13 +406,14 @@ export class RawClient {
 }
 
 /**
- * Makes a self-signed certificate in `dir` (openssl) and returns the TOML
- * lines that offer STARTTLS with it.
- * @param dir a work directory under the repository (see makeWorkDir)
- * @param level smtpd_tls_security_level
- * @returns the configuration lines
+ * Makes a self-signed RSA certificate for mx.test.example (openssl), valid
+ * two days, as `cert.pem` and `key.pem` in `dir`.
+ * @param dir a work directory
+ * @returns the two files' paths
  */
-export async function tlsCertConfig(dir: string, level = "may"): Promise<string> {
+export async function makeTestCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
   const r = await run("openssl", [
     "req",
     "-x509",
@@ -360,15 +421,27 @@ export async function tlsCertConfig(dir: string, level = "may"): Promise<string>
     "rsa:2048",
     "-nodes",
     "-keyout",
-    join(dir, "key.pem"),
+    key,
     "-out",
-    join(dir, "cert.pem"),
+    cert,
     "-days",
     "2",
     "-subj",
     "/CN=mx.test.example",
   ]);
   if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return { cert, key };
+}
+
+/**
+ * Makes a self-signed certificate in `dir` (see makeTestCert) and returns
+ * the TOML lines that offer STARTTLS with it.
+ * @param dir a work directory under the repository (see makeWorkDir)
+ * @param level smtpd_tls_security_level
+ * @returns the configuration lines
+ */
+export async function tlsCertConfig(dir: string, level = "may"): Promise<string> {
+  await makeTestCert(dir);
   const relDir = rel(dir);
   return [
     `smtpd_tls_security_level = "${level}"`,

@@ -13,17 +13,12 @@ import {
   queueFiles,
   RawClient,
   run,
+  sh,
   startDaemon,
 } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const isRoot = Deno.uid() === 0;
-
-async function sh(cmd: string): Promise<string> {
-  const r = await run("sh", ["-c", cmd]);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
-  return r.stdout.trim();
-}
 
 /** One message over a raw connection; returns the final reply. */
 async function send(port: number, body = "Subject: t\r\n\r\nbody\r\n"): Promise<string> {

@@ -23,8 +23,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, ROOT, run } from "./_harness.ts";
-import { POSTFIX_LOCAL_MASTER_CF } from "./_postfix.ts";
+import { makeTestCert, makeWorkDir, readOrEmpty, ROOT, run, sh, waitFor } from "./_harness.ts";
+import { makePostfixDirs, POSTFIX_LOCAL_MASTER_CF, postfixLocalMainCf } from "./_postfix.ts";
 
 const NS = `smtpd-test-${Deno.pid}`;
 const have = async (cmd: string) => (await run("sh", ["-c", `command -v ${cmd}`])).code === 0;
@@ -39,12 +39,6 @@ const skipWhy = Deno.uid() !== 0
 if (skipWhy) {
   // deno-lint-ignore no-console
   console.log(`netns_test.ts skipped: ${skipWhy}`);
-}
-
-async function sh(cmd: string): Promise<string> {
-  const r = await run("sh", ["-c", cmd]);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
-  return r.stdout.trim();
 }
 
 /** Runs a command inside the namespace. */
@@ -73,15 +67,6 @@ async function removeNamespace(name: string): Promise<void> {
   await run("ip", ["netns", "del", name]);
   await Deno.remove(`/etc/netns/${name}`, { recursive: true }).catch(() => {});
   await Deno.remove("/etc/netns").catch(() => {}); // only when empty
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 20000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** A long-running process inside the namespace, its stderr collected. */
@@ -113,31 +98,6 @@ async function stop(p: { child: Deno.ChildProcess } | undefined): Promise<void> 
   }, 5000);
   await p.child.status;
   clearTimeout(timer);
-}
-
-function postfixMainCf(dir: string): string {
-  return `
-compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-netns
-maillog_file = ${dir}/log/maillog
-maillog_file_prefixes = ${dir}/log
-myhostname = mx.test.example
-mydomain = test.example
-mydestination = mx.test.example
-alias_maps =
-alias_database =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mail_spool_directory = ${dir}/mail
-enable_long_queue_ids = yes
-smtp_dns_support_level = disabled
-biff = no
-`;
 }
 
 function swaks(from: string, args: string[]) {
@@ -202,10 +162,8 @@ Deno.test({
       ]);
 
       // Postfix: private configuration, queue, mailbox spool under dir.
-      await sh(`chmod 755 ${ROOT}var ${ROOT}var/tests ${dir}`);
-      await sh(`mkdir -p ${conf} ${dir}/queue ${dir}/data ${dir}/log ${dir}/mail`);
-      await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 1777 ${dir}/mail`);
-      await Deno.writeTextFile(join(conf, "main.cf"), postfixMainCf(dir));
+      await makePostfixDirs(dir, { conf, mail: "mail", mailMode: "1777" });
+      await Deno.writeTextFile(join(conf, "main.cf"), postfixLocalMainCf(dir, "netns"));
       await Deno.writeTextFile(join(conf, "master.cf"), POSTFIX_LOCAL_MASTER_CF);
       const check = await inNs("postfix", ["-c", conf, "check"]);
       assert.equal(check.code, 0, check.stderr);
@@ -214,22 +172,7 @@ Deno.test({
       postfixUp = true;
 
       // Our server: TLS certificate, access table, configuration with absolute paths.
-      const cert = await run("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-        "-subj",
-        "/CN=mx.test.example",
-      ]); // deno-fmt-ignore
-      assert.equal(cert.code, 0, cert.stderr);
+      const tls = await makeTestCert(dir);
       const access = join(dir, "access");
       await Deno.writeTextFile(access, "# clients refused by name or address\n192.0.2.99 REJECT\n");
       const configFile = join(dir, "smtpd.toml");
@@ -248,8 +191,8 @@ Deno.test({
           `smtpd_recipient_restrictions = ["permit_mynetworks", "reject_unauth_destination", ` +
           `"check_client_access", "texthash:${access}"]`,
           `smtpd_tls_security_level = "may"`,
-          `smtpd_tls_cert_file = "${dir}/cert.pem"`,
-          `smtpd_tls_key_file = "${dir}/key.pem"`,
+          `smtpd_tls_cert_file = "${tls.cert}"`,
+          `smtpd_tls_key_file = "${tls.key}"`,
         ].join("\n") + "\n",
       );
 
@@ -269,7 +212,7 @@ Deno.test({
       const net = flags.find((f) => f.startsWith("--allow-net=")) ?? "";
       assert.match(net, /^--allow-net=192\.0\.2\.25:25,192\.0\.2\.53:53,unix:/);
       const read = flags.find((f) => f.startsWith("--allow-read=")) ?? "";
-      for (const p of [configFile, access, `${dir}/cert.pem`, "/etc/passwd", "/etc/resolv.conf"]) {
+      for (const p of [configFile, access, tls.cert, "/etc/passwd", "/etc/resolv.conf"]) {
         assert.ok(read.split(/[=,]/).includes(p), `${p} in ${read}`);
       }
 
@@ -311,7 +254,7 @@ Deno.test({
         const box = join(dir, "mail", "nobody");
         await waitFor(
           "the mailbox",
-          async () => (await Deno.readTextFile(box).catch(() => "")).includes("netns delivery"),
+          async () => (await readOrEmpty(box)).includes("netns delivery"),
         );
         const text = await Deno.readTextFile(box);
         // deno-lint-ignore no-console
@@ -366,7 +309,7 @@ Deno.test({
         const box = join(dir, "mail", "nobody");
         await waitFor(
           "the TLS message in the mailbox",
-          async () => (await Deno.readTextFile(box).catch(() => "")).includes("netns over TLS"),
+          async () => (await readOrEmpty(box)).includes("netns over TLS"),
         );
         assert.match(await Deno.readTextFile(box), /with ESMTPS? .*TLS|\(using TLSv1\.[23]/);
       });

@@ -28,17 +28,17 @@ import {
   RawClient,
   ROOT,
   run,
+  sleep,
   smtpdArgs,
   startDaemon,
+  waitFor,
   writeConfig,
 } from "./_harness.ts";
-import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
+import { havePostfix, startPostfix } from "./_postfix.ts";
 import { isOurQueueId, makeQueueId } from "../src/queue/queue_id.ts";
 
 const isRoot = Deno.uid() === 0;
-const hasPostfix = await run("sh", ["-c", "command -v postfix && id -u postfix"]).then((r) =>
-  r.code === 0
-);
+const hasPostfix = await havePostfix();
 
 /** Records as a writer leaves them after its first writes: C, T, A, S, and half a record. */
 function partialRecords(sender: string): Uint8Array {
@@ -195,27 +195,6 @@ Deno.test({
   },
 });
 
-async function sh(cmd: string): Promise<string> {
-  const r = await run("sh", ["-c", cmd]);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 20000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** What the senders got a 250 (or postdrop an exit 0) for: subject token → queue ID. */
 type Acked = Map<string, string>;
 
@@ -280,39 +259,19 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const dir = await makeWorkDir("shared-postfix");
-    await sh(`chmod 755 ${ROOT}var ${ROOT}var/tests ${dir}`);
-    await sh(`mkdir -p ${dir}/conf ${dir}/queue ${dir}/data ${dir}/log ${dir}/mbox`);
-    await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 777 ${dir}/mbox`);
-    // One file per delivered message.
-    await Deno.writeTextFile(
-      join(dir, "deliver.sh"),
-      `#!/bin/sh\nf=$(mktemp ${dir}/mbox/msg.XXXXXX) || exit 75\ncat > "$f" || exit 75\nexit 0\n`,
-    );
-    await sh(`chmod 755 ${dir}/deliver.sh`);
     const pfPort = freePort();
-    const conf = join(dir, "conf");
-    await Deno.writeTextFile(
-      join(conf, "main.cf"),
-      postfixMainCf(
-        dir,
-        "shared",
+    const pf = await startPostfix(dir, {
+      name: "shared",
+      // One file per delivered message.
+      deliver: `f=$(mktemp ${dir}/mbox/msg.XXXXXX) || exit 75\ncat > "$f" || exit 75\nexit 0\n`,
+      smtpdPort: pfPort,
+      mainCfExtra:
         "mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n",
-      ),
-    );
-    await Deno.writeTextFile(join(conf, "master.cf"), postfixMasterCf(dir, pfPort));
-    await sh(`postfix -c ${conf} check 2>&1`);
-    await sh(`postfix -c ${conf} start 2>&1`);
-    const maillog = join(dir, "log", "maillog");
-    const queueDir = join(dir, "queue");
+    });
+    const { conf, queueDir } = pf;
     const mbox = join(dir, "mbox");
-    const owner = `${await sh("id -u postfix")}:${await sh("id -g postfix")}`;
     const ourPort = freePort();
-    const extra = [
-      `queue_directory = "${queueDir.slice(ROOT.length)}"`,
-      `smtpd_listen = ["127.0.0.1:${ourPort}"]`,
-      `mail_owner = "${owner}"`,
-      "smtpd_peername_lookup = false",
-    ].join("\n");
+    const extra = [pf.smtpdConfig, `smtpd_listen = ["127.0.0.1:${ourPort}"]`].join("\n");
     const acked = {
       postfix: new Map() as Acked,
       postdrop: new Map() as Acked,
@@ -324,10 +283,6 @@ Deno.test({
     /** Acknowledged so far (Postfix smtpd + postdrop / ours) before and after each restart under load. */
     const during: string[] = [];
     try {
-      await waitFor(
-        "postfix master",
-        async () => (await Deno.readTextFile(maillog).catch(() => "")).includes("daemon started"),
-      );
       daemon = await startDaemon(extra, { dir });
 
       // Postfix's files being written, in every shape, an hour old.
@@ -473,7 +428,7 @@ Deno.test({
     } finally {
       held?.close();
       await daemon?.stop();
-      await run("postfix", ["-c", conf, "stop"]);
+      await pf.stop();
     }
   },
 });

@@ -22,35 +22,15 @@ import {
   makeWorkDir,
   postcat,
   RawClient,
-  ROOT,
   run,
-  smtpdArgs,
+  runStdin,
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
-import { postfixMainCf, postfixMasterCf } from "./_postfix.ts";
+import { havePostfix, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
-const hasPostfix = await run("sh", ["-c", "command -v postfix && id -u postfix"]).then((r) =>
-  r.code === 0
-);
-
-async function sh(cmd: string): Promise<string> {
-  const r = await run("sh", ["-c", cmd]);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const read = (p: string) => Deno.readTextFile(p).catch(() => "");
+const hasPostfix = await havePostfix();
 
 /** smtplib: one message; prints the protocol dialog (debug level 1) on stderr. */
 const SEND = `
@@ -81,35 +61,11 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const dir = await makeWorkDir("utf8dsn");
-    await sh(`chmod 755 ${ROOT}var ${ROOT}var/tests ${dir}`);
-    await sh(`mkdir -p ${dir}/conf ${dir}/queue ${dir}/data ${dir}/log ${dir}/mbox`);
-    await sh(`chown postfix ${dir}/data && chmod 700 ${dir}/data && chmod 777 ${dir}/mbox`);
-    await Deno.writeTextFile(
-      join(dir, "deliver.sh"),
-      `#!/bin/sh\ncat >> ${dir}/mbox/mailbox\nexit 0\n`,
-    );
-    await sh(`chmod 755 ${dir}/deliver.sh`);
-    await Deno.writeTextFile(join(dir, "conf", "main.cf"), postfixMainCf(dir, "utf8dsn"));
     // D: Delivered-To: with the recipient, as the pipe delivered it.
-    await Deno.writeTextFile(
-      join(dir, "conf", "master.cf"),
-      postfixMasterCf(dir).replace("flags=F ", "flags=DF "),
-    );
-    const conf = join(dir, "conf");
-    await sh(`postfix -c ${conf} check 2>&1`);
-    await sh(`postfix -c ${conf} start 2>&1`);
-    const maillog = join(dir, "log", "maillog");
-    const mailbox = join(dir, "mbox", "mailbox");
-    const owner = `${await sh("id -u postfix")}:${await sh("id -g postfix")}`;
-    const queueDir = join(dir, "queue");
-    const extra = [
-      `queue_directory = "${queueDir.slice(ROOT.length)}"`,
-      `mail_owner = "${owner}"`,
-      "smtpd_peername_lookup = false",
-    ].join("\n");
+    const pf = await startPostfix(dir, { name: "utf8dsn", pipeFlags: "DF" });
+    const extra = pf.smtpdConfig;
     let daemon;
     try {
-      await waitFor("postfix master", async () => (await read(maillog)).includes("daemon started"));
       daemon = await startDaemon(extra, { dir });
 
       // 1 and 2: SMTPUTF8, UTF-8 recipient, NOTIFY=SUCCESS with ORCPT, RET and ENVID.
@@ -128,14 +84,9 @@ Deno.test({
         one.dialog,
         /mail FROM:<sender@sender\.example> size=\d+ SMTPUTF8 RET=HDRS ENVID=QQ314159/,
       );
-      await waitFor("the UTF-8 message in the mailbox", async () => {
-        return (await read(mailbox)).includes("Grüße aus Köln");
-      });
-      await waitFor(
-        "the success DSN in the mailbox",
-        async () => (await read(mailbox)).includes("Successful Mail Delivery Report"),
-      );
-      const box = await read(mailbox);
+      await pf.waitForMailbox("the UTF-8 message in the mailbox", "Grüße aus Köln");
+      await pf.waitForMailbox("the success DSN in the mailbox", "Successful Mail Delivery Report");
+      const box = await pf.mailboxText();
       // deno-lint-ignore no-console
       console.log(`mailbox after message 1:\n${box}`);
       assert.match(box, new RegExp(`^Delivered-To: ${utf8Rcpt}$`, "m"));
@@ -152,7 +103,7 @@ Deno.test({
       assert.match(box, /^Content-Type: message\/global-delivery-status$/m);
       assert.match(box, new RegExp(`^Final-Recipient: utf-8; ${utf8Rcpt}$`, "m"));
       assert.match(box, /^Status: 2\.0\.0$/m);
-      const log = await read(maillog);
+      const log = await pf.logText();
       assert.match(
         log,
         new RegExp(`${one.id}: to=<${utf8Rcpt}>, relay=mbox.*status=sent`),
@@ -168,41 +119,36 @@ Deno.test({
         "NOTIFY=NEVER",
       ]);
       const removed = new RegExp(`${two.id}: removed`);
-      await waitFor(
-        "message 2 delivered and removed",
-        async () => removed.test(await read(maillog)),
-      );
-      const after = await read(mailbox);
+      await pf.waitForLog("message 2 delivered and removed", removed);
+      const after = await pf.mailboxText();
       assert.match(after, /^Subject: no report please$/m);
       assert.equal(after.match(/^Subject: Successful Mail Delivery Report$/gm)?.length, 1);
       assert.doesNotMatch(
-        await read(maillog),
+        await pf.logText(),
         new RegExp(`${two.id}: sender delivery status notification`),
       );
       // 4: stand-alone mode, maildrop/ -> pickup -> cleanup -> qmgr.
       const { configFile } = await writeConfig(dir, extra);
-      const stdin = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
-        stdin: "EHLO local\r\nMAIL FROM:<local@sender.example> SMTPUTF8 ENVID=LOCAL1\r\n" +
+      const stdin = await runStdin(
+        configFile,
+        "EHLO local\r\nMAIL FROM:<local@sender.example> SMTPUTF8 ENVID=LOCAL1\r\n" +
           "RCPT TO:<ünïcödé@example.com> NOTIFY=SUCCESS\r\nDATA\r\nSubject: über pickup\r\n\r\nx\r\n.\r\nQUIT\r\n",
-      });
-      assert.match(stdin.stdout, /250 2\.0\.0 Ok: queued as/, stdin.stdout + stdin.stderr);
-      await waitFor(
-        "the DSN for the maildrop message",
-        async () => (await read(mailbox)).includes("Original-Envelope-Id: LOCAL1"),
       );
-      const box4 = await read(mailbox);
+      assert.match(stdin.stdout, /250 2\.0\.0 Ok: queued as/, stdin.stdout + stdin.stderr);
+      await pf.waitForMailbox("the DSN for the maildrop message", "Original-Envelope-Id: LOCAL1");
+      const box4 = await pf.mailboxText();
       assert.match(box4, /^Delivered-To: ünïcödé@example\.com$/m);
       assert.match(box4, /^Subject: über pickup$/m);
       assert.match(box4, /^Final-Recipient: utf-8; ünïcödé@example\.com$/m);
       assert.match(box4, /^Original-Recipient: rfc822;ünïcödé@example\.com$/m);
-      const lines = (await read(maillog)).split("\n").filter((l) =>
+      const lines = (await pf.logText()).split("\n").filter((l) =>
         l.includes(one.id) || l.includes(two.id)
       );
       // deno-lint-ignore no-console
       console.log(lines.join("\n"));
     } finally {
       await daemon?.stop();
-      await run("postfix", ["-c", conf, "stop"]);
+      await pf.stop();
     }
   },
 });
