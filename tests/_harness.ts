@@ -155,6 +155,80 @@ export async function startDaemon(
   };
 }
 
+/** Options for {@linkcode startHaproxy}. */
+export interface HaproxyOptions {
+  /** The backend servers' loopback ports, balanced round robin. */
+  servers: number[];
+  /** The PROXY protocol version HAProxy sends to them. */
+  proxy: "send-proxy" | "send-proxy-v2";
+  /** `maxconn` of the global section. @default {100} */
+  maxconn?: number;
+  /** Client and server timeouts. @default {"30s"} */
+  timeout?: string;
+}
+
+/** A running HAProxy (see {@linkcode startHaproxy}). */
+export interface Haproxy {
+  /** The frontend's port on 127.0.0.1. */
+  readonly port: number;
+  /** Stops it by its PID (SIGTERM) and waits. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Debian's HAProxy in TCP mode on a free loopback port in front of
+ * our servers, with its configuration in `dir`, and waits until it accepts
+ * (the probe connection reaches a server from 127.0.0.1).
+ * @param dir a work directory
+ * @param options the servers and the PROXY protocol version
+ * @returns the running HAProxy
+ */
+export async function startHaproxy(dir: string, options: HaproxyOptions): Promise<Haproxy> {
+  const { servers, proxy, maxconn = 100, timeout = "30s" } = options;
+  const port = freePort();
+  const cfg = join(dir, "haproxy.cfg");
+  await Deno.writeTextFile(
+    cfg,
+    [
+      "global",
+      `  maxconn ${maxconn}`,
+      "defaults",
+      "  mode tcp",
+      "  timeout connect 5s",
+      `  timeout client ${timeout}`,
+      `  timeout server ${timeout}`,
+      "frontend smtp",
+      `  bind 127.0.0.1:${port}`,
+      "  default_backend mx",
+      "backend mx",
+      "  balance roundrobin",
+      ...servers.map((p, i) => `  server s${i} 127.0.0.1:${p} ${proxy}`),
+      "",
+    ].join("\n"),
+  );
+  const child = new Deno.Command("haproxy", {
+    args: ["-db", "-f", cfg],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+  };
+  for (let i = 0; i < 50; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, stop };
+    } catch {
+      await sleep(100);
+    }
+  }
+  await stop();
+  throw new Error(`haproxy did not listen on 127.0.0.1:${port}`);
+}
+
 /** Result of a finished process. */
 export interface RunResult {
   code: number;
@@ -212,6 +286,17 @@ export async function swaks(
   options: { timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return await run("swaks", ["--server", `127.0.0.1:${port}`, ...args], options);
+}
+
+/**
+ * The server's reply to the first RCPT TO in a swaks transcript: the line
+ * after swaks's ` -> RCPT TO:` line, trimmed ("" when there is none).
+ * @param transcript swaks's standard output
+ * @returns the reply line
+ */
+export function swaksRcptReply(transcript: string): string {
+  const lines = transcript.split("\n");
+  return (lines[lines.findIndex((l) => / -> RCPT TO:/.test(l)) + 1] ?? "").trim();
 }
 
 /**

@@ -15,6 +15,8 @@ import {
   run,
   runStdin,
   startDaemon,
+  swaks,
+  swaksRcptReply,
   writeConfig,
 } from "./_harness.ts";
 import { fakePolicyServer, startPostgrey, startSpfPolicy } from "./_policy_servers.ts";
@@ -36,10 +38,8 @@ function restrictions(service: string, more = ""): string {
 }
 
 /** One swaks session; returns its transcript and the RCPT reply line. */
-async function swaks(port: number, from: string, to = "b@example.com") {
-  const r = await run("swaks", [
-    "--server",
-    `127.0.0.1:${port}`,
+async function session(port: number, from: string, to = "b@example.com") {
+  const r = await swaks(port, [
     "--helo",
     "client.example.org",
     "--from",
@@ -49,9 +49,7 @@ async function swaks(port: number, from: string, to = "b@example.com") {
     "--body",
     "policy test",
   ], { timeoutMs: 30000 });
-  const lines = r.stdout.split("\n");
-  const rcpt = lines[lines.findIndex((l) => / -> RCPT TO:/.test(l)) + 1] ?? "";
-  return { out: r.stdout, rcpt: rcpt.trim() };
+  return { out: r.stdout, rcpt: swaksRcptReply(r.stdout) };
 }
 
 Deno.test({
@@ -64,7 +62,7 @@ Deno.test({
     const pg = await startPostgrey(dir, { delay: 2 });
     const d = await startDaemon(restrictions(`inet:127.0.0.1:${pg.port}`), { dir });
     try {
-      const first = await swaks(d.port, "a@sender.example");
+      const first = await session(d.port, "a@sender.example");
       // deno-lint-ignore no-console
       console.log(`first attempt:  ${first.rcpt}`);
       assert.match(
@@ -73,7 +71,7 @@ Deno.test({
       );
       assert.equal((await queueFiles(d.queueDir)).length, 0);
       await new Promise((r) => setTimeout(r, 3000));
-      const second = await swaks(d.port, "a@sender.example");
+      const second = await session(d.port, "a@sender.example");
       // deno-lint-ignore no-console
       console.log(`after ${2}s delay: ${second.rcpt}`);
       assert.match(second.out, /<[~-] +250 2\.1\.5 Ok/);
@@ -103,10 +101,10 @@ Deno.test({
       { dir },
     );
     try {
-      const first = await swaks(d.port, "c@sender.example");
+      const first = await session(d.port, "c@sender.example");
       assert.match(first.rcpt, /450 4\.2\.0 .*Greylisted/);
       await new Promise((r) => setTimeout(r, 2000));
-      const second = await swaks(d.port, "c@sender.example");
+      const second = await session(d.port, "c@sender.example");
       assert.match(second.out, /<[~-] +250 2\.0\.0 Ok: queued as /);
       // request_limit = 1: a new connection for each request.
       assert.equal(pg.connections(), 2, pg.log());
@@ -132,14 +130,14 @@ Deno.test({
       dir,
     });
     try {
-      const forged = await swaks(d.port, "someone@forged.example");
+      const forged = await session(d.port, "someone@forged.example");
       // deno-lint-ignore no-console
       console.log(`forged sender:    ${forged.rcpt}`);
       assert.match(
         forged.rcpt,
         /550 5\.7\.23 <b@example\.com>: Recipient address rejected: Message rejected due to: SPF fail/,
       );
-      const good = await swaks(d.port, "someone@permitted.example");
+      const good = await session(d.port, "someone@permitted.example");
       // deno-lint-ignore no-console
       console.log(`permitted sender: ${good.rcpt}`);
       assert.match(good.out, /<[~-] +250 2\.1\.5 Ok/);

@@ -6,9 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  freePort,
+  type Haproxy,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -17,6 +16,7 @@ import {
   runStdin,
   smtpdArgs,
   startDaemon,
+  startHaproxy,
   writeConfig,
 } from "./_harness.ts";
 
@@ -40,29 +40,13 @@ Deno.test({
   fn: async () => {
     const a = await startDaemon(PROXY_EXTRA);
     const b = await startDaemon(PROXY_EXTRA);
-    const dir = await makeWorkDir("haproxy");
-    const front = freePort();
-    const cfg = join(dir, "haproxy.cfg");
-    await Deno.writeTextFile(
-      cfg,
-      `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
-        `frontend smtp\n  bind 127.0.0.1:${front}\n  default_backend mx\n` +
-        `backend mx\n  balance roundrobin\n  server a 127.0.0.1:${a.port} send-proxy-v2\n  server b 127.0.0.1:${b.port} send-proxy-v2\n`,
-    );
-    const haproxy = new Deno.Command("haproxy", {
-      args: ["-db", "-f", cfg],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    let haproxy: Haproxy | undefined;
     try {
-      for (let i = 0; i < 50; i++) {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: front })).close();
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
+      haproxy = await startHaproxy(await makeWorkDir("haproxy"), {
+        servers: [a.port, b.port],
+        proxy: "send-proxy-v2",
+      });
+      const front = haproxy.port;
       const r = await run("python3", ["-c", SEND_FROM, String(front), "127.0.0.7", "4"]);
       assert.equal(r.code, 0, r.stderr);
       const files = [...await queueFiles(a.queueDir), ...await queueFiles(b.queueDir)];
@@ -83,11 +67,7 @@ Deno.test({
       assert.equal(logs.match(/: client=unknown\[127\.0\.0\.7\]/g)?.length, 4);
       assert.doesNotMatch(logs, /: client=unknown\[127\.0\.0\.1\]/);
     } finally {
-      try {
-        haproxy.kill("SIGTERM");
-      } catch { /* gone */ }
-      await haproxy.status;
-      await haproxy.stderr.cancel().catch(() => {});
+      await haproxy?.stop();
       await a.stop();
       await b.stop();
     }

@@ -8,15 +8,20 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, postcat, queueFiles, run, startDaemon } from "./_harness.ts";
+import {
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  startDaemon,
+  swaks,
+  swaksRcptReply,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** One swaks session: its transcript, RCPT reply and exit code. */
-async function swaks(port: number, to: string) {
-  const r = await run("swaks", [
-    "--server",
-    `127.0.0.1:${port}`,
+async function session(port: number, to: string) {
+  const r = await swaks(port, [
     "--helo",
     "client.example.org",
     "--from",
@@ -26,9 +31,7 @@ async function swaks(port: number, to: string) {
     "--body",
     "recipient validation test",
   ], { timeoutMs: 30000 });
-  const lines = r.stdout.split("\n");
-  const rcpt = lines[lines.findIndex((l) => / -> RCPT TO:/.test(l)) + 1] ?? "";
-  return { out: r.stdout, rcpt: rcpt.trim(), code: r.code };
+  return { out: r.stdout, rcpt: swaksRcptReply(r.stdout), code: r.code };
 }
 
 Deno.test({
@@ -49,7 +52,7 @@ Deno.test({
       { dir },
     );
     try {
-      const bad = await swaks(d.port, "bob@relay.example");
+      const bad = await session(d.port, "bob@relay.example");
       // deno-lint-ignore no-console
       console.log(bad.out.split("\n").filter((l) => /RCPT TO|<\*\* /.test(l)).join("\n"));
       assert.equal(
@@ -61,7 +64,7 @@ Deno.test({
       await d.waitForLog(
         /NOQUEUE: reject: RCPT from [^:]+: 550 5\.1\.1 <bob@relay\.example>: Recipient address rejected: User unknown in relay recipient table; from=<sender@example\.org> to=<bob@relay\.example>/,
       );
-      const good = await swaks(d.port, "alice@relay.example");
+      const good = await session(d.port, "alice@relay.example");
       assert.equal(good.rcpt, "<-  250 2.1.5 Ok");
       assert.equal(good.code, 0);
       const files = await queueFiles(d.queueDir);
@@ -83,12 +86,12 @@ Deno.test({
     await Deno.writeTextFile(users, "postmaster x\nalice x\n");
     const d = await startDaemon(`local_recipient_maps = ["texthash:${users}"]`, { dir });
     try {
-      const bad = await swaks(d.port, "nobody@mx.test.example");
+      const bad = await session(d.port, "nobody@mx.test.example");
       assert.equal(
         bad.rcpt,
         "<** 550 5.1.1 <nobody@mx.test.example>: Recipient address rejected: User unknown in local recipient table",
       );
-      const good = await swaks(d.port, "alice@mx.test.example");
+      const good = await session(d.port, "alice@mx.test.example");
       assert.equal(good.code, 0, good.out);
     } finally {
       await d.stop();
@@ -114,9 +117,9 @@ Deno.test({
       { dir },
     );
     try {
-      assert.equal((await swaks(d.port, "a@filed.example")).code, 0);
-      assert.equal((await swaks(d.port, "a@tabled.example")).code, 0);
-      const other = await swaks(d.port, "a@elsewhere.example");
+      assert.equal((await session(d.port, "a@filed.example")).code, 0);
+      assert.equal((await session(d.port, "a@tabled.example")).code, 0);
+      const other = await session(d.port, "a@elsewhere.example");
       assert.equal(other.rcpt, "<** 454 4.7.1 <a@elsewhere.example>: Relay access denied");
     } finally {
       await d.stop();

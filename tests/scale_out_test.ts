@@ -9,7 +9,15 @@
 
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { freePort, makeWorkDir, ROOT, run, smtpdArgs, startDaemon } from "./_harness.ts";
+import {
+  type Haproxy,
+  makeWorkDir,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  startHaproxy,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const have = async (cmd: string) => (await run("sh", ["-c", `command -v ${cmd}`])).code === 0;
@@ -42,43 +50,15 @@ Deno.test({
   fn: async () => {
     const a = await startDaemon(INSTANCE);
     const b = await startDaemon(INSTANCE);
-    const dir = await makeWorkDir("scaleout");
-    const front = freePort();
-    const cfg = join(dir, "haproxy.cfg");
-    await Deno.writeTextFile(
-      cfg,
-      [
-        "global",
-        "  maxconn 200",
-        "defaults",
-        "  mode tcp",
-        "  timeout connect 5s",
-        "  timeout client 60s",
-        "  timeout server 60s",
-        "frontend smtp",
-        `  bind 127.0.0.1:${front}`,
-        "  default_backend mx",
-        "backend mx",
-        "  balance roundrobin",
-        `  server a 127.0.0.1:${a.port} send-proxy-v2`,
-        `  server b 127.0.0.1:${b.port} send-proxy-v2`,
-        "",
-      ].join("\n"),
-    );
-    const haproxy = new Deno.Command("haproxy", {
-      args: ["-db", "-f", cfg],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    let haproxy: Haproxy | undefined;
     try {
-      for (let i = 0; i < 50; i++) {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: front })).close();
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
+      haproxy = await startHaproxy(await makeWorkDir("scaleout"), {
+        servers: [a.port, b.port],
+        proxy: "send-proxy-v2",
+        maxconn: 200,
+        timeout: "60s",
+      });
+      const front = haproxy.port;
       // -N: each message's recipient starts with its own sequence number, so a
       // message stored twice (or lost) shows in the recipients.
       const sent = await run("smtp-source", [
@@ -112,11 +92,7 @@ Deno.test({
       // The queue files name the real client (HAProxy's PROXY header), not HAProxy.
       assert.match(a.log() + b.log(), /: client=\S*\[127\.0\.0\.1\]/);
     } finally {
-      try {
-        haproxy.kill("SIGTERM");
-      } catch { /* gone */ }
-      await haproxy.status;
-      await haproxy.stderr.cancel().catch(() => {});
+      await haproxy?.stop();
       await a.stop();
       await b.stop();
     }

@@ -7,8 +7,14 @@
 
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { join } from "node:path";
-import { freePort, makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
+import {
+  type Haproxy,
+  makeWorkDir,
+  RawClient,
+  run,
+  startDaemon,
+  startHaproxy,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -197,32 +203,14 @@ Deno.test({
         "default_process_limit = 20",
       ].join("\n"),
     );
-    const dir = await makeWorkDir("haproxy");
-    const front = freePort();
-    const cfg = join(dir, "haproxy.cfg");
-    await Deno.writeTextFile(
-      cfg,
-      `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n` +
-        `frontend smtp\n  bind 127.0.0.1:${front}\n  default_backend mx\n` +
-        `backend mx\n  server a 127.0.0.1:${d.port} send-proxy\n`,
-    );
-    const haproxy = new Deno.Command("haproxy", {
-      args: ["-db", "-f", cfg],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    let haproxy: Haproxy | undefined;
     const open: SourceClient[] = [];
     try {
-      let ready = false;
-      for (let i = 0; i < 50 && !ready; i++) {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: front })).close();
-          ready = true;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      assert.ok(ready, "haproxy listens");
+      haproxy = await startHaproxy(await makeWorkDir("haproxy"), {
+        servers: [d.port],
+        proxy: "send-proxy",
+      });
+      const front = haproxy.port;
       const A = "127.0.0.7";
       const B = "127.0.0.8";
       for (const source of [A, A, B, B]) {
@@ -247,10 +235,7 @@ Deno.test({
       assert.match(await again.reply(), /^220 /, "room for A again");
     } finally {
       for (const c of open) c.close();
-      try {
-        haproxy.kill("SIGTERM");
-      } catch { /* gone */ }
-      await haproxy.status;
+      await haproxy?.stop();
       await d.stop();
     }
   },
