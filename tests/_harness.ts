@@ -362,6 +362,15 @@ export function readOrEmpty(path: string): Promise<string> {
   return Deno.readTextFile(path).catch(() => "");
 }
 
+/** Whether strace is installed and may trace here (containers may forbid ptrace). */
+export async function canTrace(): Promise<boolean> {
+  try {
+    return (await run("strace", ["-f", "-qq", "-o", "/dev/null", "true"])).code === 0;
+  } catch {
+    return false;
+  }
+}
+
 let postcatConf: string | undefined;
 
 /**

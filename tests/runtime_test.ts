@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
+import { canTrace, makeWorkDir, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -43,15 +43,6 @@ Deno.test({
     assert.doesNotMatch(serve.stderr, /daemon started/);
   },
 });
-
-/** Whether strace is installed and may trace here (containers may forbid ptrace). */
-async function canTrace(): Promise<boolean> {
-  try {
-    return (await run("strace", ["-f", "-qq", "-o", "/dev/null", "true"])).code === 0;
-  } catch {
-    return false;
-  }
-}
 
 // Before, app.ts built the STARTTLS context to check the files, threw it
 // away, and built it again for the listener: two reads of each file.

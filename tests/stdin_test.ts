@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  canTrace,
   freePort,
   makeWorkDir,
   postcat,
@@ -274,15 +275,6 @@ Deno.test({
     assert.equal(r.stdout.trim(), "ok NotCapable NotCapable ok NotCapable NotCapable", r.stderr);
   },
 });
-
-/** Whether strace is installed and may trace here (containers may forbid ptrace). */
-async function canTrace(): Promise<boolean> {
-  try {
-    return (await run("strace", ["-f", "-qq", "-o", "/dev/null", "true"])).code === 0;
-  } catch {
-    return false;
-  }
-}
 
 // The order of a commit's system calls, seen with strace: the mode that marks
 // the file complete must reach the disk with the file's own fsync, and the
