@@ -70,6 +70,78 @@ export async function smtpdArgs(args: string[]): Promise<string[]> {
   return ["run", ...await flagsForArgs(args, ROOT), "mod.ts", ...args];
 }
 
+/** A process started by {@linkcode spawnLogged}, its stderr collected. */
+export interface LoggedProcess {
+  readonly child: Deno.ChildProcess;
+  /** Its stderr so far. */
+  log(): string;
+  /**
+   * Waits until its stderr contains `want`, asking every 20 ms; throws with
+   * the log after `timeoutMs` (default 5 s).
+   * @returns the match, for a RegExp
+   */
+  waitForLog(want: string | RegExp, timeoutMs?: number): Promise<RegExpExecArray | undefined>;
+  /** Waits until it has ended and its stderr is read to the end. */
+  exited(): Promise<Deno.CommandStatus>;
+  /** Sends `signal` (default SIGTERM) by its PID, unless it has ended, then waits as exited(). */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts a long-running command in the repository root with no stdin and
+ * no stdout, and collects what it writes on stderr (a server's log).
+ * @param cmd the program
+ * @param args its arguments
+ * @returns the process
+ */
+export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const reader = child.stderr.getReader();
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  const exited = async () => {
+    const status = await child.status;
+    await pump;
+    return status;
+  };
+  return {
+    child,
+    log: () => text,
+    async waitForLog(want, timeoutMs = 5000) {
+      const end = Date.now() + timeoutMs;
+      while (Date.now() < end) {
+        if (typeof want === "string") {
+          if (text.includes(want)) return undefined;
+        } else {
+          const m = want.exec(text);
+          if (m) return m;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`log never showed ${want}:\n${text}`);
+    },
+    exited,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* gone */ }
+      return await exited();
+    },
+  };
+}
+
 /** A running daemon. */
 export interface Daemon {
   readonly port: number;
@@ -95,62 +167,26 @@ export async function startDaemon(
 ): Promise<Daemon> {
   const dir = options.dir ?? await makeWorkDir("daemon");
   const { configFile, queueDir } = await writeConfig(dir, extraConfig);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: await smtpdArgs(["serve", "-c", configFile]),
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const reader = child.stderr.getReader();
-  const pump = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  const deadline = Date.now() + 15000;
-  let port = 0;
-  while (Date.now() < deadline) {
-    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-    if (m) {
-      port = Number(m[1]);
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  if (!port) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    await pump;
-    throw new Error(`daemon did not start:\n${text}`);
+  const proc = spawnLogged(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]));
+  const listening = await proc.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15000)
+    .catch(() => undefined);
+  if (!listening) {
+    await proc.stop("SIGKILL");
+    throw new Error(`daemon did not start:\n${proc.log()}`);
   }
   let stopped = false;
   return {
-    port,
-    pid: child.pid,
+    port: Number(listening[1]),
+    pid: proc.child.pid,
     queueDir,
-    log: () => text,
-    async waitForLog(want, timeoutMs = 5000) {
-      const end = Date.now() + timeoutMs;
-      while (Date.now() < end) {
-        if (typeof want === "string" ? text.includes(want) : want.test(text)) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`log never showed ${want}:\n${text}`);
+    log: proc.log,
+    async waitForLog(want, timeoutMs) {
+      await proc.waitForLog(want, timeoutMs);
     },
     async stop(signal: Deno.Signal = "SIGTERM") {
       if (stopped) return;
       stopped = true;
-      try {
-        child.kill(signal);
-      } catch { /* gone */ }
-      await child.status;
-      await pump;
+      await proc.stop(signal);
     },
   };
 }

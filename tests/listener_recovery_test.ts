@@ -13,9 +13,9 @@ import {
   type Daemon,
   makeWorkDir,
   RawClient,
-  ROOT,
   run,
   smtpdArgs,
+  spawnLogged,
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
@@ -115,34 +115,19 @@ Deno.test({
       dir,
       "smtpd_listen_threads = 1\nsmtpd_peername_lookup = false",
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: await smtpdArgs(["serve", "-c", configFile]),
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    let log = "";
-    const pump = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({ write: (t) => void (log += t) }),
-    );
+    const proc = spawnLogged(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]));
     let squatter: Deno.Listener | undefined;
     try {
-      const end = Date.now() + 15000;
-      let port = 0;
-      while (!port && Date.now() < end) {
-        port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      assert.ok(port, log);
+      const listening = await proc.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15000);
+      const port = Number(listening![1]);
       const r = await run("ss", ["-K", "-t", "-l", `sport = :${port}`]);
       assert.equal(r.code, 0, r.stderr);
       // Someone else takes the port before the daemon can listen again.
       squatter = Deno.listen({ hostname: "127.0.0.1", port });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 60000);
-      const status = await child.status;
+      const timer = setTimeout(() => proc.child.kill("SIGKILL"), 60000);
+      const status = await proc.exited();
       clearTimeout(timer);
-      await pump;
+      const log = proc.log();
       assert.equal(status.code, 1, log);
       assert.match(log, /opening it again/);
       assert.match(
@@ -151,10 +136,7 @@ Deno.test({
       );
     } finally {
       squatter?.close();
-      try {
-        child.kill("SIGKILL");
-      } catch { /* ended */ }
-      await child.status;
+      await proc.stop("SIGKILL");
     }
   },
 });

@@ -15,6 +15,7 @@ import {
   RawClient,
   ROOT,
   run,
+  spawnLogged,
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
@@ -228,40 +229,19 @@ Deno.test({
     const { configFile } = await writeConfig(dir, senderConfig(table));
     const args = ["serve", "-c", configFile];
     // What `deno task smtpd serve -c FILE` runs: the launcher script.
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "scripts/smtpd.ts", ...args],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    let text = "";
-    const pump = (async () => {
-      for await (const chunk of child.stderr) text += new TextDecoder().decode(chunk);
-    })();
-    const until = async (re: RegExp) => {
-      const end = Date.now() + 15_000;
-      while (!re.test(text)) {
-        if (Date.now() > end) throw new Error(`never saw ${re}:\n${text}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      return re.exec(text)!;
-    };
+    const proc = spawnLogged(Deno.execPath(), ["run", "-A", "scripts/smtpd.ts", ...args]);
     try {
       assert.ok((await flagsForArgs(args, ROOT)).length > 0);
-      const port = Number((await until(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+      const listening = await proc.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15_000);
+      const port = Number(listening![1]);
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
-      child.kill("SIGHUP");
-      await until(/reload: configuration and tables re-read/);
+      proc.child.kill("SIGHUP");
+      await proc.waitForLog(/reload: configuration and tables re-read/, 15_000);
       const c = await greeted(port);
       assert.equal(await mailReply(c), "250 2.1.5 Ok");
       c.close();
     } finally {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await pump;
+      await proc.stop();
     }
   },
 });
