@@ -163,7 +163,7 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /250-8BITMIME/);
     assert.doesNotMatch(r.stdout, /250-STARTTLS/);
-    assert.match(r.stdout, /502 5\.5\.2 Error: command not recognized/);
+    assert.match(r.stdout, /502 5\.5\.1 Error: command not implemented/);
     const enc = await tlsConfig("encrypt");
     const { configFile: c2 } = await writeConfig(enc.dir, enc.extra);
     const r2 = await runStdin(c2, "EHLO x\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n");

@@ -234,6 +234,10 @@ export const PARAMS = {
     false,
     "Refuse a sender address of ours that its class's table does not list",
   ),
+  recipient_delimiter: str(
+    "",
+    "Characters that start an address extension: user+ext@domain is also looked up as user@domain",
+  ),
   permit_mx_backup_networks: list(
     [],
     "permit_mx_backup only for domains whose primary MX hosts are all in these networks (empty: any)",

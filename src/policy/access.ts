@@ -10,6 +10,7 @@
  * @module
  */
 
+import { stripExtension } from "./addr_find.ts";
 import { NO_DESTINATIONS } from "./destinations.ts";
 import type { Config } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
@@ -75,18 +76,21 @@ export function addressKeys(address: string): string[] {
 }
 
 /**
- * E-mail address keys: user@domain, domain and its parents, user@.
+ * E-mail address keys, as Postfix's check_mail_access: user+ext@domain,
+ * user@domain (with recipient_delimiter, see ./addr_find.ts), domain and
+ * its parents, user+ext@, user@.
  * @param local the local part
  * @param domain the domain ("" when unqualified)
+ * @param delimiter recipient_delimiter ("" for none: no extension is cut)
  * @returns the keys in lookup order
  */
-export function emailKeys(local: string, domain: string): string[] {
+export function emailKeys(local: string, domain: string, delimiter = ""): string[] {
   if (!local && !domain) return ["<>"]; // Postfix's smtpd_null_access_lookup_key
-  const out = domain
-    ? [`${local}@${domain}`.toLowerCase(), ...hostKeys(domain)]
-    : [local.toLowerCase()];
-  out.push(`${local}@`.toLowerCase());
-  return out;
+  const bare = stripExtension(local, delimiter);
+  const locals = bare === undefined ? [local] : [local, bare];
+  const out = domain ? [...locals.map((l) => `${l}@${domain}`), ...hostKeys(domain)] : locals;
+  out.push(...locals.map((l) => `${l}@`));
+  return out.map((k) => k.toLowerCase());
 }
 
 /**
@@ -268,6 +272,17 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
   return (e) => env.evaluateList(list, e);
 }
 
+/** What the keys of an access check depend on besides the session facts. */
+export interface KeyOptions {
+  /** The configuration (recipient_delimiter). */
+  readonly config: Config;
+  /**
+   * The table matches patterns (regexp:, pcre:): Postfix gives it only the
+   * whole fact, so no extension is cut for it.
+   */
+  readonly pattern: boolean;
+}
+
 /**
  * Builds a check_*_access restriction: its table is opened and every value
  * compiled at start; at evaluation the keys come from the session facts.
@@ -277,7 +292,7 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
  */
 export function accessFactory(
   subject: Subject,
-  keysOf: (ctx: PolicyContext) => readonly string[] | undefined,
+  keysOf: (ctx: PolicyContext, options: KeyOptions) => readonly string[] | undefined,
 ): Factory {
   return {
     arg: "table",
@@ -287,7 +302,7 @@ export function accessFactory(
       return {
         name,
         run: (e) => {
-          const keys = keysOf(e.ctx);
+          const keys = keysOf(e.ctx, { config: env.config, pattern: table.pattern === true });
           if (keys === undefined) return Promise.resolve({ kind: "dunno" });
           const k = table.pattern ? wholeKeys(keys, e.ctx) : keys;
           return checkAccess(e, table, k, actions, subject, name);

@@ -77,6 +77,21 @@ for (const [local, domain, keys] of EMAIL_KEYS) {
   });
 }
 
+Deno.test("emailKeys() with recipient_delimiter: user+ext@domain, user@domain, domains, user+ext@, user@ (check_mail_access)", () => {
+  assert.deepEqual(emailKeys("User+Tag", "mail.example.com", "+"), [
+    "user+tag@mail.example.com",
+    "user@mail.example.com",
+    "mail.example.com",
+    "example.com",
+    "com",
+    "user+tag@",
+    "user@",
+  ]);
+  assert.deepEqual(emailKeys("user+tag", "", "+"), ["user+tag", "user", "user+tag@", "user@"]);
+  assert.deepEqual(emailKeys("user", "example.com", "+"), emailKeys("user", "example.com"));
+  assert.deepEqual(emailKeys("", "", "+"), ["<>"]);
+});
+
 Deno.test({
   name: "emailKeys() looks up the null sender as <> (smtpd_null_access_lookup_key)",
   // Regression (found by these tests, fixed): emailKeys("", "") returns [""], a key no texthash: or inline: table

@@ -672,6 +672,46 @@ const RECIPIENT_ACCESS_CASES = rows({
   ["permits an unlisted recipient", { to: "foo@example.org" }, "permit"],
 ]);
 
+// recipient_delimiter in access lookups (check_mail_access: user+ext@domain,
+// user@domain, domains, user+ext@, user@)
+
+const DELIMITER_ACCESS_CASES = rows({
+  params: {
+    "smtpd_sender_restrictions": [`check_sender_access ${ACCESS}`],
+    "smtpd_recipient_restrictions": [`check_recipient_access ${ACCESS}`],
+    "recipient_delimiter": "+",
+  },
+  stage: "recipient",
+}, [
+  [
+    "with recipient_delimiter finds a recipient user+ext@domain as user@domain",
+    { to: "reject+x@this.example" },
+    "reject 554 5.7.1 <reject+x@this.example>: Recipient address rejected: match reject@this.example",
+  ],
+  [
+    "with recipient_delimiter finds a sender user+ext@domain as user@domain",
+    { from: "reject+x@this.example" },
+    "reject 554 5.7.1 <reject+x@this.example>: Sender address rejected: match reject@this.example",
+    { stage: "sender" },
+  ],
+  [
+    "with recipient_delimiter looks user@domain up before the domain",
+    { to: "ok+x@reject.test" },
+    "permit",
+  ],
+  [
+    "with recipient_delimiter finds user+ext@ as user@ after the domains",
+    { to: "bad-sender+x@any.example" },
+    "reject 554 5.7.1 <bad-sender+x@any.example>: Recipient address rejected: match bad-sender@",
+  ],
+  [
+    "without recipient_delimiter does not cut the extension",
+    { to: "reject+x@this.example" },
+    "permit",
+    { params: { "recipient_delimiter": "" } },
+  ],
+]);
+
 // ---------------------------------------------------------------------------
 // Relay control (client outside mynetworks, default recipient restrictions)
 
@@ -1456,6 +1496,7 @@ const ALL: Case[] = [
   ...UNKNOWN_DOMAIN_CASES,
   ...NON_FQDN_CASES,
   ...RECIPIENT_ACCESS_CASES,
+  ...DELIMITER_ACCESS_CASES,
   ...RELAY_CASES,
   ...RELAY_DEFAULT_CASES,
   ...MX_BACKUP_CASES,
@@ -1604,4 +1645,23 @@ Deno.test("CompiledPolicy.check() traces a found key and a nested restriction li
     key: "example.org",
     result: "found: reject",
   });
+});
+
+Deno.test("CompiledPolicy.check() cuts no extension for a pattern table (Postfix gives it the whole address)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/access.regexp`;
+    await Deno.writeTextFile(file, "/^reject@this\\.example$/ REJECT\n");
+    const params = {
+      "smtpd_recipient_restrictions": [`check_recipient_access regexp:${file}`],
+      "recipient_delimiter": "+",
+    };
+    const stage = "recipient";
+    const whole = await decide({ params, stage, facts: { to: "reject@this.example" } });
+    assert.match(show(whole.decision), /^reject 554 5\.7\.1 /);
+    const ext = await decide({ params, stage, facts: { to: "reject+x@this.example" } });
+    assert.equal(show(ext.decision), "permit");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -16,16 +16,17 @@ import { type CompileEnv, type Restriction, stageSubject, type Subject } from ".
 
 const KEYS: Record<
   Exclude<Subject, "reverse_client">,
-  (c: PolicyContext) => readonly string[] | undefined
+  (c: PolicyContext, delimiter: string) => readonly string[] | undefined
 > = {
   client: (c) => [
     ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
     ...addressKeys(c.clientAddress),
   ],
   helo: (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
-  sender: (c) => c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain)),
-  recipient: (c) =>
-    c.recipient && emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain)),
+  sender: (c, delimiter) =>
+    c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain), delimiter),
+  recipient: (c, delimiter) =>
+    c.recipient && emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain), delimiter),
   etrn: (c) => c.etrnDomain === undefined ? undefined : hostKeys(c.etrnDomain),
   // DATA and end-of-data have no key of their own (Postfix: no default ACL).
   data: () => undefined,
@@ -45,7 +46,8 @@ export function impliedAccess(spec: string, env: CompileEnv): Restriction {
     name: spec,
     run: (e) => {
       const subject = stageSubject(e.stage);
-      const keys = KEYS[subject](e.ctx);
+      // recipient_delimiter, except for a pattern table (whole facts only, as Postfix).
+      const keys = KEYS[subject](e.ctx, table.pattern ? "" : env.config.recipient_delimiter);
       if (keys === undefined) return Promise.resolve({ kind: "dunno" });
       e.trace?.add({ kind: "note", text: `bare table: the implied check_${subject}_access` });
       return checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);

@@ -127,6 +127,8 @@ export const REPLY = {
   badUtf8: reply(500, "5.2", "Error: bad UTF-8 syntax"),
   lineTooLong: reply(500, "5.0", "Error: line too long"),
   unknownCommand: reply(502, "5.2", "Error: command not recognized"),
+  // A known command that is off (STARTTLS without TLS or discarded): Postfix's text.
+  notImplemented: reply(502, "5.1", "Error: command not implemented"),
   heloSyntax: reply(501, "5.4", "Syntax: HELO hostname"),
   ehloSyntax: reply(501, "5.4", "Syntax: EHLO hostname"),
   mailSyntax: reply(501, "5.4", "Syntax: MAIL FROM:<address>"),
@@ -161,6 +163,8 @@ export const REPLY = {
   bareLf: reply(550, "5.2", "Error: bare <LF> received"),
   // CHUNKING (RFC 3030; texts as Postfix's bdat_cmd).
   bdatSyntax: reply(521, "5.4", "Syntax: BDAT count [LAST]"),
+  // CHUNKING discarded: 521 and hang up, since chunk content would follow.
+  bdatNotImplemented: reply(521, "5.1", "Error: command not implemented"),
   bdatNull: reply(551, "7.1", "Null BDAT request"),
   needRcpt: reply(503, "5.1", "Error: need RCPT command"),
   mailAfterBdat: reply(503, "5.1", "Error: MAIL after BDAT"),

@@ -113,7 +113,8 @@ export const COMMANDS = {
     pipelining: "last",
     precheck: (arg, ctx) => {
       if (ctx.tls) return REPLY.tlsActive;
-      if (!ctx.tlsOffered) return REPLY.unknownCommand;
+      // As Postfix (starttls_cmd): TLS off or STARTTLS discarded.
+      if (!ctx.tlsOffered) return REPLY.notImplemented;
       return arg.trim() !== "" ? REPLY.starttlsSyntax : undefined;
     },
     refusedIn: { inMail: REPLY.mailInProgress },

@@ -214,9 +214,17 @@ for (const [what, lines, want] of ORDER_CASES) {
   });
 }
 
-Deno.test("Session: STARTTLS is not recognized where it is not offered", async () => {
+Deno.test("Session: STARTTLS is not implemented where it is not offered (as Postfix)", async () => {
   const input = new TextEncoder().encode("EHLO c\r\nSTARTTLS\r\n");
   const { transport, output } = scriptedTransport(input);
   await runSession(transport, fakeDeps());
-  assert.ok(output().endsWith(formatReply(REPLY.unknownCommand)));
+  assert.ok(output().endsWith(formatReply(REPLY.notImplemented)));
+});
+
+Deno.test("Session: a discarded STARTTLS is not implemented even where TLS is available", async () => {
+  const input = new TextEncoder().encode("EHLO c\r\nSTARTTLS\r\n");
+  const { transport, output } = scriptedTransport(input, { startTls: true });
+  await runSession(transport, fakeDeps({ smtpd_discard_ehlo_keywords: ["starttls"] }));
+  assert.ok(!output().includes("250-STARTTLS"), output());
+  assert.ok(output().endsWith(formatReply(REPLY.notImplemented)), output());
 });

@@ -23,9 +23,11 @@ function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address
 }
 
 function accessCheck(subject: "sender" | "recipient"): Factory {
-  return accessFactory(subject, (c) => {
+  return accessFactory(subject, (c, { config, pattern }) => {
     const a = addressOf(subject, c);
-    return a ? emailKeys(a.local, normalizeDomain(a.domain)) : undefined;
+    // recipient_delimiter: user+ext@domain is also looked up as user@domain.
+    const delimiter = pattern ? "" : config.recipient_delimiter;
+    return a ? emailKeys(a.local, normalizeDomain(a.domain), delimiter) : undefined;
   });
 }
 

@@ -16,8 +16,9 @@
  *
  * Refusals are Postfix's: 553 5.7.1 "<addr>: Sender address rejected: not
  * owned by user NAME" and "... not logged in". The null sender is never
- * checked. The maps are looked up with the whole address, then "@domain"
- * (a pattern table sees only the whole address).
+ * checked. The maps are looked up with the whole address, then
+ * "user@domain" without the extension (recipient_delimiter), then
+ * "@domain" (a pattern table sees only the whole address).
  *
  * @module
  */
@@ -26,20 +27,23 @@ import { reply } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import type { CompileEnv, EvalEnv, Factory, Restriction } from "../restriction.ts";
 import { tracedLookup } from "../restriction.ts";
+import { recipientKeys } from "../addr_find.ts";
 import type { LookupTable } from "../tables/mod.ts";
 
 /** The owners of a sender address, or undefined when no map knows it. */
 async function ownersOf(
   e: EvalEnv,
   tables: readonly LookupTable[],
-  address: string,
+  sender: { readonly local: string; readonly domain: string },
+  delimiter: string,
 ): Promise<string[] | undefined> {
-  const at = address.lastIndexOf("@");
+  const address = sender.domain ? `${sender.local}@${sender.domain}` : sender.local;
+  // A pattern table sees only the whole address; others also user@domain
+  // (recipient_delimiter) and @domain, as Postfix's mail_addr_find.
+  const keys = recipientKeys(sender.local, sender.domain, { delimiter, localDomain: false })
+    .map((k) => k.toLowerCase());
   for (const table of tables) {
-    const keys = table.pattern || at < 0
-      ? [address]
-      : [address.toLowerCase(), address.slice(at).toLowerCase()];
-    for (const key of keys) {
+    for (const key of table.pattern ? [address] : keys) {
       const r = await tracedLookup(e, table, key);
       if (r.kind === "found") return r.value.split(/[,\s]+/).filter((n) => n !== "");
     }
@@ -64,7 +68,7 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
       const login = e.ctx.sasl?.username;
       if (login === undefined && mode === "authenticated") return { kind: "dunno" };
       if (login !== undefined && mode === "unauthenticated") return { kind: "dunno" };
-      const owners = await ownersOf(e, tables, address);
+      const owners = await ownersOf(e, tables, sender, env.config.recipient_delimiter);
       if (login === undefined) {
         return owners === undefined ? { kind: "dunno" } : {
           kind: "reject",

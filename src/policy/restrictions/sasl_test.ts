@@ -81,6 +81,26 @@ Deno.test("the known, authenticated and unauthenticated variants check only thei
   assert.equal(await unauth({ from: "alice@example.org" }), NOT_LOGGED_IN("alice@example.org"));
 });
 
+Deno.test("smtpd_sender_login_maps: with recipient_delimiter, user+ext@domain has user@domain's owners", async () => {
+  const r = (facts: Facts, params: Params) =>
+    sender("reject_sender_login_mismatch", facts, { ...AUTH, ...params }).then((x) => x.shown);
+  const plus = { "recipient_delimiter": "+" };
+  assert.equal(await r({ from: "alice+x@example.org", sasl: "PLAIN:alice" }, plus), "permit");
+  assert.equal(
+    await r({ from: "alice+x@example.org", sasl: "PLAIN:carol" }, plus),
+    NOT_OWNED("alice+x@example.org", "carol"),
+  );
+  assert.equal(
+    await r({ from: "alice+x@example.org" }, plus),
+    NOT_LOGGED_IN("alice+x@example.org"),
+  );
+  // Without a delimiter the tagged address is one no map knows.
+  assert.equal(
+    await r({ from: "alice+x@example.org", sasl: "PLAIN:alice" }, {}),
+    NOT_OWNED("alice+x@example.org", "alice"),
+  );
+});
+
 Deno.test("a sender login restriction without smtpd_sasl_auth_enable is ignored with Postfix's warning", async () => {
   const r = await sender("reject_sender_login_mismatch", { from: "alice@example.org" }, {
     "smtpd_sender_login_maps": [`texthash:${MAPS}`],

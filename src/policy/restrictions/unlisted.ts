@@ -11,8 +11,13 @@
  * | relay_domains           | virtual_alias_maps, relay_recipient_maps        | User unknown in relay recipient table  |
  *
  * An empty local_recipient_maps or relay_recipient_maps turns the check
- * off for its class, as in Postfix. Keys: `user@domain`, then `user` for a
- * local domain, then `@domain`. A table that cannot answer defers with
+ * off for its class, as in Postfix. Keys (Postfix's mail_addr_find, see
+ * ../addr_find.ts): `user+ext@domain`, `user@domain` (with
+ * recipient_delimiter), then `user+ext` and `user` for a local domain,
+ * then `@domain`. In a local domain, `postmaster`, `MAILER-DAEMON` and
+ * `double-bounce` (any case, no extension) are never refused by
+ * local_recipient_maps, as in Postfix's check_rcpt_maps (the queue manager
+ * and the bounce daemon take them). A table that cannot answer defers with
  * 451 4.3.0. reject_unlisted_recipient and reject_unlisted_sender are the
  * restrictions; smtpd_reject_unlisted_recipient (default yes) and
  * smtpd_reject_unlisted_sender (default no) run the same check after the
@@ -24,6 +29,7 @@
 import { reply } from "../../protocol/reply.ts";
 import type { Address } from "../../protocol/address.ts";
 import type { Decision } from "../decision.ts";
+import { recipientKeys } from "../addr_find.ts";
 import { type AddressClass, addressClass } from "../destinations.ts";
 import { normalizeDomain } from "../hostname.ts";
 import {
@@ -40,11 +46,16 @@ import type { LookupTable } from "../tables/mod.ts";
 /** Which tables know the users of a class, with the reply code and text. */
 interface ClassRule {
   readonly tables: readonly LookupTable[];
+  /** The local parts known without a lookup of the class's own table (the alias tables still count). */
+  readonly always?: { readonly names: ReadonlySet<string>; readonly alias: readonly LookupTable[] };
   readonly code: number;
   readonly text: string;
   /** The class's own table is empty: no check (local and relay classes). */
   readonly off: boolean;
 }
+
+/** Local users Postfix's check_rcpt_maps lets through in a local domain. */
+const SYSTEM_USERS: ReadonlySet<string> = new Set(["postmaster", "mailer-daemon", "double-bounce"]);
 
 function rules(env: CompileEnv): Partial<Record<AddressClass, ClassRule>> {
   const c = env.config;
@@ -56,6 +67,7 @@ function rules(env: CompileEnv): Partial<Record<AddressClass, ClassRule>> {
   return {
     local: {
       tables: [...alias, ...local],
+      always: { names: SYSTEM_USERS, alias },
       code: c.unknown_local_recipient_reject_code,
       text: "User unknown in local recipient table",
       off: local.length === 0,
@@ -109,10 +121,13 @@ export function unlistedCheck(
       const rule = byClass[cls as AddressClass];
       if (!rule || rule.off) return { kind: "dunno" };
       const domain = normalizeDomain(a.domain);
-      const keys = domain
-        ? [`${a.local}@${domain}`, ...(cls === "local" ? [a.local] : []), `@${domain}`]
-        : [a.local];
-      for (const table of rule.tables) {
+      const keys = recipientKeys(a.local, domain, {
+        delimiter: env.config.recipient_delimiter,
+        localDomain: cls === "local",
+      });
+      // Postfix looks the alias tables up first, so their failure still defers.
+      const always = rule.always?.names.has(a.local.toLowerCase()) ? rule.always : undefined;
+      for (const table of always ? always.alias : rule.tables) {
         for (const key of keys) {
           const r = await tracedLookup(e, table, key);
           if (r.kind === "found") return { kind: "dunno" };
@@ -121,6 +136,7 @@ export function unlistedCheck(
           }
         }
       }
+      if (always) return { kind: "dunno" };
       // Postfix: 5.1.0 for a sender, 5.1.1 for a recipient.
       return refuse(
         refusal(rule.code, who === "sender" ? "1.0" : "1.1", who, e.ctx, rule.text),

@@ -185,6 +185,114 @@ const CASES: Case[] = [
     facts: { to: "x@maybe.example" },
     expect: "defer 451 4.3.0 <x@maybe.example>: Temporary lookup failure",
   },
+  {
+    does: "recipient_delimiter: user+tag@ is found as user@ in relay_recipient_maps",
+    params: { ...RELAY, "recipient_delimiter": "+" },
+    stage: "recipient",
+    facts: { to: "Alice+Lists@example.com" },
+    expect: "permit",
+  },
+  {
+    does: "without recipient_delimiter (Postfix's default) user+tag@ is unknown",
+    params: RELAY,
+    stage: "recipient",
+    facts: { to: "alice+lists@example.com" },
+    expect: `reject 550 5.1.1 <alice+lists@example.com>: ${UNKNOWN} in relay recipient table`,
+  },
+  {
+    does: "recipient_delimiter: another user with an extension is still unknown",
+    params: { ...RELAY, "recipient_delimiter": "+" },
+    stage: "recipient",
+    facts: { to: "bob+alice@example.com" },
+    expect: `reject 550 5.1.1 <bob+alice@example.com>: ${UNKNOWN} in relay recipient table`,
+  },
+  {
+    does: "recipient_delimiter: any character of the set starts the extension",
+    params: { ...RELAY, "recipient_delimiter": "+-" },
+    stage: "recipient",
+    facts: { to: "alice-news@example.com" },
+    expect: "permit",
+  },
+  {
+    does: "recipient_delimiter: local_recipient_maps finds user+tag as the bare user",
+    params: {
+      "mydestination": ["ours.example"],
+      "local_recipient_maps": ["inline:{ carol=x }"],
+      "recipient_delimiter": "+",
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "carol+tag@ours.example" },
+    expect: "permit",
+  },
+  {
+    does: "recipient_delimiter: virtual_mailbox_maps finds user+tag@ as user@",
+    params: {
+      "virtual_mailbox_domains": ["boxes.example"],
+      "virtual_mailbox_maps": ["inline:{ ann@boxes.example=ann/ }"],
+      "recipient_delimiter": "+",
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "ann+x@boxes.example" },
+    expect: "permit",
+  },
+  {
+    does: "recipient_delimiter: virtual_alias_maps finds user+tag@ as user@",
+    params: {
+      "virtual_alias_maps": [
+        "inline:{ alias.example=anything, joe@alias.example=joe@example.org }",
+      ],
+      "recipient_delimiter": "+",
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "joe+x@alias.example" },
+    expect: "permit",
+  },
+  {
+    does:
+      "local_recipient_maps never refuses postmaster, MAILER-DAEMON, double-bounce (check_rcpt_maps)",
+    params: {
+      "mydestination": ["ours.example"],
+      "local_recipient_maps": ["inline:{ carol=x }"],
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "PostMaster@ours.example" },
+    expect: "permit",
+  },
+  {
+    does: "postmaster with an extension is not exempt (Postfix matches postmaster@ exactly)",
+    params: {
+      "mydestination": ["ours.example"],
+      "local_recipient_maps": ["inline:{ carol=x }"],
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "postmaster+x@ours.example" },
+    expect: `reject 550 5.1.1 <postmaster+x@ours.example>: ${UNKNOWN} in local recipient table`,
+  },
+  {
+    does: "postmaster of a relay domain is checked like anyone (the exemption is local only)",
+    params: RELAY,
+    stage: "recipient",
+    facts: { to: "postmaster@example.com" },
+    expect: `reject 550 5.1.1 <postmaster@example.com>: ${UNKNOWN} in relay recipient table`,
+  },
+  {
+    does: "postmaster of a local domain still defers when a virtual alias table cannot answer",
+    params: {
+      "mydestination": ["ours.example"],
+      "local_recipient_maps": ["inline:{ carol=x }"],
+      "virtual_alias_maps": [TEMP],
+      "virtual_alias_domains": [],
+      "smtpd_recipient_restrictions": ["permit"],
+    },
+    stage: "recipient",
+    facts: { to: "mailer-daemon@ours.example" },
+    expect: "defer 451 4.3.0 <mailer-daemon@ours.example>: Temporary lookup failure",
+  },
 ];
 
 for (const c of CASES) {

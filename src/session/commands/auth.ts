@@ -1,6 +1,7 @@
 /**
  * AUTH (RFC 4954), as Postfix's smtpd_sasl_proto.c: refused in stand-alone
- * mode and when smtpd_sasl_auth_enable is off (503), inside a transaction
+ * mode, when smtpd_sasl_auth_enable is off and when AUTH is among the
+ * discarded EHLO keywords (503), inside a transaction
  * (503), before TLS with smtpd_tls_auth_only (504), once authenticated
  * (503); counted against smtpd_client_auth_rate_limit; then the exchange
  * with the authentication server (src/sasl/smtp_auth.ts). A failure is a
@@ -21,7 +22,9 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 /** AUTH mechanism [initial-response] */
 export async function handleAuth(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const sasl = ctx.services.sasl;
-  if (!sasl || !sasl.settings.enabled) return answer(REPLY.authNotEnabled);
+  if (!sasl || !sasl.settings.enabled || ctx.ehloDiscard.has("AUTH")) {
+    return answer(REPLY.authNotEnabled);
+  }
   const overRate = ctx.services.overRate?.("auth", ctx.client.address);
   if (overRate) return answer(overRate);
   const tls = ctx.tls !== undefined;

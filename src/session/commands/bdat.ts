@@ -13,7 +13,11 @@
  * would take the message past 1.5 × message_size_limit is not read: the
  * reply is sent and the connection closed (Postfix shuts the input down).
  * A malformed BDAT line gets 521 and the connection is closed: what
- * follows is content of unknown length.
+ * follows is content of unknown length. So does any BDAT when
+ * smtpd_discard_ehlo_keywords (or the client's
+ * smtpd_discard_ehlo_keyword_address_maps value) takes CHUNKING away:
+ * "521 5.5.1 Error: command not implemented", checked before the syntax,
+ * as Postfix's bdat_cmd does.
  *
  * @module
  */
@@ -51,6 +55,7 @@ export function parseBdatArg(arg: string): BdatArg | undefined {
 
 /** BDAT */
 export async function handleBdat(arg: string, ctx: SessionContext): Promise<CommandResult> {
+  if (ctx.ehloDiscard.has("CHUNKING")) return { kind: "close", reply: REPLY.bdatNotImplemented };
   const parsed = parseBdatArg(arg);
   if (!parsed) {
     ctx.log.warning(

@@ -4,7 +4,8 @@
  * STARTTLS command-injection class of bugs). After the handshake the
  * session starts over: no HELO, no transaction (§4.2). The handshake has
  * smtpd_starttls_timeout to finish; a failed one ends the session. The
- * command table refuses STARTTLS when it is not offered (502) or already
+ * command table refuses STARTTLS when it is not offered (TLS off or the
+ * keyword discarded: 502 5.5.1, as Postfix) or already
  * done (554), with an argument (501), and inside a transaction (503).
  *
  * @module
