@@ -151,27 +151,27 @@ Deno.test({
       { dir },
     );
     try {
-      const tagged = await swaks(d.port, "alice+news@relay.example");
+      const tagged = await session(d.port, "alice+news@relay.example");
       assert.equal(tagged.rcpt, "<-  250 2.1.5 Ok", tagged.out);
       assert.equal(tagged.code, 0);
       const files = await queueFiles(d.queueDir);
       assert.equal(files.length, 1);
       // The recipient is queued as the client wrote it, extension included.
       assert.match(await postcat(files[0] as string), /recipient: alice\+news@relay\.example/);
-      const unknown = await swaks(d.port, "bob+news@relay.example");
+      const unknown = await session(d.port, "bob+news@relay.example");
       assert.equal(
         unknown.rcpt,
         "<** 550 5.1.1 <bob+news@relay.example>: Recipient address rejected: User unknown in relay recipient table",
       );
-      const refused = await swaks(d.port, "carol+x@relay.example");
+      const refused = await session(d.port, "carol+x@relay.example");
       assert.equal(
         refused.rcpt,
         "<** 554 5.7.1 <carol+x@relay.example>: Recipient address rejected: Carol takes no mail",
       );
-      const local = await swaks(d.port, "dave+x@mx.test.example");
+      const local = await session(d.port, "dave+x@mx.test.example");
       assert.equal(local.code, 0, local.out);
       // Not in local_recipient_maps, yet accepted, as Postfix's check_rcpt_maps does.
-      const postmaster = await swaks(d.port, "Postmaster@mx.test.example");
+      const postmaster = await session(d.port, "Postmaster@mx.test.example");
       assert.equal(postmaster.code, 0, postmaster.out);
       assert.equal((await queueFiles(d.queueDir)).length, 3);
     } finally {
