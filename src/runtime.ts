@@ -351,6 +351,7 @@ export const RESTART_ONLY = [
   "smtpd_listen",
   "smtpd_tls_wrappermode",
   "smtpd_tls_wrappermode_listen",
+  "smtpd_tls_loopback_listen",
   "smtpd_listen_threads",
   "queue_directory",
   "mail_owner",

@@ -18,6 +18,7 @@ import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
 import { parseTlsProtocols } from "./transport/tls_protocols.ts";
 import type { ServerTls } from "./transport/node_socket.ts";
 import { sniContexts } from "./tls_sni.ts";
+import { parseListenAddress } from "./transport/tcp_listener.ts";
 
 /** The contexts the listeners use. */
 export interface TlsContexts {
@@ -25,6 +26,11 @@ export interface TlsContexts {
   readonly starttls: ServerTls | undefined;
   /** For the wrapper-mode addresses (TLS required: the mandatory settings). */
   readonly wrapper: ServerTls;
+  /**
+   * The TLS engine's loopback address (smtpd_tls_loopback_listen), for the
+   * main thread; thread N listens on port + N. Undefined: node:tls.
+   */
+  readonly engine?: { readonly hostname: string; readonly port: number };
 }
 
 /**
@@ -107,13 +113,66 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
   };
-  const wrapper = build(mandatory);
+  const engine = engineAddress(loaded, [opportunistic, mandatory]);
+  const pem = engine ? { pem: { cert, key } } : {};
+  const wrapper = { ...build(mandatory), ...pem };
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;
   const starttls = c.smtpd_tls_security_level === "none"
     ? undefined
     : same
     ? wrapper
-    : build(opportunistic);
-  return { starttls, wrapper };
+    : { ...build(opportunistic), ...pem };
+  return { starttls, wrapper, ...(engine ? { engine } : {}) };
+}
+
+/**
+ * smtpd_tls_loopback_listen, checked: a loopback address (the engine takes
+ * connections from this process only), and settings the engine can keep:
+ * one chain (no SNI map) and the protocols it speaks, TLSv1.2 and TLSv1.3.
+ * @returns the address, or undefined when the parameter is empty
+ * @throws {ConfigError} with the parameter's file and line
+ */
+function engineAddress(
+  loaded: LoadedConfig,
+  ranges: readonly { minVersion: string; maxVersion: string }[],
+): { hostname: string; port: number } | undefined {
+  const c = loaded.config;
+  const text = c.smtpd_tls_loopback_listen.trim();
+  if (!text) return undefined;
+  const key = "smtpd_tls_loopback_listen";
+  const at = { file: loaded.file, line: loaded.lineOf(key), key };
+  const a = parseListenAddress(text);
+  if (!a || !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1)$/.test(a.hostname)) {
+    throw new ConfigError(
+      `cannot use "${text}": expected a loopback address and port (127.0.0.1:PORT or [::1]:PORT); ` +
+        `only this program connects to it`,
+      at,
+    );
+  }
+  const threads = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
+  if (a.port !== 0 && a.port + threads - 1 > 65535) {
+    throw new ConfigError(
+      `port ${a.port}: the listener threads need the ports up to port + ${threads - 1}`,
+      at,
+    );
+  }
+  if (c.tls_server_sni_maps.length > 0) {
+    throw new ConfigError(
+      "cannot be used with tls_server_sni_maps: the TLS engine serves one certificate chain; " +
+        "leave it empty to serve SNI names through node:tls",
+      at,
+    );
+  }
+  for (const r of ranges) {
+    if (r.minVersion !== "TLSv1.2" || r.maxVersion !== "TLSv1.3") {
+      throw new ConfigError(
+        `the TLS engine speaks TLSv1.2 and TLSv1.3 and cannot be limited to ${r.minVersion}` +
+          `${r.minVersion === r.maxVersion ? "" : `-${r.maxVersion}`} ` +
+          `(smtpd_tls_protocols, smtpd_tls_mandatory_protocols); leave it empty for node:tls`,
+        at,
+      );
+    }
+  }
+  return { hostname: a.hostname, port: a.port };
 }

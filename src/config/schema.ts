@@ -338,6 +338,11 @@ export const PARAMS = {
     [],
     "More addresses (host:port, e.g. 465) served in implicit TLS, beside smtpd_listen",
   ),
+  smtpd_tls_loopback_listen: str(
+    "",
+    "Loopback host:port of the program's own TLS engine (Deno's TLS stack, about half the CPU " +
+      "per handshake of node:tls); thread N uses port+N; empty: TLS through node:tls",
+  ),
   smtpd_upstream_proxy_protocol: oneOf(
     "",
     ["", "haproxy"] as const,

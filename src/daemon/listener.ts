@@ -47,6 +47,8 @@ export interface ListenerSetup {
   /** This thread's own share of them (a listener thread's, released if it dies). */
   ledger?: ConnectionLedger;
   reusePort: boolean;
+  /** This thread's TLS engine address (smtpd_tls_loopback_listen, its port moved by the thread's index). */
+  tlsEngine?: { hostname: string; port: number };
 }
 
 /** Refusals at the global cap are logged at most this often (per thread). */
@@ -200,6 +202,7 @@ export async function startListening(
     onEvict: (victim, why) => logEviction(victim, why),
     // STARTTLS with the context of the latest reload (new certificates).
     ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
+    ...(setup.tlsEngine ? { tlsEngine: setup.tlsEngine } : {}),
   });
   listening.server = server;
   store.makeRoom = () => {
@@ -220,6 +223,23 @@ export interface Listening {
   readonly limiter: ConnectionLimiter;
   /** Serves new sessions with a reloaded runtime ({@linkcode rebuildRuntime}). */
   readonly swap: (next: Runtime) => void;
+}
+
+/**
+ * Where a listener thread's TLS engine listens: smtpd_tls_loopback_listen
+ * with its port moved up by the thread's index (0 for the main thread);
+ * port 0 stays 0 (any free port).
+ * @param runtime the thread's runtime
+ * @param index the thread's index
+ * @returns the address, or undefined without the engine
+ */
+export function tlsEngineAddress(
+  runtime: Runtime,
+  index: number,
+): { hostname: string; port: number } | undefined {
+  const at = runtime.tls?.engine;
+  if (!at) return undefined;
+  return { hostname: at.hostname, port: at.port === 0 ? 0 : at.port + index };
 }
 
 /**

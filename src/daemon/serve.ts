@@ -20,7 +20,7 @@ import {
   type Runtime,
   type ThreadShares,
 } from "../runtime.ts";
-import { listenerThreads, startListening } from "./listener.ts";
+import { listenerThreads, startListening, tlsEngineAddress } from "./listener.ts";
 import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
 
 /**
@@ -74,7 +74,13 @@ export async function runServe(
   const threads = listenerThreads(config);
   let main;
   try {
-    main = await startListening({ runtime, listen: runtime.listen, reusePort: threads > 1 });
+    const tlsEngine = tlsEngineAddress(runtime, 0);
+    main = await startListening({
+      runtime,
+      listen: runtime.listen,
+      reusePort: threads > 1,
+      ...(tlsEngine ? { tlsEngine } : {}),
+    });
   } catch (e) {
     logger.error(`cannot listen: ${(e as Error).message}`);
     return 1;
@@ -90,7 +96,7 @@ export async function runServe(
   // Listener threads: a dead one is logged, its slots released, and replaced.
   const supervisor = new ThreadSupervisor<ListenerThread>({
     log: logger,
-    start: async () => {
+    start: async (index) => {
       const ledger = new ConnectionLedger();
       const heartbeat = new SharedArrayBuffer(4);
       const worker = await startWorker({
@@ -104,6 +110,7 @@ export async function runServe(
         overrides: opts.overrides,
         verbose: opts.verbose,
         listen: bound,
+        index,
         shared: main.limiter.shared,
         ledger: ledger.shared,
         heartbeat,
@@ -201,6 +208,8 @@ export interface WorkerInit {
   overrides: string[];
   verbose: number;
   listen: ListenAddress[];
+  /** The thread's index (1 for the first listener thread; the main thread is 0). */
+  index: number;
   shared: SharedArrayBuffer;
   /** The thread's own share of the counts ({@linkcode ConnectionLedger}). */
   ledger: SharedArrayBuffer;
@@ -321,12 +330,14 @@ export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
     thread: init.shares,
   });
   await runtime.store.prefill("incoming");
+  const tlsEngine = tlsEngineAddress(runtime, init.index);
   const { server, swap } = await startListening({
     runtime,
     listen: init.listen,
     shared: init.shared,
     ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
+    ...(tlsEngine ? { tlsEngine } : {}),
   });
   const heartbeat = new Int32Array(init.heartbeat);
   const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);

@@ -294,6 +294,20 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
       if (l) add("net", l.port === 0 ? host as string : netTarget(l.hostname, l.port), key);
     }
   }
+  // The TLS engine: its loopback port for each listener thread (port 0, as
+  // tests use: any port of that address).
+  const engine = tlsNeededBy(c) ? parseListenAddress(c.smtpd_tls_loopback_listen) : undefined;
+  if (engine) {
+    const why = "smtpd_tls_loopback_listen (the TLS engine, one port per listener thread)";
+    const threads = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
+    if (engine.port === 0) {
+      add("net", engine.hostname.includes(":") ? `[${engine.hostname}]` : engine.hostname, why);
+    } else {
+      for (let i = 0; i < threads && engine.port + i <= 65535; i++) {
+        add("net", netTarget(engine.hostname, engine.port + i), why);
+      }
+    }
+  }
   // Policy servers and socket maps: their endpoints, wherever they are named.
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as string;

@@ -10,12 +10,15 @@
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
+import type { TlsPem } from "./tls_engine.ts";
 import { type PeerInfo, TlsHandshakeError, type TlsInfo, type Transport } from "./types.ts";
 
 /** A server's TLS context, and the contexts it serves for SNI names (tls_server_sni_maps). */
 export interface ServerTls {
   readonly context: SecureContext;
   readonly sni?: (name: string) => SecureContext | undefined;
+  /** The chain and key, for the TLS engine (tls_engine.ts) when it serves them. */
+  readonly pem?: TlsPem;
 }
 
 function bitsOf(cipher: string): number {

@@ -17,8 +17,9 @@ import {
   describeAcceptError,
 } from "./accept_backoff.ts";
 import { resourceShortage } from "../io/os_error.ts";
-import type { Transport } from "./types.ts";
+import { TlsHandshakeError, type Transport } from "./types.ts";
 import type { ByteConn } from "./conn_duplex.ts";
+import type { TlsEngine } from "./tls_engine.ts";
 
 /** A host:port pair from smtpd_listen (or smtpd_tls_wrappermode_listen). */
 export interface ListenAddress {
@@ -213,6 +214,28 @@ async function startTlsWith(context: () => ServerTls): Promise<StartTls> {
   };
 }
 
+/**
+ * STARTTLS (and wrapper mode) through the thread's TLS engine
+ * (tls_engine.ts): the handshake and the encryption in Deno's TLS stack.
+ */
+function startTlsWithEngine(engine: TlsEngine, context: () => ServerTls): StartTls {
+  return async (conn, peer, timeoutMs) => {
+    const pem = context().pem;
+    if (!pem) {
+      conn.close();
+      throw new TlsHandshakeError("protocol", "the TLS engine has no certificate chain");
+    }
+    const s = await engine.handshake(conn, pem, timeoutMs);
+    return {
+      peer,
+      tls: s.info,
+      read: (p) => s.read(p),
+      write: (p) => s.write(p),
+      close: () => s.close(),
+    };
+  };
+}
+
 /** Running listeners. */
 export interface TcpServer {
   /** The bound addresses (useful with port 0). */
@@ -250,6 +273,11 @@ export interface ServeOptions {
    * wrapper mode; asked per handshake (a reload may replace them).
    */
   tls?: () => { readonly starttls: ServerTls | undefined; readonly wrapper: ServerTls };
+  /**
+   * The TLS engine's loopback address for this thread: TLS through Deno's
+   * own TLS stack (tls_engine.ts) instead of node:tls.
+   */
+  tlsEngine?: { hostname: string; port: number };
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */
@@ -301,8 +329,26 @@ export async function serveTcp(
   const reopenAfter = options.reopenAfterMs ?? 5000;
   const giveUpAfter = options.giveUpAfterMs ?? 30_000;
   const tls = options.tls;
-  const starttls = tls?.().starttls ? await startTlsWith(() => tls().starttls!) : undefined;
-  const wrapperTls = tls ? await startTlsWith(() => tls().wrapper) : undefined;
+  let engine: TlsEngine | undefined;
+  const contexts = tls?.();
+  const pem = contexts?.starttls?.pem ?? contexts?.wrapper.pem;
+  if (options.tlsEngine && pem) {
+    const { openTlsEngine } = await import("./tls_engine.ts");
+    try {
+      engine = openTlsEngine(options.tlsEngine, pem);
+    } catch (e) {
+      const a = options.tlsEngine;
+      throw new Error(
+        `smtpd_tls_loopback_listen: cannot listen on ${a.hostname}:${a.port}: ${
+          (e as Error).message
+        }`,
+      );
+    }
+  }
+  const upgrader = (ctx: () => ServerTls) =>
+    engine ? Promise.resolve(startTlsWithEngine(engine, ctx)) : startTlsWith(ctx);
+  const starttls = contexts?.starttls ? await upgrader(() => tls!().starttls!) : undefined;
+  const wrapperTls = tls ? await upgrader(() => tls().wrapper) : undefined;
   const live = new Set<Watched>();
   const evictAfter = options.evictIdleAfterMs ?? 1000;
   const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
@@ -405,6 +451,7 @@ export async function serveTcp(
     addresses: first.map((l) => l.addr as Deno.NetAddr),
     close: () => {
       closed = true;
+      engine?.close();
       for (const t of [...timers]) t.wake();
       for (const l of current) {
         try {

@@ -1,0 +1,306 @@
+/**
+ * The TLS engine: the server side of TLS in Deno's own TLS stack
+ * (Deno.listenTls: rustls in the runtime, the key loaded once) instead of
+ * node:tls, which loads the key again for every connection and costs about
+ * twice the CPU per handshake. Deno can serve TLS only to connections its
+ * TLS listener accepts, so each thread listens on a loopback port of its
+ * own (smtpd_tls_loopback_listen) and relays: after STARTTLS (or, in
+ * wrapper mode, at once) the client's bytes go to a connection this thread
+ * opens to its engine port, and the engine's bytes go back to the client.
+ * The session reads and writes the plaintext of the connection the engine
+ * accepted.
+ *
+ * The relay passes bytes as they come and only when the other side has
+ * taken the last ones: a client that sends without reading stops being
+ * read (the kernel buffers hold the rest), as on a plain connection. The
+ * engine's first record, the ServerHello, is read on the way for the
+ * protocol and cipher (server_hello.ts). Only connections this thread
+ * opened are served: the engine matches each accepted connection to the
+ * relay that opened it by its source address and port, and closes any
+ * other.
+ *
+ * @module
+ */
+
+import type { ByteConn } from "./conn_duplex.ts";
+import { parseServerHello, SERVER_HELLO_LIMIT } from "./server_hello.ts";
+import { TlsHandshakeError, type TlsInfo } from "./types.ts";
+
+/** A certificate chain and its key, PEM. */
+export interface TlsPem {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The encrypted side of a connection, once the handshake is done. */
+export interface TlsStream {
+  readonly info: TlsInfo;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  /** Ends TLS; what was written still reaches the client, then its connection is closed. */
+  close(): void;
+}
+
+/** One thread's TLS engine. */
+export interface TlsEngine {
+  /** Where it listens (port 0 resolved). */
+  readonly address: Deno.NetAddr;
+  /**
+   * Runs the server handshake over a client's connection, within timeoutMs.
+   * @param conn the client's connection (its plaintext part is over)
+   * @param pem the chain and key to serve (a reload may bring new ones)
+   * @param timeoutMs smtpd_starttls_timeout
+   * @returns the encrypted stream
+   * @throws {TlsHandshakeError} on timeout, a client that leaves, or a failed handshake;
+   *   the client's connection is closed then
+   */
+  handshake(conn: ByteConn, pem: TlsPem, timeoutMs: number): Promise<TlsStream>;
+  /** Stops listening; sessions already encrypted go on. */
+  close(): void;
+}
+
+/** How long a closed session's last bytes may take to reach its client (ms). */
+const DRAIN_MS = 10_000;
+/** How long an accepted connection waits for its relay to claim it (ms). */
+const EARLY_MS = 2000;
+/** How long a certificate change waits for handshakes in progress (ms). */
+const SWAP_WAIT_MS = 1000;
+
+/** Opens a TLS listener (Deno.listenTls; tests may pass another). */
+export type ListenTls = (o: Deno.TcpListenOptions & TlsPem) => Deno.TlsListener;
+
+/**
+ * Opens a thread's engine.
+ * @param at the loopback address and port (0: any free port)
+ * @param pem the chain and key
+ * @param listen opens the TLS listener
+ * @returns the engine, listening
+ * @throws when the port cannot be had (in use, or not permitted)
+ */
+export function openTlsEngine(
+  at: { hostname: string; port: number },
+  pem: TlsPem,
+  listen: ListenTls = (o) => Deno.listenTls(o),
+): TlsEngine {
+  // Relays that have connected, by their source address, until accepted;
+  // and connections accepted before their relay knew its address (the
+  // accept can be seen before the connect), for a moment.
+  const waiting = new Map<string, (c: Deno.TlsConn) => void>();
+  const early = new Map<string, Deno.TlsConn>();
+  let connecting = 0;
+  let current = pem;
+  let listener: Deno.TlsListener | undefined = listen({ ...at, ...pem });
+  const address = listener.addr as Deno.NetAddr;
+  let closed = false;
+  const accepting = (l: Deno.TlsListener) => {
+    void (async () => {
+      for (;;) {
+        let c: Deno.TlsConn;
+        try {
+          c = await l.accept();
+        } catch {
+          return; // closed (a new chain opens the next listener)
+        }
+        const from = c.remoteAddr as Deno.NetAddr;
+        const key = `${from.hostname}:${from.port}`;
+        const mine = waiting.get(key);
+        if (mine) {
+          waiting.delete(key);
+          mine(c);
+          continue;
+        }
+        // Its relay's connect has not been seen yet, or it is not one of
+        // this thread's relays (another local process): closed unless
+        // claimed soon.
+        early.set(key, c);
+        setTimeout(() => {
+          if (early.get(key) === c) {
+            early.delete(key);
+            closeQuietly(c);
+          }
+        }, EARLY_MS);
+      }
+    })();
+  };
+  accepting(listener);
+
+  // A new chain (after a reload) takes over once no handshake waits for an
+  // accept: closing a listener resets the connections in its backlog. The
+  // port is taken again at once (nothing else in this thread runs between).
+  let next: TlsPem | undefined;
+  let swapTimer: ReturnType<typeof setTimeout> | undefined;
+  const swapNow = () => {
+    clearTimeout(swapTimer);
+    swapTimer = undefined;
+    if (!next || closed) return;
+    const chain = next;
+    next = undefined;
+    closeQuietly(listener);
+    listener = undefined;
+    for (const p of [chain, current]) {
+      try {
+        listener = listen({ hostname: address.hostname, port: address.port, ...p });
+        current = p;
+        accepting(listener);
+        return;
+      } catch { /* the old chain, then nothing: handshakes fail until the next change */ }
+    }
+  };
+  const maybeSwap = () => {
+    if (next && connecting === 0 && waiting.size === 0) swapNow();
+  };
+  const serve = (p: TlsPem) => {
+    if (p.cert === current.cert && p.key === current.key && listener) {
+      next = undefined;
+      return;
+    }
+    next = p;
+    maybeSwap();
+    if (next) swapTimer ??= setTimeout(swapNow, SWAP_WAIT_MS);
+  };
+
+  const handshake = async (conn: ByteConn, pem: TlsPem, timeoutMs: number) => {
+    serve(pem);
+    let fail: (e: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    failed.catch(() => {});
+    const timer = setTimeout(
+      () => fail(new TlsHandshakeError("timeout", "Connection timed out")),
+      timeoutMs,
+    );
+    let relay: Deno.TcpConn | undefined;
+    let tls: Deno.TlsConn | undefined;
+    let key: string | undefined;
+    let info: TlsInfo | undefined;
+    try {
+      if (closed || !listener) throw new Error("the TLS engine is not listening");
+      connecting++;
+      try {
+        relay = await Promise.race([
+          Deno.connect({ hostname: address.hostname, port: address.port }),
+          failed,
+        ]);
+      } finally {
+        connecting--;
+      }
+      try {
+        relay.setNoDelay(true);
+      } catch { /* not fatal */ }
+      const mine = relay.localAddr as Deno.NetAddr;
+      key = `${mine.hostname}:${mine.port}`;
+      const here = early.get(key);
+      early.delete(key);
+      const accepted = here
+        ? Promise.resolve(here)
+        : new Promise<Deno.TlsConn>((resolve) => waiting.set(key!, resolve));
+      const engineSide = relay;
+      const closeBoth = () => {
+        closeQuietly(conn);
+        closeQuietly(engineSide);
+      };
+      const drain = deferredTimer(closeBoth);
+      // Client to engine: its end (or failure) before the handshake is done is a lost client.
+      void pump(conn, engineSide).then(() =>
+        fail(new TlsHandshakeError("lost", "lost connection"))
+      );
+      // Engine to client, reading the ServerHello on the way; its end closes both.
+      void pump(engineSide, conn, (facts) => (info = facts)).then(() => {
+        drain.stop();
+        closeBoth();
+      });
+      tls = await Promise.race([accepted, failed]);
+      await Promise.race([tls.handshake(), failed]);
+      const secure = tls;
+      return {
+        info: info ?? { protocol: "unknown", cipher: "unknown", bits: 0 },
+        read: (p: Uint8Array) => secure.read(p),
+        write: (p: Uint8Array) => secure.write(p),
+        close() {
+          closeQuietly(secure);
+          drain.start(DRAIN_MS);
+        },
+      };
+    } catch (err) {
+      for (const c of [tls, relay, conn]) closeQuietly(c);
+      if (err instanceof TlsHandshakeError) throw err;
+      const message = (err as Error)?.message ?? String(err);
+      if (/eof|reset|broken pipe|connection closed/i.test(message)) {
+        throw new TlsHandshakeError("lost", "lost connection");
+      }
+      throw new TlsHandshakeError("protocol", message);
+    } finally {
+      clearTimeout(timer);
+      if (key) waiting.delete(key);
+      maybeSwap();
+    }
+  };
+
+  return {
+    address,
+    handshake,
+    close() {
+      closed = true;
+      clearTimeout(swapTimer);
+      closeQuietly(listener);
+    },
+  };
+}
+
+function closeQuietly(c: { close(): void } | undefined): void {
+  try {
+    c?.close();
+  } catch { /* closed */ }
+}
+
+/**
+ * Copies one direction until its end; the destination is half-closed then.
+ * @returns "end" when the source ended, "error" when either side failed
+ */
+async function pump(
+  from: ByteConn,
+  to: ByteConn,
+  onServerHello?: (info: TlsInfo) => void,
+): Promise<"end" | "error"> {
+  const buf = new Uint8Array(16384);
+  let hello: Uint8Array | undefined = onServerHello ? new Uint8Array(0) : undefined;
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      let off = 0;
+      while (off < n) off += await to.write(buf.subarray(off, n));
+      if (hello && onServerHello) {
+        const seen = new Uint8Array(Math.min(hello.length + n, SERVER_HELLO_LIMIT));
+        seen.set(hello.subarray(0, seen.length));
+        seen.set(buf.subarray(0, seen.length - hello.length), hello.length);
+        const facts = parseServerHello(seen);
+        if (facts === "more" && seen.length < SERVER_HELLO_LIMIT) hello = seen;
+        else {
+          hello = undefined;
+          if (facts && facts !== "more") onServerHello(facts);
+        }
+      }
+    }
+  } catch {
+    return "error";
+  }
+  try {
+    await to.closeWrite();
+  } catch { /* closed */ }
+  return "end";
+}
+
+/** A timer armed later, and stopped when what it guards ends first. */
+function deferredTimer(fire: () => void): { start(ms: number): void; stop(): void } {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  return {
+    start(ms) {
+      if (!stopped && t === undefined) t = setTimeout(fire, ms);
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(t);
+    },
+  };
+}
