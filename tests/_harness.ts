@@ -570,15 +570,18 @@ export async function makeTestCert(dir: string): Promise<{ cert: string; key: st
  * @param level smtpd_tls_security_level
  * @returns the configuration lines
  */
-export async function tlsCertConfig(dir: string, level = "may"): Promise<string> {
+export async function tlsCertConfig(
+  dir: string,
+  level = "may",
+  options: { engine?: boolean } = {},
+): Promise<string> {
   await makeTestCert(dir);
   const relDir = rel(dir);
   return [
     `smtpd_tls_security_level = "${level}"`,
     `smtpd_tls_cert_file = "${relDir}/cert.pem"`,
     `smtpd_tls_key_file = "${relDir}/key.pem"`,
-    // The TLS engine (tls_engine.ts) instead of node:tls: the TLS tests run
-    // once each way (deno task test).
-    ...(Deno.env.get("SMTPD_TEST_TLS_ENGINE") ? [`smtpd_tls_loopback_listen = "127.0.0.1:0"`] : []),
+    // The TLS engine (tls_engine.ts) instead of node:tls, on any free port.
+    ...(options.engine ? [`smtpd_tls_loopback_listen = "127.0.0.1:0"`] : []),
   ].join("\n");
 }

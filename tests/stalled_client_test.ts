@@ -23,10 +23,16 @@ import {
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** A work dir with a fresh self-signed certificate and the TLS settings for it. */
-async function tlsSetup(): Promise<{ dir: string; tls: string }> {
+async function tlsSetup(engine = false): Promise<{ dir: string; tls: string }> {
   const dir = await makeWorkDir("stall");
-  return { dir, tls: await tlsCertConfig(dir) };
+  return { dir, tls: await tlsCertConfig(dir, "may", { engine }) };
 }
+
+/** The TLS tests run through node:tls and through the TLS engine (tls_engine.ts). */
+const ENGINES = [
+  { engine: false, named: "" },
+  { engine: true, named: " (TLS engine)" },
+];
 
 /**
  * EHLO, STARTTLS, the 220, and then nothing: the handshake never starts.
@@ -88,86 +94,92 @@ async function logCount(d: Daemon, re: RegExp, n: number, timeoutMs = 5000): Pro
   return count(d.log(), re);
 }
 
-Deno.test({
-  name:
-    "smtpd_starttls_timeout: 5 clients silent after STARTTLS do not lock out a 6th (default_process_limit = 5)",
-  ...opts,
-  fn: async () => {
-    const { dir, tls } = await tlsSetup();
-    const d = await startDaemon(
-      `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 5\nsmtpd_starttls_timeout = 2`,
-      { dir },
-    );
-    const silent: RawClient[] = [];
-    let fresh: RawClient | undefined;
-    try {
-      for (let i = 0; i < 5; i++) silent.push(await silentAfterStarttls(d.port));
-      // Nobody else connects (so no idle session is closed to make room):
-      // the handshakes themselves must time out and free every slot.
-      const timedOut = /SSL_accept error from unknown\[127\.0\.0\.1\]: Connection timed out/;
-      assert.equal(await logCount(d, timedOut, 5, 6000), 5, d.log());
-      // Each silent client was cut off: its connection is closed.
-      for (const c of silent) assert.equal(await c.reply(3000), "");
-      fresh = await greeted(d.port, Date.now() + 3000);
-      assert.ok(fresh, `no 220 greeting after the timeouts:\n${d.log()}`);
-      assert.match(await sendMessage(fresh), /^250 2\.0\.0 Ok: queued as \w+\r\n$/);
-      assert.equal((await queueFiles(d.queueDir)).length, 1);
-      assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 5), 5);
-      assert.equal(await logCount(d, /disconnect from unknown\S+ ehlo=1 starttls=1 /, 5), 5);
-    } finally {
-      fresh?.close();
-      for (const c of silent) c.close();
-      await d.stop();
-    }
-  },
-});
-
-Deno.test({
-  name: "garbage instead of a ClientHello after STARTTLS ends the session and frees its slot",
-  ...opts,
-  fn: async () => {
-    const { dir, tls } = await tlsSetup();
-    const d = await startDaemon(
-      `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 1\nsmtpd_starttls_timeout = 30`,
-      { dir },
-    );
-    const fresh: RawClient[] = [];
-    try {
-      const shapes = [
-        "GET / HTTP/1.0\r\n\r\n", // plaintext
-        "\x16\x03\x01\x00\x05hello", // a handshake record with a bogus body
-        "\x16\x03\x01\xff\xff" + "x".repeat(2000), // a record longer than TLS allows
-      ];
-      for (const garbage of shapes) {
-        const c = await silentAfterStarttls(d.port);
-        const t0 = Date.now();
-        await c.send(new Uint8Array([...garbage].map((ch) => ch.charCodeAt(0))));
-        // The server answers with at most a TLS alert, then closes.
-        let rest = "x";
-        for (let i = 0; i < 5 && rest !== ""; i++) rest = await c.reply(5000).catch(() => "");
-        assert.equal(rest, "", `connection not closed after ${JSON.stringify(garbage)}`);
-        assert.ok(Date.now() - t0 < 5000);
-        c.close();
-        // The only slot is free again at once.
-        const next = await greeted(d.port, Date.now() + 5000);
-        assert.ok(next, "the slot was not freed");
-        fresh.push(next);
-        next.close();
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name:
+      "smtpd_starttls_timeout: 5 clients silent after STARTTLS do not lock out a 6th (default_process_limit = 5)" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, tls } = await tlsSetup(engine);
+      const d = await startDaemon(
+        `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 5\nsmtpd_starttls_timeout = 2`,
+        { dir },
+      );
+      const silent: RawClient[] = [];
+      let fresh: RawClient | undefined;
+      try {
+        for (let i = 0; i < 5; i++) silent.push(await silentAfterStarttls(d.port));
+        // Nobody else connects (so no idle session is closed to make room):
+        // the handshakes themselves must time out and free every slot.
+        const timedOut = /SSL_accept error from unknown\[127\.0\.0\.1\]: Connection timed out/;
+        assert.equal(await logCount(d, timedOut, 5, 6000), 5, d.log());
+        // Each silent client was cut off: its connection is closed.
+        for (const c of silent) assert.equal(await c.reply(3000), "");
+        fresh = await greeted(d.port, Date.now() + 3000);
+        assert.ok(fresh, `no 220 greeting after the timeouts:\n${d.log()}`);
+        assert.match(await sendMessage(fresh), /^250 2\.0\.0 Ok: queued as \w+\r\n$/);
+        assert.equal((await queueFiles(d.queueDir)).length, 1);
+        assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 5), 5);
+        assert.equal(await logCount(d, /disconnect from unknown\S+ ehlo=1 starttls=1 /, 5), 5);
+      } finally {
+        fresh?.close();
+        for (const c of silent) c.close();
+        await d.stop();
       }
-      assert.equal(await logCount(d, /SSL_accept error from unknown\[127\.0\.0\.1\]: -1/, 3), 3);
-      assert.equal(await logCount(d, /warning: TLS library problem: /, 3), 3);
-      assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 3), 3);
-      // The daemon still serves.
-      const last = await greeted(d.port, Date.now() + 5000);
-      assert.ok(last);
-      fresh.push(last);
-      assert.match(await sendMessage(last), /^250 2\.0\.0 Ok: queued as/);
-    } finally {
-      for (const c of fresh) c.close();
-      await d.stop();
-    }
-  },
-});
+    },
+  });
+}
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "garbage instead of a ClientHello after STARTTLS ends the session and frees its slot" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, tls } = await tlsSetup(engine);
+      const d = await startDaemon(
+        `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 1\nsmtpd_starttls_timeout = 30`,
+        { dir },
+      );
+      const fresh: RawClient[] = [];
+      try {
+        const shapes = [
+          "GET / HTTP/1.0\r\n\r\n", // plaintext
+          "\x16\x03\x01\x00\x05hello", // a handshake record with a bogus body
+          "\x16\x03\x01\xff\xff" + "x".repeat(2000), // a record longer than TLS allows
+        ];
+        for (const garbage of shapes) {
+          const c = await silentAfterStarttls(d.port);
+          const t0 = Date.now();
+          await c.send(new Uint8Array([...garbage].map((ch) => ch.charCodeAt(0))));
+          // The server answers with at most a TLS alert, then closes.
+          let rest = "x";
+          for (let i = 0; i < 5 && rest !== ""; i++) rest = await c.reply(5000).catch(() => "");
+          assert.equal(rest, "", `connection not closed after ${JSON.stringify(garbage)}`);
+          assert.ok(Date.now() - t0 < 5000);
+          c.close();
+          // The only slot is free again at once.
+          const next = await greeted(d.port, Date.now() + 5000);
+          assert.ok(next, "the slot was not freed");
+          fresh.push(next);
+          next.close();
+        }
+        assert.equal(await logCount(d, /SSL_accept error from unknown\[127\.0\.0\.1\]: -1/, 3), 3);
+        assert.equal(await logCount(d, /warning: TLS library problem: /, 3), 3);
+        assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 3), 3);
+        // The daemon still serves.
+        const last = await greeted(d.port, Date.now() + 5000);
+        assert.ok(last);
+        fresh.push(last);
+        assert.match(await sendMessage(last), /^250 2\.0\.0 Ok: queued as/);
+      } finally {
+        for (const c of fresh) c.close();
+        await d.stop();
+      }
+    },
+  });
+}
 
 /**
  * A client that pipelines HELO commands but never reads a reply, until its
@@ -260,14 +272,17 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "a client that never reads its replies after STARTTLS is cut off after smtpd_timeout",
-  ...opts,
-  fn: async () => {
-    const { dir, tls } = await tlsSetup();
-    await nonReaderAgainst(tls, dir, true);
-  },
-});
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "a client that never reads its replies after STARTTLS is cut off after smtpd_timeout" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, tls } = await tlsSetup(engine);
+      await nonReaderAgainst(tls, dir, true);
+    },
+  });
+}
 
 Deno.test({
   name: "stand-alone mode: a client that never reads stdout is cut off after smtpd_timeout",
@@ -310,27 +325,29 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "a client that leaves during the TLS handshake frees its slot at once",
-  ...opts,
-  fn: async () => {
-    const { dir, tls } = await tlsSetup();
-    const d = await startDaemon(
-      `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 2\nsmtpd_starttls_timeout = 60`,
-      { dir },
-    );
-    try {
-      const gone = [await silentAfterStarttls(d.port), await silentAfterStarttls(d.port)];
-      for (const c of gone) c.close();
-      // Both slots come back well before smtpd_starttls_timeout (60 s).
-      const t0 = Date.now();
-      const next = await greeted(d.port, Date.now() + 5000);
-      assert.ok(next, "no slot came back within 5 s");
-      assert.ok(Date.now() - t0 < 1500, `a slot came back after ${Date.now() - t0} ms`);
-      next.close();
-      assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 2), 2);
-    } finally {
-      await d.stop();
-    }
-  },
-});
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "a client that leaves during the TLS handshake frees its slot at once" + named,
+    ...opts,
+    fn: async () => {
+      const { dir, tls } = await tlsSetup(engine);
+      const d = await startDaemon(
+        `${tls}\nsmtpd_peername_lookup = false\ndefault_process_limit = 2\nsmtpd_starttls_timeout = 60`,
+        { dir },
+      );
+      try {
+        const gone = [await silentAfterStarttls(d.port), await silentAfterStarttls(d.port)];
+        for (const c of gone) c.close();
+        // Both slots come back well before smtpd_starttls_timeout (60 s).
+        const t0 = Date.now();
+        const next = await greeted(d.port, Date.now() + 5000);
+        assert.ok(next, "no slot came back within 5 s");
+        assert.ok(Date.now() - t0 < 1500, `a slot came back after ${Date.now() - t0} ms`);
+        next.close();
+        assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 2), 2);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}

@@ -19,41 +19,55 @@ import {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function tlsConfig(level: string): Promise<{ dir: string; extra: string }> {
+async function tlsConfig(
+  level: string,
+  engine = false,
+): Promise<{ dir: string; extra: string }> {
   const dir = await makeWorkDir("tls");
-  return { dir, extra: `smtpd_peername_lookup = false\n${await tlsCertConfig(dir, level)}` };
+  const tls = await tlsCertConfig(dir, level, { engine });
+  return { dir, extra: `smtpd_peername_lookup = false\n${tls}` };
 }
 
-Deno.test({
-  name: "swaks --tls: TLS 1.3 negotiated, message queued, Received: and the log record the cipher",
-  ...opts,
-  fn: async () => {
-    const { dir, extra } = await tlsConfig("may");
-    const d = await startDaemon(extra, { dir });
-    try {
-      const r = await run("swaks", [
-        "--server",
-        `127.0.0.1:${d.port}`,
-        "--to",
-        "u@example.com",
-        "--tls",
-      ]);
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /250-STARTTLS/);
-      assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
-      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
-      const [f] = await queueFiles(d.queueDir);
-      const pc = await postcat(f as string);
-      assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
-      assert.match(pc, /with ESMTPS id/);
-      await d.waitForLog(
-        /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/,
-      );
-    } finally {
-      await d.stop();
-    }
-  },
-});
+/** Each of the first tests runs through node:tls and through the TLS engine (tls_engine.ts). */
+const ENGINES = [
+  { engine: false, named: "" },
+  { engine: true, named: " (TLS engine)" },
+];
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name:
+      "swaks --tls: TLS 1.3 negotiated, message queued, Received: and the log record the cipher" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        const r = await run("swaks", [
+          "--server",
+          `127.0.0.1:${d.port}`,
+          "--to",
+          "u@example.com",
+          "--tls",
+        ]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /250-STARTTLS/);
+        assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+        const [f] = await queueFiles(d.queueDir);
+        const pc = await postcat(f as string);
+        assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
+        assert.match(pc, /with ESMTPS id/);
+        await d.waitForLog(
+          /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/,
+        );
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
 
 const INJECTION = `
 import socket, ssl, sys
@@ -87,26 +101,29 @@ t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", treply()[-1])
 t.sendall(b"QUIT\\r\\n"); print("quit:", treply()[-1])
 `;
 
-Deno.test({
-  name: "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed",
-  ...opts,
-  fn: async () => {
-    const { dir, extra } = await tlsConfig("may");
-    const d = await startDaemon(extra, { dir });
-    try {
-      const r = await run("python3", ["-c", INJECTION, String(d.port)]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
-      assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
-      // Had the injected MAIL run, RCPT would be accepted; it was discarded.
-      assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
-      await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
-      assert.doesNotMatch(d.log(), /injected@evil/);
-    } finally {
-      await d.stop();
-    }
-  },
-});
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        const r = await run("python3", ["-c", INJECTION, String(d.port)]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
+        assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+        // Had the injected MAIL run, RCPT would be accepted; it was discarded.
+        assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
+        await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
+        assert.doesNotMatch(d.log(), /injected@evil/);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
 
 Deno.test({
   name: "smtpd_tls_security_level = encrypt refuses MAIL before STARTTLS with 530",
