@@ -92,8 +92,8 @@ export function openTlsEngine(
   let listener: Deno.TlsListener | undefined = listen({ ...at, ...pem });
   const address = listener.addr as Deno.NetAddr;
   let closed = false;
-  const accepting = (l: Deno.TlsListener) => {
-    void (async () => {
+  const accepting = (l: Deno.TlsListener): Promise<void> =>
+    (async () => {
       for (;;) {
         let c: Deno.TlsConn;
         try {
@@ -114,43 +114,54 @@ export function openTlsEngine(
         // claimed soon.
         early.set(key, c);
         setTimeout(() => {
-          if (early.get(key) === c) {
-            early.delete(key);
-            closeQuietly(c);
-          }
+          if (early.get(key) !== c) return;
+          early.delete(key);
+          // Deno closes a TLS connection only once its handshake has run:
+          // one that sends garbage is closed at once, one that sends
+          // nothing stays until it leaves (see the README).
+          void c.handshake().catch(() => {}).finally(() => closeQuietly(c));
         }, EARLY_MS);
       }
     })();
-  };
-  accepting(listener);
+  let acceptLoop = accepting(listener);
 
   // A new chain (after a reload) takes over once no handshake waits for an
   // accept: closing a listener resets the connections in its backlog. The
-  // port is taken again at once (nothing else in this thread runs between).
+  // port is free again once the old listener's pending accept has ended;
+  // handshakes wait for the new listener (a few milliseconds).
   let next: TlsPem | undefined;
   let swapTimer: ReturnType<typeof setTimeout> | undefined;
+  let ready: Promise<void> = Promise.resolve();
   const swapNow = () => {
     clearTimeout(swapTimer);
     swapTimer = undefined;
-    if (!next || closed) return;
+    if (!next || closed || !listener) return;
     const chain = next;
     next = undefined;
-    closeQuietly(listener);
+    const old = listener;
+    const oldLoop = acceptLoop;
     listener = undefined;
-    for (const p of [chain, current]) {
-      try {
-        listener = listen({ hostname: address.hostname, port: address.port, ...p });
-        current = p;
-        accepting(listener);
-        return;
-      } catch { /* the old chain, then nothing: handshakes fail until the next change */ }
-    }
+    ready = (async () => {
+      closeQuietly(old);
+      await oldLoop;
+      for (let attempt = 0; attempt < 50 && !closed; attempt++) {
+        for (const p of [chain, current]) {
+          try {
+            listener = listen({ hostname: address.hostname, port: address.port, ...p });
+            current = p;
+            acceptLoop = accepting(listener);
+            return;
+          } catch { /* the port is not free yet: again shortly */ }
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
   };
   const maybeSwap = () => {
     if (next && connecting === 0 && waiting.size === 0) swapNow();
   };
   const serve = (p: TlsPem) => {
-    if (p.cert === current.cert && p.key === current.key && listener) {
+    if (p.cert === current.cert && p.key === current.key) {
       next = undefined;
       return;
     }
@@ -173,6 +184,7 @@ export function openTlsEngine(
     let key: string | undefined;
     let info: TlsInfo | undefined;
     try {
+      await ready;
       if (closed || !listener) throw new Error("the TLS engine is not listening");
       connecting++;
       try {
