@@ -145,7 +145,7 @@ function engineAddress(
   const a = parseListenAddress(text);
   if (!a || !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1)$/.test(a.hostname)) {
     throw new ConfigError(
-      `cannot use "${text}": expected a loopback address and port (127.0.0.1:PORT or [::1]:PORT); ` +
+      `${key}: cannot use "${text}": expected a loopback address and port (127.0.0.1:PORT or [::1]:PORT); ` +
         `only this program connects to it`,
       at,
     );
@@ -159,7 +159,7 @@ function engineAddress(
   }
   if (c.tls_server_sni_maps.length > 0) {
     throw new ConfigError(
-      "cannot be used with tls_server_sni_maps: the TLS engine serves one certificate chain; " +
+      `${key}: cannot be used with tls_server_sni_maps: the TLS engine serves one certificate chain; ` +
         "leave it empty to serve SNI names through node:tls",
       at,
     );
@@ -167,7 +167,7 @@ function engineAddress(
   for (const r of ranges) {
     if (r.minVersion !== "TLSv1.2" || r.maxVersion !== "TLSv1.3") {
       throw new ConfigError(
-        `the TLS engine speaks TLSv1.2 and TLSv1.3 and cannot be limited to ${r.minVersion}` +
+        `${key}: the TLS engine speaks TLSv1.2 and TLSv1.3 and cannot be limited to ${r.minVersion}` +
           `${r.minVersion === r.maxVersion ? "" : `-${r.maxVersion}`} ` +
           `(smtpd_tls_protocols, smtpd_tls_mandatory_protocols); leave it empty for node:tls`,
         at,

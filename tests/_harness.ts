@@ -585,3 +585,28 @@ export async function tlsCertConfig(
     ...(options.engine ? [`smtpd_tls_loopback_listen = "127.0.0.1:0"`] : []),
   ].join("\n");
 }
+
+/**
+ * Python (smtplib): N concurrent sessions, each EHLO, STARTTLS, EHLO and one
+ * message; prints "ok TLSv1.x" or "fail ..." per session.
+ * Arguments: port, N.
+ */
+export const CONCURRENT_STARTTLS = `
+import smtplib, ssl, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+results = []
+def one(i):
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+            s.ehlo("c%d.example" % i)
+            s.starttls(context=ctx)
+            s.ehlo("c%d.example" % i)
+            s.sendmail("a@example.org", ["u@example.com"], "Subject: %d\\r\\n\\r\\nhi\\r\\n" % i)
+            results.append("ok " + s.sock.version())
+    except Exception as e:
+        results.append("fail %r" % e)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("\\n".join(results))
+`;

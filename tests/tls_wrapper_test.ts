@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import {
+  CONCURRENT_STARTTLS,
   freePort,
   makeWorkDir,
   postcat,
@@ -22,25 +23,6 @@ import {
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** N concurrent smtplib sessions, each STARTTLS then one message; prints one line per result. */
-const CONCURRENT_STARTTLS = `
-import smtplib, ssl, sys, threading
-port, n = int(sys.argv[1]), int(sys.argv[2])
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-results = []
-def one(i):
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
-            s.ehlo("c%d.example" % i)
-            s.starttls(context=ctx)
-            s.ehlo("c%d.example" % i)
-            s.sendmail("a@example.org", ["u@example.com"], "Subject: %d\\r\\n\\r\\nhi\\r\\n" % i)
-            results.append("ok " + s.sock.version())
-    except Exception as e:
-        results.append("fail %r" % e)
-ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-[t.start() for t in ts]; [t.join() for t in ts]
-print("\\n".join(results))
-`;
 
 Deno.test({
   name: "STARTTLS on every listener thread: 2 threads, 16 concurrent smtplib sessions all encrypt",

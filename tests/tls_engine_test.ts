@@ -1,0 +1,176 @@
+/**
+ * The TLS engine (smtpd_tls_loopback_listen, src/transport/tls_engine.ts)
+ * end to end: one engine port per listener thread, STARTTLS and wrapper
+ * mode through it, TLS 1.2 facts in the log and Received:, the start-up
+ * errors it has, and the permissions it derives. The TLS tests of
+ * tls_test.ts and stalled_client_test.ts run through the engine too.
+ */
+
+import assert from "node:assert/strict";
+import {
+  CONCURRENT_STARTTLS,
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  run,
+  sh,
+  smtpdArgs,
+  startDaemon,
+  tlsCertConfig,
+  waitFor,
+  writeConfig,
+} from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** A loopback port with the next `n - 1` ports free too. */
+function freePorts(n: number): number {
+  for (let i = 0; i < 50; i++) {
+    const first = 20000 + Math.floor(Math.random() * 10000);
+    const held: Deno.Listener[] = [];
+    try {
+      for (let k = 0; k < n; k++) {
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: first + k }));
+      }
+      return first;
+    } catch {
+      /* taken: another try */
+    } finally {
+      for (const l of held) l.close();
+    }
+  }
+  throw new Error("no free run of ports");
+}
+
+Deno.test({
+  name:
+    "2 threads: engine ports P and P+1 listen; 16 concurrent smtplib STARTTLS sessions all encrypt",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const p = freePorts(2);
+    const tls = await tlsCertConfig(dir, "may");
+    const d = await startDaemon(
+      `smtpd_listen_threads = 2\nsmtpd_tls_loopback_listen = "127.0.0.1:${p}"\n${tls}`,
+      { dir },
+    );
+    try {
+      await d.waitForLog(/listening on .*\(2 threads\)/);
+      const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
+      assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p}\\b`), listening);
+      assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
+      const r = await run("python3", ["-c", CONCURRENT_STARTTLS, String(d.port), "16"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), Array(16).fill("ok TLSv1.3"), r.stdout);
+      await waitFor(
+        "16 queue files",
+        async () => (await queueFiles(d.queueDir)).length === 16,
+        5000,
+      );
+      assert.equal(
+        d.log().match(/Anonymous TLS connection established .*TLSv1\.3 with cipher TLS_/g)?.length,
+        16,
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "through the engine: TLS 1.2 facts in the log and Received:, and wrapper mode (swaks)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const wrapper = freePorts(1);
+    const tls = await tlsCertConfig(dir, "may", { engine: true });
+    const d = await startDaemon(
+      `smtpd_tls_wrappermode_listen = ["127.0.0.1:${wrapper}"]\n${tls}`,
+      { dir },
+    );
+    try {
+      const r12 = await run("swaks", [
+        "--server",
+        `127.0.0.1:${d.port}`,
+        "--tls",
+        "--tls-protocol",
+        "tlsv1_2",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(r12.code, 0, r12.stdout + r12.stderr);
+      assert.match(r12.stdout, /TLS started with cipher TLSv1\.2:ECDHE-RSA-AES256-GCM-SHA384/);
+      await d.waitForLog(
+        /TLS connection established from .*: TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)/,
+      );
+      const [f] = await queueFiles(d.queueDir);
+      assert.match(
+        await postcat(f as string),
+        /\(using TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)\)/,
+      );
+      const w = await run("swaks", [
+        "--server",
+        `127.0.0.1:${wrapper}`,
+        "--tls-on-connect",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(w.code, 0, w.stdout + w.stderr);
+      assert.match(w.stdout, /TLS started with cipher TLSv1\.3:/);
+      assert.match(w.stdout, /250 2\.0\.0 Ok: queued as/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_tls_loopback_listen: what the engine cannot do stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const check = async (lines: string) => {
+      const dir = await makeWorkDir("tls-engine");
+      const { configFile } = await writeConfig(dir, `${await tlsCertConfig(dir, "may")}\n${lines}`);
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      return r.stderr;
+    };
+    assert.match(
+      await check('smtpd_tls_loopback_listen = "0.0.0.0:10465"'),
+      /smtpd\.toml:\d+: smtpd_tls_loopback_listen: cannot use "0\.0\.0\.0:10465": expected a loopback address/,
+    );
+    assert.match(
+      await check(
+        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_protocols = ">=TLSv1.3"',
+      ),
+      /smtpd\.toml:\d+: smtpd_tls_loopback_listen: the TLS engine speaks TLSv1\.2 and TLSv1\.3/,
+    );
+    assert.match(
+      await check(
+        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\ntls_server_sni_maps = ["inline:{ a.example = /x }"]',
+      ),
+      /smtpd_tls_loopback_listen: cannot be used with tls_server_sni_maps/,
+    );
+  },
+});
+
+Deno.test({
+  name: "smtpd permissions: one loopback port per listener thread for the engine, no more",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const { configFile } = await writeConfig(
+      dir,
+      `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 3\n` +
+        `smtpd_tls_loopback_listen = "127.0.0.1:10465"`,
+    );
+    const r = await run(Deno.execPath(), await smtpdArgs(["permissions", "-c", configFile]));
+    assert.equal(r.code, 0, r.stderr);
+    const net = /^--allow-net=(.*)$/m.exec(r.stdout)?.[1] ?? "";
+    const engine = net.split(",").filter((t) => /^127\.0\.0\.1:1046\d$/.test(t));
+    assert.deepEqual(engine, ["127.0.0.1:10465", "127.0.0.1:10466", "127.0.0.1:10467"], net);
+  },
+});
