@@ -616,7 +616,7 @@ class OurServer implements Server {
   /** The current child got ready (so a later death is a crash, not a failed start). */
   #ready = false;
 
-  constructor(readonly port: number, readonly runDir: string) {
+  constructor(readonly port: number, readonly runDir: string, readonly enginePort: number) {
     const rel = runDir.slice(ROOT.length);
     this.#queueDir = `${rel}/spool`;
     this.#configFile = `${rel}/smtpd.toml`;
@@ -634,7 +634,7 @@ class OurServer implements Server {
         `myhostname = "bench.localdomain"`,
         `smtpd_peername_lookup = false`,
         `message_size_limit = 20000000`,
-        ...(this.tls ? ourTlsConfig(this.tls) : []),
+        ...(this.tls ? ourTlsConfig(this.tls, this.enginePort) : []),
         ...extra,
         "",
       ].join("\n"),
@@ -1308,7 +1308,7 @@ async function main(): Promise<number> {
   await Deno.chmod(pfDir, 0o755);
   const ourPort = freePort([]);
   const pfPort = freePort([ourPort]);
-  const ours = new OurServer(ourPort, runDir);
+  const ours = new OurServer(ourPort, runDir, freePort([ourPort, pfPort]));
   ours.writeConfig(opts.ours);
   const pf = new PostfixServer(pfPort, pfDir, runDir);
   // The TLS case's certificate, served by both (Postfix reads it as root, before dropping privileges).

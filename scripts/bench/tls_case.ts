@@ -59,13 +59,17 @@ export async function makeBenchCert(dir: string): Promise<BenchCert> {
 /**
  * Our server's TLS settings.
  * @param c the certificate
+ * @param enginePort the TLS engine's loopback port
  * @returns TOML lines
  */
-export function ourTlsConfig(c: BenchCert): string[] {
+export function ourTlsConfig(c: BenchCert, enginePort: number): string[] {
   return [
     `smtpd_tls_security_level = "may"`,
     `smtpd_tls_cert_file = "${c.cert}"`,
     `smtpd_tls_key_file = "${c.key}"`,
+    // The TLS engine, as the README recommends (a free port; --ours
+    // smtpd_tls_loopback_listen='""' measures node:tls instead).
+    `smtpd_tls_loopback_listen = "127.0.0.1:${enginePort}"`,
   ];
 }
 
