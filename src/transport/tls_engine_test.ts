@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openTlsEngine, type TlsPem } from "./tls_engine.ts";
+import { openTlsEngine, type TlsEngine, type TlsPem, type TlsStream } from "./tls_engine.ts";
 import { TlsHandshakeError } from "./types.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -84,148 +84,132 @@ async function readAll(c: Deno.Conn): Promise<string> {
   }
 }
 
-Deno.test({
-  name:
-    "a handshake through the engine: data both ways, the protocol and cipher from the ServerHello",
-  ...opts,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    const a = await chain(dir, "a");
-    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
-    const plain = plainPair();
-    try {
-      const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const server = await plain.next();
-      const [s, c] = await Promise.all([
-        engine.handshake(server, a.pem, 5000),
-        Deno.startTls(client, { hostname: "localhost", caCerts: [a.ca] }),
-      ]);
-      assert.equal(s.info.protocol, "TLSv1.3");
-      assert.match(
-        s.info.cipher,
-        /^TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/,
-      );
-      await c.write(new TextEncoder().encode("EHLO x\r\n"));
-      const buf = new Uint8Array(64);
-      const n = await s.read(buf);
-      assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "EHLO x\r\n");
-      // What the session writes last reaches the client before the close.
-      await s.write(new TextEncoder().encode("221 2.0.0 Bye\r\n"));
-      s.close();
-      assert.equal(await readAll(c), "221 2.0.0 Bye\r\n");
-      c.close();
-    } finally {
-      engine.close();
-      plain.close();
-    }
-  },
-});
+/** What each test gets: a chain "a", an engine serving it, and a plain listener for clients. */
+interface Setup {
+  dir: string;
+  a: { ca: string; pem: TlsPem };
+  engine: TlsEngine;
+  plain: ReturnType<typeof plainPair>;
+}
 
-Deno.test({
-  name: "a new chain (a reload) is served to the next handshake; the old one no more",
-  ...opts,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    const a = await chain(dir, "a");
-    const b = await chain(dir, "b");
-    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
-    const plain = plainPair();
-    const attempt = async (pem: TlsPem, ca: string) => {
-      const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const server = await plain.next();
-      const results = await Promise.allSettled([
-        engine.handshake(server, pem, 5000),
-        Deno.startTls(client, { hostname: "localhost", caCerts: [ca] }).then(async (c) => {
-          await c.handshake();
-          return c;
-        }),
-      ]);
-      for (const r of results) if (r.status === "fulfilled") r.value.close();
+function engineTest(name: string, body: (t: Setup) => Promise<void>): void {
+  Deno.test({
+    name,
+    ...opts,
+    fn: async () => {
+      const dir = await Deno.makeTempDir();
+      const a = await chain(dir, "a");
+      const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
+      const plain = plainPair();
       try {
-        client.close();
-      } catch { /* closed */ }
-      return results[1].status === "fulfilled";
+        await body({ dir, a, engine, plain });
+      } finally {
+        engine.close();
+        plain.close();
+      }
+    },
+  });
+}
+
+/** A client through the plain listener, and both ends of its TLS session. */
+async function session(
+  t: Setup,
+  pem = t.a.pem,
+  ca = t.a.ca,
+): Promise<{ s: TlsStream; c: Deno.TlsConn }> {
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: t.plain.port });
+  const [s, c] = await Promise.all([
+    t.engine.handshake(await t.plain.next(), pem, 5000),
+    Deno.startTls(client, { hostname: "localhost", caCerts: [ca] }),
+  ]);
+  return { s, c };
+}
+
+engineTest(
+  "a handshake through the engine: data both ways, the protocol and cipher from the ServerHello",
+  async (t) => {
+    const { s, c } = await session(t);
+    assert.equal(s.info.protocol, "TLSv1.3");
+    assert.match(s.info.cipher, /^TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/);
+    await c.write(new TextEncoder().encode("EHLO x\r\n"));
+    const buf = new Uint8Array(64);
+    const n = await s.read(buf);
+    assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "EHLO x\r\n");
+    // What the session writes last reaches the client before the close.
+    await s.write(new TextEncoder().encode("221 2.0.0 Bye\r\n"));
+    s.close();
+    assert.equal(await readAll(c), "221 2.0.0 Bye\r\n");
+    c.close();
+  },
+);
+
+engineTest(
+  "a new chain (a reload) is served to the next handshake; the old one no more",
+  async (t) => {
+    const b = await chain(t.dir, "b");
+    const attempt = async (pem: TlsPem, ca: string) => {
+      try {
+        const { s, c } = await session(t, pem, ca);
+        await c.handshake();
+        s.close();
+        c.close();
+        return true;
+      } catch {
+        return false;
+      }
     };
-    try {
-      assert.equal(await attempt(a.pem, a.ca), true);
-      assert.equal(await attempt(b.pem, b.ca), true, "the new chain was not served");
-      assert.equal(await attempt(b.pem, a.ca), false, "the old chain was still served");
-      assert.equal(engine.address.port, (engine.address as Deno.NetAddr).port);
-    } finally {
-      engine.close();
-      plain.close();
-    }
+    assert.equal(await attempt(t.a.pem, t.a.ca), true);
+    assert.equal(await attempt(b.pem, b.ca), true, "the new chain was not served");
+    assert.equal(await attempt(b.pem, t.a.ca), false, "the old chain was still served");
   },
-});
+);
 
-Deno.test({
-  name:
-    "a client silent after STARTTLS fails with timeout; one that leaves fails with lost, at once",
-  ...opts,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    const a = await chain(dir, "a");
-    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
-    const plain = plainPair();
-    try {
-      const silent = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const t0 = Date.now();
-      const err = await engine.handshake(await plain.next(), a.pem, 300).catch((e) => e);
-      assert.ok(err instanceof TlsHandshakeError && err.why === "timeout", String(err));
-      assert.ok(Date.now() - t0 < 2000);
-      // The server closed the client's connection.
-      assert.equal(await readAll(silent), "");
-      silent.close();
+engineTest(
+  "a client silent after STARTTLS fails with timeout; one that leaves fails with lost, at once",
+  async ({ a, engine, plain }) => {
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+    const t0 = Date.now();
+    const err = await engine.handshake(await plain.next(), a.pem, 300).catch((e) => e);
+    assert.ok(err instanceof TlsHandshakeError && err.why === "timeout", String(err));
+    assert.ok(Date.now() - t0 < 2000);
+    // The server closed the client's connection.
+    assert.equal(await readAll(silent), "");
+    silent.close();
 
-      const leaving = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const server = await plain.next();
-      const t1 = Date.now();
-      const pending = engine.handshake(server, a.pem, 60_000).catch((e) => e);
-      leaving.close();
-      const lost = await pending;
-      assert.ok(lost instanceof TlsHandshakeError && lost.why === "lost", String(lost));
-      assert.ok(Date.now() - t1 < 2000, `took ${Date.now() - t1} ms`);
+    const leaving = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+    const server = await plain.next();
+    const t1 = Date.now();
+    const pending = engine.handshake(server, a.pem, 60_000).catch((e) => e);
+    leaving.close();
+    const lost = await pending;
+    assert.ok(lost instanceof TlsHandshakeError && lost.why === "lost", String(lost));
+    assert.ok(Date.now() - t1 < 2000, `took ${Date.now() - t1} ms`);
 
-      const garbage = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const gs = await plain.next();
-      const g = engine.handshake(gs, a.pem, 60_000).catch((e) => e);
-      await garbage.write(new TextEncoder().encode("MAIL FROM:<a@b>\r\n".repeat(20)));
-      const refused = await g;
-      assert.ok(refused instanceof TlsHandshakeError, String(refused));
-      assert.notEqual(refused.why, "timeout");
-      garbage.close();
-    } finally {
-      engine.close();
-      plain.close();
-    }
+    const garbage = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+    const gs = await plain.next();
+    const g = engine.handshake(gs, a.pem, 60_000).catch((e) => e);
+    await garbage.write(new TextEncoder().encode("MAIL FROM:<a@b>\r\n".repeat(20)));
+    const refused = await g;
+    assert.ok(refused instanceof TlsHandshakeError, String(refused));
+    assert.notEqual(refused.why, "timeout");
+    garbage.close();
   },
-});
+);
 
-Deno.test({
-  name:
-    "connections to the engine's port that no relay opened: sessions go on; one that sends garbage is closed",
-  ...opts,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    const a = await chain(dir, "a");
-    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
-    const plain = plainPair();
-    const silent = await Deno.connect({ hostname: "127.0.0.1", port: engine.address.port });
-    const noisy = await Deno.connect({ hostname: "127.0.0.1", port: engine.address.port });
+engineTest(
+  "connections to the engine's port that no relay opened: sessions go on; one that sends garbage is closed",
+  async (t) => {
+    // Other local processes talk to the engine directly.
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: t.engine.address.port });
+    const noisy = await Deno.connect({ hostname: "127.0.0.1", port: t.engine.address.port });
     try {
-      // Other local processes talk to the engine directly.
       await noisy.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
       const t0 = Date.now();
       const noisyDone = readAll(noisy);
       // A real session meanwhile.
-      const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
-      const [s, c] = await Promise.all([
-        engine.handshake(await plain.next(), a.pem, 5000),
-        Deno.startTls(client, { hostname: "localhost", caCerts: [a.ca] }),
-      ]);
+      const { s, c } = await session(t);
       await c.write(new TextEncoder().encode("x"));
-      const buf = new Uint8Array(4);
-      assert.equal(await s.read(buf), 1);
+      assert.equal(await s.read(new Uint8Array(4)), 1);
       s.close();
       c.close();
       // The one that sent garbage is closed once it is seen to be nobody's (2 s).
@@ -234,25 +218,13 @@ Deno.test({
     } finally {
       silent.close();
       noisy.close();
-      engine.close();
-      plain.close();
     }
   },
-});
+);
 
-Deno.test({
-  name: "the engine's port in use: opening fails (the start reports it)",
-  ...opts,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    const a = await chain(dir, "a");
-    const first = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem);
-    try {
-      assert.throws(() =>
-        openTlsEngine({ hostname: "127.0.0.1", port: first.address.port }, a.pem)
-      );
-    } finally {
-      first.close();
-    }
-  },
+engineTest("the engine's port in use: opening fails (the start reports it)", (t) => {
+  assert.throws(() =>
+    openTlsEngine({ hostname: "127.0.0.1", port: t.engine.address.port }, t.a.pem)
+  );
+  return Promise.resolve();
 });
