@@ -28,9 +28,14 @@ export interface TlsContexts {
   readonly wrapper: ServerTls;
   /**
    * The TLS engine's loopback address (smtpd_tls_loopback_listen), for the
-   * main thread; thread N listens on port + N. Undefined: node:tls.
+   * main thread; thread N listens on port + N, and on ecdsaPort + N for the
+   * ECDSA chain when there is one. Undefined: node:tls.
    */
-  readonly engine?: { readonly hostname: string; readonly port: number };
+  readonly engine?: {
+    readonly hostname: string;
+    readonly port: number;
+    readonly ecdsaPort?: number;
+  };
 }
 
 /**
@@ -64,7 +69,13 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     line: loaded.lineOf(key) ?? loaded.lineOf(because.split(" ")[0] as string),
     key,
   });
-  const read = (key: "smtpd_tls_cert_file" | "smtpd_tls_key_file"): string => {
+  const read = (
+    key:
+      | "smtpd_tls_cert_file"
+      | "smtpd_tls_key_file"
+      | "smtpd_tls_eccert_file"
+      | "smtpd_tls_eckey_file",
+  ): string => {
     if (!c[key]) throw new ConfigError(`${key} is required when ${because}`, at(key));
     try {
       return Deno.readTextFileSync(c[key]);
@@ -114,7 +125,8 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     return sni ? { context: main, sni } : { context: main };
   };
   const engine = engineAddress(loaded, [opportunistic, mandatory]);
-  const pem = engine ? { pem: { cert, key } } : {};
+  const ec = ecdsaChain(loaded, engine, read);
+  const pem = engine ? { pem: { cert, key }, ...(ec ? { ecPem: ec } : {}) } : {};
   const wrapper = { ...build(mandatory), ...pem };
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;
@@ -124,6 +136,40 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     ? wrapper
     : { ...build(opportunistic), ...pem };
   return { starttls, wrapper, ...(engine ? { engine } : {}) };
+}
+
+/**
+ * smtpd_tls_eccert_file and smtpd_tls_eckey_file: a second chain, which only
+ * the TLS engine can serve beside the first.
+ * @returns the chain, or undefined when not configured
+ * @throws {ConfigError} with file and line
+ */
+function ecdsaChain(
+  loaded: LoadedConfig,
+  engine: { port: number } | undefined,
+  read: (key: "smtpd_tls_eccert_file" | "smtpd_tls_eckey_file") => string,
+): { cert: string; key: string } | undefined {
+  const c = loaded.config;
+  if (!c.smtpd_tls_eccert_file && !c.smtpd_tls_eckey_file) return undefined;
+  const key = c.smtpd_tls_eccert_file ? "smtpd_tls_eckey_file" : "smtpd_tls_eccert_file";
+  const at = (k: string) => ({ file: loaded.file, line: loaded.lineOf(k), key: k });
+  if (!c.smtpd_tls_eccert_file || !c.smtpd_tls_eckey_file) {
+    const present = key === "smtpd_tls_eckey_file"
+      ? "smtpd_tls_eccert_file"
+      : "smtpd_tls_eckey_file";
+    throw new ConfigError(
+      `${key} is required with ${present} (a second chain needs both)`,
+      at(present),
+    );
+  }
+  if (!engine) {
+    throw new ConfigError(
+      "smtpd_tls_eccert_file: a second chain needs the TLS engine (smtpd_tls_loopback_listen): " +
+        "node:tls serves only the first chain it is given",
+      at("smtpd_tls_eccert_file"),
+    );
+  }
+  return { cert: read("smtpd_tls_eccert_file"), key: read("smtpd_tls_eckey_file") };
 }
 
 /**
@@ -174,5 +220,12 @@ function engineAddress(
       );
     }
   }
-  return { hostname: a.hostname, port: a.port };
+  const ecdsaPort = c.smtpd_tls_eccert_file ? (a.port === 0 ? 0 : a.port + threads) : undefined;
+  if (ecdsaPort !== undefined && ecdsaPort + threads - 1 > 65535) {
+    throw new ConfigError(
+      `${key}: port ${a.port}: the ECDSA chain needs the ports up to port + ${2 * threads - 1}`,
+      at,
+    );
+  }
+  return { hostname: a.hostname, port: a.port, ...(ecdsaPort !== undefined ? { ecdsaPort } : {}) };
 }

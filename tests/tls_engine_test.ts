@@ -154,6 +154,18 @@ Deno.test({
       ),
       /smtpd_tls_loopback_listen: cannot be used with tls_server_sni_maps/,
     );
+    assert.match(
+      await check(
+        'smtpd_tls_eccert_file = "/etc/ssl/ec.pem"\nsmtpd_tls_eckey_file = "/etc/ssl/ec.key"',
+      ),
+      /smtpd\.toml:\d+: smtpd_tls_eccert_file: a second chain needs the TLS engine \(smtpd_tls_loopback_listen\)/,
+    );
+    assert.match(
+      await check(
+        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_eccert_file = "/x.pem"',
+      ),
+      /smtpd\.toml:\d+: smtpd_tls_eckey_file is required with smtpd_tls_eccert_file/,
+    );
   },
 });
 
@@ -172,5 +184,67 @@ Deno.test({
     const net = /^--allow-net=(.*)$/m.exec(r.stdout)?.[1] ?? "";
     const engine = net.split(",").filter((t) => /^127\.0\.0\.1:1046\d$/.test(t));
     assert.deepEqual(engine, ["127.0.0.1:10465", "127.0.0.1:10466", "127.0.0.1:10467"], net);
+    // With an ECDSA chain, the next run of ports serves it.
+    const { configFile: withEc } = await writeConfig(
+      dir,
+      `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 3\n` +
+        `smtpd_tls_loopback_listen = "127.0.0.1:10465"\n` +
+        `smtpd_tls_eccert_file = "${dir}/cert.pem"\nsmtpd_tls_eckey_file = "${dir}/key.pem"`,
+    );
+    const r2 = await run(Deno.execPath(), await smtpdArgs(["permissions", "-c", withEc]));
+    assert.equal(r2.code, 0, r2.stderr);
+    const net2 = /^--allow-net=(.*)$/m.exec(r2.stdout)?.[1] ?? "";
+    assert.deepEqual(
+      net2.split(",").filter((t) => /^127\.0\.0\.1:104\d\d$/.test(t)),
+      [10465, 10466, 10467, 10468, 10469, 10470].map((p) => `127.0.0.1:${p}`),
+      net2,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client the RSA one (openssl s_client -sigalgs)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const rsa = await tlsCertConfig(dir, "may", { engine: true });
+    const ec = await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      `${dir}/ec.key`,
+      "-out",
+      `${dir}/ec.pem`,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=mx.test.example",
+    ]);
+    assert.equal(ec.code, 0, ec.stderr);
+    const d = await startDaemon(
+      `${rsa}\nsmtpd_tls_eccert_file = "${dir}/ec.pem"\nsmtpd_tls_eckey_file = "${dir}/ec.key"`,
+      { dir },
+    );
+    try {
+      const keyOf = async (sigalgs: string, extra: string[] = []) => {
+        const r = await sh(
+          `echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 127.0.0.1:${d.port} ` +
+            `-sigalgs '${sigalgs}' ${extra.join(" ")} 2>&1`,
+        );
+        return /Server public key is (\d+) bit/.exec(r)?.[1] ?? r;
+      };
+      assert.equal(await keyOf("ECDSA+SHA256:RSA-PSS+SHA256"), "256");
+      assert.equal(await keyOf("RSA-PSS+SHA256:RSA+SHA256"), "2048");
+      assert.equal(await keyOf("RSA+SHA256", ["-tls1_2"]), "2048");
+      assert.equal(await keyOf("ECDSA+SHA256", ["-tls1_2"]), "256");
+    } finally {
+      await d.stop();
+    }
   },
 });

@@ -338,6 +338,11 @@ export const PARAMS = {
     [],
     "More addresses (host:port, e.g. 465) served in implicit TLS, beside smtpd_listen",
   ),
+  smtpd_tls_eccert_file: str(
+    "",
+    "A second chain, ECDSA (PEM), served to clients that accept ECDSA signatures; needs smtpd_tls_loopback_listen",
+  ),
+  smtpd_tls_eckey_file: str("", "The key of smtpd_tls_eccert_file (PEM)"),
   smtpd_tls_loopback_listen: str(
     "",
     "Loopback host:port of the program's own TLS engine (Deno's TLS stack, about half the CPU " +

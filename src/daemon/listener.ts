@@ -47,8 +47,8 @@ export interface ListenerSetup {
   /** This thread's own share of them (a listener thread's, released if it dies). */
   ledger?: ConnectionLedger;
   reusePort: boolean;
-  /** This thread's TLS engine address (smtpd_tls_loopback_listen, its port moved by the thread's index). */
-  tlsEngine?: { hostname: string; port: number };
+  /** This thread's TLS engine address (smtpd_tls_loopback_listen, its ports moved by the thread's index). */
+  tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
 }
 
 /** Refusals at the global cap are logged at most this often (per thread). */
@@ -236,10 +236,15 @@ export interface Listening {
 export function tlsEngineAddress(
   runtime: Runtime,
   index: number,
-): { hostname: string; port: number } | undefined {
+): { hostname: string; port: number; ecdsaPort?: number } | undefined {
   const at = runtime.tls?.engine;
   if (!at) return undefined;
-  return { hostname: at.hostname, port: at.port === 0 ? 0 : at.port + index };
+  const moved = (p: number) => p === 0 ? 0 : p + index;
+  return {
+    hostname: at.hostname,
+    port: moved(at.port),
+    ...(at.ecdsaPort !== undefined ? { ecdsaPort: moved(at.ecdsaPort) } : {}),
+  };
 }
 
 /**

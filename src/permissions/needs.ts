@@ -266,6 +266,9 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   if (tlsNeededBy(c)) {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
     if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");
+    for (const k of ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"] as const) {
+      if (c[k]) add("read", abs(c[k]), k);
+    }
   }
   // tls_server_sni_maps: the tables are among the tables above; the chain files they name.
   for (const spec of c.tls_server_sni_maps) {

@@ -19,6 +19,8 @@ export interface ServerTls {
   readonly sni?: (name: string) => SecureContext | undefined;
   /** The chain and key, for the TLS engine (tls_engine.ts) when it serves them. */
   readonly pem?: TlsPem;
+  /** The engine's ECDSA chain (smtpd_tls_eccert_file), when there is one. */
+  readonly ecPem?: TlsPem;
 }
 
 function bitsOf(cipher: string): number {

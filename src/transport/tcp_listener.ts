@@ -225,7 +225,7 @@ function startTlsWithEngine(engine: TlsEngine, context: () => ServerTls): StartT
       conn.close();
       throw new TlsHandshakeError("protocol", "the TLS engine has no certificate chain");
     }
-    const s = await engine.handshake(conn, pem, timeoutMs);
+    const s = await engine.handshake(conn, pem, timeoutMs, context().ecPem);
     return {
       peer,
       tls: s.info,
@@ -277,7 +277,7 @@ export interface ServeOptions {
    * The TLS engine's loopback address for this thread: TLS through Deno's
    * own TLS stack (tls_engine.ts) instead of node:tls.
    */
-  tlsEngine?: { hostname: string; port: number };
+  tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */
@@ -335,7 +335,14 @@ export async function serveTcp(
   if (options.tlsEngine && pem) {
     const { openTlsEngine } = await import("./tls_engine.ts");
     try {
-      engine = openTlsEngine(options.tlsEngine, pem);
+      const { hostname, port, ecdsaPort } = options.tlsEngine;
+      const ecPem = contexts?.starttls?.ecPem ?? contexts?.wrapper.ecPem;
+      engine = openTlsEngine(
+        { hostname, port },
+        pem,
+        undefined,
+        ecPem && ecdsaPort !== undefined ? { port: ecdsaPort, pem: ecPem } : undefined,
+      );
     } catch (e) {
       const a = options.tlsEngine;
       throw new Error(

@@ -23,6 +23,7 @@
  */
 
 import type { ByteConn } from "./conn_duplex.ts";
+import { CLIENT_HELLO_LIMIT, clientTakesEcdsa } from "./client_hello.ts";
 import { parseServerHello, SERVER_HELLO_LIMIT } from "./server_hello.ts";
 import { TlsHandshakeError, type TlsInfo } from "./types.ts";
 
@@ -49,12 +50,15 @@ export interface TlsEngine {
    * Runs the server handshake over a client's connection, within timeoutMs.
    * @param conn the client's connection (its plaintext part is over)
    * @param pem the chain and key to serve (a reload may bring new ones)
+   * @param ecPem the ECDSA chain, when the engine has one
    * @param timeoutMs smtpd_starttls_timeout
    * @returns the encrypted stream
    * @throws {TlsHandshakeError} on timeout, a client that leaves, or a failed handshake;
    *   the client's connection is closed then
    */
-  handshake(conn: ByteConn, pem: TlsPem, timeoutMs: number): Promise<TlsStream>;
+  handshake(conn: ByteConn, pem: TlsPem, timeoutMs: number, ecPem?: TlsPem): Promise<TlsStream>;
+  /** Where the ECDSA chain is served, when there is one. */
+  readonly ecdsaAddress?: Deno.NetAddr;
   /** Stops listening; sessions already encrypted go on. */
   close(): void;
 }
@@ -69,19 +73,22 @@ const SWAP_WAIT_MS = 1000;
 /** Opens a TLS listener (Deno.listenTls; tests may pass another). */
 export type ListenTls = (o: Deno.TcpListenOptions & TlsPem) => Deno.TlsListener;
 
-/**
- * Opens a thread's engine.
- * @param at the loopback address and port (0: any free port)
- * @param pem the chain and key
- * @param listen opens the TLS listener
- * @returns the engine, listening
- * @throws when the port cannot be had (in use, or not permitted)
- */
-export function openTlsEngine(
-  at: { hostname: string; port: number },
-  pem: TlsPem,
-  listen: ListenTls = (o) => Deno.listenTls(o),
-): TlsEngine {
+/** One listener of the engine, serving one chain: its port, its accepts, its chain swaps. */
+interface Door {
+  readonly address: Deno.NetAddr;
+  /** Serves this chain from the next handshake on (a reload may bring a new one). */
+  serve(pem: TlsPem): void;
+  /**
+   * Opens a relay to the listener, and the connection the listener accepted from it.
+   * @param failed rejects when the handshake's time is up
+   */
+  connect(
+    failed: Promise<never>,
+  ): Promise<{ relay: Deno.TcpConn; accepted: Promise<Deno.TlsConn> }>;
+  close(): void;
+}
+
+function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: ListenTls): Door {
   // Relays that have connected, by their source address, until accepted;
   // and connections accepted before their relay knew its address (the
   // accept can be seen before the connect), for a moment.
@@ -160,18 +167,89 @@ export function openTlsEngine(
   const maybeSwap = () => {
     if (next && connecting === 0 && waiting.size === 0) swapNow();
   };
-  const serve = (p: TlsPem) => {
-    if (p.cert === current.cert && p.key === current.key) {
-      next = undefined;
-      return;
-    }
-    next = p;
-    maybeSwap();
-    if (next) swapTimer ??= setTimeout(swapNow, SWAP_WAIT_MS);
+  return {
+    address,
+    serve(p) {
+      if (p.cert === current.cert && p.key === current.key) {
+        next = undefined;
+        return;
+      }
+      next = p;
+      maybeSwap();
+      if (next) swapTimer ??= setTimeout(swapNow, SWAP_WAIT_MS);
+    },
+    async connect(failed) {
+      let key: string | undefined;
+      connecting++;
+      try {
+        await ready;
+        if (closed || !listener) throw new Error("the TLS engine is not listening");
+        const relay = await Promise.race([
+          Deno.connect({ hostname: address.hostname, port: address.port }),
+          failed,
+        ]);
+        try {
+          relay.setNoDelay(true);
+        } catch { /* not fatal */ }
+        const mine = relay.localAddr as Deno.NetAddr;
+        key = `${mine.hostname}:${mine.port}`;
+        const here = early.get(key);
+        early.delete(key);
+        const k = key;
+        const accepted = here
+          ? Promise.resolve(here)
+          : new Promise<Deno.TlsConn>((resolve) => waiting.set(k, resolve));
+        // Given up with the handshake: no longer waited for.
+        failed.catch(() => {
+          waiting.delete(k);
+          maybeSwap();
+        });
+        void accepted.then(() => maybeSwap());
+        return { relay, accepted };
+      } finally {
+        connecting--;
+        maybeSwap();
+      }
+    },
+    close() {
+      closed = true;
+      clearTimeout(swapTimer);
+      closeQuietly(listener);
+    },
   };
+}
 
-  const handshake = async (conn: ByteConn, pem: TlsPem, timeoutMs: number) => {
-    serve(pem);
+/**
+ * Opens a thread's engine.
+ * @param at the loopback address and port (0: any free port)
+ * @param pem the chain and key
+ * @param listen opens the TLS listener
+ * @param ecdsa a second chain (ECDSA, smtpd_tls_eccert_file) and the port it is served on:
+ *   clients that accept ECDSA signatures get it, the others the first chain
+ * @returns the engine, listening
+ * @throws when a port cannot be had (in use, or not permitted)
+ */
+export function openTlsEngine(
+  at: { hostname: string; port: number },
+  pem: TlsPem,
+  listen: ListenTls = (o) => Deno.listenTls(o),
+  ecdsa?: { port: number; pem: TlsPem },
+): TlsEngine {
+  const main = openDoor(at, pem, listen);
+  let ecDoor: Door | undefined;
+  try {
+    ecDoor = ecdsa
+      ? openDoor({ hostname: at.hostname, port: ecdsa.port }, ecdsa.pem, listen)
+      : undefined;
+  } catch (e) {
+    main.close();
+    throw e;
+  }
+  const ec = ecDoor;
+
+  const handshake = async (conn: ByteConn, pem: TlsPem, timeoutMs: number, ecPem?: TlsPem) => {
+    main.serve(pem);
+    if (ec && ecPem) ec.serve(ecPem);
     let fail: (e: Error) => void = () => {};
     const failed = new Promise<never>((_, reject) => (fail = reject));
     failed.catch(() => {});
@@ -181,30 +259,19 @@ export function openTlsEngine(
     );
     let relay: Deno.TcpConn | undefined;
     let tls: Deno.TlsConn | undefined;
-    let key: string | undefined;
     let info: TlsInfo | undefined;
     try {
-      await ready;
-      if (closed || !listener) throw new Error("the TLS engine is not listening");
-      connecting++;
-      try {
-        relay = await Promise.race([
-          Deno.connect({ hostname: address.hostname, port: address.port }),
-          failed,
-        ]);
-      } finally {
-        connecting--;
+      // With two chains, the ClientHello says which one the client takes.
+      let first: Uint8Array | undefined;
+      let door = main;
+      if (ec) {
+        const hello = await Promise.race([readClientHello(conn), failed]);
+        if (hello === null) throw new TlsHandshakeError("lost", "lost connection");
+        first = hello.bytes;
+        if (hello.ecdsa) door = ec;
       }
-      try {
-        relay.setNoDelay(true);
-      } catch { /* not fatal */ }
-      const mine = relay.localAddr as Deno.NetAddr;
-      key = `${mine.hostname}:${mine.port}`;
-      const here = early.get(key);
-      early.delete(key);
-      const accepted = here
-        ? Promise.resolve(here)
-        : new Promise<Deno.TlsConn>((resolve) => waiting.set(key!, resolve));
+      const opened = await door.connect(failed);
+      relay = opened.relay;
       const engineSide = relay;
       const closeBoth = () => {
         closeQuietly(conn);
@@ -212,15 +279,16 @@ export function openTlsEngine(
       };
       const drain = deferredTimer(closeBoth);
       // Client to engine: its end (or failure) before the handshake is done is a lost client.
-      void pump(conn, engineSide).then(() =>
-        fail(new TlsHandshakeError("lost", "lost connection"))
-      );
+      void (async () => {
+        if (first) await writeAll(engineSide, first);
+        return await pump(conn, engineSide);
+      })().catch(() => {}).then(() => fail(new TlsHandshakeError("lost", "lost connection")));
       // Engine to client, reading the ServerHello on the way; its end closes both.
       void pump(engineSide, conn, (facts) => (info = facts)).then(() => {
         drain.stop();
         closeBoth();
       });
-      tls = await Promise.race([accepted, failed]);
+      tls = await Promise.race([opened.accepted, failed]);
       await Promise.race([tls.handshake(), failed]);
       const secure = tls;
       return {
@@ -242,20 +310,47 @@ export function openTlsEngine(
       throw new TlsHandshakeError("protocol", message);
     } finally {
       clearTimeout(timer);
-      if (key) waiting.delete(key);
-      maybeSwap();
+      fail(new TlsHandshakeError("timeout", "done")); // settles the waits above
     }
   };
 
   return {
-    address,
+    address: main.address,
+    ...(ec ? { ecdsaAddress: ec.address } : {}),
     handshake,
     close() {
-      closed = true;
-      clearTimeout(swapTimer);
-      closeQuietly(listener);
+      main.close();
+      ec?.close();
     },
   };
+}
+
+/**
+ * Reads the client's first record (its ClientHello), to choose a chain.
+ * @returns its bytes and whether it takes ECDSA; null when the client left first
+ */
+async function readClientHello(
+  conn: ByteConn,
+): Promise<{ bytes: Uint8Array; ecdsa: boolean } | null> {
+  let seen = new Uint8Array(0);
+  const buf = new Uint8Array(CLIENT_HELLO_LIMIT);
+  for (;;) {
+    const n = await conn.read(buf.subarray(0, CLIENT_HELLO_LIMIT - seen.length));
+    if (n === null) return null;
+    const more = new Uint8Array(seen.length + n);
+    more.set(seen);
+    more.set(buf.subarray(0, n), seen.length);
+    seen = more;
+    const says = clientTakesEcdsa(seen);
+    if (says !== "more") return { bytes: seen, ecdsa: says === true };
+    // A record longer than the limit is not a ClientHello: the TLS stack refuses it.
+    if (seen.length >= CLIENT_HELLO_LIMIT) return { bytes: seen, ecdsa: false };
+  }
+}
+
+async function writeAll(to: ByteConn, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await to.write(b.subarray(off));
 }
 
 function closeQuietly(c: { close(): void } | undefined): void {

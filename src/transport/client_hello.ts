@@ -1,0 +1,58 @@
+/**
+ * Reads what the TLS engine (tls_engine.ts) needs from a client's first
+ * record, the ClientHello (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2): whether the
+ * client accepts ECDSA signatures, so that a server with both an RSA and an
+ * ECDSA chain (smtpd_tls_eccert_file) serves the ECDSA one to clients that
+ * take it and the RSA one to the others, as Postfix's OpenSSL does.
+ *
+ * @module
+ */
+
+/** The most of a client's first bytes worth reading for its ClientHello (one record). */
+export const CLIENT_HELLO_LIMIT = 16384 + 5;
+
+/** ECDSA signature schemes (RFC 8446 §4.2.3): P-256, P-384, P-521 with their hashes. */
+const ECDSA = new Set([0x0403, 0x0503, 0x0603]);
+
+/**
+ * Parses the client's first bytes.
+ * @param b the bytes the client sent first
+ * @returns whether it offers an ECDSA signature scheme; "more" when the
+ *   first record is not complete yet; undefined when the bytes are not a
+ *   ClientHello this can read (the engine's TLS stack then answers them)
+ */
+export function clientTakesEcdsa(b: Uint8Array): boolean | "more" | undefined {
+  if (b.length < 5) return "more";
+  if (b[0] !== 22) return undefined;
+  const recordEnd = 5 + ((b[3] as number) << 8 | (b[4] as number));
+  if (recordEnd > CLIENT_HELLO_LIMIT) return undefined;
+  if (b.length < recordEnd) return "more";
+  if (b[5] !== 1) return undefined;
+  const bodyEnd = Math.min(
+    recordEnd,
+    9 + ((b[6] as number) << 16 | (b[7] as number) << 8 | (b[8] as number)),
+  );
+  const u16 = (at: number) => ((b[at] as number) << 8) | (b[at + 1] as number);
+  let at = 9 + 2 + 32; // legacy_version, random
+  if (at >= bodyEnd) return undefined;
+  at += 1 + (b[at] as number); // legacy_session_id
+  if (at + 2 > bodyEnd) return undefined;
+  at += 2 + u16(at); // cipher_suites
+  if (at + 1 > bodyEnd) return undefined;
+  at += 1 + (b[at] as number); // legacy_compression_methods
+  if (at + 2 > bodyEnd) return false;
+  const extEnd = Math.min(bodyEnd, at + 2 + u16(at));
+  at += 2;
+  while (at + 4 <= extEnd) {
+    const type = u16(at);
+    const len = u16(at + 2);
+    if (type === 13) {
+      // signature_algorithms: a list of two-byte schemes.
+      const listEnd = Math.min(extEnd, at + 4 + len, at + 6 + u16(at + 4));
+      for (let i = at + 6; i + 2 <= listEnd; i += 2) if (ECDSA.has(u16(i))) return true;
+      return false;
+    }
+    at += 4 + len;
+  }
+  return false;
+}
