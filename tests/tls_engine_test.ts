@@ -208,7 +208,10 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
-    const rsa = await tlsCertConfig(dir, "may", { engine: true });
+    // A fixed port, as in production: the permissions name P (RSA) and P+1 (ECDSA).
+    const p = freePorts(2);
+    const rsa = `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 1\n` +
+      `smtpd_tls_loopback_listen = "127.0.0.1:${p}"`;
     const ec = await run("openssl", [
       "req",
       "-x509",
@@ -243,6 +246,8 @@ Deno.test({
       assert.equal(await keyOf("RSA-PSS+SHA256:RSA+SHA256"), "2048");
       assert.equal(await keyOf("RSA+SHA256", ["-tls1_2"]), "2048");
       assert.equal(await keyOf("ECDSA+SHA256", ["-tls1_2"]), "256");
+      const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
+      assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
     } finally {
       await d.stop();
     }

@@ -306,7 +306,9 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
     if (engine.port === 0) {
       add("net", engine.hostname.includes(":") ? `[${engine.hostname}]` : engine.hostname, why);
     } else {
-      for (let i = 0; i < threads && engine.port + i <= 65535; i++) {
+      // With an ECDSA chain (smtpd_tls_eccert_file), the next run of ports serves it.
+      const runs = c.smtpd_tls_eccert_file ? 2 : 1;
+      for (let i = 0; i < runs * threads && engine.port + i <= 65535; i++) {
         add("net", netTarget(engine.hostname, engine.port + i), why);
       }
     }
