@@ -69,6 +69,8 @@ const DRAIN_MS = 10_000;
 const EARLY_MS = 2000;
 /** How long a certificate change waits for handshakes in progress (ms). */
 const SWAP_WAIT_MS = 1000;
+/** How long the engine waits after an accept failed (no descriptor free) before the next (ms). */
+const ACCEPT_RETRY_MS = 50;
 
 /** Opens a TLS listener (Deno.listenTls; tests may pass another). */
 export type ListenTls = (o: Deno.TcpListenOptions & TlsPem) => Deno.TlsListener;
@@ -106,7 +108,12 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
         try {
           c = await l.accept();
         } catch {
-          return; // closed (a new chain opens the next listener)
+          // Closed (a new chain opens the next listener), or a failure
+          // that passes (no descriptor free, EMFILE): the connection stays
+          // in the backlog and is accepted on the next try.
+          if (closed || listener !== l) return;
+          await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+          continue;
         }
         const from = c.remoteAddr as Deno.NetAddr;
         const key = `${from.hostname}:${from.port}`;
@@ -184,10 +191,12 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
       try {
         await ready;
         if (closed || !listener) throw new Error("the TLS engine is not listening");
-        const relay = await Promise.race([
-          Deno.connect({ hostname: address.hostname, port: address.port }),
-          failed,
-        ]);
+        const opening = Deno.connect({ hostname: address.hostname, port: address.port });
+        const relay = await Promise.race([opening, failed]).catch((e) => {
+          // Given up first: the relay is closed once open.
+          opening.then(closeQuietly, () => {});
+          throw e;
+        });
         try {
           relay.setNoDelay(true);
         } catch { /* not fatal */ }
@@ -258,6 +267,7 @@ export function openTlsEngine(
       timeoutMs,
     );
     let relay: Deno.TcpConn | undefined;
+    let accepted: Promise<Deno.TlsConn> | undefined;
     let tls: Deno.TlsConn | undefined;
     let info: TlsInfo | undefined;
     try {
@@ -272,17 +282,26 @@ export function openTlsEngine(
       }
       const opened = await door.connect(failed);
       relay = opened.relay;
+      accepted = opened.accepted;
       const engineSide = relay;
       const closeBoth = () => {
         closeQuietly(conn);
         closeQuietly(engineSide);
       };
       const drain = deferredTimer(closeBoth);
-      // Client to engine: its end (or failure) before the handshake is done is a lost client.
+      // Client to engine: its end (or failure) before the handshake is done
+      // is a lost client; a client whose connection fails (a reset) is gone,
+      // and the session learns it at once, as on a plain connection.
       void (async () => {
         if (first) await writeAll(engineSide, first);
         return await pump(conn, engineSide);
-      })().catch(() => {}).then(() => fail(new TlsHandshakeError("lost", "lost connection")));
+      })().catch(() => "destination failed" as const).then((end) => {
+        fail(new TlsHandshakeError("lost", "lost connection"));
+        if (end === "source failed") {
+          drain.stop();
+          closeBoth();
+        }
+      });
       // Engine to client, reading the ServerHello on the way; its end closes both.
       void pump(engineSide, conn, (facts) => (info = facts)).then(() => {
         drain.stop();
@@ -302,6 +321,8 @@ export function openTlsEngine(
       };
     } catch (err) {
       for (const c of [tls, relay, conn]) closeQuietly(c);
+      // The accept may come in the same turn as the failure, after it.
+      if (!tls) accepted?.then(closeQuietly);
       if (err instanceof TlsHandshakeError) throw err;
       const message = (err as Error)?.message ?? String(err);
       if (/eof|reset|broken pipe|connection closed/i.test(message)) {
@@ -361,18 +382,23 @@ function closeQuietly(c: { close(): void } | undefined): void {
 
 /**
  * Copies one direction until its end; the destination is half-closed then.
- * @returns "end" when the source ended, "error" when either side failed
+ * @returns "end" when the source ended, or which side failed
  */
 async function pump(
   from: ByteConn,
   to: ByteConn,
   onServerHello?: (info: TlsInfo) => void,
-): Promise<"end" | "error"> {
+): Promise<"end" | "source failed" | "destination failed"> {
   const buf = new Uint8Array(16384);
   let hello: Uint8Array | undefined = onServerHello ? new Uint8Array(0) : undefined;
   try {
     for (;;) {
-      const n = await from.read(buf);
+      let n: number | null;
+      try {
+        n = await from.read(buf);
+      } catch {
+        return "source failed";
+      }
       if (n === null) break;
       let off = 0;
       while (off < n) off += await to.write(buf.subarray(off, n));
@@ -389,7 +415,7 @@ async function pump(
       }
     }
   } catch {
-    return "error";
+    return "destination failed";
   }
   try {
     await to.closeWrite();

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openTlsEngine, type TlsEngine, type TlsPem, type TlsStream } from "./tls_engine.ts";
+import {
+  type ListenTls,
+  openTlsEngine,
+  type TlsEngine,
+  type TlsPem,
+  type TlsStream,
+} from "./tls_engine.ts";
 import { TlsHandshakeError } from "./types.ts";
+import type { ByteConn } from "./conn_duplex.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -227,4 +234,179 @@ engineTest("the engine's port in use: opening fails (the start reports it)", (t)
     openTlsEngine({ hostname: "127.0.0.1", port: t.engine.address.port }, t.a.pem)
   );
   return Promise.resolve();
+});
+
+/** A client's connection whose reads can be made to fail, as when the client resets it. */
+function resettable(conn: Deno.TcpConn): ByteConn & { reset(): void } {
+  let reset: (e: Error) => void = () => {};
+  const gone = new Promise<never>((_, reject) => (reset = reject));
+  gone.catch(() => {});
+  return {
+    read: (p) => Promise.race([conn.read(p), gone]),
+    write: (p) => conn.write(p),
+    closeWrite: () => conn.closeWrite(),
+    close: () => conn.close(),
+    reset: () => reset(new Deno.errors.ConnectionReset("Connection reset by peer (os error 104)")),
+  };
+}
+
+/**
+ * Deno.listenTls with a record of every connection it accepted (closed or
+ * not), and a hook run on each accept before the engine sees it.
+ */
+function trackedListen(
+  onAccept: (c: Deno.TlsConn) => Promise<void> = () => Promise.resolve(),
+): { listen: ListenTls; accepted: { closed: boolean }[] } {
+  const accepted: { closed: boolean }[] = [];
+  const listen: ListenTls = (o) => {
+    const l = Deno.listenTls(o);
+    return {
+      addr: l.addr,
+      close: () => l.close(),
+      accept: async () => {
+        const c = await l.accept();
+        const record = { closed: false };
+        accepted.push(record);
+        const close = c.close.bind(c);
+        c.close = () => {
+          record.closed = true;
+          close();
+        };
+        await onAccept(c);
+        return c;
+      },
+    } as unknown as Deno.TlsListener;
+  };
+  return { listen, accepted };
+}
+
+engineTest(
+  "a client whose connection fails after the handshake ends the session at once, not at smtpd_timeout",
+  async (t) => {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: t.plain.port });
+    const server = resettable(await t.plain.next());
+    const [s, c] = await Promise.all([
+      t.engine.handshake(server, t.a.pem, 5000),
+      Deno.startTls(client, { hostname: "localhost", caCerts: [t.a.ca] }),
+    ]);
+    await c.handshake();
+    server.reset();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      s.read(new Uint8Array(64)).then(() => "ended", () => "ended"),
+      new Promise((r) => (timer = setTimeout(() => r("still waiting after 3 s"), 3000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "ended");
+    s.close();
+    c.close();
+  },
+);
+
+Deno.test({
+  name:
+    "every connection the engine accepted is closed when its handshake fails, whatever the order of the accept and the failure",
+  ...opts,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const a = await chain(dir, "a");
+    const plain = plainPair();
+    // The client's reset reaches the engine some turns before or after the accept.
+    let turns = 0;
+    let resetClient = () => {};
+    const { listen, accepted } = trackedListen(async () => {
+      resetClient();
+      for (let i = 0; i < turns; i++) await Promise.resolve();
+    });
+    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem, listen);
+    const clients: Deno.TcpConn[] = [];
+    try {
+      for (turns = 0; turns < 30; turns++) {
+        const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+        clients.push(client);
+        const server = resettable(await plain.next());
+        resetClient = () => server.reset();
+        const err = await engine.handshake(server, a.pem, 5000).catch((e) => e);
+        assert.ok(err instanceof TlsHandshakeError, String(err));
+      }
+      // Connections nobody claimed are closed after 2 s.
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal(accepted.length, 30);
+      const open = accepted.filter((r) => !r.closed).length;
+      assert.equal(open, 0, `${open} accepted connections were never closed`);
+    } finally {
+      for (const c of clients) c.close();
+      engine.close();
+      plain.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "an accept that fails (no descriptor free) does not stop the engine: later handshakes run",
+  ...opts,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const a = await chain(dir, "a");
+    const plain = plainPair();
+    let failures = 1;
+    const listen: ListenTls = (o) => {
+      const l = Deno.listenTls(o);
+      return {
+        addr: l.addr,
+        close: () => l.close(),
+        accept: () =>
+          failures-- > 0
+            ? Promise.reject(new Error("Too many open files (os error 24)"))
+            : l.accept(),
+      } as unknown as Deno.TlsListener;
+    };
+    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem, listen);
+    try {
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+      const [s, c] = await Promise.all([
+        engine.handshake(await plain.next(), a.pem, 5000),
+        Deno.startTls(client, { hostname: "localhost", caCerts: [a.ca] }),
+      ]);
+      await c.write(new TextEncoder().encode("x"));
+      assert.equal(await s.read(new Uint8Array(4)), 1);
+      s.close();
+      c.close();
+    } finally {
+      engine.close();
+      plain.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a handshake whose time is up while its relay connects (after a reload): the relay is closed once open",
+  ...opts,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const a = await chain(dir, "a");
+    const plain = plainPair();
+    const b = await chain(dir, "b");
+    const { listen, accepted } = trackedListen();
+    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem, listen);
+    const clients: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 60; i++) {
+        clients.push(await Deno.connect({ hostname: "127.0.0.1", port: plain.port }));
+        // A new chain each time: the relay connects once the listener is open again.
+        const pem = i % 2 ? a.pem : b.pem;
+        const err = await engine.handshake(await plain.next(), pem, 0).catch((e) => e);
+        assert.ok(err instanceof TlsHandshakeError && err.why === "timeout", String(err));
+      }
+      // Connections nobody claimed are closed after 2 s, once their relay has closed.
+      await new Promise((r) => setTimeout(r, 2500));
+      const open = accepted.filter((r) => !r.closed).length;
+      assert.equal(open, 0, `${open} of ${accepted.length} accepted connections were never closed`);
+    } finally {
+      for (const c of clients) c.close();
+      engine.close();
+      plain.close();
+    }
+  },
 });
