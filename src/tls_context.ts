@@ -139,6 +139,19 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
 }
 
 /**
+ * How many loopback ports the TLS engine takes from smtpd_tls_loopback_listen's
+ * port on: one per listener thread for each chain (8 counted when
+ * smtpd_listen_threads is 0, the most it starts then), the ECDSA chain's run
+ * right after the first. The start checks them; `smtpd permissions` grants them.
+ * @param c the configuration
+ * @returns the ports of one chain, and of all
+ */
+export function enginePorts(c: Config): { perChain: number; total: number } {
+  const perChain = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
+  return { perChain, total: perChain * (c.smtpd_tls_eccert_file ? 2 : 1) };
+}
+
+/**
  * smtpd_tls_eccert_file and smtpd_tls_eckey_file: a second chain, which only
  * the TLS engine can serve beside the first.
  * @returns the chain, or undefined when not configured
@@ -196,10 +209,11 @@ function engineAddress(
       at,
     );
   }
-  const threads = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
-  if (a.port !== 0 && a.port + threads - 1 > 65535) {
+  const ports = enginePorts(c);
+  if (a.port !== 0 && a.port + ports.total - 1 > 65535) {
     throw new ConfigError(
-      `port ${a.port}: the listener threads need the ports up to port + ${threads - 1}`,
+      `${key}: port ${a.port}: the listener threads (and an ECDSA chain) need the ports up to ` +
+        `port + ${ports.total - 1}`,
       at,
     );
   }
@@ -220,12 +234,8 @@ function engineAddress(
       );
     }
   }
-  const ecdsaPort = c.smtpd_tls_eccert_file ? (a.port === 0 ? 0 : a.port + threads) : undefined;
-  if (ecdsaPort !== undefined && ecdsaPort + threads - 1 > 65535) {
-    throw new ConfigError(
-      `${key}: port ${a.port}: the ECDSA chain needs the ports up to port + ${2 * threads - 1}`,
-      at,
-    );
-  }
+  const ecdsaPort = c.smtpd_tls_eccert_file
+    ? (a.port === 0 ? 0 : a.port + ports.perChain)
+    : undefined;
   return { hostname: a.hostname, port: a.port, ...(ecdsaPort !== undefined ? { ecdsaPort } : {}) };
 }

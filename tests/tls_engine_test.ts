@@ -154,6 +154,11 @@ Deno.test({
       ),
       /smtpd_tls_loopback_listen: cannot be used with tls_server_sni_maps/,
     );
+    // One port per listener thread (8 counted with smtpd_listen_threads = 0) must fit.
+    assert.match(
+      await check('smtpd_tls_loopback_listen = "127.0.0.1:65530"'),
+      /smtpd\.toml:\d+: smtpd_tls_loopback_listen: port 65530: the listener threads \(and an ECDSA chain\) need the ports up to port \+ 7/,
+    );
     assert.match(
       await check(
         'smtpd_tls_eccert_file = "/etc/ssl/ec.pem"\nsmtpd_tls_eckey_file = "/etc/ssl/ec.key"',

@@ -19,7 +19,7 @@ import { PARAMS } from "../config/mod.ts";
 import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
 import { parseDnsServer } from "../policy/resolver.ts";
 import { parseListenAddress } from "../transport/tcp_listener.ts";
-import { tlsNeededBy } from "../tls_context.ts";
+import { enginePorts, tlsNeededBy } from "../tls_context.ts";
 import { chainFiles, readSniTable } from "../tls_sni.ts";
 
 /** The kinds of Deno permission the program uses. */
@@ -302,13 +302,12 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   const engine = tlsNeededBy(c) ? parseListenAddress(c.smtpd_tls_loopback_listen) : undefined;
   if (engine) {
     const why = "smtpd_tls_loopback_listen (the TLS engine, one port per listener thread)";
-    const threads = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
     if (engine.port === 0) {
       add("net", engine.hostname.includes(":") ? `[${engine.hostname}]` : engine.hostname, why);
     } else {
       // With an ECDSA chain (smtpd_tls_eccert_file), the next run of ports serves it.
-      const runs = c.smtpd_tls_eccert_file ? 2 : 1;
-      for (let i = 0; i < runs * threads && engine.port + i <= 65535; i++) {
+      const { total } = enginePorts(c);
+      for (let i = 0; i < total && engine.port + i <= 65535; i++) {
         add("net", netTarget(engine.hostname, engine.port + i), why);
       }
     }
