@@ -22,6 +22,7 @@ import {
 } from "./dovecot_protocol.ts";
 import { LfLineReader, LineTooLongError } from "./_lf_reader.ts";
 import type { SaslEndpoint } from "./sasl_path.ts";
+import { writeAll } from "../io/reply_writer.ts";
 
 /** A reply for a request, or the reason there will be none. */
 export type RequestAnswer =
@@ -281,9 +282,4 @@ async function readHandshake(
         break;
     }
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { writeAll } from "../io/reply_writer.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 import { CLIENT_HELLO_LIMIT, clientTakesEcdsa } from "./client_hello.ts";
 import { parseServerHello, SERVER_HELLO_LIMIT } from "./server_hello.ts";
@@ -57,8 +58,6 @@ export interface TlsEngine {
    *   the client's connection is closed then
    */
   handshake(conn: ByteConn, pem: TlsPem, timeoutMs: number, ecPem?: TlsPem): Promise<TlsStream>;
-  /** Where the ECDSA chain is served, when there is one. */
-  readonly ecdsaAddress?: Deno.NetAddr;
   /** Stops listening; sessions already encrypted go on. */
   close(): void;
 }
@@ -186,7 +185,6 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
       if (next) swapTimer ??= setTimeout(swapNow, SWAP_WAIT_MS);
     },
     async connect(failed) {
-      let key: string | undefined;
       connecting++;
       try {
         await ready;
@@ -201,16 +199,15 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
           relay.setNoDelay(true);
         } catch { /* not fatal */ }
         const mine = relay.localAddr as Deno.NetAddr;
-        key = `${mine.hostname}:${mine.port}`;
+        const key = `${mine.hostname}:${mine.port}`;
         const here = early.get(key);
         early.delete(key);
-        const k = key;
         const accepted = here
           ? Promise.resolve(here)
-          : new Promise<Deno.TlsConn>((resolve) => waiting.set(k, resolve));
+          : new Promise<Deno.TlsConn>((resolve) => waiting.set(key, resolve));
         // Given up with the handshake: no longer waited for.
         failed.catch(() => {
-          waiting.delete(k);
+          waiting.delete(key);
           maybeSwap();
         });
         void accepted.then(() => maybeSwap());
@@ -245,16 +242,9 @@ export function openTlsEngine(
   ecdsa?: { port: number; pem: TlsPem },
 ): TlsEngine {
   const main = openDoor(at, pem, listen);
-  let ecDoor: Door | undefined;
-  try {
-    ecDoor = ecdsa
-      ? openDoor({ hostname: at.hostname, port: ecdsa.port }, ecdsa.pem, listen)
-      : undefined;
-  } catch (e) {
-    main.close();
-    throw e;
-  }
-  const ec = ecDoor;
+  const ec = ecdsa
+    ? openSecond(main, () => openDoor({ ...at, port: ecdsa.port }, ecdsa.pem, listen))
+    : undefined;
 
   const handshake = async (conn: ByteConn, pem: TlsPem, timeoutMs: number, ecPem?: TlsPem) => {
     main.serve(pem);
@@ -337,13 +327,22 @@ export function openTlsEngine(
 
   return {
     address: main.address,
-    ...(ec ? { ecdsaAddress: ec.address } : {}),
     handshake,
     close() {
       main.close();
       ec?.close();
     },
   };
+}
+
+/** Opens a second door; the first is closed when that fails. */
+function openSecond(first: Door, open: () => Door): Door {
+  try {
+    return open();
+  } catch (e) {
+    first.close();
+    throw e;
+  }
 }
 
 /**
@@ -367,11 +366,6 @@ async function readClientHello(
     // A record longer than the limit is not a ClientHello: the TLS stack refuses it.
     if (seen.length >= CLIENT_HELLO_LIMIT) return { bytes: seen, ecdsa: false };
   }
-}
-
-async function writeAll(to: ByteConn, b: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < b.length) off += await to.write(b.subarray(off));
 }
 
 function closeQuietly(c: { close(): void } | undefined): void {
@@ -400,8 +394,7 @@ async function pump(
         return "source failed";
       }
       if (n === null) break;
-      let off = 0;
-      while (off < n) off += await to.write(buf.subarray(off, n));
+      await writeAll(to, buf.subarray(0, n));
       if (hello && onServerHello) {
         const seen = new Uint8Array(Math.min(hello.length + n, SERVER_HELLO_LIMIT));
         seen.set(hello.subarray(0, seen.length));
