@@ -536,19 +536,24 @@ export class RawClient {
 }
 
 /**
- * Makes a self-signed RSA certificate for mx.test.example (openssl), valid
- * two days, as `cert.pem` and `key.pem` in `dir`.
+ * Makes a self-signed certificate for mx.test.example (openssl), valid two
+ * days, as `cert.pem` and `key.pem` in `dir` (RSA 2048), or with `ecdsa`
+ * as `ec.pem` and `ec.key` (P-256).
  * @param dir a work directory
+ * @param options ecdsa: an ECDSA key instead of RSA
  * @returns the two files' paths
  */
-export async function makeTestCert(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
+export async function makeTestCert(
+  dir: string,
+  options: { ecdsa?: boolean } = {},
+): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, options.ecdsa ? "ec.pem" : "cert.pem");
+  const key = join(dir, options.ecdsa ? "ec.key" : "key.pem");
   const r = await run("openssl", [
     "req",
     "-x509",
     "-newkey",
-    "rsa:2048",
+    ...(options.ecdsa ? ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["rsa:2048"]),
     "-nodes",
     "-keyout",
     key,

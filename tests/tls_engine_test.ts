@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   CONCURRENT_STARTTLS,
+  makeTestCert,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -217,26 +218,9 @@ Deno.test({
     const p = freePorts(2);
     const rsa = `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 1\n` +
       `smtpd_tls_loopback_listen = "127.0.0.1:${p}"`;
-    const ec = await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      `${dir}/ec.key`,
-      "-out",
-      `${dir}/ec.pem`,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=mx.test.example",
-    ]);
-    assert.equal(ec.code, 0, ec.stderr);
+    const ec = await makeTestCert(dir, { ecdsa: true });
     const d = await startDaemon(
-      `${rsa}\nsmtpd_tls_eccert_file = "${dir}/ec.pem"\nsmtpd_tls_eckey_file = "${dir}/ec.key"`,
+      `${rsa}\nsmtpd_tls_eccert_file = "${ec.cert}"\nsmtpd_tls_eckey_file = "${ec.key}"`,
       { dir },
     );
     try {
