@@ -90,7 +90,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "default_process_limit: a client over the limit is refused at once, without a session",
+  name:
+    "default_process_limit: a client over the limit is refused after a moment, without a session",
   ...opts,
   fn: async () => {
     const d = await startDaemon("smtpd_peername_lookup = false\ndefault_process_limit = 2");
@@ -124,6 +125,33 @@ Deno.test({
       again.close();
     } finally {
       for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "default_process_limit: a client over the limit waits a moment for a session to end, as in a listen queue",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_peername_lookup = false\ndefault_process_limit = 1");
+    const clients: RawClient[] = [];
+    try {
+      const first = await RawClient.connect(d.port);
+      clients.push(first);
+      assert.match(await first.reply(), /^220 /);
+      const next = await RawClient.connect(d.port);
+      clients.push(next);
+      // The first client hangs up (no QUIT) after the next one was accepted.
+      await new Promise((r) => setTimeout(r, 50));
+      first.close();
+      assert.match(await next.reply(), /^220 /, "admitted when the first session ended");
+      await next.send("QUIT\r\n");
+      assert.equal(await next.reply(), "221 2.0.0 Bye\r\n");
+      assert.doesNotMatch(d.log(), /Connection limit exceeded/);
+    } finally {
+      for (const c of clients) c.close();
       await d.stop();
     }
   },
@@ -273,6 +301,37 @@ Deno.test({
       assert.equal(log.match(/service no longer under stress/g)?.length, 1, log);
     } finally {
       for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "default_process_limit: smtp-source at exactly the limit, one message a connection, is never refused",
+  ignore: (await run("sh", ["-c", "command -v smtp-source"])).code !== 0,
+  ...opts,
+  fn: async () => {
+    // smtp-source opens its next connection as soon as it reads the 221 to
+    // QUIT: the session that sent it must not still hold its slot then.
+    const d = await startDaemon("smtpd_peername_lookup = false\ndefault_process_limit = 10");
+    try {
+      const r = await run("smtp-source", [
+        "-s",
+        "10",
+        "-m",
+        "1000",
+        "-l",
+        "1000",
+        "-f",
+        "a@example.com",
+        "-t",
+        "b@example.com",
+        `127.0.0.1:${d.port}`,
+      ], { timeoutMs: 120000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(d.log(), /Connection limit exceeded/);
+    } finally {
       await d.stop();
     }
   },

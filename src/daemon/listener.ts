@@ -51,6 +51,14 @@ export interface ListenerSetup {
   tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
 }
 
+/**
+ * How long a connection over default_process_limit waits for a session to
+ * end before it is refused (ms): Postfix's master leaves such a client in
+ * the listen queue until an smtpd process is free; here the wait is short,
+ * so that a flood cannot hold descriptors.
+ */
+const SLOT_WAIT_MS = 250;
+
 /** Refusals at the global cap are logged at most this often (per thread). */
 
 const REFUSAL_LOG_MS = 10_000;
@@ -58,7 +66,9 @@ const REFUSAL_LOG_MS = 10_000;
 /**
  * Starts one thread's listeners with its connection limiter. The global
  * cap (default_process_limit) is applied at accept: a connection over it
- * gets 421 at once and costs no session, no DNS lookup. Near the cap
+ * takes an idle session's place, or waits up to SLOT_WAIT_MS for a slot,
+ * or gets 421; it costs no session, no DNS lookup. A session's slots go
+ * back before its last reply is written (SessionDeps.ending). Near the cap
  * (smtpd_stress_threshold) new sessions get the stress limits. The
  * per-client cap is applied to the client's address at accept or, behind
  * a PROXY balancer, to the address in the header (through
@@ -147,12 +157,15 @@ export async function startListening(
       }
       if (!proxied) counted = address;
       const victim = listening.server?.evictIdle();
-      if (!victim) {
+      if (victim) {
+        logEviction(victim, `${limit} sessions (default_process_limit)`);
+        limiter.enterInPlaceOfIdle();
+      } else if (await limiter.enterWithin(SLOT_WAIT_MS) === "global") {
+        // As in Postfix's listen queue, the client waited a moment for a
+        // session to end; none did.
         if (counted !== undefined) limiter.leaveClient(counted);
         return await refuseBusy(t, address);
       }
-      logEviction(victim, `${limit} sessions (default_process_limit)`);
-      limiter.enterInPlaceOfIdle();
     }
     ledger?.entered();
     if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
@@ -169,28 +182,39 @@ export async function startListening(
       counted = client;
       return undefined;
     };
-    active++;
-    try {
-      if (proxied) {
-        // The client is known only after the PROXY header: the session asks.
-        await runSession(t, { ...deps, stressed: () => stressed, admitClient });
-      } else {
-        const refusal = counted === undefined
-          ? admitClient(address)
-          : deps.overRate?.("connection", address);
-        if (refusal) return await refuseConnection(t, encodeReply(refusal));
-        await runSession(t, stressed ? stressedNow : deps);
-      }
-    } catch (e) {
-      logger.error(`session failed: ${(e as Error).message}`);
-    } finally {
-      active--;
+    // The slots go back once the session is over but for its last reply
+    // (the session says so), or when it has ended, whichever comes first.
+    let held = true;
+    const ending = () => {
+      if (!held) return;
+      held = false;
       if (counted !== undefined) {
         limiter.leaveClient(counted);
         ledger?.clientLeft(limiter.clientSlot(counted));
       }
       limiter.leave();
       ledger?.left();
+    };
+    active++;
+    try {
+      if (proxied) {
+        // The client is known only after the PROXY header: the session asks.
+        await runSession(t, { ...deps, stressed: () => stressed, admitClient, ending });
+      } else {
+        const refusal = counted === undefined
+          ? admitClient(address)
+          : deps.overRate?.("connection", address);
+        if (refusal) {
+          ending();
+          return await refuseConnection(t, encodeReply(refusal));
+        }
+        await runSession(t, { ...(stressed ? stressedNow : deps), ending });
+      }
+    } catch (e) {
+      logger.error(`session failed: ${(e as Error).message}`);
+    } finally {
+      active--;
+      ending();
     }
   };
   const server = await serveTcp(setup.listen, onTransport, {

@@ -44,6 +44,15 @@ export interface SessionDeps {
    * (send it and hang up). Absent when the client was counted at accept.
    */
   readonly admitClient?: (address: string) => Reply | undefined;
+  /**
+   * Told once, when the session has nothing left to do with its client
+   * but write its last reply (221 to QUIT, a 421) and close: the listener
+   * gives the session's connection slots back then, before a client that
+   * reconnects as soon as it reads that reply can be counted against them.
+   * A session with a notify_classes transcript to mail tells it only once
+   * the transcript is queued (that work is the slot's too).
+   */
+  readonly ending?: () => void;
   /** The process's memory budget for messages in progress (smtpd_memory_budget). */
   readonly memory: MemoryBudget;
   /** The thread's reusable line buffers (its runtime's); absent: the session's own. */

@@ -59,7 +59,7 @@ export class SessionNotices {
    * @param client the client, for the subject
    */
   async send(deps: NoticeDeps, client: LogPeer): Promise<void> {
-    const wanted = deps.config.notify_classes.filter((c) => this.#classes.has(c as NoticeClass));
+    const wanted = this.#wanted(deps);
     if (wanted.length === 0) return;
     try {
       const id = await sendTranscript(deps, client, this.transcript, wanted);
@@ -73,6 +73,19 @@ export class SessionNotices {
     } catch (err) {
       deps.log.warning(`cannot queue the session transcript: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Whether {@linkcode send} has a transcript to mail.
+   * @param deps the configuration (notify_classes)
+   * @returns true when the session hit an enabled class
+   */
+  due(deps: Pick<NoticeDeps, "config">): boolean {
+    return this.#wanted(deps).length > 0;
+  }
+
+  #wanted(deps: Pick<NoticeDeps, "config">): string[] {
+    return deps.config.notify_classes.filter((c) => this.#classes.has(c as NoticeClass));
   }
 
   /**

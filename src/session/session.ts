@@ -146,6 +146,11 @@ export class Session {
         state.send(REPLY.localError);
       }
     } finally {
+      // Its slot is free before the last reply leaves: a client that
+      // connects again as soon as it reads the 221 finds room. A
+      // transcript still to be mailed keeps the slot until it is queued.
+      const notice = this.#notices.due(this.#deps);
+      if (!notice) this.#deps.ending?.();
       // The last replies get a second to leave.
       await this.#writer.flush(1000).catch(() => {});
       this.#writer.close();
@@ -153,7 +158,10 @@ export class Session {
       state.close();
       this.#closed = true;
       log.disconnect(client, this.#counts);
-      await this.#notices.send(this.#deps, client);
+      if (notice) {
+        await this.#notices.send(this.#deps, client);
+        this.#deps.ending?.();
+      }
     }
   }
 
@@ -184,6 +192,7 @@ export class Session {
    * @param reply a last word (a 421), or none
    */
   async #hangUp(reply?: Reply): Promise<void> {
+    this.#deps.ending?.();
     if (reply) {
       this.#writer.push(formatReply(reply));
       await this.#writer.flush(1000).catch(() => {});

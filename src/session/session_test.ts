@@ -13,3 +13,22 @@ Deno.test("Session: a pipelined burst of short commands never queues more than a
   const largest = Math.max(...writes);
   assert.ok(largest <= 8192, `largest write ${largest} bytes`);
 });
+
+Deno.test("Session: tells `ending` before its 221 to QUIT is written, once", async () => {
+  const { transport, output } = scriptedTransport(new TextEncoder().encode("HELO x\r\nQUIT\r\n"));
+  const seen: string[] = [];
+  await runSession(transport, { ...fakeDeps(), ending: () => seen.push(output()) });
+  assert.equal(seen.length, 1);
+  assert.match(seen[0] as string, /^220 /, "the greeting and HELO reply went out before");
+  assert.doesNotMatch(seen[0] as string, /221 /, "the slot was free before the 221 left");
+  assert.match(output(), /221 2\.0\.0 Bye\r\n$/);
+});
+
+Deno.test("Session: with a notify_classes transcript to mail, `ending` waits for it", async () => {
+  const { transport, output } = scriptedTransport(new TextEncoder().encode("FOO\r\nQUIT\r\n"));
+  const seen: string[] = [];
+  const deps = fakeDeps({ notify_classes: ["protocol"] });
+  await runSession(transport, { ...deps, ending: () => seen.push(output()) });
+  assert.equal(seen.length, 1);
+  assert.match(seen[0] as string, /221 2\.0\.0 Bye\r\n$/);
+});

@@ -6,15 +6,16 @@
  * smtpd_client_event_limit_exceptions).
  *
  * The global slot is taken at accept, before any session state exists; a
- * connection over the cap is refused at once. The per-client slot is taken
- * once the client's address is known: at accept, or after the PROXY header
- * when a load balancer sends one, so that clients behind one balancer are
- * counted apart. Per-client counts live in 4096 slots chosen by a hash of
- * the address keyed with a random seed drawn at start, so which addresses
- * share a slot cannot be worked out from outside (with a fixed hash, an
- * attacker could pick addresses that share a victim's slot and, holding
- * smtpd_client_connection_count_limit sessions from them, lock the victim
- * out).
+ * connection over the cap may wait a moment for a slot (as it would in
+ * Postfix's listen queue), and is refused when none comes free. The
+ * per-client slot is taken once the client's address is known: at accept,
+ * or after the PROXY header when a load balancer sends one, so that
+ * clients behind one balancer are counted apart. Per-client counts live in
+ * 4096 slots chosen by a hash of the address keyed with a random seed
+ * drawn at start, so which addresses share a slot cannot be worked out
+ * from outside (with a fixed hash, an attacker could pick addresses that
+ * share a victim's slot and, holding smtpd_client_connection_count_limit
+ * sessions from them, lock the victim out).
  *
  * @module
  */
@@ -43,8 +44,12 @@ const TOTAL = 0;
 const STRESS = 1;
 /** The hash key of the per-client slots, shared by every thread. */
 const SEED = 2;
-const FIRST_SLOT = 3;
+/** Connections waiting for a global slot ({@linkcode ConnectionLimiter.enterWithin}). */
+const WAITING = 3;
+const FIRST_SLOT = 4;
 const SLOTS = 4096;
+/** How often a waiting connection looks for a slot given back by another thread (ms). */
+const POLL_MS = 10;
 
 /**
  * Counts concurrent connections. The counters live in a SharedArrayBuffer
@@ -70,6 +75,8 @@ export class ConnectionLimiter {
   /** Stress ends when the count falls below this. */
   #calmBelow: number;
   #onStress: (stressed: boolean, sessions: number) => void;
+  /** Wake-ups of this thread's waiting connections, oldest first. */
+  #waiters: (() => void)[] = [];
 
   /**
    * @param limits the limits, and who hears of stress changes
@@ -117,6 +124,54 @@ export class ConnectionLimiter {
   }
 
   /**
+   * Takes a global slot, waiting up to `ms` for one at the cap, as a
+   * client waits in Postfix's listen queue until an smtpd process is free.
+   * A slot given back on this thread goes to its oldest waiter at once;
+   * one given back on another thread is seen within 10 ms. At most
+   * `global` connections wait at once (across threads): past that the
+   * answer comes at once.
+   * @param ms the longest wait
+   * @returns "ok" (call {@linkcode leave} later) or "global" (refuse it)
+   */
+  async enterWithin(ms: number): Promise<"ok" | "global"> {
+    if (this.#take(false) === "ok") return "ok";
+    if (ms <= 0) return "global";
+    if (Atomics.add(this.#counts, WAITING, 1) >= this.#global) {
+      Atomics.sub(this.#counts, WAITING, 1);
+      return "global";
+    }
+    try {
+      const until = Date.now() + ms;
+      for (let left = ms; left > 0; left = until - Date.now()) {
+        await this.#pause(Math.min(POLL_MS, left));
+        if (this.#take(false) === "ok") return "ok";
+      }
+      return "global";
+    } finally {
+      Atomics.sub(this.#counts, WAITING, 1);
+    }
+  }
+
+  /** Connections waiting for a global slot now (all threads). */
+  get waiting(): number {
+    return Atomics.load(this.#counts, WAITING);
+  }
+
+  /** Sleeps up to `ms`, or until this thread gives a slot back. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        const i = this.#waiters.indexOf(wake);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#waiters.push(wake);
+    });
+  }
+
+  /**
    * Takes a global slot past the cap: for a client that an idle session
    * just made room for (its slot comes back when that session ends, in a
    * moment).
@@ -140,12 +195,13 @@ export class ConnectionLimiter {
     return "ok";
   }
 
-  /** Gives back a global slot taken by {@linkcode enter}. */
+  /** Gives back a global slot taken by {@linkcode enter} or {@linkcode enterWithin}. */
   leave(): void {
     const n = Atomics.sub(this.#counts, TOTAL, 1) - 1;
     if (n < this.#calmBelow && Atomics.compareExchange(this.#counts, STRESS, 1, 0) === 1) {
       this.#onStress(false, n);
     }
+    this.#waiters[0]?.();
   }
 
   /**

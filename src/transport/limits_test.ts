@@ -99,6 +99,60 @@ Deno.test("ConnectionLimiter shares counts and stress state through its SharedAr
   assert.match(events[1] as string, /:false$/);
 });
 
+Deno.test("ConnectionLimiter.enterWithin() waits at the cap and takes the slot given back", async () => {
+  const l = new ConnectionLimiter({ global: 1, perClient: 0, exempt: none });
+  assert.equal(await l.enterWithin(1000), "ok", "under the cap: at once");
+  const t0 = Date.now();
+  const waiting = l.enterWithin(5000);
+  assert.equal(l.waiting, 1);
+  setTimeout(() => l.leave(), 50);
+  assert.equal(await waiting, "ok");
+  const took = Date.now() - t0;
+  assert.ok(took >= 40 && took < 1000, `waited ${took} ms`);
+  assert.equal(l.total, 1);
+  assert.equal(l.waiting, 0);
+  l.leave();
+});
+
+Deno.test("ConnectionLimiter.enterWithin() refuses when no slot comes free in time", async () => {
+  const l = new ConnectionLimiter({ global: 1, perClient: 0, exempt: none });
+  l.enter();
+  const t0 = Date.now();
+  assert.equal(await l.enterWithin(100), "global");
+  const took = Date.now() - t0;
+  assert.ok(took >= 90 && took < 1000, `gave up after ${took} ms`);
+  assert.equal(l.total, 1, "a refusal leaves no count behind");
+  assert.equal(l.waiting, 0);
+  assert.equal(await l.enterWithin(0), "global", "no wait: at once");
+});
+
+Deno.test("ConnectionLimiter.enterWithin(): at most `global` connections wait, the rest are refused at once", async () => {
+  const l = new ConnectionLimiter({ global: 2, perClient: 0, exempt: none });
+  l.enter();
+  l.enter();
+  const waiters = [l.enterWithin(2000), l.enterWithin(2000)];
+  assert.equal(l.waiting, 2);
+  const t0 = Date.now();
+  assert.equal(await l.enterWithin(2000), "global");
+  assert.ok(Date.now() - t0 < 100, "the third did not wait");
+  l.leave();
+  l.leave();
+  assert.deepEqual(await Promise.all(waiters), ["ok", "ok"], "each waiter got a slot given back");
+  assert.equal(l.total, 2);
+  assert.equal(l.waiting, 0);
+});
+
+Deno.test("ConnectionLimiter.enterWithin() sees a slot given back through another thread's limiter", async () => {
+  const a = new ConnectionLimiter({ global: 1, perClient: 0, exempt: none });
+  const b = new ConnectionLimiter({ global: 1, perClient: 0, exempt: none }, a.shared);
+  a.enter();
+  const waiting = b.enterWithin(2000);
+  assert.equal(a.waiting, 1, "the waiters are counted in the shared counters");
+  setTimeout(() => a.leave(), 30);
+  assert.equal(await waiting, "ok");
+  assert.equal(a.total, 1);
+});
+
 /** The slot a fixed (unkeyed) FNV-1a hash gives: what an attacker can compute. */
 function fixedSlot(address: string): number {
   let h = 2166136261;
