@@ -17,9 +17,15 @@ export const RUNTIME_FLAGS: readonly string[] = [
   "--unstable-net",
   "--no-prompt",
   // Not permissions either: a 1 MiB young generation per isolate instead of
-  // up to 16 MiB (session garbage dies young, so scavenges stay cheap) and
-  // V8's memory-over-speed heuristics. Peak RSS under 100 connections fell
-  // from about 149 to 112 MiB at the same msgs/s (BENCHMARKS.md).
+  // up to 16 MiB (session garbage dies young, so scavenges stay cheap), and
+  // the old generation allowed to grow by half its live size between full
+  // collections (V8 picks up to 4x for a fast-allocating program). Peak RSS
+  // under 100 connections fell from about 149 to 112 MiB at the same msgs/s
+  // with the young generation (BENCHMARKS.md). V8's --optimize-for-size
+  // took a few MiB more off but cost 25-40% of the CPU per message, with or
+  // without TLS (it compacts the heap at every full collection, and
+  // collects fully several times as often); --heap-growing-percent=50 keeps
+  // most of its memory (2-3 MiB more at the peak) and none of its cost.
   // The two triggers start a full collection's incremental marking when
   // the old generation has grown 20% of the way to its limit (at once at
   // 40%) instead of close to it. V8 sets that limit well above the live
@@ -33,7 +39,7 @@ export const RUNTIME_FLAGS: readonly string[] = [
   // Also: a regular expression that backtracks excessively (a regexp: or
   // pcre: table pattern such as /^(a+)+$/ against a long key) falls back
   // to V8's linear-time engine instead of running for ever (ReDoS).
-  "--v8-flags=--max-semi-space-size=1,--optimize-for-size," +
+  "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=50," +
   "--incremental-marking-soft-trigger=20,--incremental-marking-hard-trigger=40," +
   "--enable-experimental-regexp-engine-on-excessive-backtracks",
   // V8's code cache lives in SQLite files of the deno CLI's cache, mapped
