@@ -374,8 +374,18 @@ function closeQuietly(c: { close(): void } | undefined): void {
   } catch { /* closed */ }
 }
 
+/** The relay's read size: a whole TLS record. */
+const RELAY_BUFFER = 16384;
+/** Relay buffers kept for the next sessions (two per session in TLS), at most. */
+const RELAY_BUFFERS_KEPT = 64;
+const relayBuffers: Uint8Array[] = [];
+
 /**
  * Copies one direction until its end; the destination is half-closed then.
+ * Its buffer is taken from, and given back to, the thread's relay buffers:
+ * a buffer per session would live as long as the session, past young
+ * collections, and its 16 KiB outside the heap would be freed only by a
+ * full collection (under load, one every few dozen sessions).
  * @returns "end" when the source ended, or which side failed
  */
 async function pump(
@@ -383,7 +393,21 @@ async function pump(
   to: ByteConn,
   onServerHello?: (info: TlsInfo) => void,
 ): Promise<"end" | "source failed" | "destination failed"> {
-  const buf = new Uint8Array(16384);
+  const buf = relayBuffers.pop() ?? new Uint8Array(RELAY_BUFFER);
+  try {
+    return await copy(buf, from, to, onServerHello);
+  } finally {
+    // No read or write holds it now: each was awaited to its end.
+    if (relayBuffers.length < RELAY_BUFFERS_KEPT) relayBuffers.push(buf);
+  }
+}
+
+async function copy(
+  buf: Uint8Array,
+  from: ByteConn,
+  to: ByteConn,
+  onServerHello?: (info: TlsInfo) => void,
+): Promise<"end" | "source failed" | "destination failed"> {
   let hello: Uint8Array | undefined = onServerHello ? new Uint8Array(0) : undefined;
   try {
     for (;;) {
