@@ -14,6 +14,7 @@ import {
   run,
   startDaemon,
   startHaproxy,
+  tlsCertConfig,
 } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -331,6 +332,68 @@ Deno.test({
       ], { timeoutMs: 120000 });
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(d.log(), /Connection limit exceeded/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * Python: a client that ends its session in TLS (STARTTLS, then 40,000
+ * EHLO and QUIT) without reading the replies, so that the TLS engine's
+ * relay still drains them to it when the session is over; then, its
+ * session gone, one session held in a mail transaction (the cap is 1) and
+ * one more client, whose first reply is printed. Arguments: port, the
+ * seconds to wait for the first session to end.
+ */
+const DRAINING_THEN_OVER = `
+import socket, ssl, sys, time
+port = int(sys.argv[1])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+raw = socket.socket(); raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+raw.connect(("127.0.0.1", port)); f = raw.makefile("rb")
+f.readline(); raw.sendall(b"EHLO c.example\\r\\n")
+while not f.readline().startswith(b"250 "): pass
+raw.sendall(b"STARTTLS\\r\\n"); f.readline()
+t = ctx.wrap_socket(raw, server_hostname="mx.test.example")
+t.sendall(b"EHLO c.example\\r\\n" * 40000 + b"QUIT\\r\\n")
+time.sleep(float(sys.argv[2]))
+held = socket.create_connection(("127.0.0.1", port)); h = held.makefile("rb")
+print("held", h.readline().decode().strip())
+held.sendall(b"EHLO h.example\\r\\n")
+while not h.readline().startswith(b"250 "): pass
+held.sendall(b"MAIL FROM:<a@example.org>\\r\\n"); print("mail", h.readline().decode().strip())
+over = socket.create_connection(("127.0.0.1", port)); over.settimeout(5)
+print("over", over.makefile("rb").readline().decode().strip())
+`;
+
+Deno.test({
+  name:
+    "default_process_limit: a TLS connection draining after its session is not closed to admit one over the cap",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("drain");
+    const d = await startDaemon(
+      [
+        await tlsCertConfig(dir, "may", { engine: true }),
+        "default_process_limit = 1",
+        "smtpd_listen_threads = 1",
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const r = await run("python3", ["-c", DRAINING_THEN_OVER, String(d.port), "2"], {
+        timeoutMs: 30000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      // The draining session is over (it gave its slot back): the held one is admitted.
+      assert.match(d.log(), /disconnect from .* ehlo=40001 starttls=1 quit=1/);
+      assert.match(r.stdout, /^held 220 /m);
+      assert.match(r.stdout, /^mail 250 /m);
+      // The cap is full: the next client is refused, not let in by closing
+      // the draining connection (whose slot was already given back).
+      assert.match(r.stdout, /^over 421 4\.3\.2 /m, r.stdout);
+      assert.doesNotMatch(d.log(), /closed the idle session/);
     } finally {
       await d.stop();
     }

@@ -188,6 +188,7 @@ export async function startListening(
     const ending = () => {
       if (!held) return;
       held = false;
+      t.sessionOver?.();
       if (counted !== undefined) {
         limiter.leaveClient(counted);
         ledger?.clientLeft(limiter.clientSlot(counted));

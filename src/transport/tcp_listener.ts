@@ -56,6 +56,8 @@ interface Watched extends ByteConn {
   tls: boolean;
   /** A mail transaction is under way: never closed to make room. */
   inMail: boolean;
+  /** The session gave its slot back: closing this connection frees no session. */
+  over: boolean;
   evicted: boolean;
 }
 
@@ -65,6 +67,7 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
     idleSince: undefined,
     tls: false,
     inMail: false,
+    over: false,
     evicted: false,
     async read(p) {
       w.idleSince = Date.now();
@@ -112,6 +115,9 @@ function tcpTransport(
     inTransaction: (on) => {
       w.inMail = on;
     },
+    sessionOver: () => {
+      w.over = true;
+    },
     ...(tls
       ? {
         startTls: async (timeoutMs: number) => {
@@ -120,6 +126,9 @@ function tcpTransport(
           return Object.assign(secure, {
             inTransaction: (on: boolean) => {
               w.inMail = on;
+            },
+            sessionOver: () => {
+              w.over = true;
             },
           });
         },
@@ -133,12 +142,15 @@ function tcpTransport(
  * and that is not in a mail transaction (those end by smtpd_timeout): of
  * the address holding the most connections, the longest silent. A 421
  * goes first when the session is not in TLS.
+ * @param sessionsOnly only a connection whose session still holds its slot
+ *   (one closed in a session's place must give that slot back)
  * @returns the victim, or undefined when no connection was idle that long
  */
 function evictOldest(
   live: Set<Watched>,
   minIdleMs: number,
   farewell: Uint8Array | undefined,
+  sessionsOnly: boolean,
 ): { address: string; idleMs: number } | undefined {
   // Without a farewell the descriptor is needed now: closed at once.
   const now = Date.now();
@@ -149,7 +161,7 @@ function evictOldest(
   for (const w of live) held.set(w.address, (held.get(w.address) ?? 0) + 1);
   let victimHeld = 0;
   for (const w of live) {
-    if (w.evicted || w.inMail || w.idleSince === undefined) continue;
+    if (w.evicted || w.inMail || w.idleSince === undefined || (sessionsOnly && w.over)) continue;
     if (now - w.idleSince < minIdleMs) continue;
     const n = held.get(w.address) ?? 0;
     if (
@@ -251,7 +263,8 @@ export interface TcpServer {
   readonly failed: Promise<string>;
   /**
    * Makes room for a new client: closes this listener's connection that has
-   * waited longest for its client, if it has waited at least
+   * waited longest for its client (of those whose session holds its slot,
+   * see Transport.sessionOver), if it has waited at least
    * `evictIdleAfterMs` (with a 421 when it is not in TLS).
    * @returns the closed connection's client and idle time, or undefined
    */
@@ -358,10 +371,13 @@ export async function serveTcp(
   const wrapperTls = tls ? await upgrader(() => tls().wrapper) : undefined;
   const live = new Set<Watched>();
   const evictAfter = options.evictIdleAfterMs ?? 1000;
-  const evictIdle = () => evictOldest(live, evictAfter, options.farewell);
+  // A session ended but for its TLS relay's drain (a client that does not
+  // read its last replies) gave its slot back already: closing it makes no
+  // room for a session.
+  const evictIdle = () => evictOldest(live, evictAfter, options.farewell, true);
   // Out of descriptors nobody is served until one comes free: a connection
   // silent for a quarter of that time may already give its own.
-  const evictIdleNow = () => evictOldest(live, evictAfter / 4, undefined);
+  const evictIdleNow = () => evictOldest(live, evictAfter / 4, undefined, false);
   if (!wrapperTls && addresses.some((a) => a.wrapper)) {
     throw new Error("smtpd_tls_wrappermode: no TLS context (certificate and key)");
   }

@@ -49,6 +49,13 @@ export interface Transport extends ByteSource, ByteSink {
    * that must close an idle connection to make room spares those in one.
    */
   inTransaction?: (on: boolean) => void;
+  /**
+   * Told when the session has given its slot back (default_process_limit):
+   * what is left of the connection (its last reply; behind the TLS engine,
+   * the relay's drain) holds no session, so a listener that makes room for
+   * a new session must not close it in a session's place.
+   */
+  sessionOver?: () => void;
 }
 
 /** Why a STARTTLS handshake failed. */
