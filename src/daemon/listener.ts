@@ -227,7 +227,7 @@ export async function startListening(
     onEvict: (victim, why) => logEviction(victim, why),
     // STARTTLS with the context of the latest reload (new certificates).
     ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
-    ...(setup.tlsEngine ? { tlsEngine: setup.tlsEngine } : {}),
+    ...(setup.tlsEngine ? { tlsEngine: setup.tlsEngine, buffers: runtime.buffers } : {}),
   });
   listening.server = server;
   store.makeRoom = () => {

@@ -17,6 +17,7 @@ import {
   describeAcceptError,
 } from "./accept_backoff.ts";
 import { resourceShortage } from "../io/os_error.ts";
+import type { IoBuffers } from "../io/io_buffers.ts";
 import { TlsHandshakeError, type Transport } from "./types.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 import type { TlsEngine } from "./tls_engine.ts";
@@ -291,6 +292,8 @@ export interface ServeOptions {
    * own TLS stack (tls_engine.ts) instead of node:tls.
    */
   tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
+  /** The thread's reusable buffers (the TLS engine's relay takes its own from them). */
+  buffers?: IoBuffers;
   /** Where accept warnings go (default: nowhere). */
   log?: AcceptLog & { error(text: string): void };
   /** Opens a listener (tests); default Deno.listen. */
@@ -355,6 +358,7 @@ export async function serveTcp(
         pem,
         undefined,
         ecPem && ecdsaPort !== undefined ? { port: ecdsaPort, pem: ecPem } : undefined,
+        options.buffers,
       );
     } catch (e) {
       const a = options.tlsEngine;

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { IoBuffers } from "../io/io_buffers.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 import { CLIENT_HELLO_LIMIT, clientTakesEcdsa } from "./client_hello.ts";
@@ -232,6 +233,7 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
  * @param listen opens the TLS listener
  * @param ecdsa a second chain (ECDSA, smtpd_tls_eccert_file) and the port it is served on:
  *   clients that accept ECDSA signatures get it, the others the first chain
+ * @param buffers the thread's reusable buffers, which the relay's come from
  * @returns the engine, listening
  * @throws when a port cannot be had (in use, or not permitted)
  */
@@ -240,6 +242,7 @@ export function openTlsEngine(
   pem: TlsPem,
   listen: ListenTls = (o) => Deno.listenTls(o),
   ecdsa?: { port: number; pem: TlsPem },
+  buffers: IoBuffers = new IoBuffers(),
 ): TlsEngine {
   const main = openDoor(at, pem, listen);
   const ec = ecdsa
@@ -284,7 +287,7 @@ export function openTlsEngine(
       // and the session learns it at once, as on a plain connection.
       void (async () => {
         if (first) await writeAll(engineSide, first);
-        return await pump(conn, engineSide);
+        return await pump(buffers, conn, engineSide);
       })().catch(() => "destination failed" as const).then((end) => {
         fail(new TlsHandshakeError("lost", "lost connection"));
         if (end === "source failed") {
@@ -293,7 +296,7 @@ export function openTlsEngine(
         }
       });
       // Engine to client, reading the ServerHello on the way; its end closes both.
-      void pump(engineSide, conn, (facts) => (info = facts)).then(() => {
+      void pump(buffers, engineSide, conn, (facts) => (info = facts)).then(() => {
         drain.stop();
         closeBoth();
       });
@@ -376,29 +379,27 @@ function closeQuietly(c: { close(): void } | undefined): void {
 
 /** The relay's read size: a whole TLS record. */
 const RELAY_BUFFER = 16384;
-/** Relay buffers kept for the next sessions (two per session in TLS), at most. */
-const RELAY_BUFFERS_KEPT = 64;
-const relayBuffers: Uint8Array[] = [];
 
 /**
  * Copies one direction until its end; the destination is half-closed then.
- * Its buffer is taken from, and given back to, the thread's relay buffers:
- * a buffer per session would live as long as the session, past young
- * collections, and its 16 KiB outside the heap would be freed only by a
- * full collection (under load, one every few dozen sessions).
+ * Its buffer is taken from, and given back to, the thread's reusable
+ * buffers: a buffer per session would live as long as the session, past
+ * young collections, and its 16 KiB outside the heap would be freed only
+ * by a full collection (under load, one every few dozen sessions).
  * @returns "end" when the source ended, or which side failed
  */
 async function pump(
+  buffers: IoBuffers,
   from: ByteConn,
   to: ByteConn,
   onServerHello?: (info: TlsInfo) => void,
 ): Promise<"end" | "source failed" | "destination failed"> {
-  const buf = relayBuffers.pop() ?? new Uint8Array(RELAY_BUFFER);
+  const buf = buffers.take(RELAY_BUFFER);
   try {
     return await copy(buf, from, to, onServerHello);
   } finally {
     // No read or write holds it now: each was awaited to its end.
-    if (relayBuffers.length < RELAY_BUFFERS_KEPT) relayBuffers.push(buf);
+    buffers.giveBack(buf);
   }
 }
 
