@@ -107,31 +107,27 @@ function tcpTransport(
   const w = watch(conn, peer.address, live);
   // A wrapper-mode connection is never sent a plaintext 421 to make room.
   w.tls = wrapper;
-  return {
-    peer,
-    ...(wrapper ? { implicitTls: true } : {}),
-    read: (p) => w.read(p),
-    write: (p) => w.write(p),
-    close: () => w.close(),
+  // What the session tells the listener, before and after STARTTLS alike.
+  const marks: Pick<Transport, "inTransaction" | "sessionOver"> = {
     inTransaction: (on) => {
       w.inMail = on;
     },
     sessionOver: () => {
       w.over = true;
     },
+  };
+  return {
+    peer,
+    ...(wrapper ? { implicitTls: true } : {}),
+    read: (p) => w.read(p),
+    write: (p) => w.write(p),
+    close: () => w.close(),
+    ...marks,
     ...(tls
       ? {
         startTls: async (timeoutMs: number) => {
           w.tls = true;
-          const secure = await tls(w, peer, timeoutMs);
-          return Object.assign(secure, {
-            inTransaction: (on: boolean) => {
-              w.inMail = on;
-            },
-            sessionOver: () => {
-              w.over = true;
-            },
-          });
+          return Object.assign(await tls(w, peer, timeoutMs), marks);
         },
       }
       : {}),
