@@ -63,6 +63,10 @@ interface Watched extends ByteConn {
 }
 
 function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched {
+  // Closed once: a second close would build (and throw away) a BadResource
+  // error with its stack, several per TLS connection (the relay's two ends
+  // both close it).
+  let closed = false;
   const w: Watched = {
     address,
     idleSince: undefined,
@@ -82,9 +86,11 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
     closeWrite: () => conn.closeWrite(),
     close() {
       live.delete(w);
+      if (closed) return;
+      closed = true;
       try {
         conn.close();
-      } catch { /* already closed */ }
+      } catch { /* closed by Deno already */ }
     },
   };
   live.add(w);

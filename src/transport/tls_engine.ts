@@ -277,7 +277,12 @@ export function openTlsEngine(
       relay = opened.relay;
       accepted = opened.accepted;
       const engineSide = relay;
+      // Both pumps end by closing both sides: once is enough (a second
+      // close costs a thrown BadResource error).
+      let bothClosed = false;
       const closeBoth = () => {
+        if (bothClosed) return;
+        bothClosed = true;
         closeQuietly(conn);
         closeQuietly(engineSide);
       };
@@ -303,11 +308,14 @@ export function openTlsEngine(
       tls = await Promise.race([opened.accepted, failed]);
       await Promise.race([tls.handshake(), failed]);
       const secure = tls;
+      let closed = false;
       return {
         info: info ?? { protocol: "unknown", cipher: "unknown", bits: 0 },
         read: (p: Uint8Array) => secure.read(p),
         write: (p: Uint8Array) => secure.write(p),
         close() {
+          if (closed) return;
+          closed = true;
           closeQuietly(secure);
           drain.start(DRAIN_MS);
         },
