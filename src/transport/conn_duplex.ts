@@ -10,6 +10,9 @@
 
 import { Duplex } from "node:stream";
 
+/** The most read from the connection at once: a whole TLS record. */
+const READ_SIZE = 16384;
+
 /** What the stream needs of a connection (a Deno.TcpConn, or a watched one). */
 export interface ByteConn {
   read(p: Uint8Array): Promise<number | null>;
@@ -34,6 +37,11 @@ export interface ReadSwitch {
  * @returns the stream
  */
 export function connDuplex(conn: ByteConn): Duplex & { readSwitch: ReadSwitch } {
+  // One read buffer per connection, and each push a copy of just the bytes
+  // read: a fresh 16 KiB per read made a client that sends one byte per
+  // segment cost 16 KiB of allocation per byte, and a chunk held in the
+  // stream's buffer kept all 16 KiB alive for its one byte.
+  let buf: Uint8Array | undefined;
   let reading = false;
   let held = false;
   let release: (() => void) | undefined;
@@ -56,13 +64,13 @@ export function connDuplex(conn: ByteConn): Duplex & { readSwitch: ReadSwitch } 
         try {
           for (;;) {
             while (held) await new Promise<void>((r) => (release = r));
-            const buf = new Uint8Array(16384);
+            buf ??= new Uint8Array(READ_SIZE);
             const n = await conn.read(buf);
             if (n === null) {
               stream.push(null);
               return;
             }
-            if (!stream.push(buf.subarray(0, n))) return;
+            if (!stream.push(buf.slice(0, n))) return;
           }
         } catch (e) {
           stream.destroy(e as Error);

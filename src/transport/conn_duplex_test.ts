@@ -26,3 +26,30 @@ Deno.test("connDuplex: bytes both ways, end() half-closes, destroy() closes the 
     listener.close();
   }
 });
+
+Deno.test("connDuplex: a chunk holds only the bytes read, not a whole read buffer (one byte per read)", async () => {
+  // A client that sends one byte per segment: each read returns one byte.
+  let left = 200;
+  const conn = {
+    read(p: Uint8Array) {
+      if (left === 0) return Promise.resolve(null);
+      left--;
+      p[0] = 0x41;
+      return Promise.resolve(1);
+    },
+    write: (p: Uint8Array) => Promise.resolve(p.length),
+    closeWrite: () => Promise.resolve(),
+    close() {},
+  };
+  const stream = connDuplex(conn);
+  const chunks: Uint8Array[] = [];
+  const ended = new Promise<void>((r) => stream.on("end", () => r()));
+  stream.on("data", (b: Uint8Array) => chunks.push(b));
+  await ended;
+  assert.equal(chunks.reduce((n, c) => n + c.length, 0), 200);
+  const held = chunks.reduce((n, c) => n + c.buffer.byteLength, 0);
+  // Node's Buffer may share a pool slab between small chunks; what must
+  // not happen is 16 KiB of backing store per byte (3.2 MB here).
+  assert.ok(held <= 200 * 64, `the chunks keep ${held} bytes alive for 200 bytes read`);
+  stream.destroy();
+});
