@@ -86,6 +86,78 @@ Deno.test({
   },
 });
 
+/** Established TCP connections to a local port, as `ss` (iproute2) sees them. */
+async function connectionsTo(port: number): Promise<number> {
+  const r = await run("ss", ["-Htn", "state", "established", `( dport = :${port} )`]);
+  return r.stdout.split("\n").filter((l) => l.trim() !== "").length;
+}
+
+async function until(what: string, ok: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`still not so after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test({
+  name:
+    "check_policy_service: after a reload the old connection to postgrey is closed at once, not after max_idle",
+  ignore: !has("postgrey") || !has("swaks") || !has("ss") || !isRoot,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("postgrey-reload");
+    const pg = await startPostgrey(dir, { delay: 60 });
+    // One listener thread, so that one connection is all there is; max_idle
+    // is Postfix's default (300 s) written out.
+    const d = await startDaemon(
+      restrictions(
+        `inet:127.0.0.1:${pg.port}`,
+        "smtpd_listen_threads = 1\nsmtpd_policy_service_max_idle = 300",
+      ),
+      { dir },
+    );
+    try {
+      const first = await session(d.port, "a@sender.example");
+      assert.match(
+        first.rcpt,
+        /450 4\.2\.0 <b@example\.com>: Recipient address rejected: Greylisted/,
+      );
+      await until(
+        "one connection to postgrey",
+        async () => await connectionsTo(pg.port) === 1,
+        5000,
+      );
+      Deno.kill(d.pid, "SIGHUP");
+      await until(
+        "the reload logged",
+        () => Promise.resolve(d.log().includes("reload: configuration and tables re-read from")),
+        10_000,
+      );
+      // The replaced configuration's client keeps nothing idle.
+      await until(
+        "no connection to postgrey",
+        async () => await connectionsTo(pg.port) === 0,
+        3000,
+      );
+      const second = await session(d.port, "c@sender.example");
+      assert.match(
+        second.rcpt,
+        /450 4\.2\.0 <b@example\.com>: Recipient address rejected: Greylisted/,
+      );
+      assert.equal(await connectionsTo(pg.port), 1);
+      // deno-lint-ignore no-console
+      console.log(
+        `postgrey connections opened: ${pg.connections()} (one before the reload, one after)`,
+      );
+      assert.equal(pg.connections(), 2, pg.log());
+    } finally {
+      await d.stop();
+      await pg.stop();
+    }
+  },
+});
+
 Deno.test({
   name:
     "check_policy_service: postgrey over a UNIX socket relative to the queue directory, request_limit=1",

@@ -22,4 +22,5 @@ export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";
 export { compilePeerList } from "./peer_match.ts";
 export { openTable } from "./tables/mod.ts";
+export { retirePolicyClients } from "./restrictions/policy_service.ts";
 export type { PeerMatcher } from "./peer_match.ts";

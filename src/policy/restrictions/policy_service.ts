@@ -29,6 +29,16 @@ import type { Attributes } from "../service/protocol.ts";
 /** One client per endpoint spec and configuration (one per listener thread). */
 const CLIENTS = new WeakMap<Config, Map<string, PolicyClient>>();
 
+/**
+ * Retires the policy clients of a configuration that a reload replaced
+ * (each thread calls it for its own): their idle connections to the policy
+ * servers are closed now, not after max_idle.
+ * @param config the configuration replaced
+ */
+export function retirePolicyClients(config: Config): void {
+  for (const c of CLIENTS.get(config)?.values() ?? []) c.retire();
+}
+
 const STATE: Record<PolicyStage, string> = {
   client: "CONNECT",
   helo: "HELO",

@@ -48,6 +48,8 @@ export class PolicyClient {
   readonly settings: ServiceSettings;
   #deps: ClientDeps;
   #idle: IdleEntry[] = [];
+  /** Replaced by a reload: no connection is kept idle any more. */
+  #retired = false;
   /** Connections opened so far (for tests and the log). */
   opened = 0;
 
@@ -101,6 +103,17 @@ export class PolicyClient {
     return { kind: "failed", reason };
   }
 
+  /**
+   * Retires the client after a reload replaced it: its idle connections are
+   * closed now, and a request still made through it (by a session that
+   * began before the reload) closes its connection when done, instead of
+   * keeping it idle until max_idle for a client nothing else will use.
+   */
+  retire(): void {
+    this.#retired = true;
+    this.close();
+  }
+
   /** Closes every idle connection (a stopping thread, tests). */
   close(): void {
     for (const { conn, timer } of this.#idle.splice(0)) {
@@ -147,7 +160,7 @@ export class PolicyClient {
     const age = this.#deps.now() - conn.openedAt;
     const ttl = s.maxTtl * 1000;
     if (
-      conn.dead || (s.requestLimit > 0 && conn.requests >= s.requestLimit) ||
+      this.#retired || conn.dead || (s.requestLimit > 0 && conn.requests >= s.requestLimit) ||
       (ttl > 0 && age >= ttl)
     ) {
       conn.close();

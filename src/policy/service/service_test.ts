@@ -196,3 +196,18 @@ Deno.test("PolicyClient retries a failed request up to try_limit, then reports i
   assert.equal(warnings.length, 0);
   c.close();
 });
+
+Deno.test("PolicyClient.retire closes the idle connection now, and one used after it is closed when done", async () => {
+  const f = fakeConnector(() => "DUNNO");
+  const { c } = client(settings(), f);
+  await c.request([["a", "b"]]);
+  assert.equal(c.idleCount, 1);
+  c.retire();
+  assert.equal(c.idleCount, 0);
+  assert.equal(f.state.closed, 1);
+  // A session from before the reload still gets its answer.
+  assert.deepEqual(await c.request([["a", "b"]]), { kind: "action", action: "DUNNO" });
+  assert.equal(f.state.opened, 2);
+  assert.equal(c.idleCount, 0);
+  assert.equal(f.state.closed, 2);
+});
