@@ -343,3 +343,37 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "a response longer than Dovecot takes (16 KiB) fails alone: the shared connection stays up",
+  ...opts,
+  fn: async () => {
+    // smtpd_sasl_response_limit raised (as for big Kerberos tokens) past
+    // what Dovecot reads in one line: Dovecot drops the whole connection,
+    // which every session of the process shares.
+    const s = await authDaemon(`smtpd_sasl_response_limit = 65536`, false);
+    const victim = await RawClient.connect(s.d.port);
+    const attacker = await RawClient.connect(s.d.port);
+    try {
+      for (const c of [victim, attacker]) {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        assert.match(await c.reply(), /^250-/);
+        await c.send("AUTH LOGIN\r\n");
+        assert.match(await c.reply(), /^334 VXNlcm5hbWU6\r\n/);
+      }
+      await attacker.send(`${"QUFB".repeat(5000)}\r\n`);
+      assert.match(await attacker.reply(), /^535 5\.7\.8 /);
+      // The victim's exchange, begun before, still goes through.
+      await victim.send(`${btoa("carol")}\r\n`);
+      assert.match(await victim.reply(), /^334 UGFzc3dvcmQ6\r\n/);
+      await victim.send(`${btoa(DOVECOT_USERS.carol)}\r\n`);
+      assert.match(await victim.reply(), /^235 2\.7\.0 /);
+      assert.doesNotMatch(s.d.log(), /connection to Dovecot auth socket .* ended/);
+    } finally {
+      victim.close();
+      attacker.close();
+      await s.stop();
+    }
+  },
+});

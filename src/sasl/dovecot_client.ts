@@ -14,6 +14,7 @@ import {
   encodeAuth,
   encodeCont,
   printable,
+  RequestTooLongError,
   type SaslClientInfo,
   type SaslMechanism,
 } from "./dovecot_protocol.ts";
@@ -43,6 +44,7 @@ export interface DovecotClientOptions {
 }
 
 const CANNOT_CONNECT = "Can't connect to authentication server";
+const TOO_LONG = "Authentication response too long";
 
 /** A Dovecot auth client shared by the sessions of a process. */
 export class DovecotAuthClient implements SaslServer {
@@ -189,8 +191,11 @@ class DovecotExchange implements SaslExchange {
           info: this.#info,
           initialResponse,
         });
-      } catch {
-        return this.#fail("Invalid base64 data in initial response", false);
+      } catch (err) {
+        return this.#fail(
+          err instanceof RequestTooLongError ? TOO_LONG : "Invalid base64 data in initial response",
+          false,
+        );
       }
       this.#conn = conn;
       this.#id = id;
@@ -211,9 +216,13 @@ class DovecotExchange implements SaslExchange {
     let line: string;
     try {
       line = encodeCont(this.#id, response);
-    } catch {
+    } catch (err) {
+      // Not sent: Dovecot would drop the connection every session shares.
       this.abandon();
-      return this.#fail("Invalid base64 data in continued response", false);
+      return this.#fail(
+        err instanceof RequestTooLongError ? TOO_LONG : "Invalid base64 data in continued response",
+        false,
+      );
     }
     return this.#settle(await this.#conn.request(this.#id, line));
   }

@@ -52,6 +52,21 @@ export type HandshakeLine =
   | { kind: "bad"; what: string }
   | { kind: "other" };
 
+/**
+ * Dovecot's auth server reads a client line into a buffer of 16384 bytes
+ * (its AUTH_CLIENT_MAX_LINE_LENGTH); a longer line makes it drop the whole
+ * connection, with every request on it. Our lines, LF included, stay below.
+ */
+export const MAX_REQUEST_LINE = 16_384;
+
+/** A request line that Dovecot would not read: the request must fail alone. */
+export class RequestTooLongError extends RangeError {
+  constructor(length: number) {
+    super(`Cannot send a request line of ${length} bytes: must be below ${MAX_REQUEST_LINE}`);
+    this.name = "RequestTooLongError";
+  }
+}
+
 const MECH_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const ADDRESS = /^[0-9A-Fa-f:.]{1,64}$/;
@@ -104,6 +119,7 @@ export function parseHandshakeLine(line: string): HandshakeLine {
  * @param options service, connection facts and the base64 initial response
  * @returns the line, LF-terminated
  * @throws {TypeError} for a mechanism, service or response that cannot be sent
+ * @throws {RequestTooLongError} for a line Dovecot would not read
  */
 export function encodeAuth(
   id: number,
@@ -123,7 +139,7 @@ export function encodeAuth(
     if (!BASE64.test(initialResponse)) throw new TypeError("initial response is not base64");
     line += `\tresp=${initialResponse}`;
   }
-  return line + "\n";
+  return bounded(line + "\n");
 }
 
 /**
@@ -132,10 +148,17 @@ export function encodeAuth(
  * @param response the base64 response, possibly empty
  * @returns the line, LF-terminated
  * @throws {TypeError} for a response that is not base64
+ * @throws {RequestTooLongError} for a line Dovecot would not read
  */
 export function encodeCont(id: number, response: string): string {
   if (!BASE64.test(response)) throw new TypeError("response is not base64");
-  return `CONT\t${id}\t${response}\n`;
+  return bounded(`CONT\t${id}\t${response}\n`);
+}
+
+/** The line (all ASCII: one byte a character), or the error when too long. */
+function bounded(line: string): string {
+  if (line.length >= MAX_REQUEST_LINE) throw new RequestTooLongError(line.length);
+  return line;
 }
 
 /**

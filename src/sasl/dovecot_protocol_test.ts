@@ -4,10 +4,12 @@ import {
   encodeCancel,
   encodeCont,
   encodeHandshake,
+  MAX_REQUEST_LINE,
   parseFields,
   parseHandshakeLine,
   parseServerReply,
   printable,
+  RequestTooLongError,
   tabUnescape,
 } from "./dovecot_protocol.ts";
 
@@ -122,4 +124,16 @@ Deno.test("tabUnescape() and printable()", () => {
   assert.equal(tabUnescape("plain"), "plain");
   assert.equal(printable("a\tb\u00e9c\x7f"), "a?b?c?");
   assert.equal(printable("x".repeat(300)).length, 100);
+});
+
+Deno.test("encodeCont() and encodeAuth() refuse a line Dovecot would not read (16 KiB with LF)", () => {
+  const head = "CONT\t7\t".length;
+  const fits = "A".repeat(MAX_REQUEST_LINE - head - 2);
+  assert.equal(encodeCont(7, fits).length, MAX_REQUEST_LINE - 1);
+  assert.throws(() => encodeCont(7, `${fits}A`), RequestTooLongError);
+  const info = { tls: false };
+  assert.throws(
+    () => encodeAuth(1, "PLAIN", { service: "smtp", info, initialResponse: "QUFB".repeat(4096) }),
+    RequestTooLongError,
+  );
 });
