@@ -42,6 +42,12 @@ export interface ParamOptions {
 const ENVID_MAX = 100;
 /** RFC 3461 §4.2: an ORCPT is at most 500 characters (as sent). */
 const ORCPT_MAX = 500;
+/**
+ * ORCPT's address type (RFC 3461 §4.2: an atom, as "rfc822" or RFC 6533's
+ * "utf-8"), in the ASCII an ESMTP value allows: it goes into the queue
+ * file as sent, so no control character or 8-bit byte may pass.
+ */
+const ADDR_TYPE = /^[A-Za-z0-9!#$%&'*+\/?^_`{|}~.-]+$/;
 
 /**
  * Whether the parameter text holds SMTPUTF8 (looked at before the
@@ -159,7 +165,7 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
       const semi = value.indexOf(";");
       const type = value.slice(0, semi);
       const coded = value.slice(semi + 1);
-      const address = semi <= 0 || value.length > ORCPT_MAX
+      const address = semi <= 0 || value.length > ORCPT_MAX || !ADDR_TYPE.test(type)
         ? undefined
         : type.toLowerCase() === "utf-8"
         ? decodeUtf8AddrXtext(coded)

@@ -139,6 +139,10 @@ const RCPT_ERRORS: [string, string][] = [
   ["NOTIFY=NEVER NOTIFY=NEVER", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
   ["ORCPT=a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  // The address type goes into the queue file as sent: an atom in ASCII only.
+  ["ORCPT=\u00e9\u0085;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=rfc\u0007822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  ["ORCPT=rfc 822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc822;", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc822;a+0Db@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=utf-8;a\\x{0}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
