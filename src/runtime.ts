@@ -196,7 +196,7 @@ export async function buildRuntime(
   const debugPeer = located(
     loaded,
     "debug_peer_list",
-    () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
+    () => compilePeerList(config.debug_peer_list, "debug_peer_list", config),
   );
   const ehloDiscardFor = ehloDiscardLookup(loaded);
   const poolLock = new PoolLock(thread?.poolLock);
@@ -411,7 +411,7 @@ export async function rebuildRuntime(
   const debugPeer = located(
     loaded,
     "debug_peer_list",
-    () => compilePeerList(config.debug_peer_list, "debug_peer_list"),
+    () => compilePeerList(config.debug_peer_list, "debug_peer_list", config),
   );
   const cleanup = new Cleanup(old.store, config);
   // The same counters: a reload resets no client's rate.
@@ -474,7 +474,7 @@ function ehloDiscardLookup(
     () =>
       specs.map((spec) => {
         try {
-          return openTable(spec, { queueDirectory: config.queue_directory });
+          return openTable(spec, { queueDirectory: config.queue_directory, owner: config });
         } catch (err) {
           const key = "smtpd_discard_ehlo_keyword_address_maps";
           throw new ConfigError(`${key}: ${(err as Error).message}`, { key });

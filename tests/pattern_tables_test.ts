@@ -230,11 +230,14 @@ function socketmapServer(map: Record<string, string>) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const queries: string[] = [];
   let connections = 0;
+  // Connections the server holds: down by one when the daemon closes one.
+  let open = 0;
   const enc = new TextEncoder();
   const ns = (s: string) => enc.encode(`${enc.encode(s).length}:${s},`);
   (async () => {
     for await (const conn of listener) {
       connections++;
+      open++;
       (async () => {
         let buf = "";
         const chunk = new Uint8Array(4096);
@@ -254,6 +257,7 @@ function socketmapServer(map: Record<string, string>) {
             );
           }
         }
+        open--;
         conn.close();
       })().catch(() => {});
     }
@@ -262,6 +266,7 @@ function socketmapServer(map: Record<string, string>) {
     port: (listener.addr as Deno.NetAddr).port,
     queries,
     connections: () => connections,
+    open: () => open,
     stop: () => listener.close(),
   };
 }
@@ -299,6 +304,69 @@ Deno.test({
       assert.equal(srv.connections(), 1);
       await d.waitForLog(/socketmap server temporary error: database down/);
     } finally {
+      await d.stop();
+      srv.stop();
+    }
+  },
+});
+
+async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`still not so after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test({
+  name:
+    "socketmap: a reload closes the old tables' idle connections at once (2 threads), and a session from before it still gets its lookup",
+  ...opts,
+  fn: async () => {
+    const srv = socketmapServer({
+      "ok@example.com": "OK",
+      "bad@example.com": "REJECT no such user",
+    });
+    const d = await startDaemon(
+      BASE + `smtpd_listen_threads = 2\n` +
+        `smtpd_recipient_restrictions = ["reject_unauth_destination", "check_recipient_access", "socketmap:inet:127.0.0.1:${srv.port}:access"]`,
+    );
+    let early: RawClient | undefined;
+    try {
+      await d.waitForLog(/listening on .*\(2 threads\)/);
+      // Concurrent sessions, so that both threads are likely to hold a connection.
+      const all = await Promise.all(
+        Array.from(
+          { length: 8 },
+          (_, i) => session(d.port, `c${i}.example`, "a@sender.example", ["ok@example.com"]),
+        ),
+      );
+      for (const replies of all) assert.equal(replies[2], "250 2.1.5 Ok");
+      assert.ok(srv.open() >= 1, `${srv.open()} connections held`);
+      // A session that began before the reload, its lookup still to come.
+      early = await RawClient.connect(d.port);
+      await early.reply();
+      for (const cmd of ["HELO early.example", "MAIL FROM:<a@sender.example>"]) {
+        await early.send(`${cmd}\r\n`);
+        assert.match(await early.reply(), /^250 /);
+      }
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog("reload: configuration and tables re-read from", 10_000);
+      // Without retiring, each stays until its 10 s max_idle.
+      await until("no connection to the socketmap server", () => srv.open() === 0, 3000);
+      await early.send("RCPT TO:<bad@example.com>\r\n");
+      assert.equal(
+        (await early.reply(15000)).trim(),
+        "554 5.7.1 <bad@example.com>: Recipient address rejected: no such user",
+      );
+      // The old table's connection is closed once its answer is in.
+      await until("the early session's connection closed", () => srv.open() === 0, 3000);
+      // The new configuration's table keeps its connection.
+      const after = await session(d.port, "late.example", "a@sender.example", ["ok@example.com"]);
+      assert.equal(after[2], "250 2.1.5 Ok");
+      assert.equal(srv.open(), 1);
+    } finally {
+      early?.close();
       await d.stop();
       srv.stop();
     }

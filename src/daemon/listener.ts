@@ -9,7 +9,7 @@
 import { throttled } from "../log/throttle.ts";
 import { type Config } from "../config/mod.ts";
 import type { Runtime } from "../runtime.ts";
-import { retirePolicyClients } from "../policy/mod.ts";
+import { retirePolicyClients, retireTables } from "../policy/mod.ts";
 import { runSession, type SessionDeps } from "../session/mod.ts";
 import { type ListenAddress, serveTcp, type TcpServer } from "../transport/tcp_listener.ts";
 import type { Transport } from "../transport/types.ts";
@@ -237,9 +237,13 @@ export async function startListening(
     return victim !== undefined;
   };
   const swap = (next: Runtime) => {
-    // The replaced configuration's policy clients keep no idle connection:
-    // sessions that began before the reload may still use them.
-    if (next.config !== live.config) retirePolicyClients(live.config);
+    // The replaced configuration's policy clients and socketmap tables keep
+    // no idle connection: sessions that began before the reload may still
+    // use them.
+    if (next.config !== live.config) {
+      retirePolicyClients(live.config);
+      retireTables(live.config);
+    }
     live = next;
     stressedDeps = { ...next.deps, stressed: () => true };
   };

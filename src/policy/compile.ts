@@ -119,7 +119,8 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     let t = tables.get(spec);
     if (!t) {
       try {
-        t = openTable(spec, { queueDirectory: config.queue_directory });
+        // Opened again by a reload: retired with this configuration.
+        t = openTable(spec, { queueDirectory: config.queue_directory, owner: config });
       } catch (err) {
         if (err instanceof TableOpenError) {
           throw new ConfigError(`${key}: ${err.message}`, {

@@ -93,7 +93,7 @@ function filterTables(loaded: LoadedConfig): LookupTable[] {
   return loaded.config.smtpd_dns_reply_filter.map((spec) => {
     let t: LookupTable;
     try {
-      t = openTable(spec);
+      t = openTable(spec, { owner: loaded.config });
     } catch (err) {
       if (err instanceof TableOpenError) throw new ConfigError(`${key}: ${err.message}`, at);
       throw err;

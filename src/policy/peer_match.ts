@@ -17,17 +17,22 @@ export type PeerMatcher = (name: string, address: string) => Promise<boolean>;
  * Compiles a client pattern list.
  * @param items the patterns
  * @param key the parameter, for errors
+ * @param owner what a reload retires its tables with (see openTable), when a reload compiles it again
  * @returns the matcher
  * @throws {ConfigError} for an unreadable table
  */
-export function compilePeerList(items: readonly string[], key: string): PeerMatcher {
+export function compilePeerList(
+  items: readonly string[],
+  key: string,
+  owner?: object,
+): PeerMatcher {
   const nets: Network[] = [];
   const names: string[] = [];
   const tables: LookupTable[] = [];
   for (const item of items) {
     if (isTableSpec(item) && !item.startsWith("[")) {
       try {
-        tables.push(openTable(item));
+        tables.push(openTable(item, { owner }));
       } catch (err) {
         if (err instanceof TableOpenError) throw new ConfigError(`${key}: ${err.message}`, { key });
         throw err;

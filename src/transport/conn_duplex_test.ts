@@ -53,3 +53,30 @@ Deno.test("connDuplex: a chunk holds only the bytes read, not a whole read buffe
   assert.ok(held <= 200 * 64, `the chunks keep ${held} bytes alive for 200 bytes read`);
   stream.destroy();
 });
+
+Deno.test("connDuplex: chunks the consumer has not read yet keep their bytes (the read buffer is reused)", async () => {
+  // Each read fills the buffer it is given with its own byte value.
+  let reads = 0;
+  const conn = {
+    read(p: Uint8Array) {
+      if (reads === 100) return Promise.resolve(null);
+      reads++;
+      p.fill(reads, 0, 3);
+      return Promise.resolve(3);
+    },
+    write: (p: Uint8Array) => Promise.resolve(p.length),
+    closeWrite: () => Promise.resolve(),
+    close() {},
+  };
+  const stream = connDuplex(conn);
+  // Paused: the chunks stay in the stream's buffer while every read runs.
+  const ended = new Promise<void>((r) => stream.on("end", () => r()));
+  stream.on("readable", () => {});
+  for (let i = 0; i < 50 && reads < 100; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(reads, 100);
+  const seen: number[] = [];
+  for (let c: Uint8Array | null; (c = stream.read()) !== null;) seen.push(...c);
+  await ended;
+  assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => [i + 1, i + 1, i + 1]).flat());
+  stream.destroy();
+});

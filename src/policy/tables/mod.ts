@@ -45,14 +45,44 @@ export function isTableSpec(spec: string): boolean {
   return /^[a-z][a-z0-9_]*:/.test(spec);
 }
 
+/** Tables that hold connections (socketmap:), by what opened them (a configuration). */
+const RETIRABLE = new WeakMap<object, LookupTable[]>();
+
+/**
+ * Retires the tables opened for `owner` (see openTable) once a reload has
+ * replaced it: their idle connections are closed now, not after their
+ * max_idle, and a lookup still made through them (by a session that began
+ * before the reload) closes its connection when the answer is in.
+ * @param owner what the tables were opened for (the replaced configuration)
+ */
+export function retireTables(owner: object): void {
+  for (const t of RETIRABLE.get(owner)?.splice(0) ?? []) t.retire?.();
+}
+
 /**
  * Opens a table (files are read synchronously: this runs at start-up only).
  * @param spec "type:name"
- * @param options the base of relative UNIX socket paths (socketmap:unix:private/x:name)
+ * @param options the base of relative UNIX socket paths (socketmap:unix:private/x:name);
+ *   the owner a reload retires the table with (retireTables), for a table
+ *   that a reload opens again
  * @returns the table
  * @throws {TableOpenError} for an unknown type, an unreadable file or bad syntax
  */
-export function openTable(spec: string, options: { queueDirectory?: string } = {}): LookupTable {
+export function openTable(
+  spec: string,
+  options: { queueDirectory?: string; owner?: object } = {},
+): LookupTable {
+  const t = open(spec, options.queueDirectory);
+  const owner = options.owner;
+  if (owner !== undefined && t.retire) {
+    let held = RETIRABLE.get(owner);
+    if (!held) RETIRABLE.set(owner, held = []);
+    held.push(t);
+  }
+  return t;
+}
+
+function open(spec: string, queueDirectory: string | undefined): LookupTable {
   const colon = spec.indexOf(":");
   const type = spec.slice(0, colon);
   const arg = spec.slice(colon + 1);
@@ -81,7 +111,7 @@ export function openTable(spec: string, options: { queueDirectory?: string } = {
         return cidrTable(spec, readTable(spec, arg));
       case "socketmap":
         try {
-          return socketmapTable(spec, arg, options.queueDirectory ?? ".");
+          return socketmapTable(spec, arg, queueDirectory ?? ".");
         } catch (err) {
           if (err instanceof SyntaxError) throw new TableOpenError(`"${spec}": ${err.message}`);
           throw err;

@@ -109,6 +109,7 @@ export function socketmapTable(spec: string, arg: string, queueDirectory: string
   return {
     name: spec,
     values: undefined,
+    retire: () => client.retire(),
     async lookup(key: string): Promise<LookupResult> {
       const query = `${mapName} ${key.toLowerCase()}`;
       if (query.length > MAX_QUERY) return { kind: "tempfail", reason: "query too long" };

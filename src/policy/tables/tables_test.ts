@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openTable, TableOpenError } from "./mod.ts";
+import { openTable, retireTables, TableOpenError } from "./mod.ts";
 import { runTableConformance } from "./table_test_suite.ts";
 
 /** Scratch directory for table files (git-ignored var/). */
@@ -269,3 +269,46 @@ for (const [text, line, message] of BAD_CIDR) {
     assert.match(err.message, message);
   });
 }
+
+Deno.test("retireTables closes the idle connection of its owner's socketmap tables, not the others'", async () => {
+  // A socketmap server on loopback that answers NOTFOUND and counts the
+  // connections it holds (one fewer when the client closes one).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  let open = 0;
+  const served = (async () => {
+    for await (const conn of listener) {
+      open++;
+      void (async () => {
+        const buf = new Uint8Array(1024);
+        while (await conn.read(buf).catch(() => null) !== null) {
+          await conn.write(new TextEncoder().encode("9:NOTFOUND ,"));
+        }
+        open--;
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  const until = async (want: number) => {
+    for (let i = 0; i < 100 && open !== want; i++) await new Promise((r) => setTimeout(r, 20));
+    return open;
+  };
+  const owner = {};
+  const retired = openTable(`socketmap:inet:127.0.0.1:${port}:a`, { owner });
+  const kept = openTable(`socketmap:inet:127.0.0.1:${port}:b`, { owner: {} });
+  try {
+    assert.deepEqual(await retired.lookup("x"), { kind: "notFound" });
+    assert.deepEqual(await kept.lookup("x"), { kind: "notFound" });
+    assert.equal(await until(2), 2);
+    retireTables(owner);
+    assert.equal(await until(1), 1);
+    // Still answers, and keeps no connection after.
+    assert.deepEqual(await retired.lookup("y"), { kind: "notFound" });
+    assert.equal(await until(1), 1);
+  } finally {
+    retireTables(owner);
+    kept.retire?.();
+    listener.close();
+    await served;
+  }
+});

@@ -29,4 +29,9 @@ export interface LookupTable {
    * @returns the result
    */
   lookup(key: string): Promise<LookupResult>;
+  /**
+   * A reload replaced the configuration that opened the table: a table with
+   * connections (socketmap:) keeps none idle from now on.
+   */
+  retire?(): void;
 }
