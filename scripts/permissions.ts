@@ -42,6 +42,38 @@ export function configArgs(args: readonly string[]): { file: string; overrides: 
 }
 
 /**
+ * The program's arguments with a relative `-c FILE` (`--config FILE`,
+ * `--config=FILE`, `-cFILE`) made absolute against the directory the user
+ * ran the command in: `deno task` runs the program from the repository
+ * root, where a file named relative to another directory is not found.
+ * @param args the program's arguments
+ * @param userCwd where the user ran the command (`deno task` sets INIT_CWD)
+ * @returns the arguments, the configuration file absolute
+ */
+export function absoluteConfigArgs(args: readonly string[], userCwd: string): string[] {
+  const abs = (f: string) => isAbsolute(f) ? f : resolve(userCwd, f);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    } else if ((a === "-c" || a === "--config") && next !== undefined) {
+      out.push(a, abs(next));
+      i++;
+    } else if (a.startsWith("--config=")) {
+      out.push(`--config=${abs(a.slice("--config=".length))}`);
+    } else if (/^-c./.test(a)) {
+      out.push(`-c${abs(a.slice(2))}`);
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
  * The needs of a configuration file. A configuration that cannot be loaded
  * gets only what reporting that takes (its file, the program's code): the
  * program then says what is wrong, with file and line.

@@ -3,14 +3,19 @@
  * Deno with the permission flags derived from the configuration named by
  * `-c` and `-o` in ARGS (scripts/permissions.ts; what `smtpd permissions`
  * prints), forwarding stdio, signals (SIGHUP: reload) and the exit status.
+ * A relative `-c FILE` is made absolute against the user's directory
+ * (INIT_CWD), since the program runs from the repository root.
  *
  * @module
  */
 
-import { flagsForArgs, ROOT } from "./permissions.ts";
+import { absoluteConfigArgs, flagsForArgs, ROOT } from "./permissions.ts";
 
+// The program runs from the repository root; `-c FILE` is the user's, named
+// from where they ran the command.
+const args = absoluteConfigArgs(Deno.args, Deno.env.get("INIT_CWD") ?? Deno.cwd());
 const child = new Deno.Command(Deno.execPath(), {
-  args: ["run", ...await flagsForArgs(Deno.args), "mod.ts", ...Deno.args],
+  args: ["run", ...await flagsForArgs(args), "mod.ts", ...args],
   cwd: ROOT,
   stdin: "inherit",
   stdout: "inherit",

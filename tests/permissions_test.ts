@@ -181,3 +181,28 @@ Deno.test({
     }
   },
 });
+
+// Before, `deno task smtpd ... -c FILE` looked for a relative FILE in the
+// repository root (where deno task runs it), not where the user typed it.
+Deno.test({
+  name: "deno task smtpd: a relative -c FILE is read from the directory the user is in",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("relconfig");
+    try {
+      await writeConfig(work, `queue_directory = "${work}/spool"`);
+      // What `deno task smtpd` runs, from the root, with INIT_CWD the user's directory.
+      for (const c of [["-c", "smtpd.toml"], ["--config=./smtpd.toml"], ["-csmtpd.toml"]]) {
+        const r = await run(
+          Deno.execPath(),
+          ["run", "-A", "scripts/smtpd.ts", "config", "--check", ...c],
+          { env: { INIT_CWD: work } },
+        );
+        assert.equal(r.code, 0, `${c.join(" ")}: ${r.stderr}`);
+        assert.equal(r.stdout.trim(), `${join(work, "smtpd.toml")}: configuration OK`);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -5,7 +5,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, ROOT, run, smtpdArgs, startDaemon } from "./_harness.ts";
+import {
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  run,
+  smtpdArgs,
+  startDaemon,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -56,6 +64,46 @@ Deno.test({
       assert.doesNotMatch(text.stdout, /incomplete/);
     } finally {
       await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd queue list and cat fail, naming the directory, when the queue cannot be read",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("queuelist-missing");
+    try {
+      const { configFile, queueDir } = await writeConfig(dir);
+      const queue = async (...args: string[]) =>
+        await run(Deno.execPath(), await smtpdArgs(["queue", ...args, "-c", configFile]));
+      // No queue directory at all (a typo in queue_directory): not an empty queue.
+      for (const args of [["list"], ["list", "--json"], ["cat", "u4jgYG8Kpjzhp8DrFK0"]]) {
+        const r = await queue(...args);
+        assert.equal(r.code, 1, `${args.join(" ")}: ${r.stdout}`);
+        assert.doesNotMatch(r.stdout, /empty|\[\]/);
+        assert.equal(
+          r.stderr.trim(),
+          `smtpd: queue ${args[0]}: cannot read queue directory "${queueDir}": no such directory`,
+        );
+      }
+      // A queue that cannot be listed (here incoming/ is not a directory).
+      await Deno.mkdir(queueDir);
+      await Deno.writeTextFile(join(queueDir, "incoming"), "");
+      const r = await queue("list");
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(`^smtpd: queue list: cannot read "${queueDir}/incoming": `),
+      );
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+      // A queue directory with no queues created yet is an empty queue.
+      await Deno.remove(join(queueDir, "incoming"));
+      const empty = await queue("list");
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.equal(empty.stdout.trim(), "Mail queue is empty");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -87,3 +87,31 @@ Deno.test({
     }
   },
 });
+
+// Before, the line said only "cannot listen: Address already in use": with
+// several smtpd_listen addresses the operator could not tell which one.
+Deno.test({
+  name: "serve on a port already in use: one line naming the address, exit 1",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-inuse");
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      const { configFile } = await writeConfig(work, `smtpd_listen = ["127.0.0.1:${port}"]`);
+      const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+        timeoutMs: 20_000,
+      });
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(
+        lines[0] ?? "",
+        new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+      );
+    } finally {
+      taken.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -6,7 +6,7 @@
  */
 
 import { type Config } from "../config/mod.ts";
-import { findQueueFile, listQueue } from "../queue/mod.ts";
+import { findQueueFile, listQueue, QueueReadError } from "../queue/mod.ts";
 import { err, out } from "./output.ts";
 
 /**
@@ -17,6 +17,16 @@ import { err, out } from "./output.ts";
  * @returns the exit status
  */
 export async function runQueue(config: Config, args: string[], json: boolean): Promise<number> {
+  try {
+    return await queueCommand(config, args, json);
+  } catch (e) {
+    if (!(e instanceof QueueReadError)) throw e;
+    err(`smtpd: queue ${args[0]}: ${e.message}`);
+    return 1;
+  }
+}
+
+async function queueCommand(config: Config, args: string[], json: boolean): Promise<number> {
   if (args[0] === "list") {
     const entries = await listQueue(config.queue_directory);
     if (json) {

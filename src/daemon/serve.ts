@@ -82,7 +82,9 @@ export async function runServe(
       ...(tlsEngine ? { tlsEngine } : {}),
     });
   } catch (e) {
-    logger.error(`cannot listen: ${(e as Error).message}`);
+    // serveTcp names the address that failed; anything else is said as before.
+    const why = (e as Error).message;
+    logger.error(/cannot listen/.test(why) ? why : `cannot listen: ${why}`);
     return 1;
   }
   const server = main.server;

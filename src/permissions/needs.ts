@@ -262,7 +262,15 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   // read, and every word (policy services and socket maps hide there too).
   const { tables, words, files } = tablesAndWords(loaded, abs, readText);
   for (const path of files) add("read", path, "a /file of a domain or network list");
-  for (const [path, spec] of tables) add("read", path, `table ${spec.split(":")[0]}:`);
+  // Where a table is named, so a table added later (a reload refused for
+  // want of its read permission) is found by file and line.
+  const namedAt = (spec: string) => {
+    const i = loaded.text.split("\n").findIndex((l) => !/^\s*#/.test(l) && l.includes(spec));
+    return i >= 0 && loaded.file ? `, named at ${abs(loaded.file)}:${i + 1}` : "";
+  };
+  for (const [path, spec] of tables) {
+    add("read", path, `table ${spec.split(":")[0]}:${namedAt(spec)}`);
+  }
   if (tlsNeededBy(c)) {
     if (c.smtpd_tls_cert_file) add("read", abs(c.smtpd_tls_cert_file), "smtpd_tls_cert_file");
     if (c.smtpd_tls_key_file) add("read", abs(c.smtpd_tls_key_file), "smtpd_tls_key_file");

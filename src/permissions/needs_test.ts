@@ -222,3 +222,21 @@ Deno.test("deriveNeeds() reads the smtpd_sender_login_maps tables", () => {
   );
   assert.match(flag(needs, "read") ?? "", /\/etc\/smtpd\/logins/);
 });
+
+Deno.test("deriveNeeds() says on which line of the configuration a table is named", () => {
+  const files = {
+    "/etc/smtpd/access": "192.0.2.1 check_sender_access texthash:/etc/smtpd/senders\n",
+  };
+  const needs = needsOf(
+    [
+      "# check_helo_access texthash:/etc/smtpd/access (a comment)",
+      'myhostname = "mx.example.com"',
+      'smtpd_client_restrictions = ["check_client_access texthash:/etc/smtpd/access"]',
+    ].join("\n"),
+    files,
+  );
+  const why = (p: string) => needs.find((n) => n.kind === "read" && n.value === p)?.why;
+  assert.equal(why("/etc/smtpd/access"), "table texthash:, named at /etc/smtpd/smtpd.toml:3");
+  // Named inside another table: no line of the configuration names it.
+  assert.equal(why("/etc/smtpd/senders"), "table texthash:");
+});

@@ -21,5 +21,5 @@ export { DirSyncer } from "./dir_sync.ts";
 export { PoolLock } from "./file_pool.ts";
 export { recoverQueue } from "./recover.ts";
 export type { Recovered } from "./recover.ts";
-export { findQueueFile, listQueue, QUEUES, readQueueFile } from "./queue_reader.ts";
+export { findQueueFile, listQueue, QueueReadError, QUEUES, readQueueFile } from "./queue_reader.ts";
 export type { QueueEntry } from "./queue_reader.ts";

@@ -146,22 +146,55 @@ export function isUnwrittenFile(st: Deno.FileInfo): boolean {
   return st.isFile && st.size === 0 && ((st.mode ?? 0) & 0o100) === 0;
 }
 
+/** A queue directory that cannot be listed (missing, or not readable by this user). */
+export class QueueReadError extends Error {
+  /**
+   * @param message what could not be read, and why
+   * @param options the cause
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "QueueReadError";
+  }
+}
+
+/** The path as an operator should see it: absolute. */
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : join(Deno.cwd(), path);
+}
+
+async function assertReadableDir(path: string, what: string): Promise<void> {
+  try {
+    for await (const _ of Deno.readDir(path)) break;
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such directory" : (e as Error).message;
+    throw new QueueReadError(`cannot read ${what} "${absolute(path)}": ${why}`, { cause: e });
+  }
+}
+
 /**
  * Lists every queue file (deferred/ and hold/ may be hashed one level
  * deep), leaving out pool files and others not written yet.
  * @param queueDirectory the queue directory
  * @returns the entries, oldest first
+ * @throws {QueueReadError} when the queue directory, or one of its queues, cannot be read
  */
 export async function listQueue(queueDirectory: string): Promise<QueueEntry[]> {
   const out: QueueEntry[] = [];
+  // A queue directory that is missing or that this user may not read is an
+  // error, never an empty queue: the operator would believe no mail waits.
+  await assertReadableDir(queueDirectory, "queue directory");
   for (const queue of QUEUES) {
     const dir = join(queueDirectory, queue);
     const walk = async (d: string, depth: number): Promise<void> => {
       let entries;
       try {
         entries = await Array.fromAsync(Deno.readDir(d));
-      } catch {
-        return;
+      } catch (e) {
+        // A queue not created yet holds nothing; one we may not read is no empty queue.
+        if (e instanceof Deno.errors.NotFound) return;
+        const why = (e as Error).message;
+        throw new QueueReadError(`cannot read "${absolute(d)}": ${why}`, { cause: e });
       }
       for (const e of entries) {
         const p = join(d, e.name);
@@ -185,11 +218,13 @@ export async function listQueue(queueDirectory: string): Promise<QueueEntry[]> {
  * @param queueDirectory the queue directory
  * @param id the queue ID
  * @returns the entry with content, or undefined
+ * @throws {QueueReadError} when the queue directory cannot be read
  */
 export async function findQueueFile(
   queueDirectory: string,
   id: string,
 ): Promise<QueueEntry | undefined> {
+  await assertReadableDir(queueDirectory, "queue directory");
   if (!isQueueId(id)) return undefined;
   for (const queue of QUEUES) {
     for (

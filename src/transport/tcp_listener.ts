@@ -330,6 +330,23 @@ function denoListen(a: ListenAddress & { reusePort: boolean }): Deno.TcpListener
 }
 
 /**
+ * The operator's line for an address that cannot be listened on: which
+ * address, why, and for a privileged port without the privilege, what
+ * grants it.
+ * @param a the address
+ * @param e the error of the listen call
+ * @returns the message
+ */
+export function listenError(a: ListenAddress, e: unknown): string {
+  const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
+  const why = (e as Error).message;
+  const hint = e instanceof Deno.errors.PermissionDenied && a.port > 0 && a.port < 1024
+    ? ` (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`
+    : "";
+  return `cannot listen on ${host}:${a.port}: ${why}${hint}`;
+}
+
+/**
  * Listens on every address and hands each connection to `onTransport`.
  * @param addresses where to listen
  * @param onTransport runs one session; errors are the caller's to log
@@ -387,7 +404,15 @@ export async function serveTcp(
   if (!wrapperTls && addresses.some((a) => a.wrapper)) {
     throw new Error("smtpd_tls_wrappermode: no TLS context (certificate and key)");
   }
-  const first = addresses.map((a) => listen({ hostname: a.hostname, port: a.port, reusePort }));
+  const first: Deno.TcpListener[] = [];
+  for (const a of addresses) {
+    try {
+      first.push(listen({ hostname: a.hostname, port: a.port, reusePort }));
+    } catch (e) {
+      for (const l of first) l.close();
+      throw new Error(listenError(a, e), { cause: e });
+    }
+  }
   let closed = false;
   const timers = new Set<{ wake: () => void; id?: ReturnType<typeof setTimeout> }>();
   // A wait that close() cuts short.

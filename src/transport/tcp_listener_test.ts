@@ -62,6 +62,41 @@ Deno.test("serveTcp: a listener that breaks is opened again on the same port", a
   assert.match(r.lines.join("\n"), /listener 127\.0\.0\.1:2525: listening again/);
 });
 
+Deno.test("serveTcp: an address that cannot be listened on is named, with the privilege it lacks", async () => {
+  const cases: [number, Error, RegExp][] = [
+    [
+      25,
+      new Deno.errors.PermissionDenied("Permission denied (os error 13)"),
+      /^cannot listen on 127\.0\.0\.1:25: Permission denied \(os error 13\) \(a port below 1024 needs root or CAP_NET_BIND_SERVICE\)$/,
+    ],
+    [
+      2525,
+      new Deno.errors.AddrInUse("Address already in use (os error 98)"),
+      /^cannot listen on 127\.0\.0\.1:2525: Address already in use \(os error 98\)$/,
+    ],
+  ];
+  for (const [port, error, want] of cases) {
+    const opened: Deno.TcpListener[] = [];
+    await assert.rejects(
+      serveTcp(
+        [{ hostname: "::1", port: 0 }, { hostname: "127.0.0.1", port }],
+        () => Promise.resolve(),
+        {
+          listen: (a) => {
+            if (a.port !== port) {
+              const l = fakeListener([]);
+              opened.push(l);
+              return l;
+            }
+            throw error;
+          },
+        },
+      ),
+      { message: want },
+    );
+  }
+});
+
 Deno.test("serveTcp: a listener that cannot be opened again is reported failed", async () => {
   const r = recorder();
   let opens = 0;
