@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   freePort,
   makeWorkDir,
@@ -96,7 +96,8 @@ Deno.test({
       let child: number | undefined;
       const deadline = Date.now() + 20000;
       while (!child && Date.now() < deadline) {
-        child = findProcesses("mod.ts", "serve", configFile).find((pid) =>
+        // `deno task smtpd` hands the program the configuration's absolute path.
+        child = findProcesses("mod.ts", "serve", resolve(ROOT, configFile)).find((pid) =>
           cmdline(pid).some((a) => a.startsWith("--allow-"))
         );
         if (!child) await new Promise((r) => setTimeout(r, 100));
