@@ -45,16 +45,34 @@ export function parseDnsServer(server: string): { ipAddr: string; port: number }
 }
 
 /**
+ * A query name as an absolute name (a trailing dot), so the resolver never
+ * appends the search domains of resolv.conf: Postfix's dns_lookup turns
+ * RES_DEFNAMES and RES_DNSRCH off, and a name that does not exist must not
+ * be found as `name.<search domain>` (where a wildcard would answer for
+ * any sender domain, HELO name or DNS list query).
+ * @param name the query name
+ * @returns the name with one trailing dot
+ */
+export function absoluteName(name: string): string {
+  return name.endsWith(".") ? name : `${name}.`;
+}
+
+/**
  * The real resolver.
- * @param options name server (host:port; empty for the system's) and timeout in ms
+ * @param options name server (host:port; empty for the system's), timeout in
+ * ms, and (for tests) the function that asks, Deno.resolveDns by default
  * @returns a resolver
  */
-export function denoResolver(options: { server: string; timeoutMs: number }): DnsResolver {
+export function denoResolver(
+  options: { server: string; timeoutMs: number; resolveDns?: typeof Deno.resolveDns },
+): DnsResolver {
   const nameServer = options.server ? parseDnsServer(options.server) : undefined;
+  const resolveDns = options.resolveDns ?? Deno.resolveDns;
   return {
     async query(name: string, type: DnsType): Promise<DnsAnswer> {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+      const q = absoluteName(name);
       try {
         const opts = { signal: controller.signal, ...(nameServer ? { nameServer } : {}) };
         let records: string[];
@@ -63,15 +81,13 @@ export function denoResolver(options: { server: string; timeoutMs: number }): Dn
           case "AAAA":
           case "NS":
           case "PTR":
-            records = await Deno.resolveDns(name, type, opts);
+            records = await resolveDns(q, type, opts);
             break;
           case "MX":
-            records = (await Deno.resolveDns(name, "MX", opts)).map((r) =>
-              `${r.preference} ${r.exchange}`
-            );
+            records = (await resolveDns(q, "MX", opts)).map((r) => `${r.preference} ${r.exchange}`);
             break;
           case "TXT":
-            records = (await Deno.resolveDns(name, "TXT", opts)).map((r) => r.join(""));
+            records = (await resolveDns(q, "TXT", opts)).map((r) => r.join(""));
             break;
         }
         return records.length ? { kind: "ok", records } : { kind: "notFound" };

@@ -216,3 +216,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("denoResolver() asks absolute names, so resolv.conf's search domains are never appended", async () => {
+  const asked: string[] = [];
+  const resolveDns = ((name: string) => {
+    asked.push(name);
+    return Promise.reject(new Deno.errors.NotFound("no records found"));
+  }) as unknown as typeof Deno.resolveDns;
+  // The system resolver (no dns_server) is the one that reads resolv.conf's "search".
+  const dns = denoResolver({ server: "", timeoutMs: 1000, resolveDns });
+  for (const name of ["nosuch.example", "www", "2.0.0.127.zen.example", "dotted.example."]) {
+    assert.deepEqual(await dns.query(name, "A"), { kind: "notFound" });
+  }
+  assert.deepEqual(asked, [
+    "nosuch.example.",
+    "www.",
+    "2.0.0.127.zen.example.",
+    "dotted.example.",
+  ]);
+});
