@@ -27,9 +27,13 @@ export interface DnsResolver {
    * Queries one name and type.
    * @param name the query name
    * @param type the record type
+   * @param confirm a "not found" refuses mail here (the reject_unknown_*
+   *   checks and the client's name): tell a broken zone (SERVFAIL, a
+   *   temporary failure) apart from a name that does not exist, at the cost
+   *   of a second query for a negative answer ({@linkcode denoResolver})
    * @returns the answer (MX records as "preference host")
    */
-  query(name: string, type: DnsType): Promise<DnsAnswer>;
+  query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer>;
 }
 
 /**
@@ -151,7 +155,7 @@ export function denoResolver(
     (options.systemServer ? parseDnsServer(options.systemServer) : undefined);
   const resolveDns = options.resolveDns ?? Deno.resolveDns;
   return {
-    async query(name: string, type: DnsType): Promise<DnsAnswer> {
+    async query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> {
       const controller = new AbortController();
       const started = Date.now();
       const timer = setTimeout(() => controller.abort(), options.timeoutMs);
@@ -176,8 +180,9 @@ export function denoResolver(
         return records.length ? { kind: "ok", records } : { kind: "notFound" };
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) {
+          if (!confirm || !confirmWith) return { kind: "notFound" };
           const left = options.timeoutMs - (Date.now() - started);
-          const rcode = confirmWith ? await rcodeOverTcp(confirmWith, q, type, left) : undefined;
+          const rcode = await rcodeOverTcp(confirmWith, q, type, left);
           return rcode === 2 ? { kind: "tempfail", reason: "SERVFAIL" } : { kind: "notFound" };
         }
         if (controller.signal.aborted) return { kind: "tempfail", reason: "timeout" };
@@ -221,15 +226,16 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
     }
   };
   return {
-    query(name, type) {
-      const key = `${type} ${name.toLowerCase()}`;
+    query(name, type, confirm) {
+      // A confirmed "not found" is not an unconfirmed one: cached apart.
+      const key = `${type}${confirm ? "!" : ""} ${name.toLowerCase()}`;
       const hit = cache.get(key);
       if (hit) {
         cache.delete(key);
         cache.set(key, hit);
         return hit.answer;
       }
-      const entry = { answer: inner.query(name, type), bytes: 0 };
+      const entry = { answer: inner.query(name, type, confirm), bytes: 0 };
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {

@@ -289,17 +289,17 @@ async function rcodeServer(rcodes: Record<string, number>) {
   };
 }
 
-Deno.test("denoResolver(): SERVFAIL is a temporary failure, NXDOMAIN and NODATA are not found", async () => {
+Deno.test("denoResolver(): with confirm, SERVFAIL is a temporary failure, NXDOMAIN and NODATA are not found", async () => {
   const ns = await rcodeServer({ "broken.example": 2, "empty.example": 0 });
   try {
     const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
     for (const type of ["A", "MX", "PTR", "TXT"] as const) {
-      assert.deepEqual(await dns.query("broken.example", type), {
+      assert.deepEqual(await dns.query("broken.example", type, true), {
         kind: "tempfail",
         reason: "SERVFAIL",
       });
-      assert.deepEqual(await dns.query("nosuch.example", type), { kind: "notFound" });
-      assert.deepEqual(await dns.query("empty.example", type), { kind: "notFound" });
+      assert.deepEqual(await dns.query("nosuch.example", type, true), { kind: "notFound" });
+      assert.deepEqual(await dns.query("empty.example", type, true), { kind: "notFound" });
     }
     assert.ok(ns.state.tcp > 0);
     // The system resolver's name server is asked the same way.
@@ -312,14 +312,49 @@ Deno.test("denoResolver(): SERVFAIL is a temporary failure, NXDOMAIN and NODATA 
           new Deno.errors.NotFound(`no records found for ${name}`),
         )) as unknown as typeof Deno.resolveDns,
     });
-    assert.deepEqual(await system.query("broken.example", "A"), {
+    assert.deepEqual(await system.query("broken.example", "A", true), {
       kind: "tempfail",
       reason: "SERVFAIL",
     });
-    assert.deepEqual(await system.query("nosuch.example", "A"), { kind: "notFound" });
+    assert.deepEqual(await system.query("nosuch.example", "A", true), { kind: "notFound" });
   } finally {
     await ns.stop();
   }
+});
+
+Deno.test("denoResolver(): without confirm (a DNS list), a negative answer costs no second query", async () => {
+  const ns = await rcodeServer({ "broken.example": 2 });
+  try {
+    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
+    assert.deepEqual(await dns.query("2.0.0.127.zen.example", "A"), { kind: "notFound" });
+    assert.deepEqual(await dns.query("broken.example", "A"), { kind: "notFound" });
+    assert.equal(ns.state.tcp, 0);
+  } finally {
+    await ns.stop();
+  }
+});
+
+Deno.test("cachingResolver() keeps a confirmed answer apart from an unconfirmed one", async () => {
+  const asked: string[] = [];
+  const inner = {
+    query: (name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> => {
+      asked.push(`${type} ${name} ${confirm ? "confirm" : "plain"}`);
+      return Promise.resolve(
+        confirm ? { kind: "tempfail", reason: "SERVFAIL" } : { kind: "notFound" },
+      );
+    },
+  };
+  const dns = cachingResolver(inner);
+  assert.deepEqual(await dns.query("x.example", "A"), { kind: "notFound" });
+  assert.deepEqual(await dns.query("x.example", "A", true), {
+    kind: "tempfail",
+    reason: "SERVFAIL",
+  });
+  assert.deepEqual(await dns.query("x.example", "A", true), {
+    kind: "tempfail",
+    reason: "SERVFAIL",
+  });
+  assert.deepEqual(asked, ["A x.example plain", "A x.example confirm"]);
 });
 
 Deno.test("rcodeOverTcp(): no answer in time, a closed port or a bad name give undefined", async () => {
