@@ -28,6 +28,7 @@ import {
   compilePeerList,
   compilePolicy,
   denoResolver,
+  type DnsResolver,
   inNetwork,
   type Network,
   openTable,
@@ -47,6 +48,7 @@ import { FreeSpace } from "./queue/free_space.ts";
 import { type SessionDeps } from "./session/mod.ts";
 import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
+import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
 import { tlsContext, type TlsContexts } from "./tls_context.ts";
@@ -175,7 +177,7 @@ export async function buildRuntime(
   const stderr = new StderrSink();
   const logger = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
-    dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
+    dns: resolverOf(loaded),
     warn: (text) => logger.warning(text),
   });
   const owner = resolveOwner(loaded);
@@ -404,7 +406,7 @@ export async function rebuildRuntime(
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;
   const policy = compilePolicy(loaded, {
-    dns: denoResolver({ server: config.dns_server, timeoutMs: config.dns_timeout * 1000 }),
+    dns: resolverOf(loaded),
     warn: (text) => logger.warning(text),
   });
   const tls = await tlsContext(loaded);
@@ -489,4 +491,23 @@ function ehloDiscardLookup(
     }
     return undefined;
   };
+}
+
+/**
+ * The resolver of a configuration: dns_server, else the system's, whose
+ * first name server of resolv.conf is the one a "not found" is checked
+ * with for SERVFAIL (policy/resolver.ts).
+ */
+function resolverOf(loaded: LoadedConfig): DnsResolver {
+  const c = loaded.config;
+  const readGranted = (path: string): string | undefined => {
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    try {
+      return Deno.readTextFileSync(path);
+    } catch {
+      return undefined;
+    }
+  };
+  const systemServer = c.dns_server ? undefined : dnsServers(loaded, readGranted)[0];
+  return denoResolver({ server: c.dns_server, timeoutMs: c.dns_timeout * 1000, systemServer });
 }

@@ -45,7 +45,7 @@ export async function lookupClientName(
   });
   const q = reverseName(address);
   if (!q) return unknown("notFound");
-  const ptr = await dns.query(q, "PTR");
+  const ptr = await dns.query(q, "PTR", true);
   if (ptr.kind !== "ok") return unknown(ptr.kind === "tempfail" ? "tempfail" : "notFound");
   const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
   if (!isValidHostname(rev)) {
@@ -57,7 +57,7 @@ export async function lookupClientName(
   const want = parseIp(address);
   let temp = false;
   for (const type of address.includes(":") ? ["AAAA" as const] : ["A" as const]) {
-    const fwd = await dns.query(rev, type);
+    const fwd = await dns.query(rev, type, true);
     if (fwd.kind === "tempfail") temp = true;
     if (fwd.kind === "ok" && fwd.records.some((r) => parseIp(r) === want)) {
       return { name: rev, nameStatus: "ok", reverseName: rev, reverseStatus: "ok" };

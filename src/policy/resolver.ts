@@ -2,7 +2,8 @@
  * The one DNS resolver every check uses, over `Deno.resolveDns` with a
  * configurable server (`dns_server`) and timeout (`dns_timeout`). Answers
  * have three outcomes: records, no such name/record, temporary failure. A
- * timeout or SERVFAIL is a temporary failure, never a "not found".
+ * timeout or SERVFAIL is a temporary failure, never a "not found" (Deno
+ * reports SERVFAIL as not found: {@linkcode denoResolver} checks).
  *
  * @module
  */
@@ -26,9 +27,13 @@ export interface DnsResolver {
    * Queries one name and type.
    * @param name the query name
    * @param type the record type
+   * @param confirm a "not found" refuses mail here (the reject_unknown_*
+   *   checks and the client's name): tell a broken zone (SERVFAIL, a
+   *   temporary failure) apart from a name that does not exist, at the cost
+   *   of a second query for a negative answer ({@linkcode denoResolver})
    * @returns the answer (MX records as "preference host")
    */
-  query(name: string, type: DnsType): Promise<DnsAnswer>;
+  query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer>;
 }
 
 /**
@@ -45,16 +50,116 @@ export function parseDnsServer(server: string): { ipAddr: string; port: number }
 }
 
 /**
- * The real resolver.
- * @param options name server (host:port; empty for the system's) and timeout in ms
+ * A query name as an absolute name (a trailing dot), so the resolver never
+ * appends the search domains of resolv.conf: Postfix's dns_lookup turns
+ * RES_DEFNAMES and RES_DNSRCH off, and a name that does not exist must not
+ * be found as `name.<search domain>` (where a wildcard would answer for
+ * any sender domain, HELO name or DNS list query).
+ * @param name the query name
+ * @returns the name with one trailing dot
+ */
+export function absoluteName(name: string): string {
+  return name.endsWith(".") ? name : `${name}.`;
+}
+
+const TYPE_CODES: Record<DnsType, number> = { A: 1, NS: 2, PTR: 12, MX: 15, TXT: 16, AAAA: 28 };
+
+/**
+ * Asks a name server over TCP for one name and type and returns only the
+ * RCODE of its answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ...). TCP needs
+ * no local port of our own (no --allow-net beyond the server's).
+ * @param server the name server
+ * @param name the query name (ASCII)
+ * @param type the record type
+ * @param ms how long to wait
+ * @returns the RCODE, or undefined when there is no usable answer in time
+ */
+export async function rcodeOverTcp(
+  server: { ipAddr: string; port: number },
+  name: string,
+  type: DnsType,
+  ms: number,
+): Promise<number | undefined> {
+  const qname: number[] = [];
+  for (const label of name.replace(/\.$/, "").split(".")) {
+    const b = new TextEncoder().encode(label);
+    if (b.length === 0 || b.length > 63) return undefined;
+    qname.push(b.length, ...b);
+  }
+  qname.push(0);
+  if (qname.length > 255 || ms <= 0) return undefined;
+  const id = Math.floor(Math.random() * 0x10000);
+  const code = TYPE_CODES[type];
+  // Header: ID, RD, one question; then QNAME, QTYPE, QCLASS IN.
+  const msg = [id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, ...qname, 0, code, 0, 1];
+  const packet = new Uint8Array([msg.length >> 8, msg.length & 255, ...msg]);
+  let conn: Deno.TcpConn | undefined;
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }, ms);
+  try {
+    conn = await Deno.connect({ hostname: server.ipAddr, port: server.port });
+    if (late) {
+      conn.close();
+      return undefined;
+    }
+    await conn.write(packet);
+    // The length prefix, the ID and the flags.
+    const head = new Uint8Array(6);
+    for (let got = 0; got < head.length;) {
+      const n = await conn.read(head.subarray(got));
+      if (n === null) return undefined;
+      got += n;
+    }
+    if ((((head[2] as number) << 8) | (head[3] as number)) !== id) return undefined;
+    return (head[5] as number) & 0x0f;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    if (!late) {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+    }
+  }
+}
+
+/**
+ * The real resolver. Deno.resolveDns reports a SERVFAIL answer as "not
+ * found", as it does NXDOMAIN and "no such record"; so a "not found" is
+ * asked again over TCP ({@linkcode rcodeOverTcp}) of the name server
+ * (dns_server, else `systemServer`, the first of resolv.conf) within what
+ * is left of the timeout, and SERVFAIL there is a temporary failure, as in
+ * Postfix (TRY_AGAIN: 450, never 5xx). When that server cannot be asked,
+ * "not found" stands.
+ * @param options name server (host:port; empty for the system's), timeout in
+ * ms, the system's first name server (host:port), and (for tests) the
+ * function that asks, Deno.resolveDns by default
  * @returns a resolver
  */
-export function denoResolver(options: { server: string; timeoutMs: number }): DnsResolver {
+export function denoResolver(
+  options: {
+    server: string;
+    timeoutMs: number;
+    systemServer?: string;
+    resolveDns?: typeof Deno.resolveDns;
+  },
+): DnsResolver {
   const nameServer = options.server ? parseDnsServer(options.server) : undefined;
+  const confirmWith = nameServer ??
+    (options.systemServer ? parseDnsServer(options.systemServer) : undefined);
+  const resolveDns = options.resolveDns ?? Deno.resolveDns;
   return {
-    async query(name: string, type: DnsType): Promise<DnsAnswer> {
+    async query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> {
       const controller = new AbortController();
+      const started = Date.now();
       const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+      const q = absoluteName(name);
       try {
         const opts = { signal: controller.signal, ...(nameServer ? { nameServer } : {}) };
         let records: string[];
@@ -63,20 +168,23 @@ export function denoResolver(options: { server: string; timeoutMs: number }): Dn
           case "AAAA":
           case "NS":
           case "PTR":
-            records = await Deno.resolveDns(name, type, opts);
+            records = await resolveDns(q, type, opts);
             break;
           case "MX":
-            records = (await Deno.resolveDns(name, "MX", opts)).map((r) =>
-              `${r.preference} ${r.exchange}`
-            );
+            records = (await resolveDns(q, "MX", opts)).map((r) => `${r.preference} ${r.exchange}`);
             break;
           case "TXT":
-            records = (await Deno.resolveDns(name, "TXT", opts)).map((r) => r.join(""));
+            records = (await resolveDns(q, "TXT", opts)).map((r) => r.join(""));
             break;
         }
         return records.length ? { kind: "ok", records } : { kind: "notFound" };
       } catch (err) {
-        if (err instanceof Deno.errors.NotFound) return { kind: "notFound" };
+        if (err instanceof Deno.errors.NotFound) {
+          if (!confirm || !confirmWith) return { kind: "notFound" };
+          const left = options.timeoutMs - (Date.now() - started);
+          const rcode = await rcodeOverTcp(confirmWith, q, type, left);
+          return rcode === 2 ? { kind: "tempfail", reason: "SERVFAIL" } : { kind: "notFound" };
+        }
         if (controller.signal.aborted) return { kind: "tempfail", reason: "timeout" };
         return { kind: "tempfail", reason: (err as Error).message };
       } finally {
@@ -118,15 +226,16 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
     }
   };
   return {
-    query(name, type) {
-      const key = `${type} ${name.toLowerCase()}`;
+    query(name, type, confirm) {
+      // A confirmed "not found" is not an unconfirmed one: cached apart.
+      const key = `${type}${confirm ? "!" : ""} ${name.toLowerCase()}`;
       const hit = cache.get(key);
       if (hit) {
         cache.delete(key);
         cache.set(key, hit);
         return hit.answer;
       }
-      const entry = { answer: inner.query(name, type), bytes: 0 };
+      const entry = { answer: inner.query(name, type, confirm), bytes: 0 };
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {

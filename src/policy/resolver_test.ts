@@ -6,6 +6,7 @@ import {
   type DnsResolver,
   type DnsType,
   parseDnsServer,
+  rcodeOverTcp,
   reverseName,
 } from "./resolver.ts";
 
@@ -215,4 +216,170 @@ Deno.test({
       hole.close();
     }
   },
+});
+
+Deno.test("denoResolver() asks absolute names, so resolv.conf's search domains are never appended", async () => {
+  const asked: string[] = [];
+  const resolveDns = ((name: string) => {
+    asked.push(name);
+    return Promise.reject(new Deno.errors.NotFound("no records found"));
+  }) as unknown as typeof Deno.resolveDns;
+  // The system resolver (no dns_server) is the one that reads resolv.conf's "search".
+  const dns = denoResolver({ server: "", timeoutMs: 1000, resolveDns });
+  for (const name of ["nosuch.example", "www", "2.0.0.127.zen.example", "dotted.example."]) {
+    assert.deepEqual(await dns.query(name, "A"), { kind: "notFound" });
+  }
+  assert.deepEqual(asked, [
+    "nosuch.example.",
+    "www.",
+    "2.0.0.127.zen.example.",
+    "dotted.example.",
+  ]);
+});
+
+/**
+ * A name server on loopback (UDP and TCP on one port) that answers every
+ * query with no records and the RCODE `rcodes` gives its name (NXDOMAIN
+ * for the others); `tcp` counts the TCP queries.
+ */
+async function rcodeServer(rcodes: Record<string, number>) {
+  const { createSocket } = await import("node:dgram");
+  const reply = (q: Uint8Array): Uint8Array => {
+    const labels: string[] = [];
+    let i = 12;
+    while (q[i]) {
+      labels.push(new TextDecoder().decode(q.subarray(i + 1, i + 1 + (q[i] as number))));
+      i += 1 + (q[i] as number);
+    }
+    const rcode = rcodes[labels.join(".").toLowerCase()] ?? 3;
+    const out = q.slice(0, i + 5);
+    out[2] = 0x81; // QR, RD
+    out[3] = 0x80 | rcode; // RA
+    out.fill(0, 6, 12); // no answer, authority or additional records (no EDNS)
+    return out;
+  };
+  const udp = createSocket("udp4");
+  udp.on("message", (m, from) => udp.send(reply(new Uint8Array(m)), from.port, from.address));
+  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+  const port = udp.address().port;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const state = { port, tcp: 0 };
+  const serve = (async () => {
+    for await (const conn of listener) {
+      state.tcp++;
+      const buf = new Uint8Array(514);
+      let got = 0;
+      while (got < 2 || got < 2 + (((buf[0] as number) << 8) | (buf[1] as number))) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+      const r = reply(buf.subarray(2, got));
+      await conn.write(new Uint8Array([r.length >> 8, r.length & 255, ...r])).catch(() => {});
+      conn.close();
+    }
+  })();
+  return {
+    state,
+    async stop() {
+      listener.close();
+      await serve.catch(() => {});
+      await new Promise<void>((r) => udp.close(() => r()));
+    },
+  };
+}
+
+Deno.test("denoResolver(): with confirm, SERVFAIL is a temporary failure, NXDOMAIN and NODATA are not found", async () => {
+  const ns = await rcodeServer({ "broken.example": 2, "empty.example": 0 });
+  try {
+    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
+    for (const type of ["A", "MX", "PTR", "TXT"] as const) {
+      assert.deepEqual(await dns.query("broken.example", type, true), {
+        kind: "tempfail",
+        reason: "SERVFAIL",
+      });
+      assert.deepEqual(await dns.query("nosuch.example", type, true), { kind: "notFound" });
+      assert.deepEqual(await dns.query("empty.example", type, true), { kind: "notFound" });
+    }
+    assert.ok(ns.state.tcp > 0);
+    // The system resolver's name server is asked the same way.
+    const system = denoResolver({
+      server: "",
+      timeoutMs: 2000,
+      systemServer: `127.0.0.1:${ns.state.port}`,
+      resolveDns: ((name: string) =>
+        Promise.reject(
+          new Deno.errors.NotFound(`no records found for ${name}`),
+        )) as unknown as typeof Deno.resolveDns,
+    });
+    assert.deepEqual(await system.query("broken.example", "A", true), {
+      kind: "tempfail",
+      reason: "SERVFAIL",
+    });
+    assert.deepEqual(await system.query("nosuch.example", "A", true), { kind: "notFound" });
+  } finally {
+    await ns.stop();
+  }
+});
+
+Deno.test("denoResolver(): without confirm (a DNS list), a negative answer costs no second query", async () => {
+  const ns = await rcodeServer({ "broken.example": 2 });
+  try {
+    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
+    assert.deepEqual(await dns.query("2.0.0.127.zen.example", "A"), { kind: "notFound" });
+    assert.deepEqual(await dns.query("broken.example", "A"), { kind: "notFound" });
+    assert.equal(ns.state.tcp, 0);
+  } finally {
+    await ns.stop();
+  }
+});
+
+Deno.test("cachingResolver() keeps a confirmed answer apart from an unconfirmed one", async () => {
+  const asked: string[] = [];
+  const inner = {
+    query: (name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> => {
+      asked.push(`${type} ${name} ${confirm ? "confirm" : "plain"}`);
+      return Promise.resolve(
+        confirm ? { kind: "tempfail", reason: "SERVFAIL" } : { kind: "notFound" },
+      );
+    },
+  };
+  const dns = cachingResolver(inner);
+  assert.deepEqual(await dns.query("x.example", "A"), { kind: "notFound" });
+  assert.deepEqual(await dns.query("x.example", "A", true), {
+    kind: "tempfail",
+    reason: "SERVFAIL",
+  });
+  assert.deepEqual(await dns.query("x.example", "A", true), {
+    kind: "tempfail",
+    reason: "SERVFAIL",
+  });
+  assert.deepEqual(asked, ["A x.example plain", "A x.example confirm"]);
+});
+
+Deno.test("rcodeOverTcp(): no answer in time, a closed port or a bad name give undefined", async () => {
+  const quiet = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of quiet) held.push(c);
+  })();
+  try {
+    const server = { ipAddr: "127.0.0.1", port: quiet.addr.port };
+    const t0 = Date.now();
+    assert.equal(await rcodeOverTcp(server, "slow.example.", "A", 200), undefined);
+    assert.ok(Date.now() - t0 < 1500);
+    assert.equal(await rcodeOverTcp(server, `${"a".repeat(64)}.example.`, "A", 200), undefined);
+    assert.equal(await rcodeOverTcp(server, "a..example.", "A", 200), undefined);
+  } finally {
+    quiet.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+  }
+  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = gone.addr.port;
+  gone.close();
+  assert.equal(
+    await rcodeOverTcp({ ipAddr: "127.0.0.1", port }, "x.example.", "A", 500),
+    undefined,
+  );
 });

@@ -224,10 +224,16 @@ export async function tracedLookup(
  * @param env the evaluation
  * @param name the query name
  * @param type the record type
+ * @param confirm a "not found" refuses mail (see DnsResolver.query)
  * @returns the answer
  */
-export async function tracedDns(env: EvalEnv, name: string, type: DnsType): Promise<DnsAnswer> {
-  const a = await env.dns.query(name, type);
+export async function tracedDns(
+  env: EvalEnv,
+  name: string,
+  type: DnsType,
+  confirm?: boolean,
+): Promise<DnsAnswer> {
+  const a = await env.dns.query(name, type, confirm);
   env.trace?.add({
     kind: "dns",
     query: name,

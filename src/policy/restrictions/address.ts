@@ -80,7 +80,7 @@ async function mailhost(
   let temp = false;
   let filtered = false;
   for (const type of ["MX", "A", "AAAA"] as const) {
-    const a = await tracedDns(e, domain, type);
+    const a = await tracedDns(e, domain, type, true);
     if (a.kind === "ok") return type === "MX" && isNullMx(a.records) ? "nullMx" : "ok";
     if (a.kind === "tempfail") temp = true;
     if (a.kind === "filtered") filtered = true;

@@ -37,7 +37,7 @@ export async function domainExists(
   let temp = false;
   let filtered = false;
   for (const type of ["MX", "A", "AAAA"] as const) {
-    const a = await tracedDns(e, domain.replace(/\.$/, ""), type);
+    const a = await tracedDns(e, domain.replace(/\.$/, ""), type, true);
     if (a.kind === "ok") return "ok";
     if (a.kind === "tempfail") temp = true;
     if (a.kind === "filtered") filtered = true;
