@@ -380,8 +380,13 @@ export class MessageDraft implements BodySink {
     const when = formatRfc5322Date(env.arrival);
     const received = receivedHeader(cfg, env, this.id, when);
     if (!isAscii(received)) this.#headerOpts = SMTPUTF8_HEADER;
-    // PREPEND headers go above our own Received:, as Postfix's smtpd writes them.
-    for (const h of env.prepend ?? []) this.#write(encoder.encode(h), false);
+    // PREPEND headers go above our own Received:, as Postfix's smtpd writes
+    // them; Postfix's cleanup scans them as any header (a $1 of a pattern
+    // table can put a UTF-8 address or HELO name into one).
+    for (const h of env.prepend ?? []) {
+      if (!isAscii(h)) this.#headerOpts = SMTPUTF8_HEADER;
+      this.#write(encoder.encode(h), false);
+    }
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();

@@ -580,3 +580,18 @@ Deno.test("MessageDraft refuses with 451 a maildrop envelope record longer than 
   // incoming/ is read by qmgr, which takes records of any length, as from Postfix's smtpd.
   queued(await send(["Subject: x", "", "body"], { envelope: { ...envelope, queue: "incoming" } }));
 });
+
+Deno.test("MessageDraft: a UTF-8 PREPEND header sets the size record's SMTPUTF8 header bit, as any UTF-8 header", async () => {
+  const sendopts = (s: Stored) => Number(recordTexts(s, REC.size)[0]?.trim().split(/\s+/)[5]);
+  const ascii = await send(["Subject: x", "", "b"], {
+    config: { smtputf8_enable: true },
+    envelope: { prepend: ["X-Rcpt: a@example.com"] },
+  });
+  assert.equal(sendopts(ascii), 0);
+  const utf8 = await send(["Subject: x", "", "b"], {
+    config: { smtputf8_enable: true },
+    envelope: { prepend: ["X-Rcpt: \u00fc@example.com"] },
+  });
+  assert.equal(sendopts(utf8), 2);
+  assert.equal(utf8.lines[0], "X-Rcpt: \u00fc@example.com");
+});
