@@ -155,8 +155,8 @@ Deno.test({
       const [file] = await queueFiles(d.queueDir);
       assert.ok(file, "the message was queued");
       const text = await postcat(file);
-      assert.match(text, /^Received: from ev\?il\?\)x \(unknown \[127\.0\.0\.1\]\)$/m);
-      assert.match(text, /^named_attribute: helo_name=ev\?il\?\)x$/m);
+      assert.match(text, /^Received: from ev\?il\?\?x \(unknown \[127\.0\.0\.1\]\)$/m);
+      assert.match(text, /^named_attribute: helo_name=ev\?il\?\?x$/m);
       assert.doesNotMatch(text, /[\u0085\u202e]/, "no C1 or bidi control in the queue file");
     } finally {
       c.close();

@@ -27,6 +27,7 @@ import {
   envelopeAttributes,
   envelopeSendOpts,
   isAscii,
+  longestEnvelopeRecord,
   type RecipientDsnFacts,
   SMTPUTF8_HEADER,
   uniqueRecipients,
@@ -92,7 +93,11 @@ export type CleanupConfig =
     | "myorigin"
     | "smtpd_sasl_authenticated_header"
   >
-  & { readonly smtputf8_enable?: boolean };
+  & {
+    readonly smtputf8_enable?: boolean;
+    /** The longest content record (Postfix's line_length_limit); 2048 when not given. */
+    readonly line_length_limit?: number;
+  };
 
 /** Starts messages. */
 export class Cleanup {
@@ -190,11 +195,25 @@ export class MessageDraft implements BodySink {
       env.recipientDsn,
       config.always_bcc.trim(),
     );
+    const attributes = envelopeAttributes(env);
+    const limit = config.line_length_limit ?? 2048;
+    const longest = env.queue === "maildrop"
+      ? longestEnvelopeRecord(env.sender, this.#recipients, attributes)
+      : 0;
+    if (longest > limit) {
+      // Postfix's pickup would throw the file away after our 250 (as its
+      // postdrop refuses such a record): the client gets a 451 instead.
+      this.#refused = {
+        reply: REPLY.queueWriteError,
+        reason:
+          `an envelope record of ${longest} bytes is longer than line_length_limit (${limit}): Postfix's pickup would refuse the file`,
+      };
+    }
     file.writeEnvelope({
       arrival: env.arrival,
       sender: env.sender,
       recipients: this.#recipients,
-      attributes: envelopeAttributes(env),
+      attributes,
       sendOpts: envelopeSendOpts(
         env.smtputf8 === true,
         env.sender,
@@ -266,10 +285,35 @@ export class MessageDraft implements BodySink {
   }
 
   #writeRange(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    const limit = this.#config.line_length_limit ?? 2048;
+    if (end - start > limit) return this.#writePieces(buf, start, end, partial, limit);
     if (this.#file.offset + (end - start) + 6 > this.#records && this.#recordsFull()) {
       return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
     }
     return this.#store(() => this.#file.line(buf, start, end, partial));
+  }
+
+  /**
+   * A line longer than line_length_limit (a notify_classes transcript line,
+   * our Received: with a long HELO name or recipient) goes into the file as
+   * L records of that size and a last piece, as Postfix's cleanup writes
+   * it: Postfix's pickup refuses a maildrop file with a longer record, so
+   * an accepted message would be thrown away.
+   */
+  #writePieces(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    partial: boolean,
+    limit: number,
+  ): void | Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (let at = start; at < end; at += limit) {
+      const last = end - at <= limit;
+      const r = this.#writeRange(buf, at, last ? end : at + limit, last ? partial : true);
+      if (r) writes.push(r);
+    }
+    if (writes.length > 0) return Promise.all(writes).then(() => {});
   }
 
   /**
@@ -336,8 +380,13 @@ export class MessageDraft implements BodySink {
     const when = formatRfc5322Date(env.arrival);
     const received = receivedHeader(cfg, env, this.id, when);
     if (!isAscii(received)) this.#headerOpts = SMTPUTF8_HEADER;
-    // PREPEND headers go above our own Received:, as Postfix's smtpd writes them.
-    for (const h of env.prepend ?? []) this.#write(encoder.encode(h), false);
+    // PREPEND headers go above our own Received:, as Postfix's smtpd writes
+    // them; Postfix's cleanup scans them as any header (a $1 of a pattern
+    // table can put a UTF-8 address or HELO name into one).
+    for (const h of env.prepend ?? []) {
+      if (!isAscii(h)) this.#headerOpts = SMTPUTF8_HEADER;
+      this.#write(encoder.encode(h), false);
+    }
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();

@@ -541,3 +541,57 @@ Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticat
   assert.ok(plain.lines.some((l) => l.includes(" with ESMTPA id ")));
   assert.ok(!recordTexts(plain, REC.attr).some((a) => a.startsWith("sasl_sender=")));
 });
+
+Deno.test("MessageDraft stores a line longer than line_length_limit as L records of that size, as Postfix's cleanup", async () => {
+  const long = `X-Long: ${"h".repeat(4992)}`; // 5000 bytes
+  const s = await send([long, "", "b".repeat(4096), ["c".repeat(3000), true], "d"], {
+    config: { line_length_limit: 2048 },
+  });
+  queued(s);
+  const m = s.records.findIndex((r) => r.type === REC.mesg);
+  const x = s.records.findIndex((r) => r.type === REC.xtra);
+  const content = s.records.slice(m + 1, x);
+  assert.ok(content.every((r) => r.data.length <= 2048), "no content record past 2048 bytes");
+  assert.ok(s.lines.includes(long));
+  assert.ok(s.lines.includes("b".repeat(4096)));
+  assert.ok(s.lines.includes(`${"c".repeat(3000)}d`));
+  const pieces = content.filter((r) =>
+    dec.decode(r.data).startsWith("X-Long:") || r.data[0] === 104
+  )
+    .map((r) => [String.fromCharCode(r.type), r.data.length]);
+  assert.deepEqual(pieces, [["L", 2048], ["L", 2048], ["N", 904]]);
+});
+
+Deno.test("MessageDraft refuses with 451 a maildrop envelope record longer than line_length_limit (Postfix's pickup would drop the file)", async () => {
+  const rcpt = `${"r".repeat(2026)}@example.com`; // dsn_orig_rcpt=rfc822;... is 2059 bytes
+  const envelope: Partial<MessageEnvelope> = {
+    queue: "maildrop",
+    origin: LOCAL,
+    recipients: [rcpt],
+    recipientDsn: [{ orcpt: `rfc822;${rcpt}` }],
+  };
+  const s = await send(["Subject: x", "", "body"], { envelope });
+  assert.equal(s.result.kind, "refused");
+  assert.equal(
+    formatReply((s.result as Extract<CleanupResult, { kind: "refused" }>).reply),
+    formatReply(REPLY.queueWriteError),
+  );
+  assert.deepEqual(s.files, []);
+  // incoming/ is read by qmgr, which takes records of any length, as from Postfix's smtpd.
+  queued(await send(["Subject: x", "", "body"], { envelope: { ...envelope, queue: "incoming" } }));
+});
+
+Deno.test("MessageDraft: a UTF-8 PREPEND header sets the size record's SMTPUTF8 header bit, as any UTF-8 header", async () => {
+  const sendopts = (s: Stored) => Number(recordTexts(s, REC.size)[0]?.trim().split(/\s+/)[5]);
+  const ascii = await send(["Subject: x", "", "b"], {
+    config: { smtputf8_enable: true },
+    envelope: { prepend: ["X-Rcpt: a@example.com"] },
+  });
+  assert.equal(sendopts(ascii), 0);
+  const utf8 = await send(["Subject: x", "", "b"], {
+    config: { smtputf8_enable: true },
+    envelope: { prepend: ["X-Rcpt: \u00fc@example.com"] },
+  });
+  assert.equal(sendopts(utf8), 2);
+  assert.equal(utf8.lines[0], "X-Rcpt: \u00fc@example.com");
+});

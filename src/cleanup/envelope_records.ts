@@ -130,3 +130,33 @@ export function isAscii(text: string): boolean {
   // deno-lint-ignore no-control-regex
   return /^[\x00-\x7f]*$/.test(text);
 }
+
+const utf8 = new TextEncoder();
+
+/**
+ * The longest payload among the envelope records a queue file gets from
+ * these facts (A name=value, S, O, R and each recipient's DSN records), in
+ * bytes. Postfix's pickup reads a maildrop file with records of at most its
+ * line_length_limit and throws away a file with a longer one.
+ * @param sender the envelope sender
+ * @param recipients the recipients as written
+ * @param attributes the named attributes
+ * @returns the length of the longest payload
+ */
+export function longestEnvelopeRecord(
+  sender: string,
+  recipients: readonly QueueRecipient[],
+  attributes: readonly (readonly [string, string])[],
+): number {
+  let most = utf8.encode(sender).length;
+  const see = (text: string) => {
+    // A byte count is needed only when the text could be long enough to matter.
+    if (text.length * 3 > most) most = Math.max(most, utf8.encode(text).length);
+  };
+  for (const [name, value] of attributes) see(`${name}=${value}`);
+  for (const r of recipients) {
+    see(r.address);
+    if (r.dsnOrcpt) see(`dsn_orig_rcpt=${r.dsnOrcpt}`);
+  }
+  return most;
+}

@@ -3,6 +3,7 @@ import {
   envelopeAttributes,
   envelopeSendOpts,
   isAscii,
+  longestEnvelopeRecord,
   uniqueRecipients,
 } from "./envelope_records.ts";
 
@@ -59,4 +60,14 @@ Deno.test("envelopeAttributes() puts the DSN envelope facts after rewrite_contex
   assert.deepEqual(remote[0], ["rewrite_context", "remote"]);
   assert.ok(remote.some(([n]) => n === "client_address"));
   assert.ok(!remote.some(([n]) => n === "envelope_id" || n === "ret_flags"));
+});
+
+Deno.test("longestEnvelopeRecord() counts UTF-8 bytes of S, O/R, dsn_orig_rcpt and A name=value", () => {
+  assert.equal(longestEnvelopeRecord("s@x", [], [["a", "b"]]), 3);
+  assert.equal(longestEnvelopeRecord("", [], [["helo_name", "h".repeat(100)]]), 110);
+  assert.equal(longestEnvelopeRecord("", [{ address: "\u00fc@x" }], []), 4);
+  assert.equal(
+    longestEnvelopeRecord("", [{ address: "a@x", dsnOrcpt: "rfc822;a@x" }], []),
+    "dsn_orig_rcpt=rfc822;a@x".length,
+  );
 });

@@ -14,12 +14,37 @@ import { sanitizeLogText } from "./sanitize.ts";
 export type Verbosity = number;
 
 /**
- * The longest text of one log record, as Postfix's MSG_SYSLOG_RECLEN (2000);
- * the rest is cut. A syslog server that cuts a longer record itself
+ * The longest text of one log record in bytes, as Postfix's
+ * MSG_SYSLOG_RECLEN (2000); the rest is cut. A syslog server that cuts a longer record itself
  * (rsyslog at 8 KB over TCP) reads the rest as a record of its own, whose
  * every byte the client chose: a Message-ID of 8 KB could forge a line.
  */
 export const MAX_RECORD_TEXT = 2000;
+
+/**
+ * The text cut to {@linkcode MAX_RECORD_TEXT} bytes of UTF-8 (Postfix's
+ * limit is in bytes: a line of 2000 three-byte characters would be 6000),
+ * at a character boundary.
+ * @param text a record's text
+ * @returns the text, or its longest prefix that fits
+ */
+export function cutRecordText(text: string): string {
+  if (text.length * 3 <= MAX_RECORD_TEXT) return text;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    let size = c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+    let units = 1;
+    if (c >= 0xd800 && c < 0xdc00) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next < 0xe000) [size, units] = [4, 2];
+    }
+    if (bytes + size > MAX_RECORD_TEXT) return text.slice(0, i);
+    bytes += size;
+    i += units - 1;
+  }
+  return text;
+}
 
 /** Syslog severities (RFC 5424 §6.2.1). */
 export const SEVERITY = { error: 3, warning: 4, info: 6, debug: 7 } as const;
@@ -77,8 +102,12 @@ export class Logger {
 
   #emit(text: string, severity: number): void {
     // Every line, whatever wrote it, is made safe here, before any sink.
-    const cut = text.length > MAX_RECORD_TEXT ? text.slice(0, MAX_RECORD_TEXT) : text;
-    const line = `${this.#stampNow()} ${this.#host} ${this.#tag}: ${sanitizeLogText(cut)}\n`;
+    // Sanitized before the byte cut, as Postfix's printable() runs before
+    // its cut (that cut keeps surrogate pairs whole); 2000 bytes are never
+    // more than 2000 UTF-16 units, so a longer text is sliced there first.
+    const head = text.length > MAX_RECORD_TEXT ? text.slice(0, MAX_RECORD_TEXT) : text;
+    const safe = cutRecordText(sanitizeLogText(head));
+    const line = `${this.#stampNow()} ${this.#host} ${this.#tag}: ${safe}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }
 

@@ -120,7 +120,9 @@ async function sendTranscript(
     sender: "",
     recipients: [rcpt],
     arrival: deps.clock(),
-    body: "7BIT",
+    // No BODY= claim, as Postfix's own notice has none: the transcript
+    // holds the client's UTF-8 (SMTPUTF8 addresses, any command text).
+    body: undefined,
     origin: {
       clientName: "localhost",
       clientAddress: "127.0.0.1",

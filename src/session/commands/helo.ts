@@ -2,8 +2,11 @@
  * HELO and EHLO (RFC 5321 §4.1.1.1): record the client's name, reset any
  * transaction, and answer with our name (plus the EHLO keywords). As
  * Postfix's printable(), characters that are unsafe to show (C1 and bidi
- * controls, invalid UTF-16) become "?" in the name kept: it goes into
- * Received:, the queue file's helo_name and the restrictions.
+ * controls, invalid UTF-16) become "?" in the name kept; and, as Postfix's
+ * smtpd neuters it, so do the characters that would let the name close the
+ * comment of Received: or the brackets of a log field (`<>()\";@`). The
+ * name kept goes into Received:, the queue file's helo_name, log lines
+ * (`helo=<...>`) and the restrictions that run later.
  *
  * @module
  */
@@ -18,6 +21,18 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
  * with it; an accepted name greets the session.
  * @returns the refusal, or undefined when the session is greeted
  */
+/** Characters Postfix's smtpd replaces in the HELO name it keeps (NEUTER_CHARACTERS). */
+const NEUTER = /[<>()\\";@]/g;
+
+/**
+ * The HELO name as kept: printable, with Postfix's neutered characters as "?".
+ * @param name the name as sent (no white space)
+ * @returns the name for Received:, the queue file and the log
+ */
+export function keptHeloName(name: string): string {
+  return sanitizeLogText(name).replace(NEUTER, "?");
+}
+
 async function greet(
   ctx: SessionContext,
   arg: string,
@@ -25,11 +40,12 @@ async function greet(
 ): Promise<Reply | undefined> {
   const name = arg.trim();
   if (name === "" || /\s/.test(name)) return verb === "HELO" ? REPLY.heloSyntax : REPLY.ehloSyntax;
-  const helo = sanitizeLogText(name);
-  const refused = await ctx.checkPolicy("helo", verb, { helo });
+  // As Postfix: the check made now sees the name as sent (made printable);
+  // the name kept, which later checks see, is neutered too.
+  const refused = await ctx.checkPolicy("helo", verb, { helo: sanitizeLogText(name) });
   if (refused) return refused;
   const extended = verb === "EHLO" ? "E" : "";
-  ctx.greet(helo, ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
+  ctx.greet(keptHeloName(name), ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
   return undefined;
 }
 

@@ -1,0 +1,67 @@
+/**
+ * Long records and a stock Postfix: its pickup reads a maildrop file with
+ * records of at most line_length_limit (2048) bytes and throws away a file
+ * holding a longer one, after our 250. A client decides how long three
+ * records get: our Received: line with its recipient ("for <...>"), a
+ * notify_classes transcript line (" In:  " before a command of up to 2048
+ * bytes), and the dsn_orig_rcpt record of a long recipient. The first two
+ * must be stored as L pieces, as Postfix's cleanup stores a long line; the
+ * third cannot be split, so the message gets a 451 instead of a 250 and a
+ * silent loss.
+ */
+
+import assert from "node:assert/strict";
+import { makeWorkDir, queueFiles, runStdin, writeConfig } from "./_harness.ts";
+import { havePostfix, startPostfix } from "./_postfix.ts";
+
+const isRoot = Deno.uid() === 0;
+const hasPostfix = await havePostfix();
+
+Deno.test({
+  name:
+    "stand-alone: a Received: line and a transcript line past 2048 bytes reach the mailbox through Postfix's pickup; a dsn_orig_rcpt record past it gets 451",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("longrec");
+    const pf = await startPostfix(dir, { name: "longrec" });
+    try {
+      const { configFile, queueDir } = await writeConfig(
+        dir,
+        `${pf.smtpdConfig}\nnotify_classes = ["protocol"]`,
+      );
+      // "\tfor <...>; date" is 2059 bytes; dsn_orig_rcpt=rfc822;<...> is 2041.
+      const rcpt = `${"r".repeat(2010)}@example.com`;
+      const noop = `NOOP ${"n".repeat(2040)}`;
+      const one = await runStdin(
+        configFile,
+        `HELO local\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n` +
+          "Subject: long received\r\n\r\nbody one\r\n.\r\n" +
+          `${noop}\r\nBOGUS\r\nQUIT\r\n`,
+      );
+      assert.match(one.stdout, /250 2\.0\.0 Ok: queued as/, one.stdout + one.stderr);
+      assert.match(one.stderr, /notice of protocol problems sent to postmaster/, one.stderr);
+      await pf.waitForMailbox("the message with the long Received: line", "body one");
+      await pf.waitForMailbox("the transcript with the long NOOP line", "Transcript of session");
+      const box = await pf.mailboxText();
+      assert.ok(box.includes(`\tfor <${rcpt}>;`), "Received: line whole");
+      assert.ok(box.includes(` In:  ${noop}\n`), "transcript line whole");
+
+      // dsn_orig_rcpt=rfc822;<2038 bytes> is 2059 bytes: refused, nothing left.
+      const rcpt2 = `${"s".repeat(2026)}@example.com`;
+      const two = await runStdin(
+        configFile,
+        `HELO local\r\nMAIL FROM:<b@sender.example>\r\nRCPT TO:<${rcpt2}>\r\nDATA\r\n` +
+          "Subject: long orcpt\r\n\r\nbody two\r\n.\r\nQUIT\r\n",
+      );
+      assert.match(two.stdout, /451 4\.3\.0 Error: queue file write error/, two.stdout);
+      assert.match(two.stderr, /envelope record of 2059 bytes is longer than line_length_limit/);
+      assert.deepEqual(await queueFiles(queueDir, "maildrop"), []);
+      const log = await pf.logText();
+      assert.doesNotMatch(log, /illegal length|malformed record/, log);
+    } finally {
+      await pf.stop();
+    }
+  },
+});
