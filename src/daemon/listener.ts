@@ -11,7 +11,12 @@ import { type Config } from "../config/mod.ts";
 import type { Runtime } from "../runtime.ts";
 import { retirePolicyClients, retireTables } from "../policy/mod.ts";
 import { runSession, type SessionDeps } from "../session/mod.ts";
-import { type ListenAddress, serveTcp, type TcpServer } from "../transport/tcp_listener.ts";
+import {
+  type Evicted,
+  type ListenAddress,
+  serveTcp,
+  type TcpServer,
+} from "../transport/tcp_listener.ts";
 import type { Transport } from "../transport/types.ts";
 import { ConnectionLedger, ConnectionLimiter } from "../transport/limits.ts";
 import { writeAll } from "../io/reply_writer.ts";
@@ -125,10 +130,13 @@ export async function startListening(
   };
   // Idle sessions closed to make room: one line, then a count now and then.
   const logEviction = throttled(
-    (held: number, victim: { address: string; idleMs: number }, why: string) =>
+    (held: number, victim: Evicted, why: string) =>
       logger.warning(
-        `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
-          `room: ${why}` + since(held, "more"),
+        (victim.slow
+          ? `closed the slow session of [${victim.address}] (${victim.slow.bytes} bytes in ` +
+            `${victim.slow.waitedMs} ms of waiting) to make room: `
+          : `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
+            `room: `) + why + since(held, "more"),
       ),
     REFUSAL_LOG_MS,
   );

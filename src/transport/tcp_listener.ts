@@ -44,10 +44,24 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
 }
 
 /**
+ * A session whose client, since the session last entered or left a mail
+ * transaction, has kept it waiting this long in all (ms) ...
+ */
+const SLOW_AFTER_MS = 10_000;
+/**
+ * ... and sent fewer bytes a second of that waiting than this (Postfix's
+ * smtpd_min_data_rate default) is slow: at the cap it gives its place as
+ * an idle one does, in a mail transaction or not. Without this, clients
+ * that each send a line a second (EHLO, or a message body in DATA) are
+ * never silent for the idle threshold and hold every slot indefinitely.
+ */
+const MIN_BYTES_PER_SECOND = 500;
+
+/**
  * An accepted connection as the listener sees it: whether the session is
- * waiting for the client (a read pending, since when), so that an idle one
- * can give its place to a new client when the slots or the descriptors run
- * out.
+ * waiting for the client (a read pending, since when), and how fast its
+ * client sends, so that an idle or slow one can give its place to a new
+ * client when the slots or the descriptors run out.
  */
 interface Watched extends ByteConn {
   readonly address: string;
@@ -55,8 +69,14 @@ interface Watched extends ByteConn {
   idleSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
   tls: boolean;
-  /** A mail transaction is under way: never closed to make room. */
+  /** A mail transaction is under way: closed to make room only when slow. */
   inMail: boolean;
+  /** When the session last entered or left a mail transaction. */
+  phaseSince: number;
+  /** Since then: time spent waiting for the client in reads that ended (ms) ... */
+  waited: number;
+  /** ... and the bytes it sent. */
+  received: number;
   /** The session gave its slot back: closing this connection frees no session. */
   over: boolean;
   evicted: boolean;
@@ -72,13 +92,19 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
     idleSince: undefined,
     tls: false,
     inMail: false,
+    phaseSince: Date.now(),
+    waited: 0,
+    received: 0,
     over: false,
     evicted: false,
     async read(p) {
-      w.idleSince = Date.now();
+      const start = w.idleSince = Date.now();
       try {
-        return await conn.read(p);
+        const n = await conn.read(p);
+        if (n !== null) w.received += n;
+        return n;
       } finally {
+        w.waited += Date.now() - Math.max(start, w.phaseSince);
         w.idleSince = undefined;
       }
     },
@@ -116,6 +142,10 @@ function tcpTransport(
   // What the session tells the listener, before and after STARTTLS alike.
   const marks: Pick<Transport, "inTransaction" | "sessionOver"> = {
     inTransaction: (on) => {
+      if (on !== w.inMail) {
+        w.phaseSince = Date.now();
+        w.waited = w.received = 0;
+      }
       w.inMail = on;
     },
     sessionOver: () => {
@@ -140,45 +170,83 @@ function tcpTransport(
   };
 }
 
+/** A connection closed to make room, and why it qualified. */
+export interface Evicted {
+  readonly address: string;
+  /** How long its client had been silent. */
+  readonly idleMs: number;
+  /** Set when it was closed as slow, not idle: bytes its client sent in how long a wait. */
+  readonly slow?: { readonly bytes: number; readonly waitedMs: number };
+}
+
+/** How long a connection has waited for its client since its phase began (ms). */
+function waitedMs(w: Watched, now: number): number {
+  return w.waited + (w.idleSince === undefined ? 0 : now - Math.max(w.idleSince, w.phaseSince));
+}
+
 /**
- * Closes a connection whose client has been silent at least `minIdleMs`
- * and that is not in a mail transaction (those end by smtpd_timeout): of
- * the address holding the most connections, the longest silent. A 421
- * goes first when the session is not in TLS.
+ * Whether a connection's client is too slow to keep a place others need:
+ * it has kept its session waiting SLOW_AFTER_MS in all, and sent fewer
+ * than MIN_BYTES_PER_SECOND a second of it.
+ */
+function isSlow(w: Watched, now: number): boolean {
+  const waited = waitedMs(w, now);
+  return waited >= SLOW_AFTER_MS && w.received * 1000 < MIN_BYTES_PER_SECOND * waited;
+}
+
+/**
+ * Closes a connection to make room: one whose client has been silent at
+ * least `minIdleMs` and that is not in a mail transaction, or else one
+ * whose client is slow (isSlow), in a transaction or not. Of the address
+ * holding the most connections, the longest silent (or the one that kept
+ * its session waiting longest). A 421 goes first when the session is not
+ * in TLS.
  * @param sessionsOnly only a connection whose session still holds its slot
  *   (one closed in a session's place must give that slot back)
- * @returns the victim, or undefined when no connection was idle that long
+ * @returns the victim, or undefined when no connection qualified
  */
 function evictOldest(
   live: Set<Watched>,
   minIdleMs: number,
   farewell: Uint8Array | undefined,
   sessionsOnly: boolean,
-): { address: string; idleMs: number } | undefined {
+): Evicted | undefined {
   // Without a farewell the descriptor is needed now: closed at once.
   const now = Date.now();
-  let victim: Watched | undefined;
   // The victim comes from the address that holds the most connections:
   // one client with many idle connections pays before a client with few.
   const held = new Map<string, number>();
   for (const w of live) held.set(w.address, (held.get(w.address) ?? 0) + 1);
-  let victimHeld = 0;
-  for (const w of live) {
-    if (w.evicted || w.inMail || w.idleSince === undefined || (sessionsOnly && w.over)) continue;
-    if (now - w.idleSince < minIdleMs) continue;
-    const n = held.get(w.address) ?? 0;
-    if (
-      !victim || n > victimHeld ||
-      (n === victimHeld && w.idleSince < (victim.idleSince as number))
-    ) {
-      victim = w;
-      victimHeld = n;
+  const pick = (
+    eligible: (w: Watched) => boolean,
+    score: (w: Watched) => number,
+  ): Watched | undefined => {
+    let victim: Watched | undefined;
+    let victimHeld = 0;
+    let victimScore = 0;
+    for (const w of live) {
+      if (w.evicted || (sessionsOnly && w.over) || !eligible(w)) continue;
+      const n = held.get(w.address) ?? 0;
+      const s = score(w);
+      if (!victim || n > victimHeld || (n === victimHeld && s > victimScore)) {
+        victim = w;
+        victimHeld = n;
+        victimScore = s;
+      }
     }
-  }
-  if (!victim) return undefined;
-  const v = victim;
+    return victim;
+  };
+  const idle = pick(
+    (w) => !w.inMail && w.idleSince !== undefined && now - w.idleSince >= minIdleMs,
+    (w) => now - (w.idleSince as number),
+  );
+  const v = idle ?? pick((w) => isSlow(w, now), (w) => waitedMs(w, now));
+  if (!v) return undefined;
   v.evicted = true;
-  const idleMs = now - (v.idleSince as number);
+  const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
+  const evicted: Evicted = idle
+    ? { address: v.address, idleMs }
+    : { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: waitedMs(v, now) } };
   live.delete(v);
   if (farewell && !v.tls) {
     // A 421 fits any idle socket's buffer; the close follows it, or comes
@@ -191,7 +259,7 @@ function evictOldest(
   } else {
     v.close();
   }
-  return { address: v.address, idleMs };
+  return evicted;
 }
 
 /** Runs the server side of STARTTLS on an accepted connection. */
@@ -268,16 +336,18 @@ export interface TcpServer {
    * Makes room for a new client: closes this listener's connection that has
    * waited longest for its client (of those whose session holds its slot,
    * see Transport.sessionOver), if it has waited at least
-   * `evictIdleAfterMs` (with a 421 when it is not in TLS).
-   * @returns the closed connection's client and idle time, or undefined
+   * `evictIdleAfterMs` and is not in a mail transaction, or else the one
+   * whose client is slowest (under 500 bytes a second of 10 s or more of
+   * waiting), with a 421 when it is not in TLS.
+   * @returns the closed connection's client and why it qualified, or undefined
    */
-  evictIdle(): { address: string; idleMs: number } | undefined;
+  evictIdle(): Evicted | undefined;
   /**
    * The same when descriptors ran out: the connection is closed at once,
    * without a reply, so that its descriptor is free when this returns; a
    * connection silent for a quarter of `evictIdleAfterMs` qualifies.
    */
-  evictIdleNow(): { address: string; idleMs: number } | undefined;
+  evictIdleNow(): Evicted | undefined;
 }
 
 /** How {@linkcode serveTcp} listens. */
@@ -315,7 +385,7 @@ export interface ServeOptions {
   /** The reply an idle connection gets when it is closed to make room. */
   farewell?: Uint8Array;
   /** Told of each idle connection closed because descriptors ran out. */
-  onEvict?: (victim: { address: string; idleMs: number }, why: string) => void;
+  onEvict?: (victim: Evicted, why: string) => void;
 }
 
 const quiet = { warning() {}, info() {}, error() {} };
