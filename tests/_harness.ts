@@ -201,11 +201,16 @@ export interface HaproxyOptions {
   maxconn?: number;
   /** Client and server timeouts. @default {"30s"} */
   timeout?: string;
+  /**
+   * A UNIX socket for the frontend instead of a loopback port: HAProxy has
+   * no client address to send then (PROXY UNKNOWN, or a v2 LOCAL header).
+   */
+  unixSocket?: string;
 }
 
 /** A running HAProxy (see {@linkcode startHaproxy}). */
 export interface Haproxy {
-  /** The frontend's port on 127.0.0.1. */
+  /** The frontend's port on 127.0.0.1 (0 with a UNIX-socket frontend). */
   readonly port: number;
   /** Stops it by its PID (SIGTERM) and waits. */
   stop(): Promise<void>;
@@ -220,8 +225,8 @@ export interface Haproxy {
  * @returns the running HAProxy
  */
 export async function startHaproxy(dir: string, options: HaproxyOptions): Promise<Haproxy> {
-  const { servers, proxy, maxconn = 100, timeout = "30s" } = options;
-  const port = freePort();
+  const { servers, proxy, maxconn = 100, timeout = "30s", unixSocket } = options;
+  const port = unixSocket ? 0 : freePort();
   const cfg = join(dir, "haproxy.cfg");
   await Deno.writeTextFile(
     cfg,
@@ -234,7 +239,7 @@ export async function startHaproxy(dir: string, options: HaproxyOptions): Promis
       `  timeout client ${timeout}`,
       `  timeout server ${timeout}`,
       "frontend smtp",
-      `  bind 127.0.0.1:${port}`,
+      unixSocket ? `  bind unix@${unixSocket}` : `  bind 127.0.0.1:${port}`,
       "  default_backend mx",
       "backend mx",
       "  balance roundrobin",
@@ -255,14 +260,16 @@ export async function startHaproxy(dir: string, options: HaproxyOptions): Promis
   };
   for (let i = 0; i < 50; i++) {
     try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      (await (unixSocket
+        ? Deno.connect({ transport: "unix", path: unixSocket })
+        : Deno.connect({ hostname: "127.0.0.1", port }))).close();
       return { port, stop };
     } catch {
       await sleep(100);
     }
   }
   await stop();
-  throw new Error(`haproxy did not listen on 127.0.0.1:${port}`);
+  throw new Error(`haproxy did not listen on ${unixSocket ?? `127.0.0.1:${port}`}`);
 }
 
 /** Result of a finished process. */

@@ -6,7 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fakePolicyServer } from "./_policy_servers.ts";
 import {
+  freePort,
   type Haproxy,
   makeWorkDir,
   postcat,
@@ -17,6 +20,7 @@ import {
   smtpdArgs,
   startDaemon,
   startHaproxy,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 
@@ -302,6 +306,135 @@ Deno.test({
       assert.ok(admitted.length >= 2, victims.join(""));
     } finally {
       for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});
+
+const HAS_HAPROXY = (await run("sh", ["-c", "command -v haproxy"])).code === 0;
+
+Deno.test({
+  name:
+    "HAProxy on a UNIX-socket frontend sends PROXY UNKNOWN: dropped, not run as the balancer (no relay)",
+  ignore: !HAS_HAPROXY,
+  ...opts,
+  fn: async () => {
+    // Default mynetworks: loopback, where the balancer is.
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nmydestination = ["example.com"]',
+    );
+    const dir = await makeWorkDir("haproxy");
+    let haproxy: Haproxy | undefined;
+    try {
+      const unixSocket = join(dir, "front.sock");
+      haproxy = await startHaproxy(dir, { servers: [d.port], proxy: "send-proxy", unixSocket });
+      const conn = await Deno.connect({ transport: "unix", path: unixSocket });
+      let got = "";
+      try {
+        const enc = new TextEncoder();
+        await conn.write(enc.encode(
+          "EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<victim@elsewhere.example>\r\nQUIT\r\n",
+        ));
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          got += new TextDecoder().decode(buf.subarray(0, n));
+        }
+      } finally {
+        conn.close();
+      }
+      assert.doesNotMatch(got, /250 2\.1\.5/, "no relaying for a client with no address");
+      assert.equal(got, "", "dropped without a greeting");
+      await d.waitForLog(/haproxy read: v1 header with protocol UNKNOWN from \[127\.0\.0\.1\]/);
+      assert.doesNotMatch(d.log(), /connect from /);
+    } finally {
+      await haproxy?.stop();
+      await d.stop();
+    }
+  },
+});
+
+/** Five TLS sessions (wrapper mode) through a port; prints the count of greetings. */
+const TLS_THROUGH = `
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+ok = 0
+for i in range(5):
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.7", 0))
+    raw.settimeout(5)
+    try:
+        t = ctx.wrap_socket(raw)
+        if t.recv(200).startswith(b"220 "): ok += 1
+        t.sendall(b"QUIT\\r\\n"); t.close()
+    except Exception as e:
+        print("failed:", e); raw.close()
+print("greetings", ok)
+`;
+
+Deno.test({
+  name:
+    "HAProxy send-proxy in front of a wrapper-mode (implicit TLS) port: the ClientHello behind the header is not lost",
+  ignore: !HAS_HAPROXY,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("proxy-tls");
+    const wrapper = freePort();
+    const d = await startDaemon(
+      `smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n` +
+        `smtpd_tls_wrappermode_listen = ["127.0.0.1:${wrapper}"]\nsmtpd_starttls_timeout = 3\n` +
+        await tlsCertConfig(dir, "may"),
+      { dir },
+    );
+    let haproxy: Haproxy | undefined;
+    try {
+      haproxy = await startHaproxy(dir, { servers: [wrapper], proxy: "send-proxy" });
+      // HAProxy writes the header and the client's ClientHello back to back:
+      // they often arrive in one read.
+      const r = await run("python3", ["-c", TLS_THROUGH, String(haproxy.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /greetings 5/, r.stdout);
+      await d.waitForLog(
+        /(Anonymous TLS connection established from unknown\[127\.0\.0\.7\][^]*){5}/,
+      );
+      assert.doesNotMatch(d.log(), /discarded \d+ bytes of plaintext/);
+    } finally {
+      await haproxy?.stop();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service behind PROXY: server_address and server_port come from the header, as in Postfix",
+  ...opts,
+  fn: async () => {
+    const policy = await fakePolicyServer({ action: "DUNNO" });
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        'mydestination = ["example.com"]\n' +
+        `smtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${policy.port}"]`,
+    );
+    try {
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.send("PROXY TCP4 203.0.113.9 192.0.2.25 40001 2525\r\n");
+        assert.match(await c.reply(), /^220 /);
+        await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.com>\r\n");
+        await c.reply();
+        await c.reply();
+        assert.match(await c.reply(), /^250 2\.1\.5/);
+      } finally {
+        c.close();
+      }
+      const [req] = policy.requests();
+      assert.equal(req?.get("client_address"), "203.0.113.9");
+      assert.equal(req?.get("client_port"), "40001");
+      assert.equal(req?.get("server_address"), "192.0.2.25");
+      assert.equal(req?.get("server_port"), "2525");
+    } finally {
+      policy.stop();
       await d.stop();
     }
   },

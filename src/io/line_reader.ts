@@ -113,12 +113,15 @@ export class LineReader {
   /**
    * Waits until at least n bytes are buffered.
    * @param n the byte count
+   * @param exact read no byte past the n-th: what follows stays in the
+   *   source (a PROXY header before a TLS handshake: the ClientHello must
+   *   reach the TLS layer, not this buffer)
    * @returns false when the input ends first
    */
-  async ensure(n: number): Promise<boolean> {
+  async ensure(n: number, exact = false): Promise<boolean> {
     while (this.#end - this.#start < n) {
       if (this.#eof) return false;
-      if (!(await this.#fill(n))) {
+      if (!(await this.#fill(n, exact))) {
         this.#eof = true;
         return false;
       }
@@ -312,7 +315,7 @@ export class LineReader {
     }
   }
 
-  async #fill(max: number): Promise<boolean> {
+  async #fill(max: number, exact = false): Promise<boolean> {
     if (this.#start > 0) {
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
@@ -333,14 +336,18 @@ export class LineReader {
       this.#buf = grown;
     }
     if (this.#beforeBlock) await this.#beforeBlock();
-    const room = this.#buf.length - this.#end;
-    const n = await this.#readWithTimeout(this.#buf.subarray(this.#end));
+    // After the compaction above, the buffer starts at 0: an exact read
+    // stops at byte max.
+    const limit = exact ? Math.min(max, this.#buf.length) : this.#buf.length;
+    const room = limit - this.#end;
+    const n = await this.#readWithTimeout(this.#buf.subarray(this.#end, limit));
     if (this.#closed) {
       // Closed while the read was under way: the buffer stays ours.
       return false;
     }
     if (n === null) return false;
-    this.#lastReadFilled = n === room;
+    // A full exact read says nothing about how fast the client streams.
+    this.#lastReadFilled = !exact && n === room;
     this.#end += n;
     return true;
   }

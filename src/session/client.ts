@@ -33,6 +33,12 @@ export interface ClientIdentity {
   readonly reverseName: string;
   readonly nameStatus: ClientNameStatus;
   readonly reverseStatus: ClientNameStatus;
+  /**
+   * Our end as the client reached it (check_policy_service's
+   * server_address/port, the SASL server's address): the connection's
+   * local address, or the destination in a PROXY header.
+   */
+  readonly server?: { readonly hostname: string; readonly port: number };
 }
 
 /**
@@ -46,9 +52,18 @@ export function clientFromPeer(peer: PeerInfo): ClientIdentity {
     nameStatus: "notFound",
     reverseStatus: "notFound",
   } as const;
-  return peer.kind === "network"
-    ? { name: peer.name, address: peer.address, port: peer.port, local: false, ...unnamed }
-    : { name: "localhost", address: "127.0.0.1", port: "0", local: true, ...unnamed };
+  if (peer.kind !== "network") {
+    return { name: "localhost", address: "127.0.0.1", port: "0", local: true, ...unnamed };
+  }
+  const { name, address, port, server } = peer;
+  return {
+    name,
+    address,
+    port,
+    local: false,
+    ...unnamed,
+    ...(server ? { server: { hostname: server.hostname, port: server.port } } : {}),
+  };
 }
 
 /**
@@ -94,7 +109,14 @@ export async function readProxyClient(
   }
   if (result.kind !== "proxied") return client;
   // Canonical text from protocol/ip.ts: nothing of the header's own bytes.
-  return { ...client, name: "unknown", address: result.address, port: result.port, local: false };
+  return {
+    ...client,
+    name: "unknown",
+    address: result.address,
+    port: result.port,
+    local: false,
+    server: result.server,
+  };
 }
 
 /**

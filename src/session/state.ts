@@ -215,11 +215,11 @@ export class SessionState implements SessionContext {
 
   /** What a policy service is told beyond the restriction facts. */
   #policyFacts(): Partial<PolicyContext> {
-    const p = this.#transport.peer;
+    const server = this.client.server;
     return {
       protocolName: this.#protocol,
       clientPort: this.client.port,
-      ...(p.kind === "network" && p.server ? { server: p.server } : {}),
+      ...(server ? { server } : {}),
       size: this.tx?.declaredSize,
       recipientCount: this.tx?.recipients.length ?? 0,
       held: this.tx?.actions.hold ?? false,
@@ -349,14 +349,12 @@ export class SessionState implements SessionContext {
   }
 
   saslClientInfo(): SaslClientInfo {
-    const p = this.#transport.peer;
+    const server = this.client.server;
     const port = Number(this.client.port);
     return {
       ...(this.client.local ? {} : { clientAddress: this.client.address }),
       ...(Number.isInteger(port) && port > 0 ? { clientPort: port } : {}),
-      ...(p.kind === "network" && p.server
-        ? { serverAddress: p.server.hostname, serverPort: p.server.port }
-        : {}),
+      ...(server ? { serverAddress: server.hostname, serverPort: server.port } : {}),
       tls: this.#transport.tls !== undefined,
     };
   }

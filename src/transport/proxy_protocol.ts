@@ -14,10 +14,17 @@ import { inNetwork, type Network } from "../policy/cidr.ts";
 import { compileNetworks } from "../policy/relay.ts";
 import { formatIp, parseIp, parseIpAddress } from "../protocol/ip.ts";
 
+/** Where the client connected to, as the balancer tells it. */
+export interface ProxyServer {
+  /** The address in canonical text. */
+  readonly hostname: string;
+  readonly port: number;
+}
+
 /** What a PROXY header said. */
 export type ProxyResult =
-  | { kind: "proxied"; address: string; port: string }
-  | { kind: "local" } // v2 LOCAL or v1 UNKNOWN: keep the connection's own address
+  | { kind: "proxied"; address: string; port: string; server: ProxyServer }
+  | { kind: "local" } // v2 LOCAL (the balancer's own connection): keep the connection's address
   | { kind: "error"; reason: string };
 
 const V2_SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -27,12 +34,15 @@ const V1_MAX = 107;
 const V2_MAX_BODY = 2048;
 
 /**
- * Reads and parses one PROXY header (v1 or v2).
+ * Reads and parses one PROXY header (v1 or v2). Not a byte past the header
+ * is read: on a wrapper-mode (implicit TLS) port the client's ClientHello
+ * may arrive in the same segment, and it belongs to the TLS layer.
  * @param reader the session's reader, before anything else was read
  * @returns the client address, "local", or an error
  */
 export async function readProxyHeader(reader: LineReader): Promise<ProxyResult> {
-  if (!(await reader.ensure(12))) return { kind: "error", reason: "connection closed" };
+  // Every header is longer than 12 bytes (v1 at least 15, v2 at least 16).
+  if (!(await reader.ensure(12, true))) return { kind: "error", reason: "connection closed" };
   const head = reader.peek();
   if (V2_SIGNATURE.every((b, i) => head[i] === b)) return await readV2(reader);
   if (String.fromCharCode(...head.subarray(0, 6)) === "PROXY ") return await readV1(reader);
@@ -56,7 +66,8 @@ async function readV1(reader: LineReader): Promise<ProxyResult> {
       return parseV1(String.fromCharCode(...bytes));
     }
     if (buf.length >= V1_MAX) return { kind: "error", reason: "v1 header too long" };
-    if (!(await reader.ensure(buf.length + 1))) {
+    // One byte at a time: the end of the line is not known in advance.
+    if (!(await reader.ensure(buf.length + 1, true))) {
       return { kind: "error", reason: "connection closed" };
     }
   }
@@ -66,14 +77,17 @@ async function readV1(reader: LineReader): Promise<ProxyResult> {
  * Parses the text of a v1 header (without CRLF) as HAProxy's specification
  * and Postfix's reader do: `PROXY TCP4|TCP6 src dst sport dport`, single
  * spaces, addresses of the stated family in strict syntax, ports 0-65535
- * in plain decimal; or `PROXY UNKNOWN` and anything up to the CRLF.
+ * in plain decimal. `PROXY UNKNOWN` (what HAProxy sends for a client it
+ * has no address for, e.g. on a UNIX-socket frontend) is refused, as
+ * Postfix refuses it: the session would run with the balancer's own
+ * address, which is usually in mynetworks.
  * @param line printable ASCII text
- * @returns the client address (canonical text), "local", or an error that quotes nothing
+ * @returns the client address (canonical text) or an error that quotes nothing
  */
 export function parseV1(line: string): ProxyResult {
   const f = line.split(" ");
   if (f[0] !== "PROXY") return { kind: "error", reason: "malformed v1 header" };
-  if (f[1] === "UNKNOWN") return { kind: "local" };
+  if (f[1] === "UNKNOWN") return { kind: "error", reason: "v1 header with protocol UNKNOWN" };
   if (f[1] !== "TCP4" && f[1] !== "TCP6") {
     return { kind: "error", reason: "v1 header with an unknown protocol" };
   }
@@ -90,7 +104,12 @@ export function parseV1(line: string): ProxyResult {
   if (!isPort(f[4] as string) || !isPort(f[5] as string)) {
     return { kind: "error", reason: "v1 header with a bad port" };
   }
-  return { kind: "proxied", address: formatIp(src.value), port: f[4] as string };
+  return {
+    kind: "proxied",
+    address: formatIp(src.value),
+    port: f[4] as string,
+    server: { hostname: formatIp(dst.value), port: Number(f[5]) },
+  };
 }
 
 /** A port: 0-65535 in decimal, no sign, no leading zero. */
@@ -99,7 +118,7 @@ function isPort(text: string): boolean {
 }
 
 async function readV2(reader: LineReader): Promise<ProxyResult> {
-  if (!(await reader.ensure(16))) return { kind: "error", reason: "connection closed" };
+  if (!(await reader.ensure(16, true))) return { kind: "error", reason: "connection closed" };
   let b = reader.peek();
   const verCmd = b[12] as number;
   const fam = b[13] as number;
@@ -108,7 +127,9 @@ async function readV2(reader: LineReader): Promise<ProxyResult> {
   const command = verCmd & 0x0f;
   if (command > 1) return { kind: "error", reason: "unsupported v2 command" };
   if (len > V2_MAX_BODY) return { kind: "error", reason: "v2 header too long" };
-  if (!(await reader.ensure(16 + len))) return { kind: "error", reason: "connection closed" };
+  if (!(await reader.ensure(16 + len, true))) {
+    return { kind: "error", reason: "connection closed" };
+  }
   b = reader.peek();
   const body = b.slice(16, 16 + len);
   reader.consume(16 + len);
@@ -116,19 +137,30 @@ async function readV2(reader: LineReader): Promise<ProxyResult> {
   if (command === 0) return { kind: "local" };
   const family = fam >> 4;
   const transport = fam & 0x0f;
-  // AF_UNSPEC: the balancer does not know the source; keep the connection's address.
-  if (family === 0) return { kind: "local" };
+  // AF_UNSPEC with PROXY: the balancer does not know the source. Refused,
+  // as by Postfix: the balancer's own address would sidestep access control.
+  if (family === 0) return { kind: "error", reason: "v2 PROXY header with AF_UNSPEC" };
   if (transport !== 1) return { kind: "error", reason: "unsupported v2 transport" };
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   if (family === 1) {
     if (len < 12) return { kind: "error", reason: "v2 header too short for TCP4" };
-    const value = (0xffffn << 32n) | BigInt(view.getUint32(0));
-    return { kind: "proxied", address: formatIp(value), port: String(view.getUint16(8)) };
+    const v4 = (at: number) => formatIp((0xffffn << 32n) | BigInt(view.getUint32(at)));
+    return {
+      kind: "proxied",
+      address: v4(0),
+      port: String(view.getUint16(8)),
+      server: { hostname: v4(4), port: view.getUint16(10) },
+    };
   }
   if (family === 2) {
     if (len < 36) return { kind: "error", reason: "v2 header too short for TCP6" };
-    const value = (view.getBigUint64(0) << 64n) | view.getBigUint64(8);
-    return { kind: "proxied", address: formatIp(value), port: String(view.getUint16(32)) };
+    const v6 = (at: number) => formatIp((view.getBigUint64(at) << 64n) | view.getBigUint64(at + 8));
+    return {
+      kind: "proxied",
+      address: v6(0),
+      port: String(view.getUint16(32)),
+      server: { hostname: v6(16), port: view.getUint16(34) },
+    };
   }
   return { kind: "error", reason: "unsupported v2 address family" };
 }

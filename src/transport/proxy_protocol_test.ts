@@ -22,16 +22,26 @@ const V1_OK: [string, ProxyResult][] = [
     kind: "proxied",
     address: "192.0.2.1",
     port: "40001",
+    server: { hostname: "127.0.0.1", port: 25 },
   }],
-  ["PROXY TCP4 192.0.2.1 127.0.0.1 0 65535", { kind: "proxied", address: "192.0.2.1", port: "0" }],
-  ["PROXY TCP6 2001:DB8:0:0:0:0:0:1 ::1 1 25", {
+  ["PROXY TCP4 192.0.2.1 198.51.100.2 0 65535", {
+    kind: "proxied",
+    address: "192.0.2.1",
+    port: "0",
+    server: { hostname: "198.51.100.2", port: 65535 },
+  }],
+  ["PROXY TCP6 2001:DB8:0:0:0:0:0:1 2001:db8::0:25 1 587", {
     kind: "proxied",
     address: "2001:db8::1",
     port: "1",
+    server: { hostname: "2001:db8::25", port: 587 },
   }],
-  ["PROXY TCP6 ::ffff:192.0.2.9 ::1 1 25", { kind: "proxied", address: "192.0.2.9", port: "1" }],
-  ["PROXY UNKNOWN", { kind: "local" }],
-  ["PROXY UNKNOWN ffff::1 ::1 1 2", { kind: "local" }],
+  ["PROXY TCP6 ::ffff:192.0.2.9 ::1 1 25", {
+    kind: "proxied",
+    address: "192.0.2.9",
+    port: "1",
+    server: { hostname: "::1", port: 25 },
+  }],
 ];
 
 for (const [line, expected] of V1_OK) {
@@ -71,6 +81,11 @@ const V1_BAD: [string, string][] = [
   ["a line over 107 bytes", `PROXY UNKNOWN ${"x".repeat(92)}\r\n`],
   ["no end of line in 107 bytes", `PROXY UNKNOWN ${"x".repeat(120)}`],
   ["a control byte after UNKNOWN", "PROXY UNKNOWN \x1b]0;x\x07\r\n"],
+  // HAProxy's line for a client it has no address for (a UNIX-socket
+  // frontend): refused as by Postfix, or the balancer's own address (in
+  // mynetworks) would be the client.
+  ["protocol UNKNOWN", "PROXY UNKNOWN\r\n"],
+  ["protocol UNKNOWN and addresses", "PROXY UNKNOWN ffff::1 ::1 1 2\r\n"],
 ];
 
 for (const [what, input] of V1_BAD) {
@@ -83,10 +98,19 @@ for (const [what, input] of V1_BAD) {
   });
 }
 
-Deno.test("readProxyHeader() takes a v1 header of exactly 107 bytes", async () => {
+Deno.test("readProxyHeader() reads a v1 line of exactly 107 bytes to its end", async () => {
+  // 107 bytes are reached only by UNKNOWN: it is refused for what it says, not its length.
   const line = `PROXY UNKNOWN ${"x".repeat(91)}\r\n`;
   assert.equal(line.length, 107);
-  assert.deepEqual(await readProxyHeader(readerOf(line)), { kind: "local" });
+  assert.deepEqual(await readProxyHeader(readerOf(line)), {
+    kind: "error",
+    reason: "v1 header with protocol UNKNOWN",
+  });
+  // The longest TCP6 line: two addresses of 39 characters, two 5-digit ports.
+  const v6 = "2001:db8:1111:2222:3333:4444:5555:6666".replace("db8", "0db8");
+  const longest = `PROXY TCP6 ${v6} ${v6} 65535 65535\r\n`;
+  assert.equal(longest.length, 104);
+  assert.equal((await readProxyHeader(readerOf(longest))).kind, "proxied");
 });
 
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -107,14 +131,17 @@ const V2_CASES: [string, Uint8Array, ProxyResult | "error"][] = [
     kind: "proxied",
     address: "192.0.2.44",
     port: "40001",
+    server: { hostname: "127.0.0.1", port: 25 },
   }],
   ["TCP over IPv6", v2(0x21, 0x21, V6_BODY), {
     kind: "proxied",
     address: "2001:db8::1",
     port: "40001",
+    server: { hostname: "::1", port: 25 },
   }],
   ["LOCAL", v2(0x20, 0x00, []), { kind: "local" }],
-  ["PROXY with AF_UNSPEC", v2(0x21, 0x00, []), { kind: "local" }],
+  // As Postfix: the balancer's own address would sidestep access control.
+  ["PROXY with AF_UNSPEC", v2(0x21, 0x00, []), "error"],
   ["version 1 in the v2 signature", v2(0x11, 0x11, V4_BODY), "error"],
   ["an unknown command", v2(0x22, 0x11, V4_BODY), "error"],
   ["an unknown family", v2(0x21, 0x41, V4_BODY), "error"],
@@ -143,4 +170,33 @@ Deno.test("upstreamAllowed() admits only balancers in smtpd_upstream_proxy_netwo
   assert.equal(upstreamAllowed(config, "127.0.0.1"), false);
   assert.equal(upstreamAllowed(config, "198.51.100.1"), false);
   assert.equal(upstreamAllowed(config, "garbage"), false);
+});
+
+/** A source that tells how much of its input is still unread. */
+function countingReader(bytes: Uint8Array): { reader: LineReader; left: () => number } {
+  let data = bytes;
+  const reader = new LineReader({
+    read(p: Uint8Array): Promise<number | null> {
+      if (data.length === 0) return Promise.resolve(null);
+      const n = Math.min(p.length, data.length);
+      p.set(data.subarray(0, n));
+      data = data.subarray(n);
+      return Promise.resolve(n);
+    },
+  });
+  return { reader, left: () => data.length };
+}
+
+Deno.test("readProxyHeader() reads not a byte past the header (the ClientHello behind it)", async () => {
+  // A wrapper-mode port: the TLS ClientHello may come in the same segment as
+  // the header; it must stay in the connection for the TLS layer.
+  const hello = new Uint8Array(517).fill(0x16);
+  const v1 = new TextEncoder().encode("PROXY TCP4 192.0.2.1 127.0.0.1 40001 465\r\n");
+  const v2h = v2(0x21, 0x11, [...V4_BODY, 0x04, 0x00, 0x02, 0x41, 0x42]);
+  for (const header of [v1, v2h]) {
+    const { reader, left } = countingReader(new Uint8Array([...header, ...hello]));
+    assert.equal((await readProxyHeader(reader)).kind, "proxied");
+    assert.equal(reader.peek().length, 0, "nothing buffered past the header");
+    assert.equal(left(), hello.length, "the ClientHello is still in the source");
+  }
 });
