@@ -71,14 +71,15 @@ export function clientFromPeer(peer: PeerInfo): ClientIdentity {
  * balancer in smtpd_upstream_proxy_networks may say who the client is.
  * @param client the balancer's side of the connection
  * @param reader the connection's reader
- * @param env the configuration and the log
+ * @param env the configuration and the log; `exact`: read no byte past the
+ *   header (implicit TLS follows it)
  * @returns the client the header names (or the balancer itself for a
  *   LOCAL header), or undefined when the connection must be dropped
  */
 export async function readProxyClient(
   client: ClientIdentity,
   reader: LineReader,
-  env: { config: Config; log: MailLog; proxyNetworks?: readonly Network[] },
+  env: { config: Config; log: MailLog; proxyNetworks?: readonly Network[]; exact?: boolean },
 ): Promise<ClientIdentity | undefined> {
   const { config, log } = env;
   const from = `[${client.address}]:${client.port}`;
@@ -97,7 +98,7 @@ export async function readProxyClient(
   });
   let result: ProxyResult;
   try {
-    result = await Promise.race([readProxyHeader(reader), timeout]);
+    result = await Promise.race([readProxyHeader(reader, env.exact === true), timeout]);
   } catch (err) {
     result = { kind: "error", reason: (err as Error).message };
   } finally {

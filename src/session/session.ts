@@ -88,7 +88,12 @@ export class Session {
   async run(): Promise<void> {
     const { config, log } = this.#deps;
     if (config.smtpd_upstream_proxy_protocol === "haproxy") {
-      const proxied = await readProxyClient(this.#client, this.#reader, this.#deps);
+      // Before implicit TLS the header is read to its last byte and no
+      // further: the ClientHello behind it belongs to the TLS layer.
+      const proxied = await readProxyClient(this.#client, this.#reader, {
+        ...this.#deps,
+        exact: this.#transport.implicitTls === true,
+      });
       if (!proxied) return this.#hangUp();
       this.#client = proxied;
     }

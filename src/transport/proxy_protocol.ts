@@ -34,22 +34,26 @@ const V1_MAX = 107;
 const V2_MAX_BODY = 2048;
 
 /**
- * Reads and parses one PROXY header (v1 or v2). Not a byte past the header
- * is read: on a wrapper-mode (implicit TLS) port the client's ClientHello
- * may arrive in the same segment, and it belongs to the TLS layer.
+ * Reads and parses one PROXY header (v1 or v2).
  * @param reader the session's reader, before anything else was read
+ * @param exact read not a byte past the header: on a wrapper-mode
+ *   (implicit TLS) port the client's ClientHello may arrive in the same
+ *   segment, and it belongs to the TLS layer. A v1 header is then read a
+ *   byte at a time past its first 12 (its end is not known in advance);
+ *   before plaintext SMTP what follows the header simply stays in the
+ *   session's reader, so the reads are not held back there.
  * @returns the client address, "local", or an error
  */
-export async function readProxyHeader(reader: LineReader): Promise<ProxyResult> {
+export async function readProxyHeader(reader: LineReader, exact = true): Promise<ProxyResult> {
   // Every header is longer than 12 bytes (v1 at least 15, v2 at least 16).
-  if (!(await reader.ensure(12, true))) return { kind: "error", reason: "connection closed" };
+  if (!(await reader.ensure(12, exact))) return { kind: "error", reason: "connection closed" };
   const head = reader.peek();
   if (V2_SIGNATURE.every((b, i) => head[i] === b)) return await readV2(reader);
-  if (String.fromCharCode(...head.subarray(0, 6)) === "PROXY ") return await readV1(reader);
+  if (String.fromCharCode(...head.subarray(0, 6)) === "PROXY ") return await readV1(reader, exact);
   return { kind: "error", reason: "no PROXY header" };
 }
 
-async function readV1(reader: LineReader): Promise<ProxyResult> {
+async function readV1(reader: LineReader, exact: boolean): Promise<ProxyResult> {
   for (;;) {
     const buf = reader.peek();
     const lf = buf.indexOf(10);
@@ -66,8 +70,8 @@ async function readV1(reader: LineReader): Promise<ProxyResult> {
       return parseV1(String.fromCharCode(...bytes));
     }
     if (buf.length >= V1_MAX) return { kind: "error", reason: "v1 header too long" };
-    // One byte at a time: the end of the line is not known in advance.
-    if (!(await reader.ensure(buf.length + 1, true))) {
+    // Exact: one byte at a time, the end of the line is not known in advance.
+    if (!(await reader.ensure(buf.length + 1, exact))) {
       return { kind: "error", reason: "connection closed" };
     }
   }

@@ -200,3 +200,24 @@ Deno.test("readProxyHeader() reads not a byte past the header (the ClientHello b
     assert.equal(left(), hello.length, "the ClientHello is still in the source");
   }
 });
+
+Deno.test("readProxyHeader() before plaintext SMTP: a v1 header in one read, what follows kept for the session", async () => {
+  // Byte-at-a-time reads are for implicit TLS only: here the header and the
+  // EHLO pipelined behind it come in one read, and the EHLO stays buffered.
+  const bytes = new TextEncoder().encode("PROXY TCP4 192.0.2.1 127.0.0.1 40001 25\r\nEHLO x\r\n");
+  let reads = 0;
+  let data = bytes;
+  const reader = new LineReader({
+    read(p: Uint8Array): Promise<number | null> {
+      reads++;
+      if (data.length === 0) return Promise.resolve(null);
+      const n = Math.min(p.length, data.length);
+      p.set(data.subarray(0, n));
+      data = data.subarray(n);
+      return Promise.resolve(n);
+    },
+  });
+  assert.equal((await readProxyHeader(reader, false)).kind, "proxied");
+  assert.equal(reads, 1);
+  assert.equal(new TextDecoder().decode(reader.peek()), "EHLO x\r\n");
+});
