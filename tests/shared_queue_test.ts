@@ -10,7 +10,9 @@
  * 2. A stand-alone process of ours (`smtpd stdin`) still writing a large
  *    message into maildrop/ while a daemon starts: its file is locked, so
  *    recovery leaves it, and the client gets its 250.
- * 3. With a private Postfix instance (root, Debian's postfix package) whose
+ * 3. A message of ours that `postsuper -r` requeued into maildrop/ (mode
+ *    0700, not our 0744) is complete: a start leaves it for pickup.
+ * 4. With a private Postfix instance (root, Debian's postfix package) whose
  *    queue is our queue_directory: Postfix's smtpd, sendmail/postdrop and
  *    our daemon write into it while our daemon is restarted (SIGTERM, start)
  *    several times. One Postfix session is held in the middle of DATA across
@@ -31,6 +33,7 @@ import {
   sleep,
   smtpdArgs,
   startDaemon,
+  swaks,
   waitFor,
   writeConfig,
 } from "./_harness.ts";
@@ -192,6 +195,44 @@ Deno.test({
       await child.status;
       await d?.stop();
     }
+  },
+});
+
+Deno.test({
+  name: "a message of ours requeued by postsuper -r into maildrop/ (mode 0700) survives our start",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Queued by our daemon, then requeued by the administrator while the
+    // daemon was down: Postfix's postsuper renames the file into maildrop/,
+    // name and mode 0700 kept, for pickup. Our next start must leave it.
+    const dir = await makeWorkDir("shared-requeue");
+    let d = await startDaemon("", { dir });
+    const sent = await swaks(d.port, ["--from", "a@sender.example", "--to", "b@example.com"]);
+    await d.stop();
+    const id = /queued as (\w+)/.exec(sent.stdout)?.[1] ?? "";
+    assert.ok(isOurQueueId(id), sent.stdout);
+    const queueDir = join(dir, "spool");
+    const conf = join(dir, "postfix");
+    await Deno.mkdir(conf);
+    await Deno.writeTextFile(
+      join(conf, "main.cf"),
+      `compatibility_level = 3.6\nqueue_directory = ${queueDir}\nmail_owner = postfix\n`,
+    );
+    // postsuper works as mail_owner in the queue.
+    await run("chown", ["-R", "postfix", queueDir]);
+    const requeued = await run("postsuper", ["-c", conf, "-r", id]);
+    assert.match(requeued.stderr, /Requeued: 1 message/, requeued.stderr);
+    const path = join(queueDir, "maildrop", id);
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o700);
+    const before = await Deno.readFile(path);
+    d = await startDaemon("", { dir });
+    await d.stop();
+    assert.doesNotMatch(d.log(), /set aside/);
+    assert.deepEqual(await list(join(queueDir, "maildrop")), [id]);
+    assert.deepEqual(await Deno.readFile(path), before);
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o700);
   },
 });
 

@@ -134,15 +134,23 @@ export class FilePool {
   take(): PooledFile | undefined {
     let taken: PooledFile | undefined;
     for (let n = this.#ready.pop(); n && !taken; n = taken ? undefined : this.#ready.pop()) {
+      let file: Deno.FsFile;
       try {
         // No create: a name another process removed (two daemons on one
         // queue, its start-up recovery) just fails here and is skipped.
-        const file = Deno.openSync(n.path, { write: true });
-        // Locked until the message is marked complete (see recover.ts); a
-        // file another process's start-up recovery holds is skipped.
-        if (file.tryLockSync(true)) taken = { ...n, file };
-        else file.close();
-      } catch { /* gone, or the file system is read-only: try the next / the slow path */ }
+        file = Deno.openSync(n.path, { write: true });
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        // The file is there but cannot be opened now (a read-only file
+        // system, no descriptors left): it stays in the pool, for a later
+        // message or for removal at a clean stop; this one takes the slow path.
+        this.#ready.push(n);
+        break;
+      }
+      // Locked until the message is marked complete (see recover.ts); a
+      // file another process's start-up recovery holds is skipped.
+      if (file.tryLockSync(true)) taken = { ...n, file };
+      else file.close();
     }
     if (this.#ready.length < this.#low) void this.fill();
     return taken;

@@ -93,3 +93,21 @@ Deno.test("FilePool: a refill that fails reports it and leaves nothing behind", 
     await pool.close();
   });
 });
+
+Deno.test("FilePool: a file that cannot be opened now stays in the pool and is removed at close", async () => {
+  await withDir(async (dir) => {
+    const pool = new FilePool(dir, counter(), { low: 0, high: 3 });
+    await pool.fill();
+    // Every pool file fails to open for writing, not for want of a name
+    // (as on a file system remounted read-only, or out of descriptors):
+    // here each is replaced by an empty directory (EISDIR).
+    for (const n of ["f1", "f2", "f3"]) {
+      Deno.removeSync(`${dir}/${n}`);
+      Deno.mkdirSync(`${dir}/${n}`);
+    }
+    assert.equal(pool.take(), undefined, "the caller takes the slow path");
+    assert.equal(pool.size, 3, "no name is forgotten");
+    await pool.close();
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "a clean stop leaves nothing behind");
+  });
+});

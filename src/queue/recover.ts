@@ -1,6 +1,7 @@
 /**
  * Start-up recovery: a crash can leave our files still being written (mode
- * 0600, or no end record) and unused files of the pre-created pool (empty,
+ * 0600, without the owner-execute bit that marks a complete file, or no
+ * end record) and unused files of the pre-created pool (empty,
  * 0600). They never look complete to a reader, but they should not linger
  * either: each unfinished one is moved to `<queue_directory>/corrupt/` and
  * logged, as Postfix sets damaged files aside; empty pool files are removed.
@@ -24,7 +25,17 @@
 import { join } from "./path.ts";
 import { decodeRecords, REC } from "./queue_file.ts";
 import { isOurQueueId } from "./queue_id.ts";
-import { type QueueName, READY_MODE } from "./queue_writer.ts";
+import type { QueueName } from "./queue_writer.ts";
+
+/**
+ * The owner-execute bit: Postfix's mark of a complete queue file, set by
+ * every writer's final chmod (ours: 0700 in incoming/, 0744 in maildrop/).
+ * A complete file of ours may also carry another mode than the one we gave
+ * it: `postsuper -r` moves a queued message, name and mode 0700 kept, into
+ * maildrop/ for pickup to enqueue again. Such a file is complete, not a
+ * write in progress, and must be left for pickup.
+ */
+const MARKED_COMPLETE = 0o100;
 
 /** What recovery did with one file. */
 export interface Recovered {
@@ -90,7 +101,7 @@ async function recoverFile(
       await Deno.remove(path).catch(() => {});
       return undefined;
     }
-    const reason = mode !== READY_MODE[queue]
+    const reason = (mode & MARKED_COMPLETE) === 0
       ? "incomplete (still marked as being written)"
       : await missingEnd(path);
     if (!reason) return undefined;

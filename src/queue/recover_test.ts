@@ -140,3 +140,25 @@ Deno.test("recoverQueue: leaves alone a file of ours another live process is wri
     }
   });
 });
+
+Deno.test("recoverQueue: keeps a complete file of ours that postsuper -r moved into maildrop/ (mode 0700)", async () => {
+  await withQueue(async (dir) => {
+    // Queued by the daemon (incoming/, 0700), then requeued by the
+    // administrator: postsuper -r renames it into maildrop/, name and mode
+    // kept, for pickup to enqueue again.
+    const store = new QueueStore(dir);
+    const file = store.create("incoming", new Date());
+    file.writeEnvelope({
+      arrival: new Date(),
+      sender: "a@example.org",
+      recipients: ["b@example.net"],
+      attributes: [],
+    });
+    await file.commit();
+    await Deno.rename(file.path, join(dir, "maildrop", file.id));
+    assert.deepEqual(await recoverQueue(dir), []);
+    assert.deepEqual(names(join(dir, "maildrop")), [file.id]);
+    assert.equal(Deno.statSync(join(dir, "maildrop", file.id)).mode! & 0o777, 0o700);
+    assert.ok(!exists(join(dir, "corrupt")), "nothing set aside");
+  });
+});
