@@ -325,8 +325,9 @@ export class QueueFile {
    * fixes the size record, marks the file complete, then syncs it (and its
    * directory, for a file not from the pool). When this resolves, the
    * message and its mode are on stable storage.
-   * A held message (access action HOLD) is renamed into hold/ once
-   * complete, as Postfix's cleanup does; both directories are synced.
+   * A held message (access action HOLD) is renamed into hold/ before it
+   * is marked complete, as Postfix's cleanup does; both directories are
+   * synced.
    * @param extracted attribute records for the extracted segment
    * @param sendOpts more sendopts bits found in the content (SMTPUTF8 header)
    * @param hold whether the file goes to hold/
@@ -374,17 +375,22 @@ export class QueueFile {
       // The write lock goes first: Postfix's qmgr flock()s a complete file
       // and puts one it cannot lock back for 60 s.
       file.unlockSync();
-      Deno.chmodSync(this.path, hold ? READY_MODE.incoming : READY_MODE[this.queue]);
       if (hold) {
+        // Into hold/ before it is marked complete, as Postfix's cleanup
+        // does: a complete file still in incoming/ could be taken by
+        // Postfix's qmgr between the chmod and the rename.
         const holdDir = this.#dir.replace(/[^/]+\/?$/, "hold");
         const target = join(holdDir, this.id);
         Deno.renameSync(this.path, target);
         this.path = target;
+        Deno.chmodSync(this.path, READY_MODE.incoming);
         await Promise.all([file.sync(), this.#syncer.sync(), syncDirOnce(holdDir)]);
       } else if (this.#pooled) {
+        Deno.chmodSync(this.path, READY_MODE[this.queue]);
         if (this.#inlineSync()) file.syncSync();
         else await file.sync();
       } else {
+        Deno.chmodSync(this.path, READY_MODE[this.queue]);
         await Promise.all([file.sync(), this.#syncer.sync()]);
       }
       file.close();

@@ -289,3 +289,34 @@ Deno.test({
     });
   },
 });
+
+Deno.test("QueueFile.commit() for a held message: into hold/ first, marked complete there (never complete in incoming/)", async () => {
+  await withStore(async (store, dir) => {
+    const file = await store.create("incoming", ARRIVAL);
+    file.writeEnvelope({
+      arrival: ARRIVAL,
+      sender: "a@example.org",
+      recipients: ["b@example.net"],
+      attributes: [],
+    });
+    for (const l of BODY) {
+      const r = file.line(...whole(l), false);
+      if (r) await r;
+    }
+    // What Postfix's qmgr could see: each mode change, and where the file was then.
+    const chmods: string[] = [];
+    const chmodSync = Deno.chmodSync;
+    Deno.chmodSync = (path: string | URL, mode: number) => {
+      chmods.push(`${basename(dirname(String(path)))} ${mode.toString(8)}`);
+      chmodSync(path, mode);
+    };
+    try {
+      await file.commit([], 0, true);
+    } finally {
+      Deno.chmodSync = chmodSync;
+    }
+    assert.deepEqual(chmods, ["hold 700"]);
+    assert.equal(file.path, join(dir, "hold", file.id));
+    assert.equal((await Deno.stat(file.path)).mode! & 0o777, 0o700);
+  });
+});
