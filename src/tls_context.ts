@@ -20,6 +20,9 @@ import type { ServerTls } from "./transport/node_socket.ts";
 import { sniContexts } from "./tls_sni.ts";
 import { parseListenAddress } from "./transport/tcp_listener.ts";
 
+/** One PEM certificate, whole. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
 /** The contexts the listeners use. */
 export interface TlsContexts {
   /** For STARTTLS on the plain addresses; undefined when it is not offered (level none). */
@@ -106,11 +109,27 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   const key = read("smtpd_tls_key_file");
   // node:tls is loaded only when TLS is on: it costs every isolate memory.
   const { createSecureContext } = await import("node:tls");
+  const { createPrivateKey, X509Certificate } = await import("node:crypto");
+  // createSecureContext takes a key that is not the certificate's, or a
+  // certificate cut short (a file half written at a reload), without a word.
+  const checkPair = (k: string, chain: string): void => {
+    const blocks = chain.match(PEM_CERTIFICATE) ?? [];
+    const begun = chain.split("-----BEGIN CERTIFICATE-----").length - 1;
+    if (blocks.length === 0 || blocks.length !== begun) {
+      throw new Error("the certificate file does not hold whole PEM certificates");
+    }
+    const certs = blocks.map((b) => new X509Certificate(b));
+    if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(createPrivateKey(k))) {
+      throw new Error("the private key does not match the certificate");
+    }
+  };
   type Range = { minVersion: string; maxVersion: string };
-  const context = (k: string, chain: string, range: Range): SecureContext =>
-    createSecureContext(
+  const context = (k: string, chain: string, range: Range): SecureContext => {
+    checkPair(k, chain);
+    return createSecureContext(
       { cert: chain, key: k, ...range } as Parameters<typeof createSecureContext>[0],
     );
+  };
   const build = (range: Range): ServerTls => {
     let main: SecureContext;
     try {
@@ -126,6 +145,16 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   };
   const engine = engineAddress(loaded, [opportunistic, mandatory]);
   const ec = ecdsaChain(loaded, engine, read);
+  if (ec) {
+    try {
+      checkPair(ec.key, ec.cert);
+    } catch (e) {
+      throw new ConfigError(
+        `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${(e as Error).message}`,
+        at("smtpd_tls_eccert_file"),
+      );
+    }
+  }
   const pem = engine ? { pem: { cert, key }, ...(ec ? { ecPem: ec } : {}) } : {};
   const wrapper = { ...build(mandatory), ...pem };
   const same = opportunistic.minVersion === mandatory.minVersion &&

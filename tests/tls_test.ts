@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import {
+  makeTestCert,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -189,6 +190,40 @@ Deno.test({
     assert.match(
       r2.stderr,
       /smtpd\.toml:\d+: smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "a key that is not the certificate's, or a certificate cut short, stops the start with file and line",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const other = await makeWorkDir("tls");
+    await makeTestCert(other);
+    const check = async (text: string) => {
+      const { configFile } = await writeConfig(dir, text);
+      return await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    };
+    const mismatched = await check(
+      extra.replace(/smtpd_tls_key_file = ".*"/, `smtpd_tls_key_file = "${other}/key.pem"`),
+    );
+    assert.equal(mismatched.code, 1, mismatched.stdout);
+    assert.match(
+      mismatched.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: the private key does not match the certificate/,
+    );
+    // A file half written (as a reload may find it).
+    const pem = await Deno.readTextFile(`${dir}/cert.pem`);
+    await Deno.writeTextFile(`${dir}/half.pem`, pem.slice(0, pem.length / 2));
+    const half = await check(
+      extra.replace(/smtpd_tls_cert_file = ".*"/, `smtpd_tls_cert_file = "${dir}/half.pem"`),
+    );
+    assert.equal(half.code, 1, half.stdout);
+    assert.match(
+      half.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: the certificate file does not hold whole PEM certificates/,
     );
   },
 });

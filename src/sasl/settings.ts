@@ -24,7 +24,7 @@ export interface SaslSettings {
   readonly securityOptions: SecurityOptions;
   /** smtpd_sasl_tls_security_options. */
   readonly tlsSecurityOptions: SecurityOptions;
-  /** smtpd_tls_auth_only. */
+  /** smtpd_tls_auth_only, or TLS required (level encrypt), as Postfix. */
   readonly tlsAuthOnly: boolean;
   /** smtpd_sasl_response_limit. */
   readonly responseLimit: number;
@@ -73,7 +73,9 @@ export function saslSettings(
     service: config.smtpd_sasl_service,
     securityOptions: security("smtpd_sasl_security_options"),
     tlsSecurityOptions: security("smtpd_sasl_tls_security_options"),
-    tlsAuthOnly: config.smtpd_tls_auth_only,
+    // As Postfix (smtpd.c): level encrypt implies smtpd_tls_auth_only, so
+    // AUTH is not offered in plaintext EHLO, where a password would travel.
+    tlsAuthOnly: config.smtpd_tls_auth_only || config.smtpd_tls_security_level === "encrypt",
     responseLimit: config.smtpd_sasl_response_limit,
     exceptionsNetworks: config.smtpd_sasl_exceptions_networks,
     authenticatedHeader: config.smtpd_sasl_authenticated_header,

@@ -53,6 +53,11 @@ Deno.test("saslSettings(): Postfix's defaults", () => {
   assert.equal(s.authenticatedHeader, false);
 });
 
+Deno.test("saslSettings(): smtpd_tls_security_level = encrypt implies smtpd_tls_auth_only", () => {
+  assert.equal(settingsOf('smtpd_tls_security_level = "may"').tlsAuthOnly, false);
+  assert.equal(settingsOf('smtpd_tls_security_level = "encrypt"').tlsAuthOnly, true);
+});
+
 Deno.test("saslSettings(): bad values name the file and line", () => {
   const type = configError(() => settingsOf('\nsmtpd_sasl_type = "cyrus"'));
   assert.equal(type.message, 'smtpd.toml:2: smtpd_sasl_type: expected one of dovecot, got "cyrus"');

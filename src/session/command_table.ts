@@ -3,11 +3,16 @@
  * loop is its only caller, and it applies the rules before the handler
  * runs, in this order (as Postfix's replies have it):
  *
- * 1. `precheck`: what a command refuses whatever the phase (DATA with an
+ * 1. `beforeTls`: with smtpd_tls_security_level = encrypt, before STARTTLS
+ *    only the commands marked "allowed" run (Postfix's SMTPD_CMD_FLAG_PRE_TLS:
+ *    HELO, EHLO, STARTTLS, NOOP, QUIT, HELP); the others get 530 5.7.0 Must
+ *    issue a STARTTLS command first (BDAT from its handler, which must read
+ *    the chunk to stay in step);
+ * 2. `precheck`: what a command refuses whatever the phase (DATA with an
  *    argument; STARTTLS when not offered or with an argument);
- * 2. `greeting`: with smtpd_helo_required, HELO/EHLO must have been
+ * 3. `greeting`: with smtpd_helo_required, HELO/EHLO must have been
  *    accepted first (MAIL, ETRN, as Postfix): 503 5.5.1 send HELO/EHLO first;
- * 3. `refusedIn`: the phases the command is refused in, with the reply.
+ * 4. `refusedIn`: the phases the command is refused in, with the reply.
  *
  * A handler therefore runs only in a phase its rules allow. Client input
  * never becomes a method name.
@@ -55,6 +60,8 @@ export interface CommandSpec {
   readonly handler: CommandHandler;
   /** RFC 2920 §3.1: "last" commands end a pipelined group. */
   readonly pipelining: "group" | "last";
+  /** Before STARTTLS at level encrypt: allowed, or refused by the handler (else 530 here). */
+  readonly beforeTls?: "allowed" | "handler";
   /** A refusal that comes before the sequence rules, whatever the phase. */
   readonly precheck?: (arg: string, ctx: SessionContext) => Reply | undefined;
   /** HELO/EHLO first when smtpd_helo_required is set. */
@@ -65,8 +72,8 @@ export interface CommandSpec {
 
 /** Every implemented command. */
 export const COMMANDS = {
-  HELO: { handler: handleHelo, pipelining: "last" },
-  EHLO: { handler: handleEhlo, pipelining: "last" },
+  HELO: { handler: handleHelo, pipelining: "last", beforeTls: "allowed" },
+  EHLO: { handler: handleEhlo, pipelining: "last", beforeTls: "allowed" },
   MAIL: {
     handler: handleMail,
     pipelining: "group",
@@ -92,14 +99,14 @@ export const COMMANDS = {
   },
   // RFC 3030: chunks are pipelined; the handler applies BDAT's own rules
   // (it must read the chunk whatever the phase, to stay in step).
-  BDAT: { handler: handleBdat, pipelining: "group" },
+  BDAT: { handler: handleBdat, pipelining: "group", beforeTls: "handler" },
   RSET: {
     handler: handleRset,
     pipelining: "group",
     precheck: (arg) => arg.trim() !== "" ? REPLY.noArgsSyntax : undefined,
   },
-  NOOP: { handler: handleNoop, pipelining: "last" },
-  QUIT: { handler: handleQuit, pipelining: "last" },
+  NOOP: { handler: handleNoop, pipelining: "last", beforeTls: "allowed" },
+  QUIT: { handler: handleQuit, pipelining: "last", beforeTls: "allowed" },
   VRFY: { handler: handleVrfy, pipelining: "last" },
   ETRN: {
     handler: handleEtrn,
@@ -111,6 +118,7 @@ export const COMMANDS = {
   STARTTLS: {
     handler: handleStarttls,
     pipelining: "last",
+    beforeTls: "allowed",
     precheck: (arg, ctx) => {
       if (ctx.tls) return REPLY.tlsActive;
       // As Postfix (starttls_cmd): TLS off or STARTTLS discarded.
@@ -126,7 +134,7 @@ export const COMMANDS = {
     // handler refuses the rest in Postfix's order (enabled, transaction, TLS, twice).
     greeting: "smtpd_helo_required",
   },
-  HELP: { handler: handleHelp, pipelining: "last" },
+  HELP: { handler: handleHelp, pipelining: "last", beforeTls: "allowed" },
 } as const satisfies Record<Verb, CommandSpec>;
 
 /**
@@ -157,7 +165,8 @@ export function sequenceRefusal(
 }
 
 /**
- * Every rule of a command, in order: its precheck, then its sequence rules.
+ * Every rule of a command, in order: TLS first (level encrypt), its precheck, then its
+ * sequence rules.
  * @param spec the command's table entry
  * @param arg the argument text
  * @param ctx the session
@@ -168,5 +177,8 @@ export function commandRefusal(
   arg: string,
   ctx: SessionContext,
 ): Reply | undefined {
+  if (!spec.beforeTls && ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
+    return REPLY.starttlsFirst;
+  }
   return spec.precheck?.(arg, ctx) ?? sequenceRefusal(spec, ctx.phase, ctx.config);
 }

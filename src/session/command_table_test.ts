@@ -228,3 +228,34 @@ Deno.test("Session: a discarded STARTTLS is not implemented even where TLS is av
   assert.ok(!output().includes("250-STARTTLS"), output());
   assert.ok(output().endsWith(formatReply(REPLY.notImplemented)), output());
 });
+
+Deno.test("Session at smtpd_tls_security_level = encrypt: before STARTTLS only Postfix's pre-TLS commands run; the rest get 530 5.7.0", async () => {
+  const starttlsFirst = formatReply(REPLY.starttlsFirst).trim();
+  // Postfix's SMTPD_CMD_FLAG_PRE_TLS: HELO, EHLO, STARTTLS, NOOP, QUIT, HELP.
+  const allowed = new Set<Verb>(["HELO", "EHLO", "STARTTLS", "NOOP", "QUIT", "HELP"]);
+  const lines: Record<Verb, string> = {
+    ...Object.fromEntries(Object.entries(COMMAND_LINES).map(([v, [l]]) => [v, l])) as Record<
+      Verb,
+      string
+    >,
+    // Postfix's order: the 530 comes before a command's own syntax and sequence checks.
+    DATA: "DATA x",
+    RSET: "RSET x",
+    RCPT: "RCPT TO:<r@example.com>",
+    BDAT: "BDAT 4 LAST",
+  };
+  for (const verb of Object.keys(COMMANDS) as Verb[]) {
+    const chunk = verb === "BDAT" ? "NOOP" : "";
+    const input = new TextEncoder().encode(`EHLO c\r\n${lines[verb]}\r\n${chunk}NOOP\r\n`);
+    const { transport, output } = scriptedTransport(input, { startTls: true });
+    await runSession(transport, fakeDeps({ smtpd_tls_security_level: "encrypt" }));
+    const replies = output().split("\r\n").filter((l) => /^\d{3} /.test(l));
+    if (allowed.has(verb)) {
+      assert.notEqual(replies[2], starttlsFirst, `${verb}: ${output()}`);
+    } else {
+      assert.equal(replies[2], starttlsFirst, `${verb}: ${output()}`);
+      // BDAT's chunk ("NOOP") was read as data, not run: one NOOP answers.
+      assert.deepEqual(replies.slice(3), ["250 2.0.0 Ok"], `${verb}: ${output()}`);
+    }
+  }
+});

@@ -67,6 +67,10 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
     return { kind: "close", reply: REPLY.bdatSyntax };
   }
   const { size, last } = parsed;
+  // Level encrypt, before STARTTLS (the command table leaves this to us): the chunk is read away.
+  if (ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
+    return await skip(ctx, size, last, REPLY.starttlsFirst);
+  }
   if (size === 0 && !last) return await skip(ctx, size, last, REPLY.bdatNull);
   let progress = ctx.bdat;
   if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(size));

@@ -39,7 +39,6 @@ export function checkSpace(ctx: SessionContext, declared = 0): Reply | undefined
 /** MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] */
 export async function handleMail(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const cfg = ctx.config;
-  if (cfg.smtpd_tls_security_level === "encrypt" && !ctx.tls) return answer(REPLY.starttlsFirst);
   // As Postfix: the rate counts every MAIL, before its syntax is looked at.
   const overRate = ctx.services.overRate?.("message", ctx.client.address);
   if (overRate) return answer(overRate);
