@@ -47,11 +47,14 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
     ? withoutTrailingDot(given)
     : `${given}@${ctx.config.myorigin}`;
   // The list is held until the end of DATA: it is reserved against the budget.
-  // As Postfix's smtpd: without ORCPT=, the original recipient is the address as sent.
+  // As Postfix's smtpd: without ORCPT=, the original recipient is the address
+  // as sent, source route included.
   const a = path.address;
-  const sent = a.quoted
-    ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
-    : given;
+  const route = a.route.length ? `${a.route.map((h) => `@${h}`).join(",")}:` : "";
+  const sent = route +
+    (a.quoted
+      ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
+      : given);
   const orcpt = params.orcpt ? `${params.orcpt.type};${params.orcpt.address}` : `rfc822;${sent}`;
   // The O record keeps the address as sent when rewriting changed it (Postfix's cleanup).
   const original = recipient === given ? {} : { original: given };
