@@ -22,6 +22,8 @@ export const SMTPUTF8_SENDER = 4;
 export interface RecipientDsnFacts {
   readonly notify?: number;
   readonly orcpt: string;
+  /** The address as sent, when it differs from the queued one. */
+  readonly original?: string;
 }
 
 /**
@@ -42,9 +44,14 @@ export function uniqueRecipients(
   recipients.forEach((address, i) => {
     const d = dsn?.[i];
     const r: QueueRecipient = d
-      ? { address, dsnOrcpt: d.orcpt, ...(d.notify ? { notify: d.notify } : {}) }
+      ? {
+        address,
+        dsnOrcpt: d.orcpt,
+        ...(d.notify ? { notify: d.notify } : {}),
+        ...(d.original !== undefined ? { original: d.original } : {}),
+      }
       : { address };
-    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${address}`;
+    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`;
     if (!seen.has(key)) seen.set(key, r);
   });
   if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
@@ -156,6 +163,7 @@ export function longestEnvelopeRecord(
   for (const [name, value] of attributes) see(`${name}=${value}`);
   for (const r of recipients) {
     see(r.address);
+    if (r.original !== undefined) see(r.original);
     if (r.dsnOrcpt) see(`dsn_orig_rcpt=${r.dsnOrcpt}`);
   }
   return most;

@@ -57,8 +57,12 @@ export const BASE: Params = {
  */
 export function path(text: string): Address {
   const r = parsePath(`<${text}>`, { strict: false });
-  if (!r.ok) throw new SyntaxError(`Cannot parse test address "${text}"`);
-  return r.address;
+  if (r.ok) return r.address;
+  // Postfix's test driver hands addresses to the restrictions as they are;
+  // the server refuses one whose domain is no host name (wietse@12345) first.
+  const m = /^([^@"]+)@([^@]+)$/.exec(text);
+  if (!m) throw new SyntaxError(`Cannot parse test address "${text}"`);
+  return { local: m[1] as string, domain: m[2] as string, route: [], quoted: false };
 }
 
 /**

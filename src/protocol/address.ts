@@ -16,6 +16,7 @@
  */
 
 import { domainToASCII } from "node:url";
+import { isValidHostname } from "./hostname.ts";
 import { parseIp } from "./ip.ts";
 
 /** A parsed envelope address. */
@@ -184,7 +185,7 @@ export function parseMailbox(inner: string, utf8 = false): Address | undefined {
     if (colon < 0) return undefined;
     for (const hop of s.slice(0, colon).split(",")) {
       const h = hop.trim();
-      if (!h.startsWith("@") || !isDomain(h.slice(1))) return undefined;
+      if (!h.startsWith("@") || !isRouteHost(h.slice(1))) return undefined;
       route.push(h.slice(1));
     }
     s = s.slice(colon + 1);
@@ -252,11 +253,22 @@ export function isUtf8Domain(d: string): boolean {
 }
 
 /**
- * Whether text is a domain name or an address literal.
+ * Whether text is a domain name or an address literal. A name must also be
+ * a valid host name as Postfix's smtpd judges the domain of every MAIL and
+ * RCPT address (valid_hostname: labels of at most 63 characters, not
+ * all-numeric, so `u@1.2.3.4` needs brackets); Postfix answers 501 otherwise.
  * @param d the candidate
  * @returns true when syntactically valid
  */
 export function isDomain(d: string): boolean {
+  return isRouteHost(d) && (d.startsWith("[") || isValidHostname(d));
+}
+
+/**
+ * The shape a source-route host needs (`@a,@b:`): Postfix drops the route
+ * without judging its hosts further.
+ */
+function isRouteHost(d: string): boolean {
   if (d.length === 0 || d.length > 255) return false;
   if (d.startsWith("[")) return LITERAL.test(d) && parseIp(d) !== undefined;
   return DOMAIN.test(d);

@@ -115,6 +115,8 @@ Deno.test("parseMailbox() parses the inside of a path", () => {
     ["u", addr("u", "")],
     ["@a,@b:u@d", addr("u", "d", ["a", "b"])],
     ["@a, @b:u@d", addr("u", "d", ["a", "b"])],
+    ["@192.0.2.1:u@d", addr("u", "d", ["192.0.2.1"])],
+    ["u@192.0.2.1", undefined],
     ['"x y"', addr("x y", "", [], true)],
     ['"x\\\\y"@d', addr("x\\y", "d", [], true)],
     ['""@d', addr("", "d", [], true)],
@@ -158,6 +160,13 @@ Deno.test("isDomain() accepts host names and address literals", () => {
     ["[IPv6:g::1]", false],
     ["[1234.0.0.1]", false],
     ["a".repeat(256), false],
+    [`x.${"a".repeat(63)}.example`, true],
+    // As Postfix's valid_hostname: a label of 64 characters, an all-numeric name.
+    [`x.${"a".repeat(64)}.example`, false],
+    ["a".repeat(64), false],
+    ["192.0.2.1", false],
+    ["123", false],
+    ["a.123", true],
   ];
   for (const [d, expected] of cases) {
     assert.equal(isDomain(d), expected, d);

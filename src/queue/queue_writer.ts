@@ -51,6 +51,11 @@ export interface QueueRecipient {
   readonly notify?: number;
   /** The DSN original recipient, "type;address" (Postfix's dsn_orig_rcpt). */
   readonly dsnOrcpt?: string;
+  /**
+   * The original recipient (O record) when it differs from the address: the
+   * address as sent, before rewriting (Postfix's cleanup writes that one).
+   */
+  readonly original?: string;
 }
 
 /** Envelope facts written before the content. */
@@ -193,7 +198,7 @@ export class QueueFile {
         this.#qmgrFlags |= r.notify << 1;
       }
       if (r.dsnOrcpt) this.#buf.putText(REC.attr, `dsn_orig_rcpt=${r.dsnOrcpt}`);
-      this.#buf.putText(REC.orcp, r.address);
+      this.#buf.putText(REC.orcp, r.original ?? r.address);
       this.#buf.putText(REC.rcpt, r.address);
     }
     this.#sendOpts = env.sendOpts ?? 0;

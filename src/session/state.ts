@@ -275,7 +275,7 @@ export class SessionState implements SessionContext {
 
   addRecipient(recipient: string, dsn?: RecipientDsn): boolean {
     const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length +
-      2 * (dsn?.orcpt.length ?? 0);
+      2 * (dsn?.orcpt.length ?? 0) + 2 * (dsn?.original?.length ?? 0);
     if (!this.#envelopeMemory.ensure(held)) return false;
     this.#envelopeBytes = held;
     this.#recipients.push(recipient);

@@ -33,6 +33,8 @@ export interface RecipientDsn {
   readonly notify?: number;
   /** "type;address": ORCPT= decoded, else "rfc822;" and the address as sent. */
   readonly orcpt: string;
+  /** The address as sent, when rewriting changed what is queued (Postfix's O record). */
+  readonly original?: string;
 }
 
 /** What access actions asked of the message (Postfix's saved_flags and prepend). */

@@ -9,6 +9,7 @@
 
 import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
 import type { DotBodyResult } from "../../io/dot_reader.ts";
+import { withoutTrailingDot } from "../../protocol/hostname.ts";
 import { REPLY, type Reply } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
@@ -125,12 +126,14 @@ export async function completeMessage(
 }
 
 /**
- * The sender as queued: an address without a domain gets @$myorigin (the
- * null sender stays null).
+ * The sender as queued: an address without a domain gets @$myorigin, a
+ * trailing dot on the domain goes, as Postfix's canonical rewriting leaves
+ * them (the null sender stays null).
  * @param sender the sender in internal form
  * @param myorigin the domain to append
  * @returns the queued sender
  */
 export function qualifiedSender(sender: string, myorigin: string): string {
-  return sender === "" || sender.includes("@") ? sender : `${sender}@${myorigin}`;
+  if (sender === "") return sender;
+  return sender.includes("@") ? withoutTrailingDot(sender) : `${sender}@${myorigin}`;
 }

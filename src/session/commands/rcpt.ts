@@ -11,6 +11,7 @@
 
 import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
 import { parseRcptParams } from "../../protocol/esmtp_params.ts";
+import { withoutTrailingDot } from "../../protocol/hostname.ts";
 import { REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import { offeredExtensions } from "../extensions.ts";
@@ -40,15 +41,26 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
     to: given,
   });
   if (refused) return answer(refused);
-  const recipient = path.address.domain ? given : `${given}@${ctx.config.myorigin}`;
+  // Queued as Postfix's canonical rewriting leaves it: @$myorigin appended
+  // to a bare local part, a trailing dot dropped from the domain.
+  const recipient = path.address.domain
+    ? withoutTrailingDot(given)
+    : `${given}@${ctx.config.myorigin}`;
   // The list is held until the end of DATA: it is reserved against the budget.
-  // As Postfix's smtpd: without ORCPT=, the original recipient is the address as sent.
+  // As Postfix's smtpd: without ORCPT=, the original recipient is the address
+  // as sent, source route included.
   const a = path.address;
-  const sent = a.quoted
-    ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
-    : given;
+  const route = a.route.length ? `${a.route.map((h) => `@${h}`).join(",")}:` : "";
+  const sent = route +
+    (a.quoted
+      ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
+      : given);
   const orcpt = params.orcpt ? `${params.orcpt.type};${params.orcpt.address}` : `rfc822;${sent}`;
-  const dsn = params.notify === undefined ? { orcpt } : { notify: params.notify, orcpt };
+  // The O record keeps the address as sent when rewriting changed it (Postfix's cleanup).
+  const original = recipient === given ? {} : { original: given };
+  const dsn = params.notify === undefined
+    ? { orcpt, ...original }
+    : { notify: params.notify, orcpt, ...original };
   if (!ctx.addRecipient(recipient, dsn)) {
     const budget = ctx.services.memory;
     ctx.logReject({
