@@ -282,7 +282,7 @@ Deno.test({
       for (let i = 0; i < 40 && !last.startsWith("250"); i++) last = await c.reply();
       assert.equal(last, "250 2.0.0 Ok\r\n");
       await c.send("FOO bar\r\n");
-      assert.equal(await c.reply(), "502 5.5.2 Error: command not recognized\r\n");
+      assert.equal(await c.reply(), "500 5.5.2 Error: command not recognized\r\n");
       c.close();
       const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
       assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
@@ -302,9 +302,9 @@ Deno.test({
     try {
       await c.reply();
       await c.send("BAD1\r\nBAD2\r\nBAD3\r\nNOOP\r\n");
-      assert.match(await c.reply(), /^502/);
-      assert.match(await c.reply(), /^502/);
-      assert.match(await c.reply(), /^502/);
+      assert.match(await c.reply(), /^500/);
+      assert.match(await c.reply(), /^500/);
+      assert.match(await c.reply(), /^500/);
       assert.equal(await c.reply(), "421 4.7.0 mx.test.example Error: too many errors\r\n");
       assert.equal(await c.reply(), "", "connection closed");
       await d.waitForLog("too many errors after UNKNOWN");

@@ -176,7 +176,7 @@ Deno.test({
       );
       assert.match(notice, /^ In: {2}RCPT TO:<a@b\.example>$/m);
       assert.match(notice, /^ Out: 503 5\.5\.1 Error: need MAIL command$/m);
-      assert.match(notice, /^ Out: 502 5\.5\.2 Error: command not recognized$/m);
+      assert.match(notice, /^ Out: 500 5\.5\.2 Error: command not recognized$/m);
       assert.doesNotMatch(notice, /secret body text/, "message bodies are left out");
     } finally {
       c.close();
@@ -210,7 +210,7 @@ Deno.test({
       assert.ok(first && second && first !== second, texts.join("\n---\n"));
       // The first was mailed before SECOND was read; the second holds only what followed.
       assert.doesNotMatch(first, /SECOND|EHLO x/);
-      assert.match(first, /^ Out: 502 5\.5\.2 Error: command not recognized$/m);
+      assert.match(first, /^ Out: 500 5\.5\.2 Error: command not recognized$/m);
       assert.doesNotMatch(second, /^ In: {2}(BOGUS|NOOP)$/m);
       assert.match(second, /^ In: {2}QUIT$/m);
     } finally {

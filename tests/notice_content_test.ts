@@ -21,7 +21,7 @@ Deno.test({
       await c.reply();
       await c.send("MAIL FROM:<\u00fc@example.org> SMTPUTF8\r\nBOGUS\r\nQUIT\r\n");
       assert.match(await c.reply(), /^250 /);
-      assert.match(await c.reply(), /^502 /);
+      assert.match(await c.reply(), /^500 /);
       await c.reply();
       await d.waitForLog(/notice of protocol problems sent to postmaster/);
       const [file] = await queueFiles(d.queueDir);

@@ -50,7 +50,7 @@ Deno.test({
       // Not stressed (it came first): an error is just an error.
       await first.send("EHLO c.example\r\nFOO\r\n");
       const ehlo = await first.reply();
-      assert.equal(await first.reply(), "502 5.5.2 Error: command not recognized\r\n");
+      assert.equal(await first.reply(), "500 5.5.2 Error: command not recognized\r\n");
 
       // The 9th: hard error limit 1; nothing in its EHLO tells of stress.
       const ninth = await RawClient.connect(d.port);
@@ -58,7 +58,7 @@ Deno.test({
       await ninth.send("EHLO c.example\r\n");
       assert.equal(await ninth.reply(), ehlo);
       await ninth.send("FOO\r\n");
-      assert.equal(await ninth.reply(), "502 5.5.2 Error: command not recognized\r\n");
+      assert.equal(await ninth.reply(), "500 5.5.2 Error: command not recognized\r\n");
       assert.equal(await ninth.reply(), "421 4.7.0 mx.test.example Error: too many errors\r\n");
       assert.equal(await ninth.reply(), "", "disconnected");
       ninth.close();

@@ -126,7 +126,7 @@ export const REPLY = {
   badSyntax: reply(500, "5.2", "Error: bad syntax"),
   badUtf8: reply(500, "5.2", "Error: bad UTF-8 syntax"),
   lineTooLong: reply(500, "5.0", "Error: line too long"),
-  unknownCommand: reply(502, "5.2", "Error: command not recognized"),
+  unknownCommand: reply(500, "5.2", "Error: command not recognized"),
   // A known command that is off (STARTTLS without TLS or discarded): Postfix's text.
   notImplemented: reply(502, "5.1", "Error: command not implemented"),
   heloSyntax: reply(501, "5.4", "Syntax: HELO hostname"),

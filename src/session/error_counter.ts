@@ -17,7 +17,7 @@ import type { SessionLimits } from "./limits.ts";
 /**
  * The commands smtpd_junk_command_limit counts (cost the client nothing, us
  * something): Postfix's NOOP, VRFY, ETRN and RSET, and HELP, which Postfix
- * does not implement (there a HELP is a 502 error, so a flood meets the
+ * does not implement (there a HELP is a 500 error, so a flood meets the
  * tarpit; here it would be answered 214 without end).
  */
 const JUNK_COMMANDS: ReadonlySet<string> = new Set(["NOOP", "VRFY", "ETRN", "RSET", "HELP"]);

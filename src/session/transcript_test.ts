@@ -7,7 +7,7 @@ Deno.test("Transcript: commands and reply lines are counted and formatted as mai
   t.received("EHLO client.example");
   t.sent("250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
   t.received("BOGUS");
-  t.sent("502 5.5.2 Error: command not recognized\r\n");
+  t.sent("500 5.5.2 Error: command not recognized\r\n");
   assert.equal(t.lineCount, 7);
   assert.deepEqual(t.lines(), [
     " Out: 220 mx.example ESMTP",
@@ -16,7 +16,7 @@ Deno.test("Transcript: commands and reply lines are counted and formatted as mai
     " Out: 250-PIPELINING",
     " Out: 250 8BITMIME",
     " In:  BOGUS",
-    " Out: 502 5.5.2 Error: command not recognized",
+    " Out: 500 5.5.2 Error: command not recognized",
   ]);
   t.clear();
   assert.equal(t.lineCount, 0);
