@@ -214,6 +214,7 @@ export class MessageDraft implements BodySink {
       sender: env.sender,
       recipients: this.#recipients,
       attributes,
+      senderAttributes: this.#encoding(),
       sendOpts: envelopeSendOpts(
         env.smtputf8 === true,
         env.sender,
@@ -228,6 +229,20 @@ export class MessageDraft implements BodySink {
    */
   get headerMemory(): number {
     return this.#headers.memory;
+  }
+
+  /**
+   * The BODY= type as Postfix's encoding attribute, for both segments:
+   * Postfix's pickup (maildrop/, `postsuper -r`) drops the extracted one,
+   * so cleanup and the smtp client behind it see the envelope's.
+   */
+  #encoding(): [string, string][] {
+    const body = this.#env.body;
+    return body === "8BITMIME"
+      ? [["encoding", "8bit"]]
+      : body === "7BIT"
+      ? [["encoding", "7bit"]]
+      : [];
   }
 
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
@@ -434,9 +449,7 @@ export class MessageDraft implements BodySink {
       await this.#file.abort();
       return { kind: "refused", reply: REPLY.queueWriteError, reason: this.#writeError.message };
     }
-    const extracted: [string, string][] = [];
-    if (this.#env.body === "8BITMIME") extracted.push(["encoding", "8bit"]);
-    else if (this.#env.body === "7BIT") extracted.push(["encoding", "7bit"]);
+    const extracted = this.#encoding();
     try {
       const utf8 = this.#config.smtputf8_enable !== false ? this.#headerOpts : 0;
       await this.#file.commit(extracted, utf8, hold);

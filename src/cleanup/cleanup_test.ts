@@ -356,6 +356,20 @@ Deno.test("MessageDraft.finish() records the BODY= type in the extracted segment
   assert.deepEqual(extracted, ["encoding=8bit"]);
 });
 
+Deno.test("MessageDraft writes the BODY= type after the sender record too, as Postfix's smtpd", async () => {
+  for (const [body, value] of [["8BITMIME", "8bit"], ["7BIT", "7bit"]] as const) {
+    const s = await send(["Subject: hi"], { envelope: { body } });
+    queued(s);
+    const from = s.records.findIndex((r) => r.type === REC.from);
+    const next = s.records[from + 1];
+    assert.ok(next);
+    assert.equal(next.type, REC.attr);
+    assert.equal(dec.decode(next.data), `encoding=${value}`);
+  }
+  const plain = await send(["Subject: hi"]);
+  assert.ok(!recordTexts(plain, REC.attr).some((a) => a.startsWith("encoding=")));
+});
+
 Deno.test("MessageDraft.finish() writes the client attributes for remote mail", async () => {
   const s = await send(["Subject: hi"]);
   const attrs = recordTexts(s, REC.attr);

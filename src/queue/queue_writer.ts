@@ -65,6 +65,11 @@ export interface EnvelopeRecords {
   readonly recipients: readonly (string | QueueRecipient)[];
   /** name=value attribute records, in order. */
   readonly attributes: readonly (readonly [string, string])[];
+  /**
+   * name=value attribute records written right after the sender record, as
+   * Postfix's smtpd sends the BODY= encoding after MAIL FROM's address.
+   */
+  readonly senderAttributes?: readonly (readonly [string, string])[];
   /** Postfix's sendopts (the size record's sixth field): SMTPUTF8 bits. */
   readonly sendOpts?: number;
 }
@@ -186,6 +191,9 @@ export class QueueFile {
     this.#buf.putText(REC.attr, `create_time=${Math.floor(ms / 1000)}`);
     for (const [name, value] of env.attributes) this.#buf.putText(REC.attr, `${name}=${value}`);
     this.#buf.putText(REC.from, env.sender);
+    for (const [name, value] of env.senderAttributes ?? []) {
+      this.#buf.putText(REC.attr, `${name}=${value}`);
+    }
     for (const r of env.recipients) {
       if (typeof r === "string") {
         this.#buf.putText(REC.orcp, r);
