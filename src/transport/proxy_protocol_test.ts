@@ -3,11 +3,15 @@ import type { Config } from "../config/mod.ts";
 import { LineReader } from "../io/line_reader.ts";
 import { parseV1, type ProxyResult, readProxyHeader, upstreamAllowed } from "./proxy_protocol.ts";
 
-/** A reader over the given bytes, then EOF. */
-function readerOf(bytes: Uint8Array | string): LineReader {
+/** A source over the given bytes, then EOF: its reader, how much is unread, how many reads. */
+function sourceOf(
+  bytes: Uint8Array | string,
+): { reader: LineReader; left: () => number; reads: () => number } {
   let data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-  return new LineReader({
+  let reads = 0;
+  const reader = new LineReader({
     read(p: Uint8Array): Promise<number | null> {
+      reads++;
       if (data.length === 0) return Promise.resolve(null);
       const n = Math.min(p.length, data.length);
       p.set(data.subarray(0, n));
@@ -15,6 +19,12 @@ function readerOf(bytes: Uint8Array | string): LineReader {
       return Promise.resolve(n);
     },
   });
+  return { reader, left: () => data.length, reads: () => reads };
+}
+
+/** A reader over the given bytes, then EOF. */
+function readerOf(bytes: Uint8Array | string): LineReader {
+  return sourceOf(bytes).reader;
 }
 
 const V1_OK: [string, ProxyResult][] = [
@@ -172,21 +182,6 @@ Deno.test("upstreamAllowed() admits only balancers in smtpd_upstream_proxy_netwo
   assert.equal(upstreamAllowed(config, "garbage"), false);
 });
 
-/** A source that tells how much of its input is still unread. */
-function countingReader(bytes: Uint8Array): { reader: LineReader; left: () => number } {
-  let data = bytes;
-  const reader = new LineReader({
-    read(p: Uint8Array): Promise<number | null> {
-      if (data.length === 0) return Promise.resolve(null);
-      const n = Math.min(p.length, data.length);
-      p.set(data.subarray(0, n));
-      data = data.subarray(n);
-      return Promise.resolve(n);
-    },
-  });
-  return { reader, left: () => data.length };
-}
-
 Deno.test("readProxyHeader() reads not a byte past the header (the ClientHello behind it)", async () => {
   // A wrapper-mode port: the TLS ClientHello may come in the same segment as
   // the header; it must stay in the connection for the TLS layer.
@@ -194,7 +189,7 @@ Deno.test("readProxyHeader() reads not a byte past the header (the ClientHello b
   const v1 = new TextEncoder().encode("PROXY TCP4 192.0.2.1 127.0.0.1 40001 465\r\n");
   const v2h = v2(0x21, 0x11, [...V4_BODY, 0x04, 0x00, 0x02, 0x41, 0x42]);
   for (const header of [v1, v2h]) {
-    const { reader, left } = countingReader(new Uint8Array([...header, ...hello]));
+    const { reader, left } = sourceOf(new Uint8Array([...header, ...hello]));
     assert.equal((await readProxyHeader(reader)).kind, "proxied");
     assert.equal(reader.peek().length, 0, "nothing buffered past the header");
     assert.equal(left(), hello.length, "the ClientHello is still in the source");
@@ -204,20 +199,8 @@ Deno.test("readProxyHeader() reads not a byte past the header (the ClientHello b
 Deno.test("readProxyHeader() before plaintext SMTP: a v1 header in one read, what follows kept for the session", async () => {
   // Byte-at-a-time reads are for implicit TLS only: here the header and the
   // EHLO pipelined behind it come in one read, and the EHLO stays buffered.
-  const bytes = new TextEncoder().encode("PROXY TCP4 192.0.2.1 127.0.0.1 40001 25\r\nEHLO x\r\n");
-  let reads = 0;
-  let data = bytes;
-  const reader = new LineReader({
-    read(p: Uint8Array): Promise<number | null> {
-      reads++;
-      if (data.length === 0) return Promise.resolve(null);
-      const n = Math.min(p.length, data.length);
-      p.set(data.subarray(0, n));
-      data = data.subarray(n);
-      return Promise.resolve(n);
-    },
-  });
+  const { reader, reads } = sourceOf("PROXY TCP4 192.0.2.1 127.0.0.1 40001 25\r\nEHLO x\r\n");
   assert.equal((await readProxyHeader(reader, false)).kind, "proxied");
-  assert.equal(reads, 1);
+  assert.equal(reads(), 1);
   assert.equal(new TextDecoder().decode(reader.peek()), "EHLO x\r\n");
 });
