@@ -16,11 +16,6 @@ import { heloOk, REPLY, type Reply } from "../../protocol/reply.ts";
 import { describeDiscards, ehloKeywords } from "../ehlo_keywords.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
-/**
- * Checks the name and runs smtpd_helo_restrictions (when not delayed)
- * with it; an accepted name greets the session.
- * @returns the refusal, or undefined when the session is greeted
- */
 /** Characters Postfix's smtpd replaces in the HELO name it keeps (NEUTER_CHARACTERS). */
 const NEUTER = /[<>()\\";@]/g;
 
@@ -33,6 +28,11 @@ export function keptHeloName(name: string): string {
   return sanitizeLogText(name).replace(NEUTER, "?");
 }
 
+/**
+ * Checks the name and runs smtpd_helo_restrictions (when not delayed)
+ * with it; an accepted name greets the session.
+ * @returns the refusal, or undefined when the session is greeted
+ */
 async function greet(
   ctx: SessionContext,
   arg: string,
