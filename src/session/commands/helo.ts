@@ -20,15 +20,6 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 const NEUTER = /[<>()\\";@]/g;
 
 /**
- * The HELO name as kept: printable, with Postfix's neutered characters as "?".
- * @param name the name as sent (no white space)
- * @returns the name for Received:, the queue file and the log
- */
-export function keptHeloName(name: string): string {
-  return sanitizeLogText(name).replace(NEUTER, "?");
-}
-
-/**
  * Checks the name and runs smtpd_helo_restrictions (when not delayed)
  * with it; an accepted name greets the session.
  * @returns the refusal, or undefined when the session is greeted
@@ -42,10 +33,12 @@ async function greet(
   if (name === "" || /\s/.test(name)) return verb === "HELO" ? REPLY.heloSyntax : REPLY.ehloSyntax;
   // As Postfix: the check made now sees the name as sent (made printable);
   // the name kept, which later checks see, is neutered too.
-  const refused = await ctx.checkPolicy("helo", verb, { helo: sanitizeLogText(name) });
+  const shown = sanitizeLogText(name);
+  const refused = await ctx.checkPolicy("helo", verb, { helo: shown });
   if (refused) return refused;
   const extended = verb === "EHLO" ? "E" : "";
-  ctx.greet(keptHeloName(name), ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
+  // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
+  ctx.greet(shown.replace(NEUTER, "?"), ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
   return undefined;
 }
 
