@@ -61,7 +61,8 @@ function decodeBase(s: string, base: number): number {
   return n;
 }
 
-async function writeMessage(
+/** A message written but not committed. */
+async function draftMessage(
   store: QueueStore,
   queue: QueueName,
   lines: string[],
@@ -78,6 +79,16 @@ async function writeMessage(
     const r = file.line(...whole(l), false);
     if (r) await r;
   }
+  return file;
+}
+
+async function writeMessage(
+  store: QueueStore,
+  queue: QueueName,
+  lines: string[],
+  recipients?: string[],
+) {
+  const file = await draftMessage(store, queue, lines, recipients);
   await file.commit([["encoding", "8bit"]]);
   return file;
 }
@@ -292,17 +303,7 @@ Deno.test({
 
 Deno.test("QueueFile.commit() for a held message: into hold/ first, marked complete there (never complete in incoming/)", async () => {
   await withStore(async (store, dir) => {
-    const file = await store.create("incoming", ARRIVAL);
-    file.writeEnvelope({
-      arrival: ARRIVAL,
-      sender: "a@example.org",
-      recipients: ["b@example.net"],
-      attributes: [],
-    });
-    for (const l of BODY) {
-      const r = file.line(...whole(l), false);
-      if (r) await r;
-    }
+    const file = await draftMessage(store, "incoming", BODY);
     // What Postfix's qmgr could see: each mode change, and where the file was then.
     const chmods: string[] = [];
     const chmodSync = Deno.chmodSync;
