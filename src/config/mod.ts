@@ -10,3 +10,4 @@ export type { LoadedConfig, LoadOptions } from "./load.ts";
 export { isParamName, PARAMS } from "./schema.ts";
 export type { Config, ParamName, ParamSpec } from "./schema.ts";
 export { parseTime, splitList, toToml } from "./coerce.ts";
+export { type Retirable, retireAll, retireWith } from "./retire.ts";

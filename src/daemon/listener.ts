@@ -7,9 +7,8 @@
  */
 
 import { throttled } from "../log/throttle.ts";
-import { type Config } from "../config/mod.ts";
+import { type Config, retireAll } from "../config/mod.ts";
 import type { Runtime } from "../runtime.ts";
-import { retirePolicyClients, retireTables } from "../policy/mod.ts";
 import { runSession, type SessionDeps } from "../session/mod.ts";
 import {
   type Evicted,
@@ -248,10 +247,7 @@ export async function startListening(
     // The replaced configuration's policy clients and socketmap tables keep
     // no idle connection: sessions that began before the reload may still
     // use them.
-    if (next.config !== live.config) {
-      retirePolicyClients(live.config);
-      retireTables(live.config);
-    }
+    if (next.config !== live.config) retireAll(live.config);
     live = next;
     stressedDeps = { ...next.deps, stressed: () => true };
   };

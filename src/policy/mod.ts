@@ -21,6 +21,5 @@ export type { TraceEvent } from "./trace.ts";
 export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";
 export { compilePeerList } from "./peer_match.ts";
-export { openTable, retireTables } from "./tables/mod.ts";
-export { retirePolicyClients } from "./restrictions/policy_service.ts";
+export { openTable } from "./tables/mod.ts";
 export type { PeerMatcher } from "./peer_match.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Config } from "../../config/mod.ts";
+import { type Config, retireWith } from "../../config/mod.ts";
 import { reply } from "../../protocol/reply.ts";
 import { addressText } from "../../protocol/address.ts";
 import { VERSION } from "../../version.ts";
@@ -26,18 +26,11 @@ import { mayConnect, socketConnector } from "../service/connection.ts";
 import { parseServiceSpec, type ServiceSettings } from "../service/endpoint.ts";
 import type { Attributes } from "../service/protocol.ts";
 
-/** One client per endpoint spec and configuration (one per listener thread). */
-const CLIENTS = new WeakMap<Config, Map<string, PolicyClient>>();
-
 /**
- * Retires the policy clients of a configuration that a reload replaced
- * (each thread calls it for its own): their idle connections to the policy
- * servers are closed now, not after max_idle.
- * @param config the configuration replaced
+ * One client per endpoint spec and configuration (one per listener thread),
+ * retired with its configuration by a reload (retireAll).
  */
-export function retirePolicyClients(config: Config): void {
-  for (const c of CLIENTS.get(config)?.values() ?? []) c.retire();
-}
+const CLIENTS = new WeakMap<Config, Map<string, PolicyClient>>();
 
 const STATE: Record<PolicyStage, string> = {
   client: "CONNECT",
@@ -141,6 +134,7 @@ export const POLICY_SERVICE: Record<string, Factory> = {
           warn: env.warn,
         });
         clients.set(arg as string, client);
+        retireWith(env.config, client);
       }
       const c = client;
       return {

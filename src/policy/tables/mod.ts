@@ -12,7 +12,7 @@ import { patternTable } from "./pattern_table.ts";
 import { socketmapTable } from "./socketmap_table.ts";
 import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
-import { splitList } from "../../config/mod.ts";
+import { retireWith, splitList } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
@@ -45,25 +45,11 @@ export function isTableSpec(spec: string): boolean {
   return /^[a-z][a-z0-9_]*:/.test(spec);
 }
 
-/** Tables that hold connections (socketmap:), by what opened them (a configuration). */
-const RETIRABLE = new WeakMap<object, LookupTable[]>();
-
-/**
- * Retires the tables opened for `owner` (see openTable) once a reload has
- * replaced it: their idle connections are closed now, not after their
- * max_idle, and a lookup still made through them (by a session that began
- * before the reload) closes its connection when the answer is in.
- * @param owner what the tables were opened for (the replaced configuration)
- */
-export function retireTables(owner: object): void {
-  for (const t of RETIRABLE.get(owner)?.splice(0) ?? []) t.retire?.();
-}
-
 /**
  * Opens a table (files are read synchronously: this runs at start-up only).
  * @param spec "type:name"
  * @param options the base of relative UNIX socket paths (socketmap:unix:private/x:name);
- *   the owner a reload retires the table with (retireTables), for a table
+ *   the owner a reload retires the table with (retireAll), for a table
  *   that a reload opens again
  * @returns the table
  * @throws {TableOpenError} for an unknown type, an unreadable file or bad syntax
@@ -73,12 +59,8 @@ export function openTable(
   options: { queueDirectory?: string; owner?: object } = {},
 ): LookupTable {
   const t = open(spec, options.queueDirectory);
-  const owner = options.owner;
-  if (owner !== undefined && t.retire) {
-    let held = RETIRABLE.get(owner);
-    if (!held) RETIRABLE.set(owner, held = []);
-    held.push(t);
-  }
+  const retire = t.retire;
+  if (options.owner !== undefined && retire) retireWith(options.owner, { retire });
   return t;
 }
 

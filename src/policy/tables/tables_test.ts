@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { openTable, retireTables, TableOpenError } from "./mod.ts";
+import { openTable, TableOpenError } from "./mod.ts";
+import { retireAll } from "../../config/mod.ts";
 import { runTableConformance } from "./table_test_suite.ts";
 
 /** Scratch directory for table files (git-ignored var/). */
@@ -270,7 +271,7 @@ for (const [text, line, message] of BAD_CIDR) {
   });
 }
 
-Deno.test("retireTables closes the idle connection of its owner's socketmap tables, not the others'", async () => {
+Deno.test("retireAll closes the idle connection of its owner's socketmap tables, not the others'", async () => {
   // A socketmap server on loopback that answers NOTFOUND and counts the
   // connections it holds (one fewer when the client closes one).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -300,13 +301,13 @@ Deno.test("retireTables closes the idle connection of its owner's socketmap tabl
     assert.deepEqual(await retired.lookup("x"), { kind: "notFound" });
     assert.deepEqual(await kept.lookup("x"), { kind: "notFound" });
     assert.equal(await until(2), 2);
-    retireTables(owner);
+    retireAll(owner);
     assert.equal(await until(1), 1);
     // Still answers, and keeps no connection after.
     assert.deepEqual(await retired.lookup("y"), { kind: "notFound" });
     assert.equal(await until(1), 1);
   } finally {
-    retireTables(owner);
+    retireAll(owner);
     kept.retire?.();
     listener.close();
     await served;
