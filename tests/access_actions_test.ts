@@ -15,6 +15,7 @@ import {
   postcat,
   queueFiles,
   run,
+  runStdin,
   smtpdArgs,
   startDaemon,
   writeConfig,
@@ -433,5 +434,41 @@ Deno.test({
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.includes(`action ${shown}`), r.stdout);
     }
+  },
+});
+
+Deno.test({
+  name:
+    "stand-alone mode (maildrop/): FILTER and REDIRECT are left out with a warning (Postfix's pickup drops them), BCC is kept",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-stdin");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, DELEGATED_TABLE);
+    const { configFile, queueDir } = await writeConfig(
+      dir,
+      [
+        `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+        `smtpd_recipient_restrictions = ["check_recipient_access", "inline:{ { user@example.com = BCC audit@example.net } }"]`,
+      ].join("\n"),
+    );
+    const r = await runStdin(
+      configFile,
+      "HELO py.example\r\nMAIL FROM:<filter@s.example>\r\nRCPT TO:<user@example.com>\r\n" +
+        "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    const id = queuedId(r.stdout);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `warning: ${id}: FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025 not kept: Postfix's pickup drops such records from maildrop files`,
+      ),
+    );
+    const pc = await postcat(join(queueDir, "maildrop", id));
+    assert.deepEqual(extracted(pc), [
+      "named_attribute: notify_flags=1",
+      "original_recipient: audit@example.net",
+      "recipient: audit@example.net",
+    ]);
   },
 });
