@@ -475,8 +475,28 @@ export class MessageDraft implements BodySink {
     // after the address, so its cleanup gives it to the next BCC address;
     // here every BCC address gets it, as meant: a failed copy never tells
     // the sender about it.)
-    // (One address met twice is written once, as cleanup's duplicate check does.)
-    const bcc = [...new Set(routing.bcc)].map((address) => ({ address, notify: NOTIFY_NEVER }));
+    // (One address met twice, or one that is a recipient already, is written
+    // once, as cleanup's duplicate check does.)
+    const already = new Set(
+      this.#recipients.filter((r) => (r.original ?? r.address) === r.address).map((r) => r.address),
+    );
+    const bcc = [...new Set(routing.bcc)].filter((a) => !already.has(a))
+      .map((address) => ({ address, notify: NOTIFY_NEVER }));
+    const limit = this.#config.line_length_limit ?? 2048;
+    if (
+      this.#env.queue === "maildrop" && bcc.some((r) => encoder.encode(r.address).length > limit)
+    ) {
+      // A BCC address filled in from the client's ($1 of a pattern table)
+      // can be longer than Postfix's pickup reads: 451 rather than a 250
+      // for a file it would throw away.
+      await this.#file.abort();
+      return {
+        kind: "refused",
+        reply: REPLY.queueWriteError,
+        reason:
+          `a BCC address longer than line_length_limit (${limit}): Postfix's pickup would refuse the file`,
+      };
+    }
     const extracted = {
       filter: routing.filter,
       redirect: routing.redirect,

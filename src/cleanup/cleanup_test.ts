@@ -640,3 +640,24 @@ Deno.test("MessageDraft: a UTF-8 PREPEND header sets the size record's SMTPUTF8 
   assert.equal(sendopts(utf8), 2);
   assert.equal(utf8.lines[0], "X-Rcpt: \u00fc@example.com");
 });
+
+Deno.test("MessageDraft.finish() skips a BCC address that is a recipient already", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    routing: { bcc: ["rcpt@example.net", "copy@example.net"] },
+  });
+  const r = queued(s);
+  assert.equal(r.recipients, 2);
+  const rcpts = s.records.filter((rec) => rec.type === REC.rcpt).map((rec) => dec.decode(rec.data));
+  assert.deepEqual(rcpts, ["rcpt@example.net", "copy@example.net"]);
+});
+
+Deno.test("MessageDraft.finish() refuses (451) a maildrop file with a BCC address longer than line_length_limit", async () => {
+  const long = `${"x".repeat(3000)}@example.net`;
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: { queue: "maildrop" },
+    routing: { bcc: [long] },
+  });
+  assert.equal(s.result.kind, "refused");
+  if (s.result.kind === "refused") assert.match(s.result.reason, /BCC address longer/);
+  assert.deepEqual(s.files, [], "nothing half-written stays");
+});
