@@ -475,8 +475,9 @@ export class MessageDraft implements BodySink {
     // after the address, so its cleanup gives it to the next BCC address;
     // here every BCC address gets it, as meant: a failed copy never tells
     // the sender about it.)
-    // (One address met twice, or one that is a recipient already, is written
-    // once, as cleanup's duplicate check does.)
+    // (One address met twice is written once, as cleanup's duplicate check
+    // does; one that is a recipient already is not written again, where
+    // that check, which also compares the DSN flags, would keep it.)
     const already = new Set(
       this.#recipients.filter((r) => (r.original ?? r.address) === r.address).map((r) => r.address),
     );
