@@ -217,7 +217,10 @@ export class SessionState implements SessionContext {
         // As Postfix: the last FILTER and REDIRECT win, every BCC counts.
         else if (e.kind === "filter") this.#actions.filter = e.target;
         else if (e.kind === "redirect") this.#actions.redirect = e.target;
-        else if (e.kind === "bcc") this.#actions.bcc.push(e.target);
+        else if (e.kind === "bcc" && !this.#actions.bcc.includes(e.target)) {
+          // (The sender list runs again at each RCPT: one entry per address.)
+          this.#actions.bcc.push(e.target);
+        }
       }
     }
     return refused;
