@@ -36,19 +36,19 @@ postlog   unix-dgram n  -       n       -       1       postlogd
  * `<dir>/deliver.sh`.
  * @param dir the instance's directory
  * @param options a loopback port for Postfix's own smtpd, if wanted; the
- *   pipe's flags (default F: a From_ line)
+ *   pipe's flags (default F: a From_ line); more services
  * @returns the file's text
  */
 export function postfixMasterCf(
   dir: string,
-  options: { smtpdPort?: number; pipeFlags?: string } = {},
+  options: { smtpdPort?: number; pipeFlags?: string; extra?: string } = {},
 ): string {
-  const { smtpdPort, pipeFlags = "F" } = options;
+  const { smtpdPort, pipeFlags = "F", extra = "" } = options;
   const smtpd = smtpdPort === undefined
     ? ""
     : `127.0.0.1:${smtpdPort} inet n -       n       -       -       smtpd\n`;
   return `
-${smtpd}${QUEUE_SERVICES}mbox      unix  -       n       n       -       -       pipe
+${smtpd}${QUEUE_SERVICES}${extra}mbox      unix  -       n       n       -       -       pipe
   flags=${pipeFlags} user=nobody argv=${dir}/deliver.sh
 `;
 }
@@ -164,6 +164,8 @@ export interface StartPostfixOptions {
   smtpdPort?: number;
   /** More main.cf lines. */
   mainCfExtra?: string;
+  /** More master.cf lines (e.g. an smtp client for a FILTER destination). */
+  masterCfExtra?: string;
 }
 
 /** A running private Postfix instance (see {@linkcode startPostfix}). */
@@ -223,7 +225,11 @@ export async function startPostfix(
   );
   await Deno.writeTextFile(
     join(conf, "master.cf"),
-    postfixMasterCf(dir, { smtpdPort: options.smtpdPort, pipeFlags: options.pipeFlags }),
+    postfixMasterCf(dir, {
+      smtpdPort: options.smtpdPort,
+      pipeFlags: options.pipeFlags,
+      extra: options.masterCfExtra,
+    }),
   );
   await sh(`postfix -c ${conf} check 2>&1`);
   await sh(`postfix -c ${conf} start 2>&1`);

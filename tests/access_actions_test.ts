@@ -15,6 +15,7 @@ import {
   postcat,
   queueFiles,
   run,
+  runStdin,
   smtpdArgs,
   startDaemon,
   writeConfig,
@@ -218,5 +219,256 @@ Deno.test({
       r.stdout,
       /action hold: <eodhold@s\.example>: Sender address triggers HOLD action/,
     );
+  },
+});
+
+/** Sender table (texthash:) with the actions Postfix's smtpd hands to its cleanup. */
+const DELEGATED_TABLE = [
+  "filter@s.example    FILTER smtp:[127.0.0.1]:10025",
+  "redirect@s.example  REDIRECT other@example.net",
+  "bcc@s.example       BCC copy@example.net",
+  "held@s.example      HOLD",
+  "",
+].join("\n");
+
+/** The same from a texthash: file, and more on recipients (last FILTER wins, BCCs add up). */
+async function delegatedDaemon() {
+  const dir = await makeWorkDir("delegated");
+  const table = join(dir, "senders");
+  await Deno.writeTextFile(table, DELEGATED_TABLE);
+  const recipients = [
+    "{ last@example.com = FILTER relay:[127.0.0.1]:10099 }",
+    "{ watched@example.com = BCC audit@example.net }",
+    "{ gone@example.com = DISCARD }",
+  ].join(", ");
+  return await startDaemon(
+    [
+      `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+      `smtpd_recipient_restrictions = ["check_recipient_access", "inline:{ ${recipients} }"]`,
+    ].join("\n"),
+    { dir },
+  );
+}
+
+/** postcat's lines after "*** HEADER EXTRACTED", up to the end marker. */
+function extracted(pc: string): string[] {
+  const from = pc.indexOf("*** HEADER EXTRACTED");
+  const to = pc.indexOf("*** MESSAGE FILE END");
+  assert.ok(from > 0 && to > from, pc);
+  return pc.slice(from, to).split("\n").slice(1).filter((l) => l !== "");
+}
+
+function queuedId(stdout: string): string {
+  const m = /250 2\.0\.0 Ok: queued as (\w+)/.exec(stdout);
+  assert.ok(m, stdout);
+  return m[1] as string;
+}
+
+Deno.test({
+  name:
+    "FILTER, REDIRECT and BCC from a texthash: table: postcat shows content_filter, redirect_to and the copy's recipient after the content; each is logged",
+  ...opts,
+  fn: async () => {
+    const d = await delegatedDaemon();
+    try {
+      const file = async (from: string) =>
+        await postcat(join(d.queueDir, "incoming", queuedId((await swaks(d.port, from)).stdout)));
+      const f = await file("filter@s.example");
+      assert.deepEqual(extracted(f), ["content_filter: smtp:[127.0.0.1]:10025"]);
+      assert.match(f, /^recipient: user@example\.com$/m);
+      const r = await file("redirect@s.example");
+      assert.deepEqual(extracted(r), ["redirect_to: other@example.net"]);
+      const b = await file("bcc@s.example");
+      assert.deepEqual(extracted(b), [
+        "named_attribute: notify_flags=1",
+        "original_recipient: copy@example.net",
+        "recipient: copy@example.net",
+      ]);
+      // The copy is not in the message the recipients see.
+      assert.doesNotMatch(b.slice(0, b.indexOf("*** HEADER EXTRACTED")), /copy@example\.net/);
+      await d.waitForLog(
+        "NOQUEUE: filter: RCPT from unknown[127.0.0.1]: <filter@s.example>: Sender address triggers FILTER smtp:[127.0.0.1]:10025; from=<filter@s.example> to=<user@example.com> proto=ESMTP",
+      );
+      await d.waitForLog(
+        "NOQUEUE: redirect: RCPT from unknown[127.0.0.1]: <redirect@s.example>: Sender address triggers REDIRECT other@example.net; from=<redirect@s.example>",
+      );
+      await d.waitForLog(
+        "NOQUEUE: bcc: RCPT from unknown[127.0.0.1]: <bcc@s.example>: Sender address triggers BCC copy@example.net; from=<bcc@s.example>",
+      );
+      await d.waitForLog(/: from=<bcc@s\.example>, size=\d+, nrcpt=2 /);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+const RSET_SESSION = `
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
+    s.ehlo("py.example")
+    s.mail("filter@s.example"); s.rcpt("user@example.com"); s.rset()
+    s.sendmail("plain@s.example", ["user@example.com"], b"Subject: after rset\\r\\n\\r\\nbody\\r\\n")
+    print("sent")
+`;
+
+Deno.test({
+  name:
+    "FILTER, REDIRECT and BCC together: the last FILTER wins, BCCs add up, HOLD holds, DISCARD wins, RSET forgets",
+  ...opts,
+  fn: async () => {
+    const d = await delegatedDaemon();
+    try {
+      // With smtpd_delay_reject the sender list runs again at each RCPT, as
+      // in Postfix: its FILTER comes first each time, the second RCPT's wins.
+      const both = await swaks(d.port, "filter@s.example", [
+        "--to",
+        "watched@example.com,last@example.com",
+      ]);
+      const pc = await postcat(join(d.queueDir, "incoming", queuedId(both.stdout)));
+      assert.deepEqual(extracted(pc), [
+        "content_filter: relay:[127.0.0.1]:10099",
+        "named_attribute: notify_flags=1",
+        "original_recipient: audit@example.net",
+        "recipient: audit@example.net",
+      ]);
+      // The sender's BCC is met at each RCPT; one address is written once.
+      const two = await swaks(d.port, "bcc@s.example", [
+        "--to",
+        "watched@example.com,user@example.com",
+      ]);
+      const copies = await postcat(join(d.queueDir, "incoming", queuedId(two.stdout)));
+      assert.deepEqual(
+        extracted(copies).filter((l) => l.startsWith("recipient:")),
+        ["recipient: copy@example.net", "recipient: audit@example.net"],
+      );
+
+      const held = await swaks(d.port, "held@s.example", ["--to", "last@example.com"]);
+      const id = queuedId(held.stdout);
+      const inHold = await postcat(join(d.queueDir, "hold", id));
+      assert.deepEqual(extracted(inHold), ["content_filter: relay:[127.0.0.1]:10099"]);
+
+      const before = await allEntries(d.queueDir, "incoming");
+      const gone = await swaks(d.port, "filter@s.example", ["--to", "gone@example.com"]);
+      assert.match(gone.stdout, /250 2\.0\.0 Ok: queued as \w+/);
+      assert.deepEqual(await allEntries(d.queueDir, "incoming"), before);
+
+      const py = await run("python3", ["-c", RSET_SESSION, String(d.port)]);
+      assert.equal(py.stdout.trim(), "sent", py.stderr);
+      await d.waitForLog(/(\w+): from=<plain@s\.example>, size=/);
+      const after = /(\w+): from=<plain@s\.example>, size=/.exec(d.log())?.[1] as string;
+      const plain = await postcat(join(d.queueDir, "incoming", after));
+      assert.deepEqual(extracted(plain), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a FILTER without transport:destination in a texthash: table stops config --check and serve with file:line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-bad");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, "ok@s.example OK\nbad@s.example FILTER amavis\n");
+    const { configFile } = await writeConfig(
+      dir,
+      `\nsmtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+    );
+    const want = new RegExp(
+      `smtpd\\.toml:\\d+: smtpd_sender_restrictions: texthash:${table}: action "FILTER amavis" requires transport:destination`,
+    );
+    const check = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile]),
+    );
+    assert.notEqual(check.code, 0);
+    assert.match(check.stderr, want);
+    const serve = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+      timeoutMs: 20000,
+    });
+    assert.notEqual(serve.code, 0);
+    assert.match(serve.stderr, want);
+  },
+});
+
+Deno.test({
+  name: "smtpd explain shows FILTER, REDIRECT and BCC as actions met",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("explain-delegated");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, DELEGATED_TABLE);
+    const { configFile } = await writeConfig(
+      dir,
+      `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+    );
+    for (
+      const [from, shown] of [
+        [
+          "filter@s.example",
+          "filter: <filter@s.example>: Sender address triggers FILTER smtp:[127.0.0.1]:10025",
+        ],
+        [
+          "redirect@s.example",
+          "redirect: <redirect@s.example>: Sender address triggers REDIRECT other@example.net",
+        ],
+        ["bcc@s.example", "bcc: <bcc@s.example>: Sender address triggers BCC copy@example.net"],
+      ]
+    ) {
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "explain",
+          "-c",
+          configFile,
+          "--client",
+          "127.0.0.1",
+          "--from",
+          from as string,
+          "--to",
+          "user@example.com",
+        ]),
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(`action ${shown}`), r.stdout);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stand-alone mode (maildrop/): FILTER and REDIRECT are left out with a warning (Postfix's pickup drops them), BCC is kept",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-stdin");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, DELEGATED_TABLE);
+    const { configFile, queueDir } = await writeConfig(
+      dir,
+      [
+        `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+        `smtpd_recipient_restrictions = ["check_recipient_access", "inline:{ { user@example.com = BCC audit@example.net } }"]`,
+      ].join("\n"),
+    );
+    const r = await runStdin(
+      configFile,
+      "HELO py.example\r\nMAIL FROM:<filter@s.example>\r\nRCPT TO:<user@example.com>\r\n" +
+        "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    const id = queuedId(r.stdout);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `warning: ${id}: FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025 not kept: Postfix's pickup drops such records from maildrop files`,
+      ),
+    );
+    const pc = await postcat(join(queueDir, "maildrop", id));
+    assert.deepEqual(extracted(pc), [
+      "named_attribute: notify_flags=1",
+      "original_recipient: audit@example.net",
+      "recipient: audit@example.net",
+    ]);
   },
 });

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   makeWorkDir,
+  postcat,
   queueFiles,
   RawClient,
   run,
@@ -529,5 +530,48 @@ Deno.test({
       await smtpdArgs(["config", "--check", "-c", missing.configFile]),
     );
     assert.match(r3.stderr, /restriction "check_policy_service" needs a policy service argument/);
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: REDIRECT and BCC answers go into the queue file; a malformed FILTER is skipped with Postfix's warning",
+  ...opts,
+  fn: async () => {
+    const server = await fakePolicyServer({
+      action: (attrs) =>
+        attrs.get("sender") === "bad@example.org"
+          ? "FILTER amavis"
+          : attrs.get("sender") === "copy@example.org"
+          ? "BCC archive@example.com"
+          : "REDIRECT quarantine@example.com",
+    });
+    const d = await startDaemon(restrictions(`inet:127.0.0.1:${server.port}`));
+    try {
+      const copy = await session(d.port, "copy@example.org");
+      const id = /queued as (\w+)/.exec(copy.out)?.[1];
+      assert.ok(id, copy.out);
+      const pc = await postcat(join(d.queueDir, "incoming", id));
+      assert.match(pc, /HEADER EXTRACTED[^]*^recipient: archive@example\.com$/m);
+      const moved = await session(d.port, "moved@example.org");
+      const id2 = /queued as (\w+)/.exec(moved.out)?.[1];
+      assert.ok(id2, moved.out);
+      assert.match(
+        await postcat(join(d.queueDir, "incoming", id2)),
+        /^redirect_to: quarantine@example\.com$/m,
+      );
+      await d.waitForLog(
+        "NOQUEUE: redirect: RCPT from unknown[127.0.0.1]: <b@example.com>: Recipient address triggers REDIRECT quarantine@example.com;",
+      );
+      const bad = await session(d.port, "bad@example.org");
+      assert.equal(bad.rcpt, "<-  250 2.1.5 Ok", bad.out);
+      assert.match(bad.out, /queued as \w+/);
+      await d.waitForLog(
+        /warning: access table check_policy_service inet:127\.0\.0\.1:\d+: entry "FILTER amavis" requires transport:destination/,
+      );
+    } finally {
+      await d.stop();
+      server.stop();
+    }
   },
 });

@@ -73,6 +73,24 @@ export interface MessageEnvelope {
   readonly dsnEnvid?: string;
 }
 
+/**
+ * What access actions ask of the queue file when the message is complete
+ * (Postfix's smtpd sends these to its cleanup after the content).
+ */
+export interface MessageRouting {
+  /** HOLD: the file goes to hold/. */
+  readonly hold?: boolean;
+  /** FILTER: the content filter, `transport:destination`. */
+  readonly filter?: string | undefined;
+  /** REDIRECT: the one address the message goes to instead. */
+  readonly redirect?: string | undefined;
+  /** BCC: more recipients, each with NOTIFY=NEVER. */
+  readonly bcc?: readonly string[];
+}
+
+/** DSN NOTIFY=NEVER (Postfix's dsn_mask.h), for BCC recipients. */
+const NOTIFY_NEVER = 1;
+
 /** How a message ended. */
 export type CleanupResult =
   | { kind: "queued"; id: string; size: number; messageId: string; recipients: number }
@@ -428,18 +446,19 @@ export class MessageDraft implements BodySink {
   /**
    * Completes the message after the end-of-data line.
    * @param size the message size, for the result
-   * @param hold the file goes to hold/ (access action HOLD)
+   * @param routing what access actions asked: hold/, a content filter, a
+   *   redirect, more recipients
    * @returns queued (on stable storage) or refused
    */
-  async finish(size: number, hold = false): Promise<CleanupResult> {
+  async finish(size: number, routing: MessageRouting = {}): Promise<CleanupResult> {
     try {
-      return await this.#finish(size, hold);
+      return await this.#finish(size, routing);
     } finally {
       this.#memory.trim(0);
     }
   }
 
-  async #finish(size: number, hold: boolean): Promise<CleanupResult> {
+  async #finish(size: number, routing: MessageRouting): Promise<CleanupResult> {
     if (this.#inHeaders) this.#endHeaders();
     if (this.#refused) {
       await this.#file.abort();
@@ -449,10 +468,45 @@ export class MessageDraft implements BodySink {
       await this.#file.abort();
       return { kind: "refused", reply: REPLY.queueWriteError, reason: this.#writeError.message };
     }
-    const extracted = this.#encoding();
+    // Postfix's smtpd sends FILTER and REDIRECT, then each BCC address
+    // followed by NOTIFY=NEVER, after the content; its cleanup writes the
+    // first two as they come, the encoding attribute before the first
+    // recipient, then the recipients. (Its smtpd's NOTIFY=NEVER comes
+    // after the address, so its cleanup gives it to the next BCC address;
+    // here every BCC address gets it, as meant: a failed copy never tells
+    // the sender about it.)
+    // (One address met twice is written once, as cleanup's duplicate check
+    // does; one that is a recipient already is not written again, where
+    // that check, which also compares the DSN flags, would keep it.)
+    const already = new Set(
+      this.#recipients.filter((r) => (r.original ?? r.address) === r.address).map((r) => r.address),
+    );
+    const bcc = [...new Set(routing.bcc)].filter((a) => !already.has(a))
+      .map((address) => ({ address, notify: NOTIFY_NEVER }));
+    const limit = this.#config.line_length_limit ?? 2048;
+    if (
+      this.#env.queue === "maildrop" && bcc.some((r) => encoder.encode(r.address).length > limit)
+    ) {
+      // A BCC address filled in from the client's ($1 of a pattern table)
+      // can be longer than Postfix's pickup reads: 451 rather than a 250
+      // for a file it would throw away.
+      await this.#file.abort();
+      return {
+        kind: "refused",
+        reply: REPLY.queueWriteError,
+        reason:
+          `a BCC address longer than line_length_limit (${limit}): Postfix's pickup would refuse the file`,
+      };
+    }
+    const extracted = {
+      filter: routing.filter,
+      redirect: routing.redirect,
+      attributes: this.#encoding(),
+      recipients: bcc,
+    };
     try {
       const utf8 = this.#config.smtputf8_enable !== false ? this.#headerOpts : 0;
-      await this.#file.commit(extracted, utf8, hold);
+      await this.#file.commit(extracted, { sendOpts: utf8, hold: routing.hold === true });
     } catch (err) {
       return {
         kind: "refused",
@@ -465,7 +519,7 @@ export class MessageDraft implements BodySink {
       id: this.id,
       size,
       messageId: this.#messageId,
-      recipients: this.#recipients.length,
+      recipients: this.#recipients.length + bcc.length,
     };
   }
 

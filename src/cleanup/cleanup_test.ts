@@ -8,6 +8,7 @@ import {
   type CleanupResult,
   type MessageEnvelope,
   type MessageOrigin,
+  type MessageRouting,
 } from "./cleanup.ts";
 import { formatRfc5322Date } from "./rfc5322_date.ts";
 
@@ -61,6 +62,7 @@ interface Stored {
 interface SendOptions {
   config?: Partial<CleanupConfig>;
   envelope?: Partial<MessageEnvelope>;
+  routing?: MessageRouting;
 }
 
 async function send(
@@ -89,7 +91,7 @@ async function send(
       const r = draft.line(bytes, 0, bytes.length, partial);
       if (r) await r;
     }
-    const result = await draft.finish(size);
+    const result = await draft.finish(size, options.routing);
     const files: string[] = [];
     for (const q of ["incoming", "maildrop"]) {
       for await (const e of Deno.readDir(join(dir, q))) files.push(e.name);
@@ -245,6 +247,35 @@ Deno.test("MessageDraft.finish() adds the always_bcc recipient", async () => {
   const sizeFields = recordTexts(s, REC.size)[0]?.trim().split(/ +/).map(Number);
   assert.equal(sizeFields?.[2], 2);
   assert.ok(!s.lines.some((l) => l.includes("archive@example.com")), "bcc stays hidden");
+});
+
+Deno.test("MessageDraft.finish() writes FILTER and REDIRECT, and each BCC address once with NOTIFY=NEVER, after the content", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    routing: {
+      filter: "smtp:[127.0.0.1]:10025",
+      redirect: "quarantine@example.net",
+      bcc: ["copy@example.net", "audit@example.net", "copy@example.net"],
+    },
+  });
+  const r = queued(s);
+  assert.equal(r.recipients, 3);
+  const x = s.records.findIndex((rec) => rec.type === REC.xtra);
+  const tail = s.records.slice(x).map((rec) =>
+    `${String.fromCharCode(rec.type)} ${dec.decode(rec.data)}`.trim()
+  );
+  assert.deepEqual(tail, [
+    "X",
+    "L smtp:[127.0.0.1]:10025",
+    "> quarantine@example.net",
+    "A notify_flags=1",
+    "O copy@example.net",
+    "R copy@example.net",
+    "A notify_flags=1",
+    "O audit@example.net",
+    "R audit@example.net",
+    "E",
+  ]);
+  assert.ok(!s.lines.some((l) => /copy@|audit@|quarantine@/.test(l)), "the actions stay hidden");
 });
 
 Deno.test("MessageDraft.finish() does not add always_bcc twice", async () => {
@@ -608,4 +639,25 @@ Deno.test("MessageDraft: a UTF-8 PREPEND header sets the size record's SMTPUTF8 
   });
   assert.equal(sendopts(utf8), 2);
   assert.equal(utf8.lines[0], "X-Rcpt: \u00fc@example.com");
+});
+
+Deno.test("MessageDraft.finish() skips a BCC address that is a recipient already", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    routing: { bcc: ["rcpt@example.net", "copy@example.net"] },
+  });
+  const r = queued(s);
+  assert.equal(r.recipients, 2);
+  const rcpts = s.records.filter((rec) => rec.type === REC.rcpt).map((rec) => dec.decode(rec.data));
+  assert.deepEqual(rcpts, ["rcpt@example.net", "copy@example.net"]);
+});
+
+Deno.test("MessageDraft.finish() refuses (451) a maildrop file with a BCC address longer than line_length_limit", async () => {
+  const long = `${"x".repeat(3000)}@example.net`;
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: { queue: "maildrop" },
+    routing: { bcc: [long] },
+  });
+  assert.equal(s.result.kind, "refused");
+  if (s.result.kind === "refused") assert.match(s.result.reason, /BCC address longer/);
+  assert.deepEqual(s.files, [], "nothing half-written stays");
 });

@@ -11,5 +11,6 @@ export type {
   MemoryReservation,
   MessageEnvelope,
   MessageOrigin,
+  MessageRouting,
 } from "./cleanup.ts";
 export { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";

@@ -2,8 +2,7 @@
  * access(5) semantics: the order in which keys are looked up for a client,
  * a host name or an e-mail address, and what a table's value means (OK,
  * REJECT text, DEFER text, DUNNO, 4NN/5NN text, WARN, the actions on the
- * message in message_actions.ts, or a restriction list; FILTER, REDIRECT
- * and BCC are refused).
+ * message in message_actions.ts, or a restriction list).
  * Every value of every table is compiled at start, so a bad value stops the
  * start instead of becoming a 451 in a session.
  *
@@ -185,7 +184,8 @@ class ActionError extends Error {}
 /**
  * Compiles an action known only at run time (a policy server's reply, a
  * table result after $n substitution). Restriction lists and tables are
- * refused, and so are FILTER, REDIRECT and BCC (not built).
+ * refused; a malformed FILTER, REDIRECT or BCC is skipped with a warning
+ * when met, as Postfix does.
  * @param value the action text
  * @param config the configuration (reply codes)
  * @returns the action, or why it cannot be applied
@@ -193,6 +193,7 @@ class ActionError extends Error {}
 export function runtimeAction(value: string, config: Config): Action | string {
   const env: CompileEnv = {
     config,
+    runtime: true,
     // No restriction names in a policy service's answer: nothing needs mynetworks.
     mynetworks: [],
     destinations: NO_DESTINATIONS,
@@ -263,7 +264,7 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
   }
   const action = messageAction(upper, rest, env, where);
   if (action) return action;
-  if (/^[0-9]/.test(word) || ["FILTER", "REDIRECT", "BCC"].includes(upper)) {
+  if (/^[0-9]/.test(word)) {
     env.fail(`${where}: unsupported access action "${v}"`);
   }
   // Otherwise the value is a restriction list (restriction names or class names).

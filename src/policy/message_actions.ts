@@ -2,12 +2,15 @@
  * The access(5) actions that act on the message instead of deciding:
  * HOLD (the queue file goes to hold/), DISCARD (the message is accepted
  * and thrown away; the list ends as with OK), PREPEND (a header above our
- * Received:), INFO (a log line) and DEFER_IF_REJECT (a later reject in the
- * same list becomes 450). As in Postfix's smtpd_check.c, HOLD, DISCARD and
- * PREPEND are skipped with a warning where no mail transaction exists
- * (client and HELO lists with smtpd_delay_reject = no, ETRN), and PREPEND
- * after the end of data. The effects are collected in the evaluation and
- * applied by the session ({@linkcode MessageEffect}).
+ * Received:), INFO (a log line), DEFER_IF_REJECT (a later reject in the
+ * same list becomes 450), and FILTER, REDIRECT and BCC (records in the
+ * queue file that Postfix's qmgr acts on: a content filter, the one
+ * address all mail goes to, one more recipient). As in Postfix's
+ * smtpd_check.c, HOLD, DISCARD, PREPEND, FILTER, REDIRECT and BCC are
+ * skipped with a warning where no mail transaction exists (client and
+ * HELO lists with smtpd_delay_reject = no, ETRN), and PREPEND after the
+ * end of data. The effects are collected in the evaluation and applied by
+ * the session ({@linkcode MessageEffect}).
  *
  * @module
  */
@@ -23,6 +26,45 @@ import { type CompileEnv, type EvalEnv, refusal, subjectLabel } from "./restrict
  */
 export function isHeaderText(text: string): boolean {
   return /^[!-9;-~]+[ \t]*:/.test(text);
+}
+
+/** The actions whose argument Postfix's smtpd passes on to its cleanup. */
+type Delegated = "FILTER" | "REDIRECT" | "BCC";
+
+/**
+ * What is wrong with the argument of FILTER, REDIRECT or BCC, as Postfix's
+ * smtpd_check.c judges it: FILTER needs `transport:destination` (a colon;
+ * the destination may be empty), REDIRECT and BCC an address with "@".
+ * @param action the action word, upper case
+ * @param arg the text after it
+ * @returns the problem, or undefined when the argument will do
+ */
+export function delegatedProblem(action: Delegated, arg: string): string | undefined {
+  if (action === "FILTER") {
+    if (arg === "") return "has FILTER entry without value";
+    return arg.includes(":") ? undefined : "requires transport:destination";
+  }
+  return arg.includes("@") ? undefined : "requires user@domain target";
+}
+
+/**
+ * FILTER, REDIRECT or BCC. A malformed argument stops the start (file and
+ * line); one known only at run time is skipped with Postfix's warning.
+ */
+function delegated(action: Delegated, rest: string, env: CompileEnv, where: string): Action {
+  const problem = delegatedProblem(action, rest);
+  const value = `${action} ${rest}`.trim();
+  if (problem && !env.runtime) env.fail(`${where}: action "${value}" ${problem}`);
+  const kind = action === "FILTER" ? "filter" : action === "REDIRECT" ? "redirect" : "bcc";
+  return (e, s, by) => {
+    if (outsideMail(e, action, by)) return Promise.resolve({ kind: "dunno" });
+    if (problem) {
+      e.warn(`access table ${by}: entry "${value}" ${problem}`);
+      return Promise.resolve({ kind: "dunno" });
+    }
+    add(e, { kind, text: `${subjectLabel(s, e.ctx)} triggers ${value}`, target: rest });
+    return Promise.resolve({ kind: "dunno" });
+  };
 }
 
 function add(e: EvalEnv, effect: MessageEffect): void {
@@ -54,10 +96,11 @@ function outsideMail(e: EvalEnv, action: string, by: string): boolean {
 }
 
 /**
- * Compiles HOLD, DISCARD, PREPEND, INFO or DEFER_IF_REJECT.
+ * Compiles HOLD, DISCARD, PREPEND, INFO, DEFER_IF_REJECT, FILTER, REDIRECT or BCC.
  * @param upper the action word, upper case
  * @param rest the text after it
- * @param env the compile environment (reply codes; refuses a PREPEND without a header)
+ * @param env the compile environment (reply codes; refuses a PREPEND without
+ *   a header, a FILTER without a colon, a REDIRECT or BCC without "@")
  * @param where the table, for errors
  * @returns the action, or undefined for another word
  */
@@ -106,6 +149,10 @@ export function messageAction(
         add(e, { kind: "info", text: rest });
         return Promise.resolve({ kind: "dunno" });
       };
+    case "FILTER":
+    case "REDIRECT":
+    case "BCC":
+      return delegated(upper, rest, env, where);
     case "DEFER_IF_REJECT":
       return (e, s) => {
         // Postfix's access_map_defer_code (450; DEFER uses the same).

@@ -139,7 +139,7 @@ Deno.test("DEFER_IF_REJECT turns a later reject of the same list into 450", asyn
   assert.equal(show(v), "defer 450 4.7.1 <s@x.example>: Sender address rejected: maybe later");
 });
 
-Deno.test("a policy server's PREPEND and HOLD go through the same actions", async () => {
+Deno.test("a policy server's PREPEND, HOLD and REDIRECT go through the same actions", async () => {
   const config = resolveConfigText("", {}).config;
   const env: EvalEnv = {
     ctx: context(MAIL),
@@ -161,7 +161,111 @@ Deno.test("a policy server's PREPEND and HOLD go through the same actions", asyn
     { kind: "prepend", header: "X-Greylist: delayed 60 seconds" },
     { kind: "hold", text: "<s@x.example>: Sender address triggers HOLD action" },
   ]);
-  assert.equal(typeof runtimeAction("REDIRECT a@b.example", config), "string");
+  const redirect = runtimeAction("REDIRECT a@b.example", config);
+  if (typeof redirect === "string") throw new Error(redirect);
+  await redirect(env, "sender", "policy");
+  assert.deepEqual(env.effects?.at(-1), {
+    kind: "redirect",
+    text: "<s@x.example>: Sender address triggers REDIRECT a@b.example",
+    target: "a@b.example",
+  });
+});
+
+Deno.test("FILTER, REDIRECT and BCC go on to the next restriction with Postfix's log text", async () => {
+  const { v } = await verdict(
+    {
+      smtpd_sender_restrictions: [
+        "check_sender_access",
+        "inline:{ { s@x.example = FILTER smtp:[127.0.0.1]:10025 } }",
+        "check_sender_access",
+        "inline:{ { s@x.example = REDIRECT quarantine@example.net } }",
+        "check_sender_access",
+        "inline:{ { x.example = BCC copy@example.net } }",
+        "reject",
+      ],
+    },
+    "sender",
+    MAIL,
+  );
+  assert.equal(show(v), "reject 554 5.7.1 <s@x.example>: Sender address rejected: Access denied");
+  assert.deepEqual(v.effects, [
+    {
+      kind: "filter",
+      text: "<s@x.example>: Sender address triggers FILTER smtp:[127.0.0.1]:10025",
+      target: "smtp:[127.0.0.1]:10025",
+    },
+    {
+      kind: "redirect",
+      text: "<s@x.example>: Sender address triggers REDIRECT quarantine@example.net",
+      target: "quarantine@example.net",
+    },
+    {
+      kind: "bcc",
+      text: "<s@x.example>: Sender address triggers BCC copy@example.net",
+      target: "copy@example.net",
+    },
+  ]);
+  // An empty destination is allowed ("transport:"), as in Postfix 2.7 and later.
+  const bare = await verdict(SENDER("FILTER amavis:"), "sender", MAIL);
+  assert.equal(bare.v.effects?.[0]?.kind, "filter");
+});
+
+Deno.test("FILTER, REDIRECT and BCC are skipped with Postfix's warning outside a mail transaction", async () => {
+  for (
+    const value of ["FILTER smtp:[127.0.0.1]:10025", "REDIRECT a@b.example", "BCC a@b.example"]
+  ) {
+    const action = value.split(" ")[0];
+    const client = await verdict(
+      { smtpd_client_restrictions: ["check_client_access", `inline:{ { 192.0.2.1 = ${value} } }`] },
+      "client",
+      {},
+    );
+    assert.equal(client.v.effects, undefined);
+    assert.match(
+      client.warnings.join("\n"),
+      new RegExp(`action ${action} is always skipped in client or helo restrictions`),
+    );
+    const etrn = await verdict(
+      { smtpd_etrn_restrictions: ["check_etrn_access", `inline:{ { x.example = ${value} } }`] },
+      "etrn",
+      { etrn: "x.example" },
+    );
+    assert.equal(etrn.v.effects, undefined);
+    assert.match(
+      etrn.warnings.join("\n"),
+      new RegExp(`action ${action} is unavailable in smtpd_etrn_restrictions`),
+    );
+  }
+});
+
+Deno.test("a malformed FILTER, REDIRECT or BCC known only at run time is skipped with Postfix's warning", async () => {
+  const config = resolveConfigText("", {}).config;
+  for (
+    const [value, problem] of [
+      ["FILTER", "has FILTER entry without value"],
+      ["FILTER amavis", "requires transport:destination"],
+      ["REDIRECT quarantine", "requires user@domain target"],
+      ["BCC archive", "requires user@domain target"],
+    ]
+  ) {
+    const warnings: string[] = [];
+    const env: EvalEnv = {
+      ctx: context(MAIL),
+      stage: "sender",
+      dns: fakeDns({}),
+      trace: undefined,
+      warn: (t) => warnings.push(t),
+      deferIfPermit: undefined,
+      depth: 0,
+    };
+    const action = runtimeAction(value as string, config);
+    if (typeof action === "string") throw new Error(action);
+    assert.equal((await action(env, "sender", "check_policy_service")).kind, "dunno");
+    assert.equal(env.effects, undefined);
+    assert.deepEqual(warnings, [
+      `access table check_policy_service: entry "${value}" ${problem}`,
+    ]);
+  }
 });
 
 Deno.test("generic reject names DATA and END-OF-MESSAGE in their lists, as Postfix", async () => {

@@ -31,7 +31,7 @@ export interface EvalEnv {
   deferIfReject?: Reply | undefined;
   /** Nesting depth (restriction lists inside table values and classes). */
   depth: number;
-  /** Access actions that change the message (HOLD, DISCARD, PREPEND), in order. */
+  /** Access actions that change the message (HOLD, DISCARD, PREPEND, FILTER, ...), in order. */
   effects?: MessageEffect[];
   /** Pauses the evaluation (the sleep restriction); smtpd explain passes one that does not wait. */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -256,6 +256,12 @@ export interface CompileEnv {
   readonly mynetworks: readonly Network[];
   /** mydestination, relay_domains and the virtual domains, compiled once. */
   readonly destinations: Destinations;
+  /**
+   * The values compiled are known only at run time (a policy server's
+   * reply, a socketmap value, a $n result): a malformed FILTER, REDIRECT
+   * or BCC is then skipped with Postfix's warning instead of failing.
+   */
+  readonly runtime?: boolean;
   /** Reports a problem in the list being compiled (throws ConfigError). */
   fail(message: string): never;
   /** Logs a start-up warning. */

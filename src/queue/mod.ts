@@ -6,7 +6,13 @@
 
 export { QueueFile, QueueWriteError, READY_MODE } from "./queue_writer.ts";
 export { QueueStore } from "./queue_store.ts";
-export type { EnvelopeRecords, QueueName, QueueRecipient } from "./queue_writer.ts";
+export type {
+  CommitOptions,
+  EnvelopeRecords,
+  ExtractedRecords,
+  QueueName,
+  QueueRecipient,
+} from "./queue_writer.ts";
 export {
   decodeRecords,
   formatSize,

@@ -20,6 +20,8 @@ export const REC = {
   norm: 0x4e, // N: content line
   cont: 0x4c, // L: piece of a long content line
   xtra: 0x58, // X: start of the extracted segment
+  filt: 0x4c, // L: content filter, transport:destination (outside the content; cont's letter)
+  rdr: 0x3e, // >: redirect target
   end: 0x45, // E: end of file
   warn: 0x57, // W
   full: 0x46, // F: sender full name

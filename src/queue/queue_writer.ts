@@ -74,6 +74,31 @@ export interface EnvelopeRecords {
   readonly sendOpts?: number;
 }
 
+/**
+ * What the extracted segment holds besides its start and end records, in
+ * the order Postfix's cleanup writes what its smtpd sends after the
+ * content: the content filter (L) and redirect (>) records, the named
+ * attributes, then more recipients.
+ */
+export interface ExtractedRecords {
+  /** Access action FILTER: `transport:destination`, for Postfix's qmgr. */
+  readonly filter?: string | undefined;
+  /** Access action REDIRECT: the address all recipients are replaced by. */
+  readonly redirect?: string | undefined;
+  /** name=value attribute records, in order. */
+  readonly attributes?: readonly (readonly [string, string])[];
+  /** Recipients added after the content (access action BCC). */
+  readonly recipients?: readonly QueueRecipient[];
+}
+
+/** How {@linkcode QueueFile.commit} finishes a file. */
+export interface CommitOptions {
+  /** More sendopts bits found in the content (SMTPUTF8 header). */
+  readonly sendOpts?: number;
+  /** The file goes to hold/ (access action HOLD). */
+  readonly hold?: boolean;
+}
+
 const FLUSH_AT = 256 * 1024;
 
 /**
@@ -194,25 +219,26 @@ export class QueueFile {
     for (const [name, value] of env.senderAttributes ?? []) {
       this.#buf.putText(REC.attr, `${name}=${value}`);
     }
-    for (const r of env.recipients) {
-      if (typeof r === "string") {
-        this.#buf.putText(REC.orcp, r);
-        this.#buf.putText(REC.rcpt, r);
-        continue;
-      }
-      // As Postfix's cleanup_out_recipient: the DSN records precede O and R.
-      if (r.notify) {
-        this.#buf.putText(REC.attr, `notify_flags=${r.notify}`);
-        this.#qmgrFlags |= r.notify << 1;
-      }
-      if (r.dsnOrcpt) this.#buf.putText(REC.attr, `dsn_orig_rcpt=${r.dsnOrcpt}`);
-      this.#buf.putText(REC.orcp, r.original ?? r.address);
-      this.#buf.putText(REC.rcpt, r.address);
-    }
+    for (const r of env.recipients) this.#putRecipient(typeof r === "string" ? { address: r } : r);
     this.#sendOpts = env.sendOpts ?? 0;
-    this.#recipients = env.recipients.length;
     this.#buf.put(REC.mesg, new Uint8Array(0));
     this.#dataOffset = this.offset;
+  }
+
+  /**
+   * Writes one recipient as Postfix's cleanup_out_recipient does: its DSN
+   * records, then O and R; counts it for the size record.
+   * @param r the recipient
+   */
+  #putRecipient(r: QueueRecipient): void {
+    if (r.notify) {
+      this.#buf.putText(REC.attr, `notify_flags=${r.notify}`);
+      this.#qmgrFlags |= r.notify << 1;
+    }
+    if (r.dsnOrcpt) this.#buf.putText(REC.attr, `dsn_orig_rcpt=${r.dsnOrcpt}`);
+    this.#buf.putText(REC.orcp, r.original ?? r.address);
+    this.#buf.putText(REC.rcpt, r.address);
+    this.#recipients++;
   }
 
   /**
@@ -341,19 +367,20 @@ export class QueueFile {
    * A held message (access action HOLD) is renamed into hold/ before it
    * is marked complete, as Postfix's cleanup does; both directories are
    * synced.
-   * @param extracted attribute records for the extracted segment
-   * @param sendOpts more sendopts bits found in the content (SMTPUTF8 header)
-   * @param hold whether the file goes to hold/
+   * @param extracted the records of the extracted segment
+   * @param options more sendopts bits, and whether the file goes to hold/
    * @throws {QueueWriteError} on any I/O failure (the file is then removed)
    */
-  async commit(
-    extracted: readonly (readonly [string, string])[] = [],
-    sendOpts = 0,
-    hold = false,
-  ): Promise<void> {
+  async commit(extracted: ExtractedRecords = {}, options: CommitOptions = {}): Promise<void> {
+    const { sendOpts = 0, hold = false } = options;
     const xtraOffset = this.offset;
     this.#buf.put(REC.xtra, new Uint8Array(0));
-    for (const [name, value] of extracted) this.#buf.putText(REC.attr, `${name}=${value}`);
+    if (extracted.filter !== undefined) this.#buf.putText(REC.filt, extracted.filter);
+    if (extracted.redirect !== undefined) this.#buf.putText(REC.rdr, extracted.redirect);
+    for (const [name, value] of extracted.attributes ?? []) {
+      this.#buf.putText(REC.attr, `${name}=${value}`);
+    }
+    for (const r of extracted.recipients ?? []) this.#putRecipient(r);
     this.#buf.put(REC.end, new Uint8Array(0));
     const size = new TextEncoder().encode(formatSize({
       contentSize: xtraOffset - this.#dataOffset,

@@ -89,7 +89,7 @@ async function writeMessage(
   recipients?: string[],
 ) {
   const file = await draftMessage(store, queue, lines, recipients);
-  await file.commit([["encoding", "8bit"]]);
+  await file.commit({ attributes: [["encoding", "8bit"]] });
   return file;
 }
 
@@ -312,12 +312,42 @@ Deno.test("QueueFile.commit() for a held message: into hold/ first, marked compl
       chmodSync(path, mode);
     };
     try {
-      await file.commit([], 0, true);
+      await file.commit({}, { hold: true });
     } finally {
       Deno.chmodSync = chmodSync;
     }
     assert.deepEqual(chmods, ["hold 700"]);
     assert.equal(file.path, join(dir, "hold", file.id));
     assert.equal((await Deno.stat(file.path)).mode! & 0o777, 0o700);
+  });
+});
+
+Deno.test("QueueFile.commit() writes FILTER, REDIRECT and BCC records in the extracted segment in Postfix's cleanup order", async () => {
+  await withStore(async (store) => {
+    const file = await draftMessage(store, "incoming", BODY);
+    await file.commit({
+      filter: "smtp:[127.0.0.1]:10025",
+      redirect: "quarantine@example.net",
+      attributes: [["encoding", "8bit"]],
+      recipients: [{ address: "copy@example.net", notify: 1 }],
+    });
+    const records = decodeRecords(await Deno.readFile(file.path));
+    const x = records.findIndex((r) => r.type === REC.xtra);
+    const tail = records.slice(x).map((r) => `${String.fromCharCode(r.type)} ${text(r)}`.trim());
+    assert.deepEqual(tail, [
+      "X",
+      "L smtp:[127.0.0.1]:10025",
+      "> quarantine@example.net",
+      "A encoding=8bit",
+      "A notify_flags=1",
+      "O copy@example.net",
+      "R copy@example.net",
+      "E",
+    ]);
+    const size = sizeFields(records);
+    // The BCC recipient counts, and its NOTIFY=NEVER is in the qmgr flags (1 << 1).
+    assert.equal(size.rcptCount, 3);
+    assert.equal(size.qmgrFlags, 2);
+    assert.equal(size.contentSize, (records[x]?.offset ?? 0) - size.dataOffset);
   });
 });

@@ -3,7 +3,7 @@ import { formatReply, REPLY, type Reply } from "../protocol/reply.ts";
 import { COMMANDS, sequenceRefusal, type Verb } from "./command_table.ts";
 import type { SessionPhase } from "./phase.ts";
 import { runSession } from "./session.ts";
-import type { Transaction } from "./transaction.ts";
+import { noActions, type Transaction } from "./transaction.ts";
 import { fakeDeps, scriptedTransport } from "./_test_fakes.ts";
 
 /** Where a session can stand when a command arrives. */
@@ -17,7 +17,7 @@ const tx: Transaction = {
   sender: { local: "s", domain: "example.org" } as Transaction["sender"],
   senderText: "s@example.org",
   recipients: [],
-  actions: { hold: false, discard: false, prepend: [] },
+  actions: noActions(),
   declaredSize: undefined,
   body: undefined,
 };

@@ -36,7 +36,13 @@ import type { MemoryHold } from "./memory_budget.ts";
 import type { SessionNotices } from "./notices.ts";
 import { heloName, outsideTransaction, type SessionPhase } from "./phase.ts";
 import { checkStage } from "./policy_check.ts";
-import type { MessageActions, RecipientDsn, Transaction, TransactionStart } from "./transaction.ts";
+import {
+  type MessageActions,
+  noActions,
+  type RecipientDsn,
+  type Transaction,
+  type TransactionStart,
+} from "./transaction.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
 
 /** What a session's state is made of. */
@@ -81,7 +87,7 @@ export class SessionState implements SessionContext {
   /** The transaction's recipient list (the transaction shows it read-only). */
   #recipients: string[] = [];
   /** What access actions asked of the transaction's message. */
-  #actions: MessageActions = { hold: false, discard: false, prepend: [] };
+  #actions: MessageActions = noActions();
   #recipientDsn: (RecipientDsn | undefined)[] = [];
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
@@ -208,6 +214,13 @@ export class SessionState implements SessionContext {
         if (e.kind === "hold") this.#actions.hold = true;
         else if (e.kind === "discard") this.#actions.discard = true;
         else if (e.kind === "prepend") this.#actions.prepend.push(e.header);
+        // As Postfix: the last FILTER and REDIRECT win, every BCC counts.
+        else if (e.kind === "filter") this.#actions.filter = e.target;
+        else if (e.kind === "redirect") this.#actions.redirect = e.target;
+        else if (e.kind === "bcc" && !this.#actions.bcc.includes(e.target)) {
+          // (The sender list runs again at each RCPT: one entry per address.)
+          this.#actions.bcc.push(e.target);
+        }
       }
     }
     return refused;
@@ -248,7 +261,7 @@ export class SessionState implements SessionContext {
 
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
-    this.#actions = { hold: false, discard: false, prepend: [] };
+    this.#actions = noActions();
     this.#recipientDsn = [];
     const tx = {
       ...start,

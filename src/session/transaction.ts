@@ -45,6 +45,24 @@ export interface MessageActions {
   discard: boolean;
   /** PREPEND: headers above our Received:, in order. */
   readonly prepend: string[];
+  /** FILTER: the content filter, `transport:destination` (the last one met). */
+  filter: string | undefined;
+  /** REDIRECT: the address that gets the message instead (the last one met). */
+  redirect: string | undefined;
+  /** BCC: more recipients, in order (each one met). */
+  readonly bcc: string[];
+}
+
+/** @returns the actions of a transaction that has met none */
+export function noActions(): MessageActions {
+  return {
+    hold: false,
+    discard: false,
+    prepend: [],
+    filter: undefined,
+    redirect: undefined,
+    bcc: [],
+  };
 }
 
 /** The state of one transaction. */
@@ -52,7 +70,9 @@ export interface Transaction extends TransactionStart {
   /** Accepted recipients in internal form (the session adds them). */
   readonly recipients: readonly string[];
   /** What access actions asked of the message so far (the session sets them). */
-  readonly actions: Readonly<MessageActions> & { readonly prepend: readonly string[] };
+  readonly actions:
+    & Readonly<MessageActions>
+    & { readonly prepend: readonly string[]; readonly bcc: readonly string[] };
   /** Each recipient's DSN facts, in the same order (absent for none). */
   readonly recipientDsn?: readonly (RecipientDsn | undefined)[];
 }

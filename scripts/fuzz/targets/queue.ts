@@ -106,7 +106,7 @@ async function writeThroughStore(dir: string): Promise<Uint8Array[]> {
         at = end;
       } while (at < line.length);
     }
-    await f.commit([["queue_fuzz", String(n)]]);
+    await f.commit({ attributes: [["queue_fuzz", String(n)]] });
     out.push(await Deno.readFile(f.path));
   }
   return out;

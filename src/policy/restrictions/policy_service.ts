@@ -6,9 +6,9 @@
  * yields smtpd_policy_service_default_action; an action we cannot apply
  * yields Postfix's "451 4.3.5 Server configuration error".
  *
- * PREPEND and DEFER_IF_REJECT are answered with DUNNO (no header is added;
- * a later reject stays a reject); HOLD, DISCARD, FILTER, REDIRECT, BCC and
- * restriction names are not supported and give the 451.
+ * The actions on the message (PREPEND, HOLD, DISCARD, FILTER, REDIRECT,
+ * BCC, INFO, DEFER_IF_REJECT) apply as from a table; restriction names are
+ * not supported and give the 451.
  *
  * @module
  */

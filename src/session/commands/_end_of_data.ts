@@ -4,16 +4,39 @@
  * complete but not committed; a refusal removes it and the client gets
  * the reply, nothing half-written stays), then the access actions decide
  * where the message goes: DISCARD drops it and answers 250 as if queued,
- * HOLD commits it into hold/, otherwise it is committed to its queue.
+ * HOLD commits it into hold/, otherwise it is committed to its queue, with
+ * the FILTER, REDIRECT and BCC records Postfix's qmgr acts on.
  * Only then "250 2.0.0 Ok: queued as ID" and the log lines.
  *
  * @module
  */
 
-import type { MessageDraft } from "../../cleanup/mod.ts";
+import type { MessageDraft, MessageRouting } from "../../cleanup/mod.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { Transaction } from "../transaction.ts";
+
+/**
+ * What the access actions ask of the queue file. Postfix's pickup drops
+ * FILTER and REDIRECT records from a maildrop/ file (as after `postsuper
+ * -r`), so stand-alone mode leaves them out and says so; BCC goes through.
+ * @param ctx the session
+ * @param tx the transaction
+ * @param id the queue ID, for the warning
+ * @returns hold, filter, redirect and BCC addresses
+ */
+function routing(ctx: SessionContext, tx: Transaction, id: string): MessageRouting {
+  const { hold, filter, redirect, bcc } = tx.actions;
+  if (ctx.services.queue !== "maildrop" || (filter === undefined && redirect === undefined)) {
+    return { hold, filter, redirect, bcc };
+  }
+  const lost = [filter && `FILTER ${filter}`, redirect && `REDIRECT ${redirect}`]
+    .filter(Boolean).join(" and ");
+  ctx.log.warning(
+    `${id}: ${lost} not kept: Postfix's pickup drops such records from maildrop files`,
+  );
+  return { hold, bcc };
+}
 
 /**
  * Finishes a message whose body has been read completely. Ends the
@@ -53,7 +76,7 @@ export async function endOfData(
     await draft.abort();
     return answer(queued(draft.id));
   }
-  const result = await draft.finish(size, tx.actions.hold);
+  const result = await draft.finish(size, routing(ctx, tx, draft.id));
   if (result.kind === "refused") {
     ctx.logReject({
       id: draft.id,
