@@ -21,6 +21,8 @@ export type { TraceEvent } from "./trace.ts";
 export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";
 export { compilePeerList } from "./peer_match.ts";
+export { compileForbiddenCommands, isHeaderLabel } from "./forbidden_commands.ts";
+export type { CommandMatcher } from "./forbidden_commands.ts";
 export { openTable, retireTables } from "./tables/mod.ts";
 export { retirePolicyClients } from "./restrictions/policy_service.ts";
 export type { PeerMatcher } from "./peer_match.ts";
