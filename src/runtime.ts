@@ -23,7 +23,9 @@ import {
   syslogSink,
 } from "./log/mod.ts";
 import {
+  type CommandMatcher,
   type CompiledPolicy,
+  compileForbiddenCommands,
   compileNetworks,
   compilePeerList,
   compilePolicy,
@@ -201,6 +203,7 @@ export async function buildRuntime(
     () => compilePeerList(config.debug_peer_list, "debug_peer_list", config),
   );
   const ehloDiscardFor = ehloDiscardLookup(loaded);
+  const forbiddenCommand = forbiddenCommands(loaded);
   const poolLock = new PoolLock(thread?.poolLock);
   const clock = new TriggerClock(thread?.triggerClock);
   const space = thread
@@ -252,6 +255,7 @@ export async function buildRuntime(
     queue,
     flush,
     debugPeer,
+    forbiddenCommand,
     wake,
     memory,
     buffers,
@@ -301,6 +305,7 @@ interface DepsParts {
   queue: QueueName;
   flush: FlushTrigger;
   debugPeer: PeerMatcher;
+  forbiddenCommand: CommandMatcher;
   wake: Wakeup;
   memory: MemoryBudget;
   buffers: IoBuffers;
@@ -331,6 +336,7 @@ function sessionDeps(p: DepsParts): SessionDeps {
     queue: p.queue,
     flush: p.flush,
     debugPeer: p.debugPeer,
+    forbiddenCommand: p.forbiddenCommand,
     queued: () => wake.wake(),
     // Stand-alone mode is never under stress; daemon mode's listener
     // decides per connection (startListening).
@@ -424,6 +430,7 @@ export async function rebuildRuntime(
     policy,
     cleanup,
     debugPeer,
+    forbiddenCommand: forbiddenCommands(loaded),
     proxyNetworks,
     overRate: old.mode === "serve" ? rateLimits(config, rates, old.limitExempt, logger) : undefined,
     ehloDiscardFor: ehloDiscardLookup(loaded),
@@ -455,6 +462,21 @@ export function queueDirError(dir: string, e: unknown): string {
       "smtpd permissions -c FILE prints the flags this configuration needs"
     : (e as Error).message;
   return `cannot prepare queue directory "${dir}": ${why}`;
+}
+
+/**
+ * smtpd_forbidden_commands, its tables opened at start.
+ * @param loaded the configuration
+ * @returns the matcher
+ * @throws {ConfigError} for an element we do not support or a table that cannot be opened (with file and line)
+ */
+function forbiddenCommands(loaded: LoadedConfig): CommandMatcher {
+  const key = "smtpd_forbidden_commands";
+  return located(
+    loaded,
+    key,
+    () => compileForbiddenCommands(loaded.config.smtpd_forbidden_commands, loaded.config),
+  );
 }
 
 /**

@@ -104,6 +104,10 @@ export const PARAMS = {
     "NOOP, VRFY, ETRN and RSET commands per session that are not counted as errors; more are",
     1,
   ),
+  smtpd_forbidden_commands: list(
+    ["CONNECT", "GET", "POST", "regexp:{{/^[^A-Z]/ Bogus}}"],
+    "Unknown commands that end the session with 221 (words, type:table); header lines always do",
+  ),
   hopcount_limit: int(50, "Most Received: headers a message may carry", 1),
   queue_minfree: int(0, "Free bytes the queue file system must keep to accept mail"),
   smtpd_error_sleep_time: time(1, "Delay before each 4xx or 5xx reply"),

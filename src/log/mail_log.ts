@@ -59,6 +59,14 @@ export class MailLog {
     this.logger.info(`too many errors after ${after} from ${who(p)}`);
   }
 
+  /**
+   * `warning: non-SMTP command from host[addr]: LINE`, the line cut at 100
+   * characters (as Postfix's) and made log-safe like every line.
+   */
+  nonSmtpCommand(p: LogPeer, line: string): void {
+    this.logger.warning(`non-SMTP command from ${who(p)}: ${line.slice(0, 100)}`);
+  }
+
   /** `ID: client=host[addr]`, with `, sasl_method=M, sasl_username=U[, sasl_sender=S]` after AUTH */
   client(
     id: string,

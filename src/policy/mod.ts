@@ -21,5 +21,7 @@ export type { TraceEvent } from "./trace.ts";
 export { lookupClientName } from "./client_name.ts";
 export type { ClientName } from "./client_name.ts";
 export { compilePeerList } from "./peer_match.ts";
+export { compileForbiddenCommands, isHeaderLabel } from "./forbidden_commands.ts";
+export type { CommandMatcher } from "./forbidden_commands.ts";
 export { openTable } from "./tables/mod.ts";
 export type { PeerMatcher } from "./peer_match.ts";

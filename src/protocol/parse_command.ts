@@ -1,7 +1,9 @@
 /**
  * Splits a command line into verb and argument text. Lines with NUL or
  * other control bytes, or with invalid UTF-8, are refused here (500), so no
- * handler ever sees them.
+ * handler ever sees them. The verb is the first word, whatever it holds, as
+ * Postfix's first token: `MA-IL x` is an unknown command, and `Subject:`
+ * or `{"a":1}` reach the session's non-SMTP command check.
  *
  * @module
  */
@@ -10,7 +12,7 @@ import { REPLY, type Reply } from "./reply.ts";
 
 /** A command line, split. */
 export interface CommandLine {
-  /** Upper-cased verb. */
+  /** The first word, upper-cased. */
   readonly verb: string;
   /** The text after the verb and one space (may be ""). */
   readonly arg: string;
@@ -47,7 +49,7 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
   let end = text.length;
   while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
   text = text.slice(0, end);
-  const m = /^[ \t]*([A-Za-z0-9]+)(?:[ \t]+(.*))?$/s.exec(text);
+  const m = /^[ \t]*([^ \t]+)(?:[ \t]+(.*))?$/s.exec(text);
   if (!m) return { error: REPLY.badSyntax };
   return { verb: (m[1] as string).toUpperCase(), arg: m[2] ?? "" };
 }

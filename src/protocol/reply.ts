@@ -127,6 +127,8 @@ export const REPLY = {
   badUtf8: reply(500, "5.2", "Error: bad UTF-8 syntax"),
   lineTooLong: reply(500, "5.0", "Error: line too long"),
   unknownCommand: reply(500, "5.2", "Error: command not recognized"),
+  // smtpd_forbidden_commands or a header line as a command: Postfix's words, then close.
+  nonSmtpCommand: reply(221, "7.0", "Error: I can break rules, too. Goodbye."),
   // A known command that is off (STARTTLS without TLS or discarded): Postfix's text.
   notImplemented: reply(502, "5.1", "Error: command not implemented"),
   heloSyntax: reply(501, "5.4", "Syntax: HELO hostname"),

@@ -45,6 +45,7 @@ export function fakeDeps(config: Partial<Config> = {}): SessionDeps {
     flush: { request: () => Promise.resolve("started") },
     queued: () => {},
     debugPeer: () => Promise.resolve(false),
+    forbiddenCommand: () => Promise.resolve(false),
     stressed: () => false,
     memory: MemoryBudget.create(1 << 20),
   };

@@ -9,7 +9,7 @@ import type { Cleanup } from "../cleanup/mod.ts";
 import type { Config } from "../config/mod.ts";
 import type { FlushTrigger } from "../flush/mod.ts";
 import type { MailLog } from "../log/mod.ts";
-import type { PeerMatcher, Policy } from "../policy/mod.ts";
+import type { CommandMatcher, PeerMatcher, Policy } from "../policy/mod.ts";
 import type { Reply } from "../protocol/reply.ts";
 import type { QueueName } from "../queue/mod.ts";
 import type { IoBuffers } from "../io/io_buffers.ts";
@@ -36,6 +36,8 @@ export interface SessionDeps {
   readonly queued: () => void;
   /** Whether a client is in debug_peer_list. */
   readonly debugPeer: PeerMatcher;
+  /** Whether smtpd_forbidden_commands has an unknown command's first word (throws on a table failure). */
+  readonly forbiddenCommand: CommandMatcher;
   /** Whether the service is under stress now (stress mode's lower limits apply). */
   readonly stressed: () => boolean;
   /**

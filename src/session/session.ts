@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { DnsResolver } from "../policy/mod.ts";
+import { type DnsResolver, isHeaderLabel } from "../policy/mod.ts";
 import { type Line, LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
 import { parseCommand } from "../protocol/parse_command.ts";
@@ -296,6 +296,10 @@ export class Session {
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");
       this.#count("unknown");
+      if (await this.#nonSmtp(parsed.verb)) {
+        this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
+        return { kind: "close", reply: REPLY.nonSmtpCommand };
+      }
       return answer(REPLY.unknownCommand);
     }
     const { verb, arg } = parsed;
@@ -309,6 +313,23 @@ export class Session {
     const result = refused ? answer(refused) : await spec.handler(arg, state);
     this.#errors.command(verb);
     return result;
+  }
+
+  /**
+   * Whether an unknown command comes from a client that does not speak SMTP
+   * (a header line, or a word of smtpd_forbidden_commands such as POST): as
+   * in Postfix, whatever the phase, before any other rule. A table that
+   * cannot answer is logged and the word counts as allowed (Postfix's choice).
+   * @param verb the command's first word
+   */
+  async #nonSmtp(verb: string): Promise<boolean> {
+    if (isHeaderLabel(verb)) return true;
+    try {
+      return await this.#deps.forbiddenCommand(verb);
+    } catch (err) {
+      this.#deps.log.warning(`smtpd_forbidden_commands: ${(err as Error).message}`);
+      return false;
+    }
   }
 
   /** Queues a reply, counting errors and applying the tarpit. */
