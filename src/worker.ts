@@ -34,10 +34,11 @@ globalThis.addEventListener("error", (e) => {
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.onmessage = null;
-  serveInWorker(e.data).then(
+  serveInWorker(e.data, (m) => self.postMessage(m)).then(
     (thread) => {
       let reloads = Promise.resolve();
       self.onmessage = (m: MessageEvent) => {
+        if (thread.onRoomMessage(m.data)) return;
         const msg = m.data as { kind?: string; text?: string };
         if (msg?.kind === "stop") {
           const { runtime } = thread;

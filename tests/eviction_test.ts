@@ -131,3 +131,220 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Opens two sessions that stream a message body, 1 KiB every 200 ms (in a
+ * mail transaction, and 5 KB/s: never idle nor slow).
+ * @param port the daemon's port
+ * @param clients where the clients go (for the caller to close)
+ * @returns the stop (the streams end; the clients stay open)
+ */
+async function streamBodies(
+  port: number,
+  clients: RawClient[],
+): Promise<{ stop(): Promise<void> }> {
+  let streaming = true;
+  const streams: Promise<void>[] = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await RawClient.connect(port);
+    clients.push(c);
+    assert.match(await c.reply(), /^220 /);
+    for (
+      const [cmd, want] of [
+        ["EHLO busy.example", /^250/],
+        ["MAIL FROM:<busy@busy.example>", /^250/],
+        ["RCPT TO:<postmaster@mx.test.example>", /^250/],
+        ["DATA", /^354/],
+      ] as const
+    ) {
+      await c.send(`${cmd}\r\n`);
+      assert.match(await c.reply(), want);
+    }
+    streams.push((async () => {
+      const line = `${"x".repeat(1022)}\r\n`;
+      while (streaming) {
+        await c.send(line);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })());
+  }
+  return {
+    stop: async () => {
+      streaming = false;
+      await Promise.all(streams.map((s) => s.catch(() => {})));
+    },
+  };
+}
+
+Deno.test({
+  name: "with two listener threads an idle session on either thread gives way to a new client",
+  ...opts,
+  fn: async () => {
+    // Two sessions stream a message body (in a mail transaction, fast: never
+    // a candidate) and hold two of the three places; the third is held by
+    // an idle session. Each round a new client comes, the idle session must
+    // give way wherever it is, and the new client becomes the next idle one.
+    // The kernel picks the thread of each connection (SO_REUSEPORT), so the
+    // new client lands on the other thread than the idle session's about
+    // half the time: with one thread's view, 12 rounds all pass by chance
+    // once in 4096 runs.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 2\ndefault_process_limit = 3\n` +
+        `smtpd_stress_threshold = 0\nmydestination = ["mx.test.example"]`,
+    );
+    const clients: RawClient[] = [];
+    let streams: { stop(): Promise<void> } | undefined;
+    try {
+      streams = await streamBodies(d.port, clients);
+      let idle = await RawClient.connect(d.port);
+      clients.push(idle);
+      assert.match(await idle.reply(), /^220 /);
+      for (let round = 1; round <= 12; round++) {
+        await new Promise((r) => setTimeout(r, 1200));
+        const fresh = await RawClient.connect(d.port);
+        clients.push(fresh);
+        const greeting = await fresh.reply();
+        assert.match(greeting, /^220 /, `round ${round}: the new client got ${greeting}`);
+        assert.match(
+          await idle.reply(),
+          /^421 4\.3\.2 mx\.test\.example Error: idle session closed to make room for others/,
+        );
+        idle.close();
+        idle = fresh;
+      }
+      await idle.send("HELO last.example\r\n");
+      assert.match(await idle.reply(), /^250 /);
+      assert.doesNotMatch(d.log(), /too many connections|Connection limit exceeded/);
+      // At least once the idle session was on the other thread (all 12 on
+      // one thread: once in 4096 runs).
+      await d.waitForLog(
+        /closed the idle session of \[127\.0\.0\.1\] \(silent \d+ ms\) to make room: 3 sessions \(default_process_limit\), for a client of another listener thread/,
+      );
+    } finally {
+      await streams?.stop();
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * Connects a client that sends EHLO every 300 ms (about 50 bytes a second
+ * of waiting: never silent for a second), then after `ms` a new client, to
+ * a daemon whose cap (1 session) the first holds.
+ * @returns the new client's greeting and the first client's next reply
+ */
+async function chattyThenFresh(config: string, ms: number): Promise<[string, string]> {
+  const d = await startDaemon(
+    `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\ndefault_process_limit = 1\n` +
+      `smtpd_stress_threshold = 0\n${config}`,
+  );
+  const clients: RawClient[] = [];
+  try {
+    const chatty = await RawClient.connect(d.port);
+    clients.push(chatty);
+    assert.match(await chatty.reply(), /^220 /);
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      await chatty.send("EHLO chatty.example\r\n");
+      assert.match(await chatty.reply(), /^250/);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const fresh = await RawClient.connect(d.port);
+    clients.push(fresh);
+    const greeting = await fresh.reply();
+    // The chatty one's next reply: 250, or the 421 it was closed with.
+    await chatty.send("NOOP\r\n").catch(() => {});
+    return [greeting, await chatty.reply()];
+  } finally {
+    for (const c of clients) c.close();
+    await d.stop();
+  }
+}
+
+Deno.test({
+  name: "smtpd_slow_client_wait and smtpd_slow_client_rate set when a client is slow",
+  ...opts,
+  fn: async () => {
+    // 3 s of waiting at about 50 bytes a second: slow after 2 s ...
+    const [greeting, chatty] = await chattyThenFresh('smtpd_slow_client_wait = "2s"', 3000);
+    assert.match(greeting, /^220 /);
+    assert.match(chatty, /^421 4\.3\.2 .*idle session closed to make room/);
+    // ... but not when 10 bytes a second are enough ...
+    const [refused, kept] = await chattyThenFresh(
+      'smtpd_slow_client_wait = "2s"\nsmtpd_slow_client_rate = 10',
+      3000,
+    );
+    assert.match(refused, /^421 4\.3\.2 .*too many connections/);
+    assert.match(kept, /^250 /);
+    // ... nor with the default wait (10 s).
+    const [late] = await chattyThenFresh("", 3000);
+    assert.match(late, /^421 4\.3\.2 .*too many connections/);
+  },
+});
+
+/**
+ * Has a client send NOOP every 250 ms (about 25 bytes a second: never
+ * silent for a second) until its session is closed.
+ * @returns the stop, and the first reply other than 250
+ */
+function drip(c: RawClient): { stop(): void; ended: Promise<string> } {
+  let on = true;
+  const ended = (async () => {
+    while (on) {
+      await c.send("NOOP\r\n").catch(() => {});
+      const r = await c.reply();
+      if (!r.startsWith("250")) return r;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return "stopped";
+  })();
+  return { stop: () => (on = false), ended };
+}
+
+Deno.test({
+  name: "with two listener threads a slow session on either thread gives way to a new client",
+  ...opts,
+  fn: async () => {
+    // As the idle rounds above, with a client that drips NOOPs in the
+    // third place: slow after 1 s of waiting (smtpd_slow_client_wait), on
+    // whichever thread the kernel gave it.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 2\ndefault_process_limit = 3\n` +
+        `smtpd_stress_threshold = 0\nmydestination = ["mx.test.example"]\n` +
+        `smtpd_slow_client_wait = 1`,
+    );
+    const clients: RawClient[] = [];
+    let streams: { stop(): Promise<void> } | undefined;
+    const drips: ReturnType<typeof drip>[] = [];
+    try {
+      streams = await streamBodies(d.port, clients);
+      const first = await RawClient.connect(d.port);
+      clients.push(first);
+      assert.match(await first.reply(), /^220 /);
+      let slow = drip(first);
+      drips.push(slow);
+      for (let round = 1; round <= 10; round++) {
+        await new Promise((r) => setTimeout(r, 1400));
+        const fresh = await RawClient.connect(d.port);
+        clients.push(fresh);
+        const greeting = await fresh.reply();
+        assert.match(greeting, /^220 /, `round ${round}: the new client got ${greeting}`);
+        assert.match(await slow.ended, /^421 4\.3\.2 mx\.test\.example Error: idle session closed/);
+        slow = drip(fresh);
+        drips.push(slow);
+      }
+      assert.doesNotMatch(d.log(), /too many connections|Connection limit exceeded/);
+      // At least once on the other thread (all 10 on one: once in 1024 runs).
+      await d.waitForLog(
+        /closed the slow session of \[127\.0\.0\.1\] \(\d+ bytes in \d+ ms of waiting\) to make room: 3 sessions \(default_process_limit\), for a client of another listener thread/,
+      );
+    } finally {
+      await streams?.stop();
+      for (const s of drips) s.stop();
+      await Promise.all(drips.map((s) => s.ended.catch(() => {})));
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

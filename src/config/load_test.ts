@@ -138,6 +138,10 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
   ["an integer below min", "\nline_length_limit = 79", 2, /out of range: must be at least 80/],
   ["a time below min", "smtpd_timeout = 0", 1, /value 0 is out of range: must be at least 1/],
   ["a recipient limit of 0", "smtpd_recipient_limit = 0", 1, /must be at least 1/],
+  ["a slow-client wait of 0", "\nsmtpd_slow_client_wait = 0", 2, /must be at least 1/],
+  ["a bad slow-client wait", 'smtpd_slow_client_wait = "10q"', 1, /expected a time/],
+  ["a negative slow-client rate", "smtpd_slow_client_rate = -1", 1, /must be at least 0/],
+  ["a slow-client rate in text", 'smtpd_slow_client_rate = "fast"', 1, /expected an integer/],
 ];
 
 for (const [what, text, line, re] of BAD_VALUES) {
@@ -161,6 +165,8 @@ const OVERRIDES: [string, ParamName, unknown][] = [
   ["disable_vrfy_command=TRUE", "disable_vrfy_command", true],
   ["smtpd_timeout=5m", "smtpd_timeout", 300],
   ["smtpd_timeout=1h", "smtpd_timeout", 3600],
+  ["smtpd_slow_client_wait=2m", "smtpd_slow_client_wait", 120],
+  ["smtpd_slow_client_rate=100", "smtpd_slow_client_rate", 100],
   ["smtpd_timeout=1d", "smtpd_timeout", 86400],
   ["smtpd_timeout=1w", "smtpd_timeout", 604800],
   ["smtpd_timeout=45s", "smtpd_timeout", 45],

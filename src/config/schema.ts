@@ -425,6 +425,15 @@ export const PARAMS = {
     80,
     "Percent of default_process_limit at which stress mode starts (0: never)",
   ),
+  smtpd_slow_client_wait: time(
+    10,
+    "A client that keeps its session waiting this long in all (since a transaction began or ended), sending under smtpd_slow_client_rate, is slow: at the session cap it gives way to a new client",
+    1,
+  ),
+  smtpd_slow_client_rate: int(
+    500,
+    "Bytes a second a client must send, over smtpd_slow_client_wait of waiting, not to be slow (0: none is slow)",
+  ),
   smtpd_stress_timeout: time(10, "smtpd_timeout while under stress", 1),
   smtpd_stress_starttls_timeout: time(10, "smtpd_starttls_timeout while under stress", 1),
   smtpd_stress_hard_error_limit: int(1, "smtpd_hard_error_limit while under stress", 1),

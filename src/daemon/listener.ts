@@ -13,9 +13,11 @@ import { runSession, type SessionDeps } from "../session/mod.ts";
 import {
   type Evicted,
   type ListenAddress,
+  type RoomPurpose,
   serveTcp,
   type TcpServer,
 } from "../transport/tcp_listener.ts";
+import type { RoomParty } from "./room.ts";
 import type { Transport } from "../transport/types.ts";
 import { ConnectionLedger, ConnectionLimiter } from "../transport/limits.ts";
 import { writeAll } from "../io/reply_writer.ts";
@@ -54,6 +56,12 @@ export interface ListenerSetup {
   reusePort: boolean;
   /** This thread's TLS engine address (smtpd_tls_loopback_listen, its ports moved by the thread's index). */
   tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
+  /**
+   * With no connection of its own to close at the cap (or out of
+   * descriptors): asks the other listener threads to close one of theirs
+   * (room.ts); resolves to whether one did.
+   */
+  roomElsewhere?: (purpose: RoomPurpose) => Promise<boolean>;
 }
 
 /**
@@ -164,11 +172,15 @@ export async function startListening(
         return await refuseConnection(t, encodeReply(perClient(address)));
       }
       if (!proxied) counted = address;
+      const asked = Date.now();
       const victim = listening.server?.evictIdle();
       if (victim) {
         logEviction(victim, `${limit} sessions (default_process_limit)`);
         limiter.enterInPlaceOfIdle();
-      } else if (await limiter.enterWithin(SLOT_WAIT_MS) === "global") {
+      } else if (listening.server && await setup.roomElsewhere?.("session")) {
+        // Another listener thread closed one of its sessions for this client.
+        limiter.enterInPlaceOfIdle();
+      } else if (await limiter.enterWithin(SLOT_WAIT_MS - (Date.now() - asked)) === "global") {
         // As in Postfix's listen queue, the client waited a moment for a
         // session to end; none did.
         if (counted !== undefined) limiter.leaveClient(counted);
@@ -233,6 +245,14 @@ export async function startListening(
       closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
     ),
     onEvict: (victim, why) => logEviction(victim, why),
+    ...(setup.roomElsewhere ? { roomElsewhere: setup.roomElsewhere } : {}),
+    // Read at each use: a reload may change them.
+    slowClient: () => ({
+      waitMs: live.config.smtpd_slow_client_wait * 1000,
+      bytesPerSecond: live.config.smtpd_slow_client_rate,
+    }),
+    // The client's connections across threads, so that every thread ranks alike.
+    held: (address) => limiter.clientCount(address),
     // STARTTLS with the context of the latest reload (new certificates).
     ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
     ...(setup.tlsEngine ? { tlsEngine: setup.tlsEngine, buffers: runtime.buffers } : {}),
@@ -243,6 +263,24 @@ export async function startListening(
     if (victim) logEviction(victim, "no descriptor for a queue file");
     return victim !== undefined;
   };
+  // What this thread offers the others when they need room (room.ts).
+  const room: RoomParty = {
+    candidate: (purpose) => server.candidate(purpose),
+    evict: (id, purpose, claim) => {
+      // Not when a session slot came free meanwhile: the client takes that.
+      const needed = () => purpose === "descriptor" || limiter.total >= limit;
+      const victim = server.evictCandidate(id, purpose, () => needed() && claim());
+      if (victim) {
+        logEviction(
+          victim,
+          purpose === "session"
+            ? `${limit} sessions (default_process_limit), for a client of another listener thread`
+            : "no descriptor free, for another listener thread",
+        );
+      }
+      return victim !== undefined;
+    },
+  };
   const swap = (next: Runtime) => {
     // The replaced configuration's policy clients and socketmap tables keep
     // no idle connection: sessions that began before the reload may still
@@ -251,13 +289,15 @@ export async function startListening(
     live = next;
     stressedDeps = { ...next.deps, stressed: () => true };
   };
-  return { server, limiter, swap };
+  return { server, limiter, swap, room };
 }
 
 /** A thread's running listeners. */
 export interface Listening {
   readonly server: TcpServer;
   readonly limiter: ConnectionLimiter;
+  /** Its connections, as other threads may ask it to close one. */
+  readonly room: RoomParty;
   /** Serves new sessions with a reloaded runtime ({@linkcode rebuildRuntime}). */
   readonly swap: (next: Runtime) => void;
 }

@@ -21,6 +21,13 @@ import {
   type ThreadShares,
 } from "../runtime.ts";
 import { listenerThreads, startListening, tlsEngineAddress } from "./listener.ts";
+import {
+  answerRoom,
+  isRoomMessage,
+  RoomCoordinator,
+  type RoomMessage,
+  RoomRequests,
+} from "./room.ts";
 import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
 
 /**
@@ -72,6 +79,8 @@ export async function runServe(
   await recover(config, logger);
   await store.prefill("incoming");
   const threads = listenerThreads(config);
+  // With listener threads, the main thread coordinates making room across them.
+  let rooms: RoomCoordinator | undefined;
   let main;
   try {
     const tlsEngine = tlsEngineAddress(runtime, 0);
@@ -80,6 +89,7 @@ export async function runServe(
       listen: runtime.listen,
       reusePort: threads > 1,
       ...(tlsEngine ? { tlsEngine } : {}),
+      roomElsewhere: (purpose) => rooms?.ask(purpose) ?? Promise.resolve(false),
     });
   } catch (e) {
     // serveTcp names the address that failed; anything else is said as before.
@@ -95,6 +105,9 @@ export async function runServe(
     ...(runtime.listen[i]?.wrapper ? { wrapper: true } : {}),
   }));
   if (threads > 1) space.refreshEverySecond();
+  if (threads > 1) {
+    rooms = new RoomCoordinator(main.room, () => supervisor.threads.map((t) => t.worker));
+  }
   // Listener threads: a dead one is logged, its slots released, and replaced.
   const supervisor = new ThreadSupervisor<ListenerThread>({
     log: logger,
@@ -118,6 +131,7 @@ export async function runServe(
         heartbeat,
         shares: runtime.shares,
       });
+      rooms?.adopt(worker);
       return {
         worker,
         heartbeat: new Int32Array(heartbeat),
@@ -323,7 +337,10 @@ function startWorker(init: WorkerInit): Promise<Worker> {
  * @param init what the main thread sent
  * @returns the thread's runtime, when the thread is serving
  */
-export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
+export async function serveInWorker(
+  init: WorkerInit,
+  post: (m: RoomMessage) => void,
+): Promise<ServingThread> {
   const source = { file: init.file, overrides: init.overrides };
   const loaded = pinRestartOnly(resolveSource(init.text, source), init.pinned);
   const runtime = await buildRuntime(loaded, {
@@ -333,13 +350,16 @@ export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
   });
   await runtime.store.prefill("incoming");
   const tlsEngine = tlsEngineAddress(runtime, init.index);
-  const { server, swap } = await startListening({
+  // Room made by other threads, through the main thread (room.ts).
+  const requests = new RoomRequests(post);
+  const { server, swap, room } = await startListening({
     runtime,
     listen: init.listen,
     shared: init.shared,
     ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
     ...(tlsEngine ? { tlsEngine } : {}),
+    roomElsewhere: (purpose) => requests.ask(purpose),
   });
   const heartbeat = new Int32Array(init.heartbeat);
   const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);
@@ -361,6 +381,11 @@ export async function serveInWorker(init: WorkerInit): Promise<ServingThread> {
       swap(current);
       return undefined;
     },
+    onRoomMessage: (m: unknown) => {
+      if (!isRoomMessage(m)) return false;
+      answerRoom(m, room, requests, post);
+      return true;
+    },
   };
 }
 
@@ -369,4 +394,6 @@ export interface ServingThread {
   readonly runtime: Runtime;
   /** Resolves to undefined when reloaded, else why not. */
   reload(text: string): Promise<string | undefined>;
+  /** Takes a message about making room (room.ts); false for any other message. */
+  onRoomMessage(m: unknown): boolean;
 }

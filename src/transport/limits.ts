@@ -104,6 +104,16 @@ export class ConnectionLimiter {
     return slotOf(address, Atomics.load(this.#counts, SEED));
   }
 
+  /**
+   * Sessions an address holds now, across threads (with the other
+   * addresses of its slot: at least its own).
+   * @param address the client address
+   * @returns the count
+   */
+  clientCount(address: string): number {
+    return Atomics.load(this.#counts, FIRST_SLOT + this.clientSlot(address));
+  }
+
   /** Current number of sessions. */
   get total(): number {
     return Atomics.load(this.#counts, TOTAL);

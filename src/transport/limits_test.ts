@@ -27,7 +27,11 @@ Deno.test("ConnectionLimiter.enterClient() counts each address apart; exempt one
   l.leaveClient("192.0.2.1");
   assert.equal(l.enterClient("192.0.2.1"), true, "room again after leaveClient()");
   for (let i = 0; i < 5; i++) assert.equal(l.enterClient("10.0.0.9"), true);
+  assert.equal(l.clientCount("10.0.0.9"), 5);
+  assert.equal(new ConnectionLimiter(LIMITS_FOR_COUNT, l.shared).clientCount("192.0.2.2"), 2);
 });
+
+const LIMITS_FOR_COUNT = { global: 100, perClient: 0, exempt: () => false };
 
 Deno.test("ConnectionLimiter.enterClient() with perClient 0 has no per-client limit", () => {
   const l = new ConnectionLimiter({ global: 100, perClient: 0, exempt: none });

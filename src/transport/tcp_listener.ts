@@ -44,18 +44,24 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
 }
 
 /**
- * A session whose client, since the session last entered or left a mail
- * transaction, has kept it waiting this long in all (ms) ...
+ * When a client is too slow to keep a place others need (smtpd_slow_client_wait,
+ * smtpd_slow_client_rate): a session whose client, since the session last
+ * entered or left a mail transaction, has kept it waiting `waitMs` in all
+ * and sent fewer than `bytesPerSecond` a second of that wait gives its
+ * place at the cap as an idle one does, in a mail transaction or not.
+ * Without this, clients that each send a line a second (EHLO, or a message
+ * body in DATA) are never silent for the idle threshold and hold every
+ * slot indefinitely.
  */
-const SLOW_AFTER_MS = 10_000;
-/**
- * ... and sent fewer bytes a second of that waiting than this (Postfix's
- * smtpd_min_data_rate default) is slow: at the cap it gives its place as
- * an idle one does, in a mail transaction or not. Without this, clients
- * that each send a line a second (EHLO, or a message body in DATA) are
- * never silent for the idle threshold and hold every slot indefinitely.
- */
-const MIN_BYTES_PER_SECOND = 500;
+export interface SlowClient {
+  /** Waiting for the client, in all, that can make a session slow (ms). */
+  readonly waitMs: number;
+  /** Bytes a second of that wait a client must send not to be slow (0: none is slow). */
+  readonly bytesPerSecond: number;
+}
+
+/** The defaults: 10 s of waiting under 500 bytes a second (Postfix's smtpd_min_data_rate default). */
+const SLOW_CLIENT: SlowClient = { waitMs: 10_000, bytesPerSecond: 500 };
 
 /**
  * An accepted connection as the listener sees it: whether the session is
@@ -64,6 +70,8 @@ const MIN_BYTES_PER_SECOND = 500;
  * client when the slots or the descriptors run out.
  */
 interface Watched extends ByteConn {
+  /** Names the connection to {@linkcode TcpServer.evictCandidate}. */
+  readonly id: number;
   readonly address: string;
   /** When the pending read started; undefined while none is pending. */
   idleSince: number | undefined;
@@ -82,12 +90,13 @@ interface Watched extends ByteConn {
   evicted: boolean;
 }
 
-function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched {
+function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
   // Closed once: a second close would build (and throw away) a BadResource
   // error with its stack, several per TLS connection (the relay's two ends
   // both close it).
   let closed = false;
   const w: Watched = {
+    id: ++live.lastId,
     address,
     idleSince: undefined,
     tls: false,
@@ -111,7 +120,7 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
     write: (p) => conn.write(p),
     closeWrite: () => conn.closeWrite(),
     close() {
-      live.delete(w);
+      live.conns.delete(w);
       if (closed) return;
       closed = true;
       try {
@@ -119,13 +128,19 @@ function watch(conn: Deno.TcpConn, address: string, live: Set<Watched>): Watched
       } catch { /* closed by Deno already */ }
     },
   };
-  live.add(w);
+  live.conns.add(w);
   return w;
+}
+
+/** A listener's accepted connections, and the last id given to one. */
+interface Live {
+  readonly conns: Set<Watched>;
+  lastId: number;
 }
 
 function tcpTransport(
   conn: Deno.TcpConn,
-  live: Set<Watched>,
+  live: Live,
   tls: StartTls | undefined,
   wrapper: boolean,
 ): Transport {
@@ -186,68 +201,108 @@ function waitedMs(w: Watched, now: number): number {
 
 /**
  * Whether a connection's client is too slow to keep a place others need:
- * it has kept its session waiting SLOW_AFTER_MS in all, and sent fewer
- * than MIN_BYTES_PER_SECOND a second of it.
+ * it has kept its session waiting `slow.waitMs` in all, and sent fewer
+ * than `slow.bytesPerSecond` a second of it.
  */
-function isSlow(w: Watched, now: number): boolean {
+function isSlow(w: Watched, now: number, slow: SlowClient): boolean {
   const waited = waitedMs(w, now);
-  return waited >= SLOW_AFTER_MS && w.received * 1000 < MIN_BYTES_PER_SECOND * waited;
+  return waited >= slow.waitMs && w.received * 1000 < slow.bytesPerSecond * waited;
+}
+
+/** Why a connection would be closed to make room: for a session slot, or for a descriptor. */
+export type RoomPurpose = "session" | "descriptor";
+
+/**
+ * The connection a listener would close to make room, as it compares with
+ * other threads' ({@linkcode betterCandidate}).
+ */
+export interface RoomCandidate {
+  /** The connection ({@linkcode TcpServer.evictCandidate}). */
+  readonly id: number;
+  /** Idle (silent, out of a transaction), not slow. */
+  readonly idle: boolean;
+  /** Connections its client's address holds. */
+  readonly held: number;
+  /** How long it was silent (idle) or kept its session waiting (slow), ms. */
+  readonly score: number;
 }
 
 /**
- * Closes a connection to make room: one whose client has been silent at
- * least `minIdleMs` and that is not in a mail transaction, or else one
- * whose client is slow (isSlow), in a transaction or not. Of the address
- * holding the most connections, the longest silent (or the one that kept
- * its session waiting longest). A 421 goes first when the session is not
- * in TLS.
- * @param sessionsOnly only a connection whose session still holds its slot
- *   (one closed in a session's place must give that slot back)
- * @returns the victim, or undefined when no connection qualified
+ * Whether `a` should give way before `b`: an idle connection before a slow
+ * one, then the one whose address holds more connections, then the one
+ * silent (or waiting) longer. The same order within a listener and across
+ * listener threads.
+ * @param a a candidate
+ * @param b another
+ * @returns true when `a` goes first
  */
-function evictOldest(
-  live: Set<Watched>,
-  minIdleMs: number,
+export function betterCandidate(a: RoomCandidate, b: RoomCandidate): boolean {
+  if (a.idle !== b.idle) return a.idle;
+  if (a.held !== b.held) return a.held > b.held;
+  return a.score > b.score;
+}
+
+/** How connections qualify to be closed to make room. */
+interface RoomRule {
+  /** Silent this long (ms) and out of a transaction: idle. */
+  readonly minIdleMs: number;
+  /** Only a connection whose session still holds its slot (one closed in a session's place must give that slot back). */
+  readonly sessionsOnly: boolean;
+  readonly slow: SlowClient;
+  /** Connections an address holds (by default, counted on this listener). */
+  readonly held: (address: string) => number;
+}
+
+/** How a connection qualifies under a rule now, if it does. */
+function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | undefined {
+  if (w.evicted || (rule.sessionsOnly && w.over)) return undefined;
+  if (!w.inMail && w.idleSince !== undefined && now - w.idleSince >= rule.minIdleMs) {
+    return { id: w.id, idle: true, held: rule.held(w.address), score: now - w.idleSince };
+  }
+  if (isSlow(w, now, rule.slow)) {
+    return { id: w.id, idle: false, held: rule.held(w.address), score: waitedMs(w, now) };
+  }
+  return undefined;
+}
+
+/**
+ * The connection to close to make room: one whose client has been silent
+ * at least `minIdleMs` and that is not in a mail transaction, or else one
+ * whose client is slow (isSlow), in a transaction or not; the first of
+ * them in {@linkcode betterCandidate}'s order.
+ */
+function bestCandidate(
+  live: Live,
+  rule: RoomRule,
+  now: number,
+): { w: Watched; c: RoomCandidate } | undefined {
+  let best: { w: Watched; c: RoomCandidate } | undefined;
+  for (const w of live.conns) {
+    const c = qualifies(w, rule, now);
+    if (c && (!best || betterCandidate(c, best.c))) best = { w, c };
+  }
+  return best;
+}
+
+/**
+ * Closes a connection to make room. A 421 goes first when the session is
+ * not in TLS; without a farewell the descriptor is needed now: closed at
+ * once.
+ * @returns the victim, and why it qualified
+ */
+function closeToMakeRoom(
+  live: Live,
+  v: Watched,
+  c: RoomCandidate,
   farewell: Uint8Array | undefined,
-  sessionsOnly: boolean,
-): Evicted | undefined {
-  // Without a farewell the descriptor is needed now: closed at once.
-  const now = Date.now();
-  // The victim comes from the address that holds the most connections:
-  // one client with many idle connections pays before a client with few.
-  const held = new Map<string, number>();
-  for (const w of live) held.set(w.address, (held.get(w.address) ?? 0) + 1);
-  const pick = (
-    eligible: (w: Watched) => boolean,
-    score: (w: Watched) => number,
-  ): Watched | undefined => {
-    let victim: Watched | undefined;
-    let victimHeld = 0;
-    let victimScore = 0;
-    for (const w of live) {
-      if (w.evicted || (sessionsOnly && w.over) || !eligible(w)) continue;
-      const n = held.get(w.address) ?? 0;
-      const s = score(w);
-      if (!victim || n > victimHeld || (n === victimHeld && s > victimScore)) {
-        victim = w;
-        victimHeld = n;
-        victimScore = s;
-      }
-    }
-    return victim;
-  };
-  const idle = pick(
-    (w) => !w.inMail && w.idleSince !== undefined && now - w.idleSince >= minIdleMs,
-    (w) => now - (w.idleSince as number),
-  );
-  const v = idle ?? pick((w) => isSlow(w, now), (w) => waitedMs(w, now));
-  if (!v) return undefined;
+): Evicted {
   v.evicted = true;
+  const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
-  const evicted: Evicted = idle
+  const evicted: Evicted = c.idle
     ? { address: v.address, idleMs }
-    : { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: waitedMs(v, now) } };
-  live.delete(v);
+    : { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: c.score } };
+  live.conns.delete(v);
   if (farewell && !v.tls) {
     // A 421 fits any idle socket's buffer; the close follows it, or comes
     // after 200 ms at the latest.
@@ -337,8 +392,8 @@ export interface TcpServer {
    * waited longest for its client (of those whose session holds its slot,
    * see Transport.sessionOver), if it has waited at least
    * `evictIdleAfterMs` and is not in a mail transaction, or else the one
-   * whose client is slowest (under 500 bytes a second of 10 s or more of
-   * waiting), with a 421 when it is not in TLS.
+   * whose client is slowest (see {@linkcode SlowClient}), with a 421 when
+   * it is not in TLS ({@linkcode betterCandidate} says which goes first).
    * @returns the closed connection's client and why it qualified, or undefined
    */
   evictIdle(): Evicted | undefined;
@@ -348,6 +403,19 @@ export interface TcpServer {
    * connection silent for a quarter of `evictIdleAfterMs` qualifies.
    */
   evictIdleNow(): Evicted | undefined;
+  /**
+   * The connection {@linkcode evictIdle} ("session") or
+   * {@linkcode evictIdleNow} ("descriptor") would close, without closing
+   * it: for another listener thread to compare with its own.
+   */
+  candidate(purpose: RoomPurpose): RoomCandidate | undefined;
+  /**
+   * Closes the connection a {@linkcode candidate} named, as evictIdle or
+   * evictIdleNow would, if it still qualifies and `claim` (asked last,
+   * just before the close) agrees.
+   * @returns the closed connection's client and why, or undefined
+   */
+  evictCandidate(id: number, purpose: RoomPurpose, claim: () => boolean): Evicted | undefined;
 }
 
 /** How {@linkcode serveTcp} listens. */
@@ -386,6 +454,20 @@ export interface ServeOptions {
   farewell?: Uint8Array;
   /** Told of each idle connection closed because descriptors ran out. */
   onEvict?: (victim: Evicted, why: string) => void;
+  /**
+   * Out of descriptors with no connection of its own to close: asks the
+   * other listener threads to close one (descriptors are the process's);
+   * resolves to whether one did.
+   */
+  roomElsewhere?: (purpose: RoomPurpose) => Promise<boolean>;
+  /** When a client is slow (read at each use: a reload may change it). @default {10 s, 500 B/s} */
+  slowClient?: () => SlowClient;
+  /**
+   * Connections an address holds, for the choice of whom to close (the
+   * shared per-client count across listener threads); by default those of
+   * this listener.
+   */
+  held?: (address: string) => number;
 }
 
 const quiet = { warning() {}, info() {}, error() {} };
@@ -462,15 +544,41 @@ export async function serveTcp(
     engine ? Promise.resolve(startTlsWithEngine(engine, ctx)) : startTlsWith(ctx);
   const starttls = contexts?.starttls ? await upgrader(() => tls!().starttls!) : undefined;
   const wrapperTls = tls ? await upgrader(() => tls().wrapper) : undefined;
-  const live = new Set<Watched>();
+  const live: Live = { conns: new Set(), lastId: 0 };
   const evictAfter = options.evictIdleAfterMs ?? 1000;
-  // A session ended but for its TLS relay's drain (a client that does not
-  // read its last replies) gave its slot back already: closing it makes no
-  // room for a session.
-  const evictIdle = () => evictOldest(live, evictAfter, options.farewell, true);
-  // Out of descriptors nobody is served until one comes free: a connection
-  // silent for a quarter of that time may already give its own.
-  const evictIdleNow = () => evictOldest(live, evictAfter / 4, undefined, false);
+  const countHere = () => {
+    const held = new Map<string, number>();
+    for (const w of live.conns) held.set(w.address, (held.get(w.address) ?? 0) + 1);
+    return (address: string) => held.get(address) ?? 0;
+  };
+  const rule = (purpose: RoomPurpose): RoomRule => ({
+    // Out of descriptors nobody is served until one comes free: a
+    // connection silent for a quarter of the time may already give its own.
+    minIdleMs: purpose === "session" ? evictAfter : evictAfter / 4,
+    // A session ended but for its TLS relay's drain (a client that does not
+    // read its last replies) gave its slot back already: closing it makes
+    // no room for a session.
+    sessionsOnly: purpose === "session",
+    slow: options.slowClient?.() ?? SLOW_CLIENT,
+    held: options.held ?? countHere(),
+  });
+  // Without a farewell the descriptor is needed now: closed at once.
+  const farewellFor = (purpose: RoomPurpose) =>
+    purpose === "session" ? options.farewell : undefined;
+  const evict = (purpose: RoomPurpose) => {
+    const best = bestCandidate(live, rule(purpose), Date.now());
+    return best && closeToMakeRoom(live, best.w, best.c, farewellFor(purpose));
+  };
+  const evictIdle = () => evict("session");
+  const evictIdleNow = () => evict("descriptor");
+  const candidate = (purpose: RoomPurpose) => bestCandidate(live, rule(purpose), Date.now())?.c;
+  const evictCandidate = (id: number, purpose: RoomPurpose, claim: () => boolean) => {
+    let w: Watched | undefined;
+    for (const x of live.conns) if (x.id === id) w = x;
+    const c = w && qualifies(w, rule(purpose), Date.now());
+    if (!w || !c || !claim()) return undefined;
+    return closeToMakeRoom(live, w, c, farewellFor(purpose));
+  };
   if (!wrapperTls && addresses.some((a) => a.wrapper)) {
     throw new Error("smtpd_tls_wrappermode: no TLS context (certificate and key)");
   }
@@ -550,8 +658,12 @@ export async function serveTcp(
           // Out of descriptors: an idle connection gives its own back, and
           // the client waiting in the backlog gets it at once.
           const victim = resourceShortage(err) ? evictIdleNow() : undefined;
-          if (victim) {
-            options.onEvict?.(victim, describeAcceptError(err));
+          if (victim) options.onEvict?.(victim, describeAcceptError(err));
+          // Without one here, another listener thread may close one of its own.
+          if (
+            victim ||
+            (resourceShortage(err) && await options.roomElsewhere?.("descriptor"))
+          ) {
             // Its descriptor is free once the runtime has cancelled its read.
             await sleep(10);
             continue;
@@ -587,5 +699,7 @@ export async function serveTcp(
     failed,
     evictIdle,
     evictIdleNow,
+    candidate,
+    evictCandidate,
   };
 }

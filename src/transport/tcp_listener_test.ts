@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseListenAddress, serveTcp } from "./tcp_listener.ts";
+import { betterCandidate, parseListenAddress, serveTcp } from "./tcp_listener.ts";
 
 function recorder() {
   const lines: string[] = [];
@@ -138,4 +138,13 @@ Deno.test("serveTcp: EMFILE is waited out, never a reason to reopen the listener
   await server.finished;
   assert.equal(opens, 1);
   assert.deepEqual(r.lines, ["warning: accept: too many open files; backing off"]);
+});
+
+Deno.test("betterCandidate() puts idle before slow, then more held, then longer waits", () => {
+  const c = (idle: boolean, held: number, score: number) => ({ id: 0, idle, held, score });
+  assert.equal(betterCandidate(c(true, 1, 1000), c(false, 9, 90_000)), true);
+  assert.equal(betterCandidate(c(false, 9, 90_000), c(true, 1, 1000)), false);
+  assert.equal(betterCandidate(c(true, 3, 1000), c(true, 2, 5000)), true);
+  assert.equal(betterCandidate(c(false, 2, 12_000), c(false, 2, 11_000)), true);
+  assert.equal(betterCandidate(c(true, 2, 1000), c(true, 2, 1000)), false);
 });

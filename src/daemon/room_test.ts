@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { answerRoom, type RoomMessage, type RoomParty, RoomRequests } from "./room.ts";
+import { RoomCoordinator } from "./room.ts";
+import type { RoomCandidate } from "../transport/tcp_listener.ts";
+
+/**
+ * A listener thread as the main thread sees it: postMessage() reaches the
+ * thread (after `delayMs`), and what the thread posts comes back as
+ * "message" events, as with a Worker.
+ */
+class FakeThread extends EventTarget {
+  offer: RoomCandidate | undefined;
+  delayMs = 0;
+  readonly closed: number[] = [];
+  readonly requests = new RoomRequests((m) => this.#send(m));
+  readonly party: RoomParty = {
+    candidate: () => this.offer,
+    evict: (id, _purpose, claim) => {
+      if (this.offer?.id !== id || !claim()) return false;
+      this.closed.push(id);
+      this.offer = undefined;
+      return true;
+    },
+  };
+
+  constructor(offer?: RoomCandidate) {
+    super();
+    this.offer = offer;
+  }
+
+  postMessage(m: RoomMessage): void {
+    setTimeout(() => answerRoom(m, this.party, this.requests, (r) => this.#send(r)), this.delayMs);
+  }
+
+  #send(m: RoomMessage): void {
+    this.dispatchEvent(new MessageEvent("message", { data: m }));
+  }
+}
+
+function setUp(main: FakeThread, threads: FakeThread[], waitMs = 100): RoomCoordinator {
+  const rooms = new RoomCoordinator(main.party, () => threads, waitMs);
+  for (const t of threads) rooms.adopt(t as unknown as Worker);
+  return rooms;
+}
+
+const idle = (id: number, held: number, score: number) => ({ id, idle: true, held, score });
+const slow = (id: number, held: number, score: number) => ({ id, idle: false, held, score });
+
+Deno.test("RoomCoordinator closes the first candidate of all threads: idle, then held, then longest", async () => {
+  const main = new FakeThread(slow(1, 9, 60_000));
+  const a = new FakeThread(idle(2, 1, 5000));
+  const b = new FakeThread(idle(3, 2, 1100));
+  const asking = new FakeThread();
+  setUp(main, [a, b, asking]);
+  assert.equal(await asking.requests.ask("session"), true);
+  assert.deepEqual([main.closed, a.closed, b.closed], [[], [], [3]]);
+  // Then the other idle one, then the slow one, then none.
+  assert.equal(await asking.requests.ask("session"), true);
+  assert.deepEqual(a.closed, [2]);
+  assert.equal(await asking.requests.ask("descriptor"), true);
+  assert.deepEqual(main.closed, [1]);
+  assert.equal(await asking.requests.ask("session"), false);
+});
+
+Deno.test("RoomCoordinator serves the main thread's own request from the listener threads", async () => {
+  const main = new FakeThread(idle(1, 5, 9000));
+  const a = new FakeThread(slow(2, 1, 12_000));
+  const b = new FakeThread(slow(3, 1, 30_000));
+  const rooms = setUp(main, [a, b]);
+  assert.equal(await rooms.ask("session"), true);
+  // Not its own (it looked there first): the slow one that waited longest.
+  assert.deepEqual([main.closed, a.closed, b.closed], [[], [], [3]]);
+});
+
+Deno.test("RoomCoordinator: a thread answering after the wait closes nothing", async () => {
+  const main = new FakeThread();
+  const late = new FakeThread(idle(7, 1, 2000));
+  late.delayMs = 60;
+  const asking = new FakeThread();
+  setUp(main, [late, asking], 100);
+  const started = Date.now();
+  assert.equal(await asking.requests.ask("session"), false);
+  assert.ok(Date.now() - started < 300, "bounded wait");
+  // Its answer (and an order to close) would come too late: the request is
+  // cancelled, and the claim fails.
+  await new Promise((r) => setTimeout(r, 250));
+  assert.deepEqual(late.closed, []);
+});
+
+Deno.test("RoomCoordinator closes one connection per request, even with candidates everywhere", async () => {
+  const main = new FakeThread(idle(1, 1, 3000));
+  const threads = [2, 3, 4].map((id) => new FakeThread(idle(id, 1, 3000 + id)));
+  const asking = new FakeThread();
+  setUp(main, [...threads, asking]);
+  const answers = await Promise.all([
+    asking.requests.ask("session"),
+    asking.requests.ask("session"),
+  ]);
+  assert.deepEqual(answers, [true, true]);
+  const closed = [main, ...threads].flatMap((t) => t.closed).sort();
+  assert.deepEqual(closed, [3, 4]);
+});
+
+Deno.test("RoomRequests.ask() waits at most its bound, with at most eight requests waiting", async () => {
+  const sent: RoomMessage[] = [];
+  const requests = new RoomRequests((m) => sent.push(m), 50);
+  const started = Date.now();
+  const waiting = Array.from({ length: 8 }, () => requests.ask("session"));
+  assert.equal(await requests.ask("session"), false);
+  assert.ok(Date.now() - started < 40, "the ninth is answered at once");
+  assert.equal(sent.length, 8);
+  assert.deepEqual(await Promise.all(waiting), Array(8).fill(false));
+  assert.ok(Date.now() - started < 200, "bounded wait");
+});
