@@ -60,8 +60,9 @@ export class MailLog {
   }
 
   /**
-   * `warning: non-SMTP command from host[addr]: LINE`, the line cut at 100
-   * characters (as Postfix's) and made log-safe like every line.
+   * `warning: non-SMTP command from host[addr]: LINE`, the line (escaped as
+   * Postfix's escape() does, see the session's `escaped`) cut at 100
+   * characters as Postfix's.
    */
   nonSmtpCommand(p: LogPeer, line: string): void {
     this.logger.warning(`non-SMTP command from ${who(p)}: ${line.slice(0, 100)}`);

@@ -35,7 +35,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { isConnectionError, printable } from "./_wire.ts";
+import { escaped, isConnectionError, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -297,7 +297,7 @@ export class Session {
       state.commandSeen("UNKNOWN");
       this.#count("unknown");
       if (await this.#nonSmtp(parsed.verb)) {
-        this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
+        this.#deps.log.nonSmtpCommand(this.#client, escaped(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
       }
       return answer(REPLY.unknownCommand);
