@@ -281,6 +281,7 @@ Deno.test({
       const b = await file("bcc@s.example");
       assert.deepEqual(extracted(b), [
         "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
         "original_recipient: copy@example.net",
         "recipient: copy@example.net",
       ]);
@@ -328,6 +329,7 @@ Deno.test({
       assert.deepEqual(extracted(pc), [
         "content_filter: relay:[127.0.0.1]:10099",
         "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;audit@example.net",
         "original_recipient: audit@example.net",
         "recipient: audit@example.net",
       ]);
@@ -467,8 +469,48 @@ Deno.test({
     const pc = await postcat(join(queueDir, "maildrop", id));
     assert.deepEqual(extracted(pc), [
       "named_attribute: notify_flags=1",
+      "named_attribute: dsn_orig_rcpt=rfc822;audit@example.net",
       "original_recipient: audit@example.net",
       "recipient: audit@example.net",
     ]);
+  },
+});
+
+Deno.test({
+  name:
+    "a regexp: result with $n (BCC archive+$1, FILTER $1): the server starts, and the argument is judged once filled in, as Postfix does",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-template");
+    const table = join(dir, "recipients.re");
+    // "archive+$1" has no "@" as written; $1 is the recipient, so it has one
+    // when used. "FILTER $1" with $1 = "x@example.com" has no colon: skipped.
+    await Deno.writeTextFile(
+      table,
+      "/^f(.*)$/ FILTER $1\n/^(.+)$/ BCC archive+$1\n",
+    );
+    const d = await startDaemon(
+      `smtpd_recipient_restrictions = ["check_recipient_access", "regexp:${table}"]`,
+      { dir },
+    );
+    try {
+      const copy = await postcat(
+        join(d.queueDir, "incoming", queuedId((await swaks(d.port, "a@s.example")).stdout)),
+      );
+      assert.deepEqual(extracted(copy), [
+        "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;archive+user@example.com",
+        "original_recipient: archive+user@example.com",
+        "recipient: archive+user@example.com",
+      ]);
+      const skipped = await swaks(d.port, "a@s.example", ["--to", "fx@example.com"]);
+      const pc = await postcat(join(d.queueDir, "incoming", queuedId(skipped.stdout)));
+      assert.deepEqual(extracted(pc), []);
+      await d.waitForLog(
+        `warning: access table check_recipient_access regexp:${table} fx@example.com: entry "FILTER x@example.com" requires transport:destination`,
+      );
+    } finally {
+      await d.stop();
+    }
   },
 });
