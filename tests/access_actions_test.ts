@@ -441,7 +441,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "stand-alone mode (maildrop/): FILTER and REDIRECT are left out with a warning (Postfix's pickup drops them), BCC is kept",
+    "stand-alone mode (maildrop/): FILTER or REDIRECT defers the message (Postfix's pickup would drop them and deliver it unfiltered), BCC is kept",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("delegated-stdin");
@@ -454,20 +454,41 @@ Deno.test({
         `smtpd_recipient_restrictions = ["check_recipient_access", "inline:{ { user@example.com = BCC audit@example.net } }"]`,
       ].join("\n"),
     );
-    const r = await runStdin(
-      configFile,
-      "HELO py.example\r\nMAIL FROM:<filter@s.example>\r\nRCPT TO:<user@example.com>\r\n" +
-        "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
-    );
-    const id = queuedId(r.stdout);
-    assert.match(
-      r.stderr,
-      new RegExp(
-        `warning: ${id}: FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025 not kept: Postfix's pickup drops such records from maildrop files`,
-      ),
-    );
-    const pc = await postcat(join(queueDir, "maildrop", id));
+    const session = (from: string) =>
+      runStdin(
+        configFile,
+        `HELO py.example\r\nMAIL FROM:<${from}>\r\nRCPT TO:<user@example.com>\r\n` +
+          "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      );
+    for (
+      const [from, lost] of [
+        ["filter@s.example", "FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025"],
+        ["redirect@s.example", "REDIRECT other@example\\.net"],
+      ]
+    ) {
+      const r = await session(from as string);
+      assert.match(r.stdout, /\r\n451 4\.3\.5 Server configuration error\r\n221 /, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `warning: \\w+: ${lost} cannot be kept: Postfix's pickup drops such records from maildrop files`,
+        ),
+      );
+    }
+    // Nothing of theirs is queued; the postmaster gets each session's
+    // transcript (notify_classes "software", as Postfix's 4.3.5).
+    const left = await queueFiles(queueDir, "maildrop");
+    assert.equal(left.length, 2);
+    for (const file of left) {
+      assert.match(await postcat(file), /^sender: $\n[^]*^recipient: postmaster@/m);
+    }
+    const r = await session("bcc@s.example");
+    const pc = await postcat(join(queueDir, "maildrop", queuedId(r.stdout)));
     assert.deepEqual(extracted(pc), [
+      "named_attribute: notify_flags=1",
+      "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
+      "original_recipient: copy@example.net",
+      "recipient: copy@example.net",
       "named_attribute: notify_flags=1",
       "named_attribute: dsn_orig_rcpt=rfc822;audit@example.net",
       "original_recipient: audit@example.net",
