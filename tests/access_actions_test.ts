@@ -535,3 +535,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "smtpd_delay_reject = false: the actions the sender list meets at MAIL stay with the transaction it opens (FILTER, BCC, HOLD), as in Postfix",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-at-mail");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, DELEGATED_TABLE);
+    const d = await startDaemon(
+      [
+        "smtpd_delay_reject = false",
+        `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const file = async (from: string, queue = "incoming") =>
+        await postcat(join(d.queueDir, queue, queuedId((await swaks(d.port, from)).stdout)));
+      assert.deepEqual(extracted(await file("filter@s.example")), [
+        "content_filter: smtp:[127.0.0.1]:10025",
+      ]);
+      assert.deepEqual(extracted(await file("bcc@s.example")), [
+        "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
+        "original_recipient: copy@example.net",
+        "recipient: copy@example.net",
+      ]);
+      assert.match(await file("held@s.example", "hold"), /^sender: held@s\.example$/m);
+      assert.doesNotMatch(d.log(), /is always skipped/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
