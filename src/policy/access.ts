@@ -137,11 +137,11 @@ export function compileActions(table: LookupTable, env: CompileEnv): Map<string,
   const out = new Map<string, Action>();
   for (const v of table.values ?? []) {
     if (out.has(v)) continue;
-    const template = /\$(\d|\{\d|\(\d)/.test(v);
-    // A result with $n is checked as written at start, and compiled again
-    // with the matched text filled in when it is used. The argument of
-    // FILTER, REDIRECT or BCC is judged only then: "BCC archive+$1" has its
-    // "@" once $1 is an address.
+    const template = table.pattern === true && /\$(\d|\{\d|\(\d)/.test(v);
+    // A result with $n (in a regexp: or pcre: table) is checked as written
+    // at start, and compiled again with the matched text filled in when it
+    // is used. The argument of FILTER, REDIRECT or BCC is judged only then:
+    // "BCC archive+$1" has its "@" once $1 is an address.
     const action = compileAction(v, template ? { ...env, runtime: true } : env, table.name);
     out.set(
       v,
