@@ -88,6 +88,8 @@ export class SessionState implements SessionContext {
   #recipients: string[] = [];
   /** What access actions asked of the transaction's message. */
   #actions: MessageActions = noActions();
+  /** Actions the sender list met at MAIL (smtpd_delay_reject = no), for the transaction MAIL opens. */
+  #atMail: readonly MessageEffect[] = [];
   #recipientDsn: (RecipientDsn | undefined)[] = [];
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
@@ -217,9 +219,7 @@ export class SessionState implements SessionContext {
     return refused;
   }
 
-  /** Actions the sender list met at MAIL, for the transaction MAIL opens. */
-  #atMail: readonly MessageEffect[] = [];
-
+  /** Adds access actions to the transaction's. */
   #apply(effects: readonly MessageEffect[]): void {
     for (const e of effects) {
       if (e.kind === "hold") this.#actions.hold = true;
