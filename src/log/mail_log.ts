@@ -33,15 +33,30 @@ export class MailLog {
     this.logger.info(`connect from ${who(p)}`);
   }
 
-  /** `disconnect from host[addr] ehlo=1 mail=1 ... commands=N` */
-  disconnect(p: LogPeer, counts: ReadonlyMap<string, number>): void {
+  /**
+   * `disconnect from host[addr] ehlo=1 mail=1 rcpt=0/1 ... commands=N[/M]`,
+   * as Postfix's: each command's successes, then `/total` when some failed
+   * (an unknown command never succeeds), in Postfix's command table order;
+   * the total is written `0/0` for a session that sent no command.
+   * @param p the client
+   * @param counts per lower-case verb, the commands seen and those that succeeded
+   */
+  disconnect(p: LogPeer, counts: ReadonlyMap<string, CommandCount>): void {
+    let ok = 0;
     let total = 0;
     let text = "";
-    for (const [verb, n] of counts) {
-      text += ` ${verb.toLowerCase()}=${n}`;
-      total += n;
+    const order = (v: string) => {
+      const i = COMMAND_ORDER.indexOf(v);
+      return i < 0 ? COMMAND_ORDER.length : i;
+    };
+    for (const verb of [...counts.keys()].sort((a, b) => order(a) - order(b))) {
+      const c = counts.get(verb) as CommandCount;
+      text += ` ${verb}=${fraction(c.ok, c.total)}`;
+      ok += c.ok;
+      total += c.total;
     }
-    this.logger.info(`disconnect from ${who(p)}${text} commands=${total}`);
+    const all = total === 0 ? "0/0" : fraction(ok, total);
+    this.logger.info(`disconnect from ${who(p)}${text} commands=${all}`);
   }
 
   /** `lost connection after CMD from host[addr]` */
@@ -60,8 +75,9 @@ export class MailLog {
   }
 
   /**
-   * `warning: non-SMTP command from host[addr]: LINE`, the line cut at 100
-   * characters (as Postfix's) and made log-safe like every line.
+   * `warning: non-SMTP command from host[addr]: LINE`, the line (escaped as
+   * Postfix's escape() does, see the session's `escaped`) cut at 100
+   * characters as Postfix's.
    */
   nonSmtpCommand(p: LogPeer, line: string): void {
     this.logger.warning(`non-SMTP command from ${who(p)}: ${line.slice(0, 100)}`);
@@ -149,4 +165,36 @@ export class MailLog {
   info(text: string): void {
     this.logger.info(text);
   }
+}
+
+/** One verb's commands in a session: all of them, and those that succeeded. */
+export interface CommandCount {
+  ok: number;
+  total: number;
+}
+
+/** Postfix's smtpd command table order, which its disconnect line follows; unknown last. */
+const COMMAND_ORDER = [
+  "helo",
+  "ehlo",
+  "xclient",
+  "xforward",
+  "starttls",
+  "auth",
+  "mail",
+  "rcpt",
+  "data",
+  "bdat",
+  "rset",
+  "noop",
+  "vrfy",
+  "etrn",
+  "quit",
+  "help",
+  "unknown",
+];
+
+/** `n`, or `n/total` when some failed. */
+function fraction(ok: number, total: number): string {
+  return ok === total ? `${ok}` : `${ok}/${total}`;
 }

@@ -26,3 +26,31 @@ const decoder = new TextDecoder();
 export function printable(bytes: Uint8Array): string {
   return decoder.decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
+
+/** The letters Postfix's escape() gives the control characters that have one. */
+const ESCAPES: Record<number, string> = {
+  7: "\\a",
+  8: "\\b",
+  9: "\\t",
+  10: "\\n",
+  11: "\\v",
+  12: "\\f",
+  13: "\\r",
+};
+
+/**
+ * A command line as Postfix's escape() writes it into the non-SMTP command
+ * warning: printable ASCII as is (a backslash doubled), `\t` and the other
+ * C escapes, every other byte (8-bit ones too) as `\ooo` in octal. The
+ * result is ASCII, so cutting it never splits a character.
+ * @param bytes the line without CRLF
+ * @returns the escaped text
+ */
+export function escaped(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) {
+    if (b >= 0x20 && b < 0x7f) out += b === 0x5c ? "\\\\" : String.fromCharCode(b);
+    else out += ESCAPES[b] ?? `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return out;
+}

@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { CommandCount } from "../log/mod.ts";
 import { type DnsResolver, isHeaderLabel } from "../policy/mod.ts";
 import { type Line, LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
@@ -35,7 +36,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { isConnectionError, printable } from "./_wire.ts";
+import { escaped, isConnectionError, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -55,7 +56,8 @@ export class Session {
   readonly #errors: ErrorCounter;
   /** The transcript and the notify_classes hit. */
   readonly #notices = new SessionNotices();
-  readonly #counts = new Map<string, number>();
+  /** Per verb (lower case): commands seen, and those that did not fail. */
+  readonly #counts = new Map<string, CommandCount>();
   #client: ClientIdentity;
   /** -v, plus debug_peer_level for a client in debug_peer_list: 1 logs the dialog. */
   #verbosity = 0;
@@ -292,12 +294,16 @@ export class Session {
         ? authCommandForLog(parsed.arg)
         : printable(line.bytes),
     );
-    if ("error" in parsed) return answer(parsed.error);
+    if ("error" in parsed) {
+      // Postfix counts a line it cannot parse as an unknown command.
+      this.#count("unknown");
+      return answer(parsed.error);
+    }
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");
       this.#count("unknown");
       if (await this.#nonSmtp(parsed.verb)) {
-        this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
+        this.#deps.log.nonSmtpCommand(this.#client, escaped(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
       }
       return answer(REPLY.unknownCommand);
@@ -308,9 +314,13 @@ export class Session {
     const early = this.#reader.hasBuffered() && verb !== "QUIT" &&
       (state.protocol !== "ESMTP" || spec.pipelining === "last");
     state.commandSeen(verb, early);
-    this.#count(verb);
+    const count = this.#count(verb);
     const refused = commandRefusal(spec, arg, state);
     const result = refused ? answer(refused) : await spec.handler(arg, state);
+    // As Postfix's: a command whose (last) reply is not 4xx or 5xx succeeded.
+    if (result.kind === "silent" || (result.kind !== "gone" && result.reply.code < 400)) {
+      count.ok++;
+    }
     this.#errors.command(verb);
     return result;
   }
@@ -361,8 +371,12 @@ export class Session {
     }
   }
 
-  #count(verb: string): void {
-    this.#counts.set(verb, (this.#counts.get(verb) ?? 0) + 1);
+  #count(verb: string): CommandCount {
+    const name = verb.toLowerCase();
+    let count = this.#counts.get(name);
+    if (!count) this.#counts.set(name, count = { ok: 0, total: 0 });
+    count.total++;
+    return count;
   }
 }
 

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { escaped } from "./_wire.ts";
+
+const enc = new TextEncoder();
+
+Deno.test("escaped() writes a line as Postfix's escape(): C escapes, octal for 8-bit, \\\\ doubled", () => {
+  assert.equal(escaped(enc.encode("GET / HTTP/1.1")), "GET / HTTP/1.1");
+  assert.equal(escaped(enc.encode("GET\t/")), "GET\\t/");
+  assert.equal(escaped(enc.encode("\u00fcber")), "\\303\\274ber");
+  assert.equal(escaped(enc.encode("a\\b")), "a\\\\b");
+  assert.equal(
+    escaped(new Uint8Array([7, 8, 10, 11, 12, 13, 0, 0x1b, 0x7f])),
+    "\\a\\b\\n\\v\\f\\r\\000\\033\\177",
+  );
+});
