@@ -18,6 +18,7 @@ import {
   runStdin,
   smtpdArgs,
   startDaemon,
+  swaks,
   writeConfig,
 } from "./_harness.ts";
 
@@ -36,10 +37,12 @@ const CONFIG = [
   `smtpd_end_of_data_restrictions = ["check_sender_access", "inline:{ { noeod@s.example = 550 5.7.1 not after the dot }, { eodhold@s.example = HOLD } }"]`,
 ].join("\n");
 
-function swaks(port: number, from: string, extra: string[] = []): Promise<{ stdout: string }> {
-  return run("swaks", [
-    "--server",
-    `127.0.0.1:${port}`,
+function sendFrom(
+  port: number,
+  from: string,
+  extra: string[] = [],
+): Promise<{ stdout: string }> {
+  return swaks(port, [
     "--from",
     from,
     "--to",
@@ -57,7 +60,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon(CONFIG);
     try {
-      const r = await swaks(d.port, "hold@s.example");
+      const r = await sendFrom(d.port, "hold@s.example");
       const m = /250 2\.0\.0 Ok: queued as (\w+)/.exec(r.stdout);
       assert.ok(m, r.stdout);
       const held = await queueFiles(d.queueDir, "hold");
@@ -83,7 +86,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon(CONFIG);
     try {
-      const r = await swaks(d.port, "discard@s.example");
+      const r = await sendFrom(d.port, "discard@s.example");
       assert.match(r.stdout, /250 2\.0\.0 Ok: queued as \w+/);
       assert.deepEqual(await allEntries(d.queueDir, "incoming"), []);
       assert.deepEqual(await queueFiles(d.queueDir, "hold"), []);
@@ -103,14 +106,14 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon(CONFIG);
     try {
-      const r = await swaks(d.port, "prepend@s.example");
+      const r = await sendFrom(d.port, "prepend@s.example");
       const m = /250 2\.0\.0 Ok: queued as (\w+)/.exec(r.stdout);
       assert.ok(m, r.stdout);
       const pc = await postcat(join(d.queueDir, "incoming", m[1] as string));
       const at = pc.indexOf("X-Checked: by the access table");
       assert.ok(at > 0, pc);
       assert.ok(at < pc.indexOf("Received: from"), pc);
-      const i = await swaks(d.port, "info@s.example");
+      const i = await sendFrom(d.port, "info@s.example");
       const n = /250 2\.0\.0 Ok: queued as (\w+)/.exec(i.stdout);
       assert.ok(n, i.stdout);
       await d.waitForLog(
@@ -130,7 +133,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon(CONFIG);
     try {
-      const r = await swaks(d.port, "nodata@s.example");
+      const r = await sendFrom(d.port, "nodata@s.example");
       // check_sender_access names the sender, as in Postfix, in any list.
       assert.match(
         r.stdout,
@@ -272,7 +275,9 @@ Deno.test({
     const d = await delegatedDaemon();
     try {
       const file = async (from: string) =>
-        await postcat(join(d.queueDir, "incoming", queuedId((await swaks(d.port, from)).stdout)));
+        await postcat(
+          join(d.queueDir, "incoming", queuedId((await sendFrom(d.port, from)).stdout)),
+        );
       const f = await file("filter@s.example");
       assert.deepEqual(extracted(f), ["content_filter: smtp:[127.0.0.1]:10025"]);
       assert.match(f, /^recipient: user@example\.com$/m);
@@ -321,7 +326,7 @@ Deno.test({
     try {
       // With smtpd_delay_reject the sender list runs again at each RCPT, as
       // in Postfix: its FILTER comes first each time, the second RCPT's wins.
-      const both = await swaks(d.port, "filter@s.example", [
+      const both = await sendFrom(d.port, "filter@s.example", [
         "--to",
         "watched@example.com,last@example.com",
       ]);
@@ -334,7 +339,7 @@ Deno.test({
         "recipient: audit@example.net",
       ]);
       // The sender's BCC is met at each RCPT; one address is written once.
-      const two = await swaks(d.port, "bcc@s.example", [
+      const two = await sendFrom(d.port, "bcc@s.example", [
         "--to",
         "watched@example.com,user@example.com",
       ]);
@@ -344,13 +349,13 @@ Deno.test({
         ["recipient: copy@example.net", "recipient: audit@example.net"],
       );
 
-      const held = await swaks(d.port, "held@s.example", ["--to", "last@example.com"]);
+      const held = await sendFrom(d.port, "held@s.example", ["--to", "last@example.com"]);
       const id = queuedId(held.stdout);
       const inHold = await postcat(join(d.queueDir, "hold", id));
       assert.deepEqual(extracted(inHold), ["content_filter: relay:[127.0.0.1]:10099"]);
 
       const before = await allEntries(d.queueDir, "incoming");
-      const gone = await swaks(d.port, "filter@s.example", ["--to", "gone@example.com"]);
+      const gone = await sendFrom(d.port, "filter@s.example", ["--to", "gone@example.com"]);
       assert.match(gone.stdout, /250 2\.0\.0 Ok: queued as \w+/);
       assert.deepEqual(await allEntries(d.queueDir, "incoming"), before);
 
@@ -516,7 +521,7 @@ Deno.test({
     );
     try {
       const copy = await postcat(
-        join(d.queueDir, "incoming", queuedId((await swaks(d.port, "a@s.example")).stdout)),
+        join(d.queueDir, "incoming", queuedId((await sendFrom(d.port, "a@s.example")).stdout)),
       );
       assert.deepEqual(extracted(copy), [
         "named_attribute: notify_flags=1",
@@ -524,7 +529,7 @@ Deno.test({
         "original_recipient: archive+user@example.com",
         "recipient: archive+user@example.com",
       ]);
-      const skipped = await swaks(d.port, "a@s.example", ["--to", "fx@example.com"]);
+      const skipped = await sendFrom(d.port, "a@s.example", ["--to", "fx@example.com"]);
       const pc = await postcat(join(d.queueDir, "incoming", queuedId(skipped.stdout)));
       assert.deepEqual(extracted(pc), []);
       await d.waitForLog(
@@ -553,7 +558,7 @@ Deno.test({
     );
     try {
       const file = async (from: string, queue = "incoming") =>
-        await postcat(join(d.queueDir, queue, queuedId((await swaks(d.port, from)).stdout)));
+        await postcat(join(d.queueDir, queue, queuedId((await sendFrom(d.port, from)).stdout)));
       assert.deepEqual(extracted(await file("filter@s.example")), [
         "content_filter: smtp:[127.0.0.1]:10025",
       ]);

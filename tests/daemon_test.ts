@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { basename } from "node:path";
-import { allEntries, postcat, queueFiles, RawClient, run, startDaemon } from "./_harness.ts";
+import { allEntries, postcat, queueFiles, RawClient, run, startDaemon, swaks } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -16,9 +16,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon();
     try {
-      const r = await run("swaks", [
-        "--server",
-        `127.0.0.1:${d.port}`,
+      const r = await swaks(d.port, [
         "--from",
         "alice@sender.example",
         "--to",
@@ -284,7 +282,7 @@ Deno.test({
       await c.send("FOO bar\r\n");
       assert.equal(await c.reply(), "500 5.5.2 Error: command not recognized\r\n");
       c.close();
-      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
+      const r = await swaks(d.port, ["--to", "u@example.com"]);
       assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
     } finally {
       c.close();
@@ -433,7 +431,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon('always_bcc = "archive@example.com"');
     try {
-      const r = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
+      const r = await swaks(d.port, ["--to", "u@example.com"]);
       assert.match(r.stdout, /250 2\.0\.0 Ok/);
       const [f] = await queueFiles(d.queueDir);
       const pc = await postcat(f as string);

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { startDns } from "./_dns.ts";
 import { join } from "node:path";
-import { makeWorkDir, run, smtpdArgs, startDaemon, writeConfig } from "./_harness.ts";
+import { makeWorkDir, run, smtpdArgs, startDaemon, swaks, writeConfig } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -60,15 +60,14 @@ Deno.test({
       'smtpd_recipient_restrictions = ["reject_rhsbl_sender rhsbl.example", "permit_auth_destination", "reject"]',
     ].join("\n"));
     try {
-      const swaks = (from: string) =>
-        run("swaks", ["--server", `127.0.0.1:${d.port}`, "--from", from, "--to", "u@example.com"]);
-      const bad = await swaks("joe@bad.example");
+      const sendFrom = (from: string) => swaks(d.port, ["--from", from, "--to", "u@example.com"]);
+      const bad = await sendFrom("joe@bad.example");
       const refused =
         "554 5.7.1 Service unavailable; Sender address [joe@bad.example] blocked using rhsbl.example; Listed by the test list";
       assert.ok(bad.stdout.includes(`<** ${refused}`), bad.stdout);
       assert.notEqual(bad.code, 0);
       await d.waitForLog(`NOQUEUE: reject: RCPT from unknown[127.0.0.1]: ${refused}`);
-      const good = await swaks("joe@good.example");
+      const good = await sendFrom("joe@good.example");
       assert.equal(good.code, 0, good.stdout);
       assert.match(good.stdout, /<- {2}250 2\.0\.0 Ok: queued as \w+/);
     } finally {
@@ -245,9 +244,7 @@ Deno.test({
       { dir },
     );
     try {
-      const r = await run("swaks", [
-        "--server",
-        `127.0.0.1:${d.port}`,
+      const r = await swaks(d.port, [
         "--helo",
         "bad.example",
         "--from",

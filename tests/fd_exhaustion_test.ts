@@ -17,6 +17,7 @@ import {
   RawClient,
   run,
   startDaemon,
+  swaks,
   tlsCertConfig,
 } from "./_harness.ts";
 
@@ -116,15 +117,9 @@ async function exhaustAndRecover(d: Daemon, swaksArgs: string[]): Promise<void> 
   let r = { code: -1, stdout: "", stderr: "" };
   for (let i = 0; i < 10 && r.code !== 0; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, 500));
-    r = await run("swaks", [
-      "--server",
-      `127.0.0.1:${d.port}`,
-      "--to",
-      "u@example.com",
-      "--timeout",
-      "5",
-      ...swaksArgs,
-    ], { timeoutMs: 20000 });
+    r = await swaks(d.port, ["--to", "u@example.com", "--timeout", "5", ...swaksArgs], {
+      timeoutMs: 20000,
+    });
   }
   assert.equal(r.code, 0, r.stdout + r.stderr + d.log());
   assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);

@@ -17,6 +17,7 @@ import {
   smtpdArgs,
   spawnLogged,
   startDaemon,
+  swaks,
   writeConfig,
 } from "./_harness.ts";
 
@@ -69,7 +70,7 @@ async function destroyAndRecover(d: Daemon, threads: number): Promise<void> {
       c.close();
     }
   }
-  const s = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--to", "u@example.com"]);
+  const s = await swaks(d.port, ["--to", "u@example.com"]);
   assert.equal(s.code, 0, s.stdout + s.stderr);
   const log = d.log();
   assert.match(log, /warning: accept: Invalid argument; backing off/);

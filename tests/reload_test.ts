@@ -14,9 +14,9 @@ import {
   makeWorkDir,
   RawClient,
   ROOT,
-  run,
   spawnLogged,
   startDaemon,
+  swaks,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -64,10 +64,8 @@ async function hup(d: Daemon, n: number, line = RELOADED): Promise<void> {
 const REFUSED = "554 5.7.1 <spammer@bad.example>: Sender address rejected: Access denied";
 
 /** One message from the listed sender with swaks (a real client); its transcript. */
-async function swaks(port: number): Promise<string> {
-  const r = await run("swaks", [
-    "--server",
-    `127.0.0.1:${port}`,
+async function sendFromListed(port: number): Promise<string> {
+  const r = await swaks(port, [
     "--from",
     "spammer@bad.example",
     "--to",
@@ -91,13 +89,13 @@ Deno.test({
     await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
     const d = await startDaemon(senderConfig(table), { dir });
     try {
-      const sent = await swaks(d.port);
+      const sent = await sendFromListed(d.port);
       assert.match(sent, new RegExp(`<\\*\\* ${REFUSED}`));
       const before = await greeted(d.port);
       assert.equal(await mailReply(before), REFUSED);
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
       await hup(d, 1);
-      const resent = await swaks(d.port);
+      const resent = await sendFromListed(d.port);
       assert.match(resent, /<- {2}250 2\.0\.0 Ok: queued as \w+/);
       // deno-lint-ignore no-console
       console.log(

@@ -21,6 +21,7 @@ import {
   run,
   smtpdArgs,
   startDaemon,
+  swaks,
   tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
@@ -57,10 +58,8 @@ async function authDaemon(
   };
 }
 
-function swaks(port: number, args: string[]) {
-  return run("swaks", [
-    "--server",
-    `127.0.0.1:${port}`,
+function relayAs(port: number, args: string[]) {
+  return swaks(port, [
     "--from",
     "alice@mx.test.example",
     "--to",
@@ -76,7 +75,7 @@ Deno.test({
   fn: async () => {
     const s = await authDaemon();
     try {
-      const r = await swaks(s.d.port, [
+      const r = await relayAs(s.d.port, [
         "--tls",
         "--auth",
         "PLAIN",
@@ -115,7 +114,7 @@ Deno.test({
   fn: async () => {
     const s = await authDaemon();
     try {
-      const r = await swaks(s.d.port, ["--tls"]);
+      const r = await relayAs(s.d.port, ["--tls"]);
       assert.notEqual(r.code, 0);
       assert.match(r.stdout, /554 5\.7\.1 <someone@foreign\.example>: Relay access denied/);
       assert.deepEqual(await queueFiles(s.d.queueDir), []);
@@ -131,7 +130,7 @@ Deno.test({
   fn: async () => {
     const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
     try {
-      const bad = await swaks(s.d.port, [
+      const bad = await relayAs(s.d.port, [
         "--auth",
         "LOGIN",
         "--auth-user",
@@ -143,7 +142,7 @@ Deno.test({
       assert.match(bad.stdout, /535 5\.7\.8 Error: authentication failed: /);
       await s.d.waitForLog(/warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed/);
 
-      const good = await swaks(s.d.port, [
+      const good = await relayAs(s.d.port, [
         "--auth",
         "LOGIN",
         "--auth-user",
@@ -190,7 +189,7 @@ Deno.test({
       await c.send("QUIT\r\n");
       await c.reply();
       c.close();
-      const r = await swaks(s.d.port, [
+      const r = await relayAs(s.d.port, [
         "--tls",
         "--auth",
         "PLAIN",
@@ -241,7 +240,7 @@ Deno.test({
         assert.match(ok.stdout, /login \(235, b'2\.7\.0 Authentication successful'\)/);
         assert.match(ok.stdout, /refused \{\}/);
         // alice may not send as carol: 553 5.7.1 from reject_sender_login_mismatch.
-        const r = await swaks(d.port, [
+        const r = await relayAs(d.port, [
           "--tls",
           "--from",
           "carol@mx.test.example",
@@ -257,7 +256,7 @@ Deno.test({
           /553 5\.7\.1 <carol@mx\.test\.example>: Sender address rejected: not owned by user alice/,
         );
         // Without AUTH an owned address is refused too.
-        const anon = await swaks(d.port, ["--tls", "--to", "postmaster@mx.test.example"]);
+        const anon = await relayAs(d.port, ["--tls", "--to", "postmaster@mx.test.example"]);
         assert.match(
           anon.stdout,
           /553 5\.7\.1 <alice@mx\.test\.example>: Sender address rejected: not logged in/,

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, makeWorkDir, RawClient, run, startDaemon } from "./_harness.ts";
+import { freePort, makeWorkDir, RawClient, run, startDaemon, swaks } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const have = (cmd: string) => run("sh", ["-c", `command -v ${cmd}`]).then((r) => r.code === 0);
@@ -48,12 +48,7 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 500)); // rsyslog's inputs come up
       for (const [d, n] of [[viaUdp, 2], [viaTcp, 1]] as const) {
         for (let i = 0; i < n; i++) {
-          const r = await run("swaks", [
-            "--server",
-            `127.0.0.1:${d.port}`,
-            "--to",
-            `u${i}@example.com`,
-          ]);
+          const r = await swaks(d.port, ["--to", `u${i}@example.com`]);
           assert.match(r.stdout, /250 2\.0\.0 Ok: queued/);
         }
       }

@@ -17,6 +17,7 @@ import {
   sh,
   smtpdArgs,
   startDaemon,
+  swaks,
   tlsCertConfig,
   waitFor,
   writeConfig,
@@ -90,9 +91,7 @@ Deno.test({
       { dir },
     );
     try {
-      const r12 = await run("swaks", [
-        "--server",
-        `127.0.0.1:${d.port}`,
+      const r12 = await swaks(d.port, [
         "--tls",
         "--tls-protocol",
         "tlsv1_2",
@@ -109,13 +108,7 @@ Deno.test({
         await postcat(f as string),
         /\(using TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)\)/,
       );
-      const w = await run("swaks", [
-        "--server",
-        `127.0.0.1:${wrapper}`,
-        "--tls-on-connect",
-        "--to",
-        "u@example.com",
-      ]);
+      const w = await swaks(wrapper, ["--tls-on-connect", "--to", "u@example.com"]);
       assert.equal(w.code, 0, w.stdout + w.stderr);
       assert.match(w.stdout, /TLS started with cipher TLSv1\.3:/);
       assert.match(w.stdout, /250 2\.0\.0 Ok: queued as/);

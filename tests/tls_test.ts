@@ -14,6 +14,7 @@ import {
   runStdin,
   smtpdArgs,
   startDaemon,
+  swaks,
   tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
@@ -45,13 +46,7 @@ for (const { engine, named } of ENGINES) {
       const { dir, extra } = await tlsConfig("may", engine);
       const d = await startDaemon(extra, { dir });
       try {
-        const r = await run("swaks", [
-          "--server",
-          `127.0.0.1:${d.port}`,
-          "--to",
-          "u@example.com",
-          "--tls",
-        ]);
+        const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /250-STARTTLS/);
         assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);

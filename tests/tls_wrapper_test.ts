@@ -16,6 +16,7 @@ import {
   run,
   smtpdArgs,
   startDaemon,
+  swaks,
   tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
@@ -68,13 +69,7 @@ Deno.test({
     const { d, port } = await wrapperDaemon();
     try {
       await d.waitForLog(`127.0.0.1:${port} (TLS wrapper mode)`);
-      const r = await run("swaks", [
-        "--server",
-        `127.0.0.1:${port}`,
-        "--tls-on-connect",
-        "--to",
-        "u@example.com",
-      ]);
+      const r = await swaks(port, ["--tls-on-connect", "--to", "u@example.com"]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
       assert.match(r.stdout, /<~ +220 mx\.test\.example ESMTP/);
@@ -84,7 +79,7 @@ Deno.test({
       assert.match(await postcat(f as string), /with ESMTPS id/);
       await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]/);
       // The plain address (level none) offers no STARTTLS.
-      const plain = await run("swaks", ["--server", `127.0.0.1:${d.port}`, "--quit-after", "EHLO"]);
+      const plain = await swaks(d.port, ["--quit-after", "EHLO"]);
       assert.doesNotMatch(plain.stdout, /STARTTLS/);
     } finally {
       await d.stop();
@@ -148,13 +143,7 @@ Deno.test({
       { dir },
     );
     try {
-      const r = await run("swaks", [
-        "--server",
-        `127.0.0.1:${d.port}`,
-        "--tls",
-        "--quit-after",
-        "EHLO",
-      ]);
+      const r = await swaks(d.port, ["--tls", "--quit-after", "EHLO"]);
       assert.match(r.stdout, /TLS started with cipher TLSv1\.2:/, r.stdout);
     } finally {
       await d.stop();
