@@ -42,7 +42,8 @@ export type DotBodyResult =
   | { kind: "complete"; size: number }
   | { kind: "tooBig"; size: number }
   | { kind: "bareNewline"; size: number }
-  | { kind: "disconnected" };
+  /** The client went away; size counts the whole lines received, as Postfix's log line does. */
+  | { kind: "disconnected"; size: number };
 
 /** Options for {@linkcode readDotBody}. */
 export interface ReadDotBodyOptions {
@@ -142,7 +143,7 @@ export async function readDotBody(
       bounded = end === "crlf";
     } else {
       const line = await reader.readLine(maxLine);
-      if (line === null) return { kind: "disconnected" };
+      if (line === null) return { kind: "disconnected", size };
       buf = line.bytes;
       s = 0;
       e = buf.length;

@@ -96,6 +96,15 @@ export class LineReader {
     return this.#start < this.#end;
   }
 
+  /**
+   * The first bytes of what is buffered, left in place (a copy).
+   * @param max how many at most
+   * @returns the bytes
+   */
+  peekBuffered(max: number): Uint8Array {
+    return this.#buf.slice(this.#start, Math.min(this.#end, this.#start + max));
+  }
+
   /** Drops everything buffered (e.g. plaintext pipelined after STARTTLS). */
   discardBuffered(): void {
     this.#start = this.#end = 0;

@@ -19,6 +19,17 @@ function who(p: LogPeer): string {
   return `${p.name}[${p.address}]`;
 }
 
+/** How often a command was sent, and how often it succeeded. */
+export interface CommandCount {
+  ok: number;
+  total: number;
+}
+
+/** "ok", or "ok/total" when they differ (Postfix's command statistics). */
+function fraction(ok: number, total: number): string {
+  return ok === total ? `${ok}` : `${ok}/${total}`;
+}
+
 /** Postfix-shaped mail event lines. */
 export class MailLog {
   readonly logger: Logger;
@@ -33,20 +44,49 @@ export class MailLog {
     this.logger.info(`connect from ${who(p)}`);
   }
 
-  /** `disconnect from host[addr] ehlo=1 mail=1 ... commands=N` */
-  disconnect(p: LogPeer, counts: ReadonlyMap<string, number>): void {
+  /**
+   * `disconnect from host[addr] ehlo=1 mail=1 rcpt=0/1 ... commands=2/3`, as
+   * Postfix writes it: each command that was sent, with how many succeeded
+   * and, when some failed, how many were sent; in the order given.
+   */
+  disconnect(p: LogPeer, counts: ReadonlyMap<string, CommandCount>): void {
+    let ok = 0;
     let total = 0;
     let text = "";
     for (const [verb, n] of counts) {
-      text += ` ${verb.toLowerCase()}=${n}`;
-      total += n;
+      if (n.total === 0) continue;
+      text += ` ${verb.toLowerCase()}=${fraction(n.ok, n.total)}`;
+      ok += n.ok;
+      total += n.total;
     }
-    this.logger.info(`disconnect from ${who(p)}${text} commands=${total}`);
+    this.logger.info(`disconnect from ${who(p)}${text} commands=${fraction(ok, total)}`);
   }
 
-  /** `lost connection after CMD from host[addr]` */
-  lostConnection(p: LogPeer, after: string): void {
-    this.logger.info(`lost connection after ${after} from ${who(p)}`);
+  /**
+   * `lost connection after CMD from host[addr]`; after DATA with the bytes
+   * of message content received, as Postfix: `after DATA (N bytes) from`.
+   */
+  lostConnection(p: LogPeer, after: string, bytes?: number): void {
+    const size = bytes === undefined ? "" : ` (${bytes} bytes)`;
+    this.logger.info(`lost connection after ${after}${size} from ${who(p)}`);
+  }
+
+  /**
+   * `improper command pipelining after CMD from host[addr]: NEXT`, NEXT
+   * being the start of what the client sent too early (escaped).
+   */
+  improperPipelining(p: LogPeer, after: string, next: string): void {
+    this.logger.info(`improper command pipelining after ${after} from ${who(p)}: ${next}`);
+  }
+
+  /**
+   * `warning: Illegal address syntax from host[addr] in CMD command: <...>`,
+   * Postfix's line for an address its parser refuses.
+   */
+  illegalAddress(p: LogPeer, command: string, address: string): void {
+    this.logger.warning(
+      `Illegal address syntax from ${who(p)} in ${command} command: ${address}`,
+    );
   }
 
   /** `timeout after CMD from host[addr]` */

@@ -34,14 +34,34 @@ import { ErrorCounter } from "./error_counter.ts";
 import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
+import type { CommandCount } from "../log/mail_log.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { isConnectionError, printable } from "./_wire.ts";
+import { isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
 
 /** Queued reply text past which the session writes before the next command. */
 const REPLY_FLUSH_LENGTH = 4096;
+
+/** The disconnect line's order: Postfix's command table, unknown commands last. */
+const STATS_ORDER = [
+  "HELO",
+  "EHLO",
+  "STARTTLS",
+  "AUTH",
+  "MAIL",
+  "RCPT",
+  "DATA",
+  "BDAT",
+  "RSET",
+  "NOOP",
+  "VRFY",
+  "ETRN",
+  "QUIT",
+  "HELP",
+  "UNKNOWN",
+];
 
 /** One SMTP session over one transport. */
 export class Session {
@@ -55,13 +75,20 @@ export class Session {
   readonly #errors: ErrorCounter;
   /** The transcript and the notify_classes hit. */
   readonly #notices = new SessionNotices();
-  readonly #counts = new Map<string, number>();
+  /** Per command: sent, and succeeded (for the disconnect line). */
+  readonly #counts = new Map<string, CommandCount>(
+    STATS_ORDER.map((verb) => [verb, { ok: 0, total: 0 }]),
+  );
+  /** The count of the command at hand, until its reply says whether it succeeded. */
+  #current: CommandCount | undefined;
   #client: ClientIdentity;
   /** -v, plus debug_peer_level for a client in debug_peer_list: 1 logs the dialog. */
   #verbosity = 0;
   /** Made once the client is known. */
   #state: SessionState | undefined;
   #closed = false;
+  /** The improper pipelining line is logged (once a session). */
+  #illPipelining = false;
   #pendingFirst: Promise<void> | undefined;
 
   /**
@@ -257,7 +284,12 @@ export class Session {
         this.#closed = true;
         return;
       }
+      this.#current = undefined;
       const result = await this.#command(line, state);
+      // As Postfix counts a command's success: its reply is no error.
+      if (result.kind === "silent" || (result.kind !== "gone" && !isError(result.reply))) {
+        this.#succeeded();
+      }
       if (result.kind === "gone") {
         this.#closed = true;
         return;
@@ -295,7 +327,7 @@ export class Session {
     if ("error" in parsed) return answer(parsed.error);
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");
-      this.#count("unknown");
+      this.#count("UNKNOWN");
       if (await this.#nonSmtp(parsed.verb)) {
         this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
@@ -307,6 +339,15 @@ export class Session {
     // RFC 2920 §3.1: only ESMTP clients may pipeline, and never past a "last" command.
     const early = this.#reader.hasBuffered() && verb !== "QUIT" &&
       (state.protocol !== "ESMTP" || spec.pipelining === "last");
+    if (early && !this.#illPipelining && !this.#client.local) {
+      // Once a session, as Postfix 3.7 logs it (not for a stand-alone submission).
+      this.#illPipelining = true;
+      this.#deps.log.improperPipelining(
+        this.#client,
+        verb,
+        pipelinedForLog(this.#reader.peekBuffered(100)),
+      );
+    }
     state.commandSeen(verb, early);
     this.#count(verb);
     const refused = commandRefusal(spec, arg, state);
@@ -361,8 +402,15 @@ export class Session {
     }
   }
 
+  #succeeded(): void {
+    if (this.#current) this.#current.ok++;
+  }
+
   #count(verb: string): void {
-    this.#counts.set(verb, (this.#counts.get(verb) ?? 0) + 1);
+    const n = this.#counts.get(verb);
+    if (!n) return;
+    n.total++;
+    this.#current = n;
   }
 }
 
