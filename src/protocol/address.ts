@@ -7,7 +7,7 @@
  * relay control can see them. Inside the address, as Postfix's RFC 822
  * parser reads it, comments and white space between its tokens go:
  * `<a(c)@b>` and `< u @ b >` are `a@b` and `u@b` ({@linkcode compactPath};
- * not with strict_rfc821_envelopes).
+ * with strict_rfc821_envelopes only the white space).
  *
  * With SMTPUTF8 (RFC 6531 §3.3) a local part may hold UTF-8 characters
  * (`atext =/ UTF8-non-ascii`, in quoted strings too) and a domain may hold
@@ -121,7 +121,7 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
   const utf8 = options.utf8 === true;
-  const compact = options.strict ? inner : compactRoutedPath(inner, utf8);
+  const compact = compactRoutedPath(inner, utf8, options.strict);
   if (compact === undefined) return { ok: false };
   const address = parseMailbox(compact, utf8);
   if (!address) return { ok: false };
@@ -135,13 +135,13 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
  * mailbox after it is compacted. A route that appears only once comments or
  * white space are gone (`< @a:u@b>`) is refused, as Postfix refuses it.
  */
-function compactRoutedPath(inner: string, utf8: boolean): string | undefined {
+function compactRoutedPath(inner: string, utf8: boolean, strict: boolean): string | undefined {
   const colon = inner.startsWith("@") ? inner.indexOf(":") : -1;
   if (colon >= 0) {
-    const mailbox = compactPath(inner.slice(colon + 1), utf8);
+    const mailbox = compactPath(inner.slice(colon + 1), utf8, strict);
     return mailbox === undefined ? undefined : inner.slice(0, colon + 1) + mailbox;
   }
-  const compact = compactPath(inner, utf8);
+  const compact = compactPath(inner, utf8, strict);
   return compact?.startsWith("@") ? undefined : compact;
 }
 
@@ -162,11 +162,14 @@ const ATOM_END = ` \t()"[]${SPECIALS}`;
  * literal. Two words in a row (`<a b@c>`, `<a(c)b@d>`) are refused, as
  * Postfix refuses them (two addresses). No control character (a tab is
  * white space), and without SMTPUTF8 nothing 8-bit, comments included.
+ * With strict_rfc821_envelopes a comment is refused, white space is not
+ * (as Postfix: its strict check counts comments as text beside the address).
  * @param inner the text between the angle brackets
  * @param utf8 whether UTF-8 is allowed (SMTPUTF8)
+ * @param strict strict_rfc821_envelopes: no comments
  * @returns the compact text, or undefined when refused
  */
-export function compactPath(inner: string, utf8 = false): string | undefined {
+export function compactPath(inner: string, utf8 = false, strict = false): string | undefined {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(inner)) return undefined;
   // deno-lint-ignore no-control-regex
@@ -181,6 +184,7 @@ export function compactPath(inner: string, utf8 = false): string | undefined {
       continue;
     }
     if (c === "(") {
+      if (strict) return undefined;
       i = commentEnd(inner, i);
       if (i < 0) return undefined;
       continue;
