@@ -136,6 +136,10 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
  * white space are gone (`< @a:u@b>`) is refused, as Postfix refuses it.
  */
 function compactRoutedPath(inner: string, utf8: boolean, strict: boolean): string | undefined {
+  // No control character anywhere, the route included: the text as sent
+  // becomes the dsn_orig_rcpt record (a tab is white space).
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(inner)) return undefined;
   const colon = inner.startsWith("@") ? inner.indexOf(":") : -1;
   if (colon >= 0) {
     const mailbox = compactPath(inner.slice(colon + 1), utf8, strict);

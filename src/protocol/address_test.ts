@@ -136,6 +136,8 @@ const RFC822_REFUSED: string[] = [
   "<u(\u00e9)@x.example>",
   "<u\x00(c)@x.example>",
   "<u(\x01)@x.example>",
+  "<@r\r:u@x.example>", // found by the fuzzer: the route's trim() took the CR
+  "<@r\x0b,@s:u@x.example>",
   "<u@x.example (c) (>",
   "<" + "(".repeat(5000) + "u@x.example>",
   "<" + "(a)".repeat(5000) + "u u@x.example>",
