@@ -6,7 +6,7 @@
  * brackets (comments, white space) with what is queued for them; the
  * replies of commands that take no argument and DATA's order of checks; the
  * reject_unauth_pipelining text; the log of a client lost in the middle of
- * DATA and the disconnect line's command statistics; Postfix 3.7's
+ * DATA or BDAT and the disconnect line's command statistics; Postfix 3.7's
  * "improper command pipelining" log line.
  */
 
@@ -126,6 +126,16 @@ const LOST_IN_DATA: Script = {
   ],
 };
 
+const LOST_IN_BDAT: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["BDAT 5\r\nabcde", 1],
+    ["BDAT 10\r\nabc", 0],
+  ],
+};
+
 const PIPELINED: Script = {
   steps: [
     ["EHLO client.example\r\nMAIL FROM:<a@x.example>\r\n", 2],
@@ -224,6 +234,12 @@ Deno.test({
         lost.theirs.join("\n"),
       );
       assert.deepEqual(lost.ours, lost.theirs);
+      const lostBdat = await sessions(LOST_IN_BDAT);
+      assert.ok(
+        lostBdat.theirs.includes("lost connection after BDAT (8 bytes) from unknown[127.0.0.1]"),
+        lostBdat.theirs.join("\n"),
+      );
+      assert.deepEqual(lostBdat.ours, lostBdat.theirs);
 
       // 4. Pipelined past EHLO: the log line, and the DATA refusal's text.
       const piped = await sessions(PIPELINED);
