@@ -145,6 +145,15 @@ const PIPELINED: Script = {
   ],
 };
 
+// AUTH does not end a group for Postfix (no SMTPD_CMD_FLAG_LAST); NOOP does.
+const PIPELINED_AFTER_AUTH: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["AUTH PLAIN AGFsaWNl\r\nNOOP x\r\n", 2],
+    ["NOOP\r\nQUIT\r\n", 2],
+  ],
+};
+
 Deno.test({
   name:
     "session edges side by side with Postfix 3.7: RFC 822 address forms and their queue records, no-argument commands, DATA's order, lost in DATA, improper pipelining",
@@ -248,6 +257,14 @@ Deno.test({
         "503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining",
       );
       assert.deepEqual(piped.ours, piped.theirs);
+      const afterAuth = await sessions(PIPELINED_AFTER_AUTH);
+      assert.ok(
+        afterAuth.theirs.includes(
+          "improper command pipelining after NOOP from unknown[127.0.0.1]: QUIT\\r\\n",
+        ),
+        afterAuth.theirs.join("\n"),
+      );
+      assert.deepEqual(afterAuth.ours, afterAuth.theirs);
     } finally {
       await d.stop();
       await pf.stop();

@@ -58,7 +58,12 @@ export type Verb =
 /** A command's handler and rules. */
 export interface CommandSpec {
   readonly handler: CommandHandler;
-  /** RFC 2920 §3.1: "last" commands end a pipelined group. */
+  /**
+   * "last" commands end a pipelined group (RFC 2920 §3.1): Postfix's
+   * SMTPD_CMD_FLAG_LAST set (HELO, EHLO, DATA, NOOP, VRFY; QUIT ends the
+   * session anyway). What follows them in the same write is improper
+   * pipelining: logged once, and reject_unauth_pipelining refuses.
+   */
   readonly pipelining: "group" | "last";
   /** Before STARTTLS at level encrypt: allowed, or refused by the handler (else 530 here). */
   readonly beforeTls?: "allowed" | "handler";
@@ -111,14 +116,14 @@ export const COMMANDS = {
   VRFY: { handler: handleVrfy, pipelining: "last" },
   ETRN: {
     handler: handleEtrn,
-    pipelining: "last",
+    pipelining: "group",
     // As Postfix: HELO first only when smtpd_helo_required is set.
     greeting: "smtpd_helo_required",
     refusedIn: { inMail: REPLY.mailInProgress },
   },
   STARTTLS: {
     handler: handleStarttls,
-    pipelining: "last",
+    pipelining: "group",
     beforeTls: "allowed",
     // As Postfix's starttls_cmd: syntax first, then TLS on, then TLS off
     // or STARTTLS discarded.
@@ -131,12 +136,12 @@ export const COMMANDS = {
   },
   AUTH: {
     handler: handleAuth,
-    pipelining: "last",
+    pipelining: "group",
     // As Postfix: HELO first only when smtpd_helo_required is set; the
     // handler refuses the rest in Postfix's order (enabled, transaction, TLS, twice).
     greeting: "smtpd_helo_required",
   },
-  HELP: { handler: handleHelp, pipelining: "last", beforeTls: "allowed" },
+  HELP: { handler: handleHelp, pipelining: "group", beforeTls: "allowed" },
 } as const satisfies Record<Verb, CommandSpec>;
 
 /**
