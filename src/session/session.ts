@@ -158,6 +158,7 @@ export class Session {
         this.#closed = true;
         return;
       }
+      await this.#talkedFirst(state);
       await state.checkClient();
       if (!(await this.#greetingDelay())) return;
       state.send(greeting(config.smtpd_banner));
@@ -232,6 +233,48 @@ export class Session {
     this.#reader.close();
     this.#writer.close();
     this.#transport.close();
+  }
+
+  /**
+   * As Postfix before its greeting (and before the client restrictions): a
+   * client that has sent something already pipelined improperly. It is
+   * logged once (`improper command pipelining after CONNECT`) and
+   * reject_unauth_pipelining refuses it later. Looking costs one turn of the
+   * event loop: the first read starts and races a zero timer, which it wins
+   * only when bytes are waiting; otherwise it goes on, and the command loop
+   * waits for it. Not for a stand-alone submission, implicit TLS (the bytes
+   * are a ClientHello) or with smtpd_greeting_delay (which refuses such a
+   * client itself).
+   * @param state the session
+   */
+  async #talkedFirst(state: SessionState): Promise<void> {
+    const cfg = this.#deps.config;
+    if (this.#client.local || this.#transport.implicitTls || cfg.smtpd_greeting_delay > 0) return;
+    if (!this.#reader.hasBuffered()) {
+      const first = this.#reader.ensure(1);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const talked = await Promise.race([
+        first,
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 0);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!talked) {
+        this.#pendingFirst = first.then(() => {});
+        // The command loop awaits it; should the session end before (an
+        // error at connect), its failure must not go unhandled.
+        this.#pendingFirst.catch(() => {});
+        return;
+      }
+    }
+    this.#illPipelining = true;
+    state.commandSeen("CONNECT", true);
+    this.#deps.log.improperPipelining(
+      this.#client,
+      "CONNECT",
+      pipelinedForLog(this.#reader.peekBuffered(100)),
+    );
   }
 
   /**
