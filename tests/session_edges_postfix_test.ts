@@ -5,8 +5,8 @@
  * envelope records must be the same. Covered: RFC 822 forms inside the
  * brackets (comments, white space) with what is queued for them; the
  * replies of commands that take no argument and DATA's order of checks; the
- * reject_unauth_pipelining text; the log of a client lost in the middle of
- * DATA or BDAT and the disconnect line's command statistics; Postfix 3.7's
+ * reject_unauth_pipelining text; the log of a client lost or timed out in
+ * the middle of DATA or BDAT and the disconnect line's command statistics; Postfix 3.7's
  * "improper command pipelining" log line.
  */
 
@@ -59,6 +59,7 @@ function normalize(reply: string): string {
     .replace(/^220 .*/, "220 greeting")
     .replace(/^250-[^\r\n]*/, "250-host")
     .replace(/queued as \S+/, "queued as ID")
+    .replace(/^421 4\.4\.2 \S+ /, "421 4.4.2 host ")
     .trimEnd();
 }
 
@@ -73,7 +74,8 @@ function smtpdLines(log: string): string[] {
 function lastSession(lines: string[]): string[] {
   const start = lines.findLastIndex((l) => l.startsWith("connect from "));
   return lines.slice(start).filter((l) =>
-    /^(improper command pipelining|lost connection|disconnect from|warning: Illegal)/.test(l)
+    /^(improper command pipelining|lost connection|timeout after|disconnect from|warning: Illegal)/
+      .test(l)
   );
 }
 
@@ -126,6 +128,17 @@ const LOST_IN_DATA: Script = {
   ],
 };
 
+// Both servers wait smtpd_timeout = 2 seconds.
+const TIMEOUT_IN_DATA: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    ["ab\r\n..dot\r\nhalf a li", 1],
+  ],
+};
+
 const LOST_IN_BDAT: Script = {
   steps: [
     ["EHLO client.example\r\n", 1],
@@ -172,6 +185,7 @@ Deno.test({
         "mynetworks = 127.0.0.0/8",
         "smtpd_peername_lookup = no",
         "smtpd_error_sleep_time = 0",
+        "smtpd_timeout = 2s",
         "smtpd_data_restrictions = reject_unauth_pipelining",
         // Held, so its queue file stays for postcat.
         `header_checks = regexp:${holdTable}`,
@@ -182,6 +196,7 @@ Deno.test({
       [
         'mynetworks = ["127.0.0.0/8"]',
         "smtpd_peername_lookup = false",
+        "smtpd_timeout = 2",
         'smtpd_data_restrictions = ["reject_unauth_pipelining"]',
       ].join("\n"),
     );
@@ -243,6 +258,13 @@ Deno.test({
         lost.theirs.join("\n"),
       );
       assert.deepEqual(lost.ours, lost.theirs);
+      const timedOut = await sessions(TIMEOUT_IN_DATA);
+      assert.equal(timedOut.replies.at(-1), "421 4.4.2 host Error: timeout exceeded");
+      assert.ok(
+        timedOut.theirs.includes("timeout after DATA (10 bytes) from unknown[127.0.0.1]"),
+        timedOut.theirs.join("\n"),
+      );
+      assert.deepEqual(timedOut.ours, timedOut.theirs);
       const lostBdat = await sessions(LOST_IN_BDAT);
       assert.ok(
         lostBdat.theirs.includes("lost connection after BDAT (8 bytes) from unknown[127.0.0.1]"),

@@ -29,6 +29,11 @@ export interface Line {
 
 /** Raised when no input arrives within the timeout. */
 export class ReadTimeoutError extends Error {
+  /**
+   * Message content received when the wait ran out in DATA or BDAT (set by
+   * their readers), for Postfix's `timeout after DATA (N bytes)` line.
+   */
+  bytes?: number;
   constructor() {
     super("Timed out waiting for client input");
     this.name = "ReadTimeoutError";

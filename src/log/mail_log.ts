@@ -89,9 +89,10 @@ export class MailLog {
     );
   }
 
-  /** `timeout after CMD from host[addr]` */
-  timeout(p: LogPeer, after: string): void {
-    this.logger.info(`timeout after ${after} from ${who(p)}`);
+  /** `timeout after CMD from host[addr]`; in DATA or BDAT with `(N bytes)`, as Postfix. */
+  timeout(p: LogPeer, after: string, bytes?: number): void {
+    const size = bytes === undefined ? "" : ` (${bytes} bytes)`;
+    this.logger.info(`timeout after ${after}${size} from ${who(p)}`);
   }
 
   /** `too many errors after CMD from host[addr]` */

@@ -165,7 +165,7 @@ export class Session {
       await this.#loop(state);
     } catch (err) {
       if (err instanceof ReadTimeoutError) {
-        log.timeout(client, state.lastVerb);
+        log.timeout(client, state.lastVerb, err.bytes);
         state.send(timeoutExceeded(config.myhostname));
       } else if (err instanceof WriteTimeoutError) {
         log.timeout(client, state.lastVerb); // a client that does not read gets no 421 either
