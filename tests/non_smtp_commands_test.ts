@@ -91,7 +91,7 @@ Deno.test({
         d.log(),
         /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: POST \/ HTTP\/1\.1\n/,
       );
-      assert.match(d.log(), /disconnect from unknown\[127\.0\.0\.1\] unknown=1 commands=1\n/);
+      assert.match(d.log(), /disconnect from unknown\[127\.0\.0\.1\] unknown=0\/1 commands=0\/1\n/);
       // Nothing of the body was read as a command.
       assert.doesNotMatch(d.log(), /RCPT|client=|mail=|rcpt=|data=/);
       assert.deepEqual(await queueFiles(d.queueDir), []);
@@ -121,7 +121,8 @@ Deno.test({
       );
       await d.waitForLog("disconnect from");
       assert.match(d.log(), /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: Host: 127/);
-      assert.doesNotMatch(d.log(), /RCPT|client=/);
+      // (The improper pipelining line may quote the RCPT line: it came early.)
+      assert.doesNotMatch(d.log(), /RCPT from|client=|rcpt=/);
       assert.deepEqual(await queueFiles(d.queueDir), []);
     } finally {
       await d.stop();
@@ -162,9 +163,12 @@ Deno.test({
       await d.waitForLog(/non-SMTP command from [^\n]*: GET \/\?gpj\.exe\?a+\n/);
       const logged = /non-SMTP command from [^\n]*: (GET [^\n]*)\n/.exec(d.log())?.[1];
       assert.equal(logged, `GET /?gpj.exe?${"a".repeat(86)}`);
-      await d.waitForLog(/disconnect from .* ehlo=1 unknown=1 commands=2\n[^]*disconnect from/);
-      await d.waitForLog(/disconnect from .* unknown=1 commands=1\n/);
-      assert.doesNotMatch(d.log(), /RCPT|client=/);
+      await d.waitForLog(
+        /disconnect from .* ehlo=1 unknown=0\/1 commands=1\/2\n[^]*disconnect from/,
+      );
+      await d.waitForLog(/disconnect from .* unknown=0\/1 commands=0\/1\n/);
+      // (The improper pipelining line may quote the RCPT line: it came early.)
+      assert.doesNotMatch(d.log(), /RCPT from|client=|rcpt=/);
       assert.deepEqual(await queueFiles(d.queueDir), []);
     } finally {
       await d.stop();

@@ -371,6 +371,9 @@ export class Session {
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");
       this.#count("UNKNOWN");
+      // An unknown command never succeeds, not even the 221 to a non-SMTP
+      // client (Postfix: unknown=0/1).
+      this.#current = undefined;
       if (await this.#nonSmtp(parsed.verb)) {
         this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
