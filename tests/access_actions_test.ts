@@ -281,6 +281,7 @@ Deno.test({
       const b = await file("bcc@s.example");
       assert.deepEqual(extracted(b), [
         "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
         "original_recipient: copy@example.net",
         "recipient: copy@example.net",
       ]);
@@ -328,6 +329,7 @@ Deno.test({
       assert.deepEqual(extracted(pc), [
         "content_filter: relay:[127.0.0.1]:10099",
         "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;audit@example.net",
         "original_recipient: audit@example.net",
         "recipient: audit@example.net",
       ]);
@@ -439,7 +441,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "stand-alone mode (maildrop/): FILTER and REDIRECT are left out with a warning (Postfix's pickup drops them), BCC is kept",
+    "stand-alone mode (maildrop/): FILTER or REDIRECT defers the message (Postfix's pickup would drop them and deliver it unfiltered), BCC is kept",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("delegated-stdin");
@@ -452,23 +454,119 @@ Deno.test({
         `smtpd_recipient_restrictions = ["check_recipient_access", "inline:{ { user@example.com = BCC audit@example.net } }"]`,
       ].join("\n"),
     );
-    const r = await runStdin(
-      configFile,
-      "HELO py.example\r\nMAIL FROM:<filter@s.example>\r\nRCPT TO:<user@example.com>\r\n" +
-        "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
-    );
-    const id = queuedId(r.stdout);
-    assert.match(
-      r.stderr,
-      new RegExp(
-        `warning: ${id}: FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025 not kept: Postfix's pickup drops such records from maildrop files`,
-      ),
-    );
-    const pc = await postcat(join(queueDir, "maildrop", id));
+    const session = (from: string) =>
+      runStdin(
+        configFile,
+        `HELO py.example\r\nMAIL FROM:<${from}>\r\nRCPT TO:<user@example.com>\r\n` +
+          "DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      );
+    for (
+      const [from, lost] of [
+        ["filter@s.example", "FILTER smtp:\\[127\\.0\\.0\\.1\\]:10025"],
+        ["redirect@s.example", "REDIRECT other@example\\.net"],
+      ]
+    ) {
+      const r = await session(from as string);
+      assert.match(r.stdout, /\r\n451 4\.3\.5 Server configuration error\r\n221 /, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `warning: \\w+: ${lost} cannot be kept: Postfix's pickup drops such records from maildrop files`,
+        ),
+      );
+    }
+    // Nothing of theirs is queued; the postmaster gets each session's
+    // transcript (notify_classes "software", as Postfix's 4.3.5).
+    const left = await queueFiles(queueDir, "maildrop");
+    assert.equal(left.length, 2);
+    for (const file of left) {
+      assert.match(await postcat(file), /^sender: $\n[^]*^recipient: postmaster@/m);
+    }
+    const r = await session("bcc@s.example");
+    const pc = await postcat(join(queueDir, "maildrop", queuedId(r.stdout)));
     assert.deepEqual(extracted(pc), [
       "named_attribute: notify_flags=1",
+      "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
+      "original_recipient: copy@example.net",
+      "recipient: copy@example.net",
+      "named_attribute: notify_flags=1",
+      "named_attribute: dsn_orig_rcpt=rfc822;audit@example.net",
       "original_recipient: audit@example.net",
       "recipient: audit@example.net",
     ]);
+  },
+});
+
+Deno.test({
+  name:
+    "a regexp: result with $n (BCC archive+$1, FILTER $1): the server starts, and the argument is judged once filled in, as Postfix does",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-template");
+    const table = join(dir, "recipients.re");
+    // "archive+$1" has no "@" as written; $1 is the recipient, so it has one
+    // when used. "FILTER $1" with $1 = "x@example.com" has no colon: skipped.
+    await Deno.writeTextFile(
+      table,
+      "/^f(.*)$/ FILTER $1\n/^(.+)$/ BCC archive+$1\n",
+    );
+    const d = await startDaemon(
+      `smtpd_recipient_restrictions = ["check_recipient_access", "regexp:${table}"]`,
+      { dir },
+    );
+    try {
+      const copy = await postcat(
+        join(d.queueDir, "incoming", queuedId((await swaks(d.port, "a@s.example")).stdout)),
+      );
+      assert.deepEqual(extracted(copy), [
+        "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;archive+user@example.com",
+        "original_recipient: archive+user@example.com",
+        "recipient: archive+user@example.com",
+      ]);
+      const skipped = await swaks(d.port, "a@s.example", ["--to", "fx@example.com"]);
+      const pc = await postcat(join(d.queueDir, "incoming", queuedId(skipped.stdout)));
+      assert.deepEqual(extracted(pc), []);
+      await d.waitForLog(
+        `warning: access table check_recipient_access regexp:${table} fx@example.com: entry "FILTER x@example.com" requires transport:destination`,
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "smtpd_delay_reject = false: the actions the sender list meets at MAIL stay with the transaction it opens (FILTER, BCC, HOLD), as in Postfix",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("delegated-at-mail");
+    const table = join(dir, "senders");
+    await Deno.writeTextFile(table, DELEGATED_TABLE);
+    const d = await startDaemon(
+      [
+        "smtpd_delay_reject = false",
+        `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const file = async (from: string, queue = "incoming") =>
+        await postcat(join(d.queueDir, queue, queuedId((await swaks(d.port, from)).stdout)));
+      assert.deepEqual(extracted(await file("filter@s.example")), [
+        "content_filter: smtp:[127.0.0.1]:10025",
+      ]);
+      assert.deepEqual(extracted(await file("bcc@s.example")), [
+        "named_attribute: notify_flags=1",
+        "named_attribute: dsn_orig_rcpt=rfc822;copy@example.net",
+        "original_recipient: copy@example.net",
+        "recipient: copy@example.net",
+      ]);
+      assert.match(await file("held@s.example", "hold"), /^sender: held@s\.example$/m);
+      assert.doesNotMatch(d.log(), /is always skipped/);
+    } finally {
+      await d.stop();
+    }
   },
 });

@@ -7,7 +7,8 @@
  * bytes), and the dsn_orig_rcpt record of a long recipient. The first two
  * must be stored as L pieces, as Postfix's cleanup stores a long line; the
  * third cannot be split, so the message gets a 451 instead of a 250 and a
- * silent loss.
+ * silent loss. The same for a BCC copy's dsn_orig_rcpt record, whose
+ * address a client can make long through $1 of a regexp: table.
  */
 
 import assert from "node:assert/strict";
@@ -60,6 +61,45 @@ Deno.test({
       assert.deepEqual(await queueFiles(queueDir, "maildrop"), []);
       const log = await pf.logText();
       assert.doesNotMatch(log, /illegal length|malformed record/, log);
+    } finally {
+      await pf.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stand-alone: a BCC copy (from $1 of a regexp: table) reaches the mailbox through Postfix's pickup; one whose dsn_orig_rcpt record passes 2048 bytes gets 451",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("longbcc");
+    const pf = await startPostfix(dir, { name: "longbcc" });
+    try {
+      const table = `${dir}/recipients.re`;
+      await Deno.writeTextFile(table, "/^(.+)@example\\.com$/ BCC $1$1@copy.example\n");
+      const { configFile, queueDir } = await writeConfig(
+        dir,
+        `${pf.smtpdConfig}\nsmtpd_recipient_restrictions = ["check_recipient_access", "regexp:${table}", "permit"]`,
+      );
+      const send = (local: string, body: string) =>
+        runStdin(
+          configFile,
+          `HELO local\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<${local}@example.com>\r\n` +
+            `DATA\r\nSubject: ${body}\r\n\r\n${body}\r\n.\r\nQUIT\r\n`,
+        );
+      const short = await send("ab", "short copy");
+      assert.match(short.stdout, /250 2\.0\.0 Ok: queued as/, short.stdout + short.stderr);
+      await pf.waitForLog("the copy delivered", /to=<abab@copy\.example>.*status=sent/);
+
+      // The copy's address is 2039 bytes (under 2048); its record
+      // "dsn_orig_rcpt=rfc822;" + address is 2060: refused, nothing left.
+      const long = await send("l".repeat(1013), "long copy");
+      assert.match(long.stdout, /451 4\.3\.0 Error: queue file write error/, long.stdout);
+      assert.match(long.stderr, /BCC record of 2060 bytes is longer than line_length_limit/);
+      assert.deepEqual(await queueFiles(queueDir, "maildrop"), []);
+      assert.doesNotMatch(await pf.logText(), /illegal length|malformed record/);
     } finally {
       await pf.stop();
     }

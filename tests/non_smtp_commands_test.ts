@@ -158,11 +158,12 @@ Deno.test({
         /250 CHUNKING\r\n221 2\.7\.0 Error: I can break rules, too\. Goodbye\.\r\n$/,
       );
       await d.waitForLog(/non-SMTP command from .*: From: <a@sender\.example>\n/);
-      // The logged line is made safe (a bidi override becomes "?") and cut at 100 characters.
+      // The logged line is made safe (a bidi override's bytes in octal, as
+      // Postfix's escape() writes them) and cut at 100 characters.
       await rawSession(d.port, [`GET /\u202egpj.exe?${"a".repeat(200)}`]);
-      await d.waitForLog(/non-SMTP command from [^\n]*: GET \/\?gpj\.exe\?a+\n/);
+      await d.waitForLog(/non-SMTP command from [^\n]*: GET \/\\342\\200\\256gpj\.exe\?a+\n/);
       const logged = /non-SMTP command from [^\n]*: (GET [^\n]*)\n/.exec(d.log())?.[1];
-      assert.equal(logged, `GET /?gpj.exe?${"a".repeat(86)}`);
+      assert.equal(logged, `GET /\\342\\200\\256gpj.exe?${"a".repeat(75)}`);
       await d.waitForLog(
         /disconnect from .* ehlo=1 unknown=0\/1 commands=1\/2\n[^]*disconnect from/,
       );
@@ -248,19 +249,44 @@ Deno.test({
         ["caf\u00e9", "QUIT"],
         ["CONNECT 192.0.2.1:25 HTTP/1.1", "QUIT"],
         ["get /", "QUIT"],
+        // Odd first words: non-ASCII letters whose upper case is ASCII,
+        // quoting, escapes, tabs, 8-bit (each session ends with QUIT).
+        ["QU\u0131T", "NOOP", "QUIT"],
+        ["\u017fTARTTLS", "QUIT"],
+        ["PO\u017fT /", "QUIT"],
+        ["stra\u00dfe", "QUIT"],
+        ["\u00fcber", "QUIT"],
+        ["GET\t/", "QUIT"],
+        ["Subject\\ x: y", "QUIT"],
+        ["<a b>: c", "QUIT"],
+        ["X-Foo:bar", "QUIT"],
+        ["from: x", "QUIT"],
+        ["MAIL\u00a0FROM:<a@b.example>", "QUIT"],
       ];
       for (const lines of sessions) {
         const theirs = afterGreeting(await rawSession(pfPort, lines));
         const ours = afterGreeting(await rawSession(d.port, lines));
         assert.equal(ours, theirs, JSON.stringify(lines));
       }
-      // The warning's text after the client, for the ASCII lines.
+      // The warning's text after the client: 8-bit bytes and the tab escaped
+      // as Postfix's escape() writes them ("PO\\305\\277T /", "GET\\t/").
       const warnings = (log: string) =>
         [...log.matchAll(/warning: non-SMTP command from [^:]*: (.*)/g)].map((m) => m[1]);
-      await pf.waitForLog("Postfix's last warning", /non-SMTP command from [^\n]*: get \//);
-      await d.waitForLog(/non-SMTP command from [^\n]*: get \//);
-      assert.equal(warnings(d.log()).length, 6, d.log());
+      await pf.waitForLog("Postfix's last warning", /non-SMTP command from [^\n]*: from: x/);
+      await d.waitForLog(/non-SMTP command from [^\n]*: from: x/);
+      assert.equal(warnings(d.log()).length, 12, d.log());
       assert.deepEqual(warnings(d.log()), warnings(await pf.logText()));
+      // The disconnect lines' statistics: an unknown command never succeeds
+      // ("unknown=0/1"), in Postfix's command table order.
+      const stats = (log: string) =>
+        [...log.matchAll(/disconnect from [^\]]*\]( .*)/g)].map((m) => m[1]);
+      const everyDisconnect = new RegExp(
+        `(disconnect from [^\\n]*\\n[^]*){${sessions.length + 1}}`,
+      );
+      await pf.waitForLog("Postfix's disconnect lines", everyDisconnect);
+      await d.waitForLog(everyDisconnect);
+      assert.equal(stats(d.log()).length, sessions.length + 1);
+      assert.deepEqual(stats(d.log()), stats(await pf.logText()));
     } finally {
       await d.stop();
       await pf.stop();

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import {
   freePort,
   makeWorkDir,
+  postcat,
   readOrEmpty,
   run,
   sh,
@@ -178,6 +179,102 @@ Deno.test({
       await daemon?.stop();
       await pf?.stop();
       await sink.stop();
+    }
+  },
+});
+
+/** One message through Python's smtplib; prints the queue ID from the 250 reply. */
+const SEND = `
+import smtplib, sys
+port, sender, rcpts, utf8 = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4] == "1"
+with smtplib.SMTP("127.0.0.1", port) as s:
+    s.ehlo("py.example")
+    s.mail(sender, ["SMTPUTF8"] if utf8 else [])
+    for r in rcpts:
+        s.rcpt(r)
+    code, text = s.data(b"Subject: parity\\r\\n\\r\\nbody\\r\\n")
+    print(text.decode().split()[-1])
+`;
+
+/** postcat's extracted segment, and the size record's recipient count, flags and sendopts. */
+function delegatedRecords(pc: string): string[] {
+  const size = /^message_size: +(.*)$/m.exec(pc)?.[1]?.split(/ +/) ?? [];
+  const from = pc.indexOf("*** HEADER EXTRACTED");
+  const to = pc.indexOf("*** MESSAGE FILE END");
+  assert.ok(from > 0 && to > from, pc);
+  const lines = pc.slice(from, to).split("\n").slice(1).filter((l) => l !== "");
+  return [`size: rcpts=${size[2]} flags=${size[3]} sendopts=${size[5]}`, ...lines];
+}
+
+Deno.test({
+  name:
+    "FILTER, REDIRECT and BCC side by side with Postfix's smtpd and cleanup: postcat shows the same records (every BCC with NOTIFY=NEVER, ours only)",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("postfix-delegated-parity");
+    await Deno.writeTextFile(join(dir, "senders"), "f@s.example FILTER smtp:[127.0.0.1]:10025\n");
+    await Deno.writeTextFile(
+      join(dir, "recipients"),
+      [
+        "/^r@example\\.com$/ REDIRECT other@example.net",
+        "/^b@example\\.com$/ BCC copy@example.net",
+        "/^u@example\\.com$/ BCC c\u00f6py@example.net",
+        "",
+      ].join("\n"),
+    );
+    await sh(`chmod 644 ${dir}/senders ${dir}/recipients`);
+    const pfPort = freePort();
+    // Both hold the message at the end of data, so that the file stays.
+    const pf = await startPostfix(dir, {
+      name: "dparity",
+      smtpdPort: pfPort,
+      mainCfExtra: [
+        "smtputf8_enable = yes",
+        `smtpd_sender_restrictions = check_sender_access texthash:${dir}/senders`,
+        `smtpd_recipient_restrictions = check_recipient_access regexp:${dir}/recipients permit`,
+        "smtpd_end_of_data_restrictions = check_client_access inline:{{127.0.0.1=HOLD}}",
+        "",
+      ].join("\n"),
+    });
+    let d;
+    try {
+      d = await startDaemon(
+        [
+          `smtpd_sender_restrictions = ["check_sender_access", "texthash:${dir}/senders"]`,
+          `smtpd_recipient_restrictions = ["check_recipient_access", "regexp:${dir}/recipients", "permit"]`,
+          `smtpd_end_of_data_restrictions = ["check_client_access", "inline:{ { 127.0.0.1 = HOLD } }"]`,
+        ].join("\n"),
+        { dir: await makeWorkDir("delegated-parity-ours") },
+      );
+      const records = async (port: number, queueDir: string, args: string[]) => {
+        const r = await run("python3", ["-c", SEND, String(port), ...args]);
+        assert.equal(r.code, 0, r.stderr);
+        const file = join(queueDir, "hold", r.stdout.trim());
+        await waitFor("the held file", async () => (await readOrEmpty(file)) !== "");
+        return delegatedRecords(await postcat(file));
+      };
+      const cases = [
+        ["f@s.example", "r@example.com,b@example.com", "0"],
+        ["a@s.example", "u@example.com", "0"],
+        ["a@s.example", "u@example.com", "1"],
+      ];
+      for (const args of cases) {
+        const theirs = await records(pfPort, pf.queueDir, args);
+        const ours = await records(d.port, d.queueDir, args);
+        // Postfix's smtpd sends NOTIFY=NEVER after each BCC address, so its
+        // cleanup gives it to the next one: a single BCC address has none.
+        assert.deepEqual(
+          ours.filter((l) => l !== "named_attribute: notify_flags=1"),
+          theirs,
+          JSON.stringify(args),
+        );
+        assert.ok(ours.includes("named_attribute: notify_flags=1"), ours.join("\n"));
+      }
+    } finally {
+      await d?.stop();
+      await pf.stop();
     }
   },
 });

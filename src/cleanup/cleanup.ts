@@ -481,21 +481,29 @@ export class MessageDraft implements BodySink {
     const already = new Set(
       this.#recipients.filter((r) => (r.original ?? r.address) === r.address).map((r) => r.address),
     );
+    // Cleanup gives each one the original recipient DSN record it gives
+    // any recipient without one: "rfc822;" and the address, or "utf-8;"
+    // for a non-ASCII address when the client asked for SMTPUTF8.
     const bcc = [...new Set(routing.bcc)].filter((a) => !already.has(a))
-      .map((address) => ({ address, notify: NOTIFY_NEVER }));
+      .map((address) => ({
+        address,
+        notify: NOTIFY_NEVER,
+        dsnOrcpt: `${
+          this.#env.smtputf8 && /[^\0-\x7f]/.test(address) ? "utf-8" : "rfc822"
+        };${address}`,
+      }));
     const limit = this.#config.line_length_limit ?? 2048;
-    if (
-      this.#env.queue === "maildrop" && bcc.some((r) => encoder.encode(r.address).length > limit)
-    ) {
+    const longest = this.#env.queue === "maildrop" ? longestEnvelopeRecord("", bcc, []) : 0;
+    if (longest > limit) {
       // A BCC address filled in from the client's ($1 of a pattern table)
-      // can be longer than Postfix's pickup reads: 451 rather than a 250
-      // for a file it would throw away.
+      // can make a record longer than Postfix's pickup reads: 451 rather
+      // than a 250 for a file it would throw away.
       await this.#file.abort();
       return {
         kind: "refused",
         reply: REPLY.queueWriteError,
         reason:
-          `a BCC address longer than line_length_limit (${limit}): Postfix's pickup would refuse the file`,
+          `a BCC record of ${longest} bytes is longer than line_length_limit (${limit}): Postfix's pickup would refuse the file`,
       };
     }
     const extracted = {

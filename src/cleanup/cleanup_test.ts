@@ -268,9 +268,11 @@ Deno.test("MessageDraft.finish() writes FILTER and REDIRECT, and each BCC addres
     "L smtp:[127.0.0.1]:10025",
     "> quarantine@example.net",
     "A notify_flags=1",
+    "A dsn_orig_rcpt=rfc822;copy@example.net",
     "O copy@example.net",
     "R copy@example.net",
     "A notify_flags=1",
+    "A dsn_orig_rcpt=rfc822;audit@example.net",
     "O audit@example.net",
     "R audit@example.net",
     "E",
@@ -658,6 +660,26 @@ Deno.test("MessageDraft.finish() refuses (451) a maildrop file with a BCC addres
     routing: { bcc: [long] },
   });
   assert.equal(s.result.kind, "refused");
-  if (s.result.kind === "refused") assert.match(s.result.reason, /BCC address longer/);
+  if (s.result.kind === "refused") assert.match(s.result.reason, /BCC record of 3033 bytes/);
   assert.deepEqual(s.files, [], "nothing half-written stays");
+  // The address fits, its dsn_orig_rcpt record ("dsn_orig_rcpt=rfc822;" before it) does not.
+  const near = await send(["Subject: hi", "", "body"], {
+    envelope: { queue: "maildrop" },
+    routing: { bcc: [`${"x".repeat(2030)}@example.net`] },
+  });
+  assert.equal(near.result.kind, "refused");
+});
+
+Deno.test("MessageDraft.finish() gives a BCC address cleanup's original recipient: utf-8; only with SMTPUTF8", async () => {
+  for (const [smtputf8, want] of [[false, "rfc822"], [true, "utf-8"]] as const) {
+    const s = await send(["Subject: hi", "", "body"], {
+      envelope: { smtputf8 },
+      routing: { bcc: ["c\u00f6py@example.net", "copy@example.net"] },
+    });
+    queued(s);
+    assert.deepEqual(
+      recordTexts(s, REC.attr).filter((a) => a.startsWith("dsn_orig_rcpt=") && a.includes("py@")),
+      [`dsn_orig_rcpt=${want};c\u00f6py@example.net`, "dsn_orig_rcpt=rfc822;copy@example.net"],
+    );
+  }
 });

@@ -19,17 +19,6 @@ function who(p: LogPeer): string {
   return `${p.name}[${p.address}]`;
 }
 
-/** How often a command was sent, and how often it succeeded. */
-export interface CommandCount {
-  ok: number;
-  total: number;
-}
-
-/** "ok", or "ok/total" when they differ (Postfix's command statistics). */
-function fraction(ok: number, total: number): string {
-  return ok === total ? `${ok}` : `${ok}/${total}`;
-}
-
 /** Postfix-shaped mail event lines. */
 export class MailLog {
   readonly logger: Logger;
@@ -45,21 +34,29 @@ export class MailLog {
   }
 
   /**
-   * `disconnect from host[addr] ehlo=1 mail=1 rcpt=0/1 ... commands=2/3`, as
-   * Postfix writes it: each command that was sent, with how many succeeded
-   * and, when some failed, how many were sent; in the order given.
+   * `disconnect from host[addr] ehlo=1 mail=1 rcpt=0/1 ... commands=N[/M]`,
+   * as Postfix's: each command's successes, then `/total` when some failed
+   * (an unknown command never succeeds), in Postfix's command table order;
+   * the total is written `0/0` for a session that sent no command.
+   * @param p the client
+   * @param counts per lower-case verb, the commands seen and those that succeeded
    */
   disconnect(p: LogPeer, counts: ReadonlyMap<string, CommandCount>): void {
     let ok = 0;
     let total = 0;
     let text = "";
-    for (const [verb, n] of counts) {
-      if (n.total === 0) continue;
-      text += ` ${verb.toLowerCase()}=${fraction(n.ok, n.total)}`;
-      ok += n.ok;
-      total += n.total;
+    const order = (v: string) => {
+      const i = COMMAND_ORDER.indexOf(v);
+      return i < 0 ? COMMAND_ORDER.length : i;
+    };
+    for (const verb of [...counts.keys()].sort((a, b) => order(a) - order(b))) {
+      const c = counts.get(verb) as CommandCount;
+      text += ` ${verb}=${fraction(c.ok, c.total)}`;
+      ok += c.ok;
+      total += c.total;
     }
-    this.logger.info(`disconnect from ${who(p)}${text} commands=${fraction(ok, total)}`);
+    const all = total === 0 ? "0/0" : fraction(ok, total);
+    this.logger.info(`disconnect from ${who(p)}${text} commands=${all}`);
   }
 
   /**
@@ -101,8 +98,9 @@ export class MailLog {
   }
 
   /**
-   * `warning: non-SMTP command from host[addr]: LINE`, the line cut at 100
-   * characters (as Postfix's) and made log-safe like every line.
+   * `warning: non-SMTP command from host[addr]: LINE`, the line (escaped as
+   * Postfix's escape() does, see the session's `escaped`) cut at 100
+   * characters as Postfix's.
    */
   nonSmtpCommand(p: LogPeer, line: string): void {
     this.logger.warning(`non-SMTP command from ${who(p)}: ${line.slice(0, 100)}`);
@@ -190,4 +188,36 @@ export class MailLog {
   info(text: string): void {
     this.logger.info(text);
   }
+}
+
+/** One verb's commands in a session: all of them, and those that succeeded. */
+export interface CommandCount {
+  ok: number;
+  total: number;
+}
+
+/** Postfix's smtpd command table order, which its disconnect line follows; unknown last. */
+const COMMAND_ORDER = [
+  "helo",
+  "ehlo",
+  "xclient",
+  "xforward",
+  "starttls",
+  "auth",
+  "mail",
+  "rcpt",
+  "data",
+  "bdat",
+  "rset",
+  "noop",
+  "vrfy",
+  "etrn",
+  "quit",
+  "help",
+  "unknown",
+];
+
+/** `n`, or `n/total` when some failed. */
+function fraction(ok: number, total: number): string {
+  return ok === total ? `${ok}` : `${ok}/${total}`;
 }

@@ -8,7 +8,7 @@ export { Logger, SEVERITY, StderrSink } from "./logger.ts";
 export { FACILITY, parseSyslogServer, syslogSink } from "./syslog_sink.ts";
 export type { SyslogTarget } from "./syslog_sink.ts";
 export type { LineSink } from "./logger.ts";
-export { MailLog } from "./mail_log.ts";
+export { type CommandCount, MailLog } from "./mail_log.ts";
 export type { LogPeer } from "./mail_log.ts";
 export { sanitizeLogText } from "./sanitize.ts";
 export { quoteAddress } from "./quote_address.ts";

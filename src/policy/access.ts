@@ -137,12 +137,15 @@ export function compileActions(table: LookupTable, env: CompileEnv): Map<string,
   const out = new Map<string, Action>();
   for (const v of table.values ?? []) {
     if (out.has(v)) continue;
-    const action = compileAction(v, env, table.name);
-    // A result with $n is checked as written at start, and compiled again
-    // with the matched text filled in when it is used.
+    const template = table.pattern === true && /\$(\d|\{\d|\(\d)/.test(v);
+    // A result with $n (in a regexp: or pcre: table) is checked as written
+    // at start, and compiled again with the matched text filled in when it
+    // is used. The argument of FILTER, REDIRECT or BCC is judged only then:
+    // "BCC archive+$1" has its "@" once $1 is an address.
+    const action = compileAction(v, template ? { ...env, runtime: true } : env, table.name);
     out.set(
       v,
-      !/\$(\d|\{\d|\(\d)/.test(v) ? action : (e, s, by, value) => {
+      !template ? action : (e, s, by, value) => {
         if (value === undefined || value === v) return action(e, s, by);
         const filled = runtimeAction(value, env.config);
         if (typeof filled !== "string") return filled(e, s, by);
@@ -306,7 +309,8 @@ export function accessFactory(
           const keys = keysOf(e.ctx, { config: env.config, pattern: table.pattern === true });
           if (keys === undefined) return Promise.resolve({ kind: "dunno" });
           const k = table.pattern ? wholeKeys(keys, e.ctx) : keys;
-          return checkAccess(e, table, k, actions, subject, name);
+          // checkAccess names the table and key after the restriction.
+          return checkAccess(e, table, k, actions, subject, name.split(" ", 1)[0] as string);
         },
       };
     },

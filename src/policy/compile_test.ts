@@ -124,6 +124,11 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     'test.toml:2: c: inline:{ { x = BCC archive } }: action "BCC archive" requires user@domain target',
   ],
   [
+    'a REDIRECT to "$1" in a table without patterns ($1 stays as written)',
+    'smtpd_sender_restrictions = ["check_sender_access inline:{ { r@s.example = REDIRECT $1 } }"]',
+    'test.toml:1: smtpd_sender_restrictions: inline:{ { r@s.example = REDIRECT $1 } }: action "REDIRECT $1" requires user@domain target',
+  ],
+  [
     "an access value naming an unknown restriction",
     'smtpd_client_restrictions = ["check_client_access inline:{ x=frobnicate }"]',
     'test.toml:1: smtpd_client_restrictions: unknown restriction "frobnicate"',

@@ -70,8 +70,10 @@ export function compileForbiddenCommands(
   }
   return async (word) => {
     if (words.has(word.toUpperCase())) return true;
-    // Postfix folds the word to lower case before a table sees it.
-    const folded = word.toLowerCase();
+    // Postfix case-folds the word (with ICU, as Debian builds it: "\u017f"
+    // becomes "s", "\u00df" "ss") before a table sees it; upper then lower
+    // case comes closest in JavaScript.
+    const folded = word.toUpperCase().toLowerCase();
     for (const t of tables) {
       const r = await t.lookup(folded);
       if (r.kind === "found") return true;

@@ -10,7 +10,7 @@ export type { CheckOptions, Policy } from "./evaluate.ts";
 export { auditLists, compileLists, compilePolicy, RESTRICTIONS } from "./compile.ts";
 export { LIST_PARAMS } from "./lists.ts";
 export type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
-export type { Decision } from "./decision.ts";
+export type { Decision, MessageEffect } from "./decision.ts";
 export { inNetwork, parseIp, parseNetwork } from "./cidr.ts";
 export type { Network } from "./cidr.ts";
 export { compileNetworks } from "./relay.ts";

@@ -12,7 +12,7 @@ import { REPLY, type Reply } from "./reply.ts";
 
 /** A command line, split. */
 export interface CommandLine {
-  /** The first word, upper-cased. */
+  /** The first word, its ASCII letters upper-cased. */
   readonly verb: string;
   /** The text after the verb and one space (may be ""). */
   readonly arg: string;
@@ -51,5 +51,10 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
   text = text.slice(0, end);
   const m = /^[ \t]*([^ \t]+)(?:[ \t]+(.*))?$/s.exec(text);
   if (!m) return { error: REPLY.badSyntax };
-  return { verb: (m[1] as string).toUpperCase(), arg: m[2] ?? "" };
+  const word = m[1] as string;
+  // Only ASCII letters change case, as in Postfix's strcasecmp against its
+  // command table: "QU\u0131T" (a dotless i) or "\u017fTARTTLS" (a long s)
+  // is an unknown word, not QUIT or STARTTLS.
+  const verb = ascii ? word.toUpperCase() : word.replace(/[a-z]+/g, (w) => w.toUpperCase());
+  return { verb, arg: m[2] ?? "" };
 }

@@ -24,6 +24,11 @@ const OK_CASES: [string, string, string][] = [
   [":foo", ":FOO", ""],
   ["Subject: hi there", "SUBJECT:", "hi there"],
   ["  GET / HTTP/1.1", "GET", "/ HTTP/1.1"],
+  // Only ASCII letters change case (Postfix's strcasecmp): a dotless i or a
+  // long s does not make QUIT or STARTTLS.
+  ["qu\u0131t", "QU\u0131T", ""],
+  ["\u017ftarttls", "\u017fTARTTLS", ""],
+  ["stra\u00dfe x", "STRA\u00dfE", "x"],
 ];
 
 for (const [line, verb, arg] of OK_CASES) {

@@ -163,6 +163,8 @@ export const REPLY = {
   insufficientStorage: reply(452, "3.1", "Insufficient system storage"),
   tooManyHops: reply(554, "4.6", "Too many hops"),
   queueWriteError: reply(451, "3.0", "Error: queue file write error"),
+  // What the configuration asks cannot be done (Postfix's words for it).
+  configError: reply(451, "3.5", "Server configuration error"),
   localError: reply(451, "3.0", "Error: internal error, try again later"),
   bareLf: reply(550, "5.2", "Error: bare <LF> received"),
   // CHUNKING (RFC 3030; texts as Postfix's bdat_cmd).

@@ -29,7 +29,8 @@ export function printable(bytes: Uint8Array): string {
   return decoder.decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
 
-const C_ESCAPES: Record<number, string> = {
+/** The letters Postfix's escape() gives the control characters that have one. */
+const ESCAPES: Record<number, string> = {
   7: "\\a",
   8: "\\b",
   9: "\\t",
@@ -37,24 +38,21 @@ const C_ESCAPES: Record<number, string> = {
   11: "\\v",
   12: "\\f",
   13: "\\r",
-  92: "\\\\",
 };
 
 /**
- * Client bytes as Postfix's escape() writes them in a log line: printable
- * ASCII as is (a backslash doubled), CR, LF, tab and the other C controls
- * as `\r`, `\n`, `\t`..., every other byte (8-bit too) as a backslash and
- * three octal digits.
- * @param bytes the bytes
- * @returns printable ASCII text
+ * A command line as Postfix's escape() writes it into the non-SMTP command
+ * warning: printable ASCII as is (a backslash doubled), `\t` and the other
+ * C escapes, every other byte (8-bit ones too) as `\ooo` in octal. The
+ * result is ASCII, so cutting it never splits a character.
+ * @param bytes the line without CRLF
+ * @returns the escaped text
  */
-export function cEscape(bytes: Uint8Array): string {
+export function escaped(bytes: Uint8Array): string {
   let out = "";
   for (const b of bytes) {
-    const named = C_ESCAPES[b];
-    if (named !== undefined) out += named;
-    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
-    else out += `\\${b.toString(8).padStart(3, "0")}`;
+    if (b >= 0x20 && b < 0x7f) out += b === 0x5c ? "\\\\" : String.fromCharCode(b);
+    else out += ESCAPES[b] ?? `\\${b.toString(8).padStart(3, "0")}`;
   }
   return out;
 }
@@ -63,7 +61,7 @@ const latin1 = new TextDecoder("latin1");
 
 /**
  * What a client pipelined too early, for the improper pipelining log line:
- * its bytes escaped as Postfix escapes them, but cut at the first AUTH
+ * its bytes as {@linkcode escaped} writes them, but cut at the first AUTH
  * command, since its initial response and the lines after it may be
  * credentials: that line shows as "AUTH MECH ****" and nothing follows.
  * @param bytes the start of the buffered input
@@ -71,7 +69,7 @@ const latin1 = new TextDecoder("latin1");
  */
 export function pipelinedForLog(bytes: Uint8Array): string {
   const m = /(^|\n)[ \t]*AUTH([ \t][^\r\n]*)?(\r?\n|$)/i.exec(latin1.decode(bytes));
-  if (!m) return cEscape(bytes);
+  if (!m) return escaped(bytes);
   const start = m.index + (m[1] as string).length;
-  return cEscape(bytes.subarray(0, start)) + authCommandForLog(m[2] ?? "");
+  return escaped(bytes.subarray(0, start)) + authCommandForLog(m[2] ?? "");
 }

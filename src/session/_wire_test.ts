@@ -1,12 +1,20 @@
 import assert from "node:assert/strict";
-import { cEscape, pipelinedForLog } from "./_wire.ts";
+import { escaped, pipelinedForLog } from "./_wire.ts";
+
+const enc = new TextEncoder();
+
+Deno.test("escaped() writes a line as Postfix's escape(): C escapes, octal for 8-bit, \\\\ doubled", () => {
+  assert.equal(escaped(enc.encode("GET / HTTP/1.1")), "GET / HTTP/1.1");
+  assert.equal(escaped(enc.encode("GET\t/")), "GET\\t/");
+  assert.equal(escaped(enc.encode("\u00fcber")), "\\303\\274ber");
+  assert.equal(escaped(enc.encode("a\\b")), "a\\\\b");
+  assert.equal(
+    escaped(new Uint8Array([7, 8, 10, 11, 12, 13, 0, 0x1b, 0x7f])),
+    "\\a\\b\\n\\v\\f\\r\\000\\033\\177",
+  );
+});
 
 const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
-
-Deno.test("cEscape() writes bytes as Postfix's escape() does", () => {
-  assert.equal(cEscape(bytes("MAIL FROM:<a@b>\r\n")), "MAIL FROM:<a@b>\\r\\n");
-  assert.equal(cEscape(bytes("a\\b\t\x07\x00\x7f\xe9")), "a\\\\b\\t\\a\\000\\177\\351");
-});
 
 Deno.test("pipelinedForLog() cuts at the first AUTH line and hides its response", () => {
   assert.equal(

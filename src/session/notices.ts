@@ -40,13 +40,17 @@ export class SessionNotices {
   }
 
   /**
-   * Files an error reply under its class: protocol (500-503, 555, 550 5.5.2)
-   * or resource (451/452 4.3.x).
+   * Files an error reply under its class: protocol (500-503, 555, 550 5.5.2),
+   * software (451 4.3.5, a configuration error) or resource (other 451/452
+   * 4.3.x).
    * @param r an error reply about to be sent
    */
   classify(r: Reply): void {
     if ([500, 501, 502, 503, 555].includes(r.code) || (r.code === 550 && r.detail === "5.2")) {
       this.add("protocol");
+    } else if (r.code === 451 && r.detail === "3.5") {
+      // "Server configuration error": Postfix's smtpd counts it as software.
+      this.add("software");
     } else if ((r.code === 451 || r.code === 452) && r.detail?.startsWith("3.")) {
       this.add("resource");
     }

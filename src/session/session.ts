@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { CommandCount } from "../log/mod.ts";
 import { type DnsResolver, isHeaderLabel } from "../policy/mod.ts";
 import { type Line, LineReader, ReadTimeoutError } from "../io/line_reader.ts";
 import { ReplyWriter, WriteTimeoutError } from "../io/reply_writer.ts";
@@ -34,34 +35,14 @@ import { ErrorCounter } from "./error_counter.ts";
 import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
-import type { CommandCount } from "../log/mail_log.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
+import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
 
 /** Queued reply text past which the session writes before the next command. */
 const REPLY_FLUSH_LENGTH = 4096;
-
-/** The disconnect line's order: Postfix's command table, unknown commands last. */
-const STATS_ORDER = [
-  "HELO",
-  "EHLO",
-  "STARTTLS",
-  "AUTH",
-  "MAIL",
-  "RCPT",
-  "DATA",
-  "BDAT",
-  "RSET",
-  "NOOP",
-  "VRFY",
-  "ETRN",
-  "QUIT",
-  "HELP",
-  "UNKNOWN",
-];
 
 /** One SMTP session over one transport. */
 export class Session {
@@ -75,12 +56,8 @@ export class Session {
   readonly #errors: ErrorCounter;
   /** The transcript and the notify_classes hit. */
   readonly #notices = new SessionNotices();
-  /** Per command: sent, and succeeded (for the disconnect line). */
-  readonly #counts = new Map<string, CommandCount>(
-    STATS_ORDER.map((verb) => [verb, { ok: 0, total: 0 }]),
-  );
-  /** The count of the command at hand, until its reply says whether it succeeded. */
-  #current: CommandCount | undefined;
+  /** Per verb (lower case): commands seen, and those that did not fail. */
+  readonly #counts = new Map<string, CommandCount>();
   #client: ClientIdentity;
   /** -v, plus debug_peer_level for a client in debug_peer_list: 1 logs the dialog. */
   #verbosity = 0;
@@ -327,12 +304,7 @@ export class Session {
         this.#closed = true;
         return;
       }
-      this.#current = undefined;
       const result = await this.#command(line, state);
-      // As Postfix counts a command's success: its reply is no error.
-      if (result.kind === "silent" || (result.kind !== "gone" && !isError(result.reply))) {
-        this.#succeeded();
-      }
       if (result.kind === "gone") {
         this.#closed = true;
         return;
@@ -367,15 +339,16 @@ export class Session {
         ? authCommandForLog(parsed.arg)
         : printable(line.bytes),
     );
-    if ("error" in parsed) return answer(parsed.error);
+    if ("error" in parsed) {
+      // Postfix counts a line it cannot parse as an unknown command.
+      this.#count("unknown");
+      return answer(parsed.error);
+    }
     if (!isVerb(parsed.verb)) {
       state.commandSeen("UNKNOWN");
-      this.#count("UNKNOWN");
-      // An unknown command never succeeds, not even the 221 to a non-SMTP
-      // client (Postfix: unknown=0/1).
-      this.#current = undefined;
+      this.#count("unknown");
       if (await this.#nonSmtp(parsed.verb)) {
-        this.#deps.log.nonSmtpCommand(this.#client, printable(line.bytes));
+        this.#deps.log.nonSmtpCommand(this.#client, escaped(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
       }
       return answer(REPLY.unknownCommand);
@@ -395,9 +368,13 @@ export class Session {
       );
     }
     state.commandSeen(verb, early);
-    this.#count(verb);
+    const count = this.#count(verb);
     const refused = commandRefusal(spec, arg, state);
     const result = refused ? answer(refused) : await spec.handler(arg, state);
+    // As Postfix's: a command whose (last) reply is not 4xx or 5xx succeeded.
+    if (result.kind === "silent" || (result.kind !== "gone" && result.reply.code < 400)) {
+      count.ok++;
+    }
     this.#errors.command(verb);
     return result;
   }
@@ -448,15 +425,12 @@ export class Session {
     }
   }
 
-  #succeeded(): void {
-    if (this.#current) this.#current.ok++;
-  }
-
-  #count(verb: string): void {
-    const n = this.#counts.get(verb);
-    if (!n) return;
-    n.total++;
-    this.#current = n;
+  #count(verb: string): CommandCount {
+    const name = verb.toLowerCase();
+    let count = this.#counts.get(name);
+    if (!count) this.#counts.set(name, count = { ok: 0, total: 0 });
+    count.total++;
+    return count;
   }
 }
 

@@ -15,7 +15,7 @@ import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader
 import type { LineReader } from "../io/line_reader.ts";
 import type { ReplyWriter } from "../io/reply_writer.ts";
 import type { MailLog } from "../log/mod.ts";
-import type { DnsResolver, PolicyContext, PolicyStage } from "../policy/mod.ts";
+import type { DnsResolver, MessageEffect, PolicyContext, PolicyStage } from "../policy/mod.ts";
 import { formatReply, type Reply } from "../protocol/reply.ts";
 import type { SaslClientInfo, SecretLine } from "../sasl/mod.ts";
 import type { TlsInfo, Transport } from "../transport/types.ts";
@@ -88,6 +88,8 @@ export class SessionState implements SessionContext {
   #recipients: string[] = [];
   /** What access actions asked of the transaction's message. */
   #actions: MessageActions = noActions();
+  /** Actions the sender list met at MAIL (smtpd_delay_reject = no), for the transaction MAIL opens. */
+  #atMail: readonly MessageEffect[] = [];
   #recipientDsn: (RecipientDsn | undefined)[] = [];
   /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
   #protocol = "SMTP";
@@ -208,22 +210,29 @@ export class SessionState implements SessionContext {
     });
     if (refused) this.#notices.add("policy");
     // As Postfix: the actions stay with the transaction even when this
-    // command is refused (they need a sender, so a transaction exists).
-    if (this.tx) {
-      for (const e of effects) {
-        if (e.kind === "hold") this.#actions.hold = true;
-        else if (e.kind === "discard") this.#actions.discard = true;
-        else if (e.kind === "prepend") this.#actions.prepend.push(e.header);
-        // As Postfix: the last FILTER and REDIRECT win, every BCC counts.
-        else if (e.kind === "filter") this.#actions.filter = e.target;
-        else if (e.kind === "redirect") this.#actions.redirect = e.target;
-        else if (e.kind === "bcc" && !this.#actions.bcc.includes(e.target)) {
-          // (The sender list runs again at each RCPT: one entry per address.)
-          this.#actions.bcc.push(e.target);
-        }
+    // command is refused (they need a sender). With smtpd_delay_reject =
+    // no the sender list runs at MAIL, before the transaction it opens:
+    // its actions wait for beginTransaction (a refused MAIL opens none, and
+    // the next MAIL's check replaces them).
+    if (this.tx) this.#apply(effects);
+    else if (stage === "sender") this.#atMail = effects;
+    return refused;
+  }
+
+  /** Adds access actions to the transaction's. */
+  #apply(effects: readonly MessageEffect[]): void {
+    for (const e of effects) {
+      if (e.kind === "hold") this.#actions.hold = true;
+      else if (e.kind === "discard") this.#actions.discard = true;
+      else if (e.kind === "prepend") this.#actions.prepend.push(e.header);
+      // As Postfix: the last FILTER and REDIRECT win, every BCC counts.
+      else if (e.kind === "filter") this.#actions.filter = e.target;
+      else if (e.kind === "redirect") this.#actions.redirect = e.target;
+      else if (e.kind === "bcc" && !this.#actions.bcc.includes(e.target)) {
+        // (The sender list runs again at each RCPT: one entry per address.)
+        this.#actions.bcc.push(e.target);
       }
     }
-    return refused;
   }
 
   /** What a policy service is told beyond the restriction facts. */
@@ -262,6 +271,8 @@ export class SessionState implements SessionContext {
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
     this.#actions = noActions();
+    this.#apply(this.#atMail);
+    this.#atMail = [];
     this.#recipientDsn = [];
     const tx = {
       ...start,

@@ -5,37 +5,39 @@
  * the reply, nothing half-written stays), then the access actions decide
  * where the message goes: DISCARD drops it and answers 250 as if queued,
  * HOLD commits it into hold/, otherwise it is committed to its queue, with
- * the FILTER, REDIRECT and BCC records Postfix's qmgr acts on.
+ * the FILTER, REDIRECT and BCC records Postfix's qmgr acts on (a maildrop/
+ * file cannot carry FILTER or REDIRECT: 451, see lostInMaildrop).
  * Only then "250 2.0.0 Ok: queued as ID" and the log lines.
  *
  * @module
  */
 
-import type { MessageDraft, MessageRouting } from "../../cleanup/mod.ts";
-import type { Reply } from "../../protocol/reply.ts";
+import type { MessageDraft } from "../../cleanup/mod.ts";
+import { REPLY, type Reply } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { Transaction } from "../transaction.ts";
 
 /**
- * What the access actions ask of the queue file. Postfix's pickup drops
- * FILTER and REDIRECT records from a maildrop/ file (as after `postsuper
- * -r`), so stand-alone mode leaves them out and says so; BCC goes through.
+ * What a stand-alone session cannot do with the access actions met: Postfix's
+ * pickup drops FILTER and REDIRECT records from a maildrop/ file (as after
+ * `postsuper -r`), so the message would reach its recipients without the
+ * content filter or the redirect the operator asked for. It is deferred
+ * instead (BCC goes through).
  * @param ctx the session
  * @param tx the transaction
- * @param id the queue ID, for the warning
- * @returns hold, filter, redirect and BCC addresses
+ * @returns why the message cannot be queued, or undefined
  */
-function routing(ctx: SessionContext, tx: Transaction, id: string): MessageRouting {
-  const { hold, filter, redirect, bcc } = tx.actions;
+function lostInMaildrop(ctx: SessionContext, tx: Transaction): string | undefined {
+  const { filter, redirect } = tx.actions;
   if (ctx.services.queue !== "maildrop" || (filter === undefined && redirect === undefined)) {
-    return { hold, filter, redirect, bcc };
+    return undefined;
   }
-  const lost = [filter && `FILTER ${filter}`, redirect && `REDIRECT ${redirect}`]
+  const lost = [
+    filter !== undefined && `FILTER ${filter}`,
+    redirect !== undefined && `REDIRECT ${redirect}`,
+  ]
     .filter(Boolean).join(" and ");
-  ctx.log.warning(
-    `${id}: ${lost} not kept: Postfix's pickup drops such records from maildrop files`,
-  );
-  return { hold, bcc };
+  return `${lost} cannot be kept: Postfix's pickup drops such records from maildrop files`;
 }
 
 /**
@@ -76,7 +78,20 @@ export async function endOfData(
     await draft.abort();
     return answer(queued(draft.id));
   }
-  const result = await draft.finish(size, routing(ctx, tx, draft.id));
+  const lost = lostInMaildrop(ctx, tx);
+  if (lost) {
+    await draft.abort();
+    ctx.logReject({
+      id: draft.id,
+      stage: "END-OF-MESSAGE",
+      reply: REPLY.configError,
+      from: tx.senderText,
+    });
+    ctx.log.warning(`${draft.id}: ${lost}`);
+    return answer(REPLY.configError);
+  }
+  const { hold, filter, redirect, bcc } = tx.actions;
+  const result = await draft.finish(size, { hold, filter, redirect, bcc });
   if (result.kind === "refused") {
     ctx.logReject({
       id: draft.id,
