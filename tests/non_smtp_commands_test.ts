@@ -121,7 +121,8 @@ Deno.test({
       );
       await d.waitForLog("disconnect from");
       assert.match(d.log(), /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: Host: 127/);
-      assert.doesNotMatch(d.log(), /RCPT|client=/);
+      // (The improper pipelining line may quote the RCPT line: it came early.)
+      assert.doesNotMatch(d.log(), /RCPT from|client=|rcpt=/);
       assert.deepEqual(await queueFiles(d.queueDir), []);
     } finally {
       await d.stop();
@@ -167,7 +168,8 @@ Deno.test({
         /disconnect from .* ehlo=1 unknown=0\/1 commands=1\/2\n[^]*disconnect from/,
       );
       await d.waitForLog(/disconnect from .* unknown=0\/1 commands=0\/1\n/);
-      assert.doesNotMatch(d.log(), /RCPT|client=/);
+      // (The improper pipelining line may quote the RCPT line: it came early.)
+      assert.doesNotMatch(d.log(), /RCPT from|client=|rcpt=/);
       assert.deepEqual(await queueFiles(d.queueDir), []);
     } finally {
       await d.stop();

@@ -182,10 +182,43 @@ export function pathArgument(rng: Rng): string {
     case 2:
       path = `<${mb}`;
       break;
+    case 3:
+      path = `<${rfc822Noise(rng, mb)}>`;
+      break;
     default:
       path = `<${mb}>`;
   }
   return lead + path + esmtpParams(rng);
+}
+
+/** What RFC 822 allows between the tokens of an address, and some it does not. */
+const RFC822_NOISE = [
+  "",
+  "",
+  " ",
+  "\t",
+  "(c)",
+  "(a (b) c)",
+  "(\\))",
+  "(\\(",
+  "(",
+  ")",
+  '"',
+  "(\u00e9)",
+  "((((",
+  "( ))",
+];
+
+/**
+ * A mailbox with comments and blanks between its tokens (at "@" and "."),
+ * for the RFC 822 forms the address parser compacts.
+ * @param rng the generator
+ * @param mb the mailbox
+ * @returns the decorated text
+ */
+function rfc822Noise(rng: Rng, mb: string): string {
+  const noise = () => rng.chance(0.5) ? rng.pick(RFC822_NOISE) : "";
+  return noise() + mb.replace(/[@.]/g, (c) => noise() + c + noise()) + noise();
 }
 
 /**

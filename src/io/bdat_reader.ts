@@ -14,7 +14,7 @@
  */
 
 import type { BodySink, DotBodyResult } from "./dot_reader.ts";
-import type { LineReader } from "./line_reader.ts";
+import { type LineReader, ReadTimeoutError } from "./line_reader.ts";
 
 /** Options for {@linkcode BdatBody}. */
 export interface BdatBodyOptions {
@@ -76,7 +76,7 @@ export class BdatBody {
   async readChunk(reader: LineReader, size: number): Promise<boolean> {
     let left = size;
     while (left > 0) {
-      if (!reader.hasBuffered() && !(await reader.ensure(1))) return false;
+      if (!reader.hasBuffered() && !(await this.#ensure(reader))) return false;
       const view = reader.peek();
       const take = Math.min(view.length, left);
       await this.#push(view, 0, take);
@@ -85,6 +85,16 @@ export class BdatBody {
       this.#octets += take;
     }
     return true;
+  }
+
+  /** reader.ensure(1); a timeout tells the chunk octets received (Postfix's log line). */
+  async #ensure(reader: LineReader): Promise<boolean> {
+    try {
+      return await reader.ensure(1);
+    } catch (err) {
+      if (err instanceof ReadTimeoutError) err.bytes = this.#octets;
+      throw err;
+    }
   }
 
   /**

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { LineEnd, LineReader } from "./line_reader.ts";
+import { type LineEnd, type LineReader, ReadTimeoutError } from "./line_reader.ts";
 
 /** Receives body lines, already unstuffed, without terminators. */
 export interface BodySink {
@@ -42,7 +42,8 @@ export type DotBodyResult =
   | { kind: "complete"; size: number }
   | { kind: "tooBig"; size: number }
   | { kind: "bareNewline"; size: number }
-  | { kind: "disconnected" };
+  /** The client went away; size counts the whole lines received, as Postfix's log line does. */
+  | { kind: "disconnected"; size: number };
 
 /** Options for {@linkcode readDotBody}. */
 export interface ReadDotBodyOptions {
@@ -100,89 +101,95 @@ export async function readDotBody(
   const runMax = Math.min(maxLine, 16383);
   // Line lengths of one run: the thread's scratch array (a run is used up before the next).
   const runLens = reader.buffers.runLens;
-  for (;;) {
-    // Most lines are already buffered and plain: hand them on a run at a time.
-    if (storing && !continuing && prevCrlf && sink.lines && sink.takesRuns) {
-      const count = reader.scanRun(runMax, runLens);
-      if (count > 0) {
-        const start = reader.lineStart;
-        let end = reader.runEnd;
-        let fit = count;
-        if (size + (end - start) > maxBytes) {
-          // Store the lines within the limit, as line by line would.
-          storing = false;
-          tooBig = true;
-          end = start;
-          for (
-            fit = 0;
-            fit < count && size + (end - start) + (runLens[fit] ?? 0) + 2 <= maxBytes;
-            fit++
-          ) {
-            end += (runLens[fit] ?? 0) + 2;
+  try {
+    for (;;) {
+      // Most lines are already buffered and plain: hand them on a run at a time.
+      if (storing && !continuing && prevCrlf && sink.lines && sink.takesRuns) {
+        const count = reader.scanRun(runMax, runLens);
+        if (count > 0) {
+          const start = reader.lineStart;
+          let end = reader.runEnd;
+          let fit = count;
+          if (size + (end - start) > maxBytes) {
+            // Store the lines within the limit, as line by line would.
+            storing = false;
+            tooBig = true;
+            end = start;
+            for (
+              fit = 0;
+              fit < count && size + (end - start) + (runLens[fit] ?? 0) + 2 <= maxBytes;
+              fit++
+            ) {
+              end += (runLens[fit] ?? 0) + 2;
+            }
           }
+          if (fit > 0) {
+            const r = sink.lines(reader.buffer, start, end, runLens, fit);
+            if (r) await r;
+          }
+          size += reader.runEnd - start;
+          continue;
         }
-        if (fit > 0) {
-          const r = sink.lines(reader.buffer, start, end, runLens, fit);
-          if (r) await r;
-        }
-        size += reader.runEnd - start;
-        continue;
       }
-    }
-    // Otherwise one line at a time, in place when it is buffered.
-    let buf: Uint8Array;
-    let s: number;
-    let e = reader.scanLine(maxLine);
-    let end: LineEnd;
-    let bounded = true;
-    if (e >= 0) {
-      buf = reader.buffer;
-      s = reader.lineStart;
-      end = buf[e] === CR ? "crlf" : "lf";
-      bounded = end === "crlf";
-    } else {
-      const line = await reader.readLine(maxLine);
-      if (line === null) return { kind: "disconnected" };
-      buf = line.bytes;
-      s = 0;
-      e = buf.length;
-      end = line.end;
-    }
-    if (!continuing) {
-      if (e - s === 1 && buf[s] === DOT && end === "crlf" && prevCrlf) {
-        if (tooBig) return { kind: "tooBig", size };
-        if (sawBare && bareNewline === "reject") return { kind: "bareNewline", size };
-        return { kind: "complete", size };
-      }
-      // Unstuff: a leading dot goes when the line has more (this piece may be
-      // only the start of a long line).
-      if (buf[s] === DOT && s < e && (e - s > 1 || end === "partial")) s++;
-    }
-    if (end === "lf") sawBare = true;
-    size += e - s + (end === "partial" ? 0 : 2);
-    if (storing && size > maxBytes) {
-      storing = false;
-      tooBig = true;
-    }
-    if (bareNewline === "reject" && sawBare) storing = false;
-    if (storing) {
-      // A bare CR inside the line: split there, so nothing stored holds one.
-      let cr = findCr(buf, s, e, bounded);
-      if (cr >= 0) sawBare = true;
-      if (bareNewline === "reject" && cr >= 0) {
-        storing = false;
+      // Otherwise one line at a time, in place when it is buffered.
+      let buf: Uint8Array;
+      let s: number;
+      let e = reader.scanLine(maxLine);
+      let end: LineEnd;
+      let bounded = true;
+      if (e >= 0) {
+        buf = reader.buffer;
+        s = reader.lineStart;
+        end = buf[e] === CR ? "crlf" : "lf";
+        bounded = end === "crlf";
       } else {
-        while (cr >= 0) {
-          const r = sink.line(buf, s, cr, false);
-          if (r) await r;
-          s = cr + 1;
-          cr = findCr(buf, s, e, bounded);
-        }
-        const r = sink.line(buf, s, e, end === "partial");
-        if (r) await r;
+        const line = await reader.readLine(maxLine);
+        if (line === null) return { kind: "disconnected", size };
+        buf = line.bytes;
+        s = 0;
+        e = buf.length;
+        end = line.end;
       }
+      if (!continuing) {
+        if (e - s === 1 && buf[s] === DOT && end === "crlf" && prevCrlf) {
+          if (tooBig) return { kind: "tooBig", size };
+          if (sawBare && bareNewline === "reject") return { kind: "bareNewline", size };
+          return { kind: "complete", size };
+        }
+        // Unstuff: a leading dot goes when the line has more (this piece may be
+        // only the start of a long line).
+        if (buf[s] === DOT && s < e && (e - s > 1 || end === "partial")) s++;
+      }
+      if (end === "lf") sawBare = true;
+      size += e - s + (end === "partial" ? 0 : 2);
+      if (storing && size > maxBytes) {
+        storing = false;
+        tooBig = true;
+      }
+      if (bareNewline === "reject" && sawBare) storing = false;
+      if (storing) {
+        // A bare CR inside the line: split there, so nothing stored holds one.
+        let cr = findCr(buf, s, e, bounded);
+        if (cr >= 0) sawBare = true;
+        if (bareNewline === "reject" && cr >= 0) {
+          storing = false;
+        } else {
+          while (cr >= 0) {
+            const r = sink.line(buf, s, cr, false);
+            if (r) await r;
+            s = cr + 1;
+            cr = findCr(buf, s, e, bounded);
+          }
+          const r = sink.line(buf, s, e, end === "partial");
+          if (r) await r;
+        }
+      }
+      continuing = end === "partial";
+      if (!continuing) prevCrlf = end === "crlf";
     }
-    continuing = end === "partial";
-    if (!continuing) prevCrlf = end === "crlf";
+  } catch (err) {
+    // Postfix's "timeout after DATA (N bytes)": what was received so far.
+    if (err instanceof ReadTimeoutError) err.bytes = size;
+    throw err;
   }
 }

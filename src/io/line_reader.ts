@@ -29,6 +29,11 @@ export interface Line {
 
 /** Raised when no input arrives within the timeout. */
 export class ReadTimeoutError extends Error {
+  /**
+   * Message content received when the wait ran out in DATA or BDAT (set by
+   * their readers), for Postfix's `timeout after DATA (N bytes)` line.
+   */
+  bytes?: number;
   constructor() {
     super("Timed out waiting for client input");
     this.name = "ReadTimeoutError";
@@ -94,6 +99,15 @@ export class LineReader {
   /** Whether input is already buffered (the client pipelined more). */
   hasBuffered(): boolean {
     return this.#start < this.#end;
+  }
+
+  /**
+   * The first bytes of what is buffered, left in place (a copy).
+   * @param max how many at most
+   * @returns the bytes
+   */
+  peekBuffered(max: number): Uint8Array {
+    return this.#buf.slice(this.#start, Math.min(this.#end, this.#start + max));
   }
 
   /** Drops everything buffered (e.g. plaintext pipelined after STARTTLS). */

@@ -59,14 +59,37 @@ export class MailLog {
     this.logger.info(`disconnect from ${who(p)}${text} commands=${all}`);
   }
 
-  /** `lost connection after CMD from host[addr]` */
-  lostConnection(p: LogPeer, after: string): void {
-    this.logger.info(`lost connection after ${after} from ${who(p)}`);
+  /**
+   * `lost connection after CMD from host[addr]`; after DATA with the bytes
+   * of message content received, as Postfix: `after DATA (N bytes) from`.
+   */
+  lostConnection(p: LogPeer, after: string, bytes?: number): void {
+    const size = bytes === undefined ? "" : ` (${bytes} bytes)`;
+    this.logger.info(`lost connection after ${after}${size} from ${who(p)}`);
   }
 
-  /** `timeout after CMD from host[addr]` */
-  timeout(p: LogPeer, after: string): void {
-    this.logger.info(`timeout after ${after} from ${who(p)}`);
+  /**
+   * `improper command pipelining after CMD from host[addr]: NEXT`, NEXT
+   * being the start of what the client sent too early (escaped).
+   */
+  improperPipelining(p: LogPeer, after: string, next: string): void {
+    this.logger.info(`improper command pipelining after ${after} from ${who(p)}: ${next}`);
+  }
+
+  /**
+   * `warning: Illegal address syntax from host[addr] in CMD command: <...>`,
+   * Postfix's line for an address its parser refuses.
+   */
+  illegalAddress(p: LogPeer, command: string, address: string): void {
+    this.logger.warning(
+      `Illegal address syntax from ${who(p)} in ${command} command: ${address}`,
+    );
+  }
+
+  /** `timeout after CMD from host[addr]`; in DATA or BDAT with `(N bytes)`, as Postfix. */
+  timeout(p: LogPeer, after: string, bytes?: number): void {
+    const size = bytes === undefined ? "" : ` (${bytes} bytes)`;
+    this.logger.info(`timeout after ${after}${size} from ${who(p)}`);
   }
 
   /** `too many errors after CMD from host[addr]` */

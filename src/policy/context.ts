@@ -44,7 +44,7 @@ export interface PolicyContext {
   readonly unauthPipelining?: boolean;
   /** Recipients accepted so far in the mail transaction (reject_multi_recipient_bounce, policy services). */
   readonly recipientCount?: number;
-  /** The command being checked, for reject_unauth_pipelining's text. */
+  /** The command being checked (a policy service's protocol_state, reject_multi_recipient_bounce). */
   readonly command?: string;
   /** "SMTP" or "ESMTP" (check_policy_service's protocol_name). */
   readonly protocolName?: string;

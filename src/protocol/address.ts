@@ -4,7 +4,10 @@
  * `strict_rfc821_envelopes = no` allows: `MAIL FROM: a@b`,
  * `MAIL FROM: Name <a@b>` and RFC 822 comments after the address or in the
  * phrase: `MAIL FROM: <a@b> (comment)`, `MAIL FROM: (c) Name <a@b>`. Source routes (`@a,@b:u@d`) are kept apart so
- * relay control can see them.
+ * relay control can see them. Inside the address, as Postfix's RFC 822
+ * parser reads it, comments and white space between its tokens go:
+ * `<a(c)@b>` and `< u @ b >` are `a@b` and `u@b` ({@linkcode compactPath};
+ * with strict_rfc821_envelopes only the white space).
  *
  * With SMTPUTF8 (RFC 6531 §3.3) a local part may hold UTF-8 characters
  * (`atext =/ UTF8-non-ascii`, in quoted strings too) and a domain may hold
@@ -33,7 +36,13 @@ export interface Address {
 
 /** The parse result of a path plus the parameter text after it. */
 export type PathParse =
-  | { ok: true; address: Address; params: string }
+  | {
+    ok: true;
+    address: Address;
+    params: string;
+    /** The text between the angle brackets as sent (undefined without them). */
+    sent?: string;
+  }
   | { ok: false };
 
 /** Options for {@linkcode parsePath}. */
@@ -80,6 +89,7 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   const s = text.replace(/^[ \t]+/, "");
   let inner: string;
   let rest: string;
+  let bracketed = true;
   if (s.startsWith("<")) {
     const close = findClose(s, 1);
     if (close < 0) return { ok: false };
@@ -97,6 +107,7 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
     } else {
       const m = /^(\S+)(.*)$/s.exec(s);
       if (!m) return { ok: false };
+      bracketed = false;
       inner = m[1] ?? "";
       rest = m[2] ?? "";
     }
@@ -109,9 +120,152 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
     if (after !== undefined && after !== rest) rest = after === "" ? "" : ` ${after}`;
   }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
-  const address = parseMailbox(inner, options.utf8 === true);
+  const utf8 = options.utf8 === true;
+  const compact = compactRoutedPath(inner, utf8, options.strict);
+  if (compact === undefined) return { ok: false };
+  const address = parseMailbox(compact, utf8);
   if (!address) return { ok: false };
-  return { ok: true, address, params: rest.trim() };
+  return { ok: true, address, params: rest.trim(), ...(bracketed ? { sent: inner } : {}) };
+}
+
+/**
+ * compactPath() for a path that may start with a source route: the route
+ * ends at the first ":" as Postfix's smtpd cuts it (before its address
+ * parser runs), and is left as sent for parseMailbox to judge; only the
+ * mailbox after it is compacted. A route that appears only once comments or
+ * white space are gone (`< @a:u@b>`) is refused, as Postfix refuses it.
+ */
+function compactRoutedPath(inner: string, utf8: boolean, strict: boolean): string | undefined {
+  // No control character anywhere, the route included: the text as sent
+  // becomes the dsn_orig_rcpt record (a tab is white space).
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(inner)) return undefined;
+  const colon = inner.startsWith("@") ? inner.indexOf(":") : -1;
+  if (colon >= 0) {
+    const mailbox = compactPath(inner.slice(colon + 1), utf8, strict);
+    return mailbox === undefined ? undefined : inner.slice(0, colon + 1) + mailbox;
+  }
+  const compact = compactPath(inner, utf8, strict);
+  return compact?.startsWith("@") ? undefined : compact;
+}
+
+/** RFC 822 specials that stand alone between tokens of an address. */
+const SPECIALS = "@.,:;<>";
+/** Where an atom ends: white space, a special, a comment, a quoted string, a literal. */
+const ATOM_END = ` \t()"[]${SPECIALS}`;
+
+/**
+ * The inside of a path as Postfix's RFC 822 address parser reads it
+ * (tok822_parse, then the internal form): comments, nested or not, and
+ * white space between tokens go, so `u(c) . v @ x . example` is
+ * `u.v@x.example`; quoted strings and domain literals stay as sent. The
+ * result still goes through parseMailbox, which judges every character.
+ * Where Postfix guesses, we refuse: an unclosed comment (Postfix drops the
+ * rest of the address, so `<u(a@b>` would be `u`), a ")" outside a comment
+ * (Postfix quotes it into the local part), an unclosed quoted string or
+ * literal. Two words in a row (`<a b@c>`, `<a(c)b@d>`) are refused, as
+ * Postfix refuses them (two addresses). No control character (a tab is
+ * white space), and without SMTPUTF8 nothing 8-bit, comments included.
+ * With strict_rfc821_envelopes a comment is refused, white space is not
+ * (as Postfix: its strict check counts comments as text beside the address).
+ * @param inner the text between the angle brackets
+ * @param utf8 whether UTF-8 is allowed (SMTPUTF8)
+ * @param strict strict_rfc821_envelopes: no comments
+ * @returns the compact text, or undefined when refused
+ */
+export function compactPath(inner: string, utf8 = false, strict = false): string | undefined {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(inner)) return undefined;
+  // deno-lint-ignore no-control-regex
+  if (!utf8 && /[^\x00-\x7f]/.test(inner)) return undefined;
+  let out = "";
+  let afterWord = false;
+  let i = 0;
+  while (i < inner.length) {
+    const c = inner[i] as string;
+    if (c === " " || c === "\t") {
+      i++;
+      continue;
+    }
+    if (c === "(") {
+      if (strict) return undefined;
+      i = commentEnd(inner, i);
+      if (i < 0) return undefined;
+      continue;
+    }
+    if (c === ")" || c === "]") return undefined;
+    if (SPECIALS.includes(c)) {
+      out += c;
+      afterWord = false;
+      i++;
+      continue;
+    }
+    let end: number;
+    if (c === '"') end = quotedEnd(inner, i);
+    else if (c === "[") end = inner.indexOf("]", i) + 1;
+    else {
+      end = i + 1;
+      while (end < inner.length && !ATOM_END.includes(inner[end] as string)) end++;
+    }
+    if (end <= 0 || afterWord) return undefined;
+    out += inner.slice(i, end);
+    afterWord = true;
+    i = end;
+  }
+  return out;
+}
+
+/**
+ * Where a comment that starts at `from` ends: after its ")", nested
+ * comments and backslash pairs inside it included.
+ * @returns the index after it, or -1 when it is not closed
+ */
+function commentEnd(s: string, from: number): number {
+  let depth = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\") i++;
+    else if (c === "(") depth++;
+    else if (c === ")" && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * Where a quoted string that starts at `from` ends: after its closing
+ * quote, backslash pairs inside it included.
+ * @returns the index after it, or -1 when it is not closed
+ */
+function quotedEnd(s: string, from: number): number {
+  for (let i = from + 1; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\") i++;
+    else if (c === '"') return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * The address argument of MAIL, RCPT or VRFY as Postfix's smtpd logs it
+ * when it refuses it: up to the closing ">" when it starts with "<", else
+ * the first word; control characters as "?".
+ * @param text the text after `FROM:` or `TO:`
+ * @returns the argument
+ */
+export function pathToken(text: string): string {
+  const s = text.replace(/^[ \t]+/, "");
+  const close = s.startsWith("<") ? findClose(s, 1) : -1;
+  const token = close >= 0 ? s.slice(0, close + 1) : s.startsWith("<") ? s : /^\S*/.exec(s)?.[0];
+  return printableArgument(token ?? "");
+}
+
+/**
+ * Client text for a log line: control characters as "?".
+ * @param text the text
+ * @returns the printable text
+ */
+export function printableArgument(text: string): string {
+  return text.replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
 
 /** Finds "<" outside a quoted string and outside comments. */

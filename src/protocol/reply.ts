@@ -136,10 +136,12 @@ export const REPLY = {
   mailSyntax: reply(501, "5.4", "Syntax: MAIL FROM:<address>"),
   rcptSyntax: reply(501, "5.4", "Syntax: RCPT TO:<address>"),
   vrfySyntax: reply(501, "5.4", "Syntax: VRFY address"),
+  // With smtputf8_enable, as Postfix's vrfy_cmd says it.
+  vrfySyntaxUtf8: reply(501, "5.4", "Syntax: VRFY address [SMTPUTF8]"),
   dataSyntax: reply(501, "5.4", "Syntax: DATA"),
   etrnSyntax: reply(501, "5.4", "Syntax: ETRN domain"),
   starttlsSyntax: reply(501, "5.4", "Syntax: STARTTLS"),
-  noArgsSyntax: reply(501, "5.4", "Syntax: command takes no arguments"),
+  rsetSyntax: reply(501, "5.4", "Syntax: RSET"),
   badParameter: reply(501, "5.4", "Error: invalid parameter syntax"),
   badSender: reply(501, "1.7", "Bad sender address syntax"),
   badRecipient: reply(501, "1.3", "Bad recipient address syntax"),

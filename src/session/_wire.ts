@@ -4,6 +4,8 @@
  * @module
  */
 
+import { authCommandForLog } from "../sasl/mod.ts";
+
 /**
  * Connection-level failures: the client went away or the socket broke.
  * @param err what was thrown
@@ -53,4 +55,21 @@ export function escaped(bytes: Uint8Array): string {
     else out += ESCAPES[b] ?? `\\${b.toString(8).padStart(3, "0")}`;
   }
   return out;
+}
+
+const latin1 = new TextDecoder("latin1");
+
+/**
+ * What a client pipelined too early, for the improper pipelining log line:
+ * its bytes as {@linkcode escaped} writes them, but cut at the first AUTH
+ * command, since its initial response and the lines after it may be
+ * credentials: that line shows as "AUTH MECH ****" and nothing follows.
+ * @param bytes the start of the buffered input
+ * @returns the text to log
+ */
+export function pipelinedForLog(bytes: Uint8Array): string {
+  const m = /(^|\n)[ \t]*AUTH([ \t][^\r\n]*)?(\r?\n|$)/i.exec(latin1.decode(bytes));
+  if (!m) return escaped(bytes);
+  const start = m.index + (m[1] as string).length;
+  return escaped(bytes.subarray(0, start)) + authCommandForLog(m[2] ?? "");
 }

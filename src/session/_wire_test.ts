@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escaped } from "./_wire.ts";
+import { escaped, pipelinedForLog } from "./_wire.ts";
 
 const enc = new TextEncoder();
 
@@ -12,4 +12,15 @@ Deno.test("escaped() writes a line as Postfix's escape(): C escapes, octal for 8
     escaped(new Uint8Array([7, 8, 10, 11, 12, 13, 0, 0x1b, 0x7f])),
     "\\a\\b\\n\\v\\f\\r\\000\\033\\177",
   );
+});
+
+const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+Deno.test("pipelinedForLog() cuts at the first AUTH line and hides its response", () => {
+  assert.equal(
+    pipelinedForLog(bytes("MAIL FROM:<a@b>\r\nauth PLAIN AGFsaWNl\r\ndXNlcg==\r\n")),
+    "MAIL FROM:<a@b>\\r\\nAUTH PLAIN ****",
+  );
+  assert.equal(pipelinedForLog(bytes("AUTH LOGIN\r\ndXNlcg==\r\n")), "AUTH LOGIN");
+  assert.equal(pipelinedForLog(bytes("AUTHOR x\r\n")), "AUTHOR x\\r\\n");
 });

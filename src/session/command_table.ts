@@ -8,8 +8,8 @@
  *    HELO, EHLO, STARTTLS, NOOP, QUIT, HELP); the others get 530 5.7.0 Must
  *    issue a STARTTLS command first (BDAT from its handler, which must read
  *    the chunk to stay in step);
- * 2. `precheck`: what a command refuses whatever the phase (DATA with an
- *    argument; STARTTLS when not offered or with an argument);
+ * 2. `precheck`: what a command refuses whatever the phase (DATA after
+ *    BDAT; STARTTLS with an argument or when not offered; RSET with one);
  * 3. `greeting`: with smtpd_helo_required, HELO/EHLO must have been
  *    accepted first (MAIL, ETRN, as Postfix): 503 5.5.1 send HELO/EHLO first;
  * 4. `refusedIn`: the phases the command is refused in, with the reply.
@@ -58,7 +58,12 @@ export type Verb =
 /** A command's handler and rules. */
 export interface CommandSpec {
   readonly handler: CommandHandler;
-  /** RFC 2920 §3.1: "last" commands end a pipelined group. */
+  /**
+   * "last" commands end a pipelined group (RFC 2920 §3.1): Postfix's
+   * SMTPD_CMD_FLAG_LAST set (HELO, EHLO, DATA, NOOP, VRFY; QUIT ends the
+   * session anyway). What follows them in the same write is improper
+   * pipelining: logged once, and reject_unauth_pipelining refuses.
+   */
   readonly pipelining: "group" | "last";
   /** Before STARTTLS at level encrypt: allowed, or refused by the handler (else 530 here). */
   readonly beforeTls?: "allowed" | "handler";
@@ -93,9 +98,10 @@ export const COMMANDS = {
   DATA: {
     handler: handleData,
     pipelining: "last",
-    precheck: (arg, ctx) =>
-      arg.trim() !== "" ? REPLY.dataSyntax : ctx.bdat ? REPLY.dataAfterBdat : undefined,
-    refusedIn: { connected: REPLY.needMail, greeted: REPLY.needMail },
+    // As Postfix's data_cmd: state before syntax (the handler checks the
+    // argument once there are recipients), and "need RCPT" even before MAIL.
+    precheck: (_arg, ctx) => ctx.bdat ? REPLY.dataAfterBdat : undefined,
+    refusedIn: { connected: REPLY.needRcpt, greeted: REPLY.needRcpt },
   },
   // RFC 3030: chunks are pipelined; the handler applies BDAT's own rules
   // (it must read the chunk whatever the phase, to stay in step).
@@ -103,38 +109,39 @@ export const COMMANDS = {
   RSET: {
     handler: handleRset,
     pipelining: "group",
-    precheck: (arg) => arg.trim() !== "" ? REPLY.noArgsSyntax : undefined,
+    precheck: (arg) => arg.trim() !== "" ? REPLY.rsetSyntax : undefined,
   },
   NOOP: { handler: handleNoop, pipelining: "last", beforeTls: "allowed" },
   QUIT: { handler: handleQuit, pipelining: "last", beforeTls: "allowed" },
   VRFY: { handler: handleVrfy, pipelining: "last" },
   ETRN: {
     handler: handleEtrn,
-    pipelining: "last",
+    pipelining: "group",
     // As Postfix: HELO first only when smtpd_helo_required is set.
     greeting: "smtpd_helo_required",
     refusedIn: { inMail: REPLY.mailInProgress },
   },
   STARTTLS: {
     handler: handleStarttls,
-    pipelining: "last",
+    pipelining: "group",
     beforeTls: "allowed",
+    // As Postfix's starttls_cmd: syntax first, then TLS on, then TLS off
+    // or STARTTLS discarded.
     precheck: (arg, ctx) => {
+      if (arg.trim() !== "") return REPLY.starttlsSyntax;
       if (ctx.tls) return REPLY.tlsActive;
-      // As Postfix (starttls_cmd): TLS off or STARTTLS discarded.
-      if (!ctx.tlsOffered) return REPLY.notImplemented;
-      return arg.trim() !== "" ? REPLY.starttlsSyntax : undefined;
+      return ctx.tlsOffered ? undefined : REPLY.notImplemented;
     },
     refusedIn: { inMail: REPLY.mailInProgress },
   },
   AUTH: {
     handler: handleAuth,
-    pipelining: "last",
+    pipelining: "group",
     // As Postfix: HELO first only when smtpd_helo_required is set; the
     // handler refuses the rest in Postfix's order (enabled, transaction, TLS, twice).
     greeting: "smtpd_helo_required",
   },
-  HELP: { handler: handleHelp, pipelining: "last", beforeTls: "allowed" },
+  HELP: { handler: handleHelp, pipelining: "group", beforeTls: "allowed" },
 } as const satisfies Record<Verb, CommandSpec>;
 
 /**

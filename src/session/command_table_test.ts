@@ -45,9 +45,10 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
     inMail: RUNS,
     inMailNoHelo: RUNS,
   },
+  // As Postfix's data_cmd: "need RCPT" even before MAIL.
   DATA: {
-    connected: REPLY.needMail,
-    greeted: REPLY.needMail,
+    connected: REPLY.needRcpt,
+    greeted: REPLY.needRcpt,
     inMail: RUNS,
     inMailNoHelo: RUNS,
   },
@@ -175,8 +176,19 @@ for (const { heloRequired, rules } of CONFIGS) {
 
 /** Syntax and sequence checks come in Postfix's order; each row would change if it did not. */
 const ORDER_CASES: [string, string[], Reply][] = [
-  ["DATA with an argument is a syntax error before anything else", ["DATA x"], REPLY.dataSyntax],
-  ["RSET with an argument", ["EHLO c", "MAIL FROM:<a@b.example>", "RSET x"], REPLY.noArgsSyntax],
+  ["DATA with an argument before a transaction is a sequence error", ["DATA x"], REPLY.needRcpt],
+  ["DATA with an argument and no recipient has no valid recipients", [
+    "EHLO c",
+    "MAIL FROM:<a@b.example>",
+    "DATA x",
+  ], REPLY.noValidRecipients],
+  ["DATA with an argument and a recipient is a syntax error", [
+    "EHLO c",
+    "MAIL FROM:<a@b.example>",
+    "RCPT TO:<r@c.example>",
+    "DATA x",
+  ], REPLY.dataSyntax],
+  ["RSET with an argument", ["EHLO c", "MAIL FROM:<a@b.example>", "RSET x"], REPLY.rsetSyntax],
   ["a malformed RCPT outside a transaction is a sequence error", ["RCPT bogus"], REPLY.needMail],
   ["a malformed MAIL inside a transaction is a nested MAIL", [
     "EHLO c",

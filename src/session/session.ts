@@ -36,7 +36,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { escaped, isConnectionError, printable } from "./_wire.ts";
+import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -64,6 +64,8 @@ export class Session {
   /** Made once the client is known. */
   #state: SessionState | undefined;
   #closed = false;
+  /** The improper pipelining line is logged (once a session). */
+  #illPipelining = false;
   #pendingFirst: Promise<void> | undefined;
 
   /**
@@ -133,13 +135,14 @@ export class Session {
         this.#closed = true;
         return;
       }
+      await this.#talkedFirst(state);
       await state.checkClient();
       if (!(await this.#greetingDelay())) return;
       state.send(greeting(config.smtpd_banner));
       await this.#loop(state);
     } catch (err) {
       if (err instanceof ReadTimeoutError) {
-        log.timeout(client, state.lastVerb);
+        log.timeout(client, state.lastVerb, err.bytes);
         state.send(timeoutExceeded(config.myhostname));
       } else if (err instanceof WriteTimeoutError) {
         log.timeout(client, state.lastVerb); // a client that does not read gets no 421 either
@@ -207,6 +210,48 @@ export class Session {
     this.#reader.close();
     this.#writer.close();
     this.#transport.close();
+  }
+
+  /**
+   * As Postfix before its greeting (and before the client restrictions): a
+   * client that has sent something already pipelined improperly. It is
+   * logged once (`improper command pipelining after CONNECT`) and
+   * reject_unauth_pipelining refuses it later. Looking costs one turn of the
+   * event loop: the first read starts and races a zero timer, which it wins
+   * only when bytes are waiting; otherwise it goes on, and the command loop
+   * waits for it. Not for a stand-alone submission, implicit TLS (the bytes
+   * are a ClientHello) or with smtpd_greeting_delay (which refuses such a
+   * client itself).
+   * @param state the session
+   */
+  async #talkedFirst(state: SessionState): Promise<void> {
+    const cfg = this.#deps.config;
+    if (this.#client.local || this.#transport.implicitTls || cfg.smtpd_greeting_delay > 0) return;
+    if (!this.#reader.hasBuffered()) {
+      const first = this.#reader.ensure(1);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const talked = await Promise.race([
+        first,
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 0);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!talked) {
+        this.#pendingFirst = first.then(() => {});
+        // The command loop awaits it; should the session end before (an
+        // error at connect), its failure must not go unhandled.
+        this.#pendingFirst.catch(() => {});
+        return;
+      }
+    }
+    this.#illPipelining = true;
+    state.commandSeen("CONNECT", true);
+    this.#deps.log.improperPipelining(
+      this.#client,
+      "CONNECT",
+      pipelinedForLog(this.#reader.peekBuffered(100)),
+    );
   }
 
   /**
@@ -313,6 +358,15 @@ export class Session {
     // RFC 2920 §3.1: only ESMTP clients may pipeline, and never past a "last" command.
     const early = this.#reader.hasBuffered() && verb !== "QUIT" &&
       (state.protocol !== "ESMTP" || spec.pipelining === "last");
+    if (early && !this.#illPipelining && !this.#client.local) {
+      // Once a session, as Postfix 3.7 logs it (not for a stand-alone submission).
+      this.#illPipelining = true;
+      this.#deps.log.improperPipelining(
+        this.#client,
+        verb,
+        pipelinedForLog(this.#reader.peekBuffered(100)),
+      );
+    }
     state.commandSeen(verb, early);
     const count = this.#count(verb);
     const refused = commandRefusal(spec, arg, state);

@@ -149,6 +149,10 @@ export const addressTarget: FuzzTarget = {
       if (!p.ok) continue;
       const where = `parsePath(${JSON.stringify(text.slice(0, 200))}, strict=${strict})`;
       checkAddress(p.address, where);
+      // The text as sent goes into the dsn_orig_rcpt record.
+      if (p.sent !== undefined && /[\r\n\0]/.test(p.sent)) {
+        throw new FuzzFailure("address.sent", `${where}: sent ${JSON.stringify(p.sent)}`);
+      }
       if (/^\s|\s$/.test(p.params)) {
         throw new FuzzFailure("address.params", `${where}: params ${JSON.stringify(p.params)}`);
       }

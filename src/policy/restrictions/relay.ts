@@ -21,7 +21,7 @@ import { type Destinations, localDomain, relayDomain } from "../destinations.ts"
 import type { Membership } from "../domain_list.ts";
 import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
-import { type EvalEnv, refusal, refuse, tracedDns } from "../restriction.ts";
+import { type EvalEnv, refusal, refuse, stageSubject, tracedDns } from "../restriction.ts";
 
 /**
  * Whether mail to the context's recipient may be accepted from anyone.
@@ -237,10 +237,13 @@ export const RELAY: Record<string, Factory> = {
         Promise.resolve(
           e.ctx.unauthPipelining
             ? refuse(
-              reply(
+              // As Postfix: "<DATA>: Data command rejected: ...", the stage's own subject.
+              refusal(
                 503,
                 "5.0",
-                `${e.ctx.command ?? "Command"}: Improper use of SMTP command pipelining`,
+                stageSubject(e.stage),
+                e.ctx,
+                "Improper use of SMTP command pipelining",
               ),
               name,
             )

@@ -114,7 +114,7 @@ export async function completeMessage(
   await draft.abort();
   switch (body.kind) {
     case "disconnected":
-      ctx.log.lostConnection(ctx.client, "DATA");
+      ctx.log.lostConnection(ctx.client, "DATA", body.size);
       return { kind: "gone" };
     case "tooBig":
     case "bareNewline": {

@@ -107,7 +107,8 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   }
   if (!complete) {
     ctx.setBdat(undefined);
-    ctx.log.lostConnection(ctx.client, "BDAT");
+    // As Postfix: "after BDAT (N bytes)", the chunk octets received.
+    ctx.log.lostConnection(ctx.client, "BDAT", body.octets);
     return { kind: "gone" };
   }
   if (!last) return answer(chunkOk(size));

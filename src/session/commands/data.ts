@@ -10,8 +10,9 @@
  * header block and record buffers are reserved against the process's
  * memory budget; without room, 452 4.3.1 at DATA, or after the body when
  * the budget runs out on the way (nothing is queued). The command table
- * refuses DATA with an argument, outside a transaction, and once BDAT
- * has begun (503 5.5.1 Error: DATA after BDAT, as Postfix). Opening and
+ * refuses DATA outside a transaction, and once BDAT
+ * has begun (503 5.5.1 Error: DATA after BDAT, as Postfix); an argument
+ * gets 501 here, after the state checks, as in Postfix. Opening and
  * completing the message is shared with BDAT (./_message.ts).
  *
  * @module
@@ -23,9 +24,11 @@ import { completeMessage, openMessage } from "./_message.ts";
 import { inTransaction } from "./_transaction.ts";
 
 /** DATA */
-export async function handleData(_arg: string, ctx: SessionContext): Promise<CommandResult> {
+export async function handleData(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "DATA");
   if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
+  // As Postfix's data_cmd: the argument is judged after the state.
+  if (arg.trim() !== "") return answer(REPLY.dataSyntax);
   // smtpd_data_restrictions, before the queue file is opened (no 354 on a refusal).
   const refused = await ctx.checkPolicy("data", "DATA", {
     ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { addressText, parsePath } from "../../protocol/address.ts";
+import { addressText, parsePath, pathToken } from "../../protocol/address.ts";
 import { declaresSmtputf8, DSN_RET, parseMailParams } from "../../protocol/esmtp_params.ts";
 import { REPLY, type Reply } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
@@ -49,7 +49,10 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   const rest = arg.slice(m[0].length);
   const utf8 = declaresSmtputf8(rest.replace(/^[ \t]*<[^>]*>?/, ""), offered);
   const path = parsePath(rest, { strict: cfg.strict_rfc821_envelopes, utf8 });
-  if (!path.ok) return answer(REPLY.badSender);
+  if (!path.ok) {
+    ctx.log.illegalAddress(ctx.client, "MAIL", pathToken(rest));
+    return answer(REPLY.badSender);
+  }
   const params = parseMailParams(path.params, {
     ...offered,
     auth: ctx.services.sasl?.settings.enabled === true,

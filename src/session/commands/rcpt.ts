@@ -9,7 +9,7 @@
  * @module
  */
 
-import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
+import { addressText, isNullAddress, parsePath, pathToken } from "../../protocol/address.ts";
 import { parseRcptParams } from "../../protocol/esmtp_params.ts";
 import { withoutTrailingDot } from "../../protocol/hostname.ts";
 import { REPLY } from "../../protocol/reply.ts";
@@ -25,11 +25,15 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   if (overRate) return answer(overRate);
   const m = /^TO:/i.exec(arg);
   if (!m) return answer(REPLY.rcptSyntax);
-  const path = parsePath(arg.slice(m[0].length), {
+  const text = arg.slice(m[0].length);
+  const path = parsePath(text, {
     strict: ctx.config.strict_rfc821_envelopes,
     utf8: tx.smtputf8 === true,
   });
-  if (!path.ok || isNullAddress(path.address)) return answer(REPLY.badRecipient);
+  if (!path.ok || isNullAddress(path.address)) {
+    ctx.log.illegalAddress(ctx.client, "RCPT", pathToken(text));
+    return answer(REPLY.badRecipient);
+  }
   const params = parseRcptParams(path.params, offeredExtensions(ctx.config, ctx.ehloDiscard));
   if ("code" in params) return answer(params);
   if (tx.recipients.length >= ctx.config.smtpd_recipient_limit) {
@@ -48,13 +52,14 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
     : `${given}@${ctx.config.myorigin}`;
   // The list is held until the end of DATA: it is reserved against the budget.
   // As Postfix's smtpd: without ORCPT=, the original recipient is the address
-  // as sent, source route included.
+  // as sent, source route, comments and white space included (the text
+  // between the brackets).
   const a = path.address;
   const route = a.route.length ? `${a.route.map((h) => `@${h}`).join(",")}:` : "";
-  const sent = route +
-    (a.quoted
-      ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
-      : given);
+  const sent = path.sent ?? route +
+      (a.quoted
+        ? `"${a.local.replace(/(["\\])/g, "\\$1")}"${a.domain ? "@" + a.domain : ""}`
+        : given);
   const orcpt = params.orcpt ? `${params.orcpt.type};${params.orcpt.address}` : `rfc822;${sent}`;
   // The O record keeps the address as sent when rewriting changed it (Postfix's cleanup).
   const original = recipient === given ? {} : { original: given };

@@ -7,7 +7,12 @@
  * @module
  */
 
-import { addressText, isNullAddress, parsePath } from "../../protocol/address.ts";
+import {
+  addressText,
+  isNullAddress,
+  parsePath,
+  printableArgument,
+} from "../../protocol/address.ts";
 import { cannotVerify, REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import { offeredExtensions } from "../extensions.ts";
@@ -19,9 +24,13 @@ export async function handleVrfy(arg: string, ctx: SessionContext): Promise<Comm
   const utf8 = offeredExtensions(ctx.config, ctx.ehloDiscard).smtputf8 &&
     /(^|[ \t])SMTPUTF8$/i.test(text0);
   if (utf8) text0 = text0.slice(0, -"SMTPUTF8".length).trim();
-  if (text0 === "") return answer(REPLY.vrfySyntax);
+  if (text0 === "") {
+    return answer(ctx.config.smtputf8_enable ? REPLY.vrfySyntaxUtf8 : REPLY.vrfySyntax);
+  }
   const path = parsePath(text0, { strict: false, utf8 });
   if (!path.ok || isNullAddress(path.address) || path.params !== "") {
+    // Postfix's vrfy_cmd joins the words and parses them as one address.
+    ctx.log.illegalAddress(ctx.client, "VRFY", printableArgument(text0));
     return answer(REPLY.badRecipient);
   }
   const text = addressText(path.address);

@@ -1,0 +1,295 @@
+/**
+ * Session edges side by side with a real Postfix 3.7 smtpd: the same client
+ * bytes go to Debian's Postfix and to our daemon, one session after the
+ * other, and the replies, the smtpd log lines that matter and the queued
+ * envelope records must be the same. Covered: RFC 822 forms inside the
+ * brackets (comments, white space) with what is queued for them; the
+ * replies of commands that take no argument and DATA's order of checks; the
+ * reject_unauth_pipelining text; the log of a client lost or timed out in
+ * the middle of DATA or BDAT and the disconnect line's command statistics; Postfix 3.7's
+ * "improper command pipelining" log line.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  freePort,
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  RawClient,
+  startDaemon,
+  waitFor,
+} from "./_harness.ts";
+import { havePostfix, startPostfix } from "./_postfix.ts";
+
+const isRoot = Deno.uid() === 0;
+const hasPostfix = await havePostfix();
+
+/** One write of a session and how many replies it gets. */
+type Step = [bytes: string, replies: number];
+
+/** A session: its writes (the client closes after the last one). */
+interface Script {
+  steps: Step[];
+}
+
+/** The replies of one session, host names and queue IDs made alike. */
+async function play(port: number, script: Script): Promise<string[]> {
+  const c = await RawClient.connect(port);
+  try {
+    const replies = [normalize(await c.reply())];
+    for (const [bytes, count] of script.steps) {
+      await c.send(bytes);
+      for (let i = 0; i < count; i++) {
+        // A reply that does not come is a difference to show, not a crash.
+        const reply = await c.reply(5000).catch(() => "(no reply)");
+        replies.push(normalize(reply));
+        if (reply === "(no reply)") return replies;
+      }
+    }
+    return replies;
+  } finally {
+    c.close();
+  }
+}
+
+function normalize(reply: string): string {
+  return reply
+    .replace(/^220 .*/, "220 greeting")
+    .replace(/^250-[^\r\n]*/, "250-host")
+    .replace(/queued as \S+/, "queued as ID")
+    .replace(/^421 4\.4\.2 \S+ /, "421 4.4.2 host ")
+    .trimEnd();
+}
+
+/** The smtpd lines of a log (Postfix's or ours), without time, host and PID. */
+function smtpdLines(log: string): string[] {
+  return log.split("\n")
+    .filter((l) => /\/smtpd\[\d+\]: /.test(l))
+    .map((l) => l.replace(/^.*?\/smtpd\[\d+\]: /, ""));
+}
+
+/** The lines of one session: from its connect to its disconnect. */
+function lastSession(lines: string[]): string[] {
+  const start = lines.findLastIndex((l) => l.startsWith("connect from "));
+  return lines.slice(start).filter((l) =>
+    /^(improper command pipelining|lost connection|timeout after|disconnect from|warning: Illegal)/
+      .test(l)
+  );
+}
+
+/** Envelope records of a queue file that the address forms decide. */
+async function envelope(file: string): Promise<string[]> {
+  return (await postcat(file)).split("\n")
+    .filter((l) => /^(sender|original_recipient|recipient): /.test(l));
+}
+
+const ADDRESS_FORMS: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a(comment)@x.example>\r\n", 1],
+    ["RCPT TO:< u@x.example >\r\n", 1],
+    ["RCPT TO:<u(c)@x.example>\r\n", 1],
+    ["RCPT TO:<u . v @ x . example>\r\n", 1],
+    ['RCPT TO:<"a b" (c) @x.example>\r\n', 1],
+    ["RCPT TO:<u@x.example (c)>\r\n", 1],
+    ["RCPT TO:<a b@x.example>\r\n", 1],
+    ["RCPT TO:< @r.example,@s.example:u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    ["Subject: forms\r\n\r\nbody\r\n.\r\n", 1],
+    ["QUIT\r\n", 1],
+  ],
+};
+
+const NO_ARGUMENTS: Script = {
+  steps: [
+    ["RSET x\r\n", 1],
+    ["DATA x\r\n", 1],
+    ["NOOP x\r\n", 1],
+    ["STARTTLS x\r\n", 1],
+    ["VRFY\r\n", 1],
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["DATA x\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA x\r\n", 1],
+    ["QUIT x\r\n", 1],
+  ],
+};
+
+const LOST_IN_DATA: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    ["ab\r\n..dot\r\nhalf a li", 0],
+  ],
+};
+
+// Both servers wait smtpd_timeout = 2 seconds.
+const TIMEOUT_IN_DATA: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    ["ab\r\n..dot\r\nhalf a li", 1],
+  ],
+};
+
+const LOST_IN_BDAT: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["BDAT 5\r\nabcde", 1],
+    ["BDAT 10\r\nabc", 0],
+  ],
+};
+
+const PIPELINED: Script = {
+  steps: [
+    ["EHLO client.example\r\nMAIL FROM:<a@x.example>\r\n", 2],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    ["QUIT\r\n", 1],
+  ],
+};
+
+// AUTH does not end a group for Postfix (no SMTPD_CMD_FLAG_LAST); NOOP does.
+const PIPELINED_AFTER_AUTH: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["AUTH PLAIN AGFsaWNl\r\nNOOP x\r\n", 2],
+    ["NOOP\r\nQUIT\r\n", 2],
+  ],
+};
+
+Deno.test({
+  name:
+    "session edges side by side with Postfix 3.7: RFC 822 address forms and their queue records, no-argument commands, DATA's order, lost in DATA, improper pipelining",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("edges");
+    const holdTable = join(dir, "hold_all");
+    await Deno.writeTextFile(holdTable, "/^Subject:/ HOLD\n");
+    const pfPort = freePort();
+    const pf = await startPostfix(dir, {
+      name: "edges",
+      smtpdPort: pfPort,
+      mainCfExtra: [
+        "mynetworks = 127.0.0.0/8",
+        "smtpd_peername_lookup = no",
+        "smtpd_error_sleep_time = 0",
+        "smtpd_timeout = 2s",
+        "smtpd_data_restrictions = reject_unauth_pipelining",
+        // Held, so its queue file stays for postcat.
+        `header_checks = regexp:${holdTable}`,
+        "",
+      ].join("\n"),
+    });
+    const d = await startDaemon(
+      [
+        'mynetworks = ["127.0.0.0/8"]',
+        "smtpd_peername_lookup = false",
+        "smtpd_timeout = 2",
+        'smtpd_data_restrictions = ["reject_unauth_pipelining"]',
+      ].join("\n"),
+    );
+    try {
+      const disconnects = (log: string) =>
+        smtpdLines(log).filter((l) => l.startsWith("disconnect from")).length;
+      const sessions = async (script: Script) => {
+        const pfBefore = disconnects(await pf.logText());
+        const ourBefore = disconnects(d.log());
+        const theirs = await play(pfPort, script);
+        const ours = await play(d.port, script);
+        assert.deepEqual(ours, theirs, "replies");
+        // Both sessions are over once each logged its disconnect line.
+        await waitFor(
+          "Postfix's disconnect line",
+          async () => disconnects(await pf.logText()) > pfBefore,
+        );
+        await waitFor(
+          "our disconnect line",
+          () => Promise.resolve(disconnects(d.log()) > ourBefore),
+        );
+        return {
+          theirs: lastSession(smtpdLines(await pf.logText())),
+          ours: lastSession(smtpdLines(d.log())),
+          replies: ours,
+        };
+      };
+
+      // 1. RFC 822 forms: the same replies, log lines and queued records.
+      const forms = await sessions(ADDRESS_FORMS);
+      // The greeting, EHLO, then MAIL and five RCPTs accepted.
+      assert.deepEqual(forms.replies.slice(2, 8), [
+        "250 2.1.0 Ok",
+        ...Array(5).fill("250 2.1.5 Ok"),
+      ]);
+      assert.deepEqual(forms.ours, forms.theirs);
+      const held = await waitFor("Postfix's held queue file", async () => {
+        const files = await queueFiles(pf.queueDir, "hold").catch(() => []);
+        return files.length === 1;
+      }).then(() => queueFiles(pf.queueDir, "hold"));
+      const [ourFile] = await queueFiles(d.queueDir, "incoming");
+      assert.ok(ourFile && held[0]);
+      const want = await envelope(held[0]);
+      assert.ok(want.includes("original_recipient: u.v@x.example"), want.join("\n"));
+      assert.deepEqual(await envelope(ourFile), want);
+      const dsn = (file: string) =>
+        postcat(file).then((t) => t.split("\n").filter((l) => l.includes("dsn_orig_rcpt=")));
+      assert.deepEqual(await dsn(ourFile), await dsn(held[0]));
+
+      // 2. Commands without arguments, DATA's order of checks.
+      const noArgs = await sessions(NO_ARGUMENTS);
+      assert.ok(noArgs.replies.includes("501 5.5.4 Syntax: RSET"), noArgs.replies.join("\n"));
+      assert.deepEqual(noArgs.ours, noArgs.theirs);
+
+      // 3. Lost in the middle of DATA: the bytes received, data=0/1.
+      const lost = await sessions(LOST_IN_DATA);
+      assert.ok(
+        lost.theirs.includes("lost connection after DATA (10 bytes) from unknown[127.0.0.1]"),
+        lost.theirs.join("\n"),
+      );
+      assert.deepEqual(lost.ours, lost.theirs);
+      const timedOut = await sessions(TIMEOUT_IN_DATA);
+      assert.equal(timedOut.replies.at(-1), "421 4.4.2 host Error: timeout exceeded");
+      assert.ok(
+        timedOut.theirs.includes("timeout after DATA (10 bytes) from unknown[127.0.0.1]"),
+        timedOut.theirs.join("\n"),
+      );
+      assert.deepEqual(timedOut.ours, timedOut.theirs);
+      const lostBdat = await sessions(LOST_IN_BDAT);
+      assert.ok(
+        lostBdat.theirs.includes("lost connection after BDAT (8 bytes) from unknown[127.0.0.1]"),
+        lostBdat.theirs.join("\n"),
+      );
+      assert.deepEqual(lostBdat.ours, lostBdat.theirs);
+
+      // 4. Pipelined past EHLO: the log line, and the DATA refusal's text.
+      const piped = await sessions(PIPELINED);
+      assert.equal(
+        piped.replies.at(-2),
+        "503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining",
+      );
+      assert.deepEqual(piped.ours, piped.theirs);
+      const afterAuth = await sessions(PIPELINED_AFTER_AUTH);
+      assert.ok(
+        afterAuth.theirs.includes(
+          "improper command pipelining after NOOP from unknown[127.0.0.1]: QUIT\\r\\n",
+        ),
+        afterAuth.theirs.join("\n"),
+      );
+      assert.deepEqual(afterAuth.ours, afterAuth.theirs);
+    } finally {
+      await d.stop();
+      await pf.stop();
+    }
+  },
+});
