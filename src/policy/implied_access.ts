@@ -19,7 +19,8 @@ const KEYS: Record<
   (c: PolicyContext, delimiter: string) => readonly string[] | undefined
 > = {
   client: (c) => [
-    ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
+    // A client without a name is looked up as "unknown", as in Postfix.
+    ...hostKeys(c.clientName),
     ...addressKeys(c.clientAddress),
   ],
   helo: (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
