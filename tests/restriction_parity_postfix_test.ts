@@ -36,8 +36,11 @@ interface Session {
 /** One configuration and the sessions run against it. */
 interface Group {
   name: string;
-  /** main.cf parameters, Postfix's syntax; `%T/name` is the group's table `name`. */
-  params: Record<string, string>;
+  /**
+   * main.cf parameters, Postfix's syntax; `%T/name` is the group's table
+   * `name`; null leaves a parameter of BASE out.
+   */
+  params: Record<string, string | null>;
   /** Parameters for our side only (replacing or adding to params; null: left out). */
   ours?: Record<string, string | null>;
   /** texthash: tables: name → file text. */
@@ -658,6 +661,27 @@ const GROUPS: Group[] = [
     ],
   },
   {
+    // Without mynetworks, "host" trusts all of loopback here (127.0.0.0/8, ::1);
+    // Postfix trusts the host's own addresses only (127.0.0.1/32, ...).
+    name: "mynetworks-style-host",
+    params: { mynetworks: null, mynetworks_style: "host" },
+    sessions: [
+      mail("relay from 127.0.0.2", FROM, "<a@other.example>", [HELO, MAIL_OK, RCPT_OK, BYE], {
+        postfix: [HELO, MAIL_OK, "554 5.7.1 <a@other.example>: Relay access denied", BYE],
+      }),
+      mail("relay from 127.0.0.1", FROM, "<a@other.example>", [HELO, MAIL_OK, RCPT_OK, BYE], {
+        src: "127.0.0.1",
+      }),
+    ],
+  },
+  {
+    name: "mynetworks-style-subnet",
+    params: { mynetworks: null, mynetworks_style: "subnet" },
+    sessions: [
+      mail("relay from 127.0.0.2", FROM, "<a@other.example>", [HELO, MAIL_OK, RCPT_OK, BYE]),
+    ],
+  },
+  {
     // Not built here: our access tables always match parent domains
     // (Postfix's default), and never look up ".domain".
     name: "parent-domain-style",
@@ -806,12 +830,12 @@ function oursToml(params: Record<string, string>): string {
 
 /** A group's parameters with the tables' directory filled in. */
 function paramsOf(group: Group, prefix: string, side: "ours" | "postfix") {
-  const merged: Record<string, string> = { ...BASE, ...group.params };
-  if (side === "ours") {
-    for (const [k, v] of Object.entries(group.ours ?? {})) {
-      if (v === null) delete merged[k];
-      else merged[k] = v;
-    }
+  const merged: Record<string, string> = { ...BASE };
+  for (
+    const [k, v] of Object.entries({ ...group.params, ...(side === "ours" ? group.ours : {}) })
+  ) {
+    if (v === null) delete merged[k];
+    else merged[k] = v;
   }
   return Object.fromEntries(
     Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix)]),
