@@ -82,10 +82,16 @@ export function addressKeys(address: string): string[] {
  * @param local the local part
  * @param domain the domain ("" when unqualified)
  * @param delimiter recipient_delimiter ("" for none: no extension is cut)
+ * @param nullKey the null sender's key (smtpd_null_access_lookup_key)
  * @returns the keys in lookup order
  */
-export function emailKeys(local: string, domain: string, delimiter = ""): string[] {
-  if (!local && !domain) return ["<>"]; // Postfix's smtpd_null_access_lookup_key
+export function emailKeys(
+  local: string,
+  domain: string,
+  delimiter = "",
+  nullKey = "<>",
+): string[] {
+  if (!local && !domain) return [nullKey];
   const bare = stripExtension(local, delimiter);
   const locals = bare === undefined ? [local] : [local, bare];
   const out = domain

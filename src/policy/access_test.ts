@@ -98,6 +98,7 @@ Deno.test({
   // can hold, so an access(5) entry "<> 550 ..." never matches the null sender.
   fn: () => {
     assert.deepEqual(emailKeys("", ""), ["<>"]);
+    assert.deepEqual(emailKeys("", "", "+", "<null>"), ["<null>"]);
   },
 });
 
