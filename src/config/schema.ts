@@ -242,6 +242,10 @@ export const PARAMS = {
     "",
     "Characters that start an address extension: user+ext@domain is also looked up as user@domain",
   ),
+  smtpd_null_access_lookup_key: str(
+    "<>",
+    "The key access tables look the null sender (MAIL FROM:<>) up with",
+  ),
   permit_mx_backup_networks: list(
     [],
     "permit_mx_backup only for domains whose primary MX hosts are all in these networks (empty: any)",

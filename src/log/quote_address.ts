@@ -9,16 +9,7 @@
  * @module
  */
 
-// Characters that end an RFC 822 atom, besides controls and space.
-const SPECIAL = /[()<>@,;:\\"[\]]/;
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x1f\x7f]/;
-
-function isDotString(local: string): boolean {
-  if (local === "" || local.startsWith(".") || local.endsWith(".")) return false;
-  if (local.includes("..") || local.includes(" ")) return false;
-  return !SPECIAL.test(local) && !CONTROL.test(local);
-}
+import { externalLocal } from "../protocol/address.ts";
 
 /**
  * Quotes the local part of an address in internal form when it needs it.
@@ -39,6 +30,5 @@ export function quoteAddress(address: string): string {
   const at = rest.lastIndexOf("@");
   const local = at < 0 ? rest : rest.slice(0, at);
   const domain = at < 0 ? "" : rest.slice(at);
-  if (isDotString(local)) return address;
-  return `${route}"${local.replace(/["\\\r]/g, "\\$&")}"${domain}`;
+  return `${route}${externalLocal(local)}${domain}`;
 }

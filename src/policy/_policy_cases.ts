@@ -131,6 +131,11 @@ export async function decide(
     warn: (t) => warnings.push(t),
   });
   const decision = await policy.check(c.stage, context(c.facts));
+  // WARN and warn_if_reject are logged by the session ("warn:",
+  // "reject_warning:"); here they count among the warnings.
+  for (const e of decision.effects ?? []) {
+    if (e.kind === "warn" || e.kind === "reject_warning") warnings.push(`${e.kind}: ${e.text}`);
+  }
   return { decision, warnings };
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { stripExtension } from "./addr_find.ts";
+import { bothForms, stripExtension } from "./addr_find.ts";
 import { NO_DESTINATIONS } from "./destinations.ts";
 import type { Config } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
@@ -77,18 +77,27 @@ export function addressKeys(address: string): string[] {
 /**
  * E-mail address keys, as Postfix's check_mail_access: user+ext@domain,
  * user@domain (with recipient_delimiter, see ./addr_find.ts), domain and
- * its parents, user+ext@, user@.
+ * its parents, user+ext@, user@; a local part that needs quoting is
+ * looked up quoted first (`"a..b"@domain`), then as it is.
  * @param local the local part
  * @param domain the domain ("" when unqualified)
  * @param delimiter recipient_delimiter ("" for none: no extension is cut)
+ * @param nullKey the null sender's key (smtpd_null_access_lookup_key)
  * @returns the keys in lookup order
  */
-export function emailKeys(local: string, domain: string, delimiter = ""): string[] {
-  if (!local && !domain) return ["<>"]; // Postfix's smtpd_null_access_lookup_key
+export function emailKeys(
+  local: string,
+  domain: string,
+  delimiter = "",
+  nullKey = "<>",
+): string[] {
+  if (!local && !domain) return [nullKey];
   const bare = stripExtension(local, delimiter);
   const locals = bare === undefined ? [local] : [local, bare];
-  const out = domain ? [...locals.map((l) => `${l}@${domain}`), ...hostKeys(domain)] : locals;
-  out.push(...locals.map((l) => `${l}@`));
+  const out = domain
+    ? [...locals.flatMap((l) => bothForms(l, `@${domain}`)), ...hostKeys(domain)]
+    : locals.flatMap((l) => bothForms(l, ""));
+  out.push(...locals.flatMap((l) => bothForms(l, "@")));
   return out.map((k) => k.toLowerCase());
 }
 
@@ -254,8 +263,9 @@ export function compileAction(value: string, env: CompileEnv, where: string): Ac
     };
   }
   if (upper === "WARN") {
-    return (e, s, by) => {
-      e.warn(`access table ${by}: warning: ${s}: ${rest}`);
+    // Logged as Postfix logs it: "NOQUEUE: warn: RCPT from ...: text; from=<...> ...".
+    return (e) => {
+      (e.effects ??= []).push({ kind: "warn", text: rest });
       return Promise.resolve({ kind: "dunno" });
     };
   }

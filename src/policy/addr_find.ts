@@ -9,6 +9,10 @@
  * delimiters, when it is `owner-...` or `...-request` (Postfix's default
  * owner_request_special = yes).
  *
+ * Each address key is looked up with its local part quoted first when it
+ * needs quoting (`"a..b"@domain`, then `a..b@domain`), as Postfix's
+ * legacy query form (external first).
+ *
  * The orders of keys, as Postfix's lookup strategies:
  *
  * - recipient validation tables (mail_addr_find's default strategy):
@@ -19,6 +23,8 @@
  *
  * @module
  */
+
+import { externalLocal } from "../protocol/address.ts";
 
 /** Local parts that are never cut (Postfix's split_addr). */
 const NEVER_SPLIT = new Set(["postmaster", "mailer-daemon", "double-bounce"]);
@@ -68,10 +74,23 @@ export function recipientKeys(
 ): string[] {
   const bare = stripExtension(local, options.delimiter);
   const locals = bare === undefined ? [local] : [local, bare];
-  if (domain === "") return locals;
+  if (domain === "") return locals.flatMap((l) => bothForms(l, ""));
   return [
-    ...locals.map((l) => `${l}@${domain}`),
-    ...(options.localDomain ? locals : []),
+    ...locals.flatMap((l) => bothForms(l, `@${domain}`)),
+    ...(options.localDomain ? locals.flatMap((l) => bothForms(l, "")) : []),
     `@${domain}`,
   ];
+}
+
+/**
+ * One address key in Postfix's "external first" query form: with the
+ * local part quoted (`"a..b"@domain`), then, when that differs, as it is
+ * (`a..b@domain`), as mail_addr_find's find_addr() looks it up.
+ * @param local the local part, unquoted
+ * @param rest what follows it ("@domain", "@" or "")
+ * @returns one or two keys
+ */
+export function bothForms(local: string, rest: string): string[] {
+  const quoted = externalLocal(local);
+  return quoted === local ? [local + rest] : [quoted + rest, local + rest];
 }

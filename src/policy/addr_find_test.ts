@@ -56,3 +56,17 @@ Deno.test("recipientKeys() follows mail_addr_find: full, without extension, loca
   ]);
   assert.deepEqual(recipientKeys("user+tag", "", plus), ["user+tag", "user"]);
 });
+
+Deno.test("recipientKeys() looks a local part that needs quoting up quoted first (mail_addr_find's legacy form)", () => {
+  assert.deepEqual(recipientKeys("a b+x", "example.com", { delimiter: "+", localDomain: true }), [
+    '"a b+x"@example.com',
+    "a b+x@example.com",
+    '"a b"@example.com',
+    "a b@example.com",
+    '"a b+x"',
+    "a b+x",
+    '"a b"',
+    "a b",
+    "@example.com",
+  ]);
+});

@@ -9,6 +9,7 @@
  */
 
 import { ConfigError, type LoadedConfig } from "../config/mod.ts";
+import { type Reply, replyForLog } from "../protocol/reply.ts";
 import type { CompileEnv, Factory, Restriction } from "./restriction.ts";
 import {
   type CompiledLists,
@@ -247,14 +248,15 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
           run: async (e) => {
             const saved = e.deferIfPermit;
             const d = await inner.run(e);
+            // Logged as Postfix logs it: "NOQUEUE: reject_warning: RCPT from ...".
+            const warned = (r: Reply) =>
+              (e.effects ??= []).push({ kind: "reject_warning", text: replyForLog(r) });
             if (e.deferIfPermit !== saved) {
-              e.warn(
-                `reject_warning: ${e.deferIfPermit?.code} ${e.deferIfPermit?.text} (${inner.name})`,
-              );
+              if (e.deferIfPermit) warned(e.deferIfPermit);
               e.deferIfPermit = saved;
             }
             if (d.kind === "reject" || d.kind === "defer") {
-              e.warn(`reject_warning: ${d.reply.code} ${d.reply.text} (${inner.name})`);
+              warned(d.reply);
               return { kind: "dunno" };
             }
             return d;

@@ -24,7 +24,10 @@ export type Decision =
  * Postfix's log_whatsup writes it; `target` is the action's argument.
  */
 export type MessageEffect =
-  | { readonly kind: "hold" | "discard" | "info"; readonly text: string }
+  | {
+    readonly kind: "hold" | "discard" | "info" | "warn" | "reject_warning";
+    readonly text: string;
+  }
   | { readonly kind: "prepend"; readonly header: string }
   | {
     readonly kind: "filter" | "redirect" | "bcc";

@@ -1195,7 +1195,7 @@ const GENERIC_CASES = [
       "permit",
       {
         warns: [
-          /^reject_warning: 504 <foo>: Sender address rejected: need fully-qualified address/,
+          /^reject_warning: 504 5\.5\.2 <foo>: Sender address rejected: need fully-qualified address/,
         ],
       },
     ],
@@ -1222,7 +1222,7 @@ const GENERIC_CASES = [
       {
         params: { "smtpd_sender_restrictions": ["warn_if_reject", "defer"] },
         warns: [
-          /^reject_warning: 450 <foo@example\.org>: Sender address rejected: Try again later/,
+          /^reject_warning: 450 4\.3\.2 <foo@example\.org>: Sender address rejected: Try again later/,
         ],
       },
     ],

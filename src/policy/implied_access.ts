@@ -16,17 +16,19 @@ import { type CompileEnv, type Restriction, stageSubject, type Subject } from ".
 
 const KEYS: Record<
   Exclude<Subject, "reverse_client">,
-  (c: PolicyContext, delimiter: string) => readonly string[] | undefined
+  (c: PolicyContext, delimiter: string, nullKey: string) => readonly string[] | undefined
 > = {
   client: (c) => [
-    ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
+    // A client without a name is looked up as "unknown", as in Postfix.
+    ...hostKeys(c.clientName),
     ...addressKeys(c.clientAddress),
   ],
   helo: (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
-  sender: (c, delimiter) =>
-    c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain), delimiter),
-  recipient: (c, delimiter) =>
-    c.recipient && emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain), delimiter),
+  sender: (c, delimiter, nullKey) =>
+    c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain), delimiter, nullKey),
+  recipient: (c, delimiter, nullKey) =>
+    c.recipient &&
+    emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain), delimiter, nullKey),
   etrn: (c) => c.etrnDomain === undefined ? undefined : hostKeys(c.etrnDomain),
   // DATA and end-of-data have no key of their own (Postfix: no default ACL).
   data: () => undefined,
@@ -47,7 +49,11 @@ export function impliedAccess(spec: string, env: CompileEnv): Restriction {
     run: (e) => {
       const subject = stageSubject(e.stage);
       // recipient_delimiter, except for a pattern table (whole facts only, as Postfix).
-      const keys = KEYS[subject](e.ctx, table.pattern ? "" : env.config.recipient_delimiter);
+      const keys = KEYS[subject](
+        e.ctx,
+        table.pattern ? "" : env.config.recipient_delimiter,
+        env.config.smtpd_null_access_lookup_key,
+      );
       if (keys === undefined) return Promise.resolve({ kind: "dunno" });
       e.trace?.add({ kind: "note", text: `bare table: the implied check_${subject}_access` });
       return checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);

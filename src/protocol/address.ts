@@ -70,6 +70,29 @@ export function addressText(a: Address): string {
   return a.domain ? `${a.local}@${a.domain}` : a.local;
 }
 
+// Characters that end an RFC 822 atom, besides controls and space.
+const SPECIAL = /[()<>@,;:\\"[\]]/;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+function isDotString(local: string): boolean {
+  if (local === "" || local.startsWith(".") || local.endsWith(".")) return false;
+  if (local.includes("..") || local.includes(" ")) return false;
+  return !SPECIAL.test(local) && !CONTROL.test(local);
+}
+
+/**
+ * A local part in external form, as Postfix's quote_822_local(): quoted
+ * when it is not an RFC 822 dot-string (`a..b` → `"a..b"`, "" → `""`, a `"` or `\`
+ * inside escaped), as it is otherwise.
+ * @param local the local part, unquoted (internal form)
+ * @returns the local part as written in an address
+ */
+export function externalLocal(local: string): string {
+  if (isDotString(local)) return local;
+  return `"${local.replace(/["\\\r]/g, "\\$&")}"`;
+}
+
 /**
  * Whether an address is the null path.
  * @param a the address

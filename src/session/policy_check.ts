@@ -3,8 +3,9 @@
  * restriction evaluator, each step is logged for a debug peer
  * (debug_peer_level 2), and a refusal is logged in Postfix's shape
  * ("NOQUEUE: reject: RCPT from ..."), and so are the access actions met
- * on the way ("hold:", "discard:", "info:"); those that change the message
- * are handed back for the transaction.
+ * on the way ("hold:", "discard:", "info:", "warn:") and the refusals
+ * warn_if_reject turned into warnings ("reject_warning:"); those that
+ * change the message are handed back for the transaction.
  *
  * @module
  */
@@ -100,7 +101,9 @@ export async function checkStage(
       helo: s.helo,
     });
   }
-  const changes = effects.filter((e) => e.kind !== "info");
+  const changes = effects.filter((e) =>
+    e.kind !== "info" && e.kind !== "warn" && e.kind !== "reject_warning"
+  );
   if (decision.kind !== "reject" && decision.kind !== "defer") {
     return { refused: undefined, effects: changes };
   }

@@ -21,6 +21,7 @@ import {
   isError,
   REPLY,
   type Reply,
+  reply,
   timeoutExceeded,
   tooManyErrors,
 } from "../protocol/reply.ts";
@@ -138,7 +139,12 @@ export class Session {
       await this.#talkedFirst(state);
       await state.checkClient();
       if (!(await this.#greetingDelay())) return;
-      state.send(greeting(config.smtpd_banner));
+      // A client refused at connect (smtpd_delay_reject = no) gets the
+      // refusal instead of the greeting, counted as an error, as in Postfix.
+      const refusal = state.connectRefusal;
+      if (refusal) this.#errors.reply(refusal);
+      state.send(refusal ?? greeting(config.smtpd_banner));
+      if (refusal && hangsUp(refusal)) return;
       await this.#loop(state);
     } catch (err) {
       if (err instanceof ReadTimeoutError) {
@@ -315,7 +321,8 @@ export class Session {
       // Postfix's 4 KB stream buffer does: 64 KiB of "EHLO x" lines would
       // otherwise queue 8,192 EHLO replies (1.2 MB) before the next read.
       if (this.#writer.pendingLength > REPLY_FLUSH_LENGTH) await this.#writer.flush();
-      if (result.kind === "close") return;
+      // As Postfix: any 421 or 521 reply (a table's "421 text" too) ends the session.
+      if (result.kind === "close" || hangsUp(result.reply)) return;
       if (this.#errors.atHardLimit) {
         this.#deps.log.tooManyErrors(this.#client, state.lastVerb);
         state.send(tooManyErrors(cfg.myhostname));
@@ -351,7 +358,7 @@ export class Session {
         this.#deps.log.nonSmtpCommand(this.#client, escaped(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
       }
-      return answer(REPLY.unknownCommand);
+      return answer(this.#accessDenied(state) ?? REPLY.unknownCommand);
     }
     const { verb, arg } = parsed;
     const spec = COMMANDS[verb];
@@ -369,7 +376,8 @@ export class Session {
     }
     state.commandSeen(verb, early);
     const count = this.#count(verb);
-    const refused = commandRefusal(spec, arg, state);
+    const refused = (verb === "QUIT" ? undefined : this.#accessDenied(state)) ??
+      commandRefusal(spec, arg, state);
     const result = refused ? answer(refused) : await spec.handler(arg, state);
     // As Postfix's: a command whose (last) reply is not 4xx or 5xx succeeded.
     if (result.kind === "silent" || (result.kind !== "gone" && result.reply.code < 400)) {
@@ -377,6 +385,21 @@ export class Session {
     }
     this.#errors.command(verb);
     return result;
+  }
+
+  /**
+   * The answer to every command but QUIT from a client refused at connect
+   * (smtpd_delay_reject = no), as Postfix's: `503 5.7.0 Error: access
+   * denied for name[addr]` (a 421 or 521 refusal has closed the session).
+   */
+  #accessDenied(state: SessionState): Reply | undefined {
+    const refusal = state.connectRefusal;
+    if (!refusal) return undefined;
+    return reply(
+      503,
+      "7.0",
+      `Error: access denied for ${this.#client.name}[${this.#client.address}]`,
+    );
   }
 
   /**
@@ -441,4 +464,9 @@ export class Session {
  */
 export async function runSession(transport: Transport, deps: SessionDeps): Promise<void> {
   await new Session(transport, deps).run();
+}
+
+/** Whether a reply ends the session after it is sent (421, 521), as Postfix's smtpd_chat_reply. */
+function hangsUp(r: Reply): boolean {
+  return r.code === 421 || r.code === 521;
 }

@@ -175,6 +175,14 @@ export class SessionState implements SessionContext {
     this.#clientRefusal = await this.checkPolicy("client", "CONNECT", {});
   }
 
+  /**
+   * The client stage's refusal at connect (smtpd_delay_reject = no), if
+   * any: sent instead of the greeting, as Postfix does.
+   */
+  get connectRefusal(): Reply | undefined {
+    return this.#clientRefusal;
+  }
+
   /** Gives back the memory held and closes the connection (the current one, after STARTTLS). */
   close(): void {
     this.setBdat(undefined);

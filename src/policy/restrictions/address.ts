@@ -27,7 +27,14 @@ function accessCheck(subject: "sender" | "recipient"): Factory {
     const a = addressOf(subject, c);
     // recipient_delimiter: user+ext@domain is also looked up as user@domain.
     const delimiter = pattern ? "" : config.recipient_delimiter;
-    return a ? emailKeys(a.local, normalizeDomain(a.domain), delimiter) : undefined;
+    return a
+      ? emailKeys(
+        a.local,
+        normalizeDomain(a.domain),
+        delimiter,
+        config.smtpd_null_access_lookup_key,
+      )
+      : undefined;
   });
 }
 

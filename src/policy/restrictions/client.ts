@@ -30,7 +30,8 @@ export const CLIENT: Record<string, Factory> = {
     },
   },
   "check_client_access": accessFactory("client", (c) => [
-    ...(c.clientName !== "unknown" ? hostKeys(c.clientName) : []),
+    // A client without a name is looked up as "unknown", as in Postfix.
+    ...hostKeys(c.clientName),
     ...addressKeys(c.clientAddress),
   ]),
   "reject_unknown_client_hostname": {
