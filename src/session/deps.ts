@@ -38,6 +38,12 @@ export interface SessionDeps {
   readonly debugPeer: PeerMatcher;
   /** Whether smtpd_forbidden_commands has an unknown command's first word (throws on a table failure). */
   readonly forbiddenCommand: CommandMatcher;
+  /**
+   * Whether a session looks for a client that talks before its greeting
+   * (only when a restriction list names reject_unauth_pipelining: the look
+   * costs each connection a turn of the event loop).
+   */
+  readonly earlyTalk?: boolean;
   /** Whether the service is under stress now (stress mode's lower limits apply). */
   readonly stressed: () => boolean;
   /**
