@@ -850,7 +850,12 @@ f = s.makefile("rb")
 def reply():
     out = []
     while True:
-        line = f.readline()
+        try:
+            line = f.readline()
+        except ConnectionResetError:
+            # After a 421 the server has closed: the next line sent got a
+            # reset, which can overtake the close.
+            line = b""
         if not line:
             return "\\n".join(out) if out else "<closed>"
         line = line.decode("latin-1").rstrip("\\r\\n")
@@ -860,7 +865,11 @@ def reply():
 greeting = reply()
 got = [] if greeting.startswith("220 ") else [greeting]
 for line in lines:
-    s.sendall(line.encode("latin-1") + b"\\r\\n")
+    try:
+        s.sendall(line.encode("latin-1") + b"\\r\\n")
+    except (BrokenPipeError, ConnectionResetError):
+        got.append("<closed>")
+        break
     r = reply()
     got.append(r)
     if r == "<closed>":
