@@ -269,7 +269,7 @@ Deno.test({
     // 3 s of waiting at about 50 bytes a second: slow after 2 s ...
     const [greeting, chatty] = await chattyThenFresh('smtpd_slow_client_wait = "2s"', 3000);
     assert.match(greeting, /^220 /);
-    assert.match(chatty, /^421 4\.3\.2 .*idle session closed to make room/);
+    assert.match(chatty, /^421 4\.3\.2 .*slow session closed to make room/);
     // ... but not when 10 bytes a second are enough ...
     const [refused, kept] = await chattyThenFresh(
       'smtpd_slow_client_wait = "2s"\nsmtpd_slow_client_rate = 10',
@@ -330,7 +330,7 @@ Deno.test({
         clients.push(fresh);
         const greeting = await fresh.reply();
         assert.match(greeting, /^220 /, `round ${round}: the new client got ${greeting}`);
-        assert.match(await slow.ended, /^421 4\.3\.2 mx\.test\.example Error: idle session closed/);
+        assert.match(await slow.ended, /^421 4\.3\.2 mx\.test\.example Error: slow session closed/);
         slow = drip(fresh);
         drips.push(slow);
       }

@@ -241,9 +241,15 @@ export async function startListening(
   const server = await serveTcp(setup.listen, onTransport, {
     reusePort: setup.reusePort,
     log: logger,
-    farewell: encodeReply(
-      closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
-    ),
+    farewell: {
+      idle: encodeReply(
+        closing(config.myhostname, "3.2", "Error: idle session closed to make room for others"),
+      ),
+      // A slow client may be in a mail transaction: not "idle".
+      slow: encodeReply(
+        closing(config.myhostname, "3.2", "Error: slow session closed to make room for others"),
+      ),
+    },
     onEvict: (victim, why) => logEviction(victim, why),
     ...(setup.roomElsewhere ? { roomElsewhere: setup.roomElsewhere } : {}),
     // Read at each use: a reload may change them.

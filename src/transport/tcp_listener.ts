@@ -294,7 +294,7 @@ function closeToMakeRoom(
   live: Live,
   v: Watched,
   c: RoomCandidate,
-  farewell: Uint8Array | undefined,
+  farewells: Farewells | undefined,
 ): Evicted {
   v.evicted = true;
   const now = Date.now();
@@ -303,6 +303,7 @@ function closeToMakeRoom(
     ? { address: v.address, idleMs }
     : { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: c.score } };
   live.conns.delete(v);
+  const farewell = farewells && (c.idle ? farewells.idle : farewells.slow);
   if (farewell && !v.tls) {
     // A 421 fits any idle socket's buffer; the close follows it, or comes
     // after 200 ms at the latest.
@@ -315,6 +316,12 @@ function closeToMakeRoom(
     v.close();
   }
   return evicted;
+}
+
+/** The replies a connection closed to make room gets, by why it qualified. */
+export interface Farewells {
+  readonly idle: Uint8Array;
+  readonly slow: Uint8Array;
 }
 
 /** Runs the server side of STARTTLS on an accepted connection. */
@@ -450,8 +457,8 @@ export interface ServeOptions {
    * slots) run out (ms). @default {1000}
    */
   evictIdleAfterMs?: number;
-  /** The reply an idle connection gets when it is closed to make room. */
-  farewell?: Uint8Array;
+  /** The reply a connection gets when it is closed to make room (idle or slow). */
+  farewell?: Farewells;
   /** Told of each idle connection closed because descriptors ran out. */
   onEvict?: (victim: Evicted, why: string) => void;
   /**
