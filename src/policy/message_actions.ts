@@ -132,10 +132,17 @@ export function messageAction(
         });
         return Promise.resolve({ kind: "permit", by });
       };
-    case "PREPEND":
-      if (!isHeaderText(rest)) env.fail(`${where}: action "PREPEND ${rest}" requires header: text`);
+    case "PREPEND": {
+      // Known only at run time (a policy reply, a $n result), a value
+      // without a header is skipped with Postfix's warning, as there.
+      const header = isHeaderText(rest);
+      if (!header && !env.runtime) {
+        env.fail(`${where}: action "PREPEND ${rest}" requires header: text`);
+      }
       return (e, _s, by) => {
-        if (e.stage === "eod") {
+        if (!header) {
+          e.warn(`access table ${by}: entry "${`PREPEND ${rest}`.trim()}" requires header: text`);
+        } else if (e.stage === "eod") {
           e.warn(
             `access table ${by}: action PREPEND must be used before smtpd_end_of_data_restrictions`,
           );
@@ -144,6 +151,7 @@ export function messageAction(
         }
         return Promise.resolve({ kind: "dunno" });
       };
+    }
     case "INFO":
       return (e) => {
         add(e, { kind: "info", text: rest });

@@ -238,7 +238,7 @@ Deno.test("FILTER, REDIRECT and BCC are skipped with Postfix's warning outside a
   }
 });
 
-Deno.test("a malformed FILTER, REDIRECT or BCC known only at run time is skipped with Postfix's warning", async () => {
+Deno.test("a malformed FILTER, REDIRECT, BCC or PREPEND known only at run time is skipped with Postfix's warning", async () => {
   const config = resolveConfigText("", {}).config;
   for (
     const [value, problem] of [
@@ -246,6 +246,7 @@ Deno.test("a malformed FILTER, REDIRECT or BCC known only at run time is skipped
       ["FILTER amavis", "requires transport:destination"],
       ["REDIRECT quarantine", "requires user@domain target"],
       ["BCC archive", "requires user@domain target"],
+      ["PREPEND no header here", "requires header: text"],
     ]
   ) {
     const warnings: string[] = [];
