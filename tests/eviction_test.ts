@@ -214,12 +214,11 @@ Deno.test({
       }
       await idle.send("HELO last.example\r\n");
       assert.match(await idle.reply(), /^250 /);
+      // Each round, the idle session was on the other thread with a chance
+      // of one half: without room made across threads the rounds fail but
+      // once in 4096 runs. (The eviction log is throttled, one line per
+      // thread every 10 s, so it cannot show which rounds crossed.)
       assert.doesNotMatch(d.log(), /too many connections|Connection limit exceeded/);
-      // At least once the idle session was on the other thread (all 12 on
-      // one thread: once in 4096 runs).
-      await d.waitForLog(
-        /closed the idle session of \[127\.0\.0\.1\] \(silent \d+ ms\) to make room: 3 sessions \(default_process_limit\), for a client of another listener thread/,
-      );
     } finally {
       await streams?.stop();
       for (const c of clients) c.close();
@@ -334,11 +333,9 @@ Deno.test({
         slow = drip(fresh);
         drips.push(slow);
       }
+      // As above: without room made across threads the rounds fail but once
+      // in 1024 runs (the throttled log cannot show which rounds crossed).
       assert.doesNotMatch(d.log(), /too many connections|Connection limit exceeded/);
-      // At least once on the other thread (all 10 on one: once in 1024 runs).
-      await d.waitForLog(
-        /closed the slow session of \[127\.0\.0\.1\] \(\d+ bytes in \d+ ms of waiting\) to make room: 3 sessions \(default_process_limit\), for a client of another listener thread/,
-      );
     } finally {
       await streams?.stop();
       for (const s of drips) s.stop();
