@@ -190,26 +190,31 @@ Deno.test({
   },
 });
 
+/** `smtpd explain` of a message from `from` to user@example.com, from 127.0.0.1. */
+async function explainFrom(configFile: string, from: string) {
+  return await run(
+    Deno.execPath(),
+    await smtpdArgs([
+      "explain",
+      "-c",
+      configFile,
+      "--client",
+      "127.0.0.1",
+      "--from",
+      from,
+      "--to",
+      "user@example.com",
+    ]),
+  );
+}
+
 Deno.test({
   name: "smtpd explain shows the relay, DATA and end-of-data lists and the actions met",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("explain-actions");
     const { configFile } = await writeConfig(dir, CONFIG);
-    const r = await run(
-      Deno.execPath(),
-      await smtpdArgs([
-        "explain",
-        "-c",
-        configFile,
-        "--client",
-        "127.0.0.1",
-        "--from",
-        "eodhold@s.example",
-        "--to",
-        "user@example.com",
-      ]),
-    );
+    const r = await explainFrom(configFile, "eodhold@s.example");
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
@@ -424,20 +429,7 @@ Deno.test({
         ["bcc@s.example", "bcc: <bcc@s.example>: Sender address triggers BCC copy@example.net"],
       ]
     ) {
-      const r = await run(
-        Deno.execPath(),
-        await smtpdArgs([
-          "explain",
-          "-c",
-          configFile,
-          "--client",
-          "127.0.0.1",
-          "--from",
-          from as string,
-          "--to",
-          "user@example.com",
-        ]),
-      );
+      const r = await explainFrom(configFile, from as string);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.includes(`action ${shown}`), r.stdout);
     }

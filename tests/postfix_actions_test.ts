@@ -28,6 +28,18 @@ import { havePostfix, startPostfix } from "./_postfix.ts";
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await havePostfix();
 
+/** swaks: one message from `from` to rcpt@example.com with a Subject: of its own. */
+function sendWithSubject(port: number, from: string, subject: string) {
+  return swaks(port, [
+    "--from",
+    from,
+    "--to",
+    "rcpt@example.com",
+    "--header",
+    `Subject: ${subject}`,
+  ]);
+}
+
 Deno.test({
   name: "a stock Postfix delivers a PREPENDed message, and a HOLDed one only after postsuper -H",
   ignore: !isRoot || !hasPostfix,
@@ -46,15 +58,7 @@ Deno.test({
     let daemon;
     try {
       daemon = await startDaemon(extra, { dir });
-      const send = (from: string, subject: string) =>
-        swaks(daemon!.port, [
-          "--from",
-          from,
-          "--to",
-          "rcpt@example.com",
-          "--header",
-          `Subject: ${subject}`,
-        ]);
+      const send = (from: string, subject: string) => sendWithSubject(daemon!.port, from, subject);
       const p = await send("p@s.example", "actions prepend");
       assert.match(p.stdout, /queued as \w+/, p.stdout);
       await pf.waitForMailbox("the PREPENDed message", "actions prepend");
@@ -132,14 +136,7 @@ Deno.test({
         { dir },
       );
       const send = async (from: string, subject: string) => {
-        const r = await swaks(daemon!.port, [
-          "--from",
-          from,
-          "--to",
-          "rcpt@example.com",
-          "--header",
-          `Subject: ${subject}`,
-        ]);
+        const r = await sendWithSubject(daemon!.port, from, subject);
         assert.match(r.stdout, /queued as \w+/, r.stdout);
       };
       const box = pf;
