@@ -236,10 +236,9 @@ export class SessionState implements SessionContext {
       // As Postfix: the last FILTER and REDIRECT win, every BCC counts.
       else if (e.kind === "filter") this.#actions.filter = e.target;
       else if (e.kind === "redirect") this.#actions.redirect = e.target;
-      else if (e.kind === "bcc" && !this.#actions.bcc.includes(e.target)) {
-        // (The sender list runs again at each RCPT: one entry per address.)
-        this.#actions.bcc.push(e.target);
-      }
+      // (Met again at each RCPT when the sender list runs again: the queue
+      // file writes each address once, see MessageDraft.finish.)
+      else if (e.kind === "bcc") this.#actions.bcc.push(e.target);
     }
   }
 
