@@ -40,7 +40,18 @@ async function freeUdpPort(): Promise<number> {
  * @returns the server handle
  */
 export async function startDns(zone: Zone): Promise<DnsServer> {
-  const port = await freeUdpPort();
+  // The free UDP port may be taken for TCP (dnsmasq binds both) by a test
+  // running beside this one: dnsmasq then exits, and another port is tried.
+  for (let attempt = 1;; attempt++) {
+    const server = await startDnsOn(await freeUdpPort(), zone);
+    if (server || attempt === 10) {
+      if (!server) throw new Error("dnsmasq did not start on 10 ports in a row");
+      return server;
+    }
+  }
+}
+
+async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
   const args = [
     "--no-daemon",
     `--port=${port}`,
@@ -61,9 +72,15 @@ export async function startDns(zone: Zone): Promise<DnsServer> {
   }
   for (const [name, text] of zone.txt ?? []) args.push(`--txt-record=${name},${text}`);
   const child = new Deno.Command("dnsmasq", { args, stdout: "null", stderr: "piped" }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
   // Wait until it answers.
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
+    if (exited) {
+      await child.stderr.cancel().catch(() => {});
+      return null;
+    }
     try {
       await Deno.resolveDns("ready.invalid", "A", { nameServer: { ipAddr: "127.0.0.1", port } });
       break;

@@ -258,11 +258,24 @@ async function rcodeServer(rcodes: Record<string, number>) {
     out.fill(0, 6, 12); // no answer, authority or additional records (no EDNS)
     return out;
   };
-  const udp = createSocket("udp4");
-  udp.on("message", (m, from) => udp.send(reply(new Uint8Array(m)), from.port, from.address));
-  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+  // The UDP port the system picks may be taken for TCP by another test
+  // running beside this one: pick again then, a bounded number of times.
+  let udp!: ReturnType<typeof createSocket>;
+  let listener!: Deno.TcpListener;
+  for (let attempt = 1;; attempt++) {
+    const u = createSocket("udp4");
+    await new Promise<void>((r) => u.bind(0, "127.0.0.1", () => r()));
+    try {
+      listener = Deno.listen({ hostname: "127.0.0.1", port: u.address().port });
+      udp = u;
+      break;
+    } catch (e) {
+      await new Promise<void>((r) => u.close(() => r()));
+      if (!(e instanceof Deno.errors.AddrInUse) || attempt === 20) throw e;
+    }
+  }
   const port = udp.address().port;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  udp.on("message", (m, from) => udp.send(reply(new Uint8Array(m)), from.port, from.address));
   const state = { port, tcp: 0 };
   const serve = (async () => {
     for await (const conn of listener) {
