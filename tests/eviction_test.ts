@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { RawClient, startDaemon } from "./_harness.ts";
+import { SmtpConn } from "../scripts/hostile/smtp_conn.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -344,4 +345,80 @@ Deno.test({
       await d.stop();
     }
   },
+});
+
+/**
+ * Fills the cap with busy sessions and lets newcomers from other addresses
+ * in: each newcomer crowds out a session of the address holding at least
+ * two more than its own, until every address holds one; then the next one
+ * is refused. A trusted address (mynetworks) is never crowded out.
+ */
+async function crowdingRounds(threads: number): Promise<void> {
+  const d = await startDaemon(
+    `smtpd_peername_lookup = false\nsmtpd_listen_threads = ${threads}\n` +
+      `default_process_limit = 4\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
+      `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
+  );
+  const conns: SmtpConn[] = [];
+  const open = async (from: string) => {
+    const c = await SmtpConn.open({ port: d.port, localAddress: from });
+    conns.push(c);
+    return { c, greeting: await c.reply() };
+  };
+  const talk = async (c: SmtpConn, cmd: string, want: RegExp) => {
+    await c.write(`${cmd}\r\n`);
+    assert.match(await c.reply(), want, cmd);
+  };
+  // A session in a mail transaction: never idle, and (rate 0) never slow.
+  const busy = async (from: string) => {
+    const { c, greeting } = await open(from);
+    assert.match(greeting, /^220 /);
+    await talk(c, "EHLO busy.example", /^250/);
+    await talk(c, "MAIL FROM:<b@busy.example>", /^250/);
+    return c;
+  };
+  try {
+    // A trusted address (smtpd_client_event_limit_exceptions) keeps its sessions.
+    const trusted: SmtpConn[] = [];
+    for (let i = 0; i < 4; i++) trusted.push(await busy("127.0.0.1"));
+    assert.match((await open("127.0.0.7")).greeting, /^421 4\.3\.2 .*too many connections/);
+    for (const c of trusted) await talk(c, "QUIT", /^221 /);
+
+    const crowd: SmtpConn[] = [];
+    for (let i = 0; i < 4; i++) crowd.push(await busy("127.0.0.2"));
+    for (const [round, from] of ["127.0.0.3", "127.0.0.4", "127.0.0.5"].entries()) {
+      const { greeting } = await open(from);
+      assert.match(greeting, /^220 /, `round ${round + 1}: newcomer ${from} got ${greeting}`);
+      // Exactly one more session of 127.0.0.2 was told why and closed.
+      const replies = await Promise.all(crowd.map((c) => c.reply(300)));
+      const told = replies.filter((r) => r !== "");
+      assert.equal(told.length, 1, `round ${round + 1}: ${JSON.stringify(told)}`);
+      assert.match(
+        told[0]!,
+        /^421 4\.7\.0 mx\.test\.example Error: too many sessions from your address, one closed/,
+      );
+      crowd.splice(replies.findIndex((r) => r !== ""), 1);
+    }
+    // Every address holds one: the next newcomer crowds out nobody.
+    assert.match((await open("127.0.0.6")).greeting, /^421 4\.3\.2 .*too many connections/);
+    // The session left to 127.0.0.2 still works.
+    await talk(crowd[0]!, "RSET", /^250 /);
+    await d.waitForLog(/closed a session of \[127\.0\.0\.2\] \(4 sessions from that address\)/);
+  } finally {
+    for (const c of conns) c.destroy();
+    await d.stop();
+  }
+}
+
+Deno.test({
+  name:
+    "at default_process_limit an address holding two sessions more than a new client's gives one up",
+  ...opts,
+  fn: () => crowdingRounds(1),
+});
+
+Deno.test({
+  name: "with two listener threads a crowding address gives a session up on either thread",
+  ...opts,
+  fn: () => crowdingRounds(2),
 });

@@ -61,7 +61,7 @@ export interface ListenerSetup {
    * descriptors): asks the other listener threads to close one of theirs
    * (room.ts); resolves to whether one did.
    */
-  roomElsewhere?: (purpose: RoomPurpose) => Promise<boolean>;
+  roomElsewhere?: (purpose: RoomPurpose, newcomerHeld?: number) => Promise<boolean>;
 }
 
 /**
@@ -142,6 +142,9 @@ export async function startListening(
         (victim.slow
           ? `closed the slow session of [${victim.address}] (${victim.slow.bytes} bytes in ` +
             `${victim.slow.waitedMs} ms of waiting) to make room: `
+          : victim.crowding
+          ? `closed a session of [${victim.address}] (${victim.crowding.held} sessions from ` +
+            `that address) to make room: `
           : `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
             `room: `) + why + since(held, "more"),
       ),
@@ -173,11 +176,15 @@ export async function startListening(
       }
       if (!proxied) counted = address;
       const asked = Date.now();
-      const victim = listening.server?.evictIdle();
+      // What the client's address held before it came (its own slot is
+      // taken already): an address holding two more may have to give one up.
+      // Behind a balancer the address is not known yet: none is crowding.
+      const before = counted === undefined ? undefined : limiter.clientCount(counted) - 1;
+      const victim = listening.server?.evictIdle(before);
       if (victim) {
         logEviction(victim, `${limit} sessions (default_process_limit)`);
         limiter.enterInPlaceOfIdle();
-      } else if (listening.server && await setup.roomElsewhere?.("session")) {
+      } else if (listening.server && await setup.roomElsewhere?.("session", before)) {
         // Another listener thread closed one of its sessions for this client.
         limiter.enterInPlaceOfIdle();
       } else if (await limiter.enterWithin(SLOT_WAIT_MS - (Date.now() - asked)) === "global") {
@@ -249,6 +256,13 @@ export async function startListening(
       slow: encodeReply(
         closing(config.myhostname, "3.2", "Error: slow session closed to make room for others"),
       ),
+      crowding: encodeReply(
+        closing(
+          config.myhostname,
+          "7.0",
+          "Error: too many sessions from your address, one closed to make room for others",
+        ),
+      ),
     },
     onEvict: (victim, why) => logEviction(victim, why),
     ...(setup.roomElsewhere ? { roomElsewhere: setup.roomElsewhere } : {}),
@@ -259,6 +273,8 @@ export async function startListening(
     }),
     // The client's connections across threads, so that every thread ranks alike.
     held: (address) => limiter.clientCount(address),
+    // Trusted clients (smtpd_client_event_limit_exceptions) keep their sessions.
+    exempt: (address) => limiter.exempt(address),
     // STARTTLS with the context of the latest reload (new certificates).
     ...(runtime.tls ? { tls: () => live.tls ?? runtime.tls! } : {}),
     ...(setup.tlsEngine ? { tlsEngine: setup.tlsEngine, buffers: runtime.buffers } : {}),
@@ -271,11 +287,16 @@ export async function startListening(
   };
   // What this thread offers the others when they need room (room.ts).
   const room: RoomParty = {
-    candidate: (purpose) => server.candidate(purpose),
-    evict: (id, purpose, claim) => {
+    candidate: (purpose, newcomerHeld) => server.candidate(purpose, newcomerHeld),
+    evict: (id, purpose, claim, newcomerHeld) => {
       // Not when a session slot came free meanwhile: the client takes that.
       const needed = () => purpose === "descriptor" || limiter.total >= limit;
-      const victim = server.evictCandidate(id, purpose, () => needed() && claim());
+      const victim = server.evictCandidate(
+        id,
+        purpose,
+        () => needed() && claim(),
+        newcomerHeld,
+      );
       if (victim) {
         logEviction(
           victim,

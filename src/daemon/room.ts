@@ -35,14 +35,18 @@ const MOST_WAITING = 8;
 
 /** What a thread offers the others: the connection it would close, and the close. */
 export interface RoomParty {
-  /** The connection it would close now, if any. */
-  candidate(purpose: RoomPurpose): RoomCandidate | undefined;
+  /**
+   * The connection it would close now, if any.
+   * @param purpose for a session slot or a descriptor
+   * @param newcomerHeld sessions the new client's address held (see TcpServer.evictIdle)
+   */
+  candidate(purpose: RoomPurpose, newcomerHeld?: number): RoomCandidate | undefined;
   /**
    * Closes that connection if it still qualifies, room is still needed and
    * `claim` (asked just before the close) agrees.
    * @returns whether it closed it
    */
-  evict(id: number, purpose: RoomPurpose, claim: () => boolean): boolean;
+  evict(id: number, purpose: RoomPurpose, claim: () => boolean, newcomerHeld?: number): boolean;
 }
 
 /** A request's cell: [0] holds one of these. */
@@ -53,11 +57,17 @@ const CANCELLED = 2;
 /** What threads and the main thread tell each other about making room. */
 export type RoomMessage =
   /** Thread → main thread: make room for a client of mine. */
-  | { kind: "room"; seq: number; purpose: RoomPurpose; cell: SharedArrayBuffer }
+  | {
+    kind: "room";
+    seq: number;
+    purpose: RoomPurpose;
+    newcomerHeld?: number;
+    cell: SharedArrayBuffer;
+  }
   /** Main thread → thread: done with it (the cell says how). */
   | { kind: "room-done"; seq: number }
   /** Main thread → thread: which connection would you close? */
-  | { kind: "room-candidate"; seq: number; purpose: RoomPurpose }
+  | { kind: "room-candidate"; seq: number; purpose: RoomPurpose; newcomerHeld?: number }
   /** Thread → main thread: this one, or none. */
   | { kind: "room-offer"; seq: number; candidate: RoomCandidate | undefined }
   /** Main thread → thread: close it for the request of this cell. */
@@ -66,6 +76,7 @@ export type RoomMessage =
     seq: number;
     id: number;
     purpose: RoomPurpose;
+    newcomerHeld?: number;
     cell: SharedArrayBuffer;
   }
   /** Thread → main thread: closed, or not. */
@@ -79,6 +90,11 @@ export type RoomMessage =
 export function isRoomMessage(m: unknown): m is RoomMessage {
   const kind = (m as { kind?: unknown } | null)?.kind;
   return typeof kind === "string" && (kind === "room" || kind.startsWith("room-"));
+}
+
+/** The optional field, present only when set (messages are cloned as they are). */
+function held(newcomerHeld: number | undefined): { newcomerHeld?: number } {
+  return newcomerHeld === undefined ? {} : { newcomerHeld };
 }
 
 /** Claims a request's cell for the close; false once the asking thread gave up. */
@@ -110,9 +126,10 @@ export class RoomRequests {
    * Asks the other threads to close a connection (at once false when
    * eight requests of this thread wait already).
    * @param purpose for a session slot or a descriptor
+   * @param newcomerHeld sessions the new client's address held (see TcpServer.evictIdle)
    * @returns whether one was closed for this request
    */
-  async ask(purpose: RoomPurpose): Promise<boolean> {
+  async ask(purpose: RoomPurpose, newcomerHeld?: number): Promise<boolean> {
     if (this.#pending.size >= MOST_WAITING) return false;
     const cell = new SharedArrayBuffer(4);
     const seq = ++this.#seq;
@@ -124,7 +141,7 @@ export class RoomRequests {
       };
       const timer = setTimeout(done, this.#waitMs);
       this.#pending.set(seq, done);
-      this.#post({ kind: "room", seq, purpose, cell });
+      this.#post({ kind: "room", seq, purpose, ...held(newcomerHeld), cell });
     });
     // Answered, or the wait is over: from now on no thread closes one for it.
     return Atomics.compareExchange(new Int32Array(cell), 0, WAITING, CANCELLED) === TAKEN;
@@ -157,9 +174,13 @@ export function answerRoom(
     case "room-done":
       return requests.answered(m.seq);
     case "room-candidate":
-      return post({ kind: "room-offer", seq: m.seq, candidate: party.candidate(m.purpose) });
+      return post({
+        kind: "room-offer",
+        seq: m.seq,
+        candidate: party.candidate(m.purpose, m.newcomerHeld),
+      });
     case "room-evict": {
-      const ok = party.evict(m.id, m.purpose, claimFor(m.cell));
+      const ok = party.evict(m.id, m.purpose, claimFor(m.cell), m.newcomerHeld);
       return post({ kind: "room-evicted", seq: m.seq, ok });
     }
     case "room":
@@ -202,10 +223,11 @@ export class RoomCoordinator {
   /**
    * The main thread's own request ({@linkcode RoomRequests.ask}).
    * @param purpose for a session slot or a descriptor
+   * @param newcomerHeld sessions the new client's address held (see TcpServer.evictIdle)
    * @returns whether another thread closed a connection for it
    */
-  ask(purpose: RoomPurpose): Promise<boolean> {
-    return this.#own.ask(purpose);
+  ask(purpose: RoomPurpose, newcomerHeld?: number): Promise<boolean> {
+    return this.#own.ask(purpose, newcomerHeld);
   }
 
   /**
@@ -239,20 +261,28 @@ export class RoomCoordinator {
     if (!waiting()) return;
     const others = this.#threads().filter((t) => t !== from);
     const offers = (await Promise.all(others.map(async (t) => {
-      const r = await this.#call(t, { kind: "room-candidate", seq: 0, purpose: m.purpose }, until);
+      const ask = { kind: "room-candidate", seq: 0, purpose: m.purpose, ...held(m.newcomerHeld) };
+      const r = await this.#call(t, ask as RoomMessage, until);
       return r?.kind === "room-offer" && r.candidate ? [{ thread: t, c: r.candidate }] : [];
     }))).flat() as { thread: Peer | undefined; c: RoomCandidate }[];
     // The main thread's own connections, unless the request is its own.
-    const mine = from ? this.#local.candidate(m.purpose) : undefined;
+    const mine = from ? this.#local.candidate(m.purpose, m.newcomerHeld) : undefined;
     if (mine) offers.push({ thread: undefined, c: mine });
     offers.sort((a, b) => betterCandidate(a.c, b.c) ? -1 : betterCandidate(b.c, a.c) ? 1 : 0);
     for (const { thread, c } of offers) {
       if (!waiting()) return;
       if (!thread) {
-        if (this.#local.evict(c.id, m.purpose, claimFor(m.cell))) return;
+        if (this.#local.evict(c.id, m.purpose, claimFor(m.cell), m.newcomerHeld)) return;
         continue;
       }
-      const evict = { kind: "room-evict", seq: 0, id: c.id, purpose: m.purpose, cell: m.cell };
+      const evict = {
+        kind: "room-evict",
+        seq: 0,
+        id: c.id,
+        purpose: m.purpose,
+        ...held(m.newcomerHeld),
+        cell: m.cell,
+      };
       const r = await this.#call(thread, evict as RoomMessage, until);
       // (A late answer changes nothing: the cell is no longer waiting.)
       if (r?.kind === "room-evicted" && r.ok) return;

@@ -43,8 +43,18 @@ function setUp(main: FakeThread, threads: FakeThread[], waitMs = 100): RoomCoord
   return rooms;
 }
 
-const idle = (id: number, held: number, score: number) => ({ id, idle: true, held, score });
-const slow = (id: number, held: number, score: number) => ({ id, idle: false, held, score });
+const idle = (id: number, held: number, score: number) => ({
+  id,
+  why: "idle" as const,
+  held,
+  score,
+});
+const slow = (id: number, held: number, score: number) => ({
+  id,
+  why: "slow" as const,
+  held,
+  score,
+});
 
 Deno.test("RoomCoordinator closes the first candidate of all threads: idle, then held, then longest", async () => {
   const main = new FakeThread(slow(1, 9, 60_000));

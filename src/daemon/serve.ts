@@ -89,7 +89,8 @@ export async function runServe(
       listen: runtime.listen,
       reusePort: threads > 1,
       ...(tlsEngine ? { tlsEngine } : {}),
-      roomElsewhere: (purpose) => rooms?.ask(purpose) ?? Promise.resolve(false),
+      roomElsewhere: (purpose, newcomerHeld) =>
+        rooms?.ask(purpose, newcomerHeld) ?? Promise.resolve(false),
     });
   } catch (e) {
     // serveTcp names the address that failed; anything else is said as before.
@@ -359,7 +360,7 @@ export async function serveInWorker(
     ledger: new ConnectionLedger(init.ledger),
     reusePort: true,
     ...(tlsEngine ? { tlsEngine } : {}),
-    roomElsewhere: (purpose) => requests.ask(purpose),
+    roomElsewhere: (purpose, newcomerHeld) => requests.ask(purpose, newcomerHeld),
   });
   const heartbeat = new Int32Array(init.heartbeat);
   const beating = setInterval(() => Atomics.add(heartbeat, 0, 1), 1000);

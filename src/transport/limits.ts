@@ -114,6 +114,16 @@ export class ConnectionLimiter {
     return Atomics.load(this.#counts, FIRST_SLOT + this.clientSlot(address));
   }
 
+  /**
+   * Whether an address is exempt from the per-client limit
+   * (smtpd_client_event_limit_exceptions).
+   * @param address the client address
+   * @returns true when exempt
+   */
+  exempt(address: string): boolean {
+    return this.#exempt(address);
+  }
+
   /** Current number of sessions. */
   get total(): number {
     return Atomics.load(this.#counts, TOTAL);

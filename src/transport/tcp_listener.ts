@@ -192,6 +192,8 @@ export interface Evicted {
   readonly idleMs: number;
   /** Set when it was closed as slow, not idle: bytes its client sent in how long a wait. */
   readonly slow?: { readonly bytes: number; readonly waitedMs: number };
+  /** Set when it was closed because its address held more than its share: how many. */
+  readonly crowding?: { readonly held: number };
 }
 
 /** How long a connection has waited for its client since its phase began (ms). */
@@ -213,31 +215,43 @@ function isSlow(w: Watched, now: number, slow: SlowClient): boolean {
 export type RoomPurpose = "session" | "descriptor";
 
 /**
+ * Why a connection qualifies to be closed to make room, in the order they
+ * go: its client is silent out of a transaction (idle), sends too little
+ * (slow, see {@linkcode SlowClient}), or its address holds at least two
+ * sessions more than the new client's (crowding: a session slot only).
+ */
+export type RoomReason = "idle" | "slow" | "crowding";
+const REASON_RANK: Record<RoomReason, number> = { idle: 0, slow: 1, crowding: 2 };
+
+/**
  * The connection a listener would close to make room, as it compares with
  * other threads' ({@linkcode betterCandidate}).
  */
 export interface RoomCandidate {
   /** The connection ({@linkcode TcpServer.evictCandidate}). */
   readonly id: number;
-  /** Idle (silent, out of a transaction), not slow. */
-  readonly idle: boolean;
+  /** Why it qualifies. */
+  readonly why: RoomReason;
   /** Connections its client's address holds. */
   readonly held: number;
-  /** How long it was silent (idle) or kept its session waiting (slow), ms. */
+  /**
+   * How long it was silent (idle) or kept its session waiting (slow), ms;
+   * for crowding, 1 out of a mail transaction and 0 in one (none is lost).
+   */
   readonly score: number;
 }
 
 /**
  * Whether `a` should give way before `b`: an idle connection before a slow
- * one, then the one whose address holds more connections, then the one
- * silent (or waiting) longer. The same order within a listener and across
- * listener threads.
+ * one, a slow one before a crowding one, then the one whose address holds
+ * more connections, then the one silent (or waiting) longer. The same
+ * order within a listener and across listener threads.
  * @param a a candidate
  * @param b another
  * @returns true when `a` goes first
  */
 export function betterCandidate(a: RoomCandidate, b: RoomCandidate): boolean {
-  if (a.idle !== b.idle) return a.idle;
+  if (a.why !== b.why) return REASON_RANK[a.why] < REASON_RANK[b.why];
   if (a.held !== b.held) return a.held > b.held;
   return a.score > b.score;
 }
@@ -251,16 +265,30 @@ interface RoomRule {
   readonly slow: SlowClient;
   /** Connections an address holds (by default, counted on this listener). */
   readonly held: (address: string) => number;
+  /**
+   * For a session slot, sessions the new client's address held before it
+   * came: a connection whose address holds two more crowds it out.
+   * Undefined: none qualifies so.
+   */
+  readonly newcomerHeld: number | undefined;
+  /** Clients never closed for crowding (smtpd_client_event_limit_exceptions). */
+  readonly exempt: (address: string) => boolean;
 }
 
 /** How a connection qualifies under a rule now, if it does. */
 function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | undefined {
   if (w.evicted || (rule.sessionsOnly && w.over)) return undefined;
   if (!w.inMail && w.idleSince !== undefined && now - w.idleSince >= rule.minIdleMs) {
-    return { id: w.id, idle: true, held: rule.held(w.address), score: now - w.idleSince };
+    return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
   if (isSlow(w, now, rule.slow)) {
-    return { id: w.id, idle: false, held: rule.held(w.address), score: waitedMs(w, now) };
+    return { id: w.id, why: "slow", held: rule.held(w.address), score: waitedMs(w, now) };
+  }
+  if (rule.newcomerHeld !== undefined && !rule.exempt(w.address)) {
+    const held = rule.held(w.address);
+    if (held >= rule.newcomerHeld + 2) {
+      return { id: w.id, why: "crowding", held, score: w.inMail ? 0 : 1 };
+    }
   }
   return undefined;
 }
@@ -299,11 +327,13 @@ function closeToMakeRoom(
   v.evicted = true;
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
-  const evicted: Evicted = c.idle
+  const evicted: Evicted = c.why === "idle"
     ? { address: v.address, idleMs }
-    : { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: c.score } };
+    : c.why === "slow"
+    ? { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: c.score } }
+    : { address: v.address, idleMs, crowding: { held: c.held } };
   live.conns.delete(v);
-  const farewell = farewells && (c.idle ? farewells.idle : farewells.slow);
+  const farewell = farewells?.[c.why];
   if (farewell && !v.tls) {
     // A 421 fits any idle socket's buffer; the close follows it, or comes
     // after 200 ms at the latest.
@@ -322,6 +352,7 @@ function closeToMakeRoom(
 export interface Farewells {
   readonly idle: Uint8Array;
   readonly slow: Uint8Array;
+  readonly crowding: Uint8Array;
 }
 
 /** Runs the server side of STARTTLS on an accepted connection. */
@@ -399,11 +430,14 @@ export interface TcpServer {
    * waited longest for its client (of those whose session holds its slot,
    * see Transport.sessionOver), if it has waited at least
    * `evictIdleAfterMs` and is not in a mail transaction, or else the one
-   * whose client is slowest (see {@linkcode SlowClient}), with a 421 when
+   * whose client is slowest (see {@linkcode SlowClient}), or else, given
+   * how many sessions the new client's address held before it came, one
+   * of an address that holds at least two more (crowding), with a 421 when
    * it is not in TLS ({@linkcode betterCandidate} says which goes first).
+   * @param newcomerHeld sessions the new client's address held (undefined: none is crowding)
    * @returns the closed connection's client and why it qualified, or undefined
    */
-  evictIdle(): Evicted | undefined;
+  evictIdle(newcomerHeld?: number): Evicted | undefined;
   /**
    * The same when descriptors ran out: the connection is closed at once,
    * without a reply, so that its descriptor is free when this returns; a
@@ -415,14 +449,19 @@ export interface TcpServer {
    * {@linkcode evictIdleNow} ("descriptor") would close, without closing
    * it: for another listener thread to compare with its own.
    */
-  candidate(purpose: RoomPurpose): RoomCandidate | undefined;
+  candidate(purpose: RoomPurpose, newcomerHeld?: number): RoomCandidate | undefined;
   /**
    * Closes the connection a {@linkcode candidate} named, as evictIdle or
    * evictIdleNow would, if it still qualifies and `claim` (asked last,
    * just before the close) agrees.
    * @returns the closed connection's client and why, or undefined
    */
-  evictCandidate(id: number, purpose: RoomPurpose, claim: () => boolean): Evicted | undefined;
+  evictCandidate(
+    id: number,
+    purpose: RoomPurpose,
+    claim: () => boolean,
+    newcomerHeld?: number,
+  ): Evicted | undefined;
 }
 
 /** How {@linkcode serveTcp} listens. */
@@ -475,6 +514,8 @@ export interface ServeOptions {
    * this listener.
    */
   held?: (address: string) => number;
+  /** Clients never closed for crowding (smtpd_client_event_limit_exceptions). */
+  exempt?: (address: string) => boolean;
 }
 
 const quiet = { warning() {}, info() {}, error() {} };
@@ -558,7 +599,7 @@ export async function serveTcp(
     for (const w of live.conns) held.set(w.address, (held.get(w.address) ?? 0) + 1);
     return (address: string) => held.get(address) ?? 0;
   };
-  const rule = (purpose: RoomPurpose): RoomRule => ({
+  const rule = (purpose: RoomPurpose, newcomerHeld?: number): RoomRule => ({
     // Out of descriptors nobody is served until one comes free: a
     // connection silent for a quarter of the time may already give its own.
     minIdleMs: purpose === "session" ? evictAfter : evictAfter / 4,
@@ -568,21 +609,29 @@ export async function serveTcp(
     sessionsOnly: purpose === "session",
     slow: options.slowClient?.() ?? SLOW_CLIENT,
     held: options.held ?? countHere(),
+    newcomerHeld: purpose === "session" ? newcomerHeld : undefined,
+    exempt: options.exempt ?? (() => false),
   });
   // Without a farewell the descriptor is needed now: closed at once.
   const farewellFor = (purpose: RoomPurpose) =>
     purpose === "session" ? options.farewell : undefined;
-  const evict = (purpose: RoomPurpose) => {
-    const best = bestCandidate(live, rule(purpose), Date.now());
+  const evict = (purpose: RoomPurpose, newcomerHeld?: number) => {
+    const best = bestCandidate(live, rule(purpose, newcomerHeld), Date.now());
     return best && closeToMakeRoom(live, best.w, best.c, farewellFor(purpose));
   };
-  const evictIdle = () => evict("session");
+  const evictIdle = (newcomerHeld?: number) => evict("session", newcomerHeld);
   const evictIdleNow = () => evict("descriptor");
-  const candidate = (purpose: RoomPurpose) => bestCandidate(live, rule(purpose), Date.now())?.c;
-  const evictCandidate = (id: number, purpose: RoomPurpose, claim: () => boolean) => {
+  const candidate = (purpose: RoomPurpose, newcomerHeld?: number) =>
+    bestCandidate(live, rule(purpose, newcomerHeld), Date.now())?.c;
+  const evictCandidate = (
+    id: number,
+    purpose: RoomPurpose,
+    claim: () => boolean,
+    newcomerHeld?: number,
+  ) => {
     let w: Watched | undefined;
     for (const x of live.conns) if (x.id === id) w = x;
-    const c = w && qualifies(w, rule(purpose), Date.now());
+    const c = w && qualifies(w, rule(purpose, newcomerHeld), Date.now());
     if (!w || !c || !claim()) return undefined;
     return closeToMakeRoom(live, w, c, farewellFor(purpose));
   };

@@ -140,11 +140,21 @@ Deno.test("serveTcp: EMFILE is waited out, never a reason to reopen the listener
   assert.deepEqual(r.lines, ["warning: accept: too many open files; backing off"]);
 });
 
-Deno.test("betterCandidate() puts idle before slow, then more held, then longer waits", () => {
-  const c = (idle: boolean, held: number, score: number) => ({ id: 0, idle, held, score });
+Deno.test("betterCandidate() puts idle before slow before crowding, then more held, then longer waits", () => {
+  const c = (idle: boolean, held: number, score: number) => ({
+    id: 0,
+    why: idle ? "idle" as const : "slow" as const,
+    held,
+    score,
+  });
+  const crowd = (held: number, score: number) => ({ id: 0, why: "crowding" as const, held, score });
   assert.equal(betterCandidate(c(true, 1, 1000), c(false, 9, 90_000)), true);
   assert.equal(betterCandidate(c(false, 9, 90_000), c(true, 1, 1000)), false);
   assert.equal(betterCandidate(c(true, 3, 1000), c(true, 2, 5000)), true);
   assert.equal(betterCandidate(c(false, 2, 12_000), c(false, 2, 11_000)), true);
   assert.equal(betterCandidate(c(true, 2, 1000), c(true, 2, 1000)), false);
+  assert.equal(betterCandidate(c(false, 1, 10_000), crowd(50, 1)), true);
+  assert.equal(betterCandidate(crowd(50, 1), c(false, 1, 10_000)), false);
+  assert.equal(betterCandidate(crowd(10, 0), crowd(9, 1)), true);
+  assert.equal(betterCandidate(crowd(10, 1), crowd(10, 0)), true);
 });
