@@ -374,6 +374,8 @@ export const RESTART_ONLY = [
   "smtpd_client_connection_count_limit",
   "smtpd_stress_threshold",
   "smtpd_client_event_limit_exceptions",
+  "smtpd_client_ipv4_prefix_length",
+  "smtpd_client_ipv6_prefix_length",
   "smtpd_upstream_proxy_protocol",
   "smtpd_memory_budget",
   "anvil_rate_time_unit",

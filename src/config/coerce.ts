@@ -85,7 +85,7 @@ export function coerceValue(
       if (typeof raw === "number" || typeof raw === "bigint") n = Number(raw);
       else if (typeof raw === "string" && fromString && /^\s*-?\d+\s*$/.test(raw)) n = Number(raw);
       if (n === undefined || !Number.isSafeInteger(n)) return bad("an integer");
-      return checkMin(spec, n);
+      return checkRange(spec, n);
     }
     case "time": {
       let n: number | undefined;
@@ -94,7 +94,7 @@ export function coerceValue(
       if (n === undefined || !Number.isFinite(n) || n < 0) {
         return bad('a time such as 300, "300s", "5m" or "1h"');
       }
-      return checkMin(spec, n);
+      return checkRange(spec, n);
     }
     case "list": {
       let items: string[];
@@ -110,12 +110,15 @@ export function coerceValue(
   }
 }
 
-function checkMin(
+function checkRange(
   spec: ParamSpec<unknown>,
   n: number,
 ): { ok: true; value: number } | { ok: false; error: string } {
   if (spec.min !== undefined && n < spec.min) {
     return { ok: false, error: `value ${n} is out of range: must be at least ${spec.min}` };
+  }
+  if (spec.max !== undefined && n > spec.max) {
+    return { ok: false, error: `value ${n} is out of range: must be at most ${spec.max}` };
   }
   return { ok: true, value: n };
 }

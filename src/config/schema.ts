@@ -17,6 +17,8 @@ export interface ParamSpec<T> {
   readonly doc: string;
   /** Smallest allowed value (integer and time kinds). */
   readonly min?: number;
+  /** Largest allowed value (integer kind). */
+  readonly max?: number;
   /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
 }
@@ -28,8 +30,10 @@ function str(def: string, doc: string): ParamSpec<string> {
 function template(def: string, doc: string): ParamSpec<string> {
   return { kind: "template", default: def, doc };
 }
-function int(def: number, doc: string, min = 0): ParamSpec<number> {
-  return { kind: "integer", default: def, doc, min };
+function int(def: number, doc: string, min = 0, max?: number): ParamSpec<number> {
+  return max === undefined
+    ? { kind: "integer", default: def, doc, min }
+    : { kind: "integer", default: def, doc, min, max };
 }
 function bool(def: boolean, doc: string): ParamSpec<boolean> {
   return { kind: "boolean", default: def, doc };
@@ -399,6 +403,18 @@ export const PARAMS = {
   smtpd_client_connection_count_limit: int(
     50,
     "Most concurrent connections from one client address (0: no limit)",
+  ),
+  smtpd_client_ipv4_prefix_length: int(
+    32,
+    "Count IPv4 clients per network block of this prefix length for the per-client limits and rates (32: per address)",
+    0,
+    32,
+  ),
+  smtpd_client_ipv6_prefix_length: int(
+    84,
+    "Count IPv6 clients per network block of this prefix length for the per-client limits and rates (128: per address)",
+    0,
+    128,
   ),
   smtpd_client_event_limit_exceptions: list(
     ["$mynetworks"],

@@ -30,6 +30,11 @@ export interface ConnectionLimits {
   readonly perClient: number;
   /** Clients exempt from the per-client limit. */
   readonly exempt: (address: string) => boolean;
+  /**
+   * What a client is counted as: its address, or its network block
+   * (client_range.ts). @default {the address}
+   */
+  readonly range?: (address: string) => string;
   /** Percent of {@linkcode global} at which stress mode starts (0: never). @default {0} */
   readonly stressPercent?: number;
   /**
@@ -70,6 +75,7 @@ export class ConnectionLimiter {
   #global: number;
   #client: number;
   #exempt: (address: string) => boolean;
+  #range: (address: string) => string;
   /** Sessions at which stress starts (0: never). */
   #stressAt: number;
   /** Stress ends when the count falls below this. */
@@ -86,6 +92,7 @@ export class ConnectionLimiter {
     this.#global = limits.global;
     this.#client = limits.perClient;
     this.#exempt = limits.exempt;
+    this.#range = limits.range ?? ((address) => address);
     const percent = limits.stressPercent ?? 0;
     this.#stressAt = percent > 0 ? Math.max(1, Math.ceil((limits.global * percent) / 100)) : 0;
     this.#calmBelow = Math.max(1, Math.ceil((this.#stressAt * 3) / 4));
@@ -96,12 +103,13 @@ export class ConnectionLimiter {
   }
 
   /**
-   * The per-client slot of an address (for {@linkcode ConnectionLedger}).
+   * The per-client slot of an address, its network block's when clients
+   * are counted by block (for {@linkcode ConnectionLedger}).
    * @param address the client address
    * @returns the slot, 0 to 4095
    */
   clientSlot(address: string): number {
-    return slotOf(address, Atomics.load(this.#counts, SEED));
+    return slotOf(this.#range(address), Atomics.load(this.#counts, SEED));
   }
 
   /**

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { clientRange } from "./client_range.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import {
@@ -74,11 +75,16 @@ export function rateLimits(
   exempt: (address: string) => boolean,
   logger: Logger,
 ): (event: LimitedEvent, address: string) => Reply | undefined {
+  // Counted per address, or per network block (client_range.ts).
+  const range = clientRange(
+    config.smtpd_client_ipv4_prefix_length,
+    config.smtpd_client_ipv6_prefix_length,
+  );
   return (event, address) => {
     const e = EVENTS[event];
     const limit = config[e.limit] as number;
     if (limit <= 0 || exempt(address)) return undefined;
-    const n = rates.count(event, address);
+    const n = rates.count(event, range(address));
     if (n <= limit) return undefined;
     logger.warning(`${e.what}: ${n} from [${address}] for service smtp`);
     return e.refuse(config, address);
