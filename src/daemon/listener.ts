@@ -196,6 +196,8 @@ export async function startListening(
     }
     ledger?.entered();
     if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
+    // From now on closing the connection frees a session slot (crowding may pick it).
+    t.sessionBegun?.();
     const stressed = limiter.stressed;
     const admitClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);

@@ -56,6 +56,13 @@ export interface Transport extends ByteSource, ByteSink {
    * a new session must not close it in a session's place.
    */
   sessionOver?: () => void;
+  /**
+   * Told when the connection has its session slot (default_process_limit):
+   * before that (waiting for one at the cap, or being refused) closing it
+   * frees none, so a listener that makes room for a session by crowding
+   * must not close it in a session's place.
+   */
+  sessionBegun?: () => void;
 }
 
 /** Why a STARTTLS handshake failed. */
