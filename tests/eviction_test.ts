@@ -478,3 +478,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a burst of new clients from one address takes no more sessions than crowding allows",
+  ...opts,
+  fn: async () => {
+    // Six busy sessions of 127.0.0.2 hold the cap; six clients of 127.0.0.3
+    // come at once. One at a time, 127.0.0.2 gives sessions up while it
+    // holds two more than 127.0.0.3: three each. A closed session counted
+    // for its address until it had ended: each of the burst saw six, and
+    // 127.0.0.3 took five of the six places.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\n` +
+        `default_process_limit = 6\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
+        `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
+    );
+    const conns: SmtpConn[] = [];
+    try {
+      const first: SmtpConn[] = [];
+      for (let i = 0; i < 6; i++) {
+        const c = await SmtpConn.open({ port: d.port, localAddress: "127.0.0.2" });
+        conns.push(c);
+        assert.match(await c.reply(), /^220 /);
+        for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
+          await c.write(`${cmd}\r\n`);
+          assert.match(await c.reply(), /^250/);
+        }
+        first.push(c);
+      }
+      const burst = await Promise.all(
+        first.map(() => SmtpConn.open({ port: d.port, localAddress: "127.0.0.3" })),
+      );
+      conns.push(...burst);
+      const greetings = await Promise.all(burst.map((c) => c.reply(2000)));
+      let kept = 0;
+      for (const c of first) {
+        await c.write("NOOP\r\n");
+        if ((await c.reply(1000)).startsWith("250")) kept++;
+      }
+      const admitted = greetings.filter((g) => g.startsWith("220")).length;
+      assert.deepEqual({ admitted, kept }, { admitted: 3, kept: 3 });
+    } finally {
+      for (const c of conns) c.destroy();
+      await d.stop();
+    }
+  },
+});

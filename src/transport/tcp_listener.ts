@@ -92,6 +92,8 @@ interface Watched extends ByteConn {
    * connection waits for one or is being refused, and closing it frees none.
    */
   holding: boolean;
+  /** Gives the client's per-client slot back (Transport.sessionBegun), once. */
+  releaseClient: (() => void) | undefined;
   evicted: boolean;
 }
 
@@ -111,6 +113,7 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
     received: 0,
     over: false,
     holding: false,
+    releaseClient: undefined,
     evicted: false,
     async read(p) {
       const start = w.idleSince = Date.now();
@@ -172,8 +175,9 @@ function tcpTransport(
     sessionOver: () => {
       w.over = true;
     },
-    sessionBegun: () => {
+    sessionBegun: (releaseClient) => {
       w.holding = true;
+      w.releaseClient = releaseClient;
     },
   };
   return {
@@ -337,6 +341,11 @@ function closeToMakeRoom(
   farewells: Farewells | undefined,
 ): Evicted {
   v.evicted = true;
+  // Its address holds one fewer from now on: a burst of new clients each
+  // counts it without this one (not only once its session has ended), and
+  // takes no more of its sessions than crowding allows.
+  v.releaseClient?.();
+  v.releaseClient = undefined;
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
   const evicted: Evicted = c.why === "idle"
