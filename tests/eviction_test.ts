@@ -422,3 +422,105 @@ Deno.test({
   ...opts,
   fn: () => crowdingRounds(2),
 });
+
+Deno.test({
+  name: "crowding never closes a connection still waiting for a slot: the cap holds",
+  ...opts,
+  fn: async () => {
+    // A connection over the cap waits up to 250 ms for a slot and counts for
+    // its address meanwhile; closed for crowding it frees no slot, and the
+    // new client would take one past default_process_limit each time.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\n` +
+        `default_process_limit = 2\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
+        `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
+    );
+    const conns: SmtpConn[] = [];
+    const open = async (from: string) => {
+      const c = await SmtpConn.open({ port: d.port, localAddress: from });
+      conns.push(c);
+      return c;
+    };
+    // A session in a mail transaction: never idle, and (rate 0) never slow.
+    const busy = async (c: SmtpConn) => {
+      if (!(await c.reply(2000)).startsWith("220")) return false;
+      for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
+        await c.write(`${cmd}\r\n`);
+        if (!(await c.reply(2000)).startsWith("250")) return false;
+      }
+      return true;
+    };
+    try {
+      const sessions: SmtpConn[] = [];
+      for (let i = 0; i < 2; i++) {
+        const c = await open("127.0.0.2");
+        assert.ok(await busy(c));
+        sessions.push(c);
+      }
+      for (let i = 0; i < 6; i++) {
+        // One more from the crowding address waits for a slot ...
+        await open("127.0.0.2");
+        await new Promise((r) => setTimeout(r, 30));
+        // ... while a newcomer from another address comes.
+        const n = await open(`127.0.0.${10 + i}`);
+        if (await busy(n)) sessions.push(n);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      let alive = 0;
+      for (const c of sessions) {
+        await c.write("NOOP\r\n");
+        if ((await c.reply(1000)).startsWith("250")) alive++;
+      }
+      assert.ok(alive <= 2, `${alive} sessions answer at once, default_process_limit is 2`);
+    } finally {
+      for (const c of conns) c.destroy();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a burst of new clients from one address takes no more sessions than crowding allows",
+  ...opts,
+  fn: async () => {
+    // Six busy sessions of 127.0.0.2 hold the cap; six clients of 127.0.0.3
+    // come at once. One at a time, 127.0.0.2 gives sessions up while it
+    // holds two more than 127.0.0.3: three each. A closed session counted
+    // for its address until it had ended: each of the burst saw six, and
+    // 127.0.0.3 took five of the six places.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\n` +
+        `default_process_limit = 6\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
+        `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
+    );
+    const conns: SmtpConn[] = [];
+    try {
+      const first: SmtpConn[] = [];
+      for (let i = 0; i < 6; i++) {
+        const c = await SmtpConn.open({ port: d.port, localAddress: "127.0.0.2" });
+        conns.push(c);
+        assert.match(await c.reply(), /^220 /);
+        for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
+          await c.write(`${cmd}\r\n`);
+          assert.match(await c.reply(), /^250/);
+        }
+        first.push(c);
+      }
+      const burst = await Promise.all(
+        first.map(() => SmtpConn.open({ port: d.port, localAddress: "127.0.0.3" })),
+      );
+      conns.push(...burst);
+      const greetings = await Promise.all(burst.map((c) => c.reply(2000)));
+      let kept = 0;
+      for (const c of first) {
+        await c.write("NOOP\r\n");
+        if ((await c.reply(1000)).startsWith("250")) kept++;
+      }
+      const admitted = greetings.filter((g) => g.startsWith("220")).length;
+      assert.deepEqual({ admitted, kept }, { admitted: 3, kept: 3 });
+    } finally {
+      for (const c of conns) c.destroy();
+      await d.stop();
+    }
+  },
+});

@@ -217,17 +217,24 @@ export async function startListening(
     // The slots go back once the session is over but for its last reply
     // (the session says so), or when it has ended, whichever comes first.
     let held = true;
+    // The per-client slot, once: when the session ends, or sooner when the
+    // listener closes the connection to make room (Transport.sessionBegun).
+    const releaseClient = () => {
+      if (counted === undefined) return;
+      limiter.leaveClient(counted);
+      ledger?.clientLeft(limiter.clientSlot(counted));
+      counted = undefined;
+    };
     const ending = () => {
       if (!held) return;
       held = false;
       t.sessionOver?.();
-      if (counted !== undefined) {
-        limiter.leaveClient(counted);
-        ledger?.clientLeft(limiter.clientSlot(counted));
-      }
+      releaseClient();
       limiter.leave();
       ledger?.left();
     };
+    // From now on closing the connection frees a session slot (crowding may pick it).
+    t.sessionBegun?.(releaseClient);
     active++;
     try {
       if (proxied) {

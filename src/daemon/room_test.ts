@@ -12,10 +12,16 @@ class FakeThread extends EventTarget {
   offer: RoomCandidate | undefined;
   delayMs = 0;
   readonly closed: number[] = [];
+  /** The newcomerHeld each candidate() and evict() was given, in order. */
+  readonly heard: [string, number | undefined][] = [];
   readonly requests = new RoomRequests((m) => this.#send(m));
   readonly party: RoomParty = {
-    candidate: () => this.offer,
-    evict: (id, _purpose, claim) => {
+    candidate: (_purpose, newcomerHeld) => {
+      this.heard.push(["candidate", newcomerHeld]);
+      return this.offer;
+    },
+    evict: (id, _purpose, claim, newcomerHeld) => {
+      this.heard.push(["evict", newcomerHeld]);
       if (this.offer?.id !== id || !claim()) return false;
       this.closed.push(id);
       this.offer = undefined;
@@ -121,4 +127,24 @@ Deno.test("RoomRequests.ask() waits at most its bound, with at most eight reques
   assert.equal(sent.length, 8);
   assert.deepEqual(await Promise.all(waiting), Array(8).fill(false));
   assert.ok(Date.now() - started < 200, "bounded wait");
+});
+
+Deno.test("RoomCoordinator hands the new client's count to every thread's candidate() and evict()", async () => {
+  const crowd = (id: number) => ({ id, why: "crowding" as const, held: 5, score: 1 });
+  const main = new FakeThread();
+  const a = new FakeThread(crowd(2));
+  const asking = new FakeThread();
+  setUp(main, [a, asking]);
+  assert.equal(await asking.requests.ask("session", 3), true);
+  assert.deepEqual(a.heard, [["candidate", 3], ["evict", 3]]);
+  assert.deepEqual(main.heard, [["candidate", 3]]);
+  // Without a count (behind a balancer) none is told one.
+  a.offer = crowd(4);
+  assert.equal(await asking.requests.ask("session"), true);
+  assert.deepEqual(a.heard.slice(2), [["candidate", undefined], ["evict", undefined]]);
+  // The main thread's own request: its count reaches the listener threads.
+  const b = new FakeThread(crowd(6));
+  const rooms = setUp(new FakeThread(), [b]);
+  assert.equal(await rooms.ask("session", 0), true);
+  assert.deepEqual(b.heard, [["candidate", 0], ["evict", 0]]);
 });

@@ -87,6 +87,13 @@ interface Watched extends ByteConn {
   received: number;
   /** The session gave its slot back: closing this connection frees no session. */
   over: boolean;
+  /**
+   * The session has its slot (Transport.sessionBegun): until then the
+   * connection waits for one or is being refused, and closing it frees none.
+   */
+  holding: boolean;
+  /** Gives the client's per-client slot back (Transport.sessionBegun), once. */
+  releaseClient: (() => void) | undefined;
   evicted: boolean;
 }
 
@@ -105,6 +112,8 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
     waited: 0,
     received: 0,
     over: false,
+    holding: false,
+    releaseClient: undefined,
     evicted: false,
     async read(p) {
       const start = w.idleSince = Date.now();
@@ -155,7 +164,7 @@ function tcpTransport(
   // A wrapper-mode connection is never sent a plaintext 421 to make room.
   w.tls = wrapper;
   // What the session tells the listener, before and after STARTTLS alike.
-  const marks: Pick<Transport, "inTransaction" | "sessionOver"> = {
+  const marks: Pick<Transport, "inTransaction" | "sessionOver" | "sessionBegun"> = {
     inTransaction: (on) => {
       if (on !== w.inMail) {
         w.phaseSince = Date.now();
@@ -165,6 +174,10 @@ function tcpTransport(
     },
     sessionOver: () => {
       w.over = true;
+    },
+    sessionBegun: (releaseClient) => {
+      w.holding = true;
+      w.releaseClient = releaseClient;
     },
   };
   return {
@@ -284,7 +297,10 @@ function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | und
   if (isSlow(w, now, rule.slow)) {
     return { id: w.id, why: "slow", held: rule.held(w.address), score: waitedMs(w, now) };
   }
-  if (rule.newcomerHeld !== undefined && !rule.exempt(w.address)) {
+  // Only a connection whose session has its slot: one still waiting for a
+  // slot (it counts for its address already) frees none when closed, and
+  // the new client would take a place past the cap.
+  if (rule.newcomerHeld !== undefined && w.holding && !rule.exempt(w.address)) {
     const held = rule.held(w.address);
     if (held >= rule.newcomerHeld + 2) {
       return { id: w.id, why: "crowding", held, score: w.inMail ? 0 : 1 };
@@ -325,6 +341,11 @@ function closeToMakeRoom(
   farewells: Farewells | undefined,
 ): Evicted {
   v.evicted = true;
+  // Its address holds one fewer from now on: a burst of new clients each
+  // counts it without this one (not only once its session has ended), and
+  // takes no more of its sessions than crowding allows.
+  v.releaseClient?.();
+  v.releaseClient = undefined;
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
   const evicted: Evicted = c.why === "idle"

@@ -56,6 +56,16 @@ export interface Transport extends ByteSource, ByteSink {
    * a new session must not close it in a session's place.
    */
   sessionOver?: () => void;
+  /**
+   * Told when the connection has its session slot (default_process_limit):
+   * before that (waiting for one at the cap, or being refused) closing it
+   * frees none, so a listener that makes room for a session by crowding
+   * must not close it in a session's place. `releaseClient` gives the
+   * client's per-client slot back at once: the listener calls it when it
+   * closes the connection to make room, so that the next new client sees
+   * the address's count without it (not only once the session has ended).
+   */
+  sessionBegun?: (releaseClient?: () => void) => void;
 }
 
 /** Why a STARTTLS handshake failed. */
