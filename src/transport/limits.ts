@@ -11,7 +11,7 @@
  * per-client slot is taken once the client's address is known: at accept,
  * or after the PROXY header when a load balancer sends one, so that
  * clients behind one balancer are counted apart. Per-client counts live in
- * 4096 slots chosen by a hash of the address keyed with a random seed
+ * 65,536 slots chosen by a hash of the address keyed with a random seed
  * drawn at start, so which addresses share a slot cannot be worked out
  * from outside (with a fixed hash, an attacker could pick addresses that
  * share a victim's slot and, holding smtpd_client_connection_count_limit
@@ -52,14 +52,14 @@ const SEED = 2;
 /** Connections waiting for a global slot ({@linkcode ConnectionLimiter.enterWithin}). */
 const WAITING = 3;
 const FIRST_SLOT = 4;
-const SLOTS = 4096;
+const SLOTS = 65536;
 /** How often a waiting connection looks for a slot given back by another thread (ms). */
 const POLL_MS = 10;
 
 /**
  * Counts concurrent connections. The counters live in a SharedArrayBuffer
  * so that listener threads (smtpd_listen_threads) share one count and one
- * stress state; clients are counted in 4096 hashed slots, so two addresses
+ * stress state; clients are counted in 65,536 hashed slots, so two addresses
  * may share a slot (which can only make the per-client limit stricter,
  * never looser).
  *
@@ -106,7 +106,7 @@ export class ConnectionLimiter {
    * The per-client slot of an address, its network block's when clients
    * are counted by block (for {@linkcode ConnectionLedger}).
    * @param address the client address
-   * @returns the slot, 0 to 4095
+   * @returns the slot, 0 to 65535
    */
   clientSlot(address: string): number {
     return slotOf(this.#range(address), Atomics.load(this.#counts, SEED));
