@@ -259,7 +259,7 @@ Deno.test({
 function fixedSlot(address: string): number {
   let h = 2166136261;
   for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
-  return (h >>> 0) % 4096;
+  return (h >>> 0) % 65536;
 }
 
 Deno.test({
@@ -269,7 +269,9 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon(
       'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
-        "smtpd_client_connection_count_limit = 2\nsmtpd_client_event_limit_exceptions = []",
+        "smtpd_client_connection_count_limit = 2\nsmtpd_client_event_limit_exceptions = []\n" +
+        // Each address counted apart (the victims share one /84).
+        "smtpd_client_ipv6_prefix_length = 128",
     );
     const held: RawClient[] = [];
     try {
@@ -278,7 +280,7 @@ Deno.test({
       const pairs: [string, string][] = [];
       for (let v = 1; pairs.length < 3; v++) {
         const victim = `2001:db8::${v.toString(16)}`;
-        for (let n = 0; n < 0x40000; n++) {
+        for (let n = 0; n < 0x400000; n++) {
           const attacker = `2001:db8:${(1 + (n >> 12)).toString(16)}:${
             (1 + (n & 0xfff)).toString(16)
           }:1:1:1:1`;
@@ -301,7 +303,7 @@ Deno.test({
         assert.match(await proxied(attacker), /^421 4\.7\.0 .*too many connections from/);
       }
       const victims = await Promise.all(pairs.map(([victim]) => proxied(victim)));
-      // Keyed with a random seed, a victim shares an attacker's slot with odds 1/4096.
+      // Keyed with a random seed, a victim shares an attacker's slot with odds 1/65536.
       const admitted = victims.filter((r) => r.startsWith("220 "));
       assert.ok(admitted.length >= 2, victims.join(""));
     } finally {
@@ -435,6 +437,73 @@ Deno.test({
       assert.equal(req?.get("server_port"), "2525");
     } finally {
       policy.stop();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "behind PROXY, the per-client limits count network blocks (smtpd_client_ipv6_prefix_length, smtpd_client_ipv4_prefix_length)",
+  ...opts,
+  fn: async () => {
+    const base = 'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+      "smtpd_client_event_limit_exceptions = []\n";
+    const held: RawClient[] = [];
+    const proxied = async (port: number, address: string): Promise<string> => {
+      const c = await RawClient.connect(port);
+      held.push(c);
+      const family = address.includes(":") ? "TCP6" : "TCP4";
+      const to = address.includes(":") ? "::1" : "127.0.0.1";
+      await c.send(`PROXY ${family} ${address} ${to} 40001 25\r\n`);
+      return await c.reply();
+    };
+    const refused = /^421 4\.7\.0 .*too many connections from/;
+    // The defaults: IPv6 per /84, IPv4 per address.
+    let d = await startDaemon(base + "smtpd_client_connection_count_limit = 2");
+    try {
+      assert.match(await proxied(d.port, "2001:db8:1:2:3::1"), /^220 /);
+      assert.match(await proxied(d.port, "2001:db8:1:2:3::2"), /^220 /);
+      // Another address of the same /84: the block holds its two sessions.
+      assert.match(await proxied(d.port, "2001:db8:1:2:3:ab::9"), refused);
+      await d.waitForLog(/Connection concurrency limit exceeded: 2 from \[2001:db8:1:2:3:ab:0:9\]/);
+      // The next /84 is another client.
+      assert.match(await proxied(d.port, "2001:db8:1:2:3:1000::1"), /^220 /);
+      for (const a of ["192.0.2.1", "192.0.2.2", "192.0.2.3"]) {
+        assert.match(await proxied(d.port, a), /^220 /, a);
+      }
+    } finally {
+      for (const c of held.splice(0)) c.close();
+      await d.stop();
+    }
+    // IPv4 per /24, IPv6 per address.
+    d = await startDaemon(
+      base + "smtpd_client_connection_count_limit = 2\n" +
+        "smtpd_client_ipv4_prefix_length = 24\nsmtpd_client_ipv6_prefix_length = 128",
+    );
+    try {
+      assert.match(await proxied(d.port, "192.0.2.1"), /^220 /);
+      assert.match(await proxied(d.port, "192.0.2.2"), /^220 /);
+      assert.match(await proxied(d.port, "192.0.2.200"), refused);
+      assert.match(await proxied(d.port, "198.51.100.1"), /^220 /);
+      for (const a of ["2001:db8:1:2:3::1", "2001:db8:1:2:3::2", "2001:db8:1:2:3::3"]) {
+        assert.match(await proxied(d.port, a), /^220 /, a);
+      }
+    } finally {
+      for (const c of held.splice(0)) c.close();
+      await d.stop();
+    }
+    // The rate limits count the block too.
+    d = await startDaemon(
+      base + "smtpd_client_connection_count_limit = 0\nsmtpd_client_connection_rate_limit = 2",
+    );
+    try {
+      assert.match(await proxied(d.port, "2001:db8:7::1"), /^220 /);
+      assert.match(await proxied(d.port, "2001:db8:7::2"), /^220 /);
+      assert.match(await proxied(d.port, "2001:db8:7::3"), refused);
+      assert.match(await proxied(d.port, "2001:db8:8::1"), /^220 /);
+    } finally {
+      for (const c of held.splice(0)) c.close();
       await d.stop();
     }
   },

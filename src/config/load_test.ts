@@ -142,6 +142,18 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
   ["a bad slow-client wait", 'smtpd_slow_client_wait = "10q"', 1, /expected a time/],
   ["a negative slow-client rate", "smtpd_slow_client_rate = -1", 1, /must be at least 0/],
   ["a slow-client rate in text", 'smtpd_slow_client_rate = "fast"', 1, /expected an integer/],
+  [
+    "an IPv6 prefix length over 128",
+    "\nsmtpd_client_ipv6_prefix_length = 129",
+    2,
+    /value 129 is out of range: must be at most 128/,
+  ],
+  [
+    "an IPv4 prefix length over 32",
+    "smtpd_client_ipv4_prefix_length = 33",
+    1,
+    /value 33 is out of range: must be at most 32/,
+  ],
 ];
 
 for (const [what, text, line, re] of BAD_VALUES) {
