@@ -508,3 +508,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "behind PROXY, an exempt client's sessions do not count against the rest of its IPv6 /84",
+  ...opts,
+  fn: async () => {
+    // A trusted host (smtpd_client_event_limit_exceptions) with a /84 it
+    // shares: Postfix does not count it, so its neighbours keep their limit.
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        'smtpd_client_connection_count_limit = 2\nsmtpd_client_event_limit_exceptions = ["[2001:db8:1:2:3::10]"]',
+    );
+    const held: RawClient[] = [];
+    const proxied = async (address: string): Promise<string> => {
+      const c = await RawClient.connect(d.port);
+      held.push(c);
+      await c.send(`PROXY TCP6 ${address} ::1 40001 25\r\n`);
+      return await c.reply();
+    };
+    try {
+      for (let i = 0; i < 3; i++) assert.match(await proxied("2001:db8:1:2:3::10"), /^220 /);
+      assert.match(await proxied("2001:db8:1:2:3::20"), /^220 /);
+      assert.match(await proxied("2001:db8:1:2:3::21"), /^220 /);
+      assert.match(await proxied("2001:db8:1:2:3::22"), /^421 4\.7\.0 .*too many connections from/);
+    } finally {
+      for (const c of held) c.close();
+      await d.stop();
+    }
+  },
+});

@@ -32,7 +32,8 @@ export interface ConnectionLimits {
   readonly exempt: (address: string) => boolean;
   /**
    * What a client is counted as: its address, or its network block
-   * (client_range.ts). @default {the address}
+   * (client_range.ts); an exempt client is counted by its address.
+   * @default {the address}
    */
   readonly range?: (address: string) => string;
   /** Percent of {@linkcode global} at which stress mode starts (0: never). @default {0} */
@@ -92,7 +93,17 @@ export class ConnectionLimiter {
     this.#global = limits.global;
     this.#client = limits.perClient;
     this.#exempt = limits.exempt;
-    this.#range = limits.range ?? ((address) => address);
+    // An exempt client is counted by its own address, never with its block:
+    // Postfix does not count it at all (hogger_list), and its sessions must
+    // not count against the other clients of its block (a trusted /128 in a
+    // provider's /84). Asked only when the block is not the address itself.
+    const range = limits.range;
+    this.#range = range
+      ? (address) => {
+        const unit = range(address);
+        return unit !== address && this.#exempt(address) ? address : unit;
+      }
+      : (address) => address;
     const percent = limits.stressPercent ?? 0;
     this.#stressAt = percent > 0 ? Math.max(1, Math.ceil((limits.global * percent) / 100)) : 0;
     this.#calmBelow = Math.max(1, Math.ceil((this.#stressAt * 3) / 4));

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionLimiter } from "./limits.ts";
+import { clientRange } from "./client_range.ts";
 
 const none = () => false;
 
@@ -197,4 +198,26 @@ Deno.test("ConnectionLimiter: threads sharing the counters agree on the slots", 
     assert.equal(a.enterClient(addr), true);
     assert.equal(b.enterClient(addr), false, addr);
   }
+});
+
+Deno.test("ConnectionLimiter: an exempt client's sessions do not count against the other clients of its block", () => {
+  // A trusted host (a /128 in smtpd_client_event_limit_exceptions) in a /84
+  // it shares with others: Postfix does not count it (hogger_list), so its
+  // sessions take nothing from its neighbours' per-client limit.
+  const trusted = "2001:db8:1:2:3::10";
+  const l = new ConnectionLimiter({
+    global: 100,
+    perClient: 2,
+    exempt: (a) => a === trusted,
+    range: clientRange(32, 84),
+  });
+  for (let i = 0; i < 5; i++) assert.equal(l.enterClient(trusted), true);
+  assert.equal(l.clientCount(trusted), 5, "counted by its address");
+  assert.equal(l.enterClient("2001:db8:1:2:3::20"), true);
+  assert.equal(l.enterClient("2001:db8:1:2:3::21"), true);
+  assert.equal(l.clientCount("2001:db8:1:2:3::22"), 2, "the block holds its neighbours' two");
+  assert.equal(l.enterClient("2001:db8:1:2:3::22"), false, "the block is at its limit");
+  for (let i = 0; i < 5; i++) l.leaveClient(trusted);
+  assert.equal(l.clientCount(trusted), 0, "given back to the slot it was taken from");
+  assert.equal(l.clientCount("2001:db8:1:2:3::22"), 2);
 });
