@@ -162,7 +162,7 @@ Deno.test("ConnectionLimiter.enterWithin() sees a slot given back through anothe
 function fixedSlot(address: string): number {
   let h = 2166136261;
   for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
-  return (h >>> 0) % 4096;
+  return (h >>> 0) % 65536;
 }
 
 Deno.test("ConnectionLimiter: addresses picked to share a victim's slot under a fixed hash do not lock it out", () => {
@@ -170,7 +170,7 @@ Deno.test("ConnectionLimiter: addresses picked to share a victim's slot under a 
   const pairs: [string, string][] = [];
   for (let v = 1; pairs.length < 8; v++) {
     const victim = `2001:db8::${v.toString(16)}`;
-    for (let n = 0; n < 0x40000; n++) {
+    for (let n = 0; n < 0x400000; n++) {
       const other = `2001:db8:${(1 + (n >> 12)).toString(16)}:${
         (1 + (n & 0xfff)).toString(16)
       }:1:1:1:1`;
@@ -186,7 +186,7 @@ Deno.test("ConnectionLimiter: addresses picked to share a victim's slot under a 
     assert.equal(l.enterClient(attacker), true);
     if (!l.enterClient(victim)) lockedOut++;
   }
-  // Keyed with a random seed, each pair shares a slot with odds 1/4096.
+  // Keyed with a random seed, each pair shares a slot with odds 1/65536.
   assert.ok(lockedOut <= 1, `${lockedOut} of ${pairs.length} victims locked out`);
 });
 
