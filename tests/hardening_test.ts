@@ -191,7 +191,9 @@ Deno.test({
         "421 4.7.0 mx.test.example Error: too many connections from 127.0.0.1\r\n",
       );
       third.close();
-      await d.waitForLog("Connection concurrency limit exceeded: 2 from [127.0.0.1]");
+      await d.waitForLog(
+        "Connection concurrency limit exceeded: 3 from [127.0.0.1] for service smtp",
+      );
       open.pop()?.close();
       await new Promise((r) => setTimeout(r, 200));
       assert.match(await send(d.port), /^250 /, "room again after a client left");

@@ -466,7 +466,9 @@ Deno.test({
       assert.match(await proxied(d.port, "2001:db8:1:2:3::2"), /^220 /);
       // Another address of the same /84: the block holds its two sessions.
       assert.match(await proxied(d.port, "2001:db8:1:2:3:ab::9"), refused);
-      await d.waitForLog(/Connection concurrency limit exceeded: 2 from \[2001:db8:1:2:3:ab:0:9\]/);
+      await d.waitForLog(
+        /Connection concurrency limit exceeded: 3 from \[2001:db8:1:2:3:ab:0:9\] for service smtp/,
+      );
       // The next /84 is another client.
       assert.match(await proxied(d.port, "2001:db8:1:2:3:1000::1"), /^220 /);
       for (const a of ["192.0.2.1", "192.0.2.2", "192.0.2.3"]) {

@@ -254,7 +254,7 @@ Deno.test({
       );
       assert.equal(await third.reply(), "", "closed after the refusal");
       third.close();
-      await d.waitForLog(`Connection concurrency limit exceeded: 2 from [${A}]`);
+      await d.waitForLog(`Connection concurrency limit exceeded: 3 from [${A}] for service smtp`);
       assert.doesNotMatch(d.log(), /too many connections from 127\.0\.0\.1|from \[127\.0\.0\.1\]/);
       // A's slot is given back when one of its sessions ends.
       open.shift()?.close();

@@ -126,7 +126,10 @@ export async function startListening(
   );
   const perClient = (address: string): Reply => {
     logger.warning(
-      `Connection concurrency limit exceeded: ${config.smtpd_client_connection_count_limit} from [${address}]`,
+      // As Postfix: the count this connection would make, and the service.
+      `Connection concurrency limit exceeded: ${
+        limiter.clientCount(address) + 1
+      } from [${address}] for service smtp`,
     );
     return tooManyConnections(config.myhostname, address);
   };
