@@ -38,6 +38,8 @@ Deno.test({
       ].join("\n");
       const r = await eximSend(EXIM, daemon.port, "chunk@example.com", message);
       assert.equal(r.code, 0, r.transcript);
+      // deno-lint-ignore no-console
+      console.log(`Exim's side of the session (-d+transport):\n${r.transcript}`);
       assert.match(r.transcript, /SMTP\+> BDAT \d+ LAST\n/);
       const id = /250 2\.0\.0 Ok: \d+ bytes queued as (\w+)/.exec(r.transcript)?.[1];
       assert.ok(id, r.transcript);
@@ -48,6 +50,12 @@ Deno.test({
       assert.match(box, /^\.one leading dot$/m);
       for (const l of lines) assert.ok(box.includes(`\n${l}\n`), `missing: ${l}`);
       assert.match(box, new RegExp(`with ESMTP id ${id}`));
+      // deno-lint-ignore no-console
+      console.log(
+        `Postfix delivered it:\n${
+          (await pf.logText()).split("\n").filter((l) => l.includes(id)).join("\n")
+        }`,
+      );
     } finally {
       await daemon?.stop();
       await pf.stop();

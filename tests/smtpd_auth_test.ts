@@ -83,8 +83,12 @@ Deno.test({
         "alice",
         "--auth-password",
         DOVECOT_USERS.alice,
+        // The transcript below shows "PROTECTED" where the credentials go.
+        "--auth-hide-password",
       ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
+      // deno-lint-ignore no-console
+      console.log(`swaks AUTH PLAIN over STARTTLS, Dovecot behind us:\n${r.stdout}`);
       // AUTH is offered in EHLO, Dovecot's mechanisms less ANONYMOUS (noanonymous).
       assert.match(r.stdout, /250-AUTH PLAIN LOGIN\r?\n/);
       assert.match(r.stdout, /235 2\.7\.0 Authentication successful/);
@@ -115,6 +119,8 @@ Deno.test({
     const s = await authDaemon();
     try {
       const r = await relayAs(s.d.port, ["--tls"]);
+      // deno-lint-ignore no-console
+      console.log(`swaks, the same relay without AUTH:\n${r.stdout}`);
       assert.notEqual(r.code, 0);
       assert.match(r.stdout, /554 5\.7\.1 <someone@foreign\.example>: Relay access denied/);
       assert.deepEqual(await queueFiles(s.d.queueDir), []);

@@ -71,6 +71,8 @@ Deno.test({
       await d.waitForLog(`127.0.0.1:${port} (TLS wrapper mode)`);
       const r = await swaks(port, ["--tls-on-connect", "--to", "u@example.com"]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
+      // deno-lint-ignore no-console
+      console.log(`swaks --tls-on-connect on the wrapper-mode address:\n${r.stdout}`);
       assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
       assert.match(r.stdout, /<~ +220 mx\.test\.example ESMTP/);
       assert.doesNotMatch(r.stdout, /STARTTLS/);
