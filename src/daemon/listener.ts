@@ -143,6 +143,11 @@ export async function startListening(
     logRefusal(address);
     return refuseConnection(t, busy);
   };
+  // What a crowding client was counted as: its address, or its network block.
+  const crowdingUnit = (address: string) => {
+    const unit = limiter.unit(address);
+    return unit === address ? "that address" : unit;
+  };
   // Idle sessions closed to make room: one line, then a count now and then.
   const logEviction = throttled(
     (held: number, victim: Evicted, why: string) =>
@@ -152,7 +157,7 @@ export async function startListening(
             `${victim.slow.waitedMs} ms of waiting) to make room: `
           : victim.crowding
           ? `closed a session of [${victim.address}] (${victim.crowding.held} sessions from ` +
-            `that address) to make room: `
+            `${crowdingUnit(victim.address)}) to make room: `
           : `closed the idle session of [${victim.address}] (silent ${victim.idleMs} ms) to make ` +
             `room: `) + why + since(held, "more"),
       ),

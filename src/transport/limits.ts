@@ -134,6 +134,16 @@ export class ConnectionLimiter {
   }
 
   /**
+   * What an address is counted as: itself, or its network block
+   * (`2001:db8::/84`) when clients are counted by block.
+   * @param address the client address
+   * @returns the address or the block
+   */
+  unit(address: string): string {
+    return this.#range(address);
+  }
+
+  /**
    * Whether an address is exempt from the per-client limit
    * (smtpd_client_event_limit_exceptions).
    * @param address the client address

@@ -213,6 +213,8 @@ Deno.test("ConnectionLimiter: an exempt client's sessions do not count against t
   });
   for (let i = 0; i < 5; i++) assert.equal(l.enterClient(trusted), true);
   assert.equal(l.clientCount(trusted), 5, "counted by its address");
+  assert.equal(l.unit(trusted), trusted);
+  assert.equal(l.unit("2001:db8:1:2:3::20"), "2001:db8:1:2:3::/84");
   assert.equal(l.enterClient("2001:db8:1:2:3::20"), true);
   assert.equal(l.enterClient("2001:db8:1:2:3::21"), true);
   assert.equal(l.clientCount("2001:db8:1:2:3::22"), 2, "the block holds its neighbours' two");
