@@ -167,6 +167,24 @@ const PIPELINED_AFTER_AUTH: Script = {
   ],
 };
 
+// SIZE= values: past message_size_limit (552), with leading zeros, past 2^63 (501).
+const SIZE_VALUES: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=1234567890123456\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=9223372036854775807\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=9223372036854775808\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=99999999999999999999999\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=12a\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=+12\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=0000000000000000000001024\r\n", 1],
+    ["RSET\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=0\r\n", 1],
+    ["QUIT\r\n", 1],
+  ],
+};
+
 Deno.test({
   name:
     "session edges side by side with Postfix 3.7: RFC 822 address forms and their queue records, no-argument commands, DATA's order, lost in DATA, improper pipelining",
@@ -287,6 +305,15 @@ Deno.test({
         afterAuth.theirs.join("\n"),
       );
       assert.deepEqual(afterAuth.ours, afterAuth.theirs);
+
+      // 5. SIZE= values: 552 up to 2^63 - 1, 501 past it or not all digits.
+      const sizes = await sessions(SIZE_VALUES);
+      assert.equal(
+        sizes.replies[2],
+        "552 5.3.4 Message size exceeds fixed limit",
+        sizes.replies.join("\n"),
+      );
+      assert.deepEqual(sizes.ours, sizes.theirs);
     } finally {
       await d.stop();
       await pf.stop();

@@ -81,10 +81,17 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
     const name = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? undefined : item.slice(eq + 1);
     if (name === "SIZE") {
-      if (value === undefined || !/^\d{1,15}$/.test(value)) {
+      // As Postfix: digits only (leading zeros allowed), else 501; a value
+      // past its off_t (2^63 - 1) gets 552 here, a smaller one past
+      // message_size_limit gets 552 at the size check.
+      if (value === undefined || !/^\d+$/.test(value)) {
         return reply(501, "5.4", "Bad message size syntax");
       }
-      size = Number(value);
+      const digits = value.replace(/^0+(?=\d)/, "");
+      if (digits.length > 19 || (digits.length === 19 && digits > "9223372036854775807")) {
+        return reply(552, "3.4", "Message size exceeds file system imposed limit");
+      }
+      size = Number(digits);
     } else if (name === "BODY") {
       const v = value?.toUpperCase();
       if (v !== "7BIT" && v !== "8BITMIME") {
