@@ -15,6 +15,7 @@ import { etrnFlood, noopFlood, vrfyFlood } from "./command_flood.ts";
 import { proxyForged } from "./proxy_forged.ts";
 import { smuggling } from "./smuggling.ts";
 import { garbageAfterStarttls } from "./garbage_after_starttls.ts";
+import { blockFlood } from "./block_flood.ts";
 
 export { HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./command_flood.ts";
 
@@ -30,6 +31,7 @@ export const ATTACKS: readonly Attack[] = [
   noopFlood,
   etrnFlood,
   proxyForged,
+  blockFlood,
   smuggling,
   garbageAfterStarttls,
 ];
