@@ -427,7 +427,11 @@ async function copy(
         return "source failed";
       }
       if (n === null) break;
-      await writeAll(to, buf.subarray(0, n));
+      // Written here rather than through writeAll: one async call fewer per
+      // chunk, and no view when the chunk fills the buffer.
+      for (let off = 0; off < n;) {
+        off += await to.write(off === 0 && n === buf.length ? buf : buf.subarray(off, n));
+      }
       if (hello && onServerHello) {
         const seen = new Uint8Array(Math.min(hello.length + n, SERVER_HELLO_LIMIT));
         seen.set(hello.subarray(0, seen.length));
