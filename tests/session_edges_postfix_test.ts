@@ -167,7 +167,8 @@ const PIPELINED_AFTER_AUTH: Script = {
   ],
 };
 
-// SIZE= values: past message_size_limit (552), with leading zeros, past 2^63 (501).
+// SIZE= values: past message_size_limit (552), past 2^63 - 1 (552, another
+// text), not all digits (501), with leading zeros; a bare SIZE (555).
 const SIZE_VALUES: Script = {
   steps: [
     ["EHLO client.example\r\n", 1],
@@ -178,6 +179,7 @@ const SIZE_VALUES: Script = {
     ["MAIL FROM:<a@x.example> SIZE=12a\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=+12\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=0000000000000000000001024\r\n", 1],
     ["RSET\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=0\r\n", 1],
@@ -306,7 +308,7 @@ Deno.test({
       );
       assert.deepEqual(afterAuth.ours, afterAuth.theirs);
 
-      // 5. SIZE= values: 552 up to 2^63 - 1, 501 past it or not all digits.
+      // 5. SIZE= values: 552 past the limit or past 2^63 - 1, 501 not all digits, 555 bare.
       const sizes = await sessions(SIZE_VALUES);
       assert.equal(
         sizes.replies[2],

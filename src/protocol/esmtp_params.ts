@@ -80,11 +80,12 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
     const eq = item.indexOf("=");
     const name = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? undefined : item.slice(eq + 1);
-    if (name === "SIZE") {
+    if (name === "SIZE" && value !== undefined) {
       // As Postfix: digits only (leading zeros allowed), else 501; a value
       // past its off_t (2^63 - 1) gets 552 here, a smaller one past
-      // message_size_limit gets 552 at the size check.
-      if (value === undefined || !/^\d+$/.test(value)) {
+      // message_size_limit gets 552 at the size check. A bare SIZE is no
+      // SIZE= parameter: an unsupported option (555), as Postfix answers.
+      if (!/^\d+$/.test(value)) {
         return reply(501, "5.4", "Bad message size syntax");
       }
       const digits = value.replace(/^0+(?=\d)/, "");

@@ -54,7 +54,9 @@ for (const [text, expected] of OK_CASES) {
 const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: boolean }?][] = [
   ["FOO=bar", 555, "5.5.4", /Unsupported option: FOO=bar/],
   ["SIZE=10 XYZ", 555, "5.5.4", /Unsupported option: XYZ/],
-  ["SIZE", 501, "5.5.4", /size syntax/],
+  // As Postfix 3.7: SIZE without "=" is no SIZE= parameter (session_edges_postfix_test).
+  ["SIZE", 555, "5.5.4", /^Unsupported option: SIZE$/],
+  ["size", 555, "5.5.4", /^Unsupported option: size$/],
   ["SIZE=", 501, "5.5.4", /size syntax/],
   ["SIZE=abc", 501, "5.5.4", /size syntax/],
   ["SIZE=-1", 501, "5.5.4", /size syntax/],
