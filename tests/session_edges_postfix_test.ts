@@ -316,6 +316,16 @@ Deno.test({
         sizes.replies.join("\n"),
       );
       assert.deepEqual(sizes.ours, sizes.theirs);
+      // The size past message_size_limit is logged as a NOQUEUE reject, as Postfix logs it.
+      const sizeRejects = (lines: string[]) =>
+        lines.slice(lines.findLastIndex((l) => l.startsWith("connect from ")))
+          .filter((l) => l.startsWith("NOQUEUE: reject: MAIL"));
+      const theirRejects = sizeRejects(smtpdLines(await pf.logText()));
+      assert.ok(
+        theirRejects.some((l) => l.includes("552 5.3.4 Message size exceeds fixed limit")),
+        theirRejects.join("\n"),
+      );
+      assert.deepEqual(sizeRejects(smtpdLines(d.log())), theirRejects);
     } finally {
       await d.stop();
       await pf.stop();

@@ -83,7 +83,7 @@ Deno.test({
         "alice",
         "--auth-password",
         DOVECOT_USERS.alice,
-        // The transcript below shows "PROTECTED" where the credentials go.
+        // The transcript below shows "PROVIDED_BUT_REMOVED" where the password goes.
         "--auth-hide-password",
       ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);

@@ -58,12 +58,15 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     auth: ctx.services.sasl?.settings.enabled === true,
   });
   if ("code" in params) return answer(params);
-  if (params.size !== undefined && params.size > cfg.message_size_limit) {
-    return answer(REPLY.messageTooBig);
-  }
-  const space = checkSpace(ctx, params.size ?? 0);
-  if (space) return answer(space);
   const senderText = addressText(path.address);
+  // As Postfix's smtpd_check_size: both refusals are logged as NOQUEUE rejects.
+  const tooBig = params.size !== undefined && params.size > cfg.message_size_limit
+    ? REPLY.messageTooBig
+    : checkSpace(ctx, params.size ?? 0);
+  if (tooBig) {
+    ctx.logReject({ stage: "MAIL", reply: tooBig, from: senderText });
+    return answer(tooBig);
+  }
   const refused = await ctx.checkPolicy("sender", "MAIL", {
     sender: path.address,
     from: senderText,
