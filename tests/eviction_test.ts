@@ -348,33 +348,70 @@ Deno.test({
 });
 
 /**
+ * A daemon for the crowding tests: `limit` sessions, no stress mode, no
+ * client ever slow (rate 0), only 127.0.0.1 trusted.
+ */
+function crowdingDaemon(limit: number, threads: number) {
+  return startDaemon(
+    `smtpd_peername_lookup = false\nsmtpd_listen_threads = ${threads}\n` +
+      `default_process_limit = ${limit}\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
+      `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
+  );
+}
+
+/** Opens a connection from a source address; `conns` keeps it for the clean-up. */
+async function openFrom(port: number, from: string, conns: SmtpConn[]): Promise<SmtpConn> {
+  const c = await SmtpConn.open({ port, localAddress: from });
+  conns.push(c);
+  return c;
+}
+
+/**
+ * Takes a fresh connection into a mail transaction (greeting, EHLO, MAIL):
+ * a session that is never idle, and with rate 0 never slow.
+ * @returns undefined, or the first reply that was not the one wanted
+ */
+async function enterTransaction(c: SmtpConn, timeoutMs = 10_000): Promise<string | undefined> {
+  const greeting = await c.reply(timeoutMs);
+  if (!greeting.startsWith("220")) return greeting;
+  for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
+    await c.write(`${cmd}\r\n`);
+    const r = await c.reply(timeoutMs);
+    if (!r.startsWith("250")) return `${cmd}: ${r}`;
+  }
+  return undefined;
+}
+
+/** How many of the sessions answer a NOOP (each waited for at most a second). */
+async function answering(sessions: readonly SmtpConn[]): Promise<number> {
+  let n = 0;
+  for (const c of sessions) {
+    await c.write("NOOP\r\n");
+    if ((await c.reply(1000)).startsWith("250")) n++;
+  }
+  return n;
+}
+
+/**
  * Fills the cap with busy sessions and lets newcomers from other addresses
  * in: each newcomer crowds out a session of the address holding at least
  * two more than its own, until every address holds one; then the next one
  * is refused. A trusted address (mynetworks) is never crowded out.
  */
 async function crowdingRounds(threads: number): Promise<void> {
-  const d = await startDaemon(
-    `smtpd_peername_lookup = false\nsmtpd_listen_threads = ${threads}\n` +
-      `default_process_limit = 4\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
-      `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
-  );
+  const d = await crowdingDaemon(4, threads);
   const conns: SmtpConn[] = [];
   const open = async (from: string) => {
-    const c = await SmtpConn.open({ port: d.port, localAddress: from });
-    conns.push(c);
+    const c = await openFrom(d.port, from, conns);
     return { c, greeting: await c.reply() };
   };
   const talk = async (c: SmtpConn, cmd: string, want: RegExp) => {
     await c.write(`${cmd}\r\n`);
     assert.match(await c.reply(), want, cmd);
   };
-  // A session in a mail transaction: never idle, and (rate 0) never slow.
   const busy = async (from: string) => {
-    const { c, greeting } = await open(from);
-    assert.match(greeting, /^220 /);
-    await talk(c, "EHLO busy.example", /^250/);
-    await talk(c, "MAIL FROM:<b@busy.example>", /^250/);
+    const c = await openFrom(d.port, from, conns);
+    assert.equal(await enterTransaction(c), undefined, from);
     return c;
   };
   try {
@@ -430,47 +467,25 @@ Deno.test({
     // A connection over the cap waits up to 250 ms for a slot and counts for
     // its address meanwhile; closed for crowding it frees no slot, and the
     // new client would take one past default_process_limit each time.
-    const d = await startDaemon(
-      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\n` +
-        `default_process_limit = 2\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
-        `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
-    );
+    const d = await crowdingDaemon(2, 1);
     const conns: SmtpConn[] = [];
-    const open = async (from: string) => {
-      const c = await SmtpConn.open({ port: d.port, localAddress: from });
-      conns.push(c);
-      return c;
-    };
-    // A session in a mail transaction: never idle, and (rate 0) never slow.
-    const busy = async (c: SmtpConn) => {
-      if (!(await c.reply(2000)).startsWith("220")) return false;
-      for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
-        await c.write(`${cmd}\r\n`);
-        if (!(await c.reply(2000)).startsWith("250")) return false;
-      }
-      return true;
-    };
     try {
       const sessions: SmtpConn[] = [];
       for (let i = 0; i < 2; i++) {
-        const c = await open("127.0.0.2");
-        assert.ok(await busy(c));
+        const c = await openFrom(d.port, "127.0.0.2", conns);
+        assert.equal(await enterTransaction(c, 2000), undefined);
         sessions.push(c);
       }
       for (let i = 0; i < 6; i++) {
         // One more from the crowding address waits for a slot ...
-        await open("127.0.0.2");
+        await openFrom(d.port, "127.0.0.2", conns);
         await new Promise((r) => setTimeout(r, 30));
         // ... while a newcomer from another address comes.
-        const n = await open(`127.0.0.${10 + i}`);
-        if (await busy(n)) sessions.push(n);
+        const n = await openFrom(d.port, `127.0.0.${10 + i}`, conns);
+        if (await enterTransaction(n, 2000) === undefined) sessions.push(n);
         await new Promise((r) => setTimeout(r, 300));
       }
-      let alive = 0;
-      for (const c of sessions) {
-        await c.write("NOOP\r\n");
-        if ((await c.reply(1000)).startsWith("250")) alive++;
-      }
+      const alive = await answering(sessions);
       assert.ok(alive <= 2, `${alive} sessions answer at once, default_process_limit is 2`);
     } finally {
       for (const c of conns) c.destroy();
@@ -488,34 +503,18 @@ Deno.test({
     // holds two more than 127.0.0.3: three each. A closed session counted
     // for its address until it had ended: each of the burst saw six, and
     // 127.0.0.3 took five of the six places.
-    const d = await startDaemon(
-      `smtpd_peername_lookup = false\nsmtpd_listen_threads = 1\n` +
-        `default_process_limit = 6\nsmtpd_stress_threshold = 0\nsmtpd_slow_client_rate = 0\n` +
-        `mynetworks = ["127.0.0.1/32"]\nmydestination = ["mx.test.example"]`,
-    );
+    const d = await crowdingDaemon(6, 1);
     const conns: SmtpConn[] = [];
     try {
       const first: SmtpConn[] = [];
       for (let i = 0; i < 6; i++) {
-        const c = await SmtpConn.open({ port: d.port, localAddress: "127.0.0.2" });
-        conns.push(c);
-        assert.match(await c.reply(), /^220 /);
-        for (const cmd of ["EHLO busy.example", "MAIL FROM:<b@busy.example>"]) {
-          await c.write(`${cmd}\r\n`);
-          assert.match(await c.reply(), /^250/);
-        }
+        const c = await openFrom(d.port, "127.0.0.2", conns);
+        assert.equal(await enterTransaction(c), undefined);
         first.push(c);
       }
-      const burst = await Promise.all(
-        first.map(() => SmtpConn.open({ port: d.port, localAddress: "127.0.0.3" })),
-      );
-      conns.push(...burst);
+      const burst = await Promise.all(first.map(() => openFrom(d.port, "127.0.0.3", conns)));
       const greetings = await Promise.all(burst.map((c) => c.reply(2000)));
-      let kept = 0;
-      for (const c of first) {
-        await c.write("NOOP\r\n");
-        if ((await c.reply(1000)).startsWith("250")) kept++;
-      }
+      const kept = await answering(first);
       const admitted = greetings.filter((g) => g.startsWith("220")).length;
       assert.deepEqual({ admitted, kept }, { admitted: 3, kept: 3 });
     } finally {
