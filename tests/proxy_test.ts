@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fakePolicyServer } from "./_policy_servers.ts";
 import {
+  type Daemon,
   freePort,
   type Haproxy,
   makeWorkDir,
@@ -255,6 +256,19 @@ Deno.test({
   },
 });
 
+/**
+ * Connects as the balancer does for a client (a PROXY v1 header naming it);
+ * `held` keeps the connection for the clean-up.
+ * @returns the reply to the header (the greeting, or a refusal)
+ */
+async function proxiedReply(port: number, address: string, held: RawClient[]): Promise<string> {
+  const c = await RawClient.connect(port);
+  held.push(c);
+  const v6 = address.includes(":");
+  await c.send(`PROXY ${v6 ? "TCP6" : "TCP4"} ${address} ${v6 ? "::1" : "127.0.0.1"} 40001 25\r\n`);
+  return await c.reply();
+}
+
 /** The per-client slot a fixed FNV-1a hash would give: what an attacker can compute. */
 function fixedSlot(address: string): number {
   let h = 2166136261;
@@ -290,12 +304,7 @@ Deno.test({
           }
         }
       }
-      const proxied = async (address: string): Promise<string> => {
-        const c = await RawClient.connect(d.port);
-        held.push(c);
-        await c.send(`PROXY TCP6 ${address} ::1 40001 25\r\n`);
-        return await c.reply();
-      };
+      const proxied = (address: string) => proxiedReply(d.port, address, held);
       // Each attacker holds its two sessions: its slot is full.
       for (const [, attacker] of pairs) {
         assert.match(await proxied(attacker), /^220 /);
@@ -449,65 +458,60 @@ Deno.test({
   fn: async () => {
     const base = 'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
       "smtpd_client_event_limit_exceptions = []\n";
-    const held: RawClient[] = [];
-    const proxied = async (port: number, address: string): Promise<string> => {
-      const c = await RawClient.connect(port);
-      held.push(c);
-      const family = address.includes(":") ? "TCP6" : "TCP4";
-      const to = address.includes(":") ? "::1" : "127.0.0.1";
-      await c.send(`PROXY ${family} ${address} ${to} 40001 25\r\n`);
-      return await c.reply();
-    };
     const refused = /^421 4\.7\.0 .*too many connections from/;
+    // One daemon per configuration; `proxied` connects to the one at hand.
+    const withDaemon = async (
+      extra: string,
+      body: (d: Daemon, proxied: (address: string) => Promise<string>) => Promise<void>,
+    ) => {
+      const d = await startDaemon(base + extra);
+      const held: RawClient[] = [];
+      try {
+        await body(d, (address) => proxiedReply(d.port, address, held));
+      } finally {
+        for (const c of held) c.close();
+        await d.stop();
+      }
+    };
     // The defaults: IPv6 per /84, IPv4 per address.
-    let d = await startDaemon(base + "smtpd_client_connection_count_limit = 2");
-    try {
-      assert.match(await proxied(d.port, "2001:db8:1:2:3::1"), /^220 /);
-      assert.match(await proxied(d.port, "2001:db8:1:2:3::2"), /^220 /);
+    await withDaemon("smtpd_client_connection_count_limit = 2", async (d, proxied) => {
+      assert.match(await proxied("2001:db8:1:2:3::1"), /^220 /);
+      assert.match(await proxied("2001:db8:1:2:3::2"), /^220 /);
       // Another address of the same /84: the block holds its two sessions.
-      assert.match(await proxied(d.port, "2001:db8:1:2:3:ab::9"), refused);
+      assert.match(await proxied("2001:db8:1:2:3:ab::9"), refused);
       await d.waitForLog(
         /Connection concurrency limit exceeded: 3 from \[2001:db8:1:2:3:ab:0:9\] for service smtp/,
       );
       // The next /84 is another client.
-      assert.match(await proxied(d.port, "2001:db8:1:2:3:1000::1"), /^220 /);
+      assert.match(await proxied("2001:db8:1:2:3:1000::1"), /^220 /);
       for (const a of ["192.0.2.1", "192.0.2.2", "192.0.2.3"]) {
-        assert.match(await proxied(d.port, a), /^220 /, a);
+        assert.match(await proxied(a), /^220 /, a);
       }
-    } finally {
-      for (const c of held.splice(0)) c.close();
-      await d.stop();
-    }
+    });
     // IPv4 per /24, IPv6 per address.
-    d = await startDaemon(
-      base + "smtpd_client_connection_count_limit = 2\n" +
+    await withDaemon(
+      "smtpd_client_connection_count_limit = 2\n" +
         "smtpd_client_ipv4_prefix_length = 24\nsmtpd_client_ipv6_prefix_length = 128",
+      async (_d, proxied) => {
+        assert.match(await proxied("192.0.2.1"), /^220 /);
+        assert.match(await proxied("192.0.2.2"), /^220 /);
+        assert.match(await proxied("192.0.2.200"), refused);
+        assert.match(await proxied("198.51.100.1"), /^220 /);
+        for (const a of ["2001:db8:1:2:3::1", "2001:db8:1:2:3::2", "2001:db8:1:2:3::3"]) {
+          assert.match(await proxied(a), /^220 /, a);
+        }
+      },
     );
-    try {
-      assert.match(await proxied(d.port, "192.0.2.1"), /^220 /);
-      assert.match(await proxied(d.port, "192.0.2.2"), /^220 /);
-      assert.match(await proxied(d.port, "192.0.2.200"), refused);
-      assert.match(await proxied(d.port, "198.51.100.1"), /^220 /);
-      for (const a of ["2001:db8:1:2:3::1", "2001:db8:1:2:3::2", "2001:db8:1:2:3::3"]) {
-        assert.match(await proxied(d.port, a), /^220 /, a);
-      }
-    } finally {
-      for (const c of held.splice(0)) c.close();
-      await d.stop();
-    }
     // The rate limits count the block too.
-    d = await startDaemon(
-      base + "smtpd_client_connection_count_limit = 0\nsmtpd_client_connection_rate_limit = 2",
+    await withDaemon(
+      "smtpd_client_connection_count_limit = 0\nsmtpd_client_connection_rate_limit = 2",
+      async (_d, proxied) => {
+        assert.match(await proxied("2001:db8:7::1"), /^220 /);
+        assert.match(await proxied("2001:db8:7::2"), /^220 /);
+        assert.match(await proxied("2001:db8:7::3"), refused);
+        assert.match(await proxied("2001:db8:8::1"), /^220 /);
+      },
     );
-    try {
-      assert.match(await proxied(d.port, "2001:db8:7::1"), /^220 /);
-      assert.match(await proxied(d.port, "2001:db8:7::2"), /^220 /);
-      assert.match(await proxied(d.port, "2001:db8:7::3"), refused);
-      assert.match(await proxied(d.port, "2001:db8:8::1"), /^220 /);
-    } finally {
-      for (const c of held.splice(0)) c.close();
-      await d.stop();
-    }
   },
 });
 
@@ -522,12 +526,7 @@ Deno.test({
         'smtpd_client_connection_count_limit = 2\nsmtpd_client_event_limit_exceptions = ["[2001:db8:1:2:3::10]"]',
     );
     const held: RawClient[] = [];
-    const proxied = async (address: string): Promise<string> => {
-      const c = await RawClient.connect(d.port);
-      held.push(c);
-      await c.send(`PROXY TCP6 ${address} ::1 40001 25\r\n`);
-      return await c.reply();
-    };
+    const proxied = (address: string) => proxiedReply(d.port, address, held);
     try {
       for (let i = 0; i < 3; i++) assert.match(await proxied("2001:db8:1:2:3::10"), /^220 /);
       assert.match(await proxied("2001:db8:1:2:3::20"), /^220 /);
