@@ -6,7 +6,7 @@
  * @module
  */
 
-import { clientRange } from "../transport/client_range.ts";
+import { configuredClientRange } from "../transport/client_range.ts";
 import { throttled } from "../log/throttle.ts";
 import { type Config, retireAll } from "../config/mod.ts";
 import type { Runtime } from "../runtime.ts";
@@ -114,10 +114,7 @@ export async function startListening(
     global: limit,
     perClient: config.smtpd_client_connection_count_limit,
     exempt: runtime.limitExempt,
-    range: clientRange(
-      config.smtpd_client_ipv4_prefix_length,
-      config.smtpd_client_ipv6_prefix_length,
-    ),
+    range: configuredClientRange(config),
     stressPercent: config.smtpd_stress_threshold,
     onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);

@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { Config } from "../config/mod.ts";
 import { formatIp, parseIpAddress } from "../protocol/ip.ts";
 
 const ALL = (1n << 128n) - 1n;
@@ -41,4 +42,20 @@ export function clientRange(ipv4Prefix: number, ipv6Prefix: number): (address: s
     lastRange = range;
     return range;
   };
+}
+
+/**
+ * The counting unit the configuration asks for (smtpd_client_ipv4_prefix_length,
+ * smtpd_client_ipv6_prefix_length): the one the connection limiter and the
+ * rate limits both use.
+ * @param config the configuration
+ * @returns {@linkcode clientRange} for its two prefix lengths
+ */
+export function configuredClientRange(
+  config: Pick<Config, "smtpd_client_ipv4_prefix_length" | "smtpd_client_ipv6_prefix_length">,
+): (address: string) => string {
+  return clientRange(
+    config.smtpd_client_ipv4_prefix_length,
+    config.smtpd_client_ipv6_prefix_length,
+  );
 }

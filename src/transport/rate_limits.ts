@@ -11,7 +11,7 @@
  * @module
  */
 
-import { clientRange } from "./client_range.ts";
+import { configuredClientRange } from "./client_range.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import {
@@ -76,10 +76,7 @@ export function rateLimits(
   logger: Logger,
 ): (event: LimitedEvent, address: string) => Reply | undefined {
   // Counted per address, or per network block (client_range.ts).
-  const range = clientRange(
-    config.smtpd_client_ipv4_prefix_length,
-    config.smtpd_client_ipv6_prefix_length,
-  );
+  const range = configuredClientRange(config);
   return (event, address) => {
     const e = EVENTS[event];
     const limit = config[e.limit] as number;
