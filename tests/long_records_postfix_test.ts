@@ -12,10 +12,18 @@
  */
 
 import assert from "node:assert/strict";
-import { makeWorkDir, queueFiles, runStdin, writeConfig } from "./_harness.ts";
+import { makeWorkDir, queueFiles, runStdin, waitFor, writeConfig } from "./_harness.ts";
 import { havePostfix, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
+
+/** Waits until Postfix's pickup has removed every file from maildrop/. */
+function pickedUp(queueDir: string): Promise<void> {
+  return waitFor(
+    "pickup to remove the delivered message's maildrop file",
+    async () => (await queueFiles(queueDir, "maildrop")).length === 0,
+  );
+}
 const hasPostfix = await havePostfix();
 
 Deno.test({
@@ -48,6 +56,11 @@ Deno.test({
       const box = await pf.mailboxText();
       assert.ok(box.includes(`\tfor <${rcpt}>;`), "Received: line whole");
       assert.ok(box.includes(` In:  ${noop}\n`), "transcript line whole");
+
+      // Pickup removes a maildrop file after its cleanup answered, which
+      // may be after the delivery is logged: wait for that before the
+      // refused message, whose file must not be left behind.
+      await pickedUp(queueDir);
 
       // dsn_orig_rcpt=rfc822;<2038 bytes> is 2059 bytes: refused, nothing left.
       const rcpt2 = `${"s".repeat(2026)}@example.com`;
@@ -92,6 +105,7 @@ Deno.test({
       const short = await send("ab", "short copy");
       assert.match(short.stdout, /250 2\.0\.0 Ok: queued as/, short.stdout + short.stderr);
       await pf.waitForLog("the copy delivered", /to=<abab@copy\.example>.*status=sent/);
+      await pickedUp(queueDir);
 
       // The copy's address is 2039 bytes (under 2048); its record
       // "dsn_orig_rcpt=rfc822;" + address is 2060: refused, nothing left.
