@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RawClient, startDaemon } from "./_harness.ts";
+import { makeWorkDir, RawClient, spawnLogged, startDaemon, tlsCertConfig } from "./_harness.ts";
 import { SmtpConn } from "../scripts/hostile/smtp_conn.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -523,3 +523,63 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Python (smtplib, ssl): EHLO, STARTTLS, EHLO, then waits for the server
+ * and says on stderr how the TLS stream ended: "eof" (closed, with or
+ * without close_notify), "data: ..." or "error: ..." (bytes that are not
+ * TLS, such as a plaintext 421, make OpenSSL fail).
+ */
+const TLS_IDLE_CLIENT = `
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+s.ehlo("tls.example"); s.starttls(context=ctx); s.ehlo("tls.example")
+print("ready", file=sys.stderr, flush=True)
+try:
+    got = s.sock.recv(512)
+    print("eof" if got == b"" else "data: %r" % got, file=sys.stderr, flush=True)
+except (ssl.SSLEOFError, ConnectionResetError):
+    print("eof", file=sys.stderr, flush=True)
+except Exception as e:
+    print("error: %r" % e, file=sys.stderr, flush=True)
+`;
+
+for (const engine of [false, true]) {
+  Deno.test({
+    name: `an idle TLS session closed to make room gets no plaintext 421 in its TLS stream (${
+      engine ? "TLS engine" : "node:tls"
+    })`,
+    ...opts,
+    fn: async () => {
+      const dir = await makeWorkDir("evicttls");
+      const d = await startDaemon(
+        `smtpd_peername_lookup = false\ndefault_process_limit = 2\n${await tlsCertConfig(
+          dir,
+          "may",
+          { engine },
+        )}`,
+      );
+      const py = spawnLogged("python3", ["-c", TLS_IDLE_CLIENT, String(d.port)]);
+      const clients: RawClient[] = [];
+      try {
+        await py.waitForLog("ready", 10000);
+        const plain = await RawClient.connect(d.port);
+        clients.push(plain);
+        assert.match(await plain.reply(), /^220 /);
+        // Both silent past the idle threshold (1 s); the TLS one longer.
+        await new Promise((r) => setTimeout(r, 2500));
+        const fresh = await RawClient.connect(d.port);
+        clients.push(fresh);
+        assert.match(await fresh.reply(), /^220 /);
+        await d.waitForLog(/closed the idle session of \[127\.0\.0\.1\]/);
+        const m = await py.waitForLog(/^(eof|data: .*|error: .*)$/m, 10000);
+        assert.equal(m?.[1], "eof", py.log());
+      } finally {
+        for (const c of clients) c.close();
+        await py.stop();
+        await d.stop();
+      }
+    },
+  });
+}

@@ -32,3 +32,17 @@ Deno.test("Session: with a notify_classes transcript to mail, `ending` waits for
   assert.equal(seen.length, 1);
   assert.match(seen[0] as string, /221 2\.0\.0 Bye\r\n$/);
 });
+
+Deno.test("Session: tells the transport TLS begins before its 220 to STARTTLS is written", async () => {
+  const input = new TextEncoder().encode("EHLO c.example\r\nSTARTTLS\r\n");
+  const { transport, output } = scriptedTransport(input, { startTls: true });
+  const seen: string[] = [];
+  transport.tlsBegins = () => seen.push(output());
+  await runSession(transport, fakeDeps({ smtpd_tls_security_level: "may" }));
+  assert.equal(seen.length, 1, "told once");
+  // Until then a listener making room may still write a plaintext 421;
+  // after the 220 the client expects a handshake.
+  assert.match(seen[0] as string, /^220 /, "the greeting went out before");
+  assert.doesNotMatch(seen[0] as string, /220 2\.0\.0 Ready to start TLS/);
+  assert.match(output(), /220 2\.0\.0 Ready to start TLS\r\n/);
+});

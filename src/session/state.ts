@@ -398,6 +398,9 @@ export class SessionState implements SessionContext {
   async startTls(): Promise<TlsUpgrade> {
     const upgrade = this.#transport.startTls;
     if (!upgrade) throw new Error("STARTTLS is not offered on this connection");
+    // The 220 may wait in the writer: from now on nothing goes to this
+    // client in plaintext (no 421 from a listener making room).
+    this.#transport.tlsBegins?.();
     await this.#writer.flush();
     const injected = this.#reader.peek().length;
     this.#reader.discardBuffered();

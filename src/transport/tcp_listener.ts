@@ -164,7 +164,10 @@ function tcpTransport(
   // A wrapper-mode connection is never sent a plaintext 421 to make room.
   w.tls = wrapper;
   // What the session tells the listener, before and after STARTTLS alike.
-  const marks: Pick<Transport, "inTransaction" | "sessionOver" | "sessionBegun"> = {
+  const marks: Pick<
+    Transport,
+    "inTransaction" | "sessionOver" | "sessionBegun" | "tlsBegins"
+  > = {
     inTransaction: (on) => {
       if (on !== w.inMail) {
         w.phaseSince = Date.now();
@@ -178,6 +181,9 @@ function tcpTransport(
     sessionBegun: (releaseClient) => {
       w.holding = true;
       w.releaseClient = releaseClient;
+    },
+    tlsBegins: () => {
+      w.tls = true;
     },
   };
   return {

@@ -66,6 +66,12 @@ export interface Transport extends ByteSource, ByteSink {
    * the address's count without it (not only once the session has ended).
    */
   sessionBegun?: (releaseClient?: () => void) => void;
+  /**
+   * Told just before the 220 to STARTTLS is written: from then on the
+   * client expects a TLS handshake, so a listener that closes the
+   * connection to make room must not write a plaintext 421 on it.
+   */
+  tlsBegins?: () => void;
 }
 
 /** Why a STARTTLS handshake failed. */
