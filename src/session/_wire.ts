@@ -64,12 +64,22 @@ const latin1 = new TextDecoder("latin1");
  * its bytes as {@linkcode escaped} writes them, but cut at the first AUTH
  * command, since its initial response and the lines after it may be
  * credentials: that line shows as "AUTH MECH ****" and nothing follows.
+ * When the early command is AUTH itself, what follows it may be its
+ * responses (the user name and password of AUTH LOGIN), so none of it is
+ * shown: "****".
  * @param bytes the start of the buffered input
+ * @param after the command the input came too early after ("CONNECT", a verb)
  * @returns the text to log
  */
-export function pipelinedForLog(bytes: Uint8Array): string {
-  const m = /(^|\n)[ \t]*AUTH([ \t][^\r\n]*)?(\r?\n|$)/i.exec(latin1.decode(bytes));
+export function pipelinedForLog(bytes: Uint8Array, after = ""): string {
+  if (after.toUpperCase() === "AUTH") return "****";
+  const text = latin1.decode(bytes);
+  // The AUTH line is found by its start alone: the peeked bytes may end
+  // anywhere in it (after its CR, before its LF).
+  const m = /(^|\n)[ \t]*AUTH(?=[ \t\r\n]|$)/i.exec(text);
   if (!m) return escaped(bytes);
   const start = m.index + (m[1] as string).length;
-  return escaped(bytes.subarray(0, start)) + authCommandForLog(m[2] ?? "");
+  const rest = text.slice(m.index + m[0].length);
+  const end = rest.search(/[\r\n]/);
+  return escaped(bytes.subarray(0, start)) + authCommandForLog(end < 0 ? rest : rest.slice(0, end));
 }

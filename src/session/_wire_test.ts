@@ -24,3 +24,18 @@ Deno.test("pipelinedForLog() cuts at the first AUTH line and hides its response"
   assert.equal(pipelinedForLog(bytes("AUTH LOGIN\r\ndXNlcg==\r\n")), "AUTH LOGIN");
   assert.equal(pipelinedForLog(bytes("AUTHOR x\r\n")), "AUTHOR x\\r\\n");
 });
+
+Deno.test("pipelinedForLog() hides an AUTH line cut by the peek between its CR and LF", () => {
+  // 100 bytes peeked, the last one the AUTH line's CR: its response stays hidden.
+  const line = `AUTH PLAIN ${"A".repeat(100 - "NOOP\r\nAUTH PLAIN \r".length)}\r`;
+  const peek = bytes(`NOOP\r\n${line}`);
+  assert.equal(peek.length, 100);
+  assert.equal(pipelinedForLog(peek), "NOOP\\r\\nAUTH PLAIN ****");
+  assert.equal(pipelinedForLog(bytes("AUTH PLAIN AGFsaWNl")), "AUTH PLAIN ****");
+  assert.equal(pipelinedForLog(bytes("AUTH\r")), "AUTH");
+});
+
+Deno.test("pipelinedForLog() shows nothing of what came early after AUTH (its responses)", () => {
+  assert.equal(pipelinedForLog(bytes("YWxpY2U=\r\nc2VjcmV0\r\n"), "AUTH"), "****");
+  assert.equal(pipelinedForLog(bytes("YWxpY2U=\r\n"), "CONNECT"), "YWxpY2U=\\r\\n");
+});

@@ -375,7 +375,7 @@ export class Session {
       this.#deps.log.improperPipelining(
         this.#client,
         verb,
-        pipelinedForLog(this.#reader.peekBuffered(100)),
+        pipelinedForLog(this.#reader.peekBuffered(100), verb),
       );
     }
     state.commandSeen(verb, early);
