@@ -1,8 +1,8 @@
 /**
  * BDAT (RFC 3030 CHUNKING), as Postfix's bdat_cmd: `BDAT size [LAST]`,
  * then exactly `size` octets that are message content, never commands.
- * Chunks may be pipelined. The first chunk opens the message as DATA does
- * (queue space, memory, the queue file); each chunk is streamed to the
+ * Chunks may be pipelined. The first chunk runs smtpd_data_restrictions and
+ * opens the message as DATA does (queue space, memory, the queue file); each chunk is streamed to the
  * cleanup writer through the line reader's buffer, so an announced size
  * allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
  * bytes"; LAST completes the message on DATA's path (./_message.ts): the
@@ -78,6 +78,12 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   if (!progress) {
     if (!tx) return await skip(ctx, size, last, REPLY.needRcpt);
     if (tx.recipients.length === 0) return await skip(ctx, size, last, REPLY.noValidRecipients);
+    // As Postfix's bdat_cmd: the first chunk of a message runs
+    // smtpd_data_restrictions, as DATA does (BDAT must not be a way past them).
+    const refused = await ctx.checkPolicy("data", "BDAT", {
+      ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),
+    });
+    if (refused) return await skip(ctx, size, last, refused);
   }
   // As Postfix: a chunk that would pass the limit is refused before any of it is stored.
   const octets = progress ? progress.body.octets : 0;
