@@ -205,3 +205,21 @@ Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as 
     auth: "a?b",
   });
 });
+
+Deno.test("parameter names and values change case in ASCII only, as Postfix's strcasecmp: a long s or a dotless i is no keyword", () => {
+  // U+017F LATIN SMALL LETTER LONG S upper-cases to "S", U+0131 DOTLESS I to "I".
+  assert.equal(declaresSmtputf8("\u017fMTPUTF8", ON), false);
+  for (const text of ["\u017fMTPUTF8", "ENV\u0131D=x", "\u017fIZE=10", "BODY=7B\u0131T"]) {
+    const r = parseMailParams(text, ON);
+    assert.ok(isReply(r), `${text} was taken`);
+  }
+  assert.ok(isReply(parseMailParams("RET=HDR\u017f", ON)));
+  assert.ok(isReply(parseRcptParams("NOTIFY=\u017fUCCESS", ON)));
+  assert.ok(isReply(parseRcptParams("NOT\u0131FY=DELAY", ON)));
+  assert.ok(isReply(parseRcptParams("ORCPT=rfc822;a@b \u017fMTPUTF8", ON)));
+  // ASCII in any case still is.
+  assert.deepEqual(parseRcptParams("notify=success,Delay", ON), {
+    notify: DSN_NOTIFY.SUCCESS | DSN_NOTIFY.DELAY,
+    orcpt: undefined,
+  });
+});

@@ -29,6 +29,7 @@ import {
   REPLY,
   type Reply,
 } from "../../protocol/reply.ts";
+import { asciiUpperCase } from "../../protocol/esmtp_params.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import { completeMessage, openMessage } from "./_message.ts";
 
@@ -44,11 +45,12 @@ export interface BdatArg {
  * @returns the parsed argument, or undefined when malformed
  */
 export function parseBdatArg(arg: string): BdatArg | undefined {
-  const words = arg.trim().split(/[ \t]+/);
+  // Blanks are space and tab only (String.trim() would also take U+00A0 and the like).
+  const words = arg.replace(/^[ \t]+|[ \t]+$/g, "").split(/[ \t]+/);
   if (words.length < 1 || words.length > 2) return undefined;
   const [count, last] = words as [string, string | undefined];
   if (!/^[0-9]{1,18}$/.test(count)) return undefined;
-  if (last !== undefined && last.toUpperCase() !== "LAST") return undefined;
+  if (last !== undefined && asciiUpperCase(last) !== "LAST") return undefined;
   const size = Number(count);
   return Number.isSafeInteger(size) ? { size, last: last !== undefined } : undefined;
 }

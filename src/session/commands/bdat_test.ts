@@ -8,6 +8,10 @@ Deno.test("parseBdatArg() reads a size and an optional LAST in any case", () => 
   assert.deepEqual(parseBdatArg("12"), { size: 12, last: false });
   assert.deepEqual(parseBdatArg("0 last"), { size: 0, last: true });
   assert.equal(parseBdatArg("12 MORE"), undefined);
+  // Only ASCII letters change case, as Postfix's strcasecmp: a long s is not "S".
+  assert.equal(parseBdatArg("3 LA\u017fT"), undefined);
+  assert.equal(parseBdatArg("\u00a03 LAST"), undefined);
+  assert.deepEqual(parseBdatArg("3\tLAST"), { size: 3, last: true });
   assert.equal(parseBdatArg("-1"), undefined);
   assert.equal(parseBdatArg(""), undefined);
 });
