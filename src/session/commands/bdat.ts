@@ -35,12 +35,24 @@ import { completeMessage, openMessage } from "./_message.ts";
 
 /** A BDAT argument: the chunk size and whether it is the last. */
 export interface BdatArg {
+  /**
+   * The chunk size; past 2^53 not exact, which only the size checks see
+   * (such a chunk is never read: it is past any message_size_limit).
+   */
   readonly size: number;
+  /** The chunk size, exact (for "Discarded N bytes"). */
+  readonly count: bigint;
   readonly last: boolean;
 }
 
+/** Postfix's largest chunk size: its off_t (off_cvt_string refuses more). */
+const OFF_T_MAX = 9223372036854775807n;
+
 /**
- * Parses `size [LAST]` (digits only; LAST in any case).
+ * Parses `size [LAST]` (digits only; LAST in any case). As Postfix's
+ * bdat_cmd (RFC 3030: chunk-size = 1*DIGIT): leading zeros are allowed,
+ * whatever their number, and any size up to 2^63 - 1 is well formed (a
+ * size past the limits is refused as too big, not as a syntax error).
  * @param arg the argument text
  * @returns the parsed argument, or undefined when malformed
  */
@@ -48,11 +60,12 @@ export function parseBdatArg(arg: string): BdatArg | undefined {
   // Blanks are space and tab only (String.trim() would also take U+00A0 and the like).
   const words = arg.replace(/^[ \t]+|[ \t]+$/g, "").split(/[ \t]+/);
   if (words.length < 1 || words.length > 2) return undefined;
-  const [count, last] = words as [string, string | undefined];
-  if (!/^[0-9]{1,18}$/.test(count)) return undefined;
+  const [digits, last] = words as [string, string | undefined];
+  if (!/^[0-9]+$/.test(digits)) return undefined;
   if (last !== undefined && asciiUpperCase(last) !== "LAST") return undefined;
-  const size = Number(count);
-  return Number.isSafeInteger(size) ? { size, last: last !== undefined } : undefined;
+  const count = BigInt(digits);
+  if (count > OFF_T_MAX) return undefined;
+  return { size: Number(count), count, last: last !== undefined };
 }
 
 /** BDAT */
@@ -75,7 +88,7 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   }
   if (size === 0 && !last) return await skip(ctx, size, last, REPLY.bdatNull);
   let progress = ctx.bdat;
-  if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(size));
+  if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(parsed.count));
   const tx = ctx.tx;
   if (!progress) {
     if (!tx) return await skip(ctx, size, last, REPLY.needRcpt);
