@@ -164,7 +164,13 @@ async function skip(
   reply: Reply,
 ): Promise<CommandResult> {
   const progress = ctx.bdat;
-  const before = progress?.kind === "receiving" ? progress.body.octets : 0;
+  // As Postfix's skip_bdat: the chunks dropped after a refusal count too, so
+  // a client cannot stream without end in chunks that are each under the cut-off.
+  const before = progress === undefined
+    ? 0
+    : progress.kind === "receiving"
+    ? progress.body.octets
+    : progress.octets;
   if (before + size > 1.5 * ctx.config.message_size_limit) {
     ctx.log.warning(
       `NOQUEUE: too much BDAT content -- disabling further input from ${ctx.client.name}[${ctx.client.address}]`,
@@ -173,7 +179,7 @@ async function skip(
     return { kind: "close", reply };
   }
   if (last) ctx.endTransaction();
-  else ctx.setBdat({ kind: "failed" });
+  else ctx.setBdat({ kind: "failed", octets: before + size });
   if (!(await ctx.discardChunk(size))) {
     ctx.log.lostConnection(ctx.client, "BDAT");
     return { kind: "gone" };
