@@ -121,7 +121,10 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
     } else if (name === "ENVID" && value !== undefined) {
       if (!options.dsn) return REPLY.dsnDisabled;
       const decoded = value.length <= ENVID_MAX ? decodeXtext(value) : undefined;
-      if (envid !== undefined || decoded === undefined || decoded === "") return REPLY.badEnvid;
+      // RFC 3461 §4.4: printable US-ASCII; Postfix refuses any other byte too (all_isprint).
+      if (envid !== undefined || decoded === undefined || !/^[\x20-\x7e]+$/.test(decoded)) {
+        return REPLY.badEnvid;
+      }
       envid = decoded;
     } else if (name === "AUTH" && options.auth && value !== undefined) {
       // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
