@@ -142,7 +142,8 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
       tx!,
       draft,
       result,
-      (id) => chunksQueuedAs(body.octets, id),
+      // As Postfix: the size counted as stored (its act_size), not the octets.
+      (id) => chunksQueuedAs(body.queuedSize, id),
     );
   } catch (err) {
     await draft.abort();
