@@ -1,10 +1,10 @@
 /**
  * BDAT (RFC 3030 CHUNKING), as Postfix's bdat_cmd: `BDAT size [LAST]`,
  * then exactly `size` octets that are message content, never commands.
- * Chunks may be pipelined. The first chunk runs smtpd_data_restrictions and
- * opens the message as DATA does (queue space, memory, the queue file); each chunk is streamed to the
- * cleanup writer through the line reader's buffer, so an announced size
- * allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
+ * Chunks may be pipelined. The first chunk runs smtpd_data_restrictions
+ * and opens the message as DATA does (queue space, memory, the queue
+ * file); each chunk is streamed to the cleanup writer through the line
+ * reader's buffer, so an announced size allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
  * bytes"; LAST completes the message on DATA's path (./_message.ts): the
  * 250 comes once the queue file is on stable storage.
  *
