@@ -86,8 +86,13 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   if (ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
     return await skip(ctx, size, last, REPLY.starttlsFirst);
   }
-  if (size === 0 && !last) return await skip(ctx, size, last, REPLY.bdatNull);
   let progress = ctx.bdat;
+  if (size === 0 && !last) {
+    // As Postfix's bdat_cmd, which logs it before refusing it.
+    const id = progress?.kind === "receiving" ? progress.draft.id : "NOQUEUE";
+    ctx.log.warning(`${id}: null BDAT request from ${ctx.client.name}[${ctx.client.address}]`);
+    return await skip(ctx, size, last, REPLY.bdatNull);
+  }
   if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(parsed.count));
   const tx = ctx.tx;
   if (!progress) {
