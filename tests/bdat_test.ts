@@ -106,7 +106,7 @@ Deno.test({
         "250 2.1.5 Ok",
         "250 2.0.0 Ok: 31 bytes",
       ]);
-      const m = /^250 2\.0\.0 Ok: 65 bytes queued as (\w+)$/.exec(out[5] ?? "");
+      const m = /^250 2\.0\.0 Ok: 67 bytes queued as (\w+)$/.exec(out[5] ?? "");
       assert.ok(m, r.stdout);
       assert.deepEqual(out.slice(6, 9), [
         "503 5.5.1 Error: need RCPT command",

@@ -487,6 +487,46 @@ Deno.test({
 
 Deno.test({
   name:
+    "check_policy_service: protocol_state is DATA for the data list and END-OF-MESSAGE for the end-of-data list, with DATA and with BDAT, as Postfix sends them",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({ action: "DUNNO" });
+    const dir = await makeWorkDir("policy-states");
+    const service = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
+    const { configFile } = await writeConfig(
+      dir,
+      [
+        `mydestination = ["example.com"]`,
+        `smtpd_data_restrictions = [${service}]`,
+        `smtpd_end_of_data_restrictions = [${service}]`,
+      ].join("\n"),
+    );
+    try {
+      const r = await runStdin(
+        configFile,
+        "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
+          "Subject: one\r\n\r\nx\r\n.\r\n" +
+          "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+          "BDAT 3\r\nx\r\nBDAT 3 LAST\r\ny\r\nQUIT\r\n",
+      );
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
+      // Postfix's smtpd: state->where is DATA, then END-OF-MESSAGE (SMTPD_AFTER_EOM);
+      // for BDAT, smtpd_check_data's "BDAT" is sent as DATA.
+      assert.deepEqual(rec.requests().map((q) => q.get("protocol_state")), [
+        "DATA",
+        "END-OF-MESSAGE",
+        "DATA",
+        "END-OF-MESSAGE",
+      ]);
+    } finally {
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "check_policy_service: a bad endpoint or a socket outside the permissions stops the start with file:line",
   ...opts,
   fn: async () => {

@@ -49,6 +49,8 @@ export class BdatBody {
   #size = 0;
   /** The chunk octets received, all chunks together. */
   #octets = 0;
+  /** Postfix's count of the message (act_size): each record's length plus 2. */
+  #recordSize = 0;
 
   /**
    * @param sink where the lines go
@@ -65,6 +67,16 @@ export class BdatBody {
   /** The chunk octets received so far, all chunks together. */
   get octets(): number {
     return this.#octets;
+  }
+
+  /**
+   * The message's size as Postfix's bdat_cmd counts it for "N bytes queued
+   * as ID" (its act_size): every line or piece of a long line handed on
+   * counts its length plus 2, whatever ended it (CRLF, a bare LF, the end
+   * of the last chunk, the line length limit).
+   */
+  get queuedSize(): number {
+    return this.#recordSize;
   }
 
   /**
@@ -175,6 +187,7 @@ export class BdatBody {
 
   async #emit(buf: Uint8Array, s: number, e: number, partial: boolean): Promise<void> {
     this.#size += e - s + (partial ? 0 : 2);
+    this.#recordSize += e - s + 2;
     if (this.#storing && this.#size > this.#maxBytes) {
       this.#storing = false;
       this.#tooBig = true;

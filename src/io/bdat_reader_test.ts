@@ -32,7 +32,13 @@ async function play(
   for (const n of chunks) assert(await body.readChunk(reader, n), "chunk read");
   const result = await body.finish();
   const next = await reader.readLine(100);
-  return { result, lines: sink.out, rest: next ? dec.decode(next.bytes) : "", octets: body.octets };
+  return {
+    result,
+    lines: sink.out,
+    rest: next ? dec.decode(next.bytes) : "",
+    octets: body.octets,
+    queuedSize: body.queuedSize,
+  };
 }
 
 Deno.test("BdatBody: chunks are cut into lines across chunk and read boundaries", async () => {
@@ -116,4 +122,18 @@ Deno.test("discardChunk: drops exactly the chunk and keeps the next command", as
   }
   const short = new LineReader(new ChunkSource([enc.encode("abc")]));
   assert.deepEqual(await discardChunk(short, 10), false);
+});
+
+Deno.test("BdatBody: queuedSize counts as Postfix's act_size, each line or piece plus 2, whatever ended it", async () => {
+  // CRLF lines: the octets.
+  assert.equal((await play([8], "ab\r\ncd\r\n")).queuedSize, 8);
+  // A last line without a line end still counts 2 (Postfix: 44 for these 42 octets).
+  const noEnd = await play([19, 3, 20], "Subject: chunks\r\n\r\nQUIT\r\nRSET\r\n..dots stay");
+  assert.equal(noEnd.octets, 42);
+  assert.equal(noEnd.queuedSize, 44);
+  // A bare LF line counts 2, as a CRLF one.
+  assert.equal((await play([4], "a\nb\n")).queuedSize, 6);
+  // A 5000-octet line in pieces of 2048: three records (Postfix: 5006).
+  const long = await play([5002], "z".repeat(5000) + "\r\n", { maxLine: 2048 });
+  assert.equal(long.queuedSize, 5006);
 });

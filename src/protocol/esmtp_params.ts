@@ -50,6 +50,18 @@ const ORCPT_MAX = 500;
 const ADDR_TYPE = /^[A-Za-z0-9!#$%&'*+\/?^_`{|}~.-]+$/;
 
 /**
+ * Upper case for ESMTP keywords and values: only the ASCII letters change,
+ * as Postfix's strcasecmp compares them. JavaScript's toUpperCase() maps
+ * some non-ASCII letters to ASCII ones (U+017F long s to "S", U+0131 dotless
+ * i to "I"), which would take "\u017fMTPUTF8" for SMTPUTF8 or "LA\u017fT" for LAST.
+ * @param text a keyword or value as sent
+ * @returns the text with a-z in upper case, nothing else changed
+ */
+export function asciiUpperCase(text: string): string {
+  return text.replace(/[a-z]+/g, (w) => w.toUpperCase());
+}
+
+/**
  * Whether the parameter text holds SMTPUTF8 (looked at before the
  * address, whose syntax depends on it, as Postfix does).
  * @param text the parameter text
@@ -58,7 +70,7 @@ const ADDR_TYPE = /^[A-Za-z0-9!#$%&'*+\/?^_`{|}~.-]+$/;
  */
 export function declaresSmtputf8(text: string, options: ParamOptions = {}): boolean {
   return options.smtputf8 === true &&
-    text.split(/[ \t]+/).some((item) => item.toUpperCase() === "SMTPUTF8");
+    text.split(/[ \t]+/).some((item) => asciiUpperCase(item) === "SMTPUTF8");
 }
 
 /**
@@ -78,7 +90,7 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
-    const name = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
+    const name = asciiUpperCase(eq < 0 ? item : item.slice(0, eq));
     const value = eq < 0 ? undefined : item.slice(eq + 1);
     if (name === "SIZE" && value !== undefined) {
       // As Postfix: digits only (leading zeros allowed), else 501; a value
@@ -94,7 +106,7 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
       }
       size = Number(digits);
     } else if (name === "BODY") {
-      const v = value?.toUpperCase();
+      const v = value === undefined ? undefined : asciiUpperCase(value);
       if (v !== "7BIT" && v !== "8BITMIME") {
         return reply(501, "5.4", "Unsupported BODY parameter value");
       }
@@ -103,13 +115,16 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
       smtputf8 = true;
     } else if (name === "RET" && value !== undefined) {
       if (!options.dsn) return REPLY.dsnDisabled;
-      const v = value.toUpperCase();
+      const v = asciiUpperCase(value);
       if (ret !== undefined || (v !== "FULL" && v !== "HDRS")) return REPLY.badRet;
       ret = v;
     } else if (name === "ENVID" && value !== undefined) {
       if (!options.dsn) return REPLY.dsnDisabled;
       const decoded = value.length <= ENVID_MAX ? decodeXtext(value) : undefined;
-      if (envid !== undefined || decoded === undefined || decoded === "") return REPLY.badEnvid;
+      // RFC 3461 §4.4: printable US-ASCII; Postfix refuses any other byte too (all_isprint).
+      if (envid !== undefined || decoded === undefined || !/^[\x20-\x7e]+$/.test(decoded)) {
+        return REPLY.badEnvid;
+      }
       envid = decoded;
     } else if (name === "AUTH" && options.auth && value !== undefined) {
       // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
@@ -161,7 +176,7 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
-    const name = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
+    const name = asciiUpperCase(eq < 0 ? item : item.slice(0, eq));
     const value = item.slice(eq + 1);
     if (name === "NOTIFY" && eq >= 0) {
       if (!options.dsn) return REPLY.dsnDisabled;
@@ -196,7 +211,7 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
 function notifyMask(value: string): number | undefined {
   let mask = 0;
   for (const word of value.split(",")) {
-    const name = word.toUpperCase();
+    const name = asciiUpperCase(word);
     if (!Object.hasOwn(DSN_NOTIFY, name)) return undefined;
     mask |= DSN_NOTIFY[name as keyof typeof DSN_NOTIFY];
   }

@@ -40,7 +40,6 @@ const OK_CASES: [string, Partial<MailParams>][] = [
   ["ret=hdrs", { ret: "HDRS" }],
   ["ENVID=QQ314159", { envid: "QQ314159" }],
   ["ENVID=a+2Bb+3Dc+20d", { envid: "a+b=c d" }],
-  ["ENVID=x+c3+a9", { envid: "x\u00e9" }],
   [`ENVID=${"e".repeat(100)}`, { envid: "e".repeat(100) }],
   ["RET=HDRS ENVID=id1 SMTPUTF8 SIZE=5", { ret: "HDRS", envid: "id1", smtputf8: true, size: 5 }],
 ];
@@ -80,6 +79,8 @@ const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: 
   ["ENVID=a ENVID=b", 501, "5.5.4", /ENVID/],
   [`ENVID=${"e".repeat(101)}`, 501, "5.5.4", /ENVID/],
   ["ENVID=x+FF", 501, "5.5.4", /ENVID/],
+  // RFC 3461 §4.4: printable US-ASCII only; Postfix refuses "\xc3\xa9" as well.
+  ["ENVID=x+c3+a9", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
 ];
 
 for (const [text, code, status, textRe, options] of ERROR_CASES) {
@@ -203,5 +204,23 @@ Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as 
     ret: undefined,
     envid: undefined,
     auth: "a?b",
+  });
+});
+
+Deno.test("parameter names and values change case in ASCII only, as Postfix's strcasecmp: a long s or a dotless i is no keyword", () => {
+  // U+017F LATIN SMALL LETTER LONG S upper-cases to "S", U+0131 DOTLESS I to "I".
+  assert.equal(declaresSmtputf8("\u017fMTPUTF8", ON), false);
+  for (const text of ["\u017fMTPUTF8", "ENV\u0131D=x", "\u017fIZE=10", "BODY=7B\u0131T"]) {
+    const r = parseMailParams(text, ON);
+    assert.ok(isReply(r), `${text} was taken`);
+  }
+  assert.ok(isReply(parseMailParams("RET=HDR\u017f", ON)));
+  assert.ok(isReply(parseRcptParams("NOTIFY=\u017fUCCESS", ON)));
+  assert.ok(isReply(parseRcptParams("NOT\u0131FY=DELAY", ON)));
+  assert.ok(isReply(parseRcptParams("ORCPT=rfc822;a@b \u017fMTPUTF8", ON)));
+  // ASCII in any case still is.
+  assert.deepEqual(parseRcptParams("notify=success,Delay", ON), {
+    notify: DSN_NOTIFY.SUCCESS | DSN_NOTIFY.DELAY,
+    orcpt: undefined,
   });
 });

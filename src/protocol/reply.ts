@@ -361,7 +361,7 @@ export function chunksQueuedAs(size: number, id: string): Reply {
  * @param size the chunk's size
  * @returns the reply
  */
-export function chunkDiscarded(size: number): Reply {
+export function chunkDiscarded(size: number | bigint): Reply {
   return reply(551, "0.0", `Discarded ${size} bytes after earlier error`);
 }
 

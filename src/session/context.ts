@@ -93,7 +93,15 @@ export type BdatProgress =
     /** The message's share of the memory budget. */
     readonly memory: MemoryHold;
   }
-  | { readonly kind: "failed" };
+  | {
+    readonly kind: "failed";
+    /**
+     * The octets the client announced for this message so far, stored or
+     * dropped (Postfix's act_size, which skip_bdat keeps adding to): the
+     * 1.5 x message_size_limit cut-off counts them all.
+     */
+    readonly octets: number;
+  };
 
 /** The services a handler may use. */
 export type HandlerServices = Pick<

@@ -57,7 +57,14 @@ export function requestAttributes(
   stage: PolicyStage,
   policyContext: string,
 ): Attributes {
-  const state = ctx.command && ctx.command !== "UNKNOWN" ? ctx.command : STATE[stage];
+  // As Postfix's smtpd: the delayed client, HELO and sender lists name the
+  // command at hand (RCPT); the data list says DATA for BDAT too, and the
+  // end-of-data list END-OF-MESSAGE, after DATA's dot and at BDAT LAST alike.
+  const state = stage === "data" || stage === "eod"
+    ? STATE[stage]
+    : ctx.command && ctx.command !== "UNKNOWN"
+    ? ctx.command
+    : STATE[stage];
   return [
     ["request", "smtpd_access_policy"],
     ["protocol_state", state],

@@ -1,10 +1,10 @@
 /**
  * BDAT (RFC 3030 CHUNKING), as Postfix's bdat_cmd: `BDAT size [LAST]`,
  * then exactly `size` octets that are message content, never commands.
- * Chunks may be pipelined. The first chunk opens the message as DATA does
- * (queue space, memory, the queue file); each chunk is streamed to the
- * cleanup writer through the line reader's buffer, so an announced size
- * allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
+ * Chunks may be pipelined. The first chunk runs smtpd_data_restrictions
+ * and opens the message as DATA does (queue space, memory, the queue
+ * file); each chunk is streamed to the cleanup writer through the line
+ * reader's buffer, so an announced size allocates nothing. A chunk that is not the last gets "250 2.0.0 Ok: N
  * bytes"; LAST completes the message on DATA's path (./_message.ts): the
  * 250 comes once the queue file is on stable storage.
  *
@@ -29,28 +29,43 @@ import {
   REPLY,
   type Reply,
 } from "../../protocol/reply.ts";
+import { asciiUpperCase } from "../../protocol/esmtp_params.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import { completeMessage, openMessage } from "./_message.ts";
 
 /** A BDAT argument: the chunk size and whether it is the last. */
 export interface BdatArg {
+  /**
+   * The chunk size; past 2^53 not exact, which only the size checks see
+   * (such a chunk is never read: it is past any message_size_limit).
+   */
   readonly size: number;
+  /** The chunk size, exact (for "Discarded N bytes"). */
+  readonly count: bigint;
   readonly last: boolean;
 }
 
+/** Postfix's largest chunk size: its off_t (off_cvt_string refuses more). */
+const OFF_T_MAX = 9223372036854775807n;
+
 /**
- * Parses `size [LAST]` (digits only; LAST in any case).
+ * Parses `size [LAST]` (digits only; LAST in any case). As Postfix's
+ * bdat_cmd (RFC 3030: chunk-size = 1*DIGIT): leading zeros are allowed,
+ * whatever their number, and any size up to 2^63 - 1 is well formed (a
+ * size past the limits is refused as too big, not as a syntax error).
  * @param arg the argument text
  * @returns the parsed argument, or undefined when malformed
  */
 export function parseBdatArg(arg: string): BdatArg | undefined {
-  const words = arg.trim().split(/[ \t]+/);
+  // Blanks are space and tab only (String.trim() would also take U+00A0 and the like).
+  const words = arg.replace(/^[ \t]+|[ \t]+$/g, "").split(/[ \t]+/);
   if (words.length < 1 || words.length > 2) return undefined;
-  const [count, last] = words as [string, string | undefined];
-  if (!/^[0-9]{1,18}$/.test(count)) return undefined;
-  if (last !== undefined && last.toUpperCase() !== "LAST") return undefined;
-  const size = Number(count);
-  return Number.isSafeInteger(size) ? { size, last: last !== undefined } : undefined;
+  const [digits, last] = words as [string, string | undefined];
+  if (!/^[0-9]+$/.test(digits)) return undefined;
+  if (last !== undefined && asciiUpperCase(last) !== "LAST") return undefined;
+  const count = BigInt(digits);
+  if (count > OFF_T_MAX) return undefined;
+  return { size: Number(count), count, last: last !== undefined };
 }
 
 /** BDAT */
@@ -71,13 +86,24 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
   if (ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
     return await skip(ctx, size, last, REPLY.starttlsFirst);
   }
-  if (size === 0 && !last) return await skip(ctx, size, last, REPLY.bdatNull);
   let progress = ctx.bdat;
-  if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(size));
+  if (size === 0 && !last) {
+    // As Postfix's bdat_cmd, which logs it before refusing it.
+    const id = progress?.kind === "receiving" ? progress.draft.id : "NOQUEUE";
+    ctx.log.warning(`${id}: null BDAT request from ${ctx.client.name}[${ctx.client.address}]`);
+    return await skip(ctx, size, last, REPLY.bdatNull);
+  }
+  if (progress?.kind === "failed") return await skip(ctx, size, last, chunkDiscarded(parsed.count));
   const tx = ctx.tx;
   if (!progress) {
     if (!tx) return await skip(ctx, size, last, REPLY.needRcpt);
     if (tx.recipients.length === 0) return await skip(ctx, size, last, REPLY.noValidRecipients);
+    // As Postfix's bdat_cmd: the first chunk of a message runs
+    // smtpd_data_restrictions, as DATA does (BDAT must not be a way past them).
+    const refused = await ctx.checkPolicy("data", "BDAT", {
+      ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),
+    });
+    if (refused) return await skip(ctx, size, last, refused);
   }
   // As Postfix: a chunk that would pass the limit is refused before any of it is stored.
   const octets = progress ? progress.body.octets : 0;
@@ -121,7 +147,8 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
       tx!,
       draft,
       result,
-      (id) => chunksQueuedAs(body.octets, id),
+      // As Postfix: the size counted as stored (its act_size), not the octets.
+      (id) => chunksQueuedAs(body.queuedSize, id),
     );
   } catch (err) {
     await draft.abort();
@@ -143,7 +170,13 @@ async function skip(
   reply: Reply,
 ): Promise<CommandResult> {
   const progress = ctx.bdat;
-  const before = progress?.kind === "receiving" ? progress.body.octets : 0;
+  // As Postfix's skip_bdat: the chunks dropped after a refusal count too, so
+  // a client cannot stream without end in chunks that are each under the cut-off.
+  const before = progress === undefined
+    ? 0
+    : progress.kind === "receiving"
+    ? progress.body.octets
+    : progress.octets;
   if (before + size > 1.5 * ctx.config.message_size_limit) {
     ctx.log.warning(
       `NOQUEUE: too much BDAT content -- disabling further input from ${ctx.client.name}[${ctx.client.address}]`,
@@ -152,7 +185,7 @@ async function skip(
     return { kind: "close", reply };
   }
   if (last) ctx.endTransaction();
-  else ctx.setBdat({ kind: "failed" });
+  else ctx.setBdat({ kind: "failed", octets: before + size });
   if (!(await ctx.discardChunk(size))) {
     ctx.log.lostConnection(ctx.client, "BDAT");
     return { kind: "gone" };

@@ -5,10 +5,15 @@ import { fakeDeps, scriptedTransport } from "../_test_fakes.ts";
 import { parseBdatArg } from "./bdat.ts";
 
 Deno.test("parseBdatArg() reads a size and an optional LAST in any case", () => {
-  assert.deepEqual(parseBdatArg("12"), { size: 12, last: false });
-  assert.deepEqual(parseBdatArg("0 last"), { size: 0, last: true });
+  assert.deepEqual(parseBdatArg("12"), { size: 12, count: 12n, last: false });
+  assert.deepEqual(parseBdatArg("0 last"), { size: 0, count: 0n, last: true });
   assert.equal(parseBdatArg("12 MORE"), undefined);
+  // Only ASCII letters change case, as Postfix's strcasecmp: a long s is not "S".
+  assert.equal(parseBdatArg("3 LA\u017fT"), undefined);
+  assert.equal(parseBdatArg("\u00a03 LAST"), undefined);
+  assert.deepEqual(parseBdatArg("3\tLAST"), { size: 3, count: 3n, last: true });
   assert.equal(parseBdatArg("-1"), undefined);
+  assert.equal(parseBdatArg("+1"), undefined);
   assert.equal(parseBdatArg(""), undefined);
 });
 
@@ -38,4 +43,16 @@ Deno.test("handleBdat() answers 521 and hangs up when CHUNKING is discarded, as 
 Deno.test("handleBdat() refuses a discarded CHUNKING before looking at the syntax", async () => {
   const out = await play("EHLO c\r\nBDAT nonsense\r\nQUIT\r\n", ["CHUNKING"]);
   assert.ok(out.endsWith(formatReply(REPLY.bdatNotImplemented)), out);
+});
+
+Deno.test("parseBdatArg() takes any number of leading zeros and sizes up to 2^63 - 1, as Postfix's off_cvt_string", () => {
+  // RFC 3030: chunk-size = 1*DIGIT.
+  assert.deepEqual(parseBdatArg("00000000000000000003 LAST"), { size: 3, count: 3n, last: true });
+  assert.deepEqual(parseBdatArg(`${"0".repeat(500)}7`), { size: 7, count: 7n, last: false });
+  const max = parseBdatArg("9223372036854775807");
+  assert.equal(max?.count, 9223372036854775807n);
+  assert.ok((max?.size ?? 0) > 2 ** 62);
+  assert.equal(parseBdatArg("9007199254740993")?.count, 9007199254740993n);
+  assert.equal(parseBdatArg("9223372036854775808"), undefined);
+  assert.equal(parseBdatArg("99999999999999999999"), undefined);
 });

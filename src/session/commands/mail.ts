@@ -45,10 +45,15 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
   const offered = offeredExtensions(cfg, ctx.ehloDiscard);
-  // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on it.
+  // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on
+  // it. Where the address ends is found by parsing it (a quoted local part
+  // may hold ">" and " SMTPUTF8"); without SMTPUTF8 among the parameters
+  // after it, the address is parsed again without UTF-8.
   const rest = arg.slice(m[0].length);
-  const utf8 = declaresSmtputf8(rest.replace(/^[ \t]*<[^>]*>?/, ""), offered);
-  const path = parsePath(rest, { strict: cfg.strict_rfc821_envelopes, utf8 });
+  const strict = cfg.strict_rfc821_envelopes;
+  let path = parsePath(rest, { strict, utf8: offered.smtputf8 === true });
+  const utf8 = path.ok && declaresSmtputf8(path.params, offered);
+  if (!utf8 && offered.smtputf8) path = parsePath(rest, { strict, utf8: false });
   if (!path.ok) {
     ctx.log.illegalAddress(ctx.client, "MAIL", pathToken(rest));
     return answer(REPLY.badSender);
