@@ -48,12 +48,14 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on
   // it. Where the address ends is found by parsing it (a quoted local part
   // may hold ">" and " SMTPUTF8"); without SMTPUTF8 among the parameters
-  // after it, the address is parsed again without UTF-8.
+  // after it, an address with non-ASCII text is parsed again without UTF-8.
   const rest = arg.slice(m[0].length);
   const strict = cfg.strict_rfc821_envelopes;
   let path = parsePath(rest, { strict, utf8: offered.smtputf8 === true });
   const utf8 = path.ok && declaresSmtputf8(path.params, offered);
-  if (!utf8 && offered.smtputf8) path = parsePath(rest, { strict, utf8: false });
+  if (!utf8 && offered.smtputf8 && /[^ -~\t]/.test(rest)) {
+    path = parsePath(rest, { strict, utf8: false });
+  }
   if (!path.ok) {
     ctx.log.illegalAddress(ctx.client, "MAIL", pathToken(rest));
     return answer(REPLY.badSender);
