@@ -159,7 +159,7 @@ Deno.test({
       await c.reply();
       await c.reply();
       await c.send(`Subject: too big\r\n\r\n${mib}${mib}.\r\n`);
-      assert.equal(await c.reply(), "552 5.3.4 Message size exceeds fixed limit\r\n");
+      assert.equal(await c.reply(), "552 5.3.4 Error: message file too big\r\n");
       await c.send("NOOP\r\n");
       assert.equal(await c.reply(), "250 2.0.0 Ok\r\n");
       const files = await queueFiles(d.queueDir);

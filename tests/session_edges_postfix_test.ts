@@ -128,6 +128,18 @@ const LOST_IN_DATA: Script = {
   ],
 };
 
+// A message past message_size_limit (100000 for both): the reply to its dot.
+const DATA_TOO_BIG: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example>\r\n", 1],
+    ["RCPT TO:<u@x.example>\r\n", 1],
+    ["DATA\r\n", 1],
+    [`Subject: big\r\n\r\n${`${"x".repeat(998)}\r\n`.repeat(150)}.\r\n`, 1],
+    ["QUIT\r\n", 1],
+  ],
+};
+
 // Both servers wait smtpd_timeout = 2 seconds.
 const TIMEOUT_IN_DATA: Script = {
   steps: [
@@ -206,6 +218,7 @@ Deno.test({
         "smtpd_peername_lookup = no",
         "smtpd_error_sleep_time = 0",
         "smtpd_timeout = 2s",
+        "message_size_limit = 100000",
         "smtpd_data_restrictions = reject_unauth_pipelining",
         // Held, so its queue file stays for postcat.
         `header_checks = regexp:${holdTable}`,
@@ -217,6 +230,7 @@ Deno.test({
         'mynetworks = ["127.0.0.0/8"]',
         "smtpd_peername_lookup = false",
         "smtpd_timeout = 2",
+        "message_size_limit = 100000",
         'smtpd_data_restrictions = ["reject_unauth_pipelining"]',
       ].join("\n"),
     );
@@ -278,6 +292,8 @@ Deno.test({
         lost.theirs.join("\n"),
       );
       assert.deepEqual(lost.ours, lost.theirs);
+      const big = await sessions(DATA_TOO_BIG);
+      assert.equal(big.replies.at(-2), "552 5.3.4 Error: message file too big");
       const timedOut = await sessions(TIMEOUT_IN_DATA);
       assert.equal(timedOut.replies.at(-1), "421 4.4.2 host Error: timeout exceeded");
       assert.ok(

@@ -160,6 +160,8 @@ export const REPLY = {
   vrfyDisabled: reply(502, "5.1", "VRFY command is disabled"),
   tooManyRecipients: reply(452, "5.3", "Error: too many recipients"),
   messageTooBig: reply(552, "3.4", "Message size exceeds fixed limit"),
+  /** A message past message_size_limit, at its end (Postfix's cleanup status text). */
+  messageFileTooBig: reply(552, "3.4", "Error: message file too big"),
   insufficientStorage: reply(452, "3.1", "Insufficient system storage"),
   tooManyHops: reply(554, "4.6", "Too many hops"),
   queueWriteError: reply(451, "3.0", "Error: queue file write error"),

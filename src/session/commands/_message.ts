@@ -118,7 +118,7 @@ export async function completeMessage(
       return { kind: "gone" };
     case "tooBig":
     case "bareNewline": {
-      const reply = body.kind === "tooBig" ? REPLY.messageTooBig : REPLY.bareLf;
+      const reply = body.kind === "tooBig" ? REPLY.messageFileTooBig : REPLY.bareLf;
       ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
       return answer(reply);
     }
