@@ -487,7 +487,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "check_policy_service: protocol_state is DATA for the data list and END-OF-MESSAGE for the end-of-data list, with DATA and with BDAT, as Postfix sends them",
+    "check_policy_service: protocol_state is DATA for the data list and END-OF-MESSAGE for the end-of-data list, with DATA and with BDAT, and recipient_count 0 before them, as Postfix sends them",
   ...opts,
   fn: async () => {
     const rec = await fakePolicyServer({ action: "DUNNO" });
@@ -497,6 +497,7 @@ Deno.test({
       dir,
       [
         `mydestination = ["example.com"]`,
+        `smtpd_recipient_restrictions = [${service}, "permit"]`,
         `smtpd_data_restrictions = [${service}]`,
         `smtpd_end_of_data_restrictions = [${service}]`,
       ].join("\n"),
@@ -504,21 +505,28 @@ Deno.test({
     try {
       const r = await runStdin(
         configFile,
-        "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
-          "Subject: one\r\n\r\nx\r\n.\r\n" +
+        "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+          "RCPT TO:<c@example.com>\r\nDATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
           "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
           "BDAT 3\r\nx\r\nBDAT 3 LAST\r\ny\r\nQUIT\r\n",
       );
       assert.equal(r.code, 0);
       assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
       // Postfix's smtpd: state->where is DATA, then END-OF-MESSAGE (SMTPD_AFTER_EOM);
-      // for BDAT, smtpd_check_data's "BDAT" is sent as DATA.
-      assert.deepEqual(rec.requests().map((q) => q.get("protocol_state")), [
-        "DATA",
-        "END-OF-MESSAGE",
-        "DATA",
-        "END-OF-MESSAGE",
-      ]);
+      // for BDAT, smtpd_check_data's "BDAT" is sent as DATA. recipient_count is
+      // the count there and 0 at RCPT, even after a recipient was accepted.
+      assert.deepEqual(
+        rec.requests().map((q) => `${q.get("protocol_state")} ${q.get("recipient_count")}`),
+        [
+          "RCPT 0",
+          "RCPT 0",
+          "DATA 2",
+          "END-OF-MESSAGE 2",
+          "RCPT 0",
+          "DATA 1",
+          "END-OF-MESSAGE 1",
+        ],
+      );
     } finally {
       rec.stop();
     }

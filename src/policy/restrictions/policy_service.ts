@@ -78,7 +78,11 @@ export function requestAttributes(
     ["helo_name", ctx.helo ?? ""],
     ["sender", ctx.sender ? addressText(ctx.sender) : ""],
     ["recipient", ctx.recipient ? addressText(ctx.recipient) : ""],
-    ["recipient_count", String(ctx.recipientCount ?? 0)],
+    // As Postfix: the count at DATA, BDAT and the end of the message, 0 before.
+    [
+      "recipient_count",
+      stage === "data" || stage === "eod" ? String(ctx.recipientCount ?? 0) : "0",
+    ],
     ["queue_id", ctx.queueId ?? ""],
     ["instance", ctx.instance ?? ""],
     ["size", String(ctx.size ?? 0)],
