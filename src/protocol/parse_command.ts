@@ -8,6 +8,7 @@
  * @module
  */
 
+import { asciiUpperCase } from "./esmtp_params.ts";
 import { REPLY, type Reply } from "./reply.ts";
 
 /** A command line, split. */
@@ -55,6 +56,6 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
   // Only ASCII letters change case, as in Postfix's strcasecmp against its
   // command table: "QU\u0131T" (a dotless i) or "\u017fTARTTLS" (a long s)
   // is an unknown word, not QUIT or STARTTLS.
-  const verb = ascii ? word.toUpperCase() : word.replace(/[a-z]+/g, (w) => w.toUpperCase());
+  const verb = ascii ? word.toUpperCase() : asciiUpperCase(word);
   return { verb, arg: m[2] ?? "" };
 }
