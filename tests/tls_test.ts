@@ -121,6 +121,62 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
+const BAD_RECORD = `
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply(f):
+    while True:
+        l = f.readline().decode()
+        if len(l) < 4 or l[3] != "-":
+            return l.strip()
+reply(f)
+s.sendall(b"EHLO x\\r\\n"); reply(f)
+s.sendall(b"STARTTLS\\r\\n"); reply(f)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+t.sendall(b"EHLO y\\r\\n"); print("ehlo:", reply(t.makefile("rb")))
+# The attack: an application-data record that does not decrypt, written
+# past the TLS layer onto the connection.
+raw = socket.socket(fileno=os.dup(t.fileno()))
+raw.sendall(b"\\x17\\x03\\x03\\x00\\x20" + os.urandom(32))
+try:
+    print("after:", t.recv(100))
+except Exception as e:
+    print("after:", type(e).__name__)
+`;
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "a record that does not decrypt after the handshake is a lost connection, no notice" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        const r = await run("python3", ["-c", BAD_RECORD, String(d.port)]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+        await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+        // Give a notice (if one were due) time to be logged.
+        await new Promise((r) => setTimeout(r, 300));
+        const log = d.log();
+        assert.match(log, /lost connection after EHLO from unknown\[127\.0\.0\.1\]/, log);
+        assert.match(
+          log,
+          /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3$/m,
+          log,
+        );
+        assert.doesNotMatch(log, /failed:|software problems|error:/, log);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
+
 Deno.test({
   name: "smtpd_tls_security_level = encrypt refuses MAIL before STARTTLS with 530",
   ...opts,

@@ -311,8 +311,8 @@ export function openTlsEngine(
       let closed = false;
       return {
         info: info ?? { protocol: "unknown", cipher: "unknown", bits: 0 },
-        read: (p: Uint8Array) => secure.read(p),
-        write: (p: Uint8Array) => secure.write(p),
+        read: (p: Uint8Array) => secure.read(p).catch(lostOnTlsError),
+        write: (p: Uint8Array) => secure.write(p).catch(lostOnTlsError),
         close() {
           if (closed) return;
           closed = true;
@@ -377,6 +377,21 @@ async function readClientHello(
     // A record longer than the limit is not a ClientHello: the TLS stack refuses it.
     if (seen.length >= CLIENT_HELLO_LIMIT) return { bytes: seen, ecdsa: false };
   }
+}
+
+/**
+ * A TLS failure on an established connection (a fatal alert from the
+ * client, a record that does not decrypt, a refused renegotiation, an end
+ * without close_notify) is the client's doing: the session sees a lost
+ * connection, as on a plain connection and with node:tls, not a failure of
+ * ours (an error with its stack, and a notice of software problems to the
+ * postmaster for every such client).
+ */
+function lostOnTlsError(err: unknown): never {
+  if (err instanceof Deno.errors.InvalidData || err instanceof Deno.errors.UnexpectedEof) {
+    throw new Deno.errors.ConnectionReset(`lost connection: ${(err as Error).message}`);
+  }
+  throw err;
 }
 
 function closeQuietly(c: { close(): void } | undefined): void {
