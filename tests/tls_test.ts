@@ -65,6 +65,39 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
+Deno.test({
+  name:
+    "node:tls, TLS 1.2: OpenSSL's suite name in the log and Received:, as Postfix and the engine",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const d = await startDaemon(extra, { dir });
+    try {
+      const r = await swaks(d.port, [
+        "--tls",
+        "--tls-protocol",
+        "tlsv1_2",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.2:ECDHE-RSA-AES256-GCM-SHA384/);
+      await d.waitForLog(/disconnect from/);
+      assert.match(
+        d.log(),
+        /TLS connection established from .*: TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)/,
+      );
+      const [f] = await queueFiles(d.queueDir);
+      assert.match(
+        await postcat(f as string),
+        /\(using TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)\)/,
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 const INJECTION = `
 import socket, ssl, sys
 port = int(sys.argv[1])
