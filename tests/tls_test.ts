@@ -210,6 +210,73 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
+const FINISHED_AND_END = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l
+reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+inc = ssl.MemoryBIO(); out = ssl.MemoryBIO(); o = ctx.wrap_bio(inc, out)
+while True:
+    try:
+        o.do_handshake(); break
+    except ssl.SSLWantReadError:
+        if out.pending: s.sendall(out.read())
+        d = s.recv(65536)
+        if not d: print("closed during handshake"); sys.exit(0)
+        inc.write(d)
+# The client's last flight, its commands and its end, in one write.
+o.write(b"NOOP\\r\\nMAIL FROM:<a@b.example>\\r\\n")
+s.sendall(out.read()); s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    inc.write(d)
+    try:
+        while True:
+            b = o.read(65536)
+            if not b: break
+            got += b
+    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError): pass
+    except ssl.SSLError as e: print("tls error", e); break
+print("replies:", got)
+`;
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name:
+      "a client's Finished, commands and end in one write: the handshake completes, all answered" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await run("python3", ["-c", FINISHED_AND_END, String(d.port)]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(
+            r.stdout.trim(),
+            "replies: b'250 2.0.0 Ok\\r\\n250 2.1.0 Ok\\r\\n'",
+            d.log(),
+          );
+        }
+        await d.waitForLog(/(lost connection after MAIL[^]*){3}/);
+        assert.doesNotMatch(d.log(), /SSL_accept error/);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
+
 Deno.test({
   name: "smtpd_tls_security_level = encrypt refuses MAIL before STARTTLS with 530",
   ...opts,

@@ -287,13 +287,17 @@ export function openTlsEngine(
         closeQuietly(engineSide);
       };
       const drain = deferredTimer(closeBoth);
-      // Client to engine: its end (or failure) before the handshake is done
-      // is a lost client; a client whose connection fails (a reset) is gone,
-      // and the session learns it at once, as on a plain connection.
+      // Client to engine: its end is passed on, after its last bytes, and the
+      // engine sees it in turn (a client may send its Finished, commands and
+      // its end at once: the handshake completes and the commands are
+      // answered, as Postfix does; an end before the handshake is done fails
+      // it as a lost connection). A client whose connection fails (a reset)
+      // is gone, and the session learns it at once, as on a plain connection.
       void (async () => {
         if (first) await writeAll(engineSide, first);
         return await pump(buffers, conn, engineSide);
       })().catch(() => "destination failed" as const).then((end) => {
+        if (end === "end") return;
         fail(new TlsHandshakeError("lost", "lost connection"));
         if (end === "source failed") {
           drain.stop();
@@ -326,7 +330,10 @@ export function openTlsEngine(
       if (!tls) accepted?.then(closeQuietly);
       if (err instanceof TlsHandshakeError) throw err;
       const message = (err as Error)?.message ?? String(err);
-      if (/eof|reset|broken pipe|connection closed/i.test(message)) {
+      if (
+        err instanceof Deno.errors.UnexpectedEof ||
+        /eof|end of file|reset|broken pipe|connection closed/i.test(message)
+      ) {
         throw new TlsHandshakeError("lost", "lost connection");
       }
       throw new TlsHandshakeError("protocol", message);
