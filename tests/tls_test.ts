@@ -65,6 +65,39 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
+Deno.test({
+  name:
+    "node:tls, TLS 1.2: OpenSSL's suite name in the log and Received:, as Postfix and the engine",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const d = await startDaemon(extra, { dir });
+    try {
+      const r = await swaks(d.port, [
+        "--tls",
+        "--tls-protocol",
+        "tlsv1_2",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.2:ECDHE-RSA-AES256-GCM-SHA384/);
+      await d.waitForLog(/disconnect from/);
+      assert.match(
+        d.log(),
+        /TLS connection established from .*: TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)/,
+      );
+      const [f] = await queueFiles(d.queueDir);
+      assert.match(
+        await postcat(f as string),
+        /\(using TLSv1\.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 \(256\/256 bits\)\)/,
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 const INJECTION = `
 import socket, ssl, sys
 port = int(sys.argv[1])
@@ -114,6 +147,129 @@ for (const { engine, named } of ENGINES) {
         assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
         await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
         assert.doesNotMatch(d.log(), /injected@evil/);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
+
+const BAD_RECORD = `
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply(f):
+    while True:
+        l = f.readline().decode()
+        if len(l) < 4 or l[3] != "-":
+            return l.strip()
+reply(f)
+s.sendall(b"EHLO x\\r\\n"); reply(f)
+s.sendall(b"STARTTLS\\r\\n"); reply(f)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+t.sendall(b"EHLO y\\r\\n"); print("ehlo:", reply(t.makefile("rb")))
+# The attack: an application-data record that does not decrypt, written
+# past the TLS layer onto the connection.
+raw = socket.socket(fileno=os.dup(t.fileno()))
+raw.sendall(b"\\x17\\x03\\x03\\x00\\x20" + os.urandom(32))
+try:
+    print("after:", t.recv(100))
+except Exception as e:
+    print("after:", type(e).__name__)
+`;
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name: "a record that does not decrypt after the handshake is a lost connection, no notice" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        const r = await run("python3", ["-c", BAD_RECORD, String(d.port)]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+        await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+        // Give a notice (if one were due) time to be logged.
+        await new Promise((r) => setTimeout(r, 300));
+        const log = d.log();
+        assert.match(log, /lost connection after EHLO from unknown\[127\.0\.0\.1\]/, log);
+        assert.match(
+          log,
+          /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3$/m,
+          log,
+        );
+        assert.doesNotMatch(log, /failed:|software problems|error:/, log);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
+
+const FINISHED_AND_END = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l
+reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+inc = ssl.MemoryBIO(); out = ssl.MemoryBIO(); o = ctx.wrap_bio(inc, out)
+while True:
+    try:
+        o.do_handshake(); break
+    except ssl.SSLWantReadError:
+        if out.pending: s.sendall(out.read())
+        d = s.recv(65536)
+        if not d: print("closed during handshake"); sys.exit(0)
+        inc.write(d)
+# The client's last flight, its commands and its end, in one write.
+o.write(b"NOOP\\r\\nMAIL FROM:<a@b.example>\\r\\n")
+s.sendall(out.read()); s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    inc.write(d)
+    try:
+        while True:
+            b = o.read(65536)
+            if not b: break
+            got += b
+    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError): pass
+    except ssl.SSLError as e: print("tls error", e); break
+print("replies:", got)
+`;
+
+for (const { engine, named } of ENGINES) {
+  Deno.test({
+    name:
+      "a client's Finished, commands and end in one write: the handshake completes, all answered" +
+      named,
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(extra, { dir });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await run("python3", ["-c", FINISHED_AND_END, String(d.port)]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(
+            r.stdout.trim(),
+            "replies: b'250 2.0.0 Ok\\r\\n250 2.1.0 Ok\\r\\n'",
+            d.log(),
+          );
+        }
+        await d.waitForLog(/(lost connection after MAIL[^]*){3}/);
+        assert.doesNotMatch(d.log(), /SSL_accept error/);
       } finally {
         await d.stop();
       }

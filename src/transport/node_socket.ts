@@ -11,6 +11,7 @@ import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
 import type { TlsPem } from "./tls_engine.ts";
+import { suiteByIanaName } from "./server_hello.ts";
 import { type PeerInfo, TlsHandshakeError, type TlsInfo, type Transport } from "./types.ts";
 
 /** A server's TLS context, and the contexts it serves for SNI names (tls_server_sni_maps). */
@@ -234,5 +235,12 @@ async function serverHandshake(
 function tlsInfo(s: TLSSocket): TlsInfo {
   const c = s.getCipher();
   const name = c?.standardName ?? c?.name ?? "unknown";
-  return { protocol: s.getProtocol() ?? "unknown", cipher: name, bits: bitsOf(name) };
+  // Postfix logs OpenSSL's suite names (ECDHE-RSA-AES256-GCM-SHA384), as the
+  // TLS engine does; node:tls gives the IANA ones.
+  const known = suiteByIanaName(name);
+  return {
+    protocol: s.getProtocol() ?? "unknown",
+    cipher: known?.name ?? name,
+    bits: known?.bits ?? bitsOf(name),
+  };
 }

@@ -10,18 +10,63 @@
 
 import type { TlsInfo } from "./types.ts";
 
-/** The suites the TLS library (rustls) negotiates, by IANA code, with OpenSSL's names (Postfix logs those). */
-const SUITES: ReadonlyMap<number, { name: string; bits: number }> = new Map([
-  [0x1301, { name: "TLS_AES_128_GCM_SHA256", bits: 128 }],
-  [0x1302, { name: "TLS_AES_256_GCM_SHA384", bits: 256 }],
-  [0x1303, { name: "TLS_CHACHA20_POLY1305_SHA256", bits: 256 }],
-  [0xc02b, { name: "ECDHE-ECDSA-AES128-GCM-SHA256", bits: 128 }],
-  [0xc02c, { name: "ECDHE-ECDSA-AES256-GCM-SHA384", bits: 256 }],
-  [0xc02f, { name: "ECDHE-RSA-AES128-GCM-SHA256", bits: 128 }],
-  [0xc030, { name: "ECDHE-RSA-AES256-GCM-SHA384", bits: 256 }],
-  [0xcca8, { name: "ECDHE-RSA-CHACHA20-POLY1305", bits: 256 }],
-  [0xcca9, { name: "ECDHE-ECDSA-CHACHA20-POLY1305", bits: 256 }],
+/**
+ * The suites the TLS library (rustls) negotiates, by IANA code, with
+ * OpenSSL's names (Postfix logs those) and the IANA names (node:tls reports those).
+ */
+const SUITES: ReadonlyMap<number, { name: string; iana: string; bits: number }> = new Map([
+  [0x1301, { name: "TLS_AES_128_GCM_SHA256", iana: "TLS_AES_128_GCM_SHA256", bits: 128 }],
+  [0x1302, { name: "TLS_AES_256_GCM_SHA384", iana: "TLS_AES_256_GCM_SHA384", bits: 256 }],
+  [0x1303, {
+    name: "TLS_CHACHA20_POLY1305_SHA256",
+    iana: "TLS_CHACHA20_POLY1305_SHA256",
+    bits: 256,
+  }],
+  [0xc02b, {
+    name: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    iana: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    bits: 128,
+  }],
+  [0xc02c, {
+    name: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    iana: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    bits: 256,
+  }],
+  [0xc02f, {
+    name: "ECDHE-RSA-AES128-GCM-SHA256",
+    iana: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    bits: 128,
+  }],
+  [0xc030, {
+    name: "ECDHE-RSA-AES256-GCM-SHA384",
+    iana: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    bits: 256,
+  }],
+  [0xcca8, {
+    name: "ECDHE-RSA-CHACHA20-POLY1305",
+    iana: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    bits: 256,
+  }],
+  [0xcca9, {
+    name: "ECDHE-ECDSA-CHACHA20-POLY1305",
+    iana: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    bits: 256,
+  }],
 ]);
+
+const BY_IANA: ReadonlyMap<string, { name: string; bits: number }> = new Map(
+  [...SUITES.values()].map((s) => [s.iana, s]),
+);
+
+/**
+ * A suite by its IANA name (what node:tls's getCipher() gives as
+ * standardName): OpenSSL's name for it, as Postfix logs it, and its bits.
+ * @param iana the IANA name
+ * @returns the suite, or undefined when rustls has no such suite
+ */
+export function suiteByIanaName(iana: string): { name: string; bits: number } | undefined {
+  return BY_IANA.get(iana);
+}
 
 const VERSIONS: ReadonlyMap<number, string> = new Map([
   [0x0301, "TLSv1"],

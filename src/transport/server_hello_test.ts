@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseServerHello } from "./server_hello.ts";
+import { parseServerHello, suiteByIanaName } from "./server_hello.ts";
 
 /** A ServerHello record: version, suite, and extensions as raw bytes. */
 function serverHello(version: number, suite: number, extensions: number[] | undefined): Uint8Array {
@@ -66,4 +66,12 @@ Deno.test("a record cut short asks for more; what is not a ServerHello is undefi
     cipher: "TLS_AES_128_GCM_SHA256",
     bits: 128,
   });
+});
+
+Deno.test("node:tls's IANA suite names map to OpenSSL's, as Postfix logs them", () => {
+  const suite = suiteByIanaName("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+  assert.equal(suite?.name, "ECDHE-RSA-AES256-GCM-SHA384");
+  assert.equal(suite?.bits, 256);
+  assert.equal(suiteByIanaName("TLS_AES_128_GCM_SHA256")?.name, "TLS_AES_128_GCM_SHA256");
+  assert.equal(suiteByIanaName("TLS_RSA_WITH_RC4_128_MD5"), undefined);
 });

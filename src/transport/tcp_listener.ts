@@ -382,6 +382,13 @@ export interface Farewells {
   readonly crowding: Uint8Array;
 }
 
+/** An accept that failed because its client had already left (not a listener failure). */
+function clientLeftFirst(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionAborted ||
+    err instanceof Deno.errors.ConnectionReset;
+}
+
 /** Runs the server side of STARTTLS on an accepted connection. */
 type StartTls = (
   conn: ByteConn,
@@ -726,6 +733,13 @@ export async function serveTcp(
           conn = await listener.accept();
         } catch (err) {
           if (closed) return;
+          // The client reset its connection before it was taken (Deno's
+          // accept asks for the peer's address, which fails with ENOTCONN):
+          // that connection is gone, the listener is fine. Counted as a
+          // failure, a client doing this in a loop made every accept wait
+          // (up to 1 s) and, after 5 s of it, had the listener closed and
+          // opened again, refusing everyone meanwhile.
+          if (clientLeftFirst(err)) continue;
           const broken = err instanceof Deno.errors.BadResource ||
             (!resourceShortage(err) && backoff.failingSince !== undefined &&
               Date.now() - backoff.failingSince >= reopenAfter);

@@ -140,6 +140,35 @@ Deno.test("serveTcp: EMFILE is waited out, never a reason to reopen the listener
   assert.deepEqual(r.lines, ["warning: accept: too many open files; backing off"]);
 });
 
+Deno.test("serveTcp: a client that resets before its accept is no listener failure: no wait, no reopen", async () => {
+  const r = recorder();
+  let opens = 0;
+  const errors = Array.from(
+    { length: 20 },
+    (_, i) =>
+      i % 2
+        ? new Deno.errors.NotConnected("Transport endpoint is not connected (os error 107)")
+        : new Deno.errors.ConnectionAborted("Software caused connection abort (os error 103)"),
+  );
+  const server = await serveTcp([{ hostname: "127.0.0.1", port: 0 }], () => Promise.resolve(), {
+    log: r.log,
+    // Were these failures, the second accept would wait a second, and the
+    // listener would be opened again at once.
+    backoff: { initialMs: 1000 },
+    reopenAfterMs: 0,
+    listen: () => {
+      opens++;
+      return fakeListener(errors);
+    },
+  });
+  await new Promise((res) => setTimeout(res, 100));
+  server.close();
+  await server.finished;
+  assert.equal(errors.length, 0, "every failed accept was followed by the next at once");
+  assert.equal(opens, 1);
+  assert.deepEqual(r.lines, []);
+});
+
 Deno.test("betterCandidate() puts idle before slow before crowding, then more held, then longer waits", () => {
   const c = (idle: boolean, held: number, score: number) => ({
     id: 0,

@@ -287,13 +287,17 @@ export function openTlsEngine(
         closeQuietly(engineSide);
       };
       const drain = deferredTimer(closeBoth);
-      // Client to engine: its end (or failure) before the handshake is done
-      // is a lost client; a client whose connection fails (a reset) is gone,
-      // and the session learns it at once, as on a plain connection.
+      // Client to engine: its end is passed on, after its last bytes, and the
+      // engine sees it in turn (a client may send its Finished, commands and
+      // its end at once: the handshake completes and the commands are
+      // answered, as Postfix does; an end before the handshake is done fails
+      // it as a lost connection). A client whose connection fails (a reset)
+      // is gone, and the session learns it at once, as on a plain connection.
       void (async () => {
         if (first) await writeAll(engineSide, first);
         return await pump(buffers, conn, engineSide);
       })().catch(() => "destination failed" as const).then((end) => {
+        if (end === "end") return;
         fail(new TlsHandshakeError("lost", "lost connection"));
         if (end === "source failed") {
           drain.stop();
@@ -311,8 +315,8 @@ export function openTlsEngine(
       let closed = false;
       return {
         info: info ?? { protocol: "unknown", cipher: "unknown", bits: 0 },
-        read: (p: Uint8Array) => secure.read(p),
-        write: (p: Uint8Array) => secure.write(p),
+        read: (p: Uint8Array) => secure.read(p).catch(lostOnTlsError),
+        write: (p: Uint8Array) => secure.write(p).catch(lostOnTlsError),
         close() {
           if (closed) return;
           closed = true;
@@ -326,7 +330,10 @@ export function openTlsEngine(
       if (!tls) accepted?.then(closeQuietly);
       if (err instanceof TlsHandshakeError) throw err;
       const message = (err as Error)?.message ?? String(err);
-      if (/eof|reset|broken pipe|connection closed/i.test(message)) {
+      if (
+        err instanceof Deno.errors.UnexpectedEof ||
+        /eof|end of file|reset|broken pipe|connection closed/i.test(message)
+      ) {
         throw new TlsHandshakeError("lost", "lost connection");
       }
       throw new TlsHandshakeError("protocol", message);
@@ -377,6 +384,21 @@ async function readClientHello(
     // A record longer than the limit is not a ClientHello: the TLS stack refuses it.
     if (seen.length >= CLIENT_HELLO_LIMIT) return { bytes: seen, ecdsa: false };
   }
+}
+
+/**
+ * A TLS failure on an established connection (a fatal alert from the
+ * client, a record that does not decrypt, a refused renegotiation, an end
+ * without close_notify) is the client's doing: the session sees a lost
+ * connection, as on a plain connection and with node:tls, not a failure of
+ * ours (an error with its stack, and a notice of software problems to the
+ * postmaster for every such client).
+ */
+function lostOnTlsError(err: unknown): never {
+  if (err instanceof Deno.errors.InvalidData || err instanceof Deno.errors.UnexpectedEof) {
+    throw new Deno.errors.ConnectionReset(`lost connection: ${(err as Error).message}`);
+  }
+  throw err;
 }
 
 function closeQuietly(c: { close(): void } | undefined): void {
