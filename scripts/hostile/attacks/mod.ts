@@ -16,6 +16,7 @@ import { proxyForged } from "./proxy_forged.ts";
 import { smuggling } from "./smuggling.ts";
 import { garbageAfterStarttls } from "./garbage_after_starttls.ts";
 import { blockFlood } from "./block_flood.ts";
+import { resetFlood } from "./reset_flood.ts";
 
 export { HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./command_flood.ts";
 
@@ -25,6 +26,7 @@ export const ATTACKS: readonly Attack[] = [
   starttlsStall,
   headerBomb,
   connectionFlood,
+  resetFlood,
   fdExhaustion,
   slowDrip,
   vrfyFlood,
