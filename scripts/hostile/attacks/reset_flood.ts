@@ -1,7 +1,7 @@
 /**
  * Reset flood: connections that complete the TCP handshake and are reset
- * (SO_LINGER 0, then close) before the server takes them, as fast as a
- * two loops make them (100 a second each). Each waits in the listen queue already dead:
+ * (SO_LINGER 0, then close) before the server takes them, 100 a second
+ * from each of two loops. Each waits in the listen queue already dead:
  * the server's accept gets it and fails (the peer's address is gone). That
  * failure is the client's doing, not the listener's: it must not make the
  * server wait between accepts or close and reopen its listening socket,
