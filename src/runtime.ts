@@ -403,6 +403,10 @@ export async function rebuildRuntime(
   );
   const tlsOn = (c: Config) => c.smtpd_tls_security_level !== "none";
   if (tlsOn(was) !== tlsOn(next.config)) kept.push("smtpd_tls_security_level");
+  // A restart-only parameter keeps its running value, but its new value is
+  // what the next start reads: one that would stop that start refuses the
+  // reload now, as any other bad value does.
+  if (kept.length > 0) await checkRestartOnly(next, kept);
   const config: Config = Object.freeze({
     ...next.config,
     ...Object.fromEntries(kept.map((k) => [k, was[k as keyof Config]])),
@@ -455,6 +459,30 @@ export async function rebuildRuntime(
     deps,
   });
   return { runtime, kept };
+}
+
+/**
+ * The start's checks of the parameters a reload keeps (addresses, networks,
+ * mail_owner, the TLS settings), run on the new configuration as written.
+ * @param next the configuration read by the reload
+ * @param kept the restart-only parameters that changed
+ * @throws {ConfigError} with file and line, as the start would
+ */
+async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Promise<void> {
+  validateSemantics(next);
+  located(
+    next,
+    "smtpd_client_event_limit_exceptions",
+    () =>
+      compileNetworks(
+        next.config.smtpd_client_event_limit_exceptions,
+        "smtpd_client_event_limit_exceptions",
+      ),
+  );
+  resolveOwner(next);
+  if (kept.some((k) => k.startsWith("smtpd_tls_") || k === "smtpd_listen_threads")) {
+    await tlsContext(next);
+  }
 }
 
 /**
