@@ -181,7 +181,44 @@ Deno.test("compilePolicy() refuses a bad value in a texthash: file at start", ()
     );
     assert.equal(
       err.message,
-      `test.toml:1: smtpd_client_restrictions: texthash:${path}: action "REDIRECT quarantine" requires user@domain target`,
+      `test.toml:1: smtpd_client_restrictions: ${path}:2: action "REDIRECT quarantine" requires user@domain target`,
+    );
+  });
+});
+
+for (const type of ["texthash", "cidr", "regexp", "pcre"]) {
+  const table = {
+    texthash: "ok.example OK\n# a comment\n\nbad.example REJECTX\n",
+    cidr: "192.0.2.0/24 OK\n# a comment\n\n198.51.100.0/24 REJECTX\n",
+    regexp: "/^ok/ OK\n# a comment\n\n/^bad/ REJECTX\n",
+    pcre: "/^ok/ OK\n# a comment\n\n/^bad/ REJECTX\n",
+  }[type] as string;
+  Deno.test(`compilePolicy() names the ${type}: file and line of a value that is no action`, () => {
+    withTableFile(table, (path) => {
+      const err = compileError(
+        `smtpd_client_restrictions = ["check_client_access ${type}:${path}"]`,
+      );
+      assert.equal(
+        err.message,
+        `test.toml:1: smtpd_client_restrictions: ${path}:4: unknown restriction "REJECTX"`,
+      );
+    });
+  });
+}
+
+Deno.test("compilePolicy() names the lines of both tables for a bad value in a table a table names", () => {
+  withTableFile("bad.example REJECTX\n", (inner) => {
+    withTableFile(
+      `ok.example OK\nlisted.example check_sender_access texthash:${inner}\n`,
+      (outer) => {
+        const err = compileError(
+          `smtpd_client_restrictions = ["check_client_access texthash:${outer}"]`,
+        );
+        assert.equal(
+          err.message,
+          `test.toml:1: smtpd_client_restrictions: ${outer}:2: ${inner}:1: unknown restriction "REJECTX"`,
+        );
+      },
     );
   });
 });

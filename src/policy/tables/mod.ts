@@ -87,10 +87,19 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
           lookup: (): Promise<LookupResult> => Promise.resolve({ kind: "found", value }),
         };
       }
-      case "texthash":
-        return mapTable(spec, parseTextTable(readTable(spec, arg)));
+      case "texthash": {
+        const keyLines = new Map<string, number>();
+        const entries = parseTextTable(readTable(spec, arg), keyLines);
+        return {
+          ...mapTable(spec, entries),
+          origin(value: string): string | undefined {
+            for (const [k, v] of entries) if (v === value) return `${arg}:${keyLines.get(k)}`;
+            return undefined;
+          },
+        };
+      }
       case "cidr":
-        return cidrTable(spec, readTable(spec, arg));
+        return cidrTable(spec, readTable(spec, arg), arg);
       case "socketmap":
         try {
           return socketmapTable(spec, arg, queueDirectory ?? ".");
@@ -99,8 +108,12 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
           throw err;
         }
       case "regexp":
-      case "pcre":
-        return patternTable(spec, inlineRules(arg) ?? readTable(spec, arg), type);
+      case "pcre": {
+        const inline = inlineRules(arg);
+        return inline !== undefined
+          ? patternTable(spec, inline, type)
+          : patternTable(spec, readTable(spec, arg), type, arg);
+      }
       default:
         throw new TableOpenError(
           `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})`,
