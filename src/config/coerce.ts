@@ -118,7 +118,8 @@ function checkRange(
     return { ok: false, error: `value ${n} is out of range: must be at least ${spec.min}` };
   }
   if (spec.max !== undefined && n > spec.max) {
-    return { ok: false, error: `value ${n} is out of range: must be at most ${spec.max}` };
+    const days = spec.kind === "time" ? ` seconds (${Math.floor(spec.max / 86400)} days)` : "";
+    return { ok: false, error: `value ${n} is out of range: must be at most ${spec.max}${days}` };
   }
   return { ok: true, value: n };
 }
