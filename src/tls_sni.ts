@@ -13,7 +13,7 @@
  */
 
 import type { SecureContext } from "node:tls";
-import { ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
 import { parseInline, parseTextTable } from "./policy/tables/text_table.ts";
 
 /** A name → value map from a table spec read whole. */
@@ -96,7 +96,7 @@ export function sniContexts(
     try {
       return Deno.readTextFileSync(path);
     } catch (e) {
-      return fail(`cannot read "${path}": ${(e as Error).message}`);
+      return fail(`cannot read "${path}": ${unreadableReason(path, e, (e as Error).message)}`);
     }
   };
   const tables: SniEntries[] = [];

@@ -162,6 +162,24 @@ Deno.test("compilePolicy() refuses an unreadable texthash: file with file:line",
   );
 });
 
+Deno.test("compilePolicy() says where a relative table path was looked for when it is not found", () => {
+  const err = compileError(
+    'smtpd_client_restrictions = ["check_client_access texthash:no-such-access-table"]',
+  );
+  assert.ok(
+    err.message.includes(
+      `(a relative path is taken from ${Deno.cwd()}, the directory the program runs in, ` +
+        "not from the configuration file's: name the file with an absolute path)",
+    ),
+    err.message,
+  );
+  // An absolute path needs no such words.
+  const abs = compileError(
+    'smtpd_client_restrictions = ["check_client_access texthash:/no-such-access-table"]',
+  );
+  assert.ok(!abs.message.includes("relative path"), abs.message);
+});
+
 Deno.test("compilePolicy() names both the config line and the table line for a bad texthash: file", () => {
   withTableFile("ok.example OK\nlonely\n", (path) => {
     const err = compileError(

@@ -12,7 +12,7 @@ import { patternTable } from "./pattern_table.ts";
 import { socketmapTable } from "./socketmap_table.ts";
 import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
-import { retireWith, splitList } from "../../config/mod.ts";
+import { retireWith, splitList, unreadableReason } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
@@ -147,9 +147,11 @@ export function readListFile(path: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch (err) {
-    const why = err instanceof Deno.errors.NotCapable
-      ? "outside the paths this program may read (smtpd permissions lists them)"
-      : (err as Error).message;
+    const why = unreadableReason(
+      path,
+      err,
+      "outside the paths this program may read (smtpd permissions lists them)",
+    );
     throw new Error(`cannot read "${path}": ${why}`);
   }
 }
@@ -158,9 +160,11 @@ function readTable(spec: string, path: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch (err) {
-    const why = err instanceof Deno.errors.NotCapable
-      ? "outside the paths this program may read (smtpd permissions lists them)"
-      : (err as Error).message;
+    const why = unreadableReason(
+      path,
+      err,
+      "outside the paths this program may read (smtpd permissions lists them)",
+    );
     throw new TableOpenError(`cannot open table "${spec}": ${why}`);
   }
 }
