@@ -241,6 +241,28 @@ Deno.test("compilePolicy() names the lines of both tables for a bad value in a t
   });
 });
 
+Deno.test("compilePolicy() names smtpd_policy_service_default_action when its action is bad", () => {
+  const err = compileError(
+    'smtpd_policy_service_default_action = "FOOBAR"\n' +
+      'smtpd_recipient_restrictions = ["reject_unauth_destination", ' +
+      '"check_policy_service inet:127.0.0.1:10099"]',
+  );
+  assert.equal(
+    err.message,
+    "test.toml:2: smtpd_recipient_restrictions: check_policy_service inet:127.0.0.1:10099: " +
+      'its default action (smtpd_policy_service_default_action) "FOOBAR": unknown restriction "FOOBAR"',
+  );
+  const own = compileError(
+    'smtpd_recipient_restrictions = ["reject_unauth_destination", ' +
+      '"check_policy_service { inet:127.0.0.1:10099, default_action=FOOBAR }"]',
+  );
+  assert.equal(
+    own.message,
+    "test.toml:1: smtpd_recipient_restrictions: check_policy_service inet:127.0.0.1:10099: " +
+      'its default_action "FOOBAR": unknown restriction "FOOBAR"',
+  );
+});
+
 Deno.test("compilePolicy() refuses a malformed mynetworks entry when permit_mynetworks uses it", () => {
   const err = compileError(
     'mynetworks = ["bogus"]\nsmtpd_client_restrictions = ["permit_mynetworks"]',
