@@ -19,7 +19,7 @@ import { err, out } from "./commands/output.ts";
 import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
-import { runServe } from "./daemon/serve.ts";
+import { checkServeListen, runServe } from "./daemon/serve.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 
@@ -82,6 +82,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       }
     }
     if (opts.kind === "stdin") checkStandAloneTls(loaded);
+    if (opts.kind === "serve") checkServeListen(loaded);
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -485,3 +485,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "serve with no address to listen on stops with file and line instead of running for nobody",
+  ...opts,
+  fn: async () => {
+    const { configFile } = await writeConfig(await makeWorkDir("nolisten"), "smtpd_listen = []");
+    const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+      timeoutMs: 15_000,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^smtpd: fatal: .*smtpd\.toml:4: smtpd_listen: no address to listen on \(smtpd_tls_wrappermode_listen is empty too\)/m,
+    );
+    // The same file serves stand-alone mode, which listens nowhere.
+    const s = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
+      stdin: "QUIT\r\n",
+      timeoutMs: 15_000,
+    });
+    assert.match(s.stdout, /^221 /m, s.stderr);
+  },
+});
