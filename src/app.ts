@@ -19,7 +19,8 @@ import { err, out } from "./commands/output.ts";
 import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
-import { checkServeListen, runServe } from "./daemon/serve.ts";
+import { runServe } from "./daemon/serve.ts";
+import { checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 

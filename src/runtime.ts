@@ -52,7 +52,7 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
+import { checkServeListen, located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
 import { tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
@@ -470,6 +470,7 @@ export async function rebuildRuntime(
  */
 async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Promise<void> {
   validateSemantics(next);
+  checkServeListen(next);
   located(
     next,
     "smtpd_client_event_limit_exceptions",

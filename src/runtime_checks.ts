@@ -101,6 +101,23 @@ function refuseDuplicates(loaded: LoadedConfig): void {
 }
 
 /**
+ * Daemon mode needs an address: with smtpd_listen and
+ * smtpd_tls_wrappermode_listen both empty (a configuration written for
+ * stand-alone mode, or `-o smtpd_listen=`) it would run and serve nobody.
+ * @param loaded the configuration
+ * @throws {ConfigError} at smtpd_listen's line
+ */
+export function checkServeListen(loaded: LoadedConfig): void {
+  const c = loaded.config;
+  if (c.smtpd_listen.length > 0 || c.smtpd_tls_wrappermode_listen.length > 0) return;
+  throw new ConfigError(
+    "smtpd_listen: no address to listen on (smtpd_tls_wrappermode_listen is empty too): " +
+      "smtpd serve would serve nobody; stand-alone mode (smtpd stdin) needs none",
+    { file: loaded.file, line: loaded.lineOf("smtpd_listen"), key: "smtpd_listen" },
+  );
+}
+
+/**
  * Runs a build step for one parameter; a ConfigError it throws without a
  * file gets the parameter's file and line.
  * @param loaded the configuration

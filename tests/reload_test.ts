@@ -230,6 +230,7 @@ Deno.test({
         ['smtpd_listen = ["127.0.0.1:99999"]', "smtpd_listen: cannot parse"],
         ['smtpd_client_event_limit_exceptions = ["not-a-network"]', "cannot parse network"],
         ['syslog_server = "bogus://x"', "syslog_server: cannot parse"],
+        ["smtpd_listen = []", "smtpd_listen: no address to listen on"],
       ];
       for (const [i, [bad, why]] of cases.entries()) {
         const { configFile } = await writeConfig(

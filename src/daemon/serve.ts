@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Config, ConfigError, type LoadedConfig } from "../config/mod.ts";
+import { type Config, type LoadedConfig } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
@@ -29,23 +29,6 @@ import {
   RoomRequests,
 } from "./room.ts";
 import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
-
-/**
- * Daemon mode needs an address: with smtpd_listen and
- * smtpd_tls_wrappermode_listen both empty (a configuration written for
- * stand-alone mode, or `-o smtpd_listen=`) it would run and serve nobody.
- * @param loaded the configuration
- * @throws {ConfigError} at smtpd_listen's line
- */
-export function checkServeListen(loaded: LoadedConfig): void {
-  const c = loaded.config;
-  if (c.smtpd_listen.length > 0 || c.smtpd_tls_wrappermode_listen.length > 0) return;
-  throw new ConfigError(
-    "smtpd_listen: no address to listen on (smtpd_tls_wrappermode_listen is empty too): " +
-      "smtpd serve would serve nobody; stand-alone mode (smtpd stdin) needs none",
-    { file: loaded.file, line: loaded.lineOf("smtpd_listen"), key: "smtpd_listen" },
-  );
-}
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
