@@ -31,7 +31,7 @@ export function readSniTable(spec: string, readText: (path: string) => string): 
   const type = spec.slice(0, colon);
   const arg = spec.slice(colon + 1);
   let entries: Map<string, string>;
-  if (type === "texthash") entries = parseTextTable(readText(arg));
+  if (type === "texthash") entries = parseTextTable(readText(arg).replace(/^\uFEFF/, ""));
   else if (type === "inline" && /^\{.*\}$/s.test(arg.trim())) {
     entries = parseInline(arg.trim().slice(1, -1));
   } else {

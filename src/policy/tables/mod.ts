@@ -145,7 +145,7 @@ function inlineRules(arg: string): string | undefined {
  */
 export function readListFile(path: string): string {
   try {
-    return Deno.readTextFileSync(path);
+    return withoutBom(Deno.readTextFileSync(path));
   } catch (err) {
     const why = unreadableReason(
       path,
@@ -156,9 +156,18 @@ export function readListFile(path: string): string {
   }
 }
 
+/**
+ * A file saved with a byte-order mark (as some Windows editors do) is read
+ * without it: U+FEFF counts as white space, so the first line would be
+ * taken for a continuation line (or the mark for part of its key).
+ */
+function withoutBom(text: string): string {
+  return text.startsWith("\uFEFF") ? text.slice(1) : text;
+}
+
 function readTable(spec: string, path: string): string {
   try {
-    return Deno.readTextFileSync(path);
+    return withoutBom(Deno.readTextFileSync(path));
   } catch (err) {
     const why = unreadableReason(
       path,

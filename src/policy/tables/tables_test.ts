@@ -313,3 +313,17 @@ Deno.test("retireAll closes the idle connection of its owner's socketmap tables,
     await served;
   }
 });
+
+Deno.test("openTable() reads a table file saved with a byte-order mark and CRLF lines", async () => {
+  for (
+    const [type, text, key] of [
+      ["texthash", "\uFEFFfirst.example REJECT\r\nsecond.example OK\r\n", "first.example"],
+      ["cidr", "\uFEFF192.0.2.0/24 REJECT\r\n198.51.100.0/24 OK\r\n", "192.0.2.1"],
+      ["regexp", "\uFEFF/^first/ REJECT\r\n/^second/ OK\r\n", "first.example"],
+      ["pcre", "\uFEFF/^first/ REJECT\r\n/^second/ OK\r\n", "first.example"],
+    ]
+  ) {
+    const t = openFileTable(type as string, text as string);
+    assert.deepEqual(await t.lookup(key as string), { kind: "found", value: "REJECT" }, type);
+  }
+});
