@@ -84,13 +84,20 @@ function makeLogger(config: Config, verbose: number, mode: Mode, stderr: StderrS
   // (syslog_server still gets them).
   const sinks: LineSink[] = mode === "stdin" && stderrIsClient() ? [] : [stderr.write];
   const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
-  if (target && mode !== "check") sinks.push(syslogSink(target, config.syslog_facility));
-  return new Logger({
-    tag: `${config.syslog_name}/smtpd`,
-    host: config.myhostname,
-    verbosity: verbose,
-    sinks,
-  });
+  const logger = (to: LineSink[]) =>
+    new Logger({
+      tag: `${config.syslog_name}/smtpd`,
+      host: config.myhostname,
+      verbosity: verbose,
+      sinks: to,
+    });
+  if (target && mode !== "check") {
+    // Whether the syslog server can be reached is said where the operator
+    // still sees it: on stderr only.
+    const local = logger([...sinks]);
+    sinks.push(syslogSink(target, config.syslog_facility, (m) => local.warning(m)));
+  }
+  return logger(sinks);
 }
 
 /** What a runtime is for: a check opens nothing (no syslog socket). */
