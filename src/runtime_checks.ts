@@ -38,9 +38,19 @@ export function validateSemantics(
       throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
     }
   }
-  if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
+  const syslog = c.syslog_server ? parseSyslogServer(c.syslog_server) : undefined;
+  if (c.syslog_server && !syslog) {
     throw new ConfigError(
       `syslog_server: cannot parse "${c.syslog_server}": expected udp://host:port or tcp://host:port`,
+      at("syslog_server"),
+    );
+  }
+  // node:dgram resolves a host name with getaddrinfo, which the permission
+  // for host:port does not cover (EPERM): every line would be dropped.
+  if (syslog?.transport === "udp" && parseIpAddress(syslog.host) === undefined) {
+    throw new ConfigError(
+      `syslog_server: "${c.syslog_server}": udp:// takes an IP address (127.0.0.1, [::1]), ` +
+        "not a host name; or use tcp://, which takes either",
       at("syslog_server"),
     );
   }

@@ -117,3 +117,30 @@ Deno.test("buildRuntime: an address in smtpd_listen twice, or also in smtpd_tls_
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("buildRuntime: a udp:// syslog_server with a host name is refused (its lines could never be sent)", async () => {
+  const { dir, file, loaded: l } = await loaded('syslog_server = "udp://localhost:514"\n');
+  try {
+    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(
+        e.message.startsWith(
+          `${file}:2: syslog_server: "udp://localhost:514": udp:// takes an IP address`,
+        ),
+        e.message,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // An address, or tcp:// with a name, is taken.
+  for (const ok of ['"udp://127.0.0.1:514"', '"udp://[::1]:514"', '"tcp://localhost:514"']) {
+    const { dir, loaded: l } = await loaded(`syslog_server = ${ok}\n`);
+    try {
+      await buildRuntime(l, { verbose: 0, mode: "check" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
