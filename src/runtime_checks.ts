@@ -54,9 +54,19 @@ export function validateSemantics(
       at("syslog_server"),
     );
   }
-  if (c.dns_server && !parseDnsServer(c.dns_server)) {
+  const dns = c.dns_server ? parseDnsServer(c.dns_server) : undefined;
+  if (c.dns_server && !dns) {
     throw new ConfigError(
       `dns_server: cannot parse "${c.dns_server}": expected host:port`,
+      at("dns_server"),
+    );
+  }
+  // The resolver takes a name server's address only: with a name every
+  // query would fail ("invalid IP address syntax"), a 4xx for each lookup.
+  if (dns && parseIpAddress(dns.ipAddr) === undefined) {
+    throw new ConfigError(
+      `dns_server: "${c.dns_server}": expected an IP address and port ` +
+        "(127.0.0.1:53, [::1]:53), not a host name",
       at("dns_server"),
     );
   }

@@ -144,3 +144,27 @@ Deno.test("buildRuntime: a udp:// syslog_server with a host name is refused (its
     }
   }
 });
+
+Deno.test("buildRuntime: a dns_server given as a host name is refused (every query would fail)", async () => {
+  const { dir, file, loaded: l } = await loaded('dns_server = "localhost:53"\n');
+  try {
+    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(
+        e.message.startsWith(`${file}:2: dns_server: "localhost:53": expected an IP address`),
+        e.message,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  for (const ok of ['"127.0.0.1:53"', '"[::1]:5353"', '"192.0.2.53"']) {
+    const { dir, loaded: l } = await loaded(`dns_server = ${ok}\n`);
+    try {
+      await buildRuntime(l, { verbose: 0, mode: "check" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});

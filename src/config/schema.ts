@@ -304,7 +304,7 @@ export const PARAMS = {
     400,
   ),
   smtpd_peername_lookup: bool(true, "Look up the client's name in the DNS (PTR, then A/AAAA)"),
-  dns_server: str("", "DNS server as host:port (empty: the system resolver)"),
+  dns_server: str("", "DNS server as address:port, an IP address (empty: the system resolver)"),
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
   notify_classes: list(
     ["resource", "software"],
