@@ -127,6 +127,8 @@ function checkRange(
 function describe(raw: unknown): string {
   if (Array.isArray(raw)) return "an array";
   if (raw === null) return "null";
+  // TOML dates and times (10:00:00 unquoted is one).
+  if (raw instanceof Date) return "a TOML date or time";
   if (typeof raw === "object") return "a table";
   return `${typeof raw} ${JSON.stringify(raw)}`;
 }

@@ -154,6 +154,31 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     1,
     /value 33 is out of range: must be at most 32/,
   ],
+  // main.cf habits: values without quotes.
+  [
+    "an unquoted text value (main.cf style)",
+    "\nmyhostname = mail.example.com",
+    2,
+    /invalid value \(a text value is quoted in TOML, unlike main\.cf: myhostname = "mail\.example\.com"\)$/,
+  ],
+  [
+    "an unquoted time",
+    "smtpd_timeout = 5m # five minutes",
+    1,
+    /illegal character in numeric literal \(a text value is quoted in TOML, unlike main\.cf: smtpd_timeout = "5m"\)$/,
+  ],
+  [
+    "unquoted list items",
+    'mynetworks = [127.0.0.0/8, "10.0.0.0/8"]',
+    1,
+    /\(each list item is quoted in TOML, unlike main\.cf: mynetworks = \["127\.0\.0\.0\/8", "10\.0\.0\.0\/8"\]\)$/,
+  ],
+  [
+    "a TOML time where a time in seconds belongs",
+    "smtpd_timeout = 10:00:00",
+    1,
+    /smtpd_timeout: expected a time such as .*, got a TOML date or time$/,
+  ],
   // A timer of 2^31 ms or more fires at once: a session would be timed out
   // in a busy loop of 1 ms timers instead of waiting.
   [
