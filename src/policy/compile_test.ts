@@ -81,7 +81,8 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     "an unsupported table type",
     'smtpd_client_restrictions = ["check_client_access hash:/etc/postfix/access"]',
     'test.toml:1: smtpd_client_restrictions: "hash:/etc/postfix/access": unsupported table type "hash"' +
-    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap)",
+    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap); hash: is the file" +
+    " postmap builds from a text file: name that file as texthash:/etc/postfix/access",
   ],
   [
     "a restriction class that is declared but not defined",

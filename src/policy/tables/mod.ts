@@ -116,7 +116,10 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
       }
       default:
         throw new TableOpenError(
-          `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})`,
+          `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})` +
+            (/^(hash|btree|dbm|cdb|lmdb|sdbm)$/.test(type)
+              ? `; ${type}: is the file postmap builds from a text file: name that file as texthash:${arg}`
+              : ""),
         );
     }
   } catch (err) {
