@@ -52,7 +52,7 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
+import { checkServeListen, located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
 import { tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
@@ -84,13 +84,20 @@ function makeLogger(config: Config, verbose: number, mode: Mode, stderr: StderrS
   // (syslog_server still gets them).
   const sinks: LineSink[] = mode === "stdin" && stderrIsClient() ? [] : [stderr.write];
   const target = config.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
-  if (target && mode !== "check") sinks.push(syslogSink(target, config.syslog_facility));
-  return new Logger({
-    tag: `${config.syslog_name}/smtpd`,
-    host: config.myhostname,
-    verbosity: verbose,
-    sinks,
-  });
+  const logger = (to: LineSink[]) =>
+    new Logger({
+      tag: `${config.syslog_name}/smtpd`,
+      host: config.myhostname,
+      verbosity: verbose,
+      sinks: to,
+    });
+  if (target && mode !== "check") {
+    // Whether the syslog server can be reached is said where the operator
+    // still sees it: on stderr only.
+    const local = logger([...sinks]);
+    sinks.push(syslogSink(target, config.syslog_facility, (m) => local.warning(m)));
+  }
+  return logger(sinks);
 }
 
 /** What a runtime is for: a check opens nothing (no syslog socket). */
@@ -403,6 +410,10 @@ export async function rebuildRuntime(
   );
   const tlsOn = (c: Config) => c.smtpd_tls_security_level !== "none";
   if (tlsOn(was) !== tlsOn(next.config)) kept.push("smtpd_tls_security_level");
+  // A restart-only parameter keeps its running value, but its new value is
+  // what the next start reads: one that would stop that start refuses the
+  // reload now, as any other bad value does.
+  if (kept.length > 0) await checkRestartOnly(next, kept);
   const config: Config = Object.freeze({
     ...next.config,
     ...Object.fromEntries(kept.map((k) => [k, was[k as keyof Config]])),
@@ -455,6 +466,31 @@ export async function rebuildRuntime(
     deps,
   });
   return { runtime, kept };
+}
+
+/**
+ * The start's checks of the parameters a reload keeps (addresses, networks,
+ * mail_owner, the TLS settings), run on the new configuration as written.
+ * @param next the configuration read by the reload
+ * @param kept the restart-only parameters that changed
+ * @throws {ConfigError} with file and line, as the start would
+ */
+async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Promise<void> {
+  validateSemantics(next);
+  checkServeListen(next);
+  located(
+    next,
+    "smtpd_client_event_limit_exceptions",
+    () =>
+      compileNetworks(
+        next.config.smtpd_client_event_limit_exceptions,
+        "smtpd_client_event_limit_exceptions",
+      ),
+  );
+  resolveOwner(next);
+  if (kept.some((k) => k.startsWith("smtpd_tls_") || k === "smtpd_listen_threads")) {
+    await tlsContext(next);
+  }
 }
 
 /**

@@ -38,15 +38,35 @@ export function validateSemantics(
       throw new ConfigError(`inet_interfaces: cannot parse address "${h}"`, at("inet_interfaces"));
     }
   }
-  if (c.syslog_server && !parseSyslogServer(c.syslog_server)) {
+  const syslog = c.syslog_server ? parseSyslogServer(c.syslog_server) : undefined;
+  if (c.syslog_server && !syslog) {
     throw new ConfigError(
       `syslog_server: cannot parse "${c.syslog_server}": expected udp://host:port or tcp://host:port`,
       at("syslog_server"),
     );
   }
-  if (c.dns_server && !parseDnsServer(c.dns_server)) {
+  // node:dgram resolves a host name with getaddrinfo, which the permission
+  // for host:port does not cover (EPERM): every line would be dropped.
+  if (syslog?.transport === "udp" && parseIpAddress(syslog.host) === undefined) {
+    throw new ConfigError(
+      `syslog_server: "${c.syslog_server}": udp:// takes an IP address (127.0.0.1, [::1]), ` +
+        "not a host name; or use tcp://, which takes either",
+      at("syslog_server"),
+    );
+  }
+  const dns = c.dns_server ? parseDnsServer(c.dns_server) : undefined;
+  if (c.dns_server && !dns) {
     throw new ConfigError(
       `dns_server: cannot parse "${c.dns_server}": expected host:port`,
+      at("dns_server"),
+    );
+  }
+  // The resolver takes a name server's address only: with a name every
+  // query would fail ("invalid IP address syntax"), a 4xx for each lookup.
+  if (dns && parseIpAddress(dns.ipAddr) === undefined) {
+    throw new ConfigError(
+      `dns_server: "${c.dns_server}": expected an IP address and port ` +
+        "(127.0.0.1:53, [::1]:53), not a host name",
       at("dns_server"),
     );
   }
@@ -62,7 +82,59 @@ export function validateSemantics(
     ...parseListen("smtpd_listen", c.smtpd_tls_wrappermode),
     ...parseListen("smtpd_tls_wrappermode_listen", true),
   ];
+  refuseDuplicates(loaded);
   return { listen, proxyNetworks };
+}
+
+/**
+ * Refuses an address named twice in smtpd_listen and
+ * smtpd_tls_wrappermode_listen. Listener threads bind with SO_REUSEPORT, so
+ * both would be bound and the kernel would spread connections over them:
+ * as plain SMTP and as implicit TLS at random when the two lists share it,
+ * and one thread would see "address in use" otherwise.
+ * @param loaded the configuration (addresses already parsed once)
+ * @throws {ConfigError} at the line of the second mention
+ */
+function refuseDuplicates(loaded: LoadedConfig): void {
+  const c = loaded.config;
+  const seen = new Map<string, string>();
+  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
+    for (const a of c[key]) {
+      const parsed = parseListenAddress(a);
+      // Port 0 asks for a new port each time: never the same address.
+      if (!parsed || parsed.port === 0) continue;
+      const ip = parseIpAddress(parsed.hostname);
+      const host = ip ? `${ip.family}/${ip.value}` : parsed.hostname.toLowerCase();
+      const id = `${host} ${parsed.port}`;
+      const first = seen.get(id);
+      if (first !== undefined) {
+        const where = first === key ? `listed twice in ${key}` : `also in ${first}`;
+        throw new ConfigError(
+          `${key}: "${a}" is ${where}: each address is served once ` +
+            `(plain in smtpd_listen, or implicit TLS in smtpd_tls_wrappermode_listen)`,
+          { file: loaded.file, line: loaded.lineOf(key), key },
+        );
+      }
+      seen.set(id, key);
+    }
+  }
+}
+
+/**
+ * Daemon mode needs an address: with smtpd_listen and
+ * smtpd_tls_wrappermode_listen both empty (a configuration written for
+ * stand-alone mode, or `-o smtpd_listen=`) it would run and serve nobody.
+ * @param loaded the configuration
+ * @throws {ConfigError} at smtpd_listen's line
+ */
+export function checkServeListen(loaded: LoadedConfig): void {
+  const c = loaded.config;
+  if (c.smtpd_listen.length > 0 || c.smtpd_tls_wrappermode_listen.length > 0) return;
+  throw new ConfigError(
+    "smtpd_listen: no address to listen on (smtpd_tls_wrappermode_listen is empty too): " +
+      "smtpd serve would serve nobody; stand-alone mode (smtpd stdin) needs none",
+    { file: loaded.file, line: loaded.lineOf("smtpd_listen"), key: "smtpd_listen" },
+  );
 }
 
 /**

@@ -80,3 +80,91 @@ Deno.test("buildRuntime: errors found while building name file and line", async 
     }
   }
 });
+
+Deno.test("buildRuntime: an address in smtpd_listen twice, or also in smtpd_tls_wrappermode_listen, is refused", async () => {
+  // With listener threads both would be bound (SO_REUSEPORT) and the kernel
+  // would hand each connection to either: plain SMTP or implicit TLS at random.
+  const cases: [string, string, string][] = [
+    [
+      'smtpd_listen = ["127.0.0.1:2525"]\nsmtpd_tls_wrappermode_listen = ["127.0.0.1:2525"]\n',
+      "smtpd_tls_wrappermode_listen",
+      '"127.0.0.1:2525" is also in smtpd_listen',
+    ],
+    [
+      'smtpd_listen = ["127.0.0.1:2525", "[::1]:2526", "[::1]:2526"]\n',
+      "smtpd_listen",
+      '"[::1]:2526" is listed twice in smtpd_listen',
+    ],
+  ];
+  for (const [text, key, why] of cases) {
+    const { dir, file, loaded: l } = await loaded(`smtpd_listen_threads = 2\n${text}`);
+    try {
+      const line = text.split("\n").findIndex((t) => t.startsWith(`${key} =`)) + 3;
+      await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+        assert.ok(e instanceof ConfigError);
+        assert.ok(e.message.startsWith(`${file}:${line}: ${key}: ${why}: `), e.message);
+        return true;
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  // Port 0 is a new port each time: two of them are two addresses.
+  const { dir, loaded: l } = await loaded('smtpd_listen = ["127.0.0.1:0", "127.0.0.1:0"]\n');
+  try {
+    await buildRuntime(l, { verbose: 0, mode: "check" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("buildRuntime: a udp:// syslog_server with a host name is refused (its lines could never be sent)", async () => {
+  const { dir, file, loaded: l } = await loaded('syslog_server = "udp://localhost:514"\n');
+  try {
+    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(
+        e.message.startsWith(
+          `${file}:2: syslog_server: "udp://localhost:514": udp:// takes an IP address`,
+        ),
+        e.message,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // An address, or tcp:// with a name, is taken.
+  for (const ok of ['"udp://127.0.0.1:514"', '"udp://[::1]:514"', '"tcp://localhost:514"']) {
+    const { dir, loaded: l } = await loaded(`syslog_server = ${ok}\n`);
+    try {
+      await buildRuntime(l, { verbose: 0, mode: "check" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
+
+Deno.test("buildRuntime: a dns_server given as a host name is refused (every query would fail)", async () => {
+  const { dir, file, loaded: l } = await loaded('dns_server = "localhost:53"\n');
+  try {
+    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(
+        e.message.startsWith(`${file}:2: dns_server: "localhost:53": expected an IP address`),
+        e.message,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  for (const ok of ['"127.0.0.1:53"', '"[::1]:5353"', '"192.0.2.53"']) {
+    const { dir, loaded: l } = await loaded(`dns_server = ${ok}\n`);
+    try {
+      await buildRuntime(l, { verbose: 0, mode: "check" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});

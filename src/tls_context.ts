@@ -14,7 +14,7 @@
  */
 
 import type { SecureContext } from "node:tls";
-import { type Config, ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { type Config, ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
 import { parseTlsProtocols } from "./transport/tls_protocols.ts";
 import type { ServerTls } from "./transport/node_socket.ts";
 import { sniContexts } from "./tls_sni.ts";
@@ -83,9 +83,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     try {
       return Deno.readTextFileSync(c[key]);
     } catch (e) {
-      const why = e instanceof Deno.errors.NotCapable
-        ? "outside the paths this program may read"
-        : (e as Error).message;
+      const why = unreadableReason(c[key], e, "outside the paths this program may read");
       throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, at(key));
     }
   };

@@ -13,7 +13,7 @@
  */
 
 import type { SecureContext } from "node:tls";
-import { ConfigError, type LoadedConfig } from "./config/mod.ts";
+import { ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
 import { parseInline, parseTextTable } from "./policy/tables/text_table.ts";
 
 /** A name → value map from a table spec read whole. */
@@ -31,7 +31,7 @@ export function readSniTable(spec: string, readText: (path: string) => string): 
   const type = spec.slice(0, colon);
   const arg = spec.slice(colon + 1);
   let entries: Map<string, string>;
-  if (type === "texthash") entries = parseTextTable(readText(arg));
+  if (type === "texthash") entries = parseTextTable(readText(arg).replace(/^\uFEFF/, ""));
   else if (type === "inline" && /^\{.*\}$/s.test(arg.trim())) {
     entries = parseInline(arg.trim().slice(1, -1));
   } else {
@@ -96,7 +96,7 @@ export function sniContexts(
     try {
       return Deno.readTextFileSync(path);
     } catch (e) {
-      return fail(`cannot read "${path}": ${(e as Error).message}`);
+      return fail(`cannot read "${path}": ${unreadableReason(path, e, (e as Error).message)}`);
     }
   };
   const tables: SniEntries[] = [];

@@ -389,7 +389,7 @@ Deno.test({
       `\nsmtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
     );
     const want = new RegExp(
-      `smtpd\\.toml:\\d+: smtpd_sender_restrictions: texthash:${table}: action "FILTER amavis" requires transport:destination`,
+      `smtpd\\.toml:\\d+: smtpd_sender_restrictions: ${table}:2: action "FILTER amavis" requires transport:destination`,
     );
     const check = await run(
       Deno.execPath(),

@@ -6,7 +6,19 @@
 
 import assert from "node:assert/strict";
 import { basename } from "node:path";
-import { allEntries, postcat, queueFiles, RawClient, run, startDaemon, swaks } from "./_harness.ts";
+import {
+  allEntries,
+  freePort,
+  makeWorkDir,
+  postcat,
+  queueFiles,
+  RawClient,
+  run,
+  smtpdArgs,
+  startDaemon,
+  swaks,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -440,5 +452,58 @@ Deno.test({
     } finally {
       await d.stop();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "a second server on a port another one serves with listener threads does not start: it would take half of its connections",
+  ...opts,
+  fn: async () => {
+    const port = freePort();
+    const listen = `smtpd_listen = ["127.0.0.1:${port}"]\nsmtpd_listen_threads = 2`;
+    const first = await startDaemon(`${listen}\nsmtpd_banner = "first"`);
+    try {
+      await first.waitForLog("(2 threads)");
+      const { configFile } = await writeConfig(await makeWorkDir("second"), listen);
+      const second = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+        timeoutMs: 15_000,
+      });
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(
+        second.stderr,
+        new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+      );
+      // Every connection is the first server's.
+      for (let i = 0; i < 6; i++) {
+        const c = await RawClient.connect(port);
+        assert.equal((await c.reply()).trim(), "220 first");
+        c.close();
+      }
+    } finally {
+      await first.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "serve with no address to listen on stops with file and line instead of running for nobody",
+  ...opts,
+  fn: async () => {
+    const { configFile } = await writeConfig(await makeWorkDir("nolisten"), "smtpd_listen = []");
+    const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+      timeoutMs: 15_000,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^smtpd: fatal: .*smtpd\.toml:4: smtpd_listen: no address to listen on \(smtpd_tls_wrappermode_listen is empty too\)/m,
+    );
+    // The same file serves stand-alone mode, which listens nowhere.
+    const s = await run(Deno.execPath(), await smtpdArgs(["stdin", "-c", configFile]), {
+      stdin: "QUIT\r\n",
+      timeoutMs: 15_000,
+    });
+    assert.match(s.stdout, /^221 /m, s.stderr);
   },
 });

@@ -207,3 +207,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    'smtpd_listen = ["*:25"]: every command says which line, where Deno refused the derived flag with a stack trace',
+  ...opts,
+  fn: async () => {
+    const { configFile } = await writeConfig(
+      await makeWorkDir("starhost"),
+      'smtpd_listen = ["*:2525"]',
+    );
+    for (const cmd of [["permissions"], ["config", "--check"], ["serve"]]) {
+      // What `deno task smtpd ...` runs: the launcher derives the flags first.
+      const r = await run(
+        Deno.execPath(),
+        ["run", "-A", "scripts/smtpd.ts", ...cmd, "-c", configFile],
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^smtpd: fatal: .*smtpd\.toml:4: smtpd_listen: "\*" is neither an IP address nor a host name/m,
+      );
+      assert.doesNotMatch(r.stderr, /Stack backtrace|invalid host/);
+    }
+  },
+});

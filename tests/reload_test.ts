@@ -218,6 +218,48 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "SIGHUP: a restart-only parameter with a value the start would refuse fails the reload, with file and line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const d = await startDaemon("", { dir });
+    try {
+      // Each would stop the next start; none may pass as a reload.
+      const cases: [string, string][] = [
+        ['smtpd_listen = ["127.0.0.1:99999"]', "smtpd_listen: cannot parse"],
+        ['smtpd_client_event_limit_exceptions = ["not-a-network"]', "cannot parse network"],
+        ['syslog_server = "bogus://x"', "syslog_server: cannot parse"],
+        ["smtpd_listen = []", "smtpd_listen: no address to listen on"],
+      ];
+      for (const [i, [bad, why]] of cases.entries()) {
+        const { configFile } = await writeConfig(
+          dir,
+          `smtpd_banner = "$myhostname reloaded"\n${bad}`,
+        );
+        await hup(d, i + 1, "reload failed:");
+        const key = bad.split(" ")[0] as string;
+        const lines = (await Deno.readTextFile(join(ROOT, configFile))).split("\n");
+        const line = lines.findIndex((l) => l.startsWith(`${key} =`)) + 1;
+        assert.match(
+          d.log(),
+          new RegExp(
+            `reload failed: ${configFile}:${line}: [^\n]*${why}[^\n]*; keeping the running`,
+          ),
+        );
+      }
+      assert.ok(!d.log().includes(RELOADED), d.log());
+      // Nothing of the refused configuration is in force.
+      const c = await RawClient.connect(d.port);
+      assert.equal((await c.reply()).trim(), "220 mx.test.example ESMTP deno-smtpd");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "deno task smtpd (the launcher) passes SIGHUP on: the server reloads",
   ...opts,
   fn: async () => {

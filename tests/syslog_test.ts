@@ -169,3 +169,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "A syslog_server that cannot be reached is named once on stderr, and again when it answers",
+  ...opts,
+  fn: async () => {
+    const port = freePort();
+    const d = await startDaemon(`syslog_server = "tcp://127.0.0.1:${port}"`);
+    let server: Deno.TcpListener | undefined;
+    try {
+      const down =
+        `warning: syslog_server tcp://127.0.0.1:${port}: cannot send log lines (Connection refused`;
+      await d.waitForLog(down);
+      // Every later line is dropped there too, but said once.
+      for (let i = 0; i < 3; i++) {
+        const c = await RawClient.connect(d.port);
+        await c.reply();
+        c.close();
+      }
+      await d.waitForLog(/(disconnect from[^\n]*\n[^]*){3}/);
+      assert.equal(d.log().split(down).length - 1, 1, d.log());
+      // The server comes up: the next line reaches it, and stderr says so.
+      server = Deno.listen({ hostname: "127.0.0.1", port });
+      const accepted = server.accept();
+      const c = await RawClient.connect(d.port);
+      await c.reply();
+      c.close();
+      const conn = await accepted;
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^<\d+>/);
+      conn.close();
+      await d.waitForLog(`syslog_server tcp://127.0.0.1:${port}: sending log lines again`);
+    } finally {
+      server?.close();
+      await d.stop();
+    }
+  },
+});

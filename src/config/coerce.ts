@@ -118,7 +118,8 @@ function checkRange(
     return { ok: false, error: `value ${n} is out of range: must be at least ${spec.min}` };
   }
   if (spec.max !== undefined && n > spec.max) {
-    return { ok: false, error: `value ${n} is out of range: must be at most ${spec.max}` };
+    const days = spec.kind === "time" ? ` seconds (${Math.floor(spec.max / 86400)} days)` : "";
+    return { ok: false, error: `value ${n} is out of range: must be at most ${spec.max}${days}` };
   }
   return { ok: true, value: n };
 }
@@ -126,6 +127,8 @@ function checkRange(
 function describe(raw: unknown): string {
   if (Array.isArray(raw)) return "an array";
   if (raw === null) return "null";
+  // TOML dates and times (10:00:00 unquoted is one).
+  if (raw instanceof Date) return "a TOML date or time";
   if (typeof raw === "object") return "a table";
   return `${typeof raw} ${JSON.stringify(raw)}`;
 }

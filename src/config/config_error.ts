@@ -13,6 +13,8 @@ export class ConfigError extends Error {
   readonly file: string | undefined;
   /** The 1-based line, when known. */
   readonly line: number | undefined;
+  /** The message without the file and line. */
+  readonly detail: string;
 
   /**
    * @param message what is wrong
@@ -25,5 +27,6 @@ export class ConfigError extends Error {
     this.key = where.key;
     this.file = where.file;
     this.line = where.line;
+    this.detail = message;
   }
 }

@@ -69,11 +69,10 @@ export function resolveConfigText(
     raw = parse(text) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof TomlError) {
-      const msg = err.message.split("\n")[0] ?? "TOML syntax error";
-      throw new ConfigError(msg.replace(/^Invalid TOML document: /, ""), {
-        file,
-        line: err.line,
-      });
+      const msg = (err.message.split("\n")[0] ?? "TOML syntax error")
+        .replace(/^Invalid TOML document: /, "");
+      const hint = unquotedHint(msg, text.split("\n")[err.line - 1] ?? "");
+      throw new ConfigError(`${msg}${hint}`, { file, line: err.line });
     }
     throw err;
   }
@@ -136,6 +135,29 @@ export function resolveConfigText(
     text,
     lineOf: (key: string) => findKeyLine(text, key),
   };
+}
+
+/**
+ * What a main.cf habit looks like to TOML: `myhostname = mail.example.com`
+ * or `mynetworks = [127.0.0.0/8]` (no quotes) is "invalid value" or an
+ * "illegal character in numeric literal". Says how it is written here.
+ * @param message the TOML parser's message
+ * @param line the line it names
+ * @returns the hint, or ""
+ */
+function unquotedHint(message: string, line: string): string {
+  if (!/^(invalid value|illegal character in numeric literal)$/.test(message)) return "";
+  const m = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*(#.*)?$/.exec(line.replace(/\r$/, ""));
+  if (!m) return "";
+  const [, key, value = ""] = m;
+  if (value.startsWith("[")) {
+    const items = value.replace(/^\[|\]$/g, "").split(",").map((x) => x.trim()).filter(Boolean);
+    return ` (each list item is quoted in TOML, unlike main.cf: ${key} = [${
+      items.map((x) => JSON.stringify(x.replace(/^["']|["']$/g, ""))).join(", ")
+    }])`;
+  }
+  if (/^["'{]/.test(value)) return "";
+  return ` (a text value is quoted in TOML, unlike main.cf: ${key} = ${JSON.stringify(value)})`;
 }
 
 /** Fills defaults and expands $name / ${name} in string and list values. */

@@ -154,6 +154,45 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     1,
     /value 33 is out of range: must be at most 32/,
   ],
+  // main.cf habits: values without quotes.
+  [
+    "an unquoted text value (main.cf style)",
+    "\nmyhostname = mail.example.com",
+    2,
+    /invalid value \(a text value is quoted in TOML, unlike main\.cf: myhostname = "mail\.example\.com"\)$/,
+  ],
+  [
+    "an unquoted time",
+    "smtpd_timeout = 5m # five minutes",
+    1,
+    /illegal character in numeric literal \(a text value is quoted in TOML, unlike main\.cf: smtpd_timeout = "5m"\)$/,
+  ],
+  [
+    "unquoted list items",
+    'mynetworks = [127.0.0.0/8, "10.0.0.0/8"]',
+    1,
+    /\(each list item is quoted in TOML, unlike main\.cf: mynetworks = \["127\.0\.0\.0\/8", "10\.0\.0\.0\/8"\]\)$/,
+  ],
+  [
+    "a TOML time where a time in seconds belongs",
+    "smtpd_timeout = 10:00:00",
+    1,
+    /smtpd_timeout: expected a time such as .*, got a TOML date or time$/,
+  ],
+  // A timer of 2^31 ms or more fires at once: a session would be timed out
+  // in a busy loop of 1 ms timers instead of waiting.
+  [
+    "a time in milliseconds (past the longest timer)",
+    "smtpd_timeout = 3000000",
+    1,
+    /value 3000000 is out of range: must be at most 2147483 seconds \(24 days\)/,
+  ],
+  [
+    "a time in weeks past the longest timer",
+    '\nsmtpd_policy_service_max_idle = "4w"',
+    2,
+    /smtpd_policy_service_max_idle: value 2419200 is out of range: must be at most 2147483/,
+  ],
 ];
 
 for (const [what, text, line, re] of BAD_VALUES) {
@@ -164,6 +203,14 @@ for (const [what, text, line, re] of BAD_VALUES) {
     assert.match(err.message, re);
   });
 }
+
+Deno.test("resolveConfigText() accepts the longest time a timer takes", () => {
+  const { config } = resolveConfigText('smtpd_timeout = "24d"\nanvil_rate_time_unit = 2147483');
+  assert.equal(config.smtpd_timeout, 24 * 86400);
+  assert.equal(config.anvil_rate_time_unit, 2147483);
+  const err = configError(() => resolveConfigText("", { overrides: ["smtpd_timeout=25d"] }));
+  assert.match(err.message, /-o smtpd_timeout: value 2160000 is out of range/);
+});
 
 Deno.test("resolveConfigText() accepts the minimum itself", () => {
   const { config } = resolveConfigText("line_length_limit = 80\nsmtpd_timeout = 1", HOST);

@@ -11,3 +11,4 @@ export { isParamName, PARAMS } from "./schema.ts";
 export type { Config, ParamName, ParamSpec } from "./schema.ts";
 export { parseTime, splitList, toToml } from "./coerce.ts";
 export { type Retirable, retireAll, retireWith } from "./retire.ts";
+export { unreadableReason } from "./paths.ts";

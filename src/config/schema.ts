@@ -17,7 +17,7 @@ export interface ParamSpec<T> {
   readonly doc: string;
   /** Smallest allowed value (integer and time kinds). */
   readonly min?: number;
-  /** Largest allowed value (integer kind). */
+  /** Largest allowed value (integer and time kinds). */
   readonly max?: number;
   /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
@@ -47,8 +47,14 @@ function list(
     ? { kind: "list", default: def, doc, choices }
     : { kind: "list", default: def, doc };
 }
+/**
+ * The longest time a parameter may name, in seconds: a timer takes at most
+ * 2^31 - 1 ms, and a longer one fires at once (with a warning on stderr).
+ */
+export const MAX_TIME_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function time(def: number, doc: string, min = 0): ParamSpec<number> {
-  return { kind: "time", default: def, doc, min };
+  return { kind: "time", default: def, doc, min, max: MAX_TIME_SECONDS };
 }
 function oneOf<const C extends readonly string[]>(
   def: C[number],
@@ -298,7 +304,7 @@ export const PARAMS = {
     400,
   ),
   smtpd_peername_lookup: bool(true, "Look up the client's name in the DNS (PTR, then A/AAAA)"),
-  dns_server: str("", "DNS server as host:port (empty: the system resolver)"),
+  dns_server: str("", "DNS server as address:port, an IP address (empty: the system resolver)"),
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
   notify_classes: list(
     ["resource", "software"],

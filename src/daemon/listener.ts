@@ -55,6 +55,8 @@ export interface ListenerSetup {
   /** This thread's own share of them (a listener thread's, released if it dies). */
   ledger?: ConnectionLedger;
   reusePort: boolean;
+  /** The main thread's first listeners: ports another process holds are refused (serveTcp). */
+  exclusive?: boolean;
   /** This thread's TLS engine address (smtpd_tls_loopback_listen, its ports moved by the thread's index). */
   tlsEngine?: { hostname: string; port: number; ecdsaPort?: number };
   /**
@@ -264,6 +266,7 @@ export async function startListening(
   };
   const server = await serveTcp(setup.listen, onTransport, {
     reusePort: setup.reusePort,
+    exclusive: setup.exclusive === true,
     log: logger,
     farewell: {
       idle: encodeReply(

@@ -88,6 +88,7 @@ export async function runServe(
       runtime,
       listen: runtime.listen,
       reusePort: threads > 1,
+      exclusive: true,
       ...(tlsEngine ? { tlsEngine } : {}),
       roomElsewhere: (purpose, newcomerHeld) =>
         rooms?.ask(purpose, newcomerHeld) ?? Promise.resolve(false),

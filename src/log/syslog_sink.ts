@@ -70,10 +70,35 @@ const TCP_BACKLOG = 1000;
  * Builds a syslog sink.
  * @param target where to send
  * @param facility the facility name (syslog_facility)
+ * @param warn says, elsewhere than to the syslog server (stderr), that lines
+ *   cannot be sent (once until they can again) and when they can again
  * @returns the sink
  */
-export function syslogSink(target: SyslogTarget, facility: string): LineSink {
+export function syslogSink(
+  target: SyslogTarget,
+  facility: string,
+  warn: (message: string) => void = () => {},
+): LineSink {
   const fac = FACILITY[facility] ?? 2;
+  const name = `${target.transport}://${
+    target.host.includes(":") ? `[${target.host}]` : target.host
+  }:${target.port}`;
+  // Lines are dropped while the server cannot be reached; the operator is
+  // told once, not once a line.
+  let failing = false;
+  const failed = (e: unknown) => {
+    if (failing) return;
+    failing = true;
+    warn(
+      `syslog_server ${name}: cannot send log lines (${(e as Error)?.message ?? e}); ` +
+        "they are dropped there until it answers",
+    );
+  };
+  const sent = () => {
+    if (!failing) return;
+    failing = false;
+    warn(`syslog_server ${name}: sending log lines again`);
+  };
   const frame = (line: string, severity: number) => `<${fac * 8 + severity}>${line}`;
   if (target.transport === "udp") {
     let sock: Socket | undefined;
@@ -85,12 +110,16 @@ export function syslogSink(target: SyslogTarget, facility: string): LineSink {
         // node:dgram is loaded on first use (it costs memory in every isolate).
         bound ??= import("node:dgram").then(({ createSocket }) => {
           const s = createSocket(v6 ? "udp6" : "udp4");
-          s.on("error", () => {/* dropped: logging must never fail a session */});
+          // Dropped: logging must never fail a session.
+          s.on("error", (e) => failed(e));
           sock = s;
           return new Promise<void>((r) => s.bind(0, local, () => r()));
         });
         const bytes = encoder.encode(frame(line, severity).replace(/\n$/, ""));
-        void bound.then(() => sock?.send(bytes, target.port, target.host, () => {}), () => {});
+        void bound.then(
+          () => sock?.send(bytes, target.port, target.host, (e) => e ? failed(e) : sent()),
+          (e) => failed(e),
+        );
       } catch { /* dropped */ }
     };
   }
@@ -108,11 +137,12 @@ export function syslogSink(target: SyslogTarget, facility: string): LineSink {
         while (off < b.length) off += await conn.write(b.subarray(off));
         backlog.shift();
       }
-    } catch {
+    } catch (e) {
       try {
         conn?.close();
       } catch { /* closed */ }
       conn = undefined;
+      failed(e);
     } finally {
       writing = false;
     }
@@ -122,9 +152,11 @@ export function syslogSink(target: SyslogTarget, facility: string): LineSink {
     connecting = true;
     try {
       conn = await Deno.connect({ hostname: target.host, port: target.port });
+      sent();
       void pump();
-    } catch {
+    } catch (e) {
       conn = undefined;
+      failed(e);
     } finally {
       connecting = false;
     }

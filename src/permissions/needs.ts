@@ -15,7 +15,8 @@ import { parseSaslPath } from "../sasl/sasl_path.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LoadedConfig } from "../config/mod.ts";
-import { PARAMS } from "../config/mod.ts";
+import { ConfigError, PARAMS } from "../config/mod.ts";
+import { parseIpAddress } from "../protocol/ip.ts";
 import { parseSyslogServer, udpBindAddress } from "../log/syslog_sink.ts";
 import { parseDnsServer } from "../policy/resolver.ts";
 import { parseListenAddress } from "../transport/tcp_listener.ts";
@@ -101,6 +102,29 @@ export function programCodeDir(): string | undefined {
 /** `host:port` as Deno's --allow-net writes it (IPv6 in brackets). */
 export function netTarget(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Refuses a network target whose host is neither an IP address nor a host
+ * name (`*:25`, as master.cf might suggest): Deno refuses such an
+ * `--allow-net` flag with a stack trace before the program runs, so every
+ * command (`permissions`, `config --check`) would end that way.
+ * @param loaded the configuration, for file and line
+ * @param value the target (`host:port`, `[v6]:port`, `host`, `unix:path`)
+ * @param why what needs it; its first word is the parameter
+ * @throws {ConfigError} at the parameter's line
+ */
+function checkNetHost(loaded: LoadedConfig, value: string, why: string): void {
+  if (value.startsWith("unix:")) return;
+  const v6 = /^\[([^\]]*)\](?::\d+)?$/.exec(value);
+  const host = v6 ? v6[1] as string : value.replace(/:\d+$/, "");
+  if (v6 ? parseIpAddress(host) !== undefined : /^[A-Za-z0-9._-]+$/.test(host)) return;
+  const key = why.split(" ")[0] as string;
+  throw new ConfigError(
+    `${key}: "${host}" is neither an IP address nor a host name ` +
+      "(for every address of the host, write 0.0.0.0 or [::])",
+    { file: loaded.file, line: loaded.lineOf(key), key },
+  );
 }
 
 /**
@@ -253,6 +277,7 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
   const needs: Need[] = [];
   const add = (kind: NeedKind, value: string, why: string) => {
+    if (kind === "net") checkNetHost(loaded, value, why);
     if (!needs.some((n) => n.kind === kind && n.value === value)) needs.push({ kind, value, why });
   };
 

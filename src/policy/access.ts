@@ -11,7 +11,7 @@
 
 import { bothForms, stripExtension } from "./addr_find.ts";
 import { NO_DESTINATIONS } from "./destinations.ts";
-import type { Config } from "../config/mod.ts";
+import { type Config, ConfigError } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
 import type { Factory } from "./restriction.ts";
@@ -151,7 +151,11 @@ export function compileActions(table: LookupTable, env: CompileEnv): Map<string,
     // at start, and compiled again with the matched text filled in when it
     // is used. The argument of FILTER, REDIRECT or BCC is judged only then:
     // "BCC archive+$1" has its "@" once $1 is an address.
-    const action = compileAction(v, template ? { ...env, runtime: true } : env, table.name);
+    const action = atValue(
+      table,
+      v,
+      () => compileAction(v, template ? { ...env, runtime: true } : env, table.name),
+    );
     out.set(
       v,
       !template ? action : (e, s, by, value) => {
@@ -164,6 +168,31 @@ export function compileActions(table: LookupTable, env: CompileEnv): Map<string,
     );
   }
   return out;
+}
+
+/**
+ * Compiles one table value; an error about it also names the table file
+ * and line the value is on, after the configuration's file and line.
+ * @param table the table
+ * @param value the value
+ * @param compile the compilation
+ * @returns what compile returns
+ * @throws {ConfigError} with the value's file and line added
+ */
+function atValue<T>(table: LookupTable, value: string, compile: () => T): T {
+  try {
+    return compile();
+  } catch (err) {
+    const where = err instanceof ConfigError ? table.origin?.(value) : undefined;
+    if (!(err instanceof ConfigError) || where === undefined) throw err;
+    const { key } = err;
+    const keyed = key !== undefined && err.detail.startsWith(`${key}: `);
+    let rest = keyed ? err.detail.slice(`${key}: `.length) : err.detail;
+    // The file and line say more than the table's name some messages begin with.
+    if (rest.startsWith(`${table.name}: `)) rest = rest.slice(`${table.name}: `.length);
+    const message = keyed ? `${key}: ${where}: ${rest}` : `${where}: ${rest}`;
+    throw new ConfigError(message, { file: err.file, line: err.line, key });
+  }
 }
 
 /**

@@ -81,7 +81,8 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     "an unsupported table type",
     'smtpd_client_restrictions = ["check_client_access hash:/etc/postfix/access"]',
     'test.toml:1: smtpd_client_restrictions: "hash:/etc/postfix/access": unsupported table type "hash"' +
-    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap)",
+    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap); hash: is the file" +
+    " postmap builds from a text file: name that file as texthash:/etc/postfix/access",
   ],
   [
     "a restriction class that is declared but not defined",
@@ -162,6 +163,24 @@ Deno.test("compilePolicy() refuses an unreadable texthash: file with file:line",
   );
 });
 
+Deno.test("compilePolicy() says where a relative table path was looked for when it is not found", () => {
+  const err = compileError(
+    'smtpd_client_restrictions = ["check_client_access texthash:no-such-access-table"]',
+  );
+  assert.ok(
+    err.message.includes(
+      `(a relative path is taken from ${Deno.cwd()}, the directory the program runs in, ` +
+        "not from the configuration file's: name the file with an absolute path)",
+    ),
+    err.message,
+  );
+  // An absolute path needs no such words.
+  const abs = compileError(
+    'smtpd_client_restrictions = ["check_client_access texthash:/no-such-access-table"]',
+  );
+  assert.ok(!abs.message.includes("relative path"), abs.message);
+});
+
 Deno.test("compilePolicy() names both the config line and the table line for a bad texthash: file", () => {
   withTableFile("ok.example OK\nlonely\n", (path) => {
     const err = compileError(
@@ -181,9 +200,68 @@ Deno.test("compilePolicy() refuses a bad value in a texthash: file at start", ()
     );
     assert.equal(
       err.message,
-      `test.toml:1: smtpd_client_restrictions: texthash:${path}: action "REDIRECT quarantine" requires user@domain target`,
+      `test.toml:1: smtpd_client_restrictions: ${path}:2: action "REDIRECT quarantine" requires user@domain target`,
     );
   });
+});
+
+for (const type of ["texthash", "cidr", "regexp", "pcre"]) {
+  const table = {
+    texthash: "ok.example OK\n# a comment\n\nbad.example REJECTX\n",
+    cidr: "192.0.2.0/24 OK\n# a comment\n\n198.51.100.0/24 REJECTX\n",
+    regexp: "/^ok/ OK\n# a comment\n\n/^bad/ REJECTX\n",
+    pcre: "/^ok/ OK\n# a comment\n\n/^bad/ REJECTX\n",
+  }[type] as string;
+  Deno.test(`compilePolicy() names the ${type}: file and line of a value that is no action`, () => {
+    withTableFile(table, (path) => {
+      const err = compileError(
+        `smtpd_client_restrictions = ["check_client_access ${type}:${path}"]`,
+      );
+      assert.equal(
+        err.message,
+        `test.toml:1: smtpd_client_restrictions: ${path}:4: unknown restriction "REJECTX"`,
+      );
+    });
+  });
+}
+
+Deno.test("compilePolicy() names the lines of both tables for a bad value in a table a table names", () => {
+  withTableFile("bad.example REJECTX\n", (inner) => {
+    withTableFile(
+      `ok.example OK\nlisted.example check_sender_access texthash:${inner}\n`,
+      (outer) => {
+        const err = compileError(
+          `smtpd_client_restrictions = ["check_client_access texthash:${outer}"]`,
+        );
+        assert.equal(
+          err.message,
+          `test.toml:1: smtpd_client_restrictions: ${outer}:2: ${inner}:1: unknown restriction "REJECTX"`,
+        );
+      },
+    );
+  });
+});
+
+Deno.test("compilePolicy() names smtpd_policy_service_default_action when its action is bad", () => {
+  const err = compileError(
+    'smtpd_policy_service_default_action = "FOOBAR"\n' +
+      'smtpd_recipient_restrictions = ["reject_unauth_destination", ' +
+      '"check_policy_service inet:127.0.0.1:10099"]',
+  );
+  assert.equal(
+    err.message,
+    "test.toml:2: smtpd_recipient_restrictions: check_policy_service inet:127.0.0.1:10099: " +
+      'its default action (smtpd_policy_service_default_action) "FOOBAR": unknown restriction "FOOBAR"',
+  );
+  const own = compileError(
+    'smtpd_recipient_restrictions = ["reject_unauth_destination", ' +
+      '"check_policy_service { inet:127.0.0.1:10099, default_action=FOOBAR }"]',
+  );
+  assert.equal(
+    own.message,
+    "test.toml:1: smtpd_recipient_restrictions: check_policy_service inet:127.0.0.1:10099: " +
+      'its default_action "FOOBAR": unknown restriction "FOOBAR"',
+  );
 });
 
 Deno.test("compilePolicy() refuses a malformed mynetworks entry when permit_mynetworks uses it", () => {

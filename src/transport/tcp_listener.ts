@@ -503,6 +503,14 @@ export interface ServeOptions {
   /** Share the ports with other listener threads (SO_REUSEPORT). */
   reusePort?: boolean;
   /**
+   * The first listener of this process on its ports: with reusePort, a port
+   * that another process already listens on with SO_REUSEPORT (a second
+   * server started by mistake) would be shared with it, the kernel handing
+   * each connection to either; each port is first bound alone, so that such
+   * a port fails as "Address already in use", as without threads.
+   */
+  exclusive?: boolean;
+  /**
    * TLS contexts: for STARTTLS on the plain addresses (when offered), and
    * wrapper mode; asked per handshake (a reload may replace them).
    */
@@ -673,6 +681,16 @@ export async function serveTcp(
     throw new Error("smtpd_tls_wrappermode: no TLS context (certificate and key)");
   }
   const first: Deno.TcpListener[] = [];
+  if (reusePort && options.exclusive) {
+    // Port 0 is a new port: nobody else's.
+    for (const a of addresses.filter((a) => a.port !== 0)) {
+      try {
+        listen({ hostname: a.hostname, port: a.port, reusePort: false }).close();
+      } catch (e) {
+        throw new Error(listenError(a, e), { cause: e });
+      }
+    }
+  }
   for (const a of addresses) {
     try {
       first.push(listen({ hostname: a.hostname, port: a.port, reusePort }));

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { type Config, retireWith } from "../../config/mod.ts";
+import { type Config, ConfigError, retireWith } from "../../config/mod.ts";
 import { reply } from "../../protocol/reply.ts";
 import { addressText } from "../../protocol/address.ts";
 import { VERSION } from "../../version.ts";
@@ -123,17 +123,38 @@ function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
 
 const SERVER_ERROR = reply(451, "3.5", "Server configuration error");
 
+/**
+ * Compiles a service's default action; an error says where the action was
+ * written: in the service's own settings, or in
+ * smtpd_policy_service_default_action (which the list's line does not show).
+ */
+function defaultActionOf(settings: ServiceSettings, arg: string, env: CompileEnv) {
+  const where = `${settings.name} default_action`;
+  try {
+    return compileAction(settings.defaultAction, env, where);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    let why = err.detail;
+    for (const prefix of [`${err.key}: `, `${where}: `]) {
+      if (why.startsWith(prefix)) why = why.slice(prefix.length);
+    }
+    const own = /(^|[\s{,])default_action\s*=/.test(arg);
+    const from = own
+      ? "its default_action"
+      : "its default action (smtpd_policy_service_default_action)";
+    return env.fail(
+      `check_policy_service ${settings.name}: ${from} "${settings.defaultAction}": ${why}`,
+    );
+  }
+}
+
 /** check_policy_service. */
 export const POLICY_SERVICE: Record<string, Factory> = {
   "check_policy_service": {
     arg: "service",
     make: (name, arg, env) => {
       const settings = serviceSettings(arg as string, env);
-      const defaultAction = compileAction(
-        settings.defaultAction,
-        env,
-        `${settings.name} default_action`,
-      );
+      const defaultAction = defaultActionOf(settings, arg as string, env);
       let clients = CLIENTS.get(env.config);
       if (!clients) CLIENTS.set(env.config, clients = new Map());
       let client = clients.get(arg as string);

@@ -7,6 +7,7 @@
  */
 
 import { inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
+import { formatIp } from "../../protocol/ip.ts";
 import { splitKeyValue, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
@@ -14,11 +15,12 @@ import type { LookupResult, LookupTable } from "./types.ts";
  * Parses a CIDR table.
  * @param name the spec
  * @param text the file content
+ * @param file the file's path, for {@linkcode LookupTable.origin}
  * @returns the table
  * @throws {TableSyntaxError} with the line number
  */
-export function cidrTable(name: string, text: string): LookupTable {
-  const rules: { net: Network; value: string }[] = [];
+export function cidrTable(name: string, text: string, file?: string): LookupTable {
+  const rules: { net: Network; value: string; line: number }[] = [];
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = (lines[i] ?? "").replace(/\r$/, "");
@@ -27,11 +29,31 @@ export function cidrTable(name: string, text: string): LookupTable {
     if (!m) throw new TableSyntaxError(`missing value for "${line.trim()}"`, i + 1);
     const net = parseNetwork(m[1] as string);
     if (!net) throw new TableSyntaxError(`cannot parse network "${m[1]}"`, i + 1);
-    rules.push({ net, value: m[2] as string });
+    // "10.0.0.1/8": Postfix skips the rule with a warning; taken as written
+    // it would match all of 10.0.0.0/8. Refused, as in mynetworks.
+    const key = m[1] as string;
+    const slash = key.lastIndexOf("/");
+    const host = slash < 0 ? undefined : parseNetwork(key.slice(0, slash));
+    if (host && host.base !== net.base) {
+      const bits = net.family === 4 ? net.bits - 96 : net.bits;
+      const base = formatIp(net.base);
+      const v6 = key.startsWith("[");
+      throw new TableSyntaxError(
+        `non-null host address bits in "${key}", perhaps you should use "${
+          v6 ? `[${base}]` : base
+        }/${bits}" instead`,
+        i + 1,
+      );
+    }
+    rules.push({ net, value: m[2] as string, line: i + 1 });
   }
   return {
     name,
     values: rules.map((r) => r.value),
+    origin(value: string): string | undefined {
+      const rule = rules.find((r) => r.value === value);
+      return file !== undefined && rule ? `${file}:${rule.line}` : undefined;
+    },
     lookup(key: string): Promise<LookupResult> {
       const ip = parseIp(key);
       if (ip === undefined) return Promise.resolve({ kind: "notFound" });

@@ -12,7 +12,7 @@ import { patternTable } from "./pattern_table.ts";
 import { socketmapTable } from "./socketmap_table.ts";
 import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
-import { retireWith, splitList } from "../../config/mod.ts";
+import { retireWith, splitList, unreadableReason } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
@@ -87,10 +87,19 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
           lookup: (): Promise<LookupResult> => Promise.resolve({ kind: "found", value }),
         };
       }
-      case "texthash":
-        return mapTable(spec, parseTextTable(readTable(spec, arg)));
+      case "texthash": {
+        const keyLines = new Map<string, number>();
+        const entries = parseTextTable(readTable(spec, arg), keyLines);
+        return {
+          ...mapTable(spec, entries),
+          origin(value: string): string | undefined {
+            for (const [k, v] of entries) if (v === value) return `${arg}:${keyLines.get(k)}`;
+            return undefined;
+          },
+        };
+      }
       case "cidr":
-        return cidrTable(spec, readTable(spec, arg));
+        return cidrTable(spec, readTable(spec, arg), arg);
       case "socketmap":
         try {
           return socketmapTable(spec, arg, queueDirectory ?? ".");
@@ -99,11 +108,18 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
           throw err;
         }
       case "regexp":
-      case "pcre":
-        return patternTable(spec, inlineRules(arg) ?? readTable(spec, arg), type);
+      case "pcre": {
+        const inline = inlineRules(arg);
+        return inline !== undefined
+          ? patternTable(spec, inline, type)
+          : patternTable(spec, readTable(spec, arg), type, arg);
+      }
       default:
         throw new TableOpenError(
-          `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})`,
+          `"${spec}": unsupported table type "${type}" (supported: ${TABLE_TYPES.join(", ")})` +
+            (/^(hash|btree|dbm|cdb|lmdb|sdbm)$/.test(type)
+              ? `; ${type}: is the file postmap builds from a text file: name that file as texthash:${arg}`
+              : ""),
         );
     }
   } catch (err) {
@@ -132,22 +148,35 @@ function inlineRules(arg: string): string | undefined {
  */
 export function readListFile(path: string): string {
   try {
-    return Deno.readTextFileSync(path);
+    return withoutBom(Deno.readTextFileSync(path));
   } catch (err) {
-    const why = err instanceof Deno.errors.NotCapable
-      ? "outside the paths this program may read (smtpd permissions lists them)"
-      : (err as Error).message;
+    const why = unreadableReason(
+      path,
+      err,
+      "outside the paths this program may read (smtpd permissions lists them)",
+    );
     throw new Error(`cannot read "${path}": ${why}`);
   }
 }
 
+/**
+ * A file saved with a byte-order mark (as some Windows editors do) is read
+ * without it: U+FEFF counts as white space, so the first line would be
+ * taken for a continuation line (or the mark for part of its key).
+ */
+function withoutBom(text: string): string {
+  return text.startsWith("\uFEFF") ? text.slice(1) : text;
+}
+
 function readTable(spec: string, path: string): string {
   try {
-    return Deno.readTextFileSync(path);
+    return withoutBom(Deno.readTextFileSync(path));
   } catch (err) {
-    const why = err instanceof Deno.errors.NotCapable
-      ? "outside the paths this program may read (smtpd permissions lists them)"
-      : (err as Error).message;
+    const why = unreadableReason(
+      path,
+      err,
+      "outside the paths this program may read (smtpd permissions lists them)",
+    );
     throw new TableOpenError(`cannot open table "${spec}": ${why}`);
   }
 }

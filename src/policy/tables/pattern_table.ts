@@ -48,13 +48,20 @@ export function logicalLines(text: string): { line: number; text: string }[] {
  * @param name the spec
  * @param text the file content
  * @param dialect pcre or regexp
+ * @param file the file's path, for {@linkcode LookupTable.origin}
  * @returns the table
  * @throws {TableSyntaxError} with the line number
  */
-export function patternTable(name: string, text: string, dialect: Dialect): LookupTable {
+export function patternTable(
+  name: string,
+  text: string,
+  dialect: Dialect,
+  file?: string,
+): LookupTable {
   const root: Rule[] = [];
   const stack: { body: Rule[]; line: number }[] = [{ body: root, line: 0 }];
   const values: string[] = [];
+  const valueLines = new Map<string, number>();
   for (const { line, text: t } of logicalLines(text)) {
     const fail = (msg: string): never => {
       throw new TableSyntaxError(msg, line);
@@ -84,6 +91,7 @@ export function patternTable(name: string, text: string, dialect: Dialect): Look
       dynamic: refs,
     });
     values.push(parsed.rest);
+    if (!valueLines.has(parsed.rest)) valueLines.set(parsed.rest, line);
   }
   if (stack.length > 1) {
     throw new TableSyntaxError(`"if" without "endif"`, stack[stack.length - 1]?.line);
@@ -92,6 +100,10 @@ export function patternTable(name: string, text: string, dialect: Dialect): Look
     name,
     values,
     pattern: true,
+    origin(value: string): string | undefined {
+      const line = valueLines.get(value);
+      return file !== undefined && line !== undefined ? `${file}:${line}` : undefined;
+    },
     lookup(key: string): Promise<LookupResult> {
       const hit = search(root, key);
       return Promise.resolve(hit ?? { kind: "notFound" });

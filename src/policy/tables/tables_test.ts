@@ -313,3 +313,31 @@ Deno.test("retireAll closes the idle connection of its owner's socketmap tables,
     await served;
   }
 });
+
+Deno.test("openTable() reads a table file saved with a byte-order mark and CRLF lines", async () => {
+  for (
+    const [type, text, key] of [
+      ["texthash", "\uFEFFfirst.example REJECT\r\nsecond.example OK\r\n", "first.example"],
+      ["cidr", "\uFEFF192.0.2.0/24 REJECT\r\n198.51.100.0/24 OK\r\n", "192.0.2.1"],
+      ["regexp", "\uFEFF/^first/ REJECT\r\n/^second/ OK\r\n", "first.example"],
+      ["pcre", "\uFEFF/^first/ REJECT\r\n/^second/ OK\r\n", "first.example"],
+    ]
+  ) {
+    const t = openFileTable(type as string, text as string);
+    assert.deepEqual(await t.lookup(key as string), { kind: "found", value: "REJECT" }, type);
+  }
+});
+
+Deno.test("openTable() refuses a cidr: rule with host bits set, with file and line (it would match the whole network)", () => {
+  for (
+    const [rule, want] of [
+      ["10.0.0.1/8 REJECT", '"10.0.0.1/8", perhaps you should use "10.0.0.0/8" instead'],
+      ["2001:db8::1/64 REJECT", '"2001:db8::1/64", perhaps you should use "2001:db8::/64" instead'],
+    ]
+  ) {
+    const { err, path } = openFileTableError("cidr", `192.0.2.0/24 OK\n${rule}\n`);
+    assert.equal(err.message, `${path}:2: non-null host address bits in ${want}`);
+  }
+  // Host addresses and networks written at their base stay as they were.
+  openFileTable("cidr", "10.0.0.0/8 OK\n10.1.2.3 REJECT\n[2001:db8::]/64 OK\n::1 OK\n");
+});

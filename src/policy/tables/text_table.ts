@@ -91,10 +91,11 @@ export function splitKeyValue(line: string): [string, string, string] | undefine
 /**
  * Parses an access(5)-style text file: "key value" per line.
  * @param text the file content
+ * @param keyLines receives the line each kept key is on
  * @returns the entries (first definition of a key wins, as in texthash)
  * @throws {TableSyntaxError} with the line number
  */
-export function parseTextTable(text: string): Map<string, string> {
+export function parseTextTable(text: string, keyLines?: Map<string, number>): Map<string, string> {
   const entries = new Map<string, string>();
   const lines = text.split("\n");
   let last: string | undefined;
@@ -119,6 +120,7 @@ export function parseTextTable(text: string): Map<string, string> {
       continue;
     }
     entries.set(key, m[2] as string);
+    keyLines?.set(key, i + 1);
     last = key;
   }
   return entries;

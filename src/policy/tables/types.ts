@@ -24,6 +24,11 @@ export interface LookupTable {
    */
   readonly pattern?: boolean;
   /**
+   * Where a value is written, as `file:line` (its first occurrence), for a
+   * table read from a file: start-up errors about a value name it.
+   */
+  origin?(value: string): string | undefined;
+  /**
    * Looks a key up (keys are case-folded by the table).
    * @param key the key
    * @returns the result
