@@ -154,20 +154,26 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
-const BAD_RECORD = `
+/**
+ * Python: connects, reads the greeting, says EHLO and STARTTLS and reads
+ * their replies (reply(f) reads one whole reply from a file), and makes a
+ * client TLS context that trusts any certificate (ctx).
+ */
+const UP_TO_STARTTLS = `
 import os, socket, ssl, sys
 port = int(sys.argv[1])
 s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
 f = s.makefile("rb")
-def reply(f):
+def reply(f=f):
     while True:
-        l = f.readline().decode()
-        if len(l) < 4 or l[3] != "-":
-            return l.strip()
-reply(f)
-s.sendall(b"EHLO x\\r\\n"); reply(f)
-s.sendall(b"STARTTLS\\r\\n"); reply(f)
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+`;
+
+const BAD_RECORD = `${UP_TO_STARTTLS}
 t = ctx.wrap_socket(s)
 t.sendall(b"EHLO y\\r\\n"); print("ehlo:", reply(t.makefile("rb")))
 # The attack: an application-data record that does not decrypt, written
@@ -210,18 +216,7 @@ for (const { engine, named } of ENGINES) {
   });
 }
 
-const FINISHED_AND_END = `
-import socket, ssl, sys
-port = int(sys.argv[1])
-s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline()
-        if len(l) < 4 or l[3:4] != b"-":
-            return l
-reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+const FINISHED_AND_END = `${UP_TO_STARTTLS}
 inc = ssl.MemoryBIO(); out = ssl.MemoryBIO(); o = ctx.wrap_bio(inc, out)
 while True:
     try:
