@@ -26,6 +26,9 @@ export interface Zone {
   txt?: [string, string][];
 }
 
+/** The name each test server answers with its own token (readiness, and that it is ours). */
+const READY_NAME = "ready.deno-smtpd.test";
+
 async function freeUdpPort(): Promise<number> {
   const s = createSocket("udp4");
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
@@ -51,7 +54,14 @@ export async function startDns(zone: Zone): Promise<DnsServer> {
   }
 }
 
-async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
+/**
+ * Starts dnsmasq with the zone on one port.
+ * @param port the UDP and TCP port
+ * @param zone the records
+ * @returns the server, or null when it could not serve that port (another
+ *   server answers there, or it did not come up)
+ */
+export async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
   const args = [
     "--no-daemon",
     `--port=${port}`,
@@ -71,23 +81,37 @@ async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
     args.push(`--mx-host=${domain},${host},${pref}`);
   }
   for (const [name, text] of zone.txt ?? []) args.push(`--txt-record=${name},${text}`);
+  // A record of this server's own: the answer that says the server on the
+  // port is this one (another test's dnsmasq may have taken the port first,
+  // and answers every other name too).
+  const token = crypto.randomUUID();
+  args.push(`--txt-record=${READY_NAME},${token}`);
   const child = new Deno.Command("dnsmasq", { args, stdout: "null", stderr: "piped" }).spawn();
   let exited = false;
   child.status.then(() => exited = true);
-  // Wait until it answers.
+  // Wait until it answers with its own token.
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    if (exited) {
-      await child.stderr.cancel().catch(() => {});
-      return null;
-    }
+  let ready = false;
+  while (!ready && !exited && Date.now() < deadline) {
     try {
-      await Deno.resolveDns("ready.invalid", "A", { nameServer: { ipAddr: "127.0.0.1", port } });
-      break;
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      // A query sent before dnsmasq has bound its port is lost, and the
+      // resolver would wait 5 s for it: ask again after 250 ms instead.
+      const answer = await Deno.resolveDns(READY_NAME, "TXT", {
+        nameServer: { ipAddr: "127.0.0.1", port },
+        signal: AbortSignal.timeout(250),
+      });
+      ready = answer.some((parts) => parts.join("") === token);
+    } catch { /* not up yet, or not ours */ }
+    if (!ready) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!ready) {
+    // It could not take the port (another server answers there), or never came up.
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await child.stderr.cancel().catch(() => {});
+    return null;
   }
   return {
     port,
