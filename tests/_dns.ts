@@ -61,7 +61,7 @@ export async function startDns(zone: Zone): Promise<DnsServer> {
  * @returns the server, or null when it could not serve that port (another
  *   server answers there, or it did not come up)
  */
-export async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
+async function startDnsOn(port: number, zone: Zone): Promise<DnsServer | null> {
   const args = [
     "--no-daemon",
     `--port=${port}`,
