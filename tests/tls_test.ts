@@ -30,40 +30,50 @@ async function tlsConfig(
   return { dir, extra: `smtpd_peername_lookup = false\n${tls}` };
 }
 
-/** Each of the first tests runs through node:tls and through the TLS engine (tls_engine.ts). */
-const ENGINES = [
-  { engine: false, named: "" },
-  { engine: true, named: " (TLS engine)" },
-];
-
-for (const { engine, named } of ENGINES) {
-  Deno.test({
-    name:
-      "swaks --tls: TLS 1.3 negotiated, message queued, Received: and the log record the cipher" +
-      named,
-    ...opts,
-    fn: async () => {
-      const { dir, extra } = await tlsConfig("may", engine);
-      const d = await startDaemon(extra, { dir });
-      try {
-        const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
-        assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /250-STARTTLS/);
-        assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
-        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
-        const [f] = await queueFiles(d.queueDir);
-        const pc = await postcat(f as string);
-        assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
-        assert.match(pc, /with ESMTPS id/);
-        await d.waitForLog(
-          /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/,
-        );
-      } finally {
-        await d.stop();
-      }
-    },
-  });
+/**
+ * A test run twice, against a daemon offering STARTTLS at level may:
+ * through node:tls, and through the TLS engine (tls_engine.ts).
+ * @param name the test's name (" (TLS engine)" is added for the second)
+ * @param body the test, given the running daemon
+ */
+function onBothTlsPaths(
+  name: string,
+  body: (d: Awaited<ReturnType<typeof startDaemon>>) => Promise<void>,
+): void {
+  for (const engine of [false, true]) {
+    Deno.test({
+      name: name + (engine ? " (TLS engine)" : ""),
+      ...opts,
+      fn: async () => {
+        const { dir, extra } = await tlsConfig("may", engine);
+        const d = await startDaemon(extra, { dir });
+        try {
+          await body(d);
+        } finally {
+          await d.stop();
+        }
+      },
+    });
+  }
 }
+
+onBothTlsPaths(
+  "swaks --tls: TLS 1.3 negotiated, message queued, Received: and the log record the cipher",
+  async (d) => {
+    const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /250-STARTTLS/);
+    assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+    assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+    const [f] = await queueFiles(d.queueDir);
+    const pc = await postcat(f as string);
+    assert.match(pc, /\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)/);
+    assert.match(pc, /with ESMTPS id/);
+    await d.waitForLog(
+      /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher/,
+    );
+  },
+);
 
 Deno.test({
   name:
@@ -130,29 +140,19 @@ t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", treply()[-1])
 t.sendall(b"QUIT\\r\\n"); print("quit:", treply()[-1])
 `;
 
-for (const { engine, named } of ENGINES) {
-  Deno.test({
-    name: "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed" +
-      named,
-    ...opts,
-    fn: async () => {
-      const { dir, extra } = await tlsConfig("may", engine);
-      const d = await startDaemon(extra, { dir });
-      try {
-        const r = await run("python3", ["-c", INJECTION, String(d.port)]);
-        assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
-        assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
-        // Had the injected MAIL run, RCPT would be accepted; it was discarded.
-        assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
-        await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
-        assert.doesNotMatch(d.log(), /injected@evil/);
-      } finally {
-        await d.stop();
-      }
-    },
-  });
-}
+onBothTlsPaths(
+  "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed",
+  async (d) => {
+    const r = await run("python3", ["-c", INJECTION, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
+    assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+    // Had the injected MAIL run, RCPT would be accepted; it was discarded.
+    assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
+    await d.waitForLog(/discarded \d+ bytes of plaintext pipelined after STARTTLS/);
+    assert.doesNotMatch(d.log(), /injected@evil/);
+  },
+);
 
 /**
  * Python: connects, reads the greeting, says EHLO and STARTTLS and reads
@@ -186,35 +186,25 @@ except Exception as e:
     print("after:", type(e).__name__)
 `;
 
-for (const { engine, named } of ENGINES) {
-  Deno.test({
-    name: "a record that does not decrypt after the handshake is a lost connection, no notice" +
-      named,
-    ...opts,
-    fn: async () => {
-      const { dir, extra } = await tlsConfig("may", engine);
-      const d = await startDaemon(extra, { dir });
-      try {
-        const r = await run("python3", ["-c", BAD_RECORD, String(d.port)]);
-        assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
-        await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
-        // Give a notice (if one were due) time to be logged.
-        await new Promise((r) => setTimeout(r, 300));
-        const log = d.log();
-        assert.match(log, /lost connection after EHLO from unknown\[127\.0\.0\.1\]/, log);
-        assert.match(
-          log,
-          /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3$/m,
-          log,
-        );
-        assert.doesNotMatch(log, /failed:|software problems|error:/, log);
-      } finally {
-        await d.stop();
-      }
-    },
-  });
-}
+onBothTlsPaths(
+  "a record that does not decrypt after the handshake is a lost connection, no notice",
+  async (d) => {
+    const r = await run("python3", ["-c", BAD_RECORD, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+    await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+    // Give a notice (if one were due) time to be logged.
+    await new Promise((r) => setTimeout(r, 300));
+    const log = d.log();
+    assert.match(log, /lost connection after EHLO from unknown\[127\.0\.0\.1\]/, log);
+    assert.match(
+      log,
+      /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3$/m,
+      log,
+    );
+    assert.doesNotMatch(log, /failed:|software problems|error:/, log);
+  },
+);
 
 const FINISHED_AND_END = `${UP_TO_STARTTLS}
 inc = ssl.MemoryBIO(); out = ssl.MemoryBIO(); o = ctx.wrap_bio(inc, out)
@@ -244,33 +234,22 @@ while True:
 print("replies:", got)
 `;
 
-for (const { engine, named } of ENGINES) {
-  Deno.test({
-    name:
-      "a client's Finished, commands and end in one write: the handshake completes, all answered" +
-      named,
-    ...opts,
-    fn: async () => {
-      const { dir, extra } = await tlsConfig("may", engine);
-      const d = await startDaemon(extra, { dir });
-      try {
-        for (let i = 0; i < 3; i++) {
-          const r = await run("python3", ["-c", FINISHED_AND_END, String(d.port)]);
-          assert.equal(r.code, 0, r.stderr);
-          assert.equal(
-            r.stdout.trim(),
-            "replies: b'250 2.0.0 Ok\\r\\n250 2.1.0 Ok\\r\\n'",
-            d.log(),
-          );
-        }
-        await d.waitForLog(/(lost connection after MAIL[^]*){3}/);
-        assert.doesNotMatch(d.log(), /SSL_accept error/);
-      } finally {
-        await d.stop();
-      }
-    },
-  });
-}
+onBothTlsPaths(
+  "a client's Finished, commands and end in one write: the handshake completes, all answered",
+  async (d) => {
+    for (let i = 0; i < 3; i++) {
+      const r = await run("python3", ["-c", FINISHED_AND_END, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        r.stdout.trim(),
+        "replies: b'250 2.0.0 Ok\\r\\n250 2.1.0 Ok\\r\\n'",
+        d.log(),
+      );
+    }
+    await d.waitForLog(/(lost connection after MAIL[^]*){3}/);
+    assert.doesNotMatch(d.log(), /SSL_accept error/);
+  },
+);
 
 Deno.test({
   name: "smtpd_tls_security_level = encrypt refuses MAIL before STARTTLS with 530",
