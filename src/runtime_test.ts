@@ -9,6 +9,34 @@ async function loaded(text: string) {
   return { dir, file, loaded: await loadConfig(file, { systemHostname: "mx.example" }) };
 }
 
+/**
+ * Asserts that buildRuntime refuses a configuration with a ConfigError.
+ * @param text the configuration (after queue_directory, so its first line is line 2)
+ * @param start what the message starts with, given the file's path
+ */
+async function assertRefused(text: string, start: (file: string) => string): Promise<void> {
+  const { dir, file, loaded: l } = await loaded(text);
+  try {
+    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(e.message.startsWith(start(file)), e.message);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Asserts that buildRuntime takes a configuration. */
+async function assertAccepted(text: string): Promise<void> {
+  const { dir, loaded: l } = await loaded(text);
+  try {
+    await buildRuntime(l, { verbose: 0, mode: "check" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test("buildRuntime: one frozen runtime; the session's dependencies are its own parts", async () => {
   const { dir, loaded: l } = await loaded(
     'smtpd_client_event_limit_exceptions = ["192.0.2.0/24"]\n',
@@ -97,74 +125,33 @@ Deno.test("buildRuntime: an address in smtpd_listen twice, or also in smtpd_tls_
     ],
   ];
   for (const [text, key, why] of cases) {
-    const { dir, file, loaded: l } = await loaded(`smtpd_listen_threads = 2\n${text}`);
-    try {
-      const line = text.split("\n").findIndex((t) => t.startsWith(`${key} =`)) + 3;
-      await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
-        assert.ok(e instanceof ConfigError);
-        assert.ok(e.message.startsWith(`${file}:${line}: ${key}: ${why}: `), e.message);
-        return true;
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const line = text.split("\n").findIndex((t) => t.startsWith(`${key} =`)) + 3;
+    await assertRefused(
+      `smtpd_listen_threads = 2\n${text}`,
+      (file) => `${file}:${line}: ${key}: ${why}: `,
+    );
   }
   // Port 0 is a new port each time: two of them are two addresses.
-  const { dir, loaded: l } = await loaded('smtpd_listen = ["127.0.0.1:0", "127.0.0.1:0"]\n');
-  try {
-    await buildRuntime(l, { verbose: 0, mode: "check" });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await assertAccepted('smtpd_listen = ["127.0.0.1:0", "127.0.0.1:0"]\n');
 });
 
 Deno.test("buildRuntime: a udp:// syslog_server with a host name is refused (its lines could never be sent)", async () => {
-  const { dir, file, loaded: l } = await loaded('syslog_server = "udp://localhost:514"\n');
-  try {
-    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
-      assert.ok(e instanceof ConfigError);
-      assert.ok(
-        e.message.startsWith(
-          `${file}:2: syslog_server: "udp://localhost:514": udp:// takes an IP address`,
-        ),
-        e.message,
-      );
-      return true;
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await assertRefused(
+    'syslog_server = "udp://localhost:514"\n',
+    (file) => `${file}:2: syslog_server: "udp://localhost:514": udp:// takes an IP address`,
+  );
   // An address, or tcp:// with a name, is taken.
   for (const ok of ['"udp://127.0.0.1:514"', '"udp://[::1]:514"', '"tcp://localhost:514"']) {
-    const { dir, loaded: l } = await loaded(`syslog_server = ${ok}\n`);
-    try {
-      await buildRuntime(l, { verbose: 0, mode: "check" });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await assertAccepted(`syslog_server = ${ok}\n`);
   }
 });
 
 Deno.test("buildRuntime: a dns_server given as a host name is refused (every query would fail)", async () => {
-  const { dir, file, loaded: l } = await loaded('dns_server = "localhost:53"\n');
-  try {
-    await assert.rejects(buildRuntime(l, { verbose: 0, mode: "check" }), (e) => {
-      assert.ok(e instanceof ConfigError);
-      assert.ok(
-        e.message.startsWith(`${file}:2: dns_server: "localhost:53": expected an IP address`),
-        e.message,
-      );
-      return true;
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await assertRefused(
+    'dns_server = "localhost:53"\n',
+    (file) => `${file}:2: dns_server: "localhost:53": expected an IP address`,
+  );
   for (const ok of ['"127.0.0.1:53"', '"[::1]:5353"', '"192.0.2.53"']) {
-    const { dir, loaded: l } = await loaded(`dns_server = ${ok}\n`);
-    try {
-      await buildRuntime(l, { verbose: 0, mode: "check" });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await assertAccepted(`dns_server = ${ok}\n`);
   }
 });
