@@ -70,54 +70,38 @@ export function validateSemantics(
       at("dns_server"),
     );
   }
+  // Listener threads bind with SO_REUSEPORT, so an address named twice
+  // (in one list, or in both) would be bound twice and the kernel would
+  // spread connections over both: plain SMTP and implicit TLS at random
+  // when the two lists share it. Port 0 asks for a new port each time.
+  const seen = new Map<string, string>();
   const parseListen = (key: "smtpd_listen" | "smtpd_tls_wrappermode_listen", wrapper: boolean) =>
     c[key].map((a): ListenAddress => {
       const parsed = parseListenAddress(a);
-      if (!parsed || (looksLikeIp(parsed.hostname) && !parseIpAddress(parsed.hostname))) {
+      const ip = parsed ? parseIpAddress(parsed.hostname) : undefined;
+      if (!parsed || (looksLikeIp(parsed.hostname) && !ip)) {
         throw new ConfigError(`${key}: cannot parse "${a}": expected host:port`, at(key));
       }
+      const id = `${
+        ip ? `${ip.family}/${ip.value}` : parsed.hostname.toLowerCase()
+      } ${parsed.port}`;
+      const first = parsed.port === 0 ? undefined : seen.get(id);
+      if (first !== undefined) {
+        const where = first === key ? `listed twice in ${key}` : `also in ${first}`;
+        throw new ConfigError(
+          `${key}: "${a}" is ${where}: each address is served once ` +
+            `(plain in smtpd_listen, or implicit TLS in smtpd_tls_wrappermode_listen)`,
+          at(key),
+        );
+      }
+      if (parsed.port !== 0) seen.set(id, key);
       return wrapper ? { ...parsed, wrapper } : parsed;
     });
   const listen = [
     ...parseListen("smtpd_listen", c.smtpd_tls_wrappermode),
     ...parseListen("smtpd_tls_wrappermode_listen", true),
   ];
-  refuseDuplicates(loaded);
   return { listen, proxyNetworks };
-}
-
-/**
- * Refuses an address named twice in smtpd_listen and
- * smtpd_tls_wrappermode_listen. Listener threads bind with SO_REUSEPORT, so
- * both would be bound and the kernel would spread connections over them:
- * as plain SMTP and as implicit TLS at random when the two lists share it,
- * and one thread would see "address in use" otherwise.
- * @param loaded the configuration (addresses already parsed once)
- * @throws {ConfigError} at the line of the second mention
- */
-function refuseDuplicates(loaded: LoadedConfig): void {
-  const c = loaded.config;
-  const seen = new Map<string, string>();
-  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
-    for (const a of c[key]) {
-      const parsed = parseListenAddress(a);
-      // Port 0 asks for a new port each time: never the same address.
-      if (!parsed || parsed.port === 0) continue;
-      const ip = parseIpAddress(parsed.hostname);
-      const host = ip ? `${ip.family}/${ip.value}` : parsed.hostname.toLowerCase();
-      const id = `${host} ${parsed.port}`;
-      const first = seen.get(id);
-      if (first !== undefined) {
-        const where = first === key ? `listed twice in ${key}` : `also in ${first}`;
-        throw new ConfigError(
-          `${key}: "${a}" is ${where}: each address is served once ` +
-            `(plain in smtpd_listen, or implicit TLS in smtpd_tls_wrappermode_listen)`,
-          { file: loaded.file, line: loaded.lineOf(key), key },
-        );
-      }
-      seen.set(id, key);
-    }
-  }
 }
 
 /**
