@@ -147,16 +147,7 @@ function inlineRules(arg: string): string | undefined {
  * @throws {Error} saying why it cannot be read
  */
 export function readListFile(path: string): string {
-  try {
-    return withoutBom(Deno.readTextFileSync(path));
-  } catch (err) {
-    const why = unreadableReason(
-      path,
-      err,
-      "outside the paths this program may read (smtpd permissions lists them)",
-    );
-    throw new Error(`cannot read "${path}": ${why}`);
-  }
+  return readConfigured(path, (why) => new Error(`cannot read "${path}": ${why}`));
 }
 
 /**
@@ -169,14 +160,26 @@ function withoutBom(text: string): string {
 }
 
 function readTable(spec: string, path: string): string {
+  return readConfigured(path, (why) => new TableOpenError(`cannot open table "${spec}": ${why}`));
+}
+
+/**
+ * A file the configuration names (a table, a list file), without a
+ * byte-order mark.
+ * @param path the path as configured
+ * @param fail the error to throw, given why the file cannot be read
+ * @returns the text
+ */
+function readConfigured(path: string, fail: (why: string) => Error): string {
   try {
     return withoutBom(Deno.readTextFileSync(path));
   } catch (err) {
-    const why = unreadableReason(
-      path,
-      err,
-      "outside the paths this program may read (smtpd permissions lists them)",
+    throw fail(
+      unreadableReason(
+        path,
+        err,
+        "outside the paths this program may read (smtpd permissions lists them)",
+      ),
     );
-    throw new TableOpenError(`cannot open table "${spec}": ${why}`);
   }
 }
