@@ -60,7 +60,8 @@ export function requestAttributes(
   // As Postfix's smtpd: the delayed client, HELO and sender lists name the
   // command at hand (RCPT); the data list says DATA for BDAT too, and the
   // end-of-data list END-OF-MESSAGE, after DATA's dot and at BDAT LAST alike.
-  const state = stage === "data" || stage === "eod"
+  const atData = stage === "data" || stage === "eod";
+  const state = atData
     ? STATE[stage]
     : ctx.command && ctx.command !== "UNKNOWN"
     ? ctx.command
@@ -79,10 +80,7 @@ export function requestAttributes(
     ["sender", ctx.sender ? addressText(ctx.sender) : ""],
     ["recipient", ctx.recipient ? addressText(ctx.recipient) : ""],
     // As Postfix: the count at DATA, BDAT and the end of the message, 0 before.
-    [
-      "recipient_count",
-      stage === "data" || stage === "eod" ? String(ctx.recipientCount ?? 0) : "0",
-    ],
+    ["recipient_count", atData ? String(ctx.recipientCount ?? 0) : "0"],
     ["queue_id", ctx.queueId ?? ""],
     ["instance", ctx.instance ?? ""],
     ["size", String(ctx.size ?? 0)],
