@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseIp, parseIpAddress } from "../protocol/ip.ts";
+import { formatIp, parseIp, parseIpAddress } from "../protocol/ip.ts";
 
 /** A network: prefix bits of a 128-bit address. */
 export interface Network {
@@ -44,6 +44,24 @@ export function parseNetwork(text: string): Network | undefined {
   const total = isV4 ? bits + 96 : bits;
   const mask = total === 0 ? 0n : ((1n << BigInt(total)) - 1n) << BigInt(128 - total);
   return { base: addr & mask, bits: total, text, family: isV4 ? 4 : 6 };
+}
+
+/**
+ * What is wrong with a network written with host bits set ("10.0.0.1/8"),
+ * in Postfix's words: taken as written it would cover all of 10.0.0.0/8.
+ * @param text the network as written
+ * @param net what {@linkcode parseNetwork} made of it
+ * @returns the complaint, or undefined when no host bit is set
+ */
+export function hostBitsProblem(text: string, net: Network): string | undefined {
+  const slash = text.lastIndexOf("/");
+  const host = slash < 0 ? undefined : parseNetwork(text.slice(0, slash));
+  if (!host || host.base === net.base) return undefined;
+  const bits = net.family === 4 ? net.bits - 96 : net.bits;
+  const base = formatIp(net.base);
+  return `non-null host address bits in "${text}", perhaps you should use "${
+    text.startsWith("[") ? `[${base}]` : base
+  }/${bits}" instead`;
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import { ConfigError } from "../config/mod.ts";
 import { formatIp } from "../protocol/ip.ts";
-import { type Network, parseNetwork } from "./cidr.ts";
+import { hostBitsProblem, type Network, parseNetwork } from "./cidr.ts";
 import { expandListFiles } from "./domain_list.ts";
 import { readListFile } from "./tables/mod.ts";
 
@@ -63,19 +63,8 @@ export function compileNetworks(items: readonly string[], key: string): Network[
   return expandNetworkEntries(items, key).map((item) => {
     const net = parseNetwork(item);
     if (!net) throw new ConfigError(`${key}: cannot parse network "${item}"`, { key });
-    const slash = item.lastIndexOf("/");
-    const host = slash < 0 ? undefined : parseNetwork(item.slice(0, slash));
-    if (host && host.base !== net.base) {
-      const bits = net.family === 4 ? net.bits - 96 : net.bits;
-      const v6 = item.startsWith("[");
-      const base = formatIp(net.base);
-      throw new ConfigError(
-        `${key}: non-null host address bits in "${item}", perhaps you should use "${
-          v6 ? `[${base}]` : base
-        }/${bits}" instead`,
-        { key },
-      );
-    }
+    const problem = hostBitsProblem(item, net);
+    if (problem) throw new ConfigError(`${key}: ${problem}`, { key });
     return net;
   });
 }

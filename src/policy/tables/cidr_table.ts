@@ -6,8 +6,7 @@
  * @module
  */
 
-import { inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
-import { formatIp } from "../../protocol/ip.ts";
+import { hostBitsProblem, inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
 import { splitKeyValue, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
@@ -31,20 +30,8 @@ export function cidrTable(name: string, text: string, file?: string): LookupTabl
     if (!net) throw new TableSyntaxError(`cannot parse network "${m[1]}"`, i + 1);
     // "10.0.0.1/8": Postfix skips the rule with a warning; taken as written
     // it would match all of 10.0.0.0/8. Refused, as in mynetworks.
-    const key = m[1] as string;
-    const slash = key.lastIndexOf("/");
-    const host = slash < 0 ? undefined : parseNetwork(key.slice(0, slash));
-    if (host && host.base !== net.base) {
-      const bits = net.family === 4 ? net.bits - 96 : net.bits;
-      const base = formatIp(net.base);
-      const v6 = key.startsWith("[");
-      throw new TableSyntaxError(
-        `non-null host address bits in "${key}", perhaps you should use "${
-          v6 ? `[${base}]` : base
-        }/${bits}" instead`,
-        i + 1,
-      );
-    }
+    const problem = hostBitsProblem(m[1] as string, net);
+    if (problem) throw new TableSyntaxError(problem, i + 1);
     rules.push({ net, value: m[2] as string, line: i + 1 });
   }
   return {
