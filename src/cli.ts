@@ -122,7 +122,10 @@ ${COMMON}`,
  */
 export function parseCli(args: readonly string[]): CliOptions {
   const [command, ...rest] = args;
-  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+  // No command is a usage error (exit 2, on stderr), as an unknown one: a
+  // unit file or script that lost its "serve" fails instead of exiting 0.
+  if (command === undefined) return { kind: "error", message: `no command given\n\n${HELP.main}` };
+  if (command === "-h" || command === "--help" || command === "help") {
     return { kind: "help", text: HELP.main ?? "" };
   }
   if (command === "--version" || command === "version") return { kind: "version" };

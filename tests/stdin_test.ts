@@ -200,6 +200,12 @@ Deno.test({
     }
     const r = await run(Deno.execPath(), await smtpdArgs(["bogus"]));
     assert.equal(r.code, 2);
+    assert.match(r.stderr, /^smtpd: unknown command "bogus"/);
+    // No command at all is a usage error too, not a success.
+    const none = await run(Deno.execPath(), await smtpdArgs([]));
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^smtpd: no command given\n\nUsage: smtpd COMMAND/);
+    assert.equal(none.stdout, "");
   },
 });
 
