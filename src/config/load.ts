@@ -97,11 +97,7 @@ export function resolveConfigText(
       continue;
     }
     if (!isParamName(key)) {
-      const hint = closestName(key);
-      throw new ConfigError(
-        `unknown parameter "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`,
-        { file, line, key },
-      );
+      throw new ConfigError(unknownParameter(key), { file, line, key });
     }
     const result = coerceValue(PARAMS[key], value, false);
     if (!result.ok) throw new ConfigError(`${key}: ${result.error}`, { file, line, key });
@@ -112,7 +108,9 @@ export function resolveConfigText(
     const eq = o.indexOf("=");
     const key = eq < 0 ? o : o.slice(0, eq).trim();
     if (eq < 0) throw new ConfigError(`-o ${o}: expected name=value`, { key });
-    if (!isParamName(key)) throw new ConfigError(`-o ${o}: unknown parameter "${key}"`, { key });
+    if (!isParamName(key)) {
+      throw new ConfigError(`-o ${o}: ${unknownParameter(key)}`, { key });
+    }
     const result = coerceValue(PARAMS[key], o.slice(eq + 1), true);
     if (!result.ok) throw new ConfigError(`-o ${key}: ${result.error}`, { key });
     values.set(key, result.value);
@@ -215,6 +213,12 @@ function expandAll(
   const out: Record<string, unknown> = {};
   for (const n of names) out[n] = resolve(n);
   return out as unknown as Config;
+}
+
+/** Words a name that is no parameter, with the nearest one as a hint. */
+function unknownParameter(key: string): string {
+  const hint = closestName(key);
+  return `unknown parameter "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`;
 }
 
 /**

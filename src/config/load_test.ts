@@ -256,6 +256,10 @@ Deno.test("resolveConfigText() lets -o override the file, last one winning", () 
 const BAD_OVERRIDES: [string, RegExp][] = [
   ["smtpd_timeout", /-o smtpd_timeout: expected name=value/],
   ["no_such_thing=1", /unknown parameter "no_such_thing"/],
+  [
+    "smtpd_timout=1",
+    /^-o smtpd_timout=1: unknown parameter "smtpd_timout" \(did you mean "smtpd_timeout"\?\)$/,
+  ],
   ["smtpd_helo_required=maybe", /-o smtpd_helo_required: expected true\/false/],
   ["message_size_limit=10k", /-o message_size_limit: expected an integer/],
   ["message_size_limit=100", /must be at least 1024/],
