@@ -41,8 +41,7 @@ async function etrnSession(
 }
 
 Deno.test({
-  name:
-    "ETRN writes FADI to a public/qmgr FIFO read by the test; 458 within a second without a reader",
+  name: "ETRN writes FADI to a public/qmgr FIFO read by the test; 458 at once without a reader",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("etrn");
@@ -54,7 +53,9 @@ Deno.test({
       // No reader: the open fails at once, the client gets 458.
       const none = await etrnSession(d.port);
       assert.equal(none.reply, "458 4.0.0 Unable to queue messages for node example.com\r\n");
-      assert.ok(none.ms < 1000, `took ${none.ms} ms`);
+      // A blocking open would never return (no reader ever comes); this first
+      // ETRN also loads node:fs in the server, which a loaded host makes slow.
+      assert.ok(none.ms < 5000, `took ${none.ms} ms`);
       // A reader: it receives the request bytes, the client gets 250.
       const reader = new Deno.Command("timeout", {
         args: ["10", "head", "-c", "4", fifo],
