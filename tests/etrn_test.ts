@@ -56,13 +56,18 @@ Deno.test({
       // A blocking open would never return (no reader ever comes); this first
       // ETRN also loads node:fs in the server, which a loaded host makes slow.
       assert.ok(none.ms < 5000, `took ${none.ms} ms`);
-      // A reader: it receives the request bytes, the client gets 250.
+      // A reader: it receives the request bytes, the client gets 250. Until
+      // head has the FIFO open the server finds no reader (458, as above):
+      // ask again rather than guess how long head takes to start.
       const reader = new Deno.Command("timeout", {
         args: ["10", "head", "-c", "4", fifo],
         stdout: "piped",
       }).spawn();
-      await new Promise((r) => setTimeout(r, 200));
-      const ok = await etrnSession(d.port, "@example.com");
+      let ok = await etrnSession(d.port, "@example.com");
+      for (let i = 0; i < 50 && ok.reply.startsWith("458 "); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ok = await etrnSession(d.port, "@example.com");
+      }
       const got = new TextDecoder().decode((await reader.output()).stdout);
       assert.equal(ok.reply, "250 Queuing started\r\n");
       assert.equal(got, "FADI");
