@@ -67,9 +67,13 @@ Deno.test({
         arrivals.length >= 2 && arrivals.length <= allowed,
         `${arrivals.length} triggers for 200 ETRNs in ${burstMs} ms (allowed 2..${allowed})`,
       );
+      // The server keeps 1 s between its writes; the arrivals are stamped
+      // here, when this process gets to them: the first during the burst,
+      // when it is busiest, so a gap can look a few hundred ms short. Writes
+      // not held apart (one gate per thread) would come almost together.
       for (let i = 1; i < arrivals.length; i++) {
         const gap = (arrivals[i] as number) - (arrivals[i - 1] as number);
-        assert.ok(gap >= 900, `triggers ${gap} ms apart: ${arrivals.map((a) => a - t0).join()}`);
+        assert.ok(gap >= 600, `triggers ${gap} ms apart: ${arrivals.map((a) => a - t0).join()}`);
       }
       assert.equal(bytes, "FADI".repeat(arrivals.length));
     } finally {
