@@ -14,12 +14,24 @@ import { flagsForArgs } from "../scripts/permissions.ts";
 export const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
-/** A free TCP port on 127.0.0.1 (it is closed again at once). */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (it is closed again at once), never one this
+ * process was given before: the kernel picks port 0 at random, so without
+ * that, 15 calls in a row (one per Postfix smtpd service) returned the same
+ * port twice in about 1 run of 100, and Postfix's master could not bind it.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (;;) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** A private work area under var/ (inside what the production flags allow). */

@@ -52,16 +52,28 @@ Deno.test({
       const burstMs = Date.now() - t0;
       assert.equal(replies.length, 200);
       for (const r of replies) assert.equal(r, "250 Queuing started\r\n");
-      // The request made during the quiet second goes out once at its end.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The request made during the quiet second goes out once at its end:
+      // wait for it and for 1.5 s with no trigger after the last (bounded),
+      // rather than a fixed time after the burst that a loaded host can outrun.
+      const quietBy = Date.now() + 10_000;
+      while (
+        Date.now() < quietBy &&
+        (arrivals.length < 2 || Date.now() - (arrivals.at(-1) as number) < 1500)
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const allowed = 2 + Math.floor(burstMs / 1000);
       assert.ok(
         arrivals.length >= 2 && arrivals.length <= allowed,
         `${arrivals.length} triggers for 200 ETRNs in ${burstMs} ms (allowed 2..${allowed})`,
       );
+      // The server keeps 1 s between its writes; the arrivals are stamped
+      // here, when this process gets to them: the first during the burst,
+      // when it is busiest, so a gap can look a few hundred ms short. Writes
+      // not held apart (one gate per thread) would come almost together.
       for (let i = 1; i < arrivals.length; i++) {
         const gap = (arrivals[i] as number) - (arrivals[i - 1] as number);
-        assert.ok(gap >= 900, `triggers ${gap} ms apart: ${arrivals.map((a) => a - t0).join()}`);
+        assert.ok(gap >= 600, `triggers ${gap} ms apart: ${arrivals.map((a) => a - t0).join()}`);
       }
       assert.equal(bytes, "FADI".repeat(arrivals.length));
     } finally {

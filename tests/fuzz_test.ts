@@ -136,7 +136,8 @@ Deno.test({
     const r = parseCommand(line);
     const ms = performance.now() - t0;
     assert.ok("verb" in r && r.verb === "A");
-    assert.ok(ms < 250, `took ${ms.toFixed(0)} ms`);
+    // Quadratic took ~6 s; linear takes a few ms. 1 s leaves room for a loaded host.
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
   },
 });
 
@@ -151,7 +152,8 @@ Deno.test({
     const entries = parseTextTable(line + "\n" + "k2" + " ".repeat(100_000) + "v\n");
     const ms = performance.now() - t0;
     assert.equal(entries.get("key"), "x");
-    assert.ok(ms < 250, `took ${ms.toFixed(0)} ms`);
+    // Quadratic took seconds (30 s for 100 KB); 1 s leaves room for a loaded host.
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
   },
 });
 

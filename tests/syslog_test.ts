@@ -6,11 +6,25 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, makeWorkDir, RawClient, run, startDaemon, swaks } from "./_harness.ts";
+import { freePort, makeWorkDir, RawClient, run, startDaemon, swaks, waitFor } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const have = (cmd: string) => run("sh", ["-c", `command -v ${cmd}`]).then((r) => r.code === 0);
-const ready = await have("rsyslogd") && await have("pflogsumm");
+const ready = await have("rsyslogd") && await have("pflogsumm") && await have("ss");
+
+/**
+ * Waits until rsyslog has bound its inputs: `ss` lists a socket on each of
+ * the ports (a line sent before that is lost, over UDP or TCP).
+ * @param inputs "-u" or "-t" and the port of each input
+ */
+async function inputsUp(...inputs: ["-u" | "-t", number][]): Promise<void> {
+  for (const [proto, port] of inputs) {
+    await waitFor(`rsyslog's input on ${proto} ${port}`, async () => {
+      const r = await run("ss", ["-Hln", proto, `sport = :${port}`]);
+      return r.code === 0 && r.stdout.trim() !== "";
+    }, 10000);
+  }
+}
 
 Deno.test({
   name:
@@ -45,7 +59,7 @@ Deno.test({
     const viaTcp = await startDaemon(`${extra}\nsyslog_server = "tcp://127.0.0.1:${tcp}"`);
     const maillog = join(dir, "maillog");
     try {
-      await new Promise((r) => setTimeout(r, 500)); // rsyslog's inputs come up
+      await inputsUp(["-u", udp], ["-t", tcp]);
       for (const [d, n] of [[viaUdp, 2], [viaTcp, 1]] as const) {
         for (let i = 0; i < n; i++) {
           const r = await swaks(d.port, ["--to", `u${i}@example.com`]);
@@ -121,7 +135,7 @@ Deno.test({
       `smtpd_peername_lookup = false\nsyslog_server = "tcp://127.0.0.1:${tcp}"`,
     );
     try {
-      await new Promise((r) => setTimeout(r, 500)); // rsyslog's input comes up
+      await inputsUp(["-t", tcp]);
       const c = await RawClient.connect(d.port);
       try {
         await c.reply();
