@@ -607,6 +607,20 @@ Deno.test({
     );
     assert.notEqual(r2.code, 0);
     assert.match(r2.stderr, /smtpd\.toml:\d+: .*Cannot parse timeout "soon": not a time/);
+    // Past 24 days a timer fires at once: every query would time out (451 to each RCPT).
+    const long = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=30d }"]`,
+    );
+    const r4 = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", long.configFile]),
+    );
+    assert.notEqual(r4.code, 0, r4.stderr);
+    assert.match(
+      r4.stderr,
+      /smtpd\.toml:\d+: .*Cannot use timeout "30d": must be at most 2147483 seconds/,
+    );
     const missing = await writeConfig(
       dir,
       `smtpd_recipient_restrictions = ["check_policy_service"]`,
