@@ -535,6 +535,44 @@ Deno.test({
 
 Deno.test({
   name:
+    "check_policy_service: size is the message's size at END-OF-MESSAGE (DATA and BDAT), the MAIL SIZE= before, as Postfix sends it",
+  ...opts,
+  fn: async () => {
+    const rec = await fakePolicyServer({ action: "DUNNO" });
+    const dir = await makeWorkDir("policy-size");
+    const service = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
+    const { configFile } = await writeConfig(
+      dir,
+      [
+        `mydestination = ["example.com"]`,
+        `smtpd_data_restrictions = [${service}]`,
+        `smtpd_end_of_data_restrictions = [${service}]`,
+      ].join("\n"),
+    );
+    try {
+      const r = await runStdin(
+        configFile,
+        "EHLO me\r\nMAIL FROM:<a@example.org> SIZE=1000\r\nRCPT TO:<b@example.com>\r\n" +
+          "DATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
+          "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+          "BDAT 3\r\nx\r\nBDAT 5 LAST\r\nyy\r\nzQUIT\r\n",
+      );
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
+      // Postfix's smtpd sends act_size once the message is in (each line
+      // plus 2: 14 + 2 + 3; 3 + 4 + 3), the SIZE= of MAIL before.
+      assert.deepEqual(
+        rec.requests().map((q) => `${q.get("protocol_state")} ${q.get("size")}`),
+        ["DATA 1000", "END-OF-MESSAGE 19", "DATA 0", "END-OF-MESSAGE 10"],
+      );
+    } finally {
+      rec.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "check_policy_service: a bad endpoint or a socket outside the permissions stops the start with file:line",
   ...opts,
   fn: async () => {
@@ -569,6 +607,20 @@ Deno.test({
     );
     assert.notEqual(r2.code, 0);
     assert.match(r2.stderr, /smtpd\.toml:\d+: .*Cannot parse timeout "soon": not a time/);
+    // Past 24 days a timer fires at once: every query would time out (451 to each RCPT).
+    const long = await writeConfig(
+      dir,
+      `smtpd_recipient_restrictions = ["check_policy_service", "{ inet:127.0.0.1:9, timeout=30d }"]`,
+    );
+    const r4 = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", long.configFile]),
+    );
+    assert.notEqual(r4.code, 0, r4.stderr);
+    assert.match(
+      r4.stderr,
+      /smtpd\.toml:\d+: .*Cannot use timeout "30d": must be at most 2147483 seconds/,
+    );
     const missing = await writeConfig(
       dir,
       `smtpd_recipient_restrictions = ["check_policy_service"]`,

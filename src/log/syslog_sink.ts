@@ -66,6 +66,9 @@ export function udpBindAddress(host: string): string {
 const encoder = new TextEncoder();
 const TCP_BACKLOG = 1000;
 
+/** How long lines to a UDP server are dropped after its socket could not be bound. */
+const UDP_RETRY_MS = 10_000;
+
 /**
  * Builds a syslog sink.
  * @param target where to send
@@ -101,24 +104,45 @@ export function syslogSink(
   };
   const frame = (line: string, severity: number) => `<${fac * 8 + severity}>${line}`;
   if (target.transport === "udp") {
-    let sock: Socket | undefined;
-    let bound: Promise<void> | undefined;
+    let bound: Promise<Socket> | undefined;
+    // After a failed bind, lines are dropped until then, and a bind is tried again.
+    let dropUntil = 0;
     const v6 = target.host.includes(":");
     const local = udpBindAddress(target.host);
+    // node:dgram is loaded on first use (it costs memory in every isolate).
+    const open = () =>
+      import("node:dgram").then(({ createSocket }) =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = createSocket(v6 ? "udp6" : "udp4");
+          s.once("error", (e) => {
+            try {
+              s.close();
+            } catch { /* not open */ }
+            reject(e);
+          });
+          s.bind(0, local, () => {
+            s.removeAllListeners("error");
+            // Dropped: logging must never fail a session.
+            s.on("error", (e) => failed(e));
+            resolve(s);
+          });
+        })
+      );
     return (line, severity) => {
       try {
-        // node:dgram is loaded on first use (it costs memory in every isolate).
-        bound ??= import("node:dgram").then(({ createSocket }) => {
-          const s = createSocket(v6 ? "udp6" : "udp4");
-          // Dropped: logging must never fail a session.
-          s.on("error", (e) => failed(e));
-          sock = s;
-          return new Promise<void>((r) => s.bind(0, local, () => r()));
+        if (!bound && Date.now() < dropUntil) return;
+        // A socket that cannot be bound (no such local address: IPv6 off)
+        // settles the wait: each line waiting on it would be kept for good.
+        bound ??= open().catch((e) => {
+          bound = undefined;
+          dropUntil = Date.now() + UDP_RETRY_MS;
+          failed(e);
+          throw e;
         });
         const bytes = encoder.encode(frame(line, severity).replace(/\n$/, ""));
         void bound.then(
-          () => sock?.send(bytes, target.port, target.host, (e) => e ? failed(e) : sent()),
-          (e) => failed(e),
+          (s) => s.send(bytes, target.port, target.host, (e) => e ? failed(e) : sent()),
+          () => {/* dropped, said once */},
         );
       } catch { /* dropped */ }
     };

@@ -63,6 +63,8 @@ export interface PolicyFacts {
   readonly helo?: string;
   /** The message's queue ID (end of data). */
   readonly queueId?: string;
+  /** The message's size once it is in (end of data; Postfix's act_size), not MAIL's SIZE=. */
+  readonly size?: number;
 }
 
 /** A refusal for the log ("NOQUEUE: reject: RCPT from ..."); the session adds client, proto and helo. */

@@ -82,6 +82,7 @@ export async function checkStage(
     unauthPipelining: s.unauthPipelining,
     command: s.command,
     ...s.more,
+    ...(facts.size !== undefined ? { size: facts.size } : {}),
   }, { dns: s.dns, ...(trace ? { trace } : {}) });
   for (const ev of trace?.events ?? []) {
     log.logger.debug(`${verb} from ${c.name}[${c.address}]: ${describeTraceEvent(ev)}`, 0);

@@ -9,7 +9,7 @@
  */
 
 import { isAbsolute, join } from "node:path";
-import { type Config, parseTime, splitList } from "../../config/mod.ts";
+import { type Config, MAX_TIME_SECONDS, parseTime, splitList } from "../../config/mod.ts";
 
 /** Where a policy server listens. */
 export type Endpoint =
@@ -97,6 +97,12 @@ export function parseServiceSpec(arg: string, config: Config): ServiceSettings {
       if ((TIMES as readonly string[]).includes(key)) {
         const t = parseTime(value);
         if (t === undefined) throw new SyntaxError(`Cannot parse ${key} "${value}": not a time`);
+        // As the smtpd_policy_service_* parameters: a longer timer fires at once.
+        if (t > MAX_TIME_SECONDS) {
+          throw new SyntaxError(
+            `Cannot use ${key} "${value}": must be at most ${MAX_TIME_SECONDS} seconds (24 days)`,
+          );
+        }
         values[key as (typeof TIMES)[number]] = t;
       } else if ((INTS as readonly string[]).includes(key)) {
         if (!/^\d+$/.test(value)) throw new SyntaxError(`Cannot parse ${key} "${value}"`);

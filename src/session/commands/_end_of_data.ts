@@ -61,6 +61,8 @@ export async function endOfData(
   try {
     refused = await ctx.checkPolicy("eod", "END-OF-MESSAGE", {
       queueId: draft.id,
+      // As Postfix's smtpd: the size received, where MAIL's SIZE= was sent before.
+      size,
       ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),
     });
   } catch (err) {
