@@ -162,6 +162,52 @@ Deno.test({
   },
 });
 
+/** A message refused part-way: a chunk past the limit, then one past the cut-off. */
+const PART_WAY = `
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO py.example\\r\\n")
+while f.readline()[3:4] != b" ":
+    pass
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+s.sendall(b"BDAT 100\\r\\n" + b"x" * 100)
+s.sendall(b"BDAT 1048576\\r\\n" + b"y" * 1048576)
+s.sendall(b"BDAT 600000\\r\\n")
+for _ in range(5):
+    print(f.readline().decode().strip())
+print("eof" if f.readline() == b"" else "open")
+`;
+
+Deno.test({
+  name: "BDAT past the cut-off after a refused chunk: the warning names the message's queue ID",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("message_size_limit = 1048576");
+    try {
+      const r = await run("python3", ["-c", PART_WAY, String(d.port)], { timeoutMs: 20000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), [
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "250 2.0.0 Ok: 100 bytes",
+        "552 5.3.4 Chunk exceeds message size limit",
+        "551 5.0.0 Discarded 600000 bytes after earlier error",
+        "eof",
+      ]);
+      await d.waitForLog("too much BDAT content");
+      // As Postfix's skip_bdat: the ID the message had when its chunk was refused.
+      const id = /(\w+): BDAT request from \S+ exceeds message size limit/.exec(d.log())?.[1];
+      assert.ok(id && id !== "NOQUEUE", d.log());
+      assert.match(d.log(), new RegExp(`${id}: too much BDAT content -- disabling further input`));
+      assert.deepEqual(await queueFiles(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
 import socket, sys

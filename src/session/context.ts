@@ -103,6 +103,8 @@ export type BdatProgress =
      * 1.5 x message_size_limit cut-off counts them all.
      */
     readonly octets: number;
+    /** The message's queue ID, when it had one before it failed (for the log, as Postfix). */
+    readonly id?: string;
   };
 
 /** The services a handler may use. */

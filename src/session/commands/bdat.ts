@@ -177,15 +177,23 @@ async function skip(
     : progress.kind === "receiving"
     ? progress.body.octets
     : progress.octets;
+  // Postfix keeps the queue ID of a message refused part-way until its end.
+  const id = progress === undefined
+    ? undefined
+    : progress.kind === "receiving"
+    ? progress.draft.id
+    : progress.id;
   if (before + size > 1.5 * ctx.config.message_size_limit) {
     ctx.log.warning(
-      `NOQUEUE: too much BDAT content -- disabling further input from ${ctx.client.name}[${ctx.client.address}]`,
+      `${
+        id ?? "NOQUEUE"
+      }: too much BDAT content -- disabling further input from ${ctx.client.name}[${ctx.client.address}]`,
     );
     ctx.endTransaction();
     return { kind: "close", reply };
   }
   if (last) ctx.endTransaction();
-  else ctx.setBdat({ kind: "failed", octets: before + size });
+  else ctx.setBdat({ kind: "failed", octets: before + size, ...(id ? { id } : {}) });
   if (!(await ctx.discardChunk(size))) {
     ctx.log.lostConnection(ctx.client, "BDAT");
     return { kind: "gone" };
