@@ -66,6 +66,9 @@ export function udpBindAddress(host: string): string {
 const encoder = new TextEncoder();
 const TCP_BACKLOG = 1000;
 
+/** The least time between two warnings that lines cannot be sent. */
+const WARN_INTERVAL_MS = 60_000;
+
 /** How long lines to a UDP server are dropped after its socket could not be bound. */
 const UDP_RETRY_MS = 10_000;
 
@@ -87,11 +90,16 @@ export function syslogSink(
     target.host.includes(":") ? `[${target.host}]` : target.host
   }:${target.port}`;
   // Lines are dropped while the server cannot be reached; the operator is
-  // told once, not once a line.
+  // told once, not once a line, and at most once a minute: a server that
+  // takes each connection and then closes it fails and recovers with every
+  // line, and would turn each into two warnings.
   let failing = false;
+  let lastSaid = -Infinity;
   const failed = (e: unknown) => {
     if (failing) return;
+    if (Date.now() - lastSaid < WARN_INTERVAL_MS) return;
     failing = true;
+    lastSaid = Date.now();
     warn(
       `syslog_server ${name}: cannot send log lines (${(e as Error)?.message ?? e}); ` +
         "they are dropped there until it answers",
@@ -160,6 +168,9 @@ export function syslogSink(
         let off = 0;
         while (off < b.length) off += await conn.write(b.subarray(off));
         backlog.shift();
+        // Said when a line got through, not at the connect: a server that
+        // accepts and then closes would get the two warnings once a line.
+        sent();
       }
     } catch (e) {
       try {
@@ -176,7 +187,6 @@ export function syslogSink(
     connecting = true;
     try {
       conn = await Deno.connect({ hostname: target.host, port: target.port });
-      sent();
       void pump();
     } catch (e) {
       conn = undefined;

@@ -62,3 +62,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "syslogSink: tcp:// to a server that takes each connection and closes it warns at most twice a minute, not twice a line",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { syslogSink } = await import("./syslog_sink.ts");
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (server.addr as Deno.NetAddr).port;
+    let accepts = 0;
+    const serving = (async () => {
+      for await (const c of server) {
+        accepts++;
+        c.close();
+      }
+    })().catch(() => {});
+    const warnings: string[] = [];
+    const sink = syslogSink(
+      { transport: "tcp", host: "127.0.0.1", port },
+      "mail",
+      (m) => warnings.push(m),
+    );
+    try {
+      for (let i = 0; i < 60; i++) {
+        sink(`line ${i}\n`, 6);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // The sink did connect again and again (the case this is about).
+      assert.ok(accepts >= 5, `${accepts} connections`);
+      assert.ok(warnings.length >= 1 && warnings.length <= 2, warnings.join("\n"));
+      assert.match(warnings[0] as string, /cannot send log lines/);
+    } finally {
+      server.close();
+      await serving;
+    }
+  },
+});
