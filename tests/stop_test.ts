@@ -1,0 +1,61 @@
+/**
+ * A clean stop (SIGTERM) while a client is in the middle of DATA or BDAT
+ * and does not finish within the stop's grace period: the session's queue
+ * file, already partly written, must be removed, not left in incoming/ for
+ * the next start to set aside in corrupt/ as if the daemon had crashed.
+ */
+
+import assert from "node:assert/strict";
+import { allEntries, RawClient, sleep, startDaemon, waitFor } from "./_harness.ts";
+
+const BODY = "Subject: stop\r\n\r\n" + ("y".repeat(1022) + "\r\n").repeat(400);
+
+for (const threads of [1, 2]) {
+  for (const verb of ["DATA", "BDAT"]) {
+    Deno.test({
+      name:
+        `SIGTERM with a client stalled in ${verb} (${threads} listener threads): its partly written file is removed`,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => {
+        const d = await startDaemon(
+          `message_size_limit = 10000000\nsmtpd_listen_threads = ${threads}\n`,
+        );
+        const c = await RawClient.connect(d.port);
+        try {
+          await c.reply();
+          await c.send("EHLO stop.example\r\n");
+          await c.reply();
+          await c.send("MAIL FROM:<a@example.org>\r\n");
+          assert.match(await c.reply(), /^250/);
+          await c.send("RCPT TO:<u@example.com>\r\n");
+          assert.match(await c.reply(), /^250/);
+          if (verb === "DATA") {
+            await c.send("DATA\r\n");
+            assert.match(await c.reply(), /^354/);
+            await c.send(BODY); // no end-of-data: the client stalls here
+          } else {
+            await c.send(`BDAT ${BODY.length}\r\n${BODY}`);
+            assert.match(await c.reply(), /^250/);
+          }
+          // More than 256 KiB: the file has been created and written to.
+          await waitFor(
+            "a file with data",
+            async () => (await allEntries(d.queueDir)).length === 1,
+            5000,
+          );
+          await d.stop("SIGTERM");
+          await sleep(100);
+          assert.deepEqual(
+            await allEntries(d.queueDir),
+            [],
+            `left in incoming/ after a clean stop:\n${d.log()}`,
+          );
+        } finally {
+          c.close();
+          await d.stop("SIGKILL");
+        }
+      },
+    });
+  }
+}
