@@ -3,10 +3,23 @@
  * and does not finish within the stop's grace period: the session's queue
  * file, already partly written, must be removed, not left in incoming/ for
  * the next start to set aside in corrupt/ as if the daemon had crashed.
+ * The same in stand-alone mode, ended by a signal mid-DATA: its file in
+ * maildrop/ is removed, as Postfix's postdrop removes its own.
  */
 
 import assert from "node:assert/strict";
-import { allEntries, RawClient, sleep, startDaemon, waitFor } from "./_harness.ts";
+import { join } from "node:path";
+import {
+  allEntries,
+  makeWorkDir,
+  RawClient,
+  ROOT,
+  sleep,
+  smtpdArgs,
+  startDaemon,
+  waitFor,
+  writeConfig,
+} from "./_harness.ts";
 
 const BODY = "Subject: stop\r\n\r\n" + ("y".repeat(1022) + "\r\n").repeat(400);
 
@@ -58,4 +71,50 @@ for (const threads of [1, 2]) {
       },
     });
   }
+}
+
+for (const signal of ["SIGTERM", "SIGHUP", "SIGINT"] as const) {
+  Deno.test({
+    name: `smtpd stdin ended by ${signal} in DATA: its partly written maildrop file is removed`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const dir = await makeWorkDir("stop-stdin");
+      const { configFile, queueDir } = await writeConfig(dir, "message_size_limit = 10000000\n");
+      const child = new Deno.Command(Deno.execPath(), {
+        args: await smtpdArgs(["stdin", "-c", configFile]),
+        cwd: ROOT,
+        stdin: "piped",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const log = new Response(child.stderr).text();
+      const input = child.stdin.getWriter();
+      try {
+        const session = "EHLO stop.example\r\nMAIL FROM:<a@example.org>\r\n" +
+          "RCPT TO:<u@example.com>\r\nDATA\r\n" + BODY; // no end-of-data
+        await input.write(new TextEncoder().encode(session));
+        await waitFor(
+          "a file with data",
+          async () => (await allEntries(queueDir, "maildrop")).length === 1,
+          10000,
+        );
+        child.kill(signal);
+        const status = await child.status;
+        assert.equal(status.success, false);
+        assert.deepEqual(
+          await Array.fromAsync(Deno.readDir(join(queueDir, "maildrop")), (e) => e.name),
+          [],
+          `left in maildrop/ after ${signal}:\n${await log}`,
+        );
+      } finally {
+        await input.close().catch(() => {});
+        try {
+          child.kill("SIGKILL");
+        } catch { /* ended */ }
+        await child.status;
+        await log;
+      }
+    },
+  });
 }
