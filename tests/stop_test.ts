@@ -118,3 +118,36 @@ for (const signal of ["SIGTERM", "SIGHUP", "SIGINT"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "a daemon that cannot listen leaves no pre-created queue files behind",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("stop-busy");
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (busy.addr as Deno.NetAddr).port;
+      const { configFile, queueDir } = await writeConfig(
+        dir,
+        `smtpd_listen = ["127.0.0.1:${port}"]\n`,
+      );
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: await smtpdArgs(["serve", "-c", configFile]),
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const log = new TextDecoder().decode(r.stderr);
+      assert.equal(r.code, 1, log);
+      assert.match(log, /cannot listen on 127\.0\.0\.1:\d+: Address already in use/);
+      assert.deepEqual(
+        await Array.fromAsync(Deno.readDir(join(queueDir, "incoming")), (e) => e.name),
+        [],
+      );
+    } finally {
+      busy.close();
+    }
+  },
+});

@@ -97,6 +97,7 @@ export async function runServe(
     // serveTcp names the address that failed; anything else is said as before.
     const why = (e as Error).message;
     logger.error(/cannot listen/.test(why) ? why : `cannot listen: ${why}`);
+    await store.close(); // the pool files made for it
     return 1;
   }
   const server = main.server;
@@ -148,6 +149,7 @@ export async function runServe(
     supervisor.stop();
     for (const t of supervisor.threads) t.worker.terminate();
     server.close();
+    await store.close();
     return 1;
   }
   const where = bound.map((a) => `${a.hostname}:${a.port}${a.wrapper ? " (TLS wrapper mode)" : ""}`)
