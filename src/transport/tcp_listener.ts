@@ -799,10 +799,10 @@ export async function serveTcp(
         } catch { /* not fatal */ }
         const wrapper = addresses[i]?.wrapper === true;
         const upgrade = wrapper ? wrapperTls : starttls;
-        const session: Promise<void> = onTransport(tcpTransport(conn, live, upgrade, wrapper))
-          .catch(() => {})
-          .finally(() => sessions.delete(session));
+        const session = onTransport(tcpTransport(conn, live, upgrade, wrapper));
         sessions.add(session);
+        // A failure stays unhandled, for the thread's report, as before.
+        void session.finally(() => sessions.delete(session));
       }
     } finally {
       backoff.dispose();
@@ -825,7 +825,7 @@ export async function serveTcp(
       for (const w of [...live.conns]) w.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        Promise.all(sessions),
+        Promise.allSettled(sessions),
         new Promise((r) => (timer = setTimeout(r, maxWaitMs))),
       ]);
       clearTimeout(timer);
