@@ -42,7 +42,7 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
         const msg = m.data as { kind?: string; text?: string };
         if (msg?.kind === "stop") {
           const { runtime } = thread;
-          void runtime.store.close().then(() => {
+          void thread.stop().then(() => runtime.store.close()).then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });

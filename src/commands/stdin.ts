@@ -40,7 +40,8 @@ export function checkStandAloneTls(loaded: LoadedConfig): void {
  * Runs one stand-alone session on stdin/stdout.
  * @returns the exit status
  */
-export async function runStdin({ deps, store, wake }: Runtime): Promise<number> {
+export async function runStdin(runtime: Runtime): Promise<number> {
+  const { deps, store, wake } = runtime;
   try {
     await store.prepare();
   } catch (e) {
@@ -76,7 +77,36 @@ export async function runStdin({ deps, store, wake }: Runtime): Promise<number> 
     t.close();
     return 1;
   }
-  await runSession(stdioTransport(who.peer), deps);
+  const stop = onSignals(runtime);
+  try {
+    await runSession(stdioTransport(who.peer), deps);
+  } finally {
+    stop();
+  }
   await wake.settled();
   return 0;
+}
+
+/** The signals that end a stand-alone session (those Postfix's postdrop catches). */
+const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
+
+/**
+ * Ends the process on a signal as Postfix's postdrop does: the queue file
+ * being written is removed first, since no daemon start may ever come to
+ * set it aside (a launcher stopping its instances, a hangup, Ctrl-C).
+ * @param runtime the process's runtime
+ * @returns removes the listeners
+ */
+function onSignals({ store, logger, stderr }: Runtime): () => void {
+  const listeners = (Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]).map((sig) => {
+    const listener = () => {
+      store.removeUnfinished();
+      logger.info(`terminating on signal ${sig}`);
+      stderr.flush();
+      Deno.exit(128 + SIGNALS[sig]);
+    };
+    Deno.addSignalListener(sig, listener);
+    return () => Deno.removeSignalListener(sig, listener);
+  });
+  return () => listeners.forEach((remove) => remove());
 }

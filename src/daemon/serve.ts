@@ -97,6 +97,7 @@ export async function runServe(
     // serveTcp names the address that failed; anything else is said as before.
     const why = (e as Error).message;
     logger.error(/cannot listen/.test(why) ? why : `cannot listen: ${why}`);
+    await store.close(); // the pool files made for it
     return 1;
   }
   const server = main.server;
@@ -148,6 +149,7 @@ export async function runServe(
     supervisor.stop();
     for (const t of supervisor.threads) t.worker.terminate();
     server.close();
+    await store.close();
     return 1;
   }
   const where = bound.map((a) => `${a.hostname}:${a.port}${a.wrapper ? " (TLS wrapper mode)" : ""}`)
@@ -188,13 +190,18 @@ export async function runServe(
     }
     supervisor.stop();
     server.close();
-    // Let sessions that are writing a message finish (bounded), so a stop
-    // leaves no file half-written; idle clients are cut off after 3 s.
+    // Let sessions that are writing a message finish (bounded); clients
+    // still connected after 3 s are cut off, and a message in progress
+    // removes its file as when its client goes, so a stop leaves no file
+    // half-written.
     const end = Date.now() + 3000;
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    await Promise.all([store.close(), ...supervisor.threads.map((t) => stopWorker(t.worker))]);
+    await Promise.all([
+      server.closeConnections(500).then(() => store.close()),
+      ...supervisor.threads.map((t) => stopWorker(t.worker)),
+    ]);
     stopped();
   };
   Deno.addSignalListener("SIGTERM", () => void stop());
@@ -293,7 +300,10 @@ function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
   });
 }
 
-/** Asks a listener thread to remove its unused pool files, then ends it (bounded). */
+/**
+ * Asks a listener thread to cut off its clients and remove its unused pool
+ * files, then ends it (bounded).
+ */
 
 function stopWorker(w: Worker): Promise<void> {
   return new Promise((resolve) => {
@@ -373,6 +383,10 @@ export async function serveInWorker(
     get runtime() {
       return current;
     },
+    stop: async () => {
+      server.close();
+      await server.closeConnections(500);
+    },
     reload: async (text: string) => {
       // The main thread has compiled this text already; a failure here
       // (a table changed between the two reads) keeps this thread's runtime.
@@ -396,6 +410,8 @@ export interface ServingThread {
   readonly runtime: Runtime;
   /** Resolves to undefined when reloaded, else why not. */
   reload(text: string): Promise<string | undefined>;
+  /** Stops accepting and cuts off its clients (their messages in progress are removed). */
+  stop(): Promise<void>;
   /** Takes a message about making room (room.ts); false for any other message. */
   onRoomMessage(m: unknown): boolean;
 }

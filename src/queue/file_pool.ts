@@ -149,7 +149,16 @@ export class FilePool {
       }
       // Locked until the message is marked complete (see recover.ts); a
       // file another process's start-up recovery holds is skipped.
-      if (file.tryLockSync(true)) taken = { ...n, file };
+      let locked;
+      try {
+        locked = file.tryLockSync(true);
+      } catch {
+        // No lock to be had (ENOLCK, EIO): as when it cannot be opened.
+        file.close();
+        this.#ready.push(n);
+        break;
+      }
+      if (locked) taken = { ...n, file };
       else file.close();
     }
     if (this.#ready.length < this.#low) void this.fill();

@@ -25,6 +25,9 @@ export class QueueStore {
   #poolLock: PoolLock;
   #ids = new QueueIds();
   #buffers = new RecordBufferPool();
+  /** Files being written: neither committed nor removed yet. */
+  #unfinished = new Set<QueueFile>();
+  #settled = (f: QueueFile) => void this.#unfinished.delete(f);
   /**
    * Whether a commit may fsync on the calling thread instead of Deno's
    * blocking pool: set by a listener thread to "I serve this one session
@@ -77,6 +80,15 @@ export class QueueStore {
     for (const p of this.#pools.values()) await p.close();
   }
 
+  /**
+   * Removes every file still being written, at once (a stand-alone process
+   * ending on a signal: nothing else would ever remove them).
+   */
+  removeUnfinished(): void {
+    for (const f of this.#unfinished) f.removeSync();
+    this.#unfinished.clear();
+  }
+
   /** Creates the queue subdirectories that do not exist yet. */
   async prepare(): Promise<void> {
     for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
@@ -111,29 +123,40 @@ export class QueueStore {
       }
       const ready = pool.take();
       if (ready) {
-        return new QueueFile({
-          dir,
-          path: ready.path,
-          id: ready.id,
-          queue,
-          syncer,
-          owner,
-          ready,
-          buffers: this.#buffers,
-          inlineSync: this.inlineSync,
-        });
+        return this.#track(
+          new QueueFile({
+            dir,
+            path: ready.path,
+            id: ready.id,
+            queue,
+            syncer,
+            owner,
+            ready,
+            buffers: this.#buffers,
+            inlineSync: this.inlineSync,
+            settled: this.#settled,
+          }),
+        );
       }
     }
     const id = this.#ids.next(arrival);
-    return new QueueFile({
-      dir,
-      path: join(dir, id),
-      id,
-      queue,
-      syncer,
-      owner,
-      buffers: this.#buffers,
-      makeRoom: this.makeRoom,
-    });
+    return this.#track(
+      new QueueFile({
+        dir,
+        path: join(dir, id),
+        id,
+        queue,
+        syncer,
+        owner,
+        buffers: this.#buffers,
+        makeRoom: this.makeRoom,
+        settled: this.#settled,
+      }),
+    );
+  }
+
+  #track(f: QueueFile): QueueFile {
+    this.#unfinished.add(f);
+    return f;
   }
 }

@@ -160,6 +160,7 @@ export class QueueFile {
   #pooled: boolean;
   #inlineSync: () => boolean;
   #makeRoom: () => boolean;
+  #settled: ((f: QueueFile) => void) | undefined;
 
   /** @param parts identity, directory syncer, owner and the store's record buffers */
   constructor(
@@ -174,8 +175,11 @@ export class QueueFile {
       ready?: PooledFile;
       inlineSync?: () => boolean;
       makeRoom?: () => boolean;
+      /** Told once when the file is committed or removed (it writes no more). */
+      settled?: (f: QueueFile) => void;
     },
   ) {
+    this.#settled = parts.settled;
     this.#buffers = parts.buffers;
     this.#buf = parts.buffers.take();
     this.#inlineSync = parts.inlineSync ?? (() => false);
@@ -449,6 +453,18 @@ export class QueueFile {
   /** Drops a file that was never written (no I/O unless it came from the pool). */
   abandon(): void {
     if (this.#pooled) void this.abort();
+    else this.#releaseBuffers();
+  }
+
+  /**
+   * Removes the file at once, unless committed (a stand-alone process about
+   * to exit on a signal, as Postfix's postdrop does).
+   */
+  removeSync(): void {
+    if (this.#done || (this.#file === undefined && this.#flushed === 0 && !this.#pooled)) return;
+    try {
+      Deno.removeSync(this.path);
+    } catch { /* gone, or never created */ }
   }
 
   /** Closes and removes the file (client gone, message refused, write error). */
@@ -471,6 +487,7 @@ export class QueueFile {
   #releaseBuffers(): void {
     if (this.#released) return;
     this.#released = true;
+    this.#settled?.(this);
     this.#buffers.release(this.#buf);
     this.#buffers.release(this.#spare);
     this.#spare = undefined;

@@ -455,6 +455,12 @@ export interface TcpServer {
   /** Resolves when all accept loops have ended. */
   readonly finished: Promise<void>;
   /**
+   * For a stop: closes every accepted connection, so that each session
+   * ends as if its client had gone (a message in progress removes its
+   * queue file), and waits for the sessions to end, at most `maxWaitMs`.
+   */
+  closeConnections(maxWaitMs: number): Promise<void>;
+  /**
    * Resolves with the reason when a listener broke and could not be opened
    * again (the daemon should exit non-zero); never resolves otherwise.
    */
@@ -635,6 +641,7 @@ export async function serveTcp(
   const starttls = contexts?.starttls ? await upgrader(() => tls!().starttls!) : undefined;
   const wrapperTls = tls ? await upgrader(() => tls().wrapper) : undefined;
   const live: Live = { conns: new Set(), lastId: 0 };
+  const sessions = new Set<Promise<void>>();
   const evictAfter = options.evictIdleAfterMs ?? 1000;
   const countHere = () => {
     const held = new Map<string, number>();
@@ -792,7 +799,10 @@ export async function serveTcp(
         } catch { /* not fatal */ }
         const wrapper = addresses[i]?.wrapper === true;
         const upgrade = wrapper ? wrapperTls : starttls;
-        void onTransport(tcpTransport(conn, live, upgrade, wrapper));
+        const session = onTransport(tcpTransport(conn, live, upgrade, wrapper));
+        sessions.add(session);
+        // A failure stays unhandled, for the thread's report, as before.
+        void session.finally(() => sessions.delete(session));
       }
     } finally {
       backoff.dispose();
@@ -811,6 +821,15 @@ export async function serveTcp(
       }
     },
     finished: Promise.all(loops).then(() => {}),
+    closeConnections: async (maxWaitMs: number) => {
+      for (const w of [...live.conns]) w.close();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled(sessions),
+        new Promise((r) => (timer = setTimeout(r, maxWaitMs))),
+      ]);
+      clearTimeout(timer);
+    },
     failed,
     evictIdle,
     evictIdleNow,
