@@ -95,14 +95,22 @@ export async function rcodeOverTcp(
   const packet = new Uint8Array([msg.length >> 8, msg.length & 255, ...msg]);
   let conn: Deno.TcpConn | undefined;
   let late = false;
+  // The connect is aborted too: a server whose TCP port drops SYNs would
+  // otherwise hold it for the kernel's connect timeout (two minutes).
+  const abort = new AbortController();
   const timer = setTimeout(() => {
     late = true;
+    abort.abort();
     try {
       conn?.close();
     } catch { /* closed */ }
   }, ms);
   try {
-    conn = await Deno.connect({ hostname: server.ipAddr, port: server.port });
+    conn = await Deno.connect({
+      hostname: server.ipAddr,
+      port: server.port,
+      signal: abort.signal,
+    });
     if (late) {
       conn.close();
       return undefined;

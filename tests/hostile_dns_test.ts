@@ -1,0 +1,71 @@
+/**
+ * A name server that misbehaves, against the real daemon: every answer
+ * must come within dns_timeout, whatever the server does, and other
+ * clients are served meanwhile.
+ */
+
+import assert from "node:assert/strict";
+import { RawClient, startDaemon } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** Starts tests/_hostile_dns.py (stopped by its PID after `seconds` at most). */
+async function hostileDns(seconds: number) {
+  const child = new Deno.Command("python3", {
+    args: [new URL("./_hostile_dns.py", import.meta.url).pathname, String(seconds)],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const port = Number(new TextDecoder().decode(value).trim());
+  return {
+    port,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "DNS: a server whose TCP port drops connections costs a confirmed lookup at most dns_timeout, not the kernel's connect timeout",
+  ...opts,
+  fn: async () => {
+    const dns = await hostileDns(120);
+    const d = await startDaemon([
+      "smtpd_peername_lookup = false",
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 1",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const clients: RawClient[] = [];
+    try {
+      const t0 = Date.now();
+      const replies = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+        const c = await RawClient.connect(d.port);
+        clients.push(c);
+        await c.reply();
+        await c.send("HELO client.example.org\r\n");
+        await c.reply();
+        await c.send(`MAIL FROM:<a@nx${i}.example>\r\n`);
+        await c.reply();
+        await c.send("RCPT TO:<b@example.com>\r\n");
+        return await c.reply(20000);
+      }));
+      const took = Date.now() - t0;
+      for (const r of replies) assert.match(r, /^450 4\.1\.8 .*Domain not found/);
+      assert.ok(took < 8000, `took ${took} ms`);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
