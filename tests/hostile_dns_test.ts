@@ -6,31 +6,9 @@
 
 import assert from "node:assert/strict";
 import { RawClient, startDaemon } from "./_harness.ts";
+import { hostileDns } from "./_hostile_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Starts tests/_hostile_dns.py (stopped by its PID after `seconds` at most). */
-async function hostileDns(seconds: number) {
-  const child = new Deno.Command("python3", {
-    args: [new URL("./_hostile_dns.py", import.meta.url).pathname, String(seconds)],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  const { value } = await reader.read();
-  reader.releaseLock();
-  const port = Number(new TextDecoder().decode(value).trim());
-  return {
-    port,
-    async stop() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
-}
 
 Deno.test({
   name:

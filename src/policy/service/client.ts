@@ -140,10 +140,14 @@ export class PolicyClient {
 
   async #open(deadline: number): Promise<PolicyConnection> {
     const s = this.settings;
-    const pending = this.#deps.connect(s.endpoint);
+    const abort = new AbortController();
+    const pending = this.#deps.connect(s.endpoint, abort.signal);
     let late = false;
     try {
-      const c = await withDeadline(pending, deadline, "connecting", () => late = true);
+      const c = await withDeadline(pending, deadline, "connecting", () => {
+        late = true;
+        abort.abort();
+      });
       this.opened++;
       return new PolicyConnection(c, this.#deps.now(), this.#deps.framing);
     } catch (err) {

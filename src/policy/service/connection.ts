@@ -21,17 +21,19 @@ export interface Duplex {
   unref?(): void;
 }
 
-/** Opens a stream to an endpoint. */
-export type Connector = (endpoint: Endpoint) => Promise<Duplex>;
+/** Opens a stream to an endpoint; an aborted signal gives up the attempt. */
+export type Connector = (endpoint: Endpoint, signal?: AbortSignal) => Promise<Duplex>;
 
 /**
  * The real connector: TCP or a UNIX-domain socket.
  * @param endpoint where to connect
+ * @param signal aborts a TCP connect (one to a host that drops SYNs would
+ *   otherwise hold its socket for the kernel's two minutes)
  * @returns the connection
  */
-export function socketConnector(endpoint: Endpoint): Promise<Duplex> {
+export function socketConnector(endpoint: Endpoint, signal?: AbortSignal): Promise<Duplex> {
   return endpoint.kind === "inet"
-    ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port })
+    ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port, signal })
     : Deno.connect({ transport: "unix", path: endpoint.path });
 }
 

@@ -1,0 +1,50 @@
+/**
+ * Misbehaving dependencies for the hostile-dependency tests, on loopback.
+ *
+ * @module
+ */
+
+/** A running tests/_hostile_dns.py. */
+export interface HostileDns {
+  /** Its port: UDP answers NXDOMAIN; TCP never completes a connect. */
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts tests/_hostile_dns.py (it exits by itself after `seconds`).
+ * @param seconds its time limit
+ * @returns the handle
+ */
+export async function hostileDns(seconds: number): Promise<HostileDns> {
+  const child = new Deno.Command("python3", {
+    args: [new URL("./_hostile_dns.py", import.meta.url).pathname, String(seconds)],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const port = Number(new TextDecoder().decode(value).trim());
+  return {
+    port,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * Sockets of a process in SYN-SENT (connects still under way), from ss.
+ * @param pid the process
+ * @returns how many
+ */
+export function synSent(pid: number): number {
+  const out = new Deno.Command("ss", { args: ["-tanp", "state", "syn-sent"] }).outputSync();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .filter((l) => l.includes(`pid=${pid},`)).length;
+}
