@@ -104,7 +104,9 @@ export class PolicyConnection {
   /** Requests answered on this connection. */
   requests = 0;
   #conn: Duplex;
+  /** The reply so far: the first #length bytes (room doubles as it fills). */
   #buffer = new Uint8Array(0);
+  #length = 0;
   #busy = false;
   #dead: string | undefined;
   #wake: (() => void) | undefined;
@@ -140,14 +142,19 @@ export class PolicyConnection {
           this.#kill("the server sent data out of turn");
           return;
         }
-        if (this.#buffer.length + n > this.#framing.limit + 4096) {
+        if (this.#length + n > this.#framing.limit + 4096) {
           this.#kill(`reply longer than ${this.#framing.limit} bytes`);
           return;
         }
-        const next = new Uint8Array(this.#buffer.length + n);
-        next.set(this.#buffer);
-        next.set(chunk.subarray(0, n), this.#buffer.length);
-        this.#buffer = next;
+        // Grown by doubling: a server that sends a byte at a time must not
+        // cost a copy of the whole reply per byte.
+        if (this.#length + n > this.#buffer.length) {
+          const next = new Uint8Array(Math.max(2 * this.#buffer.length, this.#length + n, 256));
+          next.set(this.#buffer.subarray(0, this.#length));
+          this.#buffer = next;
+        }
+        this.#buffer.set(chunk.subarray(0, n), this.#length);
+        this.#length += n;
         this.#wake?.();
       }
     } catch (err) {
@@ -186,6 +193,7 @@ export class PolicyConnection {
     if (this.#dead) throw new ExchangeError(this.#dead);
     this.#busy = true;
     this.#buffer = new Uint8Array(0);
+    this.#length = 0;
     try {
       await withDeadline(
         this.#writeAll(request),
@@ -194,7 +202,7 @@ export class PolicyConnection {
         () => this.#kill("timeout while sending the request"),
       );
       for (;;) {
-        const r = this.#framing.parse(this.#buffer);
+        const r = this.#framing.parse(this.#buffer.subarray(0, this.#length));
         if (r.kind === "action") {
           if (r.trailing) this.#kill("the server sent more than one reply");
           return r.action;
@@ -214,6 +222,9 @@ export class PolicyConnection {
     } finally {
       this.#wake = undefined;
       this.#busy = false;
+      // An idle connection keeps no reply buffer.
+      this.#buffer = new Uint8Array(0);
+      this.#length = 0;
     }
   }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { PolicyClient } from "./client.ts";
-import type { Duplex } from "./connection.ts";
+import { type Duplex, PolicyConnection } from "./connection.ts";
 import { parseEndpoint, type ServiceSettings } from "./endpoint.ts";
 import { encodeRequest, parseReply, REPLY_LIMIT } from "./protocol.ts";
 
@@ -210,4 +210,40 @@ Deno.test("PolicyClient.retire closes the idle connection now, and one used afte
   assert.equal(f.state.opened, 2);
   assert.equal(c.idleCount, 0);
   assert.equal(f.state.closed, 2);
+});
+
+Deno.test("PolicyConnection: a reply sent a byte at a time costs time linear in its length", async () => {
+  // 600 KB one byte per read: copying the whole reply at each byte took
+  // 13 s here (180 GB copied); growing the buffer by doubling, 2 s.
+  const size = 600_000;
+  let sent = 0;
+  let asked: (() => void) | undefined;
+  const asking = new Promise<void>((r) => asked = r);
+  const duplex: Duplex = {
+    async read(buf) {
+      await asking;
+      if (sent >= size) return await new Promise<null>(() => {});
+      buf[0] = 120;
+      sent++;
+      return 1;
+    },
+    write(data) {
+      asked?.();
+      return Promise.resolve(data.length);
+    },
+    close() {},
+  };
+  const framing = {
+    parse: (b: Uint8Array) =>
+      b.length >= size
+        ? { kind: "action" as const, action: String(b.length) }
+        : { kind: "incomplete" as const },
+    limit: size,
+  };
+  const conn = new PolicyConnection(duplex, Date.now(), framing);
+  const t0 = Date.now();
+  assert.equal(await conn.exchange(enc.encode("q"), Date.now() + 60_000), String(size));
+  const took = Date.now() - t0;
+  conn.close();
+  assert.ok(took < 6000, `took ${took} ms`);
 });
