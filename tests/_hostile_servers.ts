@@ -48,3 +48,45 @@ export function synSent(pid: number): number {
   return new TextDecoder().decode(out.stdout).split("\n")
     .filter((l) => l.includes(`pid=${pid},`)).length;
 }
+
+/** A running tests/_fanout_dns.py. */
+export interface FanoutDns {
+  readonly port: number;
+  /** Queries it has answered so far (asked of it, not counting this one). */
+  asked(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts tests/_fanout_dns.py: MX answers of `count` hosts for names under
+ * many.example (it exits by itself after `seconds`).
+ * @param seconds its time limit
+ * @param count MX records per answer
+ * @returns the handle
+ */
+export async function fanoutDns(seconds: number, count: number): Promise<FanoutDns> {
+  const child = new Deno.Command("python3", {
+    args: [new URL("./_fanout_dns.py", import.meta.url).pathname, String(seconds), String(count)],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const port = Number(new TextDecoder().decode(value).trim());
+  const nameServer = { ipAddr: "127.0.0.1", port };
+  return {
+    port,
+    async asked() {
+      const txt = await Deno.resolveDns("count.test.", "TXT", { nameServer });
+      return Number(txt[0]?.join("")) - 1;
+    },
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}

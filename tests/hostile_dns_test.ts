@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { RawClient, startDaemon } from "./_harness.ts";
-import { hostileDns } from "./_hostile_servers.ts";
+import { join } from "node:path";
+import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
+import { fanoutDns, hostileDns } from "./_hostile_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -42,6 +43,46 @@ Deno.test({
       assert.ok(took < 8000, `took ${took} ms`);
     } finally {
       for (const c of clients) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a domain with 1000 MX hosts costs check_sender_mx_access at most Postfix's 100 records per answer, not 2000 lookups",
+  ...opts,
+  fn: async () => {
+    const dns = await fanoutDns(120, 1000);
+    const dir = await makeWorkDir("fanout");
+    const table = join(dir, "mx_access");
+    await Deno.writeTextFile(table, "192.0.2.1 REJECT listed\n");
+    const d = await startDaemon(
+      [
+        'mydestination = ["example.com"]',
+        `dns_server = "127.0.0.1:${dns.port}"`,
+        "dns_timeout = 2",
+        `smtpd_sender_restrictions = ["check_sender_mx_access", "texthash:${table}"]`,
+      ].join("\n"),
+      { dir },
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@x.many.example>\r\n");
+      await c.reply();
+      const before = await dns.asked();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(120000), /^250 /);
+      const asked = await dns.asked() - before;
+      // The MX answer (UDP, then TCP), then A and AAAA of at most 100 hosts.
+      assert.ok(asked <= 210, `${asked} queries for one RCPT`);
+      await d.waitForLog(/DNS record count limit \(100\) exceeded/);
+    } finally {
+      c.close();
       await d.stop();
       await dns.stop();
     }
