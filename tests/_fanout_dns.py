@@ -2,9 +2,10 @@
 after a time limit).
 
 MX for any name under many.example: COUNT records (h0.many.example ...),
-over TCP when they do not fit UDP. A TXT query for count.test answers how
-many queries came so far; everything else is NXDOMAIN.
-usage: _fanout_dns.py SECONDS COUNT
+over TCP when they do not fit UDP; A for those hosts: ACOUNT addresses
+(192.0.2.x, 198.51.100.x ...; none without it). A TXT query for count.test
+answers how many queries came so far; everything else is NXDOMAIN.
+usage: _fanout_dns.py SECONDS COUNT [ACOUNT]
 """
 import socket
 import struct
@@ -14,6 +15,7 @@ import time
 
 limit = float(sys.argv[1])
 count = int(sys.argv[2])
+acount = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 asked = 0
 
 
@@ -38,9 +40,13 @@ def answer(data, udp):
     rrs = []
     if qtype == 15 and name.endswith("many.example"):
         for n in range(count):
-            host = b"\x01h" if n < 0 else bytes([len(f"h{n}")]) + f"h{n}".encode()
+            host = bytes([len(f"h{n}")]) + f"h{n}".encode()
             rdata = struct.pack("!H", 10) + host + b"\xc0\x0c"
             rrs.append(b"\xc0\x0c" + struct.pack("!HHIH", 15, 1, 60, len(rdata)) + rdata)
+    elif qtype == 1 and name.startswith("h") and name.endswith("many.example"):
+        for n in range(acount):
+            rdata = bytes([192, 0, 2 + n // 250, 1 + n % 250])
+            rrs.append(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + rdata)
     elif qtype == 16 and name == "count.test":
         text = str(asked).encode()
         rdata = bytes([len(text)]) + text

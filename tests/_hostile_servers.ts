@@ -59,14 +59,25 @@ export interface FanoutDns {
 
 /**
  * Starts tests/_fanout_dns.py: MX answers of `count` hosts for names under
- * many.example (it exits by itself after `seconds`).
+ * many.example, each host with `addresses` A records (it exits by itself
+ * after `seconds`).
  * @param seconds its time limit
  * @param count MX records per answer
+ * @param addresses A records per host
  * @returns the handle
  */
-export async function fanoutDns(seconds: number, count: number): Promise<FanoutDns> {
+export async function fanoutDns(
+  seconds: number,
+  count: number,
+  addresses = 0,
+): Promise<FanoutDns> {
   const child = new Deno.Command("python3", {
-    args: [new URL("./_fanout_dns.py", import.meta.url).pathname, String(seconds), String(count)],
+    args: [
+      new URL("./_fanout_dns.py", import.meta.url).pathname,
+      String(seconds),
+      String(count),
+      String(addresses),
+    ],
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -87,6 +98,51 @@ export async function fanoutDns(seconds: number, count: number): Promise<FanoutD
       } catch { /* gone */ }
       await child.status;
       await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * A socketmap server that answers NOTFOUND to everything and counts queries.
+ * @returns its port, the count, and stop
+ */
+export function countingSocketmap(): { port: number; queries(): number; stop(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let queries = 0;
+  const reply = new TextEncoder().encode("9:NOTFOUND ,");
+  (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        let buf = "";
+        const chunk = new Uint8Array(4096);
+        for (;;) {
+          const n = await conn.read(chunk).catch(() => null);
+          if (n === null) break;
+          buf += new TextDecoder().decode(chunk.subarray(0, n));
+          let m: RegExpExecArray | null;
+          while ((m = /^(\d+):/.exec(buf)) && buf.length > m[0].length + Number(m[1])) {
+            buf = buf.slice(m[0].length + Number(m[1]) + 1);
+            queries++;
+            await conn.write(reply);
+          }
+        }
+        conns.delete(conn);
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    queries: () => queries,
+    stop() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
     },
   };
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
-import { fanoutDns, hostileDns } from "./_hostile_servers.ts";
+import { countingSocketmap, fanoutDns, hostileDns } from "./_hostile_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -85,6 +85,41 @@ Deno.test({
       c.close();
       await d.stop();
       await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: check_sender_mx_access looks up at most 100 server addresses in its table, as Postfix, not 100 per MX host",
+  ...opts,
+  fn: async () => {
+    const dns = await fanoutDns(120, 100, 100);
+    const map = countingSocketmap();
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 2",
+      `smtpd_sender_restrictions = ["check_sender_mx_access",` +
+      ` "socketmap:inet:127.0.0.1:${map.port}:mx"]`,
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\nMAIL FROM:<a@x.many.example>\r\n");
+      await c.reply();
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(120000), /^250 /);
+      // Each host's name and parents (3 keys), each address and its prefixes
+      // (4 keys): 100 hosts and 100 addresses, not 100 x 100 addresses.
+      assert.ok(map.queries() <= 100 * 4 + 100 * 4, `${map.queries()} table lookups`);
+      await d.waitForLog(/MX server address count limit \(100\) exceeded/);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+      map.stop();
     }
   },
 });
