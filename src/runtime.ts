@@ -248,7 +248,9 @@ export async function buildRuntime(
       new DovecotAuthClient({
         endpoint: settings.endpoint,
         service: settings.service,
-        timeoutMs: config.smtpd_timeout * 1000,
+        // Postfix's AUTH_TIMEOUT (10 s), not smtpd_timeout: every EHLO waits
+        // for the server's mechanisms, so a hung server must cost little.
+        timeoutMs: 10_000,
         onWarning: (text) => logger.warning(text),
       }),
       (name, address) => saslExceptions(name, address),

@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { RawClient, startDaemon } from "./_harness.ts";
+import { join } from "node:path";
+import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
 import { hostileDns, synSent } from "./_hostile_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -44,6 +45,47 @@ Deno.test({
       c.close();
       await d.stop();
       await black.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SMTP AUTH: a Dovecot auth server that accepts and never answers costs EHLO Postfix's 10 s, not smtpd_timeout",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("dovecot-silent");
+    const path = join(dir, "auth.sock");
+    const listener = Deno.listen({ transport: "unix", path });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of listener) held.push(c);
+    })().catch(() => {});
+    const d = await startDaemon(
+      [
+        `mynetworks = []`,
+        `mydestination = ["example.com"]`,
+        `smtpd_sasl_auth_enable = true`,
+        `smtpd_sasl_path = "${path}"`,
+      ].join("\n"),
+      { dir },
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      const t0 = Date.now();
+      await c.send("EHLO client.example.org\r\n");
+      const ehlo = await c.reply(20_000);
+      const took = Date.now() - t0;
+      assert.match(ehlo, /^250 /m);
+      assert.doesNotMatch(ehlo, /AUTH/);
+      assert.ok(took >= 9_000 && took < 15_000, `took ${took} ms`);
+    } finally {
+      c.close();
+      await d.stop();
+      listener.close();
+      await accepting;
+      for (const h of held) h.close();
     }
   },
 });
