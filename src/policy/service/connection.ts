@@ -54,9 +54,12 @@ export function mayConnect(endpoint: Endpoint): boolean {
 
 /** Raised when an exchange fails; the connection is closed then. */
 export class ExchangeError extends Error {
-  constructor(message: string) {
+  /** Whether the deadline ended the exchange (or the connect). */
+  readonly timedOut: boolean;
+  constructor(message: string, timedOut = false) {
     super(message);
     this.name = "ExchangeError";
+    this.timedOut = timedOut;
   }
 }
 
@@ -78,7 +81,7 @@ export async function withDeadline<T>(
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onLate();
-      reject(new ExchangeError(`timeout while ${what}`));
+      reject(new ExchangeError(`timeout while ${what}`, true));
     }, Math.max(0, deadline - Date.now()));
   });
   try {
@@ -109,6 +112,8 @@ export class PolicyConnection {
   #length = 0;
   #busy = false;
   #dead: string | undefined;
+  /** Whether the deadline killed it. */
+  #timedOut = false;
   #wake: (() => void) | undefined;
   #framing: Framing;
 
@@ -199,7 +204,10 @@ export class PolicyConnection {
         this.#writeAll(request),
         deadline,
         "sending the request",
-        () => this.#kill("timeout while sending the request"),
+        () => {
+          this.#timedOut = true;
+          this.#kill("timeout while sending the request");
+        },
       );
       for (;;) {
         const r = this.#framing.parse(this.#buffer.subarray(0, this.#length));
@@ -208,12 +216,15 @@ export class PolicyConnection {
           return r.action;
         }
         if (r.kind === "error") throw new ExchangeError(r.reason);
-        if (this.#dead) throw new ExchangeError(this.#dead);
+        if (this.#dead) throw new ExchangeError(this.#dead, this.#timedOut);
         await withDeadline(
           new Promise<void>((resolve) => this.#wake = resolve),
           deadline,
           "waiting for the reply",
-          () => this.#kill("timeout while waiting for the reply"),
+          () => {
+            this.#timedOut = true;
+            this.#kill("timeout while waiting for the reply");
+          },
         );
       }
     } catch (err) {
