@@ -186,7 +186,7 @@ export async function buildRuntime(
   const stderr = new StderrSink();
   const logger = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
-    dns: resolverOf(loaded),
+    dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),
   });
   const owner = resolveOwner(loaded);
@@ -248,7 +248,9 @@ export async function buildRuntime(
       new DovecotAuthClient({
         endpoint: settings.endpoint,
         service: settings.service,
-        timeoutMs: config.smtpd_timeout * 1000,
+        // Postfix's AUTH_TIMEOUT (10 s), not smtpd_timeout: every EHLO waits
+        // for the server's mechanisms, so a hung server must cost little.
+        timeoutMs: 10_000,
         onWarning: (text) => logger.warning(text),
       }),
       (name, address) => saslExceptions(name, address),
@@ -429,7 +431,7 @@ export async function rebuildRuntime(
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;
   const policy = compilePolicy(loaded, {
-    dns: resolverOf(loaded),
+    dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),
   });
   const tls = await tlsContext(loaded);
@@ -583,7 +585,7 @@ function ehloDiscardLookup(
  * first name server of resolv.conf is the one a "not found" is checked
  * with for SERVFAIL (policy/resolver.ts).
  */
-function resolverOf(loaded: LoadedConfig): DnsResolver {
+function resolverOf(loaded: LoadedConfig, warn: (text: string) => void): DnsResolver {
   const c = loaded.config;
   const readGranted = (path: string): string | undefined => {
     if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
@@ -594,5 +596,10 @@ function resolverOf(loaded: LoadedConfig): DnsResolver {
     }
   };
   const systemServer = c.dns_server ? undefined : dnsServers(loaded, readGranted)[0];
-  return denoResolver({ server: c.dns_server, timeoutMs: c.dns_timeout * 1000, systemServer });
+  return denoResolver({
+    server: c.dns_server,
+    timeoutMs: c.dns_timeout * 1000,
+    systemServer,
+    warn,
+  });
 }

@@ -95,14 +95,22 @@ export async function rcodeOverTcp(
   const packet = new Uint8Array([msg.length >> 8, msg.length & 255, ...msg]);
   let conn: Deno.TcpConn | undefined;
   let late = false;
+  // The connect is aborted too: a server whose TCP port drops SYNs would
+  // otherwise hold it for the kernel's connect timeout (two minutes).
+  const abort = new AbortController();
   const timer = setTimeout(() => {
     late = true;
+    abort.abort();
     try {
       conn?.close();
     } catch { /* closed */ }
   }, ms);
   try {
-    conn = await Deno.connect({ hostname: server.ipAddr, port: server.port });
+    conn = await Deno.connect({
+      hostname: server.ipAddr,
+      port: server.port,
+      signal: abort.signal,
+    });
     if (late) {
       conn.close();
       return undefined;
@@ -130,6 +138,12 @@ export async function rcodeOverTcp(
 }
 
 /**
+ * Records kept from one answer, as Postfix's dns_rr_list_limit: a domain
+ * with thousands of MX or NS hosts must not cost a lookup of each.
+ */
+export const DNS_RR_LIST_LIMIT = 100;
+
+/**
  * The real resolver. Deno.resolveDns reports a SERVFAIL answer as "not
  * found", as it does NXDOMAIN and "no such record"; so a "not found" is
  * asked again over TCP ({@linkcode rcodeOverTcp}) of the name server
@@ -137,9 +151,11 @@ export async function rcodeOverTcp(
  * is left of the timeout, and SERVFAIL there is a temporary failure, as in
  * Postfix (TRY_AGAIN: 450, never 5xx). When that server cannot be asked,
  * "not found" stands.
+ * Past {@linkcode DNS_RR_LIST_LIMIT} records the rest of an answer is
+ * dropped, with Postfix's warning.
  * @param options name server (host:port; empty for the system's), timeout in
- * ms, the system's first name server (host:port), and (for tests) the
- * function that asks, Deno.resolveDns by default
+ * ms, the system's first name server (host:port), where warnings go, and
+ * (for tests) the function that asks, Deno.resolveDns by default
  * @returns a resolver
  */
 export function denoResolver(
@@ -147,6 +163,7 @@ export function denoResolver(
     server: string;
     timeoutMs: number;
     systemServer?: string;
+    warn?: (text: string) => void;
     resolveDns?: typeof Deno.resolveDns;
   },
 ): DnsResolver {
@@ -176,6 +193,13 @@ export function denoResolver(
           case "TXT":
             records = (await resolveDns(q, "TXT", opts)).map((r) => r.join(""));
             break;
+        }
+        if (records.length > DNS_RR_LIST_LIMIT) {
+          options.warn?.(
+            `DNS record count limit (${DNS_RR_LIST_LIMIT}) exceeded -- dropping excess` +
+              ` record(s) after qname=${name} qtype=${type}`,
+          );
+          records = records.slice(0, DNS_RR_LIST_LIMIT);
         }
         return records.length ? { kind: "ok", records } : { kind: "notFound" };
       } catch (err) {

@@ -33,6 +33,7 @@ import {
   tracedLookup,
 } from "../restriction.ts";
 import type { LookupTable } from "../tables/mod.ts";
+import { DNS_RR_LIST_LIMIT } from "../resolver.ts";
 
 type ServerType = "MX" | "NS" | "A";
 
@@ -127,6 +128,8 @@ function serverAccess(
           return (await lookupKeys(e, table, addressKeys(bare), actions, subject, name)) ??
             { kind: "dunno" };
         }
+        // As Postfix: at most dns_rr_list_limit addresses of all the servers together.
+        let addresses = 0;
         for (const host of await servers(e, domain, type, what)) {
           if (isValidHostAddress(host)) {
             const d = await lookupKeys(e, table, addressKeys(host), actions, subject, name);
@@ -141,6 +144,14 @@ function serverAccess(
             const a = await tracedDns(e, host, rr);
             if (a.kind !== "ok") continue;
             for (const ip of a.records) {
+              if (++addresses > DNS_RR_LIST_LIMIT) {
+                e.warn(
+                  `check_server_access: ${type} server address count limit` +
+                    ` (${DNS_RR_LIST_LIMIT}) exceeded for ${subject} ${what}` +
+                    ` -- ignoring the remainder`,
+                );
+                return { kind: "dunno" };
+              }
               const d = await lookupKeys(e, table, addressKeys(ip), actions, subject, name);
               if (d) return d;
             }

@@ -36,6 +36,12 @@ export interface ClientDeps {
   readonly warn: (text: string) => void;
   /** How replies are framed (default: the policy protocol's). */
   readonly framing?: Framing;
+  /**
+   * Whether an attempt that timed out is tried again (default true, as
+   * Postfix's policy client; its socketmap client retries only a broken
+   * connection, so a hung server costs one timeout).
+   */
+  readonly retryTimeout?: boolean;
 }
 
 interface IdleEntry {
@@ -96,6 +102,7 @@ export class PolicyClient {
       } catch (err) {
         conn?.close();
         reason = err instanceof ExchangeError || err instanceof Error ? err.message : String(err);
+        if (this.#deps.retryTimeout === false && (err as ExchangeError).timedOut) break;
         if (attempt < s.tryLimit) await this.#deps.sleep(s.retryDelay * 1000);
       }
     }
@@ -140,10 +147,14 @@ export class PolicyClient {
 
   async #open(deadline: number): Promise<PolicyConnection> {
     const s = this.settings;
-    const pending = this.#deps.connect(s.endpoint);
+    const abort = new AbortController();
+    const pending = this.#deps.connect(s.endpoint, abort.signal);
     let late = false;
     try {
-      const c = await withDeadline(pending, deadline, "connecting", () => late = true);
+      const c = await withDeadline(pending, deadline, "connecting", () => {
+        late = true;
+        abort.abort();
+      });
       this.opened++;
       return new PolicyConnection(c, this.#deps.now(), this.#deps.framing);
     } catch (err) {
@@ -151,7 +162,7 @@ export class PolicyClient {
       if (late) pending.then((c) => c.close(), () => {});
       const why = (err as Error).message;
       this.#deps.warn(`connect to ${s.name}: ${why}`);
-      throw new ExchangeError(`connect to ${s.name}: ${why}`);
+      throw new ExchangeError(`connect to ${s.name}: ${why}`, late);
     }
   }
 

@@ -21,17 +21,19 @@ export interface Duplex {
   unref?(): void;
 }
 
-/** Opens a stream to an endpoint. */
-export type Connector = (endpoint: Endpoint) => Promise<Duplex>;
+/** Opens a stream to an endpoint; an aborted signal gives up the attempt. */
+export type Connector = (endpoint: Endpoint, signal?: AbortSignal) => Promise<Duplex>;
 
 /**
  * The real connector: TCP or a UNIX-domain socket.
  * @param endpoint where to connect
+ * @param signal aborts a TCP connect (one to a host that drops SYNs would
+ *   otherwise hold its socket for the kernel's two minutes)
  * @returns the connection
  */
-export function socketConnector(endpoint: Endpoint): Promise<Duplex> {
+export function socketConnector(endpoint: Endpoint, signal?: AbortSignal): Promise<Duplex> {
   return endpoint.kind === "inet"
-    ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port })
+    ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port, signal })
     : Deno.connect({ transport: "unix", path: endpoint.path });
 }
 
@@ -52,9 +54,12 @@ export function mayConnect(endpoint: Endpoint): boolean {
 
 /** Raised when an exchange fails; the connection is closed then. */
 export class ExchangeError extends Error {
-  constructor(message: string) {
+  /** Whether the deadline ended the exchange (or the connect). */
+  readonly timedOut: boolean;
+  constructor(message: string, timedOut = false) {
     super(message);
     this.name = "ExchangeError";
+    this.timedOut = timedOut;
   }
 }
 
@@ -76,7 +81,7 @@ export async function withDeadline<T>(
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onLate();
-      reject(new ExchangeError(`timeout while ${what}`));
+      reject(new ExchangeError(`timeout while ${what}`, true));
     }, Math.max(0, deadline - Date.now()));
   });
   try {
@@ -102,9 +107,13 @@ export class PolicyConnection {
   /** Requests answered on this connection. */
   requests = 0;
   #conn: Duplex;
+  /** The reply so far: the first #length bytes (room doubles as it fills). */
   #buffer = new Uint8Array(0);
+  #length = 0;
   #busy = false;
   #dead: string | undefined;
+  /** Whether the deadline killed it. */
+  #timedOut = false;
   #wake: (() => void) | undefined;
   #framing: Framing;
 
@@ -138,14 +147,19 @@ export class PolicyConnection {
           this.#kill("the server sent data out of turn");
           return;
         }
-        if (this.#buffer.length + n > this.#framing.limit + 4096) {
+        if (this.#length + n > this.#framing.limit + 4096) {
           this.#kill(`reply longer than ${this.#framing.limit} bytes`);
           return;
         }
-        const next = new Uint8Array(this.#buffer.length + n);
-        next.set(this.#buffer);
-        next.set(chunk.subarray(0, n), this.#buffer.length);
-        this.#buffer = next;
+        // Grown by doubling: a server that sends a byte at a time must not
+        // cost a copy of the whole reply per byte.
+        if (this.#length + n > this.#buffer.length) {
+          const next = new Uint8Array(Math.max(2 * this.#buffer.length, this.#length + n, 256));
+          next.set(this.#buffer.subarray(0, this.#length));
+          this.#buffer = next;
+        }
+        this.#buffer.set(chunk.subarray(0, n), this.#length);
+        this.#length += n;
         this.#wake?.();
       }
     } catch (err) {
@@ -184,26 +198,33 @@ export class PolicyConnection {
     if (this.#dead) throw new ExchangeError(this.#dead);
     this.#busy = true;
     this.#buffer = new Uint8Array(0);
+    this.#length = 0;
     try {
       await withDeadline(
         this.#writeAll(request),
         deadline,
         "sending the request",
-        () => this.#kill("timeout while sending the request"),
+        () => {
+          this.#timedOut = true;
+          this.#kill("timeout while sending the request");
+        },
       );
       for (;;) {
-        const r = this.#framing.parse(this.#buffer);
+        const r = this.#framing.parse(this.#buffer.subarray(0, this.#length));
         if (r.kind === "action") {
           if (r.trailing) this.#kill("the server sent more than one reply");
           return r.action;
         }
         if (r.kind === "error") throw new ExchangeError(r.reason);
-        if (this.#dead) throw new ExchangeError(this.#dead);
+        if (this.#dead) throw new ExchangeError(this.#dead, this.#timedOut);
         await withDeadline(
           new Promise<void>((resolve) => this.#wake = resolve),
           deadline,
           "waiting for the reply",
-          () => this.#kill("timeout while waiting for the reply"),
+          () => {
+            this.#timedOut = true;
+            this.#kill("timeout while waiting for the reply");
+          },
         );
       }
     } catch (err) {
@@ -212,6 +233,9 @@ export class PolicyConnection {
     } finally {
       this.#wake = undefined;
       this.#busy = false;
+      // An idle connection keeps no reply buffer.
+      this.#buffer = new Uint8Array(0);
+      this.#length = 0;
     }
   }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openTable, TableOpenError } from "./mod.ts";
 import { retireAll } from "../../config/mod.ts";
 import { runTableConformance } from "./table_test_suite.ts";
+import { socketmapTable } from "./socketmap_table.ts";
 
 /** Scratch directory for table files (git-ignored var/). */
 const SCRATCH = new URL("../../../var/tests/", import.meta.url).pathname;
@@ -340,4 +341,28 @@ Deno.test("openTable() refuses a cidr: rule with host bits set, with file and li
   }
   // Host addresses and networks written at their base stay as they were.
   openFileTable("cidr", "10.0.0.0/8 OK\n10.1.2.3 REJECT\n[2001:db8::]/64 OK\n::1 OK\n");
+});
+
+Deno.test("socketmap: a server that never answers costs one timeout, not one per try (as Postfix)", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const held: Deno.Conn[] = [];
+  const served = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })().catch(() => {});
+  const table = socketmapTable("socketmap:x", `inet:127.0.0.1:${port}:m`, ".", 1);
+  try {
+    const t0 = Date.now();
+    const r = await table.lookup("key");
+    const took = Date.now() - t0;
+    assert.equal(r.kind, "tempfail");
+    // One connection: a second try would have opened another (and doubled the wait).
+    assert.equal(held.length, 1);
+    assert.ok(took >= 900, `took ${took} ms`);
+  } finally {
+    table.retire?.();
+    listener.close();
+    await served;
+    for (const c of held) c.close();
+  }
 });

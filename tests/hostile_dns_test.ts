@@ -1,0 +1,125 @@
+/**
+ * A name server that misbehaves, against the real daemon: every answer
+ * must come within dns_timeout, whatever the server does, and other
+ * clients are served meanwhile.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
+import { countingSocketmap, fanoutDns, hostileDns } from "./_hostile_servers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name:
+    "DNS: a server whose TCP port drops connections costs a confirmed lookup at most dns_timeout, not the kernel's connect timeout",
+  ...opts,
+  fn: async () => {
+    const dns = await hostileDns(120);
+    const d = await startDaemon([
+      "smtpd_peername_lookup = false",
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 1",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const clients: RawClient[] = [];
+    try {
+      const t0 = Date.now();
+      const replies = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+        const c = await RawClient.connect(d.port);
+        clients.push(c);
+        await c.reply();
+        await c.send("HELO client.example.org\r\n");
+        await c.reply();
+        await c.send(`MAIL FROM:<a@nx${i}.example>\r\n`);
+        await c.reply();
+        await c.send("RCPT TO:<b@example.com>\r\n");
+        return await c.reply(20000);
+      }));
+      const took = Date.now() - t0;
+      for (const r of replies) assert.match(r, /^450 4\.1\.8 .*Domain not found/);
+      assert.ok(took < 8000, `took ${took} ms`);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a domain with 1000 MX hosts costs check_sender_mx_access at most Postfix's 100 records per answer, not 2000 lookups",
+  ...opts,
+  fn: async () => {
+    const dns = await fanoutDns(120, 1000);
+    const dir = await makeWorkDir("fanout");
+    const table = join(dir, "mx_access");
+    await Deno.writeTextFile(table, "192.0.2.1 REJECT listed\n");
+    const d = await startDaemon(
+      [
+        'mydestination = ["example.com"]',
+        `dns_server = "127.0.0.1:${dns.port}"`,
+        "dns_timeout = 2",
+        `smtpd_sender_restrictions = ["check_sender_mx_access", "texthash:${table}"]`,
+      ].join("\n"),
+      { dir },
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@x.many.example>\r\n");
+      await c.reply();
+      const before = await dns.asked();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(120000), /^250 /);
+      const asked = await dns.asked() - before;
+      // The MX answer (UDP, then TCP), then A and AAAA of at most 100 hosts.
+      assert.ok(asked <= 210, `${asked} queries for one RCPT`);
+      await d.waitForLog(/DNS record count limit \(100\) exceeded/);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: check_sender_mx_access looks up at most 100 server addresses in its table, as Postfix, not 100 per MX host",
+  ...opts,
+  fn: async () => {
+    const dns = await fanoutDns(120, 100, 100);
+    const map = countingSocketmap();
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 2",
+      `smtpd_sender_restrictions = ["check_sender_mx_access",` +
+      ` "socketmap:inet:127.0.0.1:${map.port}:mx"]`,
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\nMAIL FROM:<a@x.many.example>\r\n");
+      await c.reply();
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(120000), /^250 /);
+      // Each host's name and parents (3 keys), each address and its prefixes
+      // (4 keys): 100 hosts and 100 addresses, not 100 x 100 addresses.
+      assert.ok(map.queries() <= 100 * 4 + 100 * 4, `${map.queries()} table lookups`);
+      await d.waitForLog(/MX server address count limit \(100\) exceeded/);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+      map.stop();
+    }
+  },
+});
