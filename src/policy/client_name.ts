@@ -57,7 +57,8 @@ export async function lookupClientName(
   const want = parseIp(address);
   let temp = false;
   for (const type of address.includes(":") ? ["AAAA" as const] : ["A" as const]) {
-    const fwd = await dns.query(rev, type, true);
+    // Postfix confirms with getaddrinfo(): every address, not dns_lookup()'s first 100.
+    const fwd = await dns.query(rev, type, true, true);
     if (fwd.kind === "tempfail") temp = true;
     if (fwd.kind === "ok" && fwd.records.some((r) => parseIp(r) === want)) {
       return { name: rev, nameStatus: "ok", reverseName: rev, reverseStatus: "ok" };

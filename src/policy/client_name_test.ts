@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fakeDns, type Zone } from "./_fake_dns.ts";
 import { type ClientName, lookupClientName } from "./client_name.ts";
+import { denoResolver } from "./resolver.ts";
 
 const PTR_192_0_2_1 = "1.2.0.192.in-addr.arpa";
 const PTR_DB8_1 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
@@ -163,4 +164,25 @@ Deno.test("lookupClientName(): underscores and digits in labels are a valid name
     "mail_1.example": { A: ["192.0.2.1"] },
   });
   assert.equal((await lookupClientName("192.0.2.1", dns)).name, "mail_1.example");
+});
+
+Deno.test("lookupClientName(): forward confirmation reads every A record, as Postfix's getaddrinfo (no 100-record cap, no warning)", async () => {
+  // 150 A records, the client's address the 121st: Postfix's smtpd confirms
+  // the name with getaddrinfo(), which dns_rr_list_limit does not bound.
+  const many = Array.from({ length: 150 }, (_, i) => `198.51.${100 + (i >> 8)}.${i & 255}`);
+  many[120] = "192.0.2.1";
+  const resolveDns = ((name: string, type: string) => {
+    if (type === "PTR" && name === `${PTR_192_0_2_1}.`) return Promise.resolve(["many.example."]);
+    if (type === "A" && name === "many.example.") return Promise.resolve(many);
+    return Promise.reject(new Deno.errors.NotFound("no records found"));
+  }) as unknown as typeof Deno.resolveDns;
+  const warnings: string[] = [];
+  const dns = denoResolver({
+    server: "",
+    timeoutMs: 1000,
+    resolveDns,
+    warn: (t) => warnings.push(t),
+  });
+  assert.equal((await lookupClientName("192.0.2.1", dns)).name, "many.example");
+  assert.deepEqual(warnings, []);
 });

@@ -48,8 +48,13 @@ export function filteredResolver(
   warn: (text: string) => void,
 ): DnsResolver {
   return {
-    async query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> {
-      const a = await inner.query(name, type, confirm);
+    async query(
+      name: string,
+      type: DnsType,
+      confirm?: boolean,
+      all?: boolean,
+    ): Promise<DnsAnswer> {
+      const a = await inner.query(name, type, confirm, all);
       if (a.kind !== "ok") return a;
       const kept: string[] = [];
       next: for (const rec of a.records) {

@@ -31,9 +31,12 @@ export interface DnsResolver {
    *   checks and the client's name): tell a broken zone (SERVFAIL, a
    *   temporary failure) apart from a name that does not exist, at the cost
    *   of a second query for a negative answer ({@linkcode denoResolver})
+   * @param all every record of the answer, as getaddrinfo() gives them
+   *   (the client name's forward confirmation in Postfix's smtpd), not
+   *   only the first {@linkcode DNS_RR_LIST_LIMIT} of its dns_lookup()
    * @returns the answer (MX records as "preference host")
    */
-  query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer>;
+  query(name: string, type: DnsType, confirm?: boolean, all?: boolean): Promise<DnsAnswer>;
 }
 
 /**
@@ -172,7 +175,12 @@ export function denoResolver(
     (options.systemServer ? parseDnsServer(options.systemServer) : undefined);
   const resolveDns = options.resolveDns ?? Deno.resolveDns;
   return {
-    async query(name: string, type: DnsType, confirm?: boolean): Promise<DnsAnswer> {
+    async query(
+      name: string,
+      type: DnsType,
+      confirm?: boolean,
+      all?: boolean,
+    ): Promise<DnsAnswer> {
       const controller = new AbortController();
       const started = Date.now();
       const timer = setTimeout(() => controller.abort(), options.timeoutMs);
@@ -194,7 +202,7 @@ export function denoResolver(
             records = (await resolveDns(q, "TXT", opts)).map((r) => r.join(""));
             break;
         }
-        if (records.length > DNS_RR_LIST_LIMIT) {
+        if (!all && records.length > DNS_RR_LIST_LIMIT) {
           options.warn?.(
             `DNS record count limit (${DNS_RR_LIST_LIMIT}) exceeded -- dropping excess` +
               ` record(s) after qname=${name} qtype=${type}`,
@@ -250,16 +258,17 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
     }
   };
   return {
-    query(name, type, confirm) {
-      // A confirmed "not found" is not an unconfirmed one: cached apart.
-      const key = `${type}${confirm ? "!" : ""} ${name.toLowerCase()}`;
+    query(name, type, confirm, all) {
+      // A confirmed "not found" is not an unconfirmed one, nor a whole
+      // answer a capped one: cached apart.
+      const key = `${type}${confirm ? "!" : ""}${all ? "*" : ""} ${name.toLowerCase()}`;
       const hit = cache.get(key);
       if (hit) {
         cache.delete(key);
         cache.set(key, hit);
         return hit.answer;
       }
-      const entry = { answer: inner.query(name, type, confirm), bytes: 0 };
+      const entry = { answer: inner.query(name, type, confirm, all), bytes: 0 };
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {
