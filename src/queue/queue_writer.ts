@@ -458,10 +458,13 @@ export class QueueFile {
 
   /**
    * Removes the file at once, unless committed (a stand-alone process about
-   * to exit on a signal, as Postfix's postdrop does).
+   * to exit on a signal, as Postfix's postdrop does). Tried even when this
+   * writer has not recorded the file as open: a signal can come while its
+   * creation is in flight, when the file exists but its open has not
+   * returned yet (the process exits right after, so the open never does).
    */
   removeSync(): void {
-    if (this.#done || (this.#file === undefined && this.#flushed === 0 && !this.#pooled)) return;
+    if (this.#done) return;
     try {
       Deno.removeSync(this.path);
     } catch { /* gone, or never created */ }

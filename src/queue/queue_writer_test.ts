@@ -236,6 +236,24 @@ Deno.test("QueueFile.commit() rewrites the size record after a flush (message > 
   });
 });
 
+Deno.test("QueueFile.removeSync() removes a file whose creation had not returned yet", async () => {
+  await withStore(async (store) => {
+    const file = await store.create("maildrop", ARRIVAL);
+    file.writeEnvelope({
+      arrival: ARRIVAL,
+      sender: "a@example.org",
+      recipients: ["b@example.net"],
+      attributes: [],
+    });
+    // A small message's file is created at commit; a signal can come after
+    // the file exists and before its open returned to the writer.
+    await Deno.writeFile(file.path, new Uint8Array(0), { mode: 0o600 });
+    file.removeSync();
+    assert.equal(await Deno.stat(file.path).then(() => "left", () => "gone"), "gone");
+    file.abandon();
+  });
+});
+
 Deno.test("QueueFile.abort() removes the file", async () => {
   await withStore(async (store, dir) => {
     const file = await store.create("incoming", ARRIVAL);
