@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeWorkDir, RawClient, ROOT, run, smtpdArgs, startDaemon } from "./_harness.ts";
+import { socketmapServer } from "./_socketmap_server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -224,52 +225,6 @@ Deno.test({
     }
   },
 });
-
-/** A socketmap server: netstring "name key" in, "OK value"/"NOTFOUND "/"TEMP why" out. */
-function socketmapServer(map: Record<string, string>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const queries: string[] = [];
-  let connections = 0;
-  // Connections the server holds: down by one when the daemon closes one.
-  let open = 0;
-  const enc = new TextEncoder();
-  const ns = (s: string) => enc.encode(`${enc.encode(s).length}:${s},`);
-  (async () => {
-    for await (const conn of listener) {
-      connections++;
-      open++;
-      (async () => {
-        let buf = "";
-        const chunk = new Uint8Array(4096);
-        for (;;) {
-          const n = await conn.read(chunk).catch(() => null);
-          if (n === null) break;
-          buf += new TextDecoder().decode(chunk.subarray(0, n));
-          let m: RegExpExecArray | null;
-          while ((m = /^(\d+):/.exec(buf)) && buf.length > m[0].length + Number(m[1])) {
-            const q = buf.slice(m[0].length, m[0].length + Number(m[1]));
-            buf = buf.slice(m[0].length + Number(m[1]) + 1);
-            queries.push(q);
-            const key = q.slice(q.indexOf(" ") + 1);
-            const v = map[key];
-            await conn.write(
-              ns(v === undefined ? "NOTFOUND " : v.startsWith("TEMP") ? v : `OK ${v}`),
-            );
-          }
-        }
-        open--;
-        conn.close();
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    queries,
-    connections: () => connections,
-    open: () => open,
-    stop: () => listener.close(),
-  };
-}
 
 Deno.test({
   name: "socketmap: access table over inet: OK, REJECT, NOTFOUND, TEMP, one connection",
