@@ -16,18 +16,30 @@ export interface HostileDns {
  * @param seconds its time limit
  * @returns the handle
  */
-export async function hostileDns(seconds: number): Promise<HostileDns> {
+export function hostileDns(seconds: number): Promise<HostileDns> {
+  return startScript("_hostile_dns.py", [seconds]);
+}
+
+/**
+ * Starts one of the tests' Python servers; it prints its port first.
+ * @param script its file name, beside this module
+ * @param args its arguments
+ * @returns its port, and stop (by its PID)
+ */
+async function startScript(
+  script: string,
+  args: number[],
+): Promise<{ port: number; stop(): Promise<void> }> {
   const child = new Deno.Command("python3", {
-    args: [new URL("./_hostile_dns.py", import.meta.url).pathname, String(seconds)],
+    args: [new URL(`./${script}`, import.meta.url).pathname, ...args.map(String)],
     stdout: "piped",
     stderr: "null",
   }).spawn();
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   reader.releaseLock();
-  const port = Number(new TextDecoder().decode(value).trim());
   return {
-    port,
+    port: Number(new TextDecoder().decode(value).trim()),
     async stop() {
       try {
         child.kill("SIGKILL");
@@ -71,33 +83,14 @@ export async function fanoutDns(
   count: number,
   addresses = 0,
 ): Promise<FanoutDns> {
-  const child = new Deno.Command("python3", {
-    args: [
-      new URL("./_fanout_dns.py", import.meta.url).pathname,
-      String(seconds),
-      String(count),
-      String(addresses),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  const { value } = await reader.read();
-  reader.releaseLock();
-  const port = Number(new TextDecoder().decode(value).trim());
-  const nameServer = { ipAddr: "127.0.0.1", port };
+  const server = await startScript("_fanout_dns.py", [seconds, count, addresses]);
+  const nameServer = { ipAddr: "127.0.0.1", port: server.port };
   return {
-    port,
+    port: server.port,
     async asked() {
       const txt = await Deno.resolveDns("count.test.", "TXT", { nameServer });
       return Number(txt[0]?.join("")) - 1;
     },
-    async stop() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
+    stop: server.stop,
   };
 }
