@@ -485,51 +485,67 @@ Deno.test({
   },
 });
 
+/**
+ * Runs one stand-alone session with a policy server (DUNNO to all) in the
+ * given restriction lists; the session must queue two messages.
+ * @param name the work directory's name
+ * @param lists the list parameters, given the list elements that name the server
+ * @param session the client's side
+ * @returns the requests the server got
+ */
+async function askedInStdin(
+  name: string,
+  lists: (service: string) => string[],
+  session: string,
+): Promise<Map<string, string>[]> {
+  const rec = await fakePolicyServer({ action: "DUNNO" });
+  try {
+    const service = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
+    const { configFile } = await writeConfig(
+      await makeWorkDir(name),
+      [`mydestination = ["example.com"]`, ...lists(service)].join("\n"),
+    );
+    const r = await runStdin(configFile, session);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
+    return rec.requests();
+  } finally {
+    rec.stop();
+  }
+}
+
 Deno.test({
   name:
     "check_policy_service: protocol_state is DATA for the data list and END-OF-MESSAGE for the end-of-data list, with DATA and with BDAT, and recipient_count 0 before them, as Postfix sends them",
   ...opts,
   fn: async () => {
-    const rec = await fakePolicyServer({ action: "DUNNO" });
-    const dir = await makeWorkDir("policy-states");
-    const service = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
-    const { configFile } = await writeConfig(
-      dir,
-      [
-        `mydestination = ["example.com"]`,
+    const requests = await askedInStdin(
+      "policy-states",
+      (service) => [
         `smtpd_recipient_restrictions = [${service}, "permit"]`,
         `smtpd_data_restrictions = [${service}]`,
         `smtpd_end_of_data_restrictions = [${service}]`,
-      ].join("\n"),
+      ],
+      "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+        "RCPT TO:<c@example.com>\r\nDATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+        "BDAT 3\r\nx\r\nBDAT 3 LAST\r\ny\r\nQUIT\r\n",
     );
-    try {
-      const r = await runStdin(
-        configFile,
-        "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
-          "RCPT TO:<c@example.com>\r\nDATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
-          "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
-          "BDAT 3\r\nx\r\nBDAT 3 LAST\r\ny\r\nQUIT\r\n",
-      );
-      assert.equal(r.code, 0);
-      assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
-      // Postfix's smtpd: state->where is DATA, then END-OF-MESSAGE (SMTPD_AFTER_EOM);
-      // for BDAT, smtpd_check_data's "BDAT" is sent as DATA. recipient_count is
-      // the count there and 0 at RCPT, even after a recipient was accepted.
-      assert.deepEqual(
-        rec.requests().map((q) => `${q.get("protocol_state")} ${q.get("recipient_count")}`),
-        [
-          "RCPT 0",
-          "RCPT 0",
-          "DATA 2",
-          "END-OF-MESSAGE 2",
-          "RCPT 0",
-          "DATA 1",
-          "END-OF-MESSAGE 1",
-        ],
-      );
-    } finally {
-      rec.stop();
-    }
+    // Postfix's smtpd: state->where is DATA, then END-OF-MESSAGE (SMTPD_AFTER_EOM);
+    // for BDAT, smtpd_check_data's "BDAT" is sent as DATA. recipient_count is
+    // the count there and 0 at RCPT, even after a recipient was accepted.
+    assert.deepEqual(
+      requests.map((q) => `${q.get("protocol_state")} ${q.get("recipient_count")}`),
+      [
+        "RCPT 0",
+        "RCPT 0",
+        "DATA 2",
+        "END-OF-MESSAGE 2",
+        "RCPT 0",
+        "DATA 1",
+        "END-OF-MESSAGE 1",
+      ],
+    );
   },
 });
 
@@ -538,36 +554,23 @@ Deno.test({
     "check_policy_service: size is the message's size at END-OF-MESSAGE (DATA and BDAT), the MAIL SIZE= before, as Postfix sends it",
   ...opts,
   fn: async () => {
-    const rec = await fakePolicyServer({ action: "DUNNO" });
-    const dir = await makeWorkDir("policy-size");
-    const service = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
-    const { configFile } = await writeConfig(
-      dir,
-      [
-        `mydestination = ["example.com"]`,
+    const requests = await askedInStdin(
+      "policy-size",
+      (service) => [
         `smtpd_data_restrictions = [${service}]`,
         `smtpd_end_of_data_restrictions = [${service}]`,
-      ].join("\n"),
+      ],
+      "EHLO me\r\nMAIL FROM:<a@example.org> SIZE=1000\r\nRCPT TO:<b@example.com>\r\n" +
+        "DATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+        "BDAT 3\r\nx\r\nBDAT 5 LAST\r\nyy\r\nzQUIT\r\n",
     );
-    try {
-      const r = await runStdin(
-        configFile,
-        "EHLO me\r\nMAIL FROM:<a@example.org> SIZE=1000\r\nRCPT TO:<b@example.com>\r\n" +
-          "DATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
-          "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
-          "BDAT 3\r\nx\r\nBDAT 5 LAST\r\nyy\r\nzQUIT\r\n",
-      );
-      assert.equal(r.code, 0);
-      assert.equal(r.stdout.match(/queued as/g)?.length, 2, r.stdout);
-      // Postfix's smtpd sends act_size once the message is in (each line
-      // plus 2: 14 + 2 + 3; 3 + 4 + 3), the SIZE= of MAIL before.
-      assert.deepEqual(
-        rec.requests().map((q) => `${q.get("protocol_state")} ${q.get("size")}`),
-        ["DATA 1000", "END-OF-MESSAGE 19", "DATA 0", "END-OF-MESSAGE 10"],
-      );
-    } finally {
-      rec.stop();
-    }
+    // Postfix's smtpd sends act_size once the message is in (each line
+    // plus 2: 14 + 2 + 3; 3 + 4 + 3), the SIZE= of MAIL before.
+    assert.deepEqual(
+      requests.map((q) => `${q.get("protocol_state")} ${q.get("size")}`),
+      ["DATA 1000", "END-OF-MESSAGE 19", "DATA 0", "END-OF-MESSAGE 10"],
+    );
   },
 });
 
