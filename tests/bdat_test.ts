@@ -124,15 +124,29 @@ Deno.test({
   },
 });
 
-/** The attacker's view: a huge announced chunk, then the connection. */
-const HUGE = `
-import socket, sys, time
+/** A Python client's start: it connects to argv[1], says EHLO and reads past the reply. */
+const AFTER_EHLO = `
+import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 f = s.makefile("rb")
 f.readline()
 s.sendall(b"EHLO py.example\\r\\n")
 while f.readline()[3:4] != b" ":
     pass
+`;
+
+/**
+ * Runs a Python client: AFTER_EHLO, then `rest`.
+ * @returns the lines it printed
+ */
+async function pythonAfterEhlo(port: number, rest: string, timeoutMs?: number): Promise<string[]> {
+  const r = await run("python3", ["-c", AFTER_EHLO + rest, String(port)], { timeoutMs });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split("\n");
+}
+
+/** The attacker's view: a huge announced chunk, then the connection. */
+const HUGE = `
 s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\nBDAT 4000000000 LAST\\r\\n")
 for _ in range(3):
     print(f.readline().decode().strip())
@@ -146,9 +160,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon("message_size_limit = 1048576");
     try {
-      const r = await run("python3", ["-c", HUGE, String(d.port)], { timeoutMs: 20000 });
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.stdout.trim().split("\n"), [
+      assert.deepEqual(await pythonAfterEhlo(d.port, HUGE, 20000), [
         "250 2.1.0 Ok",
         "250 2.1.5 Ok",
         "552 5.3.4 Chunk exceeds message size limit",
@@ -164,13 +176,6 @@ Deno.test({
 
 /** A message refused part-way: a chunk past the limit, then one past the cut-off. */
 const PART_WAY = `
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-f = s.makefile("rb")
-f.readline()
-s.sendall(b"EHLO py.example\\r\\n")
-while f.readline()[3:4] != b" ":
-    pass
 s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
 s.sendall(b"BDAT 100\\r\\n" + b"x" * 100)
 s.sendall(b"BDAT 1048576\\r\\n" + b"y" * 1048576)
@@ -186,9 +191,7 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon("message_size_limit = 1048576");
     try {
-      const r = await run("python3", ["-c", PART_WAY, String(d.port)], { timeoutMs: 20000 });
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.stdout.trim().split("\n"), [
+      assert.deepEqual(await pythonAfterEhlo(d.port, PART_WAY, 20000), [
         "250 2.1.0 Ok",
         "250 2.1.5 Ok",
         "250 2.0.0 Ok: 100 bytes",
@@ -210,13 +213,6 @@ Deno.test({
 
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-f = s.makefile("rb")
-f.readline()
-s.sendall(b"EHLO py.example\\r\\n")
-while f.readline()[3:4] != b" ":
-    pass
 # Large enough that the queue file has content on disk.
 chunk = b"Subject: x\\r\\n\\r\\n" + b"%s\\r\\n" % (b"y" * 78) * 4000
 s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\nBDAT %d\\r\\n" % len(chunk) + chunk)
@@ -232,9 +228,8 @@ Deno.test({
   fn: async () => {
     const d = await startDaemon();
     try {
-      const r = await run("python3", ["-c", LEAVES, String(d.port)]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /250 2\.0\.0 Ok: 320014 bytes/);
+      const printed = await pythonAfterEhlo(d.port, LEAVES);
+      assert.match(printed.join("\n"), /250 2\.0\.0 Ok: 320014 bytes/);
       await d.waitForLog("lost connection after BDAT");
       await d.waitForLog("disconnect from");
       assert.deepEqual(await allEntries(d.queueDir), []);
