@@ -4,8 +4,21 @@
  * @module
  */
 
+/** A running socketmap server. */
+export interface SocketmapServer {
+  readonly port: number;
+  /** Each query it got ("name key"), in order. */
+  readonly queries: string[];
+  /** Connections accepted so far. */
+  connections(): number;
+  /** Connections still open. */
+  open(): number;
+  /** Stops listening and closes the connections it still holds. */
+  stop(): void;
+}
+
 /** A socketmap server: netstring "name key" in, "OK value"/"NOTFOUND "/"TEMP why" out. */
-export function socketmapServer(map: Record<string, string>) {
+export function socketmapServer(map: Record<string, string>): SocketmapServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const queries: string[] = [];
   let connections = 0;
@@ -49,7 +62,6 @@ export function socketmapServer(map: Record<string, string>) {
     queries,
     connections: () => connections,
     open: () => open,
-    /** Stops listening and closes the connections it still holds. */
     stop() {
       listener.close();
       for (const c of held) {
