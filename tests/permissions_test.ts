@@ -233,3 +233,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "queue_directory through a symlink: start-up recovery runs with the derived flags (FsFile.stat checks the resolved path)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("qlink");
+    const incoming = join(dir, "real", "incoming");
+    await Deno.mkdir(incoming, { recursive: true });
+    await Deno.symlink(join(dir, "real"), join(dir, "link"));
+    // A leftover of an interrupted write and an unused pool file (names of ours).
+    await Deno.writeTextFile(join(incoming, "u4jZtBBBBBBz1"), "C\x5fpartial", { mode: 0o600 });
+    await Deno.writeTextFile(join(incoming, "u4jZtDDDDDDz3"), "", { mode: 0o600 });
+    const d = await startDaemon(
+      `queue_directory = "${join(dir, "link").slice(ROOT.length)}"`,
+      { dir },
+    );
+    try {
+      await d.waitForLog(
+        "incoming/u4jZtBBBBBBz1: incomplete (still marked as being written): set aside in corrupt/",
+      );
+      assert.doesNotMatch(d.log(), /queue recovery failed|Requires (read|write) access/);
+      const left = [];
+      for await (const e of Deno.readDir(incoming)) left.push(e.name);
+      assert.ok(!left.includes("u4jZtDDDDDDz3"), "the unused pool file is removed");
+      assert.deepEqual(
+        (await Array.fromAsync(Deno.readDir(join(dir, "real", "corrupt")))).map((e) => e.name),
+        ["incoming.u4jZtBBBBBBz1"],
+      );
+    } finally {
+      await d.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
