@@ -268,3 +268,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "deno task compile: a relative -c FILE from the user's directory; a configuration that does not load, or an unknown option, is refused",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("compilecfg");
+    try {
+      const queue = join(work, "spool");
+      await writeConfig(work, `queue_directory = "${queue}"`);
+      // What `deno task compile` runs, from the root, with INIT_CWD the user's directory.
+      const compile = (args: string[]) =>
+        run(Deno.execPath(), ["run", "-A", "scripts/compile.ts", "--dry-run", ...args], {
+          env: { INIT_CWD: work },
+        });
+      const ok = await compile(["-c", "smtpd.toml"]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stderr, new RegExp(`--allow-write=${queue} `));
+
+      await Deno.writeTextFile(join(work, "bad.toml"), `smtpd_timeout = "abc"\n`);
+      const bad = await compile(["-c", "bad.toml"]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /^smtpd: fatal: .*bad\.toml:1: smtpd_timeout: /m);
+      assert.doesNotMatch(bad.stderr, /deno compile/);
+
+      const unknown = await compile(["--net", "127.0.0.1", "-c", "smtpd.toml"]);
+      assert.equal(unknown.code, 2, unknown.stderr);
+      assert.match(unknown.stderr, /^compile: Unknown option '--net'/m);
+      assert.doesNotMatch(unknown.stderr, /^\s+at /m);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
