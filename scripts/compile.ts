@@ -48,7 +48,15 @@ try {
   log(`smtpd: fatal: ${err.message}`);
   Deno.exit(1);
 }
-const flags = flagsFor(await needsForConfig(file, overrides));
+let flags: string[];
+try {
+  flags = flagsFor(await needsForConfig(file, overrides));
+} catch (err) {
+  // A path Deno's flag syntax cannot carry (a comma).
+  if (!(err instanceof RangeError)) throw err;
+  log(`smtpd: fatal: ${err.message}`);
+  Deno.exit(1);
+}
 // The listener-thread entry is loaded at run time: include it in the binary.
 const compileArgs = [
   "compile",

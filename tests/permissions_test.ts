@@ -302,3 +302,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a path with a comma (no --allow flag can carry it): deno task smtpd and compile say so, where they ended in a stack trace",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("comma");
+    try {
+      await writeConfig(work, `queue_directory = "${join(work, "a,b")}"`);
+      for (
+        const args of [
+          ["scripts/smtpd.ts", "permissions"],
+          ["scripts/smtpd.ts", "serve"],
+          ["scripts/compile.ts", "--dry-run"],
+        ]
+      ) {
+        const r = await run(Deno.execPath(), ["run", "-A", ...args, "-c", "smtpd.toml"], {
+          env: { INIT_CWD: work },
+        });
+        assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^smtpd: fatal: Cannot grant ".*a,b" \(queue_directory\): Deno's --allow-read list cannot hold a comma/m,
+        );
+        assert.doesNotMatch(r.stderr, /^\s+at /m, args.join(" "));
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
