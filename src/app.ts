@@ -125,7 +125,17 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
       const names = (Object.keys(PARAMS) as (keyof typeof PARAMS)[])
         .filter((n) => !opts.nonDefault || loaded.explicit.has(n))
         .sort();
-      out(names.map((n) => `${n} = ${toToml(config[n])}`).join("\n"));
+      // Restriction class definitions are parameters of the file too: without
+      // them the printed configuration would not load again.
+      const classes = [...loaded.classes].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+      out(
+        [
+          ...names.map((n) => `${n} = ${toToml(config[n])}`),
+          ...classes.map(([name, items]) =>
+            `${/^[A-Za-z0-9_-]+$/.test(name) ? name : toToml(name)} = ${toToml(items)}`
+          ),
+        ].join("\n"),
+      );
       return 0;
     }
     case "explain": {
