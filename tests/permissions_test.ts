@@ -333,3 +333,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    'queue_directory = "" is refused with file and line, where it granted read and write of the whole directory the program runs in',
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("emptyqueue");
+    try {
+      await writeConfig(work, `queue_directory = ""`);
+      for (const cmd of [["permissions"], ["config", "--check"]]) {
+        const r = await run(
+          Deno.execPath(),
+          ["run", "-A", "scripts/smtpd.ts", ...cmd, "-c", "smtpd.toml"],
+          { env: { INIT_CWD: work } },
+        );
+        assert.equal(r.code, 1, `${cmd.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^smtpd: fatal: .*smtpd\.toml:\d+: queue_directory: must not be empty$/m,
+        );
+        assert.doesNotMatch(r.stdout, /--allow-write/);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
