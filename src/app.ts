@@ -20,7 +20,7 @@ import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime
 import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
-import { checkServeListen } from "./runtime_checks.ts";
+import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 
@@ -84,6 +84,9 @@ export async function runCli(args: readonly string[]): Promise<number> {
     }
     if (opts.kind === "stdin") checkStandAloneTls(loaded);
     if (opts.kind === "serve") checkServeListen(loaded);
+    if (opts.kind === "serve" || opts.kind === "stdin" || (opts.kind === "config" && opts.check)) {
+      checkMailOwner(loaded);
+    }
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {

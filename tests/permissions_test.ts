@@ -19,6 +19,7 @@ import {
   writeConfig,
 } from "./_harness.ts";
 import { startBlackHole, startDns } from "./_dns.ts";
+import { flagsForArgs } from "../scripts/permissions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -357,6 +358,74 @@ Deno.test({
       }
     } finally {
       await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+const isRoot = Deno.uid() === 0;
+
+Deno.test({
+  name:
+    "mail_owner another user than a non-root process: config --check and stdin stop with file and line, where every message got 451 after DATA",
+  ignore: !isRoot,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("mailowner");
+    const denoDir = await Deno.makeTempDir({ prefix: "smtpd-denodir-" });
+    try {
+      // The program as user nobody, with a copy of the npm cache it can read.
+      const info = JSON.parse((await run(Deno.execPath(), ["info", "--json"])).stdout);
+      assert.equal((await run("cp", ["-r", info.npmCache, join(denoDir, "npm")])).code, 0);
+      await run("chmod", ["-R", "a+rwX", denoDir]);
+      const asNobody = (args: string[], stdin?: string) =>
+        run("setpriv", [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "env",
+          `DENO_DIR=${denoDir}`,
+          "HOME=/tmp",
+          ...args,
+        ], { stdin });
+      if ((await asNobody(["test", "-r", join(ROOT, "mod.ts")])).code !== 0) {
+        // deno-lint-ignore no-console
+        console.log("skipped: user nobody cannot read the checkout");
+        return;
+      }
+      await Deno.chmod(work, 0o755);
+      const queue = join(work, "spool");
+      await Deno.mkdir(queue);
+      await Deno.chown(queue, 65534, 65534);
+      const { configFile } = await writeConfig(
+        work,
+        `queue_directory = "${queue}"\nmail_owner = "0:0"\nsmtpd_listen = []`,
+      );
+      const flags = await flagsForArgs(["stdin", "-c", configFile], ROOT);
+      const want =
+        /^smtpd: fatal: .*smtpd\.toml:\d+: mail_owner: "0:0" \(uid 0\) cannot be given to queue files by this process \(uid 65534\)/m;
+      const check = await asNobody([
+        Deno.execPath(),
+        "run",
+        ...flags,
+        "mod.ts",
+        "config",
+        "--check",
+        "-c",
+        configFile,
+      ]);
+      assert.equal(check.code, 1, check.stdout + check.stderr);
+      assert.match(check.stderr, want);
+      const session = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "stdin", "-c", configFile],
+        "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test.example>\r\nDATA\r\n" +
+          "Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      );
+      assert.equal(session.code, 1, session.stdout + session.stderr);
+      assert.match(session.stderr, want);
+      assert.doesNotMatch(session.stdout, /^(220|451) /m);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+      await Deno.remove(denoDir, { recursive: true });
     }
   },
 });
