@@ -14,6 +14,7 @@ import {
   makeWorkDir,
   ROOT,
   run,
+  type RunResult,
   smtpdArgs,
   startDaemon,
   writeConfig,
@@ -364,35 +365,54 @@ Deno.test({
 
 const isRoot = Deno.uid() === 0;
 
+/**
+ * Runs `fn` with a way to run commands as user nobody (setpriv), with a
+ * copy of the npm cache nobody can read as DENO_DIR, and a work directory
+ * nobody can read; skips (logs) when nobody cannot read the checkout.
+ */
+async function withNobody(
+  prefix: string,
+  fn: (
+    work: string,
+    asNobody: (args: string[], stdin?: string, timeoutMs?: number) => Promise<RunResult>,
+  ) => Promise<void>,
+): Promise<void> {
+  const work = await makeWorkDir(prefix);
+  const denoDir = await Deno.makeTempDir({ prefix: "smtpd-denodir-" });
+  try {
+    const info = JSON.parse((await run(Deno.execPath(), ["info", "--json"])).stdout);
+    assert.equal((await run("cp", ["-r", info.npmCache, join(denoDir, "npm")])).code, 0);
+    await run("chmod", ["-R", "a+rwX", denoDir]);
+    const asNobody = (args: string[], stdin?: string, timeoutMs?: number) =>
+      run("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+        `DENO_DIR=${denoDir}`,
+        "HOME=/tmp",
+        ...args,
+      ], { stdin, timeoutMs });
+    if ((await asNobody(["test", "-r", join(ROOT, "mod.ts")])).code !== 0) {
+      // deno-lint-ignore no-console
+      console.log("skipped: user nobody cannot read the checkout");
+      return;
+    }
+    await Deno.chmod(work, 0o755);
+    await fn(work, asNobody);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+    await Deno.remove(denoDir, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "mail_owner another user than a non-root process: config --check and stdin stop with file and line, where every message got 451 after DATA",
   ignore: !isRoot,
   ...opts,
-  fn: async () => {
-    const work = await makeWorkDir("mailowner");
-    const denoDir = await Deno.makeTempDir({ prefix: "smtpd-denodir-" });
-    try {
-      // The program as user nobody, with a copy of the npm cache it can read.
-      const info = JSON.parse((await run(Deno.execPath(), ["info", "--json"])).stdout);
-      assert.equal((await run("cp", ["-r", info.npmCache, join(denoDir, "npm")])).code, 0);
-      await run("chmod", ["-R", "a+rwX", denoDir]);
-      const asNobody = (args: string[], stdin?: string) =>
-        run("setpriv", [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          "env",
-          `DENO_DIR=${denoDir}`,
-          "HOME=/tmp",
-          ...args,
-        ], { stdin });
-      if ((await asNobody(["test", "-r", join(ROOT, "mod.ts")])).code !== 0) {
-        // deno-lint-ignore no-console
-        console.log("skipped: user nobody cannot read the checkout");
-        return;
-      }
-      await Deno.chmod(work, 0o755);
+  fn: () =>
+    withNobody("mailowner", async (work, asNobody) => {
       const queue = join(work, "spool");
       await Deno.mkdir(queue);
       await Deno.chown(queue, 65534, 65534);
@@ -423,9 +443,44 @@ Deno.test({
       assert.equal(session.code, 1, session.stdout + session.stderr);
       assert.match(session.stderr, want);
       assert.doesNotMatch(session.stdout, /^(220|451) /m);
-    } finally {
-      await Deno.remove(work, { recursive: true });
-      await Deno.remove(denoDir, { recursive: true });
-    }
-  },
+    }),
+});
+
+Deno.test({
+  name:
+    "a queue directory the process may not write: serve and stdin stop at start, where the daemon ran and answered every message 451",
+  ignore: !isRoot,
+  ...opts,
+  fn: () =>
+    withNobody("roqueue", async (work, asNobody) => {
+      // Postfix's layout made by root: every subdirectory there, none writable by nobody.
+      const queue = join(work, "spool");
+      for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
+        await Deno.mkdir(join(queue, sub), { recursive: true, mode: 0o755 });
+      }
+      const { configFile } = await writeConfig(work, `queue_directory = "${queue}"`);
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const serve = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "serve", "-c", configFile],
+        undefined,
+        20_000,
+      );
+      assert.equal(serve.code, 1, serve.stderr);
+      assert.match(
+        serve.stderr,
+        /error: cannot prepare queue directory .*Permission denied.*\/incoming\/u/,
+      );
+      assert.doesNotMatch(serve.stderr, /daemon started/);
+      const stdin = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "stdin", "-c", configFile],
+        "HELO me\r\nQUIT\r\n",
+      );
+      assert.equal(stdin.code, 1, stdin.stdout + stdin.stderr);
+      assert.match(
+        stdin.stderr,
+        /error: cannot prepare queue directory .*Permission denied.*\/maildrop\/u/,
+      );
+      assert.doesNotMatch(stdin.stdout, /^220 /m);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);
+    }),
 });
