@@ -11,21 +11,54 @@
  */
 
 import { parseArgs } from "node:util";
+import { isAbsolute, resolve } from "node:path";
+import { ConfigError, loadConfig } from "../src/config/mod.ts";
 import { flagsFor } from "../src/permissions/mod.ts";
-import { configArgs, needsForConfig, ROOT } from "./permissions.ts";
+import { absoluteConfigArgs, configArgs, needsForConfig, ROOT } from "./permissions.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    config: { type: "string", short: "c" },
-    o: { type: "string", multiple: true },
-    "dry-run": { type: "boolean" },
-  },
-});
-const { file, overrides } = configArgs(Deno.args);
-const flags = flagsFor(await needsForConfig(file, overrides));
+const log = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\n"));
+const USAGE = "Usage: deno task compile [-c FILE] [-o name=value]... [--dry-run]";
+let values;
+try {
+  ({ values } = parseArgs({
+    args: Deno.args,
+    options: {
+      config: { type: "string", short: "c" },
+      o: { type: "string", multiple: true },
+      "dry-run": { type: "boolean" },
+    },
+  }));
+} catch (err) {
+  log(`compile: ${(err as Error).message}\n${USAGE}`);
+  Deno.exit(2);
+}
+// A relative -c FILE is the user's, named from where they ran the command
+// (deno task runs this script from the repository root), as for `deno task smtpd`.
+const args = absoluteConfigArgs(Deno.args, Deno.env.get("INIT_CWD") ?? Deno.cwd());
+const { file, overrides } = configArgs(args);
+// A configuration that does not load would get only the flags that
+// reporting its error takes: say what is wrong instead of baking those.
+try {
+  await loadConfig(isAbsolute(file) ? file : resolve(ROOT, file), {
+    overrides,
+    systemHostname: Deno.hostname(),
+  });
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  log(`smtpd: fatal: ${err.message}`);
+  Deno.exit(1);
+}
+let flags: string[];
+try {
+  flags = flagsFor(await needsForConfig(file, overrides));
+} catch (err) {
+  // A path Deno's flag syntax cannot carry (a comma).
+  if (!(err instanceof RangeError)) throw err;
+  log(`smtpd: fatal: ${err.message}`);
+  Deno.exit(1);
+}
 // The listener-thread entry is loaded at run time: include it in the binary.
-const args = [
+const compileArgs = [
   "compile",
   ...flags,
   "--include",
@@ -34,11 +67,11 @@ const args = [
   "dist/smtpd",
   "mod.ts",
 ];
-const log = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\n"));
-log(`deno ${args.join(" ")}`);
+log(`deno ${compileArgs.join(" ")}`);
 if (values["dry-run"]) Deno.exit(0);
 if (!Deno.env.get("DENORT_BIN")) {
   log("note: DENORT_BIN is not set; deno compile will try to download denort from dl.deno.land");
 }
-const status = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
+const status = await new Deno.Command(Deno.execPath(), { args: compileArgs, cwd: ROOT }).spawn()
+  .status;
 Deno.exit(status.code);

@@ -14,8 +14,17 @@ import { absoluteConfigArgs, flagsForArgs, ROOT } from "./permissions.ts";
 // The program runs from the repository root; `-c FILE` is the user's, named
 // from where they ran the command.
 const args = absoluteConfigArgs(Deno.args, Deno.env.get("INIT_CWD") ?? Deno.cwd());
+let flags: string[];
+try {
+  flags = await flagsForArgs(args);
+} catch (e) {
+  // A path Deno's flag syntax cannot carry (a comma): say so, as `smtpd permissions` does.
+  if (!(e instanceof RangeError)) throw e;
+  Deno.stderr.writeSync(new TextEncoder().encode(`smtpd: fatal: ${e.message}\n`));
+  Deno.exit(1);
+}
 const child = new Deno.Command(Deno.execPath(), {
-  args: ["run", ...await flagsForArgs(args), "mod.ts", ...args],
+  args: ["run", ...flags, "mod.ts", ...args],
   cwd: ROOT,
   stdin: "inherit",
   stdout: "inherit",

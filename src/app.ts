@@ -20,7 +20,7 @@ import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime
 import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
-import { checkServeListen } from "./runtime_checks.ts";
+import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 
@@ -84,6 +84,9 @@ export async function runCli(args: readonly string[]): Promise<number> {
     }
     if (opts.kind === "stdin") checkStandAloneTls(loaded);
     if (opts.kind === "serve") checkServeListen(loaded);
+    // Not in config --check: a check run as another user than the service's
+    // (a deployment's own account, CI) would refuse a configuration that is right.
+    if (opts.kind === "serve" || opts.kind === "stdin") checkMailOwner(loaded);
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -125,7 +128,17 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
       const names = (Object.keys(PARAMS) as (keyof typeof PARAMS)[])
         .filter((n) => !opts.nonDefault || loaded.explicit.has(n))
         .sort();
-      out(names.map((n) => `${n} = ${toToml(config[n])}`).join("\n"));
+      // Restriction class definitions are parameters of the file too: without
+      // them the printed configuration would not load again.
+      const classes = [...loaded.classes].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+      out(
+        [
+          ...names.map((n) => `${n} = ${toToml(config[n])}`),
+          ...classes.map(([name, items]) =>
+            `${/^[A-Za-z0-9_-]+$/.test(name) ? name : toToml(name)} = ${toToml(items)}`
+          ),
+        ].join("\n"),
+      );
       return 0;
     }
     case "explain": {

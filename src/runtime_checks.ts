@@ -148,6 +148,27 @@ function looksLikeIp(text: string): boolean {
 }
 
 /**
+ * Refuses a mail_owner this process cannot give its queue files: only root
+ * may give a file to another user (chown(2)), so every message would get
+ * 451 after its DATA, and the daemon would run without ever queueing one.
+ * (Needs --allow-sys=uid, derived when mail_owner is set.)
+ * @param loaded the configuration
+ * @throws {ConfigError} at mail_owner's line
+ */
+export function checkMailOwner(loaded: LoadedConfig): void {
+  const owner = resolveOwner(loaded);
+  if (!owner) return;
+  const uid = Deno.uid();
+  if (uid === null || uid === 0 || uid === owner.uid) return;
+  throw new ConfigError(
+    `mail_owner: "${loaded.config.mail_owner.trim()}" (uid ${owner.uid}) cannot be given to ` +
+      `queue files by this process (uid ${uid}): only root may give a file to another user; ` +
+      "run it as root or as that user, or leave mail_owner empty",
+    { file: loaded.file, line: loaded.lineOf("mail_owner"), key: "mail_owner" },
+  );
+}
+
+/**
  * Resolves mail_owner: "uid:gid", or a user name looked up in /etc/passwd.
  * @param loaded the configuration
  * @returns the owner, or undefined when mail_owner is empty

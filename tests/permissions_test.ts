@@ -14,11 +14,13 @@ import {
   makeWorkDir,
   ROOT,
   run,
+  type RunResult,
   smtpdArgs,
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
 import { startBlackHole, startDns } from "./_dns.ts";
+import { flagsForArgs } from "../scripts/permissions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -232,4 +234,241 @@ Deno.test({
       assert.doesNotMatch(r.stderr, /Stack backtrace|invalid host/);
     }
   },
+});
+
+Deno.test({
+  name:
+    "queue_directory through a symlink: start-up recovery runs with the derived flags (FsFile.stat checks the resolved path)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("qlink");
+    const incoming = join(dir, "real", "incoming");
+    await Deno.mkdir(incoming, { recursive: true });
+    await Deno.symlink(join(dir, "real"), join(dir, "link"));
+    // A leftover of an interrupted write and an unused pool file (names of ours).
+    await Deno.writeTextFile(join(incoming, "u4jZtBBBBBBz1"), "C\x5fpartial", { mode: 0o600 });
+    await Deno.writeTextFile(join(incoming, "u4jZtDDDDDDz3"), "", { mode: 0o600 });
+    const d = await startDaemon(
+      `queue_directory = "${join(dir, "link").slice(ROOT.length)}"`,
+      { dir },
+    );
+    try {
+      await d.waitForLog(
+        "incoming/u4jZtBBBBBBz1: incomplete (still marked as being written): set aside in corrupt/",
+      );
+      assert.doesNotMatch(d.log(), /queue recovery failed|Requires (read|write) access/);
+      const left = [];
+      for await (const e of Deno.readDir(incoming)) left.push(e.name);
+      assert.ok(!left.includes("u4jZtDDDDDDz3"), "the unused pool file is removed");
+      assert.deepEqual(
+        (await Array.fromAsync(Deno.readDir(join(dir, "real", "corrupt")))).map((e) => e.name),
+        ["incoming.u4jZtBBBBBBz1"],
+      );
+    } finally {
+      await d.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "deno task compile: a relative -c FILE from the user's directory; a configuration that does not load, or an unknown option, is refused",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("compilecfg");
+    try {
+      const queue = join(work, "spool");
+      await writeConfig(work, `queue_directory = "${queue}"`);
+      // What `deno task compile` runs, from the root, with INIT_CWD the user's directory.
+      const compile = (args: string[]) =>
+        run(Deno.execPath(), ["run", "-A", "scripts/compile.ts", "--dry-run", ...args], {
+          env: { INIT_CWD: work },
+        });
+      const ok = await compile(["-c", "smtpd.toml"]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stderr, new RegExp(`--allow-write=${queue} `));
+
+      await Deno.writeTextFile(join(work, "bad.toml"), `smtpd_timeout = "abc"\n`);
+      const bad = await compile(["-c", "bad.toml"]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /^smtpd: fatal: .*bad\.toml:1: smtpd_timeout: /m);
+      assert.doesNotMatch(bad.stderr, /deno compile/);
+
+      const unknown = await compile(["--net", "127.0.0.1", "-c", "smtpd.toml"]);
+      assert.equal(unknown.code, 2, unknown.stderr);
+      assert.match(unknown.stderr, /^compile: Unknown option '--net'/m);
+      assert.doesNotMatch(unknown.stderr, /^\s+at /m);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a path with a comma (no --allow flag can carry it): deno task smtpd and compile say so, where they ended in a stack trace",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("comma");
+    try {
+      await writeConfig(work, `queue_directory = "${join(work, "a,b")}"`);
+      for (
+        const args of [
+          ["scripts/smtpd.ts", "permissions"],
+          ["scripts/smtpd.ts", "serve"],
+          ["scripts/compile.ts", "--dry-run"],
+        ]
+      ) {
+        const r = await run(Deno.execPath(), ["run", "-A", ...args, "-c", "smtpd.toml"], {
+          env: { INIT_CWD: work },
+        });
+        assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^smtpd: fatal: Cannot grant ".*a,b" \(queue_directory\): Deno's --allow-read list cannot hold a comma/m,
+        );
+        assert.doesNotMatch(r.stderr, /^\s+at /m, args.join(" "));
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    'queue_directory = "" is refused with file and line, where it granted read and write of the whole directory the program runs in',
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("emptyqueue");
+    try {
+      await writeConfig(work, `queue_directory = ""`);
+      for (const cmd of [["permissions"], ["config", "--check"]]) {
+        const r = await run(
+          Deno.execPath(),
+          ["run", "-A", "scripts/smtpd.ts", ...cmd, "-c", "smtpd.toml"],
+          { env: { INIT_CWD: work } },
+        );
+        assert.equal(r.code, 1, `${cmd.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^smtpd: fatal: .*smtpd\.toml:\d+: queue_directory: must not be empty$/m,
+        );
+        assert.doesNotMatch(r.stdout, /--allow-write/);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+const isRoot = Deno.uid() === 0;
+
+/**
+ * Runs `fn` with a way to run commands as user nobody (setpriv), with a
+ * copy of the npm cache nobody can read as DENO_DIR, and a work directory
+ * nobody can read; skips (logs) when nobody cannot read the checkout.
+ */
+async function withNobody(
+  prefix: string,
+  fn: (
+    work: string,
+    asNobody: (args: string[], stdin?: string, timeoutMs?: number) => Promise<RunResult>,
+  ) => Promise<void>,
+): Promise<void> {
+  const work = await makeWorkDir(prefix);
+  const denoDir = await Deno.makeTempDir({ prefix: "smtpd-denodir-" });
+  try {
+    const info = JSON.parse((await run(Deno.execPath(), ["info", "--json"])).stdout);
+    assert.equal((await run("cp", ["-r", info.npmCache, join(denoDir, "npm")])).code, 0);
+    await run("chmod", ["-R", "a+rwX", denoDir]);
+    const asNobody = (args: string[], stdin?: string, timeoutMs?: number) =>
+      run("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+        `DENO_DIR=${denoDir}`,
+        "HOME=/tmp",
+        ...args,
+      ], { stdin, timeoutMs });
+    if ((await asNobody(["test", "-r", join(ROOT, "mod.ts")])).code !== 0) {
+      // deno-lint-ignore no-console
+      console.log("skipped: user nobody cannot read the checkout");
+      return;
+    }
+    await Deno.chmod(work, 0o755);
+    await fn(work, asNobody);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+    await Deno.remove(denoDir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "mail_owner another user than a non-root process: stdin stops with file and line, where every message got 451 after DATA",
+  ignore: !isRoot,
+  ...opts,
+  fn: () =>
+    withNobody("mailowner", async (work, asNobody) => {
+      const queue = join(work, "spool");
+      await Deno.mkdir(queue);
+      await Deno.chown(queue, 65534, 65534);
+      const { configFile } = await writeConfig(
+        work,
+        `queue_directory = "${queue}"\nmail_owner = "0:0"\nsmtpd_listen = []`,
+      );
+      const flags = await flagsForArgs(["stdin", "-c", configFile], ROOT);
+      const want =
+        /^smtpd: fatal: .*smtpd\.toml:\d+: mail_owner: "0:0" \(uid 0\) cannot be given to queue files by this process \(uid 65534\)/m;
+      const session = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "stdin", "-c", configFile],
+        "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test.example>\r\nDATA\r\n" +
+          "Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      );
+      assert.equal(session.code, 1, session.stdout + session.stderr);
+      assert.match(session.stderr, want);
+      assert.doesNotMatch(session.stdout, /^(220|451) /m);
+    }),
+});
+
+Deno.test({
+  name:
+    "a queue directory the process may not write: serve and stdin stop at start, where the daemon ran and answered every message 451",
+  ignore: !isRoot,
+  ...opts,
+  fn: () =>
+    withNobody("roqueue", async (work, asNobody) => {
+      // Postfix's layout made by root: every subdirectory there, none writable by nobody.
+      const queue = join(work, "spool");
+      for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
+        await Deno.mkdir(join(queue, sub), { recursive: true, mode: 0o755 });
+      }
+      const { configFile } = await writeConfig(work, `queue_directory = "${queue}"`);
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const serve = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "serve", "-c", configFile],
+        undefined,
+        20_000,
+      );
+      assert.equal(serve.code, 1, serve.stderr);
+      assert.match(
+        serve.stderr,
+        /error: cannot prepare queue directory .*Permission denied.*\/incoming\/u/,
+      );
+      assert.doesNotMatch(serve.stderr, /daemon started/);
+      const stdin = await asNobody(
+        [Deno.execPath(), "run", ...flags, "mod.ts", "stdin", "-c", configFile],
+        "HELO me\r\nQUIT\r\n",
+      );
+      assert.equal(stdin.code, 1, stdin.stdout + stdin.stderr);
+      assert.match(
+        stdin.stderr,
+        /error: cannot prepare queue directory .*Permission denied.*\/maildrop\/u/,
+      );
+      assert.doesNotMatch(stdin.stdout, /^220 /m);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);
+    }),
 });

@@ -190,6 +190,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "config and config -n print restriction class definitions: the output loads again",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config-classes");
+    const { configFile } = await writeConfig(
+      work,
+      `smtpd_restriction_classes = ["strict"]\nstrict = ["reject_unauth_pipelining", "permit"]\n` +
+        `smtpd_recipient_restrictions = ["permit_mynetworks", "reject_unauth_destination"]`,
+    );
+    for (const flags of [[], ["-n"]]) {
+      const printed = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", ...flags, "-c", configFile]),
+      );
+      assert.equal(printed.code, 0, printed.stderr);
+      assert.match(printed.stdout, /^strict = \["reject_unauth_pipelining", "permit"\]$/m);
+      const again = join(work, `printed${flags.join("")}.toml`);
+      await Deno.writeTextFile(again, printed.stdout);
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", again]),
+      );
+      assert.equal(check.code, 0, `config ${flags.join(" ")} printed:\n${check.stderr}`);
+    }
+  },
+});
+
+Deno.test({
   name: "--help works on every subcommand",
   ...opts,
   fn: async () => {

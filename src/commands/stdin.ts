@@ -43,7 +43,7 @@ export function checkStandAloneTls(loaded: LoadedConfig): void {
 export async function runStdin(runtime: Runtime): Promise<number> {
   const { deps, store, wake } = runtime;
   try {
-    await store.prepare();
+    await store.prepare("maildrop");
   } catch (e) {
     deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
     return 1;

@@ -125,6 +125,17 @@ export function resolveConfigText(
     explicit.has("smtpd_recipient_restrictions") && !explicit.has("smtpd_relay_restrictions")
   ) values.set("smtpd_relay_restrictions", []);
   const config = expandAll(values, options.systemHostname ?? "localhost", file, text);
+  // An empty queue_directory would be the directory the program runs in
+  // (the checkout under deno task): its whole tree readable and writable.
+  // Postfix refuses it too.
+  if (config.queue_directory.trim() === "") {
+    const fromFile = !options.overrides?.some((o) => /^\s*queue_directory\s*=/.test(o));
+    throw new ConfigError(`${fromFile ? "" : "-o "}queue_directory: must not be empty`, {
+      file: fromFile ? file : undefined,
+      line: fromFile ? findKeyLine(text, "queue_directory") : undefined,
+      key: "queue_directory",
+    });
+  }
   return {
     config: Object.freeze(config),
     explicit,

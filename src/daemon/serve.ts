@@ -69,7 +69,7 @@ export async function runServe(
   const starting = () => (hupWhileStarting = true);
   Deno.addSignalListener("SIGHUP", starting);
   try {
-    await store.prepare();
+    await store.prepare("incoming");
   } catch (e) {
     logger.error(queueDirError(config.queue_directory, e));
     return 1;

@@ -69,8 +69,10 @@ export function flagsFor(needs: readonly Need[]): string[] {
     const values = [...new Set(needs.filter((n) => n.kind === kind).map((n) => n.value))];
     const bad = values.find((v) => v.includes(","));
     if (bad !== undefined) {
+      const why = needs.find((n) => n.kind === kind && n.value === bad)?.why;
       throw new RangeError(
-        `Cannot grant "${bad}": Deno's --allow-${kind} list cannot hold a comma`,
+        `Cannot grant "${bad}"${why ? ` (${why})` : ""}: Deno's --allow-${kind} list ` +
+          "cannot hold a comma; choose a path without one",
       );
     }
     if (values.length > 0) flags.push(`--allow-${kind}=${values.join(",")}`);

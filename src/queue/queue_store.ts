@@ -89,10 +89,28 @@ export class QueueStore {
     this.#unfinished.clear();
   }
 
-  /** Creates the queue subdirectories that do not exist yet. */
-  async prepare(): Promise<void> {
+  /**
+   * Creates the queue subdirectories that do not exist yet, and makes sure
+   * a queue file can be created in `queue` (and given to mail_owner): an
+   * existing directory this process may not write would otherwise let it
+   * start and answer every message 451 after its DATA.
+   * @param queue the subdirectory this mode writes (incoming, maildrop); none: no probe
+   * @throws the error of the mkdir, the create or the chown
+   */
+  async prepare(queue?: QueueName): Promise<void> {
     for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
       await Deno.mkdir(join(this.directory, sub), { recursive: true, mode: 0o700 });
+    }
+    if (queue === undefined) return;
+    // An empty file of mode 0600 under one of our queue IDs: what a write
+    // just begun looks like (start-up recovery removes one left by a crash).
+    const probe = join(this.directory, queue, this.#ids.next(new Date()));
+    const file = await Deno.open(probe, { write: true, createNew: true, mode: 0o600 });
+    file.close();
+    try {
+      if (this.#owner) await Deno.chown(probe, this.#owner.uid, this.#owner.gid);
+    } finally {
+      await Deno.remove(probe).catch(() => {});
     }
   }
 

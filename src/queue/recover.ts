@@ -82,19 +82,26 @@ async function recoverFile(
   name: string,
 ): Promise<string | undefined> {
   const path = join(queueDirectory, queue, name);
+  // The file is identified by its path's inode before the open and after
+  // the lock, not by FsFile.stat(): Deno checks that one against the
+  // file's resolved path, which the permission flags do not name when
+  // queue_directory (or a directory above it) is a symbolic link.
+  const before = await Deno.stat(path).catch(() => undefined);
+  if (!before) return undefined; // gone meanwhile (committed and picked up, or removed)
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
   } catch {
-    return undefined; // gone meanwhile (committed and picked up, or removed)
+    return undefined;
   }
   try {
     // Held by a live writer of ours: not a leftover.
     if (!(await file.tryLock(true))) return undefined;
-    const st = await file.stat();
-    // Renamed or removed between the listing and the lock: not ours to judge.
-    const now = await Deno.stat(path).catch(() => undefined);
-    if (!now || now.ino !== st.ino || st.nlink === 0) return undefined;
+    // Renamed or removed between the listing and the lock (a queue ID is
+    // never given twice, so the same inode at the name is the file we
+    // hold): not ours to judge.
+    const st = await Deno.stat(path).catch(() => undefined);
+    if (!st || st.ino !== before.ino || st.nlink === 0) return undefined;
     const mode = (st.mode ?? 0) & 0o777;
     if (st.size === 0 && mode === 0o600) {
       // A pre-created pool file (or a file just created): nothing was ever written.
