@@ -90,7 +90,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
   } catch (e) {
     if (e instanceof ConfigError) {
-      err(`smtpd: fatal: ${e.message}`);
+      err(`smtpd: fatal: ${configErrorText(e, opts.overrides)}`);
       return 1;
     }
     throw e;
@@ -173,4 +173,19 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "permissions":
       return runPermissions(loaded, opts.explain.json);
   }
+}
+
+/**
+ * How a configuration error is said: one about a parameter that `-o` set
+ * names the override, not the line of the file that `-o` replaced.
+ * @param e the error
+ * @param overrides the command line's `-o name=value` settings
+ * @returns the text after `smtpd: fatal: `
+ */
+export function configErrorText(e: ConfigError, overrides: readonly string[]): string {
+  if (e.key === undefined || e.file === undefined) return e.message;
+  const set = overrides.findLast((o) => o.slice(0, Math.max(0, o.indexOf("="))).trim() === e.key);
+  if (set === undefined) return e.message;
+  const detail = e.detail.startsWith(`${e.key}: `) ? e.detail.slice(e.key.length + 2) : e.detail;
+  return `-o ${set.trim()}: ${detail}`;
 }

@@ -190,6 +190,47 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "an error about a value -o set names the override, not the file's line it replaced; smtpd_listen_threads over 8 refused",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("config-o-error");
+    const { configFile } = await writeConfig(work, `smtpd_tls_security_level = "none"`);
+    // Found after loading (stand-alone mode cannot run TLS): the file says "none".
+    const tls = await run(
+      Deno.execPath(),
+      await smtpdArgs(["stdin", "-c", configFile, "-o", "smtpd_tls_security_level=encrypt"]),
+      { stdin: "" },
+    );
+    assert.equal(tls.code, 1, tls.stderr);
+    assert.match(
+      tls.stderr,
+      /^smtpd: fatal: -o smtpd_tls_security_level=encrypt: smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode/m,
+    );
+    assert.doesNotMatch(tls.stderr, /smtpd\.toml:\d+/);
+    // In the file, the same problem names the file and line.
+    await Deno.mkdir(join(work, "b"));
+    const inFile = await writeConfig(join(work, "b"), `smtpd_tls_security_level = "encrypt"`);
+    const fromFile = await run(
+      Deno.execPath(),
+      await smtpdArgs(["stdin", "-c", inFile.configFile]),
+      { stdin: "" },
+    );
+    assert.equal(fromFile.code, 1, fromFile.stderr);
+    assert.match(fromFile.stderr, /smtpd\.toml:\d+: smtpd_tls_security_level = "encrypt" cannot/);
+    const threads = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile, "-o", "smtpd_listen_threads=9"]),
+    );
+    assert.equal(threads.code, 1, threads.stderr);
+    assert.match(
+      threads.stderr,
+      /-o smtpd_listen_threads: value 9 is out of range: must be at most 8/,
+    );
+  },
+});
+
+Deno.test({
   name: "config and config -n print restriction class definitions: the output loads again",
   ...opts,
   fn: async () => {

@@ -400,6 +400,8 @@ export const PARAMS = {
   smtpd_listen_threads: int(
     0,
     "Listener threads sharing the ports (SO_REUSEPORT); 0: one per two CPUs, 1 to 8",
+    0,
+    8,
   ),
   default_process_limit: int(
     100,
