@@ -190,7 +190,7 @@ Deno.test("Dovecot client: a silent server and a handshake that never ends time 
   }
 });
 
-Deno.test("Dovecot client: no reply to AUTH → 454-type failure within the timeout, then reconnect", async () => {
+Deno.test("Dovecot client: no reply to AUTH → 454-type failure within the timeout; a server silent 3 timeouts long is dropped, then reconnect", async () => {
   const server = await fakeServer(async (c, index) => {
     await c.send(HANDSHAKE);
     for (;;) {
@@ -212,10 +212,56 @@ Deno.test("Dovecot client: no reply to AUTH → 454-type failure within the time
       temporary: true,
     });
     assert.ok(Date.now() - t0 < 1_500);
+    // Silent on: taken for stuck, closed (3 timeouts after the request went out).
+    for (let i = 0; i < 100 && warnings.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     assert.match(warnings.join("\n"), /no reply from authentication server/);
     const again = await client.start("PLAIN", INFO).begin(btoa("\0a\0b"));
     assert.deepEqual(again, { kind: "success", username: "alice" });
     assert.equal(server.connections, 2);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("Dovecot client: a reply Dovecot delays past the timeout fails that request only; the shared connection stays", async () => {
+  // Dovecot delays a request from an address with recent failures by up to
+  // 15 s (auth_penalty) plus auth_failure_delay: past our 10 s wait, and
+  // while it waits nothing else may come on the connection. That one
+  // request fails (454), as in Postfix, but the connection every session of
+  // the thread shares is not taken for stuck: here the late reply comes with
+  // the next request's, on the same connection, and nothing is logged.
+  const server = await fakeServer(async (c, index) => {
+    await c.send(HANDSHAKE);
+    let held: string | undefined;
+    for (;;) {
+      const l = await c.line();
+      if (l === null) return;
+      if (!l.startsWith("AUTH\t")) continue;
+      const id = l.split("\t")[1];
+      if (index === 0 && id === "1") {
+        held = `FAIL\t${id}\tuser=mallory\n`;
+        continue;
+      }
+      await c.send(`${held ?? ""}OK\t${id}\tuser=alice\n`);
+      held = undefined;
+    }
+  });
+  const warnings: string[] = [];
+  const client = clientFor(server.path, warnings, 300);
+  try {
+    const late = await client.start("PLAIN", INFO).begin(btoa("\0mallory\0guess"));
+    assert.deepEqual(late, {
+      kind: "failure",
+      reason: "Timeout waiting for authentication server",
+      temporary: true,
+    });
+    const next = await client.start("PLAIN", INFO).begin(btoa("\0alice\0secret"));
+    assert.deepEqual(next, { kind: "success", username: "alice" });
+    assert.equal(server.connections, 1);
+    assert.deepEqual(warnings, []);
   } finally {
     client.close();
     await server.close();

@@ -5,8 +5,19 @@
  * and are never reused on a connection). Every wait is bounded: connect and
  * handshake together, each write, each reply. Lines from the server are
  * bounded in length; a longer one, an unexpected end, a write that does not
- * finish, or a reply timeout with the server silent, closes the connection,
- * and every request waiting on it gets a temporary failure.
+ * finish, or a server that stays silent long after a reply is due, closes
+ * the connection, and every request waiting on it gets a temporary failure.
+ *
+ * A reply that does not come within the timeout fails its own request
+ * only. Dovecot delays the requests of a client address with recent
+ * failures on purpose (auth_penalty, up to 15 s, plus auth_failure_delay,
+ * 2 s by default), past the 10 s a session waits, and sends nothing else
+ * meanwhile when no other session asks: so a client that guessed wrong a
+ * few times must not make the connection every session shares be taken
+ * for stuck (Postfix has one connection per session, so its timeout costs
+ * only that session). The late request is not cancelled, so its reply,
+ * when it comes, shows the server alive; only when nothing at all arrives
+ * for {@linkcode STUCK_FACTOR} times the timeout is the connection closed.
  *
  * @module
  */
@@ -41,6 +52,12 @@ export interface ConnectionLimits {
 
 const LOST = "Connection lost to authentication server";
 const MAX_ID = 0xffff_ffff;
+/**
+ * A server silent for this many times the timeout after a request was sent
+ * is stuck: longer than Dovecot's own delays (15 s penalty + 2 s failure
+ * delay against a 10 s timeout).
+ */
+const STUCK_FACTOR = 3;
 
 /** An open, handshaken connection. */
 export class DovecotConnection {
@@ -55,6 +72,8 @@ export class DovecotConnection {
   #writing: Promise<void> = Promise.resolve();
   #encoder = new TextEncoder();
   #onClose: (reason: string) => void;
+  /** Runs while a request is overdue with the server silent (see {@linkcode STUCK_FACTOR}). */
+  #silenceWatch: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     conn: Deno.Conn,
@@ -169,11 +188,27 @@ export class DovecotConnection {
     clearTimeout(timer);
     if (result.kind === "lost" && this.#waiters.get(id) !== undefined) {
       this.#waiters.delete(id);
-      // Nothing at all from the server while we waited: it is stuck.
-      if (this.#linesRead === linesBefore) this.close("no reply from authentication server");
+      // Nothing at all from the server while we waited: it may be stuck, or
+      // Dovecot may be delaying this client on purpose. The request is left
+      // to run (its late reply is ignored, and shows the server alive).
+      if (this.#linesRead === linesBefore) this.#watchSilence(linesBefore);
       else this.cancel(id);
     }
     return result;
+  }
+
+  /**
+   * Closes the connection if no line at all arrives from the server by
+   * STUCK_FACTOR times the timeout after an overdue request was sent (one
+   * watch at a time; a later overdue request starts its own once it ends).
+   * @param linesBefore the count of lines read when that request was sent
+   */
+  #watchSilence(linesBefore: number): void {
+    if (this.#closed || this.#silenceWatch !== undefined) return;
+    this.#silenceWatch = setTimeout(() => {
+      this.#silenceWatch = undefined;
+      if (this.#linesRead === linesBefore) this.close("no reply from authentication server");
+    }, (STUCK_FACTOR - 1) * this.#limits.timeoutMs);
   }
 
   /**
@@ -192,6 +227,8 @@ export class DovecotConnection {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#silenceWatch);
+    this.#silenceWatch = undefined;
     try {
       this.#conn.close();
     } catch { /* closed */ }
