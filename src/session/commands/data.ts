@@ -28,7 +28,8 @@ export async function handleData(arg: string, ctx: SessionContext): Promise<Comm
   const tx = inTransaction(ctx, "DATA");
   if (tx.recipients.length === 0) return answer(REPLY.noValidRecipients);
   // As Postfix's data_cmd: the argument is judged after the state.
-  if (arg.trim() !== "") return answer(REPLY.dataSyntax);
+  // Any argument, U+00A0 included (parseCommand took the spaces and tabs).
+  if (arg !== "") return answer(REPLY.dataSyntax);
   // smtpd_data_restrictions, before the queue file is opened (no 354 on a refusal).
   const refused = await ctx.checkPolicy("data", "DATA", {
     ...(tx.recipients.length === 1 ? { to: tx.recipients[0] } : {}),

@@ -17,8 +17,9 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** ETRN [@|#]domain */
 export async function handleEtrn(arg: string, ctx: SessionContext): Promise<CommandResult> {
-  const raw = arg.trim();
-  if (raw === "" || /\s/.test(raw)) return answer(REPLY.etrnSyntax);
+  // Blanks are space and tab only (parseCommand took those around it).
+  const raw = arg;
+  if (raw === "" || /[ \t]/.test(raw)) return answer(REPLY.etrnSyntax);
   if (raw.startsWith("#")) return answer(etrnQueueName(raw));
   const domain = raw.replace(/^@/, "");
   if (!isValidHostname(domain)) return answer(REPLY.badParameter);

@@ -20,10 +20,10 @@ import { offeredExtensions } from "../extensions.ts";
 /** VRFY address */
 export async function handleVrfy(arg: string, ctx: SessionContext): Promise<CommandResult> {
   if (ctx.config.disable_vrfy_command) return answer(REPLY.vrfyDisabled);
-  let text0 = arg.trim();
+  let text0 = arg; // without the spaces and tabs around it (parseCommand)
   const utf8 = offeredExtensions(ctx.config, ctx.ehloDiscard).smtputf8 &&
     /(^|[ \t])SMTPUTF8$/i.test(text0);
-  if (utf8) text0 = text0.slice(0, -"SMTPUTF8".length).trim();
+  if (utf8) text0 = text0.slice(0, -"SMTPUTF8".length).replace(/[ \t]+$/, "");
   if (text0 === "") {
     return answer(ctx.config.smtputf8_enable ? REPLY.vrfySyntaxUtf8 : REPLY.vrfySyntax);
   }
