@@ -32,7 +32,9 @@ async function greet(
   // Blanks are space and tab only, as Postfix's tokens (parseCommand took
   // those around the argument): U+00A0 and the like are part of the name.
   const name = arg;
-  if (name === "" || /[ \t]/.test(name)) return verb === "HELO" ? REPLY.heloSyntax : REPLY.ehloSyntax;
+  if (name === "" || /[ \t]/.test(name)) {
+    return verb === "HELO" ? REPLY.heloSyntax : REPLY.ehloSyntax;
+  }
   // As Postfix: the check made now sees the name as sent (made printable);
   // the name kept, which later checks see, is neutered too.
   const shown = sanitizeLogText(name);
