@@ -6,7 +6,10 @@
  * its queue file can be read) and to our daemon, and the content records
  * written for the client's lines must be the same: the header block stays
  * a header block, each such line written "Subject: x". A "Received :" line
- * counts towards hopcount_limit on both sides. Needs root and Postfix.
+ * counts towards hopcount_limit on both sides. And a resent message (a
+ * Resent- field in its header block) gets Resent-Message-Id: and
+ * Resent-Date: where it lacks them, not Message-Id:/Date:. Needs root and
+ * Postfix.
  */
 
 import assert from "node:assert/strict";
@@ -59,7 +62,7 @@ const OBSOLETE = "Subject : hi\r\nX-A\t \t: b\r\n\tfolded\r\nReceived : from hop
 
 Deno.test({
   name:
-    "'Name :' header lines side by side with Postfix 3.7: kept as headers, written 'Name:'; counted as hops",
+    "header blocks side by side with Postfix 3.7: 'Name :' lines kept as headers, written 'Name:', counted as hops; a resent message gets Resent-Message-Id:/Resent-Date:",
   ignore: !isRoot || !hasPostfix,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -102,6 +105,39 @@ Deno.test({
         "body",
       ]);
       assert.deepEqual(await clientLines(ours), want);
+
+      // A resent message: the same headers added, by name (values differ).
+      for (const f of [...held, ours]) await Deno.remove(f);
+      const resent = "Resent-From: r@x.example\r\nSubject: s\r\n\r\nbody\r\n";
+      assert.match(await sendMessage(pfPort, resent), /^250 /);
+      assert.match(await sendMessage(d.port, resent), /^250 /);
+      const held2 = await waitFor("Postfix's held queue file", async () => {
+        const files = await queueFiles(pf.queueDir, "hold").catch(() => []);
+        return files.length === 1;
+      }).then(() => queueFiles(pf.queueDir, "hold"));
+      const [ours2] = await queueFiles(d.queueDir, "incoming");
+      assert.ok(ours2 && held2[0]);
+      const names = async (file: string) =>
+        (await postcat(file)).split("\n").filter((l) => /^[\w-]+: /.test(l))
+          .map((l) => l.slice(0, l.indexOf(":")))
+          .filter((n) =>
+            !/^(sender|recipient|original_recipient|named_attribute|message_\w+|create_time)$/.test(
+              n,
+            )
+          );
+      const want2 = await names(held2[0]);
+      assert.deepEqual(
+        want2,
+        [
+          "Received",
+          "Resent-From",
+          "Subject",
+          "Resent-Message-Id",
+          "Resent-Date",
+          "body",
+        ].filter((n) => n !== "body"),
+      );
+      assert.deepEqual(await names(ours2), want2);
 
       // Four "Received :" lines and the server's own make five hops: both refuse.
       const hops = "Received : from h.example\r\n".repeat(4) + "\r\nbody\r\n";

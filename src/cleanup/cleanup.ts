@@ -451,13 +451,22 @@ export class MessageDraft implements BodySink {
     if (this.#refused) return;
     this.#headers = new HeaderBlock(0, 0);
     this.#memory.trim(this.#records);
-    this.#messageId = facts.messageId ??
-      `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
-    if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
-    if (!facts.hasDate) this.#write(encoder.encode(`Date: ${when}`), false);
-    if (!facts.hasFrom && env.origin.local) {
+    // A message with a Resent- field gets the missing Resent-Message-Id:,
+    // Resent-Date: and Resent-From: instead, as Postfix's cleanup adds them
+    // (cleanup_header_done_callback); its log line then has no message ID
+    // to give unless the message has one ("message-id=<>", as Postfix).
+    const resent = facts.resent ? "Resent-" : "";
+    const added = `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
+    this.#messageId = facts.messageId ?? (facts.resent ? "<>" : added);
+    if (facts.resent ? !facts.hasResentMessageId : !facts.messageId) {
+      this.#write(encoder.encode(`${resent}Message-Id: ${added}`), false);
+    }
+    if (!(facts.resent ? facts.hasResentDate : facts.hasDate)) {
+      this.#write(encoder.encode(`${resent}Date: ${when}`), false);
+    }
+    if (!(facts.resent ? facts.hasResentFrom : facts.hasFrom) && env.origin.local) {
       const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
-      this.#write(encoder.encode(`From: ${from}`), false);
+      this.#write(encoder.encode(`${resent}From: ${from}`), false);
     }
   }
 

@@ -12,7 +12,28 @@ export interface HeaderFacts {
   messageId: string | undefined;
   hasDate: boolean;
   hasFrom: boolean;
+  /**
+   * A Resent- field of Postfix's header_opts.c was seen (Resent-Bcc, -Cc,
+   * -Date, -From, -Message-Id, -Reply-To, -Sender, -To): cleanup then adds
+   * Resent-Message-Id:, Resent-Date: and Resent-From: when missing.
+   */
+  resent: boolean;
+  hasResentMessageId: boolean;
+  hasResentDate: boolean;
+  hasResentFrom: boolean;
 }
+
+/** The Resent- fields that make a message resent (header_opts.c, HDR_OPT_RR). */
+export const RESENT_FIELDS: readonly string[] = [
+  "resent-bcc",
+  "resent-cc",
+  "resent-date",
+  "resent-from",
+  "resent-message-id",
+  "resent-reply-to",
+  "resent-sender",
+  "resent-to",
+];
 
 const COLON = 58;
 const SP = 32;
