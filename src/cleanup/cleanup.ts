@@ -32,7 +32,7 @@ import {
   SMTPUTF8_HEADER,
   uniqueRecipients,
 } from "./envelope_records.ts";
-import { isContinuation, isHeaderStart } from "./headers.ts";
+import { headerNameEnd, isContinuation } from "./headers.ts";
 import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
@@ -98,6 +98,7 @@ export type CleanupResult =
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+const COLON = 58;
 
 /** The settings cleanup uses. */
 export type CleanupConfig =
@@ -268,18 +269,22 @@ export class MessageDraft implements BodySink {
     if (this.#refused || this.#writeError) return;
     if (this.#inHeaders) {
       const len = end - start;
-      const holds = this.#continuing || isHeaderStart(buf, start, end) ||
+      const name = this.#continuing ? -1 : headerNameEnd(buf, start, end);
+      const holds = this.#continuing || name >= 0 ||
         (this.#headers.count > 0 && isContinuation(buf, start, end));
-      if (holds && this.#heldBytes + len <= this.#headerLimit) {
-        const h = this.#headers;
-        const after = h.memoryAfter(len);
-        if (after > h.memory && !this.#memory.ensure(after + this.#records)) {
-          return this.#outOfMemory("header block", after);
+      if (holds && name >= 0 && buf[name] !== COLON) {
+        // "Subject : x" (RFC 822's obsolete form) is held as "Subject: x",
+        // as Postfix's cleanup writes it (mime_state.c); its name then
+        // reads as the field's (a Received: counts towards hopcount_limit).
+        const colon = buf.indexOf(COLON, name);
+        const fixed = new Uint8Array(name - start + end - colon);
+        fixed.set(buf.subarray(start, name));
+        fixed.set(buf.subarray(colon, end), name - start);
+        if (this.#heldBytes + fixed.length <= this.#headerLimit) {
+          return this.#hold(fixed, 0, fixed.length, partial);
         }
-        h.append(buf, start, end, partial);
-        this.#heldBytes += len + 2;
-        this.#continuing = partial;
-        return;
+      } else if (holds && this.#heldBytes + len <= this.#headerLimit) {
+        return this.#hold(buf, start, end, partial);
       }
       this.#endHeaders();
       if (this.#refused) return;
@@ -291,6 +296,19 @@ export class MessageDraft implements BodySink {
       }
     }
     return this.#writeRange(buf, start, end, partial);
+  }
+
+  /** Holds one header line (or piece of one) in the header block. */
+  #hold(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
+    const len = end - start;
+    const h = this.#headers;
+    const after = h.memoryAfter(len);
+    if (after > h.memory && !this.#memory.ensure(after + this.#records)) {
+      return this.#outOfMemory("header block", after);
+    }
+    h.append(buf, start, end, partial);
+    this.#heldBytes += len + 2;
+    this.#continuing = partial;
   }
 
   /** Whether the DATA reader may hand on runs of lines: once the headers are done. */
@@ -433,13 +451,22 @@ export class MessageDraft implements BodySink {
     if (this.#refused) return;
     this.#headers = new HeaderBlock(0, 0);
     this.#memory.trim(this.#records);
-    this.#messageId = facts.messageId ??
-      `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
-    if (!facts.messageId) this.#write(encoder.encode(`Message-Id: ${this.#messageId}`), false);
-    if (!facts.hasDate) this.#write(encoder.encode(`Date: ${when}`), false);
-    if (!facts.hasFrom && env.origin.local) {
+    // A message with a Resent- field gets the missing Resent-Message-Id:,
+    // Resent-Date: and Resent-From: instead, as Postfix's cleanup adds them
+    // (cleanup_header_done_callback); its log line then has no message ID
+    // to give unless the message has one ("message-id=<>", as Postfix).
+    const resent = facts.resent ? "Resent-" : "";
+    const added = `<${compactStamp(env.arrival)}.${this.id}@${cfg.myhostname}>`;
+    this.#messageId = facts.messageId ?? (facts.resent ? "<>" : added);
+    if (facts.resent ? !facts.hasResentMessageId : !facts.messageId) {
+      this.#write(encoder.encode(`${resent}Message-Id: ${added}`), false);
+    }
+    if (!(facts.resent ? facts.hasResentDate : facts.hasDate)) {
+      this.#write(encoder.encode(`${resent}Date: ${when}`), false);
+    }
+    if (!(facts.resent ? facts.hasResentFrom : facts.hasFrom) && env.origin.local) {
       const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
-      this.#write(encoder.encode(`From: ${from}`), false);
+      this.#write(encoder.encode(`${resent}From: ${from}`), false);
     }
   }
 

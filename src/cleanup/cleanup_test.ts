@@ -237,6 +237,78 @@ Deno.test("MessageDraft.finish() counts folded Received: headers once each", asy
   queued(ok);
 });
 
+// Regression: a header with white space before its colon (RFC 822's
+// obsolete "Subject : x", which Postfix's is_header_buf() takes) was not
+// seen as a header, so the header block ended before it and the client's
+// whole header block went into the body, after an added blank line.
+// Postfix's cleanup keeps such a line as a header, written "Subject: x",
+// and counts a "Received :" towards hopcount_limit (shown side by side
+// with Debian's Postfix 3.7 over SMTP: tests/header_syntax_postfix_test.ts).
+Deno.test("MessageDraft keeps 'Name :' lines as headers, written 'Name:', as Postfix's cleanup", async () => {
+  const s = await send([
+    "Subject : hi",
+    "X-A\t \t: b",
+    "\tfolded",
+    "Message-ID : <m@x.example>",
+    "",
+    "body",
+  ]);
+  queued(s);
+  assert.deepEqual(s.lines.slice(3), [
+    "Subject: hi",
+    "X-A: b",
+    "\tfolded",
+    "Message-ID: <m@x.example>",
+    `Date: ${WHEN}`,
+    "",
+    "body",
+  ]);
+  assert.equal(queued(s).messageId, "<m@x.example>");
+  // Not a header: white space inside the name, or before it.
+  const not = await send(["Sub ject: x", "", "body"]);
+  assert.equal(not.lines[not.lines.indexOf("") + 1], "Sub ject: x");
+  const hops = Array.from({ length: 4 }, (_, i) => `Received : from hop${i}.example by x`);
+  const refused = await send([...hops, "", "body"], { config: { "hopcount_limit": 5 } });
+  assert.equal(refused.result.kind, "refused");
+  assert.deepEqual(refused.files, []);
+});
+
+// Regression: with a Resent- field in the header block, Postfix's cleanup
+// adds the missing Resent-Message-Id:, Resent-Date: (and, for a local
+// submission, Resent-From:), not Message-Id:/Date:/From:; we added the
+// latter, a new Date: on a message being resent. Shown side by side with
+// Debian's Postfix 3.7 (tests/header_syntax_postfix_test.ts).
+Deno.test("MessageDraft adds Resent-Message-Id:/Resent-Date:/Resent-From: to a resent message, as Postfix's cleanup", async () => {
+  const s = await send(["Resent-From: r@x.example", "Subject: s", "", "body"]);
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(3), [
+    "Resent-From: r@x.example",
+    "Subject: s",
+    `Resent-Message-Id: <20260102030405.${r.id}@mx.example.com>`,
+    `Resent-Date: ${WHEN}`,
+    "",
+    "body",
+  ]);
+  // Its log line has no message ID to give (Postfix: message-id=<>).
+  assert.equal(r.messageId, "<>");
+  // A local submission: Resent-From: too; what is there is not added again.
+  const local = await send(["RESENT-DATE: d", "Message-ID: <m@x>", "", "b"], {
+    envelope: { origin: LOCAL },
+  });
+  assert.deepEqual(local.lines.slice(3), [
+    "RESENT-DATE: d",
+    "Message-ID: <m@x>",
+    `Resent-Message-Id: <20260102030405.${queued(local).id}@mx.example.com>`,
+    "Resent-From: sender@example.org",
+    "",
+    "b",
+  ]);
+  assert.equal(queued(local).messageId, "<m@x>");
+  // Not a Resent- field of Postfix's list: the usual headers.
+  const other = await send(["Resent-Foo: x", "", "b"]);
+  assert.deepEqual(headerNames(other.lines), ["received", "resent-foo", "message-id", "date"]);
+});
+
 Deno.test("MessageDraft.finish() adds the always_bcc recipient", async () => {
   const s = await send(["Subject: hi", "", "body"], {
     config: { "always_bcc": "archive@example.com" },

@@ -8,11 +8,13 @@
  * @module
  */
 
-import { type HeaderFacts, isField, isHeaderStart } from "./headers.ts";
+import { type HeaderFacts, isField, isHeaderStart, RESENT_FIELDS } from "./headers.ts";
 
 const latin1 = new TextDecoder("latin1");
 const FIRST_BYTES = 1024;
 const FIRST_PIECES = 64;
+const R = 114;
+const DASH = 45;
 
 /** Held header lines, in order. */
 export class HeaderBlock {
@@ -129,6 +131,10 @@ export class HeaderBlock {
       messageId: undefined,
       hasDate: false,
       hasFrom: false,
+      resent: false,
+      hasResentMessageId: false,
+      hasResentDate: false,
+      hasResentFrom: false,
     };
     const b = this.#bytes;
     let start = 0;
@@ -143,7 +149,15 @@ export class HeaderBlock {
         if (isField(b, start, end, "received")) facts.received++;
         else if (isField(b, start, end, "date")) facts.hasDate = true;
         else if (isField(b, start, end, "from")) facts.hasFrom = true;
-        else if (id === undefined && isField(b, start, end, "message-id")) {
+        else if (((b[start] as number) | 0x20) === R && end - start > 7 && b[start + 6] === DASH) {
+          const name = RESENT_FIELDS.find((n) => isField(b, start, end, n));
+          if (name !== undefined) {
+            facts.resent = true;
+            if (name === "resent-message-id") facts.hasResentMessageId = true;
+            else if (name === "resent-date") facts.hasResentDate = true;
+            else if (name === "resent-from") facts.hasResentFrom = true;
+          }
+        } else if (id === undefined && isField(b, start, end, "message-id")) {
           inId = true;
           id = latin1.decode(b.subarray(start + 11, end));
         }

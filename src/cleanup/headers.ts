@@ -12,24 +12,67 @@ export interface HeaderFacts {
   messageId: string | undefined;
   hasDate: boolean;
   hasFrom: boolean;
+  /**
+   * A Resent- field of Postfix's header_opts.c was seen (Resent-Bcc, -Cc,
+   * -Date, -From, -Message-Id, -Reply-To, -Sender, -To): cleanup then adds
+   * Resent-Message-Id:, Resent-Date: and Resent-From: when missing.
+   */
+  resent: boolean;
+  hasResentMessageId: boolean;
+  hasResentDate: boolean;
+  hasResentFrom: boolean;
 }
 
+/** The Resent- fields that make a message resent (header_opts.c, HDR_OPT_RR). */
+export const RESENT_FIELDS: readonly string[] = [
+  "resent-bcc",
+  "resent-cc",
+  "resent-date",
+  "resent-from",
+  "resent-message-id",
+  "resent-reply-to",
+  "resent-sender",
+  "resent-to",
+];
+
 const COLON = 58;
+const SP = 32;
+const HTAB = 9;
 
 /**
- * Whether a line starts a header field: a name of printable ASCII except ":", then ":".
+ * Where a header line's field name ends, as Postfix's is_header_buf(): a
+ * name of printable ASCII except ":", then optional SP/HTAB (RFC 822's
+ * obsolete "Subject : x" form, RFC 5322 §4.5), then ":".
  * @param buf the bytes holding the line
  * @param start where the line begins
  * @param end where it ends
- * @returns true for "Name:" lines
+ * @returns the index just past the name, or -1 when the line starts no field
  */
-export function isHeaderStart(buf: Uint8Array, start: number, end: number): boolean {
+export function headerNameEnd(buf: Uint8Array, start: number, end: number): number {
+  let name = -1;
   for (let i = start; i < end; i++) {
     const c = buf[i] as number;
-    if (c === COLON) return i > start;
-    if (c < 33 || c > 126) return false;
+    if (c === COLON) return i > start ? (name < 0 ? i : name) : -1;
+    if (c === SP || c === HTAB) {
+      if (i === start) return -1;
+      if (name < 0) name = i;
+      continue;
+    }
+    if (c < 33 || c > 126 || name >= 0) return -1;
   }
-  return false;
+  return -1;
+}
+
+/**
+ * Whether a line starts a header field: a name of printable ASCII except
+ * ":", optional SP/HTAB, then ":" (see {@linkcode headerNameEnd}).
+ * @param buf the bytes holding the line
+ * @param start where the line begins
+ * @param end where it ends
+ * @returns true for "Name:" (and "Name :") lines
+ */
+export function isHeaderStart(buf: Uint8Array, start: number, end: number): boolean {
+  return headerNameEnd(buf, start, end) >= 0;
 }
 
 /**
