@@ -20,7 +20,11 @@ export async function handleEtrn(arg: string, ctx: SessionContext): Promise<Comm
   // Blanks are space and tab only (parseCommand took those around it).
   const raw = arg;
   if (raw === "" || /[ \t]/.test(raw)) return answer(REPLY.etrnSyntax);
-  if (raw.startsWith("#")) return answer(etrnQueueName(raw));
+  // As Postfix, the name after "#" must look like a domain too (501): the
+  // 459 then echoes at most a valid name, not up to a whole command line.
+  if (raw.startsWith("#")) {
+    return answer(isValidHostname(raw.slice(1)) ? etrnQueueName(raw) : REPLY.badParameter);
+  }
   const domain = raw.replace(/^@/, "");
   if (!isValidHostname(domain)) return answer(REPLY.badParameter);
   if (ctx.client.local) return answer(REPLY.etrnNeedsNetwork);
