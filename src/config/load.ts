@@ -88,6 +88,14 @@ export function resolveConfigText(
     const m = /^\s*(?:smtpd_)?restriction_classes\s*=(.*)$/.exec(o);
     if (m) { for (const n of (m[1] ?? "").split(/[\s,]+/)) if (n) classNames.add(n); }
   }
+  // A parameter that -o sets: the file's value is replaced, not judged (as
+  // Postfix's -o replaces it), so an error found later names the override
+  // and only the override (see configErrorText in app.ts).
+  const overridden = new Set(
+    (options.overrides ?? []).filter((o) => o.includes("=")).map((o) =>
+      o.slice(0, o.indexOf("=")).trim()
+    ),
+  );
   for (const [key, value] of Object.entries(raw)) {
     const line = findKeyLine(text, key);
     if (classNames.has(key) && !isParamName(key)) {
@@ -99,6 +107,7 @@ export function resolveConfigText(
     if (!isParamName(key)) {
       throw new ConfigError(unknownParameter(key), { file, line, key });
     }
+    if (overridden.has(key)) continue;
     const result = coerceValue(PARAMS[key], value, false);
     if (!result.ok) throw new ConfigError(`${key}: ${result.error}`, { file, line, key });
     values.set(key, result.value);

@@ -383,3 +383,27 @@ Deno.test("config/smtpd.toml loads, and uncommented gives the defaults", async (
   assert.equal(all.explicit.size, Object.keys(PARAMS).length);
   assert.deepEqual(all.config, defaults.config);
 });
+
+// Regression: a file value that -o replaces was still judged, and its
+// error, thrown with the parameter's key, was then said as the override's
+// ("-o smtpd_listen_threads=2: value 100 is out of range"): the override
+// named for a value it does not hold. As Postfix's -o, the override
+// replaces the file's value, which is then not judged.
+Deno.test("resolveConfigText() does not judge a file value that -o replaces", () => {
+  const { config, explicit } = resolveConfigText(
+    'smtpd_listen_threads = 100\nsmtpd_tls_security_level = "sometimes"',
+    { ...HOST, overrides: ["smtpd_listen_threads=2", " smtpd_tls_security_level =none"] },
+  );
+  assert.equal(config.smtpd_listen_threads, 2);
+  assert.equal(config.smtpd_tls_security_level, "none");
+  assert.ok(explicit.has("smtpd_listen_threads"));
+  // Not replaced: still judged, at the file's line.
+  const err = configError(() =>
+    resolveConfigText("\nsmtpd_listen_threads = 100", {
+      ...HOST,
+      overrides: ["smtpd_timeout=20"],
+    })
+  );
+  assert.equal(err.line, 2);
+  assert.match(err.message, /smtpd_listen_threads: value 100 is out of range/);
+});

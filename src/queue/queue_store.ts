@@ -104,13 +104,18 @@ export class QueueStore {
     if (queue === undefined) return;
     // An empty file of mode 0600 under one of our queue IDs: what a write
     // just begun looks like (start-up recovery removes one left by a crash).
+    // Locked as a writer locks its file, so that the start-up recovery of
+    // another process of ours on this queue (a daemon starting while a
+    // stand-alone session starts) leaves it alone instead of removing it
+    // under the chown.
     const probe = join(this.directory, queue, this.#ids.next(new Date()));
     const file = await Deno.open(probe, { write: true, createNew: true, mode: 0o600 });
-    file.close();
     try {
+      await file.tryLock(true);
       if (this.#owner) await Deno.chown(probe, this.#owner.uid, this.#owner.gid);
     } finally {
       await Deno.remove(probe).catch(() => {});
+      file.close();
     }
   }
 

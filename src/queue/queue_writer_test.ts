@@ -369,3 +369,35 @@ Deno.test("QueueFile.commit() writes FILTER, REDIRECT and BCC records in the ext
     assert.equal(size.contentSize, (records[x]?.offset ?? 0) - size.dataOffset);
   });
 });
+
+// Regression: prepare()'s probe file was created unlocked, so the start-up
+// recovery of another process of ours on the same queue (a daemon
+// starting while `smtpd stdin` starts) could take it for an unused pool
+// file and remove it between the create and the chown: the stand-alone
+// session then failed its start on "No such file". The recovery is run
+// here at that very moment, from inside the chown.
+Deno.test("QueueStore.prepare()'s probe is left alone by a recovery running meanwhile", async () => {
+  const { recoverQueue } = await import("./recover.ts");
+  const dir = await Deno.makeTempDir({ prefix: "queue_probe_test_" });
+  const chown = Deno.chown;
+  const seen: string[] = [];
+  try {
+    const store = new QueueStore(dir, { owner: { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 } });
+    await store.prepare();
+    Object.defineProperty(Deno, "chown", {
+      configurable: true,
+      writable: true,
+      value: async (path: string | URL, uid: number | null, gid: number | null) => {
+        seen.push(String(path));
+        await recoverQueue(dir);
+        return await chown(path, uid, gid);
+      },
+    });
+    await store.prepare("maildrop");
+    assert.equal(seen.length, 1);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(join(dir, "maildrop"))), []);
+  } finally {
+    Object.defineProperty(Deno, "chown", { configurable: true, writable: true, value: chown });
+    await Deno.remove(dir, { recursive: true });
+  }
+});

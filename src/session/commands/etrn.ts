@@ -12,6 +12,7 @@
  */
 
 import { isValidHostname } from "../../policy/hostname.ts";
+import { isValidAddressLiteral } from "../../protocol/hostname.ts";
 import { etrnQueueName, etrnUnavailable, REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
@@ -20,10 +21,16 @@ export async function handleEtrn(arg: string, ctx: SessionContext): Promise<Comm
   // Blanks are space and tab only (parseCommand took those around it).
   const raw = arg;
   if (raw === "" || /[ \t]/.test(raw)) return answer(REPLY.etrnSyntax);
-  // As Postfix, the name after "#" must look like a domain too (501): the
-  // 459 then echoes at most a valid name, not up to a whole command line.
+  // As Postfix, the name after "#" must look like a domain or an address
+  // literal too (501): the 459 then echoes at most a valid name, not up
+  // to a whole command line.
   if (raw.startsWith("#")) {
-    return answer(isValidHostname(raw.slice(1)) ? etrnQueueName(raw) : REPLY.badParameter);
+    const name = raw.slice(1);
+    return answer(
+      isValidHostname(name) || isValidAddressLiteral(name)
+        ? etrnQueueName(raw)
+        : REPLY.badParameter,
+    );
   }
   const domain = raw.replace(/^@/, "");
   if (!isValidHostname(domain)) return answer(REPLY.badParameter);
