@@ -120,7 +120,9 @@ export function resolveConfigText(
     if (!isParamName(key)) {
       throw new ConfigError(`-o ${o}: ${unknownParameter(key)}`, { key });
     }
-    const result = coerceValue(PARAMS[key], o.slice(eq + 1), true);
+    // Blanks around the value are not part of it (Postfix's split_nameval):
+    // -o "name = value" as written in main.cf.
+    const result = coerceValue(PARAMS[key], o.slice(eq + 1).replace(/^[ \t]+|[ \t]+$/g, ""), true);
     if (!result.ok) throw new ConfigError(`-o ${key}: ${result.error}`, { key });
     values.set(key, result.value);
     explicit.add(key);

@@ -235,6 +235,9 @@ const OVERRIDES: [string, ParamName, unknown][] = [
   ["mynetworks=", "mynetworks", []],
   ["mail_name=a=b", "mail_name", "a=b"],
   ["smtpd_forbid_bare_newline=reject", "smtpd_forbid_bare_newline", "reject"],
+  // Blanks around "=" as in main.cf (Postfix's split_nameval trims both sides).
+  ["smtpd_tls_security_level = may", "smtpd_tls_security_level", "may"],
+  ["smtpd_timeout =\t5m ", "smtpd_timeout", 300],
 ];
 
 for (const [o, key, value] of OVERRIDES) {
