@@ -71,7 +71,9 @@ Deno.test({
       assert.match(await c2.reply(), /^450 4\.7\.1 /);
       c2.close();
       assert.deepEqual(replies, ["250 2.1.0 Ok", "250 2.0.0 Ok", "250 2.1.0 Ok", "250 2.0.0 Ok"]);
-      await d.waitForLog("Message delivery request rate limit exceeded: 3 from [127.0.0.1]");
+      await d.waitForLog(
+        "Message delivery request rate limit exceeded: 3 from unknown[127.0.0.1] for service smtp",
+      );
     } finally {
       await d.stop();
     }
@@ -96,7 +98,9 @@ Deno.test({
         "450 4.7.1 Error: too many recipients from 127.0.0.1",
       ]);
       c.close();
-      await r.waitForLog("Recipient address rate limit exceeded: 4 from [127.0.0.1]");
+      await r.waitForLog(
+        "Recipient address rate limit exceeded: 4 from unknown[127.0.0.1] for service smtp",
+      );
     } finally {
       await r.stop();
     }
@@ -112,6 +116,62 @@ Deno.test({
       c.close();
     } finally {
       await x.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "rate limits count MAIL and RCPT as Postfix does: not a command refused for want of FROM:/TO: and an argument",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      "smtpd_client_message_rate_limit = 1\nsmtpd_client_recipient_rate_limit = 1\n" +
+        'mydestination = ["example.com"]\nsmtpd_client_event_limit_exceptions = []',
+    );
+    try {
+      const c = await greeted(d.port);
+      const got: string[] = [];
+      for (
+        const line of [
+          "MAIL TO:<a@x.example>",
+          "MAIL FROM:",
+          "MAIL FROM:<a@x.example>",
+          "RCPT FROM:<u@example.com>",
+          "RCPT TO:",
+          "RCPT TO:<u@example.com>",
+          "RCPT TO:<v@example.com>",
+          "RSET",
+          "MAIL FROM:<a@x.example>",
+        ]
+      ) {
+        await c.send(`${line}\r\n`);
+        got.push((await c.reply()).trim().slice(0, 9));
+      }
+      c.close();
+      // The malformed ones are refused and not counted; the 2nd good RCPT
+      // and the 2nd good MAIL are over their limits of 1.
+      assert.deepEqual(got, [
+        "501 5.5.4",
+        got[1],
+        "250 2.1.0",
+        "501 5.5.4",
+        got[4],
+        "250 2.1.5",
+        "450 4.7.1",
+        "250 2.0.0",
+        "450 4.7.1",
+      ]);
+      assert.match(got[1] as string, /^501 /);
+      assert.match(got[4] as string, /^501 /);
+      await d.waitForLog(
+        "Message delivery request rate limit exceeded: 2 from unknown[127.0.0.1] for service smtp",
+      );
+      await d.waitForLog(
+        "Recipient address rate limit exceeded: 2 from unknown[127.0.0.1] for service smtp",
+      );
+    } finally {
+      await d.stop();
     }
   },
 });
@@ -136,13 +196,15 @@ Deno.test({
       await second.send("STARTTLS\r\n");
       assert.equal(
         (await second.reply()).trim(),
-        "454 4.7.0 Error: too many new TLS sessions from 127.0.0.1",
+        "454 4.7.0 Error: too many new TLS sessions from unknown[127.0.0.1]",
       );
       // The session goes on in plain text.
       await second.send("NOOP\r\n");
       assert.match(await second.reply(), /^250 /);
       second.close();
-      await d.waitForLog("New TLS session rate limit exceeded: 2 from [127.0.0.1]");
+      await d.waitForLog(
+        "New TLS session rate limit exceeded: 2 from unknown[127.0.0.1] for service smtp",
+      );
     } finally {
       await d.stop();
     }

@@ -295,7 +295,7 @@ export function tooManyRecipientsFrom(address: string): Reply {
 
 /**
  * 454 past smtpd_client_new_tls_session_rate_limit (STARTTLS refused).
- * @param address the client address
+ * @param address the client as Postfix's reply names it: name[address]
  * @returns the reply
  */
 export function tooManyTlsSessions(address: string): Reply {

@@ -69,9 +69,10 @@ export interface SessionDeps {
   readonly proxyNetworks?: readonly Network[];
   /**
    * Counts a client event against its smtpd_client_*_rate_limit; the
-   * refusal when the client is over it. Absent: no rate limits (stand-alone).
+   * refusal when the client is over it; `name`, when known, goes into the
+   * warning as Postfix's name[address]. Absent: no rate limits (stand-alone).
    */
-  readonly overRate?: (event: LimitedEvent, address: string) => Reply | undefined;
+  readonly overRate?: (event: LimitedEvent, address: string, name?: string) => Reply | undefined;
   /**
    * smtpd_discard_ehlo_keyword_address_maps: the keyword list for a client
    * address, or undefined when no table has it. Absent: no such tables.

@@ -88,9 +88,17 @@ export class RateLimiter {
     const first = hash(address, Atomics.load(cells, SEED_A)) >>> 0;
     // Double hashing: the step (odd, so every slot is reachable) comes from the mark.
     const step = (mark >>> 1) | 1;
+    const slotAt = (probe: number) => HEADER + ((first + probe * step) % SLOTS) * FIELDS;
     let at = -1;
+    // The client's own slot first, wherever it is among the probes: were a
+    // free or stale slot before it taken instead, the client's count would
+    // start again inside its window (when the client that held its first
+    // probe goes quiet).
     for (let probe = 0; probe < PROBES && at < 0; probe++) {
-      const slot = HEADER + ((first + probe * step) % SLOTS) * FIELDS;
+      if (Atomics.load(cells, slotAt(probe) + MARK) === mark) at = slotAt(probe);
+    }
+    for (let probe = 0; probe < PROBES && at < 0; probe++) {
+      const slot = slotAt(probe);
       const held = Atomics.load(cells, slot + MARK);
       if (held === mark) at = slot;
       else if (held === 0 || this.#over(slot, now)) {

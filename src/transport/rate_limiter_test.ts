@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { keyedHash } from "./keyed_hash.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 
 /** A limiter on a clock the test moves. */
@@ -75,4 +76,25 @@ Deno.test("RateLimiter stops at the largest Int32, as anvil stops at INT_MAX", (
   shared[at] = 0x7fffffff;
   assert.equal(limiter.count("recipient", "192.0.2.9"), 0x7fffffff);
   assert.equal(limiter.count("recipient", "192.0.2.9"), 0x7fffffff);
+});
+
+Deno.test("RateLimiter: a client whose first probe was taken keeps its count when that probe goes stale", () => {
+  const { limiter, advance } = clocked(60);
+  // Two addresses whose first probe is the same slot (found with the seed,
+  // which an attacker cannot read; bounded search).
+  const cells = new Int32Array(limiter.shared);
+  const first = (a: string) => (keyedHash(a, cells[0] as number) >>> 0) % 65536;
+  const a = "192.0.2.1";
+  let b: string | undefined;
+  for (let i = 0; i < 4_000_000 && b === undefined; i++) {
+    const candidate = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    if (first(candidate) === first(a)) b = candidate;
+  }
+  assert.ok(b, "no colliding address found");
+  limiter.count("connection", a); // a holds the slot from second 0
+  advance(30);
+  for (let i = 1; i <= 3; i++) assert.equal(limiter.count("connection", b), i); // b: the next probe
+  advance(31); // a's window is over, b's (from second 30) is not
+  assert.equal(limiter.count("connection", b), 4, "b's count goes on within its window");
+  assert.equal(limiter.count("connection", b), 5);
 });

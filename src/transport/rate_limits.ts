@@ -31,7 +31,12 @@ export type LimitedEvent = RateEvent;
 const EVENTS: Readonly<
   Record<
     LimitedEvent,
-    { limit: keyof Config; what: string; refuse: (c: Config, a: string) => Reply }
+    {
+      limit: keyof Config;
+      what: string;
+      /** The refusal, from our host name, the client's address and its name[address]. */
+      refuse: (c: Config, a: string, who: string) => Reply;
+    }
   >
 > = {
   connection: {
@@ -52,7 +57,8 @@ const EVENTS: Readonly<
   newTls: {
     limit: "smtpd_client_new_tls_session_rate_limit",
     what: "New TLS session rate limit exceeded",
-    refuse: (_c, a) => tooManyTlsSessions(a),
+    // Postfix's STARTTLS refusal names the client as name[address].
+    refuse: (_c, _a, who) => tooManyTlsSessions(who),
   },
   auth: {
     limit: "smtpd_client_auth_rate_limit",
@@ -67,23 +73,27 @@ const EVENTS: Readonly<
  * @param rates the shared counts
  * @param exempt smtpd_client_event_limit_exceptions
  * @param logger where refusals are logged
- * @returns a function that counts an event and gives the refusal when over the limit
+ * @returns a function that counts an event and gives the refusal when over
+ *   the limit; given the client's name, the warning names the client as
+ *   Postfix's does (name[address]); without it (a connection, counted
+ *   before the name is looked up) as [address]
  */
 export function rateLimits(
   config: Config,
   rates: RateLimiter,
   exempt: (address: string) => boolean,
   logger: Logger,
-): (event: LimitedEvent, address: string) => Reply | undefined {
+): (event: LimitedEvent, address: string, name?: string) => Reply | undefined {
   // Counted per address, or per network block (client_range.ts).
   const range = configuredClientRange(config);
-  return (event, address) => {
+  return (event, address, name) => {
     const e = EVENTS[event];
     const limit = config[e.limit] as number;
     if (limit <= 0 || exempt(address)) return undefined;
     const n = rates.count(event, range(address));
     if (n <= limit) return undefined;
-    logger.warning(`${e.what}: ${n} from [${address}] for service smtp`);
-    return e.refuse(config, address);
+    const who = `${name ?? ""}[${address}]`;
+    logger.warning(`${e.what}: ${n} from ${who} for service smtp`);
+    return e.refuse(config, address, who);
   };
 }

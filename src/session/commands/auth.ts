@@ -25,7 +25,7 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
   if (!sasl || !sasl.settings.enabled || ctx.ehloDiscard.has("AUTH")) {
     return answer(REPLY.authNotEnabled);
   }
-  const overRate = ctx.services.overRate?.("auth", ctx.client.address);
+  const overRate = ctx.services.overRate?.("auth", ctx.client.address, ctx.client.name);
   if (overRate) return answer(overRate);
   const tls = ctx.tls !== undefined;
   // A client silent in the middle of the exchange: the exchange is

@@ -39,11 +39,15 @@ export function checkSpace(ctx: SessionContext, declared = 0): Reply | undefined
 /** MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] */
 export async function handleMail(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const cfg = ctx.config;
-  // As Postfix: the rate counts every MAIL, before its syntax is looked at.
-  const overRate = ctx.services.overRate?.("message", ctx.client.address);
-  if (overRate) return answer(overRate);
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
+  // As Postfix: the rate counts every MAIL with "FROM:" and something after
+  // it, before the address's syntax is looked at (mail_cmd's 501 for
+  // "MAIL TO:<a>" or a bare "MAIL FROM:" comes first and counts nothing).
+  if (/\S/.test(arg.slice(m[0].length))) {
+    const overRate = ctx.services.overRate?.("message", ctx.client.address, ctx.client.name);
+    if (overRate) return answer(overRate);
+  }
   const offered = offeredExtensions(cfg, ctx.ehloDiscard);
   // As Postfix: SMTPUTF8 is looked for first, the address syntax depends on
   // it. Where the address ends is found by parsing it (a quoted local part

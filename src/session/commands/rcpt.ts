@@ -20,11 +20,15 @@ import { inTransaction } from "./_transaction.ts";
 /** RCPT TO:<address> */
 export async function handleRcpt(arg: string, ctx: SessionContext): Promise<CommandResult> {
   const tx = inTransaction(ctx, "RCPT");
-  // As Postfix: the rate counts every RCPT, before its syntax is looked at.
-  const overRate = ctx.services.overRate?.("recipient", ctx.client.address);
-  if (overRate) return answer(overRate);
   const m = /^TO:/i.exec(arg);
   if (!m) return answer(REPLY.rcptSyntax);
+  // As Postfix: the rate counts every RCPT with "TO:" and something after
+  // it, before the address's syntax is looked at (rcpt_cmd's 501 for
+  // "RCPT FROM:<a>" or a bare "RCPT TO:" comes first and counts nothing).
+  if (/\S/.test(arg.slice(m[0].length))) {
+    const overRate = ctx.services.overRate?.("recipient", ctx.client.address, ctx.client.name);
+    if (overRate) return answer(overRate);
+  }
   const text = arg.slice(m[0].length);
   const path = parsePath(text, {
     strict: ctx.config.strict_rfc821_envelopes,
