@@ -11,7 +11,7 @@
  */
 
 import type { CliOptions } from "./cli.ts";
-import { ConfigError, loadConfig, PARAMS, toToml } from "./config/mod.ts";
+import { ConfigError, loadConfig, overrideName, PARAMS, toToml } from "./config/mod.ts";
 import { auditLists } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { VERSION } from "./version.ts";
@@ -184,7 +184,7 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
  */
 export function configErrorText(e: ConfigError, overrides: readonly string[]): string {
   if (e.key === undefined || e.file === undefined) return e.message;
-  const set = overrides.findLast((o) => o.slice(0, Math.max(0, o.indexOf("="))).trim() === e.key);
+  const set = overrides.findLast((o) => overrideName(o) === e.key);
   if (set === undefined) return e.message;
   const detail = e.detail.startsWith(`${e.key}: `) ? e.detail.slice(e.key.length + 2) : e.detail;
   return `-o ${set.trim()}: ${detail}`;

@@ -91,11 +91,7 @@ export function resolveConfigText(
   // A parameter that -o sets: the file's value is replaced, not judged (as
   // Postfix's -o replaces it), so an error found later names the override
   // and only the override (see configErrorText in app.ts).
-  const overridden = new Set(
-    (options.overrides ?? []).filter((o) => o.includes("=")).map((o) =>
-      o.slice(0, o.indexOf("=")).trim()
-    ),
-  );
+  const overridden = new Set((options.overrides ?? []).map(overrideName));
   for (const [key, value] of Object.entries(raw)) {
     const line = findKeyLine(text, key);
     if (classNames.has(key) && !isParamName(key)) {
@@ -114,15 +110,18 @@ export function resolveConfigText(
     explicit.add(key);
   }
   for (const o of options.overrides ?? []) {
-    const eq = o.indexOf("=");
-    const key = eq < 0 ? o : o.slice(0, eq).trim();
-    if (eq < 0) throw new ConfigError(`-o ${o}: expected name=value`, { key });
+    const key = overrideName(o);
+    if (key === undefined) throw new ConfigError(`-o ${o}: expected name=value`, { key: o });
     if (!isParamName(key)) {
       throw new ConfigError(`-o ${o}: ${unknownParameter(key)}`, { key });
     }
     // Blanks around the value are not part of it (Postfix's split_nameval):
     // -o "name = value" as written in main.cf.
-    const result = coerceValue(PARAMS[key], o.slice(eq + 1).replace(/^[ \t]+|[ \t]+$/g, ""), true);
+    const result = coerceValue(
+      PARAMS[key],
+      o.slice(o.indexOf("=") + 1).replace(/^[ \t]+|[ \t]+$/g, ""),
+      true,
+    );
     if (!result.ok) throw new ConfigError(`-o ${key}: ${result.error}`, { key });
     values.set(key, result.value);
     explicit.add(key);
@@ -140,7 +139,7 @@ export function resolveConfigText(
   // (the checkout under deno task): its whole tree readable and writable.
   // Postfix refuses it too.
   if (config.queue_directory.trim() === "") {
-    const fromFile = !options.overrides?.some((o) => /^\s*queue_directory\s*=/.test(o));
+    const fromFile = !overridden.has("queue_directory");
     throw new ConfigError(`${fromFile ? "" : "-o "}queue_directory: must not be empty`, {
       file: fromFile ? file : undefined,
       line: fromFile ? findKeyLine(text, "queue_directory") : undefined,
@@ -155,6 +154,16 @@ export function resolveConfigText(
     text,
     lineOf: (key: string) => findKeyLine(text, key),
   };
+}
+
+/**
+ * The parameter an `-o name=value` sets.
+ * @param o the override as given
+ * @returns the name, blanks around it off; undefined without "="
+ */
+export function overrideName(o: string): string | undefined {
+  const eq = o.indexOf("=");
+  return eq < 0 ? undefined : o.slice(0, eq).trim();
 }
 
 /**
