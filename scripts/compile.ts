@@ -11,8 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { isAbsolute, resolve } from "node:path";
-import { ConfigError, loadConfig } from "../src/config/mod.ts";
+import { ConfigError } from "../src/config/mod.ts";
 import { flagsFor } from "../src/permissions/mod.ts";
 import { absoluteConfigArgs, configArgs, needsForConfig, ROOT } from "./permissions.ts";
 
@@ -36,24 +35,14 @@ try {
 // (deno task runs this script from the repository root), as for `deno task smtpd`.
 const args = absoluteConfigArgs(Deno.args, Deno.env.get("INIT_CWD") ?? Deno.cwd());
 const { file, overrides } = configArgs(args);
-// A configuration that does not load would get only the flags that
-// reporting its error takes: say what is wrong instead of baking those.
-try {
-  await loadConfig(isAbsolute(file) ? file : resolve(ROOT, file), {
-    overrides,
-    systemHostname: Deno.hostname(),
-  });
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  log(`smtpd: fatal: ${err.message}`);
-  Deno.exit(1);
-}
 let flags: string[];
 try {
-  flags = flagsFor(await needsForConfig(file, overrides));
+  // Strict: a configuration that does not load would get only the flags that
+  // reporting its error takes; say what is wrong instead of baking those.
+  flags = flagsFor(await needsForConfig(file, overrides, ROOT, true));
 } catch (err) {
-  // A path Deno's flag syntax cannot carry (a comma).
-  if (!(err instanceof RangeError)) throw err;
+  // A RangeError: a path Deno's flag syntax cannot carry (a comma).
+  if (!(err instanceof ConfigError) && !(err instanceof RangeError)) throw err;
   log(`smtpd: fatal: ${err.message}`);
   Deno.exit(1);
 }

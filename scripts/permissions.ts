@@ -80,19 +80,21 @@ export function absoluteConfigArgs(args: readonly string[], userCwd: string): st
  * @param file the configuration file
  * @param overrides -o overrides
  * @param cwd the directory the program runs in
+ * @param strict a configuration that cannot be loaded is an error (its ConfigError)
  * @returns the needs
  */
 export async function needsForConfig(
   file: string,
   overrides: readonly string[] = [],
   cwd = ROOT,
+  strict = false,
 ): Promise<Need[]> {
   const path = isAbsolute(file) ? file : resolve(cwd, file);
   try {
     const loaded = await loadConfig(path, { overrides, systemHostname: Deno.hostname() });
     return deriveNeeds(loaded, { cwd, codeDir: programCodeDir(), readText });
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
+    if (strict || !(e instanceof ConfigError)) throw e;
     const code = programCodeDir();
     return [
       { kind: "read", value: path, why: "configuration file" },
