@@ -133,6 +133,8 @@ export class QueueStore {
       this.#syncers.set(queue, syncer);
     }
     const owner = this.#owner;
+    // What every writer of this queue shares; a pool file or a new name adds its own.
+    const common = { dir, queue, syncer, owner, buffers: this.#buffers, settled: this.#settled };
     if (this.#usePool) {
       let pool = this.#pools.get(queue);
       if (!pool) {
@@ -148,33 +150,18 @@ export class QueueStore {
       if (ready) {
         return this.#track(
           new QueueFile({
-            dir,
+            ...common,
             path: ready.path,
             id: ready.id,
-            queue,
-            syncer,
-            owner,
             ready,
-            buffers: this.#buffers,
             inlineSync: this.inlineSync,
-            settled: this.#settled,
           }),
         );
       }
     }
     const id = this.#ids.next(arrival);
     return this.#track(
-      new QueueFile({
-        dir,
-        path: join(dir, id),
-        id,
-        queue,
-        syncer,
-        owner,
-        buffers: this.#buffers,
-        makeRoom: this.makeRoom,
-        settled: this.#settled,
-      }),
+      new QueueFile({ ...common, path: join(dir, id), id, makeRoom: this.makeRoom }),
     );
   }
 
