@@ -101,7 +101,7 @@ async function recoverFile(
     // never given twice, so the same inode at the name is the file we
     // hold): not ours to judge.
     const st = await Deno.stat(path).catch(() => undefined);
-    if (!st || st.ino !== before.ino || st.nlink === 0) return undefined;
+    if (!st || st.ino !== before.ino) return undefined;
     const mode = (st.mode ?? 0) & 0o777;
     if (st.size === 0 && mode === 0o600) {
       // A pre-created pool file (or a file just created): nothing was ever written.
