@@ -16,6 +16,7 @@ import type { PolicyStage } from "../policy/mod.ts";
 import type { Address } from "../protocol/address.ts";
 import type { Reply } from "../protocol/reply.ts";
 import type { SaslClientInfo, SecretLine } from "../sasl/mod.ts";
+import type { LimitedEvent } from "../transport/rate_limits.ts";
 import type { TlsInfo } from "../transport/types.ts";
 import type { ClientIdentity } from "./client.ts";
 import type { SessionDeps } from "./deps.ts";
@@ -48,6 +49,17 @@ export type CommandHandler = (
  */
 export function answer(reply: Reply): CommandResult {
   return { kind: "reply", reply };
+}
+
+/**
+ * Counts one of this session's client's events against its rate limit
+ * (the warning names the client as Postfix's name[address]).
+ * @param ctx the session
+ * @param event what happened
+ * @returns the refusal when the client is over the limit
+ */
+export function clientOverRate(ctx: SessionContext, event: LimitedEvent): Reply | undefined {
+  return ctx.services.overRate?.(event, ctx.client.address, ctx.client.name);
 }
 
 /** The facts of the command at hand, for a policy stage and its log line. */

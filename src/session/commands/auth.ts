@@ -17,7 +17,7 @@
 import { ReadTimeoutError } from "../../io/line_reader.ts";
 import { REPLY } from "../../protocol/reply.ts";
 import { runAuthCommand } from "../../sasl/mod.ts";
-import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { answer, clientOverRate, type CommandResult, type SessionContext } from "../context.ts";
 
 /** AUTH mechanism [initial-response] */
 export async function handleAuth(arg: string, ctx: SessionContext): Promise<CommandResult> {
@@ -25,7 +25,7 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
   if (!sasl || !sasl.settings.enabled || ctx.ehloDiscard.has("AUTH")) {
     return answer(REPLY.authNotEnabled);
   }
-  const overRate = ctx.services.overRate?.("auth", ctx.client.address, ctx.client.name);
+  const overRate = clientOverRate(ctx, "auth");
   if (overRate) return answer(overRate);
   const tls = ctx.tls !== undefined;
   // A client silent in the middle of the exchange: the exchange is

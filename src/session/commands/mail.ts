@@ -12,7 +12,7 @@
 import { addressText, parsePath, pathToken } from "../../protocol/address.ts";
 import { declaresSmtputf8, DSN_RET, parseMailParams } from "../../protocol/esmtp_params.ts";
 import { REPLY, type Reply } from "../../protocol/reply.ts";
-import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { answer, clientOverRate, type CommandResult, type SessionContext } from "../context.ts";
 import { offeredExtensions } from "../extensions.ts";
 
 /**
@@ -45,7 +45,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   // it, before the address's syntax is looked at (mail_cmd's 501 for
   // "MAIL TO:<a>" or a bare "MAIL FROM:" comes first and counts nothing).
   if (/\S/.test(arg.slice(m[0].length))) {
-    const overRate = ctx.services.overRate?.("message", ctx.client.address, ctx.client.name);
+    const overRate = clientOverRate(ctx, "message");
     if (overRate) return answer(overRate);
   }
   const offered = offeredExtensions(cfg, ctx.ehloDiscard);

@@ -13,7 +13,7 @@ import { addressText, isNullAddress, parsePath, pathToken } from "../../protocol
 import { parseRcptParams } from "../../protocol/esmtp_params.ts";
 import { withoutTrailingDot } from "../../protocol/hostname.ts";
 import { REPLY } from "../../protocol/reply.ts";
-import { answer, type CommandResult, type SessionContext } from "../context.ts";
+import { answer, clientOverRate, type CommandResult, type SessionContext } from "../context.ts";
 import { offeredExtensions } from "../extensions.ts";
 import { inTransaction } from "./_transaction.ts";
 
@@ -26,7 +26,7 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   // it, before the address's syntax is looked at (rcpt_cmd's 501 for
   // "RCPT FROM:<a>" or a bare "RCPT TO:" comes first and counts nothing).
   if (/\S/.test(arg.slice(m[0].length))) {
-    const overRate = ctx.services.overRate?.("recipient", ctx.client.address, ctx.client.name);
+    const overRate = clientOverRate(ctx, "recipient");
     if (overRate) return answer(overRate);
   }
   const text = arg.slice(m[0].length);

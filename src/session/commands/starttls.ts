@@ -13,12 +13,12 @@
 
 import { REPLY } from "../../protocol/reply.ts";
 import { TlsHandshakeError } from "../../transport/types.ts";
-import type { CommandResult, SessionContext } from "../context.ts";
+import { clientOverRate, type CommandResult, type SessionContext } from "../context.ts";
 
 /** STARTTLS */
 export async function handleStarttls(_arg: string, ctx: SessionContext): Promise<CommandResult> {
   // smtpd_client_new_tls_session_rate_limit: refused before the handshake costs us anything.
-  const overRate = ctx.services.overRate?.("newTls", ctx.client.address, ctx.client.name);
+  const overRate = clientOverRate(ctx, "newTls");
   if (overRate) return { kind: "reply", reply: overRate };
   ctx.send(REPLY.readyForTls);
   const upgrade = await ctx.startTls();
@@ -42,7 +42,7 @@ export async function handleStarttls(_arg: string, ctx: SessionContext): Promise
  */
 export async function startImplicitTls(ctx: SessionContext): Promise<boolean> {
   const who = `${ctx.client.name}[${ctx.client.address}]`;
-  if (ctx.services.overRate?.("newTls", ctx.client.address, ctx.client.name)) {
+  if (clientOverRate(ctx, "newTls")) {
     ctx.log.warning(`Refusing TLS service request from ${who} for service smtp`);
     return false;
   }
