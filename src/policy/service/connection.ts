@@ -68,20 +68,21 @@ export class ExchangeError extends Error {
  * @param p the promise
  * @param deadline the time (ms since epoch) it must settle by
  * @param what for the error message
- * @param onLate run when the deadline wins
+ * @param onLate run when the deadline wins, with the timeout's message
  * @returns the promise's value
  */
 export async function withDeadline<T>(
   p: Promise<T>,
   deadline: number,
   what: string,
-  onLate: () => void = () => {},
+  onLate: (reason: string) => void = () => {},
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      onLate();
-      reject(new ExchangeError(`timeout while ${what}`, true));
+      const reason = `timeout while ${what}`;
+      onLate(reason);
+      reject(new ExchangeError(reason, true));
     }, Math.max(0, deadline - Date.now()));
   });
   try {
@@ -196,19 +197,15 @@ export class PolicyConnection {
    */
   async exchange(request: Uint8Array, deadline: number): Promise<string> {
     if (this.#dead) throw new ExchangeError(this.#dead);
+    // The reply buffer is empty here: each exchange empties it when it ends.
     this.#busy = true;
-    this.#buffer = new Uint8Array(0);
-    this.#length = 0;
     try {
-      await withDeadline(
-        this.#writeAll(request),
-        deadline,
-        "sending the request",
-        () => {
-          this.#timedOut = true;
-          this.#kill("timeout while sending the request");
-        },
-      );
+      // The deadline kills the connection (its reader would go on).
+      const late = (reason: string) => {
+        this.#timedOut = true;
+        this.#kill(reason);
+      };
+      await withDeadline(this.#writeAll(request), deadline, "sending the request", late);
       for (;;) {
         const r = this.#framing.parse(this.#buffer.subarray(0, this.#length));
         if (r.kind === "action") {
@@ -221,10 +218,7 @@ export class PolicyConnection {
           new Promise<void>((resolve) => this.#wake = resolve),
           deadline,
           "waiting for the reply",
-          () => {
-            this.#timedOut = true;
-            this.#kill("timeout while waiting for the reply");
-          },
+          late,
         );
       }
     } catch (err) {
