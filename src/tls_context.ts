@@ -23,6 +23,36 @@ import { parseListenAddress } from "./transport/tcp_listener.ts";
 /** One PEM certificate, whole. */
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+/** One PEM private key (PKCS#8, RSA or EC), whole. */
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/;
+
+/** The key parameters and the certificate parameters they default to, as in Postfix. */
+const KEY_OF = {
+  smtpd_tls_key_file: "smtpd_tls_cert_file",
+  smtpd_tls_eckey_file: "smtpd_tls_eccert_file",
+} as const;
+
+/**
+ * The private key of a key file, which may hold the certificate chain too
+ * (Postfix's default: smtpd_tls_key_file = $smtpd_tls_cert_file).
+ * @param pem the file's text
+ * @returns the key block, or the whole text when it has none (the check
+ *   that follows then says what is wrong)
+ */
+export function privateKeyPart(pem: string): string {
+  return PEM_PRIVATE_KEY.exec(pem)?.[0] ?? pem;
+}
+
+/**
+ * The certificates of a certificate file, which may hold the key too.
+ * @param pem the file's text
+ * @returns the certificate blocks, leaf first, or the whole text when it has none
+ */
+export function certificatePart(pem: string): string {
+  const certs = pem.match(PEM_CERTIFICATE);
+  return certs ? certs.join("\n") + "\n" : pem;
+}
+
 /** The contexts the listeners use. */
 export interface TlsContexts {
   /** For STARTTLS on the plain addresses; undefined when it is not offered (level none). */
@@ -79,12 +109,15 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
       | "smtpd_tls_eccert_file"
       | "smtpd_tls_eckey_file",
   ): string => {
-    if (!c[key]) throw new ConfigError(`${key} is required when ${because}`, at(key));
+    // An empty key file parameter means the certificate file (Postfix's default).
+    const path = c[key] || (key in KEY_OF ? c[KEY_OF[key as keyof typeof KEY_OF]] : "");
+    if (!path) throw new ConfigError(`${key} is required when ${because}`, at(key));
     try {
-      return Deno.readTextFileSync(c[key]);
+      const text = Deno.readTextFileSync(path);
+      return key in KEY_OF ? privateKeyPart(text) : certificatePart(text);
     } catch (e) {
-      const why = unreadableReason(c[key], e, "outside the paths this program may read");
-      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, at(key));
+      const why = unreadableReason(path, e, "outside the paths this program may read");
+      throw new ConfigError(`${key}: cannot read "${path}": ${why}`, at(key));
     }
   };
   const settings = (mandatory: boolean) => {
@@ -116,6 +149,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     if (blocks.length === 0 || blocks.length !== begun) {
       throw new Error("the certificate file does not hold whole PEM certificates");
     }
+    if (!PEM_PRIVATE_KEY.test(k)) throw new Error("the key file holds no PEM private key");
     const certs = blocks.map((b) => new X509Certificate(b));
     if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(createPrivateKey(k))) {
       throw new Error("the private key does not match the certificate");
@@ -191,15 +225,12 @@ function ecdsaChain(
 ): { cert: string; key: string } | undefined {
   const c = loaded.config;
   if (!c.smtpd_tls_eccert_file && !c.smtpd_tls_eckey_file) return undefined;
-  const key = c.smtpd_tls_eccert_file ? "smtpd_tls_eckey_file" : "smtpd_tls_eccert_file";
   const at = (k: string) => ({ file: loaded.file, line: loaded.lineOf(k), key: k });
-  if (!c.smtpd_tls_eccert_file || !c.smtpd_tls_eckey_file) {
-    const present = key === "smtpd_tls_eckey_file"
-      ? "smtpd_tls_eccert_file"
-      : "smtpd_tls_eckey_file";
+  // An empty smtpd_tls_eckey_file means the key is in smtpd_tls_eccert_file.
+  if (!c.smtpd_tls_eccert_file) {
     throw new ConfigError(
-      `${key} is required with ${present} (a second chain needs both)`,
-      at(present),
+      "smtpd_tls_eccert_file is required with smtpd_tls_eckey_file (a second chain needs both)",
+      at("smtpd_tls_eckey_file"),
     );
   }
   if (!engine) {

@@ -161,9 +161,9 @@ Deno.test({
     );
     assert.match(
       await check(
-        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_eccert_file = "/x.pem"',
+        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_eckey_file = "/x.pem"',
       ),
-      /smtpd\.toml:\d+: smtpd_tls_eckey_file is required with smtpd_tls_eccert_file/,
+      /smtpd\.toml:\d+: smtpd_tls_eccert_file is required with smtpd_tls_eckey_file/,
     );
   },
 });

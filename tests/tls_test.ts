@@ -416,3 +416,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "key and chain in one file (smtpd_tls_key_file empty, as Postfix's default, or naming the same file): STARTTLS works",
+  ...opts,
+  fn: async () => {
+    for (const engine of [false, true]) {
+      const dir = await makeWorkDir("tls");
+      const { cert, key } = await makeTestCert(dir);
+      const ec = await makeTestCert(dir, { ecdsa: true });
+      // Postfix's documentation has the key first; certbot-style files have it last.
+      await Deno.writeTextFile(
+        `${dir}/both.pem`,
+        (await Deno.readTextFile(key)) + (await Deno.readTextFile(cert)),
+      );
+      await Deno.writeTextFile(
+        `${dir}/ecboth.pem`,
+        (await Deno.readTextFile(ec.cert)) + (await Deno.readTextFile(ec.key)),
+      );
+      const lines = [
+        'smtpd_tls_security_level = "may"',
+        `smtpd_tls_cert_file = "${dir}/both.pem"`,
+        ...(engine
+          ? [
+            `smtpd_tls_key_file = "${dir}/both.pem"`,
+            `smtpd_tls_loopback_listen = "127.0.0.1:0"`,
+            `smtpd_tls_eccert_file = "${dir}/ecboth.pem"`,
+          ]
+          : []),
+      ].join("\n");
+      const { configFile } = await writeConfig(dir, lines);
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+      const d = await startDaemon(lines, { dir });
+      try {
+        const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
