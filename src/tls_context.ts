@@ -151,8 +151,24 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     }
     if (!PEM_PRIVATE_KEY.test(k)) throw new Error("the key file holds no PEM private key");
     const certs = blocks.map((b) => new X509Certificate(b));
-    if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(createPrivateKey(k))) {
+    const privateKey = createPrivateKey(k);
+    if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(privateKey)) {
       throw new Error("the private key does not match the certificate");
+    }
+    // What OpenSSL (Postfix) serves but rustls, which does every handshake
+    // here, cannot: found now, not as a failed handshake with every client
+    // (node:tls) or a chain the engine does not take (at start or reload).
+    const refused = unservableKey(
+      privateKey.asymmetricKeyType,
+      privateKey.asymmetricKeyDetails ?? {},
+    );
+    if (refused) throw new Error(refused);
+    if (engine && x509Version(blocks[0] as string) !== 3) {
+      throw new Error(
+        `the certificate is X.509 version ${x509Version(blocks[0] as string)}: the TLS engine ` +
+          "(rustls) serves version 3 certificates only (reissue it with extensions, e.g. " +
+          "basicConstraints; without the engine, node:tls serves it)",
+      );
     }
   };
   type Range = { minVersion: string; maxVersion: string };
@@ -197,6 +213,59 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     ? wrapper
     : { ...build(opportunistic), ...pem };
   return { starttls, wrapper, ...(engine ? { engine } : {}) };
+}
+
+/**
+ * Why rustls cannot sign with a key that OpenSSL takes: its types are RSA
+ * of 2048 to 8192 bits (not RSA-PSS keys), ECDSA on P-256, P-384 and
+ * P-521, and Ed25519.
+ * @param type the key's type (node:crypto's asymmetricKeyType)
+ * @param details its details (modulusLength, namedCurve)
+ * @returns why not, or undefined when it can
+ */
+export function unservableKey(
+  type: string | undefined,
+  details: { modulusLength?: number; namedCurve?: string },
+): string | undefined {
+  const supported = "RSA (2048 to 8192 bits), ECDSA (P-256, P-384, P-521) and Ed25519";
+  if (type === "rsa") {
+    const bits = details.modulusLength ?? 0;
+    if (bits >= 2048 && bits <= 8192) return undefined;
+    return `the private key is RSA of ${bits} bits: the TLS library (rustls) signs with ${supported} keys`;
+  }
+  if (type === "ec") {
+    const curve = details.namedCurve ?? "unknown";
+    if (["prime256v1", "secp384r1", "secp521r1"].includes(curve)) return undefined;
+    return `the private key is ECDSA on ${curve}: the TLS library (rustls) signs with ${supported} keys`;
+  }
+  if (type === "ed25519") return undefined;
+  return `the private key is of type ${
+    type ?? "unknown"
+  }: the TLS library (rustls) signs with ${supported} keys`;
+}
+
+/**
+ * The X.509 version of a PEM certificate, read from its DER: the
+ * TBSCertificate's optional [0] version field (absent: version 1).
+ * @param pem one PEM certificate, already parsed once (well formed)
+ * @returns 1, 2 or 3
+ */
+export function x509Version(pem: string): number {
+  const base64 = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const der = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  let i = 0;
+  // Skips a tag and its length, leaving i at the contents.
+  const enter = () => {
+    i++;
+    const len = der[i++] ?? 0;
+    if (len & 0x80) i += len & 0x7f;
+  };
+  enter(); // Certificate ::= SEQUENCE
+  enter(); // tbsCertificate ::= SEQUENCE
+  if (der[i] !== 0xa0) return 1; // no [0] EXPLICIT Version: v1
+  enter();
+  if (der[i] !== 0x02 || der[i + 1] !== 1) return 1;
+  return (der[i + 2] ?? 0) + 1; // INTEGER 0, 1, 2 for v1, v2, v3
 }
 
 /**

@@ -235,3 +235,68 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine) fail the check and a reload",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const { key } = await makeTestCert(dir);
+    // OpenSSL's x509 -req without extensions writes an X.509 version 1 certificate.
+    await sh(
+      `cd ${dir} && openssl req -new -key key.pem -subj /CN=mx.test.example -out v1.csr 2>&1 && ` +
+        `openssl x509 -req -in v1.csr -signkey key.pem -days 2 -out v1.pem 2>&1 && ` +
+        `openssl req -x509 -newkey rsa-pss -pkeyopt rsa_keygen_bits:2048 -nodes -keyout pss.key ` +
+        `-out pss.pem -days 2 -subj /CN=x 2>&1 && ` +
+        `openssl req -x509 -newkey ed448 -nodes -keyout ed448.key -out ed448.pem -days 2 -subj /CN=x 2>&1`,
+    );
+    const check = async (lines: string) => {
+      const { configFile } = await writeConfig(dir, `smtpd_tls_security_level = "may"\n${lines}`);
+      return await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    };
+    for (const k of ["pss", "ed448"]) {
+      const r = await check(
+        `smtpd_tls_cert_file = "${dir}/${k}.pem"\nsmtpd_tls_key_file = "${dir}/${k}.key"`,
+      );
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `smtpd\\.toml:\\d+: smtpd_tls_cert_file/smtpd_tls_key_file: the private key is of type ${
+            k.replace("pss", "rsa-pss")
+          }: the TLS library \\(rustls\\) signs with`,
+        ),
+      );
+    }
+    const engine = 'smtpd_tls_loopback_listen = "127.0.0.1:0"';
+    const v1 = `smtpd_tls_cert_file = "${dir}/v1.pem"\nsmtpd_tls_key_file = "${key}"`;
+    const r = await check(`${v1}\n${engine}`);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: the certificate is X\.509 version 1: the TLS engine \(rustls\) serves version 3/,
+    );
+    // node:tls serves it.
+    assert.equal((await check(v1)).code, 0);
+    // A reload that brings it keeps the running chain and says so.
+    await Deno.copyFile(`${dir}/cert.pem`, `${dir}/live.pem`);
+    const d = await startDaemon(
+      `smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "${dir}/live.pem"\n` +
+        `smtpd_tls_key_file = "${key}"\n${engine}`,
+      { dir },
+    );
+    try {
+      await Deno.copyFile(`${dir}/v1.pem`, `${dir}/live.pem`);
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(
+        /warning: reload failed: .*smtpd\.toml:\d+: .*X\.509 version 1.*; keeping the running configuration/,
+      );
+      assert.doesNotMatch(d.log(), /reload: configuration and tables re-read/);
+      const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+      assert.equal(s.code, 0, s.stdout + s.stderr);
+    } finally {
+      await d.stop();
+    }
+  },
+});
