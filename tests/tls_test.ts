@@ -464,3 +464,25 @@ Deno.test({
     }
   },
 });
+
+const CLOSE_NOTIFY = `${UP_TO_STARTTLS}
+t = ctx.wrap_socket(s, suppress_ragged_eofs=False); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); reply(tf)
+t.sendall(b"QUIT\\r\\n"); print("quit:", reply(tf))
+try:
+    print("end:", t.recv(100))
+except ssl.SSLError as e:
+    print("end:", type(e).__name__)
+`;
+
+onBothTlsPaths(
+  "QUIT over TLS: the session ends with a close_notify, as Postfix's (Exim logs an error otherwise)",
+  async (d) => {
+    const r = await run("python3", ["-c", CLOSE_NOTIFY, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^quit: 221 2\.0\.0 Bye$/m);
+    // Python reads b"" after a close_notify, SSLEOFError after a bare TCP end.
+    assert.match(r.stdout, /^end: b''$/m);
+    await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 quit=1/);
+  },
+);
