@@ -136,8 +136,14 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   };
   const opportunistic = settings(c.smtpd_tls_security_level === "encrypt");
   const mandatory = settings(true);
-  const cert = read("smtpd_tls_cert_file");
-  const key = read("smtpd_tls_key_file");
+  // An ECDSA-only server names its chain in smtpd_tls_eccert_file alone
+  // (Postfix allows each of its chains on its own): it is then the one chain.
+  const ecdsaOnly = onlyEcdsaChain(c);
+  const [certKey, keyKey] = ecdsaOnly
+    ? ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"] as const
+    : ["smtpd_tls_cert_file", "smtpd_tls_key_file"] as const;
+  const cert = read(certKey);
+  const key = read(keyKey);
   // node:tls is loaded only when TLS is on: it costs every isolate memory.
   const { createSecureContext } = await import("node:tls");
   const { createPrivateKey, X509Certificate } = await import("node:crypto");
@@ -183,10 +189,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     try {
       main = context(key, cert, range);
     } catch (e) {
-      throw new ConfigError(
-        `smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`,
-        at("smtpd_tls_cert_file"),
-      );
+      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(certKey));
     }
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
@@ -278,7 +281,18 @@ export function x509Version(pem: string): number {
  */
 export function enginePorts(c: Config): { perChain: number; total: number } {
   const perChain = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
-  return { perChain, total: perChain * (c.smtpd_tls_eccert_file ? 2 : 1) };
+  return { perChain, total: perChain * (c.smtpd_tls_eccert_file && !onlyEcdsaChain(c) ? 2 : 1) };
+}
+
+/**
+ * Whether the ECDSA chain is the only one: smtpd_tls_eccert_file without
+ * smtpd_tls_cert_file (nor smtpd_tls_key_file).
+ * @param c the configuration
+ * @returns true when it is
+ */
+function onlyEcdsaChain(c: Config): boolean {
+  return c.smtpd_tls_eccert_file !== "" && c.smtpd_tls_cert_file === "" &&
+    c.smtpd_tls_key_file === "";
 }
 
 /**
@@ -302,6 +316,7 @@ function ecdsaChain(
       at("smtpd_tls_eckey_file"),
     );
   }
+  if (onlyEcdsaChain(c)) return undefined; // the one chain, not a second
   if (!engine) {
     throw new ConfigError(
       "smtpd_tls_eccert_file: a second chain needs the TLS engine (smtpd_tls_loopback_listen): " +
@@ -361,7 +376,7 @@ function engineAddress(
       );
     }
   }
-  const ecdsaPort = c.smtpd_tls_eccert_file
+  const ecdsaPort = c.smtpd_tls_eccert_file && !onlyEcdsaChain(c)
     ? (a.port === 0 ? 0 : a.port + ports.perChain)
     : undefined;
   return { hostname: a.hostname, port: a.port, ...(ecdsaPort !== undefined ? { ecdsaPort } : {}) };

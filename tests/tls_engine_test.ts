@@ -300,3 +300,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "an ECDSA-only server (smtpd_tls_eccert_file alone, as Postfix allows) serves that chain, with and without the engine",
+  ...opts,
+  fn: async () => {
+    for (const engine of [false, true]) {
+      const dir = await makeWorkDir("tls-engine");
+      const ec = await makeTestCert(dir, { ecdsa: true });
+      const lines = [
+        'smtpd_tls_security_level = "may"',
+        `smtpd_tls_eccert_file = "${ec.cert}"`,
+        `smtpd_tls_eckey_file = "${ec.key}"`,
+        ...(engine ? ['smtpd_tls_loopback_listen = "127.0.0.1:0"'] : []),
+      ].join("\n");
+      const { configFile } = await writeConfig(dir, lines);
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+      const d = await startDaemon(lines, { dir });
+      try {
+        const r = await sh(
+          `echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 127.0.0.1:${d.port} 2>&1`,
+        );
+        assert.match(r, /Server public key is 256 bit/, r);
+        const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+        assert.equal(s.code, 0, s.stdout + s.stderr);
+        assert.match(s.stdout, /TLS started with cipher TLSv1\.3:/);
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});

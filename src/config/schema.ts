@@ -361,7 +361,7 @@ export const PARAMS = {
   ),
   smtpd_tls_eccert_file: str(
     "",
-    "A second chain, ECDSA (PEM), served to clients that accept ECDSA signatures; needs smtpd_tls_loopback_listen",
+    "A second chain, ECDSA (PEM), served to clients that accept ECDSA signatures; needs smtpd_tls_loopback_listen (alone, without smtpd_tls_cert_file: the one chain)",
   ),
   smtpd_tls_eckey_file: str(
     "",
