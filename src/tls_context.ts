@@ -281,7 +281,16 @@ export function x509Version(pem: string): number {
  */
 export function enginePorts(c: Config): { perChain: number; total: number } {
   const perChain = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
-  return { perChain, total: perChain * (c.smtpd_tls_eccert_file && !onlyEcdsaChain(c) ? 2 : 1) };
+  return { perChain, total: perChain * (secondChain(c) ? 2 : 1) };
+}
+
+/**
+ * Whether there is a second chain: smtpd_tls_eccert_file beside the first.
+ * @param c the configuration
+ * @returns true when there is
+ */
+export function secondChain(c: Config): boolean {
+  return c.smtpd_tls_eccert_file !== "" && !onlyEcdsaChain(c);
 }
 
 /**
@@ -376,8 +385,6 @@ function engineAddress(
       );
     }
   }
-  const ecdsaPort = c.smtpd_tls_eccert_file && !onlyEcdsaChain(c)
-    ? (a.port === 0 ? 0 : a.port + ports.perChain)
-    : undefined;
+  const ecdsaPort = secondChain(c) ? (a.port === 0 ? 0 : a.port + ports.perChain) : undefined;
   return { hostname: a.hostname, port: a.port, ...(ecdsaPort !== undefined ? { ecdsaPort } : {}) };
 }

@@ -336,3 +336,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a reload that removes the ECDSA chain says it needs a restart, and keeps the running chains",
+  ...opts,
+  fn: async () => {
+    // (One that adds it needs read permission for files the start was not given.)
+    const dir = await makeWorkDir("tls-engine");
+    const rsa = `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 1\n` +
+      `smtpd_tls_loopback_listen = "127.0.0.1:0"`;
+    const ec = await makeTestCert(dir, { ecdsa: true });
+    const d = await startDaemon(
+      `${rsa}\nsmtpd_tls_eccert_file = "${ec.cert}"\nsmtpd_tls_eckey_file = "${ec.key}"`,
+      { dir },
+    );
+    const keyOf = async () => {
+      const r = await sh(
+        `echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 127.0.0.1:${d.port} ` +
+          `-sigalgs 'ECDSA+SHA256:RSA-PSS+SHA256' 2>&1`,
+      );
+      return /Server public key is (\d+) bit/.exec(r)?.[1] ?? r;
+    };
+    try {
+      assert.equal(await keyOf(), "256");
+      await writeConfig(dir, rsa);
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(/reload: configuration and tables re-read/);
+      for (const k of ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"]) {
+        assert.match(
+          d.log(),
+          new RegExp(
+            `warning: reload: ${k} changed .*but takes effect only after a restart; still "`,
+          ),
+        );
+      }
+      // What the log says is what is served.
+      assert.equal(await keyOf(), "256");
+    } finally {
+      await d.stop();
+    }
+  },
+});
