@@ -53,7 +53,7 @@ import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { checkServeListen, located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
-import { tlsContext, type TlsContexts } from "./tls_context.ts";
+import { secondChain, tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
 import { rateLimits } from "./transport/rate_limits.ts";
@@ -412,6 +412,18 @@ export async function rebuildRuntime(
   );
   const tlsOn = (c: Config) => c.smtpd_tls_security_level !== "none";
   if (tlsOn(was) !== tlsOn(next.config)) kept.push("smtpd_tls_security_level");
+  // The TLS engine opens the second (ECDSA) chain's ports at start only: a
+  // reload that adds or removes that chain keeps the running chains (a
+  // renewed chain is taken), and names the parameters that changed.
+  if (was.smtpd_tls_loopback_listen && secondChain(was) !== secondChain(next.config)) {
+    const chains = [
+      "smtpd_tls_cert_file",
+      "smtpd_tls_key_file",
+      "smtpd_tls_eccert_file",
+      "smtpd_tls_eckey_file",
+    ] as const;
+    kept.push(...chains.filter((k) => was[k] !== next.config[k]));
+  }
   // A restart-only parameter keeps its running value, but its new value is
   // what the next start reads: one that would stop that start refuses the
   // reload now, as any other bad value does.

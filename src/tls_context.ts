@@ -23,6 +23,36 @@ import { parseListenAddress } from "./transport/tcp_listener.ts";
 /** One PEM certificate, whole. */
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+/** One PEM private key (PKCS#8, RSA or EC), whole. */
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/;
+
+/** The key parameters and the certificate parameters they default to, as in Postfix. */
+const KEY_OF = {
+  smtpd_tls_key_file: "smtpd_tls_cert_file",
+  smtpd_tls_eckey_file: "smtpd_tls_eccert_file",
+} as const;
+
+/**
+ * The private key of a key file, which may hold the certificate chain too
+ * (Postfix's default: smtpd_tls_key_file = $smtpd_tls_cert_file).
+ * @param pem the file's text
+ * @returns the key block, or the whole text when it has none (the check
+ *   that follows then says what is wrong)
+ */
+export function privateKeyPart(pem: string): string {
+  return PEM_PRIVATE_KEY.exec(pem)?.[0] ?? pem;
+}
+
+/**
+ * The certificates of a certificate file, which may hold the key too.
+ * @param pem the file's text
+ * @returns the certificate blocks, leaf first, or the whole text when it has none
+ */
+export function certificatePart(pem: string): string {
+  const certs = pem.match(PEM_CERTIFICATE);
+  return certs ? certs.join("\n") + "\n" : pem;
+}
+
 /** The contexts the listeners use. */
 export interface TlsContexts {
   /** For STARTTLS on the plain addresses; undefined when it is not offered (level none). */
@@ -79,12 +109,15 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
       | "smtpd_tls_eccert_file"
       | "smtpd_tls_eckey_file",
   ): string => {
-    if (!c[key]) throw new ConfigError(`${key} is required when ${because}`, at(key));
+    // An empty key file parameter means the certificate file (Postfix's default).
+    const path = c[key] || (key in KEY_OF ? c[KEY_OF[key as keyof typeof KEY_OF]] : "");
+    if (!path) throw new ConfigError(`${key} is required when ${because}`, at(key));
     try {
-      return Deno.readTextFileSync(c[key]);
+      const text = Deno.readTextFileSync(path);
+      return key in KEY_OF ? privateKeyPart(text) : certificatePart(text);
     } catch (e) {
-      const why = unreadableReason(c[key], e, "outside the paths this program may read");
-      throw new ConfigError(`${key}: cannot read "${c[key]}": ${why}`, at(key));
+      const why = unreadableReason(path, e, "outside the paths this program may read");
+      throw new ConfigError(`${key}: cannot read "${path}": ${why}`, at(key));
     }
   };
   const settings = (mandatory: boolean) => {
@@ -103,8 +136,14 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   };
   const opportunistic = settings(c.smtpd_tls_security_level === "encrypt");
   const mandatory = settings(true);
-  const cert = read("smtpd_tls_cert_file");
-  const key = read("smtpd_tls_key_file");
+  // An ECDSA-only server names its chain in smtpd_tls_eccert_file alone
+  // (Postfix allows each of its chains on its own): it is then the one chain.
+  const ecdsaOnly = onlyEcdsaChain(c);
+  const [certKey, keyKey] = ecdsaOnly
+    ? ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"] as const
+    : ["smtpd_tls_cert_file", "smtpd_tls_key_file"] as const;
+  const cert = read(certKey);
+  const key = read(keyKey);
   // node:tls is loaded only when TLS is on: it costs every isolate memory.
   const { createSecureContext } = await import("node:tls");
   const { createPrivateKey, X509Certificate } = await import("node:crypto");
@@ -116,9 +155,26 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     if (blocks.length === 0 || blocks.length !== begun) {
       throw new Error("the certificate file does not hold whole PEM certificates");
     }
+    if (!PEM_PRIVATE_KEY.test(k)) throw new Error("the key file holds no PEM private key");
     const certs = blocks.map((b) => new X509Certificate(b));
-    if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(createPrivateKey(k))) {
+    const privateKey = createPrivateKey(k);
+    if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(privateKey)) {
       throw new Error("the private key does not match the certificate");
+    }
+    // What OpenSSL (Postfix) serves but rustls, which does every handshake
+    // here, cannot: found now, not as a failed handshake with every client
+    // (node:tls) or a chain the engine does not take (at start or reload).
+    const refused = unservableKey(
+      privateKey.asymmetricKeyType,
+      privateKey.asymmetricKeyDetails ?? {},
+    );
+    if (refused) throw new Error(refused);
+    if (engine && x509Version(blocks[0] as string) !== 3) {
+      throw new Error(
+        `the certificate is X.509 version ${x509Version(blocks[0] as string)}: the TLS engine ` +
+          "(rustls) serves version 3 certificates only (reissue it with extensions, e.g. " +
+          "basicConstraints; without the engine, node:tls serves it)",
+      );
     }
   };
   type Range = { minVersion: string; maxVersion: string };
@@ -133,10 +189,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     try {
       main = context(key, cert, range);
     } catch (e) {
-      throw new ConfigError(
-        `smtpd_tls_cert_file/smtpd_tls_key_file: ${(e as Error).message}`,
-        at("smtpd_tls_cert_file"),
-      );
+      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(certKey));
     }
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
@@ -166,6 +219,59 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
 }
 
 /**
+ * Why rustls cannot sign with a key that OpenSSL takes: its types are RSA
+ * of 2048 to 8192 bits (not RSA-PSS keys), ECDSA on P-256, P-384 and
+ * P-521, and Ed25519.
+ * @param type the key's type (node:crypto's asymmetricKeyType)
+ * @param details its details (modulusLength, namedCurve)
+ * @returns why not, or undefined when it can
+ */
+export function unservableKey(
+  type: string | undefined,
+  details: { modulusLength?: number; namedCurve?: string },
+): string | undefined {
+  const supported = "RSA (2048 to 8192 bits), ECDSA (P-256, P-384, P-521) and Ed25519";
+  if (type === "rsa") {
+    const bits = details.modulusLength ?? 0;
+    if (bits >= 2048 && bits <= 8192) return undefined;
+    return `the private key is RSA of ${bits} bits: the TLS library (rustls) signs with ${supported} keys`;
+  }
+  if (type === "ec") {
+    const curve = details.namedCurve ?? "unknown";
+    if (["prime256v1", "secp384r1", "secp521r1"].includes(curve)) return undefined;
+    return `the private key is ECDSA on ${curve}: the TLS library (rustls) signs with ${supported} keys`;
+  }
+  if (type === "ed25519") return undefined;
+  return `the private key is of type ${
+    type ?? "unknown"
+  }: the TLS library (rustls) signs with ${supported} keys`;
+}
+
+/**
+ * The X.509 version of a PEM certificate, read from its DER: the
+ * TBSCertificate's optional [0] version field (absent: version 1).
+ * @param pem one PEM certificate, already parsed once (well formed)
+ * @returns 1, 2 or 3
+ */
+export function x509Version(pem: string): number {
+  const base64 = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const der = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  let i = 0;
+  // Skips a tag and its length, leaving i at the contents.
+  const enter = () => {
+    i++;
+    const len = der[i++] ?? 0;
+    if (len & 0x80) i += len & 0x7f;
+  };
+  enter(); // Certificate ::= SEQUENCE
+  enter(); // tbsCertificate ::= SEQUENCE
+  if (der[i] !== 0xa0) return 1; // no [0] EXPLICIT Version: v1
+  enter();
+  if (der[i] !== 0x02 || der[i + 1] !== 1) return 1;
+  return (der[i + 2] ?? 0) + 1; // INTEGER 0, 1, 2 for v1, v2, v3
+}
+
+/**
  * How many loopback ports the TLS engine takes from smtpd_tls_loopback_listen's
  * port on: one per listener thread for each chain (8 counted when
  * smtpd_listen_threads is 0, the most it starts then), the ECDSA chain's run
@@ -175,7 +281,27 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
  */
 export function enginePorts(c: Config): { perChain: number; total: number } {
   const perChain = c.smtpd_listen_threads > 0 ? c.smtpd_listen_threads : 8;
-  return { perChain, total: perChain * (c.smtpd_tls_eccert_file ? 2 : 1) };
+  return { perChain, total: perChain * (secondChain(c) ? 2 : 1) };
+}
+
+/**
+ * Whether there is a second chain: smtpd_tls_eccert_file beside the first.
+ * @param c the configuration
+ * @returns true when there is
+ */
+export function secondChain(c: Config): boolean {
+  return c.smtpd_tls_eccert_file !== "" && !onlyEcdsaChain(c);
+}
+
+/**
+ * Whether the ECDSA chain is the only one: smtpd_tls_eccert_file without
+ * smtpd_tls_cert_file (nor smtpd_tls_key_file).
+ * @param c the configuration
+ * @returns true when it is
+ */
+function onlyEcdsaChain(c: Config): boolean {
+  return c.smtpd_tls_eccert_file !== "" && c.smtpd_tls_cert_file === "" &&
+    c.smtpd_tls_key_file === "";
 }
 
 /**
@@ -191,17 +317,15 @@ function ecdsaChain(
 ): { cert: string; key: string } | undefined {
   const c = loaded.config;
   if (!c.smtpd_tls_eccert_file && !c.smtpd_tls_eckey_file) return undefined;
-  const key = c.smtpd_tls_eccert_file ? "smtpd_tls_eckey_file" : "smtpd_tls_eccert_file";
   const at = (k: string) => ({ file: loaded.file, line: loaded.lineOf(k), key: k });
-  if (!c.smtpd_tls_eccert_file || !c.smtpd_tls_eckey_file) {
-    const present = key === "smtpd_tls_eckey_file"
-      ? "smtpd_tls_eccert_file"
-      : "smtpd_tls_eckey_file";
+  // An empty smtpd_tls_eckey_file means the key is in smtpd_tls_eccert_file.
+  if (!c.smtpd_tls_eccert_file) {
     throw new ConfigError(
-      `${key} is required with ${present} (a second chain needs both)`,
-      at(present),
+      "smtpd_tls_eccert_file is required with smtpd_tls_eckey_file (a second chain needs both)",
+      at("smtpd_tls_eckey_file"),
     );
   }
+  if (onlyEcdsaChain(c)) return undefined; // the one chain, not a second
   if (!engine) {
     throw new ConfigError(
       "smtpd_tls_eccert_file: a second chain needs the TLS engine (smtpd_tls_loopback_listen): " +
@@ -261,8 +385,6 @@ function engineAddress(
       );
     }
   }
-  const ecdsaPort = c.smtpd_tls_eccert_file
-    ? (a.port === 0 ? 0 : a.port + ports.perChain)
-    : undefined;
+  const ecdsaPort = secondChain(c) ? (a.port === 0 ? 0 : a.port + ports.perChain) : undefined;
   return { hostname: a.hostname, port: a.port, ...(ecdsaPort !== undefined ? { ecdsaPort } : {}) };
 }

@@ -161,9 +161,9 @@ Deno.test({
     );
     assert.match(
       await check(
-        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_eccert_file = "/x.pem"',
+        'smtpd_tls_loopback_listen = "127.0.0.1:10465"\nsmtpd_tls_eckey_file = "/x.pem"',
       ),
-      /smtpd\.toml:\d+: smtpd_tls_eckey_file is required with smtpd_tls_eccert_file/,
+      /smtpd\.toml:\d+: smtpd_tls_eccert_file is required with smtpd_tls_eckey_file/,
     );
   },
 });
@@ -230,6 +230,149 @@ Deno.test({
       assert.equal(await keyOf("ECDSA+SHA256", ["-tls1_2"]), "256");
       const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
       assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine) fail the check and a reload",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine");
+    const { key } = await makeTestCert(dir);
+    // OpenSSL's x509 -req without extensions writes an X.509 version 1 certificate.
+    await sh(
+      `cd ${dir} && openssl req -new -key key.pem -subj /CN=mx.test.example -out v1.csr 2>&1 && ` +
+        `openssl x509 -req -in v1.csr -signkey key.pem -days 2 -out v1.pem 2>&1 && ` +
+        `openssl req -x509 -newkey rsa-pss -pkeyopt rsa_keygen_bits:2048 -nodes -keyout pss.key ` +
+        `-out pss.pem -days 2 -subj /CN=x 2>&1 && ` +
+        `openssl req -x509 -newkey ed448 -nodes -keyout ed448.key -out ed448.pem -days 2 -subj /CN=x 2>&1`,
+    );
+    const check = async (lines: string) => {
+      const { configFile } = await writeConfig(dir, `smtpd_tls_security_level = "may"\n${lines}`);
+      return await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    };
+    for (const k of ["pss", "ed448"]) {
+      const r = await check(
+        `smtpd_tls_cert_file = "${dir}/${k}.pem"\nsmtpd_tls_key_file = "${dir}/${k}.key"`,
+      );
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `smtpd\\.toml:\\d+: smtpd_tls_cert_file/smtpd_tls_key_file: the private key is of type ${
+            k.replace("pss", "rsa-pss")
+          }: the TLS library \\(rustls\\) signs with`,
+        ),
+      );
+    }
+    const engine = 'smtpd_tls_loopback_listen = "127.0.0.1:0"';
+    const v1 = `smtpd_tls_cert_file = "${dir}/v1.pem"\nsmtpd_tls_key_file = "${key}"`;
+    const r = await check(`${v1}\n${engine}`);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: the certificate is X\.509 version 1: the TLS engine \(rustls\) serves version 3/,
+    );
+    // node:tls serves it.
+    assert.equal((await check(v1)).code, 0);
+    // A reload that brings it keeps the running chain and says so.
+    await Deno.copyFile(`${dir}/cert.pem`, `${dir}/live.pem`);
+    const d = await startDaemon(
+      `smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "${dir}/live.pem"\n` +
+        `smtpd_tls_key_file = "${key}"\n${engine}`,
+      { dir },
+    );
+    try {
+      await Deno.copyFile(`${dir}/v1.pem`, `${dir}/live.pem`);
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(
+        /warning: reload failed: .*smtpd\.toml:\d+: .*X\.509 version 1.*; keeping the running configuration/,
+      );
+      assert.doesNotMatch(d.log(), /reload: configuration and tables re-read/);
+      const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+      assert.equal(s.code, 0, s.stdout + s.stderr);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an ECDSA-only server (smtpd_tls_eccert_file alone, as Postfix allows) serves that chain, with and without the engine",
+  ...opts,
+  fn: async () => {
+    for (const engine of [false, true]) {
+      const dir = await makeWorkDir("tls-engine");
+      const ec = await makeTestCert(dir, { ecdsa: true });
+      const lines = [
+        'smtpd_tls_security_level = "may"',
+        `smtpd_tls_eccert_file = "${ec.cert}"`,
+        `smtpd_tls_eckey_file = "${ec.key}"`,
+        ...(engine ? ['smtpd_tls_loopback_listen = "127.0.0.1:0"'] : []),
+      ].join("\n");
+      const { configFile } = await writeConfig(dir, lines);
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+      const d = await startDaemon(lines, { dir });
+      try {
+        const r = await sh(
+          `echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 127.0.0.1:${d.port} 2>&1`,
+        );
+        assert.match(r, /Server public key is 256 bit/, r);
+        const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+        assert.equal(s.code, 0, s.stdout + s.stderr);
+        assert.match(s.stdout, /TLS started with cipher TLSv1\.3:/);
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a reload that removes the ECDSA chain says it needs a restart, and keeps the running chains",
+  ...opts,
+  fn: async () => {
+    // (One that adds it needs read permission for files the start was not given.)
+    const dir = await makeWorkDir("tls-engine");
+    const rsa = `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 1\n` +
+      `smtpd_tls_loopback_listen = "127.0.0.1:0"`;
+    const ec = await makeTestCert(dir, { ecdsa: true });
+    const d = await startDaemon(
+      `${rsa}\nsmtpd_tls_eccert_file = "${ec.cert}"\nsmtpd_tls_eckey_file = "${ec.key}"`,
+      { dir },
+    );
+    const keyOf = async () => {
+      const r = await sh(
+        `echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 127.0.0.1:${d.port} ` +
+          `-sigalgs 'ECDSA+SHA256:RSA-PSS+SHA256' 2>&1`,
+      );
+      return /Server public key is (\d+) bit/.exec(r)?.[1] ?? r;
+    };
+    try {
+      assert.equal(await keyOf(), "256");
+      await writeConfig(dir, rsa);
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(/reload: configuration and tables re-read/);
+      for (const k of ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"]) {
+        assert.match(
+          d.log(),
+          new RegExp(
+            `warning: reload: ${k} changed .*but takes effect only after a restart; still "`,
+          ),
+        );
+      }
+      // What the log says is what is served.
+      assert.equal(await keyOf(), "256");
     } finally {
       await d.stop();
     }

@@ -352,3 +352,137 @@ Deno.test({
     );
   },
 });
+
+/**
+ * Python: STARTTLS, then over TLS `sys.argv[2]` (EHLO or HELO), MAIL, RCPT
+ * and DATA (pipelined after EHLO, one by one after HELO), a message, and a
+ * RCPT refused; prints each reply's last line.
+ */
+const PIPELINED_OVER_TLS = `${UP_TO_STARTTLS}
+t = ctx.wrap_socket(s); tf = t.makefile("rb")
+t.sendall(sys.argv[2].encode() + b" client.example\\r\\n"); reply(tf)
+cmds = [b"MAIL FROM:<a@b.example>\\r\\n", b"RCPT TO:<u@example.com>\\r\\n", b"DATA\\r\\n"]
+if sys.argv[2] == "EHLO":
+    t.sendall(b"".join(cmds)); print(reply(tf)); print(reply(tf)); print(reply(tf))
+else:
+    for c in cmds: t.sendall(c); print(reply(tf))
+t.sendall(b"Subject: x\\r\\n\\r\\nhi\\r\\n.\\r\\n"); print(reply(tf))
+t.sendall(b"MAIL FROM:<a@b.example>\\r\\n"); reply(tf)
+t.sendall(b"RCPT TO:<nobody@elsewhere.example>\\r\\n"); print(reply(tf))
+t.sendall(b"QUIT\\r\\n"); reply(tf)
+`;
+
+Deno.test({
+  name:
+    "after STARTTLS an EHLO client may pipeline (reject_unauth_pipelining), logs say proto=ESMTP, HELO gets 'with SMTP'",
+  ...opts,
+  fn: async () => {
+    for (const engine of [false, true]) {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const d = await startDaemon(
+        `${extra}\nsmtpd_data_restrictions = ["reject_unauth_pipelining"]\n` +
+          `smtpd_recipient_restrictions = ["check_recipient_access inline:{ nobody@elsewhere.example = REJECT }"]`,
+        { dir },
+      );
+      try {
+        const r = await run("python3", ["-c", PIPELINED_OVER_TLS, String(d.port), "EHLO"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(r.stdout.trim().split("\n").slice(0, 3), [
+          "250 2.1.0 Ok",
+          "250 2.1.5 Ok",
+          "354 End data with <CR><LF>.<CR><LF>",
+        ], d.log());
+        assert.match(r.stdout, /^554 5\.7\.1 <nobody@elsewhere\.example>/m);
+        await d.waitForLog(/NOQUEUE: reject: RCPT/);
+        // Postfix's proto= is SMTP or ESMTP; TLS adds its "S" to Received: only.
+        assert.match(d.log(), /NOQUEUE: reject: RCPT .* proto=ESMTP helo=<client\.example>$/m);
+        assert.doesNotMatch(d.log(), /improper command pipelining/);
+        const [f] = await queueFiles(d.queueDir);
+        assert.match(await postcat(f as string), /with ESMTPS id/);
+        // HELO: RFC 3848 is for ESMTP only, so Postfix writes "with SMTP".
+        const h = await run("python3", ["-c", PIPELINED_OVER_TLS, String(d.port), "HELO"]);
+        assert.equal(h.code, 0, h.stderr);
+        await d.waitForLog(/(queued as[^]*){2}|(NOQUEUE: reject: RCPT[^]*){2}/);
+        const received = await Promise.all((await queueFiles(d.queueDir)).map((q) => postcat(q)));
+        assert.equal(
+          received.filter((pc) => /\) with SMTP id /.test(pc)).length,
+          1,
+          received.join(),
+        );
+        assert.ok(!received.some((pc) => /with SMTPS id/.test(pc)), received.join());
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "key and chain in one file (smtpd_tls_key_file empty, as Postfix's default, or naming the same file): STARTTLS works",
+  ...opts,
+  fn: async () => {
+    for (const engine of [false, true]) {
+      const dir = await makeWorkDir("tls");
+      const { cert, key } = await makeTestCert(dir);
+      const ec = await makeTestCert(dir, { ecdsa: true });
+      // Postfix's documentation has the key first; certbot-style files have it last.
+      await Deno.writeTextFile(
+        `${dir}/both.pem`,
+        (await Deno.readTextFile(key)) + (await Deno.readTextFile(cert)),
+      );
+      await Deno.writeTextFile(
+        `${dir}/ecboth.pem`,
+        (await Deno.readTextFile(ec.cert)) + (await Deno.readTextFile(ec.key)),
+      );
+      const lines = [
+        'smtpd_tls_security_level = "may"',
+        `smtpd_tls_cert_file = "${dir}/both.pem"`,
+        ...(engine
+          ? [
+            `smtpd_tls_key_file = "${dir}/both.pem"`,
+            `smtpd_tls_loopback_listen = "127.0.0.1:0"`,
+            `smtpd_tls_eccert_file = "${dir}/ecboth.pem"`,
+          ]
+          : []),
+      ].join("\n");
+      const { configFile } = await writeConfig(dir, lines);
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+      const d = await startDaemon(lines, { dir });
+      try {
+        const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
+
+const CLOSE_NOTIFY = `${UP_TO_STARTTLS}
+t = ctx.wrap_socket(s, suppress_ragged_eofs=False); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); reply(tf)
+t.sendall(b"QUIT\\r\\n"); print("quit:", reply(tf))
+try:
+    print("end:", t.recv(100))
+except ssl.SSLError as e:
+    print("end:", type(e).__name__)
+`;
+
+onBothTlsPaths(
+  "QUIT over TLS: the session ends with a close_notify, as Postfix's (Exim logs an error otherwise)",
+  async (d) => {
+    const r = await run("python3", ["-c", CLOSE_NOTIFY, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^quit: 221 2\.0\.0 Bye$/m);
+    // Python reads b"" after a close_notify, SSLEOFError after a bare TCP end.
+    assert.match(r.stdout, /^end: b''$/m);
+    await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 quit=1/);
+  },
+);

@@ -42,7 +42,7 @@ export interface MessageOrigin {
   readonly clientAddress: string;
   readonly clientPort: string;
   readonly helo: string | undefined;
-  /** "SMTP" or "ESMTP" (plus later suffixes such as "S" for TLS). */
+  /** "SMTP" or "ESMTP" (Received: adds RFC 3848's "S" and "A" to ESMTP). */
   readonly protocol: string;
   /** True for stand-alone local submissions. */
   readonly local: boolean;

@@ -635,7 +635,7 @@ Deno.test("MessageDraft ends the header block with the line header_size_limit cu
 Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticated sender:) only with the header setting", async () => {
   const origin: MessageOrigin = {
     ...REMOTE,
-    protocol: "ESMTPS",
+    protocol: "ESMTP",
     tls: { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 },
     sasl: { method: "PLAIN", username: "al(ice)", sender: "al+40x.example" },
   };
@@ -647,7 +647,7 @@ Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticat
   for (const a of ["sasl_method=PLAIN", "sasl_username=al(ice)", "sasl_sender=al+40x.example"]) {
     assert.ok(attrs.includes(a), `${a} in ${attrs.join(" ")}`);
   }
-  assert.ok(attrs.includes("protocol_name=ESMTPS"));
+  assert.ok(attrs.includes("protocol_name=ESMTP"));
   const told = await send(["Subject: hi", "", "body"], {
     envelope: { origin },
     config: { "smtpd_sasl_authenticated_header": true },

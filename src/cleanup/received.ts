@@ -1,8 +1,8 @@
 /**
  * Our Received: header, as Postfix's smtpd writes it: the client's HELO
  * name, name and address; TLS protocol and cipher; the AUTH login with
- * smtpd_sasl_authenticated_header; "with" ESMTP/ESMTPS plus "A" after AUTH
- * (RFC 3848); the queue ID; "for <rcpt>" with one recipient; the date.
+ * smtpd_sasl_authenticated_header; "with" SMTP or ESMTP, ESMTP with "S"
+ * after STARTTLS and "A" after AUTH (RFC 3848, for ESMTP only); the queue ID; "for <rcpt>" with one recipient; the date.
  * A local submission gets "by host (mail_name, from userid local)".
  *
  * @module
@@ -39,12 +39,11 @@ export function receivedHeader(
     ? `(Authenticated sender: ${commentSafe(o.sasl.username)})\n\t`
     : "";
   const from = `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
-  // RFC 3848: ESMTPA / ESMTPSA for an authenticated ESMTP session; RFC 6531:
+  // RFC 3848: ESMTPS / ESMTPA / ESMTPSA for an encrypted or authenticated
+  // ESMTP session (a HELO session stays "SMTP", as in Postfix); RFC 6531:
   // UTF8SMTP, with S for TLS and A for AUTH, for an SMTPUTF8 transaction.
-  const protocol = env.smtputf8
-    ? `UTF8SMTP${o.tls ? "S" : ""}${o.sasl ? "A" : ""}`
-    : o.sasl && o.protocol.startsWith("ESMTP")
-    ? `${o.protocol}A`
-    : o.protocol;
+  const esmtp = o.protocol === "ESMTP";
+  const suffix = `${o.tls && esmtp ? "S" : ""}${o.sasl && esmtp ? "A" : ""}`;
+  const protocol = env.smtputf8 ? `UTF8SMTP${suffix}` : `${o.protocol}${suffix}`;
   return `Received: ${from}${tlsPart}${authPart}by ${cfg.myhostname} (${cfg.mail_name}) with ${protocol} id ${id}${forPart}`;
 }

@@ -325,7 +325,10 @@ export const PARAMS = {
     "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL)",
   ),
   smtpd_tls_cert_file: str("", "PEM certificate chain for STARTTLS and wrapper mode"),
-  smtpd_tls_key_file: str("", "PEM private key for STARTTLS and wrapper mode"),
+  smtpd_tls_key_file: str(
+    "",
+    "PEM private key for STARTTLS and wrapper mode; empty: the key is in smtpd_tls_cert_file (Postfix's default)",
+  ),
   smtpd_tls_protocols: str(
     ">=TLSv1",
     "TLS protocols when TLS is optional (Postfix syntax: !TLSv1.2, >=TLSv1.3; only TLSv1.2 and TLSv1.3 exist here)",
@@ -358,9 +361,12 @@ export const PARAMS = {
   ),
   smtpd_tls_eccert_file: str(
     "",
-    "A second chain, ECDSA (PEM), served to clients that accept ECDSA signatures; needs smtpd_tls_loopback_listen",
+    "A second chain, ECDSA (PEM), served to clients that accept ECDSA signatures; needs smtpd_tls_loopback_listen (alone, without smtpd_tls_cert_file: the one chain)",
   ),
-  smtpd_tls_eckey_file: str("", "The key of smtpd_tls_eccert_file (PEM)"),
+  smtpd_tls_eckey_file: str(
+    "",
+    "The key of smtpd_tls_eccert_file (PEM); empty: the key is in smtpd_tls_eccert_file",
+  ),
   smtpd_tls_loopback_listen: str(
     "",
     "Loopback host:port of the program's own TLS engine (Deno's TLS stack, about half the CPU " +

@@ -146,7 +146,7 @@ export interface SessionContext {
   readonly tx: Transaction | undefined;
   /** The HELO/EHLO name, if any. */
   readonly helo: string | undefined;
-  /** SMTP, ESMTP, SMTPS or ESMTPS (for Received: and the log). */
+  /** SMTP or ESMTP, with TLS as without (for Received:, the log and policy requests). */
   readonly protocol: string;
   /** What TLS negotiated, once the connection is encrypted. */
   readonly tls: TlsInfo | undefined;
@@ -178,7 +178,7 @@ export interface SessionContext {
   /**
    * HELO/EHLO accepted: the session is greeted and any transaction ends.
    * @param helo the name
-   * @param protocol SMTP, ESMTP, SMTPS or ESMTPS
+   * @param protocol SMTP or ESMTP
    */
   greet(helo: string, protocol: string): void;
   /**

@@ -24,6 +24,9 @@ export interface ServerTls {
   readonly ecPem?: TlsPem;
 }
 
+/** The longest a TLS session's close_notify may take to go out before its sockets are closed. */
+const CLOSE_NOTIFY_MS = 1000;
+
 function bitsOf(cipher: string): number {
   if (/AES_256|AES256|CHACHA20/i.test(cipher)) return 256;
   if (/AES_128|AES128/i.test(cipher)) return 128;
@@ -150,7 +153,24 @@ export function nodeTransport(
       });
     },
     close() {
-      socket.destroy();
+      if (!(socket instanceof TLSSocket) || !under || socket.destroyed) {
+        socket.destroy();
+        under?.destroy();
+        return;
+      }
+      // RFC 8446 §6.1, and Postfix's SSL_shutdown(): the session ends with
+      // a close_notify alert, which end() sends; without it a client logs an
+      // error for a session that went well (Exim: "The TLS connection was
+      // non-properly terminated"). Both sockets go once it is written (the
+      // socket underneath ends after its pending writes), at the latest
+      // after CLOSE_NOTIFY_MS (a client that reads nothing).
+      const gone = () => {
+        clearTimeout(timer);
+        socket.destroy();
+        under.destroy();
+      };
+      const timer = setTimeout(gone, CLOSE_NOTIFY_MS);
+      socket.end(() => under.end(gone));
     },
     startTls: tls
       ? async (timeoutMs: number) => {

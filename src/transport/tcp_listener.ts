@@ -416,10 +416,8 @@ async function startTlsWith(context: () => ServerTls): Promise<StartTls> {
       },
       read: (p) => secure.read(p),
       write: (p) => secure.write(p),
-      close: () => {
-        secure.close();
-        stream.destroy();
-      },
+      // Closes the stream underneath too, once the TLS session's close_notify is out.
+      close: () => secure.close(),
     };
   };
 }

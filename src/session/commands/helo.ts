@@ -40,9 +40,10 @@ async function greet(
   const shown = sanitizeLogText(name);
   const refused = await ctx.checkPolicy("helo", verb, { helo: shown });
   if (refused) return refused;
-  const extended = verb === "EHLO" ? "E" : "";
   // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
-  ctx.greet(shown.replace(NEUTER, "?"), ctx.tls ? `${extended}SMTPS` : `${extended}SMTP`);
+  // The protocol is SMTP or ESMTP, TLS or not (as Postfix's): the "S" of
+  // RFC 3848 is Received:'s alone, and "ESMTP" is what allows pipelining.
+  ctx.greet(shown.replace(NEUTER, "?"), verb === "EHLO" ? "ESMTP" : "SMTP");
   return undefined;
 }
 
