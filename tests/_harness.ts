@@ -605,6 +605,11 @@ export async function tlsCertConfig(
     `smtpd_tls_security_level = "${level}"`,
     `smtpd_tls_cert_file = "${relDir}/cert.pem"`,
     `smtpd_tls_key_file = "${relDir}/key.pem"`,
+    // What most sites set (Postfix's defaults are 0 and no; a test of the
+    // defaults leaves these two lines out): the handshake's log line, which
+    // tests wait for, and the TLS comment in Received:.
+    `smtpd_tls_loglevel = 1`,
+    `smtpd_tls_received_header = true`,
     // The TLS engine (tls_engine.ts) instead of node:tls, on any free port.
     ...(options.engine ? [`smtpd_tls_loopback_listen = "127.0.0.1:0"`] : []),
   ].join("\n");

@@ -75,6 +75,36 @@ onBothTlsPaths(
   },
 );
 
+for (const engine of [false, true]) {
+  Deno.test({
+    name: "Postfix's defaults, smtpd_tls_loglevel = 0 and smtpd_tls_received_header = no: " +
+      'no TLS line in the log, no TLS comment in Received:, still "with ESMTPS"' +
+      (engine ? " (TLS engine)" : ""),
+    ...opts,
+    fn: async () => {
+      const { dir, extra } = await tlsConfig("may", engine);
+      const defaults = extra.split("\n").filter((l) =>
+        !/^smtpd_tls_(loglevel|received_header) /.test(l)
+      ).join("\n");
+      assert.notEqual(defaults, extra);
+      const d = await startDaemon(defaults, { dir });
+      try {
+        const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/);
+        const [f] = await queueFiles(d.queueDir);
+        const pc = await postcat(f as string);
+        assert.match(pc, /with ESMTPS id/);
+        assert.doesNotMatch(pc, /using TLS|No client certificate/);
+        await d.waitForLog(/disconnect from /);
+        assert.doesNotMatch(d.log(), /TLS connection established/);
+      } finally {
+        await d.stop();
+      }
+    },
+  });
+}
+
 Deno.test({
   name:
     "node:tls, TLS 1.2: OpenSSL's suite name in the log and Received:, as Postfix and the engine",

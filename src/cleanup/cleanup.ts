@@ -111,6 +111,7 @@ export type CleanupConfig =
     | "always_bcc"
     | "myorigin"
     | "smtpd_sasl_authenticated_header"
+    | "smtpd_tls_received_header"
   >
   & {
     readonly smtputf8_enable?: boolean;

@@ -30,6 +30,7 @@ const CONFIG: CleanupConfig = {
   "always_bcc": "",
   myorigin: "mx.example.com",
   "smtpd_sasl_authenticated_header": false,
+  "smtpd_tls_received_header": false,
 };
 
 const REMOTE: MessageOrigin = {
@@ -650,7 +651,7 @@ Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticat
   assert.ok(attrs.includes("protocol_name=ESMTP"));
   const told = await send(["Subject: hi", "", "body"], {
     envelope: { origin },
-    config: { "smtpd_sasl_authenticated_header": true },
+    config: { "smtpd_sasl_authenticated_header": true, "smtpd_tls_received_header": true },
   });
   assert.equal(told.lines[2], "\t(No client certificate requested)");
   assert.equal(told.lines[3], "\t(Authenticated sender: al?ice?)");
@@ -659,6 +660,25 @@ Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticat
   });
   assert.ok(plain.lines.some((l) => l.includes(" with ESMTPA id ")));
   assert.ok(!recordTexts(plain, REC.attr).some((a) => a.startsWith("sasl_sender=")));
+});
+
+Deno.test("MessageDraft: the TLS comment in Received: only with smtpd_tls_received_header (Postfix's default is off); ESMTPS either way", async () => {
+  const origin: MessageOrigin = {
+    ...REMOTE,
+    tls: { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 },
+  };
+  const quiet = await send(["Subject: hi", "", "body"], { envelope: { origin } });
+  assert.ok(!quiet.lines.some((l) => l.includes("using TLSv1.3")), quiet.lines.join("\n"));
+  assert.ok(quiet.lines.some((l) => / with ESMTPS id /.test(l)));
+  const told = await send(["Subject: hi", "", "body"], {
+    envelope: { origin },
+    config: { "smtpd_tls_received_header": true },
+  });
+  assert.equal(
+    told.lines[1],
+    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))",
+  );
+  assert.ok(told.lines.some((l) => / with ESMTPS id /.test(l)));
 });
 
 Deno.test("MessageDraft stores a line longer than line_length_limit as L records of that size, as Postfix's cleanup", async () => {

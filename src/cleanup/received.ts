@@ -13,14 +13,18 @@ import { commentSafe } from "./headers.ts";
 
 /**
  * The Received: header, its lines joined by "\n" (continuations start with a tab).
- * @param cfg our host name, mail name and smtpd_sasl_authenticated_header
+ * @param cfg our host name, mail name, smtpd_sasl_authenticated_header and
+ *   smtpd_tls_received_header
  * @param env the envelope
  * @param id the queue ID
  * @param when the arrival date, formatted
  * @returns the header text
  */
 export function receivedHeader(
-  cfg: Pick<CleanupConfig, "myhostname" | "mail_name" | "smtpd_sasl_authenticated_header">,
+  cfg: Pick<
+    CleanupConfig,
+    "myhostname" | "mail_name" | "smtpd_sasl_authenticated_header" | "smtpd_tls_received_header"
+  >,
   env: MessageEnvelope,
   id: string,
   when: string,
@@ -32,7 +36,7 @@ export function receivedHeader(
   if (o.local) {
     return `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${id}${forPart}`;
   }
-  const tlsPart = o.tls
+  const tlsPart = o.tls && cfg.smtpd_tls_received_header
     ? `(using ${o.tls.protocol} with cipher ${o.tls.cipher} (${o.tls.bits}/${o.tls.bits} bits))\n\t(No client certificate requested)\n\t`
     : "";
   const authPart = o.sasl && cfg.smtpd_sasl_authenticated_header

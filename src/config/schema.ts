@@ -351,6 +351,16 @@ export const PARAMS = {
     [],
     "SNI name (or .parent domain) -> file with the key, then the chain (texthash: or inline:)",
   ),
+  smtpd_tls_received_header: bool(
+    false,
+    'Put the TLS protocol and cipher in the Received: header, as a comment ("with ESMTPS" says TLS either way)',
+  ),
+  smtpd_tls_loglevel: int(
+    0,
+    '0: no log line for a TLS handshake that went well; 1 or more: "Anonymous TLS connection established" (failures are always logged)',
+    0,
+    4,
+  ),
   smtpd_tls_wrappermode: bool(
     false,
     "Implicit TLS (RFC 8314) on every smtpd_listen address: the handshake before the greeting",

@@ -55,7 +55,9 @@ export async function startImplicitTls(ctx: SessionContext): Promise<boolean> {
   return true;
 }
 
+/** Logs a handshake that went well, with smtpd_tls_loglevel 1 or more (Postfix's summary). */
 function logEstablished(ctx: SessionContext): void {
+  if (ctx.config.smtpd_tls_loglevel < 1) return;
   const t = ctx.tls;
   ctx.log.info(
     `Anonymous TLS connection established from ${ctx.client.name}[${ctx.client.address}]: ${t?.protocol} with cipher ${t?.cipher} (${t?.bits}/${t?.bits} bits)`,
