@@ -384,3 +384,58 @@ Deno.test({
     }
   },
 });
+
+/** EHLO, then each MAIL FROM with one RCPT; returns the RCPT replies (first line). */
+async function rcptRepliesFor(c: RawClient, senders: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const from of senders) {
+    await c.send(`MAIL FROM:<${from}>\r\n`);
+    assert.match(await c.reply(), /^250 /);
+    await c.send("RCPT TO:<x@foreign.example>\r\n");
+    out.push((await c.reply()).trimEnd());
+    await c.send("RSET\r\n");
+    await c.reply();
+  }
+  return out;
+}
+
+Deno.test({
+  name:
+    'sender login maps see the address as Postfix resolves it: <alice>, <"alice"> and a trailing dot are alice@$myorigin',
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false, async (dir) => {
+      const maps = join(dir, "logins");
+      await Deno.writeTextFile(maps, "alice@mx.test.example alice\n");
+      return `myorigin = "mx.test.example"\n` +
+        `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
+    });
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // Not logged in: the owned address, however written, is refused (the
+      // queue would hold alice@mx.test.example).
+      assert.deepEqual(
+        await rcptRepliesFor(c, ["alice", '"alice"', "alice@MX.test.example."]),
+        [
+          "553 5.7.1 <alice>: Sender address rejected: not logged in",
+          "553 5.7.1 <alice>: Sender address rejected: not logged in",
+          "553 5.7.1 <alice@MX.test.example.>: Sender address rejected: not logged in",
+        ],
+      );
+      // Logged in as alice, the unqualified form is hers.
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      assert.deepEqual(await rcptRepliesFor(c, ["alice", "alice@mx.test.example."]), [
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+      ]);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
