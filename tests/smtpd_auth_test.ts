@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
+import { socketmapServer } from "./_socketmap_server.ts";
 import {
   freePort,
   makeWorkDir,
@@ -435,6 +436,44 @@ Deno.test({
       ]);
     } finally {
       c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a sender login map that cannot answer defers (451 4.3.0), it never lets the sender pass",
+  ...opts,
+  fn: async () => {
+    const srv = socketmapServer({
+      "alice@mx.test.example": "TEMP database down",
+      "carol@mx.test.example": "carol",
+    });
+    const s = await authDaemon(
+      `smtpd_sender_login_maps = ["socketmap:inet:127.0.0.1:${srv.port}:logins"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`,
+      false,
+    );
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      assert.deepEqual(await rcptRepliesFor(c, ["alice@mx.test.example"]), [
+        "451 4.3.0 <alice@mx.test.example>: Temporary lookup failure",
+      ]);
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      assert.deepEqual(
+        await rcptRepliesFor(c, ["alice@mx.test.example", "carol@mx.test.example"]),
+        [
+          "451 4.3.0 <alice@mx.test.example>: Temporary lookup failure",
+          "553 5.7.1 <carol@mx.test.example>: Sender address rejected: not owned by user alice",
+        ],
+      );
+    } finally {
+      c.close();
+      srv.stop();
       await s.stop();
     }
   },

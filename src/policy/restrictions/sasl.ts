@@ -20,7 +20,9 @@
  * domain gets @$myorigin (as the queue will have it), a trailing dot is
  * dropped; the keys are the whole address, then "user@domain" without the
  * extension (recipient_delimiter), then "@domain", each tried in every map
- * before the next (a pattern table sees only the whole address).
+ * before the next (a pattern table sees only the whole address). A map
+ * that cannot answer makes it 451 4.3.0 "<addr>: Temporary lookup failure",
+ * as Postfix's reject_dict_retry, never a pass.
  *
  * @module
  */
@@ -28,7 +30,7 @@
 import { reply } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import type { CompileEnv, EvalEnv, Factory, Restriction } from "../restriction.ts";
-import { tracedLookup } from "../restriction.ts";
+import { refuse, tracedLookup } from "../restriction.ts";
 import { bothForms, recipientKeys } from "../addr_find.ts";
 import { normalizeDomain } from "../hostname.ts";
 import type { LookupTable } from "../tables/mod.ts";
@@ -36,14 +38,15 @@ import type { LookupTable } from "../tables/mod.ts";
 /** What the maps say about a sender address. */
 type Owners =
   | { kind: "found"; names: string[] }
-  | { kind: "unknown" };
+  | { kind: "unknown" }
+  | { kind: "tempfail" };
 
 /**
  * The owners of a sender address, looked up as Postfix's mail_addr_find
  * looks up the address trivial-rewrite resolved: an unqualified address
  * gets @$myorigin, a trailing dot leaves the domain; each key is tried in
  * every map before the next key (a pattern table sees only the whole
- * address).
+ * address); a map that cannot answer stops the search.
  */
 async function ownersOf(
   e: EvalEnv,
@@ -63,6 +66,7 @@ async function ownersOf(
     for (const table of tables) {
       if (table.pattern && !whole.has(key)) continue;
       const r = await tracedLookup(e, table, table.pattern ? key : key.toLowerCase());
+      if (r.kind === "tempfail") return { kind: "tempfail" };
       if (r.kind === "found") {
         return { kind: "found", names: r.value.split(/[,\s]+/).filter((n) => n !== "") };
       }
@@ -89,6 +93,10 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
       if (login === undefined && mode === "authenticated") return { kind: "dunno" };
       if (login !== undefined && mode === "unauthenticated") return { kind: "dunno" };
       const found = await ownersOf(e, tables, sender, env.config);
+      // Postfix's reject_dict_retry: 451 4.3.0, never a pass.
+      if (found.kind === "tempfail") {
+        return refuse(reply(451, "3.0", `<${address}>: Temporary lookup failure`), name);
+      }
       const owners = found.kind === "found" ? found.names : undefined;
       if (login === undefined) {
         return owners === undefined ? { kind: "dunno" } : {
