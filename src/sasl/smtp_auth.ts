@@ -193,9 +193,10 @@ export async function runAuthCommand(
  * @returns the reply, or undefined
  */
 export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions): Reply | undefined {
-  if (!state.enabled) return REPLY.authNotEnabled;
+  // With smtpd_tls_auth_only Postfix does not turn SASL on before TLS, so
+  // AUTH there gets the same answer as with AUTH off.
+  if (!state.enabled || (options.tlsAuthOnly && !state.tls)) return REPLY.authNotEnabled;
   if (state.inTransaction) return REPLY.authInTransaction;
-  if (options.tlsAuthOnly && !state.tls) return REPLY.authNeedsTls;
   if (state.username !== undefined) return REPLY.authAlready;
   return undefined;
 }
