@@ -479,3 +479,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "AUTH= from a client that did not log in is kept as Postfix keeps it: sasl_sender in the queue file and the client= line",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<bob@client.example> AUTH=<bob+40x@client.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.0 /);
+      await c.send("RCPT TO:<postmaster@mx.test.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: relayed\r\n\r\nhello\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_sender=<bob\+40x@client\.example>\n/,
+      );
+      const [f] = await queueFiles(s.d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /named_attribute: sasl_sender=<bob\+40x@client\.example>/);
+      assert.doesNotMatch(pc, /sasl_method|sasl_username|ESMTPA/);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
