@@ -114,7 +114,12 @@ export async function runAuthCommand(
   const asked = words[0] ?? "";
   const mechanism = options.mechanisms.find((m) => m.toUpperCase() === asked.toUpperCase());
   if (!MECH_NAME.test(asked) || mechanism === undefined) {
-    return { kind: "refused", reply: REPLY.authUnsupported };
+    // Logged as Postfix 3.7 logs it (its Dovecot glue's reason).
+    return {
+      kind: "refused",
+      reply: REPLY.authUnsupported,
+      warning: failedText(printable(asked), "Invalid authentication mechanism"),
+    };
   }
   let initial = words[1];
   if (initial === "=") initial = "";
@@ -122,7 +127,7 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: REPLY.authBadBase64,
-      warning: failedText(mechanism, "invalid base64 data in initial response"),
+      warning: failedText(mechanism, "Invalid base64 data in initial response"),
     };
   }
 
@@ -161,7 +166,7 @@ export async function runAuthCommand(
       return {
         kind: "refused",
         reply: REPLY.authBadBase64,
-        warning: failedText(mechanism, "invalid base64 data in continued response"),
+        warning: failedText(mechanism, "Invalid base64 data in continued response"),
       };
     }
     step = await exchange.respond(line.text);
