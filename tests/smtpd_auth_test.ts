@@ -514,3 +514,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "sasl_method is the mechanism as the client wrote it (auth plain → plain), as Postfix records it",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send(`auth plain ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      await c.send("MAIL FROM:<alice@mx.test.example>\r\nRCPT TO:<x@foreign.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.0 /);
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: lower case\r\n\r\nhello\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as /);
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_method=plain, sasl_username=alice\n/,
+      );
+      const [f] = await queueFiles(s.d.queueDir);
+      assert.match(await postcat(f as string), /named_attribute: sasl_method=plain\n/);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});

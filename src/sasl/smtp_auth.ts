@@ -81,6 +81,7 @@ export type AuthOutcome =
     kind: "authenticated";
     reply: Reply;
     username: string;
+    /** The mechanism as the client wrote it (Postfix's sasl_method). */
     mechanism: string;
     /** For the session's log lines: "sasl_method=PLAIN, sasl_username=user". */
     logFields: string;
@@ -112,6 +113,8 @@ export async function runAuthCommand(
   const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
   if (words.length < 1 || words.length > 2) return { kind: "refused", reply: REPLY.authSyntax };
   const asked = words[0] ?? "";
+  // The server's name for it goes to the server; the name as the client
+  // wrote it ("plain") is what Postfix logs and records as sasl_method.
   const mechanism = options.mechanisms.find((m) => m.toUpperCase() === asked.toUpperCase());
   if (!MECH_NAME.test(asked) || mechanism === undefined) {
     // Logged as Postfix 3.7 logs it (its Dovecot glue's reason).
@@ -127,7 +130,7 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: REPLY.authBadBase64,
-      warning: failedText(mechanism, "Invalid base64 data in initial response"),
+      warning: failedText(asked, "Invalid base64 data in initial response"),
     };
   }
 
@@ -143,14 +146,14 @@ export async function runAuthCommand(
     const line = await io.readSecretLine(options.responseLimit);
     if (line.kind === "closed") {
       exchange.abandon();
-      return { kind: "lost", warning: `SASL ${mechanism} authentication aborted: lost connection` };
+      return { kind: "lost", warning: `SASL ${asked} authentication aborted: lost connection` };
     }
     if (line.kind === "tooLong") {
       exchange.abandon();
       return {
         kind: "refused",
         reply: REPLY.authResponseTooLong,
-        warning: failedText(mechanism, "SASL response limit exceeded"),
+        warning: failedText(asked, "SASL response limit exceeded"),
       };
     }
     if (line.text === "*") {
@@ -158,7 +161,7 @@ export async function runAuthCommand(
       return {
         kind: "aborted",
         reply: REPLY.authAborted,
-        warning: `SASL ${mechanism} authentication aborted`,
+        warning: `SASL ${asked} authentication aborted`,
       };
     }
     if (!BASE64.test(line.text)) {
@@ -166,7 +169,7 @@ export async function runAuthCommand(
       return {
         kind: "refused",
         reply: REPLY.authBadBase64,
-        warning: failedText(mechanism, "Invalid base64 data in continued response"),
+        warning: failedText(asked, "Invalid base64 data in continued response"),
       };
     }
     step = await exchange.respond(line.text);
@@ -178,15 +181,15 @@ export async function runAuthCommand(
       kind: "authenticated",
       reply: REPLY.authOk,
       username,
-      mechanism,
-      logFields: `sasl_method=${mechanism}, sasl_username=${username}`,
+      mechanism: asked,
+      logFields: `sasl_method=${asked}, sasl_username=${username}`,
     };
   }
   const reason = step.reason === "" ? "(reason unavailable)" : printable(step.reason);
   return {
     kind: "refused",
     reply: step.temporary ? authTemporaryFailure(reason) : authFailed(reason),
-    warning: failedText(mechanism, reason, step.username),
+    warning: failedText(asked, reason, step.username),
   };
 }
 
