@@ -546,3 +546,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a client gone in the middle of AUTH LOGIN is logged as Postfix logs it: lost connection after AUTH, no SASL warning",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\nAUTH LOGIN\r\n");
+      await c.reply();
+      assert.match(await c.reply(), /^334 VXNlcm5hbWU6/);
+      await c.send(`${btoa("alice")}\r\n`);
+      assert.match(await c.reply(), /^334 UGFzc3dvcmQ6/);
+      c.close();
+      await s.d.waitForLog(/lost connection after AUTH from unknown\[127\.0\.0\.1\]/);
+      assert.doesNotMatch(s.d.log(), /SASL LOGIN authentication/);
+    } finally {
+      await s.stop();
+    }
+  },
+});

@@ -88,7 +88,7 @@ export type AuthOutcome =
   }
   | { kind: "refused"; reply: Reply; warning?: string }
   | { kind: "aborted"; reply: Reply; warning: string }
-  | { kind: "lost"; warning: string };
+  | { kind: "lost" };
 
 /** Most 334 rounds in one exchange (a server that never decides is cut off). */
 const MAX_ROUNDS = 32;
@@ -146,7 +146,8 @@ export async function runAuthCommand(
     const line = await io.readSecretLine(options.responseLimit);
     if (line.kind === "closed") {
       exchange.abandon();
-      return { kind: "lost", warning: `SASL ${asked} authentication aborted: lost connection` };
+      // Postfix logs only "lost connection after AUTH" (the session does).
+      return { kind: "lost" };
     }
     if (line.kind === "tooLong") {
       exchange.abandon();

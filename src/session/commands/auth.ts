@@ -68,7 +68,6 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
       return answer(outcome.reply);
     case "lost":
       if (timedOut) throw timedOut;
-      ctx.log.warning(`${who}: ${outcome.warning}`);
       ctx.log.lostConnection(ctx.client, "AUTH");
       return { kind: "gone" };
     default:
