@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
+import { eximSend, prepareExim } from "./_exim.ts";
 import {
   freePort,
   makeWorkDir,
@@ -564,6 +565,67 @@ Deno.test({
       c.close();
       await s.d.waitForLog(/lost connection after AUTH from unknown\[127\.0\.0\.1\]/);
       assert.doesNotMatch(s.d.log(), /SASL LOGIN authentication/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "submission with smtpd_tls_auth_only: swaks on the wrapper port, Exim as an AUTH client over STARTTLS and on the wrapper port",
+  ...opts,
+  fn: async () => {
+    const wrapper = freePort();
+    const s = await authDaemon(
+      `smtpd_tls_auth_only = true\nsmtpd_tls_wrappermode_listen = ["127.0.0.1:${wrapper}"]`,
+    );
+    try {
+      const r = await relayAs(wrapper, [
+        "--tlsc",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "carol",
+        "--auth-password",
+        DOVECOT_USERS.carol,
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /235 2\.7\.0 Authentication successful/);
+      const exim = await prepareExim();
+      if (typeof exim === "string") {
+        // deno-lint-ignore no-console
+        console.log(`Exim part skipped: ${exim}`);
+      } else {
+        const auth = `plain:\n  driver = plaintext\n  public_name = PLAIN\n` +
+          `  client_send = ^alice^${DOVECOT_USERS.alice}\n`;
+        const noVerify = "  tls_verify_certificates =\n  tls_verify_hosts =\n";
+        for (
+          const [port, transport] of [
+            [s.d.port, `  hosts_require_tls = *\n  hosts_require_auth = *\n${noVerify}`],
+            [wrapper, `  protocol = smtps\n  hosts_require_auth = *\n${noVerify}`],
+          ] as const
+        ) {
+          const e = await eximSend(exim, port, "r@foreign.example", "Subject: exim\n\nhi\n", {
+            transport,
+            authenticators: auth,
+            sender: "alice@mx.test.example",
+          });
+          assert.equal(e.code, 0, e.transcript);
+          assert.match(e.transcript, /SMTP<< 235 2\.7\.0 Authentication successful/);
+          assert.match(e.transcript, / A=plain .*C="250 2\.0\.0 Ok: .*queued as /);
+        }
+      }
+      const users = [];
+      for (const f of await queueFiles(s.d.queueDir)) {
+        const pc = await postcat(f);
+        assert.match(pc, /with ESMTPSA id/);
+        users.push(/named_attribute: sasl_username=(\w+)/.exec(pc)?.[1]);
+      }
+      assert.deepEqual(
+        users.sort(),
+        typeof exim === "string" ? ["carol"] : ["alice", "alice", "carol"],
+      );
     } finally {
       await s.stop();
     }
