@@ -631,3 +631,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "EXTERNAL, which Dovecot offers for client certificates, is not announced (Postfix's smtpd_sasl_mechanism_filter default)",
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort(), { mechanisms: "plain login external" });
+    const d = await startDaemon(
+      `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"\nbroken_sasl_auth_clients = true`,
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      const ehlo = await c.reply();
+      assert.match(ehlo, /250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n/);
+      // As in Postfix, only the announcement leaves it out.
+      await c.send("AUTH EXTERNAL =\r\n");
+      assert.match(await c.reply(), /^535 5\.7\.8 /);
+    } finally {
+      c.close();
+      await d.stop();
+      await dovecot.dispose();
+    }
+  },
+});
