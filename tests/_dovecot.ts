@@ -76,9 +76,14 @@ function serviceSettings(): string {
  * The minimal configuration: no protocols, no SSL, auth only.
  * @param dir the private directory
  * @param port the TCP port of the auth listener
+ * @param mechanisms auth_mechanisms
  * @returns dovecot.conf text
  */
-export function dovecotConf(dir: string, port: number): string {
+export function dovecotConf(
+  dir: string,
+  port: number,
+  mechanisms = "plain login anonymous",
+): string {
   return `# private test instance
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -86,7 +91,7 @@ log_path = ${dir}/dovecot.log
 protocols =
 ssl = no
 listen = 127.0.0.1
-${serviceSettings()}auth_mechanisms = plain login anonymous
+${serviceSettings()}auth_mechanisms = ${mechanisms}
 auth_verbose = yes
 passdb {
   driver = passwd-file
@@ -111,15 +116,19 @@ service auth {
 /**
  * Starts a private Dovecot and waits until its auth socket answers.
  * @param port a free loopback TCP port for the auth listener
+ * @param options auth_mechanisms (default "plain login anonymous")
  * @returns the running instance
  */
-export async function startDovecot(port: number): Promise<Dovecot> {
+export async function startDovecot(
+  port: number,
+  options: { mechanisms?: string } = {},
+): Promise<Dovecot> {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-dovecot-" });
   await Deno.chmod(dir, 0o755); // the auth process (not root) reads the users file
   const users = Object.entries(DOVECOT_USERS)
     .map(([u, p]) => `${u}:{PLAIN}${p}:1000:1000::/nonexistent::\n`).join("");
   await Deno.writeTextFile(join(dir, "users"), users, { mode: 0o644 });
-  await Deno.writeTextFile(join(dir, "dovecot.conf"), dovecotConf(dir, port));
+  await Deno.writeTextFile(join(dir, "dovecot.conf"), dovecotConf(dir, port, options.mechanisms));
   let child: Deno.ChildProcess | undefined;
   const socket = join(dir, "run", "auth-client");
 

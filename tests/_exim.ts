@@ -117,6 +117,8 @@ export function prepareExim(): Promise<Exim | string> {
  * @param port our SMTP port on 127.0.0.1
  * @param recipient the envelope recipient
  * @param message the message (headers and body, LF line ends)
+ * @param options more lines for the smtp transport (e.g. TLS and AUTH
+ *   requirements), an authenticators section, the envelope sender (-f)
  * @returns the run, with Exim's transcript
  */
 export async function eximSend(
@@ -124,6 +126,7 @@ export async function eximSend(
   port: number,
   recipient: string,
   message: string,
+  options: { transport?: string; authenticators?: string; sender?: string } = {},
 ): Promise<EximRun> {
   // Exim's user must reach its config and spool: a work directory may not
   // be traversable for it, a directory of its own under the temp dir is.
@@ -153,7 +156,9 @@ to_us_smtp:
   driver = smtp
   allow_localhost
   hosts_try_chunking = *
-`,
+${options.transport ?? ""}${
+      options.authenticators ? `begin authenticators\n${options.authenticators}` : ""
+    }`,
   );
   const msgFile = join(base, "message.txt");
   await Deno.writeTextFile(msgFile, message);
@@ -162,7 +167,9 @@ to_us_smtp:
     "sh",
     "-c",
     `mount --bind '${exim.root}/usr/sbin' /usr/sbin && mount --bind '${exim.ldCache}' /etc/ld.so.cache && ` +
-    `exec /usr/sbin/exim4 -C '${conf}' -odf -oi -v '${recipient}' < '${msgFile}'`,
+    `exec /usr/sbin/exim4 -C '${conf}' -odf -oi -v ${
+      options.sender ? `-f '${options.sender}' ` : ""
+    }'${recipient}' < '${msgFile}'`,
   ]);
   const logs = await Deno.readTextFile(join(spool, "mainlog")).catch(() => "");
   await Deno.remove(base, { recursive: true }).catch(() => {});

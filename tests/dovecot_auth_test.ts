@@ -75,7 +75,7 @@ async function smtpAuth(
 }
 
 function warningOf(outcome: AuthOutcome): string {
-  return outcome.kind === "authenticated" ? "" : outcome.warning ?? "";
+  return "warning" in outcome ? outcome.warning ?? "" : "";
 }
 
 Deno.test({

@@ -12,6 +12,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
+import { socketmapServer } from "./_socketmap_server.ts";
+import { eximSend, prepareExim } from "./_exim.ts";
 import {
   freePort,
   makeWorkDir,
@@ -176,7 +178,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "smtpd_tls_auth_only = yes: no AUTH before STARTTLS (504 5.5.4), offered and working after",
+  name:
+    "smtpd_tls_auth_only = yes: no AUTH before STARTTLS (503 5.5.1, as Postfix), offered and working after",
   ...opts,
   fn: async () => {
     const s = await authDaemon(`smtpd_tls_auth_only = true`);
@@ -190,7 +193,7 @@ Deno.test({
       await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
       assert.match(
         await c.reply(),
-        /^504 5\.5\.4 Encryption required for requested authentication mechanism/,
+        /^503 5\.5\.1 Error: authentication not enabled/,
       );
       await c.send("QUIT\r\n");
       await c.reply();
@@ -381,6 +384,276 @@ Deno.test({
       victim.close();
       attacker.close();
       await s.stop();
+    }
+  },
+});
+
+/** EHLO, then each MAIL FROM with one RCPT; returns the RCPT replies (first line). */
+async function rcptRepliesFor(c: RawClient, senders: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const from of senders) {
+    await c.send(`MAIL FROM:<${from}>\r\n`);
+    assert.match(await c.reply(), /^250 /);
+    await c.send("RCPT TO:<x@foreign.example>\r\n");
+    out.push((await c.reply()).trimEnd());
+    await c.send("RSET\r\n");
+    await c.reply();
+  }
+  return out;
+}
+
+Deno.test({
+  name:
+    'sender login maps see the address as Postfix resolves it: <alice>, <"alice"> and a trailing dot are alice@$myorigin',
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false, async (dir) => {
+      const maps = join(dir, "logins");
+      await Deno.writeTextFile(maps, "alice@mx.test.example alice\n");
+      return `myorigin = "mx.test.example"\n` +
+        `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
+    });
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // Not logged in: the owned address, however written, is refused (the
+      // queue would hold alice@mx.test.example).
+      assert.deepEqual(
+        await rcptRepliesFor(c, ["alice", '"alice"', "alice@MX.test.example."]),
+        [
+          "553 5.7.1 <alice>: Sender address rejected: not logged in",
+          "553 5.7.1 <alice>: Sender address rejected: not logged in",
+          "553 5.7.1 <alice@MX.test.example.>: Sender address rejected: not logged in",
+        ],
+      );
+      // Logged in as alice, the unqualified form is hers.
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      assert.deepEqual(await rcptRepliesFor(c, ["alice", "alice@mx.test.example."]), [
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+      ]);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a sender login map that cannot answer defers (451 4.3.0), it never lets the sender pass",
+  ...opts,
+  fn: async () => {
+    const srv = socketmapServer({
+      "alice@mx.test.example": "TEMP database down",
+      "carol@mx.test.example": "carol",
+    });
+    const s = await authDaemon(
+      `smtpd_sender_login_maps = ["socketmap:inet:127.0.0.1:${srv.port}:logins"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`,
+      false,
+    );
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      assert.deepEqual(await rcptRepliesFor(c, ["alice@mx.test.example"]), [
+        "451 4.3.0 <alice@mx.test.example>: Temporary lookup failure",
+      ]);
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      assert.deepEqual(
+        await rcptRepliesFor(c, ["alice@mx.test.example", "carol@mx.test.example"]),
+        [
+          "451 4.3.0 <alice@mx.test.example>: Temporary lookup failure",
+          "553 5.7.1 <carol@mx.test.example>: Sender address rejected: not owned by user alice",
+        ],
+      );
+    } finally {
+      c.close();
+      srv.stop();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "AUTH= from a client that did not log in is kept as Postfix keeps it: sasl_sender in the queue file and the client= line",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<bob@client.example> AUTH=<bob+40x@client.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.0 /);
+      await c.send("RCPT TO:<postmaster@mx.test.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: relayed\r\n\r\nhello\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_sender=<bob\+40x@client\.example>\n/,
+      );
+      const [f] = await queueFiles(s.d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /named_attribute: sasl_sender=<bob\+40x@client\.example>/);
+      assert.doesNotMatch(pc, /sasl_method|sasl_username|ESMTPA/);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sasl_method is the mechanism as the client wrote it (auth plain → plain), as Postfix records it",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    const c = await RawClient.connect(s.d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send(`auth plain ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      await c.send("MAIL FROM:<alice@mx.test.example>\r\nRCPT TO:<x@foreign.example>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.0 /);
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: lower case\r\n\r\nhello\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as /);
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_method=plain, sasl_username=alice\n/,
+      );
+      const [f] = await queueFiles(s.d.queueDir);
+      assert.match(await postcat(f as string), /named_attribute: sasl_method=plain\n/);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a client gone in the middle of AUTH LOGIN is logged as Postfix logs it: lost connection after AUTH, no SASL warning",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\nAUTH LOGIN\r\n");
+      await c.reply();
+      assert.match(await c.reply(), /^334 VXNlcm5hbWU6/);
+      await c.send(`${btoa("alice")}\r\n`);
+      assert.match(await c.reply(), /^334 UGFzc3dvcmQ6/);
+      c.close();
+      await s.d.waitForLog(/lost connection after AUTH from unknown\[127\.0\.0\.1\]/);
+      assert.doesNotMatch(s.d.log(), /SASL LOGIN authentication/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "submission with smtpd_tls_auth_only: swaks on the wrapper port, Exim as an AUTH client over STARTTLS and on the wrapper port",
+  ...opts,
+  fn: async () => {
+    const wrapper = freePort();
+    const s = await authDaemon(
+      `smtpd_tls_auth_only = true\nsmtpd_tls_wrappermode_listen = ["127.0.0.1:${wrapper}"]`,
+    );
+    try {
+      const r = await relayAs(wrapper, [
+        "--tlsc",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "carol",
+        "--auth-password",
+        DOVECOT_USERS.carol,
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /235 2\.7\.0 Authentication successful/);
+      const exim = await prepareExim();
+      if (typeof exim === "string") {
+        // deno-lint-ignore no-console
+        console.log(`Exim part skipped: ${exim}`);
+      } else {
+        const auth = `plain:\n  driver = plaintext\n  public_name = PLAIN\n` +
+          `  client_send = ^alice^${DOVECOT_USERS.alice}\n`;
+        const noVerify = "  tls_verify_certificates =\n  tls_verify_hosts =\n";
+        for (
+          const [port, transport] of [
+            [s.d.port, `  hosts_require_tls = *\n  hosts_require_auth = *\n${noVerify}`],
+            [wrapper, `  protocol = smtps\n  hosts_require_auth = *\n${noVerify}`],
+          ] as const
+        ) {
+          const e = await eximSend(exim, port, "r@foreign.example", "Subject: exim\n\nhi\n", {
+            transport,
+            authenticators: auth,
+            sender: "alice@mx.test.example",
+          });
+          assert.equal(e.code, 0, e.transcript);
+          assert.match(e.transcript, /SMTP<< 235 2\.7\.0 Authentication successful/);
+          assert.match(e.transcript, / A=plain .*C="250 2\.0\.0 Ok: .*queued as /);
+        }
+      }
+      const users = [];
+      for (const f of await queueFiles(s.d.queueDir)) {
+        const pc = await postcat(f);
+        assert.match(pc, /with ESMTPSA id/);
+        users.push(/named_attribute: sasl_username=(\w+)/.exec(pc)?.[1]);
+      }
+      assert.deepEqual(
+        users.sort(),
+        typeof exim === "string" ? ["carol"] : ["alice", "alice", "carol"],
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "EXTERNAL, which Dovecot offers for client certificates, is not announced (Postfix's smtpd_sasl_mechanism_filter default)",
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort(), { mechanisms: "plain login external" });
+    const d = await startDaemon(
+      `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"\nbroken_sasl_auth_clients = true`,
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      const ehlo = await c.reply();
+      assert.match(ehlo, /250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n/);
+      // As in Postfix, only the announcement leaves it out.
+      await c.send("AUTH EXTERNAL =\r\n");
+      assert.match(await c.reply(), /^535 5\.7\.8 /);
+    } finally {
+      c.close();
+      await d.stop();
+      await dovecot.dispose();
     }
   },
 });

@@ -48,8 +48,10 @@ export interface MessageOrigin {
   readonly local: boolean;
   /** What TLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
-  /** The AUTH login, and AUTH= of MAIL FROM (as sent). */
-  readonly sasl?: { readonly method: string; readonly username: string; readonly sender?: string };
+  /** The AUTH login. */
+  readonly sasl?: { readonly method: string; readonly username: string };
+  /** AUTH= of MAIL FROM, as sent (logged in or not): the sasl_sender attribute. */
+  readonly saslSender?: string;
 }
 
 /** The envelope of one message. */

@@ -638,7 +638,8 @@ Deno.test("MessageDraft after AUTH: sasl_* attributes, ESMTPSA, and (Authenticat
     ...REMOTE,
     protocol: "ESMTP",
     tls: { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 },
-    sasl: { method: "PLAIN", username: "al(ice)", sender: "al+40x.example" },
+    sasl: { method: "PLAIN", username: "al(ice)" },
+    saslSender: "al+40x.example",
   };
   const quiet = await send(["Subject: hi", "", "body"], { envelope: { origin } });
   const id = queued(quiet).id;

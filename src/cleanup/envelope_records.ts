@@ -69,12 +69,13 @@ export interface AttributeFacts {
     readonly clientPort: string;
     readonly helo: string | undefined;
     readonly protocol: string;
-    /** The AUTH login: sasl_method, sasl_username and sasl_sender attributes. */
-    readonly sasl?: {
-      readonly method: string;
-      readonly username: string;
-      readonly sender?: string | undefined;
-    };
+    /** The AUTH login: sasl_method and sasl_username attributes. */
+    readonly sasl?: { readonly method: string; readonly username: string };
+    /**
+     * AUTH= of MAIL FROM, as sent: the sasl_sender attribute, logged in or
+     * not (Postfix keeps it either way).
+     */
+    readonly saslSender?: string | undefined;
   };
   readonly dsnEnvid?: string;
   readonly dsnRet?: number;
@@ -110,8 +111,8 @@ export function envelopeAttributes(env: AttributeFacts): [string, string][] {
     // Postfix's smtpd passes the AUTH login on to cleanup as these attributes.
     if (o.sasl) {
       attrs.push(["sasl_method", o.sasl.method], ["sasl_username", o.sasl.username]);
-      if (o.sasl.sender !== undefined) attrs.push(["sasl_sender", o.sasl.sender]);
     }
+    if (o.saslSender !== undefined) attrs.push(["sasl_sender", o.saslSender]);
   }
   return attrs;
 }

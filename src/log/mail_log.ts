@@ -106,17 +106,21 @@ export class MailLog {
     this.logger.warning(`non-SMTP command from ${who(p)}: ${line.slice(0, 100)}`);
   }
 
-  /** `ID: client=host[addr]`, with `, sasl_method=M, sasl_username=U[, sasl_sender=S]` after AUTH */
+  /**
+   * `ID: client=host[addr]`, with `, sasl_method=M, sasl_username=U` after
+   * AUTH and `, sasl_sender=S` after MAIL FROM's AUTH=, each when known (as
+   * Postfix: AUTH= is logged whether or not the client logged in)
+   */
   client(
     id: string,
     p: LogPeer,
-    sasl?: { method: string; username: string; sender?: string | undefined },
+    sasl: { method?: string; username?: string; sender?: string | undefined } = {},
   ): void {
-    const auth = sasl
-      ? `, sasl_method=${sasl.method}, sasl_username=${sasl.username}${
-        sasl.sender !== undefined ? `, sasl_sender=${sasl.sender}` : ""
-      }`
-      : "";
+    const auth = [
+      sasl.method !== undefined ? `, sasl_method=${sasl.method}` : "",
+      sasl.username !== undefined ? `, sasl_username=${sasl.username}` : "",
+      sasl.sender !== undefined ? `, sasl_sender=${sasl.sender}` : "",
+    ].join("");
     this.logger.info(`${id}: client=${who(p)}${auth}`);
   }
 

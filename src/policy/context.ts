@@ -63,12 +63,9 @@ export interface PolicyContext {
   /** The queue ID, once the message has one (end of data). */
   readonly queueId?: string;
   /** The SASL login of the session (AUTH), when the client authenticated. */
-  readonly sasl?: {
-    readonly method: string;
-    readonly username: string;
-    /** AUTH= of MAIL FROM, as sent. */
-    readonly sender?: string;
-  };
+  readonly sasl?: { readonly method: string; readonly username: string };
+  /** AUTH= of MAIL FROM, as sent (logged in or not). */
+  readonly saslSender?: string;
   /** What STARTTLS negotiated, when the session is encrypted. */
   readonly tls?: { readonly protocol: string; readonly cipher: string; readonly bits: number };
 }

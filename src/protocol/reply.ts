@@ -195,7 +195,6 @@ export const REPLY = {
   authAlready: reply(503, "5.1", "Error: already authenticated"),
   authInTransaction: reply(503, "5.1", "Error: MAIL transaction in progress"),
   authUnsupported: reply(504, "5.4", "Unsupported authentication mechanism"),
-  authNeedsTls: reply(504, "5.4", "Encryption required for requested authentication mechanism"),
   authResponseTooLong: reply(500, "5.6", "SASL response limit exceeded"),
   authMultipleOption: reply(503, "5.4", "Error: multiple AUTH= options"),
 } as const satisfies Record<string, Reply>;

@@ -69,11 +69,25 @@ export function filterMechanisms(
 }
 
 /**
+ * The mechanisms EHLO names, as Postfix's default smtpd_sasl_mechanism_filter
+ * ("!external, static:rest") leaves them: all but EXTERNAL, which Dovecot
+ * offers when it is set up for client certificates (for IMAP) and which an
+ * SMTP session cannot use. Like Postfix, only the announcement drops it: an
+ * AUTH EXTERNAL sent anyway still goes to the server.
+ * @param mechanisms the mechanism names a session may use
+ * @returns the names to announce
+ */
+export function advertisedMechanisms(mechanisms: readonly string[]): string[] {
+  return mechanisms.filter((m) => m.toUpperCase() !== "EXTERNAL");
+}
+
+/**
  * The EHLO keyword line for AUTH ("AUTH PLAIN LOGIN"), or undefined when
  * nothing may be offered (then the session says nothing about AUTH).
  * @param mechanisms the filtered mechanism names
  * @returns the keyword line, or undefined
  */
 export function authEhloKeyword(mechanisms: readonly string[]): string | undefined {
-  return mechanisms.length === 0 ? undefined : `AUTH ${mechanisms.join(" ")}`;
+  const shown = advertisedMechanisms(mechanisms);
+  return shown.length === 0 ? undefined : `AUTH ${shown.join(" ")}`;
 }

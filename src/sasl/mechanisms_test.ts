@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { authEhloKeyword, filterMechanisms, parseSecurityOptions } from "./mechanisms.ts";
+import {
+  advertisedMechanisms,
+  authEhloKeyword,
+  filterMechanisms,
+  parseSecurityOptions,
+} from "./mechanisms.ts";
 import type { SaslMechanism } from "./dovecot_protocol.ts";
 
 const mech = (name: string, ...flags: string[]): SaslMechanism => ({ name, flags: new Set(flags) });
@@ -36,4 +41,9 @@ Deno.test("parseSecurityOptions() names an unknown option", () => {
 Deno.test("authEhloKeyword() lists the mechanisms, or nothing", () => {
   assert.equal(authEhloKeyword(["PLAIN", "LOGIN"]), "AUTH PLAIN LOGIN");
   assert.equal(authEhloKeyword([]), undefined);
+});
+
+Deno.test("advertisedMechanisms() leaves EXTERNAL out, any case; authEhloKeyword() too", () => {
+  assert.deepEqual(advertisedMechanisms(["PLAIN", "external", "LOGIN"]), ["PLAIN", "LOGIN"]);
+  assert.equal(authEhloKeyword(["EXTERNAL"]), undefined);
 });

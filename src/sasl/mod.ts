@@ -9,7 +9,12 @@
 export { DovecotAuthClient } from "./dovecot_client.ts";
 export type { DovecotClientOptions } from "./dovecot_client.ts";
 export type { SaslClientInfo, SaslMechanism } from "./dovecot_protocol.ts";
-export { authEhloKeyword, filterMechanisms, parseSecurityOptions } from "./mechanisms.ts";
+export {
+  advertisedMechanisms,
+  authEhloKeyword,
+  filterMechanisms,
+  parseSecurityOptions,
+} from "./mechanisms.ts";
 export type { SecurityOptions } from "./mechanisms.ts";
 export { describeEndpoint, parseSaslPath } from "./sasl_path.ts";
 export type { SaslEndpoint } from "./sasl_path.ts";

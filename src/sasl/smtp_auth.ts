@@ -81,13 +81,14 @@ export type AuthOutcome =
     kind: "authenticated";
     reply: Reply;
     username: string;
+    /** The mechanism as the client wrote it (Postfix's sasl_method). */
     mechanism: string;
     /** For the session's log lines: "sasl_method=PLAIN, sasl_username=user". */
     logFields: string;
   }
   | { kind: "refused"; reply: Reply; warning?: string }
   | { kind: "aborted"; reply: Reply; warning: string }
-  | { kind: "lost"; warning: string };
+  | { kind: "lost" };
 
 /** Most 334 rounds in one exchange (a server that never decides is cut off). */
 const MAX_ROUNDS = 32;
@@ -112,9 +113,16 @@ export async function runAuthCommand(
   const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
   if (words.length < 1 || words.length > 2) return { kind: "refused", reply: REPLY.authSyntax };
   const asked = words[0] ?? "";
+  // The server's name for it goes to the server; the name as the client
+  // wrote it ("plain") is what Postfix logs and records as sasl_method.
   const mechanism = options.mechanisms.find((m) => m.toUpperCase() === asked.toUpperCase());
   if (!MECH_NAME.test(asked) || mechanism === undefined) {
-    return { kind: "refused", reply: REPLY.authUnsupported };
+    // Logged as Postfix 3.7 logs it (its Dovecot glue's reason).
+    return {
+      kind: "refused",
+      reply: REPLY.authUnsupported,
+      warning: failedText(printable(asked), "Invalid authentication mechanism"),
+    };
   }
   let initial = words[1];
   if (initial === "=") initial = "";
@@ -122,7 +130,7 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: REPLY.authBadBase64,
-      warning: failedText(mechanism, "invalid base64 data in initial response"),
+      warning: failedText(asked, "Invalid base64 data in initial response"),
     };
   }
 
@@ -138,14 +146,15 @@ export async function runAuthCommand(
     const line = await io.readSecretLine(options.responseLimit);
     if (line.kind === "closed") {
       exchange.abandon();
-      return { kind: "lost", warning: `SASL ${mechanism} authentication aborted: lost connection` };
+      // Postfix logs only "lost connection after AUTH" (the session does).
+      return { kind: "lost" };
     }
     if (line.kind === "tooLong") {
       exchange.abandon();
       return {
         kind: "refused",
         reply: REPLY.authResponseTooLong,
-        warning: failedText(mechanism, "SASL response limit exceeded"),
+        warning: failedText(asked, "SASL response limit exceeded"),
       };
     }
     if (line.text === "*") {
@@ -153,7 +162,7 @@ export async function runAuthCommand(
       return {
         kind: "aborted",
         reply: REPLY.authAborted,
-        warning: `SASL ${mechanism} authentication aborted`,
+        warning: `SASL ${asked} authentication aborted`,
       };
     }
     if (!BASE64.test(line.text)) {
@@ -161,7 +170,7 @@ export async function runAuthCommand(
       return {
         kind: "refused",
         reply: REPLY.authBadBase64,
-        warning: failedText(mechanism, "invalid base64 data in continued response"),
+        warning: failedText(asked, "Invalid base64 data in continued response"),
       };
     }
     step = await exchange.respond(line.text);
@@ -173,15 +182,15 @@ export async function runAuthCommand(
       kind: "authenticated",
       reply: REPLY.authOk,
       username,
-      mechanism,
-      logFields: `sasl_method=${mechanism}, sasl_username=${username}`,
+      mechanism: asked,
+      logFields: `sasl_method=${asked}, sasl_username=${username}`,
     };
   }
   const reason = step.reason === "" ? "(reason unavailable)" : printable(step.reason);
   return {
     kind: "refused",
     reply: step.temporary ? authTemporaryFailure(reason) : authFailed(reason),
-    warning: failedText(mechanism, reason, step.username),
+    warning: failedText(asked, reason, step.username),
   };
 }
 
@@ -193,9 +202,10 @@ export async function runAuthCommand(
  * @returns the reply, or undefined
  */
 export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions): Reply | undefined {
-  if (!state.enabled) return REPLY.authNotEnabled;
+  // With smtpd_tls_auth_only Postfix does not turn SASL on before TLS, so
+  // AUTH there gets the same answer as with AUTH off.
+  if (!state.enabled || (options.tlsAuthOnly && !state.tls)) return REPLY.authNotEnabled;
   if (state.inTransaction) return REPLY.authInTransaction;
-  if (options.tlsAuthOnly && !state.tls) return REPLY.authNeedsTls;
   if (state.username !== undefined) return REPLY.authAlready;
   return undefined;
 }

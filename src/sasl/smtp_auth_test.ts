@@ -235,13 +235,13 @@ Deno.test("runAuthCommand() mechanisms not offered: 504 5.5.4", async () => {
 Deno.test("runAuthCommand() refusals before the exchange, in Postfix's order", async () => {
   const cases: [string, Partial<AuthSessionState>, Partial<AuthOptions>, string][] = [
     ["PLAIN", { enabled: false }, {}, "503 5.5.1 Error: authentication not enabled"],
-    ["PLAIN", { inTransaction: true }, {}, "503 5.5.1 Error: MAIL transaction in progress"],
     [
       "PLAIN",
-      {},
+      { inTransaction: true },
       { tlsAuthOnly: true },
-      "504 5.5.4 Encryption required for requested authentication mechanism",
+      "503 5.5.1 Error: authentication not enabled",
     ],
+    ["PLAIN", { inTransaction: true }, {}, "503 5.5.1 Error: MAIL transaction in progress"],
     ["PLAIN", { username: "alice" }, {}, "503 5.5.1 Error: already authenticated"],
     ["", {}, {}, "501 5.5.4 Syntax: AUTH mechanism"],
     ["PLAIN a b", {}, {}, "501 5.5.4 Syntax: AUTH mechanism"],

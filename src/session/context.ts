@@ -127,7 +127,7 @@ export type HandlerServices = Pick<
 
 /** The login an AUTH command established. */
 export interface SaslLogin {
-  /** The mechanism, as the server names it ("PLAIN"). */
+  /** The mechanism, as the client wrote it ("PLAIN", "plain"), as Postfix records it. */
   readonly method: string;
   /** The user name the server gave. */
   readonly username: string;

@@ -255,14 +255,8 @@ export class SessionState implements SessionContext {
       instance: `${this.#instance}.${this.#transactions.toString(16)}`,
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
-      ...(this.#sasl
-        ? {
-          sasl: {
-            ...this.#sasl,
-            ...(this.tx?.authSender !== undefined ? { sender: this.tx.authSender } : {}),
-          },
-        }
-        : {}),
+      ...(this.#sasl ? { sasl: this.#sasl } : {}),
+      ...(this.tx?.authSender !== undefined ? { saslSender: this.tx.authSender } : {}),
     };
   }
 

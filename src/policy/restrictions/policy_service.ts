@@ -88,7 +88,7 @@ export function requestAttributes(
     ["stress", ctx.stress ? "yes" : ""],
     ["sasl_method", ctx.sasl?.method ?? ""],
     ["sasl_username", ctx.sasl?.username ?? ""],
-    ["sasl_sender", ctx.sasl?.sender ?? ""],
+    ["sasl_sender", ctx.saslSender ?? ""],
     ["ccert_subject", ""],
     ["ccert_issuer", ""],
     ["ccert_fingerprint", ""],

@@ -16,9 +16,13 @@
  *
  * Refusals are Postfix's: 553 5.7.1 "<addr>: Sender address rejected: not
  * owned by user NAME" and "... not logged in". The null sender is never
- * checked. The maps are looked up with the whole address, then
- * "user@domain" without the extension (recipient_delimiter), then
- * "@domain" (a pattern table sees only the whole address).
+ * checked. The address is looked up as Postfix resolves it: one without a
+ * domain gets @$myorigin (as the queue will have it), a trailing dot is
+ * dropped; the keys are the whole address, then "user@domain" without the
+ * extension (recipient_delimiter), then "@domain", each tried in every map
+ * before the next (a pattern table sees only the whole address). A map
+ * that cannot answer makes it 451 4.3.0 "<addr>: Temporary lookup failure",
+ * as Postfix's reject_dict_retry, never a pass.
  *
  * @module
  */
@@ -26,29 +30,49 @@
 import { reply } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import type { CompileEnv, EvalEnv, Factory, Restriction } from "../restriction.ts";
-import { tracedLookup } from "../restriction.ts";
-import { recipientKeys } from "../addr_find.ts";
+import { refuse, tracedLookup } from "../restriction.ts";
+import { bothForms, recipientKeys } from "../addr_find.ts";
+import { normalizeDomain } from "../hostname.ts";
 import type { LookupTable } from "../tables/mod.ts";
 
-/** The owners of a sender address, or undefined when no map knows it. */
+/** What the maps say about a sender address. */
+type Owners =
+  | { kind: "found"; names: string[] }
+  | { kind: "unknown" }
+  | { kind: "tempfail" };
+
+/**
+ * The owners of a sender address, looked up as Postfix's mail_addr_find
+ * looks up the address trivial-rewrite resolved: an unqualified address
+ * gets @$myorigin, a trailing dot leaves the domain; each key is tried in
+ * every map before the next key (a pattern table sees only the whole
+ * address); a map that cannot answer stops the search.
+ */
 async function ownersOf(
   e: EvalEnv,
   tables: readonly LookupTable[],
   sender: { readonly local: string; readonly domain: string },
-  delimiter: string,
-): Promise<string[] | undefined> {
-  const address = sender.domain ? `${sender.local}@${sender.domain}` : sender.local;
-  // A pattern table sees only the whole address; others also user@domain
-  // (recipient_delimiter) and @domain, as Postfix's mail_addr_find.
-  const keys = recipientKeys(sender.local, sender.domain, { delimiter, localDomain: false })
-    .map((k) => k.toLowerCase());
-  for (const table of tables) {
-    for (const key of table.pattern ? [address] : keys) {
-      const r = await tracedLookup(e, table, key);
-      if (r.kind === "found") return r.value.split(/[,\s]+/).filter((n) => n !== "");
+  config: { readonly recipient_delimiter: string; readonly myorigin: string },
+): Promise<Owners> {
+  const domain = sender.domain === ""
+    ? normalizeDomain(config.myorigin)
+    : normalizeDomain(sender.domain);
+  const keys = recipientKeys(sender.local, domain, {
+    delimiter: config.recipient_delimiter,
+    localDomain: false,
+  });
+  const whole = new Set(bothForms(sender.local, `@${domain}`));
+  for (const key of keys) {
+    for (const table of tables) {
+      if (table.pattern && !whole.has(key)) continue;
+      const r = await tracedLookup(e, table, table.pattern ? key : key.toLowerCase());
+      if (r.kind === "tempfail") return { kind: "tempfail" };
+      if (r.kind === "found") {
+        return { kind: "found", names: r.value.split(/[,\s]+/).filter((n) => n !== "") };
+      }
     }
   }
-  return undefined;
+  return { kind: "unknown" };
 }
 
 type Mode = "both" | "authenticated" | "unauthenticated" | "known";
@@ -68,7 +92,12 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
       const login = e.ctx.sasl?.username;
       if (login === undefined && mode === "authenticated") return { kind: "dunno" };
       if (login !== undefined && mode === "unauthenticated") return { kind: "dunno" };
-      const owners = await ownersOf(e, tables, sender, env.config.recipient_delimiter);
+      const found = await ownersOf(e, tables, sender, env.config);
+      // Postfix's reject_dict_retry: 451 4.3.0, never a pass.
+      if (found.kind === "tempfail") {
+        return refuse(reply(451, "3.0", `<${address}>: Temporary lookup failure`), name);
+      }
+      const owners = found.kind === "found" ? found.names : undefined;
       if (login === undefined) {
         return owners === undefined ? { kind: "dunno" } : {
           kind: "reject",

@@ -130,7 +130,7 @@ Deno.test("a policy server is sent sasl_method, sasl_username and sasl_sender af
   const before = requestAttributes(base, "recipient", "") as [string, string][];
   assert.equal(get(before, "sasl_username"), "");
   const after = requestAttributes(
-    { ...base, sasl: { method: "LOGIN", username: "carol", sender: "c+40x.example" } },
+    { ...base, sasl: { method: "LOGIN", username: "carol" }, saslSender: "c+40x.example" },
     "recipient",
     "",
   ) as [string, string][];

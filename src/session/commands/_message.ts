@@ -70,17 +70,11 @@ export async function openMessage(
         protocol: ctx.protocol,
         local: client.local,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
-        ...(ctx.sasl
-          ? {
-            sasl: {
-              ...ctx.sasl,
-              ...(tx.authSender !== undefined ? { sender: tx.authSender } : {}),
-            },
-          }
-          : {}),
+        ...(ctx.sasl ? { sasl: ctx.sasl } : {}),
+        ...(tx.authSender !== undefined ? { saslSender: tx.authSender } : {}),
       },
     }, memory);
-    log.client(draft.id, client, ctx.sasl && { ...ctx.sasl, sender: tx.authSender });
+    log.client(draft.id, client, { ...ctx.sasl, sender: tx.authSender });
     return { draft, memory };
   } catch (err) {
     memory.release();

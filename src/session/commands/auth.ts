@@ -1,9 +1,9 @@
 /**
  * AUTH (RFC 4954), as Postfix's smtpd_sasl_proto.c: refused in stand-alone
- * mode, when smtpd_sasl_auth_enable is off and when AUTH is among the
- * discarded EHLO keywords (503), inside a transaction
- * (503), before TLS with smtpd_tls_auth_only (504), once authenticated
- * (503); counted against smtpd_client_auth_rate_limit; then the exchange
+ * mode, when smtpd_sasl_auth_enable is off, when AUTH is among the
+ * discarded EHLO keywords and before TLS with smtpd_tls_auth_only (503
+ * "authentication not enabled"), inside a transaction (503), once
+ * authenticated (503); counted against smtpd_client_auth_rate_limit; then the exchange
  * with the authentication server (src/sasl/smtp_auth.ts). A failure is a
  * 535 (or 454) error reply, so it counts against the error limits and the
  * tarpit like any other. The response lines never reach the transcript or
@@ -68,7 +68,6 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
       return answer(outcome.reply);
     case "lost":
       if (timedOut) throw timedOut;
-      ctx.log.warning(`${who}: ${outcome.warning}`);
       ctx.log.lostConnection(ctx.client, "AUTH");
       return { kind: "gone" };
     default:
