@@ -204,16 +204,20 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
 
 /**
  * NOTIFY's value as a mask: NEVER alone, or any of SUCCESS, FAILURE,
- * DELAY (RFC 3461 §4.1), names in any case.
+ * DELAY (RFC 3461 §4.1), names in any case. Empty items are skipped, as
+ * Postfix's name_mask_opt skips them ("FAILURE,,DELAY", "SUCCESS,"), but
+ * one name at least is needed.
  * @param value e.g. "SUCCESS,FAILURE"
  * @returns the mask, or undefined when malformed
  */
 function notifyMask(value: string): number | undefined {
   let mask = 0;
   for (const word of value.split(",")) {
+    if (word === "") continue;
     const name = asciiUpperCase(word);
     if (!Object.hasOwn(DSN_NOTIFY, name)) return undefined;
     mask |= DSN_NOTIFY[name as keyof typeof DSN_NOTIFY];
   }
+  if (mask === 0) return undefined;
   return mask === DSN_NOTIFY.NEVER || (mask & DSN_NOTIFY.NEVER) === 0 ? mask : undefined;
 }

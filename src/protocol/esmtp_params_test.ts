@@ -118,6 +118,9 @@ const RCPT_OK: [string, RcptParams][] = [
   ["NOTIFY=NEVER", { notify: DSN_NOTIFY.NEVER, orcpt: undefined }],
   ["notify=success,failure", { notify: 6, orcpt: undefined }],
   ["NOTIFY=DELAY,SUCCESS,FAILURE", { notify: 14, orcpt: undefined }],
+  // Empty items are skipped, as Postfix's name_mask_opt skips them.
+  ["NOTIFY=FAILURE,,DELAY", { notify: 12, orcpt: undefined }],
+  ["NOTIFY=,SUCCESS,", { notify: 2, orcpt: undefined }],
   ["ORCPT=rfc822;a@b.example", {
     notify: undefined,
     orcpt: { type: "rfc822", address: "a@b.example" },
@@ -140,6 +143,8 @@ for (const [text, expected] of RCPT_OK) {
 
 const RCPT_ERRORS: [string, string][] = [
   ["NOTIFY=", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=,", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
+  ["NOTIFY=NEVER,,FAILURE", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
   ["NOTIFY=NEVER,SUCCESS", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
   ["NOTIFY=SOMETIMES", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
   ["NOTIFY=toString", "501 5.5.4 Error: Bad NOTIFY parameter syntax"],
