@@ -113,6 +113,41 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "AUTH plain (the mechanism in lower case): sasl_method=plain in the queue file and the log, as Postfix records the client's spelling",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      const talk = async (line: string) => {
+        await c.send(`${line}\r\n`);
+        return await c.reply();
+      };
+      await talk("EHLO client.example");
+      const blob = btoa(`\0alice\0${DOVECOT_USERS.alice}`);
+      assert.match(await talk(`AUTH plain ${blob}`), /^235 2\.7\.0 /);
+      assert.match(await talk("MAIL FROM:<alice@mx.test.example>"), /^250 /);
+      assert.match(await talk("RCPT TO:<someone@foreign.example>"), /^250 /);
+      assert.match(await talk("DATA"), /^354 /);
+      assert.match(await talk("Subject: lower case\r\n\r\nbody\r\n."), /^250 2\.0\.0 Ok: queued/);
+      await talk("QUIT");
+      c.close();
+      const [f] = await queueFiles(s.d.queueDir);
+      const pc = await postcat(f as string);
+      // Postfix 3.7's smtpd, same session: "named_attribute: sasl_method=plain".
+      assert.match(pc, /^named_attribute: sasl_method=plain$/m);
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_method=plain, sasl_username=alice/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "the same relay without AUTH is refused: 554 5.7.1 Relay access denied",
   ...opts,
   fn: async () => {

@@ -81,6 +81,10 @@ export type AuthOutcome =
     kind: "authenticated";
     reply: Reply;
     username: string;
+    /**
+     * The mechanism as the client named it ("plain" stays "plain"), as
+     * Postfix's smtpd records its sasl_method (queue file, policy, log).
+     */
     mechanism: string;
     /** For the session's log lines: "sasl_method=PLAIN, sasl_username=user". */
     logFields: string;
@@ -173,8 +177,8 @@ export async function runAuthCommand(
       kind: "authenticated",
       reply: REPLY.authOk,
       username,
-      mechanism,
-      logFields: `sasl_method=${mechanism}, sasl_username=${username}`,
+      mechanism: asked,
+      logFields: `sasl_method=${asked}, sasl_username=${username}`,
     };
   }
   const reason = step.reason === "" ? "(reason unavailable)" : printable(step.reason);
