@@ -105,12 +105,13 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
         return reply(552, "3.4", "Message size exceeds file system imposed limit");
       }
       size = Number(digits);
-    } else if (name === "BODY") {
-      const v = value === undefined ? undefined : asciiUpperCase(value);
-      if (v !== "7BIT" && v !== "8BITMIME") {
-        return reply(501, "5.4", "Unsupported BODY parameter value");
-      }
-      body = v;
+    } else if (
+      name === "BODY" && value !== undefined &&
+      (asciiUpperCase(value) === "7BIT" || asciiUpperCase(value) === "8BITMIME")
+    ) {
+      // Any other BODY (BINARYMIME, which we do not offer, or a bare BODY)
+      // falls through to "555 5.5.4 Unsupported option", as in Postfix.
+      body = asciiUpperCase(value) as "7BIT" | "8BITMIME";
     } else if (name === "SMTPUTF8" && value === undefined && options.smtputf8) {
       smtputf8 = true;
     } else if (name === "RET" && value !== undefined) {

@@ -63,8 +63,10 @@ const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: 
   ["SIZE=+12", 501, "5.5.4", /size syntax/],
   ["SIZE=9223372036854775808", 552, "5.3.4", /^Message size exceeds file system imposed limit$/],
   [`SIZE=${"9".repeat(200)}`, 552, "5.3.4", /file system imposed limit/],
-  ["BODY=BINARYMIME", 501, "5.5.4", /BODY/],
-  ["BODY", 501, "5.5.4", /BODY/],
+  // As Postfix's smtpd: only BODY=7BIT and BODY=8BITMIME are parameters it knows.
+  ["BODY=BINARYMIME", 555, "5.5.4", /^Unsupported option: BODY=BINARYMIME$/],
+  ["BODY=x", 555, "5.5.4", /^Unsupported option: BODY=x$/],
+  ["BODY", 555, "5.5.4", /^Unsupported option: BODY$/],
   ["SMTPUTF8=yes", 555, "5.5.4", /Unsupported option: SMTPUTF8=yes/],
   ["RET", 555, "5.5.4", /Unsupported option: RET/],
   ["RET=", 501, "5.5.4", /^Bad RET parameter syntax$/],
