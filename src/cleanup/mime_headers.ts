@@ -22,6 +22,8 @@ import { headerNameEnd } from "./headers.ts";
 const SP = 0x20;
 const HTAB = 0x09;
 const DASH = 0x2d;
+const LF = new Uint8Array([0x0a]);
+const LATIN1 = new TextDecoder("latin1");
 const CONTENT_TYPE = "content-type";
 /** RFC 2045 §5.1 tspecials, the separators of a Content-Type value. */
 const TSPECIALS = '()<>@,;:\\"/[]?=';
@@ -53,9 +55,12 @@ export class MimeHeaderScan {
   #kind: ContentKind = "plain";
   /** Open boundaries, innermost last. */
   #stack: Boundary[] = [];
-  /** The header being collected: its bytes, and whether one is above 127. */
-  #header: number[] = [];
-  #headerHas8bit = false;
+  /**
+   * The header being read: its length so far (bounded by
+   * header_size_limit), whether a byte of it is above 127, and, for a
+   * Content-Type only, the pieces of its value.
+   */
+  #pending: { length: number; has8bit: boolean; value?: Uint8Array[] } | undefined;
   #prevPartial = false;
   #found = false;
   #headerSizeLimit: number;
@@ -90,7 +95,7 @@ export class MimeHeaderScan {
     const continues = this.#prevPartial;
     this.#prevPartial = partial;
     if (this.#state !== "body") {
-      if (this.#header.length > 0) {
+      if (this.#pending) {
         // A piece of a long header line, or a folded line (RFC 5322 §2.2.3).
         if (continues) return this.#collect(buf, start, end, false);
         if (end > start && (buf[start] === SP || buf[start] === HTAB)) {
@@ -101,9 +106,13 @@ export class MimeHeaderScan {
       }
       const name = headerNameEnd(buf, start, end);
       if (name >= 0) {
-        // As mime_state.c: the name, then the text from the colon on.
-        this.#collect(buf, start, name, false);
-        return this.#collect(buf, buf.indexOf(0x3a, name), end, false);
+        // As mime_state.c: the name (ASCII), then the text after the colon.
+        this.#pending = {
+          length: name - start + 1,
+          has8bit: false,
+          ...(isContentType(buf, start, name) ? { value: [] } : {}),
+        };
+        return this.#collect(buf, buf.indexOf(0x3a, name) + 1, end, false);
       }
       const wasKind = this.#kind;
       this.#kind = "other";
@@ -146,33 +155,30 @@ export class MimeHeaderScan {
   }
 
   #collect(buf: Uint8Array, start: number, end: number, fold: boolean): void {
-    const room = this.#headerSizeLimit - this.#header.length;
+    const h = this.#pending;
+    if (!h) return;
+    const room = this.#headerSizeLimit - h.length;
     if (room <= 0) return;
-    if (fold) this.#header.push(0x0a);
-    const stop = Math.min(end, start + room);
-    for (let i = start; i < stop; i++) {
-      const c = buf[i] as number;
-      if (c > 127) this.#headerHas8bit = true;
-      this.#header.push(c);
+    if (fold) {
+      h.length++;
+      h.value?.push(LF);
     }
+    const stop = Math.min(end, start + room);
+    for (let i = start; i < stop && !h.has8bit; i++) h.has8bit = (buf[i] as number) > 127;
+    h.value?.push(buf.slice(start, stop));
+    h.length += stop - start;
   }
 
   /** One header is complete: judge it, and learn what a Content-Type says. */
   #endHeader(): void {
-    const text = this.#header;
-    const has8bit = this.#headerHas8bit;
-    this.#header = [];
-    this.#headerHas8bit = false;
-    if (has8bit && this.#state !== "primary") {
+    const h = this.#pending;
+    this.#pending = undefined;
+    if (!h) return;
+    if (h.has8bit && this.#state !== "primary") {
       this.#found = true;
       return;
     }
-    const colon = text.indexOf(0x3a);
-    if (colon !== CONTENT_TYPE.length) return;
-    for (let i = 0; i < colon; i++) {
-      if (((text[i] as number) | 0x20) !== CONTENT_TYPE.charCodeAt(i)) return;
-    }
-    this.#contentType(new TextDecoder("latin1").decode(new Uint8Array(text.slice(colon + 1))));
+    if (h.value) this.#contentType(h.value.map((piece) => LATIN1.decode(piece)).join(""));
   }
 
   /** A Content-Type value, as mime_state.c reads it (type/subtype; boundary=). */
@@ -214,6 +220,15 @@ export class MimeHeaderScan {
 function separates(ch: string): boolean {
   const c = ch.charCodeAt(0);
   return c <= 32 || c === 127 || TSPECIALS.includes(ch);
+}
+
+/** Whether a header's name, `buf[start, end)`, is Content-Type (any case). */
+function isContentType(buf: Uint8Array, start: number, end: number): boolean {
+  if (end - start !== CONTENT_TYPE.length) return false;
+  for (let i = 0; i < CONTENT_TYPE.length; i++) {
+    if (((buf[start + i] as number) | 0x20) !== CONTENT_TYPE.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 function startsWith(buf: Uint8Array, at: number, prefix: Uint8Array): boolean {
