@@ -194,7 +194,8 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
         : type.toLowerCase() === "utf-8"
         ? decodeUtf8AddrXtext(coded)
         : decodeXtext(coded);
-      if (orcpt !== undefined || address === undefined || address === "") return REPLY.badOrcpt;
+      // An empty address is xtext too (RFC 3461 §4.2: *xchar); Postfix takes it.
+      if (orcpt !== undefined || address === undefined) return REPLY.badOrcpt;
       orcpt = { type, address };
     } else {
       return unsupportedOption(item);

@@ -131,6 +131,8 @@ const RCPT_OK: [string, RcptParams][] = [
     "ORCPT=RFC822;x+2By+3D@b.example NOTIFY=SUCCESS",
     { notify: 2, orcpt: { type: "RFC822", address: "x+y=@b.example" } },
   ],
+  // An empty address is xtext too, and Postfix's smtpd takes it.
+  ["ORCPT=rfc822;", { notify: undefined, orcpt: { type: "rfc822", address: "" } }],
   [
     "ORCPT=utf-8;\\x{E9}l\u00e8ve@b.example",
     { notify: undefined, orcpt: { type: "utf-8", address: "\u00e9l\u00e8ve@b.example" } },
@@ -157,7 +159,6 @@ const RCPT_ERRORS: [string, string][] = [
   ["ORCPT=\u00e9\u0085;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc\u0007822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc 822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
-  ["ORCPT=rfc822;", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc822;a+0Db@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=utf-8;a\\x{0}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=utf-8;a\\x{D800}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
