@@ -33,6 +33,7 @@ import {
   uniqueRecipients,
 } from "./envelope_records.ts";
 import { headerNameEnd, isContinuation } from "./headers.ts";
+import { MimeHeaderScan } from "./mime_headers.ts";
 import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
@@ -185,6 +186,8 @@ export class MessageDraft implements BodySink {
   #recipients: QueueRecipient[];
   /** SMTPUTF8_HEADER once a header line holds a non-ASCII byte. */
   #headerOpts = 0;
+  /** Looks for a non-ASCII byte in the headers of MIME parts and attached messages. */
+  #mime: MimeHeaderScan;
   #inHeaders = true;
   #headers: HeaderBlock;
   #headerLimit: number;
@@ -212,6 +215,7 @@ export class MessageDraft implements BodySink {
     // (HeaderBlock keeps offsets below 2^30).
     this.#headerLimit = Math.min(config.header_size_limit, 2 ** 30 - 1);
     this.#headers = new HeaderBlock(this.#headerLimit, (this.#headerLimit >> 1) + 1);
+    this.#mime = new MimeHeaderScan({ headerSizeLimit: this.#headerLimit });
     this.#recipients = uniqueRecipients(
       env.recipients,
       env.recipientDsn,
@@ -270,6 +274,7 @@ export class MessageDraft implements BodySink {
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    if (!this.#mime.done) this.#mime.line(buf, start, end, partial);
     if (this.#inHeaders) {
       const len = end - start;
       const name = this.#continuing ? -1 : headerNameEnd(buf, start, end);
@@ -328,6 +333,11 @@ export class MessageDraft implements BodySink {
     count: number,
   ): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    if (!this.#mime.done) {
+      for (let i = 0, at = start; i < count; at += (lens[i] as number) + 2, i++) {
+        this.#mime.line(buf, at, at + (lens[i] as number), false);
+      }
+    }
     if (this.#file.offset + (end - start) + count > this.#records && this.#recordsFull()) {
       return this.#outOfMemory("record buffers", this.#records + RECORDS_STEP);
     }
@@ -543,7 +553,10 @@ export class MessageDraft implements BodySink {
       recipients: bcc,
     };
     try {
-      const utf8 = this.#config.smtputf8_enable !== false ? this.#headerOpts : 0;
+      // Postfix's cleanup sets the header bit for any header it writes,
+      // those of MIME parts and attached messages too.
+      const headerOpts = this.#headerOpts | (this.#mime.found ? SMTPUTF8_HEADER : 0);
+      const utf8 = this.#config.smtputf8_enable !== false ? headerOpts : 0;
       await this.#file.commit(extracted, { sendOpts: utf8, hold: routing.hold === true });
     } catch (err) {
       return {

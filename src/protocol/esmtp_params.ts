@@ -105,12 +105,13 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
         return reply(552, "3.4", "Message size exceeds file system imposed limit");
       }
       size = Number(digits);
-    } else if (name === "BODY") {
-      const v = value === undefined ? undefined : asciiUpperCase(value);
-      if (v !== "7BIT" && v !== "8BITMIME") {
-        return reply(501, "5.4", "Unsupported BODY parameter value");
-      }
-      body = v;
+    } else if (
+      name === "BODY" && value !== undefined &&
+      (asciiUpperCase(value) === "7BIT" || asciiUpperCase(value) === "8BITMIME")
+    ) {
+      // Any other BODY (BINARYMIME, which we do not offer, or a bare BODY)
+      // falls through to "555 5.5.4 Unsupported option", as in Postfix.
+      body = asciiUpperCase(value) as "7BIT" | "8BITMIME";
     } else if (name === "SMTPUTF8" && value === undefined && options.smtputf8) {
       smtputf8 = true;
     } else if (name === "RET" && value !== undefined) {
@@ -193,7 +194,8 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
         : type.toLowerCase() === "utf-8"
         ? decodeUtf8AddrXtext(coded)
         : decodeXtext(coded);
-      if (orcpt !== undefined || address === undefined || address === "") return REPLY.badOrcpt;
+      // An empty address is xtext too (RFC 3461 §4.2: *xchar); Postfix takes it.
+      if (orcpt !== undefined || address === undefined) return REPLY.badOrcpt;
       orcpt = { type, address };
     } else {
       return unsupportedOption(item);
@@ -204,16 +206,20 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
 
 /**
  * NOTIFY's value as a mask: NEVER alone, or any of SUCCESS, FAILURE,
- * DELAY (RFC 3461 §4.1), names in any case.
+ * DELAY (RFC 3461 §4.1), names in any case. Empty items are skipped, as
+ * Postfix's name_mask_opt skips them ("FAILURE,,DELAY", "SUCCESS,"), but
+ * one name at least is needed.
  * @param value e.g. "SUCCESS,FAILURE"
  * @returns the mask, or undefined when malformed
  */
 function notifyMask(value: string): number | undefined {
   let mask = 0;
   for (const word of value.split(",")) {
+    if (word === "") continue;
     const name = asciiUpperCase(word);
     if (!Object.hasOwn(DSN_NOTIFY, name)) return undefined;
     mask |= DSN_NOTIFY[name as keyof typeof DSN_NOTIFY];
   }
+  if (mask === 0) return undefined;
   return mask === DSN_NOTIFY.NEVER || (mask & DSN_NOTIFY.NEVER) === 0 ? mask : undefined;
 }

@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { MimeHeaderScan } from "./mime_headers.ts";
+
+const U = "été";
+const H = "Subject: t\nMIME-Version: 1.0\n";
+
+/**
+ * Messages and whether Postfix 3.7's cleanup set the SMTPUTF8 header bit
+ * for them beyond their (ASCII) primary headers, found side by side with
+ * its smtpd (sendopts of the queue file, postcat).
+ */
+const CASES: [string, string, boolean][] = [
+  [
+    "a part's header",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "after the closing boundary",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\n\nx\n--BB--\nX-A: ${U}\n\n`,
+    false,
+  ],
+  [
+    "the preamble",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\nX-A: ${U}\n--BB\n\nx\n--BB--\n`,
+    false,
+  ],
+  [
+    "a part's body",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nContent-Type: text/plain\n\n${U}\n--BB--\n`,
+    false,
+  ],
+  [
+    "a boundary with more after it",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BBxyz\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a quoted boundary after a comment",
+    `${H}Content-Type: multipart/mixed (c; x) ; boundary="B B;q"\n\n--B B;q\nX-A: ${U}\n\n--B B;q--\n`,
+    true,
+  ],
+  [
+    "a folded Content-Type",
+    `${H}Content-Type: multipart/mixed;\n\tboundary="BB"\n\n--BB\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a folded part header",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nX-A: ascii\n  ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a digest part (message/rfc822)",
+    `${H}Content-Type: multipart/digest; boundary=BB\n\n--BB\n\nSubject: ${U}\n\nx\n--BB--\n`,
+    true,
+  ],
+  [
+    "a mixed part's text",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\n\nSubject: ${U}\n\nx\n--BB--\n`,
+    false,
+  ],
+  ["a message/global", `${H}Content-Type: message/global\n\nSubject: ${U}\n\nx\n`, true],
+  ["a message/partial", `${H}Content-Type: message/partial; id=1\n\nSubject: ${U}\n\nx\n`, false],
+  [
+    "a message in a nested multipart",
+    `${H}Content-Type: multipart/mixed; boundary=AA\n\n--AA\nContent-Type: multipart/alternative; boundary=BB\n\n--BB\n\nx\n--BB--\n--AA\nContent-Type: message/rfc822\n\nFrom: a@b\nSubject: ${U}\n\nbody\n--AA--\n`,
+    true,
+  ],
+  [
+    "an outer boundary closing an inner one",
+    `${H}Content-Type: multipart/mixed; boundary=AA\n\n--AA\nContent-Type: multipart/alternative; boundary=BB\n\n--BB\n\nx\n--AA\nX-B: ${U}\n\n--AA--\n`,
+    true,
+  ],
+  [
+    "a multipart without boundary",
+    `${H}Content-Type: multipart/mixed\n\n--BB\nX-A: ${U}\n\n`,
+    false,
+  ],
+  [
+    "a part's headers ended by text",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nnot a header\nX-A: ${U}\n--BB--\n`,
+    false,
+  ],
+  [
+    "primary headers ended by text",
+    `${H}Content-Type: multipart/mixed; boundary=BB\nnot a header\n--BB\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a message/rfc822 whose headers end in text",
+    `${H}Content-Type: message/rfc822\nno header\nSubject: ${U}\n`,
+    false,
+  ],
+  [
+    "upper case",
+    `${H}CONTENT-TYPE: MULTIPART/MIXED; BOUNDARY=BB\n\n--BB\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "space before the colon",
+    `${H}Content-Type : multipart/mixed; boundary=BB\n\n--BB\nX-A : ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a text/plain after the multipart",
+    `${H}Content-Type: multipart/mixed; boundary=BB\nContent-Type: text/plain\n\n--BB\nX-A: ${U}\n\n--BB--\n`,
+    true,
+  ],
+  [
+    "a header name that is not ASCII",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nX-${U}: a\n\n--BB--\n`,
+    false,
+  ],
+  [
+    "an attached message's body",
+    `${H}Content-Type: multipart/mixed; boundary=BB\n\n--BB\nContent-Type: message/rfc822\n\nSubject: x\n\n${U}\n--BB--\n`,
+    false,
+  ],
+];
+
+function scan(message: string): MimeHeaderScan {
+  const s = new MimeHeaderScan();
+  for (const line of message.split("\n").slice(0, -1)) {
+    const bytes = new TextEncoder().encode(line);
+    s.line(bytes, 0, bytes.length, false);
+  }
+  return s;
+}
+
+for (const [what, message, found] of CASES) {
+  Deno.test(`MimeHeaderScan.found is ${found} for UTF-8 in ${what}, as Postfix's cleanup`, () => {
+    assert.equal(scan(message).found, found);
+  });
+}
+
+Deno.test("MimeHeaderScan.done holds for a message without MIME parts once its headers end", () => {
+  const s = scan("Subject: t\n\nbody\n");
+  assert.equal(s.done, true);
+  assert.equal(s.found, false);
+});
+
+Deno.test("MimeHeaderScan.line() joins the pieces of a long header line", () => {
+  const s = new MimeHeaderScan();
+  const enc = new TextEncoder();
+  for (
+    const [text, partial] of [
+      ["Content-Type: multipart/mixed; boundary=BB", false],
+      ["", false],
+      ["--BB", false],
+      ["X-Long: aaaa", true],
+      [U, false],
+      ["", false],
+    ] as const
+  ) {
+    const b = enc.encode(text);
+    s.line(b, 0, b.length, partial);
+  }
+  assert.equal(s.found, true);
+});
