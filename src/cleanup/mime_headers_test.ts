@@ -158,3 +158,41 @@ Deno.test("MimeHeaderScan.line() joins the pieces of a long header line", () => 
   }
   assert.equal(s.found, true);
 });
+
+Deno.test("MimeHeaderScan: a hostile body's '--' lines cost a few passes over their bytes, not one per open boundary", () => {
+  // 100 nested multiparts (mime_nesting_limit), each boundary 2,048 bytes
+  // (mime_boundary_length_limit) that differ from the others and from the
+  // body's lines only at their end: compared byte by byte, each line of the
+  // body would be read once per boundary.
+  const enc = new TextEncoder();
+  const scan = new MimeHeaderScan();
+  const feed = (text: string) => {
+    const b = enc.encode(text);
+    scan.line(b, 0, b.length, false);
+  };
+  const common = "b".repeat(2040);
+  feed("Subject: t");
+  for (let i = 0; i < 100; i++) {
+    const boundary = common + String(i).padStart(8, "0");
+    feed(`Content-Type: multipart/mixed; boundary="${boundary}"`);
+    feed("");
+    feed(`--${boundary}`);
+  }
+  feed("Content-Type: text/plain");
+  feed("");
+  const before = scan.work;
+  const line = enc.encode(`--${common}zzzzzzzz`);
+  const lines = 2000;
+  for (let i = 0; i < lines; i++) scan.line(line, 0, line.length, false);
+  assert.equal(scan.done, false);
+  const perByte = (scan.work - before) / (lines * line.length);
+  assert.ok(perByte < 4, `${perByte.toFixed(1)} bytes looked at per byte of body`);
+  // Still a boundary when one comes: the innermost part closes.
+  feed(`--${common}00000099--`);
+  feed(`X-A: ${U}`);
+  assert.equal(scan.found, false, "after a closing boundary, body text");
+  feed(`--${common}00000098`);
+  feed(`X-A: ${U}`);
+  feed("");
+  assert.equal(scan.found, true);
+});
