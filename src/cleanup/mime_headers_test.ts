@@ -196,3 +196,36 @@ Deno.test("MimeHeaderScan: a hostile body's '--' lines cost a few passes over th
   feed("");
   assert.equal(scan.found, true);
 });
+
+Deno.test("MimeHeaderScan: a Content-Type with a quoted string folded at every byte costs a few passes over its bytes", () => {
+  // An unclosed quoted string folded 40,000 times, up to header_size_limit:
+  // each fold drops the white space before it, which read the whole string
+  // again at every fold (about 4 s of the listener thread for one header).
+  const enc = new TextEncoder();
+  const scan = new MimeHeaderScan();
+  let bytes = 0;
+  const feed = (text: string) => {
+    const b = enc.encode(text);
+    scan.line(b, 0, b.length, false);
+    bytes += b.length + 2;
+  };
+  feed('Content-Type: multipart/mixed; boundary="a');
+  for (let i = 0; i < 40_000; i++) feed(" a");
+  feed("");
+  assert.ok(scan.work / bytes < 4, `${(scan.work / bytes).toFixed(1)} bytes looked at per byte`);
+  // The boundary: the quoted string unfolded, cut at mime_boundary_length_limit.
+  const boundary = ("a" + " a".repeat(1024)).slice(0, 2048);
+  feed(`--${boundary}`);
+  feed(`X-A: ${U}`);
+  feed("");
+  assert.equal(scan.found, true);
+});
+
+Deno.test("MimeHeaderScan: a boundary with bytes above 127 matches the same bytes in the body", () => {
+  // mime_state.c keeps the boundary as the header's bytes and compares
+  // them with the body line's.
+  const s = scan(
+    `${H}Content-Type: multipart/mixed; boundary="${U}"\n\n--${U}\nX-A: ${U}\n\n--${U}--\n`,
+  );
+  assert.equal(s.found, true);
+});
