@@ -61,6 +61,9 @@ function boundaryHash(buf: Uint8Array, start: number, end: number): number {
   return h;
 }
 
+/** The largest Content-Type value buffer kept from one header to the next. */
+const VALUE_KEPT = 4096;
+
 /** RFC 2045 §5.1 tspecials, the separators of a Content-Type value. */
 const TSPECIAL = new Uint8Array(256);
 for (const c of '()<>@,;:\\"/[]?=') TSPECIAL[c.charCodeAt(0)] = 1;
@@ -126,6 +129,11 @@ export class MimeHeaderScan {
    */
   get work(): number {
     return this.#work;
+  }
+
+  /** Bytes held for the header being read (the Content-Type value's buffer). */
+  get heldBytes(): number {
+    return this.#value.length;
   }
 
   /** A part or attached-message header held a non-ASCII byte. */
@@ -251,13 +259,14 @@ export class MimeHeaderScan {
     if (!h) return;
     if (h.has8bit && this.#state !== "primary") {
       this.#found = true;
-      return;
-    }
-    if (h.contentType) {
+    } else if (h.contentType) {
       const reader = new ValueReader(this.#value.subarray(0, this.#valueLength));
       this.#contentType(reader);
       this.#work += reader.work;
     }
+    // A long value's buffer (up to header_size_limit, outside
+    // smtpd_memory_budget) is not kept for the rest of the message.
+    if (this.#value.length > VALUE_KEPT) this.#value = new Uint8Array(0);
   }
 
   /** A Content-Type value, as mime_state.c reads it (type/subtype; boundary=). */

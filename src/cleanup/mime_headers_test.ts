@@ -229,3 +229,26 @@ Deno.test("MimeHeaderScan: a boundary with bytes above 127 matches the same byte
   );
   assert.equal(s.found, true);
 });
+
+Deno.test("MimeHeaderScan: a long Content-Type's buffer is not held for the rest of the message", () => {
+  // A part's header is body to the cleanup (not in its header block, not
+  // against smtpd_memory_budget): a client that sends a 100 KB
+  // Content-Type and then trickles the part's body held 100 KB for it.
+  const s = new MimeHeaderScan();
+  const enc = new TextEncoder();
+  for (
+    const text of [
+      "Content-Type: multipart/mixed; boundary=BB",
+      "",
+      "--BB",
+      `Content-Type: text/plain; x="${"a".repeat(100_000)}"`,
+    ]
+  ) {
+    const b = enc.encode(text);
+    s.line(b, 0, b.length, false);
+  }
+  assert.ok(s.heldBytes > 100_000, "the value is held while its header is read");
+  s.line(new Uint8Array(0), 0, 0, false);
+  assert.ok(s.heldBytes <= 4096, `${s.heldBytes} bytes held after the header`);
+  assert.equal(s.done, false);
+});
