@@ -22,8 +22,15 @@ import { headerNameEnd } from "./headers.ts";
 const SP = 0x20;
 const HTAB = 0x09;
 const DASH = 0x2d;
-const LF = new Uint8Array([0x0a]);
-const LATIN1 = new TextDecoder("latin1");
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const LPAREN = 0x28;
+const RPAREN = 0x29;
+const SEMICOLON = 0x3b;
+const SLASH = 0x2f;
+const EQUALS = 0x3d;
 const CONTENT_TYPE = "content-type";
 /**
  * A "--" line is compared with every open boundary (up to
@@ -54,8 +61,12 @@ function boundaryHash(buf: Uint8Array, start: number, end: number): number {
   return h;
 }
 
+/** The largest Content-Type value buffer kept from one header to the next. */
+const VALUE_KEPT = 4096;
+
 /** RFC 2045 §5.1 tspecials, the separators of a Content-Type value. */
-const TSPECIALS = '()<>@,;:\\"/[]?=';
+const TSPECIAL = new Uint8Array(256);
+for (const c of '()<>@,;:\\"/[]?=') TSPECIAL[c.charCodeAt(0)] = 1;
 
 /** Where in the message the walk is, as mime_state.c's states. */
 type MimeState = "primary" | "part" | "nested" | "body";
@@ -91,10 +102,13 @@ export class MimeHeaderScan {
   #work = 0;
   /**
    * The header being read: its length so far (bounded by
-   * header_size_limit), whether a byte of it is above 127, and, for a
-   * Content-Type only, the pieces of its value.
+   * header_size_limit), whether a byte of it is above 127, and whether it
+   * is a Content-Type (whose value is kept in #value).
    */
-  #pending: { length: number; has8bit: boolean; value?: Uint8Array[] } | undefined;
+  #pending: { length: number; has8bit: boolean; contentType: boolean } | undefined;
+  /** The value of the Content-Type being read, folds as LF, in #value[0, #valueLength). */
+  #value = new Uint8Array(0);
+  #valueLength = 0;
   #prevPartial = false;
   #found = false;
   #headerSizeLimit: number;
@@ -108,12 +122,18 @@ export class MimeHeaderScan {
   }
 
   /**
-   * Bytes the boundary comparisons have looked at: each "--" line's hashed
-   * prefix and each boundary compared in full. For the bound on a hostile
-   * body's cost (tests).
+   * Bytes the boundary comparisons have looked at (each "--" line's hashed
+   * prefix and each boundary compared in full), and those the reading of
+   * Content-Type values has looked at. For the bound on a hostile
+   * message's cost (tests).
    */
   get work(): number {
     return this.#work;
+  }
+
+  /** Bytes held for the header being read (the Content-Type value's buffer). */
+  get heldBytes(): number {
+    return this.#value.length;
   }
 
   /** A part or attached-message header held a non-ASCII byte. */
@@ -150,11 +170,9 @@ export class MimeHeaderScan {
       const name = headerNameEnd(buf, start, end);
       if (name >= 0) {
         // As mime_state.c: the name (ASCII), then the text after the colon.
-        this.#pending = {
-          length: name - start + 1,
-          has8bit: false,
-          ...(isContentType(buf, start, name) ? { value: [] } : {}),
-        };
+        const contentType = isContentType(buf, start, name);
+        this.#pending = { length: name - start + 1, has8bit: false, contentType };
+        this.#valueLength = 0;
         return this.#collect(buf, buf.indexOf(0x3a, name) + 1, end, false);
       }
       const wasKind = this.#kind;
@@ -212,14 +230,26 @@ export class MimeHeaderScan {
     if (!h) return;
     const room = this.#headerSizeLimit - h.length;
     if (room <= 0) return;
-    if (fold) {
-      h.length++;
-      h.value?.push(LF);
-    }
+    if (fold) h.length++;
     const stop = Math.min(end, start + room);
     for (let i = start; i < stop && !h.has8bit; i++) h.has8bit = (buf[i] as number) > 127;
-    h.value?.push(buf.slice(start, stop));
     h.length += stop - start;
+    if (h.contentType) this.#keep(buf, start, stop, fold);
+  }
+
+  /** Appends `buf[start, end)` to the Content-Type value, after an LF for a fold. */
+  #keep(buf: Uint8Array, start: number, end: number, fold: boolean): void {
+    const need = this.#valueLength + (fold ? 1 : 0) + end - start;
+    if (need > this.#value.length) {
+      const grown = new Uint8Array(
+        Math.min(Math.max(need, 2 * this.#value.length, 256), this.#headerSizeLimit + 1),
+      );
+      grown.set(this.#value.subarray(0, this.#valueLength));
+      this.#value = grown;
+    }
+    if (fold) this.#value[this.#valueLength++] = LF;
+    this.#value.set(buf.subarray(start, end), this.#valueLength);
+    this.#valueLength += end - start;
   }
 
   /** One header is complete: judge it, and learn what a Content-Type says. */
@@ -229,43 +259,44 @@ export class MimeHeaderScan {
     if (!h) return;
     if (h.has8bit && this.#state !== "primary") {
       this.#found = true;
-      return;
+    } else if (h.contentType) {
+      const reader = new ValueReader(this.#value.subarray(0, this.#valueLength));
+      this.#contentType(reader);
+      this.#work += reader.work;
     }
-    if (h.value) this.#contentType(h.value.map((piece) => LATIN1.decode(piece)).join(""));
+    // A long value's buffer (up to header_size_limit, outside
+    // smtpd_memory_budget) is not kept for the rest of the message.
+    if (this.#value.length > VALUE_KEPT) this.#value = new Uint8Array(0);
   }
 
   /** A Content-Type value, as mime_state.c reads it (type/subtype; boundary=). */
-  #contentType(value: string): void {
-    const at = { i: 0 };
-    const first = tokens(value, at);
-    if (!first || first.length === 0) return;
-    const type = first[0]?.token?.toLowerCase();
-    const subtype = first.length >= 3 && first[1]?.special === "/"
-      ? first[2]?.token?.toLowerCase()
+  #contentType(value: ValueReader): void {
+    if (!value.next() || value.count === 0) return;
+    const subtype = value.isSpecial(1, SLASH) && value.kindOf(2) === WORD
+      ? value.bytes(2)
       : undefined;
-    if (type === "text") {
+    if (value.isWord(0, "text")) {
       this.#kind = "plain";
-    } else if (type === "message") {
+    } else if (value.isWord(0, "message")) {
       // Postfix looks into rfc822 and (without downgrading) global messages.
-      this.#kind = subtype === "rfc822" || subtype === "global" ? "message" : "other";
-    } else if (type === "multipart") {
+      this.#kind = subtype && (asciiIs(subtype, "rfc822") || asciiIs(subtype, "global"))
+        ? "message"
+        : "other";
+    } else if (value.isWord(0, "multipart")) {
       this.#kind = "multipart";
-      for (let t = tokens(value, at); t; t = tokens(value, at)) {
-        const v = t[2];
+      const digest = subtype !== undefined && asciiIs(subtype, "digest");
+      while (value.next()) {
         if (
-          t.length >= 3 && t[0]?.token?.toLowerCase() === "boundary" && t[1]?.special === "=" &&
-          v && (v.token ?? v.quoted) !== undefined && this.#stack.length < this.#nestingLimit
+          value.isWord(0, "boundary") && value.isSpecial(1, EQUALS) &&
+          value.count >= 3 && value.kindOf(2) !== SPECIAL &&
+          this.#stack.length < this.#nestingLimit
         ) {
-          const text = new TextEncoder().encode(v.token ?? v.quoted)
-            .subarray(0, this.#boundaryLengthLimit);
+          // The boundary's bytes as they are: a "--" line is compared byte by byte.
+          const text = value.bytes(2).slice(0, this.#boundaryLengthLimit);
           if (text.length >= this.#prefixHashes.length) {
             this.#prefixHashes = new Uint16Array(text.length + 1);
           }
-          this.#stack.push({
-            text,
-            hash: boundaryHash(text, 0, text.length),
-            digest: subtype === "digest",
-          });
+          this.#stack.push({ text, hash: boundaryHash(text, 0, text.length), digest });
         }
       }
     } else {
@@ -274,19 +305,18 @@ export class MimeHeaderScan {
   }
 }
 
-/** A tspecial, white space or control character ends a token. */
-function separates(ch: string): boolean {
-  const c = ch.charCodeAt(0);
-  return c <= 32 || c === 127 || TSPECIALS.includes(ch);
+/** Whether `buf` is `lower` (ASCII, lower case) in any case. */
+function asciiIs(buf: Uint8Array, lower: string): boolean {
+  if (buf.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    if (((buf[i] as number) | 0x20) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Whether a header's name, `buf[start, end)`, is Content-Type (any case). */
 function isContentType(buf: Uint8Array, start: number, end: number): boolean {
-  if (end - start !== CONTENT_TYPE.length) return false;
-  for (let i = 0; i < CONTENT_TYPE.length; i++) {
-    if (((buf[start + i] as number) | 0x20) !== CONTENT_TYPE.charCodeAt(i)) return false;
-  }
-  return true;
+  return asciiIs(buf.subarray(start, end), CONTENT_TYPE);
 }
 
 function startsWith(buf: Uint8Array, at: number, prefix: Uint8Array): boolean {
@@ -294,63 +324,141 @@ function startsWith(buf: Uint8Array, at: number, prefix: Uint8Array): boolean {
   return true;
 }
 
-interface Token {
-  readonly token?: string;
-  readonly quoted?: string;
-  readonly special?: string;
+/** The kinds of token of a Content-Type value. */
+const WORD = 1;
+const QUOTED = 2;
+const SPECIAL = 3;
+
+function isSpace(c: number): boolean {
+  return c === SP || c === HTAB || c === CR || c === LF;
+}
+
+/** A tspecial, white space or control character ends a token. */
+function separates(c: number): boolean {
+  return c <= 32 || c === 127 || TSPECIAL[c] === 1;
 }
 
 /**
- * The tokens of a Content-Type value up to the next ";" (as Postfix's
- * header_token: white space and comments skipped, quoted strings kept
- * whole, a tspecial or control character is a token of its own).
- * @param text the value
- * @param at where to start; moved past the ";"
- * @returns the tokens, or undefined at the end of the value
+ * Reads a Content-Type value (its bytes, folds as LF) one parameter at a
+ * time, as Postfix's header_token: white space and comments skipped,
+ * quoted strings kept whole, a tspecial or control character a token of
+ * its own. Only the first three tokens of a parameter are kept (type "/"
+ * subtype, name "=" value), as positions, so a value of tens of thousands
+ * of parameters allocates nothing per parameter; each byte is looked at a
+ * bounded number of times, however the client arranges quotes, comments
+ * and folds.
  */
-function tokens(text: string, at: { i: number }): Token[] | undefined {
-  const out: Token[] = [];
-  let i = at.i;
-  let ended = true;
-  while (i < text.length) {
-    const ch = text[i++] as string;
-    if (/[ \t\r\n]/.test(ch)) continue;
-    if (ch === ";") {
-      ended = false;
-      break;
-    }
-    if (ch === "(") {
-      for (let depth = 1; i < text.length && depth > 0;) {
-        const c = text[i++];
-        if (c === "(") depth++;
-        else if (c === ")") depth--;
-        else if (c === "\\") i++;
-      }
-    } else if (ch === '"') {
-      let q = "";
-      while (i < text.length) {
-        const c = text[i++] as string;
-        if (c === '"') break;
-        if (c === "\n") {
-          q = q.replace(/[ \t\r\n]+$/, "");
-          continue;
-        }
-        if (c === "\\") {
-          if (i >= text.length) break;
-          q += text[i++];
-        } else {
-          q += c;
-        }
-      }
-      out.push({ quoted: q });
-    } else if (separates(ch)) {
-      out.push({ special: ch });
-    } else {
-      let w = ch;
-      while (i < text.length && !separates(text[i] as string)) w += text[i++];
-      out.push({ token: w });
-    }
+class ValueReader {
+  #text: Uint8Array;
+  #at = 0;
+  /** The quoted strings' text, one after the other (never longer than the value). */
+  #quoted: Uint8Array;
+  #quotedLength = 0;
+  /** Tokens in the current parameter. */
+  count = 0;
+  #kinds = new Uint8Array(3);
+  #starts = new Int32Array(3);
+  #ends = new Int32Array(3);
+  /** Bytes looked at, for the bound on a hostile header's cost (tests). */
+  work = 0;
+
+  constructor(text: Uint8Array) {
+    this.#text = text;
+    this.#quoted = new Uint8Array(text.length);
   }
-  at.i = i;
-  return out.length === 0 && ended ? undefined : out;
+
+  /** The kind of token k of the parameter (0 when there is none). */
+  kindOf(k: number): number {
+    return k < this.count ? this.#kinds[k] as number : 0;
+  }
+
+  /** The bytes of token k (a word, a quoted string's text, or the separator). */
+  bytes(k: number): Uint8Array {
+    const from = this.#kinds[k] === QUOTED ? this.#quoted : this.#text;
+    return from.subarray(this.#starts[k], this.#ends[k]);
+  }
+
+  /** Whether token k is the word `lower`, in any case. */
+  isWord(k: number, lower: string): boolean {
+    return this.kindOf(k) === WORD && asciiIs(this.bytes(k), lower);
+  }
+
+  /** Whether token k is the separator `byte`. */
+  isSpecial(k: number, byte: number): boolean {
+    return this.kindOf(k) === SPECIAL && this.#text[this.#starts[k] as number] === byte;
+  }
+
+  #keep(kind: number, start: number, end: number): void {
+    if (this.count < 3) {
+      this.#kinds[this.count] = kind;
+      this.#starts[this.count] = start;
+      this.#ends[this.count] = end;
+    }
+    this.count++;
+  }
+
+  /**
+   * Reads the tokens up to the next ";", and past it.
+   * @returns false at the end of the value
+   */
+  next(): boolean {
+    const text = this.#text;
+    this.count = 0;
+    let i = this.#at;
+    let ended = true;
+    while (i < text.length) {
+      const c = text[i++] as number;
+      this.work++;
+      if (isSpace(c)) continue;
+      if (c === SEMICOLON) {
+        ended = false;
+        break;
+      }
+      if (c === LPAREN) {
+        for (let depth = 1; i < text.length && depth > 0; this.work++) {
+          const d = text[i++];
+          if (d === LPAREN) depth++;
+          else if (d === RPAREN) depth--;
+          else if (d === BACKSLASH) i++;
+        }
+      } else if (c === QUOTE) {
+        const q = this.#quoted;
+        const start = this.#quotedLength;
+        let n = start;
+        while (i < text.length) {
+          const d = text[i++] as number;
+          this.work++;
+          if (d === QUOTE) break;
+          if (d === LF) {
+            // A fold inside the string: the white space before it goes.
+            // Each byte is dropped at most once, so this stays linear.
+            while (n > start && isSpace(q[n - 1] as number)) {
+              n--;
+              this.work++;
+            }
+            continue;
+          }
+          if (d === BACKSLASH) {
+            if (i >= text.length) break;
+            q[n++] = text[i++] as number;
+          } else {
+            q[n++] = d;
+          }
+        }
+        this.#quotedLength = n;
+        this.#keep(QUOTED, start, n);
+      } else if (separates(c)) {
+        this.#keep(SPECIAL, i - 1, i);
+      } else {
+        const from = i - 1;
+        while (i < text.length && !separates(text[i] as number)) {
+          i++;
+          this.work++;
+        }
+        this.#keep(WORD, from, i);
+      }
+    }
+    this.#at = i;
+    return this.count > 0 || !ended;
+  }
 }

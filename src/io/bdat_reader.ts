@@ -127,20 +127,33 @@ export class BdatBody {
     return { kind: "complete", size: this.#size };
   }
 
-  /** Cuts `buf[start, end)` into lines. */
+  /**
+   * Cuts `buf[start, end)` into lines. A sink that takes a line at once
+   * (returns no promise) costs no await per line: a body of short lines
+   * ("--" or empty lines, 4 bytes each) made three promises and their
+   * microtasks per line, ten times the CPU of the same body sent by DATA.
+   */
   async #push(buf: Uint8Array, start: number, end: number): Promise<void> {
     let i = start;
     if (this.#pendingCr && i < end) {
       this.#pendingCr = false;
       if (buf[i] === LF) i++;
       else this.#sawBare = true;
-      await this.#endLine();
+      const r = this.#endLine();
+      if (r) await r;
     }
     while (i < end) {
       let j = i;
       while (j < end && buf[j] !== CR && buf[j] !== LF) j++;
-      await this.#addContent(buf, i, j);
+      // A whole line in view, with nothing carried: handed on from here.
+      const whole = this.#carryLen === 0 && j < end && j - i <= this.#maxLine &&
+        !(buf[j] === CR && j + 1 === end);
+      if (!whole) {
+        const r = this.#addContent(buf, i, j);
+        if (r) await r;
+      }
       if (j === end) return;
+      const from = i;
       if (buf[j] === LF) {
         this.#sawBare = true;
         i = j + 1;
@@ -154,12 +167,22 @@ export class BdatBody {
         this.#sawBare = true;
         i = j + 1;
       }
-      await this.#endLine();
+      const l = whole ? this.#emit(buf, from, j, false) : this.#endLine();
+      if (l) await l;
     }
   }
 
   /** Adds `buf[s, e)` to the current line, handing on full pieces. */
-  async #addContent(buf: Uint8Array, s: number, e: number): Promise<void> {
+  #addContent(buf: Uint8Array, s: number, e: number): void | Promise<void> {
+    if (this.#carryLen + (e - s) > this.#maxLine) return this.#addPieces(buf, s, e);
+    if (e > s) {
+      this.#carry.set(buf.subarray(s, e), this.#carryLen);
+      this.#carryLen += e - s;
+    }
+  }
+
+  /** Adds `buf[s, e)` to the current line, which becomes longer than maxLine. */
+  async #addPieces(buf: Uint8Array, s: number, e: number): Promise<void> {
     const max = this.#maxLine;
     while (this.#carryLen + (e - s) > max) {
       if (this.#carryLen === 0) {
@@ -179,13 +202,13 @@ export class BdatBody {
     }
   }
 
-  async #endLine(): Promise<void> {
+  #endLine(): void | Promise<void> {
     const len = this.#carryLen;
     this.#carryLen = 0;
-    await this.#emit(this.#carry, 0, len, false);
+    return this.#emit(this.#carry, 0, len, false);
   }
 
-  async #emit(buf: Uint8Array, s: number, e: number, partial: boolean): Promise<void> {
+  #emit(buf: Uint8Array, s: number, e: number, partial: boolean): void | Promise<void> {
     this.#size += e - s + (partial ? 0 : 2);
     this.#recordSize += e - s + 2;
     if (this.#storing && this.#size > this.#maxBytes) {
@@ -195,7 +218,7 @@ export class BdatBody {
     if (this.#reject && this.#sawBare) this.#storing = false;
     if (this.#storing) {
       const r = this.#sink.line(buf, s, e, partial);
-      if (r) await r;
+      if (r) return r.then(() => void (this.#continuing = partial));
     }
     this.#continuing = partial;
   }

@@ -137,3 +137,22 @@ Deno.test("BdatBody: queuedSize counts as Postfix's act_size, each line or piece
   const long = await play([5002], "z".repeat(5000) + "\r\n", { maxLine: 2048 });
   assert.equal(long.queuedSize, 5006);
 });
+
+Deno.test("BdatBody: a sink that takes each line at once gets every line in view without a wait per line", async () => {
+  // A promise and its microtask per line (three of them, once) made a body
+  // of 4-byte lines cost ten times the CPU of the same body sent by DATA.
+  const text = "--\r\n".repeat(1000) + "x".repeat(5000) + "\r\nlast";
+  const reader = new LineReader(new ChunkSource([enc.encode(text)]), { bufferSize: 16384 });
+  assert(await reader.ensure(1));
+  assert.equal(reader.peek().length, text.length, "all of it in view");
+  const sink = new Lines();
+  const body = new BdatBody(sink, { maxLine: 2048 });
+  const reading = body.readChunk(reader, text.length);
+  // Nothing awaited yet: the lines came from readChunk's own call.
+  assert.equal(sink.out.length, 1001);
+  assert(await reading);
+  await body.finish();
+  assert.equal(sink.out.length, 1002);
+  assert.equal(sink.out[1000], "x".repeat(2048) + "|" + "x".repeat(2048) + "|" + "x".repeat(904));
+  assert.equal(sink.out[1001], "last");
+});
