@@ -8,11 +8,12 @@
  * @module
  */
 
-import type { Address } from "../../protocol/address.ts";
+import { type Address, isNullAddress } from "../../protocol/address.ts";
+import { resolvedDomain } from "../addr_find.ts";
 import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { asciiDomain, isAddressLiteral, isFqdn, normalizeDomain } from "../hostname.ts";
+import { asciiDomain, isAddressLiteral, isFqdn } from "../hostname.ts";
 import { localDomain } from "../destinations.ts";
 import { type EvalEnv, refusal, refuse, type Subject, tracedDns } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
@@ -27,14 +28,16 @@ function accessCheck(subject: "sender" | "recipient"): Factory {
     const a = addressOf(subject, c);
     // recipient_delimiter: user+ext@domain is also looked up as user@domain.
     const delimiter = pattern ? "" : config.recipient_delimiter;
-    return a
-      ? emailKeys(
-        a.local,
-        normalizeDomain(a.domain),
-        delimiter,
-        config.smtpd_null_access_lookup_key,
-      )
-      : undefined;
+    if (!a) return undefined;
+    // The null sender is looked up as smtpd_null_access_lookup_key; any
+    // other address as Postfix resolved it (<user> is user@$myorigin).
+    const domain = isNullAddress(a) ? "" : resolvedDomain(a.domain, config.myorigin);
+    return emailKeys(
+      a.local,
+      domain,
+      delimiter,
+      config.smtpd_null_access_lookup_key,
+    );
   });
 }
 
@@ -105,15 +108,18 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
         name,
         run: async (e): Promise<Decision> => {
           const a = addressOf(subject, e.ctx);
+          if (!a || isNullAddress(a)) return { kind: "dunno" };
+          // The domain as Postfix resolved it (<user> is user@$myorigin).
+          const resolved = resolvedDomain(a.domain, env.config.myorigin);
           // Our own domains are not looked up (Postfix skips local destinations).
           if (
-            !a || !a.domain || isAddressLiteral(a.domain) ||
-            await member(e, localDomain(a.domain, ours, e))
+            resolved === "" || isAddressLiteral(resolved) ||
+            await member(e, localDomain(resolved, ours, e))
           ) {
             return { kind: "dunno" };
           }
           // U-labels are looked up by their A-labels (Postfix: midna_domain_to_ascii).
-          const domain = asciiDomain(normalizeDomain(a.domain));
+          const domain = asciiDomain(resolved);
           const found = domain === "" ? "notFound" : await mailhost(e, domain);
           if (found === "ok") return { kind: "dunno" };
           if (found === "filtered") {

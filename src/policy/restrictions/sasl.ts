@@ -31,8 +31,7 @@ import { reply } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import type { CompileEnv, EvalEnv, Factory, Restriction } from "../restriction.ts";
 import { refuse, tracedLookup } from "../restriction.ts";
-import { bothForms, recipientKeys } from "../addr_find.ts";
-import { normalizeDomain } from "../hostname.ts";
+import { bothForms, recipientKeys, resolvedDomain } from "../addr_find.ts";
 import type { LookupTable } from "../tables/mod.ts";
 
 /** What the maps say about a sender address. */
@@ -54,9 +53,7 @@ async function ownersOf(
   sender: { readonly local: string; readonly domain: string },
   config: { readonly recipient_delimiter: string; readonly myorigin: string },
 ): Promise<Owners> {
-  const domain = sender.domain === ""
-    ? normalizeDomain(config.myorigin)
-    : normalizeDomain(sender.domain);
+  const domain = resolvedDomain(sender.domain, config.myorigin);
   const keys = recipientKeys(sender.local, domain, {
     delimiter: config.recipient_delimiter,
     localDomain: false,
