@@ -180,6 +180,13 @@ const GROUPS: Group[] = [
       ],
       ["<postmaster> is taken before any restriction", FROM, "<postmaster>", MAIL_OK, RCPT_OK],
       ["a trailing dot", FROM, "<u1@mx.test.example.>", MAIL_OK, RCPT_OK],
+      [
+        "a source route is dropped",
+        FROM,
+        "<@a.example,@b.example:u1@mx.test.example>",
+        MAIL_OK,
+        RCPT_OK,
+      ],
       ["an address literal of ours", FROM, "<u1@[127.0.0.1]>", MAIL_OK, RCPT_OK],
       [
         "localhost (not in mydestination)",
@@ -261,6 +268,13 @@ const GROUPS: Group[] = [
       ["recipient in capitals", FROM, "<U1@MX.TEST.EXAMPLE>", MAIL_OK, RCPT_OK],
       ["recipient with an extension", FROM, "<u1+ext@mx.test.example>", MAIL_OK, RCPT_OK],
       ["recipient at an address literal of ours", FROM, "<u2@[127.0.0.1]>", MAIL_OK, RCPT_OK],
+      [
+        "recipient with a source route",
+        FROM,
+        "<@a.example:u3@mx.test.example>",
+        MAIL_OK,
+        `550 5.1.1 <u3@mx.test.example>: Recipient address rejected: ${UNKNOWN}`,
+      ],
       ["recipient <postmaster>", FROM, "<postmaster>", MAIL_OK, RCPT_OK],
     ]),
   },

@@ -742,9 +742,11 @@ const RELAY_CASES = [
       /^reject 554 5\.7\.1 <.*u@other\.example>: Relay access denied$/,
     ],
     [
-      "denies a source route through us to a relay domain",
+      // Postfix's smtpd drops the route before it resolves the address (as
+      // we do before queueing it): what is judged is u@example.com.
+      "permits a source route through us to our own domain, as Postfix",
       { to: "@mx.example.com:u@example.com" },
-      /^reject 554 5\.7\.1 <.*u@example\.com>: Relay access denied$/,
+      "permit",
     ],
     [
       "denies a quoted local part holding an address",
