@@ -10,7 +10,7 @@
  */
 
 import { bothForms, stripExtension } from "./addr_find.ts";
-import { NO_DESTINATIONS } from "./destinations.ts";
+import { type Destinations, NO_DESTINATIONS } from "./destinations.ts";
 import { type Config, ConfigError } from "../config/mod.ts";
 import { addressText } from "../protocol/address.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
@@ -324,6 +324,10 @@ export interface KeyOptions {
    * whole fact, so no extension is cut for it.
    */
   readonly pattern: boolean;
+  /** Our destinations (an address is resolved against them). */
+  readonly destinations: Destinations;
+  /** The evaluation (table lookups of the destinations are traced). */
+  readonly env: EvalEnv;
 }
 
 /**
@@ -335,7 +339,10 @@ export interface KeyOptions {
  */
 export function accessFactory(
   subject: Subject,
-  keysOf: (ctx: PolicyContext, options: KeyOptions) => readonly string[] | undefined,
+  keysOf: (
+    ctx: PolicyContext,
+    options: KeyOptions,
+  ) => readonly string[] | undefined | Promise<readonly string[] | undefined>,
 ): Factory {
   return {
     arg: "table",
@@ -344,12 +351,17 @@ export function accessFactory(
       const actions = compileActions(table, env);
       return {
         name,
-        run: (e) => {
-          const keys = keysOf(e.ctx, { config: env.config, pattern: table.pattern === true });
-          if (keys === undefined) return Promise.resolve({ kind: "dunno" });
+        run: async (e) => {
+          const keys = await keysOf(e.ctx, {
+            config: env.config,
+            pattern: table.pattern === true,
+            destinations: env.destinations,
+            env: e,
+          });
+          if (keys === undefined) return { kind: "dunno" };
           const k = table.pattern ? wholeKeys(keys, e.ctx) : keys;
           // checkAccess names the table and key after the restriction.
-          return checkAccess(e, table, k, actions, subject, name.split(" ", 1)[0] as string);
+          return await checkAccess(e, table, k, actions, subject, name.split(" ", 1)[0] as string);
         },
       };
     },

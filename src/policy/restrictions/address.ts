@@ -9,6 +9,7 @@
  */
 
 import { type Address, isNullAddress } from "../../protocol/address.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { resolvedDomain } from "../addr_find.ts";
 import { accessFactory, emailKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
@@ -24,17 +25,18 @@ function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address
 }
 
 function accessCheck(subject: "sender" | "recipient"): Factory {
-  return accessFactory(subject, (c, { config, pattern }) => {
+  return accessFactory(subject, async (c, { config, pattern, destinations, env }) => {
     const a = addressOf(subject, c);
     // recipient_delimiter: user+ext@domain is also looked up as user@domain.
     const delimiter = pattern ? "" : config.recipient_delimiter;
     if (!a) return undefined;
     // The null sender is looked up as smtpd_null_access_lookup_key; any
-    // other address as Postfix resolved it (<user> is user@$myorigin).
-    const domain = isNullAddress(a) ? "" : resolvedDomain(a.domain, config.myorigin);
+    // other address as Postfix resolved it (<user> is user@$myorigin,
+    // <x%elsewhere@ourdomain> is x@elsewhere).
+    const r = await resolveAddress(a, { myorigin: config.myorigin, destinations, env });
     return emailKeys(
-      a.local,
-      domain,
+      r.local,
+      r.domain,
       delimiter,
       config.smtpd_null_access_lookup_key,
     );
