@@ -106,6 +106,7 @@ const GROUPS: Group[] = [
         "r1@origin.example REJECT r-full",
         "r3 REJECT r-bare",
         "spammer.example REJECT r-percent",
+        "relay.example OK",
         "origin.example REJECT r-domain",
         "",
       ].join("\n"),
@@ -196,6 +197,20 @@ const GROUPS: Group[] = [
         "<x%spammer.example@mx.test.example>",
         MAIL_OK,
         R("x%spammer.example@mx.test.example", "r-percent"),
+      ],
+      [
+        "recipient: OK does not permit a routed address",
+        FROM,
+        "<y%victim.example@relay.example>",
+        MAIL_OK,
+        "554 5.7.1 <y%victim.example@relay.example>: Relay access denied",
+      ],
+      [
+        "recipient: OK permits the same domain unrouted",
+        FROM,
+        "<y@relay.example>",
+        MAIL_OK,
+        RCPT_OK,
       ],
       ["recipient <r1> is r1@$myorigin", FROM, "<r1>", MAIL_OK, R("r1", "r-full")],
       [
