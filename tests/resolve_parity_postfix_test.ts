@@ -76,6 +76,32 @@ const R = (addr: string, text: string) =>
   `554 5.7.1 <${addr}>: Recipient address rejected: ${text}`;
 const UNKNOWN = "User unknown in local recipient table";
 
+/** The access tables of the "access" and "bare-table" groups. */
+const ACCESS_TABLES: Record<string, string> = {
+  senders: [
+    "s1@origin.example REJECT s-full",
+    '"q."@origin.example REJECT s-quoted',
+    "postmaster@origin.example REJECT s-postmaster",
+    "s1@[127.0.0.1] REJECT s-literal",
+    "s1@localhost REJECT s-localhost",
+    "s3 REJECT s-bare",
+    "s4@ REJECT s-userat",
+    "origin.example REJECT s-domain",
+    "spammer.example REJECT s-percent",
+    "mx.test.example REJECT s-ours",
+    "<> REJECT s-null",
+    "",
+  ].join("\n"),
+  rcpts: [
+    "r1@origin.example REJECT r-full",
+    "r3 REJECT r-bare",
+    "spammer.example REJECT r-percent",
+    "relay.example OK",
+    "origin.example REJECT r-domain",
+    "",
+  ].join("\n"),
+};
+
 const GROUPS: Group[] = [
   {
     // $myorigin is not ours here, so a bare local part is judged as an
@@ -87,30 +113,7 @@ const GROUPS: Group[] = [
         "check_recipient_access texthash:%T/rcpts, reject_unauth_destination",
       "smtpd_sender_restrictions": "check_sender_access texthash:%T/senders",
     },
-    tables: {
-      senders: [
-        "s1@origin.example REJECT s-full",
-        '"q."@origin.example REJECT s-quoted',
-        "postmaster@origin.example REJECT s-postmaster",
-        "s1@[127.0.0.1] REJECT s-literal",
-        "s1@localhost REJECT s-localhost",
-        "s3 REJECT s-bare",
-        "s4@ REJECT s-userat",
-        "origin.example REJECT s-domain",
-        "spammer.example REJECT s-percent",
-        "mx.test.example REJECT s-ours",
-        "<> REJECT s-null",
-        "",
-      ].join("\n"),
-      rcpts: [
-        "r1@origin.example REJECT r-full",
-        "r3 REJECT r-bare",
-        "spammer.example REJECT r-percent",
-        "relay.example OK",
-        "origin.example REJECT r-domain",
-        "",
-      ].join("\n"),
-    },
+    tables: ACCESS_TABLES,
     cases: cases([
       ["<s1> is s1@$myorigin", "<s1>", TO, MAIL_OK, S("s1", "s-full")],
       ["a trailing dot", "<s1@origin.example.>", TO, MAIL_OK, S("s1@origin.example.", "s-full")],
@@ -221,6 +224,43 @@ const GROUPS: Group[] = [
         R("r3", "r-domain"),
       ],
       ["recipient <r9>: $myorigin's entry", FROM, "<r9>", MAIL_OK, R("r9", "r-domain")],
+    ]),
+  },
+  {
+    // A bare table in a list is that list's access check (Postfix's
+    // check_mail_access too), with the same resolution.
+    name: "bare-table",
+    myorigin: "origin.example",
+    params: {
+      "smtpd_relay_restrictions": "texthash:%T/rcpts, reject_unauth_destination",
+      "smtpd_sender_restrictions": "texthash:%T/senders",
+    },
+    tables: ACCESS_TABLES,
+    cases: cases([
+      ["<s1> is s1@$myorigin", "<s1>", TO, MAIL_OK, S("s1", "s-full")],
+      ["<s5>: $myorigin's entry", "<s5>", TO, MAIL_OK, S("s5", "s-domain")],
+      [
+        "the percent hack off our domain",
+        "<x%spammer.example@mx.test.example>",
+        TO,
+        MAIL_OK,
+        S("x%spammer.example@mx.test.example", "s-percent"),
+      ],
+      ["recipient <r1> is r1@$myorigin", FROM, "<r1>", MAIL_OK, R("r1", "r-full")],
+      [
+        "recipient: OK does not permit a routed address",
+        FROM,
+        "<y%victim.example@relay.example>",
+        MAIL_OK,
+        "554 5.7.1 <y%victim.example@relay.example>: Relay access denied",
+      ],
+      [
+        "recipient: OK permits the same domain unrouted",
+        FROM,
+        "<y@relay.example>",
+        MAIL_OK,
+        RCPT_OK,
+      ],
     ]),
   },
   {

@@ -12,7 +12,9 @@
 import { bothForms, stripExtension } from "./addr_find.ts";
 import { type Destinations, NO_DESTINATIONS } from "./destinations.ts";
 import { type Config, ConfigError } from "../config/mod.ts";
-import { addressText } from "../protocol/address.ts";
+import { type Address, addressText } from "../protocol/address.ts";
+import { resolveAddress } from "./resolve_address.ts";
+import { hasRouting } from "./hostname.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
 import type { Factory } from "./restriction.ts";
 import type { PolicyContext } from "./context.ts";
@@ -99,6 +101,49 @@ export function emailKeys(
     : locals.flatMap((l) => bothForms(l, ""));
   out.push(...locals.flatMap((l) => bothForms(l, "@")));
   return out.map((k) => k.toLowerCase());
+}
+
+/**
+ * The access(5) keys of a sender or recipient (Postfix's check_mail_access):
+ * the address as trivial-rewrite resolved it (<user> is user@$myorigin,
+ * x%site@ourdomain is x@site; see ./resolve_address.ts), the null sender
+ * as smtpd_null_access_lookup_key.
+ * @param a the address
+ * @param options the configuration, whether the table matches patterns
+ *   (no extension cut), our destinations and the evaluation
+ * @returns the keys in lookup order
+ */
+export async function mailAccessKeys(
+  a: Address,
+  options: KeyOptions,
+): Promise<string[]> {
+  const { config, pattern, destinations, env } = options;
+  const r = await resolveAddress(a, { myorigin: config.myorigin, destinations, env });
+  // recipient_delimiter: user+ext@domain is also looked up as user@domain.
+  const delimiter = pattern ? "" : config.recipient_delimiter;
+  return emailKeys(r.local, r.domain, delimiter, config.smtpd_null_access_lookup_key);
+}
+
+/**
+ * Postfix's check_mail_access: an OK for a recipient whose resolved form
+ * still routes (y%site@relay.example) is too suspicious to permit, and
+ * counts as DUNNO unless allow_untrusted_routing is set.
+ * @param d the access table's decision
+ * @param options the configuration, our destinations and the evaluation
+ * @returns the decision to use
+ */
+export async function distrustRoutedPermit(
+  d: Decision,
+  options: Omit<KeyOptions, "pattern">,
+): Promise<Decision> {
+  const a = options.env.ctx.recipient;
+  if (d.kind !== "permit" || !a || options.config.allow_untrusted_routing) return d;
+  const resolved = await resolveAddress(a, {
+    myorigin: options.config.myorigin,
+    destinations: options.destinations,
+    env: options.env,
+  });
+  return hasRouting(resolved) ? { kind: "dunno" } : d;
 }
 
 /**

@@ -9,12 +9,11 @@
  */
 
 import { type Address, isNullAddress } from "../../protocol/address.ts";
-import { resolveAddress } from "../resolve_address.ts";
 import { resolvedDomain } from "../addr_find.ts";
-import { accessFactory, emailKeys } from "../access.ts";
+import { accessFactory, distrustRoutedPermit, mailAccessKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { asciiDomain, hasRouting, isAddressLiteral, isFqdn } from "../hostname.ts";
+import { asciiDomain, isAddressLiteral, isFqdn } from "../hostname.ts";
 import { localDomain } from "../destinations.ts";
 import { type EvalEnv, refusal, refuse, type Subject, tracedDns } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
@@ -25,43 +24,23 @@ function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address
 }
 
 function accessCheck(subject: "sender" | "recipient"): Factory {
-  const check = accessFactory(subject, async (c, { config, pattern, destinations, env }) => {
+  const check = accessFactory(subject, (c, options) => {
     const a = addressOf(subject, c);
-    // recipient_delimiter: user+ext@domain is also looked up as user@domain.
-    const delimiter = pattern ? "" : config.recipient_delimiter;
-    if (!a) return undefined;
-    // The null sender is looked up as smtpd_null_access_lookup_key; any
-    // other address as Postfix resolved it (<user> is user@$myorigin,
-    // <x%elsewhere@ourdomain> is x@elsewhere).
-    const r = await resolveAddress(a, { myorigin: config.myorigin, destinations, env });
-    return emailKeys(
-      r.local,
-      r.domain,
-      delimiter,
-      config.smtpd_null_access_lookup_key,
-    );
+    return a && mailAccessKeys(a, options);
   });
   if (subject === "sender") return check;
-  // Postfix's check_mail_access: an OK for a recipient whose resolved form
-  // still routes (x%y@relay.example) is too suspicious to permit, unless
-  // allow_untrusted_routing says otherwise.
   return {
     ...check,
     make: (name, arg, env) => {
       const r = check.make(name, arg, env);
       return {
         ...r,
-        run: async (e) => {
-          const d = await r.run(e);
-          const a = e.ctx.recipient;
-          if (d.kind !== "permit" || !a || env.config.allow_untrusted_routing) return d;
-          const resolved = await resolveAddress(a, {
-            myorigin: env.config.myorigin,
+        run: async (e) =>
+          await distrustRoutedPermit(await r.run(e), {
+            config: env.config,
             destinations: env.destinations,
             env: e,
-          });
-          return hasRouting(resolved) ? { kind: "dunno" } : d;
-        },
+          }),
       };
     },
   };
