@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { freePort, makeWorkDir, startDaemon, waitFor } from "./_harness.ts";
 import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
 import { oursToml, talk, verdictLines } from "./_parity.ts";
+import { startDovecot } from "./_dovecot.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -75,6 +76,7 @@ const S = (addr: string, text: string) => `554 5.7.1 <${addr}>: Sender address r
 const R = (addr: string, text: string) =>
   `554 5.7.1 <${addr}>: Recipient address rejected: ${text}`;
 const UNKNOWN = "User unknown in local recipient table";
+const NOT_LOGGED_IN = "Sender address rejected: not logged in";
 
 /** The access tables of the "access" and "bare-table" groups. */
 const ACCESS_TABLES: Record<string, string> = {
@@ -264,6 +266,53 @@ const GROUPS: Group[] = [
     ]),
   },
   {
+    // Not logged in: an address the login maps know is refused however it
+    // is written (no login is attempted, so no SASL server is needed).
+    name: "login-maps",
+    myorigin: "mx.test.example",
+    params: {
+      "smtpd_sasl_auth_enable": "yes",
+      "smtpd_sasl_type": "dovecot",
+      "smtpd_sasl_path": "%D",
+      "smtpd_sender_login_maps": "texthash:%T/logins",
+      "smtpd_sender_restrictions": "reject_unauthenticated_sender_login_mismatch",
+      "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+    },
+    tables: { logins: "alice@mx.test.example alice\n" },
+    cases: cases([
+      ["<alice> is alice@$myorigin", "<alice>", TO, MAIL_OK, `553 5.7.1 <alice>: ${NOT_LOGGED_IN}`],
+      [
+        "the percent hack off our domain",
+        "<alice%mx.test.example@mx.test.example>",
+        TO,
+        MAIL_OK,
+        `553 5.7.1 <alice%mx.test.example@mx.test.example>: ${NOT_LOGGED_IN}`,
+      ],
+      [
+        "a bang path off our domain",
+        "<mx.test.example!alice@mx.test.example>",
+        TO,
+        MAIL_OK,
+        `553 5.7.1 <mx.test.example!alice@mx.test.example>: ${NOT_LOGGED_IN}`,
+      ],
+      [
+        "a quoted address off our domain",
+        '<"alice@mx.test.example"@mx.test.example>',
+        TO,
+        MAIL_OK,
+        `553 5.7.1 <alice@mx.test.example@mx.test.example>: ${NOT_LOGGED_IN}`,
+      ],
+      [
+        "the percent hack without a domain",
+        "<alice%mx.test.example>",
+        TO,
+        MAIL_OK,
+        `553 5.7.1 <alice%mx.test.example>: ${NOT_LOGGED_IN}`,
+      ],
+      ["an address nobody owns", "<bob@mx.test.example>", TO, MAIL_OK, RCPT_OK],
+    ]),
+  },
+  {
     name: "relay",
     myorigin: "origin.example",
     params: {
@@ -387,11 +436,14 @@ function note(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
 }
 
-/** A group's parameters with its tables' directory filled in. */
-function paramsOf(group: Group, prefix: string): Record<string, string> {
+/**
+ * A group's parameters with its tables' directory (%T/) and the Dovecot
+ * auth socket (%D) filled in.
+ */
+function paramsOf(group: Group, prefix: string, dovecot: string): Record<string, string> {
   const merged = { ...BASE, myorigin: group.myorigin, ...group.params };
   return Object.fromEntries(
-    Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix)]),
+    Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix).replace("%D", dovecot)]),
   );
 }
 
@@ -411,6 +463,8 @@ Deno.test({
       }
     }
     const prefix = (g: Group) => `${tables}/${g.name}-`;
+    // The login-maps group's SASL server (no session logs in).
+    const dovecot = await startDovecot(freePort());
     const ports = new Map<string, number>();
     let pf: PostfixInstance | undefined;
     if (hasPostfix) {
@@ -421,7 +475,9 @@ Deno.test({
       for (const g of GROUPS) {
         const port = freePort();
         ports.set(g.name, port);
-        const o = Object.entries(paramsOf(g, prefix(g))).map(([k, v]) => `  -o { ${k} = ${v} }\n`)
+        const o = Object.entries(paramsOf(g, prefix(g), dovecot.socket)).map(([k, v]) =>
+          `  -o { ${k} = ${v} }\n`
+        )
           .join("");
         master += `rw-${g.name} unix - - n - - trivial-rewrite\n${o}`;
         master += `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n`;
@@ -432,7 +488,7 @@ Deno.test({
     try {
       for (const g of GROUPS.filter((g) => !ONLY || g.name === ONLY)) {
         await t.step(g.name, async () => {
-          const d = await startDaemon(oursToml(paramsOf(g, prefix(g))), {
+          const d = await startDaemon(oursToml(paramsOf(g, prefix(g), dovecot.socket)), {
             dir: await makeWorkDir(`resolve-${g.name}`),
           });
           try {
@@ -475,6 +531,7 @@ Deno.test({
       }
     } finally {
       await pf?.stop();
+      await dovecot.dispose();
     }
   },
 });
