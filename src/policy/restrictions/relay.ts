@@ -22,6 +22,7 @@ import type { Membership } from "../domain_list.ts";
 import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
 import { resolvedDomain } from "../addr_find.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { type EvalEnv, refusal, refuse, stageSubject, tracedDns } from "../restriction.ts";
 
 /**
@@ -37,14 +38,17 @@ export async function isAuthDestination(
   d: Destinations,
   config: Pick<Config, "allow_untrusted_routing" | "myorigin">,
 ): Promise<Membership> {
-  const r = e.ctx.recipient;
-  if (!r) return "no";
-  // The domain as Postfix resolved it: <user> is user@$myorigin.
-  const domain = resolvedDomain(r.domain, config.myorigin);
-  const relay = await relayDomain(domain, d, e);
+  const a = e.ctx.recipient;
+  if (!a) return "no";
+  // The address as Postfix resolved it: <user> is user@$myorigin, and
+  // routing off our own domain is followed (u%ourdomain@ourdomain is
+  // u@ourdomain; u%elsewhere@ourdomain is u@elsewhere). What still routes
+  // after that is sender-specified routing.
+  const r = await resolveAddress(a, { myorigin: config.myorigin, destinations: d, env: e });
+  const relay = await relayDomain(r.domain, d, e);
   if (relay === "tempfail") return "tempfail";
   if (hasRouting(r) && !(config.allow_untrusted_routing && relay === "yes")) return "no";
-  return relay === "yes" ? "yes" : await localDomain(domain, d, e);
+  return relay === "yes" ? "yes" : await localDomain(r.domain, d, e);
 }
 
 /**

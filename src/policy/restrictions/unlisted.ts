@@ -29,7 +29,8 @@
 import { reply } from "../../protocol/reply.ts";
 import type { Address } from "../../protocol/address.ts";
 import type { Decision } from "../decision.ts";
-import { recipientKeys, resolvedDomain } from "../addr_find.ts";
+import { recipientKeys } from "../addr_find.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { type AddressClass, addressClass } from "../destinations.ts";
 import {
   type CompileEnv,
@@ -112,8 +113,13 @@ export function unlistedCheck(
       const a: Address | undefined = who === "sender" ? e.ctx.sender : e.ctx.recipient;
       // The null sender has no user to look up.
       if (!a || (who === "sender" && a.local === "" && a.domain === "")) return { kind: "dunno" };
-      // The address as Postfix resolved it: <user> is user@$myorigin.
-      const domain = resolvedDomain(a.domain, env.config.myorigin);
+      // The address as Postfix resolved it: <user> is user@$myorigin,
+      // <user%elsewhere@ourdomain> is user@elsewhere.
+      const { local, domain } = await resolveAddress(a, {
+        myorigin: env.config.myorigin,
+        destinations: d,
+        env: e,
+      });
       const cls = await addressClass(domain, d, e);
       const text = `<${a.local}${a.domain ? `@${a.domain}` : ""}>`;
       if (cls === "tempfail") {
@@ -121,12 +127,12 @@ export function unlistedCheck(
       }
       const rule = byClass[cls as AddressClass];
       if (!rule || rule.off) return { kind: "dunno" };
-      const keys = recipientKeys(a.local, domain, {
+      const keys = recipientKeys(local, domain, {
         delimiter: env.config.recipient_delimiter,
         localDomain: cls === "local",
       });
       // Postfix looks the alias tables up first, so their failure still defers.
-      const always = rule.always?.names.has(a.local.toLowerCase()) ? rule.always : undefined;
+      const always = rule.always?.names.has(local.toLowerCase()) ? rule.always : undefined;
       for (const table of always ? always.alias : rule.tables) {
         for (const key of keys) {
           const r = await tracedLookup(e, table, key);
