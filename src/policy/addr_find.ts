@@ -13,7 +13,7 @@
  * needs quoting (`"a..b"@domain`, then `a..b@domain`), as Postfix's
  * legacy query form (external first).
  *
- * The address is the one trivial-rewrite resolved ({@linkcode resolvedDomain}).
+ * The address is the one trivial-rewrite resolved (./resolve_address.ts).
  *
  * The orders of keys, as Postfix's lookup strategies:
  *
@@ -27,20 +27,6 @@
  */
 
 import { externalLocal } from "../protocol/address.ts";
-import { normalizeDomain } from "./hostname.ts";
-
-/**
- * The domain Postfix's smtpd judges an address by, once trivial-rewrite
- * has resolved it: $myorigin for an address without one (`<user>` is
- * looked up and classed as user@$myorigin, as the queue will hold it), no
- * trailing dot, lower case. The null sender has none: callers keep it apart.
- * @param domain the domain as sent ("" when unqualified)
- * @param myorigin the domain unqualified addresses get
- * @returns the resolved domain
- */
-export function resolvedDomain(domain: string, myorigin: string): string {
-  return normalizeDomain(domain === "" ? myorigin : domain);
-}
 
 /** Local parts that are never cut (Postfix's split_addr). */
 const NEVER_SPLIT = new Set(["postmaster", "mailer-daemon", "double-bounce"]);

@@ -9,7 +9,7 @@
  */
 
 import { type Address, isNullAddress } from "../../protocol/address.ts";
-import { resolvedDomain } from "../addr_find.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { accessFactory, distrustRoutedPermit, mailAccessKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
@@ -114,8 +114,13 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
         run: async (e): Promise<Decision> => {
           const a = addressOf(subject, e.ctx);
           if (!a || isNullAddress(a)) return { kind: "dunno" };
-          // The domain as Postfix resolved it (<user> is user@$myorigin).
-          const resolved = resolvedDomain(a.domain, env.config.myorigin);
+          // The domain as Postfix resolved it: <user> is user@$myorigin,
+          // <user%elsewhere@ourdomain> is user@elsewhere.
+          const { domain: resolved } = await resolveAddress(a, {
+            myorigin: env.config.myorigin,
+            destinations: ours,
+            env: e,
+          });
           // Our own domains are not looked up (Postfix skips local destinations).
           if (
             resolved === "" || isAddressLiteral(resolved) ||

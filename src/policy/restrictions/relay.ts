@@ -21,7 +21,6 @@ import { type Destinations, localDomain, relayDomain } from "../destinations.ts"
 import type { Membership } from "../domain_list.ts";
 import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
-import { resolvedDomain } from "../addr_find.ts";
 import { resolveAddress } from "../resolve_address.ts";
 import { type EvalEnv, refusal, refuse, stageSubject, tracedDns } from "../restriction.ts";
 
@@ -193,10 +192,17 @@ export const RELAY: Record<string, Factory> = {
       return {
         name,
         run: async (e): Promise<Decision> => {
-          const r = e.ctx.recipient;
-          if (!r || hasRouting(r)) return { kind: "dunno" };
-          // The domain as Postfix resolved it: <user> is user@$myorigin.
-          const domain = resolvedDomain(r.domain, env.config.myorigin);
+          const a = e.ctx.recipient;
+          if (!a) return { kind: "dunno" };
+          // The address as Postfix resolved it: <user> is user@$myorigin,
+          // routing off our own domain followed.
+          const r = await resolveAddress(a, {
+            myorigin: env.config.myorigin,
+            destinations: d,
+            env: e,
+          });
+          if (hasRouting(r)) return { kind: "dunno" };
+          const domain = r.domain;
           // As in Postfix, our own and relayed domains are permitted too.
           if (
             await member(e, localDomain(domain, d, e)) ||
