@@ -197,6 +197,20 @@ const GROUPS: Group[] = [
         S("x%spammer.example", "s-percent"),
       ],
       [
+        "a quoted percent hack without a domain",
+        '<"x%spammer.example">',
+        TO,
+        MAIL_OK,
+        S("x%spammer.example", "s-percent"),
+      ],
+      [
+        "a local part that needs quotes, without a domain",
+        '<"a b%spammer.example">',
+        TO,
+        MAIL_OK,
+        S("a b%spammer.example", "s-domain"),
+      ],
+      [
         "recipient: the percent hack off our domain",
         FROM,
         "<x%spammer.example@mx.test.example>",

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Address } from "../protocol/address.ts";
+import { type Address, externalLocal } from "../protocol/address.ts";
 import { type Destinations, localDomain } from "./destinations.ts";
 import type { Membership } from "./domain_list.ts";
 import { normalizeDomain } from "./hostname.ts";
@@ -50,13 +50,20 @@ function canonical(local: string, origin: string | undefined, quoted: boolean): 
  * @returns the resolved address
  */
 export async function resolveAddress(
-  a: Pick<Address, "local" | "domain" | "quoted">,
+  a: Pick<Address, "local" | "domain">,
   options: { myorigin: string; destinations: Destinations; env?: EvalEnv },
 ): Promise<ResolvedAddress> {
   if (a.local === "" && a.domain === "") return { local: "", domain: "" };
-  let { local, domain } = a.domain === ""
-    ? canonical(a.local, options.myorigin, a.quoted)
-    : { local: a.local, domain: a.domain };
+  // Postfix works on the local part re-quoted only where it must be
+  // (quote_822_local): "x%y" is the atom x%y, "x y%z" stays one quoted
+  // token. The canonical rewrite does not look inside such a token; only
+  // the resolver's loop below cracks it open, off our domain.
+  const quoted = externalLocal(a.local) !== a.local;
+  let { local, domain } = a.domain !== ""
+    ? { local: a.local, domain: a.domain }
+    : quoted
+    ? { local: a.local, domain: options.myorigin }
+    : canonical(a.local, options.myorigin, false);
   domain = normalizeDomain(domain);
   // Bounded as Postfix bounds it: each round takes one routing operator off.
   for (let round = 0; round <= a.local.length + a.domain.length; round++) {
@@ -66,7 +73,7 @@ export async function resolveAddress(
     const at = local.lastIndexOf("@");
     let next: ResolvedAddress | undefined;
     if (at >= 0) next = { local: local.slice(0, at), domain: local.slice(at + 1) };
-    else if (/[%!]/.test(local)) next = canonical(local, undefined, a.quoted);
+    else if (/[%!]/.test(local)) next = canonical(local, undefined, quoted);
     if (next === undefined || next.domain === "") break;
     local = next.local;
     domain = normalizeDomain(next.domain);

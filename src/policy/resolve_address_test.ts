@@ -14,7 +14,7 @@ const destinations = {
 };
 const options = { myorigin: "origin.example", destinations };
 
-const CASES: [string, { local: string; domain: string; quoted?: boolean }, string][] = [
+const CASES: [string, { local: string; domain: string }, string][] = [
   ["appends $myorigin", { local: "u", domain: "" }, "u@origin.example"],
   [
     "drops a trailing dot and folds the domain",
@@ -39,7 +39,7 @@ const CASES: [string, { local: string; domain: string; quoted?: boolean }, strin
   ],
   [
     "opens a quoted @ off our domain",
-    { local: "x@spammer.example", domain: "mx.test.example", quoted: true },
+    { local: "x@spammer.example", domain: "mx.test.example" },
     "x@spammer.example",
   ],
   [
@@ -53,11 +53,16 @@ const CASES: [string, { local: string; domain: string; quoted?: boolean }, strin
     "x@mx.test.example",
   ],
   ["keeps the null sender", { local: "", domain: "" }, "@"],
+  [
+    "does not open a local part that needs quotes when $myorigin is not ours",
+    { local: "a b%spammer.example", domain: "" },
+    "a b%spammer.example@origin.example",
+  ],
 ];
 
 for (const [does, a, want] of CASES) {
   Deno.test(`resolveAddress() ${does}`, async () => {
-    const r = await resolveAddress({ quoted: false, ...a }, options);
+    const r = await resolveAddress(a, options);
     assert.equal(`${r.local}@${r.domain}`, want);
   });
 }
