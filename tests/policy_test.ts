@@ -25,7 +25,6 @@ export const RELAY_BATTERY = [
   "<user%other.example@example.com>",
   "<other.example!user@example.com>",
   "<@example.com:user@other.example>",
-  "<@other.example:user@example.com>",
   '<"user@other.example"@example.com>',
   '<"user%other.example"@example.com>',
   "<user@other.example@example.com>",
@@ -56,7 +55,20 @@ Deno.test({
         seen.push(`${rcpt} -> ${r.trim()}`);
         assert.match(r, /^[45]\d\d /, `${rcpt} must be refused, got ${r}`);
       }
-      for (const rcpt of ["<user@example.com>", "<USER@Example.COM>", "<user@example.com.>"]) {
+      // Ours however written. A source route is dropped, as Postfix's smtpd
+      // drops it (Postfix 3.7 accepts it too, see
+      // tests/resolve_parity_postfix_test.ts): it is queued and delivered
+      // as user@example.com, never through other.example. Routing that
+      // leads back to us is ours too.
+      for (
+        const rcpt of [
+          "<user@example.com>",
+          "<USER@Example.COM>",
+          "<user@example.com.>",
+          "<@other.example:user@example.com>",
+          "<user%example.com@example.com>",
+        ]
+      ) {
         await c.send(`RCPT TO:${rcpt}\r\n`);
         const r = await c.reply();
         seen.push(`${rcpt} -> ${r.trim()}`);

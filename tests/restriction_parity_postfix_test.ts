@@ -15,9 +15,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PARAMS } from "../src/config/schema.ts";
-import { freePort, makeWorkDir, run, startDaemon, waitFor } from "./_harness.ts";
+import { freePort, makeWorkDir, startDaemon, waitFor } from "./_harness.ts";
 import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
+import { oursToml, talk, verdictLines } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -803,29 +803,6 @@ function note(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
 }
 
-/**
- * Our TOML for a group: Postfix's list values split into items, numbers
- * and booleans as TOML has them.
- */
-function oursToml(params: Record<string, string>): string {
-  const out: string[] = [];
-  const classes = (params.smtpd_restriction_classes ?? "").split(/[\s,]+/);
-  for (const [name, value] of Object.entries(params)) {
-    const spec = (PARAMS as Record<string, { kind: string }>)[name];
-    const kind = classes.includes(name) ? "list" : spec?.kind ?? "string";
-    if (kind === "list") {
-      out.push(`${name} = ${JSON.stringify(value.split(/[\s,]+/).filter((w) => w !== ""))}`);
-    } else if (kind === "integer" || kind === "time") {
-      out.push(`${name} = ${value}`);
-    } else if (kind === "boolean") {
-      out.push(`${name} = ${value === "yes"}`);
-    } else {
-      out.push(`${name} = ${JSON.stringify(value)}`);
-    }
-  }
-  return out.join("\n");
-}
-
 /** A group's parameters with the tables' directory filled in. */
 function paramsOf(group: Group, prefix: string, side: "ours" | "postfix") {
   const merged: Record<string, string> = { ...BASE };
@@ -838,57 +815,6 @@ function paramsOf(group: Group, prefix: string, side: "ours" | "postfix") {
   return Object.fromEntries(
     Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix)]),
   );
-}
-
-// One session, one command at a time: prints the replies as JSON (a
-// reply's lines joined by \n), the greeting only when it is not a 220.
-const CLIENT = `
-import json, socket, sys
-port, src, lines = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
-f = s.makefile("rb")
-def reply():
-    out = []
-    while True:
-        try:
-            line = f.readline()
-        except ConnectionResetError:
-            # After a 421 the server has closed: the next line sent got a
-            # reset, which can overtake the close.
-            line = b""
-        if not line:
-            return "\\n".join(out) if out else "<closed>"
-        line = line.decode("latin-1").rstrip("\\r\\n")
-        out.append(line)
-        if len(line) < 4 or line[3] != "-":
-            return "\\n".join(out)
-greeting = reply()
-got = [] if greeting.startswith("220 ") else [greeting]
-for line in lines:
-    try:
-        s.sendall(line.encode("latin-1") + b"\\r\\n")
-    except (BrokenPipeError, ConnectionResetError):
-        got.append("<closed>")
-        break
-    r = reply()
-    got.append(r)
-    if r == "<closed>":
-        break
-print(json.dumps(got))
-`;
-
-async function talk(port: number, src: string, lines: string[]): Promise<string[]> {
-  const r = await run("python3", ["-c", CLIENT, String(port), src, JSON.stringify(lines)]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
-
-/** The refusal and warning lines of a log, from "NOQUEUE:" on. */
-function verdictLines(log: string, tag?: string): string[] {
-  return log.split("\n")
-    .filter((l) => tag === undefined || l.includes(`${tag}/smtpd[`))
-    .map((l) => /(NOQUEUE: (?:reject|reject_warning|warn|hold|info): .*)/.exec(l)?.[1])
-    .filter((l): l is string => l !== undefined);
 }
 
 const isRoot = Deno.uid() === 0;

@@ -10,9 +10,11 @@
  */
 
 import { bothForms, stripExtension } from "./addr_find.ts";
-import { NO_DESTINATIONS } from "./destinations.ts";
+import { type Destinations, NO_DESTINATIONS } from "./destinations.ts";
 import { type Config, ConfigError } from "../config/mod.ts";
-import { addressText } from "../protocol/address.ts";
+import { type Address, addressText } from "../protocol/address.ts";
+import { resolveAddress } from "./resolve_address.ts";
+import { hasRouting } from "./hostname.ts";
 import { reply, type ReplyCode } from "../protocol/reply.ts";
 import type { Factory } from "./restriction.ts";
 import type { PolicyContext } from "./context.ts";
@@ -99,6 +101,49 @@ export function emailKeys(
     : locals.flatMap((l) => bothForms(l, ""));
   out.push(...locals.flatMap((l) => bothForms(l, "@")));
   return out.map((k) => k.toLowerCase());
+}
+
+/**
+ * The access(5) keys of a sender or recipient (Postfix's check_mail_access):
+ * the address as trivial-rewrite resolved it (<user> is user@$myorigin,
+ * x%site@ourdomain is x@site; see ./resolve_address.ts), the null sender
+ * as smtpd_null_access_lookup_key.
+ * @param a the address
+ * @param options the configuration, whether the table matches patterns
+ *   (no extension cut), our destinations and the evaluation
+ * @returns the keys in lookup order
+ */
+export async function mailAccessKeys(
+  a: Address,
+  options: KeyOptions,
+): Promise<string[]> {
+  const { config, pattern, destinations, env } = options;
+  const r = await resolveAddress(a, { myorigin: config.myorigin, destinations, env });
+  // recipient_delimiter: user+ext@domain is also looked up as user@domain.
+  const delimiter = pattern ? "" : config.recipient_delimiter;
+  return emailKeys(r.local, r.domain, delimiter, config.smtpd_null_access_lookup_key);
+}
+
+/**
+ * Postfix's check_mail_access: an OK for a recipient whose resolved form
+ * still routes (y%site@relay.example) is too suspicious to permit, and
+ * counts as DUNNO unless allow_untrusted_routing is set.
+ * @param d the access table's decision
+ * @param options the configuration, our destinations and the evaluation
+ * @returns the decision to use
+ */
+export async function distrustRoutedPermit(
+  d: Decision,
+  options: Omit<KeyOptions, "pattern">,
+): Promise<Decision> {
+  const a = options.env.ctx.recipient;
+  if (d.kind !== "permit" || !a || options.config.allow_untrusted_routing) return d;
+  const resolved = await resolveAddress(a, {
+    myorigin: options.config.myorigin,
+    destinations: options.destinations,
+    env: options.env,
+  });
+  return hasRouting(resolved) ? { kind: "dunno" } : d;
 }
 
 /**
@@ -324,6 +369,10 @@ export interface KeyOptions {
    * whole fact, so no extension is cut for it.
    */
   readonly pattern: boolean;
+  /** Our destinations (an address is resolved against them). */
+  readonly destinations: Destinations;
+  /** The evaluation (table lookups of the destinations are traced). */
+  readonly env: EvalEnv;
 }
 
 /**
@@ -335,7 +384,10 @@ export interface KeyOptions {
  */
 export function accessFactory(
   subject: Subject,
-  keysOf: (ctx: PolicyContext, options: KeyOptions) => readonly string[] | undefined,
+  keysOf: (
+    ctx: PolicyContext,
+    options: KeyOptions,
+  ) => readonly string[] | undefined | Promise<readonly string[] | undefined>,
 ): Factory {
   return {
     arg: "table",
@@ -344,12 +396,17 @@ export function accessFactory(
       const actions = compileActions(table, env);
       return {
         name,
-        run: (e) => {
-          const keys = keysOf(e.ctx, { config: env.config, pattern: table.pattern === true });
-          if (keys === undefined) return Promise.resolve({ kind: "dunno" });
+        run: async (e) => {
+          const keys = await keysOf(e.ctx, {
+            config: env.config,
+            pattern: table.pattern === true,
+            destinations: env.destinations,
+            env: e,
+          });
+          if (keys === undefined) return { kind: "dunno" };
           const k = table.pattern ? wholeKeys(keys, e.ctx) : keys;
           // checkAccess names the table and key after the restriction.
-          return checkAccess(e, table, k, actions, subject, name.split(" ", 1)[0] as string);
+          return await checkAccess(e, table, k, actions, subject, name.split(" ", 1)[0] as string);
         },
       };
     },

@@ -13,6 +13,8 @@
  * needs quoting (`"a..b"@domain`, then `a..b@domain`), as Postfix's
  * legacy query form (external first).
  *
+ * The address is the one trivial-rewrite resolved (./resolve_address.ts).
+ *
  * The orders of keys, as Postfix's lookup strategies:
  *
  * - recipient validation tables (mail_addr_find's default strategy):

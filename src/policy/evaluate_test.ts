@@ -580,6 +580,13 @@ const UNKNOWN_DOMAIN_CASES = [
     ["skips an address literal sender domain", { from: "foo@[192.0.2.1]" }, "permit"],
     ["skips a sender without a domain", { from: "foo" }, "permit"],
     [
+      // Postfix judges the domain trivial-rewrite resolves: localhost is ours
+      // and comes off, and foo%nx.example is foo@nx.example.
+      "judges the domain routing leads to off our own domain",
+      { from: "foo%nx.example@localhost" },
+      "defer 450 4.1.8 <foo%nx.example@localhost>: Sender address rejected: Domain not found",
+    ],
+    [
       "skips a sender in mydestination (a local domain needs no DNS)",
       { from: "root@localhost" },
       "permit",
@@ -742,9 +749,11 @@ const RELAY_CASES = [
       /^reject 554 5\.7\.1 <.*u@other\.example>: Relay access denied$/,
     ],
     [
-      "denies a source route through us to a relay domain",
+      // Postfix's smtpd drops the route before it resolves the address (as
+      // we do before queueing it): what is judged is u@example.com.
+      "permits a source route through us to our own domain, as Postfix",
       { to: "@mx.example.com:u@example.com" },
-      /^reject 554 5\.7\.1 <.*u@example\.com>: Relay access denied$/,
+      "permit",
     ],
     [
       "denies a quoted local part holding an address",
@@ -916,6 +925,17 @@ const MX_BACKUP_CASES = rows({
   [
     "permit_mx_backup permits when a backup MX host has our address",
     { to: "u@backup2.example" },
+    "permit",
+  ],
+  [
+    // Postfix resolves u%localhost@localhost to u@localhost: ours, not routed.
+    "permit_mx_backup permits routing that leads back to our own domain",
+    { to: "u%localhost@localhost" },
+    "permit",
+  ],
+  [
+    "permit_mx_backup judges the domain routing off our domain leads to",
+    { to: "u%backup.example@localhost" },
     "permit",
   ],
   [

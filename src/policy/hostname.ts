@@ -45,13 +45,15 @@ export function isFqdn(name: string): boolean {
 }
 
 /**
- * Whether an address carries sender-specified routing: a source route, or
- * "%", "!" or "@" in the local part (quoted or not).
+ * Whether an address carries sender-specified routing: "%", "!" or "@" in
+ * the local part (quoted or not), as trivial-rewrite's RESOLVE_FLAG_ROUTED.
+ * A source route (`@a,@b:`) is not: Postfix's smtpd drops it before the
+ * address is resolved, and so do we before queueing the address.
  * @param a the address
  * @returns true when routed
  */
-export function hasRouting(a: Address): boolean {
-  return a.route.length > 0 || /[%!@]/.test(a.local);
+export function hasRouting(a: Pick<Address, "local">): boolean {
+  return /[%!@]/.test(a.local);
 }
 
 /**

@@ -9,14 +9,20 @@
  * @module
  */
 
-import { addressKeys, checkAccess, compileActions, emailKeys, hostKeys } from "./access.ts";
+import {
+  addressKeys,
+  checkAccess,
+  compileActions,
+  distrustRoutedPermit,
+  hostKeys,
+  mailAccessKeys,
+} from "./access.ts";
 import type { PolicyContext } from "./context.ts";
-import { normalizeDomain } from "./hostname.ts";
 import { type CompileEnv, type Restriction, stageSubject, type Subject } from "./restriction.ts";
 
 const KEYS: Record<
-  Exclude<Subject, "reverse_client">,
-  (c: PolicyContext, delimiter: string, nullKey: string) => readonly string[] | undefined
+  Exclude<Subject, "reverse_client" | "sender" | "recipient">,
+  (c: PolicyContext) => readonly string[] | undefined
 > = {
   client: (c) => [
     // A client without a name is looked up as "unknown", as in Postfix.
@@ -24,11 +30,6 @@ const KEYS: Record<
     ...addressKeys(c.clientAddress),
   ],
   helo: (c) => c.helo === undefined ? undefined : hostKeys(c.helo),
-  sender: (c, delimiter, nullKey) =>
-    c.sender && emailKeys(c.sender.local, normalizeDomain(c.sender.domain), delimiter, nullKey),
-  recipient: (c, delimiter, nullKey) =>
-    c.recipient &&
-    emailKeys(c.recipient.local, normalizeDomain(c.recipient.domain), delimiter, nullKey),
   etrn: (c) => c.etrnDomain === undefined ? undefined : hostKeys(c.etrnDomain),
   // DATA and end-of-data have no key of their own (Postfix: no default ACL).
   data: () => undefined,
@@ -46,17 +47,28 @@ export function impliedAccess(spec: string, env: CompileEnv): Restriction {
   const actions = compileActions(table, env);
   return {
     name: spec,
-    run: (e) => {
+    run: async (e) => {
       const subject = stageSubject(e.stage);
-      // recipient_delimiter, except for a pattern table (whole facts only, as Postfix).
-      const keys = KEYS[subject](
-        e.ctx,
-        table.pattern ? "" : env.config.recipient_delimiter,
-        env.config.smtpd_null_access_lookup_key,
-      );
-      if (keys === undefined) return Promise.resolve({ kind: "dunno" });
+      // An address as check_sender/recipient_access looks it up: resolved,
+      // recipient_delimiter except for a pattern table (whole facts only).
+      const options = {
+        config: env.config,
+        pattern: table.pattern === true,
+        destinations: env.destinations,
+        env: e,
+      };
+      const address = subject === "sender"
+        ? e.ctx.sender
+        : subject === "recipient"
+        ? e.ctx.recipient
+        : undefined;
+      const keys = subject === "sender" || subject === "recipient"
+        ? address && await mailAccessKeys(address, options)
+        : KEYS[subject](e.ctx);
+      if (keys === undefined) return { kind: "dunno" };
       e.trace?.add({ kind: "note", text: `bare table: the implied check_${subject}_access` });
-      return checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);
+      const d = await checkAccess(e, table, keys, actions, subject, `check_${subject}_access`);
+      return subject === "recipient" ? await distrustRoutedPermit(d, options) : d;
     },
   };
 }

@@ -8,11 +8,12 @@
  * @module
  */
 
-import type { Address } from "../../protocol/address.ts";
-import { accessFactory, emailKeys } from "../access.ts";
+import { type Address, isNullAddress } from "../../protocol/address.ts";
+import { resolveAddress } from "../resolve_address.ts";
+import { accessFactory, distrustRoutedPermit, mailAccessKeys } from "../access.ts";
 import type { Factory } from "../restriction.ts";
 import type { Decision } from "../decision.ts";
-import { asciiDomain, isAddressLiteral, isFqdn, normalizeDomain } from "../hostname.ts";
+import { asciiDomain, isAddressLiteral, isFqdn } from "../hostname.ts";
 import { localDomain } from "../destinations.ts";
 import { type EvalEnv, refusal, refuse, type Subject, tracedDns } from "../restriction.ts";
 import type { PolicyContext } from "../context.ts";
@@ -23,19 +24,26 @@ function addressOf(subject: "sender" | "recipient", ctx: PolicyContext): Address
 }
 
 function accessCheck(subject: "sender" | "recipient"): Factory {
-  return accessFactory(subject, (c, { config, pattern }) => {
+  const check = accessFactory(subject, (c, options) => {
     const a = addressOf(subject, c);
-    // recipient_delimiter: user+ext@domain is also looked up as user@domain.
-    const delimiter = pattern ? "" : config.recipient_delimiter;
-    return a
-      ? emailKeys(
-        a.local,
-        normalizeDomain(a.domain),
-        delimiter,
-        config.smtpd_null_access_lookup_key,
-      )
-      : undefined;
+    return a && mailAccessKeys(a, options);
   });
+  if (subject === "sender") return check;
+  return {
+    ...check,
+    make: (name, arg, env) => {
+      const r = check.make(name, arg, env);
+      return {
+        ...r,
+        run: async (e) =>
+          await distrustRoutedPermit(await r.run(e), {
+            config: env.config,
+            destinations: env.destinations,
+            env: e,
+          }),
+      };
+    },
+  };
 }
 
 function nonFqdn(subject: "sender" | "recipient"): Factory {
@@ -105,15 +113,23 @@ function unknownDomain(subject: "sender" | "recipient"): Factory {
         name,
         run: async (e): Promise<Decision> => {
           const a = addressOf(subject, e.ctx);
+          if (!a || isNullAddress(a)) return { kind: "dunno" };
+          // The domain as Postfix resolved it: <user> is user@$myorigin,
+          // <user%elsewhere@ourdomain> is user@elsewhere.
+          const { domain: resolved } = await resolveAddress(a, {
+            myorigin: env.config.myorigin,
+            destinations: ours,
+            env: e,
+          });
           // Our own domains are not looked up (Postfix skips local destinations).
           if (
-            !a || !a.domain || isAddressLiteral(a.domain) ||
-            await member(e, localDomain(a.domain, ours, e))
+            resolved === "" || isAddressLiteral(resolved) ||
+            await member(e, localDomain(resolved, ours, e))
           ) {
             return { kind: "dunno" };
           }
           // U-labels are looked up by their A-labels (Postfix: midna_domain_to_ascii).
-          const domain = asciiDomain(normalizeDomain(a.domain));
+          const domain = asciiDomain(resolved);
           const found = domain === "" ? "notFound" : await mailhost(e, domain);
           if (found === "ok") return { kind: "dunno" };
           if (found === "filtered") {

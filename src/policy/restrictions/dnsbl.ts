@@ -229,7 +229,7 @@ export const DNSBL: Record<string, Factory> = {
         run: async (e) =>
           // Safety, as in Postfix: no allowlisting of relaying at RCPT.
           e.ctx.recipient &&
-            await isAuthDestination(e, d, env.config.allow_untrusted_routing) !== "yes"
+            await isAuthDestination(e, d, env.config) !== "yes"
             ? { kind: "dunno" }
             : await inner.run(e),
       };

@@ -30,7 +30,7 @@ export const DNSWL: Record<string, Factory> = {
           // Safety, as in Postfix: no allowlisting of relaying at RCPT.
           if (
             e.ctx.recipient &&
-            await isAuthDestination(e, d, env.config.allow_untrusted_routing) !== "yes"
+            await isAuthDestination(e, d, env.config) !== "yes"
           ) {
             e.trace?.add({
               kind: "note",

@@ -30,7 +30,7 @@ export const ENVELOPE: Record<string, Factory> = {
         run: async (e: EvalEnv): Promise<Decision> => {
           const r = e.ctx.recipient;
           if (!r) return { kind: "dunno" };
-          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          const m = await isAuthDestination(e, d, env.config);
           if (m === "tempfail") return lookupFailed(e, name);
           if (m === "yes") return { kind: "dunno" };
           const who = `${r.local}${r.domain ? "@" + r.domain : ""}`;

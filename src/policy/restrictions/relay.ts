@@ -21,26 +21,32 @@ import { type Destinations, localDomain, relayDomain } from "../destinations.ts"
 import type { Membership } from "../domain_list.ts";
 import { addressText } from "../../protocol/address.ts";
 import type { PolicyContext } from "../context.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { type EvalEnv, refusal, refuse, stageSubject, tracedDns } from "../restriction.ts";
 
 /**
  * Whether mail to the context's recipient may be accepted from anyone.
  * @param e the evaluation
  * @param d our destinations
- * @param allowRouting allow_untrusted_routing
+ * @param config allow_untrusted_routing and myorigin
  * @returns yes for our own or relayed destinations without routing tricks;
  *   tempfail when a table in mydestination or relay_domains could not answer
  */
 export async function isAuthDestination(
   e: EvalEnv,
   d: Destinations,
-  allowRouting: boolean,
+  config: Pick<Config, "allow_untrusted_routing" | "myorigin">,
 ): Promise<Membership> {
-  const r = e.ctx.recipient;
-  if (!r) return "no";
+  const a = e.ctx.recipient;
+  if (!a) return "no";
+  // The address as Postfix resolved it: <user> is user@$myorigin, and
+  // routing off our own domain is followed (u%ourdomain@ourdomain is
+  // u@ourdomain; u%elsewhere@ourdomain is u@elsewhere). What still routes
+  // after that is sender-specified routing.
+  const r = await resolveAddress(a, { myorigin: config.myorigin, destinations: d, env: e });
   const relay = await relayDomain(r.domain, d, e);
   if (relay === "tempfail") return "tempfail";
-  if (hasRouting(r) && !(allowRouting && relay === "yes")) return "no";
+  if (hasRouting(r) && !(config.allow_untrusted_routing && relay === "yes")) return "no";
   return relay === "yes" ? "yes" : await localDomain(r.domain, d, e);
 }
 
@@ -125,7 +131,7 @@ export const RELAY: Record<string, Factory> = {
       return {
         name,
         run: async (e) => {
-          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          const m = await isAuthDestination(e, d, env.config);
           if (m === "tempfail") return lookupFailed(e, name);
           return m === "yes" ? { kind: "permit", by: name } : { kind: "dunno" };
         },
@@ -139,7 +145,7 @@ export const RELAY: Record<string, Factory> = {
         name,
         run: async (e) => {
           if (!e.ctx.recipient) return { kind: "dunno" };
-          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          const m = await isAuthDestination(e, d, env.config);
           if (m === "tempfail") return lookupFailed(e, name);
           return m === "yes" ? { kind: "dunno" } : relayDenied(env.config, e.ctx, name);
         },
@@ -157,7 +163,7 @@ export const RELAY: Record<string, Factory> = {
           if (host !== "unknown" && (await relayDomain(host, d, e)) === "yes") {
             return { kind: "permit", by: name };
           }
-          const m = await isAuthDestination(e, d, env.config.allow_untrusted_routing);
+          const m = await isAuthDestination(e, d, env.config);
           if (m === "tempfail") return lookupFailed(e, name);
           if (m === "yes") return { kind: "permit", by: name };
           // Postfix's check_relay_domains names the subject, unlike reject_unauth_destination.
@@ -186,17 +192,26 @@ export const RELAY: Record<string, Factory> = {
       return {
         name,
         run: async (e): Promise<Decision> => {
-          const r = e.ctx.recipient;
-          if (!r || hasRouting(r)) return { kind: "dunno" };
+          const a = e.ctx.recipient;
+          if (!a) return { kind: "dunno" };
+          // The address as Postfix resolved it: <user> is user@$myorigin,
+          // routing off our own domain followed.
+          const r = await resolveAddress(a, {
+            myorigin: env.config.myorigin,
+            destinations: d,
+            env: e,
+          });
+          if (hasRouting(r)) return { kind: "dunno" };
+          const domain = r.domain;
           // As in Postfix, our own and relayed domains are permitted too.
           if (
-            await member(e, localDomain(r.domain, d, e)) ||
-            await member(e, relayDomain(r.domain, d, e))
+            await member(e, localDomain(domain, d, e)) ||
+            await member(e, relayDomain(domain, d, e))
           ) {
             return { kind: "permit", by: name };
           }
-          if (!r.domain || r.domain.startsWith("[")) return { kind: "dunno" };
-          const mx = await tracedDns(e, normalizeDomain(r.domain), "MX");
+          if (domain === "" || domain.startsWith("[")) return { kind: "dunno" };
+          const mx = await tracedDns(e, domain, "MX");
           if (mx.kind === "tempfail") {
             e.deferIfPermit ??= refusal(450, "4.3", "recipient", e.ctx, "Temporary lookup failure");
             return { kind: "dunno" };

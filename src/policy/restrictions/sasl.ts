@@ -32,7 +32,9 @@ import type { Decision } from "../decision.ts";
 import type { CompileEnv, EvalEnv, Factory, Restriction } from "../restriction.ts";
 import { refuse, tracedLookup } from "../restriction.ts";
 import { bothForms, recipientKeys } from "../addr_find.ts";
-import { normalizeDomain } from "../hostname.ts";
+import type { Address } from "../../protocol/address.ts";
+import type { Destinations } from "../destinations.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import type { LookupTable } from "../tables/mod.ts";
 
 /** What the maps say about a sender address. */
@@ -44,24 +46,32 @@ type Owners =
 /**
  * The owners of a sender address, looked up as Postfix's mail_addr_find
  * looks up the address trivial-rewrite resolved: an unqualified address
- * gets @$myorigin, a trailing dot leaves the domain; each key is tried in
+ * gets @$myorigin, a trailing dot leaves the domain, routing off one of our
+ * domains is followed (<alice%ourdomain@ourdomain> is alice@ourdomain; see
+ * ../resolve_address.ts); each key is tried in
  * every map before the next key (a pattern table sees only the whole
  * address); a map that cannot answer stops the search.
  */
 async function ownersOf(
   e: EvalEnv,
   tables: readonly LookupTable[],
-  sender: { readonly local: string; readonly domain: string },
-  config: { readonly recipient_delimiter: string; readonly myorigin: string },
+  sender: Address,
+  options: {
+    readonly config: { readonly recipient_delimiter: string; readonly myorigin: string };
+    readonly destinations: Destinations;
+  },
 ): Promise<Owners> {
-  const domain = sender.domain === ""
-    ? normalizeDomain(config.myorigin)
-    : normalizeDomain(sender.domain);
-  const keys = recipientKeys(sender.local, domain, {
+  const { config, destinations } = options;
+  const { local, domain } = await resolveAddress(sender, {
+    myorigin: config.myorigin,
+    destinations,
+    env: e,
+  });
+  const keys = recipientKeys(local, domain, {
     delimiter: config.recipient_delimiter,
     localDomain: false,
   });
-  const whole = new Set(bothForms(sender.local, `@${domain}`));
+  const whole = new Set(bothForms(local, `@${domain}`));
   for (const key of keys) {
     for (const table of tables) {
       if (table.pattern && !whole.has(key)) continue;
@@ -92,7 +102,7 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
       const login = e.ctx.sasl?.username;
       if (login === undefined && mode === "authenticated") return { kind: "dunno" };
       if (login !== undefined && mode === "unauthenticated") return { kind: "dunno" };
-      const found = await ownersOf(e, tables, sender, env.config);
+      const found = await ownersOf(e, tables, sender, env);
       // Postfix's reject_dict_retry: 451 4.3.0, never a pass.
       if (found.kind === "tempfail") {
         return refuse(reply(451, "3.0", `<${address}>: Temporary lookup failure`), name);

@@ -30,8 +30,8 @@ import { reply } from "../../protocol/reply.ts";
 import type { Address } from "../../protocol/address.ts";
 import type { Decision } from "../decision.ts";
 import { recipientKeys } from "../addr_find.ts";
+import { resolveAddress } from "../resolve_address.ts";
 import { type AddressClass, addressClass } from "../destinations.ts";
-import { normalizeDomain } from "../hostname.ts";
 import {
   type CompileEnv,
   type EvalEnv,
@@ -113,20 +113,26 @@ export function unlistedCheck(
       const a: Address | undefined = who === "sender" ? e.ctx.sender : e.ctx.recipient;
       // The null sender has no user to look up.
       if (!a || (who === "sender" && a.local === "" && a.domain === "")) return { kind: "dunno" };
-      const cls = await addressClass(a.domain, d, e);
+      // The address as Postfix resolved it: <user> is user@$myorigin,
+      // <user%elsewhere@ourdomain> is user@elsewhere.
+      const { local, domain } = await resolveAddress(a, {
+        myorigin: env.config.myorigin,
+        destinations: d,
+        env: e,
+      });
+      const cls = await addressClass(domain, d, e);
       const text = `<${a.local}${a.domain ? `@${a.domain}` : ""}>`;
       if (cls === "tempfail") {
         return refuse(reply(451, "3.0", `${text}: Temporary lookup failure`), name);
       }
       const rule = byClass[cls as AddressClass];
       if (!rule || rule.off) return { kind: "dunno" };
-      const domain = normalizeDomain(a.domain);
-      const keys = recipientKeys(a.local, domain, {
+      const keys = recipientKeys(local, domain, {
         delimiter: env.config.recipient_delimiter,
         localDomain: cls === "local",
       });
       // Postfix looks the alias tables up first, so their failure still defers.
-      const always = rule.always?.names.has(a.local.toLowerCase()) ? rule.always : undefined;
+      const always = rule.always?.names.has(local.toLowerCase()) ? rule.always : undefined;
       for (const table of always ? always.alias : rule.tables) {
         for (const key of keys) {
           const r = await tracedLookup(e, table, key);
