@@ -64,3 +64,21 @@ export function hasRouting(a: Pick<Address, "local">): boolean {
 export function normalizeDomain(domain: string): string {
   return domain.toLowerCase().replace(/\.$/, "");
 }
+
+/**
+ * A domain for comparing with a domain list's entries: no trailing dot,
+ * and case folded as Postfix's casefold() does with smtputf8_enable (ICU's
+ * full Unicode case folding), so that "STRASSE", "straße" and "ſtrasse"
+ * are the same name, as trivial-rewrite finds them in mydestination or
+ * relay_domains. JavaScript has no case folding; lower, upper, then lower
+ * case gives the same classes for every code point of Unicode 15 (Postfix's
+ * ICU), checked against Python's str.casefold(), except the dotless "ı",
+ * which full folding keeps apart from "i", and so do we.
+ * @param domain the domain
+ * @returns the folded form (a comparison key, not a name to show or send)
+ */
+export function foldDomain(domain: string): string {
+  return normalizeDomain(domain).split("\u0131")
+    .map((part) => part.toUpperCase().toLowerCase())
+    .join("\u0131");
+}

@@ -1,0 +1,146 @@
+/**
+ * Relay control for internationalized (SMTPUTF8) recipient domains, side
+ * by side with a real Postfix (Debian's 3.7, smtputf8_enable = yes).
+ * Postfix's trivial-rewrite compares a domain with mydestination and
+ * relay_domains as text, both sides case folded (ICU's full folding:
+ * "ß" is "ss", "ſ" is "s", the dotless "ı" stays itself) and without IDNA:
+ * a U-label never matches an entry written in A-labels, nor the other way
+ * round, and no Unicode normalization or dot mapping is applied. Each
+ * session must get the reply written here from our daemon and from a
+ * private Postfix's smtpd with the same parameters (the Postfix side is
+ * skipped without Postfix or root). PARITY_RECORD=1 prints both servers'
+ * replies instead of asserting.
+ */
+
+import assert from "node:assert/strict";
+import { freePort, makeWorkDir, startDaemon } from "./_harness.ts";
+import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
+import { oursToml, talk } from "./_parity.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** main.cf parameters of both servers (Postfix's through master.cf `-o`). */
+const PARAMS: Record<string, string> = {
+  myhostname: "mx.test.example",
+  mydomain: "test.example",
+  myorigin: "test.example",
+  mydestination: [
+    "mx.test.example",
+    "xn--bcher-kva.example",
+    "zürich.example",
+    "strasse.example",
+    "maß.example",
+    "sun.example",
+    "kilo.example",
+    "istanbul.example",
+  ].join(", "),
+  "relay_domains": "relay.example, münchen.example, weiß.example",
+  mynetworks: "127.0.0.1/32",
+  "local_recipient_maps": "",
+  "smtpd_relay_restrictions": "reject_unauth_destination",
+  "smtpd_error_sleep_time": "0",
+};
+
+const OK = "250 2.1.5 Ok";
+const DENIED = (rcpt: string) => `554 5.7.1 <${rcpt}>: Relay access denied`;
+
+/** Recipient, whether MAIL gave SMTPUTF8, why, and the RCPT reply. */
+const CASES: [rcpt: string, utf8: boolean, does: string, reply: string][] = [
+  // Case folding as Postfix's casefold(): these were refused by us.
+  ["u@straße.example", true, "ß folds to ss (strasse.example listed)", OK],
+  ["u@MASS.example", true, "MASS folds as maß.example", OK],
+  ["u@mass.example", true, "mass folds as maß.example", OK],
+  ["u@ſun.example", true, "the long s folds to s", OK],
+  ["u@x.WEISS.example", true, "a subdomain of weiß.example in relay_domains", OK],
+  // ...but not the dotless i, which full case folding keeps apart.
+  ["u@ıstanbul.example", true, "dotless i is not i", DENIED("u@ıstanbul.example")],
+  ["u@İstanbul.example", true, "dotted capital I is not I", DENIED("u@İstanbul.example")],
+  ["u@\u212Ailo.example", true, "the Kelvin sign folds to k", OK],
+  // U-labels and A-labels are different names.
+  ["u@bücher.example", true, "U-label, A-label listed", DENIED("u@bücher.example")],
+  ["u@xn--bcher-kva.example", true, "A-label listed", OK],
+  ["u@xn--zrich-kva.example", true, "A-label, U-label listed", DENIED("u@xn--zrich-kva.example")],
+  [
+    "u@x.xn--mnchen-3ya.example",
+    true,
+    "A-label under a relay domain",
+    DENIED("u@x.xn--mnchen-3ya.example"),
+  ],
+  ["u@x.MÜNCHEN.example", true, "U-label under a relay domain, capitals", OK],
+  ["u@ZÜRICH.EXAMPLE", true, "U-label in capitals", OK],
+  ["u@zürich.example.", true, "a trailing dot", OK],
+  // No normalization, no mapping of other dots.
+  ["u@zu\u0308rich.example", true, "NFD form of an NFC entry", DENIED("u@zu\u0308rich.example")],
+  ["u@zürich\u3002example", true, "ideographic full stop", DENIED("u@zürich\u3002example")],
+  ["u@zürich\uff0eexample", true, "fullwidth full stop", DENIED("u@zürich\uff0eexample")],
+  [
+    "u@evil\uff0erelay.example",
+    true,
+    "fullwidth dot is no label separator",
+    DENIED("u@evil\uff0erelay.example"),
+  ],
+  ["u@ｒｅｌａｙ.example", true, "fullwidth letters", DENIED("u@ｒｅｌａｙ.example")],
+];
+
+const RECORD = Deno.env.get("PARITY_RECORD") === "1";
+
+function note(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
+}
+
+/** A text as the latin-1 string of its UTF-8 bytes (what talk() sends). */
+function wire(text: string): string {
+  return String.fromCharCode(...new TextEncoder().encode(text));
+}
+
+/** The text of a reply read as latin-1 (its UTF-8 decoded). */
+function unwire(text: string): string {
+  return new TextDecoder().decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
+}
+
+const isRoot = Deno.uid() === 0;
+const hasPostfix = isRoot && await havePostfix();
+
+Deno.test({
+  name: "relay control judges UTF-8 domains as Postfix's trivial-rewrite (side by side)",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("utf8-domains");
+    const port = freePort();
+    let pf: PostfixInstance | undefined;
+    if (hasPostfix) {
+      const o = Object.entries(PARAMS).map(([k, v]) => `  -o { ${k} = ${v} }\n`).join("");
+      const master = `rw-u8 unix - - n - - trivial-rewrite\n${o}` +
+        `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-u8\n` +
+        `  -o rewrite_service_name=rw-u8\n${o}`;
+      pf = await startPostfix(dir, { name: "u8domains", masterCfExtra: master });
+    }
+    try {
+      const d = await startDaemon(oursToml(PARAMS), {
+        dir: await makeWorkDir("utf8-domains-ours"),
+      });
+      try {
+        for (const [rcpt, utf8, does, reply] of CASES) {
+          const lines = [
+            "EHLO client.example",
+            `MAIL FROM:<a@sender.example>${utf8 ? " SMTPUTF8" : ""}`,
+            wire(`RCPT TO:<${rcpt}>`),
+            "QUIT",
+          ];
+          const ours = unwire((await talk(d.port, "127.0.0.2", lines))[2] ?? "");
+          const theirs = pf ? unwire((await talk(port, "127.0.0.2", lines))[2] ?? "") : undefined;
+          if (RECORD) {
+            note(`${rcpt} (${does})\n  ours   ${ours}\n  theirs ${theirs}`);
+            continue;
+          }
+          assert.equal(ours, reply, `${does}: ${rcpt} (ours)`);
+          if (theirs !== undefined) assert.equal(theirs, reply, `${does}: ${rcpt} (Postfix)`);
+        }
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await pf?.stop();
+    }
+  },
+});
