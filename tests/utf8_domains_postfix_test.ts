@@ -1,11 +1,12 @@
 /**
- * Relay control for internationalized (SMTPUTF8) recipient domains, side
- * by side with a real Postfix (Debian's 3.7, smtputf8_enable = yes).
+ * Relay control and tables for internationalized (SMTPUTF8) addresses,
+ * side by side with a real Postfix (Debian's 3.7, smtputf8_enable = yes).
  * Postfix's trivial-rewrite compares a domain with mydestination and
  * relay_domains as text, both sides case folded (ICU's full folding:
  * "ß" is "ss", "ſ" is "s", the dotless "ı" stays itself) and without IDNA:
  * a U-label never matches an entry written in A-labels, nor the other way
- * round, and no Unicode normalization or dot mapping is applied. Each
+ * round, and no Unicode normalization or dot mapping is applied. Table
+ * keys (texthash) are folded the same way on both sides. Each
  * session must get the reply written here from our daemon and from a
  * private Postfix's smtpd with the same parameters (the Postfix side is
  * skipped without Postfix or root). PARITY_RECORD=1 prints both servers'
@@ -13,14 +14,27 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { freePort, makeWorkDir, startDaemon } from "./_harness.ts";
 import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
 import { oursToml, talk } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** main.cf parameters of both servers (Postfix's through master.cf `-o`). */
-const PARAMS: Record<string, string> = {
+/** Recipient, whether MAIL gave SMTPUTF8, why, and the RCPT reply. */
+type Case = [rcpt: string, utf8: boolean, does: string, reply: string];
+
+/** One configuration and its sessions. */
+interface Group {
+  name: string;
+  /** main.cf parameters (Postfix's through master.cf `-o`); `%T/` is the tables' directory. */
+  params: Record<string, string>;
+  tables?: Record<string, string>;
+  cases: Case[];
+}
+
+/** The domain lists' parameters. */
+const DOMAINS: Record<string, string> = {
   myhostname: "mx.test.example",
   mydomain: "test.example",
   myorigin: "test.example",
@@ -44,8 +58,7 @@ const PARAMS: Record<string, string> = {
 const OK = "250 2.1.5 Ok";
 const DENIED = (rcpt: string) => `554 5.7.1 <${rcpt}>: Relay access denied`;
 
-/** Recipient, whether MAIL gave SMTPUTF8, why, and the RCPT reply. */
-const CASES: [rcpt: string, utf8: boolean, does: string, reply: string][] = [
+const DOMAIN_CASES: Case[] = [
   // Case folding as Postfix's casefold(): these were refused by us.
   ["u@straße.example", true, "ß folds to ss (strasse.example listed)", OK],
   ["u@MASS.example", true, "MASS folds as maß.example", OK],
@@ -101,43 +114,140 @@ function unwire(text: string): string {
 const isRoot = Deno.uid() === 0;
 const hasPostfix = isRoot && await havePostfix();
 
+const UNKNOWN = (rcpt: string) =>
+  `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown in local recipient table`;
+const REFUSED = (rcpt: string, text: string) =>
+  `554 5.7.1 <${rcpt}>: Recipient address rejected: ${text}`;
+
+const GROUPS: Group[] = [
+  { name: "domains", params: DOMAINS, cases: DOMAIN_CASES },
+  {
+    // Keys written in any case: Postfix folds them when it reads the
+    // table and folds the address it looks up.
+    name: "tables",
+    params: {
+      myhostname: "mx.test.example",
+      mydomain: "test.example",
+      myorigin: "test.example",
+      mydestination: "mx.test.example",
+      "relay_domains": "relay.example",
+      mynetworks: "127.0.0.1/32",
+      "recipient_delimiter": "+",
+      "local_recipient_maps": "texthash:%T/users",
+      "smtpd_relay_restrictions":
+        "check_recipient_access texthash:%T/access, reject_unauth_destination",
+      "smtpd_error_sleep_time": "0",
+    },
+    tables: {
+      access: [
+        "straße.example OK",
+        "STRASSE@mx.test.example REJECT k-ascii-upper",
+        "Ärger@mx.test.example REJECT k-upper",
+        "größe@mx.test.example REJECT k-sz",
+        "σοφος@mx.test.example REJECT k-sigma",
+        "",
+      ].join("\n"),
+      users: ["ünï@mx.test.example x", "STRASSE2@mx.test.example x", ""].join("\n"),
+    },
+    cases: [
+      ["u@straße.example", true, "an OK key with ß", OK],
+      ["u@STRASSE.example", true, "an OK key with ß, looked up as ss", OK],
+      [
+        "straße@mx.test.example",
+        true,
+        "an ASCII key, ß looked up",
+        REFUSED("straße@mx.test.example", "k-ascii-upper"),
+      ],
+      [
+        "ärger@mx.test.example",
+        true,
+        "a key in capitals",
+        REFUSED("ärger@mx.test.example", "k-upper"),
+      ],
+      [
+        "GRÖSSE@mx.test.example",
+        true,
+        "a key with ß, SS looked up",
+        REFUSED("GRÖSSE@mx.test.example", "k-sz"),
+      ],
+      [
+        "σοφοσ@mx.test.example",
+        true,
+        "a final sigma in the key",
+        REFUSED("σοφοσ@mx.test.example", "k-sigma"),
+      ],
+      ["ÜNÏ+ext@mx.test.example", true, "a known user in capitals, with an extension", OK],
+      ["straße2@mx.test.example", true, "a known user written in ASCII capitals", OK],
+      [
+        "ıni@mx.test.example",
+        true,
+        "the dotless i is another user",
+        UNKNOWN("ıni@mx.test.example"),
+      ],
+    ],
+  },
+];
+
 Deno.test({
-  name: "relay control judges UTF-8 domains as Postfix's trivial-rewrite (side by side)",
+  name: "relay control and tables judge UTF-8 addresses as Postfix does (side by side)",
   ...opts,
-  fn: async () => {
+  fn: async (t) => {
     const dir = await makeWorkDir("utf8-domains");
-    const port = freePort();
+    const tables = join(dir, "tables");
+    await Deno.mkdir(tables);
+    const paramsOf = (g: Group) =>
+      Object.fromEntries(
+        Object.entries(g.params).map(([k, v]) => [k, v.replaceAll("%T/", `${tables}/${g.name}-`)]),
+      );
+    for (const g of GROUPS) {
+      for (const [name, text] of Object.entries(g.tables ?? {})) {
+        await Deno.writeTextFile(join(tables, `${g.name}-${name}`), text);
+      }
+    }
+    const ports = new Map<string, number>();
     let pf: PostfixInstance | undefined;
     if (hasPostfix) {
-      const o = Object.entries(PARAMS).map(([k, v]) => `  -o { ${k} = ${v} }\n`).join("");
-      const master = `rw-u8 unix - - n - - trivial-rewrite\n${o}` +
-        `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-u8\n` +
-        `  -o rewrite_service_name=rw-u8\n${o}`;
+      let master = "";
+      for (const g of GROUPS) {
+        const port = freePort();
+        ports.set(g.name, port);
+        const o = Object.entries(paramsOf(g)).map(([k, v]) => `  -o { ${k} = ${v} }\n`).join("");
+        master += `rw-${g.name} unix - - n - - trivial-rewrite\n${o}` +
+          `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n` +
+          `  -o rewrite_service_name=rw-${g.name}\n${o}`;
+      }
       pf = await startPostfix(dir, { name: "u8domains", masterCfExtra: master });
     }
     try {
-      const d = await startDaemon(oursToml(PARAMS), {
-        dir: await makeWorkDir("utf8-domains-ours"),
-      });
-      try {
-        for (const [rcpt, utf8, does, reply] of CASES) {
-          const lines = [
-            "EHLO client.example",
-            `MAIL FROM:<a@sender.example>${utf8 ? " SMTPUTF8" : ""}`,
-            wire(`RCPT TO:<${rcpt}>`),
-            "QUIT",
-          ];
-          const ours = unwire((await talk(d.port, "127.0.0.2", lines))[2] ?? "");
-          const theirs = pf ? unwire((await talk(port, "127.0.0.2", lines))[2] ?? "") : undefined;
-          if (RECORD) {
-            note(`${rcpt} (${does})\n  ours   ${ours}\n  theirs ${theirs}`);
-            continue;
+      for (const g of GROUPS) {
+        await t.step(g.name, async () => {
+          const d = await startDaemon(oursToml(paramsOf(g)), {
+            dir: await makeWorkDir(`utf8-${g.name}`),
+          });
+          try {
+            for (const [rcpt, utf8, does, reply] of g.cases) {
+              const lines = [
+                "EHLO client.example",
+                `MAIL FROM:<a@sender.example>${utf8 ? " SMTPUTF8" : ""}`,
+                wire(`RCPT TO:<${rcpt}>`),
+                "QUIT",
+              ];
+              const ours = unwire((await talk(d.port, "127.0.0.2", lines))[2] ?? "");
+              const port = ports.get(g.name);
+              const theirs = port === undefined
+                ? undefined
+                : unwire((await talk(port, "127.0.0.2", lines))[2] ?? "");
+              if (RECORD) {
+                note(`${g.name}: ${rcpt} (${does})\n  ours   ${ours}\n  theirs ${theirs}`);
+                continue;
+              }
+              assert.equal(ours, reply, `${does}: ${rcpt} (ours)`);
+              if (theirs !== undefined) assert.equal(theirs, reply, `${does}: ${rcpt} (Postfix)`);
+            }
+          } finally {
+            await d.stop();
           }
-          assert.equal(ours, reply, `${does}: ${rcpt} (ours)`);
-          if (theirs !== undefined) assert.equal(theirs, reply, `${does}: ${rcpt} (Postfix)`);
-        }
-      } finally {
-        await d.stop();
+        });
       }
     } finally {
       await pf?.stop();

@@ -10,6 +10,7 @@ import { domainToASCII } from "node:url";
 import type { Address } from "../protocol/address.ts";
 import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIp } from "./cidr.ts";
+import { foldCase } from "./fold_case.ts";
 
 // Kept for callers outside policy/ (session/commands/etrn.ts).
 export { isValidHostname };
@@ -67,18 +68,13 @@ export function normalizeDomain(domain: string): string {
 
 /**
  * A domain for comparing with a domain list's entries: no trailing dot,
- * and case folded as Postfix's casefold() does with smtputf8_enable (ICU's
- * full Unicode case folding), so that "STRASSE", "straße" and "ſtrasse"
- * are the same name, as trivial-rewrite finds them in mydestination or
- * relay_domains. JavaScript has no case folding; lower, upper, then lower
- * case gives the same classes for every code point of Unicode 15 (Postfix's
- * ICU), checked against Python's str.casefold(), except the dotless "ı",
- * which full folding keeps apart from "i", and so do we.
+ * case folded as Postfix's match_list folds both sides with smtputf8_enable
+ * ({@linkcode foldCase}), so that "STRASSE", "straße" and "ſtrasse" are the
+ * same name for mydestination or relay_domains, and "ıstanbul" is not
+ * "istanbul".
  * @param domain the domain
  * @returns the folded form (a comparison key, not a name to show or send)
  */
 export function foldDomain(domain: string): string {
-  return normalizeDomain(domain).split("\u0131")
-    .map((part) => part.toUpperCase().toLowerCase())
-    .join("\u0131");
+  return foldCase(normalizeDomain(domain));
 }
