@@ -15,7 +15,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, makeWorkDir, startDaemon } from "./_harness.ts";
+import { freePort, makeWorkDir, run, startDaemon } from "./_harness.ts";
 import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
 import { oursToml, talk } from "./_parity.ts";
 
@@ -251,6 +251,71 @@ Deno.test({
       }
     } finally {
       await pf?.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "Postfix's queue manager routes the UTF-8 addresses we accept as we judged them",
+  ignore: !hasPostfix,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("utf8-routes");
+    const pf = await startPostfix(dir, { name: "u8routes" });
+    try {
+      // Each address class gets a discard transport that names it in the log.
+      const set = await run("postconf", [
+        "-c",
+        pf.conf,
+        "-e",
+        "mydestination = strasse.example, münchen.example",
+        "relay_domains = weiß.example",
+        "local_transport = discard:LOCAL",
+        "relay_transport = discard:RELAY",
+        "default_transport = discard:DEFAULT",
+      ]);
+      assert.equal(set.code, 0, set.stderr);
+      await run("postfix", ["-c", pf.conf, "reload"]);
+      await pf.waitForLog("the reload", /reload -- version/);
+      const d = await startDaemon(
+        [
+          pf.smtpdConfig,
+          'mydestination = ["strasse.example", "münchen.example"]',
+          'relay_domains = ["weiß.example"]',
+          'mynetworks = ["127.0.0.1/32"]',
+        ].join("\n"),
+        { dir },
+      );
+      try {
+        const sent: [rcpt: string, route: string][] = [
+          ["u@straße.example", "LOCAL"],
+          ["ü@MÜNCHEN.example", "LOCAL"],
+          ["u@x.WEISS.example", "RELAY"],
+        ];
+        for (const [rcpt] of sent) {
+          const got = await talk(d.port, "127.0.0.2", [
+            "EHLO client.example",
+            "MAIL FROM:<a@sender.example> SMTPUTF8",
+            wire(`RCPT TO:<${rcpt}>`),
+            "DATA",
+            "Subject: route\r\n\r\nbody\r\n.",
+            "QUIT",
+          ]);
+          assert.match(got[4] ?? "", /^250 2\.0\.0 Ok: queued as /, `${rcpt}: ${got.join(" | ")}`);
+        }
+        for (const [rcpt, route] of sent) {
+          await pf.waitForLog(
+            `${rcpt} delivered as ${route}`,
+            new RegExp(
+              `to=<${rcpt.replaceAll(".", "\\.")}>, relay=none.*status=sent \\(${route}\\)`,
+            ),
+          );
+        }
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await pf.stop();
     }
   },
 });
