@@ -56,6 +56,7 @@ const DOMAINS: Record<string, string> = {
 };
 
 const OK = "250 2.1.5 Ok";
+const SYNTAX = "501 5.1.3 Bad recipient address syntax";
 const DENIED = (rcpt: string) => `554 5.7.1 <${rcpt}>: Relay access denied`;
 
 const DOMAIN_CASES: Case[] = [
@@ -93,6 +94,13 @@ const DOMAIN_CASES: Case[] = [
     DENIED("u@evil\uff0erelay.example"),
   ],
   ["u@ｒｅｌａｙ.example", true, "fullwidth letters", DENIED("u@ｒｅｌａｙ.example")],
+  // UTS #46 CheckHyphens, as ICU applies it in Postfix (domainToASCII() does not).
+  ["u@-bücher.relay.example", true, "a U-label with a leading hyphen", SYNTAX],
+  ["u@bücher-.relay.example", true, "a U-label with a trailing hyphen", SYNTAX],
+  ["u@ab--cü.relay.example", true, "a U-label with hyphens in places 3 and 4", SYNTAX],
+  ["u@ab--c.bücher.relay.example", true, "an ASCII label so, beside a U-label", SYNTAX],
+  ["u@a-b.bücher.relay.example", true, "other hyphens are fine", OK],
+  ["u@ü_b.relay.example", true, "a low line, as Postfix's valid_hostname()", OK],
 ];
 
 const RECORD = Deno.env.get("PARITY_RECORD") === "1";
