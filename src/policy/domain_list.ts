@@ -12,7 +12,7 @@
 
 import type { LookupTable } from "./tables/mod.ts";
 import { isTableSpec } from "./tables/mod.ts";
-import { normalizeDomain } from "./hostname.ts";
+import { foldDomain, normalizeDomain } from "./hostname.ts";
 import { type EvalEnv, tracedLookup } from "./restriction.ts";
 
 /** Whether a domain is in a list: yes, no, or unknown for now (a table failed). */
@@ -20,7 +20,7 @@ export type Membership = "yes" | "no" | "tempfail";
 
 /** A compiled domain list. */
 export interface DomainList {
-  /** The literal domains (lower case), file entries included. */
+  /** The literal domains (case folded: {@linkcode foldDomain}), file entries included. */
   readonly names: ReadonlySet<string>;
   /** The tables, looked up in order. */
   readonly tables: readonly LookupTable[];
@@ -79,7 +79,7 @@ export function compileDomainList(
   const tables: LookupTable[] = [];
   for (const item of expandListFiles(items, env.readFile)) {
     if (isTableSpec(item)) tables.push(env.table(item));
-    else names.add(normalizeDomain(item).replace(/^\./, ""));
+    else names.add(foldDomain(item).replace(/^\./, ""));
   }
   return { names, tables, subdomains };
 }
@@ -100,7 +100,8 @@ export function isEmptyList(list: DomainList): boolean {
  * @returns true when a literal entry matches
  */
 export function namedIn(domain: string, list: DomainList): boolean {
-  const n = normalizeDomain(domain);
+  // Compared as Postfix's match_list compares: both sides case folded.
+  const n = foldDomain(domain);
   if (list.names.has(n)) return true;
   if (!list.subdomains) return false;
   for (const parent of parents(n)) if (list.names.has(parent)) return true;

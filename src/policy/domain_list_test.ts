@@ -36,3 +36,17 @@ Deno.test("domain lists: subdomains match only where asked; tables are asked for
   const broken = compileDomainList(["socketmap:unix:/nonexistent/sock:domains"], env, false);
   assert.equal(await inDomainList("x.example", broken, undefined), "tempfail");
 });
+
+Deno.test("namedIn() folds case as Postfix's casefold(): ß is ss, the dotless ı stays apart, no IDNA", () => {
+  const env = { table: (s: string) => openTable(s), readFile: read };
+  const list = compileDomainList(["strasse.example", "maß.example", "istanbul.example"], env, true);
+  for (const yes of ["straße.example", "STRASSE.example", "ſtrasse.example", "x.MASS.example"]) {
+    assert.ok(namedIn(yes, list), yes);
+  }
+  for (const no of ["ıstanbul.example", "İstanbul.example", "xn--mass-xxa.example"]) {
+    assert.ok(!namedIn(no, list), no);
+  }
+  const aLabels = compileDomainList(["xn--bcher-kva.example"], env, false);
+  assert.ok(!namedIn("bücher.example", aLabels));
+  assert.ok(namedIn("XN--BCHER-KVA.example", aLabels));
+});

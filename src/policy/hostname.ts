@@ -10,6 +10,7 @@ import { domainToASCII } from "node:url";
 import type { Address } from "../protocol/address.ts";
 import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIp } from "./cidr.ts";
+import { foldCase } from "./fold_case.ts";
 
 // Kept for callers outside policy/ (session/commands/etrn.ts).
 export { isValidHostname };
@@ -63,4 +64,17 @@ export function hasRouting(a: Pick<Address, "local">): boolean {
  */
 export function normalizeDomain(domain: string): string {
   return domain.toLowerCase().replace(/\.$/, "");
+}
+
+/**
+ * A domain for comparing with a domain list's entries: no trailing dot,
+ * case folded as Postfix's match_list folds both sides with smtputf8_enable
+ * ({@linkcode foldCase}), so that "STRASSE", "straße" and "ſtrasse" are the
+ * same name for mydestination or relay_domains, and "ıstanbul" is not
+ * "istanbul".
+ * @param domain the domain
+ * @returns the folded form (a comparison key, not a name to show or send)
+ */
+export function foldDomain(domain: string): string {
+  return foldCase(normalizeDomain(domain));
 }

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { domainToASCII } from "node:url";
+import { domainToASCII, domainToUnicode } from "node:url";
 import { isValidHostname } from "./hostname.ts";
 import { parseIp } from "./ip.ts";
 
@@ -426,7 +426,22 @@ export function isUtf8Domain(d: string): boolean {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x20\x7f-\x9f]/.test(d)) return false;
   const ascii = domainToASCII(d);
-  return ascii !== "" && !ascii.startsWith("[") && isDomain(ascii);
+  return ascii !== "" && !ascii.startsWith("[") && isDomain(ascii) && hyphensFit(ascii);
+}
+
+/**
+ * UTS #46 CheckHyphens, which domainToASCII() leaves out and the ICU
+ * conversion of Postfix's midna_domain_to_ascii() applies to every label of
+ * a name with U-labels (its smtpd answers 501, its trivial-rewrite flags
+ * the address as bad): no label, A-labels decoded, may begin or end with
+ * "-" or hold "--" in its third and fourth places.
+ */
+function hyphensFit(ascii: string): boolean {
+  const labels = ascii.replace(/\.$/, "").split(".");
+  return labels.every((label) => {
+    const u = label.startsWith("xn--") ? domainToUnicode(label) : label;
+    return !u.startsWith("-") && !u.endsWith("-") && u.slice(2, 4) !== "--";
+  });
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   compactPath,
   isDomain,
   isNullAddress,
+  isUtf8Domain,
   NULL_ADDRESS,
   parseMailbox,
   parsePath,
@@ -321,4 +322,17 @@ Deno.test("parsePath() with strict_rfc821_envelopes = no drops RFC 822 comments 
   const strict = parsePath("<a@b.example> (comment)", { strict: true });
   assert.ok(strict.ok);
   assert.equal(strict.params, "(comment)");
+});
+
+Deno.test("isUtf8Domain() applies UTS #46 CheckHyphens to every label, as Postfix's ICU does", () => {
+  for (
+    const d of ["-bücher.example", "bücher-.example", "ab--cü.example", "ab--c.bücher.example"]
+  ) {
+    assert.equal(isUtf8Domain(d), false, d);
+  }
+  for (
+    const d of ["bücher.example", "a-b.bücher.example", "xn--bcher-kva.example", "bücher.example."]
+  ) {
+    assert.equal(isUtf8Domain(d), true, d);
+  }
 });

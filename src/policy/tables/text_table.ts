@@ -2,11 +2,13 @@
  * In-memory key → value tables: `inline:{ k=v, ... }` from the config and
  * `texthash:/path`, an access(5)-style text file read at start (Postfix's
  * texthash: "key value" lines, "#" comments, indented continuation lines).
- * Keys are case-folded.
+ * Keys are case folded on both sides as Postfix folds them with
+ * smtputf8_enable (full Unicode folding: "straße" and "STRASSE" are one key).
  *
  * @module
  */
 
+import { foldCase } from "../fold_case.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
 /** A parse problem with the line it is on. */
@@ -30,7 +32,7 @@ export function mapTable(name: string, entries: Map<string, string>): LookupTabl
     name,
     values: [...entries.values()],
     lookup(key: string): Promise<LookupResult> {
-      const v = entries.get(key.toLowerCase());
+      const v = entries.get(foldCase(key));
       return Promise.resolve(v === undefined ? { kind: "notFound" } : { kind: "found", value: v });
     },
   };
@@ -68,7 +70,7 @@ export function parseInline(body: string): Map<string, string> {
     if (!item) continue;
     const eq = item.indexOf("=");
     if (eq <= 0) throw new TableSyntaxError(`inline table item "${item}" needs key=value`);
-    entries.set(item.slice(0, eq).trim().toLowerCase(), item.slice(eq + 1).trim());
+    entries.set(foldCase(item.slice(0, eq).trim()), item.slice(eq + 1).trim());
   }
   return entries;
 }
@@ -113,7 +115,7 @@ export function parseTextTable(text: string, keyLines?: Map<string, number>): Ma
     }
     const m = splitKeyValue(line);
     if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
-    const key = (m[1] as string).toLowerCase();
+    const key = foldCase(m[1] as string);
     skipping = entries.has(key);
     if (skipping) {
       last = undefined;
