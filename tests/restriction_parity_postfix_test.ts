@@ -865,7 +865,14 @@ Deno.test({
               const ours = await talk(d.port, src, s.lines);
               let theirs: string[] | undefined;
               if (pf) {
+                const want = JSON.stringify(s.postfix ?? s.expect);
                 theirs = await talk(ports.get(g.name)!, src, s.lines);
+                // The reference asked once more before it is judged: once in a loaded CI
+                // run its session for one case answered 250 and left no line in its log.
+                if (!RECORD && JSON.stringify(theirs) !== want) {
+                  await new Promise((r) => setTimeout(r, 1000));
+                  theirs = await talk(ports.get(g.name)!, src, s.lines);
+                }
               }
               if (RECORD) {
                 const same = JSON.stringify(ours) === JSON.stringify(theirs);
