@@ -13,9 +13,10 @@ import type { PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision, MessageEffect } from "./decision.ts";
 import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import type { LookupResult, LookupTable } from "./tables/mod.ts";
-import type { Trace } from "./trace.ts";
+import type { Trace, TraceEvent } from "./trace.ts";
 import type { Network } from "./cidr.ts";
 import type { Destinations } from "./destinations.ts";
+import type { ResolveMemo } from "./resolve_memo.ts";
 
 /** One evaluation's environment. */
 export interface EvalEnv {
@@ -35,6 +36,8 @@ export interface EvalEnv {
   effects?: MessageEffect[];
   /** Pauses the evaluation (the sleep restriction); smtpd explain passes one that does not wait. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The addresses this evaluation has resolved (each resolved once per stage). */
+  readonly resolved?: ResolveMemo;
 }
 
 /** A restriction compiled at start-up. */
@@ -193,15 +196,20 @@ export function refuse(r: Reply, by: string): Decision {
   return r.code >= 500 ? { kind: "reject", reply: r, by } : { kind: "defer", reply: r, by };
 }
 
+/** The part of an evaluation a table lookup uses: the trace. */
+export type TraceEnv = Pick<EvalEnv, "trace">;
+
+const TEMPFAIL_RESULT = "temporary failure: ";
+
 /**
  * Looks a key up and records it in the trace.
- * @param env the evaluation
+ * @param env the evaluation (only its trace is used)
  * @param table the table
  * @param key the key
  * @returns the result
  */
 export async function tracedLookup(
-  env: EvalEnv,
+  env: TraceEnv,
   table: LookupTable,
   key: string,
 ): Promise<LookupResult> {
@@ -213,10 +221,19 @@ export async function tracedLookup(
     result: r.kind === "found"
       ? `found: ${r.value}`
       : r.kind === "tempfail"
-      ? `temporary failure: ${r.reason}`
+      ? `${TEMPFAIL_RESULT}${r.reason}`
       : "not found",
   });
   return r;
+}
+
+/**
+ * Whether a trace step is a lookup that failed temporarily ({@linkcode tracedLookup}).
+ * @param ev the step
+ * @returns true for a failed lookup
+ */
+export function isFailedLookup(ev: TraceEvent): boolean {
+  return ev.kind === "lookup" && ev.result.startsWith(TEMPFAIL_RESULT);
 }
 
 /**
