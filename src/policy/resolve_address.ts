@@ -19,7 +19,7 @@ import { type Address, externalLocal } from "../protocol/address.ts";
 import { type Destinations, localDomain } from "./destinations.ts";
 import type { Membership } from "./domain_list.ts";
 import { normalizeDomain } from "./hostname.ts";
-import { type EvalEnv, isFailedLookup, type TraceEnv } from "./restriction.ts";
+import type { EvalEnv, TraceEnv } from "./restriction.ts";
 import { Trace } from "./trace.ts";
 
 /** A resolved address: local part (unquoted) and domain (lower case). */
@@ -59,23 +59,22 @@ export async function resolveAddress(
 ): Promise<ResolvedAddress> {
   const { myorigin, destinations, env } = options;
   const memo = env?.resolved;
-  if (!memo) return await resolveNow(a, myorigin, destinations, env);
+  if (!memo) return (await resolveNow(a, myorigin, destinations, env)).address;
   const key = { local: a.local, domain: a.domain, myorigin, destinations };
   const kept = memo.get(key);
   if (kept) {
     for (const ev of kept.events) env.trace?.add(ev);
     return { ...kept.address };
   }
-  // The steps go to a trace of their own, then to the evaluation's, in order.
-  const steps = new Trace();
+  // Traced, the steps go to a trace of their own (kept for a later use),
+  // then to the evaluation's, in order.
+  const steps = env.trace ? new Trace() : undefined;
   try {
-    const address = await resolveNow(a, myorigin, destinations, { trace: steps });
-    if (!steps.events.some(isFailedLookup)) {
-      memo.set(key, { address: { ...address }, events: env.trace ? steps.events : [] });
-    }
+    const { address, failed } = await resolveNow(a, myorigin, destinations, { trace: steps });
+    if (!failed) memo.set(key, { address: { ...address }, events: steps?.events ?? [] });
     return address;
   } finally {
-    for (const ev of steps.events) env.trace?.add(ev);
+    for (const ev of steps?.events ?? []) env.trace?.add(ev);
   }
 }
 
@@ -85,15 +84,17 @@ export async function resolveAddress(
  * @param myorigin $myorigin
  * @param destinations our destinations
  * @param e where the table lookups are traced
- * @returns the resolved address
+ * @returns the resolved address, and whether a table failed (it then ends there)
  */
 async function resolveNow(
   a: Pick<Address, "local" | "domain">,
   myorigin: string,
   destinations: Destinations,
   e: TraceEnv | undefined,
-): Promise<ResolvedAddress> {
-  if (a.local === "" && a.domain === "") return { local: "", domain: "" };
+): Promise<{ address: ResolvedAddress; failed: boolean }> {
+  if (a.local === "" && a.domain === "") {
+    return { address: { local: "", domain: "" }, failed: false };
+  }
   // Postfix works on the local part re-quoted only where it must be
   // (quote_822_local): "x%y" is the atom x%y, "x y%z" stays one quoted
   // token. The canonical rewrite does not look inside such a token; only
@@ -109,6 +110,7 @@ async function resolveNow(
   for (let round = 0; round <= a.local.length + a.domain.length; round++) {
     if (domain === "") break;
     const ours: Membership = await localDomain(domain, destinations, e);
+    if (ours === "tempfail") return { address: { local, domain }, failed: true };
     if (ours !== "yes") break;
     const at = local.lastIndexOf("@");
     let next: ResolvedAddress | undefined;
@@ -118,5 +120,5 @@ async function resolveNow(
     local = next.local;
     domain = normalizeDomain(next.domain);
   }
-  return { local, domain };
+  return { address: { local, domain }, failed: false };
 }

@@ -13,7 +13,7 @@ import type { PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision, MessageEffect } from "./decision.ts";
 import type { DnsAnswer, DnsResolver, DnsType } from "./resolver.ts";
 import type { LookupResult, LookupTable } from "./tables/mod.ts";
-import type { Trace, TraceEvent } from "./trace.ts";
+import type { Trace } from "./trace.ts";
 import type { Network } from "./cidr.ts";
 import type { Destinations } from "./destinations.ts";
 import type { ResolveMemo } from "./resolve_memo.ts";
@@ -199,8 +199,6 @@ export function refuse(r: Reply, by: string): Decision {
 /** The part of an evaluation a table lookup uses: the trace. */
 export type TraceEnv = Pick<EvalEnv, "trace">;
 
-const TEMPFAIL_RESULT = "temporary failure: ";
-
 /**
  * Looks a key up and records it in the trace.
  * @param env the evaluation (only its trace is used)
@@ -221,19 +219,10 @@ export async function tracedLookup(
     result: r.kind === "found"
       ? `found: ${r.value}`
       : r.kind === "tempfail"
-      ? `${TEMPFAIL_RESULT}${r.reason}`
+      ? `temporary failure: ${r.reason}`
       : "not found",
   });
   return r;
-}
-
-/**
- * Whether a trace step is a lookup that failed temporarily ({@linkcode tracedLookup}).
- * @param ev the step
- * @returns true for a failed lookup
- */
-export function isFailedLookup(ev: TraceEvent): boolean {
-  return ev.kind === "lookup" && ev.result.startsWith(TEMPFAIL_RESULT);
 }
 
 /**
