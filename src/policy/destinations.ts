@@ -14,7 +14,7 @@ import { parseIp } from "./cidr.ts";
 import { compileDomainList, type DomainList, type DomainListEnv } from "./domain_list.ts";
 import { inDomainList, type Membership, namedIn } from "./domain_list.ts";
 import { normalizeDomain } from "./hostname.ts";
-import type { EvalEnv } from "./restriction.ts";
+import type { EvalEnv, TraceEnv } from "./restriction.ts";
 
 /** Our destinations, compiled from the configuration. */
 export interface Destinations {
@@ -64,7 +64,7 @@ export function compileDestinations(config: Config, env: DomainListEnv): Destina
 export function localDomain(
   domain: string,
   d: Destinations,
-  e?: EvalEnv,
+  e?: TraceEnv,
 ): Promise<Membership> {
   const n = normalizeDomain(domain);
   if (n === "") return Promise.resolve("yes");

@@ -13,7 +13,7 @@
 import type { LookupTable } from "./tables/mod.ts";
 import { isTableSpec } from "./tables/mod.ts";
 import { foldDomain, normalizeDomain } from "./hostname.ts";
-import { type EvalEnv, tracedLookup } from "./restriction.ts";
+import { tracedLookup, type TraceEnv } from "./restriction.ts";
 
 /** Whether a domain is in a list: yes, no, or unknown for now (a table failed). */
 export type Membership = "yes" | "no" | "tempfail";
@@ -119,7 +119,7 @@ export function namedIn(domain: string, list: DomainList): boolean {
 export async function inDomainList(
   domain: string,
   list: DomainList,
-  e: EvalEnv | undefined,
+  e: TraceEnv | undefined,
 ): Promise<Membership> {
   const n = normalizeDomain(domain);
   if (n === "" || n.startsWith("[")) return "no";

@@ -19,6 +19,7 @@ import type { PolicyContext, PolicyStage } from "./context.ts";
 import type { Decision, Verdict } from "./decision.ts";
 import { cachingResolver, type DnsResolver } from "./resolver.ts";
 import type { EvalEnv } from "./restriction.ts";
+import { ResolveMemo } from "./resolve_memo.ts";
 import type { Trace } from "./trace.ts";
 
 /** Per-check options. */
@@ -143,6 +144,8 @@ export class CompiledPolicy implements Policy {
       deferIfPermit: undefined,
       depth: 0,
       ...(options.sleep ? { sleep: options.sleep } : {}),
+      // One memo per stage evaluation: nothing crosses stages, sessions or a reload.
+      resolved: new ResolveMemo(),
     };
   }
 

@@ -16,6 +16,7 @@ import type { LookupResult, LookupTable } from "./tables/mod.ts";
 import type { Trace } from "./trace.ts";
 import type { Network } from "./cidr.ts";
 import type { Destinations } from "./destinations.ts";
+import type { ResolveMemo } from "./resolve_memo.ts";
 
 /** One evaluation's environment. */
 export interface EvalEnv {
@@ -35,6 +36,8 @@ export interface EvalEnv {
   effects?: MessageEffect[];
   /** Pauses the evaluation (the sleep restriction); smtpd explain passes one that does not wait. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The addresses this evaluation has resolved (each resolved once per stage). */
+  readonly resolved?: ResolveMemo;
 }
 
 /** A restriction compiled at start-up. */
@@ -193,15 +196,18 @@ export function refuse(r: Reply, by: string): Decision {
   return r.code >= 500 ? { kind: "reject", reply: r, by } : { kind: "defer", reply: r, by };
 }
 
+/** The part of an evaluation a table lookup uses: the trace. */
+export type TraceEnv = Pick<EvalEnv, "trace">;
+
 /**
  * Looks a key up and records it in the trace.
- * @param env the evaluation
+ * @param env the evaluation (only its trace is used)
  * @param table the table
  * @param key the key
  * @returns the result
  */
 export async function tracedLookup(
-  env: EvalEnv,
+  env: TraceEnv,
   table: LookupTable,
   key: string,
 ): Promise<LookupResult> {
