@@ -1,16 +1,145 @@
 /**
  * Side-by-side sessions with Postfix: one client session sent a command at
  * a time over a raw socket (Python) from a loopback address, a Postfix
- * main.cf parameter set written as our TOML, and the refusal lines of a
- * log. Used by the parity tests that run the same session against our
- * daemon and a private Postfix instance.
+ * main.cf parameter set written as our TOML, each group's tables and
+ * Postfix smtpd service, and the refusal lines of a log. Used by the parity
+ * tests that run the same session against our daemon and a private Postfix
+ * instance, one configuration ("group") at a time.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { PARAMS } from "../src/config/schema.ts";
-import { run } from "./_harness.ts";
+import { freePort, run, waitFor } from "./_harness.ts";
+import { havePostfix, type PostfixInstance } from "./_postfix.ts";
+
+/**
+ * PARITY_RECORD=1: the replies of both servers (and what they logged) are
+ * printed with {@linkcode note} instead of asserted, to write a new case.
+ */
+export const RECORD = Deno.env.get("PARITY_RECORD") === "1";
+
+/**
+ * Prints one line to stderr (PARITY_RECORD's output).
+ * @param text the line
+ */
+export function note(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
+}
+
+/**
+ * Whether the Postfix side can run: Postfix is installed and we are root.
+ * @returns true when a private Postfix instance can be started
+ */
+export async function canRunPostfix(): Promise<boolean> {
+  return Deno.uid() === 0 && await havePostfix();
+}
+
+/** A parity test's configuration: its name and its texthash: tables (name → text). */
+export interface TableGroup {
+  readonly name: string;
+  readonly tables?: Record<string, string>;
+}
+
+/**
+ * Fills in a group's parameters: `%T/` becomes the group's tables' prefix
+ * (`%T/senders` is its table "senders"), and each key of `more` its value.
+ */
+export type FillParams = (
+  group: { readonly name: string },
+  params: Record<string, string>,
+  more?: Record<string, string>,
+) => Record<string, string>;
+
+/**
+ * Writes each group's tables into `<dir>/tables` (as `GROUP-NAME`).
+ * @param dir the test's work directory
+ * @param groups the groups
+ * @returns how to fill in a group's parameters with its tables' paths
+ */
+export async function writeGroupTables(
+  dir: string,
+  groups: readonly TableGroup[],
+): Promise<FillParams> {
+  const tables = join(dir, "tables");
+  await Deno.mkdir(tables);
+  for (const g of groups) {
+    for (const [name, text] of Object.entries(g.tables ?? {})) {
+      await Deno.writeTextFile(join(tables, `${g.name}-${name}`), text);
+    }
+  }
+  return (group, params, more = {}) =>
+    Object.fromEntries(
+      Object.entries(params).map(([k, v]) => [
+        k,
+        Object.entries(more).reduce(
+          (text, [from, to]) => text.replaceAll(from, to),
+          v.replaceAll("%T/", `${tables}/${group.name}-`),
+        ),
+      ]),
+    );
+}
+
+/**
+ * master.cf lines for one Postfix smtpd service per group, each on a free
+ * loopback port, logging as `postfix-GROUP`, with the group's parameters
+ * through `-o`.
+ * @param groups the groups
+ * @param paramsOf a group's main.cf parameters
+ * @param options rewrite: each smtpd asks a trivial-rewrite service of its
+ *   own (`rw-GROUP`) with the same parameters (trivial-rewrite reads no
+ *   smtpd `-o`)
+ * @returns the master.cf lines and each group's port
+ */
+export function smtpdServices<G extends { readonly name: string }>(
+  groups: readonly G[],
+  paramsOf: (group: G) => Record<string, string>,
+  options: { rewrite?: boolean } = {},
+): { master: string; ports: Map<string, number> } {
+  const ports = new Map<string, number>();
+  let master = "";
+  for (const g of groups) {
+    const port = freePort();
+    ports.set(g.name, port);
+    const o = Object.entries(paramsOf(g)).map(([k, v]) => `  -o { ${k} = ${v} }\n`).join("");
+    if (options.rewrite) master += `rw-${g.name} unix - - n - - trivial-rewrite\n${o}`;
+    master += `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n`;
+    if (options.rewrite) master += `  -o rewrite_service_name=rw-${g.name}\n`;
+    master += o;
+  }
+  return { master, ports };
+}
+
+/**
+ * Waits until our daemon and (if given) Postfix's service of a group have
+ * logged the disconnects of all its sessions, then reads the refusal and
+ * warning lines each logged.
+ * @param daemon our daemon (one group's)
+ * @param pf the Postfix instance, undefined to read only ours
+ * @param group the group's name (Postfix's syslog name is `postfix-GROUP`)
+ * @param sessions how many sessions were sent to each
+ * @returns our lines and Postfix's (undefined without pf)
+ */
+export async function groupVerdicts(
+  daemon: { log(): string },
+  pf: PostfixInstance | undefined,
+  group: string,
+  sessions: number,
+): Promise<{ ours: string[]; theirs?: string[] }> {
+  await waitFor(
+    "our disconnects",
+    () => Promise.resolve((daemon.log().match(/disconnect from/g) ?? []).length >= sessions),
+  );
+  if (!pf) return { ours: verdictLines(daemon.log()) };
+  await pf.waitForLog(
+    `Postfix's disconnects (${group})`,
+    new RegExp(`(postfix-${group}/smtpd\\[\\d+\\]: disconnect from[^]*){${sessions}}`),
+  );
+  const theirs = verdictLines(await pf.logText(), `postfix-${group}`);
+  return { ours: verdictLines(daemon.log()), theirs };
+}
 
 /**
  * Our TOML for a set of Postfix parameters: list values split into items,
