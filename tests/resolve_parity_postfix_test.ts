@@ -15,18 +15,7 @@
 
 import assert from "node:assert/strict";
 import { freePort, makeWorkDir, startDaemon } from "./_harness.ts";
-import { type PostfixInstance, startPostfix } from "./_postfix.ts";
-import {
-  canRunPostfix,
-  type FillParams,
-  groupVerdicts,
-  note,
-  oursToml,
-  RECORD,
-  smtpdServices,
-  talk,
-  writeGroupTables,
-} from "./_parity.ts";
+import { groupVerdicts, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 import { startDovecot } from "./_dovecot.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -475,36 +464,31 @@ const GROUPS: Group[] = [
 
 const ONLY = Deno.env.get("PARITY_ONLY");
 
-/**
- * A group's parameters with its tables' directory (%T/) and the Dovecot
- * auth socket (%D) filled in.
- */
-function paramsOf(group: Group, fill: FillParams, dovecot: string): Record<string, string> {
-  return fill(group, { ...BASE, myorigin: group.myorigin, ...group.params }, { "%D": dovecot });
+/** A group's parameters (%T/ its tables' directory, %D the Dovecot auth socket). */
+function paramsOf(group: Group): Record<string, string> {
+  return { ...BASE, myorigin: group.myorigin, ...group.params };
 }
-
-const hasPostfix = await canRunPostfix();
 
 Deno.test({
   name: "restrictions judge an address as Postfix resolves it (side by side with Postfix 3.7)",
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("resolve-parity");
-    const fill = await writeGroupTables(dir, GROUPS);
     // The login-maps group's SASL server (no session logs in).
     const dovecot = await startDovecot(freePort());
     // Each group's smtpd asks a trivial-rewrite service of its own, with
     // the group's parameters (main.cf is left alone: a parameter given
     // twice there makes every daemon warn through syslog).
-    const { master, ports } = smtpdServices(GROUPS, (g) => paramsOf(g, fill, dovecot.socket), {
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "resolve",
+      params: paramsOf,
+      placeholders: { "%D": dovecot.socket },
       rewrite: true,
     });
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) pf = await startPostfix(dir, { name: "resolve", masterCfExtra: master });
     try {
       for (const g of GROUPS.filter((g) => !ONLY || g.name === ONLY)) {
         await t.step(g.name, async () => {
-          const d = await startDaemon(oursToml(paramsOf(g, fill, dovecot.socket)), {
+          const d = await startDaemon(oursToml(fill(g, paramsOf(g))), {
             dir: await makeWorkDir(`resolve-${g.name}`),
           });
           try {

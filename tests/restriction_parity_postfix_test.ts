@@ -15,18 +15,7 @@
 
 import assert from "node:assert/strict";
 import { makeWorkDir, startDaemon } from "./_harness.ts";
-import { type PostfixInstance, startPostfix } from "./_postfix.ts";
-import {
-  canRunPostfix,
-  type FillParams,
-  groupVerdicts,
-  note,
-  oursToml,
-  RECORD,
-  smtpdServices,
-  talk,
-  writeGroupTables,
-} from "./_parity.ts";
+import { groupVerdicts, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -802,8 +791,8 @@ const GROUPS: Group[] = [
   },
 ];
 
-/** A group's parameters (BASE, the group's, ours), the tables' directory filled in. */
-function paramsOf(group: Group, fill: FillParams, side: "ours" | "postfix") {
+/** A group's parameters: BASE, the group's, and for our side its own. */
+function paramsOf(group: Group, side: "ours" | "postfix") {
   const merged: Record<string, string> = { ...BASE };
   for (
     const [k, v] of Object.entries({ ...group.params, ...(side === "ours" ? group.ours : {}) })
@@ -811,33 +800,25 @@ function paramsOf(group: Group, fill: FillParams, side: "ours" | "postfix") {
     if (v === null) delete merged[k];
     else merged[k] = v;
   }
-  return fill(group, merged);
+  return merged;
 }
-
-const hasPostfix = await canRunPostfix();
 
 Deno.test({
   name: "restrictions and access tables: the same replies as Postfix 3.7, group by group",
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("restriction-parity");
-    const fill = await writeGroupTables(dir, GROUPS);
-    // Postfix: one smtpd service per group, its parameters through -o.
-    const { master, ports } = smtpdServices(GROUPS, (g) => paramsOf(g, fill, "postfix"));
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) {
-      // trivial-rewrite reads these from main.cf, not from smtpd's -o.
-      const main = `mydestination = ${BASE.mydestination}\nrelay_domains = ${BASE.relay_domains}\n`;
-      pf = await startPostfix(dir, {
-        name: "restrictions",
-        mainCfExtra: main,
-        masterCfExtra: master,
-      });
-    }
+    // Postfix: one smtpd service per group, its parameters through -o;
+    // trivial-rewrite reads these from main.cf, not from smtpd's -o.
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "restrictions",
+      params: (g) => paramsOf(g, "postfix"),
+      mainCfExtra: `mydestination = ${BASE.mydestination}\nrelay_domains = ${BASE.relay_domains}\n`,
+    });
     try {
       for (const g of GROUPS) {
         await t.step(g.name, async () => {
-          const toml = oursToml(paramsOf(g, fill, "ours"));
+          const toml = oursToml(fill(g, paramsOf(g, "ours")));
           const d = await startDaemon(toml, { dir: await makeWorkDir(`parity-${g.name}`) });
           try {
             for (const s of g.sessions) {

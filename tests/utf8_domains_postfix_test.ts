@@ -15,16 +15,8 @@
 
 import assert from "node:assert/strict";
 import { makeWorkDir, run, startDaemon } from "./_harness.ts";
-import { type PostfixInstance, startPostfix } from "./_postfix.ts";
-import {
-  canRunPostfix,
-  note,
-  oursToml,
-  RECORD,
-  smtpdServices,
-  talk,
-  writeGroupTables,
-} from "./_parity.ts";
+import { startPostfix } from "./_postfix.ts";
+import { canRunPostfix, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -201,15 +193,15 @@ Deno.test({
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("utf8-domains");
-    const fill = await writeGroupTables(dir, GROUPS);
-    const paramsOf = (g: Group) => fill(g, g.params);
-    const { master, ports } = smtpdServices(GROUPS, paramsOf, { rewrite: true });
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) pf = await startPostfix(dir, { name: "u8domains", masterCfExtra: master });
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "u8domains",
+      params: (g) => g.params,
+      rewrite: true,
+    });
     try {
       for (const g of GROUPS) {
         await t.step(g.name, async () => {
-          const d = await startDaemon(oursToml(paramsOf(g)), {
+          const d = await startDaemon(oursToml(fill(g, g.params)), {
             dir: await makeWorkDir(`utf8-${g.name}`),
           });
           try {
