@@ -3,10 +3,8 @@
  * (Postfix socketmap_table(5), Sendmail's socket map protocol): the query
  * is the netstring `name key`, the reply the netstring `OK value`,
  * `NOTFOUND `, or `TEMP`/`TIMEOUT`/`PERM reason` (a temporary failure for
- * us, logged with the reason). Keys are case folded as Postfix's casefold()
- * folds table keys (../fold_case.ts: "STRASSE" and "straße" are one key).
- * A connection is reused (closed after 10 s idle or 100 s of life, as
- * Postfix does); a query that
+ * us, logged with the reason). Keys are lower-cased. A connection is reused
+ * (closed after 10 s idle or 100 s of life, as Postfix does); a query that
  * finds its connection closed is tried once more, one that times out is
  * not (a hung server costs 100 s, not 200); replies are bounded to
  * 100,000 bytes and a query to 10,000; every exchange to 100 s.
@@ -19,7 +17,6 @@ import { type Framing, mayConnect, socketConnector } from "../service/connection
 import { parseEndpoint } from "../service/endpoint.ts";
 import type { ParsedReply } from "../service/protocol.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
-import { foldCase } from "../fold_case.ts";
 
 const MAX_REPLY = 100_000;
 const MAX_QUERY = 10_000;
@@ -122,7 +119,7 @@ export function socketmapTable(
     values: undefined,
     retire: () => client.retire(),
     async lookup(key: string): Promise<LookupResult> {
-      const query = `${mapName} ${foldCase(key)}`;
+      const query = `${mapName} ${key.toLowerCase()}`;
       if (query.length > MAX_QUERY) return { kind: "tempfail", reason: "query too long" };
       const answer = await client.exchange(netstring(query));
       if (answer.kind === "failed") return { kind: "tempfail", reason: answer.reason };

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { openTable, TableOpenError } from "./mod.ts";
 import { retireAll } from "../../config/mod.ts";
 import { runTableConformance } from "./table_test_suite.ts";
-import { parseNetstring, socketmapTable } from "./socketmap_table.ts";
+import { socketmapTable } from "./socketmap_table.ts";
 
 /** Scratch directory for table files (git-ignored var/). */
 const SCRATCH = new URL("../../../var/tests/", import.meta.url).pathname;
@@ -364,46 +364,5 @@ Deno.test("socketmap: a server that never answers costs one timeout, not one per
     listener.close();
     await served;
     for (const c of held) c.close();
-  }
-});
-
-Deno.test("socketmap: the key is case folded in full, as Postfix's casefold() (STRASSE and straße are one key)", async () => {
-  // A socketmap server that knows one key and records each query.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const queries: string[] = [];
-  const served = (async () => {
-    for await (const conn of listener) {
-      void (async () => {
-        const buf = new Uint8Array(1024);
-        for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) {
-          const q = parseNetstring(buf.subarray(0, n));
-          const query = q.kind === "action" ? q.action : "";
-          queries.push(query);
-          const known = query === "m strasse.example" || query === "m σοφοσ.example";
-          await conn.write(new TextEncoder().encode(known ? "5:OK hi," : "9:NOTFOUND ,"));
-        }
-        conn.close();
-      })();
-    }
-  })().catch(() => {});
-  const table = socketmapTable("socketmap:x", `inet:127.0.0.1:${port}:m`, ".");
-  try {
-    for (const key of ["STRASSE.example", "straße.example", "STRAẞE.example", "ΣΟΦΟΣ.example"]) {
-      assert.deepEqual(await table.lookup(key), { kind: "found", value: "hi" }, key);
-    }
-    assert.deepEqual(await table.lookup("σοφος.example"), { kind: "found", value: "hi" });
-    // The dotless ı stays apart from i.
-    assert.deepEqual(await table.lookup("straıe.example"), { kind: "notFound" });
-    assert.deepEqual(queries, [
-      ...Array(3).fill("m strasse.example"),
-      "m σοφοσ.example",
-      "m σοφοσ.example",
-      "m straıe.example",
-    ]);
-  } finally {
-    table.retire?.();
-    listener.close();
-    await served;
   }
 });
