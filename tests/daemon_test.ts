@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { basename } from "node:path";
 import {
   allEntries,
+  type Daemon,
   freePort,
   makeWorkDir,
   postcat,
@@ -21,6 +22,25 @@ import {
 } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/**
+ * Runs `fn` with a daemon started with `config` and a raw client connected
+ * to it (the greeting not yet read), then closes the client and stops the
+ * daemon.
+ */
+async function withClient(
+  config: string,
+  fn: (c: RawClient, d: Daemon) => Promise<void>,
+): Promise<void> {
+  const d = await startDaemon(config);
+  const c = await RawClient.connect(d.port);
+  try {
+    await fn(c, d);
+  } finally {
+    c.close();
+    await d.stop();
+  }
+}
 
 Deno.test({
   name: "serve accepts a swaks message and postcat reads sender, recipient and body",
@@ -98,9 +118,7 @@ Deno.test({
   name: "pipelined MAIL/RCPT/DATA replies come back in one write",
   ...opts,
   fn: async () => {
-    const d = await startDaemon();
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("", async (c) => {
       assert.match(await c.reply(), /^220 mx\.test\.example ESMTP deno-smtpd\r\n$/);
       await c.send("EHLO client.example\r\n");
       assert.match(await c.reply(), /^250-mx\.test\.example\r\n250-PIPELINING\r\n/);
@@ -116,10 +134,7 @@ Deno.test({
       assert.equal(await c.reply(), "354 End data with <CR><LF>.<CR><LF>\r\n");
       assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as \w+\r\n$/);
       assert.equal(await c.reply(), "221 2.0.0 Bye\r\n");
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -150,9 +165,7 @@ Deno.test({
   name: "1 MiB message is accepted; over-limit message gets 552 and the session goes on",
   ...opts,
   fn: async () => {
-    const d = await startDaemon("message_size_limit = 1200000");
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("message_size_limit = 1200000", async (c, d) => {
       await c.reply();
       await c.send("EHLO x\r\n");
       await c.reply();
@@ -179,10 +192,7 @@ Deno.test({
       assert.equal((await allEntries(d.queueDir)).length, 1, "no leftover of the refused message");
       const pc = await postcat(files[0] as string);
       assert.equal(pc.split("\n").filter((l) => l === "x".repeat(1022)).length, 1024);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -190,9 +200,7 @@ Deno.test({
   name: "client that disconnects in the middle of DATA leaves no file",
   ...opts,
   fn: async () => {
-    const d = await startDaemon();
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("", async (c, d) => {
       await c.reply();
       await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
       for (let i = 0; i < 4; i++) await c.reply();
@@ -201,10 +209,7 @@ Deno.test({
       await d.waitForLog("lost connection after DATA");
       await d.waitForLog("disconnect from");
       assert.deepEqual(await allEntries(d.queueDir), []);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -245,9 +250,7 @@ Deno.test({
   name: "SMTP smuggling: bare-LF dot lines never end DATA, one DATA gives one message",
   ...opts,
   fn: async () => {
-    const d = await startDaemon();
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("", async (c, d) => {
       await c.reply();
       await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
       for (let i = 0; i < 4; i++) await c.reply();
@@ -264,10 +267,7 @@ Deno.test({
       assert.match(pc, /^MAIL FROM:<evil@example\.org>$/m);
       assert.match(pc, /^after$/m);
       assert.doesNotMatch(pc, /recipient: victim/);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -275,9 +275,7 @@ Deno.test({
   name: "client garbage gets SMTP errors and the server lives on",
   ...opts,
   fn: async () => {
-    const d = await startDaemon();
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("", async (c, d) => {
       await c.reply();
       await c.send("HELO\x00x\r\n");
       assert.equal(await c.reply(), "500 5.5.2 Error: bad syntax\r\n");
@@ -296,10 +294,7 @@ Deno.test({
       c.close();
       const r = await swaks(d.port, ["--to", "u@example.com"]);
       assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -307,9 +302,7 @@ Deno.test({
   name: "smtpd_hard_error_limit: 421 and disconnect",
   ...opts,
   fn: async () => {
-    const d = await startDaemon("smtpd_hard_error_limit = 3\nsmtpd_soft_error_limit = 10");
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("smtpd_hard_error_limit = 3\nsmtpd_soft_error_limit = 10", async (c, d) => {
       await c.reply();
       await c.send("BAD1\r\nBAD2\r\nBAD3\r\nNOOP\r\n");
       assert.match(await c.reply(), /^500/);
@@ -318,10 +311,7 @@ Deno.test({
       assert.equal(await c.reply(), "421 4.7.0 mx.test.example Error: too many errors\r\n");
       assert.equal(await c.reply(), "", "connection closed");
       await d.waitForLog("too many errors after UNKNOWN");
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -351,9 +341,7 @@ Deno.test({
   name: "smtpd_error_sleep_time delays error replies, not good ones",
   ...opts,
   fn: async () => {
-    const d = await startDaemon("smtpd_error_sleep_time = 1");
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("smtpd_error_sleep_time = 1", async (c) => {
       await c.reply();
       let t0 = Date.now();
       await c.send("NOOP\r\n");
@@ -363,10 +351,7 @@ Deno.test({
       await c.send("RCPT TO:<a@b.example>\r\n");
       assert.equal(await c.reply(), "503 5.5.1 Error: need MAIL command\r\n");
       assert.ok(Date.now() - t0 >= 900);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -374,18 +359,13 @@ Deno.test({
   name: "queue_minfree: 452 4.3.1 when the queue file system is short of space",
   ...opts,
   fn: async () => {
-    const d = await startDaemon("queue_minfree = 9000000000000000");
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("queue_minfree = 9000000000000000", async (c, d) => {
       await c.reply();
       await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\n");
       await c.reply();
       assert.equal(await c.reply(), "452 4.3.1 Insufficient system storage\r\n");
       await d.waitForLog("not enough free space");
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -393,9 +373,7 @@ Deno.test({
   name: "hopcount_limit: too many Received headers gives 554 5.4.6 and no file",
   ...opts,
   fn: async () => {
-    const d = await startDaemon("hopcount_limit = 5");
-    const c = await RawClient.connect(d.port);
-    try {
+    await withClient("hopcount_limit = 5", async (c, d) => {
       await c.reply();
       await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
       for (let i = 0; i < 4; i++) await c.reply();
@@ -406,10 +384,7 @@ Deno.test({
       await c.send("Received: from a\r\n".repeat(3) + "Subject: ok\r\n\r\nbody\r\n.\r\n");
       assert.match(await c.reply(), /^250 2\.0\.0/);
       assert.equal((await allEntries(d.queueDir)).length, 1);
-    } finally {
-      c.close();
-      await d.stop();
-    }
+    });
   },
 });
 
@@ -417,25 +392,21 @@ Deno.test({
   name: "relay control: a client outside mynetworks may only send to our domains",
   ...opts,
   fn: async () => {
-    const d = await startDaemon(
+    await withClient(
       'mynetworks = ["127.0.0.2/32"]\nmydestination = ["example.com"]',
+      async (c, d) => {
+        await c.reply();
+        await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.net>\r\n");
+        await c.reply();
+        await c.reply();
+        assert.equal(await c.reply(), "454 4.7.1 <u@example.net>: Relay access denied\r\n");
+        await c.send("RCPT TO:<u@example.com>\r\n");
+        assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+        await d.waitForLog(
+          "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 454 4.7.1 <u@example.net>: Relay access denied; from=<a@example.org> to=<u@example.net> proto=SMTP helo=<x>",
+        );
+      },
     );
-    const c = await RawClient.connect(d.port);
-    try {
-      await c.reply();
-      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.net>\r\n");
-      await c.reply();
-      await c.reply();
-      assert.equal(await c.reply(), "454 4.7.1 <u@example.net>: Relay access denied\r\n");
-      await c.send("RCPT TO:<u@example.com>\r\n");
-      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
-      await d.waitForLog(
-        "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 454 4.7.1 <u@example.net>: Relay access denied; from=<a@example.org> to=<u@example.net> proto=SMTP helo=<x>",
-      );
-    } finally {
-      c.close();
-      await d.stop();
-    }
   },
 });
 

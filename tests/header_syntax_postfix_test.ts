@@ -45,6 +45,15 @@ async function sendMessage(port: number, data: string): Promise<string> {
   }
 }
 
+/** Waits until Postfix has held one message; the hold queue's files. */
+async function heldFiles(queueDir: string): Promise<string[]> {
+  await waitFor("Postfix's held queue file", async () => {
+    const files = await queueFiles(queueDir, "hold").catch(() => []);
+    return files.length === 1;
+  });
+  return queueFiles(queueDir, "hold");
+}
+
 /**
  * The message content of a queue file as postcat shows it, without the
  * first three lines (each server's own Received:) and the headers cleanup
@@ -88,10 +97,7 @@ Deno.test({
     try {
       assert.match(await sendMessage(pfPort, OBSOLETE), /^250 /);
       assert.match(await sendMessage(d.port, OBSOLETE), /^250 /);
-      const held = await waitFor("Postfix's held queue file", async () => {
-        const files = await queueFiles(pf.queueDir, "hold").catch(() => []);
-        return files.length === 1;
-      }).then(() => queueFiles(pf.queueDir, "hold"));
+      const held = await heldFiles(pf.queueDir);
       const [ours] = await queueFiles(d.queueDir, "incoming");
       assert.ok(ours && held[0]);
       const want = await clientLines(held[0]);
@@ -111,10 +117,7 @@ Deno.test({
       const resent = "Resent-From: r@x.example\r\nSubject: s\r\n\r\nbody\r\n";
       assert.match(await sendMessage(pfPort, resent), /^250 /);
       assert.match(await sendMessage(d.port, resent), /^250 /);
-      const held2 = await waitFor("Postfix's held queue file", async () => {
-        const files = await queueFiles(pf.queueDir, "hold").catch(() => []);
-        return files.length === 1;
-      }).then(() => queueFiles(pf.queueDir, "hold"));
+      const held2 = await heldFiles(pf.queueDir);
       const [ours2] = await queueFiles(d.queueDir, "incoming");
       assert.ok(ours2 && held2[0]);
       const names = async (file: string) =>

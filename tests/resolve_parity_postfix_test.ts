@@ -14,10 +14,8 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { freePort, makeWorkDir, startDaemon, waitFor } from "./_harness.ts";
-import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
-import { oursToml, talk, verdictLines } from "./_parity.ts";
+import { freePort, makeWorkDir, startDaemon } from "./_harness.ts";
+import { groupVerdicts, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 import { startDovecot } from "./_dovecot.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -58,10 +56,11 @@ const BASE: Record<string, string> = {
   "smtpd_error_sleep_time": "0",
 };
 
+/** A session's addresses and the replies to MAIL and RCPT. */
+type Row = [does: string, from: string, to: string, mail: string, rcpt: string];
+
 /** The sessions' addresses, each with the reply it gets. */
-function cases(
-  rows: [does: string, from: string, to: string, mail: string, rcpt: string][],
-): Case[] {
+function cases(rows: Row[]): Case[] {
   return rows.map(([does, from, to, mail, rcpt]) => ({
     does,
     from,
@@ -103,6 +102,24 @@ const ACCESS_TABLES: Record<string, string> = {
     "",
   ].join("\n"),
 };
+
+/** relay.example is OK in rcpts, which does not permit an address routed through it. */
+const ROUTED_RCPTS: Row[] = [
+  [
+    "recipient: OK does not permit a routed address",
+    FROM,
+    "<y%victim.example@relay.example>",
+    MAIL_OK,
+    "554 5.7.1 <y%victim.example@relay.example>: Relay access denied",
+  ],
+  [
+    "recipient: OK permits the same domain unrouted",
+    FROM,
+    "<y@relay.example>",
+    MAIL_OK,
+    RCPT_OK,
+  ],
+];
 
 const GROUPS: Group[] = [
   {
@@ -217,20 +234,7 @@ const GROUPS: Group[] = [
         MAIL_OK,
         R("x%spammer.example@mx.test.example", "r-percent"),
       ],
-      [
-        "recipient: OK does not permit a routed address",
-        FROM,
-        "<y%victim.example@relay.example>",
-        MAIL_OK,
-        "554 5.7.1 <y%victim.example@relay.example>: Relay access denied",
-      ],
-      [
-        "recipient: OK permits the same domain unrouted",
-        FROM,
-        "<y@relay.example>",
-        MAIL_OK,
-        RCPT_OK,
-      ],
+      ...ROUTED_RCPTS,
       ["recipient <r1> is r1@$myorigin", FROM, "<r1>", MAIL_OK, R("r1", "r-full")],
       [
         "recipient <r3>: the domain, never the bare local part",
@@ -263,20 +267,7 @@ const GROUPS: Group[] = [
         S("x%spammer.example@mx.test.example", "s-percent"),
       ],
       ["recipient <r1> is r1@$myorigin", FROM, "<r1>", MAIL_OK, R("r1", "r-full")],
-      [
-        "recipient: OK does not permit a routed address",
-        FROM,
-        "<y%victim.example@relay.example>",
-        MAIL_OK,
-        "554 5.7.1 <y%victim.example@relay.example>: Relay access denied",
-      ],
-      [
-        "recipient: OK permits the same domain unrouted",
-        FROM,
-        "<y@relay.example>",
-        MAIL_OK,
-        RCPT_OK,
-      ],
+      ...ROUTED_RCPTS,
     ]),
   },
   {
@@ -471,66 +462,33 @@ const GROUPS: Group[] = [
   },
 ];
 
-const RECORD = Deno.env.get("PARITY_RECORD") === "1";
 const ONLY = Deno.env.get("PARITY_ONLY");
 
-function note(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
+/** A group's parameters (%T/ its tables' directory, %D the Dovecot auth socket). */
+function paramsOf(group: Group): Record<string, string> {
+  return { ...BASE, myorigin: group.myorigin, ...group.params };
 }
-
-/**
- * A group's parameters with its tables' directory (%T/) and the Dovecot
- * auth socket (%D) filled in.
- */
-function paramsOf(group: Group, prefix: string, dovecot: string): Record<string, string> {
-  const merged = { ...BASE, myorigin: group.myorigin, ...group.params };
-  return Object.fromEntries(
-    Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix).replace("%D", dovecot)]),
-  );
-}
-
-const isRoot = Deno.uid() === 0;
-const hasPostfix = isRoot && await havePostfix();
 
 Deno.test({
   name: "restrictions judge an address as Postfix resolves it (side by side with Postfix 3.7)",
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("resolve-parity");
-    const tables = join(dir, "tables");
-    await Deno.mkdir(tables);
-    for (const g of GROUPS) {
-      for (const [name, text] of Object.entries(g.tables ?? {})) {
-        await Deno.writeTextFile(join(tables, `${g.name}-${name}`), text);
-      }
-    }
-    const prefix = (g: Group) => `${tables}/${g.name}-`;
     // The login-maps group's SASL server (no session logs in).
     const dovecot = await startDovecot(freePort());
-    const ports = new Map<string, number>();
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) {
-      // Each group's smtpd asks a trivial-rewrite service of its own, with
-      // the group's parameters (main.cf is left alone: a parameter given
-      // twice there makes every daemon warn through syslog).
-      let master = "";
-      for (const g of GROUPS) {
-        const port = freePort();
-        ports.set(g.name, port);
-        const o = Object.entries(paramsOf(g, prefix(g), dovecot.socket)).map(([k, v]) =>
-          `  -o { ${k} = ${v} }\n`
-        )
-          .join("");
-        master += `rw-${g.name} unix - - n - - trivial-rewrite\n${o}`;
-        master += `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n`;
-        master += `  -o rewrite_service_name=rw-${g.name}\n${o}`;
-      }
-      pf = await startPostfix(dir, { name: "resolve", masterCfExtra: master });
-    }
+    // Each group's smtpd asks a trivial-rewrite service of its own, with
+    // the group's parameters (main.cf is left alone: a parameter given
+    // twice there makes every daemon warn through syslog).
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "resolve",
+      params: paramsOf,
+      placeholders: { "%D": dovecot.socket },
+      rewrite: true,
+    });
     try {
       for (const g of GROUPS.filter((g) => !ONLY || g.name === ONLY)) {
         await t.step(g.name, async () => {
-          const d = await startDaemon(oursToml(paramsOf(g, prefix(g), dovecot.socket)), {
+          const d = await startDaemon(oursToml(fill(g, paramsOf(g))), {
             dir: await makeWorkDir(`resolve-${g.name}`),
           });
           try {
@@ -553,19 +511,8 @@ Deno.test({
               assert.deepEqual(ours, c.expect, `${g.name}: ${c.does} (ours)`);
               if (theirs) assert.deepEqual(theirs, c.expect, `${g.name}: ${c.does} (Postfix)`);
             }
-            const n = g.cases.length;
-            await waitFor(
-              "our disconnects",
-              () => Promise.resolve((d.log().match(/disconnect from/g) ?? []).length >= n),
-            );
-            if (pf && !RECORD) {
-              await pf.waitForLog(
-                `Postfix's disconnects (${g.name})`,
-                new RegExp(`(postfix-${g.name}/smtpd\\[\\d+\\]: disconnect from[^]*){${n}}`),
-              );
-              const theirs = verdictLines(await pf.logText(), `postfix-${g.name}`);
-              assert.deepEqual(verdictLines(d.log()), theirs, `${g.name}: log`);
-            }
+            const logged = await groupVerdicts(d, RECORD ? undefined : pf, g.name, g.cases.length);
+            if (logged.theirs) assert.deepEqual(logged.ours, logged.theirs, `${g.name}: log`);
           } finally {
             await d.stop();
           }

@@ -14,10 +14,8 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { freePort, makeWorkDir, startDaemon, waitFor } from "./_harness.ts";
-import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
-import { oursToml, talk, verdictLines } from "./_parity.ts";
+import { makeWorkDir, startDaemon } from "./_harness.ts";
+import { groupVerdicts, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -793,18 +791,8 @@ const GROUPS: Group[] = [
   },
 ];
 
-/**
- * PARITY_RECORD=1: nothing is asserted; each session's replies from both
- * servers (and the logged verdicts) are printed, to write a new case.
- */
-const RECORD = Deno.env.get("PARITY_RECORD") === "1";
-
-function note(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
-}
-
-/** A group's parameters with the tables' directory filled in. */
-function paramsOf(group: Group, prefix: string, side: "ours" | "postfix") {
+/** A group's parameters: BASE, the group's, and for our side its own. */
+function paramsOf(group: Group, side: "ours" | "postfix") {
   const merged: Record<string, string> = { ...BASE };
   for (
     const [k, v] of Object.entries({ ...group.params, ...(side === "ours" ? group.ours : {}) })
@@ -812,52 +800,25 @@ function paramsOf(group: Group, prefix: string, side: "ours" | "postfix") {
     if (v === null) delete merged[k];
     else merged[k] = v;
   }
-  return Object.fromEntries(
-    Object.entries(merged).map(([k, v]) => [k, v.replaceAll("%T/", prefix)]),
-  );
+  return merged;
 }
-
-const isRoot = Deno.uid() === 0;
-const hasPostfix = isRoot && await havePostfix();
 
 Deno.test({
   name: "restrictions and access tables: the same replies as Postfix 3.7, group by group",
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("restriction-parity");
-    const tables = join(dir, "tables");
-    await Deno.mkdir(tables);
-    for (const g of GROUPS) {
-      for (const [name, text] of Object.entries(g.tables ?? {})) {
-        await Deno.writeTextFile(join(tables, `${g.name}-${name}`), text);
-      }
-    }
-    const prefix = (g: Group) => `${tables}/${g.name}-`;
-    // Postfix: one smtpd service per group, its parameters through -o.
-    const ports = new Map<string, number>();
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) {
-      // trivial-rewrite reads these from main.cf, not from smtpd's -o.
-      const main = `mydestination = ${BASE.mydestination}\nrelay_domains = ${BASE.relay_domains}\n`;
-      let master = "";
-      for (const g of GROUPS) {
-        const port = freePort();
-        ports.set(g.name, port);
-        master += `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n`;
-        for (const [k, v] of Object.entries(paramsOf(g, prefix(g), "postfix"))) {
-          master += `  -o { ${k} = ${v} }\n`;
-        }
-      }
-      pf = await startPostfix(dir, {
-        name: "restrictions",
-        mainCfExtra: main,
-        masterCfExtra: master,
-      });
-    }
+    // Postfix: one smtpd service per group, its parameters through -o;
+    // trivial-rewrite reads these from main.cf, not from smtpd's -o.
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "restrictions",
+      params: (g) => paramsOf(g, "postfix"),
+      mainCfExtra: `mydestination = ${BASE.mydestination}\nrelay_domains = ${BASE.relay_domains}\n`,
+    });
     try {
       for (const g of GROUPS) {
         await t.step(g.name, async () => {
-          const toml = oursToml(paramsOf(g, prefix(g), "ours"));
+          const toml = oursToml(fill(g, paramsOf(g, "ours")));
           const d = await startDaemon(toml, { dir: await makeWorkDir(`parity-${g.name}`) });
           try {
             for (const s of g.sessions) {
@@ -888,22 +849,13 @@ Deno.test({
               }
             }
             // The verdicts logged, in the same order and words.
-            const n = g.sessions.length;
-            await waitFor(
-              "our disconnects",
-              () => Promise.resolve((d.log().match(/disconnect from/g) ?? []).length >= n),
-            );
-            if (pf) {
-              await pf.waitForLog(
-                `Postfix's disconnects (${g.name})`,
-                new RegExp(`(postfix-${g.name}/smtpd\\[\\d+\\]: disconnect from[^]*){${n}}`),
-              );
-              const theirs = verdictLines(await pf.logText(), `postfix-${g.name}`);
+            const logged = await groupVerdicts(d, pf, g.name, g.sessions.length);
+            if (logged.theirs) {
               if (RECORD) {
-                note(`LOG ${g.name}\n  ours   ${verdictLines(d.log()).join("\n         ")}`);
-                note(`  theirs ${theirs.join("\n         ")}`);
+                note(`LOG ${g.name}\n  ours   ${logged.ours.join("\n         ")}`);
+                note(`  theirs ${logged.theirs.join("\n         ")}`);
               } else if (!g.sessions.some((s) => s.postfix)) {
-                assert.deepEqual(verdictLines(d.log()), theirs, `${g.name}: log`);
+                assert.deepEqual(logged.ours, logged.theirs, `${g.name}: log`);
               }
             }
           } finally {

@@ -14,10 +14,9 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { freePort, makeWorkDir, run, startDaemon } from "./_harness.ts";
-import { havePostfix, type PostfixInstance, startPostfix } from "./_postfix.ts";
-import { oursToml, talk } from "./_parity.ts";
+import { makeWorkDir, run, startDaemon } from "./_harness.ts";
+import { startPostfix } from "./_postfix.ts";
+import { canRunPostfix, note, oursToml, RECORD, startGroups, talk } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -103,12 +102,6 @@ const DOMAIN_CASES: Case[] = [
   ["u@ü_b.relay.example", true, "a low line, as Postfix's valid_hostname()", OK],
 ];
 
-const RECORD = Deno.env.get("PARITY_RECORD") === "1";
-
-function note(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
-}
-
 /** A text as the latin-1 string of its UTF-8 bytes (what talk() sends). */
 function wire(text: string): string {
   return String.fromCharCode(...new TextEncoder().encode(text));
@@ -119,8 +112,7 @@ function unwire(text: string): string {
   return new TextDecoder().decode(Uint8Array.from(text, (c) => c.charCodeAt(0)));
 }
 
-const isRoot = Deno.uid() === 0;
-const hasPostfix = isRoot && await havePostfix();
+const hasPostfix = await canRunPostfix();
 
 const UNKNOWN = (rcpt: string) =>
   `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown in local recipient table`;
@@ -201,35 +193,15 @@ Deno.test({
   ...opts,
   fn: async (t) => {
     const dir = await makeWorkDir("utf8-domains");
-    const tables = join(dir, "tables");
-    await Deno.mkdir(tables);
-    const paramsOf = (g: Group) =>
-      Object.fromEntries(
-        Object.entries(g.params).map(([k, v]) => [k, v.replaceAll("%T/", `${tables}/${g.name}-`)]),
-      );
-    for (const g of GROUPS) {
-      for (const [name, text] of Object.entries(g.tables ?? {})) {
-        await Deno.writeTextFile(join(tables, `${g.name}-${name}`), text);
-      }
-    }
-    const ports = new Map<string, number>();
-    let pf: PostfixInstance | undefined;
-    if (hasPostfix) {
-      let master = "";
-      for (const g of GROUPS) {
-        const port = freePort();
-        ports.set(g.name, port);
-        const o = Object.entries(paramsOf(g)).map(([k, v]) => `  -o { ${k} = ${v} }\n`).join("");
-        master += `rw-${g.name} unix - - n - - trivial-rewrite\n${o}` +
-          `127.0.0.1:${port} inet n - n - - smtpd\n  -o syslog_name=postfix-${g.name}\n` +
-          `  -o rewrite_service_name=rw-${g.name}\n${o}`;
-      }
-      pf = await startPostfix(dir, { name: "u8domains", masterCfExtra: master });
-    }
+    const { fill, pf, ports } = await startGroups(dir, GROUPS, {
+      name: "u8domains",
+      params: (g) => g.params,
+      rewrite: true,
+    });
     try {
       for (const g of GROUPS) {
         await t.step(g.name, async () => {
-          const d = await startDaemon(oursToml(paramsOf(g)), {
+          const d = await startDaemon(oursToml(fill(g, g.params)), {
             dir: await makeWorkDir(`utf8-${g.name}`),
           });
           try {
@@ -241,10 +213,9 @@ Deno.test({
                 "QUIT",
               ];
               const ours = unwire((await talk(d.port, "127.0.0.2", lines))[2] ?? "");
-              const port = ports.get(g.name);
-              const theirs = port === undefined
-                ? undefined
-                : unwire((await talk(port, "127.0.0.2", lines))[2] ?? "");
+              const theirs = pf
+                ? unwire((await talk(ports.get(g.name)!, "127.0.0.2", lines))[2] ?? "")
+                : undefined;
               if (RECORD) {
                 note(`${g.name}: ${rcpt} (${does})\n  ours   ${ours}\n  theirs ${theirs}`);
                 continue;

@@ -16,7 +16,9 @@
  *
  * Refusals are Postfix's: 553 5.7.1 "<addr>: Sender address rejected: not
  * owned by user NAME" and "... not logged in". The null sender is never
- * checked. The address is looked up as Postfix resolves it: one without a
+ * checked. An owner is the login when the two are equal case folded in
+ * full (Postfix's strcasecmp_utf8: "STRASSE" owns for "straße"). The
+ * address is looked up as Postfix resolves it: one without a
  * domain gets @$myorigin (as the queue will have it), a trailing dot is
  * dropped; the keys are the whole address, then "user@domain" without the
  * extension (recipient_delimiter), then "@domain", each tried in every map
@@ -35,6 +37,7 @@ import { bothForms, recipientKeys } from "../addr_find.ts";
 import type { Address } from "../../protocol/address.ts";
 import type { Destinations } from "../destinations.ts";
 import { resolveAddress } from "../resolve_address.ts";
+import { foldCase } from "../fold_case.ts";
 import type { LookupTable } from "../tables/mod.ts";
 
 /** What the maps say about a sender address. */
@@ -116,7 +119,7 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
         };
       }
       if (owners === undefined && mode === "known") return { kind: "dunno" };
-      if (owners?.some((o) => o.toLowerCase() === login.toLowerCase())) return { kind: "dunno" };
+      if (owners?.some((o) => foldCase(o) === foldCase(login))) return { kind: "dunno" };
       return {
         kind: "reject",
         reply: reply(

@@ -5,7 +5,8 @@ import { requestAttributes } from "./policy_service.ts";
 const MAPS = await Deno.makeTempFile({ suffix: ".logins" });
 await Deno.writeTextFile(
   MAPS,
-  "alice@example.org alice\nshared@example.org alice, carol\n@team.example carol\n",
+  "alice@example.org alice\nshared@example.org alice, carol\n@team.example carol\n" +
+    "fold@example.org STRASSE, σοφος, alice\n",
 );
 
 const AUTH: Params = {
@@ -58,6 +59,18 @@ Deno.test("reject_sender_login_mismatch: owner, co-owner, @domain key, unknown a
   assert.equal(await r({ from: "alice@example.org" }), NOT_LOGGED_IN("alice@example.org"));
   assert.equal(await r({ from: "nobody@else.example" }), "permit");
   assert.equal(await r({ from: "", sasl: "PLAIN:carol" }), "permit");
+});
+
+Deno.test("an owner is the login when both are equal case folded in full (Postfix's strcasecmp_utf8)", async () => {
+  const r = (sasl: string) =>
+    sender("reject_sender_login_mismatch", { from: "fold@example.org", sasl }).then((x) => x.shown);
+  assert.equal(await r("PLAIN:straße"), "permit");
+  assert.equal(await r("PLAIN:STRAẞE"), "permit");
+  assert.equal(await r("PLAIN:ΣΟΦΟΣ"), "permit");
+  assert.equal(await r("PLAIN:σοφοσ"), "permit");
+  // Folding keeps the dotless ı apart from i.
+  assert.equal(await r("PLAIN:alıce"), NOT_OWNED("fold@example.org", "alıce"));
+  assert.equal(await r("PLAIN:strase"), NOT_OWNED("fold@example.org", "strase"));
 });
 
 Deno.test("the known, authenticated and unauthenticated variants check only their half", async () => {
