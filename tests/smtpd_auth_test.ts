@@ -657,3 +657,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Dovecot down after EHLO, or already at EHLO: AUTH gets 454 4.7.0 (temporary), never 504; back up → 235",
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort());
+    const d = await startDaemon(
+      `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"`,
+    );
+    const plain = `AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`;
+    const down =
+      "454 4.7.0 Temporary authentication failure: Can't connect to authentication server\r\n";
+    const session = async (stopFirst: boolean) => {
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        const ehlo = await c.reply();
+        if (stopFirst) await dovecot.stop();
+        await c.send(plain);
+        return { ehlo, auth: await c.reply() };
+      } finally {
+        c.close();
+      }
+    };
+    try {
+      // Offered at EHLO, gone at AUTH.
+      const first = await session(true);
+      assert.match(first.ehlo, /250-AUTH PLAIN LOGIN\r\n/);
+      assert.equal(first.auth, down);
+      // Down at EHLO: AUTH is not offered, and a client that sends it anyway
+      // is told to try later too.
+      const second = await session(false);
+      assert.doesNotMatch(second.ehlo, /AUTH/);
+      assert.equal(second.auth, down);
+      await d.waitForLog(
+        /SASL PLAIN authentication failed: Can't connect to authentication server, sasl_username=\(unavailable\)/,
+      );
+      await dovecot.start();
+      // After a failed connect the client waits 1 s before it tries again.
+      await new Promise((r) => setTimeout(r, 1_200));
+      const third = await session(false);
+      assert.equal(third.auth, "235 2.7.0 Authentication successful\r\n");
+    } finally {
+      await d.stop();
+      await dovecot.dispose();
+    }
+  },
+});

@@ -19,9 +19,9 @@ export interface SessionSasl {
   /**
    * The mechanisms a session may use now.
    * @param tls whether the session runs over TLS
-   * @returns the names, in the server's order (empty when it cannot be reached)
+   * @returns the names, in the server's order, or undefined when it cannot be reached
    */
-  mechanisms(tls: boolean): Promise<string[]>;
+  mechanisms(tls: boolean): Promise<string[] | undefined>;
   /**
    * smtpd_sasl_exceptions_networks: clients to which EHLO does not offer AUTH.
    * @param name the client's name
@@ -48,7 +48,7 @@ export function sessionSasl(
     server,
     mechanisms: async (tls) => {
       const offered = await server.mechanisms();
-      if (offered === undefined) return [];
+      if (offered === undefined) return undefined;
       return filterMechanisms(
         offered,
         tls ? settings.tlsSecurityOptions : settings.securityOptions,

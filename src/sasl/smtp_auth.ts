@@ -65,8 +65,11 @@ export interface AuthSessionState {
 export interface AuthOptions {
   /** The authentication server (Dovecot, or a fake in tests). */
   readonly server: SaslServer;
-  /** Mechanisms this session may use (filtered by the security options in force). */
-  readonly mechanisms: readonly string[];
+  /**
+   * Mechanisms this session may use (filtered by the security options in
+   * force), or undefined when the server cannot be reached.
+   */
+  readonly mechanisms: readonly string[] | undefined;
   /** smtpd_tls_auth_only: AUTH only over TLS. */
   readonly tlsAuthOnly: boolean;
   /** smtpd_sasl_response_limit: longest client response line, in bytes. */
@@ -92,6 +95,8 @@ export type AuthOutcome =
 
 /** Most 334 rounds in one exchange (a server that never decides is cut off). */
 const MAX_ROUNDS = 32;
+/** The reason when the server cannot be reached (the Dovecot client's words). */
+const CANNOT_CONNECT = "Can't connect to authentication server";
 const MECH_NAME = /^[A-Za-z0-9_-]{1,20}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -113,6 +118,16 @@ export async function runAuthCommand(
   const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
   if (words.length < 1 || words.length > 2) return { kind: "refused", reply: REPLY.authSyntax };
   const asked = words[0] ?? "";
+  if (options.mechanisms === undefined) {
+    // The server is down: whether it has this mechanism is not known, and
+    // the failure is temporary (README: 454 when Dovecot is down), not a
+    // 504 that tells the client to give up on the mechanism.
+    return {
+      kind: "refused",
+      reply: authTemporaryFailure(CANNOT_CONNECT),
+      warning: failedText(printable(asked), CANNOT_CONNECT),
+    };
+  }
   // The server's name for it goes to the server; the name as the client
   // wrote it ("plain") is what Postfix logs and records as sasl_method.
   const mechanism = options.mechanisms.find((m) => m.toUpperCase() === asked.toUpperCase());

@@ -232,6 +232,30 @@ Deno.test("runAuthCommand() mechanisms not offered: 504 5.5.4", async () => {
   }
 });
 
+Deno.test("runAuthCommand() server unreachable: 454 4.7.0 for any mechanism, never 504", async () => {
+  for (const args of [`PLAIN ${PLAIN_OK}`, "LOGIN", "CRAM-MD5"]) {
+    const r = await auth(args, [], { options: { mechanisms: undefined } });
+    assert.equal(
+      r.wire,
+      "454 4.7.0 Temporary authentication failure: Can't connect to authentication server\r\n",
+      args,
+    );
+    assert.deepEqual(r.server.started, []);
+    assert.equal(
+      r.outcome.kind === "refused" ? r.outcome.warning : "",
+      `SASL ${
+        args.split(" ")[0]
+      } authentication failed: Can't connect to authentication server, sasl_username=(unavailable)`,
+    );
+  }
+  // The checks before the mechanism still come first.
+  const r = await auth("PLAIN", [], {
+    state: { username: "alice" },
+    options: { mechanisms: undefined },
+  });
+  assert.equal(r.wire, "503 5.5.1 Error: already authenticated\r\n");
+});
+
 Deno.test("runAuthCommand() refusals before the exchange, in Postfix's order", async () => {
   const cases: [string, Partial<AuthSessionState>, Partial<AuthOptions>, string][] = [
     ["PLAIN", { enabled: false }, {}, "503 5.5.1 Error: authentication not enabled"],

@@ -63,7 +63,7 @@ async function authKeywords(ctx: SessionContext): Promise<string[]> {
   if (!sasl?.settings.enabled) return [];
   if (sasl.settings.tlsAuthOnly && !ctx.tls) return [];
   if (await sasl.hiddenFrom(ctx.client.name, ctx.client.address)) return [];
-  const mechanisms = advertisedMechanisms(await sasl.mechanisms(ctx.tls !== undefined));
+  const mechanisms = advertisedMechanisms(await sasl.mechanisms(ctx.tls !== undefined) ?? []);
   if (mechanisms.length === 0) return [];
   const list = mechanisms.join(" ");
   return ctx.config.broken_sasl_auth_clients ? [`AUTH ${list}`, `AUTH=${list}`] : [`AUTH ${list}`];
