@@ -657,3 +657,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "responses a client pipelined behind an AUTH that failed early are read as commands, but never logged: non-SMTP warning and debug peer show ****",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
+    // A password in Cyrillic: its base64 starts with a digit, so the line
+    // it arrives on, read as a command, is caught by the default
+    // smtpd_forbidden_commands regexp (/^[^A-Z]/) and logged as non-SMTP.
+    const user = btoa("john doe"); // Dovecot refuses the name at once (a space)
+    const password = btoa(String.fromCharCode(...new TextEncoder().encode("пароль")));
+    const other = btoa("carol-guess"); // begins with a letter: an unknown command
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send(`AUTH LOGIN\r\n${user}\r\n${password}\r\n`);
+      assert.match(await c.reply(), /^334 /);
+      assert.match(await c.reply(), /^535 5\.7\.8 /);
+      // As Postfix 3.7: the pipelined password is a non-SMTP command.
+      assert.match(await c.reply(), /^221 2\.7\.0 Error: I can break rules, too/);
+      c.close();
+      await s.d.waitForLog(/warning: non-SMTP command from unknown\[127\.0\.0\.1\]: /);
+
+      // Refused before any response is read (unsupported mechanism): the
+      // pipelined lines become unknown commands; QUIT still works.
+      const c2 = await RawClient.connect(s.d.port);
+      await c2.reply();
+      await c2.send("EHLO client.example\r\n");
+      await c2.reply();
+      await c2.send(`AUTH CRAM-MD5\r\n${other}\r\nQUIT\r\n`);
+      assert.match(await c2.reply(), /^504 5\.5\.4 /);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c2.reply(), /^221 /);
+      c2.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: QUIT/);
+
+      const log = s.d.log();
+      for (const secret of [password, other]) {
+        assert.ok(!log.includes(secret), `"${secret}" reached the log:\n${log}`);
+      }
+      assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
