@@ -706,3 +706,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "smtpd_sasl_response_limit: a response must be shorter than the limit, as Postfix 3.7 counts it (12288 bytes get 500 5.5.6, 12284 reach Dovecot)",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // Checked side by side with Debian's Postfix 3.7 and the same Dovecot.
+      await c.send("AUTH LOGIN\r\n");
+      assert.match(await c.reply(), /^334 /);
+      await c.send(`${"A".repeat(12288)}\r\n`);
+      assert.equal(await c.reply(), "500 5.5.6 SASL response limit exceeded\r\n");
+      await c.send("AUTH LOGIN\r\n");
+      assert.match(await c.reply(), /^334 /);
+      const name = btoa("a".repeat(9213)); // the longest valid base64 under the limit
+      assert.equal(name.length, 12284);
+      await c.send(`${name}\r\n`);
+      assert.match(await c.reply(), /^334 /); // Dovecot has it: it asks for the password
+      await c.send("*\r\n");
+      assert.match(await c.reply(), /^501 5\.7\.0 Authentication aborted/);
+      c.close();
+    } finally {
+      await s.stop();
+    }
+  },
+});
