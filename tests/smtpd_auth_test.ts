@@ -660,7 +660,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "responses a client pipelined behind an AUTH that failed early are read as commands, but never logged: non-SMTP warning and debug peer show ****",
+    "responses a client pipelined behind an AUTH that did not read them are read as commands, but never logged: non-SMTP warning and debug peer show ****",
   ...opts,
   fn: async () => {
     const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
@@ -696,8 +696,22 @@ Deno.test({
       c2.close();
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: QUIT/);
 
+      // A client that sends its PLAIN blob again after the initial response:
+      // the exchange is over (235) and the blob is read as a command.
+      const blob = btoa(`\0alice\0${DOVECOT_USERS.alice}`);
+      const c3 = await RawClient.connect(s.d.port);
+      await c3.reply();
+      await c3.send("EHLO client.example\r\n");
+      await c3.reply();
+      await c3.send(`AUTH PLAIN ${blob}\r\n${blob}\r\nNOOP\r\n`);
+      assert.match(await c3.reply(), /^235 /);
+      assert.match(await c3.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c3.reply(), /^250 /);
+      c3.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: NOOP/);
+
       const log = s.d.log();
-      for (const secret of [password, other]) {
+      for (const secret of [password, other, blob]) {
         assert.ok(!log.includes(secret), `"${secret}" reached the log:\n${log}`);
       }
       assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);

@@ -68,10 +68,10 @@ export class Session {
   /** The improper pipelining line is logged (once a session). */
   #illPipelining = false;
   /**
-   * The last command was an AUTH that failed: a lone base64 word the client
-   * sent next may be a response it pipelined (see {@linkcode looksLikeAuthResponse}).
+   * The last command was AUTH: a lone base64 word the client sent next may
+   * be a response it pipelined (see {@linkcode looksLikeAuthResponse}).
    */
-  #afterFailedAuth = false;
+  #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
 
   /**
@@ -348,10 +348,11 @@ export class Session {
     const parsed = parseCommand(line.bytes);
     // A client that pipelined its AUTH responses sends them as commands when
     // the exchange ends before they are read (AUTH refused, the server
-    // failing on the user name): like AUTH's initial response, they reach
-    // neither the transcript nor a log line.
-    const secret = this.#afterFailedAuth && looksLikeAuthResponse(parsed);
-    this.#afterFailedAuth = secret;
+    // failing on the user name, or deciding before the client expected):
+    // like AUTH's initial response, they reach neither the transcript nor
+    // a log line.
+    const secret = this.#afterAuth && looksLikeAuthResponse(parsed);
+    this.#afterAuth = secret;
     // AUTH's initial response holds credentials: the transcript and a debug
     // peer's log get "AUTH PLAIN ****" instead.
     this.#received(
@@ -401,8 +402,7 @@ export class Session {
       count.ok++;
     }
     this.#errors.command(verb);
-    this.#afterFailedAuth = verb === "AUTH" && result.kind !== "gone" &&
-      result.kind !== "silent" && result.reply.code >= 400;
+    this.#afterAuth = verb === "AUTH";
     return result;
   }
 
