@@ -707,3 +707,97 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "responses a client pipelined behind an AUTH that did not read them are read as commands, but never logged: non-SMTP warning and debug peer show ****",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
+    // A password in Cyrillic: its base64 starts with a digit, so the line
+    // it arrives on, read as a command, is caught by the default
+    // smtpd_forbidden_commands regexp (/^[^A-Z]/) and logged as non-SMTP.
+    const user = btoa("john doe"); // Dovecot refuses the name at once (a space)
+    const password = btoa(String.fromCharCode(...new TextEncoder().encode("пароль")));
+    const other = btoa("carol-guess"); // begins with a letter: an unknown command
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send(`AUTH LOGIN\r\n${user}\r\n${password}\r\n`);
+      assert.match(await c.reply(), /^334 /);
+      assert.match(await c.reply(), /^535 5\.7\.8 /);
+      // As Postfix 3.7: the pipelined password is a non-SMTP command.
+      assert.match(await c.reply(), /^221 2\.7\.0 Error: I can break rules, too/);
+      c.close();
+      await s.d.waitForLog(/warning: non-SMTP command from unknown\[127\.0\.0\.1\]: /);
+
+      // Refused before any response is read (unsupported mechanism): the
+      // pipelined lines become unknown commands; QUIT still works.
+      const c2 = await RawClient.connect(s.d.port);
+      await c2.reply();
+      await c2.send("EHLO client.example\r\n");
+      await c2.reply();
+      await c2.send(`AUTH CRAM-MD5\r\n${other}\r\nQUIT\r\n`);
+      assert.match(await c2.reply(), /^504 5\.5\.4 /);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c2.reply(), /^221 /);
+      c2.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: QUIT/);
+
+      // A client that sends its PLAIN blob again after the initial response:
+      // the exchange is over (235) and the blob is read as a command.
+      const blob = btoa(`\0alice\0${DOVECOT_USERS.alice}`);
+      const c3 = await RawClient.connect(s.d.port);
+      await c3.reply();
+      await c3.send("EHLO client.example\r\n");
+      await c3.reply();
+      await c3.send(`AUTH PLAIN ${blob}\r\n${blob}\r\nNOOP\r\n`);
+      assert.match(await c3.reply(), /^235 /);
+      assert.match(await c3.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c3.reply(), /^250 /);
+      c3.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: NOOP/);
+
+      const log = s.d.log();
+      for (const secret of [password, other, blob]) {
+        assert.ok(!log.includes(secret), `"${secret}" reached the log:\n${log}`);
+      }
+      assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "smtpd_sasl_response_limit: a response must be shorter than the limit, as Postfix 3.7 counts it (12288 bytes get 500 5.5.6, 12284 reach Dovecot)",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // Checked side by side with Debian's Postfix 3.7 and the same Dovecot.
+      await c.send("AUTH LOGIN\r\n");
+      assert.match(await c.reply(), /^334 /);
+      await c.send(`${"A".repeat(12288)}\r\n`);
+      assert.equal(await c.reply(), "500 5.5.6 SASL response limit exceeded\r\n");
+      await c.send("AUTH LOGIN\r\n");
+      assert.match(await c.reply(), /^334 /);
+      const name = btoa("a".repeat(9213)); // the longest valid base64 under the limit
+      assert.equal(name.length, 12284);
+      await c.send(`${name}\r\n`);
+      assert.match(await c.reply(), /^334 /); // Dovecot has it: it asks for the password
+      await c.send("*\r\n");
+      assert.match(await c.reply(), /^501 5\.7\.0 Authentication aborted/);
+      c.close();
+    } finally {
+      await s.stop();
+    }
+  },
+});

@@ -509,7 +509,11 @@ export const PARAMS = {
     "smtpd_sasl_security_options for sessions over TLS",
   ),
   smtpd_tls_auth_only: bool(false, "Offer and accept AUTH only over TLS"),
-  smtpd_sasl_response_limit: int(12288, "Longest AUTH response line from a client, in bytes", 1),
+  smtpd_sasl_response_limit: int(
+    12288,
+    "An AUTH response line from a client must be shorter, in bytes (as Postfix)",
+    1,
+  ),
   smtpd_sasl_exceptions_networks: list([], "Clients to which AUTH is not offered in EHLO"),
   smtpd_sasl_authenticated_header: bool(
     false,

@@ -72,7 +72,7 @@ export interface AuthOptions {
   readonly mechanisms: readonly string[] | undefined;
   /** smtpd_tls_auth_only: AUTH only over TLS. */
   readonly tlsAuthOnly: boolean;
-  /** smtpd_sasl_response_limit: longest client response line, in bytes. */
+  /** smtpd_sasl_response_limit: a client response line must be shorter, in bytes. */
   readonly responseLimit: number;
   /** The connection facts given to the server. */
   readonly client: SaslClientInfo;
@@ -158,7 +158,9 @@ export async function runAuthCommand(
       break;
     }
     await io.sendReply(authChallenge(step.challenge));
-    const line = await io.readSecretLine(options.responseLimit);
+    // As Postfix 3.7 counts it: a response of smtpd_sasl_response_limit
+    // bytes is already too long.
+    const line = await io.readSecretLine(options.responseLimit - 1);
     if (line.kind === "closed") {
       exchange.abandon();
       // Postfix logs only "lost connection after AUTH" (the session does).

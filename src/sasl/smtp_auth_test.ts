@@ -146,7 +146,7 @@ Deno.test("runAuthCommand() PLAIN without an initial response: empty 334 first",
   assert.equal(r.outcome.kind, "authenticated");
   assert.deepEqual(r.server.started, ["PLAIN"]);
   assert.deepEqual(r.server.initial, [undefined]);
-  assert.deepEqual(r.limits, [100]);
+  assert.deepEqual(r.limits, [99]);
 });
 
 Deno.test('runAuthCommand() "=" is the empty initial response', async () => {
@@ -207,6 +207,15 @@ Deno.test("runAuthCommand() an over-long response: 500 5.5.6, nothing passed on"
   assert.equal(r.wire, "500 5.5.6 SASL response limit exceeded\r\n");
   assert.deepEqual(r.server.responses, []);
   assert.equal(r.server.abandoned, 1);
+});
+
+Deno.test("runAuthCommand() a response as long as the limit is too long; one byte less passes", async () => {
+  // As Postfix 3.7: with the limit at 100, 100 bytes get 500 5.5.6.
+  const atLimit = await auth("LOGIN", ["QUFB".repeat(25)]);
+  assert.equal(atLimit.wire, "500 5.5.6 SASL response limit exceeded\r\n");
+  // 99 bytes pass the length check (then fail as base64, not as length).
+  const under = await auth("LOGIN", ["A".repeat(99)]);
+  assert.equal(under.wire, "501 5.5.2 Error: invalid base64 data in authentication response\r\n");
 });
 
 Deno.test("runAuthCommand() the client leaves mid-exchange: lost, abandoned, no reply", async () => {

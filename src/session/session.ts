@@ -67,6 +67,11 @@ export class Session {
   #closed = false;
   /** The improper pipelining line is logged (once a session). */
   #illPipelining = false;
+  /**
+   * The last command was AUTH: a lone base64 word the client sent next may
+   * be a response it pipelined (see {@linkcode looksLikeAuthResponse}).
+   */
+  #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
 
   /**
@@ -341,11 +346,20 @@ export class Session {
       return (await this.#reader.skipLine()) ? answer(REPLY.lineTooLong) : { kind: "gone" };
     }
     const parsed = parseCommand(line.bytes);
+    // A client that pipelined its AUTH responses sends them as commands when
+    // the exchange ends before they are read (AUTH refused, the server
+    // failing on the user name, or deciding before the client expected):
+    // like AUTH's initial response, they reach neither the transcript nor
+    // a log line.
+    const secret = this.#afterAuth && looksLikeAuthResponse(parsed);
+    this.#afterAuth = secret;
     // AUTH's initial response holds credentials: the transcript and a debug
     // peer's log get "AUTH PLAIN ****" instead.
     this.#received(
       "error" in parsed
         ? "(unparsable command)"
+        : secret
+        ? "****"
         : parsed.verb === "AUTH"
         ? authCommandForLog(parsed.arg)
         : printable(line.bytes),
@@ -359,7 +373,7 @@ export class Session {
       state.commandSeen("UNKNOWN");
       this.#count("unknown");
       if (await this.#nonSmtp(parsed.verb)) {
-        this.#deps.log.nonSmtpCommand(this.#client, escaped(line.bytes));
+        this.#deps.log.nonSmtpCommand(this.#client, secret ? "****" : escaped(line.bytes));
         return { kind: "close", reply: REPLY.nonSmtpCommand };
       }
       return answer(this.#accessDenied(state) ?? REPLY.unknownCommand);
@@ -388,6 +402,7 @@ export class Session {
       count.ok++;
     }
     this.#errors.command(verb);
+    this.#afterAuth = verb === "AUTH";
     return result;
   }
 
@@ -459,6 +474,18 @@ export class Session {
     count.total++;
     return count;
   }
+}
+
+/**
+ * Whether a command line could be an AUTH response sent early: one base64
+ * word (or "=") that is no SMTP verb. QUIT, NOOP, DATA... are base64 too,
+ * and stay commands.
+ * @param parsed the parsed line
+ * @returns true for a line to keep out of the logs
+ */
+function looksLikeAuthResponse(parsed: ReturnType<typeof parseCommand>): boolean {
+  if ("error" in parsed || parsed.arg !== "" || isVerb(parsed.verb)) return false;
+  return /^(?:[A-Za-z0-9+/]+={0,2}|=)$/.test(parsed.verb);
 }
 
 /**
