@@ -23,6 +23,7 @@ import { runServe } from "./daemon/serve.ts";
 import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
+import { checkSasl } from "./commands/sasl_check.ts";
 
 type RunOptions = Extract<CliOptions, { configFile: string }>;
 
@@ -114,10 +115,10 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "config": {
       if (opts.check) {
         const warnings = auditLists(loaded);
-        const dns = await checkDns(loaded, policy);
-        if (dns?.warning) warnings.push(dns.warning);
+        const [dns, sasl] = await Promise.all([checkDns(loaded, policy), checkSasl(loaded)]);
+        for (const c of [dns, sasl]) if (c?.warning) warnings.push(c.warning);
         for (const w of warnings) err(`smtpd: warning: ${w}`);
-        if (dns?.ok) out(dns.ok);
+        for (const c of [dns, sasl]) if (c?.ok) out(c.ok);
         out(
           `${loaded.file}: configuration OK${
             warnings.length ? ` (${warnings.length} warnings)` : ""
@@ -165,6 +166,7 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "serve":
       // Not awaited: a resolver that does not answer must not delay the start.
       void checkDns(loaded, policy).then((r) => r?.warning && runtime.logger.warning(r.warning));
+      void checkSasl(loaded).then((r) => r?.warning && runtime.logger.warning(r.warning));
       return await runServe(runtime, {
         file: opts.configFile,
         overrides: opts.overrides,

@@ -801,3 +801,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "config --check and the start say whether the Dovecot auth server answers, and what EHLO will offer",
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort());
+    const dir = await makeWorkDir("auth-check");
+    const { configFile } = await writeConfig(
+      dir,
+      `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"\n` +
+        `smtpd_sasl_security_options = ["noanonymous", "noplaintext"]\n` +
+        `smtpd_sasl_tls_security_options = ["noanonymous"]`,
+    );
+    const check = async () =>
+      await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    try {
+      const up = await check();
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(
+        `${up.stdout}${up.stderr}`,
+        /AUTH: the Dovecot auth server \(smtpd_sasl_path .*auth-client\) answers; EHLO offers no AUTH; after STARTTLS: AUTH PLAIN LOGIN\n/,
+      );
+      assert.doesNotMatch(up.stderr, /warning/);
+      await dovecot.stop();
+      const down = await check();
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(
+        down.stderr,
+        /smtpd: warning: AUTH: the Dovecot auth server \(smtpd_sasl_path .*auth-client\) cannot be reached \(.+\); until it can, EHLO does not offer AUTH and AUTH gets 454 4\.7\.0\n/,
+      );
+      assert.match(down.stdout, /configuration OK \(1 warnings\)/);
+      // The daemon says it at start, before any client.
+      const d = await startDaemon(
+        `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"`,
+      );
+      try {
+        await d.waitForLog(/warning: AUTH: the Dovecot auth server .* cannot be reached/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await dovecot.dispose();
+    }
+  },
+});

@@ -1,0 +1,72 @@
+/**
+ * The AUTH check at start and in `smtpd config --check`: with
+ * `smtpd_sasl_auth_enable`, one connection to the Dovecot auth server tells
+ * whether it answers and which mechanisms the sessions will offer. Postfix
+ * checks nothing until a client says EHLO; an operator who starts us with
+ * the wrong `smtpd_sasl_path`, or before Dovecot, learns it here rather
+ * than from the first client's failed AUTH.
+ *
+ * @module
+ */
+
+import type { LoadedConfig } from "../config/mod.ts";
+import {
+  advertisedMechanisms,
+  describeEndpoint,
+  DovecotAuthClient,
+  filterMechanisms,
+  type SaslServer,
+  saslSettings,
+} from "../sasl/mod.ts";
+
+/** How long the check waits for the server (connect and handshake). */
+const CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs the check.
+ * @param loaded the configuration
+ * @param connect the server to ask (tests); by default a Dovecot client of its own
+ * @returns undefined when AUTH is off; else a line for the operator when the
+ *   server answers with mechanisms to offer (ok), or a warning
+ */
+export async function checkSasl(
+  loaded: LoadedConfig,
+  connect?: (onWarning: (text: string) => void) => SaslServer & { close(): void },
+): Promise<{ ok?: string; warning?: string } | undefined> {
+  const settings = saslSettings(loaded.config, { file: loaded.file, lineOf: loaded.lineOf });
+  if (!settings.enabled) return undefined;
+  const where = `the Dovecot auth server (smtpd_sasl_path ${describeEndpoint(settings.endpoint)})`;
+  let reason = "no answer";
+  const onWarning = (text: string) => (reason = text.replace(/^.*? failed: /, ""));
+  const server = connect?.(onWarning) ?? new DovecotAuthClient({
+    endpoint: settings.endpoint,
+    service: settings.service,
+    timeoutMs: CHECK_TIMEOUT_MS,
+    onWarning,
+  });
+  try {
+    const offered = await server.mechanisms();
+    if (offered === undefined) {
+      return {
+        warning: `AUTH: ${where} cannot be reached (${reason}); until it can, ` +
+          "EHLO does not offer AUTH and AUTH gets 454 4.7.0",
+      };
+    }
+    const plain = advertisedMechanisms(filterMechanisms(offered, settings.securityOptions));
+    const tls = advertisedMechanisms(filterMechanisms(offered, settings.tlsSecurityOptions));
+    const offers = (names: string[]) => names.length ? `AUTH ${names.join(" ")}` : "no AUTH";
+    const said = settings.tlsAuthOnly
+      ? `${offers(tls)} only after STARTTLS (smtpd_tls_auth_only)`
+      : `${offers(plain)}; after STARTTLS: ${offers(tls)}`;
+    if ((settings.tlsAuthOnly || plain.length === 0) && tls.length === 0) {
+      return {
+        warning: `AUTH: ${where} answers, but no mechanism it offers ` +
+          `(${offered.map((m) => m.name).join(" ") || "none"}) passes ` +
+          "smtpd_sasl_security_options/smtpd_sasl_tls_security_options: AUTH is never offered",
+      };
+    }
+    return { ok: `AUTH: ${where} answers; EHLO offers ${said}` };
+  } finally {
+    server.close();
+  }
+}
