@@ -555,6 +555,20 @@ export class RawClient {
 }
 
 /**
+ * A raw client past the greeting and its HELO/EHLO (both replies read).
+ * @param port the daemon's port
+ * @param ehlo the command that follows the greeting
+ * @returns the client
+ */
+export async function greeted(port: number, ehlo = "EHLO client.example"): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  await c.reply();
+  await c.send(`${ehlo}\r\n`);
+  await c.reply();
+  return c;
+}
+
+/**
  * Makes a self-signed certificate for mx.test.example (openssl), valid two
  * days, as `cert.pem` and `key.pem` in `dir` (RSA 2048), or with `ecdsa`
  * as `ec.pem` and `ec.key` (P-256).

@@ -6,18 +6,18 @@
  */
 
 import assert from "node:assert/strict";
-import { makeWorkDir, RawClient, startDaemon, tlsCertConfig } from "./_harness.ts";
+import {
+  greeted as greetedAs,
+  makeWorkDir,
+  RawClient,
+  startDaemon,
+  tlsCertConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** A session up to its greeting's answer. */
-async function greeted(port: number, ehlo = "EHLO rate.example"): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  await c.reply();
-  await c.send(`${ehlo}\r\n`);
-  await c.reply();
-  return c;
-}
+const greeted = (port: number, ehlo = "EHLO rate.example") => greetedAs(port, ehlo);
 
 Deno.test({
   name:

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type Daemon,
+  greeted,
   makeWorkDir,
   RawClient,
   ROOT,
@@ -41,14 +42,6 @@ async function mailReply(c: RawClient, sender = "spammer@bad.example"): Promise<
   await c.send("RSET\r\n");
   await c.reply();
   return r;
-}
-
-async function greeted(port: number): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  await c.reply();
-  await c.send("EHLO client.example\r\n");
-  await c.reply();
-  return c;
 }
 
 /** Sends SIGHUP and waits until the log has the line n times. */

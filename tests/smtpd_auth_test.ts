@@ -16,6 +16,7 @@ import { socketmapServer } from "./_socketmap_server.ts";
 import { eximSend, prepareExim } from "./_exim.ts";
 import {
   freePort,
+  greeted,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -721,10 +722,7 @@ Deno.test({
     const password = btoa(String.fromCharCode(...new TextEncoder().encode("пароль")));
     const other = btoa("carol-guess"); // begins with a letter: an unknown command
     try {
-      const c = await RawClient.connect(s.d.port);
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
+      const c = await greeted(s.d.port);
       await c.send(`AUTH LOGIN\r\n${user}\r\n${password}\r\n`);
       assert.match(await c.reply(), /^334 /);
       assert.match(await c.reply(), /^535 5\.7\.8 /);
@@ -735,10 +733,7 @@ Deno.test({
 
       // Refused before any response is read (unsupported mechanism): the
       // pipelined lines become unknown commands; QUIT still works.
-      const c2 = await RawClient.connect(s.d.port);
-      await c2.reply();
-      await c2.send("EHLO client.example\r\n");
-      await c2.reply();
+      const c2 = await greeted(s.d.port);
       await c2.send(`AUTH CRAM-MD5\r\n${other}\r\nQUIT\r\n`);
       assert.match(await c2.reply(), /^504 5\.5\.4 /);
       assert.match(await c2.reply(), /^500 5\.5\.2 Error: command not recognized/);
@@ -749,10 +744,7 @@ Deno.test({
       // A client that sends its PLAIN blob again after the initial response:
       // the exchange is over (235) and the blob is read as a command.
       const blob = btoa(`\0alice\0${DOVECOT_USERS.alice}`);
-      const c3 = await RawClient.connect(s.d.port);
-      await c3.reply();
-      await c3.send("EHLO client.example\r\n");
-      await c3.reply();
+      const c3 = await greeted(s.d.port);
       await c3.send(`AUTH PLAIN ${blob}\r\n${blob}\r\nNOOP\r\n`);
       assert.match(await c3.reply(), /^235 /);
       assert.match(await c3.reply(), /^500 5\.5\.2 Error: command not recognized/);
@@ -778,10 +770,7 @@ Deno.test({
   fn: async () => {
     const s = await authDaemon("", false);
     try {
-      const c = await RawClient.connect(s.d.port);
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
+      const c = await greeted(s.d.port);
       // Checked side by side with Debian's Postfix 3.7 and the same Dovecot.
       await c.send("AUTH LOGIN\r\n");
       assert.match(await c.reply(), /^334 /);
