@@ -130,6 +130,11 @@ Deno.test({
           `postfix-interop/qmgr\\[\\d+\\]: ${id2}: from=<two@sender\\.example>, size=\\d+, nrcpt=1 \\(queue active\\)`,
         ),
       );
+      // Our line for the message gives the size Postfix's qmgr gives (the
+      // size record's, with the headers we added), not the bytes received.
+      const sizeIn = (text: string) =>
+        new RegExp(`${id2}: from=<two@sender\\.example>, size=(\\d+), nrcpt=1 `).exec(text)?.[1];
+      assert.equal(sizeIn(daemon.log()), sizeIn(log));
       assert.match(
         log,
         new RegExp(

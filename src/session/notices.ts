@@ -148,14 +148,12 @@ async function sendTranscript(
     "",
     "For other details, see the local mail logfile",
   ];
-  let size = 0;
   for (const l of lines) {
     const bytes = encoder.encode(l);
-    size += bytes.length + 2;
     const r = draft.line(bytes, 0, bytes.length, false);
     if (r) await r;
   }
-  const result = await draft.finish(size);
+  const result = await draft.finish();
   if (result.kind !== "queued") throw new Error(result.reason);
   deps.queued();
   return result.id;
