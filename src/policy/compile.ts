@@ -126,7 +126,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (err instanceof TableOpenError) {
           throw new ConfigError(`${key}: ${err.message}`, {
             file: loaded.file,
-            line: loaded.lineOf(key),
+            line: loaded.lineOf(key, spec),
             key,
           });
         }
@@ -157,10 +157,10 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     config,
     mynetworks,
     destinations,
-    fail(message: string): never {
+    fail(message: string, item?: string): never {
       throw new ConfigError(`${key}: ${message}`, {
         file: loaded.file,
-        line: loaded.lineOf(key),
+        line: loaded.lineOf(key, item),
         key,
       });
     },
@@ -229,7 +229,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
               service: "policy service",
               seconds: "number of seconds",
             };
-            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
+            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`, word);
           }
           i++;
         }
@@ -239,7 +239,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
       } else if (isTableSpec(word)) {
         r = impliedAccess(word, env); // Postfix's implied check_<stage>_access
       } else {
-        env.fail(`unknown restriction "${word}"${suggest(word)}`);
+        env.fail(`unknown restriction "${word}"${suggest(word)}`, word);
       }
       if (warnNext) {
         const inner = r;
