@@ -54,7 +54,13 @@ Deno.test({
         new RegExp(`by mx\\.test\\.example \\(deno-smtpd, from userid local\\)\\n\\s+id ${id1}`),
       );
 
-      // 2. daemon: incoming/ -> qmgr -> mailbox.
+      // 2. daemon: incoming/ -> qmgr -> mailbox. Without mail_owner, root's
+      // files there (mode 0700) would make Postfix's qmgr exit on each one
+      // ("fatal: open active ...: Permission denied"): refused at start.
+      await assert.rejects(
+        startDaemon(extra.replace(/^mail_owner = .*$/m, ""), { dir }),
+        /cannot prepare queue directory .*Postfix queue whose incoming\/ belongs to uid \d+.*set mail_owner/,
+      );
       daemon = await startDaemon(extra, { dir });
       const sent2 = await swaks(daemon.port, [
         "--from",
