@@ -80,3 +80,41 @@ Deno.test({
     }
   },
 });
+
+// A table that cannot answer (451 4.3.0 Temporary lookup failure) is a data
+// problem for Postfix's smtpd (its reject_dict_retry), not a resource one.
+Deno.test({
+  name: "notify_classes: a table that cannot answer is a data problem",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const down = freePort();
+    for (const [classes, want] of [[`["resource", "software"]`, ""], [`["data"]`, "data"]]) {
+      const d = await startDaemon(
+        `notify_classes = ${classes}\n` +
+          `smtpd_recipient_restrictions = ["check_sender_access", "socketmap:inet:127.0.0.1:${down}:access"]`,
+      );
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("HELO x\r\n");
+        await c.reply();
+        await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+        assert.match(await c.reply(), /^250 /);
+        assert.match(await c.reply(), /^451 4\.3\.0 .*Temporary lookup failure/);
+        await c.reply();
+        await d.waitForLog(/disconnect from /);
+        if (want) await d.waitForLog(/notice of data problems sent to postmaster/);
+        else await new Promise((r) => setTimeout(r, 300));
+        assert.equal(
+          d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
+          want ? "notice of data problems" : undefined,
+          d.log(),
+        );
+      } finally {
+        c.close();
+        await d.stop();
+      }
+    }
+  },
+});

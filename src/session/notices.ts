@@ -15,7 +15,7 @@ import type { SessionDeps } from "./deps.ts";
 import { Transcript } from "./transcript.ts";
 
 /** The notify_classes a session can hit. */
-export type NoticeClass = "policy" | "protocol" | "resource" | "software";
+export type NoticeClass = "policy" | "protocol" | "resource" | "software" | "data";
 
 /** What mailing a transcript needs. */
 export type NoticeDeps = Pick<
@@ -44,8 +44,8 @@ export class SessionNotices {
   /**
    * Files a refusal of the restriction lists under Postfix's class for it:
    * software for a configuration error (its reject_server_error: an
-   * unknown action, a bad table result), resource for a table or server
-   * that cannot answer (reject_dict_retry), policy for the rest, a policy
+   * unknown action, a bad table result), data for a table that cannot
+   * answer (its reject_dict_retry: 451 4.3.0), policy for the rest, a policy
    * server's default action (`451 4.3.5 Server configuration problem`)
    * and table values of any code included. classify() then leaves it be.
    * @param r the refusal
@@ -56,7 +56,7 @@ export class SessionNotices {
     } else if (
       r.code === 451 && r.detail === "3.0" && r.text.endsWith("Temporary lookup failure")
     ) {
-      this.add("resource");
+      this.add("data");
     } else {
       this.add("policy");
     }
