@@ -438,7 +438,7 @@ export async function rebuildRuntime(
     file: next.file,
     classes: next.classes,
     text: next.text,
-    lineOf: (key: string) => next.lineOf(key),
+    lineOf: (key: string, item?: string) => next.lineOf(key, item),
   });
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { postcat, queueFiles, RawClient, startDaemon } from "./_harness.ts";
+import { freePort, postcat, queueFiles, RawClient, startDaemon } from "./_harness.ts";
 
 Deno.test({
   name: "notify_classes transcript with UTF-8 commands: kept in the body, no encoding=7bit claim",
@@ -32,6 +32,89 @@ Deno.test({
     } finally {
       c.close();
       await d.stop();
+    }
+  },
+});
+
+// A policy server that cannot be asked gets its default action, 451 4.3.5
+// "Server configuration problem": a policy refusal, as in Postfix (a table
+// result), not a software problem. Filed by its code, it mailed the
+// postmaster a "software problems" notice for every session while the
+// server was down, under the default notify_classes.
+Deno.test({
+  name: "notify_classes: a policy server that cannot be asked is a policy problem, not software",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const down = freePort(); // nothing listens there
+    for (const [classes, want] of [[`["resource", "software"]`, ""], [`["policy"]`, "policy"]]) {
+      const d = await startDaemon(
+        `notify_classes = ${classes}\n` +
+          `smtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${down}"]\n` +
+          "smtpd_policy_service_try_limit = 1",
+      );
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("HELO x\r\n");
+        await c.reply();
+        await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+        assert.match(await c.reply(), /^250 /);
+        assert.match(
+          await c.reply(),
+          /^451 4\.3\.5 <b@example\.com>: Recipient address rejected: Server configuration problem/,
+        );
+        await c.reply();
+        await d.waitForLog(/disconnect from /);
+        if (want) await d.waitForLog(/notice of policy problems sent to postmaster/);
+        else await new Promise((r) => setTimeout(r, 300));
+        assert.equal(
+          d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
+          want ? "notice of policy problems" : undefined,
+          d.log(),
+        );
+      } finally {
+        c.close();
+        await d.stop();
+      }
+    }
+  },
+});
+
+// A table that cannot answer (451 4.3.0 Temporary lookup failure) is a data
+// problem for Postfix's smtpd (its reject_dict_retry), not a resource one.
+Deno.test({
+  name: "notify_classes: a table that cannot answer is a data problem",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const down = freePort();
+    for (const [classes, want] of [[`["resource", "software"]`, ""], [`["data"]`, "data"]]) {
+      const d = await startDaemon(
+        `notify_classes = ${classes}\n` +
+          `smtpd_recipient_restrictions = ["check_sender_access", "socketmap:inet:127.0.0.1:${down}:access"]`,
+      );
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("HELO x\r\n");
+        await c.reply();
+        await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+        assert.match(await c.reply(), /^250 /);
+        assert.match(await c.reply(), /^451 4\.3\.0 .*Temporary lookup failure/);
+        await c.reply();
+        await d.waitForLog(/disconnect from /);
+        if (want) await d.waitForLog(/notice of data problems sent to postmaster/);
+        else await new Promise((r) => setTimeout(r, 300));
+        assert.equal(
+          d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
+          want ? "notice of data problems" : undefined,
+          d.log(),
+        );
+      } finally {
+        c.close();
+        await d.stop();
+      }
     }
   },
 });

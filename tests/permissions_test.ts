@@ -144,7 +144,8 @@ Deno.test({
     const dns = await startDns({ a: [["2.0.0.127.bl.test.example", "127.0.0.2"]] });
     const hole = await startBlackHole();
     try {
-      const rbl = 'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example"]';
+      const rbl =
+        'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example", "reject_unknown_client_hostname"]';
       const { configFile: good } = await writeConfig(
         await makeWorkDir("dnscheck"),
         `${rbl}\ndns_server = "127.0.0.1:${dns.port}"`,
@@ -165,7 +166,7 @@ Deno.test({
       assert.equal(warn.code, 0, warn.stderr);
       assert.match(
         warn.stderr,
-        /warning: DNS: the dns_server 127\.0\.0\.1:\d+ does not answer \(2\.0\.0\.127\.bl\.test\.example A: timeout\); until it does, reject_rbl_client answer with 4xx \(never 5xx\)/,
+        /warning: DNS: the dns_server 127\.0\.0\.1:\d+ does not answer \(2\.0\.0\.127\.bl\.test\.example A: timeout\); until it does, reject_unknown_client_hostname answer with 4xx \(never 5xx\), and reject_rbl_client find nothing listed$/m,
       );
       // The daemon starts anyway (an outage is temporary) and says so in its log.
       const d = await startDaemon(`${rbl}\ndns_server = "127.0.0.1:${hole.port}"\ndns_timeout = 1`);

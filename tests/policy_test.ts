@@ -345,13 +345,13 @@ Deno.test({
       file,
       `queue_directory = "${
         join(work, "spool").slice(ROOT.length)
-      }"\nsmtpd_listen = ["127.0.0.1:0"]\n\nsmtpd_recipient_restrictions = ["permit_mynetworks", "reject_unauth_destinaton"]\n`,
+      }"\nsmtpd_listen = ["127.0.0.1:0"]\n\nsmtpd_recipient_restrictions = [\n  "permit_mynetworks",\n  "reject_unauth_destinaton",\n]\n`,
     );
     const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", file.slice(ROOT.length)]));
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
-      /smtpd\.toml:4: smtpd_recipient_restrictions: unknown restriction "reject_unauth_destinaton" \(did you mean "reject_unauth_destination"\?\)/,
+      /smtpd\.toml:6: smtpd_recipient_restrictions: unknown restriction "reject_unauth_destinaton" \(did you mean "reject_unauth_destination"\?\)/,
     );
   },
 });

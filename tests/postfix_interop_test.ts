@@ -54,7 +54,13 @@ Deno.test({
         new RegExp(`by mx\\.test\\.example \\(deno-smtpd, from userid local\\)\\n\\s+id ${id1}`),
       );
 
-      // 2. daemon: incoming/ -> qmgr -> mailbox.
+      // 2. daemon: incoming/ -> qmgr -> mailbox. Without mail_owner, root's
+      // files there (mode 0700) would make Postfix's qmgr exit on each one
+      // ("fatal: open active ...: Permission denied"): refused at start.
+      await assert.rejects(
+        startDaemon(extra.replace(/^mail_owner = .*$/m, ""), { dir }),
+        /cannot prepare queue directory .*Postfix queue whose incoming\/ belongs to uid \d+.*set mail_owner/,
+      );
       daemon = await startDaemon(extra, { dir });
       const sent2 = await swaks(daemon.port, [
         "--from",
@@ -130,6 +136,11 @@ Deno.test({
           `postfix-interop/qmgr\\[\\d+\\]: ${id2}: from=<two@sender\\.example>, size=\\d+, nrcpt=1 \\(queue active\\)`,
         ),
       );
+      // Our line for the message gives the size Postfix's qmgr gives (the
+      // size record's, with the headers we added), not the bytes received.
+      const sizeIn = (text: string) =>
+        new RegExp(`${id2}: from=<two@sender\\.example>, size=(\\d+), nrcpt=1 `).exec(text)?.[1];
+      assert.equal(sizeIn(daemon.log()), sizeIn(log));
       assert.match(
         log,
         new RegExp(

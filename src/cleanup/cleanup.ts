@@ -96,7 +96,14 @@ const NOTIFY_NEVER = 1;
 
 /** How a message ended. */
 export type CleanupResult =
-  | { kind: "queued"; id: string; size: number; messageId: string; recipients: number }
+  | {
+    kind: "queued";
+    id: string;
+    /** The size record's message size, as Postfix's qmgr logs it. */
+    size: number;
+    messageId: string;
+    recipients: number;
+  }
   | { kind: "refused"; reply: Reply; reason: string };
 
 const encoder = new TextEncoder();
@@ -485,20 +492,19 @@ export class MessageDraft implements BodySink {
 
   /**
    * Completes the message after the end-of-data line.
-   * @param size the message size, for the result
    * @param routing what access actions asked: hold/, a content filter, a
    *   redirect, more recipients
    * @returns queued (on stable storage) or refused
    */
-  async finish(size: number, routing: MessageRouting = {}): Promise<CleanupResult> {
+  async finish(routing: MessageRouting = {}): Promise<CleanupResult> {
     try {
-      return await this.#finish(size, routing);
+      return await this.#finish(routing);
     } finally {
       this.#memory.trim(0);
     }
   }
 
-  async #finish(size: number, routing: MessageRouting): Promise<CleanupResult> {
+  async #finish(routing: MessageRouting): Promise<CleanupResult> {
     if (this.#inHeaders) this.#endHeaders();
     if (this.#refused) {
       await this.#file.abort();
@@ -552,12 +558,13 @@ export class MessageDraft implements BodySink {
       attributes: this.#encoding(),
       recipients: bcc,
     };
+    let size: number;
     try {
       // Postfix's cleanup sets the header bit for any header it writes,
       // those of MIME parts and attached messages too.
       const headerOpts = this.#headerOpts | (this.#mime.found ? SMTPUTF8_HEADER : 0);
       const utf8 = this.#config.smtputf8_enable !== false ? headerOpts : 0;
-      await this.#file.commit(extracted, { sendOpts: utf8, hold: routing.hold === true });
+      size = await this.#file.commit(extracted, { sendOpts: utf8, hold: routing.hold === true });
     } catch (err) {
       return {
         kind: "refused",

@@ -32,8 +32,30 @@ export async function checkDns(
   if (probe.kind === "answering") {
     return { ok: `DNS: the ${which} answers (${probe.query})` };
   }
+  // A DNS list that does not answer is "not listed" (as in Postfix: a
+  // warning, no 4xx); the other checks defer.
+  const lists = use.restrictions.filter((r) => DNS_LISTS.has(r));
+  const others = use.restrictions.filter((r) => !DNS_LISTS.has(r));
+  const effects = [
+    ...(others.length ? [`${others.join(", ")} answer with 4xx (never 5xx)`] : []),
+    ...(lists.length ? [`${lists.join(", ")} find nothing listed`] : []),
+  ];
   return {
     warning: `DNS: the ${which} does not answer (${probe.query}: ${probe.reason}); ` +
-      `until it does, ${use.restrictions.join(", ")} answer with 4xx (never 5xx)`,
+      `until it does, ${effects.join(", and ")}`,
   };
 }
+
+/** The DNS list restrictions: a list that cannot be asked lists nothing. */
+const DNS_LISTS: ReadonlySet<string> = new Set([
+  "reject_rbl_client",
+  "reject_maps_rbl",
+  "reject_rhsbl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+  "permit_dnswl_client",
+  "permit_rhswl_client",
+  "reject_dnsbl_score",
+]);

@@ -31,8 +31,12 @@ export interface LoadedConfig {
   readonly classes: ReadonlyMap<string, readonly string[]>;
   /** The TOML text it was read from (listener threads resolve the same text). */
   readonly text: string;
-  /** The line a key was set on, for errors found after loading. */
-  lineOf(key: string): number | undefined;
+  /**
+   * The line a key was set on, for errors found after loading; with an
+   * item, the line of the key's value that holds that quoted item (a list
+   * written over several lines), else the key's.
+   */
+  lineOf(key: string, item?: string): number | undefined;
 }
 
 /**
@@ -152,7 +156,7 @@ export function resolveConfigText(
     file: options.file,
     classes,
     text,
-    lineOf: (key: string) => findKeyLine(text, key),
+    lineOf: (key: string, item?: string) => findItemLine(text, key, item),
   };
 }
 
@@ -275,6 +279,30 @@ export function findKeyLine(text: string, key: string): number | undefined {
     if (forms.some((f) => inner.startsWith(f) && after(inner.slice(f.length), "]."))) return i + 1;
   }
   return undefined;
+}
+
+/**
+ * Finds the line of a list item: the first line from the key's own to the
+ * next assignment or table header that holds the item quoted ("item" or
+ * 'item').
+ * @param text TOML source
+ * @param key the key
+ * @param item the item, if any
+ * @returns that line, else the key's line (or undefined)
+ */
+export function findItemLine(text: string, key: string, item?: string): number | undefined {
+  const start = findKeyLine(text, key);
+  if (start === undefined || !item) return start;
+  const lines = text.split("\n");
+  const quoted = [`"${item}"`, `'${item}'`];
+  for (let i = start - 1; i < lines.length; i++) {
+    const l = lines[i] ?? "";
+    if (i > start - 1 && /^\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=|^\s*\[\s*[A-Za-z"']/.test(l)) {
+      break;
+    }
+    if (quoted.some((q) => l.includes(q))) return i + 1;
+  }
+  return start;
 }
 
 function closestName(key: string): string | undefined {

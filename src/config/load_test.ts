@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./config_error.ts";
-import { findKeyLine, resolveConfigText } from "./load.ts";
+import { findItemLine, findKeyLine, resolveConfigText } from "./load.ts";
 import { type ParamName, PARAMS } from "./schema.ts";
 
 const HOST = { systemHostname: "mx.example.com" };
@@ -409,4 +409,23 @@ Deno.test("resolveConfigText() does not judge a file value that -o replaces", ()
   );
   assert.equal(err.line, 2);
   assert.match(err.message, /smtpd_listen_threads: value 100 is out of range/);
+});
+
+Deno.test("findItemLine() finds a quoted item on its own line of the key's value, not past it", () => {
+  const text = [
+    "smtpd_helo_restrictions = [",
+    '  "permit_mynetworks",',
+    "  'reject_x',",
+    "]",
+    'smtpd_recipient_restrictions = ["permit", "reject_y"]',
+    "[smtpd_restriction_classes_table]",
+    'z = ["reject_z"]',
+  ].join("\n");
+  assert.equal(findItemLine(text, "smtpd_helo_restrictions", "reject_x"), 3);
+  assert.equal(findItemLine(text, "smtpd_recipient_restrictions", "reject_y"), 5);
+  // Not in the key's value (only in a later key's): the key's line.
+  assert.equal(findItemLine(text, "smtpd_helo_restrictions", "reject_y"), 1);
+  assert.equal(findItemLine(text, "smtpd_recipient_restrictions", "reject_z"), 5);
+  assert.equal(findItemLine(text, "smtpd_helo_restrictions"), 1);
+  assert.equal(findItemLine(text, "mail_name", "x"), undefined);
 });

@@ -308,7 +308,7 @@ export const PARAMS = {
   dns_timeout: time(5, "Longest wait for one DNS answer (a timeout is a temporary failure)", 1),
   notify_classes: list(
     ["resource", "software"],
-    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software (Postfix's bounce, 2bounce, data and delay are accepted and concern its other daemons)",
+    "Session problems that mail a transcript to error_notice_recipient: policy, protocol, resource, software, data (a table that cannot answer; Postfix's bounce, 2bounce and delay are accepted and concern its other daemons)",
     ["policy", "protocol", "resource", "software", "bounce", "2bounce", "data", "delay"],
   ),
   error_notice_recipient: str("postmaster", "Recipient of notify_classes transcripts"),

@@ -272,7 +272,7 @@ export function pinRestartOnly(loaded: LoadedConfig, values: RestartOnlyValues):
   return Object.freeze({
     ...loaded,
     config: Object.freeze({ ...loaded.config, ...values }) as Config,
-    lineOf: (key: string) => loaded.lineOf(key),
+    lineOf: (key: string, item?: string) => loaded.lineOf(key, item),
   });
 }
 

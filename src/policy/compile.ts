@@ -126,7 +126,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
         if (err instanceof TableOpenError) {
           throw new ConfigError(`${key}: ${err.message}`, {
             file: loaded.file,
-            line: loaded.lineOf(key),
+            line: loaded.lineOf(key, spec),
             key,
           });
         }
@@ -153,14 +153,22 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     }
   }
 
+  // The item of a parameter's own list being compiled (a table's spec for
+  // its argument): a problem found inside it, a table value say, is
+  // reported at its line.
+  let at: string | undefined;
+  const lineIn = (key: string, item?: string): number | undefined => {
+    const own = loaded.lineOf(key, item);
+    return own !== loaded.lineOf(key) ? own : loaded.lineOf(key, at);
+  };
   const envFor = (key: string): CompileEnv => ({
     config,
     mynetworks,
     destinations,
-    fail(message: string): never {
+    fail(message: string, item?: string): never {
       throw new ConfigError(`${key}: ${message}`, {
         file: loaded.file,
-        line: loaded.lineOf(key),
+        line: lineIn(key, item),
         key,
       });
     },
@@ -198,6 +206,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     let warnNext = false;
     for (let i = 0; i < items.length; i++) {
       const given = items[i] as string;
+      if (where === key) at = given;
       // Restriction names in any case, as Postfix (strcasecmp); a class
       // name or a table argument is taken as written.
       let word = Object.hasOwn(RESTRICTIONS, given.toLowerCase()) ||
@@ -229,17 +238,18 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
               service: "policy service",
               seconds: "number of seconds",
             };
-            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`);
+            env.fail(`restriction "${word}" needs a ${what[factory.arg]} argument`, word);
           }
           i++;
         }
+        if (where === key && arg !== undefined) at = arg;
         r = factory.make(arg === undefined ? word : `${word} ${arg}`, arg, env);
       } else if (declared.has(word)) {
         r = classRestriction(word, key);
       } else if (isTableSpec(word)) {
         r = impliedAccess(word, env); // Postfix's implied check_<stage>_access
       } else {
-        env.fail(`unknown restriction "${word}"${suggest(word)}`);
+        env.fail(`unknown restriction "${word}"${suggest(word)}`, word);
       }
       if (warnNext) {
         const inner = r;
@@ -273,6 +283,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
   const lists = {} as Record<ListParam, Restriction[]>;
   for (const key of LIST_PARAMS) lists[key] = compile(config[key], key, key);
   for (const name of declared) classRestriction(name, classKey);
+  at = undefined;
   // After the lists, as Postfix's smtpd_check_rcpt and smtpd_check_mail.
   const implicit: ImplicitChecks = {
     ...(config.smtpd_reject_unlisted_recipient

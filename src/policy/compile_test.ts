@@ -43,6 +43,18 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     ' (did you mean "reject_unknown_client_hostname"?)',
   ],
   [
+    "an unknown restriction in a list written over several lines: its own line",
+    'smtpd_helo_restrictions = [\n  "permit_mynetworks",\n  "reject_unauth_destinaton",\n]\n' +
+    'smtpd_recipient_restrictions = ["reject_unauth_destination"]',
+    'test.toml:3: smtpd_helo_restrictions: unknown restriction "reject_unauth_destinaton"' +
+    ' (did you mean "reject_unauth_destination"?)',
+  ],
+  [
+    "an unknown restriction in a table value, the list over several lines: the table's line",
+    'smtpd_client_restrictions = [\n  "permit_mynetworks",\n  "check_client_access",\n  "inline:{ 192.0.2.1 = REJEKT }",\n]',
+    'test.toml:4: smtpd_client_restrictions: unknown restriction "REJEKT"',
+  ],
+  [
     "an unknown restriction with nothing close to it",
     'smtpd_helo_restrictions = ["frobnicate_everything"]',
     'test.toml:1: smtpd_helo_restrictions: unknown restriction "frobnicate_everything"',

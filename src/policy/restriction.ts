@@ -268,8 +268,11 @@ export interface CompileEnv {
    * or BCC is then skipped with Postfix's warning instead of failing.
    */
   readonly runtime?: boolean;
-  /** Reports a problem in the list being compiled (throws ConfigError). */
-  fail(message: string): never;
+  /**
+   * Reports a problem in the list being compiled (throws ConfigError), at
+   * the line of `item` when the list is written over several lines.
+   */
+  fail(message: string, item?: string): never;
   /** Logs a start-up warning. */
   warn(message: string): void;
   /** Opens (once) and returns a table. */

@@ -94,8 +94,12 @@ export class QueueStore {
    * a queue file can be created in `queue` (and given to mail_owner): an
    * existing directory this process may not write would otherwise let it
    * start and answer every message 451 after its DATA.
+   * A Postfix queue (its `public/qmgr` is there) whose `incoming/` belongs
+   * to another user than the files this process writes there, without
+   * mail_owner, is refused: Postfix's qmgr, running as that user, could not
+   * open those files (mode 0700) and would exit on each of them.
    * @param queue the subdirectory this mode writes (incoming, maildrop); none: no probe
-   * @throws the error of the mkdir, the create or the chown
+   * @throws the error of the mkdir, the create, the chown or the owner check
    */
   async prepare(queue?: QueueName): Promise<void> {
     for (const sub of ["incoming", "maildrop", "hold", "deferred", "active", "public"]) {
@@ -113,10 +117,24 @@ export class QueueStore {
     try {
       await file.tryLock(true);
       if (this.#owner) await Deno.chown(probe, this.#owner.uid, this.#owner.gid);
+      else if (queue === "incoming") await this.#checkPostfixOwner(probe);
     } finally {
       await Deno.remove(probe).catch(() => {});
       file.close();
     }
+  }
+
+  async #checkPostfixOwner(probe: string): Promise<void> {
+    const qmgr = await Deno.lstat(join(this.directory, "public", "qmgr")).catch(() => undefined);
+    if (!qmgr) return;
+    const [mine, dir] = [await Deno.stat(probe), await Deno.stat(join(this.directory, "incoming"))];
+    if (mine.uid === null || dir.uid === null || mine.uid === dir.uid) return;
+    throw new Error(
+      `it is a Postfix queue whose incoming/ belongs to uid ${dir.uid}, and the files this ` +
+        `process writes there would belong to uid ${mine.uid} (mode 0700): Postfix's qmgr ` +
+        "could not open them (it exits on each one); set mail_owner to that user (Postfix's " +
+        'mail_owner, "postfix" in a stock install), or run as that user',
+    );
   }
 
   /**

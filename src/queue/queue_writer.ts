@@ -373,9 +373,11 @@ export class QueueFile {
    * synced.
    * @param extracted the records of the extracted segment
    * @param options more sendopts bits, and whether the file goes to hold/
+   * @returns the message size of the size record (the content, headers
+   *   added here included: what Postfix's qmgr logs as `size=`)
    * @throws {QueueWriteError} on any I/O failure (the file is then removed)
    */
-  async commit(extracted: ExtractedRecords = {}, options: CommitOptions = {}): Promise<void> {
+  async commit(extracted: ExtractedRecords = {}, options: CommitOptions = {}): Promise<number> {
     const { sendOpts = 0, hold = false } = options;
     const xtraOffset = this.offset;
     this.#buf.put(REC.xtra, new Uint8Array(0));
@@ -386,8 +388,9 @@ export class QueueFile {
     }
     for (const r of extracted.recipients ?? []) this.#putRecipient(r);
     this.#buf.put(REC.end, new Uint8Array(0));
+    const contentSize = xtraOffset - this.#dataOffset;
     const size = new TextEncoder().encode(formatSize({
-      contentSize: xtraOffset - this.#dataOffset,
+      contentSize,
       dataOffset: this.#dataOffset,
       recipientCount: this.#recipients,
       qmgrFlags: this.#qmgrFlags,
@@ -441,6 +444,7 @@ export class QueueFile {
       this.#file = undefined;
       this.#done = true;
       this.#releaseBuffers();
+      return contentSize;
     } catch (err) {
       await this.abort();
       if (err instanceof QueueWriteError) throw err;

@@ -10,12 +10,12 @@
  */
 
 import { type LogPeer, sanitizeLogText } from "../log/mod.ts";
-import type { Reply } from "../protocol/reply.ts";
+import { REPLY, type Reply } from "../protocol/reply.ts";
 import type { SessionDeps } from "./deps.ts";
 import { Transcript } from "./transcript.ts";
 
 /** The notify_classes a session can hit. */
-export type NoticeClass = "policy" | "protocol" | "resource" | "software";
+export type NoticeClass = "policy" | "protocol" | "resource" | "software" | "data";
 
 /** What mailing a transcript needs. */
 export type NoticeDeps = Pick<
@@ -30,6 +30,8 @@ export class SessionNotices {
   /** Every command and reply (message bodies left out). */
   readonly transcript = new Transcript();
   #classes = new Set<NoticeClass>();
+  /** Refusals of the restriction lists, filed by refusal(), not by their code. */
+  #refusals = new WeakSet<Reply>();
 
   /**
    * Records a problem of a class.
@@ -40,12 +42,35 @@ export class SessionNotices {
   }
 
   /**
+   * Files a refusal of the restriction lists under Postfix's class for it:
+   * software for a configuration error (its reject_server_error: an
+   * unknown action, a bad table result), data for a table that cannot
+   * answer (its reject_dict_retry: 451 4.3.0), policy for the rest, a policy
+   * server's default action (`451 4.3.5 Server configuration problem`)
+   * and table values of any code included. classify() then leaves it be.
+   * @param r the refusal
+   */
+  refusal(r: Reply): void {
+    if (r.code === 451 && r.detail === "3.5" && r.text === REPLY.configError.text) {
+      this.add("software");
+    } else if (
+      r.code === 451 && r.detail === "3.0" && r.text.endsWith("Temporary lookup failure")
+    ) {
+      this.add("data");
+    } else {
+      this.add("policy");
+    }
+    this.#refusals.add(r);
+  }
+
+  /**
    * Files an error reply under its class: protocol (500-503, 555, 550 5.5.2),
    * software (451 4.3.5, a configuration error) or resource (other 451/452
    * 4.3.x).
    * @param r an error reply about to be sent
    */
   classify(r: Reply): void {
+    if (this.#refusals.has(r)) return;
     if ([500, 501, 502, 503, 555].includes(r.code) || (r.code === 550 && r.detail === "5.2")) {
       this.add("protocol");
     } else if (r.code === 451 && r.detail === "3.5") {
@@ -148,14 +173,12 @@ async function sendTranscript(
     "",
     "For other details, see the local mail logfile",
   ];
-  let size = 0;
   for (const l of lines) {
     const bytes = encoder.encode(l);
-    size += bytes.length + 2;
     const r = draft.line(bytes, 0, bytes.length, false);
     if (r) await r;
   }
-  const result = await draft.finish(size);
+  const result = await draft.finish();
   if (result.kind !== "queued") throw new Error(result.reason);
   deps.queued();
   return result.id;

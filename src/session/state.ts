@@ -216,7 +216,7 @@ export class SessionState implements SessionContext {
       command: this.#lastVerb,
       more: this.#policyFacts(),
     });
-    if (refused) this.#notices.add("policy");
+    if (refused) this.#notices.refusal(refused);
     // As Postfix: the actions stay with the transaction even when this
     // command is refused (they need a sender). With smtpd_delay_reject =
     // no the sender list runs at MAIL, before the transaction it opens:

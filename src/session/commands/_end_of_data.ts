@@ -93,7 +93,7 @@ export async function endOfData(
     return answer(REPLY.configError);
   }
   const { hold, filter, redirect, bcc } = tx.actions;
-  const result = await draft.finish(size, { hold, filter, redirect, bcc });
+  const result = await draft.finish({ hold, filter, redirect, bcc });
   if (result.kind === "refused") {
     ctx.logReject({
       id: draft.id,
