@@ -36,6 +36,42 @@ Deno.test({
   },
 });
 
+/**
+ * Runs one RCPT refused by a restriction that cannot get its answer, under
+ * notify_classes without and with the class Postfix files it under, and
+ * checks which notice goes to the postmaster.
+ * @param restrictions smtpd_recipient_restrictions (TOML) and more lines
+ * @param refusal the RCPT's reply
+ * @param want the class Postfix files it under
+ */
+async function noticeClassOf(restrictions: string, refusal: RegExp, want: string): Promise<void> {
+  for (const [classes, expect] of [[`["resource", "software"]`, ""], [`["${want}"]`, want]]) {
+    const d = await startDaemon(`notify_classes = ${classes}
+${restrictions}`);
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO x\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+      assert.match(await c.reply(), /^250 /);
+      assert.match(await c.reply(), refusal);
+      await c.reply();
+      await d.waitForLog(/disconnect from /);
+      if (expect) await d.waitForLog(`notice of ${expect} problems sent to postmaster`);
+      else await new Promise((r) => setTimeout(r, 300));
+      assert.equal(
+        d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
+        expect ? `notice of ${expect} problems` : undefined,
+        d.log(),
+      );
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  }
+}
+
 // A policy server that cannot be asked gets its default action, 451 4.3.5
 // "Server configuration problem": a policy refusal, as in Postfix (a table
 // result), not a software problem. Filed by its code, it mailed the
@@ -47,37 +83,12 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const down = freePort(); // nothing listens there
-    for (const [classes, want] of [[`["resource", "software"]`, ""], [`["policy"]`, "policy"]]) {
-      const d = await startDaemon(
-        `notify_classes = ${classes}\n` +
-          `smtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${down}"]\n` +
-          "smtpd_policy_service_try_limit = 1",
-      );
-      const c = await RawClient.connect(d.port);
-      try {
-        await c.reply();
-        await c.send("HELO x\r\n");
-        await c.reply();
-        await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
-        assert.match(await c.reply(), /^250 /);
-        assert.match(
-          await c.reply(),
-          /^451 4\.3\.5 <b@example\.com>: Recipient address rejected: Server configuration problem/,
-        );
-        await c.reply();
-        await d.waitForLog(/disconnect from /);
-        if (want) await d.waitForLog(/notice of policy problems sent to postmaster/);
-        else await new Promise((r) => setTimeout(r, 300));
-        assert.equal(
-          d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
-          want ? "notice of policy problems" : undefined,
-          d.log(),
-        );
-      } finally {
-        c.close();
-        await d.stop();
-      }
-    }
+    await noticeClassOf(
+      `smtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${down}"]\n` +
+        "smtpd_policy_service_try_limit = 1",
+      /^451 4\.3\.5 <b@example\.com>: Recipient address rejected: Server configuration problem/,
+      "policy",
+    );
   },
 });
 
@@ -89,32 +100,10 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const down = freePort();
-    for (const [classes, want] of [[`["resource", "software"]`, ""], [`["data"]`, "data"]]) {
-      const d = await startDaemon(
-        `notify_classes = ${classes}\n` +
-          `smtpd_recipient_restrictions = ["check_sender_access", "socketmap:inet:127.0.0.1:${down}:access"]`,
-      );
-      const c = await RawClient.connect(d.port);
-      try {
-        await c.reply();
-        await c.send("HELO x\r\n");
-        await c.reply();
-        await c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
-        assert.match(await c.reply(), /^250 /);
-        assert.match(await c.reply(), /^451 4\.3\.0 .*Temporary lookup failure/);
-        await c.reply();
-        await d.waitForLog(/disconnect from /);
-        if (want) await d.waitForLog(/notice of data problems sent to postmaster/);
-        else await new Promise((r) => setTimeout(r, 300));
-        assert.equal(
-          d.log().match(/notice of (\w+(, )?)+ problems/)?.[0],
-          want ? "notice of data problems" : undefined,
-          d.log(),
-        );
-      } finally {
-        c.close();
-        await d.stop();
-      }
-    }
+    await noticeClassOf(
+      `smtpd_recipient_restrictions = ["check_sender_access", "socketmap:inet:127.0.0.1:${down}:access"]`,
+      /^451 4\.3\.0 .*Temporary lookup failure/,
+      "data",
+    );
   },
 });

@@ -9,7 +9,13 @@
 
 import type { LoadedConfig } from "../config/mod.ts";
 import type { CompiledPolicy } from "../policy/mod.ts";
-import { dnsServers, dnsUse, probeDns, programCodeDir } from "../permissions/mod.ts";
+import {
+  DNS_LIST_RESTRICTIONS,
+  dnsServers,
+  dnsUse,
+  probeDns,
+  programCodeDir,
+} from "../permissions/mod.ts";
 import { readText } from "./permissions.ts";
 
 /**
@@ -34,8 +40,8 @@ export async function checkDns(
   }
   // A DNS list that does not answer is "not listed" (as in Postfix: a
   // warning, no 4xx); the other checks defer.
-  const lists = use.restrictions.filter((r) => DNS_LISTS.has(r));
-  const others = use.restrictions.filter((r) => !DNS_LISTS.has(r));
+  const lists = use.restrictions.filter((r) => DNS_LIST_RESTRICTIONS.has(r));
+  const others = use.restrictions.filter((r) => !DNS_LIST_RESTRICTIONS.has(r));
   const effects = [
     ...(others.length ? [`${others.join(", ")} answer with 4xx (never 5xx)`] : []),
     ...(lists.length ? [`${lists.join(", ")} find nothing listed`] : []),
@@ -45,17 +51,3 @@ export async function checkDns(
       `until it does, ${effects.join(", and ")}`,
   };
 }
-
-/** The DNS list restrictions: a list that cannot be asked lists nothing. */
-const DNS_LISTS: ReadonlySet<string> = new Set([
-  "reject_rbl_client",
-  "reject_maps_rbl",
-  "reject_rhsbl_client",
-  "reject_rhsbl_reverse_client",
-  "reject_rhsbl_helo",
-  "reject_rhsbl_sender",
-  "reject_rhsbl_recipient",
-  "permit_dnswl_client",
-  "permit_rhswl_client",
-  "reject_dnsbl_score",
-]);

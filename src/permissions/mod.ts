@@ -8,6 +8,7 @@
 
 export {
   deriveNeeds,
+  DNS_LIST_RESTRICTIONS,
   DNS_RESTRICTIONS,
   dnsServers,
   dnsUse,

@@ -48,6 +48,23 @@ export const ENV_VARS = [
 export const RESOLV_CONF = "/etc/resolv.conf";
 
 /**
+ * The DNS list restrictions: a list that cannot be asked lists nothing (a
+ * warning, never a 4xx), as in Postfix.
+ */
+export const DNS_LIST_RESTRICTIONS: ReadonlySet<string> = new Set([
+  "reject_rbl_client",
+  "reject_maps_rbl",
+  "reject_rhsbl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+  "permit_dnswl_client",
+  "permit_rhswl_client",
+  "reject_dnsbl_score",
+]);
+
+/**
  * Restrictions that ask the DNS (their old names included). A unit test
  * checks that each is a known restriction name.
  */
@@ -59,17 +76,8 @@ export const DNS_RESTRICTIONS: ReadonlySet<string> = new Set([
   "reject_unknown_hostname",
   "reject_unknown_sender_domain",
   "reject_unknown_recipient_domain",
-  "reject_rbl_client",
-  "reject_maps_rbl",
   "permit_mx_backup",
-  "reject_rhsbl_client",
-  "reject_rhsbl_reverse_client",
-  "reject_rhsbl_helo",
-  "reject_rhsbl_sender",
-  "reject_rhsbl_recipient",
-  "permit_dnswl_client",
-  "permit_rhswl_client",
-  "reject_dnsbl_score",
+  ...DNS_LIST_RESTRICTIONS,
   ...["client", "reverse_client", "helo", "sender", "recipient"].flatMap((s) =>
     ["mx", "ns", "a"].map((t) => `check_${s}_${t}_access`)
   ),
