@@ -7,6 +7,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { flagsForArgs } from "../scripts/permissions.ts";
 
@@ -66,6 +67,21 @@ export async function writeConfig(
     : "smtpd_peername_lookup = false\n";
   await Deno.writeTextFile(configFile, `${base.join("\n")}\n${extra}\n${tail}`);
   return { configFile: rel(configFile), queueDir };
+}
+
+/**
+ * Writes a configuration as {@linkcode writeConfig} does and asserts that
+ * `smtpd config --check` accepts it (exit 0), as an operator checks before a start.
+ * @param dir the test's work directory
+ * @param extra the configuration's lines
+ */
+export async function assertConfigChecks(dir: string, extra: string): Promise<void> {
+  const { configFile } = await writeConfig(dir, extra);
+  const checked = await run(
+    Deno.execPath(),
+    await smtpdArgs(["config", "--check", "-c", configFile]),
+  );
+  assert.equal(checked.code, 0, checked.stderr);
 }
 
 function rel(p: string): string {

@@ -415,11 +415,8 @@ Deno.test({
         `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
         `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
     });
-    const c = await RawClient.connect(s.d.port);
+    const c = await greeted(s.d.port);
     try {
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
       // Not logged in: the owned address, however written, is refused (the
       // queue would hold alice@mx.test.example).
       assert.deepEqual(
@@ -457,11 +454,8 @@ Deno.test({
         `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`,
       false,
     );
-    const c = await RawClient.connect(s.d.port);
+    const c = await greeted(s.d.port);
     try {
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
       assert.deepEqual(await rcptRepliesFor(c, ["alice@mx.test.example"]), [
         "451 4.3.0 <alice@mx.test.example>: Temporary lookup failure",
       ]);
@@ -488,11 +482,8 @@ Deno.test({
   ...opts,
   fn: async () => {
     const s = await authDaemon("", false);
-    const c = await RawClient.connect(s.d.port);
+    const c = await greeted(s.d.port);
     try {
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
       await c.send("MAIL FROM:<bob@client.example> AUTH=<bob+40x@client.example>\r\n");
       assert.match(await c.reply(), /^250 2\.1\.0 /);
       await c.send("RCPT TO:<postmaster@mx.test.example>\r\n");
@@ -523,11 +514,8 @@ Deno.test({
   ...opts,
   fn: async () => {
     const s = await authDaemon("", false);
-    const c = await RawClient.connect(s.d.port);
+    const c = await greeted(s.d.port);
     try {
-      await c.reply();
-      await c.send("EHLO client.example\r\n");
-      await c.reply();
       await c.send(`auth plain ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
       assert.match(await c.reply(), /^235 /);
       await c.send("MAIL FROM:<alice@mx.test.example>\r\nRCPT TO:<x@foreign.example>\r\n");

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import {
+  assertConfigChecks,
   CONCURRENT_STARTTLS,
   makeTestCert,
   makeWorkDir,
@@ -315,12 +316,7 @@ Deno.test({
         `smtpd_tls_eckey_file = "${ec.key}"`,
         ...(engine ? ['smtpd_tls_loopback_listen = "127.0.0.1:0"'] : []),
       ].join("\n");
-      const { configFile } = await writeConfig(dir, lines);
-      const checked = await run(
-        Deno.execPath(),
-        await smtpdArgs(["config", "--check", "-c", configFile]),
-      );
-      assert.equal(checked.code, 0, checked.stderr);
+      await assertConfigChecks(dir, lines);
       const d = await startDaemon(lines, { dir });
       try {
         const r = await sh(

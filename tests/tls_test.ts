@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import {
+  assertConfigChecks,
   makeTestCert,
   makeWorkDir,
   postcat,
@@ -476,12 +477,7 @@ Deno.test({
           ]
           : []),
       ].join("\n");
-      const { configFile } = await writeConfig(dir, lines);
-      const checked = await run(
-        Deno.execPath(),
-        await smtpdArgs(["config", "--check", "-c", configFile]),
-      );
-      assert.equal(checked.code, 0, checked.stderr);
+      await assertConfigChecks(dir, lines);
       const d = await startDaemon(lines, { dir });
       try {
         const r = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
