@@ -11,7 +11,7 @@
 
 import type { LoadedConfig } from "../config/mod.ts";
 import {
-  advertisedMechanisms,
+  authEhloKeyword,
   describeEndpoint,
   DovecotAuthClient,
   filterMechanisms,
@@ -52,13 +52,13 @@ export async function checkSasl(
           "EHLO does not offer AUTH and AUTH gets 454 4.7.0",
       };
     }
-    const plain = advertisedMechanisms(filterMechanisms(offered, settings.securityOptions));
-    const tls = advertisedMechanisms(filterMechanisms(offered, settings.tlsSecurityOptions));
-    const offers = (names: string[]) => names.length ? `AUTH ${names.join(" ")}` : "no AUTH";
+    // The EHLO keyword line a session would show, as the session builds it.
+    const plain = authEhloKeyword(filterMechanisms(offered, settings.securityOptions));
+    const tls = authEhloKeyword(filterMechanisms(offered, settings.tlsSecurityOptions));
     const said = settings.tlsAuthOnly
-      ? `${offers(tls)} only after STARTTLS (smtpd_tls_auth_only)`
-      : `${offers(plain)}; after STARTTLS: ${offers(tls)}`;
-    if ((settings.tlsAuthOnly || plain.length === 0) && tls.length === 0) {
+      ? `${tls ?? "no AUTH"} only after STARTTLS (smtpd_tls_auth_only)`
+      : `${plain ?? "no AUTH"}; after STARTTLS: ${tls ?? "no AUTH"}`;
+    if ((settings.tlsAuthOnly || plain === undefined) && tls === undefined) {
       return {
         warning: `AUTH: ${where} answers, but no mechanism it offers ` +
           `(${offered.map((m) => m.name).join(" ") || "none"}) passes ` +
