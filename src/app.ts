@@ -18,7 +18,7 @@ import { VERSION } from "./version.ts";
 import { err, out } from "./commands/output.ts";
 import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
-import { checkStandAloneTls, runStdin } from "./commands/stdin.ts";
+import { checkStandAloneTls, runStdin, standAloneClient } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
 import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
@@ -83,7 +83,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
         return 1;
       }
     }
-    if (opts.kind === "stdin") checkStandAloneTls(loaded);
+    if (opts.kind === "stdin") checkStandAloneTls(loaded, standAloneClient());
     if (opts.kind === "serve") checkServeListen(loaded);
     // Not in config --check: a check run as another user than the service's
     // (a deployment's own account, CI) would refuse a configuration that is right.

@@ -669,3 +669,74 @@ ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
 [t.start() for t in ts]; [t.join() for t in ts]
 print("\\n".join(results))
 `;
+
+/**
+ * Python: the STARTTLS command-injection attack. After EHLO it sends
+ * STARTTLS with a MAIL pipelined behind it in plaintext, then over TLS EHLO,
+ * RCPT and QUIT, printing "starttls:", "ehlo:", "rcpt:" and "quit:" replies.
+ */
+export const INJECTION = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline().decode()
+        lines.append(l.strip())
+        if len(l) < 4 or l[3] != "-":
+            return lines
+reply()
+s.sendall(b"EHLO x\\r\\n"); reply()
+# The attack: a command pipelined in plaintext behind STARTTLS.
+s.sendall(b"STARTTLS\\r\\nMAIL FROM:<injected@evil.example>\\r\\n")
+print("starttls:", reply()[-1])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+tf = t.makefile("rb")
+def treply():
+    lines = []
+    while True:
+        l = tf.readline().decode()
+        lines.append(l.strip())
+        if len(l) < 4 or l[3] != "-":
+            return lines
+t.sendall(b"EHLO x\\r\\n"); print("ehlo:", treply()[-1])
+t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", treply()[-1])
+t.sendall(b"QUIT\\r\\n"); print("quit:", treply()[-1])
+`;
+
+/**
+ * Python: connects, reads the greeting, says EHLO and STARTTLS and reads
+ * their replies (reply(f) reads one whole reply from a file), and makes a
+ * client TLS context that trusts any certificate (ctx).
+ */
+export const UP_TO_STARTTLS = `
+import os, socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply(f=f):
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+`;
+
+/**
+ * Python: after STARTTLS, EHLO and QUIT over TLS, then prints "end: b''"
+ * when the session ended with a close_notify (an SSLEOFError's name after a
+ * bare TCP end).
+ */
+export const CLOSE_NOTIFY = `${UP_TO_STARTTLS}
+t = ctx.wrap_socket(s, suppress_ragged_eofs=False); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); reply(tf)
+t.sendall(b"QUIT\\r\\n"); print("quit:", reply(tf))
+try:
+    print("end:", t.recv(100))
+except ssl.SSLError as e:
+    print("end:", type(e).__name__)
+`;

@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   canTrace,
+  CLOSE_NOTIFY,
   freePort,
+  INJECTION,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -16,6 +18,8 @@ import {
   run,
   runStdin,
   smtpdArgs,
+  swaks,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -722,6 +726,209 @@ Deno.test({
     } finally {
       await l.stop();
     }
+  },
+});
+
+/**
+ * Starts tcpserver running `smtpd stdin` with TLS offered (a self-signed
+ * certificate) on a free loopback port: the client's connection is stdin
+ * and stdout, TCPREMOTEIP names it.
+ */
+async function tcpserverTls(
+  extra: string,
+  level = "may",
+): Promise<Launcher & { queueDir: string }> {
+  const work = await makeWorkDir("stdin-tls");
+  const tls = await tlsCertConfig(work, level);
+  const { configFile, queueDir } = await writeConfig(work, `${NO_LOOPBACK}\n${tls}\n${extra}`);
+  const port = freePort();
+  const l = await launch(
+    "tcpserver",
+    [
+      "-v",
+      "-H",
+      "-R",
+      "-c",
+      "4",
+      "127.0.0.1",
+      String(port),
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ],
+    port,
+    "status:",
+  );
+  return { ...l, queueDir };
+}
+
+Deno.test({
+  name:
+    "stdin mode under tcpserver offers STARTTLS: swaks's message over TLS is queued, with Postfix's TLS log line and Received comment",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const l = await tcpserverTls("");
+    try {
+      const r = await swaks(l.port, ["--to", "u@example.com", "--tls"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /<- {2}250-STARTTLS/);
+      assert.match(r.stdout, /=== TLS started with cipher TLSv1\.3:TLS_AES_256_GCM_SHA384:256/);
+      // The EHLO after the handshake offers STARTTLS no more.
+      const afterTls = r.stdout.slice(r.stdout.indexOf("=== TLS started"));
+      assert.doesNotMatch(afterTls, /STARTTLS/);
+      assert.match(afterTls, /<~ {2}250 2\.0\.0 Ok: queued as/);
+      const files = await queueFiles(l.queueDir, "maildrop");
+      assert.equal(files.length, 1);
+      assert.match(
+        await postcat(files[0] as string),
+        /\(using TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384 \(256\/256 bits\)\)/,
+      );
+      for (let i = 0; i < 100 && !/disconnect from/.test(l.log()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(
+        l.log(),
+        /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384 \(256\/256 bits\)/,
+      );
+      assert.match(
+        l.log(),
+        /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1/,
+      );
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode with TLS: plaintext pipelined after STARTTLS is discarded, and QUIT ends TLS with a close_notify",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const l = await tcpserverTls("");
+    try {
+      const r = await run("python3", ["-c", INJECTION, String(l.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
+      assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+      // Had the injected MAIL run, RCPT would be accepted; it was discarded.
+      assert.match(r.stdout, /^rcpt: 503 5\.5\.1 Error: need MAIL command$/m);
+      // The process waits for the close_notify to go out before it exits.
+      const end = await run("python3", ["-c", CLOSE_NOTIFY, String(l.port)]);
+      assert.equal(end.code, 0, end.stderr);
+      assert.match(end.stdout, /^quit: 221 2\.0\.0 Bye$/m);
+      assert.match(end.stdout, /^end: b''$/m);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode with TLS: garbage instead of a ClientHello, or silence, ends the session with Postfix's log lines",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const l = await tcpserverTls("smtpd_starttls_timeout = 2");
+    try {
+      const garbage = await RawClient.connect(l.port);
+      try {
+        await garbage.reply();
+        await garbage.send("EHLO x\r\nSTARTTLS\r\n");
+        await garbage.reply();
+        assert.equal(await garbage.reply(), "220 2.0.0 Ready to start TLS\r\n");
+        await garbage.send("this is not TLS at all\r\n".repeat(20));
+        // The server closes the connection (no reply, no wait for the timeout).
+        assert.equal(await garbage.reply(5000), "");
+      } finally {
+        garbage.close();
+      }
+      const silent = await RawClient.connect(l.port);
+      const t0 = Date.now();
+      try {
+        await silent.reply();
+        await silent.send("EHLO x\r\nSTARTTLS\r\n");
+        await silent.reply();
+        await silent.reply();
+        assert.equal(await silent.reply(10000), "");
+        assert.ok(Date.now() - t0 < 8000, `closed after ${Date.now() - t0} ms`);
+      } finally {
+        silent.close();
+      }
+      for (let i = 0; i < 100 && (l.log().match(/disconnect from/g) ?? []).length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(l.log(), /SSL_accept error from unknown\[127\.0\.0\.1\]: -1/);
+      assert.match(
+        l.log(),
+        /SSL_accept error from unknown\[127\.0\.0\.1\]: Connection timed out/,
+      );
+      assert.equal(
+        (l.log().match(/lost connection after STARTTLS from unknown\[127\.0\.0\.1\]/g) ?? [])
+          .length,
+        2,
+        l.log(),
+      );
+      assert.equal((await queueFiles(l.queueDir, "maildrop")).length, 0);
+    } finally {
+      await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode with TLS required: 530 before STARTTLS; implicit TLS (smtpd_tls_wrappermode) for swaks --tls-on-connect",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const enc = await tcpserverTls("", "encrypt");
+    try {
+      const replies = await dialog(
+        enc.port,
+        "EHLO x\r\nMAIL FROM:<a@far.example>\r\nQUIT\r\n",
+      );
+      assert.ok(
+        replies.includes("530 5.7.0 Must issue a STARTTLS command first\r\n"),
+        JSON.stringify(replies),
+      );
+      const r = await swaks(enc.port, ["--to", "u@example.com", "--tls"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /<~ {2}250 2\.0\.0 Ok: queued as/);
+    } finally {
+      await enc.stop();
+    }
+    const wrapped = await tcpserverTls("smtpd_tls_wrappermode = true");
+    try {
+      const r = await swaks(wrapped.port, ["--to", "u@example.com", "--tls-on-connect"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /=== TLS started with cipher TLSv1\.3/);
+      assert.match(r.stdout, /<~ {2}220 mx\.test\.example ESMTP/);
+      assert.doesNotMatch(r.stdout, /STARTTLS/);
+      assert.match(r.stdout, /<~ {2}250 2\.0\.0 Ok: queued as/);
+      assert.equal((await queueFiles(wrapped.queueDir, "maildrop")).length, 1);
+    } finally {
+      await wrapped.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stdin mode: implicit TLS for a local submission (a pipe on stdin) stops the start",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin-tls");
+    const tls = await tlsCertConfig(work, "may");
+    const { configFile } = await writeConfig(work, `${tls}\nsmtpd_tls_wrappermode = true`);
+    const r = await runStdin(configFile, "EHLO x\r\nQUIT\r\n");
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_wrappermode = true cannot be met in stand-alone mode \(smtpd stdin\) for a local submission/,
+    );
   },
 });
 

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import {
   assertConfigChecks,
+  CLOSE_NOTIFY,
+  INJECTION,
   makeTestCert,
   makeWorkDir,
   postcat,
@@ -17,6 +19,7 @@ import {
   startDaemon,
   swaks,
   tlsCertConfig,
+  UP_TO_STARTTLS,
   writeConfig,
 } from "./_harness.ts";
 
@@ -139,38 +142,6 @@ Deno.test({
   },
 });
 
-const INJECTION = `
-import socket, ssl, sys
-port = int(sys.argv[1])
-s = socket.create_connection(("127.0.0.1", port))
-f = s.makefile("rb")
-def reply():
-    lines = []
-    while True:
-        l = f.readline().decode()
-        lines.append(l.strip())
-        if len(l) < 4 or l[3] != "-":
-            return lines
-reply()
-s.sendall(b"EHLO x\\r\\n"); reply()
-# The attack: a command pipelined in plaintext behind STARTTLS.
-s.sendall(b"STARTTLS\\r\\nMAIL FROM:<injected@evil.example>\\r\\n")
-print("starttls:", reply()[-1])
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-t = ctx.wrap_socket(s)
-tf = t.makefile("rb")
-def treply():
-    lines = []
-    while True:
-        l = tf.readline().decode()
-        lines.append(l.strip())
-        if len(l) < 4 or l[3] != "-":
-            return lines
-t.sendall(b"EHLO x\\r\\n"); print("ehlo:", treply()[-1])
-t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", treply()[-1])
-t.sendall(b"QUIT\\r\\n"); print("quit:", treply()[-1])
-`;
-
 onBothTlsPaths(
   "STARTTLS injection: a command pipelined in plaintext after STARTTLS is never executed",
   async (d) => {
@@ -184,25 +155,6 @@ onBothTlsPaths(
     assert.doesNotMatch(d.log(), /injected@evil/);
   },
 );
-
-/**
- * Python: connects, reads the greeting, says EHLO and STARTTLS and reads
- * their replies (reply(f) reads one whole reply from a file), and makes a
- * client TLS context that trusts any certificate (ctx).
- */
-const UP_TO_STARTTLS = `
-import os, socket, ssl, sys
-port = int(sys.argv[1])
-s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
-f = s.makefile("rb")
-def reply(f=f):
-    while True:
-        l = f.readline()
-        if len(l) < 4 or l[3:4] != b"-":
-            return l.decode().strip()
-reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-`;
 
 const BAD_RECORD = `${UP_TO_STARTTLS}
 t = ctx.wrap_socket(s)
@@ -328,7 +280,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "stand-alone mode: no STARTTLS offered at level may; level encrypt stops the start",
+  name:
+    "stand-alone mode, a local submission (a pipe on stdin): no STARTTLS offered at level may; level encrypt stops the start",
   ...opts,
   fn: async () => {
     const may = await tlsConfig("may");
@@ -490,16 +443,6 @@ Deno.test({
     }
   },
 });
-
-const CLOSE_NOTIFY = `${UP_TO_STARTTLS}
-t = ctx.wrap_socket(s, suppress_ragged_eofs=False); tf = t.makefile("rb")
-t.sendall(b"EHLO y\\r\\n"); reply(tf)
-t.sendall(b"QUIT\\r\\n"); print("quit:", reply(tf))
-try:
-    print("end:", t.recv(100))
-except ssl.SSLError as e:
-    print("end:", type(e).__name__)
-`;
 
 onBothTlsPaths(
   "QUIT over TLS: the session ends with a close_notify, as Postfix's (Exim logs an error otherwise)",

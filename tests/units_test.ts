@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, ROOT, run, smtpdArgs, writeConfig } from "./_harness.ts";
+import { makeWorkDir, ROOT, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const UNITS = ["smtpd.service", "smtpd.socket", "smtpd@.service"];
@@ -99,7 +99,9 @@ Deno.test({
     for (const verb of ["serve", "stdin", "config"]) {
       assert.ok(seen.has(verb), `${verb} in ${seen}`);
     }
-    const { configFile } = await writeConfig(await makeWorkDir("units"));
+    // A certificate, for the implicit-TLS line (smtpd_tls_wrappermode needs one).
+    const work = await makeWorkDir("units");
+    const { configFile } = await writeConfig(work, await tlsCertConfig(work, "may"));
     for (const { where, args } of lines) {
       assert.ok(args.includes("/etc/smtpd/smtpd.toml"), where);
       const local = args.map((a) => a === "/etc/smtpd/smtpd.toml" ? configFile : a);
@@ -125,6 +127,18 @@ Deno.test({
         await child.stderr.cancel().catch(() => {});
         assert.equal((await child.status).code, 0, `${where}\n${log}`);
         assert.match(log, /daemon started/, where);
+        continue;
+      }
+      if (local.includes("smtpd_tls_wrappermode=true")) {
+        // Implicit TLS (port 465) is for a network client, as under tcpserver:
+        // the session starts with the handshake, which plaintext fails.
+        const r = await run(Deno.execPath(), await smtpdArgs(local), {
+          stdin: "QUIT\r\n",
+          env: { TCPREMOTEIP: "127.0.0.1", TCPREMOTEPORT: "4000" },
+        });
+        assert.equal(r.code, 0, `${where}\n${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /SSL_accept error from unknown\[127\.0\.0\.1\]/, where);
+        assert.doesNotMatch(r.stdout, /^221 /m, where);
         continue;
       }
       const r = await run(Deno.execPath(), await smtpdArgs(local), { stdin: "QUIT\r\n" });

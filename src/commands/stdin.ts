@@ -1,39 +1,97 @@
 /**
  * Stand-alone mode (`smtpd stdin`): one session on stdin/stdout into
  * maildrop/, with the client from the launcher's environment, or refused
- * when stdin is a socket without one.
+ * when stdin is a socket without one. A network client gets STARTTLS (or
+ * implicit TLS) when the configuration offers it.
  *
  * @module
  */
 
 import { runSession } from "../session/mod.ts";
-import { peerFromEnv, standAlonePeer, stdinKind, stdioTransport } from "../transport/stdio.ts";
+import {
+  peerFromEnv,
+  type StandAlonePeer,
+  standAlonePeer,
+  stdinKind,
+  type StdioTls,
+  stdioTransport,
+} from "../transport/stdio.ts";
+import type { PeerInfo } from "../transport/types.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import { closing, formatReply } from "../protocol/reply.ts";
 import { queueDirError, type Runtime } from "../runtime.ts";
 import { ConfigError, type LoadedConfig } from "../config/mod.ts";
 
 const encoder = new TextEncoder();
+/** The longest the end of a session's TLS may keep the process (node_socket.ts gives it 1 s). */
+const CLOSE_WAIT_MS = 2000;
 
 /**
- * Stand-alone mode has no TLS (as Postfix's: STARTTLS is not offered over
- * stdin/stdout), so required TLS there would only mean 530 to every MAIL:
- * it stops the start instead.
- * @param loaded the configuration
- * @throws {ConfigError} naming smtpd_tls_security_level's file and line
+ * Who the stand-alone session is with, from the launcher's environment and
+ * what is on stdin.
+ * @returns the peer, or why the session must be refused
  */
-export function checkStandAloneTls(loaded: LoadedConfig): void {
-  if (loaded.config.smtpd_tls_security_level !== "encrypt") return;
-  throw new ConfigError(
-    'smtpd_tls_security_level = "encrypt" cannot be met in stand-alone mode (smtpd stdin): ' +
-      "there is no TLS over stdin/stdout; run the daemon, or override it " +
-      "(-o smtpd_tls_security_level=none)",
-    {
-      file: loaded.file,
-      line: loaded.lineOf("smtpd_tls_security_level"),
-      key: "smtpd_tls_security_level",
-    },
+export function standAloneClient(): StandAlonePeer {
+  return standAlonePeer(
+    peerFromEnv((name) => {
+      try {
+        return Deno.env.get(name);
+      } catch {
+        return undefined;
+      }
+    }),
+    stdinKind(),
   );
+}
+
+/**
+ * TLS in stand-alone mode runs over stdin and stdout when they are the
+ * client's connection (a network client: tcpserver, systemd Accept=yes,
+ * inetd). A local submission (a pipe or terminal, as for `sendmail -bs`)
+ * has none, as in Postfix: required TLS there would only mean 530 to every
+ * MAIL, and implicit TLS a handshake nobody starts, so either stops the
+ * start instead.
+ * @param loaded the configuration
+ * @param client who the session is with
+ * @throws {ConfigError} naming the parameter's file and line
+ */
+export function checkStandAloneTls(loaded: LoadedConfig, client: StandAlonePeer): void {
+  if (client.kind !== "ok" || client.peer.kind !== "local") return;
+  const c = loaded.config;
+  const key = c.smtpd_tls_wrappermode
+    ? "smtpd_tls_wrappermode"
+    : c.smtpd_tls_security_level === "encrypt"
+    ? "smtpd_tls_security_level"
+    : undefined;
+  if (!key) return;
+  const what = key === "smtpd_tls_wrappermode"
+    ? "smtpd_tls_wrappermode = true"
+    : 'smtpd_tls_security_level = "encrypt"';
+  const override = key === "smtpd_tls_wrappermode"
+    ? "-o smtpd_tls_wrappermode=false"
+    : "-o smtpd_tls_security_level=none";
+  throw new ConfigError(
+    `${what} cannot be met in stand-alone mode (smtpd stdin) for a local submission: ` +
+      "stdin is not a network connection (a pipe or terminal), and there is no TLS over it; " +
+      `run it with the client's connection on stdin, or override it (${override})`,
+    { file: loaded.file, line: loaded.lineOf(key), key },
+  );
+}
+
+/**
+ * STARTTLS, or implicit TLS, for a stand-alone session with a network
+ * client, when the configuration offers it (node:tls, loaded only then).
+ * @param runtime the process's runtime
+ * @param peer who the session is with
+ * @returns how to encrypt the session, or undefined
+ */
+async function standAloneTls(runtime: Runtime, peer: PeerInfo): Promise<StdioTls | undefined> {
+  if (peer.kind !== "network" || !runtime.tls) return undefined;
+  const implicit = runtime.config.smtpd_tls_wrappermode;
+  const context = implicit ? runtime.tls.wrapper : runtime.tls.starttls;
+  if (!context) return undefined;
+  const { nodeStartTls } = await import("../transport/node_socket.ts");
+  return { handshake: nodeStartTls(() => context), implicit };
 }
 
 /**
@@ -48,16 +106,7 @@ export async function runStdin(runtime: Runtime): Promise<number> {
     deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
     return 1;
   }
-  const who = standAlonePeer(
-    peerFromEnv((name) => {
-      try {
-        return Deno.env.get(name);
-      } catch {
-        return undefined;
-      }
-    }),
-    stdinKind(),
-  );
+  const who = standAloneClient();
   if (who.kind === "refused") {
     // Fail closed: a socket without a known peer could be anyone on the network.
     deps.log.logger.error(
@@ -78,11 +127,19 @@ export async function runStdin(runtime: Runtime): Promise<number> {
     return 1;
   }
   const stop = onSignals(runtime);
+  const transport = stdioTransport(who.peer, await standAloneTls(runtime, who.peer));
   try {
-    await runSession(stdioTransport(who.peer), deps);
+    await runSession(transport, deps);
   } finally {
     stop();
   }
+  // After TLS, the close_notify goes out before the process ends.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    transport.closed,
+    new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
   await wake.settled();
   return 0;
 }

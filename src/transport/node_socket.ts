@@ -11,6 +11,7 @@ import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
 import type { TlsPem } from "./tls_engine.ts";
+import { type ByteConn, connDuplex } from "./conn_duplex.ts";
 import { suiteByIanaName } from "./server_hello.ts";
 import { type PeerInfo, TlsHandshakeError, type TlsInfo, type Transport } from "./types.ts";
 
@@ -262,5 +263,34 @@ function tlsInfo(s: TLSSocket): TlsInfo {
     protocol: s.getProtocol() ?? "unknown",
     cipher: known?.name ?? name,
     bits: known?.bits ?? bitsOf(name),
+  };
+}
+
+/**
+ * STARTTLS (and wrapper mode) over a connection that is not a node:net
+ * socket (one Deno.listen accepted, or stdin and stdout in stand-alone
+ * mode): node:tls over a stream on it (conn_duplex.ts), with the handshake
+ * of {@linkcode nodeTransport}.
+ * @param context the TLS context to serve (read at each handshake: a reload may bring new ones)
+ * @returns what runs the handshake on a connection, within timeoutMs, and
+ *   gives the encrypted transport
+ */
+export function nodeStartTls(
+  context: () => ServerTls,
+): (conn: ByteConn, peer: PeerInfo, timeoutMs: number) => Promise<Transport> {
+  return async (conn, peer, timeoutMs) => {
+    const stream = connDuplex(conn);
+    const plain = nodeTransport(stream as unknown as Socket, peer, context());
+    const secure = await (plain.startTls as (ms: number) => Promise<Transport>)(timeoutMs);
+    return {
+      peer: secure.peer,
+      get tls() {
+        return secure.tls;
+      },
+      read: (p) => secure.read(p),
+      write: (p) => secure.write(p),
+      // Closes the stream underneath too, once the TLS session's close_notify is out.
+      close: () => secure.close(),
+    };
   };
 }

@@ -23,6 +23,7 @@
 
 import { fstatSync } from "node:fs";
 import { canonicalIp } from "../protocol/ip.ts";
+import type { ByteConn } from "./conn_duplex.ts";
 import type { PeerInfo, Transport } from "./types.ts";
 
 /** Environment variables consulted for the peer. */
@@ -127,19 +128,80 @@ export function stderrIsClient(): boolean {
 }
 
 /**
+ * TLS for a stand-alone session whose stdin is the client's connection
+ * (tcpserver, systemd Accept=yes, inetd): node:tls over a stream on stdin
+ * and stdout (node_socket.ts's nodeStartTls).
+ */
+export interface StdioTls {
+  /** Runs the server handshake over the connection, within timeoutMs. */
+  readonly handshake: (conn: ByteConn, peer: PeerInfo, timeoutMs: number) => Promise<Transport>;
+  /** Implicit TLS (smtpd_tls_wrappermode): the handshake comes before the greeting. */
+  readonly implicit: boolean;
+}
+
+/** The stdin/stdout transport, and when it is closed for good. */
+export interface StdioTransport extends Transport {
+  /**
+   * Resolves once stdin and stdout are closed: after STARTTLS, once the TLS
+   * session's close_notify is written (or could not be). The process waits
+   * for it before it exits, or the alert would be cut off.
+   */
+  readonly closed: Promise<void>;
+}
+
+/**
  * Builds the stdin/stdout transport.
  * @param peer the peer identity
+ * @param tls STARTTLS or implicit TLS, when offered
  * @returns the transport
  */
-export function stdioTransport(peer: PeerInfo): Transport {
+export function stdioTransport(peer: PeerInfo, tls?: StdioTls): StdioTransport {
+  const conn = stdioConn();
   return {
     peer,
+    read: (p) => conn.read(p),
+    write: (p) => conn.write(p),
+    close: () => conn.close(),
+    closed: conn.closed,
+    ...(tls
+      ? {
+        startTls: (timeoutMs: number) => tls.handshake(conn, peer, timeoutMs),
+        ...(tls.implicit ? { implicitTls: true } : {}),
+      }
+      : {}),
+  };
+}
+
+/** stdin and stdout as one connection: closeWrite() closes stdout, close() both. */
+function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
+  let done: () => void = () => {};
+  const closed = new Promise<void>((r) => (done = r));
+  let outOpen = true;
+  let inOpen = true;
+  const closeOut = () => {
+    if (!outOpen) return;
+    outOpen = false;
+    try {
+      Deno.stdout.close();
+    } catch { /* closed */ }
+  };
+  return {
     read: (p) => Deno.stdin.read(p),
     write: (p) => Deno.stdout.write(p),
-    close: () => {
-      try {
-        Deno.stdout.close();
-      } catch { /* closed */ }
+    closeWrite: () => {
+      closeOut();
+      return Promise.resolve();
     },
+    close: () => {
+      closeOut();
+      if (inOpen) {
+        inOpen = false;
+        try {
+          Deno.stdin.close();
+        } catch { /* closed */ }
+      }
+      done();
+    },
+    closed,
   };
 }

@@ -398,28 +398,12 @@ type StartTls = (
 
 /**
  * STARTTLS for connections from Deno.listen: node:tls over a stream on the
- * connection (loaded only when TLS is on: node modules cost every isolate
- * memory). The handshake is node_socket.ts's, as for any node socket.
+ * connection (node_socket.ts, loaded only when TLS is on: node modules cost
+ * every isolate memory).
  */
 async function startTlsWith(context: () => ServerTls): Promise<StartTls> {
-  const { connDuplex } = await import("./conn_duplex.ts");
-  const { nodeTransport } = await import("./node_socket.ts");
-  type NodeSocket = Parameters<typeof nodeTransport>[0];
-  return async (conn, peer, timeoutMs) => {
-    const stream = connDuplex(conn);
-    const plain = nodeTransport(stream as unknown as NodeSocket, peer, context());
-    const secure = await (plain.startTls as (ms: number) => Promise<Transport>)(timeoutMs);
-    return {
-      peer: secure.peer,
-      get tls() {
-        return secure.tls;
-      },
-      read: (p) => secure.read(p),
-      write: (p) => secure.write(p),
-      // Closes the stream underneath too, once the TLS session's close_notify is out.
-      close: () => secure.close(),
-    };
-  };
+  const { nodeStartTls } = await import("./node_socket.ts");
+  return nodeStartTls(context);
 }
 
 /**
