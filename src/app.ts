@@ -83,12 +83,17 @@ export async function runCli(args: readonly string[]): Promise<number> {
         return 1;
       }
     }
-    if (opts.kind === "stdin") checkStandAloneTls(loaded, standAloneClient());
+    const client = opts.kind === "stdin" ? standAloneClient() : undefined;
+    if (client) checkStandAloneTls(loaded, client);
     if (opts.kind === "serve") checkServeListen(loaded);
     // Not in config --check: a check run as another user than the service's
     // (a deployment's own account, CI) would refuse a configuration that is right.
     if (opts.kind === "serve" || opts.kind === "stdin") checkMailOwner(loaded);
-    runtime = await buildRuntime(loaded, { verbose: opts.verbose, mode });
+    runtime = await buildRuntime(loaded, {
+      verbose: opts.verbose,
+      mode,
+      networkClient: client?.kind === "ok" && client.peer.kind === "network",
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`smtpd: fatal: ${configErrorText(e, opts.overrides)}`);

@@ -124,6 +124,12 @@ export interface RuntimeOptions {
   readonly mode: Mode;
   /** A listener thread's: the main thread's shared cells, adopted. */
   readonly thread?: ThreadShares;
+  /**
+   * Stand-alone mode with a network client on stdin (tcpserver, systemd
+   * Accept=yes, xinetd): AUTH is offered as in daemon mode. A local
+   * submission (a pipe or terminal) has none.
+   */
+  readonly networkClient?: boolean;
 }
 
 /** Everything one process or thread runs with (frozen). */
@@ -235,14 +241,17 @@ export async function buildRuntime(
   const buffers = new IoBuffers();
   const rates = new RateLimiter({ timeUnit: config.anvil_rate_time_unit }, thread?.rates);
   const cleanup = new Cleanup(store, config);
-  // AUTH: daemon mode only (Postfix's smtpd refuses AUTH in stand-alone mode).
+  // AUTH: daemon mode, and stand-alone mode with a network client (as a
+  // Postfix smtpd behind inetd would, under master). Not for a local
+  // submission: Postfix's stand-alone smtpd (sendmail -bs) has none.
   const settings = saslSettings(config, { file: loaded.file, lineOf: loaded.lineOf });
   const saslExceptions = located(
     loaded,
     "smtpd_sasl_exceptions_networks",
     () => compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
   );
-  const sasl = mode === "serve" && settings.enabled
+  const sasl = (mode === "serve" || (mode === "stdin" && options.networkClient)) &&
+      settings.enabled
     ? sessionSasl(
       settings,
       new DovecotAuthClient({

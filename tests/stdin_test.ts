@@ -23,6 +23,7 @@ import {
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
+import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -737,7 +738,7 @@ Deno.test({
 async function tcpserverTls(
   extra: string,
   level = "may",
-): Promise<Launcher & { queueDir: string }> {
+): Promise<Launcher & { queueDir: string; configFile: string }> {
   const work = await makeWorkDir("stdin-tls");
   const tls = await tlsCertConfig(work, level);
   const { configFile, queueDir } = await writeConfig(work, `${NO_LOOPBACK}\n${tls}\n${extra}`);
@@ -758,7 +759,7 @@ async function tcpserverTls(
     port,
     "status:",
   );
-  return { ...l, queueDir };
+  return { ...l, queueDir, configFile };
 }
 
 Deno.test({
@@ -911,6 +912,62 @@ Deno.test({
       assert.equal((await queueFiles(wrapped.queueDir, "maildrop")).length, 1);
     } finally {
       await wrapped.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode under tcpserver with AUTH: swaks AUTH PLAIN over STARTTLS against Dovecot relays; a local submission gets no AUTH",
+  ignore: !hasTcpserver || !hasDovecot(),
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort());
+    const auth = [
+      "smtpd_sasl_auth_enable = true",
+      `smtpd_sasl_path = "${dovecot.socket}"`,
+      "smtpd_sasl_authenticated_header = true",
+      "smtpd_tls_auth_only = true",
+    ].join("\n");
+    const l = await tcpserverTls(auth);
+    try {
+      const relay = ["--to", "someone@foreign.example", "--tls"];
+      const r = await swaks(l.port, [
+        ...relay,
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice",
+        "--auth-password",
+        DOVECOT_USERS.alice,
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // Not before TLS (smtpd_tls_auth_only), then Dovecot's mechanisms.
+      const plain = r.stdout.slice(0, r.stdout.indexOf("=== TLS started"));
+      assert.doesNotMatch(plain, /250-AUTH/);
+      assert.match(r.stdout, /<~ {2}250-AUTH PLAIN LOGIN/);
+      assert.match(r.stdout, /<~ {2}235 2\.7\.0 Authentication successful/);
+      assert.match(r.stdout, /<~ {2}250 2\.0\.0 Ok: queued as/);
+      const [f] = await queueFiles(l.queueDir, "maildrop");
+      const pc = await postcat(f as string);
+      assert.match(pc, /named_attribute: sasl_username=alice/);
+      assert.match(pc, /\(Authenticated sender: alice\)/);
+      // Without AUTH the same relay is refused.
+      const refused = await swaks(l.port, relay);
+      assert.notEqual(refused.code, 0);
+      assert.match(
+        refused.stdout,
+        /<~\* 454 4\.7\.1 <someone@foreign\.example>: Relay access denied/,
+      );
+      assert.ok(!l.log().includes(DOVECOT_USERS.alice), "the password reached the log");
+      // A local submission (a pipe on stdin) is offered no AUTH.
+      const local = await runStdin(l.configFile, "EHLO x\r\nQUIT\r\n");
+      assert.equal(local.code, 0, local.stderr);
+      assert.match(local.stdout, /^250 /m);
+      assert.doesNotMatch(local.stdout, /AUTH/);
+    } finally {
+      await l.stop();
+      await dovecot.dispose();
     }
   },
 });
