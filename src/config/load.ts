@@ -284,7 +284,8 @@ export function findKeyLine(text: string, key: string): number | undefined {
 /**
  * Finds the line of a list item: the first line from the key's own to the
  * next assignment or table header that holds the item quoted ("item" or
- * 'item').
+ * 'item'), or as a word of a quoted string ("check_client_access
+ * texthash:/x" holds both items; the loader splits such a string).
  * @param text TOML source
  * @param key the key
  * @param item the item, if any
@@ -295,12 +296,16 @@ export function findItemLine(text: string, key: string, item?: string): number |
   if (start === undefined || !item) return start;
   const lines = text.split("\n");
   const quoted = [`"${item}"`, `'${item}'`];
+  // The item between a quote, blank or comma and another.
+  const literal = item.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const word = new RegExp(`["'\\s,]${literal}(?=["'\\s,])`);
   for (let i = start - 1; i < lines.length; i++) {
     const l = lines[i] ?? "";
     if (i > start - 1 && /^\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=|^\s*\[\s*[A-Za-z"']/.test(l)) {
       break;
     }
-    if (quoted.some((q) => l.includes(q))) return i + 1;
+    if (/^\s*#/.test(l)) continue;
+    if (quoted.some((q) => l.includes(q)) || word.test(l)) return i + 1;
   }
   return start;
 }
