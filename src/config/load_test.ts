@@ -446,4 +446,7 @@ Deno.test("findItemLine() finds an item that is a word of a quoted string (restr
   // A comment is no item; part of a word is no word.
   assert.equal(findItemLine(text, key, "texthash:/etc/old"), 1);
   assert.equal(findItemLine(text, key, "texthash:/etc/a"), 1);
+  // The item quoted on its own comes first, a word of a table value after.
+  const own = 'x = [\n  "inline:{ a = reject_rbl_client }",\n  "reject_rbl_client",\n]';
+  assert.equal(findItemLine(own, "x", "reject_rbl_client"), 3);
 });
