@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import {
   allEntries,
   type Daemon,
@@ -456,6 +456,29 @@ Deno.test({
     } finally {
       await first.stop();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "serve with a table that cannot be opened, restriction and table in one string of a list over several lines: the fatal names that string's line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("itemline");
+    const missing = join(dir, "missing.map");
+    // Lines 1-4 are writeConfig's own.
+    const { configFile } = await writeConfig(
+      dir,
+      `smtpd_client_restrictions = [\n  "permit_mynetworks",\n  "check_client_access texthash:${missing}",\n]`,
+    );
+    const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+      timeoutMs: 15_000,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^smtpd: fatal: .*smtpd\.toml:7: smtpd_client_restrictions: cannot open table "texthash:/m,
+    );
   },
 });
 

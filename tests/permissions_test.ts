@@ -168,6 +168,19 @@ Deno.test({
         warn.stderr,
         /warning: DNS: the dns_server 127\.0\.0\.1:\d+ does not answer \(2\.0\.0\.127\.bl\.test\.example A: timeout\); until it does, reject_unknown_client_hostname answer with 4xx \(never 5xx\), and reject_rbl_client find nothing listed$/m,
       );
+      // An allowlist that cannot be asked finds nothing listed, and a later
+      // rejection becomes 450 (Postfix's DEFER_IF_REJECT).
+      const { configFile: allow } = await writeConfig(
+        await makeWorkDir("dnscheck"),
+        'smtpd_client_restrictions = ["permit_dnswl_client", "wl.test.example", "reject"]\n' +
+          `dns_server = "127.0.0.1:${hole.port}"\ndns_timeout = 1`,
+      );
+      const wl = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", allow]));
+      assert.equal(wl.code, 0, wl.stderr);
+      assert.match(
+        wl.stderr,
+        /until it does, permit_dnswl_client find nothing listed and make a later rejection 450 \(defer_if_reject\)$/m,
+      );
       // The daemon starts anyway (an outage is temporary) and says so in its log.
       const d = await startDaemon(`${rbl}\ndns_server = "127.0.0.1:${hole.port}"\ndns_timeout = 1`);
       try {

@@ -12,7 +12,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, runStdin, startDaemon, swaks, writeConfig } from "./_harness.ts";
+import {
+  makeWorkDir,
+  RawClient,
+  runStdin,
+  sh,
+  startDaemon,
+  swaks,
+  writeConfig,
+} from "./_harness.ts";
 import { havePostfix, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -60,6 +68,18 @@ Deno.test({
       await assert.rejects(
         startDaemon(extra.replace(/^mail_owner = .*$/m, ""), { dir }),
         /cannot prepare queue directory .*Postfix queue whose incoming\/ belongs to uid \d+.*set mail_owner/,
+      );
+      // A mail_owner other than Postfix's is no better: qmgr cannot open
+      // nobody's files either.
+      const nobody = (await sh("id -u nobody")).trim();
+      await assert.rejects(
+        startDaemon(extra.replace(/^mail_owner = .*$/m, `mail_owner = "${nobody}:${nobody}"`), {
+          dir,
+        }),
+        new RegExp(
+          `cannot prepare queue directory .*Postfix queue whose incoming/ belongs to uid \\d+, ` +
+            `and the files this process writes there would belong to uid ${nobody} .*set mail_owner`,
+        ),
       );
       daemon = await startDaemon(extra, { dir });
       const sent2 = await swaks(daemon.port, [

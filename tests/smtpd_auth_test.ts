@@ -802,6 +802,23 @@ Deno.test({
         /AUTH: the Dovecot auth server \(smtpd_sasl_path .*auth-client\) answers; EHLO offers no AUTH; after STARTTLS: AUTH PLAIN LOGIN\n/,
       );
       assert.doesNotMatch(up.stderr, /warning/);
+      // AUTH among smtpd_discard_ehlo_keywords: EHLO never offers it (the
+      // check said it did).
+      const { configFile: discarding } = await writeConfig(
+        await makeWorkDir("auth-check"),
+        `smtpd_sasl_auth_enable = true\nsmtpd_sasl_path = "${dovecot.socket}"\n` +
+          `smtpd_discard_ehlo_keywords = ["auth"]`,
+      );
+      const discarded = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", discarding]),
+      );
+      assert.equal(discarded.code, 0, discarded.stderr);
+      assert.match(
+        discarded.stderr,
+        /smtpd: warning: AUTH: the Dovecot auth server .* answers, but smtpd_discard_ehlo_keywords discards AUTH: EHLO does not offer it and AUTH gets 503 5\.5\.1\n/,
+      );
+      assert.doesNotMatch(discarded.stdout, /EHLO offers AUTH/);
       await dovecot.stop();
       const down = await check();
       assert.equal(down.code, 0, down.stderr);

@@ -18,6 +18,9 @@ import {
 } from "../permissions/mod.ts";
 import { readText } from "./permissions.ts";
 
+/** The DNS allowlists: one that cannot be asked defers a later rejection. */
+const ALLOWLISTS: ReadonlySet<string> = new Set(["permit_dnswl_client", "permit_rhswl_client"]);
+
 /**
  * Runs the check.
  * @param loaded the configuration
@@ -39,12 +42,18 @@ export async function checkDns(
     return { ok: `DNS: the ${which} answers (${probe.query})` };
   }
   // A DNS list that does not answer is "not listed" (as in Postfix: a
-  // warning, no 4xx); the other checks defer.
+  // warning, no 4xx), but an allowlist then defers a later rejection
+  // (Postfix's DEFER_IF_REJECT, 450 4.7.1); the other checks defer.
   const lists = use.restrictions.filter((r) => DNS_LIST_RESTRICTIONS.has(r));
+  const allow = lists.filter((r) => ALLOWLISTS.has(r));
+  const block = lists.filter((r) => !ALLOWLISTS.has(r));
   const others = use.restrictions.filter((r) => !DNS_LIST_RESTRICTIONS.has(r));
   const effects = [
     ...(others.length ? [`${others.join(", ")} answer with 4xx (never 5xx)`] : []),
-    ...(lists.length ? [`${lists.join(", ")} find nothing listed`] : []),
+    ...(block.length ? [`${block.join(", ")} find nothing listed`] : []),
+    ...(allow.length
+      ? [`${allow.join(", ")} find nothing listed and make a later rejection 450 (defer_if_reject)`]
+      : []),
   ];
   return {
     warning: `DNS: the ${which} does not answer (${probe.query}: ${probe.reason}); ` +

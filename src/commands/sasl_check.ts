@@ -18,6 +18,7 @@ import {
   type SaslServer,
   saslSettings,
 } from "../sasl/mod.ts";
+import { ehloDiscards } from "../session/ehlo_keywords.ts";
 
 /** How long the check waits for the server (connect and handshake). */
 const CHECK_TIMEOUT_MS = 5_000;
@@ -64,6 +65,18 @@ export async function checkSasl(
           `(${offered.map((m) => m.name).join(" ") || "none"}) passes ` +
           "smtpd_sasl_security_options/smtpd_sasl_tls_security_options: AUTH is never offered",
       };
+    }
+    // As the session: AUTH among smtpd_discard_ehlo_keywords is neither
+    // offered nor accepted (503), whatever the server offers.
+    if (ehloDiscards(loaded.config.smtpd_discard_ehlo_keywords).has("AUTH")) {
+      const text = `AUTH: ${where} answers, but smtpd_discard_ehlo_keywords discards AUTH: ` +
+        "EHLO does not offer it and AUTH gets 503 5.5.1";
+      return loaded.config.smtpd_discard_ehlo_keyword_address_maps.length
+        ? {
+          ok:
+            `${text} (unless smtpd_discard_ehlo_keyword_address_maps has another value for the client)`,
+        }
+        : { warning: text };
     }
     return { ok: `AUTH: ${where} answers; EHLO offers ${said}` };
   } finally {

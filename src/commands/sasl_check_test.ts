@@ -82,3 +82,29 @@ Deno.test("checkSasl() nothing passes the security options: AUTH is never offere
     /EHLO offers AUTH PLAIN only after STARTTLS \(smtpd_tls_auth_only\)$/,
   );
 });
+
+Deno.test("checkSasl() AUTH among smtpd_discard_ehlo_keywords: never offered, as the session", async () => {
+  const f = fake([mech("PLAIN", "plaintext")]);
+  const r = await checkSasl(
+    config(`smtpd_sasl_auth_enable = true\nsmtpd_discard_ehlo_keywords = ["etrn", "auth"]`),
+    f.connect,
+  );
+  assert.deepEqual(r, {
+    warning: "AUTH: the Dovecot auth server (smtpd_sasl_path inet:127.0.0.1:12345) answers, but " +
+      "smtpd_discard_ehlo_keywords discards AUTH: EHLO does not offer it and AUTH gets 503 5.5.1",
+  });
+  assert.ok(f.closed());
+  // A client's value of smtpd_discard_ehlo_keyword_address_maps replaces the list.
+  const g = fake([mech("PLAIN", "plaintext")]);
+  const maps = await checkSasl(
+    config(
+      `smtpd_sasl_auth_enable = true\nsmtpd_discard_ehlo_keywords = ["auth"]\n` +
+        `smtpd_discard_ehlo_keyword_address_maps = ["inline:{ 192.0.2.1=etrn }"]`,
+    ),
+    g.connect,
+  );
+  assert.match(
+    maps?.ok ?? "",
+    /discards AUTH: .* \(unless smtpd_discard_ehlo_keyword_address_maps/,
+  );
+});

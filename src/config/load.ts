@@ -284,7 +284,9 @@ export function findKeyLine(text: string, key: string): number | undefined {
 /**
  * Finds the line of a list item: the first line from the key's own to the
  * next assignment or table header that holds the item quoted ("item" or
- * 'item').
+ * 'item'), else the first that holds it as a word of a quoted string
+ * ("check_client_access texthash:/x" holds both items; the loader splits
+ * such a string).
  * @param text TOML source
  * @param key the key
  * @param item the item, if any
@@ -293,16 +295,20 @@ export function findKeyLine(text: string, key: string): number | undefined {
 export function findItemLine(text: string, key: string, item?: string): number | undefined {
   const start = findKeyLine(text, key);
   if (start === undefined || !item) return start;
-  const lines = text.split("\n");
-  const quoted = [`"${item}"`, `'${item}'`];
-  for (let i = start - 1; i < lines.length; i++) {
-    const l = lines[i] ?? "";
-    if (i > start - 1 && /^\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=|^\s*\[\s*[A-Za-z"']/.test(l)) {
+  const lines: string[] = [];
+  for (const l of text.split("\n").slice(start - 1)) {
+    if (lines.length && /^\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=|^\s*\[\s*[A-Za-z"']/.test(l)) {
       break;
     }
-    if (quoted.some((q) => l.includes(q))) return i + 1;
+    lines.push(/^\s*#/.test(l) ? "" : l);
   }
-  return start;
+  const quoted = [`"${item}"`, `'${item}'`];
+  // The item between a quote, blank or comma and another.
+  const literal = item.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const word = new RegExp(`["'\\s,]${literal}(?=["'\\s,])`);
+  let at = lines.findIndex((l) => quoted.some((q) => l.includes(q)));
+  if (at < 0) at = lines.findIndex((l) => word.test(l));
+  return at < 0 ? start : start + at;
 }
 
 function closestName(key: string): string | undefined {

@@ -429,3 +429,24 @@ Deno.test("findItemLine() finds a quoted item on its own line of the key's value
   assert.equal(findItemLine(text, "smtpd_helo_restrictions"), 1);
   assert.equal(findItemLine(text, "mail_name", "x"), undefined);
 });
+
+Deno.test("findItemLine() finds an item that is a word of a quoted string (restriction and table in one)", () => {
+  const text = [
+    "smtpd_client_restrictions = [",
+    "  # check_client_access texthash:/etc/old",
+    '  "permit_mynetworks",',
+    '  "check_client_access texthash:/etc/a.map",',
+    '  "check_client_access inline:{ 192.0.2.1 = REJEKT }", "reject_rbl_client zen.example"',
+    "]",
+  ].join("\n");
+  const key = "smtpd_client_restrictions";
+  assert.equal(findItemLine(text, key, "texthash:/etc/a.map"), 4);
+  assert.equal(findItemLine(text, key, "inline:{ 192.0.2.1 = REJEKT }"), 5);
+  assert.equal(findItemLine(text, key, "zen.example"), 5);
+  // A comment is no item; part of a word is no word.
+  assert.equal(findItemLine(text, key, "texthash:/etc/old"), 1);
+  assert.equal(findItemLine(text, key, "texthash:/etc/a"), 1);
+  // The item quoted on its own comes first, a word of a table value after.
+  const own = 'x = [\n  "inline:{ a = reject_rbl_client }",\n  "reject_rbl_client",\n]';
+  assert.equal(findItemLine(own, "x", "reject_rbl_client"), 3);
+});

@@ -55,6 +55,16 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     'test.toml:4: smtpd_client_restrictions: unknown restriction "REJEKT"',
   ],
   [
+    "a bad table value, restriction and table in one string over several lines: that line",
+    'smtpd_client_restrictions = [\n  "permit_mynetworks",\n  "check_client_access inline:{ 192.0.2.1 = REJEKT }",\n]',
+    'test.toml:3: smtpd_client_restrictions: unknown restriction "REJEKT"',
+  ],
+  [
+    "a missing argument, the list over several lines: the restriction's line",
+    'smtpd_client_restrictions = [\n  "permit_mynetworks",\n  "reject_rbl_client", ]',
+    'test.toml:3: smtpd_client_restrictions: restriction "reject_rbl_client" needs a zone argument',
+  ],
+  [
     "an unknown restriction with nothing close to it",
     'smtpd_helo_restrictions = ["frobnicate_everything"]',
     'test.toml:1: smtpd_helo_restrictions: unknown restriction "frobnicate_everything"',

@@ -95,9 +95,10 @@ export class QueueStore {
    * existing directory this process may not write would otherwise let it
    * start and answer every message 451 after its DATA.
    * A Postfix queue (its `public/qmgr` is there) whose `incoming/` belongs
-   * to another user than the files this process writes there, without
-   * mail_owner, is refused: Postfix's qmgr, running as that user, could not
-   * open those files (mode 0700) and would exit on each of them.
+   * to another user than the files this process writes there (no
+   * mail_owner, or another one than Postfix's) is refused: Postfix's qmgr,
+   * running as that user, could not open those files (mode 0700) and would
+   * exit on each of them.
    * @param queue the subdirectory this mode writes (incoming, maildrop); none: no probe
    * @throws the error of the mkdir, the create, the chown or the owner check
    */
@@ -117,7 +118,8 @@ export class QueueStore {
     try {
       await file.tryLock(true);
       if (this.#owner) await Deno.chown(probe, this.#owner.uid, this.#owner.gid);
-      else if (queue === "incoming") await this.#checkPostfixOwner(probe);
+      // After the chown: a mail_owner other than Postfix's is as bad as none.
+      if (queue === "incoming") await this.#checkPostfixOwner(probe);
     } finally {
       await Deno.remove(probe).catch(() => {});
       file.close();
