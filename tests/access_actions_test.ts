@@ -74,6 +74,11 @@ Deno.test({
       await d.waitForLog(
         "NOQUEUE: hold: RCPT from unknown[127.0.0.1]: <hold@s.example>: Sender address held for review; from=<hold@s.example> to=<user@example.com> proto=ESMTP",
       );
+      // No "(queue active)" line: Postfix's qmgr logs it when a file enters
+      // its active queue, which a held file does not (log tools count it).
+      await d.waitForLog("disconnect from");
+      assert.match(d.log(), new RegExp(`${m[1]}: message-id=`));
+      assert.doesNotMatch(d.log(), /queue active/);
     } finally {
       await d.stop();
     }

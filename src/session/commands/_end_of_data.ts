@@ -106,6 +106,8 @@ export async function endOfData(
   }
   ctx.messageQueued();
   ctx.log.messageId(result.id, result.messageId);
-  ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
+  // Postfix's qmgr logs this line when the file enters its active queue,
+  // which a held file (hold/) does not until it is released.
+  if (!hold) ctx.log.queued(result.id, tx.senderText, result.size, result.recipients);
   return answer(queued(result.id));
 }
