@@ -115,7 +115,7 @@ export function prepareExim(): Promise<Exim | string> {
  * (`-odf`) with a verbose transcript (`-v`).
  * @param exim the prepared Exim
  * @param port our SMTP port on 127.0.0.1
- * @param recipient the envelope recipient
+ * @param recipient the envelope recipient (not used with `smtpIn`)
  * @param message the message (headers and body, LF line ends)
  * @param options more lines for the smtp transport (e.g. TLS and AUTH
  *   requirements), an authenticators section, the envelope sender (-f)
@@ -126,7 +126,18 @@ export async function eximSend(
   port: number,
   recipient: string,
   message: string,
-  options: { transport?: string; authenticators?: string; sender?: string } = {},
+  options: {
+    transport?: string;
+    authenticators?: string;
+    sender?: string;
+    /**
+     * An SMTP session (CRLF lines, QUIT last) that Exim takes on its stdin
+     * (`-bs`) instead of `message`, from a local client that may ask for
+     * DSN and SMTPUTF8 (both advertised): Exim then relays that message to
+     * us with the recipients' NOTIFY and ORCPT as it received them.
+     */
+    smtpIn?: string;
+  } = {},
 ): Promise<EximRun> {
   // Exim's user must reach its config and spool: a work directory may not
   // be traversable for it, a directory of its own under the temp dir is.
@@ -145,7 +156,11 @@ log_file_path = ${spool}/%slog
 exim_user = Debian-exim
 exim_group = Debian-exim
 primary_hostname = exim.test.example
-begin routers
+${
+      options.smtpIn === undefined
+        ? ""
+        : "acl_smtp_rcpt = accept\ndsn_advertise_hosts = *\nsmtputf8_advertise_hosts = *\n"
+    }begin routers
 to_us:
   driver = manualroute
   route_list = * 127.0.0.1::${port} byname
@@ -161,15 +176,16 @@ ${options.transport ?? ""}${
     }`,
   );
   const msgFile = join(base, "message.txt");
-  await Deno.writeTextFile(msgFile, message);
+  await Deno.writeTextFile(msgFile, options.smtpIn ?? message);
   const r = await run("unshare", [
     "-m",
     "sh",
     "-c",
     `mount --bind '${exim.root}/usr/sbin' /usr/sbin && mount --bind '${exim.ldCache}' /etc/ld.so.cache && ` +
-    `exec /usr/sbin/exim4 -C '${conf}' -odf -oi -v ${
-      options.sender ? `-f '${options.sender}' ` : ""
-    }'${recipient}' < '${msgFile}'`,
+    `exec /usr/sbin/exim4 -C '${conf}' -odf -v ` +
+    (options.smtpIn !== undefined
+      ? `-bs < '${msgFile}'`
+      : `-oi ${options.sender ? `-f '${options.sender}' ` : ""}'${recipient}' < '${msgFile}'`),
   ]);
   const logs = await Deno.readTextFile(join(spool, "mainlog")).catch(() => "");
   await Deno.remove(base, { recursive: true }).catch(() => {});

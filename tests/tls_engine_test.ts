@@ -204,7 +204,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client the RSA one (openssl s_client -sigalgs)",
+    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client (schemes, or TLS 1.2 suites) the RSA one (openssl s_client -sigalgs, -cipher)",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
@@ -229,6 +229,22 @@ Deno.test({
       assert.equal(await keyOf("RSA-PSS+SHA256:RSA+SHA256"), "2048");
       assert.equal(await keyOf("RSA+SHA256", ["-tls1_2"]), "2048");
       assert.equal(await keyOf("ECDSA+SHA256", ["-tls1_2"]), "256");
+      // TLS 1.2 with OpenSSL's default schemes (ECDSA ones among them) but
+      // only ECDHE_RSA suites: the RSA chain, as Postfix serves it (the
+      // ECDSA chain failed the handshake: no suite in common).
+      const both = "ECDSA+SHA256:RSA-PSS+SHA256:RSA+SHA256";
+      assert.equal(
+        await keyOf(both, ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]),
+        "2048",
+      );
+      assert.equal(
+        await keyOf(both, ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"]),
+        "2048",
+      );
+      assert.equal(
+        await keyOf(both, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]),
+        "256",
+      );
       const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
       assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
     } finally {

@@ -91,6 +91,42 @@ Deno.test({
 
 Deno.test({
   name:
+    "an IPv6 client (swaks --tls-on-connect to [::1]): Received: gives its address as Postfix does, [IPv6:::1]",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-wrapper");
+    const port = freePort();
+    const d = await startDaemon(
+      `smtpd_listen = ["127.0.0.1:0"]\nsmtpd_tls_wrappermode_listen = ["[::1]:${port}"]\n` +
+        `${await tlsCertConfig(dir, "none")}\nmynetworks = ["127.0.0.0/8", "[::1]/128"]`,
+      { dir },
+    );
+    try {
+      const r = await run("swaks", [
+        "--server",
+        "::1",
+        "--port",
+        String(port),
+        "--tls-on-connect",
+        "--to",
+        "u@example.com",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const [f] = await queueFiles(d.queueDir);
+      const text = await postcat(f as string);
+      // Postfix 3.7 on [::1] with the same settings:
+      // "Received: from vm (unknown [IPv6:::1])" (RFC 5321's address literal).
+      assert.match(text, /^Received: from \S+ \(unknown \[IPv6:::1\]\)$/m, text);
+      assert.match(text, /with ESMTPS id/);
+      await d.waitForLog(/Anonymous TLS connection established from unknown\[::1\]/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "wrapper mode: a client that connects and sends nothing is cut off at smtpd_starttls_timeout",
   ...opts,
   fn: async () => {

@@ -28,9 +28,11 @@ import {
   writeConfig,
 } from "./_harness.ts";
 import { havePostfix, startPostfix } from "./_postfix.ts";
+import { eximSend, prepareExim } from "./_exim.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await havePostfix();
+const EXIM = await prepareExim();
 
 /** smtplib: one message; prints the protocol dialog (debug level 1) on stderr. */
 const SEND = `
@@ -223,6 +225,52 @@ Deno.test({
       await c.send(enc.encode("RCPT TO:<élève@école.example>\r\n"));
       assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
       c.close();
+    } finally {
+      await daemon.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Exim relays an SMTPUTF8 recipient's ORCPT as it got it (rfc822; and the address in UTF-8): taken as Postfix takes it" +
+    (typeof EXIM === "string" ? ` (skipped: ${EXIM})` : ""),
+  ignore: typeof EXIM === "string",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    if (typeof EXIM === "string") throw new Error(EXIM);
+    const daemon = await startDaemon("smtpd_peername_lookup = false");
+    try {
+      // A local client gives Exim the ORCPT unencoded; Exim passes it on as
+      // it is. Postfix's smtpd decodes it with xtext_unquote, which keeps
+      // non-ASCII bytes: 250, and the address in dsn_orig_rcpt.
+      const r = await eximSend(EXIM, daemon.port, "", "", {
+        smtpIn: [
+          "EHLO local",
+          "MAIL FROM:<alice@example.org> SMTPUTF8",
+          "RCPT TO:<j\u00f6rg@b\u00fccher.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;j\u00f6rg@b\u00fccher.example",
+          "DATA",
+          "Subject: Gr\u00fc\u00dfe",
+          "",
+          "body",
+          ".",
+          "QUIT",
+          "",
+        ].join("\r\n"),
+      });
+      assert.match(
+        r.transcript,
+        /RCPT TO:<jörg@bücher\.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;jörg@bücher\.example/,
+      );
+      const id = /250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)/.exec(r.transcript)?.[1];
+      assert.ok(id, r.transcript);
+      const text = await postcat(join(daemon.queueDir, "incoming", id));
+      assert.match(
+        text,
+        /dsn_orig_rcpt=rfc822;jörg@bücher\.example$|^dsn_orig_rcpt: rfc822;jörg@bücher\.example$/m,
+      );
+      assert.match(text, /^recipient: jörg@bücher\.example$/m);
     } finally {
       await daemon.stop();
     }

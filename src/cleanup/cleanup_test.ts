@@ -154,6 +154,13 @@ Deno.test("MessageDraft.finish() puts Received: first with the queue ID and the 
   assert.deepEqual(s.files, [r.id]);
 });
 
+Deno.test("MessageDraft.finish(): an IPv6 client's address in Received: is an address literal, [IPv6:...], as Postfix writes it", async () => {
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: { origin: { ...REMOTE, clientName: "unknown", clientAddress: "2001:db8::1" } },
+  });
+  assert.equal(s.lines[0], "Received: from helo.example (unknown [IPv6:2001:db8::1])");
+});
+
 Deno.test("MessageDraft.finish() leaves out 'for' with several recipients", async () => {
   const s = await send(["Subject: hi", "", "body"], {
     envelope: { recipients: ["a@example.net", "b@example.net"] },

@@ -1,6 +1,6 @@
 /**
  * Our Received: header, as Postfix's smtpd writes it: the client's HELO
- * name, name and address; TLS protocol and cipher; the AUTH login with
+ * name, name and address (`[IPv6:...]` for IPv6); TLS protocol and cipher; the AUTH login with
  * smtpd_sasl_authenticated_header; "with" SMTP or ESMTP, ESMTP with "S"
  * after STARTTLS and "A" after AUTH (RFC 3848, for ESMTP only); the queue ID; "for <rcpt>" with one recipient; the date.
  * A local submission gets "by host (mail_name, from userid local)".
@@ -42,7 +42,10 @@ export function receivedHeader(
   const authPart = o.sasl && cfg.smtpd_sasl_authenticated_header
     ? `(Authenticated sender: ${commentSafe(o.sasl.username)})\n\t`
     : "";
-  const from = `from ${o.helo ?? o.clientName} (${o.clientName} [${o.clientAddress}])\n\t`;
+  // The address as an RFC 5321 address literal, as Postfix writes its
+  // rfc_addr there: an IPv6 address with the "IPv6:" tag.
+  const literal = o.clientAddress.includes(":") ? `IPv6:${o.clientAddress}` : o.clientAddress;
+  const from = `from ${o.helo ?? o.clientName} (${o.clientName} [${literal}])\n\t`;
   // RFC 3848: ESMTPS / ESMTPA / ESMTPSA for an encrypted or authenticated
   // ESMTP session (a HELO session stays "SMTP", as in Postfix); RFC 6531:
   // UTF8SMTP, with S for TLS and A for AUTH, for an SMTPUTF8 transaction.

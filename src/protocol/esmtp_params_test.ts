@@ -133,6 +133,11 @@ const RCPT_OK: [string, RcptParams][] = [
   ],
   // An empty address is xtext too, and Postfix's smtpd takes it.
   ["ORCPT=rfc822;", { notify: undefined, orcpt: { type: "rfc822", address: "" } }],
+  // Non-ASCII in xtext stands for itself, as in Postfix's xtext_unquote.
+  [
+    "ORCPT=rfc822;j\u00f6rg@b.example",
+    { notify: undefined, orcpt: { type: "rfc822", address: "j\u00f6rg@b.example" } },
+  ],
   [
     "ORCPT=utf-8;\\x{E9}l\u00e8ve@b.example",
     { notify: undefined, orcpt: { type: "utf-8", address: "\u00e9l\u00e8ve@b.example" } },

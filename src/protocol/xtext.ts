@@ -1,7 +1,7 @@
 /**
  * xtext (RFC 3461 §4): the encoding of the DSN parameters ENVID and ORCPT.
  * "+" and two hexadecimal digits stand for one byte; other printable ASCII
- * characters stand for themselves. Decoding is as lenient as Postfix's
+ * characters stand for themselves, and so (as in Postfix) do non-ASCII ones. Decoding is as lenient as Postfix's
  * xtext_unquote (either case of hex digit) but refuses what could harm a
  * log line or a queue record: a decoded control character or NUL. The
  * "utf-8" address type of ORCPT (RFC 6533 §3) uses unitext instead, where
@@ -14,21 +14,31 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
 
 /**
  * Decodes xtext.
- * @param text the encoded text (printable ASCII)
+ * @param text the encoded text (printable ASCII; as in Postfix's
+ *   xtext_unquote, a non-ASCII character stands for itself: Exim sends an
+ *   SMTPUTF8 recipient's ORCPT as `rfc822;` and the address in UTF-8)
  * @returns the decoded text, or undefined when malformed or when it decodes to a control character
  */
 export function decodeXtext(text: string): string | undefined {
   const bytes: number[] = [];
+  const utf8 = new TextEncoder();
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c <= 32 || c >= 127) return undefined;
+    if (c <= 32 || c === 127) return undefined;
     if (c === 0x2b) { // "+"
       const hex = text.slice(i + 1, i + 3);
       if (!HEX.test(hex)) return undefined;
       bytes.push(parseInt(hex, 16));
       i += 2;
-    } else {
+    } else if (c < 127) {
       bytes.push(c);
+    } else {
+      // One code point (a surrogate pair is two UTF-16 units); a lone
+      // surrogate is no character.
+      const ch = String.fromCodePoint(text.codePointAt(i) as number);
+      if (/\p{Cs}/u.test(ch)) return undefined;
+      bytes.push(...utf8.encode(ch));
+      i += ch.length - 1;
     }
   }
   let decoded: string;

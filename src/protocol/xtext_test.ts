@@ -17,7 +17,14 @@ const CASES: [string, string | undefined][] = [
   ["+7F", undefined],
   ["+C2+85", undefined], // U+0085, a C1 control
   ["+C3", undefined], // not UTF-8
-  ["\u00e9", undefined],
+  // Non-ASCII stands for itself, as in Postfix's xtext_unquote (Exim sends
+  // an SMTPUTF8 recipient's ORCPT as rfc822; and the address in UTF-8).
+  ["\u00e9", "\u00e9"],
+  ["j\u00f6rg@b.example", "j\u00f6rg@b.example"],
+  ["\u{1F600}+2B", "\u{1F600}+"],
+  ["\u0085", undefined], // a C1 control
+  ["a\ud800", undefined], // a lone surrogate
+  ["a\u00a0b", "a\u00a0b"],
 ];
 
 for (const [text, expected] of CASES) {

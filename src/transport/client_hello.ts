@@ -3,7 +3,12 @@
  * record, the ClientHello (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2): whether the
  * client accepts ECDSA signatures, so that a server with both an RSA and an
  * ECDSA chain (smtpd_tls_eccert_file) serves the ECDSA one to clients that
- * take it and the RSA one to the others, as Postfix's OpenSSL does.
+ * take it and the RSA one to the others, as Postfix's OpenSSL does. A
+ * client takes it when it lists an ECDSA signature scheme and can agree on a
+ * suite that an ECDSA key serves: TLS 1.3 (any suite, offered in
+ * supported_versions), or one of the ECDHE_ECDSA suites of TLS 1.2. A TLS 1.2
+ * client that offers only ECDHE_RSA suites needs the RSA chain, whatever
+ * signature schemes it lists (OpenSSL's default list names ECDSA ones).
  *
  * @module
  */
@@ -14,10 +19,17 @@ export const CLIENT_HELLO_LIMIT = 16384 + 5;
 /** ECDSA signature schemes (RFC 8446 §4.2.3): P-256, P-384, P-521 with their hashes. */
 const ECDSA = new Set([0x0403, 0x0503, 0x0603]);
 
+/** The TLS 1.3 suites the engine (rustls) serves: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305. */
+const TLS13_SUITES = new Set([0x1301, 0x1302, 0x1303]);
+
+/** The TLS 1.2 ECDHE_ECDSA suites rustls serves (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). */
+const ECDHE_ECDSA_SUITES = new Set([0xc02b, 0xc02c, 0xcca9]);
+
 /**
  * Parses the client's first bytes.
  * @param b the bytes the client sent first
- * @returns whether it offers an ECDSA signature scheme; "more" when the
+ * @returns whether it offers an ECDSA signature scheme and a protocol and
+ *   suite an ECDSA key can serve (see the module's text); "more" when the
  *   first record is not complete yet; undefined when the bytes are not a
  *   ClientHello this can read (the engine's TLS stack then answers them)
  */
@@ -37,22 +49,34 @@ export function clientTakesEcdsa(b: Uint8Array): boolean | "more" | undefined {
   if (at >= bodyEnd) return undefined;
   at += 1 + (b[at] as number); // legacy_session_id
   if (at + 2 > bodyEnd) return undefined;
+  const suitesEnd = Math.min(bodyEnd, at + 2 + u16(at));
+  let tls13Suite = false;
+  let ecdsaSuite = false;
+  for (let i = at + 2; i + 2 <= suitesEnd; i += 2) {
+    if (TLS13_SUITES.has(u16(i))) tls13Suite = true;
+    if (ECDHE_ECDSA_SUITES.has(u16(i))) ecdsaSuite = true;
+  }
   at += 2 + u16(at); // cipher_suites
   if (at + 1 > bodyEnd) return undefined;
   at += 1 + (b[at] as number); // legacy_compression_methods
   if (at + 2 > bodyEnd) return false;
   const extEnd = Math.min(bodyEnd, at + 2 + u16(at));
   at += 2;
+  let ecdsaScheme = false;
+  let tls13 = false;
   while (at + 4 <= extEnd) {
     const type = u16(at);
     const len = u16(at + 2);
     if (type === 13) {
       // signature_algorithms: a list of two-byte schemes.
       const listEnd = Math.min(extEnd, at + 4 + len, at + 6 + u16(at + 4));
-      for (let i = at + 6; i + 2 <= listEnd; i += 2) if (ECDSA.has(u16(i))) return true;
-      return false;
+      for (let i = at + 6; i + 2 <= listEnd; i += 2) if (ECDSA.has(u16(i))) ecdsaScheme = true;
+    } else if (type === 43) {
+      // supported_versions: a one-byte length, then two-byte versions.
+      const listEnd = Math.min(extEnd, at + 4 + len, at + 5 + (b[at + 4] as number));
+      for (let i = at + 5; i + 2 <= listEnd; i += 2) if (u16(i) === 0x0304) tls13 = true;
     }
     at += 4 + len;
   }
-  return false;
+  return ecdsaScheme && ((tls13 && tls13Suite) || ecdsaSuite);
 }

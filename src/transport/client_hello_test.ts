@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { clientTakesEcdsa } from "./client_hello.ts";
 
-/** A ClientHello record with the given extensions (type, data) in order. */
-function clientHello(extensions: [number, number[]][]): Uint8Array {
+/**
+ * A ClientHello record with the given extensions (type, data) in order and
+ * cipher suites (default: two TLS 1.3 suites).
+ */
+function clientHello(
+  extensions: [number, number[]][],
+  suites: number[] = [0x1302, 0x1301],
+): Uint8Array {
   const ext = extensions.flatMap((
     [t, d],
   ) => [t >> 8, t & 0xff, d.length >> 8, d.length & 0xff, ...d]);
@@ -13,11 +19,8 @@ function clientHello(extensions: [number, number[]][]): Uint8Array {
     32,
     ...new Array(32).fill(2), // session id
     0,
-    4,
-    0x13,
-    0x02,
-    0x13,
-    0x01, // cipher suites
+    suites.length * 2,
+    ...suites.flatMap((c) => [c >> 8, c & 0xff]), // cipher suites
     1,
     0, // compression
     ext.length >> 8,
@@ -33,13 +36,40 @@ const sigalgs = (schemes: number[]): [number, number[]] => {
   return [13, [list.length >> 8, list.length & 0xff, ...list]];
 };
 
+/** supported_versions (RFC 8446 §4.2.1) with the given versions. */
+const versions = (list: number[]): [number, number[]] => [
+  43,
+  [list.length * 2, ...list.flatMap((v) => [v >> 8, v & 0xff])],
+];
+const tls13 = versions([0x0304, 0x0303]);
+
 Deno.test("a client that lists an ECDSA scheme takes the ECDSA chain; RSA-only ones do not", () => {
   const sni: [number, number[]] = [0, [0, 4, 0, 0, 1, 0x61]];
-  assert.equal(clientTakesEcdsa(clientHello([sni, sigalgs([0x0804, 0x0403])])), true);
-  assert.equal(clientTakesEcdsa(clientHello([sigalgs([0x0503])])), true); // P-384
+  assert.equal(clientTakesEcdsa(clientHello([sni, sigalgs([0x0804, 0x0403]), tls13])), true);
+  assert.equal(clientTakesEcdsa(clientHello([tls13, sigalgs([0x0503])])), true); // P-384
   assert.equal(clientTakesEcdsa(clientHello([sni, sigalgs([0x0804, 0x0401, 0x0201])])), false);
   // No signature_algorithms (a TLS 1.2 client's default is RSA).
   assert.equal(clientTakesEcdsa(clientHello([sni])), false);
+});
+
+Deno.test("a TLS 1.2 client takes the ECDSA chain only when it offers an ECDHE_ECDSA suite", () => {
+  const ecdsaRsa = sigalgs([0x0403, 0x0804, 0x0401]); // OpenSSL's default list names both
+  const rsaSuites = [0xc030, 0xc02f, 0xcca8]; // ECDHE_RSA with AES-256/128-GCM, ChaCha20
+  // `openssl s_client -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256`: the ECDSA
+  // chain cannot serve any suite it offers.
+  assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa], rsaSuites)), false);
+  assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa, versions([0x0303])], rsaSuites)), false);
+  // TLS 1.3 suites offered without TLS 1.3 in supported_versions: still TLS 1.2.
+  assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa], [0x1301, ...rsaSuites])), false);
+  // TLS 1.3 in supported_versions but only TLS 1.2 suites: no TLS 1.3 either.
+  assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa, tls13], rsaSuites)), false);
+  for (const suite of [0xc02b, 0xc02c, 0xcca9]) {
+    assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa], [...rsaSuites, suite])), true);
+  }
+  // An ECDHE_ECDSA suite without an ECDSA signature scheme is no use.
+  assert.equal(clientTakesEcdsa(clientHello([sigalgs([0x0401])], [0xc02b])), false);
+  // TLS 1.3 with a TLS 1.3 suite: the schemes decide.
+  assert.equal(clientTakesEcdsa(clientHello([ecdsaRsa, tls13], [0x1301, ...rsaSuites])), true);
 });
 
 Deno.test("a ClientHello cut short asks for more; what is not one is undefined", () => {
