@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import {
+  allEntries,
   assertConfigChecks,
   CLOSE_NOTIFY,
   INJECTION,
@@ -443,6 +444,40 @@ Deno.test({
     }
   },
 });
+
+const IN_TRANSACTION = `${
+  UP_TO_STARTTLS.replace(
+    'reply(); s.sendall(b"EHLO x\\r\\n"); reply(); s.sendall(b"STARTTLS\\r\\n"); reply()',
+    'reply(); s.sendall(b"EHLO x\\r\\n"); reply()',
+  )
+}
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\n"); print("mail:", reply())
+s.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt:", reply())
+s.sendall(b"BDAT 5\\r\\nhello"); print("bdat:", reply())
+s.sendall(b"STARTTLS\\r\\n"); print("starttls:", reply())
+t = ctx.wrap_socket(s); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); reply(tf)
+t.sendall(b"BDAT 3 LAST\\r\\nbye"); print("bdat after:", reply(tf))
+t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); print("rcpt after:", reply(tf))
+t.sendall(b"QUIT\\r\\n"); print("quit:", reply(tf))
+`;
+
+onBothTlsPaths(
+  "STARTTLS inside a transaction is taken, as Postfix takes it: the handshake ends the transaction and removes a BDAT message in progress",
+  async (d) => {
+    const r = await run("python3", ["-c", IN_TRANSACTION, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^rcpt: 250 2\.1\.5 Ok$/m);
+    assert.match(r.stdout, /^bdat: 250 2\.0\.0 Ok: 5 bytes$/m);
+    assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m);
+    // The envelope and the chunk are gone with the transaction.
+    assert.match(r.stdout, /^bdat after: 503 5\.5\.1 Error: need RCPT command$/m);
+    assert.match(r.stdout, /^rcpt after: 503 5\.5\.1 Error: need MAIL command$/m);
+    assert.match(r.stdout, /^quit: 221 2\.0\.0 Bye$/m);
+    await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+    assert.deepEqual(await allEntries(d.queueDir), [], "no file left of the BDAT message");
+  },
+);
 
 onBothTlsPaths(
   "QUIT over TLS: the session ends with a close_notify, as Postfix's (Exim logs an error otherwise)",

@@ -132,7 +132,9 @@ export const COMMANDS = {
       if (ctx.tls) return REPLY.tlsActive;
       return ctx.tlsOffered ? undefined : REPLY.notImplemented;
     },
-    refusedIn: { inMail: REPLY.mailInProgress },
+    // Allowed inside a transaction, as Postfix allows it (RFC 3207 does
+    // not forbid it): the handshake ends the transaction, a BDAT message
+    // in progress with it.
   },
   AUTH: {
     handler: handleAuth,

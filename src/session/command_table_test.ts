@@ -67,12 +67,8 @@ const RULES: Record<Verb, Record<Where, Cell>> = {
     inMail: REPLY.mailInProgress,
     inMailNoHelo: REPLY.mailInProgress,
   },
-  STARTTLS: {
-    connected: RUNS,
-    greeted: RUNS,
-    inMail: REPLY.mailInProgress,
-    inMailNoHelo: REPLY.mailInProgress,
-  },
+  // As Postfix: taken inside a transaction too (the handshake ends it).
+  STARTTLS: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
   HELP: { connected: RUNS, greeted: RUNS, inMail: RUNS, inMailNoHelo: RUNS },
 };
 

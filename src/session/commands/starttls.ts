@@ -6,7 +6,9 @@
  * smtpd_starttls_timeout to finish; a failed one ends the session. The
  * command table refuses STARTTLS when it is not offered (TLS off or the
  * keyword discarded: 502 5.5.1, as Postfix) or already
- * done (554), with an argument (501), and inside a transaction (503).
+ * done (554), and with an argument (501). Inside a transaction it is
+ * taken, as Postfix takes it: the transaction ends with the handshake (a
+ * BDAT message in progress is removed).
  *
  * @module
  */
