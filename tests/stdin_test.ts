@@ -20,6 +20,7 @@ import {
   smtpdArgs,
   swaks,
   tlsCertConfig,
+  UP_TO_STARTTLS,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -1077,5 +1078,51 @@ Deno.test({
     assert.match(r.stdout, /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied/);
     assert.match(r.stderr, /connect from unknown\[203\.0\.113\.8\]/);
     assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+  },
+});
+
+/**
+ * Python: after STARTTLS and EHLO over TLS, a forged record (application
+ * data that fails its integrity check) on the raw socket; prints how long
+ * the server took to close the connection, or "open" after 10 s.
+ */
+const FORGED_RECORD = `${UP_TO_STARTTLS}
+import select, time
+t = ctx.wrap_socket(s); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); print("ehlo:", reply(tf))
+fd = t.fileno()
+os.write(fd, b"\\x17\\x03\\x03\\x00\\x20" + b"\\x00" * 32)
+t0 = time.time()
+while time.time() - t0 < 10:
+    if select.select([fd], [], [], 0.5)[0]:
+        try:
+            if not os.read(fd, 65536):
+                print("closed:", round(time.time() - t0)); break
+        except ConnectionResetError:
+            print("closed:", round(time.time() - t0)); break
+else:
+    print("open")
+`;
+
+Deno.test({
+  name:
+    "stdin mode with TLS: a forged record after the handshake ends the session at once (not at smtpd_timeout)",
+  ignore: !hasTcpserver,
+  ...opts,
+  fn: async () => {
+    const l = await tcpserverTls("");
+    try {
+      const r = await run("python3", ["-c", FORGED_RECORD, String(l.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
+      assert.match(r.stdout, /^closed: [0-3]$/m, r.stdout);
+      for (let i = 0; i < 100 && !/disconnect from/.test(l.log()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(l.log(), /lost connection after EHLO from unknown\[127\.0\.0\.1\]/);
+      assert.match(l.log(), /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3/);
+    } finally {
+      await l.stop();
+    }
   },
 });

@@ -108,8 +108,21 @@ export function nodeTransport(
     ended = true;
     wake();
   };
+  // A fatal alert after the handshake (a forged or corrupt record): node:tls
+  // sends the alert and reports it only as "_tlsError" on a TLS socket made
+  // without a tls.Server; no "error", and no "end" until the client closes.
+  // The session ends there, as Postfix's does when SSL_read fails (lost
+  // connection), instead of waiting for smtpd_timeout.
+  let broken = false;
   const onError = (e: Error) => {
+    if (broken) return;
     failed = e;
+    ended = true;
+    wake();
+  };
+  const onTlsError = () => {
+    broken = true;
+    failed = undefined;
     ended = true;
     wake();
   };
@@ -117,11 +130,13 @@ export function nodeTransport(
   socket.on("end", onEnd);
   socket.on("close", onEnd);
   socket.on("error", onError);
+  if (socket instanceof TLSSocket) socket.on("_tlsError", onTlsError);
   const detach = () => {
     socket.off("data", onData);
     socket.off("end", onEnd);
     socket.off("close", onEnd);
     socket.off("error", onError);
+    socket.off("_tlsError", onTlsError);
   };
   const t: Transport = {
     peer,
