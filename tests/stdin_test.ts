@@ -703,27 +703,9 @@ Deno.test({
   ignore: !hasTcpserver,
   ...opts,
   fn: async () => {
-    const work = await makeWorkDir("stdin");
-    const { configFile, queueDir } = await writeConfig(work, NO_LOOPBACK);
-    const port = freePort();
-    const l = await launch(
-      "tcpserver",
-      [
-        "-v",
-        "-H",
-        "-R",
-        "-c",
-        "4",
-        "127.0.0.1",
-        String(port),
-        Deno.execPath(),
-        ...await smtpdArgs(["stdin", "-c", configFile]),
-      ],
-      port,
-      "status:",
-    );
+    const l = await tcpserverStdin(NO_LOOPBACK);
     try {
-      const pc = await oursAndRelay(l, queueDir);
+      const pc = await oursAndRelay(l, l.queueDir);
       assert.match(pc, /^named_attribute: client_address=127\.0\.0\.1$/m);
     } finally {
       await l.stop();
@@ -731,18 +713,18 @@ Deno.test({
   },
 });
 
+/** A tcpserver running `smtpd stdin`, and its configuration. */
+type StdinService = Launcher & { queueDir: string; configFile: string };
+
 /**
- * Starts tcpserver running `smtpd stdin` with TLS offered (a self-signed
- * certificate) on a free loopback port: the client's connection is stdin
- * and stdout, TCPREMOTEIP names it.
+ * Starts tcpserver running `smtpd stdin` on a free loopback port: the
+ * client's connection is stdin and stdout, TCPREMOTEIP names it.
+ * @param config the configuration's lines
+ * @param work the work directory (a new one by default)
  */
-async function tcpserverTls(
-  extra: string,
-  level = "may",
-): Promise<Launcher & { queueDir: string; configFile: string }> {
-  const work = await makeWorkDir("stdin-tls");
-  const tls = await tlsCertConfig(work, level);
-  const { configFile, queueDir } = await writeConfig(work, `${NO_LOOPBACK}\n${tls}\n${extra}`);
+async function tcpserverStdin(config: string, work?: string): Promise<StdinService> {
+  const dir = work ?? await makeWorkDir("stdin");
+  const { configFile, queueDir } = await writeConfig(dir, config);
   const port = freePort();
   const l = await launch(
     "tcpserver",
@@ -761,6 +743,18 @@ async function tcpserverTls(
     "status:",
   );
   return { ...l, queueDir, configFile };
+}
+
+/**
+ * {@linkcode tcpserverStdin} with TLS offered (a self-signed certificate)
+ * and no loopback client trusted.
+ * @param extra more configuration lines
+ * @param level smtpd_tls_security_level
+ */
+async function tcpserverTls(extra: string, level = "may"): Promise<StdinService> {
+  const work = await makeWorkDir("stdin-tls");
+  const tls = await tlsCertConfig(work, level);
+  return await tcpserverStdin(`${NO_LOOPBACK}\n${tls}\n${extra}`, work);
 }
 
 Deno.test({
