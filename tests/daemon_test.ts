@@ -490,7 +490,7 @@ Deno.test({
     const dir = await makeWorkDir("rcptmaps");
     const missing = join(dir, "missing.map");
     // Lines 1-4 are writeConfig's own.
-    for (const key of ["relay_recipient_maps", "virtual_mailbox_maps"]) {
+    for (const key of ["relay_recipient_maps", "virtual_mailbox_maps", "virtual_alias_maps"]) {
       const { configFile } = await writeConfig(
         dir,
         `relay_domains = ["example.com"]\nvirtual_mailbox_domains = ["v.example"]\n${key} = ["texthash:${missing}"]`,
@@ -503,7 +503,7 @@ Deno.test({
         },
       );
       assert.equal(r.code, 1, r.stderr);
-      // We named local_recipient_maps, with no line.
+      // We named local_recipient_maps (virtual_alias_domains for virtual_alias_maps), with no line.
       assert.match(
         r.stderr,
         new RegExp(`^smtpd: fatal: .*smtpd\\.toml:7: ${key}: cannot open table "texthash:`, "m"),

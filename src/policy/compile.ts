@@ -342,6 +342,12 @@ function compileDestinationsOf(
     return compileDestinations(c, {
       table: (spec) => {
         key = keys.find((k) => (c[k as keyof typeof c] as readonly string[]).includes(spec)) ?? key;
+        // virtual_alias_domains left to its default ($virtual_alias_maps):
+        // the table is the maps' own, so an error names that line.
+        if (
+          key === "virtual_alias_domains" && loaded.lineOf(key) === undefined &&
+          c.virtual_alias_maps.includes(spec)
+        ) return openFor("virtual_alias_maps")(spec);
         return openFor(key)(spec);
       },
       readFile: (path) => {
