@@ -483,6 +483,36 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "config --check with a recipient table that cannot be opened: the fatal names that table's parameter and line",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("rcptmaps");
+    const missing = join(dir, "missing.map");
+    // Lines 1-4 are writeConfig's own.
+    for (const key of ["relay_recipient_maps", "virtual_mailbox_maps", "virtual_alias_maps"]) {
+      const { configFile } = await writeConfig(
+        dir,
+        `relay_domains = ["example.com"]\nvirtual_mailbox_domains = ["v.example"]\n${key} = ["texthash:${missing}"]`,
+      );
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      // We named local_recipient_maps (virtual_alias_domains for virtual_alias_maps), with no line.
+      assert.match(
+        r.stderr,
+        new RegExp(`^smtpd: fatal: .*smtpd\\.toml:7: ${key}: cannot open table "texthash:`, "m"),
+      );
+    }
+  },
+});
+
+Deno.test({
   name: "serve with no address to listen on stops with file and line instead of running for nobody",
   ...opts,
   fn: async () => {

@@ -285,11 +285,24 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
   for (const name of declared) classRestriction(name, classKey);
   at = undefined;
   // After the lists, as Postfix's smtpd_check_rcpt and smtpd_check_mail.
+  // Each recipient table is opened for its own parameter, so an error
+  // names that parameter and its line.
+  const mapKeys = [
+    "virtual_alias_maps",
+    "local_recipient_maps",
+    "relay_recipient_maps",
+    "virtual_mailbox_maps",
+  ] as const;
+  const mapsEnv = (): CompileEnv => ({
+    ...envFor("local_recipient_maps"),
+    table: (spec) =>
+      openFor(mapKeys.find((k) => config[k].includes(spec)) ?? "local_recipient_maps")(spec),
+  });
   const implicit: ImplicitChecks = {
     ...(config.smtpd_reject_unlisted_recipient
       ? {
         recipient: unlistedCheck(
-          envFor("local_recipient_maps"),
+          mapsEnv(),
           "recipient",
           "smtpd_reject_unlisted_recipient",
         ),
@@ -298,7 +311,7 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     ...(config.smtpd_reject_unlisted_sender
       ? {
         sender: unlistedCheck(
-          envFor("local_recipient_maps"),
+          mapsEnv(),
           "sender",
           "smtpd_reject_unlisted_sender",
         ),
@@ -329,6 +342,12 @@ function compileDestinationsOf(
     return compileDestinations(c, {
       table: (spec) => {
         key = keys.find((k) => (c[k as keyof typeof c] as readonly string[]).includes(spec)) ?? key;
+        // virtual_alias_domains left to its default ($virtual_alias_maps):
+        // the table is the maps' own, so an error names that line.
+        if (
+          key === "virtual_alias_domains" && loaded.lineOf(key) === undefined &&
+          c.virtual_alias_maps.includes(spec)
+        ) return openFor("virtual_alias_maps")(spec);
         return openFor(key)(spec);
       },
       readFile: (path) => {
