@@ -58,22 +58,17 @@ export function standAloneClient(): StandAlonePeer {
 export function checkStandAloneTls(loaded: LoadedConfig, client: StandAlonePeer): void {
   if (client.kind !== "ok" || client.peer.kind !== "local") return;
   const c = loaded.config;
-  const key = c.smtpd_tls_wrappermode
-    ? "smtpd_tls_wrappermode"
+  const required = c.smtpd_tls_wrappermode
+    ? { key: "smtpd_tls_wrappermode", what: "= true", off: "false" }
     : c.smtpd_tls_security_level === "encrypt"
-    ? "smtpd_tls_security_level"
+    ? { key: "smtpd_tls_security_level", what: '= "encrypt"', off: "none" }
     : undefined;
-  if (!key) return;
-  const what = key === "smtpd_tls_wrappermode"
-    ? "smtpd_tls_wrappermode = true"
-    : 'smtpd_tls_security_level = "encrypt"';
-  const override = key === "smtpd_tls_wrappermode"
-    ? "-o smtpd_tls_wrappermode=false"
-    : "-o smtpd_tls_security_level=none";
+  if (!required) return;
+  const { key, what, off } = required;
   throw new ConfigError(
-    `${what} cannot be met in stand-alone mode (smtpd stdin) for a local submission: ` +
+    `${key} ${what} cannot be met in stand-alone mode (smtpd stdin) for a local submission: ` +
       "stdin is not a network connection (a pipe or terminal), and there is no TLS over it; " +
-      `run it with the client's connection on stdin, or override it (${override})`,
+      `run it with the client's connection on stdin, or override it (-o ${key}=${off})`,
     { file: loaded.file, line: loaded.lineOf(key), key },
   );
 }
