@@ -13,6 +13,21 @@ import { join } from "node:path";
 /** The test users, as "name:password" (PLAIN scheme). */
 export const DOVECOT_USERS = { alice: "secret", carol: "hunter2" } as const;
 
+/**
+ * swaks's options for AUTH as a user of {@linkcode DOVECOT_USERS}.
+ * @param mechanism PLAIN or LOGIN
+ * @param user the login
+ * @param password its password, or another (a wrong guess)
+ * @returns the options
+ */
+export function swaksAuth(
+  mechanism: "PLAIN" | "LOGIN",
+  user: keyof typeof DOVECOT_USERS,
+  password: string = DOVECOT_USERS[user],
+): string[] {
+  return ["--auth", mechanism, "--auth-user", user, "--auth-password", password];
+}
+
 /** A running private Dovecot. */
 export interface Dovecot {
   readonly dir: string;

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
+import { DOVECOT_USERS, hasDovecot, startDovecot, swaksAuth } from "./_dovecot.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
 import { eximSend, prepareExim } from "./_exim.ts";
 import {
@@ -80,12 +80,7 @@ Deno.test({
     try {
       const r = await relayAs(s.d.port, [
         "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        DOVECOT_USERS.alice,
+        ...swaksAuth("PLAIN", "alice"),
         // The transcript below shows "PROVIDED_BUT_REMOVED" where the password goes.
         "--auth-hide-password",
       ]);
@@ -140,24 +135,14 @@ Deno.test({
     const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
     try {
       const bad = await relayAs(s.d.port, [
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "carol",
-        "--auth-password",
-        "wrong-guess-42",
+        ...swaksAuth("LOGIN", "carol", "wrong-guess-42"),
       ]);
       assert.notEqual(bad.code, 0);
       assert.match(bad.stdout, /535 5\.7\.8 Error: authentication failed: /);
       await s.d.waitForLog(/warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed/);
 
       const good = await relayAs(s.d.port, [
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "carol",
-        "--auth-password",
-        DOVECOT_USERS.carol,
+        ...swaksAuth("LOGIN", "carol"),
       ]);
       assert.equal(good.code, 0, good.stdout + good.stderr);
       assert.match(good.stdout, /235 2\.7\.0 Authentication successful/);
@@ -201,12 +186,7 @@ Deno.test({
       c.close();
       const r = await relayAs(s.d.port, [
         "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        DOVECOT_USERS.alice,
+        ...swaksAuth("PLAIN", "alice"),
       ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /250-AUTH PLAIN LOGIN/);
@@ -254,12 +234,7 @@ Deno.test({
           "--tls",
           "--from",
           "carol@mx.test.example",
-          "--auth",
-          "PLAIN",
-          "--auth-user",
-          "alice",
-          "--auth-password",
-          DOVECOT_USERS.alice,
+          ...swaksAuth("PLAIN", "alice"),
         ]);
         assert.match(
           r.stdout,
@@ -572,12 +547,7 @@ Deno.test({
     try {
       const r = await relayAs(wrapper, [
         "--tlsc",
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "carol",
-        "--auth-password",
-        DOVECOT_USERS.carol,
+        ...swaksAuth("LOGIN", "carol"),
       ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /235 2\.7\.0 Authentication successful/);

@@ -24,7 +24,7 @@ import {
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
-import { DOVECOT_USERS, hasDovecot, startDovecot } from "./_dovecot.ts";
+import { DOVECOT_USERS, hasDovecot, startDovecot, swaksAuth } from "./_dovecot.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -929,12 +929,7 @@ Deno.test({
       const relay = ["--to", "someone@foreign.example", "--tls"];
       const r = await swaks(l.port, [
         ...relay,
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        DOVECOT_USERS.alice,
+        ...swaksAuth("PLAIN", "alice"),
       ]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       // Not before TLS (smtpd_tls_auth_only), then Dovecot's mechanisms.
