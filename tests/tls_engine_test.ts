@@ -204,7 +204,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client (schemes, or TLS 1.2 suites) the RSA one (openssl s_client -sigalgs, -cipher)",
+    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client (schemes, the key's curve, or TLS 1.2 suites) the RSA one (openssl s_client -sigalgs, -cipher)",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
@@ -245,6 +245,12 @@ Deno.test({
         await keyOf(both, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]),
         "256",
       );
+      // A client that lists ECDSA schemes of another curve only (P-384
+      // here) cannot verify the P-256 key (rustls signs with its own scheme
+      // only): the RSA chain, as from OpenSSL; the ECDSA chain failed the
+      // handshake (no signature scheme in common), TLS 1.3 and 1.2 alike.
+      assert.equal(await keyOf("ECDSA+SHA384:RSA-PSS+SHA256"), "2048");
+      assert.equal(await keyOf("ECDSA+SHA384:RSA+SHA256", ["-tls1_2"]), "2048");
       const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
       assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
     } finally {
