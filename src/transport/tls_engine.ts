@@ -25,7 +25,6 @@
 import { IoBuffers } from "../io/io_buffers.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import type { ByteConn } from "./conn_duplex.ts";
-import { createPrivateKey } from "node:crypto";
 import { CLIENT_HELLO_LIMIT, clientTakesEcdsa, ecdsaSchemesOf } from "./client_hello.ts";
 import { parseServerHello, SERVER_HELLO_LIMIT } from "./server_hello.ts";
 import { TlsHandshakeError, type TlsInfo } from "./types.ts";
@@ -277,7 +276,7 @@ export function openTlsEngine(
       let door = main;
       if (ec) {
         const hello = await Promise.race([
-          readClientHello(conn, ecPem ? keySchemes(ecPem.key) : undefined),
+          readClientHello(conn, ecPem ? await keySchemes(ecPem.key) : undefined),
           failed,
         ]);
         if (hello === null) throw new TlsHandshakeError("lost", "lost connection");
@@ -410,10 +409,13 @@ let lastKey: { pem: string; schemes: ReadonlySet<number> } | undefined;
  * @param pem the key, PEM
  * @returns its schemes (every ECDSA one when its curve cannot be read)
  */
-function keySchemes(pem: string): ReadonlySet<number> | undefined {
+async function keySchemes(pem: string): Promise<ReadonlySet<number>> {
   if (lastKey?.pem === pem) return lastKey.schemes;
   let curve: string | undefined;
   try {
+    // Loaded here, not with the module: only a server with an ECDSA chain
+    // needs it (and has loaded it already, to check the chain).
+    const { createPrivateKey } = await import("node:crypto");
     curve = createPrivateKey(pem).asymmetricKeyDetails?.namedCurve;
   } catch { /* checked at start and reload: not here */ }
   lastKey = { pem, schemes: ecdsaSchemesOf(curve) };
