@@ -261,7 +261,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine) fail the check and a reload",
+    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine; a second chain not ECDSA) fail the check and a reload",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
@@ -293,6 +293,22 @@ Deno.test({
       );
     }
     const engine = 'smtpd_tls_loopback_listen = "127.0.0.1:0"';
+    // A second chain whose key is not ECDSA: the engine would give it to
+    // every client that lists an ECDSA scheme, and their handshakes fail
+    // (openssl s_client -sigalgs ECDSA+SHA256:RSA-PSS+SHA256 against Ed25519).
+    await sh(
+      `cd ${dir} && openssl req -x509 -newkey ed25519 -nodes -keyout ed.key -out ed.pem ` +
+        `-days 2 -subj /CN=x -addext basicConstraints=CA:FALSE 2>&1`,
+    );
+    const second = await check(
+      `smtpd_tls_cert_file = "${dir}/cert.pem"\nsmtpd_tls_key_file = "${key}"\n` +
+        `smtpd_tls_eccert_file = "${dir}/ed.pem"\nsmtpd_tls_eckey_file = "${dir}/ed.key"\n${engine}`,
+    );
+    assert.equal(second.code, 1, second.stdout + second.stderr);
+    assert.match(
+      second.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_eccert_file\/smtpd_tls_eckey_file: the private key is of type ed25519, not ECDSA/,
+    );
     const v1 = `smtpd_tls_cert_file = "${dir}/v1.pem"\nsmtpd_tls_key_file = "${key}"`;
     const r = await check(`${v1}\n${engine}`);
     assert.equal(r.code, 1, r.stdout + r.stderr);
