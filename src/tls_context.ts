@@ -199,6 +199,16 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   if (ec) {
     try {
       checkPair(ec.key, ec.cert);
+      // The engine gives this chain to clients that list ECDSA signature
+      // schemes: another key there (RSA, Ed25519) fails their handshakes.
+      const type = createPrivateKey(ec.key).asymmetricKeyType;
+      if (type !== "ec") {
+        throw new Error(
+          `the private key is of type ${type ?? "unknown"}, not ECDSA: this chain goes to ` +
+            "clients that list ECDSA signature schemes (the first chain, smtpd_tls_cert_file, " +
+            "serves the others)",
+        );
+      }
     } catch (e) {
       throw new ConfigError(
         `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${(e as Error).message}`,

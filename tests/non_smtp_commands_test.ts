@@ -62,11 +62,17 @@ async function curlPost(port: number, body = BODY): Promise<string> {
  * One raw session: the client's lines in one write, then everything the
  * server sends until it closes (or 5 s pass).
  */
-async function rawSession(port: number, lines: string[]): Promise<string> {
+async function rawSession(port: number, lines: (string | Uint8Array)[]): Promise<string> {
   const c = await RawClient.connect(port);
   try {
     let out = await c.reply();
-    await c.send(lines.map((l) => `${l}\r\n`).join(""));
+    const crlf = new Uint8Array([13, 10]);
+    const bytes = lines.flatMap((
+      l,
+    ) => [typeof l === "string" ? new TextEncoder().encode(l) : l, crlf]);
+    const all = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
+    bytes.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+    await c.send(all);
     for (let i = 0; i < 20; i++) {
       const r = await c.reply(5000);
       if (r === "") break;
@@ -240,7 +246,7 @@ Deno.test({
       assert.match(pfCurl, /^220 /);
       assert.equal(afterGreeting(await curlPost(d.port)), afterGreeting(pfCurl));
       // Raw sessions, before EHLO (the EHLO replies differ in their keywords).
-      const sessions: string[][] = [
+      const sessions: (string | Uint8Array)[][] = [
         ["Subject: hi", "QUIT"],
         ["Subject : hi", "QUIT"],
         ["To:x", "QUIT"],
@@ -262,6 +268,10 @@ Deno.test({
         ["X-Foo:bar", "QUIT"],
         ["from: x", "QUIT"],
         ["MAIL\u00a0FROM:<a@b.example>", "QUIT"],
+        // Lines answered before any command is looked up (500 5.5.2: no
+        // word, or not UTF-8): counted nowhere in the disconnect line.
+        ["", " \t", "NOOP", "QUIT"],
+        [new Uint8Array([0xff]), new Uint8Array([0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xc3]), "QUIT"],
       ];
       for (const lines of sessions) {
         const theirs = afterGreeting(await rawSession(pfPort, lines));

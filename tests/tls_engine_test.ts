@@ -204,7 +204,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client (schemes, or TLS 1.2 suites) the RSA one (openssl s_client -sigalgs, -cipher)",
+    "smtpd_tls_eccert_file: an ECDSA client gets the ECDSA chain, an RSA-only client (schemes, the key's curve, or TLS 1.2 suites) the RSA one (openssl s_client -sigalgs, -cipher)",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
@@ -245,6 +245,12 @@ Deno.test({
         await keyOf(both, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]),
         "256",
       );
+      // A client that lists ECDSA schemes of another curve only (P-384
+      // here) cannot verify the P-256 key (rustls signs with its own scheme
+      // only): the RSA chain, as from OpenSSL; the ECDSA chain failed the
+      // handshake (no signature scheme in common), TLS 1.3 and 1.2 alike.
+      assert.equal(await keyOf("ECDSA+SHA384:RSA-PSS+SHA256"), "2048");
+      assert.equal(await keyOf("ECDSA+SHA384:RSA+SHA256", ["-tls1_2"]), "2048");
       const listening = await sh(`ss -Hltn 'sport >= :${p} and sport <= :${p + 1}'`);
       assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${p + 1}\\b`), listening);
     } finally {
@@ -255,7 +261,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine) fail the check and a reload",
+    "keys and certificates rustls cannot serve (RSA-PSS, Ed448; X.509 v1 with the engine; a second chain not ECDSA) fail the check and a reload",
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-engine");
@@ -287,6 +293,22 @@ Deno.test({
       );
     }
     const engine = 'smtpd_tls_loopback_listen = "127.0.0.1:0"';
+    // A second chain whose key is not ECDSA: the engine would give it to
+    // every client that lists an ECDSA scheme, and their handshakes fail
+    // (openssl s_client -sigalgs ECDSA+SHA256:RSA-PSS+SHA256 against Ed25519).
+    await sh(
+      `cd ${dir} && openssl req -x509 -newkey ed25519 -nodes -keyout ed.key -out ed.pem ` +
+        `-days 2 -subj /CN=x -addext basicConstraints=CA:FALSE 2>&1`,
+    );
+    const second = await check(
+      `smtpd_tls_cert_file = "${dir}/cert.pem"\nsmtpd_tls_key_file = "${key}"\n` +
+        `smtpd_tls_eccert_file = "${dir}/ed.pem"\nsmtpd_tls_eckey_file = "${dir}/ed.key"\n${engine}`,
+    );
+    assert.equal(second.code, 1, second.stdout + second.stderr);
+    assert.match(
+      second.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_eccert_file\/smtpd_tls_eckey_file: the private key is of type ed25519, not ECDSA/,
+    );
     const v1 = `smtpd_tls_cert_file = "${dir}/v1.pem"\nsmtpd_tls_key_file = "${key}"`;
     const r = await check(`${v1}\n${engine}`);
     assert.equal(r.code, 1, r.stdout + r.stderr);

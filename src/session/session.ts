@@ -365,8 +365,13 @@ export class Session {
         : printable(line.bytes),
     );
     if ("error" in parsed) {
-      // Postfix counts a line it cannot parse as an unknown command.
-      this.#count("unknown");
+      // Postfix 3.7 answers a line that is not UTF-8 (smtputf8_enable) or
+      // holds no word before it looks the command up, and counts it
+      // nowhere in the disconnect line; other lines we cannot parse (a
+      // control character) count as an unknown command.
+      const uncounted = (parsed.error === REPLY.badUtf8 && this.#deps.config.smtputf8_enable) ||
+        isBlank(line.bytes);
+      if (!uncounted) this.#count("unknown");
       return answer(parsed.error);
     }
     if (!isVerb(parsed.verb)) {
@@ -500,4 +505,9 @@ export async function runSession(transport: Transport, deps: SessionDeps): Promi
 /** Whether a reply ends the session after it is sent (421, 521), as Postfix's smtpd_chat_reply. */
 function hangsUp(r: Reply): boolean {
   return r.code === 421 || r.code === 521;
+}
+
+/** Whether a command line holds nothing but blanks and tabs. */
+function isBlank(bytes: Uint8Array): boolean {
+  return bytes.every((b) => b === 32 || b === 9);
 }

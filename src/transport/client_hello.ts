@@ -4,7 +4,7 @@
  * client accepts ECDSA signatures, so that a server with both an RSA and an
  * ECDSA chain (smtpd_tls_eccert_file) serves the ECDSA one to clients that
  * take it and the RSA one to the others, as Postfix's OpenSSL does. A
- * client takes it when it lists an ECDSA signature scheme and can agree on a
+ * client takes it when it lists the ECDSA key's signature scheme and can agree on a
  * suite that an ECDSA key serves: TLS 1.3 (any suite, offered in
  * supported_versions), or one of the ECDHE_ECDSA suites of TLS 1.2. A TLS 1.2
  * client that offers only ECDHE_RSA suites needs the RSA chain, whatever
@@ -19,6 +19,27 @@ export const CLIENT_HELLO_LIMIT = 16384 + 5;
 /** ECDSA signature schemes (RFC 8446 §4.2.3): P-256, P-384, P-521 with their hashes. */
 const ECDSA = new Set([0x0403, 0x0503, 0x0603]);
 
+/**
+ * The one signature scheme an ECDSA key on each curve signs with (named as
+ * node:crypto's namedCurve): rustls signs with a key's own scheme only, in
+ * TLS 1.3 (where the scheme names the curve) and in TLS 1.2 alike.
+ */
+const SCHEME_OF_CURVE: Readonly<Record<string, number>> = {
+  prime256v1: 0x0403,
+  secp384r1: 0x0503,
+  secp521r1: 0x0603,
+};
+
+/**
+ * The ECDSA signature schemes a key on a curve can serve.
+ * @param curve node:crypto's namedCurve of the key (prime256v1, secp384r1, secp521r1)
+ * @returns the key's scheme; every ECDSA scheme when the curve is not known
+ */
+export function ecdsaSchemesOf(curve: string | undefined): ReadonlySet<number> {
+  const scheme = curve === undefined ? undefined : SCHEME_OF_CURVE[curve];
+  return scheme === undefined ? ECDSA : new Set([scheme]);
+}
+
 /** The TLS 1.3 suites the engine (rustls) serves: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305. */
 const TLS13_SUITES = new Set([0x1301, 0x1302, 0x1303]);
 
@@ -28,12 +49,18 @@ const ECDHE_ECDSA_SUITES = new Set([0xc02b, 0xc02c, 0xcca9]);
 /**
  * Parses the client's first bytes.
  * @param b the bytes the client sent first
- * @returns whether it offers an ECDSA signature scheme and a protocol and
+ * @param schemes the ECDSA schemes the ECDSA key can sign with
+ *   ({@linkcode ecdsaSchemesOf}); a client that lists none of them cannot
+ *   verify it (`-sigalgs ECDSA+SHA384:RSA+SHA256` against a P-256 key)
+ * @returns whether it offers one of those signature schemes and a protocol and
  *   suite an ECDSA key can serve (see the module's text); "more" when the
  *   first record is not complete yet; undefined when the bytes are not a
  *   ClientHello this can read (the engine's TLS stack then answers them)
  */
-export function clientTakesEcdsa(b: Uint8Array): boolean | "more" | undefined {
+export function clientTakesEcdsa(
+  b: Uint8Array,
+  schemes: ReadonlySet<number> = ECDSA,
+): boolean | "more" | undefined {
   if (b.length < 5) return "more";
   if (b[0] !== 22) return undefined;
   const recordEnd = 5 + ((b[3] as number) << 8 | (b[4] as number));
@@ -70,7 +97,7 @@ export function clientTakesEcdsa(b: Uint8Array): boolean | "more" | undefined {
     if (type === 13) {
       // signature_algorithms: a list of two-byte schemes.
       const listEnd = Math.min(extEnd, at + 4 + len, at + 6 + u16(at + 4));
-      for (let i = at + 6; i + 2 <= listEnd; i += 2) if (ECDSA.has(u16(i))) ecdsaScheme = true;
+      for (let i = at + 6; i + 2 <= listEnd; i += 2) if (schemes.has(u16(i))) ecdsaScheme = true;
     } else if (type === 43) {
       // supported_versions: a one-byte length, then two-byte versions.
       const listEnd = Math.min(extEnd, at + 4 + len, at + 5 + (b[at + 4] as number));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clientTakesEcdsa } from "./client_hello.ts";
+import { clientTakesEcdsa, ecdsaSchemesOf } from "./client_hello.ts";
 
 /**
  * A ClientHello record with the given extensions (type, data) in order and
@@ -87,4 +87,39 @@ Deno.test("a ClientHello cut short asks for more; what is not one is undefined",
   // A list length beyond the extension is read only as far as the extension goes.
   const lying = clientHello([[13, [0x7f, 0xff, 0x08, 0x04]]]);
   assert.equal(clientTakesEcdsa(lying), false);
+});
+
+Deno.test("the ECDSA chain goes only to a client that lists its key's scheme (rustls signs with no other)", () => {
+  const p256 = ecdsaSchemesOf("prime256v1");
+  const p384 = ecdsaSchemesOf("secp384r1");
+  const only384 = clientHello([tls13, sigalgs([0x0503, 0x0804])]);
+  // `openssl s_client -sigalgs ECDSA+SHA384:RSA-PSS+SHA256` against a P-256 key.
+  assert.equal(clientTakesEcdsa(only384, p256), false);
+  assert.equal(clientTakesEcdsa(only384, p384), true);
+  assert.equal(clientTakesEcdsa(clientHello([tls13, sigalgs([0x0403])]), p256), true);
+  assert.equal(clientTakesEcdsa(clientHello([tls13, sigalgs([0x0403])]), p384), false);
+  // TLS 1.2 too: the scheme, not only the suite.
+  assert.equal(clientTakesEcdsa(clientHello([sigalgs([0x0503, 0x0401])], [0xc02b]), p256), false);
+  assert.equal(ecdsaSchemesOf("prime256v1").size, 1);
+  // A curve not known here: any ECDSA scheme, as before.
+  assert.equal(ecdsaSchemesOf(undefined).size, 3);
+});
+
+Deno.test("crafted ClientHellos (lying lengths, cut extensions, long lists) never throw", () => {
+  const whole = clientHello([sigalgs(new Array(2000).fill(0x0401)), versions([0x0304]), [43, [
+    255,
+  ]]]);
+  let seed = 1;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let round = 0; round < 3000; round++) {
+    const b = whole.slice();
+    for (let k = 0; k < 4; k++) {
+      b[5 + Math.floor(rand() * (b.length - 5))] = Math.floor(rand() * 256);
+    }
+    const cut = b.subarray(0, 5 + Math.floor(rand() * (b.length - 4)));
+    for (const bytes of [b, cut]) {
+      const r = clientTakesEcdsa(bytes);
+      assert.ok(r === true || r === false || r === "more" || r === undefined);
+    }
+  }
 });

@@ -25,7 +25,7 @@
 import { IoBuffers } from "../io/io_buffers.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import type { ByteConn } from "./conn_duplex.ts";
-import { CLIENT_HELLO_LIMIT, clientTakesEcdsa } from "./client_hello.ts";
+import { CLIENT_HELLO_LIMIT, clientTakesEcdsa, ecdsaSchemesOf } from "./client_hello.ts";
 import { parseServerHello, SERVER_HELLO_LIMIT } from "./server_hello.ts";
 import { TlsHandshakeError, type TlsInfo } from "./types.ts";
 
@@ -275,7 +275,10 @@ export function openTlsEngine(
       let first: Uint8Array | undefined;
       let door = main;
       if (ec) {
-        const hello = await Promise.race([readClientHello(conn), failed]);
+        const hello = await Promise.race([
+          readClientHello(conn, ecPem ? await keySchemes(ecPem.key) : undefined),
+          failed,
+        ]);
         if (hello === null) throw new TlsHandshakeError("lost", "lost connection");
         first = hello.bytes;
         if (hello.ecdsa) door = ec;
@@ -378,6 +381,7 @@ function openSecond(first: Door, open: () => Door): Door {
  */
 async function readClientHello(
   conn: ByteConn,
+  schemes?: ReadonlySet<number>,
 ): Promise<{ bytes: Uint8Array; ecdsa: boolean } | null> {
   let seen = new Uint8Array(0);
   const buf = new Uint8Array(CLIENT_HELLO_LIMIT);
@@ -388,11 +392,34 @@ async function readClientHello(
     more.set(seen);
     more.set(buf.subarray(0, n), seen.length);
     seen = more;
-    const says = clientTakesEcdsa(seen);
+    const says = clientTakesEcdsa(seen, schemes);
     if (says !== "more") return { bytes: seen, ecdsa: says === true };
     // A record longer than the limit is not a ClientHello: the TLS stack refuses it.
     if (seen.length >= CLIENT_HELLO_LIMIT) return { bytes: seen, ecdsa: false };
   }
+}
+
+/** The last ECDSA key asked about and its schemes (a reload may bring another). */
+let lastKey: { pem: string; schemes: ReadonlySet<number> } | undefined;
+
+/**
+ * The signature schemes the ECDSA chain's key signs with: its curve's
+ * only (rustls signs with no other), so that a client that lists ECDSA
+ * schemes of other curves gets the RSA chain, as from OpenSSL.
+ * @param pem the key, PEM
+ * @returns its schemes (every ECDSA one when its curve cannot be read)
+ */
+async function keySchemes(pem: string): Promise<ReadonlySet<number>> {
+  if (lastKey?.pem === pem) return lastKey.schemes;
+  let curve: string | undefined;
+  try {
+    // Loaded here, not with the module: only a server with an ECDSA chain
+    // needs it (and has loaded it already, to check the chain).
+    const { createPrivateKey } = await import("node:crypto");
+    curve = createPrivateKey(pem).asymmetricKeyDetails?.namedCurve;
+  } catch { /* checked at start and reload: not here */ }
+  lastKey = { pem, schemes: ecdsaSchemesOf(curve) };
+  return lastKey.schemes;
 }
 
 /**
