@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   type ListenTls,
   openTlsEngine,
+  readClientHello,
   type TlsEngine,
   type TlsPem,
   type TlsStream,
@@ -409,4 +410,30 @@ Deno.test({
       plain.close();
     }
   },
+});
+
+Deno.test("readClientHello: a ClientHello sent a byte at a time is read into one buffer, never copied again", async () => {
+  // A record of 100 bytes whose body is a ClientHello of 96 (no suites, no extensions).
+  const hello = new Uint8Array(105);
+  hello.set([22, 3, 1, 0, 100, 1, 0, 0, 96]);
+  const targets: Uint8Array[] = [];
+  let at = 0;
+  const conn = {
+    read(p: Uint8Array): Promise<number | null> {
+      targets.push(p);
+      if (at >= hello.length) return Promise.resolve(null);
+      p[0] = hello[at++] as number;
+      return Promise.resolve(1);
+    },
+  };
+  const r = await readClientHello(conn);
+  assert.ok(r);
+  assert.deepEqual([...r.bytes], [...hello]);
+  assert.equal(r.ecdsa, false);
+  assert.equal(targets.length, hello.length);
+  // Each read lands just after the bytes before it, in the same buffer as the result.
+  targets.forEach((p, i) => {
+    assert.equal(p.buffer, r.bytes.buffer, `read ${i} went to another buffer`);
+    assert.equal(p.byteOffset, i, `read ${i}`);
+  });
 });
