@@ -273,6 +273,11 @@ Deno.test({
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^Usage: smtpd/);
     }
+    // stdin's help names what a network client gets: a submission service needs it.
+    const help = await run(Deno.execPath(), await smtpdArgs(["stdin", "--help"]));
+    assert.match(help.stdout, /STARTTLS/);
+    assert.match(help.stdout, /AUTH \(smtpd_sasl_auth_enable\)/);
+    assert.match(help.stdout, /-o smtpd_tls_wrappermode=true/);
     const r = await run(Deno.execPath(), await smtpdArgs(["bogus"]));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^smtpd: unknown command "bogus"/);
