@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import {
   canTrace,
@@ -61,6 +62,42 @@ Deno.test({
     assert.match(pc, /^named_attribute: rewrite_context=local$/m);
     assert.match(pc, /^From: me@local\.example$/m, "From: added for a local submission");
     assert.match(r.stderr, /connect from localhost\[127\.0\.0\.1\]/);
+  },
+});
+
+Deno.test({
+  name: "stdin mode sends its last log lines to syslog_server before it ends (the disconnect line)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    // A UDP syslog server: under inetd and xinetd it is the session's only log.
+    const got: string[] = [];
+    const server = createSocket("udp4");
+    server.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    try {
+      const { configFile } = await writeConfig(
+        work,
+        `syslog_server = "udp://127.0.0.1:${server.address().port}"`,
+      );
+      for (let i = 0; i < 3; i++) {
+        const r = await runStdin(configFile, SESSION);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      // The process has ended: what it sent is here, or on its way through loopback.
+      await new Promise((r) => setTimeout(r, 500));
+      const lines = got.join("\n");
+      // Each of the three processes' lines, its last ones too (they were lost at exit).
+      assert.equal(lines.match(/: connect from localhost\[127\.0\.0\.1\]/g)?.length, 3, lines);
+      assert.equal(lines.match(/: from=<me@local\.example>, size=/g)?.length, 3, lines);
+      assert.equal(
+        lines.match(/: disconnect from localhost\[127\.0\.0\.1\] helo=1 /g)?.length,
+        3,
+        lines,
+      );
+    } finally {
+      server.close();
+    }
   },
 });
 
