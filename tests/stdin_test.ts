@@ -591,6 +591,75 @@ Deno.test({
 
 Deno.test({
   name:
+    "stdin mode with stderr on the client's socket (inetd, xinetd) sends a fatal error to syslog_server, not to the client",
+  ignore: !hasLauncher,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const got: string[] = [];
+    const server = createSocket("udp4");
+    server.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const missing = join(work, "missing.pem");
+    const { configFile } = await writeConfig(
+      work,
+      `syslog_server = "udp://127.0.0.1:${server.address().port}"\n` +
+        `smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "${missing}"`,
+    );
+    const port = freePort();
+    // As inetd and xinetd start a server: stdin, stdout and stderr are the connection.
+    const l = await launch(
+      "systemd-socket-activate",
+      [
+        "--accept",
+        "--inetd",
+        "-l",
+        `127.0.0.1:${port}`,
+        "-E",
+        "REMOTE_ADDR=127.0.0.1",
+        "-E",
+        "REMOTE_PORT=40000",
+        "sh",
+        "-c",
+        'exec 2>&1; exec "$@"',
+        "sh",
+        Deno.execPath(),
+        ...await smtpdArgs(["stdin", "-c", configFile]),
+      ],
+      port,
+      "Listening on",
+    );
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      let text = "";
+      try {
+        const buf = new Uint8Array(4096);
+        for (;;) {
+          const n = await c.read(buf);
+          if (n === null) break;
+          text += new TextDecoder().decode(buf.subarray(0, n));
+        }
+      } catch {
+        /* reset */
+      } finally {
+        c.close();
+      }
+      assert.equal(text, "", "the client gets no log line, no file name");
+      for (let i = 0; i < 100 && got.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lines = got.join("\n");
+      assert.match(lines, /^<18>\w{3} [ \d]\d [\d:]{8} \S+ postfix\/smtpd\[\d+\]: fatal: /m);
+      assert.ok(lines.includes(`cannot read "${missing}"`), lines);
+    } finally {
+      await l.stop();
+      server.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "stdin mode on a socket with REMOTE_ADDR gets the network policy (relay denied, ours queued)",
   ignore: !hasLauncher,
   ...opts,
