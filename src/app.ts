@@ -23,6 +23,9 @@ import { runServe } from "./daemon/serve.ts";
 import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
+import type { LoadedConfig } from "./config/mod.ts";
+import { Logger, parseSyslogServer, syslogSink } from "./log/mod.ts";
+import { stderrIsClient } from "./transport/stdio.ts";
 import { checkSasl } from "./commands/sasl_check.ts";
 
 type RunOptions = Extract<CliOptions, { configFile: string }>;
@@ -59,17 +62,20 @@ export async function runCli(args: readonly string[]): Promise<number> {
     default:
       break;
   }
+  // Under inetd and xinetd stderr is the client's socket: a fatal error must
+  // not go there (it names files to anyone who connects).
+  const quiet = opts.kind === "stdin" && stderrIsClient();
+  let loaded: LoadedConfig | undefined;
+  const fatal = (lines: readonly string[]) =>
+    reportFatal(lines, quiet ? loaded ?? null : undefined);
   const unreadable = checkConfigReadable(opts.configFile, opts.overrides);
-  if (unreadable) {
-    for (const line of unreadable) err(`smtpd: fatal: ${line}`);
-    return 1;
-  }
+  if (unreadable) return await fatal(unreadable);
   // One runtime, built once and checked as it is built: `config --check`
   // builds the same one as `serve`, without opening anything.
   const mode: Mode = opts.kind === "serve" || opts.kind === "stdin" ? opts.kind : "check";
   let runtime: Runtime;
   try {
-    const loaded = await loadConfig(opts.configFile, {
+    loaded = await loadConfig(opts.configFile, {
       overrides: opts.overrides,
       systemHostname: systemHostname(),
     });
@@ -78,10 +84,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     // for another configuration names every flag it lacks.
     if (opts.kind === "serve" || opts.kind === "stdin" || (opts.kind === "config" && opts.check)) {
       const missing = checkPermissions(loaded, opts.overrides);
-      if (missing) {
-        for (const line of missing) err(`smtpd: fatal: ${line}`);
-        return 1;
-      }
+      if (missing) return await fatal(missing);
     }
     const client = opts.kind === "stdin" ? standAloneClient() : undefined;
     if (client) checkStandAloneTls(loaded, client);
@@ -95,10 +98,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       networkClient: client?.kind === "ok" && client.peer.kind === "network",
     });
   } catch (e) {
-    if (e instanceof ConfigError) {
-      err(`smtpd: fatal: ${configErrorText(e, opts.overrides)}`);
-      return 1;
-    }
+    if (e instanceof ConfigError) return await fatal([configErrorText(e, opts.overrides)]);
     throw e;
   }
   try {
@@ -106,6 +106,37 @@ export async function runCli(args: readonly string[]): Promise<number> {
   } finally {
     runtime.stderr.flush();
   }
+}
+
+/**
+ * Says why the program stops at start: on stderr, or, when stderr is the
+ * client's socket (stand-alone mode under inetd or xinetd), to the
+ * syslog_server of the configuration when it was read far enough to name
+ * one, else nowhere (the client sees the connection close).
+ * @param lines the text of each line, after "fatal: "
+ * @param quiet undefined: stderr; the configuration read so far (or null): not stderr
+ * @returns the exit status, 1
+ */
+async function reportFatal(
+  lines: readonly string[],
+  quiet: LoadedConfig | null | undefined,
+): Promise<number> {
+  if (quiet === undefined) {
+    for (const line of lines) err(`smtpd: fatal: ${line}`);
+    return 1;
+  }
+  const config = quiet?.config;
+  const target = config?.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
+  if (!config || !target) return 1;
+  const sink = syslogSink(target, config.syslog_facility);
+  const logger = new Logger({
+    tag: `${config.syslog_name}/smtpd`,
+    host: config.myhostname,
+    sinks: [sink],
+  });
+  for (const line of lines) logger.fatal(line);
+  await sink.settled(1000);
+  return 1;
 }
 
 /**

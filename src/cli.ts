@@ -74,6 +74,10 @@ The client is taken from REMOTE_ADDR/REMOTE_PORT (systemd), TCPREMOTEIP/
 TCPREMOTEPORT (tcpserver) or REMOTE_HOST (xinetd). Without them
 the session is a local submission when stdin is a pipe or terminal, and is
 refused with 421 when stdin is a socket (plain inetd: use tcpserver).
+A network client gets STARTTLS (smtpd_tls_security_level and a
+certificate) and AUTH (smtpd_sasl_auth_enable) as in daemon mode;
+-o smtpd_tls_wrappermode=true makes the session implicit TLS (port 465).
+A local submission gets neither.
 
 ${COMMON}`,
   config: `Usage: smtpd config [-c FILE] [-o name=value]... [-n] [--check]

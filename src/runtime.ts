@@ -79,7 +79,12 @@ export function systemHostname(): string {
  * @param stderr the thread's stderr sink
  * @returns the logger
  */
-function makeLogger(config: Config, verbose: number, mode: Mode, stderr: StderrSink): Logger {
+function makeLogger(
+  config: Config,
+  verbose: number,
+  mode: Mode,
+  stderr: StderrSink,
+): { logger: Logger; logSettled: (ms: number) => Promise<void> } {
   // Under inetd and xinetd stderr is the client's socket: log lines must not go there
   // (syslog_server still gets them).
   const sinks: LineSink[] = mode === "stdin" && stderrIsClient() ? [] : [stderr.write];
@@ -95,9 +100,11 @@ function makeLogger(config: Config, verbose: number, mode: Mode, stderr: StderrS
     // Whether the syslog server can be reached is said where the operator
     // still sees it: on stderr only.
     const local = logger([...sinks]);
-    sinks.push(syslogSink(target, config.syslog_facility, (m) => local.warning(m)));
+    const syslog = syslogSink(target, config.syslog_facility, (m) => local.warning(m));
+    sinks.push(syslog);
+    return { logger: logger(sinks), logSettled: (ms) => syslog.settled(ms) };
   }
-  return logger(sinks);
+  return { logger: logger(sinks), logSettled: () => Promise.resolve() };
 }
 
 /** What a runtime is for: a check opens nothing (no syslog socket). */
@@ -142,6 +149,11 @@ export interface Runtime {
   /** The thread's stderr sink (flush it before the thread or process ends). */
   readonly stderr: StderrSink;
   readonly logger: Logger;
+  /**
+   * Resolves when the lines logged so far have reached syslog_server (or
+   * were dropped), or after `ms`: await it before the process ends.
+   */
+  readonly logSettled: (ms: number) => Promise<void>;
   readonly policy: CompiledPolicy;
   /** mail_owner resolved, or undefined. */
   readonly owner: { uid: number; gid: number } | undefined;
@@ -190,7 +202,7 @@ export async function buildRuntime(
   const { mode, thread } = options;
   const { listen, proxyNetworks } = validateSemantics(loaded);
   const stderr = new StderrSink();
-  const logger = makeLogger(config, options.verbose, mode, stderr);
+  const { logger, logSettled } = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
     dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),
@@ -291,6 +303,7 @@ export async function buildRuntime(
     listen: Object.freeze(listen),
     stderr,
     logger,
+    logSettled,
     policy,
     owner,
     tls,

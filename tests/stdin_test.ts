@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import {
   canTrace,
@@ -61,6 +62,42 @@ Deno.test({
     assert.match(pc, /^named_attribute: rewrite_context=local$/m);
     assert.match(pc, /^From: me@local\.example$/m, "From: added for a local submission");
     assert.match(r.stderr, /connect from localhost\[127\.0\.0\.1\]/);
+  },
+});
+
+Deno.test({
+  name: "stdin mode sends its last log lines to syslog_server before it ends (the disconnect line)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    // A UDP syslog server: under inetd and xinetd it is the session's only log.
+    const got: string[] = [];
+    const server = createSocket("udp4");
+    server.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    try {
+      const { configFile } = await writeConfig(
+        work,
+        `syslog_server = "udp://127.0.0.1:${server.address().port}"`,
+      );
+      for (let i = 0; i < 3; i++) {
+        const r = await runStdin(configFile, SESSION);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      // The process has ended: what it sent is here, or on its way through loopback.
+      await new Promise((r) => setTimeout(r, 500));
+      const lines = got.join("\n");
+      // Each of the three processes' lines, its last ones too (they were lost at exit).
+      assert.equal(lines.match(/: connect from localhost\[127\.0\.0\.1\]/g)?.length, 3, lines);
+      assert.equal(lines.match(/: from=<me@local\.example>, size=/g)?.length, 3, lines);
+      assert.equal(
+        lines.match(/: disconnect from localhost\[127\.0\.0\.1\] helo=1 /g)?.length,
+        3,
+        lines,
+      );
+    } finally {
+      server.close();
+    }
   },
 });
 
@@ -273,6 +310,11 @@ Deno.test({
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^Usage: smtpd/);
     }
+    // stdin's help names what a network client gets: a submission service needs it.
+    const help = await run(Deno.execPath(), await smtpdArgs(["stdin", "--help"]));
+    assert.match(help.stdout, /STARTTLS/);
+    assert.match(help.stdout, /AUTH \(smtpd_sasl_auth_enable\)/);
+    assert.match(help.stdout, /-o smtpd_tls_wrappermode=true/);
     const r = await run(Deno.execPath(), await smtpdArgs(["bogus"]));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^smtpd: unknown command "bogus"/);
@@ -543,6 +585,75 @@ Deno.test({
       assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
     } finally {
       await l.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdin mode with stderr on the client's socket (inetd, xinetd) sends a fatal error to syslog_server, not to the client",
+  ignore: !hasLauncher,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const got: string[] = [];
+    const server = createSocket("udp4");
+    server.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const missing = join(work, "missing.pem");
+    const { configFile } = await writeConfig(
+      work,
+      `syslog_server = "udp://127.0.0.1:${server.address().port}"\n` +
+        `smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "${missing}"`,
+    );
+    const port = freePort();
+    // As inetd and xinetd start a server: stdin, stdout and stderr are the connection.
+    const l = await launch(
+      "systemd-socket-activate",
+      [
+        "--accept",
+        "--inetd",
+        "-l",
+        `127.0.0.1:${port}`,
+        "-E",
+        "REMOTE_ADDR=127.0.0.1",
+        "-E",
+        "REMOTE_PORT=40000",
+        "sh",
+        "-c",
+        'exec 2>&1; exec "$@"',
+        "sh",
+        Deno.execPath(),
+        ...await smtpdArgs(["stdin", "-c", configFile]),
+      ],
+      port,
+      "Listening on",
+    );
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      let text = "";
+      try {
+        const buf = new Uint8Array(4096);
+        for (;;) {
+          const n = await c.read(buf);
+          if (n === null) break;
+          text += new TextDecoder().decode(buf.subarray(0, n));
+        }
+      } catch {
+        /* reset */
+      } finally {
+        c.close();
+      }
+      assert.equal(text, "", "the client gets no log line, no file name");
+      for (let i = 0; i < 100 && got.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lines = got.join("\n");
+      assert.match(lines, /^<18>\w{3} [ \d]\d [\d:]{8} \S+ postfix\/smtpd\[\d+\]: fatal: /m);
+      assert.ok(lines.includes(`cannot read "${missing}"`), lines);
+    } finally {
+      await l.stop();
+      server.close();
     }
   },
 });

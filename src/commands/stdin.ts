@@ -89,11 +89,29 @@ async function standAloneTls(runtime: Runtime, peer: PeerInfo): Promise<StdioTls
   return { handshake: nodeStartTls(() => context), implicit };
 }
 
+/** The longest wait at the end for log lines still on their way to syslog_server. */
+const LOG_SETTLE_MS = 1000;
+
 /**
  * Runs one stand-alone session on stdin/stdout.
  * @returns the exit status
  */
 export async function runStdin(runtime: Runtime): Promise<number> {
+  try {
+    return await serveStdin(runtime);
+  } finally {
+    // The process ends right after: lines still on their way to syslog_server
+    // (under inetd its only log) would be lost, the disconnect line first.
+    await runtime.logSettled(LOG_SETTLE_MS);
+  }
+}
+
+/**
+ * {@linkcode runStdin} but for the log lines it waits for.
+ * @param runtime the process's runtime
+ * @returns the exit status
+ */
+async function serveStdin(runtime: Runtime): Promise<number> {
   const { deps, store, wake } = runtime;
   try {
     await store.prepare("maildrop");

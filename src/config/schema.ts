@@ -492,7 +492,7 @@ export const PARAMS = {
   ),
   smtpd_sasl_auth_enable: bool(
     false,
-    "Offer SMTP AUTH (RFC 4954) in daemon mode, checked by a Dovecot auth server",
+    "Offer SMTP AUTH (RFC 4954), checked by a Dovecot auth server (daemon mode; stand-alone mode with a network client)",
   ),
   smtpd_sasl_type: oneOf("dovecot", ["dovecot"] as const, "SASL implementation: dovecot only"),
   smtpd_sasl_path: str(

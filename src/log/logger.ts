@@ -47,7 +47,7 @@ export function cutRecordText(text: string): string {
 }
 
 /** Syslog severities (RFC 5424 §6.2.1). */
-export const SEVERITY = { error: 3, warning: 4, info: 6, debug: 7 } as const;
+export const SEVERITY = { crit: 2, error: 3, warning: 4, info: 6, debug: 7 } as const;
 
 /**
  * Where formatted lines go: the RFC 3164 line after the priority
@@ -93,6 +93,11 @@ export class Logger {
   /** Logs an error ("error: text"). */
   error(text: string): void {
     this.#emit(`error: ${text}`, SEVERITY.error);
+  }
+
+  /** Logs a fatal error, the process's last line ("fatal: text"). */
+  fatal(text: string): void {
+    this.#emit(`fatal: ${text}`, SEVERITY.crit);
   }
 
   /** Logs when verbosity is at least `level`. */

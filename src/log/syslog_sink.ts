@@ -72,6 +72,31 @@ const WARN_INTERVAL_MS = 60_000;
 /** How long lines to a UDP server are dropped after its socket could not be bound. */
 const UDP_RETRY_MS = 10_000;
 
+/** A syslog sink, and a way to wait for the lines it still holds. */
+export interface SyslogSink extends LineSink {
+  /**
+   * Resolves when every line given so far has been sent or dropped, or after
+   * `ms`: a process that ends at once (`smtpd stdin`) loses the lines still
+   * waiting for their socket, its last ones (the disconnect line) first.
+   */
+  settled(ms: number): Promise<void>;
+}
+
+/** How often {@linkcode SyslogSink.settled} looks again. */
+const SETTLE_POLL_MS = 5;
+
+/**
+ * Waits until `busy()` is false, at most `ms`.
+ * @param busy whether lines are still on their way
+ * @param ms the longest wait
+ */
+async function until(busy: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (busy() && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+  }
+}
+
 /**
  * Builds a syslog sink.
  * @param target where to send
@@ -84,7 +109,7 @@ export function syslogSink(
   target: SyslogTarget,
   facility: string,
   warn: (message: string) => void = () => {},
-): LineSink {
+): SyslogSink {
   const fac = FACILITY[facility] ?? 2;
   const name = `${target.transport}://${
     target.host.includes(":") ? `[${target.host}]` : target.host
@@ -136,7 +161,9 @@ export function syslogSink(
           });
         })
       );
-    return (line, severity) => {
+    // Lines handed to the socket and not yet sent or dropped.
+    let inFlight = 0;
+    const udp = (line: string, severity: number) => {
       try {
         if (!bound && Date.now() < dropUntil) return;
         // A socket that cannot be bound (no such local address: IPv6 off)
@@ -148,12 +175,20 @@ export function syslogSink(
           throw e;
         });
         const bytes = encoder.encode(frame(line, severity).replace(/\n$/, ""));
+        inFlight++;
         void bound.then(
-          (s) => s.send(bytes, target.port, target.host, (e) => e ? failed(e) : sent()),
-          () => {/* dropped, said once */},
+          (s) =>
+            s.send(bytes, target.port, target.host, (e) => {
+              inFlight--;
+              e ? failed(e) : sent();
+            }),
+          () => {
+            inFlight--; // dropped, said once
+          },
         );
       } catch { /* dropped */ }
     };
+    return Object.assign(udp, { settled: (ms: number) => until(() => inFlight > 0, ms) });
   }
   let conn: Deno.TcpConn | undefined;
   let connecting = false;
@@ -195,10 +230,15 @@ export function syslogSink(
       connecting = false;
     }
   };
-  return (line, severity) => {
+  const tcp = (line: string, severity: number) => {
     if (backlog.length >= TCP_BACKLOG) backlog.shift();
     backlog.push(encoder.encode(frame(line, severity)));
     if (conn) void pump();
     else void connect();
   };
+  // Lines wait while a connection is open or being made; without one they
+  // wait for the next line, which a process that ends never logs.
+  return Object.assign(tcp, {
+    settled: (ms: number) => until(() => backlog.length > 0 && (!!conn || connecting), ms),
+  });
 }
