@@ -22,6 +22,7 @@ import {
   swaks,
   tlsCertConfig,
   UP_TO_STARTTLS,
+  waitFor,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -455,6 +456,8 @@ interface Launcher {
   readonly port: number;
   /** The launcher's and the sessions' stderr so far. */
   log(): string;
+  /** Waits (at most 5 s) until the log holds `count` matches of `want` (default 1). */
+  waitForLog(want: RegExp, count?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -505,7 +508,13 @@ async function launch(
     await stop();
     throw new Error(`${cmd} did not start:\n${text}`);
   }
-  return { port, log: () => text, stop };
+  const waitForLog = (want: RegExp, count = 1) =>
+    waitFor(
+      `${want} in the log`,
+      () => Promise.resolve((text.match(new RegExp(want, "g")) ?? []).length >= count),
+      5000,
+    );
+  return { port, log: () => text, waitForLog, stop };
 }
 
 /**
@@ -575,9 +584,7 @@ Deno.test({
       assert.equal((await queueFiles(queueDir, "maildrop")).length, 0, "nothing queued");
       assert.match(replies[0] ?? "", /^421 4\.3\.0 mx\.test\.example Error: server configuration/);
       assert.equal(replies.length, 1, `nothing after the 421: ${JSON.stringify(replies)}`);
-      for (let i = 0; i < 100 && !/refusing the session/.test(l.log()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await l.waitForLog(/refusing the session/);
       assert.match(
         l.log(),
         /stand-alone mode: refusing the session: stdin is a socket .*tcpserver .*Accept=yes .*xinetd/,
@@ -890,9 +897,7 @@ Deno.test({
         await postcat(files[0] as string),
         /\(using TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384 \(256\/256 bits\)\)/,
       );
-      for (let i = 0; i < 100 && !/disconnect from/.test(l.log()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await l.waitForLog(/disconnect from/);
       assert.match(
         l.log(),
         /Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384 \(256\/256 bits\)/,
@@ -964,9 +969,7 @@ Deno.test({
       } finally {
         silent.close();
       }
-      for (let i = 0; i < 100 && (l.log().match(/disconnect from/g) ?? []).length < 2; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await l.waitForLog(/disconnect from/, 2);
       assert.match(l.log(), /SSL_accept error from unknown\[127\.0\.0\.1\]: -1/);
       assert.match(
         l.log(),
@@ -1216,9 +1219,7 @@ Deno.test({
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
       assert.match(r.stdout, /^closed: [0-3]$/m, r.stdout);
-      for (let i = 0; i < 100 && !/disconnect from/.test(l.log()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await l.waitForLog(/disconnect from/);
       assert.match(l.log(), /lost connection after EHLO from unknown\[127\.0\.0\.1\]/);
       assert.match(l.log(), /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3/);
     } finally {
