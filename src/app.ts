@@ -16,7 +16,7 @@ import { auditLists } from "./policy/mod.ts";
 import { explain, formatExplanation } from "./explain.ts";
 import { VERSION } from "./version.ts";
 import { err, out } from "./commands/output.ts";
-import { buildRuntime, type Mode, type Runtime, systemHostname } from "./runtime.ts";
+import { buildRuntime, makeLogger, type Mode, type Runtime, systemHostname } from "./runtime.ts";
 import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin, standAloneClient } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
@@ -24,7 +24,7 @@ import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 import type { LoadedConfig } from "./config/mod.ts";
-import { Logger, parseSyslogServer, syslogSink } from "./log/mod.ts";
+import { StderrSink } from "./log/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
 import { checkSasl } from "./commands/sasl_check.ts";
 
@@ -125,17 +125,12 @@ async function reportFatal(
     for (const line of lines) err(`smtpd: fatal: ${line}`);
     return 1;
   }
-  const config = quiet?.config;
-  const target = config?.syslog_server ? parseSyslogServer(config.syslog_server) : undefined;
-  if (!config || !target) return 1;
-  const sink = syslogSink(target, config.syslog_facility);
-  const logger = new Logger({
-    tag: `${config.syslog_name}/smtpd`,
-    host: config.myhostname,
-    sinks: [sink],
-  });
+  if (!quiet) return 1;
+  // The runtime's own logger: with stderr the client's socket, it writes to
+  // syslog_server only (to nothing without one).
+  const { logger, logSettled } = makeLogger(quiet.config, 0, "stdin", new StderrSink());
   for (const line of lines) logger.fatal(line);
-  await sink.settled(1000);
+  await logSettled(1000);
   return 1;
 }
 

@@ -77,9 +77,9 @@ export function systemHostname(): string {
  * @param verbose -v count
  * @param mode what the runtime is for
  * @param stderr the thread's stderr sink
- * @returns the logger
+ * @returns the logger, and a wait for lines still on their way to syslog_server
  */
-function makeLogger(
+export function makeLogger(
   config: Config,
   verbose: number,
   mode: Mode,
