@@ -10,6 +10,8 @@
  * @module
  */
 
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const HEX = /^[0-9A-Fa-f]{2}$/;
 
 /**
@@ -21,7 +23,6 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
  */
 export function decodeXtext(text: string): string | undefined {
   const bytes: number[] = [];
-  const utf8 = new TextEncoder();
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c <= 32 || c === 127) return undefined;
@@ -37,13 +38,13 @@ export function decodeXtext(text: string): string | undefined {
       // surrogate is no character.
       const ch = String.fromCodePoint(text.codePointAt(i) as number);
       if (/\p{Cs}/u.test(ch)) return undefined;
-      bytes.push(...utf8.encode(ch));
+      bytes.push(...encoder.encode(ch));
       i += ch.length - 1;
     }
   }
   let decoded: string;
   try {
-    decoded = new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes));
+    decoded = strictUtf8.decode(new Uint8Array(bytes));
   } catch {
     return undefined;
   }
@@ -81,7 +82,7 @@ export function decodeUtf8AddrXtext(text: string): string | undefined {
  */
 export function encodeXtext(text: string): string {
   let out = "";
-  for (const b of new TextEncoder().encode(text)) {
+  for (const b of encoder.encode(text)) {
     out += b > 32 && b < 127 && b !== 0x2b && b !== 0x3d
       ? String.fromCharCode(b)
       : `+${b.toString(16).toUpperCase().padStart(2, "0")}`;
