@@ -170,6 +170,37 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "smtpd_tls_loopback_listen on a port in use: the start stops, and says to pick a port below the local port range",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-engine-inuse");
+    const p = freePorts(1);
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: p });
+    try {
+      const { configFile } = await writeConfig(
+        dir,
+        `${await tlsCertConfig(dir, "may")}\nsmtpd_listen_threads = 1\n` +
+          `smtpd_tls_loopback_listen = "127.0.0.1:${p}"`,
+      );
+      const r = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+        timeoutMs: 15_000,
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `smtpd_tls_loopback_listen: cannot listen on 127\\.0\\.0\\.1:${p}: Address already in use.*` +
+            "choose ports below net\\.ipv4\\.ip_local_port_range",
+        ),
+      );
+    } finally {
+      taken.close();
+    }
+  },
+});
+
+Deno.test({
   name: "smtpd permissions: one loopback port per listener thread for the engine, no more",
   ...opts,
   fn: async () => {

@@ -611,10 +611,17 @@ export async function serveTcp(
       );
     } catch (e) {
       const a = options.tlsEngine;
+      // The engine's port is the operator's pick, often a high one: an
+      // outgoing connection (the relays' own, or any program's) can hold
+      // it as its local port, which a restart then finds in use.
+      const hint = e instanceof Deno.errors.AddrInUse
+        ? " (another program listens there, or a connection uses it as its local port: " +
+          "choose ports below net.ipv4.ip_local_port_range, 32768 by default)"
+        : "";
       throw new Error(
         `smtpd_tls_loopback_listen: cannot listen on ${a.hostname}:${a.port}: ${
           (e as Error).message
-        }`,
+        }${hint}`,
       );
     }
   }
