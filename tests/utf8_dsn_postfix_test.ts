@@ -276,3 +276,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a byte order mark is a character like another: kept at the start of ORCPT, refused in ENVID, part of the verb (as Postfix)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const daemon = await startDaemon("smtpd_peername_lookup = false");
+    try {
+      const c = await RawClient.connect(daemon.port);
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // Postfix: all_isprint_tab() fails on the mark's bytes, escaped or raw.
+      await c.send("MAIL FROM:<a@example.org> ENVID=+EF+BB+BFabc\r\n");
+      assert.equal(await c.reply(), "501 5.5.4 Bad ENVID parameter syntax\r\n");
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8 ENVID=\ufeffabc\r\n");
+      assert.equal(await c.reply(), "501 5.5.4 Bad ENVID parameter syntax\r\n");
+      // Postfix's xtext_unquote keeps the bytes: the DSN's Original-Recipient
+      // is the address as the client gave it, mark and all.
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send("RCPT TO:<b@example.com> ORCPT=rfc822;+EF+BB+BFb@example.com\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      await c.send("RCPT TO:<c@example.com> ORCPT=rfc822;\ufeffc@example.com\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: bom\r\n\r\nbody\r\n.\r\n");
+      const id = /^250 2\.0\.0 Ok: queued as (\w+)/.exec(await c.reply())?.[1];
+      assert.ok(id);
+      const text = await postcat(join(daemon.queueDir, "incoming", id));
+      assert.match(text, /dsn_orig_rcpt=rfc822;\ufeffb@example\.com$/m);
+      assert.match(text, /dsn_orig_rcpt=rfc822;\ufeffc@example\.com$/m);
+      // "\ufeffRCPT" is no RCPT: a first word that does not start with a
+      // letter ends the session, as Postfix's smtpd_forbidden_commands does.
+      await c.send("MAIL FROM:<a@example.org>\r\n");
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      await c.send("\ufeffRCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(), /^221 2\.7\.0 /);
+      assert.equal(await c.reply(), "");
+      c.close();
+    } finally {
+      await daemon.stop();
+    }
+  },
+});

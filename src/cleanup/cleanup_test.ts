@@ -206,6 +206,14 @@ Deno.test("MessageDraft.finish() keeps Message-ID and Date when present", async 
   assert.equal(s.lines.filter((l) => /^date:/i.test(l)).length, 1);
 });
 
+Deno.test("MessageDraft.finish() reports a UTF-8 Message-ID as UTF-8 (RFC 6532), folded or in pieces", async () => {
+  // Not windows-1252, which TextDecoder("latin1") is: "<j\u00c3\u00b6rg...>" in the log.
+  const pieces = await send([["Message-ID: <j\u00f6rg", true], "\u045d\u20ac@x.example>", "", "b"]);
+  assert.equal(queued(pieces).messageId, "<j\u00f6rg\u045d\u20ac@x.example>");
+  const folded = await send(["Message-ID:", " <\u00e9l\u00e8ve@\u00e9cole.example>", "", "b"]);
+  assert.equal(queued(folded).messageId, "<\u00e9l\u00e8ve@\u00e9cole.example>");
+});
+
 Deno.test("MessageDraft.finish() adds From: only for local submissions", async () => {
   const remote = await send(["Subject: hi", "", "body"]);
   assert.ok(!headerNames(remote.lines).includes("from"));

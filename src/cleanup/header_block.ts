@@ -10,7 +10,10 @@
 
 import { type HeaderFacts, isField, isHeaderStart, RESENT_FIELDS } from "./headers.ts";
 
-const latin1 = new TextDecoder("latin1");
+// The Message-ID for the log line: UTF-8 (RFC 6532), as Postfix's printable()
+// keeps it; a byte that is not UTF-8 becomes "?" as there. Not
+// TextDecoder("latin1"), which is windows-1252 ("j\u00f6rg" became "j\u00c3\u00b6rg").
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 const FIRST_BYTES = 1024;
 const FIRST_PIECES = 64;
 const R = 114;
@@ -139,7 +142,7 @@ export class HeaderBlock {
     const b = this.#bytes;
     let start = 0;
     let lineStart = true;
-    let id: string | undefined; // the first Message-ID's text so far
+    let id: Uint8Array[] | undefined; // the first Message-ID's pieces so far
     let inId = false;
     for (let i = 0; i < this.#count; i++) {
       const e = this.#ends[i] as number;
@@ -159,15 +162,30 @@ export class HeaderBlock {
           }
         } else if (id === undefined && isField(b, start, end, "message-id")) {
           inId = true;
-          id = latin1.decode(b.subarray(start + 11, end));
+          id = [b.subarray(start + 11, end)];
         }
       } else if (inId) {
-        id += latin1.decode(b.subarray(start, end));
+        id?.push(b.subarray(start, end));
       }
       lineStart = (e & 1) === 0;
       start = end;
     }
-    if (id !== undefined) facts.messageId = id.trim();
+    if (id !== undefined) facts.messageId = messageIdText(id);
     return facts;
   }
+}
+
+/**
+ * The Message-ID's text: its pieces (folded lines joined) decoded as one.
+ * @param pieces the bytes after "Message-ID:" and of its continuation lines
+ * @returns the text, trimmed, with "?" for what is not UTF-8
+ */
+function messageIdText(pieces: Uint8Array[]): string {
+  const all = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return utf8.decode(all).replaceAll("\ufffd", "?").trim();
 }

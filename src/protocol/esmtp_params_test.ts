@@ -83,6 +83,9 @@ const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: 
   ["ENVID=x+FF", 501, "5.5.4", /ENVID/],
   // RFC 3461 §4.4: printable US-ASCII only; Postfix refuses "\xc3\xa9" as well.
   ["ENVID=x+c3+a9", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
+  // A byte order mark is no printable ASCII, at the start too (as Postfix).
+  ["ENVID=+EF+BB+BFabc", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
+  ["ENVID=\ufeffabc", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
 ];
 
 for (const [text, code, status, textRe, options] of ERROR_CASES) {

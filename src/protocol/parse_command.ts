@@ -19,7 +19,9 @@ export interface CommandLine {
   readonly arg: string;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF stays part of the first word, as Postfix
+// reads it ("\ufeffRCPT" is no RCPT).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const latin1 = new TextDecoder("latin1");
 
 /**

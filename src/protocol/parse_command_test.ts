@@ -29,6 +29,10 @@ const OK_CASES: [string, string, string][] = [
   ["qu\u0131t", "QU\u0131T", ""],
   ["\u017ftarttls", "\u017fTARTTLS", ""],
   ["stra\u00dfe x", "STRA\u00dfE", "x"],
+  // A leading byte order mark is part of the first word, as Postfix reads
+  // it: "\ufeffRCPT" is no RCPT (Postfix's smtpd_forbidden_commands drops it).
+  ["\ufeffRCPT TO:<a@b>", "\ufeffRCPT", "TO:<a@b>"],
+  ["\ufeffquit", "\ufeffQUIT", ""],
 ];
 
 for (const [line, verb, arg] of OK_CASES) {

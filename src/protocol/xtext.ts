@@ -11,7 +11,9 @@
  */
 
 const encoder = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is a character of the text, not a mark to
+// drop (a decoder that drops it takes "ENVID=+EF+BB+BFabc" for "abc").
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const HEX = /^[0-9A-Fa-f]{2}$/;
 
 /**

@@ -25,6 +25,11 @@ const CASES: [string, string | undefined][] = [
   ["\u0085", undefined], // a C1 control
   ["a\ud800", undefined], // a lone surrogate
   ["a\u00a0b", "a\u00a0b"],
+  // A byte order mark is a character like another, at the start too: a
+  // UTF-8 decoder that drops a leading one would change the address.
+  ["\ufeffa@x", "\ufeffa@x"],
+  ["+EF+BB+BFa@x", "\ufeffa@x"],
+  ["+EF+BB+BF", "\ufeff"],
 ];
 
 for (const [text, expected] of CASES) {

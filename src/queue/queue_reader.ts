@@ -36,7 +36,36 @@ export interface QueueEntry {
 /** The queues we look in. */
 export const QUEUES = ["maildrop", "incoming", "active", "deferred", "hold"] as const;
 
-const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * A record's text: UTF-8 (what an SMTPUTF8 address, an ORCPT or a header
+ * holds), else each byte as the character of that code (ISO 8859-1). Not
+ * TextDecoder("latin1"): that is windows-1252, which made "j\u00f6rg" show
+ * as "j\u00c3\u00b6rg" and turned bytes 0x80-0x9F into other characters.
+ * @param bytes the record's data
+ * @returns the text
+ */
+function recordText(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    let out = "";
+    for (const b of bytes) out += String.fromCharCode(b);
+    return out;
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 /**
  * Reads one queue file.
@@ -75,10 +104,13 @@ export async function readQueueFile(
   const recipients: string[] = [];
   const attributes: Record<string, string> = {};
   let content = "";
+  // A long content line is cont records and a norm record: decoded as one,
+  // so a character split between records stays whole.
+  let pending: Uint8Array[] = [];
   let inContent = false;
   let badTime = false;
   for (const r of records) {
-    const text = () => latin1.decode(r.data);
+    const text = () => recordText(r.data);
     switch (r.type) {
       case REC.time: {
         const secs = Number(text().split(" ")[0]);
@@ -103,13 +135,18 @@ export async function readQueueFile(
         inContent = true;
         break;
       case REC.xtra:
+        if (pending.length) content += recordText(concat(pending));
+        pending = [];
         inContent = false;
         break;
       case REC.norm:
-        if (inContent && withContent) content += text() + "\n";
+        if (inContent && withContent) {
+          content += recordText(concat([...pending, r.data])) + "\n";
+          pending = [];
+        }
         break;
       case REC.cont:
-        if (inContent && withContent) content += text();
+        if (inContent && withContent) pending.push(r.data);
         break;
       case REC.end:
         break;

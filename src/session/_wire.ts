@@ -18,7 +18,8 @@ export function isConnectionError(err: unknown): boolean {
     (err instanceof Error && /timed out writing|closed|reset|broken pipe/i.test(err.message));
 }
 
-const decoder = new TextDecoder();
+// ignoreBOM: the log shows a leading U+FEFF that the command holds.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * A command line as log-safe text.

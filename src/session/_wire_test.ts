@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escaped, pipelinedForLog } from "./_wire.ts";
+import { escaped, pipelinedForLog, printable } from "./_wire.ts";
 
 const enc = new TextEncoder();
 
@@ -38,4 +38,9 @@ Deno.test("pipelinedForLog() hides an AUTH line cut by the peek between its CR a
 Deno.test("pipelinedForLog() shows nothing of what came early after AUTH (its responses)", () => {
   assert.equal(pipelinedForLog(bytes("YWxpY2U=\r\nc2VjcmV0\r\n"), "AUTH"), "****");
   assert.equal(pipelinedForLog(bytes("YWxpY2U=\r\n"), "CONNECT"), "YWxpY2U=\\r\\n");
+});
+
+Deno.test("printable() keeps a leading byte order mark, as the command holds it", () => {
+  const line = enc.encode("\ufeffRCPT TO:<a@b>\u0085");
+  assert.equal(printable(line), "\ufeffRCPT TO:<a@b>?");
 });
