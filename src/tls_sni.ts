@@ -14,7 +14,7 @@
 
 import type { SecureContext } from "node:tls";
 import { ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
-import { parseInline, parseTextTable } from "./policy/tables/text_table.ts";
+import { parseInline, parseTextTable, TableSyntaxError } from "./policy/tables/text_table.ts";
 
 /** A name → value map from a table spec read whole. */
 export type SniEntries = Map<string, string>;
@@ -23,16 +23,31 @@ export type SniEntries = Map<string, string>;
  * Reads one SNI table whole.
  * @param spec "texthash:/path" or "inline:{ name=file, ... }"
  * @param readText reads a file
+ * @param origins filled with "file:line" for each name of a texthash: table
  * @returns the entries, names in lower case
  * @throws {Error} for another table type or a file that cannot be read
  */
-export function readSniTable(spec: string, readText: (path: string) => string): SniEntries {
+export function readSniTable(
+  spec: string,
+  readText: (path: string) => string,
+  origins?: Map<string, string>,
+): SniEntries {
   const colon = spec.indexOf(":");
   const type = spec.slice(0, colon);
   const arg = spec.slice(colon + 1);
   let entries: Map<string, string>;
-  if (type === "texthash") entries = parseTextTable(readText(arg).replace(/^\uFEFF/, ""));
-  else if (type === "inline" && /^\{.*\}$/s.test(arg.trim())) {
+  if (type === "texthash") {
+    const keyLines = new Map<string, number>();
+    try {
+      entries = parseTextTable(readText(arg).replace(/^\uFEFF/, ""), keyLines);
+    } catch (e) {
+      if (!(e instanceof TableSyntaxError)) throw e;
+      throw new Error(`${arg}${e.line ? `:${e.line}` : ""}: ${e.message}`);
+    }
+    for (const [key, line] of keyLines) {
+      origins?.set(key.toLowerCase(), `${arg}:${line}`);
+    }
+  } else if (type === "inline" && /^\{.*\}$/s.test(arg.trim())) {
     entries = parseInline(arg.trim().slice(1, -1));
   } else {
     throw new Error(`"${spec}": only texthash: and inline:{...} tables are supported here`);
@@ -100,34 +115,50 @@ export function sniContexts(
     }
   };
   const tables: SniEntries[] = [];
+  // Per table: "file:line" of each name (texthash:), for the messages below.
+  const origins: Map<string, string>[] = [];
   for (const spec of specs) {
+    const lines = new Map<string, string>();
+    origins.push(lines);
     try {
-      tables.push(readSniTable(spec, read));
+      tables.push(readSniTable(spec, read, lines));
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       fail((e as Error).message);
     }
   }
   const byValue = new Map<string, SecureContext>();
-  for (const t of tables) {
+  for (const [i, t] of tables.entries()) {
     for (const [name, value] of t) {
       if (byValue.has(value)) continue;
+      // "file:line: name" of the table entry that names the chain.
+      const entry = origins[i]?.has(name) ? `${origins[i]?.get(name)}: ${name}` : name;
       const files = chainFiles(value);
       if (files.length !== 1) {
         fail(
-          `${name}: ${files.length} files: one file (key, then chain) per name is supported ` +
+          `${entry}: ${files.length} files: one file (key, then chain) per name is supported ` +
             `(several chains, RSA and ECDSA, cannot be served)`,
         );
       }
-      const pem = read(files[0] as string);
+      let pem: string;
+      try {
+        pem = Deno.readTextFileSync(files[0] as string);
+      } catch (e) {
+        return fail(
+          `${entry}: cannot read "${files[0]}": ` +
+            unreadableReason(files[0] as string, e, (e as Error).message),
+        );
+      }
       const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/
         .exec(pem)?.[0];
       const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-      if (!key || !certs) fail(`${name}: "${files[0]}" must hold a private key and a chain (PEM)`);
+      if (!key || !certs) {
+        fail(`${entry}: "${files[0]}" must hold a private key and a chain (PEM)`);
+      }
       try {
         byValue.set(value, build(key as string, (certs as string[]).join("\n")));
       } catch (e) {
-        fail(`${name}: "${files[0]}": ${(e as Error).message}`);
+        fail(`${entry}: "${files[0]}": ${(e as Error).message}`);
       }
     }
   }

@@ -126,6 +126,8 @@ Deno.test({
         ["22.0.0.127.small.example", "127.0.0.2"],
         ["23.0.0.127.big.example", "127.0.0.2"],
         ["23.0.0.127.allow.example", "127.0.0.10"],
+        // .24: the big list answers "you query too much", a list error.
+        ["24.0.0.127.big.example", "127.255.255.254"],
       ],
     });
     const hole = await startBlackHole();
@@ -145,6 +147,9 @@ Deno.test({
       );
       assert.equal(await rcptFrom(d.port, "127.0.0.22", "u@example.com"), "250 2.1.5 Ok");
       assert.equal(await rcptFrom(d.port, "127.0.0.23", "u@example.com"), "250 2.1.5 Ok");
+      // A list error counts nothing, and is logged as reject_rbl_client logs it.
+      assert.equal(await rcptFrom(d.port, "127.0.0.24", "u@example.com"), "250 2.1.5 Ok");
+      await d.waitForLog("big.example: list error answer 127.255.255.254 for 127.0.0.24 ignored");
     } finally {
       await d.stop();
     }

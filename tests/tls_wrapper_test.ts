@@ -273,7 +273,27 @@ Deno.test({
     );
     const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: a\.example: 2 files: one file/);
+    // The configuration's line, and the table's own file and line.
+    assert.match(
+      r.stderr,
+      /smtpd\.toml:\d+: tls_server_sni_maps: \S+\/sni:1: a\.example: 2 files: one file/,
+    );
+    // A table line that is not "name value", and a file that is no key and
+    // chain: the start stops, naming the table's file and line.
+    await Deno.writeTextFile(`${dir}/sni`, `# names\nb.example ${dir}/rsa.pem\nc.example\n`);
+    const started = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]));
+    assert.equal(started.code, 1, started.stderr);
+    assert.match(
+      started.stderr,
+      /smtpd\.toml:\d+: tls_server_sni_maps: \S+\/sni:3: missing value for key "c\.example"/,
+    );
+    await Deno.writeTextFile(`${dir}/sni`, `# names\n\nc.example ${dir}/cert.pem\n`);
+    const r1 = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.equal(r1.code, 1, r1.stderr);
+    assert.match(
+      r1.stderr,
+      /tls_server_sni_maps: \S+\/sni:3: c\.example: "\S+\/cert\.pem" must hold a private key and a chain/,
+    );
     await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/missing.pem\n`);
     const r2 = await run(Deno.execPath(), [
       "run",
@@ -285,6 +305,9 @@ Deno.test({
       configFile,
     ]);
     assert.equal(r2.code, 1, r2.stderr);
-    assert.match(r2.stderr, /smtpd\.toml:\d+: tls_server_sni_maps: cannot read ".*missing\.pem"/);
+    assert.match(
+      r2.stderr,
+      /smtpd\.toml:\d+: tls_server_sni_maps: \S+\/sni:1: a\.example: cannot read ".*missing\.pem"/,
+    );
   },
 });

@@ -10,7 +10,17 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, ROOT, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
+import {
+  makeWorkDir,
+  ROOT,
+  run,
+  smtpdArgs,
+  spawnLogged,
+  swaks,
+  swaksRcptReply,
+  tlsCertConfig,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const UNITS = ["smtpd.service", "smtpd.socket", "smtpd@.service"];
@@ -146,5 +156,86 @@ Deno.test({
       if (local[0] === "stdin") assert.match(r.stdout, /^221 /m, where);
       else assert.match(r.stdout, /configuration OK/, where);
     }
+  },
+});
+
+/** The address families a unit's RestrictAddressFamilies= lets through. */
+function allowedFamilies(unit: string): string[] {
+  const m = /^RestrictAddressFamilies=(.*)$/m.exec(unit);
+  assert.ok(m, "RestrictAddressFamilies= in the unit");
+  return (m[1] as string).trim().split(/\s+/);
+}
+
+const canFilterFamilies = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
+  (await run("python3", ["-c", "import ctypes"])).code === 0;
+
+Deno.test({
+  name: "the units' RestrictAddressFamilies let mynetworks_style = subnet read the interfaces",
+  ignore: !canFilterFamilies,
+  ...opts,
+  fn: async () => {
+    // Deno.networkInterfaces() asks the kernel over an AF_NETLINK socket:
+    // a unit that forbids that family stops such a configuration at start.
+    const units = await unitText();
+    const work = await makeWorkDir("units");
+    const { configFile } = await writeConfig(
+      work,
+      'mynetworks_style = "subnet"\nsmtpd_relay_restrictions = ["permit_mynetworks", "reject"]',
+    );
+    const filter = join(ROOT, "tests", "_address_families.py");
+    const dialog = "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n" +
+      "RCPT TO:<u@elsewhere.example>\r\nQUIT\r\n";
+
+    // Daemon mode, smtpd.service: starts, and relays for the loopback subnet.
+    const daemonFamilies = allowedFamilies(units["smtpd.service"] as string).join(",");
+    const daemon = spawnLogged("python3", [
+      filter,
+      daemonFamilies,
+      Deno.execPath(),
+      ...await smtpdArgs(["serve", "-c", configFile]),
+    ]);
+    try {
+      const listening = await daemon.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15000)
+        .catch(() => undefined);
+      assert.ok(listening, `smtpd.service (${daemonFamilies}):\n${daemon.log()}`);
+      const r = await swaks(Number(listening[1]), [
+        "--to",
+        "u@elsewhere.example",
+        "--from",
+        "a@example.org",
+        "--quit-after",
+        "RCPT",
+      ]);
+      assert.match(swaksRcptReply(r.stdout), /^<- {2}250 2\.1\.5/, r.stdout);
+    } finally {
+      await daemon.stop();
+    }
+
+    // Stand-alone mode, smtpd@.service: one session for a network client.
+    const sessionFamilies = allowedFamilies(units["smtpd@.service"] as string).join(",");
+    const session = await run("python3", [
+      filter,
+      sessionFamilies,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { stdin: dialog, env: { REMOTE_ADDR: "127.0.0.1", REMOTE_PORT: "4000" } });
+    assert.match(
+      session.stdout,
+      /^250 2\.1\.5 /m,
+      `smtpd@.service (${sessionFamilies}):\n${session.stdout}${session.stderr}`,
+    );
+
+    // Without AF_NETLINK the start stops with file and line, and exit status 1.
+    const refused = await run("python3", [
+      filter,
+      "AF_UNIX,AF_INET,AF_INET6",
+      Deno.execPath(),
+      ...await smtpdArgs(["config", "--check", "-c", configFile]),
+    ]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^smtpd: fatal: \S+smtpd\.toml:\d+: mynetworks_style = "subnet": cannot list this host's network interfaces: .*AF_NETLINK/m,
+    );
   },
 });

@@ -83,14 +83,28 @@ function compileMynetworks(loaded: LoadedConfig): Network[] {
     // Without mynetworks, mynetworks_style "subnet" or "class" trusts the
     // networks of this host's interfaces (Postfix); "host" trusts loopback.
     if (!loaded.explicit.has("mynetworks") && style !== "host") {
+      let interfaces: Deno.NetworkInterfaceInfo[];
+      try {
+        interfaces = Deno.networkInterfaces();
+      } catch (e) {
+        // Deno asks the kernel over an AF_NETLINK socket, which a systemd
+        // unit's RestrictAddressFamilies= may forbid.
+        throw new ConfigError(
+          `mynetworks_style = "${style}": cannot list this host's network interfaces: ` +
+            `${(e as Error).message} (a systemd unit needs AF_NETLINK in ` +
+            `RestrictAddressFamilies=); or set mynetworks`,
+          { file: loaded.file, line: loaded.lineOf("mynetworks_style"), key: "mynetworks_style" },
+        );
+      }
       return compileNetworks(
-        [...loaded.config.mynetworks, ...styleNetworks(style, Deno.networkInterfaces())],
+        [...loaded.config.mynetworks, ...styleNetworks(style, interfaces)],
         "mynetworks_style",
       );
     }
     return compileNetworks(loaded.config.mynetworks, "mynetworks");
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
+    if (err.key === "mynetworks_style") throw err;
     throw new ConfigError(err.message, {
       file: loaded.file,
       line: loaded.lineOf("mynetworks"),

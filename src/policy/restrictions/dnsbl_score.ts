@@ -9,8 +9,8 @@
  * it, the restriction permits (the rest of the list is skipped).
  *
  * A site that does not answer adds nothing (logged), as a failing
- * `reject_rbl_client` does. A site is counted once however many of its
- * answers match.
+ * `reject_rbl_client` does; so does a list error answer (logged). A site is
+ * counted once however many of its answers match.
  *
  * @module
  */
@@ -19,7 +19,7 @@ import { reply, type ReplyCode } from "../../protocol/reply.ts";
 import type { Decision } from "../decision.ts";
 import { reverseName } from "../resolver.ts";
 import { type EvalEnv, type Factory, refuse } from "../restriction.ts";
-import { blocklistAnswers, classifyAnswer, compileFilter } from "./dnsbl.ts";
+import { blocklistAnswers, compileFilter, isListed } from "./dnsbl.ts";
 
 /** One weighed site. */
 export interface DnsblSite {
@@ -49,8 +49,9 @@ export function parseSite(entry: string): DnsblSite | string {
 async function listedBy(site: DnsblSite, e: EvalEnv): Promise<boolean> {
   const q = reverseName(e.ctx.clientAddress, site.zone);
   if (!q) return false;
-  const answers = await blocklistAnswers(e, q);
-  return answers.some((ip) => site.match ? site.match(ip) : classifyAnswer(ip) === "listed");
+  // As reject_rbl_client reads them: a list error (127.255.255.x, outside
+  // 127/8) is logged, and counts nothing.
+  return isListed(e, await blocklistAnswers(e, q), site, e.ctx.clientAddress);
 }
 
 /** The scored blocklist restriction. */
