@@ -68,13 +68,13 @@ export async function runCli(args: readonly string[]): Promise<number> {
   let loaded: LoadedConfig | undefined;
   const fatal = (lines: readonly string[]) =>
     reportFatal(lines, quiet ? loaded ?? null : undefined);
-  const unreadable = checkConfigReadable(opts.configFile, opts.overrides);
-  if (unreadable) return await fatal(unreadable);
   // One runtime, built once and checked as it is built: `config --check`
   // builds the same one as `serve`, without opening anything.
   const mode: Mode = opts.kind === "serve" || opts.kind === "stdin" ? opts.kind : "check";
   let runtime: Runtime;
   try {
+    const unreadable = checkConfigReadable(opts.configFile, opts.overrides);
+    if (unreadable) return await fatal(unreadable);
     loaded = await loadConfig(opts.configFile, {
       overrides: opts.overrides,
       systemHostname: systemHostname(),
@@ -99,13 +99,31 @@ export async function runCli(args: readonly string[]): Promise<number> {
     });
   } catch (e) {
     if (e instanceof ConfigError) return await fatal([configErrorText(e, opts.overrides)]);
-    throw e;
+    // Anything else no check above foresaw (the operating system refusing a
+    // call) stops the start too, with status 1: thrown on, it would reach
+    // the handler of unhandled rejections above and the process would exit
+    // 0, which a service manager takes for a clean stop and does not restart.
+    return await fatal([`cannot start: ${errorText(e)}`]);
   }
   try {
     return await run(opts, runtime);
+  } catch (e) {
+    // The same for an error that ends the command or the server itself.
+    runtime.logger.fatal(errorText(e));
+    await runtime.logSettled(1000);
+    return 1;
   } finally {
     runtime.stderr.flush();
   }
+}
+
+/**
+ * An error's text for a fatal line.
+ * @param e what was thrown
+ * @returns its message (its stack with -v is not needed: the line names the cause)
+ */
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 /**

@@ -115,3 +115,34 @@ Deno.test({
     }
   },
 });
+
+// Before, an error at start that was no ConfigError was thrown on, reached
+// the handler of unhandled rejections and the process exited 0: a service
+// manager took the failed start for a clean stop (Restart=on-failure did
+// not restart it). Seen with a systemd unit that forbade AF_NETLINK.
+Deno.test({
+  name:
+    "an error no check foresees, at start or while a command runs, exits 1 with a fatal line, not 0",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-fault");
+    const { configFile } = await writeConfig(work, "");
+    const fault = join(import.meta.dirname ?? ".", "_start_fault.ts");
+    const start = await run(
+      Deno.execPath(),
+      ["run", "-A", fault, "querySync", "serve", "-c", configFile],
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(start.code, 1, start.stderr);
+    assert.match(start.stderr, /fatal: cannot start: permission query refused \(test\)/);
+    // A command's output that cannot be written (as \`smtpd config\` into a
+    // pipe whose reader has gone).
+    const print = await run(
+      Deno.execPath(),
+      ["run", "-A", fault, "stdout", "config", "-c", configFile],
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(print.code, 1, print.stdout + print.stderr);
+    assert.match(print.stderr, /fatal: output refused \(test\)/);
+  },
+});
