@@ -27,9 +27,27 @@ export interface RecipientDsnFacts {
 }
 
 /**
+ * A key as Postfix's duplicate filter compares it (been_here with
+ * BH_FLAG_FOLD, which calls casefold()): ASCII in lower case; other text
+ * with full case folding (ICU's, where smtputf8_enable turns UTF-8 on, as
+ * by default), approximated here by upper- then lower-casing (ß and SS,
+ * ﬁ and FI fold alike), a final sigma as a sigma.
+ * @param s the text
+ * @returns its folded form
+ */
+export function caseFold(s: string): string {
+  return isAscii(s)
+    ? s.toLowerCase()
+    : s.toUpperCase().toLowerCase().replaceAll("\u03c2", "\u03c3");
+}
+
+/**
  * The recipients to write: one given twice with the same DSN facts is
  * written once (Postfix's queue manager would deliver each R record), and
  * always_bcc joins the set (without DSN facts) unless it is there already.
+ * Postfix's cleanup compares them without regard to case (its duplicate
+ * filter folds the key), so <A@example.com> after <a@example.com>, each
+ * without ORCPT, is dropped too: the first one given is kept.
  * @param recipients the addresses, in order
  * @param dsn each one's DSN facts, in the same order
  * @param bcc always_bcc, or ""
@@ -51,7 +69,9 @@ export function uniqueRecipients(
         ...(d.original !== undefined ? { original: d.original } : {}),
       }
       : { address };
-    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`;
+    const key = caseFold(
+      `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`,
+    );
     if (!seen.has(key)) seen.set(key, r);
   });
   if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {

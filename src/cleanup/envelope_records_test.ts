@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  caseFold,
   envelopeAttributes,
   envelopeSendOpts,
   isAscii,
@@ -23,6 +24,37 @@ Deno.test("uniqueRecipients() drops a recipient given twice with the same DSN fa
     { address: "a@x", dsnOrcpt: "rfc822;a@x", notify: 2 },
     { address: "b@x" },
   ]);
+});
+
+Deno.test("uniqueRecipients() compares as Postfix's cleanup does, case folded (checked with Postfix 3.7)", () => {
+  const addresses = [
+    "a@x",
+    "A@X",
+    "j\u00f6rg@b\u00fccher.example",
+    "J\u00d6RG@B\u00dcCHER.example",
+    "stra\u00dfe@x",
+    "STRASSE@x",
+    "\u1f40\u03b4\u03cc\u03c2@x",
+    "\u1f48\u0394\u038c\u03a3@x",
+  ];
+  const r = uniqueRecipients(addresses, addresses.map((a) => ({ orcpt: `rfc822;${a}` })), "");
+  assert.deepEqual(r.map((x) => x.address), [
+    "a@x",
+    "j\u00f6rg@b\u00fccher.example",
+    "stra\u00dfe@x",
+    "\u1f40\u03b4\u03cc\u03c2@x",
+  ]);
+  // Other DSN facts still keep both.
+  assert.equal(
+    uniqueRecipients(
+      ["a@x", "A@x"],
+      [{ orcpt: "rfc822;a@x" }, { orcpt: "rfc822;A@x", notify: 2 }],
+      "",
+    )
+      .length,
+    2,
+  );
+  assert.equal(caseFold("\ufb01X"), "fix");
 });
 
 Deno.test("uniqueRecipients() adds always_bcc once", () => {
