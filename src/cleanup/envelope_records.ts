@@ -11,6 +11,9 @@
 
 import type { QueueRecipient } from "../queue/mod.ts";
 
+/** DSN NOTIFY=NEVER, as Postfix's notify_flags attribute writes it. */
+const NOTIFY_NEVER = 1;
+
 /** SMTPUTF8 was given on MAIL FROM. */
 export const SMTPUTF8_REQUESTED = 1;
 /** A header holds a non-ASCII byte. */
@@ -44,7 +47,10 @@ export function caseFold(s: string): string {
 /**
  * The recipients to write: one given twice with the same DSN facts is
  * written once (Postfix's queue manager would deliver each R record), and
- * always_bcc joins the set (without DSN facts) unless it is there already.
+ * always_bcc joins the set unless it is there already, with NOTIFY=NEVER
+ * and no ORCPT, as Postfix's cleanup adds it (cleanup_addr_bcc): a copy
+ * that cannot be delivered is never reported to the sender, who would
+ * otherwise learn the archive's address from the bounce.
  * Postfix's cleanup compares them without regard to case (its duplicate
  * filter folds the key), so <A@example.com> after <a@example.com>, each
  * without ORCPT, is dropped too: the first one given is kept.
@@ -75,7 +81,7 @@ export function uniqueRecipients(
     if (!seen.has(key)) seen.set(key, r);
   });
   if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
-    seen.set(`\n0\n${bcc}`, { address: bcc });
+    seen.set(`\n${NOTIFY_NEVER}\n${bcc}`, { address: bcc, notify: NOTIFY_NEVER });
   }
   return [...seen.values()];
 }

@@ -57,10 +57,10 @@ Deno.test("uniqueRecipients() compares as Postfix's cleanup does, case folded (c
   assert.equal(caseFold("\ufb01X"), "fix");
 });
 
-Deno.test("uniqueRecipients() adds always_bcc once", () => {
+Deno.test("uniqueRecipients() adds always_bcc once, with NOTIFY=NEVER", () => {
   assert.deepEqual(uniqueRecipients(["a@x"], undefined, "bcc@x"), [
     { address: "a@x" },
-    { address: "bcc@x" },
+    { address: "bcc@x", notify: 1 },
   ]);
   assert.deepEqual(uniqueRecipients(["bcc@x"], undefined, "bcc@x"), [{ address: "bcc@x" }]);
 });
