@@ -9,6 +9,7 @@
  * @module
  */
 
+import { foldCase } from "../policy/fold_case.ts";
 import type { QueueRecipient } from "../queue/mod.ts";
 
 /** DSN NOTIFY=NEVER, as Postfix's notify_flags attribute writes it. */
@@ -27,21 +28,6 @@ export interface RecipientDsnFacts {
   readonly orcpt: string;
   /** The address as sent, when it differs from the queued one. */
   readonly original?: string;
-}
-
-/**
- * A key as Postfix's duplicate filter compares it (been_here with
- * BH_FLAG_FOLD, which calls casefold()): ASCII in lower case; other text
- * with full case folding (ICU's, where smtputf8_enable turns UTF-8 on, as
- * by default), approximated here by upper- then lower-casing (ß and SS,
- * ﬁ and FI fold alike), a final sigma as a sigma.
- * @param s the text
- * @returns its folded form
- */
-export function caseFold(s: string): string {
-  return isAscii(s)
-    ? s.toLowerCase()
-    : s.toUpperCase().toLowerCase().replaceAll("\u03c2", "\u03c3");
 }
 
 /**
@@ -75,7 +61,9 @@ export function uniqueRecipients(
         ...(d.original !== undefined ? { original: d.original } : {}),
       }
       : { address };
-    const key = caseFold(
+    // Folded as Postfix's duplicate filter folds its key (been_here with
+    // BH_FLAG_FOLD: casefold(), ICU's full folding with smtputf8_enable).
+    const key = foldCase(
       `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`,
     );
     if (!seen.has(key)) seen.set(key, r);
