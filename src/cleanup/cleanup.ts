@@ -278,6 +278,18 @@ export class MessageDraft implements BodySink {
       : [];
   }
 
+  /**
+   * The encoding attribute of the extracted segment, the one Postfix's qmgr
+   * goes by: 8bit when a header block said `Content-Transfer-Encoding:
+   * 8bit` or `binary`, whatever BODY= said (or without BODY=), as Postfix's
+   * cleanup writes it (detect_8bit_encoding_header); else BODY='s. With
+   * BODY=7BIT kept, Postfix's smtp client would send 8-bit content
+   * unconverted to a next hop without 8BITMIME.
+   */
+  #extractedEncoding(): [string, string][] {
+    return this.#mime.eightBitEncoding ? [["encoding", "8bit"]] : this.#encoding();
+  }
+
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
@@ -555,7 +567,7 @@ export class MessageDraft implements BodySink {
     const extracted = {
       filter: routing.filter,
       redirect: routing.redirect,
-      attributes: this.#encoding(),
+      attributes: this.#extractedEncoding(),
       recipients: bcc,
     };
     let size: number;

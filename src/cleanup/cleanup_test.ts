@@ -385,11 +385,13 @@ Deno.test("MessageDraft writes a recipient given twice once, as Postfix's cleanu
     config: { "always_bcc": "b@example.net" },
   });
   const r = queued(s);
-  // Exact text, as Postfix compares: a different spelling is another recipient.
-  assert.deepEqual(recordTexts(s, REC.rcpt), ["a@example.net", "b@example.net", "A@example.net"]);
-  assert.equal(r.recipients, 3);
+  // Case folded, as Postfix's duplicate filter compares (BH_FLAG_FOLD): the
+  // same address in other case is the same recipient (its smtpd's queue file
+  // for this dialogue, side by side, keeps the first spelling only).
+  assert.deepEqual(recordTexts(s, REC.rcpt), ["a@example.net", "b@example.net"]);
+  assert.equal(r.recipients, 2);
   const sizeFields = recordTexts(s, REC.size)[0]?.trim().split(/ +/).map(Number);
-  assert.equal(sizeFields?.[2], 3);
+  assert.equal(sizeFields?.[2], 2);
 });
 
 // Regression (found by these tests, fixed): Postfix's smtpd writes "for <rcpt>" when the client gave one

@@ -9,7 +9,11 @@
  * @module
  */
 
+import { foldCase } from "../policy/fold_case.ts";
 import type { QueueRecipient } from "../queue/mod.ts";
+
+/** DSN NOTIFY=NEVER, as Postfix's notify_flags attribute writes it. */
+const NOTIFY_NEVER = 1;
 
 /** SMTPUTF8 was given on MAIL FROM. */
 export const SMTPUTF8_REQUESTED = 1;
@@ -29,7 +33,13 @@ export interface RecipientDsnFacts {
 /**
  * The recipients to write: one given twice with the same DSN facts is
  * written once (Postfix's queue manager would deliver each R record), and
- * always_bcc joins the set (without DSN facts) unless it is there already.
+ * always_bcc joins the set unless it is there already, with NOTIFY=NEVER
+ * and no ORCPT, as Postfix's cleanup adds it (cleanup_addr_bcc): a copy
+ * that cannot be delivered is never reported to the sender, who would
+ * otherwise learn the archive's address from the bounce.
+ * Postfix's cleanup compares them without regard to case (its duplicate
+ * filter folds the key), so <A@example.com> after <a@example.com>, each
+ * without ORCPT, is dropped too: the first one given is kept.
  * @param recipients the addresses, in order
  * @param dsn each one's DSN facts, in the same order
  * @param bcc always_bcc, or ""
@@ -51,11 +61,15 @@ export function uniqueRecipients(
         ...(d.original !== undefined ? { original: d.original } : {}),
       }
       : { address };
-    const key = `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`;
+    // Folded as Postfix's duplicate filter folds its key (been_here with
+    // BH_FLAG_FOLD: casefold(), ICU's full folding with smtputf8_enable).
+    const key = foldCase(
+      `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`,
+    );
     if (!seen.has(key)) seen.set(key, r);
   });
   if (bcc && ![...seen.values()].some((r) => r.address === bcc)) {
-    seen.set(`\n0\n${bcc}`, { address: bcc });
+    seen.set(`\n${NOTIFY_NEVER}\n${bcc}`, { address: bcc, notify: NOTIFY_NEVER });
   }
   return [...seen.values()];
 }

@@ -25,10 +25,44 @@ Deno.test("uniqueRecipients() drops a recipient given twice with the same DSN fa
   ]);
 });
 
-Deno.test("uniqueRecipients() adds always_bcc once", () => {
+Deno.test("uniqueRecipients() compares as Postfix's cleanup does, case folded (checked with Postfix 3.7)", () => {
+  const addresses = [
+    "a@x",
+    "A@X",
+    "j\u00f6rg@b\u00fccher.example",
+    "J\u00d6RG@B\u00dcCHER.example",
+    "stra\u00dfe@x",
+    "STRASSE@x",
+    "\u1f40\u03b4\u03cc\u03c2@x",
+    "\u1f48\u0394\u038c\u03a3@x",
+  ];
+  const r = uniqueRecipients(addresses, addresses.map((a) => ({ orcpt: `rfc822;${a}` })), "");
+  assert.deepEqual(r.map((x) => x.address), [
+    "a@x",
+    "j\u00f6rg@b\u00fccher.example",
+    "stra\u00dfe@x",
+    "\u1f40\u03b4\u03cc\u03c2@x",
+  ]);
+  // Other DSN facts still keep both.
+  assert.equal(
+    uniqueRecipients(
+      ["a@x", "A@x"],
+      [{ orcpt: "rfc822;a@x" }, { orcpt: "rfc822;A@x", notify: 2 }],
+      "",
+    )
+      .length,
+    2,
+  );
+  // The dotless ı folds to itself, not to "i": two recipients (merging
+  // them would drop one).
+  assert.equal(uniqueRecipients(["\u0131@x", "i@x", "I@x"], undefined, "").length, 2);
+  assert.equal(uniqueRecipients(["\ufb01@x", "FI@x"], undefined, "").length, 1);
+});
+
+Deno.test("uniqueRecipients() adds always_bcc once, with NOTIFY=NEVER", () => {
   assert.deepEqual(uniqueRecipients(["a@x"], undefined, "bcc@x"), [
     { address: "a@x" },
-    { address: "bcc@x" },
+    { address: "bcc@x", notify: 1 },
   ]);
   assert.deepEqual(uniqueRecipients(["bcc@x"], undefined, "bcc@x"), [{ address: "bcc@x" }]);
 });

@@ -11,8 +11,14 @@
  *
  * Fed every line of the message content in order (header and body), it
  * answers whether such a part or attached-message header holds a byte
- * above 127. It stops looking once it knows: after a match, or in a body
- * with no open multipart boundary (nothing can start a header block again).
+ * above 127, and whether any header block (the message's own included)
+ * has a `Content-Transfer-Encoding: 8bit` or `binary`: Postfix's cleanup
+ * (detect_8bit_encoding_header, on by default) then writes the queue
+ * file's encoding attribute as 8bit whatever BODY= said, so its smtp
+ * client converts the message for a next hop without 8BITMIME and sends
+ * BODY=8BITMIME to one with it. It stops looking once it knows both: after
+ * both matched, or in a body with no open multipart boundary (nothing can
+ * start a header block again).
  *
  * @module
  */
@@ -32,6 +38,7 @@ const SEMICOLON = 0x3b;
 const SLASH = 0x2f;
 const EQUALS = 0x3d;
 const CONTENT_TYPE = "content-type";
+const CONTENT_TRANSFER_ENCODING = "content-transfer-encoding";
 /**
  * A "--" line is compared with every open boundary (up to
  * mime_nesting_limit of them, each up to mime_boundary_length_limit
@@ -105,12 +112,18 @@ export class MimeHeaderScan {
    * header_size_limit), whether a byte of it is above 127, and whether it
    * is a Content-Type (whose value is kept in #value).
    */
-  #pending: { length: number; has8bit: boolean; contentType: boolean } | undefined;
-  /** The value of the Content-Type being read, folds as LF, in #value[0, #valueLength). */
+  #pending:
+    | { length: number; has8bit: boolean; contentType: boolean; transferEncoding: boolean }
+    | undefined;
+  /**
+   * The value of the Content-Type or Content-Transfer-Encoding being read,
+   * folds as LF, in #value[0, #valueLength).
+   */
   #value = new Uint8Array(0);
   #valueLength = 0;
   #prevPartial = false;
   #found = false;
+  #eightBitEncoding = false;
   #headerSizeLimit: number;
   #boundaryLengthLimit: number;
   #nestingLimit: number;
@@ -141,9 +154,19 @@ export class MimeHeaderScan {
     return this.#found;
   }
 
-  /** Nothing later in the message can change the answer. */
+  /**
+   * A header block had `Content-Transfer-Encoding: 8bit` or `binary` (the
+   * value after leading white space, in any case, nothing after it: as
+   * Postfix's cleanup compares it).
+   */
+  get eightBitEncoding(): boolean {
+    return this.#eightBitEncoding;
+  }
+
+  /** Nothing later in the message can change either answer. */
   get done(): boolean {
-    return this.#found || (this.#state === "body" && this.#stack.length === 0);
+    return (this.#found && this.#eightBitEncoding) ||
+      (this.#state === "body" && this.#stack.length === 0);
   }
 
   /**
@@ -165,13 +188,15 @@ export class MimeHeaderScan {
           return this.#collect(buf, start, end, true);
         }
         this.#endHeader();
-        if (this.#found) return;
+        if (this.done) return;
       }
       const name = headerNameEnd(buf, start, end);
       if (name >= 0) {
         // As mime_state.c: the name (ASCII), then the text after the colon.
         const contentType = isContentType(buf, start, name);
-        this.#pending = { length: name - start + 1, has8bit: false, contentType };
+        const transferEncoding = !contentType &&
+          asciiIs(buf.subarray(start, name), CONTENT_TRANSFER_ENCODING);
+        this.#pending = { length: name - start + 1, has8bit: false, contentType, transferEncoding };
         this.#valueLength = 0;
         return this.#collect(buf, buf.indexOf(0x3a, name) + 1, end, false);
       }
@@ -234,7 +259,7 @@ export class MimeHeaderScan {
     const stop = Math.min(end, start + room);
     for (let i = start; i < stop && !h.has8bit; i++) h.has8bit = (buf[i] as number) > 127;
     h.length += stop - start;
-    if (h.contentType) this.#keep(buf, start, stop, fold);
+    if (h.contentType || h.transferEncoding) this.#keep(buf, start, stop, fold);
   }
 
   /** Appends `buf[start, end)` to the Content-Type value, after an LF for a fold. */
@@ -257,8 +282,9 @@ export class MimeHeaderScan {
     const h = this.#pending;
     this.#pending = undefined;
     if (!h) return;
-    if (h.has8bit && this.#state !== "primary") {
-      this.#found = true;
+    if (h.has8bit && this.#state !== "primary") this.#found = true;
+    if (h.transferEncoding) {
+      this.#eightBitEncoding ||= isEightBitEncoding(this.#value.subarray(0, this.#valueLength));
     } else if (h.contentType) {
       const reader = new ValueReader(this.#value.subarray(0, this.#valueLength));
       this.#contentType(reader);
@@ -312,6 +338,23 @@ function asciiIs(buf: Uint8Array, lower: string): boolean {
     if (((buf[i] as number) | 0x20) !== lower.charCodeAt(i)) return false;
   }
   return true;
+}
+
+/** C's isspace(): the white space Postfix skips before a header's value. */
+function isCSpace(c: number): boolean {
+  return c === SP || (c >= HTAB && c <= CR);
+}
+
+/**
+ * Whether a Content-Transfer-Encoding value says 8bit or binary, as
+ * Postfix's cleanup_header_callback reads it: leading white space (folds
+ * included) skipped, the rest compared whole, in any case.
+ */
+function isEightBitEncoding(value: Uint8Array): boolean {
+  let i = 0;
+  while (i < value.length && isCSpace(value[i] as number)) i++;
+  const rest = value.subarray(i);
+  return asciiIs(rest, "8bit") || asciiIs(rest, "binary");
 }
 
 /** Whether a header's name, `buf[start, end)`, is Content-Type (any case). */

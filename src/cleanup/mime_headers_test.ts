@@ -252,3 +252,42 @@ Deno.test("MimeHeaderScan: a long Content-Type's buffer is not held for the rest
   assert.ok(s.heldBytes <= 4096, `${s.heldBytes} bytes held after the header`);
   assert.equal(s.done, false);
 });
+
+/**
+ * Messages and whether Postfix 3.7's cleanup wrote encoding=8bit into the
+ * extracted segment for them after BODY=7BIT (detect_8bit_encoding_header;
+ * found side by side with its smtpd, postcat).
+ */
+const ENCODING_CASES: [string, string, boolean][] = [
+  ["the message's own header", `${H}Content-Transfer-Encoding: 8bit\n\nx\n`, true],
+  ["binary, in any case", `${H}Content-Transfer-Encoding: Binary\n\nx\n`, true],
+  ["white space after the value", `${H}Content-Transfer-Encoding: 8bit \n\nx\n`, false],
+  ["a comment after the value", `${H}Content-Transfer-Encoding: 8bit (c)\n\nx\n`, false],
+  ["quoted-printable", `${H}Content-Transfer-Encoding: quoted-printable\n\nx\n`, false],
+  [
+    "a part's header, folded",
+    `${H}Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Transfer-Encoding:\n 8BIT\n\nx\n--B--\n`,
+    true,
+  ],
+  [
+    "an attached message's header",
+    `${H}Content-Type: message/rfc822\n\nSubject: in\nContent-Transfer-Encoding: 8bit\n\nx\n`,
+    true,
+  ],
+  [
+    "after the closing boundary",
+    `${H}Content-Type: multipart/mixed; boundary=B\n\n--B\n\nx\n--B--\nContent-Transfer-Encoding: 8bit\n\nx\n`,
+    false,
+  ],
+  [
+    "a part after one with a non-ASCII header",
+    `${H}Content-Type: multipart/mixed; boundary=B\n\n--B\nX-A: ${U}\n\nx\n--B\nContent-Transfer-Encoding: 8bit\n\nx\n--B--\n`,
+    true,
+  ],
+];
+
+for (const [what, message, want] of ENCODING_CASES) {
+  Deno.test(`MimeHeaderScan.eightBitEncoding: ${what}: ${want}`, () => {
+    assert.equal(scan(message).eightBitEncoding, want);
+  });
+}
