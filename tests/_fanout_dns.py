@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from _loopback_pair import bind_pair
+
 limit = float(sys.argv[1])
 count = int(sys.argv[2])
 acount = int(sys.argv[3]) if len(sys.argv) > 3 else 0
@@ -60,12 +62,7 @@ def answer(data, udp):
     return data[:2] + flags + struct.pack("!HHHH", 1, len(rrs), 0, 0) + question + body
 
 
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.bind(("127.0.0.1", 0))
-port = udp.getsockname()[1]
-tcp = socket.socket()
-tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("127.0.0.1", port))
+udp, tcp, port = bind_pair(reuse=True)
 tcp.listen(50)
 
 

@@ -18,21 +18,42 @@ const decoder = new TextDecoder();
 const handedOut = new Set<number>();
 
 /**
- * A free TCP port on 127.0.0.1 (it is closed again at once), never one this
- * process was given before: the kernel picks port 0 at random, so without
- * that, 15 calls in a row (one per Postfix smtpd service) returned the same
- * port twice in about 1 run of 100, and Postfix's master could not bind it.
+ * The first port of the kernel's local port range (32768 by default): the
+ * ports of outgoing connections and of a listen on port 0 come from it.
+ */
+const LOCAL_PORT_LOW = (() => {
+  try {
+    const text = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range");
+    const low = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 21000 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+})();
+
+/**
+ * A free TCP port on 127.0.0.1 for a server a test starts later (Postfix,
+ * Dovecot, a daemon's listener): a random port below the local port range
+ * that a listen takes right now (it is closed again at once), never one
+ * this process was given before. Not the kernel's port 0: that port comes
+ * from the local port range, where another test file of the parallel run
+ * may take the same number as an outgoing connection's local port before
+ * the server binds it (EADDRINUSE even with SO_REUSEADDR), as happened to
+ * the TLS engine's port (8a4fb5f) and to the tests' name servers (bdf858d).
  */
 export function freePort(): number {
-  for (;;) {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
+  for (let i = 0; i < 1000; i++) {
+    const port = 20000 + Math.floor(Math.random() * (LOCAL_PORT_LOW - 20000));
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue; // in use: another
     }
+    handedOut.add(port);
+    return port;
   }
+  throw new Error(`no free loopback port between 20000 and ${LOCAL_PORT_LOW}`);
 }
 
 /** A private work area under var/ (inside what the production flags allow). */

@@ -10,12 +10,10 @@ import sys
 import threading
 import time
 
+from _loopback_pair import bind_pair
+
 limit = float(sys.argv[1]) if len(sys.argv) > 1 else 60
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.bind(("127.0.0.1", 0))
-port = udp.getsockname()[1]
-tcp = socket.socket()
-tcp.bind(("127.0.0.1", port))
+udp, tcp, port = bind_pair(reuse=False)
 tcp.listen(0)
 fill = []
 for _ in range(3):

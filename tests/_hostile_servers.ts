@@ -33,19 +33,32 @@ async function startScript(
   const child = new Deno.Command("python3", {
     args: [new URL(`./${script}`, import.meta.url).pathname, ...args.map(String)],
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   reader.releaseLock();
+  const port = Number(new TextDecoder().decode(value).trim());
+  if (!Number.isInteger(port) || port <= 0) {
+    // It ended before printing its port (a bind that failed): say so here,
+    // not as a daemon that cannot use port 0.
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+    const status = await child.status;
+    await child.stdout.cancel().catch(() => {});
+    const why = await new Response(child.stderr).text();
+    throw new Error(`${script} printed no port (exit code ${status.code}):\n${why}`);
+  }
   return {
-    port: Number(new TextDecoder().decode(value).trim()),
+    port,
     async stop() {
       try {
         child.kill("SIGKILL");
       } catch { /* gone */ }
       await child.status;
       await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
     },
   };
 }

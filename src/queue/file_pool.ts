@@ -97,6 +97,7 @@ export class FilePool {
   #newId: () => string;
   #ready: PooledName[] = [];
   #filling = false;
+  #refill: Promise<void> | undefined;
   #closed = false;
   #low: number;
   #high: number;
@@ -169,8 +170,15 @@ export class FilePool {
    * Creates files up to the high-water mark, then syncs the directory once
    * (holding the process's {@linkcode PoolLock}).
    */
-  async fill(): Promise<void> {
-    if (this.#filling || this.#closed) return;
+  fill(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    // A refill under way (take() starts one): its end, so that the daemon's
+    // prefill waits for the files before it listens.
+    this.#refill ??= this.#fill().finally(() => (this.#refill = undefined));
+    return this.#refill;
+  }
+
+  async #fill(): Promise<void> {
     this.#filling = true;
     try {
       const want = this.#high - this.#ready.length;

@@ -111,3 +111,13 @@ Deno.test("FilePool: a file that cannot be opened now stays in the pool and is r
     assert.deepEqual([...Deno.readDirSync(dir)], [], "a clean stop leaves nothing behind");
   });
 });
+
+Deno.test("fill() during a refill resolves when that refill has made its files", async () => {
+  await withDir(async (dir) => {
+    const pool = new FilePool(dir, counter(), { low: 2, high: 8 });
+    void pool.fill(); // a refill already under way (as take() starts one)
+    await pool.fill();
+    assert.equal(pool.size, 8);
+    await pool.close();
+  });
+});

@@ -401,3 +401,18 @@ Deno.test("QueueStore.prepare()'s probe is left alone by a recovery running mean
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("QueueStore.prefill: the pool holds its files when it resolves (the daemon listens after it)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "queue_writer_test_" });
+  try {
+    const store = new QueueStore(dir, { pool: true });
+    await store.prepare("incoming");
+    await store.prefill("incoming");
+    const made = await Array.fromAsync(Deno.readDir(join(dir, "incoming")));
+    // 256 pool files and the one prepare() leaves as a write in progress.
+    assert.ok(made.length >= 256, `${made.length} files in incoming/`);
+    await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
