@@ -36,14 +36,23 @@ type RunOptions = Extract<CliOptions, { configFile: string }>;
  * @returns the exit status
  */
 export async function runCli(args: readonly string[]): Promise<number> {
+  // Under inetd and xinetd stderr is the client's socket (set below, once
+  // the command is known); a stray error's line then goes to the runtime's
+  // logger (syslog_server only), not into the SMTP dialog.
+  let quiet: boolean | undefined = undefined;
+  let quietLog: ((text: string) => void) | undefined;
+  const stray = (text: string) => {
+    if (quiet ?? stderrIsClient()) quietLog?.(text);
+    else err(`smtpd: error: ${text}`);
+  };
   // Last line of defence: no stray asynchronous error may end the server.
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
-    err(`smtpd: error: unhandled rejection: ${e.reason?.stack ?? e.reason}`);
+    stray(`unhandled rejection: ${e.reason?.stack ?? e.reason}`);
   });
   globalThis.addEventListener("error", (e) => {
     e.preventDefault();
-    err(`smtpd: error: uncaught exception: ${e.error?.stack ?? e.message}`);
+    stray(`uncaught exception: ${e.error?.stack ?? e.message}`);
   });
   // Loaded here: listener threads import this module too, and node:util
   // (parseArgs) would cost each of them memory for nothing.
@@ -64,7 +73,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
   // Under inetd and xinetd stderr is the client's socket: a fatal error must
   // not go there (it names files to anyone who connects).
-  const quiet = opts.kind === "stdin" && stderrIsClient();
+  quiet = opts.kind === "stdin" && stderrIsClient();
   let loaded: LoadedConfig | undefined;
   const fatal = (lines: readonly string[]) =>
     reportFatal(lines, quiet ? loaded ?? null : undefined);
@@ -105,6 +114,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     // 0, which a service manager takes for a clean stop and does not restart.
     return await fatal([`cannot start: ${errorText(e)}`]);
   }
+  if (quiet) quietLog = (text) => runtime.logger.error(text);
   try {
     return await run(opts, runtime);
   } catch (e) {

@@ -3,7 +3,7 @@
  * fail: what no check at start foresees (the operating system refusing a
  * call). Used by tests/exit_status_test.ts.
  *
- * usage: deno run -A tests/_start_fault.ts querySync|stdout SMTPD-ARGS...
+ * usage: deno run -A tests/_start_fault.ts querySync|stdout|rejection SMTPD-ARGS...
  */
 
 import { runCli } from "../src/app.ts";
@@ -17,6 +17,13 @@ if (what === "querySync") {
   Deno.stdout.writeSync = () => {
     throw new Error("output refused (test)");
   };
+} else if (what === "rejection") {
+  // A stray asynchronous error a second into the run (a session under way):
+  // a promise rejected with no handler, the last line of defence's case.
+  setTimeout(
+    () => void Promise.reject(new Error("stray rejection (test) in /secret/file.ts")),
+    1000,
+  );
 } else {
   throw new Error(`unknown fault ${what}`);
 }

@@ -667,6 +667,88 @@ Deno.test({
 
 Deno.test({
   name:
+    "stdin mode with stderr on the client's socket: a stray asynchronous error goes to syslog_server, not to the client",
+  ignore: !hasLauncher,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const got: string[] = [];
+    const server = createSocket("udp4");
+    server.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const { configFile } = await writeConfig(
+      work,
+      `syslog_server = "udp://127.0.0.1:${server.address().port}"`,
+    );
+    const port = freePort();
+    const fault = join(import.meta.dirname ?? ".", "_start_fault.ts");
+    // As inetd and xinetd start a server: stdin, stdout and stderr are the
+    // connection; a promise rejected with no handler a second in.
+    const l = await launch(
+      "systemd-socket-activate",
+      [
+        "--accept",
+        "--inetd",
+        "-l",
+        `127.0.0.1:${port}`,
+        "-E",
+        "REMOTE_ADDR=127.0.0.1",
+        "-E",
+        "REMOTE_PORT=40000",
+        "sh",
+        "-c",
+        'exec 2>&1; exec "$@"',
+        "sh",
+        Deno.execPath(),
+        "run",
+        "-A",
+        fault,
+        "rejection",
+        "stdin",
+        "-c",
+        configFile,
+      ],
+      port,
+      "Listening on",
+    );
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      let text = "";
+      try {
+        const buf = new Uint8Array(4096);
+        const read = async () => {
+          const n = await c.read(buf);
+          if (n !== null) text += new TextDecoder().decode(buf.subarray(0, n));
+          return n;
+        };
+        while (!text.includes("\r\n")) if (await read() === null) break;
+        await new Promise((r) => setTimeout(r, 2000));
+        await c.write(new TextEncoder().encode("QUIT\r\n"));
+        while (await read() !== null);
+      } catch {
+        /* reset */
+      } finally {
+        c.close();
+      }
+      assert.match(text, /^220 /);
+      assert.ok(!/rejection|secret/.test(text), `the client got a log line: ${text}`);
+      for (let i = 0; i < 100 && !got.some((g) => g.includes("stray")); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lines = got.join("\n");
+      assert.match(
+        lines,
+        /postfix\/smtpd\[\d+\]: error: unhandled rejection: .*stray rejection \(test\)/,
+      );
+    } finally {
+      await l.stop();
+      server.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "stdin mode on a socket with REMOTE_ADDR gets the network policy (relay denied, ours queued)",
   ignore: !hasLauncher,
   ...opts,

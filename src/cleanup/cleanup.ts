@@ -227,6 +227,7 @@ export class MessageDraft implements BodySink {
       env.recipients,
       env.recipientDsn,
       config.always_bcc.trim(),
+      config.smtputf8_enable !== false,
     );
     const attributes = envelopeAttributes(env);
     const limit = config.line_length_limit ?? 2048;

@@ -43,13 +43,17 @@ export interface RecipientDsnFacts {
  * @param recipients the addresses, in order
  * @param dsn each one's DSN facts, in the same order
  * @param bcc always_bcc, or ""
+ * @param utf8 smtputf8_enable: Postfix's casefold() folds with ICU only
+ *   then, else it lowercases ASCII letters only ("J\u00d6RG" stays apart from "j\u00f6rg")
  * @returns the recipients in order
  */
 export function uniqueRecipients(
   recipients: readonly string[],
   dsn: readonly (RecipientDsnFacts | undefined)[] | undefined,
   bcc: string,
+  utf8 = true,
 ): QueueRecipient[] {
+  const fold = utf8 ? foldCase : asciiLower;
   const seen = new Map<string, QueueRecipient>();
   recipients.forEach((address, i) => {
     const d = dsn?.[i];
@@ -63,7 +67,7 @@ export function uniqueRecipients(
       : { address };
     // Folded as Postfix's duplicate filter folds its key (been_here with
     // BH_FLAG_FOLD: casefold(), ICU's full folding with smtputf8_enable).
-    const key = foldCase(
+    const key = fold(
       `${r.dsnOrcpt ?? ""}\n${r.notify ?? 0}\n${r.original ?? address}\n${address}`,
     );
     if (!seen.has(key)) seen.set(key, r);
@@ -72,6 +76,11 @@ export function uniqueRecipients(
     seen.set(`\n${NOTIFY_NEVER}\n${bcc}`, { address: bcc, notify: NOTIFY_NEVER });
   }
   return [...seen.values()];
+}
+
+/** Lower case for ASCII letters only, as Postfix's lowercase(). */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
 /** The envelope facts that become named attributes. */

@@ -59,6 +59,18 @@ Deno.test("uniqueRecipients() compares as Postfix's cleanup does, case folded (c
   assert.equal(uniqueRecipients(["\ufb01@x", "FI@x"], undefined, "").length, 1);
 });
 
+Deno.test("uniqueRecipients() folds ASCII only without smtputf8_enable, as Postfix's casefold()", () => {
+  // util_utf8_enable follows smtputf8_enable: casefold() then lowercases
+  // ASCII letters only, so j\u00d6rg and j\u00f6rg are two recipients.
+  const addresses = ["j\u00f6rg@x", "J\u00d6RG@X", "JORG@X", "jorg@x"];
+  assert.deepEqual(uniqueRecipients(addresses, undefined, "", false).map((r) => r.address), [
+    "j\u00f6rg@x",
+    "J\u00d6RG@X",
+    "JORG@X",
+  ]);
+  assert.equal(uniqueRecipients(addresses, undefined, "").length, 2);
+});
+
 Deno.test("uniqueRecipients() adds always_bcc once, with NOTIFY=NEVER", () => {
   assert.deepEqual(uniqueRecipients(["a@x"], undefined, "bcc@x"), [
     { address: "a@x" },

@@ -35,6 +35,7 @@ const BACKSLASH = 0x5c;
 const LPAREN = 0x28;
 const RPAREN = 0x29;
 const SEMICOLON = 0x3b;
+const COLON = 0x3a;
 const SLASH = 0x2f;
 const EQUALS = 0x3d;
 const CONTENT_TYPE = "content-type";
@@ -194,11 +195,14 @@ export class MimeHeaderScan {
       if (name >= 0) {
         // As mime_state.c: the name (ASCII), then the text after the colon.
         const contentType = isContentType(buf, start, name);
-        const transferEncoding = !contentType &&
+        // With blanks before the colon Postfix still knows the header
+        // (header_opts_find trims them), but reads its value from the
+        // name's length plus one: ":8bit" after them, never 8bit or binary.
+        const transferEncoding = !contentType && buf[name] === COLON &&
           asciiIs(buf.subarray(start, name), CONTENT_TRANSFER_ENCODING);
         this.#pending = { length: name - start + 1, has8bit: false, contentType, transferEncoding };
         this.#valueLength = 0;
-        return this.#collect(buf, buf.indexOf(0x3a, name) + 1, end, false);
+        return this.#collect(buf, buf.indexOf(COLON, name) + 1, end, false);
       }
       const wasKind = this.#kind;
       this.#kind = "other";

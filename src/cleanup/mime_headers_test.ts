@@ -264,6 +264,11 @@ const ENCODING_CASES: [string, string, boolean][] = [
   ["white space after the value", `${H}Content-Transfer-Encoding: 8bit \n\nx\n`, false],
   ["a comment after the value", `${H}Content-Transfer-Encoding: 8bit (c)\n\nx\n`, false],
   ["quoted-printable", `${H}Content-Transfer-Encoding: quoted-printable\n\nx\n`, false],
+  // Postfix finds the header by its name with the blanks before the colon
+  // trimmed (header_opts_find), then compares the text after the name's
+  // length plus one: ":8bit", never a match.
+  ["white space before the colon", `${H}Content-Transfer-Encoding : 8bit\n\nx\n`, false],
+  ["a tab before the colon", `${H}Content-Transfer-Encoding\t:8bit\n\nx\n`, false],
   [
     "a part's header, folded",
     `${H}Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Transfer-Encoding:\n 8BIT\n\nx\n--B--\n`,

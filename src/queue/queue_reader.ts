@@ -152,6 +152,9 @@ export async function readQueueFile(
         break;
     }
   }
+  // A file that stops inside a long line (truncated, or still being
+  // written) shows what it has of it, as before these were decoded whole.
+  if (pending.length) content += recordText(concat(pending));
   // Complete means: ready mode, and the end record is the very last record.
   const sawEnd = records.at(-1)?.type === REC.end;
   const problem = !sawEnd

@@ -40,3 +40,26 @@ Deno.test("readQueueFile() shows UTF-8 as UTF-8 (an SMTPUTF8 recipient, a raw OR
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readQueueFile() shows the long line a truncated file ends in (cont records, no norm)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const b = new RecordBuffer();
+    b.putText(REC.time, "1796494894 0");
+    b.putText(REC.from, "s@example.org");
+    b.putText(REC.rcpt, "r@example.org");
+    b.putText(REC.mesg, "0");
+    b.putText(REC.norm, "Subject: t");
+    b.putText(REC.norm, "");
+    // The file stops inside a long line (a crash, a full disk, a copy).
+    b.putText(REC.cont, "a long line, ");
+    b.putText(REC.cont, "cut \u00e9");
+    const path = join(dir, "ABCDEF");
+    await Deno.writeFile(path, b.bytes(), { mode: 0o600 });
+    const e = await readQueueFile(path, "incoming", true);
+    assert.equal(e.complete, false);
+    assert.equal(e.content, "Subject: t\n\na long line, cut \u00e9");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
