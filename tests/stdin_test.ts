@@ -544,6 +544,36 @@ async function socketActivate(
   );
 }
 
+/**
+ * Starts a command as inetd and xinetd start a server, stderr on the
+ * connection too (systemd-socket-activate --inetd, then `exec 2>&1`), for a
+ * network client at 127.0.0.1:40000.
+ * @param port the loopback port to listen on
+ * @param argv the program and its arguments
+ */
+function inetdWithStderr(port: number, argv: string[]): Promise<Launcher> {
+  return launch(
+    "systemd-socket-activate",
+    [
+      "--accept",
+      "--inetd",
+      "-l",
+      `127.0.0.1:${port}`,
+      "-E",
+      "REMOTE_ADDR=127.0.0.1",
+      "-E",
+      "REMOTE_PORT=40000",
+      "sh",
+      "-c",
+      'exec 2>&1; exec "$@"',
+      "sh",
+      ...argv,
+    ],
+    port,
+    "Listening on",
+  );
+}
+
 /** Sends a whole dialog at once and reads replies until the server closes. */
 async function dialog(port: number, text: string): Promise<string[]> {
   const c = await RawClient.connect(port);
@@ -615,27 +645,10 @@ Deno.test({
     );
     const port = freePort();
     // As inetd and xinetd start a server: stdin, stdout and stderr are the connection.
-    const l = await launch(
-      "systemd-socket-activate",
-      [
-        "--accept",
-        "--inetd",
-        "-l",
-        `127.0.0.1:${port}`,
-        "-E",
-        "REMOTE_ADDR=127.0.0.1",
-        "-E",
-        "REMOTE_PORT=40000",
-        "sh",
-        "-c",
-        'exec 2>&1; exec "$@"',
-        "sh",
-        Deno.execPath(),
-        ...await smtpdArgs(["stdin", "-c", configFile]),
-      ],
-      port,
-      "Listening on",
-    );
+    const l = await inetdWithStderr(port, [
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ]);
     try {
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       let text = "";
@@ -684,33 +697,16 @@ Deno.test({
     const fault = join(import.meta.dirname ?? ".", "_start_fault.ts");
     // As inetd and xinetd start a server: stdin, stdout and stderr are the
     // connection; a promise rejected with no handler a second in.
-    const l = await launch(
-      "systemd-socket-activate",
-      [
-        "--accept",
-        "--inetd",
-        "-l",
-        `127.0.0.1:${port}`,
-        "-E",
-        "REMOTE_ADDR=127.0.0.1",
-        "-E",
-        "REMOTE_PORT=40000",
-        "sh",
-        "-c",
-        'exec 2>&1; exec "$@"',
-        "sh",
-        Deno.execPath(),
-        "run",
-        "-A",
-        fault,
-        "rejection",
-        "stdin",
-        "-c",
-        configFile,
-      ],
-      port,
-      "Listening on",
-    );
+    const l = await inetdWithStderr(port, [
+      Deno.execPath(),
+      "run",
+      "-A",
+      fault,
+      "rejection",
+      "stdin",
+      "-c",
+      configFile,
+    ]);
     try {
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       let text = "";
