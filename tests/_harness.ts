@@ -606,6 +606,21 @@ export async function greeted(port: number, ehlo = "EHLO client.example"): Promi
 }
 
 /**
+ * Takes the queue ID from the reply that ended a message (to DATA's end or
+ * to BDAT LAST), then says QUIT and reads its reply.
+ * @param c the client
+ * @param last that reply
+ * @returns the queue ID
+ */
+export async function queuedThenQuit(c: RawClient, last: string): Promise<string> {
+  const id = /^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)/.exec(last)?.[1];
+  assert.ok(id, last);
+  await c.send("QUIT\r\n");
+  await c.reply();
+  return id;
+}
+
+/**
  * Makes a self-signed certificate for mx.test.example (openssl), valid two
  * days, as `cert.pem` and `key.pem` in `dir` (RSA 2048), or with `ecdsa`
  * as `ec.pem` and `ec.key` (P-256).

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { freePort, greeted, makeWorkDir, sleep, startDaemon } from "./_harness.ts";
+import { freePort, greeted, makeWorkDir, queuedThenQuit, sleep, startDaemon } from "./_harness.ts";
 import { havePostfix, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -31,11 +31,7 @@ async function send(port: number, sender: string): Promise<string> {
     }
     await c.send(`From: <${sender}>\r\nSubject: bcc test\r\n\r\nbody\r\n.\r\n`);
     const last = await c.reply();
-    const id = /queued as (\w+)/.exec(last)?.[1];
-    assert.ok(id, last);
-    await c.send("QUIT\r\n");
-    await c.reply();
-    return id;
+    return await queuedThenQuit(c, last);
   } finally {
     c.close();
   }

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { freePort, greeted, makeWorkDir, startDaemon } from "./_harness.ts";
+import { freePort, greeted, makeWorkDir, queuedThenQuit, startDaemon } from "./_harness.ts";
 import { havePostfix, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -39,11 +39,7 @@ async function send(port: number, subject: string): Promise<string> {
     await c.send(`BDAT ${body.length} LAST\r\n`);
     await c.send(body);
     const last = await c.reply();
-    const id = /queued as (\w+)/.exec(last)?.[1];
-    assert.ok(id, last);
-    await c.send("QUIT\r\n");
-    await c.reply();
-    return id;
+    return await queuedThenQuit(c, last);
   } finally {
     c.close();
   }

@@ -22,6 +22,7 @@ import {
   freePort,
   greeted,
   makeWorkDir,
+  queuedThenQuit,
   run,
   sh,
   spawnLogged,
@@ -69,11 +70,7 @@ async function send(port: number, c: Case): Promise<string> {
       await cl.send(".\r\n");
       last = await cl.reply();
     }
-    const id = /^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)/.exec(last)?.[1];
-    assert.ok(id, last);
-    await cl.send("QUIT\r\n");
-    await cl.reply();
-    return id;
+    return await queuedThenQuit(cl, last);
   } finally {
     cl.close();
   }
