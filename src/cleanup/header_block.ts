@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concatBytes } from "../io/bytes.ts";
 import { type HeaderFacts, isField, isHeaderStart, RESENT_FIELDS } from "./headers.ts";
 
 // The Message-ID for the log line: UTF-8 (RFC 6532), as Postfix's printable()
@@ -181,11 +182,5 @@ export class HeaderBlock {
  * @returns the text, trimmed, with "?" for what is not UTF-8
  */
 function messageIdText(pieces: Uint8Array[]): string {
-  const all = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return utf8.decode(all).replaceAll("\ufffd", "?").trim();
+  return utf8.decode(concatBytes(pieces)).replaceAll("\ufffd", "?").trim();
 }

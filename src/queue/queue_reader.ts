@@ -10,6 +10,7 @@
  * @module
  */
 
+import { concatBytes } from "../io/bytes.ts";
 import { join } from "./path.ts";
 import { decodeRecords, QueueFileError, REC } from "./queue_file.ts";
 import { isQueueId } from "./queue_id.ts";
@@ -54,17 +55,6 @@ function recordText(bytes: Uint8Array): string {
     for (const b of bytes) out += String.fromCharCode(b);
     return out;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /**
@@ -135,13 +125,13 @@ export async function readQueueFile(
         inContent = true;
         break;
       case REC.xtra:
-        if (pending.length) content += recordText(concat(pending));
+        if (pending.length) content += recordText(concatBytes(pending));
         pending = [];
         inContent = false;
         break;
       case REC.norm:
         if (inContent && withContent) {
-          content += recordText(concat([...pending, r.data])) + "\n";
+          content += recordText(concatBytes([...pending, r.data])) + "\n";
           pending = [];
         }
         break;
@@ -154,7 +144,7 @@ export async function readQueueFile(
   }
   // A file that stops inside a long line (truncated, or still being
   // written) shows what it has of it, as before these were decoded whole.
-  if (pending.length) content += recordText(concat(pending));
+  if (pending.length) content += recordText(concatBytes(pending));
   // Complete means: ready mode, and the end record is the very last record.
   const sawEnd = records.at(-1)?.type === REC.end;
   const problem = !sawEnd
