@@ -486,3 +486,43 @@ Deno.test({
       assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);
     }),
 });
+
+Deno.test({
+  name:
+    "the /file entries of every network list are granted: permit_mx_backup_networks, smtpd_upstream_proxy_networks, smtpd_client_event_limit_exceptions",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("netfiles");
+    try {
+      // Outside the queue (work/spool): granted only if the derivation names it.
+      const file = join(work, "networks");
+      await Deno.writeTextFile(file, "192.0.2.0/24\n");
+      for (
+        const extra of [
+          `permit_mx_backup_networks = ["${file}"]\n` +
+          'smtpd_recipient_restrictions = ["reject_unauth_destination", "permit_mx_backup"]\n' +
+          'dns_server = "127.0.0.1:53"',
+          `smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_upstream_proxy_networks = ["${file}"]`,
+          `smtpd_client_event_limit_exceptions = ["${file}"]`,
+        ]
+      ) {
+        const { configFile } = await writeConfig(work, extra);
+        const flags = await flagsForArgs(["config", "-c", configFile], ROOT);
+        assert.ok(
+          flags.some((f) => f.startsWith("--allow-read=") && f.split(/[=,]/).includes(file)),
+          `${extra}\n${flags.join("\n")}`,
+        );
+        const checked = await run(
+          Deno.execPath(),
+          await smtpdArgs(["config", "--check", "-c", configFile]),
+          { timeoutMs: 20_000 },
+        );
+        // Was: "cannot read ...: outside the paths this program may read".
+        assert.doesNotMatch(checked.stderr, /cannot read|outside the paths/, extra);
+        assert.match(checked.stdout + checked.stderr, /configuration OK/, extra);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -150,13 +150,20 @@ export function resolvConfNameServers(text: string): string[] {
   return out;
 }
 
-/** List parameters whose `/file` entries are read at start (src/policy/domain_list.ts). */
+/**
+ * List parameters whose `/file` entries are read at start: the domain lists
+ * (src/policy/domain_list.ts) and every network list compileNetworks() reads
+ * (src/policy/relay.ts).
+ */
 const LIST_FILE_PARAMS = [
   "mynetworks",
   "mydestination",
   "relay_domains",
   "virtual_alias_domains",
   "virtual_mailbox_domains",
+  "permit_mx_backup_networks",
+  "smtpd_upstream_proxy_networks",
+  "smtpd_client_event_limit_exceptions",
 ] as const;
 
 /**
