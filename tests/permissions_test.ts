@@ -17,6 +17,7 @@ import {
   type RunResult,
   smtpdArgs,
   startDaemon,
+  swaks,
   writeConfig,
 } from "./_harness.ts";
 import { startBlackHole, startDns } from "./_dns.ts";
@@ -522,6 +523,74 @@ Deno.test({
         assert.match(checked.stdout + checked.stderr, /configuration OK/, extra);
       }
     } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an inline: table's key=value naming a DNS restriction or a policy service: its name server and endpoint are granted",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      mx: [["example.org", "mx.example.org", 10]],
+      a: [["mx.example.org", "192.0.2.10"]],
+    });
+    const work = await makeWorkDir("inlinevalue");
+    const policyPort = freePort();
+    // Fixed ports: port 0 would grant every port of 127.0.0.1, the name
+    // server's and the policy service's too.
+    const base = [
+      `smtpd_listen = ["127.0.0.1:${freePort()}"]`,
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      `mydestination = ["example.com"]`,
+    ].join("\n");
+    const rcpt = (values: string) =>
+      `smtpd_recipient_restrictions = ["reject_unauth_destination", "check_recipient_access inline:{ ${values} }"]`;
+    try {
+      // The policy service: the start refused it ("outside the hosts and sockets").
+      const { configFile } = await writeConfig(
+        work,
+        `${base}\n${rcpt(`v@example.com=check_policy_service inet:127.0.0.1:${policyPort}`)}`,
+      );
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const net = flags.find((f) => f.startsWith("--allow-net="))?.split(/[=,]/) ?? [];
+      assert.ok(net.includes(`127.0.0.1:${policyPort}`), flags.join("\n"));
+      assert.ok(net.includes(`127.0.0.1:${dns.port}`), flags.join("\n"));
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+
+      // The DNS restriction: every sender was "Domain not found" (450), the
+      // query refused by the permissions.
+      const d = await startDaemon(
+        `${base}\n${rcpt("u@example.com=reject_unknown_sender_domain")}`,
+        {
+          dir: work,
+        },
+      );
+      try {
+        const r = await swaks(d.port, ["--from", "a@example.org", "--to", "u@example.com"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/, r.stdout);
+        const r2 = await swaks(d.port, ["--from", "a@nowhere.example", "--to", "u@example.com"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(
+          r2.stdout,
+          /450 4\.1\.8 <a@nowhere\.example>: Sender address rejected: Domain not found/,
+        );
+        assert.doesNotMatch(d.log(), /refused|NotCapable|Requires net access/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await dns.stop();
       await Deno.remove(work, { recursive: true });
     }
   },

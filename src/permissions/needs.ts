@@ -202,8 +202,19 @@ function configWords(
   return { words: words.map(lower), files };
 }
 
+/**
+ * The words of a list item or table line. An `inline:` table's entries are
+ * `key=value` (`inline:{ a@b=reject_unknown_sender_domain }`), and a
+ * value's first word may be a restriction that asks the DNS or names a
+ * service: `key=value` is taken as its two words (not in a table spec or a
+ * path, where `=` is part of the name).
+ */
 function splitWords(text: string): string[] {
-  return text.split(/[\s,{}]+/).filter((w) => w !== "");
+  return text.split(/[\s,{}]+/).filter((w) => w !== "").flatMap((w) => {
+    const eq = w.indexOf("=");
+    if (eq <= 0 || w.startsWith("/") || /^[a-z][a-z0-9_]*:/i.test(w)) return [w];
+    return [w.slice(0, eq), w.slice(eq + 1)].filter((part) => part !== "");
+  });
 }
 
 /**
