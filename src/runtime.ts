@@ -496,7 +496,7 @@ export async function rebuildRuntime(
     ehloDiscardFor: ehloDiscardLookup(loaded),
     // The authentication server's connection stays (smtpd_sasl_auth_enable,
     // _path and _service are restart-only); the rest is the new configuration's.
-    sasl: old.deps.sasl ? reloadedSasl(loaded, old.deps.sasl.server) : undefined,
+    sasl: reloadedSasl(loaded, old.deps.sasl?.server),
   });
   const runtime: Runtime = Object.freeze({
     ...old,
@@ -514,15 +514,16 @@ export async function rebuildRuntime(
 /**
  * The SASL view of sessions after a reload: the running server connection,
  * with the new security options, exceptions, response limit and header.
+ * The settings are checked as at start also when AUTH is off.
  * @param loaded the reloaded configuration (restart-only values pinned)
- * @param server the running authentication server's client
- * @returns the sessions' SASL dependencies
+ * @param server the running authentication server's client, if AUTH is on
+ * @returns the sessions' SASL dependencies (undefined without a server)
  * @throws {ConfigError} with file and line for a bad setting
  */
 function reloadedSasl(
   loaded: LoadedConfig,
-  server: NonNullable<SessionDeps["sasl"]>["server"],
-): NonNullable<SessionDeps["sasl"]> {
+  server: NonNullable<SessionDeps["sasl"]>["server"] | undefined,
+): SessionDeps["sasl"] | undefined {
   const settings = saslSettings(loaded.config, { file: loaded.file, lineOf: loaded.lineOf });
   const exceptions = located(
     loaded,
@@ -534,6 +535,7 @@ function reloadedSasl(
         loaded.config,
       ),
   );
+  if (server === undefined) return undefined;
   return sessionSasl(settings, server, (name, address) => exceptions(name, address));
 }
 
@@ -559,6 +561,9 @@ async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Pr
   resolveOwner(next);
   if (kept.some((k) => k.startsWith("smtpd_tls_") || k === "smtpd_listen_threads")) {
     await tlsContext(next);
+  }
+  if (kept.some((k) => k.startsWith("smtpd_sasl_"))) {
+    saslSettings(next.config, { file: next.file, lineOf: next.lineOf });
   }
 }
 

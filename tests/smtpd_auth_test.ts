@@ -821,9 +821,9 @@ Deno.test({
     const dir = await makeWorkDir("authreload");
     const maps = join(dir, "login_maps");
     await Deno.writeTextFile(maps, "alice@mx.test.example alice\ncarol@mx.test.example carol\n");
-    const config = (extra: string) =>
+    const config = (extra: string, path = dovecot.socket) =>
       [
-        `smtpd_sasl_path = "${dovecot.socket}"`,
+        `smtpd_sasl_path = "${path}"`,
         `mynetworks = ["192.0.2.0/24"]`,
         `smtpd_recipient_restrictions = ["permit_sasl_authenticated", "reject_unauth_destination"]`,
         `smtpd_sender_login_maps = ["texthash:${maps}"]`,
@@ -880,6 +880,16 @@ Deno.test({
         /553 5\.7\.1 <carol@mx\.test\.example>: Sender address rejected: not owned by user alice/,
       );
       assert.doesNotMatch(d.log(), /reject_sender_login_mismatch' ignored/);
+      // Its new value is checked as the next start would check it.
+      await writeConfig(
+        dir,
+        config("smtpd_sasl_auth_enable = true", "inet:nowhere"),
+      );
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(
+        /warning: reload failed: .*smtpd\.toml:\d+: smtpd_sasl_path: expected inet:host:port, got "inet:nowhere"; keeping the running configuration/,
+        10_000,
+      );
     } finally {
       await d.stop();
       await dovecot.dispose();
