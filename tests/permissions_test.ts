@@ -595,3 +595,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "tls_server_sni_maps with TLS off: neither the table nor its chain files (private keys) are granted, and the start needs them not",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("snioff");
+    try {
+      const table = join(work, "sni");
+      const chain = join(work, "sni-chain.pem");
+      await Deno.writeTextFile(table, `mail.example.net ${chain}\n`);
+      await Deno.writeTextFile(chain, "not read with TLS off\n");
+      const { configFile } = await writeConfig(
+        work,
+        `smtpd_tls_security_level = "none"\ntls_server_sni_maps = ["texthash:${table}"]`,
+      );
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const read = flags.find((f) => f.startsWith("--allow-read="))?.split(/[=,]/) ?? [];
+      assert.ok(!read.includes(chain), flags.join("\n"));
+      assert.ok(!read.includes(table), flags.join("\n"));
+      const d = await startDaemon(
+        `smtpd_tls_security_level = "none"\ntls_server_sni_maps = ["texthash:${table}"]`,
+        { dir: work },
+      );
+      try {
+        const r = await swaks(d.port, ["--to", "postmaster@mx.test.example"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -181,6 +181,8 @@ function configWords(
   const add = (item: string) => words.push(...splitWords(item));
   for (const [name, spec] of Object.entries(PARAMS)) {
     if (spec.kind !== "list") continue;
+    // Read only with TLS on (src/tls_context.ts): the chains hold private keys.
+    if (name === "tls_server_sni_maps" && !tlsNeededBy(loaded.config)) continue;
     for (const item of loaded.config[name as keyof typeof PARAMS] as readonly string[]) add(item);
   }
   for (const items of loaded.classes.values()) for (const item of items) add(item);
@@ -330,7 +332,7 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
     }
   }
   // tls_server_sni_maps: the tables are among the tables above; the chain files they name.
-  for (const spec of c.tls_server_sni_maps) {
+  for (const spec of tlsNeededBy(c) ? c.tls_server_sni_maps : []) {
     let entries;
     try {
       entries = readSniTable(spec, (p) => readText(abs(p)) ?? "");
