@@ -410,6 +410,12 @@ export const RESTART_ONLY = [
   "smtpd_upstream_proxy_protocol",
   "smtpd_memory_budget",
   "anvil_rate_time_unit",
+  // The authentication server's connection is opened once (runtime.ts);
+  // the other smtpd_sasl_* settings are taken by a reload.
+  "smtpd_sasl_auth_enable",
+  "smtpd_sasl_type",
+  "smtpd_sasl_path",
+  "smtpd_sasl_service",
 ] as const satisfies readonly (keyof Config)[];
 
 /**
@@ -488,8 +494,9 @@ export async function rebuildRuntime(
     proxyNetworks,
     overRate: old.mode === "serve" ? rateLimits(config, rates, old.limitExempt, logger) : undefined,
     ehloDiscardFor: ehloDiscardLookup(loaded),
-    // The authentication server's connection stays; its settings need a restart.
-    sasl: old.deps.sasl,
+    // The authentication server's connection stays (smtpd_sasl_auth_enable,
+    // _path and _service are restart-only); the rest is the new configuration's.
+    sasl: reloadedSasl(loaded, old.deps.sasl?.server),
   });
   const runtime: Runtime = Object.freeze({
     ...old,
@@ -502,6 +509,34 @@ export async function rebuildRuntime(
     deps,
   });
   return { runtime, kept };
+}
+
+/**
+ * The SASL view of sessions after a reload: the running server connection,
+ * with the new security options, exceptions, response limit and header.
+ * The settings are checked as at start also when AUTH is off.
+ * @param loaded the reloaded configuration (restart-only values pinned)
+ * @param server the running authentication server's client, if AUTH is on
+ * @returns the sessions' SASL dependencies (undefined without a server)
+ * @throws {ConfigError} with file and line for a bad setting
+ */
+function reloadedSasl(
+  loaded: LoadedConfig,
+  server: NonNullable<SessionDeps["sasl"]>["server"] | undefined,
+): SessionDeps["sasl"] | undefined {
+  const settings = saslSettings(loaded.config, { file: loaded.file, lineOf: loaded.lineOf });
+  const exceptions = located(
+    loaded,
+    "smtpd_sasl_exceptions_networks",
+    () =>
+      compilePeerList(
+        loaded.config.smtpd_sasl_exceptions_networks,
+        "smtpd_sasl_exceptions_networks",
+        loaded.config,
+      ),
+  );
+  if (server === undefined) return undefined;
+  return sessionSasl(settings, server, (name, address) => exceptions(name, address));
 }
 
 /**
@@ -526,6 +561,9 @@ async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Pr
   resolveOwner(next);
   if (kept.some((k) => k.startsWith("smtpd_tls_") || k === "smtpd_listen_threads")) {
     await tlsContext(next);
+  }
+  if (kept.some((k) => k.startsWith("smtpd_sasl_"))) {
+    saslSettings(next.config, { file: next.file, lineOf: next.lineOf });
   }
 }
 

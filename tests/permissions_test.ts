@@ -17,6 +17,7 @@ import {
   type RunResult,
   smtpdArgs,
   startDaemon,
+  swaks,
   writeConfig,
 } from "./_harness.ts";
 import { startBlackHole, startDns } from "./_dns.ts";
@@ -485,4 +486,149 @@ Deno.test({
       assert.doesNotMatch(stdin.stdout, /^220 /m);
       assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);
     }),
+});
+
+Deno.test({
+  name:
+    "the /file entries of every network list are granted: permit_mx_backup_networks, smtpd_upstream_proxy_networks, smtpd_client_event_limit_exceptions",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("netfiles");
+    try {
+      // Outside the queue (work/spool): granted only if the derivation names it.
+      const file = join(work, "networks");
+      await Deno.writeTextFile(file, "192.0.2.0/24\n");
+      for (
+        const extra of [
+          `permit_mx_backup_networks = ["${file}"]\n` +
+          'smtpd_recipient_restrictions = ["reject_unauth_destination", "permit_mx_backup"]\n' +
+          'dns_server = "127.0.0.1:53"',
+          `smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_upstream_proxy_networks = ["${file}"]`,
+          `smtpd_client_event_limit_exceptions = ["${file}"]`,
+        ]
+      ) {
+        const { configFile } = await writeConfig(work, extra);
+        const flags = await flagsForArgs(["config", "-c", configFile], ROOT);
+        assert.ok(
+          flags.some((f) => f.startsWith("--allow-read=") && f.split(/[=,]/).includes(file)),
+          `${extra}\n${flags.join("\n")}`,
+        );
+        const checked = await run(
+          Deno.execPath(),
+          await smtpdArgs(["config", "--check", "-c", configFile]),
+          { timeoutMs: 20_000 },
+        );
+        // Was: "cannot read ...: outside the paths this program may read".
+        assert.doesNotMatch(checked.stderr, /cannot read|outside the paths/, extra);
+        assert.match(checked.stdout + checked.stderr, /configuration OK/, extra);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an inline: table's key=value naming a DNS restriction or a policy service: its name server and endpoint are granted",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      mx: [["example.org", "mx.example.org", 10]],
+      a: [["mx.example.org", "192.0.2.10"]],
+    });
+    const work = await makeWorkDir("inlinevalue");
+    const policyPort = freePort();
+    // Fixed ports: port 0 would grant every port of 127.0.0.1, the name
+    // server's and the policy service's too.
+    const base = [
+      `smtpd_listen = ["127.0.0.1:${freePort()}"]`,
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      `mydestination = ["example.com"]`,
+    ].join("\n");
+    const rcpt = (values: string) =>
+      `smtpd_recipient_restrictions = ["reject_unauth_destination", "check_recipient_access inline:{ ${values} }"]`;
+    try {
+      // The policy service: the start refused it ("outside the hosts and sockets").
+      const { configFile } = await writeConfig(
+        work,
+        `${base}\n${rcpt(`v@example.com=check_policy_service inet:127.0.0.1:${policyPort}`)}`,
+      );
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const net = flags.find((f) => f.startsWith("--allow-net="))?.split(/[=,]/) ?? [];
+      assert.ok(net.includes(`127.0.0.1:${policyPort}`), flags.join("\n"));
+      assert.ok(net.includes(`127.0.0.1:${dns.port}`), flags.join("\n"));
+      const checked = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(checked.code, 0, checked.stderr);
+
+      // The DNS restriction: every sender was "Domain not found" (450), the
+      // query refused by the permissions.
+      const d = await startDaemon(
+        `${base}\n${rcpt("u@example.com=reject_unknown_sender_domain")}`,
+        {
+          dir: work,
+        },
+      );
+      try {
+        const r = await swaks(d.port, ["--from", "a@example.org", "--to", "u@example.com"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/, r.stdout);
+        const r2 = await swaks(d.port, ["--from", "a@nowhere.example", "--to", "u@example.com"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(
+          r2.stdout,
+          /450 4\.1\.8 <a@nowhere\.example>: Sender address rejected: Domain not found/,
+        );
+        assert.doesNotMatch(d.log(), /refused|NotCapable|Requires net access/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await dns.stop();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tls_server_sni_maps with TLS off: neither the table nor its chain files (private keys) are granted, and the start needs them not",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("snioff");
+    try {
+      const table = join(work, "sni");
+      const chain = join(work, "sni-chain.pem");
+      await Deno.writeTextFile(table, `mail.example.net ${chain}\n`);
+      await Deno.writeTextFile(chain, "not read with TLS off\n");
+      const { configFile } = await writeConfig(
+        work,
+        `smtpd_tls_security_level = "none"\ntls_server_sni_maps = ["texthash:${table}"]`,
+      );
+      const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
+      const read = flags.find((f) => f.startsWith("--allow-read="))?.split(/[=,]/) ?? [];
+      assert.ok(!read.includes(chain), flags.join("\n"));
+      assert.ok(!read.includes(table), flags.join("\n"));
+      const d = await startDaemon(
+        `smtpd_tls_security_level = "none"\ntls_server_sni_maps = ["texthash:${table}"]`,
+        { dir: work },
+      );
+      try {
+        const r = await swaks(d.port, ["--to", "postmaster@mx.test.example"], {
+          timeoutMs: 30_000,
+        });
+        assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
 });

@@ -811,3 +811,89 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP: smtpd_sasl_auth_enable is restart-only and named in the log (reject_sender_login_mismatch stays), the new security options are taken",
+  ...opts,
+  fn: async () => {
+    const dovecot = await startDovecot(freePort());
+    const dir = await makeWorkDir("authreload");
+    const maps = join(dir, "login_maps");
+    await Deno.writeTextFile(maps, "alice@mx.test.example alice\ncarol@mx.test.example carol\n");
+    const config = (extra: string, path = dovecot.socket) =>
+      [
+        `smtpd_sasl_path = "${path}"`,
+        `mynetworks = ["192.0.2.0/24"]`,
+        `smtpd_recipient_restrictions = ["permit_sasl_authenticated", "reject_unauth_destination"]`,
+        `smtpd_sender_login_maps = ["texthash:${maps}"]`,
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`,
+        extra,
+      ].join("\n");
+    const d = await startDaemon(config("smtpd_sasl_auth_enable = true"), { dir });
+    let reloads = 0;
+    const reload = async (extra: string) => {
+      await writeConfig(dir, config(extra));
+      Deno.kill(d.pid, "SIGHUP");
+      reloads++;
+      const line = "reload: configuration and tables re-read from";
+      const end = Date.now() + 10_000;
+      while (d.log().split(line).length - 1 < reloads) {
+        if (Date.now() > end) throw new Error(`no reload in the log:\n${d.log()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const ehlo = async () => {
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        return await c.reply();
+      } finally {
+        c.close();
+      }
+    };
+    try {
+      assert.match(await ehlo(), /250-AUTH PLAIN LOGIN\r?\n/);
+      // Turning AUTH off takes a restart (the connection to Dovecot is
+      // opened at start): the log says so; noplaintext is taken at once.
+      await reload(
+        'smtpd_sasl_auth_enable = false\nsmtpd_sasl_security_options = ["noanonymous", "noplaintext"]',
+      );
+      assert.match(
+        d.log(),
+        /warning: reload: smtpd_sasl_auth_enable changed \(.*smtpd\.toml:\d+\) but takes effect only after a restart; still true/,
+      );
+      assert.doesNotMatch(await ehlo(), /AUTH/);
+      // AUTH is still served, so its sender check must still run: alice may not send as carol.
+      await reload("smtpd_sasl_auth_enable = false");
+      assert.match(await ehlo(), /250-AUTH PLAIN LOGIN\r?\n/);
+      const r = await swaks(d.port, [
+        "--from",
+        "carol@mx.test.example",
+        "--to",
+        "someone@foreign.example",
+        ...swaksAuth("PLAIN", "alice"),
+      ], { timeoutMs: 30_000 });
+      assert.match(
+        r.stdout,
+        /553 5\.7\.1 <carol@mx\.test\.example>: Sender address rejected: not owned by user alice/,
+      );
+      assert.doesNotMatch(d.log(), /reject_sender_login_mismatch' ignored/);
+      // Its new value is checked as the next start would check it.
+      await writeConfig(
+        dir,
+        config("smtpd_sasl_auth_enable = true", "inet:nowhere"),
+      );
+      Deno.kill(d.pid, "SIGHUP");
+      await d.waitForLog(
+        /warning: reload failed: .*smtpd\.toml:\d+: smtpd_sasl_path: expected inet:host:port, got "inet:nowhere"; keeping the running configuration/,
+        10_000,
+      );
+    } finally {
+      await d.stop();
+      await dovecot.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -150,13 +150,20 @@ export function resolvConfNameServers(text: string): string[] {
   return out;
 }
 
-/** List parameters whose `/file` entries are read at start (src/policy/domain_list.ts). */
+/**
+ * List parameters whose `/file` entries are read at start: the domain lists
+ * (src/policy/domain_list.ts) and every network list compileNetworks() reads
+ * (src/policy/relay.ts).
+ */
 const LIST_FILE_PARAMS = [
   "mynetworks",
   "mydestination",
   "relay_domains",
   "virtual_alias_domains",
   "virtual_mailbox_domains",
+  "permit_mx_backup_networks",
+  "smtpd_upstream_proxy_networks",
+  "smtpd_client_event_limit_exceptions",
 ] as const;
 
 /**
@@ -174,6 +181,8 @@ function configWords(
   const add = (item: string) => words.push(...splitWords(item));
   for (const [name, spec] of Object.entries(PARAMS)) {
     if (spec.kind !== "list") continue;
+    // Read only with TLS on (src/tls_context.ts): the chains hold private keys.
+    if (name === "tls_server_sni_maps" && !tlsNeededBy(loaded.config)) continue;
     for (const item of loaded.config[name as keyof typeof PARAMS] as readonly string[]) add(item);
   }
   for (const items of loaded.classes.values()) for (const item of items) add(item);
@@ -195,8 +204,19 @@ function configWords(
   return { words: words.map(lower), files };
 }
 
+/**
+ * The words of a list item or table line. An `inline:` table's entries are
+ * `key=value` (`inline:{ a@b=reject_unknown_sender_domain }`), and a
+ * value's first word may be a restriction that asks the DNS or names a
+ * service: `key=value` is taken as its two words (not in a table spec or a
+ * path, where `=` is part of the name).
+ */
 function splitWords(text: string): string[] {
-  return text.split(/[\s,{}]+/).filter((w) => w !== "");
+  return text.split(/[\s,{}]+/).filter((w) => w !== "").flatMap((w) => {
+    const eq = w.indexOf("=");
+    if (eq <= 0 || w.startsWith("/") || /^[a-z][a-z0-9_]*:/i.test(w)) return [w];
+    return [w.slice(0, eq), w.slice(eq + 1)].filter((part) => part !== "");
+  });
 }
 
 /**
@@ -312,7 +332,7 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
     }
   }
   // tls_server_sni_maps: the tables are among the tables above; the chain files they name.
-  for (const spec of c.tls_server_sni_maps) {
+  for (const spec of tlsNeededBy(c) ? c.tls_server_sni_maps : []) {
     let entries;
     try {
       entries = readSniTable(spec, (p) => readText(abs(p)) ?? "");

@@ -174,6 +174,9 @@ export function denoResolver(
   const confirmWith = nameServer ??
     (options.systemServer ? parseDnsServer(options.systemServer) : undefined);
   const resolveDns = options.resolveDns ?? Deno.resolveDns;
+  // A query the permissions refuse is a configuration fault, not an outage:
+  // said once (it would otherwise pass for a silent temporary failure).
+  let refusedSaid = false;
   return {
     async query(
       name: string,
@@ -218,6 +221,13 @@ export function denoResolver(
           return rcode === 2 ? { kind: "tempfail", reason: "SERVFAIL" } : { kind: "notFound" };
         }
         if (controller.signal.aborted) return { kind: "tempfail", reason: "timeout" };
+        if (err instanceof Deno.errors.NotCapable && !refusedSaid) {
+          refusedSaid = true;
+          options.warn?.(
+            `DNS lookup of ${name} (${type}) refused: ${(err as Error).message}; ` +
+              "smtpd permissions -c FILE prints the flags this configuration needs",
+          );
+        }
         return { kind: "tempfail", reason: (err as Error).message };
       } finally {
         clearTimeout(timer);

@@ -113,7 +113,7 @@ function serviceSettings(arg: string, env: CompileEnv): ServiceSettings {
   if (!mayConnect(s.endpoint)) {
     env.fail(
       `policy service "${s.name}" is outside the hosts and sockets this program may connect to` +
-        ` (see scripts/permissions.ts; deno task compile --net)`,
+        ` (smtpd permissions -c FILE prints the flags this configuration needs)`,
     );
   }
   return s;

@@ -92,7 +92,8 @@ export function socketmapTable(
   const endpoint = parseEndpoint(where, queueDirectory);
   if (!mayConnect(endpoint)) {
     throw new SyntaxError(
-      `"${where}" is outside the hosts and sockets this program may connect to (see scripts/permissions.ts)`,
+      `"${where}" is outside the hosts and sockets this program may connect to ` +
+        "(smtpd permissions -c FILE prints the flags this configuration needs)",
     );
   }
   const client = new PolicyClient({
