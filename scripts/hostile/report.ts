@@ -20,7 +20,7 @@ export const TARGETS = {
 export interface Row {
   attack: string;
   summary: string;
-  target: "main" | "proxy";
+  target: "main" | "proxy" | "tls";
   /** Seconds the attack's window lasted (start to end of the attack). */
   windowS: number;
   stream: WindowStats;
