@@ -19,6 +19,7 @@ import { blockFlood } from "./block_flood.ts";
 import { resetFlood } from "./reset_flood.ts";
 import { bdatDrip } from "./bdat_drip.ts";
 import { bdatChunkFlood } from "./bdat_chunk_flood.ts";
+import { dsnBloat } from "./dsn_bloat.ts";
 import { wrapperStall } from "./wrapper_stall.ts";
 import { tlsHandshakeFlood } from "./tls_handshake_flood.ts";
 import { authFlood } from "./auth_flood.ts";
@@ -43,6 +44,7 @@ export const ATTACKS: readonly Attack[] = [
   garbageAfterStarttls,
   bdatDrip,
   bdatChunkFlood,
+  dsnBloat,
   // The "tls" instance (implicit-TLS port, Dovecot, rate limits) last: started once.
   wrapperStall,
   tlsHandshakeFlood,
