@@ -221,6 +221,31 @@ export function stressCutCheck(
   };
 }
 
+/** Descriptors the server may hold after an attack beyond those it held before. */
+export const FD_SLACK = 24;
+
+/**
+ * Whether the server gave back the descriptors an attack's sessions held
+ * (sockets, queue files, TLS state) once its clients are gone: waits up
+ * to 3 s for the count to come back within {@linkcode FD_SLACK} of before.
+ * @param ctx the attack context
+ * @param before {@linkcode ServerUnderTest.openFds} before the attack
+ * @returns the check
+ */
+export async function descriptorsReleased(ctx: AttackContext, before: number): Promise<Check> {
+  let after = ctx.server.openFds();
+  for (let n = 0; n < 30 && after > before + FD_SLACK; n++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = ctx.server.openFds();
+  }
+  return {
+    name: "descriptors released",
+    ok: before === 0 || after <= before + FD_SLACK,
+    detail: `server descriptors ${before} before, ${after} once the attackers closed ` +
+      `(at most ${FD_SLACK} more)`,
+  };
+}
+
 /**
  * The server's CPU time spent on an attack, less what the legitimate
  * stream costs it: the stream's rate is sampled for `sampleMs` before the

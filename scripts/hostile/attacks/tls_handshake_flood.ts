@@ -19,6 +19,7 @@ import {
   captureClientHello,
   command,
   CpuMeter,
+  descriptorsReleased,
   openTo,
   RATE_LIMITS,
   workers,
@@ -76,6 +77,7 @@ export const tlsHandshakeFlood: Attack = {
     cachedHello ??= await captureClientHello();
     const hello = cachedHello;
     const limit = RATE_LIMITS.newTlsSession;
+    const fdsBefore = ctx.server.openFds();
     const meter = await CpuMeter.start(ctx);
     const live = new Set<SmtpConn>();
     const greedy = [
@@ -122,18 +124,22 @@ export const tlsHandshakeFlood: Attack = {
     for (const c of live) c.destroy();
     await run;
     const cpu = meter.cost();
+    const fds = await descriptorsReleased(ctx, fdsBefore);
     const served = spreadServed + greedy[0]!.served + greedy[1]!.served;
     const perMs = served ? cpu / served * 1000 : 0;
     return {
-      checks: greedy.map((g) => ({
-        name: `new TLS sessions of one client held to the rate limit (${
-          g.wrapper ? "implicit TLS" : "STARTTLS"
-        })`,
-        ok: g.served <= limit,
-        detail: `${g.served} handshakes served to one address, ${g.refused} refused ` +
-          `(${g.wrapper ? "dropped before the handshake" : "454"}), ${g.other} other; ` +
-          `smtpd_client_new_tls_session_rate_limit = ${limit}`,
-      })),
+      checks: [
+        fds,
+        ...greedy.map((g) => ({
+          name: `new TLS sessions of one client held to the rate limit (${
+            g.wrapper ? "implicit TLS" : "STARTTLS"
+          })`,
+          ok: g.served <= limit,
+          detail: `${g.served} handshakes served to one address, ${g.refused} refused ` +
+            `(${g.wrapper ? "dropped before the handshake" : "454"}), ${g.other} other; ` +
+            `smtpd_client_new_tls_session_rate_limit = ${limit}`,
+        })),
+      ],
       notes: [
         `${served} handshakes served (${spreadServed} to ${
           Math.min(next, SPREAD_HOSTS)

@@ -13,6 +13,7 @@ import {
   type AttackContext,
   type AttackOutcome,
   closeAll,
+  descriptorsReleased,
   type HeldSession,
   openTo,
   stressCutCheck,
@@ -31,6 +32,7 @@ export const wrapperStall: Attack = {
   target: "tls",
   async run(ctx: AttackContext): Promise<AttackOutcome> {
     if (!ctx.wrapperPort) throw new Error("the target has no implicit-TLS port");
+    const fdsBefore = ctx.server.openFds();
     const conns: SmtpConn[] = [];
     const held: HeldSession[] = [];
     await workers(CLIENTS, async (i) => {
@@ -50,8 +52,9 @@ export const wrapperStall: Attack = {
       Date.now(),
     );
     closeAll(conns);
+    const fds = await descriptorsReleased(ctx, fdsBefore);
     return {
-      checks: typeof stress === "string" ? [] : [stress],
+      checks: [...(typeof stress === "string" ? [] : [stress]), fds],
       notes: [
         ...(typeof stress === "string" ? [stress] : []),
         `${held.length} of ${CLIENTS} connected and silent; the server closed ${cut} during ` +
