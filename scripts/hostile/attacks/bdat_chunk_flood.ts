@@ -1,7 +1,8 @@
 /**
  * BDAT chunk flood: 10 connections from 2 addresses each send messages of
  * one-octet chunks (`BDAT 1` and its octet, pipelined in bursts of 2000,
- * 10 bursts a message, then `BDAT 1 LAST`), reading every reply. It
+ * 10 bursts a message, then `BDAT 1 LAST`), reading every reply; two of
+ * them never read a reply, so that the server's writes block. It
  * measures what a chunk costs the server (its CPU time from
  * /proc/PID/stat, less the legitimate stream's share sampled before) and
  * holds it to a bound; every message acknowledged must be a complete queue
@@ -23,6 +24,8 @@ import {
 import type { SmtpConn } from "../smtp_conn.ts";
 
 const CONNECTIONS = 10;
+/** Of them, connections that never read a reply to their chunks (the server's writes block). */
+const DEAF = 2;
 const HOSTS = 2;
 const BURST = 2000;
 const BURSTS = 10;
@@ -67,6 +70,8 @@ export const bdatChunkFlood: Attack = {
     let acked = 0;
     let unanswered = 0;
     let worstBurstMs = 0;
+    let deafChunks = 0;
+    let deafCut = 0;
     const odd: string[] = [];
     let started = 0;
     const allStarted = Promise.withResolvers<void>();
@@ -84,6 +89,23 @@ export const bdatChunkFlood: Attack = {
         try {
           if (!o.greeting.startsWith("220")) continue;
           await command(o.conn, "EHLO chunks.example", 5000);
+          if (i >= CONNECTIONS - DEAF) {
+            // Deaf: chunks without end, replies never read, until the server or the window ends it.
+            if (!(await command(o.conn, "MAIL FROM:<chunks@evil.example>")).startsWith("250")) {
+              break;
+            }
+            if (!(await command(o.conn, "RCPT TO:<u@hostile.example>")).startsWith("250")) break;
+            o.conn.stopReading();
+            for (
+              let b = 0;
+              b < BURSTS * MAX_MESSAGES && !ctx.signal.aborted && !o.conn.closed;
+              b++
+            ) {
+              if (await o.conn.write(bursts[b % BURSTS]!)) deafChunks += BURST;
+            }
+            deafCut += o.conn.closedByServer ? 1 : 0;
+            break;
+          }
           for (; m < MAX_MESSAGES && !ctx.signal.aborted && !o.conn.closed; m++) {
             if (!(await command(o.conn, "MAIL FROM:<chunks@evil.example>")).startsWith("250")) {
               break;
@@ -155,7 +177,8 @@ export const bdatChunkFlood: Attack = {
       ],
       notes: [
         `${messages} messages begun, ${acked} acknowledged, ${chunksAnswered} chunks answered; ` +
-        `slowest burst of ${BURST} answered in ${worstBurstMs} ms`,
+        `slowest burst of ${BURST} answered in ${worstBurstMs} ms; ${DEAF} deaf connections ` +
+        `wrote ${deafChunks} chunks (${deafCut} ended by the server)`,
       ],
     };
   },
