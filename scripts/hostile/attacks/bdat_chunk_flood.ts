@@ -26,6 +26,8 @@ import type { SmtpConn } from "../smtp_conn.ts";
 const CONNECTIONS = 10;
 /** Of them, connections that never read a reply to their chunks (the server's writes block). */
 const DEAF = 2;
+/** Bursts a deaf connection writes at most (36 MB: far past the kernel's socket buffers). */
+const DEAF_BURSTS = 2000;
 const HOSTS = 2;
 const BURST = 2000;
 const BURSTS = 10;
@@ -178,7 +180,8 @@ export const bdatChunkFlood: Attack = {
       notes: [
         `${messages} messages begun, ${acked} acknowledged, ${chunksAnswered} chunks answered; ` +
         `slowest burst of ${BURST} answered in ${worstBurstMs} ms; ${DEAF} deaf connections ` +
-        `wrote ${deafChunks} chunks (${deafCut} ended by the server)`,
+        `wrote ${deafChunks} chunks of at most ${DEAF * DEAF_BURSTS * BURST} before the server ` +
+        `stopped reading (${deafCut} ended by the server)`,
       ],
     };
   },
