@@ -30,6 +30,12 @@ export interface AttackOutcome {
   notes: string[];
   /** Runs after the sweep, on the files it found (e.g. no smuggled message). */
   verify?: (files: readonly FoundFile[]) => Check[];
+  /**
+   * A peak RSS target of the attack's own, in place of the common one, for
+   * an attack whose held bytes the server keeps by design (what it may hold
+   * follows from what it acknowledged): MiB, and why.
+   */
+  rssTarget?: { miB: number; why: string };
 }
 
 /** What an attack gets. */

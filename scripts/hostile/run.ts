@@ -23,7 +23,7 @@ import {
 import { ATTACKS, HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./attacks/mod.ts";
 import { Ledger } from "./ledger.ts";
 import { LegitStream } from "./legit_stream.ts";
-import { failures, type Row } from "./report.ts";
+import { failures, type Row, TARGETS } from "./report.ts";
 import { makeCertificate, ROOT, ServerUnderTest } from "./server.ts";
 import { type Dovecot, hasDovecot, startDovecot } from "../../tests/_dovecot.ts";
 
@@ -349,6 +349,9 @@ async function runOne(
   ];
   const exits = stream.volumeExits.slice(exitsBefore);
   if (exits.length) notes.push(`smtp-source stopped ${exits.length}x (${exits[0]})`);
+  if (outcome.rssTarget) {
+    notes.push(`peak RSS target ${outcome.rssTarget.miB.toFixed(0)} MiB: ${outcome.rssTarget.why}`);
+  }
   notes.push(...logDigest(server.logSince(mark)));
   if (!lived) {
     notes.push(
@@ -365,6 +368,7 @@ async function runOne(
     stream: stream.window(t0, t1, rec.at),
     recovered: rec.ok,
     peakRssMiB,
+    rssTargetMiB: outcome.rssTarget?.miB ?? TARGETS.maxRssMiB,
     lived,
     greets,
     acked: settled.acked,
