@@ -5,13 +5,19 @@
  * of issue 14 in turn: STARTTLS stall, header bomb in 100 sessions,
  * connection flood past the limits, descriptor exhaustion (prlimit),
  * slow drip, VRFY/NOOP/ETRN floods, forged and malformed PROXY headers,
- * bare CR/LF smuggling, garbage after STARTTLS. For each it reports the
+ * bare CR/LF smuggling, garbage after STARTTLS; and on the newer surfaces
+ * (a third instance with an implicit-TLS port, AUTH through a private
+ * Dovecot and the TLS and AUTH rate limits): BDAT drip, BDAT chunk flood
+ * (server CPU per chunk), DSN/SMTPUTF8 envelope bloat, implicit-TLS stall,
+ * TLS handshake flood (server CPU per handshake, the new TLS session rate
+ * limit), AUTH flood (error and rate limits, no password in the log).
+ * For each it reports the
  * stream's messages/s, worst 250 latency and longest stall, the server's
  * peak RSS, whether it lived, and messages acknowledged against complete
  * queue files, as a Markdown table with a verdict against the targets.
  *
  * Usage (as root for prlimit on the server; needs postfix's smtp-source,
- * openssl and prlimit):
+ * openssl and prlimit; Dovecot for the AUTH flood, which is skipped without it):
  *
  *     deno run -A scripts/hostile.ts [--quick] [--only NAME[,NAME...]]... [--seconds N]
  *       [--json] [--keep] [--list]

@@ -723,6 +723,50 @@ Deno.test({
 
 Deno.test({
   name:
+    "a password a client pipelined behind a refused AUTH in clear text (no base64, spaces, a digit first) never reaches the log (deno task hostile's auth-flood)",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(
+      `smtpd_client_auth_rate_limit = 1\nsmtpd_client_event_limit_exceptions = []\n` +
+        `debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`,
+      false,
+    );
+    // Read as a command once AUTH is refused: the default
+    // smtpd_forbidden_commands regexp (/^[^A-Z]/) catches the digit, a
+    // header label the colon; both were logged in full as non-SMTP commands.
+    const passwords = ["1wrong pass-phrase", "pass:word9"];
+    try {
+      const c = await greeted(s.d.port);
+      await c.send("EHLO client.example\r\n");
+      assert.match(await c.reply(), /^250[ -]/);
+      // The first AUTH is within the limit; it fails on a name Dovecot refuses at once.
+      await c.send(`AUTH LOGIN ${btoa("john doe")}\r\n`);
+      assert.match(await c.reply(), /^535 /);
+      for (const password of passwords) {
+        // Over smtpd_client_auth_rate_limit: refused before any response is read.
+        const c2 = await greeted(s.d.port);
+        await c2.send(`AUTH LOGIN ${btoa("alice")}\r\n${password}\r\n`);
+        assert.match(await c2.reply(), /^450 4\.7\.1 /);
+        assert.match(await c2.reply(), /^221 2\.7\.0 Error: I can break rules, too/);
+        c2.close();
+      }
+      c.close();
+      await s.d.waitForLog(
+        /non-SMTP command from unknown\[127\.0\.0\.1\]: [^\n]*\n(?:.*\n)*.*non-SMTP command from/,
+      );
+      const log = s.d.log();
+      for (const password of passwords) {
+        assert.ok(!log.includes(password), `"${password}" reached the log:\n${log}`);
+      }
+      assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "smtpd_sasl_response_limit: a response must be shorter than the limit, as Postfix 3.7 counts it (12288 bytes get 500 5.5.6, 12284 reach Dovecot)",
   ...opts,
   fn: async () => {

@@ -20,13 +20,15 @@ export const TARGETS = {
 export interface Row {
   attack: string;
   summary: string;
-  target: "main" | "proxy";
+  target: "main" | "proxy" | "tls";
   /** Seconds the attack's window lasted (start to end of the attack). */
   windowS: number;
   stream: WindowStats;
   /** The stream had recovered (every session acknowledged a message) after the attack. */
   recovered: boolean;
   peakRssMiB: number;
+  /** The peak RSS target this row is held to: the common one, or the attack's own. */
+  rssTargetMiB: number;
   /** The process was running throughout. */
   lived: boolean;
   /** A fresh connection got 220 after the attack. */
@@ -51,7 +53,9 @@ export function failures(row: Row): string[] {
   if (row.stream.longestStallMs >= TARGETS.maxStallMs) {
     why.push(`stall ${(row.stream.longestStallMs / 1000).toFixed(1)} s`);
   }
-  if (row.peakRssMiB >= TARGETS.maxRssMiB) why.push(`RSS ${row.peakRssMiB.toFixed(0)} MiB`);
+  if (row.peakRssMiB >= row.rssTargetMiB) {
+    why.push(`RSS ${row.peakRssMiB.toFixed(0)} MiB (target ${row.rssTargetMiB.toFixed(0)})`);
+  }
   if (row.complete < row.acked || row.ackProblems.length) {
     why.push(
       `${Math.max(row.acked - row.complete, row.ackProblems.length)} acknowledged not found intact`,
@@ -110,7 +114,9 @@ export function formatReport(
     "",
     `Targets: legitimate stream never stalled ${TARGETS.maxStallMs / 1000} s or more, server ` +
       `alive and greeting after every attack, peak RSS under ${TARGETS.maxRssMiB} MiB ` +
-      "(100 concurrent header-bomb sessions included), 0 acknowledged messages missing, " +
+      "(100 concurrent header-bomb sessions included; an attack whose bytes the server " +
+      "holds by design, dsn-bloat, under its own target, in its notes), 0 acknowledged " +
+      "messages missing, " +
       "every attack's own checks.",
     failed.length
       ? `**FAIL**: ${failed.length} of ${rows.length} attacks miss a target: ${

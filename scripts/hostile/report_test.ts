@@ -20,6 +20,7 @@ function row(over: Partial<Row> = {}): Row {
     },
     recovered: true,
     peakRssMiB: 80,
+    rssTargetMiB: 256,
     lived: true,
     greets: true,
     acked: 100,
@@ -49,7 +50,7 @@ Deno.test("failures() names each missed target", () => {
     "server died",
     "legitimate stream did not recover",
     "stall 5.0 s",
-    "RSS 256 MiB",
+    "RSS 256 MiB (target 256)",
     "2 acknowledged not found intact",
     "no smuggled message",
   ]);
@@ -63,8 +64,15 @@ Deno.test("formatReport() prints one table row per attack and the overall verdic
     started: "2026-12-04 01:00:00",
   });
   assert.match(text, /^\| x \| 50\.0 \| 40 \| 0\.20 \| 80 \| yes \| 100\/100 \| pass \|$/m);
-  assert.match(text, /^\| y \| .* \| FAIL: RSS 300 MiB \|$/m);
+  assert.match(text, /^\| y \| .* \| FAIL: RSS 300 MiB \(target 256\) \|$/m);
   assert.match(text, /\*\*FAIL\*\*: 1 of 2 attacks miss a target: y\./);
+});
+
+Deno.test("failures() holds a row to its attack's own RSS target", () => {
+  assert.deepEqual(failures(row({ peakRssMiB: 300, rssTargetMiB: 400 })), []);
+  assert.deepEqual(failures(row({ peakRssMiB: 420, rssTargetMiB: 400 })), [
+    "RSS 420 MiB (target 400)",
+  ]);
 });
 
 Deno.test("logDigest() folds numbers and addresses and counts the commonest warnings", () => {

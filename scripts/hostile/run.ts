@@ -16,13 +16,16 @@ import {
   type AttackContext,
   type AttackOutcome,
   type Check,
+  RATE_LIMITS,
   STRESS,
+  type Target,
 } from "./attack.ts";
 import { ATTACKS, HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./attacks/mod.ts";
 import { Ledger } from "./ledger.ts";
 import { LegitStream } from "./legit_stream.ts";
-import { failures, type Row } from "./report.ts";
+import { failures, type Row, TARGETS } from "./report.ts";
 import { makeCertificate, ROOT, ServerUnderTest } from "./server.ts";
+import { type Dovecot, hasDovecot, startDovecot } from "../../tests/_dovecot.ts";
 
 /** Options for {@linkcode runHostile}. */
 export interface HostileOptions {
@@ -61,6 +64,11 @@ interface Instance {
   /** It failed a target: restart it before the next attack. */
   dirty: boolean;
   proxyClient?: string;
+  /** AUTH through a private Dovecot, started with the instance (when installed). */
+  sasl?: boolean;
+  dovecot?: Dovecot;
+  /** The configuration without the SASL lines (added once Dovecot runs). */
+  baseConfig: string;
 }
 
 const PROXY_CLIENT = "192.0.2.10";
@@ -104,7 +112,12 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
       `smtpd_stress_timeout = ${STRESS.timeoutS}`,
       `smtpd_stress_starttls_timeout = ${STRESS.timeoutS}`,
     ];
-    const lazy = new Map<"main" | "proxy", () => Instance>([
+    const tlsFiles = [
+      `smtpd_tls_security_level = "may"`,
+      `smtpd_tls_cert_file = "${rel(cert)}"`,
+      `smtpd_tls_key_file = "${rel(key)}"`,
+    ];
+    const lazy = new Map<Target, () => Instance>([
       ["main", () =>
         makeInstance(workDir, "main", [
           ...common,
@@ -120,9 +133,17 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
           `smtpd_upstream_proxy_protocol = "haproxy"`,
           `smtpd_upstream_proxy_networks = ["127.0.0.1/32"]`,
         ], { smtpSource: false, proxyClient: PROXY_CLIENT })],
+      ["tls", () =>
+        makeInstance(workDir, "tls", [
+          ...common,
+          `mynetworks = ["127.0.0.1/32"]`,
+          ...tlsFiles,
+          `smtpd_client_new_tls_session_rate_limit = ${RATE_LIMITS.newTlsSession}`,
+          `smtpd_client_auth_rate_limit = ${RATE_LIMITS.auth}`,
+        ], { smtpSource: true, wrapper: true, sasl: hasDovecot() })],
     ]);
-    const running = new Map<"main" | "proxy", Instance>();
-    const broken = new Set<"main" | "proxy">();
+    const running = new Map<Target, Instance>();
+    const broken = new Set<Target>();
     for (const [index, attack] of selected.entries()) {
       if (opts.signal?.aborted) break;
       if (broken.has(attack.target)) continue; // its row is missing, so the run fails
@@ -172,9 +193,9 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
       // every row starts from a server that passed the one before, or a fresh one.
       if (f.length) inst.dirty = true;
       const next = selected[index + 1];
-      if (attack.target === "proxy" && next?.target !== "proxy") {
+      if (attack.target !== "main" && next?.target !== attack.target) {
         await stopInstance(inst);
-        running.delete("proxy");
+        running.delete(attack.target);
       }
     }
   } finally {
@@ -197,7 +218,7 @@ function makeInstance(
   workDir: string,
   name: string,
   config: string[],
-  o: { smtpSource: boolean; proxyClient?: string },
+  o: { smtpSource: boolean; proxyClient?: string; wrapper?: boolean; sasl?: boolean },
 ): Instance {
   const dir = join(workDir, name);
   const server = new ServerUnderTest({
@@ -205,6 +226,7 @@ function makeInstance(
     dir,
     config: config.join("\n"),
     ...(o.proxyClient ? { proxyHeader: `PROXY TCP4 ${o.proxyClient} 127.0.0.1 1 25` } : {}),
+    ...(o.wrapper ? { wrapper: true } : {}),
   });
   return {
     server,
@@ -213,11 +235,22 @@ function makeInstance(
     smtpSource: o.smtpSource,
     dirty: false,
     ...(o.proxyClient ? { proxyClient: o.proxyClient } : {}),
+    ...(o.sasl ? { sasl: true } : {}),
+    baseConfig: config.join("\n"),
   };
 }
 
 async function startInstance(inst: Instance): Promise<void> {
   await Deno.mkdir(inst.server.spec.dir, { recursive: true });
+  if (inst.sasl && !inst.dovecot) {
+    // A private Dovecot (auth only) on a free loopback port and a UNIX socket, as the tests run it.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    inst.dovecot = await startDovecot(port, { mechanisms: "plain login" });
+    inst.server.spec.config = `${inst.baseConfig}\nsmtpd_sasl_auth_enable = true\n` +
+      `smtpd_sasl_path = "${inst.dovecot.socket}"`;
+  }
   await inst.server.start();
   inst.dirty = false;
   inst.stream = await LegitStream.start({
@@ -232,6 +265,9 @@ async function stopInstance(inst: Instance): Promise<void> {
   await inst.stream?.stop().catch(() => {});
   inst.stream = undefined;
   await inst.server.stop();
+  const dovecot = inst.dovecot;
+  inst.dovecot = undefined;
+  await dovecot?.dispose();
 }
 
 async function runOne(
@@ -258,6 +294,8 @@ async function runOne(
   const t0 = Date.now();
   const ctx: AttackContext = {
     port: server.port,
+    wrapperPort: server.wrapperPort,
+    auth: inst.dovecot !== undefined,
     server,
     ledger,
     quick: opts.quick,
@@ -311,6 +349,9 @@ async function runOne(
   ];
   const exits = stream.volumeExits.slice(exitsBefore);
   if (exits.length) notes.push(`smtp-source stopped ${exits.length}x (${exits[0]})`);
+  if (outcome.rssTarget) {
+    notes.push(`peak RSS target ${outcome.rssTarget.miB.toFixed(0)} MiB: ${outcome.rssTarget.why}`);
+  }
   notes.push(...logDigest(server.logSince(mark)));
   if (!lived) {
     notes.push(
@@ -327,6 +368,7 @@ async function runOne(
     stream: stream.window(t0, t1, rec.at),
     recovered: rec.ok,
     peakRssMiB,
+    rssTargetMiB: outcome.rssTarget?.miB ?? TARGETS.maxRssMiB,
     lived,
     greets,
     acked: settled.acked,

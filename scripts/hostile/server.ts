@@ -27,6 +27,8 @@ export interface ServerSpec {
   config: string;
   /** PROXY v1 header a health check sends first (PROXY instances), without CRLF. */
   proxyHeader?: string;
+  /** Also listen in implicit TLS (smtpd_tls_wrappermode_listen) on a port of its own. */
+  wrapper?: boolean;
 }
 
 /** A running instance. */
@@ -46,6 +48,8 @@ export class ServerUnderTest {
   #peakKiB = 0;
   #sampler: ReturnType<typeof setInterval> | undefined;
   port = 0;
+  /** Its implicit-TLS port (smtpd_tls_wrappermode_listen), 0 when it has none. */
+  wrapperPort = 0;
   pid = 0;
   /** How many times it was started. */
   starts = 0;
@@ -98,9 +102,9 @@ export class ServerUnderTest {
     await Deno.mkdir(this.queueDir, { recursive: true });
     await Deno.writeTextFile(
       this.configFile,
-      `queue_directory = "${
-        rel(this.queueDir)
-      }"\nsmtpd_listen = ["127.0.0.1:0"]\n${this.spec.config}\n`,
+      `queue_directory = "${rel(this.queueDir)}"\nsmtpd_listen = ["127.0.0.1:0"]\n${
+        this.spec.wrapper ? `smtpd_tls_wrappermode_listen = ["127.0.0.1:0"]\n` : ""
+      }${this.spec.config}\n`,
     );
     const mark = this.#lineCount;
     const child = new Deno.Command(Deno.execPath(), {
@@ -153,12 +157,13 @@ export class ServerUnderTest {
     })();
     const deadline = Date.now() + 30_000;
     this.port = 0;
+    this.wrapperPort = 0;
     while (Date.now() < deadline && !this.#exited) {
-      const m = this.logSince(mark).map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find((
-        x,
-      ) => x);
+      const line = this.logSince(mark).find((l) => / listening on /.test(l));
+      const m = line && /listening on 127\.0\.0\.1:(\d+)/.exec(line);
       if (m) {
         this.port = Number(m[1]);
+        this.wrapperPort = Number(/127\.0\.0\.1:(\d+) \(TLS wrapper mode\)/.exec(line!)?.[1] ?? 0);
         break;
       }
       await new Promise((r) => setTimeout(r, 25));
@@ -214,6 +219,14 @@ export class ServerUnderTest {
   /** Current RSS, MiB. */
   rssMiB(): number {
     return procStatusKiB(this.pid, "VmRSS") / 1024;
+  }
+
+  /**
+   * CPU time the process has used so far (all its threads, user and
+   * system), in seconds, from /proc/PID/stat (0 when unknown).
+   */
+  cpuSeconds(): number {
+    return procCpuSeconds(this.pid);
   }
 
   /** Open file descriptors of the process (0 when unknown). */
@@ -288,6 +301,23 @@ export function procStatusKiB(pid: number, field: string): number {
       Deno.readTextFileSync(`/proc/${pid}/status`),
     );
     return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A process's CPU time (utime + stime of /proc/PID/stat), in seconds.
+ * @param pid the process
+ * @returns the seconds, 0 when the process is gone
+ */
+export function procCpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 (1-based), in clock ticks (USER_HZ, 100 on Linux).
+    return (Number(rest[11]) + Number(rest[12])) / 100;
   } catch {
     return 0;
   }

@@ -198,6 +198,15 @@ export class SmtpConn {
     this.firstAfterMark = undefined;
   }
 
+  /**
+   * Stops reading from the socket: what the server sends stays in the
+   * kernel's buffers, which fill, so that its writes block (a client that
+   * never reads its replies).
+   */
+  stopReading(): void {
+    this.#sock.pause();
+  }
+
   /** Closes the connection at once (RST if data is pending). */
   destroy(): void {
     if (!this.#closed) {

@@ -68,8 +68,8 @@ export class Session {
   /** The improper pipelining line is logged (once a session). */
   #illPipelining = false;
   /**
-   * The last command was AUTH: a lone base64 word the client sent next may
-   * be a response it pipelined (see {@linkcode looksLikeAuthResponse}).
+   * The last command was AUTH: a line that is no command the client sent
+   * next may be a response it pipelined (see {@linkcode looksLikeAuthResponse}).
    */
   #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
@@ -482,15 +482,17 @@ export class Session {
 }
 
 /**
- * Whether a command line could be an AUTH response sent early: one base64
- * word (or "=") that is no SMTP verb. QUIT, NOOP, DATA... are base64 too,
- * and stay commands.
+ * Whether a command line could be an AUTH response sent early: any line
+ * whose first word is no SMTP verb. Not only a base64 word: a client that
+ * sends its password in clear text (AUTH LOGIN's second line, spaces and
+ * all) sent a credential too, and a digit or a colon in it made the
+ * default smtpd_forbidden_commands log the whole line as a non-SMTP
+ * command. QUIT, NOOP, DATA... stay commands, and show as such.
  * @param parsed the parsed line
  * @returns true for a line to keep out of the logs
  */
 function looksLikeAuthResponse(parsed: ReturnType<typeof parseCommand>): boolean {
-  if ("error" in parsed || parsed.arg !== "" || isVerb(parsed.verb)) return false;
-  return /^(?:[A-Za-z0-9+/]+={0,2}|=)$/.test(parsed.verb);
+  return !("error" in parsed) && !isVerb(parsed.verb);
 }
 
 /**

@@ -17,6 +17,12 @@ import { smuggling } from "./smuggling.ts";
 import { garbageAfterStarttls } from "./garbage_after_starttls.ts";
 import { blockFlood } from "./block_flood.ts";
 import { resetFlood } from "./reset_flood.ts";
+import { bdatDrip } from "./bdat_drip.ts";
+import { bdatChunkFlood } from "./bdat_chunk_flood.ts";
+import { dsnBloat } from "./dsn_bloat.ts";
+import { wrapperStall } from "./wrapper_stall.ts";
+import { tlsHandshakeFlood } from "./tls_handshake_flood.ts";
+import { authFlood } from "./auth_flood.ts";
 
 export { HARD_ERROR_LIMIT, JUNK_COMMAND_LIMIT } from "./command_flood.ts";
 
@@ -36,4 +42,11 @@ export const ATTACKS: readonly Attack[] = [
   blockFlood,
   smuggling,
   garbageAfterStarttls,
+  bdatDrip,
+  bdatChunkFlood,
+  dsnBloat,
+  // The "tls" instance (implicit-TLS port, Dovecot, rate limits) last: started once.
+  wrapperStall,
+  tlsHandshakeFlood,
+  authFlood,
 ];
