@@ -608,6 +608,18 @@ export async function serveTcp(
         undefined,
         ecPem && ecdsaPort !== undefined ? { port: ecdsaPort, pem: ecPem } : undefined,
         options.buffers,
+        {
+          // Out of descriptors for a relay or the engine's accept: an idle
+          // connection gives its own back, as for the listener's accept.
+          makeRoom: async (err) => {
+            const victim = evictIdleNow();
+            if (victim) {
+              options.onEvict?.(victim, describeAcceptError(err));
+              return true;
+            }
+            return await options.roomElsewhere?.("descriptor") ?? false;
+          },
+        },
       );
     } catch (e) {
       const a = options.tlsEngine;
