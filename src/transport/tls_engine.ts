@@ -166,7 +166,8 @@ function openDoor(
           early.delete(key);
           // Deno closes a TLS connection only once its handshake has run:
           // one that sends garbage is closed at once, one that sends
-          // nothing stays until it leaves (see the README).
+          // nothing, or part of a ClientHello, stays until it leaves (see
+          // the README).
           void c.handshake().catch(() => {}).finally(() => closeQuietly(c));
         }, EARLY_MS);
       }
