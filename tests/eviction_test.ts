@@ -587,3 +587,62 @@ for (const engine of [false, true]) {
     },
   });
 }
+
+/**
+ * Python: STARTTLS, EHLO, then a command the server answers only after
+ * smtpd_error_sleep_time (an unknown one: 500); prints "sent" once it is
+ * sent, then "reply: ..." or "eof".
+ */
+const TLS_WAITING_CLIENT = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(15); f = s.makefile("rb")
+def reply(f):
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+reply(f); s.sendall(b"EHLO x\\r\\n"); reply(f); s.sendall(b"STARTTLS\\r\\n"); reply(f)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s); tf = t.makefile("rb")
+t.sendall(b"EHLO x\\r\\n"); reply(tf)
+t.sendall(b"XYZZY\\r\\n"); print("sent", file=sys.stderr, flush=True)
+try:
+    r = reply(tf); print("reply: " + r if r else "eof", file=sys.stderr, flush=True)
+except Exception as e:
+    print("eof %r" % e, file=sys.stderr, flush=True)
+`;
+
+for (const engine of [false, true]) {
+  Deno.test({
+    name:
+      `a TLS session whose client waits for a slow reply is not idle: at the cap the new client is refused (${
+        engine ? "TLS engine" : "node:tls"
+      })`,
+    ...opts,
+    fn: async () => {
+      const dir = await makeWorkDir("evicttls");
+      const d = await startDaemon(
+        `smtpd_peername_lookup = false\ndefault_process_limit = 1\nsmtpd_stress_threshold = 0\n` +
+          `smtpd_error_sleep_time = 3\n${await tlsCertConfig(dir, "may", { engine })}`,
+      );
+      const py = spawnLogged("python3", ["-c", TLS_WAITING_CLIENT, String(d.port)]);
+      let late: RawClient | undefined;
+      try {
+        await py.waitForLog("sent", 10000);
+        // The server sleeps (the error tarpit) past the idle threshold (1 s)
+        // before its reply; its client has been silent since, waiting for it.
+        await new Promise((r) => setTimeout(r, 1800));
+        late = await RawClient.connect(d.port);
+        assert.match(await late.reply(), /^421 4\.3\.2 .*too many connections/);
+        const m = await py.waitForLog(/^(reply: .*|eof.*)$/m, 10000);
+        assert.match(m?.[1] ?? "", /^reply: 500 5\.5\.2 /, py.log());
+        assert.doesNotMatch(d.log(), /closed the idle session/);
+      } finally {
+        late?.close();
+        await py.stop();
+        await d.stop();
+      }
+    },
+  });
+}

@@ -6,12 +6,15 @@
  * logs one warning for the burst, a session already under way gets
  * 451 4.3.0 for the message it cannot write (and the daemon lives on), and
  * once the clients are gone it serves a new client (swaks) by itself, on
- * the plain listener and on the STARTTLS one.
+ * the plain listener and on the STARTTLS one. With the TLS engine, whose
+ * sessions need two descriptors more than a plain one, a TLS client is
+ * served by closing an idle handshake, as a plain one is.
  */
 
 import assert from "node:assert/strict";
 import {
   type Daemon,
+  freePort,
   makeWorkDir,
   queueFiles,
   RawClient,
@@ -164,6 +167,81 @@ Deno.test({
       await exhaustAndRecover(d, ["--tls"]);
       await d.waitForLog(/Anonymous TLS connection established from unknown\[127\.0\.0\.1\]/);
     } finally {
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * Python: one STARTTLS session (smtplib) and one wrapper-mode session
+ * (SMTP_SSL), each with NOOP; prints "starttls ok" / "wrapper ok" or the failure.
+ * Arguments: the plain port, the wrapper-mode port.
+ */
+const TLS_CLIENTS = `
+import smtplib, ssl, sys
+port, wport = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+try:
+    with smtplib.SMTP("127.0.0.1", port, timeout=8) as c:
+        c.ehlo(); c.starttls(context=ctx); c.ehlo(); print("starttls ok", c.noop()[0])
+except Exception as e:
+    print("starttls fail %r" % e)
+try:
+    with smtplib.SMTP_SSL("127.0.0.1", wport, timeout=8, context=ctx) as c:
+        print("wrapper ok", c.noop()[0])
+except Exception as e:
+    print("wrapper fail %r" % e)
+`;
+
+Deno.test({
+  name:
+    "TLS engine out of descriptors: a new STARTTLS or wrapper-mode client is served by closing an idle handshake; nothing leaks",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("fds-engine");
+    const wport = freePort();
+    const tls = await tlsCertConfig(dir, "may", { engine: true });
+    const d = await startDaemon(
+      `smtpd_listen_threads = 1\nsmtpd_tls_wrappermode_listen = ["127.0.0.1:${wport}"]\n${tls}`,
+      { dir },
+    );
+    const stalled: Deno.TcpConn[] = [];
+    try {
+      const before = await openDescriptors(d.pid);
+      // Wrapper-mode clients that send the first bytes of a ClientHello and
+      // nothing more: three descriptors each (the client's, the relay, the
+      // engine's accept), held until the handshake's timeout.
+      for (let i = 0; i < 6; i++) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: wport });
+        await c.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+        stalled.push(c);
+      }
+      const end = Date.now() + 5000;
+      while ((await openDescriptors(d.pid)) < before + 18 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const held = await openDescriptors(d.pid);
+      assert.ok(held >= before + 18, `${held - before} descriptors for 6 handshakes`);
+      // One descriptor left: a new client is accepted, its relay is not.
+      await setSoftLimit(d.pid, held + 1);
+      await new Promise((r) => setTimeout(r, 400));
+      const r = await run("python3", ["-c", TLS_CLIENTS, String(d.port), String(wport)], {
+        timeoutMs: 30000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["starttls ok 250", "wrapper ok 250"], d.log());
+      await d.waitForLog(
+        /closed the idle session of \[127\.0\.0\.1\] \(silent \d+ ms\) to make room: too many open files/,
+      );
+      // Once the stalled clients leave, every descriptor comes back.
+      for (const c of stalled.splice(0)) c.close();
+      const back = Date.now() + 5000;
+      while ((await openDescriptors(d.pid)) > before && Date.now() < back) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok((await openDescriptors(d.pid)) <= before, "descriptors leaked");
+    } finally {
+      for (const c of stalled) c.close();
       await d.stop();
     }
   },

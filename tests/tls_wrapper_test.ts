@@ -147,6 +147,100 @@ Deno.test({
   },
 });
 
+/**
+ * Python: two wrapper-mode clients (127.0.0.1, 127.0.0.2) hold the two
+ * session slots in their handshakes; then one more from 127.0.0.1 (over its
+ * per-client limit) and one from 127.0.0.3 (over default_process_limit)
+ * each read until the server closes, printing what they got.
+ */
+const WRAPPER_REFUSALS = `
+import socket, sys, time
+port = int(sys.argv[1])
+def conn(src):
+    s = socket.socket(); s.settimeout(5); s.bind((src, 0)); s.connect(("127.0.0.1", port)); return s
+held = [conn(src) for src in ("127.0.0.1", "127.0.0.2")]
+for s in held: s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
+time.sleep(0.3)
+for name, src in (("per-client", "127.0.0.1"), ("global", "127.0.0.3")):
+    s = conn(src); s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])); got = b""
+    while True:
+        try:
+            d = s.recv(4096)
+        except ConnectionResetError:
+            break
+        if not d: break
+        got += d
+    print(name, repr(got))
+`;
+
+Deno.test({
+  name:
+    "wrapper mode over the per-client or the process limit: closed without a plaintext 421 (its client reads TLS)",
+  ...opts,
+  fn: async () => {
+    const { d, port } = await wrapperDaemon(
+      "smtpd_client_connection_count_limit = 1\nsmtpd_client_event_limit_exceptions = []\n" +
+        "default_process_limit = 2\nsmtpd_listen_threads = 1",
+    );
+    try {
+      const r = await run("python3", ["-c", WRAPPER_REFUSALS, String(port)], { timeoutMs: 20000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["per-client b''", "global b''"], r.stdout);
+      // Refused all the same, and logged as such.
+      await d.waitForLog(/Connection concurrency limit exceeded: 2 from \[127\.0\.0\.1\]/);
+      await d.waitForLog(/Connection limit exceeded: 2 sessions; refused \[127\.0\.0\.3\]/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * Python: behind a PROXY-protocol balancer, two wrapper-mode clients that
+ * the PROXY header names as 192.0.2.1: the first holds its slot in its
+ * handshake, the second (over its per-client limit) reads until closed.
+ */
+const PROXIED_WRAPPER_REFUSAL = `
+import socket, sys, time
+port = int(sys.argv[1])
+hello = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"PROXY TCP4 192.0.2.1 127.0.0.1 40000 465\\r\\n" + hello); return s
+first = conn(); time.sleep(0.3)
+s = conn(); got = b""
+while True:
+    try:
+        d = s.recv(4096)
+    except ConnectionResetError:
+        break
+    if not d: break
+    got += d
+print("proxied", repr(got))
+`;
+
+Deno.test({
+  name:
+    "wrapper mode behind the PROXY protocol, over the per-client limit: closed without a plaintext 421",
+  ...opts,
+  fn: async () => {
+    const { d, port } = await wrapperDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_client_connection_count_limit = 1\n' +
+        "smtpd_client_event_limit_exceptions = []\nsmtpd_listen_threads = 1",
+    );
+    try {
+      const r = await run("python3", ["-c", PROXIED_WRAPPER_REFUSAL, String(port)], {
+        timeoutMs: 20000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "proxied b''");
+      await d.waitForLog(/Connection concurrency limit exceeded: 2 from \[192\.0\.2\.1\]/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 async function openssl(port: number, ...args: string[]): Promise<string> {
   const r = await run("sh", [
     "-c",

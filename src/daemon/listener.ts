@@ -27,10 +27,19 @@ import { closing, formatReply, type Reply, tooManyConnections } from "../protoco
 /**
  * Sends a refusal and closes, without a session: one write, bounded to
  * half a second (a 421 fits any fresh socket's buffer), no DNS lookup.
+ * A wrapper-mode (implicit TLS) connection is closed without it: its
+ * client speaks TLS first and would read a plaintext 421 as a broken TLS
+ * record, and a handshake only to refuse would cost what the limit
+ * protects (as Postfix drops a wrapper-mode client over its TLS rate
+ * before the handshake; the log line says why).
  * @param t the connection
  * @param bytes the formatted reply
  */
 async function refuseConnection(t: Transport, bytes: Uint8Array): Promise<void> {
+  if (t.implicitTls) {
+    t.close();
+    return;
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     await Promise.race([

@@ -214,7 +214,9 @@ export class Session {
    */
   async #hangUp(reply?: Reply): Promise<void> {
     this.#deps.ending?.();
-    if (reply) {
+    // Never a plaintext reply before implicit TLS: its client reads TLS
+    // records (see refuseConnection in daemon/listener.ts).
+    if (reply && !this.#transport.implicitTls) {
       this.#writer.push(formatReply(reply));
       await this.#writer.flush(1000).catch(() => {});
     }

@@ -95,6 +95,28 @@ interface Watched extends ByteConn {
   /** Gives the client's per-client slot back (Transport.sessionBegun), once. */
   releaseClient: (() => void) | undefined;
   evicted: boolean;
+  /**
+   * The TLS handshake is done: from now on the session's reads of the
+   * plaintext (`read` of the result) say when it waits for its client, and
+   * this connection's own reads no longer do. Those run ahead of the
+   * session (the TLS engine's relay, node:tls), also while the session is
+   * busy with its client's last command (a DNS lookup, a policy service,
+   * a `sleep` restriction, the error tarpit): counted, they made a TLS
+   * session whose client waits for a reply look idle or slow, and closed to
+   * make room, where a plain session's would not.
+   * @param read the TLS stream's read
+   * @returns that read, watched
+   */
+  watchTls(
+    read: (p: Uint8Array) => Promise<number | null>,
+  ): (p: Uint8Array) => Promise<number | null>;
+  /**
+   * The session is over but for its last reply (sets `over`). Over TLS its
+   * connection counts as idle from now: only the relay's drain (a client
+   * that does not read its last replies) may keep it, and its descriptor
+   * may be needed.
+   */
+  sessionEnded(): void;
 }
 
 function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
@@ -102,6 +124,25 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
   // error with its stack, several per TLS connection (the relay's two ends
   // both close it).
   let closed = false;
+  // Whose reads are watched: the connection's, until watchTls.
+  let rawWatched = true;
+  // The latest watched read: one that ends after a later one started (the
+  // relay's last read of the handshake) leaves that one's marks alone.
+  let latest = 0;
+  const watched = async (read: () => Promise<number | null>) => {
+    const mine = ++latest;
+    const start = w.idleSince = Date.now();
+    try {
+      const n = await read();
+      if (n !== null) w.received += n;
+      return n;
+    } finally {
+      if (mine === latest) {
+        w.waited += Date.now() - Math.max(start, w.phaseSince);
+        w.idleSince = undefined;
+      }
+    }
+  };
   const w: Watched = {
     id: ++live.lastId,
     address,
@@ -115,16 +156,19 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
     holding: false,
     releaseClient: undefined,
     evicted: false,
-    async read(p) {
-      const start = w.idleSince = Date.now();
-      try {
-        const n = await conn.read(p);
-        if (n !== null) w.received += n;
-        return n;
-      } finally {
-        w.waited += Date.now() - Math.max(start, w.phaseSince);
-        w.idleSince = undefined;
-      }
+    read: (p) => rawWatched ? watched(() => conn.read(p)) : conn.read(p),
+    watchTls(read) {
+      rawWatched = false;
+      // The relay's read pending now is not the session's wait.
+      latest++;
+      w.idleSince = undefined;
+      return (p) => watched(() => read(p));
+    },
+    sessionEnded() {
+      w.over = true;
+      if (rawWatched) return;
+      latest++;
+      w.idleSince = Date.now();
     },
     write: (p) => conn.write(p),
     closeWrite: () => conn.closeWrite(),
@@ -175,9 +219,7 @@ function tcpTransport(
       }
       w.inMail = on;
     },
-    sessionOver: () => {
-      w.over = true;
-    },
+    sessionOver: () => w.sessionEnded(),
     sessionBegun: (releaseClient) => {
       w.holding = true;
       w.releaseClient = releaseClient;
@@ -197,7 +239,8 @@ function tcpTransport(
       ? {
         startTls: async (timeoutMs: number) => {
           w.tls = true;
-          return Object.assign(await tls(w, peer, timeoutMs), marks);
+          const secure = await tls(w, peer, timeoutMs);
+          return Object.assign(secure, marks, { read: w.watchTls(secure.read.bind(secure)) });
         },
       }
       : {}),
@@ -608,6 +651,18 @@ export async function serveTcp(
         undefined,
         ecPem && ecdsaPort !== undefined ? { port: ecdsaPort, pem: ecPem } : undefined,
         options.buffers,
+        {
+          // Out of descriptors for a relay or the engine's accept: an idle
+          // connection gives its own back, as for the listener's accept.
+          makeRoom: async (err) => {
+            const victim = evictIdleNow();
+            if (victim) {
+              options.onEvict?.(victim, describeAcceptError(err));
+              return true;
+            }
+            return await options.roomElsewhere?.("descriptor") ?? false;
+          },
+        },
       );
     } catch (e) {
       const a = options.tlsEngine;

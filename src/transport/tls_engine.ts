@@ -23,6 +23,7 @@
  */
 
 import { IoBuffers } from "../io/io_buffers.ts";
+import { resourceShortage } from "../io/os_error.ts";
 import { writeAll } from "../io/reply_writer.ts";
 import type { ByteConn } from "./conn_duplex.ts";
 import { CLIENT_HELLO_LIMIT, clientTakesEcdsa, ecdsaSchemesOf } from "./client_hello.ts";
@@ -81,6 +82,24 @@ const HANDSHAKE_OVER: Error = new TlsHandshakeError("timeout", "done");
 /** Opens a TLS listener (Deno.listenTls; tests may pass another). */
 export type ListenTls = (o: Deno.TcpListenOptions & TlsPem) => Deno.TlsListener;
 
+/** Opens a relay's connection to the engine (Deno.connect; tests may pass another). */
+export type ConnectTcp = (o: { hostname: string; port: number }) => Promise<Deno.TcpConn>;
+
+/**
+ * Makes a descriptor free when one was needed and none was (EMFILE): the
+ * listener closes an idle connection, its own or another thread's, as for
+ * an accept. Without it a TLS session, which needs two descriptors more
+ * than a plain one (the relay and the engine's accept), was refused or
+ * left waiting for its handshake's timeout while idle clients held every
+ * descriptor, when a plain client was served.
+ * @param err the failure
+ * @returns whether a connection was closed
+ */
+export type MakeRoom = (err: unknown) => Promise<boolean>;
+
+/** How many times a relay's connect is tried again after room was made for it. */
+const CONNECT_ROOM_TRIES = 3;
+
 /** One listener of the engine, serving one chain: its port, its accepts, its chain swaps. */
 interface Door {
   readonly address: Deno.NetAddr;
@@ -96,7 +115,12 @@ interface Door {
   close(): void;
 }
 
-function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: ListenTls): Door {
+function openDoor(
+  at: { hostname: string; port: number },
+  pem: TlsPem,
+  listen: ListenTls,
+  room: { makeRoom?: MakeRoom; connect: ConnectTcp },
+): Door {
   // Relays that have connected, by their source address, until accepted;
   // and connections accepted before their relay knew its address (the
   // accept can be seen before the connect), for a moment.
@@ -113,12 +137,16 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
         let c: Deno.TlsConn;
         try {
           c = await l.accept();
-        } catch {
+        } catch (err) {
           // Closed (a new chain opens the next listener), or a failure
           // that passes (no descriptor free, EMFILE): the connection stays
-          // in the backlog and is accepted on the next try.
+          // in the backlog and is accepted on the next try, at once when
+          // an idle connection gave its descriptor back.
           if (closed || listener !== l) return;
-          await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+          const freed = resourceShortage(err) !== undefined && room.makeRoom !== undefined &&
+            await room.makeRoom(err).catch(() => false);
+          // A closed connection's descriptor is free once the runtime has cancelled its read.
+          await new Promise((r) => setTimeout(r, freed ? 10 : ACCEPT_RETRY_MS));
           continue;
         }
         const from = c.remoteAddr as Deno.NetAddr;
@@ -138,7 +166,8 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
           early.delete(key);
           // Deno closes a TLS connection only once its handshake has run:
           // one that sends garbage is closed at once, one that sends
-          // nothing stays until it leaves (see the README).
+          // nothing, or part of a ClientHello, stays until it leaves (see
+          // the README).
           void c.handshake().catch(() => {}).finally(() => closeQuietly(c));
         }, EARLY_MS);
       }
@@ -196,12 +225,24 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
       try {
         await ready;
         if (closed || !listener) throw new Error("the TLS engine is not listening");
-        const opening = Deno.connect({ hostname: address.hostname, port: address.port });
-        const relay = await Promise.race([opening, failed]).catch((e) => {
-          // Given up first: the relay is closed once open.
-          opening.then(closeQuietly, () => {});
-          throw e;
-        });
+        let relay: Deno.TcpConn | undefined;
+        for (let tries = 0; !relay; tries++) {
+          const opening = room.connect({ hostname: address.hostname, port: address.port });
+          relay = await Promise.race([opening, failed]).catch(async (e) => {
+            // Given up first: the relay is closed once open.
+            opening.then(closeQuietly, () => {});
+            // No descriptor free: an idle connection gives its own, and the
+            // connect is tried again.
+            if (
+              tries < CONNECT_ROOM_TRIES && resourceShortage(e) !== undefined && room.makeRoom &&
+              await Promise.race([room.makeRoom(e).catch(() => false), failed])
+            ) {
+              await Promise.race([new Promise((r) => setTimeout(r, 10)), failed]);
+              return undefined;
+            }
+            throw e;
+          });
+        }
         try {
           relay.setNoDelay(true);
         } catch { /* not fatal */ }
@@ -240,6 +281,7 @@ function openDoor(at: { hostname: string; port: number }, pem: TlsPem, listen: L
  * @param ecdsa a second chain (ECDSA, smtpd_tls_eccert_file) and the port it is served on:
  *   clients that accept ECDSA signatures get it, the others the first chain
  * @param buffers the thread's reusable buffers, which the relay's come from
+ * @param room makeRoom: frees a descriptor when none is (see MakeRoom); connect: opens a relay
  * @returns the engine, listening
  * @throws when a port cannot be had (in use, or not permitted)
  */
@@ -249,10 +291,12 @@ export function openTlsEngine(
   listen: ListenTls = (o) => Deno.listenTls(o),
   ecdsa?: { port: number; pem: TlsPem },
   buffers: IoBuffers = new IoBuffers(),
+  room: { makeRoom?: MakeRoom; connect?: ConnectTcp } = {},
 ): TlsEngine {
-  const main = openDoor(at, pem, listen);
+  const doorRoom = { ...room, connect: room.connect ?? ((o) => Deno.connect(o)) };
+  const main = openDoor(at, pem, listen, doorRoom);
   const ec = ecdsa
-    ? openSecond(main, () => openDoor({ ...at, port: ecdsa.port }, ecdsa.pem, listen))
+    ? openSecond(main, () => openDoor({ ...at, port: ecdsa.port }, ecdsa.pem, listen, doorRoom))
     : undefined;
 
   const handshake = async (conn: ByteConn, pem: TlsPem, timeoutMs: number, ecPem?: TlsPem) => {
