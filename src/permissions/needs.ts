@@ -214,9 +214,18 @@ function configWords(
 function splitWords(text: string): string[] {
   return text.split(/[\s,{}]+/).filter((w) => w !== "").flatMap((w) => {
     const eq = w.indexOf("=");
-    if (eq <= 0 || w.startsWith("/") || /^[a-z][a-z0-9_]*:/i.test(w)) return [w];
+    if (eq <= 0 || w.startsWith("/") || isSpecWord(w)) return [w];
     return [w.slice(0, eq), w.slice(eq + 1)].filter((part) => part !== "");
   });
+}
+
+/**
+ * Whether a word is a table spec or a service endpoint (`type:name`), not
+ * an IPv6 key (`fe80::1=reject_unknown_client_hostname`): its first group
+ * is hex digits, which no table type or endpoint kind this program reads is.
+ */
+function isSpecWord(w: string): boolean {
+  return /^[a-z][a-z0-9_]*:/i.test(w) && !/^[0-9a-f]{1,4}:/i.test(w);
 }
 
 /**

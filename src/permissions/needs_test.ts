@@ -240,3 +240,14 @@ Deno.test("deriveNeeds() says on which line of the configuration a table is name
   // Named inside another table: no line of the configuration names it.
   assert.equal(why("/etc/smtpd/senders"), "table texthash:");
 });
+
+Deno.test("dnsUse() sees a DNS restriction in an inline: value whose key is an IPv6 address", () => {
+  for (const key of ["fe80::1", "fd00:1::2", "2001:db8::1", "::1"]) {
+    const loaded = resolveConfigText(
+      "smtpd_peername_lookup = false\n" +
+        `smtpd_client_restrictions = ["check_client_access inline:{ ${key}=reject_unknown_client_hostname }"]`,
+    );
+    const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
+    assert.deepEqual(use.restrictions, ["reject_unknown_client_hostname"], key);
+  }
+});
