@@ -153,12 +153,16 @@ export const authFlood: Attack = {
     await run;
     // The whole log (the file the harness writes, not only the tail it keeps in memory).
     await new Promise((r) => setTimeout(r, 300));
-    const log = await Deno.readTextFile(join(ctx.server.spec.dir, "smtpd.log")).catch(() => "");
+    // A log that cannot be read fails the check: an empty one would pass it unread.
+    const log = await Deno.readTextFile(join(ctx.server.spec.dir, "smtpd.log")).catch((e) =>
+      e instanceof Error ? e : new Error(String(e))
+    );
     const leaked: string[] = [];
+    const text = typeof log === "string" ? log : "";
     for (const form of [...secrets, ...forms]) {
-      const at = log.indexOf(form);
+      const at = text.indexOf(form);
       if (at >= 0 && leaked.length < 3) {
-        leaked.push(JSON.stringify(log.slice(log.lastIndexOf("\n", at) + 1, at + 40)));
+        leaked.push(JSON.stringify(text.slice(text.lastIndexOf("\n", at) + 1, at + 40)));
       }
     }
     const rateRefused = codes.get("450") ?? 0;
@@ -182,8 +186,10 @@ export const authFlood: Attack = {
         },
         {
           name: "no password in the server's log",
-          ok: leaked.length === 0,
-          detail: leaked.length
+          ok: typeof log === "string" && log.length > 0 && leaked.length === 0,
+          detail: typeof log !== "string"
+            ? `the server's log could not be read: ${log.message}`
+            : leaked.length
             ? leaked.join("; ")
             : `none of the ${secrets.size} passwords (plain, base64, in ${FORMS.length} ` +
               `forms of AUTH) in ${log.length} bytes`,
