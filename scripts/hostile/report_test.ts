@@ -75,6 +75,15 @@ Deno.test("failures() holds a row to its attack's own RSS target", () => {
   ]);
 });
 
+Deno.test("failures() does not hold a row with a known weakness to the stall target", () => {
+  const stalled = { ...row().stream, longestStallMs: 6000 };
+  assert.deepEqual(failures(row({ stream: stalled, weakness: "slow" })), []);
+  assert.deepEqual(failures(row({ stream: stalled })), ["stall 6.0 s"]);
+  assert.deepEqual(failures(row({ stream: stalled, weakness: "slow", recovered: false })), [
+    "legitimate stream did not recover",
+  ]);
+});
+
 Deno.test("logDigest() folds numbers and addresses and counts the commonest warnings", () => {
   const lines = [
     "Dec  4 01:00:00 mx postfix/smtpd[1]: connect from unknown[127.0.0.1]",
