@@ -256,12 +256,7 @@ export async function buildRuntime(
   // AUTH: daemon mode, and stand-alone mode with a network client (as a
   // Postfix smtpd behind inetd would, under master). Not for a local
   // submission: Postfix's stand-alone smtpd (sendmail -bs) has none.
-  const settings = saslSettings(config, { file: loaded.file, lineOf: loaded.lineOf });
-  const saslExceptions = located(
-    loaded,
-    "smtpd_sasl_exceptions_networks",
-    () => compilePeerList(config.smtpd_sasl_exceptions_networks, "smtpd_sasl_exceptions_networks"),
-  );
+  const { settings, exceptions: saslExceptions } = saslParts(loaded);
   const sasl = (mode === "serve" || (mode === "stdin" && options.networkClient)) &&
       settings.enabled
     ? sessionSasl(
@@ -512,6 +507,30 @@ export async function rebuildRuntime(
 }
 
 /**
+ * AUTH's settings and smtpd_sasl_exceptions_networks, checked and compiled
+ * for a configuration, at start and at each reload; the exceptions' tables
+ * are retired with the configuration (a reload compiles them again).
+ * @param loaded the configuration
+ * @returns the settings and the exceptions' matcher
+ * @throws {ConfigError} with file and line for a bad setting
+ */
+function saslParts(loaded: LoadedConfig) {
+  const { config } = loaded;
+  const settings = saslSettings(config, { file: loaded.file, lineOf: loaded.lineOf });
+  const exceptions = located(
+    loaded,
+    "smtpd_sasl_exceptions_networks",
+    () =>
+      compilePeerList(
+        config.smtpd_sasl_exceptions_networks,
+        "smtpd_sasl_exceptions_networks",
+        config,
+      ),
+  );
+  return { settings, exceptions };
+}
+
+/**
  * The SASL view of sessions after a reload: the running server connection,
  * with the new security options, exceptions, response limit and header.
  * The settings are checked as at start also when AUTH is off.
@@ -524,17 +543,7 @@ function reloadedSasl(
   loaded: LoadedConfig,
   server: NonNullable<SessionDeps["sasl"]>["server"] | undefined,
 ): SessionDeps["sasl"] | undefined {
-  const settings = saslSettings(loaded.config, { file: loaded.file, lineOf: loaded.lineOf });
-  const exceptions = located(
-    loaded,
-    "smtpd_sasl_exceptions_networks",
-    () =>
-      compilePeerList(
-        loaded.config.smtpd_sasl_exceptions_networks,
-        "smtpd_sasl_exceptions_networks",
-        loaded.config,
-      ),
-  );
+  const { settings, exceptions } = saslParts(loaded);
   if (server === undefined) return undefined;
   return sessionSasl(settings, server, (name, address) => exceptions(name, address));
 }

@@ -43,6 +43,18 @@ const SESSION = [
   "",
 ].join("\r\n");
 
+/**
+ * A UDP syslog server on loopback (under inetd and xinetd the session's
+ * only log): the datagrams it got, its port, and how to close it.
+ */
+async function udpSyslog(): Promise<{ got: string[]; port: number; close: () => void }> {
+  const got: string[] = [];
+  const server = createSocket("udp4");
+  server.on("message", (m) => got.push(m.toString()));
+  await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+  return { got, port: server.address().port, close: () => server.close() };
+}
+
 Deno.test({
   name: "stdin mode leaves a postcat-readable file in maildrop/ (mode 0744)",
   ...opts,
@@ -71,15 +83,11 @@ Deno.test({
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("stdin");
-    // A UDP syslog server: under inetd and xinetd it is the session's only log.
-    const got: string[] = [];
-    const server = createSocket("udp4");
-    server.on("message", (m) => got.push(m.toString()));
-    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const { got, port: syslogPort, close: closeSyslog } = await udpSyslog();
     try {
       const { configFile } = await writeConfig(
         work,
-        `syslog_server = "udp://127.0.0.1:${server.address().port}"`,
+        `syslog_server = "udp://127.0.0.1:${syslogPort}"`,
       );
       for (let i = 0; i < 3; i++) {
         const r = await runStdin(configFile, SESSION);
@@ -97,7 +105,7 @@ Deno.test({
         lines,
       );
     } finally {
-      server.close();
+      closeSyslog();
     }
   },
 });
@@ -633,14 +641,11 @@ Deno.test({
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("stdin");
-    const got: string[] = [];
-    const server = createSocket("udp4");
-    server.on("message", (m) => got.push(m.toString()));
-    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const { got, port: syslogPort, close: closeSyslog } = await udpSyslog();
     const missing = join(work, "missing.pem");
     const { configFile } = await writeConfig(
       work,
-      `syslog_server = "udp://127.0.0.1:${server.address().port}"\n` +
+      `syslog_server = "udp://127.0.0.1:${syslogPort}"\n` +
         `smtpd_tls_security_level = "may"\nsmtpd_tls_cert_file = "${missing}"`,
     );
     const port = freePort();
@@ -673,7 +678,7 @@ Deno.test({
       assert.ok(lines.includes(`cannot read "${missing}"`), lines);
     } finally {
       await l.stop();
-      server.close();
+      closeSyslog();
     }
   },
 });
@@ -685,13 +690,10 @@ Deno.test({
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("stdin");
-    const got: string[] = [];
-    const server = createSocket("udp4");
-    server.on("message", (m) => got.push(m.toString()));
-    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const { got, port: syslogPort, close: closeSyslog } = await udpSyslog();
     const { configFile } = await writeConfig(
       work,
-      `syslog_server = "udp://127.0.0.1:${server.address().port}"`,
+      `syslog_server = "udp://127.0.0.1:${syslogPort}"`,
     );
     const port = freePort();
     const fault = join(import.meta.dirname ?? ".", "_start_fault.ts");
@@ -738,7 +740,7 @@ Deno.test({
       );
     } finally {
       await l.stop();
-      server.close();
+      closeSyslog();
     }
   },
 });

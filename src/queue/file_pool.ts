@@ -96,7 +96,7 @@ export class FilePool {
   #dir: string;
   #newId: () => string;
   #ready: PooledName[] = [];
-  #filling = false;
+  /** The refill under way, if any. */
   #refill: Promise<void> | undefined;
   #closed = false;
   #low: number;
@@ -179,7 +179,6 @@ export class FilePool {
   }
 
   async #fill(): Promise<void> {
-    this.#filling = true;
     try {
       const want = this.#high - this.#ready.length;
       if (want <= 0) return;
@@ -191,8 +190,6 @@ export class FilePool {
       this.#ready.push(...made);
     } catch (err) {
       if (!this.#closed) this.#onError(err as Error);
-    } finally {
-      this.#filling = false;
     }
   }
 
@@ -222,7 +219,7 @@ export class FilePool {
   /** Removes every unused file (clean stop), after any refill in progress. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#filling) await new Promise((r) => setTimeout(r, 10));
+    await this.#refill; // it never rejects: #fill() reports its errors
     const left = this.#ready;
     this.#ready = [];
     for (const f of left) await discard(f);
