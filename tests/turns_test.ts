@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { greeted, startDaemon } from "./_harness.ts";
+import { note } from "./_parity.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -57,7 +58,7 @@ Deno.test({
       // With turns the probe gets about one round trip per pause (hundreds);
       // without them one per read of the burst (about 10).
       assert.ok(during >= 50, `${during} probe round trips while the burst was served`);
-      console.log(`${during} probe round trips while ${RECIPIENTS} RCPTs were served`);
+      note(`${during} probe round trips while ${RECIPIENTS} RCPTs were served`);
     } finally {
       hog.close();
       probe.close();
