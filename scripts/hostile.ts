@@ -76,8 +76,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (values.list) {
     for (const a of ATTACKS) {
-      const known = a.weakness ? " [known weakness: run with --only]" : "";
-      write(Deno.stdout, `${a.name.padEnd(24)} ${a.summary}${known}\n`);
+      write(Deno.stdout, `${a.name.padEnd(24)} ${a.summary}\n`);
     }
     return 0;
   }

@@ -84,12 +84,6 @@ export interface Attack {
    */
   readonly quickMinMs?: number;
   /**
-   * A target it is known to miss, and why. Such an attack is left out of
-   * the default run (`--only` runs it) and its row is judged without the
-   * legitimate stream's stall target; its stall is reported.
-   */
-  readonly weakness?: string;
-  /**
    * Runs until `ctx.signal` aborts, then closes its connections.
    * @param ctx the context
    * @returns checks and notes

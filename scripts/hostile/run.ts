@@ -85,7 +85,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
       if (!a) throw new Error(`unknown attack "${n}" (known: ${ATTACKS.map((x) => x.name)})`);
       return a;
     })
-    : ATTACKS.filter((a) => !a.weakness);
+    : ATTACKS;
   const started = new Date();
   const workDir = join(
     ROOT,
@@ -369,7 +369,6 @@ async function runOne(
     recovered: rec.ok,
     peakRssMiB,
     rssTargetMiB: outcome.rssTarget?.miB ?? TARGETS.maxRssMiB,
-    ...(attack.weakness ? { weakness: attack.weakness } : {}),
     lived,
     greets,
     acked: settled.acked,

@@ -174,8 +174,10 @@ function compactRoutedPath(inner: string, utf8: boolean, strict: boolean): strin
 
 /** RFC 822 specials that stand alone between tokens of an address. */
 const SPECIALS = "@.,:;<>";
-/** Where an atom ends: white space, a special, a comment, a quoted string, a literal. */
-const ATOM_END = ` \t()"[]${SPECIALS}`;
+/** An atom: up to white space, a special, a comment, a quoted string, a literal. */
+const ATOM = /[^ \t()"[\]@.,:;<>]+/y;
+/** What compactPath() has to read token by token; a text without it is left as it is. */
+const NOT_PLAIN = /[ \t()"[\]]/;
 
 /**
  * The inside of a path as Postfix's RFC 822 address parser reads it
@@ -201,6 +203,10 @@ export function compactPath(inner: string, utf8 = false, strict = false): string
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(inner)) return undefined;
   // deno-lint-ignore no-control-regex
   if (!utf8 && /[^\x00-\x7f]/.test(inner)) return undefined;
+  // Nothing to drop and nothing to judge here: no white space, comment,
+  // quoted string or literal (the common case, and a long local part
+  // would otherwise be read one character at a time).
+  if (!NOT_PLAIN.test(inner)) return inner;
   let out = "";
   let afterWord = false;
   let i = 0;
@@ -227,8 +233,8 @@ export function compactPath(inner: string, utf8 = false, strict = false): string
     if (c === '"') end = quotedEnd(inner, i);
     else if (c === "[") end = inner.indexOf("]", i) + 1;
     else {
-      end = i + 1;
-      while (end < inner.length && !ATOM_END.includes(inner[end] as string)) end++;
+      ATOM.lastIndex = i;
+      end = ATOM.test(inner) ? ATOM.lastIndex : i + 1;
     }
     if (end <= 0 || afterWord) return undefined;
     out += inner.slice(i, end);
@@ -332,13 +338,17 @@ export function skipComments(text: string): string | undefined {
 function findClose(s: string, from: number): number {
   let quoted = false;
   for (let i = from; i < s.length; i++) {
-    const c = s[i];
-    if (c === "\\" && quoted) i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === ">" && !quoted) return i;
+    const c = s.charCodeAt(i);
+    if (c === BACKSLASH && quoted) i++;
+    else if (c === QUOTE) quoted = !quoted;
+    else if (c === CLOSE && !quoted) return i;
   }
   return -1;
 }
+
+const BACKSLASH = 0x5c;
+const QUOTE = 0x22;
+const CLOSE = 0x3e;
 
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+$/;
 const DOMAIN =

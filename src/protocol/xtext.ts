@@ -15,6 +15,7 @@ const encoder = new TextEncoder();
 // drop (a decoder that drops it takes "ENVID=+EF+BB+BFabc" for "abc").
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const HEX = /^[0-9A-Fa-f]{2}$/;
+const PLAIN_XTEXT = /^[\x21-\x2a\x2c-\x7e]*$/;
 
 /**
  * Decodes xtext.
@@ -24,6 +25,9 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
  * @returns the decoded text, or undefined when malformed or when it decodes to a control character
  */
 export function decodeXtext(text: string): string | undefined {
+  // Printable ASCII without "+" stands for itself (the common case, and an
+  // ORCPT of 500 characters would otherwise go through a byte array).
+  if (PLAIN_XTEXT.test(text)) return text;
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

@@ -54,3 +54,15 @@ Deno.test("decodeUtf8AddrXtext() decodes \\x{HEX} and keeps UTF-8", () => {
   assert.equal(decodeUtf8AddrXtext("a\\x{9}@x"), undefined);
   assert.equal(decodeUtf8AddrXtext("a\\n@x"), undefined);
 });
+
+Deno.test("decodeXtext() gives printable ASCII without + back as it is, and refuses the rest as before", () => {
+  for (let c = 0; c < 256; c++) {
+    const text = `a${String.fromCharCode(c)}b`;
+    const got = decodeXtext(text);
+    // A C1 control is no character of an address; the rest of Latin-1 stands for itself.
+    const refused = c <= 32 || c === 127 || c === 0x2b || (c >= 0x80 && c < 0xa0);
+    assert.equal(got, refused ? undefined : text, `code ${c}`);
+  }
+  assert.equal(decodeXtext("a+2Bb"), "a+b");
+  assert.equal(decodeXtext(""), "");
+});

@@ -37,6 +37,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
+import { commandRan, pause, sessionEnded, sessionStarted, turnOver } from "./turns.ts";
 import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
@@ -303,11 +304,22 @@ export class Session {
   }
 
   async #loop(state: SessionState): Promise<void> {
-    const cfg = this.#deps.config;
     if (this.#pendingFirst) {
       await this.#writer.flush(); // the greeting goes out while the first read is pending
       await this.#pendingFirst;
     }
+    sessionStarted();
+    try {
+      await this.#commands(state);
+    } finally {
+      sessionEnded();
+    }
+  }
+
+  /** Reads and runs commands until the session ends. */
+  async #commands(state: SessionState): Promise<void> {
+    const cfg = this.#deps.config;
+    let turnStart = performance.now();
     for (;;) {
       // As Postfix does before each command: a long transcript is mailed (if
       // it holds a notify_classes problem) and dropped, so a session that
@@ -315,12 +327,21 @@ export class Session {
       if (this.#notices.transcript.lineCount > cfg.smtpd_history_flush_threshold) {
         await this.#notices.flush(this.#deps, this.#client);
       }
+      // A read that waits for the client ends the turn by itself; commands
+      // already here are run for a turn, then the others get theirs (turns.ts).
+      const buffered = this.#reader.hasBuffered();
+      if (buffered && turnOver(turnStart)) {
+        await pause();
+        turnStart = performance.now();
+      }
       const line = await this.#reader.readLine(cfg.line_length_limit);
+      if (!buffered) turnStart = performance.now();
       if (line === null) {
         if (state.lastVerb !== "QUIT") this.#deps.log.lostConnection(this.#client, state.lastVerb);
         this.#closed = true;
         return;
       }
+      commandRan();
       const result = await this.#command(line, state);
       if (result.kind === "gone") {
         this.#closed = true;

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import {
+  pause,
+  pausesTaken,
+  resetTurns,
+  sessionEnded,
+  sessionStarted,
+  TURN_MS,
+  turnOver,
+} from "./turns.ts";
+
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* the CPU work of a turn */ }
+}
+
+Deno.test("a session alone on the thread never pauses; with another it pauses after TURN_MS", () => {
+  resetTurns();
+  sessionStarted();
+  const start = performance.now();
+  busy(TURN_MS * 2);
+  assert.equal(turnOver(start), false);
+  sessionStarted();
+  assert.equal(turnOver(start), true);
+  assert.equal(turnOver(performance.now()), false);
+  sessionEnded();
+  sessionEnded();
+  resetTurns();
+});
+
+Deno.test("paused sessions go on one per round, in the order they paused, the first after a look for I/O", async () => {
+  resetTurns();
+  const order: string[] = [];
+  const a = pause().then(() => order.push("a"));
+  const b = pause().then(() => order.push("b"));
+  const c = pause().then(() => order.push("c"));
+  // Nothing goes on before the event loop has had a round.
+  await Promise.resolve();
+  assert.deepEqual(order, []);
+  await Promise.all([a, b, c]);
+  assert.deepEqual(order, ["a", "b", "c"]);
+  // The first waited for a timer (no look for I/O yet), the others were cheap.
+  assert.deepEqual(pausesTaken(), { cheap: 2, polled: 1 });
+  resetTurns();
+});
