@@ -12,6 +12,7 @@ import { connectionFlood } from "./connection_flood.ts";
 import { fdExhaustion } from "./fd_exhaustion.ts";
 import { slowDrip } from "./slow_drip.ts";
 import { etrnFlood, noopFlood, vrfyFlood } from "./command_flood.ts";
+import { heloFlood } from "./helo_flood.ts";
 import { proxyForged } from "./proxy_forged.ts";
 import { smuggling } from "./smuggling.ts";
 import { garbageAfterStarttls } from "./garbage_after_starttls.ts";
@@ -38,6 +39,7 @@ export const ATTACKS: readonly Attack[] = [
   vrfyFlood,
   noopFlood,
   etrnFlood,
+  heloFlood,
   proxyForged,
   blockFlood,
   smuggling,
