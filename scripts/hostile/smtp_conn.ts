@@ -184,6 +184,23 @@ export class SmtpConn {
     }
   }
 
+  /**
+   * Sends a pipelined burst and waits for its replies.
+   * @param burst the commands
+   * @param replies how many replies the burst should get
+   * @param timeoutMs the longest wait for them
+   * @returns how many came (fewer when the connection closed or the wait ran out)
+   */
+  async burst(burst: string, replies: number, timeoutMs: number): Promise<number> {
+    const before = this.repliesIn;
+    if (!(await this.write(burst))) return 0;
+    const end = Date.now() + timeoutMs;
+    while (this.repliesIn - before < replies && !this.#closed && Date.now() < end) {
+      await this.waitInput(1000);
+    }
+    return this.repliesIn - before;
+  }
+
   /** Takes what was received and not yet read as replies. */
   takeBuffered(): string {
     const b = this.#buf;

@@ -117,15 +117,8 @@ export const bdatChunkFlood: Attack = {
             let ok = true;
             for (const burst of bursts) {
               if (ctx.signal.aborted) return;
-              const before = o.conn.repliesIn;
               const t = Date.now();
-              await o.conn.write(burst);
-              while (
-                o.conn.repliesIn - before < BURST && !o.conn.closed && Date.now() - t < 30_000
-              ) {
-                await o.conn.waitInput(1000);
-              }
-              const got = o.conn.repliesIn - before;
+              const got = await o.conn.burst(burst, BURST, 30_000);
               chunksAnswered += got;
               const text = o.conn.takeBuffered();
               if (got < BURST) {

@@ -82,12 +82,7 @@ export const dsnBloat: Attack = {
       for (let b = 0; b < RECIPIENTS / BURST && !ctx.signal.aborted && !o.conn.closed; b++) {
         let burst = "";
         for (let k = 0; k < BURST; k++) burst += rcpt(i, b * BURST + k);
-        const before = o.conn.repliesIn;
-        await o.conn.write(burst);
-        const t = Date.now();
-        while (o.conn.repliesIn - before < BURST && !o.conn.closed && Date.now() - t < 15_000) {
-          await o.conn.waitInput(1000);
-        }
+        await o.conn.burst(burst, BURST, 15_000);
         const text = o.conn.takeBuffered();
         if (samples.length < 2 && /^[45]/m.test(text)) {
           samples.push(/^[45]\d\d [^\r\n]*/m.exec(text)![0].slice(0, 100));

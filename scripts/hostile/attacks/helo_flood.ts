@@ -50,13 +50,7 @@ export const heloFlood: Attack = {
       if (!o.greeting.startsWith("220")) return;
       await command(o.conn, "EHLO flood.example", 5000);
       for (let b = 0; b < MAX_BURSTS && !ctx.signal.aborted && !o.conn.closed; b++) {
-        const before = o.conn.repliesIn;
-        if (!(await o.conn.write(burst))) break;
-        const t = Date.now();
-        while (o.conn.repliesIn - before < BURST && !o.conn.closed && Date.now() - t < 15_000) {
-          await o.conn.waitInput(1000);
-        }
-        const got = o.conn.repliesIn - before;
+        const got = await o.conn.burst(burst, BURST, 15_000);
         answered += got;
         // The burst under way when the window ends is cut short by that.
         if (got === BURST) bursts++;
