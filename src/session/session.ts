@@ -74,6 +74,8 @@ export class Session {
    */
   #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
+  /** The reader went to the client for more bytes (a read that may wait: a new turn). */
+  #waitedForClient = false;
 
   /**
    * @param transport the connection
@@ -87,7 +89,10 @@ export class Session {
     this.#writer = new ReplyWriter(transport, timeoutMs, (text) => this.#sent(text));
     this.#reader = new LineReader(transport, {
       timeoutMs,
-      beforeBlock: () => this.#writer.flush(),
+      beforeBlock: () => {
+        this.#waitedForClient = true;
+        return this.#writer.flush();
+      },
       buffers: deps.buffers,
     });
     this.#dns = deps.policy.sessionResolver();
@@ -334,8 +339,11 @@ export class Session {
         await pause();
         turnStart = performance.now();
       }
+      // A line partly buffered (a read ends mid-line) is finished by a read
+      // that may wait too: that also begins a new turn.
+      this.#waitedForClient = false;
       const line = await this.#reader.readLine(cfg.line_length_limit);
-      if (!buffered) turnStart = performance.now();
+      if (this.#waitedForClient) turnStart = performance.now();
       if (line === null) {
         if (state.lastVerb !== "QUIT") this.#deps.log.lostConnection(this.#client, state.lastVerb);
         this.#closed = true;
