@@ -37,7 +37,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { commandRan, pause, sessionEnded, sessionStarted, turnOver } from "./turns.ts";
+import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "./turns.ts";
 import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
@@ -343,13 +343,15 @@ export class Session {
       // that may wait too: that also begins a new turn.
       this.#waitedForClient = false;
       const line = await this.#reader.readLine(cfg.line_length_limit);
-      if (this.#waitedForClient) turnStart = performance.now();
+      if (this.#waitedForClient) {
+        turnStart = performance.now();
+        clientWasHeard();
+      }
       if (line === null) {
         if (state.lastVerb !== "QUIT") this.#deps.log.lostConnection(this.#client, state.lastVerb);
         this.#closed = true;
         return;
       }
-      commandRan();
       const result = await this.#command(line, state);
       if (result.kind === "gone") {
         this.#closed = true;

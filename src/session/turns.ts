@@ -12,11 +12,14 @@
  * Deno's runtime looks for new I/O only when it has nothing left to run or
  * after 61 such rounds, so a pause through a timer, which fires only after
  * that look, is taken once the thread has gone {@linkcode POLL_MS} without
- * one. A timer costs up to 2 ms of idle time when no other session has
- * work, so a session that is alone on the thread does not pause, and the
- * wait between timers doubles (up to {@linkcode MAX_POLL_MS}) while no
- * other session runs a command during one: a client that pipelines
- * thousands of commands beside idle sessions loses about 5% of its speed.
+ * one. A timer costs up to 2 ms of idle time when the sessions that have
+ * work are all paused, so a session that is alone on the thread does not
+ * pause, and the wait between timers doubles (up to {@linkcode MAX_POLL_MS})
+ * while no session was heard from during one (a command that had to wait
+ * for its client's bytes: what the look for I/O is for). So clients that
+ * pipeline thousands of commands, alone or beside idle sessions, lose a
+ * few percent of their speed, and the first command of a client heard
+ * from again waits for one look at most.
  *
  * @module
  */
@@ -33,7 +36,7 @@ export const MAX_POLL_MS = 40;
 let live = 0;
 let lastPoll = 0;
 let pollEvery = POLL_MS;
-let commands = 0;
+let heard = 0;
 let pauses = { cheap: 0, polled: 0 };
 
 /** A session starts reading commands on this thread. */
@@ -46,9 +49,9 @@ export function sessionEnded(): void {
   live--;
 }
 
-/** A session ran a command (one that paused learns from it that others had work). */
-export function commandRan(): void {
-  commands++;
+/** A session got a command it had waited for its client to send (I/O the thread had to look for). */
+export function clientWasHeard(): void {
+  heard++;
 }
 
 /**
@@ -87,10 +90,10 @@ function schedule(): void {
     return;
   }
   pauses.polled++;
-  const before = commands;
+  const before = heard;
   setTimeout(() => {
     lastPoll = performance.now();
-    pollEvery = commands !== before ? POLL_MS : Math.min(2 * pollEvery, MAX_POLL_MS);
+    pollEvery = heard !== before ? POLL_MS : Math.min(2 * pollEvery, MAX_POLL_MS);
     next();
   }, 0);
 }
@@ -115,6 +118,6 @@ export function resetTurns(): void {
   live = 0;
   lastPoll = 0;
   pollEvery = POLL_MS;
-  commands = 0;
+  heard = 0;
   pauses = { cheap: 0, polled: 0 };
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  clientWasHeard,
   pause,
   pausesTaken,
+  POLL_MS,
   resetTurns,
   sessionEnded,
   sessionStarted,
@@ -41,5 +43,30 @@ Deno.test("paused sessions go on one per round, in the order they paused, the fi
   assert.deepEqual(order, ["a", "b", "c"]);
   // The first waited for a timer (no look for I/O yet), the others were cheap.
   assert.deepEqual(pausesTaken(), { cheap: 2, polled: 1 });
+  resetTurns();
+});
+
+Deno.test("the look for I/O backs off while no client is heard from, and comes back to POLL_MS when one is", async () => {
+  // Two timer pauses in a row with nobody heard: the wait between looks is 20 ms.
+  resetTurns();
+  await pause();
+  await pause(); // cheap: the look was just now
+  busy(POLL_MS * 2.2); // past 10 ms: the second look
+  await pause();
+  busy(POLL_MS * 1.6); // 8 ms: under the 20 ms reached
+  await pause();
+  assert.deepEqual(pausesTaken(), { cheap: 2, polled: 2 });
+  // The same with a client heard from during each timer wait: back to 5 ms.
+  resetTurns();
+  const heard = () => setTimeout(clientWasHeard, 0);
+  heard();
+  await pause();
+  await pause();
+  busy(POLL_MS * 2.2);
+  heard();
+  await pause();
+  busy(POLL_MS * 1.6); // 8 ms: past the 5 ms it is back at
+  await pause();
+  assert.deepEqual(pausesTaken(), { cheap: 1, polled: 3 });
   resetTurns();
 });
