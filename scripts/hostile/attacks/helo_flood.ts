@@ -18,6 +18,7 @@ import {
   closeAll,
   command,
   openGreeted,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -40,11 +41,10 @@ export const heloFlood: Attack = {
     let answered = 0;
     let bursts = 0;
     let short = 0;
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, CONNECTIONS);
     const run = workers(CONNECTIONS, async (i) => {
       const o = await openGreeted(ctx, ctx.address(i % HOSTS));
-      if (++started === CONNECTIONS) allStarted.resolve();
+      startedOne();
       if (!o) return;
       conns.push(o.conn);
       if (!o.greeting.startsWith("220")) return;
@@ -58,8 +58,6 @@ export const heloFlood: Attack = {
         o.conn.takeBuffered();
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     closeAll(conns);
     await run;
