@@ -5,7 +5,7 @@
  * smtpd_junk_command_limit), so no limit ends these sessions, in Postfix
  * or here: each costs the server CPU for as long as the client pays for
  * its bytes. What must hold is that they get no more of the thread than
- * their share: sessions take turns (src/session/turns.ts), so the
+ * their share: sessions take turns (src/io/turns.ts), so the
  * legitimate stream keeps its pace while every burst is answered.
  *
  * @module
