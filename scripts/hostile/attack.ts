@@ -355,3 +355,18 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/**
+ * Says the attack is at full strength (`ctx.ready()`) once `count` of its
+ * attackers have started; should some never start, the harness's own
+ * time limit for getting ready applies.
+ * @param ctx the attack's context
+ * @param count how many attackers start
+ * @returns what each attacker calls, once, when it has started
+ */
+export function readyWhenStarted(ctx: AttackContext, count: number): () => void {
+  let started = 0;
+  return () => {
+    if (++started === count) ctx.ready();
+  };
+}

@@ -37,7 +37,7 @@ import { type SessionLimits, sessionLimits } from "./limits.ts";
 import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
-import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "./turns.ts";
+import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "../io/turns.ts";
 import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
@@ -45,6 +45,9 @@ export type { CommandResult, SessionContext } from "./context.ts";
 
 /** Queued reply text past which the session writes before the next command. */
 const REPLY_FLUSH_LENGTH = 4096;
+
+/** The most commands a client sends at once that still counts as a pipelined group (RFC 2920). */
+const PIPELINED_GROUP = 8;
 
 /** One SMTP session over one transport. */
 export class Session {
@@ -325,6 +328,7 @@ export class Session {
   async #commands(state: SessionState): Promise<void> {
     const cfg = this.#deps.config;
     let turnStart = performance.now();
+    let sinceWait = 0;
     for (;;) {
       // As Postfix does before each command: a long transcript is mailed (if
       // it holds a notify_classes problem) and dropped, so a session that
@@ -333,7 +337,7 @@ export class Session {
         await this.#notices.flush(this.#deps, this.#client);
       }
       // A read that waits for the client ends the turn by itself; commands
-      // already here are run for a turn, then the others get theirs (turns.ts).
+      // already here are run for a turn, then the others get theirs (io/turns.ts).
       const buffered = this.#reader.hasBuffered();
       if (buffered && turnOver(turnStart)) {
         await pause();
@@ -345,8 +349,13 @@ export class Session {
       const line = await this.#reader.readLine(cfg.line_length_limit);
       if (this.#waitedForClient) {
         turnStart = performance.now();
-        clientWasHeard();
+        // A client that sent more than a pipelined group with its last
+        // bytes sends in bulk: its next bytes are not what the thread's
+        // looks for I/O are for (io/turns.ts).
+        if (sinceWait <= PIPELINED_GROUP) clientWasHeard();
+        sinceWait = 0;
       }
+      sinceWait++;
       if (line === null) {
         if (state.lastVerb !== "QUIT") this.#deps.log.lostConnection(this.#client, state.lastVerb);
         this.#closed = true;

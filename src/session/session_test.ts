@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runSession } from "./session.ts";
 import { fakeDeps, scriptedTransport } from "./_test_fakes.ts";
-import { pausesTaken, sessionEnded, sessionStarted } from "./turns.ts";
+import { pausesTaken, sessionEnded, sessionStarted } from "../io/turns.ts";
 
 Deno.test("Session: a pipelined burst of short commands never queues more than a few KB of replies", async () => {
   const count = 16384; // 128 KiB of input, about 2.4 MB of EHLO replies

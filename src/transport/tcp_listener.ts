@@ -17,6 +17,7 @@ import {
   describeAcceptError,
 } from "./accept_backoff.ts";
 import { resourceShortage } from "../io/os_error.ts";
+import { clientWasHeard, listenerClosed, listenerOpened } from "../io/turns.ts";
 import type { IoBuffers } from "../io/io_buffers.ts";
 import { TlsHandshakeError, type Transport } from "./types.ts";
 import type { ByteConn } from "./conn_duplex.ts";
@@ -770,6 +771,7 @@ export async function serveTcp(
   const current = [...first];
   const loops = first.map(async (initial, i) => {
     let listener: Deno.TcpListener | undefined = initial;
+    listenerOpened();
     // Reopened on the port it got (port 0 became a real one).
     const addr = initial.addr as Deno.NetAddr;
     const where = `${addr.hostname}:${addr.port}`;
@@ -800,6 +802,7 @@ export async function serveTcp(
         let conn: Deno.TcpConn;
         try {
           conn = await listener.accept();
+          clientWasHeard();
         } catch (err) {
           if (closed) return;
           // The client reset its connection before it was taken (Deno's
@@ -850,6 +853,7 @@ export async function serveTcp(
       }
     } finally {
       backoff.dispose();
+      listenerClosed();
     }
   });
   return {

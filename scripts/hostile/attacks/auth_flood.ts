@@ -22,6 +22,7 @@ import {
   openTo,
   pause,
   RATE_LIMITS,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import { HARD_ERROR_LIMIT } from "./command_flood.ts";
@@ -89,8 +90,7 @@ export const authFlood: Attack = {
     let cut = 0;
     let maxReplies = 0;
     let sent = 0;
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, CONNECTIONS);
     const run = workers(CONNECTIONS, async (i) => {
       let n = 0;
       for (let s = 0; s < MAX_SESSIONS && !ctx.signal.aborted; s++) {
@@ -102,7 +102,7 @@ export const authFlood: Attack = {
             return { conn, greeting: await conn.reply(5000) };
           })
           : await openGreeted(ctx, ctx.address(i % HOSTS));
-        if (s === 0 && ++started === CONNECTIONS) allStarted.resolve();
+        if (s === 0) startedOne();
         if (!o) {
           await pause(100, ctx.signal);
           continue;
@@ -131,8 +131,6 @@ export const authFlood: Attack = {
         await pause(50, ctx.signal);
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     // A right password from an address of its own, while the flood runs.
     let rightReply = "";
     const right = await openGreeted(ctx, ctx.address(200));

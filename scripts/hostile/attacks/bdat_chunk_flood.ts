@@ -19,6 +19,7 @@ import {
   CpuMeter,
   openGreeted,
   pause,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -75,13 +76,12 @@ export const bdatChunkFlood: Attack = {
     let deafChunks = 0;
     let deafCut = 0;
     const odd: string[] = [];
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, CONNECTIONS);
     const run = workers(CONNECTIONS, async (i) => {
       let first = true;
       for (let m = 0; m < MAX_MESSAGES && !ctx.signal.aborted;) {
         const o = await openGreeted(ctx, ctx.address(i % HOSTS));
-        if (first && ++started === CONNECTIONS) allStarted.resolve();
+        if (first) startedOne();
         first = false;
         if (!o) {
           await pause(100, ctx.signal);
@@ -147,8 +147,6 @@ export const bdatChunkFlood: Attack = {
         }
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     for (const c of live) c.destroy();
     await run;

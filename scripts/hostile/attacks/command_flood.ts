@@ -15,6 +15,7 @@ import {
   command,
   openGreeted,
   pause,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -46,12 +47,11 @@ function flood(name: string, line: string): Attack {
       let cut = 0;
       let maxReplies = 0;
       let sent = 0;
-      let started = 0;
-      const allStarted = Promise.withResolvers<void>();
+      const startedOne = readyWhenStarted(ctx, CONNECTIONS);
       const run = workers(CONNECTIONS, async (i) => {
         for (let s = 0; s < MAX_SESSIONS && !ctx.signal.aborted; s++) {
           const o = await openGreeted(ctx, ctx.address(i % HOSTS));
-          if (s === 0 && ++started === CONNECTIONS) allStarted.resolve();
+          if (s === 0) startedOne();
           if (!o) {
             await pause(100, ctx.signal);
             continue;
@@ -73,8 +73,6 @@ function flood(name: string, line: string): Attack {
           await pause(50, ctx.signal);
         }
       });
-      await Promise.race([allStarted.promise, ctx.ended]);
-      ctx.ready();
       await ctx.ended;
       for (const c of live) {
         maxReplies = Math.max(maxReplies, c.repliesIn);

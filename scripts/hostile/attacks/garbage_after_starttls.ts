@@ -17,6 +17,7 @@ import {
   command,
   openGreeted,
   pause,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import { Rng } from "../../fuzz/mod.ts";
@@ -67,15 +68,14 @@ export const garbageAfterStarttls: Attack = {
     let stalls = 0;
     const lingered: string[] = [];
     const answered: string[] = [];
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, LOOPS);
     const run = workers(LOOPS, async (i) => {
       const rng = new Rng(0x5eed + i);
       const kinds = variants(rng);
       for (let r = 0; r < MAX_ROUNDS && !ctx.signal.aborted; r++) {
         const v = kinds[(i + r) % kinds.length]!;
         const o = await openGreeted(ctx, ctx.address(i % HOSTS));
-        if (r === 0 && ++started === LOOPS) allStarted.resolve();
+        if (r === 0) startedOne();
         if (!o) {
           await pause(100, ctx.signal);
           continue;
@@ -112,8 +112,6 @@ export const garbageAfterStarttls: Attack = {
         }
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     for (const c of held) c.destroy();
     await run;

@@ -14,6 +14,7 @@ import {
   closeAll,
   command,
   openGreeted,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -42,11 +43,7 @@ export const headerBomb: Attack = {
     let sent = 0;
     let acked = 0;
     const rejects = new Map<string, number>();
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
-    const startedOne = () => {
-      if (++started === SESSIONS) allStarted.resolve();
-    };
+    const startedOne = readyWhenStarted(ctx, SESSIONS);
     const run = workers(SESSIONS, async (i) => {
       let counted = false;
       let marked = false;
@@ -93,8 +90,6 @@ export const headerBomb: Attack = {
         if (counted) open--;
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     closeAll(conns);
     await run;

@@ -5,7 +5,7 @@
  * smtpd_junk_command_limit), so no limit ends these sessions, in Postfix
  * or here: each costs the server CPU for as long as the client pays for
  * its bytes. What must hold is that they get no more of the thread than
- * their share: sessions take turns (src/session/turns.ts), so the
+ * their share: sessions take turns (src/io/turns.ts), so the
  * legitimate stream keeps its pace while every burst is answered.
  *
  * @module
@@ -18,6 +18,7 @@ import {
   closeAll,
   command,
   openGreeted,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -40,11 +41,10 @@ export const heloFlood: Attack = {
     let answered = 0;
     let bursts = 0;
     let short = 0;
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, CONNECTIONS);
     const run = workers(CONNECTIONS, async (i) => {
       const o = await openGreeted(ctx, ctx.address(i % HOSTS));
-      if (++started === CONNECTIONS) allStarted.resolve();
+      startedOne();
       if (!o) return;
       conns.push(o.conn);
       if (!o.greeting.startsWith("220")) return;
@@ -58,8 +58,6 @@ export const heloFlood: Attack = {
         o.conn.takeBuffered();
       }
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     closeAll(conns);
     await run;

@@ -22,6 +22,7 @@ import {
   descriptorsReleased,
   openTo,
   RATE_LIMITS,
+  readyWhenStarted,
   workers,
 } from "../attack.ts";
 import type { SmtpConn } from "../smtp_conn.ts";
@@ -87,10 +88,9 @@ export const tlsHandshakeFlood: Attack = {
     let spreadServed = 0;
     let spreadOther = 0;
     let next = 0;
-    let started = 0;
-    const allStarted = Promise.withResolvers<void>();
+    const startedOne = readyWhenStarted(ctx, 2 + SPREAD_LOOPS);
     const mark = () => {
-      if (++started === 2 + SPREAD_LOOPS) allStarted.resolve();
+      startedOne();
     };
     const run = workers(2 + SPREAD_LOOPS, async (i) => {
       if (i < 2) {
@@ -118,8 +118,6 @@ export const tlsHandshakeFlood: Attack = {
       }
       if (first) mark();
     });
-    await Promise.race([allStarted.promise, ctx.ended]);
-    ctx.ready();
     await ctx.ended;
     for (const c of live) c.destroy();
     await run;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
   clientWasHeard,
+  listenerClosed,
+  listenerOpened,
   pause,
   pausesTaken,
   POLL_MS,
@@ -68,5 +70,28 @@ Deno.test("the look for I/O backs off while no client is heard from, and comes b
   busy(POLL_MS * 1.6); // 8 ms: past the 5 ms it is back at
   await pause();
   assert.deepEqual(pausesTaken(), { cheap: 1, polled: 3 });
+  resetTurns();
+});
+
+Deno.test("a session alone with a listener on the thread pauses (new clients need the looks for I/O)", async () => {
+  resetTurns();
+  sessionStarted();
+  const start = performance.now();
+  busy(TURN_MS * 2);
+  assert.equal(turnOver(start), false);
+  listenerOpened();
+  assert.equal(turnOver(start), true);
+  // With only the listener to serve, a look for I/O is owed, not a cheap
+  // pause: none once a look has just been made.
+  await pause();
+  const again = performance.now();
+  busy(TURN_MS * 2);
+  assert.equal(turnOver(again), false);
+  sessionStarted();
+  assert.equal(turnOver(again), true);
+  sessionEnded();
+  listenerClosed();
+  assert.equal(turnOver(start), false);
+  sessionEnded();
   resetTurns();
 });
