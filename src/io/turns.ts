@@ -132,6 +132,20 @@ export function pausesTaken(): { cheap: number; polled: number } {
   return { ...pauses };
 }
 
+/**
+ * The wait between looks for I/O now, and a way to make the next pause
+ * look (for tests, which cannot count on a loaded host's timing).
+ * @returns the wait in ms
+ */
+export function lookEvery(): number {
+  return pollEvery;
+}
+
+/** Makes the next pause wait for a look for I/O (for tests). */
+export function lookDue(): void {
+  lastPoll = -Infinity;
+}
+
 /** Forgets the counts and the last look (for tests). */
 export function resetTurns(): void {
   live = 0;
