@@ -75,9 +75,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (values.list) {
-    for (const a of ATTACKS) {
-      write(Deno.stdout, `${a.name.padEnd(24)} ${a.summary}\n`);
-    }
+    for (const a of ATTACKS) write(Deno.stdout, `${a.name.padEnd(24)} ${a.summary}\n`);
     return 0;
   }
   const only = values.only.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);

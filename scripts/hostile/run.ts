@@ -85,7 +85,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileReport> {
       if (!a) throw new Error(`unknown attack "${n}" (known: ${ATTACKS.map((x) => x.name)})`);
       return a;
     })
-    : ATTACKS;
+    : [...ATTACKS];
   const started = new Date();
   const workDir = join(
     ROOT,

@@ -34,7 +34,7 @@ import { setImmediate } from "node:timers";
 export const TURN_MS = 0.5;
 /** How long (ms) the thread may go without looking for new I/O while sessions pause. */
 export const POLL_MS = 5;
-/** The longest such time, reached while the other sessions have nothing to do. */
+/** The longest such time, reached while no client is heard from. */
 export const MAX_POLL_MS = 40;
 
 let live = 0;
@@ -80,7 +80,12 @@ export function turnOver(since: number): boolean {
   const now = performance.now();
   if (now - since < TURN_MS) return false;
   // Alone with a listener, only the look for I/O is owed: no cheap pauses.
-  return live > 1 || now - lastPoll >= pollEvery;
+  return live > 1 || lookOwed(now);
+}
+
+/** Whether the thread has gone long enough without a look for I/O that a pause must wait for one. */
+function lookOwed(now: number): boolean {
+  return now - lastPoll >= pollEvery;
 }
 
 /**
@@ -103,7 +108,7 @@ let scheduled = false;
 /** Lets the next paused session go on at the next round, or after the next look for I/O. */
 function schedule(): void {
   scheduled = true;
-  if (performance.now() - lastPoll < pollEvery) {
+  if (!lookOwed(performance.now())) {
     pauses.cheap++;
     setImmediate(next);
     return;
