@@ -7,7 +7,7 @@
  * @module
  */
 
-import { serveInWorker, type WorkerInit } from "./daemon/serve.ts";
+import { closeStore, serveInWorker, type WorkerInit } from "./daemon/serve.ts";
 
 const self = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
@@ -42,7 +42,7 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
         const msg = m.data as { kind?: string; text?: string };
         if (msg?.kind === "stop") {
           const { runtime } = thread;
-          void thread.stop().then(() => runtime.store.close()).then(() => {
+          void thread.stop().then(() => closeStore(runtime.store)).then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });

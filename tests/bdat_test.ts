@@ -238,3 +238,42 @@ Deno.test({
     }
   },
 });
+
+/**
+ * One large chunk sent line by line over a slow link, as Postfix's smtp
+ * client sends a whole message as one BDAT LAST: the chunk takes longer
+ * than smtpd_timeout in all, each line much less.
+ */
+const SLOW_CHUNK = `
+import time
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+lines = [b"Subject: slow link\\r\\n", b"\\r\\n"] + [b"line %d %s\\r\\n" % (i, b"z" * 70) for i in range(8)]
+s.sendall(b"BDAT %d LAST\\r\\n" % sum(len(l) for l in lines))
+for l in lines:
+    s.sendall(l)
+    time.sleep(0.5)
+for _ in range(3):
+    print(f.readline().decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a chunk that takes longer than smtpd_timeout in all, each line in time, is taken as DATA takes it",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("smtpd_timeout = 2");
+    try {
+      const printed = await pythonAfterEhlo(d.port, SLOW_CHUNK, 20000);
+      assert.deepEqual(printed.slice(0, 2), ["250 2.1.0 Ok", "250 2.1.5 Ok"]);
+      const id = /^250 2\.0\.0 Ok: \d+ bytes queued as (\w+)$/.exec(printed[2] ?? "")?.[1];
+      assert.ok(id, `${printed.join("\n")}\n${d.log()}`);
+      const files = await queueFiles(d.queueDir);
+      assert.deepEqual(files.map((f) => basename(f)), [id]);
+      const pc = await postcat(files[0] as string);
+      assert.match(pc, /^Subject: slow link$/m);
+      assert.match(pc, /^line 7 z{70}$/m);
+    } finally {
+      await d.stop();
+    }
+  },
+});

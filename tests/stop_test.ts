@@ -20,6 +20,7 @@ import {
   waitFor,
   writeConfig,
 } from "./_harness.ts";
+import { fakePolicyServer } from "./_policy_servers.ts";
 
 const BODY = "Subject: stop\r\n\r\n" + ("y".repeat(1022) + "\r\n").repeat(400);
 
@@ -67,6 +68,61 @@ for (const threads of [1, 2]) {
         } finally {
           c.close();
           await d.stop("SIGKILL");
+        }
+      },
+    });
+  }
+}
+
+for (const threads of [1, 2]) {
+  for (const verb of ["DATA", "BDAT"]) {
+    Deno.test({
+      name:
+        `SIGTERM while ${verb}'s end-of-data policy server has not answered (${threads} listener threads): the written file is removed`,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => {
+        // The whole message is in; the session waits for the policy server,
+        // not for its client, so it does not see its connection close.
+        const policy = await fakePolicyServer("silent");
+        const d = await startDaemon(
+          `message_size_limit = 10000000\nsmtpd_listen_threads = ${threads}\n` +
+            `smtpd_end_of_data_restrictions = ["check_policy_service", "inet:127.0.0.1:${policy.port}"]\n` +
+            "smtpd_policy_service_timeout = 60\n",
+        );
+        const c = await RawClient.connect(d.port);
+        try {
+          await c.reply();
+          await c.send("EHLO stop.example\r\n");
+          await c.reply();
+          await c.send("MAIL FROM:<a@example.org>\r\n");
+          assert.match(await c.reply(), /^250/);
+          await c.send("RCPT TO:<u@example.com>\r\n");
+          assert.match(await c.reply(), /^250/);
+          if (verb === "DATA") {
+            await c.send("DATA\r\n");
+            assert.match(await c.reply(), /^354/);
+            await c.send(`${BODY}.\r\n`);
+          } else {
+            await c.send(`BDAT ${BODY.length} LAST\r\n${BODY}`);
+          }
+          await waitFor(
+            "the end-of-data request",
+            () => Promise.resolve(policy.requests().length === 1),
+            10000,
+          );
+          // More than 256 KiB: the file has been created and written to.
+          assert.equal((await allEntries(d.queueDir)).length, 1);
+          await d.stop("SIGTERM");
+          assert.deepEqual(
+            await allEntries(d.queueDir),
+            [],
+            `left in incoming/ after a clean stop:\n${d.log()}`,
+          );
+        } finally {
+          c.close();
+          await d.stop("SIGKILL");
+          policy.stop();
         }
       },
     });

@@ -8,7 +8,7 @@
 
 import { type Config, type LoadedConfig } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
-import { recoverQueue } from "../queue/mod.ts";
+import { type QueueStore, recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
@@ -199,7 +199,7 @@ export async function runServe(
       await new Promise((r) => setTimeout(r, 50));
     }
     await Promise.all([
-      server.closeConnections(500).then(() => store.close()),
+      server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
     ]);
     stopped();
@@ -216,6 +216,20 @@ export async function runServe(
   void supervisor.gaveUp.then(stop);
   await allStopped;
   return status;
+}
+
+/**
+ * The queue store at a stop, once the connections are closed: its unused
+ * pool files go, and so does every file a session is still writing. A
+ * session that has not noticed its connection is gone (waiting for an
+ * end-of-data policy server, a DNS list) would otherwise be ended with the
+ * process and leave its partly written file for the next start to set
+ * aside; its client, cut off, never got a 250 for it.
+ * @param store the thread's queue store
+ */
+export async function closeStore(store: QueueStore): Promise<void> {
+  await store.close();
+  store.removeUnfinished();
 }
 
 /** A listener thread as the supervisor sees it. */

@@ -91,10 +91,16 @@ export class BdatBody {
       if (!reader.hasBuffered() && !(await this.#ensure(reader))) return false;
       const view = reader.peek();
       const take = Math.min(view.length, left);
+      const handed = this.#recordSize;
       await this.#push(view, 0, take);
       reader.consume(take);
       left -= take;
       this.#octets += take;
+      // As in DATA, each line (or piece of a long one) has smtpd_timeout to
+      // arrive, not the whole chunk: a client sending a large message in
+      // one chunk (as Postfix's smtp client does) over a slow link was cut
+      // off once the chunk took longer than smtpd_timeout in all.
+      if (this.#recordSize !== handed) reader.renewDeadline();
     }
     return true;
   }
@@ -235,7 +241,10 @@ export async function discardChunk(reader: LineReader, size: number): Promise<bo
   let left = size;
   while (left > 0) {
     if (!reader.hasBuffered() && !(await reader.ensure(1))) return false;
-    const take = Math.min(reader.peek().length, left);
+    const view = reader.peek();
+    const take = Math.min(view.length, left);
+    // A line end went by: the wait starts over, as for a chunk that is kept.
+    if (view.subarray(0, take).includes(LF)) reader.renewDeadline();
     reader.consume(take);
     left -= take;
   }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { chunkings, ChunkSource } from "./_chunk_source.ts";
 import { BdatBody, type BdatBodyOptions, discardChunk } from "./bdat_reader.ts";
 import type { BodySink } from "./dot_reader.ts";
-import { LineReader } from "./line_reader.ts";
+import { type ByteSource, LineReader, ReadTimeoutError } from "./line_reader.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -155,4 +155,37 @@ Deno.test("BdatBody: a sink that takes each line at once gets every line in view
   assert.equal(sink.out.length, 1002);
   assert.equal(sink.out[1000], "x".repeat(2048) + "|" + "x".repeat(2048) + "|" + "x".repeat(904));
   assert.equal(sink.out[1001], "last");
+});
+
+/** Hands out one line per read, each after a pause. */
+class SlowLines implements ByteSource {
+  #lines: Uint8Array[];
+  constructor(lines: string[], readonly pauseMs: number) {
+    this.#lines = lines.map((l) => enc.encode(l));
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    await new Promise((r) => setTimeout(r, this.pauseMs));
+    const l = this.#lines.shift();
+    if (l === undefined) return null;
+    p.set(l);
+    return l.length;
+  }
+}
+
+Deno.test("BdatBody and discardChunk: each line has the timeout to arrive, not the whole chunk", async () => {
+  // Eight lines 50 ms apart: 400 ms for the chunk, 50 ms for each line.
+  const lines = ["Subject: x\r\n", "\r\n", "a\r\n", "b\r\n", "c\r\n", "d\r\n", "e\r\n", "f\r\n"];
+  const size = lines.join("").length;
+  const kept = new LineReader(new SlowLines(lines, 50), { timeoutMs: 300 });
+  kept.renewDeadline(); // as the BDAT command line's read leaves it
+  const sink = new Lines();
+  assert.ok(await new BdatBody(sink).readChunk(kept, size));
+  assert.deepEqual(sink.out, ["Subject: x", "", "a", "b", "c", "d", "e", "f"]);
+  const dropped = new LineReader(new SlowLines(lines, 50), { timeoutMs: 300 });
+  dropped.renewDeadline();
+  assert.ok(await discardChunk(dropped, size));
+  // A line that does not come in time still times out.
+  const stalled = new LineReader(new SlowLines(["abc", "def\r\n"], 700), { timeoutMs: 300 });
+  stalled.renewDeadline();
+  await assert.rejects(new BdatBody(new Lines()).readChunk(stalled, 8), ReadTimeoutError);
 });

@@ -159,6 +159,15 @@ export class LineReader {
     this.#start = Math.min(this.#end, this.#start + n);
   }
 
+  /**
+   * The request at hand made progress: its wait for the client starts over
+   * (readLine() does this for each line; the BDAT reader for each line of
+   * chunk content, which is read with ensure()).
+   */
+  renewDeadline(): void {
+    this.#deadline.at = Date.now() + this.#timeoutMs;
+  }
+
   /** Sets the flush hook. */
   set beforeBlock(hook: (() => Promise<void>) | undefined) {
     this.#beforeBlock = hook;
