@@ -37,8 +37,9 @@ async function authDaemon(
   extra = "",
   tls = true,
   prepare: (dir: string) => Promise<string> = () => Promise.resolve(""),
+  dovecotOptions: Parameters<typeof startDovecot>[1] = {},
 ) {
-  const dovecot = await startDovecot(freePort());
+  const dovecot = await startDovecot(freePort(), dovecotOptions);
   const dir = await makeWorkDir("auth");
   extra += `\n${await prepare(dir)}`;
   const config = [
@@ -411,6 +412,44 @@ Deno.test({
       ]);
     } finally {
       c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a UTF-8 login keeps its name: it owns its address (STRASSE for straße), and the log and Received: show it",
+  ...opts,
+  fn: async () => {
+    // Dovecot takes such a name once auth_username_chars allows it; Postfix
+    // (smtputf8_enable = yes) keeps it as Dovecot sends it. It came out as
+    // "stra?e", which owned nothing: 553 not owned by user stra?e.
+    const s = await authDaemon("", false, async (dir) => {
+      const maps = join(dir, "logins");
+      await Deno.writeTextFile(maps, "alice@mx.test.example STRASSE\n");
+      return `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
+    }, { users: { "straße": "geheim" }, extraConf: "auth_username_chars =\n" });
+    try {
+      const r = await relayAs(s.d.port, [
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "straße",
+        "--auth-password",
+        "geheim",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      const [f] = await queueFiles(s.d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /named_attribute: sasl_username=straße\n/);
+      assert.match(pc, /\(Authenticated sender: straße\)/);
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=straße\n/,
+      );
+    } finally {
       await s.stop();
     }
   },

@@ -14,6 +14,7 @@ import {
   encodeAuth,
   encodeCont,
   printable,
+  printableName,
   RequestTooLongError,
   type SaslClientInfo,
   type SaslMechanism,
@@ -241,7 +242,7 @@ class DovecotExchange implements SaslExchange {
         this.#finished = true;
         const user = answer.fields.get("user");
         if (!user) return this.#fail("Authentication backend error", false);
-        return { kind: "success", username: printable(user, 255) };
+        return { kind: "success", username: printableName(user) };
       }
       case "fail": {
         this.#finished = true;
@@ -250,7 +251,7 @@ class DovecotExchange implements SaslExchange {
           kind: "failure",
           reason: printable(answer.fields.get("reason") ?? ""),
           temporary: answer.fields.has("temp"),
-          ...(user ? { username: printable(user) } : {}),
+          ...(user ? { username: printableName(user) } : {}),
         };
       }
       case "lost":
