@@ -806,6 +806,50 @@ Deno.test({
 
 Deno.test({
   name:
+    "a password pipelined behind a refused AUTH after a line that cannot be parsed (a Latin-1 name, a blank line) never reaches the log",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
+    const enc = new TextEncoder();
+    try {
+      // Refused at once (unsupported mechanism): the pipelined lines are read
+      // as commands. The name in Latin-1 is no UTF-8 ("(unparsable
+      // command)"), and the password after it was logged as a non-SMTP command.
+      const c = await greeted(s.d.port);
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("AUTH CRAM-MD5\r\nj"),
+          0xf6,
+          ...enc.encode("rg\r\n1secret pass\r\n"),
+        ]),
+      );
+      assert.match(await c.reply(), /^504 5\.5\.4 /);
+      assert.match(await c.reply(), /^500 5\.5\.2 Error: bad UTF-8 syntax/);
+      assert.match(await c.reply(), /^221 2\.7\.0 Error: I can break rules, too/);
+      c.close();
+      await s.d.waitForLog(/warning: non-SMTP command from unknown\[127\.0\.0\.1\]: /);
+      // A blank line first: the password was in the debug peer's log.
+      const c2 = await greeted(s.d.port);
+      await c2.send("AUTH CRAM-MD5\r\n\r\nSecretPassword\r\nQUIT\r\n");
+      assert.match(await c2.reply(), /^504 5\.5\.4 /);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: bad syntax/);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c2.reply(), /^221 /);
+      c2.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: QUIT/);
+      const log = s.d.log();
+      for (const secret of ["1secret pass", "SecretPassword"]) {
+        assert.ok(!log.includes(secret), `"${secret}" reached the log:\n${log}`);
+      }
+      assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "smtpd_sasl_response_limit: a response must be shorter than the limit, as Postfix 3.7 counts it (12288 bytes get 500 5.5.6, 12284 reach Dovecot)",
   ...opts,
   fn: async () => {
