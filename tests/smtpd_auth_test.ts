@@ -455,6 +455,36 @@ Deno.test({
   },
 });
 
+/** A password database after Dovecot's passwd-file that always fails inside (temporarily). */
+const BROKEN_PASSDB =
+  "passdb {\n  driver = checkpassword\n  args = /nonexistent/checkpassword\n}\n";
+
+Deno.test({
+  name:
+    "a password database Dovecot cannot reach is a temporary failure (454 4.7.0), as Dovecot 2.3 says it (code=temp_fail)",
+  ...opts,
+  fn: async () => {
+    // A name passwd-file does not know goes on to the broken passdb: Dovecot
+    // answers FAIL with code=temp_fail and no "temp"; that was a 535, which
+    // tells the client its password is wrong.
+    const s = await authDaemon("", false, undefined, { extraConf: BROKEN_PASSDB });
+    try {
+      const c = await greeted(s.d.port);
+      await c.send(`AUTH PLAIN ${btoa("\0dave\0pw")}\r\n`);
+      assert.match(
+        await c.reply(15_000),
+        /^454 4\.7\.0 Temporary authentication failure: \(reason unavailable\)\r\n/,
+      );
+      c.close();
+      await s.d.waitForLog(
+        /warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: \(reason unavailable\), sasl_username=dave\n/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
 Deno.test({
   name: "a sender login map that cannot answer defers (451 4.3.0), it never lets the sender pass",
   ...opts,

@@ -250,7 +250,9 @@ class DovecotExchange implements SaslExchange {
         return {
           kind: "failure",
           reason: printable(answer.fields.get("reason") ?? ""),
-          temporary: answer.fields.has("temp"),
+          // Dovecot 2.3 says "code=temp_fail" (a password database that
+          // cannot be reached), older versions "temp".
+          temporary: answer.fields.has("temp") || answer.fields.get("code") === "temp_fail",
           ...(user ? { username: printableName(user) } : {}),
         };
       }
