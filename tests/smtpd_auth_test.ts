@@ -486,6 +486,44 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "an account Dovecot's passdb disables (nologin) or sends elsewhere (proxy) does not log in: 535, no relay",
+  ...opts,
+  fn: async () => {
+    // Dovecot verifies the password and answers OK with nologin or proxy: it
+    // leaves the refusal to its client. That was 235, and the relay below
+    // went through for a disabled account.
+    const s = await authDaemon("", false, undefined, {
+      users: { alice: DOVECOT_USERS.alice, dave: "pw", erin: "pw" },
+      extraFields: { dave: "nologin reason=Disabled", erin: "proxy host=192.0.2.1" },
+    });
+    try {
+      for (const [user, reason] of [["dave", "Disabled"], ["erin", "Login disabled"]]) {
+        const c = await greeted(s.d.port);
+        await c.send(`AUTH PLAIN ${btoa(`\0${user}\0pw`)}\r\n`);
+        assert.equal(await c.reply(), `535 5.7.8 Error: authentication failed: ${reason}\r\n`);
+        await c.send("MAIL FROM:<dave@mx.test.example>\r\nRCPT TO:<someone@foreign.example>\r\n");
+        assert.match(await c.reply(), /^250 /);
+        assert.match(
+          await c.reply(),
+          /^554 5\.7\.1 <someone@foreign\.example>: Relay access denied/,
+        );
+        c.close();
+        await s.d.waitForLog(
+          new RegExp(`SASL PLAIN authentication failed: ${reason}, sasl_username=${user}\\n`),
+        );
+      }
+      // A plain OK still logs in.
+      const r = await relayAs(s.d.port, swaksAuth("PLAIN", "alice"));
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(await queueFiles(s.d.queueDir).then((f) => f.length), 1);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "a sender login map that cannot answer defers (451 4.3.0), it never lets the sender pass",
   ...opts,
   fn: async () => {

@@ -242,6 +242,19 @@ class DovecotExchange implements SaslExchange {
         this.#finished = true;
         const user = answer.fields.get("user");
         if (!user) return this.#fail("Authentication backend error", false);
+        // OK says only that the credentials passed. With "nologin" (a passdb
+        // that disables the account, or with host= sends it elsewhere) or
+        // "proxy" (its mail is served by another host; often with
+        // nopassword, so nothing was checked) Dovecot's own login processes
+        // refuse the login, and so do we.
+        if (answer.fields.has("nologin") || answer.fields.has("proxy")) {
+          return {
+            kind: "failure",
+            reason: printable(answer.fields.get("reason") || "Login disabled"),
+            temporary: false,
+            username: printableName(user),
+          };
+        }
         return { kind: "success", username: printableName(user) };
       }
       case "fail": {
