@@ -131,19 +131,33 @@ service auth {
 /**
  * Starts a private Dovecot and waits until its auth socket answers.
  * @param port a free loopback TCP port for the auth listener
- * @param options auth_mechanisms (default "plain login anonymous")
+ * @param options auth_mechanisms (default "plain login anonymous"), the
+ *   users (default {@linkcode DOVECOT_USERS}) and their extra fields,
+ *   settings added to the end
  * @returns the running instance
  */
 export async function startDovecot(
   port: number,
-  options: { mechanisms?: string } = {},
+  options: {
+    mechanisms?: string;
+    users?: Record<string, string>;
+    /** Per user, passwd-file extra fields ("nologin reason=Disabled"). */
+    extraFields?: Record<string, string>;
+    extraConf?: string;
+  } = {},
 ): Promise<Dovecot> {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-dovecot-" });
   await Deno.chmod(dir, 0o755); // the auth process (not root) reads the users file
-  const users = Object.entries(DOVECOT_USERS)
-    .map(([u, p]) => `${u}:{PLAIN}${p}:1000:1000::/nonexistent::\n`).join("");
+  const users = Object.entries(options.users ?? DOVECOT_USERS)
+    .map(([u, p]) =>
+      `${u}:{PLAIN}${p}:1000:1000::/nonexistent::${options.extraFields?.[u] ?? ""}\n`
+    )
+    .join("");
   await Deno.writeTextFile(join(dir, "users"), users, { mode: 0o644 });
-  await Deno.writeTextFile(join(dir, "dovecot.conf"), dovecotConf(dir, port, options.mechanisms));
+  await Deno.writeTextFile(
+    join(dir, "dovecot.conf"),
+    dovecotConf(dir, port, options.mechanisms) + (options.extraConf ?? ""),
+  );
   let child: Deno.ChildProcess | undefined;
   const socket = join(dir, "run", "auth-client");
 

@@ -308,6 +308,9 @@ Deno.test("Dovecot client: the AUTH line, ids never reused, replies for other id
         await c.send(`FAIL\t${id}\tuser=bad\treason=No\x01tway\x01\x01\ttemp\n`);
       } else if (l.includes("resp=AGVtcHR5AHg=")) {
         await c.send(`OK\t${id}\n`);
+      } else if (l.includes("resp=AGV2aWwAeA==")) {
+        // A UTF-8 name stays; an escaped CR LF does not reach a header or log line.
+        await c.send(`OK\t${id}\tuser=j\u00f6rg\x01r\x01nX-Injected: 1\x1b[0m\n`);
       } else {
         await c.send(`OK\t${id}\tuser=alice\n`);
       }
@@ -324,6 +327,8 @@ Deno.test("Dovecot client: the AUTH line, ids never reused, replies for other id
       temporary: true,
       username: "bad",
     });
+    const evil = await client.start("PLAIN", INFO).begin(btoa("\0evil\0x"));
+    assert.deepEqual(evil, { kind: "success", username: "jörg??X-Injected: 1?[0m" });
     const noUser = await client.start("PLAIN", INFO).begin(btoa("\0empty\0x"));
     assert.deepEqual(noUser, {
       kind: "failure",
@@ -345,7 +350,7 @@ Deno.test("Dovecot client: the AUTH line, ids never reused, replies for other id
       }`,
     );
     const ids = auths.map((l) => Number(l.split("\t")[1]));
-    assert.deepEqual(ids, [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(ids, [1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(server.received.slice(0, 2), ["VERSION\t1\t2", `CPID\t${Deno.pid}`]);
     assert.equal(server.connections, 1);
   } finally {

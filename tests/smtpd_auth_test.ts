@@ -37,8 +37,9 @@ async function authDaemon(
   extra = "",
   tls = true,
   prepare: (dir: string) => Promise<string> = () => Promise.resolve(""),
+  dovecotOptions: Parameters<typeof startDovecot>[1] = {},
 ) {
-  const dovecot = await startDovecot(freePort());
+  const dovecot = await startDovecot(freePort(), dovecotOptions);
   const dir = await makeWorkDir("auth");
   extra += `\n${await prepare(dir)}`;
   const config = [
@@ -417,6 +418,112 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a UTF-8 login keeps its name: it owns its address (STRASSE for straße), and the log and Received: show it",
+  ...opts,
+  fn: async () => {
+    // Dovecot takes such a name once auth_username_chars allows it; Postfix
+    // (smtputf8_enable = yes) keeps it as Dovecot sends it. It came out as
+    // "stra?e", which owned nothing: 553 not owned by user stra?e.
+    const s = await authDaemon("", false, async (dir) => {
+      const maps = join(dir, "logins");
+      await Deno.writeTextFile(maps, "alice@mx.test.example STRASSE\n");
+      return `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
+    }, { users: { "straße": "geheim" }, extraConf: "auth_username_chars =\n" });
+    try {
+      const r = await relayAs(s.d.port, [
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "straße",
+        "--auth-password",
+        "geheim",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
+      const [f] = await queueFiles(s.d.queueDir);
+      const pc = await postcat(f as string);
+      assert.match(pc, /named_attribute: sasl_username=straße\n/);
+      assert.match(pc, /\(Authenticated sender: straße\)/);
+      await s.d.waitForLog(
+        /: client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=straße\n/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+/** A password database after Dovecot's passwd-file that always fails inside (temporarily). */
+const BROKEN_PASSDB =
+  "passdb {\n  driver = checkpassword\n  args = /nonexistent/checkpassword\n}\n";
+
+Deno.test({
+  name:
+    "a password database Dovecot cannot reach is a temporary failure (454 4.7.0), as Dovecot 2.3 says it (code=temp_fail)",
+  ...opts,
+  fn: async () => {
+    // A name passwd-file does not know goes on to the broken passdb: Dovecot
+    // answers FAIL with code=temp_fail and no "temp"; that was a 535, which
+    // tells the client its password is wrong.
+    const s = await authDaemon("", false, undefined, { extraConf: BROKEN_PASSDB });
+    try {
+      const c = await greeted(s.d.port);
+      await c.send(`AUTH PLAIN ${btoa("\0dave\0pw")}\r\n`);
+      assert.match(
+        await c.reply(15_000),
+        /^454 4\.7\.0 Temporary authentication failure: \(reason unavailable\)\r\n/,
+      );
+      c.close();
+      await s.d.waitForLog(
+        /warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: \(reason unavailable\), sasl_username=dave\n/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an account Dovecot's passdb disables (nologin) or sends elsewhere (proxy) does not log in: 535, no relay",
+  ...opts,
+  fn: async () => {
+    // Dovecot verifies the password and answers OK with nologin or proxy: it
+    // leaves the refusal to its client. That was 235, and the relay below
+    // went through for a disabled account.
+    const s = await authDaemon("", false, undefined, {
+      users: { alice: DOVECOT_USERS.alice, dave: "pw", erin: "pw" },
+      extraFields: { dave: "nologin reason=Disabled", erin: "proxy host=192.0.2.1" },
+    });
+    try {
+      for (const [user, reason] of [["dave", "Disabled"], ["erin", "Login disabled"]]) {
+        const c = await greeted(s.d.port);
+        await c.send(`AUTH PLAIN ${btoa(`\0${user}\0pw`)}\r\n`);
+        assert.equal(await c.reply(), `535 5.7.8 Error: authentication failed: ${reason}\r\n`);
+        await c.send("MAIL FROM:<dave@mx.test.example>\r\nRCPT TO:<someone@foreign.example>\r\n");
+        assert.match(await c.reply(), /^250 /);
+        assert.match(
+          await c.reply(),
+          /^554 5\.7\.1 <someone@foreign\.example>: Relay access denied/,
+        );
+        c.close();
+        await s.d.waitForLog(
+          new RegExp(`SASL PLAIN authentication failed: ${reason}, sasl_username=${user}\\n`),
+        );
+      }
+      // A plain OK still logs in.
+      const r = await relayAs(s.d.port, swaksAuth("PLAIN", "alice"));
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(await queueFiles(s.d.queueDir).then((f) => f.length), 1);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "a sender login map that cannot answer defers (451 4.3.0), it never lets the sender pass",
   ...opts,
   fn: async () => {
@@ -757,6 +864,50 @@ Deno.test({
       const log = s.d.log();
       for (const password of passwords) {
         assert.ok(!log.includes(password), `"${password}" reached the log:\n${log}`);
+      }
+      assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a password pipelined behind a refused AUTH after a line that cannot be parsed (a Latin-1 name, a blank line) never reaches the log",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon(`debug_peer_list = ["127.0.0.1"]\ndebug_peer_level = 1`, false);
+    const enc = new TextEncoder();
+    try {
+      // Refused at once (unsupported mechanism): the pipelined lines are read
+      // as commands. The name in Latin-1 is no UTF-8 ("(unparsable
+      // command)"), and the password after it was logged as a non-SMTP command.
+      const c = await greeted(s.d.port);
+      await c.send(
+        new Uint8Array([
+          ...enc.encode("AUTH CRAM-MD5\r\nj"),
+          0xf6,
+          ...enc.encode("rg\r\n1secret pass\r\n"),
+        ]),
+      );
+      assert.match(await c.reply(), /^504 5\.5\.4 /);
+      assert.match(await c.reply(), /^500 5\.5\.2 Error: bad UTF-8 syntax/);
+      assert.match(await c.reply(), /^221 2\.7\.0 Error: I can break rules, too/);
+      c.close();
+      await s.d.waitForLog(/warning: non-SMTP command from unknown\[127\.0\.0\.1\]: /);
+      // A blank line first: the password was in the debug peer's log.
+      const c2 = await greeted(s.d.port);
+      await c2.send("AUTH CRAM-MD5\r\n\r\nSecretPassword\r\nQUIT\r\n");
+      assert.match(await c2.reply(), /^504 5\.5\.4 /);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: bad syntax/);
+      assert.match(await c2.reply(), /^500 5\.5\.2 Error: command not recognized/);
+      assert.match(await c2.reply(), /^221 /);
+      c2.close();
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: QUIT/);
+      const log = s.d.log();
+      for (const secret of ["1secret pass", "SecretPassword"]) {
+        assert.ok(!log.includes(secret), `"${secret}" reached the log:\n${log}`);
       }
       assert.match(log, /warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \*\*\*\*\n/);
     } finally {

@@ -14,6 +14,7 @@ import {
   encodeAuth,
   encodeCont,
   printable,
+  printableName,
   RequestTooLongError,
   type SaslClientInfo,
   type SaslMechanism,
@@ -241,7 +242,20 @@ class DovecotExchange implements SaslExchange {
         this.#finished = true;
         const user = answer.fields.get("user");
         if (!user) return this.#fail("Authentication backend error", false);
-        return { kind: "success", username: printable(user, 255) };
+        // OK says only that the credentials passed. With "nologin" (a passdb
+        // that disables the account, or with host= sends it elsewhere) or
+        // "proxy" (its mail is served by another host; often with
+        // nopassword, so nothing was checked) Dovecot's own login processes
+        // refuse the login, and so do we.
+        if (answer.fields.has("nologin") || answer.fields.has("proxy")) {
+          return {
+            kind: "failure",
+            reason: printable(answer.fields.get("reason") || "Login disabled"),
+            temporary: false,
+            username: printableName(user),
+          };
+        }
+        return { kind: "success", username: printableName(user) };
       }
       case "fail": {
         this.#finished = true;
@@ -249,8 +263,10 @@ class DovecotExchange implements SaslExchange {
         return {
           kind: "failure",
           reason: printable(answer.fields.get("reason") ?? ""),
-          temporary: answer.fields.has("temp"),
-          ...(user ? { username: printable(user) } : {}),
+          // Dovecot 2.3 says "code=temp_fail" (a password database that
+          // cannot be reached), older versions "temp".
+          temporary: answer.fields.has("temp") || answer.fields.get("code") === "temp_fail",
+          ...(user ? { username: printableName(user) } : {}),
         };
       }
       case "lost":

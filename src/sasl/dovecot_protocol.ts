@@ -247,6 +247,26 @@ export function printable(text: string, max = 100): string {
   return text.slice(0, max).replace(/[^\x20-\x7e]/g, "?");
 }
 
+/**
+ * A user name from the server made safe for a log line, an SMTP reply, a
+ * header comment and the queue file, as Postfix's printable() treats it
+ * with smtputf8_enable (its default): control characters (C0, DEL, C1),
+ * the Unicode line and paragraph separators and U+FFFD (a byte that was
+ * not UTF-8) become "?", every other character stays. A UTF-8 login
+ * ("straße") keeps its name for reject_sender_login_mismatch, the log and
+ * the Received: header. Cut at `max` characters, never inside one.
+ * @param text the name
+ * @param max the longest result, in characters
+ * @returns the printable name
+ */
+export function printableName(text: string, max = 255): string {
+  return Array.from(text).slice(0, max).join("").replace(NOT_IN_NAME, "?");
+}
+
+/** What {@linkcode printableName} replaces. */
+// deno-lint-ignore no-control-regex
+const NOT_IN_NAME = /[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd]/g;
+
 function isPort(port: number | undefined): port is number {
   return port !== undefined && Number.isInteger(port) && port >= 0 && port <= 65535;
 }

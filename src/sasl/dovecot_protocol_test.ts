@@ -9,6 +9,7 @@ import {
   parseHandshakeLine,
   parseServerReply,
   printable,
+  printableName,
   RequestTooLongError,
   tabUnescape,
 } from "./dovecot_protocol.ts";
@@ -124,6 +125,18 @@ Deno.test("tabUnescape() and printable()", () => {
   assert.equal(tabUnescape("plain"), "plain");
   assert.equal(printable("a\tb\u00e9c\x7f"), "a?b?c?");
   assert.equal(printable("x".repeat(300)).length, 100);
+});
+
+Deno.test("printableName() keeps a UTF-8 login, not a control character or line separator", () => {
+  assert.equal(printableName("straße"), "straße");
+  assert.equal(printableName("jörg😀"), "jörg😀");
+  assert.equal(
+    printableName("a\r\nX-Injected: 1\tb\x7f\x85c\u2028d\ufffd"),
+    "a??X-Injected: 1?b??c?d?",
+  );
+  // Cut by characters, never between the halves of one.
+  assert.equal(printableName("😀".repeat(300)), "😀".repeat(255));
+  assert.equal(printableName("ab", 1), "a");
 });
 
 Deno.test("encodeCont() and encodeAuth() refuse a line Dovecot would not read (16 KiB with LF)", () => {

@@ -23,7 +23,7 @@ import {
   REPLY,
   type Reply,
 } from "../protocol/reply.ts";
-import { printable, type SaslClientInfo } from "./dovecot_protocol.ts";
+import { printable, printableName, type SaslClientInfo } from "./dovecot_protocol.ts";
 import type { SaslServer, SaslStep } from "./sasl_server.ts";
 
 /** One client line read during the exchange. */
@@ -194,7 +194,7 @@ export async function runAuthCommand(
   }
 
   if (step.kind === "success") {
-    const username = printable(step.username, 255);
+    const username = printableName(step.username);
     return {
       kind: "authenticated",
       reply: REPLY.authOk,
@@ -241,6 +241,6 @@ export function authCommandForLog(args: string): string {
 
 function failedText(mechanism: string, reason: string, username?: string): string {
   return `SASL ${mechanism} authentication failed: ${reason}, sasl_username=${
-    username === undefined ? "(unavailable)" : printable(username)
+    username === undefined ? "(unavailable)" : printableName(username)
   }`;
 }

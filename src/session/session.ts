@@ -529,12 +529,14 @@ export class Session {
  * sends its password in clear text (AUTH LOGIN's second line, spaces and
  * all) sent a credential too, and a digit or a colon in it made the
  * default smtpd_forbidden_commands log the whole line as a non-SMTP
- * command. QUIT, NOOP, DATA... stay commands, and show as such.
+ * command. A line that cannot be parsed (a name in Latin-1, a blank line)
+ * is one too: it is logged as "(unparsable command)" anyway, and the lines
+ * after it stay hidden. QUIT, NOOP, DATA... stay commands, and show as such.
  * @param parsed the parsed line
  * @returns true for a line to keep out of the logs
  */
 function looksLikeAuthResponse(parsed: ReturnType<typeof parseCommand>): boolean {
-  return !("error" in parsed) && !isVerb(parsed.verb);
+  return "error" in parsed || !isVerb(parsed.verb);
 }
 
 /**
