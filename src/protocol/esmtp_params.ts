@@ -86,7 +86,6 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
   let ret: MailParams["ret"];
   let envid: string | undefined;
   let auth: string | undefined;
-  let authSeen = false;
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
@@ -128,9 +127,9 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
       }
       envid = decoded;
     } else if (name === "AUTH" && options.auth && value !== undefined) {
-      // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
-      if (authSeen) return REPLY.authMultipleOption;
-      authSeen = true;
+      // As Postfix's smtpd_sasl_mail_opt: <> names no sender, and an AUTH=
+      // is refused only after one that named a sender ("AUTH=<> AUTH=x" is x).
+      if (auth !== undefined) return REPLY.authMultipleOption;
       if (value !== "<>") auth = printableAscii(value);
     } else {
       return unsupportedOption(item);

@@ -192,7 +192,7 @@ Deno.test("parseRcptParams() refuses NOTIFY and ORCPT when DSN is off", () => {
   }
 });
 
-Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as sent, refuses a second", () => {
+Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as sent, refuses one after a sender", () => {
   const off = parseMailParams("AUTH=<>") as Reply;
   assert.equal(formatReply(off), "555 5.5.4 Unsupported option: AUTH=<>\r\n");
   assert.deepEqual(parseMailParams("AUTH=a+40b.example SIZE=10", { auth: true }), {
@@ -210,9 +210,18 @@ Deno.test("parseMailParams() takes AUTH= only when AUTH is offered, keeps it as 
     ret: undefined,
     envid: undefined,
   });
-  const twice = parseMailParams("AUTH=<> AUTH=x", { auth: true }) as Reply;
+  const twice = parseMailParams("AUTH=x AUTH=<>", { auth: true }) as Reply;
   assert.equal(twice.code, 503);
   assert.equal(enhancedStatus(twice), "5.5.4");
+  // As Postfix 3.7: <> sets no sender, so an AUTH= after it is still taken.
+  assert.deepEqual(parseMailParams("AUTH=<> AUTH=<> AUTH=x", { auth: true }), {
+    size: undefined,
+    body: undefined,
+    smtputf8: false,
+    ret: undefined,
+    envid: undefined,
+    auth: "x",
+  });
   assert.deepEqual(parseMailParams("AUTH=a\u00e9b", { auth: true }), {
     size: undefined,
     body: undefined,
