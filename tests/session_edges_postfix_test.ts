@@ -7,7 +7,7 @@
  * replies of commands that take no argument and DATA's order of checks; the
  * reject_unauth_pipelining text; the log of a client lost or timed out in
  * the middle of DATA or BDAT and the disconnect line's command statistics; Postfix 3.7's
- * "improper command pipelining" log line.
+ * "improper command pipelining" log line; SIZE= values; AUTH= on MAIL with AUTH off.
  */
 
 import assert from "node:assert/strict";
@@ -199,6 +199,24 @@ const SIZE_VALUES: Script = {
   ],
 };
 
+// AUTH= on MAIL with AUTH off (smtpd_sasl_auth_enable = no for both): taken,
+// as Postfix built with SASL takes it; <> names no sender, so only an AUTH=
+// after one that named a sender is refused. RSET after each MAIL: Postfix
+// 3.7 keeps the AUTH= sender of a refused MAIL until a reset, so a MAIL
+// with AUTH= right after one would get its 503 (we do not copy that).
+const AUTH_PARAMETER: Script = {
+  steps: [
+    ["EHLO client.example\r\n", 1],
+    ["MAIL FROM:<a@x.example> AUTH=<> AUTH=<>\r\n", 1],
+    ["RSET\r\n", 1],
+    ["MAIL FROM:<a@x.example> AUTH=<> AUTH=a+40x.example\r\n", 1],
+    ["RSET\r\n", 1],
+    ["MAIL FROM:<a@x.example> AUTH=a+40x.example AUTH=<>\r\n", 1],
+    ["RSET\r\n", 1],
+    ["QUIT\r\n", 1],
+  ],
+};
+
 Deno.test({
   name:
     "session edges side by side with Postfix 3.7: RFC 822 address forms and their queue records, no-argument commands, DATA's order, lost in DATA, improper pipelining",
@@ -342,6 +360,17 @@ Deno.test({
         theirRejects.join("\n"),
       );
       assert.deepEqual(sizeRejects(smtpdLines(d.log())), theirRejects);
+
+      // 6. AUTH= on MAIL without AUTH offered: taken; a second one after a sender refused.
+      const authParam = await sessions(AUTH_PARAMETER);
+      assert.deepEqual(authParam.replies.slice(2, 7), [
+        "250 2.1.0 Ok",
+        "250 2.0.0 Ok",
+        "250 2.1.0 Ok",
+        "250 2.0.0 Ok",
+        "503 5.5.4 Error: multiple AUTH= options",
+      ]);
+      assert.deepEqual(authParam.ours, authParam.theirs);
     } finally {
       await d.stop();
       await pf.stop();
