@@ -128,11 +128,11 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
       inner = s.slice(lt + 1, close);
       rest = s.slice(close + 1);
     } else {
-      const m = /^(\S+)(.*)$/s.exec(s);
-      if (!m) return { ok: false };
+      const end = bareEnd(s);
+      if (end === undefined || end === 0) return { ok: false };
       bracketed = false;
-      inner = m[1] ?? "";
-      rest = m[2] ?? "";
+      inner = s.slice(0, end);
+      rest = s.slice(end);
     }
   }
   if (!options.strict) {
@@ -149,6 +149,24 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   const address = parseMailbox(compact, utf8);
   if (!address) return { ok: false };
   return { ok: true, address, params: rest.trim(), ...(bracketed ? { sent: inner } : {}) };
+}
+
+/**
+ * Where an address without brackets ends: at the first space or tab outside
+ * a quoted string, as Postfix's command tokenizer keeps `"a b"@x.example`
+ * one word; a backslash takes the next character as it is.
+ * @param s the text, from the address on
+ * @returns the index after the address, or undefined for an unclosed quoted string
+ */
+function bareEnd(s: string): number | undefined {
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\") i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === " " || c === "\t")) return i;
+  }
+  return quoted ? undefined : s.length;
 }
 
 /**

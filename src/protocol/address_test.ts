@@ -298,6 +298,22 @@ Deno.test("isNullAddress() is true only for the empty path", () => {
   assert.ok(!isNullAddress(addr("", "d", [], true)));
 });
 
+Deno.test("parsePath() without brackets keeps a quoted string with blanks in the address, as Postfix's tokenizer", () => {
+  const loose = { strict: false };
+  const r = parsePath('"a b"@x.example SIZE=10', loose);
+  assert.ok(r.ok);
+  assert.equal(r.address.local, "a b");
+  assert.equal(r.address.quoted, true);
+  assert.equal(r.address.domain, "x.example");
+  assert.equal(r.params, "SIZE=10");
+  const escaped = parsePath('"a\\" b"@x.example', loose);
+  assert.ok(escaped.ok && escaped.address.local === 'a" b' && escaped.params === "");
+  // Words after the quoted string are still parameters; an unclosed quote is refused.
+  const more = parsePath('"a b"@x.example extra', loose);
+  assert.ok(more.ok && more.params === "extra");
+  assert.equal(parsePath('"a b@x.example', loose).ok, false);
+});
+
 Deno.test("parsePath() with strict_rfc821_envelopes = no drops RFC 822 comments after the address", () => {
   const loose = { strict: false };
   const r = parsePath("<a@b.example> (the manual's example)", loose);

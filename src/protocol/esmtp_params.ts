@@ -1,8 +1,9 @@
 /**
  * MAIL FROM parameters: SIZE= (RFC 1870), BODY= (RFC 6152, formerly 1652),
  * SMTPUTF8 (RFC 6531 §3.4), RET= and ENVID= (RFC 3461 §4.3, §4.4); RCPT TO
- * parameters: NOTIFY= and ORCPT= (RFC 3461 §4.1, §4.2); with AUTH offered,
- * AUTH= on MAIL (RFC 4954 §5). Anything else is
+ * parameters: NOTIFY= and ORCPT= (RFC 3461 §4.1, §4.2); AUTH= on MAIL
+ * (RFC 4954 §5), whether or not AUTH is offered, as Postfix's smtpd (built
+ * with SASL) takes it with smtpd_sasl_auth_enable off. Anything else is
  * refused with 555 (RFC 5321 §4.1.1.11). Replies as Postfix's smtpd: a DSN
  * parameter given twice or malformed is 501 5.5.4; with DSN discarded by
  * smtpd_discard_ehlo_keywords it is 501 5.7.1; SMTPUTF8 when it is off
@@ -34,8 +35,6 @@ export interface ParamOptions {
   readonly smtputf8?: boolean;
   /** DSN is on (not discarded). @default {false} */
   readonly dsn?: boolean;
-  /** AUTH= is understood (AUTH is offered); otherwise it is an unsupported option. */
-  readonly auth?: boolean;
 }
 
 /** RFC 3461 §4.4: an ENVID is at most 100 characters (as sent, xtext). */
@@ -86,7 +85,6 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
   let ret: MailParams["ret"];
   let envid: string | undefined;
   let auth: string | undefined;
-  let authSeen = false;
   for (const item of text.split(/[ \t]+/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");
@@ -127,10 +125,10 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
         return REPLY.badEnvid;
       }
       envid = decoded;
-    } else if (name === "AUTH" && options.auth && value !== undefined) {
-      // As Postfix's smtpd_sasl_mail_opt: a second AUTH= is refused, <> is no sender.
-      if (authSeen) return REPLY.authMultipleOption;
-      authSeen = true;
+    } else if (name === "AUTH" && value !== undefined) {
+      // As Postfix's smtpd_sasl_mail_opt: <> names no sender, and an AUTH=
+      // is refused only after one that named a sender ("AUTH=<> AUTH=x" is x).
+      if (auth !== undefined) return REPLY.authMultipleOption;
       if (value !== "<>") auth = printableAscii(value);
     } else {
       return unsupportedOption(item);

@@ -59,7 +59,9 @@ export function decodeXtext(text: string): string | undefined {
 
 /**
  * Decodes the unitext of an ORCPT of type "utf-8" (RFC 6533 §3): UTF-8
- * text in which `\x{HEX}` (one to six hex digits) is one code point.
+ * text in which `\x{HEX}` is one code point. As Postfix's uxtext_unquote,
+ * `\x{` must go on with hex digits (any number, leading zeros too) and `}`,
+ * and any other backslash stands for itself.
  * @param text the encoded text
  * @returns the decoded text, or undefined when malformed
  */
@@ -67,10 +69,12 @@ export function decodeUtf8AddrXtext(text: string): string | undefined {
   let out = "";
   for (let i = 0; i < text.length; i++) {
     const ch = text[i] as string;
-    if (ch === "\\") {
-      const m = /^\\x\{([0-9A-Fa-f]{1,6})\}/.exec(text.slice(i));
+    if (ch === "\\" && text.startsWith("x{", i + 1)) {
+      const m = /^\\x\{([0-9A-Fa-f]*)\}/.exec(text.slice(i));
       if (!m) return undefined;
-      const cp = parseInt(m[1] as string, 16);
+      const digits = (m[1] as string).replace(/^0+/, "");
+      // No digits is U+0000, refused below with the other controls.
+      const cp = digits.length > 6 ? Infinity : digits === "" ? 0 : parseInt(digits, 16);
       if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return undefined;
       out += String.fromCodePoint(cp);
       i += m[0].length - 1;

@@ -52,7 +52,14 @@ Deno.test("decodeUtf8AddrXtext() decodes \\x{HEX} and keeps UTF-8", () => {
   assert.equal(decodeUtf8AddrXtext("a\\x{}@x"), undefined);
   assert.equal(decodeUtf8AddrXtext("a\\x{110000}@x"), undefined);
   assert.equal(decodeUtf8AddrXtext("a\\x{9}@x"), undefined);
-  assert.equal(decodeUtf8AddrXtext("a\\n@x"), undefined);
+  // As Postfix's uxtext_unquote: a backslash that starts no \x{ stands for
+  // itself, and any number of hex digits may follow \x{; a \x{ left open is malformed.
+  assert.equal(decodeUtf8AddrXtext("a\\n@x"), "a\\n@x");
+  assert.equal(decodeUtf8AddrXtext("a\\\\x{41}b\\"), "a\\Ab\\");
+  assert.equal(decodeUtf8AddrXtext("\\x{00000E9}@x"), "\u00e9@x");
+  assert.equal(decodeUtf8AddrXtext("a\\x{41@x"), undefined);
+  assert.equal(decodeUtf8AddrXtext("a\\x{4G}@x"), undefined);
+  assert.equal(decodeUtf8AddrXtext("a\\x{D800}@x"), undefined);
 });
 
 Deno.test("decodeXtext() gives printable ASCII without + back as it is, and refuses the rest as before", () => {

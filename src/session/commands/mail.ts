@@ -64,10 +64,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     ctx.log.illegalAddress(ctx.client, "MAIL", pathToken(rest));
     return answer(REPLY.badSender);
   }
-  const params = parseMailParams(path.params, {
-    ...offered,
-    auth: ctx.services.sasl?.settings.enabled === true,
-  });
+  const params = parseMailParams(path.params, offered);
   if ("code" in params) return answer(params);
   const senderText = addressText(path.address);
   // As Postfix's smtpd_check_size: both refusals are logged as NOQUEUE rejects.
