@@ -164,3 +164,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    'A quoted recipient with "; " in it stays quoted in Received: (as Postfix), so it cannot end the address and set the date',
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon('mynetworks = ["127.0.0.0/8"]');
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send(
+        'RCPT TO:<"x>; Mon, 1 Jan 2001 00:00:00 +0000 (by forged.example) \u2028"@example.com>\r\n',
+      );
+      assert.match(await c.reply(), /^250 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      const [file] = await queueFiles(d.queueDir);
+      assert.ok(file, "the message was queued");
+      const text = await postcat(file);
+      assert.match(
+        text,
+        /^\tfor <"x>; Mon, 1 Jan 2001 00:00:00 \+0000 \(by forged\.example\) \u2028"@example\.com>; \w{3}, /m,
+      );
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
