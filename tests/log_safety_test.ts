@@ -201,3 +201,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Invisible characters (zero-width, BOM, tags, noncharacters) in a UTF-8 sender and HELO are ? in the log and Received:",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon('mynetworks = ["127.0.0.0/8"]\ndebug_peer_list = ["127.0.0.1"]');
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO mx\u200d.client.example\r\n");
+      assert.match(await c.reply(), /^250/);
+      // What reads as "admin@example.org" in a log that kept them.
+      await c.send("MAIL FROM:<a\u200bd\ufeffm\u{e0020}i\u2060n\ufffe@example.org> SMTPUTF8\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send("RCPT TO:<u@example.com>\r\nDATA\r\n");
+      assert.match(await c.reply(), /^250 /);
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+      const log = d.log();
+      assert.doesNotMatch(log, /[\u200b\u200d\u2060\ufeff\ufffe\u{e0020}]/u);
+      assert.match(log, /: from=<a\?d\?m\?i\?n\?@example\.org>, size=/);
+      assert.match(log, /< unknown\[127\.0\.0\.1\]: EHLO mx\?\.client\.example/);
+      const [file] = await queueFiles(d.queueDir);
+      assert.ok(file, "the message was queued");
+      const text = await postcat(file);
+      assert.match(text, /^Received: from mx\?\.client\.example \(unknown \[127\.0\.0\.1\]\)$/m);
+      // The envelope keeps the address as sent (the log only shows it safely).
+      assert.match(text, /^sender: a\u200bd\ufeffm\u{e0020}i\u2060n\ufffe@example\.org$/mu);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
