@@ -3,7 +3,9 @@
  * Message-ID, the PTR record of its address) reaches the log only through
  * the logger's sanitizer, and a malformed PTR name is "unknown" in the log
  * and in Received:. dnsmasq on loopback serves the PTR record; a PROXY
- * header gives the session a client address outside loopback.
+ * header gives the session a client address outside loopback. Beside the
+ * log: a quoted recipient keeps its quotes in Received:, and a parameter
+ * echoed in a reply has no control character left.
  */
 
 import assert from "node:assert/strict";
@@ -234,6 +236,28 @@ Deno.test({
       assert.match(text, /^Received: from mx\?\.client\.example \(unknown \[127\.0\.0\.1\]\)$/m);
       // The envelope keeps the address as sent (the log only shows it safely).
       assert.match(text, /^sender: a\u200bd\ufeffm\u{e0020}i\u2060n\ufffe@example\.org$/mu);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "555 echoes an unsupported parameter with its C1 CSI, U+2028 and U+202E as ? on the wire",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // U+009B is a terminal's CSI: "\u009b2J" clears the screen of whoever reads the reply.
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8 X\u009b2J\u2028\u202e=\u00e9\r\n");
+      assert.equal(await c.reply(), "555 5.5.4 Unsupported option: X?2J??=\u00e9\r\n");
+      await c.send("QUIT\r\n");
+      await c.reply();
     } finally {
       c.close();
       await d.stop();
