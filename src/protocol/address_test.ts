@@ -20,6 +20,9 @@ const ACCEPTED: [string, Address, string][] = [
   ["<a@b>", addr("a", "b"), ""],
   [" <a@b> SIZE=1", addr("a", "b"), "SIZE=1"],
   ["\t<a@b>\tSIZE=1 BODY=8BITMIME  ", addr("a", "b"), "SIZE=1 BODY=8BITMIME"],
+  // Blanks are SP and HT only: a U+00A0 or U+FEFF stays part of the parameter.
+  ["<a@b> SMTPUTF8\u00a0", addr("a", "b"), "SMTPUTF8\u00a0"],
+  ["<a@b> NOTIFY=NEVER\ufeff ", addr("a", "b"), "NOTIFY=NEVER\ufeff"],
   ["<user.name+tag@sub.example.com>", addr("user.name+tag", "sub.example.com"), ""],
   ["<postmaster>", addr("postmaster", ""), ""],
   ["<@x,@y:u@d>", addr("u", "d", ["x", "y"]), ""],
