@@ -112,6 +112,8 @@ const NO_ARGUMENTS: Script = {
     ["NOOP x\r\n", 1],
     ["STARTTLS x\r\n", 1],
     ["VRFY\r\n", 1],
+    // Without brackets the address ends at SP or HT: U+00A0 is part of it.
+    ["VRFY u\u00a0v@x.example SMTPUTF8\r\n", 1],
     ["EHLO client.example\r\n", 1],
     ["MAIL FROM:<a@x.example>\r\n", 1],
     ["DATA x\r\n", 1],

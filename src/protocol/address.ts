@@ -128,7 +128,8 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
       inner = s.slice(lt + 1, close);
       rest = s.slice(close + 1);
     } else {
-      const m = /^(\S+)(.*)$/s.exec(s);
+      // A word ends at SP or HT (not at U+00A0 or U+2028, which \S would take).
+      const m = /^([^ \t]+)(.*)$/s.exec(s);
       if (!m) return { ok: false };
       bracketed = false;
       inner = m[1] ?? "";
@@ -297,7 +298,11 @@ function quotedEnd(s: string, from: number): number {
 export function pathToken(text: string): string {
   const s = text.replace(/^[ \t]+/, "");
   const close = s.startsWith("<") ? findClose(s, 1) : -1;
-  const token = close >= 0 ? s.slice(0, close + 1) : s.startsWith("<") ? s : /^\S*/.exec(s)?.[0];
+  const token = close >= 0
+    ? s.slice(0, close + 1)
+    : s.startsWith("<")
+    ? s
+    : /^[^ \t]*/.exec(s)?.[0];
   return printableArgument(token ?? "");
 }
 

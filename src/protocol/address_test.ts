@@ -64,6 +64,18 @@ const LOOSE: [string, Address, string][] = [
   ['"x<y" <a@b>', addr("a", "b"), ""],
 ];
 
+Deno.test("parsePath() without brackets: a word ends at SP or HT only, as Postfix's tokens", () => {
+  // With SMTPUTF8 U+00A0 and U+2028 are characters of the local part, not blanks.
+  for (const blank of ["\u00a0", "\u2028", "\u3000"]) {
+    const r = parsePath(` a${blank}b@x.example SMTPUTF8`, { strict: false, utf8: true });
+    assert.ok(r.ok, JSON.stringify(blank));
+    assert.deepEqual({ local: r.address.local, params: r.params }, {
+      local: `a${blank}b`,
+      params: "SMTPUTF8",
+    });
+  }
+});
+
 for (const [input, expected, params] of LOOSE) {
   Deno.test(`parsePath() accepts ${JSON.stringify(input)} only when not strict`, () => {
     const r = parsePath(input, { strict: false });
