@@ -10,7 +10,15 @@
 import assert from "node:assert/strict";
 import { startDns } from "./_dns.ts";
 import { join } from "node:path";
-import { makeWorkDir, run, smtpdArgs, startDaemon, swaks, writeConfig } from "./_harness.ts";
+import {
+  makeWorkDir,
+  RawClient,
+  run,
+  smtpdArgs,
+  startDaemon,
+  swaks,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -78,6 +86,55 @@ Deno.test({
       assert.equal(good.code, 0, good.stdout);
       assert.match(good.stdout, /<- {2}250 2\.0\.0 Ok: queued as \w+/);
     } finally {
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "reject_rhsbl_sender looks a UTF-8 sender domain up by its A-labels: bad<U+200B>.example and fullwidth ｂａｄ.example are bad.example",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns(LISTS);
+    const d = await startDaemon([
+      ...BASE,
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      'smtpd_recipient_restrictions = ["reject_rhsbl_sender rhsbl.example", "permit_auth_destination", "reject"]',
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.test.example\r\n");
+      await c.reply();
+      // IDNA maps the zero-width space to nothing and fullwidth letters to
+      // ASCII, so the address syntax takes both as bad.example (as Postfix
+      // does); skipping the lookup let them past the list.
+      // The reply shows [user@domain] in printable ASCII, as rbl_reply_maps' values.
+      for (
+        const [domain, shown] of [
+          ["bad\u200b.example", "bad_.example"],
+          ["\uff42\uff41\uff44.example", "___.example"],
+        ]
+      ) {
+        await c.send(`MAIL FROM:<joe@${domain}> SMTPUTF8\r\n`);
+        assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+        await c.send("RCPT TO:<u@example.com>\r\n");
+        assert.equal(
+          await c.reply(),
+          `554 5.7.1 Service unavailable; Sender address [joe@${shown}] blocked using rhsbl.example; Listed by the test list\r\n`,
+        );
+        await c.send("RSET\r\n");
+        await c.reply();
+      }
+      await c.send("MAIL FROM:<joe@g\u00f6od.example> SMTPUTF8\r\nRCPT TO:<u@example.com>\r\n");
+      assert.equal(await c.reply(), "250 2.1.0 Ok\r\n");
+      assert.equal(await c.reply(), "250 2.1.5 Ok\r\n");
+      await c.send("QUIT\r\n");
+      await c.reply();
+    } finally {
+      c.close();
       await d.stop();
       await dns.stop();
     }

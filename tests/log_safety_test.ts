@@ -3,7 +3,9 @@
  * Message-ID, the PTR record of its address) reaches the log only through
  * the logger's sanitizer, and a malformed PTR name is "unknown" in the log
  * and in Received:. dnsmasq on loopback serves the PTR record; a PROXY
- * header gives the session a client address outside loopback.
+ * header gives the session a client address outside loopback. Beside the
+ * log: a quoted recipient keeps its quotes in Received:, and a parameter
+ * echoed in a reply has no control character left.
  */
 
 import assert from "node:assert/strict";
@@ -158,6 +160,104 @@ Deno.test({
       assert.match(text, /^Received: from ev\?il\?\?x \(unknown \[127\.0\.0\.1\]\)$/m);
       assert.match(text, /^named_attribute: helo_name=ev\?il\?\?x$/m);
       assert.doesNotMatch(text, /[\u0085\u202e]/, "no C1 or bidi control in the queue file");
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    'A quoted recipient with "; " in it stays quoted in Received: (as Postfix), so it cannot end the address and set the date',
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon('mynetworks = ["127.0.0.0/8"]');
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send(
+        'RCPT TO:<"x>; Mon, 1 Jan 2001 00:00:00 +0000 (by forged.example) \u2028"@example.com>\r\n',
+      );
+      assert.match(await c.reply(), /^250 /);
+      await c.send("DATA\r\n");
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      const [file] = await queueFiles(d.queueDir);
+      assert.ok(file, "the message was queued");
+      const text = await postcat(file);
+      assert.match(
+        text,
+        /^\tfor <"x>; Mon, 1 Jan 2001 00:00:00 \+0000 \(by forged\.example\) \u2028"@example\.com>; \w{3}, /m,
+      );
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Invisible characters (zero-width, BOM, tags, noncharacters) in a UTF-8 sender and HELO are ? in the log and Received:",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon('mynetworks = ["127.0.0.0/8"]\ndebug_peer_list = ["127.0.0.1"]');
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO mx\u200d.client.example\r\n");
+      assert.match(await c.reply(), /^250/);
+      // What reads as "admin@example.org" in a log that kept them.
+      await c.send("MAIL FROM:<a\u200bd\ufeffm\u{e0020}i\u2060n\ufffe@example.org> SMTPUTF8\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send("RCPT TO:<u@example.com>\r\nDATA\r\n");
+      assert.match(await c.reply(), /^250 /);
+      assert.match(await c.reply(), /^354 /);
+      await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: queued as/);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+      const log = d.log();
+      assert.doesNotMatch(log, /[\u200b\u200d\u2060\ufeff\ufffe\u{e0020}]/u);
+      assert.match(log, /: from=<a\?d\?m\?i\?n\?@example\.org>, size=/);
+      assert.match(log, /< unknown\[127\.0\.0\.1\]: EHLO mx\?\.client\.example/);
+      const [file] = await queueFiles(d.queueDir);
+      assert.ok(file, "the message was queued");
+      const text = await postcat(file);
+      assert.match(text, /^Received: from mx\?\.client\.example \(unknown \[127\.0\.0\.1\]\)$/m);
+      // The envelope keeps the address as sent (the log only shows it safely).
+      assert.match(text, /^sender: a\u200bd\ufeffm\u{e0020}i\u2060n\ufffe@example\.org$/mu);
+    } finally {
+      c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "555 echoes an unsupported parameter with its C1 CSI, U+2028 and U+202E as ? on the wire",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("EHLO client.example\r\n");
+      await c.reply();
+      // U+009B is a terminal's CSI: "\u009b2J" clears the screen of whoever reads the reply.
+      await c.send("MAIL FROM:<a@example.org> SMTPUTF8 X\u009b2J\u2028\u202e=\u00e9\r\n");
+      assert.equal(await c.reply(), "555 5.5.4 Unsupported option: X?2J??=\u00e9\r\n");
+      await c.send("QUIT\r\n");
+      await c.reply();
     } finally {
       c.close();
       await d.stop();

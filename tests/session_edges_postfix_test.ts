@@ -109,10 +109,15 @@ const ADDRESS_FORMS: Script = {
 const NO_ARGUMENTS: Script = {
   steps: [
     ["RSET x\r\n", 1],
+    // Blanks are SP and HT: U+3000 and U+00A0 are arguments.
+    ["RSET \u3000\r\n", 1],
+    ["STARTTLS \u00a0\r\n", 1],
     ["DATA x\r\n", 1],
     ["NOOP x\r\n", 1],
     ["STARTTLS x\r\n", 1],
     ["VRFY\r\n", 1],
+    // Without brackets the address ends at SP or HT: U+00A0 is part of it.
+    ["VRFY u\u00a0v@x.example SMTPUTF8\r\n", 1],
     ["EHLO client.example\r\n", 1],
     ["MAIL FROM:<a@x.example>\r\n", 1],
     ["DATA x\r\n", 1],
@@ -197,6 +202,10 @@ const SIZE_VALUES: Script = {
     ["MAIL FROM:<a@x.example> SIZE=+12\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=0000000000000000000001024\r\n", 1],
+    // A parameter ends at SP or HT only: "SMTPUTF8\u00a0" is no SMTPUTF8.
+    ["RSET\r\n", 1],
+    ["MAIL FROM:<a@x.example> SMTPUTF8\u00a0\r\n", 1],
+    ["MAIL FROM:<a@x.example> SIZE=10\u3000\r\n", 1],
     ["RSET\r\n", 1],
     ["MAIL FROM:<a@x.example> SIZE=0\r\n", 1],
     ["QUIT\r\n", 1],

@@ -14,6 +14,7 @@
 
 import type { Config } from "../config/mod.ts";
 import type { BodySink } from "../io/dot_reader.ts";
+import { quoteAddress } from "../log/mod.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import {
   type QueueFile,
@@ -498,7 +499,8 @@ export class MessageDraft implements BodySink {
       this.#write(encoder.encode(`${resent}Date: ${when}`), false);
     }
     if (!(facts.resent ? facts.hasResentFrom : facts.hasFrom) && env.origin.local) {
-      const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
+      // Quoted as Postfix's cleanup writes it: `"a>, b"@x` is one address, `a>, b@x` two.
+      const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : quoteAddress(env.sender);
       this.#write(encoder.encode(`${resent}From: ${from}`), false);
     }
   }

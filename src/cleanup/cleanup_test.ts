@@ -181,6 +181,29 @@ Deno.test("MessageDraft.finish() writes a local Received: without a client", asy
   ]);
 });
 
+Deno.test("MessageDraft.finish() quotes the recipient's local part in Received: and the sender's in From:, as Postfix", async () => {
+  // Unquoted, the "; " would end the address and start the date there, and
+  // ", " would make From: two addresses.
+  const s = await send(["Subject: hi", "", "body"], {
+    envelope: {
+      origin: LOCAL,
+      sender: "a>, b@example.org",
+      recipients: ['x>; "y\u2028@example.net'],
+    },
+  });
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(0, 3), [
+    "Received: by mx.example.com (deno-smtpd, from userid local)",
+    `\tid ${r.id}`,
+    `\tfor <"x>; \\"y\u2028"@example.net>; ${WHEN}`,
+  ]);
+  assert.ok(s.lines.includes('From: "a>, b"@example.org'), s.lines.join("\n"));
+  const remote = await send(["Subject: hi", "", "body"], {
+    envelope: { recipients: ["a b@x.example"] },
+  });
+  assert.equal(remote.lines[2], `\tfor <"a b"@x.example>; ${WHEN}`);
+});
+
 Deno.test("MessageDraft.finish() adds Message-Id and Date when missing", async () => {
   const s = await send(["Subject: hi", "", "body"]);
   const r = queued(s);

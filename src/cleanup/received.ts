@@ -3,12 +3,16 @@
  * name, name and address (`[IPv6:...]` for IPv6); TLS protocol and cipher; the AUTH login with
  * smtpd_sasl_authenticated_header; "with" SMTP or ESMTP, ESMTP with "S"
  * after STARTTLS and "A" after AUTH (RFC 3848, for ESMTP only); the queue ID; "for <rcpt>" with one recipient; the date.
+ * The recipient there has its local part quoted when it is not a dot-string, as Postfix
+ * writes it: unquoted, `RCPT TO:<"x>; date (by evil)"@example.com>` would end the
+ * address and start the date where the client chose.
  * A local submission gets "by host (mail_name, from userid local)".
  *
  * @module
  */
 
 import type { CleanupConfig, MessageEnvelope } from "./cleanup.ts";
+import { quoteAddress } from "../log/mod.ts";
 import { commentSafe } from "./headers.ts";
 
 /**
@@ -31,7 +35,7 @@ export function receivedHeader(
 ): string {
   const o = env.origin;
   const forPart = env.recipients.length === 1
-    ? `\n\tfor <${env.recipients[0]}>; ${when}`
+    ? `\n\tfor <${quoteAddress(env.recipients[0] as string)}>; ${when}`
     : `; ${when}`;
   if (o.local) {
     return `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${id}${forPart}`;

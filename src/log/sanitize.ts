@@ -2,21 +2,26 @@
  * The one sanitizer every log line passes before any sink (stderr,
  * syslog): as Postfix's printable(), whatever cannot be shown safely on
  * one log line becomes "?". That is C0 controls (CR, LF, ESC, TAB ...),
- * DEL, C1 controls (U+0080-U+009F, NEL U+0085 among them), the bidi
- * controls that reorder what a reader sees (U+061C, U+200E/F,
- * U+202A-U+202E, U+2066-U+2069), the line and paragraph separators
- * (U+2028/9), and invalid UTF-16 (lone surrogates). A client can then
- * neither start a new log line nor make one read differently from what
- * it holds.
+ * DEL, C1 controls (U+0080-U+009F, NEL U+0085 among them), the format
+ * characters (Unicode's Cf: the bidi controls that reorder what a reader
+ * sees, U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069, and the invisible
+ * ones, zero-width space and joiners, U+2060, the byte order mark U+FEFF,
+ * the soft hyphen, tag characters), the other default-ignorable characters
+ * (variation selectors, Hangul fillers: shown as nothing), the line and
+ * paragraph separators (U+2028/9), noncharacters (U+FFFE, U+FFFF, ...) and
+ * invalid UTF-16 (lone surrogates). A client can then neither start a new
+ * log line nor make one read differently from what it holds: `a\u200bdmin`
+ * is logged `a?dmin`, not as what looks like `admin`. (Postfix's
+ * printable() keeps every valid UTF-8 character, C1 controls included.)
  *
  * @module
  */
 
-// One pass: the unsafe code points, a high surrogate not followed by a low
-// one, a low surrogate not preceded by a high one.
+// One pass, by Unicode property: controls (C0, DEL, C1), format characters,
+// line and paragraph separators, surrogates (with the u flag only a lone
+// one is a code point of its own), default-ignorables, noncharacters.
 const UNSAFE =
-  // deno-lint-ignore no-control-regex
-  /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Noncharacter_Code_Point}]/gu;
 
 /**
  * Replaces every character that is unsafe in a log line with "?".

@@ -20,6 +20,16 @@ const CASES: [name: string, input: string, expected: string][] = [
   ["a surrogate pair is kept", "a\u{1f600}b", "a\u{1f600}b"],
   ["non-ASCII letters are kept", "Grüße ñ 日本", "Grüße ñ 日本"],
   ["NBSP is kept", "a\u00a0b", "a\u00a0b"],
+  [
+    "zero-width space, non-joiner, joiner, word joiner",
+    "a\u200bd\u200cm\u200di\u2060n",
+    "a?d?m?i?n",
+  ],
+  ["byte order mark and soft hyphen", "\ufeffad\u00admin", "?ad?min"],
+  ["tag characters and variation selectors", "a\u{e0041}\u{e007f}b\ufe0fc", "a??b?c"],
+  ["Hangul filler (shown as nothing)", "a\u3164b", "a?b"],
+  ["noncharacters", "a\ufffeb\uffffc\u{10fffe}d\ufdd0e", "a?b?c?d?e"],
+  ["a lone surrogate before a pair", "\ud800\ud83d\ude00", "?\u{1f600}"],
 ];
 
 for (const [name, input, expected] of CASES) {

@@ -148,7 +148,20 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   if (compact === undefined) return { ok: false };
   const address = parseMailbox(compact, utf8);
   if (!address) return { ok: false };
-  return { ok: true, address, params: rest.trim(), ...(bracketed ? { sent: inner } : {}) };
+  return { ok: true, address, params: trimBlanks(rest), ...(bracketed ? { sent: inner } : {}) };
+}
+
+/**
+ * Text without the spaces and tabs around it, in linear time. Not
+ * String.trim(): that also takes U+00A0, U+2028, U+3000, U+FEFF and the like,
+ * so "SMTPUTF8\u00a0" would pass for SMTPUTF8 (Postfix's blanks are SP and HT).
+ */
+function trimBlanks(text: string): string {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+  let start = 0;
+  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
+  return text.slice(start, end);
 }
 
 /**
@@ -302,7 +315,11 @@ function quotedEnd(s: string, from: number): number {
 export function pathToken(text: string): string {
   const s = text.replace(/^[ \t]+/, "");
   const close = s.startsWith("<") ? findClose(s, 1) : -1;
-  const token = close >= 0 ? s.slice(0, close + 1) : s.startsWith("<") ? s : /^\S*/.exec(s)?.[0];
+  const token = close >= 0
+    ? s.slice(0, close + 1)
+    : s.startsWith("<")
+    ? s
+    : /^[^ \t]*/.exec(s)?.[0];
   return printableArgument(token ?? "");
 }
 

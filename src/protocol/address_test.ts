@@ -20,6 +20,9 @@ const ACCEPTED: [string, Address, string][] = [
   ["<a@b>", addr("a", "b"), ""],
   [" <a@b> SIZE=1", addr("a", "b"), "SIZE=1"],
   ["\t<a@b>\tSIZE=1 BODY=8BITMIME  ", addr("a", "b"), "SIZE=1 BODY=8BITMIME"],
+  // Blanks are SP and HT only: a U+00A0 or U+FEFF stays part of the parameter.
+  ["<a@b> SMTPUTF8\u00a0", addr("a", "b"), "SMTPUTF8\u00a0"],
+  ["<a@b> NOTIFY=NEVER\ufeff ", addr("a", "b"), "NOTIFY=NEVER\ufeff"],
   ["<user.name+tag@sub.example.com>", addr("user.name+tag", "sub.example.com"), ""],
   ["<postmaster>", addr("postmaster", ""), ""],
   ["<@x,@y:u@d>", addr("u", "d", ["x", "y"]), ""],
@@ -60,6 +63,18 @@ const LOOSE: [string, Address, string][] = [
   ['"Some Name" <a@b> SIZE=1', addr("a", "b"), "SIZE=1"],
   ['"x<y" <a@b>', addr("a", "b"), ""],
 ];
+
+Deno.test("parsePath() without brackets: a word ends at SP or HT only, as Postfix's tokens", () => {
+  // With SMTPUTF8 U+00A0 and U+2028 are characters of the local part, not blanks.
+  for (const blank of ["\u00a0", "\u2028", "\u3000"]) {
+    const r = parsePath(` a${blank}b@x.example SMTPUTF8`, { strict: false, utf8: true });
+    assert.ok(r.ok, JSON.stringify(blank));
+    assert.deepEqual({ local: r.address.local, params: r.params }, {
+      local: `a${blank}b`,
+      params: "SMTPUTF8",
+    });
+  }
+});
 
 for (const [input, expected, params] of LOOSE) {
   Deno.test(`parsePath() accepts ${JSON.stringify(input)} only when not strict`, () => {

@@ -53,6 +53,8 @@ for (const [text, expected] of OK_CASES) {
 const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: boolean }?][] = [
   ["FOO=bar", 555, "5.5.4", /Unsupported option: FOO=bar/],
   ["SIZE=10 XYZ", 555, "5.5.4", /Unsupported option: XYZ/],
+  // Echoed as the log shows it: a C1 CSI, a line separator, a bidi override as "?".
+  ["X\u009b31m\u2028\u202e=\u00e9", 555, "5.5.4", /^Unsupported option: X\?31m\?\?=\u00e9$/],
   // As Postfix 3.7: SIZE without "=" is no SIZE= parameter (session_edges_postfix_test).
   ["SIZE", 555, "5.5.4", /^Unsupported option: SIZE$/],
   ["size", 555, "5.5.4", /^Unsupported option: size$/],

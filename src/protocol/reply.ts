@@ -7,6 +7,8 @@
  * @module
  */
 
+import { sanitizeLogText } from "../log/sanitize.ts";
+
 /** A reply code of the SMTP protocol. */
 export type ReplyCode =
   | 211
@@ -200,12 +202,15 @@ export const REPLY = {
 } as const satisfies Record<string, Reply>;
 
 /**
- * 555 for an unsupported MAIL/RCPT parameter (RFC 5321 §4.1.1.11).
+ * 555 for an unsupported MAIL/RCPT parameter (RFC 5321 §4.1.1.11). The
+ * parameter is echoed as the log shows it: what parseCommand lets through
+ * may still hold a C1 control (U+009B is a terminal's CSI), a line
+ * separator or a bidi control, which go back as "?" (Postfix echoes them raw).
  * @param name the parameter as the client sent it
  * @returns the reply
  */
 export function unsupportedOption(name: string): Reply {
-  return reply(555, "5.4", `Unsupported option: ${name}`);
+  return reply(555, "5.4", `Unsupported option: ${sanitizeLogText(name)}`);
 }
 
 /**

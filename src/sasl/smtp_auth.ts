@@ -115,7 +115,9 @@ export async function runAuthCommand(
   const { io, options } = deps;
   const refused = checkAuthAllowed(state, options);
   if (refused) return { kind: "refused", reply: refused };
-  const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
+  // Words between spaces and tabs only: "PLAIN\u00a0" is no PLAIN, nor is
+  // a response with a U+00A0 after it base64 (String.trim() would take it).
+  const words = args.split(/[ \t]+/).filter((w) => w !== "");
   if (words.length < 1 || words.length > 2) return { kind: "refused", reply: REPLY.authSyntax };
   const asked = words[0] ?? "";
   if (options.mechanisms === undefined) {

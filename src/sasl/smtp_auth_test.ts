@@ -234,7 +234,8 @@ Deno.test("runAuthCommand() a server that never decides is cut off", async () =>
 });
 
 Deno.test("runAuthCommand() mechanisms not offered: 504 5.5.4", async () => {
-  for (const args of ["CRAM-MD5", "ANONYMOUS", "PL/AIN", "X".repeat(30)]) {
+  // "PLAIN\u00a0": blanks are SP and HT, U+00A0 is part of the name.
+  for (const args of ["CRAM-MD5", "ANONYMOUS", "PL/AIN", "X".repeat(30), "PLAIN\u00a0"]) {
     const r = await auth(args);
     assert.equal(r.wire, "504 5.5.4 Unsupported authentication mechanism\r\n", args);
     assert.deepEqual(r.server.started, []);

@@ -109,7 +109,9 @@ export const COMMANDS = {
   RSET: {
     handler: handleRset,
     pipelining: "group",
-    precheck: (arg) => arg.trim() !== "" ? REPLY.rsetSyntax : undefined,
+    // parseCommand took the blanks around the argument; String.trim() would
+    // also take U+00A0 or U+3000, which Postfix's RSET refuses as an argument.
+    precheck: (arg) => arg !== "" ? REPLY.rsetSyntax : undefined,
   },
   NOOP: { handler: handleNoop, pipelining: "last", beforeTls: "allowed" },
   QUIT: { handler: handleQuit, pipelining: "last", beforeTls: "allowed" },
@@ -128,7 +130,7 @@ export const COMMANDS = {
     // As Postfix's starttls_cmd: syntax first, then TLS on, then TLS off
     // or STARTTLS discarded.
     precheck: (arg, ctx) => {
-      if (arg.trim() !== "") return REPLY.starttlsSyntax;
+      if (arg !== "") return REPLY.starttlsSyntax;
       if (ctx.tls) return REPLY.tlsActive;
       return ctx.tlsOffered ? undefined : REPLY.notImplemented;
     },

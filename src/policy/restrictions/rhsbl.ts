@@ -10,7 +10,12 @@
  *
  * Skipped, as in Postfix: an unknown client name, the null sender, an
  * address literal, a name whose last label is all digits (some lists refuse
- * such queries) and a name that is not a valid host name. A list that does
+ * such queries) and a name that is not a valid host name. Not as in
+ * Postfix: a UTF-8 domain (an SMTPUTF8 address) is looked up by its
+ * A-labels, where Postfix 3.7's dns_lookup refuses any name that is not an
+ * ASCII host name, so that `x@spam\u200b.example` or `x@ｓｐａｍ.example`
+ * (which IDNA maps to spam.example, and both address parsers accept) passes
+ * its list; here it is looked up as spam.example. A list that does
  * not answer gives the benefit of the doubt (logged), and the answers that
  * count as a listing are those of reject_rbl_client (its filter syntax, its
  * list-error answers).
@@ -21,6 +26,7 @@
 import { addressText, isNullAddress } from "../../protocol/address.ts";
 import { isValidHostname, withoutTrailingDot } from "../../protocol/hostname.ts";
 import type { PolicyContext } from "../context.ts";
+import { asciiDomain } from "../hostname.ts";
 import type { Decision } from "../decision.ts";
 import type { EvalEnv, Factory } from "../restriction.ts";
 import { compileRblReply } from "../rbl_reply.ts";
@@ -65,8 +71,9 @@ const TARGETS: Record<string, Target> = {
  */
 export function rhsblDomain(what: string): string | undefined {
   const at = what.lastIndexOf("@");
-  const domain = withoutTrailingDot(at < 0 ? what : what.slice(at + 1));
-  if (domain === "" || domain.startsWith("[")) return undefined;
+  const given = withoutTrailingDot(at < 0 ? what : what.slice(at + 1));
+  if (given === "" || given.startsWith("[")) return undefined;
+  const domain = asciiDomain(given);
   const last = domain.slice(domain.lastIndexOf(".") + 1);
   if (/^\d*$/.test(last)) return undefined;
   return isValidHostname(domain) ? domain.toLowerCase() : undefined;

@@ -16,6 +16,11 @@ const DOMAINS: [what: string, domain: string | undefined][] = [
   ["12345", undefined],
   ["bad..example", undefined],
   ["user", "user"],
+  // UTF-8 (SMTPUTF8): looked up by the A-labels IDNA maps it to.
+  ["user@\u00e9cole.example", "xn--cole-9oa.example"],
+  ["user@spam\u200b.example", "spam.example"],
+  ["user@\uff53\uff50\uff41\uff4d.Example", "spam.example"],
+  ["user@a\u200db.example", undefined],
 ];
 
 for (const [what, domain] of DOMAINS) {

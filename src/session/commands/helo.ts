@@ -2,7 +2,7 @@
  * HELO and EHLO (RFC 5321 §4.1.1.1): record the client's name, reset any
  * transaction, and answer with our name (plus the EHLO keywords). As
  * Postfix's printable(), characters that are unsafe to show (C1 and bidi
- * controls, invalid UTF-16) become "?" in the name kept; and, as Postfix's
+ * controls, invisible ones, invalid UTF-16: sanitizeLogText) become "?" in the name kept; and, as Postfix's
  * smtpd neuters it, so do the characters that would let the name close the
  * comment of Received: or the brackets of a log field (`<>()\";@`). The
  * name kept goes into Received:, the queue file's helo_name, log lines

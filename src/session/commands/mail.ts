@@ -44,7 +44,7 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   // As Postfix: the rate counts every MAIL with "FROM:" and something after
   // it, before the address's syntax is looked at (mail_cmd's 501 for
   // "MAIL TO:<a>" or a bare "MAIL FROM:" comes first and counts nothing).
-  if (/\S/.test(arg.slice(m[0].length))) {
+  if (/[^ \t]/.test(arg.slice(m[0].length))) {
     const overRate = clientOverRate(ctx, "message");
     if (overRate) return answer(overRate);
   }

@@ -25,7 +25,7 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   // As Postfix: the rate counts every RCPT with "TO:" and something after
   // it, before the address's syntax is looked at (rcpt_cmd's 501 for
   // "RCPT FROM:<a>" or a bare "RCPT TO:" comes first and counts nothing).
-  if (/\S/.test(arg.slice(m[0].length))) {
+  if (/[^ \t]/.test(arg.slice(m[0].length))) {
     const overRate = clientOverRate(ctx, "recipient");
     if (overRate) return answer(overRate);
   }
