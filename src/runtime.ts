@@ -52,7 +52,13 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { checkServeListen, located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
+import {
+  checkQueueRoom,
+  checkServeListen,
+  located,
+  resolveOwner,
+  validateSemantics,
+} from "./runtime_checks.ts";
 import { secondChain, tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
@@ -238,6 +244,8 @@ export async function buildRuntime(
   const memory = thread
     ? MemoryBudget.adopt(thread.memory)
     : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+  // The measuring side (main thread, stand-alone process) only.
+  if (space.statfs) checkQueueRoom(loaded, (text) => logger.warning(text), space.statfs);
   const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
   const store = new QueueStore(config.queue_directory, {
     owner,
@@ -465,6 +473,7 @@ export async function rebuildRuntime(
   });
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;
+  if (old.space.statfs) checkQueueRoom(loaded, (text) => logger.warning(text), old.space.statfs);
   const policy = compilePolicy(loaded, {
     dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),

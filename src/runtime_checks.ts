@@ -8,6 +8,7 @@
  */
 
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
+import type { StatFs } from "./queue/free_space.ts";
 import { parseSyslogServer } from "./log/mod.ts";
 import { compileNetworks, type Network, parseDnsServer } from "./policy/mod.ts";
 import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
@@ -119,6 +120,54 @@ export function checkServeListen(loaded: LoadedConfig): void {
       "smtpd serve would serve nobody; stand-alone mode (smtpd stdin) needs none",
     { file: loaded.file, line: loaded.lineOf("smtpd_listen"), key: "smtpd_listen" },
   );
+}
+
+/**
+ * Whether the queue file system can take mail at all: MAIL needs room for
+ * 1.5 messages of message_size_limit and queue_minfree (as Postfix asks).
+ * More than the whole file system can never be had: every MAIL would get
+ * 452 4.3.1, so the start is refused. More than is free now is a warning
+ * (space can be freed while the server runs).
+ * @param loaded the configuration
+ * @param warn receives the warning
+ * @param statfs statfs(2) (of queue_directory: before the first start,
+ *   which makes it, there is nothing to ask, and only MAIL measures)
+ * @throws {ConfigError} at message_size_limit's line (or queue_minfree's)
+ */
+export function checkQueueRoom(
+  loaded: LoadedConfig,
+  warn: (text: string) => void,
+  statfs: StatFs,
+): void {
+  const c = loaded.config;
+  const fromSize = Math.floor(c.message_size_limit * 1.5);
+  const need = Math.max(c.queue_minfree, fromSize);
+  let s: ReturnType<StatFs>;
+  try {
+    s = statfs(c.queue_directory);
+  } catch {
+    return; // not made yet (a first start): MAIL measures
+  }
+  const total = Number(s.blocks) * Number(s.bsize);
+  const free = Number(s.bavail) * Number(s.bsize);
+  const key = fromSize >= c.queue_minfree ? "message_size_limit" : "queue_minfree";
+  const why = key === "message_size_limit"
+    ? `MAIL needs room for 1.5 messages of message_size_limit (${need} bytes)`
+    : `MAIL needs queue_minfree (${need} bytes) free`;
+  if (need > total) {
+    throw new ConfigError(
+      `${key}: ${why}, more than the queue file system of ${c.queue_directory} holds ` +
+        `(${total} bytes): every MAIL would get 452 4.3.1`,
+      { file: loaded.file, line: loaded.lineOf(key), key },
+    );
+  }
+  if (need > free) {
+    warn(
+      `${loaded.file ?? "<config>"}${loaded.lineOf(key) ? `:${loaded.lineOf(key)}` : ""}: ` +
+        `${key}: ${why}, and the queue file system of ${c.queue_directory} has ${free} ` +
+        "bytes free: MAIL gets 452 4.3.1 until there is room",
+    );
+  }
 }
 
 /**

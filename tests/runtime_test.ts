@@ -44,6 +44,45 @@ Deno.test({
   },
 });
 
+// Before, a message_size_limit whose 1.5 messages no disk holds was taken:
+// the daemon started, then answered every MAIL with 452 4.3.1.
+Deno.test({
+  name: "a message_size_limit the queue file system can never make room for: refused, file:line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-size");
+    // 1.5 x 10^15 bytes (1.5 PB): more than any file system holds.
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      "message_size_limit = 1000000000000000",
+    );
+    // An installed server's queue directory (before the first start there
+    // is none to measure).
+    await Deno.mkdir(queueDir);
+    const want = new RegExp(
+      `${configFile.replaceAll(".", "\\.")}:5: message_size_limit: MAIL needs room for 1\\.5 ` +
+        "messages of message_size_limit \\(1500000000000000 bytes\\), more than the queue file " +
+        "system of .* holds \\(\\d+ bytes\\): every MAIL would get 452 4\\.3\\.1",
+    );
+    try {
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(check.code, 1, check.stdout + check.stderr);
+      assert.match(check.stderr, want);
+      const serve = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+        timeoutMs: 20_000,
+      });
+      assert.equal(serve.code, 1, serve.stderr);
+      assert.match(serve.stderr, want);
+      assert.doesNotMatch(serve.stderr, /daemon started/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, app.ts built the STARTTLS context to check the files, threw it
 // away, and built it again for the listener: two reads of each file.
 Deno.test({
