@@ -55,6 +55,7 @@ import { stderrIsClient } from "./transport/stdio.ts";
 import {
   checkQueueRoom,
   checkServeListen,
+  configWarnings,
   located,
   resolveOwner,
   validateSemantics,
@@ -246,6 +247,7 @@ export async function buildRuntime(
     : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
   // The measuring side (main thread, stand-alone process) only.
   if (space.statfs) checkQueueRoom(loaded, (text) => logger.warning(text), space.statfs);
+  if (!thread) { for (const w of configWarnings(loaded)) logger.warning(w); }
   const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
   const store = new QueueStore(config.queue_directory, {
     owner,

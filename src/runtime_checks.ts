@@ -9,6 +9,7 @@
 
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
 import type { StatFs } from "./queue/free_space.ts";
+import { KNOWN_EHLO_DISCARDS, unknownEhloDiscards } from "./session/ehlo_keywords.ts";
 import { parseSyslogServer } from "./log/mod.ts";
 import { compileNetworks, type Network, parseDnsServer } from "./policy/mod.ts";
 import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
@@ -168,6 +169,21 @@ export function checkQueueRoom(
         "bytes free: MAIL gets 452 4.3.1 until there is room",
     );
   }
+}
+
+/**
+ * What the start (and a reload) warns about without refusing: names in
+ * smtpd_discard_ehlo_keywords that are no EHLO keyword.
+ * @param loaded the configuration
+ * @returns warning lines, each with file and line
+ */
+export function configWarnings(loaded: LoadedConfig): string[] {
+  const key = "smtpd_discard_ehlo_keywords";
+  return unknownEhloDiscards(loaded.config[key]).map((name) => {
+    const line = loaded.lineOf(key, name);
+    return `${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${key}: "${name}" is no ` +
+      `EHLO keyword this server knows, ignored (known: ${KNOWN_EHLO_DISCARDS.join(", ")})`;
+  });
 }
 
 /**

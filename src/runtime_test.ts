@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "./config/mod.ts";
 import { buildRuntime } from "./runtime.ts";
-import { checkQueueRoom } from "./runtime_checks.ts";
+import { checkQueueRoom, configWarnings } from "./runtime_checks.ts";
 
 async function loaded(text: string) {
   const dir = await Deno.makeTempDir({ prefix: "runtime_test_" });
@@ -194,4 +194,27 @@ Deno.test("checkQueueRoom: more room than the queue file system holds stops the 
   );
   // The default fits.
   assert.deepEqual((await room("")).warnings, []);
+});
+
+Deno.test("configWarnings: each unknown name in smtpd_discard_ehlo_keywords, at its own line", async () => {
+  const { dir, file, loaded: l } = await loaded(
+    'smtpd_discard_ehlo_keywords = [\n  "DSN",\n  "pipelinig",\n  "silent-discard, bogus",\n]',
+  );
+  try {
+    const w = configWarnings(l);
+    assert.equal(w.length, 2, w.join("\n"));
+    assert.match(
+      w[0] ?? "",
+      new RegExp(
+        `^${file}:4: smtpd_discard_ehlo_keywords: "pipelinig" is no EHLO keyword .*` +
+          "ignored \\(known: 8bitmime, auth, .*pipelining",
+      ),
+    );
+    assert.match(w[1] ?? "", new RegExp(`^${file}:5: smtpd_discard_ehlo_keywords: "bogus" `));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const known = await loaded('smtpd_discard_ehlo_keywords = "etrn, VRFY silent-discard"');
+  assert.deepEqual(configWarnings(known.loaded), []);
+  await Deno.remove(known.dir, { recursive: true });
 });

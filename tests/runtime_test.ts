@@ -83,6 +83,35 @@ Deno.test({
   },
 });
 
+// Before, a typo in smtpd_discard_ehlo_keywords ("pipelinig") was ignored
+// without a word, and the keyword stayed offered.
+Deno.test({
+  name: "an unknown smtpd_discard_ehlo_keywords name: config --check warns, file:line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-ehlo");
+    const { configFile } = await writeConfig(
+      work,
+      'smtpd_discard_ehlo_keywords = ["etrn", "pipelinig"]',
+    );
+    const want = new RegExp(
+      `warning: ${configFile.replaceAll(".", "\\.")}:5: smtpd_discard_ehlo_keywords: ` +
+        `"pipelinig" is no EHLO keyword this server knows, ignored`,
+    );
+    try {
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      assert.match(check.stderr, want);
+      assert.doesNotMatch(check.stderr, /"etrn"/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, app.ts built the STARTTLS context to check the files, threw it
 // away, and built it again for the listener: two reads of each file.
 Deno.test({
