@@ -26,6 +26,9 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
 /** One PEM private key (PKCS#8, RSA or EC), whole. */
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/;
 
+/** A problem of the private key alone (not of the certificate or the pair). */
+class KeyProblem extends Error {}
+
 /** The key parameters and the certificate parameters they default to, as in Postfix. */
 const KEY_OF = {
   smtpd_tls_key_file: "smtpd_tls_cert_file",
@@ -155,9 +158,32 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     if (blocks.length === 0 || blocks.length !== begun) {
       throw new Error("the certificate file does not hold whole PEM certificates");
     }
-    if (!PEM_PRIVATE_KEY.test(k)) throw new Error("the key file holds no PEM private key");
-    const certs = blocks.map((b) => new X509Certificate(b));
-    const privateKey = createPrivateKey(k);
+    if (!PEM_PRIVATE_KEY.test(k)) throw new KeyProblem("the key file holds no PEM private key");
+    // OpenSSL's own words ("interrupted or cancelled", "DECODER routines::
+    // unsupported", "nom error: Eof") do not say which file is wrong, nor how.
+    if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(k)) {
+      throw new KeyProblem(
+        "the private key is encrypted: nothing can give its passphrase at start; store it " +
+          "unencrypted (openssl pkey -in KEY -out NEW), readable by this program only",
+      );
+    }
+    const certs = blocks.map((b, i) => {
+      try {
+        return new X509Certificate(b);
+      } catch (e) {
+        throw new Error(
+          `certificate ${i + 1} of the file cannot be read (damaged PEM?): ${(e as Error).message}`,
+        );
+      }
+    });
+    let privateKey: ReturnType<typeof createPrivateKey>;
+    try {
+      privateKey = createPrivateKey(k);
+    } catch (e) {
+      throw new KeyProblem(
+        `the private key cannot be read (damaged PEM?): ${(e as Error).message}`,
+      );
+    }
     if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(privateKey)) {
       throw new Error("the private key does not match the certificate");
     }
@@ -168,7 +194,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
       privateKey.asymmetricKeyType,
       privateKey.asymmetricKeyDetails ?? {},
     );
-    if (refused) throw new Error(refused);
+    if (refused) throw new KeyProblem(refused);
     if (engine && x509Version(blocks[0] as string) !== 3) {
       throw new Error(
         `the certificate is X.509 version ${x509Version(blocks[0] as string)}: the TLS engine ` +
@@ -189,7 +215,9 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     try {
       main = context(key, cert, range);
     } catch (e) {
-      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(certKey));
+      // A problem of the key alone names the key's line when it has one.
+      const where = e instanceof KeyProblem && c[keyKey] ? keyKey : certKey;
+      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(where));
     }
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
@@ -212,7 +240,11 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     } catch (e) {
       throw new ConfigError(
         `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${(e as Error).message}`,
-        at("smtpd_tls_eccert_file"),
+        at(
+          e instanceof KeyProblem && c.smtpd_tls_eckey_file
+            ? "smtpd_tls_eckey_file"
+            : "smtpd_tls_eccert_file",
+        ),
       );
     }
   }
