@@ -187,6 +187,35 @@ export function configWarnings(loaded: LoadedConfig): string[] {
 }
 
 /**
+ * The operator's line for an address the daemon could not listen on, with
+ * the file and line of the parameter that names it (smtpd_listen,
+ * smtpd_tls_wrappermode_listen, smtpd_tls_loopback_listen).
+ * @param loaded the configuration
+ * @param why the listener's message ("cannot listen on HOST:PORT: ..." or
+ *   "smtpd_tls_loopback_listen: cannot listen on ...")
+ * @returns the line to log
+ */
+export function listenFailure(loaded: LoadedConfig, why: string): string {
+  const place = (key: string, item?: string) => {
+    const line = loaded.lineOf(key, item);
+    return loaded.file ? `${loaded.file}${line ? `:${line}` : ""}: ` : "";
+  };
+  const engine = "smtpd_tls_loopback_listen";
+  if (why.startsWith(`${engine}: `)) return `${place(engine)}${why}`;
+  const m = /^cannot listen on (?:\[([^\]]+)\]|([^:\s]+)):(\d+):/.exec(why);
+  if (!m) return /cannot listen/.test(why) ? why : `cannot listen: ${why}`;
+  const [host, port] = [m[1] ?? m[2], Number(m[3])];
+  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
+    const item = loaded.config[key].find((text) => {
+      const a = parseListenAddress(text);
+      return a !== undefined && a.hostname === host && a.port === port;
+    });
+    if (item !== undefined) return `${place(key, item)}${key}: ${why}`;
+  }
+  return why;
+}
+
+/**
  * Runs a build step for one parameter; a ConfigError it throws without a
  * file gets the parameter's file and line.
  * @param loaded the configuration

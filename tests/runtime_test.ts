@@ -157,7 +157,8 @@ Deno.test({
 });
 
 // Before, the line said only "cannot listen: Address already in use": with
-// several smtpd_listen addresses the operator could not tell which one.
+// several smtpd_listen addresses the operator could not tell which one; then
+// it named the address, but not the file and line that set it.
 Deno.test({
   name: "serve on a port already in use: one line naming the address, exit 1",
   ...opts,
@@ -173,9 +174,34 @@ Deno.test({
       assert.equal(r.code, 1, r.stderr);
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
+      // With the parameter's file and line (before: none).
       assert.match(
         lines[0] ?? "",
-        new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+        new RegExp(
+          `error: ${configFile.replaceAll(".", "\\.")}:4: smtpd_listen: ` +
+            `cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
+      );
+      // The TLS engine's port, the same way.
+      const engine = await writeConfig(
+        work,
+        `${await tlsCertConfig(work, "may")}\nsmtpd_listen_threads = 1\n` +
+          `smtpd_tls_loopback_listen = "127.0.0.1:${port}"`,
+      );
+      const e = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", engine.configFile]), {
+        timeoutMs: 20_000,
+      });
+      assert.equal(e.code, 1, e.stderr);
+      const line = (await Deno.readTextFile(engine.configFile)).split("\n")
+        .findIndex((l) => l.startsWith("smtpd_tls_loopback_listen")) + 1;
+      assert.match(
+        e.stderr,
+        new RegExp(
+          `error: ${
+            engine.configFile.replaceAll(".", "\\.")
+          }:${line}: smtpd_tls_loopback_listen: ` +
+            `cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
       );
     } finally {
       taken.close();
