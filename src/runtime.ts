@@ -215,7 +215,7 @@ export async function buildRuntime(
     warn: (text) => logger.warning(text),
   });
   const owner = resolveOwner(loaded);
-  const tls = await tlsContext(loaded);
+  const tls = await tlsContext(loaded, thread ? undefined : (text) => logger.warning(text));
   const exceptions: Network[] = located(
     loaded,
     "smtpd_client_event_limit_exceptions",
@@ -432,12 +432,15 @@ export const RESTART_ONLY = [
  * value; so does turning STARTTLS on or off (it changes the thread count).
  * @param old the running runtime
  * @param next the configuration re-read
+ * @param warn whether to log what is taken though likely a mistake (the
+ *   main thread's reload; a listener thread's passes false)
  * @returns the new runtime and the restart-only parameters left unchanged
  * @throws {ConfigError} naming file and line; the running runtime stays as it is
  */
 export async function rebuildRuntime(
   old: Runtime,
   next: LoadedConfig,
+  warn = true,
 ): Promise<{ runtime: Runtime; kept: string[] }> {
   const was = old.config;
   const kept: string[] = RESTART_ONLY.filter((k) =>
@@ -480,7 +483,7 @@ export async function rebuildRuntime(
     dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),
   });
-  const tls = await tlsContext(loaded);
+  const tls = await tlsContext(loaded, warn ? (text) => logger.warning(text) : undefined);
   const debugPeer = located(
     loaded,
     "debug_peer_list",

@@ -92,11 +92,16 @@ export function tlsNeededBy(c: Config): string | undefined {
 /**
  * Builds the TLS contexts.
  * @param loaded the configuration
+ * @param warn receives what is served though it is likely a mistake (a
+ *   certificate out of its validity period)
  * @returns the contexts, or undefined when TLS is off
  * @throws {ConfigError} for missing or unreadable files, a bad key/certificate
  *   pair, or a protocol list or cipher grade that cannot be enforced
  */
-export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | undefined> {
+export async function tlsContext(
+  loaded: LoadedConfig,
+  warn?: (text: string) => void,
+): Promise<TlsContexts | undefined> {
   const c = loaded.config;
   const because = tlsNeededBy(c);
   if (!because) return undefined;
@@ -250,6 +255,21 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
   }
   const pem = engine ? { pem: { cert, key }, ...(ec ? { ecPem: ec } : {}) } : {};
   const wrapper = { ...build(mandatory), ...pem };
+  // Served all the same, as Postfix serves it (a client that does not check,
+  // most MTAs, still gets TLS), but said at start, in config --check and at
+  // a reload: clients that check refuse it.
+  const chains: [string, string][] = [
+    [certKey, cert],
+    ...(ec ? [["smtpd_tls_eccert_file", ec.cert] as [string, string]] : []),
+  ];
+  for (const [k, chain] of warn ? chains : []) {
+    const dated = validityProblem(
+      new X509Certificate(chain.match(PEM_CERTIFICATE)?.[0] ?? ""),
+      new Date(),
+    );
+    const line = loaded.lineOf(k);
+    if (dated) warn?.(`${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${k}: ${dated}`);
+  }
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;
   const starttls = c.smtpd_tls_security_level === "none"
@@ -258,6 +278,26 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     ? wrapper
     : { ...build(opportunistic), ...pem };
   return { starttls, wrapper, ...(engine ? { engine } : {}) };
+}
+
+/**
+ * Whether a certificate is out of its validity period.
+ * @param cert the leaf certificate
+ * @param now the time
+ * @returns what is wrong, or undefined
+ */
+export function validityProblem(
+  cert: { validFrom: string; validTo: string },
+  now: Date,
+): string | undefined {
+  const served = "clients that check certificates refuse it (it is served, as Postfix serves it)";
+  if (now.getTime() > Date.parse(cert.validTo)) {
+    return `the certificate expired on ${cert.validTo}: ${served}`;
+  }
+  if (now.getTime() < Date.parse(cert.validFrom)) {
+    return `the certificate is not valid before ${cert.validFrom}: ${served}`;
+  }
+  return undefined;
 }
 
 /**

@@ -61,7 +61,7 @@ export async function reloadFromText(
     const loaded = resolveSource(text, source);
     const missing = checkPermissions(loaded, source.overrides);
     if (missing) return { ok: false, error: permissionsError(missing) };
-    const { runtime, kept } = await rebuildRuntime(current, loaded);
+    const { runtime, kept } = await rebuildRuntime(current, loaded, logKept);
     for (const w of logKept ? configWarnings(loaded) : []) current.logger.warning(w);
     for (const key of logKept ? kept : []) {
       const line = loaded.lineOf(key);
