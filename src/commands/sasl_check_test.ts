@@ -75,7 +75,9 @@ Deno.test("checkSasl() nothing passes the security options: AUTH is never offere
   // With smtpd_tls_auth_only only the TLS options count.
   const g = fake([mech("PLAIN", "plaintext")]);
   const only = await checkSasl(
-    config(`smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = true`),
+    config(
+      `smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = true\nsmtpd_tls_security_level = "may"`,
+    ),
     g.connect,
   );
   assert.match(
