@@ -29,6 +29,21 @@ const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1
 /** A problem of the private key alone (not of the certificate or the pair). */
 class KeyProblem extends Error {}
 
+/** The key file holds no key (checkPair's message). */
+const NO_KEY = "the key file holds no PEM private key";
+
+/**
+ * A key problem's message, saying where the key was looked for when the
+ * key parameter is empty (Postfix's default: the certificate file).
+ */
+function keyMessage(e: unknown, keyParam: string, certParam: string): string {
+  const text = (e as Error).message;
+  return e instanceof KeyProblem && text === NO_KEY && keyParam === ""
+    ? `${certParam} holds no PEM private key, and the key is looked for there: ` +
+      `${certParam.replace("cert", "key")} is empty (as in Postfix, it then means ${certParam})`
+    : text;
+}
+
 /** The key parameters and the certificate parameters they default to, as in Postfix. */
 const KEY_OF = {
   smtpd_tls_key_file: "smtpd_tls_cert_file",
@@ -163,7 +178,7 @@ export async function tlsContext(
     if (blocks.length === 0 || blocks.length !== begun) {
       throw new Error("the certificate file does not hold whole PEM certificates");
     }
-    if (!PEM_PRIVATE_KEY.test(k)) throw new KeyProblem("the key file holds no PEM private key");
+    if (!PEM_PRIVATE_KEY.test(k)) throw new KeyProblem(NO_KEY);
     // OpenSSL's own words ("interrupted or cancelled", "DECODER routines::
     // unsupported", "nom error: Eof") do not say which file is wrong, nor how.
     if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(k)) {
@@ -222,7 +237,10 @@ export async function tlsContext(
     } catch (e) {
       // A problem of the key alone names the key's line when it has one.
       const where = e instanceof KeyProblem && c[keyKey] ? keyKey : certKey;
-      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(where));
+      throw new ConfigError(
+        `${certKey}/${keyKey}: ${keyMessage(e, c[keyKey], certKey)}`,
+        at(where),
+      );
     }
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
@@ -244,7 +262,9 @@ export async function tlsContext(
       }
     } catch (e) {
       throw new ConfigError(
-        `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${(e as Error).message}`,
+        `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${
+          keyMessage(e, c.smtpd_tls_eckey_file, "smtpd_tls_eccert_file")
+        }`,
         at(
           e instanceof KeyProblem && c.smtpd_tls_eckey_file
             ? "smtpd_tls_eckey_file"

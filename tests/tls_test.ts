@@ -388,6 +388,21 @@ Deno.test({
     const damaged = await check(`${dir}/damaged.pem`);
     assert.match(damaged, /the private key cannot be read \(damaged PEM\?\)/);
     assert.ok(!damaged.includes(body.slice(12, 40)), damaged);
+    // No key parameter: the key is looked for in the certificate file, and
+    // the message says so (before: "the key file holds no PEM private key").
+    const { configFile } = await writeConfig(
+      dir,
+      extra.replace(/smtpd_tls_key_file = ".*"\n/, ""),
+    );
+    const none = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile]),
+    );
+    assert.equal(none.code, 1, none.stdout);
+    assert.match(
+      none.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: smtpd_tls_cert_file holds no PEM private key, and the key is looked for there: smtpd_tls_key_file is empty/,
+    );
   },
 });
 
