@@ -52,7 +52,14 @@ import { automaticBudget, MemoryBudget } from "./session/memory_budget.ts";
 import { type ListenAddress } from "./transport/tcp_listener.ts";
 import { dnsServers } from "./permissions/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
-import { checkServeListen, located, resolveOwner, validateSemantics } from "./runtime_checks.ts";
+import {
+  checkQueueRoom,
+  checkServeListen,
+  configWarnings,
+  located,
+  resolveOwner,
+  validateSemantics,
+} from "./runtime_checks.ts";
 import { secondChain, tlsContext, type TlsContexts } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
@@ -208,7 +215,7 @@ export async function buildRuntime(
     warn: (text) => logger.warning(text),
   });
   const owner = resolveOwner(loaded);
-  const tls = await tlsContext(loaded);
+  const tls = await tlsContext(loaded, thread ? undefined : (text) => logger.warning(text));
   const exceptions: Network[] = located(
     loaded,
     "smtpd_client_event_limit_exceptions",
@@ -238,6 +245,9 @@ export async function buildRuntime(
   const memory = thread
     ? MemoryBudget.adopt(thread.memory)
     : MemoryBudget.create(config.smtpd_memory_budget || await automaticBudget());
+  // The measuring side (main thread, stand-alone process) only.
+  if (space.statfs) checkQueueRoom(loaded, (text) => logger.warning(text), space.statfs);
+  if (!thread) { for (const w of configWarnings(loaded)) logger.warning(w); }
   const queue: QueueName = mode === "stdin" ? "maildrop" : "incoming";
   const store = new QueueStore(config.queue_directory, {
     owner,
@@ -422,12 +432,15 @@ export const RESTART_ONLY = [
  * value; so does turning STARTTLS on or off (it changes the thread count).
  * @param old the running runtime
  * @param next the configuration re-read
+ * @param warn whether to log what is taken though likely a mistake (the
+ *   main thread's reload; a listener thread's passes false)
  * @returns the new runtime and the restart-only parameters left unchanged
  * @throws {ConfigError} naming file and line; the running runtime stays as it is
  */
 export async function rebuildRuntime(
   old: Runtime,
   next: LoadedConfig,
+  warn = true,
 ): Promise<{ runtime: Runtime; kept: string[] }> {
   const was = old.config;
   const kept: string[] = RESTART_ONLY.filter((k) =>
@@ -465,11 +478,12 @@ export async function rebuildRuntime(
   });
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;
+  if (old.space.statfs) checkQueueRoom(loaded, (text) => logger.warning(text), old.space.statfs);
   const policy = compilePolicy(loaded, {
     dns: resolverOf(loaded, (text) => logger.warning(text)),
     warn: (text) => logger.warning(text),
   });
-  const tls = await tlsContext(loaded);
+  const tls = await tlsContext(loaded, warn ? (text) => logger.warning(text) : undefined);
   const debugPeer = located(
     loaded,
     "debug_peer_list",

@@ -8,6 +8,8 @@
  */
 
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
+import type { StatFs } from "./queue/free_space.ts";
+import { KNOWN_EHLO_DISCARDS, unknownEhloDiscards } from "./session/ehlo_keywords.ts";
 import { parseSyslogServer } from "./log/mod.ts";
 import { compileNetworks, type Network, parseDnsServer } from "./policy/mod.ts";
 import { type ListenAddress, parseListenAddress } from "./transport/tcp_listener.ts";
@@ -119,6 +121,98 @@ export function checkServeListen(loaded: LoadedConfig): void {
       "smtpd serve would serve nobody; stand-alone mode (smtpd stdin) needs none",
     { file: loaded.file, line: loaded.lineOf("smtpd_listen"), key: "smtpd_listen" },
   );
+}
+
+/**
+ * Whether the queue file system can take mail at all: MAIL needs room for
+ * 1.5 messages of message_size_limit and queue_minfree (as Postfix asks).
+ * More than the whole file system can never be had: every MAIL would get
+ * 452 4.3.1, so the start is refused. More than is free now is a warning
+ * (space can be freed while the server runs).
+ * @param loaded the configuration
+ * @param warn receives the warning
+ * @param statfs statfs(2) (of queue_directory: before the first start,
+ *   which makes it, there is nothing to ask, and only MAIL measures)
+ * @throws {ConfigError} at message_size_limit's line (or queue_minfree's)
+ */
+export function checkQueueRoom(
+  loaded: LoadedConfig,
+  warn: (text: string) => void,
+  statfs: StatFs,
+): void {
+  const c = loaded.config;
+  const fromSize = Math.floor(c.message_size_limit * 1.5);
+  const need = Math.max(c.queue_minfree, fromSize);
+  let s: ReturnType<StatFs>;
+  try {
+    s = statfs(c.queue_directory);
+  } catch {
+    return; // not made yet (a first start): MAIL measures
+  }
+  const total = Number(s.blocks) * Number(s.bsize);
+  const free = Number(s.bavail) * Number(s.bsize);
+  const key = fromSize >= c.queue_minfree ? "message_size_limit" : "queue_minfree";
+  const why = key === "message_size_limit"
+    ? `MAIL needs room for 1.5 messages of message_size_limit (${need} bytes)`
+    : `MAIL needs queue_minfree (${need} bytes) free`;
+  if (need > total) {
+    throw new ConfigError(
+      `${key}: ${why}, more than the queue file system of ${c.queue_directory} holds ` +
+        `(${total} bytes): every MAIL would get 452 4.3.1`,
+      { file: loaded.file, line: loaded.lineOf(key), key },
+    );
+  }
+  if (need > free) {
+    warn(
+      `${loaded.file ?? "<config>"}${loaded.lineOf(key) ? `:${loaded.lineOf(key)}` : ""}: ` +
+        `${key}: ${why}, and the queue file system of ${c.queue_directory} has ${free} ` +
+        "bytes free: MAIL gets 452 4.3.1 until there is room",
+    );
+  }
+}
+
+/**
+ * What the start (and a reload) warns about without refusing: names in
+ * smtpd_discard_ehlo_keywords that are no EHLO keyword.
+ * @param loaded the configuration
+ * @returns warning lines, each with file and line
+ */
+export function configWarnings(loaded: LoadedConfig): string[] {
+  const key = "smtpd_discard_ehlo_keywords";
+  return unknownEhloDiscards(loaded.config[key]).map((name) => {
+    const line = loaded.lineOf(key, name);
+    return `${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${key}: "${name}" is no ` +
+      `EHLO keyword this server knows, ignored (known: ${KNOWN_EHLO_DISCARDS.join(", ")})`;
+  });
+}
+
+/**
+ * The operator's line for an address the daemon could not listen on, with
+ * the file and line of the parameter that names it (smtpd_listen,
+ * smtpd_tls_wrappermode_listen, smtpd_tls_loopback_listen).
+ * @param loaded the configuration
+ * @param why the listener's message ("cannot listen on HOST:PORT: ..." or
+ *   "smtpd_tls_loopback_listen: cannot listen on ...")
+ * @returns the line to log
+ */
+export function listenFailure(loaded: LoadedConfig, why: string): string {
+  const place = (key: string, item?: string) => {
+    const line = loaded.lineOf(key, item);
+    return loaded.file ? `${loaded.file}${line ? `:${line}` : ""}: ` : "";
+  };
+  const engine = "smtpd_tls_loopback_listen";
+  if (why.startsWith(`${engine}: `)) return `${place(engine)}${why}`;
+  const m = /^cannot listen on (?:\[([^\]]+)\]|([^:\s]+)):(\d+):/.exec(why);
+  if (!m) return /cannot listen/.test(why) ? why : `cannot listen: ${why}`;
+  const [host, port] = [m[1] ?? m[2], Number(m[3])];
+  for (const key of ["smtpd_listen", "smtpd_tls_wrappermode_listen"] as const) {
+    const item = loaded.config[key].find((text) => {
+      const a = parseListenAddress(text);
+      return a !== undefined && a.hostname === host && a.port === port;
+    });
+    if (item !== undefined) return `${place(key, item)}${key}: ${why}`;
+  }
+  return why;
 }
 
 /**

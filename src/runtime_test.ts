@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "./config/mod.ts";
 import { buildRuntime } from "./runtime.ts";
+import { checkQueueRoom, configWarnings } from "./runtime_checks.ts";
 
 async function loaded(text: string) {
   const dir = await Deno.makeTempDir({ prefix: "runtime_test_" });
@@ -154,4 +155,66 @@ Deno.test("buildRuntime: a dns_server given as a host name is refused (every que
   for (const ok of ['"127.0.0.1:53"', '"[::1]:5353"', '"192.0.2.53"']) {
     await assertAccepted(`dns_server = ${ok}\n`);
   }
+});
+
+Deno.test("checkQueueRoom: more room than the queue file system holds stops the start; more than is free warns", async () => {
+  // A file system of 1 GB with 100 MB free (4 KiB blocks).
+  const statfs = () => ({ blocks: 262144, bavail: 25600, bsize: 4096 });
+  const room = async (text: string) => {
+    const { dir, file, loaded: l } = await loaded(text);
+    const warnings: string[] = [];
+    try {
+      checkQueueRoom(l, (w) => warnings.push(w), statfs);
+      return { file, warnings };
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return { file, error: e.message };
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+  // 1.5 x 800 MB is more than the whole 1 GB: every MAIL would get 452.
+  const big = await room("message_size_limit = 800000000");
+  assert.match(
+    big.error ?? "",
+    new RegExp(
+      `^${big.file}:2: message_size_limit: MAIL needs room for 1\\.5 messages .*` +
+        "more than the queue file system of .* holds \\(1073741824 bytes\\)",
+    ),
+  );
+  const minfree = await room("queue_minfree = 2000000000");
+  assert.match(minfree.error ?? "", new RegExp(`^${minfree.file}:2: queue_minfree: `));
+  // 1.5 x 100 MB fits the file system, not what is free now: a warning.
+  const full = await room("message_size_limit = 100000000");
+  assert.equal(full.error, undefined);
+  assert.equal(full.warnings.length, 1);
+  assert.match(
+    full.warnings[0] ?? "",
+    new RegExp(`^${full.file}:2: message_size_limit: .* has 104857600 bytes free: MAIL gets 452`),
+  );
+  // The default fits.
+  assert.deepEqual((await room("")).warnings, []);
+});
+
+Deno.test("configWarnings: each unknown name in smtpd_discard_ehlo_keywords, at its own line", async () => {
+  const { dir, file, loaded: l } = await loaded(
+    'smtpd_discard_ehlo_keywords = [\n  "DSN",\n  "pipelinig",\n  "silent-discard, bogus",\n]',
+  );
+  try {
+    const w = configWarnings(l);
+    assert.equal(w.length, 2, w.join("\n"));
+    assert.match(
+      w[0] ?? "",
+      new RegExp(
+        `^${file}:4: smtpd_discard_ehlo_keywords: "pipelinig" is no EHLO keyword .*` +
+          "ignored \\(known: 8bitmime, auth, .*pipelining",
+      ),
+    );
+    assert.match(w[1] ?? "", new RegExp(`^${file}:5: smtpd_discard_ehlo_keywords: "bogus" `));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const known = await loaded('smtpd_discard_ehlo_keywords = "etrn, VRFY silent-discard"');
+  assert.deepEqual(configWarnings(known.loaded), []);
+  await Deno.remove(known.dir, { recursive: true });
 });

@@ -26,6 +26,24 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
 /** One PEM private key (PKCS#8, RSA or EC), whole. */
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/;
 
+/** A problem of the private key alone (not of the certificate or the pair). */
+class KeyProblem extends Error {}
+
+/** The key file holds no key (checkPair's message). */
+const NO_KEY = "the key file holds no PEM private key";
+
+/**
+ * A key problem's message, saying where the key was looked for when the
+ * key parameter is empty (Postfix's default: the certificate file).
+ */
+function keyMessage(e: unknown, keyParam: string, certParam: string): string {
+  const text = (e as Error).message;
+  return e instanceof KeyProblem && text === NO_KEY && keyParam === ""
+    ? `${certParam} holds no PEM private key, and the key is looked for there: ` +
+      `${certParam.replace("cert", "key")} is empty (as in Postfix, it then means ${certParam})`
+    : text;
+}
+
 /** The key parameters and the certificate parameters they default to, as in Postfix. */
 const KEY_OF = {
   smtpd_tls_key_file: "smtpd_tls_cert_file",
@@ -89,11 +107,16 @@ export function tlsNeededBy(c: Config): string | undefined {
 /**
  * Builds the TLS contexts.
  * @param loaded the configuration
+ * @param warn receives what is served though it is likely a mistake (a
+ *   certificate out of its validity period)
  * @returns the contexts, or undefined when TLS is off
  * @throws {ConfigError} for missing or unreadable files, a bad key/certificate
  *   pair, or a protocol list or cipher grade that cannot be enforced
  */
-export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | undefined> {
+export async function tlsContext(
+  loaded: LoadedConfig,
+  warn?: (text: string) => void,
+): Promise<TlsContexts | undefined> {
   const c = loaded.config;
   const because = tlsNeededBy(c);
   if (!because) return undefined;
@@ -155,9 +178,32 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     if (blocks.length === 0 || blocks.length !== begun) {
       throw new Error("the certificate file does not hold whole PEM certificates");
     }
-    if (!PEM_PRIVATE_KEY.test(k)) throw new Error("the key file holds no PEM private key");
-    const certs = blocks.map((b) => new X509Certificate(b));
-    const privateKey = createPrivateKey(k);
+    if (!PEM_PRIVATE_KEY.test(k)) throw new KeyProblem(NO_KEY);
+    // OpenSSL's own words ("interrupted or cancelled", "DECODER routines::
+    // unsupported", "nom error: Eof") do not say which file is wrong, nor how.
+    if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(k)) {
+      throw new KeyProblem(
+        "the private key is encrypted: nothing can give its passphrase at start; store it " +
+          "unencrypted (openssl pkey -in KEY -out NEW), readable by this program only",
+      );
+    }
+    const certs = blocks.map((b, i) => {
+      try {
+        return new X509Certificate(b);
+      } catch (e) {
+        throw new Error(
+          `certificate ${i + 1} of the file cannot be read (damaged PEM?): ${(e as Error).message}`,
+        );
+      }
+    });
+    let privateKey: ReturnType<typeof createPrivateKey>;
+    try {
+      privateKey = createPrivateKey(k);
+    } catch (e) {
+      throw new KeyProblem(
+        `the private key cannot be read (damaged PEM?): ${(e as Error).message}`,
+      );
+    }
     if (!(certs[0] as InstanceType<typeof X509Certificate>).checkPrivateKey(privateKey)) {
       throw new Error("the private key does not match the certificate");
     }
@@ -168,7 +214,7 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
       privateKey.asymmetricKeyType,
       privateKey.asymmetricKeyDetails ?? {},
     );
-    if (refused) throw new Error(refused);
+    if (refused) throw new KeyProblem(refused);
     if (engine && x509Version(blocks[0] as string) !== 3) {
       throw new Error(
         `the certificate is X.509 version ${x509Version(blocks[0] as string)}: the TLS engine ` +
@@ -189,7 +235,12 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     try {
       main = context(key, cert, range);
     } catch (e) {
-      throw new ConfigError(`${certKey}/${keyKey}: ${(e as Error).message}`, at(certKey));
+      // A problem of the key alone names the key's line when it has one.
+      const where = e instanceof KeyProblem && c[keyKey] ? keyKey : certKey;
+      throw new ConfigError(
+        `${certKey}/${keyKey}: ${keyMessage(e, c[keyKey], certKey)}`,
+        at(where),
+      );
     }
     const sni = sniContexts(loaded, (k, chain) => context(k, chain, range));
     return sni ? { context: main, sni } : { context: main };
@@ -211,13 +262,34 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
       }
     } catch (e) {
       throw new ConfigError(
-        `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${(e as Error).message}`,
-        at("smtpd_tls_eccert_file"),
+        `smtpd_tls_eccert_file/smtpd_tls_eckey_file: ${
+          keyMessage(e, c.smtpd_tls_eckey_file, "smtpd_tls_eccert_file")
+        }`,
+        at(
+          e instanceof KeyProblem && c.smtpd_tls_eckey_file
+            ? "smtpd_tls_eckey_file"
+            : "smtpd_tls_eccert_file",
+        ),
       );
     }
   }
   const pem = engine ? { pem: { cert, key }, ...(ec ? { ecPem: ec } : {}) } : {};
   const wrapper = { ...build(mandatory), ...pem };
+  // Served all the same, as Postfix serves it (a client that does not check,
+  // most MTAs, still gets TLS), but said at start, in config --check and at
+  // a reload: clients that check refuse it.
+  const chains: [string, string][] = [
+    [certKey, cert],
+    ...(ec ? [["smtpd_tls_eccert_file", ec.cert] as [string, string]] : []),
+  ];
+  for (const [k, chain] of warn ? chains : []) {
+    const dated = validityProblem(
+      new X509Certificate(chain.match(PEM_CERTIFICATE)?.[0] ?? ""),
+      new Date(),
+    );
+    const line = loaded.lineOf(k);
+    if (dated) warn?.(`${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${k}: ${dated}`);
+  }
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;
   const starttls = c.smtpd_tls_security_level === "none"
@@ -226,6 +298,26 @@ export async function tlsContext(loaded: LoadedConfig): Promise<TlsContexts | un
     ? wrapper
     : { ...build(opportunistic), ...pem };
   return { starttls, wrapper, ...(engine ? { engine } : {}) };
+}
+
+/**
+ * Whether a certificate is out of its validity period.
+ * @param cert the leaf certificate
+ * @param now the time
+ * @returns what is wrong, or undefined
+ */
+export function validityProblem(
+  cert: { validFrom: string; validTo: string },
+  now: Date,
+): string | undefined {
+  const served = "clients that check certificates refuse it (it is served, as Postfix serves it)";
+  if (now.getTime() > Date.parse(cert.validTo)) {
+    return `the certificate expired on ${cert.validTo}: ${served}`;
+  }
+  if (now.getTime() < Date.parse(cert.validFrom)) {
+    return `the certificate is not valid before ${cert.validFrom}: ${served}`;
+  }
+  return undefined;
 }
 
 /**

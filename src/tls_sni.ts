@@ -2,8 +2,9 @@
  * tls_server_sni_maps: the certificate chain served for the name a client
  * sends in TLS's Server Name Indication. As Postfix's: the lookup key is
  * the name itself, then each ancestor domain with a leading dot
- * (".example.com" for "mx.example.com"); the value is a file (or files)
- * holding the private key first, then the chain, leaf first, in PEM. A
+ * (".example.com" for "mx.example.com"); the value is a file (or files,
+ * read as one) holding the private key first, then the chain, leaf first,
+ * in PEM. A
  * name that matches nothing gets the default chain (smtpd_tls_cert_file).
  * Tables are read whole at start (texthash: and inline: only), every chain
  * is checked then; several chains for one name (RSA and ECDSA) are refused:
@@ -133,32 +134,39 @@ export function sniContexts(
       if (byValue.has(value)) continue;
       // "file:line: name" of the table entry that names the chain.
       const entry = origins[i]?.has(name) ? `${origins[i]?.get(name)}: ${name}` : name;
+      // Postfix's value: files that hold the key, then the chain, leaf
+      // first (one file with all, or the key's file and the chain's).
       const files = chainFiles(value);
-      if (files.length !== 1) {
-        fail(
-          `${entry}: ${files.length} files: one file (key, then chain) per name is supported ` +
-            `(several chains, RSA and ECDSA, cannot be served)`,
-        );
+      let pem = "";
+      for (const file of files) {
+        try {
+          pem += `${Deno.readTextFileSync(file)}\n`;
+        } catch (e) {
+          return fail(
+            `${entry}: cannot read "${file}": ` +
+              unreadableReason(file, e, (e as Error).message),
+          );
+        }
       }
-      let pem: string;
-      try {
-        pem = Deno.readTextFileSync(files[0] as string);
-      } catch (e) {
-        return fail(
-          `${entry}: cannot read "${files[0]}": ` +
-            unreadableReason(files[0] as string, e, (e as Error).message),
-        );
-      }
-      const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/
-        .exec(pem)?.[0];
+      const named = files.map((f) => `"${f}"`).join(" + ");
+      const keys = pem.match(
+        /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/g,
+      );
+      const key = keys?.[0];
       const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
       if (!key || !certs) {
-        fail(`${entry}: "${files[0]}" must hold a private key and a chain (PEM)`);
+        fail(`${entry}: ${named} must hold a private key and a chain (PEM)`);
+      }
+      if ((keys?.length ?? 0) > 1) {
+        fail(
+          `${entry}: ${named}: ${keys?.length} private keys: one chain per name is supported ` +
+            "(several chains, RSA and ECDSA, cannot be served)",
+        );
       }
       try {
         byValue.set(value, build(key as string, (certs as string[]).join("\n")));
       } catch (e) {
-        fail(`${entry}: "${files[0]}": ${(e as Error).message}`);
+        fail(`${entry}: ${named}: ${(e as Error).message}`);
       }
     }
   }

@@ -36,6 +36,8 @@
  *   `# tls: fail`: the handshake fails.
  * - `# fault: maildrop-is-a-file`: maildrop/ is replaced by a file after
  *   the queue is prepared, so no queue file can be created.
+ * - `# free: BYTES`: the session measures BYTES free on the queue file
+ *   system (a disk short of space that any configuration could meet).
  * - `# qmgr: listening`: a UNIX socket at public/qmgr takes ETRN's trigger;
  *   `# qmgr: FADI` checks the bytes it received.
  * - `# postcat: pattern`: Postfix's postcat prints every queued file, and
@@ -87,6 +89,8 @@ export interface Dialog {
   readonly tls?: "fake" | "fail";
   /** "# fault: maildrop-is-a-file": no queue file can be created. */
   readonly fault?: "maildrop-is-a-file";
+  /** "# free:": the free bytes the session measures on the queue file system. */
+  readonly free?: number;
   /** "# qmgr:" listening, and the bytes expected there (if given). */
   readonly qmgr?: { expect?: string };
   readonly postcat: string[];
@@ -165,7 +169,7 @@ export function parseDialog(name: string, text: string): Dialog {
 /** Applies one "# name: value" line; other "# " lines are comments. */
 function directive(d: Mutable<Dialog>, text: string, where: string): void {
   const m =
-    /^(config|env|queued|peer|dns|tls|fault|qmgr|postcat|log|slept|chunks|sasl|nolog): (.*)$/
+    /^(config|env|queued|peer|dns|tls|fault|free|qmgr|postcat|log|slept|chunks|sasl|nolog): (.*)$/
       .exec(
         text,
       );
@@ -222,6 +226,10 @@ function directive(d: Mutable<Dialog>, text: string, where: string): void {
     case "fault":
       if (value !== "maildrop-is-a-file") throw bad();
       d.fault = value;
+      break;
+    case "free":
+      if (!/^\d+$/.test(value)) throw bad();
+      d.free = Number(value);
       break;
     case "qmgr":
       d.qmgr = value === "listening" ? (d.qmgr ?? {}) : { expect: value };

@@ -56,6 +56,8 @@ export interface DialogWorld {
   queued(): void;
   /** AUTH users for a fake authentication server ("# sasl:"). */
   readonly sasl?: ReadonlyMap<string, string>;
+  /** The free bytes sessions measure on the queue file system ("# free:"). */
+  readonly free?: number;
 }
 
 /**
@@ -116,6 +118,7 @@ export async function dialogDeps(
     deps: {
       ...deps,
       ...(sasl ? { sasl } : {}),
+      ...(world.free !== undefined ? { freeSpace: () => world.free } : {}),
       policy,
       log: new MailLog(logger),
       clock: () => new Date(DIALOG_TIME),
@@ -195,6 +198,7 @@ export async function playDialog(
       queueDir,
       zone: zoneOf(dialog),
       ...(dialog.sasl ? { sasl: dialog.sasl } : {}),
+      ...(dialog.free !== undefined ? { free: dialog.free } : {}),
       crash: new Set(
         dialog.dns.filter((r) => r.values === "crash")
           .map((r) => `${r.type} ${r.name.toLowerCase().replace(/\.$/, "")}`),

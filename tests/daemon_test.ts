@@ -445,7 +445,10 @@ Deno.test({
       assert.equal(second.code, 1, second.stderr);
       assert.match(
         second.stderr,
-        new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+        new RegExp(
+          `error: .*smtpd\\.toml:\\d+: smtpd_listen: cannot listen on 127\\.0\\.0\\.1:${port}: ` +
+            "Address already in use",
+        ),
       );
       // Every connection is the first server's.
       for (let i = 0; i < 6; i++) {

@@ -44,6 +44,74 @@ Deno.test({
   },
 });
 
+// Before, a message_size_limit whose 1.5 messages no disk holds was taken:
+// the daemon started, then answered every MAIL with 452 4.3.1.
+Deno.test({
+  name: "a message_size_limit the queue file system can never make room for: refused, file:line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-size");
+    // 1.5 x 10^15 bytes (1.5 PB): more than any file system holds.
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      "message_size_limit = 1000000000000000",
+    );
+    // An installed server's queue directory (before the first start there
+    // is none to measure).
+    await Deno.mkdir(queueDir);
+    const want = new RegExp(
+      `${configFile.replaceAll(".", "\\.")}:5: message_size_limit: MAIL needs room for 1\\.5 ` +
+        "messages of message_size_limit \\(1500000000000000 bytes\\), more than the queue file " +
+        "system of .* holds \\(\\d+ bytes\\): every MAIL would get 452 4\\.3\\.1",
+    );
+    try {
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(check.code, 1, check.stdout + check.stderr);
+      assert.match(check.stderr, want);
+      const serve = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]), {
+        timeoutMs: 20_000,
+      });
+      assert.equal(serve.code, 1, serve.stderr);
+      assert.match(serve.stderr, want);
+      assert.doesNotMatch(serve.stderr, /daemon started/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, a typo in smtpd_discard_ehlo_keywords ("pipelinig") was ignored
+// without a word, and the keyword stayed offered.
+Deno.test({
+  name: "an unknown smtpd_discard_ehlo_keywords name: config --check warns, file:line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-ehlo");
+    const { configFile } = await writeConfig(
+      work,
+      'smtpd_discard_ehlo_keywords = ["etrn", "pipelinig"]',
+    );
+    const want = new RegExp(
+      `warning: ${configFile.replaceAll(".", "\\.")}:5: smtpd_discard_ehlo_keywords: ` +
+        `"pipelinig" is no EHLO keyword this server knows, ignored`,
+    );
+    try {
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      assert.match(check.stderr, want);
+      assert.doesNotMatch(check.stderr, /"etrn"/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, app.ts built the STARTTLS context to check the files, threw it
 // away, and built it again for the listener: two reads of each file.
 Deno.test({
@@ -89,7 +157,8 @@ Deno.test({
 });
 
 // Before, the line said only "cannot listen: Address already in use": with
-// several smtpd_listen addresses the operator could not tell which one.
+// several smtpd_listen addresses the operator could not tell which one; then
+// it named the address, but not the file and line that set it.
 Deno.test({
   name: "serve on a port already in use: one line naming the address, exit 1",
   ...opts,
@@ -105,9 +174,34 @@ Deno.test({
       assert.equal(r.code, 1, r.stderr);
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
+      // With the parameter's file and line (before: none).
       assert.match(
         lines[0] ?? "",
-        new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+        new RegExp(
+          `error: ${configFile.replaceAll(".", "\\.")}:4: smtpd_listen: ` +
+            `cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
+      );
+      // The TLS engine's port, the same way.
+      const engine = await writeConfig(
+        work,
+        `${await tlsCertConfig(work, "may")}\nsmtpd_listen_threads = 1\n` +
+          `smtpd_tls_loopback_listen = "127.0.0.1:${port}"`,
+      );
+      const e = await run(Deno.execPath(), await smtpdArgs(["serve", "-c", engine.configFile]), {
+        timeoutMs: 20_000,
+      });
+      assert.equal(e.code, 1, e.stderr);
+      const line = (await Deno.readTextFile(engine.configFile)).split("\n")
+        .findIndex((l) => l.startsWith("smtpd_tls_loopback_listen")) + 1;
+      assert.match(
+        e.stderr,
+        new RegExp(
+          `error: ${
+            engine.configFile.replaceAll(".", "\\.")
+          }:${line}: smtpd_tls_loopback_listen: ` +
+            `cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
       );
     } finally {
       taken.close();

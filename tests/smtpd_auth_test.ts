@@ -989,7 +989,7 @@ Deno.test({
       assert.equal(down.code, 0, down.stderr);
       assert.match(
         down.stderr,
-        /smtpd: warning: AUTH: the Dovecot auth server \(smtpd_sasl_path .*auth-client\) cannot be reached \(.+\); until it can, EHLO does not offer AUTH and AUTH gets 454 4\.7\.0\n/,
+        /smtpd: warning: AUTH: the Dovecot auth server \(smtpd_sasl_path .*auth-client, set at .*smtpd\.toml:\d+\) cannot be reached \(.+\); until it can, EHLO does not offer AUTH and AUTH gets 454 4\.7\.0\n/,
       );
       assert.match(down.stdout, /configuration OK \(1 warnings\)/);
       // The daemon says it at start, before any client.

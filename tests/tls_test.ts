@@ -338,6 +338,74 @@ Deno.test({
   },
 });
 
+// Before, an encrypted key said "error:07880109:common libcrypto
+// routines::interrupted or cancelled", a damaged one "DECODER
+// routines::unsupported", both at the certificate's line.
+Deno.test({
+  name:
+    "an encrypted or damaged private key stops the start at the key's line, with what to do, not the key",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const check = async (key: string) => {
+      const { configFile } = await writeConfig(
+        dir,
+        extra.replace(/smtpd_tls_key_file = ".*"/, `smtpd_tls_key_file = "${key}"`),
+      );
+      const text = await Deno.readTextFile(configFile);
+      const line = text.split("\n").findIndex((l) => l.startsWith("smtpd_tls_key_file")) + 1;
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(`smtpd\\.toml:${line}: smtpd_tls_cert_file/smtpd_tls_key_file: `),
+      );
+      return r.stderr;
+    };
+    const encrypted = await run("openssl", [
+      "pkey",
+      "-in",
+      `${dir}/key.pem`,
+      "-aes128",
+      "-passout",
+      "pass:secret",
+      "-out",
+      `${dir}/encrypted.pem`,
+    ]);
+    assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.match(
+      await check(`${dir}/encrypted.pem`),
+      /the private key is encrypted: nothing can give its passphrase at start; store it unencrypted/,
+    );
+    // One base64 line of the key's body changed: still PEM, no longer a key.
+    const pem = (await Deno.readTextFile(`${dir}/key.pem`)).split("\n");
+    const body = pem[3] as string;
+    pem[3] = body.slice(0, 8) + "AAAA" + body.slice(12);
+    await Deno.writeTextFile(`${dir}/damaged.pem`, pem.join("\n"));
+    const damaged = await check(`${dir}/damaged.pem`);
+    assert.match(damaged, /the private key cannot be read \(damaged PEM\?\)/);
+    assert.ok(!damaged.includes(body.slice(12, 40)), damaged);
+    // No key parameter: the key is looked for in the certificate file, and
+    // the message says so (before: "the key file holds no PEM private key").
+    const { configFile } = await writeConfig(
+      dir,
+      extra.replace(/smtpd_tls_key_file = ".*"\n/, ""),
+    );
+    const none = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile]),
+    );
+    assert.equal(none.code, 1, none.stdout);
+    assert.match(
+      none.stderr,
+      /smtpd\.toml:\d+: smtpd_tls_cert_file\/smtpd_tls_key_file: smtpd_tls_cert_file holds no PEM private key, and the key is looked for there: smtpd_tls_key_file is empty/,
+    );
+  },
+});
+
 /**
  * Python: STARTTLS, then over TLS `sys.argv[2]` (EHLO or HELO), MAIL, RCPT
  * and DATA (pipelined after EHLO, one by one after HELO), a message, and a

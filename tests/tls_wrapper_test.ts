@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   CONCURRENT_STARTTLS,
   freePort,
+  makeTestCert,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -360,18 +361,30 @@ Deno.test({
   ...opts,
   fn: async () => {
     const dir = await makeWorkDir("tls-sni-bad");
-    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/rsa.pem, ${dir}/ec.pem\n`);
+    const tls = await tlsCertConfig(dir, "may");
+    const ec = await makeTestCert(dir, { ecdsa: true });
+    const read = (f: string) => Deno.readTextFileSync(f);
+    await Deno.writeTextFile(`${dir}/rsa.pem`, read(`${dir}/key.pem`) + read(`${dir}/cert.pem`));
+    await Deno.writeTextFile(`${dir}/ecchain.pem`, read(ec.key) + read(ec.cert));
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/rsa.pem, ${dir}/ecchain.pem\n`);
     const { configFile } = await writeConfig(
       dir,
-      `${await tlsCertConfig(dir, "may")}\ntls_server_sni_maps = ["texthash:${dir}/sni"]`,
+      `${tls}\ntls_server_sni_maps = ["texthash:${dir}/sni"]`,
     );
     const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
     assert.equal(r.code, 1, r.stderr);
     // The configuration's line, and the table's own file and line.
     assert.match(
       r.stderr,
-      /smtpd\.toml:\d+: tls_server_sni_maps: \S+\/sni:1: a\.example: 2 files: one file/,
+      /smtpd\.toml:\d+: tls_server_sni_maps: \S+\/sni:1: a\.example: "\S+\/rsa\.pem" \+ "\S+\/ecchain\.pem": 2 private keys: one chain per name/,
     );
+    // The key's file and the chain's, as Postfix takes them: one chain.
+    await Deno.writeTextFile(`${dir}/sni`, `a.example ${dir}/key.pem, ${dir}/cert.pem\n`);
+    const split = await run(
+      Deno.execPath(),
+      await smtpdArgs(["config", "--check", "-c", configFile]),
+    );
+    assert.equal(split.code, 0, split.stderr);
     // A table line that is not "name value", and a file that is no key and
     // chain: the start stops, naming the table's file and line.
     await Deno.writeTextFile(`${dir}/sni`, `# names\nb.example ${dir}/rsa.pem\nc.example\n`);

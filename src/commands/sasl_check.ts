@@ -48,9 +48,12 @@ export async function checkSasl(
   try {
     const offered = await server.mechanisms();
     if (offered === undefined) {
+      // Where the path was set, when it was: the place to look for a typo.
+      const line = loaded.lineOf("smtpd_sasl_path");
+      const set = line ? `, set at ${loaded.file ?? "<config>"}:${line}` : "";
       return {
-        warning: `AUTH: ${where} cannot be reached (${reason}); until it can, ` +
-          "EHLO does not offer AUTH and AUTH gets 454 4.7.0",
+        warning: `AUTH: ${where.replace(/\)$/, `${set})`)} cannot be reached (${reason}); ` +
+          "until it can, EHLO does not offer AUTH and AUTH gets 454 4.7.0",
       };
     }
     // The EHLO keyword line a session would show, as the session builds it.

@@ -56,8 +56,9 @@ Deno.test("checkSasl() a server that cannot be reached: a warning with the reaso
   );
   const r = await checkSasl(config(`smtpd_sasl_auth_enable = true`), f.connect);
   assert.deepEqual(r, {
-    warning: "AUTH: the Dovecot auth server (smtpd_sasl_path inet:127.0.0.1:12345) cannot be " +
-      "reached (Connection refused); until it can, EHLO does not offer AUTH and AUTH gets 454 4.7.0",
+    warning: "AUTH: the Dovecot auth server (smtpd_sasl_path inet:127.0.0.1:12345, set at " +
+      "t.toml:1) cannot be reached (Connection refused); until it can, EHLO does not offer " +
+      "AUTH and AUTH gets 454 4.7.0",
   });
   assert.ok(f.closed());
 });
@@ -74,7 +75,9 @@ Deno.test("checkSasl() nothing passes the security options: AUTH is never offere
   // With smtpd_tls_auth_only only the TLS options count.
   const g = fake([mech("PLAIN", "plaintext")]);
   const only = await checkSasl(
-    config(`smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = true`),
+    config(
+      `smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = true\nsmtpd_tls_security_level = "may"`,
+    ),
     g.connect,
   );
   assert.match(

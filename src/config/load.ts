@@ -189,7 +189,9 @@ function unquotedHint(message: string, line: string): string {
       items.map((x) => JSON.stringify(x.replace(/^["']|["']$/g, ""))).join(", ")
     }])`;
   }
-  if (/^["'{]/.test(value)) return "";
+  // A long run of base64 is no main.cf value but a pasted secret (a key's
+  // body): not repeated into the log.
+  if (/^["'{]/.test(value) || /[A-Za-z0-9+/]{40}/.test(value)) return "";
   return ` (a text value is quoted in TOML, unlike main.cf: ${key} = ${JSON.stringify(value)})`;
 }
 

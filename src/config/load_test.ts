@@ -167,6 +167,13 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     1,
     /illegal character in numeric literal \(a text value is quoted in TOML, unlike main\.cf: smtpd_timeout = "5m"\)$/,
   ],
+  // A key pasted into the file: its text is not repeated into the log.
+  [
+    "a private key's line pasted as a value",
+    "smtpd_tls_key_file = MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQChffpBxtW2ddRz",
+    1,
+    /^f\.toml:1: invalid value$/,
+  ],
   [
     "unquoted list items",
     'mynetworks = [127.0.0.0/8, "10.0.0.0/8"]',

@@ -13,6 +13,7 @@
 import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
 import { checkPermissions } from "../commands/permissions.ts";
 import { rebuildRuntime, type Runtime, systemHostname } from "../runtime.ts";
+import { configWarnings } from "../runtime_checks.ts";
 
 /** Where a configuration is read from: the -c file and the -o overrides. */
 export interface ConfigSource {
@@ -60,7 +61,8 @@ export async function reloadFromText(
     const loaded = resolveSource(text, source);
     const missing = checkPermissions(loaded, source.overrides);
     if (missing) return { ok: false, error: permissionsError(missing) };
-    const { runtime, kept } = await rebuildRuntime(current, loaded);
+    const { runtime, kept } = await rebuildRuntime(current, loaded, logKept);
+    for (const w of logKept ? configWarnings(loaded) : []) current.logger.warning(w);
     for (const key of logKept ? kept : []) {
       const line = loaded.lineOf(key);
       current.logger.warning(

@@ -11,6 +11,7 @@ import { Logger } from "../log/mod.ts";
 import { type QueueStore, recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
+import { listenFailure } from "../runtime_checks.ts";
 import { ConnectionLedger } from "../transport/limits.ts";
 import { type SupervisedThread, ThreadSupervisor } from "./thread_supervisor.ts";
 import {
@@ -94,9 +95,9 @@ export async function runServe(
         rooms?.ask(purpose, newcomerHeld) ?? Promise.resolve(false),
     });
   } catch (e) {
-    // serveTcp names the address that failed; anything else is said as before.
-    const why = (e as Error).message;
-    logger.error(/cannot listen/.test(why) ? why : `cannot listen: ${why}`);
+    // serveTcp names the address that failed, here with the parameter's
+    // file and line; anything else is said as before.
+    logger.error(listenFailure(runtime.loaded, (e as Error).message));
     await store.close(); // the pool files made for it
     return 1;
   }

@@ -294,6 +294,10 @@ export function compileLists(loaded: LoadedConfig, warn: (msg: string) => void):
     return out;
   }
 
+  // Opened first, under their own name: a mistake there names
+  // smtpd_sender_login_maps and its line (not the list of the restriction
+  // that uses them), and is found when no restriction does.
+  for (const spec of config.smtpd_sender_login_maps) openFor("smtpd_sender_login_maps")(spec);
   const lists = {} as Record<ListParam, Restriction[]>;
   for (const key of LIST_PARAMS) lists[key] = compile(config[key], key, key);
   for (const name of declared) classRestriction(name, classKey);

@@ -107,6 +107,19 @@ const ERRORS: [what: string, toml: string, message: string][] = [
     " postmap builds from a text file: name that file as texthash:/etc/postfix/access",
   ],
   [
+    "a bad smtpd_sender_login_maps table, at its own line (not the restriction's)",
+    'smtpd_sasl_auth_enable = true\nsmtpd_sender_login_maps = ["bogus:/x"]\n' +
+    'smtpd_sender_restrictions = ["reject_sender_login_mismatch"]',
+    'test.toml:2: smtpd_sender_login_maps: "bogus:/x": unsupported table type "bogus"' +
+    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap)",
+  ],
+  [
+    "a bad smtpd_sender_login_maps table that no restriction uses",
+    'smtpd_sender_login_maps = ["bogus:/x"]',
+    'test.toml:1: smtpd_sender_login_maps: "bogus:/x": unsupported table type "bogus"' +
+    " (supported: inline, static, texthash, cidr, regexp, pcre, socketmap)",
+  ],
+  [
     "a restriction class that is declared but not defined",
     'smtpd_client_restrictions = ["permit"]\nrestriction_classes = ["myclass"]',
     'test.toml:2: restriction_classes: class "myclass" is declared but has no definition',

@@ -8,7 +8,12 @@
  * @module
  */
 
-type StatFs = (dir: string) => { bavail: number | bigint; bsize: number | bigint };
+/** statfs(2) of a directory, as node:fs gives it. */
+export type StatFs = (dir: string) => {
+  blocks: number | bigint;
+  bavail: number | bigint;
+  bsize: number | bigint;
+};
 
 /** The free-space figure of one queue directory. */
 export class FreeSpace {
@@ -57,6 +62,11 @@ export class FreeSpace {
     this.#measure(Date.now());
     const id = setInterval(() => this.#measure(Date.now()), 1000);
     Deno.unrefTimer(id);
+  }
+
+  /** The measuring side's statfs(2) (undefined on a reading side), for checks at start. */
+  get statfs(): StatFs | undefined {
+    return this.#statfs;
   }
 
   /** @returns free bytes, or undefined when unknown */

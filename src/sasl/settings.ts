@@ -64,6 +64,20 @@ export function saslSettings(
   };
   const path = parseSaslPath(config.smtpd_sasl_path, config.queue_directory);
   if (!path.ok) return fail("smtpd_sasl_path", path.error);
+  // No session would ever be over TLS: AUTH would never be offered, and
+  // every AUTH would get 503 5.5.1.
+  if (
+    config.smtpd_sasl_auth_enable && config.smtpd_tls_auth_only &&
+    config.smtpd_tls_security_level === "none" && !config.smtpd_tls_wrappermode &&
+    config.smtpd_tls_wrappermode_listen.length === 0
+  ) {
+    fail(
+      "smtpd_tls_auth_only",
+      'AUTH only over TLS, but smtpd_tls_security_level is "none" and no address is in ' +
+        "wrapper mode: no client could ever log in; offer STARTTLS " +
+        '(smtpd_tls_security_level = "may") or set smtpd_tls_auth_only = false',
+    );
+  }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.smtpd_sasl_service)) {
     fail("smtpd_sasl_service", `bad service name "${config.smtpd_sasl_service}"`);
   }

@@ -58,6 +58,24 @@ Deno.test("saslSettings(): smtpd_tls_security_level = encrypt implies smtpd_tls_
   assert.equal(settingsOf('smtpd_tls_security_level = "encrypt"').tlsAuthOnly, true);
 });
 
+Deno.test("saslSettings(): smtpd_tls_auth_only where no session is ever over TLS is refused", () => {
+  const never = configError(() =>
+    settingsOf("smtpd_sasl_auth_enable = true\n\nsmtpd_tls_auth_only = true")
+  );
+  assert.match(
+    never.message,
+    /^smtpd\.toml:3: smtpd_tls_auth_only: AUTH only over TLS, but smtpd_tls_security_level is "none" and no address is in wrapper mode: no client could ever log in/,
+  );
+  // STARTTLS, or a wrapper-mode address, and it is fine; so is AUTH off.
+  const ok = "smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = true\n";
+  assert.equal(settingsOf(`${ok}smtpd_tls_security_level = "may"`).tlsAuthOnly, true);
+  assert.equal(
+    settingsOf(`${ok}smtpd_tls_wrappermode_listen = ["127.0.0.1:465"]`).tlsAuthOnly,
+    true,
+  );
+  assert.equal(settingsOf("smtpd_tls_auth_only = true").enabled, false);
+});
+
 Deno.test("saslSettings(): bad values name the file and line", () => {
   const type = configError(() => settingsOf('\nsmtpd_sasl_type = "cyrus"'));
   assert.equal(type.message, 'smtpd.toml:2: smtpd_sasl_type: expected one of dovecot, got "cyrus"');

@@ -5,7 +5,7 @@
  * 8BITMIME (RFC 6152), DSN (RFC 3461), SMTPUTF8 (RFC 6531), CHUNKING (RFC
  * 3030; last, as Postfix 3.4+), in Postfix's order; minus what
  * smtpd_discard_ehlo_keywords names (any case; unknown names are ignored,
- * as Postfix does, and `silent-discard` only stops the "discarding EHLO
+ * as Postfix does, with a warning at start and reload, and `silent-discard` only stops the "discarding EHLO
  * keywords" log line). BINARYMIME is not offered: the Postfix behind us
  * cannot deliver binary content.
  *
@@ -65,6 +65,9 @@ const KNOWN = new Set([
   "SILENT-DISCARD",
 ]);
 
+/** The names smtpd_discard_ehlo_keywords takes, as the documentation writes them. */
+export const KNOWN_EHLO_DISCARDS: readonly string[] = [...KNOWN].map((k) => k.toLowerCase());
+
 /**
  * The discarded keywords as Postfix's log line lists them (its table's order).
  * @param discard the set
@@ -72,6 +75,18 @@ const KNOWN = new Set([
  */
 export function describeDiscards(discard: ReadonlySet<string>): string {
   return [...KNOWN].filter((k) => discard.has(k)).join(" ");
+}
+
+/**
+ * The names in a smtpd_discard_ehlo_keywords value that are no keyword
+ * (ignored, as Postfix ignores them; the start warns: a typo there leaves
+ * the keyword offered).
+ * @param words the list
+ * @returns the unknown names, as written
+ */
+export function unknownEhloDiscards(words: readonly string[]): string[] {
+  return words.flatMap((x) => x.split(/[\s,]+/))
+    .filter((w) => w !== "" && !KNOWN.has(w.toUpperCase()));
 }
 
 /**

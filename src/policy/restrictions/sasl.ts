@@ -94,6 +94,9 @@ function mismatch(name: string, mode: Mode, env: CompileEnv): Restriction {
   const tables = env.config.smtpd_sender_login_maps.map((spec) => env.table(spec));
   if (!env.config.smtpd_sasl_auth_enable) {
     env.warn(`restriction \`${name}' ignored: no SASL support`);
+  } else if (tables.length === 0) {
+    // Postfix lets every sender through then, and says nothing.
+    env.warn(`restriction \`${name}' does nothing: smtpd_sender_login_maps is empty`);
   }
   return {
     name,

@@ -127,6 +127,22 @@ Deno.test("a sender login restriction without smtpd_sasl_auth_enable is ignored 
   );
 });
 
+Deno.test("a sender login restriction without smtpd_sender_login_maps lets every sender through, with a warning", async () => {
+  const r = await sender("reject_sender_login_mismatch", {
+    from: "alice@example.org",
+    sasl: "PLAIN:carol",
+  }, { "smtpd_sasl_auth_enable": true });
+  assert.equal(r.shown, "permit");
+  assert.ok(
+    r.warnings.some((w) =>
+      w.includes(
+        "restriction `reject_sender_login_mismatch' does nothing: smtpd_sender_login_maps is empty",
+      )
+    ),
+    r.warnings.join("\n"),
+  );
+});
+
 Deno.test("a policy server is sent sasl_method, sasl_username and sasl_sender after AUTH", () => {
   const base = {
     clientAddress: "192.0.2.1",
