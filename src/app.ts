@@ -178,11 +178,10 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
         for (const c of [dns, sasl]) if (c?.warning) warnings.push(c.warning);
         for (const w of warnings) err(`smtpd: warning: ${w}`);
         for (const c of [dns, sasl]) if (c?.ok) out(c.ok);
-        out(
-          `${loaded.file}: configuration OK${
-            warnings.length ? ` (${warnings.length} warnings)` : ""
-          }`,
-        );
+        // With those the runtime logged as it was built (an expired
+        // certificate, an unknown EHLO keyword, a restriction that does nothing).
+        const count = warnings.length + runtime.logger.warnings;
+        out(`${loaded.file}: configuration OK${count ? ` (${count} warnings)` : ""}`);
         return 0;
       }
       const names = (Object.keys(PARAMS) as (keyof typeof PARAMS)[])

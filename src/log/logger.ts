@@ -85,8 +85,12 @@ export class Logger {
     this.#emit(text, SEVERITY.info);
   }
 
+  /** How many warnings this logger has written (config --check counts them). */
+  warnings = 0;
+
   /** Logs a warning ("warning: text"). */
   warning(text: string): void {
+    this.warnings++;
     this.#emit(`warning: ${text}`, SEVERITY.warning);
   }
 
