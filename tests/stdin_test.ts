@@ -198,6 +198,54 @@ Deno.test({
   },
 });
 
+/**
+ * Python: runs the command in argv with stdout on a pipe in non-blocking
+ * mode (as a launcher may hand it over), sends 1,000 EHLO and QUIT at once,
+ * reads nothing for a second (the pipe fills), then reads to the end and
+ * prints how many 250 replies came, the last line, and the exit status.
+ */
+const NONBLOCKING_STDOUT = `
+import os, subprocess, sys, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.DEVNULL)
+os.close(w)
+p.stdin.write(b"EHLO nonblocking.example\\r\\n" * 1000 + b"QUIT\\r\\n")
+p.stdin.close()
+time.sleep(1)
+out = b""
+while True:
+    d = os.read(r, 65536)
+    if not d:
+        break
+    out += d
+lines = out.decode().split("\\r\\n")
+print("ehlo:", sum(1 for l in lines if l.startswith("250 ")))
+print("last:", lines[-2])
+print("status:", p.wait(30))
+`;
+
+Deno.test({
+  name: "stdin mode with stdout in non-blocking mode waits for a full pipe instead of failing",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const r = await run("python3", [
+      "-c",
+      NONBLOCKING_STDOUT,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 40000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ehlo: 1000$/m, r.stdout);
+    assert.match(r.stdout, /^last: 221 2\.0\.0 Bye$/m, r.stdout);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+    // No software error, so no notice to the postmaster either.
+    assert.deepEqual(await allEntries(queueDir, "maildrop"), []);
+  },
+});
+
 Deno.test({
   name: "bare LF in DATA: normalized by default, refused with 550 under reject",
   ...opts,
