@@ -80,6 +80,27 @@ Deno.test({
 });
 
 Deno.test({
+  name: "stdin mode: the From: added for a local submission quotes the sender's local part",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const r = await runStdin(
+      configFile,
+      'HELO local\r\nMAIL FROM:<"a,b@evil.example,c"@local.example>\r\n' +
+        "RCPT TO:<you@example.com>\r\nDATA\r\nSubject: quoted\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const files = await queueFiles(queueDir, "maildrop");
+    assert.equal(files.length, 1, r.stdout);
+    const pc = await postcat(files[0] as string);
+    // Unquoted, it would be a From: of three addresses, one at evil.example.
+    assert.match(pc, /^From: "a,b@evil\.example,c"@local\.example$/m);
+    assert.match(pc, /^sender: a,b@evil\.example,c@local\.example$/m);
+  },
+});
+
+Deno.test({
   name: "stdin mode sends its last log lines to syslog_server before it ends (the disconnect line)",
   ...opts,
   fn: async () => {

@@ -35,6 +35,7 @@ import {
 import { headerNameEnd, isContinuation } from "./headers.ts";
 import { MimeHeaderScan } from "./mime_headers.ts";
 import { receivedHeader } from "./received.ts";
+import { quoteAddress } from "../log/quote_address.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
 
 /** Who sent the message, for Received: and the envelope attributes. */
@@ -498,7 +499,10 @@ export class MessageDraft implements BodySink {
       this.#write(encoder.encode(`${resent}Date: ${when}`), false);
     }
     if (!(facts.resent ? facts.hasResentFrom : facts.hasFrom) && env.origin.local) {
-      const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : env.sender;
+      // Quoted as Postfix's cleanup quotes it: a sender such as
+      // `"a,b@evil.example"@example.org` written as it is stored would be
+      // a From: of two addresses, one of them another domain's.
+      const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : quoteAddress(env.sender);
       this.#write(encoder.encode(`${resent}From: ${from}`), false);
     }
   }
