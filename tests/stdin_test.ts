@@ -101,6 +101,27 @@ Deno.test({
 });
 
 Deno.test({
+  name: "Received: quotes the recipient of its for clause (no forged date after a ;)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, 'mydestination = ["example.com"]');
+    const r = await runStdin(
+      configFile,
+      "HELO far\r\nMAIL FROM:<a@far.example>\r\n" +
+        'RCPT TO:<"x>; Mon, 1 Jan 2001 00:00:00 +0000"@example.com>\r\n' +
+        "DATA\r\nSubject: quoted\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      { REMOTE_ADDR: "192.0.2.7", REMOTE_PORT: "40000" },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const files = await queueFiles(queueDir, "maildrop");
+    assert.equal(files.length, 1, r.stdout);
+    const pc = await postcat(files[0] as string);
+    assert.match(pc, /^\tfor <"x>; Mon, 1 Jan 2001 00:00:00 \+0000"@example\.com>; \w{3}, /m);
+  },
+});
+
+Deno.test({
   name: "stdin mode sends its last log lines to syslog_server before it ends (the disconnect line)",
   ...opts,
   fn: async () => {

@@ -10,6 +10,7 @@
 
 import type { CleanupConfig, MessageEnvelope } from "./cleanup.ts";
 import { commentSafe } from "./headers.ts";
+import { quoteAddress } from "../log/quote_address.ts";
 
 /**
  * The Received: header, its lines joined by "\n" (continuations start with a tab).
@@ -31,7 +32,7 @@ export function receivedHeader(
 ): string {
   const o = env.origin;
   const forPart = env.recipients.length === 1
-    ? `\n\tfor <${env.recipients[0]}>; ${when}`
+    ? `\n\tfor <${quoteAddress(env.recipients[0] as string)}>; ${when}`
     : `; ${when}`;
   if (o.local) {
     return `Received: by ${cfg.myhostname} (${cfg.mail_name}, from userid local)\n\tid ${id}${forPart}`;
