@@ -196,6 +196,43 @@ Deno.test({
   },
 });
 
+const hasPrlimit = (await run("sh", ["-c", "command -v prlimit"])).code === 0;
+
+Deno.test({
+  name:
+    "a message past the daemon's file size limit (LimitFSIZE=) gets 451; the daemon lives on, no file half-written",
+  ignore: !hasPrlimit,
+  ...opts,
+  fn: async () => {
+    await withClient("", async (c, d) => {
+      // The limit comes once the daemon runs: Deno's own caches stay out of it.
+      const limited = await run("prlimit", [`--pid=${d.pid}`, "--fsize=600000"]);
+      assert.equal(limited.code, 0, limited.stderr);
+      await c.reply();
+      await c.send("HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 3; i++) await c.reply();
+      assert.match(await c.reply(), /^354/);
+      await c.send(
+        "Subject: too big for the limit\r\n\r\n" + `${"x".repeat(76)}\r\n`.repeat(13000) + ".\r\n",
+      );
+      assert.equal(await c.reply(), "451 4.3.0 Error: queue file write error\r\n");
+      // Another client is still served.
+      const other = await RawClient.connect(d.port);
+      try {
+        assert.match(await other.reply(), /^220 /);
+      } finally {
+        other.close();
+      }
+      // Nothing half-written: every file there is complete (a notice to the postmaster).
+      for (const name of await allEntries(d.queueDir)) {
+        const st = await Deno.stat(join(d.queueDir, "incoming", name));
+        assert.equal((st.mode ?? 0) & 0o777, 0o700, `${name} left unfinished`);
+        assert.ok(st.size < 100_000, `${name}: ${st.size} bytes`);
+      }
+    });
+  },
+});
+
 Deno.test({
   name: "client that disconnects in the middle of DATA leaves no file",
   ...opts,

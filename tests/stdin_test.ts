@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import {
+  allEntries,
   canTrace,
   CLOSE_NOTIFY,
   freePort,
@@ -79,6 +80,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "stdin mode: the From: added for a local submission quotes the sender's local part",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const r = await runStdin(
+      configFile,
+      'HELO local\r\nMAIL FROM:<"a,b@evil.example,c"@local.example>\r\n' +
+        "RCPT TO:<you@example.com>\r\nDATA\r\nSubject: quoted\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const files = await queueFiles(queueDir, "maildrop");
+    assert.equal(files.length, 1, r.stdout);
+    const pc = await postcat(files[0] as string);
+    // Unquoted, it would be a From: of three addresses, one at evil.example.
+    assert.match(pc, /^From: "a,b@evil\.example,c"@local\.example$/m);
+    assert.match(pc, /^sender: a,b@evil\.example,c@local\.example$/m);
+  },
+});
+
+Deno.test({
+  name: "Received: quotes the recipient of its for clause (no forged date after a ;)",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, 'mydestination = ["example.com"]');
+    const r = await runStdin(
+      configFile,
+      "HELO far\r\nMAIL FROM:<a@far.example>\r\n" +
+        'RCPT TO:<"x>; Mon, 1 Jan 2001 00:00:00 +0000"@example.com>\r\n' +
+        "DATA\r\nSubject: quoted\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      { REMOTE_ADDR: "192.0.2.7", REMOTE_PORT: "40000" },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const files = await queueFiles(queueDir, "maildrop");
+    assert.equal(files.length, 1, r.stdout);
+    const pc = await postcat(files[0] as string);
+    assert.match(pc, /^\tfor <"x>; Mon, 1 Jan 2001 00:00:00 \+0000"@example\.com>; \w{3}, /m);
+  },
+});
+
+Deno.test({
   name: "stdin mode sends its last log lines to syslog_server before it ends (the disconnect line)",
   ...opts,
   fn: async () => {
@@ -127,6 +170,121 @@ Deno.test({
     );
     assert.match(r.stderr, /connect from unknown\[192\.0\.2\.7\]/);
     assert.equal((await queueFiles(queueDir, "maildrop")).length, 0);
+  },
+});
+
+const hasPrlimit = (await run("sh", ["-c", "command -v prlimit"])).code === 0;
+
+Deno.test({
+  name:
+    "stdin mode: a message past the file size limit (ulimit -f) gets 451 and leaves no half-written file",
+  ignore: !hasPrlimit,
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: await smtpdArgs(["stdin", "-c", configFile]),
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const killer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 30000);
+    const stderrText = new Response(child.stderr).text();
+    try {
+      const out = child.stdout.getReader();
+      let text = "";
+      while (!text.includes("\r\n")) {
+        const { value, done } = await out.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      assert.match(text, /^220 /);
+      // The limit comes once the process runs: Deno's own caches stay out of it.
+      const limited = await run("prlimit", [`--pid=${child.pid}`, "--fsize=600000"]);
+      assert.equal(limited.code, 0, limited.stderr);
+      const w = child.stdin.getWriter();
+      await w.write(
+        new TextEncoder().encode(
+          "EHLO big\r\nMAIL FROM:<a@local.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
+            "Subject: too big for the limit\r\n\r\n" + `${"x".repeat(76)}\r\n`.repeat(13000) +
+            ".\r\nQUIT\r\n",
+        ),
+      ).catch(() => {});
+      await w.close().catch(() => {});
+      for (;;) {
+        const { value, done } = await out.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      const status = await child.status;
+      const log = await stderrText;
+      assert.equal(status.signal, null, `killed by ${status.signal}: ${log}`);
+      assert.equal(status.code, 0, log);
+      assert.match(text, /354 [^\r]*\r\n451 4\.3\.0 Error: queue file write error\r\n221 /);
+      // Nothing half-written: every file there is complete (a notice to the postmaster).
+      for (const name of await allEntries(queueDir, "maildrop")) {
+        const st = await Deno.stat(join(queueDir, "maildrop", name));
+        assert.equal((st.mode ?? 0) & 0o777, 0o744, `${name} left unfinished`);
+        assert.ok(st.size < 100_000, `${name}: ${st.size} bytes`);
+      }
+    } finally {
+      clearTimeout(killer);
+      await stderrText.catch(() => {});
+    }
+  },
+});
+
+/**
+ * Python: runs the command in argv with stdout on a pipe in non-blocking
+ * mode (as a launcher may hand it over), sends 1,000 EHLO and QUIT at once,
+ * reads nothing for a second (the pipe fills), then reads to the end and
+ * prints how many 250 replies came, the last line, and the exit status.
+ */
+const NONBLOCKING_STDOUT = `
+import os, subprocess, sys, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.DEVNULL)
+os.close(w)
+p.stdin.write(b"EHLO nonblocking.example\\r\\n" * 1000 + b"QUIT\\r\\n")
+p.stdin.close()
+time.sleep(1)
+out = b""
+while True:
+    d = os.read(r, 65536)
+    if not d:
+        break
+    out += d
+lines = out.decode().split("\\r\\n")
+print("ehlo:", sum(1 for l in lines if l.startswith("250 ")))
+print("last:", lines[-2])
+print("status:", p.wait(30))
+`;
+
+Deno.test({
+  name: "stdin mode with stdout in non-blocking mode waits for a full pipe instead of failing",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work);
+    const r = await run("python3", [
+      "-c",
+      NONBLOCKING_STDOUT,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 40000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ehlo: 1000$/m, r.stdout);
+    assert.match(r.stdout, /^last: 221 2\.0\.0 Bye$/m, r.stdout);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+    // No software error, so no notice to the postmaster either.
+    assert.deepEqual(await allEntries(queueDir, "maildrop"), []);
   },
 });
 

@@ -178,5 +178,13 @@ function onSignals({ store, logger, stderr }: Runtime): () => void {
     Deno.addSignalListener(sig, listener);
     return () => Deno.removeSignalListener(sig, listener);
   });
+  // A file size limit (ulimit -f, systemd's LimitFSIZE=) the message
+  // crosses kills the process with SIGXFSZ by default, the queue file half
+  // written and no reply sent. Caught, it makes the write fail (EFBIG)
+  // instead: the client gets the queue write error and the file is removed,
+  // as Postfix's postdrop ignores the signal for the same reason.
+  const fileTooBig = () => {};
+  Deno.addSignalListener("SIGXFSZ", fileTooBig);
+  listeners.push(() => Deno.removeSignalListener("SIGXFSZ", fileTooBig));
   return () => listeners.forEach((remove) => remove());
 }

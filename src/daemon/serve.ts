@@ -212,6 +212,11 @@ export async function runServe(
   };
   Deno.addSignalListener("SIGHUP", onHup);
   Deno.removeSignalListener("SIGHUP", starting);
+  // A file size limit (systemd's LimitFSIZE=, ulimit -f) that one client's
+  // message crosses would otherwise kill the daemon with SIGXFSZ, every
+  // session with it, and leave the file half-written. Caught, the write
+  // fails (EFBIG) and only that message gets the queue write error.
+  Deno.addSignalListener("SIGXFSZ", () => {});
   if (hupWhileStarting) onHup();
   void server.failed.then(stop);
   void supervisor.gaveUp.then(stop);

@@ -172,6 +172,9 @@ export function stdioTransport(peer: PeerInfo, tls?: StdioTls): StdioTransport {
   };
 }
 
+/** The longest pause before another write to a full non-blocking stdout. */
+const NONBLOCK_PAUSE_MS = 50;
+
 /** stdin and stdout as one connection: closeWrite() closes stdout, close() both. */
 function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
   let done: () => void = () => {};
@@ -187,7 +190,21 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
   };
   return {
     read: (p) => Deno.stdin.read(p),
-    write: (p) => Deno.stdout.write(p),
+    write: async (p) => {
+      // A launcher may hand over stdout in non-blocking mode (O_NONBLOCK
+      // belongs to the open file, shared with the parent): once the pipe
+      // or socket is full, a write fails with EAGAIN where a blocking one
+      // would wait. It is waited out here; the writer's smtpd_timeout still
+      // applies, and close() ends the retries.
+      for (let pause = 1;; pause = Math.min(pause * 2, NONBLOCK_PAUSE_MS)) {
+        try {
+          return await Deno.stdout.write(p);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.WouldBlock) || !outOpen) throw err;
+        }
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    },
     closeWrite: () => {
       closeOut();
       return Promise.resolve();
