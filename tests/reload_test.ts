@@ -18,6 +18,7 @@ import {
   spawnLogged,
   startDaemon,
   swaks,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -65,6 +66,16 @@ async function sendFromListed(port: number): Promise<string> {
     "postmaster@mx.test.example",
   ]);
   return r.stdout + r.stderr;
+}
+
+/** The EHLO reply of a new session, then QUIT. */
+async function ehloReply(port: number): Promise<string> {
+  const c = await RawClient.connect(port);
+  const banner = (await c.reply()).trim();
+  await c.send("EHLO client.example\r\n");
+  const ehlo = await c.reply();
+  c.close();
+  return `${banner}\n${ehlo}`;
 }
 
 /** The envelope lines of a swaks transcript, for the test's output. */
@@ -306,6 +317,58 @@ Deno.test({
       c.close();
     } finally {
       await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGHUP with STARTTLS or wrapper mode turned off and the certificate lines removed: TLS stays as it runs, named, the rest is taken",
+  ...opts,
+  fn: async () => {
+    const cases = [
+      { off: 'smtpd_tls_security_level = "none"', level: "may", on: "" },
+      { off: "smtpd_tls_wrappermode = false", level: "none", on: "smtpd_tls_wrappermode = true" },
+    ];
+    for (const { off, level, on } of cases) {
+      const dir = await makeWorkDir("reload");
+      const tls = await tlsCertConfig(dir, level);
+      const d = await startDaemon(`${tls}\n${on}`, { dir });
+      try {
+        // The operator turns TLS off and, with it, removes the certificate lines.
+        await writeConfig(dir, `${off}\nsmtpd_banner = "$myhostname reloaded"`);
+        await hup(d, 1, "warning: reload");
+        await d.waitForLog(/reload failed|re-read from/);
+        assert.doesNotMatch(d.log(), /reload failed/);
+        const kept = off.split(" ")[0] as string;
+        assert.match(
+          d.log(),
+          new RegExp(`reload: ${kept} changed \\(.*\\) but takes effect only after a restart`),
+        );
+        assert.match(
+          d.log(),
+          /reload: smtpd_tls_cert_file changed but takes effect only after a restart; still "/,
+        );
+        if (on) {
+          // Wrapper mode: TLS first, then the new banner.
+          const s = await swaks(d.port, [
+            "--to",
+            "u@example.com",
+            "--tlsc",
+            "--quit-after",
+            "EHLO",
+          ]);
+          assert.match(s.stdout, /<~ {2}220 mx\.test\.example reloaded/, s.stdout + s.stderr);
+        } else {
+          const reply = await ehloReply(d.port);
+          assert.match(reply, /^220 mx\.test\.example reloaded/);
+          assert.match(reply, /250-STARTTLS/, "STARTTLS stays offered until a restart");
+          const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+          assert.equal(s.code, 0, s.stdout + s.stderr);
+        }
+      } finally {
+        await d.stop();
+      }
     }
   },
 });

@@ -19,6 +19,7 @@ import {
   RESTART_ONLY,
   type Runtime,
   type ThreadShares,
+  TLS_CHAINS,
 } from "../runtime.ts";
 import { listenerThreads, startListening, tlsEngineAddress } from "./listener.ts";
 import {
@@ -264,12 +265,15 @@ export interface WorkerInit {
 export type RestartOnlyValues = Readonly<Record<string, unknown>>;
 
 /**
- * The restart-only parameters' values a runtime runs with.
+ * The restart-only parameters' values a runtime runs with, and those a
+ * reload may keep besides (STARTTLS on or off, the certificate chains:
+ * rebuildRuntime), so that a thread started later serves as the others do.
  * @param runtime the runtime in force
  * @returns their values
  */
 export function restartOnlyValues(runtime: Runtime): RestartOnlyValues {
-  return Object.fromEntries(RESTART_ONLY.map((k) => [k, runtime.config[k]]));
+  const keys = [...RESTART_ONLY, "smtpd_tls_security_level", ...TLS_CHAINS] as const;
+  return Object.fromEntries(keys.map((k) => [k, runtime.config[k]]));
 }
 
 /**
