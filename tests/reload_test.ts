@@ -372,3 +372,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a storm of SIGHUPs while a reload runs costs one more reload, not one per signal; the last table is served",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    // Big enough that each reload takes a while (every table is compiled again).
+    const filler = Array.from({ length: 60_000 }, (_, i) => `u${i}@d${i % 100}.example REJECT\n`);
+    await Deno.writeTextFile(table, `spammer@bad.example REJECT\n${filler.join("")}`);
+    // With a listener thread the main thread awaits its reload: signals
+    // that come meanwhile are seen one by one.
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    try {
+      await Deno.writeTextFile(table, `spammer@bad.example OK\n${filler.join("")}`);
+      const reloads = () => d.log().split(RELOADED).length - 1;
+      // 20 signals over a second: several arrive during each reload.
+      for (let i = 0; i < 20; i++) {
+        Deno.kill(d.pid, "SIGHUP");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const done = reloads();
+      // Until no reload has been logged for 3 s (bounded).
+      const end = Date.now() + 30_000;
+      for (let seen = -1; seen !== reloads() && Date.now() < end;) {
+        seen = reloads();
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+      // After the last signal: the reload running then and one more, at most.
+      assert.ok(reloads() - done <= 2, `${done} reloads, then ${reloads() - done} more`);
+      assert.ok(reloads() < 20, `${reloads()} reloads for 20 signals`);
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -159,8 +159,11 @@ export async function runServe(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
-  // SIGHUP: one reload at a time, in the order the signals came.
+  // SIGHUP: one reload at a time. Signals that come while one waits to run
+  // are served by it (it reads the file as it is then): a storm of them
+  // costs two reloads, not one per signal (each compiles every table).
   let reloads = Promise.resolve();
+  let waiting = false;
   const reload = async () => {
     const result = await reloadFromFile(current, opts);
     if (!result.ok) return;
@@ -208,7 +211,15 @@ export async function runServe(
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
   const onHup = () => {
-    if (!stopping) reloads = reloads.then(reload);
+    if (stopping || waiting) return;
+    waiting = true;
+    reloads = reloads.then(() => {
+      waiting = false;
+      return reload();
+    }).catch((e) => {
+      // Not expected (reload reports its own failures); the next signal must still be served.
+      logger.warning(`reload failed: ${(e as Error)?.message ?? e}`);
+    });
   };
   Deno.addSignalListener("SIGHUP", onHup);
   Deno.removeSignalListener("SIGHUP", starting);
