@@ -412,3 +412,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP then SIGTERM while listener threads have messages in progress: every thread removes its unfinished files",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    const clients: RawClient[] = [];
+    try {
+      // Messages being written, on both threads (the kernel spreads them).
+      const body = `Subject: held\r\n\r\n${`${"y".repeat(70)}\r\n`.repeat(5000)}`;
+      for (let i = 0; i < 8; i++) {
+        const c = await greeted(d.port);
+        for (const line of ["MAIL FROM:<a@example.org>", "RCPT TO:<u@example.com>", "DATA"]) {
+          await c.send(`${line}\r\n`);
+          assert.match(await c.reply(), /^[23]/);
+        }
+        await c.send(body);
+        clients.push(c);
+      }
+      const incoming = join(d.queueDir, "incoming");
+      const unfinished = async () => {
+        const found: string[] = [];
+        for await (const e of Deno.readDir(incoming)) {
+          const st = await Deno.stat(join(incoming, e.name));
+          if (st.size > 0 && ((st.mode ?? 0) & 0o100) === 0) found.push(e.name);
+        }
+        return found;
+      };
+      const end = Date.now() + 10_000;
+      while ((await unfinished()).length < 8 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Big enough that compiling it takes a listener thread longer than a stop
+      // waits for it (3 s for the sessions, 1 s for the thread).
+      const filler = Array.from({ length: 500_000 }, (_, i) => `u${i}@d${i % 100}.example OK\n`);
+      await Deno.writeTextFile(table, `spammer@bad.example REJECT\n${filler.join("")}`);
+      Deno.kill(d.pid, "SIGHUP");
+      await new Promise((r) => setTimeout(r, 1000));
+      await d.stop();
+      assert.deepEqual(await unfinished(), [], "no queue file left half-written");
+      assert.match(d.log(), /terminating on signal/);
+      assert.equal(d.log().split("lost connection after DATA").length - 1, 8, d.log());
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

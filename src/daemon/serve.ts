@@ -165,8 +165,12 @@ export async function runServe(
   let reloads = Promise.resolve();
   let waiting = false;
   const reload = async () => {
+    if (stopping) return;
     const result = await reloadFromFile(current, opts);
-    if (!result.ok) return;
+    // Not when a stop came meanwhile: a listener thread busy compiling the
+    // tables could not hear it, and would be ended before removing the files
+    // its sessions were writing.
+    if (!result.ok || stopping) return;
     current = result.runtime;
     main.swap(current);
     const threads = supervisor.threads;
@@ -202,6 +206,9 @@ export async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // The listener threads answer a reload asked before the stop (bounded
+    // by reloadWorker) before they can hear the stop.
+    await reloads;
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
