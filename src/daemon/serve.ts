@@ -164,6 +164,8 @@ export async function runServe(
   // costs two reloads, not one per signal (each compiles every table).
   let reloads = Promise.resolve();
   let waiting = false;
+  // The listener threads' answers to the reload last handed to them.
+  let threadsReloading: Promise<unknown> = Promise.resolve();
   const reload = async () => {
     if (stopping) return;
     const result = await reloadFromFile(current, opts);
@@ -174,7 +176,9 @@ export async function runServe(
     current = result.runtime;
     main.swap(current);
     const threads = supervisor.threads;
-    const errors = await Promise.all(threads.map((t) => reloadWorker(t.worker, result.text)));
+    const asked = Promise.all(threads.map((t) => reloadWorker(t.worker, result.text)));
+    threadsReloading = asked;
+    const errors = await asked;
     errors.forEach((error, i) => {
       if (error) logger.warning(`reload failed in listener thread ${i + 1}: ${error}`);
     });
@@ -206,9 +210,9 @@ export async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    // The listener threads answer a reload asked before the stop (bounded
-    // by reloadWorker) before they can hear the stop.
-    await reloads;
+    // The listener threads answer a reload asked before the stop (reloadWorker
+    // waits 10 s for each) before they can hear the stop.
+    await threadsReloading;
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
