@@ -464,3 +464,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP while a table is being replaced: the listener threads do not end up serving different contents",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    try {
+      // Big enough that each thread takes a while to compile it, the listener
+      // thread after the main thread. Each version is written whole, then renamed.
+      const filler = Array.from({ length: 300_000 }, (_, i) => `u${i}@d${i % 100}.example OK\n`);
+      const replace = async (action: string) => {
+        await Deno.writeTextFile(
+          `${table}.new`,
+          `spammer@bad.example ${action}\n${filler.join("")}`,
+        );
+        await Deno.rename(`${table}.new`, table);
+      };
+      await replace("REJECT");
+      Deno.kill(d.pid, "SIGHUP");
+      // The next version, once the main thread has read the file and before
+      // the listener thread reads it.
+      await new Promise((r) => setTimeout(r, 3000));
+      await replace("OK");
+      const reloads = () => d.log().split(RELOADED).length - 1;
+      const end = Date.now() + 40_000;
+      for (let seen = -1; (seen !== reloads() || seen === 0) && Date.now() < end;) {
+        seen = reloads();
+        await new Promise((r) => setTimeout(r, 4000));
+      }
+      // The kernel spreads connections over both threads: one answer (the
+      // last table's, unless both threads read the file before it was replaced).
+      const answers = new Set<string>();
+      for (let i = 0; i < 16; i++) {
+        const c = await greeted(d.port);
+        answers.add(await mailReply(c));
+        c.close();
+      }
+      assert.equal(answers.size, 1, `${[...answers].join("\n")}\n${d.log()}`);
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Config, type LoadedConfig } from "../config/mod.ts";
+import { type Config, type LoadedConfig, retireAll } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { type QueueStore, recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
@@ -29,7 +29,14 @@ import {
   type RoomMessage,
   RoomRequests,
 } from "./room.ts";
-import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
+import {
+  FILES_CHANGED,
+  filesStamp,
+  reloadedMessage,
+  reloadFromFile,
+  reloadFromText,
+  resolveSource,
+} from "./reload.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -176,7 +183,9 @@ export async function runServe(
     current = result.runtime;
     main.swap(current);
     const threads = supervisor.threads;
-    const asked = Promise.all(threads.map((t) => reloadWorker(t.worker, result.text)));
+    const asked = Promise.all(
+      threads.map((t) => reloadWorker(t.worker, result.text, result.files)),
+    );
     threadsReloading = asked;
     const errors = await asked;
     errors.forEach((error, i) => {
@@ -185,7 +194,16 @@ export async function runServe(
     logger.info(
       reloadedMessage(opts.file, threads.length + 1, errors.filter((e) => e !== undefined).length),
     );
+    // Files changed while the threads read them (an edit under way): once
+    // more, so that every thread serves the same contents. Not again after
+    // that: a file that keeps changing is left to the next signal.
+    const changed = errors.some((e) => e?.startsWith(FILES_CHANGED));
+    if (changed && !again) onHup();
+    else if (changed) logger.warning("reload: files keep changing; send SIGHUP once written");
+    again = changed && !again;
   };
+  // Whether the reload running is that once more.
+  let again = false;
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
@@ -322,9 +340,10 @@ export function pinRestartOnly(loaded: LoadedConfig, values: RestartOnlyValues):
  * keeps what it has).
  * @param w the thread
  * @param text the configuration text
+ * @param files how the files it names looked to the main thread ({@linkcode filesStamp})
  * @returns undefined when it reloaded, else why not
  */
-function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
+function reloadWorker(w: Worker, text: string, files: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const finish = (error: string | undefined) => {
       clearTimeout(timer);
@@ -336,7 +355,7 @@ function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
       if (e.data?.kind === "reloaded") finish(e.data.error);
     };
     w.addEventListener("message", onMessage);
-    w.postMessage({ kind: "reload", text });
+    w.postMessage({ kind: "reload", text, files });
   });
 }
 
@@ -427,12 +446,18 @@ export async function serveInWorker(
       server.close();
       await server.closeConnections(500);
     },
-    reload: async (text: string) => {
+    reload: async (text: string, files?: string) => {
       // The main thread has compiled this text already; a failure here
       // (a table changed between the two reads) keeps this thread's runtime.
       // The main thread logs the outcome, and the restart-only parameters once.
       const result = await reloadFromText(current, text, source, false);
       if (!result.ok) return `${result.error}; keeping its running configuration`;
+      // Files changed since the main thread compiled them: this thread may
+      // have read other contents (the main thread reloads once more).
+      if (files !== undefined && filesStamp(result.needs) !== files) {
+        retireAll(result.runtime.config);
+        return `${FILES_CHANGED}; keeping its running configuration`;
+      }
       current = result.runtime;
       swap(current);
       return undefined;
@@ -448,8 +473,8 @@ export async function serveInWorker(
 /** A listener thread serving: its runtime (the latest) and its reload. */
 export interface ServingThread {
   readonly runtime: Runtime;
-  /** Resolves to undefined when reloaded, else why not. */
-  reload(text: string): Promise<string | undefined>;
+  /** Resolves to undefined when reloaded, else why not (files: the main thread's filesStamp). */
+  reload(text: string, files?: string): Promise<string | undefined>;
   /** Stops accepting and cuts off its clients (their messages in progress are removed). */
   stop(): Promise<void>;
   /** Takes a message about making room (room.ts); false for any other message. */
