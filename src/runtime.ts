@@ -60,7 +60,7 @@ import {
   resolveOwner,
   validateSemantics,
 } from "./runtime_checks.ts";
-import { secondChain, tlsContext, type TlsContexts } from "./tls_context.ts";
+import { secondChain, tlsContext, type TlsContexts, tlsNeededBy } from "./tls_context.ts";
 import { RateLimiter } from "./transport/rate_limiter.ts";
 import { DovecotAuthClient, saslSettings, sessionSasl } from "./sasl/mod.ts";
 import { rateLimits } from "./transport/rate_limits.ts";
@@ -423,6 +423,14 @@ export const RESTART_ONLY = [
   "smtpd_sasl_service",
 ] as const satisfies readonly (keyof Config)[];
 
+/** The certificate chains' parameters, which a reload may keep (rebuildRuntime). */
+export const TLS_CHAINS = [
+  "smtpd_tls_cert_file",
+  "smtpd_tls_key_file",
+  "smtpd_tls_eccert_file",
+  "smtpd_tls_eckey_file",
+] as const satisfies readonly (keyof Config)[];
+
 /**
  * A running runtime rebuilt from a configuration re-read on reload: a new
  * policy (every table read and compiled again), STARTTLS context (the
@@ -448,18 +456,15 @@ export async function rebuildRuntime(
   );
   const tlsOn = (c: Config) => c.smtpd_tls_security_level !== "none";
   if (tlsOn(was) !== tlsOn(next.config)) kept.push("smtpd_tls_security_level");
-  // The TLS engine opens the second (ECDSA) chain's ports at start only: a
-  // reload that adds or removes that chain keeps the running chains (a
-  // renewed chain is taken), and names the parameters that changed.
-  if (was.smtpd_tls_loopback_listen && secondChain(was) !== secondChain(next.config)) {
-    const chains = [
-      "smtpd_tls_cert_file",
-      "smtpd_tls_key_file",
-      "smtpd_tls_eccert_file",
-      "smtpd_tls_eckey_file",
-    ] as const;
-    kept.push(...chains.filter((k) => was[k] !== next.config[k]));
-  }
+  // The running chains stay, and the parameters that changed are named,
+  // when the TLS engine would need ports it opens at start only (the second,
+  // ECDSA, chain added or removed), and when TLS stays on (STARTTLS or
+  // wrapper mode, kept above) while the new text turns it off: that text
+  // may no longer name a certificate. A renewed chain is taken.
+  const chainsKept =
+    (was.smtpd_tls_loopback_listen && secondChain(was) !== secondChain(next.config)) ||
+    (tlsNeededBy(was) !== undefined && tlsNeededBy(next.config) === undefined);
+  if (chainsKept) kept.push(...TLS_CHAINS.filter((k) => was[k] !== next.config[k]));
   // A restart-only parameter keeps its running value, but its new value is
   // what the next start reads: one that would stop that start refuses the
   // reload now, as any other bad value does.

@@ -39,7 +39,7 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
       let reloads = Promise.resolve();
       self.onmessage = (m: MessageEvent) => {
         if (thread.onRoomMessage(m.data)) return;
-        const msg = m.data as { kind?: string; text?: string };
+        const msg = m.data as { kind?: string; text?: string; files?: string };
         if (msg?.kind === "stop") {
           const { runtime } = thread;
           void thread.stop().then(() => closeStore(runtime.store)).then(() => {
@@ -47,10 +47,10 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
             self.postMessage({ kind: "stopped" });
           });
         } else if (msg?.kind === "reload" && typeof msg.text === "string") {
-          const text = msg.text;
+          const { text, files } = msg;
           // The main thread waits for each thread's answer before it logs the reload.
           reloads = reloads.then(async () => {
-            const error = await thread.reload(text);
+            const error = await thread.reload(text, files);
             self.postMessage({ kind: "reloaded", error });
           });
         }

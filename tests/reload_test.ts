@@ -18,6 +18,7 @@ import {
   spawnLogged,
   startDaemon,
   swaks,
+  tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -65,6 +66,16 @@ async function sendFromListed(port: number): Promise<string> {
     "postmaster@mx.test.example",
   ]);
   return r.stdout + r.stderr;
+}
+
+/** The EHLO reply of a new session, then QUIT. */
+async function ehloReply(port: number): Promise<string> {
+  const c = await RawClient.connect(port);
+  const banner = (await c.reply()).trim();
+  await c.send("EHLO client.example\r\n");
+  const ehlo = await c.reply();
+  c.close();
+  return `${banner}\n${ehlo}`;
 }
 
 /** The envelope lines of a swaks transcript, for the test's output. */
@@ -304,6 +315,197 @@ Deno.test({
       const c = await greeted(d.port);
       assert.equal(await mailReply(c), REFUSED);
       c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGHUP with STARTTLS or wrapper mode turned off and the certificate lines removed: TLS stays as it runs, named, the rest is taken",
+  ...opts,
+  fn: async () => {
+    const cases = [
+      { off: 'smtpd_tls_security_level = "none"', level: "may", on: "" },
+      { off: "smtpd_tls_wrappermode = false", level: "none", on: "smtpd_tls_wrappermode = true" },
+    ];
+    for (const { off, level, on } of cases) {
+      const dir = await makeWorkDir("reload");
+      const tls = await tlsCertConfig(dir, level);
+      const d = await startDaemon(`${tls}\n${on}`, { dir });
+      try {
+        // The operator turns TLS off and, with it, removes the certificate lines.
+        await writeConfig(dir, `${off}\nsmtpd_banner = "$myhostname reloaded"`);
+        await hup(d, 1, "warning: reload");
+        await d.waitForLog(/reload failed|re-read from/);
+        assert.doesNotMatch(d.log(), /reload failed/);
+        const kept = off.split(" ")[0] as string;
+        assert.match(
+          d.log(),
+          new RegExp(`reload: ${kept} changed \\(.*\\) but takes effect only after a restart`),
+        );
+        assert.match(
+          d.log(),
+          /reload: smtpd_tls_cert_file changed but takes effect only after a restart; still "/,
+        );
+        if (on) {
+          // Wrapper mode: TLS first, then the new banner.
+          const s = await swaks(d.port, [
+            "--to",
+            "u@example.com",
+            "--tlsc",
+            "--quit-after",
+            "EHLO",
+          ]);
+          assert.match(s.stdout, /<~ {2}220 mx\.test\.example reloaded/, s.stdout + s.stderr);
+        } else {
+          const reply = await ehloReply(d.port);
+          assert.match(reply, /^220 mx\.test\.example reloaded/);
+          assert.match(reply, /250-STARTTLS/, "STARTTLS stays offered until a restart");
+          const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
+          assert.equal(s.code, 0, s.stdout + s.stderr);
+        }
+      } finally {
+        await d.stop();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a storm of SIGHUPs while a reload runs costs one more reload, not one per signal; the last table is served",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    // Big enough that each reload takes a while (every table is compiled again).
+    const filler = Array.from({ length: 60_000 }, (_, i) => `u${i}@d${i % 100}.example REJECT\n`);
+    await Deno.writeTextFile(table, `spammer@bad.example REJECT\n${filler.join("")}`);
+    // With a listener thread the main thread awaits its reload: signals
+    // that come meanwhile are seen one by one.
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    try {
+      await Deno.writeTextFile(table, `spammer@bad.example OK\n${filler.join("")}`);
+      const reloads = () => d.log().split(RELOADED).length - 1;
+      // 20 signals over a second: several arrive during each reload.
+      for (let i = 0; i < 20; i++) {
+        Deno.kill(d.pid, "SIGHUP");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const done = reloads();
+      // Until no reload has been logged for 3 s (bounded).
+      const end = Date.now() + 30_000;
+      for (let seen = -1; seen !== reloads() && Date.now() < end;) {
+        seen = reloads();
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+      // After the last signal: the reload running then and one more, at most.
+      assert.ok(reloads() - done <= 2, `${done} reloads, then ${reloads() - done} more`);
+      assert.ok(reloads() < 20, `${reloads()} reloads for 20 signals`);
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGHUP then SIGTERM while listener threads have messages in progress: every thread removes its unfinished files",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    const clients: RawClient[] = [];
+    try {
+      // Messages being written, on both threads (the kernel spreads them).
+      const body = `Subject: held\r\n\r\n${`${"y".repeat(70)}\r\n`.repeat(5000)}`;
+      for (let i = 0; i < 8; i++) {
+        const c = await greeted(d.port);
+        for (const line of ["MAIL FROM:<a@example.org>", "RCPT TO:<u@example.com>", "DATA"]) {
+          await c.send(`${line}\r\n`);
+          assert.match(await c.reply(), /^[23]/);
+        }
+        await c.send(body);
+        clients.push(c);
+      }
+      const incoming = join(d.queueDir, "incoming");
+      const unfinished = async () => {
+        const found: string[] = [];
+        for await (const e of Deno.readDir(incoming)) {
+          const st = await Deno.stat(join(incoming, e.name));
+          if (st.size > 0 && ((st.mode ?? 0) & 0o100) === 0) found.push(e.name);
+        }
+        return found;
+      };
+      const end = Date.now() + 10_000;
+      while ((await unfinished()).length < 8 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Big enough that compiling it takes a listener thread longer than a stop
+      // waits for it (3 s for the sessions, 1 s for the thread).
+      const filler = Array.from({ length: 500_000 }, (_, i) => `u${i}@d${i % 100}.example OK\n`);
+      await Deno.writeTextFile(table, `spammer@bad.example REJECT\n${filler.join("")}`);
+      Deno.kill(d.pid, "SIGHUP");
+      await new Promise((r) => setTimeout(r, 1000));
+      await d.stop();
+      assert.deepEqual(await unfinished(), [], "no queue file left half-written");
+      assert.match(d.log(), /terminating on signal/);
+      assert.equal(d.log().split("lost connection after DATA").length - 1, 8, d.log());
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "SIGHUP while a table is being replaced: the listener threads do not end up serving different contents",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    try {
+      // Big enough that each thread takes a while to compile it, the listener
+      // thread after the main thread. Each version is written whole, then renamed.
+      const filler = Array.from({ length: 300_000 }, (_, i) => `u${i}@d${i % 100}.example OK\n`);
+      const replace = async (action: string) => {
+        await Deno.writeTextFile(
+          `${table}.new`,
+          `spammer@bad.example ${action}\n${filler.join("")}`,
+        );
+        await Deno.rename(`${table}.new`, table);
+      };
+      await replace("REJECT");
+      Deno.kill(d.pid, "SIGHUP");
+      // The next version, once the main thread has read the file and before
+      // the listener thread reads it.
+      await new Promise((r) => setTimeout(r, 3000));
+      await replace("OK");
+      const reloads = () => d.log().split(RELOADED).length - 1;
+      const end = Date.now() + 40_000;
+      for (let seen = -1; (seen !== reloads() || seen === 0) && Date.now() < end;) {
+        seen = reloads();
+        await new Promise((r) => setTimeout(r, 4000));
+      }
+      // The kernel spreads connections over both threads: one answer (the
+      // last table's, unless both threads read the file before it was replaced).
+      const answers = new Set<string>();
+      for (let i = 0; i < 16; i++) {
+        const c = await greeted(d.port);
+        answers.add(await mailReply(c));
+        c.close();
+      }
+      assert.equal(answers.size, 1, `${[...answers].join("\n")}\n${d.log()}`);
     } finally {
       await d.stop();
     }

@@ -66,13 +66,15 @@ export function runPermissions(loaded: LoadedConfig, json: boolean): number {
  * The start-up check.
  * @param loaded the configuration
  * @param overrides the -o overrides (for the advice)
+ * @param needs its needs, when known ({@linkcode needsOf})
  * @returns the message lines when something is missing, else undefined
  */
 export function checkPermissions(
   loaded: LoadedConfig,
   overrides: readonly string[],
+  needs: readonly Need[] = needsOf(loaded),
 ): string[] | undefined {
-  const missing = missingNeeds(needsOf(loaded));
+  const missing = missingNeeds(needs);
   if (missing.length === 0) return undefined;
   const file = resolve(Deno.cwd(), loaded.file ?? "");
   return missingMessage(missing, grantAdvice(file, overrides, Deno.build.standalone));

@@ -11,7 +11,8 @@
  */
 
 import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
-import { checkPermissions } from "../commands/permissions.ts";
+import { checkPermissions, needsOf } from "../commands/permissions.ts";
+import type { Need } from "../permissions/mod.ts";
 import { rebuildRuntime, type Runtime, systemHostname } from "../runtime.ts";
 import { configWarnings } from "../runtime_checks.ts";
 
@@ -36,10 +37,37 @@ export function resolveSource(text: string, source: ConfigSource): LoadedConfig 
   });
 }
 
-/** What a reload did. */
+/**
+ * What a reload did; `files` is {@linkcode filesStamp} taken before it
+ * compiled, `needs` what the configuration reads, to take it again after.
+ */
 export type ReloadResult =
-  | { ok: true; runtime: Runtime; text: string }
+  | { ok: true; runtime: Runtime; text: string; files: string; needs: readonly Need[] }
   | { ok: false; error: string };
+
+/**
+ * How the files a configuration names (tables, certificates, the file
+ * itself) look now: inode, size and times of each. Each listener thread
+ * reads them again after the main thread: a thread that finds them
+ * otherwise than the main thread did before it compiled may have compiled
+ * other contents, and does not take them.
+ * @param needs the configuration's needs ({@linkcode needsOf}): the files it reads
+ * @returns the stamp
+ */
+export function filesStamp(needs: readonly Need[]): string {
+  return needs.filter((n) => n.kind === "read").map((n) => {
+    try {
+      const st = Deno.statSync(n.value);
+      if (!st.isFile) return "";
+      return `${n.value} ${st.ino} ${st.size} ${st.mtime?.getTime()} ${st.ctime?.getTime()}`;
+    } catch {
+      return `${n.value} -`;
+    }
+  }).join("\n");
+}
+
+/** A listener thread's answer when the files changed under the reload (see filesStamp). */
+export const FILES_CHANGED = "a file the configuration names changed during the reload";
 
 /**
  * Rebuilds a runtime from configuration text, or says why it cannot.
@@ -59,8 +87,10 @@ export async function reloadFromText(
 ): Promise<ReloadResult> {
   try {
     const loaded = resolveSource(text, source);
-    const missing = checkPermissions(loaded, source.overrides);
+    const needs = needsOf(loaded);
+    const missing = checkPermissions(loaded, source.overrides, needs);
     if (missing) return { ok: false, error: permissionsError(missing) };
+    const files = filesStamp(needs);
     const { runtime, kept } = await rebuildRuntime(current, loaded, logKept);
     for (const w of logKept ? configWarnings(loaded) : []) current.logger.warning(w);
     for (const key of logKept ? kept : []) {
@@ -72,7 +102,7 @@ export async function reloadFromText(
           }`,
       );
     }
-    return { ok: true, runtime, text };
+    return { ok: true, runtime, text, files, needs };
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e.message };
     return { ok: false, error: (e as Error)?.message ?? String(e) };

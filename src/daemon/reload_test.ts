@@ -36,6 +36,38 @@ Deno.test("a listener thread started after a reload keeps the restart-only value
   }
 });
 
+Deno.test("a listener thread started after a reload that kept TLS on serves TLS as the others do", async () => {
+  const { dir, source, text } = await workDir();
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/key.pem`]
+        .concat(["-out", `${dir}/cert.pem`, "-days", "2", "-subj", "/CN=mx.test.example"]),
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assert.ok(made.success);
+    const tls = `smtpd_tls_cert_file = "${dir}/cert.pem"\nsmtpd_tls_key_file = "${dir}/key.pem"\n`;
+    const running = await buildRuntime(
+      resolveSource(text(`smtpd_tls_security_level = "may"\n${tls}`), source),
+      { verbose: 0, mode: "check" },
+    );
+    // STARTTLS turned off, and the certificate lines gone with it: TLS stays on.
+    const r = await reloadFromText(running, text('smtpd_tls_security_level = "none"\n'), source);
+    assert.ok(r.ok, r.ok ? "" : r.error);
+    assert.equal(r.runtime.config.smtpd_tls_security_level, "may");
+    assert.equal(r.runtime.config.smtpd_tls_cert_file, `${dir}/cert.pem`);
+    assert.ok(r.runtime.tls);
+    // A thread started now gets that text with the values in force.
+    const pinned = pinRestartOnly(resolveSource(r.text, source), restartOnlyValues(r.runtime));
+    assert.equal(pinned.config.smtpd_tls_security_level, "may");
+    assert.equal(pinned.config.smtpd_tls_key_file, `${dir}/key.pem`);
+    const thread = await buildRuntime(pinned, { verbose: 0, mode: "check" });
+    assert.ok(thread.tls, "the new thread offers STARTTLS as the running ones do");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a reload builds on the running runtime: store, logger and shared counters kept, not reset", async () => {
   const { dir, source, text } = await workDir();
   try {

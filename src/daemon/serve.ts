@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Config, type LoadedConfig } from "../config/mod.ts";
+import { type Config, type LoadedConfig, retireAll } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import { type QueueStore, recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
@@ -20,6 +20,7 @@ import {
   RESTART_ONLY,
   type Runtime,
   type ThreadShares,
+  TLS_CHAINS,
 } from "../runtime.ts";
 import { listenerThreads, startListening, tlsEngineAddress } from "./listener.ts";
 import {
@@ -29,7 +30,14 @@ import {
   type RoomMessage,
   RoomRequests,
 } from "./room.ts";
-import { reloadedMessage, reloadFromFile, reloadFromText, resolveSource } from "./reload.ts";
+import {
+  FILES_CHANGED,
+  filesStamp,
+  reloadedMessage,
+  reloadFromFile,
+  reloadFromText,
+  resolveSource,
+} from "./reload.ts";
 
 /**
  * Sets aside leftovers of our interrupted writes and logs each one. Files
@@ -159,22 +167,44 @@ export async function runServe(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
-  // SIGHUP: one reload at a time, in the order the signals came.
+  // SIGHUP: one reload at a time. Signals that come while one waits to run
+  // are served by it (it reads the file as it is then): a storm of them
+  // costs two reloads, not one per signal (each compiles every table).
   let reloads = Promise.resolve();
+  let waiting = false;
+  // The listener threads' answers to the reload last handed to them.
+  let threadsReloading: Promise<unknown> = Promise.resolve();
   const reload = async () => {
+    if (stopping) return;
     const result = await reloadFromFile(current, opts);
-    if (!result.ok) return;
+    // Not when a stop came meanwhile: a listener thread busy compiling the
+    // tables could not hear it, and would be ended before removing the files
+    // its sessions were writing.
+    if (!result.ok || stopping) return;
     current = result.runtime;
     main.swap(current);
     const threads = supervisor.threads;
-    const errors = await Promise.all(threads.map((t) => reloadWorker(t.worker, result.text)));
+    const asked = Promise.all(
+      threads.map((t) => reloadWorker(t.worker, result.text, result.files)),
+    );
+    threadsReloading = asked;
+    const errors = await asked;
     errors.forEach((error, i) => {
       if (error) logger.warning(`reload failed in listener thread ${i + 1}: ${error}`);
     });
     logger.info(
       reloadedMessage(opts.file, threads.length + 1, errors.filter((e) => e !== undefined).length),
     );
+    // Files changed while the threads read them (an edit under way): once
+    // more, so that every thread serves the same contents. Not again after
+    // that: a file that keeps changing is left to the next signal.
+    const changed = errors.some((e) => e?.startsWith(FILES_CHANGED));
+    if (changed && !again) onHup();
+    else if (changed) logger.warning("reload: files keep changing; send SIGHUP once written");
+    again = changed && !again;
   };
+  // Whether the reload running is that once more.
+  let again = false;
   let stopping = false;
   let stopped: () => void = () => {};
   const allStopped = new Promise<void>((r) => (stopped = r));
@@ -199,6 +229,9 @@ export async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // The listener threads answer a reload asked before the stop (reloadWorker
+    // waits 10 s for each) before they can hear the stop.
+    await threadsReloading;
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
@@ -208,7 +241,15 @@ export async function runServe(
   Deno.addSignalListener("SIGTERM", () => void stop());
   Deno.addSignalListener("SIGINT", () => void stop());
   const onHup = () => {
-    if (!stopping) reloads = reloads.then(reload);
+    if (stopping || waiting) return;
+    waiting = true;
+    reloads = reloads.then(() => {
+      waiting = false;
+      return reload();
+    }).catch((e) => {
+      // Not expected (reload reports its own failures); the next signal must still be served.
+      logger.warning(`reload failed: ${(e as Error)?.message ?? e}`);
+    });
   };
   Deno.addSignalListener("SIGHUP", onHup);
   Deno.removeSignalListener("SIGHUP", starting);
@@ -270,12 +311,15 @@ export interface WorkerInit {
 export type RestartOnlyValues = Readonly<Record<string, unknown>>;
 
 /**
- * The restart-only parameters' values a runtime runs with.
+ * The restart-only parameters' values a runtime runs with, and those a
+ * reload may keep besides (STARTTLS on or off, the certificate chains:
+ * rebuildRuntime), so that a thread started later serves as the others do.
  * @param runtime the runtime in force
  * @returns their values
  */
 export function restartOnlyValues(runtime: Runtime): RestartOnlyValues {
-  return Object.fromEntries(RESTART_ONLY.map((k) => [k, runtime.config[k]]));
+  const keys = [...RESTART_ONLY, "smtpd_tls_security_level", ...TLS_CHAINS] as const;
+  return Object.fromEntries(keys.map((k) => [k, runtime.config[k]]));
 }
 
 /**
@@ -302,9 +346,10 @@ export function pinRestartOnly(loaded: LoadedConfig, values: RestartOnlyValues):
  * keeps what it has).
  * @param w the thread
  * @param text the configuration text
+ * @param files how the files it names looked to the main thread ({@linkcode filesStamp})
  * @returns undefined when it reloaded, else why not
  */
-function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
+function reloadWorker(w: Worker, text: string, files: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const finish = (error: string | undefined) => {
       clearTimeout(timer);
@@ -316,7 +361,7 @@ function reloadWorker(w: Worker, text: string): Promise<string | undefined> {
       if (e.data?.kind === "reloaded") finish(e.data.error);
     };
     w.addEventListener("message", onMessage);
-    w.postMessage({ kind: "reload", text });
+    w.postMessage({ kind: "reload", text, files });
   });
 }
 
@@ -407,12 +452,18 @@ export async function serveInWorker(
       server.close();
       await server.closeConnections(500);
     },
-    reload: async (text: string) => {
+    reload: async (text: string, files?: string) => {
       // The main thread has compiled this text already; a failure here
       // (a table changed between the two reads) keeps this thread's runtime.
       // The main thread logs the outcome, and the restart-only parameters once.
       const result = await reloadFromText(current, text, source, false);
       if (!result.ok) return `${result.error}; keeping its running configuration`;
+      // Files changed since the main thread compiled them: this thread may
+      // have read other contents (the main thread reloads once more).
+      if (files !== undefined && filesStamp(result.needs) !== files) {
+        retireAll(result.runtime.config);
+        return `${FILES_CHANGED}; keeping its running configuration`;
+      }
       current = result.runtime;
       swap(current);
       return undefined;
@@ -428,8 +479,8 @@ export async function serveInWorker(
 /** A listener thread serving: its runtime (the latest) and its reload. */
 export interface ServingThread {
   readonly runtime: Runtime;
-  /** Resolves to undefined when reloaded, else why not. */
-  reload(text: string): Promise<string | undefined>;
+  /** Resolves to undefined when reloaded, else why not (files: the main thread's filesStamp). */
+  reload(text: string, files?: string): Promise<string | undefined>;
   /** Stops accepting and cuts off its clients (their messages in progress are removed). */
   stop(): Promise<void>;
   /** Takes a message about making room (room.ts); false for any other message. */
