@@ -389,21 +389,23 @@ Deno.test({
     try {
       await Deno.writeTextFile(table, `spammer@bad.example OK\n${filler.join("")}`);
       const reloads = () => d.log().split(RELOADED).length - 1;
-      // 20 signals over a second: several arrive during each reload.
+      // 20 signals over a second. While the main thread compiles, signals
+      // merge on their own (its event loop is busy); while it awaits the
+      // listener threads' reloads, each is seen. The log is read after the
+      // daemon wrote it, so only the total is counted.
       for (let i = 0; i < 20; i++) {
         Deno.kill(d.pid, "SIGHUP");
         await new Promise((r) => setTimeout(r, 50));
       }
-      const done = reloads();
       // Until no reload has been logged for 3 s (bounded).
       const end = Date.now() + 30_000;
       for (let seen = -1; seen !== reloads() && Date.now() < end;) {
         seen = reloads();
         await new Promise((r) => setTimeout(r, 3000));
       }
-      // After the last signal: the reload running then and one more, at most.
-      assert.ok(reloads() - done <= 2, `${done} reloads, then ${reloads() - done} more`);
-      assert.ok(reloads() < 20, `${reloads()} reloads for 20 signals`);
+      // Those started during the storm (a reload takes about 0.5 s here) and
+      // one for the signals that came during the last; 10 to 20 before.
+      assert.ok(reloads() >= 1 && reloads() <= 5, `${reloads()} reloads for 20 signals`);
       const c = await greeted(d.port);
       assert.equal(await mailReply(c), "250 2.1.5 Ok");
       c.close();
