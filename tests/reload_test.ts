@@ -191,6 +191,42 @@ Deno.test({
   },
 });
 
+// Before, a FIFO at the configuration's path kept the reload's read
+// waiting for ever, and every later SIGHUP queued behind it, unlogged.
+Deno.test({
+  name:
+    "SIGHUP with a FIFO at the configuration's path: refused at once, and the next reload works",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    const path = join(dir, "smtpd.toml");
+    const saved = await Deno.readTextFile(path);
+    try {
+      await Deno.remove(path);
+      const made = await new Deno.Command("mkfifo", { args: [path] }).output();
+      assert.ok(made.success);
+      await hup(d, 1, "reload failed:");
+      assert.match(
+        d.log(),
+        /reload failed: .*smtpd\.toml: cannot read configuration: not a regular file/,
+      );
+      // The file back, with the table changed: the next SIGHUP is served.
+      await Deno.remove(path);
+      await Deno.writeTextFile(path, saved);
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1);
+      const c = await greeted(d.port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 Deno.test({
   name: "SIGHUP: a restart-only parameter is named in the log and keeps its value",
   ...opts,

@@ -49,11 +49,25 @@ export interface LoadedConfig {
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readConfigFile(file);
   } catch (err) {
     throw new ConfigError(`cannot read configuration: ${(err as Error).message}`, { file });
   }
   return resolveConfigText(text, { ...options, file });
+}
+
+/**
+ * The text of a configuration file. Only a regular file is read: a FIFO
+ * (or a device) put at its path would keep the read waiting for ever, and
+ * with it the start, or every later reload (each waits for the one before).
+ * @param file the path
+ * @returns the text
+ * @throws the stat's or the read's error, or one for a file that is not regular
+ */
+export async function readConfigFile(file: string): Promise<string> {
+  const st = await Deno.stat(file);
+  if (!st.isFile) throw new Error("not a regular file");
+  return await Deno.readTextFile(file);
 }
 
 /**

@@ -5,7 +5,13 @@
  */
 
 export { ConfigError } from "./config_error.ts";
-export { findKeyLine, loadConfig, overrideName, resolveConfigText } from "./load.ts";
+export {
+  findKeyLine,
+  loadConfig,
+  overrideName,
+  readConfigFile,
+  resolveConfigText,
+} from "./load.ts";
 export type { LoadedConfig, LoadOptions } from "./load.ts";
 export { isParamName, MAX_TIME_SECONDS, PARAMS } from "./schema.ts";
 export type { Config, ParamName, ParamSpec } from "./schema.ts";

@@ -10,7 +10,12 @@
  * @module
  */
 
-import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
+import {
+  ConfigError,
+  type LoadedConfig,
+  readConfigFile,
+  resolveConfigText,
+} from "../config/mod.ts";
 import { checkPermissions, needsOf } from "../commands/permissions.ts";
 import type { Need } from "../permissions/mod.ts";
 import { rebuildRuntime, type Runtime, systemHostname } from "../runtime.ts";
@@ -123,7 +128,7 @@ export async function reloadFromFile(
 ): Promise<ReloadResult> {
   let text: string;
   try {
-    text = await Deno.readTextFile(source.file);
+    text = await readConfigFile(source.file);
   } catch (e) {
     const error = `${source.file}: cannot read configuration: ${(e as Error).message}`;
     return failed(current, error);
