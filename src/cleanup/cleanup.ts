@@ -33,7 +33,13 @@ import {
   SMTPUTF8_HEADER,
   uniqueRecipients,
 } from "./envelope_records.ts";
-import { headerNameEnd, isContinuation } from "./headers.ts";
+import {
+  DROPPED_FIELDS,
+  headerNameEnd,
+  isContinuation,
+  isField,
+  isHeaderStart,
+} from "./headers.ts";
 import { MimeHeaderScan } from "./mime_headers.ts";
 import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
@@ -201,6 +207,8 @@ export class MessageDraft implements BodySink {
   #headerLimit: number;
   #heldBytes = 0;
   #continuing = false;
+  /** Only mailbox "From " lines held so far (see {@linkcode mailboxLine}). */
+  #mailboxLines = true;
   #refused: { reply: Reply; reason: string } | undefined;
   #writeError: Error | undefined;
   #messageId = "";
@@ -295,6 +303,11 @@ export class MessageDraft implements BodySink {
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    if (this.#inHeaders && !this.#continuing && this.#mailboxLines) {
+      const fixed = mailboxLine(buf, start, end);
+      if (fixed) [buf, start, end] = [fixed, 0, fixed.length];
+      else this.#mailboxLines = false;
+    }
     if (!this.#mime.done) this.#mime.line(buf, start, end, partial);
     if (this.#inHeaders) {
       const len = end - start;
@@ -475,8 +488,20 @@ export class MessageDraft implements BodySink {
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
+    // Bcc:, Resent-Bcc:, Content-Length: and Return-Path: go, with their
+    // folded lines and the rest of a long line, as Postfix's cleanup drops
+    // them (message_drop_headers); a Resent-Bcc: still makes the message resent.
+    let lineStart = true;
+    let dropping = false;
     headers.forEach((bytes, start, end, partial) => {
       if (this.#refused) return;
+      const first = lineStart;
+      lineStart = !partial;
+      if (first && !isContinuation(bytes, start, end)) {
+        dropping = isHeaderStart(bytes, start, end) &&
+          DROPPED_FIELDS.some((n) => isField(bytes, start, end, n));
+      }
+      if (dropping) return;
       for (let i = start; i < end && this.#headerOpts === 0; i++) {
         if ((bytes[i] as number) > 127) this.#headerOpts = SMTPUTF8_HEADER;
       }
@@ -602,4 +627,29 @@ export class MessageDraft implements BodySink {
     this.#memory.trim(0);
     await this.#file.abort();
   }
+}
+
+const MAILBOX_PREFIX = encoder.encode("X-Mailbox-Line: ");
+const FROM_SP = encoder.encode("From ");
+const GT = 62;
+
+/**
+ * A mailbox "From " line (also ">From ", ">>From "...) at the top of a
+ * message, as the header "X-Mailbox-Line: <line>", the way Postfix's
+ * cleanup keeps it: the header block goes on after it, where a plain
+ * non-header line would make it (and every header below it) body.
+ * @param buf the bytes holding the line
+ * @param start where the line begins
+ * @param end where it ends
+ * @returns the header line's bytes, or undefined for another line
+ */
+function mailboxLine(buf: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  let i = start;
+  while (i < end && buf[i] === GT) i++;
+  if (end - i < FROM_SP.length) return undefined;
+  for (let k = 0; k < FROM_SP.length; k++) if (buf[i + k] !== FROM_SP[k]) return undefined;
+  const line = new Uint8Array(MAILBOX_PREFIX.length + end - start);
+  line.set(MAILBOX_PREFIX);
+  line.set(buf.subarray(start, end), MAILBOX_PREFIX.length);
+  return line;
 }
