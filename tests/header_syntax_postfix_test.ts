@@ -46,6 +46,22 @@ async function sendMessage(port: number, data: string): Promise<string> {
   }
 }
 
+/** One message by BDAT LAST; the reply to it. */
+async function sendChunk(port: number, data: string): Promise<string> {
+  const c = await RawClient.connect(port);
+  try {
+    await c.reply();
+    for (const cmd of ["EHLO client.example", "MAIL FROM:<a@x.example>", "RCPT TO:<u@x.example>"]) {
+      await c.send(`${cmd}\r\n`);
+      assert.match(await c.reply(), /^250[ -]/);
+    }
+    await c.send(`BDAT ${new TextEncoder().encode(data).length} LAST\r\n${data}`);
+    return await c.reply(20000);
+  } finally {
+    c.close();
+  }
+}
+
 /** Waits until Postfix has held one message; the hold queue's files. */
 async function heldFiles(queueDir: string): Promise<string[]> {
   await waitFor("Postfix's held queue file", async () => {
@@ -165,6 +181,32 @@ Deno.test({
         "body",
       ]);
       assert.deepEqual(await clientLines(ours3), want3);
+
+      // A folded line after the mailbox line starts the body; by BDAT, a "From "
+      // line is body from the start.
+      const pairs: [(port: number, data: string) => Promise<string>, string, string[]][] = [
+        [sendMessage, "From x\r\n\tcont\r\nSubject: s\r\n\r\nb\r\n", [
+          "X-Mailbox-Line: From x",
+          "",
+          "\tcont",
+          "Subject: s",
+          "",
+          "b",
+        ]],
+        [sendChunk, "From x\r\nSubject: s\r\n\r\nb\r\n", ["", "From x", "Subject: s", "", "b"]],
+      ];
+      let last = [...held3, ours3];
+      for (const [send, data, lines] of pairs) {
+        for (const f of last) await Deno.remove(f);
+        assert.match(await send(pfPort, data), /^250 /);
+        assert.match(await send(d.port, data), /^250 /);
+        const pfFiles = await heldFiles(pf.queueDir);
+        const [ourFile] = await queueFiles(d.queueDir, "incoming");
+        assert.ok(ourFile && pfFiles[0]);
+        assert.deepEqual(await clientLines(pfFiles[0]), lines);
+        assert.deepEqual(await clientLines(ourFile), lines);
+        last = [...pfFiles, ourFile];
+      }
 
       // Four "Received :" lines and the server's own make five hops: both refuse.
       const hops = "Received : from h.example\r\n".repeat(4) + "\r\nbody\r\n";

@@ -81,6 +81,11 @@ export interface MessageEnvelope {
   readonly dsnRet?: number;
   /** ENVID=, decoded. */
   readonly dsnEnvid?: string;
+  /**
+   * The content came by BDAT: a mailbox "From " line on top stays body
+   * (Postfix's smtpd makes it X-Mailbox-Line: only in DATA).
+   */
+  readonly chunked?: boolean;
 }
 
 /**
@@ -225,6 +230,7 @@ export class MessageDraft implements BodySink {
     this.id = file.id;
     this.#file = file;
     this.#env = env;
+    this.#mailboxLines = env.chunked !== true;
     this.#config = config;
     this.#memory = memory;
     // Every held piece counts its bytes plus 2 against header_size_limit
@@ -303,17 +309,22 @@ export class MessageDraft implements BodySink {
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    // A folded line right after the mailbox lines starts the body (Postfix).
+    let body = false;
     if (this.#inHeaders && !this.#continuing && this.#mailboxLines) {
       const fixed = mailboxLine(buf, start, end);
       if (fixed) [buf, start, end] = [fixed, 0, fixed.length];
-      else this.#mailboxLines = false;
+      else {
+        this.#mailboxLines = false;
+        body = this.#headers.count > 0 && isContinuation(buf, start, end);
+      }
     }
     if (!this.#mime.done) this.#mime.line(buf, start, end, partial);
     if (this.#inHeaders) {
       const len = end - start;
       const name = this.#continuing ? -1 : headerNameEnd(buf, start, end);
-      const holds = this.#continuing || name >= 0 ||
-        (this.#headers.count > 0 && isContinuation(buf, start, end));
+      const holds = !body && (this.#continuing || name >= 0 ||
+        (this.#headers.count > 0 && isContinuation(buf, start, end)));
       if (holds && name >= 0 && buf[name] !== COLON) {
         // "Subject : x" (RFC 822's obsolete form) is held as "Subject: x",
         // as Postfix's cleanup writes it (mime_state.c); its name then

@@ -381,6 +381,16 @@ Deno.test("MessageDraft drops Bcc:/Resent-Bcc:/Content-Length:/Return-Path: and 
     "",
     "From body",
   ]);
+  // A folded line right after the mailbox lines starts the body, as there.
+  const folded = await send(["From x", "\tcont", "Subject: s", "", "b"]);
+  assert.deepEqual(folded.lines.slice(3, 5), [
+    "X-Mailbox-Line: From x",
+    `Message-Id: <20260102030405.${queued(folded).id}@mx.example.com>`,
+  ]);
+  assert.deepEqual(folded.lines.slice(6), ["", "\tcont", "Subject: s", "", "b"]);
+  // By BDAT, Postfix's smtpd leaves a "From " line as it is: body.
+  const chunked = await send(["From x", "Subject: s", "", "b"], { envelope: { chunked: true } });
+  assert.deepEqual(chunked.lines.slice(5), ["", "From x", "Subject: s", "", "b"]);
 });
 
 Deno.test("MessageDraft.finish() adds the always_bcc recipient", async () => {
