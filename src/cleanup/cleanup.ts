@@ -33,7 +33,13 @@ import {
   SMTPUTF8_HEADER,
   uniqueRecipients,
 } from "./envelope_records.ts";
-import { headerNameEnd, isContinuation } from "./headers.ts";
+import {
+  DROPPED_FIELDS,
+  headerNameEnd,
+  isContinuation,
+  isField,
+  isHeaderStart,
+} from "./headers.ts";
 import { MimeHeaderScan } from "./mime_headers.ts";
 import { receivedHeader } from "./received.ts";
 import { compactStamp, formatRfc5322Date } from "./rfc5322_date.ts";
@@ -75,6 +81,11 @@ export interface MessageEnvelope {
   readonly dsnRet?: number;
   /** ENVID=, decoded. */
   readonly dsnEnvid?: string;
+  /**
+   * The content came by BDAT: a mailbox "From " line on top stays body
+   * (Postfix's smtpd makes it X-Mailbox-Line: only in DATA).
+   */
+  readonly chunked?: boolean;
 }
 
 /**
@@ -201,6 +212,8 @@ export class MessageDraft implements BodySink {
   #headerLimit: number;
   #heldBytes = 0;
   #continuing = false;
+  /** Only mailbox "From " lines held so far (see {@linkcode mailboxLine}). */
+  #mailboxLines = true;
   #refused: { reply: Reply; reason: string } | undefined;
   #writeError: Error | undefined;
   #messageId = "";
@@ -217,6 +230,7 @@ export class MessageDraft implements BodySink {
     this.id = file.id;
     this.#file = file;
     this.#env = env;
+    this.#mailboxLines = env.chunked !== true;
     this.#config = config;
     this.#memory = memory;
     // Every held piece counts its bytes plus 2 against header_size_limit
@@ -295,12 +309,22 @@ export class MessageDraft implements BodySink {
   /** Receives one body line, `buf[start, end)`, from the DATA reader. */
   line(buf: Uint8Array, start: number, end: number, partial: boolean): void | Promise<void> {
     if (this.#refused || this.#writeError) return;
+    // A folded line right after the mailbox lines starts the body (Postfix).
+    let body = false;
+    if (this.#inHeaders && !this.#continuing && this.#mailboxLines) {
+      const fixed = mailboxLine(buf, start, end);
+      if (fixed) [buf, start, end] = [fixed, 0, fixed.length];
+      else {
+        this.#mailboxLines = false;
+        body = this.#headers.count > 0 && isContinuation(buf, start, end);
+      }
+    }
     if (!this.#mime.done) this.#mime.line(buf, start, end, partial);
     if (this.#inHeaders) {
       const len = end - start;
       const name = this.#continuing ? -1 : headerNameEnd(buf, start, end);
-      const holds = this.#continuing || name >= 0 ||
-        (this.#headers.count > 0 && isContinuation(buf, start, end));
+      const holds = !body && (this.#continuing || name >= 0 ||
+        (this.#headers.count > 0 && isContinuation(buf, start, end)));
       if (holds && name >= 0 && buf[name] !== COLON) {
         // "Subject : x" (RFC 822's obsolete form) is held as "Subject: x",
         // as Postfix's cleanup writes it (mime_state.c); its name then
@@ -475,8 +499,20 @@ export class MessageDraft implements BodySink {
     for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
+    // Bcc:, Resent-Bcc:, Content-Length: and Return-Path: go, with their
+    // folded lines and the rest of a long line, as Postfix's cleanup drops
+    // them (message_drop_headers); a Resent-Bcc: still makes the message resent.
+    let lineStart = true;
+    let dropping = false;
     headers.forEach((bytes, start, end, partial) => {
       if (this.#refused) return;
+      const first = lineStart;
+      lineStart = !partial;
+      if (first && !isContinuation(bytes, start, end)) {
+        dropping = isHeaderStart(bytes, start, end) &&
+          DROPPED_FIELDS.some((n) => isField(bytes, start, end, n));
+      }
+      if (dropping) return;
       for (let i = start; i < end && this.#headerOpts === 0; i++) {
         if ((bytes[i] as number) > 127) this.#headerOpts = SMTPUTF8_HEADER;
       }
@@ -602,4 +638,29 @@ export class MessageDraft implements BodySink {
     this.#memory.trim(0);
     await this.#file.abort();
   }
+}
+
+const MAILBOX_PREFIX = encoder.encode("X-Mailbox-Line: ");
+const FROM_SP = encoder.encode("From ");
+const GT = 62;
+
+/**
+ * A mailbox "From " line (also ">From ", ">>From "...) at the top of a
+ * message, as the header "X-Mailbox-Line: <line>", the way Postfix's
+ * cleanup keeps it: the header block goes on after it, where a plain
+ * non-header line would make it (and every header below it) body.
+ * @param buf the bytes holding the line
+ * @param start where the line begins
+ * @param end where it ends
+ * @returns the header line's bytes, or undefined for another line
+ */
+function mailboxLine(buf: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  let i = start;
+  while (i < end && buf[i] === GT) i++;
+  if (end - i < FROM_SP.length) return undefined;
+  for (let k = 0; k < FROM_SP.length; k++) if (buf[i + k] !== FROM_SP[k]) return undefined;
+  const line = new Uint8Array(MAILBOX_PREFIX.length + end - start);
+  line.set(MAILBOX_PREFIX);
+  line.set(buf.subarray(start, end), MAILBOX_PREFIX.length);
+  return line;
 }

@@ -350,6 +350,49 @@ Deno.test("MessageDraft adds Resent-Message-Id:/Resent-Date:/Resent-From: to a r
   assert.deepEqual(headerNames(other.lines), ["received", "resent-foo", "message-id", "date"]);
 });
 
+// Regression: Postfix's cleanup drops Bcc:, Resent-Bcc:, Content-Length:
+// and Return-Path: (message_drop_headers), and keeps a mailbox "From " line
+// on top as X-Mailbox-Line:; we delivered the Bcc: list to every recipient,
+// and made such a message's headers body. Side by side with Debian's
+// Postfix 3.7 in tests/header_syntax_postfix_test.ts.
+Deno.test("MessageDraft drops Bcc:/Resent-Bcc:/Content-Length:/Return-Path: and keeps a mailbox From line as X-Mailbox-Line:, as Postfix's cleanup", async () => {
+  const s = await send([
+    "From someone Mon Jan  1 00:00:00 2024",
+    ">From again",
+    "bcc: a@x.example,",
+    "\tb@x.example",
+    "Subject: s",
+    "Content-Length: 5",
+    "Return-Path: <z@x.example>",
+    "Resent-Bcc: r@x.example",
+    "From other",
+    "",
+    "From body",
+  ]);
+  const r = queued(s);
+  assert.deepEqual(s.lines.slice(3), [
+    "X-Mailbox-Line: From someone Mon Jan  1 00:00:00 2024",
+    "X-Mailbox-Line: >From again",
+    "Subject: s",
+    `Resent-Message-Id: <20260102030405.${r.id}@mx.example.com>`,
+    `Resent-Date: ${WHEN}`,
+    "",
+    "From other",
+    "",
+    "From body",
+  ]);
+  // A folded line right after the mailbox lines starts the body, as there.
+  const folded = await send(["From x", "\tcont", "Subject: s", "", "b"]);
+  assert.deepEqual(folded.lines.slice(3, 5), [
+    "X-Mailbox-Line: From x",
+    `Message-Id: <20260102030405.${queued(folded).id}@mx.example.com>`,
+  ]);
+  assert.deepEqual(folded.lines.slice(6), ["", "\tcont", "Subject: s", "", "b"]);
+  // By BDAT, Postfix's smtpd leaves a "From " line as it is: body.
+  const chunked = await send(["From x", "Subject: s", "", "b"], { envelope: { chunked: true } });
+  assert.deepEqual(chunked.lines.slice(5), ["", "From x", "Subject: s", "", "b"]);
+});
+
 Deno.test("MessageDraft.finish() adds the always_bcc recipient", async () => {
   const s = await send(["Subject: hi", "", "body"], {
     config: { "always_bcc": "archive@example.com" },

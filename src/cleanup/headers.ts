@@ -35,6 +35,19 @@ export const RESENT_FIELDS: readonly string[] = [
   "resent-to",
 ];
 
+/**
+ * The fields Postfix's cleanup removes from a message's header block
+ * (message_drop_headers, default "bcc, content-length, resent-bcc,
+ * return-path"; not a parameter here), so a Bcc: never reaches the
+ * recipients. Lower case.
+ */
+export const DROPPED_FIELDS: readonly string[] = [
+  "bcc",
+  "content-length",
+  "resent-bcc",
+  "return-path",
+];
+
 const COLON = 58;
 const SP = 32;
 const HTAB = 9;

@@ -62,6 +62,7 @@ export async function openMessage(
       ...(tx.recipientDsn ? { recipientDsn: tx.recipientDsn } : {}),
       ...(tx.dsnRet ? { dsnRet: tx.dsnRet } : {}),
       ...(tx.dsnEnvid !== undefined ? { dsnEnvid: tx.dsnEnvid } : {}),
+      ...(stage === "BDAT" ? { chunked: true } : {}),
       origin: {
         clientName: client.name,
         clientAddress: client.address,
