@@ -103,7 +103,10 @@ export class SessionState implements SessionContext {
   /** The transaction's recipient list, reserved against the memory budget. */
   readonly #envelopeMemory: MemoryHold;
   #envelopeBytes = 0;
-  /** Postfix's policy "instance": this session (random), then its MAIL transactions. */
+  /**
+   * Postfix's policy "instance": this session (random), then its MAIL
+   * transactions; sent only inside a transaction (see #policyFacts).
+   */
   readonly #instance = [...crypto.getRandomValues(new Uint32Array(2))].map((n) => n.toString(16))
     .join(".");
   #transactions = 0;
@@ -252,7 +255,11 @@ export class SessionState implements SessionContext {
       size: this.tx?.declaredSize,
       recipientCount: this.tx?.recipients.length ?? 0,
       held: this.tx?.actions.hold ?? false,
-      instance: `${this.#instance}.${this.#transactions.toString(16)}`,
+      // As Postfix: empty outside a mail transaction (the client and HELO
+      // lists, MAIL with smtpd_delay_reject = no, VRFY, ETRN). A policy
+      // server that caches per instance (policyd-spf) would otherwise take
+      // MAIL's new sender for the last transaction's, or for EHLO's check.
+      instance: this.tx ? `${this.#instance}.${this.#transactions.toString(16)}` : "",
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
       ...(this.#sasl ? { sasl: this.#sasl } : {}),
