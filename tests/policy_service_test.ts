@@ -746,3 +746,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "check_policy_service: recipient is the only recipient at DATA and END-OF-MESSAGE, empty when there are more, as Postfix sends it",
+  ...opts,
+  fn: async () => {
+    const requests = await askedInStdin(
+      "policy-only-recipient",
+      (service) => [
+        `smtpd_data_restrictions = [${service}]`,
+        `smtpd_end_of_data_restrictions = [${service}]`,
+      ],
+      "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+        "DATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n" +
+        "BDAT 3 LAST\r\ny\r\nQUIT\r\n",
+    );
+    // Postfix's smtpd (checked against Postfix 3): state->recipient stays
+    // for the data and end-of-data checks when rcpt_count is 1.
+    assert.deepEqual(
+      requests.map((q) => `${q.get("protocol_state")} ${q.get("recipient") || "-"}`),
+      [
+        "DATA b@example.com",
+        "END-OF-MESSAGE b@example.com",
+        "DATA -",
+        "END-OF-MESSAGE -",
+      ],
+    );
+  },
+});
