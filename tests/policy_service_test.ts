@@ -678,3 +678,101 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "check_policy_service: instance is empty outside a mail transaction, as Postfix sends it, so policyd-spf does not take MAIL's sender (smtpd_delay_reject = no) for the one it checked at EHLO",
+  ignore: !has("policyd-spf") || !has("dnsmasq") || !has("unshare") || !isRoot,
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("spf-instance");
+    const spf = await startSpfPolicy(dir, [
+      ["forged.example", "v=spf1 ip4:192.0.2.10 -all"],
+      ["permitted.example", "v=spf1 ip4:127.0.0.0/8 -all"],
+    ]);
+    const rec = await fakePolicyServer({ action: "DUNNO" });
+    const service = `"check_policy_service", "unix:${spf.socket}"`;
+    const recorder = `"check_policy_service", "inet:127.0.0.1:${rec.port}"`;
+    const d = await startDaemon(
+      [
+        BASE,
+        `smtpd_delay_reject = false`,
+        `smtpd_helo_restrictions = [${recorder}, ${service}]`,
+        `smtpd_sender_restrictions = [${recorder}, ${service}]`,
+        `smtpd_recipient_restrictions = [${recorder}, "permit"]`,
+      ].join("\n"),
+      { dir },
+    );
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      // The HELO name passes SPF: policyd-spf caches that result under the
+      // request's instance, and answers a later request with the same
+      // instance from its cache without checking the new sender.
+      await c.send("EHLO permitted.example\r\n");
+      assert.match(await c.reply(), /^250 /m);
+      await c.send("MAIL FROM:<someone@forged.example>\r\n");
+      assert.match(
+        await c.reply(10000),
+        /^550 5\.7\.23 <someone@forged\.example>: Sender address rejected: Message rejected due to: SPF fail/,
+      );
+      await c.send("MAIL FROM:<someone@permitted.example>\r\n");
+      assert.match(await c.reply(10000), /^250 /);
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(10000), /^250 /);
+      await c.send("RSET\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<other@permitted.example>\r\n");
+      assert.match(await c.reply(10000), /^250 /);
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(10000), /^250 /);
+      // Postfix's smtpd: no instance before the transaction exists (CONNECT,
+      // EHLO, MAIL itself with smtpd_delay_reject = no), one per transaction.
+      const seen = rec.requests().map((q) => [q.get("protocol_state"), q.get("instance")]);
+      assert.deepEqual(seen.map(([s, i]) => `${s} ${i === "" ? "-" : "set"}`), [
+        "EHLO -",
+        "MAIL -",
+        "MAIL -",
+        "RCPT set",
+        "MAIL -",
+        "RCPT set",
+      ]);
+      assert.notEqual(seen[3]?.[1], seen[5]?.[1]);
+    } finally {
+      c.close();
+      await d.stop();
+      rec.stop();
+      await spf.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "check_policy_service: recipient is the only recipient at DATA and END-OF-MESSAGE, empty when there are more, as Postfix sends it",
+  ...opts,
+  fn: async () => {
+    const requests = await askedInStdin(
+      "policy-only-recipient",
+      (service) => [
+        `smtpd_data_restrictions = [${service}]`,
+        `smtpd_end_of_data_restrictions = [${service}]`,
+      ],
+      "EHLO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n" +
+        "DATA\r\nSubject: one\r\n\r\nx\r\n.\r\n" +
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n" +
+        "BDAT 3 LAST\r\ny\r\nQUIT\r\n",
+    );
+    // Postfix's smtpd (checked against Postfix 3): state->recipient stays
+    // for the data and end-of-data checks when rcpt_count is 1.
+    assert.deepEqual(
+      requests.map((q) => `${q.get("protocol_state")} ${q.get("recipient") || "-"}`),
+      [
+        "DATA b@example.com",
+        "END-OF-MESSAGE b@example.com",
+        "DATA -",
+        "END-OF-MESSAGE -",
+      ],
+    );
+  },
+});

@@ -192,9 +192,11 @@ export interface SessionContext {
    * Adds a recipient to the transaction, reserved against the memory budget.
    * @param recipient the address in internal form
    * @param dsn its DSN facts (NOTIFY, ORCPT)
+   * @param address the address as the RCPT command gave it (the data and
+   *   end-of-data lists see it when it is the only recipient)
    * @returns false when the budget has no room
    */
-  addRecipient(recipient: string, dsn?: RecipientDsn): boolean;
+  addRecipient(recipient: string, dsn?: RecipientDsn, address?: Address): boolean;
   /**
    * Reserves the line buffer's growth for a message body.
    * @returns false when the budget has no room

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { Address } from "../protocol/address.ts";
 import type { Config } from "../config/mod.ts";
 import { BdatBody, discardChunk } from "../io/bdat_reader.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
@@ -103,10 +104,15 @@ export class SessionState implements SessionContext {
   /** The transaction's recipient list, reserved against the memory budget. */
   readonly #envelopeMemory: MemoryHold;
   #envelopeBytes = 0;
-  /** Postfix's policy "instance": this session (random), then its MAIL transactions. */
+  /**
+   * Postfix's policy "instance": this session (random), then its MAIL
+   * transactions; sent only inside a transaction (see #policyFacts).
+   */
   readonly #instance = [...crypto.getRandomValues(new Uint32Array(2))].map((n) => n.toString(16))
     .join(".");
   #transactions = 0;
+  /** The transaction's first accepted recipient, as its RCPT command gave it. */
+  #firstRecipient: Address | undefined;
   #bdat: BdatProgress | undefined;
   /** The AUTH login, if any. */
   #sasl: SaslLogin | undefined;
@@ -203,6 +209,13 @@ export class SessionState implements SessionContext {
     facts: PolicyFacts,
   ): Promise<Reply | undefined> {
     if (this.#clientRefusal && stage !== "client") return this.#clientRefusal;
+    // As Postfix's smtpd_check_data and smtpd_check_eod: the data and
+    // end-of-data lists (and a policy server's "recipient") see the
+    // recipient when the transaction has only one.
+    const only = (stage === "data" || stage === "eod") && this.tx?.recipients.length === 1
+      ? this.#firstRecipient
+      : undefined;
+    if (only && !facts.recipient) facts = { ...facts, recipient: only };
     const { refused, effects } = await checkStage(stage, verb, facts, {
       policy: this.#deps.policy,
       log: this.log,
@@ -252,7 +265,11 @@ export class SessionState implements SessionContext {
       size: this.tx?.declaredSize,
       recipientCount: this.tx?.recipients.length ?? 0,
       held: this.tx?.actions.hold ?? false,
-      instance: `${this.#instance}.${this.#transactions.toString(16)}`,
+      // As Postfix: empty outside a mail transaction (the client and HELO
+      // lists, MAIL with smtpd_delay_reject = no, VRFY, ETRN). A policy
+      // server that caches per instance (policyd-spf) would otherwise take
+      // MAIL's new sender for the last transaction's, or for EHLO's check.
+      instance: this.tx ? `${this.#instance}.${this.#transactions.toString(16)}` : "",
       stress: this.#deps.stressed(),
       tls: this.#transport.tls,
       ...(this.#sasl ? { sasl: this.#sasl } : {}),
@@ -271,6 +288,7 @@ export class SessionState implements SessionContext {
 
   beginTransaction(start: TransactionStart): void {
     this.#recipients = [];
+    this.#firstRecipient = undefined;
     this.#actions = noActions();
     this.#apply(this.#atMail);
     this.#atMail = [];
@@ -298,13 +316,14 @@ export class SessionState implements SessionContext {
     this.#envelopeMemory.release();
   }
 
-  addRecipient(recipient: string, dsn?: RecipientDsn): boolean {
+  addRecipient(recipient: string, dsn?: RecipientDsn, address?: Address): boolean {
     const held = this.#envelopeBytes + RECIPIENT_OVERHEAD + 2 * recipient.length +
       2 * (dsn?.orcpt.length ?? 0) + 2 * (dsn?.original?.length ?? 0);
     if (!this.#envelopeMemory.ensure(held)) return false;
     this.#envelopeBytes = held;
     this.#recipients.push(recipient);
     this.#recipientDsn.push(dsn);
+    if (this.#recipients.length === 1) this.#firstRecipient = address;
     return true;
   }
 

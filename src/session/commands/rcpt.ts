@@ -70,7 +70,7 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   const dsn = params.notify === undefined
     ? { orcpt, ...original }
     : { notify: params.notify, orcpt, ...original };
-  if (!ctx.addRecipient(recipient, dsn)) {
+  if (!ctx.addRecipient(recipient, dsn, a)) {
     const budget = ctx.services.memory;
     ctx.logReject({
       stage: "RCPT",
