@@ -646,3 +646,35 @@ for (const engine of [false, true]) {
     },
   });
 }
+
+Deno.test({
+  name: "a client over smtpd_client_connection_rate_limit makes no room: the idle session stays",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\ndefault_process_limit = 1\nsmtpd_stress_threshold = 0\n` +
+        `smtpd_client_connection_rate_limit = 1\nsmtpd_client_event_limit_exceptions = []`,
+    );
+    const clients: RawClient[] = [];
+    try {
+      const idle = await RawClient.connect(d.port);
+      clients.push(idle);
+      assert.match(await idle.reply(), /^220 /);
+      // Silent past the idle threshold: it could give way to a client that may connect.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < 3; i++) {
+        const over = await RawClient.connect(d.port);
+        clients.push(over);
+        assert.match(await over.reply(), /^421 4\.7\.0 .*too many connections from 127\.0\.0\.1/);
+        over.close();
+      }
+      // Refused for its rate, the newcomer closed nobody.
+      await idle.send("NOOP\r\n");
+      assert.match(await idle.reply(), /^250 /);
+      assert.equal(d.log().includes("closed the idle session"), false);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

@@ -196,6 +196,13 @@ export async function startListening(
         return await refuseConnection(t, encodeReply(perClient(address)));
       }
       if (!proxied) counted = address;
+      // Nor does a client over its connection rate: it is counted here,
+      // before anyone is closed for it.
+      const overRate = counted === undefined ? undefined : deps.overRate?.("connection", address);
+      if (overRate) {
+        limiter.leaveClient(address);
+        return await refuseConnection(t, encodeReply(overRate));
+      }
       const asked = Date.now();
       // What the client's address held before it came (its own slot is
       // taken already): an address holding two more may have to give one up.
@@ -257,9 +264,8 @@ export async function startListening(
         // The client is known only after the PROXY header: the session asks.
         await runSession(t, { ...deps, stressed: () => stressed, admitClient, ending });
       } else {
-        const refusal = counted === undefined
-          ? admitClient(address)
-          : deps.overRate?.("connection", address);
+        // At the cap the client was admitted (and its rate counted) above.
+        const refusal = counted === undefined ? admitClient(address) : undefined;
         if (refusal) {
           ending();
           return await refuseConnection(t, encodeReply(refusal));
