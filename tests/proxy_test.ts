@@ -588,3 +588,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "behind PROXY at default_process_limit, room is made by the proxied clients' sessions: an address holding busy ones takes no lone idle one",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "default_process_limit = 3\nsmtpd_stress_threshold = 0\n" +
+        "smtpd_client_event_limit_exceptions = []",
+    );
+    const clients: RawClient[] = [];
+    const open = async (client: string) => {
+      const c = await RawClient.connect(d.port);
+      clients.push(c);
+      await c.send(`PROXY TCP4 ${client} 192.0.2.100 40000 25\r\n`);
+      assert.match(await c.reply(), /^(220|421) /);
+      return c;
+    };
+    const busy: RawClient[] = [];
+    const keepBusy = async (ms: number) => {
+      for (const until = Date.now() + ms; Date.now() < until;) {
+        for (const b of busy) {
+          await b.send("NOOP\r\n");
+          assert.match(await b.reply(), /^250 /);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    try {
+      const lone = await open("192.0.2.1");
+      busy.push(await open("192.0.2.2"), await open("192.0.2.2"));
+      await keepBusy(1500);
+      // A third for 192.0.2.2 waits and is refused: 192.0.2.1 keeps its session.
+      const third = await RawClient.connect(d.port);
+      clients.push(third);
+      await third.send("PROXY TCP4 192.0.2.2 192.0.2.100 40000 25\r\n");
+      assert.match(await third.reply(), /^421 4\.3\.2 .*too many connections/);
+      await lone.send("NOOP\r\n");
+      assert.match(await lone.reply(), /^250 /);
+      await keepBusy(1300);
+      // A new address takes the lone idle session's place; the log names its client.
+      const fresh = await RawClient.connect(d.port);
+      clients.push(fresh);
+      await fresh.send("PROXY TCP4 192.0.2.3 192.0.2.100 40000 25\r\n");
+      assert.match(await fresh.reply(), /^220 /);
+      assert.match(await lone.reply(), /^421 4\.3\.2 .*idle session closed to make room/);
+      await d.waitForLog(/closed the idle session of \[192\.0\.2\.1\] \(silent \d+ ms\)/);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

@@ -237,12 +237,12 @@ export async function startListening(
     const admitClient = async (client: string): Promise<Reply | undefined> => {
       if (!held) {
         // Behind a balancer at the cap: its client is known now.
-        const refusal = await roomFor(client, false);
+        const refusal = await roomFor(client, true);
         if (refusal) return refusal;
         held = true;
         ledger?.entered();
         ledger?.clientEntered(limiter.clientSlot(client));
-        t.sessionBegun?.(releaseClient);
+        t.sessionBegun?.(releaseClient, client);
         return undefined;
       }
       if (!limiter.enterClient(client)) return perClient(client);
@@ -254,6 +254,8 @@ export async function startListening(
       }
       ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
+      // Room-making counts it with its client's sessions from now on.
+      if (proxied) t.sessionBegun?.(releaseClient, client);
       return undefined;
     };
     // The slots go back once the session is over but for its last reply

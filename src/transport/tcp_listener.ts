@@ -73,7 +73,8 @@ const SLOW_CLIENT: SlowClient = { waitMs: 10_000, bytesPerSecond: 500 };
 interface Watched extends ByteConn {
   /** Names the connection to {@linkcode TcpServer.evictCandidate}. */
   readonly id: number;
-  readonly address: string;
+  /** The client: the peer, or the one a PROXY header named (Transport.sessionBegun). */
+  address: string;
   /** When the pending read started; undefined while none is pending. */
   idleSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
@@ -221,9 +222,10 @@ function tcpTransport(
       w.inMail = on;
     },
     sessionOver: () => w.sessionEnded(),
-    sessionBegun: (releaseClient) => {
+    sessionBegun: (releaseClient, client) => {
       w.holding = true;
       w.releaseClient = releaseClient;
+      if (client !== undefined) w.address = client;
     },
     tlsBegins: () => {
       w.tls = true;
