@@ -642,3 +642,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "behind PROXY at default_process_limit, at most that many connections wait for their header without a slot",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "default_process_limit = 1\nsmtpd_stress_threshold = 0",
+    );
+    const clients: RawClient[] = [];
+    try {
+      const first = await RawClient.connect(d.port);
+      clients.push(first);
+      await first.send("PROXY TCP4 192.0.2.1 192.0.2.100 40000 25\r\n");
+      assert.match(await first.reply(), /^220 /);
+      // One more may wait for its header; the next is refused at once.
+      const waiting = await RawClient.connect(d.port);
+      clients.push(waiting);
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = await RawClient.connect(d.port);
+      clients.push(refused);
+      assert.match(await refused.reply(), /^421 4\.3\.2 .*too many connections/);
+      // Once its header names its client it is one more at the cap (the first is not idle yet).
+      await waiting.send("PROXY TCP4 192.0.2.2 192.0.2.100 40000 25\r\n");
+      assert.match(await waiting.reply(), /^421 4\.3\.2 .*too many connections/);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

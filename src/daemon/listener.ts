@@ -180,6 +180,9 @@ export async function startListening(
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
   store.inlineSync = () => active === 1;
+  // Connections behind a balancer that came at the cap and whose PROXY
+  // header has not named their client yet: they hold no session slot.
+  let awaitingHeader = 0;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
@@ -224,9 +227,24 @@ export async function startListening(
     // the cap, room is made only once the PROXY header has named the
     // client (admitClient): until then the connection holds none.
     let held = true;
+    // Counted in awaitingHeader until its header is read or it ends.
+    let awaiting = false;
+    const headerRead = () => {
+      if (awaiting) awaitingHeader--;
+      awaiting = false;
+    };
     if (limiter.enter() === "global") {
-      if (proxied) held = false;
-      else {
+      if (proxied) {
+        // At most default_process_limit of them at once on this thread
+        // (each for smtpd_upstream_proxy_timeout at most): past that, refused.
+        if (awaitingHeader >= limit) {
+          logRefusal(address);
+          return await refuseConnection(t, encodeReply(busyReply));
+        }
+        held = false;
+        awaiting = true;
+        awaitingHeader++;
+      } else {
         const refusal = await roomFor(address, true);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
       }
@@ -237,6 +255,7 @@ export async function startListening(
     const admitClient = async (client: string): Promise<Reply | undefined> => {
       if (!held) {
         // Behind a balancer at the cap: its client is known now.
+        headerRead();
         const refusal = await roomFor(client, true);
         if (refusal) return refusal;
         held = true;
@@ -296,6 +315,7 @@ export async function startListening(
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
       active--;
+      headerRead();
       ending();
     }
   };
