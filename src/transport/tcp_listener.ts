@@ -343,17 +343,20 @@ interface RoomRule {
 /** How a connection qualifies under a rule now, if it does. */
 function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | undefined {
   if (w.evicted || (rule.sessionsOnly && w.over)) return undefined;
-  // An idle or slow session gives way only to a client whose address held
-  // fewer sessions than the session's own address (the newcomer's own
-  // address holds its new one already): an address that holds many busy
-  // sessions does not take the lone session of another between its messages.
+  // An idle session gives way only to a client whose address held fewer
+  // sessions than the session's own address (the newcomer's own address
+  // holds its new one already): an address that holds many busy sessions
+  // does not take the lone session of another between its messages. A slow
+  // one (a client dripping its bytes) gives way to anyone, as before: the
+  // rule would let a slow-drip from many addresses, one session each, keep
+  // out the second connection of a sender that already has one.
   const fair = rule.newcomerHeld === undefined || rule.held(w.address) > rule.newcomerHeld;
   if (
     fair && !w.inMail && w.idleSince !== undefined && now - w.idleSince >= rule.minIdleMs
   ) {
     return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
-  if (fair && isSlow(w, now, rule.slow)) {
+  if (isSlow(w, now, rule.slow)) {
     return { id: w.id, why: "slow", held: rule.held(w.address), score: waitedMs(w, now) };
   }
   // Only a connection whose session has its slot: one still waiting for a
