@@ -7,7 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import { makeWorkDir, RawClient, spawnLogged, startDaemon, tlsCertConfig } from "./_harness.ts";
+import {
+  makeWorkDir,
+  RawClient,
+  run,
+  spawnLogged,
+  startDaemon,
+  tlsCertConfig,
+} from "./_harness.ts";
 import { SmtpConn } from "../scripts/hostile/smtp_conn.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -646,3 +653,87 @@ for (const engine of [false, true]) {
     },
   });
 }
+
+Deno.test({
+  name: "a client over smtpd_client_connection_rate_limit makes no room: the idle session stays",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\ndefault_process_limit = 1\nsmtpd_stress_threshold = 0\n` +
+        `smtpd_client_connection_rate_limit = 1\nsmtpd_client_event_limit_exceptions = []`,
+    );
+    const clients: RawClient[] = [];
+    try {
+      const idle = await RawClient.connect(d.port);
+      clients.push(idle);
+      assert.match(await idle.reply(), /^220 /);
+      // Silent past the idle threshold: it could give way to a client that may connect.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < 3; i++) {
+        const over = await RawClient.connect(d.port);
+        clients.push(over);
+        assert.match(await over.reply(), /^421 4\.7\.0 .*too many connections from 127\.0\.0\.1/);
+        over.close();
+      }
+      // Refused for its rate, the newcomer closed nobody.
+      await idle.send("NOOP\r\n");
+      assert.match(await idle.reply(), /^250 /);
+      assert.equal(d.log().includes("closed the idle session"), false);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});
+
+/** 127.0.0.1 idles; 127.0.0.2 holds two busy sessions and asks for a third; then 127.0.0.3 comes. */
+const BUSY_ADDRESS_ASKS = `
+import socket, sys, time
+port = int(sys.argv[1])
+def conn(src):
+    s = socket.socket(); s.settimeout(5); s.bind((src, 0)); s.connect(("127.0.0.1", port))
+    return s
+lone = conn("127.0.0.1"); lone.recv(512)
+busy = [conn("127.0.0.2"), conn("127.0.0.2")]
+for b in busy: b.recv(512)
+def keep_busy(seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        for b in busy:
+            b.send(b"NOOP\\r\\n"); b.recv(512)
+        time.sleep(0.2)
+keep_busy(1.5)
+third = conn("127.0.0.2")
+print("third", third.recv(512).decode().strip())
+lone.send(b"NOOP\\r\\n")
+print("lone", lone.recv(512).decode().strip())
+keep_busy(1.3)
+fresh = conn("127.0.0.3")
+print("fresh", fresh.recv(512).decode().strip())
+print("lone", lone.recv(512).decode().strip())
+`;
+
+Deno.test({
+  name:
+    "at default_process_limit an address holding busy sessions does not take another's lone idle one",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\ndefault_process_limit = 3\nsmtpd_stress_threshold = 0\n` +
+        `smtpd_client_event_limit_exceptions = []`,
+    );
+    try {
+      const r = await run("python3", ["-c", BUSY_ADDRESS_ASKS, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      const got = r.stdout.trim().split("\n");
+      // The third of 127.0.0.2 waits and is refused; 127.0.0.1 keeps its session.
+      assert.match(got[0] as string, /^third 421 4\.3\.2 .*too many connections/);
+      assert.match(got[1] as string, /^lone 250 /);
+      // A new address (holding none) still takes the idle session's place.
+      assert.match(got[2] as string, /^fresh 220 /);
+      assert.match(got[3] as string, /^lone 421 4\.3\.2 .*idle session closed to make room/);
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -538,3 +538,139 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "behind PROXY at default_process_limit, a client over its connection rate makes no room; one within it does",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "default_process_limit = 1\nsmtpd_stress_threshold = 0\n" +
+        "smtpd_client_connection_rate_limit = 1\nsmtpd_client_event_limit_exceptions = []",
+    );
+    const clients: RawClient[] = [];
+    const open = async (client: string) => {
+      const c = await RawClient.connect(d.port);
+      clients.push(c);
+      await c.send(`PROXY TCP4 ${client} 192.0.2.100 40000 25\r\n`);
+      return c;
+    };
+    try {
+      // 192.0.2.9 spends its one connection of the time unit.
+      const first = await open("192.0.2.9");
+      assert.match(await first.reply(), /^220 /);
+      await first.send("QUIT\r\n");
+      assert.match(await first.reply(), /^221 /);
+      const idle = await open("192.0.2.1");
+      assert.match(await idle.reply(), /^220 /);
+      // Silent past the idle threshold: it could give way.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < 2; i++) {
+        const over = await open("192.0.2.9");
+        assert.equal(
+          (await over.reply()).trim(),
+          "421 4.7.0 mx.test.example Error: too many connections from 192.0.2.9",
+        );
+      }
+      await idle.send("NOOP\r\n");
+      assert.match(await idle.reply(), /^250 /);
+      assert.equal(d.log().includes("closed the idle session"), false);
+      // A client within its rate still takes the idle session's place.
+      await new Promise((r) => setTimeout(r, 1500));
+      const fresh = await open("192.0.2.2");
+      assert.match(await fresh.reply(), /^220 /);
+      assert.match(await idle.reply(), /^421 4\.3\.2 .*idle session closed to make room/);
+      await d.waitForLog(/closed the idle session of \[[^\]]+\] \(silent \d+ ms\)/);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "behind PROXY at default_process_limit, room is made by the proxied clients' sessions: an address holding busy ones takes no lone idle one",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "default_process_limit = 3\nsmtpd_stress_threshold = 0\n" +
+        "smtpd_client_event_limit_exceptions = []",
+    );
+    const clients: RawClient[] = [];
+    const open = async (client: string) => {
+      const c = await RawClient.connect(d.port);
+      clients.push(c);
+      await c.send(`PROXY TCP4 ${client} 192.0.2.100 40000 25\r\n`);
+      assert.match(await c.reply(), /^(220|421) /);
+      return c;
+    };
+    const busy: RawClient[] = [];
+    const keepBusy = async (ms: number) => {
+      for (const until = Date.now() + ms; Date.now() < until;) {
+        for (const b of busy) {
+          await b.send("NOOP\r\n");
+          assert.match(await b.reply(), /^250 /);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    try {
+      const lone = await open("192.0.2.1");
+      busy.push(await open("192.0.2.2"), await open("192.0.2.2"));
+      await keepBusy(1500);
+      // A third for 192.0.2.2 waits and is refused: 192.0.2.1 keeps its session.
+      const third = await RawClient.connect(d.port);
+      clients.push(third);
+      await third.send("PROXY TCP4 192.0.2.2 192.0.2.100 40000 25\r\n");
+      assert.match(await third.reply(), /^421 4\.3\.2 .*too many connections/);
+      await lone.send("NOOP\r\n");
+      assert.match(await lone.reply(), /^250 /);
+      await keepBusy(1300);
+      // A new address takes the lone idle session's place; the log names its client.
+      const fresh = await RawClient.connect(d.port);
+      clients.push(fresh);
+      await fresh.send("PROXY TCP4 192.0.2.3 192.0.2.100 40000 25\r\n");
+      assert.match(await fresh.reply(), /^220 /);
+      assert.match(await lone.reply(), /^421 4\.3\.2 .*idle session closed to make room/);
+      await d.waitForLog(/closed the idle session of \[192\.0\.2\.1\] \(silent \d+ ms\)/);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "behind PROXY at default_process_limit, at most that many connections wait for their header without a slot",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
+        "default_process_limit = 1\nsmtpd_stress_threshold = 0",
+    );
+    const clients: RawClient[] = [];
+    try {
+      const first = await RawClient.connect(d.port);
+      clients.push(first);
+      await first.send("PROXY TCP4 192.0.2.1 192.0.2.100 40000 25\r\n");
+      assert.match(await first.reply(), /^220 /);
+      // One more may wait for its header; the next is refused at once.
+      const waiting = await RawClient.connect(d.port);
+      clients.push(waiting);
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = await RawClient.connect(d.port);
+      clients.push(refused);
+      assert.match(await refused.reply(), /^421 4\.3\.2 .*too many connections/);
+      // Once its header names its client it is one more at the cap (the first is not idle yet).
+      await waiting.send("PROXY TCP4 192.0.2.2 192.0.2.100 40000 25\r\n");
+      assert.match(await waiting.reply(), /^421 4\.3\.2 .*too many connections/);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  },
+});

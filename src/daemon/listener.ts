@@ -129,8 +129,10 @@ export async function startListening(
     stressPercent: config.smtpd_stress_threshold,
     onStress: (stressed, sessions) => (stressed ? stressEntered : stressLeft)(sessions),
   }, setup.shared);
-  const busy = encodeReply(
-    closing(config.myhostname, "3.2", "Error: too many connections, try again later"),
+  const busyReply = closing(
+    config.myhostname,
+    "3.2",
+    "Error: too many connections, try again later",
   );
   const perClient = (address: string): Reply => {
     logger.warning(
@@ -147,10 +149,6 @@ export async function startListening(
       `Connection limit exceeded: ${limit} sessions; refused [${address}]` +
         (held > 0 ? ` and ${held} more since the last report` : ""),
     ), REFUSAL_LOG_MS);
-  const refuseBusy = (t: Transport, address: string): Promise<void> => {
-    logRefusal(address);
-    return refuseConnection(t, busy);
-  };
   // What a crowding client was counted as: its address, or its network block.
   const crowdingUnit = (address: string) => {
     const unit = limiter.unit(address);
@@ -182,25 +180,32 @@ export async function startListening(
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
   store.inlineSync = () => active === 1;
+  // Connections behind a balancer that came at the cap and whose PROXY
+  // header has not named their client yet: they hold no session slot.
+  let awaitingHeader = 0;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
     let counted: string | undefined;
     const deps = live.deps;
     const stressedNow = stressedDeps;
-    if (limiter.enter() === "global") {
-      // At the cap, a session that has long waited for its client gives its
-      // place to the new one; without one, the new client is refused. A
-      // client already at its own limit makes no room for itself.
-      if (!proxied && !limiter.enterClient(address)) {
-        return await refuseConnection(t, encodeReply(perClient(address)));
+    // At the cap, a session that has long waited for its client gives its
+    // place to the new one; without one, the new client is refused. A
+    // client already at its own limit, or over its connection rate, makes
+    // no room for itself: both are counted before anyone is closed for it.
+    // Resolves to undefined once the client holds a global and a
+    // per-client slot, else to its refusal.
+    const roomFor = async (client: string, crowding: boolean): Promise<Reply | undefined> => {
+      if (!limiter.enterClient(client)) return perClient(client);
+      const overRate = deps.overRate?.("connection", client);
+      if (overRate) {
+        limiter.leaveClient(client);
+        return overRate;
       }
-      if (!proxied) counted = address;
       const asked = Date.now();
       // What the client's address held before it came (its own slot is
       // taken already): an address holding two more may have to give one up.
-      // Behind a balancer the address is not known yet: none is crowding.
-      const before = counted === undefined ? undefined : limiter.clientCount(counted) - 1;
+      const before = crowding ? limiter.clientCount(client) - 1 : undefined;
       const victim = listening.server?.evictIdle(before);
       if (victim) {
         logEviction(victim, `${limit} sessions (default_process_limit)`);
@@ -211,14 +216,54 @@ export async function startListening(
       } else if (await limiter.enterWithin(SLOT_WAIT_MS - (Date.now() - asked)) === "global") {
         // As in Postfix's listen queue, the client waited a moment for a
         // session to end; none did.
-        if (counted !== undefined) limiter.leaveClient(counted);
-        return await refuseBusy(t, address);
+        limiter.leaveClient(client);
+        logRefusal(client);
+        return busyReply;
+      }
+      counted = client;
+      return undefined;
+    };
+    // Whether this connection holds a global slot. Behind a balancer at
+    // the cap, room is made only once the PROXY header has named the
+    // client (admitClient): until then the connection holds none.
+    let held = true;
+    // Counted in awaitingHeader until its header is read or it ends.
+    let awaiting = false;
+    const headerRead = () => {
+      if (awaiting) awaitingHeader--;
+      awaiting = false;
+    };
+    if (limiter.enter() === "global") {
+      if (proxied) {
+        // At most default_process_limit of them at once on this thread
+        // (each for smtpd_upstream_proxy_timeout at most): past that, refused.
+        if (awaitingHeader >= limit) {
+          logRefusal(address);
+          return await refuseConnection(t, encodeReply(busyReply));
+        }
+        held = false;
+        awaiting = true;
+        awaitingHeader++;
+      } else {
+        const refusal = await roomFor(address, true);
+        if (refusal) return await refuseConnection(t, encodeReply(refusal));
       }
     }
-    ledger?.entered();
+    if (held) ledger?.entered();
     if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
     const stressed = limiter.stressed;
-    const admitClient = (client: string): Reply | undefined => {
+    const admitClient = async (client: string): Promise<Reply | undefined> => {
+      if (!held) {
+        // Behind a balancer at the cap: its client is known now.
+        headerRead();
+        const refusal = await roomFor(client, true);
+        if (refusal) return refusal;
+        held = true;
+        ledger?.entered();
+        ledger?.clientEntered(limiter.clientSlot(client));
+        t.sessionBegun?.(releaseClient, client);
+        return undefined;
+      }
       if (!limiter.enterClient(client)) return perClient(client);
       // smtpd_client_connection_rate_limit, once the client is known.
       const overRate = deps.overRate?.("connection", client);
@@ -228,11 +273,12 @@ export async function startListening(
       }
       ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
+      // Room-making counts it with its client's sessions from now on.
+      if (proxied) t.sessionBegun?.(releaseClient, client);
       return undefined;
     };
     // The slots go back once the session is over but for its last reply
     // (the session says so), or when it has ended, whichever comes first.
-    let held = true;
     // The per-client slot, once: when the session ends, or sooner when the
     // listener closes the connection to make room (Transport.sessionBegun).
     const releaseClient = () => {
@@ -250,16 +296,15 @@ export async function startListening(
       ledger?.left();
     };
     // From now on closing the connection frees a session slot (crowding may pick it).
-    t.sessionBegun?.(releaseClient);
+    if (held) t.sessionBegun?.(releaseClient);
     active++;
     try {
       if (proxied) {
         // The client is known only after the PROXY header: the session asks.
         await runSession(t, { ...deps, stressed: () => stressed, admitClient, ending });
       } else {
-        const refusal = counted === undefined
-          ? admitClient(address)
-          : deps.overRate?.("connection", address);
+        // At the cap the client was admitted (and its rate counted) above.
+        const refusal = counted === undefined ? await admitClient(address) : undefined;
         if (refusal) {
           ending();
           return await refuseConnection(t, encodeReply(refusal));
@@ -270,6 +315,7 @@ export async function startListening(
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
       active--;
+      headerRead();
       ending();
     }
   };

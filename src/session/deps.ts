@@ -48,10 +48,12 @@ export interface SessionDeps {
   readonly stressed: () => boolean;
   /**
    * Behind a PROXY balancer: counts the client from the header against
-   * smtpd_client_connection_count_limit; a reply means over the limit
-   * (send it and hang up). Absent when the client was counted at accept.
+   * smtpd_client_connection_count_limit and its connection rate, and at
+   * default_process_limit makes room for it (or waits for a place); a reply
+   * means refused (send it and hang up). Absent when the client was
+   * counted at accept.
    */
-  readonly admitClient?: (address: string) => Reply | undefined;
+  readonly admitClient?: (address: string) => Reply | undefined | Promise<Reply | undefined>;
   /**
    * Told once, when the session has nothing left to do with its client
    * but write its last reply (221 to QUIT, a 421) and close: the listener

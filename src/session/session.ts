@@ -116,7 +116,7 @@ export class Session {
       if (!proxied) return this.#hangUp();
       this.#client = proxied;
     }
-    const overLimit = this.#deps.admitClient?.(this.#client.address);
+    const overLimit = await this.#deps.admitClient?.(this.#client.address);
     if (overLimit) return await this.#hangUp(overLimit);
     if (!this.#client.local && config.smtpd_peername_lookup) {
       this.#client = await nameClient(this.#client, this.#dns, log);

@@ -9,9 +9,11 @@
  * A client owns one of 65536 slots (1.8 MB), found by up to four probes from a hash
  * keyed with a random seed and marked with a second hash of the address; a
  * slot whose window is over may be taken by another client. When all four
- * probes are held by other clients inside their windows, the client shares
- * the first: a collision can only make a limit stricter, and which
- * addresses collide cannot be worked out from outside.
+ * probes are held by other clients inside their windows, the one whose
+ * window started first gives way (its client starts a new count): only a
+ * flood of distinct clients fills the slots, and it then cannot start a
+ * new client at another's count. Which addresses collide cannot be worked
+ * out from outside.
  *
  * @module
  */
@@ -109,7 +111,26 @@ export class RateLimiter {
         } else if (Atomics.load(cells, slot + MARK) === mark) at = slot;
       }
     }
-    if (at < 0) at = HEADER + (first % SLOTS) * FIELDS;
+    if (at < 0) {
+      // Every probe is held by another client inside its window: that of
+      // the window that started first gives way, and its client starts a
+      // new count at its next event. Sharing a slot instead would start the
+      // new client at another's count: a flood of distinct addresses (one
+      // IPv6 /64 holds a million /84 blocks) would fill every slot within
+      // one window, and each new client would then start at an attacker's
+      // count, over its limit before its first event.
+      let oldest = slotAt(0);
+      for (let probe = 1; probe < PROBES; probe++) {
+        const slot = slotAt(probe);
+        if (Atomics.load(cells, slot + START) < Atomics.load(cells, oldest + START)) oldest = slot;
+      }
+      const held = Atomics.load(cells, oldest + MARK);
+      if (Atomics.compareExchange(cells, oldest + MARK, held, mark) === held) {
+        this.#reset(oldest, now);
+      }
+      // Else another thread took it meanwhile: shared, as a collision.
+      at = oldest;
+    }
     if (this.#over(at, now)) this.#reset(at, now);
     const field = at + EVENT_FIELD[event];
     const before = Atomics.add(cells, field, 1);

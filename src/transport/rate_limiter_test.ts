@@ -98,3 +98,20 @@ Deno.test("RateLimiter: a client whose first probe was taken keeps its count whe
   assert.equal(limiter.count("connection", b), 4, "b's count goes on within its window");
   assert.equal(limiter.count("connection", b), 5);
 });
+
+Deno.test("RateLimiter: a flood of 200,000 distinct clients within one window leaves new clients their own count", () => {
+  const { limiter, advance } = clocked(60);
+  // 200,000 /84 blocks (one IPv6 /64 holds a million), 5 recipients each:
+  // every slot is held inside its window.
+  for (let i = 0; i < 200_000; i++) {
+    const block = `2001:db8:0:1:${(i >>> 4).toString(16)}:${(i & 15).toString(16)}000::/84`;
+    for (let k = 0; k < 5; k++) limiter.count("recipient", block);
+  }
+  advance(1);
+  // A new client counts from 1, not from a flooding client's 5.
+  for (let i = 0; i < 1000; i++) {
+    const client = `198.51.${i >> 8}.${i & 255}`;
+    assert.equal(limiter.count("recipient", client), 1, client);
+    assert.equal(limiter.count("recipient", client), 2, client);
+  }
+});

@@ -73,7 +73,8 @@ const SLOW_CLIENT: SlowClient = { waitMs: 10_000, bytesPerSecond: 500 };
 interface Watched extends ByteConn {
   /** Names the connection to {@linkcode TcpServer.evictCandidate}. */
   readonly id: number;
-  readonly address: string;
+  /** The client: the peer, or the one a PROXY header named (Transport.sessionBegun). */
+  address: string;
   /** When the pending read started; undefined while none is pending. */
   idleSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
@@ -221,9 +222,10 @@ function tcpTransport(
       w.inMail = on;
     },
     sessionOver: () => w.sessionEnded(),
-    sessionBegun: (releaseClient) => {
+    sessionBegun: (releaseClient, client) => {
       w.holding = true;
       w.releaseClient = releaseClient;
+      if (client !== undefined) w.address = client;
     },
     tlsBegins: () => {
       w.tls = true;
@@ -341,7 +343,17 @@ interface RoomRule {
 /** How a connection qualifies under a rule now, if it does. */
 function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | undefined {
   if (w.evicted || (rule.sessionsOnly && w.over)) return undefined;
-  if (!w.inMail && w.idleSince !== undefined && now - w.idleSince >= rule.minIdleMs) {
+  // An idle session gives way only to a client whose address held fewer
+  // sessions than the session's own address (the newcomer's own address
+  // holds its new one already): an address that holds many busy sessions
+  // does not take the lone session of another between its messages. A slow
+  // one (a client dripping its bytes) gives way to anyone, as before: the
+  // rule would let a slow-drip from many addresses, one session each, keep
+  // out the second connection of a sender that already has one.
+  const fair = rule.newcomerHeld === undefined || rule.held(w.address) > rule.newcomerHeld;
+  if (
+    fair && !w.inMail && w.idleSince !== undefined && now - w.idleSince >= rule.minIdleMs
+  ) {
     return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
   if (isSlow(w, now, rule.slow)) {

@@ -64,8 +64,10 @@ export interface Transport extends ByteSource, ByteSink {
    * client's per-client slot back at once: the listener calls it when it
    * closes the connection to make room, so that the next new client sees
    * the address's count without it (not only once the session has ended).
+   * Behind a balancer it is told again once the PROXY header has named
+   * the client: `client`, whose sessions this one counts with from then on.
    */
-  sessionBegun?: (releaseClient?: () => void) => void;
+  sessionBegun?: (releaseClient?: () => void, client?: string) => void;
   /**
    * Told just before the 220 to STARTTLS is written: from then on the
    * client expects a TLS handshake, so a listener that closes the
