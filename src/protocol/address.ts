@@ -21,6 +21,7 @@
 import { domainToASCII, domainToUnicode } from "node:url";
 import { isValidHostname } from "./hostname.ts";
 import { parseIp } from "./ip.ts";
+import { trimBlanks } from "./parse_command.ts";
 
 /** A parsed envelope address. */
 export interface Address {
@@ -149,19 +150,6 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   const address = parseMailbox(compact, utf8);
   if (!address) return { ok: false };
   return { ok: true, address, params: trimBlanks(rest), ...(bracketed ? { sent: inner } : {}) };
-}
-
-/**
- * Text without the spaces and tabs around it, in linear time. Not
- * String.trim(): that also takes U+00A0, U+2028, U+3000, U+FEFF and the like,
- * so "SMTPUTF8\u00a0" would pass for SMTPUTF8 (Postfix's blanks are SP and HT).
- */
-function trimBlanks(text: string): string {
-  let end = text.length;
-  while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
-  let start = 0;
-  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
-  return text.slice(start, end);
 }
 
 /**

@@ -30,6 +30,7 @@ import {
   type Reply,
 } from "../../protocol/reply.ts";
 import { asciiUpperCase } from "../../protocol/esmtp_params.ts";
+import { trimBlanks } from "../../protocol/parse_command.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import { completeMessage, openMessage } from "./_message.ts";
 
@@ -58,7 +59,7 @@ const OFF_T_MAX = 9223372036854775807n;
  */
 export function parseBdatArg(arg: string): BdatArg | undefined {
   // Blanks are space and tab only (String.trim() would also take U+00A0 and the like).
-  const words = arg.replace(/^[ \t]+|[ \t]+$/g, "").split(/[ \t]+/);
+  const words = trimBlanks(arg).split(/[ \t]+/);
   if (words.length < 1 || words.length > 2) return undefined;
   const [digits, last] = words as [string, string | undefined];
   if (!/^[0-9]+$/.test(digits)) return undefined;
