@@ -193,19 +193,24 @@ export async function startListening(
     // place to the new one; without one, the new client is refused. A
     // client already at its own limit, or over its connection rate, makes
     // no room for itself: both are counted before anyone is closed for it.
-    // Resolves to undefined once the client holds a global and a
-    // per-client slot, else to its refusal.
-    const roomFor = async (client: string, crowding: boolean): Promise<Reply | undefined> => {
+    // Counts the client against smtpd_client_connection_count_limit and its
+    // connection rate; undefined once it holds its per-client slot, else its
+    // refusal (and no slot).
+    const enterClient = (client: string): Reply | undefined => {
       if (!limiter.enterClient(client)) return perClient(client);
       const overRate = deps.overRate?.("connection", client);
-      if (overRate) {
-        limiter.leaveClient(client);
-        return overRate;
-      }
+      if (overRate) limiter.leaveClient(client);
+      return overRate;
+    };
+    // Resolves to undefined once the client holds a global and a
+    // per-client slot, else to its refusal.
+    const roomFor = async (client: string): Promise<Reply | undefined> => {
+      const refused = enterClient(client);
+      if (refused) return refused;
       const asked = Date.now();
       // What the client's address held before it came (its own slot is
       // taken already): an address holding two more may have to give one up.
-      const before = crowding ? limiter.clientCount(client) - 1 : undefined;
+      const before = limiter.clientCount(client) - 1;
       const victim = listening.server?.evictIdle(before);
       if (victim) {
         logEviction(victim, `${limit} sessions (default_process_limit)`);
@@ -245,7 +250,7 @@ export async function startListening(
         awaiting = true;
         awaitingHeader++;
       } else {
-        const refusal = await roomFor(address, true);
+        const refusal = await roomFor(address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
       }
     }
@@ -256,7 +261,7 @@ export async function startListening(
       if (!held) {
         // Behind a balancer at the cap: its client is known now.
         headerRead();
-        const refusal = await roomFor(client, true);
+        const refusal = await roomFor(client);
         if (refusal) return refusal;
         held = true;
         ledger?.entered();
@@ -264,13 +269,9 @@ export async function startListening(
         t.sessionBegun?.(releaseClient, client);
         return undefined;
       }
-      if (!limiter.enterClient(client)) return perClient(client);
-      // smtpd_client_connection_rate_limit, once the client is known.
-      const overRate = deps.overRate?.("connection", client);
-      if (overRate) {
-        limiter.leaveClient(client);
-        return overRate;
-      }
+      // smtpd_client_connection_rate_limit too, once the client is known.
+      const refused = enterClient(client);
+      if (refused) return refused;
       ledger?.clientEntered(limiter.clientSlot(client));
       counted = client;
       // Room-making counts it with its client's sessions from now on.
