@@ -7,6 +7,7 @@
  * @module
  */
 
+import { dirname, resolve } from "node:path";
 import { ConfigError, type LoadedConfig } from "./config/mod.ts";
 import type { StatFs } from "./queue/free_space.ts";
 import { KNOWN_EHLO_DISCARDS, unknownEhloDiscards } from "./session/ehlo_keywords.ts";
@@ -131,8 +132,9 @@ export function checkServeListen(loaded: LoadedConfig): void {
  * (space can be freed while the server runs).
  * @param loaded the configuration
  * @param warn receives the warning
- * @param statfs statfs(2) (of queue_directory: before the first start,
- *   which makes it, there is nothing to ask, and only MAIL measures)
+ * @param statfs statfs(2) (of queue_directory; before the first start,
+ *   which makes it, of its nearest existing parent, the file system it
+ *   will be made on; when that cannot be asked either, only MAIL measures)
  * @throws {ConfigError} at message_size_limit's line (or queue_minfree's)
  */
 export function checkQueueRoom(
@@ -143,12 +145,8 @@ export function checkQueueRoom(
   const c = loaded.config;
   const fromSize = Math.floor(c.message_size_limit * 1.5);
   const need = Math.max(c.queue_minfree, fromSize);
-  let s: ReturnType<StatFs>;
-  try {
-    s = statfs(c.queue_directory);
-  } catch {
-    return; // not made yet (a first start): MAIL measures
-  }
+  const s = queueFileSystem(c.queue_directory, statfs);
+  if (!s) return; // nothing can be asked: MAIL measures
   const total = Number(s.blocks) * Number(s.bsize);
   const free = Number(s.bavail) * Number(s.bsize);
   const key = fromSize >= c.queue_minfree ? "message_size_limit" : "queue_minfree";
@@ -168,6 +166,28 @@ export function checkQueueRoom(
         `${key}: ${why}, and the queue file system of ${c.queue_directory} has ${free} ` +
         "bytes free: MAIL gets 452 4.3.1 until there is room",
     );
+  }
+}
+
+/**
+ * statfs(2) of the queue directory's file system: of the directory, or,
+ * before the first start makes it, of its nearest existing parent (a fresh
+ * install's /var/spool, where it will be made).
+ * @param dir queue_directory
+ * @param statfs statfs(2)
+ * @returns the figures, or undefined when no directory on the way can be
+ *   asked (another error than "not found": no permission, as under the
+ *   compiled program's flags, which let it read only the queue directory)
+ */
+function queueFileSystem(dir: string, statfs: StatFs): ReturnType<StatFs> | undefined {
+  for (let at = resolve(dir);; at = dirname(at)) {
+    try {
+      return statfs(at);
+    } catch (e) {
+      const notFound = e instanceof Deno.errors.NotFound ||
+        (e as { code?: unknown } | null)?.code === "ENOENT";
+      if (!notFound || dirname(at) === at) return undefined;
+    }
   }
 }
 

@@ -196,6 +196,29 @@ Deno.test("checkQueueRoom: more room than the queue file system holds stops the 
   assert.deepEqual((await room("")).warnings, []);
 });
 
+Deno.test("checkQueueRoom: before queue_directory is made, its nearest existing parent is measured", async () => {
+  const { dir, loaded: l } = await loaded("message_size_limit = 800000000");
+  try {
+    // 1 GB in all; only the work directory exists (spool does not yet).
+    const asked: string[] = [];
+    const notFound = (at: string) => {
+      asked.push(at);
+      if (at !== dir) throw Object.assign(new Error(`ENOENT: ${at}`), { code: "ENOENT" });
+      return { blocks: 262144, bavail: 262144, bsize: 4096 };
+    };
+    assert.throws(() => checkQueueRoom(l, () => {}, notFound), ConfigError);
+    assert.deepEqual(asked, [`${dir}/spool`, dir]);
+    // A parent that cannot be asked (no permission): no figure, MAIL measures.
+    const denied = (at: string) => {
+      if (at === dir) throw new Deno.errors.NotCapable(`Requires read access to "${at}"`);
+      throw new Deno.errors.NotFound(at);
+    };
+    checkQueueRoom(l, () => assert.fail("no warning"), denied);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("configWarnings: each unknown name in smtpd_discard_ehlo_keywords, at its own line", async () => {
   const { dir, file, loaded: l } = await loaded(
     'smtpd_discard_ehlo_keywords = [\n  "DSN",\n  "pipelinig",\n  "silent-discard, bogus",\n]',

@@ -69,7 +69,7 @@ Deno.test({
         ok = await etrnSession(d.port, "@example.com");
       }
       const got = new TextDecoder().decode((await reader.output()).stdout);
-      assert.equal(ok.reply, "250 Queuing started\r\n");
+      assert.equal(ok.reply, "250 2.0.0 Queuing started\r\n");
       assert.equal(got, "FADI");
       // Missing endpoint: 458 as well.
       await Deno.remove(fifo);
@@ -91,7 +91,7 @@ Deno.test({
     const server = createServer((sock) => sock.on("data", (b) => received.push(b.toString())));
     try {
       await new Promise<void>((r) => server.listen(join(d.queueDir, "public", "qmgr"), () => r()));
-      assert.equal((await etrnSession(d.port)).reply, "250 Queuing started\r\n");
+      assert.equal((await etrnSession(d.port)).reply, "250 2.0.0 Queuing started\r\n");
       const end = Date.now() + 2000;
       while (received.join("") !== "FADI" && Date.now() < end) {
         await new Promise((r) => setTimeout(r, 20));

@@ -117,7 +117,7 @@ Deno.test({
       await c.reply();
       await c.send("EHLO etrn.example\r\nETRN example.com\r\nQUIT\r\n");
       await c.reply();
-      assert.equal(await c.reply(), "250 Queuing started\r\n");
+      assert.equal(await c.reply(), "250 2.0.0 Queuing started\r\n");
       c.close();
       await pf.waitForMailbox("delivery after ETRN", "interop three", 10000);
 

@@ -6,7 +6,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { canTrace, makeWorkDir, run, smtpdArgs, tlsCertConfig, writeConfig } from "./_harness.ts";
+import {
+  canTrace,
+  makeWorkDir,
+  ROOT,
+  run,
+  smtpdArgs,
+  tlsCertConfig,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -77,6 +85,50 @@ Deno.test({
       assert.equal(serve.code, 1, serve.stderr);
       assert.match(serve.stderr, want);
       assert.doesNotMatch(serve.stderr, /daemon started/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, the check was skipped on a fresh install (no queue directory yet
+// to measure): the first start came up and answered every MAIL with 452.
+// The queue directory's nearest existing parent is measured instead (as
+// `deno task start` runs the program, -A; the exact flags of a compiled
+// build let it read only the queue directory itself).
+Deno.test({
+  name:
+    "a message_size_limit no disk holds, before the first start made queue_directory: refused, file:line, nothing made",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-fresh");
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      'queue_directory = "VAR/fresh/spool"\nmessage_size_limit = 1000000000000000'.replace(
+        "VAR",
+        work.slice(ROOT.length),
+      ),
+    );
+    const want = new RegExp(
+      `${configFile.replaceAll(".", "\\.")}:5: message_size_limit: MAIL needs room for 1\\.5 ` +
+        "messages of message_size_limit \\(1500000000000000 bytes\\), more than the queue file " +
+        "system of .*fresh/spool holds \\(\\d+ bytes\\): every MAIL would get 452 4\\.3\\.1",
+    );
+    try {
+      for (const command of [["config", "--check"], ["serve"]]) {
+        const r = await run(
+          Deno.execPath(),
+          ["run", "-A", "mod.ts", ...command, "-c", configFile],
+          {
+            timeoutMs: 20_000,
+          },
+        );
+        assert.equal(r.code, 1, `${command.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, want, `${command.join(" ")}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /daemon started/);
+      }
+      await assert.rejects(Deno.stat(join(work, "fresh")), Deno.errors.NotFound);
+      assert.ok(queueDir.endsWith("fresh/spool"), queueDir);
     } finally {
       await Deno.remove(work, { recursive: true });
     }

@@ -130,7 +130,7 @@ export const PARAMS = {
   smtpd_forbid_bare_newline: oneOf(
     "normalize",
     ["normalize", "reject"] as const,
-    "Bare LF in DATA: treat as CRLF (normalize) or refuse the message (reject)",
+    "Bare LF in DATA or BDAT: treat as CRLF (normalize) or refuse the message (reject)",
   ),
   always_bcc: str("", "Address that gets a copy of every accepted message"),
   syslog_name: str("postfix", "Program name prefix of log lines (postfix/smtpd[pid])"),

@@ -5,8 +5,10 @@
  * is cut into lines for the cleanup writer, as Postfix's bdat_cmd does: a
  * line may span fragments and chunks; a line longer than line_length_limit
  * is handed on in pieces; the last line of the last chunk needs no line
- * end. Bare LF and bare CR are line breaks ("normalize") or make the
- * message refused ("reject"), as in DATA. Memory: the line reader's buffer
+ * end. A bare LF is a line break ("normalize") or makes the message
+ * refused ("reject"), as in DATA; a bare CR is content, stored as a space,
+ * also when it ends the last chunk (a CR that ends a chunk is bare unless
+ * the next chunk starts with LF). Memory: the line reader's buffer
  * (at most its streaming size, whatever the chunk size) plus one carried
  * line of at most line_length_limit bytes.
  *
@@ -22,12 +24,14 @@ export interface BdatBodyOptions {
   maxBytes?: number;
   /** Longest piece handed to the sink before a long line is split. @default {2048} */
   maxLine?: number;
-  /** What to do with bare LF / bare CR. @default {"normalize"} */
+  /** What to do with a bare LF. @default {"normalize"} */
   bareNewline?: "normalize" | "reject";
 }
 
 const CR = 13;
 const LF = 10;
+/** A bare CR is stored as this (Postfix's cleanup_replace_stray_cr_lf). */
+const SPACE = new Uint8Array([32]);
 
 /** One message's body as it arrives in BDAT chunks. */
 export class BdatBody {
@@ -122,12 +126,11 @@ export class BdatBody {
    */
   async finish(): Promise<DotBodyResult> {
     if (this.#pendingCr) {
+      // The last chunk ended with CR: content, as Postfix keeps it.
       this.#pendingCr = false;
-      this.#sawBare = true;
-      await this.#endLine();
-    } else if (this.#carryLen > 0 || this.#continuing) {
-      await this.#endLine();
+      await this.#addContent(SPACE, 0, 1);
     }
+    if (this.#carryLen > 0 || this.#continuing) await this.#endLine();
     if (this.#tooBig) return { kind: "tooBig", size: this.#size };
     if (this.#sawBare && this.#reject) return { kind: "bareNewline", size: this.#size };
     return { kind: "complete", size: this.#size };
@@ -143,14 +146,27 @@ export class BdatBody {
     let i = start;
     if (this.#pendingCr && i < end) {
       this.#pendingCr = false;
-      if (buf[i] === LF) i++;
-      else this.#sawBare = true;
-      const r = this.#endLine();
-      if (r) await r;
+      if (buf[i] === LF) {
+        i++;
+        const r = this.#endLine();
+        if (r) await r;
+      } else {
+        const r = this.#addContent(SPACE, 0, 1);
+        if (r) await r;
+      }
     }
     while (i < end) {
+      // The line's end: an LF, or a CR before an LF or at the fragment's end
+      // (the next octet says what it was); any other CR is content, a space.
       let j = i;
-      while (j < end && buf[j] !== CR && buf[j] !== LF) j++;
+      for (; j < end; j++) {
+        const c = buf[j];
+        if (c === LF) break;
+        if (c === CR) {
+          if (j + 1 === end || buf[j + 1] === LF) break;
+          buf[j] = SPACE[0]!;
+        }
+      }
       // A whole line in view, with nothing carried: handed on from here.
       const whole = this.#carryLen === 0 && j < end && j - i <= this.#maxLine &&
         !(buf[j] === CR && j + 1 === end);
@@ -167,11 +183,8 @@ export class BdatBody {
         // CR at the fragment's end: the next octet says what it was.
         this.#pendingCr = true;
         return;
-      } else if (buf[j + 1] === LF) {
-        i = j + 2;
       } else {
-        this.#sawBare = true;
-        i = j + 1;
+        i = j + 2; // CRLF
       }
       const l = whole ? this.#emit(buf, from, j, false) : this.#endLine();
       if (l) await l;

@@ -66,8 +66,11 @@ Deno.test("BdatBody: BDAT 0 LAST is an empty body", async () => {
 });
 
 Deno.test("BdatBody: a CRLF split between two chunks is one line end", async () => {
-  const { lines } = await play([2, 3], "a\r\nb\r\n");
+  const { lines } = await play([2, 4], "a\r\nb\r\n");
   assert.deepEqual(lines, ["a", "b"]);
+  // A CR that ends a chunk before one that does not start with LF is content.
+  const bare = await play([2, 3], "a\rb\r\n");
+  assert.deepEqual(bare.lines, ["a b"]);
 });
 
 Deno.test("BdatBody: long lines are handed on in pieces of line_length_limit", async () => {
@@ -76,17 +79,21 @@ Deno.test("BdatBody: long lines are handed on in pieces of line_length_limit", a
   assert.deepEqual(result.kind, "complete");
 });
 
-Deno.test("BdatBody: bare LF and bare CR become line breaks, or refuse the message", async () => {
-  const input = "a\nb\rc\r\n";
+Deno.test("BdatBody: a bare LF is a line break or refuses the message; a bare CR is a space", async () => {
+  const input = "a\nb\rc\r\r\n";
   const norm = await play([input.length], input);
-  assert.deepEqual(norm.lines, ["a", "b", "c"]);
+  assert.deepEqual(norm.lines, ["a", "b c "]);
   assert.deepEqual(norm.result.kind, "complete");
   const rej = await play([input.length], input, { bareNewline: "reject" });
   assert.deepEqual(rej.result.kind, "bareNewline");
   assert.deepEqual(rej.lines, []);
-  // A CR that ends the last chunk is bare too.
-  const tail = await play([2], "a\r", { bareNewline: "reject" });
-  assert.deepEqual(tail.result.kind, "bareNewline");
+  // A CR that ends the last chunk is content too, counted (Postfix: 7 for "a\r\nb\r").
+  for (const options of [{}, { bareNewline: "reject" as const }]) {
+    const tail = await play([5], "a\r\nb\r", options);
+    assert.deepEqual(tail.result, { kind: "complete", size: 7 });
+    assert.deepEqual(tail.lines, ["a", "b "]);
+    assert.equal(tail.queuedSize, 7);
+  }
 });
 
 Deno.test("BdatBody: the size limit counts across chunks and stops storing", async () => {

@@ -3,8 +3,11 @@
  * limit (stop storing, keep reading to the end), and line-ending safety
  * against SMTP smuggling (CVE-2023-51764): only <CR><LF>.<CR><LF> ends the
  * body. A "." line reached through a bare LF or ended by one is content.
- * Bare LF and bare CR inside the body become line breaks ("normalize") or
- * make the message refused ("reject"); stored lines never contain either.
+ * A bare LF ends a line ("normalize") or makes the message refused
+ * ("reject"). A bare CR (one not right before the LF that ends the line)
+ * is content, stored as a space, in both modes: what Postfix's smtpd and
+ * cleanup (cleanup_replace_stray_cr_lf) write. Stored lines never contain
+ * a CR or LF.
  *
  * @module
  */
@@ -51,31 +54,33 @@ export interface ReadDotBodyOptions {
   maxBytes?: number;
   /** Longest piece handed to the sink before a long line is split. @default {2048} */
   maxLine?: number;
-  /** What to do with bare LF / bare CR. @default {"normalize"} */
+  /** What to do with a bare LF. @default {"normalize"} */
   bareNewline?: "normalize" | "reject";
 }
 
 const DOT = 46;
 const CR = 13;
+const SPACE = 32;
 
 /**
- * The first CR in `buf[from, to)`, or -1.
- * @param buf the bytes
- * @param from where to start
+ * Writes a space over each CR in `buf[from, to)`, as Postfix's cleanup
+ * does: the CR that ended the line is not in that range, so these are bare.
+ * @param buf the bytes (the reader's buffer: the line is consumed already)
+ * @param from where the line's content starts
  * @param to where the line's content ends
  * @param bounded whether a CR at `to` or the buffer's end stops the builtin
  *   search (a CRLF line, or a view of just the line); a bare-LF line in the
  *   reader's buffer is searched byte by byte instead, so a client sending
  *   only bare LFs cannot make each line scan the rest of the buffer
- * @returns the index, or -1
  */
-function findCr(buf: Uint8Array, from: number, to: number, bounded: boolean): number {
+function maskCr(buf: Uint8Array, from: number, to: number, bounded: boolean): void {
   if (bounded) {
-    const i = buf.indexOf(CR, from);
-    return i >= 0 && i < to ? i : -1;
+    for (let i = buf.indexOf(CR, from); i >= 0 && i < to; i = buf.indexOf(CR, i + 1)) {
+      buf[i] = SPACE;
+    }
+    return;
   }
-  for (let i = from; i < to; i++) if (buf[i] === CR) return i;
-  return -1;
+  for (let i = from; i < to; i++) if (buf[i] === CR) buf[i] = SPACE;
 }
 
 /**
@@ -168,21 +173,9 @@ export async function readDotBody(
       }
       if (bareNewline === "reject" && sawBare) storing = false;
       if (storing) {
-        // A bare CR inside the line: split there, so nothing stored holds one.
-        let cr = findCr(buf, s, e, bounded);
-        if (cr >= 0) sawBare = true;
-        if (bareNewline === "reject" && cr >= 0) {
-          storing = false;
-        } else {
-          while (cr >= 0) {
-            const r = sink.line(buf, s, cr, false);
-            if (r) await r;
-            s = cr + 1;
-            cr = findCr(buf, s, e, bounded);
-          }
-          const r = sink.line(buf, s, e, end === "partial");
-          if (r) await r;
-        }
+        maskCr(buf, s, e, bounded);
+        const r = sink.line(buf, s, e, end === "partial");
+        if (r) await r;
       }
       continuing = end === "partial";
       if (!continuing) prevCrlf = end === "crlf";

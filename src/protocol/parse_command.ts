@@ -1,7 +1,11 @@
 /**
  * Splits a command line into verb and argument text. Lines with NUL or
- * other control bytes, or with invalid UTF-8, are refused here (500), so no
- * handler ever sees them. The verb is the first word, whatever it holds, as
+ * other control bytes are refused here (500), and so are lines with invalid
+ * UTF-8 when SMTPUTF8 is on (Postfix's "bad UTF-8 syntax"), so no handler
+ * ever sees them. With smtputf8_enable off, Postfix reads such a line as
+ * any other; here each byte that is not UTF-8 becomes U+FFFD, and the
+ * command answers as for other non-ASCII text (a MAIL address is refused,
+ * NOOP and QUIT take it, an unknown word is unknown). The verb is the first word, whatever it holds, as
  * Postfix's first token: `MA-IL x` is an unknown command, and `Subject:`
  * or `{"a":1}` reach the session's non-SMTP command check.
  *
@@ -22,14 +26,20 @@ export interface CommandLine {
 // ignoreBOM: a leading U+FEFF stays part of the first word, as Postfix
 // reads it ("\ufeffRCPT" is no RCPT).
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 const latin1 = new TextDecoder("latin1");
 
 /**
  * Parses one command line (without CRLF).
  * @param line the raw bytes
+ * @param strictUtf8 whether a line that is not UTF-8 is refused
+ *   (smtputf8_enable), else read with U+FFFD for each bad sequence
  * @returns the verb and argument, or an error reply
  */
-export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
+export function parseCommand(
+  line: Uint8Array,
+  strictUtf8 = true,
+): CommandLine | { error: Reply } {
   let ascii = true;
   for (let i = 0; i < line.length; i++) {
     const c = line[i] as number;
@@ -44,7 +54,8 @@ export function parseCommand(line: Uint8Array): CommandLine | { error: Reply } {
     try {
       text = utf8.decode(line);
     } catch {
-      return { error: REPLY.badUtf8 };
+      if (strictUtf8) return { error: REPLY.badUtf8 };
+      text = lenientUtf8.decode(line);
     }
   }
   text = trimBlanks(text);

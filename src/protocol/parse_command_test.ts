@@ -75,6 +75,23 @@ for (const [what, line] of BAD_UTF8) {
   });
 }
 
+Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each bad sequence U+FFFD", () => {
+  for (const [, line] of BAD_UTF8) {
+    const r = parseCommand(new Uint8Array(line), false);
+    assert.ok(!("error" in r), JSON.stringify(r));
+    assert.equal(r.verb, "HELO");
+    assert.match(r.arg, /^\ufffd+$/);
+  }
+  assert.deepEqual(parseCommand(new Uint8Array([0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xff]), false), {
+    verb: "NOOP",
+    arg: "\ufffd",
+  });
+  // Control bytes are refused either way.
+  assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff]), false), {
+    error: REPLY.badSyntax,
+  });
+});
+
 Deno.test("parseCommand() checks control bytes before UTF-8", () => {
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff])), { error: REPLY.badSyntax });
 });

@@ -120,7 +120,8 @@ export const REPLY = {
   recipientOk: reply(250, "1.5", "Ok"),
   resetOk: reply(250, "0.0", "Ok"),
   noopOk: reply(250, "0.0", "Ok"),
-  queuingStarted: reply(250, undefined, "Queuing started"),
+  // Postfix sends no enhanced code with any ETRN reply; RFC 2034 asks for one.
+  queuingStarted: reply(250, "0.0", "Queuing started"),
   bye: reply(221, "0.0", "Bye"),
   readyForTls: reply(220, "0.0", "Ready to start TLS"),
   help: reply(214, "0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY ETRN HELP"),

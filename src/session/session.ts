@@ -387,7 +387,7 @@ export class Session {
     if (line.end === "partial") {
       return (await this.#reader.skipLine()) ? answer(REPLY.lineTooLong) : { kind: "gone" };
     }
-    const parsed = parseCommand(line.bytes);
+    const parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
     // A client that pipelined its AUTH responses sends them as commands when
     // the exchange ends before they are read (AUTH refused, the server
     // failing on the user name, or deciding before the client expected):
@@ -411,8 +411,7 @@ export class Session {
       // holds no word before it looks the command up, and counts it
       // nowhere in the disconnect line; other lines we cannot parse (a
       // control character) count as an unknown command.
-      const uncounted = (parsed.error === REPLY.badUtf8 && this.#deps.config.smtputf8_enable) ||
-        isBlank(line.bytes);
+      const uncounted = parsed.error === REPLY.badUtf8 || isBlank(line.bytes);
       if (!uncounted) this.#count("unknown");
       return answer(parsed.error);
     }

@@ -2,8 +2,8 @@
  * Targets for the DATA reader: readDotBody() over a LineReader fed in
  * random chunks, checked against a small reference model of RFC 5321
  * §4.5.2 (only <CR><LF>.<CR><LF> ends the body, a leading dot is removed
- * from longer lines, bare LF ends a line, bare CR splits one), and a
- * round trip of dot-stuffed content.
+ * from longer lines, bare LF ends a line, a bare CR is stored as a space),
+ * and a round trip of dot-stuffed content.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import { fnv1a, Rng } from "../prng.ts";
 import { FuzzFailure, type FuzzTarget, unexpected } from "../target.ts";
 
 const CR = 13;
+const SPACE = 32;
 const LF = 10;
 const DOT = 46;
 
@@ -78,11 +79,11 @@ export class ChunkedSource implements ByteSource {
 interface DotModel {
   /** Offset of the "." of the first valid end-of-data line, or -1. */
   dot: number;
-  /** The stored lines (unstuffed, split at bare CR), when the body ends. */
+  /** The stored lines (unstuffed, each bare CR a space), when the body ends. */
   lines: Uint8Array[];
   /** The body size as readDotBody counts it (unstuffed bytes + 2 per line). */
   size: number;
-  /** Whether the body holds a bare LF or bare CR. */
+  /** Whether the body holds a bare LF. */
   bare: boolean;
 }
 
@@ -114,14 +115,7 @@ export function dotModel(input: Uint8Array): DotModel {
       if (!crlf) bare = true;
       if (line.length > 1 && line[0] === DOT) line = line.subarray(1);
       size += line.length + 2;
-      let from = 0;
-      for (let j = 0; j < line.length; j++) {
-        if (line[j] !== CR) continue;
-        bare = true;
-        lines.push(line.subarray(from, j));
-        from = j + 1;
-      }
-      lines.push(line.subarray(from));
+      lines.push(line.map((c) => c === CR ? SPACE : c));
     }
   }
   return { dot, lines, size, bare };

@@ -1,6 +1,7 @@
 /**
  * ETRN (RFC 1985): validates the domain argument (optionally with a
- * leading "@" or "#"), applies smtpd_etrn_restrictions, and asks the
+ * leading "@" or "#"; an address literal too, as Postfix takes it),
+ * applies smtpd_etrn_restrictions, and asks the
  * {@linkcode FlushTrigger} to start delivery. As the manual's BUGS section
  * says, all deferred mail is flushed, not only the named domain's. Replies
  * 250 when started, 458 when the trigger cannot be delivered (or there is
@@ -32,8 +33,11 @@ export async function handleEtrn(arg: string, ctx: SessionContext): Promise<Comm
         : REPLY.badParameter,
     );
   }
+  // As an extension to RFC 1985, an address literal too, as Postfix takes it.
   const domain = raw.replace(/^@/, "");
-  if (!isValidHostname(domain)) return answer(REPLY.badParameter);
+  if (!isValidHostname(domain) && !isValidAddressLiteral(domain)) {
+    return answer(REPLY.badParameter);
+  }
   if (ctx.client.local) return answer(REPLY.etrnNeedsNetwork);
   const refused = await ctx.checkPolicy("etrn", "ETRN", { etrnDomain: domain });
   if (refused) return answer(refused);

@@ -2,7 +2,8 @@
  * HELO and EHLO (RFC 5321 §4.1.1.1): record the client's name, reset any
  * transaction, and answer with our name (plus the EHLO keywords). As
  * Postfix's printable(), characters that are unsafe to show (C1 and bidi
- * controls, invisible ones, invalid UTF-16: sanitizeLogText) become "?" in the name kept; and, as Postfix's
+ * controls, invisible ones, invalid UTF-16: sanitizeLogText) become "?" in the name kept
+ * (with smtputf8_enable off, every byte outside printable ASCII); and, as Postfix's
  * smtpd neuters it, so do the characters that would let the name close the
  * comment of Received: or the brackets of a log field (`<>()\";@`). The
  * name kept goes into Received:, the queue file's helo_name, log lines
@@ -19,6 +20,20 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** Characters Postfix's smtpd replaces in the HELO name it keeps (NEUTER_CHARACTERS). */
 const NEUTER = /[<>()\\";@]/g;
+
+/**
+ * The name as Postfix's printable() makes it with smtputf8_enable off: each
+ * byte outside printable ASCII a "?" (a character of n UTF-8 bytes, n of
+ * them; U+FFFD, what a byte that is not UTF-8 was read as, one).
+ */
+function asciiOnly(name: string): string {
+  return name.replace(
+    /[^\x20-\x7e]/gu,
+    (ch) => ch === "\ufffd" ? "?" : "?".repeat(encoder.encode(ch).length),
+  );
+}
+
+const encoder = new TextEncoder();
 
 /**
  * Checks the name and runs smtpd_helo_restrictions (when not delayed)
@@ -38,7 +53,7 @@ async function greet(
   }
   // As Postfix: the check made now sees the name as sent (made printable);
   // the name kept, which later checks see, is neutered too.
-  const shown = sanitizeLogText(name);
+  const shown = ctx.config.smtputf8_enable ? sanitizeLogText(name) : asciiOnly(name);
   const refused = await ctx.checkPolicy("helo", verb, { helo: shown });
   if (refused) return refused;
   // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
