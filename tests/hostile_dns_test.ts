@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
-import { fanoutDns, hostileDns } from "./_hostile_servers.ts";
+import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -44,6 +44,36 @@ Deno.test({
       assert.ok(took < 8000, `took ${took} ms`);
     } finally {
       for (const c of clients) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: an answer that takes 1.5 s is waited for within dns_timeout = 5, not lost to the resolver library's 1 s retry",
+  ...opts,
+  fn: async () => {
+    const dns = await slowDns(120, 1.5);
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@slow.example>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      // MX and AAAA answer with no records, A with an address: each in 1.5 s.
+      assert.match(await c.reply(30000), /^250 2\.1\.5 /);
+    } finally {
+      c.close();
       await d.stop();
       await dns.stop();
     }
