@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
 import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
+import { startDns } from "./_dns.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -151,6 +152,48 @@ Deno.test({
       await d.stop();
       await dns.stop();
       map.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a PTR name that does not resolve back to the client is logged as Postfix logs it (hostname N does not resolve to address A)",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      a: [["other.example", "198.51.100.7"], ["good.example", "192.0.2.9"]],
+      ptr: [["192.0.2.7", "other.example"], ["192.0.2.8", "nowhere.example"], [
+        "192.0.2.9",
+        "good.example",
+      ]],
+    });
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+    ].join("\n"));
+    try {
+      for (const last of [7, 8, 9]) {
+        const c = await RawClient.connect(d.port);
+        await c.send(`PROXY TCP4 192.0.2.${last} 192.0.2.250 4000 25\r\n`);
+        assert.match(await c.reply(), /^220 /);
+        await c.send("QUIT\r\n");
+        await c.reply();
+        c.close();
+      }
+      await d.waitForLog("connect from good.example[192.0.2.9]");
+      const warnings = d.log().split("\n").filter((l) => l.includes("does not resolve"))
+        .map((l) => l.replace(/^.*?: warning: /, ""));
+      assert.deepEqual(warnings, [
+        "hostname other.example does not resolve to address 192.0.2.7",
+        "hostname nowhere.example does not resolve to address 192.0.2.8: Name or service not known",
+      ]);
+      assert.match(d.log(), /connect from unknown\[192\.0\.2\.7\]/);
+    } finally {
+      await d.stop();
+      await dns.stop();
     }
   },
 });

@@ -116,6 +116,33 @@ for (const [what, address, zone, expected] of CASES) {
   });
 }
 
+for (
+  const [what, zone, warning] of [
+    [
+      "no A record matches",
+      { "forged.example.com": { A: ["198.51.100.1"] } },
+      "hostname forged.example.com does not resolve to address 192.0.2.1",
+    ],
+    [
+      "the name has no A record",
+      {},
+      "hostname forged.example.com does not resolve to address 192.0.2.1: Name or service not known",
+    ],
+    [
+      "the A lookup fails for now",
+      { "forged.example.com": { A: "tempfail" } },
+      "hostname forged.example.com does not resolve to address 192.0.2.1: Temporary failure in name resolution",
+    ],
+  ] as [string, Zone, string][]
+) {
+  Deno.test(`lookupClientName() warns as Postfix does when ${what}`, async () => {
+    const dns = fakeDns({ [PTR_192_0_2_1]: { PTR: ["forged.example.com."] }, ...zone });
+    const warnings: string[] = [];
+    await lookupClientName("192.0.2.1", dns, (t) => warnings.push(t));
+    assert.deepEqual(warnings, [warning]);
+  });
+}
+
 Deno.test("lookupClientName() queries PTR, then A for IPv4 (never AAAA)", async () => {
   const dns = fakeDns({
     [PTR_192_0_2_1]: { PTR: ["mail.example.com."] },
