@@ -83,6 +83,44 @@ Deno.test({
 
 Deno.test({
   name:
+    "DNS: answers with the wrong ID are dropped without a line of the resolver library in the log",
+  ...opts,
+  fn: async () => {
+    const dns = await slowDns(120, 0.2);
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@forged.example>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      // Each query's forged answer first, then the real one.
+      assert.match(await c.reply(30000), /^250 2\.1\.5 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog("disconnect from");
+      const lines = d.log().split("\n").filter((l) => l !== "");
+      const stray = lines.filter((l) =>
+        !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ \S+\[\d+\]: /.test(l)
+      );
+      assert.deepEqual(stray, []);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "DNS: a domain with 1000 MX hosts costs check_sender_mx_access at most Postfix's 100 records per answer, not 2000 lookups",
   ...opts,
   fn: async () => {
