@@ -235,3 +235,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "DNS: a reverse zone serving 150 PTR records for the client costs no record count warning (the first name is taken, as Postfix's getnameinfo)",
+  ...opts,
+  fn: async () => {
+    const ptr = Array.from(
+      { length: 150 },
+      (_, i): [string, string] => ["192.0.2.7", `h${i}.many.example`],
+    );
+    const dns = await startDns({ a: [["h0.many.example", "192.0.2.7"]], ptr });
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+    ].join("\n"));
+    try {
+      const c = await RawClient.connect(d.port);
+      await c.send("PROXY TCP4 192.0.2.7 192.0.2.250 4000 25\r\n");
+      assert.match(await c.reply(), /^220 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      c.close();
+      await d.waitForLog("disconnect from");
+      // One name, whichever the server put first: confirmed (h0) or not.
+      assert.match(d.log(), /hostname h\d+\.many\.example does not resolve|from h0\.many/);
+      assert.doesNotMatch(d.log(), /record count limit/);
+    } finally {
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});

@@ -48,7 +48,9 @@ export async function lookupClientName(
   });
   const q = reverseName(address);
   if (!q) return unknown("notFound");
-  const ptr = await dns.query(q, "PTR", true);
+  // Postfix takes the first name getnameinfo() gives: no record count
+  // limit, and no warning for a zone that serves many PTR records.
+  const ptr = await dns.query(q, "PTR", true, true);
   if (ptr.kind !== "ok") return unknown(ptr.kind === "tempfail" ? "tempfail" : "notFound");
   const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
   if (!isValidHostname(rev)) {

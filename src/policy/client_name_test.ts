@@ -213,3 +213,21 @@ Deno.test("lookupClientName(): forward confirmation reads every A record, as Pos
   assert.equal((await lookupClientName("192.0.2.1", dns)).name, "many.example");
   assert.deepEqual(warnings, []);
 });
+
+Deno.test("lookupClientName(): a reverse zone with 300 PTR records gives the first name, without the record count warning", async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `h${i}.many.example.`);
+  const resolveDns = ((name: string, type: string) => {
+    if (type === "PTR" && name === `${PTR_192_0_2_1}.`) return Promise.resolve(names);
+    if (type === "A" && name === "h0.many.example.") return Promise.resolve(["192.0.2.1"]);
+    return Promise.reject(new Deno.errors.NotFound("no records found"));
+  }) as unknown as typeof Deno.resolveDns;
+  const warnings: string[] = [];
+  const dns = denoResolver({
+    server: "",
+    timeoutMs: 1000,
+    resolveDns,
+    warn: (t) => warnings.push(t),
+  });
+  assert.equal((await lookupClientName("192.0.2.1", dns)).name, "h0.many.example");
+  assert.deepEqual(warnings, []);
+});
