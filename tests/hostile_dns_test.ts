@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
 import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
-import { startDns } from "./_dns.ts";
+import { startBlackHole, startDns } from "./_dns.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -266,6 +266,48 @@ Deno.test({
     } finally {
       await d.stop();
       await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: clients that hang up while their reverse zone never answers give their session slots back at once, not after dns_timeout",
+  ...opts,
+  fn: async () => {
+    const hole = await startBlackHole();
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${hole.port}"`,
+      "dns_timeout = 10",
+      "default_process_limit = 3",
+    ].join("\n"));
+    let next: RawClient | undefined;
+    try {
+      // Three clients (all the slots) connect, name themselves and hang up
+      // while their PTR lookups wait for a server that never answers.
+      for (let i = 0; i < 3; i++) {
+        const c = await RawClient.connect(d.port);
+        await c.send(`PROXY TCP4 192.0.2.${30 + i} 192.0.2.250 4000 25\r\n`);
+        c.close();
+      }
+      for (let i = 0; i < 3; i++) {
+        await d.waitForLog(
+          new RegExp(`lost connection after CONNECT from unknown\\[192\\.0\\.2\\.${30 + i}\\]`),
+          5000,
+        );
+      }
+      // Their slots are free: the next client is let in (its own lookup
+      // waits for dns_timeout, then it is greeted), not refused with 421.
+      next = await RawClient.connect(d.port);
+      await next.send("PROXY TCP4 192.0.2.40 192.0.2.250 4000 25\r\n");
+      assert.match(await next.reply(30000), /^220 /);
+      assert.doesNotMatch(d.log(), /Connection limit exceeded/);
+    } finally {
+      next?.close();
+      await d.stop();
+      hole.stop();
     }
   },
 });
