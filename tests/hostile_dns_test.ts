@@ -311,3 +311,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "DNS: a HELO name that makes a DNS list query longer than 255 characters is not listed, without a lookup error in the log (as Postfix)",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({});
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      'smtpd_recipient_restrictions = ["reject_rhsbl_helo", "rhsbl.example"]',
+    ].join("\n"));
+    // 250 characters: a valid host name, but not under the zone.
+    const helo = `${Array.from({ length: 4 }, () => "a".repeat(60)).join(".")}.abcdef`;
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send(`EHLO ${helo}\r\n`);
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.com>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog("disconnect from");
+      assert.doesNotMatch(d.log(), /lookup error/);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});

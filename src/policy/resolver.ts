@@ -8,7 +8,9 @@
  * @module
  */
 
+import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIpAddress } from "../protocol/ip.ts";
+import { asciiDomain } from "./hostname.ts";
 
 /** Record types the checks query. */
 export type DnsType = "A" | "AAAA" | "MX" | "NS" | "PTR" | "TXT";
@@ -202,6 +204,13 @@ export function denoResolver(
       confirm?: boolean,
       all?: boolean,
     ): Promise<DnsAnswer> {
+      // As Postfix's dns_lookup(): a name that is no valid host name (a
+      // label over 63 characters, a name over 255, a character outside
+      // letters, digits, "-" and "_", all-numeric) does not exist, and is
+      // not asked (a long HELO name under a DNS list zone was a lookup
+      // error, logged for each command).
+      const ascii = asciiDomain(name.replace(/\.$/, ""));
+      if (ascii === "" || !isValidHostname(ascii)) return { kind: "notFound" };
       const controller = new AbortController();
       const started = Date.now();
       let timer: ReturnType<typeof setTimeout> | undefined;
