@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
+import { makeWorkDir, RawClient, run, smtpdArgs, startDaemon, writeConfig } from "./_harness.ts";
 import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
 import { startBlackHole, startDns } from "./_dns.ts";
@@ -341,6 +341,50 @@ Deno.test({
     } finally {
       c.close();
       await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: smtpd explain shows a DNS list's TXT text with its terminal escapes and CR made harmless",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      a: [["7.2.0.192.bl.example", "127.0.0.2"]],
+      txt: [["7.2.0.192.bl.example", "Listed\x1b]0;owned\x07\x1b[2J\rFAKE: accepted"]],
+    });
+    try {
+      const work = await makeWorkDir("explain-txt");
+      const { configFile } = await writeConfig(
+        work,
+        [
+          'mydestination = ["example.com"]',
+          `dns_server = "127.0.0.1:${dns.port}"`,
+          'smtpd_client_restrictions = ["reject_rbl_client", "bl.example"]',
+        ].join("\n"),
+      );
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "explain",
+          "-c",
+          configFile,
+          "--client",
+          "192.0.2.7",
+          "--to",
+          "u@example.com",
+        ]),
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /dns TXT 7\.2\.0\.192\.bl\.example: Listed\?\]0;owned.\?\[2J\?FAKE: accepted/,
+      );
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(r.stdout, /[\x00-\x09\x0b-\x1f\x7f]/);
+    } finally {
       await dns.stop();
     }
   },
