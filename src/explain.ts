@@ -21,6 +21,7 @@ import {
 } from "./policy/mod.ts";
 import { type Address, parsePath } from "./protocol/address.ts";
 import { formatReply } from "./protocol/reply.ts";
+import { sanitizeLogText } from "./log/sanitize.ts";
 
 /** The hypothetical session. */
 export interface ExplainInput {
@@ -170,7 +171,9 @@ export async function explain(
 }
 
 /**
- * Renders an explanation as text.
+ * Renders an explanation as text. Every line is made safe as a log line
+ * is: a DNS answer (a DNS list's TXT text) may hold terminal escapes, CR
+ * or other controls, which must not reach the operator's terminal.
  * @param e the explanation
  * @returns the report
  */
@@ -217,5 +220,5 @@ export function formatExplanation(e: Explanation): string {
       ...(d.by ? [`  decided by: ${d.by}`] : []),
     );
   }
-  return lines.join("\n");
+  return lines.map(sanitizeLogText).join("\n");
 }

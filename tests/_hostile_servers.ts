@@ -107,3 +107,18 @@ export async function fanoutDns(
     stop: server.stop,
   };
 }
+
+/**
+ * Starts tests/_slow_dns.py: every query answered after `delay` seconds, an
+ * A query with 192.0.2.1, others with no records (it exits by itself after
+ * `seconds`).
+ * @param seconds its time limit
+ * @param delay how long each answer takes, in seconds
+ * @returns its port, and stop
+ */
+export function slowDns(
+  seconds: number,
+  delay: number,
+): Promise<{ port: number; stop(): Promise<void> }> {
+  return startScript("_slow_dns.py", [seconds, delay]);
+}

@@ -6,9 +6,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, startDaemon } from "./_harness.ts";
-import { fanoutDns, hostileDns } from "./_hostile_servers.ts";
+import { makeWorkDir, RawClient, run, smtpdArgs, startDaemon, writeConfig } from "./_harness.ts";
+import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
+import { startBlackHole, startDns } from "./_dns.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -44,6 +45,74 @@ Deno.test({
       assert.ok(took < 8000, `took ${took} ms`);
     } finally {
       for (const c of clients) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: an answer that takes 1.5 s is waited for within dns_timeout = 5, not lost to the resolver library's 1 s retry",
+  ...opts,
+  fn: async () => {
+    const dns = await slowDns(120, 1.5);
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@slow.example>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      // MX and AAAA answer with no records, A with an address: each in 1.5 s.
+      assert.match(await c.reply(30000), /^250 2\.1\.5 /);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: answers with the wrong ID are dropped without a line of the resolver library in the log",
+  ...opts,
+  fn: async () => {
+    const dns = await slowDns(120, 0.2);
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+      'smtpd_sender_restrictions = ["reject_unknown_sender_domain"]',
+    ].join("\n"));
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send("HELO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@forged.example>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      // Each query's forged answer first, then the real one.
+      assert.match(await c.reply(30000), /^250 2\.1\.5 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog("disconnect from");
+      const lines = d.log().split("\n").filter((l) => l !== "");
+      const stray = lines.filter((l) =>
+        !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ \S+\[\d+\]: /.test(l)
+      );
+      assert.deepEqual(stray, []);
+    } finally {
+      c.close();
       await d.stop();
       await dns.stop();
     }
@@ -121,6 +190,202 @@ Deno.test({
       await d.stop();
       await dns.stop();
       map.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a PTR name that does not resolve back to the client is logged as Postfix logs it (hostname N does not resolve to address A)",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      a: [["other.example", "198.51.100.7"], ["good.example", "192.0.2.9"]],
+      ptr: [["192.0.2.7", "other.example"], ["192.0.2.8", "nowhere.example"], [
+        "192.0.2.9",
+        "good.example",
+      ]],
+    });
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+    ].join("\n"));
+    try {
+      for (const last of [7, 8, 9]) {
+        const c = await RawClient.connect(d.port);
+        await c.send(`PROXY TCP4 192.0.2.${last} 192.0.2.250 4000 25\r\n`);
+        assert.match(await c.reply(), /^220 /);
+        await c.send("QUIT\r\n");
+        await c.reply();
+        c.close();
+      }
+      await d.waitForLog("connect from good.example[192.0.2.9]");
+      const warnings = d.log().split("\n").filter((l) => l.includes("does not resolve"))
+        .map((l) => l.replace(/^.*?: warning: /, ""));
+      assert.deepEqual(warnings, [
+        "hostname other.example does not resolve to address 192.0.2.7",
+        "hostname nowhere.example does not resolve to address 192.0.2.8: Name or service not known",
+      ]);
+      assert.match(d.log(), /connect from unknown\[192\.0\.2\.7\]/);
+    } finally {
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a reverse zone serving 150 PTR records for the client costs no record count warning (the first name is taken, as Postfix's getnameinfo)",
+  ...opts,
+  fn: async () => {
+    const ptr = Array.from(
+      { length: 150 },
+      (_, i): [string, string] => ["192.0.2.7", `h${i}.many.example`],
+    );
+    const dns = await startDns({ a: [["h0.many.example", "192.0.2.7"]], ptr });
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 5",
+    ].join("\n"));
+    try {
+      const c = await RawClient.connect(d.port);
+      await c.send("PROXY TCP4 192.0.2.7 192.0.2.250 4000 25\r\n");
+      assert.match(await c.reply(), /^220 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      c.close();
+      await d.waitForLog("disconnect from");
+      // One name, whichever the server put first: confirmed (h0) or not.
+      assert.match(d.log(), /hostname h\d+\.many\.example does not resolve|from h0\.many/);
+      assert.doesNotMatch(d.log(), /record count limit/);
+    } finally {
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: clients that hang up while their reverse zone never answers give their session slots back at once, not after dns_timeout",
+  ...opts,
+  fn: async () => {
+    const hole = await startBlackHole();
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${hole.port}"`,
+      "dns_timeout = 10",
+      "default_process_limit = 3",
+    ].join("\n"));
+    let next: RawClient | undefined;
+    try {
+      // Three clients (all the slots) connect, name themselves and hang up
+      // while their PTR lookups wait for a server that never answers.
+      for (let i = 0; i < 3; i++) {
+        const c = await RawClient.connect(d.port);
+        await c.send(`PROXY TCP4 192.0.2.${30 + i} 192.0.2.250 4000 25\r\n`);
+        c.close();
+      }
+      for (let i = 0; i < 3; i++) {
+        await d.waitForLog(
+          new RegExp(`lost connection after CONNECT from unknown\\[192\\.0\\.2\\.${30 + i}\\]`),
+          5000,
+        );
+      }
+      // Their slots are free: the next client is let in (its own lookup
+      // waits for dns_timeout, then it is greeted), not refused with 421.
+      next = await RawClient.connect(d.port);
+      await next.send("PROXY TCP4 192.0.2.40 192.0.2.250 4000 25\r\n");
+      assert.match(await next.reply(30000), /^220 /);
+      assert.doesNotMatch(d.log(), /Connection limit exceeded/);
+    } finally {
+      next?.close();
+      await d.stop();
+      hole.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a HELO name that makes a DNS list query longer than 255 characters is not listed, without a lookup error in the log (as Postfix)",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({});
+    const d = await startDaemon([
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      'smtpd_recipient_restrictions = ["reject_rhsbl_helo", "rhsbl.example"]',
+    ].join("\n"));
+    // 250 characters: a valid host name, but not under the zone.
+    const helo = `${Array.from({ length: 4 }, () => "a".repeat(60)).join(".")}.abcdef`;
+    const c = await RawClient.connect(d.port);
+    try {
+      await c.reply();
+      await c.send(`EHLO ${helo}\r\n`);
+      await c.reply();
+      await c.send("MAIL FROM:<a@example.com>\r\n");
+      await c.reply();
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(), /^250 2\.1\.5 /);
+      await c.send("QUIT\r\n");
+      await c.reply();
+      await d.waitForLog("disconnect from");
+      assert.doesNotMatch(d.log(), /lookup error/);
+    } finally {
+      c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: smtpd explain shows a DNS list's TXT text with its terminal escapes and CR made harmless",
+  ...opts,
+  fn: async () => {
+    const dns = await startDns({
+      a: [["7.2.0.192.bl.example", "127.0.0.2"]],
+      txt: [["7.2.0.192.bl.example", "Listed\x1b]0;owned\x07\x1b[2J\rFAKE: accepted"]],
+    });
+    try {
+      const work = await makeWorkDir("explain-txt");
+      const { configFile } = await writeConfig(
+        work,
+        [
+          'mydestination = ["example.com"]',
+          `dns_server = "127.0.0.1:${dns.port}"`,
+          'smtpd_client_restrictions = ["reject_rbl_client", "bl.example"]',
+        ].join("\n"),
+      );
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "explain",
+          "-c",
+          configFile,
+          "--client",
+          "192.0.2.7",
+          "--to",
+          "u@example.com",
+        ]),
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /dns TXT 7\.2\.0\.192\.bl\.example: Listed\?\]0;owned.\?\[2J\?FAKE: accepted/,
+      );
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(r.stdout, /[\x00-\x09\x0b-\x1f\x7f]/);
+    } finally {
+      await dns.stop();
     }
   },
 });

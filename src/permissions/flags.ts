@@ -16,6 +16,11 @@ export const RUNTIME_FLAGS: readonly string[] = [
   // Not a permission: Deno.listen({ reusePort }) is still marked unstable.
   "--unstable-net",
   "--no-prompt",
+  // Deno's own log at errors only: its resolver library otherwise writes
+  // a line of its own to stderr, the mail log's stream, for each answer a
+  // name server sends with the wrong ID or question ("expected message id:
+  // ..., dropped"). Uncaught errors are still printed.
+  "--quiet",
   // Not permissions either: a 1 MiB young generation per isolate instead of
   // up to 16 MiB (session garbage dies young, so scavenges stay cheap), and
   // the old generation allowed to grow by half its live size between full

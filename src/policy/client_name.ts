@@ -8,6 +8,9 @@
  * digits, "-" and "_", a label over 63 or a name over 255 characters, an
  * all-numeric name) is no name at all: "unknown" for both names, with a
  * warning, so it never reaches the logs, Received: or the restrictions.
+ * A name that is not confirmed is logged as Postfix logs it ("hostname N
+ * does not resolve to address A", with getaddrinfo()'s reason when the
+ * lookup failed), the line fail2ban and the like look for.
  *
  * @module
  */
@@ -45,7 +48,9 @@ export async function lookupClientName(
   });
   const q = reverseName(address);
   if (!q) return unknown("notFound");
-  const ptr = await dns.query(q, "PTR", true);
+  // Postfix takes the first name getnameinfo() gives: no record count
+  // limit, and no warning for a zone that serves many PTR records.
+  const ptr = await dns.query(q, "PTR", true, true);
   if (ptr.kind !== "ok") return unknown(ptr.kind === "tempfail" ? "tempfail" : "notFound");
   const rev = (ptr.records[0] as string).replace(/\.$/, "").toLowerCase();
   if (!isValidHostname(rev)) {
@@ -55,15 +60,19 @@ export async function lookupClientName(
     return unknown("notFound");
   }
   const want = parseIp(address);
-  let temp = false;
-  for (const type of address.includes(":") ? ["AAAA" as const] : ["A" as const]) {
-    // Postfix confirms with getaddrinfo(): every address, not dns_lookup()'s first 100.
-    const fwd = await dns.query(rev, type, true, true);
-    if (fwd.kind === "tempfail") temp = true;
-    if (fwd.kind === "ok" && fwd.records.some((r) => parseIp(r) === want)) {
-      return { name: rev, nameStatus: "ok", reverseName: rev, reverseStatus: "ok" };
-    }
+  // Postfix confirms with getaddrinfo(): every address, not dns_lookup()'s first 100.
+  const fwd = await dns.query(rev, address.includes(":") ? "AAAA" : "A", true, true);
+  if (fwd.kind === "ok" && fwd.records.some((r) => parseIp(r) === want)) {
+    return { name: rev, nameStatus: "ok", reverseName: rev, reverseStatus: "ok" };
   }
+  const temp = fwd.kind === "tempfail";
+  // Postfix's warnings, with getaddrinfo()'s words for a failed lookup.
+  const why = fwd.kind === "ok"
+    ? ""
+    : temp
+    ? ": Temporary failure in name resolution"
+    : ": Name or service not known";
+  warn(`hostname ${rev} does not resolve to address ${address}${why}`);
   return {
     name: "unknown",
     nameStatus: temp ? "tempfail" : "notFound",

@@ -116,6 +116,33 @@ for (const [what, address, zone, expected] of CASES) {
   });
 }
 
+for (
+  const [what, zone, warning] of [
+    [
+      "no A record matches",
+      { "forged.example.com": { A: ["198.51.100.1"] } },
+      "hostname forged.example.com does not resolve to address 192.0.2.1",
+    ],
+    [
+      "the name has no A record",
+      {},
+      "hostname forged.example.com does not resolve to address 192.0.2.1: Name or service not known",
+    ],
+    [
+      "the A lookup fails for now",
+      { "forged.example.com": { A: "tempfail" } },
+      "hostname forged.example.com does not resolve to address 192.0.2.1: Temporary failure in name resolution",
+    ],
+  ] as [string, Zone, string][]
+) {
+  Deno.test(`lookupClientName() warns as Postfix does when ${what}`, async () => {
+    const dns = fakeDns({ [PTR_192_0_2_1]: { PTR: ["forged.example.com."] }, ...zone });
+    const warnings: string[] = [];
+    await lookupClientName("192.0.2.1", dns, (t) => warnings.push(t));
+    assert.deepEqual(warnings, [warning]);
+  });
+}
+
 Deno.test("lookupClientName() queries PTR, then A for IPv4 (never AAAA)", async () => {
   const dns = fakeDns({
     [PTR_192_0_2_1]: { PTR: ["mail.example.com."] },
@@ -184,5 +211,23 @@ Deno.test("lookupClientName(): forward confirmation reads every A record, as Pos
     warn: (t) => warnings.push(t),
   });
   assert.equal((await lookupClientName("192.0.2.1", dns)).name, "many.example");
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("lookupClientName(): a reverse zone with 300 PTR records gives the first name, without the record count warning", async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `h${i}.many.example.`);
+  const resolveDns = ((name: string, type: string) => {
+    if (type === "PTR" && name === `${PTR_192_0_2_1}.`) return Promise.resolve(names);
+    if (type === "A" && name === "h0.many.example.") return Promise.resolve(["192.0.2.1"]);
+    return Promise.reject(new Deno.errors.NotFound("no records found"));
+  }) as unknown as typeof Deno.resolveDns;
+  const warnings: string[] = [];
+  const dns = denoResolver({
+    server: "",
+    timeoutMs: 1000,
+    resolveDns,
+    warn: (t) => warnings.push(t),
+  });
+  assert.equal((await lookupClientName("192.0.2.1", dns)).name, "h0.many.example");
   assert.deepEqual(warnings, []);
 });

@@ -8,7 +8,9 @@
  * @module
  */
 
+import { isValidHostname } from "../protocol/hostname.ts";
 import { parseIpAddress } from "../protocol/ip.ts";
+import { asciiDomain } from "./hostname.ts";
 
 /** Record types the checks query. */
 export type DnsType = "A" | "AAAA" | "MX" | "NS" | "PTR" | "TXT";
@@ -147,6 +149,16 @@ export async function rcodeOverTcp(
 export const DNS_RR_LIST_LIMIT = 100;
 
 /**
+ * Lookups past their dns_timeout that Deno has not ended yet (each holds
+ * a socket for up to 15 s), in this thread; see {@linkcode denoResolver}.
+ */
+const MOST_ABANDONED = 100;
+let abandoned = 0;
+
+/** The time of one query ran out. */
+class DnsTimeout extends Error {}
+
+/**
  * The real resolver. Deno.resolveDns reports a SERVFAIL answer as "not
  * found", as it does NXDOMAIN and "no such record"; so a "not found" is
  * asked again over TCP ({@linkcode rcodeOverTcp}) of the name server
@@ -156,6 +168,14 @@ export const DNS_RR_LIST_LIMIT = 100;
  * "not found" stands.
  * Past {@linkcode DNS_RR_LIST_LIMIT} records the rest of an answer is
  * dropped, with Postfix's warning.
+ * The wait is ours, not Deno's: given an AbortSignal, Deno.resolveDns
+ * gives each query 1 s (one try and one resend) whatever the signal's own
+ * time, so an answer that took longer than that was lost and a slow but
+ * working name server looked down, whatever dns_timeout said. Without a
+ * signal Deno waits up to 5 s a try (three tries); a lookup whose
+ * dns_timeout has passed is left to end by itself, and past
+ * {@linkcode MOST_ABANDONED} of those still running, lookups are given the
+ * signal again (cut at dns_timeout, at most 1 s a try).
  * @param options name server (host:port; empty for the system's), timeout in
  * ms, the system's first name server (host:port), where warnings go, and
  * (for tests) the function that asks, Deno.resolveDns by default
@@ -184,25 +204,55 @@ export function denoResolver(
       confirm?: boolean,
       all?: boolean,
     ): Promise<DnsAnswer> {
+      // As Postfix's dns_lookup(): a name that is no valid host name (a
+      // label over 63 characters, a name over 255, a character outside
+      // letters, digits, "-" and "_", all-numeric) does not exist, and is
+      // not asked (a long HELO name under a DNS list zone was a lookup
+      // error, logged for each command).
+      const ascii = asciiDomain(name.replace(/\.$/, ""));
+      if (ascii === "" || !isValidHostname(ascii)) return { kind: "notFound" };
       const controller = new AbortController();
       const started = Date.now();
-      const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          controller.abort();
+          reject(new DnsTimeout());
+        }, options.timeoutMs);
+      });
+      expired.catch(() => {}); // awaited only while a lookup runs
       const q = absoluteName(name);
+      // Deno's signal only when too many lookups are left running already.
+      const opts = {
+        ...(abandoned >= MOST_ABANDONED ? { signal: controller.signal } : {}),
+        ...(nameServer ? { nameServer } : {}),
+      };
+      const ask = async <T>(lookup: Promise<T>): Promise<T> => {
+        try {
+          return await Promise.race([lookup, expired]);
+        } catch (err) {
+          if (err instanceof DnsTimeout) {
+            abandoned++;
+            lookup.then(() => abandoned--, () => abandoned--);
+          }
+          throw err;
+        }
+      };
       try {
-        const opts = { signal: controller.signal, ...(nameServer ? { nameServer } : {}) };
         let records: string[];
         switch (type) {
           case "A":
           case "AAAA":
           case "NS":
           case "PTR":
-            records = await resolveDns(q, type, opts);
+            records = await ask(resolveDns(q, type, opts));
             break;
           case "MX":
-            records = (await resolveDns(q, "MX", opts)).map((r) => `${r.preference} ${r.exchange}`);
+            records = (await ask(resolveDns(q, "MX", opts)))
+              .map((r) => `${r.preference} ${r.exchange}`);
             break;
           case "TXT":
-            records = (await resolveDns(q, "TXT", opts)).map((r) => r.join(""));
+            records = (await ask(resolveDns(q, "TXT", opts))).map((r) => r.join(""));
             break;
         }
         if (!all && records.length > DNS_RR_LIST_LIMIT) {

@@ -218,6 +218,28 @@ Deno.test({
   },
 });
 
+Deno.test("denoResolver() waits without Deno's signal (1 s a query), unless 100 lookups past their time still run", async () => {
+  const signalled: boolean[] = [];
+  const release: (() => void)[] = [];
+  const resolveDns = ((_name: string, _type: string, opts: { signal?: AbortSignal }) => {
+    signalled.push(opts.signal !== undefined);
+    return new Promise<string[]>((resolve) => release.push(() => resolve(["192.0.2.1"])));
+  }) as unknown as typeof Deno.resolveDns;
+  const dns = denoResolver({ server: "127.0.0.1:53", timeoutMs: 20, resolveDns });
+  const timeout = { kind: "tempfail", reason: "timeout" };
+  const answers = await Promise.all(Array.from({ length: 100 }, () => dns.query("x.example", "A")));
+  for (const a of answers) assert.deepEqual(a, timeout);
+  // 100 lookups left running: the next one is cut by Deno too.
+  assert.deepEqual(await dns.query("x.example", "A"), timeout);
+  assert.deepEqual(signalled, [...Array(100).fill(false), true]);
+  for (const r of release) r();
+  await new Promise((r) => setTimeout(r, 0));
+  const late = dns.query("x.example", "A");
+  release.at(-1)?.();
+  assert.deepEqual(await late, { kind: "ok", records: ["192.0.2.1"] });
+  assert.equal(signalled.at(-1), false);
+});
+
 Deno.test("denoResolver() asks absolute names, so resolv.conf's search domains are never appended", async () => {
   const asked: string[] = [];
   const resolveDns = ((name: string) => {

@@ -77,6 +77,7 @@ export class Session {
    */
   #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
+  #first: Promise<boolean> | undefined;
   /** The reader went to the client for more bytes (a read that may wait: a new turn). */
   #waitedForClient = false;
 
@@ -118,8 +119,11 @@ export class Session {
     }
     const overLimit = await this.#deps.admitClient?.(this.#client.address);
     if (overLimit) return await this.#hangUp(overLimit);
-    if (!this.#client.local && config.smtpd_peername_lookup) {
-      this.#client = await nameClient(this.#client, this.#dns, log);
+    if (!this.#client.local && config.smtpd_peername_lookup && !(await this.#lookUpName())) {
+      log.connect(this.#client);
+      log.lostConnection(this.#client, "CONNECT");
+      log.disconnect(this.#client, this.#counts);
+      return await this.#hangUp();
     }
     const client = this.#client;
     log.connect(client);
@@ -196,6 +200,57 @@ export class Session {
   }
 
   /**
+   * The client's name lookups (PTR, then forward confirmation), with the
+   * first read under way meanwhile: a client that hangs up during them
+   * ends its session at once, where it held its slot for up to twice
+   * dns_timeout (a reverse zone that never answers, a connect and a close:
+   * a few such clients a second kept everyone out), and its wait counts as
+   * the client's silence, so at the cap the session gives way as an idle
+   * one does. What the client sends meanwhile stays buffered (improper
+   * pipelining). Not before implicit TLS: those bytes are the TLS layer's.
+   * @returns false when the client hung up first
+   */
+  async #lookUpName(): Promise<boolean> {
+    const { log } = this.#deps;
+    const named = nameClient(this.#client, this.#dns, log);
+    if (this.#transport.implicitTls) {
+      this.#client = await named;
+      return true;
+    }
+    const first = this.#firstRead();
+    // Bytes keep the lookup going; the end of the input, a closed
+    // connection (closed to make room) or a read error end it.
+    const hungUp = first.then(
+      (more) => more ? new Promise<never>(() => {}) : false as const,
+      () => false as const,
+    );
+    const client = await Promise.race([named, hungUp]);
+    if (client === false) return false;
+    this.#client = client;
+    // smtpd_timeout runs from the greeting, not from the connect.
+    this.#reader.renewDeadline();
+    return true;
+  }
+
+  /**
+   * The session's first read, started once: the name lookup, the early
+   * talker checks and the command loop share it (two reads at once would
+   * fill the same buffer).
+   * @returns whether bytes came (false: the input ended)
+   */
+  #firstRead(): Promise<boolean> {
+    if (!this.#first) {
+      this.#first = this.#reader.ensure(1);
+      // The command loop awaits it (and reports a timeout); should the
+      // session end before, its failure must not go unhandled.
+      this.#first.catch(() => {});
+      this.#pendingFirst = this.#first.then(() => {});
+      this.#pendingFirst.catch(() => {});
+    }
+    return this.#first;
+  }
+
+  /**
    * smtpd_discard_ehlo_keyword_address_maps: the client's own list, when a
    * table has its address (looked up at connect, as Postfix does). A table
    * that fails is logged and the smtpd_discard_ehlo_keywords list applies.
@@ -254,7 +309,7 @@ export class Session {
     if (!this.#deps.earlyTalk) return;
     if (this.#client.local || this.#transport.implicitTls || cfg.smtpd_greeting_delay > 0) return;
     if (!this.#reader.hasBuffered()) {
-      const first = this.#reader.ensure(1);
+      const first = this.#firstRead();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const talked = await Promise.race([
         first,
@@ -263,13 +318,7 @@ export class Session {
         }),
       ]);
       clearTimeout(timer);
-      if (!talked) {
-        this.#pendingFirst = first.then(() => {});
-        // The command loop awaits it; should the session end before (an
-        // error at connect), its failure must not go unhandled.
-        this.#pendingFirst.catch(() => {});
-        return;
-      }
+      if (!talked) return; // the command loop waits for it
     }
     this.#illPipelining = true;
     state.commandSeen("CONNECT", true);
@@ -289,7 +338,7 @@ export class Session {
     const ms = this.#deps.config.smtpd_greeting_delay * 1000;
     if (ms <= 0 || this.#client.local) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const first = this.#reader.ensure(1);
+    const first = this.#firstRead();
     const talked = await Promise.race([
       first.then(() => true),
       new Promise<boolean>((r) => {
@@ -297,11 +346,8 @@ export class Session {
       }),
     ]);
     clearTimeout(timer);
-    if (!talked) {
-      // The pending read goes on; the command loop's first read waits for it.
-      this.#pendingFirst = first.then(() => {});
-      return true;
-    }
+    // The pending read goes on; the command loop's first read waits for it.
+    if (!talked) return true;
     this.#deps.log.info(
       `reject: early talker ${this.#client.name}[${this.#client.address}] sent before the greeting`,
     );
