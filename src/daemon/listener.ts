@@ -195,9 +195,14 @@ export async function startListening(
     // no room for itself: both are counted before anyone is closed for it.
     // Counts the client against smtpd_client_connection_count_limit and its
     // connection rate; undefined once it holds its per-client slot, else its
-    // refusal (and no slot).
+    // refusal (and no slot). As Postfix's anvil, a connection refused for
+    // the count is counted in the rate too: a client that keeps connecting
+    // at its limit is over its rate soon.
     const enterClient = (client: string): Reply | undefined => {
-      if (!limiter.enterClient(client)) return perClient(client);
+      if (!limiter.enterClient(client)) {
+        deps.overRate?.("connection", client, undefined, true);
+        return perClient(client);
+      }
       const overRate = deps.overRate?.("connection", client);
       if (overRate) limiter.leaveClient(client);
       return overRate;

@@ -72,9 +72,16 @@ export interface SessionDeps {
   /**
    * Counts a client event against its smtpd_client_*_rate_limit; the
    * refusal when the client is over it; `name`, when known, goes into the
-   * warning as Postfix's name[address]. Absent: no rate limits (stand-alone).
+   * warning as Postfix's name[address]; `countOnly`: counted, never
+   * refused nor logged (an event refused already). Absent: no rate limits
+   * (stand-alone).
    */
-  readonly overRate?: (event: LimitedEvent, address: string, name?: string) => Reply | undefined;
+  readonly overRate?: (
+    event: LimitedEvent,
+    address: string,
+    name?: string,
+    countOnly?: boolean,
+  ) => Reply | undefined;
   /**
    * smtpd_discard_ehlo_keyword_address_maps: the keyword list for a client
    * address, or undefined when no table has it. Absent: no such tables.

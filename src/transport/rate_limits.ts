@@ -76,22 +76,25 @@ const EVENTS: Readonly<
  * @returns a function that counts an event and gives the refusal when over
  *   the limit; given the client's name, the warning names the client as
  *   Postfix's does (name[address]); without it (a connection, counted
- *   before the name is looked up) as [address]
+ *   before the name is looked up) as [address]. With `countOnly` the event
+ *   is counted and nothing else: a connection refused for another reason
+ *   (its concurrency limit) counts toward the rate, as anvil counts every
+ *   connection, with that refusal's warning alone.
  */
 export function rateLimits(
   config: Config,
   rates: RateLimiter,
   exempt: (address: string) => boolean,
   logger: Logger,
-): (event: LimitedEvent, address: string, name?: string) => Reply | undefined {
+): (event: LimitedEvent, address: string, name?: string, countOnly?: boolean) => Reply | undefined {
   // Counted per address, or per network block (client_range.ts).
   const range = configuredClientRange(config);
-  return (event, address, name) => {
+  return (event, address, name, countOnly = false) => {
     const e = EVENTS[event];
     const limit = config[e.limit] as number;
     if (limit <= 0 || exempt(address)) return undefined;
     const n = rates.count(event, range(address));
-    if (n <= limit) return undefined;
+    if (n <= limit || countOnly) return undefined;
     const who = `${name ?? ""}[${address}]`;
     logger.warning(`${e.what}: ${n} from ${who} for service smtp`);
     return e.refuse(config, address, who);
