@@ -116,7 +116,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "stand-alone mode takes a PROXY v2 header on stdin",
+  name:
+    "stand-alone mode with a network client (tcpserver behind a balancer) takes a PROXY v2 header on stdin",
   ...opts,
   fn: async () => {
     const work = await makeWorkDir("proxy");
@@ -160,7 +161,11 @@ Deno.test({
     const input = new Uint8Array(header.length + session.length);
     input.set(header);
     input.set(session, header.length);
-    const r = await runStdin(configFile, input);
+    // The launcher names the balancer, as tcpserver does.
+    const r = await runStdin(configFile, input, {
+      TCPREMOTEIP: "127.0.0.1",
+      TCPREMOTEPORT: "40000",
+    });
     assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/);
     assert.match(r.stderr, /connect from unknown\[192\.0\.2\.44\]/);
     const [f] = await queueFiles(queueDir, "maildrop");
@@ -170,6 +175,28 @@ Deno.test({
 
 const MESSAGE =
   "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: p\r\n\r\nb\r\n.\r\nQUIT\r\n";
+
+Deno.test({
+  name:
+    "a local submission (smtpd stdin on a pipe) with smtpd_upstream_proxy_protocol set reads no header and is served, as Postfix's stand-alone smtpd",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("proxy");
+    // One configuration for the daemon behind HAProxy and for local submissions.
+    const { configFile, queueDir } = await writeConfig(
+      work,
+      'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\nmydestination = ["example.com"]',
+    );
+    const r = await runStdin(configFile, MESSAGE);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^220 /);
+    assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/, r.stdout + r.stderr);
+    assert.match(r.stderr, /connect from localhost\[127\.0\.0\.1\]/);
+    assert.doesNotMatch(r.stderr, /haproxy read/);
+    const [f] = await queueFiles(queueDir, "maildrop");
+    assert.match(await postcat(f as string), /^Subject: p$/m);
+  },
+});
 
 Deno.test({
   name:

@@ -49,6 +49,50 @@ Deno.test({
 
 Deno.test({
   name:
+    "a connection refused for smtpd_client_connection_count_limit counts toward the connection rate, as Postfix's anvil counts it",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(
+      "smtpd_client_connection_count_limit = 1\nsmtpd_client_connection_rate_limit = 3\n" +
+        "smtpd_client_event_limit_exceptions = []",
+    );
+    const held = await RawClient.connect(d.port);
+    try {
+      assert.match(await held.reply(), /^220 /);
+      // A client at its concurrency limit keeps connecting: refused, and counted.
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(d.port);
+        assert.equal(
+          await c.reply(),
+          "421 4.7.0 mx.test.example Error: too many connections from 127.0.0.1\r\n",
+        );
+        c.close();
+      }
+      await d.waitForLog(/(Connection concurrency limit exceeded: 2 from \[127\.0\.0\.1\][^]*){2}/);
+      // Its only session ends: the next connection is its 4th within the
+      // time unit, over the rate of 3 (Postfix: "Connection rate limit exceeded: 4").
+      await held.send("QUIT\r\n");
+      assert.match(await held.reply(), /^221 /);
+      held.close();
+      await d.waitForLog(/disconnect from /);
+      const next = await RawClient.connect(d.port);
+      assert.equal(
+        await next.reply(),
+        "421 4.7.0 mx.test.example Error: too many connections from 127.0.0.1\r\n",
+      );
+      next.close();
+      await d.waitForLog("Connection rate limit exceeded: 4 from [127.0.0.1] for service smtp");
+      // The refusals for concurrency were not also logged as over the rate.
+      assert.doesNotMatch(d.log(), /Connection rate limit exceeded: [23] /);
+    } finally {
+      held.close();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "smtpd_client_message_rate_limit and _recipient_rate_limit: 450 4.7.1 past the limit; exceptions are not counted",
   ...opts,
   fn: async () => {

@@ -157,6 +157,68 @@ onBothTlsPaths(
   },
 );
 
+/**
+ * Python: three sessions, each with one message over STARTTLS and no EHLO
+ * after it: the first says HELO before STARTTLS, the second nothing, the
+ * third EHLO. Prints each 250 of the end of data.
+ */
+const GREETINGS_BEFORE_STARTTLS = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def reply(f):
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+for greeting in ["HELO", "", "EHLO"]:
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+    f = s.makefile("rb"); reply(f)
+    if greeting:
+        s.sendall(greeting.encode() + b" c.example\\r\\n"); reply(f)
+    s.sendall(b"STARTTLS\\r\\n"); reply(f)
+    t = ctx.wrap_socket(s); tf = t.makefile("rb")
+    for line in ["MAIL FROM:<a@example.org>", "RCPT TO:<u@example.com>", "DATA",
+                 "Subject: after %s\\r\\n\\r\\nbody\\r\\n." % (greeting or "nothing")]:
+        t.sendall(line.encode() + b"\\r\\n"); last = reply(tf)
+    print(greeting or "nothing", last)
+    t.sendall(b"QUIT\\r\\n"); reply(tf); t.close()
+`;
+
+Deno.test({
+  name:
+    "STARTTLS after HELO, or before any greeting: the session stays SMTP (Received: with SMTP, not ESMTPS), as Postfix's",
+  ...opts,
+  fn: async () => {
+    const { dir, extra } = await tlsConfig("may");
+    const d = await startDaemon(extra, { dir });
+    try {
+      const r = await run("python3", ["-c", GREETINGS_BEFORE_STARTTLS, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^HELO 250 2\.0\.0 Ok: queued as/m);
+      assert.match(r.stdout, /^nothing 250 2\.0\.0 Ok: queued as/m);
+      assert.match(r.stdout, /^EHLO 250 2\.0\.0 Ok: queued as/m);
+      const dumps = await Promise.all((await queueFiles(d.queueDir)).map((f) => postcat(f)));
+      const of = (greeting: string) => {
+        const found = dumps.find((p) => p.includes(`Subject: after ${greeting}`));
+        assert.ok(found, `no message after ${greeting}`);
+        return found;
+      };
+      // Postfix's STARTTLS forgets the HELO name but not the protocol, and
+      // RFC 3848's "S" is for ESMTP only.
+      for (const greeting of ["HELO", "nothing"]) {
+        assert.match(of(greeting), /\(using TLSv1\.3 with cipher/);
+        assert.match(of(greeting), /with SMTP id /);
+        assert.match(of(greeting), /^named_attribute: protocol_name=SMTP$/m);
+      }
+      assert.match(of("EHLO"), /with ESMTPS id /);
+      assert.match(of("EHLO"), /^named_attribute: protocol_name=ESMTP$/m);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 const BAD_RECORD = `${UP_TO_STARTTLS}
 t = ctx.wrap_socket(s)
 t.sendall(b"EHLO y\\r\\n"); print("ehlo:", reply(t.makefile("rb")))

@@ -242,6 +242,76 @@ Deno.test({
   },
 });
 
+/**
+ * Python: behind a PROXY-protocol balancer, at default_process_limit = 2.
+ * 192.0.2.9 makes one TLS session on the wrapper-mode address (its new TLS
+ * session rate limit, 1, is reached); two idle sessions from other
+ * addresses then fill the slots, and 192.0.2.9 comes back. Prints what the
+ * comeback read, then what each idle session read (nothing: still open).
+ */
+const OVER_TLS_RATE_AT_CAP = `
+import socket, ssl, struct, sys, time
+port, wport = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def v2(src, sport):
+    addr = socket.inet_aton(src) + socket.inet_aton("127.0.0.1") + struct.pack("!HH", sport, 465)
+    return b"\\r\\n\\r\\n\\x00\\r\\nQUIT\\n\\x21\\x11" + struct.pack("!H", len(addr)) + addr
+def reply(f):
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-": return l
+s = socket.create_connection(("127.0.0.1", wport), timeout=10); s.sendall(v2("192.0.2.9", 1))
+t = ctx.wrap_socket(s); tf = t.makefile("rb"); reply(tf); t.sendall(b"QUIT\\r\\n"); reply(tf); t.close()
+idle = []
+for i, src in enumerate(["192.0.2.1", "192.0.2.2"]):
+    c = socket.create_connection(("127.0.0.1", port), timeout=10); c.sendall(v2(src, 10 + i))
+    f = c.makefile("rb"); reply(f); c.sendall(b"EHLO idle\\r\\n"); reply(f); idle.append((c, f))
+time.sleep(1.5)  # idle long enough to give way to a newcomer
+s = socket.create_connection(("127.0.0.1", wport), timeout=10); s.sendall(v2("192.0.2.9", 2))
+got = b""
+while True:
+    try:
+        d = s.recv(4096)
+    except ConnectionResetError:
+        break
+    if not d: break
+    got += d
+print("comeback", repr(got))
+for c, f in idle:
+    c.settimeout(0.5)
+    try:
+        print("idle", repr(f.readline()))
+    except TimeoutError:
+        print("idle open")
+`;
+
+Deno.test({
+  name:
+    "wrapper mode at default_process_limit: a client over its new TLS session rate makes no room (no idle session is closed for it)",
+  ...opts,
+  fn: async () => {
+    const { d, port: wport } = await wrapperDaemon(
+      'smtpd_upstream_proxy_protocol = "haproxy"\ndefault_process_limit = 2\n' +
+        "smtpd_client_new_tls_session_rate_limit = 1\nsmtpd_client_event_limit_exceptions = []\n" +
+        "smtpd_listen_threads = 1",
+    );
+    try {
+      const r = await run("python3", ["-c", OVER_TLS_RATE_AT_CAP, String(d.port), String(wport)], {
+        timeoutMs: 30000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      // Refused before its handshake, without a plaintext reply ...
+      assert.match(r.stdout, /^comeback b''$/m);
+      // ... and both idle sessions kept their slots.
+      assert.equal(r.stdout.match(/^idle open$/gm)?.length, 2, r.stdout);
+      await d.waitForLog(/Refusing TLS service request from \[192\.0\.2\.9\] for service smtp/);
+      assert.doesNotMatch(d.log(), /to make room/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 async function openssl(port: number, ...args: string[]): Promise<string> {
   const r = await run("sh", [
     "-c",

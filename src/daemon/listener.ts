@@ -195,9 +195,14 @@ export async function startListening(
     // no room for itself: both are counted before anyone is closed for it.
     // Counts the client against smtpd_client_connection_count_limit and its
     // connection rate; undefined once it holds its per-client slot, else its
-    // refusal (and no slot).
+    // refusal (and no slot). As Postfix's anvil, a connection refused for
+    // the count is counted in the rate too: a client that keeps connecting
+    // at its limit is over its rate soon.
     const enterClient = (client: string): Reply | undefined => {
-      if (!limiter.enterClient(client)) return perClient(client);
+      if (!limiter.enterClient(client)) {
+        deps.overRate?.("connection", client, undefined, "count");
+        return perClient(client);
+      }
       const overRate = deps.overRate?.("connection", client);
       if (overRate) limiter.leaveClient(client);
       return overRate;
@@ -207,6 +212,17 @@ export async function startListening(
     const roomFor = async (client: string): Promise<Reply | undefined> => {
       const refused = enterClient(client);
       if (refused) return refused;
+      // On a wrapper-mode address, a client over its new TLS session rate
+      // is refused before its handshake (startImplicitTls): it makes no
+      // room either, or it would close a session at every connection.
+      const overTls = t.implicitTls
+        ? deps.overRate?.("newTls", client, undefined, "peek")
+        : undefined;
+      if (overTls) {
+        limiter.leaveClient(client);
+        logger.warning(`Refusing TLS service request from [${client}] for service smtp`);
+        return overTls;
+      }
       const asked = Date.now();
       // What the client's address held before it came (its own slot is
       // taken already): an address holding two more may have to give one up.

@@ -14,7 +14,7 @@ import type { Reply } from "../protocol/reply.ts";
 import type { QueueName } from "../queue/mod.ts";
 import type { IoBuffers } from "../io/io_buffers.ts";
 import type { Network } from "../policy/mod.ts";
-import type { LimitedEvent } from "../transport/rate_limits.ts";
+import type { LimitedEvent, RateUse } from "../transport/rate_limits.ts";
 import type { SessionSasl } from "../sasl/mod.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 
@@ -72,9 +72,17 @@ export interface SessionDeps {
   /**
    * Counts a client event against its smtpd_client_*_rate_limit; the
    * refusal when the client is over it; `name`, when known, goes into the
-   * warning as Postfix's name[address]. Absent: no rate limits (stand-alone).
+   * warning as Postfix's name[address]; `use` "count": counted, never
+   * refused nor logged (an event refused already); "peek": the refusal the
+   * next event would get, not counted nor logged. Absent: no rate limits
+   * (stand-alone).
    */
-  readonly overRate?: (event: LimitedEvent, address: string, name?: string) => Reply | undefined;
+  readonly overRate?: (
+    event: LimitedEvent,
+    address: string,
+    name?: string,
+    use?: RateUse,
+  ) => Reply | undefined;
   /**
    * smtpd_discard_ehlo_keyword_address_maps: the keyword list for a client
    * address, or undefined when no table has it. Absent: no such tables.

@@ -107,7 +107,11 @@ export class Session {
   /** Runs the session to its end; never throws. */
   async run(): Promise<void> {
     const { config, log } = this.#deps;
-    if (config.smtpd_upstream_proxy_protocol === "haproxy") {
+    // A local submission (stand-alone mode on a pipe or terminal) has no
+    // balancer in front of it: it reads no header, as Postfix's stand-alone
+    // smtpd reads none, so that one configuration serves the daemon behind
+    // HAProxy and `sendmail -bs`-style submissions.
+    if (config.smtpd_upstream_proxy_protocol === "haproxy" && !this.#client.local) {
       // Before implicit TLS the header is read to its last byte and no
       // further: the ClientHello behind it belongs to the TLS layer.
       const proxied = await readProxyClient(this.#client, this.#reader, {

@@ -92,7 +92,12 @@ export class SessionState implements SessionContext {
   /** Actions the sender list met at MAIL (smtpd_delay_reject = no), for the transaction MAIL opens. */
   #atMail: readonly MessageEffect[] = [];
   #recipientDsn: (RecipientDsn | undefined)[] = [];
-  /** "SMTP" until EHLO, STARTTLS or TLS say otherwise. */
+  /**
+   * "SMTP" until EHLO says otherwise; HELO sets it back. STARTTLS keeps it,
+   * as Postfix's helo_reset() does: a client that said HELO, or nothing,
+   * before STARTTLS and no EHLO after it is an SMTP client (Received: "with
+   * SMTP", no RFC 3848 "S"), and may not pipeline.
+   */
   #protocol = "SMTP";
   /** The client sent commands ahead of time where that is not allowed. */
   #unauthPipelining = false;
@@ -431,7 +436,6 @@ export class SessionState implements SessionContext {
     this.#transport = secure;
     this.#reader.setSource(secure);
     this.#writer.setSink(secure);
-    this.#protocol = "ESMTP";
     // RFC 3207 §4.2 and Postfix: what was learned before TLS is forgotten, AUTH too.
     this.#sasl = undefined;
     this.#leaveTransaction({ kind: "connected" });

@@ -139,6 +139,27 @@ export class RateLimiter {
     return 0x7fffffff;
   }
 
+  /**
+   * A client's count of an event in the current window, without counting
+   * one: 0 when it has none (or its window is over).
+   * @param event the event
+   * @param address the client address
+   * @returns the count
+   */
+  peek(event: RateEvent, address: string): number {
+    const cells = this.#cells;
+    const now = Math.floor(this.#now() / 1000) - Atomics.load(cells, BASE);
+    const mark = hash(address, Atomics.load(cells, SEED_B)) | 1;
+    const first = hash(address, Atomics.load(cells, SEED_A)) >>> 0;
+    const step = (mark >>> 1) | 1;
+    for (let probe = 0; probe < PROBES; probe++) {
+      const slot = HEADER + ((first + probe * step) % SLOTS) * FIELDS;
+      if (Atomics.load(cells, slot + MARK) !== mark) continue;
+      return this.#over(slot, now) ? 0 : Atomics.load(cells, slot + EVENT_FIELD[event]);
+    }
+    return 0;
+  }
+
   #over(slot: number, now: number): boolean {
     return Atomics.load(this.#cells, slot + START) + this.#unit < now;
   }

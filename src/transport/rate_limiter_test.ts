@@ -115,3 +115,17 @@ Deno.test("RateLimiter: a flood of 200,000 distinct clients within one window le
     assert.equal(limiter.count("recipient", client), 2, client);
   }
 });
+
+Deno.test("RateLimiter.peek gives a client's count in its window without counting", () => {
+  const { limiter, advance } = clocked(60);
+  assert.equal(limiter.peek("newTls", "192.0.2.1"), 0, "never seen");
+  limiter.count("newTls", "192.0.2.1");
+  limiter.count("newTls", "192.0.2.1");
+  assert.equal(limiter.peek("newTls", "192.0.2.1"), 2);
+  assert.equal(limiter.peek("newTls", "192.0.2.1"), 2, "peeking counts nothing");
+  assert.equal(limiter.peek("connection", "192.0.2.1"), 0, "another event");
+  assert.equal(limiter.peek("newTls", "192.0.2.2"), 0, "another client");
+  advance(61);
+  assert.equal(limiter.peek("newTls", "192.0.2.1"), 0, "its window is over");
+  assert.equal(limiter.count("newTls", "192.0.2.1"), 1);
+});

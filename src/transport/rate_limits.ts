@@ -27,6 +27,14 @@ import type { RateEvent, RateLimiter } from "./rate_limiter.ts";
 /** The events with a limit. */
 export type LimitedEvent = RateEvent;
 
+/**
+ * How an event is taken: counted and checked (the default); counted only
+ * (the event was refused for another reason: its concurrency limit); or
+ * checked without counting it (whether the client is over its limit
+ * already, before anyone makes room for the event). Only "check" logs.
+ */
+export type RateUse = "check" | "count" | "peek";
+
 /** Per event: its limit parameter, Postfix's warning, the refusal. */
 const EVENTS: Readonly<
   Record<
@@ -76,23 +84,31 @@ const EVENTS: Readonly<
  * @returns a function that counts an event and gives the refusal when over
  *   the limit; given the client's name, the warning names the client as
  *   Postfix's does (name[address]); without it (a connection, counted
- *   before the name is looked up) as [address]
+ *   before the name is looked up) as [address]. `use` (see {@linkcode RateUse}):
+ *   "count" counts a connection refused for its concurrency limit toward the
+ *   rate, as anvil counts every connection, with that refusal's warning
+ *   alone; "peek" gives the refusal the next event would get, unlogged.
  */
 export function rateLimits(
   config: Config,
   rates: RateLimiter,
   exempt: (address: string) => boolean,
   logger: Logger,
-): (event: LimitedEvent, address: string, name?: string) => Reply | undefined {
+): (event: LimitedEvent, address: string, name?: string, use?: RateUse) => Reply | undefined {
   // Counted per address, or per network block (client_range.ts).
   const range = configuredClientRange(config);
-  return (event, address, name) => {
+  return (event, address, name, use = "check") => {
     const e = EVENTS[event];
     const limit = config[e.limit] as number;
     if (limit <= 0 || exempt(address)) return undefined;
-    const n = rates.count(event, range(address));
-    if (n <= limit) return undefined;
     const who = `${name ?? ""}[${address}]`;
+    if (use === "peek") {
+      return rates.peek(event, range(address)) + 1 > limit
+        ? e.refuse(config, address, who)
+        : undefined;
+    }
+    const n = rates.count(event, range(address));
+    if (n <= limit || use === "count") return undefined;
     logger.warning(`${e.what}: ${n} from ${who} for service smtp`);
     return e.refuse(config, address, who);
   };
