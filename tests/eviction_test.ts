@@ -184,6 +184,64 @@ async function streamBodies(
   };
 }
 
+/**
+ * Has a client pipeline EHLO without ever reading a reply, until the
+ * server stops reading it (its replies fill the buffers, so its write
+ * waits): a client write that has not gone out in a second. Bounded: 32 MB.
+ */
+async function pipelineUnread(c: SmtpConn): Promise<void> {
+  c.stopReading();
+  const burst = "EHLO unread.example\r\n".repeat(4096);
+  for (let sent = 0; sent < 32 << 20; sent += burst.length) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wrote = await Promise.race([
+      c.write(burst),
+      new Promise<"stuck">((r) => (timer = setTimeout(() => r("stuck"), 1000))),
+    ]);
+    clearTimeout(timer);
+    if (wrote === "stuck") return;
+    if (!wrote) throw new Error("the server closed the connection");
+  }
+  throw new Error("the server read 32 MB of pipelined EHLO without waiting to write");
+}
+
+Deno.test({
+  name: "at default_process_limit clients that do not read their replies give way, as slow ones",
+  ...opts,
+  fn: async () => {
+    // Two clients of their own addresses pipeline EHLO without reading:
+    // the server answers until its send buffer is full, then its write
+    // waits for them (up to smtpd_timeout, 300 s). Before, nothing counted
+    // that wait: every place stayed held and a new client was refused.
+    const d = await startDaemon(
+      `smtpd_peername_lookup = false\ndefault_process_limit = 2\nsmtpd_stress_threshold = 0\n` +
+        `smtpd_slow_client_wait = "2s"`,
+    );
+    const conns: SmtpConn[] = [];
+    try {
+      for (const from of ["127.0.0.2", "127.0.0.3"]) {
+        const c = await openFrom(d.port, from, conns);
+        assert.match(await c.reply(), /^220 /);
+        await pipelineUnread(c);
+      }
+      // Their replies have waited 2 s (smtpd_slow_client_wait) and more.
+      await new Promise((r) => setTimeout(r, 2500));
+      const fresh = await openFrom(d.port, "127.0.0.1", conns);
+      assert.match(await fresh.reply(), /^220 /);
+      await fresh.write("HELO fresh.example\r\n");
+      assert.match(await fresh.reply(), /^250 /);
+      await d.waitForLog(
+        /closed the slow session of \[127\.0\.0\.[23]\] \(its replies unread for \d+ ms\) to make room/,
+      );
+      // Closed at once, with no 421 written behind the replies it left unread.
+      assert.ok(await conns[0]!.waitClosed(5000) || await conns[1]!.waitClosed(5000));
+    } finally {
+      for (const c of conns) c.destroy();
+      await d.stop();
+    }
+  },
+});
+
 Deno.test({
   name: "with two listener threads an idle session on either thread gives way to a new client",
   ...opts,

@@ -30,6 +30,16 @@ async function openDescriptors(pid: number): Promise<number> {
   return (await Array.fromAsync(Deno.readDir(`/proc/${pid}/fd`))).length;
 }
 
+/** The lowest descriptor number a process has free (what its next open gets). */
+async function lowestFree(pid: number): Promise<number> {
+  const used = new Set(
+    (await Array.fromAsync(Deno.readDir(`/proc/${pid}/fd`))).map((e) => Number(e.name)),
+  );
+  let n = 0;
+  while (used.has(n)) n++;
+  return n;
+}
+
 /** User + system CPU time of a process, in clock ticks (1/100 s). */
 async function cpuTicks(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
@@ -152,6 +162,73 @@ Deno.test({
     try {
       await exhaustAndRecover(d, []);
     } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "out of descriptors with no idle session to close, a message still gets its queue file",
+  ...opts,
+  fn: async () => {
+    // Every descriptor in use and every session busy (in a mail
+    // transaction): no idle connection can give its own for the queue
+    // file. (A flood that reconnects does the same: the accept loop takes
+    // every descriptor an idle connection gives back.) Before, the
+    // message got 451 4.3.0; now the descriptor the store holds back
+    // serves it, and is taken again for the next message.
+    const d = await startDaemon(
+      `smtpd_listen_threads = 1\nsmtpd_peername_lookup = false\n` +
+        `mydestination = ["mx.test.example"]`,
+    );
+    const sessions: RawClient[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawClient.connect(d.port);
+        sessions.push(c);
+        assert.match(await c.reply(), /^220 /);
+        await c.send("HELO client.example\r\n");
+        assert.match(await c.reply(), /^250 /);
+        await c.send("MAIL FROM:<a@example.org>\r\n");
+        assert.match(await c.reply(), /^250 2\.1\.0/);
+      }
+      const [first] = sessions;
+      // The pool's refill, started by the daemon, has ended (its files are
+      // names, not descriptors): the descriptors are steady. The limit is
+      // the lowest free descriptor number: no new one can be had.
+      let before = await lowestFree(d.pid);
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = await lowestFree(d.pid);
+        if (now === before) break;
+        before = now;
+      }
+      await setSoftLimit(d.pid, before);
+      // One message, then another: the reserve was taken again.
+      for (let round = 1; round <= 2; round++) {
+        await first!.send("RCPT TO:<postmaster@mx.test.example>\r\nDATA\r\n");
+        assert.match(await first!.reply(), /^250 2\.1\.5/);
+        assert.match(await first!.reply(), /^354 /);
+        await first!.send(`Subject: round ${round}\r\n\r\nbody\r\n.\r\n`);
+        const queued = await first!.reply();
+        assert.match(queued, /^250 2\.0\.0 Ok: queued as/, `round ${round}: ${queued}`);
+        await first!.send("MAIL FROM:<a@example.org>\r\n");
+        assert.match(await first!.reply(), /^250 2\.1\.0/);
+      }
+      // Three at once: each commit waits for the one before it to give it back.
+      for (const c of sessions) {
+        await c.send("RCPT TO:<postmaster@mx.test.example>\r\nDATA\r\n");
+        assert.match(await c.reply(), /^250 2\.1\.5/);
+        assert.match(await c.reply(), /^354 /);
+      }
+      await Promise.all(sessions.map((c) => c.send("Subject: at once\r\n\r\nbody\r\n.\r\n")));
+      for (const c of sessions) {
+        const queued = await c.reply();
+        assert.match(queued, /^250 2\.0\.0 Ok: queued as/, `at once: ${queued}`);
+      }
+      assert.equal((await queueFiles(d.queueDir)).length, 5);
+    } finally {
+      for (const c of sessions) c.close();
       await d.stop();
     }
   },

@@ -158,7 +158,10 @@ export async function startListening(
   const logEviction = throttled(
     (held: number, victim: Evicted, why: string) =>
       logger.warning(
-        (victim.slow
+        (victim.slow?.unreadMs !== undefined
+          ? `closed the slow session of [${victim.address}] (its replies unread for ` +
+            `${victim.slow.unreadMs} ms) to make room: `
+          : victim.slow
           ? `closed the slow session of [${victim.address}] (${victim.slow.bytes} bytes in ` +
             `${victim.slow.waitedMs} ms of waiting) to make room: `
           : victim.crowding

@@ -13,8 +13,28 @@ import { FilePool, PoolLock } from "./file_pool.ts";
 import { QueueIds } from "./queue_id.ts";
 import { RecordBufferPool } from "./queue_file.ts";
 import { QueueFile, type QueueName } from "./queue_writer.ts";
+import { outOfDescriptors } from "../io/os_error.ts";
 
 /** Creates queue files under one queue directory. */
+/**
+ * How long a message's commit waits, out of descriptors, for the reserved
+ * descriptor another commit has (its write and fsync).
+ */
+const RESERVE_WAIT_MS = 1000;
+
+/** A commit waiting for the reserved descriptor. */
+interface ReserveWaiter {
+  /** Opens its file now; false when still no descriptor is free (it waits on). */
+  tryOpen(): boolean;
+  /** The store is closing: no descriptor for it. */
+  giveUp(): void;
+}
+
+/** Whether an error (or the error it wraps) is a shortage of descriptors. */
+function shortOf(err: unknown): boolean {
+  return outOfDescriptors(err) || outOfDescriptors((err as Error | undefined)?.cause);
+}
+
 export class QueueStore {
   readonly directory: string;
   #syncers = new Map<QueueName, DirSyncer>();
@@ -27,7 +47,24 @@ export class QueueStore {
   #buffers = new RecordBufferPool();
   /** Files being written: neither committed nor removed yet. */
   #unfinished = new Set<QueueFile>();
-  #settled = (f: QueueFile) => void this.#unfinished.delete(f);
+  #settled = (f: QueueFile) => {
+    this.#unfinished.delete(f);
+    this.#passOn();
+  };
+  /** Commits waiting for the reserve while another file has it, first come first. */
+  #reserveWaiters: ReserveWaiter[] = [];
+  /**
+   * A descriptor held back for queue files (daemon mode): a queue
+   * directory, opened read-only. Out of descriptors, a message that came in
+   * whole needs one for its file; the listener's accept takes every one
+   * that comes free (it closes idle connections to that end, and a flood
+   * refills them), and with no idle session left to close the message got
+   * 451. Closed, this one is free at once for the file of a message held
+   * whole in memory (created at its commit); it is taken again when a queue
+   * file is settled (its own descriptor just closed).
+   */
+  #reserve: Deno.FsFile | undefined;
+  #reservePath: string | undefined;
   /**
    * Whether a commit may fsync on the calling thread instead of Deno's
    * blocking pool: set by a listener thread to "I serve this one session
@@ -78,6 +115,84 @@ export class QueueStore {
   /** Removes the pool's unused files (clean stop). */
   async close(): Promise<void> {
     for (const p of this.#pools.values()) await p.close();
+    this.#releaseReserve();
+    this.#reservePath = undefined;
+  }
+
+  /** Opens the reserved descriptor when it is not held (none free: later). */
+  #holdReserve(): void {
+    if (this.#reserve || this.#reservePath === undefined) return;
+    try {
+      this.#reserve = Deno.openSync(this.#reservePath, { read: true });
+    } catch { /* none free now: taken again when the next queue file is settled */ }
+  }
+
+  /**
+   * A file was settled, its descriptor closed just before: the first commit
+   * waiting for the reserve opens its file now, before anything else of
+   * this thread runs, or else the reserve is taken again.
+   */
+  #passOn(): void {
+    const next = this.#reserveWaiters[0];
+    if (!next) this.#holdReserve();
+    else if (next.tryOpen()) this.#reserveWaiters.shift();
+  }
+
+  /**
+   * Opens a queue file with the reserved descriptor: closes it and opens
+   * the file in the same step, so that nothing else on this thread (another
+   * commit, an accept) has it in between; when another file has it, waits
+   * (at most `RESERVE_WAIT_MS`) for a file to be settled.
+   * @param open the file's create, synchronous
+   * @returns the file, or undefined when no descriptor could be had
+   */
+  #withReserve = (open: () => Deno.FsFile): Promise<Deno.FsFile | undefined> => {
+    if (this.#reservePath === undefined) return Promise.resolve(undefined);
+    const held = this.#reserve;
+    if (held) {
+      this.#reserve = undefined;
+      try {
+        held.close();
+      } catch { /* closed */ }
+      try {
+        return Promise.resolve(open());
+      } catch (err) {
+        // Taken by another thread in between: taken again at the next settle.
+        return shortOf(err) ? Promise.resolve(undefined) : Promise.reject(err);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: ReserveWaiter = {
+        tryOpen: () => {
+          try {
+            resolve(open());
+          } catch (err) {
+            // That file's settle freed no descriptor (it never had one): wait on.
+            if (shortOf(err)) return false;
+            reject(err);
+          }
+          clearTimeout(timer);
+          return true;
+        },
+        giveUp: () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#reserveWaiters = this.#reserveWaiters.filter((w) => w !== waiter);
+        resolve(undefined);
+      }, RESERVE_WAIT_MS);
+      this.#reserveWaiters.push(waiter);
+    });
+  };
+
+  #releaseReserve(): void {
+    try {
+      this.#reserve?.close();
+    } catch { /* closed */ }
+    this.#reserve = undefined;
+    for (const w of this.#reserveWaiters.splice(0)) w.giveUp();
   }
 
   /**
@@ -154,8 +269,18 @@ export class QueueStore {
     }
     const owner = this.#owner;
     // What every writer of this queue shares; a pool file or a new name adds its own.
-    const common = { dir, queue, syncer, owner, buffers: this.#buffers, settled: this.#settled };
+    const common = {
+      dir,
+      queue,
+      syncer,
+      owner,
+      buffers: this.#buffers,
+      settled: this.#settled,
+      reserve: this.#withReserve,
+    };
     if (this.#usePool) {
+      this.#reservePath ??= dir;
+      this.#holdReserve();
       let pool = this.#pools.get(queue);
       if (!pool) {
         pool = new FilePool(dir, () => this.#ids.next(new Date()), {

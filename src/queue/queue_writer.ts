@@ -160,6 +160,7 @@ export class QueueFile {
   #pooled: boolean;
   #inlineSync: () => boolean;
   #makeRoom: () => boolean;
+  #reserve: (open: () => Deno.FsFile) => Promise<Deno.FsFile | undefined>;
   #settled: ((f: QueueFile) => void) | undefined;
 
   /** @param parts identity, directory syncer, owner and the store's record buffers */
@@ -175,6 +176,8 @@ export class QueueFile {
       ready?: PooledFile;
       inlineSync?: () => boolean;
       makeRoom?: () => boolean;
+      /** Opens a file with the descriptor the store holds back (undefined: none to be had). */
+      reserve?: (open: () => Deno.FsFile) => Promise<Deno.FsFile | undefined>;
       /** Told once when the file is committed or removed (it writes no more). */
       settled?: (f: QueueFile) => void;
     },
@@ -184,6 +187,7 @@ export class QueueFile {
     this.#buf = parts.buffers.take();
     this.#inlineSync = parts.inlineSync ?? (() => false);
     this.#makeRoom = parts.makeRoom ?? (() => false);
+    this.#reserve = parts.reserve ?? (() => Promise.resolve(undefined));
     this.#dir = parts.dir;
     this.path = parts.path;
     this.id = parts.id;
@@ -319,15 +323,23 @@ export class QueueFile {
   }
 
   /**
-   * The small message's create on this thread; out of descriptors, an idle
-   * connection is closed to make room and the create is tried once more.
+   * The small message's create on this thread; out of descriptors, the
+   * store's reserved descriptor is closed for it (free at once, and taken
+   * again when this file is closed, right after its write and fsync: no
+   * client holds it while it sends; another commit that has it is waited
+   * for, a second at most), or else an idle connection is closed
+   * to make room, and the create is tried once more. A large message's
+   * file, created while its client still sends, has no share in the reserve.
    * @returns the open file
    */
   async #createSmall(): Promise<Deno.FsFile> {
     try {
       return this.#createSync();
     } catch (err) {
-      if (!outOfDescriptors((err as Error).cause) || !this.#makeRoom()) throw err;
+      if (!outOfDescriptors((err as Error).cause)) throw err;
+      const file = await this.#reserve(() => this.#createSync());
+      if (file) return file;
+      if (!this.#makeRoom()) throw err;
       await descriptorFreed();
       return this.#createSync();
     }

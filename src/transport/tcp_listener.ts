@@ -77,6 +77,12 @@ interface Watched extends ByteConn {
   address: string;
   /** When the pending read started; undefined while none is pending. */
   idleSince: number | undefined;
+  /**
+   * When the pending write started; undefined while none is pending. A
+   * write waits only when the socket's send buffer is full: its client
+   * has not read what it was sent.
+   */
+  writingSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
   tls: boolean;
   /** A mail transaction is under way: closed to make room only when slow. */
@@ -131,6 +137,8 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
   // The latest watched read: one that ends after a later one started (the
   // relay's last read of the handshake) leaves that one's marks alone.
   let latest = 0;
+  // Writes under way (a farewell may join a pending one).
+  let writing = 0;
   const watched = async (read: () => Promise<number | null>) => {
     const mine = ++latest;
     const start = w.idleSince = Date.now();
@@ -149,6 +157,7 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
     id: ++live.lastId,
     address,
     idleSince: undefined,
+    writingSince: undefined,
     tls: false,
     inMail: false,
     phaseSince: Date.now(),
@@ -172,7 +181,12 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
       latest++;
       w.idleSince = Date.now();
     },
-    write: (p) => conn.write(p),
+    write: (p) => {
+      if (writing++ === 0) w.writingSince = Date.now();
+      return conn.write(p).finally(() => {
+        if (--writing === 0) w.writingSince = undefined;
+      });
+    },
     closeWrite: () => conn.closeWrite(),
     close() {
       live.conns.delete(w);
@@ -255,8 +269,11 @@ export interface Evicted {
   readonly address: string;
   /** How long its client had been silent. */
   readonly idleMs: number;
-  /** Set when it was closed as slow, not idle: bytes its client sent in how long a wait. */
-  readonly slow?: { readonly bytes: number; readonly waitedMs: number };
+  /**
+   * Set when it was closed as slow, not idle: bytes its client sent in how
+   * long a wait, or (`unreadMs`) how long its client had left a reply unread.
+   */
+  readonly slow?: { readonly bytes: number; readonly waitedMs: number; readonly unreadMs?: number };
   /** Set when it was closed because its address held more than its share: how many. */
   readonly crowding?: { readonly held: number };
 }
@@ -274,6 +291,21 @@ function waitedMs(w: Watched, now: number): number {
 function isSlow(w: Watched, now: number, slow: SlowClient): boolean {
   const waited = waitedMs(w, now);
   return waited >= slow.waitMs && w.received * 1000 < slow.bytesPerSecond * waited;
+}
+
+/**
+ * How long a connection's client has left a write waiting (it does not
+ * read its replies: the send buffer is full), once that is `slow.waitMs`
+ * or more; 0 otherwise, and when no client is slow (`bytesPerSecond` 0).
+ * Such a session waits for its client as a slow one does, however much
+ * the client sent before: pipelining without reading, it had the session
+ * answer until the buffers were full, and then held its place for
+ * `smtpd_timeout`; a hundred of them held every place.
+ */
+function unreadMs(w: Watched, now: number, slow: SlowClient): number {
+  if (w.writingSince === undefined || slow.bytesPerSecond <= 0) return 0;
+  const unread = now - w.writingSince;
+  return unread >= slow.waitMs ? unread : 0;
 }
 
 /** Why a connection would be closed to make room: for a session slot, or for a descriptor. */
@@ -356,8 +388,14 @@ function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | und
   ) {
     return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
-  if (isSlow(w, now, rule.slow)) {
-    return { id: w.id, why: "slow", held: rule.held(w.address), score: waitedMs(w, now) };
+  const unread = unreadMs(w, now, rule.slow);
+  if (unread > 0 || isSlow(w, now, rule.slow)) {
+    return {
+      id: w.id,
+      why: "slow",
+      held: rule.held(w.address),
+      score: Math.max(unread, waitedMs(w, now)),
+    };
   }
   // Only a connection whose session has its slot: one still waiting for a
   // slot (it counts for its address already) frees none when closed, and
@@ -410,13 +448,19 @@ function closeToMakeRoom(
   v.releaseClient = undefined;
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
-  const evicted: Evicted = c.why === "idle"
-    ? { address: v.address, idleMs }
-    : c.why === "slow"
-    ? { address: v.address, idleMs, slow: { bytes: v.received, waitedMs: c.score } }
+  const evicted: Evicted = c.why === "idle" ? { address: v.address, idleMs } : c.why === "slow"
+    ? {
+      address: v.address,
+      idleMs,
+      slow: v.writingSince === undefined
+        ? { bytes: v.received, waitedMs: c.score }
+        : { bytes: v.received, waitedMs: c.score, unreadMs: now - v.writingSince },
+    }
     : { address: v.address, idleMs, crowding: { held: c.held } };
   live.conns.delete(v);
-  const farewell = farewells?.[c.why];
+  // A client that does not read its replies would not read the 421 either,
+  // and it could land in the middle of the reply still being written.
+  const farewell = v.writingSince === undefined ? farewells?.[c.why] : undefined;
   if (farewell && !v.tls) {
     // A 421 fits any idle socket's buffer; the close follows it, or comes
     // after 200 ms at the latest.
