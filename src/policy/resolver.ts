@@ -149,11 +149,13 @@ export async function rcodeOverTcp(
 export const DNS_RR_LIST_LIMIT = 100;
 
 /**
- * Lookups past their dns_timeout that Deno has not ended yet (each holds
- * a socket for up to 15 s), in this thread; see {@linkcode denoResolver}.
+ * Lookups asked without Deno's signal that Deno has not ended yet, in this
+ * thread: each holds a socket for up to 15 s, whatever dns_timeout says and
+ * whether or not its session is still there; see {@linkcode denoResolver}.
  */
-const MOST_ABANDONED = 100;
-let abandoned = 0;
+const MOST_UNSIGNALLED = 100;
+let unsignalled = 0;
+const unsignalledDone = () => void unsignalled--;
 
 /** The time of one query ran out. */
 class DnsTimeout extends Error {}
@@ -172,10 +174,14 @@ class DnsTimeout extends Error {}
  * gives each query 1 s (one try and one resend) whatever the signal's own
  * time, so an answer that took longer than that was lost and a slow but
  * working name server looked down, whatever dns_timeout said. Without a
- * signal Deno waits up to 5 s a try (three tries); a lookup whose
- * dns_timeout has passed is left to end by itself, and past
- * {@linkcode MOST_ABANDONED} of those still running, lookups are given the
- * signal again (cut at dns_timeout, at most 1 s a try).
+ * signal Deno waits up to 5 s a try (three tries), and such a lookup
+ * cannot be stopped: one whose dns_timeout has passed, or whose client has
+ * hung up, is left to end by itself. So at most
+ * {@linkcode MOST_UNSIGNALLED} of them run at once; past that, lookups are
+ * given the signal again (cut at dns_timeout, at most 1 s a try). Counting
+ * only those past their dns_timeout let clients that connect and hang up
+ * at once (their PTR lookups still running) start thousands within one
+ * dns_timeout, a socket and some 50 KB each.
  * @param options name server (host:port; empty for the system's), timeout in
  * ms, the system's first name server (host:port), where warnings go, and
  * (for tests) the function that asks, Deno.resolveDns by default
@@ -222,21 +228,18 @@ export function denoResolver(
       });
       expired.catch(() => {}); // awaited only while a lookup runs
       const q = absoluteName(name);
-      // Deno's signal only when too many lookups are left running already.
+      // Deno's signal only when too many lookups without it run already.
+      const signalled = unsignalled >= MOST_UNSIGNALLED;
       const opts = {
-        ...(abandoned >= MOST_ABANDONED ? { signal: controller.signal } : {}),
+        ...(signalled ? { signal: controller.signal } : {}),
         ...(nameServer ? { nameServer } : {}),
       };
-      const ask = async <T>(lookup: Promise<T>): Promise<T> => {
-        try {
-          return await Promise.race([lookup, expired]);
-        } catch (err) {
-          if (err instanceof DnsTimeout) {
-            abandoned++;
-            lookup.then(() => abandoned--, () => abandoned--);
-          }
-          throw err;
+      const ask = <T>(lookup: Promise<T>): Promise<T> => {
+        if (!signalled) {
+          unsignalled++;
+          lookup.then(unsignalledDone, unsignalledDone);
         }
+        return Promise.race([lookup, expired]);
       };
       try {
         let records: string[];
