@@ -36,9 +36,16 @@ export interface DnsResolver {
    * @param all every record of the answer, as getaddrinfo() gives them
    *   (the client name's forward confirmation in Postfix's smtpd), not
    *   only the first {@linkcode DNS_RR_LIST_LIMIT} of its dns_lookup()
+   * @param gone aborted when whoever asked is gone: a temporary failure then
    * @returns the answer (MX records as "preference host")
    */
-  query(name: string, type: DnsType, confirm?: boolean, all?: boolean): Promise<DnsAnswer>;
+  query(
+    name: string,
+    type: DnsType,
+    confirm?: boolean,
+    all?: boolean,
+    gone?: AbortSignal,
+  ): Promise<DnsAnswer>;
 }
 
 /**
@@ -209,6 +216,7 @@ export function denoResolver(
       type: DnsType,
       confirm?: boolean,
       all?: boolean,
+      gone?: AbortSignal,
     ): Promise<DnsAnswer> {
       // As Postfix's dns_lookup(): a name that is no valid host name (a
       // label over 63 characters, a name over 255, a character outside
@@ -219,14 +227,19 @@ export function denoResolver(
       if (ascii === "" || !isValidHostname(ascii)) return { kind: "notFound" };
       const controller = new AbortController();
       const started = Date.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let end: () => void = () => {};
       const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+        end = () => {
           controller.abort();
           reject(new DnsTimeout());
-        }, options.timeoutMs);
+        };
       });
       expired.catch(() => {}); // awaited only while a lookup runs
+      const timer = setTimeout(end, options.timeoutMs);
+      // Whoever asked is gone (a client that hung up): a lookup with Deno's
+      // signal ends at once, its socket with it.
+      if (gone?.aborted) end();
+      gone?.addEventListener("abort", end);
       const q = absoluteName(name);
       // Deno's signal only when too many lookups without it run already.
       const signalled = unsignalled >= MOST_UNSIGNALLED;
@@ -284,6 +297,7 @@ export function denoResolver(
         return { kind: "tempfail", reason: (err as Error).message };
       } finally {
         clearTimeout(timer);
+        gone?.removeEventListener("abort", end);
       }
     },
   };
@@ -305,9 +319,15 @@ export interface DnsCacheLimits {
  * costs a bounded amount of memory; a dropped answer is asked again.
  * @param inner the resolver
  * @param limits the bounds
+ * @param gone aborted when the session's client is gone: its lookups end
+ *   (those with Deno's signal at once, see {@linkcode denoResolver})
  * @returns the caching resolver
  */
-export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {}): DnsResolver {
+export function cachingResolver(
+  inner: DnsResolver,
+  limits: DnsCacheLimits = {},
+  gone?: AbortSignal,
+): DnsResolver {
   const maxEntries = limits.maxEntries ?? 100;
   const maxBytes = limits.maxBytes ?? 65536;
   // Map order is use order: a hit moves its answer to the end.
@@ -331,7 +351,7 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
         cache.set(key, hit);
         return hit.answer;
       }
-      const entry = { answer: inner.query(name, type, confirm, all), bytes: 0 };
+      const entry = { answer: inner.query(name, type, confirm, all, gone), bytes: 0 };
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {

@@ -427,3 +427,27 @@ Deno.test("rcodeOverTcp(): no answer in time, a closed port or a bad name give u
     undefined,
   );
 });
+
+Deno.test("denoResolver(): a lookup whose asker is gone ends at once, Deno's signal with it", async () => {
+  const signals: (AbortSignal | undefined)[] = [];
+  const resolveDns = ((_name: string, _type: string, opts: { signal?: AbortSignal }) => {
+    signals.push(opts.signal);
+    return new Promise<string[]>(() => {});
+  }) as unknown as typeof Deno.resolveDns;
+  const dns = denoResolver({ server: "127.0.0.1:53", timeoutMs: 60_000, resolveDns });
+  const timeout = { kind: "tempfail", reason: "timeout" };
+  const gone = new AbortController();
+  const answer = dns.query("x.example", "A", false, false, gone.signal);
+  gone.abort();
+  assert.deepEqual(await answer, timeout);
+  // Asked after it is gone: no wait either.
+  assert.deepEqual(await dns.query("y.example", "A", false, false, gone.signal), timeout);
+  // With Deno's signal (past 100 lookups without it), that signal is aborted too.
+  const more = Array.from({ length: 101 }, () => dns.query("z.example", "A"));
+  const last = new AbortController();
+  const cut = dns.query("w.example", "A", false, false, last.signal);
+  last.abort();
+  assert.deepEqual(await cut, timeout);
+  assert.equal(signals.at(-1)?.aborted, true);
+  void more;
+});
