@@ -147,3 +147,54 @@ Deno.test({
     }
   },
 });
+
+// Postfix reads at most line_length_limit (2048) bytes a record: a line
+// that fills it exactly, then its line end, is two records in its count
+// (2052 for 2048 bytes and CRLF); we counted 2050, whatever the chunks.
+const X = "x".repeat(2048);
+const EXACT: string[][] = [
+  [`S: 1\r\n\r\n${X}\r\n`],
+  [`S: 1\r\n\r\n${X}\n`],
+  [`S: 1\r\n\r\n${X}\r`, "\n"],
+  [`S: 1\r\n\r\n${X}`, "\r", "\n", "\r\r"],
+  [`S: 1\r\n\r\n${X}${X}\r\n`],
+  [`S: 1\r\n\r\n${X}`],
+  [`S: 1\r\n\r\n${X}${X}`],
+  [`S: 1\r\n\r\n${X.slice(1)}`, `x\r\n${X}y\r\n${X.slice(1)}\r`, "\n"],
+];
+
+Deno.test({
+  name:
+    "BDAT: 'N bytes queued' side by side with Postfix 3.7 for lines of exactly line_length_limit bytes",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("barecr-exact");
+    const pfPort = freePort();
+    const pf = await startPostfix(dir, {
+      name: "barecrx",
+      smtpdPort: pfPort,
+      mainCfExtra: [
+        "mynetworks = 127.0.0.0/8",
+        "smtpd_peername_lookup = no",
+        "header_checks = static:HOLD",
+        "",
+      ].join("\n"),
+    });
+    const ours = await startDaemon(
+      ['mynetworks = ["127.0.0.0/8"]', "smtpd_peername_lookup = false"].join("\n"),
+    );
+    try {
+      for (const chunks of EXACT) {
+        const what = JSON.stringify(chunks.map((c) => c.length));
+        const want = await send(pfPort, { chunks });
+        assert.match(want.at(-1) ?? "", /^250 2\.0\.0 Ok: \d+ bytes queued as ID$/, what);
+        assert.deepEqual(await send(ours.port, { chunks }), want, what);
+      }
+    } finally {
+      await ours.stop();
+      await pf.stop();
+    }
+  },
+});

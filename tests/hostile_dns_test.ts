@@ -389,3 +389,114 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "DNS: clients that hang up during lookups that never end leave at most 100 lookups running, not one socket each for 15 s",
+  ...opts,
+  fn: async () => {
+    const hole = await startBlackHole();
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${hole.port}"`,
+      "dns_timeout = 10",
+      "default_process_limit = 1000",
+    ].join("\n"));
+    const descriptors = () => Array.from(Deno.readDirSync(`/proc/${d.pid}/fd`)).length;
+    const enc = new TextEncoder();
+    try {
+      const before = descriptors();
+      // 20 clients, each connecting 30 times: a PROXY header (a client
+      // address whose PTR lookup never ends), then a hang-up.
+      const client = async (n: number) => {
+        for (let i = 0; i < 30; i++) {
+          const c = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+          try {
+            await c.write(enc.encode(`PROXY TCP4 198.51.100.${n} 192.0.2.250 ${4000 + i} 25\r\n`));
+          } finally {
+            c.close();
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 20 }, (_, n) => client(n + 1)));
+      // Each session ends at its hang-up.
+      const lost = () =>
+        (d.log().match(/lost connection after CONNECT from unknown/g) ?? []).length;
+      const until = Date.now() + 20000;
+      while (lost() < 600 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(lost(), 600);
+      // The lookups Deno gives up on by itself (1 s a try) are over within
+      // seconds; those it waits 5 s a try for (which cannot be stopped) are
+      // at most 100. Without that bound, each of the 600 held its socket
+      // for 15 s.
+      const end = Date.now() + 8000;
+      let open = descriptors();
+      while (open > before + 110 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+        open = descriptors();
+      }
+      assert.ok(
+        open <= before + 110,
+        `${open} descriptors open (${before} before)`,
+      );
+    } finally {
+      await d.stop();
+      hole.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "DNS: a client that hangs up during its name lookup ends that lookup: hundreds of connect-and-close clients hold no socket each",
+  ...opts,
+  fn: async () => {
+    const hole = await startBlackHole();
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${hole.port}"`,
+      "dns_timeout = 10",
+      "default_process_limit = 1000",
+    ].join("\n"));
+    const descriptors = () => Array.from(Deno.readDirSync(`/proc/${d.pid}/fd`)).length;
+    const enc = new TextEncoder();
+    try {
+      const before = descriptors();
+      // 20 clients, each connecting 40 times: a PROXY header (a client
+      // address whose PTR lookup never ends), then a hang-up.
+      const client = async (n: number) => {
+        for (let i = 0; i < 40; i++) {
+          const c = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+          try {
+            await c.write(enc.encode(`PROXY TCP4 198.51.100.${n} 192.0.2.250 ${4000 + i} 25\r\n`));
+          } finally {
+            c.close();
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 20 }, (_, n) => client(n + 1)));
+      const lost = () =>
+        (d.log().match(/lost connection after CONNECT from unknown/g) ?? []).length;
+      const until = Date.now() + 20000;
+      while (lost() < 800 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(lost(), 800);
+      // The sessions are over: the 100 lookups asked without Deno's signal
+      // cannot be stopped, the others ended with their sessions. They held
+      // a socket each for Deno's own second or two: hundreds at once.
+      // (Half a second for the runtime to close them; Deno's own end of
+      // a lookup is a second or more after its start.)
+      const end = Date.now() + 500;
+      let open = descriptors();
+      while (open > before + 130 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 20));
+        open = descriptors();
+      }
+      assert.ok(open <= before + 130, `${open} descriptors open (${before} before)`);
+    } finally {
+      await d.stop();
+      hole.stop();
+    }
+  },
+});

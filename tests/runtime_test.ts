@@ -9,9 +9,11 @@ import { join } from "node:path";
 import {
   canTrace,
   makeWorkDir,
+  RawClient,
   ROOT,
   run,
   smtpdArgs,
+  startDaemon,
   tlsCertConfig,
   writeConfig,
 } from "./_harness.ts";
@@ -292,5 +294,37 @@ Deno.test({
     );
     assert.equal(print.code, 1, print.stdout + print.stderr);
     assert.match(print.stderr, /fatal: output refused \(test\)/);
+  },
+});
+
+// deno run opens its debugger at SIGUSR1; --quiet (a runtime flag) hides
+// the runtime's "Debugger listening on ws://127.0.0.1:9229/..." line, so an
+// open debugger left no trace in the log.
+Deno.test({
+  name: "SIGUSR1 is said in the log (the runtime's own debugger line is hidden by --quiet)",
+  ...opts,
+  fn: async () => {
+    // Port 9229 held here, so that the debugger the signal asks for cannot
+    // open on this shared host (held by another process, it cannot either).
+    let held: Deno.Listener | undefined;
+    try {
+      held = Deno.listen({ hostname: "127.0.0.1", port: 9229 });
+    } catch { /* in use */ }
+    const d = await startDaemon();
+    let c: RawClient | undefined;
+    try {
+      Deno.kill(d.pid, "SIGUSR1");
+      await d.waitForLog(
+        /postfix\/smtpd\[\d+\]: warning: received SIGUSR1: under deno run, the runtime opens its debugger on 127\.0\.0\.1:9229/,
+        10000,
+      );
+      // And the daemon serves on.
+      c = await RawClient.connect(d.port);
+      assert.match(await c.reply(), /^220 /);
+    } finally {
+      c?.close();
+      await d.stop();
+      held?.close();
+    }
   },
 });

@@ -258,6 +258,16 @@ export async function runServe(
   // session with it, and leave the file half-written. Caught, the write
   // fails (EFBIG) and only that message gets the queue write error.
   Deno.addSignalListener("SIGXFSZ", () => {});
+  // At SIGUSR1, deno run opens its debugger on 127.0.0.1:9229 (README: any
+  // local user can then run code in the server). Its own line saying so is
+  // hidden by --quiet (a runtime flag), so the log says it here.
+  Deno.addSignalListener("SIGUSR1", () => {
+    logger.warning(
+      "received SIGUSR1: under deno run, the runtime opens its debugger on 127.0.0.1:9229 " +
+        "for this signal, where any local user can run code in this server; " +
+        "restart the server to close it",
+    );
+  });
   if (hupWhileStarting) onHup();
   void server.failed.then(stop);
   void supervisor.gaveUp.then(stop);

@@ -77,7 +77,8 @@ export class BdatBody {
    * The message's size as Postfix's bdat_cmd counts it for "N bytes queued
    * as ID" (its act_size): every line or piece of a long line handed on
    * counts its length plus 2, whatever ended it (CRLF, a bare LF, the end
-   * of the last chunk, the line length limit).
+   * of the last chunk, the line length limit); a line that fills the limit
+   * exactly and has a line end counts an empty record more.
    */
   get queuedSize(): number {
     return this.#recordSize;
@@ -130,7 +131,7 @@ export class BdatBody {
       this.#pendingCr = false;
       await this.#addContent(SPACE, 0, 1);
     }
-    if (this.#carryLen > 0 || this.#continuing) await this.#endLine();
+    if (this.#carryLen > 0 || this.#continuing) await this.#endLine(false);
     if (this.#tooBig) return { kind: "tooBig", size: this.#size };
     if (this.#sawBare && this.#reject) return { kind: "bareNewline", size: this.#size };
     return { kind: "complete", size: this.#size };
@@ -221,15 +222,29 @@ export class BdatBody {
     }
   }
 
-  #endLine(): void | Promise<void> {
+  /** Ends the current line, by a line end (`ended`) or the last chunk's end. */
+  #endLine(ended = true): void | Promise<void> {
     const len = this.#carryLen;
     this.#carryLen = 0;
-    return this.#emit(this.#carry, 0, len, false);
+    return this.#emit(this.#carry, 0, len, false, ended);
   }
 
-  #emit(buf: Uint8Array, s: number, e: number, partial: boolean): void | Promise<void> {
+  /**
+   * Hands `buf[s, e)` on: a whole line (or its last piece), or a piece.
+   * @param ended a line end came after it (not the last chunk's end)
+   */
+  #emit(
+    buf: Uint8Array,
+    s: number,
+    e: number,
+    partial: boolean,
+    ended = !partial,
+  ): void | Promise<void> {
     this.#size += e - s + (partial ? 0 : 2);
-    this.#recordSize += e - s + 2;
+    // Postfix reads at most line_length_limit bytes a record: the last
+    // piece of a line that fills it is one record, the line end an empty
+    // one, 2 more in its count (a line of 2048 and CRLF: 2052).
+    this.#recordSize += e - s + 2 + (ended && !partial && e - s === this.#maxLine ? 2 : 0);
     if (this.#storing && this.#size > this.#maxBytes) {
       this.#storing = false;
       this.#tooBig = true;

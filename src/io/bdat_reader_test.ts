@@ -196,3 +196,26 @@ Deno.test("BdatBody and discardChunk: each line has the timeout to arrive, not t
   stalled.renewDeadline();
   await assert.rejects(new BdatBody(new Lines()).readChunk(stalled, 8), ReadTimeoutError);
 });
+
+Deno.test("BdatBody: a line of exactly line_length_limit bytes and a line end counts as Postfix's two records", async () => {
+  const x = "x".repeat(2048);
+  // [chunk sizes, input, Postfix 3.7's "N bytes queued" (side by side)]
+  const cases: [number[], string, number][] = [
+    [[2050], `${x}\r\n`, 2052],
+    [[2049, 1], `${x}\r\n`, 2052],
+    [[2048, 2], `${x}\r\n`, 2052],
+    [[2049], `${x}\n`, 2052],
+    [[4098], `${x}${x}\r\n`, 4102],
+    // No line end: the last chunk ends the line, one record.
+    [[2048], x, 2050],
+    [[4096], `${x}${x}`, 4100],
+    // One byte less or more: as before.
+    [[2049], `${x.slice(1)}\r\n`, 2049],
+    [[2051], `${x}y\r\n`, 2053],
+  ];
+  for (const [chunks, input, want] of cases) {
+    const { queuedSize, result } = await play(chunks, input);
+    assert.equal(result.kind, "complete");
+    assert.equal(queuedSize, want, `${chunks} ${JSON.stringify(input.slice(-3))}`);
+  }
+});

@@ -43,7 +43,7 @@ export interface Policy {
    */
   check(stage: PolicyStage, ctx: PolicyContext, options?: CheckOptions): Promise<Verdict>;
   /** A per-session caching resolver over the policy's DNS. */
-  sessionResolver(): DnsResolver;
+  sessionResolver(gone?: AbortSignal): DnsResolver;
 }
 
 const STAGE_OF: Record<ListParam, PolicyStage> = {
@@ -120,8 +120,8 @@ export class CompiledPolicy implements Policy {
     this.#warn = options.warn;
   }
 
-  sessionResolver(): DnsResolver {
-    return cachingResolver(this.#dns);
+  sessionResolver(gone?: AbortSignal): DnsResolver {
+    return cachingResolver(this.#dns, {}, gone);
   }
 
   async check(

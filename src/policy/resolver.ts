@@ -36,9 +36,16 @@ export interface DnsResolver {
    * @param all every record of the answer, as getaddrinfo() gives them
    *   (the client name's forward confirmation in Postfix's smtpd), not
    *   only the first {@linkcode DNS_RR_LIST_LIMIT} of its dns_lookup()
+   * @param gone aborted when whoever asked is gone: a temporary failure then
    * @returns the answer (MX records as "preference host")
    */
-  query(name: string, type: DnsType, confirm?: boolean, all?: boolean): Promise<DnsAnswer>;
+  query(
+    name: string,
+    type: DnsType,
+    confirm?: boolean,
+    all?: boolean,
+    gone?: AbortSignal,
+  ): Promise<DnsAnswer>;
 }
 
 /**
@@ -149,11 +156,13 @@ export async function rcodeOverTcp(
 export const DNS_RR_LIST_LIMIT = 100;
 
 /**
- * Lookups past their dns_timeout that Deno has not ended yet (each holds
- * a socket for up to 15 s), in this thread; see {@linkcode denoResolver}.
+ * Lookups asked without Deno's signal that Deno has not ended yet, in this
+ * thread: each holds a socket for up to 15 s, whatever dns_timeout says and
+ * whether or not its session is still there; see {@linkcode denoResolver}.
  */
-const MOST_ABANDONED = 100;
-let abandoned = 0;
+const MOST_UNSIGNALLED = 100;
+let unsignalled = 0;
+const unsignalledDone = () => void unsignalled--;
 
 /** The time of one query ran out. */
 class DnsTimeout extends Error {}
@@ -172,10 +181,14 @@ class DnsTimeout extends Error {}
  * gives each query 1 s (one try and one resend) whatever the signal's own
  * time, so an answer that took longer than that was lost and a slow but
  * working name server looked down, whatever dns_timeout said. Without a
- * signal Deno waits up to 5 s a try (three tries); a lookup whose
- * dns_timeout has passed is left to end by itself, and past
- * {@linkcode MOST_ABANDONED} of those still running, lookups are given the
- * signal again (cut at dns_timeout, at most 1 s a try).
+ * signal Deno waits up to 5 s a try (three tries), and such a lookup
+ * cannot be stopped: one whose dns_timeout has passed, or whose client has
+ * hung up, is left to end by itself. So at most
+ * {@linkcode MOST_UNSIGNALLED} of them run at once; past that, lookups are
+ * given the signal again (cut at dns_timeout, at most 1 s a try). Counting
+ * only those past their dns_timeout let clients that connect and hang up
+ * at once (their PTR lookups still running) start thousands within one
+ * dns_timeout, a socket and some 50 KB each.
  * @param options name server (host:port; empty for the system's), timeout in
  * ms, the system's first name server (host:port), where warnings go, and
  * (for tests) the function that asks, Deno.resolveDns by default
@@ -203,6 +216,7 @@ export function denoResolver(
       type: DnsType,
       confirm?: boolean,
       all?: boolean,
+      gone?: AbortSignal,
     ): Promise<DnsAnswer> {
       // As Postfix's dns_lookup(): a name that is no valid host name (a
       // label over 63 characters, a name over 255, a character outside
@@ -213,30 +227,32 @@ export function denoResolver(
       if (ascii === "" || !isValidHostname(ascii)) return { kind: "notFound" };
       const controller = new AbortController();
       const started = Date.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let end: () => void = () => {};
       const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+        end = () => {
           controller.abort();
           reject(new DnsTimeout());
-        }, options.timeoutMs);
+        };
       });
       expired.catch(() => {}); // awaited only while a lookup runs
+      const timer = setTimeout(end, options.timeoutMs);
+      // Whoever asked is gone (a client that hung up): a lookup with Deno's
+      // signal ends at once, its socket with it.
+      if (gone?.aborted) end();
+      gone?.addEventListener("abort", end);
       const q = absoluteName(name);
-      // Deno's signal only when too many lookups are left running already.
+      // Deno's signal only when too many lookups without it run already.
+      const signalled = unsignalled >= MOST_UNSIGNALLED;
       const opts = {
-        ...(abandoned >= MOST_ABANDONED ? { signal: controller.signal } : {}),
+        ...(signalled ? { signal: controller.signal } : {}),
         ...(nameServer ? { nameServer } : {}),
       };
-      const ask = async <T>(lookup: Promise<T>): Promise<T> => {
-        try {
-          return await Promise.race([lookup, expired]);
-        } catch (err) {
-          if (err instanceof DnsTimeout) {
-            abandoned++;
-            lookup.then(() => abandoned--, () => abandoned--);
-          }
-          throw err;
+      const ask = <T>(lookup: Promise<T>): Promise<T> => {
+        if (!signalled) {
+          unsignalled++;
+          lookup.then(unsignalledDone, unsignalledDone);
         }
+        return Promise.race([lookup, expired]);
       };
       try {
         let records: string[];
@@ -281,6 +297,7 @@ export function denoResolver(
         return { kind: "tempfail", reason: (err as Error).message };
       } finally {
         clearTimeout(timer);
+        gone?.removeEventListener("abort", end);
       }
     },
   };
@@ -302,9 +319,15 @@ export interface DnsCacheLimits {
  * costs a bounded amount of memory; a dropped answer is asked again.
  * @param inner the resolver
  * @param limits the bounds
+ * @param gone aborted when the session's client is gone: its lookups end
+ *   (those with Deno's signal at once, see {@linkcode denoResolver})
  * @returns the caching resolver
  */
-export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {}): DnsResolver {
+export function cachingResolver(
+  inner: DnsResolver,
+  limits: DnsCacheLimits = {},
+  gone?: AbortSignal,
+): DnsResolver {
   const maxEntries = limits.maxEntries ?? 100;
   const maxBytes = limits.maxBytes ?? 65536;
   // Map order is use order: a hit moves its answer to the end.
@@ -328,7 +351,7 @@ export function cachingResolver(inner: DnsResolver, limits: DnsCacheLimits = {})
         cache.set(key, hit);
         return hit.answer;
       }
-      const entry = { answer: inner.query(name, type, confirm, all), bytes: 0 };
+      const entry = { answer: inner.query(name, type, confirm, all, gone), bytes: 0 };
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {

@@ -218,23 +218,32 @@ Deno.test({
   },
 });
 
-Deno.test("denoResolver() waits without Deno's signal (1 s a query), unless 100 lookups past their time still run", async () => {
+Deno.test("denoResolver() waits without Deno's signal (1 s a query), unless 100 lookups without it still run", async () => {
   const signalled: boolean[] = [];
   const release: (() => void)[] = [];
   const resolveDns = ((_name: string, _type: string, opts: { signal?: AbortSignal }) => {
     signalled.push(opts.signal !== undefined);
     return new Promise<string[]>((resolve) => release.push(() => resolve(["192.0.2.1"])));
   }) as unknown as typeof Deno.resolveDns;
-  const dns = denoResolver({ server: "127.0.0.1:53", timeoutMs: 20, resolveDns });
   const timeout = { kind: "tempfail", reason: "timeout" };
-  const answers = await Promise.all(Array.from({ length: 100 }, () => dns.query("x.example", "A")));
+  // 150 lookups under way, none past its time yet (their sessions may be
+  // gone): at most 100 run without the signal (the count is the thread's:
+  // lookups other tests left running count too).
+  const slow = denoResolver({ server: "127.0.0.1:53", timeoutMs: 60_000, resolveDns });
+  const pending = Array.from({ length: 150 }, () => slow.query("x.example", "A"));
+  const first = signalled.indexOf(true);
+  assert.ok(first >= 90 && first <= 100, `first signalled lookup: ${first}`);
+  assert.deepEqual(signalled.slice(first), Array(150 - first).fill(true));
+  // Past their time, they still count until Deno ends them.
+  const fast = denoResolver({ server: "127.0.0.1:53", timeoutMs: 20, resolveDns });
+  const answers = await Promise.all(Array.from({ length: 5 }, () => fast.query("x.example", "A")));
   for (const a of answers) assert.deepEqual(a, timeout);
-  // 100 lookups left running: the next one is cut by Deno too.
-  assert.deepEqual(await dns.query("x.example", "A"), timeout);
-  assert.deepEqual(signalled, [...Array(100).fill(false), true]);
-  for (const r of release) r();
-  await new Promise((r) => setTimeout(r, 0));
-  const late = dns.query("x.example", "A");
+  assert.deepEqual(signalled.slice(150), Array(5).fill(true));
+  for (const r of release.splice(0, 150)) r();
+  for (const a of await Promise.all(pending)) {
+    assert.deepEqual(a, { kind: "ok", records: ["192.0.2.1"] });
+  }
+  const late = slow.query("x.example", "A");
   release.at(-1)?.();
   assert.deepEqual(await late, { kind: "ok", records: ["192.0.2.1"] });
   assert.equal(signalled.at(-1), false);
@@ -417,4 +426,28 @@ Deno.test("rcodeOverTcp(): no answer in time, a closed port or a bad name give u
     await rcodeOverTcp({ ipAddr: "127.0.0.1", port }, "x.example.", "A", 500),
     undefined,
   );
+});
+
+Deno.test("denoResolver(): a lookup whose asker is gone ends at once, Deno's signal with it", async () => {
+  const signals: (AbortSignal | undefined)[] = [];
+  const resolveDns = ((_name: string, _type: string, opts: { signal?: AbortSignal }) => {
+    signals.push(opts.signal);
+    return new Promise<string[]>(() => {});
+  }) as unknown as typeof Deno.resolveDns;
+  const dns = denoResolver({ server: "127.0.0.1:53", timeoutMs: 60_000, resolveDns });
+  const timeout = { kind: "tempfail", reason: "timeout" };
+  const gone = new AbortController();
+  const answer = dns.query("x.example", "A", false, false, gone.signal);
+  gone.abort();
+  assert.deepEqual(await answer, timeout);
+  // Asked after it is gone: no wait either.
+  assert.deepEqual(await dns.query("y.example", "A", false, false, gone.signal), timeout);
+  // With Deno's signal (past 100 lookups without it), that signal is aborted too.
+  const more = Array.from({ length: 101 }, () => dns.query("z.example", "A"));
+  const last = new AbortController();
+  const cut = dns.query("w.example", "A", false, false, last.signal);
+  last.abort();
+  assert.deepEqual(await cut, timeout);
+  assert.equal(signals.at(-1)?.aborted, true);
+  void more;
 });

@@ -78,6 +78,8 @@ export class Session {
   #afterAuth = false;
   #pendingFirst: Promise<void> | undefined;
   #first: Promise<boolean> | undefined;
+  /** Aborted when the client hangs up during its name lookup: its DNS lookups end. */
+  #gone = new AbortController();
   /** The reader went to the client for more bytes (a read that may wait: a new turn). */
   #waitedForClient = false;
 
@@ -99,7 +101,7 @@ export class Session {
       },
       buffers: deps.buffers,
     });
-    this.#dns = deps.policy.sessionResolver();
+    this.#dns = deps.policy.sessionResolver(this.#gone.signal);
     this.#errors = new ErrorCounter(this.#limits, deps.config);
     this.#client = clientFromPeer(transport.peer);
   }
@@ -229,7 +231,10 @@ export class Session {
       () => false as const,
     );
     const client = await Promise.race([named, hungUp]);
-    if (client === false) return false;
+    if (client === false) {
+      this.#gone.abort();
+      return false;
+    }
     this.#client = client;
     // smtpd_timeout runs from the greeting, not from the connect.
     this.#reader.renewDeadline();
