@@ -4,7 +4,8 @@ after a time limit).
 MX for any name under many.example: COUNT records (h0.many.example ...),
 over TCP when they do not fit UDP; A for those hosts: ACOUNT addresses
 (192.0.2.x, 198.51.100.x ...; none without it). A TXT query for count.test
-answers how many queries came so far; everything else is NXDOMAIN.
+answers how many queries came so far; an A or AAAA query for a name with
+a label "mute" is never answered; everything else is NXDOMAIN.
 usage: _fanout_dns.py SECONDS COUNT [ACOUNT]
 """
 import socket
@@ -39,6 +40,8 @@ def answer(data, udp):
     name = ".".join(labels)
     qtype = struct.unpack("!H", data[end:end + 2])[0]
     question = data[12:end + 4]
+    if qtype in (1, 28) and "mute" in labels:
+        return None
     rrs = []
     if qtype == 15 and name.endswith("many.example"):
         for n in range(count):
@@ -70,7 +73,9 @@ def serve_udp():
     while True:
         data, peer = udp.recvfrom(4096)
         try:
-            udp.sendto(answer(data, True), peer)
+            out = answer(data, True)
+            if out is not None:
+                udp.sendto(out, peer)
         except Exception:
             pass
 
@@ -83,6 +88,8 @@ def serve_tcp_conn(c):
                 return
             data = c.recv(struct.unpack("!H", head)[0], socket.MSG_WAITALL)
             out = answer(data, False)
+            if out is None:
+                continue
             c.sendall(struct.pack("!H", len(out)) + out)
     except Exception:
         pass

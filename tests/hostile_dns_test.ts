@@ -500,3 +500,82 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "DNS: sessions whose RCPT waits smtpd_slow_client_wait on MX hosts that never answer give way at default_process_limit, as slow clients",
+  ...opts,
+  fn: async () => {
+    // 100 MX hosts for any name under many.example; those under
+    // mute.many.example never answer A or AAAA: one RCPT would wait on
+    // DNS for minutes (dns_timeout each, one host after another).
+    const dns = await fanoutDns(120, 100);
+    const dir = await makeWorkDir("dnswait");
+    const table = join(dir, "mx_access");
+    await Deno.writeTextFile(table, "192.0.2.1 REJECT listed\n");
+    const d = await startDaemon(
+      [
+        "smtpd_peername_lookup = false",
+        'mydestination = ["example.com"]',
+        `dns_server = "127.0.0.1:${dns.port}"`,
+        "dns_timeout = 1",
+        "default_process_limit = 3",
+        "smtpd_slow_client_wait = 2",
+        `smtpd_sender_restrictions = ["check_sender_mx_access", "texthash:${table}"]`,
+      ].join("\n"),
+      { dir },
+    );
+    const stuck: RawClient[] = [];
+    const clients: RawClient[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawClient.connect(d.port);
+        stuck.push(c);
+        assert.match(await c.reply(), /^220 /);
+        await c.send("HELO client.example.org\r\n");
+        await c.reply();
+        await c.send(`MAIL FROM:<a@s${i}.mute.many.example>\r\n`);
+        assert.match(await c.reply(), /^250 /);
+        await c.send("RCPT TO:<b@example.com>\r\n");
+      }
+      // A legitimate client, until it gets in: refused while the stuck
+      // sessions have waited on DNS less than smtpd_slow_client_wait,
+      // served after (without the fix: refused for minutes).
+      let greeting = "";
+      const until = Date.now() + 20000;
+      while (Date.now() < until) {
+        const c = await RawClient.connect(d.port);
+        clients.push(c);
+        greeting = await c.reply(5000);
+        if (greeting.startsWith("220 ")) break;
+        c.close();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.match(greeting, /^220 /);
+      const c = clients[clients.length - 1] as RawClient;
+      await c.send("HELO legit.example.org\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send("MAIL FROM:<a@ok.many.example>\r\n");
+      assert.match(await c.reply(), /^250 /);
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.match(await c.reply(5000), /^250 /);
+      await c.send("QUIT\r\n");
+      assert.match(await c.reply(), /^221 /);
+      // One stuck session made room: it was told so, and the log says why.
+      const farewells = await Promise.all(stuck.map((s) => s.reply(1000).catch(() => "")));
+      assert.ok(
+        farewells.some((r) => /^421 4\.3\.2 .*slow session closed to make room/.test(r)),
+        JSON.stringify(farewells),
+      );
+      await d.waitForLog(
+        /closed the slow session of \[127\.0\.0\.1\] \(waiting (\d+) ms on DNS for its command\) to make room/,
+      );
+      const ms = /waiting (\d+) ms on DNS for its command/.exec(d.log())?.[1];
+      assert.ok(Number(ms) >= 2000, d.log());
+    } finally {
+      for (const c of [...stuck, ...clients]) c.close();
+      await d.stop();
+      await dns.stop();
+    }
+  },
+});

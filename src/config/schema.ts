@@ -471,7 +471,7 @@ export const PARAMS = {
   ),
   smtpd_slow_client_wait: time(
     10,
-    "A client that keeps its session waiting this long in all (since a transaction began or ended), sending under smtpd_slow_client_rate, is slow: at the session cap it gives way to a new client",
+    "A client that keeps its session waiting this long in all (since a transaction began or ended), sending under smtpd_slow_client_rate, is slow, as is a session whose command waits this long on DNS: at the session cap it gives way to a new client",
     1,
   ),
   smtpd_slow_client_rate: int(

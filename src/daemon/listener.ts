@@ -161,6 +161,9 @@ export async function startListening(
         (victim.slow?.unreadMs !== undefined
           ? `closed the slow session of [${victim.address}] (its replies unread for ` +
             `${victim.slow.unreadMs} ms) to make room: `
+          : victim.slow?.dnsMs !== undefined
+          ? `closed the slow session of [${victim.address}] (waiting ${victim.slow.dnsMs} ms ` +
+            `on DNS for its command) to make room: `
           : victim.slow
           ? `closed the slow session of [${victim.address}] (${victim.slow.bytes} bytes in ` +
             `${victim.slow.waitedMs} ms of waiting) to make room: `

@@ -42,8 +42,12 @@ export interface Policy {
    * @returns the decision, with the access actions met (HOLD, DISCARD, PREPEND, INFO)
    */
   check(stage: PolicyStage, ctx: PolicyContext, options?: CheckOptions): Promise<Verdict>;
-  /** A per-session caching resolver over the policy's DNS. */
-  sessionResolver(gone?: AbortSignal): DnsResolver;
+  /**
+   * A per-session caching resolver over the policy's DNS.
+   * @param gone aborted when the session's client is gone: its lookups end
+   * @param waiting told when the session starts and stops waiting on DNS
+   */
+  sessionResolver(gone?: AbortSignal, waiting?: (on: boolean) => void): DnsResolver;
 }
 
 const STAGE_OF: Record<ListParam, PolicyStage> = {
@@ -120,8 +124,8 @@ export class CompiledPolicy implements Policy {
     this.#warn = options.warn;
   }
 
-  sessionResolver(gone?: AbortSignal): DnsResolver {
-    return cachingResolver(this.#dns, {}, gone);
+  sessionResolver(gone?: AbortSignal, waiting?: (on: boolean) => void): DnsResolver {
+    return cachingResolver(this.#dns, {}, gone, waiting);
   }
 
   async check(

@@ -321,18 +321,25 @@ export interface DnsCacheLimits {
  * @param limits the bounds
  * @param gone aborted when the session's client is gone: its lookups end
  *   (those with Deno's signal at once, see {@linkcode denoResolver})
+ * @param waiting told true when a lookup starts with none under way, and
+ *   false when the last one under way ends: how long the session waits on
+ *   DNS (a client's sender domain whose hundred MX hosts never answer held
+ *   its session for minutes), for the listener to close it to make room
  * @returns the caching resolver
  */
 export function cachingResolver(
   inner: DnsResolver,
   limits: DnsCacheLimits = {},
   gone?: AbortSignal,
+  waiting?: (on: boolean) => void,
 ): DnsResolver {
   const maxEntries = limits.maxEntries ?? 100;
   const maxBytes = limits.maxBytes ?? 65536;
   // Map order is use order: a hit moves its answer to the end.
   const cache = new Map<string, { answer: Promise<DnsAnswer>; bytes: number }>();
   let bytes = 0;
+  // Lookups under way (asked of `inner`, not yet answered).
+  let pending = 0;
   const trim = () => {
     for (const [key, entry] of cache) {
       if (cache.size <= maxEntries && bytes <= maxBytes) break;
@@ -352,16 +359,20 @@ export function cachingResolver(
         return hit.answer;
       }
       const entry = { answer: inner.query(name, type, confirm, all, gone), bytes: 0 };
+      if (pending++ === 0) waiting?.(true);
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {
+        if (--pending === 0) waiting?.(false);
         if (cache.get(key) !== entry) return; // dropped meanwhile
         let size = key.length;
         if (a.kind === "ok") { for (const r of a.records) size += r.length; }
         entry.bytes = size;
         bytes += size;
         trim();
-      }, () => {});
+      }, () => {
+        if (--pending === 0) waiting?.(false);
+      });
       return entry.answer;
     },
   };

@@ -141,6 +141,47 @@ Deno.test("cachingResolver() shares one query between concurrent callers", async
   assert.equal(calls, 1);
 });
 
+Deno.test("cachingResolver() says when its session starts and stops waiting on DNS, not per lookup", async () => {
+  const gates = new Map<string, () => void>();
+  const said: boolean[] = [];
+  const dns = cachingResolver(
+    {
+      query(name): Promise<DnsAnswer> {
+        return new Promise((resolve, reject) => {
+          gates.set(name, () => {
+            if (name.startsWith("broken")) reject(new Error("inner failed"));
+            else resolve({ kind: "notFound" });
+          });
+        });
+      },
+    },
+    {},
+    undefined,
+    (on) => said.push(on),
+  );
+  const a = dns.query("a.example", "A");
+  const b = dns.query("broken.example", "A");
+  const again = dns.query("a.example", "A"); // a hit: no lookup of its own
+  assert.deepEqual(said, [true]);
+  gates.get("a.example")?.();
+  await Promise.all([a, again]);
+  assert.deepEqual(said, [true]);
+  gates.get("broken.example")?.();
+  await b.catch(() => {});
+  await Promise.resolve();
+  assert.deepEqual(said, [true, false]);
+  // A later lookup: waiting again.
+  const c = dns.query("c.example", "A");
+  assert.deepEqual(said, [true, false, true]);
+  gates.get("c.example")?.();
+  await c;
+  await Promise.resolve();
+  assert.deepEqual(said, [true, false, true, false]);
+  // Answers from the cache: no wait.
+  await dns.query("c.example", "A");
+  assert.deepEqual(said, [true, false, true, false]);
+});
+
 Deno.test("cachingResolver() caches are independent of each other", async () => {
   const inner = countingResolver({});
   await cachingResolver(inner).query("a.example", "A");

@@ -101,7 +101,12 @@ export class Session {
       },
       buffers: deps.buffers,
     });
-    this.#dns = deps.policy.sessionResolver(this.#gone.signal);
+    // The listener learns how long the session waits on DNS (a slow one
+    // gives way at the cap, as a slow client does).
+    this.#dns = deps.policy.sessionResolver(
+      this.#gone.signal,
+      transport.waitingOnDns && ((on) => transport.waitingOnDns?.(on)),
+    );
     this.#errors = new ErrorCounter(this.#limits, deps.config);
     this.#client = clientFromPeer(transport.peer);
   }

@@ -85,6 +85,16 @@ interface Watched extends ByteConn {
   writingSince: number | undefined;
   /** STARTTLS started: nothing may be written in plaintext any more. */
   tls: boolean;
+  /**
+   * When the session started waiting on its DNS lookups (Transport.waitingOnDns);
+   * undefined while none is under way.
+   */
+  dnsSince: number | undefined;
+  /**
+   * Time spent waiting on lookups that ended since the session last read
+   * from its client (ms): the lookups of one command, one after another.
+   */
+  dnsWaited: number;
   /** A mail transaction is under way: closed to make room only when slow. */
   inMail: boolean;
   /** When the session last entered or left a mail transaction. */
@@ -148,8 +158,14 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
       return n;
     } finally {
       if (mine === latest) {
-        w.waited += Date.now() - Math.max(start, w.phaseSince);
+        const now = Date.now();
+        w.waited += now - Math.max(start, w.phaseSince);
         w.idleSince = undefined;
+        // The client had its turn: what the session waits on DNS from now
+        // on is for its next command (a lookup left running, say by a DNS
+        // list whose answer was no longer needed, counts from here).
+        w.dnsWaited = 0;
+        if (w.dnsSince !== undefined) w.dnsSince = now;
       }
     }
   };
@@ -158,6 +174,8 @@ function watch(conn: Deno.TcpConn, address: string, live: Live): Watched {
     address,
     idleSince: undefined,
     writingSince: undefined,
+    dnsSince: undefined,
+    dnsWaited: 0,
     tls: false,
     inMail: false,
     phaseSince: Date.now(),
@@ -226,7 +244,7 @@ function tcpTransport(
   // What the session tells the listener, before and after STARTTLS alike.
   const marks: Pick<
     Transport,
-    "inTransaction" | "sessionOver" | "sessionBegun" | "tlsBegins"
+    "inTransaction" | "sessionOver" | "sessionBegun" | "tlsBegins" | "waitingOnDns"
   > = {
     inTransaction: (on) => {
       if (on !== w.inMail) {
@@ -243,6 +261,15 @@ function tcpTransport(
     },
     tlsBegins: () => {
       w.tls = true;
+    },
+    waitingOnDns: (on) => {
+      const now = Date.now();
+      if (on) {
+        w.dnsSince = now;
+      } else if (w.dnsSince !== undefined) {
+        w.dnsWaited += now - w.dnsSince;
+        w.dnsSince = undefined;
+      }
     },
   };
   return {
@@ -271,9 +298,15 @@ export interface Evicted {
   readonly idleMs: number;
   /**
    * Set when it was closed as slow, not idle: bytes its client sent in how
-   * long a wait, or (`unreadMs`) how long its client had left a reply unread.
+   * long a wait, or (`unreadMs`) how long its client had left a reply unread,
+   * or (`dnsMs`) how long its command had waited on DNS.
    */
-  readonly slow?: { readonly bytes: number; readonly waitedMs: number; readonly unreadMs?: number };
+  readonly slow?: {
+    readonly bytes: number;
+    readonly waitedMs: number;
+    readonly unreadMs?: number;
+    readonly dnsMs?: number;
+  };
   /** Set when it was closed because its address held more than its share: how many. */
   readonly crowding?: { readonly held: number };
 }
@@ -306,6 +339,23 @@ function unreadMs(w: Watched, now: number, slow: SlowClient): number {
   if (w.writingSince === undefined || slow.bytesPerSecond <= 0) return 0;
   const unread = now - w.writingSince;
   return unread >= slow.waitMs ? unread : 0;
+}
+
+/**
+ * How long a connection's session has waited on DNS lookups for its
+ * command (since it last read from its client), once a lookup is still
+ * under way, no read is (the session is not waiting for its client), and
+ * that is `slow.waitMs` or more; 0 otherwise, and when no client is slow
+ * (`bytesPerSecond` 0). The names are the client's choice
+ * (its sender domain, whose hundred MX hosts never answer, under
+ * check_sender_mx_access: one RCPT took minutes), and a session waiting on
+ * them is neither idle nor slow by its bytes: a few clients held every
+ * place as long as they liked.
+ */
+function dnsMs(w: Watched, now: number, slow: SlowClient): number {
+  if (w.dnsSince === undefined || w.idleSince !== undefined || slow.bytesPerSecond <= 0) return 0;
+  const waited = w.dnsWaited + now - w.dnsSince;
+  return waited >= slow.waitMs ? waited : 0;
 }
 
 /** Why a connection would be closed to make room: for a session slot, or for a descriptor. */
@@ -389,12 +439,13 @@ function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | und
     return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
   const unread = unreadMs(w, now, rule.slow);
-  if (unread > 0 || isSlow(w, now, rule.slow)) {
+  const dns = dnsMs(w, now, rule.slow);
+  if (unread > 0 || dns > 0 || isSlow(w, now, rule.slow)) {
     return {
       id: w.id,
       why: "slow",
       held: rule.held(w.address),
-      score: Math.max(unread, waitedMs(w, now)),
+      score: Math.max(unread, dns, waitedMs(w, now)),
     };
   }
   // Only a connection whose session has its slot: one still waiting for a
@@ -448,13 +499,19 @@ function closeToMakeRoom(
   v.releaseClient = undefined;
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
+  // Its command's DNS wait, when that is what made it slow.
+  const dnsWait = v.dnsSince === undefined || v.idleSince !== undefined
+    ? 0
+    : v.dnsWaited + now - v.dnsSince;
   const evicted: Evicted = c.why === "idle" ? { address: v.address, idleMs } : c.why === "slow"
     ? {
       address: v.address,
       idleMs,
-      slow: v.writingSince === undefined
-        ? { bytes: v.received, waitedMs: c.score }
-        : { bytes: v.received, waitedMs: c.score, unreadMs: now - v.writingSince },
+      slow: v.writingSince !== undefined
+        ? { bytes: v.received, waitedMs: c.score, unreadMs: now - v.writingSince }
+        : dnsWait > 0 && dnsWait >= c.score
+        ? { bytes: v.received, waitedMs: c.score, dnsMs: dnsWait }
+        : { bytes: v.received, waitedMs: c.score },
     }
     : { address: v.address, idleMs, crowding: { held: c.held } };
   live.conns.delete(v);

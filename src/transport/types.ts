@@ -74,6 +74,13 @@ export interface Transport extends ByteSource, ByteSink {
    * connection to make room must not write a plaintext 421 on it.
    */
   tlsBegins?: () => void;
+  /**
+   * Told true when the session starts waiting on DNS lookups (the first
+   * one under way) and false when none is left: a session whose command
+   * waits long on names its client chose (a sender domain whose hundred MX
+   * hosts never answer) is slow, and gives way at the cap like a slow client.
+   */
+  waitingOnDns?: (on: boolean) => void;
 }
 
 /** Why a STARTTLS handshake failed. */
