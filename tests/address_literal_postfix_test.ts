@@ -41,6 +41,9 @@ const LITERALS = [
   "RCPT TO:<u@[00.1.2.3]>",
   "RCPT TO:<u@[0.1.2.3]>",
   "RCPT TO:<u@[1.2.3.0256]>",
+  "RCPT TO:<u@[010.0.0.1]>",
+  "RCPT TO:<u@[10.0.0.1]>",
+  "RCPT TO:<u@[8.0.0.1]>",
   "QUIT",
 ];
 
@@ -60,6 +63,11 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const dir = await makeWorkDir("literal0");
+    // [010.0.0.1] must not match 10.0.0.0/8 (read as decimal) nor
+    // 8.0.0.0/8 (read as octal): in Postfix's cidr tables it matches neither.
+    const cidr = `${dir}/nets.cidr`;
+    await Deno.writeTextFile(cidr, "10.0.0.0/8 REJECT ten\n8.0.0.0/8 REJECT eight\n");
+    await Deno.chmod(cidr, 0o644);
     const pfPort = freePort();
     const pf = await startPostfix(dir, {
       name: "literal0",
@@ -72,7 +80,7 @@ Deno.test({
         "smtpd_helo_restrictions = reject_invalid_helo_hostname",
         "smtpd_recipient_restrictions = reject_non_fqdn_recipient, reject_unauth_destination",
         "smtpd_etrn_restrictions = reject",
-        "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+        `smtpd_relay_restrictions = permit_mynetworks, check_recipient_mx_access cidr:${cidr}, reject_unauth_destination`,
         "",
       ].join("\n"),
     });
@@ -84,7 +92,7 @@ Deno.test({
         'smtpd_helo_restrictions = ["reject_invalid_helo_hostname"]',
         'smtpd_recipient_restrictions = ["reject_non_fqdn_recipient", "reject_unauth_destination"]',
         'smtpd_etrn_restrictions = ["reject"]',
-        'smtpd_relay_restrictions = ["permit_mynetworks", "reject_unauth_destination"]',
+        `smtpd_relay_restrictions = ["permit_mynetworks", "check_recipient_mx_access cidr:${cidr}", "reject_unauth_destination"]`,
       ].join("\n"),
     );
     try {
@@ -96,6 +104,9 @@ Deno.test({
         "501 5.1.3 Bad recipient address syntax",
         "501 5.1.3 Bad recipient address syntax",
         "501 5.1.3 Bad recipient address syntax",
+        "554 5.7.1 <u@[010.0.0.1]>: Relay access denied",
+        "554 5.7.1 <u@[10.0.0.1]>: Recipient address rejected: ten",
+        "554 5.7.1 <u@[8.0.0.1]>: Recipient address rejected: eight",
         "221 2.0.0 Bye",
       ]);
       assert.deepEqual(await play(d.port, LITERALS), want);
