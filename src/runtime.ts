@@ -102,6 +102,7 @@ export function makeLogger(
       host: config.myhostname,
       verbosity: verbose,
       sinks: to,
+      utf8: config.smtputf8_enable,
     });
   if (target && mode !== "check") {
     // Whether the syslog server can be reached is said where the operator

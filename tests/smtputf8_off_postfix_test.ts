@@ -151,3 +151,79 @@ Deno.test({
     }
   },
 });
+
+/** The text after "in VRFY command: " or "in RCPT command: " in our warnings. */
+function illegalSyntax(log: string): string[] {
+  return [...log.matchAll(/Illegal address syntax from \S+ in (\w+) command: (.*)/g)]
+    .map((m) => `${m[1]} ${m[2]}`);
+}
+
+Deno.test({
+  name:
+    "smtputf8_enable off, side by side with Postfix 3.7: the log holds printable ASCII only, a '?' for each other byte",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await makeWorkDir("utf8off-log");
+    const pfPort = freePort();
+    const pf = await startPostfix(dir, {
+      name: "utf8offlog",
+      smtpdPort: pfPort,
+      mainCfExtra: [
+        "mynetworks = 127.0.0.0/8",
+        "smtpd_peername_lookup = no",
+        "smtpd_error_sleep_time = 0",
+        "smtputf8_enable = no",
+        "smtpd_recipient_restrictions = reject_unauth_destination",
+        "",
+      ].join("\n"),
+    });
+    const d = await startDaemon(
+      [
+        'mynetworks = ["127.0.0.0/8"]',
+        "smtpd_peername_lookup = false",
+        "smtputf8_enable = false",
+        'smtpd_recipient_restrictions = ["reject_unauth_destination"]',
+      ].join("\n"),
+    );
+    const session = [
+      "EHLO client.example",
+      "VRFY \xff\x80",
+      "VRFY <j\xc3\xb6@x\xff.example>",
+      "VRFY j\xe2\x82x",
+      "MAIL FROM:<a@x.example>",
+      "RCPT TO:<j\xc3\xb6@other.example>",
+      "QUIT",
+    ];
+    try {
+      await play(pfPort, session);
+      await play(d.port, session);
+      await waitFor(
+        "Postfix's disconnect line",
+        async () => disconnects(await pf.logText()).length === 1,
+      );
+      await waitFor(
+        "our disconnect line",
+        () => Promise.resolve(disconnects(d.log()).length === 1),
+      );
+      // Postfix takes the 8-bit addresses (refused as relaying); we refuse
+      // their syntax (README). Each logs the address with a "?" a byte.
+      const pfLog = await pf.logText();
+      const logged = [...pfLog.matchAll(/reject: (\w+) from .*? to=<([^>]*)>/g)]
+        .map((m) => `${m[1]} ${m[2]}`);
+      assert.deepEqual(logged, ["VRFY ??", "VRFY j??x", "RCPT j??@other.example"]);
+      assert.deepEqual(illegalSyntax(pfLog), ["VRFY <j??@x?.example>"]);
+      assert.deepEqual(illegalSyntax(d.log()), [
+        "VRFY ??",
+        "VRFY <j??@x?.example>",
+        "VRFY j??x",
+        "RCPT <j??@other.example>",
+      ]);
+      assert.doesNotMatch(d.log(), /[\u0080-\u{10ffff}]/u);
+    } finally {
+      await d.stop();
+      await pf.stop();
+    }
+  },
+});

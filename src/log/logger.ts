@@ -2,13 +2,15 @@
  * Log lines in syslog's shape (RFC 3164 style, as Postfix writes them):
  * `Mon DD hh:mm:ss host postfix/smtpd[pid]: text`, written to stderr.
  * Severity words follow Postfix: "warning: ", "fatal: ", "error: ".
- * Every line's text passes {@linkcode sanitizeLogText} before any sink,
- * cut to {@linkcode MAX_RECORD_TEXT} characters first.
+ * Every line's text passes {@linkcode sanitizeLogText} before any sink
+ * (with smtputf8_enable off, {@linkcode asciiLogText}: printable ASCII
+ * only, as Postfix's printable() then), cut to
+ * {@linkcode MAX_RECORD_TEXT} characters first.
  *
  * @module
  */
 
-import { sanitizeLogText } from "./sanitize.ts";
+import { asciiLogText, sanitizeLogText } from "./sanitize.ts";
 
 /** Verbosity: 0 normal, 1+ verbose (-v, debug_peer_level). */
 export type Verbosity = number;
@@ -62,6 +64,7 @@ export class Logger {
   #tag: string;
   #host: string;
   #sinks: LineSink[];
+  #sanitize: (text: string) => string;
   readonly verbosity: Verbosity;
   /** "Mon DD hh:mm:ss" of {@linkcode Logger.#stampSecond}, formatted once per second. */
   #stamp = "";
@@ -69,11 +72,20 @@ export class Logger {
 
   /**
    * @param options program tag ("postfix/smtpd"), host, verbosity, sinks
-   *   (default: a {@linkcode StderrSink} of its own)
+   *   (default: a {@linkcode StderrSink} of its own), and utf8
+   *   (smtputf8_enable, default true: valid UTF-8 is kept; false: printable
+   *   ASCII only)
    */
   constructor(
-    options: { tag: string; host: string; verbosity?: number; sinks?: LineSink[] },
+    options: {
+      tag: string;
+      host: string;
+      verbosity?: number;
+      sinks?: LineSink[];
+      utf8?: boolean;
+    },
   ) {
+    this.#sanitize = options.utf8 === false ? asciiLogText : sanitizeLogText;
     this.#tag = `${options.tag}[${Deno.pid}]`;
     this.#host = options.host;
     this.verbosity = options.verbosity ?? 0;
@@ -115,7 +127,7 @@ export class Logger {
     // its cut (that cut keeps surrogate pairs whole); 2000 bytes are never
     // more than 2000 UTF-16 units, so a longer text is sliced there first.
     const head = text.length > MAX_RECORD_TEXT ? text.slice(0, MAX_RECORD_TEXT) : text;
-    const safe = cutRecordText(sanitizeLogText(head));
+    const safe = cutRecordText(this.#sanitize(head));
     const line = `${this.#stampNow()} ${this.#host} ${this.#tag}: ${safe}\n`;
     for (const sink of this.#sinks) sink(line, severity);
   }

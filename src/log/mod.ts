@@ -10,5 +10,5 @@ export type { SyslogTarget } from "./syslog_sink.ts";
 export type { LineSink } from "./logger.ts";
 export { type CommandCount, MailLog } from "./mail_log.ts";
 export type { LogPeer } from "./mail_log.ts";
-export { sanitizeLogText } from "./sanitize.ts";
+export { asciiLogText, sanitizeLogText } from "./sanitize.ts";
 export { quoteAddress } from "./quote_address.ts";

@@ -14,6 +14,10 @@
  * is logged `a?dmin`, not as what looks like `admin`. (Postfix's
  * printable() keeps every valid UTF-8 character, C1 controls included.)
  *
+ * With smtputf8_enable off Postfix's printable() keeps printable ASCII
+ * only: {@linkcode asciiLogText} is that rule, for every log line and the
+ * HELO name kept.
+ *
  * @module
  */
 
@@ -31,4 +35,25 @@ const UNSAFE =
 export function sanitizeLogText(text: string): string {
   UNSAFE.lastIndex = 0;
   return UNSAFE.test(text) ? text.replace(UNSAFE, "?") : text;
+}
+
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/gu;
+const encoder = new TextEncoder();
+
+/**
+ * Postfix's printable() with smtputf8_enable off: each byte outside
+ * printable ASCII becomes "?", so a character of n UTF-8 bytes becomes n
+ * of them. U+FFFD is one: it is what a command byte that is not UTF-8 was
+ * read as (parseCommand reads each such byte as one U+FFFD); a U+FFFD the
+ * client sent as UTF-8 is then one "?" where Postfix writes three.
+ * @param text the text of one log line, or a HELO name
+ * @returns the text in printable ASCII
+ */
+export function asciiLogText(text: string): string {
+  NOT_PRINTABLE_ASCII.lastIndex = 0;
+  if (!NOT_PRINTABLE_ASCII.test(text)) return text;
+  return text.replace(
+    NOT_PRINTABLE_ASCII,
+    (ch) => ch === "\ufffd" ? "?" : "?".repeat(encoder.encode(ch).length),
+  );
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sanitizeLogText } from "./sanitize.ts";
+import { asciiLogText, sanitizeLogText } from "./sanitize.ts";
 import { Logger } from "./logger.ts";
 
 const CASES: [name: string, input: string, expected: string][] = [
@@ -67,4 +67,21 @@ Deno.test("Logger: every line reaches its sinks sanitized, one line each", () =>
   }
   assert.match(lines[0] as string, /: helo=<a\?b\?c>\n$/);
   assert.match(lines[1] as string, /: warning: txt\?\?fake: line\n$/);
+});
+
+Deno.test("asciiLogText() (smtputf8_enable off): a '?' for each byte outside printable ASCII, as Postfix's printable()", () => {
+  assert.equal(asciiLogText("ok [1.2.3.4] <a@b>"), "ok [1.2.3.4] <a@b>");
+  assert.equal(asciiLogText("j\u00f6@x.example"), "j??@x.example");
+  assert.equal(asciiLogText("\u65e5 \u{1f600}"), "??? ????");
+  assert.equal(asciiLogText("a\tb\r\n\x7f\u0085"), "a?b?????");
+  // U+FFFD stands for one byte that was not UTF-8.
+  assert.equal(asciiLogText("j\ufffd\ufffdx"), "j??x");
+  assert.equal(asciiLogText("j\u00f6"), "j??");
+});
+
+Deno.test("Logger with utf8 false: the line holds printable ASCII only", () => {
+  const lines: string[] = [];
+  const log = new Logger({ tag: "t", host: "h", sinks: [(l) => lines.push(l)], utf8: false });
+  log.warning("in VRFY command: <j\u00f6@x\ufffd.example>");
+  assert.match(lines[0] as string, /: warning: in VRFY command: <j\?\?@x\?\.example>\n$/);
 });

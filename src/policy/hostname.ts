@@ -8,7 +8,7 @@
 
 import { domainToASCII } from "node:url";
 import type { Address } from "../protocol/address.ts";
-import { isValidHostname } from "../protocol/hostname.ts";
+import { isValidHostname, isValidIpv4HostAddress } from "../protocol/hostname.ts";
 import { parseIp } from "./cidr.ts";
 import { foldCase } from "./fold_case.ts";
 
@@ -28,12 +28,16 @@ export function asciiDomain(domain: string): string {
 }
 
 /**
- * Whether text is an address literal "[1.2.3.4]" or "[IPv6:...]".
+ * Whether text is an address literal "[1.2.3.4]" or "[IPv6:...]"
+ * (`[01.2.3.4]` too, as Postfix takes it).
  * @param name the text
  * @returns true for a well-formed literal
  */
 export function isAddressLiteral(name: string): boolean {
-  return name.startsWith("[") && name.endsWith("]") && parseIp(name) !== undefined;
+  return name.startsWith("[") && name.endsWith("]") &&
+    (/^\[ipv6:/i.test(name)
+      ? parseIp(name) !== undefined
+      : isValidIpv4HostAddress(name.slice(1, -1)));
 }
 
 /**

@@ -19,7 +19,7 @@
  */
 
 import { domainToASCII, domainToUnicode } from "node:url";
-import { isValidHostname } from "./hostname.ts";
+import { isValidHostname, isValidIpv4HostAddress } from "./hostname.ts";
 import { parseIp } from "./ip.ts";
 import { trimBlanks } from "./parse_command.ts";
 
@@ -378,7 +378,7 @@ const DOMAIN =
   /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 /** atext plus UTF8-non-ascii (RFC 6531 §3.3), without the C1 controls. */
 const ATEXT_UTF8 = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u00a0-\u{10ffff}]+$/u;
-const LITERAL = /^\[(\d{1,3}(\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]$/;
+const LITERAL = /^\[(\d+(\.\d+){3}|IPv6:[0-9A-Fa-f:.]+)\]$/;
 
 /**
  * Parses the inside of a path: "", `[@route,...:]local[@domain]`.
@@ -495,6 +495,14 @@ export function isDomain(d: string): boolean {
  */
 function isRouteHost(d: string): boolean {
   if (d.length === 0 || d.length > 255) return false;
-  if (d.startsWith("[")) return LITERAL.test(d) && parseIp(d) !== undefined;
+  if (d.startsWith("[")) {
+    // IPv4 as Postfix's valid_ipv4_hostaddr: leading zeros allowed
+    // (`[01.2.3.4]`; no address check reads such a literal, parseIp refuses
+    // it), a first part of 0 only in 0.0.0.0 (`[0.1.2.3]` is refused).
+    if (!LITERAL.test(d)) return false;
+    return d.startsWith("[IPv6:")
+      ? parseIp(d) !== undefined
+      : isValidIpv4HostAddress(d.slice(1, -1));
+  }
   return DOMAIN.test(d);
 }

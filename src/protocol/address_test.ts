@@ -270,6 +270,14 @@ Deno.test("isDomain() accepts host names and address literals", () => {
     ["[IPv6:]", false],
     ["[IPv6:g::1]", false],
     ["[1234.0.0.1]", false],
+    // IPv4 as Postfix's valid_ipv4_hostaddr: leading zeros allowed, a first
+    // part of 0 only in 0.0.0.0.
+    ["[01.2.3.4]", true],
+    ["[192.0.2.010]", true],
+    ["[0001.2.3.4]", true],
+    ["[0.1.2.3]", false],
+    ["[00.1.2.3]", false],
+    ["[1.2.3.0256]", false],
     ["a".repeat(256), false],
     [`x.${"a".repeat(63)}.example`, true],
     // As Postfix's valid_hostname: a label of 64 characters, an all-numeric name.

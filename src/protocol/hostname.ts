@@ -4,9 +4,10 @@
  * "-" and "_" in labels of at most 63 characters, at most 255 characters,
  * not all-numeric), valid_hostaddr (a bare IPv4 or IPv6 address) and
  * valid_mailhost_literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`). Addresses
- * go through the program's one IP parser (`ip.ts`); on top of it, as in
- * Postfix, an IPv4 address may start with 0 only when it is 0.0.0.0, and
- * an address literal holds IPv6 text only after the `IPv6:` tag.
+ * are judged as Postfix judges them: IPv6 text by the program's one IP
+ * parser (`ip.ts`), IPv4 as valid_ipv4_hostaddr (leading zeros allowed, a
+ * first part of 0 only in 0.0.0.0), and an address literal holds IPv6
+ * text only after the `IPv6:` tag.
  *
  * @module
  */
@@ -42,14 +43,23 @@ export function isValidHostname(name: string): boolean {
 }
 
 /**
- * A dotted-quad IPv4 address as Postfix accepts one from a client: our
- * strict syntax, and a first part of 0 only in 0.0.0.0.
+ * A dotted-quad IPv4 address as Postfix's valid_ipv4_hostaddr accepts one
+ * from a client: four parts of decimal digits, each at most 255, and a
+ * first part of 0 only in 0.0.0.0. Leading zeros are allowed here, as
+ * there (`[01.2.3.4]` is a valid literal); this is syntax only: the one IP
+ * parser (`ip.ts`) still refuses such text, so a literal with a leading
+ * zero matches no address, network or table of ours (it is never read as
+ * octal, nor as decimal).
  * @param text the address, nothing around it
  * @returns true when valid
  */
 export function isValidIpv4HostAddress(text: string): boolean {
-  const v = parseIpv4(text);
-  return v !== undefined && (v === 0n || v >> 24n !== 0n);
+  const parts = text.split(".");
+  if (parts.length !== 4) return false;
+  for (const p of parts) {
+    if (!/^[0-9]+$/.test(p) || Number(p) > 255) return false;
+  }
+  return Number(parts[0]) !== 0 || /^[0.]+$/.test(text);
 }
 
 /**

@@ -3,7 +3,8 @@
  * other control bytes are refused here (500), and so are lines with invalid
  * UTF-8 when SMTPUTF8 is on (Postfix's "bad UTF-8 syntax"), so no handler
  * ever sees them. With smtputf8_enable off, Postfix reads such a line as
- * any other; here each byte that is not UTF-8 becomes U+FFFD, and the
+ * any other; here each byte that is not UTF-8 becomes one U+FFFD (so the
+ * log's "?" for it is one per byte, as Postfix's printable()), and the
  * command answers as for other non-ASCII text (a MAIL address is refused,
  * NOOP and QUIT take it, an unknown word is unknown). The verb is the first word, whatever it holds, as
  * Postfix's first token: `MA-IL x` is an unknown command, and `Subject:`
@@ -26,14 +27,13 @@ export interface CommandLine {
 // ignoreBOM: a leading U+FEFF stays part of the first word, as Postfix
 // reads it ("\ufeffRCPT" is no RCPT).
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 const latin1 = new TextDecoder("latin1");
 
 /**
  * Parses one command line (without CRLF).
  * @param line the raw bytes
  * @param strictUtf8 whether a line that is not UTF-8 is refused
- *   (smtputf8_enable), else read with U+FFFD for each bad sequence
+ *   (smtputf8_enable), else read with U+FFFD for each byte that is not UTF-8
  * @returns the verb and argument, or an error reply
  */
 export function parseCommand(
@@ -55,7 +55,7 @@ export function parseCommand(
       text = utf8.decode(line);
     } catch {
       if (strictUtf8) return { error: REPLY.badUtf8 };
-      text = lenientUtf8.decode(line);
+      text = bytewiseUtf8(line);
     }
   }
   text = trimBlanks(text);
@@ -67,6 +67,47 @@ export function parseCommand(
   // is an unknown word, not QUIT or STARTTLS.
   const verb = ascii ? word.toUpperCase() : asciiUpperCase(word);
   return { verb, arg: m[2] ?? "" };
+}
+
+/**
+ * The line read as UTF-8 where it is, and each other byte as one U+FFFD
+ * (TextDecoder's replacement takes a cut-off sequence as one: "\xe2\x82"
+ * would be one U+FFFD where Postfix sees two bytes).
+ * @param line the raw bytes
+ * @returns the text
+ */
+function bytewiseUtf8(line: Uint8Array): string {
+  let out = "";
+  let i = 0;
+  while (i < line.length) {
+    const b = line[i] as number;
+    const size = b < 0x80
+      ? 1
+      : b >= 0xc2 && b <= 0xdf
+      ? 2
+      : b >= 0xe0 && b <= 0xef
+      ? 3
+      : b >= 0xf0 && b <= 0xf4
+      ? 4
+      : 0;
+    if (size === 1) {
+      out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    if (size > 0 && i + size <= line.length) {
+      try {
+        out += utf8.decode(line.subarray(i, i + size));
+        i += size;
+        continue;
+      } catch {
+        // not a whole character: this byte alone
+      }
+    }
+    out += "\ufffd";
+    i++;
+  }
+  return out;
 }
 
 /**

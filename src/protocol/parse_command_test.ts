@@ -75,7 +75,7 @@ for (const [what, line] of BAD_UTF8) {
   });
 }
 
-Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each bad sequence U+FFFD", () => {
+Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each bad byte U+FFFD", () => {
   for (const [, line] of BAD_UTF8) {
     const r = parseCommand(new Uint8Array(line), false);
     assert.ok(!("error" in r), JSON.stringify(r));
@@ -85,6 +85,13 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
   assert.deepEqual(parseCommand(new Uint8Array([0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xff]), false), {
     verb: "NOOP",
     arg: "\ufffd",
+  });
+  // One U+FFFD a byte, as Postfix's printable() counts them: a cut-off
+  // three-byte sequence is two, an encoded surrogate three, an overlong two.
+  const text = "VRFY j\xe2\x82x\xed\xa0\x80\xc0\xaf\xc3\xb6";
+  assert.deepEqual(parseCommand(Uint8Array.from(text, (c) => c.charCodeAt(0)), false), {
+    verb: "VRFY",
+    arg: "j\ufffd\ufffdx\ufffd\ufffd\ufffd\ufffd\ufffd\u00f6",
   });
   // Control bytes are refused either way.
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff]), false), {

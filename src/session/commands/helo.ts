@@ -12,7 +12,7 @@
  * @module
  */
 
-import { sanitizeLogText } from "../../log/mod.ts";
+import { asciiLogText, sanitizeLogText } from "../../log/mod.ts";
 import { advertisedMechanisms } from "../../sasl/mod.ts";
 import { heloOk, REPLY, type Reply } from "../../protocol/reply.ts";
 import { describeDiscards, ehloKeywords } from "../ehlo_keywords.ts";
@@ -20,20 +20,6 @@ import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** Characters Postfix's smtpd replaces in the HELO name it keeps (NEUTER_CHARACTERS). */
 const NEUTER = /[<>()\\";@]/g;
-
-/**
- * The name as Postfix's printable() makes it with smtputf8_enable off: each
- * byte outside printable ASCII a "?" (a character of n UTF-8 bytes, n of
- * them; U+FFFD, what a byte that is not UTF-8 was read as, one).
- */
-function asciiOnly(name: string): string {
-  return name.replace(
-    /[^\x20-\x7e]/gu,
-    (ch) => ch === "\ufffd" ? "?" : "?".repeat(encoder.encode(ch).length),
-  );
-}
-
-const encoder = new TextEncoder();
 
 /**
  * Checks the name and runs smtpd_helo_restrictions (when not delayed)
@@ -53,7 +39,7 @@ async function greet(
   }
   // As Postfix: the check made now sees the name as sent (made printable);
   // the name kept, which later checks see, is neutered too.
-  const shown = ctx.config.smtputf8_enable ? sanitizeLogText(name) : asciiOnly(name);
+  const shown = ctx.config.smtputf8_enable ? sanitizeLogText(name) : asciiLogText(name);
   const refused = await ctx.checkPolicy("helo", verb, { helo: shown });
   if (refused) return refused;
   // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
