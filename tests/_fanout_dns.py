@@ -5,7 +5,9 @@ MX for any name under many.example: COUNT records (h0.many.example ...),
 over TCP when they do not fit UDP; A for those hosts: ACOUNT addresses
 (192.0.2.x, 198.51.100.x ...; none without it). A TXT query for count.test
 answers how many queries came so far; an A or AAAA query for a name with
-a label "mute" is never answered; everything else is NXDOMAIN.
+a label "mute" is never answered; a PTR query for an address in
+203.0.113.0/24 answers ptr.mute.many.example (so the client name's
+forward confirmation never ends); everything else is NXDOMAIN.
 usage: _fanout_dns.py SECONDS COUNT [ACOUNT]
 """
 import socket
@@ -52,6 +54,10 @@ def answer(data, udp):
         for n in range(acount):
             rdata = bytes([192, 0, 2 + n // 250, 1 + n % 250])
             rrs.append(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + rdata)
+    elif qtype == 12 and name.endswith(".113.0.203.in-addr.arpa"):
+        target = b"".join(bytes([len(p)]) + p.encode() for p in ("ptr", "mute", "many", "example"))
+        rdata = target + b"\x00"
+        rrs.append(b"\xc0\x0c" + struct.pack("!HHIH", 12, 1, 60, len(rdata)) + rdata)
     elif qtype == 16 and name == "count.test":
         text = str(asked).encode()
         rdata = bytes([len(text)]) + text

@@ -503,6 +503,44 @@ Deno.test({
 
 Deno.test({
   name:
+    "DNS: a client that hangs up during its name's forward confirmation leaves no false warning after its disconnect line",
+  ...opts,
+  fn: async () => {
+    // The PTR answer names ptr.mute.many.example, whose A lookup never
+    // ends: the hang-up ends it (a temporary failure, ours, not the DNS's).
+    const dns = await fanoutDns(60, 1);
+    const d = await startDaemon([
+      'smtpd_upstream_proxy_protocol = "haproxy"',
+      'mydestination = ["example.com"]',
+      `dns_server = "127.0.0.1:${dns.port}"`,
+      "dns_timeout = 10",
+    ].join("\n"));
+    const enc = new TextEncoder();
+    try {
+      for (let i = 1; i <= 3; i++) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+        await c.write(enc.encode(`PROXY TCP4 203.0.113.${i} 192.0.2.250 ${4000 + i} 25\r\n`));
+        // Long enough for the PTR answer and the A query to go out.
+        await new Promise((r) => setTimeout(r, 300));
+        c.close();
+      }
+      const lost = () =>
+        (d.log().match(/lost connection after CONNECT from unknown/g) ?? []).length;
+      const until = Date.now() + 10000;
+      while (lost() < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(lost(), 3);
+      // A warning would follow the abort at once; give it time to show.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.doesNotMatch(d.log(), /does not resolve to address|name lookup failed/);
+    } finally {
+      await d.stop();
+      dns.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "DNS: sessions whose RCPT waits smtpd_slow_client_wait on MX hosts that never answer give way at default_process_limit, as slow clients",
   ...opts,
   fn: async () => {

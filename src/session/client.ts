@@ -126,15 +126,22 @@ export async function readProxyClient(
  * @param client the client
  * @param dns the session's resolver
  * @param log the log
+ * @param gone aborted when the client has hung up: no warnings after that
  * @returns the client with its name
  */
 export async function nameClient(
   client: ClientIdentity,
   dns: DnsResolver,
   log: MailLog,
+  gone?: AbortSignal,
 ): Promise<ClientIdentity> {
+  // Once the client is gone its lookups end as temporary failures of our
+  // own making, after its disconnect line: no warning says otherwise.
+  const warn = (t: string) => {
+    if (!gone?.aborted) log.warning(t);
+  };
   try {
-    const n = await lookupClientName(client.address, dns, (t) => log.warning(t));
+    const n = await lookupClientName(client.address, dns, warn);
     return {
       ...client,
       name: n.name,
@@ -143,7 +150,7 @@ export async function nameClient(
       reverseStatus: n.reverseStatus,
     };
   } catch (err) {
-    log.warning(`client name lookup failed: ${(err as Error).message}`);
+    warn(`client name lookup failed: ${(err as Error).message}`);
     return client;
   }
 }

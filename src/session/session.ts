@@ -223,7 +223,7 @@ export class Session {
    */
   async #lookUpName(): Promise<boolean> {
     const { log } = this.#deps;
-    const named = nameClient(this.#client, this.#dns, log);
+    const named = nameClient(this.#client, this.#dns, log, this.#gone.signal);
     if (this.#transport.implicitTls) {
       this.#client = await named;
       return true;
