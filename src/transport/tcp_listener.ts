@@ -328,34 +328,36 @@ function isSlow(w: Watched, now: number, slow: SlowClient): boolean {
 
 /**
  * How long a connection's client has left a write waiting (it does not
- * read its replies: the send buffer is full), once that is `slow.waitMs`
- * or more; 0 otherwise, and when no client is slow (`bytesPerSecond` 0).
+ * read its replies: the send buffer is full); 0 while no write waits.
  * Such a session waits for its client as a slow one does, however much
  * the client sent before: pipelining without reading, it had the session
  * answer until the buffers were full, and then held its place for
  * `smtpd_timeout`; a hundred of them held every place.
  */
-function unreadMs(w: Watched, now: number, slow: SlowClient): number {
-  if (w.writingSince === undefined || slow.bytesPerSecond <= 0) return 0;
-  const unread = now - w.writingSince;
-  return unread >= slow.waitMs ? unread : 0;
+function unreadMs(w: Watched, now: number): number {
+  return w.writingSince === undefined ? 0 : now - w.writingSince;
 }
 
 /**
  * How long a connection's session has waited on DNS lookups for its
- * command (since it last read from its client), once a lookup is still
- * under way, no read is (the session is not waiting for its client), and
- * that is `slow.waitMs` or more; 0 otherwise, and when no client is slow
- * (`bytesPerSecond` 0). The names are the client's choice
- * (its sender domain, whose hundred MX hosts never answer, under
- * check_sender_mx_access: one RCPT took minutes), and a session waiting on
- * them is neither idle nor slow by its bytes: a few clients held every
- * place as long as they liked.
+ * command (since it last read from its client) while a lookup is still
+ * under way and no read is (the session is not waiting for its client);
+ * 0 otherwise. The names are the client's choice (its sender domain,
+ * whose hundred MX hosts never answer, under check_sender_mx_access: one
+ * RCPT took minutes), and a session waiting on them is neither idle nor
+ * slow by its bytes: a few clients held every place as long as they liked.
  */
-function dnsMs(w: Watched, now: number, slow: SlowClient): number {
-  if (w.dnsSince === undefined || w.idleSince !== undefined || slow.bytesPerSecond <= 0) return 0;
-  const waited = w.dnsWaited + now - w.dnsSince;
-  return waited >= slow.waitMs ? waited : 0;
+function dnsMs(w: Watched, now: number): number {
+  return w.dnsSince === undefined || w.idleSince !== undefined ? 0 : w.dnsWaited + now - w.dnsSince;
+}
+
+/**
+ * A wait ({@linkcode unreadMs}, {@linkcode dnsMs}) that makes a session
+ * slow: the wait once it is `slow.waitMs` or more; 0 otherwise, and when no
+ * client is slow (`bytesPerSecond` 0).
+ */
+function slowWait(ms: number, slow: SlowClient): number {
+  return slow.bytesPerSecond > 0 && ms >= slow.waitMs ? ms : 0;
 }
 
 /** Why a connection would be closed to make room: for a session slot, or for a descriptor. */
@@ -438,8 +440,8 @@ function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | und
   ) {
     return { id: w.id, why: "idle", held: rule.held(w.address), score: now - w.idleSince };
   }
-  const unread = unreadMs(w, now, rule.slow);
-  const dns = dnsMs(w, now, rule.slow);
+  const unread = slowWait(unreadMs(w, now), rule.slow);
+  const dns = slowWait(dnsMs(w, now), rule.slow);
   if (unread > 0 || dns > 0 || isSlow(w, now, rule.slow)) {
     return {
       id: w.id,
@@ -500,15 +502,13 @@ function closeToMakeRoom(
   const now = Date.now();
   const idleMs = v.idleSince === undefined ? 0 : now - v.idleSince;
   // Its command's DNS wait, when that is what made it slow.
-  const dnsWait = v.dnsSince === undefined || v.idleSince !== undefined
-    ? 0
-    : v.dnsWaited + now - v.dnsSince;
+  const dnsWait = dnsMs(v, now);
   const evicted: Evicted = c.why === "idle" ? { address: v.address, idleMs } : c.why === "slow"
     ? {
       address: v.address,
       idleMs,
       slow: v.writingSince !== undefined
-        ? { bytes: v.received, waitedMs: c.score, unreadMs: now - v.writingSince }
+        ? { bytes: v.received, waitedMs: c.score, unreadMs: unreadMs(v, now) }
         : dnsWait > 0 && dnsWait >= c.score
         ? { bytes: v.received, waitedMs: c.score, dnsMs: dnsWait }
         : { bytes: v.received, waitedMs: c.score },
