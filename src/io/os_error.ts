@@ -40,11 +40,16 @@ export function resourceShortage(err: unknown): string | undefined {
 }
 
 /**
- * Whether an error is a shortage of descriptors (EMFILE, ENFILE).
+ * Whether an error, or the error it wraps (its `cause`: a queue file's
+ * create failure keeps the runtime's error there), is a shortage of
+ * descriptors (EMFILE, ENFILE).
  * @param err what was thrown
  * @returns true for EMFILE and ENFILE
  */
 export function outOfDescriptors(err: unknown): boolean {
-  const s = resourceShortage(err);
-  return s === "EMFILE" || s === "ENFILE";
+  const short = (e: unknown) => {
+    const s = resourceShortage(e);
+    return s === "EMFILE" || s === "ENFILE";
+  };
+  return short(err) || short((err as Error | undefined)?.cause);
 }

@@ -30,11 +30,6 @@ interface ReserveWaiter {
   giveUp(): void;
 }
 
-/** Whether an error (or the error it wraps) is a shortage of descriptors. */
-function shortOf(err: unknown): boolean {
-  return outOfDescriptors(err) || outOfDescriptors((err as Error | undefined)?.cause);
-}
-
 export class QueueStore {
   readonly directory: string;
   #syncers = new Map<QueueName, DirSyncer>();
@@ -158,7 +153,7 @@ export class QueueStore {
         return Promise.resolve(open());
       } catch (err) {
         // Taken by another thread in between: taken again at the next settle.
-        return shortOf(err) ? Promise.resolve(undefined) : Promise.reject(err);
+        return outOfDescriptors(err) ? Promise.resolve(undefined) : Promise.reject(err);
       }
     }
     return new Promise((resolve, reject) => {
@@ -168,7 +163,7 @@ export class QueueStore {
             resolve(open());
           } catch (err) {
             // That file's settle freed no descriptor (it never had one): wait on.
-            if (shortOf(err)) return false;
+            if (outOfDescriptors(err)) return false;
             reject(err);
           }
           clearTimeout(timer);

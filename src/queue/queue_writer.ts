@@ -336,7 +336,7 @@ export class QueueFile {
     try {
       return this.#createSync();
     } catch (err) {
-      if (!outOfDescriptors((err as Error).cause)) throw err;
+      if (!outOfDescriptors(err)) throw err;
       const file = await this.#reserve(() => this.#createSync());
       if (file) return file;
       if (!this.#makeRoom()) throw err;
