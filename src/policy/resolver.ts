@@ -340,6 +340,9 @@ export function cachingResolver(
   let bytes = 0;
   // Lookups under way (asked of `inner`, not yet answered).
   let pending = 0;
+  const settled = () => {
+    if (--pending === 0) waiting?.(false);
+  };
   const trim = () => {
     for (const [key, entry] of cache) {
       if (cache.size <= maxEntries && bytes <= maxBytes) break;
@@ -363,16 +366,14 @@ export function cachingResolver(
       cache.set(key, entry);
       trim();
       void entry.answer.then((a) => {
-        if (--pending === 0) waiting?.(false);
+        settled();
         if (cache.get(key) !== entry) return; // dropped meanwhile
         let size = key.length;
         if (a.kind === "ok") { for (const r of a.records) size += r.length; }
         entry.bytes = size;
         bytes += size;
         trim();
-      }, () => {
-        if (--pending === 0) waiting?.(false);
-      });
+      }, settled);
       return entry.answer;
     },
   };
