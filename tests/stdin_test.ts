@@ -288,6 +288,188 @@ Deno.test({
   },
 });
 
+/**
+ * Python: how much CPU (utime + stime, /proc/PID/stat) the program in argv
+ * uses while its client is silent for argv[1] seconds after the greeting,
+ * with stdin in non-blocking mode: first a socket (an event loop's accepted
+ * connection handed over as descriptors 0 and 1, peer in REMOTE_ADDR), then
+ * a pipe (a local submission), then a terminal. The socket's client then
+ * says EHLO and QUIT; the pipe's hangs up, which must end its session at
+ * once; the terminal's says HELO and QUIT. Last, a session on a terminal in
+ * blocking mode: the mode the terminal is left in (shared with the shell).
+ */
+const SILENT_NONBLOCKING_STDIN = `
+import os, pty, socket, subprocess, sys, time
+tck = os.sysconf("SC_CLK_TCK")
+def cpu(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tck
+silent, cmd = float(sys.argv[1]), sys.argv[2:]
+a, b = socket.socketpair()
+b.setblocking(False)
+env = dict(os.environ, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000")
+p = subprocess.Popen(cmd, stdin=b, stdout=b, stderr=subprocess.DEVNULL, env=env)
+b.close()
+f = a.makefile("rb")
+print("socket greeting:", f.readline().decode().strip(), flush=True)
+c = cpu(p.pid)
+time.sleep(silent)
+print("socket cpu: %.3f" % (cpu(p.pid) - c), flush=True)
+a.sendall(b"EHLO silent.example\\r\\n")
+line = f.readline()
+while line[3:4] == b"-":
+    line = f.readline()
+print("socket ehlo:", line.decode().strip())
+a.sendall(b"QUIT\\r\\n")
+print("socket quit:", f.readline().decode().strip())
+print("socket status:", p.wait(30), flush=True)
+r0, w0 = os.pipe()
+r1, w1 = os.pipe()
+os.set_blocking(r0, False)
+p = subprocess.Popen(cmd, stdin=r0, stdout=w1, stderr=subprocess.DEVNULL)
+os.close(r0)
+os.close(w1)
+f = os.fdopen(r1, "rb")
+print("pipe greeting:", f.readline().decode().strip(), flush=True)
+c = cpu(p.pid)
+time.sleep(silent)
+print("pipe cpu: %.3f" % (cpu(p.pid) - c), flush=True)
+os.close(w0)
+t = time.time()
+status = p.wait(30)
+print("pipe hang-up: status %d after %.1f s" % (status, time.time() - t))
+for blocking in (False, True):
+    m, s = pty.openpty()
+    os.set_blocking(s, blocking)
+    r1, w1 = os.pipe()
+    p = subprocess.Popen(cmd, stdin=s, stdout=w1, stderr=subprocess.DEVNULL)
+    os.close(w1)
+    f = os.fdopen(r1, "rb")
+    print("tty greeting:", f.readline().decode().strip(), flush=True)
+    if not blocking:
+        c = cpu(p.pid)
+        time.sleep(silent)
+        print("tty cpu: %.3f" % (cpu(p.pid) - c), flush=True)
+    os.write(m, b"HELO tty.example\\n")
+    print("tty helo:", f.readline().decode().strip())
+    os.write(m, b"QUIT\\n")
+    print("tty quit:", f.readline().decode().strip())
+    print("tty status:", p.wait(30))
+    print("tty blocking %s kept: %s" % (blocking, os.get_blocking(s) == blocking), flush=True)
+`;
+
+/** Seconds the client of SILENT_NONBLOCKING_STDIN stays silent. */
+const SILENT_SECONDS = 3;
+
+Deno.test({
+  name:
+    "stdin mode on a non-blocking socket, pipe or terminal: a silent client costs next to no CPU",
+  ...opts,
+  fn: async () => {
+    // Deno.stdin retries a read that fails with EAGAIN at once, so a silent
+    // client used to cost a whole CPU (2 to 3 s of CPU time in these 3 s).
+    // Waiting for readability costs a few milliseconds; the bound leaves room
+    // for a loaded host.
+    const work = await makeWorkDir("stdin");
+    const { configFile } = await writeConfig(work);
+    const r = await run("python3", [
+      "-c",
+      SILENT_NONBLOCKING_STDIN,
+      String(SILENT_SECONDS),
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 90000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const spent = ["socket", "pipe", "tty"].map((kind) => {
+      assert.match(r.stdout, new RegExp(`^${kind} greeting: 220 mx\\.test\\.example ESMTP`, "m"));
+      return [
+        kind,
+        Number(new RegExp(`^${kind} cpu: ([0-9.]+)$`, "m").exec(r.stdout)?.[1]),
+      ] as const;
+    });
+    assert.ok(
+      spent.every(([, cpu]) => cpu < 0.3),
+      `CPU time in ${SILENT_SECONDS} s of silence: ${spent.map((s) => s.join(" ")).join(", ")} s`,
+    );
+    assert.match(r.stdout, /^socket ehlo: 250 CHUNKING$/m, r.stdout);
+    assert.match(r.stdout, /^socket quit: 221 2\.0\.0 Bye$/m, r.stdout);
+    assert.match(r.stdout, /^socket status: 0$/m, r.stdout);
+    // EOF ends the session at once, not at smtpd_timeout (300 s).
+    const hangUp = /^pipe hang-up: status 0 after ([0-9.]+) s$/m.exec(r.stdout);
+    assert.ok(hangUp && Number(hangUp[1]) < 10, r.stdout);
+    assert.equal(r.stdout.match(/^tty helo: 250 mx\.test\.example$/gm)?.length, 2, r.stdout);
+    assert.equal(r.stdout.match(/^tty quit: 221 2\.0\.0 Bye$/gm)?.length, 2, r.stdout);
+    assert.equal(r.stdout.match(/^tty status: 0$/gm)?.length, 2, r.stdout);
+    // node:tty reads the terminal through its own open file: the shell's keeps its mode.
+    assert.match(r.stdout, /^tty blocking False kept: True$/m, r.stdout);
+    assert.match(r.stdout, /^tty blocking True kept: True$/m, r.stdout);
+  },
+});
+
+/**
+ * Python: a session on a socket in non-blocking mode (as above) that sends
+ * a message of about 3 MB in one go, then stays silent: prints the reply to
+ * the message, the reply that ends the silence and after how long, and the
+ * exit status. The message's body, as postcat shows it, goes to argv[1].
+ */
+const BIG_THEN_SILENT = `
+import os, random, socket, subprocess, sys, time
+random.seed(7)
+lines = ["".join(random.choice("abcdefghij .") for _ in range(random.randint(0, 900)))
+         for _ in range(7000)]
+lines = ["." + l if i % 97 == 0 else l for i, l in enumerate(lines)]
+open(sys.argv[1], "w").write("\\n".join(lines) + "\\n")
+a, b = socket.socketpair()
+b.setblocking(False)
+env = dict(os.environ, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000")
+p = subprocess.Popen(sys.argv[2:], stdin=b, stdout=b, stderr=subprocess.DEVNULL, env=env)
+b.close()
+f = a.makefile("rb")
+f.readline()
+for c in ["EHLO big.example", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.com>", "DATA"]:
+    a.sendall(c.encode() + b"\\r\\n")
+    line = f.readline()
+    while line[3:4] == b"-":
+        line = f.readline()
+stuffed = ["." + l if l.startswith(".") else l for l in lines]
+a.sendall(("Subject: big\\r\\n\\r\\n" + "\\r\\n".join(stuffed) + "\\r\\n.\\r\\n").encode())
+print("data:", f.readline().decode().strip(), flush=True)
+t = time.time()
+print("silence:", f.readline().decode().strip(), "after %.1f s" % (time.time() - t))
+print("status:", p.wait(30))
+`;
+
+Deno.test({
+  name:
+    "stdin mode on a non-blocking socket: a 3 MB message arrives intact, smtpd_timeout still ends the silence",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile, queueDir } = await writeConfig(work, 'smtpd_timeout = "2s"');
+    const bodyFile = join(work, "body.txt");
+    const r = await run("python3", [
+      "-c",
+      BIG_THEN_SILENT,
+      bodyFile,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 90000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^data: 250 2\.0\.0 Ok: queued as \w+$/m, r.stdout);
+    const silence =
+      /^silence: 421 4\.4\.2 mx\.test\.example Error: timeout exceeded after ([0-9.]+) s$/m
+        .exec(r.stdout);
+    assert.ok(silence && Number(silence[1]) >= 1.5 && Number(silence[1]) < 20, r.stdout);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+    const [file] = await queueFiles(queueDir, "maildrop");
+    const pc = await postcat(file as string);
+    const body = pc.slice(pc.indexOf("\n\n", pc.indexOf("Subject: big\n")) + 2);
+    const expected = await Deno.readTextFile(bodyFile);
+    assert.ok(body.startsWith(expected), "the body as postcat shows it differs from the one sent");
+    assert.match(body.slice(expected.length), /^\*\*\* HEADER EXTRACTED/);
+  },
+});
+
 Deno.test({
   name: "bare LF in DATA: normalized by default, refused with 550 under reject",
   ...opts,

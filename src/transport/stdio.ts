@@ -22,8 +22,11 @@
  */
 
 import { fstatSync } from "node:fs";
+import { Socket } from "node:net";
+import { isatty, ReadStream } from "node:tty";
 import { canonicalIp } from "../protocol/ip.ts";
 import type { ByteConn } from "./conn_duplex.ts";
+import { nodeTransport } from "./node_socket.ts";
 import type { PeerInfo, Transport } from "./types.ts";
 
 /** Environment variables consulted for the peer. */
@@ -175,12 +178,78 @@ export function stdioTransport(peer: PeerInfo, tls?: StdioTls): StdioTransport {
 /** The longest pause before another write to a full non-blocking stdout. */
 const NONBLOCK_PAUSE_MS = 50;
 
+/** Where the session's bytes come from: stdin, read as its kind allows. */
+interface StdinReader {
+  read(p: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
+/**
+ * Opens stdin for reading. Deno.stdin cannot wait for input on a descriptor
+ * in non-blocking mode: Deno 2.9 (ext/io) retries a read that fails with
+ * EAGAIN at once, without end, so a silent client cost a whole CPU until it
+ * spoke or smtpd_timeout ran out. A launcher may hand stdin over that way
+ * (O_NONBLOCK belongs to the open file, which the launcher shares: an event
+ * loop's accepted socket, a terminal a program left non-blocking).
+ *
+ * So stdin is read through node:net and node:tty, which wait for
+ * readability (epoll) and read only then, whatever the mode: no CPU while
+ * the client is silent, no delay once it speaks.
+ * - A terminal: node:tty opens it again, and reads through its own open file
+ *   (a terminal is shared with the shell): nothing shared changes.
+ * - A socket or pipe: node:net reads descriptor 0 itself, and sets
+ *   O_NONBLOCK when it was not set. The flags cannot be read first (fcntl
+ *   or /proc/self/fdinfo, which Deno grants only with --allow-all), nor
+ *   the descriptor opened again (/proc/self/fd/0: --allow-all too). It is
+ *   safe here: what a launcher hands over is this session's alone (inetd,
+ *   xinetd, tcpserver and systemd close their copy of the connection, or
+ *   the client would not see it end with the session; a shell keeps no end
+ *   of the pipe it makes), and this program's own descriptors on it cope:
+ *   stdout waits out a full buffer (below), stderr is not written to when
+ *   it is the client (stderrIsClient).
+ * - Anything else (a file, /dev/null: never EAGAIN) goes through Deno.stdin.
+ * @returns the reader
+ */
+function openStdin(): StdinReader {
+  const stream = stdinStream();
+  if (!stream) return DENO_STDIN;
+  const t = nodeTransport(stream, { kind: "local" });
+  return { read: (p) => t.read(p), close: () => t.close() };
+}
+
+/**
+ * stdin as a node stream, when it is a terminal, a socket or a pipe.
+ * @returns the stream, or undefined for anything else
+ */
+function stdinStream(): Socket | undefined {
+  try {
+    if (isatty(0)) return new ReadStream(0);
+    const st = fstatSync(0);
+    if (!st.isSocket() && !st.isFIFO()) return undefined;
+    return new Socket({ fd: 0, readable: true, writable: false, allowHalfOpen: true });
+  } catch {
+    return undefined; // fstat failed, or a socket node:net cannot take (datagrams)
+  }
+}
+
+/** stdin through Deno.stdin. */
+const DENO_STDIN: StdinReader = {
+  read: (p) => Deno.stdin.read(p),
+  close: () => {
+    try {
+      Deno.stdin.close();
+    } catch { /* closed */ }
+  },
+};
+
 /** stdin and stdout as one connection: closeWrite() closes stdout, close() both. */
 function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
   let done: () => void = () => {};
   const closed = new Promise<void>((r) => (done = r));
   let outOpen = true;
   let inOpen = true;
+  // Opened at the first read: a session refused before it reads leaves stdin as it was.
+  let stdin: StdinReader | undefined;
   const closeOut = () => {
     if (!outOpen) return;
     outOpen = false;
@@ -189,7 +258,11 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
     } catch { /* closed */ }
   };
   return {
-    read: (p) => Deno.stdin.read(p),
+    read: (p) => {
+      if (!inOpen) return Promise.resolve(null);
+      stdin ??= openStdin();
+      return stdin.read(p);
+    },
     write: async (p) => {
       // A launcher may hand over stdout in non-blocking mode (O_NONBLOCK
       // belongs to the open file, shared with the parent): once the pipe
@@ -213,9 +286,7 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
       closeOut();
       if (inOpen) {
         inOpen = false;
-        try {
-          Deno.stdin.close();
-        } catch { /* closed */ }
+        (stdin ?? DENO_STDIN).close();
       }
       done();
     },
