@@ -7,7 +7,10 @@
  * only with SMTPUTF8 on; off, each command reads the line as it comes
  * (NOOP and QUIT take anything, RSET refuses an argument, an unknown word
  * is unknown) and the HELO name keeps "?" for each byte outside printable
- * ASCII. Needs root and Postfix.
+ * ASCII. An 8-bit local part is taken and its bytes, and those of an
+ * ORCPT, reach the queue file as they came (compared with postcat, byte
+ * for byte), as do those a 555 reply echoes; a refusal's text has a space
+ * for each; the log a "?". Needs root and Postfix.
  */
 
 import assert from "node:assert/strict";
