@@ -107,3 +107,66 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "smtpd queue list and cat show a client's C1 control (0x9b is CSI) as '?', JSON escaped, not to the terminal",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("queuelist-c1");
+    const configFile = join(dir, "smtpd.toml").slice(ROOT.length);
+    // With smtputf8_enable off an 8-bit local part is taken, as in Postfix.
+    const d = await startDaemon("smtpd_peername_lookup = false\nsmtputf8_enable = false", { dir });
+    try {
+      const c = await RawClient.connect(d.port);
+      let id = "";
+      try {
+        await c.reply();
+        await c.send(
+          Uint8Array.from(
+            "EHLO x\r\nMAIL FROM:<j\x9b31m@example.org>\r\nRCPT TO:<k\xc2\x9b2J\xe9@example.com>\r\nDATA\r\n",
+            (ch) => ch.charCodeAt(0),
+          ),
+        );
+        const replies = [];
+        for (let i = 0; i < 4; i++) replies.push(await c.reply());
+        assert.match(replies[3] ?? "", /^354 /, replies.join(""));
+        await c.send("Subject: q\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+        const queued = await c.reply();
+        id = /queued as (\S+)/.exec(queued)?.[1] ?? "";
+        assert.ok(id, queued);
+      } finally {
+        c.close();
+      }
+      const queue = async (...args: string[]) => {
+        const r = await run(
+          Deno.execPath(),
+          await smtpdArgs(["queue", ...args, "-c", configFile]),
+        );
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout;
+      };
+      const list = await queue("list");
+      // The content is shown as it is, as postcat shows it (ISO-2022-JP
+      // text holds ESC): the envelope is judged.
+      const cat = (await queue("cat", id)).split("*** CONTENT ***")[0] as string;
+      const json = await queue("list", "--json");
+      for (const text of [list, cat, json]) {
+        // deno-lint-ignore no-control-regex
+        assert.doesNotMatch(text, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/, JSON.stringify(text));
+      }
+      // A record that is not UTF-8 is read byte by byte (ISO 8859-1).
+      assert.match(list, /j\?31m@example\.org\n +k\u00c2\?2J\u00e9@example\.com$/m);
+      assert.match(
+        cat,
+        /^sender: j\?31m@example\.org\nrecipient: k\u00c2\?2J\u00e9@example\.com$/m,
+      );
+      // The JSON says what the records hold.
+      const [entry] = JSON.parse(json) as { sender: string; recipients: string[] }[];
+      assert.equal(entry?.sender, "j\x9b31m@example.org");
+      assert.deepEqual(entry?.recipients, ["k\u00c2\u009b2J\u00e9@example.com"]);
+    } finally {
+      await d.stop();
+    }
+  },
+});

@@ -14,6 +14,7 @@
 
 import type { Config } from "../config/mod.ts";
 import type { BodySink } from "../io/dot_reader.ts";
+import { encodeWireText } from "../io/wire_text.ts";
 import { quoteAddress } from "../log/mod.ts";
 import { REPLY, type Reply } from "../protocol/reply.ts";
 import {
@@ -494,9 +495,10 @@ export class MessageDraft implements BodySink {
     // table can put a UTF-8 address or HELO name into one).
     for (const h of env.prepend ?? []) {
       if (!isAscii(h)) this.#headerOpts = SMTPUTF8_HEADER;
-      this.#write(encoder.encode(h), false);
+      this.#write(encodeWireText(h), false);
     }
-    for (const l of received.split("\n")) this.#write(encoder.encode(l), false);
+    // An 8-bit byte of an address (smtputf8_enable off) goes in as the byte.
+    for (const l of received.split("\n")) this.#write(encodeWireText(l), false);
     // header_size_limit may have cut a long line: the block ends with it.
     headers.closeLastLine();
     // Bcc:, Resent-Bcc:, Content-Length: and Return-Path: go, with their
@@ -537,7 +539,7 @@ export class MessageDraft implements BodySink {
     if (!(facts.resent ? facts.hasResentFrom : facts.hasFrom) && env.origin.local) {
       // Quoted as Postfix's cleanup writes it: `"a>, b"@x` is one address, `a>, b@x` two.
       const from = env.sender === "" ? `MAILER-DAEMON@${cfg.myhostname}` : quoteAddress(env.sender);
-      this.#write(encoder.encode(`${resent}From: ${from}`), false);
+      this.#write(encodeWireText(`${resent}From: ${from}`), false);
     }
   }
 

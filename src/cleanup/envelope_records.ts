@@ -9,6 +9,7 @@
  * @module
  */
 
+import { encodeWireText } from "../io/wire_text.ts";
 import { foldCase } from "../policy/fold_case.ts";
 import type { QueueRecipient } from "../queue/mod.ts";
 
@@ -162,8 +163,6 @@ export function isAscii(text: string): boolean {
   return /^[\x00-\x7f]*$/.test(text);
 }
 
-const utf8 = new TextEncoder();
-
 /**
  * The longest payload among the envelope records a queue file gets from
  * these facts (A name=value, S, O, R and each recipient's DSN records), in
@@ -179,10 +178,10 @@ export function longestEnvelopeRecord(
   recipients: readonly QueueRecipient[],
   attributes: readonly (readonly [string, string])[],
 ): number {
-  let most = utf8.encode(sender).length;
+  let most = encodeWireText(sender).length;
   const see = (text: string) => {
     // A byte count is needed only when the text could be long enough to matter.
-    if (text.length * 3 > most) most = Math.max(most, utf8.encode(text).length);
+    if (text.length * 3 > most) most = Math.max(most, encodeWireText(text).length);
   };
   for (const [name, value] of attributes) see(`${name}=${value}`);
   for (const r of recipients) {

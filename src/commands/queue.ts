@@ -1,11 +1,16 @@
 /**
  * `smtpd queue list` and `smtpd queue cat ID`: the queue as this program
- * reads it, without Postfix's tools.
+ * reads it, without Postfix's tools. The envelope is a client's text: its
+ * addresses and attributes are shown with control characters (C1 too:
+ * 0x9b is a terminal's CSI) and the other characters the log sanitizer
+ * replaces as "?", as Postfix's mailq shows them through printable(); the
+ * JSON escapes them. The message content is shown as it is (as postcat).
  *
  * @module
  */
 
 import { type Config } from "../config/mod.ts";
+import { sanitizeLogText } from "../log/mod.ts";
 import { findQueueFile, listQueue, QueueReadError } from "../queue/mod.ts";
 import { err, out } from "./output.ts";
 
@@ -30,17 +35,17 @@ async function queueCommand(config: Config, args: string[], json: boolean): Prom
   if (args[0] === "list") {
     const entries = await listQueue(config.queue_directory);
     if (json) {
-      out(JSON.stringify(entries, null, 2));
+      out(toJson(entries));
       return 0;
     }
     const rows = entries.map((e) =>
       [
         `${e.id.padEnd(16)} ${String(e.size).padStart(8)}  ${e.arrival ?? "-"}  ${
           e.queue.padEnd(9)
-        } ${e.sender === "" ? "MAILER-DAEMON" : e.sender ?? "-"}${
+        } ${e.sender === "" ? "MAILER-DAEMON" : sanitizeLogText(e.sender ?? "-")}${
           e.complete ? "" : `  (${e.problem})`
         }`,
-        ...e.recipients.map((r) => `${" ".repeat(63)}${r}`),
+        ...e.recipients.map((r) => `${" ".repeat(63)}${sanitizeLogText(r)}`),
       ].join("\n")
     );
     out(rows.length ? rows.join("\n") + `\n-- ${entries.length} files` : "Mail queue is empty");
@@ -52,18 +57,32 @@ async function queueCommand(config: Config, args: string[], json: boolean): Prom
     return 1;
   }
   if (json) {
-    out(JSON.stringify(e, null, 2));
+    out(toJson(e));
     return 0;
   }
   out([
     `*** ENVELOPE ${e.queue}/${e.id} (${e.size} bytes, ${e.complete ? "complete" : e.problem}) ***`,
     `arrival: ${e.arrival ?? "-"}`,
-    `sender: ${e.sender ?? "-"}`,
-    ...e.recipients.map((r) => `recipient: ${r}`),
-    ...Object.entries(e.attributes).map(([k, v]) => `attribute: ${k}=${v}`),
+    `sender: ${sanitizeLogText(e.sender ?? "-")}`,
+    ...e.recipients.map((r) => `recipient: ${sanitizeLogText(r)}`),
+    ...Object.entries(e.attributes).map(([k, v]) => `attribute: ${sanitizeLogText(`${k}=${v}`)}`),
     "*** CONTENT ***",
     (e.content ?? "").replace(/\n$/, ""),
     "*** END ***",
   ].join("\n"));
   return e.complete ? 0 : 1;
+}
+
+/**
+ * JSON with DEL, the C1 controls and the line separators as `\uXXXX`
+ * (JSON.stringify escapes only C0), so that printing it on a terminal shows
+ * them as text; what it says is the same.
+ * @param value what to write
+ * @returns the JSON text
+ */
+function toJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -12,8 +12,7 @@ export interface ByteSink {
 }
 
 import { Deadline } from "./deadline.ts";
-
-const encoder = new TextEncoder();
+import { encodeWireText } from "./wire_text.ts";
 
 /** Raised when the client does not take a reply within the timeout (it does not read). */
 export class WriteTimeoutError extends Error {
@@ -75,7 +74,9 @@ export class ReplyWriter {
     if (this.#pending.length === 0) return Promise.resolve();
     const text = this.#pending;
     this.#pending = "";
-    const bytes = encoder.encode(text);
+    // A reply that echoes the client's text gives its 8-bit bytes back as
+    // they came (smtputf8_enable off), as Postfix's smtpd does.
+    const bytes = encodeWireText(text);
     this.#deadline.at = Date.now() + timeoutMs;
     return this.#deadline.race(writeAll(this.#sink, bytes));
   }

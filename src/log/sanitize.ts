@@ -21,6 +21,8 @@
  * @module
  */
 
+import { isRawByteChar } from "../io/wire_text.ts";
+
 // One pass, by Unicode property: controls (C0, DEL, C1), format characters,
 // line and paragraph separators, surrogates (with the u flag only a lone
 // one is a code point of its own), default-ignorables, noncharacters.
@@ -43,9 +45,9 @@ const encoder = new TextEncoder();
 /**
  * Postfix's printable() with smtputf8_enable off: each byte outside
  * printable ASCII becomes "?", so a character of n UTF-8 bytes becomes n
- * of them. U+FFFD is one: it is what a command byte that is not UTF-8 was
- * read as (parseCommand reads each such byte as one U+FFFD); a U+FFFD the
- * client sent as UTF-8 is then one "?" where Postfix writes three.
+ * of them. A command byte that is not part of a UTF-8 character was read
+ * as one character that stands for it (`rawByteChar`, a lone surrogate):
+ * that is one "?", as the one byte in Postfix's log.
  * @param text the text of one log line, or a HELO name
  * @returns the text in printable ASCII
  */
@@ -54,6 +56,6 @@ export function asciiLogText(text: string): string {
   if (!NOT_PRINTABLE_ASCII.test(text)) return text;
   return text.replace(
     NOT_PRINTABLE_ASCII,
-    (ch) => ch === "\ufffd" ? "?" : "?".repeat(encoder.encode(ch).length),
+    (ch) => isRawByteChar(ch) ? "?" : "?".repeat(encoder.encode(ch).length),
   );
 }

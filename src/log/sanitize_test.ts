@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rawByteChar } from "../io/wire_text.ts";
 import { asciiLogText, sanitizeLogText } from "./sanitize.ts";
 import { Logger } from "./logger.ts";
 
@@ -74,14 +75,16 @@ Deno.test("asciiLogText() (smtputf8_enable off): a '?' for each byte outside pri
   assert.equal(asciiLogText("j\u00f6@x.example"), "j??@x.example");
   assert.equal(asciiLogText("\u65e5 \u{1f600}"), "??? ????");
   assert.equal(asciiLogText("a\tb\r\n\x7f\u0085"), "a?b?????");
-  // U+FFFD stands for one byte that was not UTF-8.
-  assert.equal(asciiLogText("j\ufffd\ufffdx"), "j??x");
+  // A raw-byte character stands for one byte that was not UTF-8; a U+FFFD
+  // the client sent is three bytes, as in Postfix's log.
+  assert.equal(asciiLogText(`j${rawByteChar(0xff)}${rawByteChar(0x80)}x`), "j??x");
+  assert.equal(asciiLogText("j\ufffdx"), "j???x");
   assert.equal(asciiLogText("j\u00f6"), "j??");
 });
 
 Deno.test("Logger with utf8 false: the line holds printable ASCII only", () => {
   const lines: string[] = [];
   const log = new Logger({ tag: "t", host: "h", sinks: [(l) => lines.push(l)], utf8: false });
-  log.warning("in VRFY command: <j\u00f6@x\ufffd.example>");
+  log.warning(`in VRFY command: <j\u00f6@x${rawByteChar(0xff)}.example>`);
   assert.match(lines[0] as string, /: warning: in VRFY command: <j\?\?@x\?\.example>\n$/);
 });

@@ -12,7 +12,12 @@
  * With SMTPUTF8 (RFC 6531 §3.3) a local part may hold UTF-8 characters
  * (`atext =/ UTF8-non-ascii`, in quoted strings too) and a domain may hold
  * U-labels, valid when IDNA (UTS #46) maps them to an ASCII host name.
- * Without it both stay ASCII only. No Unicode normalization is applied
+ * Without it both stay ASCII only, except that with smtputf8_enable off for
+ * the whole instance the local part may hold any 8-bit text, as Postfix's
+ * smtpd takes it then ("historically, Postfix does not forbid 8-bit
+ * envelope localparts"; its smtpd_check_addr judges the domain only),
+ * bytes that are not UTF-8 included (each a `rawByteChar`, written back as
+ * the byte). No Unicode normalization is applied
  * (Postfix applies none either): addresses are kept as sent.
  *
  * @module
@@ -52,6 +57,11 @@ export interface ParsePathOptions {
   strict: boolean;
   /** Allow UTF-8 in the local part and domain (the transaction has SMTPUTF8). */
   utf8?: boolean;
+  /**
+   * Allow any 8-bit text in the local part, the domain staying ASCII
+   * (smtputf8_enable off, as Postfix's smtpd then).
+   */
+  eightBit?: boolean;
 }
 
 /** The null reverse-path `<>`. */
@@ -145,9 +155,10 @@ export function parsePath(text: string, options: ParsePathOptions): PathParse {
   }
   if (rest !== "" && !/^[ \t]/.test(rest)) return { ok: false };
   const utf8 = options.utf8 === true;
-  const compact = compactRoutedPath(inner, utf8, options.strict);
+  const eightBit = !utf8 && options.eightBit === true;
+  const compact = compactRoutedPath(inner, utf8 || eightBit, options.strict);
   if (compact === undefined) return { ok: false };
-  const address = parseMailbox(compact, utf8);
+  const address = parseMailbox(compact, utf8, eightBit);
   if (!address) return { ok: false };
   return { ok: true, address, params: trimBlanks(rest), ...(bracketed ? { sent: inner } : {}) };
 }
@@ -209,11 +220,13 @@ const NOT_PLAIN = /[ \t()"[\]]/;
  * (Postfix quotes it into the local part), an unclosed quoted string or
  * literal. Two words in a row (`<a b@c>`, `<a(c)b@d>`) are refused, as
  * Postfix refuses them (two addresses). No control character (a tab is
- * white space), and without SMTPUTF8 nothing 8-bit, comments included.
+ * white space), and without SMTPUTF8 (or smtputf8_enable off) nothing
+ * 8-bit, comments included.
  * With strict_rfc821_envelopes a comment is refused, white space is not
  * (as Postfix: its strict check counts comments as text beside the address).
  * @param inner the text between the angle brackets
- * @param utf8 whether UTF-8 is allowed (SMTPUTF8)
+ * @param utf8 whether 8-bit text is allowed (SMTPUTF8, or smtputf8_enable
+ *   off); parseMailbox judges where
  * @param strict strict_rfc821_envelopes: no comments
  * @returns the compact text, or undefined when refused
  */
@@ -378,15 +391,23 @@ const DOMAIN =
   /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 /** atext plus UTF8-non-ascii (RFC 6531 §3.3), without the C1 controls. */
 const ATEXT_UTF8 = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u00a0-\u{10ffff}]+$/u;
+/** atext plus any 8-bit text (smtputf8_enable off): raw bytes and C1 too, as Postfix. */
+const ATEXT_8BIT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10ffff}]+$/u;
 const LITERAL = /^\[(\d+(\.\d+){3}|IPv6:[0-9A-Fa-f:.]+)\]$/;
 
 /**
  * Parses the inside of a path: "", `[@route,...:]local[@domain]`.
  * @param inner text between the angle brackets
  * @param utf8 whether UTF-8 is allowed (SMTPUTF8)
+ * @param eightBit whether any 8-bit text is allowed in the local part
+ *   (smtputf8_enable off)
  * @returns the address, or undefined when the syntax is bad
  */
-export function parseMailbox(inner: string, utf8 = false): Address | undefined {
+export function parseMailbox(
+  inner: string,
+  utf8 = false,
+  eightBit = false,
+): Address | undefined {
   if (inner === "") return NULL_ADDRESS;
   let s = inner;
   const route: string[] = [];
@@ -413,10 +434,10 @@ export function parseMailbox(inner: string, utf8 = false): Address | undefined {
         if (i >= s.length) return undefined;
         // RFC 5321 quoted-pairSMTP: a backslash and one printable ASCII character.
         const q = s.charCodeAt(i);
-        if (!quotable(q, utf8)) return undefined;
+        if (!quotable(q, utf8, eightBit)) return undefined;
         out += s[i];
       } else if (c === '"') break;
-      else if (!quotable(c.charCodeAt(0), utf8)) return undefined;
+      else if (!quotable(c.charCodeAt(0), utf8, eightBit)) return undefined;
       else out += c;
     }
     if (i >= s.length) return undefined;
@@ -432,7 +453,7 @@ export function parseMailbox(inner: string, utf8 = false): Address | undefined {
     domainPart = at < 0 ? undefined : s.slice(at + 1);
     // An unquoted "@" in the local part is sender-specified routing
     // (u@v@w); keep it for relay control, but no empty pieces.
-    const atext = utf8 ? ATEXT_UTF8 : ATEXT;
+    const atext = utf8 ? ATEXT_UTF8 : eightBit ? ATEXT_8BIT : ATEXT;
     if (local.split("@").some((piece) => piece === "" || !atext.test(piece))) return undefined;
   }
   if (domainPart !== undefined && !(utf8 ? isUtf8Domain(domainPart) : isDomain(domainPart))) {
@@ -442,9 +463,12 @@ export function parseMailbox(inner: string, utf8 = false): Address | undefined {
   return { local, domain: domainPart ?? "", route, quoted };
 }
 
-/** A character of a quoted string: printable ASCII, or UTF-8 past the C1 controls. */
-function quotable(c: number, utf8: boolean): boolean {
-  return (c >= 32 && c <= 126) || (utf8 && c >= 0xa0);
+/**
+ * A character of a quoted string: printable ASCII, or UTF-8 past the C1
+ * controls (SMTPUTF8), or any 8-bit text (smtputf8_enable off).
+ */
+function quotable(c: number, utf8: boolean, eightBit: boolean): boolean {
+  return (c >= 32 && c <= 126) || (utf8 && c >= 0xa0) || (eightBit && c >= 0x80);
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rawByteChar } from "../io/wire_text.ts";
 import {
   type Address,
   addressText,
@@ -170,6 +171,27 @@ Deno.test("compactPath() takes 8-bit comments and words only with SMTPUTF8", () 
   assert.equal(compactPath("u(\u00e9)@x.example", true), "u@x.example");
   assert.equal(compactPath("\u00e9 @ x.example", true), "\u00e9@x.example");
   assert.equal(compactPath("u(\u00e9)@x.example"), undefined);
+});
+
+Deno.test("parsePath() with eightBit (smtputf8_enable off): any 8-bit local part, an ASCII domain", () => {
+  const raw = rawByteChar(0xf6);
+  for (
+    const [input, local] of [
+      [`<j${raw}@x.example>`, `j${raw}`],
+      ["<j\u00f6\u0085@x.example>", "j\u00f6\u0085"],
+      [`<"a ${raw}"@x.example>`, `a ${raw}`],
+      [`<a(${raw})@x.example>`, "a"],
+      [`<${raw}>`, raw],
+    ] as const
+  ) {
+    const r = parsePath(input, { strict: false, eightBit: true });
+    assert.ok(r.ok, input);
+    assert.equal(r.address.local, local);
+    assert.deepEqual(parsePath(input, { strict: false }), { ok: false });
+  }
+  for (const input of [`<j@x${raw}.example>`, "<j@\u00e9.example>", "<j\u00f6\x01@x>"]) {
+    assert.deepEqual(parsePath(input, { strict: false, eightBit: true }), { ok: false }, input);
+  }
 });
 
 Deno.test("compactPath() is linear on long runs of comments and blanks", () => {

@@ -35,6 +35,11 @@ export interface ParamOptions {
   readonly smtputf8?: boolean;
   /** DSN is on (not discarded). @default {false} */
   readonly dsn?: boolean;
+  /**
+   * smtputf8_enable is off: an ORCPT may hold bytes that are not UTF-8, kept
+   * as they are (as Postfix). @default {false}
+   */
+  readonly eightBit?: boolean;
 }
 
 /** RFC 3461 §4.4: an ENVID is at most 100 characters (as sent, xtext). */
@@ -191,7 +196,7 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
         ? undefined
         : type.toLowerCase() === "utf-8"
         ? decodeUtf8AddrXtext(coded)
-        : decodeXtext(coded);
+        : decodeXtext(coded, options.eightBit === true);
       // An empty address is xtext too (RFC 3461 §4.2: *xchar); Postfix takes it.
       if (orcpt !== undefined || address === undefined) return REPLY.badOrcpt;
       orcpt = { type, address };

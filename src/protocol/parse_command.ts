@@ -3,16 +3,18 @@
  * other control bytes are refused here (500), and so are lines with invalid
  * UTF-8 when SMTPUTF8 is on (Postfix's "bad UTF-8 syntax"), so no handler
  * ever sees them. With smtputf8_enable off, Postfix reads such a line as
- * any other; here each byte that is not UTF-8 becomes one U+FFFD (so the
- * log's "?" for it is one per byte, as Postfix's printable()), and the
- * command answers as for other non-ASCII text (a MAIL address is refused,
- * NOOP and QUIT take it, an unknown word is unknown). The verb is the first word, whatever it holds, as
+ * any other; here each byte that is not part of a UTF-8 character becomes
+ * one character that stands for it (`rawByteChar`, written back as the
+ * byte where Postfix writes it: an echoing reply, the queue file; one "?"
+ * in the log, as Postfix's printable()), and the command answers as for
+ * other 8-bit text (NOOP and QUIT take it, an unknown word is unknown). The verb is the first word, whatever it holds, as
  * Postfix's first token: `MA-IL x` is an unknown command, and `Subject:`
  * or `{"a":1}` reach the session's non-SMTP command check.
  *
  * @module
  */
 
+import { decodeWireBytes } from "../io/wire_text.ts";
 import { asciiUpperCase } from "./esmtp_params.ts";
 import { REPLY, type Reply } from "./reply.ts";
 
@@ -33,7 +35,8 @@ const latin1 = new TextDecoder("latin1");
  * Parses one command line (without CRLF).
  * @param line the raw bytes
  * @param strictUtf8 whether a line that is not UTF-8 is refused
- *   (smtputf8_enable), else read with U+FFFD for each byte that is not UTF-8
+ *   (smtputf8_enable), else read with a `rawByteChar` for each byte that is
+ *   not part of a UTF-8 character
  * @returns the verb and argument, or an error reply
  */
 export function parseCommand(
@@ -55,7 +58,7 @@ export function parseCommand(
       text = utf8.decode(line);
     } catch {
       if (strictUtf8) return { error: REPLY.badUtf8 };
-      text = bytewiseUtf8(line);
+      text = decodeWireBytes(line);
     }
   }
   text = trimBlanks(text);
@@ -67,47 +70,6 @@ export function parseCommand(
   // is an unknown word, not QUIT or STARTTLS.
   const verb = ascii ? word.toUpperCase() : asciiUpperCase(word);
   return { verb, arg: m[2] ?? "" };
-}
-
-/**
- * The line read as UTF-8 where it is, and each other byte as one U+FFFD
- * (TextDecoder's replacement takes a cut-off sequence as one: "\xe2\x82"
- * would be one U+FFFD where Postfix sees two bytes).
- * @param line the raw bytes
- * @returns the text
- */
-function bytewiseUtf8(line: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  while (i < line.length) {
-    const b = line[i] as number;
-    const size = b < 0x80
-      ? 1
-      : b >= 0xc2 && b <= 0xdf
-      ? 2
-      : b >= 0xe0 && b <= 0xef
-      ? 3
-      : b >= 0xf0 && b <= 0xf4
-      ? 4
-      : 0;
-    if (size === 1) {
-      out += String.fromCharCode(b);
-      i++;
-      continue;
-    }
-    if (size > 0 && i + size <= line.length) {
-      try {
-        out += utf8.decode(line.subarray(i, i + size));
-        i += size;
-        continue;
-      } catch {
-        // not a whole character: this byte alone
-      }
-    }
-    out += "\ufffd";
-    i++;
-  }
-  return out;
 }
 
 /**

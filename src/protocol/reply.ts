@@ -207,12 +207,22 @@ export const REPLY = {
  * parameter is echoed as the log shows it: what parseCommand lets through
  * may still hold a C1 control (U+009B is a terminal's CSI), a line
  * separator or a bidi control, which go back as "?" (Postfix echoes them raw).
+ * A byte that is not UTF-8 (smtputf8_enable off: a `rawByteChar`) goes back
+ * as it came, as Postfix's smtpd echoes it, but one of 0x80-0x9f is "?"
+ * too: in an 8-bit character set it is a C1 control (0x9b is CSI).
  * @param name the parameter as the client sent it
  * @returns the reply
  */
 export function unsupportedOption(name: string): Reply {
-  return reply(555, "5.4", `Unsupported option: ${sanitizeLogText(name)}`);
+  return reply(
+    555,
+    "5.4",
+    `Unsupported option: ${name.replace(NOT_RAW_PRINTABLE, sanitizeLogText)}`,
+  );
 }
+
+/** The text between the raw bytes 0xa0-0xff (lone U+DCA0-U+DCFF) of a parameter. */
+const NOT_RAW_PRINTABLE = /[^\udca0-\udcff]+/gu;
 
 /**
  * 334 with a server challenge (base64, possibly empty) during AUTH (RFC 4954 §4).

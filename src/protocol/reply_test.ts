@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rawByteChar } from "../io/wire_text.ts";
 import {
   closing,
   enhancedStatus,
@@ -88,6 +89,14 @@ Deno.test("replyForLog() puts a multi-line reply on one line", () => {
 
 Deno.test("unsupportedOption() answers 555 5.5.4 naming the parameter", () => {
   assert.equal(formatReply(unsupportedOption("FOO=1")), "555 5.5.4 Unsupported option: FOO=1\r\n");
+});
+
+Deno.test("unsupportedOption() keeps a client's byte 0xa0-0xff that is not UTF-8, not 0x80-0x9f", () => {
+  const name = `FOO=${rawByteChar(0xe9)}${rawByteChar(0x9b)}\u009b\u202e\u00e9`;
+  assert.equal(
+    unsupportedOption(name).text,
+    `Unsupported option: FOO=${rawByteChar(0xe9)}???\u00e9`,
+  );
 });
 
 Deno.test("closing() answers 421 with the host name first", () => {

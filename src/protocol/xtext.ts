@@ -7,8 +7,14 @@
  * "utf-8" address type of ORCPT (RFC 6533 §3) uses unitext instead, where
  * `\x{HEX}` stands for one Unicode code point.
  *
+ * With smtputf8_enable off an ORCPT may also hold bytes that are not UTF-8,
+ * as sent or as "+HH" (Postfix keeps them as they are): they are decoded to
+ * the `rawByteChar` that stands for each and written back as the byte.
+ *
  * @module
  */
+
+import { decodeWireBytes, isRawByteChar } from "../io/wire_text.ts";
 
 const encoder = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is a character of the text, not a mark to
@@ -22,9 +28,10 @@ const PLAIN_XTEXT = /^[\x21-\x2a\x2c-\x7e]*$/;
  * @param text the encoded text (printable ASCII; as in Postfix's
  *   xtext_unquote, a non-ASCII character stands for itself: Exim sends an
  *   SMTPUTF8 recipient's ORCPT as `rfc822;` and the address in UTF-8)
+ * @param eightBit whether bytes that are not UTF-8 are taken (smtputf8_enable off)
  * @returns the decoded text, or undefined when malformed or when it decodes to a control character
  */
-export function decodeXtext(text: string): string | undefined {
+export function decodeXtext(text: string, eightBit = false): string | undefined {
   // Printable ASCII without "+" stands for itself (the common case, and an
   // ORCPT of 500 characters would otherwise go through a byte array).
   if (PLAIN_XTEXT.test(text)) return text;
@@ -43,6 +50,10 @@ export function decodeXtext(text: string): string | undefined {
       // One code point (a surrogate pair is two UTF-16 units); a lone
       // surrogate is no character.
       const ch = String.fromCodePoint(text.codePointAt(i) as number);
+      if (eightBit && isRawByteChar(ch)) {
+        bytes.push(ch.charCodeAt(0) & 0xff);
+        continue;
+      }
       if (/\p{Cs}/u.test(ch)) return undefined;
       bytes.push(...encoder.encode(ch));
       i += ch.length - 1;
@@ -52,7 +63,8 @@ export function decodeXtext(text: string): string | undefined {
   try {
     decoded = strictUtf8.decode(new Uint8Array(bytes));
   } catch {
-    return undefined;
+    if (!eightBit) return undefined;
+    decoded = decodeWireBytes(new Uint8Array(bytes));
   }
   return hasControl(decoded) ? undefined : decoded;
 }

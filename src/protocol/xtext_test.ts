@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rawByteChar } from "../io/wire_text.ts";
 import { decodeUtf8AddrXtext, decodeXtext, encodeXtext } from "./xtext.ts";
 
 const CASES: [string, string | undefined][] = [
@@ -72,4 +73,15 @@ Deno.test("decodeXtext() gives printable ASCII without + back as it is, and refu
   }
   assert.equal(decodeXtext("a+2Bb"), "a+b");
   assert.equal(decodeXtext(""), "");
+});
+
+Deno.test("decodeXtext() with eightBit (smtputf8_enable off) keeps bytes that are not UTF-8", () => {
+  const raw = rawByteChar(0xf6);
+  assert.equal(decodeXtext(`k${raw}@x`), undefined);
+  assert.equal(decodeXtext("k+F6@x"), undefined);
+  assert.equal(decodeXtext(`k${raw}@x`, true), `k${raw}@x`);
+  assert.equal(decodeXtext("k+F6+C3+B6@x", true), `k${raw}\u00f6@x`);
+  // Controls stay refused.
+  assert.equal(decodeXtext("a+00b", true), undefined);
+  assert.equal(decodeXtext("a+0D+0Ab", true), undefined);
 });

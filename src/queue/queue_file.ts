@@ -7,6 +7,8 @@
  * @module
  */
 
+import { encodeWireText } from "../io/wire_text.ts";
+
 /** Record types used by the writer and understood by the reader. */
 export const REC = {
   size: 0x43, // C: fixed-width size record, rewritten at commit
@@ -56,8 +58,6 @@ export function formatSize(f: SizeFields): string {
     .map((n) => String(n).padStart(15, " "))
     .join(" ");
 }
-
-const encoder = new TextEncoder();
 
 /** A growable byte buffer that encodes records. */
 export class RecordBuffer {
@@ -183,7 +183,8 @@ export class RecordBuffer {
   }
 
   /**
-   * Appends one record with a text payload (UTF-8).
+   * Appends one record with a text payload (UTF-8; a client's 8-bit byte
+   * that is not UTF-8, smtputf8_enable off, as the byte: `encodeWireText`).
    * @param type the record type byte
    * @param text the payload
    */
@@ -193,7 +194,7 @@ export class RecordBuffer {
     const n = text.length;
     for (let k = 0; k < n; k++) {
       if (text.charCodeAt(k) > 127) {
-        this.put(type, encoder.encode(text));
+        this.put(type, encodeWireText(text));
         return;
       }
     }

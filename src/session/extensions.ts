@@ -16,7 +16,8 @@ import { ehloDiscards } from "./ehlo_keywords.ts";
  * The MAIL/RCPT parameter options of a session.
  * @param config the configuration
  * @param discard the session's discarded keywords (default: smtpd_discard_ehlo_keywords)
- * @returns whether SMTPUTF8 and DSN are on
+ * @returns whether SMTPUTF8 and DSN are on, and whether 8-bit text that
+ *   SMTPUTF8 does not cover is taken (smtputf8_enable off, as Postfix)
  */
 export function offeredExtensions(
   config: Pick<Config, "smtputf8_enable" | "smtpd_discard_ehlo_keywords">,
@@ -25,5 +26,6 @@ export function offeredExtensions(
   return {
     smtputf8: config.smtputf8_enable && !discard.has("SMTPUTF8"),
     dsn: !discard.has("DSN"),
+    eightBit: !config.smtputf8_enable,
   };
 }

@@ -19,6 +19,7 @@ import {
   type PolicyStage,
   Trace,
 } from "../policy/mod.ts";
+import { isRawByteChar } from "../io/wire_text.ts";
 import type { Reply } from "../protocol/reply.ts";
 import type { MessageEffect } from "../policy/decision.ts";
 import type { ClientIdentity } from "./client.ts";
@@ -41,6 +42,8 @@ export interface StageSession {
   readonly command: string;
   /** Facts for policy services (check_policy_service). */
   readonly more?: Partial<PolicyContext>;
+  /** smtputf8_enable (default true); off, a refusal's text is printable ASCII. */
+  readonly utf8?: boolean;
 }
 
 /** A stage's outcome for the session. */
@@ -108,16 +111,38 @@ export async function checkStage(
   if (decision.kind !== "reject" && decision.kind !== "defer") {
     return { refused: undefined, effects: changes };
   }
+  const refused = s.utf8 === false ? asciiReply(decision.reply) : decision.reply;
   log.reject({
     id: facts.queueId,
     stage: verb,
     peer: c,
-    reply: decision.reply,
+    reply: refused,
     from: facts.from ?? s.tx?.senderText,
     to: facts.to,
     proto: s.protocol,
     helo: s.helo,
   });
   if (s.verbosity >= 1) log.logger.debug(`NOQUEUE: decided by ${decision.by}`, 0);
-  return { refused: decision.reply, effects: changes };
+  return { refused, effects: changes };
+}
+
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/gu;
+const encoder = new TextEncoder();
+
+/**
+ * A refusal as Postfix's smtpd_check_reject sends and logs it with
+ * smtputf8_enable off: printable(text, ' ') then keeps printable ASCII
+ * only, each other byte a space (`<j\xc3\xb6@x>` is `<j  @x>`). The
+ * client's 8-bit address in "<...>: Relay access denied" goes back so.
+ * @param r the refusal
+ * @returns it with printable ASCII text
+ */
+function asciiReply(r: Reply): Reply {
+  NOT_PRINTABLE_ASCII.lastIndex = 0;
+  if (!NOT_PRINTABLE_ASCII.test(r.text)) return r;
+  const text = r.text.replace(
+    NOT_PRINTABLE_ASCII,
+    (ch) => " ".repeat(isRawByteChar(ch) ? 1 : encoder.encode(ch).length),
+  );
+  return { ...r, text };
 }

@@ -233,6 +233,7 @@ export class SessionState implements SessionContext {
       unauthPipelining: this.#unauthPipelining,
       command: this.#lastVerb,
       more: this.#policyFacts(),
+      utf8: this.config.smtputf8_enable,
     });
     if (refused) this.#notices.refusal(refused);
     // As Postfix: the actions stay with the transaction even when this

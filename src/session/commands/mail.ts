@@ -55,7 +55,9 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
   // after it, an address with non-ASCII text is parsed again without UTF-8.
   const rest = arg.slice(m[0].length);
   const strict = cfg.strict_rfc821_envelopes;
-  let path = parsePath(rest, { strict, utf8: offered.smtputf8 === true });
+  // With smtputf8_enable off, an 8-bit local part is taken, as Postfix's smtpd.
+  const eightBit = !cfg.smtputf8_enable;
+  let path = parsePath(rest, { strict, utf8: offered.smtputf8 === true, eightBit });
   const utf8 = path.ok && declaresSmtputf8(path.params, offered);
   if (!utf8 && offered.smtputf8 && /[^ -~\t]/.test(rest)) {
     path = parsePath(rest, { strict, utf8: false });

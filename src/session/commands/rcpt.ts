@@ -33,6 +33,8 @@ export async function handleRcpt(arg: string, ctx: SessionContext): Promise<Comm
   const path = parsePath(text, {
     strict: ctx.config.strict_rfc821_envelopes,
     utf8: tx.smtputf8 === true,
+    // With smtputf8_enable off, an 8-bit local part is taken, as Postfix's smtpd.
+    eightBit: !ctx.config.smtputf8_enable,
   });
   if (!path.ok || isNullAddress(path.address)) {
     ctx.log.illegalAddress(ctx.client, "RCPT", pathToken(text));

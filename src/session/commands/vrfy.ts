@@ -27,7 +27,7 @@ export async function handleVrfy(arg: string, ctx: SessionContext): Promise<Comm
   if (text0 === "") {
     return answer(ctx.config.smtputf8_enable ? REPLY.vrfySyntaxUtf8 : REPLY.vrfySyntax);
   }
-  const path = parsePath(text0, { strict: false, utf8 });
+  const path = parsePath(text0, { strict: false, utf8, eightBit: !ctx.config.smtputf8_enable });
   if (!path.ok || isNullAddress(path.address) || path.params !== "") {
     // Postfix's vrfy_cmd joins the words and parses them as one address.
     ctx.log.illegalAddress(ctx.client, "VRFY", printableArgument(text0));
