@@ -16,6 +16,7 @@ import {
   tlsCertConfig,
 } from "./_harness.ts";
 import { SmtpConn } from "../scripts/hostile/smtp_conn.ts";
+import { startDns } from "./_dns.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -795,3 +796,116 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Python (smtplib): two sessions (127.0.0.1, 127.0.0.2) fill the cap and
+ * fall silent; N connections from 127.0.0.66, refused at connect, read
+ * their greeting and close; the two then each send a message, fall silent
+ * again, and a client the restrictions let in (127.0.0.67) comes. With
+ * "proxy" the clients are named by PROXY headers on connections from
+ * 127.0.0.1. Prints each greeting, each message's outcome, and how many of
+ * the two still answer at the end.
+ */
+const REFUSED_AT_CAP = `
+import smtplib, socket, sys, time
+port, n, proxy = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "proxy"
+class From(smtplib.SMTP):
+    def __init__(self, src):
+        self.src = src
+        super().__init__(timeout=10)
+    def _get_socket(self, host, port, timeout):
+        if not proxy:
+            return socket.create_connection((host, port), timeout, source_address=(self.src, 0))
+        s = socket.create_connection((host, port), timeout)
+        s.sendall(("PROXY TCP4 %s 127.0.0.1 40000 25\\r\\n" % self.src).encode())
+        return s
+def greet(src):
+    s = From(src)
+    code, msg = s.connect("127.0.0.1", port)
+    return s, "%d %s" % (code, msg.decode().replace("\\n", " "))
+legit = []
+for src in ("127.0.0.1", "127.0.0.2"):
+    s, g = greet(src); print("legit", g); s.ehlo("legit.example"); legit.append(s)
+time.sleep(1.5)  # silent past the idle threshold (1 s)
+for i in range(n):
+    s, g = greet("127.0.0.66"); print("refused", g); s.close()
+for s in legit:
+    try:
+        s.sendmail("a@legit.example", ["postmaster@mx.test.example"], b"Subject: x\\r\\n\\r\\nhi\\r\\n")
+        print("sent")
+    except Exception as e:
+        print("lost", repr(e))
+time.sleep(1.5)
+s, g = greet("127.0.0.67"); print("clean", g)
+kept = 0
+for s in legit:
+    try:
+        kept += s.noop()[0] == 250
+    except Exception:
+        pass
+print("kept", kept)
+`;
+
+for (
+  const variant of [
+    { name: "an access table REJECT", proxy: false, dns: false },
+    { name: "a DNS list", proxy: false, dns: true },
+    { name: "an access table REJECT, behind PROXY", proxy: true, dns: false },
+  ]
+) {
+  Deno.test({
+    name:
+      `at default_process_limit a client refused at connect (${variant.name}) closes no idle session`,
+    ...opts,
+    fn: async () => {
+      const dns = variant.dns
+        ? await startDns({ a: [["66.0.0.127.bl.test.example", "127.0.0.2"]] })
+        : undefined;
+      const d = await startDaemon([
+        "default_process_limit = 2",
+        "smtpd_stress_threshold = 0",
+        "smtpd_client_event_limit_exceptions = []",
+        'mydestination = ["mx.test.example"]',
+        "smtpd_delay_reject = false",
+        dns
+          ? `dns_server = "127.0.0.1:${dns.port}"\nsmtpd_peername_lookup = false\n` +
+            'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example"]'
+          : 'smtpd_client_restrictions = ["check_client_access", "inline:{ 127.0.0.66=REJECT }"]',
+        variant.proxy ? 'smtpd_upstream_proxy_protocol = "haproxy"' : "",
+      ].join("\n"));
+      try {
+        const r = await run("python3", [
+          "-c",
+          REFUSED_AT_CAP,
+          String(d.port),
+          "5",
+          variant.proxy ? "proxy" : "direct",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        const lines = r.stdout.trim().split("\n");
+        const refused = variant.dns
+          ? /^refused 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.66\] blocked using bl\.test\.example$/
+          : /^refused 554 5\.7\.1 <unknown\[127\.0\.0\.66\]>: Client host rejected: Access denied$/;
+        assert.deepEqual(
+          lines.map((l) => l.replace(refused, "refused 554").replace(/^(\w+ \d{3}) .*$/, "$1")),
+          [
+            "legit 220",
+            "legit 220",
+            ...Array(5).fill("refused 554"),
+            "sent",
+            "sent",
+            // A client the restrictions let in still takes an idle session's place.
+            "clean 220",
+            "kept 1",
+          ],
+          `${r.stdout}\n${d.log()}`,
+        );
+        assert.doesNotMatch(d.log(), /closed the idle session of \[127\.0\.0\.66\]/);
+        assert.match(d.log(), /closed the idle session of \[127\.0\.0\.[12]\]/);
+      } finally {
+        await d.stop();
+        await dns?.stop();
+      }
+    },
+  });
+}

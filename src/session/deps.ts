@@ -55,6 +55,17 @@ export interface SessionDeps {
    */
   readonly admitClient?: (address: string) => Reply | undefined | Promise<Reply | undefined>;
   /**
+   * Asked once the client restrictions have judged the client at connect
+   * (smtpd_delay_reject = no), before the greeting: a connection that came
+   * at default_process_limit takes its place only now, so that a client
+   * refused at connect makes no room (closes nobody's session). Resolves to
+   * undefined once the session has its place, else to the listener's
+   * refusal (421): the session then sends the client its own refusal, or
+   * that one, and ends. Absent, or resolving at once, when the session has
+   * its place already.
+   */
+  readonly seat?: (refused: boolean) => Promise<Reply | undefined>;
+  /**
    * Told once, when the session has nothing left to do with its client
    * but write its last reply (221 to QUIT, a 421) and close: the listener
    * gives the session's connection slots back then, before a client that
