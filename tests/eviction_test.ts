@@ -909,3 +909,71 @@ for (
     },
   });
 }
+
+/**
+ * Python: 127.0.0.1 and 127.0.0.2 hold both places and keep them busy; 127.0.0.68
+ * comes and is judged at connect for 3 s (`sleep 3`), waiting silent for
+ * its greeting; after 1.5 s 127.0.0.67 (let in at once) comes. Prints the
+ * first line each newcomer gets and what the busy session's NOOPs got.
+ */
+const JUDGED_WAITS = `
+import socket, sys, threading, time
+port = int(sys.argv[1])
+def conn(src):
+    s = socket.create_connection(("127.0.0.1", port), 10, source_address=(src, 0))
+    return s, s.makefile("rb")
+busy = [conn("127.0.0.1"), conn("127.0.0.2")]
+for s, f in busy: f.readline()
+stop = False
+noops = set()
+def keep_busy():
+    while not stop:
+        for s, f in busy:
+            s.sendall(b"NOOP\\r\\n"); noops.add(f.readline().decode()[:3])
+        time.sleep(0.2)
+t = threading.Thread(target=keep_busy); t.start()
+judged, jf = conn("127.0.0.68")
+time.sleep(1.5)
+late, lf = conn("127.0.0.67")
+print("late", lf.readline().decode().strip())
+print("judged", jf.readline().decode().strip())
+stop = True; t.join()
+print("busy", " ".join(sorted(noops)))
+`;
+
+Deno.test({
+  name:
+    "a connection still judged at connect is not closed to make room: the cap holds for the next client",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon([
+      "default_process_limit = 2",
+      "smtpd_stress_threshold = 0",
+      "smtpd_client_event_limit_exceptions = []",
+      "smtpd_delay_reject = false",
+      'smtpd_client_restrictions = ["check_client_access", "inline:{ 127.0.0.1=OK, 127.0.0.2=OK, 127.0.0.67=OK }", "sleep 3"]',
+      // A read is under way while the client is judged (the early-talker look).
+      'smtpd_data_restrictions = ["reject_unauth_pipelining"]',
+    ].join("\n"));
+    try {
+      const r = await run("python3", ["-c", JUDGED_WAITS, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        r.stdout.trim().split("\n").map((l) =>
+          l.replace(/^(\w+ \d{3} \d\.\d\.\d) .*?(\w+ \w+ \w+)$/, "$1 $2")
+        ),
+        [
+          // Nobody may give way: the busy sessions hold both places.
+          "late 421 4.3.2 try again later",
+          // Judged and let in, it finds no place either; it was not closed meanwhile.
+          "judged 421 4.3.2 try again later",
+          "busy 250",
+        ],
+        `${r.stdout}\n${d.log()}`,
+      );
+      assert.doesNotMatch(d.log(), /to make room/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
