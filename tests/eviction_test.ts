@@ -800,7 +800,7 @@ Deno.test({
 /**
  * Python (smtplib): two sessions (127.0.0.1, 127.0.0.2) fill the cap and
  * fall silent; N connections from 127.0.0.66, refused at connect, read
- * their greeting and close; the two then each send a message, fall silent
+ * their greeting (with "early", they talk first) and close; the two then each send a message, fall silent
  * again, and a client the restrictions let in (127.0.0.67) comes. With
  * "proxy" the clients are named by PROXY headers on connections from
  * 127.0.0.1. Prints each greeting, each message's outcome, and how many of
@@ -808,16 +808,19 @@ Deno.test({
  */
 const REFUSED_AT_CAP = `
 import smtplib, socket, sys, time
-port, n, proxy = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "proxy"
+port, n, proxy, early = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "proxy", sys.argv[4] == "early"
 class From(smtplib.SMTP):
     def __init__(self, src):
         self.src = src
         super().__init__(timeout=10)
     def _get_socket(self, host, port, timeout):
         if not proxy:
-            return socket.create_connection((host, port), timeout, source_address=(self.src, 0))
-        s = socket.create_connection((host, port), timeout)
-        s.sendall(("PROXY TCP4 %s 127.0.0.1 40000 25\\r\\n" % self.src).encode())
+            s = socket.create_connection((host, port), timeout, source_address=(self.src, 0))
+        else:
+            s = socket.create_connection((host, port), timeout)
+            s.sendall(("PROXY TCP4 %s 127.0.0.1 40000 25\\r\\n" % self.src).encode())
+        if early and self.src == "127.0.0.66":
+            s.sendall(b"EHLO early.example\\r\\n")
         return s
 def greet(src):
     s = From(src)
@@ -848,9 +851,10 @@ print("kept", kept)
 
 for (
   const variant of [
-    { name: "an access table REJECT", proxy: false, dns: false },
-    { name: "a DNS list", proxy: false, dns: true },
-    { name: "an access table REJECT, behind PROXY", proxy: true, dns: false },
+    { name: "an access table REJECT", proxy: false, dns: false, early: false },
+    { name: "a DNS list", proxy: false, dns: true, early: false },
+    { name: "an access table REJECT, behind PROXY", proxy: true, dns: false, early: false },
+    { name: "an early talker", proxy: false, dns: false, early: true },
   ]
 ) {
   Deno.test({
@@ -866,8 +870,10 @@ for (
         "smtpd_stress_threshold = 0",
         "smtpd_client_event_limit_exceptions = []",
         'mydestination = ["mx.test.example"]',
-        "smtpd_delay_reject = false",
-        dns
+        variant.early ? "smtpd_greeting_delay = 1" : "smtpd_delay_reject = false",
+        variant.early
+          ? ""
+          : dns
           ? `dns_server = "127.0.0.1:${dns.port}"\nsmtpd_peername_lookup = false\n` +
             'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example"]'
           : 'smtpd_client_restrictions = ["check_client_access", "inline:{ 127.0.0.66=REJECT }"]',
@@ -880,10 +886,13 @@ for (
           String(d.port),
           "5",
           variant.proxy ? "proxy" : "direct",
+          variant.early ? "early" : "waits",
         ]);
         assert.equal(r.code, 0, r.stderr);
         const lines = r.stdout.trim().split("\n");
-        const refused = variant.dns
+        const refused = variant.early
+          ? /^refused 554 5\.5\.1 Error: SMTP protocol synchronization: you talked before the greeting$/
+          : variant.dns
           ? /^refused 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.66\] blocked using bl\.test\.example$/
           : /^refused 554 5\.7\.1 <unknown\[127\.0\.0\.66\]>: Client host rejected: Access denied$/;
         assert.deepEqual(

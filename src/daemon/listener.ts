@@ -197,12 +197,13 @@ export async function startListening(
     const deps = live.deps;
     const stressedNow = stressedDeps;
     // With smtpd_delay_reject = no the client restrictions judge the client
-    // at connect, and one they refuse is refused whatever room there is: at
-    // the cap, room is made for a client only once they have let it in
-    // (seat). Made first, a client refused every time (a REJECT in an
-    // access table, a DNS list) closed a session at each connection.
-    const judged = !deps.config.smtpd_delay_reject &&
-      deps.config.smtpd_client_restrictions.length > 0;
+    // at connect, and with smtpd_greeting_delay its patience: one refused
+    // is refused whatever room there is. At the cap, room is made for a
+    // client only once it has been let in (seat). Made first, a client
+    // refused every time (a REJECT in an access table, a DNS list, an early
+    // talker) closed a session at each connection.
+    const judged = (!deps.config.smtpd_delay_reject &&
+      deps.config.smtpd_client_restrictions.length > 0) || deps.config.smtpd_greeting_delay > 0;
     // At the cap, a session that has long waited for its client gives its
     // place to the new one; without one, the new client is refused. A
     // client already at its own limit, or over its connection rate, makes

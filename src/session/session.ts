@@ -170,6 +170,7 @@ export class Session {
       // A client refused at connect (smtpd_delay_reject = no) gets the
       // refusal instead of the greeting, counted as an error, as in Postfix.
       const refusal = state.connectRefusal;
+      if (!(await this.#greetingDelay())) return;
       // At the cap the listener makes room only now, and not for a client
       // it would refuse: without a place, that one gets its refusal and
       // the session ends.
@@ -178,7 +179,6 @@ export class Session {
         state.send(refusal ?? unseated);
         return;
       }
-      if (!(await this.#greetingDelay())) return;
       if (refusal) this.#errors.reply(refusal);
       state.send(refusal ?? greeting(config.smtpd_banner));
       if (refusal && hangsUp(refusal)) return;
