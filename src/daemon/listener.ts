@@ -92,7 +92,8 @@ const REFUSAL_LOG_MS = 10_000;
  * Starts one thread's listeners with its connection limiter. The global
  * cap (default_process_limit) is applied at accept: a connection over it
  * takes an idle session's place, or waits up to SLOT_WAIT_MS for a slot,
- * or gets 421; it costs no session, no DNS lookup. A session's slots go
+ * or gets 421; it costs no session, no DNS lookup (but for a client judged
+ * at connect: it makes room only once let in, see seat). A session's slots go
  * back before its last reply is written (SessionDeps.ending). Near the cap
  * (smtpd_stress_threshold) new sessions get the stress limits. The
  * per-client cap is applied to the client's address at accept or, behind
