@@ -16,6 +16,7 @@ import {
   tlsCertConfig,
 } from "./_harness.ts";
 import { SmtpConn } from "../scripts/hostile/smtp_conn.ts";
+import { startDns } from "./_dns.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -790,6 +791,197 @@ Deno.test({
       // A new address (holding none) still takes the idle session's place.
       assert.match(got[2] as string, /^fresh 220 /);
       assert.match(got[3] as string, /^lone 421 4\.3\.2 .*idle session closed to make room/);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * Python (smtplib): two sessions (127.0.0.1, 127.0.0.2) fill the cap and
+ * fall silent; N connections from 127.0.0.66, refused at connect, read
+ * their greeting (with "early", they talk first) and close; the two then each send a message, fall silent
+ * again, and a client the restrictions let in (127.0.0.67) comes. With
+ * "proxy" the clients are named by PROXY headers on connections from
+ * 127.0.0.1. Prints each greeting, each message's outcome, and how many of
+ * the two still answer at the end.
+ */
+const REFUSED_AT_CAP = `
+import smtplib, socket, sys, time
+port, n, proxy, early = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "proxy", sys.argv[4] == "early"
+class From(smtplib.SMTP):
+    def __init__(self, src):
+        self.src = src
+        super().__init__(timeout=10)
+    def _get_socket(self, host, port, timeout):
+        if not proxy:
+            s = socket.create_connection((host, port), timeout, source_address=(self.src, 0))
+        else:
+            s = socket.create_connection((host, port), timeout)
+            s.sendall(("PROXY TCP4 %s 127.0.0.1 40000 25\\r\\n" % self.src).encode())
+        if early and self.src == "127.0.0.66":
+            s.sendall(b"EHLO early.example\\r\\n")
+        return s
+def greet(src):
+    s = From(src)
+    code, msg = s.connect("127.0.0.1", port)
+    return s, "%d %s" % (code, msg.decode().replace("\\n", " "))
+legit = []
+for src in ("127.0.0.1", "127.0.0.2"):
+    s, g = greet(src); print("legit", g); s.ehlo("legit.example"); legit.append(s)
+time.sleep(1.5)  # silent past the idle threshold (1 s)
+for i in range(n):
+    s, g = greet("127.0.0.66"); print("refused", g); s.close()
+for s in legit:
+    try:
+        s.sendmail("a@legit.example", ["postmaster@mx.test.example"], b"Subject: x\\r\\n\\r\\nhi\\r\\n")
+        print("sent")
+    except Exception as e:
+        print("lost", repr(e))
+time.sleep(1.5)
+s, g = greet("127.0.0.67"); print("clean", g)
+kept = 0
+for s in legit:
+    try:
+        kept += s.noop()[0] == 250
+    except Exception:
+        pass
+print("kept", kept)
+`;
+
+for (
+  const variant of [
+    { name: "an access table REJECT", proxy: false, dns: false, early: false },
+    { name: "a DNS list", proxy: false, dns: true, early: false },
+    { name: "an access table REJECT, behind PROXY", proxy: true, dns: false, early: false },
+    { name: "an early talker", proxy: false, dns: false, early: true },
+  ]
+) {
+  Deno.test({
+    name:
+      `at default_process_limit a client refused at connect (${variant.name}) closes no idle session`,
+    ...opts,
+    fn: async () => {
+      const dns = variant.dns
+        ? await startDns({ a: [["66.0.0.127.bl.test.example", "127.0.0.2"]] })
+        : undefined;
+      const d = await startDaemon([
+        "default_process_limit = 2",
+        "smtpd_stress_threshold = 0",
+        "smtpd_client_event_limit_exceptions = []",
+        'mydestination = ["mx.test.example"]',
+        variant.early ? "smtpd_greeting_delay = 1" : "smtpd_delay_reject = false",
+        variant.early
+          ? ""
+          : dns
+          ? `dns_server = "127.0.0.1:${dns.port}"\nsmtpd_peername_lookup = false\n` +
+            'smtpd_client_restrictions = ["reject_rbl_client", "bl.test.example"]'
+          : 'smtpd_client_restrictions = ["check_client_access", "inline:{ 127.0.0.66=REJECT }"]',
+        variant.proxy ? 'smtpd_upstream_proxy_protocol = "haproxy"' : "",
+      ].join("\n"));
+      try {
+        const r = await run("python3", [
+          "-c",
+          REFUSED_AT_CAP,
+          String(d.port),
+          "5",
+          variant.proxy ? "proxy" : "direct",
+          variant.early ? "early" : "waits",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        const lines = r.stdout.trim().split("\n");
+        const refused = variant.early
+          ? /^refused 554 5\.5\.1 Error: SMTP protocol synchronization: you talked before the greeting$/
+          : variant.dns
+          ? /^refused 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.66\] blocked using bl\.test\.example$/
+          : /^refused 554 5\.7\.1 <unknown\[127\.0\.0\.66\]>: Client host rejected: Access denied$/;
+        assert.deepEqual(
+          lines.map((l) => l.replace(refused, "refused 554").replace(/^(\w+ \d{3}) .*$/, "$1")),
+          [
+            "legit 220",
+            "legit 220",
+            ...Array(5).fill("refused 554"),
+            "sent",
+            "sent",
+            // A client the restrictions let in still takes an idle session's place.
+            "clean 220",
+            "kept 1",
+          ],
+          `${r.stdout}\n${d.log()}`,
+        );
+        // The log comes through a pipe: the line may follow the client's end.
+        await d.waitForLog(/closed the idle session of \[127\.0\.0\.[12]\]/, 10_000);
+        assert.doesNotMatch(d.log(), /closed the idle session of \[127\.0\.0\.66\]/);
+      } finally {
+        await d.stop();
+        await dns?.stop();
+      }
+    },
+  });
+}
+
+/**
+ * Python: 127.0.0.1 and 127.0.0.2 hold both places and keep them busy; 127.0.0.68
+ * comes and is judged at connect for 3 s (`sleep 3`), waiting silent for
+ * its greeting; after 1.5 s 127.0.0.67 (let in at once) comes. Prints the
+ * first line each newcomer gets and what the busy session's NOOPs got.
+ */
+const JUDGED_WAITS = `
+import socket, sys, threading, time
+port = int(sys.argv[1])
+def conn(src):
+    s = socket.create_connection(("127.0.0.1", port), 10, source_address=(src, 0))
+    return s, s.makefile("rb")
+busy = [conn("127.0.0.1"), conn("127.0.0.2")]
+for s, f in busy: f.readline()
+stop = False
+noops = set()
+def keep_busy():
+    while not stop:
+        for s, f in busy:
+            s.sendall(b"NOOP\\r\\n"); noops.add(f.readline().decode()[:3])
+        time.sleep(0.2)
+t = threading.Thread(target=keep_busy); t.start()
+judged, jf = conn("127.0.0.68")
+time.sleep(1.5)
+late, lf = conn("127.0.0.67")
+print("late", lf.readline().decode().strip())
+print("judged", jf.readline().decode().strip())
+stop = True; t.join()
+print("busy", " ".join(sorted(noops)))
+`;
+
+Deno.test({
+  name:
+    "a connection still judged at connect is not closed to make room: the cap holds for the next client",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon([
+      "default_process_limit = 2",
+      "smtpd_stress_threshold = 0",
+      "smtpd_client_event_limit_exceptions = []",
+      "smtpd_delay_reject = false",
+      'smtpd_client_restrictions = ["check_client_access", "inline:{ 127.0.0.1=OK, 127.0.0.2=OK, 127.0.0.67=OK }", "sleep 3"]',
+      // A read is under way while the client is judged (the early-talker look).
+      'smtpd_data_restrictions = ["reject_unauth_pipelining"]',
+    ].join("\n"));
+    try {
+      const r = await run("python3", ["-c", JUDGED_WAITS, String(d.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        r.stdout.trim().split("\n").map((l) =>
+          l.replace(/^(\w+ \d{3} \d\.\d\.\d) .*?(\w+ \w+ \w+)$/, "$1 $2")
+        ),
+        [
+          // Nobody may give way: the busy sessions hold both places.
+          "late 421 4.3.2 try again later",
+          // Judged and let in, it finds no place either; it was not closed meanwhile.
+          "judged 421 4.3.2 try again later",
+          "busy 250",
+        ],
+        `${r.stdout}\n${d.log()}`,
+      );
+      assert.doesNotMatch(d.log(), /to make room/);
     } finally {
       await d.stop();
     }

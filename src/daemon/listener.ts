@@ -92,7 +92,8 @@ const REFUSAL_LOG_MS = 10_000;
  * Starts one thread's listeners with its connection limiter. The global
  * cap (default_process_limit) is applied at accept: a connection over it
  * takes an idle session's place, or waits up to SLOT_WAIT_MS for a slot,
- * or gets 421; it costs no session, no DNS lookup. A session's slots go
+ * or gets 421; it costs no session, no DNS lookup (but for a client judged
+ * at connect: it makes room only once let in, see seat). A session's slots go
  * back before its last reply is written (SessionDeps.ending). Near the cap
  * (smtpd_stress_threshold) new sessions get the stress limits. The
  * per-client cap is applied to the client's address at accept or, behind
@@ -186,15 +187,24 @@ export async function startListening(
   // Sessions of this thread: a lone one may fsync without a hand-off.
   let active = 0;
   store.inlineSync = () => active === 1;
-  // Connections behind a balancer that came at the cap and whose PROXY
-  // header has not named their client yet: they hold no session slot.
-  let awaitingHeader = 0;
+  // Connections that came at the cap and hold no session slot yet: behind
+  // a balancer, until their PROXY header has named their client; with the
+  // client restrictions run at connect, until those have judged it (seat).
+  let unseated = 0;
   const onTransport = async (t: Transport) => {
     const address = t.peer.kind === "network" ? t.peer.address : "127.0.0.1";
     // The address holding a per-client slot, released when the session ends.
     let counted: string | undefined;
     const deps = live.deps;
     const stressedNow = stressedDeps;
+    // With smtpd_delay_reject = no the client restrictions judge the client
+    // at connect, and with smtpd_greeting_delay its patience: one refused
+    // is refused whatever room there is. At the cap, room is made for a
+    // client only once it has been let in (seat). Made first, a client
+    // refused every time (a REJECT in an access table, a DNS list, an early
+    // talker) closed a session at each connection.
+    const judged = (!deps.config.smtpd_delay_reject &&
+      deps.config.smtpd_client_restrictions.length > 0) || deps.config.smtpd_greeting_delay > 0;
     // At the cap, a session that has long waited for its client gives its
     // place to the new one; without one, the new client is refused. A
     // client already at its own limit, or over its connection rate, makes
@@ -210,25 +220,43 @@ export async function startListening(
         return perClient(client);
       }
       const overRate = deps.overRate?.("connection", client);
-      if (overRate) limiter.leaveClient(client);
-      return overRate;
+      if (overRate) {
+        limiter.leaveClient(client);
+        return overRate;
+      }
+      counted = client;
+      ledger?.clientEntered(limiter.clientSlot(client));
+      return undefined;
     };
-    // Resolves to undefined once the client holds a global and a
-    // per-client slot, else to its refusal.
-    const roomFor = async (client: string): Promise<Reply | undefined> => {
+    // The per-client slot, once: when the session ends, or sooner when the
+    // listener closes the connection to make room (Transport.sessionBegun).
+    const releaseClient = () => {
+      if (counted === undefined) return;
+      limiter.leaveClient(counted);
+      ledger?.clientLeft(limiter.clientSlot(counted));
+      counted = undefined;
+    };
+    // enterClient for a client at the cap. On a wrapper-mode address, a
+    // client over its new TLS session rate is refused before its handshake
+    // (startImplicitTls): it makes no room either, or it would close a
+    // session at every connection.
+    const enterClientAtCap = (client: string): Reply | undefined => {
       const refused = enterClient(client);
       if (refused) return refused;
-      // On a wrapper-mode address, a client over its new TLS session rate
-      // is refused before its handshake (startImplicitTls): it makes no
-      // room either, or it would close a session at every connection.
       const overTls = t.implicitTls
         ? deps.overRate?.("newTls", client, undefined, "peek")
         : undefined;
       if (overTls) {
-        limiter.leaveClient(client);
+        releaseClient();
         logger.warning(`Refusing TLS service request from [${client}] for service smtp`);
         return overTls;
       }
+      return undefined;
+    };
+    // For a client holding its per-client slot at the cap: resolves to
+    // undefined once it holds a global slot too, else to the refusal (and
+    // its per-client slot given back).
+    const makeRoom = async (client: string): Promise<Reply | undefined> => {
       const asked = Date.now();
       // What the client's address held before it came (its own slot is
       // taken already): an address holding two more may have to give one up.
@@ -243,78 +271,107 @@ export async function startListening(
       } else if (await limiter.enterWithin(SLOT_WAIT_MS - (Date.now() - asked)) === "global") {
         // As in Postfix's listen queue, the client waited a moment for a
         // session to end; none did.
-        limiter.leaveClient(client);
+        releaseClient();
         logRefusal(client);
         return busyReply;
       }
-      counted = client;
       return undefined;
     };
+    // Resolves to undefined once the client holds a global and a
+    // per-client slot, else to its refusal.
+    const roomFor = async (client: string): Promise<Reply | undefined> =>
+      enterClientAtCap(client) ?? await makeRoom(client);
     // Whether this connection holds a global slot. Behind a balancer at
     // the cap, room is made only once the PROXY header has named the
-    // client (admitClient): until then the connection holds none.
+    // client (admitClient), and with judged only once the client
+    // restrictions have let it in (seat): until then the connection holds
+    // none.
     let held = true;
-    // Counted in awaitingHeader until its header is read or it ends.
-    let awaiting = false;
-    const headerRead = () => {
-      if (awaiting) awaitingHeader--;
-      awaiting = false;
+    // Counted in unseated until it holds a slot or it ends.
+    let waiting = false;
+    const seated = () => {
+      if (waiting) unseated--;
+      waiting = false;
+    };
+    // The global slot is taken: the session has its place from now on.
+    const takeSeat = () => {
+      seated();
+      held = true;
+      ledger?.entered();
+      // Closing the connection frees a session slot from now on (crowding may pick it).
+      t.sessionBegun?.(releaseClient, counted);
     };
     if (limiter.enter() === "global") {
-      if (proxied) {
+      if (proxied || judged) {
+        // Its count and rates first: a client over them gets its own refusal.
+        const refusal = proxied ? undefined : enterClientAtCap(address);
+        if (refusal) return await refuseConnection(t, encodeReply(refusal));
         // At most default_process_limit of them at once on this thread
-        // (each for smtpd_upstream_proxy_timeout at most): past that, refused.
-        if (awaitingHeader >= limit) {
+        // (each for smtpd_upstream_proxy_timeout, or its judgement, at
+        // most): past that, refused.
+        if (unseated >= limit) {
+          releaseClient();
           logRefusal(address);
           return await refuseConnection(t, encodeReply(busyReply));
         }
         held = false;
-        awaiting = true;
-        awaitingHeader++;
+        waiting = true;
+        unseated++;
       } else {
         const refusal = await roomFor(address);
         if (refusal) return await refuseConnection(t, encodeReply(refusal));
       }
     }
     if (held) ledger?.entered();
-    if (counted !== undefined) ledger?.clientEntered(limiter.clientSlot(counted));
     const stressed = limiter.stressed;
     const admitClient = async (client: string): Promise<Reply | undefined> => {
       if (!held) {
-        // Behind a balancer at the cap: its client is known now.
-        headerRead();
+        // Behind a balancer at the cap: its client is known now. Judged at
+        // connect, it takes its place only once judged (seat).
+        if (judged) return enterClientAtCap(client);
+        seated();
         const refusal = await roomFor(client);
         if (refusal) return refusal;
-        held = true;
-        ledger?.entered();
-        ledger?.clientEntered(limiter.clientSlot(client));
-        t.sessionBegun?.(releaseClient, client);
+        takeSeat();
         return undefined;
       }
       // smtpd_client_connection_rate_limit too, once the client is known.
       const refused = enterClient(client);
       if (refused) return refused;
-      ledger?.clientEntered(limiter.clientSlot(client));
-      counted = client;
       // Room-making counts it with its client's sessions from now on.
       if (proxied) t.sessionBegun?.(releaseClient, client);
       return undefined;
     };
+    // After the client restrictions at connect: a connection that came at
+    // the cap takes its place now; refused, it makes no room (it takes a
+    // place only if one is free) and the session sends it its refusal.
+    const seat = async (refused: boolean): Promise<Reply | undefined> => {
+      if (held) return undefined;
+      const client = counted ?? address;
+      if (limiter.enter() === "ok") {
+        takeSeat();
+        return undefined;
+      }
+      if (refused) {
+        releaseClient();
+        seated();
+        return busyReply;
+      }
+      const refusal = await makeRoom(client);
+      if (refusal) {
+        seated();
+        return refusal;
+      }
+      takeSeat();
+      return undefined;
+    };
     // The slots go back once the session is over but for its last reply
     // (the session says so), or when it has ended, whichever comes first.
-    // The per-client slot, once: when the session ends, or sooner when the
-    // listener closes the connection to make room (Transport.sessionBegun).
-    const releaseClient = () => {
-      if (counted === undefined) return;
-      limiter.leaveClient(counted);
-      ledger?.clientLeft(limiter.clientSlot(counted));
-      counted = undefined;
-    };
     const ending = () => {
+      releaseClient();
       if (!held) return;
       held = false;
       t.sessionOver?.();
-      releaseClient();
       limiter.leave();
       ledger?.left();
     };
@@ -324,7 +381,7 @@ export async function startListening(
     try {
       if (proxied) {
         // The client is known only after the PROXY header: the session asks.
-        await runSession(t, { ...deps, stressed: () => stressed, admitClient, ending });
+        await runSession(t, { ...deps, stressed: () => stressed, admitClient, seat, ending });
       } else {
         // At the cap the client was admitted (and its rate counted) above.
         const refusal = counted === undefined ? await admitClient(address) : undefined;
@@ -332,13 +389,13 @@ export async function startListening(
           ending();
           return await refuseConnection(t, encodeReply(refusal));
         }
-        await runSession(t, { ...(stressed ? stressedNow : deps), ending });
+        await runSession(t, { ...(stressed ? stressedNow : deps), seat, ending });
       }
     } catch (e) {
       logger.error(`session failed: ${(e as Error).message}`);
     } finally {
       active--;
-      headerRead();
+      seated();
       ending();
     }
   };

@@ -55,6 +55,18 @@ export interface SessionDeps {
    */
   readonly admitClient?: (address: string) => Reply | undefined | Promise<Reply | undefined>;
   /**
+   * Asked once the client has been judged at connect (the client
+   * restrictions with smtpd_delay_reject = no, smtpd_greeting_delay), just
+   * before the greeting: a connection that came at default_process_limit
+   * takes its place only now, so that a client refused at connect makes no
+   * room (closes nobody's session); an early talker is refused before. Resolves to
+   * undefined once the session has its place, else to the listener's
+   * refusal (421): the session then sends the client its own refusal, or
+   * that one, and ends. Absent, or resolving at once, when the session has
+   * its place already.
+   */
+  readonly seat?: (refused: boolean) => Promise<Reply | undefined>;
+  /**
    * Told once, when the session has nothing left to do with its client
    * but write its last reply (221 to QUIT, a 421) and close: the listener
    * gives the session's connection slots back then, before a client that

@@ -167,10 +167,18 @@ export class Session {
       }
       await this.#talkedFirst(state);
       await state.checkClient();
-      if (!(await this.#greetingDelay())) return;
       // A client refused at connect (smtpd_delay_reject = no) gets the
       // refusal instead of the greeting, counted as an error, as in Postfix.
       const refusal = state.connectRefusal;
+      if (!(await this.#greetingDelay())) return;
+      // At the cap the listener makes room only now, and not for a client
+      // it would refuse: without a place, that one gets its refusal and
+      // the session ends.
+      const unseated = await this.#deps.seat?.(refusal !== undefined);
+      if (unseated) {
+        state.send(refusal ?? unseated);
+        return;
+      }
       if (refusal) this.#errors.reply(refusal);
       state.send(refusal ?? greeting(config.smtpd_banner));
       if (refusal && hangsUp(refusal)) return;

@@ -426,7 +426,11 @@ interface RoomRule {
 
 /** How a connection qualifies under a rule now, if it does. */
 function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | undefined {
-  if (w.evicted || (rule.sessionsOnly && w.over)) return undefined;
+  // For a session slot, only a connection whose session holds one: one
+  // still waiting for its place (a PROXY header, or its client's judgement
+  // at connect) frees none when closed, and the new client would take a
+  // place past the cap.
+  if (w.evicted || (rule.sessionsOnly && (w.over || !w.holding))) return undefined;
   // An idle session gives way only to a client whose address held fewer
   // sessions than the session's own address (the newcomer's own address
   // holds its new one already): an address that holds many busy sessions
@@ -450,10 +454,7 @@ function qualifies(w: Watched, rule: RoomRule, now: number): RoomCandidate | und
       score: Math.max(unread, dns, waitedMs(w, now)),
     };
   }
-  // Only a connection whose session has its slot: one still waiting for a
-  // slot (it counts for its address already) frees none when closed, and
-  // the new client would take a place past the cap.
-  if (rule.newcomerHeld !== undefined && w.holding && !rule.exempt(w.address)) {
+  if (rule.newcomerHeld !== undefined && !rule.exempt(w.address)) {
     const held = rule.held(w.address);
     if (held >= rule.newcomerHeld + 2) {
       return { id: w.id, why: "crowding", held, score: w.inMail ? 0 : 1 };
