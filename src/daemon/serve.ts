@@ -104,10 +104,10 @@ export async function runServe(
   // Only the daemon recovers: stand-alone processes run side by side and
   // would take each other's files in progress for leftovers. It looks at
   // the files of ours there before this daemon makes its own, and runs once
-  // the daemon listens: 20,000 complete files waiting for Postfix (stopped
-  // while we received) take 15-25 s to look at here, and port 25 refused
-  // connections all that time. No session depends on it: a session writes
-  // only files made after the list.
+  // the daemon listens: with 20,000 complete files waiting for Postfix
+  // (stopped while we received), port 25 refused connections for 16-26 s
+  // here while it looked at them. No session depends on it: a session
+  // writes only files made after the list.
   const leftovers = await listOurFiles(config.queue_directory);
   await store.prefill("incoming");
   const threads = listenerThreads(config);
