@@ -271,6 +271,8 @@ Deno.test({
       await d.waitForLog(
         "incoming/u4jZtBBBBBBz1: incomplete (still marked as being written): set aside in corrupt/",
       );
+      // It runs while the daemon serves: its end.
+      await d.waitForLog(/queue recovery: done in \d+ ms: 2 files of ours .* looked at, 1 moved/);
       assert.doesNotMatch(d.log(), /queue recovery failed|Requires (read|write) access/);
       const left = [];
       for await (const e of Deno.readDir(incoming)) left.push(e.name);

@@ -132,6 +132,8 @@ Deno.test({
       await d.waitForLog(
         `incoming/${ours}: incomplete (still marked as being written): set aside in corrupt/`,
       );
+      // It runs while the daemon serves: its end.
+      await d.waitForLog(/queue recovery: done in \d+ ms: 2 files of ours .* looked at, 1 moved/);
       assert.deepEqual(await disturbed(foreign), []);
       assert.deepEqual(await list(join(queueDir, "corrupt")), [`incoming.${ours}`]);
       const left = await list(join(queueDir, "incoming"));
@@ -181,6 +183,8 @@ Deno.test({
       assert.ok(isOurQueueId(name), name);
       assert.equal((await Deno.stat(join(queueDir, "maildrop", name))).mode! & 0o777, 0o600);
       d = await startDaemon("smtpd_peername_lookup = false", { dir });
+      // It runs while the daemon serves: its end (the file was looked at, and skipped).
+      await d.waitForLog(/queue recovery: done in \d+ ms: 1 file of ours .* looked at, 0 moved/);
       await stdin.write(enc.encode(line.repeat(100) + ".\r\nQUIT\r\n"));
       await stdin.close();
       const out = await child.output();
@@ -228,6 +232,8 @@ Deno.test({
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o700);
     const before = await Deno.readFile(path);
     d = await startDaemon("", { dir });
+    // It runs while the daemon serves: its end.
+    await d.waitForLog(/queue recovery: done in \d+ ms: 1 file of ours .* looked at, 0 moved/);
     await d.stop();
     assert.doesNotMatch(d.log(), /set aside/);
     assert.deepEqual(await list(join(queueDir, "maildrop")), [id]);

@@ -8,7 +8,7 @@
 
 import { type Config, type LoadedConfig, retireAll } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
-import { type QueueStore, recoverQueue } from "../queue/mod.ts";
+import { listOurFiles, type OurFile, type QueueStore, recoverQueue } from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { listenFailure } from "../runtime_checks.ts";
@@ -45,13 +45,31 @@ import {
  * touched, however old: see src/queue/recover.ts.
  * @param config the configuration
  * @param logger where to log
+ * @param files the files of ours listed before the daemon made its own
+ * @param signal stops it before the next file
  */
-export async function recover(config: Config, logger: Logger): Promise<void> {
+export async function recover(
+  config: Config,
+  logger: Logger,
+  files: readonly OurFile[],
+  signal: AbortSignal,
+): Promise<void> {
   try {
-    const found = await recoverQueue(config.queue_directory);
-    for (const r of found) {
-      logger.warning(
-        `${r.queue}/${r.name}: ${r.reason}: set aside in corrupt/ (interrupted write)`,
+    const start = Date.now();
+    const found = await recoverQueue(config.queue_directory, {
+      files,
+      signal,
+      found: (r) =>
+        logger.warning(
+          `${r.queue}/${r.name}: ${r.reason}: set aside in corrupt/ (interrupted write)`,
+        ),
+    });
+    // Its end, when there was anything to look at: it runs while the daemon serves.
+    if (files.length > 0 && !signal.aborted) {
+      const n = files.length;
+      logger.info(
+        `queue recovery: done in ${Date.now() - start} ms: ${n} file${n === 1 ? "" : "s"} ` +
+          `of ours in incoming/ and maildrop/ looked at, ${found.length} moved to corrupt/`,
       );
     }
   } catch (e) {
@@ -84,8 +102,13 @@ export async function runServe(
     return 1;
   }
   // Only the daemon recovers: stand-alone processes run side by side and
-  // would take each other's files in progress for leftovers.
-  await recover(config, logger);
+  // would take each other's files in progress for leftovers. It looks at
+  // the files of ours there before this daemon makes its own, and runs once
+  // the daemon listens: with 20,000 complete files waiting for Postfix
+  // (stopped while we received), port 25 refused connections for 16-26 s
+  // here while it looked at them. No session depends on it: a session
+  // writes only files made after the list.
+  const leftovers = await listOurFiles(config.queue_directory);
   await store.prefill("incoming");
   const threads = listenerThreads(config);
   // With listener threads, the main thread coordinates making room across them.
@@ -167,6 +190,8 @@ export async function runServe(
     `daemon started -- version ${VERSION}, configuration ${opts.file}, listening on ${where}` +
       (threads > 1 ? ` (${threads} threads)` : ""),
   );
+  const recovering = new AbortController();
+  const recovered = recover(config, logger, leftovers, recovering.signal);
   // SIGHUP: one reload at a time. Signals that come while one waits to run
   // are served by it (it reads the file as it is then): a storm of them
   // costs two reloads, not one per signal (each compiles every table).
@@ -221,6 +246,9 @@ export async function runServe(
     }
     supervisor.stop();
     server.close();
+    // A recovery still running ends after the file it is at (the next start
+    // looks at the others).
+    recovering.abort();
     // Let sessions that are writing a message finish (bounded); clients
     // still connected after 3 s are cut off, and a message in progress
     // removes its file as when its client goes, so a stop leaves no file
@@ -235,6 +263,7 @@ export async function runServe(
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
+      recovered,
     ]);
     stopped();
   };

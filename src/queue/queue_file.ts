@@ -59,6 +59,43 @@ export function formatSize(f: SizeFields): string {
     .join(" ");
 }
 
+/**
+ * Reads a size record's payload as {@linkcode formatSize} writes it: six
+ * fields of 15 characters (digits, padded with spaces on the left),
+ * one space between them.
+ * @param payload the record's data
+ * @returns the fields, or undefined for any other shape (the placeholder
+ *   of a file whose commit did not get that far reads as zeros)
+ */
+export function parseSize(payload: Uint8Array): SizeFields | undefined {
+  if (payload.length !== SIZE_PAYLOAD_LENGTH) return undefined;
+  const n: number[] = [];
+  for (let f = 0; f < 6; f++) {
+    const start = f * 16;
+    if (f > 0 && payload[start - 1] !== 0x20) return undefined;
+    let value = 0;
+    let digits = 0;
+    for (let i = start; i < start + 15; i++) {
+      const b = payload[i] as number;
+      if (b === 0x20 && digits === 0) continue;
+      if (b < 0x30 || b > 0x39) return undefined;
+      value = value * 10 + (b - 0x30);
+      digits++;
+    }
+    if (digits === 0) return undefined;
+    n.push(value);
+  }
+  const [contentSize, dataOffset, recipientCount, qmgrFlags, contentLength, sendOpts] = n as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { contentSize, dataOffset, recipientCount, qmgrFlags, contentLength, sendOpts };
+}
+
 /** A growable byte buffer that encodes records. */
 export class RecordBuffer {
   #buf = new Uint8Array(8192);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   decodeRecords,
   formatSize,
+  parseSize,
   QueueFileError,
   REC,
   RecordBuffer,
@@ -255,4 +256,29 @@ Deno.test("RecordBufferPool: at most 8 MiB is kept", () => {
   let reused = 0;
   for (let i = 0; i < 20; i++) if (kept.has(pool.take())) reused++;
   assert.equal(reused, 16);
+});
+
+Deno.test("parseSize() reads what formatSize() writes, and nothing of another shape", () => {
+  const enc = new TextEncoder();
+  const f = {
+    contentSize: 4600000,
+    dataOffset: 123,
+    recipientCount: 2,
+    qmgrFlags: 16,
+    contentLength: 4600000,
+    sendOpts: 0,
+  };
+  assert.deepEqual(parseSize(enc.encode(formatSize(f))), f);
+  const big = { ...f, contentSize: 999_999_999_999_999 };
+  assert.deepEqual(parseSize(enc.encode(formatSize(big))), big);
+  const text = formatSize(f);
+  for (
+    const bad of [
+      text.slice(1), // short
+      `${text} `, // long
+      " ".repeat(95), // empty fields
+      text.replace("4600000", "46000-0"),
+      `${text.slice(0, 15)}x${text.slice(16)}`, // no space between fields
+    ]
+  ) assert.equal(parseSize(enc.encode(bad)), undefined, JSON.stringify(bad));
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { decodeRecords, formatSize, REC } from "./queue_file.ts";
 import { makeQueueId } from "./queue_id.ts";
 import { QueueStore } from "./queue_store.ts";
-import { recoverQueue } from "./recover.ts";
+import { listOurFiles, recoverQueue } from "./recover.ts";
 
 const enc = new TextEncoder();
 /** A C record and the start of a T record: what a writer leaves after its first write. */
@@ -160,5 +161,181 @@ Deno.test("recoverQueue: keeps a complete file of ours that postsuper -r moved i
     assert.deepEqual(names(join(dir, "maildrop")), [file.id]);
     assert.equal(Deno.statSync(join(dir, "maildrop", file.id)).mode! & 0o777, 0o700);
     assert.ok(!exists(join(dir, "corrupt")), "nothing set aside");
+  });
+});
+
+/**
+ * A complete file of ours as the writer makes it: `lines` content lines of
+ * `width` bytes (long ones are L records and an N), and an extracted
+ * segment with records of every kind the writer puts there.
+ */
+async function completeFile(
+  dir: string,
+  lines: number,
+  width: number,
+): Promise<{ path: string; id: string }> {
+  const store = new QueueStore(dir);
+  const file = store.create("incoming", new Date());
+  file.writeEnvelope({
+    arrival: new Date(),
+    sender: "a@example.org",
+    recipients: ["b@example.net", "c@example.net"],
+    attributes: [["rewrite_context", "remote"]],
+  });
+  const line = enc.encode("y".repeat(width));
+  for (let i = 0; i < lines; i++) await file.line(line, 0, line.length, false);
+  await file.commit({
+    filter: "smtp:[relay.example]",
+    redirect: "d@example.net",
+    attributes: [["dsn_envid", "EE\x00E"]],
+    recipients: [{ address: "bcc@example.net", notify: 8 }],
+  });
+  return { path: file.path, id: file.id };
+}
+
+/** What the whole read of a file marked complete says of it (recovery's verdict before it read only the ends). */
+function wholeReadVerdict(bytes: Uint8Array): string | undefined {
+  try {
+    return decodeRecords(bytes).at(-1)?.type === REC.end ? undefined : "no end record";
+  } catch (err) {
+    return `corrupt: ${(err as Error).message}`;
+  }
+}
+
+Deno.test("recoverQueue: a file marked complete but cut short anywhere is set aside, with the whole read's reason", async () => {
+  await withQueue(async (dir) => {
+    // Content past the first 8 KiB read (the extracted segment is read on
+    // its own), and a small file read in one piece.
+    for (const [lines, width] of [[400, 400], [3, 20]] as const) {
+      const { path, id } = await completeFile(dir, lines, width);
+      const whole = await Deno.readFile(path);
+      await Deno.remove(path);
+      const records = decodeRecords(whole);
+      const xtra = records.findIndex((r) => r.type === REC.xtra);
+      assert.ok(xtra > 0 && records.at(-1)?.type === REC.end);
+      assert.ok(lines < 10 || whole.length > 64 * 1024, `${whole.length} bytes`);
+      const cuts = new Set<number>();
+      for (let n = 0; n < 400; n++) cuts.add(n); // the size record and the envelope
+      for (let n = whole.length - 400; n < whole.length; n++) cuts.add(n); // X ... E
+      for (const r of records) for (const d of [0, 1]) cuts.add(r.offset + d); // at each record, and inside its header
+      let checked = 0;
+      for (const n of cuts) {
+        if (n < 1 || n >= whole.length) continue;
+        const cut = whole.subarray(0, n);
+        await plant(path, cut, 0o700);
+        const want = wholeReadVerdict(cut);
+        assert.ok(want, `cut at ${n} of ${whole.length}: the whole read calls it complete`);
+        const found = await recoverQueue(dir);
+        assert.deepEqual(
+          found.map((r) => `${r.name}: ${r.reason}`),
+          [`${id}: ${want}`],
+          `cut at ${n} of ${whole.length}`,
+        );
+        await Deno.remove(join(dir, "corrupt", `incoming.${id}`));
+        checked++;
+      }
+      assert.ok(checked >= Math.min(800, whole.length - 1), `${checked} cuts`);
+      // Whole again, it is kept.
+      await plant(path, whole, 0o700);
+      assert.deepEqual(await recoverQueue(dir), []);
+      assert.ok(exists(path));
+      await Deno.remove(path);
+    }
+  });
+});
+
+Deno.test("recoverQueue: a file marked complete whose size record or end was never written is judged by the whole read", async () => {
+  await withQueue(async (dir) => {
+    const { path, id } = await completeFile(dir, 300, 400);
+    const whole = await Deno.readFile(path);
+    // The size record still the writer's placeholder (zeros): a file ending
+    // in E decodes whole as before, so it is kept, as the whole read kept it.
+    const placeholder = whole.slice();
+    placeholder.set(
+      enc.encode(formatSize({
+        contentSize: 0,
+        dataOffset: 0,
+        recipientCount: 0,
+        qmgrFlags: 0,
+        contentLength: 0,
+        sendOpts: 0,
+      })),
+      2,
+    );
+    await plant(path, placeholder, 0o700);
+    assert.deepEqual(await recoverQueue(dir), []);
+    // Its full length on disk, the last page still zeros (the data not
+    // written when the crash came).
+    const zeroed = whole.slice();
+    zeroed.fill(0, whole.length - 4096);
+    await plant(path, zeroed, 0o700);
+    assert.deepEqual(
+      (await recoverQueue(dir)).map((r) => `${r.name}: ${r.reason}`),
+      [`${id}: ${wholeReadVerdict(zeroed)}`],
+    );
+  });
+});
+
+Deno.test("recoverQueue: reads the ends of a complete file of ours, not its content", async () => {
+  await withQueue(async (dir) => {
+    // Three messages of 4 MB, as many wait in incoming/ while Postfix is stopped.
+    const files = [];
+    for (let i = 0; i < 3; i++) files.push(await completeFile(dir, 4000, 1000));
+    const readFile = Deno.readFile;
+    const read = Deno.FsFile.prototype.read;
+    let whole = 0;
+    let bytes = 0;
+    Object.defineProperty(Deno, "readFile", {
+      configurable: true,
+      writable: true,
+      value: (path: string | URL, options?: Deno.ReadFileOptions) => {
+        whole++;
+        return readFile(path, options);
+      },
+    });
+    Deno.FsFile.prototype.read = async function (p: Uint8Array) {
+      const n = await read.call(this, p);
+      bytes += n ?? 0;
+      return n;
+    };
+    try {
+      assert.deepEqual(await recoverQueue(dir), []);
+    } finally {
+      Object.defineProperty(Deno, "readFile", {
+        configurable: true,
+        writable: true,
+        value: readFile,
+      });
+      Deno.FsFile.prototype.read = read;
+    }
+    assert.equal(whole, 0, "no file read whole");
+    assert.ok(bytes <= 3 * 10 * 1024, `${bytes} bytes read of 3 files of 4 MB`);
+    assert.deepEqual(names(join(dir, "incoming")), files.map((f) => f.id).sort());
+  });
+});
+
+Deno.test("recoverQueue: looks only at the files it is given, and stops when told", async () => {
+  await withQueue(async (dir) => {
+    const id = (n: number) => makeQueueId(1_764_806_400, n, n);
+    await plant(join(dir, "incoming", id(1)), new Uint8Array(0), 0o600); // a crash's pool file
+    const listed = await listOurFiles(dir);
+    assert.deepEqual(listed, [{ queue: "incoming", name: id(1) }]);
+    // Made after the list: this daemon's own pool file, not a leftover.
+    await plant(join(dir, "incoming", id(2)), new Uint8Array(0), 0o600);
+    const told: string[] = [];
+    assert.deepEqual(
+      await recoverQueue(dir, { files: listed, found: (r) => told.push(r.name) }),
+      [],
+    );
+    assert.deepEqual(names(join(dir, "incoming")), [id(2)]);
+    // Stopped: nothing more is looked at.
+    await plant(join(dir, "incoming", id(3)), PARTIAL, 0o600);
+    const stop = new AbortController();
+    stop.abort();
+    assert.deepEqual(await recoverQueue(dir, { signal: stop.signal }), []);
+    assert.deepEqual(names(join(dir, "incoming")), [id(2), id(3)].sort());
+    // Told of each one set aside.
+    assert.equal((await recoverQueue(dir, { found: (r) => told.push(r.name) })).length, 1);
+    assert.deepEqual(told, [id(3)]);
   });
 });
