@@ -37,7 +37,7 @@ const OK_CASES: [string, string, string][] = [
 
 for (const [line, verb, arg] of OK_CASES) {
   Deno.test(`parseCommand() splits ${JSON.stringify(line)}`, () => {
-    assert.deepEqual(parseCommand(bytes(line)), { verb, arg });
+    assert.deepEqual(parseCommand(bytes(line)), { verb, arg, text: line });
   });
 }
 
@@ -82,9 +82,11 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
     assert.equal(r.verb, "HELO");
     assert.match(r.arg, /^\ufffd+$/);
   }
+  // The text is the line as sent only when it was read as sent.
   assert.deepEqual(parseCommand(new Uint8Array([0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xff]), false), {
     verb: "NOOP",
     arg: "\ufffd",
+    text: undefined,
   });
   // One U+FFFD a byte, as Postfix's printable() counts them: a cut-off
   // three-byte sequence is two, an encoded surrogate three, an overlong two.
@@ -92,6 +94,7 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
   assert.deepEqual(parseCommand(Uint8Array.from(text, (c) => c.charCodeAt(0)), false), {
     verb: "VRFY",
     arg: "j\ufffd\ufffdx\ufffd\ufffd\ufffd\ufffd\ufffd\u00f6",
+    text: undefined,
   });
   // Control bytes are refused either way.
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff]), false), {
@@ -101,4 +104,12 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
 
 Deno.test("parseCommand() checks control bytes before UTF-8", () => {
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff])), { error: REPLY.badSyntax });
+});
+
+Deno.test("parseCommand() reads short and long ASCII lines alike", () => {
+  for (const size of [255, 256, 257, 3000]) {
+    const arg = `TO:<${"a".repeat(size - 13)}@b>`;
+    const line = `RCPT ${arg}\t`;
+    assert.deepEqual(parseCommand(bytes(line)), { verb: "RCPT", arg, text: line });
+  }
 });

@@ -38,7 +38,7 @@ import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
 import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "../io/turns.ts";
-import { escaped, isConnectionError, pipelinedForLog, printable } from "./_wire.ts";
+import { escaped, isConnectionError, pipelinedForLog, printable, printableText } from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -464,6 +464,8 @@ export class Session {
         ? "****"
         : parsed.verb === "AUTH"
         ? authCommandForLog(parsed.arg)
+        : parsed.text !== undefined
+        ? printableText(parsed.text)
         : printable(line.bytes),
     );
     if ("error" in parsed) {
