@@ -63,6 +63,8 @@ export class Session {
   readonly #notices = new SessionNotices();
   /** Per verb (lower case): commands seen, and those that did not fail. */
   readonly #counts = new Map<string, CommandCount>();
+  /** The same counts by the verb #count is given (a verb of the table, or "unknown"). */
+  readonly #countOf = new Map<string, CommandCount>();
   #client: ClientIdentity;
   /** -v, plus debug_peer_level for a client in debug_peer_list: 1 logs the dialog. */
   #verbosity = 0;
@@ -617,9 +619,14 @@ export class Session {
   }
 
   #count(verb: string): CommandCount {
-    const name = verb.toLowerCase();
-    let count = this.#counts.get(name);
-    if (!count) this.#counts.set(name, count = { ok: 0, total: 0 });
+    // By the verb as given first: no lower-case copy of it per command.
+    let count = this.#countOf.get(verb);
+    if (!count) {
+      const name = verb.toLowerCase();
+      count = this.#counts.get(name);
+      if (!count) this.#counts.set(name, count = { ok: 0, total: 0 });
+      this.#countOf.set(verb, count);
+    }
     count.total++;
     return count;
   }
