@@ -295,13 +295,16 @@ export class LineReader {
    * What {@linkcode readLine} returns when it needs no read: the next line
    * (or piece) when it is buffered, null at the end of the input. No
    * promise: a session runs the commands a client pipelined one after the
-   * other without a turn of the event loop for each.
+   * other without a turn of the event loop for each. The request is met,
+   * so no deadline runs: a read that comes next (a BDAT chunk's, say)
+   * starts its own when it begins, as at the start of the session, where
+   * a clock read for each line cost more than the rest of taking it.
    * @param max the longest piece to return
    * @returns the line, null at EOF, or undefined when readLine must read
    */
   bufferedLine(max: number): Line | null | undefined {
     const line = this.#take(max, this.#start);
-    if (line !== undefined) this.#deadline.at = Date.now() + this.#timeoutMs;
+    if (line !== undefined) this.#deadline.at = Number.POSITIVE_INFINITY;
     return line;
   }
 

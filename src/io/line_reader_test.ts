@@ -197,6 +197,27 @@ Deno.test("LineReader.readLine() times out after a partial line", async () => {
   await assert.rejects(reader.readLine(100), ReadTimeoutError);
 });
 
+Deno.test("LineReader: a read after bufferedLine() gets the whole timeout from its start", async () => {
+  let first = true;
+  const src: ByteSource = {
+    read: (p) => {
+      if (!first) return new Promise<number | null>(() => {});
+      first = false;
+      p.set(enc.encode("A\r\nB\r\n"));
+      return Promise.resolve(6);
+    },
+  };
+  const reader = new LineReader(src, { timeoutMs: 100 });
+  assert.equal(dec.decode((await reader.readLine(100))?.bytes), "A");
+  // The second command takes longer than the timeout to run (a slow check).
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(dec.decode(reader.bufferedLine(100)?.bytes), "B");
+  const start = performance.now();
+  await assert.rejects(reader.ensure(1), ReadTimeoutError);
+  const waited = performance.now() - start;
+  assert.ok(waited >= 90, `timed out after ${waited} ms`);
+});
+
 Deno.test("LineReader.readLine() clears its timer when data arrives in time", async () => {
   // With a 60 s timeout, a leaked timer would keep the test alive and fail
   // Deno's sanitizer; the test ends at once only if it was cleared.
