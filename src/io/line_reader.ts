@@ -280,36 +280,8 @@ export class LineReader {
     this.#deadline.at = Date.now() + this.#timeoutMs;
     let scanFrom = this.#start;
     for (;;) {
-      const at = this.#buf.indexOf(LF, scanFrom);
-      if (at >= 0 && at < this.#end) {
-        const contentLen = at - this.#start;
-        if (contentLen <= max + 1) {
-          const crlf = at > this.#start && this.#buf[at - 1] === CR;
-          const stop = crlf ? at - 1 : at;
-          if (stop - this.#start <= max) {
-            const bytes = this.#buf.subarray(this.#start, stop);
-            this.#start = at + 1;
-            return { bytes, end: crlf ? "crlf" : "lf" };
-          }
-        }
-      }
-      const pending = this.#end - this.#start;
-      // A CR right after max bytes may be the first half of a CRLF still in flight.
-      const crMayEnd = pending === max + 1 && this.#buf[this.#end - 1] === CR && !this.#eof;
-      if (pending > max && !crMayEnd) {
-        // No terminator within max bytes: hand out a piece. Keep a trailing CR
-        // so a CRLF split across pieces is still seen as one terminator.
-        let cut = this.#start + max;
-        if (this.#buf[cut - 1] === CR) cut--;
-        if (cut === this.#start) cut = this.#start + 1;
-        const bytes = this.#buf.subarray(this.#start, cut);
-        this.#start = cut;
-        return { bytes, end: "partial" };
-      }
-      if (this.#eof) {
-        this.#start = this.#end;
-        return null;
-      }
+      const line = this.#take(max, scanFrom);
+      if (line !== undefined) return line;
       scanFrom = this.#end;
       const before = this.#start;
       if (!(await this.#fill(max))) {
@@ -317,6 +289,62 @@ export class LineReader {
       }
       scanFrom -= before - this.#start; // buffer may have been compacted
     }
+  }
+
+  /**
+   * What {@linkcode readLine} returns when it needs no read: the next line
+   * (or piece) when it is buffered, null at the end of the input. No
+   * promise: a session runs the commands a client pipelined one after the
+   * other without a turn of the event loop for each. The request is met,
+   * so no deadline runs: a read that comes next (a BDAT chunk's, say)
+   * starts its own when it begins, as at the start of the session, where
+   * a clock read for each line cost more than the rest of taking it.
+   * @param max the longest piece to return
+   * @returns the line, null at EOF, or undefined when readLine must read
+   */
+  bufferedLine(max: number): Line | null | undefined {
+    const line = this.#take(max, this.#start);
+    if (line !== undefined) this.#deadline.at = Number.POSITIVE_INFINITY;
+    return line;
+  }
+
+  /**
+   * The next line or piece from what is buffered, the LF looked for from
+   * `scanFrom` on (what was looked at before has none).
+   * @returns the line, null at EOF, or undefined when more bytes are needed
+   */
+  #take(max: number, scanFrom: number): Line | null | undefined {
+    const at = this.#buf.indexOf(LF, scanFrom);
+    if (at >= 0 && at < this.#end) {
+      const contentLen = at - this.#start;
+      if (contentLen <= max + 1) {
+        const crlf = at > this.#start && this.#buf[at - 1] === CR;
+        const stop = crlf ? at - 1 : at;
+        if (stop - this.#start <= max) {
+          const bytes = this.#buf.subarray(this.#start, stop);
+          this.#start = at + 1;
+          return { bytes, end: crlf ? "crlf" : "lf" };
+        }
+      }
+    }
+    const pending = this.#end - this.#start;
+    // A CR right after max bytes may be the first half of a CRLF still in flight.
+    const crMayEnd = pending === max + 1 && this.#buf[this.#end - 1] === CR && !this.#eof;
+    if (pending > max && !crMayEnd) {
+      // No terminator within max bytes: hand out a piece. Keep a trailing CR
+      // so a CRLF split across pieces is still seen as one terminator.
+      let cut = this.#start + max;
+      if (this.#buf[cut - 1] === CR) cut--;
+      if (cut === this.#start) cut = this.#start + 1;
+      const bytes = this.#buf.subarray(this.#start, cut);
+      this.#start = cut;
+      return { bytes, end: "partial" };
+    }
+    if (this.#eof) {
+      this.#start = this.#end;
+      return null;
+    }
+    return undefined;
   }
 
   /**

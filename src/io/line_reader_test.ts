@@ -63,6 +63,37 @@ const CR_EDGE: [string, number, [string, LineEnd][]][] = [
   ["abc\rXYZ\r\n", 4, [["abc", "partial"], ["\rXYZ", "crlf"]]],
 ];
 
+Deno.test("LineReader.bufferedLine() takes what readLine() would, without reading", async () => {
+  for (
+    const [what, input, max, expected] of [
+      ...CASES,
+      ...CR_EDGE.map(([i, m, e]) => ["", i, m, e] as const),
+    ]
+  ) {
+    for (const [how, chunks] of chunkings(input)) {
+      const source = new ChunkSource(chunks);
+      const reader = new LineReader(source, { bufferSize: 8 });
+      const out: [string, LineEnd][] = [];
+      for (;;) {
+        const reads = source.reads;
+        let line = reader.bufferedLine(max);
+        if (line === undefined) line = await reader.readLine(max);
+        else assert.equal(source.reads, reads, `${what} ${how}: no read`);
+        if (line === null) break;
+        out.push([dec.decode(line.bytes), line.end]);
+      }
+      assert.deepEqual(out, expected, `${what} ${how}`);
+      assert.equal(reader.bufferedLine(max), null, `${what} ${how}: null after EOF`);
+    }
+  }
+  // Pipelined lines: the first needs a read, the others are buffered.
+  const reader = new LineReader(new ChunkSource([enc.encode("HELO a\r\nNOOP\r\nQU")]));
+  assert.equal(reader.bufferedLine(100), undefined);
+  assert.equal(dec.decode((await reader.readLine(100))?.bytes), "HELO a");
+  assert.equal(dec.decode(reader.bufferedLine(100)?.bytes), "NOOP");
+  assert.equal(reader.bufferedLine(100), undefined);
+});
+
 Deno.test({
   name: "LineReader.readLine() returns a line of exactly max bytes whole for every chunking",
   fn: async () => {
@@ -164,6 +195,27 @@ Deno.test("LineReader.readLine() times out after a partial line", async () => {
   };
   const reader = new LineReader(src, { timeoutMs: 10 });
   await assert.rejects(reader.readLine(100), ReadTimeoutError);
+});
+
+Deno.test("LineReader: a read after bufferedLine() gets the whole timeout from its start", async () => {
+  let first = true;
+  const src: ByteSource = {
+    read: (p) => {
+      if (!first) return new Promise<number | null>(() => {});
+      first = false;
+      p.set(enc.encode("A\r\nB\r\n"));
+      return Promise.resolve(6);
+    },
+  };
+  const reader = new LineReader(src, { timeoutMs: 100 });
+  assert.equal(dec.decode((await reader.readLine(100))?.bytes), "A");
+  // The second command takes longer than the timeout to run (a slow check).
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(dec.decode(reader.bufferedLine(100)?.bytes), "B");
+  const start = performance.now();
+  await assert.rejects(reader.ensure(1), ReadTimeoutError);
+  const waited = performance.now() - start;
+  assert.ok(waited >= 90, `timed out after ${waited} ms`);
 });
 
 Deno.test("LineReader.readLine() clears its timer when data arrives in time", async () => {

@@ -48,6 +48,14 @@ export interface Policy {
    * @param waiting told when the session starts and stops waiting on DNS
    */
   sessionResolver(gone?: AbortSignal, waiting?: (on: boolean) => void): DnsResolver;
+  /**
+   * Whether checking a stage runs no restriction at all (its lists are
+   * empty, or delayed to RCPT by smtpd_delay_reject, and no check runs
+   * after them): then it can only permit, with no access action, and the
+   * session does not gather its facts (HELO and MAIL did, for every command).
+   * @param stage the SMTP stage
+   */
+  runsNothing(stage: PolicyStage): boolean;
 }
 
 const STAGE_OF: Record<ListParam, PolicyStage> = {
@@ -109,6 +117,8 @@ export class CompiledPolicy implements Policy {
   #delay: boolean;
   #dns: DnsResolver;
   #warn: (text: string) => void;
+  /** {@linkcode runsNothing}'s answers (the lists never change: a reload makes a new policy). */
+  #quiet = new Map<PolicyStage, boolean>();
 
   /**
    * @param lists the compiled lists
@@ -126,6 +136,19 @@ export class CompiledPolicy implements Policy {
 
   sessionResolver(gone?: AbortSignal, waiting?: (on: boolean) => void): DnsResolver {
     return cachingResolver(this.#dns, {}, gone, waiting);
+  }
+
+  runsNothing(stage: PolicyStage): boolean {
+    let quiet = this.#quiet.get(stage);
+    if (quiet === undefined) {
+      const lists = listsFor(stage, this.#delay);
+      // (RCPT and VRFY have the postmaster rule and the unlisted recipient check.)
+      quiet = stage !== "recipient" && stage !== "vrfy" &&
+        !(this.lists.implicit?.sender && lists.includes("smtpd_sender_restrictions")) &&
+        lists.every((key) => this.lists[key].length === 0);
+      this.#quiet.set(stage, quiet);
+    }
+    return quiet;
   }
 
   async check(

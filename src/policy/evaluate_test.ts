@@ -1587,6 +1587,38 @@ Deno.test("CompiledPolicy.check() says which list and restriction decided", asyn
   assert.deepEqual(permitted, { kind: "permit", by: "end of lists" });
 });
 
+Deno.test("CompiledPolicy.runsNothing() only for a stage whose check can only permit", async () => {
+  const policyOf = (params: Params) =>
+    compilePolicy(
+      resolveConfigText(toml({ ...BASE, ...params }), {
+        systemHostname: "mx.example.com",
+        file: "test.toml",
+      }),
+      { dns: fakeDns({}), warn: () => {} },
+    );
+  const helo = { "smtpd_helo_restrictions": ["reject_invalid_helo_hostname"] };
+  const sender = { "smtpd_sender_restrictions": ["reject_non_fqdn_sender"] };
+  // Lists that run now, or are empty.
+  const early = policyOf({ ...helo, ...sender });
+  assert.equal(early.runsNothing("helo"), false);
+  assert.equal(early.runsNothing("sender"), false);
+  assert.equal(early.runsNothing("client"), true);
+  const check = await early.check("helo", context({ client: "x[192.0.2.2]", helo: "a b" }));
+  assert.equal(check.kind, "reject");
+  // Delayed to RCPT: nothing runs at HELO, MAIL or the connect.
+  const delayed = policyOf({ ...DELAY, ...helo, ...sender });
+  for (const stage of ["client", "helo", "sender"] as const) {
+    assert.equal(delayed.runsNothing(stage), true, stage);
+  }
+  assert.equal(delayed.runsNothing("etrn"), false);
+  // RCPT and VRFY have the postmaster rule; MAIL the unlisted sender check.
+  const empty = policyOf({ "smtpd_relay_restrictions": [], "smtpd_recipient_restrictions": [] });
+  assert.equal(empty.runsNothing("recipient"), false);
+  assert.equal(empty.runsNothing("vrfy"), false);
+  assert.equal(empty.runsNothing("data"), true);
+  assert.equal(policyOf({ "smtpd_reject_unlisted_sender": true }).runsNothing("sender"), false);
+});
+
 Deno.test("CompiledPolicy.check() queries the resolver given in its options", async () => {
   const loaded = resolveConfigText(
     toml({ ...BASE, "smtpd_client_restrictions": ["reject_rbl_client dnsbl.example"] }),

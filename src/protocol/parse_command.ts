@@ -24,12 +24,24 @@ export interface CommandLine {
   readonly verb: string;
   /** The text after the verb and one space (may be ""). */
   readonly arg: string;
+  /**
+   * The whole line as text when it was read as sent (ASCII, or UTF-8);
+   * undefined when bytes that are not UTF-8 were replaced (smtputf8_enable off).
+   */
+  readonly text?: string;
 }
+
+/**
+ * The longest ASCII line made into text by String.fromCharCode: for a
+ * command line of a few words it takes a tenth of a TextDecoder call, whose
+ * fixed cost (about 0.3 µs, 0.7 µs for Latin-1) was the largest part of
+ * parsing a short command.
+ */
+const SHORT_ASCII = 256;
 
 // ignoreBOM: a leading U+FEFF stays part of the first word, as Postfix
 // reads it ("\ufeffRCPT" is no RCPT).
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const latin1 = new TextDecoder("latin1");
 
 /**
  * Parses one command line (without CRLF).
@@ -50,26 +62,37 @@ export function parseCommand(
     if (c === 127) return { error: REPLY.badSyntax };
     if (c > 127) ascii = false;
   }
-  let text: string;
+  let whole: string | undefined;
   if (ascii) {
-    text = latin1.decode(line);
+    whole = line.length <= SHORT_ASCII
+      ? String.fromCharCode.apply(null, line as unknown as number[])
+      : utf8.decode(line);
   } else {
     try {
-      text = utf8.decode(line);
+      whole = utf8.decode(line);
     } catch {
       if (strictUtf8) return { error: REPLY.badUtf8 };
-      text = decodeWireBytes(line);
     }
   }
-  text = trimBlanks(text);
-  const m = /^([^ \t]+)(?:[ \t]+(.*))?$/s.exec(text);
-  if (!m) return { error: REPLY.badSyntax };
-  const word = m[1] as string;
+  const text = trimBlanks(whole ?? decodeWireBytes(line));
+  // The first word, then the rest after the blanks that follow it (the
+  // line has none at either end now).
+  let end = 0;
+  while (end < text.length && !isBlank(text.charCodeAt(end))) end++;
+  if (end === 0) return { error: REPLY.badSyntax };
+  let from = end;
+  while (from < text.length && isBlank(text.charCodeAt(from))) from++;
+  const word = text.slice(0, end);
   // Only ASCII letters change case, as in Postfix's strcasecmp against its
   // command table: "QU\u0131T" (a dotless i) or "\u017fTARTTLS" (a long s)
   // is an unknown word, not QUIT or STARTTLS.
   const verb = ascii ? word.toUpperCase() : asciiUpperCase(word);
-  return { verb, arg: m[2] ?? "" };
+  return { verb, arg: text.slice(from), text: whole };
+}
+
+/** A space or a tab: the blanks between Postfix's tokens. */
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 /**
@@ -83,8 +106,8 @@ export function parseCommand(
  */
 export function trimBlanks(text: string): string {
   let end = text.length;
-  while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+  while (end > 0 && isBlank(text.charCodeAt(end - 1))) end--;
   let start = 0;
-  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
   return text.slice(start, end);
 }

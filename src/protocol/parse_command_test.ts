@@ -38,7 +38,7 @@ const OK_CASES: [string, string, string][] = [
 
 for (const [line, verb, arg] of OK_CASES) {
   Deno.test(`parseCommand() splits ${JSON.stringify(line)}`, () => {
-    assert.deepEqual(parseCommand(bytes(line)), { verb, arg });
+    assert.deepEqual(parseCommand(bytes(line)), { verb, arg, text: line });
   });
 }
 
@@ -89,9 +89,11 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
     assert.ok([...r.arg].every(isRawByteChar), JSON.stringify(r.arg));
     assert.deepEqual([...encodeWireText(r.arg)], line.slice(5));
   }
+  // The text is the line as sent only when it was read as sent.
   assert.deepEqual(parseCommand(new Uint8Array([0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xff]), false), {
     verb: "NOOP",
     arg: rawByteChar(0xff),
+    text: undefined,
   });
   // One character a byte, as Postfix's printable() counts them: a cut-off
   // three-byte sequence is two, an encoded surrogate three, an overlong two.
@@ -99,6 +101,7 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
   assert.deepEqual(parseCommand(Uint8Array.from(text, (c) => c.charCodeAt(0)), false), {
     verb: "VRFY",
     arg: `j${raw(0xe2, 0x82)}x${raw(0xed, 0xa0, 0x80, 0xc0, 0xaf)}\u00f6`,
+    text: undefined,
   });
   // Control bytes are refused either way.
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff]), false), {
@@ -108,4 +111,12 @@ Deno.test("parseCommand() with SMTPUTF8 off reads a line that is not UTF-8, each
 
 Deno.test("parseCommand() checks control bytes before UTF-8", () => {
   assert.deepEqual(parseCommand(new Uint8Array([0x48, 0x00, 0xff])), { error: REPLY.badSyntax });
+});
+
+Deno.test("parseCommand() reads short and long ASCII lines alike", () => {
+  for (const size of [255, 256, 257, 3000]) {
+    const arg = `TO:<${"a".repeat(size - 13)}@b>`;
+    const line = `RCPT ${arg}\t`;
+    assert.deepEqual(parseCommand(bytes(line)), { verb: "RCPT", arg, text: line });
+  }
 });

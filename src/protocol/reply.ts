@@ -92,6 +92,33 @@ export function isError(r: Reply): boolean {
  * @returns the wire text
  */
 export function formatReply(r: Reply, enhanced = true): string {
+  if (enhanced) {
+    const text = wireText.get(r);
+    if (text !== undefined) return text;
+  }
+  return format(r, enhanced);
+}
+
+/**
+ * The wire text of the replies made once and sent many times (the catalog
+ * below, the 250 to HELO): a client that pipelines NOOP or RSET got a new
+ * string per reply, built with a regular expression and a split, and
+ * garbage for the collector. Weak: HELO's reply goes when myhostname
+ * changes (a reload).
+ */
+const wireText = new WeakMap<Reply, string>();
+
+/**
+ * Formats a reply once and keeps its text for {@linkcode formatReply}.
+ * @param r a reply that will be sent many times
+ * @returns the reply
+ */
+function formattedOnce(r: Reply): Reply {
+  wireText.set(r, format(r, true));
+  return r;
+}
+
+function format(r: Reply, enhanced: boolean): string {
   const status = enhanced ? enhancedStatus(r) : "";
   // No control characters reach the wire (table texts are the operator's, but still).
   // deno-lint-ignore no-control-regex
@@ -201,6 +228,8 @@ export const REPLY = {
   authResponseTooLong: reply(500, "5.6", "SASL response limit exceeded"),
   authMultipleOption: reply(503, "5.4", "Error: multiple AUTH= options"),
 } as const satisfies Record<string, Reply>;
+
+for (const r of Object.values(REPLY)) formattedOnce(r);
 
 /**
  * 555 for an unsupported MAIL/RCPT parameter (RFC 5321 §4.1.1.11). The
@@ -335,6 +364,10 @@ export function greeting(banner: string): Reply {
   return reply(220, undefined, banner);
 }
 
+/** The last host name {@linkcode heloOk} answered HELO with, and that reply. */
+let heloHost: string | undefined;
+let heloReply: Reply = reply(250, undefined, "");
+
 /**
  * 250 to HELO, or to EHLO with the keyword lines after our name.
  * @param host our host name
@@ -342,7 +375,12 @@ export function greeting(banner: string): Reply {
  * @returns the reply
  */
 export function heloOk(host: string, keywords: readonly string[] = []): Reply {
-  return reply(250, undefined, [host, ...keywords].join("\n"));
+  if (keywords.length > 0) return reply(250, undefined, [host, ...keywords].join("\n"));
+  if (host !== heloHost) {
+    heloHost = host;
+    heloReply = formattedOnce(reply(250, undefined, host));
+  }
+  return heloReply;
 }
 
 /**

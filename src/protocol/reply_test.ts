@@ -4,6 +4,7 @@ import {
   closing,
   enhancedStatus,
   formatReply,
+  heloOk,
   isError,
   REPLY,
   type Reply,
@@ -103,5 +104,20 @@ Deno.test("closing() answers 421 with the host name first", () => {
   assert.equal(
     formatReply(closing("mx.example", "7.0", "Error: too many errors")),
     "421 4.7.0 mx.example Error: too many errors\r\n",
+  );
+});
+
+Deno.test("formatReply() of a catalog reply or HELO's is the text of an equal new reply", () => {
+  for (const r of Object.values(REPLY)) {
+    assert.equal(formatReply(r), formatReply({ ...r }));
+    assert.equal(formatReply(r, false), formatReply({ ...r }, false));
+  }
+  // HELO's reply is kept for its host name: a new name (a reload) gets its own.
+  assert.equal(formatReply(heloOk("a.example")), "250 a.example\r\n");
+  assert.equal(formatReply(heloOk("b.example")), "250 b.example\r\n");
+  assert.equal(formatReply(heloOk("b.example")), "250 b.example\r\n");
+  assert.equal(
+    formatReply(heloOk("a.example", ["PIPELINING"])),
+    "250-a.example\r\n250 PIPELINING\r\n",
   );
 });

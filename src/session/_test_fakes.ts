@@ -32,6 +32,7 @@ export function fakeDeps(config: Partial<Config> = {}): SessionDeps {
   const policy: Policy = {
     check: () => Promise.resolve({ kind: "dunno" }),
     sessionResolver: () => ({}) as DnsResolver,
+    runsNothing: () => false,
   };
   return {
     config: { ...defaultConfig(), notify_classes: [], ...config },

@@ -27,7 +27,17 @@ const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
  * @returns the text, with control characters as "?"
  */
 export function printable(bytes: Uint8Array): string {
-  return decoder.decode(bytes).replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
+  return printableText(decoder.decode(bytes));
+}
+
+/**
+ * A command line already read as text (as sent: ASCII or UTF-8) as
+ * {@linkcode printable} shows its bytes.
+ * @param text the line's text
+ * @returns the text, with control characters as "?"
+ */
+export function printableText(text: string): string {
+  return text.replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?");
 }
 
 /** The letters Postfix's escape() gives the control characters that have one. */

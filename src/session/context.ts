@@ -167,9 +167,14 @@ export interface SessionContext {
    * @param stage the stage
    * @param verb the command, for the log
    * @param facts the command's facts
-   * @returns the refusal, or undefined when allowed
+   * @returns the refusal, or undefined when allowed: at once when no
+   *   restriction runs (or the client was refused at connect), else a promise
    */
-  checkPolicy(stage: PolicyStage, verb: string, facts: PolicyFacts): Promise<Reply | undefined>;
+  checkPolicy(
+    stage: PolicyStage,
+    verb: string,
+    facts: PolicyFacts,
+  ): Reply | undefined | Promise<Reply | undefined>;
   /**
    * Logs a refusal that was not a policy stage's (memory, size, cleanup).
    * @param entry what was refused

@@ -208,12 +208,25 @@ export class SessionState implements SessionContext {
     this.#writer.push(formatReply(reply));
   }
 
-  async checkPolicy(
+  checkPolicy(
+    stage: PolicyStage,
+    verb: string,
+    facts: PolicyFacts,
+  ): Reply | undefined | Promise<Reply | undefined> {
+    if (this.#clientRefusal && stage !== "client") return this.#clientRefusal;
+    if (this.#deps.policy.runsNothing(stage)) {
+      // As after a check that met no access action (see #runStage).
+      if (!this.tx && stage === "sender") this.#atMail = [];
+      return undefined;
+    }
+    return this.#runStage(stage, verb, facts);
+  }
+
+  async #runStage(
     stage: PolicyStage,
     verb: string,
     facts: PolicyFacts,
   ): Promise<Reply | undefined> {
-    if (this.#clientRefusal && stage !== "client") return this.#clientRefusal;
     // As Postfix's smtpd_check_data and smtpd_check_eod: the data and
     // end-of-data lists (and a policy server's "recipient") see the
     // recipient when the transaction has only one.

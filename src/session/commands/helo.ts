@@ -24,13 +24,14 @@ const NEUTER = /[<>()\\";@]/g;
 /**
  * Checks the name and runs smtpd_helo_restrictions (when not delayed)
  * with it; an accepted name greets the session.
- * @returns the refusal, or undefined when the session is greeted
+ * @returns the refusal, or undefined when the session is greeted (a
+ *   promise when the restrictions run)
  */
-async function greet(
+function greet(
   ctx: SessionContext,
   arg: string,
   verb: "HELO" | "EHLO",
-): Promise<Reply | undefined> {
+): Reply | undefined | Promise<Reply | undefined> {
   // Blanks are space and tab only, as Postfix's tokens (parseCommand took
   // those around the argument): U+00A0 and the like are part of the name.
   const name = arg;
@@ -40,18 +41,27 @@ async function greet(
   // As Postfix: the check made now sees the name as sent (made printable);
   // the name kept, which later checks see, is neutered too.
   const shown = ctx.config.smtputf8_enable ? sanitizeLogText(name) : asciiLogText(name);
-  const refused = await ctx.checkPolicy("helo", verb, { helo: shown });
-  if (refused) return refused;
-  // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
-  // The protocol is SMTP or ESMTP, TLS or not (as Postfix's): the "S" of
-  // RFC 3848 is Received:'s alone, and "ESMTP" is what allows pipelining.
-  ctx.greet(shown.replace(NEUTER, "?"), verb === "EHLO" ? "ESMTP" : "SMTP");
-  return undefined;
+  const greeted = (refused: Reply | undefined) => {
+    if (refused) return refused;
+    // Kept for Received:, the queue file and the log: Postfix's neutered characters as "?".
+    // The protocol is SMTP or ESMTP, TLS or not (as Postfix's): the "S" of
+    // RFC 3848 is Received:'s alone, and "ESMTP" is what allows pipelining.
+    ctx.greet(shown.replace(NEUTER, "?"), verb === "EHLO" ? "ESMTP" : "SMTP");
+    return undefined;
+  };
+  const refused = ctx.checkPolicy("helo", verb, { helo: shown });
+  return refused instanceof Promise ? refused.then(greeted) : greeted(refused);
 }
 
-/** HELO hostname */
-export async function handleHelo(arg: string, ctx: SessionContext): Promise<CommandResult> {
-  return answer(await greet(ctx, arg, "HELO") ?? heloOk(ctx.config.myhostname));
+/** HELO hostname (no promise when no restriction runs: see the session loop) */
+export function handleHelo(
+  arg: string,
+  ctx: SessionContext,
+): CommandResult | Promise<CommandResult> {
+  const heloAnswer = (refused: Reply | undefined) =>
+    answer(refused ?? heloOk(ctx.config.myhostname));
+  const refused = greet(ctx, arg, "HELO");
+  return refused instanceof Promise ? refused.then(heloAnswer) : heloAnswer(refused);
 }
 
 /**

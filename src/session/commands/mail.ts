@@ -37,7 +37,10 @@ export function checkSpace(ctx: SessionContext, declared = 0): Reply | undefined
 }
 
 /** MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] */
-export async function handleMail(arg: string, ctx: SessionContext): Promise<CommandResult> {
+export function handleMail(
+  arg: string,
+  ctx: SessionContext,
+): CommandResult | Promise<CommandResult> {
   const cfg = ctx.config;
   const m = /^FROM:/i.exec(arg);
   if (!m) return answer(REPLY.mailSyntax);
@@ -77,20 +80,21 @@ export async function handleMail(arg: string, ctx: SessionContext): Promise<Comm
     ctx.logReject({ stage: "MAIL", reply: tooBig, from: senderText });
     return answer(tooBig);
   }
-  const refused = await ctx.checkPolicy("sender", "MAIL", {
-    sender: path.address,
-    from: senderText,
-  });
-  if (refused) return answer(refused);
-  ctx.beginTransaction({
-    sender: path.address,
-    senderText,
-    declaredSize: params.size,
-    body: params.body,
-    smtputf8: params.smtputf8,
-    ...(params.ret ? { dsnRet: DSN_RET[params.ret] } : {}),
-    ...(params.envid !== undefined ? { dsnEnvid: params.envid } : {}),
-    ...(params.auth !== undefined ? { authSender: params.auth } : {}),
-  });
-  return answer(REPLY.senderOk);
+  const begin = (refused: Reply | undefined) => {
+    if (refused) return answer(refused);
+    ctx.beginTransaction({
+      sender: path.address,
+      senderText,
+      declaredSize: params.size,
+      body: params.body,
+      smtputf8: params.smtputf8,
+      ...(params.ret ? { dsnRet: DSN_RET[params.ret] } : {}),
+      ...(params.envid !== undefined ? { dsnEnvid: params.envid } : {}),
+      ...(params.auth !== undefined ? { authSender: params.auth } : {}),
+    });
+    return answer(REPLY.senderOk);
+  };
+  // No promise when the sender list does not run now (see the session loop).
+  const refused = ctx.checkPolicy("sender", "MAIL", { sender: path.address, from: senderText });
+  return refused instanceof Promise ? refused.then(begin) : begin(refused);
 }

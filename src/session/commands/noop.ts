@@ -7,7 +7,10 @@
 import { REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult } from "../context.ts";
 
+/** Its answer, made once (a client may pipeline thousands). */
+const OK = answer(REPLY.noopOk);
+
 /** NOOP [string] */
 export function handleNoop(): CommandResult {
-  return answer(REPLY.noopOk);
+  return OK;
 }

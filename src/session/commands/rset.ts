@@ -8,8 +8,11 @@
 import { REPLY } from "../../protocol/reply.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
+/** Its answer, made once (a client may pipeline thousands). */
+const OK = answer(REPLY.resetOk);
+
 /** RSET */
 export function handleRset(_arg: string, ctx: SessionContext): CommandResult {
   ctx.endTransaction();
-  return answer(REPLY.resetOk);
+  return OK;
 }
