@@ -287,8 +287,7 @@ export async function tlsContext(
       new X509Certificate(chain.match(PEM_CERTIFICATE)?.[0] ?? ""),
       new Date(),
     );
-    const line = loaded.lineOf(k);
-    if (dated) warn?.(`${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${k}: ${dated}`);
+    if (dated) warn?.(`${loaded.placeOf(k)}${k}: ${dated}`);
   }
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;

@@ -266,6 +266,85 @@ Deno.test({
   },
 });
 
+// Before, a queue directory that could not be made was reported without
+// the file and line that named it ("error: cannot prepare queue directory
+// ..."), and a port in use, an open relay or an unknown EHLO keyword set
+// with -o was blamed on the file's line that the -o had replaced.
+Deno.test({
+  name:
+    "serve and config --check name the -o that set a value, not the file's line it replaced; a queue that cannot be made, its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-place");
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      const notDir = join(work, "file");
+      await Deno.writeTextFile(notDir, "");
+      const { configFile } = await writeConfig(
+        work,
+        'smtpd_recipient_restrictions = ["reject_unauth_destination"]\n' +
+          'smtpd_discard_ehlo_keywords = ["dsn"]\n' +
+          `queue_directory = "${notDir}"`,
+      );
+      const file = configFile.replaceAll(".", "\\.");
+      const serve = async (args: string[]) =>
+        run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile, ...args]), {
+          timeoutMs: 20_000,
+        });
+      const queue = await serve([]);
+      assert.equal(queue.code, 1, queue.stderr);
+      assert.match(
+        queue.stderr,
+        new RegExp(`error: ${file}:6: cannot prepare queue directory ".*/file": Not a directory`),
+      );
+      const good = `queue_directory=${join(work, "spool")}`;
+      const queueSet = await serve(["-o", `queue_directory=${notDir}/q`]);
+      assert.match(
+        queueSet.stderr,
+        new RegExp(`error: -o queue_directory=${notDir}/q: cannot prepare queue directory`),
+      );
+      const listen = await serve(["-o", good, "-o", `smtpd_listen=127.0.0.1:${port}`]);
+      assert.equal(listen.code, 1, listen.stderr);
+      assert.match(
+        listen.stderr,
+        new RegExp(
+          `error: -o smtpd_listen=127\\.0\\.0\\.1:${port}: smtpd_listen: cannot listen on ` +
+            `127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
+      );
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "config",
+          "--check",
+          "-c",
+          configFile,
+          "-o",
+          good,
+          "-o",
+          "smtpd_recipient_restrictions=permit",
+          "-o",
+          "smtpd_discard_ehlo_keywords=dns",
+        ]),
+      );
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(
+        check.stderr,
+        /warning: -o smtpd_recipient_restrictions=permit: smtpd_recipient_restrictions: untrusted clients may relay/,
+      );
+      assert.match(
+        check.stderr,
+        /warning: -o smtpd_discard_ehlo_keywords=dns: smtpd_discard_ehlo_keywords: "dns" is no EHLO keyword/,
+      );
+      assert.doesNotMatch(check.stderr, new RegExp(`${file}:[45]:`));
+    } finally {
+      taken.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, an error at start that was no ConfigError was thrown on, reached
 // the handler of unhandled rejections and the process exited 0: a service
 // manager took the failed start for a clean stop (Restart=on-failure did

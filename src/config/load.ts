@@ -37,6 +37,12 @@ export interface LoadedConfig {
    * written over several lines), else the key's.
    */
   lineOf(key: string, item?: string): number | undefined;
+  /**
+   * Where a key's value was set, to begin a message with: `-o name=value: `
+   * when the command line set it (the file's line holds a value not in
+   * force), else `FILE:LINE: ` as {@linkcode LoadedConfig.lineOf} finds it.
+   */
+  placeOf(key: string, item?: string): string;
 }
 
 /**
@@ -171,6 +177,12 @@ export function resolveConfigText(
     classes,
     text,
     lineOf: (key: string, item?: string) => findItemLine(text, key, item),
+    placeOf: (key: string, item?: string) => {
+      const set = (options.overrides ?? []).findLast((o) => overrideName(o) === key);
+      if (set !== undefined) return `-o ${set.trim()}: `;
+      const line = findItemLine(text, key, item);
+      return `${options.file ?? "<config>"}${line ? `:${line}` : ""}: `;
+    },
   };
 }
 

@@ -457,3 +457,18 @@ Deno.test("findItemLine() finds an item that is a word of a quoted string (restr
   const own = 'x = [\n  "inline:{ a = reject_rbl_client }",\n  "reject_rbl_client",\n]';
   assert.equal(findItemLine(own, "x", "reject_rbl_client"), 3);
 });
+
+Deno.test("placeOf() names the -o that set a key, else the file's line of the key or item", () => {
+  const loaded = resolveConfigText(
+    'smtpd_listen = ["127.0.0.1:25"]\nmynetworks = [\n  "10.0.0.0/8",\n]',
+    {
+      ...HOST,
+      file: "f.toml",
+      overrides: ["smtpd_listen = 127.0.0.1:26", "smtpd_listen=[::1]:25"],
+    },
+  );
+  assert.equal(loaded.placeOf("smtpd_listen"), "-o smtpd_listen=[::1]:25: ");
+  assert.equal(loaded.placeOf("mynetworks", "10.0.0.0/8"), "f.toml:3: ");
+  assert.equal(loaded.placeOf("mail_name"), "f.toml: ");
+  assert.equal(resolveConfigText("", HOST).placeOf("mail_name"), "<config>: ");
+});
