@@ -185,6 +185,17 @@ Deno.test({
       await Deno.writeTextFile(join(ROOT, configFile), "myhostname = \n");
       await hup(d, 2, "reload failed:");
       assert.match(d.log(), new RegExp(`reload failed: ${file}:1: `));
+      // A file saved as Latin-1 (before: read with U+FFFD for the byte, and taken).
+      await Deno.writeFile(
+        join(ROOT, configFile),
+        new Uint8Array([
+          ...new TextEncoder().encode('myhostname = "x"\nmail_name = "caf'),
+          0xe9,
+          0x22,
+        ]),
+      );
+      await hup(d, 3, "reload failed:");
+      assert.match(d.log(), new RegExp(`reload failed: ${file}:2: not UTF-8 `));
     } finally {
       await d.stop();
     }

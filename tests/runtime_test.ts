@@ -345,6 +345,42 @@ Deno.test({
   },
 });
 
+// Before, a file saved as Latin-1 was read with U+FFFD in place of the
+// byte: "configuration OK", and the banner said "caf\uFFFD".
+Deno.test({
+  name: "config --check and serve refuse a configuration file that is not UTF-8, at its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-latin1");
+    try {
+      const { configFile } = await writeConfig(work, 'smtpd_banner = "caf"');
+      const path = join(ROOT, configFile);
+      const text = await Deno.readTextFile(path);
+      const at = text.indexOf('caf"') + 3;
+      const bytes = new TextEncoder().encode(text);
+      await Deno.writeFile(
+        path,
+        new Uint8Array([...bytes.subarray(0, at), 0xe9, ...bytes.subarray(at)]),
+      );
+      for (const command of [["config", "--check"], ["serve"]]) {
+        const r = await run(Deno.execPath(), await smtpdArgs([...command, "-c", configFile]), {
+          timeoutMs: 20_000,
+        });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `fatal: ${configFile.replaceAll(".", "\\.")}:5: not UTF-8 \\(a TOML file is UTF-8`,
+          ),
+        );
+        assert.doesNotMatch(r.stdout + r.stderr, /configuration OK|daemon started/);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, an error at start that was no ConfigError was thrown on, reached
 // the handler of unhandled rejections and the process exited 0: a service
 // manager took the failed start for a clean stop (Restart=on-failure did

@@ -57,6 +57,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   try {
     text = await readConfigFile(file);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`cannot read configuration: ${(err as Error).message}`, { file });
   }
   return resolveConfigText(text, { ...options, file });
@@ -66,14 +67,48 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
  * The text of a configuration file. Only a regular file is read: a FIFO
  * (or a device) put at its path would keep the read waiting for ever, and
  * with it the start, or every later reload (each waits for the one before).
+ * A TOML file is UTF-8: a byte that is not (a file saved as Latin-1) is
+ * refused at its line, where reading it as text would have put U+FFFD in
+ * the value (a banner, a reply text) and said nothing.
  * @param file the path
  * @returns the text
- * @throws the stat's or the read's error, or one for a file that is not regular
+ * @throws the stat's or the read's error, or one for a file that is not
+ *   regular; a {@linkcode ConfigError} at the line of a byte that is not UTF-8
  */
 export async function readConfigFile(file: string): Promise<string> {
   const st = await Deno.stat(file);
   if (!st.isFile) throw new Error("not a regular file");
-  return await Deno.readTextFile(file);
+  const bytes = await Deno.readFile(file);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError(
+      "not UTF-8 (a TOML file is UTF-8: save it so, e.g. iconv -f latin1 -t utf-8)",
+      { file, line: firstNonUtf8Line(bytes) },
+    );
+  }
+}
+
+/**
+ * The 1-based line of the first byte sequence that is not UTF-8.
+ * @param bytes the file
+ * @returns the line
+ */
+export function firstNonUtf8Line(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    try {
+      decoder.decode(bytes.subarray(start, i));
+    } catch {
+      return line;
+    }
+    line++;
+    start = i + 1;
+  }
+  return line - 1;
 }
 
 /**

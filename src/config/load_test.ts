@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./config_error.ts";
-import { findItemLine, findKeyLine, resolveConfigText } from "./load.ts";
+import {
+  findItemLine,
+  findKeyLine,
+  firstNonUtf8Line,
+  readConfigFile,
+  resolveConfigText,
+} from "./load.ts";
 import { type ParamName, PARAMS } from "./schema.ts";
 
 const HOST = { systemHostname: "mx.example.com" };
@@ -471,4 +477,32 @@ Deno.test("placeOf() names the -o that set a key, else the file's line of the ke
   assert.equal(loaded.placeOf("mynetworks", "10.0.0.0/8"), "f.toml:3: ");
   assert.equal(loaded.placeOf("mail_name"), "f.toml: ");
   assert.equal(resolveConfigText("", HOST).placeOf("mail_name"), "<config>: ");
+});
+
+// Before, a file saved as Latin-1 was read with U+FFFD in place of each such
+// byte, and "configuration OK": mail_name = "caf\xe9" became "caf\uFFFD".
+Deno.test("readConfigFile() refuses a file that is not UTF-8, at the line of the first bad byte", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".toml" });
+  try {
+    const latin1 = new Uint8Array([...new TextEncoder().encode('a = "x"\nb = "caf'), 0xe9, 0x22]);
+    await Deno.writeFile(file, latin1);
+    const err = await readConfigFile(file).then(() => assert.fail("read"), (e) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.equal(
+      err.message,
+      `${file}:2: not UTF-8 (a TOML file is UTF-8: save it so, e.g. iconv -f latin1 -t utf-8)`,
+    );
+    await Deno.writeTextFile(file, 'mail_name = "café ✓"\n');
+    assert.equal(await readConfigFile(file), 'mail_name = "café ✓"\n');
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("firstNonUtf8Line() counts lines up to the first byte sequence that is not UTF-8", () => {
+  const enc = (s: string) => [...new TextEncoder().encode(s)];
+  assert.equal(firstNonUtf8Line(new Uint8Array([0xff])), 1);
+  assert.equal(firstNonUtf8Line(new Uint8Array([...enc("é\n\n# "), 0xc3, 0x0a])), 3);
+  // A sequence cut at the line's end is the line's, not the next one's.
+  assert.equal(firstNonUtf8Line(new Uint8Array([...enc("x\n"), 0xe2, 0x9c])), 2);
 });
