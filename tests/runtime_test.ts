@@ -12,6 +12,7 @@ import {
   RawClient,
   ROOT,
   run,
+  runStdin,
   smtpdArgs,
   startDaemon,
   tlsCertConfig,
@@ -374,6 +375,56 @@ Deno.test({
           ),
         );
         assert.doesNotMatch(r.stdout + r.stderr, /configuration OK|daemon started/);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, TOML's escapes put line ends into text values that Postfix's
+// one-line main.cf cannot hold: mail_name = "x\r\nX-Injected: 1" was
+// taken, and each queue file's Received: header was cut in two, the second
+// line a header of its own; myhostname = "mx\r\nx.example" gave an EHLO
+// line "250-x.example". Postfix also refuses a myhostname or mydomain that
+// is no host name.
+Deno.test({
+  name:
+    "stdin and config --check refuse a text value with a line end, and a myhostname that is no host name, at its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-oneline");
+    try {
+      const cases: [string, RegExp][] = [
+        [
+          'mail_name = "x\\r\\nX-Injected: 1"',
+          /:5: mail_name: control character U\+000D in the text/,
+        ],
+        ['smtpd_banner = "a\\n250 b"', /:5: smtpd_banner: control character U\+000A in the text/],
+        // writeConfig leaves its own myhostname line out: this one is line 4.
+        ['myhostname = "mx example.com"', /:4: myhostname: bad parameter value "mx example\.com"/],
+        [
+          'mydomain = "example..com"',
+          /:5: mydomain: bad parameter value "example\.\.com": misplaced dot/,
+        ],
+      ];
+      for (const [line, want] of cases) {
+        const { configFile, queueDir } = await writeConfig(work, line);
+        const check = await run(
+          Deno.execPath(),
+          await smtpdArgs(["config", "--check", "-c", configFile]),
+        );
+        assert.equal(check.code, 1, `${line}: ${check.stdout}${check.stderr}`);
+        assert.match(check.stderr, want);
+        const session = await runStdin(
+          configFile,
+          "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test.example>\r\nDATA\r\n" +
+            "Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+        );
+        assert.equal(session.code, 1, `${line}: ${session.stdout}${session.stderr}`);
+        assert.match(session.stderr, want);
+        assert.doesNotMatch(session.stdout, /^220/m);
+        assert.deepEqual(await Array.fromAsync(Deno.readDir(queueDir)).catch(() => []), []);
       }
     } finally {
       await Deno.remove(work, { recursive: true });

@@ -205,6 +205,22 @@ export function resolveConfigText(
       key: "queue_directory",
     });
   }
+  // As Postfix (mail_params.c): our names go into the banner, the EHLO
+  // reply, Received: and Message-Id:, so they must be host names.
+  for (const key of ["myhostname", "mydomain"] as const) {
+    const why = hostnameProblem(config[key]);
+    if (why === undefined) continue;
+    const fromFile = !overridden.has(key);
+    const shown = key === "myhostname" && !explicit.has(key) ? " (the system host name)" : "";
+    throw new ConfigError(
+      `${fromFile ? "" : "-o "}${key}: bad parameter value "${config[key]}"${shown}: ${why}`,
+      {
+        file: fromFile ? file : undefined,
+        line: fromFile ? findKeyLine(text, key) : undefined,
+        key,
+      },
+    );
+  }
   return {
     config: Object.freeze(config),
     explicit,
@@ -219,6 +235,27 @@ export function resolveConfigText(
       return `${options.file ?? "<config>"}${line ? `:${line}` : ""}: `;
     },
   };
+}
+
+/**
+ * Why a name is not a host name by Postfix's rule (valid_hostname(3)):
+ * labels of ASCII letters, digits, "_" and inner "-", of 1 to 63
+ * characters, 255 in all, not all digits.
+ * @param name the name
+ * @returns why not, or undefined for a host name
+ */
+export function hostnameProblem(name: string): string | undefined {
+  if (name === "") return "empty";
+  if (name.length > 255) return "longer than 255 characters";
+  const labels = name.split(".");
+  for (const label of labels) {
+    if (label === "") return "misplaced dot";
+    if (label.length > 63) return "a label longer than 63 characters";
+    if (!/^[A-Za-z0-9_-]+$/.test(label)) return "only letters, digits, - and _ in a label";
+    if (label.startsWith("-") || label.endsWith("-")) return "misplaced hyphen";
+  }
+  if (/^[0-9.]+$/.test(name)) return "numeric";
+  return undefined;
 }
 
 /**

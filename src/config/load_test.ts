@@ -4,6 +4,7 @@ import {
   findItemLine,
   findKeyLine,
   firstNonUtf8Line,
+  hostnameProblem,
   readConfigFile,
   resolveConfigText,
 } from "./load.ts";
@@ -505,4 +506,34 @@ Deno.test("firstNonUtf8Line() counts lines up to the first byte sequence that is
   assert.equal(firstNonUtf8Line(new Uint8Array([...enc("é\n\n# "), 0xc3, 0x0a])), 3);
   // A sequence cut at the line's end is the line's, not the next one's.
   assert.equal(firstNonUtf8Line(new Uint8Array([...enc("x\n"), 0xe2, 0x9c])), 2);
+});
+
+Deno.test("hostnameProblem() follows Postfix's valid_hostname()", () => {
+  for (const ok of ["mx.example.com", "localhost", "mx_1.example", "a-b.example", "x1"]) {
+    assert.equal(hostnameProblem(ok), undefined, ok);
+  }
+  assert.equal(hostnameProblem(""), "empty");
+  assert.equal(hostnameProblem("mx.example.com."), "misplaced dot");
+  assert.equal(hostnameProblem(".example"), "misplaced dot");
+  assert.equal(hostnameProblem("-mx.example"), "misplaced hyphen");
+  assert.equal(hostnameProblem("mx-.example"), "misplaced hyphen");
+  assert.equal(hostnameProblem("192.0.2.1"), "numeric");
+  assert.equal(hostnameProblem("mx example"), "only letters, digits, - and _ in a label");
+  assert.equal(hostnameProblem("mx.exämple"), "only letters, digits, - and _ in a label");
+  assert.equal(hostnameProblem(`${"a".repeat(64)}.example`), "a label longer than 63 characters");
+  assert.equal(hostnameProblem(`${"a.".repeat(128)}b`), "longer than 255 characters");
+});
+
+Deno.test("resolveConfigText() refuses a control character in a text value, not a tab", () => {
+  const err = configError(() =>
+    resolveConfigText('mail_name = "a"\nsmtpd_banner = "x\\r\\n250 y"', { ...HOST, file: "f" })
+  );
+  assert.equal(err.line, 2);
+  assert.match(err.detail, /^smtpd_banner: control character U\+000D in the text/);
+  assert.equal(resolveConfigText('smtpd_banner = "a\\tb"', HOST).config.smtpd_banner, "a\tb");
+  // A list string may span lines: whitespace separates its items.
+  assert.deepEqual(
+    resolveConfigText('mynetworks = """\n127.0.0.0/8\n10.0.0.0/8"""', HOST).config.mynetworks,
+    ["127.0.0.0/8", "10.0.0.0/8"],
+  );
 });
