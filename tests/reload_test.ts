@@ -238,6 +238,47 @@ Deno.test({
   },
 });
 
+// Before, a FIFO where a table was (or a certificate, a /file list) kept
+// the reload reading for ever, and every later SIGHUP queued behind it;
+// the start and config --check hung the same way, as did the flag
+// derivation of deno task smtpd.
+Deno.test({
+  name:
+    "SIGHUP with a FIFO where a table was: refused at once naming the table, and the next reload works",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      await Deno.remove(table);
+      const made = await new Deno.Command("mkfifo", { args: [table] }).output();
+      assert.ok(made.success);
+      await hup(d, 1, "reload failed:");
+      assert.match(
+        d.log(),
+        new RegExp(
+          `reload failed: .*smtpd\\.toml:\\d+: smtpd_sender_restrictions: cannot open table ` +
+            `"texthash:${table}": a FIFO, not a regular file; keeping the running configuration`,
+        ),
+      );
+      // The running table still answers; the file back, changed: served.
+      let c = await greeted(d.port);
+      assert.equal(await mailReply(c), REFUSED);
+      c.close();
+      await Deno.remove(table);
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1);
+      c = await greeted(d.port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 Deno.test({
   name: "SIGHUP: a restart-only parameter is named in the log and keeps its value",
   ...opts,

@@ -432,6 +432,58 @@ Deno.test({
   },
 });
 
+// Before, a FIFO named as a certificate, a /file of a list or an SNI
+// chain kept config --check and the start reading for ever.
+Deno.test({
+  name:
+    "config --check refuses a FIFO named as a certificate, a list file or an SNI chain, at once",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-fifo");
+    try {
+      const tls = await tlsCertConfig(work, "may");
+      const cert = /^smtpd_tls_cert_file = "([^"]+)"/m.exec(tls)?.[1] as string;
+      const fifo = join(work, "fifo");
+      const networks = join(work, "networks");
+      const sni = join(work, "sni");
+      await Deno.writeTextFile(networks, "127.0.0.0/8\n");
+      await Deno.writeTextFile(sni, `mx.test.example ${fifo}\n`);
+      await Deno.writeTextFile(fifo, "");
+      const cases: [string, string, RegExp][] = [
+        [
+          "certificate",
+          tls.replace(cert, fifo),
+          /smtpd_tls_cert_file: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+        [
+          "list file",
+          `mynetworks = ["${fifo}"]`,
+          /mynetworks: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+        [
+          "SNI chain",
+          `${tls}\ntls_server_sni_maps = ["texthash:${sni}"]`,
+          /tls_server_sni_maps: .*\/sni:1: mx\.test\.example: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+      ];
+      for (const [what, extra, want] of cases) {
+        await Deno.remove(fifo).catch(() => {});
+        await Deno.writeTextFile(fifo, "");
+        const { configFile } = await writeConfig(work, extra);
+        // The flags while it is a regular file: the derivation reads it too.
+        const args = await smtpdArgs(["config", "--check", "-c", configFile]);
+        await Deno.remove(fifo);
+        assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+        const r = await run(Deno.execPath(), args, { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, want, what);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 // Before, an error at start that was no ConfigError was thrown on, reached
 // the handler of unhandled rejections and the process exited 0: a service
 // manager took the failed start for a clean stop (Restart=on-failure did
