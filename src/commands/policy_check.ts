@@ -12,30 +12,17 @@
  */
 
 import type { LoadedConfig } from "../config/mod.ts";
-import { type Endpoint, LIST_PARAMS, mayConnect, policyServices } from "../policy/mod.ts";
+import { LIST_PARAMS, mayConnect, policyServices, socketConnector } from "../policy/mod.ts";
 
 /** How long the check waits for one server to accept. */
 const CHECK_TIMEOUT_MS = 3_000;
 
-/** Connects to a policy server, or says why it could not. */
-export type PolicyProbe = (endpoint: Endpoint, signal: AbortSignal) => Promise<{ close(): void }>;
-
-function connect(endpoint: Endpoint, signal: AbortSignal): Promise<{ close(): void }> {
-  return endpoint.kind === "inet"
-    ? Deno.connect({ hostname: endpoint.hostname, port: endpoint.port, signal })
-    : Deno.connect({ transport: "unix", path: endpoint.path });
-}
-
 /**
  * Runs the check on the servers the compiled lists ask.
  * @param loaded the configuration, as compiled (its lists made the clients)
- * @param probe how to connect (tests)
  * @returns a warning for each server that cannot be reached
  */
-export async function checkPolicyServices(
-  loaded: LoadedConfig,
-  probe: PolicyProbe = connect,
-): Promise<string[]> {
+export async function checkPolicyServices(loaded: LoadedConfig): Promise<string[]> {
   const services = policyServices(loaded.config).filter((s) => mayConnect(s.endpoint));
   const answers = await Promise.all(services.map(async (s) => {
     const abort = new AbortController();
@@ -46,7 +33,7 @@ export async function checkPolicyServices(
         resolve(`no answer within ${CHECK_TIMEOUT_MS / 1000} s`);
       }, CHECK_TIMEOUT_MS);
     });
-    const attempt = probe(s.endpoint, abort.signal).then(
+    const attempt = socketConnector(s.endpoint, abort.signal).then(
       (conn) => {
         conn.close();
         return undefined;

@@ -26,5 +26,4 @@ export type { CommandMatcher } from "./forbidden_commands.ts";
 export { openTable } from "./tables/mod.ts";
 export { policyServices } from "./restrictions/policy_service.ts";
 export { mayConnect, socketConnector } from "./service/connection.ts";
-export type { Endpoint } from "./service/endpoint.ts";
 export type { PeerMatcher } from "./peer_match.ts";
