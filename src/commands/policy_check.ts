@@ -12,7 +12,13 @@
  */
 
 import type { LoadedConfig } from "../config/mod.ts";
-import { LIST_PARAMS, mayConnect, policyServices, socketConnector } from "../policy/mod.ts";
+import {
+  type Endpoint,
+  LIST_PARAMS,
+  mayConnect,
+  policyServices,
+  socketConnector,
+} from "../policy/mod.ts";
 
 /** How long the check waits for one server to accept. */
 const CHECK_TIMEOUT_MS = 3_000;
@@ -25,33 +31,42 @@ const CHECK_TIMEOUT_MS = 3_000;
 export async function checkPolicyServices(loaded: LoadedConfig): Promise<string[]> {
   const services = policyServices(loaded.config).filter((s) => mayConnect(s.endpoint));
   const answers = await Promise.all(services.map(async (s) => {
-    const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<string>((resolve) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        resolve(`no answer within ${CHECK_TIMEOUT_MS / 1000} s`);
-      }, CHECK_TIMEOUT_MS);
-    });
-    const attempt = socketConnector(s.endpoint, abort.signal).then(
-      (conn) => {
-        conn.close();
-        return undefined;
-      },
-      (e: unknown) => e instanceof Error ? e.message : String(e),
-    );
-    try {
-      const why = await Promise.race([attempt, late]);
-      if (why === undefined) return undefined;
-      const e = s.endpoint;
-      const path = e.kind === "unix" && !s.name.endsWith(`:${e.path}`) ? `, at ${e.path}` : "";
-      return `${placeOf(loaded, s.name)}check_policy_service ${s.name} cannot be reached ` +
-        `(${why}${path}); until it can, its requests get the default action "${s.defaultAction}"`;
-    } finally {
-      clearTimeout(timer);
-    }
+    const why = await unreachable(s.endpoint);
+    if (why === undefined) return undefined;
+    const e = s.endpoint;
+    const path = e.kind === "unix" && !s.name.endsWith(`:${e.path}`) ? `, at ${e.path}` : "";
+    return `${placeOf(loaded, s.name)}check_policy_service ${s.name} cannot be reached ` +
+      `(${why}${path}); until it can, its requests get the default action "${s.defaultAction}"`;
   }));
   return answers.filter((w) => w !== undefined);
+}
+
+/**
+ * One connection to a server, closed at once.
+ * @param endpoint the server
+ * @returns why it could not be made (within 3 s), or undefined when it was
+ */
+export async function unreachable(endpoint: Endpoint): Promise<string | undefined> {
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      resolve(`no answer within ${CHECK_TIMEOUT_MS / 1000} s`);
+    }, CHECK_TIMEOUT_MS);
+  });
+  const attempt = socketConnector(endpoint, abort.signal).then(
+    (conn) => {
+      conn.close();
+      return undefined;
+    },
+    (e: unknown) => e instanceof Error ? e.message : String(e),
+  );
+  try {
+    return await Promise.race([attempt, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
