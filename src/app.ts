@@ -26,7 +26,10 @@ import { checkDns } from "./commands/dns_check.ts";
 import type { LoadedConfig } from "./config/mod.ts";
 import { StderrSink } from "./log/mod.ts";
 import { stderrIsClient } from "./transport/stdio.ts";
+import { checkPolicyServices } from "./commands/policy_check.ts";
 import { checkSasl } from "./commands/sasl_check.ts";
+import { checkSocketmaps } from "./commands/socketmap_check.ts";
+import { checkSyslog } from "./commands/syslog_check.ts";
 
 type RunOptions = Extract<CliOptions, { configFile: string }>;
 
@@ -174,8 +177,15 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
     case "config": {
       if (opts.check) {
         const warnings = auditLists(loaded);
-        const [dns, sasl] = await Promise.all([checkDns(loaded, policy), checkSasl(loaded)]);
+        const [dns, sasl, servers, maps, syslog] = await Promise.all([
+          checkDns(loaded, policy),
+          checkSasl(loaded),
+          checkPolicyServices(loaded),
+          checkSocketmaps(loaded),
+          checkSyslog(loaded),
+        ]);
         for (const c of [dns, sasl]) if (c?.warning) warnings.push(c.warning);
+        warnings.push(...servers, ...maps, ...(syslog ? [syslog] : []));
         for (const w of warnings) err(`smtpd: warning: ${w}`);
         for (const c of [dns, sasl]) if (c?.ok) out(c.ok);
         // With those the runtime logged as it was built (an expired

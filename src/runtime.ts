@@ -481,6 +481,7 @@ export async function rebuildRuntime(
     classes: next.classes,
     text: next.text,
     lineOf: (key: string, item?: string) => next.lineOf(key, item),
+    placeOf: (key: string, item?: string) => next.placeOf(key, item),
   });
   const { proxyNetworks } = validateSemantics(loaded);
   const { logger } = old;
@@ -597,17 +598,19 @@ async function checkRestartOnly(next: LoadedConfig, kept: readonly string[]): Pr
 }
 
 /**
- * Why the queue directory cannot be used, in words an operator can act on.
- * @param dir the queue_directory
+ * Why the queue directory cannot be used, in words an operator can act on,
+ * after the place that set it (file and line, or the `-o`).
+ * @param loaded the configuration
  * @param e the error
  * @returns the message
  */
-export function queueDirError(dir: string, e: unknown): string {
+export function queueDirError(loaded: LoadedConfig, e: unknown): string {
+  const dir = loaded.config.queue_directory;
   const why = e instanceof Deno.errors.NotCapable
     ? `it is outside the paths this program may write (${(e as Error).message}); ` +
       "smtpd permissions -c FILE prints the flags this configuration needs"
     : (e as Error).message;
-  return `cannot prepare queue directory "${dir}": ${why}`;
+  return `${loaded.placeOf("queue_directory")}cannot prepare queue directory "${dir}": ${why}`;
 }
 
 /**

@@ -162,8 +162,9 @@ export function checkQueueRoom(
   }
   if (need > free) {
     warn(
-      `${loaded.file ?? "<config>"}${loaded.lineOf(key) ? `:${loaded.lineOf(key)}` : ""}: ` +
-        `${key}: ${why}, and the queue file system of ${c.queue_directory} has ${free} ` +
+      `${
+        loaded.placeOf(key)
+      }${key}: ${why}, and the queue file system of ${c.queue_directory} has ${free} ` +
         "bytes free: MAIL gets 452 4.3.1 until there is room",
     );
   }
@@ -200,8 +201,7 @@ function queueFileSystem(dir: string, statfs: StatFs): ReturnType<StatFs> | unde
 export function configWarnings(loaded: LoadedConfig): string[] {
   const key = "smtpd_discard_ehlo_keywords";
   return unknownEhloDiscards(loaded.config[key]).map((name) => {
-    const line = loaded.lineOf(key, name);
-    return `${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${key}: "${name}" is no ` +
+    return `${loaded.placeOf(key, name)}${key}: "${name}" is no ` +
       `EHLO keyword this server knows, ignored (known: ${KNOWN_EHLO_DISCARDS.join(", ")})`;
   });
 }
@@ -216,10 +216,7 @@ export function configWarnings(loaded: LoadedConfig): string[] {
  * @returns the line to log
  */
 export function listenFailure(loaded: LoadedConfig, why: string): string {
-  const place = (key: string, item?: string) => {
-    const line = loaded.lineOf(key, item);
-    return loaded.file ? `${loaded.file}${line ? `:${line}` : ""}: ` : "";
-  };
+  const place = (key: string, item?: string) => loaded.placeOf(key, item);
   const engine = "smtpd_tls_loopback_listen";
   if (why.startsWith(`${engine}: `)) return `${place(engine)}${why}`;
   const m = /^cannot listen on (?:\[([^\]]+)\]|([^:\s]+)):(\d+):/.exec(why);

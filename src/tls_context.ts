@@ -14,7 +14,13 @@
  */
 
 import type { SecureContext } from "node:tls";
-import { type Config, ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  type LoadedConfig,
+  readRegularFile,
+  unreadableReason,
+} from "./config/mod.ts";
 import { parseTlsProtocols } from "./transport/tls_protocols.ts";
 import type { ServerTls } from "./transport/node_socket.ts";
 import { sniContexts } from "./tls_sni.ts";
@@ -136,7 +142,7 @@ export async function tlsContext(
     const path = c[key] || (key in KEY_OF ? c[KEY_OF[key as keyof typeof KEY_OF]] : "");
     if (!path) throw new ConfigError(`${key} is required when ${because}`, at(key));
     try {
-      const text = Deno.readTextFileSync(path);
+      const text = readRegularFile(path);
       return key in KEY_OF ? privateKeyPart(text) : certificatePart(text);
     } catch (e) {
       const why = unreadableReason(path, e, "outside the paths this program may read");
@@ -287,8 +293,7 @@ export async function tlsContext(
       new X509Certificate(chain.match(PEM_CERTIFICATE)?.[0] ?? ""),
       new Date(),
     );
-    const line = loaded.lineOf(k);
-    if (dated) warn?.(`${loaded.file ?? "<config>"}${line ? `:${line}` : ""}: ${k}: ${dated}`);
+    if (dated) warn?.(`${loaded.placeOf(k)}${k}: ${dated}`);
   }
   const same = opportunistic.minVersion === mandatory.minVersion &&
     opportunistic.maxVersion === mandatory.maxVersion;

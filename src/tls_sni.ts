@@ -14,7 +14,7 @@
  */
 
 import type { SecureContext } from "node:tls";
-import { ConfigError, type LoadedConfig, unreadableReason } from "./config/mod.ts";
+import { ConfigError, type LoadedConfig, readRegularFile, unreadableReason } from "./config/mod.ts";
 import { parseInline, parseTextTable, TableSyntaxError } from "./policy/tables/text_table.ts";
 
 /** A name → value map from a table spec read whole. */
@@ -110,7 +110,7 @@ export function sniContexts(
   };
   const read = (path: string): string => {
     try {
-      return Deno.readTextFileSync(path);
+      return readRegularFile(path);
     } catch (e) {
       return fail(`cannot read "${path}": ${unreadableReason(path, e, (e as Error).message)}`);
     }
@@ -140,7 +140,7 @@ export function sniContexts(
       let pem = "";
       for (const file of files) {
         try {
-          pem += `${Deno.readTextFileSync(file)}\n`;
+          pem += `${readRegularFile(file)}\n`;
         } catch (e) {
           return fail(
             `${entry}: cannot read "${file}": ` +

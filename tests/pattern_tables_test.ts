@@ -327,3 +327,51 @@ Deno.test({
     }
   },
 });
+
+// Before, config --check said "configuration OK" for a socketmap: table
+// whose server is not there: every lookup was then 451 4.3.0.
+Deno.test({
+  name:
+    "config --check warns, with file and line, about a socketmap server it cannot reach; not about one that answers",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("socketmap-check");
+    const srv = socketmapServer({});
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (closed.addr as Deno.NetAddr).port;
+    closed.close();
+    try {
+      const file = join(dir, "smtpd.toml");
+      await Deno.writeTextFile(
+        file,
+        `queue_directory = "${join(dir, "spool")}"\n` +
+          "smtpd_recipient_restrictions = [\n" +
+          '  "reject_unauth_destination",\n' +
+          `  "check_client_access socketmap:inet:127.0.0.1:${srv.port}:up",\n` +
+          `  "check_sender_access socketmap:unix:${join(dir, "nosuch")}:m",\n` +
+          `  "check_helo_access socketmap:inet:127.0.0.1:${port}:down",\n` +
+          "]\n",
+      );
+      const rel = file.slice(ROOT.length);
+      const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", rel]));
+      assert.equal(r.code, 0, r.stderr);
+      const at = `warning: ${rel.replaceAll(".", "\\.")}`;
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `${at}:5: socketmap: table server unix:${join(dir, "nosuch")} cannot be reached ` +
+            "\\(No such file or directory.*\\); until it can, its lookups are temporary failures",
+        ),
+      );
+      assert.match(
+        r.stderr,
+        new RegExp(`${at}:6: socketmap: table server 127\\.0\\.0\\.1:${port} cannot be reached`),
+      );
+      assert.doesNotMatch(r.stderr, new RegExp(`:${srv.port} cannot`));
+      assert.match(r.stdout, /configuration OK \(2 warnings\)/);
+      assert.equal(srv.queries.length, 0, "a connection, no query");
+    } finally {
+      srv.stop();
+    }
+  },
+});

@@ -473,7 +473,9 @@ Deno.test({
       assert.equal(serve.code, 1, serve.stderr);
       assert.match(
         serve.stderr,
-        /error: cannot prepare queue directory .*Permission denied.*\/incoming\/u/,
+        new RegExp(
+          `error: ${configFile}:4: cannot prepare queue directory .*Permission denied.*/incoming/u`,
+        ),
       );
       assert.doesNotMatch(serve.stderr, /daemon started/);
       const stdin = await asNobody(
@@ -483,7 +485,9 @@ Deno.test({
       assert.equal(stdin.code, 1, stdin.stdout + stdin.stderr);
       assert.match(
         stdin.stderr,
-        /error: cannot prepare queue directory .*Permission denied.*\/maildrop\/u/,
+        new RegExp(
+          `error: ${configFile}:4: cannot prepare queue directory .*Permission denied.*/maildrop/u`,
+        ),
       );
       assert.doesNotMatch(stdin.stdout, /^220 /m);
       assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);

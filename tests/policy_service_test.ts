@@ -15,9 +15,11 @@ import {
   RawClient,
   run,
   runStdin,
+  smtpdArgs,
   startDaemon,
   swaks,
   swaksRcptReply,
+  waitFor,
   writeConfig,
 } from "./_harness.ts";
 import { fakePolicyServer, startPostgrey, startSpfPolicy } from "./_policy_servers.ts";
@@ -633,6 +635,66 @@ Deno.test({
       await smtpdArgs(["config", "--check", "-c", missing.configFile]),
     );
     assert.match(r3.stderr, /restriction "check_policy_service" needs a policy service argument/);
+  },
+});
+
+// Before, config --check said "configuration OK" for a policy socket that
+// does not exist (a typo in the path, the daemon not started): the start
+// went on and every RCPT got 451 4.3.5 from the default action.
+Deno.test({
+  name:
+    "config --check warns, with file and line, about a policy server it cannot reach; not about postgrey listening",
+  ignore: !has("postgrey"),
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("policy-reach");
+    const socket = join(dir, "postgrey.sock");
+    const pg = await startPostgrey(dir, { delay: 60, unix: socket });
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (closed.addr as Deno.NetAddr).port;
+    closed.close();
+    try {
+      const { configFile } = await writeConfig(
+        dir,
+        "smtpd_recipient_restrictions = [\n" +
+          '  "reject_unauth_destination",\n' +
+          `  "check_policy_service unix:${socket}",\n` +
+          '  "check_policy_service", "unix:private/policy",\n' +
+          `  "check_policy_service { inet:127.0.0.1:${port}, default_action=DUNNO }",\n` +
+          "]",
+      );
+      const r = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const file = configFile.replaceAll(".", "\\.");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `warning: ${file}:8: smtpd_recipient_restrictions: check_policy_service unix:private/policy ` +
+            `cannot be reached \\(No such file or directory.*, at ${
+              configFile.replace(/smtpd\.toml$/, "spool/private/policy").replaceAll(".", "\\.")
+            }\\); ` +
+            'until it can, its requests get the default action "451 4\\.3\\.5 Server configuration problem"',
+        ),
+      );
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `warning: ${file}:9: smtpd_recipient_restrictions: check_policy_service inet:127\\.0\\.0\\.1:${port} ` +
+            'cannot be reached \\(Connection refused.*\\); .*default action "DUNNO"',
+        ),
+      );
+      assert.doesNotMatch(r.stderr, /postgrey\.sock/);
+      assert.match(r.stdout, /configuration OK \(2 warnings\)/);
+      await waitFor(
+        "postgrey to log the check's connection",
+        () => Promise.resolve(pg.connections() === 1),
+      );
+    } finally {
+      await pg.stop();
+    }
   },
 });
 

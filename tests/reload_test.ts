@@ -185,6 +185,17 @@ Deno.test({
       await Deno.writeTextFile(join(ROOT, configFile), "myhostname = \n");
       await hup(d, 2, "reload failed:");
       assert.match(d.log(), new RegExp(`reload failed: ${file}:1: `));
+      // A file saved as Latin-1 (before: read with U+FFFD for the byte, and taken).
+      await Deno.writeFile(
+        join(ROOT, configFile),
+        new Uint8Array([
+          ...new TextEncoder().encode('myhostname = "x"\nmail_name = "caf'),
+          0xe9,
+          0x22,
+        ]),
+      );
+      await hup(d, 3, "reload failed:");
+      assert.match(d.log(), new RegExp(`reload failed: ${file}:2: not UTF-8 `));
     } finally {
       await d.stop();
     }
@@ -219,6 +230,47 @@ Deno.test({
       await Deno.writeTextFile(table, "spammer@bad.example OK\n");
       await hup(d, 1);
       const c = await greeted(d.port);
+      assert.equal(await mailReply(c), "250 2.1.5 Ok");
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+// Before, a FIFO where a table was (or a certificate, a /file list) kept
+// the reload reading for ever, and every later SIGHUP queued behind it;
+// the start and config --check hung the same way, as did the flag
+// derivation of deno task smtpd.
+Deno.test({
+  name:
+    "SIGHUP with a FIFO where a table was: refused at once naming the table, and the next reload works",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
+    const d = await startDaemon(senderConfig(table), { dir });
+    try {
+      await Deno.remove(table);
+      const made = await new Deno.Command("mkfifo", { args: [table] }).output();
+      assert.ok(made.success);
+      await hup(d, 1, "reload failed:");
+      assert.match(
+        d.log(),
+        new RegExp(
+          `reload failed: .*smtpd\\.toml:\\d+: smtpd_sender_restrictions: cannot open table ` +
+            `"texthash:${table}": a FIFO, not a regular file; keeping the running configuration`,
+        ),
+      );
+      // The running table still answers; the file back, changed: served.
+      let c = await greeted(d.port);
+      assert.equal(await mailReply(c), REFUSED);
+      c.close();
+      await Deno.remove(table);
+      await Deno.writeTextFile(table, "spammer@bad.example OK\n");
+      await hup(d, 1);
+      c = await greeted(d.port);
       assert.equal(await mailReply(c), "250 2.1.5 Ok");
       c.close();
     } finally {

@@ -12,6 +12,7 @@ import {
   RawClient,
   ROOT,
   run,
+  runStdin,
   smtpdArgs,
   startDaemon,
   tlsCertConfig,
@@ -261,6 +262,223 @@ Deno.test({
       );
     } finally {
       taken.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, a queue directory that could not be made was reported without
+// the file and line that named it ("error: cannot prepare queue directory
+// ..."), and a port in use, an open relay or an unknown EHLO keyword set
+// with -o was blamed on the file's line that the -o had replaced.
+Deno.test({
+  name:
+    "serve and config --check name the -o that set a value, not the file's line it replaced; a queue that cannot be made, its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-place");
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      const notDir = join(work, "file");
+      await Deno.writeTextFile(notDir, "");
+      const { configFile } = await writeConfig(
+        work,
+        'smtpd_recipient_restrictions = ["reject_unauth_destination"]\n' +
+          'smtpd_discard_ehlo_keywords = ["dsn"]\n' +
+          `queue_directory = "${notDir}"`,
+      );
+      const file = configFile.replaceAll(".", "\\.");
+      const serve = async (args: string[]) =>
+        run(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile, ...args]), {
+          timeoutMs: 20_000,
+        });
+      const queue = await serve([]);
+      assert.equal(queue.code, 1, queue.stderr);
+      assert.match(
+        queue.stderr,
+        new RegExp(`error: ${file}:6: cannot prepare queue directory ".*/file": Not a directory`),
+      );
+      const good = `queue_directory=${join(work, "spool")}`;
+      const queueSet = await serve(["-o", `queue_directory=${notDir}/q`]);
+      assert.match(
+        queueSet.stderr,
+        new RegExp(`error: -o queue_directory=${notDir}/q: cannot prepare queue directory`),
+      );
+      const listen = await serve(["-o", good, "-o", `smtpd_listen=127.0.0.1:${port}`]);
+      assert.equal(listen.code, 1, listen.stderr);
+      assert.match(
+        listen.stderr,
+        new RegExp(
+          `error: -o smtpd_listen=127\\.0\\.0\\.1:${port}: smtpd_listen: cannot listen on ` +
+            `127\\.0\\.0\\.1:${port}: Address already in use`,
+        ),
+      );
+      const check = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "config",
+          "--check",
+          "-c",
+          configFile,
+          "-o",
+          good,
+          "-o",
+          "smtpd_recipient_restrictions=permit",
+          "-o",
+          "smtpd_discard_ehlo_keywords=dns",
+        ]),
+      );
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(
+        check.stderr,
+        /warning: -o smtpd_recipient_restrictions=permit: smtpd_recipient_restrictions: untrusted clients may relay/,
+      );
+      assert.match(
+        check.stderr,
+        /warning: -o smtpd_discard_ehlo_keywords=dns: smtpd_discard_ehlo_keywords: "dns" is no EHLO keyword/,
+      );
+      assert.doesNotMatch(check.stderr, new RegExp(`${file}:[45]:`));
+    } finally {
+      taken.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, a file saved as Latin-1 was read with U+FFFD in place of the
+// byte: "configuration OK", and the banner said "caf\uFFFD".
+Deno.test({
+  name: "config --check and serve refuse a configuration file that is not UTF-8, at its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-latin1");
+    try {
+      const { configFile } = await writeConfig(work, 'smtpd_banner = "caf"');
+      const path = join(ROOT, configFile);
+      const text = await Deno.readTextFile(path);
+      const at = text.indexOf('caf"') + 3;
+      const bytes = new TextEncoder().encode(text);
+      await Deno.writeFile(
+        path,
+        new Uint8Array([...bytes.subarray(0, at), 0xe9, ...bytes.subarray(at)]),
+      );
+      for (const command of [["config", "--check"], ["serve"]]) {
+        const r = await run(Deno.execPath(), await smtpdArgs([...command, "-c", configFile]), {
+          timeoutMs: 20_000,
+        });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `fatal: ${configFile.replaceAll(".", "\\.")}:5: not UTF-8 \\(a TOML file is UTF-8`,
+          ),
+        );
+        assert.doesNotMatch(r.stdout + r.stderr, /configuration OK|daemon started/);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, TOML's escapes put line ends into text values that Postfix's
+// one-line main.cf cannot hold: mail_name = "x\r\nX-Injected: 1" was
+// taken, and each queue file's Received: header was cut in two, the second
+// line a header of its own; myhostname = "mx\r\nx.example" gave an EHLO
+// line "250-x.example". Postfix also refuses a myhostname or mydomain that
+// is no host name.
+Deno.test({
+  name:
+    "stdin and config --check refuse a text value with a line end, and a myhostname that is no host name, at its line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-oneline");
+    try {
+      const cases: [string, RegExp][] = [
+        [
+          'mail_name = "x\\r\\nX-Injected: 1"',
+          /:5: mail_name: control character U\+000D in the text/,
+        ],
+        ['smtpd_banner = "a\\n250 b"', /:5: smtpd_banner: control character U\+000A in the text/],
+        // writeConfig leaves its own myhostname line out: this one is line 4.
+        ['myhostname = "mx example.com"', /:4: myhostname: bad parameter value "mx example\.com"/],
+        [
+          'mydomain = "example..com"',
+          /:5: mydomain: bad parameter value "example\.\.com": misplaced dot/,
+        ],
+      ];
+      for (const [line, want] of cases) {
+        const { configFile, queueDir } = await writeConfig(work, line);
+        const check = await run(
+          Deno.execPath(),
+          await smtpdArgs(["config", "--check", "-c", configFile]),
+        );
+        assert.equal(check.code, 1, `${line}: ${check.stdout}${check.stderr}`);
+        assert.match(check.stderr, want);
+        const session = await runStdin(
+          configFile,
+          "HELO me\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test.example>\r\nDATA\r\n" +
+            "Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+        );
+        assert.equal(session.code, 1, `${line}: ${session.stdout}${session.stderr}`);
+        assert.match(session.stderr, want);
+        assert.doesNotMatch(session.stdout, /^220/m);
+        assert.deepEqual(await Array.fromAsync(Deno.readDir(queueDir)).catch(() => []), []);
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+// Before, a FIFO named as a certificate, a /file of a list or an SNI
+// chain kept config --check and the start reading for ever.
+Deno.test({
+  name:
+    "config --check refuses a FIFO named as a certificate, a list file or an SNI chain, at once",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("runtime-fifo");
+    try {
+      const tls = await tlsCertConfig(work, "may");
+      const cert = /^smtpd_tls_cert_file = "([^"]+)"/m.exec(tls)?.[1] as string;
+      const fifo = join(work, "fifo");
+      const networks = join(work, "networks");
+      const sni = join(work, "sni");
+      await Deno.writeTextFile(networks, "127.0.0.0/8\n");
+      await Deno.writeTextFile(sni, `mx.test.example ${fifo}\n`);
+      await Deno.writeTextFile(fifo, "");
+      const cases: [string, string, RegExp][] = [
+        [
+          "certificate",
+          tls.replace(cert, fifo),
+          /smtpd_tls_cert_file: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+        [
+          "list file",
+          `mynetworks = ["${fifo}"]`,
+          /mynetworks: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+        [
+          "SNI chain",
+          `${tls}\ntls_server_sni_maps = ["texthash:${sni}"]`,
+          /tls_server_sni_maps: .*\/sni:1: mx\.test\.example: cannot read ".*\/fifo": a FIFO, not a regular file/,
+        ],
+      ];
+      for (const [what, extra, want] of cases) {
+        await Deno.remove(fifo).catch(() => {});
+        await Deno.writeTextFile(fifo, "");
+        const { configFile } = await writeConfig(work, extra);
+        // The flags while it is a regular file: the derivation reads it too.
+        const args = await smtpdArgs(["config", "--check", "-c", configFile]);
+        await Deno.remove(fifo);
+        assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+        const r = await run(Deno.execPath(), args, { timeoutMs: 20_000 });
+        assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, want, what);
+      }
+    } finally {
       await Deno.remove(work, { recursive: true });
     }
   },

@@ -6,7 +6,17 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, makeWorkDir, RawClient, run, startDaemon, swaks, waitFor } from "./_harness.ts";
+import {
+  freePort,
+  makeWorkDir,
+  RawClient,
+  run,
+  smtpdArgs,
+  startDaemon,
+  swaks,
+  waitFor,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const have = (cmd: string) => run("sh", ["-c", `command -v ${cmd}`]).then((r) => r.code === 0);
@@ -218,6 +228,42 @@ Deno.test({
     } finally {
       server?.close();
       await d.stop();
+    }
+  },
+});
+
+// Before, config --check said "configuration OK" for a TCP syslog_server
+// that does not answer: under inetd, where it is the only log, every line
+// was then dropped without a word.
+Deno.test({
+  name: "config --check warns, with file and line, about a TCP syslog_server it cannot reach",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("syslog-check");
+    const port = freePort();
+    const { configFile } = await writeConfig(dir, `syslog_server = "tcp://127.0.0.1:${port}"`);
+    const check = async () =>
+      await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    const down = await check();
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(
+      down.stderr,
+      new RegExp(
+        `warning: ${
+          configFile.replaceAll(".", "\\.")
+        }:5: syslog_server: tcp://127\\.0\\.0\\.1:${port} ` +
+          "cannot be reached \\(Connection refused.*\\); log lines sent there are dropped until it answers",
+      ),
+    );
+    assert.match(down.stdout, /configuration OK \(1 warnings\)/);
+    const server = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const up = await check();
+      assert.equal(up.code, 0, up.stderr);
+      assert.doesNotMatch(up.stderr, /syslog_server/);
+      assert.match(up.stdout, /configuration OK$/m);
+    } finally {
+      server.close();
     }
   },
 });

@@ -8,7 +8,7 @@
  */
 
 import { resolve } from "node:path";
-import type { LoadedConfig } from "../config/mod.ts";
+import { type LoadedConfig, readRegularFile } from "../config/mod.ts";
 import {
   deriveNeeds,
   flagsFor,
@@ -36,7 +36,7 @@ export function needsOf(loaded: LoadedConfig): Need[] {
  */
 export function readText(path: string): string | undefined {
   try {
-    return Deno.readTextFileSync(path);
+    return readRegularFile(path);
   } catch {
     return undefined;
   }

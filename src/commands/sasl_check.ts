@@ -49,8 +49,8 @@ export async function checkSasl(
     const offered = await server.mechanisms();
     if (offered === undefined) {
       // Where the path was set, when it was: the place to look for a typo.
-      const line = loaded.lineOf("smtpd_sasl_path");
-      const set = line ? `, set at ${loaded.file ?? "<config>"}:${line}` : "";
+      const place = loaded.placeOf("smtpd_sasl_path").slice(0, -2);
+      const set = /:\d+$/.test(place) || place.startsWith("-o ") ? `, set at ${place}` : "";
       return {
         warning: `AUTH: ${where.replace(/\)$/, `${set})`)} cannot be reached (${reason}); ` +
           "until it can, EHLO does not offer AUTH and AUTH gets 454 4.7.0",

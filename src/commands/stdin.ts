@@ -116,7 +116,7 @@ async function serveStdin(runtime: Runtime): Promise<number> {
   try {
     await store.prepare("maildrop");
   } catch (e) {
-    deps.log.logger.error(queueDirError(deps.config.queue_directory, e));
+    deps.log.logger.error(queueDirError(runtime.loaded, e));
     return 1;
   }
   const who = standAloneClient();

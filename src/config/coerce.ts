@@ -62,8 +62,19 @@ export function coerceValue(
   });
   switch (spec.kind) {
     case "string":
-    case "template":
-      return typeof raw === "string" ? { ok: true, value: raw } : bad("a string");
+    case "template": {
+      if (typeof raw !== "string") return bad("a string");
+      // A main.cf value is one line; TOML's escapes can put a line end in
+      // one, which a banner, a Received: header or a log line would carry.
+      // deno-lint-ignore no-control-regex
+      const control = /[\x00-\x08\x0a-\x1f\x7f]/.exec(raw)?.[0];
+      return control === undefined ? { ok: true, value: raw } : {
+        ok: false,
+        error: `control character U+${
+          control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")
+        } in the text: a value is one line, without control characters`,
+      };
+    }
     case "enum": {
       if (typeof raw !== "string") return bad("a string");
       const choices = spec.choices ?? [];

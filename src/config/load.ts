@@ -37,6 +37,12 @@ export interface LoadedConfig {
    * written over several lines), else the key's.
    */
   lineOf(key: string, item?: string): number | undefined;
+  /**
+   * Where a key's value was set, to begin a message with: `-o name=value: `
+   * when the command line set it (the file's line holds a value not in
+   * force), else `FILE:LINE: ` as {@linkcode LoadedConfig.lineOf} finds it.
+   */
+  placeOf(key: string, item?: string): string;
 }
 
 /**
@@ -51,6 +57,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   try {
     text = await readConfigFile(file);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`cannot read configuration: ${(err as Error).message}`, { file });
   }
   return resolveConfigText(text, { ...options, file });
@@ -60,14 +67,48 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
  * The text of a configuration file. Only a regular file is read: a FIFO
  * (or a device) put at its path would keep the read waiting for ever, and
  * with it the start, or every later reload (each waits for the one before).
+ * A TOML file is UTF-8: a byte that is not (a file saved as Latin-1) is
+ * refused at its line, where reading it as text would have put U+FFFD in
+ * the value (a banner, a reply text) and said nothing.
  * @param file the path
  * @returns the text
- * @throws the stat's or the read's error, or one for a file that is not regular
+ * @throws the stat's or the read's error, or one for a file that is not
+ *   regular; a {@linkcode ConfigError} at the line of a byte that is not UTF-8
  */
 export async function readConfigFile(file: string): Promise<string> {
   const st = await Deno.stat(file);
   if (!st.isFile) throw new Error("not a regular file");
-  return await Deno.readTextFile(file);
+  const bytes = await Deno.readFile(file);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError(
+      "not UTF-8 (a TOML file is UTF-8: save it so, e.g. iconv -f latin1 -t utf-8)",
+      { file, line: firstNonUtf8Line(bytes) },
+    );
+  }
+}
+
+/**
+ * The 1-based line of the first byte sequence that is not UTF-8.
+ * @param bytes the file
+ * @returns the line
+ */
+export function firstNonUtf8Line(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    try {
+      decoder.decode(bytes.subarray(start, i));
+    } catch {
+      return line;
+    }
+    line++;
+    start = i + 1;
+  }
+  return line - 1;
 }
 
 /**
@@ -164,6 +205,22 @@ export function resolveConfigText(
       key: "queue_directory",
     });
   }
+  // As Postfix (mail_params.c): our names go into the banner, the EHLO
+  // reply, Received: and Message-Id:, so they must be host names.
+  for (const key of ["myhostname", "mydomain"] as const) {
+    const why = hostnameProblem(config[key]);
+    if (why === undefined) continue;
+    const fromFile = !overridden.has(key);
+    const shown = key === "myhostname" && !explicit.has(key) ? " (the system host name)" : "";
+    throw new ConfigError(
+      `${fromFile ? "" : "-o "}${key}: bad parameter value "${config[key]}"${shown}: ${why}`,
+      {
+        file: fromFile ? file : undefined,
+        line: fromFile ? findKeyLine(text, key) : undefined,
+        key,
+      },
+    );
+  }
   return {
     config: Object.freeze(config),
     explicit,
@@ -171,7 +228,34 @@ export function resolveConfigText(
     classes,
     text,
     lineOf: (key: string, item?: string) => findItemLine(text, key, item),
+    placeOf: (key: string, item?: string) => {
+      const set = (options.overrides ?? []).findLast((o) => overrideName(o) === key);
+      if (set !== undefined) return `-o ${set.trim()}: `;
+      const line = findItemLine(text, key, item);
+      return `${options.file ?? "<config>"}${line ? `:${line}` : ""}: `;
+    },
   };
+}
+
+/**
+ * Why a name is not a host name by Postfix's rule (valid_hostname(3)):
+ * labels of ASCII letters, digits, "_" and inner "-", of 1 to 63
+ * characters, 255 in all, not all digits.
+ * @param name the name
+ * @returns why not, or undefined for a host name
+ */
+export function hostnameProblem(name: string): string | undefined {
+  if (name === "") return "empty";
+  if (name.length > 255) return "longer than 255 characters";
+  const labels = name.split(".");
+  for (const label of labels) {
+    if (label === "") return "misplaced dot";
+    if (label.length > 63) return "a label longer than 63 characters";
+    if (!/^[A-Za-z0-9_-]+$/.test(label)) return "only letters, digits, - and _ in a label";
+    if (label.startsWith("-") || label.endsWith("-")) return "misplaced hyphen";
+  }
+  if (/^[0-9.]+$/.test(name)) return "numeric";
+  return undefined;
 }
 
 /**

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./config_error.ts";
-import { findItemLine, findKeyLine, resolveConfigText } from "./load.ts";
+import {
+  findItemLine,
+  findKeyLine,
+  firstNonUtf8Line,
+  hostnameProblem,
+  readConfigFile,
+  resolveConfigText,
+} from "./load.ts";
 import { type ParamName, PARAMS } from "./schema.ts";
 
 const HOST = { systemHostname: "mx.example.com" };
@@ -456,4 +463,77 @@ Deno.test("findItemLine() finds an item that is a word of a quoted string (restr
   // The item quoted on its own comes first, a word of a table value after.
   const own = 'x = [\n  "inline:{ a = reject_rbl_client }",\n  "reject_rbl_client",\n]';
   assert.equal(findItemLine(own, "x", "reject_rbl_client"), 3);
+});
+
+Deno.test("placeOf() names the -o that set a key, else the file's line of the key or item", () => {
+  const loaded = resolveConfigText(
+    'smtpd_listen = ["127.0.0.1:25"]\nmynetworks = [\n  "10.0.0.0/8",\n]',
+    {
+      ...HOST,
+      file: "f.toml",
+      overrides: ["smtpd_listen = 127.0.0.1:26", "smtpd_listen=[::1]:25"],
+    },
+  );
+  assert.equal(loaded.placeOf("smtpd_listen"), "-o smtpd_listen=[::1]:25: ");
+  assert.equal(loaded.placeOf("mynetworks", "10.0.0.0/8"), "f.toml:3: ");
+  assert.equal(loaded.placeOf("mail_name"), "f.toml: ");
+  assert.equal(resolveConfigText("", HOST).placeOf("mail_name"), "<config>: ");
+});
+
+// Before, a file saved as Latin-1 was read with U+FFFD in place of each such
+// byte, and "configuration OK": mail_name = "caf\xe9" became "caf\uFFFD".
+Deno.test("readConfigFile() refuses a file that is not UTF-8, at the line of the first bad byte", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".toml" });
+  try {
+    const latin1 = new Uint8Array([...new TextEncoder().encode('a = "x"\nb = "caf'), 0xe9, 0x22]);
+    await Deno.writeFile(file, latin1);
+    const err = await readConfigFile(file).then(() => assert.fail("read"), (e) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.equal(
+      err.message,
+      `${file}:2: not UTF-8 (a TOML file is UTF-8: save it so, e.g. iconv -f latin1 -t utf-8)`,
+    );
+    await Deno.writeTextFile(file, 'mail_name = "café ✓"\n');
+    assert.equal(await readConfigFile(file), 'mail_name = "café ✓"\n');
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("firstNonUtf8Line() counts lines up to the first byte sequence that is not UTF-8", () => {
+  const enc = (s: string) => [...new TextEncoder().encode(s)];
+  assert.equal(firstNonUtf8Line(new Uint8Array([0xff])), 1);
+  assert.equal(firstNonUtf8Line(new Uint8Array([...enc("é\n\n# "), 0xc3, 0x0a])), 3);
+  // A sequence cut at the line's end is the line's, not the next one's.
+  assert.equal(firstNonUtf8Line(new Uint8Array([...enc("x\n"), 0xe2, 0x9c])), 2);
+});
+
+Deno.test("hostnameProblem() follows Postfix's valid_hostname()", () => {
+  for (const ok of ["mx.example.com", "localhost", "mx_1.example", "a-b.example", "x1"]) {
+    assert.equal(hostnameProblem(ok), undefined, ok);
+  }
+  assert.equal(hostnameProblem(""), "empty");
+  assert.equal(hostnameProblem("mx.example.com."), "misplaced dot");
+  assert.equal(hostnameProblem(".example"), "misplaced dot");
+  assert.equal(hostnameProblem("-mx.example"), "misplaced hyphen");
+  assert.equal(hostnameProblem("mx-.example"), "misplaced hyphen");
+  assert.equal(hostnameProblem("192.0.2.1"), "numeric");
+  assert.equal(hostnameProblem("mx example"), "only letters, digits, - and _ in a label");
+  assert.equal(hostnameProblem("mx.exämple"), "only letters, digits, - and _ in a label");
+  assert.equal(hostnameProblem(`${"a".repeat(64)}.example`), "a label longer than 63 characters");
+  assert.equal(hostnameProblem(`${"a.".repeat(128)}b`), "longer than 255 characters");
+});
+
+Deno.test("resolveConfigText() refuses a control character in a text value, not a tab", () => {
+  const err = configError(() =>
+    resolveConfigText('mail_name = "a"\nsmtpd_banner = "x\\r\\n250 y"', { ...HOST, file: "f" })
+  );
+  assert.equal(err.line, 2);
+  assert.match(err.detail, /^smtpd_banner: control character U\+000D in the text/);
+  assert.equal(resolveConfigText('smtpd_banner = "a\\tb"', HOST).config.smtpd_banner, "a\tb");
+  // A list string may span lines: whitespace separates its items.
+  assert.deepEqual(
+    resolveConfigText('mynetworks = """\n127.0.0.0/8\n10.0.0.0/8"""', HOST).config.mynetworks,
+    ["127.0.0.0/8", "10.0.0.0/8"],
+  );
 });

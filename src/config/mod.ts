@@ -17,4 +17,4 @@ export { isParamName, MAX_TIME_SECONDS, PARAMS } from "./schema.ts";
 export type { Config, ParamName, ParamSpec } from "./schema.ts";
 export { parseTime, splitList, toToml } from "./coerce.ts";
 export { type Retirable, retireAll, retireWith } from "./retire.ts";
-export { unreadableReason } from "./paths.ts";
+export { readRegularFile, unreadableReason } from "./paths.ts";

@@ -28,3 +28,23 @@ export function unreadableReason(path: string, err: unknown, notCapable: string)
   return `${why} (a relative path is taken from ${cwd}, the directory the program runs in, ` +
     `not from the configuration file's: name the file with an absolute path)`;
 }
+
+/**
+ * The text of a file the configuration names (a table, a list file, a
+ * certificate). Only a regular file is read, as the configuration file
+ * itself: a FIFO or a device put at its path would keep the start, a
+ * `config --check` or a reload waiting for ever (the flag derivation of
+ * `deno task smtpd` too), and `/dev/zero` would fill the memory.
+ * @param path the path as configured
+ * @returns the text
+ * @throws the stat's or the read's error, or one for a file that is neither
+ *   regular nor a directory (whose read says "Is a directory")
+ */
+export function readRegularFile(path: string): string {
+  const st = Deno.statSync(path);
+  if (!st.isFile && !st.isDirectory) {
+    const what = st.isFifo ? "a FIFO" : st.isSocket ? "a socket" : "a device";
+    throw new Error(`${what}, not a regular file`);
+  }
+  return Deno.readTextFileSync(path);
+}

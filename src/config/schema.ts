@@ -21,6 +21,8 @@ export interface ParamSpec<T> {
   readonly max?: number;
   /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
+  /** Comment lines the sample config/smtpd.toml shows above the description. */
+  readonly note?: readonly string[];
 }
 
 function str(def: string, doc: string): ParamSpec<string> {
@@ -62,6 +64,11 @@ function oneOf<const C extends readonly string[]>(
   doc: string,
 ): ParamSpec<C[number]> {
   return { kind: "enum", default: def, doc, choices };
+}
+
+/** The spec with comment lines for the sample configuration above its description. */
+function noted<T>(spec: ParamSpec<T>, ...note: string[]): ParamSpec<T> {
+  return { ...spec, note };
 }
 
 /** The parameter table: name → definition. Time values are in seconds. */
@@ -324,32 +331,50 @@ export const PARAMS = {
     ["none", "may", "encrypt"] as const,
     "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL)",
   ),
-  smtpd_tls_cert_file: str("", "PEM certificate chain for STARTTLS and wrapper mode"),
+  smtpd_tls_cert_file: noted(
+    str("", "PEM certificate chain for STARTTLS and wrapper mode"),
+    "(One chain, RSA, ECDSA or Ed25519; a second, ECDSA one: smtpd_tls_eccert_file.",
+    'See README "TLS" for what is not built.)',
+  ),
   smtpd_tls_key_file: str(
     "",
     "PEM private key for STARTTLS and wrapper mode; empty: the key is in smtpd_tls_cert_file (Postfix's default)",
   ),
-  smtpd_tls_protocols: str(
-    ">=TLSv1",
-    "TLS protocols when TLS is optional (Postfix syntax: !TLSv1.2, >=TLSv1.3; only TLSv1.2 and TLSv1.3 exist here)",
+  smtpd_tls_protocols: noted(
+    str(
+      ">=TLSv1",
+      "TLS protocols when TLS is optional (Postfix syntax: !TLSv1.2, >=TLSv1.3; only TLSv1.2 and TLSv1.3 exist here)",
+    ),
+    'Postfix\'s syntax: names, "!TLSv1.2", ">=TLSv1.3", "<=TLSv1.2". The TLS',
+    "library speaks TLSv1.2 and TLSv1.3 only; a list that leaves neither stops",
+    "the start.",
   ),
   smtpd_tls_mandatory_protocols: str(
     ">=TLSv1",
     "TLS protocols when TLS is required (level encrypt, wrapper mode)",
   ),
-  smtpd_tls_ciphers: oneOf(
-    "medium",
-    ["export", "low", "medium", "high", "null"] as const,
-    'Minimum cipher grade when TLS is optional (every suite offered is "high"; "null" is refused)',
+  smtpd_tls_ciphers: noted(
+    oneOf(
+      "medium",
+      ["export", "low", "medium", "high", "null"] as const,
+      'Minimum cipher grade when TLS is optional (every suite offered is "high"; "null" is refused)',
+    ),
+    "Grades: export, low, medium, high. Every suite offered is an AEAD of 128",
+    'bits or more (OpenSSL\'s "high"), so each grade is met as it is.',
   ),
   smtpd_tls_mandatory_ciphers: oneOf(
     "medium",
     ["export", "low", "medium", "high", "null"] as const,
     "Minimum cipher grade when TLS is required",
   ),
-  tls_server_sni_maps: list(
-    [],
-    "SNI name (or .parent domain) -> file with the key, then the chain (texthash: or inline:)",
+  tls_server_sni_maps: noted(
+    list(
+      [],
+      "SNI name (or .parent domain) -> file with the key, then the chain (texthash: or inline:)",
+    ),
+    'As Postfix\'s: e.g. ["texthash:/etc/smtpd/sni"] with lines "mx.example.com',
+    '/etc/smtpd/mx.pem" (key first, then the chain, leaf first); unmatched',
+    "names get smtpd_tls_cert_file's chain. One chain per name.",
   ),
   smtpd_tls_received_header: bool(
     false,
@@ -361,13 +386,19 @@ export const PARAMS = {
     0,
     4,
   ),
-  smtpd_tls_wrappermode: bool(
-    false,
-    "Implicit TLS (RFC 8314) on every smtpd_listen address: the handshake before the greeting",
+  smtpd_tls_wrappermode: noted(
+    bool(
+      false,
+      "Implicit TLS (RFC 8314) on every smtpd_listen address: the handshake before the greeting",
+    ),
+    "The handshake has smtpd_starttls_timeout; STARTTLS is not offered there.",
   ),
-  smtpd_tls_wrappermode_listen: list(
-    [],
-    "More addresses (host:port, e.g. 465) served in implicit TLS, beside smtpd_listen",
+  smtpd_tls_wrappermode_listen: noted(
+    list(
+      [],
+      "More addresses (host:port, e.g. 465) served in implicit TLS, beside smtpd_listen",
+    ),
+    "(Postfix: a master.cf service with -o smtpd_tls_wrappermode=yes.)",
   ),
   smtpd_tls_eccert_file: str(
     "",
@@ -377,10 +408,15 @@ export const PARAMS = {
     "",
     "The key of smtpd_tls_eccert_file (PEM); empty: the key is in smtpd_tls_eccert_file",
   ),
-  smtpd_tls_loopback_listen: str(
-    "",
-    "Loopback host:port of the program's own TLS engine (Deno's TLS stack, about half the CPU " +
-      "per handshake of node:tls); thread N uses port+N; empty: TLS through node:tls",
+  smtpd_tls_loopback_listen: noted(
+    str(
+      "",
+      "Loopback host:port of the program's own TLS engine (Deno's TLS stack, about half the CPU " +
+        "per handshake of node:tls); thread N uses port+N; empty: TLS through node:tls",
+    ),
+    'Recommended when TLS is on (README, "TLS"), except with tls_server_sni_maps',
+    "or a protocol list that leaves only one of TLSv1.2 and TLSv1.3, which the",
+    "engine cannot serve (the start stops). Stand-alone mode does not use it.",
   ),
   smtpd_upstream_proxy_protocol: oneOf(
     "",

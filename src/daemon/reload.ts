@@ -130,7 +130,9 @@ export async function reloadFromFile(
   try {
     text = await readConfigFile(source.file);
   } catch (e) {
-    const error = `${source.file}: cannot read configuration: ${(e as Error).message}`;
+    const error = e instanceof ConfigError
+      ? e.message
+      : `${source.file}: cannot read configuration: ${(e as Error).message}`;
     return failed(current, error);
   }
   const result = await reloadFromText(current, text, source);

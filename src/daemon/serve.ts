@@ -98,7 +98,7 @@ export async function runServe(
   try {
     await store.prepare("incoming");
   } catch (e) {
-    logger.error(queueDirError(config.queue_directory, e));
+    logger.error(queueDirError(runtime.loaded, e));
     return 1;
   }
   // Only the daemon recovers: stand-alone processes run side by side and

@@ -433,9 +433,8 @@ export function auditLists(loaded: LoadedConfig): string[] {
     const words = items.filter((w) => !w.includes(":") && !w.includes("."));
     const stop = words.findIndex((w) => terminal.has(w));
     if (stop >= 0 && stop < words.length - 1) {
-      const where = loaded.lineOf(key);
       out.push(
-        `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: ${key}: "${
+        `${loaded.placeOf(key)}${key}: "${
           words.slice(stop + 1).join(", ")
         }" can never be reached after "${words[stop]}"`,
       );
@@ -460,9 +459,8 @@ export function auditLists(loaded: LoadedConfig): string[] {
     const listName = c.smtpd_relay_restrictions.length
       ? "smtpd_relay_restrictions"
       : "smtpd_recipient_restrictions";
-    const where = loaded.lineOf(listName);
     out.push(
-      `${loaded.file ?? "<config>"}${where ? `:${where}` : ""}: ${listName}: ` +
+      `${loaded.placeOf(listName)}${listName}: ` +
         `untrusted clients may relay to any domain: add reject_unauth_destination before any permit`,
     );
   }

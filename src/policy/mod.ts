@@ -24,4 +24,7 @@ export { compilePeerList } from "./peer_match.ts";
 export { compileForbiddenCommands, isHeaderLabel } from "./forbidden_commands.ts";
 export type { CommandMatcher } from "./forbidden_commands.ts";
 export { openTable } from "./tables/mod.ts";
+export { policyServices } from "./restrictions/policy_service.ts";
+export { mayConnect, socketConnector } from "./service/connection.ts";
+export { type Endpoint, parseEndpoint } from "./service/endpoint.ts";
 export type { PeerMatcher } from "./peer_match.ts";

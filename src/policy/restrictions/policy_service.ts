@@ -32,6 +32,15 @@ import type { Attributes } from "../service/protocol.ts";
  */
 const CLIENTS = new WeakMap<Config, Map<string, PolicyClient>>();
 
+/**
+ * The policy servers a compiled configuration asks, one per endpoint spec.
+ * @param config the configuration its lists were compiled for
+ * @returns their settings
+ */
+export function policyServices(config: Config): ServiceSettings[] {
+  return [...(CLIENTS.get(config)?.values() ?? [])].map((c) => c.settings);
+}
+
 const STATE: Record<PolicyStage, string> = {
   client: "CONNECT",
   helo: "HELO",

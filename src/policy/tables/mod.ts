@@ -12,7 +12,7 @@ import { patternTable } from "./pattern_table.ts";
 import { socketmapTable } from "./socketmap_table.ts";
 import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
-import { retireWith, splitList, unreadableReason } from "../../config/mod.ts";
+import { readRegularFile, retireWith, splitList, unreadableReason } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
@@ -172,7 +172,7 @@ function readTable(spec: string, path: string): string {
  */
 function readConfigured(path: string, fail: (why: string) => Error): string {
   try {
-    return withoutBom(Deno.readTextFileSync(path));
+    return withoutBom(readRegularFile(path));
   } catch (err) {
     throw fail(
       unreadableReason(
