@@ -549,3 +549,79 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP with a table of a million lines: sessions in progress and new clients are served while it is read",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const table = join(dir, "sender_access");
+    // Read and compiled at once, this table kept the thread from every
+    // session for the whole reload: 14 s on an idle 2-CPU host, more when busy.
+    const filler = Array.from(
+      { length: 1_000_000 },
+      (_, i) => `user${i}@spam${i % 997}.example REJECT\n`,
+    ).join("");
+    const write = (action: string) =>
+      Deno.writeTextFile(table, `spammer@bad.example ${action}\n${filler}`);
+    await write("REJECT");
+    // NOOP every 50 ms is junk: not counted here, lest the session be slowed down.
+    const extra = "smtpd_junk_command_limit = 1000000";
+    const d = await startDaemon(senderConfig(table, extra), { dir, startTimeoutMs: 180_000 });
+    try {
+      const before = await greeted(d.port);
+      assert.equal(await mailReply(before), REFUSED);
+      await write("OK");
+      Deno.kill(d.pid, "SIGHUP");
+      const hupAt = performance.now();
+      // One session in progress sends NOOP every 50 ms until the reload is
+      // logged; a new client connects during the reload.
+      const delays: number[] = [];
+      const noops = (async () => {
+        while (!d.log().includes(RELOADED)) {
+          const sent = performance.now();
+          await before.send("NOOP\r\n");
+          assert.equal((await before.reply(120_000)).trim(), "250 2.0.0 Ok");
+          delays.push(performance.now() - sent);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 500));
+      const connected = performance.now();
+      const newcomer = await RawClient.connect(d.port);
+      const greeting = (await newcomer.reply(120_000)).trim();
+      const greetedIn = performance.now() - connected;
+      const greetedDuring = !d.log().includes(RELOADED);
+      newcomer.close();
+      await d.waitForLog(RELOADED, 180_000);
+      const reloadMs = performance.now() - hupAt;
+      await noops;
+      const worst = Math.max(...delays);
+      // deno-lint-ignore no-console
+      console.log(
+        `reload ${reloadMs.toFixed(0)} ms; ${delays.length} NOOPs answered during it, ` +
+          `the slowest in ${worst.toFixed(0)} ms; a new client greeted in ${
+            greetedIn.toFixed(0)
+          } ms`,
+      );
+      assert.match(greeting, /^220 /);
+      // The bound has room for a loaded host's pauses (collecting garbage
+      // while the table is built), and is well below the reload's length.
+      const BOUND = 3000;
+      assert.ok(reloadMs > 2 * BOUND, `the reload took only ${reloadMs} ms: no test`);
+      assert.ok(worst < BOUND, `a NOOP waited ${worst.toFixed(0)} ms during the reload`);
+      if (greetedDuring) assert.ok(greetedIn < BOUND, `greeted in ${greetedIn.toFixed(0)} ms`);
+      // The switch stays atomic: the new table for a new session, the old
+      // one for the session in progress.
+      const after = await greeted(d.port);
+      assert.equal(await mailReply(after), "250 2.1.5 Ok");
+      assert.equal(await mailReply(before), REFUSED);
+      before.close();
+      after.close();
+    } finally {
+      await d.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { resolveConfigText } from "../config/load.ts";
 import { RESTRICTIONS } from "../policy/compile.ts";
-import { deriveNeeds, DNS_RESTRICTIONS, dnsUse, resolvConfNameServers } from "./needs.ts";
+import {
+  deriveNeeds,
+  DNS_RESTRICTIONS,
+  dnsUse,
+  resolvConfNameServers,
+  tableWordsSteps,
+} from "./needs.ts";
+import { runSteps } from "../policy/tables/prepared.ts";
 import { flagsFor } from "./flags.ts";
 
 const RESOLV =
@@ -250,4 +257,29 @@ Deno.test("dnsUse() sees a DNS restriction in an inline: value whose key is an I
     const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
     assert.deepEqual(use.restrictions, ["reject_unknown_client_hostname"], key);
   }
+});
+
+Deno.test("tableWordsSteps(): a table's words that name tables, services and restrictions, and the word after each restriction", () => {
+  const text = [
+    "# check_policy_service inet:127.0.0.1:1 (a comment)",
+    "user1@example.com REJECT",
+    "a.example check_policy_service",
+    "  inet:127.0.0.1:9998",
+    "b.example reject_rbl_client",
+    "  zen.example",
+    "c.example check_sender_access texthash:/etc/x, OK",
+    "d.example socketmap:unix:/run/s:name",
+    "e.example=permit_dnswl_client list.example",
+  ].join("\n");
+  assert.deepEqual(runSteps(tableWordsSteps(text)), [
+    "check_policy_service",
+    "inet:127.0.0.1:9998",
+    "reject_rbl_client",
+    "zen.example",
+    "check_sender_access",
+    "texthash:/etc/x",
+    "socketmap:unix:/run/s:name",
+    "permit_dnswl_client",
+    "list.example",
+  ]);
 });
