@@ -631,3 +631,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a relay_domains /file of 300,000 domains: the daemon starts, relays to its last domain, and reloads it",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload");
+    const list = join(dir, "relay_domains");
+    const domains = Array.from({ length: 300_000 }, (_, i) => `d${i}.example\n`).join("");
+    await Deno.writeTextFile(list, `${domains}relay.example\n`);
+    // 127.0.0.1 is not in mynetworks: only relay_domains lets a recipient through.
+    const d = await startDaemon(
+      `mynetworks = ["192.0.2.0/24"]\nrelay_domains = ["${list}"]`,
+      { dir, startTimeoutMs: 120_000 },
+    );
+    try {
+      const rcpt = async (to: string) => {
+        const c = await greeted(d.port);
+        await c.send(`MAIL FROM:<a@sender.example>\r\nRCPT TO:<${to}>\r\n`);
+        await c.reply();
+        const r = (await c.reply()).trim();
+        c.close();
+        return r;
+      };
+      assert.equal(await rcpt("x@relay.example"), "250 2.1.5 Ok");
+      assert.match(await rcpt("x@other.example"), /^454 4\.7\.1 .*Relay access denied/);
+      await Deno.writeTextFile(list, `${domains}other.example\n`);
+      await hup(d, 1, RELOADED);
+      assert.doesNotMatch(d.log(), /reload failed|call stack/);
+      assert.equal(await rcpt("x@other.example"), "250 2.1.5 Ok");
+    } finally {
+      await d.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
