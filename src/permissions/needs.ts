@@ -316,15 +316,17 @@ export function fileTableSpecs(loaded: LoadedConfig, options: NeedsOptions): str
  * (`smtpd_peername_lookup`) or a restriction that queries it.
  * @param loaded the configuration
  * @param options where table files are read
+ * @param seen the words of the configuration and its files, when walked already
  * @returns the DNS restrictions named, the DNSBL zones, and whether client names are looked up
  */
 export function dnsUse(
   loaded: LoadedConfig,
   options: NeedsOptions,
+  seen?: readonly string[],
 ): { restrictions: string[]; zones: string[]; peername: boolean } {
   const readText = options.readText;
   const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
-  const { words } = tablesAndWords(loaded, abs, readText);
+  const words = seen ?? tablesAndWords(loaded, abs, readText).words;
   const restrictions = [...new Set(words.filter((w) => DNS_RESTRICTIONS.has(w)))];
   const zones = new Set<string>();
   words.forEach((w, i) => {
@@ -469,7 +471,8 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
       add("write", e.path, "smtpd_sasl_path");
     }
   }
-  const dns = dnsUse(loaded, options);
+  // The same walk: the list files and tables are read and split once.
+  const dns = dnsUse(loaded, options, words);
   if (dns.peername || dns.restrictions.length > 0) {
     const why = c.dns_server ? "dns_server" : `name server in ${RESOLV_CONF}`;
     // Deno reads resolv.conf itself; the program reads it too, to check at

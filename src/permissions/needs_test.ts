@@ -283,3 +283,28 @@ Deno.test("tableWordsSteps(): a table's words that name tables, services and res
     "list.example",
   ]);
 });
+
+Deno.test("deriveNeeds() reads each list file and table once (a reload of large ones waits for it)", () => {
+  const loaded = resolveConfigText(
+    [
+      'mynetworks = ["/etc/smtpd/networks"]',
+      'smtpd_client_restrictions = ["check_client_access", "texthash:/etc/smtpd/clients"]',
+    ].join("\n"),
+    { file: "/etc/smtpd/smtpd.toml", overrides: [], systemHostname: "mx.example.com" },
+  );
+  const files: Record<string, string> = {
+    "/etc/smtpd/networks": "192.0.2.0/24\n",
+    "/etc/smtpd/clients": "198.51.100.7 reject_rbl_client zen.example\n",
+  };
+  const reads: string[] = [];
+  const needs = deriveNeeds(loaded, {
+    cwd: "/srv/smtpd",
+    readText: (p) => {
+      reads.push(p);
+      return p === "/etc/resolv.conf" ? RESOLV : files[p];
+    },
+  });
+  assert.deepEqual(reads.filter((p) => p in files).sort(), Object.keys(files).sort());
+  // The table's DNS list is still seen: the resolver is needed.
+  assert.ok(needs.some((n) => n.kind === "net" && n.value === "192.0.2.53:53"), `${needs}`);
+});
