@@ -19,6 +19,7 @@ import {
   startDaemon,
   swaks,
   tlsCertConfig,
+  waitFor,
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
@@ -529,12 +530,18 @@ Deno.test({
       // the listener thread reads it.
       await new Promise((r) => setTimeout(r, 3000));
       await replace("OK");
-      const reloads = () => d.log().split(RELOADED).length - 1;
-      const end = Date.now() + 40_000;
-      for (let seen = -1; (seen !== reloads() || seen === 0) && Date.now() < end;) {
-        seen = reloads();
-        await new Promise((r) => setTimeout(r, 4000));
-      }
+      // Until the last reload is one both threads took (the one run again
+      // when the listener thread found the file changed, if it did), or the
+      // daemon gave up running it again. (Waiting for 4 s without a new
+      // reload line was not enough once a reload of this table took longer.)
+      await waitFor("the last reload", () => {
+        const log = d.log();
+        const last = log.slice(log.lastIndexOf(RELOADED)).split("\n")[0] as string;
+        return Promise.resolve(
+          log.includes("files keep changing") ||
+            (log.includes(RELOADED) && last.includes("(2 of 2 threads)")),
+        );
+      }, 60_000);
       // The kernel spreads connections over both threads: one answer (the
       // last table's, unless both threads read the file before it was replaced).
       const answers = new Set<string>();
