@@ -207,17 +207,21 @@ export interface Daemon {
 /**
  * Starts `smtpd serve` on a free loopback port.
  * @param extraConfig TOML lines added to the test config
- * @param options an existing work dir to reuse
+ * @param options an existing work dir to reuse; how long the start may take
+ *   (default 15 s: more for a configuration with large tables)
  * @returns the daemon handle
  */
 export async function startDaemon(
   extraConfig = "",
-  options: { dir?: string } = {},
+  options: { dir?: string; startTimeoutMs?: number } = {},
 ): Promise<Daemon> {
   const dir = options.dir ?? await makeWorkDir("daemon");
   const { configFile, queueDir } = await writeConfig(dir, extraConfig);
   const proc = spawnLogged(Deno.execPath(), await smtpdArgs(["serve", "-c", configFile]));
-  const listening = await proc.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15000)
+  const listening = await proc.waitForLog(
+    /listening on 127\.0\.0\.1:(\d+)/,
+    options.startTimeoutMs ?? 15000,
+  )
     .catch(() => undefined);
   if (!listening) {
     await proc.stop("SIGKILL");

@@ -16,8 +16,9 @@ import {
   readConfigFile,
   resolveConfigText,
 } from "../config/mod.ts";
-import { checkPermissions, needsOf } from "../commands/permissions.ts";
-import type { Need } from "../permissions/mod.ts";
+import { checkPermissions, needsOf, readText } from "../commands/permissions.ts";
+import { fileTableSpecs, type Need, TABLE_WORDS, tableWordsSteps } from "../permissions/mod.ts";
+import { forgetPrepared, prepareTable } from "../policy/tables/mod.ts";
 import { rebuildRuntime, type Runtime, systemHostname } from "../runtime.ts";
 import { configWarnings } from "../runtime_checks.ts";
 
@@ -92,6 +93,9 @@ export async function reloadFromText(
 ): Promise<ReloadResult> {
   try {
     const loaded = resolveSource(text, source);
+    // The tables are read and parsed first, in slices: the compilation
+    // below runs at once, and the thread serves no session while it does.
+    await prepareTables(loaded);
     const needs = needsOf(loaded);
     const missing = checkPermissions(loaded, source.overrides, needs);
     if (missing) return { ok: false, error: permissionsError(missing) };
@@ -111,7 +115,20 @@ export async function reloadFromText(
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e.message };
     return { ok: false, error: (e as Error)?.message ?? String(e) };
+  } finally {
+    forgetPrepared();
   }
+}
+
+/**
+ * Reads and parses, in slices, the table files a configuration names, for
+ * the compilation (and the derivation of its needs) to take them from
+ * there (src/policy/tables/prepared.ts).
+ * @param loaded the configuration
+ */
+async function prepareTables(loaded: LoadedConfig): Promise<void> {
+  const specs = fileTableSpecs(loaded, { cwd: Deno.cwd(), readText });
+  for (const spec of specs) await prepareTable(spec, { [TABLE_WORDS]: tableWordsSteps });
 }
 
 /**

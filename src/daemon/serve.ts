@@ -210,7 +210,7 @@ export async function runServe(
     main.swap(current);
     const threads = supervisor.threads;
     const asked = Promise.all(
-      threads.map((t) => reloadWorker(t.worker, result.text, result.files)),
+      threads.map((t) => reloadWorker(t, result.text, result.files)),
     );
     threadsReloading = asked;
     const errors = await asked;
@@ -257,9 +257,15 @@ export async function runServe(
     while (main.limiter.total > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    // The listener threads answer a reload asked before the stop (reloadWorker
-    // waits 10 s for each) before they can hear the stop.
-    await threadsReloading;
+    // A listener thread hears the stop between the slices of a reload's
+    // parse, but not while it compiles: the reload asked before the stop is
+    // given up to 10 s to end first.
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      threadsReloading,
+      new Promise((r) => (waited = setTimeout(r, RELOAD_SILENCE_MS))),
+    ]);
+    clearTimeout(waited);
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
       ...supervisor.threads.map((t) => stopWorker(t.worker)),
@@ -381,21 +387,38 @@ export function pinRestartOnly(loaded: LoadedConfig, values: RestartOnlyValues):
 
 /**
  * Asks a listener thread to reload the text the main thread compiled, and
- * waits for its answer (bounded: a thread silent for 10 s is reported and
- * keeps what it has).
- * @param w the thread
+ * waits for its answer, for as long as the thread is alive: a thread
+ * serving while it parses a large table in slices (its heartbeat goes on)
+ * may take longer than any fixed time; a thread whose heartbeat stops for
+ * {@linkcode RELOAD_SILENCE_MS} is reported and keeps what it has.
+ * @param t the thread
  * @param text the configuration text
  * @param files how the files it names looked to the main thread ({@linkcode filesStamp})
  * @returns undefined when it reloaded, else why not
  */
-function reloadWorker(w: Worker, text: string, files: string): Promise<string | undefined> {
+function reloadWorker(
+  t: ListenerThread,
+  text: string,
+  files: string,
+): Promise<string | undefined> {
+  const w = t.worker;
   return new Promise((resolve) => {
     const finish = (error: string | undefined) => {
-      clearTimeout(timer);
+      clearInterval(timer);
       w.removeEventListener("message", onMessage);
       resolve(error);
     };
-    const timer = setTimeout(() => finish("no answer in 10 s"), 10_000);
+    let beat = Atomics.load(t.heartbeat, 0);
+    let beatAt = Date.now();
+    const timer = setInterval(() => {
+      const now = Atomics.load(t.heartbeat, 0);
+      if (now !== beat) {
+        beat = now;
+        beatAt = Date.now();
+      } else if (Date.now() - beatAt >= RELOAD_SILENCE_MS) {
+        finish(`no answer, and no heartbeat for ${RELOAD_SILENCE_MS / 1000} s`);
+      }
+    }, 500);
     const onMessage = (e: MessageEvent) => {
       if (e.data?.kind === "reloaded") finish(e.data.error);
     };
@@ -403,6 +426,9 @@ function reloadWorker(w: Worker, text: string, files: string): Promise<string | 
     w.postMessage({ kind: "reload", text, files });
   });
 }
+
+/** How long a listener thread may be silent (no heartbeat) before its reload counts as failed. */
+const RELOAD_SILENCE_MS = 10_000;
 
 /**
  * Asks a listener thread to cut off its clients and remove its unused pool

@@ -13,10 +13,13 @@ export {
   dnsServers,
   dnsUse,
   ENV_VARS,
+  fileTableSpecs,
   netTarget,
   programCodeDir,
   RESOLV_CONF,
   resolvConfNameServers,
+  TABLE_WORDS,
+  tableWordsSteps,
 } from "./needs.ts";
 export type { Need, NeedKind, NeedsOptions } from "./needs.ts";
 export { flagFor, flagsFor, RUNTIME_FLAGS } from "./flags.ts";

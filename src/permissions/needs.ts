@@ -11,6 +11,14 @@
  */
 
 import { parseEndpoint } from "../policy/service/endpoint.ts";
+import {
+  eachLine,
+  LINES_PER_STEP,
+  preparedResult,
+  preparedText,
+  runSteps,
+  type Steps,
+} from "../policy/tables/prepared.ts";
 import { parseSaslPath } from "../sasl/sasl_path.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -246,14 +254,61 @@ function tablesAndWords(
     if (tables.has(path)) continue;
     tables.set(path, words[i] as string);
     // A table's values may be restriction lists naming more tables.
-    const text = readText(path);
-    if (text !== undefined) {
-      for (const line of text.split("\n")) {
-        if (!/^\s*#/.test(line)) words.push(...splitWords(line));
-      }
-    }
+    for (const w of tableWords(path, readText)) words.push(w);
   }
   return { tables, words, files };
+}
+
+/** The words of a table file ({@linkcode tableWordsSteps}); none when it cannot be read. */
+function tableWords(path: string, readText: (path: string) => string | undefined): string[] {
+  if (preparedText(path) !== undefined) {
+    return preparedResult(path, TABLE_WORDS, tableWordsSteps, () => "");
+  }
+  const text = readText(path);
+  return text === undefined ? [] : runSteps(tableWordsSteps(text));
+}
+
+/** The kind of parse a reload prepares a table file's words under (tables/prepared.ts). */
+export const TABLE_WORDS = "words";
+
+/**
+ * The words of a table file that the needs are derived from: those that
+ * name a table or an endpoint (a ":"), those that may be a restriction (a
+ * "_": every restriction that asks the DNS or names a service has one),
+ * and the word after each of those (a DNS list's zone, a policy service's
+ * endpoint). The other words (the keys of a million-line access table,
+ * OK, REJECT) are left out: nothing looks at them. Comment lines have none.
+ * As steps ({@linkcode Steps}), for a reload to walk a large table in slices.
+ * @param text the table file's text
+ * @returns the steps, whose result is the words in file order
+ */
+export function* tableWordsSteps(text: string): Steps<string[]> {
+  const out: string[] = [];
+  let follows = false; // the word before has a "_": this one is kept
+  let i = -1;
+  for (const line of eachLine(text)) {
+    if (++i % LINES_PER_STEP === 0 && i > 0) yield;
+    if (!follows && !line.includes(":") && !line.includes("_")) continue;
+    if (/^\s*#/.test(line)) continue;
+    for (const w of splitWords(line)) {
+      if (follows || w.includes(":") || w.includes("_")) out.push(w);
+      follows = w.includes("_");
+    }
+  }
+  return out;
+}
+
+/**
+ * The file-backed tables the configuration names itself (not those named
+ * in a table's values), as `type:path` specs: those a reload parses ahead.
+ * @param loaded the configuration
+ * @param options where files are read
+ * @returns the specs
+ */
+export function fileTableSpecs(loaded: LoadedConfig, options: NeedsOptions): string[] {
+  const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
+  const { words } = configWords(loaded, abs, options.readText);
+  return [...new Set(words.filter((w) => FILE_TABLES.test(w)))];
 }
 
 /**
@@ -261,15 +316,17 @@ function tablesAndWords(
  * (`smtpd_peername_lookup`) or a restriction that queries it.
  * @param loaded the configuration
  * @param options where table files are read
+ * @param seen the words of the configuration and its files, when walked already
  * @returns the DNS restrictions named, the DNSBL zones, and whether client names are looked up
  */
 export function dnsUse(
   loaded: LoadedConfig,
   options: NeedsOptions,
+  seen?: readonly string[],
 ): { restrictions: string[]; zones: string[]; peername: boolean } {
   const readText = options.readText;
   const abs = (p: string) => isAbsolute(p) ? p : resolve(options.cwd, p);
-  const { words } = tablesAndWords(loaded, abs, readText);
+  const words = seen ?? tablesAndWords(loaded, abs, readText).words;
   const restrictions = [...new Set(words.filter((w) => DNS_RESTRICTIONS.has(w)))];
   const zones = new Set<string>();
   words.forEach((w, i) => {
@@ -414,7 +471,8 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
       add("write", e.path, "smtpd_sasl_path");
     }
   }
-  const dns = dnsUse(loaded, options);
+  // The same walk: the list files and tables are read and split once.
+  const dns = dnsUse(loaded, options, words);
   if (dns.peername || dns.restrictions.length > 0) {
     const why = c.dns_server ? "dns_server" : `name server in ${RESOLV_CONF}`;
     // Deno reads resolv.conf itself; the program reads it too, to check at

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { resolveConfigText } from "../config/load.ts";
 import { RESTRICTIONS } from "../policy/compile.ts";
-import { deriveNeeds, DNS_RESTRICTIONS, dnsUse, resolvConfNameServers } from "./needs.ts";
+import {
+  deriveNeeds,
+  DNS_RESTRICTIONS,
+  dnsUse,
+  resolvConfNameServers,
+  tableWordsSteps,
+} from "./needs.ts";
+import { runSteps } from "../policy/tables/prepared.ts";
 import { flagsFor } from "./flags.ts";
 
 const RESOLV =
@@ -250,4 +257,54 @@ Deno.test("dnsUse() sees a DNS restriction in an inline: value whose key is an I
     const use = dnsUse(loaded, { cwd: "/", readText: () => undefined });
     assert.deepEqual(use.restrictions, ["reject_unknown_client_hostname"], key);
   }
+});
+
+Deno.test("tableWordsSteps(): a table's words that name tables, services and restrictions, and the word after each restriction", () => {
+  const text = [
+    "# check_policy_service inet:127.0.0.1:1 (a comment)",
+    "user1@example.com REJECT",
+    "a.example check_policy_service",
+    "  inet:127.0.0.1:9998",
+    "b.example reject_rbl_client",
+    "  zen.example",
+    "c.example check_sender_access texthash:/etc/x, OK",
+    "d.example socketmap:unix:/run/s:name",
+    "e.example=permit_dnswl_client list.example",
+  ].join("\n");
+  assert.deepEqual(runSteps(tableWordsSteps(text)), [
+    "check_policy_service",
+    "inet:127.0.0.1:9998",
+    "reject_rbl_client",
+    "zen.example",
+    "check_sender_access",
+    "texthash:/etc/x",
+    "socketmap:unix:/run/s:name",
+    "permit_dnswl_client",
+    "list.example",
+  ]);
+});
+
+Deno.test("deriveNeeds() reads each list file and table once (a reload of large ones waits for it)", () => {
+  const loaded = resolveConfigText(
+    [
+      'mynetworks = ["/etc/smtpd/networks"]',
+      'smtpd_client_restrictions = ["check_client_access", "texthash:/etc/smtpd/clients"]',
+    ].join("\n"),
+    { file: "/etc/smtpd/smtpd.toml", overrides: [], systemHostname: "mx.example.com" },
+  );
+  const files: Record<string, string> = {
+    "/etc/smtpd/networks": "192.0.2.0/24\n",
+    "/etc/smtpd/clients": "198.51.100.7 reject_rbl_client zen.example\n",
+  };
+  const reads: string[] = [];
+  const needs = deriveNeeds(loaded, {
+    cwd: "/srv/smtpd",
+    readText: (p) => {
+      reads.push(p);
+      return p === "/etc/resolv.conf" ? RESOLV : files[p];
+    },
+  });
+  assert.deepEqual(reads.filter((p) => p in files).sort(), Object.keys(files).sort());
+  // The table's DNS list is still seen: the resolver is needed.
+  assert.ok(needs.some((n) => n.kind === "net" && n.value === "192.0.2.53:53"), `${needs}`);
 });

@@ -58,7 +58,8 @@ export function expandListFiles(
       .map((line) => line.replace(/#.*$/, ""))
       .flatMap((line) => line.split(/[\s,]+/))
       .filter((w) => w !== "");
-    out.push(...expandListFiles(words, readFile, depth + 1));
+    // One by one: spread into push(), a file of 200,000 words overflowed the stack.
+    for (const w of expandListFiles(words, readFile, depth + 1)) out.push(w);
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 import { hostBitsProblem, inNetwork, type Network, parseIp, parseNetwork } from "../cidr.ts";
 import { splitKeyValue, TableSyntaxError } from "./text_table.ts";
+import { eachLine, LINES_PER_STEP, runSteps, type Steps } from "./prepared.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
 /**
@@ -19,10 +20,29 @@ import type { LookupResult, LookupTable } from "./types.ts";
  * @throws {TableSyntaxError} with the line number
  */
 export function cidrTable(name: string, text: string, file?: string): LookupTable {
-  const rules: { net: Network; value: string; line: number }[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? "").replace(/\r$/, "");
+  return cidrTableOf(name, runSteps(cidrRulesSteps(text)), file);
+}
+
+/** One rule of a CIDR table. */
+export interface CidrRule {
+  readonly net: Network;
+  readonly value: string;
+  readonly line: number;
+}
+
+/**
+ * The rules of a CIDR table, as steps ({@linkcode Steps}), for a reload to
+ * parse a large table in slices.
+ * @param text the file content
+ * @returns the steps, whose result is the rules in file order
+ * @throws {TableSyntaxError} with the line number
+ */
+export function* cidrRulesSteps(text: string): Steps<CidrRule[]> {
+  const rules: CidrRule[] = [];
+  let i = -1;
+  for (const raw of eachLine(text)) {
+    if (++i % LINES_PER_STEP === 0 && i > 0) yield;
+    const line = raw.replace(/\r$/, "");
     if (/^\s*(#|$)/.test(line)) continue;
     const m = splitKeyValue(line);
     if (!m) throw new TableSyntaxError(`missing value for "${line.trim()}"`, i + 1);
@@ -34,6 +54,17 @@ export function cidrTable(name: string, text: string, file?: string): LookupTabl
     if (problem) throw new TableSyntaxError(problem, i + 1);
     rules.push({ net, value: m[2] as string, line: i + 1 });
   }
+  return rules;
+}
+
+/**
+ * A CIDR table of parsed rules.
+ * @param name the spec
+ * @param rules its rules ({@linkcode cidrRulesSteps})
+ * @param file the file's path, for {@linkcode LookupTable.origin}
+ * @returns the table
+ */
+export function cidrTableOf(name: string, rules: readonly CidrRule[], file?: string): LookupTable {
   return {
     name,
     values: rules.map((r) => r.value),

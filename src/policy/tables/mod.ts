@@ -7,15 +7,17 @@
  * @module
  */
 
-import { cidrTable } from "./cidr_table.ts";
+import { cidrRulesSteps, cidrTableOf } from "./cidr_table.ts";
 import { patternTable } from "./pattern_table.ts";
 import { socketmapTable } from "./socketmap_table.ts";
-import { mapTable, parseInline, parseTextTable, TableSyntaxError } from "./text_table.ts";
+import { mapTable, parseInline, TableSyntaxError, textTableSteps } from "./text_table.ts";
+import { preparedResult, prepareFile, type Steps } from "./prepared.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 import { readRegularFile, retireWith, splitList, unreadableReason } from "../../config/mod.ts";
 
 export type { LookupResult, LookupTable } from "./types.ts";
 export { TableSyntaxError } from "./text_table.ts";
+export { forgetPrepared } from "./prepared.ts";
 
 /** Table types we can open. */
 export const TABLE_TYPES = [
@@ -46,7 +48,30 @@ export function isTableSpec(spec: string): boolean {
 }
 
 /**
- * Opens a table (files are read synchronously: this runs at start-up only).
+ * Reads and parses ahead, in slices, the file of a table a reload is about
+ * to open (see prepared.ts), so that opening it takes its parsed contents.
+ * A table of another type, or written inline, needs nothing.
+ * @param spec "type:name"
+ * @param more other parses of the file's text (kind → parse), for other readers of it
+ */
+export async function prepareTable(
+  spec: string,
+  more: Readonly<Record<string, (text: string) => Steps<unknown>>> = {},
+): Promise<void> {
+  const colon = spec.indexOf(":");
+  const type = spec.slice(0, colon);
+  const arg = spec.slice(colon + 1);
+  if (arg.trim().startsWith("{")) return;
+  const parses: Record<string, (text: string) => Steps<unknown>> = { ...more };
+  if (type === "texthash") parses.texthash = textTableSteps;
+  else if (type === "cidr") parses.cidr = cidrRulesSteps;
+  else if (type !== "regexp" && type !== "pcre") return;
+  await prepareFile(arg, parses);
+}
+
+/**
+ * Opens a table (files are read synchronously, or taken as prepareTable
+ * parsed them for a reload).
  * @param spec "type:name"
  * @param options the base of relative UNIX socket paths (socketmap:unix:private/x:name);
  *   the owner a reload retires the table with (retireAll), for a table
@@ -88,18 +113,24 @@ function open(spec: string, queueDirectory: string | undefined): LookupTable {
         };
       }
       case "texthash": {
-        const keyLines = new Map<string, number>();
-        const entries = parseTextTable(readTable(spec, arg), keyLines);
+        const { entries, keyLines, values } = preparedResult(
+          arg,
+          "texthash",
+          textTableSteps,
+          () => readTable(spec, arg),
+        );
         return {
-          ...mapTable(spec, entries),
+          ...mapTable(spec, entries, values),
           origin(value: string): string | undefined {
             for (const [k, v] of entries) if (v === value) return `${arg}:${keyLines.get(k)}`;
             return undefined;
           },
         };
       }
-      case "cidr":
-        return cidrTable(spec, readTable(spec, arg), arg);
+      case "cidr": {
+        const rules = preparedResult(arg, "cidr", cidrRulesSteps, () => readTable(spec, arg));
+        return cidrTableOf(spec, rules, arg);
+      }
       case "socketmap":
         try {
           return socketmapTable(spec, arg, queueDirectory ?? ".");

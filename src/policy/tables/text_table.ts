@@ -9,6 +9,8 @@
  */
 
 import { foldCase } from "../fold_case.ts";
+import { KeyMap } from "./key_map.ts";
+import { eachLine, LINES_PER_STEP, runSteps, type Steps } from "./prepared.ts";
 import type { LookupResult, LookupTable } from "./types.ts";
 
 /** A parse problem with the line it is on. */
@@ -21,16 +23,24 @@ export class TableSyntaxError extends Error {
   }
 }
 
+/** Entries a table looks keys up in: a Map, or a large table's {@linkcode KeyMap}. */
+export type Entries = Pick<ReadonlyMap<string, string>, "get"> & Iterable<[string, string]>;
+
 /**
  * Builds a table from entries.
  * @param name the spec
  * @param entries key → value
+ * @param values its distinct values (when known already)
  * @returns the table
  */
-export function mapTable(name: string, entries: Map<string, string>): LookupTable {
+export function mapTable(
+  name: string,
+  entries: Entries,
+  values: readonly string[] = [...new Set([...entries].map(([, v]) => v))],
+): LookupTable {
   return {
     name,
-    values: [...entries.values()],
+    values,
     lookup(key: string): Promise<LookupResult> {
       const v = entries.get(foldCase(key));
       return Promise.resolve(v === undefined ? { kind: "notFound" } : { kind: "found", value: v });
@@ -76,6 +86,15 @@ export function parseInline(body: string): Map<string, string> {
 }
 
 /**
+ * Whether a UTF-16 code unit is white space as `\s` sees it (a regular
+ * expression per character was most of a large table's parse time).
+ */
+function isSpace(c: number): boolean {
+  if (c < 0x80) return c === 32 || (c >= 9 && c <= 13);
+  return /\s/.test(String.fromCharCode(c));
+}
+
+/**
  * Splits "key value" at the first run of white space, in linear time (a
  * regular expression here backtracked quadratically on long blank runs:
  * found by the fuzzer).
@@ -85,7 +104,7 @@ export function parseInline(body: string): Map<string, string> {
 export function splitKeyValue(line: string): [string, string, string] | undefined {
   const t = line.trim();
   let i = 0;
-  while (i < t.length && !/\s/.test(t[i] as string)) i++;
+  while (i < t.length && !isSpace(t.charCodeAt(i))) i++;
   const value = t.slice(i).trim();
   return i > 0 && value ? [t, t.slice(0, i), value] : undefined;
 }
@@ -98,15 +117,40 @@ export function splitKeyValue(line: string): [string, string, string] | undefine
  * @throws {TableSyntaxError} with the line number
  */
 export function parseTextTable(text: string, keyLines?: Map<string, number>): Map<string, string> {
-  const entries = new Map<string, string>();
-  const lines = text.split("\n");
+  const parsed = runSteps(textTableSteps(text));
+  for (const [k, line] of parsed.keyLines) keyLines?.set(k, line);
+  return new Map(parsed.entries);
+}
+
+/** A parsed text table: its entries, the line of each key, its distinct values in file order. */
+export interface TextTable {
+  readonly entries: KeyMap<string>;
+  readonly keyLines: KeyMap<number>;
+  readonly values: readonly string[];
+}
+
+/**
+ * {@linkcode parseTextTable} as steps ({@linkcode Steps}), for a reload to
+ * parse a large table in slices.
+ * @param text the file content
+ * @returns the steps, whose result is the table
+ */
+export function* textTableSteps(text: string): Steps<TextTable> {
+  const entries = new KeyMap<string>();
+  const keyLines = new KeyMap<number>();
   let last: string | undefined;
   let skipping = false; // continuing a duplicate key's value, which is ignored
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? "").replace(/\r$/, "");
-    if (/^\s*(#|$)/.test(line)) continue;
-    if (/^\s/.test(line) && skipping) continue;
-    if (/^\s/.test(line)) {
+  let i = -1;
+  for (const raw of eachLine(text)) {
+    if (++i % LINES_PER_STEP === 0 && i > 0) yield;
+    const line = raw.replace(/\r$/, "");
+    // Most lines begin with a key: no regular expression for them.
+    const c = line.charCodeAt(0);
+    const plain = c > 32 && c < 127 && c !== 35; // "#"
+    if (!plain && /^\s*(#|$)/.test(line)) continue;
+    const indented = !plain && /^\s/.test(line);
+    if (indented && skipping) continue;
+    if (indented) {
       if (last === undefined) {
         throw new TableSyntaxError("continuation line without an entry", i + 1);
       }
@@ -122,8 +166,14 @@ export function parseTextTable(text: string, keyLines?: Map<string, number>): Ma
       continue;
     }
     entries.set(key, m[2] as string);
-    keyLines?.set(key, i + 1);
+    keyLines.set(key, i + 1);
     last = key;
   }
-  return entries;
+  const values = new KeyMap<true>();
+  let n = 0;
+  for (const k of entries.keys()) {
+    values.set(entries.get(k) as string, true);
+    if (++n % LINES_PER_STEP === 0) yield;
+  }
+  return { entries, keyLines, values: values.keys() };
 }
