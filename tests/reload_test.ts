@@ -588,7 +588,8 @@ Deno.test({
         c.close();
         return r;
       };
-      // Each configuration's policy client has asked the server once.
+      // Sessions ask the policy server under most of the configurations, so
+      // their clients hold connections when they are replaced.
       assert.equal(await rcpt(), "250 2.1.5 Ok");
       for (let n = 1; n <= 2; n++) await hup(d, n);
       assert.equal(await rcpt(), "250 2.1.5 Ok");
@@ -599,13 +600,14 @@ Deno.test({
         assert.equal(await rcpt(), "250 2.1.5 Ok");
         samples.push(await rssMiB(d.pid));
       }
-      const after = samples[samples.length - 1] as number;
+      // The lowest of the last three: garbage not yet collected comes and goes.
+      const after = Math.min(...samples.slice(-3));
       // deno-lint-ignore no-console
       console.log(
         `RSS after reloads 2..10: ${samples.map((m) => m.toFixed(0)).join(", ")} MiB`,
       );
       // The compiled table is about 11 MiB: a reload that kept the policy it
-      // replaced grew by that much each time (about 90 MiB over these 8).
+      // replaced grew by that much each time (about 85 MiB over these 8).
       assert.ok(after - before < 40, `RSS grew from ${before} to ${after} MiB`);
       assert.ok(policy.requests().length >= 10, "every session asked the policy server");
     } finally {
