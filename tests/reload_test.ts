@@ -23,6 +23,7 @@ import {
   writeConfig,
 } from "./_harness.ts";
 import { flagsForArgs } from "../scripts/permissions.ts";
+import { fakePolicyServer } from "./_policy_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const RELOADED = "reload: configuration and tables re-read from";
@@ -486,9 +487,10 @@ Deno.test({
         Deno.kill(d.pid, "SIGHUP");
         await new Promise((r) => setTimeout(r, 50));
       }
-      // Until no reload has been logged for 3 s (bounded).
+      // Until one reload has been logged and none more for 3 s (bounded): on
+      // a loaded host the first may take longer than 3 s.
       const end = Date.now() + 30_000;
-      for (let seen = -1; seen !== reloads() && Date.now() < end;) {
+      for (let seen = -1; (seen !== reloads() || seen === 0) && Date.now() < end;) {
         seen = reloads();
         await new Promise((r) => setTimeout(r, 3000));
       }
@@ -723,6 +725,71 @@ Deno.test({
     } finally {
       await d.stop();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** The resident memory of a process, in MiB (VmRSS from /proc). */
+async function rssMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+}
+
+Deno.test({
+  name:
+    "SIGHUP again and again with check_policy_service and a 100,000-entry table: each replaced policy is freed, memory stays level",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload-leak");
+    const table = join(dir, "sender_access");
+    await Deno.writeTextFile(
+      table,
+      Array.from({ length: 100_000 }, (_, i) => `sender${i}@spam${i}.example REJECT\n`).join(""),
+    );
+    const policy = await fakePolicyServer({ action: "DUNNO" });
+    const d = await startDaemon(
+      senderConfig(
+        table,
+        `smtpd_listen_threads = 1\nsmtpd_recipient_restrictions = ["check_policy_service", ` +
+          `"inet:127.0.0.1:${policy.port}", "reject_unauth_destination"]`,
+      ),
+      { dir },
+    );
+    try {
+      const rcpt = async () => {
+        const c = await greeted(d.port);
+        await c.send("MAIL FROM:<a@example.org>\r\n");
+        await c.reply();
+        await c.send("RCPT TO:<postmaster@mx.test.example>\r\n");
+        const r = (await c.reply()).trim();
+        c.close();
+        return r;
+      };
+      // Sessions ask the policy server under most of the configurations, so
+      // their clients hold connections when they are replaced.
+      assert.equal(await rcpt(), "250 2.1.5 Ok");
+      for (let n = 1; n <= 2; n++) await hup(d, n);
+      assert.equal(await rcpt(), "250 2.1.5 Ok");
+      const before = await rssMiB(d.pid);
+      const samples = [before];
+      for (let n = 3; n <= 10; n++) {
+        await hup(d, n);
+        assert.equal(await rcpt(), "250 2.1.5 Ok");
+        samples.push(await rssMiB(d.pid));
+      }
+      // The lowest of the last three: garbage not yet collected comes and goes.
+      const after = Math.min(...samples.slice(-3));
+      // deno-lint-ignore no-console
+      console.log(
+        `RSS after reloads 2..10: ${samples.map((m) => m.toFixed(0)).join(", ")} MiB`,
+      );
+      // The compiled table is about 11 MiB: a reload that kept the policy it
+      // replaced grew by that much each time (about 85 MiB over these 8).
+      assert.ok(after - before < 40, `RSS grew from ${before} to ${after} MiB`);
+      assert.ok(policy.requests().length >= 10, "every session asked the policy server");
+    } finally {
+      await d.stop();
+      policy.stop();
     }
   },
 });

@@ -163,7 +163,16 @@ export const POLICY_SERVICE: Record<string, Factory> = {
       const settings = serviceSettings(arg as string, env);
       const defaultAction = defaultActionOf(settings, arg as string, env);
       let clients = CLIENTS.get(env.config);
-      if (!clients) CLIENTS.set(env.config, clients = new Map());
+      if (!clients) {
+        const config = env.config;
+        CLIENTS.set(config, clients = new Map());
+        // Forgotten once retired. The configuration that replaced this one
+        // may still reach it (its closures keep the old values of
+        // restart-only parameters), and through this entry it would keep
+        // these clients, their compile environment and every table compiled
+        // with them: one whole policy more per reload.
+        retireWith(config, { retire: () => CLIENTS.delete(config) });
+      }
       let client = clients.get(arg as string);
       if (!client) {
         client = new PolicyClient(settings, {
