@@ -331,7 +331,15 @@ function expandAll(
     }
     active.add(name);
     let v = rawOf(name);
-    if (name === "myhostname" && v === "") v = systemHostname;
+    // As Postfix's check_myhostname(): a system name without a dot gets
+    // mydomain as set (never derived from myhostname), else "localdomain".
+    if (name === "myhostname" && v === "") {
+      v = systemHostname.includes(".")
+        ? systemHostname
+        : `${systemHostname}.${
+          String(rawOf("mydomain")) !== "" ? resolve("mydomain") : "localdomain"
+        }`;
+    }
     if (name === "mydomain" && v === "") {
       const host = String(resolve("myhostname"));
       const dot = host.indexOf(".");

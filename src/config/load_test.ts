@@ -45,9 +45,9 @@ Deno.test("resolveConfigText() fills every parameter with its default", () => {
 
 Deno.test("resolveConfigText() uses localhost and localdomain without a system host name", () => {
   const { config } = resolveConfigText("");
-  assert.equal(config.myhostname, "localhost");
+  assert.equal(config.myhostname, "localhost.localdomain");
   assert.equal(config.mydomain, "localdomain");
-  assert.equal(config.smtpd_banner, "localhost ESMTP deno-smtpd");
+  assert.equal(config.smtpd_banner, "localhost.localdomain ESMTP deno-smtpd");
 });
 
 Deno.test("resolveConfigText() reads typed values and records them as explicit", () => {
@@ -536,4 +536,23 @@ Deno.test("resolveConfigText() refuses a control character in a text value, not 
     resolveConfigText('mynetworks = """\n127.0.0.0/8\n10.0.0.0/8"""', HOST).config.mynetworks,
     ["127.0.0.0/8", "10.0.0.0/8"],
   );
+});
+
+Deno.test("resolveConfigText(): a system host name without a dot gets mydomain as set, else localdomain (Postfix's check_myhostname)", () => {
+  const vm = { systemHostname: "vm" };
+  let { config } = resolveConfigText("", vm);
+  assert.equal(config.myhostname, "vm.localdomain");
+  assert.equal(config.mydomain, "localdomain");
+  assert.deepEqual(config.mydestination, ["vm.localdomain", "localhost.localdomain", "localhost"]);
+  ({ config } = resolveConfigText('mydomain = "example.net"', vm));
+  assert.equal(config.myhostname, "vm.example.net");
+  assert.equal(config.myorigin, "vm.example.net");
+  // A name with a dot is taken as it is, and mydomain set does not change it.
+  ({ config } = resolveConfigText('mydomain = "example.net"', {
+    systemHostname: "mx.example.org",
+  }));
+  assert.equal(config.myhostname, "mx.example.org");
+  // Set by hand, myhostname is never completed.
+  ({ config } = resolveConfigText('myhostname = "mx"', vm));
+  assert.equal(config.myhostname, "mx");
 });

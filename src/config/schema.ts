@@ -75,7 +75,10 @@ function noted<T>(spec: ParamSpec<T>, ...note: string[]): ParamSpec<T> {
 export const PARAMS = {
   queue_directory: str("var/spool", "Queue directory: incoming/, maildrop/, deferred/, public/"),
   smtpd_listen: list(["127.0.0.1:2525"], "Addresses the daemon listens on, as host:port"),
-  myhostname: str("", "This host's fully qualified name (empty: the system host name)"),
+  myhostname: str(
+    "",
+    "This host's fully qualified name (empty: the system host name, with .$mydomain or .localdomain when it has no dot)",
+  ),
   mydomain: str("", "This host's domain (empty: $myhostname minus its first label)"),
   myorigin: str("$myhostname", "Domain appended to unqualified envelope addresses"),
   mydestination: list(
