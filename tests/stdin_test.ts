@@ -1726,3 +1726,42 @@ Deno.test({
     assert.match(r.stdout, /^status: 0$/m, r.stdout);
   },
 });
+
+/**
+ * Python: a local submission whose stdout is a pipe the caller shares (a
+ * shell script's stdout, used by the commands after this one): prints the
+ * replies and whether the pipe is still in blocking mode afterwards.
+ */
+const SHARED_STDOUT_PIPE = `
+import os, subprocess, sys
+r, w = os.pipe()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.DEVNULL)
+p.stdin.write(b"HELO local\\r\\nQUIT\\r\\n")
+p.stdin.close()
+print("status:", p.wait(30))
+print("blocking:", os.get_blocking(w))
+os.close(w)
+print(os.read(r, 4096).decode().replace("\\r\\n", "|"))
+`;
+
+Deno.test({
+  name: "stdin mode: a stdout pipe the caller shares is left in blocking mode",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile } = await writeConfig(work);
+    const r = await run("python3", [
+      "-c",
+      SHARED_STDOUT_PIPE,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+    assert.match(r.stdout, /^blocking: True$/m, r.stdout);
+    assert.match(
+      r.stdout,
+      /^220 mx\.test\.example ESMTP deno-smtpd\|250 mx\.test\.example\|221 2\.0\.0 Bye\|$/m,
+    );
+  },
+});

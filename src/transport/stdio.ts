@@ -249,16 +249,18 @@ interface StdoutWriter {
 /**
  * Opens stdout for writing. Deno.stdout cannot write to a descriptor in
  * non-blocking mode: Deno 2.9 writes the whole buffer in a loop and, when
- * the socket or pipe fills up part way, fails with EAGAIN without saying
- * how much went out, so a retry sent those bytes again (a client that read
- * slowly got replies twice over, and after STARTTLS records that failed
- * their MAC). A socket or pipe is non-blocking whenever stdin is the same
- * one (inetd, tcpserver, systemd: openStdin sets the mode), or when the
- * launcher's was.
+ * the socket fills up part way, fails with EAGAIN without saying how much
+ * went out, so a retry sent those bytes again (a client that read slowly
+ * got replies twice over, and after STARTTLS records that failed their
+ * MAC). A socket on stdout is non-blocking whenever it is stdin too
+ * (inetd, tcpserver, systemd: openStdin sets the mode).
  *
- * So a socket or pipe is written through node:net, which waits for
- * writability and counts what each write took. A terminal or a file goes
- * through Deno.stdout (a file never fills; a terminal is a person reading).
+ * So a socket is written through node:net, which waits for writability and
+ * counts what each write took (node:net sets O_NONBLOCK: a socket is the
+ * connection handed over, this session's alone). Anything else goes through
+ * Deno.stdout: a file or terminal, and a pipe, whose mode is left as it is
+ * (a shell script's stdout is shared with the commands after this one); a
+ * pipe the launcher made non-blocking is waited out when full.
  * @returns the writer
  */
 function openStdout(): StdoutWriter {
@@ -289,23 +291,33 @@ function openStdout(): StdoutWriter {
 }
 
 /**
- * stdout as a node stream, when it is a socket or a pipe.
+ * stdout as a node stream, when it is a socket.
  * @returns the stream, or undefined for anything else
  */
 function stdoutStream(): Socket | undefined {
   try {
-    if (isatty(1)) return undefined;
-    const st = fstatSync(1);
-    if (!st.isSocket() && !st.isFIFO()) return undefined;
+    if (!fstatSync(1).isSocket()) return undefined;
     return new Socket({ fd: 1, readable: false, writable: true });
   } catch {
     return undefined;
   }
 }
 
+/** The longest pause before another write to a full non-blocking pipe. */
+const NONBLOCK_PAUSE_MS = 50;
+
 /** stdout through Deno.stdout. */
 const DENO_STDOUT: StdoutWriter = {
-  write: (p) => Deno.stdout.write(p),
+  write: async (p) => {
+    for (let pause = 1;; pause = Math.min(pause * 2, NONBLOCK_PAUSE_MS)) {
+      try {
+        return await Deno.stdout.write(p);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.WouldBlock)) throw err;
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  },
   close: () => {
     try {
       Deno.stdout.close();
