@@ -210,6 +210,8 @@ export type FakeMode =
 export interface FakeServer {
   readonly port: number;
   requests(): Map<string, string>[];
+  /** Every byte received, as it came. */
+  received(): Uint8Array;
   connections(): number;
   /** Bytes written by the flood mode. */
   written(): number;
@@ -225,6 +227,7 @@ export async function fakePolicyServer(mode: FakeMode): Promise<FakeServer> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const requests: Map<string, string>[] = [];
+  const received: number[] = [];
   const conns = new Set<Deno.Conn>();
   let connections = 0;
   let written = 0;
@@ -235,6 +238,7 @@ export async function fakePolicyServer(mode: FakeMode): Promise<FakeServer> {
     for (;;) {
       const n = await conn.read(chunk);
       if (n === null) return;
+      received.push(...chunk.subarray(0, n));
       buf += decoder.decode(chunk.subarray(0, n));
       let end: number;
       while ((end = buf.indexOf("\n\n")) >= 0) {
@@ -280,6 +284,7 @@ export async function fakePolicyServer(mode: FakeMode): Promise<FakeServer> {
   return {
     port,
     requests: () => requests,
+    received: () => Uint8Array.from(received),
     connections: () => connections,
     written: () => written,
     stop() {

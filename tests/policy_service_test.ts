@@ -838,3 +838,42 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "check_policy_service with smtputf8_enable off: a byte that is not UTF-8 reaches the server as that byte, as in Postfix",
+  ...opts,
+  fn: async () => {
+    // Postfix's smtpd sends the sender and recipient as it read them; this
+    // one sent U+FFFD (EF BF BD) for each such byte.
+    const policy = await fakePolicyServer({ action: "DUNNO" });
+    const d = await startDaemon(
+      restrictions(`inet:127.0.0.1:${policy.port}`, "smtputf8_enable = false"),
+    );
+    try {
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.reply();
+        const replies: string[] = [];
+        for (const line of ["EHLO client.example.org", "MAIL FROM:<a\xffb@sender.example>"]) {
+          await c.send(Uint8Array.from(`${line}\r\n`, (ch) => ch.charCodeAt(0)));
+          replies.push((await c.reply()).trim());
+        }
+        await c.send(
+          Uint8Array.from("RCPT TO:<c\xfe\xc3\xb6d@example.com>\r\n", (ch) => ch.charCodeAt(0)),
+        );
+        replies.push((await c.reply(20000)).trim());
+        assert.deepEqual(replies.slice(1), ["250 2.1.0 Ok", "250 2.1.5 Ok"]);
+      } finally {
+        c.close();
+      }
+      const got = Array.from(policy.received(), (b) => String.fromCharCode(b)).join("");
+      assert.match(got, /^sender=a\xffb@sender\.example$/m);
+      assert.match(got, /^recipient=c\xfe\xc3\xb6d@example\.com$/m);
+      assert.doesNotMatch(got, /\xef\xbf\xbd/);
+    } finally {
+      await d.stop();
+      policy.stop();
+    }
+  },
+});

@@ -1650,3 +1650,118 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Python: a session on a socket handed over as descriptors 0 and 1 (as
+ * inetd, tcpserver and systemd do) whose client pipelines argv[1] EHLO
+ * commands and reads their replies only after a pause, so that the socket
+ * fills up, three times in plaintext, then three times after STARTTLS.
+ * Prints how many replies each burst got, whether they all read back
+ * alike, and the reply to the NOOP that follows (nothing left over).
+ */
+const SLOW_READER = `
+import os, socket, ssl, subprocess, sys, time
+n, cmd = int(sys.argv[1]), sys.argv[2:]
+a, b = socket.socketpair()
+env = dict(os.environ, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000")
+p = subprocess.Popen(cmd, stdin=b, stdout=b, stderr=subprocess.DEVNULL, env=env)
+b.close()
+a.settimeout(30)
+def replies(f, count):
+    got = []
+    for _ in range(count):
+        lines = [f.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(f.readline())
+        got.append(b"".join(lines))
+    return got
+def burst(s, f, name):
+    s.sendall(b"EHLO s\\r\\n" * n)
+    time.sleep(1)
+    try:
+        got = replies(f, n)
+        s.sendall(b"NOOP\\r\\n")
+        after = f.readline().decode().strip()
+        print(name, "replies:", len(got), "all alike:", len(set(got)) == 1, "then:", after, flush=True)
+    except Exception as e:
+        print(name, "failed:", type(e).__name__, e, flush=True)
+f = a.makefile("rb")
+f.readline()
+for _ in range(3):
+    burst(a, f, "plain")
+a.sendall(b"STARTTLS\\r\\n")
+print("starttls:", f.readline().decode().strip(), flush=True)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(a)
+g = s.makefile("rb")
+for _ in range(3):
+    burst(s, g, "tls")
+s.sendall(b"QUIT\\r\\n")
+print("status:", p.wait(30), flush=True)
+`;
+
+Deno.test({
+  name:
+    "stdin mode on a socket: a client that reads its replies late gets each once, in plaintext and after STARTTLS",
+  ...opts,
+  fn: async () => {
+    // Deno.stdout fails a write to a full non-blocking socket with EAGAIN
+    // without saying how much of it went out: the retry sent bytes again,
+    // and after STARTTLS the client saw records that failed their MAC.
+    const work = await makeWorkDir("stdin");
+    const { configFile } = await writeConfig(work, await tlsCertConfig(work));
+    const r = await run("python3", [
+      "-c",
+      SLOW_READER,
+      "10000",
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 120000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const burst = (name: string) =>
+      new RegExp(`^${name} replies: 10000 all alike: True then: 250 2\\.0\\.0 Ok$`, "gm");
+    assert.equal(r.stdout.match(burst("plain"))?.length, 3, r.stdout);
+    assert.match(r.stdout, /^starttls: 220 2\.0\.0 Ready to start TLS$/m, r.stdout);
+    assert.equal(r.stdout.match(burst("tls"))?.length, 3, r.stdout);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+  },
+});
+
+/**
+ * Python: a local submission whose stdout is a pipe the caller shares (a
+ * shell script's stdout, used by the commands after this one): prints the
+ * replies and whether the pipe is still in blocking mode afterwards.
+ */
+const SHARED_STDOUT_PIPE = `
+import os, subprocess, sys
+r, w = os.pipe()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.DEVNULL)
+p.stdin.write(b"HELO local\\r\\nQUIT\\r\\n")
+p.stdin.close()
+print("status:", p.wait(30))
+print("blocking:", os.get_blocking(w))
+os.close(w)
+print(os.read(r, 4096).decode().replace("\\r\\n", "|"))
+`;
+
+Deno.test({
+  name: "stdin mode: a stdout pipe the caller shares is left in blocking mode",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const { configFile } = await writeConfig(work);
+    const r = await run("python3", [
+      "-c",
+      SHARED_STDOUT_PIPE,
+      Deno.execPath(),
+      ...await smtpdArgs(["stdin", "-c", configFile]),
+    ], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^status: 0$/m, r.stdout);
+    assert.match(r.stdout, /^blocking: True$/m, r.stdout);
+    assert.match(
+      r.stdout,
+      /^220 mx\.test\.example ESMTP deno-smtpd\|250 mx\.test\.example\|221 2\.0\.0 Bye\|$/m,
+    );
+  },
+});

@@ -175,9 +175,6 @@ export function stdioTransport(peer: PeerInfo, tls?: StdioTls): StdioTransport {
   };
 }
 
-/** The longest pause before another write to a full non-blocking stdout. */
-const NONBLOCK_PAUSE_MS = 50;
-
 /** Where the session's bytes come from: stdin, read as its kind allows. */
 interface StdinReader {
   read(p: Uint8Array): Promise<number | null>;
@@ -205,8 +202,8 @@ interface StdinReader {
  *   xinetd, tcpserver and systemd close their copy of the connection, or
  *   the client would not see it end with the session; a shell keeps no end
  *   of the pipe it makes), and this program's own descriptors on it cope:
- *   stdout waits out a full buffer (below), stderr is not written to when
- *   it is the client (stderrIsClient).
+ *   stdout is written through node:net too (openStdout), stderr is not
+ *   written to when it is the client (stderrIsClient).
  * - Anything else (a file, /dev/null: never EAGAIN) goes through Deno.stdin.
  * @returns the reader
  */
@@ -242,6 +239,93 @@ const DENO_STDIN: StdinReader = {
   },
 };
 
+/** Where the session's bytes go: stdout, written as its kind allows. */
+interface StdoutWriter {
+  write(p: Uint8Array): Promise<number>;
+  /** Closes stdout; the promise settles once it is closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens stdout for writing. Deno.stdout cannot write to a descriptor in
+ * non-blocking mode: Deno 2.9 writes the whole buffer in a loop and, when
+ * the socket fills up part way, fails with EAGAIN without saying how much
+ * went out, so a retry sent those bytes again (a client that read slowly
+ * got replies twice over, and after STARTTLS records that failed their
+ * MAC). A socket on stdout is non-blocking whenever it is stdin too
+ * (inetd, tcpserver, systemd: openStdin sets the mode).
+ *
+ * So a socket is written through node:net, which waits for writability and
+ * counts what each write took (node:net sets O_NONBLOCK: a socket is the
+ * connection handed over, this session's alone). Anything else goes through
+ * Deno.stdout: a file or terminal, and a pipe, whose mode is left as it is
+ * (a shell script's stdout is shared with the commands after this one); a
+ * pipe the launcher made non-blocking is waited out when full.
+ * @returns the writer
+ */
+function openStdout(): StdoutWriter {
+  const out = stdoutStream();
+  if (!out) return DENO_STDOUT;
+  // A failed write is reported to its callback; the event must be listened
+  // to, or the process ends.
+  out.on("error", () => {});
+  const gone = new Promise<void>((r) => out.once("close", () => r()));
+  return {
+    write: (p) =>
+      new Promise((resolve, reject) => {
+        if (out.destroyed) {
+          reject(new Deno.errors.BrokenPipe("stdout closed"));
+          return;
+        }
+        // node:net's errors (EPIPE, ECONNRESET) as Deno's, which the session
+        // knows for a client gone.
+        out.write(p, (err) =>
+          err ? reject(new Deno.errors.BrokenPipe(err.message)) : resolve(p.length));
+      }),
+    close: () => {
+      // Every write was waited for (or timed out): nothing queued is kept.
+      out.destroy();
+      return gone;
+    },
+  };
+}
+
+/**
+ * stdout as a node stream, when it is a socket.
+ * @returns the stream, or undefined for anything else
+ */
+function stdoutStream(): Socket | undefined {
+  try {
+    if (!fstatSync(1).isSocket()) return undefined;
+    return new Socket({ fd: 1, readable: false, writable: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The longest pause before another write to a full non-blocking pipe. */
+const NONBLOCK_PAUSE_MS = 50;
+
+/** stdout through Deno.stdout. */
+const DENO_STDOUT: StdoutWriter = {
+  write: async (p) => {
+    for (let pause = 1;; pause = Math.min(pause * 2, NONBLOCK_PAUSE_MS)) {
+      try {
+        return await Deno.stdout.write(p);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.WouldBlock)) throw err;
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  },
+  close: () => {
+    try {
+      Deno.stdout.close();
+    } catch { /* closed */ }
+    return Promise.resolve();
+  },
+};
+
 /** stdin and stdout as one connection: closeWrite() closes stdout, close() both. */
 function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
   let done: () => void = () => {};
@@ -250,12 +334,12 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
   let inOpen = true;
   // Opened at the first read: a session refused before it reads leaves stdin as it was.
   let stdin: StdinReader | undefined;
+  let stdout: StdoutWriter | undefined;
+  let outClosed = Promise.resolve();
   const closeOut = () => {
     if (!outOpen) return;
     outOpen = false;
-    try {
-      Deno.stdout.close();
-    } catch { /* closed */ }
+    outClosed = (stdout ?? DENO_STDOUT).close();
   };
   return {
     read: (p) => {
@@ -263,20 +347,10 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
       stdin ??= openStdin();
       return stdin.read(p);
     },
-    write: async (p) => {
-      // A launcher may hand over stdout in non-blocking mode (O_NONBLOCK
-      // belongs to the open file, shared with the parent): once the pipe
-      // or socket is full, a write fails with EAGAIN where a blocking one
-      // would wait. It is waited out here; the writer's smtpd_timeout still
-      // applies, and close() ends the retries.
-      for (let pause = 1;; pause = Math.min(pause * 2, NONBLOCK_PAUSE_MS)) {
-        try {
-          return await Deno.stdout.write(p);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.WouldBlock) || !outOpen) throw err;
-        }
-        await new Promise((r) => setTimeout(r, pause));
-      }
+    write: (p) => {
+      if (!outOpen) return Promise.reject(new Deno.errors.BrokenPipe("stdout closed"));
+      stdout ??= openStdout();
+      return stdout.write(p);
     },
     closeWrite: () => {
       closeOut();
@@ -288,7 +362,7 @@ function stdioConn(): ByteConn & { readonly closed: Promise<void> } {
         inOpen = false;
         (stdin ?? DENO_STDIN).close();
       }
-      done();
+      void outClosed.then(done);
     },
     closed,
   };

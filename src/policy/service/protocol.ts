@@ -9,6 +9,8 @@
  * @module
  */
 
+import { encodeWireText } from "../../io/wire_text.ts";
+
 /** The largest reply accepted, in bytes; a longer one is a broken server. */
 export const REPLY_LIMIT = 8192;
 
@@ -23,7 +25,9 @@ export type Attributes = readonly (readonly [name: string, value: string])[];
 export function encodeRequest(attrs: Attributes): Uint8Array {
   let text = "";
   for (const [name, value] of attrs) text += `${name}=${safeValue(value)}\n`;
-  return new TextEncoder().encode(`${text}\n`);
+  // With smtputf8_enable off a client's byte that is not UTF-8 goes on as
+  // that byte, as Postfix's smtpd sends it (not as U+FFFD).
+  return encodeWireText(`${text}\n`);
 }
 
 /**

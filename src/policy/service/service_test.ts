@@ -3,6 +3,8 @@ import { PolicyClient } from "./client.ts";
 import { type Duplex, PolicyConnection } from "./connection.ts";
 import { parseEndpoint, type ServiceSettings } from "./endpoint.ts";
 import { encodeRequest, parseReply, REPLY_LIMIT } from "./protocol.ts";
+import { netstring } from "../tables/socketmap_table.ts";
+import { rawByteChar } from "../../io/wire_text.ts";
 
 const enc = new TextEncoder();
 
@@ -255,4 +257,18 @@ Deno.test("PolicyConnection: a reply sent a byte at a time is not copied whole a
   assert.equal(await conn.exchange(enc.encode("q"), Date.now() + 60_000), String(size));
   conn.close();
   assert.ok(buffers.size <= 64, `${buffers.size} buffers for ${size} bytes`);
+});
+
+Deno.test("a client's byte that is not UTF-8 goes to a policy service and a socketmap as that byte", () => {
+  // smtputf8_enable off: the byte is kept as a lone surrogate (wire_text.ts);
+  // Postfix sends the byte, never U+FFFD (EF BF BD).
+  const value = `a${rawByteChar(0xff)}b@example.org`;
+  assert.deepEqual(
+    encodeRequest([["sender", value]]),
+    Uint8Array.from("sender=a\xffb@example.org\n\n", (c) => c.charCodeAt(0)),
+  );
+  assert.deepEqual(
+    netstring(value),
+    Uint8Array.from("15:a\xffb@example.org,", (c) => c.charCodeAt(0)),
+  );
 });

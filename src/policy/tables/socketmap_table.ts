@@ -12,6 +12,7 @@
  * @module
  */
 
+import { encodeWireText } from "../../io/wire_text.ts";
 import { PolicyClient } from "../service/client.ts";
 import { type Framing, mayConnect, socketConnector } from "../service/connection.ts";
 import { parseEndpoint } from "../service/endpoint.ts";
@@ -27,7 +28,8 @@ const MAX_QUERY = 10_000;
  * @returns `length:payload,`
  */
 export function netstring(text: string): Uint8Array {
-  const body = new TextEncoder().encode(text);
+  // A client's byte that is not UTF-8 (smtputf8_enable off) goes as that byte, as in Postfix.
+  const body = encodeWireText(text);
   const head = new TextEncoder().encode(`${body.length}:`);
   const out = new Uint8Array(head.length + body.length + 1);
   out.set(head);
