@@ -213,6 +213,8 @@ export interface FakeServer {
   connections(): number;
   /** Bytes written by the flood mode. */
   written(): number;
+  /** Connections open now (a client's close ends one). */
+  open(): number;
   stop(): void;
 }
 
@@ -281,6 +283,7 @@ export async function fakePolicyServer(mode: FakeMode): Promise<FakeServer> {
     port,
     requests: () => requests,
     connections: () => connections,
+    open: () => conns.size,
     written: () => written,
     stop() {
       try {
