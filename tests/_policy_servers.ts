@@ -215,6 +215,8 @@ export interface FakeServer {
   connections(): number;
   /** Bytes written by the flood mode. */
   written(): number;
+  /** Connections open now (a client's close ends one). */
+  open(): number;
   stop(): void;
 }
 
@@ -286,6 +288,7 @@ export async function fakePolicyServer(mode: FakeMode): Promise<FakeServer> {
     requests: () => requests,
     received: () => Uint8Array.from(received),
     connections: () => connections,
+    open: () => conns.size,
     written: () => written,
     stop() {
       try {

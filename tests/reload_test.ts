@@ -793,3 +793,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP three times during a session: it still reaches its policy server, and the replaced clients' connections close",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("reload-policy");
+    const policy = await fakePolicyServer({ action: "DUNNO" });
+    const config = (n: number) =>
+      `smtpd_listen_threads = 1\nsmtpd_banner = "$myhostname ESMTP v${n}"\n` +
+      `smtpd_recipient_restrictions = ["check_policy_service", "inet:127.0.0.1:${policy.port}", ` +
+      `"reject_unauth_destination"]`;
+    const d = await startDaemon(config(0), { dir });
+    try {
+      const rcpt = async (c: RawClient, n: number) => {
+        await c.send(`RCPT TO:<postmaster+${n}@mx.test.example>\r\n`);
+        return (await c.reply()).trim();
+      };
+      const during = await greeted(d.port);
+      await during.send("MAIL FROM:<a@example.org>\r\n");
+      assert.equal((await during.reply()).trim(), "250 2.1.0 Ok");
+      assert.equal(await rcpt(during, 0), "250 2.1.5 Ok");
+      for (let n = 1; n <= 3; n++) {
+        await writeConfig(dir, config(n));
+        await hup(d, n);
+        // A new session under each configuration asks too.
+        const fresh = await greeted(d.port);
+        await fresh.send("MAIL FROM:<b@example.org>\r\n");
+        await fresh.reply();
+        assert.equal(await rcpt(fresh, 100 + n), "250 2.1.5 Ok");
+        await fresh.send("QUIT\r\n");
+        await fresh.reply();
+        fresh.close();
+        // The session that began before every reload still gets its answer.
+        assert.equal(await rcpt(during, n), "250 2.1.5 Ok");
+      }
+      const asked = policy.requests().map((r) => r.get("recipient"));
+      for (let n = 0; n <= 3; n++) assert.ok(asked.includes(`postmaster+${n}@mx.test.example`));
+      // The replaced configurations' clients keep no idle connection: only
+      // the running configuration's (at most one) stays open.
+      await waitFor(
+        "at most one policy connection open",
+        () => Promise.resolve(policy.open() <= 1),
+      );
+      during.close();
+    } finally {
+      await d.stop();
+      policy.stop();
+    }
+  },
+});

@@ -67,18 +67,31 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
  * The text of a configuration file. Only a regular file is read: a FIFO
  * (or a device) put at its path would keep the read waiting for ever, and
  * with it the start, or every later reload (each waits for the one before).
- * A TOML file is UTF-8: a byte that is not (a file saved as Latin-1) is
- * refused at its line, where reading it as text would have put U+FFFD in
- * the value (a banner, a reply text) and said nothing.
+ * A FIFO put there between the stat and the read is given up on after
+ * `waitMs`. A TOML file is UTF-8: a byte that is not (a file saved as
+ * Latin-1) is refused at its line, where reading it as text would have put
+ * U+FFFD in the value (a banner, a reply text) and said nothing.
  * @param file the path
+ * @param waitMs how long the read may take
  * @returns the text
  * @throws the stat's or the read's error, or one for a file that is not
- *   regular; a {@linkcode ConfigError} at the line of a byte that is not UTF-8
+ *   regular (or not read in time); a {@linkcode ConfigError} at the line of
+ *   a byte that is not UTF-8
  */
-export async function readConfigFile(file: string): Promise<string> {
+export async function readConfigFile(file: string, waitMs = 10_000): Promise<string> {
   const st = await Deno.stat(file);
   if (!st.isFile) throw new Error("not a regular file");
-  const bytes = await Deno.readFile(file);
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), waitMs);
+  let bytes;
+  try {
+    bytes = await Deno.readFile(file, { signal: late.signal });
+  } catch (err) {
+    if (!late.signal.aborted) throw err;
+    throw new Error(`no data within ${waitMs / 1000} s: not a regular file now?`);
+  } finally {
+    clearTimeout(timer);
+  }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {

@@ -500,6 +500,38 @@ Deno.test("readConfigFile() refuses a file that is not UTF-8, at the line of the
   }
 });
 
+// Before, a FIFO renamed over the file between the stat and the read kept
+// the read waiting for a writer for ever: the start, or this reload and
+// every later one (each SIGHUP waits for the one before).
+Deno.test("readConfigFile() gives up on a FIFO put at the path between the stat and the read", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/smtpd.toml`;
+  await Deno.writeTextFile(file, 'mail_name = "x"\n');
+  const read = Deno.readFile;
+  Deno.readFile = (path, options) => {
+    Deno.removeSync(file);
+    new Deno.Command("mkfifo", { args: [file] }).outputSync();
+    return read(path, options);
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reading = readConfigFile(file, 200).then(() => "read", (e: Error) => e.message);
+  try {
+    const outcome = await Promise.race([
+      reading,
+      new Promise((r) => (timer = setTimeout(() => r("still reading after 5 s"), 5_000))),
+    ]);
+    assert.equal(outcome, "no data within 0.2 s: not a regular file now?");
+  } finally {
+    clearTimeout(timer);
+    Deno.readFile = read;
+    // A writer that comes and goes ends the open still waiting on the FIFO.
+    await new Deno.Command("timeout", { args: ["5", "sh", "-c", `: > "$1"`, "sh", file] })
+      .output();
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("firstNonUtf8Line() counts lines up to the first byte sequence that is not UTF-8", () => {
   const enc = (s: string) => [...new TextEncoder().encode(s)];
   assert.equal(firstNonUtf8Line(new Uint8Array([0xff])), 1);

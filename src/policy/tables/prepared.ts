@@ -111,25 +111,39 @@ function current(path: string): PreparedFile | undefined {
 }
 
 /**
+ * How long a reload waits for a table file's text. A regular file is read
+ * in far less; a FIFO put at the path between the stat and the open (the
+ * stat saw a regular file) has its open wait for a writer for ever, and
+ * with it this reload and every later one (each waits for the one before).
+ */
+export const READ_WAIT_MS = 10_000;
+
+/**
  * Reads a file and computes from its text, in slices, the results a
  * compilation will ask for ({@linkcode preparedResult}). A file that cannot
- * be read, or that changes while it is read, is left out: the compilation
- * reads it itself and says what is wrong with it.
+ * be read (within `waitMs`), or that changes while it is read, is left
+ * out: the compilation reads it itself and says what is wrong with it.
  * @param path the file
  * @param parses kind → the parse of the text
+ * @param waitMs how long the read may take
  */
 export async function prepareFile(
   path: string,
   parses: Readonly<Record<string, (text: string) => Steps<unknown>>>,
+  waitMs = READ_WAIT_MS,
 ): Promise<void> {
   const abs = resolve(path);
   const before = stampOf(abs);
   if (before === "") return;
   let text;
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), waitMs);
   try {
-    text = await Deno.readTextFile(abs);
+    text = await Deno.readTextFile(abs, { signal: late.signal });
   } catch {
     return;
+  } finally {
+    clearTimeout(timer);
   }
   if (stampOf(abs) !== before) return;
   if (text.startsWith("\uFEFF")) text = text.slice(1);

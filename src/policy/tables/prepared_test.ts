@@ -3,6 +3,7 @@ import {
   eachLine,
   forgetPrepared,
   preparedResult,
+  preparedText,
   prepareFile,
   runSliced,
   runSteps,
@@ -75,5 +76,41 @@ Deno.test("preparedResult(): the prepared parse while the file is as read; read 
   } finally {
     forgetPrepared();
     Deno.removeSync(path);
+  }
+});
+
+Deno.test("prepareFile(): a FIFO put at the path between the stat and the read is given up on, not waited on for ever", async () => {
+  Deno.mkdirSync(SCRATCH, { recursive: true });
+  const dir = Deno.makeTempDirSync({ dir: SCRATCH, prefix: "prepared_fifo_" });
+  const path = `${dir}/access`;
+  Deno.writeTextFileSync(path, "a@example.org REJECT\n");
+  // The race made certain: the file the stat saw is replaced by a FIFO
+  // just before the read opens the path.
+  const read = Deno.readTextFile;
+  Deno.readTextFile = (file, options) => {
+    Deno.removeSync(path);
+    new Deno.Command("mkfifo", { args: [path] }).outputSync();
+    return read(file, options);
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const prepared = prepareFile(path, {}, 200);
+  try {
+    const outcome = await Promise.race([
+      prepared.then(() => "returned"),
+      new Promise((r) => (timer = setTimeout(() => r("still reading after 5 s"), 5_000))),
+    ]);
+    assert.equal(outcome, "returned");
+    // Nothing prepared: the compilation reads the path itself, and
+    // readRegularFile refuses a FIFO.
+    assert.equal(preparedText(path), undefined);
+  } finally {
+    clearTimeout(timer);
+    Deno.readTextFile = read;
+    // A writer that comes and goes ends the open still waiting on the FIFO.
+    await new Deno.Command("timeout", { args: ["5", "sh", "-c", `: > "$1"`, "sh", path] })
+      .output();
+    await prepared;
+    forgetPrepared();
+    Deno.removeSync(dir, { recursive: true });
   }
 });
