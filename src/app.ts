@@ -21,6 +21,7 @@ import { runQueue } from "./commands/queue.ts";
 import { checkStandAloneTls, runStdin, standAloneClient } from "./commands/stdin.ts";
 import { runServe } from "./daemon/serve.ts";
 import { checkMailOwner, checkServeListen } from "./runtime_checks.ts";
+import { checkQueueDirectory } from "./commands/queue_check.ts";
 import { checkConfigReadable, checkPermissions, runPermissions } from "./commands/permissions.ts";
 import { checkDns } from "./commands/dns_check.ts";
 import type { LoadedConfig } from "./config/mod.ts";
@@ -176,7 +177,13 @@ async function run(opts: RunOptions, runtime: Runtime): Promise<number> {
   switch (opts.kind) {
     case "config": {
       if (opts.check) {
+        const queue = checkQueueDirectory(loaded);
+        if (queue.error) {
+          err(`smtpd: fatal: ${queue.error}`);
+          return 1;
+        }
         const warnings = auditLists(loaded);
+        if (queue.warning) warnings.push(queue.warning);
         const [dns, sasl, servers, maps, syslog] = await Promise.all([
           checkDns(loaded, policy),
           checkSasl(loaded),

@@ -85,6 +85,19 @@ export function validateSemantics(
       if (!parsed || (looksLikeIp(parsed.hostname) && !ip)) {
         throw new ConfigError(`${key}: cannot parse "${a}": expected host:port`, at(key));
       }
+      // A name would be bound on the first of its addresses only (Deno's
+      // listen), where Postfix listens on each one the name has
+      // ("localhost": 127.0.0.1 and ::1 with a stock /etc/hosts).
+      if (!ip) {
+        const example = parsed.hostname.toLowerCase() === "localhost"
+          ? `"127.0.0.1:${parsed.port}", "[::1]:${parsed.port}"`
+          : `"192.0.2.1:${parsed.port}", "[2001:db8::1]:${parsed.port}"`;
+        throw new ConfigError(
+          `${key}: "${a}": takes IP addresses, not a host name (only one of its addresses ` +
+            `would be listened on, where Postfix listens on each): write e.g. ${example}`,
+          at(key),
+        );
+      }
       const id = `${
         ip ? `${ip.family}/${ip.value}` : parsed.hostname.toLowerCase()
       } ${parsed.port}`;

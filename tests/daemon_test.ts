@@ -573,3 +573,40 @@ Deno.test({
     assert.match(s.stdout, /^221 /m, s.stderr);
   },
 });
+
+// Before, "localhost:PORT" was listened on at the first address the name
+// resolved to only (127.0.0.1 here), where Postfix listens on each of them.
+Deno.test({
+  name:
+    "a host name in smtpd_listen or smtpd_tls_wrappermode_listen stops serve and config --check with file and line",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("listenname");
+    const cases: [string, string, number][] = [["smtpd_listen", "localhost", 4], [
+      "smtpd_tls_wrappermode_listen",
+      "Mail.Example",
+      5,
+    ]];
+    for (const [key, value, line] of cases) {
+      const port = freePort();
+      const { configFile } = await writeConfig(work, `${key} = ["${value}:${port}"]`);
+      for (const args of [["config", "--check"], ["serve"]]) {
+        const r = await run(Deno.execPath(), await smtpdArgs([...args, "-c", configFile]), {
+          timeoutMs: 15_000,
+        });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `^smtpd: fatal: .*smtpd\\.toml:${line}: ${key}: "${value}:${port}": takes IP addresses, not a host name`,
+            "m",
+          ),
+        );
+        assert.doesNotMatch(r.stderr, /daemon started/);
+      }
+    }
+    const { configFile } = await writeConfig(work, `smtpd_listen = ["localhost:${freePort()}"]`);
+    const r = await run(Deno.execPath(), await smtpdArgs(["config", "--check", "-c", configFile]));
+    assert.match(r.stderr, /write e\.g\. "127\.0\.0\.1:\d+", "\[::1\]:\d+"/);
+  },
+});

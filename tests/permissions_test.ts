@@ -464,6 +464,21 @@ Deno.test({
         await Deno.mkdir(join(queue, sub), { recursive: true, mode: 0o755 });
       }
       const { configFile } = await writeConfig(work, `queue_directory = "${queue}"`);
+      // config --check says so (as a warning: it may run as another user than
+      // the service), with file and line, and writes nothing.
+      const checkFlags = await flagsForArgs(["config", "--check", "-c", configFile], ROOT);
+      const check = await asNobody(
+        [Deno.execPath(), "run", ...checkFlags, "mod.ts", "config", "--check", "-c", configFile],
+      );
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(
+        check.stderr,
+        new RegExp(
+          `warning: ${configFile}:4: cannot prepare queue directory .*/incoming is not writable for uid 65534`,
+        ),
+      );
+      assert.match(check.stdout, /configuration OK \(1 warnings\)/);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(join(queue, "incoming"))), []);
       const flags = await flagsForArgs(["serve", "-c", configFile], ROOT);
       const serve = await asNobody(
         [Deno.execPath(), "run", ...flags, "mod.ts", "serve", "-c", configFile],

@@ -299,6 +299,36 @@ Deno.test({
         queue.stderr,
         new RegExp(`error: ${file}:6: cannot prepare queue directory ".*/file": Not a directory`),
       );
+      // config --check stops on it too, at the same line, and makes nothing.
+      const checkQueue = await run(
+        Deno.execPath(),
+        await smtpdArgs(["config", "--check", "-c", configFile]),
+      );
+      assert.equal(checkQueue.code, 1, checkQueue.stderr);
+      assert.match(
+        checkQueue.stderr,
+        new RegExp(
+          `fatal: ${file}:6: cannot prepare queue directory ".*/file": .*is not a directory`,
+        ),
+      );
+      const checkBelow = await run(
+        Deno.execPath(),
+        await smtpdArgs([
+          "config",
+          "--check",
+          "-c",
+          configFile,
+          "-o",
+          `queue_directory=${notDir}/q`,
+        ]),
+      );
+      assert.equal(checkBelow.code, 1, checkBelow.stderr);
+      assert.match(
+        checkBelow.stderr,
+        new RegExp(
+          `fatal: -o queue_directory=${notDir}/q: cannot prepare queue directory .*not a directory`,
+        ),
+      );
       const good = `queue_directory=${join(work, "spool")}`;
       const queueSet = await serve(["-o", `queue_directory=${notDir}/q`]);
       assert.match(

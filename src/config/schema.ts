@@ -74,7 +74,10 @@ function noted<T>(spec: ParamSpec<T>, ...note: string[]): ParamSpec<T> {
 /** The parameter table: name → definition. Time values are in seconds. */
 export const PARAMS = {
   queue_directory: str("var/spool", "Queue directory: incoming/, maildrop/, deferred/, public/"),
-  smtpd_listen: list(["127.0.0.1:2525"], "Addresses the daemon listens on, as host:port"),
+  smtpd_listen: list(
+    ["127.0.0.1:2525"],
+    "Addresses the daemon listens on, as IP:port ([v6]:port; :port for all IPv4)",
+  ),
   myhostname: str(
     "",
     "This host's fully qualified name (empty: the system host name, with .$mydomain or .localdomain when it has no dot)",

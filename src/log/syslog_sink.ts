@@ -192,8 +192,25 @@ export function syslogSink(
   }
   let conn: Deno.TcpConn | undefined;
   let connecting = false;
+  // backlog[0] is the line being written while `writing`.
   const backlog: Uint8Array[] = [];
   let writing = false;
+  // Lines dropped because a connected server took them slower than they
+  // came; said when it starts (at most once a minute) and, with the count,
+  // when the backlog is empty again.
+  let overflowing = false;
+  let overflowSaid = -Infinity;
+  let overflowed = 0;
+  const overflow = () => {
+    overflowed++;
+    if (overflowing || Date.now() - overflowSaid < WARN_INTERVAL_MS) return;
+    overflowing = true;
+    overflowSaid = Date.now();
+    warn(
+      `syslog_server ${name}: the server takes log lines slower than they come; ` +
+        `past ${TCP_BACKLOG} waiting, the oldest are dropped`,
+    );
+  };
   const pump = async () => {
     if (writing || !conn) return;
     writing = true;
@@ -206,6 +223,11 @@ export function syslogSink(
         // Said when a line got through, not at the connect: a server that
         // accepts and then closes would get the two warnings once a line.
         sent();
+      }
+      if (overflowing && backlog.length === 0) {
+        overflowing = false;
+        warn(`syslog_server ${name}: ${overflowed} log lines were dropped`);
+        overflowed = 0;
       }
     } catch (e) {
       try {
@@ -231,7 +253,11 @@ export function syslogSink(
     }
   };
   const tcp = (line: string, severity: number) => {
-    if (backlog.length >= TCP_BACKLOG) backlog.shift();
+    if (backlog.length >= TCP_BACKLOG) {
+      // Never the line being written: the writer drops it once it is sent.
+      backlog.splice(writing ? 1 : 0, 1);
+      if (conn) overflow();
+    }
     backlog.push(encoder.encode(frame(line, severity)));
     if (conn) void pump();
     else void connect();

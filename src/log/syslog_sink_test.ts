@@ -100,3 +100,89 @@ Deno.test({
     }
   },
 });
+
+/**
+ * A TCP syslog server that accepts, reads nothing until a line comes on its
+ * stdin, then prints what it reads until the line given as its argument.
+ * Its receive buffer is small, so the sender's socket fills soon.
+ */
+const STALLING_SERVER = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+sys.stdin.readline()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+last = sys.argv[1].encode() + b"\\n"
+c.settimeout(30)
+parts, tail = [], b""
+while not tail.endswith(last):
+    d = c.recv(65536)
+    if not d:
+        break
+    parts.append(d)
+    tail = (tail + d)[-len(last):]
+sys.stdout.write(b"".join(parts).decode())
+`;
+
+Deno.test({
+  name:
+    "syslogSink: tcp:// to a server that stalls sends each line it keeps once and whole, and says how many it dropped",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { syslogSink } = await import("./syslog_sink.ts");
+    // 12 MB: more than the kernel's socket buffers (4 MB at most) and the backlog.
+    const total = 12_000;
+    const text = (i: number) => `line ${i} ${"x".repeat(1000)}`;
+    const server = new Deno.Command("python3", {
+      args: ["-c", STALLING_SERVER, text(total - 1)],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      let out = "";
+      while (!out.includes("\n")) {
+        const r = await lines.read();
+        if (r.done) throw new Error("the server did not start");
+        out += r.value;
+      }
+      const port = Number(out.slice(0, out.indexOf("\n")));
+      out = out.slice(out.indexOf("\n") + 1);
+      const warnings: string[] = [];
+      const sink = syslogSink(
+        { transport: "tcp", host: "127.0.0.1", port },
+        "mail",
+        (m) => warnings.push(m),
+      );
+      for (let i = 0; i < total; i++) {
+        sink(`${text(i)}\n`, 6);
+        // Lets the writer run: the lines go out until the socket is full.
+        if (i % 200 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      const go = server.stdin.getWriter();
+      await go.write(new TextEncoder().encode("go\n"));
+      await go.close();
+      for (let r = await lines.read(); !r.done; r = await lines.read()) out += r.value;
+      await sink.settled(10_000);
+      const got = out.split("\n").filter((l) => l !== "");
+      const whole = /^<22>line (\d+) x{1000}$/;
+      assert.deepEqual(got.filter((l) => !whole.test(l)), [], "cut or foreign lines");
+      const numbers = got.map((l) => Number(whole.exec(l)?.[1]));
+      assert.equal(new Set(numbers).size, numbers.length, "a line sent twice");
+      assert.equal(numbers.at(-1), total - 1, "the newest line did not arrive");
+      const said = warnings.map((w) => /: (\d+) log lines were dropped$/.exec(w)?.[1])
+        .filter((n) => n !== undefined);
+      assert.equal(said.length, 1, warnings.join("\n"));
+      assert.ok(numbers.length < total, `no line dropped: ${numbers.length}`);
+      assert.equal(Number(said[0]), total - numbers.length, warnings.join("\n"));
+      assert.match(warnings[0] as string, /slower than they come; past 1000 waiting/);
+    } finally {
+      await server.status;
+    }
+  },
+});

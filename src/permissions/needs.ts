@@ -494,7 +494,14 @@ export function deriveNeeds(loaded: LoadedConfig, options: NeedsOptions): Need[]
   for (const v of ENV_VARS) add("env", v, "stand-alone mode: the client's address");
   add("sys", "hostname", "myhostname default");
   add("sys", "statfs", "queue_minfree (free space)");
-  if (owner) add("sys", "uid", "mail_owner (whether this process may give files to it)");
+  add(
+    "sys",
+    "uid",
+    owner
+      ? "mail_owner (whether this process may give files to it); config --check (queue_directory)"
+      : "config --check (whether queue_directory is writable)",
+  );
+  add("sys", "gid", "config --check (whether queue_directory is writable)");
   if (!loaded.explicit.has("mynetworks") && c.mynetworks_style !== "host") {
     add("sys", "networkInterfaces", `mynetworks_style = ${c.mynetworks_style}`);
   }
