@@ -26,6 +26,9 @@ try {
 const child = new Deno.Command(Deno.execPath(), {
   args: ["run", ...flags, "mod.ts", ...args],
   cwd: ROOT,
+  // No daily look for a newer Deno (an HTTPS request to Deno's download
+  // host) from a mail server.
+  env: { DENO_NO_UPDATE_CHECK: "1" },
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",
