@@ -396,3 +396,40 @@ Deno.test("recoverQueue: a file its writer marks complete, moves to hold/ or rem
     assert.deepEqual(names(join(dir, "corrupt")), []);
   });
 });
+
+Deno.test("recoverQueue: a message its writer gives up (client gone) is never taken for a leftover", async () => {
+  await withQueue(async (dir) => {
+    // Another daemon's recovery runs just as the writer removes the file:
+    // the file must still be locked then, or it is set aside in corrupt/
+    // as an interrupted write.
+    const store = new QueueStore(dir);
+    const file = store.create("incoming", new Date());
+    file.writeEnvelope({
+      arrival: new Date(),
+      sender: "a@example.org",
+      recipients: ["b@example.net"],
+      attributes: [],
+    });
+    const big = enc.encode("x".repeat(1000));
+    for (let i = 0; i < 300; i++) await file.line(big, 0, big.length, false); // past the first flush: created
+    assert.ok(exists(file.path));
+    const remove = Deno.remove;
+    let seen: unknown;
+    Object.defineProperty(Deno, "remove", {
+      configurable: true,
+      writable: true,
+      value: async (p: string | URL, o?: Deno.RemoveOptions) => {
+        if (p === file.path && seen === undefined) seen = await recoverQueue(dir);
+        return remove(p, o);
+      },
+    });
+    try {
+      await file.abort();
+    } finally {
+      Object.defineProperty(Deno, "remove", { configurable: true, writable: true, value: remove });
+    }
+    assert.deepEqual(seen, []);
+    assert.deepEqual(names(join(dir, "incoming")), []);
+    assert.ok(!exists(join(dir, "corrupt")), "nothing set aside");
+  });
+});
