@@ -490,13 +490,16 @@ export class QueueFile {
   async abort(): Promise<void> {
     await this.#chain.catch(() => {});
     const created = this.#file !== undefined || this.#done || this.#pooled;
+    // Removed before it is closed: closing lets go of the write lock, and
+    // another daemon's start-up recovery would then take the file, still
+    // there, for a crash's leftover and set it aside in corrupt/.
+    if (created || this.#flushed > 0) await Deno.remove(this.path).catch(() => {});
     if (this.#file) {
       try {
         this.#file.close();
       } catch { /* already closed */ }
       this.#file = undefined;
     }
-    if (created || this.#flushed > 0) await Deno.remove(this.path).catch(() => {});
     this.#releaseBuffers();
   }
 

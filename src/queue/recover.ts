@@ -17,7 +17,10 @@
  * its file from creation until just before it marks the file complete,
  * and a crash releases it. Recovery decides and acts on a file only while
  * holding that lock itself, so a writer can never take a file recovery is
- * about to move.
+ * about to move. The writer's last step comes after its lock is gone (the
+ * chmod that marks the file complete, or the removal of a message given
+ * up): recovery looks at the mode again once it has moved a file, and puts
+ * back one marked complete meanwhile.
  *
  * A file of ours marked complete is judged by its ends, as Postfix's qmgr
  * reads it (the size record gives the offset of the extracted segment,
@@ -157,10 +160,49 @@ async function recoverFile(
     if (!reason) return undefined;
     const corrupt = join(queueDirectory, "corrupt");
     await Deno.mkdir(corrupt, { recursive: true, mode: 0o700 });
-    await Deno.rename(path, join(corrupt, `${queue}.${name}`));
+    const target = join(corrupt, `${queue}.${name}`);
+    try {
+      await Deno.rename(path, target);
+    } catch (err) {
+      // Gone since the look: its writer moved it into hold/ or removed it.
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+    if ((mode & MARKED_COMPLETE) === 0 && await markedSince(target)) {
+      // A writer lets go of its lock just before it marks its file
+      // complete (QueueFile.commit), and its chmod came between the look
+      // and the move: its client is told 250, so the file goes back. (A
+      // chmod by the old name fails once the file is moved, so the mode
+      // seen after the move is the writer's last word.)
+      await Deno.rename(target, path);
+      await syncDir(join(queueDirectory, queue));
+      return undefined;
+    }
     return reason;
   } finally {
     file.close();
+  }
+}
+
+/**
+ * Whether a file is marked complete now.
+ * @param path the file
+ */
+async function markedSince(path: string): Promise<boolean> {
+  const st = await Deno.stat(path).catch(() => undefined);
+  return ((st?.mode ?? 0) & MARKED_COMPLETE) !== 0;
+}
+
+/**
+ * Makes a directory's entries durable.
+ * @param path the directory
+ */
+async function syncDir(path: string): Promise<void> {
+  const dir = await Deno.open(path, { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
   }
 }
 

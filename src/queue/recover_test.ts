@@ -339,3 +339,97 @@ Deno.test("recoverQueue: looks only at the files it is given, and stops when tol
     assert.deepEqual(told, [id(3)]);
   });
 });
+
+Deno.test("recoverQueue: a file its writer marks complete, moves to hold/ or removes between the look and the move is not set aside", async () => {
+  await withQueue(async (dir) => {
+    // A writer lets go of its lock just before its last step (the chmod of
+    // QueueFile.commit, its rename into hold/, the removal of a message
+    // given up): another daemon's recovery can look at the file, still
+    // 0600, right then. The step is made to land where recovery's own
+    // work gives it room: while recovery makes corrupt/. Found with a real
+    // writer process committing 3,000 messages while recovery ran in
+    // turns: one committed file (its client told 250) went to corrupt/.
+    await Deno.mkdir(join(dir, "hold"));
+    const id = (n: number) => makeQueueId(1_764_806_400, n, n);
+    const path = (n: number) => join(dir, "incoming", id(n));
+    const lastStep: Record<number, () => void> = {
+      1: () => Deno.chmodSync(path(1), 0o700),
+      2: () => Deno.renameSync(path(2), join(dir, "hold", id(2))),
+      3: () => Deno.removeSync(path(3)),
+    };
+    const store = new QueueStore(dir);
+    const mkdir = Deno.mkdir;
+    try {
+      for (const n of [1, 2, 3]) {
+        // A complete message, the writer's lock released, not yet marked.
+        const file = store.create("incoming", new Date());
+        file.writeEnvelope({
+          arrival: new Date(),
+          sender: "a@example.org",
+          recipients: ["b@example.net"],
+          attributes: [],
+        });
+        await file.commit();
+        const bytes = await Deno.readFile(file.path);
+        await Deno.remove(file.path);
+        await Deno.writeFile(path(n), bytes, { mode: 0o600 });
+        Deno.chmodSync(path(n), 0o600);
+        let stepped = false;
+        Object.defineProperty(Deno, "mkdir", {
+          configurable: true,
+          writable: true,
+          value: (p: string | URL, o?: Deno.MkdirOptions) => {
+            if (!stepped) lastStep[n]?.();
+            stepped = true;
+            return mkdir(p, o);
+          },
+        });
+        assert.deepEqual(await recoverQueue(dir), [], `case ${n}`);
+        assert.ok(stepped, `case ${n}: the writer's step came`);
+      }
+    } finally {
+      Object.defineProperty(Deno, "mkdir", { configurable: true, writable: true, value: mkdir });
+    }
+    assert.deepEqual(names(join(dir, "incoming")), [id(1)]);
+    assert.equal(Deno.statSync(path(1)).mode! & 0o777, 0o700);
+    assert.deepEqual(names(join(dir, "hold")), [id(2)]);
+    assert.deepEqual(names(join(dir, "corrupt")), []);
+  });
+});
+
+Deno.test("recoverQueue: a message its writer gives up (client gone) is never taken for a leftover", async () => {
+  await withQueue(async (dir) => {
+    // Another daemon's recovery runs just as the writer removes the file:
+    // the file must still be locked then, or it is set aside in corrupt/
+    // as an interrupted write.
+    const store = new QueueStore(dir);
+    const file = store.create("incoming", new Date());
+    file.writeEnvelope({
+      arrival: new Date(),
+      sender: "a@example.org",
+      recipients: ["b@example.net"],
+      attributes: [],
+    });
+    const big = enc.encode("x".repeat(1000));
+    for (let i = 0; i < 300; i++) await file.line(big, 0, big.length, false); // past the first flush: created
+    assert.ok(exists(file.path));
+    const remove = Deno.remove;
+    let seen: unknown;
+    Object.defineProperty(Deno, "remove", {
+      configurable: true,
+      writable: true,
+      value: async (p: string | URL, o?: Deno.RemoveOptions) => {
+        if (p === file.path && seen === undefined) seen = await recoverQueue(dir);
+        return remove(p, o);
+      },
+    });
+    try {
+      await file.abort();
+    } finally {
+      Object.defineProperty(Deno, "remove", { configurable: true, writable: true, value: remove });
+    }
+    assert.deepEqual(seen, []);
+    assert.deepEqual(names(join(dir, "incoming")), []);
+    assert.ok(!exists(join(dir, "corrupt")), "nothing set aside");
+  });
+});
