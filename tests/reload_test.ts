@@ -514,7 +514,11 @@ Deno.test({
     const dir = await makeWorkDir("reload");
     const table = join(dir, "sender_access");
     await Deno.writeTextFile(table, "spammer@bad.example REJECT\n");
-    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), { dir });
+    // Room for a loaded host: the test is run on one.
+    const d = await startDaemon(senderConfig(table, "smtpd_listen_threads = 2"), {
+      dir,
+      startTimeoutMs: 60_000,
+    });
     const clients: RawClient[] = [];
     try {
       // Messages being written, on both threads (the kernel spreads them).
