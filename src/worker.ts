@@ -42,7 +42,14 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
         const msg = m.data as { kind?: string; text?: string; files?: string };
         if (msg?.kind === "stop") {
           const { runtime } = thread;
-          void thread.stop().then(() => closeStore(runtime.store)).then(() => {
+          void thread.stop().then(() => {
+            // closeStore removes the files in progress at once, then the pool
+            // files: the lines of the sessions cut off go out in between, in
+            // case the main thread ends this one before it is done.
+            const closing = closeStore(runtime.store);
+            runtime.stderr.flush();
+            return closing;
+          }).then(() => {
             runtime.stderr.flush(); // the thread ends before its next timer could write them
             self.postMessage({ kind: "stopped" });
           });

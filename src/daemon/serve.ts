@@ -8,7 +8,14 @@
 
 import { type Config, type LoadedConfig, retireAll } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
-import { listOurFiles, type OurFile, type QueueStore, recoverQueue } from "../queue/mod.ts";
+import {
+  listOurFiles,
+  type OurFile,
+  type QueueStore,
+  recoverQueue,
+  removeLeftUnfinished,
+  SharedFileList,
+} from "../queue/mod.ts";
 import { type ListenAddress } from "../transport/tcp_listener.ts";
 import { VERSION } from "../version.ts";
 import { listenFailure } from "../runtime_checks.ts";
@@ -149,6 +156,9 @@ export async function runServe(
     start: async (index) => {
       const ledger = new ConnectionLedger();
       const heartbeat = new SharedArrayBuffer(4);
+      // A slot for each file it may be writing: one per session, and some
+      // for messages being removed.
+      const unfinished = new SharedFileList(current.config.default_process_limit + 64);
       const worker = await startWorker({
         // The text of the configuration in force (after the last good
         // reload), not the file as it may be now.
@@ -164,12 +174,14 @@ export async function runServe(
         shared: main.limiter.shared,
         ledger: ledger.shared,
         heartbeat,
+        unfinished: unfinished.buffer,
         shares: runtime.shares,
       });
       rooms?.adopt(worker);
       return {
         worker,
         heartbeat: new Int32Array(heartbeat),
+        unfinished,
         release: () => ledger.returnTo(main.limiter),
       };
     },
@@ -268,7 +280,7 @@ export async function runServe(
     clearTimeout(waited);
     await Promise.all([
       server.closeConnections(500).then(() => closeStore(store)),
-      ...supervisor.threads.map((t) => stopWorker(t.worker)),
+      ...supervisor.threads.map((t, i) => stopWorker(t, config.queue_directory, logger, i + 1)),
       recovered,
     ]);
     stopped();
@@ -320,14 +332,18 @@ export async function runServe(
  * @param store the thread's queue store
  */
 export async function closeStore(store: QueueStore): Promise<void> {
-  await store.close();
+  // First, at once: removing the pool's files takes a while on a loaded
+  // host, and the main thread ends a listener thread that takes too long.
   store.removeUnfinished();
+  await store.close();
 }
 
 /** A listener thread as the supervisor sees it. */
 
 interface ListenerThread extends SupervisedThread {
   readonly worker: Worker;
+  /** Its files being written, for the main thread to remove if it ends it at a stop. */
+  readonly unfinished: SharedFileList;
 }
 
 /** What a listener thread is started with. */
@@ -346,6 +362,8 @@ export interface WorkerInit {
   ledger: SharedArrayBuffer;
   /** A cell the thread bumps every second, for the main thread to see it is alive. */
   heartbeat: SharedArrayBuffer;
+  /** Where the thread lists its files being written ({@linkcode SharedFileList}). */
+  unfinished: SharedArrayBuffer;
   /** The main thread's runtime's shared cells (pool lock, trigger clock, free space, memory). */
   shares: ThreadShares;
   /** The restart-only parameters' values in force ({@linkcode restartOnlyValues}). */
@@ -431,14 +449,34 @@ function reloadWorker(
 const RELOAD_SILENCE_MS = 10_000;
 
 /**
- * Asks a listener thread to cut off its clients and remove its unused pool
- * files, then ends it (bounded).
+ * Asks a listener thread to cut off its clients and remove its files in
+ * progress and its unused pool files, then ends it (bounded). A thread that
+ * could not do it in time (busy compiling a reload's tables, starved of CPU
+ * on a loaded host) is ended all the same, and the files in progress it
+ * listed are removed here: none of them was answered 250 (a complete file
+ * stays), and its client, cut off or soon to be, sends the message again.
+ * @param t the thread
+ * @param directory the queue_directory
+ * @param logger where to say that it was ended with files left
+ * @param index the thread's number, for the log
  */
-
-function stopWorker(w: Worker): Promise<void> {
+export function stopWorker(
+  t: { readonly worker: Worker; readonly unfinished: SharedFileList },
+  directory: string,
+  logger: Pick<Logger, "warning">,
+  index: number,
+): Promise<void> {
+  const w = t.worker;
   return new Promise((resolve) => {
     const done = () => {
       w.terminate();
+      const left = removeLeftUnfinished(directory, t.unfinished);
+      if (left.length > 0) {
+        logger.warning(
+          `listener thread ${index} did not stop in time: removed its ${left.length} ` +
+            `unfinished queue file${left.length === 1 ? "" : "s"}`,
+        );
+      }
       resolve();
     };
     const timer = setTimeout(done, 1000);
@@ -490,6 +528,7 @@ export async function serveInWorker(
     mode: "serve",
     thread: init.shares,
   });
+  runtime.store.shareUnfinished(new SharedFileList(init.unfinished));
   await runtime.store.prefill("incoming");
   const tlsEngine = tlsEngineAddress(runtime, init.index);
   // Room made by other threads, through the main thread (room.ts).

@@ -25,6 +25,7 @@ export type { QueueRecord, SizeFields } from "./queue_file.ts";
 export { isQueueId, makeQueueId, QueueIds } from "./queue_id.ts";
 export { DirSyncer } from "./dir_sync.ts";
 export { PoolLock } from "./file_pool.ts";
+export { removeLeftUnfinished, SharedFileList } from "./shared_file_list.ts";
 export { listOurFiles, recoverQueue } from "./recover.ts";
 export type { OurFile, Recovered, RecoverOptions } from "./recover.ts";
 export { findQueueFile, listQueue, QueueReadError, QUEUES, readQueueFile } from "./queue_reader.ts";

@@ -10,6 +10,7 @@
 import { join } from "./path.ts";
 import { DirSyncer } from "./dir_sync.ts";
 import { FilePool, PoolLock } from "./file_pool.ts";
+import type { SharedFileList } from "./shared_file_list.ts";
 import { QueueIds } from "./queue_id.ts";
 import { RecordBufferPool } from "./queue_file.ts";
 import { QueueFile, type QueueName } from "./queue_writer.ts";
@@ -42,8 +43,12 @@ export class QueueStore {
   #buffers = new RecordBufferPool();
   /** Files being written: neither committed nor removed yet. */
   #unfinished = new Set<QueueFile>();
+  /** A listener thread's: where it lists them for the main thread, and their slots there. */
+  #shared: SharedFileList | undefined;
+  #slots = new Map<QueueFile, number>();
   #settled = (f: QueueFile) => {
     this.#unfinished.delete(f);
+    this.#unlist(f);
     this.#passOn();
   };
   /** Commits waiting for the reserve while another file has it, first come first. */
@@ -195,8 +200,28 @@ export class QueueStore {
    * ending on a signal: nothing else would ever remove them).
    */
   removeUnfinished(): void {
-    for (const f of this.#unfinished) f.removeSync();
+    for (const f of this.#unfinished) {
+      f.removeSync();
+      this.#unlist(f);
+    }
     this.#unfinished.clear();
+  }
+
+  /**
+   * Lists every file being written from now on in memory the main thread
+   * reads (a listener thread's store): a thread ended at a stop before it
+   * removed them leaves them to the main thread ({@linkcode SharedFileList}).
+   * @param list the list
+   */
+  shareUnfinished(list: SharedFileList): void {
+    this.#shared = list;
+  }
+
+  #unlist(f: QueueFile): void {
+    const slot = this.#slots.get(f);
+    if (slot === undefined) return;
+    this.#slots.delete(f);
+    this.#shared?.remove(slot);
   }
 
   /**
@@ -307,6 +332,9 @@ export class QueueStore {
 
   #track(f: QueueFile): QueueFile {
     this.#unfinished.add(f);
+    // Before the file is on disk (it is created later, or came from the pool empty).
+    const slot = this.#shared?.add(`${f.queue}/${f.id}`);
+    if (slot !== undefined) this.#slots.set(f, slot);
     return f;
   }
 }
