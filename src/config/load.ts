@@ -9,6 +9,7 @@
 
 import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "./config_error.ts";
+import { readFileWithin } from "./paths.ts";
 import { coerceValue, splitList } from "./coerce.ts";
 import { type Config, isParamName, type ParamName, PARAMS } from "./schema.ts";
 
@@ -81,17 +82,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
 export async function readConfigFile(file: string, waitMs = 10_000): Promise<string> {
   const st = await Deno.stat(file);
   if (!st.isFile) throw new Error("not a regular file");
-  const late = new AbortController();
-  const timer = setTimeout(() => late.abort(), waitMs);
-  let bytes;
-  try {
-    bytes = await Deno.readFile(file, { signal: late.signal });
-  } catch (err) {
-    if (!late.signal.aborted) throw err;
-    throw new Error(`no data within ${waitMs / 1000} s: not a regular file now?`);
-  } finally {
-    clearTimeout(timer);
-  }
+  const bytes = await readFileWithin(file, waitMs);
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {

@@ -48,3 +48,26 @@ export function readRegularFile(path: string): string {
   }
   return Deno.readTextFileSync(path);
 }
+
+/**
+ * The bytes of a file that should be regular, read without waiting for
+ * ever: a FIFO put at its path after the caller's stat (which saw a regular
+ * file) has its open wait for a writer, so the read is given up after
+ * `waitMs`.
+ * @param path the file
+ * @param waitMs how long the read may take
+ * @returns the bytes
+ * @throws the read's error, or one saying no data came within `waitMs`
+ */
+export async function readFileWithin(path: string, waitMs: number): Promise<Uint8Array> {
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), waitMs);
+  try {
+    return await Deno.readFile(path, { signal: late.signal });
+  } catch (err) {
+    if (!late.signal.aborted) throw err;
+    throw new Error(`no data within ${waitMs / 1000} s: not a regular file now?`);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -122,10 +122,11 @@ function lockNew(file: Deno.FsFile): void {
 }
 
 /**
- * Syncs a directory once (hold/: rare, so no syncer is kept for it).
+ * Syncs a directory once, so that its entries are durable (hold/, and
+ * start-up recovery: rare, so no syncer is kept for them).
  * @param path the directory
  */
-async function syncDirOnce(path: string): Promise<void> {
+export async function syncDirOnce(path: string): Promise<void> {
   const dir = await Deno.open(path, { read: true });
   try {
     await dir.sync();

@@ -35,7 +35,7 @@
 import { join } from "./path.ts";
 import { decodeRecords, parseSize, REC, SIZE_PAYLOAD_LENGTH } from "./queue_file.ts";
 import { isOurQueueId } from "./queue_id.ts";
-import type { QueueName } from "./queue_writer.ts";
+import { type QueueName, syncDirOnce } from "./queue_writer.ts";
 
 /**
  * The owner-execute bit: Postfix's mark of a complete queue file, set by
@@ -175,7 +175,7 @@ async function recoverFile(
       // chmod by the old name fails once the file is moved, so the mode
       // seen after the move is the writer's last word.)
       await Deno.rename(target, path);
-      await syncDir(join(queueDirectory, queue));
+      await syncDirOnce(join(queueDirectory, queue));
       return undefined;
     }
     return reason;
@@ -191,19 +191,6 @@ async function recoverFile(
 async function markedSince(path: string): Promise<boolean> {
   const st = await Deno.stat(path).catch(() => undefined);
   return ((st?.mode ?? 0) & MARKED_COMPLETE) !== 0;
-}
-
-/**
- * Makes a directory's entries durable.
- * @param path the directory
- */
-async function syncDir(path: string): Promise<void> {
-  const dir = await Deno.open(path, { read: true });
-  try {
-    await dir.sync();
-  } finally {
-    dir.close();
-  }
 }
 
 /** Bytes read at once from the start of a file: all of a small one. */

@@ -20,6 +20,7 @@
  */
 
 import { resolve } from "node:path";
+import { readFileWithin } from "../../config/paths.ts";
 
 /** A computation that yields between small pieces of its work. */
 export type Steps<T> = Generator<void, T, void>;
@@ -136,14 +137,11 @@ export async function prepareFile(
   const before = stampOf(abs);
   if (before === "") return;
   let text;
-  const late = new AbortController();
-  const timer = setTimeout(() => late.abort(), waitMs);
   try {
-    text = await Deno.readTextFile(abs, { signal: late.signal });
+    // As Deno.readTextFile: not-UTF-8 bytes as U+FFFD, a BOM kept (cut below).
+    text = new TextDecoder("utf-8", { ignoreBOM: true }).decode(await readFileWithin(abs, waitMs));
   } catch {
     return;
-  } finally {
-    clearTimeout(timer);
   }
   if (stampOf(abs) !== before) return;
   if (text.startsWith("\uFEFF")) text = text.slice(1);

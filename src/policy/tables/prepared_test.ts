@@ -86,8 +86,8 @@ Deno.test("prepareFile(): a FIFO put at the path between the stat and the read i
   Deno.writeTextFileSync(path, "a@example.org REJECT\n");
   // The race made certain: the file the stat saw is replaced by a FIFO
   // just before the read opens the path.
-  const read = Deno.readTextFile;
-  Deno.readTextFile = (file, options) => {
+  const read = Deno.readFile;
+  Deno.readFile = (file, options) => {
     Deno.removeSync(path);
     new Deno.Command("mkfifo", { args: [path] }).outputSync();
     return read(file, options);
@@ -105,7 +105,7 @@ Deno.test("prepareFile(): a FIFO put at the path between the stat and the read i
     assert.equal(preparedText(path), undefined);
   } finally {
     clearTimeout(timer);
-    Deno.readTextFile = read;
+    Deno.readFile = read;
     // A writer that comes and goes ends the open still waiting on the FIFO.
     await new Deno.Command("timeout", { args: ["5", "sh", "-c", `: > "$1"`, "sh", path] })
       .output();
