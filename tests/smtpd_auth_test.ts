@@ -742,7 +742,14 @@ Deno.test({
         await c.reply();
         await c.send("EHLO client.example\r\n");
         const ehlo = await c.reply();
-        if (stopFirst) await dovecot.stop();
+        if (stopFirst) {
+          await dovecot.stop();
+          // Dovecot's auth process is killed, not waited for: until our end
+          // of the shared connection has seen it close, a request written
+          // there is lost in flight ("Connection lost ...", also 454). Wait
+          // for that, so that AUTH meets a server that is down.
+          await d.waitForLog(/connection to Dovecot auth socket '[^']*' ended/);
+        }
         await c.send(plain);
         return { ehlo, auth: await c.reply() };
       } finally {
