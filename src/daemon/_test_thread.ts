@@ -38,14 +38,19 @@ self.onmessage = (e) => {
   }
   const heartbeat = new Int32Array(init.heartbeat);
   setInterval(() => Atomics.add(heartbeat, 0, 1), 20);
+  // It dies or hangs only once told to: after the supervisor watches it.
+  // (Dying 50 ms after "ready", its error could reach a main thread held up
+  // on a loaded host before the "ready" did, with no listener for it yet.)
+  self.onmessage = () => {
+    if (init.mode === "throw") {
+      setTimeout(() => {
+        throw new Error("boom");
+      }, 50);
+    } else if (init.mode === "hang") {
+      setTimeout(() => {
+        for (;;) { /* an endless loop: the heart stops */ }
+      }, 50);
+    }
+  };
   self.postMessage("ready");
-  if (init.mode === "throw") {
-    setTimeout(() => {
-      throw new Error("boom");
-    }, 50);
-  } else if (init.mode === "hang") {
-    setTimeout(() => {
-      for (;;) { /* an endless loop: the heart stops */ }
-    }, 50);
-  }
 };

@@ -28,6 +28,9 @@ function harness(modes: TestThreadInit["mode"][], admits = 0) {
         } satisfies TestThreadInit,
       );
     });
+    // Told to go on (die, hang or live) now: the supervisor adopts it, and
+    // listens for its error, before this turn ends.
+    worker.postMessage("go");
     return {
       worker,
       heartbeat: new Int32Array(heartbeat),
@@ -48,7 +51,8 @@ function harness(modes: TestThreadInit["mode"][], admits = 0) {
   };
 }
 
-async function until(what: () => boolean, ms = 5000): Promise<void> {
+/** Waits for a state; starting a Worker can take seconds on a loaded host. */
+async function until(what: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!what()) {
     if (Date.now() > end) throw new Error("timed out");
@@ -88,9 +92,11 @@ Deno.test("ThreadSupervisor: a thread whose heartbeat stops is ended and replace
   });
   try {
     await sup.start(1);
-    await until(() => h.starts() === 2 && sup.threads.length === 1);
+    // (On a loaded host the replacement, whose heart beats every 20 ms, may
+    // itself go unscheduled for 300 ms and be replaced in turn.)
+    await until(() => h.starts() >= 2 && sup.threads.length === 1);
     assert.match(
-      h.lines.join("\n"),
+      h.lines[0] ?? "",
       /listener thread 1 died: not responding for \d+ s; 2 connection/,
     );
     assert.equal(h.limiter.total, 0);
