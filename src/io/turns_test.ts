@@ -86,8 +86,22 @@ Deno.test("a session alone with a listener on the thread pauses only for the loo
     lookDue();
     await pause();
   }
-  // A look has just been made: no pause owed, however long the turn.
-  assert.equal(turnOver(start), false);
+  // A look has just been made: no pause owed, however long the turn. The
+  // check counts when it comes within MAX_POLL_MS of the look (a loaded
+  // host may hold the thread longer in between: the look is made again
+  // then, a bounded number of times).
+  let checked = false;
+  for (let i = 0; i < 20 && !checked; i++) {
+    lookDue();
+    const before = performance.now();
+    await pause();
+    const over = turnOver(start);
+    if (performance.now() - before < MAX_POLL_MS) {
+      assert.equal(over, false);
+      checked = true;
+    }
+  }
+  assert.ok(checked, "no check came within MAX_POLL_MS of its look");
   lookDue();
   assert.equal(turnOver(start), true);
   // With another session it is a turn like any other.

@@ -81,10 +81,10 @@ Deno.test("Session: a command that had to wait for its last bytes starts a new t
     await runSession(transport, fakeDeps());
     const after = pausesTaken();
     // Without a new turn after each wait: a pause before almost every
-    // command (40). A few are allowed for a loaded host that preempts
-    // the session in a command.
+    // command (40). Some are allowed for a loaded host that preempts the
+    // session in a command (a turn is 0.5 ms): up to half of them.
     const taken = after.cheap + after.polled - before.cheap - before.polled;
-    assert.ok(taken <= 10, `${taken} pauses for 42 commands that each waited for the client`);
+    assert.ok(taken <= 20, `${taken} pauses for 42 commands that each waited for the client`);
   } finally {
     sessionEnded();
   }
