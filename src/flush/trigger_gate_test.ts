@@ -12,11 +12,27 @@ function counter(ok = true): { send: () => Promise<boolean>; times: number[] } {
   };
 }
 
+/**
+ * Date.now, or the time it was when frozen: a burst asked "at once" stays
+ * within one interval however long a loaded host holds the thread.
+ */
+function freezable() {
+  let frozen: number | undefined;
+  return {
+    now: () => frozen ?? Date.now(),
+    freeze: () => void (frozen = Date.now()),
+    thaw: () => void (frozen = undefined),
+  };
+}
+
 Deno.test("TriggerGate: a burst of requests makes one write now and one when the interval ends", async () => {
   const clock = new TriggerClock();
   const c = counter();
-  const gate = new TriggerGate("qmgr FADI", c.send, { clock, intervalMs: 200 });
+  const t = freezable();
+  const gate = new TriggerGate("qmgr FADI", c.send, { clock, intervalMs: 200, now: t.now });
+  t.freeze();
   const outcomes = await Promise.all(Array.from({ length: 100 }, () => gate.request()));
+  t.thaw();
   assert.equal(outcomes[0], "sent");
   assert.ok(outcomes.slice(1).every((o) => o === "deferred"), outcomes.join());
   await gate.settled();
@@ -28,12 +44,15 @@ Deno.test("TriggerGate: two threads' gates on one clock write once per interval 
   const clock = new TriggerClock();
   const copy = new TriggerClock(clock.buffer); // what a listener thread adopts
   const c = counter();
-  const a = new TriggerGate("qmgr FADI", c.send, { clock, intervalMs: 200 });
-  const b = new TriggerGate("qmgr FADI", c.send, { clock: copy, intervalMs: 200 });
+  const t = freezable();
+  const a = new TriggerGate("qmgr FADI", c.send, { clock, intervalMs: 200, now: t.now });
+  const b = new TriggerGate("qmgr FADI", c.send, { clock: copy, intervalMs: 200, now: t.now });
+  t.freeze();
   for (let i = 0; i < 50; i++) {
     await a.request();
     await b.request();
   }
+  t.thaw();
   await Promise.all([a.settled(), b.settled()]);
   assert.equal(c.times.length, 2, "one now, one for everything asked meanwhile");
   // Another target has its own cell.
