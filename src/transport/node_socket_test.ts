@@ -62,7 +62,7 @@ Deno.test({
       const ms = Date.now() - t0;
       assert.equal(err.why, "timeout");
       assert.equal(err.message, "Connection timed out");
-      assert.ok(ms >= 150 && ms < 2000, `gave up after ${ms} ms`);
+      assert.ok(ms >= 150 && ms < 4000, `gave up after ${ms} ms`);
       assert.ok(await closes(client, 2000), "the connection was closed");
     } finally {
       client.close();
@@ -82,7 +82,8 @@ Deno.test({
       const t0 = Date.now();
       const err = await pending;
       assert.equal(err.why, "protocol");
-      assert.ok(Date.now() - t0 < 2000);
+      // At once, not at the handshake's 10 s (room for a loaded host).
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
       assert.ok(await closes(client, 2000), "the connection was closed");
     } finally {
       client.close();
