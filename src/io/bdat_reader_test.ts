@@ -180,15 +180,18 @@ class SlowLines implements ByteSource {
 }
 
 Deno.test("BdatBody and discardChunk: each line has the timeout to arrive, not the whole chunk", async () => {
-  // Eight lines 50 ms apart: 400 ms for the chunk, 50 ms for each line.
-  const lines = ["Subject: x\r\n", "\r\n", "a\r\n", "b\r\n", "c\r\n", "d\r\n", "e\r\n", "f\r\n"];
+  // Sixteen lines 50 ms apart: 800 ms for the chunk, over the timeout
+  // (600 ms), 50 ms for each line, well within it (a loaded host may delay
+  // a line's timer by hundreds of ms).
+  const body = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n"];
+  const lines = ["Subject: x\r\n", "\r\n", ...body.map((l) => `${l}\r\n`)];
   const size = lines.join("").length;
-  const kept = new LineReader(new SlowLines(lines, 50), { timeoutMs: 300 });
+  const kept = new LineReader(new SlowLines(lines, 50), { timeoutMs: 600 });
   kept.renewDeadline(); // as the BDAT command line's read leaves it
   const sink = new Lines();
   assert.ok(await new BdatBody(sink).readChunk(kept, size));
-  assert.deepEqual(sink.out, ["Subject: x", "", "a", "b", "c", "d", "e", "f"]);
-  const dropped = new LineReader(new SlowLines(lines, 50), { timeoutMs: 300 });
+  assert.deepEqual(sink.out, ["Subject: x", "", ...body]);
+  const dropped = new LineReader(new SlowLines(lines, 50), { timeoutMs: 600 });
   dropped.renewDeadline();
   assert.ok(await discardChunk(dropped, size));
   // A line that does not come in time still times out.
