@@ -83,7 +83,8 @@ Deno.test("smtpd explain shows sleep's pause without waiting, and the envelope r
       "defer_unauth_destination",
     ],
   }, { client: "192.0.2.1", clientName: "c.example", from: "", to: ["u@other.example"] });
-  assert.ok(performance.now() - t0 < 5000, "explain waited out the sleep");
+  // Far below the 30 s sleep (room for a loaded host).
+  assert.ok(performance.now() - t0 < 15_000, "explain waited out the sleep");
   assert.match(out, /try sleep 30\n\s+note: pause 30 seconds, then go on/);
   assert.match(out, /try reject_multi_recipient_bounce\n\s+try permit_auth_destination/);
   assert.match(

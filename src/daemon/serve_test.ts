@@ -23,7 +23,8 @@ Deno.test("stopWorker: a listener thread deaf to the stop is ended in bounded ti
     const lines: string[] = [];
     const start = Date.now();
     await stopWorker({ worker, unfinished }, dir, { warning: (t) => lines.push(t) }, 1);
-    assert.ok(Date.now() - start < 5000, `stopped in ${Date.now() - start} ms`);
+    // Its wait is 1 s; room for a loaded host (deaf for ever would never end).
+    assert.ok(Date.now() - start < 15_000, `stopped in ${Date.now() - start} ms`);
     await assert.rejects(Deno.stat(files.half), Deno.errors.NotFound, "half-written file left");
     assert.equal(((await Deno.stat(files.complete)).mode ?? 0) & 0o777, 0o700);
     assert.deepEqual(lines, [

@@ -249,9 +249,12 @@ Deno.test({
         const answer = await dns.query("stall.example", type);
         const ms = Date.now() - t0;
         assert.deepEqual(answer, { kind: "tempfail", reason: "timeout" });
-        // The resolver library alone would retry for seconds.
-        assert.ok(ms >= 250 && ms < 1500, `${type} took ${ms} ms`);
+        // The resolver library alone would wait 5 s a try, three tries.
+        assert.ok(ms >= 250 && ms < 4000, `${type} took ${ms} ms`);
       }
+      // Each lookup's query reaches the server (the lookups go on in the
+      // background: the last one's may be seen after its timeout).
+      for (let i = 0; i < 500 && queries < 3; i++) await new Promise((r) => setTimeout(r, 10));
       assert.ok(queries >= 3, `the server saw ${queries} queries`);
     } finally {
       hole.close();
@@ -452,7 +455,8 @@ Deno.test("rcodeOverTcp(): no answer in time, a closed port or a bad name give u
     const server = { ipAddr: "127.0.0.1", port: quiet.addr.port };
     const t0 = Date.now();
     assert.equal(await rcodeOverTcp(server, "slow.example.", "A", 200), undefined);
-    assert.ok(Date.now() - t0 < 1500);
+    // Given up at its 200 ms (room for a loaded host): the server never answers.
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
     assert.equal(await rcodeOverTcp(server, `${"a".repeat(64)}.example.`, "A", 200), undefined);
     assert.equal(await rcodeOverTcp(server, "a..example.", "A", 200), undefined);
   } finally {

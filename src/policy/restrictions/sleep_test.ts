@@ -38,9 +38,13 @@ Deno.test("sleep waits for real on a timer without holding up another evaluation
   const fast = policy.check("client", context({ client: "x[192.0.2.7]" })).then(() =>
     performance.now() - t0
   );
+  // The other evaluation ends first, long before the sleep's second is
+  // over (a loaded host may still delay it by a few hundred ms).
+  const first = await Promise.race([slow.then(() => "slow"), fast.then(() => "fast")]);
+  assert.equal(first, "fast");
   const [slowMs, fastMs] = await Promise.all([slow, fast]);
   assert.ok(slowMs >= 990, `sleep 1 took ${slowMs} ms`);
-  assert.ok(fastMs < 500, `the other evaluation waited ${fastMs} ms`);
+  assert.ok(fastMs < 900, `the other evaluation waited ${fastMs} ms`);
 });
 
 for (
