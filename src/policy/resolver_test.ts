@@ -380,7 +380,7 @@ async function rcodeServer(rcodes: Record<string, number>) {
 Deno.test("denoResolver(): with confirm, SERVFAIL is a temporary failure, NXDOMAIN and NODATA are not found", async () => {
   const ns = await rcodeServer({ "broken.example": 2, "empty.example": 0 });
   try {
-    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
+    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 10_000 });
     for (const type of ["A", "MX", "PTR", "TXT"] as const) {
       assert.deepEqual(await dns.query("broken.example", type, true), {
         kind: "tempfail",
@@ -393,7 +393,7 @@ Deno.test("denoResolver(): with confirm, SERVFAIL is a temporary failure, NXDOMA
     // The system resolver's name server is asked the same way.
     const system = denoResolver({
       server: "",
-      timeoutMs: 2000,
+      timeoutMs: 10_000,
       systemServer: `127.0.0.1:${ns.state.port}`,
       resolveDns: ((name: string) =>
         Promise.reject(
@@ -413,7 +413,7 @@ Deno.test("denoResolver(): with confirm, SERVFAIL is a temporary failure, NXDOMA
 Deno.test("denoResolver(): without confirm (a DNS list), a negative answer costs no second query", async () => {
   const ns = await rcodeServer({ "broken.example": 2 });
   try {
-    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 2000 });
+    const dns = denoResolver({ server: `127.0.0.1:${ns.state.port}`, timeoutMs: 10_000 });
     assert.deepEqual(await dns.query("2.0.0.127.zen.example", "A"), { kind: "notFound" });
     assert.deepEqual(await dns.query("broken.example", "A"), { kind: "notFound" });
     assert.equal(ns.state.tcp, 0);
