@@ -48,8 +48,15 @@ Deno.test({
     for (let round = 0; round < kills; round++) {
       const d = await startDaemon("", { dir });
       const stopAt = Date.now() + 5000;
+      const before = acked.length;
       const clients = Array.from({ length: 4 }, () => sender(d.port, acked, stopAt));
-      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 400)));
+      // In the middle of the load: once the first message of the round is
+      // acknowledged (a loaded host may take longer than a fixed pause to
+      // get there, and a round would test nothing), then a moment more.
+      while (acked.length === before && Date.now() < stopAt) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       await d.stop("SIGKILL");
       await Promise.all(clients);
     }
