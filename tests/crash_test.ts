@@ -19,12 +19,12 @@ async function sender(port: number, acked: string[], stopAt: number): Promise<vo
       ".\r\n";
     while (Date.now() < stopAt) {
       await c.send("MAIL FROM:<l@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
-      const a = await c.reply(3000);
-      const b = await c.reply(3000);
-      const d = await c.reply(3000);
+      const a = await c.reply(10_000);
+      const b = await c.reply(10_000);
+      const d = await c.reply(10_000);
       if (!a.startsWith("250") || !b.startsWith("250") || !d.startsWith("354")) return;
       await c.send(body);
-      const done = await c.reply(3000);
+      const done = await c.reply(10_000);
       const m = /^250 2\.0\.0 Ok: queued as (\w+)/.exec(done);
       if (!m) return;
       acked.push(m[1] as string);
