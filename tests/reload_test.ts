@@ -698,9 +698,13 @@ Deno.test({
       );
       assert.match(greeting, /^220 /);
       // The bound has room for a loaded host's pauses (collecting garbage
-      // while the table is built), and is well below the reload's length.
-      const BOUND = 3000;
-      assert.ok(reloadMs > 2 * BOUND, `the reload took only ${reloadMs} ms: no test`);
+      // while the table is built), and is well below the reload's length: 3 s,
+      // or a sixth of the reload when a loaded host stretched it (both stretch
+      // together: 1.5 s of 32 s under a load of 11; a session held up by the
+      // reload waits for all of it, or for a thread's share).
+      const FLOOR = 3000;
+      const BOUND = Math.max(FLOOR, reloadMs / 6);
+      assert.ok(reloadMs > 2 * FLOOR, `the reload took only ${reloadMs} ms: no test`);
       assert.ok(worst < BOUND, `a NOOP waited ${worst.toFixed(0)} ms during the reload`);
       if (greetedDuring) assert.ok(greetedIn < BOUND, `greeted in ${greetedIn.toFixed(0)} ms`);
       // The listener thread's reload, longer than 10 s on a busy host, is
