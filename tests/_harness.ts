@@ -31,15 +31,50 @@ const LOCAL_PORT_LOW = (() => {
   }
 })();
 
+/** Where test processes of this checkout record the ports they were given. */
+const PORTS_DIR = join(ROOT, "var", "tests", "ports");
+/** How long a port another test process was given stays its own. */
+const PORT_HELD_MS = 30 * 60_000;
+
+/**
+ * Records `port` as this process's among the test processes of this
+ * checkout (a file named after it, created only if none is there), so that
+ * two test files of the parallel run are never given the same port.
+ * @returns false when another process recorded it within PORT_HELD_MS
+ */
+function reservePort(port: number): boolean {
+  const path = join(PORTS_DIR, String(port));
+  try {
+    Deno.mkdirSync(PORTS_DIR, { recursive: true });
+    Deno.openSync(path, { write: true, createNew: true }).close();
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) return true; // no record here: as before
+  }
+  try {
+    const age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0);
+    if (age < PORT_HELD_MS) return false;
+    Deno.utimeSync(path, new Date(), new Date()); // left by an earlier run: taken
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A free TCP port on 127.0.0.1 for a server a test starts later (Postfix,
  * Dovecot, a daemon's listener): a random port below the local port range
  * that a listen takes right now (it is closed again at once), never one
- * this process was given before. Not the kernel's port 0: that port comes
- * from the local port range, where another test file of the parallel run
- * may take the same number as an outgoing connection's local port before
- * the server binds it (EADDRINUSE even with SO_REUSEADDR), as happened to
- * the TLS engine's port (8a4fb5f) and to the tests' name servers (bdf858d).
+ * this process or another test process of this checkout was given before
+ * (see reservePort). Not the kernel's port 0: that port comes from the
+ * local port range, where another test file of the parallel run may take
+ * the same number as an outgoing connection's local port before the server
+ * binds it (EADDRINUSE even with SO_REUSEADDR), as happened to the TLS
+ * engine's port (8a4fb5f) and to the tests' name servers (bdf858d). Nor one
+ * another test file drew too, before either bound it: Postfix's master
+ * listens with SO_REUSEPORT, so two instances on one port both start, and
+ * the kernel hands some sessions of one to the other (a reference Postfix
+ * answered 250 with no line in its own log, bc9e3df).
  */
 export function freePort(): number {
   for (let i = 0; i < 1000; i++) {
@@ -50,6 +85,7 @@ export function freePort(): number {
     } catch {
       continue; // in use: another
     }
+    if (!reservePort(port)) continue; // another test process's
     handedOut.add(port);
     return port;
   }

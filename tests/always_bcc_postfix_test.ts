@@ -63,11 +63,13 @@ Deno.test({
       const theirs = await send(pfPort, "theirs@s.example");
       const ours = await send(daemon.port, "ours@s.example");
       for (const id of [theirs, ours]) {
+        // Postfix's qmgr on a loaded host: more than the default 20 s.
         await pf.waitForLog(
           `${id}: the copy bounced`,
           new RegExp(`${id}: to=<archive@bounce\\.example>.*status=bounced`),
+          60_000,
         );
-        await pf.waitForLog(`${id}: removed`, new RegExp(`${id}: removed`));
+        await pf.waitForLog(`${id}: removed`, new RegExp(`${id}: removed`), 60_000);
       }
       // A report would be written by the bounce daemon after the removal; give it time.
       await sleep(1500);

@@ -19,12 +19,12 @@ async function sender(port: number, acked: string[], stopAt: number): Promise<vo
       ".\r\n";
     while (Date.now() < stopAt) {
       await c.send("MAIL FROM:<l@example.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
-      const a = await c.reply(3000);
-      const b = await c.reply(3000);
-      const d = await c.reply(3000);
+      const a = await c.reply(10_000);
+      const b = await c.reply(10_000);
+      const d = await c.reply(10_000);
       if (!a.startsWith("250") || !b.startsWith("250") || !d.startsWith("354")) return;
       await c.send(body);
-      const done = await c.reply(3000);
+      const done = await c.reply(10_000);
       const m = /^250 2\.0\.0 Ok: queued as (\w+)/.exec(done);
       if (!m) return;
       acked.push(m[1] as string);
@@ -48,8 +48,15 @@ Deno.test({
     for (let round = 0; round < kills; round++) {
       const d = await startDaemon("", { dir });
       const stopAt = Date.now() + 5000;
+      const before = acked.length;
       const clients = Array.from({ length: 4 }, () => sender(d.port, acked, stopAt));
-      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 400)));
+      // In the middle of the load: once the first message of the round is
+      // acknowledged (a loaded host may take longer than a fixed pause to
+      // get there, and a round would test nothing), then a moment more.
+      while (acked.length === before && Date.now() < stopAt) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       await d.stop("SIGKILL");
       await Promise.all(clients);
     }

@@ -46,7 +46,12 @@ Deno.test({
             "DATA\r\nSubject: enc\r\n\r\nGr\u00fc\u00dfe\r\n.\r\nQUIT\r\n",
         );
         assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/, r.stdout + r.stderr);
-        await waitFor("Postfix's held file", async () => (await heldFiles(pf.queueDir)).length > 0);
+        // Postfix's pickup and cleanup on a loaded host: more than the default 20 s.
+        await waitFor(
+          "Postfix's held file",
+          async () => (await heldFiles(pf.queueDir)).length > 0,
+          60_000,
+        );
         const [file] = await heldFiles(pf.queueDir);
         assert.ok(file);
         const text = await postcat(file);

@@ -135,13 +135,14 @@ Deno.test({
       await until(
         "the reload logged",
         () => Promise.resolve(d.log().includes("reload: configuration and tables re-read from")),
-        10_000,
+        60_000,
       );
-      // The replaced configuration's client keeps nothing idle.
+      // The replaced configuration's client keeps nothing idle (closed at
+      // once, not after max_idle, 300 s; the wait has room for a loaded host).
       await until(
         "no connection to postgrey",
         async () => await connectionsTo(pg.port) === 0,
-        3000,
+        10_000,
       );
       const second = await session(d.port, "c@sender.example");
       assert.match(
@@ -280,15 +281,26 @@ Deno.test({
     const d = await startDaemon(
       restrictions(`{ inet:127.0.0.1:${silent.port}, timeout=1s, try_limit=2, retry_delay=0 }`),
     );
+    const c = await RawClient.connect(d.port);
     try {
+      await c.reply();
+      await c.send("EHLO client.example.org\r\n");
+      await c.reply();
+      await c.send("MAIL FROM:<a@sender.example>\r\n");
+      assert.match(await c.reply(), /^250 /);
+      // The RCPT alone: two tries of 1 s (the session's start, the host's
+      // load, are not what is measured).
       const t0 = Date.now();
-      assert.deepEqual(await rcptReply(d.port), [
+      await c.send("RCPT TO:<b@example.com>\r\n");
+      assert.equal(
+        (await c.reply(20000)).trim(),
         "451 4.3.5 <b@example.com>: Recipient address rejected: Server configuration problem",
-      ]);
+      );
       const took = Date.now() - t0;
       assert.ok(took >= 1900 && took < 5000, `took ${took} ms`);
       await d.waitForLog(/problem talking to server .*timeout while waiting for the reply/);
     } finally {
+      c.close();
       await d.stop();
       silent.stop();
     }
@@ -478,7 +490,9 @@ Deno.test({
       );
       assert.match(r.stdout, /250 2\.1\.5 Ok/);
       assert.equal(r.code, 0);
-      assert.ok(Date.now() - t0 < 15000);
+      // Not held open by the idle policy connection (max_idle, 300 s); the
+      // bound has room for a process start on a loaded host.
+      assert.ok(Date.now() - t0 < 45_000, `took ${Date.now() - t0} ms`);
       assert.equal(rec.requests()[0]?.get("protocol_state"), "RCPT");
       assert.equal(rec.requests()[0]?.get("client_address"), "127.0.0.1");
     } finally {

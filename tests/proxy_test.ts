@@ -106,7 +106,9 @@ Deno.test({
       bad.close();
       await d.waitForLog(/haproxy read: no PROXY header/);
       const silent = await RawClient.connect(d.port);
-      assert.equal(await silent.reply(3000), "", "dropped after smtpd_upstream_proxy_timeout");
+      // Dropped after smtpd_upstream_proxy_timeout (1 s), not smtpd_timeout
+      // (300 s); the wait has room for a loaded host.
+      assert.equal(await silent.reply(15_000), "", "dropped after smtpd_upstream_proxy_timeout");
       silent.close();
       await d.waitForLog(/haproxy read: timeout/);
     } finally {
@@ -400,7 +402,8 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 ok = 0
 for i in range(5):
     raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.7", 0))
-    raw.settimeout(5)
+    # Room for a loaded host; a lost ClientHello ends at smtpd_starttls_timeout (3 s).
+    raw.settimeout(15)
     try:
         t = ctx.wrap_socket(raw)
         if t.recv(200).startswith(b"220 "): ok += 1
@@ -635,13 +638,15 @@ Deno.test({
       return c;
     };
     const busy: RawClient[] = [];
+    // Ends right after NOOPs, not after a pause: the next client comes then,
+    // and a stalled test on a loaded host does not make the busy ones idle.
     const keepBusy = async (ms: number) => {
-      for (const until = Date.now() + ms; Date.now() < until;) {
+      for (let first = true, until = Date.now() + ms; Date.now() < until; first = false) {
+        if (!first) await new Promise((r) => setTimeout(r, 200));
         for (const b of busy) {
           await b.send("NOOP\r\n");
           assert.match(await b.reply(), /^250 /);
         }
-        await new Promise((r) => setTimeout(r, 200));
       }
     };
     try {
@@ -675,9 +680,12 @@ Deno.test({
     "behind PROXY at default_process_limit, at most that many connections wait for their header without a slot",
   ...opts,
   fn: async () => {
+    // One listener thread: the count of connections waiting for their header
+    // is per thread, and one thread takes connections in the order they came
+    // (two could take `refused` on the other one, where none waits yet).
     const d = await startDaemon(
       'smtpd_upstream_proxy_protocol = "haproxy"\nsmtpd_peername_lookup = false\n' +
-        "default_process_limit = 1\nsmtpd_stress_threshold = 0",
+        "default_process_limit = 1\nsmtpd_stress_threshold = 0\nsmtpd_listen_threads = 1",
     );
     const clients: RawClient[] = [];
     try {
@@ -685,14 +693,20 @@ Deno.test({
       clients.push(first);
       await first.send("PROXY TCP4 192.0.2.1 192.0.2.100 40000 25\r\n");
       assert.match(await first.reply(), /^220 /);
-      // One more may wait for its header; the next is refused at once.
+      // In a mail transaction the first is never idle, however long this
+      // test takes on a loaded host: it cannot give way to the waiting one.
+      await first.send("HELO first.example\r\nMAIL FROM:<a@first.example>\r\n");
+      assert.match(await first.reply(), /^250 /);
+      assert.match(await first.reply(), /^250 /);
+      // One more may wait for its header; the next is refused at once. The
+      // thread took `waiting` (connected) before `refused` comes: it counts
+      // it as it accepts it, before it accepts the next.
       const waiting = await RawClient.connect(d.port);
       clients.push(waiting);
-      await new Promise((r) => setTimeout(r, 200));
       const refused = await RawClient.connect(d.port);
       clients.push(refused);
       assert.match(await refused.reply(), /^421 4\.3\.2 .*too many connections/);
-      // Once its header names its client it is one more at the cap (the first is not idle yet).
+      // Once its header names its client it is one more at the cap (the first is busy).
       await waiting.send("PROXY TCP4 192.0.2.2 192.0.2.100 40000 25\r\n");
       assert.match(await waiting.reply(), /^421 4\.3\.2 .*too many connections/);
     } finally {

@@ -44,10 +44,17 @@ Deno.test({
       stderr: "null",
     }).spawn();
     try {
-      await waitFor("strace attached", async () => {
-        const t = await Deno.readTextFile(`/proc/${d.pid}/status`);
-        return /^TracerPid:\s+[1-9]/m.test(t);
-      }, 5000);
+      // Attached to every thread, not only the main one (strace -f takes the
+      // others one after the other): the flock may run on any of them (Deno's
+      // blocking pool), and one not yet traced would let it succeed.
+      await waitFor("strace attached to every thread", async () => {
+        for await (const task of Deno.readDir(`/proc/${d.pid}/task`)) {
+          const t = await Deno.readTextFile(`/proc/${d.pid}/task/${task.name}/status`)
+            .catch(() => "TracerPid: 1"); // the thread has ended
+          if (!/^TracerPid:\s+[1-9]/m.test(t)) return false;
+        }
+        return true;
+      }, 10_000);
       const c = await RawClient.connect(d.port);
       try {
         await c.reply();

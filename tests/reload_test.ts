@@ -47,10 +47,15 @@ async function mailReply(c: RawClient, sender = "spammer@bad.example"): Promise<
   return r;
 }
 
-/** Sends SIGHUP and waits until the log has the line n times. */
+/**
+ * Sends SIGHUP and waits until the log has the line n times. The wait has
+ * room for a loaded host: a reload compiles every table again on each
+ * thread (300,000 relay domains, below), and the main thread logs it once
+ * every thread has answered, or after 10 s of its own.
+ */
 async function hup(d: Daemon, n: number, line = RELOADED): Promise<void> {
   Deno.kill(d.pid, "SIGHUP");
-  const end = Date.now() + 10_000;
+  const end = Date.now() + 60_000;
   while (d.log().split(line).length - 1 < n) {
     if (Date.now() > end) throw new Error(`no "${line}" (${n}) in the log:\n${d.log()}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -428,7 +433,7 @@ Deno.test({
         // The operator turns TLS off and, with it, removes the certificate lines.
         await writeConfig(dir, `${off}\nsmtpd_banner = "$myhostname reloaded"`);
         await hup(d, 1, "warning: reload");
-        await d.waitForLog(/reload failed|re-read from/);
+        await d.waitForLog(/reload failed|re-read from/, 60_000);
         assert.doesNotMatch(d.log(), /reload failed/);
         const kept = off.split(" ")[0] as string;
         assert.match(
@@ -693,9 +698,13 @@ Deno.test({
       );
       assert.match(greeting, /^220 /);
       // The bound has room for a loaded host's pauses (collecting garbage
-      // while the table is built), and is well below the reload's length.
-      const BOUND = 3000;
-      assert.ok(reloadMs > 2 * BOUND, `the reload took only ${reloadMs} ms: no test`);
+      // while the table is built), and is well below the reload's length: 3 s,
+      // or a sixth of the reload when a loaded host stretched it (both stretch
+      // together: 1.5 s of 32 s under a load of 11; a session held up by the
+      // reload waits for all of it, or for a thread's share).
+      const FLOOR = 3000;
+      const BOUND = Math.max(FLOOR, reloadMs / 6);
+      assert.ok(reloadMs > 2 * FLOOR, `the reload took only ${reloadMs} ms: no test`);
       assert.ok(worst < BOUND, `a NOOP waited ${worst.toFixed(0)} ms during the reload`);
       if (greetedDuring) assert.ok(greetedIn < BOUND, `greeted in ${greetedIn.toFixed(0)} ms`);
       // The listener thread's reload, longer than 10 s on a busy host, is

@@ -136,8 +136,13 @@ Deno.test({
         const r = await runStdin(configFile, SESSION);
         assert.equal(r.code, 0, r.stderr);
       }
-      // The process has ended: what it sent is here, or on its way through loopback.
-      await new Promise((r) => setTimeout(r, 500));
+      // The processes have ended: what they sent is in this socket's buffer,
+      // read as this event loop gets to it. Until the last disconnect line
+      // is (bounded); then each process's lines are counted.
+      const disconnects = () =>
+        got.join("\n").match(/: disconnect from localhost\[127\.0\.0\.1\] helo=1 /g)?.length ?? 0;
+      await waitFor("three disconnect lines", () => Promise.resolve(disconnects() >= 3), 10_000)
+        .catch(() => {}); // the count below says what came
       const lines = got.join("\n");
       // Each of the three processes' lines, its last ones too (they were lost at exit).
       assert.equal(lines.match(/: connect from localhost\[127\.0\.0\.1\]/g)?.length, 3, lines);
@@ -1376,18 +1381,21 @@ Deno.test({
         assert.equal(await garbage.reply(), "220 2.0.0 Ready to start TLS\r\n");
         await garbage.send("this is not TLS at all\r\n".repeat(20));
         // The server closes the connection (no reply, no wait for the timeout).
-        assert.equal(await garbage.reply(5000), "");
+        assert.equal(await garbage.reply(15_000), "");
       } finally {
         garbage.close();
       }
       const silent = await RawClient.connect(l.port);
-      const t0 = Date.now();
       try {
         await silent.reply();
         await silent.send("EHLO x\r\nSTARTTLS\r\n");
         await silent.reply();
         await silent.reply();
-        assert.equal(await silent.reply(10000), "");
+        // From the 220 to STARTTLS on: the handshake's timeout (2 s), not
+        // smtpd_timeout (300 s). (Counted from the connect, it took in the
+        // start of the process tcpserver runs, seconds on a loaded host.)
+        const t0 = Date.now();
+        assert.equal(await silent.reply(20_000), "");
         assert.ok(Date.now() - t0 < 8000, `closed after ${Date.now() - t0} ms`);
       } finally {
         silent.close();
@@ -1641,7 +1649,9 @@ Deno.test({
       const r = await run("python3", ["-c", FORGED_RECORD, String(l.port)]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^ehlo: 250 CHUNKING$/m);
-      assert.match(r.stdout, /^closed: [0-3]$/m, r.stdout);
+      // At once (0 s when the host is idle), not at smtpd_timeout (300 s):
+      // the client gives up at 10 s; a loaded host may take a few seconds.
+      assert.match(r.stdout, /^closed: \d$/m, r.stdout);
       await l.waitForLog(/disconnect from/);
       assert.match(l.log(), /lost connection after EHLO from unknown\[127\.0\.0\.1\]/);
       assert.match(l.log(), /disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 commands=3/);
