@@ -102,7 +102,10 @@ Deno.test({
       }));
       const took = Date.now() - t0;
       for (const r of replies) assert.match(r, /^450 4\.1\.8 .*Domain not found/);
-      assert.ok(took < 8000, `took ${took} ms`);
+      // About 3 s here (dns_timeout met more than once), loaded or not:
+      // bounded with room for a stalled host, far below the kernel's connect
+      // timeout (over a minute) that a lookup not cut at dns_timeout waits.
+      assert.ok(took < 15000, `took ${took} ms`);
     } finally {
       for (const c of clients) c.close();
       await d.stop();
