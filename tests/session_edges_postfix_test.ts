@@ -43,7 +43,9 @@ async function play(port: number, script: Script): Promise<string[]> {
       await c.send(bytes);
       for (let i = 0; i < count; i++) {
         // A reply that does not come is a difference to show, not a crash.
-        const reply = await c.reply(5000).catch(() => "(no reply)");
+        // Waited for long enough for a loaded host: every script's replies
+        // come (the 421 of TIMEOUT_IN_DATA after smtpd_timeout, 2 s).
+        const reply = await c.reply(20000).catch(() => "(no reply)");
         replies.push(normalize(reply));
         if (reply === "(no reply)") return replies;
       }

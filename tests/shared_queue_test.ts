@@ -398,7 +398,8 @@ Deno.test({
         await daemon.stop();
         daemon = await startDaemon(extra, { dir });
         restarts++;
-        await daemon.waitForLog(`incoming/${oursLeft}: incomplete`);
+        // Recovery runs once the daemon listens, here beside the load (20 s, not the 5 s default).
+        await daemon.waitForLog(`incoming/${oursLeft}: incomplete`, 20000);
         stillThere = await Deno.stat(cleanupPath).then(() => true, () => false);
         for (let i = 0; i < 2; i++) {
           await sleep(700);
@@ -428,10 +429,11 @@ Deno.test({
       // Every acknowledged message is delivered.
       const all = new Map([...acked.postfix, ...acked.postdrop, ...acked.ours]);
       let got = new Set<string>();
+      // Hundreds of messages through Postfix's pipe, one process each: room for a loaded host.
       await waitFor("every acknowledged message delivered", async () => {
         got = await delivered(mbox);
         return [...all.keys()].every((t) => got.has(t));
-      }, 60000).catch(() => {});
+      }, 120000).catch(() => {});
       const missing = [...all.keys()].filter((t) => !got.has(t));
       const corrupt = await list(join(queueDir, "corrupt"));
       const moved = await disturbed(planted);

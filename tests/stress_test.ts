@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import {
   type Haproxy,
   makeWorkDir,
@@ -69,12 +70,13 @@ Deno.test({
       const t0 = Date.now();
       const idle = await RawClient.connect(d.port);
       assert.match(await idle.reply(), /^220 /);
+      // Bounded far below smtpd_timeout (60 s), with room for a loaded host.
       assert.equal(
-        await idle.reply(5000),
+        await idle.reply(20000),
         "421 4.4.2 mx.test.example Error: timeout exceeded\r\n",
       );
       const waited = Date.now() - t0;
-      assert.ok(waited >= 800 && waited < 5000, `timed out after ${waited} ms`);
+      assert.ok(waited >= 800 && waited < 20000, `timed out after ${waited} ms`);
       idle.close();
 
       // The first client has been idle longer than that and is still served.
@@ -148,10 +150,27 @@ Deno.test({
       const first = await RawClient.connect(d.port);
       clients.push(first);
       assert.match(await first.reply(), /^220 /);
+      // The server's sockets: a new one once it has accepted the next client.
+      const sockets = () => {
+        const out = new Set<string>();
+        for (const e of Deno.readDirSync(`/proc/${d.pid}/fd`)) {
+          try {
+            const to = Deno.readLinkSync(`/proc/${d.pid}/fd/${e.name}`);
+            if (to.startsWith("socket:")) out.add(to);
+          } catch { /* closed meanwhile */ }
+        }
+        return out;
+      };
+      const before = sockets();
       const next = await RawClient.connect(d.port);
       clients.push(next);
-      // The first client hangs up (no QUIT) after the next one was accepted.
-      await new Promise((r) => setTimeout(r, 50));
+      // The first client hangs up (no QUIT) after the next one was accepted,
+      // and at once: the next one waits for a slot 250 ms at most
+      // (SLOT_WAIT_MS). (A fixed 50 ms sleep spent a fifth of that, and on a
+      // loaded host could come before the accept or too late for the wait.)
+      const accepted = () => [...sockets()].some((s) => !before.has(s));
+      const until = Date.now() + 5000;
+      while (!accepted() && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
       first.close();
       assert.match(await next.reply(), /^220 /, "admitted when the first session ended");
       await next.send("QUIT\r\n");
@@ -337,6 +356,9 @@ Deno.test({
         `127.0.0.1:${d.port}`,
       ], { timeoutMs: 120000 });
       assert.equal(r.code, 0, r.stderr);
+      // The last refusal's line may still be unwritten (every 20 ms): the
+      // log is read once the daemon has exited.
+      await d.stop();
       assert.doesNotMatch(d.log(), /Connection limit exceeded/);
     } finally {
       await d.stop();
@@ -349,11 +371,12 @@ Deno.test({
  * EHLO and QUIT) without reading the replies, so that the TLS engine's
  * relay still drains them to it when the session is over; then, its
  * session gone, one session held in a mail transaction (the cap is 1) and
- * one more client, whose first reply is printed. Arguments: port, the
- * seconds to wait for the first session to end.
+ * one more client, whose first reply is printed. Arguments: port, and a
+ * file that the test makes once the server has logged the first session's
+ * end (waited for at most 60 s).
  */
 const DRAINING_THEN_OVER = `
-import socket, ssl, sys, time
+import os, socket, ssl, sys, time
 port = int(sys.argv[1])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 raw = socket.socket(); raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -363,7 +386,8 @@ while not f.readline().startswith(b"250 "): pass
 raw.sendall(b"STARTTLS\\r\\n"); f.readline()
 t = ctx.wrap_socket(raw, server_hostname="mx.test.example")
 t.sendall(b"EHLO c.example\\r\\n" * 40000 + b"QUIT\\r\\n")
-time.sleep(float(sys.argv[2]))
+deadline = time.time() + 60
+while not os.path.exists(sys.argv[2]) and time.time() < deadline: time.sleep(0.02)
 held = socket.create_connection(("127.0.0.1", port)); h = held.makefile("rb")
 print("held", h.readline().decode().strip())
 held.sendall(b"EHLO h.example\\r\\n")
@@ -388,12 +412,21 @@ Deno.test({
       { dir },
     );
     try {
-      const r = await run("python3", ["-c", DRAINING_THEN_OVER, String(d.port), "2"], {
-        timeoutMs: 30000,
+      const go = join(dir, "go");
+      const python = run("python3", ["-c", DRAINING_THEN_OVER, String(d.port), go], {
+        timeoutMs: 90000,
       });
+      // The draining session is over (its slot is given back before this
+      // line): only then may the held one come. (A fixed 2 s sleep stood
+      // for that; a host slow enough with the commands still queued would
+      // have put the held client over the cap.)
+      const ended = await d.waitForLog(/disconnect from .* ehlo=40001 starttls=1 quit=1/, 60000)
+        .then(() => undefined, (e: Error) => e);
+      await Deno.writeTextFile(go, "");
+      const r = await python;
+      if (ended) throw ended;
       assert.equal(r.code, 0, r.stderr);
-      // The draining session is over (it gave its slot back): the held one is admitted.
-      assert.match(d.log(), /disconnect from .* ehlo=40001 starttls=1 quit=1/);
+      // The held one was admitted.
       assert.match(r.stdout, /^held 220 /m);
       assert.match(r.stdout, /^mail 250 /m);
       // The cap is full: the next client is refused, not let in by closing

@@ -70,10 +70,12 @@ Deno.test({
         async () => (await queueFiles(d.queueDir)).length === 16,
         5000,
       );
-      assert.equal(
-        d.log().match(/Anonymous TLS connection established .*TLSv1\.3 with cipher TLS_/g)?.length,
-        16,
-      );
+      // The threads write their log lines every 20 ms: waited for, not read at once.
+      const established = () =>
+        d.log().match(/Anonymous TLS connection established .*TLSv1\.3 with cipher TLS_/g)?.length;
+      await waitFor("16 TLS lines", () => Promise.resolve(established() === 16), 10000)
+        .catch(() => {});
+      assert.equal(established(), 16, d.log());
     } finally {
       await d.stop();
     }
@@ -359,8 +361,10 @@ Deno.test({
     try {
       await Deno.copyFile(`${dir}/v1.pem`, `${dir}/live.pem`);
       Deno.kill(d.pid, "SIGHUP");
+      // A reload builds the TLS contexts anew: room for a loaded host.
       await d.waitForLog(
         /warning: reload failed: .*smtpd\.toml:\d+: .*X\.509 version 1.*; keeping the running configuration/,
+        20000,
       );
       assert.doesNotMatch(d.log(), /reload: configuration and tables re-read/);
       const s = await swaks(d.port, ["--to", "u@example.com", "--tls"]);
@@ -427,7 +431,7 @@ Deno.test({
       assert.equal(await keyOf(), "256");
       await writeConfig(dir, rsa);
       Deno.kill(d.pid, "SIGHUP");
-      await d.waitForLog(/reload: configuration and tables re-read/);
+      await d.waitForLog(/reload: configuration and tables re-read/, 20000);
       for (const k of ["smtpd_tls_eccert_file", "smtpd_tls_eckey_file"]) {
         assert.match(
           d.log(),
