@@ -312,7 +312,9 @@ Deno.test({
       // deno-lint-ignore no-console
       console.log(`1000 connections open; fresh client delivered in ${ms} ms: ${r.trim()}`);
       assert.match(r, /^250 2\.0\.0 Ok: queued as/);
-      assert.ok(ms < 5000, `took ${ms} ms`);
+      // Served while the others still send (each for 20 s), not after them:
+      // 0.3-3.2 s in six runs here, room for a host loaded by a whole suite.
+      assert.ok(ms < 15000, `took ${ms} ms`);
       stop = true;
       await Promise.all(busy);
     } finally {
