@@ -210,6 +210,12 @@ Deno.test({
         const c = await RawClient.connect(g.port);
         await c.reply();
         held.push(c);
+        // In a mail transaction: at the cap a session whose client has been
+        // silent for a second is closed to make room (a newcomer a slow host
+        // delays that long would get its place), but never one in a transaction.
+        await c.send("HELO held.example\r\nMAIL FROM:<a@example.org>\r\n");
+        await c.reply();
+        assert.match(await c.reply(), /^250 2\.1\.0 /);
       }
       const over = await RawClient.connect(g.port);
       assert.equal(
