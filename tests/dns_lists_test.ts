@@ -186,15 +186,56 @@ Deno.test({
   },
 });
 
-/** Connects from a source address and prints the seconds until the greeting, and the greeting. */
+/**
+ * Connects from a source address and prints the seconds until the greeting,
+ * the time it came (seconds since the epoch), and the greeting. With a third
+ * argument it first waits for a line on its stdin (started ahead, it
+ * connects when told, without the interpreter's start-up in between).
+ */
 const GREETING = `
 import socket, sys, time
+if len(sys.argv) > 3:
+    sys.stdin.readline()
 t = time.time()
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=(sys.argv[2], 0))
 line = s.makefile("rb").readline().decode().strip()
-print("%.2f %s" % (time.time() - t, line))
+now = time.time()
+print("%.2f %.3f %s" % (now - t, now, line))
 s.close()
 `;
+
+/** GREETING as a process; with `waits`, it connects on go(). */
+function greeter(port: number, src: string, waits = false) {
+  const child = new Deno.Command("python3", {
+    args: ["-c", GREETING, String(port), src, ...(waits ? ["waits"] : [])],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const done = Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.status,
+  ]);
+  return {
+    go: () => stdin.write(new TextEncoder().encode("go\n")).catch(() => {}),
+    async greeting() {
+      await stdin.close().catch(() => {});
+      const [out, err, status] = await done;
+      assert.equal(status.code, 0, err);
+      const [secs, at, ...line] = out.trim().split(" ");
+      return { secs: Number(secs), at: Number(at), line: line.join(" ") };
+    },
+    async stop() {
+      await stdin.close().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await done.catch(() => {});
+    },
+  };
+}
 
 Deno.test({
   name: "sleep 2 delays one client's greeting while another client is answered at once",
@@ -205,22 +246,28 @@ Deno.test({
       "smtpd_delay_reject = false",
       'smtpd_client_restrictions = ["check_client_access inline:{ 127.0.0.30=OK }", "sleep 2"]',
     ].join("\n"));
+    const slowClient = greeter(d.port, "127.0.0.31");
+    const fastClient = greeter(d.port, "127.0.0.30", true);
     try {
-      const greet = (src: string) =>
-        run("python3", ["-c", GREETING, String(d.port), src]).then((r) => {
-          assert.equal(r.code, 0, r.stderr);
-          const [secs, ...line] = r.stdout.trim().split(" ");
-          return { secs: Number(secs), line: line.join(" ") };
-        });
-      const slow = greet("127.0.0.31");
-      await new Promise((r) => setTimeout(r, 200)); // the slow one is asleep first
-      const fast = await greet("127.0.0.30");
-      const s = await slow;
+      // The slow one is asleep first: its session has begun (its connect is
+      // logged before the client restrictions run). Then the other connects.
+      await d.waitForLog("connect from unknown[127.0.0.31]", 20000);
+      await fastClient.go();
+      const fast = await fastClient.greeting();
+      const s = await slowClient.greeting();
       assert.match(fast.line, /^220 mx\.test\.example ESMTP/);
       assert.match(s.line, /^220 mx\.test\.example ESMTP/);
-      assert.ok(fast.secs < 1, `the other client waited ${fast.secs}s`);
       assert.ok(s.secs >= 1.9, `the sleeping client got its greeting after ${s.secs}s`);
+      // Answered while the other sleeps: its greeting came first (a daemon
+      // held up by the sleep would greet it only once the sleep is over).
+      assert.ok(
+        fast.at < s.at,
+        `the other client was greeted ${(fast.at - s.at).toFixed(2)} s after the sleeping one ` +
+          `(it waited ${fast.secs} s)`,
+      );
     } finally {
+      await slowClient.stop();
+      await fastClient.stop();
       await d.stop();
     }
   },

@@ -30,6 +30,23 @@ async function openDescriptors(pid: number): Promise<number> {
   return (await Array.fromAsync(Deno.readDir(`/proc/${pid}/fd`))).length;
 }
 
+/**
+ * A process's descriptor count once it holds steady (two looks 100 ms apart
+ * agree; at most 2 s): a daemon that has just said it listens still opens
+ * and closes one for a moment now and then (seen here: the system's CA file,
+ * a socket), which a single look may count.
+ */
+async function steadyDescriptors(pid: number): Promise<number> {
+  let n = await openDescriptors(pid);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = await openDescriptors(pid);
+    if (now === n) break;
+    n = now;
+  }
+  return n;
+}
+
 /** The lowest descriptor number a process has free (what its next open gets). */
 async function lowestFree(pid: number): Promise<number> {
   const used = new Set(
@@ -284,7 +301,7 @@ Deno.test({
     );
     const stalled: Deno.TcpConn[] = [];
     try {
-      const before = await openDescriptors(d.pid);
+      const before = await steadyDescriptors(d.pid);
       // Wrapper-mode clients that send the first bytes of a ClientHello and
       // nothing more: three descriptors each (the client's, the relay, the
       // engine's accept), held until the handshake's timeout.

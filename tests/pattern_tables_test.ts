@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeWorkDir, RawClient, ROOT, run, smtpdArgs, startDaemon } from "./_harness.ts";
+import { freePort, makeWorkDir, RawClient, ROOT, run, smtpdArgs, startDaemon } from "./_harness.ts";
 import { socketmapServer } from "./_socketmap_server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -337,9 +337,10 @@ Deno.test({
   fn: async () => {
     const dir = await makeWorkDir("socketmap-check");
     const srv = socketmapServer({});
-    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (closed.addr as Deno.NetAddr).port;
-    closed.close();
+    // A port nothing listens on: not one of the kernel's port 0 (the range
+    // every listen on port 0 of the parallel run draws from, where another
+    // test's server may take it before the check connects).
+    const port = freePort();
     try {
       const file = join(dir, "smtpd.toml");
       await Deno.writeTextFile(

@@ -305,7 +305,7 @@ Deno.test({
       try {
         child.kill("SIGKILL");
       } catch { /* gone */ }
-    }, 20000);
+    }, 30000);
     const t0 = Date.now();
     try {
       // 1 MiB of replies (far more than a pipe holds) for 300 KiB of commands.
@@ -319,7 +319,9 @@ Deno.test({
       const ms = Date.now() - t0;
       await feeding;
       const log = await stderrText;
-      assert.ok(ms < 10000, `ran ${ms} ms`);
+      // 2-3 s here: its start, then smtpd_timeout (2 s). A start on a loaded
+      // host takes seconds more; a process never cut off runs until killed.
+      assert.ok(ms < 15000, `ran ${ms} ms`);
       assert.notEqual(status.signal, "SIGKILL", "killed by the test's deadline");
       assert.match(log, /timeout after HELO from localhost\[127\.0\.0\.1\]/);
     } finally {
@@ -342,11 +344,12 @@ for (const { engine, named } of ENGINES) {
       try {
         const gone = [await silentAfterStarttls(d.port), await silentAfterStarttls(d.port)];
         for (const c of gone) c.close();
-        // Both slots come back well before smtpd_starttls_timeout (60 s).
+        // Both slots come back well before smtpd_starttls_timeout (60 s):
+        // 3-21 ms here; a loaded host may take longer than the 1.5 s once asked.
         const t0 = Date.now();
-        const next = await greeted(d.port, Date.now() + 5000);
-        assert.ok(next, "no slot came back within 5 s");
-        assert.ok(Date.now() - t0 < 1500, `a slot came back after ${Date.now() - t0} ms`);
+        const next = await greeted(d.port, Date.now() + 10000);
+        assert.ok(next, "no slot came back within 10 s");
+        assert.ok(Date.now() - t0 < 5000, `a slot came back after ${Date.now() - t0} ms`);
         next.close();
         assert.equal(await logCount(d, /lost connection after STARTTLS from unknown/, 2), 2);
       } finally {

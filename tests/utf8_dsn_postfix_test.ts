@@ -105,12 +105,16 @@ Deno.test({
       assert.match(box, /^Content-Type: message\/global-delivery-status$/m);
       assert.match(box, new RegExp(`^Final-Recipient: utf-8; ${utf8Rcpt}$`, "m"));
       assert.match(box, /^Status: 2\.0\.0$/m);
-      const log = await pf.logText();
-      assert.match(
-        log,
+      // postlogd writes the log asynchronously: its lines may come after the
+      // deliveries they tell of.
+      await pf.waitForLog(
+        "message 1's delivery",
         new RegExp(`${one.id}: to=<${utf8Rcpt}>, relay=mbox.*status=sent`),
       );
-      assert.match(log, new RegExp(`${one.id}: sender delivery status notification: \\w+`));
+      await pf.waitForLog(
+        "message 1's success DSN",
+        new RegExp(`${one.id}: sender delivery status notification: \\w+`),
+      );
 
       // 3: NOTIFY=NEVER: delivered, no report.
       const two = await send(daemon.port, [
