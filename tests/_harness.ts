@@ -189,13 +189,16 @@ export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
   }).spawn();
   let text = "";
   const reader = child.stderr.getReader();
+  let ended = false; // stderr is at its end: the text can no longer change
   const pump = (async () => {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
       text += decoder.decode(value, { stream: true });
     }
-  })();
+  })().finally(() => {
+    ended = true;
+  });
   const exited = async () => {
     const status = await child.status;
     await pump;
@@ -207,12 +210,16 @@ export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
     async waitForLog(want, timeoutMs = 5000) {
       const end = Date.now() + timeoutMs;
       while (Date.now() < end) {
+        const last = ended;
         if (typeof want === "string") {
           if (text.includes(want)) return undefined;
         } else {
           const m = want.exec(text);
           if (m) return m;
         }
+        // A process whose stderr has ended will never show it (a daemon
+        // that refused to start): no need to wait out the whole timeout.
+        if (last) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       throw new Error(`log never showed ${want}:\n${text}`);
