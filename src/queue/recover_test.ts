@@ -6,6 +6,26 @@ import { QueueStore } from "./queue_store.ts";
 import { listOurFiles, recoverQueue } from "./recover.ts";
 
 const enc = new TextEncoder();
+
+/** A file a test writes, as the store makes it. */
+type QueueFileOf = ReturnType<QueueStore["create"]>;
+
+/** The envelope of a message to one recipient, as a session gives it. */
+function oneRecipient(): Parameters<QueueFileOf["writeEnvelope"]>[0] {
+  return {
+    arrival: new Date(),
+    sender: "a@example.org",
+    recipients: ["b@example.net"],
+    attributes: [],
+  };
+}
+
+/** Writes 300 lines of 1,000 bytes into `file`: past its first flush, so it exists on disk. */
+async function pastFirstFlush(file: QueueFileOf): Promise<void> {
+  const big = enc.encode("x".repeat(1000));
+  for (let i = 0; i < 300; i++) await file.line(big, 0, big.length, false);
+}
+
 /** A C record and the start of a T record: what a writer leaves after its first write. */
 const PARTIAL = enc.encode("C\x05    1T\x03123");
 const DAY_AGO = new Date(Date.now() - 86_400_000);
@@ -69,12 +89,7 @@ Deno.test("recoverQueue: sets aside our unfinished files, removes our empty pool
     // A complete file of ours, written by the real writer.
     const store = new QueueStore(dir);
     const file = store.create("incoming", new Date());
-    file.writeEnvelope({
-      arrival: new Date(),
-      sender: "a@example.org",
-      recipients: ["b@example.net"],
-      attributes: [],
-    });
+    file.writeEnvelope(oneRecipient());
     await file.commit();
     const found = await recoverQueue(dir);
     assert.deepEqual(
@@ -100,14 +115,8 @@ Deno.test("recoverQueue: leaves alone a file of ours another live process is wri
     // pool file another daemon has just taken: both hold the write lock.
     const store = new QueueStore(dir);
     const writing = store.create("maildrop", new Date());
-    writing.writeEnvelope({
-      arrival: new Date(),
-      sender: "a@example.org",
-      recipients: ["b@example.net"],
-      attributes: [],
-    });
-    const big = enc.encode("x".repeat(1000));
-    for (let i = 0; i < 300; i++) await writing.line(big, 0, big.length, false); // past the first flush: created
+    writing.writeEnvelope(oneRecipient());
+    await pastFirstFlush(writing);
     const pooled = new QueueStore(dir, { pool: true });
     await pooled.prefill("incoming");
     let taken = pooled.create("incoming", new Date());
@@ -126,12 +135,7 @@ Deno.test("recoverQueue: leaves alone a file of ours another live process is wri
       );
       // Both writers finish: complete files, nothing set aside.
       await writing.commit();
-      taken.writeEnvelope({
-        arrival: new Date(),
-        sender: "a@example.org",
-        recipients: ["b@example.net"],
-        attributes: [],
-      });
+      taken.writeEnvelope(oneRecipient());
       await taken.commit();
       assert.deepEqual(await recoverQueue(dir), []);
       assert.deepEqual(names(join(dir, "maildrop")), [writing.id]);
@@ -149,12 +153,7 @@ Deno.test("recoverQueue: keeps a complete file of ours that postsuper -r moved i
     // kept, for pickup to enqueue again.
     const store = new QueueStore(dir);
     const file = store.create("incoming", new Date());
-    file.writeEnvelope({
-      arrival: new Date(),
-      sender: "a@example.org",
-      recipients: ["b@example.net"],
-      attributes: [],
-    });
+    file.writeEnvelope(oneRecipient());
     await file.commit();
     await Deno.rename(file.path, join(dir, "maildrop", file.id));
     assert.deepEqual(await recoverQueue(dir), []);
@@ -363,12 +362,7 @@ Deno.test("recoverQueue: a file its writer marks complete, moves to hold/ or rem
       for (const n of [1, 2, 3]) {
         // A complete message, the writer's lock released, not yet marked.
         const file = store.create("incoming", new Date());
-        file.writeEnvelope({
-          arrival: new Date(),
-          sender: "a@example.org",
-          recipients: ["b@example.net"],
-          attributes: [],
-        });
+        file.writeEnvelope(oneRecipient());
         await file.commit();
         const bytes = await Deno.readFile(file.path);
         await Deno.remove(file.path);
@@ -404,14 +398,8 @@ Deno.test("recoverQueue: a message its writer gives up (client gone) is never ta
     // as an interrupted write.
     const store = new QueueStore(dir);
     const file = store.create("incoming", new Date());
-    file.writeEnvelope({
-      arrival: new Date(),
-      sender: "a@example.org",
-      recipients: ["b@example.net"],
-      attributes: [],
-    });
-    const big = enc.encode("x".repeat(1000));
-    for (let i = 0; i < 300; i++) await file.line(big, 0, big.length, false); // past the first flush: created
+    file.writeEnvelope(oneRecipient());
+    await pastFirstFlush(file);
     assert.ok(exists(file.path));
     const remove = Deno.remove;
     let seen: unknown;
