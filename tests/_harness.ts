@@ -473,20 +473,23 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Asks `check` every 100 ms until it says yes.
+ * Asks `check` every `intervalMs` until it says yes.
  * @param what what is awaited, for the error
  * @param check the condition
  * @param timeoutMs how long to wait before throwing
+ * @param intervalMs the pause between asks (short where the wait races a
+ *   window of the server's, such as its 250 ms wait for a slot)
  */
 export async function waitFor(
   what: string,
-  check: () => Promise<boolean>,
+  check: () => boolean | Promise<boolean>,
   timeoutMs = 20000,
+  intervalMs = 100,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return;
-    await sleep(100);
+    await sleep(intervalMs);
   }
   throw new Error(`timed out waiting for ${what}`);
 }

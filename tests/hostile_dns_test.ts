@@ -13,6 +13,7 @@ import {
   run,
   smtpdArgs,
   startDaemon,
+  waitFor,
   writeConfig,
 } from "./_harness.ts";
 import { fanoutDns, hostileDns, slowDns } from "./_hostile_servers.ts";
@@ -536,10 +537,12 @@ Deno.test({
         await c.write(enc.encode(`PROXY TCP4 203.0.113.${i} 192.0.2.250 ${4000 + i} 25\r\n`));
         // The hang-up once the PTR answer is in and the A query has gone out
         // (two queries asked), not after a guessed 300 ms.
-        const until = Date.now() + 10000;
-        while ((await queries()) < before + 2 && Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await waitFor(
+          `client ${i}'s PTR and A queries`,
+          async () => (await queries()) >= before + 2,
+          10000,
+          20,
+        );
         c.close();
       }
       const lost = () =>

@@ -16,6 +16,7 @@ import {
   startDaemon,
   startHaproxy,
   tlsCertConfig,
+  waitFor,
 } from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -169,8 +170,7 @@ Deno.test({
       // (SLOT_WAIT_MS). (A fixed 50 ms sleep spent a fifth of that, and on a
       // loaded host could come before the accept or too late for the wait.)
       const accepted = () => [...sockets()].some((s) => !before.has(s));
-      const until = Date.now() + 5000;
-      while (!accepted() && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+      await waitFor("the daemon to accept the next client", accepted, 5000, 1);
       first.close();
       assert.match(await next.reply(), /^220 /, "admitted when the first session ended");
       await next.send("QUIT\r\n");
