@@ -19,6 +19,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  freePort,
   makeWorkDir,
   postcat,
   RawClient,
@@ -158,6 +159,78 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Postfix relays an ENVID and an ORCPT that xtext makes longer than 100 and 500 characters: taken, RFC 3461 counts them decoded",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Postfix's smtp client writes every ENVID and ORCPT as xtext ("+" and
+    // "=" as +2B and +3D, each byte of a UTF-8 character as +HH), and
+    // always sends an ORCPT (rfc822; and the address as its smtpd got it).
+    // RFC 3461 limits them before that encoding (ENVID 100, ORCPT's
+    // address 500 characters): these are within the limits, encoded past them.
+    const dir = await makeWorkDir("dsn-limits");
+    const daemon = await startDaemon(`mynetworks = ["127.0.0.0/8"]`, { dir });
+    const transport = join(dir, "transport");
+    await Deno.writeTextFile(transport, `example.net smtp:[127.0.0.1]:${daemon.port}\n`);
+    const pfPort = freePort();
+    let pf;
+    try {
+      pf = await startPostfix(dir, {
+        name: "dsnlimits",
+        smtpdPort: pfPort,
+        mainCfExtra: [
+          "mynetworks = 127.0.0.0/8",
+          "smtp_tls_security_level = none",
+          `transport_maps = texthash:${transport}`,
+          "",
+        ].join("\n"),
+        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+      });
+      // 96 characters (a base64 ID has "+" and "="), 192 as xtext.
+      const envid = "a+b=".repeat(24);
+      // 72 characters, 552 as Postfix's ORCPT (7 + 60 * 9 + 12 - 7).
+      const utf8Rcpt = `${"\u7528".repeat(60)}@example.net`;
+      const cases = [
+        { rcpt: "envid@example.net", mail: `ENVID=${envid.replace(/[+=]/g, xtextByte)}` },
+        { rcpt: utf8Rcpt, mail: "SMTPUTF8" },
+      ];
+      for (const { rcpt, mail } of cases) {
+        const theirs = await send(pfPort, [
+          "s@sender.example",
+          rcpt,
+          "long",
+          mail,
+          "NOTIFY=FAILURE",
+        ]);
+        const delivery = new RegExp(
+          `${theirs.id}: to=<${rcpt}>, relay=127\\.0\\.0\\.1.*status=\\w+.*`,
+        );
+        await pf.waitForLog(`${theirs.id}'s relay to us`, delivery);
+        const line = delivery.exec(await pf.logText())?.[0] ?? "";
+        const ours = /status=sent \(250 2\.0\.0 Ok: queued as (\w+)\)/.exec(line)?.[1];
+        assert.ok(ours, line);
+        const text = await postcat(join(daemon.queueDir, "incoming", ours));
+        if (rcpt === utf8Rcpt) {
+          assert.match(text, new RegExp(`^named_attribute: dsn_orig_rcpt=rfc822;${rcpt}$`, "m"));
+        } else {
+          assert.ok(text.includes(`\nnamed_attribute: envelope_id=${envid}\n`), text);
+        }
+      }
+    } finally {
+      await pf?.stop();
+      await daemon.stop();
+    }
+  },
+});
+
+/** xtext's +HH for one ASCII character (RFC 3461 §4). */
+function xtextByte(ch: string): string {
+  return `+${ch.charCodeAt(0).toString(16).toUpperCase()}`;
+}
 
 Deno.test({
   name: "smtplib's SMTPUTF8 and DSN options reach the queue file as Postfix's records (postcat)",
