@@ -19,6 +19,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  freePort,
   makeWorkDir,
   postcat,
   RawClient,
@@ -158,6 +159,89 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Postfix relays what its smtp client encodes: ENVID and ORCPT past 100 and 500 characters as xtext (RFC 3461 counts them decoded), a space in a utf-8 ORCPT as \\x{20}: taken",
+  ignore: !isRoot || !hasPostfix,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Postfix's smtp client writes every ENVID and ORCPT as xtext ("+" and
+    // "=" as +2B and +3D, each byte of a UTF-8 character as +HH), and
+    // always sends an ORCPT (rfc822; and the address as its smtpd got it).
+    // RFC 3461 limits them before that encoding (ENVID 100, ORCPT's
+    // address 500 characters): these are within the limits, encoded past them.
+    const dir = await makeWorkDir("dsn-limits");
+    const daemon = await startDaemon(`mynetworks = ["127.0.0.0/8"]`, { dir });
+    const transport = join(dir, "transport");
+    await Deno.writeTextFile(transport, `example.net smtp:[127.0.0.1]:${daemon.port}\n`);
+    const pfPort = freePort();
+    let pf;
+    try {
+      pf = await startPostfix(dir, {
+        name: "dsnlimits",
+        smtpdPort: pfPort,
+        mainCfExtra: [
+          "mynetworks = 127.0.0.0/8",
+          "smtp_tls_security_level = none",
+          `transport_maps = texthash:${transport}`,
+          "",
+        ].join("\n"),
+        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+      });
+      // 96 characters (a base64 ID has "+" and "="), 192 as xtext.
+      const envid = "a+b=".repeat(24);
+      // 72 characters; Postfix's ORCPT has 552 (3 bytes of each of 60, as +HH).
+      const utf8Rcpt = `${"\u7528".repeat(60)}@example.net`;
+      // Each message: its MAIL and RCPT options, and the record we must queue.
+      const cases = [
+        {
+          rcpt: "envid@example.net",
+          mail: `ENVID=${envid.replace(/[+=]/g, xtextByte)}`,
+          rcptOptions: "NOTIFY=FAILURE",
+          record: `envelope_id=${envid}`,
+        },
+        {
+          rcpt: utf8Rcpt,
+          mail: "SMTPUTF8",
+          rcptOptions: "NOTIFY=FAILURE",
+          record: `dsn_orig_rcpt=rfc822;${utf8Rcpt}`,
+        },
+        // RFC 6533's unitext has \x{20} for a space (its HEXPOINT lists
+        // "20"); Postfix sends a utf-8 ORCPT so.
+        {
+          rcpt: '"j\u00f6rg m\u00fcller"@example.net',
+          mail: "SMTPUTF8",
+          rcptOptions: 'NOTIFY=FAILURE ORCPT=utf-8;"j\\x{F6}rg\\x{20}m\\x{FC}ller"@example.net',
+          record: 'dsn_orig_rcpt=utf-8;"j\u00f6rg m\u00fcller"@example.net',
+        },
+      ];
+      for (const { rcpt, mail, rcptOptions, record } of cases) {
+        const theirs = await send(pfPort, ["s@sender.example", rcpt, "long", mail, rcptOptions]);
+        const delivery = new RegExp(
+          `${theirs.id}: to=<${
+            rcpt.replace(/[.\\]/g, "\\$&")
+          }>, relay=127\\.0\\.0\\.1.*status=\\w+.*`,
+        );
+        await pf.waitForLog(`${theirs.id}'s relay to us`, delivery);
+        const line = delivery.exec(await pf.logText())?.[0] ?? "";
+        const ours = /status=sent \(250 2\.0\.0 Ok: queued as (\w+)\)/.exec(line)?.[1];
+        assert.ok(ours, line);
+        const text = await postcat(join(daemon.queueDir, "incoming", ours));
+        assert.ok(text.includes(`\nnamed_attribute: ${record}\n`), text);
+      }
+    } finally {
+      await pf?.stop();
+      await daemon.stop();
+    }
+  },
+});
+
+/** xtext's +HH for one ASCII character (RFC 3461 §4). */
+function xtextByte(ch: string): string {
+  return `+${ch.charCodeAt(0).toString(16).toUpperCase()}`;
+}
 
 Deno.test({
   name: "smtplib's SMTPUTF8 and DSN options reach the queue file as Postfix's records (postcat)",

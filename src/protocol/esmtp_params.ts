@@ -42,9 +42,16 @@ export interface ParamOptions {
   readonly eightBit?: boolean;
 }
 
-/** RFC 3461 §4.4: an ENVID is at most 100 characters (as sent, xtext). */
+/**
+ * RFC 3461 §4.4: an ENVID is at most 100 characters before its xtext
+ * encoding (Postfix's smtp client sends "+" and "=" as +2B and +3D).
+ */
 const ENVID_MAX = 100;
-/** RFC 3461 §4.2: an ORCPT is at most 500 characters (as sent). */
+/**
+ * RFC 3461 §4.2: ORCPT's address is at most 500 characters before its
+ * encoding (Postfix's smtp client sends each byte of a UTF-8 character as
+ * +HH, three characters, and unitext each character as \x{HEX}).
+ */
 const ORCPT_MAX = 500;
 /**
  * ORCPT's address type (RFC 3461 §4.2: an atom, as "rfc822" or RFC 6533's
@@ -124,9 +131,12 @@ export function parseMailParams(text: string, options: ParamOptions = {}): MailP
       ret = v;
     } else if (name === "ENVID" && value !== undefined) {
       if (!options.dsn) return REPLY.dsnDisabled;
-      const decoded = value.length <= ENVID_MAX ? decodeXtext(value) : undefined;
+      const decoded = decodeXtext(value);
       // RFC 3461 §4.4: printable US-ASCII; Postfix refuses any other byte too (all_isprint).
-      if (envid !== undefined || decoded === undefined || !/^[\x20-\x7e]+$/.test(decoded)) {
+      if (
+        envid !== undefined || decoded === undefined || !/^[\x20-\x7e]+$/.test(decoded) ||
+        decoded.length > ENVID_MAX
+      ) {
         return REPLY.badEnvid;
       }
       envid = decoded;
@@ -192,13 +202,19 @@ export function parseRcptParams(text: string, options: ParamOptions = {}): RcptP
       const semi = value.indexOf(";");
       const type = value.slice(0, semi);
       const coded = value.slice(semi + 1);
-      const address = semi <= 0 || value.length > ORCPT_MAX || !ADDR_TYPE.test(type)
+      const address = semi <= 0 || !ADDR_TYPE.test(type)
         ? undefined
         : type.toLowerCase() === "utf-8"
         ? decodeUtf8AddrXtext(coded)
         : decodeXtext(coded, options.eightBit === true);
       // An empty address is xtext too (RFC 3461 §4.2: *xchar); Postfix takes it.
-      if (orcpt !== undefined || address === undefined) return REPLY.badOrcpt;
+      // The limit counts characters (code points; a byte that is not UTF-8 is one).
+      if (
+        orcpt !== undefined || address === undefined ||
+        (address.length > ORCPT_MAX && [...address].length > ORCPT_MAX)
+      ) {
+        return REPLY.badOrcpt;
+      }
       orcpt = { type, address };
     } else {
       return unsupportedOption(item);

@@ -41,6 +41,8 @@ const OK_CASES: [string, Partial<MailParams>][] = [
   ["ENVID=QQ314159", { envid: "QQ314159" }],
   ["ENVID=a+2Bb+3Dc+20d", { envid: "a+b=c d" }],
   [`ENVID=${"e".repeat(100)}`, { envid: "e".repeat(100) }],
+  // RFC 3461 §4.4 counts the 100 characters before the xtext encoding.
+  [`ENVID=${"a+2Bb+3D".repeat(25)}`, { envid: "a+b=".repeat(25) }],
   ["RET=HDRS ENVID=id1 SMTPUTF8 SIZE=5", { ret: "HDRS", envid: "id1", smtputf8: true, size: 5 }],
 ];
 
@@ -82,6 +84,7 @@ const ERROR_CASES: [string, number, string, RegExp, { smtputf8?: boolean; dsn?: 
   ["ENVID=\u00e9", 501, "5.5.4", /ENVID/],
   ["ENVID=a ENVID=b", 501, "5.5.4", /ENVID/],
   [`ENVID=${"e".repeat(101)}`, 501, "5.5.4", /ENVID/],
+  [`ENVID=${"+3D".repeat(101)}`, 501, "5.5.4", /ENVID/],
   ["ENVID=x+FF", 501, "5.5.4", /ENVID/],
   // RFC 3461 §4.4: printable US-ASCII only; Postfix refuses "\xc3\xa9" as well.
   ["ENVID=x+c3+a9", 501, "5.5.4", /^Bad ENVID parameter syntax$/],
@@ -147,6 +150,20 @@ const RCPT_OK: [string, RcptParams][] = [
     "ORCPT=utf-8;\\x{E9}l\u00e8ve@b.example",
     { notify: undefined, orcpt: { type: "utf-8", address: "\u00e9l\u00e8ve@b.example" } },
   ],
+  // RFC 3461 §4.2: 500 characters of address before the encoding, as a
+  // Postfix smtp client encodes an address in UTF-8 (+HH for each byte).
+  [`ORCPT=rfc822;${"a".repeat(490)}@b.example`, {
+    notify: undefined,
+    orcpt: { type: "rfc822", address: `${"a".repeat(490)}@b.example` },
+  }],
+  [`ORCPT=rfc822;${"+E7+94+A8".repeat(160)}@b.example`, {
+    notify: undefined,
+    orcpt: { type: "rfc822", address: `${"\u7528".repeat(160)}@b.example` },
+  }],
+  [`ORCPT=utf-8;${"\\x{1F600}".repeat(300)}@b.example`, {
+    notify: undefined,
+    orcpt: { type: "utf-8", address: `${"\u{1F600}".repeat(300)}@b.example` },
+  }],
 ];
 
 for (const [text, expected] of RCPT_OK) {
@@ -173,7 +190,12 @@ const RCPT_ERRORS: [string, string][] = [
   ["ORCPT=utf-8;a\\x{0}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=utf-8;a\\x{D800}@c", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
   ["ORCPT=rfc822;a@b ORCPT=rfc822;a@b", "501 5.5.4 Error: Bad ORCPT parameter syntax"],
-  [`ORCPT=rfc822;${"a".repeat(490)}@b.example`, "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  // RFC 3461 §4.2: at most 500 characters of address, counted before the encoding.
+  [`ORCPT=rfc822;${"a".repeat(491)}@b.example`, "501 5.5.4 Error: Bad ORCPT parameter syntax"],
+  [
+    `ORCPT=utf-8;${"\\x{7528}".repeat(491)}@b.example`,
+    "501 5.5.4 Error: Bad ORCPT parameter syntax",
+  ],
   ["NOTIFY", "555 5.5.4 Unsupported option: NOTIFY"],
   ["FOO=1", "555 5.5.4 Unsupported option: FOO=1"],
 ];

@@ -94,7 +94,9 @@ export function decodeUtf8AddrXtext(text: string): string | undefined {
       out += ch;
     }
   }
-  return hasControl(out) || out.includes(" ") ? undefined : out;
+  // A space is taken: RFC 6533's HEXPOINT lists "20" (a quoted local part
+  // may hold one), and Postfix's smtp client sends it so.
+  return hasControl(out) ? undefined : out;
 }
 
 /**

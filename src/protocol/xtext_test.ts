@@ -61,6 +61,9 @@ Deno.test("decodeUtf8AddrXtext() decodes \\x{HEX} and keeps UTF-8", () => {
   assert.equal(decodeUtf8AddrXtext("a\\x{41@x"), undefined);
   assert.equal(decodeUtf8AddrXtext("a\\x{4G}@x"), undefined);
   assert.equal(decodeUtf8AddrXtext("a\\x{D800}@x"), undefined);
+  // RFC 6533's HEXPOINT lists "20": a space in a quoted local part, as
+  // Postfix's smtp client sends it.
+  assert.equal(decodeUtf8AddrXtext('"a\\x{20}b"@x'), '"a b"@x');
 });
 
 Deno.test("decodeXtext() gives printable ASCII without + back as it is, and refuses the rest as before", () => {
