@@ -312,6 +312,11 @@ Deno.test({
       assert.match(await c.reply(), /250-STARTTLS/);
       assert.equal(await c.reply(), "530 5.7.0 Must issue a STARTTLS command first\r\n");
       assert.equal(await c.reply(), "501 5.5.4 Syntax: STARTTLS\r\n");
+      // A BDAT chunk is read away with its 530 (Postfix 3.7 would run the
+      // chunk's "VRFY x" as a command, a 530 more); the NOOP after it is answered.
+      await c.send("BDAT 8\r\nVRFY x\r\nNOOP\r\n");
+      assert.equal(await c.reply(), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+      assert.equal(await c.reply(), "250 2.0.0 Ok\r\n");
     } finally {
       c.close();
       await d.stop();
