@@ -250,6 +250,70 @@ Deno.test({
   },
 });
 
+/**
+ * Python: a session that sends the start of a message (after DATA, or in a
+ * BDAT chunk: argv[2]), waits until the server has read all of it (its
+ * socket's receive queue empty, as `ss` shows it), and resets the
+ * connection (SO_LINGER 0: an RST, not a FIN).
+ */
+const RESET_IN_BODY = `
+import socket, struct, subprocess, sys, time
+port, how = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+reply()
+for c in [b"EHLO x", b"MAIL FROM:<a@example.org>", b"RCPT TO:<u@example.com>"]:
+    s.sendall(c + b"\\r\\n"); reply()
+if how == "DATA":
+    s.sendall(b"DATA\\r\\n"); print("data:", reply())
+    s.sendall(b"Subject: x\\r\\n\\r\\nhi\\r\\n")
+else:
+    s.sendall(b"BDAT 100\\r\\nabc")
+me = s.getsockname()[1]
+for _ in range(1000):
+    q = subprocess.run(["ss", "-tnH", "state", "established",
+        "( sport = :%d and dport = :%d )" % (port, me)], capture_output=True, text=True).stdout.split()
+    if q and q[0] == "0":
+        break
+    time.sleep(0.01)
+else:
+    sys.exit("the server never read what was sent")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+`;
+
+Deno.test({
+  name:
+    "a client that resets its connection mid-DATA or mid-BDAT: Postfix's 'lost connection after DATA (N bytes)', no file left",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      // Postfix 3.7 counts the bytes it had, as for a client that ends with a
+      // FIN: "Subject: x", "" and "hi" with their CRLFs; the chunk's 3 octets.
+      for (
+        const [how, line] of [
+          ["DATA", "lost connection after DATA (18 bytes) from unknown[127.0.0.1]"],
+          ["BDAT", "lost connection after BDAT (3 bytes) from unknown[127.0.0.1]"],
+        ]
+      ) {
+        const r = await run("python3", ["-c", RESET_IN_BODY, String(d.port), how as string]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitForLog(line as string);
+      }
+      await d.waitForLog(/disconnect from [^\n]*bdat=0\/1/);
+      assert.deepEqual(await allEntries(d.queueDir), [], "no file left of either message");
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 for (const threads of [1, 2]) {
   Deno.test({
     name:

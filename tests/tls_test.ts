@@ -312,6 +312,11 @@ Deno.test({
       assert.match(await c.reply(), /250-STARTTLS/);
       assert.equal(await c.reply(), "530 5.7.0 Must issue a STARTTLS command first\r\n");
       assert.equal(await c.reply(), "501 5.5.4 Syntax: STARTTLS\r\n");
+      // A BDAT chunk is read away with its 530 (Postfix 3.7 would run the
+      // chunk's "VRFY x" as a command, a 530 more); the NOOP after it is answered.
+      await c.send("BDAT 8\r\nVRFY x\r\nNOOP\r\n");
+      assert.equal(await c.reply(), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+      assert.equal(await c.reply(), "250 2.0.0 Ok\r\n");
     } finally {
       c.close();
       await d.stop();
@@ -620,5 +625,40 @@ onBothTlsPaths(
     // Python reads b"" after a close_notify, SSLEOFError after a bare TCP end.
     assert.match(r.stdout, /^end: b''$/m);
     await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\] ehlo=2 starttls=1 quit=1/);
+  },
+);
+
+/**
+ * Python: over TLS, a message of 18 bytes as Postfix counts them (lines and
+ * their CRLFs: "Subject: x", "", "hi") sent after DATA, then the TCP
+ * connection closed without a close_notify (Python's close() sends none),
+ * as a client that crashes or loses its link leaves.
+ */
+const CUT_IN_DATA = `${UP_TO_STARTTLS}
+t = ctx.wrap_socket(s); tf = t.makefile("rb")
+t.sendall(b"EHLO y\\r\\n"); reply(tf)
+t.sendall(b"MAIL FROM:<a@example.org>\\r\\n"); reply(tf)
+t.sendall(b"RCPT TO:<u@example.com>\\r\\n"); reply(tf)
+t.sendall(b"DATA\\r\\n"); print("data:", reply(tf))
+t.sendall(b"Subject: x\\r\\n\\r\\nhi\\r\\n")
+t.close(); s.close()
+`;
+
+onBothTlsPaths(
+  "a TLS connection cut mid-DATA without a close_notify: no file left, and Postfix's 'lost connection after DATA (N bytes)'",
+  async (d) => {
+    const r = await run("python3", ["-c", CUT_IN_DATA, String(d.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^data: 354 /m);
+    await d.waitForLog(/disconnect from unknown\[127\.0\.0\.1\]/);
+    // Postfix 3.7 logs the bytes it had whether the client ends with a FIN or
+    // a reset, close_notify or not (the engine's TLS stack reports the end
+    // without one as an error: it lost the count).
+    assert.match(
+      d.log(),
+      /lost connection after DATA \(18 bytes\) from unknown\[127\.0\.0\.1\]/,
+      d.log(),
+    );
+    assert.deepEqual(await allEntries(d.queueDir), [], "no file left of the message");
   },
 );

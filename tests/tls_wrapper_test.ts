@@ -373,6 +373,39 @@ Deno.test({
 
 Deno.test({
   name:
+    "Postfix 3.6's hexadecimal protocol bounds and its words in any case (MAY, HIGH) are taken, as Postfix 3.7 takes them",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("tls-proto");
+    // postconf(5): "<=0305" is a later version than any known (no ceiling
+    // here); ">=0x0303" is TLSv1.2. Postfix's name_code() ignores case.
+    const d = await startDaemon(
+      [
+        await tlsCertConfig(dir, "MAY"),
+        'smtpd_tls_protocols = ">=0x0303, <=0305"',
+        'smtpd_tls_ciphers = "HIGH"',
+        'smtpd_tls_mandatory_protocols = "<=0x0303"',
+        'smtpd_tls_mandatory_ciphers = "Medium"',
+        'smtpd_tls_wrappermode_listen = ["127.0.0.1:0"]',
+      ].join("\n"),
+      { dir },
+    );
+    try {
+      const r = await swaks(d.port, ["--tls", "--quit-after", "EHLO"]);
+      assert.match(r.stdout, /TLS started with cipher TLSv1\.3:/, r.stdout);
+      const m = /listening on \S+ 127\.0\.0\.1:(\d+) \(TLS wrapper mode\)/.exec(d.log());
+      assert.ok(m, d.log());
+      // The mandatory list (wrapper mode) stops at TLSv1.2.
+      const w = await swaks(Number(m[1]), ["--tls-on-connect", "--quit-after", "EHLO"]);
+      assert.match(w.stdout, /TLS started with cipher TLSv1\.2:/, w.stdout);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "protocol lists and cipher grades that cannot be enforced stop the start with file and line",
   ...opts,
   fn: async () => {
@@ -385,6 +418,11 @@ Deno.test({
         [
           'smtpd_tls_mandatory_protocols = "TLSv9"',
           /smtpd\.toml:\d+: smtpd_tls_mandatory_protocols: unknown protocol "TLSv9"/,
+        ],
+        [
+          // Postfix turns TLS off for it ("Invalid TLS protocol list").
+          'smtpd_tls_protocols = ">=SSLv2"',
+          /smtpd\.toml:\d+: smtpd_tls_protocols: no bound can be "SSLv2" in ">=SSLv2"/,
         ],
         [
           'smtpd_tls_ciphers = "null"',

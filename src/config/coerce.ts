@@ -78,8 +78,9 @@ export function coerceValue(
     case "enum": {
       if (typeof raw !== "string") return bad("a string");
       const choices = spec.choices ?? [];
-      return choices.includes(raw)
-        ? { ok: true, value: raw }
+      const value = spec.foldCase ? raw.toLowerCase() : raw;
+      return choices.includes(value)
+        ? { ok: true, value }
         : { ok: false, error: `expected one of ${choices.join(", ")}, got "${raw}"` };
     }
     case "boolean": {

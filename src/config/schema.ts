@@ -21,6 +21,12 @@ export interface ParamSpec<T> {
   readonly max?: number;
   /** Allowed values (enum kind; for a list, of each element). */
   readonly choices?: readonly string[];
+  /**
+   * Enum kind: a value is matched without regard to case and kept in lower
+   * case, as Postfix's name_code() matches the words of its TLS settings
+   * ("HIGH", "Encrypt").
+   */
+  readonly foldCase?: boolean;
   /** Comment lines the sample config/smtpd.toml shows above the description. */
   readonly note?: readonly string[];
 }
@@ -64,6 +70,15 @@ function oneOf<const C extends readonly string[]>(
   doc: string,
 ): ParamSpec<C[number]> {
   return { kind: "enum", default: def, doc, choices };
+}
+
+/** {@linkcode oneOf} whose words are matched without regard to case (see ParamSpec.foldCase). */
+function oneOfAnyCase<const C extends readonly string[]>(
+  def: C[number],
+  choices: C,
+  doc: string,
+): ParamSpec<C[number]> {
+  return { ...oneOf(def, choices, doc), foldCase: true };
 }
 
 /** The spec with comment lines for the sample configuration above its description. */
@@ -332,7 +347,7 @@ export const PARAMS = {
   ),
   debug_peer_list: list([], "Clients (addresses, networks, names, tables) that get verbose logs"),
   debug_peer_level: int(2, "Extra verbosity for clients in debug_peer_list", 1),
-  smtpd_tls_security_level: oneOf(
+  smtpd_tls_security_level: oneOfAnyCase(
     "none",
     ["none", "may", "encrypt"] as const,
     "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL)",
@@ -351,7 +366,8 @@ export const PARAMS = {
       ">=TLSv1",
       "TLS protocols when TLS is optional (Postfix syntax: !TLSv1.2, >=TLSv1.3; only TLSv1.2 and TLSv1.3 exist here)",
     ),
-    'Postfix\'s syntax: names, "!TLSv1.2", ">=TLSv1.3", "<=TLSv1.2". The TLS',
+    'Postfix\'s syntax: names, "!TLSv1.2", ">=TLSv1.3", "<=TLSv1.2"; a bound may',
+    'also be a hexadecimal number (">=0x0303" is TLSv1.2) or "None". The TLS',
     "library speaks TLSv1.2 and TLSv1.3 only; a list that leaves neither stops",
     "the start.",
   ),
@@ -360,7 +376,7 @@ export const PARAMS = {
     "TLS protocols when TLS is required (level encrypt, wrapper mode)",
   ),
   smtpd_tls_ciphers: noted(
-    oneOf(
+    oneOfAnyCase(
       "medium",
       ["export", "low", "medium", "high", "null"] as const,
       'Minimum cipher grade when TLS is optional (every suite offered is "high"; "null" is refused)',
@@ -368,7 +384,7 @@ export const PARAMS = {
     "Grades: export, low, medium, high. Every suite offered is an AEAD of 128",
     'bits or more (OpenSSL\'s "high"), so each grade is met as it is.',
   ),
-  smtpd_tls_mandatory_ciphers: oneOf(
+  smtpd_tls_mandatory_ciphers: oneOfAnyCase(
     "medium",
     ["export", "low", "medium", "high", "null"] as const,
     "Minimum cipher grade when TLS is required",

@@ -40,6 +40,20 @@ export class ReadTimeoutError extends Error {
   }
 }
 
+/**
+ * Whether a failed read means the client's connection ended: a reset, or
+ * (through the TLS engine) a TLS session cut off without its close_notify.
+ * The input has ended as surely as at a FIN, and is read as that end, so
+ * that a client lost in DATA or BDAT is logged with the bytes it sent
+ * (Postfix's `lost connection after DATA (N bytes)`), whatever way it left.
+ * @param err what the read threw
+ * @returns true for a connection the client reset or aborted
+ */
+function clientReset(err: unknown): boolean {
+  return err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
 /** Options for {@linkcode LineReader}. */
 export interface LineReaderOptions {
   /** Milliseconds to wait for input before {@linkcode ReadTimeoutError}. */
@@ -391,7 +405,13 @@ export class LineReader {
     // stops at byte max.
     const limit = exact ? Math.min(max, this.#buf.length) : this.#buf.length;
     const room = limit - this.#end;
-    const n = await this.#readWithTimeout(this.#buf.subarray(this.#end, limit));
+    let n: number | null;
+    try {
+      n = await this.#readWithTimeout(this.#buf.subarray(this.#end, limit));
+    } catch (err) {
+      if (!clientReset(err)) throw err;
+      n = null;
+    }
     if (this.#closed) {
       // Closed while the read was under way: the buffer stays ours.
       return false;

@@ -339,3 +339,23 @@ Deno.test("LineReader: after a timeout the buffer is not reused while the read m
   assert.equal(dec.decode(line?.bytes), "hello");
   b.close();
 });
+
+Deno.test("a connection the client reset ends the input, after the lines read before it", async () => {
+  let sent = false;
+  const src: ByteSource = {
+    read(p) {
+      if (sent) return Promise.reject(new Deno.errors.ConnectionReset("reset by peer"));
+      sent = true;
+      p.set(enc.encode("a\r\nb\r\n"));
+      return Promise.resolve(6);
+    },
+  };
+  assert.deepEqual(await readAll(new LineReader(src), 100), [["a", "crlf"], ["b", "crlf"]]);
+});
+
+Deno.test("a read that fails otherwise (a resource closed under it) still throws", async () => {
+  const src: ByteSource = {
+    read: () => Promise.reject(new Deno.errors.BadResource("closed")),
+  };
+  await assert.rejects(new LineReader(src).readLine(100), Deno.errors.BadResource);
+});

@@ -70,6 +70,8 @@ const DRAIN_MS = 10_000;
 const EARLY_MS = 2000;
 /** How long a certificate change waits for handshakes in progress (ms). */
 const SWAP_WAIT_MS = 1000;
+/** How often the engine tries its port again when a chain change could not reopen it (ms). */
+const REOPEN_RETRY_MS = 1000;
 /** How long the engine waits after an accept failed (no descriptor free) before the next (ms). */
 const ACCEPT_RETRY_MS = 50;
 /**
@@ -190,20 +192,40 @@ function openDoor(
     const old = listener;
     const oldLoop = acceptLoop;
     listener = undefined;
+    // The new chain (or a later reload's), else the one served so far.
+    const reopen = (): boolean => {
+      const wanted = next ?? chain;
+      for (const p of [wanted, current]) {
+        try {
+          listener = listen({ hostname: address.hostname, port: address.port, ...p });
+        } catch {
+          continue; // the port is not free yet, or no descriptor is
+        }
+        current = p;
+        if (next === wanted) next = undefined;
+        acceptLoop = accepting(listener);
+        return true;
+      }
+      return false;
+    };
     ready = (async () => {
       closeQuietly(old);
       await oldLoop;
       for (let attempt = 0; attempt < 50 && !closed; attempt++) {
-        for (const p of [chain, current]) {
-          try {
-            listener = listen({ hostname: address.hostname, port: address.port, ...p });
-            current = p;
-            acceptLoop = accepting(listener);
-            return;
-          } catch { /* the port is not free yet: again shortly */ }
-        }
+        if (reopen()) return;
         await new Promise((r) => setTimeout(r, 10));
       }
+      // Still not had (another process took the port in the moment it was
+      // free, or the descriptors ran out then): handshakes fail at once
+      // meanwhile ("not listening"), and the port is tried again every
+      // second until it is had. Given up here, the engine stayed closed
+      // until a restart, every STARTTLS failing.
+      void (async () => {
+        while (!closed && !listener) {
+          await new Promise((r) => setTimeout(r, REOPEN_RETRY_MS));
+          if (!closed && !listener) reopen();
+        }
+      })();
     })();
   };
   const maybeSwap = () => {

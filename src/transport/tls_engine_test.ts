@@ -426,6 +426,59 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "a reload whose chain change cannot reopen the port at once (taken, or no descriptor free): the engine keeps trying, and serves again once it can",
+  ...opts,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const a = await chain(dir, "a");
+    const b = await chain(dir, "b");
+    const plain = plainPair();
+    // The first listen opens; the next 100 (the quick attempts after a
+    // chain change: 50, each with the new chain and the old) fail as an
+    // address in use or EMFILE does; later ones open.
+    let calls = 0;
+    let reopened = false;
+    const listen: ListenTls = (o) => {
+      calls++;
+      if (calls > 1 && calls <= 101) throw new Deno.errors.AddrInUse("Address already in use");
+      if (calls > 1) reopened = true;
+      return Deno.listenTls(o);
+    };
+    const engine = openTlsEngine({ hostname: "127.0.0.1", port: 0 }, a.pem, listen);
+    const clients: Deno.TcpConn[] = [];
+    try {
+      // The new chain "b" closes the listener; while the port cannot be had,
+      // a handshake fails at once.
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port: plain.port }));
+      const err = await engine.handshake(await plain.next(), b.pem, 5000).catch((e) => e);
+      assert.ok(err instanceof TlsHandshakeError, String(err));
+      // Given up after its quick attempts, the engine never listened again.
+      const until = Date.now() + 10_000;
+      while (!reopened && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(reopened, `the port was never tried again (${calls} listens)`);
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+      clients.push(client);
+      const [s, c] = await Promise.all([
+        engine.handshake(await plain.next(), b.pem, 5000),
+        Deno.startTls(client, { hostname: "localhost", caCerts: [b.ca] }),
+      ]);
+      assert.equal(s.info.protocol, "TLSv1.3");
+      s.close();
+      c.close();
+    } finally {
+      for (const c of clients) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      engine.close();
+      plain.close();
+    }
+  },
+});
+
 Deno.test("readClientHello: a ClientHello sent a byte at a time is read into one buffer, never copied again", async () => {
   // A record of 100 bytes whose body is a ClientHello of 96 (no suites, no extensions).
   const hello = new Uint8Array(105);
