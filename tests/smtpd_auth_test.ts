@@ -419,6 +419,36 @@ Deno.test({
 
 Deno.test({
   name:
+    'a sender login map key with a space in quotes ("john smith"@...) is one key, as in Postfix\'s texthash: the address has its owner',
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false, async (dir) => {
+      const maps = join(dir, "logins");
+      await Deno.writeTextFile(maps, '"john smith"@mx.test.example alice\n');
+      return `smtpd_sender_login_maps = ["texthash:${maps}"]\n` +
+        `smtpd_sender_restrictions = ["reject_sender_login_mismatch"]`;
+    });
+    const c = await greeted(s.d.port);
+    try {
+      // The map gives the address an owner: without a login it is refused.
+      assert.deepEqual(await rcptRepliesFor(c, ['"john smith"@mx.test.example']), [
+        "553 5.7.1 <john smith@mx.test.example>: Sender address rejected: not logged in",
+      ]);
+      await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
+      assert.match(await c.reply(), /^235 /);
+      // Its owner may use it (the key was cut at the space before: "not owned by user alice").
+      assert.deepEqual(await rcptRepliesFor(c, ['"John Smith"@mx.test.example']), [
+        "250 2.1.5 Ok",
+      ]);
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "a UTF-8 login keeps its name: it owns its address (STRASSE for straße), and the log and Received: show it",
   ...opts,
   fn: async () => {

@@ -166,8 +166,33 @@ Deno.test("openTable() reads texthash: comments, blank lines, CRLF and continuat
   );
 });
 
+Deno.test("openTable() texthash: a key splits at white space outside double quotes, as Postfix's texthash", async () => {
+  const t = openFileTable(
+    "texthash",
+    [
+      '"john smith"@example.com john',
+      '"a b c"  first   second',
+      "back\\ slash@example.com 550 escaped",
+      'value@example.com REJECT say "hi',
+    ].join("\n"),
+  );
+  assert.deepEqual(await t.lookup('"John Smith"@example.com'), { kind: "found", value: "john" });
+  assert.deepEqual(await t.lookup('"john'), { kind: "notFound" });
+  assert.deepEqual(await t.lookup('"a b c"'), { kind: "found", value: "first   second" });
+  assert.deepEqual(await t.lookup("back\\ slash@example.com"), {
+    kind: "found",
+    value: "550 escaped",
+  });
+  assert.deepEqual(await t.lookup("value@example.com"), {
+    kind: "found",
+    value: 'REJECT say "hi',
+  });
+});
+
 const BAD_TEXTHASH: [text: string, line: number, message: RegExp][] = [
   ["a OK\nlonely\n", 2, /missing value for key "lonely"/],
+  ['a OK\n"john smith@example.com OK\n', 2, /unbalanced '"' in the key/],
+  ['"john smith"\n', 1, /missing value for key/],
   ["# c\n\n  orphan continuation\na OK\n", 3, /continuation line without an entry/],
   ["a OK\nb OK\n\n\nc\n", 5, /missing value for key "c"/],
 ];

@@ -1,7 +1,8 @@
 /**
  * In-memory key → value tables: `inline:{ k=v, ... }` from the config and
  * `texthash:/path`, an access(5)-style text file read at start (Postfix's
- * texthash: "key value" lines, "#" comments, indented continuation lines).
+ * texthash: "key value" lines, "#" comments, indented continuation lines;
+ * a key with white space in double quotes, `"john smith"@example.com`).
  * Keys are case folded on both sides as Postfix folds them with
  * smtputf8_enable (full Unicode folding: "straße" and "STRASSE" are one key).
  *
@@ -110,6 +111,32 @@ export function splitKeyValue(line: string): [string, string, string] | undefine
 }
 
 /**
+ * Splits a texthash line into key and value as Postfix's texthash (and
+ * postmap) do: at the first white space outside double quotes, a backslash
+ * taking the character after it into the key, so `"john smith"@example.com`
+ * is one key (kept with its quotes, the form an address with a space is
+ * looked up in).
+ * @param line one table line
+ * @returns [key, value]; "unbalanced" when the key has a '"' without its
+ *   pair; undefined without a value
+ */
+export function splitTextEntry(line: string): [string, string] | "unbalanced" | undefined {
+  const t = line.trim();
+  let inQuotes = false;
+  let i = 0;
+  for (; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 0x5c) i++; // "\": the next character is part of the key
+    else if (c === 0x22) inQuotes = !inQuotes;
+    else if (!inQuotes && isSpace(c)) break;
+  }
+  if (inQuotes) return "unbalanced";
+  const key = t.slice(0, i);
+  const value = t.slice(i).trim();
+  return key && value ? [key, value] : undefined;
+}
+
+/**
  * Parses an access(5)-style text file: "key value" per line.
  * @param text the file content
  * @param keyLines receives the line each kept key is on
@@ -157,15 +184,18 @@ export function* textTableSteps(text: string): Steps<TextTable> {
       entries.set(last, `${entries.get(last)} ${line.trim()}`);
       continue;
     }
-    const m = splitKeyValue(line);
+    const m = splitTextEntry(line);
+    if (m === "unbalanced") {
+      throw new TableSyntaxError(`unbalanced '"' in the key of "${line.trim()}"`, i + 1);
+    }
     if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
-    const key = foldCase(m[1] as string);
+    const key = foldCase(m[0]);
     skipping = entries.has(key);
     if (skipping) {
       last = undefined;
       continue;
     }
-    entries.set(key, m[2] as string);
+    entries.set(key, m[1]);
     keyLines.set(key, i + 1);
     last = key;
   }
