@@ -211,6 +211,49 @@ Deno.test({
   },
 });
 
+/**
+ * A chunk that is not the last, within message_size_limit in octets but
+ * past it as stored (each bare LF is stored as a line end, 2 bytes).
+ */
+const STORED_TOO_BIG = `
+chunk = (b"x" * 9 + b"\\n") * 104857
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+s.sendall(b"BDAT %d\\r\\n" % len(chunk) + chunk)
+s.sendall(b"BDAT 100\\r\\n" + b"y" * 100 + b"RSET\\r\\nQUIT\\r\\n")
+for _ in range(6):
+    print(f.readline().decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a chunk (not the last) that leaves the message too big as stored gets 552 at once, as Postfix's; nothing stays queued",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("message_size_limit = 1048576");
+    try {
+      assert.deepEqual(await pythonAfterEhlo(d.port, STORED_TOO_BIG, 20000), [
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        // Was "250 2.0.0 Ok: 1048570 bytes", a chunk taken for a message
+        // that could no longer be queued.
+        "552 5.3.4 Error: message file too big",
+        "551 5.0.0 Discarded 100 bytes after earlier error",
+        "250 2.0.0 Ok",
+        "221 2.0.0 Bye",
+      ]);
+      await d.waitForLog(/reject: BDAT from .*: 552 5\.3\.4 Error: message file too big/);
+      await d.waitForLog("disconnect from");
+      await waitFor(
+        "the queue file removed",
+        async () => (await allEntries(d.queueDir)).length === 0,
+      ).catch(() => {});
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
 # Large enough that the queue file has content on disk.

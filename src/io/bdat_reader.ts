@@ -85,6 +85,17 @@ export class BdatBody {
   }
 
   /**
+   * Why the message can no longer be queued, once that is known before its
+   * last chunk: it grew past maxBytes, or it has a bare LF and bare LFs are
+   * refused. Undefined while it may still be queued.
+   */
+  get failure(): "tooBig" | "bareNewline" | undefined {
+    if (this.#tooBig) return "tooBig";
+    if (this.#sawBare && this.#reject) return "bareNewline";
+    return undefined;
+  }
+
+  /**
    * Reads one chunk of exactly `size` octets into the body.
    * @param reader the session's reader, positioned after the BDAT line
    * @param size the chunk's size

@@ -138,7 +138,23 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
     ctx.log.lostConnection(ctx.client, "BDAT", body.octets);
     return { kind: "gone" };
   }
-  if (!last) return answer(chunkOk(size));
+  if (!last) {
+    // As Postfix's bdat_cmd: a chunk that leaves the message too big (a bare
+    // LF stored as a line end counts 2) or with a bare LF that is refused
+    // ends the message now, not at LAST. A 250 here told the client the
+    // chunk was taken, and it sent the rest of the message for nothing.
+    const failure = body.failure;
+    if (failure) {
+      const reply = failure === "tooBig" ? REPLY.messageFileTooBig : REPLY.bareLf;
+      if (failure === "tooBig") ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
+      ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      ctx.endTransaction(); // the queue file goes
+      // Later chunks are read and dropped (551) until LAST or RSET.
+      ctx.setBdat({ kind: "failed", octets: body.octets, id: draft.id });
+      return answer(reply);
+    }
+    return answer(chunkOk(size));
+  }
   // LAST: the message is complete; the transaction ends whatever happens.
   ctx.setBdat(undefined, true);
   try {
