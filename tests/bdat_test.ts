@@ -254,6 +254,46 @@ Deno.test({
   },
 });
 
+/** A BDAT line with a control character, its chunk holding a command. */
+const CONTROL_IN_BDAT = `
+chunk = b"MAIL FROM:<chunk@example.org>\\r\\n"
+s.sendall(b"BDAT %d \\x1bLAST\\r\\n" % len(chunk) + chunk)
+# Without the refusal the server would wait for the next command.
+s.settimeout(5)
+while True:
+    try:
+        l = f.readline()
+    except socket.timeout:
+        print("no reply in 5 s")
+        break
+    if not l:
+        print("eof")
+        break
+    print(l.decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a BDAT line with a control character gets 521 and the connection closed, as Postfix's: its chunk is never read as commands",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      // Was "500 5.5.2 Error: bad syntax", then "250 2.1.0 Ok": the
+      // chunk's MAIL FROM run as a command.
+      assert.deepEqual(await pythonAfterEhlo(d.port, CONTROL_IN_BDAT, 20000), [
+        "521 5.5.4 Syntax: BDAT count [LAST]",
+        "eof",
+      ]);
+      await d.waitForLog(
+        "malformed BDAT command syntax from unknown[127.0.0.1]: BDAT 31 ?LAST",
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
 # Large enough that the queue file has content on disk.

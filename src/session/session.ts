@@ -38,7 +38,14 @@ import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
 import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "../io/turns.ts";
-import { escaped, isConnectionError, pipelinedForLog, printable, printableText } from "./_wire.ts";
+import {
+  escaped,
+  isBdatLine,
+  isConnectionError,
+  pipelinedForLog,
+  printable,
+  printableText,
+} from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -464,7 +471,15 @@ export class Session {
    */
   #command(line: Line, state: SessionState): CommandResult | Promise<CommandResult> {
     if (line.end === "partial") return this.#tooLong();
-    const parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
+    let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
+    // A BDAT line holding a byte no command may hold (a control character,
+    // bytes that are not UTF-8) is still followed by its chunk. As Postfix,
+    // BDAT's own syntax check refuses it (521, the connection closed):
+    // "500 bad syntax" and the next line read as a command made the
+    // chunk's bytes commands.
+    if ("error" in parsed && isBdatLine(line.bytes)) {
+      parsed = { verb: "BDAT", arg: printable(line.bytes.subarray(5)) };
+    }
     // A client that pipelined its AUTH responses sends them as commands when
     // the exchange ends before they are read (AUTH refused, the server
     // failing on the user name, or deciding before the client expected):
