@@ -254,10 +254,13 @@ Deno.test({
   },
 });
 
-/** A BDAT line with a control character, its chunk holding a command. */
-const CONTROL_IN_BDAT = `
+/**
+ * A BDAT line we cannot read as a command, its chunk holding a command.
+ * @param tail what follows "BDAT 31" on the line (Python bytes syntax)
+ */
+const unreadableBdat = (tail: string) => `
 chunk = b"MAIL FROM:<chunk@example.org>\\r\\n"
-s.sendall(b"BDAT %d \\x1bLAST\\r\\n" % len(chunk) + chunk)
+s.sendall(b"BDAT %d" % len(chunk) + ${tail} + b"\\r\\n" + chunk)
 # Without the refusal the server would wait for the next command.
 s.settimeout(5)
 while True:
@@ -266,6 +269,8 @@ while True:
     except socket.timeout:
         print("no reply in 5 s")
         break
+    except ConnectionResetError:
+        l = b""  # closed with our bytes unread: a reset, not a FIN
     if not l:
         print("eof")
         break
@@ -274,19 +279,24 @@ while True:
 
 Deno.test({
   name:
-    "a BDAT line with a control character gets 521 and the connection closed, as Postfix's: its chunk is never read as commands",
+    "a BDAT line with a control character, or too long, gets 521 and the connection closed: its chunk is never read as commands",
   ...opts,
   fn: async () => {
     const d = await startDaemon();
     try {
-      // Was "500 5.5.2 Error: bad syntax", then "250 2.1.0 Ok": the
-      // chunk's MAIL FROM run as a command.
-      assert.deepEqual(await pythonAfterEhlo(d.port, CONTROL_IN_BDAT, 20000), [
-        "521 5.5.4 Syntax: BDAT count [LAST]",
-        "eof",
-      ]);
+      // Was "500 5.5.2 Error: bad syntax" and "500 5.5.0 Error: line too
+      // long", then "250 2.1.0 Ok": the chunk's MAIL FROM run as a command.
+      for (const tail of [`b" \\x1bLAST"`, `b" LAST" + b" " * 3000`]) {
+        assert.deepEqual(await pythonAfterEhlo(d.port, unreadableBdat(tail), 20000), [
+          "521 5.5.4 Syntax: BDAT count [LAST]",
+          "eof",
+        ], tail);
+      }
       await d.waitForLog(
         "malformed BDAT command syntax from unknown[127.0.0.1]: BDAT 31 ?LAST",
+      );
+      await d.waitForLog(
+        /malformed BDAT command syntax from unknown\[127\.0\.0\.1\]: BDAT 31 LAST {10}/,
       );
     } finally {
       await d.stop();

@@ -30,6 +30,7 @@ import type { Transport } from "../transport/types.ts";
 import { startImplicitTls } from "./commands/starttls.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
+import { malformedBdat } from "./commands/bdat.ts";
 import { answer, type CommandResult } from "./context.ts";
 import type { SessionDeps } from "./deps.ts";
 import { ErrorCounter } from "./error_counter.ts";
@@ -470,7 +471,16 @@ export class Session {
    * @returns the result, or a promise of it when the command waits
    */
   #command(line: Line, state: SessionState): CommandResult | Promise<CommandResult> {
-    if (line.end === "partial") return this.#tooLong();
+    if (line.end === "partial") {
+      // A BDAT line too long to read whole is followed by a chunk of a size
+      // not known: 521 and the connection closed, as for a malformed one.
+      // "500 line too long" and the next line read as a command made the
+      // chunk's bytes commands.
+      if (isBdatLine(line.bytes)) {
+        return malformedBdat(printable(line.bytes.subarray(5, 105)), state);
+      }
+      return this.#tooLong();
+    }
     let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
     // A BDAT line holding a byte no command may hold (a control character,
     // bytes that are not UTF-8) is still followed by its chunk. As Postfix,

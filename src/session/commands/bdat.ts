@@ -69,19 +69,29 @@ export function parseBdatArg(arg: string): BdatArg | undefined {
   return { size: Number(count), count, last: last !== undefined };
 }
 
+/**
+ * A BDAT line that cannot be read as one (malformed, or too long to read
+ * whole): logged, then 521 and the connection closed, since what follows is
+ * content of unknown length.
+ * @param arg the argument text as far as it was read (log-safe)
+ * @param ctx the session
+ * @returns the closing reply
+ */
+export function malformedBdat(arg: string, ctx: SessionContext): CommandResult {
+  ctx.log.warning(
+    `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
+      `BDAT ${arg}`.slice(0, 100)
+    }`,
+  );
+  ctx.setBdat(undefined);
+  return { kind: "close", reply: REPLY.bdatSyntax };
+}
+
 /** BDAT */
 export async function handleBdat(arg: string, ctx: SessionContext): Promise<CommandResult> {
   if (ctx.ehloDiscard.has("CHUNKING")) return { kind: "close", reply: REPLY.bdatNotImplemented };
   const parsed = parseBdatArg(arg);
-  if (!parsed) {
-    ctx.log.warning(
-      `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
-        `BDAT ${arg}`.slice(0, 100)
-      }`,
-    );
-    ctx.setBdat(undefined);
-    return { kind: "close", reply: REPLY.bdatSyntax };
-  }
+  if (!parsed) return malformedBdat(arg, ctx);
   const { size, last } = parsed;
   // Level encrypt, before STARTTLS (the command table leaves this to us): the chunk is read away.
   if (ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
