@@ -78,6 +78,8 @@ export function parseBdatArg(arg: string): BdatArg | undefined {
  * @returns the closing reply
  */
 export function malformedBdat(arg: string, ctx: SessionContext): CommandResult {
+  // CHUNKING turned off comes first, as in handleBdat.
+  if (ctx.ehloDiscard.has("CHUNKING")) return { kind: "close", reply: REPLY.bdatNotImplemented };
   ctx.log.warning(
     `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
       `BDAT ${arg}`.slice(0, 100)
