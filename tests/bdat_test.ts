@@ -339,6 +339,40 @@ Deno.test({
   },
 });
 
+/** A client that resets the connection (RST, not FIN) mid-chunk. */
+const RESETS = `
+import struct, time
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+print(f.readline().decode().strip())
+print(f.readline().decode().strip())
+s.sendall(b"BDAT 100\\r\\nabc\\r\\nhalf")
+# No reply comes for a partial chunk: give the server a moment to read it first.
+time.sleep(0.5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+`;
+
+Deno.test({
+  name:
+    "a client that resets the connection mid-chunk: 'lost connection after BDAT (9 bytes)' as Postfix logs it, no queue file",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      assert.deepEqual(await pythonAfterEhlo(d.port, RESETS), ["250 2.1.0 Ok", "250 2.1.5 Ok"]);
+      // Was "lost connection after BDAT from ...", without the octets.
+      await d.waitForLog("lost connection after BDAT (9 bytes) from unknown[127.0.0.1]");
+      await waitFor(
+        "the queue file removed",
+        async () => (await allEntries(d.queueDir)).length === 0,
+      ).catch(() => {});
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /**
  * One large chunk sent line by line over a slow link, as Postfix's smtp
  * client sends a whole message as one BDAT LAST: the chunk takes longer
