@@ -211,6 +211,99 @@ Deno.test({
   },
 });
 
+/**
+ * A chunk that is not the last, within message_size_limit in octets but
+ * past it as stored (each bare LF is stored as a line end, 2 bytes).
+ */
+const STORED_TOO_BIG = `
+chunk = (b"x" * 9 + b"\\n") * 104857
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+s.sendall(b"BDAT %d\\r\\n" % len(chunk) + chunk)
+s.sendall(b"BDAT 100\\r\\n" + b"y" * 100 + b"RSET\\r\\nQUIT\\r\\n")
+for _ in range(6):
+    print(f.readline().decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a chunk (not the last) that leaves the message too big as stored gets 552 at once, as Postfix's; nothing stays queued",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon("message_size_limit = 1048576");
+    try {
+      assert.deepEqual(await pythonAfterEhlo(d.port, STORED_TOO_BIG, 20000), [
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        // Was "250 2.0.0 Ok: 1048570 bytes", a chunk taken for a message
+        // that could no longer be queued.
+        "552 5.3.4 Error: message file too big",
+        "551 5.0.0 Discarded 100 bytes after earlier error",
+        "250 2.0.0 Ok",
+        "221 2.0.0 Bye",
+      ]);
+      await d.waitForLog(/reject: BDAT from .*: 552 5\.3\.4 Error: message file too big/);
+      await d.waitForLog("disconnect from");
+      await waitFor(
+        "the queue file removed",
+        async () => (await allEntries(d.queueDir)).length === 0,
+      ).catch(() => {});
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/**
+ * A BDAT line we cannot read as a command, its chunk holding a command.
+ * @param tail what follows "BDAT 31" on the line (Python bytes syntax)
+ */
+const unreadableBdat = (tail: string) => `
+chunk = b"MAIL FROM:<chunk@example.org>\\r\\n"
+s.sendall(b"BDAT %d" % len(chunk) + ${tail} + b"\\r\\n" + chunk)
+# Without the refusal the server would wait for the next command.
+s.settimeout(5)
+while True:
+    try:
+        l = f.readline()
+    except socket.timeout:
+        print("no reply in 5 s")
+        break
+    except ConnectionResetError:
+        l = b""  # closed with our bytes unread: a reset, not a FIN
+    if not l:
+        print("eof")
+        break
+    print(l.decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a BDAT line with a control character, or too long, gets 521 and the connection closed: its chunk is never read as commands",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      // Was "500 5.5.2 Error: bad syntax" and "500 5.5.0 Error: line too
+      // long", then "250 2.1.0 Ok": the chunk's MAIL FROM run as a command.
+      for (const tail of [`b" \\x1bLAST"`, `b" LAST" + b" " * 3000`]) {
+        assert.deepEqual(await pythonAfterEhlo(d.port, unreadableBdat(tail), 20000), [
+          "521 5.5.4 Syntax: BDAT count [LAST]",
+          "eof",
+        ], tail);
+      }
+      await d.waitForLog(
+        "malformed BDAT command syntax from unknown[127.0.0.1]: BDAT 31 ?LAST",
+      );
+      await d.waitForLog(
+        /malformed BDAT command syntax from unknown\[127\.0\.0\.1\]: BDAT 31 LAST {10}/,
+      );
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
 # Large enough that the queue file has content on disk.
@@ -235,6 +328,40 @@ Deno.test({
       // The session starts the file's removal (setBdat's abort, after the
       // writes still in flight) without waiting for it: it may end, and log
       // its disconnect, before the file is gone.
+      await waitFor(
+        "the queue file removed",
+        async () => (await allEntries(d.queueDir)).length === 0,
+      ).catch(() => {});
+      assert.deepEqual(await allEntries(d.queueDir), []);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+/** A client that resets the connection (RST, not FIN) mid-chunk. */
+const RESETS = `
+import struct, time
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n")
+print(f.readline().decode().strip())
+print(f.readline().decode().strip())
+s.sendall(b"BDAT 100\\r\\nabc\\r\\nhalf")
+# No reply comes for a partial chunk: give the server a moment to read it first.
+time.sleep(0.5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+`;
+
+Deno.test({
+  name:
+    "a client that resets the connection mid-chunk: 'lost connection after BDAT (9 bytes)' as Postfix logs it, no queue file",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      assert.deepEqual(await pythonAfterEhlo(d.port, RESETS), ["250 2.1.0 Ok", "250 2.1.5 Ok"]);
+      // Was "lost connection after BDAT from ...", without the octets.
+      await d.waitForLog("lost connection after BDAT (9 bytes) from unknown[127.0.0.1]");
       await waitFor(
         "the queue file removed",
         async () => (await allEntries(d.queueDir)).length === 0,

@@ -85,6 +85,17 @@ export class BdatBody {
   }
 
   /**
+   * Why the message can no longer be queued, once that is known before its
+   * last chunk: it grew past maxBytes, or it has a bare LF and bare LFs are
+   * refused. Undefined while it may still be queued.
+   */
+  get failure(): "tooBig" | "bareNewline" | undefined {
+    if (this.#tooBig) return "tooBig";
+    if (this.#sawBare && this.#reject) return "bareNewline";
+    return undefined;
+  }
+
+  /**
    * Reads one chunk of exactly `size` octets into the body.
    * @param reader the session's reader, positioned after the BDAT line
    * @param size the chunk's size
@@ -110,12 +121,17 @@ export class BdatBody {
     return true;
   }
 
-  /** reader.ensure(1); a timeout tells the chunk octets received (Postfix's log line). */
+  /**
+   * reader.ensure(1); a timeout or a broken connection tells the chunk
+   * octets received, for Postfix's "timeout after BDAT (N bytes)" and
+   * "lost connection after BDAT (N bytes)" lines.
+   */
   async #ensure(reader: LineReader): Promise<boolean> {
     try {
       return await reader.ensure(1);
     } catch (err) {
       if (err instanceof ReadTimeoutError) err.bytes = this.#octets;
+      else if (err instanceof Error) Object.assign(err, { bytes: this.#octets });
       throw err;
     }
   }

@@ -31,6 +31,20 @@ export function printable(bytes: Uint8Array): string {
 }
 
 /**
+ * Whether a command line's first word is BDAT (in any case), as Postfix's
+ * tokenizer cuts it: at a space or a tab, whatever the rest holds.
+ * @param bytes the line without CRLF
+ * @returns true for a BDAT command line
+ */
+export function isBdatLine(bytes: Uint8Array): boolean {
+  if (bytes.length < 4) return false;
+  for (let i = 0; i < 4; i++) {
+    if (((bytes[i] as number) & 0xdf) !== "BDAT".charCodeAt(i)) return false;
+  }
+  return bytes.length === 4 || bytes[4] === 32 || bytes[4] === 9;
+}
+
+/**
  * A command line already read as text (as sent: ASCII or UTF-8) as
  * {@linkcode printable} shows its bytes.
  * @param text the line's text

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escaped, pipelinedForLog, printable } from "./_wire.ts";
+import { escaped, isBdatLine, pipelinedForLog, printable } from "./_wire.ts";
 
 const enc = new TextEncoder();
 
@@ -43,4 +43,13 @@ Deno.test("pipelinedForLog() shows nothing of what came early after AUTH (its re
 Deno.test("printable() keeps a leading byte order mark, as the command holds it", () => {
   const line = enc.encode("\ufeffRCPT TO:<a@b>\u0085");
   assert.equal(printable(line), "\ufeffRCPT TO:<a@b>?");
+});
+
+Deno.test("isBdatLine() takes BDAT as Postfix's tokenizer cuts the first word", () => {
+  for (const line of ["BDAT", "bdat 5", "BdAt\t5 LAST", "BDAT 5 \x1bLAST", "BDAT 5\x00"]) {
+    assert.equal(isBdatLine(bytes(line)), true, JSON.stringify(line));
+  }
+  for (const line of ["BDA", "BDATX 5", "BDAT\x01 5", "\x02DAT 5", " BDAT 5", "DATA"]) {
+    assert.equal(isBdatLine(bytes(line)), false, JSON.stringify(line));
+  }
 });

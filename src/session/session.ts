@@ -30,6 +30,7 @@ import type { Transport } from "../transport/types.ts";
 import { startImplicitTls } from "./commands/starttls.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
+import { malformedBdat } from "./commands/bdat.ts";
 import { answer, type CommandResult } from "./context.ts";
 import type { SessionDeps } from "./deps.ts";
 import { ErrorCounter } from "./error_counter.ts";
@@ -38,7 +39,14 @@ import { SessionNotices } from "./notices.ts";
 import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
 import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "../io/turns.ts";
-import { escaped, isConnectionError, pipelinedForLog, printable, printableText } from "./_wire.ts";
+import {
+  escaped,
+  isBdatLine,
+  isConnectionError,
+  pipelinedForLog,
+  printable,
+  printableText,
+} from "./_wire.ts";
 
 export type { SessionDeps } from "./deps.ts";
 export type { CommandResult, SessionContext } from "./context.ts";
@@ -192,7 +200,9 @@ export class Session {
       } else if (err instanceof WriteTimeoutError) {
         log.timeout(client, state.lastVerb); // a client that does not read gets no 421 either
       } else if (!this.#closed && isConnectionError(err)) {
-        log.lostConnection(client, state.lastVerb);
+        // The content received, when a BDAT chunk's reader says (a reset mid-chunk).
+        const bytes = (err as { bytes?: unknown }).bytes;
+        log.lostConnection(client, state.lastVerb, typeof bytes === "number" ? bytes : undefined);
       } else {
         this.#notices.add("software");
         log.logger.error(
@@ -463,8 +473,25 @@ export class Session {
    * @returns the result, or a promise of it when the command waits
    */
   #command(line: Line, state: SessionState): CommandResult | Promise<CommandResult> {
-    if (line.end === "partial") return this.#tooLong();
-    const parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
+    if (line.end === "partial") {
+      // A BDAT line too long to read whole is followed by a chunk of a size
+      // not known: 521 and the connection closed, as for a malformed one.
+      // "500 line too long" and the next line read as a command made the
+      // chunk's bytes commands.
+      if (isBdatLine(line.bytes)) {
+        return malformedBdat(printable(line.bytes.subarray(5, 105)), state);
+      }
+      return this.#tooLong();
+    }
+    let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
+    // A BDAT line holding a byte no command may hold (a control character,
+    // bytes that are not UTF-8) is still followed by its chunk. As Postfix,
+    // BDAT's own syntax check refuses it (521, the connection closed):
+    // "500 bad syntax" and the next line read as a command made the
+    // chunk's bytes commands.
+    if ("error" in parsed && isBdatLine(line.bytes)) {
+      parsed = { verb: "BDAT", arg: printable(line.bytes.subarray(5)) };
+    }
     // A client that pipelined its AUTH responses sends them as commands when
     // the exchange ends before they are read (AUTH refused, the server
     // failing on the user name, or deciding before the client expected):

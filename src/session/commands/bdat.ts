@@ -69,19 +69,31 @@ export function parseBdatArg(arg: string): BdatArg | undefined {
   return { size: Number(count), count, last: last !== undefined };
 }
 
+/**
+ * A BDAT line that cannot be read as one (malformed, or too long to read
+ * whole): logged, then 521 and the connection closed, since what follows is
+ * content of unknown length.
+ * @param arg the argument text as far as it was read (log-safe)
+ * @param ctx the session
+ * @returns the closing reply
+ */
+export function malformedBdat(arg: string, ctx: SessionContext): CommandResult {
+  // CHUNKING turned off comes first, as in handleBdat.
+  if (ctx.ehloDiscard.has("CHUNKING")) return { kind: "close", reply: REPLY.bdatNotImplemented };
+  ctx.log.warning(
+    `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
+      `BDAT ${arg}`.slice(0, 100)
+    }`,
+  );
+  ctx.setBdat(undefined);
+  return { kind: "close", reply: REPLY.bdatSyntax };
+}
+
 /** BDAT */
 export async function handleBdat(arg: string, ctx: SessionContext): Promise<CommandResult> {
   if (ctx.ehloDiscard.has("CHUNKING")) return { kind: "close", reply: REPLY.bdatNotImplemented };
   const parsed = parseBdatArg(arg);
-  if (!parsed) {
-    ctx.log.warning(
-      `NOQUEUE: malformed BDAT command syntax from ${ctx.client.name}[${ctx.client.address}]: ${
-        `BDAT ${arg}`.slice(0, 100)
-      }`,
-    );
-    ctx.setBdat(undefined);
-    return { kind: "close", reply: REPLY.bdatSyntax };
-  }
+  if (!parsed) return malformedBdat(arg, ctx);
   const { size, last } = parsed;
   // Level encrypt, before STARTTLS (the command table leaves this to us): the chunk is read away.
   if (ctx.config.smtpd_tls_security_level === "encrypt" && !ctx.tls) {
@@ -138,7 +150,23 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
     ctx.log.lostConnection(ctx.client, "BDAT", body.octets);
     return { kind: "gone" };
   }
-  if (!last) return answer(chunkOk(size));
+  if (!last) {
+    // As Postfix's bdat_cmd: a chunk that leaves the message too big (a bare
+    // LF stored as a line end counts 2) or with a bare LF that is refused
+    // ends the message now, not at LAST. A 250 here told the client the
+    // chunk was taken, and it sent the rest of the message for nothing.
+    const failure = body.failure;
+    if (failure) {
+      const reply = failure === "tooBig" ? REPLY.messageFileTooBig : REPLY.bareLf;
+      if (failure === "tooBig") ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
+      ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      ctx.endTransaction(); // the queue file goes
+      // Later chunks are read and dropped (551) until LAST or RSET.
+      ctx.setBdat({ kind: "failed", octets: body.octets, id: draft.id });
+      return answer(reply);
+    }
+    return answer(chunkOk(size));
+  }
   // LAST: the message is complete; the transaction ends whatever happens.
   ctx.setBdat(undefined, true);
   try {
