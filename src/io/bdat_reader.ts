@@ -121,17 +121,12 @@ export class BdatBody {
     return true;
   }
 
-  /**
-   * reader.ensure(1); a timeout or a broken connection tells the chunk
-   * octets received, for Postfix's "timeout after BDAT (N bytes)" and
-   * "lost connection after BDAT (N bytes)" lines.
-   */
+  /** reader.ensure(1); a timeout tells the chunk octets received (Postfix's log line). */
   async #ensure(reader: LineReader): Promise<boolean> {
     try {
       return await reader.ensure(1);
     } catch (err) {
       if (err instanceof ReadTimeoutError) err.bytes = this.#octets;
-      else if (err instanceof Error) Object.assign(err, { bytes: this.#octets });
       throw err;
     }
   }

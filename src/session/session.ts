@@ -200,9 +200,7 @@ export class Session {
       } else if (err instanceof WriteTimeoutError) {
         log.timeout(client, state.lastVerb); // a client that does not read gets no 421 either
       } else if (!this.#closed && isConnectionError(err)) {
-        // The content received, when a BDAT chunk's reader says (a reset mid-chunk).
-        const bytes = (err as { bytes?: unknown }).bytes;
-        log.lostConnection(client, state.lastVerb, typeof bytes === "number" ? bytes : undefined);
+        log.lostConnection(client, state.lastVerb);
       } else {
         this.#notices.add("software");
         log.logger.error(
