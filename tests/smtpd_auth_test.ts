@@ -151,10 +151,32 @@ Deno.test({
       const pc = await postcat(f as string);
       assert.match(pc, /named_attribute: sasl_username=carol/);
       assert.match(pc, /with ESMTPA id/);
+      // Credentials sent with no mechanism before them: the word is no
+      // mechanism name, and neither the debug dialog nor the warning shows it.
+      const forgot = btoa(`\0carol\0${DOVECOT_USERS.carol}`);
+      const c = await RawClient.connect(s.d.port);
+      try {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        assert.match(await c.reply(), /250-AUTH /);
+        await c.send(`AUTH ${forgot}\r\n`);
+        assert.match(await c.reply(), /^504 5\.5\.4 Unsupported authentication mechanism/);
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
+      await s.d.waitForLog(
+        new RegExp(
+          `SASL \\(not a mechanism name, ${forgot.length} characters\\) authentication failed`,
+        ),
+      );
       // The debug peer's dialog shows the commands, never the responses.
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH LOGIN/);
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH \*\*\*\*$/m);
       const log = s.d.log();
-      for (const secret of ["wrong-guess-42", btoa("wrong-guess-42"), DOVECOT_USERS.carol]) {
+      const secrets = ["wrong-guess-42", btoa("wrong-guess-42"), DOVECOT_USERS.carol];
+      for (const secret of [...secrets, forgot.slice(0, 20)]) {
         assert.ok(!log.includes(secret), `"${secret}" reached the log`);
       }
       assert.ok(!log.includes(btoa(DOVECOT_USERS.carol)), "the base64 password reached the log");

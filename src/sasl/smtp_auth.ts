@@ -98,6 +98,18 @@ const MAX_ROUNDS = 32;
 /** The reason when the server cannot be reached (the Dovecot client's words). */
 const CANNOT_CONNECT = "Can't connect to authentication server";
 const MECH_NAME = /^[A-Za-z0-9_-]{1,20}$/;
+
+/**
+ * The mechanism word as a log line or transcript may show it: a word that
+ * is no mechanism name (RFC 4422: 1-20 letters, digits, "-" and "_") is
+ * most often a client's credentials sent without a mechanism before them
+ * (`AUTH AGFsaWNlAHNlY3JldA==`), so it is not shown. Postfix logs it.
+ * @param word the first word after AUTH
+ * @returns the word, or a stand-in that tells only its length
+ */
+function mechanismForLog(word: string): string {
+  return MECH_NAME.test(word) ? word : `(not a mechanism name, ${word.length} characters)`;
+}
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
@@ -127,7 +139,7 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: authTemporaryFailure(CANNOT_CONNECT),
-      warning: failedText(printable(asked), CANNOT_CONNECT),
+      warning: failedText(mechanismForLog(asked), CANNOT_CONNECT),
     };
   }
   // The server's name for it goes to the server; the name as the client
@@ -138,7 +150,7 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: REPLY.authUnsupported,
-      warning: failedText(printable(asked), "Invalid authentication mechanism"),
+      warning: failedText(mechanismForLog(asked), "Invalid authentication mechanism"),
     };
   }
   let initial = words[1];
@@ -237,7 +249,7 @@ export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions):
  */
 export function authCommandForLog(args: string): string {
   const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
-  const mech = printable(words[0] ?? "", 20);
+  const mech = words[0] === undefined ? "" : MECH_NAME.test(words[0]) ? words[0] : "****";
   return `AUTH${mech ? ` ${mech}` : ""}${words.length > 1 ? " ****" : ""}`;
 }
 
