@@ -157,6 +157,7 @@ export class Session {
       log.warning(`debug_peer_list lookup failed: ${(err as Error).message}`);
     }
     const ehloDiscard = await this.#ehloDiscard(client.address);
+    const bareNewline = await this.#bareNewline(client);
     const state = this.#state = new SessionState({
       deps: this.#deps,
       limits: this.#limits,
@@ -166,6 +167,7 @@ export class Session {
       client,
       dns: this.#dns,
       verbosity: this.#verbosity,
+      bareNewline,
       errors: this.#errors,
       notices: this.#notices,
       ...(ehloDiscard ? { ehloDiscard } : {}),
@@ -301,6 +303,31 @@ export class Session {
       );
       return undefined;
     }
+  }
+
+  /**
+   * What a bare LF gets from this client, decided at connect as Postfix's
+   * smtpd decides it: smtpd_forbid_bare_newline, except that a local
+   * submission (Postfix's stand-alone mode) and a client in
+   * smtpd_forbid_bare_newline_exclusions get normalize. A table that fails
+   * is logged and the client is not excluded.
+   * @param client the client
+   * @returns normalize or reject
+   */
+  async #bareNewline(client: ClientIdentity): Promise<"normalize" | "reject"> {
+    const excluded = this.#deps.bareNewlineExcluded;
+    if (this.#deps.config.smtpd_forbid_bare_newline !== "reject") return "normalize";
+    if (client.local) return "normalize";
+    try {
+      if (excluded && await excluded(client.name, client.address)) return "normalize";
+    } catch (err) {
+      this.#deps.log.warning(
+        `smtpd_forbid_bare_newline_exclusions: cannot look up ${client.name}[${client.address}]: ${
+          (err as Error).message
+        }`,
+      );
+    }
+    return "reject";
   }
 
   /**

@@ -58,6 +58,12 @@ export interface SessionStateInit {
   readonly dns: DnsResolver;
   /** -v, plus debug_peer_level for a client in debug_peer_list. */
   readonly verbosity: number;
+  /**
+   * What a bare LF in DATA or BDAT gets from this client:
+   * smtpd_forbid_bare_newline, or normalize for an excluded client and a
+   * local submission. Absent: smtpd_forbid_bare_newline.
+   */
+  readonly bareNewline?: "normalize" | "reject";
   readonly errors: ErrorCounter;
   readonly notices: SessionNotices;
   /** The EHLO keywords this client is not offered (smtpd_discard_ehlo_keyword*). */
@@ -80,6 +86,7 @@ export class SessionState implements SessionContext {
   readonly #reader: LineReader;
   readonly #writer: ReplyWriter;
   readonly #verbosity: number;
+  readonly #bareNewline: "normalize" | "reject";
   readonly #errors: ErrorCounter;
   readonly #notices: SessionNotices;
   /** The session's DNS cache. */
@@ -134,6 +141,7 @@ export class SessionState implements SessionContext {
     this.#reader = init.reader;
     this.#writer = init.writer;
     this.#verbosity = init.verbosity;
+    this.#bareNewline = init.bareNewline ?? this.config.smtpd_forbid_bare_newline;
     this.#errors = init.errors;
     this.#notices = init.notices;
     this.#dns = init.dns;
@@ -359,7 +367,7 @@ export class SessionState implements SessionContext {
     return readDotBody(this.#reader, sink, {
       maxBytes: this.config.message_size_limit,
       maxLine: this.config.line_length_limit,
-      bareNewline: this.config.smtpd_forbid_bare_newline,
+      bareNewline: this.#bareNewline,
     });
   }
 
@@ -382,7 +390,7 @@ export class SessionState implements SessionContext {
     return new BdatBody(sink, {
       maxBytes: this.config.message_size_limit,
       maxLine: this.config.line_length_limit,
-      bareNewline: this.config.smtpd_forbid_bare_newline,
+      bareNewline: this.#bareNewline,
     });
   }
 
