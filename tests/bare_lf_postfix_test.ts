@@ -21,9 +21,27 @@ const hasPostfix = await havePostfix();
 // One message with a bare LF in its body, by DATA or by BDAT (a chunk, then
 // BDAT 0 LAST); prints the replies from MAIL on, one a line.
 const CLIENT = `
-import smtplib, sys
+import smtplib, socket, sys
 port, src, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 out = []
+if mode == "command":
+    # EHLO ending in a bare LF, then NOOP: the replies, and "closed" when
+    # the server hangs up instead of answering.
+    c = socket.create_connection(("127.0.0.1", port), source_address=(src, 0), timeout=20)
+    f = c.makefile("rb")
+    f.readline()
+    c.sendall(b"EHLO client.example\\n")
+    while True:
+        line = f.readline()
+        if not line or line[3:4] == b" ":
+            break
+    print(line.decode().rstrip() if line else "closed")
+    try:
+        c.sendall(b"NOOP\\r\\n")
+        print(f.readline().decode().rstrip() or "closed")
+    except OSError:
+        print("closed")
+    sys.exit(0)
 with smtplib.SMTP("127.0.0.1", port, source_address=(src, 0),
                   local_hostname="client.example", timeout=20) as s:
     s.ehlo()
@@ -40,7 +58,11 @@ for code, text in out:
     print(code, text.decode())
 `;
 
-async function send(port: number, src: string, mode: "data" | "bdat"): Promise<string[]> {
+async function send(
+  port: number,
+  src: string,
+  mode: "data" | "bdat" | "command",
+): Promise<string[]> {
   const r = await run("python3", ["-c", CLIENT, String(port), src, mode]);
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim().split("\n").map((l) => l.replace(/ queued as \S+$/, " queued as ID"));
@@ -83,17 +105,33 @@ Deno.test({
         { theirs: pf554Port, ours: ours554.port, code: "554" },
       ];
       for (const { theirs, ours: port, code } of pairs) {
-        for (const mode of ["data", "bdat"] as const) {
+        for (const mode of ["data", "bdat", "command"] as const) {
           for (const src of ["127.0.0.1", "127.0.0.2"]) {
             const what = `${code}, ${mode}, from ${src}`;
             const want = await send(theirs, src, mode);
             const refusal = `${code} 5.5.2 barelf.localdomain Error: bare <LF> received`;
             if (src === "127.0.0.1") assert.ok(want.includes(refusal), `${what}: ${want}`);
-            else assert.match(want.at(-1) ?? "", /^250 2\.0\.0 Ok: .*queued as ID$/, what);
+            else assert.match(want.at(-1) ?? "", /^250 2\.0\.0 Ok/, what);
             assert.deepEqual(await send(port, src, mode), want, what);
           }
         }
       }
+      // The log lines, without the queue IDs: "reject: END-OF-MESSAGE"
+      // (DATA, BDAT LAST), "reject: BDAT content" (a chunk before LAST),
+      // "reject: CONNECT" (the EHLO line), each with from= and the first
+      // recipient's to= when in a transaction.
+      const rejects = (text: string) =>
+        text.split("\n").flatMap((l) => {
+          const m = /: (reject: \S+( content)? from .*bare <LF>.*)$/.exec(l);
+          return m ? [m[1]] : [];
+        });
+      await pf.waitForLog("six refusals", /(bare <LF> received[^]*){6}/);
+      const theirLines = rejects(await pf.logText());
+      assert.equal(theirLines.length, 6, theirLines.join("\n"));
+      assert.deepEqual(
+        [...rejects(ours.log()), ...rejects(ours554.log())],
+        theirLines,
+      );
     } finally {
       await ours.stop();
       await ours554.stop();

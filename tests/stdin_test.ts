@@ -510,6 +510,32 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "bare LF ending a command under reject: a network client gets 550 and the session ends; a local submission is answered",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const strict = await writeConfig(work, 'smtpd_forbid_bare_newline = "reject"');
+    const session = "EHLO client.example\nNOOP\r\nQUIT\r\n";
+    const net = await runStdin(strict.configFile, session, {
+      REMOTE_ADDR: "192.0.2.7",
+      REMOTE_PORT: "40000",
+    });
+    assert.equal(
+      net.stdout,
+      "220 mx.test.example ESMTP deno-smtpd\r\n" +
+        "550 5.5.2 mx.test.example Error: bare <LF> received\r\n",
+    );
+    assert.match(
+      net.stderr,
+      /NOQUEUE: reject: CONNECT from unknown\[192\.0\.2\.7\]: bare <LF> received; proto=SMTP\n/,
+    );
+    const local = await runStdin(strict.configFile, session);
+    assert.match(local.stdout, /\r\n250 2\.0\.0 Ok\r\n221 /);
+  },
+});
+
+Deno.test({
   name: "unknown parameter on line 7 stops the start with file and line",
   ...opts,
   fn: async () => {

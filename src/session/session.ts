@@ -31,6 +31,7 @@ import { startImplicitTls } from "./commands/starttls.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
 import { malformedBdat } from "./commands/bdat.ts";
+import { bareLfReply } from "./commands/_message.ts";
 import { answer, type CommandResult } from "./context.ts";
 import type { SessionDeps } from "./deps.ts";
 import { ErrorCounter } from "./error_counter.ts";
@@ -507,6 +508,13 @@ export class Session {
         return malformedBdat(printable(line.bytes.subarray(5, 105)), state);
       }
       return this.#tooLong();
+    }
+    // As Postfix with smtpd_forbid_bare_newline = reject: a command line
+    // that ends in a bare LF is refused and the session ends (not for an
+    // excluded client, which has normalize).
+    if (line.end === "lf" && state.bareNewline === "reject") {
+      state.logBareLf(state.lastVerb);
+      return { kind: "close", reply: bareLfReply(state) };
     }
     let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
     // A BDAT line holding a byte no command may hold (a control character,

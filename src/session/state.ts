@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Address } from "../protocol/address.ts";
+import { type Address, addressText } from "../protocol/address.ts";
 import type { Config } from "../config/mod.ts";
 import { BdatBody, discardChunk } from "../io/bdat_reader.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
@@ -169,6 +169,10 @@ export class SessionState implements SessionContext {
     return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
       !this.ehloDiscard.has("STARTTLS");
   }
+  /** What a bare LF gets from this client (see SessionStateInit.bareNewline). */
+  get bareNewline(): "normalize" | "reject" {
+    return this.#bareNewline;
+  }
   get sasl(): SaslLogin | undefined {
     return this.#sasl;
   }
@@ -306,6 +310,20 @@ export class SessionState implements SessionContext {
 
   logReject(entry: RejectEntry): void {
     this.log.reject({ ...entry, peer: this.client, proto: this.#protocol, helo: this.helo });
+  }
+
+  logBareLf(stage: string, message?: { id: string; tx: Transaction }): void {
+    const first = message && this.#firstRecipient;
+    this.log.whatsup({
+      action: "reject",
+      stage,
+      peer: this.client,
+      text: "bare <LF> received",
+      ...(message ? { id: message.id, from: message.tx.senderText } : {}),
+      ...(first ? { to: addressText(first) } : {}),
+      proto: this.#protocol,
+      helo: this.helo,
+    });
   }
 
   greet(helo: string, protocol: string): void {

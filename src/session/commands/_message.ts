@@ -111,12 +111,14 @@ export async function completeMessage(
     case "disconnected":
       ctx.log.lostConnection(ctx.client, "DATA", body.size);
       return { kind: "gone" };
-    case "tooBig":
-    case "bareNewline": {
-      const reply = body.kind === "tooBig" ? REPLY.messageFileTooBig : bareLfReply(ctx);
+    case "tooBig": {
+      const reply = REPLY.messageFileTooBig;
       ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
       return answer(reply);
     }
+    case "bareNewline":
+      ctx.logBareLf("END-OF-MESSAGE", { id: draft.id, tx });
+      return answer(bareLfReply(ctx));
   }
 }
 

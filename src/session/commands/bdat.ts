@@ -158,8 +158,13 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
     const failure = body.failure;
     if (failure) {
       const reply = failure === "tooBig" ? REPLY.messageFileTooBig : bareLfReply(ctx);
-      if (failure === "tooBig") ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
-      ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      if (failure === "tooBig") {
+        ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
+        ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      } else {
+        // As Postfix 3.7.11 logs it: "reject: BDAT content from ...".
+        ctx.logBareLf("BDAT content", { id: draft.id, tx: tx! });
+      }
       ctx.endTransaction(); // the queue file goes
       // Later chunks are read and dropped (551) until LAST or RSET.
       ctx.setBdat({ kind: "failed", octets: body.octets, id: draft.id });
