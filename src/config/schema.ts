@@ -166,7 +166,7 @@ export const PARAMS = {
   ),
   smtpd_forbid_bare_newline_reject_code: int(
     550,
-    "Reply code when smtpd_forbid_bare_newline = reject refuses a message",
+    "Reply code when smtpd_forbid_bare_newline = reject refuses a message or a command line",
     500,
     599,
   ),
