@@ -24,17 +24,22 @@ const CLIENT = `
 import smtplib, socket, sys
 port, src, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 out = []
-if mode == "command":
-    # EHLO ending in a bare LF, then NOOP: the replies, and "closed" when
-    # the server hangs up instead of answering.
+if mode.startswith("command"):
+    # EHLO ending in a bare LF (or, in a transaction, RCPT), then NOOP: the
+    # last replies, and "closed" when the server hangs up instead of answering.
     c = socket.create_connection(("127.0.0.1", port), source_address=(src, 0), timeout=20)
     f = c.makefile("rb")
     f.readline()
-    c.sendall(b"EHLO client.example\\n")
-    while True:
-        line = f.readline()
-        if not line or line[3:4] == b" ":
-            break
+    cmds = [b"EHLO client.example\\n"]
+    if mode == "command-in-mail":
+        cmds = [b"EHLO client.example\\r\\n", b"MAIL FROM:<a@x.example>\\r\\n",
+                b"RCPT TO:<u@x.example>\\r\\n", b"RCPT TO:<v@x.example>\\n"]
+    for cmd in cmds:
+        c.sendall(cmd)
+        while True:
+            line = f.readline()
+            if not line or line[3:4] == b" ":
+                break
     print(line.decode().rstrip() if line else "closed")
     try:
         c.sendall(b"NOOP\\r\\n")
@@ -61,7 +66,7 @@ for code, text in out:
 async function send(
   port: number,
   src: string,
-  mode: "data" | "bdat" | "command",
+  mode: "data" | "bdat" | "command" | "command-in-mail",
 ): Promise<string[]> {
   const r = await run("python3", ["-c", CLIENT, String(port), src, mode]);
   assert.equal(r.code, 0, r.stderr);
@@ -105,7 +110,7 @@ Deno.test({
         { theirs: pf554Port, ours: ours554.port, code: "554" },
       ];
       for (const { theirs, ours: port, code } of pairs) {
-        for (const mode of ["data", "bdat", "command"] as const) {
+        for (const mode of ["data", "bdat", "command", "command-in-mail"] as const) {
           for (const src of ["127.0.0.1", "127.0.0.2"]) {
             const what = `${code}, ${mode}, from ${src}`;
             const want = await send(theirs, src, mode);
@@ -118,16 +123,17 @@ Deno.test({
       }
       // The log lines, without the queue IDs: "reject: END-OF-MESSAGE"
       // (DATA, BDAT LAST), "reject: BDAT content" (a chunk before LAST),
-      // "reject: CONNECT" (the EHLO line), each with from= and the first
-      // recipient's to= when in a transaction.
+      // "reject: CONNECT" (the EHLO line), "reject: RCPT" (the second RCPT
+      // line), each with from= and the first recipient's to= when in a
+      // transaction.
       const rejects = (text: string) =>
         text.split("\n").flatMap((l) => {
           const m = /: (reject: \S+( content)? from .*bare <LF>.*)$/.exec(l);
           return m ? [m[1]] : [];
         });
-      await pf.waitForLog("six refusals", /(bare <LF> received[^]*){6}/);
+      await pf.waitForLog("eight refusals", /(bare <LF> received[^]*){8}/);
       const theirLines = rejects(await pf.logText());
-      assert.equal(theirLines.length, 6, theirLines.join("\n"));
+      assert.equal(theirLines.length, 8, theirLines.join("\n"));
       assert.deepEqual(
         [...rejects(ours.log()), ...rejects(ours554.log())],
         theirLines,

@@ -313,13 +313,17 @@ export class SessionState implements SessionContext {
   }
 
   logBareLf(stage: string, message?: { id: string; tx: Transaction }): void {
-    const first = message && this.#firstRecipient;
+    // As Postfix's log_whatsup: the sender and first recipient of the
+    // transaction refused, or of the one in progress.
+    const tx = message?.tx ?? this.tx;
+    const first = tx && this.#firstRecipient;
     this.log.whatsup({
       action: "reject",
       stage,
       peer: this.client,
       text: "bare <LF> received",
-      ...(message ? { id: message.id, from: message.tx.senderText } : {}),
+      ...(message ? { id: message.id } : {}),
+      ...(tx ? { from: tx.senderText } : {}),
       ...(first ? { to: addressText(first) } : {}),
       proto: this.#protocol,
       helo: this.helo,
