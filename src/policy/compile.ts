@@ -120,8 +120,9 @@ function compileMynetworks(loaded: LoadedConfig): Network[] {
  * smtpd_forbid_bare_newline_exclusions: the clients a bare LF is never
  * refused from. Its default, `$mynetworks`, is mynetworks as
  * permit_mynetworks trusts it (mynetworks_style included); a list that is
- * set holds addresses, networks, names, `/file`s and `type:name` tables,
- * as debug_peer_list.
+ * set holds addresses, networks, domain names (matching their
+ * subdomains), `/file`s and `type:name` tables looked up by client name
+ * and address, as Postfix's namadr lists.
  * @param loaded the loaded configuration
  * @returns whether a client (name, address) is excluded
  * @throws {ConfigError} with file and line for a bad entry or table

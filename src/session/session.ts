@@ -316,9 +316,9 @@ export class Session {
    * @returns normalize or reject
    */
   async #bareNewline(client: ClientIdentity): Promise<"normalize" | "reject"> {
-    const excluded = this.#deps.bareNewlineExcluded;
     if (this.#deps.config.smtpd_forbid_bare_newline !== "reject") return "normalize";
     if (client.local) return "normalize";
+    const excluded = this.#deps.bareNewlineExcluded;
     try {
       if (excluded && await excluded(client.name, client.address)) return "normalize";
     } catch (err) {
