@@ -24,6 +24,7 @@ import {
 } from "./log/mod.ts";
 import {
   type CommandMatcher,
+  compileBareNewlineExclusions,
   type CompiledPolicy,
   compileForbiddenCommands,
   compileNetworks,
@@ -236,6 +237,7 @@ export async function buildRuntime(
     () => compilePeerList(config.debug_peer_list, "debug_peer_list", config),
   );
   const ehloDiscardFor = ehloDiscardLookup(loaded);
+  const bareNewlineExcluded = compileBareNewlineExclusions(loaded);
   const forbiddenCommand = forbiddenCommands(loaded);
   const earlyTalk = namesUnauthPipelining(loaded);
   const poolLock = new PoolLock(thread?.poolLock);
@@ -292,6 +294,7 @@ export async function buildRuntime(
     queue,
     flush,
     debugPeer,
+    bareNewlineExcluded,
     forbiddenCommand,
     earlyTalk,
     wake,
@@ -344,6 +347,8 @@ interface DepsParts {
   queue: QueueName;
   flush: FlushTrigger;
   debugPeer: PeerMatcher;
+  /** smtpd_forbid_bare_newline_exclusions. */
+  bareNewlineExcluded: PeerMatcher;
   forbiddenCommand: CommandMatcher;
   earlyTalk: boolean;
   wake: Wakeup;
@@ -376,6 +381,7 @@ function sessionDeps(p: DepsParts): SessionDeps {
     queue: p.queue,
     flush: p.flush,
     debugPeer: p.debugPeer,
+    bareNewlineExcluded: p.bareNewlineExcluded,
     forbiddenCommand: p.forbiddenCommand,
     earlyTalk: p.earlyTalk,
     queued: () => wake.wake(),
@@ -505,6 +511,7 @@ export async function rebuildRuntime(
     policy,
     cleanup,
     debugPeer,
+    bareNewlineExcluded: compileBareNewlineExclusions(loaded),
     forbiddenCommand: forbiddenCommands(loaded),
     earlyTalk: namesUnauthPipelining(loaded),
     proxyNetworks,

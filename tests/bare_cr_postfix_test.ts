@@ -107,7 +107,10 @@ Deno.test({
     });
     const base = ['mynetworks = ["127.0.0.0/8"]', "smtpd_peername_lookup = false"].join("\n");
     const ours = await startDaemon(base);
-    const oursReject = await startDaemon(`${base}\nsmtpd_forbid_bare_newline = "reject"`);
+    // No exclusions, as on Postfix's side (the client is in mynetworks).
+    const oursReject = await startDaemon(
+      `${base}\nsmtpd_forbid_bare_newline = "reject"\nsmtpd_forbid_bare_newline_exclusions = []`,
+    );
     try {
       const pairs = [
         { theirs: pfPort, ours: ours, name: "normalize" },

@@ -476,7 +476,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "bare LF in DATA: normalized by default, refused with 550 under reject",
+  name:
+    "bare LF in DATA: normalized by default; under reject refused from a network client, normalized for a local submission",
   ...opts,
   fn: async () => {
     const body = "HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
@@ -489,10 +490,48 @@ Deno.test({
     assert.match(await postcat(f as string), /^line one\nline two$/m);
 
     const work2 = await makeWorkDir("stdin");
-    const strict = await writeConfig(work2, 'smtpd_forbid_bare_newline = "reject"');
-    const r2 = await runStdin(strict.configFile, body);
-    assert.match(r2.stdout, /550 5\.5\.2 Error: bare <LF> received\r\n221/);
+    const strict = await writeConfig(
+      work2,
+      'smtpd_forbid_bare_newline = "reject"\nrelay_domains = ["example.com"]',
+    );
+    // A network client outside mynetworks (the exclusions' default).
+    const r2 = await runStdin(strict.configFile, body, {
+      REMOTE_ADDR: "192.0.2.7",
+      REMOTE_PORT: "40000",
+    });
+    assert.match(r2.stdout, /550 5\.5\.2 mx\.test\.example Error: bare <LF> received\r\n221/);
     assert.equal((await queueFiles(strict.queueDir, "maildrop")).length, 0);
+    // A local submission (Postfix's stand-alone mode) is never refused for it.
+    const r3 = await runStdin(strict.configFile, body);
+    assert.match(r3.stdout, /250 2\.0\.0 Ok: queued as/);
+    const [g] = await queueFiles(strict.queueDir, "maildrop");
+    assert.match(await postcat(g as string), /^line one\nline two$/m);
+  },
+});
+
+Deno.test({
+  name:
+    "bare LF ending a command under reject: a network client gets 550 and the session ends; a local submission is answered",
+  ...opts,
+  fn: async () => {
+    const work = await makeWorkDir("stdin");
+    const strict = await writeConfig(work, 'smtpd_forbid_bare_newline = "reject"');
+    const session = "EHLO client.example\nNOOP\r\nQUIT\r\n";
+    const net = await runStdin(strict.configFile, session, {
+      REMOTE_ADDR: "192.0.2.7",
+      REMOTE_PORT: "40000",
+    });
+    assert.equal(
+      net.stdout,
+      "220 mx.test.example ESMTP deno-smtpd\r\n" +
+        "550 5.5.2 mx.test.example Error: bare <LF> received\r\n",
+    );
+    assert.match(
+      net.stderr,
+      /NOQUEUE: reject: CONNECT from unknown\[192\.0\.2\.7\]: bare <LF> received; proto=SMTP\n/,
+    );
+    const local = await runStdin(strict.configFile, session);
+    assert.match(local.stdout, /\r\n250 2\.0\.0 Ok\r\n221 /);
   },
 });
 

@@ -142,6 +142,18 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     1,
     /"polcy" is not one/,
   ],
+  [
+    "a 4xx bare LF reject code (Postfix takes 500-599)",
+    "\nsmtpd_forbid_bare_newline_reject_code = 450",
+    2,
+    /smtpd_forbid_bare_newline_reject_code: value 450 is out of range: must be at least 500/,
+  ],
+  [
+    "a bare LF reject code past 599",
+    "smtpd_forbid_bare_newline_reject_code = 600",
+    1,
+    /value 600 is out of range/,
+  ],
   ["an integer below min", "\nline_length_limit = 79", 2, /out of range: must be at least 80/],
   ["a time below min", "smtpd_timeout = 0", 1, /value 0 is out of range: must be at least 1/],
   ["a recipient limit of 0", "smtpd_recipient_limit = 0", 1, /must be at least 1/],

@@ -160,6 +160,16 @@ export const PARAMS = {
     ["normalize", "reject"] as const,
     "Bare LF in DATA or BDAT: treat as CRLF (normalize) or refuse the message (reject)",
   ),
+  smtpd_forbid_bare_newline_exclusions: list(
+    ["$mynetworks"],
+    "Clients (addresses, networks, names, tables) whose bare LF is treated as CRLF even with reject",
+  ),
+  smtpd_forbid_bare_newline_reject_code: int(
+    550,
+    "Reply code when smtpd_forbid_bare_newline = reject refuses a message or a command line",
+    500,
+    599,
+  ),
   always_bcc: str("", "Address that gets a copy of every accepted message"),
   syslog_name: str("postfix", "Program name prefix of log lines (postfix/smtpd[pid])"),
   inet_interfaces: list(

@@ -172,6 +172,7 @@ const LIST_FILE_PARAMS = [
   "permit_mx_backup_networks",
   "smtpd_upstream_proxy_networks",
   "smtpd_client_event_limit_exceptions",
+  "smtpd_forbid_bare_newline_exclusions",
 ] as const;
 
 /**

@@ -154,6 +154,16 @@ Deno.test("deriveNeeds() reads the /file entries of domain and network lists, an
   ) assert.ok(read.split(/[=,]/).includes(p), `${p} in ${read}`);
 });
 
+Deno.test("deriveNeeds() reads the /file entries of smtpd_forbid_bare_newline_exclusions", () => {
+  const needs = needsOf('smtpd_forbid_bare_newline_exclusions = ["/etc/smtpd/lf_clients"]', {
+    "/etc/smtpd/lf_clients": "192.0.2.0/24 texthash:/etc/smtpd/lf_table\n",
+  });
+  const read = flag(needs, "read") ?? "";
+  for (const p of ["/etc/smtpd/lf_clients", "/etc/smtpd/lf_table"]) {
+    assert.ok(read.split(/[=,]/).includes(p), `${p} in ${read}`);
+  }
+});
+
 Deno.test("deriveNeeds() asks for the interfaces only for mynetworks_style subnet or class without mynetworks", () => {
   const sys = (text: string) => flag(needsOf(text), "sys") ?? "";
   assert.match(sys('mynetworks_style = "subnet"'), /networkInterfaces/);

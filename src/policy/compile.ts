@@ -38,6 +38,9 @@ import { SERVER_ACCESS } from "./restrictions/server_access.ts";
 import { UNLISTED, unlistedCheck } from "./restrictions/unlisted.ts";
 import { compileDestinations, type Destinations } from "./destinations.ts";
 import { readListFile } from "./tables/mod.ts";
+import { expandListFiles } from "./domain_list.ts";
+import { inNetwork, parseIp } from "./cidr.ts";
+import { compilePeerList, type PeerMatcher } from "./peer_match.ts";
 import { DNSWL } from "./restrictions/dnswl.ts";
 import { ENVELOPE } from "./restrictions/envelope.ts";
 import { RHSBL } from "./restrictions/rhsbl.ts";
@@ -110,6 +113,41 @@ function compileMynetworks(loaded: LoadedConfig): Network[] {
       line: loaded.lineOf("mynetworks"),
       key: "mynetworks",
     });
+  }
+}
+
+/**
+ * smtpd_forbid_bare_newline_exclusions: the clients a bare LF is never
+ * refused from. Its default, `$mynetworks`, is mynetworks as
+ * permit_mynetworks trusts it (mynetworks_style included); a list that is
+ * set holds addresses, networks, domain names (matching their
+ * subdomains), `/file`s and `type:name` tables looked up by client name
+ * and address, as Postfix's namadr lists.
+ * @param loaded the loaded configuration
+ * @returns whether a client (name, address) is excluded
+ * @throws {ConfigError} with file and line for a bad entry or table
+ */
+export function compileBareNewlineExclusions(loaded: LoadedConfig): PeerMatcher {
+  const key = "smtpd_forbid_bare_newline_exclusions";
+  if (!loaded.explicit.has(key)) {
+    const nets = compileMynetworks(loaded);
+    return (_name, address) => {
+      const ip = parseIp(address);
+      return Promise.resolve(ip !== undefined && nets.some((n) => inNetwork(n, ip)));
+    };
+  }
+  const where = { file: loaded.file, line: loaded.lineOf(key), key };
+  let items: string[];
+  try {
+    items = expandListFiles(loaded.config[key], readListFile);
+  } catch (err) {
+    throw new ConfigError(`${key}: ${(err as Error).message}`, where);
+  }
+  try {
+    return compilePeerList(items, key, loaded.config);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(err.message, where);
+    throw err;
   }
 }
 

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { ConfigError, type LoadedConfig, resolveConfigText } from "../config/mod.ts";
-import { auditLists, compileLists, compilePolicy } from "./compile.ts";
+import {
+  auditLists,
+  compileBareNewlineExclusions,
+  compileLists,
+  compilePolicy,
+} from "./compile.ts";
 import { LIST_PARAMS } from "./lists.ts";
 import type { DnsResolver } from "./resolver.ts";
 
@@ -440,5 +445,36 @@ Deno.test("auditLists() takes defer_unauth_destination as a relay guard, as Post
       load('smtpd_recipient_restrictions = ["permit_mynetworks", "defer_unauth_destination"]'),
     ),
     [],
+  );
+});
+
+Deno.test("smtpd_forbid_bare_newline_exclusions: $mynetworks by default, else addresses, names and /files", async () => {
+  const byDefault = compileBareNewlineExclusions(load('mynetworks = ["192.0.2.0/24"]'));
+  assert.equal(await byDefault("unknown", "192.0.2.9"), true);
+  assert.equal(await byDefault("unknown", "127.0.0.1"), false);
+  await Deno.mkdir(SCRATCH, { recursive: true });
+  const file = await Deno.makeTempFile({ dir: SCRATCH, prefix: "barelf-" });
+  try {
+    await Deno.writeTextFile(file, "# trusted\n198.51.100.0/24\n");
+    const set = compileBareNewlineExclusions(
+      load(`smtpd_forbid_bare_newline_exclusions = ["relay.example", "${file}"]`),
+    );
+    assert.equal(await set("a.relay.example", "203.0.113.1"), true);
+    assert.equal(await set("unknown", "198.51.100.7"), true);
+    assert.equal(await set("unknown", "192.0.2.9"), false);
+    assert.equal(await set("relay.example.org", "203.0.113.1"), false);
+    const none = compileBareNewlineExclusions(load("smtpd_forbid_bare_newline_exclusions = []"));
+    assert.equal(await none("localhost", "127.0.0.1"), false);
+  } finally {
+    await Deno.remove(file);
+  }
+  assert.throws(
+    () =>
+      compileBareNewlineExclusions(
+        load('\nsmtpd_forbid_bare_newline_exclusions = ["/nonexistent/barelf"]'),
+      ),
+    (e: unknown) =>
+      e instanceof ConfigError && e.line === 2 &&
+      /cannot read "\/nonexistent\/barelf"/.test(e.message),
   );
 });

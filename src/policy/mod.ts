@@ -7,7 +7,13 @@
 
 export { CompiledPolicy, listsFor } from "./evaluate.ts";
 export type { CheckOptions, Policy } from "./evaluate.ts";
-export { auditLists, compileLists, compilePolicy, RESTRICTIONS } from "./compile.ts";
+export {
+  auditLists,
+  compileBareNewlineExclusions,
+  compileLists,
+  compilePolicy,
+  RESTRICTIONS,
+} from "./compile.ts";
 export { LIST_PARAMS } from "./lists.ts";
 export type { ClientNameStatus, PolicyContext, PolicyStage } from "./context.ts";
 export type { Decision, MessageEffect } from "./decision.ts";

@@ -198,7 +198,6 @@ export const REPLY = {
   // What the configuration asks cannot be done (Postfix's words for it).
   configError: reply(451, "3.5", "Server configuration error"),
   localError: reply(451, "3.0", "Error: internal error, try again later"),
-  bareLf: reply(550, "5.2", "Error: bare <LF> received"),
   // CHUNKING (RFC 3030; texts as Postfix's bdat_cmd).
   bdatSyntax: reply(521, "5.4", "Syntax: BDAT count [LAST]"),
   // CHUNKING discarded: 521 and hang up, since chunk content would follow.
@@ -344,6 +343,18 @@ export function tooManyRecipientsFrom(address: string): Reply {
  */
 export function tooManyTlsSessions(address: string): Reply {
   return reply(454, "7.0", `Error: too many new TLS sessions from ${address}`);
+}
+
+/**
+ * A message refused for a bare LF (smtpd_forbid_bare_newline = reject), in
+ * Postfix's words: the code is smtpd_forbid_bare_newline_reject_code
+ * (500-599), the text names our host.
+ * @param code the reply code
+ * @param host our host name
+ * @returns the reply
+ */
+export function bareLfReceived(code: number, host: string): Reply {
+  return reply(code as ReplyCode, "5.2", `${host} Error: bare <LF> received`);
 }
 
 /**

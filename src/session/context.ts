@@ -181,6 +181,14 @@ export interface SessionContext {
    */
   logReject(entry: RejectEntry): void;
   /**
+   * Logs a refusal for a bare LF as Postfix's log_whatsup words it:
+   * `reject: STAGE from host[addr]: bare <LF> received; from=<...>
+   * to=<first recipient> ...` (no reply in the line).
+   * @param stage the command stage (END-OF-MESSAGE, BDAT content, the last verb)
+   * @param message the queue ID and transaction of a refused message
+   */
+  logBareLf(stage: string, message?: { id: string; tx: Transaction }): void;
+  /**
    * HELO/EHLO accepted: the session is greeted and any transaction ends.
    * @param helo the name
    * @param protocol SMTP or ESMTP

@@ -36,6 +36,11 @@ export interface SessionDeps {
   readonly queued: () => void;
   /** Whether a client is in debug_peer_list. */
   readonly debugPeer: PeerMatcher;
+  /**
+   * Whether a client is in smtpd_forbid_bare_newline_exclusions (its bare
+   * LF is treated as CRLF even with reject). Absent: no client is.
+   */
+  readonly bareNewlineExcluded?: PeerMatcher;
   /** Whether smtpd_forbidden_commands has an unknown command's first word (throws on a table failure). */
   readonly forbiddenCommand: CommandMatcher;
   /**

@@ -31,6 +31,7 @@ import { startImplicitTls } from "./commands/starttls.ts";
 import { clientFromPeer, type ClientIdentity, nameClient, readProxyClient } from "./client.ts";
 import { commandRefusal, COMMANDS, isVerb } from "./command_table.ts";
 import { malformedBdat } from "./commands/bdat.ts";
+import { bareLfReply } from "./commands/_message.ts";
 import { answer, type CommandResult } from "./context.ts";
 import type { SessionDeps } from "./deps.ts";
 import { ErrorCounter } from "./error_counter.ts";
@@ -157,6 +158,7 @@ export class Session {
       log.warning(`debug_peer_list lookup failed: ${(err as Error).message}`);
     }
     const ehloDiscard = await this.#ehloDiscard(client.address);
+    const bareNewline = await this.#bareNewline(client);
     const state = this.#state = new SessionState({
       deps: this.#deps,
       limits: this.#limits,
@@ -166,6 +168,7 @@ export class Session {
       client,
       dns: this.#dns,
       verbosity: this.#verbosity,
+      bareNewline,
       errors: this.#errors,
       notices: this.#notices,
       ...(ehloDiscard ? { ehloDiscard } : {}),
@@ -301,6 +304,31 @@ export class Session {
       );
       return undefined;
     }
+  }
+
+  /**
+   * What a bare LF gets from this client, decided at connect as Postfix's
+   * smtpd decides it: smtpd_forbid_bare_newline, except that a local
+   * submission (Postfix's stand-alone mode) and a client in
+   * smtpd_forbid_bare_newline_exclusions get normalize. A table that fails
+   * is logged and the client is not excluded.
+   * @param client the client
+   * @returns normalize or reject
+   */
+  async #bareNewline(client: ClientIdentity): Promise<"normalize" | "reject"> {
+    if (this.#deps.config.smtpd_forbid_bare_newline !== "reject") return "normalize";
+    if (client.local) return "normalize";
+    const excluded = this.#deps.bareNewlineExcluded;
+    try {
+      if (excluded && await excluded(client.name, client.address)) return "normalize";
+    } catch (err) {
+      this.#deps.log.warning(
+        `smtpd_forbid_bare_newline_exclusions: cannot look up ${client.name}[${client.address}]: ${
+          (err as Error).message
+        }`,
+      );
+    }
+    return "reject";
   }
 
   /**
@@ -480,6 +508,13 @@ export class Session {
         return malformedBdat(printable(line.bytes.subarray(5, 105)), state);
       }
       return this.#tooLong();
+    }
+    // As Postfix with smtpd_forbid_bare_newline = reject: a command line
+    // that ends in a bare LF is refused and the session ends (not for an
+    // excluded client, which has normalize).
+    if (line.end === "lf" && state.bareNewline === "reject") {
+      state.logBareLf(state.lastVerb);
+      return { kind: "close", reply: bareLfReply(state) };
     }
     let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
     // A BDAT line holding a byte no command may hold (a control character,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Address } from "../protocol/address.ts";
+import { type Address, addressText } from "../protocol/address.ts";
 import type { Config } from "../config/mod.ts";
 import { BdatBody, discardChunk } from "../io/bdat_reader.ts";
 import { type BodySink, type DotBodyResult, readDotBody } from "../io/dot_reader.ts";
@@ -58,6 +58,12 @@ export interface SessionStateInit {
   readonly dns: DnsResolver;
   /** -v, plus debug_peer_level for a client in debug_peer_list. */
   readonly verbosity: number;
+  /**
+   * What a bare LF in DATA or BDAT gets from this client:
+   * smtpd_forbid_bare_newline, or normalize for an excluded client and a
+   * local submission. Absent: smtpd_forbid_bare_newline.
+   */
+  readonly bareNewline?: "normalize" | "reject";
   readonly errors: ErrorCounter;
   readonly notices: SessionNotices;
   /** The EHLO keywords this client is not offered (smtpd_discard_ehlo_keyword*). */
@@ -80,6 +86,7 @@ export class SessionState implements SessionContext {
   readonly #reader: LineReader;
   readonly #writer: ReplyWriter;
   readonly #verbosity: number;
+  readonly #bareNewline: "normalize" | "reject";
   readonly #errors: ErrorCounter;
   readonly #notices: SessionNotices;
   /** The session's DNS cache. */
@@ -134,6 +141,7 @@ export class SessionState implements SessionContext {
     this.#reader = init.reader;
     this.#writer = init.writer;
     this.#verbosity = init.verbosity;
+    this.#bareNewline = init.bareNewline ?? this.config.smtpd_forbid_bare_newline;
     this.#errors = init.errors;
     this.#notices = init.notices;
     this.#dns = init.dns;
@@ -160,6 +168,10 @@ export class SessionState implements SessionContext {
   get tlsOffered(): boolean {
     return this.#transport.startTls !== undefined && this.#transport.tls === undefined &&
       !this.ehloDiscard.has("STARTTLS");
+  }
+  /** What a bare LF gets from this client (see SessionStateInit.bareNewline). */
+  get bareNewline(): "normalize" | "reject" {
+    return this.#bareNewline;
   }
   get sasl(): SaslLogin | undefined {
     return this.#sasl;
@@ -300,6 +312,24 @@ export class SessionState implements SessionContext {
     this.log.reject({ ...entry, peer: this.client, proto: this.#protocol, helo: this.helo });
   }
 
+  logBareLf(stage: string, message?: { id: string; tx: Transaction }): void {
+    // As Postfix's log_whatsup: the sender and first recipient of the
+    // transaction refused, or of the one in progress.
+    const tx = message?.tx ?? this.tx;
+    const first = tx && this.#firstRecipient;
+    this.log.whatsup({
+      action: "reject",
+      stage,
+      peer: this.client,
+      text: "bare <LF> received",
+      ...(message ? { id: message.id } : {}),
+      ...(tx ? { from: tx.senderText } : {}),
+      ...(first ? { to: addressText(first) } : {}),
+      proto: this.#protocol,
+      helo: this.helo,
+    });
+  }
+
   greet(helo: string, protocol: string): void {
     this.#protocol = protocol;
     this.#leaveTransaction({ kind: "greeted", helo });
@@ -359,7 +389,7 @@ export class SessionState implements SessionContext {
     return readDotBody(this.#reader, sink, {
       maxBytes: this.config.message_size_limit,
       maxLine: this.config.line_length_limit,
-      bareNewline: this.config.smtpd_forbid_bare_newline,
+      bareNewline: this.#bareNewline,
     });
   }
 
@@ -382,7 +412,7 @@ export class SessionState implements SessionContext {
     return new BdatBody(sink, {
       maxBytes: this.config.message_size_limit,
       maxLine: this.config.line_length_limit,
-      bareNewline: this.config.smtpd_forbid_bare_newline,
+      bareNewline: this.#bareNewline,
     });
   }
 

@@ -10,7 +10,7 @@
 import { DRAFT_FIRST_MEMORY, type MessageDraft } from "../../cleanup/mod.ts";
 import type { DotBodyResult } from "../../io/dot_reader.ts";
 import { withoutTrailingDot } from "../../protocol/hostname.ts";
-import { REPLY, type Reply } from "../../protocol/reply.ts";
+import { bareLfReceived, REPLY, type Reply } from "../../protocol/reply.ts";
 import { QueueWriteError } from "../../queue/mod.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
 import type { MemoryHold } from "../memory_budget.ts";
@@ -111,13 +111,26 @@ export async function completeMessage(
     case "disconnected":
       ctx.log.lostConnection(ctx.client, "DATA", body.size);
       return { kind: "gone" };
-    case "tooBig":
-    case "bareNewline": {
-      const reply = body.kind === "tooBig" ? REPLY.messageFileTooBig : REPLY.bareLf;
+    case "tooBig": {
+      const reply = REPLY.messageFileTooBig;
       ctx.logReject({ id: draft.id, stage: "END-OF-MESSAGE", reply, from: tx.senderText });
       return answer(reply);
     }
+    case "bareNewline":
+      ctx.logBareLf("END-OF-MESSAGE", { id: draft.id, tx });
+      return answer(bareLfReply(ctx));
   }
+}
+
+/**
+ * The refusal of a message with a bare LF (smtpd_forbid_bare_newline =
+ * reject), DATA's and BDAT's.
+ * @param ctx the session
+ * @returns the reply
+ */
+export function bareLfReply(ctx: SessionContext): Reply {
+  const { config } = ctx;
+  return bareLfReceived(config.smtpd_forbid_bare_newline_reject_code, config.myhostname);
 }
 
 /**

@@ -32,7 +32,7 @@ import {
 import { asciiUpperCase } from "../../protocol/esmtp_params.ts";
 import { trimBlanks } from "../../protocol/parse_command.ts";
 import { answer, type CommandResult, type SessionContext } from "../context.ts";
-import { completeMessage, openMessage } from "./_message.ts";
+import { bareLfReply, completeMessage, openMessage } from "./_message.ts";
 
 /** A BDAT argument: the chunk size and whether it is the last. */
 export interface BdatArg {
@@ -157,9 +157,14 @@ export async function handleBdat(arg: string, ctx: SessionContext): Promise<Comm
     // chunk was taken, and it sent the rest of the message for nothing.
     const failure = body.failure;
     if (failure) {
-      const reply = failure === "tooBig" ? REPLY.messageFileTooBig : REPLY.bareLf;
-      if (failure === "tooBig") ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
-      ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      const reply = failure === "tooBig" ? REPLY.messageFileTooBig : bareLfReply(ctx);
+      if (failure === "tooBig") {
+        ctx.log.warning(`${draft.id}: queue file size limit exceeded`);
+        ctx.logReject({ id: draft.id, stage: "BDAT", reply, from: tx!.senderText });
+      } else {
+        // As Postfix 3.7.11 logs it: "reject: BDAT content from ...".
+        ctx.logBareLf("BDAT content", { id: draft.id, tx: tx! });
+      }
       ctx.endTransaction(); // the queue file goes
       // Later chunks are read and dropped (551) until LAST or RSET.
       ctx.setBdat({ kind: "failed", octets: body.octets, id: draft.id });
