@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import {
   allEntries,
+  greeted,
   makeWorkDir,
   postcat,
   queueFiles,
@@ -236,6 +237,51 @@ Deno.test({
       r.stdout,
       /action hold: <eodhold@s\.example>: Sender address triggers HOLD action/,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "a texthash: entry whose value, or the rest of its quoted key, is on a continuation line is read as Postfix reads it",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("texthash-continued");
+    const table = join(dir, "senders");
+    // postmap -q finds REJECT for lonely@s.example and 550 for "john smith"@s.example.
+    await Deno.writeTextFile(
+      table,
+      [
+        "lonely@s.example",
+        "    REJECT go away",
+        '"john',
+        '  smith"@s.example',
+        "  550 5.7.1 not john",
+        "",
+      ].join("\n"),
+    );
+    // Was: the start stopped ('missing value for key "lonely@s.example"').
+    const d = await startDaemon(
+      `smtpd_sender_restrictions = ["check_sender_access", "texthash:${table}"]`,
+      { dir },
+    );
+    try {
+      const lonely = await sendFrom(d.port, "lonely@s.example");
+      assert.match(
+        lonely.stdout,
+        /554 5\.7\.1 <lonely@s\.example>: Sender address rejected: go away/,
+      );
+      const c = await greeted(d.port);
+      try {
+        await c.send('MAIL FROM:<"john smith"@s.example>\r\nRCPT TO:<user@example.com>\r\n');
+        assert.match(await c.reply(), /^250 2\.1\.0 Ok/);
+        assert.match(await c.reply(), /^550 5\.7\.1 <john smith@s\.example>: .*: not john/);
+      } finally {
+        c.close();
+      }
+      assert.match((await sendFrom(d.port, "other@s.example")).stdout, /250 2\.0\.0 Ok: queued/);
+    } finally {
+      await d.stop();
+    }
   },
 });
 

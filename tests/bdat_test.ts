@@ -304,6 +304,50 @@ Deno.test({
   },
 });
 
+/**
+ * A BDAT line whose words a vertical tab, form feed or CR separates: white
+ * space to Postfix's tokenizer, which reads the chunk (Postfix 3.7 queues
+ * each of these).
+ * @param line the BDAT line (Python bytes syntax)
+ */
+const spacedBdat = (line: string) => `
+s.settimeout(10)
+chunk = b"MAIL FROM:<chunk@example.org>\\r\\n"
+s.sendall(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.com>\\r\\n" + ${line} + b"\\r\\n" + chunk)
+for _ in range(3):
+    print(f.readline().decode().strip())
+s.sendall(b"QUIT\\r\\n")
+print(f.readline().decode().strip())
+`;
+
+Deno.test({
+  name:
+    "a BDAT line whose words a vertical tab, form feed or CR separates has its chunk read as the message, never as commands",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon();
+    try {
+      // Was "500 5.5.2 Error: bad syntax", then the chunk's MAIL FROM run as
+      // a command ("503 5.5.1 Error: nested MAIL command").
+      const lines = [`b"BDAT\\x0b31 LAST"`, `b"\\x0cBDAT 31\\x0cLAST"`, `b"BDAT\\r31 LAST\\x0b"`];
+      for (const line of lines) {
+        const got = await pythonAfterEhlo(d.port, spacedBdat(line), 20000);
+        assert.equal(got.length, 4, got.join("\n"));
+        assert.deepEqual(got.slice(0, 2), ["250 2.1.0 Ok", "250 2.1.5 Ok"], line);
+        assert.match(got[2] as string, /^250 2\.0\.0 Ok: 31 bytes queued as \w+$/, line);
+        assert.equal(got[3], "221 2.0.0 Bye", line);
+      }
+      const files = await queueFiles(d.queueDir);
+      assert.equal(files.length, lines.length);
+      for (const file of files) {
+        assert.match(await postcat(file), /^MAIL FROM:<chunk@example\.org>$/m);
+      }
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
 /** A client that leaves mid-chunk, after a first chunk was accepted. */
 const LEAVES = `
 # Large enough that the queue file has content on disk.

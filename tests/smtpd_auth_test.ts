@@ -154,13 +154,25 @@ Deno.test({
       // Credentials sent with no mechanism before them: the word is no
       // mechanism name, and neither the debug dialog nor the warning shows it.
       const forgot = btoa(`\0carol\0${DOVECOT_USERS.carol}`);
+      // 15 bytes (an authorization identity before them) are 20 base64
+      // characters, letters and digits only: no mechanism name all the
+      // same, which RFC 4422 writes in upper case.
+      const short = btoa(`c\0carol\0${DOVECOT_USERS.carol}`);
+      assert.match(short, /^[A-Za-z0-9]{20}$/);
       const c = await RawClient.connect(s.d.port);
       try {
         await c.reply();
         await c.send("EHLO client.example\r\n");
         assert.match(await c.reply(), /250-AUTH /);
-        await c.send(`AUTH ${forgot}\r\n`);
-        assert.match(await c.reply(), /^504 5\.5\.4 Unsupported authentication mechanism/);
+        for (const word of [forgot, short]) {
+          await c.send(`AUTH ${word}\r\n`);
+          assert.match(await c.reply(), /^504 5\.5\.4 Unsupported authentication mechanism/);
+        }
+        // A mechanism offered, in lower case, is shown as sent.
+        await c.send("AUTH login\r\n");
+        assert.match(await c.reply(), /^334 /);
+        await c.send("*\r\n");
+        assert.match(await c.reply(), /^501 5\.7\.0 Authentication aborted/);
         await c.send("QUIT\r\n");
         await c.reply();
       } finally {
@@ -171,12 +183,14 @@ Deno.test({
           `SASL \\(not a mechanism name, ${forgot.length} characters\\) authentication failed`,
         ),
       );
+      await s.d.waitForLog("SASL (not a mechanism name, 20 characters) authentication failed");
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH login$/m);
       // The debug peer's dialog shows the commands, never the responses.
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH LOGIN/);
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH \*\*\*\*$/m);
       const log = s.d.log();
       const secrets = ["wrong-guess-42", btoa("wrong-guess-42"), DOVECOT_USERS.carol];
-      for (const secret of [...secrets, forgot.slice(0, 20)]) {
+      for (const secret of [...secrets, forgot.slice(0, 20), short]) {
         assert.ok(!log.includes(secret), `"${secret}" reached the log`);
       }
       assert.ok(!log.includes(btoa(DOVECOT_USERS.carol)), "the base64 password reached the log");

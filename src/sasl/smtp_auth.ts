@@ -99,17 +99,52 @@ const MAX_ROUNDS = 32;
 const CANNOT_CONNECT = "Can't connect to authentication server";
 const MECH_NAME = /^[A-Za-z0-9_-]{1,20}$/;
 
+/** A mechanism name as RFC 4422 (3.1) writes it: upper-case letters, digits, "-" and "_". */
+const SASL_MECH = /^[A-Z0-9_-]{1,20}$/;
+/** Mechanisms clients ask for, shown in any case even when not offered. */
+const KNOWN_MECHANISMS: readonly string[] = [
+  "ANONYMOUS",
+  "CRAM-MD5",
+  "DIGEST-MD5",
+  "EXTERNAL",
+  "GSSAPI",
+  "LOGIN",
+  "NTLM",
+  "OAUTHBEARER",
+  "PLAIN",
+  "SCRAM-SHA-1",
+  "SCRAM-SHA-1-PLUS",
+  "SCRAM-SHA-256",
+  "SCRAM-SHA-256-PLUS",
+  "XOAUTH2",
+];
+
 /**
- * The mechanism word as a log line or transcript may show it: a word that
- * is no mechanism name (RFC 4422: 1-20 letters, digits, "-" and "_") is
- * most often a client's credentials sent without a mechanism before them
- * (`AUTH AGFsaWNlAHNlY3JldA==`), so it is not shown. Postfix logs it.
+ * The mechanism word as a log line or transcript may show it. A word that
+ * is no mechanism name is most often a client's credentials sent without a
+ * mechanism before them (`AUTH AGFsaWNlAHNlY3JldA==`), so it is not shown
+ * (Postfix logs it). Base64 of up to 15 bytes is 20 letters and digits,
+ * which RFC 4422's 1-20 characters allow, but mixed case where a name is
+ * upper case: a word is shown when it is in upper case, or is a mechanism
+ * offered or widely known in any case (`AUTH login`).
  * @param word the first word after AUTH
+ * @param offered the mechanisms offered, when known
  * @returns the word, or a stand-in that tells only its length
  */
-function mechanismForLog(word: string): string {
-  return MECH_NAME.test(word) ? word : `(not a mechanism name, ${word.length} characters)`;
+function mechanismForLog(word: string, offered?: readonly string[]): string {
+  return isMechanismName(word, offered)
+    ? word
+    : `(not a mechanism name, ${word.length} characters)`;
 }
+
+/** Whether a log may show the word as a mechanism name (see mechanismForLog). */
+function isMechanismName(word: string, offered: readonly string[] = []): boolean {
+  if (SASL_MECH.test(word)) return true;
+  if (!MECH_NAME.test(word)) return false;
+  const upper = word.toUpperCase();
+  return [...offered, ...KNOWN_MECHANISMS].some((m) => m.toUpperCase() === upper);
+}
+
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
@@ -150,7 +185,10 @@ export async function runAuthCommand(
     return {
       kind: "refused",
       reply: REPLY.authUnsupported,
-      warning: failedText(mechanismForLog(asked), "Invalid authentication mechanism"),
+      warning: failedText(
+        mechanismForLog(asked, options.mechanisms),
+        "Invalid authentication mechanism",
+      ),
     };
   }
   let initial = words[1];
@@ -249,7 +287,8 @@ export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions):
  */
 export function authCommandForLog(args: string): string {
   const words = args.trim().split(/[ \t]+/).filter((w) => w !== "");
-  const mech = words[0] === undefined ? "" : MECH_NAME.test(words[0]) ? words[0] : "****";
+  const first = words[0];
+  const mech = first === undefined ? "" : isMechanismName(first) ? first : "****";
   return `AUTH${mech ? ` ${mech}` : ""}${words.length > 1 ? " ****" : ""}`;
 }
 

@@ -301,4 +301,11 @@ Deno.test("authCommandForLog() hides the initial response", () => {
   assert.equal(authCommandForLog("PL\x01AIN x"), "AUTH **** ****");
   assert.equal(authCommandForLog("AGFsaWNlAHNlY3JldA=="), "AUTH ****");
   assert.equal(authCommandForLog("CRAM-MD5"), "AUTH CRAM-MD5");
+  // Base64 of 15 bytes ("\0alice\0password") is 20 letters and digits, but
+  // in mixed case: a mechanism name (RFC 4422) is upper case.
+  assert.equal(authCommandForLog("AGFsaWNlAHBhc3N3b3Jk"), "AUTH ****");
+  assert.equal(authCommandForLog("X-UNKNOWN-MECH"), "AUTH X-UNKNOWN-MECH");
+  assert.equal(authCommandForLog("login"), "AUTH login");
+  assert.equal(authCommandForLog("Plain x"), "AUTH Plain ****");
+  assert.equal(authCommandForLog("abc"), "AUTH ****");
 });

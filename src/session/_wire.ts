@@ -30,18 +30,32 @@ export function printable(bytes: Uint8Array): string {
   return printableText(decoder.decode(bytes));
 }
 
+/** Postfix's ISSPACE: the bytes its command tokenizer splits words at. */
+function isAsciiSpace(b: number): boolean {
+  return b === 32 || (b >= 9 && b <= 13);
+}
+
 /**
- * Whether a command line's first word is BDAT (in any case), as Postfix's
- * tokenizer cuts it: at a space or a tab, whatever the rest holds.
+ * A command line whose first word is BDAT (in any case), as Postfix's
+ * tokenizer (smtpd_token.c) finds the words: after any leading white space,
+ * up to the next, white space being a space, tab, newline, vertical tab,
+ * form feed or carriage return. Its arguments come back with each of those
+ * as a space, log-safe (other control characters and bytes that are not
+ * UTF-8 as "?"), for BDAT's own syntax check.
  * @param bytes the line without CRLF
- * @returns true for a BDAT command line
+ * @returns the arguments' text, or undefined when the line is no BDAT line
  */
-export function isBdatLine(bytes: Uint8Array): boolean {
-  if (bytes.length < 4) return false;
+export function bdatArguments(bytes: Uint8Array): string | undefined {
+  let at = 0;
+  while (at < bytes.length && isAsciiSpace(bytes[at] as number)) at++;
+  if (bytes.length - at < 4) return undefined;
   for (let i = 0; i < 4; i++) {
-    if (((bytes[i] as number) & 0xdf) !== "BDAT".charCodeAt(i)) return false;
+    if (((bytes[at + i] as number) & 0xdf) !== "BDAT".charCodeAt(i)) return undefined;
   }
-  return bytes.length === 4 || bytes[4] === 32 || bytes[4] === 9;
+  at += 4;
+  if (at === bytes.length) return "";
+  if (!isAsciiSpace(bytes[at] as number)) return undefined;
+  return printable(bytes.subarray(at + 1).map((b) => isAsciiSpace(b) ? 32 : b));
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escaped, isBdatLine, pipelinedForLog, printable } from "./_wire.ts";
+import { bdatArguments, escaped, pipelinedForLog, printable } from "./_wire.ts";
 
 const enc = new TextEncoder();
 
@@ -45,11 +45,22 @@ Deno.test("printable() keeps a leading byte order mark, as the command holds it"
   assert.equal(printable(line), "\ufeffRCPT TO:<a@b>?");
 });
 
-Deno.test("isBdatLine() takes BDAT as Postfix's tokenizer cuts the first word", () => {
-  for (const line of ["BDAT", "bdat 5", "BdAt\t5 LAST", "BDAT 5 \x1bLAST", "BDAT 5\x00"]) {
-    assert.equal(isBdatLine(bytes(line)), true, JSON.stringify(line));
+Deno.test("bdatArguments() finds BDAT as Postfix's tokenizer cuts the first word", () => {
+  const cases: [string, string][] = [
+    ["BDAT", ""],
+    ["bdat 5", "5"],
+    ["BdAt\t5 LAST", "5 LAST"],
+    ["BDAT 5 \x1bLAST", "5 ?LAST"],
+    ["BDAT 5\x00", "5?"],
+    // Postfix's ISSPACE: vertical tab, form feed and CR separate words too.
+    ["BDAT\v31 LAST", "31 LAST"],
+    ["BDAT\f31\rLAST\v", "31 LAST "],
+    [" \vBDAT 31", "31"],
+  ];
+  for (const [line, args] of cases) {
+    assert.equal(bdatArguments(bytes(line)), args, JSON.stringify(line));
   }
-  for (const line of ["BDA", "BDATX 5", "BDAT\x01 5", "\x02DAT 5", " BDAT 5", "DATA"]) {
-    assert.equal(isBdatLine(bytes(line)), false, JSON.stringify(line));
+  for (const line of ["BDA", "BDATX 5", "BDAT\x01 5", "\x02DAT 5", "\x01BDAT 5", "DATA"]) {
+    assert.equal(bdatArguments(bytes(line)), undefined, JSON.stringify(line));
   }
 });

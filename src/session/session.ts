@@ -41,8 +41,8 @@ import { SessionState } from "./state.ts";
 import { ehloDiscards } from "./ehlo_keywords.ts";
 import { clientWasHeard, pause, sessionEnded, sessionStarted, turnOver } from "../io/turns.ts";
 import {
+  bdatArguments,
   escaped,
-  isBdatLine,
   isConnectionError,
   pipelinedForLog,
   printable,
@@ -504,9 +504,8 @@ export class Session {
       // not known: 521 and the connection closed, as for a malformed one.
       // "500 line too long" and the next line read as a command made the
       // chunk's bytes commands.
-      if (isBdatLine(line.bytes)) {
-        return malformedBdat(printable(line.bytes.subarray(5, 105)), state);
-      }
+      const bdat = bdatArguments(line.bytes);
+      if (bdat !== undefined) return malformedBdat(bdat.slice(0, 100), state);
       return this.#tooLong();
     }
     // As Postfix with smtpd_forbid_bare_newline = reject: a command line
@@ -519,12 +518,12 @@ export class Session {
     let parsed = parseCommand(line.bytes, this.#deps.config.smtputf8_enable);
     // A BDAT line holding a byte no command may hold (a control character,
     // bytes that are not UTF-8) is still followed by its chunk. As Postfix,
-    // BDAT's own syntax check refuses it (521, the connection closed):
-    // "500 bad syntax" and the next line read as a command made the
-    // chunk's bytes commands.
-    if ("error" in parsed && isBdatLine(line.bytes)) {
-      parsed = { verb: "BDAT", arg: printable(line.bytes.subarray(5)) };
-    }
+    // BDAT's own syntax check judges it (521 and the connection closed, or
+    // the chunk read when the byte was white space to Postfix's tokenizer:
+    // "BDAT\v31 LAST"): "500 bad syntax" and the next line read as a
+    // command made the chunk's bytes commands.
+    const bdat = "error" in parsed ? bdatArguments(line.bytes) : undefined;
+    if (bdat !== undefined) parsed = { verb: "BDAT", arg: bdat };
     // A client that pipelined its AUTH responses sends them as commands when
     // the exchange ends before they are read (AUTH refused, the server
     // failing on the user name, or deciding before the client expected):

@@ -189,6 +189,20 @@ Deno.test("openTable() texthash: a key splits at white space outside double quot
   });
 });
 
+Deno.test("openTable() texthash: a value, or the rest of a quoted key, may begin on a continuation line, as Postfix's readllines() joins them", async () => {
+  const t = openFileTable(
+    "texthash",
+    ["lonely", "  OK", '"john', '  smith"@example.com', "\t# a comment", "\tREJECT no", "b DUNNO"]
+      .join("\n"),
+  );
+  assert.deepEqual(await t.lookup("lonely"), { kind: "found", value: "OK" });
+  assert.deepEqual(await t.lookup('"john smith"@example.com'), {
+    kind: "found",
+    value: "REJECT no",
+  });
+  assert.deepEqual(await t.lookup("b"), { kind: "found", value: "DUNNO" });
+});
+
 const BAD_TEXTHASH: [text: string, line: number, message: RegExp][] = [
   ["a OK\nlonely\n", 2, /missing value for key "lonely"/],
   ['a OK\n"john smith@example.com OK\n', 2, /unbalanced '"' in the key/],

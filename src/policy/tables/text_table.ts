@@ -165,8 +165,25 @@ export interface TextTable {
 export function* textTableSteps(text: string): Steps<TextTable> {
   const entries = new KeyMap<string>();
   const keyLines = new KeyMap<number>();
-  let last: string | undefined;
-  let skipping = false; // continuing a duplicate key's value, which is ignored
+  // The logical line being read: a key line and its continuation lines, as
+  // Postfix's readllines() joins them before the key is split off, so the
+  // value (or the rest of a quoted key) may begin on a continuation line.
+  let pending: { text: string; line: number } | undefined;
+  const finish = () => {
+    if (pending === undefined) return;
+    const { text, line } = pending;
+    const m = splitTextEntry(text);
+    if (m === "unbalanced") {
+      throw new TableSyntaxError(`unbalanced '"' in the key of "${text}"`, line);
+    }
+    if (!m) throw new TableSyntaxError(`missing value for key "${text}"`, line);
+    const key = foldCase(m[0]);
+    // The first definition of a key wins; a repeated one is ignored.
+    if (!entries.has(key)) {
+      entries.set(key, m[1]);
+      keyLines.set(key, line);
+    }
+  };
   let i = -1;
   for (const raw of eachLine(text)) {
     if (++i % LINES_PER_STEP === 0 && i > 0) yield;
@@ -175,30 +192,17 @@ export function* textTableSteps(text: string): Steps<TextTable> {
     const c = line.charCodeAt(0);
     const plain = c > 32 && c < 127 && c !== 35; // "#"
     if (!plain && /^\s*(#|$)/.test(line)) continue;
-    const indented = !plain && /^\s/.test(line);
-    if (indented && skipping) continue;
-    if (indented) {
-      if (last === undefined) {
+    if (!plain && /^\s/.test(line)) {
+      if (pending === undefined) {
         throw new TableSyntaxError("continuation line without an entry", i + 1);
       }
-      entries.set(last, `${entries.get(last)} ${line.trim()}`);
+      pending.text += ` ${line.trim()}`;
       continue;
     }
-    const m = splitTextEntry(line);
-    if (m === "unbalanced") {
-      throw new TableSyntaxError(`unbalanced '"' in the key of "${line.trim()}"`, i + 1);
-    }
-    if (!m) throw new TableSyntaxError(`missing value for key "${line.trim()}"`, i + 1);
-    const key = foldCase(m[0]);
-    skipping = entries.has(key);
-    if (skipping) {
-      last = undefined;
-      continue;
-    }
-    entries.set(key, m[1]);
-    keyLines.set(key, i + 1);
-    last = key;
+    finish();
+    pending = { text: line.trim(), line: i + 1 };
   }
+  finish();
   const values = new KeyMap<true>();
   let n = 0;
   for (const k of entries.keys()) {
