@@ -27,6 +27,7 @@ import {
   compileBareNewlineExclusions,
   type CompiledPolicy,
   compileForbiddenCommands,
+  compileMynetworks,
   compileNetworks,
   compilePeerList,
   compilePolicy,
@@ -218,15 +219,21 @@ export async function buildRuntime(
   });
   const owner = resolveOwner(loaded);
   const tls = await tlsContext(loaded, thread ? undefined : (text) => logger.warning(text));
-  const exceptions: Network[] = located(
-    loaded,
-    "smtpd_client_event_limit_exceptions",
-    () =>
-      compileNetworks(
-        config.smtpd_client_event_limit_exceptions,
-        "smtpd_client_event_limit_exceptions",
-      ),
-  );
+  // Left at its default, `$mynetworks`, the list is mynetworks as
+  // permit_mynetworks trusts it: with mynetworks unset, mynetworks_style's
+  // interface networks too (as Postfix expands $mynetworks), which the
+  // text of the default (mynetworks' own default) does not hold.
+  const exceptions: Network[] = loaded.explicit.has("smtpd_client_event_limit_exceptions")
+    ? located(
+      loaded,
+      "smtpd_client_event_limit_exceptions",
+      () =>
+        compileNetworks(
+          config.smtpd_client_event_limit_exceptions,
+          "smtpd_client_event_limit_exceptions",
+        ),
+    )
+    : compileMynetworks(loaded);
   const limitExempt = (address: string) => {
     const ip = parseIp(address);
     return ip !== undefined && exceptions.some((n) => inNetwork(n, ip));

@@ -61,6 +61,39 @@ Deno.test("buildRuntime: one frozen runtime; the session's dependencies are its 
   }
 });
 
+/** A non-loopback IPv4 address of this host's interfaces, if it has one. */
+const lanAddress = Deno.networkInterfaces().find((i) =>
+  i.family === "IPv4" && !i.address.startsWith("127.")
+)?.address;
+
+Deno.test({
+  name:
+    "buildRuntime: smtpd_client_event_limit_exceptions left at $mynetworks exempts mynetworks_style's interface networks, as permit_mynetworks trusts them",
+  ignore: lanAddress === undefined,
+  fn: async () => {
+    const { dir, loaded: l } = await loaded('mynetworks_style = "subnet"\n');
+    try {
+      const rt = await buildRuntime(l, { verbose: 0, mode: "check" });
+      // Postfix expands $mynetworks to the networks mynetworks_style gives
+      // when mynetworks is unset; the default's text names loopback only.
+      assert.equal(rt.limitExempt(lanAddress as string), true, `${lanAddress} not exempt`);
+      assert.equal(rt.limitExempt("127.0.0.1"), true);
+      assert.equal(rt.limitExempt("198.51.100.1"), false);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    // With mynetworks_style = "host" (the default) the LAN is not trusted.
+    const host = await loaded("");
+    try {
+      const rt = await buildRuntime(host.loaded, { verbose: 0, mode: "check" });
+      assert.equal(rt.limitExempt(lanAddress as string), false);
+      assert.equal(rt.limitExempt("127.0.0.1"), true);
+    } finally {
+      await Deno.remove(host.dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("buildRuntime: a listener thread's runtime adopts the main thread's shared cells", async () => {
   const { dir, loaded: l } = await loaded("");
   try {

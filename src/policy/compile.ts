@@ -80,7 +80,7 @@ const ALIASES: ReadonlyMap<string, string> = new Map(
  * @returns the networks
  * @throws {ConfigError} with file and line for a malformed entry
  */
-function compileMynetworks(loaded: LoadedConfig): Network[] {
+export function compileMynetworks(loaded: LoadedConfig): Network[] {
   const style = loaded.config.mynetworks_style;
   try {
     // Without mynetworks, mynetworks_style "subnet" or "class" trusts the

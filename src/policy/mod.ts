@@ -11,6 +11,7 @@ export {
   auditLists,
   compileBareNewlineExclusions,
   compileLists,
+  compileMynetworks,
   compilePolicy,
   RESTRICTIONS,
 } from "./compile.ts";
