@@ -506,6 +506,21 @@ Deno.test({
     assert.match(r3.stdout, /250 2\.0\.0 Ok: queued as/);
     const [g] = await queueFiles(strict.queueDir, "maildrop");
     assert.match(await postcat(g as string), /^line one\nline two$/m);
+
+    // "yes", Postfix's setting from the 2023 backports, is normalize (its
+    // migration aid): a main.cf that says so starts and normalizes.
+    const work3 = await makeWorkDir("stdin");
+    const yes = await writeConfig(
+      work3,
+      'smtpd_forbid_bare_newline = "yes"\nrelay_domains = ["example.com"]',
+    );
+    const r4 = await runStdin(yes.configFile, body, {
+      REMOTE_ADDR: "192.0.2.7",
+      REMOTE_PORT: "40000",
+    });
+    assert.match(r4.stdout, /250 2\.0\.0 Ok: queued as/, r4.stdout + r4.stderr);
+    const [h] = await queueFiles(yes.queueDir, "maildrop");
+    assert.match(await postcat(h as string), /^line one\nline two$/m);
   },
 });
 

@@ -128,7 +128,7 @@ const BAD_VALUES: [string, string, number, RegExp][] = [
     "an enum outside its choices",
     'smtpd_forbid_bare_newline = "drop"',
     1,
-    /one of normalize, reject/,
+    /one of normalize, yes, reject/,
   ],
   [
     "a misspelt notify class",

@@ -157,8 +157,8 @@ export const PARAMS = {
   smtpd_hard_error_limit: int(20, "After this many errors, reply 421 and disconnect", 1),
   smtpd_forbid_bare_newline: oneOf(
     "normalize",
-    ["normalize", "reject"] as const,
-    "Bare LF in DATA or BDAT: treat as CRLF (normalize) or refuse the message (reject)",
+    ["normalize", "yes", "reject"] as const,
+    "Bare LF in DATA or BDAT: treat as CRLF (normalize; yes, Postfix's migration aid, is the same) or refuse the message (reject)",
   ),
   smtpd_forbid_bare_newline_exclusions: list(
     ["$mynetworks"],

@@ -141,7 +141,9 @@ export class SessionState implements SessionContext {
     this.#reader = init.reader;
     this.#writer = init.writer;
     this.#verbosity = init.verbosity;
-    this.#bareNewline = init.bareNewline ?? this.config.smtpd_forbid_bare_newline;
+    // "yes" is Postfix's name for normalize from before 3.9.
+    this.#bareNewline = init.bareNewline ??
+      (this.config.smtpd_forbid_bare_newline === "reject" ? "reject" : "normalize");
     this.#errors = init.errors;
     this.#notices = init.notices;
     this.#dns = init.dns;
