@@ -149,6 +149,30 @@ export async function makePostfixDirs(
   );
 }
 
+/** master.cf's smtp client service, for an instance that relays (startPostfix's masterCfExtra). */
+export const SMTP_CLIENT_SERVICE = "smtp      unix  -       -       n       -       -       smtp\n";
+
+/**
+ * main.cf lines (startPostfix's mainCfExtra) for an instance that trusts
+ * loopback clients and relays one domain with its smtp client, without
+ * TLS, to a port on 127.0.0.1; the transport table is written into `dir`.
+ * Pass {@linkcode SMTP_CLIENT_SERVICE} as masterCfExtra with it.
+ * @param dir the instance's directory
+ * @param domain the domain relayed
+ * @param port where it goes
+ * @returns the main.cf lines
+ */
+export async function relayDomainTo(dir: string, domain: string, port: number): Promise<string> {
+  const transport = join(dir, "transport");
+  await Deno.writeTextFile(transport, `${domain} smtp:[127.0.0.1]:${port}\n`);
+  return [
+    "mynetworks = 127.0.0.0/8",
+    "smtp_tls_security_level = none",
+    `transport_maps = texthash:${transport}`,
+    "",
+  ].join("\n");
+}
+
 /** Options for {@linkcode startPostfix}. */
 export interface StartPostfixOptions {
   /** syslog_name suffix and host name label (see postfixMainCf). */

@@ -29,7 +29,7 @@ import {
   startDaemon,
   waitFor,
 } from "./_harness.ts";
-import { havePostfix, startPostfix } from "./_postfix.ts";
+import { havePostfix, SMTP_CLIENT_SERVICE, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await havePostfix();
@@ -137,7 +137,7 @@ Deno.test({
           "smtp_tls_security_level = none",
           "",
         ].join("\n"),
-        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+        masterCfExtra: SMTP_CLIENT_SERVICE,
       });
       daemon = await startDaemon(pf.smtpdConfig, { dir });
       const cases: [string, Case][] = [

@@ -23,7 +23,7 @@ import {
   swaks,
   waitFor,
 } from "./_harness.ts";
-import { havePostfix, startPostfix } from "./_postfix.ts";
+import { havePostfix, SMTP_CLIENT_SERVICE, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await havePostfix();
@@ -119,7 +119,7 @@ Deno.test({
         // D and O: Delivered-To: (the recipient delivered to) and X-Original-To:.
         pipeFlags: "FDO",
         mainCfExtra: "mbox_destination_recipient_limit = 1\nsmtp_tls_security_level = none\n",
-        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+        masterCfExtra: SMTP_CLIENT_SERVICE,
       });
       const table = join(dir, "senders");
       await Deno.writeTextFile(

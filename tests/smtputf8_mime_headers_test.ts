@@ -24,7 +24,7 @@ import {
   startDaemon,
   waitFor,
 } from "./_harness.ts";
-import { havePostfix, startPostfix } from "./_postfix.ts";
+import { havePostfix, relayDomainTo, SMTP_CLIENT_SERVICE, startPostfix } from "./_postfix.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasPostfix = await havePostfix();
@@ -135,8 +135,6 @@ Deno.test({
       `127.0.0.1:${sinkPort}`,
       "10",
     ]);
-    const transport = join(dir, "transport");
-    await Deno.writeTextFile(transport, `example.net smtp:[127.0.0.1]:${sinkPort}\n`);
     const pfPort = freePort();
     let pf;
     let d;
@@ -144,13 +142,8 @@ Deno.test({
       pf = await startPostfix(dir, {
         name: "utf8mime",
         smtpdPort: pfPort,
-        mainCfExtra: [
-          "mynetworks = 127.0.0.0/8",
-          "smtp_tls_security_level = none",
-          `transport_maps = texthash:${transport}`,
-          "",
-        ].join("\n"),
-        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+        mainCfExtra: await relayDomainTo(dir, "example.net", sinkPort),
+        masterCfExtra: SMTP_CLIENT_SERVICE,
       });
       d = await startDaemon(`${pf.smtpdConfig}\nmynetworks = ["127.0.0.0/8"]`, { dir });
       const theirs = await send(pfPort, "s1@sender.example", "r@example.net", ATTACHMENT);

@@ -28,7 +28,7 @@ import {
   startDaemon,
   writeConfig,
 } from "./_harness.ts";
-import { havePostfix, startPostfix } from "./_postfix.ts";
+import { havePostfix, relayDomainTo, SMTP_CLIENT_SERVICE, startPostfix } from "./_postfix.ts";
 import { eximSend, prepareExim } from "./_exim.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -174,21 +174,14 @@ Deno.test({
     // address 500 characters): these are within the limits, encoded past them.
     const dir = await makeWorkDir("dsn-limits");
     const daemon = await startDaemon(`mynetworks = ["127.0.0.0/8"]`, { dir });
-    const transport = join(dir, "transport");
-    await Deno.writeTextFile(transport, `example.net smtp:[127.0.0.1]:${daemon.port}\n`);
     const pfPort = freePort();
     let pf;
     try {
       pf = await startPostfix(dir, {
         name: "dsnlimits",
         smtpdPort: pfPort,
-        mainCfExtra: [
-          "mynetworks = 127.0.0.0/8",
-          "smtp_tls_security_level = none",
-          `transport_maps = texthash:${transport}`,
-          "",
-        ].join("\n"),
-        masterCfExtra: "smtp      unix  -       -       n       -       -       smtp\n",
+        mainCfExtra: await relayDomainTo(dir, "example.net", daemon.port),
+        masterCfExtra: SMTP_CLIENT_SERVICE,
       });
       // 96 characters (a base64 ID has "+" and "="), 192 as xtext.
       const envid = "a+b=".repeat(24);
