@@ -44,10 +44,12 @@ export async function runCli(args: readonly string[]): Promise<number> {
   // the command is known); a stray error's line then goes to the runtime's
   // logger (syslog_server only), not into the SMTP dialog.
   let quiet: boolean | undefined = undefined;
-  let quietLog: ((text: string) => void) | undefined;
+  // Once the runtime exists, a stray error is a log line like any other
+  // (and, like any other, never waits for a stderr nobody reads).
+  let strayLog: ((text: string) => void) | undefined = undefined;
   const stray = (text: string) => {
-    if (quiet ?? stderrIsClient()) quietLog?.(text);
-    else err(`smtpd: error: ${text}`);
+    if (strayLog) strayLog(text);
+    else if (!(quiet ?? stderrIsClient())) err(`smtpd: error: ${text}`);
   };
   // Last line of defence: no stray asynchronous error may end the server.
   globalThis.addEventListener("unhandledrejection", (e) => {
@@ -118,7 +120,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     // 0, which a service manager takes for a clean stop and does not restart.
     return await fatal([`cannot start: ${errorText(e)}`]);
   }
-  if (quiet) quietLog = (text) => runtime.logger.error(text);
+  strayLog = (text) => runtime.logger.error(text);
   try {
     return await run(opts, runtime);
   } catch (e) {
@@ -127,7 +129,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
     await runtime.logSettled(1000);
     return 1;
   } finally {
-    runtime.stderr.flush();
+    // Bounded: a stderr that takes nothing must not keep the process alive.
+    await runtime.stderr.settled(1000);
   }
 }
 

@@ -112,9 +112,13 @@ export function makeLogger(
     const local = logger([...sinks]);
     const syslog = syslogSink(target, config.syslog_facility, (m) => local.warning(m));
     sinks.push(syslog);
-    return { logger: logger(sinks), logSettled: (ms) => syslog.settled(ms) };
+    const both = logger(sinks);
+    stderr.warn = (m) => both.warning(m);
+    return { logger: both, logSettled: (ms) => syslog.settled(ms) };
   }
-  return { logger: logger(sinks), logSettled: () => Promise.resolve() };
+  const only = logger(sinks);
+  stderr.warn = (m) => only.warning(m);
+  return { logger: only, logSettled: () => Promise.resolve() };
 }
 
 /** What a runtime is for: a check opens nothing (no syslog socket). */

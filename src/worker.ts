@@ -9,6 +9,9 @@
 
 import { closeStore, serveInWorker, type WorkerInit } from "./daemon/serve.ts";
 
+/** How long a stopping thread waits for its last log lines to reach stderr (the main thread waits 1 s). */
+const STOP_LOG_WAIT_MS = 500;
+
 const self = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
   postMessage(m: unknown): void;
@@ -18,10 +21,11 @@ const self = globalThis as unknown as {
 // (A thread that dies all the same is replaced by the main thread: see
 // daemon/thread_supervisor.ts.)
 const encoder = new TextEncoder();
+// Not waited for: a stderr nobody reads must not stop the thread.
 const report = (text: string) => {
-  try {
-    Deno.stderr.writeSync(encoder.encode(`smtpd: error: listener thread: ${text}\n`));
-  } catch { /* stderr gone */ }
+  Deno.stderr.write(encoder.encode(`smtpd: error: listener thread: ${text}\n`)).catch(() => {
+    /* stderr gone */
+  });
 };
 globalThis.addEventListener("unhandledrejection", (e) => {
   e.preventDefault();
@@ -49,8 +53,10 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
             const closing = closeStore(runtime.store);
             runtime.stderr.flush();
             return closing;
-          }).then(() => {
-            runtime.stderr.flush(); // the thread ends before its next timer could write them
+          }).then(async () => {
+            // The thread ends before its next timer could write them; within
+            // the main thread's wait, even if stderr takes nothing.
+            await runtime.stderr.settled(STOP_LOG_WAIT_MS);
             self.postMessage({ kind: "stopped" });
           });
         } else if (msg?.kind === "reload" && typeof msg.text === "string") {

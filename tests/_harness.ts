@@ -170,6 +170,14 @@ export interface LoggedProcess {
   exited(): Promise<Deno.CommandStatus>;
   /** Sends `signal` (default SIGTERM) by its PID, unless it has ended, then waits as exited(). */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /**
+   * Stops reading its stderr (a log reader that hangs): once the pipe is
+   * full, its writes to stderr no longer complete. {@linkcode resumeLog}
+   * reads again.
+   */
+  pauseLog(): void;
+  /** Reads its stderr again after {@linkcode pauseLog}. */
+  resumeLog(): void;
 }
 
 /**
@@ -190,8 +198,10 @@ export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
   let text = "";
   const reader = child.stderr.getReader();
   let ended = false; // stderr is at its end: the text can no longer change
+  let paused: PromiseWithResolvers<void> | undefined;
   const pump = (async () => {
     for (;;) {
+      if (paused) await paused.promise;
       const { value, done } = await reader.read();
       if (done) return;
       text += decoder.decode(value, { stream: true });
@@ -201,6 +211,9 @@ export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
   });
   const exited = async () => {
     const status = await child.status;
+    // Its stderr is read to the end, even if the test stopped reading it.
+    paused?.resolve();
+    paused = undefined;
     await pump;
     return status;
   };
@@ -231,6 +244,13 @@ export function spawnLogged(cmd: string, args: string[]): LoggedProcess {
       } catch { /* gone */ }
       return await exited();
     },
+    pauseLog() {
+      paused ??= Promise.withResolvers<void>();
+    },
+    resumeLog() {
+      paused?.resolve();
+      paused = undefined;
+    },
   };
 }
 
@@ -245,6 +265,12 @@ export interface Daemon {
   waitForLog(text: string | RegExp, timeoutMs?: number): Promise<void>;
   /** Stops the process by its PID (SIGTERM, or SIGKILL) and waits. */
   stop(signal?: Deno.Signal): Promise<void>;
+  /** Stops reading its stderr ({@linkcode LoggedProcess.pauseLog}). */
+  pauseLog(): void;
+  /** Reads its stderr again. */
+  resumeLog(): void;
+  /** Resolves with its exit status once it has ended and its stderr is read to the end. */
+  exited(): Promise<Deno.CommandStatus>;
 }
 
 /**
@@ -284,6 +310,9 @@ export async function startDaemon(
       stopped = true;
       await proc.stop(signal);
     },
+    pauseLog: proc.pauseLog,
+    resumeLog: proc.resumeLog,
+    exited: proc.exited,
   };
 }
 

@@ -172,8 +172,8 @@ function onSignals({ store, logger, stderr }: Runtime): () => void {
     const listener = () => {
       store.removeUnfinished();
       logger.info(`terminating on signal ${sig}`);
-      stderr.flush();
-      Deno.exit(128 + SIGNALS[sig]);
+      // Bounded: a stderr that takes nothing must not keep the process alive.
+      void stderr.settled(1000).then(() => Deno.exit(128 + SIGNALS[sig]));
     };
     Deno.addSignalListener(sig, listener);
     return () => Deno.removeSignalListener(sig, listener);

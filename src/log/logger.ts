@@ -150,21 +150,60 @@ export class Logger {
 const FLUSH_EVERY_MS = 20;
 
 /**
+ * The most log text (UTF-16 units; a line is mostly ASCII) a thread holds
+ * for stderr while stderr does not take it: about 20,000 lines, a few
+ * seconds of a busy server's log. Past it lines are dropped and counted.
+ */
+export const STDERR_BACKLOG = 4 * 1024 * 1024;
+
+/**
  * The stderr sink of one thread (its runtime's). Lines are collected and
  * written together every {@linkcode FLUSH_EVERY_MS} ms, so a reply never
  * waits for a log write and a busy thread makes one write for many
  * messages' lines. (A timer per event-loop turn cost 6-8% of a listener
  * thread's time with one message per connection: every message logs in
- * three or four turns.) The timer stops after a second without lines;
- * {@linkcode StderrSink.flush} writes what is pending (before exit).
+ * three or four turns.) The timer stops after a second without lines.
+ *
+ * The write is asynchronous (Deno makes it on a thread of its blocking
+ * pool), so a log reader that stops reading (a terminal held with Ctrl-S,
+ * a stuck log shipper at the other end of a pipe) stops no session: the
+ * thread goes on, holding up to {@linkcode STDERR_BACKLOG} of lines; past
+ * that it drops lines, and says how many once stderr takes lines again.
+ * (Postfix's processes wait for their log socket instead, and all mail
+ * waits with them.) One write is on its way at a time, so lines keep
+ * their order. Before the thread or process ends,
+ * {@linkcode StderrSink.settled} waits a bounded time for the rest.
  */
 export class StderrSink {
   #pending = "";
   #flusher: ReturnType<typeof setInterval> | undefined;
   #idleTicks = 0;
+  /** The write on its way, if any. */
+  #writing: Promise<void> | undefined;
+  /** Lines dropped since the last time that was said. */
+  #dropped = 0;
+  /** stderr failed (closed, gone): nothing more is written. */
+  #gone = false;
+  /** The warning about dropped lines is being added (past the backlog's limit). */
+  #saying = false;
+
+  /**
+   * Says (as a warning of the thread's logger) that lines were dropped;
+   * set once the logger exists.
+   */
+  warn: (text: string) => void = () => {};
 
   /** The sink: collects a formatted line. */
   readonly write: LineSink = (line) => {
+    if (this.#gone) return;
+    // Once a line is dropped, every later one is, until the backlog goes
+    // out: the log then has a gap where the warning says, not holes in it.
+    if (
+      !this.#saying && (this.#dropped > 0 || this.#pending.length + line.length > STDERR_BACKLOG)
+    ) {
+      this.#dropped++;
+      return;
+    }
     this.#pending += line;
     if (this.#flusher === undefined) {
       const timer = setInterval(this.#tick, FLUSH_EVERY_MS);
@@ -174,9 +213,9 @@ export class StderrSink {
   };
 
   #tick = (): void => {
-    if (this.#pending) {
+    if (this.#pending || this.#dropped || this.#writing) {
       this.#idleTicks = 0;
-      this.flush();
+      this.#startWrite();
     } else if (++this.#idleTicks >= 1000 / FLUSH_EVERY_MS) {
       clearInterval(this.#flusher);
       this.#flusher = undefined;
@@ -184,17 +223,76 @@ export class StderrSink {
     }
   };
 
-  /** Writes the lines still waiting (before the process or thread ends). */
-  flush(): void {
+  /** Starts writing what is pending, unless a write is still on its way. */
+  #startWrite(): void {
+    if (this.#writing || this.#gone) return;
+    if (this.#dropped > 0) {
+      const n = this.#dropped;
+      this.#dropped = 0;
+      // Through the logger, so the line has its stamp, and syslog_server
+      // (when set) learns it too; it lands at the end of what is pending.
+      this.#saying = true;
+      try {
+        this.warn(
+          `stderr: ${n} log line${n === 1 ? " was" : "s were"} dropped: ` +
+            "the log reader took them slower than they came",
+        );
+      } finally {
+        this.#saying = false;
+      }
+    }
     if (!this.#pending) return;
-    const text = this.#pending;
+    const bytes = encoder.encode(this.#pending);
     this.#pending = "";
-    try {
-      const bytes = encoder.encode(text);
-      let off = 0;
-      while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-    } catch {
-      // stderr gone: nothing sensible to do
+    this.#writing = this.#writeAll(bytes).finally(() => {
+      this.#writing = undefined;
+    });
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) {
+      try {
+        off += await Deno.stderr.write(bytes.subarray(off));
+      } catch (e) {
+        // A non-blocking stderr (O_NONBLOCK is a flag of the open file,
+        // shared with whoever else holds it) that is full: try again soon.
+        if (e instanceof Deno.errors.WouldBlock) {
+          await new Promise((r) => setTimeout(r, FLUSH_EVERY_MS));
+          continue;
+        }
+        // stderr gone (closed, EPIPE): nothing sensible to do.
+        this.#gone = true;
+        this.#pending = "";
+        this.#dropped = 0;
+        return;
+      }
+    }
+  }
+
+  /** Starts writing the lines still waiting now, without waiting for the write. */
+  flush(): void {
+    this.#startWrite();
+  }
+
+  /**
+   * Writes the lines still waiting, and waits until they are written or
+   * `ms` have passed (a stderr nobody reads must not keep the process or
+   * thread from ending). Call it before the thread or process ends.
+   * @param ms the longest wait
+   */
+  async settled(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    for (;;) {
+      this.#startWrite();
+      if (!this.#writing || Date.now() >= end) return;
+      const left = end - Date.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#writing,
+        new Promise((r) => timer = setTimeout(r, left)),
+      ]);
+      clearTimeout(timer);
     }
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * A log reader that stops reading (a terminal held with Ctrl-S, a log
+ * shipper stuck at the other end of the pipe) must stop no session: the
+ * daemon's stderr is a pipe this test stops reading, a debug peer's
+ * dialog fills it, and a new client must still have its message queued;
+ * lines past the sink's backlog are dropped and counted once the reader
+ * reads again; and SIGTERM still ends the daemon while stderr takes
+ * nothing.
+ */
+
+import assert from "node:assert/strict";
+import { queueFiles, RawClient, startDaemon, swaks } from "./_harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** Each client command and reply is a log line (debug_peer_level 2 by default). */
+const DEBUG_PEER = ['debug_peer_list = ["127.0.0.1"]', "smtpd_peername_lookup = false"].join(
+  "\n",
+);
+
+/** How many HELO commands the flood sends, in pipelined groups of GROUP. */
+const GROUP = 1000;
+
+/**
+ * Sends `count` HELO commands in pipelined groups and reads every reply,
+ * each group within `groupMs`.
+ * @param port the daemon's port
+ * @param count how many HELO commands
+ * @param groupMs the longest wait for one group's replies
+ */
+async function heloFlood(port: number, count: number, groupMs: number): Promise<void> {
+  const c = await RawClient.connect(port);
+  try {
+    assert.match(await c.reply(groupMs), /^220 /);
+    for (let sent = 0; sent < count; sent += GROUP) {
+      await c.send("HELO flood.example\r\n".repeat(GROUP));
+      for (let i = 0; i < GROUP; i++) assert.match(await c.reply(groupMs), /^250 /);
+    }
+    await c.send("QUIT\r\n");
+    await c.reply(groupMs);
+  } finally {
+    c.close();
+  }
+}
+
+/** A whole log line: syslog's stamp, host, program[pid], then the text. */
+const WHOLE_LINE = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ postfix\/smtpd\[\d+\]: \S/;
+
+Deno.test({
+  name:
+    "stderr nobody reads: a 40,000-command debug dialog and a new client's message go on; dropped lines are counted when it reads again",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(DEBUG_PEER);
+    try {
+      d.pauseLog();
+      // About 80,000 log lines, some 6 MB: past the pipe (64 KiB) at once,
+      // and past the backlog the daemon holds (4 MiB).
+      const flood = 40 * GROUP;
+      await heloFlood(d.port, flood, 15_000);
+      // A client that comes now is served while stderr still takes nothing.
+      const r = await swaks(d.port, ["--to", "user@example.com", "--timeout", "20"]);
+      assert.match(r.stdout, /250 2\.0\.0 Ok: queued as/, r.stdout);
+      assert.equal((await queueFiles(d.queueDir)).length, 1);
+
+      d.resumeLog();
+      await d.waitForLog(
+        /warning: stderr: \d+ log lines were dropped: the log reader took them slower than they came/,
+        20_000,
+      );
+      const log = d.log();
+      const dropped = Number(/stderr: (\d+) log lines were dropped/.exec(log)![1]);
+      const lines = log.split("\n").slice(0, -1);
+      // Every line is whole: no line was cut where a write stopped.
+      const broken = lines.filter((l) => !WHOLE_LINE.test(l));
+      assert.deepEqual(broken, [], "every log line whole");
+      const kept = lines.filter((l) => /: HELO flood\.example$/.test(l)).length;
+      assert.ok(kept < flood, `some of the flood's command lines were dropped (${kept} kept)`);
+      assert.ok(kept > 0, "the lines before the backlog filled were kept");
+      // Each HELO is two lines (command and reply): the ones not kept were counted.
+      assert.ok(
+        dropped >= 2 * (flood - kept) - 2,
+        `dropped ${dropped} counts the ${flood - kept} HELO commands not kept`,
+      );
+    } finally {
+      // Read again first: a daemon stuck on a full stderr could not end.
+      d.resumeLog();
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "stderr nobody reads: SIGTERM ends the daemon all the same, within a few seconds",
+  ...opts,
+  fn: async () => {
+    const d = await startDaemon(DEBUG_PEER);
+    let ended = false;
+    try {
+      d.pauseLog();
+      // About 10,000 log lines: the pipe is full, a write to it waits.
+      // (Whether the flood itself went through is the test above's; here
+      // the signal comes either way.)
+      await heloFlood(d.port, 5 * GROUP, 5_000).catch(() => {});
+      const start = Date.now();
+      Deno.kill(d.pid, "SIGTERM");
+      // The process ends by itself; its stderr is read only after that.
+      const gone = await waitUntilGone(d.pid, 10_000);
+      assert.ok(gone, `still running ${Date.now() - start} ms after SIGTERM`);
+      ended = true;
+      d.resumeLog();
+      const exit = await d.exited();
+      assert.equal(exit.code, 0, d.log().slice(-2000));
+    } finally {
+      d.resumeLog();
+      if (!ended) await d.stop("SIGKILL");
+    }
+  },
+});
+
+/**
+ * Waits until no process has the PID (the daemon ended; its exit status
+ * is read later, with its stderr).
+ * @param pid the process
+ * @param ms the longest wait
+ * @returns true once it has ended
+ */
+async function waitUntilGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      // A zombie (ended, not yet reaped by this test) counts as ended.
+      if (/^\d+ \(.*\) Z /.test(stat)) return true;
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
