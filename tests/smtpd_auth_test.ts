@@ -320,6 +320,51 @@ Deno.test({
 
 Deno.test({
   name:
+    "smtpd_client_auth_rate_limit counts refused AUTH commands too (before HELO, before STARTTLS), as Postfix",
+  ...opts,
+  fn: async () => {
+    // Postfix's smtpd_sasl_auth_cmd_wrapper asks anvil before any check of
+    // the command: a client cannot probe AUTH before TLS without limit.
+    const s = await authDaemon(
+      [
+        "smtpd_client_auth_rate_limit = 2",
+        "smtpd_helo_required = true",
+        "smtpd_tls_auth_only = true",
+      ].join("\n"),
+    );
+    try {
+      const c = await RawClient.connect(s.d.port);
+      try {
+        await c.reply();
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(await c.reply(), /^503 5\.5\.1 Error: send HELO\/EHLO first/);
+        await c.send("EHLO client.example\r\n");
+        const ehlo = await c.reply();
+        assert.match(ehlo, /250-STARTTLS/);
+        assert.doesNotMatch(ehlo, /AUTH/);
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(await c.reply(), /^503 5\.5\.1 Error: authentication not enabled/);
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(
+          await c.reply(),
+          /^450 4\.7\.1 Error: too many AUTH commands from 127\.0\.0\.1/,
+        );
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
+      await s.d.waitForLog(
+        /warning: AUTH command rate limit exceeded: 3 from unknown\[127\.0\.0\.1\] for service smtp/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "smtpd explain --sasl-user: permit_sasl_authenticated and reject_sender_login_mismatch steps",
   sanitizeOps: false,
   sanitizeResources: false,
