@@ -320,6 +320,38 @@ Deno.test({
 
 Deno.test({
   name:
+    "AUTH LOGIN with an empty user name: logged as Postfix logs Dovecot's empty user= (sasl_username=)",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      try {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        assert.match(await c.reply(), /250-AUTH PLAIN LOGIN/);
+        await c.send("AUTH LOGIN\r\n");
+        assert.match(await c.reply(), /^334 VXNlcm5hbWU6/);
+        // The empty response: Dovecot fails it ("Empty username") with an
+        // empty user= field, which Postfix 3.7 logs as it is.
+        await c.send("\r\n");
+        assert.match(await c.reply(), /^535 5\.7\.8 Error: authentication failed: /);
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
+      await s.d.waitForLog(
+        /warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed: \(reason unavailable\), sasl_username=$/m,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "smtpd_client_auth_rate_limit counts refused AUTH commands too (before HELO, before STARTTLS), as Postfix",
   ...opts,
   fn: async () => {
