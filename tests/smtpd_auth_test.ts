@@ -159,15 +159,25 @@ Deno.test({
       // same, which RFC 4422 writes in upper case.
       const short = btoa(`c\0carol\0${DOVECOT_USERS.carol}`);
       assert.match(short, /^[A-Za-z0-9]{20}$/);
+      // Credentials whose base64 happens to be upper-case letters and
+      // digits only (15 bytes: a PLAIN blob for b7eMM), as a name is
+      // written: hidden all the same, as only a mechanism offered or
+      // registered with IANA is shown.
+      const upper = btoa("\0b7eMM\0CROtwdCC");
+      assert.match(upper, /^[A-Z0-9]{20}$/);
       const c = await RawClient.connect(s.d.port);
       try {
         await c.reply();
         await c.send("EHLO client.example\r\n");
         assert.match(await c.reply(), /250-AUTH /);
-        for (const word of [forgot, short]) {
+        for (const word of [forgot, short, upper]) {
           await c.send(`AUTH ${word}\r\n`);
           assert.match(await c.reply(), /^504 5\.5\.4 Unsupported authentication mechanism/);
         }
+        // A registered mechanism Dovecot does not offer here is shown, in
+        // any case, for the operator to see what a client asked for.
+        await c.send("AUTH cram-md5\r\n");
+        assert.match(await c.reply(), /^504 5\.5\.4 Unsupported authentication mechanism/);
         // A mechanism offered, in lower case, is shown as sent.
         await c.send("AUTH login\r\n");
         assert.match(await c.reply(), /^334 /);
@@ -183,14 +193,21 @@ Deno.test({
           `SASL \\(not a mechanism name, ${forgot.length} characters\\) authentication failed`,
         ),
       );
-      await s.d.waitForLog("SASL (not a mechanism name, 20 characters) authentication failed");
+      // forgot (14 bytes), short and upper: 20 characters each.
+      await s.d.waitForLog(
+        /(SASL \(not a mechanism name, 20 characters\) authentication failed[^]*){3}/,
+      );
+      await s.d.waitForLog(
+        /SASL cram-md5 authentication failed: Invalid authentication mechanism, sasl_username=\(unavailable\)/,
+      );
+      await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH cram-md5$/m);
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH login$/m);
       // The debug peer's dialog shows the commands, never the responses.
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH LOGIN/);
       await s.d.waitForLog(/< unknown\[127\.0\.0\.1\]: AUTH \*\*\*\*$/m);
       const log = s.d.log();
       const secrets = ["wrong-guess-42", btoa("wrong-guess-42"), DOVECOT_USERS.carol];
-      for (const secret of [...secrets, forgot.slice(0, 20), short]) {
+      for (const secret of [...secrets, forgot.slice(0, 20), short, upper]) {
         assert.ok(!log.includes(secret), `"${secret}" reached the log`);
       }
       assert.ok(!log.includes(btoa(DOVECOT_USERS.carol)), "the base64 password reached the log");
@@ -309,6 +326,83 @@ Deno.test({
       await c.send(`AUTH PLAIN ${btoa(`\0alice\0${DOVECOT_USERS.alice}`)}\r\n`);
       assert.match(await c.reply(), /^450 4\.7\.1 Error: too many AUTH commands from 127\.0\.0\.1/);
       c.close();
+      await s.d.waitForLog(
+        /warning: AUTH command rate limit exceeded: 3 from unknown\[127\.0\.0\.1\] for service smtp/,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "AUTH LOGIN with an empty user name: logged as Postfix logs Dovecot's empty user= (sasl_username=)",
+  ...opts,
+  fn: async () => {
+    const s = await authDaemon("", false);
+    try {
+      const c = await RawClient.connect(s.d.port);
+      try {
+        await c.reply();
+        await c.send("EHLO client.example\r\n");
+        assert.match(await c.reply(), /250-AUTH PLAIN LOGIN/);
+        await c.send("AUTH LOGIN\r\n");
+        assert.match(await c.reply(), /^334 VXNlcm5hbWU6/);
+        // The empty response: Dovecot fails it ("Empty username") with an
+        // empty user= field, which Postfix 3.7 logs as it is.
+        await c.send("\r\n");
+        assert.match(await c.reply(), /^535 5\.7\.8 Error: authentication failed: /);
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
+      await s.d.waitForLog(
+        /warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed: \(reason unavailable\), sasl_username=$/m,
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "smtpd_client_auth_rate_limit counts refused AUTH commands too (before HELO, before STARTTLS), as Postfix",
+  ...opts,
+  fn: async () => {
+    // Postfix's smtpd_sasl_auth_cmd_wrapper asks anvil before any check of
+    // the command: a client cannot probe AUTH before TLS without limit.
+    const s = await authDaemon(
+      [
+        "smtpd_client_auth_rate_limit = 2",
+        "smtpd_helo_required = true",
+        "smtpd_tls_auth_only = true",
+      ].join("\n"),
+    );
+    try {
+      const c = await RawClient.connect(s.d.port);
+      try {
+        await c.reply();
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(await c.reply(), /^503 5\.5\.1 Error: send HELO\/EHLO first/);
+        await c.send("EHLO client.example\r\n");
+        const ehlo = await c.reply();
+        assert.match(ehlo, /250-STARTTLS/);
+        assert.doesNotMatch(ehlo, /AUTH/);
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(await c.reply(), /^503 5\.5\.1 Error: authentication not enabled/);
+        await c.send("AUTH PLAIN\r\n");
+        assert.match(
+          await c.reply(),
+          /^450 4\.7\.1 Error: too many AUTH commands from 127\.0\.0\.1/,
+        );
+        await c.send("QUIT\r\n");
+        await c.reply();
+      } finally {
+        c.close();
+      }
       await s.d.waitForLog(
         /warning: AUTH command rate limit exceeded: 3 from unknown\[127\.0\.0\.1\] for service smtp/,
       );

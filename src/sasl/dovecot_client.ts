@@ -266,7 +266,10 @@ class DovecotExchange implements SaslExchange {
           // Dovecot 2.3 says "code=temp_fail" (a password database that
           // cannot be reached), older versions "temp".
           temporary: answer.fields.has("temp") || answer.fields.get("code") === "temp_fail",
-          ...(user ? { username: printableName(user) } : {}),
+          // An empty "user=" (Dovecot's "Empty username" for LOGIN) is a
+          // name, logged empty as Postfix logs it; "(unavailable)" is for
+          // a FAIL without the field.
+          ...(user !== undefined ? { username: printableName(user) } : {}),
         };
       }
       case "lost":

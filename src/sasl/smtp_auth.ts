@@ -99,34 +99,77 @@ const MAX_ROUNDS = 32;
 const CANNOT_CONNECT = "Can't connect to authentication server";
 const MECH_NAME = /^[A-Za-z0-9_-]{1,20}$/;
 
-/** A mechanism name as RFC 4422 (3.1) writes it: upper-case letters, digits, "-" and "_". */
-const SASL_MECH = /^[A-Z0-9_-]{1,20}$/;
-/** Mechanisms clients ask for, shown in any case even when not offered. */
-const KNOWN_MECHANISMS: readonly string[] = [
+/**
+ * The names in IANA's registry of SASL mechanisms (RFC 4422, section 8),
+ * upper case as registered, obsolete and limited ones included: a client
+ * may still ask for them, and an operator should see which. Names starting
+ * with GS2- form a family (RFC 5801), see {@linkcode isRegisteredMechanism}.
+ */
+const REGISTERED_MECHANISMS: ReadonlySet<string> = new Set([
+  "9798-M-DSA-SHA1",
+  "9798-M-ECDSA-SHA1",
+  "9798-M-RSA-SHA1-ENC",
+  "9798-U-DSA-SHA1",
+  "9798-U-ECDSA-SHA1",
+  "9798-U-RSA-SHA1-ENC",
   "ANONYMOUS",
   "CRAM-MD5",
   "DIGEST-MD5",
+  "EAP-AES128",
+  "EAP-AES128-PLUS",
+  "ECDH-X25519-CHALLENGE",
+  "ECDSA-NIST256P-CHALLENGE",
   "EXTERNAL",
+  "GSS-SPNEGO",
   "GSSAPI",
+  "KERBEROS_V4",
+  "KERBEROS_V5",
   "LOGIN",
+  "NMAS-SAMBA-AUTH",
+  "NMAS_AUTHEN",
+  "NMAS_LOGIN",
   "NTLM",
+  "OAUTH10A",
   "OAUTHBEARER",
+  "OPENID20",
+  "OTP",
+  "PASSDSS-3DES-1",
   "PLAIN",
+  "SAML20",
   "SCRAM-SHA-1",
   "SCRAM-SHA-1-PLUS",
   "SCRAM-SHA-256",
   "SCRAM-SHA-256-PLUS",
+  "SCRAM-SHA-512",
+  "SCRAM-SHA-512-PLUS",
+  "SCRAM-SHA3-512",
+  "SCRAM-SHA3-512-PLUS",
+  "SECURID",
+  "SKEY",
+  "SPNEGO",
+  "SPNEGO-PLUS",
+  "SXOVER-PLUS",
+  "XOAUTH",
   "XOAUTH2",
-];
+]);
+
+/**
+ * Whether a name (already upper case) is registered with IANA: one of the
+ * list, or of the GS2- family, whose names the GS2 bridge derives from a
+ * GSS-API mechanism (GS2-KRB5).
+ */
+function isRegisteredMechanism(upper: string): boolean {
+  return REGISTERED_MECHANISMS.has(upper) || /^GS2-[A-Z0-9_-]+$/.test(upper);
+}
 
 /**
  * The mechanism word as a log line or transcript may show it. A word that
- * is no mechanism name is most often a client's credentials sent without a
- * mechanism before them (`AUTH AGFsaWNlAHNlY3JldA==`), so it is not shown
- * (Postfix logs it). Base64 of up to 15 bytes is 20 letters and digits,
- * which RFC 4422's 1-20 characters allow, but mixed case where a name is
- * upper case: a word is shown when it is in upper case, or is a mechanism
- * offered or widely known in any case (`AUTH login`).
+ * is no mechanism we know is most often a client's credentials sent
+ * without a mechanism before them (`AUTH AGFsaWNlAHNlY3JldA==`), and base64
+ * of up to 15 bytes fits RFC 4422's 1-20 characters, in upper case now and
+ * then (`AGI3ZU1NAENST3R3ZEND`), so the form of a word tells nothing: it
+ * is shown, in any case (`AUTH login`), only when it is a mechanism offered
+ * or registered with IANA (Postfix logs every word).
  * @param word the first word after AUTH
  * @param offered the mechanisms offered, when known
  * @returns the word, or a stand-in that tells only its length
@@ -139,10 +182,9 @@ function mechanismForLog(word: string, offered?: readonly string[]): string {
 
 /** Whether a log may show the word as a mechanism name (see mechanismForLog). */
 function isMechanismName(word: string, offered: readonly string[] = []): boolean {
-  if (SASL_MECH.test(word)) return true;
   if (!MECH_NAME.test(word)) return false;
   const upper = word.toUpperCase();
-  return [...offered, ...KNOWN_MECHANISMS].some((m) => m.toUpperCase() === upper);
+  return isRegisteredMechanism(upper) || offered.some((m) => m.toUpperCase() === upper);
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -281,7 +323,9 @@ export function checkAuthAllowed(state: AuthSessionState, options: AuthOptions):
 
 /**
  * The AUTH command line as a transcript or debug log may show it: the
- * mechanism, and "****" in place of an initial response.
+ * mechanism when it is registered with IANA (what the server offers is not
+ * known here, so one only it offers shows as "****"), and "****" in place
+ * of an initial response.
  * @param args the text after "AUTH "
  * @returns "AUTH PLAIN ****", "AUTH LOGIN", ...
  */

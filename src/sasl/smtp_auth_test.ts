@@ -301,11 +301,15 @@ Deno.test("authCommandForLog() hides the initial response", () => {
   assert.equal(authCommandForLog("PL\x01AIN x"), "AUTH **** ****");
   assert.equal(authCommandForLog("AGFsaWNlAHNlY3JldA=="), "AUTH ****");
   assert.equal(authCommandForLog("CRAM-MD5"), "AUTH CRAM-MD5");
-  // Base64 of 15 bytes ("\0alice\0password") is 20 letters and digits, but
-  // in mixed case: a mechanism name (RFC 4422) is upper case.
+  // Base64 of 15 bytes ("\0alice\0password") is 20 letters and digits;
+  // upper case ones too ("\0b7eMM\0CROtwdCC"): only a registered name shows.
   assert.equal(authCommandForLog("AGFsaWNlAHBhc3N3b3Jk"), "AUTH ****");
-  assert.equal(authCommandForLog("X-UNKNOWN-MECH"), "AUTH X-UNKNOWN-MECH");
+  assert.equal(authCommandForLog("AGI3ZU1NAENST3R3ZEND"), "AUTH ****");
+  assert.equal(authCommandForLog("X-UNKNOWN-MECH"), "AUTH ****");
   assert.equal(authCommandForLog("login"), "AUTH login");
+  assert.equal(authCommandForLog("scram-sha-512-plus"), "AUTH scram-sha-512-plus");
+  assert.equal(authCommandForLog("GS2-KRB5-PLUS"), "AUTH GS2-KRB5-PLUS");
+  assert.equal(authCommandForLog("KERBEROS_V4"), "AUTH KERBEROS_V4");
   assert.equal(authCommandForLog("Plain x"), "AUTH Plain ****");
   assert.equal(authCommandForLog("abc"), "AUTH ****");
 });

@@ -9,7 +9,8 @@
  *    issue a STARTTLS command first (BDAT from its handler, which must read
  *    the chunk to stay in step);
  * 2. `precheck`: what a command refuses whatever the phase (DATA after
- *    BDAT; STARTTLS with an argument or when not offered; RSET with one);
+ *    BDAT; STARTTLS with an argument or when not offered; RSET with one;
+ *    AUTH over smtpd_client_auth_rate_limit, where it is counted);
  * 3. `greeting`: with smtpd_helo_required, HELO/EHLO must have been
  *    accepted first (MAIL, ETRN, as Postfix): 503 5.5.1 send HELO/EHLO first;
  * 4. `refusedIn`: the phases the command is refused in, with the reply.
@@ -35,7 +36,7 @@ import { handleQuit } from "./commands/quit.ts";
 import { handleRcpt } from "./commands/rcpt.ts";
 import { handleRset } from "./commands/rset.ts";
 import { handleVrfy } from "./commands/vrfy.ts";
-import type { CommandHandler, SessionContext } from "./context.ts";
+import { clientOverRate, type CommandHandler, type SessionContext } from "./context.ts";
 import type { PhaseKind, SessionPhase } from "./phase.ts";
 
 /** A verb the server implements. */
@@ -141,6 +142,12 @@ export const COMMANDS = {
   AUTH: {
     handler: handleAuth,
     pipelining: "group",
+    // As Postfix's smtpd_sasl_auth_cmd_wrapper: every AUTH command counts
+    // against smtpd_client_auth_rate_limit before any other check, so one
+    // refused (HELO first, AUTH off or discarded, before TLS with
+    // smtpd_tls_auth_only) counts too and a client cannot probe without
+    // limit. Only the 530 of level encrypt comes first (Postfix's loop).
+    precheck: (_arg, ctx) => clientOverRate(ctx, "auth"),
     // As Postfix: HELO first only when smtpd_helo_required is set; the
     // handler refuses the rest in Postfix's order (enabled, transaction, TLS, twice).
     greeting: "smtpd_helo_required",

@@ -3,13 +3,14 @@
  * mode, when smtpd_sasl_auth_enable is off, when AUTH is among the
  * discarded EHLO keywords and before TLS with smtpd_tls_auth_only (503
  * "authentication not enabled"), inside a transaction (503), once
- * authenticated (503); counted against smtpd_client_auth_rate_limit; then the exchange
+ * authenticated (503); then the exchange
  * with the authentication server (src/sasl/smtp_auth.ts). A failure is a
  * 535 (or 454) error reply, so it counts against the error limits and the
  * tarpit like any other. The response lines never reach the transcript or
  * a log line; the command line itself is logged as "AUTH PLAIN ****" (see
- * session.ts). With smtpd_helo_required the command table asks for
- * HELO/EHLO first.
+ * session.ts). The command table counts every AUTH command against
+ * smtpd_client_auth_rate_limit first, then, with smtpd_helo_required, asks
+ * for HELO/EHLO.
  *
  * @module
  */
@@ -17,7 +18,7 @@
 import { ReadTimeoutError } from "../../io/line_reader.ts";
 import { REPLY } from "../../protocol/reply.ts";
 import { runAuthCommand } from "../../sasl/mod.ts";
-import { answer, clientOverRate, type CommandResult, type SessionContext } from "../context.ts";
+import { answer, type CommandResult, type SessionContext } from "../context.ts";
 
 /** AUTH mechanism [initial-response] */
 export async function handleAuth(arg: string, ctx: SessionContext): Promise<CommandResult> {
@@ -25,8 +26,6 @@ export async function handleAuth(arg: string, ctx: SessionContext): Promise<Comm
   if (!sasl || !sasl.settings.enabled || ctx.ehloDiscard.has("AUTH")) {
     return answer(REPLY.authNotEnabled);
   }
-  const overRate = clientOverRate(ctx, "auth");
-  if (overRate) return answer(overRate);
   const tls = ctx.tls !== undefined;
   // A client silent in the middle of the exchange: the exchange is
   // abandoned (Dovecot's request cancelled), then the session ends with
