@@ -9,7 +9,21 @@
  */
 
 import assert from "node:assert/strict";
-import { queueFiles, RawClient, startDaemon, swaks } from "./_harness.ts";
+import { join } from "node:path";
+import {
+  makeWorkDir,
+  queueFiles,
+  RawClient,
+  readOrEmpty,
+  ROOT,
+  run,
+  sh,
+  smtpdArgs,
+  startDaemon,
+  swaks,
+  waitFor,
+  writeConfig,
+} from "./_harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -114,6 +128,101 @@ Deno.test({
     } finally {
       d.resumeLog();
       if (!ended) await d.stop("SIGKILL");
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stderr a file on a full file system: the daemon goes on, and once there is room the log goes on too, after a line saying how many lines were lost",
+  ignore: Deno.uid() !== 0, // it mounts a small tmpfs
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("logfull");
+    const mnt = join(dir, "logfs");
+    await Deno.mkdir(mnt);
+    await sh(`mount -t tmpfs -o size=64k tmpfs ${mnt}`);
+    const logFile = join(mnt, "smtpd.log");
+    let child: Deno.ChildProcess | undefined;
+    try {
+      const { configFile } = await writeConfig(dir, "");
+      // stderr is the file itself, as with `smtpd serve 2>/var/log/smtpd.log`.
+      child = new Deno.Command("sh", {
+        args: [
+          "-c",
+          'exec "$0" "$@" 2>"$LOG"',
+          Deno.execPath(),
+          ...await smtpdArgs(["serve", "-c", configFile]),
+        ],
+        env: { LOG: logFile },
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const log = () => readOrEmpty(logFile);
+      const listening = /listening on 127\.0\.0\.1:(\d+)/;
+      await waitFor("the daemon's start", async () => listening.test(await log()), 15_000);
+      const port = Number(listening.exec(await log())![1]);
+      const queued = async () => {
+        const r = await swaks(port, ["--to", "user@example.com", "--timeout", "20"]);
+        const id = /250 2\.0\.0 Ok: queued as (\S+)/.exec(r.stdout);
+        assert.ok(id, r.stdout);
+        return id[1]!;
+      };
+      // The file system fills up (dd ends with "No space left on device").
+      await run("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=4k"]);
+      // The log file takes lines until its last page is full: then a write
+      // stops in the middle of a line, and the rest of it fails. Clients
+      // are served all along.
+      let sessions = 0;
+      let cutAt = 0;
+      await waitFor(
+        "a log write cut short by the full file system",
+        async () => {
+          await queued();
+          sessions++;
+          const text = await log();
+          cutAt = text.length; // (ASCII: one byte a character)
+          return cutAt % 4096 === 0 && !text.endsWith("\n");
+        },
+        30_000,
+        0,
+      );
+      assert.ok(sessions <= 10, `${sessions} sessions before the log's page was full`);
+
+      await Deno.remove(join(mnt, "filler"));
+      const after = await queued();
+      await waitFor(
+        "the log lines of a message queued once there is room",
+        async () => (await log()).includes(`: ${after}: from=<`),
+        10_000,
+      );
+      const text = await log();
+      // The line cut short is ended, and the next says what was lost (at
+      // least the rest of that line).
+      const next = text.slice(cutAt).split("\n", 2);
+      assert.equal(
+        next[0],
+        "",
+        `the line cut short is ended: ${text.slice(cutAt - 80, cutAt + 200)}`,
+      );
+      assert.match(
+        next[1] ?? "",
+        /postfix\/smtpd\[\d+\]: warning: stderr: [1-9]\d* log lines? w(?:as|ere) dropped: writing them failed: No space left on device/,
+      );
+      // Every line but that one is whole.
+      const lines = text.slice(0, cutAt).split("\n").slice(0, -1)
+        .concat(text.slice(cutAt + 1).split("\n").slice(0, -1));
+      assert.deepEqual(lines.filter((l) => !WHOLE_LINE.test(l)), [], "every other line whole");
+    } finally {
+      if (child) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* ended */ }
+        await child.status;
+      }
+      await sh(`umount ${mnt}`);
     }
   },
 });

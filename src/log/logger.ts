@@ -157,6 +157,12 @@ const FLUSH_EVERY_MS = 20;
 export const STDERR_BACKLOG = 4 * 1024 * 1024;
 
 /**
+ * How long after a failed write (a full file system, an I/O error) the
+ * next one waits: the lines held meanwhile go out once it succeeds.
+ */
+const STDERR_RETRY_MS = 1000;
+
+/**
  * The stderr sink of one thread (its runtime's). Lines are collected and
  * written together every {@linkcode FLUSH_EVERY_MS} ms, so a reply never
  * waits for a log write and a busy thread makes one write for many
@@ -171,7 +177,11 @@ export const STDERR_BACKLOG = 4 * 1024 * 1024;
  * that it drops lines, and says how many once stderr takes lines again.
  * (Postfix's processes wait for their log socket instead, and all mail
  * waits with them.) One write is on its way at a time, so lines keep
- * their order. Before the thread or process ends,
+ * their order. A write that fails (stderr a file on a full file system)
+ * loses its lines, not the log: the next write comes a second later, and
+ * the first that succeeds says how many were lost and why; only a stderr
+ * that is gone for good (a pipe whose reader ended) is given up. Before
+ * the thread or process ends,
  * {@linkcode StderrSink.settled} waits a bounded time for the rest.
  */
 export class StderrSink {
@@ -186,6 +196,13 @@ export class StderrSink {
   #gone = false;
   /** The warning about dropped lines is being added (past the backlog's limit). */
   #saying = false;
+  /** Lines of failed writes since the last time that was said, and why they failed. */
+  #lost = 0;
+  #lostWhy = "";
+  /** After a failed write: no write before this time (ms since the epoch). */
+  #retryAt = 0;
+  /** A failed write ended in the middle of a line: the next write ends it first. */
+  #cut = false;
 
   /**
    * Says (as a warning of the thread's logger) that lines were dropped;
@@ -213,7 +230,7 @@ export class StderrSink {
   };
 
   #tick = (): void => {
-    if (this.#pending || this.#dropped || this.#writing) {
+    if (this.#pending || this.#dropped || this.#lost || this.#writing) {
       this.#idleTicks = 0;
       this.#startWrite();
     } else if (++this.#idleTicks >= 1000 / FLUSH_EVERY_MS) {
@@ -225,35 +242,51 @@ export class StderrSink {
 
   /** Starts writing what is pending, unless a write is still on its way. */
   #startWrite(): void {
-    if (this.#writing || this.#gone) return;
+    if (this.#writing || this.#gone || Date.now() < this.#retryAt) return;
+    if (this.#lost > 0) {
+      // The lines lost came before every line held now: the warning goes first.
+      const held = this.#pending;
+      this.#pending = "";
+      this.#say(this.#lost, `writing them failed: ${this.#lostWhy}`);
+      this.#pending += held;
+      this.#lost = 0;
+    }
     if (this.#dropped > 0) {
       const n = this.#dropped;
       this.#dropped = 0;
-      // Through the logger, so the line has its stamp, and syslog_server
-      // (when set) learns it too; it lands at the end of what is pending.
-      this.#saying = true;
-      try {
-        this.warn(
-          `stderr: ${n} log line${n === 1 ? " was" : "s were"} dropped: ` +
-            "the log reader took them slower than they came",
-        );
-      } finally {
-        this.#saying = false;
-      }
+      this.#say(n, "the log reader took them slower than they came");
     }
     if (!this.#pending) return;
-    const bytes = encoder.encode(this.#pending);
+    const bytes = encoder.encode(this.#cut ? `\n${this.#pending}` : this.#pending);
     this.#pending = "";
     this.#writing = this.#writeAll(bytes).finally(() => {
       this.#writing = undefined;
     });
   }
 
+  /**
+   * Says that lines were dropped. Through the logger, so the line has its
+   * stamp, and syslog_server (when set) learns it too; it lands at the end
+   * of what is pending.
+   * @param n how many
+   * @param why the reason
+   */
+  #say(n: number, why: string): void {
+    this.#saying = true;
+    try {
+      this.warn(`stderr: ${n} log line${n === 1 ? " was" : "s were"} dropped: ${why}`);
+    } finally {
+      this.#saying = false;
+    }
+  }
+
   async #writeAll(bytes: Uint8Array): Promise<void> {
     let off = 0;
     while (off < bytes.length) {
       try {
-        off += await Deno.stderr.write(bytes.subarray(off));
+        const n = await Deno.stderr.write(bytes.subarray(off));
+        off += n;
+        if (n > 0) this.#cut = bytes[off - 1] !== 10;
       } catch (e) {
         // A non-blocking stderr (O_NONBLOCK is a flag of the open file,
         // shared with whoever else holds it) that is full: try again soon.
@@ -261,10 +294,22 @@ export class StderrSink {
           await new Promise((r) => setTimeout(r, FLUSH_EVERY_MS));
           continue;
         }
-        // stderr gone (closed, EPIPE): nothing sensible to do.
-        this.#gone = true;
-        this.#pending = "";
-        this.#dropped = 0;
+        if (
+          e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.BadResource ||
+          (e as { code?: unknown }).code === "EBADF"
+        ) {
+          // stderr gone for good (its reader ended, closed): nothing sensible to do.
+          this.#gone = true;
+          this.#pending = "";
+          this.#dropped = 0;
+          this.#lost = 0;
+          return;
+        }
+        // A failure that may pass (ENOSPC, EIO): these lines are lost (a
+        // line cut short at `off` with them: the next write ends it), and counted.
+        this.#lost += newlines(bytes.subarray(off));
+        this.#lostWhy = e instanceof Error ? e.message : String(e);
+        this.#retryAt = Date.now() + STDERR_RETRY_MS;
         return;
       }
     }
@@ -295,4 +340,15 @@ export class StderrSink {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * How many lines end in `bytes`.
+ * @param bytes text
+ * @returns its count of LF
+ */
+function newlines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++;
+  return n;
 }
