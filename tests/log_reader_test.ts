@@ -19,6 +19,7 @@ import {
   run,
   sh,
   smtpdArgs,
+  spawnLogged,
   startDaemon,
   swaks,
   waitFor,
@@ -223,6 +224,64 @@ Deno.test({
         await child.status;
       }
       await sh(`umount ${mnt}`);
+    }
+  },
+});
+
+/**
+ * Runs a command with its stderr in non-blocking mode (O_NONBLOCK, a flag
+ * of the open pipe, as a launcher that set it on a pipe it shares leaves it).
+ */
+const NONBLOCKING_STDERR = [
+  "-c",
+  "import fcntl, os, sys; fcntl.fcntl(2, fcntl.F_SETFL, fcntl.fcntl(2, fcntl.F_GETFL) | os.O_NONBLOCK); os.execv(sys.argv[1], sys.argv[1:])",
+];
+
+Deno.test({
+  name:
+    "two listener threads, a non-blocking stderr nobody reads, then read again: no line of one thread is spliced into a line of the other",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("lognb");
+    const { configFile } = await writeConfig(dir, `${DEBUG_PEER}\nsmtpd_listen_threads = 2`);
+    const proc = spawnLogged("python3", [
+      ...NONBLOCKING_STDERR,
+      Deno.execPath(),
+      ...await smtpdArgs(["serve", "-c", configFile]),
+    ]);
+    try {
+      const port = Number((await proc.waitForLog(/listening on 127\.0\.0\.1:(\d+)/, 15_000))![1]);
+      // Several clients, so that both threads have some (the kernel spreads
+      // connections over the two listening sockets); each dialog's lines
+      // (2,000 commands, 4,000 lines) stay within a thread's backlog. Then
+      // the log is read again: each thread's held lines go out in pieces as
+      // the pipe takes them, the two threads' writes in turn. A few rounds.
+      const clients = 6;
+      const rounds = 4;
+      for (let round = 1; round <= rounds; round++) {
+        proc.pauseLog();
+        await Promise.all(
+          Array.from({ length: clients }, () => heloFlood(port, 2 * GROUP, 15_000)),
+        );
+        proc.resumeLog();
+        await waitFor(
+          `every client's disconnect line, round ${round}`,
+          () => proc.log().split(": disconnect from ").length > round * clients,
+          20_000,
+        );
+      }
+      const lines = proc.log().split("\n").slice(0, -1);
+      const stamp = /[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ postfix\/smtpd\[\d+\]: /g;
+      const spliced = lines.filter((l) => !WHOLE_LINE.test(l) || l.match(stamp)!.length !== 1);
+      assert.deepEqual(spliced.slice(0, 5), [], `${spliced.length} lines spliced or cut`);
+      assert.equal(
+        lines.filter((l) => /: HELO flood\.example$/.test(l)).length,
+        rounds * clients * 2 * GROUP,
+        "no command line was lost",
+      );
+    } finally {
+      proc.resumeLog();
+      await proc.stop();
     }
   },
 });

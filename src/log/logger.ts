@@ -163,6 +163,79 @@ export const STDERR_BACKLOG = 4 * 1024 * 1024;
 const STDERR_RETRY_MS = 1000;
 
 /**
+ * How long a thread's turn at stderr may go without a sign of life (its
+ * write taken or retried) before another thread takes the turn: the
+ * holder's thread ended in the middle of a write.
+ */
+const STDERR_TURN_STALE_MS = 5000n;
+
+/**
+ * The process's turn at stderr, shared by its threads: one thread's
+ * batch of lines goes out whole before another's starts. A write to a
+ * pipe may be cut short (a non-blocking pipe with some room, a signal), and
+ * the rest of it, written next, must not come after another thread's
+ * lines: that would splice a line of one into a line of the other. The
+ * cell holds 0 (free) or, in one value, the time (ms) its holder took or
+ * renewed it (shifted 8 bits) and the holder's token, so that a holder
+ * taken over never gives back the new holder's turn.
+ */
+export class StderrTurn {
+  /** The cell, to hand to a listener thread. */
+  readonly buffer: SharedArrayBuffer;
+  #cell: BigInt64Array;
+  /** Tells this thread's values from the others' (1-255, handed out in turn). */
+  #token: bigint;
+  /** The value this thread put in the cell when it took the turn. */
+  #held = 0n;
+
+  /**
+   * @param buffer {@linkcode StderrTurn.buffer} of the main thread's turn
+   *   (a listener thread's), or none for a new one
+   */
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(16)) {
+    this.buffer = buffer;
+    this.#cell = new BigInt64Array(buffer);
+    // The second cell counts the threads' turns made (a replaced thread too).
+    this.#token = 1n + Atomics.add(this.#cell, 1, 1n) % 255n;
+  }
+
+  /**
+   * Takes the turn, unless another thread has it (and shows life).
+   * @returns whether this thread has the turn now
+   */
+  take(): boolean {
+    const mine = this.#now();
+    const held = Atomics.compareExchange(this.#cell, 0, 0n, mine);
+    // Held: by a thread alive, or by one that ended (taken over, unless
+    // another thread just did).
+    if (
+      held !== 0n &&
+      ((mine >> 8n) - (held >> 8n) < STDERR_TURN_STALE_MS ||
+        Atomics.compareExchange(this.#cell, 0, held, mine) !== held)
+    ) return false;
+    this.#held = mine;
+    return true;
+  }
+
+  /** Shows the turn's holder alive (a write retried): no one takes the turn. */
+  renew(): void {
+    const mine = this.#now();
+    if (
+      mine !== this.#held && Atomics.compareExchange(this.#cell, 0, this.#held, mine) === this.#held
+    ) this.#held = mine;
+  }
+
+  /** Gives the turn back (unless another thread took it meanwhile). */
+  give(): void {
+    Atomics.compareExchange(this.#cell, 0, this.#held, 0n);
+  }
+
+  #now(): bigint {
+    return (BigInt(Date.now()) << 8n) | this.#token;
+  }
+}
+
+/**
  * The stderr sink of one thread (its runtime's). Lines are collected and
  * written together every {@linkcode FLUSH_EVERY_MS} ms, so a reply never
  * waits for a log write and a busy thread makes one write for many
@@ -177,7 +250,8 @@ const STDERR_RETRY_MS = 1000;
  * that it drops lines, and says how many once stderr takes lines again.
  * (Postfix's processes wait for their log socket instead, and all mail
  * waits with them.) One write is on its way at a time, so lines keep
- * their order. A write that fails (stderr a file on a full file system)
+ * their order, and one thread's batch at a time ({@linkcode StderrTurn}),
+ * so a write cut short is not finished after another thread's lines. A write that fails (stderr a file on a full file system)
  * loses its lines, not the log: the next write comes a second later, and
  * the first that succeeds says how many were lost and why; only a stderr
  * that is gone for good (a pipe whose reader ended) is given up. Before
@@ -185,6 +259,8 @@ const STDERR_RETRY_MS = 1000;
  * {@linkcode StderrSink.settled} waits a bounded time for the rest.
  */
 export class StderrSink {
+  /** The process's turn at stderr. */
+  readonly turn: StderrTurn;
   #pending = "";
   #flusher: ReturnType<typeof setInterval> | undefined;
   #idleTicks = 0;
@@ -203,6 +279,14 @@ export class StderrSink {
   #retryAt = 0;
   /** A failed write ended in the middle of a line: the next write ends it first. */
   #cut = false;
+
+  /**
+   * @param turn the process's turn at stderr (a listener thread's is the
+   *   main thread's); default: one of its own (a process of one thread)
+   */
+  constructor(turn: StderrTurn = new StderrTurn()) {
+    this.turn = turn;
+  }
 
   /**
    * Says (as a warning of the thread's logger) that lines were dropped;
@@ -256,10 +340,12 @@ export class StderrSink {
       this.#dropped = 0;
       this.#say(n, "the log reader took them slower than they came");
     }
-    if (!this.#pending) return;
+    // Another thread's batch on its way: the next tick tries again.
+    if (!this.#pending || !this.turn.take()) return;
     const bytes = encoder.encode(this.#cut ? `\n${this.#pending}` : this.#pending);
     this.#pending = "";
     this.#writing = this.#writeAll(bytes).finally(() => {
+      this.turn.give();
       this.#writing = undefined;
     });
   }
@@ -287,10 +373,12 @@ export class StderrSink {
         const n = await Deno.stderr.write(bytes.subarray(off));
         off += n;
         if (n > 0) this.#cut = bytes[off - 1] !== 10;
+        if (off < bytes.length) this.turn.renew();
       } catch (e) {
         // A non-blocking stderr (O_NONBLOCK is a flag of the open file,
         // shared with whoever else holds it) that is full: try again soon.
         if (e instanceof Deno.errors.WouldBlock) {
+          this.turn.renew();
           await new Promise((r) => setTimeout(r, FLUSH_EVERY_MS));
           continue;
         }
@@ -330,8 +418,15 @@ export class StderrSink {
     const end = Date.now() + ms;
     for (;;) {
       this.#startWrite();
-      if (!this.#writing || Date.now() >= end) return;
       const left = end - Date.now();
+      if (left <= 0) return;
+      if (!this.#writing) {
+        // All out, or stderr failed a moment ago: nothing to wait for.
+        if (!this.#pending || this.#gone || Date.now() < this.#retryAt) return;
+        // Another thread has the turn: ask again soon.
+        await new Promise((r) => setTimeout(r, Math.min(FLUSH_EVERY_MS / 4, left)));
+        continue;
+      }
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         this.#writing,
