@@ -228,6 +228,83 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "stand-alone mode, stderr nobody reads, SIGTERM, then a client that sends on: no queue file is left half-written",
+  ...opts,
+  fn: async () => {
+    const dir = await makeWorkDir("logsig");
+    const { configFile, queueDir } = await writeConfig(dir, DEBUG_PEER);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: await smtpdArgs(["stdin", "-c", configFile]),
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped", // never read
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    const reader = child.stdout.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    /** The next `n` reply lines. */
+    const replies = async (n: number): Promise<string[]> => {
+      const end = Date.now() + 15_000;
+      while ((text.match(/\r\n/g) ?? []).length < n) {
+        const { value, done } = await reader.read();
+        if (done || Date.now() > end) throw new Error(`no reply: ${text.slice(-200)}`);
+        text += decoder.decode(value, { stream: true });
+      }
+      const lines = text.split("\r\n");
+      text = lines.slice(n).join("\r\n");
+      return lines.slice(0, n);
+    };
+    const send = (t: string) => writer.write(new TextEncoder().encode(t));
+    try {
+      assert.match((await replies(1))[0]!, /^220 /);
+      // Some 6,000 log lines: stderr's pipe is full.
+      await send("HELO x\r\n".repeat(3000));
+      assert.equal((await replies(3000)).filter((r) => r.startsWith("250 ")).length, 3000);
+      child.kill("SIGTERM");
+      // The process waits up to a second for stderr; a client that sends on
+      // meanwhile begins a message.
+      await send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      const [mail, rcpt, data] = await replies(3);
+      assert.match(`${mail} ${rcpt} ${data}`, /^250 .* 250 .* 354 /);
+      const body = `${"y".repeat(70)}\r\n`.repeat(2000);
+      const end = Date.now() + 10_000;
+      // Until the process ends (its stdin closes).
+      while (Date.now() < end) {
+        const sent = await send(body).then(() => true, () => false);
+        if (!sent) break;
+      }
+      const status = await child.status;
+      assert.equal(status.code, 128 + 15);
+      const left: string[] = [];
+      for (const sub of ["incoming", "maildrop"]) {
+        for await (const e of Deno.readDir(join(queueDir, sub))) {
+          const mode = (await Deno.stat(join(queueDir, sub, e.name))).mode ?? 0;
+          // A finished queue file has the owner's execute bit (Postfix's mark).
+          if (!(mode & 0o100)) {
+            left.push(
+              `${sub}/${e.name} (${(mode & 0o777).toString(8)}, ${
+                (await Deno.stat(join(queueDir, sub, e.name))).size
+              } bytes)`,
+            );
+          }
+        }
+      }
+      assert.deepEqual(left, [], "no half-written queue file");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+    }
+  },
+});
+
 /**
  * Runs a command with its stderr in non-blocking mode (O_NONBLOCK, a flag
  * of the open pipe, as a launcher that set it on a pipe it shares leaves it).
