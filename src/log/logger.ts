@@ -279,6 +279,14 @@ export class StderrSink {
   #retryAt = 0;
   /** A failed write ended in the middle of a line: the next write ends it first. */
   #cut = false;
+  /**
+   * The warnings about dropped lines not yet handed to a write, each with
+   * its count: a write that fails before one is out loses its count too,
+   * which the next warning then says.
+   */
+  #said: { line: string; n: number }[] = [];
+  /** The line of the warning being added. */
+  #sayingLine: string | undefined;
 
   /**
    * @param turn the process's turn at stderr (a listener thread's is the
@@ -297,6 +305,7 @@ export class StderrSink {
   /** The sink: collects a formatted line. */
   readonly write: LineSink = (line) => {
     if (this.#gone) return;
+    if (this.#saying) this.#sayingLine = line;
     // Once a line is dropped, every later one is, until the backlog goes
     // out: the log then has a gap where the warning says, not holes in it.
     if (
@@ -342,9 +351,11 @@ export class StderrSink {
     }
     // Another thread's batch on its way: the next tick tries again.
     if (!this.#pending || !this.turn.take()) return;
-    const bytes = encoder.encode(this.#cut ? `\n${this.#pending}` : this.#pending);
+    const text = this.#cut ? `\n${this.#pending}` : this.#pending;
+    const bytes = encoder.encode(text);
     this.#pending = "";
-    this.#writing = this.#writeAll(bytes).finally(() => {
+    const said = this.#placeSaid(text);
+    this.#writing = this.#writeAll(bytes, said).finally(() => {
       this.turn.give();
       this.#writing = undefined;
     });
@@ -364,9 +375,26 @@ export class StderrSink {
     } finally {
       this.#saying = false;
     }
+    if (this.#sayingLine !== undefined) this.#said.push({ line: this.#sayingLine, n });
+    this.#sayingLine = undefined;
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
+  /**
+   * Where in a batch its warnings end (in bytes), with their counts.
+   * @param text the batch (every warning said so far is in it)
+   * @returns each warning's end and count
+   */
+  #placeSaid(text: string): { end: number; n: number }[] {
+    if (this.#said.length === 0) return [];
+    const placed = this.#said.map(({ line, n }) => {
+      const at = text.indexOf(line);
+      return { end: at === -1 ? 0 : encoder.encode(text.slice(0, at + line.length)).length, n };
+    });
+    this.#said = [];
+    return placed;
+  }
+
+  async #writeAll(bytes: Uint8Array, said: { end: number; n: number }[]): Promise<void> {
     let off = 0;
     while (off < bytes.length) {
       try {
@@ -391,11 +419,13 @@ export class StderrSink {
           this.#pending = "";
           this.#dropped = 0;
           this.#lost = 0;
+          this.#said = [];
           return;
         }
         // A failure that may pass (ENOSPC, EIO): these lines are lost (a
         // line cut short at `off` with them: the next write ends it), and counted.
-        this.#lost += newlines(bytes.subarray(off));
+        this.#lost += newlines(bytes.subarray(off)) +
+          said.reduce((sum, w) => sum + (off < w.end ? w.n : 0), 0);
         this.#lostWhy = e instanceof Error ? e.message : String(e);
         this.#retryAt = Date.now() + STDERR_RETRY_MS;
         return;
