@@ -20,6 +20,7 @@ import {
   MailLog,
   parseSyslogServer,
   StderrSink,
+  StderrTurn,
   syslogSink,
 } from "./log/mod.ts";
 import {
@@ -136,6 +137,8 @@ export interface ThreadShares {
   readonly memory: SharedArrayBuffer;
   /** The per-client event rates (smtpd_client_*_rate_limit). */
   readonly rates: SharedArrayBuffer;
+  /** The process's turn at stderr ({@linkcode StderrTurn}). */
+  readonly stderrTurn: SharedArrayBuffer;
 }
 
 /** Options of {@linkcode buildRuntime}. */
@@ -215,7 +218,7 @@ export async function buildRuntime(
   const config = loaded.config;
   const { mode, thread } = options;
   const { listen, proxyNetworks } = validateSemantics(loaded);
-  const stderr = new StderrSink();
+  const stderr = new StderrSink(new StderrTurn(thread?.stderrTurn));
   const { logger, logSettled } = makeLogger(config, options.verbose, mode, stderr);
   const policy = compilePolicy(loaded, {
     dns: resolverOf(loaded, (text) => logger.warning(text)),
@@ -343,6 +346,7 @@ export async function buildRuntime(
       freeSpace: space.shared,
       memory: memory.shared,
       rates: rates.shared,
+      stderrTurn: stderr.turn.buffer,
     }),
     deps,
   });

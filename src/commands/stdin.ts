@@ -162,18 +162,25 @@ const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
 
 /**
  * Ends the process on a signal as Postfix's postdrop does: the queue file
- * being written is removed first, since no daemon start may ever come to
- * set it aside (a launcher stopping its instances, a hangup, Ctrl-C).
+ * being written is removed as it ends, since no daemon start may ever come
+ * to set it aside (a launcher stopping its instances, a hangup, Ctrl-C).
  * @param runtime the process's runtime
  * @returns removes the listeners
  */
 function onSignals({ store, logger, stderr }: Runtime): () => void {
   const listeners = (Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]).map((sig) => {
     const listener = () => {
-      store.removeUnfinished();
       logger.info(`terminating on signal ${sig}`);
       // Bounded: a stderr that takes nothing must not keep the process alive.
-      void stderr.settled(1000).then(() => Deno.exit(128 + SIGNALS[sig]));
+      // The session goes on meanwhile (a client that sends on writes its
+      // queue file, or begins one): what is unfinished is removed in the
+      // same turn as the exit, so that none is left half-written. (Removed
+      // before, a file whose creation was still to come was no longer
+      // tracked, then written and left behind.)
+      void stderr.settled(1000).then(() => {
+        store.removeUnfinished();
+        Deno.exit(128 + SIGNALS[sig]);
+      });
     };
     Deno.addSignalListener(sig, listener);
     return () => Deno.removeSignalListener(sig, listener);

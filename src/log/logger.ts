@@ -157,6 +157,85 @@ const FLUSH_EVERY_MS = 20;
 export const STDERR_BACKLOG = 4 * 1024 * 1024;
 
 /**
+ * How long after a failed write (a full file system, an I/O error) the
+ * next one waits: the lines held meanwhile go out once it succeeds.
+ */
+const STDERR_RETRY_MS = 1000;
+
+/**
+ * How long a thread's turn at stderr may go without a sign of life (its
+ * write taken or retried) before another thread takes the turn: the
+ * holder's thread ended in the middle of a write.
+ */
+const STDERR_TURN_STALE_MS = 5000n;
+
+/**
+ * The process's turn at stderr, shared by its threads: one thread's
+ * batch of lines goes out whole before another's starts. A write to a
+ * pipe may be cut short (a non-blocking pipe with some room, a signal), and
+ * the rest of it, written next, must not come after another thread's
+ * lines: that would splice a line of one into a line of the other. The
+ * cell holds 0 (free) or, in one value, the time (ms) its holder took or
+ * renewed it (shifted 8 bits) and the holder's token, so that a holder
+ * taken over never gives back the new holder's turn.
+ */
+export class StderrTurn {
+  /** The cell, to hand to a listener thread. */
+  readonly buffer: SharedArrayBuffer;
+  #cell: BigInt64Array;
+  /** Tells this thread's values from the others' (1-255, handed out in turn). */
+  #token: bigint;
+  /** The value this thread put in the cell when it took the turn. */
+  #held = 0n;
+
+  /**
+   * @param buffer {@linkcode StderrTurn.buffer} of the main thread's turn
+   *   (a listener thread's), or none for a new one
+   */
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(16)) {
+    this.buffer = buffer;
+    this.#cell = new BigInt64Array(buffer);
+    // The second cell counts the threads' turns made (a replaced thread too).
+    this.#token = 1n + Atomics.add(this.#cell, 1, 1n) % 255n;
+  }
+
+  /**
+   * Takes the turn, unless another thread has it (and shows life).
+   * @returns whether this thread has the turn now
+   */
+  take(): boolean {
+    const mine = this.#now();
+    const held = Atomics.compareExchange(this.#cell, 0, 0n, mine);
+    // Held: by a thread alive, or by one that ended (taken over, unless
+    // another thread just did).
+    if (
+      held !== 0n &&
+      ((mine >> 8n) - (held >> 8n) < STDERR_TURN_STALE_MS ||
+        Atomics.compareExchange(this.#cell, 0, held, mine) !== held)
+    ) return false;
+    this.#held = mine;
+    return true;
+  }
+
+  /** Shows the turn's holder alive (a write retried): no one takes the turn. */
+  renew(): void {
+    const mine = this.#now();
+    if (
+      mine !== this.#held && Atomics.compareExchange(this.#cell, 0, this.#held, mine) === this.#held
+    ) this.#held = mine;
+  }
+
+  /** Gives the turn back (unless another thread took it meanwhile). */
+  give(): void {
+    Atomics.compareExchange(this.#cell, 0, this.#held, 0n);
+  }
+
+  #now(): bigint {
+    return (BigInt(Date.now()) << 8n) | this.#token;
+  }
+}
+
+/**
  * The stderr sink of one thread (its runtime's). Lines are collected and
  * written together every {@linkcode FLUSH_EVERY_MS} ms, so a reply never
  * waits for a log write and a busy thread makes one write for many
@@ -171,10 +250,17 @@ export const STDERR_BACKLOG = 4 * 1024 * 1024;
  * that it drops lines, and says how many once stderr takes lines again.
  * (Postfix's processes wait for their log socket instead, and all mail
  * waits with them.) One write is on its way at a time, so lines keep
- * their order. Before the thread or process ends,
+ * their order, and one thread's batch at a time ({@linkcode StderrTurn}),
+ * so a write cut short is not finished after another thread's lines. A write that fails (stderr a file on a full file system)
+ * loses its lines, not the log: the next write comes a second later, and
+ * the first that succeeds says how many were lost and why; only a stderr
+ * that is gone for good (a pipe whose reader ended) is given up. Before
+ * the thread or process ends,
  * {@linkcode StderrSink.settled} waits a bounded time for the rest.
  */
 export class StderrSink {
+  /** The process's turn at stderr. */
+  readonly turn: StderrTurn;
   #pending = "";
   #flusher: ReturnType<typeof setInterval> | undefined;
   #idleTicks = 0;
@@ -186,6 +272,29 @@ export class StderrSink {
   #gone = false;
   /** The warning about dropped lines is being added (past the backlog's limit). */
   #saying = false;
+  /** Lines of failed writes since the last time that was said, and why they failed. */
+  #lost = 0;
+  #lostWhy = "";
+  /** After a failed write: no write before this time (ms since the epoch). */
+  #retryAt = 0;
+  /** A failed write ended in the middle of a line: the next write ends it first. */
+  #cut = false;
+  /**
+   * The warnings about dropped lines not yet handed to a write, each with
+   * its count: a write that fails before one is out loses its count too,
+   * which the next warning then says.
+   */
+  #said: { line: string; n: number }[] = [];
+  /** The line of the warning being added. */
+  #sayingLine: string | undefined;
+
+  /**
+   * @param turn the process's turn at stderr (a listener thread's is the
+   *   main thread's); default: one of its own (a process of one thread)
+   */
+  constructor(turn: StderrTurn = new StderrTurn()) {
+    this.turn = turn;
+  }
 
   /**
    * Says (as a warning of the thread's logger) that lines were dropped;
@@ -196,6 +305,7 @@ export class StderrSink {
   /** The sink: collects a formatted line. */
   readonly write: LineSink = (line) => {
     if (this.#gone) return;
+    if (this.#saying) this.#sayingLine = line;
     // Once a line is dropped, every later one is, until the backlog goes
     // out: the log then has a gap where the warning says, not holes in it.
     if (
@@ -213,7 +323,7 @@ export class StderrSink {
   };
 
   #tick = (): void => {
-    if (this.#pending || this.#dropped || this.#writing) {
+    if (this.#pending || this.#dropped || this.#lost || this.#writing) {
       this.#idleTicks = 0;
       this.#startWrite();
     } else if (++this.#idleTicks >= 1000 / FLUSH_EVERY_MS) {
@@ -225,46 +335,99 @@ export class StderrSink {
 
   /** Starts writing what is pending, unless a write is still on its way. */
   #startWrite(): void {
-    if (this.#writing || this.#gone) return;
+    if (this.#writing || this.#gone || Date.now() < this.#retryAt) return;
+    if (this.#lost > 0) {
+      // The lines lost came before every line held now: the warning goes first.
+      const held = this.#pending;
+      this.#pending = "";
+      this.#say(this.#lost, `writing them failed: ${this.#lostWhy}`);
+      this.#pending += held;
+      this.#lost = 0;
+    }
     if (this.#dropped > 0) {
       const n = this.#dropped;
       this.#dropped = 0;
-      // Through the logger, so the line has its stamp, and syslog_server
-      // (when set) learns it too; it lands at the end of what is pending.
-      this.#saying = true;
-      try {
-        this.warn(
-          `stderr: ${n} log line${n === 1 ? " was" : "s were"} dropped: ` +
-            "the log reader took them slower than they came",
-        );
-      } finally {
-        this.#saying = false;
-      }
+      this.#say(n, "the log reader took them slower than they came");
     }
-    if (!this.#pending) return;
-    const bytes = encoder.encode(this.#pending);
+    // Another thread's batch on its way: the next tick tries again.
+    if (!this.#pending || !this.turn.take()) return;
+    const text = this.#cut ? `\n${this.#pending}` : this.#pending;
+    const bytes = encoder.encode(text);
     this.#pending = "";
-    this.#writing = this.#writeAll(bytes).finally(() => {
+    const said = this.#placeSaid(text);
+    this.#writing = this.#writeAll(bytes, said).finally(() => {
+      this.turn.give();
       this.#writing = undefined;
     });
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
+  /**
+   * Says that lines were dropped. Through the logger, so the line has its
+   * stamp, and syslog_server (when set) learns it too; it lands at the end
+   * of what is pending.
+   * @param n how many
+   * @param why the reason
+   */
+  #say(n: number, why: string): void {
+    this.#saying = true;
+    try {
+      this.warn(`stderr: ${n} log line${n === 1 ? " was" : "s were"} dropped: ${why}`);
+    } finally {
+      this.#saying = false;
+    }
+    if (this.#sayingLine !== undefined) this.#said.push({ line: this.#sayingLine, n });
+    this.#sayingLine = undefined;
+  }
+
+  /**
+   * Where in a batch its warnings end (in bytes), with their counts.
+   * @param text the batch (every warning said so far is in it)
+   * @returns each warning's end and count
+   */
+  #placeSaid(text: string): { end: number; n: number }[] {
+    if (this.#said.length === 0) return [];
+    const placed = this.#said.map(({ line, n }) => {
+      const at = text.indexOf(line);
+      return { end: at === -1 ? 0 : encoder.encode(text.slice(0, at + line.length)).length, n };
+    });
+    this.#said = [];
+    return placed;
+  }
+
+  async #writeAll(bytes: Uint8Array, said: { end: number; n: number }[]): Promise<void> {
     let off = 0;
     while (off < bytes.length) {
       try {
-        off += await Deno.stderr.write(bytes.subarray(off));
+        const n = await Deno.stderr.write(bytes.subarray(off));
+        off += n;
+        if (n > 0) this.#cut = bytes[off - 1] !== 10;
+        if (off < bytes.length) this.turn.renew();
       } catch (e) {
         // A non-blocking stderr (O_NONBLOCK is a flag of the open file,
         // shared with whoever else holds it) that is full: try again soon.
         if (e instanceof Deno.errors.WouldBlock) {
+          this.turn.renew();
           await new Promise((r) => setTimeout(r, FLUSH_EVERY_MS));
           continue;
         }
-        // stderr gone (closed, EPIPE): nothing sensible to do.
-        this.#gone = true;
-        this.#pending = "";
-        this.#dropped = 0;
+        if (
+          e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.BadResource ||
+          (e as { code?: unknown }).code === "EBADF"
+        ) {
+          // stderr gone for good (its reader ended, closed): nothing sensible to do.
+          this.#gone = true;
+          this.#pending = "";
+          this.#dropped = 0;
+          this.#lost = 0;
+          this.#said = [];
+          return;
+        }
+        // A failure that may pass (ENOSPC, EIO): these lines are lost (a
+        // line cut short at `off` with them: the next write ends it), and counted.
+        this.#lost += newlines(bytes.subarray(off)) +
+          said.reduce((sum, w) => sum + (off < w.end ? w.n : 0), 0);
+        this.#lostWhy = e instanceof Error ? e.message : String(e);
+        this.#retryAt = Date.now() + STDERR_RETRY_MS;
         return;
       }
     }
@@ -285,8 +448,15 @@ export class StderrSink {
     const end = Date.now() + ms;
     for (;;) {
       this.#startWrite();
-      if (!this.#writing || Date.now() >= end) return;
       const left = end - Date.now();
+      if (left <= 0) return;
+      if (!this.#writing) {
+        // All out, or stderr failed a moment ago: nothing to wait for.
+        if (!this.#pending || this.#gone || Date.now() < this.#retryAt) return;
+        // Another thread has the turn: ask again soon.
+        await new Promise((r) => setTimeout(r, Math.min(FLUSH_EVERY_MS / 4, left)));
+        continue;
+      }
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         this.#writing,
@@ -295,4 +465,15 @@ export class StderrSink {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * How many lines end in `bytes`.
+ * @param bytes text
+ * @returns its count of LF
+ */
+function newlines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++;
+  return n;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cutRecordText, Logger, MAX_RECORD_TEXT } from "./logger.ts";
+import { cutRecordText, Logger, MAX_RECORD_TEXT, StderrTurn } from "./logger.ts";
 
 Deno.test("Logger: a record's text is sanitized and cut at 2000 bytes (Postfix's MSG_SYSLOG_RECLEN)", () => {
   const lines: string[] = [];
@@ -31,4 +31,22 @@ Deno.test("Logger: the cut counts UTF-8 bytes, as Postfix's, and never splits a 
   assert.equal(emoji, `a${"\u{1f600}".repeat(499)}`);
   assert.equal(cutRecordText("\u00e9".repeat(1000)), "\u00e9".repeat(1000));
   assert.equal(cutRecordText("\u00e9".repeat(1001)), "\u00e9".repeat(1000));
+});
+
+Deno.test("StderrTurn: one thread's batch at a time; a holder silent for 5 s is taken over", () => {
+  const main = new StderrTurn();
+  const other = new StderrTurn(main.buffer);
+  assert.ok(main.take());
+  assert.equal(other.take(), false, "held by a thread alive");
+  main.give();
+  assert.ok(other.take());
+  assert.equal(main.take(), false);
+  // The holder's thread ended mid-write: its time in the cell grows old.
+  new BigInt64Array(main.buffer)[0] = BigInt(Date.now() - 6000) << 8n;
+  assert.ok(main.take(), "taken over");
+  // The old holder gives back nothing it no longer holds.
+  other.give();
+  assert.equal(other.take(), false);
+  main.give();
+  assert.ok(other.take());
 });

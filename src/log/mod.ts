@@ -4,7 +4,7 @@
  * @module
  */
 
-export { Logger, SEVERITY, StderrSink } from "./logger.ts";
+export { Logger, SEVERITY, StderrSink, StderrTurn } from "./logger.ts";
 export { FACILITY, parseSyslogServer, syslogSink } from "./syslog_sink.ts";
 export type { SyslogTarget } from "./syslog_sink.ts";
 export type { LineSink } from "./logger.ts";
