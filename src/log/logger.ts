@@ -251,12 +251,14 @@ export class StderrTurn {
  * (Postfix's processes wait for their log socket instead, and all mail
  * waits with them.) One write is on its way at a time, so lines keep
  * their order, and one thread's batch at a time ({@linkcode StderrTurn}),
- * so a write cut short is not finished after another thread's lines. A write that fails (stderr a file on a full file system)
- * loses its lines, not the log: the next write comes a second later, and
- * the first that succeeds says how many were lost and why; only a stderr
- * that is gone for good (a pipe whose reader ended) is given up. Before
- * the thread or process ends,
- * {@linkcode StderrSink.settled} waits a bounded time for the rest.
+ * so a write cut short is not finished after another thread's lines.
+ *
+ * A write that fails (stderr a file on a full file system) loses its
+ * lines, not the log: the next write comes a second later, and the first
+ * that succeeds says how many were lost and why; only a stderr that is
+ * gone for good (a pipe whose reader ended) is given up. Before the thread
+ * or process ends, {@linkcode StderrSink.settled} waits a bounded time for
+ * the rest.
  */
 export class StderrSink {
   /** The process's turn at stderr. */
