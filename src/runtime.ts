@@ -107,19 +107,18 @@ export function makeLogger(
       sinks: to,
       utf8: config.smtputf8_enable,
     });
+  let logSettled = (_ms: number) => Promise.resolve();
   if (target && mode !== "check") {
     // Whether the syslog server can be reached is said where the operator
     // still sees it: on stderr only.
     const local = logger([...sinks]);
     const syslog = syslogSink(target, config.syslog_facility, (m) => local.warning(m));
     sinks.push(syslog);
-    const both = logger(sinks);
-    stderr.warn = (m) => both.warning(m);
-    return { logger: both, logSettled: (ms) => syslog.settled(ms) };
+    logSettled = (ms) => syslog.settled(ms);
   }
-  const only = logger(sinks);
-  stderr.warn = (m) => only.warning(m);
-  return { logger: only, logSettled: () => Promise.resolve() };
+  const all = logger(sinks);
+  stderr.warn = (m) => all.warning(m);
+  return { logger: all, logSettled };
 }
 
 /** What a runtime is for: a check opens nothing (no syslog socket). */
